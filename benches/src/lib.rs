@@ -1,0 +1,1 @@
+//! Benchmarks of xdhcpd: Criterion micro-benchmarks in `benches/`.

@@ -1,0 +1,304 @@
+//! The validated configuration: what the parser produces and what the engine, the lease store and
+//! the drivers consume. Nothing here refers to syntax; spans survive only in diagnostics.
+//!
+//! Scopes form a tree in an arena ([`Config::scopes`]): global → group / shared-network → subnet →
+//! pool / host / group … Each declaration points at its own [`ScopeId`]; a scope's
+//! [`Scope::parent`] links to the enclosing one, so the engine resolves a parameter by walking from
+//! the most specific scope up to the global one (dhcpd.conf(5): host > class > pool > subnet >
+//! shared-network > global).
+
+use std::net::Ipv4Addr;
+
+/// Index into [`Config::scopes`]. `ScopeId(0)` is the global scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScopeId(pub u32);
+
+impl ScopeId {
+    pub const GLOBAL: ScopeId = ScopeId(0);
+}
+
+/// Index into [`Config::subnets`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubnetId(pub u32);
+
+/// Index into [`Config::pools`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PoolId(pub u32);
+
+/// Index into [`Config::shared_networks`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SharedNetworkId(pub u32);
+
+/// Index into [`Config::hosts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostId(pub u32);
+
+/// Index into [`Config::classes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClassId(pub u32);
+
+/// `allow`, `deny` or `ignore` for a server-behaviour flag (dhcpd-conf.md §3.1). `Ignore` is
+/// `Deny` without logging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    Allow,
+    Deny,
+    Ignore,
+}
+
+/// One scope's own parameters. `None` means "not set here, ask the parent".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scope {
+    /// The enclosing scope; `None` only for the global scope.
+    pub parent: Option<ScopeId>,
+    /// `option NAME VALUE;` statements, already encoded to their wire bytes (the value part of
+    /// a DHCP option, without code and length), in declaration order; a later statement of the same
+    /// code wins.
+    pub options: Vec<(u8, Vec<u8>)>,
+    pub default_lease_time: Option<u32>,
+    pub max_lease_time: Option<u32>,
+    pub min_lease_time: Option<u32>,
+    pub authoritative: Option<bool>,
+    pub server_identifier: Option<Ipv4Addr>,
+    pub next_server: Option<Ipv4Addr>,
+    pub filename: Option<Vec<u8>>,
+    pub server_name: Option<Vec<u8>>,
+    pub unknown_clients: Option<Permission>,
+    pub bootp: Option<Permission>,
+    pub booting: Option<Permission>,
+    pub declines: Option<Permission>,
+    pub use_host_decl_names: Option<bool>,
+    pub always_broadcast: Option<bool>,
+    pub abandon_lease_time: Option<u32>,
+    pub one_lease_per_client: Option<bool>,
+    pub ping_check: Option<bool>,
+    pub min_secs: Option<u8>,
+    pub echo_client_id: Option<bool>,
+    pub ignore_client_uids: Option<bool>,
+}
+
+/// `subnet A netmask M { … }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subnet {
+    pub network: Ipv4Addr,
+    pub netmask: Ipv4Addr,
+    pub scope: ScopeId,
+    /// The shared network this subnet is on (an implicit one when it is not declared inside a
+    /// `shared-network`).
+    pub shared_network: SharedNetworkId,
+}
+
+impl Subnet {
+    pub fn contains(&self, address: Ipv4Addr) -> bool {
+        let mask = u32::from(self.netmask);
+        u32::from(address) & mask == u32::from(self.network) & mask
+    }
+
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !u32::from(self.netmask))
+    }
+}
+
+/// `shared-network NAME { … }`, or the implicit one around a lone subnet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedNetwork {
+    /// `None` for an implicit shared network.
+    pub name: Option<String>,
+    pub scope: ScopeId,
+    pub subnets: Vec<SubnetId>,
+    pub pools: Vec<PoolId>,
+}
+
+/// `range [dynamic-bootp] LOW [HIGH];`, inclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressRange {
+    pub low: Ipv4Addr,
+    pub high: Ipv4Addr,
+    pub dynamic_bootp: bool,
+}
+
+impl AddressRange {
+    pub fn contains(&self, address: Ipv4Addr) -> bool {
+        (u32::from(self.low)..=u32::from(self.high)).contains(&u32::from(address))
+    }
+
+    pub fn len(&self) -> u64 {
+        u64::from(u32::from(self.high)) - u64::from(u32::from(self.low)) + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// One entry of a pool's permit list (dhcpd-conf.md §3.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PermitKind {
+    KnownClients,
+    UnknownClients,
+    AllClients,
+    DynamicBootpClients,
+    MembersOf(ClassId),
+    /// `after DATE`, seconds since the epoch.
+    After(u32),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Permit {
+    pub allow: bool,
+    pub kind: PermitKind,
+}
+
+/// `pool { … }` (or the implicit pool of `range` statements directly inside a subnet).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pool {
+    pub scope: ScopeId,
+    pub shared_network: SharedNetworkId,
+    /// The subnet the pool was declared in; `None` when declared directly in a shared network.
+    pub subnet: Option<SubnetId>,
+    pub ranges: Vec<AddressRange>,
+    /// Empty means every client is eligible.
+    pub permits: Vec<Permit>,
+    /// `failover peer "NAME";` (inherited from the shared network unless `no failover peer;`).
+    pub failover_peer: Option<String>,
+}
+
+/// A hardware address: ARP type (1 = Ethernet) and up to 16 bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HardwareAddress {
+    pub htype: u8,
+    pub address: Vec<u8>,
+}
+
+/// `host NAME { … }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Host {
+    pub name: String,
+    pub scope: ScopeId,
+    pub hardware: Option<HardwareAddress>,
+    /// `option dhcp-client-identifier …;` inside the host, which identifies the client.
+    pub client_id: Option<Vec<u8>>,
+    /// `fixed-address`; the one inside the client's subnet is used.
+    pub fixed_addresses: Vec<Ipv4Addr>,
+}
+
+/// `class "NAME" { … }` with its subclasses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Class {
+    pub name: String,
+    pub scope: ScopeId,
+    /// `match if EXPR;` — a member when it evaluates true.
+    pub match_if: Option<crate::config::expr::Expr>,
+    /// `match EXPR;` — the data a subclass must equal.
+    pub match_data: Option<crate::config::expr::Expr>,
+    /// `subclass "NAME" DATA [{ … }]`: the data and the subclass's own scope, if it has a body.
+    pub subclasses: Vec<(Vec<u8>, Option<ScopeId>)>,
+}
+
+/// `failover peer "NAME" { … }` (failover.md §13). Only parsed and validated here; the failover
+/// issue implements the protocol.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailoverPeerConfig {
+    pub name: String,
+    pub primary: bool,
+    pub address: Option<Ipv4Addr>,
+    pub port: u16,
+    pub peer_address: Option<Ipv4Addr>,
+    pub peer_port: u16,
+    pub max_response_delay: u32,
+    pub max_unacked_updates: u32,
+    pub mclt: u32,
+    /// `split N` (0-256) or `hba` converted to the 32-byte bitmap, primary's buckets set.
+    pub hba: Option<[u8; 32]>,
+    pub load_balance_max_seconds: u32,
+    pub max_lease_misbalance: u32,
+    pub max_lease_ownership: u32,
+    pub min_balance: u32,
+    pub max_balance: u32,
+    pub auto_partner_down: u32,
+}
+
+/// `key NAME { algorithm ALG; secret "BASE64"; }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub name: String,
+    pub algorithm: String,
+    /// The decoded secret.
+    pub secret: Vec<u8>,
+}
+
+/// A non-fatal diagnostic (statements tagged "later" in dhcpd-conf.md): printed as
+/// `file:line:column: message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    pub location: String,
+    pub message: String,
+}
+
+/// The whole validated configuration.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Config {
+    /// `scopes[0]` is the global scope.
+    pub scopes: Vec<Scope>,
+    pub shared_networks: Vec<SharedNetwork>,
+    pub subnets: Vec<Subnet>,
+    pub pools: Vec<Pool>,
+    pub hosts: Vec<Host>,
+    pub classes: Vec<Class>,
+    pub failover_peers: Vec<FailoverPeerConfig>,
+    pub keys: Vec<Key>,
+    pub omapi_port: Option<u16>,
+    pub omapi_key: Option<String>,
+    pub lease_file_name: Option<String>,
+    pub pid_file_name: Option<String>,
+    pub log_facility: Option<String>,
+    /// `lease-id-format hex` (default octal) for `uid` in the lease file.
+    pub lease_id_format_hex: bool,
+    pub warnings: Vec<Warning>,
+}
+
+impl Config {
+    pub fn scope(&self, id: ScopeId) -> &Scope {
+        &self.scopes[id.0 as usize]
+    }
+
+    /// The chain of scopes from `id` up to the global scope, most specific first.
+    pub fn scope_chain(&self, id: ScopeId) -> impl Iterator<Item = &Scope> + '_ {
+        let mut next = Some(id);
+        std::iter::from_fn(move || {
+            let current = self.scopes.get(next?.0 as usize)?;
+            next = current.parent;
+            Some(current)
+        })
+    }
+
+    /// The subnet containing `address`, most specific (longest mask) first.
+    pub fn subnet_for(&self, address: Ipv4Addr) -> Option<SubnetId> {
+        self.subnets
+            .iter()
+            .enumerate()
+            .filter(|(_, subnet)| subnet.contains(address))
+            .max_by_key(|(_, subnet)| u32::from(subnet.netmask))
+            .map(|(index, _)| SubnetId(index as u32))
+    }
+
+    pub fn subnet(&self, id: SubnetId) -> &Subnet {
+        &self.subnets[id.0 as usize]
+    }
+
+    pub fn pool(&self, id: PoolId) -> &Pool {
+        &self.pools[id.0 as usize]
+    }
+
+    pub fn shared_network(&self, id: SharedNetworkId) -> &SharedNetwork {
+        &self.shared_networks[id.0 as usize]
+    }
+
+    pub fn host(&self, id: HostId) -> &Host {
+        &self.hosts[id.0 as usize]
+    }
+
+    pub fn class(&self, id: ClassId) -> &Class {
+        &self.classes[id.0 as usize]
+    }
+}

@@ -1,0 +1,160 @@
+//! One lease as the store keeps it and as dhcpd.leases writes it (dhcpd-conf.md §8.4).
+//!
+//! Kept compact (the goal is ≤ 200 bytes per lease with indices at 1 M leases): times are `u32`
+//! seconds since the epoch as ISC keeps them, rare fields live behind one optional box.
+
+use std::net::Ipv4Addr;
+
+/// Seconds since the Unix epoch, UTC. [`NEVER`] is ISC's "never" (`ends never;`); 0 is "absent".
+pub type UnixTime = u32;
+
+/// `ends never;` — also what any year ≥ 2038 reads as (dhcpd-conf.md §8.1).
+pub const NEVER: UnixTime = u32::MAX;
+
+/// Binding states of dhcpd.leases and of the failover protocol (failover.md binding states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum BindingState {
+    #[default]
+    Free = 1,
+    Active = 2,
+    Expired = 3,
+    Released = 4,
+    Abandoned = 5,
+    Reset = 6,
+    Backup = 7,
+}
+
+impl BindingState {
+    /// The word dhcpd.leases uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindingState::Free => "free",
+            BindingState::Active => "active",
+            BindingState::Expired => "expired",
+            BindingState::Released => "released",
+            BindingState::Abandoned => "abandoned",
+            BindingState::Reset => "reset",
+            BindingState::Backup => "backup",
+        }
+    }
+
+    pub fn from_word(word: &str) -> Option<Self> {
+        Some(match word.to_ascii_lowercase().as_str() {
+            "free" => BindingState::Free,
+            "active" => BindingState::Active,
+            "expired" => BindingState::Expired,
+            "released" => BindingState::Released,
+            "abandoned" => BindingState::Abandoned,
+            "reset" => BindingState::Reset,
+            "backup" => BindingState::Backup,
+            _ => return None,
+        })
+    }
+}
+
+/// A hardware address as stored: ARP type, length, up to 16 bytes inline (no allocation).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Hardware {
+    pub htype: u8,
+    pub len: u8,
+    pub bytes: [u8; 16],
+}
+
+impl Hardware {
+    /// `None` when longer than 16 bytes.
+    pub fn new(htype: u8, address: &[u8]) -> Option<Self> {
+        let mut bytes = [0; 16];
+        bytes.get_mut(..address.len())?.copy_from_slice(address);
+        Some(Self {
+            htype,
+            len: address.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn address(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len).min(16)]
+    }
+}
+
+impl std::fmt::Debug for Hardware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/", self.htype)?;
+        for (index, byte) in self.address().iter().enumerate() {
+            if index > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Lease flags (`reserved;`, `dynamic-bootp;`).
+pub mod flags {
+    pub const RESERVED: u8 = 1;
+    pub const BOOTP: u8 = 2;
+}
+
+/// Rarely present parts of a lease, boxed to keep [`Lease`] small.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseExtra {
+    /// `set NAME = VALUE;` with VALUE kept as the lease file writes it (`"…"`, `%N`, `true`).
+    pub variables: Vec<(String, String)>,
+    /// Stashed relay-agent sub-options: (sub-option code, bytes); 1 = circuit-id, 2 = remote-id.
+    pub agent_options: Vec<(u8, Vec<u8>)>,
+    /// `billing class "NAME";` and other statements kept verbatim for the rewrite.
+    pub verbatim: Vec<String>,
+}
+
+/// One lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub address: Ipv4Addr,
+    pub starts: UnixTime,
+    pub ends: UnixTime,
+    /// Failover times (failover.md §7.1); 0 when absent.
+    pub tstp: UnixTime,
+    pub tsfp: UnixTime,
+    pub atsfp: UnixTime,
+    pub cltt: UnixTime,
+    pub binding_state: BindingState,
+    pub next_binding_state: BindingState,
+    pub rewind_binding_state: BindingState,
+    /// [`flags`] bits.
+    pub flags: u8,
+    pub hardware: Option<Hardware>,
+    /// Client identifier (option 61).
+    pub uid: Option<Box<[u8]>>,
+    pub client_hostname: Option<Box<str>>,
+    pub extra: Option<Box<LeaseExtra>>,
+}
+
+impl Lease {
+    /// A never-used lease for `address`.
+    pub fn free(address: Ipv4Addr) -> Self {
+        Self {
+            address,
+            starts: 0,
+            ends: 0,
+            tstp: 0,
+            tsfp: 0,
+            atsfp: 0,
+            cltt: 0,
+            binding_state: BindingState::Free,
+            next_binding_state: BindingState::Free,
+            rewind_binding_state: BindingState::Free,
+            flags: 0,
+            hardware: None,
+            uid: None,
+            client_hostname: None,
+            extra: None,
+        }
+    }
+
+    /// True when the lease binds a client at `now` (ACTIVE and not past its end).
+    pub fn is_active_at(&self, now: UnixTime) -> bool {
+        self.binding_state == BindingState::Active && (self.ends == NEVER || self.ends > now)
+    }
+}

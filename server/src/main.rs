@@ -1,0 +1,5 @@
+//! `xdhcpd`: the daemon binary.
+
+fn main() {
+    println!("xdhcpd");
+}

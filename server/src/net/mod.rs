@@ -1,0 +1,1 @@
+//! Packet I/O: UDP sockets per interface and core, relay and broadcast replies (RFC 2131 §4.1).

@@ -1,0 +1,2 @@
+//! `cargo xtask …`: set-up, demo, test, bench.
+fn main() {}
