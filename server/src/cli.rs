@@ -1,1 +1,194 @@
-//! The ISC-compatible command line (dhcpd(8)) plus modern long options.
+//! The command line: ISC dhcpd(8)'s flags, so that an existing init script or systemd unit works
+//! after swapping the binary, plus modern long options.
+//!
+//! ISC uses single-dash multi-letter flags (`-cf`, `-lf`, `-pf`, `-tf`, `-user`, `-group`,
+//! `-chroot`, `-play`); clap would read `-cf` as `-c -f`, so [`translate_isc_arguments`] rewrites
+//! them to long options before clap parses.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Where Debian's isc-dhcp-server keeps its files (dhcpd-conf.md §4, §10).
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/dhcp/dhcpd.conf";
+pub const DEFAULT_LEASES_PATH: &str = "/var/lib/dhcp/dhcpd.leases";
+pub const DEFAULT_PID_PATH: &str = "/var/run/dhcpd.pid";
+
+/// xdhcpd command line.
+#[derive(Debug, Clone, Parser, PartialEq, Eq)]
+#[command(
+    name = "xdhcpd",
+    version,
+    about = "DHCPv4 server, drop-in replacement for ISC dhcpd 4.4, with an XDP fast path",
+    after_help = "ISC-style flags are accepted as well: -cf FILE, -lf FILE, -pf FILE, -f, -d, -q, \
+                  -t, -T, -4, -p PORT, and interface names."
+)]
+pub struct Cli {
+    /// Configuration file (ISC: -cf).
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Lease file (ISC: -lf); defaults to the config's lease-file-name, then
+    /// /var/lib/dhcp/dhcpd.leases.
+    #[arg(long = "leases", value_name = "FILE")]
+    pub leases: Option<PathBuf>,
+
+    /// PID file (ISC: -pf); defaults to the config's pid-file-name, then /var/run/dhcpd.pid.
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Stay in the foreground (ISC: -f).
+    #[arg(short = 'f', long = "foreground")]
+    pub foreground: bool,
+
+    /// Log to standard error; implies --foreground (ISC: -d).
+    #[arg(short = 'd', long = "log-stderr")]
+    pub log_to_stderr: bool,
+
+    /// Quiet start: no banner (ISC: -q).
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+
+    /// Check the configuration file and exit 0 when it is valid, 1 otherwise (ISC: -t).
+    #[arg(short = 't', long = "test-config")]
+    pub test_config: bool,
+
+    /// Check the lease file and exit 0 when it is valid, 1 otherwise (ISC: -T).
+    #[arg(short = 'T', long = "test-leases")]
+    pub test_leases: bool,
+
+    /// DHCPv4 (the only protocol xdhcpd serves; accepted for compatibility, ISC: -4).
+    #[arg(short = '4')]
+    pub ipv4: bool,
+
+    /// UDP port to listen on instead of 67; clients are answered on PORT+1 (ISC: -p).
+    #[arg(short = 'p', long = "port", value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Interface to serve (repeatable); the trailing interface names do the same.
+    #[arg(long = "interface", value_name = "IFACE")]
+    pub interface: Vec<String>,
+
+    /// Do not load the XDP program: serve everything from userspace.
+    #[arg(long = "no-xdp")]
+    pub no_xdp: bool,
+
+    /// Serve Prometheus metrics over HTTP on this address, e.g. 127.0.0.1:9167.
+    #[arg(long = "metrics-listen", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Worker threads (sockets per interface); defaults to the number of cores.
+    #[arg(long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// ISC's -user/-group/-chroot/-tf/-play: accepted and ignored with a warning.
+    #[arg(long = "isc-ignored", hide = true, value_name = "FLAG=VALUE")]
+    pub isc_ignored: Vec<String>,
+
+    /// Interfaces to serve (ISC: trailing interface names).
+    #[arg(value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+}
+
+impl Cli {
+    /// Parses the process arguments, ISC forms included.
+    pub fn from_env() -> Self {
+        Self::parse_from(translate_isc_arguments(std::env::args()))
+    }
+
+    /// Every interface named, from `--interface` and the trailing names.
+    pub fn all_interfaces(&self) -> Vec<String> {
+        self.interface
+            .iter()
+            .chain(self.interfaces.iter())
+            .cloned()
+            .collect()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+    }
+
+    pub fn foreground(&self) -> bool {
+        self.foreground || self.log_to_stderr || self.test_config || self.test_leases
+    }
+}
+
+/// Rewrites ISC's single-dash multi-letter flags into long options (the first item is the
+/// program name and is kept).
+pub fn translate_isc_arguments(arguments: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut translated = Vec::new();
+    let mut arguments = arguments.into_iter();
+    if let Some(program) = arguments.next() {
+        translated.push(program);
+    }
+    while let Some(argument) = arguments.next() {
+        match argument.as_str() {
+            "-cf" => translated.push("--config".into()),
+            "-lf" => translated.push("--leases".into()),
+            "-pf" => translated.push("--pid-file".into()),
+            // Flags with a value that xdhcpd does not act on.
+            "-user" | "-group" | "-chroot" | "-tf" | "-play" => {
+                let value = arguments.next().unwrap_or_default();
+                translated.push(format!("--isc-ignored={}={value}", &argument[1..]));
+            }
+            // dhcpd's DHCPv6 and debugging switches without a value.
+            "-6" | "-s" | "-n" => translated.push(format!("--isc-ignored={}", &argument[1..])),
+            _ => translated.push(argument),
+        }
+    }
+    translated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Cli {
+        Cli::parse_from(translate_isc_arguments(
+            line.split_whitespace().map(String::from),
+        ))
+    }
+
+    #[test]
+    fn debian_init_script_command_line() {
+        let cli = parse("dhcpd -4 -q -cf /etc/dhcp/dhcpd.conf eth0 eth1");
+        assert!(cli.ipv4 && cli.quiet);
+        assert_eq!(cli.config_path(), PathBuf::from("/etc/dhcp/dhcpd.conf"));
+        assert_eq!(cli.all_interfaces(), vec!["eth0", "eth1"]);
+        assert!(!cli.foreground());
+    }
+
+    #[test]
+    fn isc_flags_with_values() {
+        let cli = parse("xdhcpd -f -d -cf a.conf -lf b.leases -pf c.pid -p 6767 -user dhcpd veth0");
+        assert_eq!(cli.leases, Some(PathBuf::from("b.leases")));
+        assert_eq!(cli.pid_file, Some(PathBuf::from("c.pid")));
+        assert_eq!(cli.port, Some(6767));
+        assert!(cli.foreground());
+        assert_eq!(cli.isc_ignored, vec!["user=dhcpd"]);
+        assert_eq!(cli.all_interfaces(), vec!["veth0"]);
+    }
+
+    #[test]
+    fn check_modes() {
+        assert!(parse("xdhcpd -t -cf x.conf").test_config);
+        assert!(parse("xdhcpd -T -lf x.leases").test_leases);
+    }
+
+    #[test]
+    fn modern_long_options() {
+        let cli = parse(
+            "xdhcpd --config a --leases b --interface eth0 --no-xdp --metrics-listen 127.0.0.1:9167",
+        );
+        assert!(cli.no_xdp);
+        assert_eq!(cli.all_interfaces(), vec!["eth0"]);
+        assert_eq!(
+            cli.metrics_listen,
+            Some("127.0.0.1:9167".parse().unwrap())
+        );
+    }
+}

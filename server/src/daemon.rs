@@ -1,1 +1,456 @@
-//! Wires config, lease store, engine and packet I/O into the running server.
+//! Wires config, lease store, engine and packet I/O into the running server. This is the driver:
+//! it owns the clock, the sockets and the threads; every protocol decision is the engine's.
+//!
+//! Threads: one worker per (interface, core) socket (`SO_REUSEPORT` spreads packets), the group
+//! committer of the lease log (it also sends the replies that promise a lease, after fsync), one
+//! expiry ticker, and optionally the metrics endpoint. The lease store is one mutex: a decision
+//! holds it for a few microseconds, and a worker takes it once per received batch.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+
+use crate::cli::{Cli, DEFAULT_LEASES_PATH, DEFAULT_PID_PATH};
+use crate::config::model::Config;
+use crate::engine::{Decision, Destination, Engine, Outcome, Request};
+use crate::lease::commit::GroupCommit;
+use crate::lease::record::UnixTime;
+use crate::lease::store::LeaseStore;
+use crate::metrics::Metrics;
+use crate::net::interfaces::{self, Interface};
+use crate::net::socket::{DhcpSocket, ReceiveBatch, SendBatch};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(String),
+    #[error("lease file {path}: {message}")]
+    Leases { path: PathBuf, message: String },
+    #[error("interface: {0}")]
+    Interface(#[from] interfaces::InterfaceError),
+    #[error("Not configured to listen on any interfaces!")]
+    NoInterfaces,
+    #[error("socket on {interface}: {source}")]
+    Socket {
+        interface: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Seconds since the Unix epoch.
+#[expect(clippy::disallowed_methods, reason = "driver owns the clock")]
+pub fn unix_now() -> UnixTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs().min(u64::from(u32::MAX - 1)) as UnixTime)
+        .unwrap_or(0)
+}
+
+/// Set by SIGTERM/SIGINT.
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_terminate(_signal: libc::c_int) {
+    SHUTDOWN.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_terminate as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_terminate as libc::sighandler_t);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// A reply that may leave only once its lease is durable.
+pub struct PendingReply {
+    socket: Arc<DhcpSocket>,
+    payload: Vec<u8>,
+    destination: SocketAddrV4,
+}
+
+/// What every worker shares.
+struct Shared {
+    engine: Engine,
+    leases: Arc<Mutex<LeaseStore>>,
+    metrics: Arc<Metrics>,
+    committer: GroupCommit<Option<PendingReply>>,
+    /// The server port (67 or `-p`); clients are answered on port + 1 (RFC 2131 §4.1).
+    port: u16,
+    lease_id_format_hex: bool,
+}
+
+/// The lease file path: `-lf`, else the config's `lease-file-name`, else Debian's default.
+pub fn leases_path(cli: &Cli, config: &Config) -> PathBuf {
+    cli.leases
+        .clone()
+        .or_else(|| config.lease_file_name.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_LEASES_PATH))
+}
+
+/// The interfaces to serve: the named ones, else every interface with an address inside a
+/// configured subnet (ISC: "No subnet declaration for IFACE" for the others).
+fn select_interfaces(cli: &Cli, config: &Config) -> Result<Vec<Interface>, DaemonError> {
+    let named = cli.all_interfaces();
+    if !named.is_empty() {
+        return named
+            .iter()
+            .map(|name| interfaces::find(name).map_err(DaemonError::from))
+            .collect();
+    }
+    let chosen: Vec<Interface> = interfaces::list()?
+        .into_iter()
+        .filter(|interface| {
+            !interface.is_loopback && config.subnet_for(interface.address).is_some()
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Err(DaemonError::NoInterfaces);
+    }
+    Ok(chosen)
+}
+
+/// Runs the server until SIGTERM/SIGINT.
+pub fn run(cli: &Cli) -> Result<(), DaemonError> {
+    let config_path = cli.config_path();
+    let config = crate::config::load_file(&config_path)
+        .map_err(|errors| DaemonError::Config(errors.to_string()))?;
+    for warning in &config.warnings {
+        log::warn!("{}: {}", warning.location, warning.message);
+    }
+    let config = Arc::new(config);
+    let leases_path = leases_path(cli, &config);
+    let now = unix_now();
+
+    // Load the lease file (ISC: a missing lease file is fatal; parse errors are logged and the
+    // rewrite below drops what could not be read).
+    let text = std::fs::read(&leases_path).map_err(|error| DaemonError::Leases {
+        path: leases_path.clone(),
+        message: format!("{error} (create an empty file to start without leases)"),
+    })?;
+    let lease_file = crate::lease::file::parse(&text, &leases_path.display().to_string());
+    for error in &lease_file.errors {
+        log::error!("{}: {error}", leases_path.display());
+    }
+    if lease_file.torn_tail {
+        log::warn!(
+            "{}: the last record was incomplete (crash while writing); it was dropped",
+            leases_path.display()
+        );
+    }
+    let mut store = LeaseStore::new(&config);
+    let loaded = lease_file.leases.len();
+    store.load(lease_file);
+    let expired = store.expire(now);
+    log::info!(
+        "loaded {loaded} leases from {} ({} expired since)",
+        leases_path.display(),
+        expired.len()
+    );
+    let leases = Arc::new(Mutex::new(store));
+    let metrics = Arc::new(Metrics::default());
+
+    let chosen = select_interfaces(cli, &config)?;
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1);
+    let port = cli.port.unwrap_or(server_common::DHCP_SERVER_PORT);
+    let mut sockets = Vec::new();
+    for interface in &chosen {
+        for _ in 0..threads {
+            let socket = DhcpSocket::bind(port, Some(&interface.name), Duration::from_millis(250))
+                .map_err(|source| DaemonError::Socket {
+                    interface: interface.name.clone(),
+                    source,
+                })?;
+            sockets.push((Arc::new(socket), interface.clone()));
+        }
+    }
+
+    let committer = spawn_committer(&leases_path, &leases, &metrics, config.lease_id_format_hex)?;
+    let shared = Arc::new(Shared {
+        engine: Engine::new(config.clone()),
+        leases: leases.clone(),
+        metrics: metrics.clone(),
+        committer,
+        port,
+        lease_id_format_hex: config.lease_id_format_hex,
+    });
+
+    // XDP: the fast path; without it (no privilege, old kernel) userspace serves everything.
+    let interface_names: Vec<String> = chosen.iter().map(|interface| interface.name.clone()).collect();
+    let _xdp = if cli.no_xdp {
+        log::info!("XDP disabled by --no-xdp; serving from userspace");
+        None
+    } else {
+        match crate::xdp::attach(&interface_names) {
+            Ok(attachment) => {
+                log::info!("XDP attached: {:?}", attachment.interfaces);
+                Some(attachment)
+            }
+            Err(error) => {
+                log::warn!("XDP not available ({error}); serving everything from userspace");
+                None
+            }
+        }
+    };
+
+    if let Some(listen) = cli.metrics_listen {
+        let metrics = metrics.clone();
+        let leases = leases.clone();
+        let stats = shared.committer.stats();
+        crate::metrics::serve(
+            listen,
+            Arc::new(move || {
+                let count = leases.lock().map(|store| store.len() as u64).unwrap_or(0);
+                let snapshot = stats.snapshot();
+                metrics.render(&[
+                    ("xdhcpd_leases", "leases in the store", count),
+                    ("xdhcpd_commit_batches_total", "fsyncs of the lease log", snapshot.batches),
+                    ("xdhcpd_commit_records_total", "records written to the lease log", snapshot.records),
+                    ("xdhcpd_commit_batch_max", "largest group commit", snapshot.max_batch),
+                ])
+            }),
+        )?;
+    }
+
+    install_signal_handlers();
+    let mut workers = Vec::new();
+    for (index, (socket, interface)) in sockets.into_iter().enumerate() {
+        let shared = shared.clone();
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("dhcp-{}-{index}", interface.name))
+                .spawn(move || worker(&shared, &socket, &interface))?,
+        );
+    }
+    log::info!(
+        "xdhcpd serving {} on port {port} with {threads} worker(s) each; leases in {}",
+        interface_names.join(", "),
+        leases_path.display()
+    );
+
+    // The main thread drives expiry once a second until told to stop.
+    let mut last_expiry = unix_now();
+    while !SHUTDOWN.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = unix_now();
+        if now != last_expiry {
+            last_expiry = now;
+            expire(&shared, now);
+        }
+    }
+    log::info!("shutting down");
+    for worker in workers {
+        let _ = worker.join();
+    }
+    shared.committer.shutdown();
+    Ok(())
+}
+
+/// Moves leases past their end to their next state and logs the change.
+fn expire(shared: &Shared, now: UnixTime) {
+    let changed = match shared.leases.lock() {
+        Ok(mut store) => store.expire(now),
+        Err(_) => return,
+    };
+    if changed.is_empty() {
+        return;
+    }
+    shared.metrics.leases_expired.add(changed.len() as u64);
+    let mut record = Vec::new();
+    for lease in &changed {
+        crate::lease::file::write_lease(lease, shared.lease_id_format_hex, &mut record);
+    }
+    shared.committer.submit(record, None);
+}
+
+/// The group committer: writes and fsyncs batches of lease records, then sends the replies that
+/// waited for them.
+fn spawn_committer(
+    path: &Path,
+    leases: &Arc<Mutex<LeaseStore>>,
+    metrics: &Arc<Metrics>,
+    lease_id_format_hex: bool,
+) -> Result<GroupCommit<Option<PendingReply>>, DaemonError> {
+    let snapshot_leases = leases.clone();
+    let snapshot = move |buffer: &mut Vec<u8>| {
+        if let Ok(store) = snapshot_leases.lock() {
+            crate::lease::file::write_header(buffer);
+            for lease in store.iter() {
+                crate::lease::file::write_lease(lease, lease_id_format_hex, buffer);
+            }
+        }
+    };
+    let metrics = metrics.clone();
+    let on_durable = move |tokens: Vec<Option<PendingReply>>| {
+        metrics.leases_committed.add(tokens.len() as u64);
+        for reply in tokens.into_iter().flatten() {
+            match reply.socket.send_to(&reply.payload, reply.destination) {
+                Ok(_) => metrics.replies_sent.increment(),
+                Err(_) => metrics.send_errors.increment(),
+            }
+        }
+    };
+    GroupCommit::spawn(path, snapshot, on_durable).map_err(|error| DaemonError::Leases {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    })
+}
+
+/// One worker: receive a batch, decide each packet, send or hand over to the committer.
+fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
+    let mut incoming = ReceiveBatch::new();
+    let mut outgoing = SendBatch::default();
+    let mut messages = Vec::with_capacity(crate::net::socket::BATCH);
+    let mut decisions = Vec::with_capacity(crate::net::socket::BATCH);
+    while !SHUTDOWN.load(Ordering::Relaxed) {
+        match socket.receive_batch(&mut incoming) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(error) => {
+                log::error!("receive on {}: {error}", interface.name);
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        }
+        let now = unix_now();
+        messages.clear();
+        for (payload, source) in incoming.iter() {
+            shared.metrics.packets_received.increment();
+            match dhcproto::v4::Message::decode(&mut Decoder::new(payload)) {
+                Ok(message) => messages.push((message, source)),
+                Err(_) => shared.metrics.packets_malformed.increment(),
+            }
+        }
+        if messages.is_empty() {
+            continue;
+        }
+        decisions.clear();
+        {
+            let Ok(mut store) = shared.leases.lock() else {
+                return;
+            };
+            for (message, source) in &messages {
+                let request = Request {
+                    message,
+                    source: *source,
+                    interface_address: Some(interface.address),
+                };
+                decisions.push(shared.engine.handle(now, &request, &mut store));
+            }
+        }
+        for decision in decisions.drain(..) {
+            dispatch(shared, socket, interface, decision, &mut outgoing);
+        }
+        if !outgoing.is_empty() {
+            let queued = outgoing.len() as u64;
+            match socket.send_batch(&mut outgoing) {
+                Ok(sent) => {
+                    shared.metrics.replies_sent.add(sent as u64);
+                    shared.metrics.send_errors.add(queued - sent as u64);
+                }
+                Err(_) => shared.metrics.send_errors.add(queued),
+            }
+        }
+    }
+}
+
+/// Counts a decision, then sends its reply now (nothing to make durable) or queues it behind its
+/// lease records in the group committer.
+fn dispatch(
+    shared: &Shared,
+    socket: &Arc<DhcpSocket>,
+    interface: &Interface,
+    decision: Decision,
+    outgoing: &mut SendBatch,
+) {
+    let metrics = &shared.metrics;
+    match &decision.outcome {
+        Outcome::Offered => metrics.offers.increment(),
+        Outcome::Acked => metrics.acks.increment(),
+        Outcome::Nacked => metrics.naks.increment(),
+        Outcome::Informed => metrics.informs.increment(),
+        Outcome::Released => metrics.releases.increment(),
+        Outcome::Declined => metrics.declines.increment(),
+        Outcome::Ignored(reason) => {
+            metrics.ignored.increment();
+            log::debug!("ignored a request: {reason:?}");
+        }
+    }
+    let reply = decision.reply.and_then(|reply| {
+        let mut payload = Vec::with_capacity(576);
+        reply
+            .message
+            .encode(&mut Encoder::new(&mut payload))
+            .ok()
+            .map(|()| (payload, route(shared, socket, interface, &reply.destination)))
+    });
+    if decision.commit.is_empty() {
+        if let Some((payload, destination)) = reply {
+            outgoing.push(payload, destination);
+        }
+        return;
+    }
+    let mut record = Vec::with_capacity(256 * decision.commit.len());
+    for lease in &decision.commit {
+        crate::lease::file::write_lease(lease, shared.lease_id_format_hex, &mut record);
+    }
+    let pending = reply.map(|(payload, destination)| PendingReply {
+        socket: socket.clone(),
+        payload,
+        destination,
+    });
+    shared.committer.submit(record, pending);
+}
+
+/// The UDP destination of a reply (RFC 2131 §4.1).
+fn route(
+    shared: &Shared,
+    socket: &DhcpSocket,
+    interface: &Interface,
+    destination: &Destination,
+) -> SocketAddrV4 {
+    let client_port = shared.port.wrapping_add(1);
+    match destination {
+        // Relay agents listen on the server port (ISC sends to the relay's `local_port`).
+        Destination::Relay(giaddr) => SocketAddrV4::new(*giaddr, shared.port),
+        Destination::Unicast(address) => SocketAddrV4::new(*address, client_port),
+        Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port),
+        Destination::Hardware { address, hardware } => {
+            match crate::net::arp::set_entry(
+                socket.raw_fd(),
+                &interface.name,
+                *address,
+                hardware.address(),
+            ) {
+                Ok(()) => SocketAddrV4::new(*address, client_port),
+                Err(_) => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port),
+            }
+        }
+    }
+}
+
+/// Writes the PID file: `-pf`, else the config's `pid-file-name`, else /var/run/dhcpd.pid.
+pub fn write_pid_file(cli: &Cli, config_pid_file: Option<&str>) -> Option<PathBuf> {
+    let path = cli
+        .pid_file
+        .clone()
+        .or_else(|| config_pid_file.map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PID_PATH));
+    match std::fs::write(&path, format!("{}\n", std::process::id())) {
+        Ok(()) => Some(path),
+        Err(error) => {
+            log::warn!("cannot write PID file {}: {error}", path.display());
+            None
+        }
+    }
+}

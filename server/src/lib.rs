@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod lease;
+pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod xdp;

@@ -1,5 +1,99 @@
-//! `xdhcpd`: the daemon binary.
+//! `xdhcpd`: the daemon binary. Parses the ISC-compatible command line, runs the `-t`/`-T` checks,
+//! daemonizes unless told to stay in the foreground, and runs the server.
 
-fn main() {
-    println!("xdhcpd");
+use std::process::ExitCode;
+
+use xdhcpd::cli::Cli;
+use xdhcpd::{config, daemon, lease, logging};
+
+fn main() -> ExitCode {
+    let cli = Cli::from_env();
+    if cli.test_config || cli.test_leases {
+        return check(&cli);
+    }
+    // Read the config once before forking so that errors reach the terminal.
+    let config = match config::load_file(&cli.config_path()) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("Configuration file errors encountered -- exiting");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !cli.foreground() {
+        if let Err(error) = daemonize() {
+            eprintln!("xdhcpd: cannot go to the background: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    logging::init(cli.foreground(), config.log_facility.as_deref());
+    for ignored in &cli.isc_ignored {
+        log::warn!("ignoring ISC flag -{ignored}");
+    }
+    if !cli.quiet {
+        log::info!("xdhcpd {} (ISC dhcpd 4.4 compatible)", env!("CARGO_PKG_VERSION"));
+    }
+    let pid_file = daemon::write_pid_file(&cli, config.pid_file_name.as_deref());
+    let result = daemon::run(&cli);
+    if let Some(path) = pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            log::error!("{error}");
+            if !cli.foreground() {
+                eprintln!("xdhcpd: {error}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `-t` and `-T`: exit 0 when the files are valid, 1 otherwise, like `dhcpd -t` / `dhcpd -T`.
+fn check(cli: &Cli) -> ExitCode {
+    let config = match config::load_file(&cli.config_path()) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("Configuration file errors encountered -- exiting");
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &config.warnings {
+        eprintln!("{}: warning: {}", warning.location, warning.message);
+    }
+    if cli.test_leases {
+        let path = daemon::leases_path(cli, &config);
+        if let Err(errors) = lease::file::check(&path) {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Forks into the background as ISC dhcpd does without `-f`: the parent exits, the child starts
+/// a new session and detaches from the terminal.
+fn daemonize() -> std::io::Result<()> {
+    // SAFETY: called before any thread is started, so fork duplicates only this thread.
+    match unsafe { libc::fork() } {
+        -1 => return Err(std::io::Error::last_os_error()),
+        0 => {}
+        _ => std::process::exit(0),
+    }
+    // SAFETY: plain syscalls on our own process; /dev/null is opened read-write.
+    unsafe {
+        libc::setsid();
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::dup2(null, 1);
+            libc::dup2(null, 2);
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
+    Ok(())
 }

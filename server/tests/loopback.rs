@@ -1,0 +1,214 @@
+//! Tier 1: the real `xdhcpd` binary on loopback, no root needed. A test client plays a relay
+//! agent at 127.0.0.2 (giaddr), so replies come back to it by unicast (RFC 2131 §4.1) and no
+//! broadcast or raw socket is involved.
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+
+const RELAY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// A scratch directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("xdhcpd-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The server process, killed on drop.
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn start(dir: &Path, port: u16) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_xdhcpd"))
+            .args(["-f", "-d", "-cf"])
+            .arg(dir.join("dhcpd.conf"))
+            .arg("-lf")
+            .arg(dir.join("dhcpd.leases"))
+            .arg("-pf")
+            .arg(dir.join("dhcpd.pid"))
+            .args(["-p", &port.to_string(), "--no-xdp", "--threads", "2", "lo"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start xdhcpd");
+        Self { child }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn port_for(test: u16) -> u16 {
+    20000 + (std::process::id() % 20000) as u16 + test * 2
+}
+
+/// The relay's socket: `127.0.0.2:PORT`, more specific than the server's wildcard bind.
+fn relay_socket(port: u16) -> UdpSocket {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket.set_reuse_port(true).unwrap();
+    socket
+        .bind(&SocketAddrV4::new(RELAY, port).into())
+        .unwrap();
+    let socket: UdpSocket = socket.into();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    socket
+}
+
+fn message(kind: MessageType, mac: [u8; 6], xid: u32, ciaddr: Ipv4Addr) -> Message {
+    let mut message = Message::default();
+    message
+        .set_opcode(Opcode::BootRequest)
+        .set_xid(xid)
+        .set_flags(Flags::default())
+        .set_ciaddr(ciaddr)
+        .set_giaddr(RELAY)
+        .set_chaddr(&mac);
+    message.set_hops(1);
+    message.opts_mut().insert(DhcpOption::MessageType(kind));
+    message.opts_mut().insert(DhcpOption::ParameterRequestList(vec![
+        OptionCode::SubnetMask,
+        OptionCode::Router,
+        OptionCode::DomainNameServer,
+    ]));
+    message
+}
+
+/// Sends `request` until a reply with the same xid arrives or `deadline` passes.
+fn exchange(socket: &UdpSocket, port: u16, request: &Message, deadline: Duration) -> Option<Message> {
+    let mut payload = Vec::new();
+    request.encode(&mut Encoder::new(&mut payload)).unwrap();
+    let started = Instant::now();
+    let mut buffer = [0u8; 1500];
+    while started.elapsed() < deadline {
+        socket
+            .send_to(&payload, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+            .unwrap();
+        while let Ok((length, _)) = socket.recv_from(&mut buffer) {
+            if let Ok(reply) = Message::decode(&mut Decoder::new(&buffer[..length])) {
+                if reply.xid() == request.xid() {
+                    return Some(reply);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn message_type(message: &Message) -> Option<MessageType> {
+    match message.opts().get(OptionCode::MessageType) {
+        Some(DhcpOption::MessageType(kind)) => Some(*kind),
+        _ => None,
+    }
+}
+
+fn write_config(dir: &Path) {
+    let mut file = std::fs::File::create(dir.join("dhcpd.conf")).unwrap();
+    writeln!(
+        file,
+        "authoritative;\ndefault-lease-time 600;\nmax-lease-time 7200;\n\
+         option domain-name-servers 127.0.0.53;\n\
+         subnet 127.0.0.0 netmask 255.0.0.0 {{\n  option routers 127.0.0.1;\n  \
+         range 127.0.10.1 127.0.10.200;\n}}"
+    )
+    .unwrap();
+    std::fs::File::create(dir.join("dhcpd.leases")).unwrap();
+}
+
+/// DORA through a relay; the ACKed lease survives `kill -9`; a renewal after restart keeps it.
+#[test]
+fn dora_then_kill_then_renew() {
+    let dir = TempDir::new("loopback-dora");
+    write_config(&dir.0);
+    let port = port_for(0);
+    let socket = relay_socket(port);
+    let mut server = Server::start(&dir.0, port);
+    let mac = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+
+    let offer = exchange(&socket, port, &message(MessageType::Discover, mac, 1, Ipv4Addr::UNSPECIFIED), Duration::from_secs(20))
+        .expect("no DHCPOFFER");
+    assert_eq!(message_type(&offer), Some(MessageType::Offer));
+    let address = offer.yiaddr();
+    assert!(u32::from(address) >= u32::from(Ipv4Addr::new(127, 0, 10, 1)));
+    let server_id = match offer.opts().get(OptionCode::ServerIdentifier) {
+        Some(DhcpOption::ServerIdentifier(id)) => *id,
+        other => panic!("no server identifier: {other:?}"),
+    };
+
+    let mut request = message(MessageType::Request, mac, 2, Ipv4Addr::UNSPECIFIED);
+    request.opts_mut().insert(DhcpOption::RequestedIpAddress(address));
+    request.opts_mut().insert(DhcpOption::ServerIdentifier(server_id));
+    let ack = exchange(&socket, port, &request, Duration::from_secs(5)).expect("no DHCPACK");
+    assert_eq!(message_type(&ack), Some(MessageType::Ack));
+    assert_eq!(ack.yiaddr(), address);
+
+    // The ACK left only after the lease was durable: it is in the file even after kill -9.
+    server.kill();
+    let leases = std::fs::read_to_string(dir.0.join("dhcpd.leases")).unwrap();
+    assert!(
+        leases.contains(&format!("lease {address} {{")) && leases.contains("hardware ethernet 02:00:00:00:00:01;"),
+        "lease not durable:\n{leases}"
+    );
+
+    let _server = Server::start(&dir.0, port);
+    let renew = message(MessageType::Request, mac, 3, address);
+    let ack = exchange(&socket, port, &renew, Duration::from_secs(20)).expect("no DHCPACK to renewal");
+    assert_eq!(message_type(&ack), Some(MessageType::Ack));
+    assert_eq!(ack.yiaddr(), address);
+}
+
+/// Garbage does not kill the server: it keeps answering.
+#[test]
+fn garbage_is_dropped() {
+    let dir = TempDir::new("loopback-garbage");
+    write_config(&dir.0);
+    let port = port_for(1);
+    let socket = relay_socket(port);
+    let _server = Server::start(&dir.0, port);
+    let mac = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
+    // Wait until it serves.
+    exchange(&socket, port, &message(MessageType::Discover, mac, 10, Ipv4Addr::UNSPECIFIED), Duration::from_secs(20))
+        .expect("server did not start");
+    for length in [0usize, 1, 27, 236, 240, 241, 300] {
+        let garbage: Vec<u8> = (0..length).map(|index| (index * 7 + length) as u8).collect();
+        socket
+            .send_to(&garbage, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+            .unwrap();
+    }
+    let offer = exchange(&socket, port, &message(MessageType::Discover, mac, 11, Ipv4Addr::UNSPECIFIED), Duration::from_secs(5));
+    assert_eq!(offer.as_ref().and_then(message_type), Some(MessageType::Offer));
+}
