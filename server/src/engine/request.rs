@@ -310,13 +310,22 @@ impl<'e> Context<'e, '_> {
         // identifier means the client declined our offer: let the hold lapse, stay silent.
         if let Some(server_id) = inbound.server_id {
             if !self.is_our_server_id(server_id, packet_network) {
-                if let Some(address) = inbound.requested_address {
-                    if leases.is_available(address, &inbound.key, self.now)
-                        && leases.get(address).is_none_or(|lease| {
-                            lease.binding_state != BindingState::Active
-                                || !lease_belongs_to(lease, &inbound.key)
-                        })
-                    {
+                // Our offer is the address recorded for this client (by identifier or hardware
+                // address), or the one it names; a hold held for someone else stays.
+                let offered = [
+                    inbound.requested_address,
+                    leases
+                        .find_by_client(&inbound.key)
+                        .map(|lease| lease.address),
+                    leases
+                        .find_by_hardware(&inbound.hardware)
+                        .map(|lease| lease.address),
+                ];
+                for address in offered.into_iter().flatten() {
+                    let bound = leases.get(address).is_some_and(|lease| {
+                        lease.is_active_at(self.now) && lease_belongs_to(lease, &inbound.key)
+                    });
+                    if !bound && leases.is_available(address, &inbound.key, self.now) {
                         leases.hold_offer(address, inbound.key.clone(), self.now);
                     }
                 }

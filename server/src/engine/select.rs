@@ -251,7 +251,11 @@ impl Engine {
                 ip_lease = None;
             } else if !leases.is_available(lease.address, &inbound.key, now)
                 && !lease_belongs_to(lease, &inbound.key)
-                && lease.binding_state != BindingState::Abandoned
+                // `is_available` rejects these states outright; only pending offers matter here.
+                && !matches!(
+                    lease.binding_state,
+                    BindingState::Abandoned | BindingState::Backup
+                )
             {
                 // Held by a pending offer to another client (RFC 2131 §4.3.1).
                 ip_lease = None;
@@ -362,13 +366,13 @@ impl Engine {
                 self.allocate_bootp(pool_id, inbound, now, leases)
             } else if role.is_some_and(|role| !role.primary) {
                 // The secondary allocates only from its BACKUP leases (failover.md, ISC
-                // `lease_mine_to_reallocate`).
+                // `lease_mine_to_reallocate`). `LeaseStore::is_available` counts BACKUP as
+                // unavailable, so pending offers of BACKUP leases are not checked here.
                 leases
                     .iter()
                     .filter(|lease| {
                         lease.binding_state == BindingState::Backup
                             && self.pool_of(lease.address) == Some(pool_id)
-                            && leases.is_available(lease.address, &inbound.key, now)
                     })
                     .min_by_key(|lease| (lease.ends, u32::from(lease.address)))
                     .map(|lease| lease.address)
