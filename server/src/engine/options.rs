@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode, UnknownOption};
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 use super::packet::{option_value, Inbound};
@@ -170,7 +170,7 @@ pub(crate) fn finish(
     // RFC 3046 §2.2: the relay agent information option is echoed back, last.
     let agent = inbound.relay_agent.clone();
 
-    let order = priority_list(inbound, &available, assembly.message_type);
+    let order = priority_list(inbound, &available);
     let limit = options_limit(inbound, agent.as_ref());
     let agent_size = agent
         .as_ref()
@@ -209,11 +209,7 @@ pub(crate) fn finish(
 /// its order (with the subnet mask appended for DISCOVER/REQUEST, which some clients rely on);
 /// without a PRL, the common options and then every configured option. ISC walks its option
 /// hash table for the latter; this engine uses ascending code order.
-fn priority_list(
-    inbound: &Inbound<'_>,
-    available: &[(u8, Vec<u8>)],
-    message_type: Option<MessageType>,
-) -> Vec<u8> {
+fn priority_list(inbound: &Inbound<'_>, available: &[(u8, Vec<u8>)]) -> Vec<u8> {
     let mut list = vec![
         code::MESSAGE_TYPE,
         code::SERVER_IDENTIFIER,
@@ -239,7 +235,6 @@ fn priority_list(
                     .copied()
                     .filter(|code| *code != code::AGENT_OPTIONS),
             );
-            let _ = message_type;
             if matches!(
                 inbound.message_type,
                 Some(MessageType::Discover) | Some(MessageType::Request)
@@ -354,7 +349,3 @@ pub(crate) fn with_broadcast(message: &mut Message) {
     let flags = message.flags().set_broadcast();
     message.set_flags(flags);
 }
-
-/// `Flags` re-export for handlers.
-#[allow(dead_code)]
-pub(crate) type ReplyFlags = Flags;

@@ -368,7 +368,7 @@ impl<'e> Context<'e, '_> {
                     // be from: it is not there.
                     return match claimed_network {
                         Some(network) if self.authoritative_for_subnet(network) => {
-                            self.nak(requested, "wrong network", Some(network))
+                            self.nak("wrong network", Some(network))
                         }
                         Some(_) => Decision::ignored(IgnoreReason::NotAuthoritative),
                         None => Decision::ignored(IgnoreReason::UnknownSubnet),
@@ -381,7 +381,7 @@ impl<'e> Context<'e, '_> {
                         // §4.3.2: "DHCPNAK if the requested IP address is incorrect or is on the
                         // wrong network" — only an authoritative server says so.
                         return if self.authoritative_for_subnet(network) {
-                            self.nak(requested, "wrong network", Some(network))
+                            self.nak("wrong network", Some(network))
                         } else {
                             Decision::ignored(IgnoreReason::NotAuthoritative)
                         };
@@ -396,7 +396,7 @@ impl<'e> Context<'e, '_> {
             // ISC NAKs an address of its own pools that this client cannot have (bound to
             // another client, abandoned, or not the host's fixed address) whether or not it is
             // authoritative (`dhcprequest`: `!lease && ours`).
-            None if found.ours => self.nak(requested, found.message, claimed_network),
+            None if found.ours => self.nak(found.message, claimed_network),
             // §4.3.2 INIT-REBOOT: "If the DHCP server has no record of this client, then it
             // MUST remain silent".
             None => Decision::ignored(IgnoreReason::UnknownLease),
@@ -536,8 +536,7 @@ impl<'e> Context<'e, '_> {
 
     /// DHCPNAK (RFC 2131 §4.3.2, ISC `nak_lease`): message type, server identifier and a text
     /// message only; broadcast, or through the relay with the broadcast bit set.
-    fn nak(&self, requested: Ipv4Addr, text: &str, network: Option<Network>) -> Decision {
-        let _ = requested;
+    fn nak(&self, text: &str, network: Option<Network>) -> Decision {
         let scopes = network.map(|network| self.scopes_for(self.subnet_scope(network.subnet)));
         let server_id = scopes
             .as_ref()
