@@ -1,1 +1,208 @@
 //! The sans-IO DHCPv4 protocol engine (RFC 2131/2132): packets and time in, decisions out.
+//!
+//! [`Engine::handle`] takes one decoded request, the current time and the lease store, and
+//! returns a [`Decision`]: the reply to send (if any), where to send it (RFC 2131 §4.1), and the
+//! leases that must be durable before the reply leaves. The behaviour follows ISC dhcpd 4.4
+//! (`server/dhcp.c`): address selection as `find_lease`/`allocate_lease`, lease times as
+//! `ack_lease`, option order as `cons_options`.
+//!
+//! Module map: `packet` reads the request, `classify` computes class membership and host
+//! matches, `select` locates the network and chooses an address, `lease_time` computes lease
+//! durations, `options` assembles and encodes replies, `request` holds one handler per message
+//! type.
+
+mod classify;
+mod lease_time;
+mod options;
+mod packet;
+mod request;
+mod scope;
+mod select;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use crate::config::model::Config;
+use crate::lease::record::{Hardware, Lease, UnixTime};
+use crate::lease::store::LeaseStore;
+
+pub use options::EncodeError;
+
+/// How long an OFFER holds its address for the client: ISC `dhcpdiscover` sets the offered
+/// lease to "really expire in 2 minutes" (`when = cur_time + 120`).
+pub const OFFER_HOLD_SECONDS: u32 = 120;
+
+/// The protocol engine: immutable configuration plus data precomputed from it. Cheap to share
+/// between threads (`&self`); the lease store is passed in per request.
+#[derive(Debug)]
+pub struct Engine {
+    config: Arc<Config>,
+    /// For every pool, the failover role when the pool has a failover peer: `Some(true)` for
+    /// primary, `Some(false)` for secondary (ISC `lease_mine_to_reallocate`).
+    pool_failover: Vec<Option<FailoverRole>>,
+}
+
+/// The failover role of a pool's peer, with its MCLT (failover.md §8.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FailoverRole {
+    pub primary: bool,
+    pub mclt: u32,
+}
+
+/// One received packet, decoded by the driver.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub message: &'a dhcproto::v4::Message,
+    /// UDP source of the packet.
+    pub source: SocketAddrV4,
+    /// IPv4 address of the interface the packet arrived on (selects the subnet of a direct
+    /// client; default server identifier); `None` when unknown (e.g. loopback tests).
+    pub interface_address: Option<Ipv4Addr>,
+}
+
+/// What the engine decided for one request.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Decision {
+    pub reply: Option<Reply>,
+    /// Leases changed by this request that must be durable before `reply` is sent (empty for
+    /// OFFER/NAK/INFORM).
+    pub commit: Vec<Lease>,
+    pub outcome: Outcome,
+}
+
+impl Decision {
+    fn ignored(reason: IgnoreReason) -> Self {
+        Self {
+            reply: None,
+            commit: Vec::new(),
+            outcome: Outcome::Ignored(reason),
+        }
+    }
+}
+
+/// A reply and where it goes.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub message: dhcproto::v4::Message,
+    pub destination: Destination,
+    /// Option codes in the order ISC's `cons_options` writes them (RFC 2131 leaves the order
+    /// free; clients have come to expect ISC's). `dhcproto` itself sorts options by code, so
+    /// drivers should send [`Reply::encode`]'s bytes.
+    pub option_order: Vec<u8>,
+    /// Size of the options area including the magic cookie and END (RFC 2131 §2: 312 by default,
+    /// larger when the client sent option 57).
+    pub options_limit: usize,
+}
+
+/// RFC 2131 §4.1 reply routing, decided by the engine (protocol logic), executed by the driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// giaddr, port 67.
+    Relay(Ipv4Addr),
+    /// ciaddr, port 68.
+    Unicast(Ipv4Addr),
+    /// 255.255.255.255:68 on the receiving interface.
+    Broadcast,
+    /// The client has no address yet and did not ask for broadcast: RFC 2131 §4.1 says unicast to
+    /// chaddr/yiaddr; the driver may fall back to broadcast.
+    Hardware {
+        address: Ipv4Addr,
+        hardware: Hardware,
+    },
+}
+
+/// What happened, for logs and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Offered(Ipv4Addr),
+    Acked(Ipv4Addr),
+    Nacked,
+    Released(Ipv4Addr),
+    Declined(Ipv4Addr),
+    Informed,
+    /// A BOOTREPLY to a BOOTP client (no option 53).
+    BootReplied(Ipv4Addr),
+    Ignored(IgnoreReason),
+}
+
+/// Why a request got no reply (ISC logs these and drops the packet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// The packet cannot be a client request.
+    Malformed(Malformation),
+    /// A server-to-client message type (OFFER, ACK, NAK, …) or one this server does not serve.
+    UnsupportedMessageType(u8),
+    /// RFC 2131 §4.3.2: not authoritative, so a wrong address is ignored rather than NAKed.
+    NotAuthoritative,
+    /// No subnet declaration covers the network the packet came from.
+    UnknownSubnet,
+    /// Every permitted pool is exhausted.
+    NoFreeAddress,
+    /// The request names another server (RFC 2131 §4.3.2 SELECTING) or a lease that is not the
+    /// client's.
+    NotForUs,
+    /// RFC 2131 §4.3.2: a request for a lease the server has no record of stays unanswered.
+    UnknownLease,
+    /// Denied by `deny unknown-clients`, `deny booting`, `deny bootp`, `deny declines` or a pool
+    /// permit list.
+    Denied,
+    /// `min-secs` not reached yet.
+    TooEarly,
+}
+
+/// Structural problems of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Malformation {
+    /// op is not BOOTREQUEST.
+    NotBootRequest,
+    /// hlen larger than the 16-byte chaddr field.
+    HardwareAddressTooLong,
+    /// A DHCPREQUEST/DECLINE/RELEASE without the fields RFC 2131 table 5 requires.
+    MissingField(&'static str),
+    /// The client identifier (option 61) is empty (RFC 2132 §9.14: minimum length 2).
+    EmptyClientIdentifier,
+}
+
+impl Engine {
+    pub fn new(config: Arc<Config>) -> Self {
+        let pool_failover = config
+            .pools
+            .iter()
+            .map(|pool| {
+                let name = pool.failover_peer.as_deref()?;
+                let peer = config
+                    .failover_peers
+                    .iter()
+                    .find(|peer| peer.name == name)?;
+                Some(FailoverRole {
+                    primary: peer.primary,
+                    mclt: peer.mclt,
+                })
+            })
+            .collect();
+        Self {
+            config,
+            pool_failover,
+        }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// Handles one request. No clock, socket or thread inside. Mutates the store in memory; the
+    /// caller persists `decision.commit` (group commit) and sends `decision.reply` only after
+    /// that is durable.
+    pub fn handle(
+        &self,
+        now: UnixTime,
+        request: &Request<'_>,
+        leases: &mut LeaseStore,
+    ) -> Decision {
+        request::handle(self, now, request, leases)
+    }
+}

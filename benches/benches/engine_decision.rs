@@ -1,0 +1,129 @@
+//! Criterion benchmarks of the protocol engine: one DISCOVER→OFFER and one REQUEST→ACK decision
+//! against a store with a 64k-address pool.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use dhcproto::v4::{DhcpOption, Message, MessageType};
+use xdhcpd::config::model::{
+    AddressRange, Config, Pool, PoolId, Scope, ScopeId, SharedNetwork, SharedNetworkId, Subnet,
+    SubnetId,
+};
+use xdhcpd::engine::{Engine, Request};
+use xdhcpd::lease::store::LeaseStore;
+
+const INTERFACE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const NOW: u32 = 1_795_836_305;
+
+fn config() -> Config {
+    let child = |parent: u32| Scope {
+        parent: Some(ScopeId(parent)),
+        ..Scope::default()
+    };
+    Config {
+        scopes: vec![
+            Scope {
+                authoritative: Some(true),
+                options: vec![(3, vec![10, 0, 0, 1]), (6, vec![192, 0, 2, 53])],
+                ..Scope::default()
+            },
+            child(0),
+            child(1),
+            child(2),
+        ],
+        shared_networks: vec![SharedNetwork {
+            name: None,
+            scope: ScopeId(1),
+            subnets: vec![SubnetId(0)],
+            pools: vec![PoolId(0)],
+        }],
+        subnets: vec![Subnet {
+            network: Ipv4Addr::new(10, 0, 0, 0),
+            netmask: Ipv4Addr::new(255, 255, 0, 0),
+            scope: ScopeId(2),
+            shared_network: SharedNetworkId(0),
+        }],
+        pools: vec![Pool {
+            scope: ScopeId(3),
+            shared_network: SharedNetworkId(0),
+            subnet: Some(SubnetId(0)),
+            ranges: vec![AddressRange {
+                low: Ipv4Addr::new(10, 0, 1, 0),
+                high: Ipv4Addr::new(10, 0, 255, 254),
+                dynamic_bootp: false,
+            }],
+            permits: Vec::new(),
+            failover_peer: None,
+        }],
+        ..Config::default()
+    }
+}
+
+fn message(kind: MessageType, client: u32) -> Message {
+    let unspecified = Ipv4Addr::UNSPECIFIED;
+    let mac = [
+        2,
+        0,
+        (client >> 24) as u8,
+        (client >> 16) as u8,
+        (client >> 8) as u8,
+        client as u8,
+    ];
+    let mut message = Message::new_with_id(
+        client,
+        unspecified,
+        unspecified,
+        unspecified,
+        unspecified,
+        &mac,
+    );
+    message.opts_mut().insert(DhcpOption::MessageType(kind));
+    message
+}
+
+fn handle(engine: &Engine, store: &mut LeaseStore, message: &Message) -> Option<Ipv4Addr> {
+    let request = Request {
+        message,
+        source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+        interface_address: Some(INTERFACE),
+    };
+    let decision = engine.handle(NOW, &request, store);
+    decision.reply.map(|reply| reply.message.yiaddr())
+}
+
+fn bench(criterion: &mut Criterion) {
+    let config = config();
+    let engine = Engine::new(Arc::new(config.clone()));
+
+    criterion.bench_function("discover_to_offer", |bencher| {
+        bencher.iter_batched(
+            || (LeaseStore::new(&config), message(MessageType::Discover, 1)),
+            |(mut store, discover)| handle(&engine, &mut store, &discover),
+            BatchSize::SmallInput,
+        )
+    });
+
+    criterion.bench_function("request_to_ack", |bencher| {
+        bencher.iter_batched(
+            || {
+                let mut store = LeaseStore::new(&config);
+                let address = handle(&engine, &mut store, &message(MessageType::Discover, 1))
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                let mut request = message(MessageType::Request, 1);
+                request
+                    .opts_mut()
+                    .insert(DhcpOption::RequestedIpAddress(address));
+                request
+                    .opts_mut()
+                    .insert(DhcpOption::ServerIdentifier(INTERFACE));
+                (store, request)
+            },
+            |(mut store, request)| handle(&engine, &mut store, &request),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

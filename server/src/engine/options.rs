@@ -1,0 +1,351 @@
+//! Reply assembly: the BOOTREPLY header (RFC 2131 §4.3.1 table 3), the option set merged from
+//! the scopes, ISC's option order (`cons_options` in common/options.c), the size limit, and the
+//! wire encoding that keeps that order.
+
+use std::net::Ipv4Addr;
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode, UnknownOption};
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+
+use super::packet::{option_value, Inbound};
+use super::scope::ScopeStack;
+use super::{Destination, Reply};
+
+/// Option codes of RFC 2132 used by the engine.
+pub(crate) mod code {
+    pub const SUBNET_MASK: u8 = 1;
+    pub const ROUTERS: u8 = 3;
+    pub const DOMAIN_NAME_SERVERS: u8 = 6;
+    pub const HOST_NAME: u8 = 12;
+    pub const VENDOR_ENCAPSULATED: u8 = 43;
+    pub const REQUESTED_ADDRESS: u8 = 50;
+    pub const LEASE_TIME: u8 = 51;
+    pub const MESSAGE_TYPE: u8 = 53;
+    pub const SERVER_IDENTIFIER: u8 = 54;
+    pub const MESSAGE: u8 = 56;
+    pub const RENEWAL_TIME: u8 = 58;
+    pub const REBINDING_TIME: u8 = 59;
+    pub const CLIENT_IDENTIFIER: u8 = 61;
+    pub const FQDN: u8 = 81;
+    pub const AGENT_OPTIONS: u8 = 82;
+    pub const ASSOCIATED_IP: u8 = 92;
+    pub const SUBNET_SELECTION: u8 = 118;
+}
+
+/// RFC 2131 §2 / ISC `DHCP_FIXED_LEN`: BOOTP header (236) plus IP and UDP headers (28).
+const FIXED_LENGTH: usize = 236 + 28;
+/// RFC 2131 §2: every client accepts a 576-byte message; ISC `DHCP_MTU_MIN`.
+const MINIMUM_MTU: usize = 576;
+/// ISC `DHCP_MTU_MAX`: ISC never builds larger replies.
+const MAXIMUM_MTU: usize = 1500;
+/// RFC 951: a BOOTP reply is at least 300 bytes (ISC `BOOTP_MIN_LEN`).
+const BOOTP_MINIMUM_LENGTH: usize = 300;
+/// RFC 1497 vendor area of a BOOTP reply (ISC `cons_options` for BOOTP without option 57).
+const BOOTP_VENDOR_AREA: usize = 64;
+/// RFC 2131 §3: the magic cookie 99.130.83.99 opens the options area.
+const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
+
+/// Errors while encoding a reply.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("encoding the BOOTP header failed: {0}")]
+    Header(#[from] dhcproto::error::EncodeError),
+}
+
+/// What goes into one reply's options besides the configured ones.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Assembly<'m> {
+    pub message_type: Option<MessageType>,
+    pub server_id: Option<Ipv4Addr>,
+    /// Option 51; `None` for INFORM and NAK.
+    pub lease_time: Option<u32>,
+    /// The subnet's mask, used for option 1 unless configured (ISC `ack_lease`).
+    pub subnet_mask: Option<Ipv4Addr>,
+    /// `use-host-decl-names`: the host declaration's name as option 12.
+    pub host_name: Option<&'m str>,
+    /// Option 56 (NAK text).
+    pub message: Option<&'m str>,
+    /// False for NAKs, which carry only the protocol options.
+    pub configured: bool,
+}
+
+/// The BOOTREPLY header for `inbound` (RFC 2131 §4.3.1 table 3): xid, flags, giaddr, hops and
+/// chaddr copied, secs 0.
+pub(crate) fn reply_header(inbound: &Inbound<'_>) -> Message {
+    let request = inbound.message;
+    let mut message = Message::default();
+    message
+        .set_opcode(Opcode::BootReply)
+        .set_htype(request.htype())
+        .set_chaddr(inbound.hardware.address())
+        .set_hops(request.hops())
+        .set_xid(request.xid())
+        .set_secs(0)
+        .set_flags(request.flags())
+        .set_giaddr(request.giaddr());
+    message
+}
+
+/// Fills `message`'s options from `assembly` and the scopes, in ISC's order, within the size
+/// limit, and wraps it into a [`Reply`].
+pub(crate) fn finish(
+    mut message: Message,
+    inbound: &Inbound<'_>,
+    scopes: Option<&ScopeStack<'_>>,
+    assembly: &Assembly<'_>,
+    destination: Destination,
+) -> Reply {
+    let mut available: Vec<(u8, Vec<u8>)> = Vec::new();
+    let mut put = |code: u8, value: Vec<u8>| {
+        if let Some(slot) = available.iter_mut().find(|(have, _)| *have == code) {
+            slot.1 = value;
+        } else {
+            available.push((code, value));
+        }
+    };
+    if let (Some(scopes), true) = (scopes, assembly.configured) {
+        for code in scopes.option_codes() {
+            if let Some(value) = scopes.option(code) {
+                put(code, value.to_vec());
+            }
+        }
+    }
+    if let Some(kind) = assembly.message_type {
+        put(code::MESSAGE_TYPE, vec![u8::from(kind)]);
+    }
+    if let Some(server_id) = assembly.server_id {
+        put(code::SERVER_IDENTIFIER, server_id.octets().to_vec());
+    }
+    if let Some(text) = assembly.message {
+        put(code::MESSAGE, text.as_bytes().to_vec());
+    }
+    if assembly.configured {
+        let configured = |code: u8| scopes.and_then(|scopes| scopes.option(code)).is_some();
+        if let (Some(mask), false) = (assembly.subnet_mask, configured(code::SUBNET_MASK)) {
+            put(code::SUBNET_MASK, mask.octets().to_vec());
+        }
+        if let (Some(name), false) = (assembly.host_name, configured(code::HOST_NAME)) {
+            put(code::HOST_NAME, name.as_bytes().to_vec());
+        }
+        // `echo-client-id` (RFC 6842): return option 61 as sent.
+        let echo = scopes
+            .and_then(|scopes| scopes.find(|scope| scope.echo_client_id))
+            .unwrap_or(false);
+        if echo {
+            if let Some(id) = &inbound.client_id {
+                put(code::CLIENT_IDENTIFIER, id.clone());
+            }
+        }
+    }
+    // Lease time and the configured T1/T2: ISC (`ack_lease`) sends renewal and rebinding times
+    // only when configured, and drops a configured T2 ≥ lease time and a T1 ≥ T2 (or ≥ lease
+    // time); clients then compute 0.5 / 0.875 (RFC 2131 §4.4.5).
+    match assembly.lease_time {
+        Some(lease_time) => {
+            put(code::LEASE_TIME, lease_time.to_be_bytes().to_vec());
+            let mut limit = lease_time;
+            let read = |available: &Vec<(u8, Vec<u8>)>, code: u8| {
+                available
+                    .iter()
+                    .find(|(have, _)| *have == code)
+                    .and_then(|(_, value)| <[u8; 4]>::try_from(value.as_slice()).ok())
+                    .map(u32::from_be_bytes)
+            };
+            match read(&available, code::REBINDING_TIME) {
+                Some(rebind) if rebind < limit => limit = rebind,
+                Some(_) => available.retain(|(code, _)| *code != code::REBINDING_TIME),
+                None => {}
+            }
+            if read(&available, code::RENEWAL_TIME).is_some_and(|renew| renew >= limit) {
+                available.retain(|(code, _)| *code != code::RENEWAL_TIME);
+            }
+        }
+        None => available.retain(|(code, _)| {
+            !matches!(
+                *code,
+                code::LEASE_TIME | code::RENEWAL_TIME | code::REBINDING_TIME
+            )
+        }),
+    }
+    // RFC 3046 §2.2: the relay agent information option is echoed back, last.
+    let agent = inbound.relay_agent.clone();
+
+    let order = priority_list(inbound, &available);
+    let limit = options_limit(inbound, agent.as_ref());
+    let agent_size = agent
+        .as_ref()
+        .and_then(option_value)
+        .map_or(0, |value| encoded_length(value.len()));
+    // Cookie and END are part of the options area.
+    let mut used = MAGIC_COOKIE.len() + 1 + agent_size;
+    let mut option_order = Vec::with_capacity(order.len() + 1);
+    let options = message.opts_mut();
+    for code in order {
+        let Some((_, value)) = available.iter().find(|(have, _)| *have == code) else {
+            continue;
+        };
+        let size = encoded_length(value.len());
+        if used + size > limit {
+            // ISC `store_options` skips what does not fit and tries the next option.
+            continue;
+        }
+        used += size;
+        options.insert(typed_option(code, value));
+        option_order.push(code);
+    }
+    if let Some(agent) = agent {
+        options.insert(agent);
+        option_order.push(code::AGENT_OPTIONS);
+    }
+    Reply {
+        message,
+        destination,
+        option_order,
+        options_limit: limit,
+    }
+}
+
+/// ISC `cons_options`: the protocol options first, then the client's parameter request list in
+/// its order (with the subnet mask appended for DISCOVER/REQUEST, which some clients rely on);
+/// without a PRL, the common options and then every configured option. ISC walks its option
+/// hash table for the latter; this engine uses ascending code order.
+fn priority_list(inbound: &Inbound<'_>, available: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut list = vec![
+        code::MESSAGE_TYPE,
+        code::SERVER_IDENTIFIER,
+        code::LEASE_TIME,
+        code::RENEWAL_TIME,
+        code::REBINDING_TIME,
+        code::MESSAGE,
+        code::REQUESTED_ADDRESS,
+        code::ASSOCIATED_IP,
+    ];
+    match inbound
+        .parameter_request_list
+        .as_deref()
+        .filter(|list| !list.is_empty())
+    {
+        Some(requested) => {
+            list.push(code::SUBNET_SELECTION);
+            list.push(code::CLIENT_IDENTIFIER);
+            // The client cannot move the relay agent option (ISC).
+            list.extend(
+                requested
+                    .iter()
+                    .copied()
+                    .filter(|code| *code != code::AGENT_OPTIONS),
+            );
+            if matches!(
+                inbound.message_type,
+                Some(MessageType::Discover) | Some(MessageType::Request)
+            ) {
+                list.push(code::SUBNET_MASK);
+            }
+        }
+        None => {
+            list.extend([
+                code::SUBNET_MASK,
+                code::ROUTERS,
+                code::DOMAIN_NAME_SERVERS,
+                code::HOST_NAME,
+                code::FQDN,
+            ]);
+            list.extend(
+                available
+                    .iter()
+                    .map(|(code, _)| *code)
+                    .filter(|code| *code != code::AGENT_OPTIONS),
+            );
+            list.push(code::VENDOR_ENCAPSULATED);
+        }
+    }
+    // Each option once, at its first (highest-priority) position.
+    let mut seen = [false; 256];
+    list.retain(|code| !std::mem::replace(&mut seen[usize::from(*code)], true));
+    // `subnet-selection` and `dhcp-client-identifier` are only sent this way when configured
+    // (`subnet-selection`) or echoed (`echo-client-id`); the client's own option 61 is not
+    // otherwise returned.
+    list
+}
+
+/// The size of the options area (cookie to END) ISC allows (`cons_options`): the client's
+/// option 57 minus the fixed headers, at least 312 (576-byte message, RFC 2131 §2), at most 1236;
+/// a BOOTP client gets the 64-byte vendor area. Relay agent options come on top.
+fn options_limit(inbound: &Inbound<'_>, agent: Option<&DhcpOption>) -> usize {
+    let base = match inbound.max_message_size.map(usize::from) {
+        Some(size) if size < MINIMUM_MTU => MINIMUM_MTU - FIXED_LENGTH,
+        Some(size) if size > MAXIMUM_MTU => MAXIMUM_MTU - FIXED_LENGTH,
+        Some(size) => size - FIXED_LENGTH,
+        None if inbound.is_bootp() => BOOTP_VENDOR_AREA,
+        None => MINIMUM_MTU - FIXED_LENGTH,
+    };
+    let agent_size = agent
+        .and_then(option_value)
+        .map_or(0, |value| encoded_length(value.len()));
+    (base + agent_size).min(MAXIMUM_MTU - FIXED_LENGTH)
+}
+
+/// Wire size of an option value, split into 255-byte pieces (RFC 3396).
+fn encoded_length(length: usize) -> usize {
+    let pieces = length.div_ceil(255).max(1);
+    length + 2 * pieces
+}
+
+/// The configured wire bytes as a typed dhcproto option when they decode and re-encode to the
+/// same bytes; otherwise kept verbatim.
+pub(crate) fn typed_option(code: u8, value: &[u8]) -> DhcpOption {
+    if value.len() <= 255 {
+        let mut wire = Vec::with_capacity(value.len() + 2);
+        wire.push(code);
+        wire.push(value.len() as u8);
+        wire.extend_from_slice(value);
+        if let Ok(option) = DhcpOption::decode(&mut Decoder::new(&wire)) {
+            if option_value(&option).as_deref() == Some(value)
+                && u8::from(OptionCode::from(&option)) == code
+            {
+                return option;
+            }
+        }
+    }
+    DhcpOption::Unknown(UnknownOption::new(OptionCode::from(code), value.to_vec()))
+}
+
+impl Reply {
+    /// The reply on the wire: the BOOTP header, the options in [`Reply::option_order`], END,
+    /// zero padding to the 300-byte BOOTP minimum (RFC 951, ISC `BOOTP_MIN_LEN`).
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut header = self.message.clone();
+        header.opts_mut().clear();
+        let mut bytes = Vec::with_capacity(BOOTP_MINIMUM_LENGTH + self.options_limit);
+        header.encode(&mut Encoder::new(&mut bytes))?;
+        for code in &self.option_order {
+            let Some(value) = self
+                .message
+                .opts()
+                .get(OptionCode::from(*code))
+                .and_then(option_value)
+            else {
+                continue;
+            };
+            if value.is_empty() {
+                bytes.extend_from_slice(&[*code, 0]);
+            }
+            for piece in value.chunks(255) {
+                bytes.push(*code);
+                bytes.push(piece.len() as u8);
+                bytes.extend_from_slice(piece);
+            }
+        }
+        bytes.push(255);
+        if bytes.len() < BOOTP_MINIMUM_LENGTH {
+            bytes.resize(BOOTP_MINIMUM_LENGTH, 0);
+        }
+        Ok(bytes)
+    }
+}
+
+/// Sets the broadcast bit of a reply's flags.
+pub(crate) fn with_broadcast(message: &mut Message) {
+    let flags = message.flags().set_broadcast();
+    message.set_flags(flags);
+}

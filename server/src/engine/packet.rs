@@ -1,0 +1,171 @@
+//! A validated view of one client request: the fields and options the engine uses, extracted
+//! once, with the structural checks that turn bad input into an ignore reason instead of a panic.
+
+use std::net::Ipv4Addr;
+
+use dhcproto::v4::{
+    relay::{RelayCode, RelayInfo},
+    DhcpOption, Message, MessageType, Opcode, OptionCode,
+};
+use dhcproto::{Encodable, Encoder};
+
+use super::Malformation;
+use crate::lease::record::Hardware;
+use crate::lease::store::ClientKey;
+
+/// The parts of a request the protocol logic reads.
+#[derive(Clone, Debug)]
+pub(crate) struct Inbound<'a> {
+    pub message: &'a Message,
+    /// `None` for a BOOTP request (no option 53, RFC 1534).
+    pub message_type: Option<MessageType>,
+    pub hardware: Hardware,
+    /// Option 61, raw.
+    pub client_id: Option<Vec<u8>>,
+    /// Option 61 when present, else the hardware address (the rule ISC and the store share).
+    pub key: ClientKey,
+    /// Option 50.
+    pub requested_address: Option<Ipv4Addr>,
+    /// Option 54.
+    pub server_id: Option<Ipv4Addr>,
+    /// Option 55, raw codes in the client's order.
+    pub parameter_request_list: Option<Vec<u8>>,
+    /// Option 57.
+    pub max_message_size: Option<u16>,
+    /// Option 51.
+    pub requested_lease_time: Option<u32>,
+    /// Option 12.
+    pub hostname: Option<String>,
+    /// Option 118 (RFC 3011) or relay sub-option 82.5 (RFC 3527); 82.5 wins as ISC's
+    /// `locate_network` does.
+    pub link_selection: Option<Ipv4Addr>,
+    /// Option 82 as received, echoed back unchanged (RFC 3046 §2.2).
+    pub relay_agent: Option<DhcpOption>,
+    pub ciaddr: Ipv4Addr,
+    pub giaddr: Ipv4Addr,
+}
+
+impl<'a> Inbound<'a> {
+    /// Extracts the view, rejecting what cannot be a client request.
+    pub fn parse(message: &'a Message) -> Result<Self, Malformation> {
+        // RFC 2131 §2: clients send BOOTREQUEST; a BOOTREPLY on the server port is noise.
+        if message.opcode() != Opcode::BootRequest {
+            return Err(Malformation::NotBootRequest);
+        }
+        // chaddr is 16 bytes (RFC 2131 §2); check before slicing it.
+        if usize::from(message.hlen()) > 16 {
+            return Err(Malformation::HardwareAddressTooLong);
+        }
+        let htype = u8::from(message.htype());
+        let hardware =
+            Hardware::new(htype, message.chaddr()).ok_or(Malformation::HardwareAddressTooLong)?;
+        let options = message.opts();
+        let message_type = match options.get(OptionCode::MessageType) {
+            Some(DhcpOption::MessageType(kind)) => Some(*kind),
+            _ => None,
+        };
+        let client_id = match options.get(OptionCode::ClientIdentifier) {
+            Some(DhcpOption::ClientIdentifier(id)) => {
+                if id.is_empty() {
+                    return Err(Malformation::EmptyClientIdentifier);
+                }
+                Some(id.clone())
+            }
+            _ => None,
+        };
+        let key = match &client_id {
+            Some(id) => ClientKey::ClientId(id.clone().into_boxed_slice()),
+            None => ClientKey::Hardware(hardware),
+        };
+        let requested_address = match options.get(OptionCode::RequestedIpAddress) {
+            Some(DhcpOption::RequestedIpAddress(address)) => Some(*address),
+            _ => None,
+        };
+        let server_id = match options.get(OptionCode::ServerIdentifier) {
+            Some(DhcpOption::ServerIdentifier(address)) => Some(*address),
+            _ => None,
+        };
+        let parameter_request_list = match options.get(OptionCode::ParameterRequestList) {
+            Some(DhcpOption::ParameterRequestList(codes)) => {
+                Some(codes.iter().map(|code| u8::from(*code)).collect())
+            }
+            _ => None,
+        };
+        let max_message_size = match options.get(OptionCode::MaxMessageSize) {
+            Some(DhcpOption::MaxMessageSize(size)) => Some(*size),
+            _ => None,
+        };
+        let requested_lease_time = match options.get(OptionCode::AddressLeaseTime) {
+            Some(DhcpOption::AddressLeaseTime(seconds)) => Some(*seconds),
+            _ => None,
+        };
+        let hostname = match options.get(OptionCode::Hostname) {
+            // Some clients NUL-terminate (ISC `ms_nulltp`); the lease keeps the name without it.
+            Some(DhcpOption::Hostname(name)) => {
+                Some(name.trim_end_matches('\0').to_owned()).filter(|name| !name.is_empty())
+            }
+            _ => None,
+        };
+        let relay_agent = options.get(OptionCode::RelayAgentInformation).cloned();
+        let relay_link = match &relay_agent {
+            Some(DhcpOption::RelayAgentInformation(info)) => {
+                match info.get(RelayCode::LinkSelection) {
+                    Some(RelayInfo::LinkSelection(address)) => Some(*address),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let subnet_selection = match options.get(OptionCode::SubnetSelection) {
+            Some(DhcpOption::SubnetSelection(address)) => Some(*address),
+            _ => None,
+        };
+        Ok(Self {
+            message,
+            message_type,
+            hardware,
+            client_id,
+            key,
+            requested_address,
+            server_id,
+            parameter_request_list,
+            max_message_size,
+            requested_lease_time,
+            hostname,
+            link_selection: relay_link.or(subnet_selection),
+            relay_agent,
+            ciaddr: message.ciaddr(),
+            giaddr: message.giaddr(),
+        })
+    }
+
+    /// True for a BOOTP request (no DHCP message type).
+    pub fn is_bootp(&self) -> bool {
+        self.message_type.is_none()
+    }
+
+    /// The raw bytes of an option the client sent (value only), for class matching.
+    #[allow(dead_code)]
+    pub fn option_bytes(&self, code: u8) -> Option<Vec<u8>> {
+        self.message
+            .opts()
+            .get(OptionCode::from(code))
+            .and_then(option_value)
+    }
+}
+
+/// The wire value (without code and length) of a decoded option, re-encoded with dhcproto.
+/// Long options split in several chunks (RFC 3396) are concatenated.
+pub(crate) fn option_value(option: &DhcpOption) -> Option<Vec<u8>> {
+    let mut buffer = Vec::new();
+    option.encode(&mut Encoder::new(&mut buffer)).ok()?;
+    let mut value = Vec::new();
+    let mut rest = buffer.as_slice();
+    while let [_code, length, tail @ ..] = rest {
+        let length = usize::from(*length);
+        let chunk = tail.get(..length)?;
+        value.extend_from_slice(chunk);
+        rest = &tail[length..];
+    }
+    Some(value)
+}

@@ -1,0 +1,843 @@
+//! One handler per message type (RFC 2131 §4.3), following ISC `dhcpdiscover`, `dhcprequest`,
+//! `dhcpdecline`, `dhcprelease`, `dhcpinform` and `bootp`.
+
+use std::net::Ipv4Addr;
+
+use dhcproto::v4::{Message, MessageType};
+
+use crate::config::model::{Permission, ScopeId};
+use crate::lease::record::{flags, BindingState, Lease, LeaseExtra, UnixTime, NEVER};
+use crate::lease::store::{lease_belongs_to, LeaseStore};
+
+use super::classify::{classify, Classification};
+use super::lease_time::{expiry, lease_time, LeaseTime, DEFAULT_ABANDON_LEASE_TIME, MAX_TIME};
+use super::options::{finish, reply_header, with_broadcast, Assembly};
+use super::packet::{option_value, Inbound};
+use super::scope::ScopeStack;
+use super::select::{Candidate, Network, Purpose};
+use super::{
+    Decision, Destination, Engine, IgnoreReason, Malformation, Outcome, Request, OFFER_HOLD_SECONDS,
+};
+
+/// Entry point: validate, then dispatch on the message type (RFC 2131 §3, table 2).
+pub(crate) fn handle(
+    engine: &Engine,
+    now: UnixTime,
+    request: &Request<'_>,
+    leases: &mut LeaseStore,
+) -> Decision {
+    let inbound = match Inbound::parse(request.message) {
+        Ok(inbound) => inbound,
+        Err(malformation) => return Decision::ignored(IgnoreReason::Malformed(malformation)),
+    };
+    let context = Context {
+        engine,
+        now,
+        request,
+        classification: classify(&engine.config, &inbound),
+        inbound,
+    };
+    match context.inbound.message_type {
+        None => context.bootp(leases),
+        Some(MessageType::Discover) => context.discover(leases),
+        Some(MessageType::Request) => context.request(leases),
+        Some(MessageType::Decline) => context.decline(leases),
+        Some(MessageType::Release) => context.release(leases),
+        Some(MessageType::Inform) => context.inform(leases),
+        // Server-to-client messages and lease queries are not requests this server answers.
+        Some(other) => Decision::ignored(IgnoreReason::UnsupportedMessageType(u8::from(other))),
+    }
+}
+
+/// Everything known about one request.
+struct Context<'e, 'r> {
+    engine: &'e Engine,
+    now: UnixTime,
+    request: &'r Request<'r>,
+    inbound: Inbound<'r>,
+    classification: Classification,
+}
+
+impl<'e> Context<'e, '_> {
+    /// The scopes for a reply about `candidate` (or about a bare subnet).
+    fn scopes_for(&self, base: ScopeId) -> ScopeStack<'e> {
+        let config = &*self.engine.config;
+        let host = self
+            .classification
+            .host
+            .and_then(|host| config.hosts.get(host.0 as usize))
+            .map(|host| host.scope);
+        let classes: Vec<ScopeId> = self
+            .classification
+            .classes
+            .iter()
+            .map(|(_, scope)| *scope)
+            .collect();
+        ScopeStack::new(config, host, &classes, base)
+    }
+
+    fn base_scope(&self, candidate: &Candidate) -> ScopeId {
+        let config = &self.engine.config;
+        match candidate {
+            Candidate::Dynamic { pool, .. } => config
+                .pools
+                .get(pool.0 as usize)
+                .map(|pool| pool.scope)
+                .unwrap_or(ScopeId::GLOBAL),
+            Candidate::Fixed { subnet, .. } => self.subnet_scope(*subnet),
+        }
+    }
+
+    fn subnet_scope(&self, subnet: crate::config::model::SubnetId) -> ScopeId {
+        self.engine
+            .config
+            .subnets
+            .get(subnet.0 as usize)
+            .map(|subnet| subnet.scope)
+            .unwrap_or(ScopeId::GLOBAL)
+    }
+
+    fn subnet_mask(&self, subnet: crate::config::model::SubnetId) -> Option<Ipv4Addr> {
+        self.engine
+            .config
+            .subnets
+            .get(subnet.0 as usize)
+            .map(|subnet| subnet.netmask)
+    }
+
+    /// Option 54: `server-identifier` from the scopes, else the receiving interface's address
+    /// (ISC `get_server_source_address`).
+    fn server_id(&self, scopes: &ScopeStack<'_>) -> Option<Ipv4Addr> {
+        scopes
+            .find(|scope| scope.server_identifier)
+            .or(self.request.interface_address)
+    }
+
+    /// `use-host-decl-names`: the host declaration's name becomes option 12.
+    fn host_name(&self, scopes: &ScopeStack<'_>) -> Option<&'e str> {
+        if !scopes
+            .find(|scope| scope.use_host_decl_names)
+            .unwrap_or(false)
+        {
+            return None;
+        }
+        let host = self.classification.host?;
+        self.engine
+            .config
+            .hosts
+            .get(host.0 as usize)
+            .map(|host| host.name.as_str())
+    }
+
+    /// ISC `ack_lease` admission: `deny unknown-clients` for clients without a host declaration,
+    /// `deny booting` in the host's scopes, `deny bootp` for BOOTP clients.
+    fn admitted(&self, scopes: &ScopeStack<'_>) -> bool {
+        let denied = |permission: Option<Permission>| {
+            matches!(permission, Some(Permission::Deny | Permission::Ignore))
+        };
+        if !self.classification.known() && denied(scopes.find(|scope| scope.unknown_clients)) {
+            return false;
+        }
+        if self.classification.known() && denied(scopes.find(|scope| scope.booting)) {
+            return false;
+        }
+        if self.inbound.is_bootp() && denied(scopes.find(|scope| scope.bootp)) {
+            return false;
+        }
+        true
+    }
+
+    /// RFC 2131 §4.1 reply routing for OFFER/ACK (ISC `dhcp_reply`): to the relay when giaddr
+    /// is set; to ciaddr for a RENEWING client; broadcast when the client asked for it; else
+    /// unicast to the new address at the client's hardware address.
+    fn destination(&self, reply: &Message, same_network: bool) -> Destination {
+        let inbound = &self.inbound;
+        if !inbound.giaddr.is_unspecified() {
+            return Destination::Relay(inbound.giaddr);
+        }
+        // ISC: a client that sent both ciaddr and a server identifier (or the broadcast bit) on
+        // the local wire may not be reachable at ciaddr yet; broadcast or unicast by hardware.
+        if !inbound.ciaddr.is_unspecified()
+            && !((inbound.server_id.is_some() || reply.flags().broadcast()) && same_network)
+            && inbound.message_type == Some(MessageType::Request)
+        {
+            return Destination::Unicast(inbound.ciaddr);
+        }
+        if reply.flags().broadcast() {
+            return Destination::Broadcast;
+        }
+        Destination::Hardware {
+            address: reply.yiaddr(),
+            hardware: inbound.hardware,
+        }
+    }
+
+    /// The client-facing header of an OFFER/ACK/BOOTREPLY for `address`.
+    fn lease_header(&self, address: Ipv4Addr, scopes: &ScopeStack<'_>) -> Message {
+        let mut message = reply_header(&self.inbound);
+        message.set_yiaddr(address);
+        // RFC 2131 table 3: ciaddr is echoed in an ACK (0 in OFFER, where the client has none).
+        message.set_ciaddr(self.inbound.ciaddr);
+        if let Some(next_server) = scopes.find(|scope| scope.next_server) {
+            message.set_siaddr(next_server);
+        }
+        if let Some(filename) = scopes.find(|scope| scope.filename.as_deref()) {
+            message.set_fname(filename);
+        }
+        if let Some(server_name) = scopes.find(|scope| scope.server_name.as_deref()) {
+            message.set_sname(server_name);
+        }
+        // `always-broadcast` (ISC `bootp_flags`).
+        if scopes.find(|scope| scope.always_broadcast).unwrap_or(false) {
+            with_broadcast(&mut message);
+        }
+        message
+    }
+
+    /// The failover role and current tsfp that bound the lease time of `candidate`.
+    fn failover(&self, candidate: &Candidate) -> (Option<super::FailoverRole>, UnixTime) {
+        match candidate {
+            Candidate::Dynamic { pool, existing, .. } => (
+                self.engine
+                    .pool_failover
+                    .get(pool.0 as usize)
+                    .copied()
+                    .flatten(),
+                existing.as_ref().map_or(0, |lease| lease.tsfp),
+            ),
+            Candidate::Fixed { .. } => (None, 0),
+        }
+    }
+
+    /// RFC 2131 §4.3.1: DHCPDISCOVER → DHCPOFFER.
+    fn discover(&self, leases: &mut LeaseStore) -> Decision {
+        let engine = self.engine;
+        let Some(network) = engine.locate_network(&self.inbound, self.request.interface_address)
+        else {
+            return Decision::ignored(IgnoreReason::UnknownSubnet);
+        };
+        let found = engine.find_lease(
+            &self.inbound,
+            &self.classification,
+            network.shared,
+            Purpose::Discover,
+            self.now,
+            leases,
+        );
+        // RFC 2131 §4.3.1: the client's current or previous binding, else the requested address,
+        // else a new one (ISC `allocate_lease`).
+        let candidate = match found.candidate {
+            Some(candidate) => candidate,
+            None => match engine.allocate(
+                &self.inbound,
+                &self.classification,
+                network.shared,
+                false,
+                self.now,
+                leases,
+            ) {
+                Some(candidate) => candidate,
+                None => return Decision::ignored(IgnoreReason::NoFreeAddress),
+            },
+        };
+        let scopes = self.scopes_for(self.base_scope(&candidate));
+        if !self.admitted(&scopes) {
+            return Decision::ignored(IgnoreReason::Denied);
+        }
+        // `min-secs`: ISC drops an OFFER while secs is below it.
+        if let Some(min_secs) = scopes.find(|scope| scope.min_secs) {
+            if self.inbound.message.secs() < u16::from(min_secs) {
+                return Decision::ignored(IgnoreReason::TooEarly);
+            }
+        }
+        let (failover, tsfp) = self.failover(&candidate);
+        let times = lease_time(
+            &scopes,
+            self.inbound.requested_lease_time,
+            failover,
+            tsfp,
+            self.now,
+        );
+        let seconds = times.granted;
+        let address = candidate.address();
+        let mut message = self.lease_header(address, &scopes);
+        message.set_ciaddr(Ipv4Addr::UNSPECIFIED);
+        let destination = self.destination(&message, true);
+        let reply = finish(
+            message,
+            &self.inbound,
+            Some(&scopes),
+            &Assembly {
+                message_type: Some(MessageType::Offer),
+                server_id: self.server_id(&scopes),
+                lease_time: Some(seconds),
+                subnet_mask: self.subnet_mask(candidate.subnet()),
+                host_name: self.host_name(&scopes),
+                message: None,
+                configured: true,
+            },
+            destination,
+        );
+        // RFC 2131 §4.3.1: the offered address is reserved for the client for a while (ISC: two
+        // minutes, or until the current lease ends if later) so that concurrent DISCOVERs get
+        // different addresses. The offer is not persisted.
+        if let Candidate::Dynamic { existing, .. } = &candidate {
+            if leases.get(address).is_none() {
+                // Record the never-used address in memory (as ISC's lease object), so that the
+                // allocator finds it again if the offer is not taken.
+                let mut lease = Lease::free(address);
+                lease.hardware = Some(self.inbound.hardware);
+                leases.upsert(lease);
+            }
+            let until = (self.now.saturating_add(OFFER_HOLD_SECONDS))
+                .max(existing.as_ref().map_or(0, |lease| lease.ends));
+            leases.hold_offer(address, self.inbound.key.clone(), until);
+        }
+        Decision {
+            reply: Some(reply),
+            commit: Vec::new(),
+            outcome: Outcome::Offered(address),
+        }
+    }
+
+    /// RFC 2131 §4.3.2: DHCPREQUEST in SELECTING, INIT-REBOOT, RENEWING or REBINDING state.
+    fn request(&self, leases: &mut LeaseStore) -> Decision {
+        let engine = self.engine;
+        let inbound = &self.inbound;
+        let packet_network = engine.locate_network(inbound, self.request.interface_address);
+
+        // SELECTING (§4.3.2): the server identifier names the chosen server. Another server's
+        // identifier means the client declined our offer: let the hold lapse, stay silent.
+        if let Some(server_id) = inbound.server_id {
+            if !self.is_our_server_id(server_id, packet_network) {
+                // Our offer is the address recorded for this client (by identifier or hardware
+                // address), or the one it names; a hold held for someone else stays.
+                let offered = [
+                    inbound.requested_address,
+                    leases
+                        .find_by_client(&inbound.key)
+                        .map(|lease| lease.address),
+                    leases
+                        .find_by_hardware(&inbound.hardware)
+                        .map(|lease| lease.address),
+                ];
+                for address in offered.into_iter().flatten() {
+                    let bound = leases.get(address).is_some_and(|lease| {
+                        lease.is_active_at(self.now) && lease_belongs_to(lease, &inbound.key)
+                    });
+                    if !bound && leases.is_available(address, &inbound.key, self.now) {
+                        leases.hold_offer(address, inbound.key.clone(), self.now);
+                    }
+                }
+                return Decision::ignored(IgnoreReason::NotForUs);
+            }
+        }
+
+        // The address asked for: option 50 (SELECTING, INIT-REBOOT), else ciaddr (RENEWING,
+        // REBINDING) (§4.3.2, ISC `dhcprequest`).
+        let requested = inbound
+            .requested_address
+            .or_else(|| Some(inbound.ciaddr).filter(|ciaddr| !ciaddr.is_unspecified()));
+        let Some(requested) = requested else {
+            return Decision::ignored(IgnoreReason::Malformed(Malformation::MissingField(
+                "requested address (option 50) or ciaddr",
+            )));
+        };
+        let claimed_network = engine.network_of(requested);
+        let found = claimed_network.map(|network| {
+            engine.find_lease(
+                inbound,
+                &self.classification,
+                network.shared,
+                Purpose::Request,
+                self.now,
+                leases,
+            )
+        });
+
+        // §4.3.2 INIT-REBOOT / REBINDING through a relay: the server can check the client's
+        // network. ISC trusts the source network for broadcast requests with option 50 and for
+        // relayed requests with ciaddr; a direct unicast RENEWING request is taken as local.
+        let checkable = packet_network.is_none()
+            || (!inbound.ciaddr.is_unspecified() && !inbound.giaddr.is_unspecified())
+            || (inbound.requested_address.is_some() && inbound.ciaddr.is_unspecified());
+        if checkable {
+            match packet_network {
+                None => {
+                    // We do not know where the packet came from, but do know where it claims to
+                    // be from: it is not there.
+                    return match claimed_network {
+                        Some(network) if self.authoritative_for_subnet(network) => {
+                            self.nak("wrong network", Some(network))
+                        }
+                        Some(_) => Decision::ignored(IgnoreReason::NotAuthoritative),
+                        None => Decision::ignored(IgnoreReason::UnknownSubnet),
+                    };
+                }
+                Some(network) => {
+                    let same =
+                        claimed_network.is_some_and(|claimed| claimed.shared == network.shared);
+                    if !same {
+                        // §4.3.2: "DHCPNAK if the requested IP address is incorrect or is on the
+                        // wrong network" — only an authoritative server says so.
+                        return if self.authoritative_for_subnet(network) {
+                            self.nak("wrong network", Some(network))
+                        } else {
+                            Decision::ignored(IgnoreReason::NotAuthoritative)
+                        };
+                    }
+                }
+            }
+        }
+
+        let found = found.unwrap_or_default();
+        match found.candidate {
+            Some(candidate) => self.acknowledge(candidate, packet_network, leases),
+            // ISC NAKs an address of its own pools that this client cannot have (bound to
+            // another client, abandoned, or not the host's fixed address) whether or not it is
+            // authoritative (`dhcprequest`: `!lease && ours`).
+            None if found.ours => self.nak(found.message, claimed_network),
+            // §4.3.2 INIT-REBOOT: "If the DHCP server has no record of this client, then it
+            // MUST remain silent".
+            None => Decision::ignored(IgnoreReason::UnknownLease),
+        }
+    }
+
+    /// True when `server_id` is ours: the configured `server-identifier` of the packet's network
+    /// or the receiving interface's address. Without either there is nothing to compare with.
+    fn is_our_server_id(&self, server_id: Ipv4Addr, network: Option<Network>) -> bool {
+        let configured = network.and_then(|network| {
+            self.scopes_for(self.subnet_scope(network.subnet))
+                .find(|scope| scope.server_identifier)
+        });
+        match (configured, self.request.interface_address) {
+            (None, None) => true,
+            (configured, interface) => {
+                configured == Some(server_id) || interface == Some(server_id)
+            }
+        }
+    }
+
+    /// `authoritative;` as seen from a subnet (ISC `subnet->group->authoritative`).
+    fn authoritative_for_subnet(&self, network: Network) -> bool {
+        self.scopes_for(self.subnet_scope(network.subnet))
+            .authoritative()
+    }
+
+    /// DHCPACK for `candidate`: builds the new lease (ISC `ack_lease`), upserts it and returns
+    /// it for commit.
+    fn acknowledge(
+        &self,
+        candidate: Candidate,
+        packet_network: Option<Network>,
+        leases: &mut LeaseStore,
+    ) -> Decision {
+        let scopes = self.scopes_for(self.base_scope(&candidate));
+        if !self.admitted(&scopes) {
+            return Decision::ignored(IgnoreReason::Denied);
+        }
+        let (failover, tsfp) = self.failover(&candidate);
+        let times = lease_time(
+            &scopes,
+            self.inbound.requested_lease_time,
+            failover,
+            tsfp,
+            self.now,
+        );
+        let seconds = times.granted;
+        let address = candidate.address();
+        let mut commit = Vec::new();
+        if let Candidate::Dynamic { existing, .. } = &candidate {
+            let lease = self.bound_lease(address, existing.as_ref(), times, failover, &scopes);
+            leases.upsert(lease.clone());
+            commit.push(lease);
+        }
+        let message = self.lease_header(address, &scopes);
+        let same_network = match (packet_network, self.engine.network_of(address)) {
+            (Some(packet), Some(lease)) => packet.shared == lease.shared,
+            _ => false,
+        };
+        let destination = self.destination(&message, same_network);
+        let reply = finish(
+            message,
+            &self.inbound,
+            Some(&scopes),
+            &Assembly {
+                message_type: Some(MessageType::Ack),
+                server_id: self.server_id(&scopes),
+                lease_time: Some(seconds),
+                subnet_mask: self.subnet_mask(candidate.subnet()),
+                host_name: self.host_name(&scopes),
+                message: None,
+                configured: true,
+            },
+            destination,
+        );
+        Decision {
+            reply: Some(reply),
+            commit,
+            outcome: Outcome::Acked(address),
+        }
+    }
+
+    /// The lease as ISC `ack_lease` writes it for a DHCPACK: starts = cltt = now, ends = now +
+    /// lease time, active, next state free (expired under failover), the client's hardware
+    /// address, identifier and hostname, the relay agent sub-options stashed for renewals.
+    fn bound_lease(
+        &self,
+        address: Ipv4Addr,
+        existing: Option<&Lease>,
+        times: LeaseTime,
+        failover: Option<super::FailoverRole>,
+        scopes: &ScopeStack<'_>,
+    ) -> Lease {
+        let inbound = &self.inbound;
+        let mut lease = existing.cloned().unwrap_or_else(|| Lease::free(address));
+        lease.starts = self.now;
+        lease.ends = expiry(self.now, times.granted);
+        lease.cltt = self.now;
+        lease.binding_state = BindingState::Active;
+        lease.rewind_binding_state = BindingState::Active;
+        lease.next_binding_state = if failover.is_some() {
+            BindingState::Expired
+        } else {
+            BindingState::Free
+        };
+        lease.flags &= !flags::BOOTP;
+        if failover.is_some() {
+            // Potential expiry: the desired lease time plus half the granted one (ISC
+            // `ack_lease`, failover.md §8.1); the partner acknowledges it via BNDUPD.
+            lease.tstp = expiry(self.now, times.desired.saturating_add(times.granted / 2));
+            if lease.tstp < lease.tsfp {
+                lease.tsfp = lease.tstp;
+            }
+        }
+        lease.hardware = Some(inbound.hardware);
+        let ignore_uids = scopes
+            .find(|scope| scope.ignore_client_uids)
+            .unwrap_or(false);
+        lease.uid = if ignore_uids {
+            None
+        } else {
+            inbound.client_id.clone().map(Vec::into_boxed_slice)
+        };
+        lease.client_hostname = inbound.hostname.clone().map(String::into_boxed_str);
+        if let Some(agent) = inbound.relay_agent.as_ref() {
+            let sub_options = relay_sub_options(agent);
+            if !sub_options.is_empty() {
+                let extra = lease
+                    .extra
+                    .get_or_insert_with(|| Box::new(LeaseExtra::default()));
+                extra.agent_options = sub_options;
+            }
+        }
+        lease
+    }
+
+    /// DHCPNAK (RFC 2131 §4.3.2, ISC `nak_lease`): message type, server identifier and a text
+    /// message only; broadcast, or through the relay with the broadcast bit set.
+    fn nak(&self, text: &str, network: Option<Network>) -> Decision {
+        let scopes = network.map(|network| self.scopes_for(self.subnet_scope(network.subnet)));
+        let server_id = scopes
+            .as_ref()
+            .and_then(|scopes| scopes.find(|scope| scope.server_identifier))
+            .or(self.request.interface_address);
+        let mut message = reply_header(&self.inbound);
+        // RFC 2131 §4.3.2: a NAK through a relay is broadcast by the relay.
+        with_broadcast(&mut message);
+        let destination = if self.inbound.giaddr.is_unspecified() {
+            Destination::Broadcast
+        } else {
+            Destination::Relay(self.inbound.giaddr)
+        };
+        let reply = finish(
+            message,
+            &self.inbound,
+            None,
+            &Assembly {
+                message_type: Some(MessageType::Nak),
+                server_id,
+                message: Some(text),
+                configured: false,
+                ..Assembly::default()
+            },
+            destination,
+        );
+        Decision {
+            reply: Some(reply),
+            commit: Vec::new(),
+            outcome: Outcome::Nacked,
+        }
+    }
+
+    /// RFC 2131 §4.3.3 DHCPDECLINE: the address is in use by someone else; ISC `dhcpdecline`
+    /// abandons it for `abandon-lease-time` unless `deny declines`.
+    fn decline(&self, leases: &mut LeaseStore) -> Decision {
+        let Some(address) = self.inbound.requested_address else {
+            // ISC: "DHCPDECLINE must specify address."
+            return Decision::ignored(IgnoreReason::Malformed(Malformation::MissingField(
+                "requested address (option 50)",
+            )));
+        };
+        let engine = self.engine;
+        let Some(pool) = engine.pool_of(address) else {
+            return Decision::ignored(IgnoreReason::UnknownLease);
+        };
+        let base = engine
+            .config
+            .pools
+            .get(pool.0 as usize)
+            .map(|pool| pool.scope)
+            .unwrap_or(ScopeId::GLOBAL);
+        let scopes = self.scopes_for(base);
+        if matches!(
+            scopes.find(|scope| scope.declines),
+            Some(Permission::Deny | Permission::Ignore)
+        ) {
+            return Decision::ignored(IgnoreReason::Denied);
+        }
+        let abandon_time = scopes
+            .find(|scope| scope.abandon_lease_time)
+            .unwrap_or(DEFAULT_ABANDON_LEASE_TIME);
+        let mut lease = leases
+            .get(address)
+            .cloned()
+            .unwrap_or_else(|| Lease::free(address));
+        // ISC `abandon_lease`: ends = now + abandon-lease-time (clamped to MAX_TIME), the client
+        // binding removed.
+        lease.binding_state = BindingState::Abandoned;
+        lease.next_binding_state = BindingState::Abandoned;
+        lease.rewind_binding_state = BindingState::Abandoned;
+        lease.ends = expiry(self.now, abandon_time).min(MAX_TIME);
+        lease.hardware = None;
+        lease.uid = None;
+        leases.upsert(lease.clone());
+        Decision {
+            reply: None,
+            commit: vec![lease],
+            outcome: Outcome::Declined(address),
+        }
+    }
+
+    /// RFC 2131 §4.3.4 DHCPRELEASE: the client gives its lease back (ISC `dhcprelease` and
+    /// `release_lease`): only a lease with the client's hardware address, still running; it ends
+    /// now and becomes free (released under failover).
+    fn release(&self, leases: &mut LeaseStore) -> Decision {
+        let inbound = &self.inbound;
+        if inbound.ciaddr.is_unspecified() {
+            return Decision::ignored(IgnoreReason::Malformed(Malformation::MissingField(
+                "ciaddr",
+            )));
+        }
+        let by_id = inbound
+            .client_id
+            .as_deref()
+            .and_then(|id| leases.find_by_client_id(id))
+            .filter(|lease| lease.address == inbound.ciaddr);
+        let Some(lease) = by_id.or_else(|| leases.get(inbound.ciaddr)) else {
+            return Decision::ignored(IgnoreReason::UnknownLease);
+        };
+        if lease.hardware != Some(inbound.hardware) {
+            return Decision::ignored(IgnoreReason::NotForUs);
+        }
+        if lease.ends <= self.now && lease.ends != NEVER {
+            return Decision::ignored(IgnoreReason::UnknownLease);
+        }
+        let mut lease = lease.clone();
+        if !matches!(
+            lease.binding_state,
+            BindingState::Free
+                | BindingState::Backup
+                | BindingState::Released
+                | BindingState::Expired
+                | BindingState::Reset
+        ) {
+            let failover = self
+                .engine
+                .pool_of(lease.address)
+                .and_then(|pool| self.engine.pool_failover.get(pool.0 as usize).copied())
+                .flatten();
+            lease.ends = self.now;
+            lease.binding_state = if failover.is_some() {
+                BindingState::Released
+            } else {
+                BindingState::Free
+            };
+            lease.next_binding_state = BindingState::Free;
+            lease.rewind_binding_state = lease.binding_state;
+        }
+        let address = lease.address;
+        leases.upsert(lease.clone());
+        Decision {
+            reply: None,
+            commit: vec![lease],
+            outcome: Outcome::Released(address),
+        }
+    }
+
+    /// RFC 2131 §4.3.5 DHCPINFORM: configuration only — an ACK with the options, no lease time,
+    /// yiaddr 0, sent to ciaddr (ISC `dhcpinform`, which answers only when authoritative).
+    fn inform(&self, leases: &LeaseStore) -> Decision {
+        let engine = self.engine;
+        let inbound = &self.inbound;
+        let source = *self.request.source.ip();
+        let client_address = if inbound.ciaddr.is_unspecified() {
+            source
+        } else {
+            inbound.ciaddr
+        };
+        let network = engine
+            .network_of(client_address)
+            .or_else(|| engine.locate_network(inbound, self.request.interface_address));
+        let Some(network) = network else {
+            return Decision::ignored(IgnoreReason::UnknownSubnet);
+        };
+        if !self.authoritative_for_subnet(network) {
+            return Decision::ignored(IgnoreReason::NotAuthoritative);
+        }
+        // The pool of the client's lease adds its options (ISC overlays pool options).
+        let base = engine
+            .pool_of(client_address)
+            .filter(|_| leases.get(client_address).is_some())
+            .and_then(|pool| engine.config.pools.get(pool.0 as usize))
+            .map(|pool| pool.scope)
+            .unwrap_or_else(|| self.subnet_scope(network.subnet));
+        let scopes = self.scopes_for(base);
+        let mut message = reply_header(inbound);
+        message.set_ciaddr(inbound.ciaddr);
+        if let Some(next_server) = scopes.find(|scope| scope.next_server) {
+            message.set_siaddr(next_server);
+        }
+        if let Some(filename) = scopes.find(|scope| scope.filename.as_deref()) {
+            message.set_fname(filename);
+        }
+        if let Some(server_name) = scopes.find(|scope| scope.server_name.as_deref()) {
+            message.set_sname(server_name);
+        }
+        let destination = if !inbound.giaddr.is_unspecified() {
+            Destination::Relay(inbound.giaddr)
+        } else if !client_address.is_unspecified() {
+            Destination::Unicast(client_address)
+        } else {
+            Destination::Broadcast
+        };
+        let reply = finish(
+            message,
+            inbound,
+            Some(&scopes),
+            &Assembly {
+                message_type: Some(MessageType::Ack),
+                server_id: self.server_id(&scopes),
+                lease_time: None,
+                subnet_mask: self.subnet_mask(network.subnet),
+                host_name: self.host_name(&scopes),
+                message: None,
+                configured: true,
+            },
+            destination,
+        );
+        Decision {
+            reply: Some(reply),
+            commit: Vec::new(),
+            outcome: Outcome::Informed,
+        }
+    }
+
+    /// RFC 951/1542 BOOTP (no option 53): a host's fixed address, or an address of a
+    /// `dynamic-bootp` range leased forever and flagged `dynamic-bootp` (ISC `bootp`).
+    fn bootp(&self, leases: &mut LeaseStore) -> Decision {
+        let engine = self.engine;
+        let Some(network) = engine.locate_network(&self.inbound, self.request.interface_address)
+        else {
+            return Decision::ignored(IgnoreReason::UnknownSubnet);
+        };
+        let found = engine.find_lease(
+            &self.inbound,
+            &self.classification,
+            network.shared,
+            Purpose::Bootp,
+            self.now,
+            leases,
+        );
+        // An existing dynamic lease is only reused for BOOTP when it is a BOOTP lease.
+        let candidate = found.candidate.filter(|candidate| match candidate {
+            Candidate::Fixed { .. } => true,
+            Candidate::Dynamic { existing, .. } => existing
+                .as_ref()
+                .is_some_and(|lease| lease.flags & flags::BOOTP != 0),
+        });
+        let candidate = match candidate {
+            Some(candidate) => candidate,
+            None => match engine.allocate(
+                &self.inbound,
+                &self.classification,
+                network.shared,
+                true,
+                self.now,
+                leases,
+            ) {
+                Some(candidate) => candidate,
+                None => return Decision::ignored(IgnoreReason::NoFreeAddress),
+            },
+        };
+        let scopes = self.scopes_for(self.base_scope(&candidate));
+        if !self.admitted(&scopes) {
+            return Decision::ignored(IgnoreReason::Denied);
+        }
+        let address = candidate.address();
+        let mut commit = Vec::new();
+        if let Candidate::Dynamic { existing, .. } = &candidate {
+            let mut lease = existing.clone().unwrap_or_else(|| Lease::free(address));
+            lease.starts = self.now;
+            lease.ends = NEVER;
+            lease.cltt = self.now;
+            lease.binding_state = BindingState::Active;
+            lease.next_binding_state = BindingState::Active;
+            lease.rewind_binding_state = BindingState::Active;
+            lease.flags |= flags::BOOTP;
+            lease.hardware = Some(self.inbound.hardware);
+            lease.uid = self.inbound.client_id.clone().map(Vec::into_boxed_slice);
+            leases.upsert(lease.clone());
+            commit.push(lease);
+        }
+        let message = self.lease_header(address, &scopes);
+        let destination = self.destination(&message, true);
+        let reply = finish(
+            message,
+            &self.inbound,
+            Some(&scopes),
+            &Assembly {
+                message_type: None,
+                server_id: None,
+                lease_time: None,
+                subnet_mask: self.subnet_mask(candidate.subnet()),
+                host_name: self.host_name(&scopes),
+                message: None,
+                configured: true,
+            },
+            destination,
+        );
+        Decision {
+            reply: Some(reply),
+            commit,
+            outcome: Outcome::BootReplied(address),
+        }
+    }
+}
+
+/// The relay agent sub-options as the lease file stashes them (code, bytes).
+fn relay_sub_options(agent: &dhcproto::v4::DhcpOption) -> Vec<(u8, Vec<u8>)> {
+    let Some(value) = option_value(agent) else {
+        return Vec::new();
+    };
+    let mut sub_options = Vec::new();
+    let mut rest = value.as_slice();
+    while let [code, length, tail @ ..] = rest {
+        let Some(data) = tail.get(..usize::from(*length)) else {
+            break;
+        };
+        sub_options.push((*code, data.to_vec()));
+        rest = &tail[usize::from(*length)..];
+    }
+    sub_options
+}

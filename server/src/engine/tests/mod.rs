@@ -1,0 +1,215 @@
+//! Engine tests: hand-built configs, fixed packets and fixed times; one test per RFC 2131 / ISC
+//! rule, plus the golden capture of ISC dhcpd 4.4 (`capture.rs`).
+
+mod capture;
+mod lease;
+mod options;
+mod selection;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
+
+use super::{Decision, Engine, Request};
+use crate::config::model::{
+    AddressRange, Config, Pool, PoolId, Scope, ScopeId, SharedNetwork, SharedNetworkId, Subnet,
+    SubnetId,
+};
+use crate::lease::store::LeaseStore;
+
+/// A fixed "now": 2026-11-28 03:25:05 UTC.
+pub(super) const NOW: u32 = 1_795_836_305;
+/// The address of the interface direct clients arrive on.
+pub(super) const INTERFACE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+pub(super) const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+pub(super) const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
+
+/// Scope ids of [`base_config`].
+pub(super) const GLOBAL: ScopeId = ScopeId(0);
+pub(super) const SUBNET_LOCAL: ScopeId = ScopeId(2);
+pub(super) const POOL_LOCAL: ScopeId = ScopeId(3);
+pub(super) const SUBNET_RELAYED: ScopeId = ScopeId(5);
+
+pub(super) fn scope(parent: ScopeId) -> Scope {
+    Scope {
+        parent: Some(parent),
+        ..Scope::default()
+    }
+}
+
+/// Two subnets, each alone on its shared network:
+/// - 10.0.0.0/24 (local, interface 10.0.0.1), pool 10.0.0.100–10.0.0.109;
+/// - 10.1.0.0/24 (behind relay 10.1.0.1), pool 10.1.0.50–10.1.0.59.
+pub(super) fn base_config(authoritative: bool) -> Config {
+    let global = Scope {
+        authoritative: Some(authoritative),
+        ..Scope::default()
+    };
+    Config {
+        scopes: vec![
+            global,
+            scope(GLOBAL),         // 1: shared network of 10.0.0.0/24
+            scope(ScopeId(1)),     // 2: subnet 10.0.0.0/24
+            scope(SUBNET_LOCAL),   // 3: its pool
+            scope(GLOBAL),         // 4: shared network of 10.1.0.0/24
+            scope(ScopeId(4)),     // 5: subnet 10.1.0.0/24
+            scope(SUBNET_RELAYED), // 6: its pool
+        ],
+        shared_networks: vec![
+            SharedNetwork {
+                name: None,
+                scope: ScopeId(1),
+                subnets: vec![SubnetId(0)],
+                pools: vec![PoolId(0)],
+            },
+            SharedNetwork {
+                name: None,
+                scope: ScopeId(4),
+                subnets: vec![SubnetId(1)],
+                pools: vec![PoolId(1)],
+            },
+        ],
+        subnets: vec![
+            Subnet {
+                network: Ipv4Addr::new(10, 0, 0, 0),
+                netmask: Ipv4Addr::new(255, 255, 255, 0),
+                scope: SUBNET_LOCAL,
+                shared_network: SharedNetworkId(0),
+            },
+            Subnet {
+                network: Ipv4Addr::new(10, 1, 0, 0),
+                netmask: Ipv4Addr::new(255, 255, 255, 0),
+                scope: SUBNET_RELAYED,
+                shared_network: SharedNetworkId(1),
+            },
+        ],
+        pools: vec![
+            Pool {
+                scope: POOL_LOCAL,
+                shared_network: SharedNetworkId(0),
+                subnet: Some(SubnetId(0)),
+                ranges: vec![AddressRange {
+                    low: Ipv4Addr::new(10, 0, 0, 100),
+                    high: Ipv4Addr::new(10, 0, 0, 109),
+                    dynamic_bootp: false,
+                }],
+                permits: Vec::new(),
+                failover_peer: None,
+            },
+            Pool {
+                scope: ScopeId(6),
+                shared_network: SharedNetworkId(1),
+                subnet: Some(SubnetId(1)),
+                ranges: vec![AddressRange {
+                    low: Ipv4Addr::new(10, 1, 0, 50),
+                    high: Ipv4Addr::new(10, 1, 0, 59),
+                    dynamic_bootp: false,
+                }],
+                permits: Vec::new(),
+                failover_peer: None,
+            },
+        ],
+        ..Config::default()
+    }
+}
+
+/// An engine and an empty store for `config`.
+pub(super) struct Harness {
+    pub engine: Engine,
+    pub leases: LeaseStore,
+}
+
+impl Harness {
+    pub fn new(config: Config) -> Self {
+        let leases = LeaseStore::new(&config);
+        Self {
+            engine: Engine::new(Arc::new(config)),
+            leases,
+        }
+    }
+
+    /// Handles `message` as if received directly on the 10.0.0.1 interface.
+    pub fn handle(&mut self, now: u32, message: &Message) -> Decision {
+        self.handle_on(now, message, Some(INTERFACE))
+    }
+
+    pub fn handle_on(
+        &mut self,
+        now: u32,
+        message: &Message,
+        interface_address: Option<Ipv4Addr>,
+    ) -> Decision {
+        let source = if message.ciaddr().is_unspecified() {
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68)
+        } else {
+            SocketAddrV4::new(message.ciaddr(), 68)
+        };
+        let request = Request {
+            message,
+            source,
+            interface_address,
+        };
+        self.engine.handle(now, &request, &mut self.leases)
+    }
+}
+
+/// A client message of `kind` from `mac` with xid 0x1234.
+pub(super) fn client(kind: MessageType, mac: [u8; 6]) -> Message {
+    let unspecified = Ipv4Addr::UNSPECIFIED;
+    let mut message = Message::new_with_id(
+        0x1234,
+        unspecified,
+        unspecified,
+        unspecified,
+        unspecified,
+        &mac,
+    );
+    message.opts_mut().insert(DhcpOption::MessageType(kind));
+    message
+}
+
+pub(super) fn with(mut message: Message, option: DhcpOption) -> Message {
+    message.opts_mut().insert(option);
+    message
+}
+
+/// DHCPREQUEST in SELECTING state for `address` from server `server`.
+pub(super) fn selecting(mac: [u8; 6], address: Ipv4Addr, server: Ipv4Addr) -> Message {
+    let message = with(
+        client(MessageType::Request, mac),
+        DhcpOption::RequestedIpAddress(address),
+    );
+    with(message, DhcpOption::ServerIdentifier(server))
+}
+
+/// The reply's message type.
+pub(super) fn reply_type(decision: &Decision) -> Option<MessageType> {
+    decision.reply.as_ref()?.message.opts().msg_type()
+}
+
+/// The reply's option 51.
+pub(super) fn reply_lease_time(decision: &Decision) -> Option<u32> {
+    match decision
+        .reply
+        .as_ref()?
+        .message
+        .opts()
+        .get(OptionCode::AddressLeaseTime)?
+    {
+        DhcpOption::AddressLeaseTime(seconds) => Some(*seconds),
+        _ => None,
+    }
+}
+
+/// The reply's yiaddr.
+pub(super) fn yiaddr(decision: &Decision) -> Option<Ipv4Addr> {
+    Some(decision.reply.as_ref()?.message.yiaddr())
+}
+
+/// DISCOVER then REQUEST (SELECTING) for `mac`; returns the ACK decision.
+pub(super) fn bind(harness: &mut Harness, now: u32, mac: [u8; 6]) -> Decision {
+    let offer = harness.handle(now, &client(MessageType::Discover, mac));
+    let address = yiaddr(&offer).expect("an offer");
+    harness.handle(now, &selecting(mac, address, INTERFACE))
+}

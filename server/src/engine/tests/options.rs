@@ -1,0 +1,218 @@
+//! Reply options: scope merging, ISC's `cons_options` order, T1/T2, option 82 echo, size limits
+//! and the encoded wire form.
+
+use std::net::Ipv4Addr;
+
+use dhcproto::v4::{relay, DhcpOption, MessageType, OptionCode};
+
+use super::*;
+use crate::config::model::{HardwareAddress, Host};
+
+fn configured() -> Config {
+    let mut config = base_config(true);
+    config.scopes[0].options = vec![
+        (6, vec![192, 0, 2, 53]),
+        (15, b"example.net".to_vec()),
+        (42, vec![192, 0, 2, 123]),
+    ];
+    config.scopes[SUBNET_LOCAL.0 as usize].options = vec![(3, vec![10, 0, 0, 1])];
+    config
+}
+
+fn order(decision: &Decision) -> Vec<u8> {
+    decision.reply.as_ref().expect("reply").option_order.clone()
+}
+
+#[test]
+fn parameter_request_list_order_is_honoured_after_protocol_options() {
+    let mut harness = Harness::new(configured());
+    let discover = with(
+        client(MessageType::Discover, MAC_A),
+        DhcpOption::ParameterRequestList(
+            [15u8, 3, 6, 1, 28]
+                .into_iter()
+                .map(OptionCode::from)
+                .collect(),
+        ),
+    );
+    let offer = harness.handle(NOW, &discover);
+    // 53, 54, 51 first; then the PRL order; 28 is not configured; 42 was not requested.
+    assert_eq!(order(&offer), vec![53, 54, 51, 15, 3, 6, 1]);
+    let bytes = offer.reply.expect("reply").encode().expect("encodes");
+    let options = &bytes[240..];
+    assert_eq!(&options[..3], &[53, 1, 2]);
+    assert_eq!(&options[3..9], &[54, 4, 10, 0, 0, 1]);
+    assert_eq!(options[9], 51);
+    assert_eq!(options[15], 15);
+}
+
+#[test]
+fn subnet_mask_is_sent_even_when_not_requested() {
+    let mut harness = Harness::new(configured());
+    let discover = with(
+        client(MessageType::Discover, MAC_A),
+        DhcpOption::ParameterRequestList(vec![OptionCode::Router]),
+    );
+    assert_eq!(
+        order(&harness.handle(NOW, &discover)),
+        vec![53, 54, 51, 3, 1]
+    );
+}
+
+#[test]
+fn without_parameter_request_list_all_configured_options_are_sent() {
+    let mut harness = Harness::new(configured());
+    let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
+    assert_eq!(order(&offer), vec![53, 54, 51, 1, 3, 6, 15, 42]);
+}
+
+#[test]
+fn more_specific_scope_wins_for_options() {
+    let mut config = configured();
+    config.scopes[POOL_LOCAL.0 as usize].options = vec![(6, vec![10, 0, 0, 53])];
+    let mut harness = Harness::new(config);
+    let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
+    assert_eq!(
+        offer
+            .reply
+            .expect("reply")
+            .message
+            .opts()
+            .get(OptionCode::DomainNameServer),
+        Some(&DhcpOption::DomainNameServer(vec![Ipv4Addr::new(
+            10, 0, 0, 53
+        )]))
+    );
+}
+
+#[test]
+fn host_scope_and_use_host_decl_names() {
+    let mut config = configured();
+    config.scopes[0].use_host_decl_names = Some(true);
+    let mut host_scope = scope(GLOBAL);
+    host_scope.options = vec![(15, b"hosts.example.net".to_vec())];
+    host_scope.filename = Some(b"pxelinux.0".to_vec());
+    host_scope.next_server = Some(Ipv4Addr::new(10, 0, 0, 9));
+    config.scopes.push(host_scope);
+    config.hosts.push(Host {
+        name: "kiosk".into(),
+        scope: ScopeId(config.scopes.len() as u32 - 1),
+        hardware: Some(HardwareAddress {
+            htype: 1,
+            address: MAC_A.to_vec(),
+        }),
+        client_id: None,
+        fixed_addresses: Vec::new(),
+    });
+    let mut harness = Harness::new(config);
+    let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
+    let reply = offer.reply.expect("reply");
+    let options = reply.message.opts();
+    assert_eq!(
+        options.get(OptionCode::DomainName),
+        Some(&DhcpOption::DomainName("hosts.example.net".into()))
+    );
+    assert_eq!(
+        options.get(OptionCode::Hostname),
+        Some(&DhcpOption::Hostname("kiosk".into()))
+    );
+    assert_eq!(reply.message.fname(), Some(&b"pxelinux.0"[..]));
+    assert_eq!(reply.message.siaddr(), Ipv4Addr::new(10, 0, 0, 9));
+}
+
+#[test]
+fn renewal_and_rebinding_times_only_when_configured_and_valid() {
+    let mut harness = Harness::new(base_config(true));
+    let plain = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
+    assert!(!order(&plain).contains(&58) && !order(&plain).contains(&59));
+
+    let mut config = base_config(true);
+    config.scopes[0].default_lease_time = Some(1000);
+    config.scopes[0].options = vec![
+        (58, 400u32.to_be_bytes().to_vec()),
+        (59, 800u32.to_be_bytes().to_vec()),
+    ];
+    let mut harness = Harness::new(config);
+    let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
+    assert_eq!(&order(&offer)[..5], &[53, 54, 51, 58, 59]);
+
+    // A T2 beyond the lease time is dropped; T1 is then checked against the lease time.
+    let mut config = base_config(true);
+    config.scopes[0].default_lease_time = Some(600);
+    config.scopes[0].options = vec![
+        (58, 400u32.to_be_bytes().to_vec()),
+        (59, 800u32.to_be_bytes().to_vec()),
+    ];
+    let mut harness = Harness::new(config);
+    let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
+    assert!(order(&offer).contains(&58));
+    assert!(!order(&offer).contains(&59));
+}
+
+#[test]
+fn relay_agent_information_is_echoed_last_and_stashed() {
+    let mut harness = Harness::new(configured());
+    let mut info = relay::RelayAgentInformation::default();
+    info.insert(relay::RelayInfo::AgentCircuitId(b"port-1/1/1".to_vec()));
+    info.insert(relay::RelayInfo::AgentRemoteId(vec![0xde, 0xad]));
+    let sent = DhcpOption::RelayAgentInformation(info);
+    let mut discover = with(client(MessageType::Discover, MAC_A), sent.clone());
+    discover.set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
+    let offer = harness.handle(NOW, &discover);
+    let reply = offer.reply.as_ref().expect("reply");
+    assert_eq!(reply.option_order.last(), Some(&82));
+    assert_eq!(
+        reply.message.opts().get(OptionCode::RelayAgentInformation),
+        Some(&sent)
+    );
+    let bytes = reply.encode().expect("encodes");
+    let expected_tail = [
+        82, 16, 1, 10, b'p', b'o', b'r', b't', b'-', b'1', b'/', b'1', b'/', b'1', 2, 2, 0xde,
+        0xad, 255,
+    ];
+    let end = bytes.iter().rposition(|byte| *byte == 255).expect("END");
+    assert_eq!(&bytes[end + 1 - expected_tail.len()..=end], &expected_tail);
+
+    let address = yiaddr(&offer).expect("offer");
+    let mut request = with(selecting(MAC_A, address, INTERFACE), sent);
+    request.set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
+    let ack = harness.handle(NOW, &request);
+    let extra = ack.commit[0].extra.as_ref().expect("stashed agent options");
+    assert_eq!(
+        extra.agent_options,
+        vec![(1, b"port-1/1/1".to_vec()), (2, vec![0xde, 0xad])]
+    );
+}
+
+#[test]
+fn options_beyond_576_bytes_are_dropped_unless_option_57_allows() {
+    let mut config = base_config(true);
+    // Two 200-byte options: only one fits in the 312-byte default options area.
+    config.scopes[0].options = vec![(15, vec![b'a'; 200]), (17, vec![b'b'; 200])];
+    let mut harness = Harness::new(config.clone());
+    let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
+    let kept = order(&offer);
+    assert!(kept.contains(&15) && !kept.contains(&17));
+    let bytes = offer.reply.expect("reply").encode().expect("encodes");
+    assert!(bytes.len() <= 576 - 28);
+
+    let mut harness = Harness::new(config);
+    let discover = with(
+        client(MessageType::Discover, MAC_A),
+        DhcpOption::MaxMessageSize(1500),
+    );
+    let offer = harness.handle(NOW, &discover);
+    let kept = order(&offer);
+    assert!(kept.contains(&15) && kept.contains(&17));
+}
+
+#[test]
+fn nak_carries_only_protocol_options() {
+    let mut harness = Harness::new(configured());
+    let request = with(
+        client(MessageType::Request, MAC_A),
+        DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 1, 0, 55)),
+    );
+    let nak = harness.handle(NOW, &request);
+    assert_eq!(order(&nak), vec![53, 54, 56]);
+}
