@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use dhcproto::{Decodable, Decoder};
 
 use crate::cli::{Cli, DEFAULT_LEASES_PATH, DEFAULT_PID_PATH};
 use crate::config::model::Config;
@@ -375,24 +375,24 @@ fn dispatch(
 ) {
     let metrics = &shared.metrics;
     match &decision.outcome {
-        Outcome::Offered => metrics.offers.increment(),
-        Outcome::Acked => metrics.acks.increment(),
+        Outcome::Offered(_) => metrics.offers.increment(),
+        Outcome::Acked(_) | Outcome::BootReplied(_) => metrics.acks.increment(),
         Outcome::Nacked => metrics.naks.increment(),
         Outcome::Informed => metrics.informs.increment(),
-        Outcome::Released => metrics.releases.increment(),
-        Outcome::Declined => metrics.declines.increment(),
+        Outcome::Released(_) => metrics.releases.increment(),
+        Outcome::Declined(_) => metrics.declines.increment(),
         Outcome::Ignored(reason) => {
             metrics.ignored.increment();
             log::debug!("ignored a request: {reason:?}");
         }
     }
-    let reply = decision.reply.and_then(|reply| {
-        let mut payload = Vec::with_capacity(576);
-        reply
-            .message
-            .encode(&mut Encoder::new(&mut payload))
-            .ok()
-            .map(|()| (payload, route(shared, socket, interface, &reply.destination)))
+    // `Reply::encode` keeps ISC's option order (dhcproto alone would sort by code).
+    let reply = decision.reply.and_then(|reply| match reply.encode() {
+        Ok(payload) => Some((payload, route(shared, socket, interface, &reply.destination))),
+        Err(error) => {
+            log::warn!("cannot encode a reply: {error}");
+            None
+        }
     });
     if decision.commit.is_empty() {
         if let Some((payload, destination)) = reply {
