@@ -6,6 +6,7 @@
 //! as equal and one null as different; `and`/`or`/`not` propagate null unless the other side
 //! decides the result. A class matches only when `match if` yields `Boolean(true)`.
 
+pub(crate) mod parse;
 
 
 use std::net::Ipv4Addr;
