@@ -8,7 +8,6 @@
 
 pub(crate) mod parse;
 
-
 use std::net::Ipv4Addr;
 
 /// Which option an `option NAME` / `exists NAME` expression reads.
@@ -219,7 +218,7 @@ pub fn agent_suboption(payload: &[u8], code: u8) -> Option<&[u8]> {
     None
 }
 
-fn read_option<'p>(packet: &'p dyn PacketView, option: OptionRef) -> Option<&'p [u8]> {
+fn read_option(packet: &dyn PacketView, option: OptionRef) -> Option<&[u8]> {
     match option {
         OptionRef::Dhcp(code) => packet.option(code),
         OptionRef::Agent(code) => agent_suboption(packet.option(RELAY_AGENT_INFORMATION)?, code),
@@ -232,8 +231,9 @@ pub fn evaluate(expr: &Expr, packet: &dyn PacketView) -> Value {
         Expr::Data(bytes) => Value::Data(bytes.clone()),
         Expr::Number(number) => Value::Number(*number),
         Expr::Boolean(value) => Value::Boolean(*value),
-        Expr::Option(option) => read_option(packet, *option)
-            .map_or(Value::Null, |bytes| Value::Data(bytes.to_vec())),
+        Expr::Option(option) => {
+            read_option(packet, *option).map_or(Value::Null, |bytes| Value::Data(bytes.to_vec()))
+        }
         Expr::Exists(option) => Value::Boolean(read_option(packet, *option).is_some()),
         Expr::Substring(data, offset, length) => {
             let (Some(data), Some(offset), Some(length)) = (
@@ -294,10 +294,12 @@ pub fn evaluate(expr: &Expr, packet: &dyn PacketView) -> Value {
             .iter()
             .find_map(|part| data_of(part, packet))
             .map_or(Value::Null, Value::Data),
-        Expr::Lcase(data) => data_of(data, packet)
-            .map_or(Value::Null, |data| Value::Data(data.to_ascii_lowercase())),
-        Expr::Ucase(data) => data_of(data, packet)
-            .map_or(Value::Null, |data| Value::Data(data.to_ascii_uppercase())),
+        Expr::Lcase(data) => {
+            data_of(data, packet).map_or(Value::Null, |data| Value::Data(data.to_ascii_lowercase()))
+        }
+        Expr::Ucase(data) => {
+            data_of(data, packet).map_or(Value::Null, |data| Value::Data(data.to_ascii_uppercase()))
+        }
         Expr::Packet(offset, length) => {
             let (Some(offset), Some(length)) =
                 (number_of(offset, packet), number_of(length, packet))
@@ -347,9 +349,9 @@ pub fn evaluate(expr: &Expr, packet: &dyn PacketView) -> Value {
             }
             Value::Data(bytes)
         }
-        Expr::LeasedAddress => packet
-            .leased_address()
-            .map_or(Value::Null, |address| Value::Data(address.octets().to_vec())),
+        Expr::LeasedAddress => packet.leased_address().map_or(Value::Null, |address| {
+            Value::Data(address.octets().to_vec())
+        }),
         Expr::HostDeclName => packet
             .host_decl_name()
             .map_or(Value::Null, |name| Value::Data(name.as_bytes().to_vec())),

@@ -11,14 +11,19 @@
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OptionType {
     Boolean,
-    Integer { bits: u8, signed: bool },
+    Integer {
+        bits: u8,
+        signed: bool,
+    },
     IpAddress,
     Ip6Address,
     Text,
     /// `string`: data written as a quoted string or colon-hex.
     String,
     DomainName,
-    DomainList { compressed: bool },
+    DomainList {
+        compressed: bool,
+    },
     /// `encapsulate SPACE`: values are given as data.
     Encapsulate(String),
     ZeroLength,
@@ -301,10 +306,9 @@ impl OptionTable {
 
     /// Looks a name up in a space, ignoring ASCII case as ISC's hash tables do.
     pub fn by_name(&self, space: OptionSpace, name: &str) -> Option<&OptionDefinition> {
-        self.definitions
-            .iter()
-            .rev()
-            .find(|definition| definition.space == space && definition.name.eq_ignore_ascii_case(name))
+        self.definitions.iter().rev().find(|definition| {
+            definition.space == space && definition.name.eq_ignore_ascii_case(name)
+        })
     }
 
     pub fn by_code(&self, space: OptionSpace, code: u8) -> Option<&OptionDefinition> {
@@ -375,10 +379,15 @@ mod tests {
             assert!(table.by_code(OptionSpace::Dhcp, code).is_some());
         }
         assert_eq!(
-            table.by_name(OptionSpace::Agent, "circuit-id").map(|d| d.code),
+            table
+                .by_name(OptionSpace::Agent, "circuit-id")
+                .map(|d| d.code),
             Some(1)
         );
-        assert_eq!(DHCP_OPTIONS.len() + AGENT_OPTIONS.len(), table.definitions.len());
+        assert_eq!(
+            DHCP_OPTIONS.len() + AGENT_OPTIONS.len(),
+            table.definitions.len()
+        );
     }
 
     #[test]
@@ -413,7 +422,9 @@ mod tests {
             kind: OptionType::String,
         });
         assert_eq!(
-            table.by_code(OptionSpace::Dhcp, 121).map(|d| d.name.as_str()),
+            table
+                .by_code(OptionSpace::Dhcp, 121)
+                .map(|d| d.name.as_str()),
             Some("my-routes")
         );
         assert!(table

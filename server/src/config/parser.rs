@@ -162,6 +162,9 @@ pub(crate) struct Parser {
     pub side: SideTables,
     /// The last token taken, for spans of errors found after a statement was read.
     pub last_span: Span,
+    /// The last token taken was `;` or `}`: an error raised now concerns a statement already
+    /// read completely, so there is nothing to skip.
+    pub after_terminator: bool,
 }
 
 impl Parser {
@@ -178,6 +181,7 @@ impl Parser {
             options: OptionTable::standard(),
             side: SideTables::default(),
             last_span: Span::default(),
+            after_terminator: false,
         }
     }
 
@@ -207,10 +211,12 @@ impl Parser {
     /// Drops finished include files so that the next token comes from the includer.
     fn normalize(&mut self) {
         while self.frames.len() > 1 {
-            let finished = self
-                .frames
-                .last()
-                .is_none_or(|frame| frame.tokens.get(frame.position).is_none_or(|t| t.kind == TokenKind::Eof));
+            let finished = self.frames.last().is_none_or(|frame| {
+                frame
+                    .tokens
+                    .get(frame.position)
+                    .is_none_or(|t| t.kind == TokenKind::Eof)
+            });
             if finished {
                 self.frames.pop();
             } else {
@@ -252,6 +258,7 @@ impl Parser {
             }
         }
         self.last_span = token.span;
+        self.after_terminator = matches!(token.kind, TokenKind::Punct(b';' | b'}'));
         token
     }
 
@@ -306,7 +313,12 @@ impl Parser {
     }
 
     /// A semantic error: "expected `expected`, found `found`" at `span`.
-    pub fn invalid(&self, span: Span, expected: impl Into<String>, found: impl Into<String>) -> ConfigError {
+    pub fn invalid(
+        &self,
+        span: Span,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) -> ConfigError {
         self.error_at(
             span,
             ConfigErrorKind::Expected {
@@ -398,11 +410,7 @@ impl Parser {
     pub fn parse_number_in(&mut self, what: &str, min: i64, max: i64) -> ParseResult<i64> {
         let (value, span) = self.parse_integer(what)?;
         if value < min || value > max {
-            return Err(self.invalid(
-                span,
-                format!("{what} in {min}..={max}"),
-                value.to_string(),
-            ));
+            return Err(self.invalid(span, format!("{what} in {min}..={max}"), value.to_string()));
         }
         Ok(value)
     }
@@ -434,14 +442,19 @@ impl Parser {
     pub fn parse_ip_or_hostname(&mut self) -> ParseResult<Option<Ipv4Addr>> {
         let token = self.peek().clone();
         match &token.kind {
-            TokenKind::Number(_) if self.peek_at(1).is_punct(b'.') && matches!(self.peek_at(2).kind, TokenKind::Number(_)) => {
+            TokenKind::Number(_)
+                if self.peek_at(1).is_punct(b'.')
+                    && matches!(self.peek_at(2).kind, TokenKind::Number(_)) =>
+            {
                 self.parse_ip().map(Some)
             }
             TokenKind::Name(_) | TokenKind::Number(_) => {
                 let name = self.parse_dotted_name("an IP address or host name")?;
                 self.warn(
                     token.span,
-                    format!("hostname not resolved: `{name}` (only dotted-quad addresses are used)"),
+                    format!(
+                        "hostname not resolved: `{name}` (only dotted-quad addresses are used)"
+                    ),
                 );
                 Ok(None)
             }
@@ -461,7 +474,10 @@ impl Parser {
                 _ => return Err(self.expected(what)),
             }
             if self.at_punct(b'.')
-                && matches!(self.peek_at(1).kind, TokenKind::Name(_) | TokenKind::Number(_))
+                && matches!(
+                    self.peek_at(1).kind,
+                    TokenKind::Name(_) | TokenKind::Number(_)
+                )
             {
                 self.bump();
                 name.push('.');
@@ -632,7 +648,8 @@ impl Parser {
             match token.kind {
                 TokenKind::Eof => return,
                 TokenKind::Punct(b'}') => {
-                    let error = self.invalid(token.span, "a statement", "`}` without a matching `{`");
+                    let error =
+                        self.invalid(token.span, "a statement", "`}` without a matching `{`");
                     self.errors.push(error);
                     self.bump();
                 }
@@ -644,9 +661,12 @@ impl Parser {
     /// Parses one statement; on error records it and resynchronises.
     pub fn statement_with_recovery(&mut self, block: Block) {
         let before = self.position_marker();
+        self.after_terminator = false;
         if let Err(error) = self.parse_statement(block) {
             self.errors.push(error);
-            self.recover();
+            if !self.after_terminator {
+                self.recover();
+            }
             // Never loop on the same token.
             if self.position_marker() == before {
                 self.bump();
@@ -674,7 +694,10 @@ impl Parser {
                     return;
                 }
                 TokenKind::Eof => {
-                    let expected = format!("`}}` closing the block opened at {}", self.sources.locate(open));
+                    let expected = format!(
+                        "`}}` closing the block opened at {}",
+                        self.sources.locate(open)
+                    );
                     let error = self.invalid(token.span, expected, "end of file");
                     self.errors.push(error);
                     return;
@@ -701,3 +724,6 @@ fn hex_octet(text: &str) -> Option<u8> {
     }
     u8::from_str_radix(text, 16).ok()
 }
+
+#[cfg(test)]
+mod tests;

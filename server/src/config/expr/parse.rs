@@ -50,7 +50,13 @@ impl Parser {
         Ok(expr)
     }
 
-    fn require_kind(&self, expr: &Expr, wanted: ExprKind, span: Span, what: &str) -> ParseResult<()> {
+    fn require_kind(
+        &self,
+        expr: &Expr,
+        wanted: ExprKind,
+        span: Span,
+        what: &str,
+    ) -> ParseResult<()> {
         let kind = expr.kind();
         if kind == wanted || kind == ExprKind::Any {
             Ok(())
@@ -120,20 +126,43 @@ impl Parser {
                     self.parse_binary(power, context)?
                 }
                 BinaryOp::And | BinaryOp::Or => {
-                    self.require_kind(&left, ExprKind::Boolean, op_span, "a boolean expression before `and`/`or`")?;
+                    self.require_kind(
+                        &left,
+                        ExprKind::Boolean,
+                        op_span,
+                        "a boolean expression before `and`/`or`",
+                    )?;
                     let right = self.parse_binary(power, Context::Any)?;
-                    self.require_kind(&right, ExprKind::Boolean, right_span, "a boolean expression after `and`/`or`")?;
+                    self.require_kind(
+                        &right,
+                        ExprKind::Boolean,
+                        right_span,
+                        "a boolean expression after `and`/`or`",
+                    )?;
                     right
                 }
                 BinaryOp::RegexMatch | BinaryOp::IregexMatch => {
                     let right = self.parse_binary(power, Context::Data)?;
-                    self.warn(op_span, "regular expression matches are not evaluated (always false)");
+                    self.warn(
+                        op_span,
+                        "regular expression matches are not evaluated (always false)",
+                    );
                     right
                 }
                 _ => {
-                    self.require_kind(&left, ExprKind::Numeric, op_span, "a numeric expression before an arithmetic operator")?;
+                    self.require_kind(
+                        &left,
+                        ExprKind::Numeric,
+                        op_span,
+                        "a numeric expression before an arithmetic operator",
+                    )?;
                     let right = self.parse_binary(power, Context::Numeric)?;
-                    self.require_kind(&right, ExprKind::Numeric, right_span, "a numeric expression after an arithmetic operator")?;
+                    self.require_kind(
+                        &right,
+                        ExprKind::Numeric,
+                        right_span,
+                        "a numeric expression after an arithmetic operator",
+                    )?;
                     right
                 }
             };
@@ -154,7 +183,10 @@ impl Parser {
             None | Some("dhcp") => OptionSpace::Dhcp,
             Some("agent") => OptionSpace::Agent,
             Some(_) => {
-                self.warn(span, format!("option `{full}`: only the dhcp and agent spaces are evaluated"));
+                self.warn(
+                    span,
+                    format!("option `{full}`: only the dhcp and agent spaces are evaluated"),
+                );
                 return Ok(None);
             }
         };
@@ -218,7 +250,9 @@ impl Parser {
             TokenKind::Number(text) => {
                 let next = self.peek_at(1).clone();
                 if next.is_punct(b':') || (context == Context::Data && self.at_hex_octet()) {
-                    return Ok(Expr::Data(self.parse_hex_list("colon-separated hex bytes")?));
+                    return Ok(Expr::Data(
+                        self.parse_hex_list("colon-separated hex bytes")?,
+                    ));
                 }
                 if next.is_punct(b'.') && matches!(self.peek_at(2).kind, TokenKind::Number(_)) {
                     return Ok(Expr::Data(self.parse_ip()?.octets().to_vec()));
@@ -242,7 +276,9 @@ impl Parser {
                     // `ab:cd` (a name token that is hex), or a single hex byte where data is wanted.
                     let is_keyword = matches!(lower.as_str(), "known" | "static" | "hardware");
                     if !is_keyword {
-                        return Ok(Expr::Data(self.parse_hex_list("colon-separated hex bytes")?));
+                        return Ok(Expr::Data(
+                            self.parse_hex_list("colon-separated hex bytes")?,
+                        ));
                     }
                 }
                 self.bump();
@@ -258,7 +294,12 @@ impl Parser {
             "not" => {
                 let operand_span = self.peek().span;
                 let operand = self.parse_non_binary(Context::Any)?;
-                self.require_kind(&operand, ExprKind::Boolean, operand_span, "a boolean expression after `not`")?;
+                self.require_kind(
+                    &operand,
+                    ExprKind::Boolean,
+                    operand_span,
+                    "a boolean expression after `not`",
+                )?;
                 Expr::Not(Box::new(operand))
             }
             "exists" => match self.parse_option_reference()? {
@@ -431,7 +472,8 @@ mod tests {
 
     #[test]
     fn vendor_class_prefix() {
-        let expr = class_expr(r#"match if substring(option vendor-class-identifier, 0, 4) = "docs";"#);
+        let expr =
+            class_expr(r#"match if substring(option vendor-class-identifier, 0, 4) = "docs";"#);
         assert_eq!(
             expr,
             Expr::Binary(
@@ -474,7 +516,9 @@ mod tests {
             r#"match pick-first-value(option host-name, packet(0, 0), leased-address, host-decl-name);"#,
         );
         assert_eq!(evaluate(&expr, &Packet), Value::Data(Vec::new()));
-        let expr = class_expr("match if extract-int(option dhcp-client-identifier, 8) + 1 = 2 and 3 * 2 != 5;");
+        let expr = class_expr(
+            "match if extract-int(option dhcp-client-identifier, 8) + 1 = 2 and 3 * 2 != 5;",
+        );
         assert!(evaluate(&expr, &Packet).is_true());
     }
 
@@ -485,7 +529,10 @@ mod tests {
             errors.to_string(),
             "t.conf:1:22: expected a boolean expression, found a data expression"
         );
-        let errors = parse_str("class \"c\" { match if option no-such = 1; }", "t.conf").unwrap_err();
-        assert!(errors.to_string().contains("expected a known option name, found `no-such`"));
+        let errors =
+            parse_str("class \"c\" { match if option no-such = 1; }", "t.conf").unwrap_err();
+        assert!(errors
+            .to_string()
+            .contains("expected a known option name, found `no-such`"));
     }
 }

@@ -72,7 +72,11 @@ impl Parser {
             shared_network,
         });
         self.side.subnet_spans.push(span);
-        if let Some(network) = self.config.shared_networks.get_mut(shared_network.0 as usize) {
+        if let Some(network) = self
+            .config
+            .shared_networks
+            .get_mut(shared_network.0 as usize)
+        {
             network.subnets.push(id);
         }
         let inner = Block {
@@ -137,7 +141,11 @@ impl Parser {
         });
         self.side.pool_spans.push(span);
         self.side.pool_no_failover.push(false);
-        if let Some(network) = self.config.shared_networks.get_mut(shared_network.0 as usize) {
+        if let Some(network) = self
+            .config
+            .shared_networks
+            .get_mut(shared_network.0 as usize)
+        {
             network.pools.push(id);
         }
         Some(id)
@@ -148,7 +156,11 @@ impl Parser {
         let span = self.bump().span;
         let allowed = matches!(block.kind, BlockKind::Subnet | BlockKind::SharedNetwork);
         let open = self.expect_punct(b'{')?;
-        let pool = if allowed { self.add_pool(block, span) } else { None };
+        let pool = if allowed {
+            self.add_pool(block, span)
+        } else {
+            None
+        };
         let Some(pool) = pool else {
             let error = self.invalid(
                 span,
@@ -198,7 +210,11 @@ impl Parser {
             self.warn(flag, "`dynamic-bootp` ranges are not supported yet; BOOTP clients are not served from them");
         }
         let low = self.parse_ip()?;
-        let high = if self.at_punct(b';') { low } else { self.parse_ip()? };
+        let high = if self.at_punct(b';') {
+            low
+        } else {
+            self.parse_ip()?
+        };
         self.expect_semicolon()?;
         if u32::from(low) > u32::from(high) {
             return Err(self.invalid(
@@ -287,7 +303,9 @@ impl Parser {
         let span = self.bump().span;
         let kind = self.peek().clone();
         let TokenKind::Name(type_name) = &kind.kind else {
-            return Err(self.expected("a hardware type (`ethernet`, `token-ring`, `fddi`, `infiniband`)"));
+            return Err(
+                self.expected("a hardware type (`ethernet`, `token-ring`, `fddi`, `infiniband`)")
+            );
         };
         let lower = type_name.to_ascii_lowercase();
         let htype = match lower.as_str() {
@@ -300,7 +318,9 @@ impl Parser {
                 .and_then(|number| number.parse::<u8>().ok()),
         };
         let Some(htype) = htype else {
-            return Err(self.expected("a hardware type (`ethernet`, `token-ring`, `fddi`, `infiniband`)"));
+            return Err(
+                self.expected("a hardware type (`ethernet`, `token-ring`, `fddi`, `infiniband`)")
+            );
         };
         self.bump();
         let address = self.parse_hex_list("a colon-separated hardware address")?;
@@ -313,10 +333,17 @@ impl Parser {
             ));
         }
         if block.kind != BlockKind::Host {
-            return Err(self.invalid(span, "`hardware` inside a host", format!("`hardware` inside a {}", block_name(block.kind))));
+            return Err(self.invalid(
+                span,
+                "`hardware` inside a host",
+                format!("`hardware` inside a {}", block_name(block.kind)),
+            ));
         }
         if htype != 1 {
-            self.warn(kind.span, format!("hardware type `{lower}` is not supported yet (only ethernet)"));
+            self.warn(
+                kind.span,
+                format!("hardware type `{lower}` is not supported yet (only ethernet)"),
+            );
         }
         self.host_mut(block).hardware = Some(HardwareAddress { htype, address });
         Ok(())
@@ -336,7 +363,11 @@ impl Parser {
         }
         self.expect_semicolon()?;
         if block.kind != BlockKind::Host {
-            return Err(self.invalid(span, "`fixed-address` inside a host", format!("`fixed-address` inside a {}", block_name(block.kind))));
+            return Err(self.invalid(
+                span,
+                "`fixed-address` inside a host",
+                format!("`fixed-address` inside a {}", block_name(block.kind)),
+            ));
         }
         self.host_mut(block).fixed_addresses.extend(addresses);
         Ok(())
@@ -348,7 +379,10 @@ impl Parser {
         if !self.at_punct(b'{') {
             self.parse_name_or_string("a group name")?;
             if self.eat_punct(b';') {
-                self.warn(span, "`group NAME;` references are not supported yet; ignored");
+                self.warn(
+                    span,
+                    "`group NAME;` references are not supported yet; ignored",
+                );
                 return Ok(());
             }
         }
@@ -357,7 +391,11 @@ impl Parser {
             block.kind,
             BlockKind::Global | BlockKind::Group | BlockKind::SharedNetwork | BlockKind::Subnet
         ) {
-            let error = self.invalid(span, "`group` at top level or in a group, shared-network or subnet", format!("`group` inside a {}", block_name(block.kind)));
+            let error = self.invalid(
+                span,
+                "`group` at top level or in a group, shared-network or subnet",
+                format!("`group` inside a {}", block_name(block.kind)),
+            );
             self.errors.push(error);
             self.recover_block_body();
             return Ok(());
@@ -390,13 +428,21 @@ impl Parser {
         let name = self.parse_name_or_string("a class name")?;
         let open = self.expect_punct(b'{')?;
         if !matches!(block.kind, BlockKind::Global | BlockKind::Group) {
-            let error = self.invalid(span, "`class` at top level or in a group", format!("`class` inside a {}", block_name(block.kind)));
+            let error = self.invalid(
+                span,
+                "`class` at top level or in a group",
+                format!("`class` inside a {}", block_name(block.kind)),
+            );
             self.errors.push(error);
             self.recover_block_body();
             return Ok(());
         }
         if self.class_by_name(&name).is_some() {
-            let error = self.invalid(name_span, "a class name not declared before", format!("\"{name}\" declared again"));
+            let error = self.invalid(
+                name_span,
+                "a class name not declared before",
+                format!("\"{name}\" declared again"),
+            );
             self.errors.push(error);
             self.recover_block_body();
             return Ok(());
@@ -426,7 +472,11 @@ impl Parser {
         let class = match (block.kind, block.class) {
             (BlockKind::Class, Some(class)) => class,
             _ => {
-                return Err(self.invalid(span, format!("`{word}` inside a class"), format!("`{word}` inside a {}", block_name(block.kind))));
+                return Err(self.invalid(
+                    span,
+                    format!("`{word}` inside a class"),
+                    format!("`{word}` inside a {}", block_name(block.kind)),
+                ));
             }
         };
         let index = class.0 as usize;
@@ -439,7 +489,11 @@ impl Parser {
                 } else {
                     let expr = self.parse_expression()?;
                     if expr.kind() == ExprKind::Boolean || expr.kind() == ExprKind::Numeric {
-                        return Err(self.invalid(span, "a data expression after `match`", "a boolean or numeric expression"));
+                        return Err(self.invalid(
+                            span,
+                            "a data expression after `match`",
+                            "a boolean or numeric expression",
+                        ));
                     }
                     self.expect_semicolon()?;
                     self.config.classes[index].match_data = Some(expr);
@@ -451,7 +505,10 @@ impl Parser {
                 self.expect_semicolon()?;
                 // `spawn with` creates subclasses at run time (later); matching on the same data
                 // still classifies clients against declared subclasses.
-                self.warn(span, "`spawn with` is not supported yet; treated as `match`");
+                self.warn(
+                    span,
+                    "`spawn with` is not supported yet; treated as `match`",
+                );
                 if self.config.classes[index].match_data.is_none() {
                     self.config.classes[index].match_data = Some(expr);
                 }
@@ -479,10 +536,18 @@ impl Parser {
             } else {
                 self.expect_semicolon()?;
             }
-            return Err(self.invalid(name_span, "the name of a class declared before", format!("undeclared class \"{name}\"")));
+            return Err(self.invalid(
+                name_span,
+                "the name of a class declared before",
+                format!("undeclared class \"{name}\""),
+            ));
         };
         if !matches!(block.kind, BlockKind::Global | BlockKind::Group) {
-            return Err(self.invalid(span, "`subclass` at top level or in a group", format!("`subclass` inside a {}", block_name(block.kind))));
+            return Err(self.invalid(
+                span,
+                "`subclass` at top level or in a group",
+                format!("`subclass` inside a {}", block_name(block.kind)),
+            ));
         }
         let index = class.0 as usize;
         let scope = if self.at_punct(b'{') {
@@ -506,7 +571,12 @@ impl Parser {
     }
 
     /// A pool's `allow|deny PERMIT[, PERMIT…];` (ISC `parse_permit_list`).
-    pub(super) fn parse_permit_list(&mut self, pool: PoolId, allow: bool, span: Span) -> ParseResult<()> {
+    pub(super) fn parse_permit_list(
+        &mut self,
+        pool: PoolId,
+        allow: bool,
+        span: Span,
+    ) -> ParseResult<()> {
         let mut permits = Vec::new();
         loop {
             let token = self.peek().clone();
@@ -537,14 +607,21 @@ impl Parser {
                     match self.class_by_name(&name) {
                         Some(class) => PermitKind::MembersOf(class),
                         None => {
-                            return Err(self.invalid(name_span, "the name of a class declared before", format!("undeclared class \"{name}\"")));
+                            return Err(self.invalid(
+                                name_span,
+                                "the name of a class declared before",
+                                format!("undeclared class \"{name}\""),
+                            ));
                         }
                     }
                 }
                 "dynamic" => {
                     self.expect_keyword("bootp")?;
                     self.expect_keyword("clients")?;
-                    self.warn(token.span, "`dynamic bootp clients` permits are not supported yet");
+                    self.warn(
+                        token.span,
+                        "`dynamic bootp clients` permits are not supported yet",
+                    );
                     PermitKind::DynamicBootpClients
                 }
                 "after" => {
@@ -555,13 +632,17 @@ impl Parser {
                 "authenticated" | "unauthenticated" => {
                     self.expect_keyword("clients")?;
                     // ISC does not implement these either (dhcpd-conf.md §3.1).
-                    self.warn(token.span, format!("`{word} clients` is not supported; ignored"));
+                    self.warn(
+                        token.span,
+                        format!("`{word} clients` is not supported; ignored"),
+                    );
                     if !self.eat_punct(b',') {
                         break;
                     }
                     continue;
                 }
-                "bootp" | "booting" | "declines" | "duplicates" | "client-updates" | "leasequery" => {
+                "bootp" | "booting" | "declines" | "duplicates" | "client-updates"
+                | "leasequery" => {
                     return Err(self.invalid(
                         token.span,
                         "a pool permit (`known-clients`, `unknown-clients`, `members of \"CLASS\"`, `all clients`, …)",
@@ -644,7 +725,10 @@ impl Parser {
                     break;
                 }
                 TokenKind::Eof => {
-                    let expected = format!("`}}` closing the key opened at {}", self.sources.locate(open));
+                    let expected = format!(
+                        "`}}` closing the key opened at {}",
+                        self.sources.locate(open)
+                    );
                     return Err(self.invalid(token.span, expected, "end of file"));
                 }
                 _ => {}
@@ -657,7 +741,11 @@ impl Parser {
         }
         self.eat_punct(b';');
         if !matches!(block.kind, BlockKind::Global | BlockKind::Group) {
-            return Err(self.invalid(span, "`key` at top level", format!("`key` inside a {}", block_name(block.kind))));
+            return Err(self.invalid(
+                span,
+                "`key` at top level",
+                format!("`key` inside a {}", block_name(block.kind)),
+            ));
         }
         let Some(algorithm) = algorithm else {
             return Err(self.invalid(name_span, "an `algorithm` statement in the key", "none"));
@@ -666,7 +754,11 @@ impl Parser {
             return Err(self.invalid(name_span, "a `secret` statement in the key", "none"));
         };
         if self.config.keys.iter().any(|key| key.name == name) {
-            return Err(self.invalid(name_span, "a key name not declared before", format!("\"{name}\" declared again")));
+            return Err(self.invalid(
+                name_span,
+                "a key name not declared before",
+                format!("\"{name}\" declared again"),
+            ));
         }
         self.config.keys.push(Key {
             name,
@@ -676,7 +768,11 @@ impl Parser {
         Ok(())
     }
 
-    fn parse_key_statement(&mut self, algorithm: &mut Option<String>, secret: &mut Option<Vec<u8>>) -> ParseResult<()> {
+    fn parse_key_statement(
+        &mut self,
+        algorithm: &mut Option<String>,
+        secret: &mut Option<Vec<u8>>,
+    ) -> ParseResult<()> {
         if self.eat_keyword("algorithm") {
             let span = self.peek().span;
             let name = self.parse_name_or_string("a key algorithm")?;
@@ -698,7 +794,11 @@ impl Parser {
             match base64::decode(&text) {
                 Some(bytes) => *secret = Some(bytes),
                 None => {
-                    return Err(self.invalid(span, "a base64 secret", format!("\"{}\"", String::from_utf8_lossy(&text))));
+                    return Err(self.invalid(
+                        span,
+                        "a base64 secret",
+                        format!("\"{}\"", String::from_utf8_lossy(&text)),
+                    ));
                 }
             }
         } else {

@@ -58,12 +58,20 @@ impl Parser {
         if self.at_punct(b';') {
             self.bump();
             if !quoted {
-                return Err(self.invalid(name_token.span, "a quoted peer name in a `failover peer` reference", name_token.kind.to_string()));
+                return Err(self.invalid(
+                    name_token.span,
+                    "a quoted peer name in a `failover peer` reference",
+                    name_token.kind.to_string(),
+                ));
             }
             return self.reference_peer(block, &name, name_token.span);
         }
         if self.at_keyword("state") {
-            return Err(self.invalid(self.peek_at(0).span, "`{` (failover state blocks belong in dhcpd.leases)", "`state`"));
+            return Err(self.invalid(
+                self.peek_at(0).span,
+                "`{` (failover state blocks belong in dhcpd.leases)",
+                "`state`",
+            ));
         }
         let open = self.expect_punct(b'{')?;
         let mut statements = PeerStatements::default();
@@ -75,7 +83,10 @@ impl Parser {
                     break;
                 }
                 TokenKind::Eof => {
-                    let expected = format!("`}}` closing the failover peer opened at {}", self.sources.locate(open));
+                    let expected = format!(
+                        "`}}` closing the failover peer opened at {}",
+                        self.sources.locate(open)
+                    );
                     return Err(self.invalid(token.span, expected, "end of file"));
                 }
                 _ => {}
@@ -86,10 +97,23 @@ impl Parser {
             }
         }
         if !matches!(block.kind, BlockKind::Global | BlockKind::SharedNetwork) {
-            return Err(self.invalid(span, "a `failover peer` declaration at top level or in a shared-network", format!("one inside a {}", block_name(block.kind))));
+            return Err(self.invalid(
+                span,
+                "a `failover peer` declaration at top level or in a shared-network",
+                format!("one inside a {}", block_name(block.kind)),
+            ));
         }
-        if self.config.failover_peers.iter().any(|peer| peer.name == name) {
-            return Err(self.invalid(name_token.span, "a failover peer name not declared before", format!("\"{name}\" declared again")));
+        if self
+            .config
+            .failover_peers
+            .iter()
+            .any(|peer| peer.name == name)
+        {
+            return Err(self.invalid(
+                name_token.span,
+                "a failover peer name not declared before",
+                format!("\"{name}\" declared again"),
+            ));
         }
         let peer = self.finish_peer(name, statements, name_token.span)?;
         self.config.failover_peers.push(peer);
@@ -98,9 +122,18 @@ impl Parser {
     }
 
     /// Applies defaults and the rules of failover.md §11.1 and §13.
-    fn finish_peer(&mut self, name: String, statements: PeerStatements, span: Span) -> ParseResult<FailoverPeerConfig> {
+    fn finish_peer(
+        &mut self,
+        name: String,
+        statements: PeerStatements,
+        span: Span,
+    ) -> ParseResult<FailoverPeerConfig> {
         let Some(primary) = statements.primary else {
-            return Err(self.invalid(span, "`primary;` or `secondary;` in the failover peer", "neither"));
+            return Err(self.invalid(
+                span,
+                "`primary;` or `secondary;` in the failover peer",
+                "neither",
+            ));
         };
         if !statements.peer_address_given {
             return Err(self.invalid(span, "a `peer address` in the failover peer", "none"));
@@ -110,10 +143,18 @@ impl Parser {
                 return Err(self.invalid(span, "`mclt` in the primary's failover peer", "none"));
             }
             if statements.hba.is_none() {
-                return Err(self.invalid(span, "`split` or `hba` in the primary's failover peer", "neither"));
+                return Err(self.invalid(
+                    span,
+                    "`split` or `hba` in the primary's failover peer",
+                    "neither",
+                ));
             }
         } else if statements.hba.is_some() {
-            return Err(self.invalid(span, "no `split` or `hba` in a secondary's failover peer (the primary sends it)", "one"));
+            return Err(self.invalid(
+                span,
+                "no `split` or `hba` in a secondary's failover peer (the primary sends it)",
+                "one",
+            ));
         }
         Ok(FailoverPeerConfig {
             name,
@@ -122,13 +163,21 @@ impl Parser {
             port: statements.port.unwrap_or(DEFAULT_PORT),
             peer_address: statements.peer_address,
             peer_port: statements.peer_port.unwrap_or(DEFAULT_PORT),
-            max_response_delay: statements.max_response_delay.unwrap_or(DEFAULT_MAX_RESPONSE_DELAY),
-            max_unacked_updates: statements.max_unacked_updates.unwrap_or(DEFAULT_MAX_UNACKED_UPDATES),
+            max_response_delay: statements
+                .max_response_delay
+                .unwrap_or(DEFAULT_MAX_RESPONSE_DELAY),
+            max_unacked_updates: statements
+                .max_unacked_updates
+                .unwrap_or(DEFAULT_MAX_UNACKED_UPDATES),
             mclt: statements.mclt.unwrap_or(0),
             hba: statements.hba,
             load_balance_max_seconds: statements.load_balance_max_seconds.unwrap_or(0),
-            max_lease_misbalance: statements.max_lease_misbalance.unwrap_or(DEFAULT_MAX_LEASE_MISBALANCE),
-            max_lease_ownership: statements.max_lease_ownership.unwrap_or(DEFAULT_MAX_LEASE_OWNERSHIP),
+            max_lease_misbalance: statements
+                .max_lease_misbalance
+                .unwrap_or(DEFAULT_MAX_LEASE_MISBALANCE),
+            max_lease_ownership: statements
+                .max_lease_ownership
+                .unwrap_or(DEFAULT_MAX_LEASE_OWNERSHIP),
             min_balance: statements.min_balance.unwrap_or(DEFAULT_MIN_BALANCE),
             max_balance: statements.max_balance.unwrap_or(DEFAULT_MAX_BALANCE),
             auto_partner_down: statements.auto_partner_down.unwrap_or(0),
@@ -158,8 +207,12 @@ impl Parser {
                     return Err(self.expected("`address` or `port`"));
                 }
             }
-            "max-response-delay" => statements.max_response_delay = Some(self.parse_u32("seconds")?),
-            "max-unacked-updates" => statements.max_unacked_updates = Some(self.parse_u32("a number of updates")?),
+            "max-response-delay" => {
+                statements.max_response_delay = Some(self.parse_u32("seconds")?)
+            }
+            "max-unacked-updates" => {
+                statements.max_unacked_updates = Some(self.parse_u32("a number of updates")?)
+            }
             "mclt" => statements.mclt = Some(self.parse_u32("seconds")?),
             "split" => {
                 let split = self.parse_number_in("a split", 0, 256)?;
@@ -168,10 +221,13 @@ impl Parser {
             "hba" => {
                 let span = self.peek().span;
                 let bytes = self.parse_hex_list("32 colon-separated hex bytes")?;
-                let hba: [u8; 32] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| self.invalid(span, "exactly 32 hex bytes", format!("{} bytes", bytes.len())))?;
+                let hba: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                    self.invalid(
+                        span,
+                        "exactly 32 hex bytes",
+                        format!("{} bytes", bytes.len()),
+                    )
+                })?;
                 statements.hba = Some(hba);
             }
             "load" => {
@@ -181,8 +237,14 @@ impl Parser {
                 self.expect_keyword("seconds")?;
                 statements.load_balance_max_seconds = Some(self.parse_u32("seconds")?);
             }
-            "max-lease-misbalance" => statements.max_lease_misbalance = Some(self.parse_number_in("a percentage", 0, 100)? as u32),
-            "max-lease-ownership" => statements.max_lease_ownership = Some(self.parse_number_in("a percentage", 0, 100)? as u32),
+            "max-lease-misbalance" => {
+                statements.max_lease_misbalance =
+                    Some(self.parse_number_in("a percentage", 0, 100)? as u32)
+            }
+            "max-lease-ownership" => {
+                statements.max_lease_ownership =
+                    Some(self.parse_number_in("a percentage", 0, 100)? as u32)
+            }
             "min-balance" => statements.min_balance = Some(self.parse_u32("seconds")?),
             "max-balance" => statements.max_balance = Some(self.parse_u32("seconds")?),
             "auto-partner-down" => statements.auto_partner_down = Some(self.parse_u32("seconds")?),
@@ -195,12 +257,24 @@ impl Parser {
 
     /// `failover peer "NAME";` in a pool or shared network.
     fn reference_peer(&mut self, block: Block, name: &str, span: Span) -> ParseResult<()> {
-        if !self.config.failover_peers.iter().any(|peer| peer.name == name) {
-            return Err(self.invalid(span, "the name of a failover peer declared before", format!("undeclared failover peer \"{name}\"")));
+        if !self
+            .config
+            .failover_peers
+            .iter()
+            .any(|peer| peer.name == name)
+        {
+            return Err(self.invalid(
+                span,
+                "the name of a failover peer declared before",
+                format!("undeclared failover peer \"{name}\""),
+            ));
         }
         match block.kind {
             BlockKind::Pool => {
-                if let Some(pool) = block.pool.and_then(|pool| self.config.pools.get_mut(pool.0 as usize)) {
+                if let Some(pool) = block
+                    .pool
+                    .and_then(|pool| self.config.pools.get_mut(pool.0 as usize))
+                {
                     pool.failover_peer = Some(name.to_string());
                 }
             }
@@ -213,7 +287,11 @@ impl Parser {
                 }
             }
             other => {
-                return Err(self.invalid(span, "a `failover peer` reference inside a pool or shared-network", format!("one inside a {}", block_name(other))));
+                return Err(self.invalid(
+                    span,
+                    "a `failover peer` reference inside a pool or shared-network",
+                    format!("one inside a {}", block_name(other)),
+                ));
             }
         }
         Ok(())
@@ -235,7 +313,11 @@ impl Parser {
                 }
                 Ok(())
             }
-            _ => Err(self.invalid(span, "`no failover peer` inside a pool", format!("one inside a {}", block_name(block.kind)))),
+            _ => Err(self.invalid(
+                span,
+                "`no failover peer` inside a pool",
+                format!("one inside a {}", block_name(block.kind)),
+            )),
         }
     }
 }

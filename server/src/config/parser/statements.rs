@@ -153,7 +153,10 @@ impl Parser {
             }
             _ if LATER_DECLARATIONS.contains(&word.as_str()) => {
                 self.bump();
-                self.warn(token.span, format!("`{word}` is not supported yet; ignored"));
+                self.warn(
+                    token.span,
+                    format!("`{word}` is not supported yet; ignored"),
+                );
                 self.skip_statement();
                 Ok(())
             }
@@ -177,8 +180,12 @@ impl Parser {
                     _ => target.abandon_lease_time = Some(value),
                 }
             }
-            "use-host-decl-names" | "one-lease-per-client" | "ping-check" | "always-broadcast"
-            | "echo-client-id" | "ignore-client-uids" => {
+            "use-host-decl-names"
+            | "one-lease-per-client"
+            | "ping-check"
+            | "always-broadcast"
+            | "echo-client-id"
+            | "ignore-client-uids" => {
                 self.bump();
                 let value = self.parse_flag()?;
                 self.expect_semicolon()?;
@@ -243,7 +250,10 @@ impl Parser {
                         self.bump();
                         self.expect_semicolon()?;
                         if updates {
-                            self.warn(style.span, "DDNS updates are not implemented; treated as `none`");
+                            self.warn(
+                                style.span,
+                                "DDNS updates are not implemented; treated as `none`",
+                            );
                         }
                     }
                     _ => return Err(self.expected("`none`, `interim` or `standard`")),
@@ -254,14 +264,20 @@ impl Parser {
                 let facility = self.peek().clone();
                 match &facility.kind {
                     TokenKind::Name(name)
-                        if FACILITIES.iter().any(|known| name.eq_ignore_ascii_case(known)) =>
+                        if FACILITIES
+                            .iter()
+                            .any(|known| name.eq_ignore_ascii_case(known)) =>
                     {
                         let name = name.to_ascii_lowercase();
                         self.bump();
                         self.expect_semicolon()?;
                         self.config.log_facility = Some(name);
                     }
-                    _ => return Err(self.expected("a syslog facility (`daemon`, `local0`…`local7`, …)")),
+                    _ => {
+                        return Err(
+                            self.expected("a syslog facility (`daemon`, `local0`…`local7`, …)")
+                        )
+                    }
                 }
             }
             "lease-file-name" | "pid-file-name" => {
@@ -386,7 +402,10 @@ impl Parser {
             "declines" => self.scope_mut(scope).declines = Some(permission),
             "client-updates" => {}
             "duplicates" | "leasequery" => {
-                self.warn(flag.span, format!("`{word} {name}` is not supported yet; ignored"));
+                self.warn(
+                    flag.span,
+                    format!("`{word} {name}` is not supported yet; ignored"),
+                );
             }
             "known-clients" | "members" | "all" | "dynamic" | "after" | "known" | "unknown"
             | "authenticated" | "unauthenticated" => {
@@ -449,7 +468,10 @@ impl Parser {
         }
         self.parse_conditional_body(block)?;
         if block.kind != BlockKind::Conditional {
-            self.warn(span, "`on` event statement is not evaluated; its body is ignored");
+            self.warn(
+                span,
+                "`on` event statement is not evaluated; its body is ignored",
+            );
         }
         Ok(())
     }

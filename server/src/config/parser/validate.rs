@@ -21,15 +21,27 @@ impl Parser {
     fn validate_subnets(&mut self) {
         for index in 0..self.config.subnets.len() {
             let subnet = self.config.subnets[index].clone();
-            let span = self.side.subnet_spans.get(index).copied().unwrap_or_default();
+            let span = self
+                .side
+                .subnet_spans
+                .get(index)
+                .copied()
+                .unwrap_or_default();
             let mask = u32::from(subnet.netmask);
             if mask.leading_ones() + mask.trailing_zeros() != 32 {
-                let error = self.invalid(span, "a netmask of contiguous one bits", subnet.netmask.to_string());
+                let error = self.invalid(
+                    span,
+                    "a netmask of contiguous one bits",
+                    subnet.netmask.to_string(),
+                );
                 self.errors.push(error);
             } else if u32::from(subnet.network) & !mask != 0 {
                 let error = self.invalid(
                     span,
-                    format!("a network number with no host bits for netmask {}", subnet.netmask),
+                    format!(
+                        "a network number with no host bits for netmask {}",
+                        subnet.netmask
+                    ),
                     subnet.network.to_string(),
                 );
                 self.errors.push(error);
@@ -43,7 +55,12 @@ impl Parser {
         for index in 0..self.config.pools.len() {
             let pool = &self.config.pools[index];
             if pool.failover_peer.is_some()
-                || self.side.pool_no_failover.get(index).copied().unwrap_or(false)
+                || self
+                    .side
+                    .pool_no_failover
+                    .get(index)
+                    .copied()
+                    .unwrap_or(false)
             {
                 continue;
             }
@@ -74,7 +91,11 @@ impl Parser {
             let pool = self.config.pool(pool_id).clone();
             let candidates: Vec<_> = match pool.subnet {
                 Some(subnet) => vec![subnet],
-                None => self.config.shared_network(pool.shared_network).subnets.clone(),
+                None => self
+                    .config
+                    .shared_network(pool.shared_network)
+                    .subnets
+                    .clone(),
             };
             let inside = candidates.iter().any(|subnet| {
                 let subnet = self.config.subnet(*subnet);
@@ -84,7 +105,10 @@ impl Parser {
                 let expected = match pool.subnet {
                     Some(subnet) => {
                         let subnet = self.config.subnet(subnet);
-                        format!("a range inside subnet {}", subnet_text(subnet.network, subnet.netmask))
+                        format!(
+                            "a range inside subnet {}",
+                            subnet_text(subnet.network, subnet.netmask)
+                        )
                     }
                     None => "a range inside one subnet of the shared network".to_string(),
                 };
@@ -92,7 +116,11 @@ impl Parser {
                 self.errors.push(error);
             }
             if range.dynamic_bootp && pool.failover_peer.is_some() {
-                let error = self.invalid(span, "no `dynamic-bootp` range in a failover pool", range_text(&range));
+                let error = self.invalid(
+                    span,
+                    "no `dynamic-bootp` range in a failover pool",
+                    range_text(&range),
+                );
                 self.errors.push(error);
             }
         }
@@ -136,7 +164,11 @@ impl Parser {
                 .any(|pool| pool.failover_peer.as_deref() == Some(name.as_str()));
             if !referenced {
                 let span = self.side.peer_spans.get(index).copied().unwrap_or_default();
-                let error = self.invalid(span, format!("a pool referring to failover peer \"{name}\""), "none");
+                let error = self.invalid(
+                    span,
+                    format!("a pool referring to failover peer \"{name}\""),
+                    "none",
+                );
                 self.errors.push(error);
             }
         }
@@ -149,7 +181,11 @@ impl Parser {
         };
         if !self.config.keys.iter().any(|key| key.name == name) {
             let span = self.side.omapi_key_span.unwrap_or_default();
-            let error = self.invalid(span, "the name of a declared key", format!("undeclared key \"{name}\""));
+            let error = self.invalid(
+                span,
+                "the name of a declared key",
+                format!("undeclared key \"{name}\""),
+            );
             self.errors.push(error);
         }
     }

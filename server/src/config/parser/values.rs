@@ -12,7 +12,12 @@ const CLIENT_IDENTIFIER: u8 = 61;
 
 impl Parser {
     /// `option NAME VALUE;` and friends, after the leading keyword (`form`) was read.
-    pub(super) fn parse_option_statement(&mut self, block: Block, span: Span, form: &str) -> ParseResult<()> {
+    pub(super) fn parse_option_statement(
+        &mut self,
+        block: Block,
+        span: Span,
+        form: &str,
+    ) -> ParseResult<()> {
         if form == "option" && self.at_keyword("space") {
             self.warn(span, "`option space` is not supported yet; ignored");
             self.skip_statement();
@@ -43,7 +48,10 @@ impl Parser {
             let equals = self.bump().span;
             self.parse_expression()?;
             self.expect_semicolon()?;
-            self.warn(equals, format!("option `{full_name}` set from an expression is not evaluated; ignored"));
+            self.warn(
+                equals,
+                format!("option `{full_name}` set from an expression is not evaluated; ignored"),
+            );
             return Ok(());
         }
         let mut bytes = Vec::new();
@@ -57,7 +65,10 @@ impl Parser {
             return Ok(());
         }
         if space == OptionSpace::Agent {
-            self.warn(name_span, format!("relay agent option `{full_name}` cannot be sent by a server; ignored"));
+            self.warn(
+                name_span,
+                format!("relay agent option `{full_name}` cannot be sent by a server; ignored"),
+            );
             return Ok(());
         }
         if bytes.len() > 255 {
@@ -65,13 +76,18 @@ impl Parser {
         }
         match form {
             "prepend" | "append" => {
-                self.warn(span, format!("`{form}` is not supported yet; option `{full_name}` ignored"));
+                self.warn(
+                    span,
+                    format!("`{form}` is not supported yet; option `{full_name}` ignored"),
+                );
             }
             _ if block.kind == BlockKind::Host && definition.code == CLIENT_IDENTIFIER => {
                 self.host_mut(block).client_id = Some(bytes);
             }
             _ => {
-                self.scope_mut(block.scope).options.push((definition.code, bytes));
+                self.scope_mut(block.scope)
+                    .options
+                    .push((definition.code, bytes));
             }
         }
         Ok(())
@@ -84,7 +100,12 @@ impl Parser {
             _ => return Err(self.expected("an option name")),
         };
         self.bump();
-        if self.at_punct(b'.') && matches!(self.peek_at(1).kind, TokenKind::Name(_) | TokenKind::Number(_)) {
+        if self.at_punct(b'.')
+            && matches!(
+                self.peek_at(1).kind,
+                TokenKind::Name(_) | TokenKind::Number(_)
+            )
+        {
             self.bump();
             let second = match self.bump().kind {
                 TokenKind::Name(name) | TokenKind::Number(name) => name,
@@ -96,7 +117,12 @@ impl Parser {
     }
 
     /// `option NAME code N = TYPE;` after NAME.
-    fn parse_option_definition(&mut self, space: Option<&str>, name: &str, name_span: Span) -> ParseResult<()> {
+    fn parse_option_definition(
+        &mut self,
+        space: Option<&str>,
+        name: &str,
+        name_span: Span,
+    ) -> ParseResult<()> {
         self.bump();
         let code = self.parse_number_in("an option code", 1, 254)? as u8;
         self.expect_punct(b'=')?;
@@ -129,7 +155,10 @@ impl Parser {
             }
             self.expect_punct(b'}')?;
             // Only the last field of a record may be an array.
-            if fields[..fields.len() - 1].iter().any(|field| matches!(field, OptionType::Array(_))) {
+            if fields[..fields.len() - 1]
+                .iter()
+                .any(|field| matches!(field, OptionType::Array(_)))
+            {
                 return Err(self.expected("an array only as the last field of a record"));
             }
             return Ok(OptionType::Record(fields));
@@ -173,7 +202,11 @@ impl Parser {
                 self.expect_keyword("of")?;
                 let inner = self.parse_option_type()?;
                 if matches!(inner, OptionType::Array(_)) {
-                    return Err(self.invalid(token.span, "an array of a non-array type", "an array of arrays"));
+                    return Err(self.invalid(
+                        token.span,
+                        "an array of a non-array type",
+                        "an array of arrays",
+                    ));
                 }
                 OptionType::Array(Box::new(inner))
             }
@@ -185,7 +218,12 @@ impl Parser {
     }
 
     /// Parses one value of `kind` and appends its wire form. Host names set `unresolved`.
-    pub(crate) fn encode_value(&mut self, kind: &OptionType, out: &mut Vec<u8>, unresolved: &mut bool) -> ParseResult<()> {
+    pub(crate) fn encode_value(
+        &mut self,
+        kind: &OptionType,
+        out: &mut Vec<u8>,
+        unresolved: &mut bool,
+    ) -> ParseResult<()> {
         match kind {
             OptionType::Boolean => {
                 let value = self.parse_flag()?;
@@ -194,9 +232,17 @@ impl Parser {
             OptionType::Integer { bits, signed } => {
                 let bits = u32::from(*bits);
                 let (min, max, what) = if *signed {
-                    (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1, format!("a signed {bits}-bit integer"))
+                    (
+                        -(1i64 << (bits - 1)),
+                        (1i64 << (bits - 1)) - 1,
+                        format!("a signed {bits}-bit integer"),
+                    )
                 } else {
-                    (0, (1i64 << bits) - 1, format!("an unsigned {bits}-bit integer"))
+                    (
+                        0,
+                        (1i64 << bits) - 1,
+                        format!("an unsigned {bits}-bit integer"),
+                    )
                 };
                 let value = self.parse_number_in(&what, min, max)?;
                 let bytes = (value as u32).to_be_bytes();
@@ -220,7 +266,9 @@ impl Parser {
                 }
                 match text.parse::<std::net::Ipv6Addr>() {
                     Ok(address) => out.extend_from_slice(&address.octets()),
-                    Err(_) => return Err(self.invalid(span, "an IPv6 address", format!("`{text}`"))),
+                    Err(_) => {
+                        return Err(self.invalid(span, "an IPv6 address", format!("`{text}`")))
+                    }
                 }
             }
             OptionType::Text => {
@@ -241,14 +289,22 @@ impl Parser {
                     _ => self.parse_dotted_name("a domain name")?.into_bytes(),
                 };
                 if let Err(error) = encode_domain_name(&name, out) {
-                    return Err(self.invalid(span, error.to_string().replacen("expected ", "", 1), format!("\"{}\"", String::from_utf8_lossy(&name))));
+                    return Err(self.invalid(
+                        span,
+                        error.to_string().replacen("expected ", "", 1),
+                        format!("\"{}\"", String::from_utf8_lossy(&name)),
+                    ));
                 }
             }
             OptionType::DomainList { .. } => loop {
                 let span = self.peek().span;
                 let name = self.parse_string("a quoted domain name")?;
                 if let Err(error) = encode_domain_name(&name, out) {
-                    return Err(self.invalid(span, error.to_string().replacen("expected ", "", 1), format!("\"{}\"", String::from_utf8_lossy(&name))));
+                    return Err(self.invalid(
+                        span,
+                        error.to_string().replacen("expected ", "", 1),
+                        format!("\"{}\"", String::from_utf8_lossy(&name)),
+                    ));
                 }
                 if !self.eat_punct(b',') {
                     break;
