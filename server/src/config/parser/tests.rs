@@ -506,3 +506,31 @@ abandon-lease-time 600; one-lease-per-client true; always-broadcast on;
     assert_eq!(global.always_broadcast, Some(true));
     assert!(config.warnings.is_empty());
 }
+
+/// A poor man's fuzz run with fixed inputs: every prefix of a config, and the config with each
+/// byte replaced by punctuation, parse or fail without panicking.
+#[test]
+fn truncated_and_mutated_inputs_never_panic() {
+    let text = format!(
+        "{PEER}{}",
+        r#"key k { algorithm hmac-md5; secret "YQ=="; };
+class "c" { match if substring(option agent.circuit-id, 0, 2) = "ab" or not known; }
+subclass "c" 01:02 { option domain-name "x"; }
+shared-network s { failover peer "fo";
+  subnet 10.0.0.0 netmask 255.255.255.0 { pool { deny members of "c"; range 10.0.0.1 10.0.0.9; }
+    host h { hardware ethernet 00:11:22:33:44:55; fixed-address 10.0.0.2, 10.0.0.3; } } }
+option domain-search "a.b", "c"; if exists agent.remote-id { set x = concat("a", 01); }
+"#
+    );
+    for end in 0..=text.len() {
+        let _ = parse_str(&text[..end], "t.conf");
+    }
+    let bytes = text.as_bytes();
+    for index in 0..bytes.len() {
+        for replacement in [b'{', b'}', b';', b'"', b'.', b'('] {
+            let mut mutated = bytes.to_vec();
+            mutated[index] = replacement;
+            let _ = parse_str(&String::from_utf8_lossy(&mutated), "t.conf");
+        }
+    }
+}
