@@ -571,12 +571,7 @@ impl Parser {
     }
 
     /// A pool's `allow|deny PERMIT[, PERMIT…];` (ISC `parse_permit_list`).
-    pub(super) fn parse_permit_list(
-        &mut self,
-        pool: PoolId,
-        allow: bool,
-        span: Span,
-    ) -> ParseResult<()> {
+    pub(super) fn parse_permit_list(&mut self, pool: PoolId, allow: bool) -> ParseResult<()> {
         let mut permits = Vec::new();
         loop {
             let token = self.peek().clone();
@@ -663,7 +658,6 @@ impl Parser {
             }
         }
         self.expect_semicolon()?;
-        let _ = span;
         if let Some(target) = self.config.pools.get_mut(pool.0 as usize) {
             target.permits.extend(permits);
         }
@@ -834,7 +828,7 @@ pub(super) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
-/// For messages about subnets: `A/M`.
+/// For messages about subnets: `A netmask M`.
 pub(super) fn subnet_text(network: Ipv4Addr, netmask: Ipv4Addr) -> String {
     format!("{network} netmask {netmask}")
 }

@@ -378,7 +378,7 @@ impl Parser {
     /// `allow|deny|ignore …;` (dhcpd-conf.md §3.1). In a pool `allow`/`deny` build its permit
     /// list; elsewhere they set a scope flag.
     fn parse_allow_deny(&mut self, block: Block, word: &str) -> ParseResult<()> {
-        let keyword_span = self.bump().span;
+        self.bump();
         let permission = match word {
             "allow" => Permission::Allow,
             "deny" => Permission::Deny,
@@ -386,7 +386,7 @@ impl Parser {
         };
         if block.kind == BlockKind::Pool && permission != Permission::Ignore {
             if let Some(pool) = block.pool {
-                return self.parse_permit_list(pool, permission == Permission::Allow, keyword_span);
+                return self.parse_permit_list(pool, permission == Permission::Allow);
             }
         }
         let flag = self.peek().clone();
