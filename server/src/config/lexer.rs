@@ -205,6 +205,8 @@ impl<'a> Lexer<'a> {
             self.bump();
             TokenKind::Punct(byte)
         } else {
+            // Step over the byte so that a caller may report it and keep tokenizing.
+            self.bump();
             return Err(LexError::UnexpectedByte { span, byte });
         };
         Ok(Token { kind, span })

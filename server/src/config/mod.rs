@@ -1,6 +1,97 @@
-//! dhcpd.conf: lexer, parser (syntax tree with spans) and validation into [`model::Config`]
+//! dhcpd.conf: lexer, parser (statements with spans) and validation into [`model::Config`]
 //! (shared/spec/dhcpd-conf.md).
+//!
+//! Entry points: [`parse_str`] for text already in memory and [`load_file`] for a file on disk;
+//! both follow `include "PATH";`. Every problem found in one run is reported (the parser
+//! resynchronises at the next `;` or at the end of the enclosing block), as
+//! `file:line:column: expected X, found Y`.
 
+mod base64;
 pub mod expr;
 pub mod lexer;
 pub mod model;
+pub mod options;
+mod parser;
+
+use std::fmt;
+use std::path::Path;
+
+pub use model::Config;
+
+/// What went wrong at one place in the configuration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigErrorKind {
+    /// The general parse or validation failure: what the grammar or a rule wanted and what the
+    /// file holds instead.
+    #[error("expected {expected}, found {found}")]
+    Expected { expected: String, found: String },
+    /// Bytes that are not a token.
+    #[error("{0}")]
+    Lex(#[from] lexer::LexError),
+    /// An included (or the main) file could not be read.
+    #[error("expected a readable file \"{path}\", found an error: {reason}")]
+    Read { path: String, reason: String },
+    /// A file includes itself, directly or through others.
+    #[error("expected no include loop, found \"{path}\" already being read")]
+    IncludeLoop { path: String },
+    /// A statement ISC 4.4 itself rejects.
+    #[error("{what} is no longer supported")]
+    Unsupported { what: String },
+}
+
+/// One diagnostic: where (`file:line:column`) and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub location: String,
+    pub kind: ConfigErrorKind,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.kind)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every error of one parse, in file order (validation errors after parse errors).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors {
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    /// One line per error.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.errors.iter().enumerate() {
+            if index > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Parses and validates configuration text. `file_name` names the text in diagnostics; relative
+/// `include` paths that do not exist relative to the working directory are tried relative to
+/// `file_name`'s directory.
+pub fn parse_str(text: &str, file_name: &str) -> Result<Config, ConfigErrors> {
+    parser::parse_bytes(text.as_bytes(), file_name, Path::new(file_name))
+}
+
+/// Reads, parses and validates a dhcpd.conf file and its includes.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    match parser::read_config_file(path) {
+        Ok(bytes) => parser::parse_bytes(&bytes, &name, path),
+        Err(reason) => Err(ConfigErrors {
+            errors: vec![ConfigError {
+                location: name.clone(),
+                kind: ConfigErrorKind::Read { path: name, reason },
+            }],
+        }),
+    }
+}

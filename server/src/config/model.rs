@@ -254,6 +254,8 @@ pub struct Config {
     pub log_facility: Option<String>,
     /// `lease-id-format hex` (default octal) for `uid` in the lease file.
     pub lease_id_format_hex: bool,
+    /// `db-time-format local` (default `default`): how times are written to the lease file.
+    pub db_time_format_local: bool,
     pub warnings: Vec<Warning>,
 }
 

@@ -1,0 +1,538 @@
+//! Parser for the dhcp-eval(5) expression subset (dhcpd-conf.md §9; ISC `common/parse.c`
+//! `parse_expression` / `parse_non_binary`). A constant like `01` is a number in a numeric
+//! context and a colon-hex byte in a data context, as in ISC.
+
+use super::{BinaryOp, Expr, ExprKind, OptionRef};
+use crate::config::lexer::{Span, TokenKind};
+use crate::config::options::OptionSpace;
+use crate::config::parser::{ParseResult, Parser};
+
+/// What the surrounding grammar wants (decides how a bare number is read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Context {
+    Any,
+    Data,
+    Numeric,
+}
+
+/// Binding power of a binary operator (higher binds tighter).
+fn binding_power(op: BinaryOp) -> u8 {
+    match op {
+        BinaryOp::Or => 1,
+        BinaryOp::And => 2,
+        BinaryOp::Equal | BinaryOp::NotEqual | BinaryOp::RegexMatch | BinaryOp::IregexMatch => 3,
+        BinaryOp::BitOr | BinaryOp::BitXor | BinaryOp::BitAnd => 4,
+        BinaryOp::Add | BinaryOp::Subtract => 5,
+        BinaryOp::Multiply | BinaryOp::Divide | BinaryOp::Remainder => 6,
+    }
+}
+
+fn kind_name(kind: ExprKind) -> &'static str {
+    match kind {
+        ExprKind::Boolean => "a boolean expression",
+        ExprKind::Data => "a data expression",
+        ExprKind::Numeric => "a numeric expression",
+        ExprKind::Any => "an expression",
+    }
+}
+
+impl Parser {
+    /// Any expression.
+    pub(crate) fn parse_expression(&mut self) -> ParseResult<Expr> {
+        self.parse_binary(0, Context::Any)
+    }
+
+    /// An expression that must yield a boolean (`match if`, `if`).
+    pub(crate) fn parse_boolean_expression(&mut self, what: &str) -> ParseResult<Expr> {
+        let span = self.peek().span;
+        let expr = self.parse_expression()?;
+        self.require_kind(&expr, ExprKind::Boolean, span, what)?;
+        Ok(expr)
+    }
+
+    fn require_kind(
+        &self,
+        expr: &Expr,
+        wanted: ExprKind,
+        span: Span,
+        what: &str,
+    ) -> ParseResult<()> {
+        let kind = expr.kind();
+        if kind == wanted || kind == ExprKind::Any {
+            Ok(())
+        } else {
+            Err(self.invalid(span, what, kind_name(kind)))
+        }
+    }
+
+    fn parse_data_argument(&mut self) -> ParseResult<Expr> {
+        let span = self.peek().span;
+        let expr = self.parse_binary(0, Context::Data)?;
+        self.require_kind(&expr, ExprKind::Data, span, "a data expression")?;
+        Ok(expr)
+    }
+
+    fn parse_numeric_argument(&mut self) -> ParseResult<Expr> {
+        let span = self.peek().span;
+        let expr = self.parse_binary(0, Context::Numeric)?;
+        self.require_kind(&expr, ExprKind::Numeric, span, "a numeric expression")?;
+        Ok(expr)
+    }
+
+    /// The operator at the cursor and how many tokens it takes.
+    fn peek_operator(&mut self) -> Option<(BinaryOp, usize)> {
+        let token = self.peek().clone();
+        let op = match &token.kind {
+            TokenKind::Name(word) if word.eq_ignore_ascii_case("and") => (BinaryOp::And, 1),
+            TokenKind::Name(word) if word.eq_ignore_ascii_case("or") => (BinaryOp::Or, 1),
+            TokenKind::Punct(b'=') => (BinaryOp::Equal, 1),
+            TokenKind::Punct(b'!') if self.peek_at(1).is_punct(b'=') => (BinaryOp::NotEqual, 2),
+            TokenKind::Punct(b'~') if self.peek_at(1).is_punct(b'=') => (BinaryOp::RegexMatch, 2),
+            TokenKind::Punct(b'~') if self.peek_at(1).is_punct(b'~') => (BinaryOp::IregexMatch, 2),
+            TokenKind::Punct(b'+') => (BinaryOp::Add, 1),
+            TokenKind::Punct(b'-') => (BinaryOp::Subtract, 1),
+            TokenKind::Punct(b'*') => (BinaryOp::Multiply, 1),
+            TokenKind::Punct(b'/') => (BinaryOp::Divide, 1),
+            TokenKind::Punct(b'%') => (BinaryOp::Remainder, 1),
+            TokenKind::Punct(b'&') => (BinaryOp::BitAnd, 1),
+            TokenKind::Punct(b'|') => (BinaryOp::BitOr, 1),
+            TokenKind::Punct(b'^') => (BinaryOp::BitXor, 1),
+            _ => return None,
+        };
+        Some(op)
+    }
+
+    /// Precedence climbing over [`binding_power`]; operators are left-associative.
+    fn parse_binary(&mut self, min_power: u8, context: Context) -> ParseResult<Expr> {
+        let mut left = self.parse_non_binary(context)?;
+        while let Some((op, length)) = self.peek_operator() {
+            let power = binding_power(op);
+            if power <= min_power {
+                break;
+            }
+            let op_span = self.peek().span;
+            for _ in 0..length {
+                self.bump();
+            }
+            let right_span = self.peek().span;
+            let right = match op {
+                BinaryOp::Equal | BinaryOp::NotEqual => {
+                    // The left side decides how a bare constant on the right is read.
+                    let context = match left.kind() {
+                        ExprKind::Data => Context::Data,
+                        ExprKind::Numeric => Context::Numeric,
+                        _ => Context::Any,
+                    };
+                    self.parse_binary(power, context)?
+                }
+                BinaryOp::And | BinaryOp::Or => {
+                    self.require_kind(
+                        &left,
+                        ExprKind::Boolean,
+                        op_span,
+                        "a boolean expression before `and`/`or`",
+                    )?;
+                    let right = self.parse_binary(power, Context::Any)?;
+                    self.require_kind(
+                        &right,
+                        ExprKind::Boolean,
+                        right_span,
+                        "a boolean expression after `and`/`or`",
+                    )?;
+                    right
+                }
+                BinaryOp::RegexMatch | BinaryOp::IregexMatch => {
+                    let right = self.parse_binary(power, Context::Data)?;
+                    self.warn(
+                        op_span,
+                        "regular expression matches are not evaluated (always false)",
+                    );
+                    right
+                }
+                _ => {
+                    self.require_kind(
+                        &left,
+                        ExprKind::Numeric,
+                        op_span,
+                        "a numeric expression before an arithmetic operator",
+                    )?;
+                    let right = self.parse_binary(power, Context::Numeric)?;
+                    self.require_kind(
+                        &right,
+                        ExprKind::Numeric,
+                        right_span,
+                        "a numeric expression after an arithmetic operator",
+                    )?;
+                    right
+                }
+            };
+            left = Expr::Binary(op, Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    /// `option NAME` / `exists NAME`: a DHCP or relay-agent option.
+    fn parse_option_reference(&mut self) -> ParseResult<Option<OptionRef>> {
+        let span = self.peek().span;
+        let (space, name) = self.parse_option_name()?;
+        let full = match &space {
+            Some(space) => format!("{space}.{name}"),
+            None => name.clone(),
+        };
+        let space = match space.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("dhcp") => OptionSpace::Dhcp,
+            Some("agent") => OptionSpace::Agent,
+            Some(_) => {
+                self.warn(
+                    span,
+                    format!("option `{full}`: only the dhcp and agent spaces are evaluated"),
+                );
+                return Ok(None);
+            }
+        };
+        match self.options.by_name(space, &name) {
+            Some(definition) => Ok(Some(match space {
+                OptionSpace::Dhcp => OptionRef::Dhcp(definition.code),
+                OptionSpace::Agent => OptionRef::Agent(definition.code),
+            })),
+            None => Err(self.invalid(span, "a known option name", format!("`{full}`"))),
+        }
+    }
+
+    /// `( A, B, … )` of data expressions (at least one).
+    fn parse_data_list(&mut self) -> ParseResult<Vec<Expr>> {
+        self.expect_punct(b'(')?;
+        let mut parts = vec![self.parse_data_argument()?];
+        while self.eat_punct(b',') {
+            parts.push(self.parse_data_argument()?);
+        }
+        self.expect_punct(b')')?;
+        Ok(parts)
+    }
+
+    /// `8`, `16` or `32` (the width argument of `extract-int` / `encode-int`).
+    fn parse_width(&mut self) -> ParseResult<u8> {
+        let (width, span) = self.parse_integer("8, 16 or 32")?;
+        match width {
+            8 | 16 | 32 => Ok(width as u8),
+            _ => Err(self.invalid(span, "8, 16 or 32", width.to_string())),
+        }
+    }
+
+    /// Skips the arguments of a call the evaluator does not implement.
+    fn parse_call_arguments(&mut self) -> ParseResult<()> {
+        self.expect_punct(b'(')?;
+        if self.eat_punct(b')') {
+            return Ok(());
+        }
+        self.parse_expression()?;
+        while self.eat_punct(b',') {
+            self.parse_expression()?;
+        }
+        self.expect_punct(b')')?;
+        Ok(())
+    }
+
+    /// A primary expression (ISC `parse_non_binary`).
+    fn parse_non_binary(&mut self, context: Context) -> ParseResult<Expr> {
+        let token = self.peek().clone();
+        match &token.kind {
+            TokenKind::String(bytes) => {
+                self.bump();
+                Ok(Expr::Data(bytes.clone()))
+            }
+            TokenKind::Punct(b'(') => {
+                self.bump();
+                let inner = self.parse_expression()?;
+                self.expect_punct(b')')?;
+                Ok(inner)
+            }
+            TokenKind::Number(text) => {
+                let next = self.peek_at(1).clone();
+                if next.is_punct(b':') || (context == Context::Data && self.at_hex_octet()) {
+                    return Ok(Expr::Data(
+                        self.parse_hex_list("colon-separated hex bytes")?,
+                    ));
+                }
+                if next.is_punct(b'.') && matches!(self.peek_at(2).kind, TokenKind::Number(_)) {
+                    return Ok(Expr::Data(self.parse_ip()?.octets().to_vec()));
+                }
+                let value = super::super::parser::parse_number_text(text)
+                    .and_then(|value| u32::try_from(value).ok());
+                match value {
+                    Some(value) => {
+                        self.bump();
+                        Ok(Expr::Number(value))
+                    }
+                    None => Err(self.expected("an unsigned 32-bit number")),
+                }
+            }
+            TokenKind::Name(word) => {
+                let lower = word.to_ascii_lowercase();
+                if (self.peek_at(1).is_punct(b':') || context == Context::Data)
+                    && self.at_hex_octet()
+                    && !self.peek_at(1).is_punct(b'(')
+                {
+                    // `ab:cd` (a name token that is hex), or a single hex byte where data is wanted.
+                    let is_keyword = matches!(lower.as_str(), "known" | "static" | "hardware");
+                    if !is_keyword {
+                        return Ok(Expr::Data(
+                            self.parse_hex_list("colon-separated hex bytes")?,
+                        ));
+                    }
+                }
+                self.bump();
+                self.parse_named(&lower, token.span)
+            }
+            _ => Err(self.expected("an expression")),
+        }
+    }
+
+    /// A primary expression that starts with a name (already taken).
+    fn parse_named(&mut self, word: &str, span: Span) -> ParseResult<Expr> {
+        let expr = match word {
+            "not" => {
+                let operand_span = self.peek().span;
+                let operand = self.parse_non_binary(Context::Any)?;
+                self.require_kind(
+                    &operand,
+                    ExprKind::Boolean,
+                    operand_span,
+                    "a boolean expression after `not`",
+                )?;
+                Expr::Not(Box::new(operand))
+            }
+            "exists" => match self.parse_option_reference()? {
+                Some(option) => Expr::Exists(option),
+                None => Expr::Unsupported("exists".into()),
+            },
+            "option" => match self.parse_option_reference()? {
+                Some(option) => Expr::Option(option),
+                None => Expr::Unsupported("option".into()),
+            },
+            "config-option" => {
+                self.parse_option_name()?;
+                self.warn(span, "`config-option` is not evaluated");
+                Expr::Unsupported(word.into())
+            }
+            "known" => Expr::Known,
+            "static" => Expr::Static,
+            "hardware" => Expr::Hardware,
+            "leased-address" => Expr::LeasedAddress,
+            "host-decl-name" => Expr::HostDeclName,
+            "true" => Expr::Boolean(true),
+            "false" => Expr::Boolean(false),
+            "null" => Expr::Unsupported(word.into()),
+            "substring" => {
+                self.expect_punct(b'(')?;
+                let data = self.parse_data_argument()?;
+                self.expect_punct(b',')?;
+                let offset = self.parse_numeric_argument()?;
+                self.expect_punct(b',')?;
+                let length = self.parse_numeric_argument()?;
+                self.expect_punct(b')')?;
+                Expr::Substring(Box::new(data), Box::new(offset), Box::new(length))
+            }
+            "suffix" => {
+                self.expect_punct(b'(')?;
+                let data = self.parse_data_argument()?;
+                self.expect_punct(b',')?;
+                let length = self.parse_numeric_argument()?;
+                self.expect_punct(b')')?;
+                Expr::Suffix(Box::new(data), Box::new(length))
+            }
+            "lcase" | "ucase" => {
+                self.expect_punct(b'(')?;
+                let data = Box::new(self.parse_data_argument()?);
+                self.expect_punct(b')')?;
+                if word == "lcase" {
+                    Expr::Lcase(data)
+                } else {
+                    Expr::Ucase(data)
+                }
+            }
+            "concat" => Expr::Concat(self.parse_data_list()?),
+            "pick-first-value" => Expr::PickFirstValue(self.parse_data_list()?),
+            "binary-to-ascii" => {
+                self.expect_punct(b'(')?;
+                let base = self.parse_numeric_argument()?;
+                self.expect_punct(b',')?;
+                let width = self.parse_numeric_argument()?;
+                self.expect_punct(b',')?;
+                let separator = self.parse_data_argument()?;
+                self.expect_punct(b',')?;
+                let data = self.parse_data_argument()?;
+                self.expect_punct(b')')?;
+                Expr::BinaryToAscii {
+                    base: Box::new(base),
+                    width: Box::new(width),
+                    separator: Box::new(separator),
+                    data: Box::new(data),
+                }
+            }
+            "packet" => {
+                self.expect_punct(b'(')?;
+                let offset = self.parse_numeric_argument()?;
+                self.expect_punct(b',')?;
+                let length = self.parse_numeric_argument()?;
+                self.expect_punct(b')')?;
+                Expr::Packet(Box::new(offset), Box::new(length))
+            }
+            "extract-int" => {
+                self.expect_punct(b'(')?;
+                let data = self.parse_data_argument()?;
+                self.expect_punct(b',')?;
+                let width = self.parse_width()?;
+                self.expect_punct(b')')?;
+                Expr::ExtractInt(Box::new(data), width)
+            }
+            "encode-int" => {
+                self.expect_punct(b'(')?;
+                let number = self.parse_numeric_argument()?;
+                self.expect_punct(b',')?;
+                let width = self.parse_width()?;
+                self.expect_punct(b')')?;
+                Expr::EncodeInt(Box::new(number), width)
+            }
+            "reverse" => {
+                self.expect_punct(b'(')?;
+                let width = self.parse_numeric_argument()?;
+                self.expect_punct(b',')?;
+                let data = self.parse_data_argument()?;
+                self.expect_punct(b')')?;
+                Expr::Reverse(Box::new(width), Box::new(data))
+            }
+            "defined" => {
+                self.expect_punct(b'(')?;
+                self.parse_name_or_string("a variable name")?;
+                self.expect_punct(b')')?;
+                self.warn(span, "`defined` is not evaluated");
+                Expr::Unsupported(word.into())
+            }
+            "check" => {
+                self.parse_string("a quoted class name")?;
+                self.warn(span, "`check` is not evaluated");
+                Expr::Unsupported(word.into())
+            }
+            "filename" | "server-name" | "lease-time" | "client-state" | "ddns-fwd-name"
+            | "ddns-rev-name" => {
+                self.warn(span, format!("`{word}` is not evaluated"));
+                Expr::Unsupported(word.into())
+            }
+            _ => {
+                if self.at_punct(b'(') {
+                    self.parse_call_arguments()?;
+                    self.warn(span, format!("function `{word}` is not evaluated"));
+                    Expr::Unsupported(word.into())
+                } else {
+                    self.warn(span, format!("variable `{word}` is not evaluated"));
+                    Expr::Variable(word.into())
+                }
+            }
+        };
+        Ok(expr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::expr::{evaluate, BinaryOp, Expr, OptionRef, PacketView, Value};
+    use crate::config::parse_str;
+
+    /// Parses a one-class config and returns its `match if` / `match` expression.
+    fn class_expr(statement: &str) -> Expr {
+        let text = format!("class \"c\" {{ {statement} }}");
+        let config = parse_str(&text, "test.conf").unwrap_or_else(|errors| panic!("{errors}"));
+        let class = &config.classes[0];
+        class
+            .match_if
+            .clone()
+            .or_else(|| class.match_data.clone())
+            .expect("an expression")
+    }
+
+    struct Packet;
+
+    impl PacketView for Packet {
+        fn option(&self, code: u8) -> Option<&[u8]> {
+            match code {
+                60 => Some(b"docsis3.0"),
+                61 => Some(&[1, 0xaa, 0xbb]),
+                82 => Some(&[1, 4, b'p', b'o', b'r', b't', 2, 1, 0x07]),
+                _ => None,
+            }
+        }
+        fn hardware(&self) -> (u8, &[u8]) {
+            (1, &[0x02, 0, 0, 0, 0, 0x01])
+        }
+        fn known(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn vendor_class_prefix() {
+        let expr =
+            class_expr(r#"match if substring(option vendor-class-identifier, 0, 4) = "docs";"#);
+        assert_eq!(
+            expr,
+            Expr::Binary(
+                BinaryOp::Equal,
+                Box::new(Expr::Substring(
+                    Box::new(Expr::Option(OptionRef::Dhcp(60))),
+                    Box::new(Expr::Number(0)),
+                    Box::new(Expr::Number(4))
+                )),
+                Box::new(Expr::Data(b"docs".to_vec()))
+            )
+        );
+        assert!(evaluate(&expr, &Packet).is_true());
+    }
+
+    #[test]
+    fn agent_circuit_id_match_data() {
+        let expr = class_expr("match option agent.circuit-id;");
+        assert_eq!(expr, Expr::Option(OptionRef::Agent(1)));
+        assert_eq!(evaluate(&expr, &Packet), Value::Data(b"port".to_vec()));
+    }
+
+    #[test]
+    fn hex_constants_in_data_context_and_boolean_operators() {
+        let expr = class_expr(
+            "match if (substring(option dhcp-client-identifier, 0, 1) = 01 and known) or not exists agent.remote-id;",
+        );
+        assert!(evaluate(&expr, &Packet).is_true());
+        let expr = class_expr("match if option agent.remote-id = 07 and hardware = 1:2:0:0:0:0:1;");
+        assert!(evaluate(&expr, &Packet).is_true());
+    }
+
+    #[test]
+    fn functions_of_section_9() {
+        let expr = class_expr(
+            r#"match if lcase(concat(binary-to-ascii(16, 8, ":", suffix(hardware, 2)), "-", ucase("x"))) = "0:1-x";"#,
+        );
+        assert!(evaluate(&expr, &Packet).is_true());
+        let expr = class_expr(
+            r#"match pick-first-value(option host-name, packet(0, 0), leased-address, host-decl-name);"#,
+        );
+        assert_eq!(evaluate(&expr, &Packet), Value::Data(Vec::new()));
+        let expr = class_expr(
+            "match if extract-int(option dhcp-client-identifier, 8) + 1 = 2 and 3 * 2 != 5;",
+        );
+        assert!(evaluate(&expr, &Packet).is_true());
+    }
+
+    #[test]
+    fn type_errors_are_reported() {
+        let errors = parse_str("class \"c\" { match if option host-name; }", "t.conf").unwrap_err();
+        assert_eq!(
+            errors.to_string(),
+            "t.conf:1:22: expected a boolean expression, found a data expression"
+        );
+        let errors =
+            parse_str("class \"c\" { match if option no-such = 1; }", "t.conf").unwrap_err();
+        assert!(errors
+            .to_string()
+            .contains("expected a known option name, found `no-such`"));
+    }
+}

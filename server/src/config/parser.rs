@@ -1,0 +1,729 @@
+//! The dhcpd.conf statement parser (ISC `server/confpars.c`, `common/parse.c`): a token cursor
+//! over a stack of files (for `include`), the primitive value parsers, and the driver that runs
+//! the statement parser and then the validation pass.
+//!
+//! Submodules: `statements` (block bodies and parameters), `declarations` (subnet, pool, host,
+//! class, key, include…), `values` (`option` statements and their wire encoding), `failover`
+//! (`failover peer`), `validate` (cross-declaration rules run after parsing).
+
+mod declarations;
+mod failover;
+mod statements;
+mod validate;
+mod values;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use super::lexer::{Lexer, SourceMap, Span, Token, TokenKind};
+use super::model::{
+    AddressRange, Config, PoolId, Scope, ScopeId, SharedNetworkId, SubnetId, Warning,
+};
+use super::options::OptionTable;
+use super::{ConfigError, ConfigErrorKind, ConfigErrors};
+
+pub(crate) type ParseResult<T> = Result<T, ConfigError>;
+
+/// Include files larger than this are refused (a config is kilobytes; this guards against
+/// `include "/some/huge/file"`).
+const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
+/// Deepest include nesting accepted (ISC has no limit; a loop is caught separately).
+const MAX_INCLUDE_DEPTH: usize = 32;
+/// After this many errors the rest are not worth reporting.
+const MAX_ERRORS: usize = 200;
+
+/// Reads a configuration file, refusing non-regular files (devices, FIFOs) and huge ones.
+pub(crate) fn read_config_file(path: &Path) -> Result<Vec<u8>, String> {
+    let metadata = std::fs::metadata(path).map_err(|error| error.to_string())?;
+    if !metadata.is_file() {
+        return Err("not a regular file".to_string());
+    }
+    let file = std::fs::File::open(path).map_err(|error| error.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| error.to_string())?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(format!("larger than {MAX_FILE_SIZE} bytes"));
+    }
+    Ok(bytes)
+}
+
+/// Parses `bytes` (the contents of `path`, named `name` in diagnostics) and validates the result.
+pub(crate) fn parse_bytes(bytes: &[u8], name: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let mut parser = Parser::new();
+    let file = parser.sources.add(name);
+    let tokens = parser.tokenize(bytes, file);
+    parser.frames.push(Frame {
+        tokens,
+        position: 0,
+        directory: path.parent().map(Path::to_path_buf),
+        identity: std::fs::canonicalize(path).ok(),
+    });
+    parser.parse_global();
+    parser.validate();
+    if parser.errors.is_empty() {
+        Ok(parser.config)
+    } else {
+        parser.errors.truncate(MAX_ERRORS);
+        Err(ConfigErrors {
+            errors: parser.errors,
+        })
+    }
+}
+
+/// One file being read: its tokens (ending with `Eof`) and where reading is.
+pub(crate) struct Frame {
+    tokens: Vec<Token>,
+    position: usize,
+    /// The directory of the file, for relative includes.
+    directory: Option<PathBuf>,
+    /// The canonical path, for include-loop detection.
+    identity: Option<PathBuf>,
+}
+
+/// Where the parser is: the kind of block and the declarations that enclose it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BlockKind {
+    Global,
+    Group,
+    SharedNetwork,
+    Subnet,
+    Pool,
+    Host,
+    Class,
+    Subclass,
+    /// The body of `if`, `elsif`, `else` or `on`: executable statements, not evaluated.
+    Conditional,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Block {
+    pub kind: BlockKind,
+    pub scope: ScopeId,
+    pub shared_network: Option<SharedNetworkId>,
+    pub subnet: Option<SubnetId>,
+    pub pool: Option<PoolId>,
+    pub host: Option<super::model::HostId>,
+    pub class: Option<super::model::ClassId>,
+}
+
+impl Block {
+    fn global() -> Self {
+        Self {
+            kind: BlockKind::Global,
+            scope: ScopeId::GLOBAL,
+            shared_network: None,
+            subnet: None,
+            pool: None,
+            host: None,
+            class: None,
+        }
+    }
+
+    fn nested(self, kind: BlockKind, scope: ScopeId) -> Self {
+        Self {
+            kind,
+            scope,
+            ..self
+        }
+    }
+}
+
+/// Facts kept beside the [`Config`] for validation and diagnostics.
+#[derive(Default)]
+pub(crate) struct SideTables {
+    /// Each range as declared, with its pool and where it was written.
+    pub ranges: Vec<(PoolId, AddressRange, Span)>,
+    /// Where each pool starts (index = pool id).
+    pub pool_spans: Vec<Span>,
+    /// `no failover peer;` was given in the pool (index = pool id).
+    pub pool_no_failover: Vec<bool>,
+    /// Where each subnet was declared (index = subnet id).
+    pub subnet_spans: Vec<Span>,
+    /// Where each failover peer was declared (index = peer position).
+    pub peer_spans: Vec<Span>,
+    /// `failover peer "NAME";` inside a shared network (index = shared-network id).
+    pub shared_network_peers: Vec<Option<String>>,
+    /// The implicit pool of ranges written directly inside a subnet.
+    pub implicit_pools: HashMap<SubnetId, PoolId>,
+    /// `omapi-key NAME;`, checked against the keys once all are declared.
+    pub omapi_key_span: Option<Span>,
+}
+
+pub(crate) struct Parser {
+    pub frames: Vec<Frame>,
+    pub sources: SourceMap,
+    pub config: Config,
+    pub errors: Vec<ConfigError>,
+    pub options: OptionTable,
+    pub side: SideTables,
+    /// The last token taken, for spans of errors found after a statement was read.
+    pub last_span: Span,
+    /// The last token taken was `;` or `}`: an error raised now concerns a statement already
+    /// read completely, so there is nothing to skip.
+    pub after_terminator: bool,
+}
+
+impl Parser {
+    fn new() -> Self {
+        let config = Config {
+            scopes: vec![Scope::default()],
+            ..Config::default()
+        };
+        Self {
+            frames: Vec::new(),
+            sources: SourceMap::new(),
+            config,
+            errors: Vec::new(),
+            options: OptionTable::standard(),
+            side: SideTables::default(),
+            last_span: Span::default(),
+            after_terminator: false,
+        }
+    }
+
+    /// Tokenizes a whole file, reporting (and stepping over) bytes that are not tokens.
+    fn tokenize(&mut self, bytes: &[u8], file: super::lexer::FileId) -> Vec<Token> {
+        let mut lexer = Lexer::new(bytes, file);
+        let mut tokens = Vec::new();
+        loop {
+            match lexer.next_token() {
+                Ok(token) => {
+                    let end = token.kind == TokenKind::Eof;
+                    tokens.push(token);
+                    if end {
+                        return tokens;
+                    }
+                }
+                Err(error) => {
+                    let span = error.span();
+                    self.push_error(span, ConfigErrorKind::Lex(error));
+                }
+            }
+        }
+    }
+
+    // ---- cursor ------------------------------------------------------------------------
+
+    /// Drops finished include files so that the next token comes from the includer.
+    fn normalize(&mut self) {
+        while self.frames.len() > 1 {
+            let finished = self.frames.last().is_none_or(|frame| {
+                frame
+                    .tokens
+                    .get(frame.position)
+                    .is_none_or(|t| t.kind == TokenKind::Eof)
+            });
+            if finished {
+                self.frames.pop();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// The next token without taking it.
+    pub fn peek(&mut self) -> &Token {
+        self.normalize();
+        self.peek_at(0)
+    }
+
+    /// The token `offset` places ahead in the current file (the file's `Eof` past its end).
+    pub fn peek_at(&self, offset: usize) -> &Token {
+        static EOF: Token = Token {
+            kind: TokenKind::Eof,
+            span: Span {
+                file: 0,
+                line: 0,
+                column: 0,
+            },
+        };
+        let Some(frame) = self.frames.last() else {
+            return &EOF;
+        };
+        let index = (frame.position + offset).min(frame.tokens.len().saturating_sub(1));
+        frame.tokens.get(index).unwrap_or(&EOF)
+    }
+
+    /// Takes the next token (stays on `Eof`).
+    pub fn bump(&mut self) -> Token {
+        self.normalize();
+        let token = self.peek_at(0).clone();
+        if token.kind != TokenKind::Eof {
+            if let Some(frame) = self.frames.last_mut() {
+                frame.position += 1;
+            }
+        }
+        self.last_span = token.span;
+        self.after_terminator = matches!(token.kind, TokenKind::Punct(b';' | b'}'));
+        token
+    }
+
+    pub fn at_keyword(&mut self, keyword: &str) -> bool {
+        self.peek().is_keyword(keyword)
+    }
+
+    pub fn at_punct(&mut self, punct: u8) -> bool {
+        self.peek().is_punct(punct)
+    }
+
+    pub fn eat_keyword(&mut self, keyword: &str) -> bool {
+        let found = self.at_keyword(keyword);
+        if found {
+            self.bump();
+        }
+        found
+    }
+
+    pub fn eat_punct(&mut self, punct: u8) -> bool {
+        let found = self.at_punct(punct);
+        if found {
+            self.bump();
+        }
+        found
+    }
+
+    // ---- diagnostics -------------------------------------------------------------------
+
+    pub fn error_at(&self, span: Span, kind: ConfigErrorKind) -> ConfigError {
+        ConfigError {
+            location: self.sources.locate(span),
+            kind,
+        }
+    }
+
+    pub fn push_error(&mut self, span: Span, kind: ConfigErrorKind) {
+        let error = self.error_at(span, kind);
+        self.errors.push(error);
+    }
+
+    /// "expected `what`, found <next token>" at the next token.
+    pub fn expected(&mut self, what: &str) -> ConfigError {
+        let token = self.peek().clone();
+        self.error_at(
+            token.span,
+            ConfigErrorKind::Expected {
+                expected: what.to_string(),
+                found: token.kind.to_string(),
+            },
+        )
+    }
+
+    /// A semantic error: "expected `expected`, found `found`" at `span`.
+    pub fn invalid(
+        &self,
+        span: Span,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) -> ConfigError {
+        self.error_at(
+            span,
+            ConfigErrorKind::Expected {
+                expected: expected.into(),
+                found: found.into(),
+            },
+        )
+    }
+
+    pub fn warn(&mut self, span: Span, message: impl Into<String>) {
+        let location = self.sources.locate(span);
+        self.config.warnings.push(Warning {
+            location,
+            message: message.into(),
+        });
+    }
+
+    /// After an error: skip to just past the next `;` at this nesting level, past a complete
+    /// `{ … }` block, or up to (not past) the `}` closing the enclosing block.
+    pub fn recover(&mut self) {
+        let mut depth = 0usize;
+        loop {
+            let token = self.peek().clone();
+            match token.kind {
+                TokenKind::Eof => return,
+                TokenKind::Punct(b';') if depth == 0 => {
+                    self.bump();
+                    return;
+                }
+                TokenKind::Punct(b'{') => depth += 1,
+                TokenKind::Punct(b'}') => {
+                    if depth == 0 {
+                        return;
+                    }
+                    depth -= 1;
+                    if depth == 0 {
+                        self.bump();
+                        // A `;` right after a block (`key { … };`) belongs to it.
+                        self.eat_punct(b';');
+                        return;
+                    }
+                }
+                _ => {}
+            }
+            self.bump();
+        }
+    }
+
+    /// Skips a statement the parser accepts without interpreting it (tagged "later"): the
+    /// tokens up to `;`, or a whole `{ … }` block.
+    pub fn skip_statement(&mut self) {
+        self.recover();
+    }
+
+    // ---- primitive values --------------------------------------------------------------
+
+    pub fn expect_punct(&mut self, punct: u8) -> ParseResult<Span> {
+        if self.at_punct(punct) {
+            Ok(self.bump().span)
+        } else {
+            Err(self.expected(&format!("`{}`", char::from(punct))))
+        }
+    }
+
+    pub fn expect_semicolon(&mut self) -> ParseResult<()> {
+        self.expect_punct(b';').map(|_| ())
+    }
+
+    pub fn expect_keyword(&mut self, keyword: &str) -> ParseResult<Span> {
+        if self.at_keyword(keyword) {
+            Ok(self.bump().span)
+        } else {
+            Err(self.expected(&format!("`{keyword}`")))
+        }
+    }
+
+    /// A number token as a signed value: decimal, or hex with `0x` (conflex.c numbers).
+    pub fn parse_integer(&mut self, what: &str) -> ParseResult<(i64, Span)> {
+        let token = self.peek().clone();
+        let TokenKind::Number(text) = &token.kind else {
+            return Err(self.expected(what));
+        };
+        let value = parse_number_text(text).ok_or_else(|| self.expected(what))?;
+        self.bump();
+        Ok((value, token.span))
+    }
+
+    /// A number in `min..=max`.
+    pub fn parse_number_in(&mut self, what: &str, min: i64, max: i64) -> ParseResult<i64> {
+        let (value, span) = self.parse_integer(what)?;
+        if value < min || value > max {
+            return Err(self.invalid(span, format!("{what} in {min}..={max}"), value.to_string()));
+        }
+        Ok(value)
+    }
+
+    pub fn parse_u32(&mut self, what: &str) -> ParseResult<u32> {
+        self.parse_number_in(what, 0, i64::from(u32::MAX))
+            .map(|value| value as u32)
+    }
+
+    pub fn parse_u16(&mut self, what: &str) -> ParseResult<u16> {
+        self.parse_number_in(what, 0, i64::from(u16::MAX))
+            .map(|value| value as u16)
+    }
+
+    /// `A.B.C.D` (four numbers 0-255 and three dots).
+    pub fn parse_ip(&mut self) -> ParseResult<Ipv4Addr> {
+        let mut octets = [0u8; 4];
+        for (index, octet) in octets.iter_mut().enumerate() {
+            if index > 0 {
+                self.expect_punct(b'.')?;
+            }
+            *octet = self.parse_number_in("an IPv4 address octet", 0, 255)? as u8;
+        }
+        Ok(Ipv4Addr::from(octets))
+    }
+
+    /// An IP address or a host name (dhcpd-conf.md §1 "IP vs hostname"). Host names are not
+    /// resolved yet: a warning is recorded and `None` returned.
+    pub fn parse_ip_or_hostname(&mut self) -> ParseResult<Option<Ipv4Addr>> {
+        let token = self.peek().clone();
+        match &token.kind {
+            TokenKind::Number(_)
+                if self.peek_at(1).is_punct(b'.')
+                    && matches!(self.peek_at(2).kind, TokenKind::Number(_)) =>
+            {
+                self.parse_ip().map(Some)
+            }
+            TokenKind::Name(_) | TokenKind::Number(_) => {
+                let name = self.parse_dotted_name("an IP address or host name")?;
+                self.warn(
+                    token.span,
+                    format!(
+                        "hostname not resolved: `{name}` (only dotted-quad addresses are used)"
+                    ),
+                );
+                Ok(None)
+            }
+            _ => Err(self.expected("an IP address or host name")),
+        }
+    }
+
+    /// `NAME(.NAME)*`, each part a name or number token.
+    pub fn parse_dotted_name(&mut self, what: &str) -> ParseResult<String> {
+        let mut name = String::new();
+        loop {
+            match self.peek().kind.clone() {
+                TokenKind::Name(part) | TokenKind::Number(part) => {
+                    self.bump();
+                    name.push_str(&part);
+                }
+                _ => return Err(self.expected(what)),
+            }
+            if self.at_punct(b'.')
+                && matches!(
+                    self.peek_at(1).kind,
+                    TokenKind::Name(_) | TokenKind::Number(_)
+                )
+            {
+                self.bump();
+                name.push('.');
+            } else {
+                // A trailing dot of a fully qualified name.
+                if self.at_punct(b'.') {
+                    self.bump();
+                    name.push('.');
+                }
+                return Ok(name);
+            }
+        }
+    }
+
+    /// An identifier, dotted name or quoted string (names of hosts, keys, groups, peers).
+    pub fn parse_name_or_string(&mut self, what: &str) -> ParseResult<String> {
+        match self.peek().kind.clone() {
+            TokenKind::String(bytes) => {
+                self.bump();
+                Ok(String::from_utf8_lossy(&bytes).into_owned())
+            }
+            TokenKind::Name(_) | TokenKind::Number(_) => self.parse_dotted_name(what),
+            _ => Err(self.expected(what)),
+        }
+    }
+
+    /// A quoted string's bytes.
+    pub fn parse_string(&mut self, what: &str) -> ParseResult<Vec<u8>> {
+        match self.peek().kind.clone() {
+            TokenKind::String(bytes) => {
+                self.bump();
+                Ok(bytes)
+            }
+            _ => Err(self.expected(what)),
+        }
+    }
+
+    /// True when the next token can start a colon-hex list.
+    pub fn at_hex_octet(&mut self) -> bool {
+        match &self.peek().kind {
+            TokenKind::Name(text) | TokenKind::Number(text) => hex_octet(text).is_some(),
+            _ => false,
+        }
+    }
+
+    /// `xx:xx:…` (common/parse.c `parse_cshl`): one or more hex octets.
+    pub fn parse_hex_list(&mut self, what: &str) -> ParseResult<Vec<u8>> {
+        let mut bytes = Vec::new();
+        loop {
+            let token = self.peek().clone();
+            let octet = match &token.kind {
+                TokenKind::Name(text) | TokenKind::Number(text) => hex_octet(text),
+                _ => None,
+            };
+            match octet {
+                Some(octet) => {
+                    self.bump();
+                    bytes.push(octet);
+                }
+                None => return Err(self.expected(what)),
+            }
+            if !self.eat_punct(b':') {
+                return Ok(bytes);
+            }
+        }
+    }
+
+    /// Data: a quoted string or a colon-hex list.
+    pub fn parse_data(&mut self, what: &str) -> ParseResult<Vec<u8>> {
+        if matches!(self.peek().kind, TokenKind::String(_)) {
+            self.parse_string(what)
+        } else if self.at_hex_octet() {
+            self.parse_hex_list(what)
+        } else {
+            Err(self.expected(what))
+        }
+    }
+
+    /// `true|false|on|off` (dhcpd-conf.md §4 "flag").
+    pub fn parse_flag(&mut self) -> ParseResult<bool> {
+        let value = match &self.peek().kind {
+            TokenKind::Name(word) => match word.to_ascii_lowercase().as_str() {
+                "true" | "on" => Some(true),
+                "false" | "off" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        match value {
+            Some(value) => {
+                self.bump();
+                Ok(value)
+            }
+            None => Err(self.expected("`true`, `false`, `on` or `off`")),
+        }
+    }
+
+    /// A new scope in the arena under `parent`.
+    pub fn new_scope(&mut self, parent: ScopeId) -> ScopeId {
+        let id = ScopeId(self.config.scopes.len() as u32);
+        self.config.scopes.push(Scope {
+            parent: Some(parent),
+            ..Scope::default()
+        });
+        id
+    }
+
+    pub fn scope_mut(&mut self, id: ScopeId) -> &mut Scope {
+        let index = id.0 as usize;
+        if index >= self.config.scopes.len() {
+            // Unreachable by construction; keep the global scope as a harmless target.
+            return &mut self.config.scopes[0];
+        }
+        &mut self.config.scopes[index]
+    }
+
+    /// Opens an included file after `include "PATH";` was read: tried relative to the working
+    /// directory as ISC does, then relative to the including file's directory.
+    pub fn open_include(&mut self, raw_path: &[u8], span: Span) {
+        let text = String::from_utf8_lossy(raw_path).into_owned();
+        let mut path = PathBuf::from(&text);
+        if path.is_relative() && !path.exists() {
+            if let Some(directory) = self.frames.last().and_then(|frame| frame.directory.clone()) {
+                let beside = directory.join(&path);
+                if beside.exists() {
+                    path = beside;
+                }
+            }
+        }
+        let identity = std::fs::canonicalize(&path).ok();
+        if identity.is_some()
+            && self
+                .frames
+                .iter()
+                .any(|frame| frame.identity.is_some() && frame.identity == identity)
+        {
+            self.push_error(span, ConfigErrorKind::IncludeLoop { path: text });
+            return;
+        }
+        if self.frames.len() >= MAX_INCLUDE_DEPTH {
+            self.push_error(span, ConfigErrorKind::IncludeLoop { path: text });
+            return;
+        }
+        match read_config_file(&path) {
+            Ok(bytes) => {
+                let file = self.sources.add(path.display().to_string());
+                let tokens = self.tokenize(&bytes, file);
+                self.normalize();
+                self.frames.push(Frame {
+                    tokens,
+                    position: 0,
+                    directory: path.parent().map(Path::to_path_buf),
+                    identity,
+                });
+            }
+            Err(reason) => self.push_error(span, ConfigErrorKind::Read { path: text, reason }),
+        }
+    }
+
+    /// The whole input: global statements until the end of the main file.
+    fn parse_global(&mut self) {
+        let block = Block::global();
+        loop {
+            if self.errors.len() > MAX_ERRORS {
+                return;
+            }
+            let token = self.peek().clone();
+            match token.kind {
+                TokenKind::Eof => return,
+                TokenKind::Punct(b'}') => {
+                    let error =
+                        self.invalid(token.span, "a statement", "`}` without a matching `{`");
+                    self.errors.push(error);
+                    self.bump();
+                }
+                _ => self.statement_with_recovery(block),
+            }
+        }
+    }
+
+    /// Parses one statement; on error records it and resynchronises.
+    pub fn statement_with_recovery(&mut self, block: Block) {
+        let before = self.position_marker();
+        self.after_terminator = false;
+        if let Err(error) = self.parse_statement(block) {
+            self.errors.push(error);
+            if !self.after_terminator {
+                self.recover();
+            }
+            // Never loop on the same token.
+            if self.position_marker() == before {
+                self.bump();
+            }
+        }
+    }
+
+    /// Identifies the cursor position (file depth and index) to detect lack of progress.
+    fn position_marker(&self) -> (usize, usize) {
+        self.frames
+            .last()
+            .map_or((0, 0), |frame| (self.frames.len(), frame.position))
+    }
+
+    /// `{ statements }` after the opening brace was read; consumes the closing brace.
+    pub fn parse_block_body(&mut self, block: Block, open: Span) {
+        loop {
+            if self.errors.len() > MAX_ERRORS {
+                return;
+            }
+            let token = self.peek().clone();
+            match token.kind {
+                TokenKind::Punct(b'}') => {
+                    self.bump();
+                    return;
+                }
+                TokenKind::Eof => {
+                    let expected = format!(
+                        "`}}` closing the block opened at {}",
+                        self.sources.locate(open)
+                    );
+                    let error = self.invalid(token.span, expected, "end of file");
+                    self.errors.push(error);
+                    return;
+                }
+                _ => self.statement_with_recovery(block),
+            }
+        }
+    }
+}
+
+/// Numbers as conflex.c reads them: decimal with optional `-`, or `0x` hex.
+pub(crate) fn parse_number_text(text: &str) -> Option<i64> {
+    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        i64::from_str_radix(hex, 16).ok()
+    } else {
+        text.parse::<i64>().ok()
+    }
+}
+
+/// One or two hex digits.
+fn hex_octet(text: &str) -> Option<u8> {
+    if text.is_empty() || text.len() > 2 {
+        return None;
+    }
+    u8::from_str_radix(text, 16).ok()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,834 @@
+//! Declarations (dhcpd-conf.md §2-§3, §7): `subnet`, `shared-network`, `pool`, `range`, `host`
+//! (`hardware`, `fixed-address`), `group`, `class`, `subclass`, pool permit lists and `key`.
+//! Structural rules follow `confpars.c`: a lone subnet gets an implicit shared network, ranges
+//! written directly in a subnet form its implicit pool.
+
+use std::net::Ipv4Addr;
+
+use super::{Block, BlockKind, ParseResult, Parser};
+use crate::config::base64;
+use crate::config::expr::ExprKind;
+use crate::config::lexer::{Span, TokenKind};
+use crate::config::model::{
+    AddressRange, Class, ClassId, HardwareAddress, Host, HostId, Key, Permit, PermitKind, Pool,
+    PoolId, SharedNetwork, SharedNetworkId, Subnet, SubnetId,
+};
+
+/// TSIG/OMAPI algorithms accepted by `key` (dhcpd-conf.md §3), with ISC's canonical names.
+const KEY_ALGORITHMS: &[(&str, &str)] = &[
+    ("hmac-md5", "hmac-md5.SIG-ALG.REG.INT."),
+    ("hmac-md5.sig-alg.reg.int", "hmac-md5.SIG-ALG.REG.INT."),
+    ("hmac-md5.sig-alg.reg.int.", "hmac-md5.SIG-ALG.REG.INT."),
+    ("hmac-sha1", "hmac-sha1"),
+    ("hmac-sha224", "hmac-sha224"),
+    ("hmac-sha256", "hmac-sha256"),
+    ("hmac-sha384", "hmac-sha384"),
+    ("hmac-sha512", "hmac-sha512"),
+];
+
+/// Largest hardware address accepted (ISC `HARDWARE_ADDR_LEN`).
+const MAX_HARDWARE_LENGTH: usize = 20;
+
+impl Parser {
+    /// `subnet A netmask M { … }`.
+    pub(super) fn parse_subnet(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        if !matches!(
+            block.kind,
+            BlockKind::Global | BlockKind::Group | BlockKind::SharedNetwork
+        ) {
+            return Err(self.invalid(
+                span,
+                "`subnet` at top level, in a group or in a shared-network",
+                format!("`subnet` inside a {}", block_name(block.kind)),
+            ));
+        }
+        let network = self.parse_ip()?;
+        self.expect_keyword("netmask")?;
+        let netmask = self.parse_ip()?;
+        let open = self.expect_punct(b'{')?;
+        // dhcpd-conf.md §2: a subnet outside a shared-network gets an implicit one.
+        let (shared_network, parent) = match block.shared_network {
+            Some(id) if block.kind == BlockKind::SharedNetwork => (id, block.scope),
+            _ => {
+                let scope = self.new_scope(block.scope);
+                let id = SharedNetworkId(self.config.shared_networks.len() as u32);
+                self.config.shared_networks.push(SharedNetwork {
+                    name: None,
+                    scope,
+                    subnets: Vec::new(),
+                    pools: Vec::new(),
+                });
+                self.side.shared_network_peers.push(None);
+                (id, scope)
+            }
+        };
+        let scope = self.new_scope(parent);
+        let id = SubnetId(self.config.subnets.len() as u32);
+        self.config.subnets.push(Subnet {
+            network,
+            netmask,
+            scope,
+            shared_network,
+        });
+        self.side.subnet_spans.push(span);
+        if let Some(network) = self
+            .config
+            .shared_networks
+            .get_mut(shared_network.0 as usize)
+        {
+            network.subnets.push(id);
+        }
+        let inner = Block {
+            kind: BlockKind::Subnet,
+            scope,
+            shared_network: Some(shared_network),
+            subnet: Some(id),
+            pool: None,
+            host: None,
+            class: None,
+        };
+        self.parse_block_body(inner, open);
+        Ok(())
+    }
+
+    /// `shared-network NAME { … }`.
+    pub(super) fn parse_shared_network(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        if !matches!(block.kind, BlockKind::Global | BlockKind::Group) {
+            return Err(self.invalid(
+                span,
+                "`shared-network` at top level or in a group",
+                format!("`shared-network` inside a {}", block_name(block.kind)),
+            ));
+        }
+        let name = self.parse_name_or_string("a shared-network name")?;
+        let open = self.expect_punct(b'{')?;
+        let scope = self.new_scope(block.scope);
+        let id = SharedNetworkId(self.config.shared_networks.len() as u32);
+        self.config.shared_networks.push(SharedNetwork {
+            name: Some(name),
+            scope,
+            subnets: Vec::new(),
+            pools: Vec::new(),
+        });
+        self.side.shared_network_peers.push(None);
+        let inner = Block {
+            kind: BlockKind::SharedNetwork,
+            scope,
+            shared_network: Some(id),
+            subnet: None,
+            pool: None,
+            host: None,
+            class: None,
+        };
+        self.parse_block_body(inner, open);
+        Ok(())
+    }
+
+    /// Adds a pool (explicit or implicit) to the arena and its shared network.
+    fn add_pool(&mut self, block: Block, span: Span) -> Option<PoolId> {
+        let shared_network = block.shared_network?;
+        let scope = self.new_scope(block.scope);
+        let id = PoolId(self.config.pools.len() as u32);
+        self.config.pools.push(Pool {
+            scope,
+            shared_network,
+            subnet: block.subnet,
+            ranges: Vec::new(),
+            permits: Vec::new(),
+            failover_peer: None,
+        });
+        self.side.pool_spans.push(span);
+        self.side.pool_no_failover.push(false);
+        if let Some(network) = self
+            .config
+            .shared_networks
+            .get_mut(shared_network.0 as usize)
+        {
+            network.pools.push(id);
+        }
+        Some(id)
+    }
+
+    /// `pool { … }` inside a subnet or shared-network.
+    pub(super) fn parse_pool(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        let allowed = matches!(block.kind, BlockKind::Subnet | BlockKind::SharedNetwork);
+        let open = self.expect_punct(b'{')?;
+        let pool = if allowed {
+            self.add_pool(block, span)
+        } else {
+            None
+        };
+        let Some(pool) = pool else {
+            let error = self.invalid(
+                span,
+                "`pool` inside a subnet or shared-network",
+                format!("`pool` inside a {}", block_name(block.kind)),
+            );
+            self.errors.push(error);
+            // Skip the body so that its statements do not leak into this scope.
+            self.recover_block_body();
+            return Ok(());
+        };
+        let scope = self.config.pool(pool).scope;
+        let inner = Block {
+            kind: BlockKind::Pool,
+            scope,
+            pool: Some(pool),
+            ..block
+        };
+        self.parse_block_body(inner, open);
+        Ok(())
+    }
+
+    /// Skips the rest of a block whose `{` was just read, including its `}`.
+    fn recover_block_body(&mut self) {
+        let mut depth = 1usize;
+        loop {
+            match self.bump().kind {
+                TokenKind::Eof => return,
+                TokenKind::Punct(b'{') => depth += 1,
+                TokenKind::Punct(b'}') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// `range [dynamic-bootp] LOW [HIGH];` in a subnet (implicit pool) or pool.
+    pub(super) fn parse_range(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        let dynamic_bootp = self.at_keyword("dynamic-bootp");
+        if dynamic_bootp {
+            let flag = self.bump().span;
+            self.warn(flag, "`dynamic-bootp` ranges are not supported yet; BOOTP clients are not served from them");
+        }
+        let low = self.parse_ip()?;
+        let high = if self.at_punct(b';') {
+            low
+        } else {
+            self.parse_ip()?
+        };
+        self.expect_semicolon()?;
+        if u32::from(low) > u32::from(high) {
+            return Err(self.invalid(
+                span,
+                format!("a range whose low address is at most its high address {high}"),
+                format!("{low} {high}"),
+            ));
+        }
+        let pool = match block.kind {
+            BlockKind::Pool => block.pool,
+            BlockKind::Subnet => match block.subnet {
+                Some(subnet) => match self.side.implicit_pools.get(&subnet) {
+                    Some(pool) => Some(*pool),
+                    None => {
+                        let pool = self.add_pool(block, span);
+                        if let Some(pool) = pool {
+                            self.side.implicit_pools.insert(subnet, pool);
+                        }
+                        pool
+                    }
+                },
+                None => None,
+            },
+            _ => None,
+        };
+        let Some(pool) = pool else {
+            return Err(self.invalid(
+                span,
+                "`range` inside a subnet or pool",
+                format!("`range` inside a {}", block_name(block.kind)),
+            ));
+        };
+        let range = AddressRange {
+            low,
+            high,
+            dynamic_bootp,
+        };
+        if let Some(target) = self.config.pools.get_mut(pool.0 as usize) {
+            target.ranges.push(range);
+        }
+        self.side.ranges.push((pool, range, span));
+        Ok(())
+    }
+
+    /// `host NAME { … }`.
+    pub(super) fn parse_host(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        if !matches!(
+            block.kind,
+            BlockKind::Global | BlockKind::Group | BlockKind::SharedNetwork | BlockKind::Subnet
+        ) {
+            return Err(self.invalid(
+                span,
+                "`host` at top level or in a group, shared-network or subnet",
+                format!("`host` inside a {}", block_name(block.kind)),
+            ));
+        }
+        let name = self.parse_name_or_string("a host name")?;
+        let open = self.expect_punct(b'{')?;
+        let scope = self.new_scope(block.scope);
+        let id = HostId(self.config.hosts.len() as u32);
+        self.config.hosts.push(Host {
+            name,
+            scope,
+            hardware: None,
+            client_id: None,
+            fixed_addresses: Vec::new(),
+        });
+        let inner = Block {
+            kind: BlockKind::Host,
+            scope,
+            host: Some(id),
+            ..block
+        };
+        self.parse_block_body(inner, open);
+        Ok(())
+    }
+
+    pub(super) fn host_mut(&mut self, block: Block) -> &mut Host {
+        let index = block.host.map_or(0, |id| id.0 as usize);
+        &mut self.config.hosts[index]
+    }
+
+    /// `hardware TYPE xx:xx:…;` inside a host.
+    pub(super) fn parse_hardware(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        let kind = self.peek().clone();
+        let TokenKind::Name(type_name) = &kind.kind else {
+            return Err(
+                self.expected("a hardware type (`ethernet`, `token-ring`, `fddi`, `infiniband`)")
+            );
+        };
+        let lower = type_name.to_ascii_lowercase();
+        let htype = match lower.as_str() {
+            "ethernet" => Some(1u8),
+            "token-ring" => Some(6),
+            "fddi" => Some(8),
+            "infiniband" => Some(32),
+            other => other
+                .strip_prefix("unknown-")
+                .and_then(|number| number.parse::<u8>().ok()),
+        };
+        let Some(htype) = htype else {
+            return Err(
+                self.expected("a hardware type (`ethernet`, `token-ring`, `fddi`, `infiniband`)")
+            );
+        };
+        self.bump();
+        let address = self.parse_hex_list("a colon-separated hardware address")?;
+        self.expect_semicolon()?;
+        if address.len() > MAX_HARDWARE_LENGTH {
+            return Err(self.invalid(
+                span,
+                format!("a hardware address of at most {MAX_HARDWARE_LENGTH} bytes"),
+                format!("{} bytes", address.len()),
+            ));
+        }
+        if block.kind != BlockKind::Host {
+            return Err(self.invalid(
+                span,
+                "`hardware` inside a host",
+                format!("`hardware` inside a {}", block_name(block.kind)),
+            ));
+        }
+        if htype != 1 {
+            self.warn(
+                kind.span,
+                format!("hardware type `{lower}` is not supported yet (only ethernet)"),
+            );
+        }
+        self.host_mut(block).hardware = Some(HardwareAddress { htype, address });
+        Ok(())
+    }
+
+    /// `fixed-address ADDR[, ADDR…];` inside a host.
+    pub(super) fn parse_fixed_address(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        let mut addresses = Vec::new();
+        loop {
+            if let Some(address) = self.parse_ip_or_hostname()? {
+                addresses.push(address);
+            }
+            if !self.eat_punct(b',') {
+                break;
+            }
+        }
+        self.expect_semicolon()?;
+        if block.kind != BlockKind::Host {
+            return Err(self.invalid(
+                span,
+                "`fixed-address` inside a host",
+                format!("`fixed-address` inside a {}", block_name(block.kind)),
+            ));
+        }
+        self.host_mut(block).fixed_addresses.extend(addresses);
+        Ok(())
+    }
+
+    /// `group [NAME] { … }`; a `group "NAME";` reference (lease-file host form) is ignored.
+    pub(super) fn parse_group(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        if !self.at_punct(b'{') {
+            self.parse_name_or_string("a group name")?;
+            if self.eat_punct(b';') {
+                self.warn(
+                    span,
+                    "`group NAME;` references are not supported yet; ignored",
+                );
+                return Ok(());
+            }
+        }
+        let open = self.expect_punct(b'{')?;
+        if !matches!(
+            block.kind,
+            BlockKind::Global | BlockKind::Group | BlockKind::SharedNetwork | BlockKind::Subnet
+        ) {
+            let error = self.invalid(
+                span,
+                "`group` at top level or in a group, shared-network or subnet",
+                format!("`group` inside a {}", block_name(block.kind)),
+            );
+            self.errors.push(error);
+            self.recover_block_body();
+            return Ok(());
+        }
+        let scope = self.new_scope(block.scope);
+        // A group inside a subnet or shared-network keeps that context, so that the hosts,
+        // pools or subnets it holds still belong there; its scope sits in between.
+        let kind = match block.kind {
+            BlockKind::Global | BlockKind::Group => BlockKind::Group,
+            other => other,
+        };
+        let inner = block.nested(kind, scope);
+        self.parse_block_body(inner, open);
+        Ok(())
+    }
+
+    /// Looks a class up by name.
+    pub(super) fn class_by_name(&self, name: &str) -> Option<ClassId> {
+        self.config
+            .classes
+            .iter()
+            .position(|class| class.name == name)
+            .map(|index| ClassId(index as u32))
+    }
+
+    /// `class "NAME" { … }`.
+    pub(super) fn parse_class(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        let name_span = self.peek().span;
+        let name = self.parse_name_or_string("a class name")?;
+        let open = self.expect_punct(b'{')?;
+        if !matches!(block.kind, BlockKind::Global | BlockKind::Group) {
+            let error = self.invalid(
+                span,
+                "`class` at top level or in a group",
+                format!("`class` inside a {}", block_name(block.kind)),
+            );
+            self.errors.push(error);
+            self.recover_block_body();
+            return Ok(());
+        }
+        if self.class_by_name(&name).is_some() {
+            let error = self.invalid(
+                name_span,
+                "a class name not declared before",
+                format!("\"{name}\" declared again"),
+            );
+            self.errors.push(error);
+            self.recover_block_body();
+            return Ok(());
+        }
+        let scope = self.new_scope(block.scope);
+        let id = ClassId(self.config.classes.len() as u32);
+        self.config.classes.push(Class {
+            name,
+            scope,
+            match_if: None,
+            match_data: None,
+            subclasses: Vec::new(),
+        });
+        let inner = Block {
+            kind: BlockKind::Class,
+            scope,
+            class: Some(id),
+            ..Block::global()
+        };
+        self.parse_block_body(inner, open);
+        Ok(())
+    }
+
+    /// Inside a class: `match if EXPR;`, `match EXPR;`, `spawn with EXPR;`, `lease limit N;`.
+    pub(super) fn parse_class_statement(&mut self, block: Block, word: &str) -> ParseResult<()> {
+        let span = self.bump().span;
+        let class = match (block.kind, block.class) {
+            (BlockKind::Class, Some(class)) => class,
+            _ => {
+                return Err(self.invalid(
+                    span,
+                    format!("`{word}` inside a class"),
+                    format!("`{word}` inside a {}", block_name(block.kind)),
+                ));
+            }
+        };
+        let index = class.0 as usize;
+        match word {
+            "match" => {
+                if self.eat_keyword("if") {
+                    let expr = self.parse_boolean_expression("a boolean expression")?;
+                    self.expect_semicolon()?;
+                    self.config.classes[index].match_if = Some(expr);
+                } else {
+                    let expr = self.parse_expression()?;
+                    if expr.kind() == ExprKind::Boolean || expr.kind() == ExprKind::Numeric {
+                        return Err(self.invalid(
+                            span,
+                            "a data expression after `match`",
+                            "a boolean or numeric expression",
+                        ));
+                    }
+                    self.expect_semicolon()?;
+                    self.config.classes[index].match_data = Some(expr);
+                }
+            }
+            "spawn" => {
+                self.expect_keyword("with")?;
+                let expr = self.parse_expression()?;
+                self.expect_semicolon()?;
+                // `spawn with` creates subclasses at run time (later); matching on the same data
+                // still classifies clients against declared subclasses.
+                self.warn(
+                    span,
+                    "`spawn with` is not supported yet; treated as `match`",
+                );
+                if self.config.classes[index].match_data.is_none() {
+                    self.config.classes[index].match_data = Some(expr);
+                }
+            }
+            _ => {
+                self.expect_keyword("limit")?;
+                self.parse_u32("a lease limit")?;
+                self.expect_semicolon()?;
+                self.warn(span, "`lease limit` is not supported yet; ignored");
+            }
+        }
+        Ok(())
+    }
+
+    /// `subclass "CLASS" DATA;` or `subclass "CLASS" DATA { … }`.
+    pub(super) fn parse_subclass(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        let name_span = self.peek().span;
+        let name = self.parse_name_or_string("a class name")?;
+        let data = self.parse_data("subclass data (a quoted string or colon-hex)")?;
+        let Some(class) = self.class_by_name(&name) else {
+            if self.at_punct(b'{') {
+                self.bump();
+                self.recover_block_body();
+            } else {
+                self.expect_semicolon()?;
+            }
+            return Err(self.invalid(
+                name_span,
+                "the name of a class declared before",
+                format!("undeclared class \"{name}\""),
+            ));
+        };
+        if !matches!(block.kind, BlockKind::Global | BlockKind::Group) {
+            return Err(self.invalid(
+                span,
+                "`subclass` at top level or in a group",
+                format!("`subclass` inside a {}", block_name(block.kind)),
+            ));
+        }
+        let index = class.0 as usize;
+        let scope = if self.at_punct(b'{') {
+            let open = self.bump().span;
+            let parent = self.config.classes[index].scope;
+            let scope = self.new_scope(parent);
+            let inner = Block {
+                kind: BlockKind::Subclass,
+                scope,
+                ..Block::global()
+            };
+            self.parse_block_body(inner, open);
+            self.eat_punct(b';');
+            Some(scope)
+        } else {
+            self.expect_semicolon()?;
+            None
+        };
+        self.config.classes[index].subclasses.push((data, scope));
+        Ok(())
+    }
+
+    /// A pool's `allow|deny PERMIT[, PERMIT…];` (ISC `parse_permit_list`).
+    pub(super) fn parse_permit_list(&mut self, pool: PoolId, allow: bool) -> ParseResult<()> {
+        let mut permits = Vec::new();
+        loop {
+            let token = self.peek().clone();
+            let TokenKind::Name(word) = &token.kind else {
+                return Err(self.expected("a permit (`known-clients`, `unknown-clients`, `members of \"CLASS\"`, `all clients`, …)"));
+            };
+            let word = word.to_ascii_lowercase();
+            self.bump();
+            let kind = match word.as_str() {
+                "known-clients" => PermitKind::KnownClients,
+                "unknown-clients" => PermitKind::UnknownClients,
+                "known" => {
+                    self.expect_keyword("clients")?;
+                    PermitKind::KnownClients
+                }
+                "unknown" => {
+                    self.expect_keyword("clients")?;
+                    PermitKind::UnknownClients
+                }
+                "all" => {
+                    self.expect_keyword("clients")?;
+                    PermitKind::AllClients
+                }
+                "members" => {
+                    self.expect_keyword("of")?;
+                    let name_span = self.peek().span;
+                    let name = self.parse_name_or_string("a quoted class name")?;
+                    match self.class_by_name(&name) {
+                        Some(class) => PermitKind::MembersOf(class),
+                        None => {
+                            return Err(self.invalid(
+                                name_span,
+                                "the name of a class declared before",
+                                format!("undeclared class \"{name}\""),
+                            ));
+                        }
+                    }
+                }
+                "dynamic" => {
+                    self.expect_keyword("bootp")?;
+                    self.expect_keyword("clients")?;
+                    self.warn(
+                        token.span,
+                        "`dynamic bootp clients` permits are not supported yet",
+                    );
+                    PermitKind::DynamicBootpClients
+                }
+                "after" => {
+                    let time = self.parse_date()?;
+                    self.warn(token.span, "`after DATE` permits are not supported yet");
+                    PermitKind::After(time)
+                }
+                "authenticated" | "unauthenticated" => {
+                    self.expect_keyword("clients")?;
+                    // ISC does not implement these either (dhcpd-conf.md §3.1).
+                    self.warn(
+                        token.span,
+                        format!("`{word} clients` is not supported; ignored"),
+                    );
+                    if !self.eat_punct(b',') {
+                        break;
+                    }
+                    continue;
+                }
+                "bootp" | "booting" | "declines" | "duplicates" | "client-updates"
+                | "leasequery" => {
+                    return Err(self.invalid(
+                        token.span,
+                        "a pool permit (`known-clients`, `unknown-clients`, `members of \"CLASS\"`, `all clients`, …)",
+                        format!("`{word}` (put it outside the pool)"),
+                    ));
+                }
+                _ => {
+                    return Err(self.invalid(
+                        token.span,
+                        "a pool permit (`known-clients`, `unknown-clients`, `members of \"CLASS\"`, `all clients`, …)",
+                        format!("`{word}`"),
+                    ));
+                }
+            };
+            permits.push(Permit { allow, kind });
+            if !self.eat_punct(b',') {
+                break;
+            }
+        }
+        self.expect_semicolon()?;
+        if let Some(target) = self.config.pools.get_mut(pool.0 as usize) {
+            target.permits.extend(permits);
+        }
+        Ok(())
+    }
+
+    /// A date (dhcpd-conf.md §8.1): `W YYYY/MM/DD HH:MM:SS [TZ-OFFSET]`, `epoch N` or `never`,
+    /// as seconds since the epoch (`u32::MAX` for never and for years ≥ 2038, as ISC 4.4).
+    pub(super) fn parse_date(&mut self) -> ParseResult<u32> {
+        if self.eat_keyword("never") {
+            return Ok(u32::MAX);
+        }
+        if self.eat_keyword("epoch") {
+            return self.parse_u32("seconds since the epoch");
+        }
+        self.parse_number_in("a weekday (0-6)", 0, 6)?;
+        let (mut year, year_span) = self.parse_integer("a year")?;
+        if year < 1900 {
+            year += 1900;
+        }
+        self.expect_punct(b'/')?;
+        let month = self.parse_number_in("a month", 1, 12)?;
+        self.expect_punct(b'/')?;
+        let day = self.parse_number_in("a day", 1, 31)?;
+        let hour = self.parse_number_in("an hour", 0, 23)?;
+        self.expect_punct(b':')?;
+        let minute = self.parse_number_in("minutes", 0, 59)?;
+        self.expect_punct(b':')?;
+        let second = self.parse_number_in("seconds", 0, 60)?;
+        let offset = if matches!(self.peek().kind, TokenKind::Number(_)) {
+            self.parse_integer("a time-zone offset in seconds")?.0
+        } else {
+            0
+        };
+        if year >= 2038 {
+            return Ok(u32::MAX);
+        }
+        if year < 1970 {
+            return Err(self.invalid(year_span, "a year from 1970", year.to_string()));
+        }
+        let days = days_from_civil(year, month, day);
+        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second + offset;
+        Ok(seconds.clamp(0, i64::from(u32::MAX)) as u32)
+    }
+
+    /// `key NAME { algorithm ALG; secret "BASE64"; }` (optional trailing `;`).
+    pub(super) fn parse_key(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        let name_span = self.peek().span;
+        let name = self.parse_name_or_string("a key name")?;
+        let open = self.expect_punct(b'{')?;
+        let mut algorithm = None;
+        let mut secret = None;
+        loop {
+            let token = self.peek().clone();
+            match &token.kind {
+                TokenKind::Punct(b'}') => {
+                    self.bump();
+                    break;
+                }
+                TokenKind::Eof => {
+                    let expected = format!(
+                        "`}}` closing the key opened at {}",
+                        self.sources.locate(open)
+                    );
+                    return Err(self.invalid(token.span, expected, "end of file"));
+                }
+                _ => {}
+            }
+            let result = self.parse_key_statement(&mut algorithm, &mut secret);
+            if let Err(error) = result {
+                self.errors.push(error);
+                self.recover();
+            }
+        }
+        self.eat_punct(b';');
+        if !matches!(block.kind, BlockKind::Global | BlockKind::Group) {
+            return Err(self.invalid(
+                span,
+                "`key` at top level",
+                format!("`key` inside a {}", block_name(block.kind)),
+            ));
+        }
+        let Some(algorithm) = algorithm else {
+            return Err(self.invalid(name_span, "an `algorithm` statement in the key", "none"));
+        };
+        let Some(secret) = secret else {
+            return Err(self.invalid(name_span, "a `secret` statement in the key", "none"));
+        };
+        if self.config.keys.iter().any(|key| key.name == name) {
+            return Err(self.invalid(
+                name_span,
+                "a key name not declared before",
+                format!("\"{name}\" declared again"),
+            ));
+        }
+        self.config.keys.push(Key {
+            name,
+            algorithm,
+            secret,
+        });
+        Ok(())
+    }
+
+    fn parse_key_statement(
+        &mut self,
+        algorithm: &mut Option<String>,
+        secret: &mut Option<Vec<u8>>,
+    ) -> ParseResult<()> {
+        if self.eat_keyword("algorithm") {
+            let span = self.peek().span;
+            let name = self.parse_name_or_string("a key algorithm")?;
+            self.expect_semicolon()?;
+            let canonical = KEY_ALGORITHMS
+                .iter()
+                .find(|(known, _)| name.eq_ignore_ascii_case(known))
+                .map(|(_, canonical)| (*canonical).to_string());
+            match canonical {
+                Some(canonical) => *algorithm = Some(canonical),
+                None => {
+                    return Err(self.invalid(span, "`hmac-md5`, `hmac-sha1`, `hmac-sha224`, `hmac-sha256`, `hmac-sha384` or `hmac-sha512`", format!("`{name}`")));
+                }
+            }
+        } else if self.eat_keyword("secret") {
+            let span = self.peek().span;
+            let text = self.parse_string("a quoted base64 secret")?;
+            self.expect_semicolon()?;
+            match base64::decode(&text) {
+                Some(bytes) => *secret = Some(bytes),
+                None => {
+                    return Err(self.invalid(
+                        span,
+                        "a base64 secret",
+                        format!("\"{}\"", String::from_utf8_lossy(&text)),
+                    ));
+                }
+            }
+        } else {
+            return Err(self.expected("`algorithm` or `secret`"));
+        }
+        Ok(())
+    }
+}
+
+/// How a block kind is named in messages.
+pub(super) fn block_name(kind: BlockKind) -> &'static str {
+    match kind {
+        BlockKind::Global => "the top level",
+        BlockKind::Group => "group",
+        BlockKind::SharedNetwork => "shared-network",
+        BlockKind::Subnet => "subnet",
+        BlockKind::Pool => "pool",
+        BlockKind::Host => "host",
+        BlockKind::Class => "class",
+        BlockKind::Subclass => "subclass",
+        BlockKind::Conditional => "conditional or event block",
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+pub(super) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// For messages about subnets: `A netmask M`.
+pub(super) fn subnet_text(network: Ipv4Addr, netmask: Ipv4Addr) -> String {
+    format!("{network} netmask {netmask}")
+}

@@ -1,0 +1,551 @@
+//! Statement dispatch (ISC `confpars.c` `parse_statement`) and the server parameters of
+//! dhcpd-conf.md §3.1 and §4: each fills its [`Scope`](crate::config::model::Scope) field or
+//! [`Config`](crate::config::model::Config) setting; statements tagged "later" are read and
+//! produce a warning; executable statements (`if`, `on`, `set`, …) are parsed, not evaluated.
+
+use super::{Block, BlockKind, ParseResult, Parser};
+use crate::config::lexer::{Span, TokenKind};
+use crate::config::model::Permission;
+use crate::config::ConfigErrorKind;
+
+/// Parameters tagged "later" that have no field in the model: accepted with a warning.
+const LATER_PARAMETERS: &[&str] = &[
+    "get-lease-hostnames",
+    "local-port",
+    "remote-port",
+    "local-address",
+    "local-address6",
+    "dynamic-bootp-lease-length",
+    "dynamic-bootp-lease-cutoff",
+    "boot-unknown-clients",
+    "always-reply-rfc1048",
+    "server-id-check",
+    "infinite-is-reserved",
+    "adaptive-lease-time-threshold",
+    "dhcp-cache-threshold",
+    "dont-use-fsync",
+    "log-threshold-low",
+    "log-threshold-high",
+    "release-on-roam",
+    "check-secs-byte-order",
+    "vendor-option-space",
+    "site-option-space",
+    "delayed-ack",
+    "max-ack-delay",
+    "limit-addrs-per-ia",
+    "persist-eui-64-leases",
+    "ping-timeout",
+    "ping-timeout-ms",
+    "ping-cltt-secs",
+    "server-duid",
+    "dhcpv6-lease-file-name",
+    "dhcpv6-pid-file-name",
+    "preferred-lifetime",
+    "prefix-length-mode",
+    "abandon-lease-time-v6",
+];
+
+/// Must-parse parameters without behaviour yet (DDNS and friends): accepted silently.
+const ACCEPTED_PARAMETERS: &[&str] = &[
+    "ddns-updates",
+    "ddns-domainname",
+    "ddns-rev-domainname",
+    "ddns-hostname",
+    "ddns-ttl",
+    "ddns-local-address4",
+    "ddns-local-address6",
+    "ddns-dual-stack-mixed-mode",
+    "ddns-guard-id-must-match",
+    "ddns-other-guard-is-dynamic",
+    "update-static-leases",
+    "update-optimization",
+    "update-conflict-detection",
+    "do-forward-updates",
+    "stash-agent-options",
+    "client-updates",
+];
+
+/// Declarations and statements of DHCPv6 or other unsupported areas: a block or a statement.
+const LATER_DECLARATIONS: &[&str] = &[
+    "subnet6",
+    "range6",
+    "prefix6",
+    "fixed-address6",
+    "fixed-prefix6",
+    "host-identifier",
+    "zone",
+    "define",
+    "ia-na",
+    "ia-ta",
+    "ia-pd",
+];
+
+/// syslog facilities accepted by `log-facility` (dhcpd-conf.md §4).
+const FACILITIES: &[&str] = &[
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+];
+
+impl Parser {
+    /// One statement of any kind, in the context of `block`.
+    pub(crate) fn parse_statement(&mut self, block: Block) -> ParseResult<()> {
+        let token = self.peek().clone();
+        let word = match &token.kind {
+            TokenKind::Name(word) => word.to_ascii_lowercase(),
+            // A lone `;` is an empty statement (ISC tolerates it after blocks).
+            TokenKind::Punct(b';') => {
+                self.bump();
+                return Ok(());
+            }
+            _ => return Err(self.expected("a statement")),
+        };
+        let conditional = block.kind == BlockKind::Conditional;
+        match word.as_str() {
+            "option" => {
+                self.bump();
+                self.parse_option_statement(block, token.span, "option")
+            }
+            "supersede" | "default" | "prepend" | "append" => {
+                self.bump();
+                self.parse_option_statement(block, token.span, &word)
+            }
+            "if" => self.parse_if(block),
+            "on" => self.parse_on(block),
+            "set" | "unset" | "log" | "execute" | "return" | "eval" | "add" | "break" => {
+                self.parse_executable(block, &word)
+            }
+            "include" => self.parse_include(),
+            _ if conditional => Err(self.expected("an executable statement")),
+            "subnet" => self.parse_subnet(block),
+            "shared-network" => self.parse_shared_network(block),
+            "pool" => self.parse_pool(block),
+            "range" => self.parse_range(block),
+            "host" => self.parse_host(block),
+            "group" => self.parse_group(block),
+            "class" => self.parse_class(block),
+            "subclass" => self.parse_subclass(block),
+            "failover" => self.parse_failover(block),
+            "no" => self.parse_no_failover(block),
+            "key" => self.parse_key(block),
+            "allow" | "deny" | "ignore" => self.parse_allow_deny(block, &word),
+            "hardware" => self.parse_hardware(block),
+            "fixed-address" => self.parse_fixed_address(block),
+            "match" | "spawn" | "lease" => self.parse_class_statement(block, &word),
+            "uid" if block.kind == BlockKind::Host => {
+                self.bump();
+                let id = self.parse_data("client identifier data")?;
+                self.expect_semicolon()?;
+                self.host_mut(block).client_id = Some(id);
+                Ok(())
+            }
+            "authoritative" => {
+                self.bump();
+                self.expect_semicolon()?;
+                self.scope_mut(block.scope).authoritative = Some(true);
+                Ok(())
+            }
+            "not" => {
+                self.bump();
+                self.expect_keyword("authoritative")?;
+                self.expect_semicolon()?;
+                self.scope_mut(block.scope).authoritative = Some(false);
+                Ok(())
+            }
+            _ if LATER_DECLARATIONS.contains(&word.as_str()) => {
+                self.bump();
+                self.warn(
+                    token.span,
+                    format!("`{word}` is not supported yet; ignored"),
+                );
+                self.skip_statement();
+                Ok(())
+            }
+            _ => self.parse_parameter(block, &word, token.span),
+        }
+    }
+
+    /// Server parameters (dhcpd-conf.md §4).
+    fn parse_parameter(&mut self, block: Block, word: &str, span: Span) -> ParseResult<()> {
+        let scope = block.scope;
+        match word {
+            "default-lease-time" | "max-lease-time" | "min-lease-time" | "abandon-lease-time" => {
+                self.bump();
+                let value = self.parse_u32("a time in seconds")?;
+                self.expect_semicolon()?;
+                let target = self.scope_mut(scope);
+                match word {
+                    "default-lease-time" => target.default_lease_time = Some(value),
+                    "max-lease-time" => target.max_lease_time = Some(value),
+                    "min-lease-time" => target.min_lease_time = Some(value),
+                    _ => target.abandon_lease_time = Some(value),
+                }
+            }
+            "use-host-decl-names"
+            | "one-lease-per-client"
+            | "ping-check"
+            | "always-broadcast"
+            | "echo-client-id"
+            | "ignore-client-uids" => {
+                self.bump();
+                let value = self.parse_flag()?;
+                self.expect_semicolon()?;
+                let target = self.scope_mut(scope);
+                match word {
+                    "use-host-decl-names" => target.use_host_decl_names = Some(value),
+                    "one-lease-per-client" => target.one_lease_per_client = Some(value),
+                    "ping-check" => target.ping_check = Some(value),
+                    "always-broadcast" => target.always_broadcast = Some(value),
+                    "echo-client-id" => target.echo_client_id = Some(value),
+                    _ => target.ignore_client_uids = Some(value),
+                }
+            }
+            "min-secs" => {
+                self.bump();
+                let value = self.parse_number_in("seconds", 0, 255)?;
+                self.expect_semicolon()?;
+                self.scope_mut(scope).min_secs = Some(value as u8);
+            }
+            "server-identifier" | "next-server" => {
+                self.bump();
+                let address = self.parse_ip_or_hostname()?;
+                self.expect_semicolon()?;
+                let target = self.scope_mut(scope);
+                if word == "server-identifier" {
+                    target.server_identifier = address.or(target.server_identifier);
+                } else {
+                    target.next_server = address.or(target.next_server);
+                }
+            }
+            "filename" | "server-name" => {
+                self.bump();
+                let value = self.parse_string_or_expression(word)?;
+                self.expect_semicolon()?;
+                if let Some(value) = value {
+                    let target = self.scope_mut(scope);
+                    if word == "filename" {
+                        target.filename = Some(value);
+                    } else {
+                        target.server_name = Some(value);
+                    }
+                }
+            }
+            "ddns-update-style" => {
+                self.bump();
+                let style = self.peek().clone();
+                match &style.kind {
+                    TokenKind::Name(name) if name.eq_ignore_ascii_case("ad-hoc") => {
+                        return Err(self.error_at(
+                            style.span,
+                            ConfigErrorKind::Unsupported {
+                                what: "`ddns-update-style ad-hoc`".to_string(),
+                            },
+                        ));
+                    }
+                    TokenKind::Name(name)
+                        if ["none", "interim", "standard"]
+                            .iter()
+                            .any(|known| name.eq_ignore_ascii_case(known)) =>
+                    {
+                        let updates = !name.eq_ignore_ascii_case("none");
+                        self.bump();
+                        self.expect_semicolon()?;
+                        if updates {
+                            self.warn(
+                                style.span,
+                                "DDNS updates are not implemented; treated as `none`",
+                            );
+                        }
+                    }
+                    _ => return Err(self.expected("`none`, `interim` or `standard`")),
+                }
+            }
+            "log-facility" => {
+                self.bump();
+                let facility = self.peek().clone();
+                match &facility.kind {
+                    TokenKind::Name(name)
+                        if FACILITIES
+                            .iter()
+                            .any(|known| name.eq_ignore_ascii_case(known)) =>
+                    {
+                        let name = name.to_ascii_lowercase();
+                        self.bump();
+                        self.expect_semicolon()?;
+                        self.config.log_facility = Some(name);
+                    }
+                    _ => {
+                        return Err(
+                            self.expected("a syslog facility (`daemon`, `local0`…`local7`, …)")
+                        )
+                    }
+                }
+            }
+            "lease-file-name" | "pid-file-name" => {
+                self.bump();
+                let path = self.parse_string("a quoted path")?;
+                self.expect_semicolon()?;
+                let path = String::from_utf8_lossy(&path).into_owned();
+                if word == "lease-file-name" {
+                    self.config.lease_file_name = Some(path);
+                } else {
+                    self.config.pid_file_name = Some(path);
+                }
+            }
+            "db-time-format" => {
+                self.bump();
+                if self.eat_keyword("local") {
+                    self.config.db_time_format_local = true;
+                } else if self.eat_keyword("default") {
+                    self.config.db_time_format_local = false;
+                } else {
+                    return Err(self.expected("`default` or `local`"));
+                }
+                self.expect_semicolon()?;
+            }
+            "lease-id-format" => {
+                self.bump();
+                if self.eat_keyword("hex") {
+                    self.config.lease_id_format_hex = true;
+                } else if self.eat_keyword("octal") {
+                    self.config.lease_id_format_hex = false;
+                } else {
+                    return Err(self.expected("`octal` or `hex`"));
+                }
+                self.expect_semicolon()?;
+            }
+            "omapi-port" => {
+                self.bump();
+                let port = self.parse_u16("a port number")?;
+                self.expect_semicolon()?;
+                self.config.omapi_port = Some(port);
+            }
+            "omapi-key" => {
+                self.bump();
+                let name_span = self.peek().span;
+                let name = self.parse_name_or_string("a key name")?;
+                self.expect_semicolon()?;
+                self.config.omapi_key = Some(name);
+                self.side.omapi_key_span = Some(name_span);
+            }
+            _ if ACCEPTED_PARAMETERS.contains(&word) => {
+                self.bump();
+                self.parse_loose_value()?;
+            }
+            _ if LATER_PARAMETERS.contains(&word) => {
+                self.bump();
+                self.warn(span, format!("`{word}` is not supported yet; ignored"));
+                self.parse_loose_value()?;
+            }
+            _ => return Err(self.expected("a statement")),
+        }
+        Ok(())
+    }
+
+    /// The value of a parameter that is accepted but not interpreted: `= EXPR;` or any tokens
+    /// up to `;` (no blocks).
+    pub(crate) fn parse_loose_value(&mut self) -> ParseResult<()> {
+        if self.eat_punct(b'=') {
+            self.parse_expression()?;
+            return self.expect_semicolon();
+        }
+        loop {
+            let token = self.peek().clone();
+            match token.kind {
+                TokenKind::Punct(b';') => {
+                    self.bump();
+                    return Ok(());
+                }
+                TokenKind::Punct(b'{' | b'}') | TokenKind::Eof => return Err(self.expected("`;`")),
+                _ => {
+                    self.bump();
+                }
+            }
+        }
+    }
+
+    /// `filename "F";` also takes `= EXPR;` (ISC stores it as an expression); the expression
+    /// form is not evaluated (`None`).
+    fn parse_string_or_expression(&mut self, word: &str) -> ParseResult<Option<Vec<u8>>> {
+        if self.at_punct(b'=') {
+            let span = self.bump().span;
+            self.parse_expression()?;
+            self.warn(span, format!("`{word} = EXPR` is not evaluated; ignored"));
+            return Ok(None);
+        }
+        self.parse_string("a quoted string").map(Some)
+    }
+
+    /// `allow|deny|ignore …;` (dhcpd-conf.md §3.1). In a pool `allow`/`deny` build its permit
+    /// list; elsewhere they set a scope flag.
+    fn parse_allow_deny(&mut self, block: Block, word: &str) -> ParseResult<()> {
+        self.bump();
+        let permission = match word {
+            "allow" => Permission::Allow,
+            "deny" => Permission::Deny,
+            _ => Permission::Ignore,
+        };
+        if block.kind == BlockKind::Pool && permission != Permission::Ignore {
+            if let Some(pool) = block.pool {
+                return self.parse_permit_list(pool, permission == Permission::Allow);
+            }
+        }
+        let flag = self.peek().clone();
+        let TokenKind::Name(name) = &flag.kind else {
+            return Err(self.expected("`unknown-clients`, `bootp`, `booting`, `declines`, …"));
+        };
+        let name = name.to_ascii_lowercase();
+        let scope = block.scope;
+        match name.as_str() {
+            "unknown-clients" => self.scope_mut(scope).unknown_clients = Some(permission),
+            "bootp" => self.scope_mut(scope).bootp = Some(permission),
+            "booting" => self.scope_mut(scope).booting = Some(permission),
+            "declines" => self.scope_mut(scope).declines = Some(permission),
+            "client-updates" => {}
+            "duplicates" | "leasequery" => {
+                self.warn(
+                    flag.span,
+                    format!("`{word} {name}` is not supported yet; ignored"),
+                );
+            }
+            "known-clients" | "members" | "all" | "dynamic" | "after" | "known" | "unknown"
+            | "authenticated" | "unauthenticated" => {
+                return Err(self.invalid(
+                    flag.span,
+                    "this permit inside a `pool { … }`",
+                    format!("`{word} {name}` outside a pool"),
+                ));
+            }
+            _ => {
+                return Err(self.expected("`unknown-clients`, `bootp`, `booting`, `declines`, …"));
+            }
+        }
+        self.bump();
+        self.expect_semicolon()
+    }
+
+    /// `if EXPR { … } [elsif EXPR { … }]… [else { … }]`: parsed, not evaluated.
+    fn parse_if(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        self.parse_boolean_expression("a boolean expression")?;
+        self.parse_conditional_body(block)?;
+        loop {
+            if self.at_keyword("elsif") {
+                self.bump();
+                self.parse_boolean_expression("a boolean expression")?;
+                self.parse_conditional_body(block)?;
+            } else if self.at_keyword("else") {
+                self.bump();
+                if self.at_keyword("if") {
+                    self.bump();
+                    self.parse_boolean_expression("a boolean expression")?;
+                }
+                self.parse_conditional_body(block)?;
+            } else {
+                break;
+            }
+        }
+        if block.kind != BlockKind::Conditional {
+            self.warn(span, "`if` statement is not evaluated; its body is ignored");
+        }
+        Ok(())
+    }
+
+    /// `on commit|expiry|release [or …] { … }`: parsed, not evaluated.
+    fn parse_on(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        loop {
+            let event = self.peek().clone();
+            let known = ["commit", "expiry", "release", "transmission"]
+                .iter()
+                .any(|name| event.is_keyword(name));
+            if !known {
+                return Err(self.expected("`commit`, `expiry` or `release`"));
+            }
+            self.bump();
+            if !(self.eat_keyword("or") || self.eat_punct(b'|')) {
+                break;
+            }
+        }
+        self.parse_conditional_body(block)?;
+        if block.kind != BlockKind::Conditional {
+            self.warn(
+                span,
+                "`on` event statement is not evaluated; its body is ignored",
+            );
+        }
+        Ok(())
+    }
+
+    /// A `{ … }` of executable statements, parsed into a scratch scope that is dropped.
+    fn parse_conditional_body(&mut self, block: Block) -> ParseResult<()> {
+        let open = self.expect_punct(b'{')?;
+        let scopes = self.config.scopes.len();
+        let scratch = self.new_scope(block.scope);
+        let inner = block.nested(BlockKind::Conditional, scratch);
+        self.parse_block_body(inner, open);
+        // Only parameters can be written in a conditional body, so nothing refers to the
+        // scratch scope: drop it so the arena holds only real scopes.
+        self.config.scopes.truncate(scopes);
+        Ok(())
+    }
+
+    /// `set NAME = EXPR;`, `unset NAME;`, `log ([PRIORITY,] EXPR);`, `execute ("CMD", …);`,
+    /// `return EXPR;`: parsed, not evaluated.
+    fn parse_executable(&mut self, block: Block, word: &str) -> ParseResult<()> {
+        let span = self.bump().span;
+        match word {
+            "set" => {
+                self.parse_name_or_string("a variable name")?;
+                self.expect_punct(b'=')?;
+                self.parse_expression()?;
+            }
+            "unset" => {
+                self.parse_name_or_string("a variable name")?;
+            }
+            "log" => {
+                self.expect_punct(b'(')?;
+                let priority = ["fatal", "error", "info", "debug"]
+                    .iter()
+                    .any(|name| self.peek().is_keyword(name))
+                    && self.peek_at(1).is_punct(b',');
+                if priority {
+                    self.bump();
+                    self.bump();
+                }
+                self.parse_expression()?;
+                self.expect_punct(b')')?;
+            }
+            "execute" => {
+                self.expect_punct(b'(')?;
+                self.parse_expression()?;
+                while self.eat_punct(b',') {
+                    self.parse_expression()?;
+                }
+                self.expect_punct(b')')?;
+            }
+            "return" | "eval" => {
+                self.parse_expression()?;
+            }
+            _ => {
+                self.warn(span, format!("`{word}` is not supported yet; ignored"));
+                self.skip_statement();
+                return Ok(());
+            }
+        }
+        self.expect_semicolon()?;
+        if block.kind != BlockKind::Conditional {
+            self.warn(span, format!("`{word}` statement is not evaluated"));
+        }
+        Ok(())
+    }
+
+    /// `include "PATH";`.
+    fn parse_include(&mut self) -> ParseResult<()> {
+        self.bump();
+        let path_span = self.peek().span;
+        let path = self.parse_string("a quoted file name")?;
+        self.expect_semicolon()?;
+        self.open_include(&path, path_span);
+        Ok(())
+    }
+}

@@ -1,0 +1,328 @@
+//! `option` statements (dhcpd-conf.md §5): setting an option (and `supersede`/`default`/
+//! `prepend`/`append`), defining one (`option NAME code N = TYPE;`, §5.2), and encoding values to
+//! wire bytes by type (dhcp-options(5); RFC 2132 §2 fixes network byte order, RFC 1035 §3.1 the
+//! domain-name form, uncompressed).
+
+use super::{Block, BlockKind, ParseResult, Parser};
+use crate::config::lexer::{Span, TokenKind};
+use crate::config::options::{encode_domain_name, OptionDefinition, OptionSpace, OptionType};
+
+/// DHCP client identifier option code (RFC 2132 §9.14): in a host it identifies the client.
+const CLIENT_IDENTIFIER: u8 = 61;
+
+impl Parser {
+    /// `option NAME VALUE;` and friends, after the leading keyword (`form`) was read.
+    pub(super) fn parse_option_statement(
+        &mut self,
+        block: Block,
+        span: Span,
+        form: &str,
+    ) -> ParseResult<()> {
+        if form == "option" && self.at_keyword("space") {
+            self.warn(span, "`option space` is not supported yet; ignored");
+            self.skip_statement();
+            return Ok(());
+        }
+        let name_span = self.peek().span;
+        let (space, name) = self.parse_option_name()?;
+        let full_name = match &space {
+            Some(space) => format!("{space}.{name}"),
+            None => name.clone(),
+        };
+        if form == "option" && self.at_keyword("code") {
+            return self.parse_option_definition(space.as_deref(), &name, name_span);
+        }
+        let space = match space.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("dhcp") => OptionSpace::Dhcp,
+            Some("agent") => OptionSpace::Agent,
+            Some(_) => {
+                self.warn(name_span, format!("option `{full_name}`: option spaces other than dhcp and agent are not supported yet; ignored"));
+                self.parse_loose_value()?;
+                return Ok(());
+            }
+        };
+        let Some(definition) = self.options.by_name(space, &name).cloned() else {
+            return Err(self.invalid(name_span, "a known option name", format!("`{full_name}`")));
+        };
+        if self.at_punct(b'=') {
+            let equals = self.bump().span;
+            self.parse_expression()?;
+            self.expect_semicolon()?;
+            self.warn(
+                equals,
+                format!("option `{full_name}` set from an expression is not evaluated; ignored"),
+            );
+            return Ok(());
+        }
+        let mut bytes = Vec::new();
+        let mut unresolved = false;
+        if !(self.at_punct(b';') && definition.kind == OptionType::ZeroLength) {
+            self.encode_value(&definition.kind, &mut bytes, &mut unresolved)?;
+        }
+        self.expect_semicolon()?;
+        if unresolved {
+            // parse_ip_or_hostname already warned about the name.
+            return Ok(());
+        }
+        if space == OptionSpace::Agent {
+            self.warn(
+                name_span,
+                format!("relay agent option `{full_name}` cannot be sent by a server; ignored"),
+            );
+            return Ok(());
+        }
+        if bytes.len() > 255 {
+            self.warn(name_span, format!("option `{full_name}` is {} bytes long; it will be split into several options (RFC 3396)", bytes.len()));
+        }
+        match form {
+            "prepend" | "append" => {
+                self.warn(
+                    span,
+                    format!("`{form}` is not supported yet; option `{full_name}` ignored"),
+                );
+            }
+            _ if block.kind == BlockKind::Host && definition.code == CLIENT_IDENTIFIER => {
+                self.host_mut(block).client_id = Some(bytes);
+            }
+            _ => {
+                self.scope_mut(block.scope)
+                    .options
+                    .push((definition.code, bytes));
+            }
+        }
+        Ok(())
+    }
+
+    /// `NAME` or `SPACE.NAME`.
+    pub(crate) fn parse_option_name(&mut self) -> ParseResult<(Option<String>, String)> {
+        let first = match self.peek().kind.clone() {
+            TokenKind::Name(name) => name,
+            _ => return Err(self.expected("an option name")),
+        };
+        self.bump();
+        if self.at_punct(b'.')
+            && matches!(
+                self.peek_at(1).kind,
+                TokenKind::Name(_) | TokenKind::Number(_)
+            )
+        {
+            self.bump();
+            let second = match self.bump().kind {
+                TokenKind::Name(name) | TokenKind::Number(name) => name,
+                _ => String::new(),
+            };
+            return Ok((Some(first), second));
+        }
+        Ok((None, first))
+    }
+
+    /// `option NAME code N = TYPE;` after NAME.
+    fn parse_option_definition(
+        &mut self,
+        space: Option<&str>,
+        name: &str,
+        name_span: Span,
+    ) -> ParseResult<()> {
+        self.bump();
+        let code = self.parse_number_in("an option code", 1, 254)? as u8;
+        self.expect_punct(b'=')?;
+        let kind = self.parse_option_type()?;
+        self.expect_semicolon()?;
+        let space = match space.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("dhcp") => OptionSpace::Dhcp,
+            Some("agent") => OptionSpace::Agent,
+            Some(other) => {
+                self.warn(name_span, format!("option space `{other}` is not supported yet; definition of `{other}.{name}` ignored"));
+                return Ok(());
+            }
+        };
+        self.options.define(OptionDefinition {
+            space,
+            name: name.to_string(),
+            code,
+            kind,
+        });
+        Ok(())
+    }
+
+    /// TYPE of dhcpd-conf.md §5.2 (`parse_option_code_definition`).
+    fn parse_option_type(&mut self) -> ParseResult<OptionType> {
+        if self.at_punct(b'{') {
+            self.bump();
+            let mut fields = vec![self.parse_option_type()?];
+            while self.eat_punct(b',') {
+                fields.push(self.parse_option_type()?);
+            }
+            self.expect_punct(b'}')?;
+            // Only the last field of a record may be an array.
+            if fields[..fields.len() - 1]
+                .iter()
+                .any(|field| matches!(field, OptionType::Array(_)))
+            {
+                return Err(self.expected("an array only as the last field of a record"));
+            }
+            return Ok(OptionType::Record(fields));
+        }
+        let token = self.peek().clone();
+        let TokenKind::Name(word) = &token.kind else {
+            return Err(self.expected("an option type"));
+        };
+        let word = word.to_ascii_lowercase();
+        self.bump();
+        let kind = match word.as_str() {
+            "boolean" => OptionType::Boolean,
+            "signed" | "unsigned" | "integer" => {
+                let signed = word == "signed";
+                if word != "integer" {
+                    self.expect_keyword("integer")?;
+                }
+                let bits = self.parse_integer("8, 16 or 32")?;
+                if !matches!(bits.0, 8 | 16 | 32) {
+                    return Err(self.invalid(bits.1, "8, 16 or 32", bits.0.to_string()));
+                }
+                OptionType::Integer {
+                    bits: bits.0 as u8,
+                    signed,
+                }
+            }
+            "ip-address" => OptionType::IpAddress,
+            "ip6-address" => OptionType::Ip6Address,
+            "text" => OptionType::Text,
+            "string" => OptionType::String,
+            "domain-name" => OptionType::DomainName,
+            "domain-list" => OptionType::DomainList {
+                compressed: self.eat_keyword("compressed"),
+            },
+            "encapsulate" => {
+                let space = self.parse_name_or_string("an option space name")?;
+                OptionType::Encapsulate(space)
+            }
+            "zerolen" => OptionType::ZeroLength,
+            "array" => {
+                self.expect_keyword("of")?;
+                let inner = self.parse_option_type()?;
+                if matches!(inner, OptionType::Array(_)) {
+                    return Err(self.invalid(
+                        token.span,
+                        "an array of a non-array type",
+                        "an array of arrays",
+                    ));
+                }
+                OptionType::Array(Box::new(inner))
+            }
+            _ => {
+                return Err(self.invalid(token.span, "an option type (`boolean`, `integer 8`, `ip-address`, `text`, `string`, `domain-list`, `array of …`, `{ … }`, …)", format!("`{word}`")));
+            }
+        };
+        Ok(kind)
+    }
+
+    /// Parses one value of `kind` and appends its wire form. Host names set `unresolved`.
+    pub(crate) fn encode_value(
+        &mut self,
+        kind: &OptionType,
+        out: &mut Vec<u8>,
+        unresolved: &mut bool,
+    ) -> ParseResult<()> {
+        match kind {
+            OptionType::Boolean => {
+                let value = self.parse_flag()?;
+                out.push(u8::from(value));
+            }
+            OptionType::Integer { bits, signed } => {
+                let bits = u32::from(*bits);
+                let (min, max, what) = if *signed {
+                    (
+                        -(1i64 << (bits - 1)),
+                        (1i64 << (bits - 1)) - 1,
+                        format!("a signed {bits}-bit integer"),
+                    )
+                } else {
+                    (
+                        0,
+                        (1i64 << bits) - 1,
+                        format!("an unsigned {bits}-bit integer"),
+                    )
+                };
+                let value = self.parse_number_in(&what, min, max)?;
+                let bytes = (value as u32).to_be_bytes();
+                out.extend_from_slice(&bytes[4 - (bits / 8) as usize..]);
+            }
+            OptionType::IpAddress => match self.parse_ip_or_hostname()? {
+                Some(address) => out.extend_from_slice(&address.octets()),
+                None => *unresolved = true,
+            },
+            OptionType::Ip6Address => {
+                let span = self.peek().span;
+                let mut text = String::new();
+                loop {
+                    match self.peek().kind.clone() {
+                        TokenKind::Name(part) | TokenKind::Number(part) => text.push_str(&part),
+                        TokenKind::Punct(b':') => text.push(':'),
+                        TokenKind::Punct(b'.') => text.push('.'),
+                        _ => break,
+                    }
+                    self.bump();
+                }
+                match text.parse::<std::net::Ipv6Addr>() {
+                    Ok(address) => out.extend_from_slice(&address.octets()),
+                    Err(_) => {
+                        return Err(self.invalid(span, "an IPv6 address", format!("`{text}`")))
+                    }
+                }
+            }
+            OptionType::Text => {
+                let text = self.parse_string("a quoted string")?;
+                out.extend_from_slice(&text);
+            }
+            OptionType::String | OptionType::Encapsulate(_) => {
+                let data = self.parse_data("a quoted string or colon-separated hex bytes")?;
+                out.extend_from_slice(&data);
+            }
+            OptionType::DomainName => {
+                let span = self.peek().span;
+                let name = match self.peek().kind.clone() {
+                    TokenKind::String(bytes) => {
+                        self.bump();
+                        bytes
+                    }
+                    _ => self.parse_dotted_name("a domain name")?.into_bytes(),
+                };
+                if let Err(error) = encode_domain_name(&name, out) {
+                    return Err(self.invalid(
+                        span,
+                        error.to_string().replacen("expected ", "", 1),
+                        format!("\"{}\"", String::from_utf8_lossy(&name)),
+                    ));
+                }
+            }
+            OptionType::DomainList { .. } => loop {
+                let span = self.peek().span;
+                let name = self.parse_string("a quoted domain name")?;
+                if let Err(error) = encode_domain_name(&name, out) {
+                    return Err(self.invalid(
+                        span,
+                        error.to_string().replacen("expected ", "", 1),
+                        format!("\"{}\"", String::from_utf8_lossy(&name)),
+                    ));
+                }
+                if !self.eat_punct(b',') {
+                    break;
+                }
+            },
+            OptionType::ZeroLength => {}
+            OptionType::Array(inner) => loop {
+                self.encode_value(inner, out, unresolved)?;
+                if !self.eat_punct(b',') {
+                    break;
+                }
+            },
+            OptionType::Record(fields) => {
+                for field in fields {
+                    self.encode_value(field, out, unresolved)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
