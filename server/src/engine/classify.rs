@@ -2,15 +2,14 @@
 //! `find_lease` looks them up), the classes it belongs to, and whether a pool's permit list lets
 //! it in (ISC `permitted`, dhcpd-conf.md §3.1).
 //!
-//! Class membership evaluates `match if` / `match` expressions. Until the expression evaluator
-//! (`config::expr::evaluate` with a `PacketView`) lands, [`evaluate_expression`] understands
-//! constant data only; it is the single place to wire the evaluator into.
+//! Class membership evaluates `match if` / `match` expressions with `config::expr::evaluate`
+//! over a [`PacketView`] of the request.
 
-use crate::config::expr::Expr;
+use crate::config::expr::{evaluate, PacketView};
 use crate::config::model::{ClassId, Config, HostId, PermitKind, Pool, ScopeId};
 use crate::lease::record::UnixTime;
 
-use super::packet::Inbound;
+use super::packet::{option_value, Inbound};
 
 /// The client's identity as far as configuration is concerned.
 #[derive(Clone, Debug, Default)]
@@ -34,9 +33,10 @@ impl Classification {
 
 /// Classifies `inbound` against `config`.
 pub(crate) fn classify(config: &Config, inbound: &Inbound<'_>) -> Classification {
+    let host = find_host(config, inbound);
     Classification {
-        host: find_host(config, inbound),
-        classes: matching_classes(config, inbound),
+        host,
+        classes: matching_classes(config, inbound, host),
     }
 }
 
@@ -79,24 +79,33 @@ fn first_preferring_fixed<'c>(
 }
 
 /// Classes whose `match if` is true, or whose `match` data equals one of their subclasses.
-fn matching_classes(config: &Config, inbound: &Inbound<'_>) -> Vec<(ClassId, ScopeId)> {
+fn matching_classes(
+    config: &Config,
+    inbound: &Inbound<'_>,
+    host: Option<HostId>,
+) -> Vec<(ClassId, ScopeId)> {
     let mut members = Vec::new();
+    if config.classes.is_empty() {
+        return members;
+    }
+    let view = RequestView::new(config, inbound, host);
     for (index, class) in config.classes.iter().enumerate() {
         let id = ClassId(index as u32);
         if let Some(condition) = &class.match_if {
-            if evaluate_expression(condition, inbound).is_some_and(|value| is_true(&value)) {
+            if evaluate(condition, &view).is_true() {
                 members.push((id, class.scope));
                 continue;
             }
         }
         if let Some(data) = &class.match_data {
-            let Some(value) = evaluate_expression(data, inbound) else {
+            let value = evaluate(data, &view);
+            let Some(value) = value.as_data() else {
                 continue;
             };
             if let Some((_, scope)) = class
                 .subclasses
                 .iter()
-                .find(|(subclass_data, _)| *subclass_data == value)
+                .find(|(subclass_data, _)| subclass_data.as_slice() == value)
             {
                 members.push((id, scope.unwrap_or(class.scope)));
             }
@@ -105,19 +114,51 @@ fn matching_classes(config: &Config, inbound: &Inbound<'_>) -> Vec<(ClassId, Sco
     members
 }
 
-/// Evaluates a class expression against the request. `None` when the expression has no value
-/// (an absent option, dhcp-eval(5) "null").
-///
-/// Wiring point for `config::expr::evaluate`: only constant data is understood today.
-pub(crate) fn evaluate_expression(expression: &Expr, _inbound: &Inbound<'_>) -> Option<Vec<u8>> {
-    match expression {
-        Expr::Data(data) => Some(data.clone()),
+/// What class expressions may read of a request (dhcp-eval(5)): its options as wire bytes,
+/// its hardware address, whether a host declaration knows it.
+struct RequestView<'a> {
+    options: Vec<(u8, Vec<u8>)>,
+    hardware: (u8, &'a [u8]),
+    host_name: Option<&'a str>,
+}
+
+impl<'a> RequestView<'a> {
+    fn new(config: &'a Config, inbound: &'a Inbound<'_>, host: Option<HostId>) -> Self {
+        let options = inbound
+            .message
+            .opts()
+            .iter()
+            .filter_map(|(code, option)| {
+                option_value(option).map(|value| (u8::from(*code), value))
+            })
+            .collect();
+        Self {
+            options,
+            hardware: (inbound.hardware.htype, inbound.hardware.address()),
+            host_name: host.map(|host| config.host(host).name.as_str()),
+        }
     }
 }
 
-/// dhcp-eval(5): a boolean context treats non-empty data with a non-zero byte as true.
-fn is_true(value: &[u8]) -> bool {
-    value.iter().any(|byte| *byte != 0)
+impl PacketView for RequestView<'_> {
+    fn option(&self, code: u8) -> Option<&[u8]> {
+        self.options
+            .iter()
+            .find(|(option, _)| *option == code)
+            .map(|(_, value)| value.as_slice())
+    }
+
+    fn hardware(&self) -> (u8, &[u8]) {
+        self.hardware
+    }
+
+    fn known(&self) -> bool {
+        self.host_name.is_some()
+    }
+
+    fn host_decl_name(&self) -> Option<&str> {
+        self.host_name
+    }
 }
 
 /// ISC `permitted` over a pool's permit list: a client may use the pool when no `deny` entry
