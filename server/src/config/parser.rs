@@ -26,6 +26,10 @@ use super::{ConfigError, ConfigErrorKind, ConfigErrors};
 
 pub(crate) type ParseResult<T> = Result<T, ConfigError>;
 
+/// Deepest nesting of blocks and of parenthesised expressions accepted: real configs nest a few
+/// levels; the bound keeps recursion on hostile input far from the stack's end.
+pub(crate) const MAX_NESTING: u32 = 64;
+
 /// Include files larger than this are refused (a config is kilobytes; this guards against
 /// `include "/some/huge/file"`).
 const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
@@ -165,6 +169,8 @@ pub(crate) struct Parser {
     /// The last token taken was `;` or `}`: an error raised now concerns a statement already
     /// read completely, so there is nothing to skip.
     pub after_terminator: bool,
+    /// Current depth of nested blocks and expressions (bounded by [`MAX_NESTING`]).
+    pub nesting: u32,
 }
 
 impl Parser {
@@ -182,6 +188,7 @@ impl Parser {
             side: SideTables::default(),
             last_span: Span::default(),
             after_terminator: false,
+            nesting: 0,
         }
     }
 
@@ -683,6 +690,39 @@ impl Parser {
 
     /// `{ statements }` after the opening brace was read; consumes the closing brace.
     pub fn parse_block_body(&mut self, block: Block, open: Span) {
+        // Blocks recurse: bound the depth so that hostile input cannot overflow the stack.
+        if self.nesting >= MAX_NESTING {
+            let error = self.invalid(open, format!("at most {MAX_NESTING} nested blocks"), "deeper nesting");
+            self.errors.push(error);
+            self.skip_to_matching_brace();
+            return;
+        }
+        self.nesting += 1;
+        self.parse_block_body_unbounded(block, open);
+        self.nesting -= 1;
+    }
+
+    /// Skips everything up to and including the `}` that closes the current block.
+    fn skip_to_matching_brace(&mut self) {
+        let mut depth = 1usize;
+        loop {
+            match self.peek().kind {
+                TokenKind::Eof => return,
+                TokenKind::Punct(b'{') => depth += 1,
+                TokenKind::Punct(b'}') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.bump();
+                        return;
+                    }
+                }
+                _ => {}
+            }
+            self.bump();
+        }
+    }
+
+    fn parse_block_body_unbounded(&mut self, block: Block, open: Span) {
         loop {
             if self.errors.len() > MAX_ERRORS {
                 return;

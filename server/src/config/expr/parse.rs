@@ -235,6 +235,22 @@ impl Parser {
 
     /// A primary expression (ISC `parse_non_binary`).
     fn parse_non_binary(&mut self, context: Context) -> ParseResult<Expr> {
+        // Every level of expression recursion passes here: bound it (see MAX_NESTING).
+        if self.nesting >= crate::config::parser::MAX_NESTING {
+            let span = self.peek().span;
+            return Err(self.invalid(
+                span,
+                format!("at most {} nested expressions", crate::config::parser::MAX_NESTING),
+                "deeper nesting",
+            ));
+        }
+        self.nesting += 1;
+        let result = self.parse_non_binary_unbounded(context);
+        self.nesting -= 1;
+        result
+    }
+
+    fn parse_non_binary_unbounded(&mut self, context: Context) -> ParseResult<Expr> {
         let token = self.peek().clone();
         match &token.kind {
             TokenKind::String(bytes) => {

@@ -534,3 +534,15 @@ option domain-search "a.b", "c"; if exists agent.remote-id { set x = concat("a",
         }
     }
 }
+
+#[test]
+fn hostile_nesting_is_an_error_not_a_stack_overflow() {
+    let blocks = format!("{}{}", "group { ".repeat(5000), "} ".repeat(5000));
+    assert!(crate::config::parse_str(&blocks, "deep.conf").is_err());
+    let expression = format!(
+        "class \"c\" {{ match if {}true{}; }}",
+        "(".repeat(5000),
+        ")".repeat(5000)
+    );
+    assert!(crate::config::parse_str(&expression, "deep.conf").is_err());
+}
