@@ -180,7 +180,11 @@ impl Lease {
 
     /// Drops the extra box when nothing is left in it.
     pub fn shrink_extra(&mut self) {
-        if self.extra.as_deref().is_some_and(|extra| *extra == LeaseExtra::default()) {
+        if self
+            .extra
+            .as_deref()
+            .is_some_and(|extra| *extra == LeaseExtra::default())
+        {
             self.extra = None;
         }
     }

@@ -309,7 +309,9 @@ impl LeaseStore {
         }
         if is_reusable(lease.binding_state) {
             if let Some(pool) = self.pool_of(lease.address) {
-                self.pools[pool.0 as usize].free.remove(&(lease.ends, address));
+                self.pools[pool.0 as usize]
+                    .free
+                    .remove(&(lease.ends, address));
             }
         }
     }
@@ -458,7 +460,11 @@ impl LeaseStore {
             }
             self.offer_expiry.remove(&(until, address));
             let address = Ipv4Addr::from(address);
-            if self.offers.get(&address).is_some_and(|offer| offer.until == until) {
+            if self
+                .offers
+                .get(&address)
+                .is_some_and(|offer| offer.until == until)
+            {
                 self.offers.remove(&address);
                 // The cursor has passed it: keep it allocatable.
                 if self.slot(address).is_none() && self.pool_of(address).is_some() {

@@ -13,7 +13,8 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -28,7 +29,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -50,7 +55,11 @@ impl CivilTime {
     /// as ISC's `parse_date_core` does.
     pub fn to_unix(self, offset: i64) -> Option<UnixTime> {
         // Years below 1900 are years since 1900 (`parse_date_core`).
-        let year = if self.year < 1900 { self.year + 1900 } else { self.year };
+        let year = if self.year < 1900 {
+            self.year + 1900
+        } else {
+            self.year
+        };
         if !(1..=12).contains(&self.month)
             || !(1..=31).contains(&self.day)
             || self.hour > 23
@@ -150,7 +159,14 @@ mod tests {
 
     #[test]
     fn year_2038_and_later_is_never() {
-        let civil = CivilTime { year: 2040, month: 1, day: 2, hour: 0, minute: 0, second: 0 };
+        let civil = CivilTime {
+            year: 2040,
+            month: 1,
+            day: 2,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        };
         assert_eq!(civil.to_unix(0), Some(NEVER));
         let bad = CivilTime { month: 13, ..civil };
         assert_eq!(bad.to_unix(0), None);

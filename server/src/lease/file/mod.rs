@@ -9,6 +9,7 @@
 
 pub mod date;
 mod parse;
+mod tokens;
 pub mod write;
 
 use std::collections::HashMap;
@@ -47,7 +48,10 @@ impl PeerState {
         (PeerState::UnknownState, "unknown-state"),
         (PeerState::PartnerDown, "partner-down"),
         (PeerState::Normal, "normal"),
-        (PeerState::CommunicationsInterrupted, "communications-interrupted"),
+        (
+            PeerState::CommunicationsInterrupted,
+            "communications-interrupted",
+        ),
         (PeerState::ConflictDone, "conflict-done"),
         (PeerState::ResolutionInterrupted, "resolution-interrupted"),
         (PeerState::PotentialConflict, "potential-conflict"),
@@ -174,7 +178,8 @@ impl RecordSink for Collector {
         match self.lease_index.get(&lease.address) {
             Some(&index) => self.file.leases[index] = lease,
             None => {
-                self.lease_index.insert(lease.address, self.file.leases.len());
+                self.lease_index
+                    .insert(lease.address, self.file.leases.len());
                 self.file.leases.push(lease);
             }
         }
@@ -182,7 +187,9 @@ impl RecordSink for Collector {
 
     fn failover_state(&mut self, record: FailoverStateRecord) {
         let peer = record.peer.clone();
-        replace_or_push(&mut self.file.failover_states, record, |old| old.peer == peer);
+        replace_or_push(&mut self.file.failover_states, record, |old| {
+            old.peer == peer
+        });
     }
 
     fn host(&mut self, record: HostRecord) {
@@ -267,7 +274,10 @@ pub fn read_path(path: &Path, sink: &mut impl RecordSink) -> std::io::Result<Rea
             return Ok(summary);
         }
         let consumed = outcome.consumed;
-        line_base += buffer[..consumed].iter().filter(|&&byte| byte == b'\n').count() as u32;
+        line_base += buffer[..consumed]
+            .iter()
+            .filter(|&&byte| byte == b'\n')
+            .count() as u32;
         buffer.drain(..consumed);
     }
 }
@@ -325,7 +335,14 @@ pub fn generate_example(count: u32, writer: &mut impl std::io::Write) -> std::io
         lease.cltt = starts;
         lease.binding_state = crate::lease::record::BindingState::Active;
         lease.next_binding_state = crate::lease::record::BindingState::Free;
-        let mac = [0x02, 0x00, (index >> 24) as u8, (index >> 16) as u8, (index >> 8) as u8, index as u8];
+        let mac = [
+            0x02,
+            0x00,
+            (index >> 24) as u8,
+            (index >> 16) as u8,
+            (index >> 8) as u8,
+            index as u8,
+        ];
         lease.hardware = Hardware::new(1, &mac);
         if index % 2 == 0 {
             let mut uid = vec![1];

@@ -7,22 +7,14 @@
 
 use std::net::Ipv4Addr;
 
-use crate::config::lexer::{LexError, Lexer, Token, TokenKind};
+use crate::config::lexer::{Token, TokenKind};
 use crate::lease::file::date::CivilTime;
+use crate::lease::file::tokens::{expected, parse_hex_byte, syntax, word, Fail, Parsed, Tokens};
 use crate::lease::file::write::{quote_into, render_tokens};
 use crate::lease::file::{
     FailoverStateRecord, GroupRecord, HostRecord, LeaseFileError, PeerState, RecordSink,
 };
 use crate::lease::record::{flags, BindingState, Hardware, Lease, UnixTime, NEVER};
-
-/// Why a statement could not be read.
-enum Fail {
-    /// The input ended first.
-    Eof,
-    Syntax { line: u32, column: u32, message: String },
-}
-
-type Parsed<T> = Result<T, Fail>;
 
 /// What [`parse_chunk`] did with its input.
 #[derive(Debug, Default)]
@@ -34,154 +26,6 @@ pub struct ChunkOutcome {
     pub consumed: usize,
     /// The chunk ends inside a statement.
     pub torn: bool,
-}
-
-/// Tokens with absolute positions, brace depth, and recovery from bytes the lexer rejects.
-struct Tokens<'a> {
-    input: &'a [u8],
-    lexer: Lexer<'a>,
-    /// Where the current lexer starts: byte offset, absolute line, column of its first byte.
-    start_offset: usize,
-    start_line: u32,
-    start_column: u32,
-    peeked: Option<Token>,
-    depth: u32,
-    /// The last consumed token ended a top-level statement (`;` or `}` at depth 0).
-    at_statement_end: bool,
-    /// (line, column) of the last consumed token.
-    last_position: (u32, u32),
-    /// Cursor of the line → offset mapping: line `cursor_line` starts at `cursor_offset`.
-    cursor_line: u32,
-    cursor_offset: usize,
-}
-
-impl<'a> Tokens<'a> {
-    fn new(input: &'a [u8], line_base: u32) -> Self {
-        Self {
-            input,
-            lexer: Lexer::new(input, 0),
-            start_offset: 0,
-            start_line: line_base + 1,
-            start_column: 1,
-            peeked: None,
-            depth: 0,
-            at_statement_end: true,
-            last_position: (line_base + 1, 1),
-            cursor_line: line_base + 1,
-            cursor_offset: 0,
-        }
-    }
-
-    /// Byte offset of an absolute (line, column); positions only move forward, so the scan is
-    /// amortised linear.
-    fn offset_of(&mut self, line: u32, column: u32) -> usize {
-        while self.cursor_line < line {
-            match self.input[self.cursor_offset..].iter().position(|&byte| byte == b'\n') {
-                Some(position) => {
-                    self.cursor_offset += position + 1;
-                    self.cursor_line += 1;
-                }
-                None => return self.input.len(),
-            }
-        }
-        (self.cursor_offset + column as usize - 1).min(self.input.len())
-    }
-
-    fn lex(&mut self) -> Parsed<Token> {
-        loop {
-            match self.lexer.next_token() {
-                Ok(mut token) => {
-                    if token.span.line == 1 {
-                        token.span.column += self.start_column - 1;
-                    }
-                    token.span.line += self.start_line - 1;
-                    return Ok(token);
-                }
-                // An unterminated string runs to the end of the input: a torn tail.
-                Err(LexError::UnterminatedString { .. }) => return Err(Fail::Eof),
-                Err(LexError::UnexpectedByte { span, byte }) => {
-                    let line = span.line + self.start_line - 1;
-                    let column = if span.line == 1 {
-                        span.column + self.start_column - 1
-                    } else {
-                        span.column
-                    };
-                    // Restart the lexer after the bad byte.
-                    let offset = self.offset_of(line, column) + 1;
-                    self.start_offset = offset.min(self.input.len());
-                    self.start_line = line;
-                    self.start_column = column + 1;
-                    self.lexer = Lexer::new(&self.input[self.start_offset..], 0);
-                    return Err(Fail::Syntax {
-                        line,
-                        column,
-                        message: format!("unexpected character {byte:#04x}"),
-                    });
-                }
-            }
-        }
-    }
-
-    fn peek(&mut self) -> Parsed<&Token> {
-        if self.peeked.is_none() {
-            self.peeked = Some(self.lex()?);
-        }
-        match &self.peeked {
-            Some(token) => Ok(token),
-            None => Err(Fail::Eof),
-        }
-    }
-
-    /// The next token; `Eof` tokens are returned, not failed, so that the top level can end.
-    fn next_any(&mut self) -> Parsed<Token> {
-        let token = match self.peeked.take() {
-            Some(token) => token,
-            None => self.lex()?,
-        };
-        self.last_position = (token.span.line, token.span.column);
-        match token.kind {
-            TokenKind::Punct(b'{') => {
-                self.depth += 1;
-                self.at_statement_end = false;
-            }
-            TokenKind::Punct(b'}') => {
-                self.depth = self.depth.saturating_sub(1);
-                self.at_statement_end = self.depth == 0;
-            }
-            TokenKind::Punct(b';') => self.at_statement_end = self.depth == 0,
-            _ => self.at_statement_end = false,
-        }
-        Ok(token)
-    }
-
-    /// The next token, failing with `Eof` at the end of the input.
-    fn next(&mut self) -> Parsed<Token> {
-        let token = self.next_any()?;
-        if token.kind == TokenKind::Eof {
-            return Err(Fail::Eof);
-        }
-        Ok(token)
-    }
-
-    /// Skips to the end of the current top-level statement.
-    fn recover(&mut self) -> Parsed<()> {
-        while !self.at_statement_end {
-            self.next()?;
-        }
-        Ok(())
-    }
-}
-
-fn syntax<T>(token: &Token, message: impl Into<String>) -> Parsed<T> {
-    Err(Fail::Syntax {
-        line: token.span.line,
-        column: token.span.column,
-        message: message.into(),
-    })
-}
-
-fn expected<T>(token: &Token, what: &str) -> Parsed<T> {
-    syntax(token, format!("expected {what}, found {}", token.kind))
 }
 
 /// Reads the top-level statements of `input` into `sink`. `line_base` is the number of lines
@@ -321,7 +165,10 @@ impl<S: RecordSink> Parser<'_, '_, S> {
             _ => {
                 return syntax(
                     &token,
-                    format!("Corrupt lease file - possible data loss! unexpected {}", token.kind),
+                    format!(
+                        "Corrupt lease file - possible data loss! unexpected {}",
+                        token.kind
+                    ),
                 )
             }
         }
@@ -330,8 +177,12 @@ impl<S: RecordSink> Parser<'_, '_, S> {
 }
 
 /// Hardware type names (dhcpd-conf.md §3): ARP types with a name, `unknown-N` otherwise.
-pub(crate) const HARDWARE_TYPES: [(u8, &str); 4] =
-    [(1, "ethernet"), (6, "token-ring"), (8, "fddi"), (32, "infiniband")];
+pub(crate) const HARDWARE_TYPES: [(u8, &str); 4] = [
+    (1, "ethernet"),
+    (6, "token-ring"),
+    (8, "fddi"),
+    (32, "infiniband"),
+];
 
 /// Relay agent sub-options by name (RFC 3046, ISC `agent_options`).
 pub(crate) const AGENT_OPTIONS: [(u8, &str); 6] = [
@@ -342,20 +193,6 @@ pub(crate) const AGENT_OPTIONS: [(u8, &str); 6] = [
     (5, "link-selection"),
     (6, "subscriber-id"),
 ];
-
-fn parse_hex_byte(text: &str) -> Option<u8> {
-    if text.is_empty() || text.len() > 2 {
-        return None;
-    }
-    u8::from_str_radix(text, 16).ok()
-}
-
-fn word(token: &Token) -> Option<&str> {
-    match &token.kind {
-        TokenKind::Name(text) | TokenKind::Number(text) => Some(text),
-        _ => None,
-    }
-}
 
 impl<S: RecordSink> Parser<'_, '_, S> {
     fn semicolon(&mut self) -> Parsed<()> {
@@ -415,8 +252,7 @@ impl<S: RecordSink> Parser<'_, '_, S> {
                 return expected(&token, "`;`");
             }
             let token = self.tokens.next()?;
-            let ends = (token.is_punct(b';') && self.tokens.depth == base)
-                || (token.is_punct(b'}') && self.tokens.depth == base);
+            let ends = (token.is_punct(b';') || token.is_punct(b'}')) && self.tokens.depth == base;
             tokens.push(token);
             if ends {
                 return Ok(tokens);
@@ -516,7 +352,10 @@ impl<S: RecordSink> Parser<'_, '_, S> {
         }
         // The weekday is for humans and ignored (§8.1).
         if !matches!(first.kind, TokenKind::Number(_)) {
-            return expected(&first, "a date (`W YYYY/MM/DD HH:MM:SS`, `epoch N` or `never`)");
+            return expected(
+                &first,
+                "a date (`W YYYY/MM/DD HH:MM:SS`, `epoch N` or `never`)",
+            );
         }
         let year_token = self.tokens.next()?;
         let year = Self::signed_number(&year_token)?;
@@ -877,7 +716,10 @@ impl<S: RecordSink> Parser<'_, '_, S> {
             let mine = token.is_keyword("my");
             if !mine && !token.is_keyword("partner") {
                 // dhcpd.leases(5) shows `peer state`, which ISC's parser rejects (§8.6).
-                return expected(&token, "state setting (`my state`, `partner state` or `mclt`)");
+                return expected(
+                    &token,
+                    "state setting (`my state`, `partner state` or `mclt`)",
+                );
             }
             self.keyword("state")?;
             let state_token = self.tokens.next()?;
@@ -955,18 +797,16 @@ impl<S: RecordSink> Parser<'_, '_, S> {
                     record.group = Some(self.record_name()?);
                     self.semicolon()?;
                 }
-                "fixed-address" if self.is_dotted_quad_ahead() => {
-                    loop {
-                        record.fixed_addresses.push(self.address()?);
-                        let token = self.tokens.next()?;
-                        if token.is_punct(b';') {
-                            break;
-                        }
-                        if !token.is_punct(b',') {
-                            return expected(&token, "`,` or `;`");
-                        }
+                "fixed-address" if self.is_dotted_quad_ahead() => loop {
+                    record.fixed_addresses.push(self.address()?);
+                    let token = self.tokens.next()?;
+                    if token.is_punct(b';') {
+                        break;
                     }
-                }
+                    if !token.is_punct(b',') {
+                        return expected(&token, "`,` or `;`");
+                    }
+                },
                 _ => {
                     let tokens = self.collect_statement(token)?;
                     record.statements.push(render_tokens(&tokens));
@@ -984,8 +824,12 @@ impl<S: RecordSink> Parser<'_, '_, S> {
         self.open_brace()?;
         while !self.close_brace()? {
             let token = self.tokens.next()?;
-            if token.is_keyword("dynamic") || token.is_keyword("static") || token.is_keyword("deleted") {
-                if self.tokens.peek()?.is_punct(b';') {
+            if (token.is_keyword("dynamic")
+                || token.is_keyword("static")
+                || token.is_keyword("deleted"))
+                && self.tokens.peek()?.is_punct(b';')
+            {
+                {
                     if token.is_keyword("dynamic") {
                         record.dynamic = true;
                     } else if token.is_keyword("static") {

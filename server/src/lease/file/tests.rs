@@ -48,13 +48,18 @@ fn spec_example_lease_is_written_exactly() {
     let file = parse(text.as_bytes(), "spec");
     assert_eq!(file.errors, vec![]);
     let lease = &file.leases[0];
-    assert_eq!(lease.uid.as_deref(), Some(&[1, 2, 0x11, 0x22, 0x33, 0x44, 0x55][..]));
+    assert_eq!(
+        lease.uid.as_deref(),
+        Some(&[1, 2, 0x11, 0x22, 0x33, 0x44, 0x55][..])
+    );
     let mut out = Vec::new();
     write_lease(lease, &mut out);
     assert_eq!(String::from_utf8(out).unwrap(), text);
     let mut hex = Vec::new();
     write_lease_with(lease, IdFormat::Hex, &mut hex);
-    assert!(String::from_utf8(hex).unwrap().contains("  uid 01:02:11:22:33:44:55;\n"));
+    assert!(String::from_utf8(hex)
+        .unwrap()
+        .contains("  uid 01:02:11:22:33:44:55;\n"));
 }
 
 #[test]
@@ -89,7 +94,9 @@ fn ex_misc_loads_every_form() {
     assert_eq!(second.hardware.unwrap().htype, 0);
     let mut out = Vec::new();
     write_lease(second, &mut out);
-    assert!(String::from_utf8(out).unwrap().contains("  hardware unknown-0 02:aa:bb:cc:dd:01;\n"));
+    assert!(String::from_utf8(out)
+        .unwrap()
+        .contains("  hardware unknown-0 02:aa:bb:cc:dd:01;\n"));
 }
 
 #[test]
@@ -110,7 +117,10 @@ fn ex_bad_is_rejected_at_line_3() {
     match check(&bad) {
         Err(LeaseCheckError::Invalid { report, count }) => {
             assert_eq!(count, 1);
-            assert!(report.starts_with(&format!("{}:3:3: ", bad.display())), "{report}");
+            assert!(
+                report.starts_with(&format!("{}:3:3: ", bad.display())),
+                "{report}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -156,14 +166,20 @@ fn old_forms_and_agent_options() {
     assert_eq!(lease.binding_state, BindingState::Active);
     assert_eq!(lease.flags, crate::lease::record::flags::BOOTP);
     let extra = lease.extra.as_deref().unwrap();
-    assert_eq!(extra.variables, vec![("ddns-fwd-name".into(), "\"a.example\"".into())]);
+    assert_eq!(
+        extra.variables,
+        vec![("ddns-fwd-name".into(), "\"a.example\"".into())]
+    );
     assert_eq!(
         extra.agent_options,
         vec![(1, b"eth0:1".to_vec()), (2, vec![0, 1, 2])]
     );
     assert_eq!(
         extra.verbatim,
-        vec!["billing class \"c1\";".to_owned(), "on expiry { set x = \"y\"; }".to_owned()]
+        vec![
+            "billing class \"c1\";".to_owned(),
+            "on expiry { set x = \"y\"; }".to_owned()
+        ]
     );
     let mut out = Vec::new();
     write_lease(lease, &mut out);
@@ -184,7 +200,10 @@ fn host_and_group_records_round_trip() {
     assert_eq!(file.hosts.len(), 3);
     assert!(file.hosts[0].deleted);
     assert_eq!(file.hosts[1].group.as_deref(), Some("g1"));
-    assert_eq!(file.hosts[1].statements, vec!["supersede host-name = \"h2\";"]);
+    assert_eq!(
+        file.hosts[1].statements,
+        vec!["supersede host-name = \"h2\";"]
+    );
     assert_eq!(file.hosts[2].fixed_addresses, vec![address("10.99.0.60")]);
     let mut out = Vec::new();
     for group in &file.groups {
@@ -198,7 +217,8 @@ fn host_and_group_records_round_trip() {
 
 #[test]
 fn later_host_record_replaces_earlier() {
-    let text = "host a { dynamic; hardware ethernet 00:00:00:00:00:01; }\nhost a { dynamic; deleted; }\n";
+    let text =
+        "host a { dynamic; hardware ethernet 00:00:00:00:00:01; }\nhost a { dynamic; deleted; }\n";
     let file = parse(text.as_bytes(), "t");
     assert_eq!(file.hosts.len(), 1);
     assert!(file.hosts[0].deleted);

@@ -60,7 +60,10 @@ fn identifier_into(bytes: &[u8], format: IdFormat, out: &mut Vec<u8>) {
 }
 
 fn hardware_into(hardware: &Hardware, out: &mut Vec<u8>) {
-    match HARDWARE_TYPES.iter().find(|(htype, _)| *htype == hardware.htype) {
+    match HARDWARE_TYPES
+        .iter()
+        .find(|(htype, _)| *htype == hardware.htype)
+    {
         Some((_, name)) => out.extend_from_slice(name.as_bytes()),
         None => {
             let _ = write!(out, "unknown-{}", hardware.htype);
@@ -126,7 +129,10 @@ pub fn write_lease_with(lease: &Lease, format: IdFormat, out: &mut Vec<u8>) {
     let extra = lease.extra.as_deref();
     let verbatim = extra.map_or(&[][..], |extra| &extra.verbatim[..]);
     // `billing …` comes before the hardware, `on …` events last (§8.4).
-    for statement in verbatim.iter().filter(|statement| !statement.starts_with("on ")) {
+    for statement in verbatim
+        .iter()
+        .filter(|statement| !statement.starts_with("on "))
+    {
         out.extend_from_slice(b"  ");
         out.extend_from_slice(statement.as_bytes());
         out.push(b'\n');
@@ -169,7 +175,10 @@ pub fn write_lease_with(lease: &Lease, format: IdFormat, out: &mut Vec<u8>) {
                 out.extend_from_slice(b";\n");
             }
         }
-        for statement in verbatim.iter().filter(|statement| statement.starts_with("on ")) {
+        for statement in verbatim
+            .iter()
+            .filter(|statement| statement.starts_with("on "))
+        {
             out.extend_from_slice(b"  ");
             out.extend_from_slice(statement.as_bytes());
             out.push(b'\n');
@@ -339,9 +348,14 @@ pub fn render_tokens(tokens: &[Token]) -> String {
         if !glue {
             out.push(b' ');
         }
-        glue_next = matches!(token.kind, TokenKind::Punct(b'.' | b':' | b'(' | b'[' | b'%'));
+        glue_next = matches!(
+            token.kind,
+            TokenKind::Punct(b'.' | b':' | b'(' | b'[' | b'%')
+        );
         match &token.kind {
-            TokenKind::Name(text) | TokenKind::Number(text) => out.extend_from_slice(text.as_bytes()),
+            TokenKind::Name(text) | TokenKind::Number(text) => {
+                out.extend_from_slice(text.as_bytes())
+            }
             TokenKind::String(bytes) => quote_into(bytes, &mut out),
             TokenKind::Punct(punct) => out.push(*punct),
             TokenKind::Eof => {}

@@ -47,12 +47,21 @@ const POOL: PoolId = PoolId(0);
 
 #[test]
 fn allocates_never_used_in_order_then_oldest_free() {
-    let mut store = LeaseStore::new(&config(&[("10.0.0.1", "10.0.0.2"), ("10.0.1.5", "10.0.1.5")]));
+    let mut store = LeaseStore::new(&config(&[
+        ("10.0.0.1", "10.0.0.2"),
+        ("10.0.1.5", "10.0.1.5"),
+    ]));
     let client = ClientKey::Hardware(mac(1));
     // 10.0.0.2 is already in use: skipped by the cursor.
     store.upsert(active("10.0.0.2", mac(9), None, 5000));
-    assert_eq!(store.allocate(POOL, &client, 100), Some(address("10.0.0.1")));
-    assert_eq!(store.allocate(POOL, &client, 100), Some(address("10.0.1.5")));
+    assert_eq!(
+        store.allocate(POOL, &client, 100),
+        Some(address("10.0.0.1"))
+    );
+    assert_eq!(
+        store.allocate(POOL, &client, 100),
+        Some(address("10.0.1.5"))
+    );
     assert_eq!(store.allocate(POOL, &client, 100), None);
     // Two freed leases: the one that ended first comes first.
     let mut late = Lease::free(address("10.0.0.1"));
@@ -62,43 +71,70 @@ fn allocates_never_used_in_order_then_oldest_free() {
     store.upsert(late);
     store.upsert(early);
     assert_eq!(store.free_count(POOL), 2);
-    assert_eq!(store.allocate(POOL, &client, 100), Some(address("10.0.1.5")));
+    assert_eq!(
+        store.allocate(POOL, &client, 100),
+        Some(address("10.0.1.5"))
+    );
     // Held for another client: the next one.
     store.hold_offer(address("10.0.1.5"), ClientKey::Hardware(mac(2)), 160);
-    assert_eq!(store.allocate(POOL, &client, 100), Some(address("10.0.0.1")));
+    assert_eq!(
+        store.allocate(POOL, &client, 100),
+        Some(address("10.0.0.1"))
+    );
     // Abandoned and active leases are never allocated.
     let mut abandoned = Lease::free(address("10.0.0.1"));
     abandoned.binding_state = BindingState::Abandoned;
     store.upsert(abandoned);
     assert_eq!(store.allocate(POOL, &client, 100), None);
-    assert_eq!(store.allocate(POOL, &client, 200), Some(address("10.0.1.5")));
+    assert_eq!(
+        store.allocate(POOL, &client, 200),
+        Some(address("10.0.1.5"))
+    );
 }
 
 #[test]
 fn indices_follow_a_client_to_another_address() {
     let mut store = LeaseStore::new(&config(&[("10.0.0.1", "10.0.0.9")]));
     store.upsert(active("10.0.0.1", mac(1), Some(b"\x01id"), 5000));
-    assert_eq!(store.find_by_client_id(b"\x01id").unwrap().address, address("10.0.0.1"));
+    assert_eq!(
+        store.find_by_client_id(b"\x01id").unwrap().address,
+        address("10.0.0.1")
+    );
     // Re-bound to .2: both indices move; .1 is freed and keeps its hardware for affinity.
     store.upsert(active("10.0.0.2", mac(1), Some(b"\x01id"), 6000));
     let mut freed = Lease::free(address("10.0.0.1"));
     freed.hardware = Some(mac(1));
     store.upsert(freed);
-    assert_eq!(store.find_by_client_id(b"\x01id").unwrap().address, address("10.0.0.2"));
+    assert_eq!(
+        store.find_by_client_id(b"\x01id").unwrap().address,
+        address("10.0.0.2")
+    );
     // The last upsert with this hardware was the freed .1 (most recent wins).
-    assert_eq!(store.find_by_hardware(&mac(1)).unwrap().address, address("10.0.0.1"));
+    assert_eq!(
+        store.find_by_hardware(&mac(1)).unwrap().address,
+        address("10.0.0.1")
+    );
     // Another client takes .1: the old client's hardware index entry for .1 goes away.
     store.upsert(active("10.0.0.1", mac(7), None, 7000));
     assert!(store.find_by_hardware(&mac(1)).is_none());
-    assert_eq!(store.find_by_hardware(&mac(7)).unwrap().address, address("10.0.0.1"));
     assert_eq!(
-        store.find_by_client(&ClientKey::ClientId(b"\x01id"[..].into())).unwrap().address,
+        store.find_by_hardware(&mac(7)).unwrap().address,
+        address("10.0.0.1")
+    );
+    assert_eq!(
+        store
+            .find_by_client(&ClientKey::ClientId(b"\x01id"[..].into()))
+            .unwrap()
+            .address,
         address("10.0.0.2")
     );
     // The client id changes on .2: the old id is gone from the index.
     store.upsert(active("10.0.0.2", mac(1), Some(b"\x01new"), 6000));
     assert!(store.find_by_client_id(b"\x01id").is_none());
-    assert_eq!(store.find_by_client_id(b"\x01new").unwrap().address, address("10.0.0.2"));
+    assert_eq!(
+        store.find_by_client_id(b"\x01new").unwrap().address,
+        address("10.0.0.2")
+    );
     assert_eq!(store.len(), 2);
     assert_eq!(store.iter().count(), 2);
 }
@@ -122,11 +158,20 @@ fn expiry_pops_only_what_ended() {
     let changed = store.expire(5000);
     let addresses: Vec<Ipv4Addr> = changed.iter().map(|lease| lease.address).collect();
     assert_eq!(addresses, vec![address("10.0.0.2"), address("10.0.0.1")]);
-    assert_eq!(store.get(address("10.0.0.1")).unwrap().binding_state, BindingState::Free);
-    assert_eq!(store.get(address("10.0.0.4")).unwrap().binding_state, BindingState::Active);
+    assert_eq!(
+        store.get(address("10.0.0.1")).unwrap().binding_state,
+        BindingState::Free
+    );
+    assert_eq!(
+        store.get(address("10.0.0.4")).unwrap().binding_state,
+        BindingState::Active
+    );
     // Expired leases are reusable, the hardware index still finds them.
     assert_eq!(store.free_count(POOL), 3);
-    assert_eq!(store.find_by_hardware(&mac(2)).unwrap().address, address("10.0.0.2"));
+    assert_eq!(
+        store.find_by_hardware(&mac(2)).unwrap().address,
+        address("10.0.0.2")
+    );
 }
 
 #[test]
