@@ -1,5 +1,8 @@
 //! The lease store: in-memory indices plus a durable dhcpd.leases log with group commit
 //! (shared/spec/dhcpd-conf.md §8).
 
+pub mod commit;
+pub mod file;
+pub mod log;
 pub mod record;
 pub mod store;

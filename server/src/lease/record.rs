@@ -100,6 +100,9 @@ pub mod flags {
 /// Rarely present parts of a lease, boxed to keep [`Lease`] small.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LeaseExtra {
+    /// `client-hostname "…";` — option 12 as the client sent it (kept here, not in [`Lease`],
+    /// because most ISP clients send none and every byte of `Lease` counts at 1 M leases).
+    pub client_hostname: Option<Box<str>>,
     /// `set NAME = VALUE;` with VALUE kept as the lease file writes it (`"…"`, `%N`, `true`).
     pub variables: Vec<(String, String)>,
     /// Stashed relay-agent sub-options: (sub-option code, bytes); 1 = circuit-id, 2 = remote-id.
@@ -127,7 +130,7 @@ pub struct Lease {
     pub hardware: Option<Hardware>,
     /// Client identifier (option 61).
     pub uid: Option<Box<[u8]>>,
-    pub client_hostname: Option<Box<str>>,
+    /// `client-hostname`, `set` variables, agent options, verbatim statements.
     pub extra: Option<Box<LeaseExtra>>,
 }
 
@@ -148,13 +151,70 @@ impl Lease {
             flags: 0,
             hardware: None,
             uid: None,
-            client_hostname: None,
             extra: None,
+        }
+    }
+
+    /// The `client-hostname` the client sent, if any.
+    pub fn client_hostname(&self) -> Option<&str> {
+        self.extra.as_ref()?.client_hostname.as_deref()
+    }
+
+    /// Sets or clears the `client-hostname`; drops the extra box when it becomes empty.
+    pub fn set_client_hostname(&mut self, hostname: Option<&str>) {
+        match hostname {
+            Some(name) => self.extra_mut().client_hostname = Some(name.into()),
+            None => {
+                if let Some(extra) = &mut self.extra {
+                    extra.client_hostname = None;
+                }
+                self.shrink_extra();
+            }
+        }
+    }
+
+    /// The extra part, created empty when absent.
+    pub fn extra_mut(&mut self) -> &mut LeaseExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the extra box when nothing is left in it.
+    pub fn shrink_extra(&mut self) {
+        if self
+            .extra
+            .as_deref()
+            .is_some_and(|extra| *extra == LeaseExtra::default())
+        {
+            self.extra = None;
         }
     }
 
     /// True when the lease binds a client at `now` (ACTIVE and not past its end).
     pub fn is_active_at(&self, now: UnixTime) -> bool {
         self.binding_state == BindingState::Active && (self.ends == NEVER || self.ends > now)
+    }
+}
+
+// The store keeps one `Lease` per address in an arena; at 1 M leases every byte here is a
+// megabyte. 32 bytes of times and states, 19 of hardware, 16 of uid, 8 of extra.
+const _: () = assert!(std::mem::size_of::<Lease>() <= 80);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_stays_small() {
+        assert!(std::mem::size_of::<Lease>() <= 80);
+        assert!(std::mem::size_of::<Option<Hardware>>() <= 19);
+    }
+
+    #[test]
+    fn hostname_lives_in_extra() {
+        let mut lease = Lease::free(Ipv4Addr::new(10, 0, 0, 1));
+        lease.set_client_hostname(Some("pc"));
+        assert_eq!(lease.client_hostname(), Some("pc"));
+        lease.set_client_hostname(None);
+        assert!(lease.extra.is_none());
     }
 }

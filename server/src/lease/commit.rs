@@ -1,0 +1,371 @@
+//! Group commit: one committer thread turns many lease updates into one `write` and one
+//! `fdatasync`, and only then lets the replies go (DESIGN.md: a reply that promises a lease leaves
+//! only after the lease is durable).
+//!
+//! Workers [`GroupCommit::submit`] a formatted record with a token (say, the DHCPACK to send).
+//! The committer drains everything pending, appends it as one batch, fsyncs once and hands all
+//! tokens of the batch to `on_durable`. When the append fails the tokens are dropped, never
+//! acknowledged: the clients retry. The committer also compacts the file every hour, or when the
+//! appended part outgrows the compact part, from a snapshot the daemon writes under its lock.
+//! Records of a batch are appended before a compaction's snapshot is taken, so the snapshot
+//! holds them; records submitted later are appended to the new file.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::lease::log::{LeaseLog, LeaseLogError};
+
+/// The file the committer writes to: [`LeaseLog`], or a fake in tests.
+pub trait LogFile: Send + 'static {
+    /// Appends and makes durable, or fails with nothing of the batch counted as durable.
+    fn append(&mut self, records: &[u8]) -> Result<(), LeaseLogError>;
+    /// Replaces the file with a compact snapshot atomically.
+    fn rewrite(&mut self, snapshot: &[u8]) -> Result<(), LeaseLogError>;
+    fn appended_bytes(&self) -> u64;
+    fn compact_bytes(&self) -> u64;
+    fn needs_rewrite(&self) -> bool;
+}
+
+impl LogFile for LeaseLog {
+    fn append(&mut self, records: &[u8]) -> Result<(), LeaseLogError> {
+        LeaseLog::append(self, records)
+    }
+    fn rewrite(&mut self, snapshot: &[u8]) -> Result<(), LeaseLogError> {
+        LeaseLog::rewrite(self, snapshot)
+    }
+    fn appended_bytes(&self) -> u64 {
+        LeaseLog::appended_bytes(self)
+    }
+    fn compact_bytes(&self) -> u64 {
+        LeaseLog::compact_bytes(self)
+    }
+    fn needs_rewrite(&self) -> bool {
+        LeaseLog::needs_rewrite(self)
+    }
+}
+
+/// When the committer compacts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupCommitConfig {
+    /// ISC's `LEASE_REWRITE_PERIOD` (3600 s).
+    pub compaction_interval: Duration,
+    /// Compact when the appended part exceeds this many times the compact part…
+    pub growth_factor: u64,
+    /// …and at least this many bytes (so that a nearly empty file is not rewritten every batch).
+    pub min_compaction_bytes: u64,
+}
+
+impl Default for GroupCommitConfig {
+    fn default() -> Self {
+        Self {
+            compaction_interval: Duration::from_secs(3600),
+            growth_factor: 2,
+            min_compaction_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Buckets of the batch-size histogram: bucket `i` counts batches of `2^i ..= 2^(i+1) - 1`
+/// records, the last one everything larger.
+pub const HISTOGRAM_BUCKETS: usize = 16;
+
+/// Batch statistics, updated by the committer and readable from anywhere.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    pub batches: AtomicU64,
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+    pub max_batch: AtomicU64,
+    pub failed_batches: AtomicU64,
+    /// Tokens dropped because their batch did not become durable.
+    pub dropped_records: AtomicU64,
+    pub compactions: AtomicU64,
+    pub failed_compactions: AtomicU64,
+    pub histogram: [AtomicU64; HISTOGRAM_BUCKETS],
+}
+
+/// A plain copy of [`CommitStats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommitStatsSnapshot {
+    pub batches: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub max_batch: u64,
+    pub failed_batches: u64,
+    pub dropped_records: u64,
+    pub compactions: u64,
+    pub failed_compactions: u64,
+    pub histogram: [u64; HISTOGRAM_BUCKETS],
+}
+
+/// The histogram bucket of a batch of `size` records (`size` ≥ 1).
+pub fn histogram_bucket(size: u64) -> usize {
+    (size.max(1).ilog2() as usize).min(HISTOGRAM_BUCKETS - 1)
+}
+
+impl CommitStats {
+    fn record_batch(&self, records: u64, bytes: u64) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.max_batch.fetch_max(records, Ordering::Relaxed);
+        self.histogram[histogram_bucket(records)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> CommitStatsSnapshot {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        CommitStatsSnapshot {
+            batches: load(&self.batches),
+            records: load(&self.records),
+            bytes: load(&self.bytes),
+            max_batch: load(&self.max_batch),
+            failed_batches: load(&self.failed_batches),
+            dropped_records: load(&self.dropped_records),
+            compactions: load(&self.compactions),
+            failed_compactions: load(&self.failed_compactions),
+            histogram: std::array::from_fn(|index| load(&self.histogram[index])),
+        }
+    }
+}
+
+/// The committer thread is gone (it panicked or was shut down).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the lease committer has stopped")]
+pub struct CommitClosed;
+
+enum Message<T> {
+    Record(Vec<u8>, T),
+    Compact,
+    /// Answered once everything submitted before it is durable or dropped.
+    Flush(mpsc::SyncSender<()>),
+}
+
+/// Handle to the committer thread; `submit` may be called from any thread (`&self`).
+pub struct GroupCommit<T> {
+    sender: Option<mpsc::Sender<Message<T>>>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<CommitStats>,
+}
+
+impl<T: Send + 'static> GroupCommit<T> {
+    /// Starts the committer over `log`. `on_durable` receives the tokens of each batch after
+    /// its write and fsync succeeded; `snapshot` appends a whole compact lease file (header
+    /// included) to the buffer it is given.
+    pub fn spawn<L, D, S>(
+        log: L,
+        config: GroupCommitConfig,
+        on_durable: D,
+        snapshot: S,
+    ) -> std::io::Result<Self>
+    where
+        L: LogFile,
+        D: FnMut(Vec<T>) + Send + 'static,
+        S: FnMut(&mut Vec<u8>) + Send + 'static,
+    {
+        let (sender, receiver) = mpsc::channel();
+        let stats = Arc::new(CommitStats::default());
+        let committer = Committer {
+            log,
+            config,
+            on_durable,
+            snapshot,
+            receiver,
+            stats: Arc::clone(&stats),
+            buffer: Vec::new(),
+            snapshot_buffer: Vec::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("lease-commit".into())
+            .spawn(move || committer.run())?;
+        Ok(Self {
+            sender: Some(sender),
+            thread: Some(thread),
+            stats,
+        })
+    }
+
+    fn send(&self, message: Message<T>) -> Result<(), CommitClosed> {
+        self.sender
+            .as_ref()
+            .ok_or(CommitClosed)?
+            .send(message)
+            .map_err(|_| CommitClosed)
+    }
+
+    /// Queues a formatted record; `token` comes back through `on_durable` once it is durable.
+    pub fn submit(&self, record: Vec<u8>, token: T) -> Result<(), CommitClosed> {
+        self.send(Message::Record(record, token))
+    }
+
+    /// Asks for a compaction after the current batch.
+    pub fn request_compaction(&self) -> Result<(), CommitClosed> {
+        self.send(Message::Compact)
+    }
+
+    /// Waits until everything submitted so far is durable (or dropped after an error).
+    pub fn flush(&self) -> Result<(), CommitClosed> {
+        let (done, wait) = mpsc::sync_channel(1);
+        self.send(Message::Flush(done))?;
+        wait.recv().map_err(|_| CommitClosed)
+    }
+
+    pub fn stats(&self) -> Arc<CommitStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Commits what is pending and stops the thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                log::error!("the lease committer panicked");
+            }
+        }
+    }
+}
+
+impl<T> Drop for GroupCommit<T> {
+    fn drop(&mut self) {
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Committer<L, D, S, T> {
+    log: L,
+    config: GroupCommitConfig,
+    on_durable: D,
+    snapshot: S,
+    receiver: mpsc::Receiver<Message<T>>,
+    stats: Arc<CommitStats>,
+    buffer: Vec<u8>,
+    snapshot_buffer: Vec<u8>,
+}
+
+#[expect(clippy::disallowed_methods, reason = "driver owns the clock")]
+fn monotonic_now() -> Instant {
+    Instant::now()
+}
+
+impl<L, D, S, T> Committer<L, D, S, T>
+where
+    L: LogFile,
+    D: FnMut(Vec<T>),
+    S: FnMut(&mut Vec<u8>),
+{
+    fn run(mut self) {
+        let mut next_compaction = monotonic_now() + self.config.compaction_interval;
+        let mut tokens = Vec::new();
+        let mut flushes = Vec::new();
+        loop {
+            let timeout = next_compaction.saturating_duration_since(monotonic_now());
+            let mut compact = false;
+            let mut disconnected = false;
+            match self.receiver.recv_timeout(timeout) {
+                Ok(message) => self.take(message, &mut tokens, &mut flushes, &mut compact),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => disconnected = true,
+            }
+            // Everything pending joins this batch.
+            loop {
+                match self.receiver.try_recv() {
+                    Ok(message) => self.take(message, &mut tokens, &mut flushes, &mut compact),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
+                }
+            }
+            if !tokens.is_empty() {
+                self.commit_batch(std::mem::take(&mut tokens));
+            }
+            let now = monotonic_now();
+            let threshold = (self.log.compact_bytes() * self.config.growth_factor)
+                .max(self.config.min_compaction_bytes);
+            if compact || now >= next_compaction || self.log.appended_bytes() > threshold {
+                self.compact();
+                next_compaction = now + self.config.compaction_interval;
+            }
+            for flush in flushes.drain(..) {
+                let _ = flush.send(());
+            }
+            if disconnected {
+                return;
+            }
+        }
+    }
+
+    fn take(
+        &mut self,
+        message: Message<T>,
+        tokens: &mut Vec<T>,
+        flushes: &mut Vec<mpsc::SyncSender<()>>,
+        compact: &mut bool,
+    ) {
+        match message {
+            Message::Record(record, token) => {
+                self.buffer.extend_from_slice(&record);
+                tokens.push(token);
+            }
+            Message::Compact => *compact = true,
+            Message::Flush(done) => flushes.push(done),
+        }
+    }
+
+    /// One write, one fsync, then the callback; on failure the tokens are dropped.
+    fn commit_batch(&mut self, tokens: Vec<T>) {
+        let count = tokens.len() as u64;
+        let bytes = self.buffer.len() as u64;
+        // A failed append left garbage: start over from a snapshot (which already holds this
+        // batch's leases, the daemon stored them before submitting).
+        if self.log.needs_rewrite() {
+            self.compact();
+        }
+        let result = self.log.append(&self.buffer);
+        self.buffer.clear();
+        match result {
+            Ok(()) => {
+                self.stats.record_batch(count, bytes);
+                (self.on_durable)(tokens);
+            }
+            Err(error) => {
+                log::error!("lease batch of {count} records not durable, dropped: {error}");
+                self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .dropped_records
+                    .fetch_add(count, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        self.snapshot_buffer.clear();
+        (self.snapshot)(&mut self.snapshot_buffer);
+        match self.log.rewrite(&self.snapshot_buffer) {
+            Ok(()) => {
+                self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                log::error!("lease file compaction failed: {error}");
+                self.stats
+                    .failed_compactions
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // Do not keep a huge snapshot buffer around for an hour.
+        self.snapshot_buffer = Vec::new();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,174 @@
+//! Dates of dhcpd.leases (dhcpd-conf.md §8.1): `W YYYY/MM/DD HH:MM:SS`, always UTC, with the
+//! weekday written for humans and ignored on input; any year ≥ 2038 means "never".
+
+use crate::lease::record::{UnixTime, NEVER};
+
+/// 2038-01-01 00:00:00 UTC: ISC 4.4 reads every date from this year on as "never", so the writer
+/// writes such times as `never` to keep a written file readable by ISC.
+pub const YEAR_2038: UnixTime = 2_145_916_800;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month = i64::from(month);
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A broken-down UTC date as the lease file writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CivilTime {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+impl CivilTime {
+    /// Seconds since the epoch, `NEVER` from 2038 on (dhcpd-conf.md §8.1), `None` when a field is
+    /// out of range or the time is before 1970. `offset` is the optional trailing number, added
+    /// as ISC's `parse_date_core` does.
+    pub fn to_unix(self, offset: i64) -> Option<UnixTime> {
+        // Years below 1900 are years since 1900 (`parse_date_core`).
+        let year = if self.year < 1900 {
+            self.year + 1900
+        } else {
+            self.year
+        };
+        if !(1..=12).contains(&self.month)
+            || !(1..=31).contains(&self.day)
+            || self.hour > 23
+            || self.minute > 59
+            || self.second > 60
+        {
+            return None;
+        }
+        if year >= 2038 {
+            return Some(NEVER);
+        }
+        let seconds = days_from_civil(year, self.month, self.day) * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
+            + offset;
+        match u32::try_from(seconds) {
+            Ok(seconds) if seconds < YEAR_2038 => Some(seconds),
+            Ok(_) => Some(NEVER),
+            Err(_) => None,
+        }
+    }
+}
+
+/// Appends `W YYYY/MM/DD HH:MM:SS` (ISC `print_time`), or `never` for [`NEVER`] and times from
+/// 2038 on.
+pub fn write_date(time: UnixTime, out: &mut Vec<u8>) {
+    if time >= YEAR_2038 {
+        out.extend_from_slice(b"never");
+        return;
+    }
+    let days = i64::from(time / 86_400);
+    let seconds = time % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    // 1970-01-01 was a Thursday (4); weekday 0 is Sunday.
+    let weekday = (days + 4) % 7;
+    let mut buffer = [0u8; 21];
+    let fields = [
+        (weekday as u32, 1usize, 0usize),
+        (year as u32, 4, 2),
+        (month, 2, 7),
+        (day, 2, 10),
+        (seconds / 3600, 2, 13),
+        (seconds / 60 % 60, 2, 16),
+        (seconds % 60, 2, 19),
+    ];
+    buffer.copy_from_slice(b"0 0000/00/00 00:00:00");
+    for (value, width, at) in fields {
+        let mut value = value;
+        for position in (at..at + width).rev() {
+            buffer[position] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    out.extend_from_slice(&buffer);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(time: UnixTime) -> String {
+        let mut out = Vec::new();
+        write_date(time, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn writes_weekday_and_utc() {
+        // The first lease of dhcpd-conf.md §8.7.
+        assert_eq!(date(1_795_836_305), "6 2026/11/28 03:25:05");
+        assert_eq!(date(0), "4 1970/01/01 00:00:00");
+        assert_eq!(date(1_735_689_600), "3 2025/01/01 00:00:00");
+        assert_eq!(date(NEVER), "never");
+        assert_eq!(date(YEAR_2038), "never");
+    }
+
+    #[test]
+    fn reads_back_what_it_writes() {
+        for time in [0u32, 59, 951_782_400, 1_795_836_305, YEAR_2038 - 1] {
+            let text = date(time);
+            let (_, rest) = text.split_once(' ').unwrap();
+            let (ymd, hms) = rest.split_once(' ').unwrap();
+            let ymd: Vec<i64> = ymd.split('/').map(|part| part.parse().unwrap()).collect();
+            let hms: Vec<u32> = hms.split(':').map(|part| part.parse().unwrap()).collect();
+            let civil = CivilTime {
+                year: ymd[0],
+                month: ymd[1] as u32,
+                day: ymd[2] as u32,
+                hour: hms[0],
+                minute: hms[1],
+                second: hms[2],
+            };
+            assert_eq!(civil.to_unix(0), Some(time), "{text}");
+        }
+    }
+
+    #[test]
+    fn year_2038_and_later_is_never() {
+        let civil = CivilTime {
+            year: 2040,
+            month: 1,
+            day: 2,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        };
+        assert_eq!(civil.to_unix(0), Some(NEVER));
+        let bad = CivilTime { month: 13, ..civil };
+        assert_eq!(bad.to_unix(0), None);
+    }
+}
