@@ -186,9 +186,6 @@ mod tests {
         );
         assert!(cli.no_xdp);
         assert_eq!(cli.all_interfaces(), vec!["eth0"]);
-        assert_eq!(
-            cli.metrics_listen,
-            Some("127.0.0.1:9167".parse().unwrap())
-        );
+        assert_eq!(cli.metrics_listen, Some("127.0.0.1:9167".parse().unwrap()));
     }
 }

@@ -17,7 +17,9 @@ use dhcproto::{Decodable, Decoder};
 use crate::cli::{Cli, DEFAULT_LEASES_PATH, DEFAULT_PID_PATH};
 use crate::config::model::Config;
 use crate::engine::{Decision, Destination, Engine, Outcome, Request};
-use crate::lease::commit::GroupCommit;
+use crate::lease::commit::{GroupCommit, GroupCommitConfig};
+use crate::lease::file::{IdFormat, LeaseFile};
+use crate::lease::log::LeaseLog;
 use crate::lease::record::UnixTime;
 use crate::lease::store::LeaseStore;
 use crate::metrics::Metrics;
@@ -63,8 +65,14 @@ extern "C" fn on_terminate(_signal: libc::c_int) {
 fn install_signal_handlers() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
-        libc::signal(libc::SIGTERM, on_terminate as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_terminate as libc::sighandler_t);
+        libc::signal(
+            libc::SIGTERM,
+            on_terminate as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGINT,
+            on_terminate as *const () as libc::sighandler_t,
+        );
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
 }
@@ -84,7 +92,7 @@ struct Shared {
     committer: GroupCommit<Option<PendingReply>>,
     /// The server port (67 or `-p`); clients are answered on port + 1 (RFC 2131 §4.1).
     port: u16,
-    lease_id_format_hex: bool,
+    id_format: IdFormat,
 }
 
 /// The lease file path: `-lf`, else the config's `lease-file-name`, else Debian's default.
@@ -137,7 +145,13 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     })?;
     let lease_file = crate::lease::file::parse(&text, &leases_path.display().to_string());
     for error in &lease_file.errors {
-        log::error!("{}: {error}", leases_path.display());
+        log::error!(
+            "{}:{}:{}: {} (statement skipped)",
+            leases_path.display(),
+            error.line,
+            error.column,
+            error.message
+        );
     }
     if lease_file.torn_tail {
         log::warn!(
@@ -147,6 +161,10 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     }
     let mut store = LeaseStore::new(&config);
     let loaded = lease_file.leases.len();
+    // Hosts, groups and failover states of the file are not the store's: keep them for rewrites.
+    let mut other_records = lease_file.clone();
+    other_records.leases = Vec::new();
+    other_records.errors = Vec::new();
     store.load(lease_file);
     let expired = store.expire(now);
     log::info!(
@@ -175,18 +193,32 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         }
     }
 
-    let committer = spawn_committer(&leases_path, &leases, &metrics, config.lease_id_format_hex)?;
+    let id_format = if config.lease_id_format_hex {
+        IdFormat::Hex
+    } else {
+        IdFormat::Octal
+    };
+    let committer = spawn_committer(
+        &leases_path,
+        &leases,
+        Arc::new(other_records),
+        &metrics,
+        id_format,
+    )?;
     let shared = Arc::new(Shared {
         engine: Engine::new(config.clone()),
         leases: leases.clone(),
         metrics: metrics.clone(),
         committer,
         port,
-        lease_id_format_hex: config.lease_id_format_hex,
+        id_format,
     });
 
     // XDP: the fast path; without it (no privilege, old kernel) userspace serves everything.
-    let interface_names: Vec<String> = chosen.iter().map(|interface| interface.name.clone()).collect();
+    let interface_names: Vec<String> = chosen
+        .iter()
+        .map(|interface| interface.name.clone())
+        .collect();
     let _xdp = if cli.no_xdp {
         log::info!("XDP disabled by --no-xdp; serving from userspace");
         None
@@ -214,9 +246,21 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                 let snapshot = stats.snapshot();
                 metrics.render(&[
                     ("xdhcpd_leases", "leases in the store", count),
-                    ("xdhcpd_commit_batches_total", "fsyncs of the lease log", snapshot.batches),
-                    ("xdhcpd_commit_records_total", "records written to the lease log", snapshot.records),
-                    ("xdhcpd_commit_batch_max", "largest group commit", snapshot.max_batch),
+                    (
+                        "xdhcpd_commit_batches_total",
+                        "fsyncs of the lease log",
+                        snapshot.batches,
+                    ),
+                    (
+                        "xdhcpd_commit_records_total",
+                        "records written to the lease log",
+                        snapshot.records,
+                    ),
+                    (
+                        "xdhcpd_commit_batch_max",
+                        "largest group commit",
+                        snapshot.max_batch,
+                    ),
                 ])
             }),
         )?;
@@ -252,7 +296,10 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     for worker in workers {
         let _ = worker.join();
     }
-    shared.committer.shutdown();
+    // Everything decided so far reaches the disk (and its replies the wire) before we exit.
+    if shared.committer.flush().is_err() {
+        log::error!("the lease committer stopped before shutdown");
+    }
     Ok(())
 }
 
@@ -268,28 +315,38 @@ fn expire(shared: &Shared, now: UnixTime) {
     shared.metrics.leases_expired.add(changed.len() as u64);
     let mut record = Vec::new();
     for lease in &changed {
-        crate::lease::file::write_lease(lease, shared.lease_id_format_hex, &mut record);
+        crate::lease::file::write_lease_with(lease, shared.id_format, &mut record);
     }
-    shared.committer.submit(record, None);
+    if shared.committer.submit(record, None).is_err() {
+        shared.metrics.commit_failures.increment();
+    }
 }
 
 /// The group committer: writes and fsyncs batches of lease records, then sends the replies that
-/// waited for them.
+/// waited for them. Opening the log rewrites the file compactly, as ISC does at start-up.
 fn spawn_committer(
     path: &Path,
     leases: &Arc<Mutex<LeaseStore>>,
+    other_records: Arc<LeaseFile>,
     metrics: &Arc<Metrics>,
-    lease_id_format_hex: bool,
+    id_format: IdFormat,
 ) -> Result<GroupCommit<Option<PendingReply>>, DaemonError> {
     let snapshot_leases = leases.clone();
     let snapshot = move |buffer: &mut Vec<u8>| {
+        crate::lease::file::write_file(&other_records, id_format, buffer);
         if let Ok(store) = snapshot_leases.lock() {
-            crate::lease::file::write_header(buffer);
             for lease in store.iter() {
-                crate::lease::file::write_lease(lease, lease_id_format_hex, buffer);
+                crate::lease::file::write_lease_with(lease, id_format, buffer);
             }
         }
     };
+    let mut initial = Vec::new();
+    snapshot(&mut initial);
+    let log = LeaseLog::open(path, &initial).map_err(|error| DaemonError::Leases {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    })?;
+    drop(initial);
     let metrics = metrics.clone();
     let on_durable = move |tokens: Vec<Option<PendingReply>>| {
         metrics.leases_committed.add(tokens.len() as u64);
@@ -300,10 +357,12 @@ fn spawn_committer(
             }
         }
     };
-    GroupCommit::spawn(path, snapshot, on_durable).map_err(|error| DaemonError::Leases {
-        path: path.to_path_buf(),
-        message: error.to_string(),
-    })
+    Ok(GroupCommit::spawn(
+        log,
+        GroupCommitConfig::default(),
+        on_durable,
+        snapshot,
+    )?)
 }
 
 /// One worker: receive a batch, decide each packet, send or hand over to the committer.
@@ -388,7 +447,10 @@ fn dispatch(
     }
     // `Reply::encode` keeps ISC's option order (dhcproto alone would sort by code).
     let reply = decision.reply.and_then(|reply| match reply.encode() {
-        Ok(payload) => Some((payload, route(shared, socket, interface, &reply.destination))),
+        Ok(payload) => Some((
+            payload,
+            route(shared, socket, interface, &reply.destination),
+        )),
         Err(error) => {
             log::warn!("cannot encode a reply: {error}");
             None
@@ -402,14 +464,16 @@ fn dispatch(
     }
     let mut record = Vec::with_capacity(256 * decision.commit.len());
     for lease in &decision.commit {
-        crate::lease::file::write_lease(lease, shared.lease_id_format_hex, &mut record);
+        crate::lease::file::write_lease_with(lease, shared.id_format, &mut record);
     }
     let pending = reply.map(|(payload, destination)| PendingReply {
         socket: socket.clone(),
         payload,
         destination,
     });
-    shared.committer.submit(record, pending);
+    if shared.committer.submit(record, pending).is_err() {
+        metrics.commit_failures.increment();
+    }
 }
 
 /// The UDP destination of a reply (RFC 2131 §4.1).

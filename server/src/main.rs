@@ -31,7 +31,10 @@ fn main() -> ExitCode {
         log::warn!("ignoring ISC flag -{ignored}");
     }
     if !cli.quiet {
-        log::info!("xdhcpd {} (ISC dhcpd 4.4 compatible)", env!("CARGO_PKG_VERSION"));
+        log::info!(
+            "xdhcpd {} (ISC dhcpd 4.4 compatible)",
+            env!("CARGO_PKG_VERSION")
+        );
     }
     let pid_file = daemon::write_pid_file(&cli, config.pid_file_name.as_deref());
     let result = daemon::run(&cli);

@@ -79,9 +79,7 @@ fn relay_socket(port: u16) -> UdpSocket {
     .unwrap();
     socket.set_reuse_address(true).unwrap();
     socket.set_reuse_port(true).unwrap();
-    socket
-        .bind(&SocketAddrV4::new(RELAY, port).into())
-        .unwrap();
+    socket.bind(&SocketAddrV4::new(RELAY, port).into()).unwrap();
     let socket: UdpSocket = socket.into();
     socket
         .set_read_timeout(Some(Duration::from_millis(300)))
@@ -100,16 +98,23 @@ fn message(kind: MessageType, mac: [u8; 6], xid: u32, ciaddr: Ipv4Addr) -> Messa
         .set_chaddr(&mac);
     message.set_hops(1);
     message.opts_mut().insert(DhcpOption::MessageType(kind));
-    message.opts_mut().insert(DhcpOption::ParameterRequestList(vec![
-        OptionCode::SubnetMask,
-        OptionCode::Router,
-        OptionCode::DomainNameServer,
-    ]));
+    message
+        .opts_mut()
+        .insert(DhcpOption::ParameterRequestList(vec![
+            OptionCode::SubnetMask,
+            OptionCode::Router,
+            OptionCode::DomainNameServer,
+        ]));
     message
 }
 
 /// Sends `request` until a reply with the same xid arrives or `deadline` passes.
-fn exchange(socket: &UdpSocket, port: u16, request: &Message, deadline: Duration) -> Option<Message> {
+fn exchange(
+    socket: &UdpSocket,
+    port: u16,
+    request: &Message,
+    deadline: Duration,
+) -> Option<Message> {
     let mut payload = Vec::new();
     request.encode(&mut Encoder::new(&mut payload)).unwrap();
     let started = Instant::now();
@@ -159,8 +164,13 @@ fn dora_then_kill_then_renew() {
     let mut server = Server::start(&dir.0, port);
     let mac = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 
-    let offer = exchange(&socket, port, &message(MessageType::Discover, mac, 1, Ipv4Addr::UNSPECIFIED), Duration::from_secs(20))
-        .expect("no DHCPOFFER");
+    let offer = exchange(
+        &socket,
+        port,
+        &message(MessageType::Discover, mac, 1, Ipv4Addr::UNSPECIFIED),
+        Duration::from_secs(20),
+    )
+    .expect("no DHCPOFFER");
     assert_eq!(message_type(&offer), Some(MessageType::Offer));
     let address = offer.yiaddr();
     assert!(u32::from(address) >= u32::from(Ipv4Addr::new(127, 0, 10, 1)));
@@ -170,8 +180,12 @@ fn dora_then_kill_then_renew() {
     };
 
     let mut request = message(MessageType::Request, mac, 2, Ipv4Addr::UNSPECIFIED);
-    request.opts_mut().insert(DhcpOption::RequestedIpAddress(address));
-    request.opts_mut().insert(DhcpOption::ServerIdentifier(server_id));
+    request
+        .opts_mut()
+        .insert(DhcpOption::RequestedIpAddress(address));
+    request
+        .opts_mut()
+        .insert(DhcpOption::ServerIdentifier(server_id));
     let ack = exchange(&socket, port, &request, Duration::from_secs(5)).expect("no DHCPACK");
     assert_eq!(message_type(&ack), Some(MessageType::Ack));
     assert_eq!(ack.yiaddr(), address);
@@ -180,13 +194,15 @@ fn dora_then_kill_then_renew() {
     server.kill();
     let leases = std::fs::read_to_string(dir.0.join("dhcpd.leases")).unwrap();
     assert!(
-        leases.contains(&format!("lease {address} {{")) && leases.contains("hardware ethernet 02:00:00:00:00:01;"),
+        leases.contains(&format!("lease {address} {{"))
+            && leases.contains("hardware ethernet 02:00:00:00:00:01;"),
         "lease not durable:\n{leases}"
     );
 
     let _server = Server::start(&dir.0, port);
     let renew = message(MessageType::Request, mac, 3, address);
-    let ack = exchange(&socket, port, &renew, Duration::from_secs(20)).expect("no DHCPACK to renewal");
+    let ack =
+        exchange(&socket, port, &renew, Duration::from_secs(20)).expect("no DHCPACK to renewal");
     assert_eq!(message_type(&ack), Some(MessageType::Ack));
     assert_eq!(ack.yiaddr(), address);
 }
@@ -201,14 +217,29 @@ fn garbage_is_dropped() {
     let _server = Server::start(&dir.0, port);
     let mac = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
     // Wait until it serves.
-    exchange(&socket, port, &message(MessageType::Discover, mac, 10, Ipv4Addr::UNSPECIFIED), Duration::from_secs(20))
-        .expect("server did not start");
+    exchange(
+        &socket,
+        port,
+        &message(MessageType::Discover, mac, 10, Ipv4Addr::UNSPECIFIED),
+        Duration::from_secs(20),
+    )
+    .expect("server did not start");
     for length in [0usize, 1, 27, 236, 240, 241, 300] {
-        let garbage: Vec<u8> = (0..length).map(|index| (index * 7 + length) as u8).collect();
+        let garbage: Vec<u8> = (0..length)
+            .map(|index| (index * 7 + length) as u8)
+            .collect();
         socket
             .send_to(&garbage, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
             .unwrap();
     }
-    let offer = exchange(&socket, port, &message(MessageType::Discover, mac, 11, Ipv4Addr::UNSPECIFIED), Duration::from_secs(5));
-    assert_eq!(offer.as_ref().and_then(message_type), Some(MessageType::Offer));
+    let offer = exchange(
+        &socket,
+        port,
+        &message(MessageType::Discover, mac, 11, Ipv4Addr::UNSPECIFIED),
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        offer.as_ref().and_then(message_type),
+        Some(MessageType::Offer)
+    );
 }

@@ -692,7 +692,11 @@ impl Parser {
     pub fn parse_block_body(&mut self, block: Block, open: Span) {
         // Blocks recurse: bound the depth so that hostile input cannot overflow the stack.
         if self.nesting >= MAX_NESTING {
-            let error = self.invalid(open, format!("at most {MAX_NESTING} nested blocks"), "deeper nesting");
+            let error = self.invalid(
+                open,
+                format!("at most {MAX_NESTING} nested blocks"),
+                "deeper nesting",
+            );
             self.errors.push(error);
             self.skip_to_matching_brace();
             return;

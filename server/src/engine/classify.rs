@@ -128,9 +128,7 @@ impl<'a> RequestView<'a> {
             .message
             .opts()
             .iter()
-            .filter_map(|(code, option)| {
-                option_value(option).map(|value| (u8::from(*code), value))
-            })
+            .filter_map(|(code, option)| option_value(option).map(|value| (u8::from(*code), value)))
             .collect();
         Self {
             options,

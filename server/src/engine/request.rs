@@ -521,7 +521,7 @@ impl<'e> Context<'e, '_> {
         } else {
             inbound.client_id.clone().map(Vec::into_boxed_slice)
         };
-        lease.client_hostname = inbound.hostname.clone().map(String::into_boxed_str);
+        lease.set_client_hostname(inbound.hostname.as_deref());
         if let Some(agent) = inbound.relay_agent.as_ref() {
             let sub_options = relay_sub_options(agent);
             if !sub_options.is_empty() {

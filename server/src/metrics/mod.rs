@@ -55,27 +55,78 @@ impl Metrics {
     /// The Prometheus text exposition of every counter, with extra gauges appended by the caller.
     pub fn render(&self, extra: &[(&str, &str, u64)]) -> String {
         let counters: [(&str, &str, &Counter); 14] = [
-            ("xdhcpd_packets_received_total", "DHCP datagrams received", &self.packets_received),
-            ("xdhcpd_packets_malformed_total", "datagrams dropped as undecodable", &self.packets_malformed),
+            (
+                "xdhcpd_packets_received_total",
+                "DHCP datagrams received",
+                &self.packets_received,
+            ),
+            (
+                "xdhcpd_packets_malformed_total",
+                "datagrams dropped as undecodable",
+                &self.packets_malformed,
+            ),
             ("xdhcpd_offers_total", "DHCPOFFERs decided", &self.offers),
             ("xdhcpd_acks_total", "DHCPACKs decided", &self.acks),
             ("xdhcpd_naks_total", "DHCPNAKs decided", &self.naks),
-            ("xdhcpd_informs_total", "DHCPINFORMs answered", &self.informs),
-            ("xdhcpd_releases_total", "DHCPRELEASEs processed", &self.releases),
-            ("xdhcpd_declines_total", "DHCPDECLINEs processed", &self.declines),
-            ("xdhcpd_ignored_total", "requests not answered", &self.ignored),
-            ("xdhcpd_replies_sent_total", "replies handed to the kernel", &self.replies_sent),
-            ("xdhcpd_send_errors_total", "replies the kernel refused", &self.send_errors),
-            ("xdhcpd_leases_committed_total", "lease records made durable", &self.leases_committed),
-            ("xdhcpd_commit_failures_total", "replies dropped because the lease log failed", &self.commit_failures),
-            ("xdhcpd_leases_expired_total", "leases moved out of active by expiry", &self.leases_expired),
+            (
+                "xdhcpd_informs_total",
+                "DHCPINFORMs answered",
+                &self.informs,
+            ),
+            (
+                "xdhcpd_releases_total",
+                "DHCPRELEASEs processed",
+                &self.releases,
+            ),
+            (
+                "xdhcpd_declines_total",
+                "DHCPDECLINEs processed",
+                &self.declines,
+            ),
+            (
+                "xdhcpd_ignored_total",
+                "requests not answered",
+                &self.ignored,
+            ),
+            (
+                "xdhcpd_replies_sent_total",
+                "replies handed to the kernel",
+                &self.replies_sent,
+            ),
+            (
+                "xdhcpd_send_errors_total",
+                "replies the kernel refused",
+                &self.send_errors,
+            ),
+            (
+                "xdhcpd_leases_committed_total",
+                "lease records made durable",
+                &self.leases_committed,
+            ),
+            (
+                "xdhcpd_commit_failures_total",
+                "replies dropped because the lease log failed",
+                &self.commit_failures,
+            ),
+            (
+                "xdhcpd_leases_expired_total",
+                "leases moved out of active by expiry",
+                &self.leases_expired,
+            ),
         ];
         let mut text = String::new();
         for (name, help, counter) in counters {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", counter.get());
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                counter.get()
+            );
         }
         for (name, help, value) in extra {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         }
         text
     }

@@ -7,7 +7,12 @@
 use std::net::Ipv4Addr;
 
 /// Installs `address → hardware` in the ARP table of `interface` through socket `fd`.
-pub fn set_entry(fd: i32, interface: &str, address: Ipv4Addr, hardware: &[u8]) -> std::io::Result<()> {
+pub fn set_entry(
+    fd: i32,
+    interface: &str,
+    address: Ipv4Addr,
+    hardware: &[u8],
+) -> std::io::Result<()> {
     if hardware.len() != 6 || interface.len() >= libc::IFNAMSIZ {
         return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
     }
@@ -22,7 +27,8 @@ pub fn set_entry(fd: i32, interface: &str, address: Ipv4Addr, hardware: &[u8]) -
         sin_zero: [0; 8],
     };
     // SAFETY: sockaddr_in and sockaddr have the same size on Linux.
-    request.arp_pa = unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(protocol_address) };
+    request.arp_pa =
+        unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(protocol_address) };
     request.arp_ha.sa_family = libc::ARPHRD_ETHER;
     for (slot, byte) in request.arp_ha.sa_data.iter_mut().zip(hardware) {
         *slot = *byte as libc::c_char;

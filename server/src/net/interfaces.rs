@@ -55,7 +55,9 @@ pub fn list() -> Result<Vec<Interface>, InterfaceError> {
             (
                 Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr)),
                 Ipv4Addr::from(u32::from_be(netmask)),
-                CStr::from_ptr(entry.ifa_name).to_string_lossy().into_owned(),
+                CStr::from_ptr(entry.ifa_name)
+                    .to_string_lossy()
+                    .into_owned(),
             )
         };
         if interfaces.iter().any(|known| known.name == name) {

@@ -69,9 +69,9 @@ impl DhcpSocket {
         if received < 0 {
             let error = io::Error::last_os_error();
             return match error.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => {
-                    Ok(0)
-                }
+                io::ErrorKind::WouldBlock
+                | io::ErrorKind::TimedOut
+                | io::ErrorKind::Interrupted => Ok(0),
                 _ => Err(error),
             };
         }
@@ -248,11 +248,20 @@ mod tests {
     #[test]
     fn batch_round_trip_on_loopback() {
         let server = DhcpSocket::bind(0, None, Duration::from_millis(200)).unwrap();
-        let port = server.socket.local_addr().unwrap().as_socket_ipv4().unwrap().port();
+        let port = server
+            .socket
+            .local_addr()
+            .unwrap()
+            .as_socket_ipv4()
+            .unwrap()
+            .port();
         let client = DhcpSocket::bind(0, None, Duration::from_millis(200)).unwrap();
         let mut outgoing = SendBatch::default();
         for index in 0..5u8 {
-            outgoing.push(vec![index; 10], SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+            outgoing.push(
+                vec![index; 10],
+                SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+            );
         }
         assert_eq!(client.send_batch(&mut outgoing).unwrap(), 5);
         let mut incoming = ReceiveBatch::new();

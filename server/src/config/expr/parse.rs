@@ -240,7 +240,10 @@ impl Parser {
             let span = self.peek().span;
             return Err(self.invalid(
                 span,
-                format!("at most {} nested expressions", crate::config::parser::MAX_NESTING),
+                format!(
+                    "at most {} nested expressions",
+                    crate::config::parser::MAX_NESTING
+                ),
                 "deeper nesting",
             ));
         }

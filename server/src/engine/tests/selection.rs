@@ -298,7 +298,7 @@ fn selecting_request_is_acked_and_committed() {
     assert_eq!(lease.binding_state, BindingState::Active);
     assert_eq!(lease.next_binding_state, BindingState::Free);
     assert_eq!(lease.hardware, Hardware::new(1, &MAC_A));
-    assert_eq!(lease.client_hostname.as_deref(), Some("laptop"));
+    assert_eq!(lease.client_hostname(), Some("laptop"));
     assert_eq!(harness.leases.get(address), Some(lease));
 }
 
