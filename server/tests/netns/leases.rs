@@ -54,6 +54,33 @@ pub fn parse_lease_file(text: &str) -> Vec<LeaseRecord> {
     records
 }
 
+/// Kea's memfile CSV (`address,hwaddr,client_id,valid_lifetime,expire,subnet_id,…,state,…`),
+/// mapped onto the same records: `starts` = expire − valid lifetime, state 0 = active.
+pub fn parse_kea_csv(text: &str) -> Vec<LeaseRecord> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            let address = fields.first()?.parse().ok()?;
+            let lifetime: u64 = fields.get(3)?.parse().ok()?;
+            let expire: u64 = fields.get(4)?.parse().ok()?;
+            let state = match *fields.get(9)? {
+                "0" => "active",
+                "1" => "declined",
+                "2" => "expired-reclaimed",
+                _ => "other",
+            };
+            Some(LeaseRecord {
+                address,
+                starts: expire.checked_sub(lifetime),
+                ends: Some(expire),
+                mac: Some(fields.get(1)?.to_ascii_lowercase()).filter(|mac| !mac.is_empty()),
+                binding_state: Some(state.to_owned()),
+            })
+        })
+        .collect()
+}
+
 /// `W YYYY/MM/DD HH:MM:SS;` or `epoch N; # …` → seconds since the epoch; `never` → None.
 fn parse_date(text: &str) -> Option<u64> {
     let text = text.split(';').next()?.trim();

@@ -320,6 +320,9 @@ pub struct Lab {
     pub dir: TempDir,
     pub server_if: String,
     pub client_if: String,
+    /// The server's address and prefix length on `server_if`.
+    pub server_address: std::net::Ipv4Addr,
+    pub server_prefix_len: u8,
 }
 
 impl Lab {
@@ -327,6 +330,11 @@ impl Lab {
     pub const CLIENT_IF: &'static str = "xc0";
 
     pub fn new(server_cidr: &str) -> Result<Self> {
+        let (address, prefix_len) = server_cidr
+            .split_once('/')
+            .ok_or_else(|| anyhow!("{server_cidr} is not ADDRESS/PREFIX"))?;
+        let server_address = address.parse()?;
+        let server_prefix_len = prefix_len.parse()?;
         let tag = unique_tag();
         let dir = TempDir::new("xdh-lab")?;
         let server = Netns::create(format!("{tag}-srv"))?;
@@ -355,7 +363,19 @@ impl Lab {
             dir,
             server_if: Self::SERVER_IF.to_owned(),
             client_if: Self::CLIENT_IF.to_owned(),
+            server_address,
+            server_prefix_len,
         })
+    }
+
+    /// An address on the server's subnet that nobody holds (the last but one): sending to it
+    /// from the server namespace makes ARP requests cross the veth.
+    pub fn unused_server_side_address(&self) -> std::net::Ipv4Addr {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.server_prefix_len))
+            .unwrap_or(0);
+        let network = u32::from(self.server_address) & mask;
+        std::net::Ipv4Addr::from(network | (!mask - 1))
     }
 
     /// A second client interface: a macvlan on the client end of the veth, with its own MAC.

@@ -144,14 +144,15 @@ impl ServerSetup<'_> {
 }
 
 impl Server {
-    /// The lease file's records (dhcpd.leases servers only).
+    /// The lease file's records, in file order (dhcpd.leases, or Kea's CSV).
     pub fn lease_records(&self) -> Result<Vec<LeaseRecord>> {
-        if !self.kind.writes_dhcpd_leases() {
-            bail!("{} does not write dhcpd.leases", self.kind.label());
-        }
         let text = fs::read_to_string(&self.lease_file)
             .with_context(|| format!("read {}", self.lease_file.display()))?;
-        Ok(super::parse_lease_file(&text))
+        Ok(if self.kind.writes_dhcpd_leases() {
+            super::parse_lease_file(&text)
+        } else {
+            super::leases::parse_kea_csv(&text)
+        })
     }
 }
 
@@ -501,27 +502,42 @@ impl Perfdhcp<'_> {
     }
 }
 
-/// tshark capturing DHCP on an interface to a pcap file until dropped or [`Capture::finish`].
+/// dumpcap capturing DHCP on an interface to a file until dropped or [`Capture::finish`]; tshark
+/// decodes it.
 pub struct Capture {
     pub proc: Proc,
     pub file: PathBuf,
 }
 
 impl Capture {
-    pub fn start(netns: &Netns, dir: &Path, interface: &str) -> Result<Self> {
-        let file = dir.join(format!("capture-{interface}.pcap"));
-        // tshark refuses to write into a directory its privilege-dropped dumpcap cannot reach
-        // unless the file exists and is writable.
-        touch(&file)?;
-        fs::set_permissions(&file, fs::Permissions::from_mode(0o666))?;
-        let mut command = netns.command("/usr/bin/tshark");
+    /// Starts capturing on the lab's client interface. dumpcap says "File:" before its socket
+    /// sees traffic, so readiness is proven by traffic: ARP requests that the server namespace
+    /// sends for an unused address, until dumpcap counts a packet.
+    pub fn start(lab: &super::Lab) -> Result<Self> {
+        let dir = lab.dir.path();
+        let file = dir.join(format!("capture-{}.pcapng", lab.client_if));
+        // dumpcap (tshark's capture engine) directly: on SIGINT it flushes and closes the file
+        // itself, where tshark may stop it before the last packets are written.
+        let mut command = lab.client.command("/usr/bin/dumpcap");
         command
-            .args(["-n", "-i", interface, "-f", "udp port 67 or udp port 68", "-w"])
+            .args([
+                "-i",
+                &lab.client_if,
+                "-f",
+                "udp port 67 or udp port 68 or arp",
+                "-w",
+            ])
             .arg(&file);
-        let mut proc = Proc::spawn("tshark", command, dir.join("tshark.log"))?;
-        wait_for("tshark to start capturing", Duration::from_secs(20), || {
+        let mut proc = Proc::spawn("dumpcap", command, dir.join("dumpcap.log"))?;
+        let probe = format!("echo probe > /dev/udp/{}/9", lab.unused_server_side_address());
+        wait_for("dumpcap to capture", Duration::from_secs(20), || {
             proc.check_running()?;
-            Ok(proc.log_text().contains("Capturing on").then_some(()))
+            if proc.log_text().contains("Packets: ") {
+                return Ok(Some(()));
+            }
+            // bash's /dev/udp: no extra tool needed. The send itself may fail; the ARP goes out.
+            let _ = lab.server.command("bash").args(["-c", &probe]).output();
+            Ok(None)
         })?;
         Ok(Self { proc, file })
     }
@@ -529,6 +545,11 @@ impl Capture {
     /// Stops the capture (SIGINT flushes the file) and returns (chaddr, yiaddr) of every
     /// DHCPACK in it.
     pub fn finish(mut self) -> Result<Vec<(String, Ipv4Addr)>> {
+        // Let packets in flight reach the capture before stopping it.
+        let settle = super::now() + Duration::from_millis(300);
+        wait_for("in-flight packets", Duration::from_secs(1), || {
+            Ok((super::now() >= settle).then_some(()))
+        })?;
         self.proc.signal("INT")?;
         self.proc.wait_exit(Duration::from_secs(20))?;
         let output = run(Command::new("/usr/bin/tshark")
