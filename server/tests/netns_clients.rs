@@ -21,6 +21,7 @@ fn start_server(lab: &Lab, config: DhcpConfig) -> anyhow::Result<Server> {
         config,
         interface: lab.server_if.clone(),
         relayed: false,
+        dhcpd_conf: None,
     }
     .start()
 }
@@ -34,20 +35,16 @@ fn wait_for_records(
     count: usize,
     timeout: Duration,
 ) -> anyhow::Result<usize> {
-    let result = wait_for(
-        &format!("{count} lease records for {mac}"),
-        timeout,
-        || {
-            server.proc.check_running()?;
-            let records = server.lease_records()?;
-            let mine = records_for(&records, mac);
-            let ok = mine.len() >= count
-                && mine.iter().all(|record| record.address == address)
-                && mine.first().and_then(|first| first.starts)
-                    < mine.last().and_then(|last| last.starts);
-            Ok((ok || (count == 1 && !mine.is_empty())).then_some(mine.len()))
-        },
-    );
+    let result = wait_for(&format!("{count} lease records for {mac}"), timeout, || {
+        server.proc.check_running()?;
+        let records = server.lease_records()?;
+        let mine = records_for(&records, mac);
+        let ok = mine.len() >= count
+            && mine.iter().all(|record| record.address == address)
+            && mine.first().and_then(|first| first.starts)
+                < mine.last().and_then(|last| last.starts);
+        Ok((ok || (count == 1 && !mine.is_empty())).then_some(mine.len()))
+    });
     result.map_err(|error| {
         let text = std::fs::read_to_string(&server.lease_file).unwrap_or_default();
         error.context(format!(
@@ -152,6 +149,9 @@ fn reserved_mac_gets_its_fixed_address() -> anyhow::Result<()> {
     let _server = start_server(&lab, config)?;
     let mut client = start_dhclient(&lab.client, lab.dir.path(), &lab.client_if, true)?;
     let address = client.wait_event(&["BOUND"], 1, Duration::from_secs(30))?;
-    assert_eq!(address, fixed, "a host with fixed-address gets that address");
+    assert_eq!(
+        address, fixed,
+        "a host with fixed-address gets that address"
+    );
     Ok(())
 }

@@ -16,6 +16,15 @@ const SERVER_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 213, 0, 1);
 /// perfdhcp's relay address (its giaddr), in the relayed subnet below.
 const RELAY_ADDRESS: &str = "10.214.0.1";
 
+/// The two load tests take turns: on a 2-core machine, running them side by side would measure
+/// each other.
+static LOAD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn load_turn() -> std::sync::MutexGuard<'static, ()> {
+    LOAD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The server's own subnet (no pool: directly attached clients get nothing) plus a relayed
 /// 10.214.0.0/16 with `pool_size` addresses from 10.214.1.0.
 fn relayed_config(pool_size: u32) -> DhcpConfig {
@@ -56,6 +65,7 @@ fn setup<'a>(lab: &'a Lab, config: DhcpConfig) -> ServerSetup<'a> {
         config,
         interface: lab.server_if.clone(),
         relayed: true,
+        dhcpd_conf: None,
     }
 }
 
@@ -112,6 +122,7 @@ fn perfdhcp_2000_dora_per_second_for_10_s_without_drops() -> anyhow::Result<()> 
     if !common::privileged("perfdhcp_2000_dora_per_second_for_10_s_without_drops") {
         return Ok(());
     }
+    let _turn = load_turn();
     let lab = relayed_lab()?;
     let server = setup(&lab, relayed_config(60_000)).start()?;
     let report = Perfdhcp {
@@ -138,6 +149,7 @@ fn no_acked_lease_is_lost_on_sigkill() -> anyhow::Result<()> {
         // Kea's CSV would need its own reader; this property is about dhcpd.leases.
         return Ok(());
     }
+    let _turn = load_turn();
     let lab = relayed_lab()?;
     let setup = setup(&lab, relayed_config(60_000));
     let mut server = setup.start()?;
@@ -176,12 +188,18 @@ fn no_acked_lease_is_lost_on_sigkill() -> anyhow::Result<()> {
             Some(mac.as_str()),
             "ACKed {address} to {mac}, the lease file says {record:?}"
         );
-        assert_eq!(record.binding_state.as_deref(), Some("active"), "{record:?}");
+        assert_eq!(
+            record.binding_state.as_deref(),
+            Some("active"),
+            "{record:?}"
+        );
         checked += 1;
     }
     let _ = std::io::Write::write_fmt(
         &mut std::io::stderr(),
-        format_args!("durability: {checked} ACKed leases checked against the restarted lease file\n"),
+        format_args!(
+            "durability: {checked} ACKed leases checked against the restarted lease file\n"
+        ),
     );
     Ok(())
 }

@@ -53,7 +53,10 @@ impl DhcpConfig {
             subnets: vec![Subnet {
                 network: Ipv4Addr::new(10, 213, 0, 0),
                 prefix_len: 24,
-                range: Some((Ipv4Addr::new(10, 213, 0, 100), Ipv4Addr::new(10, 213, 0, 199))),
+                range: Some((
+                    Ipv4Addr::new(10, 213, 0, 100),
+                    Ipv4Addr::new(10, 213, 0, 199),
+                )),
                 routers: Some(Ipv4Addr::new(10, 213, 0, 1)),
             }],
             hosts: Vec::new(),
@@ -152,7 +155,9 @@ impl DhcpConfig {
         }
         let mut global_options = Vec::new();
         if let Some(domain) = &self.domain_name {
-            global_options.push(format!(r#"{{ "name": "domain-name", "data": "{domain}" }}"#));
+            global_options.push(format!(
+                r#"{{ "name": "domain-name", "data": "{domain}" }}"#
+            ));
         }
         if !self.dns_servers.is_empty() {
             global_options.push(format!(

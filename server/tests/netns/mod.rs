@@ -403,7 +403,9 @@ impl Lab {
 
     /// MAC address of an interface in the client namespace.
     pub fn client_mac(&self, ifname: &str) -> Result<String> {
-        let text = self.client.exec_ok(&["cat", &format!("/sys/class/net/{ifname}/address")])?;
+        let text = self
+            .client
+            .exec_ok(&["cat", &format!("/sys/class/net/{ifname}/address")])?;
         Ok(text.trim().to_owned())
     }
 

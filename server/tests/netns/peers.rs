@@ -58,9 +58,17 @@ pub struct ServerSetup<'a> {
     pub interface: String,
     /// Kea only: relayed traffic needs UDP sockets, direct clients need raw ones.
     pub relayed: bool,
+    /// dhcpd.conf text to use verbatim instead of rendering `config` (xdhcpd and ISC only).
+    pub dhcpd_conf: Option<String>,
 }
 
 impl ServerSetup<'_> {
+    fn dhcpd_conf_text(&self) -> String {
+        self.dhcpd_conf
+            .clone()
+            .unwrap_or_else(|| self.config.to_dhcpd_conf())
+    }
+
     /// Starts the server and waits until it has bound UDP port 67. The lease file
     /// (`server.leases` in the dir) is created empty if missing and reused otherwise.
     pub fn start(&self) -> Result<Server> {
@@ -69,7 +77,7 @@ impl ServerSetup<'_> {
             ServerKind::Xdhcpd { binary, xdp } => {
                 let lease_file = self.dir.join("server.leases");
                 let config_file = self.dir.join("dhcpd.conf");
-                fs::write(&config_file, self.config.to_dhcpd_conf())?;
+                fs::write(&config_file, self.dhcpd_conf_text())?;
                 touch(&lease_file)?;
                 let mut command = self.netns.command(&binary.to_string_lossy());
                 command
@@ -86,7 +94,7 @@ impl ServerSetup<'_> {
             ServerKind::IscDhcpd => {
                 let lease_file = self.dir.join("server.leases");
                 let config_file = self.dir.join("dhcpd.conf");
-                fs::write(&config_file, self.config.to_dhcpd_conf())?;
+                fs::write(&config_file, self.dhcpd_conf_text())?;
                 // ISC refuses to start without an existing lease file.
                 touch(&lease_file)?;
                 let mut command = self.netns.command("/usr/sbin/dhcpd");
@@ -311,7 +319,9 @@ pub fn start_udhcpc(netns: &Netns, dir: &Path, interface: &str, quit: bool) -> R
     write_event_script(&script, &events, true)?;
     let mut command = netns.command("/usr/sbin/udhcpc");
     command
-        .args(["-f", "-i", interface, "-t", "10", "-T", "1", "-A", "1", "-s"])
+        .args([
+            "-f", "-i", interface, "-t", "10", "-T", "1", "-A", "1", "-s",
+        ])
         .arg(&script)
         .arg("-p")
         .arg(dir.join(format!("udhcpc-{interface}.pid")));
@@ -470,7 +480,19 @@ pub struct Perfdhcp<'a> {
 
 impl Perfdhcp<'_> {
     pub fn command(&self) -> Command {
-        let mut command = self.netns.command("/usr/sbin/perfdhcp");
+        self.command_wrapped(&[])
+    }
+
+    /// The command, run under `wrapper` (e.g. `/usr/bin/time -f …`) inside the namespace.
+    pub fn command_wrapped(&self, wrapper: &[&str]) -> Command {
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = self.netns.command(program);
+                command.args(rest).arg("/usr/sbin/perfdhcp");
+                command
+            }
+            None => self.netns.command("/usr/sbin/perfdhcp"),
+        };
         command.args(["-4", "-l", &self.local, "-R", &self.clients.to_string()]);
         command.args(["-p", &self.seconds.to_string()]);
         if let Some(rate) = self.rate {
@@ -529,7 +551,10 @@ impl Capture {
             ])
             .arg(&file);
         let mut proc = Proc::spawn("dumpcap", command, dir.join("dumpcap.log"))?;
-        let probe = format!("echo probe > /dev/udp/{}/9", lab.unused_server_side_address());
+        let probe = format!(
+            "echo probe > /dev/udp/{}/9",
+            lab.unused_server_side_address()
+        );
         wait_for("dumpcap to capture", Duration::from_secs(20), || {
             proc.check_running()?;
             if proc.log_text().contains("Packets: ") {
