@@ -60,12 +60,23 @@ pub fn run() -> Result<()> {
             // Unit, integration and the privileged netns tests (they use the xdhcpd binary
             // that cargo builds for the test run: CARGO_BIN_EXE_xdhcpd).
             name: "test",
-            command: cargo(&["test", "--workspace", "--exclude", "server-ebpf"]),
+            command: cargo(&[
+                "test",
+                "--workspace",
+                "--exclude",
+                "server-ebpf",
+                "--no-fail-fast",
+            ]),
         },
     ];
     let mut results = Vec::new();
     for mut step in steps {
-        println!("==> {}: {:?}", step.name, step.command);
+        let args: Vec<String> = step
+            .command
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        println!("==> {}: cargo {}", step.name, args.join(" "));
         let started = crate::netns::now();
         let ok = step.command.status().is_ok_and(|status| status.success());
         let took = crate::netns::now().duration_since(started);
