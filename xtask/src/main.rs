@@ -1,2 +1,44 @@
-//! `cargo xtask …`: set-up, demo, test, bench.
-fn main() {}
+//! `cargo xtask …`: set-up of the machine, the demo, the full test run (what CI runs) and the
+//! benchmarks. Every task needs root on Debian 12; none needs sudo.
+
+mod bench;
+mod ci;
+mod demo;
+#[path = "../../server/tests/netns/mod.rs"]
+mod netns;
+mod setup;
+mod util;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "xdhcpd developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what the build and the tests need (idempotent; says what it did).
+    Setup,
+    /// Build, start xdhcpd in a private namespace, get leases with dhclient and udhcpc.
+    Demo,
+    /// fmt, clippy (host and eBPF), and every test including the privileged ones.
+    Test,
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        which: bench::Which,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::Demo => demo::run(),
+        Task::Test => ci::run(),
+        Task::Bench { which } => bench::run(which),
+    }
+}

@@ -1,0 +1,356 @@
+//! `cargo xtask bench dora|leases|micro`.
+//!
+//! `dora` runs perfdhcp from a client namespace, acting as a relay (giaddr 10.214.0.1), against
+//! xdhcpd, Kea 2.2 and ISC dhcpd 4.4 in turn: same topology, same pool (60,000 addresses of
+//! 10.214.0.0/16), same client count, the same rate ladder, a fresh lease file per step. All
+//! three keep durable leases (xdhcpd and ISC fsync; Kea memfile with persist=true).
+//! `leases` measures loading a 1,000,000-lease dhcpd.leases. `micro` runs the Criterion benches.
+
+use crate::netns::peers::{Perfdhcp, PerfdhcpReport, ServerKind, ServerSetup};
+use crate::netns::{cpu_seconds, DhcpConfig, Lab, Proc, Subnet};
+use crate::util::{build_release, command, root, status};
+use anyhow::{bail, Context as _, Result};
+use clap::Subcommand;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Subcommand)]
+pub enum Which {
+    /// DORA throughput and latency: xdhcpd vs Kea vs ISC dhcpd, with perfdhcp.
+    Dora {
+        /// Servers, in order: xdhcpd, kea, isc.
+        #[arg(long, value_delimiter = ',', default_value = "xdhcpd,kea,isc")]
+        servers: Vec<String>,
+        /// Offered exchanges per second; 0 means unbounded.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1000,2000,5000,10000,20000,0"
+        )]
+        rates: Vec<u32>,
+        /// Seconds per step (perfdhcp -p).
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Distinct simulated clients (perfdhcp -R).
+        #[arg(long, default_value_t = 50_000)]
+        clients: u32,
+        /// Run xdhcpd without its XDP program.
+        #[arg(long)]
+        no_xdp: bool,
+    },
+    /// Load time, max RSS and bytes per lease of a 1,000,000-lease dhcpd.leases.
+    Leases {
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u32,
+    },
+    /// Criterion micro-benchmarks (`cargo bench -p benches`).
+    Micro,
+}
+
+pub fn run(which: Which) -> Result<()> {
+    match which {
+        Which::Dora {
+            servers,
+            rates,
+            seconds,
+            clients,
+            no_xdp,
+        } => dora(&servers, &rates, seconds, clients, !no_xdp),
+        Which::Leases { count } => leases(count),
+        Which::Micro => status(command("cargo").args(["bench", "-p", "benches"])),
+    }
+}
+
+const SERVER_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 213, 0, 1);
+const RELAY_ADDRESS: &str = "10.214.0.1";
+const POOL_SIZE: u32 = 60_000;
+
+fn bench_config() -> DhcpConfig {
+    let first = Ipv4Addr::new(10, 214, 1, 0);
+    let last = Ipv4Addr::from(u32::from(first) + POOL_SIZE - 1);
+    DhcpConfig {
+        subnets: vec![
+            // The server's own link: declared so every server listens on it; no pool.
+            Subnet {
+                network: Ipv4Addr::new(10, 213, 0, 0),
+                prefix_len: 24,
+                range: None,
+                routers: None,
+            },
+            Subnet {
+                network: Ipv4Addr::new(10, 214, 0, 0),
+                prefix_len: 16,
+                range: Some((first, last)),
+                routers: Some(Ipv4Addr::new(10, 214, 0, 1)),
+            },
+        ],
+        hosts: Vec::new(),
+        default_lease_time: 3600,
+        max_lease_time: 7200,
+        dns_servers: vec![SERVER_ADDRESS],
+        domain_name: Some("bench.test".to_owned()),
+    }
+}
+
+struct Row {
+    server: String,
+    rate: u32,
+    report: Option<PerfdhcpReport>,
+    seconds: u32,
+    server_cpu: f64,
+    perfdhcp_cpu: Option<f64>,
+    error: Option<String>,
+}
+
+fn dora(servers: &[String], rates: &[u32], seconds: u32, clients: u32, xdp: bool) -> Result<()> {
+    crate::setup::run()?;
+    let mut kinds = Vec::new();
+    for name in servers {
+        kinds.push(match name.as_str() {
+            "xdhcpd" => ServerKind::Xdhcpd {
+                binary: build_release()?,
+                xdp,
+            },
+            "kea" => ServerKind::Kea { threads: 2 },
+            "isc" => ServerKind::IscDhcpd,
+            other => bail!("unknown server {other} (xdhcpd, kea, isc)"),
+        });
+    }
+    let mut rows = Vec::new();
+    for kind in &kinds {
+        for &rate in rates {
+            println!(
+                "==> {} at {} for {seconds} s",
+                kind.label(),
+                rate_label(rate)
+            );
+            let row = dora_step(kind, rate, seconds, clients).unwrap_or_else(|error| Row {
+                server: kind.label().to_owned(),
+                rate,
+                report: None,
+                seconds,
+                server_cpu: 0.0,
+                perfdhcp_cpu: None,
+                error: Some(format!("{error:#}")),
+            });
+            if let Some(error) = &row.error {
+                println!("    failed: {error}");
+            }
+            rows.push(row);
+        }
+    }
+    let table = dora_table(&rows, seconds, clients, xdp);
+    println!("\n{table}");
+    let out = root().join("target/bench-dora.md");
+    std::fs::write(&out, &table).with_context(|| format!("write {}", out.display()))?;
+    println!("written to {}", out.display());
+    Ok(())
+}
+
+fn dora_step(kind: &ServerKind, rate: u32, seconds: u32, clients: u32) -> Result<Row> {
+    let lab = Lab::new("10.213.0.1/24")?;
+    lab.route_relay(RELAY_ADDRESS, "10.214.0.0/16", "10.213.0.0/24")?;
+    let server = ServerSetup {
+        netns: &lab.server,
+        dir: lab.dir.path(),
+        kind: kind.clone(),
+        config: bench_config(),
+        interface: lab.server_if.clone(),
+        relayed: true,
+        dhcpd_conf: None,
+    }
+    .start()?;
+    let perfdhcp = Perfdhcp {
+        netns: &lab.client,
+        dir: lab.dir.path(),
+        local: RELAY_ADDRESS.to_owned(),
+        server: SERVER_ADDRESS,
+        rate: (rate > 0).then_some(rate),
+        clients,
+        seconds,
+        exchanges: None,
+        extra: Vec::new(),
+    };
+    let cpu_before = server.proc.cpu_seconds();
+    // /usr/bin/time reports perfdhcp's own CPU time once it has exited.
+    let command = perfdhcp.command_wrapped(&["/usr/bin/time", "-f", "XDH_CPU %U %S"]);
+    let mut proc = Proc::spawn("perfdhcp", command, lab.dir.join("perfdhcp.log"))?;
+    let exit = proc.wait_exit(Duration::from_secs(u64::from(seconds) + 60))?;
+    let server_cpu = cpu_seconds(server.proc.pid()) - cpu_before;
+    let text = proc.log_text();
+    if !matches!(exit.code(), Some(0 | 3)) {
+        bail!("perfdhcp failed ({exit}):\n{text}");
+    }
+    let perfdhcp_cpu = text.lines().find_map(|line| {
+        let rest = line.strip_prefix("XDH_CPU ")?;
+        let mut parts = rest.split_whitespace().map(str::parse::<f64>);
+        Some(parts.next()?.ok()? + parts.next()?.ok()?)
+    });
+    Ok(Row {
+        server: kind.label().to_owned(),
+        rate,
+        report: Some(PerfdhcpReport::parse(&text)),
+        seconds,
+        server_cpu,
+        perfdhcp_cpu,
+        error: None,
+    })
+}
+
+fn rate_label(rate: u32) -> String {
+    if rate == 0 {
+        "unbounded".to_owned()
+    } else {
+        format!("{rate}/s")
+    }
+}
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), |value| format!("{value:.2}"))
+}
+
+fn dora_table(rows: &[Row], seconds: u32, clients: u32, xdp: bool) -> String {
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "perfdhcp DORA, relayed (giaddr {RELAY_ADDRESS}), pool {POOL_SIZE} addresses, \
+         {clients} clients, {seconds} s per step, fresh lease file per step, xdhcpd XDP {}.\n",
+        if xdp { "on" } else { "off" }
+    );
+    let _ = writeln!(
+        table,
+        "| server | offered | DORA/s | drops % | D-O avg / max ms | R-A avg / max ms | server CPU s | perfdhcp CPU s |"
+    );
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let Some(report) = &row.report else {
+            let _ = writeln!(
+                table,
+                "| {} | {} | failed: {} | | | | | |",
+                row.server,
+                rate_label(row.rate),
+                row.error
+                    .as_deref()
+                    .unwrap_or("?")
+                    .lines()
+                    .next()
+                    .unwrap_or("?")
+            );
+            continue;
+        };
+        let _ = writeln!(
+            table,
+            "| {} | {} | {:.0} | {:.2} | {} / {} | {} / {} | {:.2} | {} |",
+            row.server,
+            rate_label(row.rate),
+            report.ack_received as f64 / f64::from(row.seconds.max(1)),
+            report.drop_percent(),
+            ms(report.do_avg_ms),
+            ms(report.do_max_ms),
+            ms(report.ra_avg_ms),
+            ms(report.ra_max_ms),
+            row.server_cpu,
+            row.perfdhcp_cpu
+                .map_or_else(|| "–".to_owned(), |cpu| format!("{cpu:.2}")),
+        );
+    }
+    table
+}
+
+/// Writes `count` active leases in ISC's format (dhcpd.leases(5), as 4.4 writes them).
+fn write_lease_file(path: &Path, count: u32) -> Result<()> {
+    let file = std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    writeln!(
+        out,
+        "# The format of this file is documented in the dhcpd.leases(5) manual page.\n\
+         # This lease file was generated by cargo xtask bench leases\n\n\
+         # authoring-byte-order entry is generated, DO NOT DELETE\n\
+         authoring-byte-order little-endian;\n"
+    )?;
+    let base = u32::from(Ipv4Addr::new(10, 64, 0, 0));
+    for index in 0..count {
+        let address = Ipv4Addr::from(base + index);
+        let [a, b, c, d] = index.to_be_bytes();
+        writeln!(
+            out,
+            "lease {address} {{\n  starts 6 2026/11/28 03:25:05;\n  ends 0 2037/11/29 03:25:05;\n  \
+             cltt 6 2026/11/28 03:25:05;\n  binding state active;\n  next binding state free;\n  \
+             rewind binding state free;\n  hardware ethernet 02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x};\n  \
+             uid \"\\001\\002\\000{a:03o}{b:03o}{c:03o}\";\n  client-hostname \"host-{index}\";\n}}"
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Max RSS (KiB) and wall time (s) from `/usr/bin/time -v` output.
+fn time_v(text: &str) -> (Option<u64>, Option<f64>) {
+    let mut rss = None;
+    let mut wall = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(value) = line.strip_prefix("Maximum resident set size (kbytes):") {
+            rss = value.trim().parse().ok();
+        }
+        if let Some(value) = line.strip_prefix("Elapsed (wall clock) time (h:mm:ss or m:ss):") {
+            wall = value.trim().split(':').try_fold(0.0, |total, part| {
+                Some(total * 60.0 + part.parse::<f64>().ok()?)
+            });
+        }
+    }
+    (rss, wall)
+}
+
+fn leases(count: u32) -> Result<()> {
+    let binary = build_release()?;
+    let dir = root().join("target/bench-leases");
+    std::fs::create_dir_all(&dir)?;
+    let lease_file = dir.join("dhcpd.leases");
+    println!("==> writing {count} leases to {}", lease_file.display());
+    write_lease_file(&lease_file, count)?;
+    let size = std::fs::metadata(&lease_file)?.len();
+    let config = dir.join("dhcpd.conf");
+    std::fs::write(
+        &config,
+        "authoritative;\nddns-update-style none;\nsubnet 10.0.0.0 netmask 255.0.0.0 {\n  range 10.64.0.0 10.127.255.255;\n}\n",
+    )?;
+    let mut report = format!(
+        "dhcpd.leases with {count} leases ({:.1} MB)\n\n| server | load s | max RSS MiB | bytes/lease (RSS) |\n|---|---:|---:|---:|\n",
+        size as f64 / 1e6
+    );
+    for (label, program) in [
+        ("xdhcpd", binary.to_string_lossy().into_owned()),
+        ("ISC dhcpd 4.4", "/usr/sbin/dhcpd".to_owned()),
+    ] {
+        println!("==> {label} -T");
+        let output = command("/usr/bin/time")
+            .args(["-v", &program, "-T", "-cf"])
+            .arg(&config)
+            .arg("-lf")
+            .arg(&lease_file)
+            .output()?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let (rss, wall) = time_v(&stderr);
+        if !output.status.success() {
+            println!("    {label} failed ({}):\n{stderr}", output.status);
+            let _ = writeln!(report, "| {label} | failed | | |");
+            continue;
+        }
+        let (Some(rss), Some(wall)) = (rss, wall) else {
+            bail!("no /usr/bin/time -v figures in:\n{stderr}");
+        };
+        let _ = writeln!(
+            report,
+            "| {label} | {wall:.2} | {:.1} | {:.0} |",
+            rss as f64 / 1024.0,
+            rss as f64 * 1024.0 / f64::from(count.max(1))
+        );
+    }
+    println!("\n{report}");
+    std::fs::write(root().join("target/bench-leases.md"), &report)?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! `cargo xtask test`: everything CI checks, in order, with a summary. Privileged tests run
+//! because we are root; `REQUIRE_PRIVILEGED_TESTS=1` (set by `.ci/run`) makes them fail rather
+//! than skip when the capabilities are missing.
+
+use crate::util::command;
+use anyhow::{bail, Result};
+use std::process::Command;
+use std::time::Duration;
+
+struct Step {
+    name: &'static str,
+    command: Command,
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut command = command("cargo");
+    command.args(args);
+    command
+}
+
+pub fn run() -> Result<()> {
+    crate::setup::run()?;
+    let steps = vec![
+        Step {
+            name: "fmt",
+            command: cargo(&["fmt", "--all", "--", "--check"]),
+        },
+        Step {
+            name: "clippy (host)",
+            command: cargo(&[
+                "clippy",
+                "--workspace",
+                "--exclude",
+                "server-ebpf",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        },
+        Step {
+            // The eBPF crate is linted for the host target, as the aya template does
+            // (aya-setup.md §5).
+            name: "clippy (eBPF, nightly)",
+            command: cargo(&[
+                "+nightly",
+                "clippy",
+                "-p",
+                "server-ebpf",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+                "-C",
+                "panic=abort",
+                "-Zpanic_abort_tests",
+            ]),
+        },
+        Step {
+            // Unit, integration and the privileged netns tests (they use the xdhcpd binary
+            // that cargo builds for the test run: CARGO_BIN_EXE_xdhcpd).
+            name: "test",
+            command: cargo(&[
+                "test",
+                "--workspace",
+                "--exclude",
+                "server-ebpf",
+                "--no-fail-fast",
+            ]),
+        },
+    ];
+    let mut results = Vec::new();
+    for mut step in steps {
+        let args: Vec<String> = step
+            .command
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        println!("==> {}: cargo {}", step.name, args.join(" "));
+        let started = crate::netns::now();
+        let ok = step.command.status().is_ok_and(|status| status.success());
+        let took = crate::netns::now().duration_since(started);
+        println!("<== {}: {}", step.name, verdict(ok));
+        results.push((step.name, ok, took));
+    }
+    println!("\nsummary:");
+    for (name, ok, took) in &results {
+        println!("  {:<24} {:<6} {}", name, verdict(*ok), seconds(*took));
+    }
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|(_, ok, _)| !ok)
+        .map(|(name, _, _)| *name)
+        .collect();
+    if !failed.is_empty() {
+        bail!("failed: {}", failed.join(", "));
+    }
+    println!("all passed");
+    Ok(())
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "FAILED"
+    }
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
+}
