@@ -1,7 +1,7 @@
 //! Wires config, lease store, engine and packet I/O into the running server. This is the driver:
 //! it owns the clock, the sockets and the threads; every protocol decision is the engine's.
 //!
-//! Threads: one worker per (interface, core) socket (`SO_REUSEPORT` spreads packets), the group
+//! Threads: `threads` workers per interface reading one shared socket, the group
 //! committer of the lease log (it also sends the replies that promise a lease, after fsync), one
 //! expiry ticker, and optionally the metrics endpoint. The lease store is one mutex: a decision
 //! holds it for a few microseconds, and a worker takes it once per received batch.
@@ -181,15 +181,20 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         .max(1);
     let port = cli.port.unwrap_or(server_common::DHCP_SERVER_PORT);
+    // One socket per interface, read by `threads` workers at once: the kernel hands each
+    // datagram to exactly one reader. (One SO_REUSEPORT socket per worker would be the usual
+    // way, but Linux delivers a *copy of every broadcast* to each socket of a reuseport group,
+    // and most DHCP requests are broadcasts: every client would get one reply per worker.)
     let mut sockets = Vec::new();
     for interface in &chosen {
+        let socket = DhcpSocket::bind(port, Some(&interface.name), Duration::from_millis(250))
+            .map_err(|source| DaemonError::Socket {
+                interface: interface.name.clone(),
+                source,
+            })?;
+        let socket = Arc::new(socket);
         for _ in 0..threads {
-            let socket = DhcpSocket::bind(port, Some(&interface.name), Duration::from_millis(250))
-                .map_err(|source| DaemonError::Socket {
-                    interface: interface.name.clone(),
-                    source,
-                })?;
-            sockets.push((Arc::new(socket), interface.clone()));
+            sockets.push((socket.clone(), interface.clone()));
         }
     }
 

@@ -1,6 +1,8 @@
-//! UDP sockets for DHCP: one per interface and worker, bound to `0.0.0.0:67` with `SO_REUSEPORT`
-//! (the kernel spreads packets across workers by flow hash) and `SO_BINDTODEVICE` (so broadcasts
-//! go out of, and requests are attributed to, the right interface). Receive and send in batches
+//! UDP sockets for DHCP: one per interface, bound to `0.0.0.0:67` with `SO_BINDTODEVICE` (so
+//! broadcasts go out of, and requests are attributed to, the right interface) and read by several
+//! workers at once. `SO_REUSEPORT` is set so that a restarted server can bind while the old
+//! socket drains, not to spread load: Linux copies each broadcast to every socket of a reuseport
+//! group. Receive and send in batches
 //! with `recvmmsg`/`sendmmsg`: one syscall for many packets.
 
 use std::io;
