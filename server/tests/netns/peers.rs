@@ -495,6 +495,9 @@ impl Perfdhcp<'_> {
         };
         command.args(["-4", "-l", &self.local, "-R", &self.clients.to_string()]);
         command.args(["-p", &self.seconds.to_string()]);
+        // Wait 1 s after the last request so that answers still in flight when the period ends
+        // are counted as answers, not drops (perfdhcp's default exit wait is 0).
+        command.args(["-W", "1000000"]);
         if let Some(rate) = self.rate {
             command.args(["-r", &rate.to_string()]);
         }
