@@ -8,6 +8,7 @@
 //! reported as an error.
 
 pub mod date;
+mod fast;
 mod parse;
 mod tokens;
 pub mod write;

@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 
 use crate::config::lexer::{Token, TokenKind};
 use crate::lease::file::date::CivilTime;
+use crate::lease::file::fast;
 use crate::lease::file::tokens::{expected, parse_hex_byte, syntax, word, Fail, Parsed, Tokens};
 use crate::lease::file::write::{quote_into, render_tokens};
 use crate::lease::file::{
@@ -43,7 +44,50 @@ pub fn parse_chunk(
         pending: Vec::new(),
     };
     let mut outcome = ChunkOutcome::default();
+    // Byte position between statements, its line and the offset where that line starts.
+    let mut position = 0usize;
+    let mut line = line_base + 1;
+    let mut line_start = 0usize;
     loop {
+        // Blanks and comments between statements.
+        while let Some(&byte) = input.get(position) {
+            match byte {
+                b'\n' => {
+                    position += 1;
+                    line += 1;
+                    line_start = position;
+                }
+                b' ' | b'\t' | b'\r' | 0x0b | 0x0c => position += 1,
+                b'#' => {
+                    position = input[position..]
+                        .iter()
+                        .position(|&byte| byte == b'\n')
+                        .map_or(input.len(), |length| position + length);
+                }
+                _ => break,
+            }
+        }
+        if position >= input.len() {
+            break;
+        }
+        // Lease blocks as ISC and this writer write them take the byte-level fast path; any
+        // other form falls back to the token parser for that statement.
+        if let Some((lease, length, newlines)) = fast::lease(&input[position..]) {
+            parser.sink.lease(lease);
+            if newlines > 0 {
+                line += newlines;
+                let end = position + length;
+                line_start = input[..end]
+                    .iter()
+                    .rposition(|&byte| byte == b'\n')
+                    .map_or(line_start, |newline| newline + 1);
+            }
+            position += length;
+            outcome.consumed = position;
+            continue;
+        }
+        let column = (position - line_start + 1) as u32;
+        parser.tokens.restart(position, line, column);
         let token = match parser.tokens.next_any() {
             Ok(token) => token,
             Err(Fail::Eof) => {
@@ -51,18 +95,19 @@ pub fn parse_chunk(
                 break;
             }
             Err(Fail::Syntax {
-                line,
-                column,
+                line: error_line,
+                column: error_column,
                 message,
             }) => {
-                parser.pending.push(LeaseFileError {
-                    line,
-                    column,
+                // A byte the tokenizer rejects between statements: report it and go on after it.
+                outcome.errors.push(LeaseFileError {
+                    line: error_line,
+                    column: error_column,
                     message,
                 });
-                // A byte the tokenizer rejects between statements: report it and go on with
-                // the next token.
-                outcome.errors.append(&mut parser.pending);
+                position = parser.tokens.offset_of(error_line, error_column) + 1;
+                line = error_line;
+                line_start = position - error_column as usize;
                 continue;
             }
         };
@@ -89,7 +134,11 @@ pub fn parse_chunk(
         match result {
             Ok(()) => {
                 outcome.errors.append(&mut parser.pending);
-                outcome.consumed = parser.end_offset();
+                position = parser.end_offset();
+                outcome.consumed = position;
+                let (end_line, end_column) = parser.tokens.last_position;
+                line = end_line;
+                line_start = position - end_column as usize;
             }
             Err(()) => {
                 // Errors of a torn statement are not errors: the statement is cut short.
@@ -110,11 +159,11 @@ struct Parser<'t, 's, S> {
 
 /// What a lease statement saw, for the defaults applied at its end (`parse_lease_declaration`).
 #[derive(Default)]
-struct Seen {
-    binding_state: bool,
-    next_binding_state: bool,
-    rewind_binding_state: bool,
-    tstp: bool,
+pub(super) struct Seen {
+    pub(super) binding_state: bool,
+    pub(super) next_binding_state: bool,
+    pub(super) rewind_binding_state: bool,
+    pub(super) tstp: bool,
 }
 
 impl<S: RecordSink> Parser<'_, '_, S> {
@@ -557,24 +606,7 @@ impl<S: RecordSink> Parser<'_, '_, S> {
         while !self.close_brace()? {
             self.lease_statement(&mut lease, &mut seen)?;
         }
-        // Defaults of `parse_lease_declaration` (§8.4). Without a binding state the lease is
-        // active while it has an end; the store's expiry run settles it against the clock.
-        if !seen.binding_state {
-            // Then `next binding state` stays free, as `Lease::free` has it.
-            lease.binding_state = if lease.ends != 0 {
-                BindingState::Active
-            } else {
-                BindingState::Free
-            };
-        } else if !seen.next_binding_state {
-            lease.next_binding_state = lease.binding_state;
-        }
-        if !seen.rewind_binding_state {
-            lease.rewind_binding_state = lease.binding_state;
-        }
-        if !seen.tstp {
-            lease.tstp = lease.ends;
-        }
+        finish_lease(&mut lease, &seen);
         lease.shrink_extra();
         Ok(lease)
     }
@@ -854,5 +886,27 @@ fn set_variable(lease: &mut Lease, name: String, value: String) {
     match variables.iter_mut().find(|(existing, _)| *existing == name) {
         Some(entry) => entry.1 = value,
         None => variables.push((name, value)),
+    }
+}
+
+/// Defaults of `parse_lease_declaration` (§8.4) for what the block did not say.
+pub(super) fn finish_lease(lease: &mut Lease, seen: &Seen) {
+    // Defaults of `parse_lease_declaration` (§8.4). Without a binding state the lease is
+    // active while it has an end; the store's expiry run settles it against the clock.
+    if !seen.binding_state {
+        // Then `next binding state` stays free, as `Lease::free` has it.
+        lease.binding_state = if lease.ends != 0 {
+            BindingState::Active
+        } else {
+            BindingState::Free
+        };
+    } else if !seen.next_binding_state {
+        lease.next_binding_state = lease.binding_state;
+    }
+    if !seen.rewind_binding_state {
+        lease.rewind_binding_state = lease.binding_state;
+    }
+    if !seen.tstp {
+        lease.tstp = lease.ends;
     }
 }

@@ -52,6 +52,22 @@ impl<'a> Tokens<'a> {
         }
     }
 
+    /// Starts over at byte `offset`, which is at absolute (`line`, `column`), between two
+    /// top-level statements.
+    pub(super) fn restart(&mut self, offset: usize, line: u32, column: u32) {
+        let offset = offset.min(self.input.len());
+        self.lexer = Lexer::new(&self.input[offset..], 0);
+        self.start_offset = offset;
+        self.start_line = line;
+        self.start_column = column;
+        self.peeked = None;
+        self.depth = 0;
+        self.at_statement_end = true;
+        self.last_position = (line, column);
+        self.cursor_line = line;
+        self.cursor_offset = offset + 1 - column as usize;
+    }
+
     /// Byte offset of an absolute (line, column); positions only move forward, so the scan is
     /// amortised linear.
     pub(super) fn offset_of(&mut self, line: u32, column: u32) -> usize {
