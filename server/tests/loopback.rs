@@ -2,6 +2,11 @@
 //! agent at 127.0.0.2 (giaddr), so replies come back to it by unicast (RFC 2131 §4.1) and no
 //! broadcast or raw socket is involved.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "drives the real server in real time"
+)]
+
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
