@@ -305,7 +305,31 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     if shared.committer.flush().is_err() {
         log::error!("the lease committer stopped before shutdown");
     }
+    log_commit_statistics(&shared.committer.stats().snapshot());
     Ok(())
+}
+
+/// Group-commit batch sizes since start: how many records one fsync covered.
+fn log_commit_statistics(stats: &crate::lease::commit::CommitStatsSnapshot) {
+    let mean = if stats.batches == 0 {
+        0.0
+    } else {
+        stats.records as f64 / stats.batches as f64
+    };
+    let histogram: Vec<String> = stats
+        .histogram
+        .iter()
+        .enumerate()
+        .filter(|(_, count)| **count > 0)
+        .map(|(bucket, count)| format!("{}-{}:{count}", 1u64 << bucket, (1u64 << (bucket + 1)) - 1))
+        .collect();
+    log::info!(
+        "group commit: {} records in {} fsyncs (mean {mean:.1}, max {}); batch sizes {}",
+        stats.records,
+        stats.batches,
+        stats.max_batch,
+        histogram.join(" ")
+    );
 }
 
 /// Moves leases past their end to their next state and logs the change.
@@ -353,12 +377,27 @@ fn spawn_committer(
     })?;
     drop(initial);
     let metrics = metrics.clone();
+    let mut outgoing = SendBatch::default();
     let on_durable = move |tokens: Vec<Option<PendingReply>>| {
         metrics.leases_committed.add(tokens.len() as u64);
-        for reply in tokens.into_iter().flatten() {
-            match reply.socket.send_to(&reply.payload, reply.destination) {
-                Ok(_) => metrics.replies_sent.increment(),
-                Err(_) => metrics.send_errors.increment(),
+        // One sendmmsg per socket for the whole batch (almost always a single socket).
+        let mut replies: Vec<PendingReply> = tokens.into_iter().flatten().collect();
+        while let Some(first) = replies.first() {
+            let socket = first.socket.clone();
+            let (same, rest): (Vec<_>, Vec<_>) = replies
+                .into_iter()
+                .partition(|reply| Arc::ptr_eq(&reply.socket, &socket));
+            replies = rest;
+            for reply in same {
+                outgoing.push(reply.payload, reply.destination);
+            }
+            let queued = outgoing.len() as u64;
+            match socket.send_batch(&mut outgoing) {
+                Ok(sent) => {
+                    metrics.replies_sent.add(sent as u64);
+                    metrics.send_errors.add(queued - sent as u64);
+                }
+                Err(_) => metrics.send_errors.add(queued),
             }
         }
     };

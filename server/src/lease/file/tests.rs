@@ -36,7 +36,14 @@ fn ex87_loads_and_writes_back_byte_for_byte() {
 
     let mut out = Vec::new();
     write_file(&file, IdFormat::Octal, &mut out);
-    assert_eq!(String::from_utf8(out.clone()).unwrap(), EX87);
+    // Byte for byte, but for the comment that names the writer.
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        EX87.replace(
+            "written by isc-dhcp-4.4.3-P1",
+            concat!("written by xdhcpd-", env!("CARGO_PKG_VERSION"))
+        )
+    );
     let again = parse(&out, "again");
     assert_eq!(again.leases, file.leases);
     assert_eq!(again.failover_states, file.failover_states);

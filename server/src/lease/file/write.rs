@@ -299,11 +299,16 @@ pub fn write_server_duid(duid: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b";\n");
 }
 
-/// The head of a fresh file (`new_lease_file`, §8.3).
+/// The head of a fresh file (`new_lease_file`, §8.3). ISC's second line names the writer; we
+/// name ourselves there (it is a comment, so ISC dhcpd reads the file all the same).
 pub fn write_header(out: &mut Vec<u8>) {
     out.extend_from_slice(
         b"# The format of this file is documented in the dhcpd.leases(5) manual page.\n\
-          # This lease file was written by isc-dhcp-4.4.3-P1\n\
+          # This lease file was written by xdhcpd-",
+    );
+    out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+    out.extend_from_slice(
+        b"\n\
           \n\
           # authoring-byte-order entry is generated, DO NOT DELETE\n\
           authoring-byte-order little-endian;\n\
