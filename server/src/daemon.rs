@@ -138,34 +138,12 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     let now = unix_now();
 
     // Load the lease file (ISC: a missing lease file is fatal; parse errors are logged and the
-    // rewrite below drops what could not be read).
-    let text = std::fs::read(&leases_path).map_err(|error| DaemonError::Leases {
-        path: leases_path.clone(),
-        message: format!("{error} (create an empty file to start without leases)"),
-    })?;
-    let lease_file = crate::lease::file::parse(&text, &leases_path.display().to_string());
-    for error in &lease_file.errors {
-        log::error!(
-            "{}:{}:{}: {} (statement skipped)",
-            leases_path.display(),
-            error.line,
-            error.column,
-            error.message
-        );
-    }
-    if lease_file.torn_tail {
-        log::warn!(
-            "{}: the last record was incomplete (crash while writing); it was dropped",
-            leases_path.display()
-        );
-    }
+    // rewrite below drops what could not be read). Streamed straight into the store.
     let mut store = LeaseStore::new(&config);
-    let loaded = lease_file.leases.len();
+    let mut other_records = load_leases(&mut store, &leases_path)?;
+    let loaded = store.len();
     // Hosts, groups and failover states of the file are not the store's: keep them for rewrites.
-    let mut other_records = lease_file.clone();
-    other_records.leases = Vec::new();
     other_records.errors = Vec::new();
-    store.load(lease_file);
     let expired = store.expire(now);
     log::info!(
         "loaded {loaded} leases from {} ({} expired since)",
@@ -330,6 +308,31 @@ fn log_commit_statistics(stats: &crate::lease::commit::CommitStatsSnapshot) {
         stats.max_batch,
         histogram.join(" ")
     );
+}
+
+/// Streams the lease file into `store`; logs what had to be skipped. Returns the records that
+/// are not leases (hosts, groups, failover states, server DUID).
+pub fn load_leases(store: &mut LeaseStore, path: &Path) -> Result<LeaseFile, DaemonError> {
+    let file = store.load_path(path).map_err(|error| DaemonError::Leases {
+        path: path.to_path_buf(),
+        message: format!("{error} (create an empty file to start without leases)"),
+    })?;
+    for error in &file.errors {
+        log::error!(
+            "{}:{}:{}: {} (statement skipped)",
+            path.display(),
+            error.line,
+            error.column,
+            error.message
+        );
+    }
+    if file.torn_tail {
+        log::warn!(
+            "{}: the last record was incomplete (crash while writing); it was dropped",
+            path.display()
+        );
+    }
+    Ok(file)
 }
 
 /// Moves leases past their end to their next state and logs the change.

@@ -67,9 +67,30 @@ fn check(cli: &Cli) -> ExitCode {
         eprintln!("{}: warning: {}", warning.location, warning.message);
     }
     if cli.test_leases {
+        // Load exactly as the daemon does (into the real store), so that `-T` also measures
+        // start-up time and memory; then report every statement that had to be skipped.
         let path = daemon::leases_path(cli, &config);
-        if let Err(errors) = lease::file::check(&path) {
-            eprintln!("{errors}");
+        let mut store = lease::store::LeaseStore::new(&config);
+        let file = match store.load_path(&path) {
+            Ok(file) => file,
+            Err(error) => {
+                eprintln!("{}: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        for error in &file.errors {
+            eprintln!(
+                "{}:{}:{}: {}",
+                path.display(),
+                error.line,
+                error.column,
+                error.message
+            );
+        }
+        if !cli.quiet {
+            eprintln!("{}: {} leases", path.display(), store.len());
+        }
+        if !file.errors.is_empty() {
             return ExitCode::FAILURE;
         }
     }
