@@ -280,7 +280,7 @@ fn write_lease_file(path: &Path, count: u32) -> Result<()> {
             "lease {address} {{\n  starts 6 2026/11/28 03:25:05;\n  ends 0 2037/11/29 03:25:05;\n  \
              cltt 6 2026/11/28 03:25:05;\n  binding state active;\n  next binding state free;\n  \
              rewind binding state free;\n  hardware ethernet 02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x};\n  \
-             uid \"\\001\\002\\000{a:03o}{b:03o}{c:03o}\";\n  client-hostname \"host-{index}\";\n}}"
+             uid \"\\001\\002\\000\\{a:03o}\\{b:03o}\\{c:03o}\\{d:03o}\";\n  client-hostname \"host-{index}\";\n}}"
         )?;
     }
     out.flush()?;

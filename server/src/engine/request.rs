@@ -516,11 +516,11 @@ impl<'e> Context<'e, '_> {
         let ignore_uids = scopes
             .find(|scope| scope.ignore_client_uids)
             .unwrap_or(false);
-        lease.uid = if ignore_uids {
+        lease.set_uid(if ignore_uids {
             None
         } else {
-            inbound.client_id.clone().map(Vec::into_boxed_slice)
-        };
+            inbound.client_id.as_deref()
+        });
         lease.set_client_hostname(inbound.hostname.as_deref());
         if let Some(agent) = inbound.relay_agent.as_ref() {
             let sub_options = relay_sub_options(agent);
@@ -610,7 +610,7 @@ impl<'e> Context<'e, '_> {
         lease.rewind_binding_state = BindingState::Abandoned;
         lease.ends = expiry(self.now, abandon_time).min(MAX_TIME);
         lease.hardware = None;
-        lease.uid = None;
+        lease.set_uid(None);
         leases.upsert(lease.clone());
         Decision {
             reply: None,
@@ -796,7 +796,7 @@ impl<'e> Context<'e, '_> {
             lease.rewind_binding_state = BindingState::Active;
             lease.flags |= flags::BOOTP;
             lease.hardware = Some(self.inbound.hardware);
-            lease.uid = self.inbound.client_id.clone().map(Vec::into_boxed_slice);
+            lease.set_uid(self.inbound.client_id.as_deref());
             leases.upsert(lease.clone());
             commit.push(lease);
         }

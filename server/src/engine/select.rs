@@ -217,8 +217,8 @@ impl Engine {
                 let other_identifier = !matches!(
                     lease.binding_state,
                     BindingState::Free | BindingState::Backup
-                ) && lease.uid.is_some()
-                    && lease.uid.as_deref() != inbound.client_id.as_deref();
+                ) && lease.uid().is_some()
+                    && lease.uid() != inbound.client_id.as_deref();
                 !other_identifier && usable(lease)
             })
             .cloned();
@@ -234,8 +234,8 @@ impl Engine {
             }
         }
         if let Some((lease, _)) = &ip_lease {
-            let same_client = match &lease.uid {
-                Some(uid) => inbound.client_id.as_deref() == Some(&**uid),
+            let same_client = match lease.uid() {
+                Some(uid) => inbound.client_id.as_deref() == Some(uid),
                 None => lease.hardware == Some(inbound.hardware),
             };
             if !same_client
@@ -304,10 +304,10 @@ impl Engine {
             self.dynamic(lease, pool, leases)
         } else if let Some(lease) = hw_lease {
             // ISC is lax with BOOTP clients (no identifier) whose lease has one.
-            let fits = match &lease.uid {
+            let fits = match lease.uid() {
                 None => true,
                 Some(uid) => match inbound.client_id.as_deref() {
-                    Some(id) => id == &**uid,
+                    Some(id) => id == uid,
                     None => bootp,
                 },
             };

@@ -172,7 +172,7 @@ impl LeaseStore {
         let leases = &self.leases;
         self.by_client_id
             .find(self.hasher.hash_one(client_id), |&slot| {
-                leases[slot as usize].uid.as_deref() == Some(client_id)
+                leases[slot as usize].uid() == Some(client_id)
             })
             .map(|&slot| &leases[slot as usize])
     }
@@ -287,10 +287,10 @@ impl LeaseStore {
     /// its lease changes.
     fn unlink(&mut self, slot: Slot) {
         let lease = &self.leases[slot as usize];
-        if let Some(uid) = &lease.uid {
+        if let Some(uid) = lease.uid() {
             if let Ok(entry) = self
                 .by_client_id
-                .find_entry(self.hasher.hash_one(&**uid), |&other| other == slot)
+                .find_entry(self.hasher.hash_one(uid), |&other| other == slot)
             {
                 entry.remove();
             }
@@ -320,15 +320,16 @@ impl LeaseStore {
     fn link(&mut self, slot: Slot) {
         let (hasher, leases) = (&self.hasher, &self.leases);
         let lease = &leases[slot as usize];
-        if let Some(uid) = &lease.uid {
-            let hash = hasher.hash_one(&**uid);
-            match self.by_client_id.find_mut(hash, |&other| {
-                leases[other as usize].uid.as_deref() == Some(&**uid)
-            }) {
+        if let Some(uid) = lease.uid() {
+            let hash = hasher.hash_one(uid);
+            match self
+                .by_client_id
+                .find_mut(hash, |&other| leases[other as usize].uid() == Some(uid))
+            {
                 Some(existing) => *existing = slot,
                 None => {
                     self.by_client_id.insert_unique(hash, slot, |&other| {
-                        hasher.hash_one(leases[other as usize].uid.as_deref().unwrap_or_default())
+                        hasher.hash_one(leases[other as usize].uid().unwrap_or_default())
                     });
                 }
             }
@@ -487,13 +488,12 @@ impl LeaseStore {
             .leases
             .iter()
             .map(|lease| {
-                let uid = lease.uid.as_ref().map_or(0, |uid| malloc_size(uid.len()));
+                let uid = match lease.identity_len() {
+                    0 => 0,
+                    length => malloc_size(length),
+                };
                 let extra = lease.extra.as_deref().map_or(0, |extra| {
                     malloc_size(std::mem::size_of::<LeaseExtra>())
-                        + extra
-                            .client_hostname
-                            .as_ref()
-                            .map_or(0, |name| malloc_size(name.len()))
                         + malloc_size(extra.variables.capacity() * 48)
                         + extra
                             .variables
@@ -542,9 +542,9 @@ impl LeaseStore {
 /// True when `lease` is bound to `client` by the shared key rule.
 pub fn lease_belongs_to(lease: &Lease, client: &ClientKey) -> bool {
     match client {
-        ClientKey::ClientId(id) => lease.uid.as_deref() == Some(&**id),
+        ClientKey::ClientId(id) => lease.uid() == Some(&**id),
         ClientKey::Hardware(hardware) => {
-            lease.uid.is_none() && lease.hardware.as_ref() == Some(hardware)
+            lease.uid().is_none() && lease.hardware.as_ref() == Some(hardware)
         }
     }
 }

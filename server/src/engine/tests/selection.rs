@@ -128,7 +128,7 @@ fn client_identifier_binding_wins_over_hardware() {
     let id = vec![1, 2, 3, 4];
     let mut lease = Lease::free(Ipv4Addr::new(10, 0, 0, 103));
     lease.hardware = Hardware::new(1, &MAC_B);
-    lease.uid = Some(id.clone().into_boxed_slice());
+    lease.set_uid(Some(&id.clone()));
     harness.leases.upsert(lease);
     let discover = with(
         client(MessageType::Discover, MAC_A),

@@ -228,7 +228,7 @@ pub(super) fn lease(input: &[u8]) -> Option<(Lease, usize, u32)> {
             }
             b"uid" => {
                 bytes.eat(b" ")?;
-                lease.uid = Some(bytes.quoted()?.into_boxed_slice());
+                lease.set_uid(Some(&bytes.quoted()?));
             }
             b"client-hostname" => {
                 bytes.eat(b" ")?;
@@ -259,7 +259,7 @@ mod tests {
         original.next_binding_state = BindingState::Free;
         original.flags = flags::RESERVED;
         original.hardware = Hardware::new(1, &[0x6a, 0xd9, 0x3e, 0xff, 0xef, 0xc7]);
-        original.uid = Some(b"\x01j\xd9\"\\ x"[..].into());
+        original.set_uid(Some(b"\x01j\xd9\"\\ x"));
         original.set_client_hostname(Some("pc"));
         let mut text = Vec::new();
         write_lease(&original, &mut text);

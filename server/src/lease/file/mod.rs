@@ -348,7 +348,7 @@ pub fn generate_example(count: u32, writer: &mut impl std::io::Write) -> std::io
         if index % 2 == 0 {
             let mut uid = vec![1];
             uid.extend_from_slice(&mac);
-            lease.uid = Some(uid.into_boxed_slice());
+            lease.set_uid(Some(&uid));
         }
         if index % 4 == 0 {
             lease.set_client_hostname(Some(&format!("host-{index}")));

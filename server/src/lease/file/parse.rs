@@ -672,7 +672,7 @@ impl<S: RecordSink> Parser<'_, '_, S> {
                 self.semicolon()?;
             }
             "uid" => {
-                lease.uid = Some(self.string_or_hex()?.into_boxed_slice());
+                lease.set_uid(Some(&self.string_or_hex()?));
                 self.semicolon()?;
             }
             "client-hostname" => {

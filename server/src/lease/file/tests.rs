@@ -55,10 +55,7 @@ fn spec_example_lease_is_written_exactly() {
     let file = parse(text.as_bytes(), "spec");
     assert_eq!(file.errors, vec![]);
     let lease = &file.leases[0];
-    assert_eq!(
-        lease.uid.as_deref(),
-        Some(&[1, 2, 0x11, 0x22, 0x33, 0x44, 0x55][..])
-    );
+    assert_eq!(lease.uid(), Some(&[1, 2, 0x11, 0x22, 0x33, 0x44, 0x55][..]));
     let mut out = Vec::new();
     write_lease(lease, &mut out);
     assert_eq!(String::from_utf8(out).unwrap(), text);
@@ -83,7 +80,7 @@ fn ex_misc_loads_every_form() {
     assert_eq!(first.ends, NEVER);
     assert_eq!(first.binding_state, BindingState::Active);
     assert_eq!(first.next_binding_state, BindingState::Expired);
-    assert_eq!(first.uid.as_deref(), Some(&[1, 2, 0, 0, 0xbe, 0xef, 1][..]));
+    assert_eq!(first.uid(), Some(&[1, 2, 0, 0, 0xbe, 0xef, 1][..]));
     assert_eq!(first.client_hostname(), Some("x"));
     let extra = first.extra.as_deref().unwrap();
     assert_eq!(

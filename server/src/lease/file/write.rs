@@ -142,7 +142,7 @@ pub fn write_lease_with(lease: &Lease, format: IdFormat, out: &mut Vec<u8>) {
         hardware_into(hardware, out);
         out.extend_from_slice(b";\n");
     }
-    if let Some(uid) = &lease.uid {
+    if let Some(uid) = lease.uid() {
         out.extend_from_slice(b"  uid ");
         identifier_into(uid, format, out);
         out.extend_from_slice(b";\n");
@@ -167,22 +167,22 @@ pub fn write_lease_with(lease: &Lease, format: IdFormat, out: &mut Vec<u8>) {
             }
             out.extend_from_slice(b";\n");
         }
-        if let Some(hostname) = extra.client_hostname.as_deref() {
-            // ISC writes the host name only when it is printable (§8.2).
-            if is_printable(hostname) {
-                out.extend_from_slice(b"  client-hostname ");
-                quote_into(hostname.as_bytes(), out);
-                out.extend_from_slice(b";\n");
-            }
+    }
+    if let Some(hostname) = lease.client_hostname() {
+        // ISC writes the host name only when it is printable (§8.2).
+        if is_printable(hostname) {
+            out.extend_from_slice(b"  client-hostname ");
+            quote_into(hostname.as_bytes(), out);
+            out.extend_from_slice(b";\n");
         }
-        for statement in verbatim
-            .iter()
-            .filter(|statement| statement.starts_with("on "))
-        {
-            out.extend_from_slice(b"  ");
-            out.extend_from_slice(statement.as_bytes());
-            out.push(b'\n');
-        }
+    }
+    for statement in verbatim
+        .iter()
+        .filter(|statement| statement.starts_with("on "))
+    {
+        out.extend_from_slice(b"  ");
+        out.extend_from_slice(statement.as_bytes());
+        out.push(b'\n');
     }
     out.extend_from_slice(b"}\n");
 }

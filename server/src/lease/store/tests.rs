@@ -39,7 +39,7 @@ fn active(address_text: &str, hardware: Hardware, uid: Option<&[u8]>, ends: Unix
     lease.starts = 1000;
     lease.ends = ends;
     lease.hardware = Some(hardware);
-    lease.uid = uid.map(Into::into);
+    lease.set_uid(uid);
     lease
 }
 
