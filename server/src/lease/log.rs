@@ -189,7 +189,7 @@ mod tests {
         lease.starts = 1_795_836_305;
         lease.ends = 1_795_836_305 + u32::from(index);
         lease.tstp = lease.ends;
-        lease.set_uid(Some(&vec![1, index, 0x22]));
+        lease.set_uid(Some(&[1, index, 0x22]));
         lease.set_client_hostname(Some("torn"));
         lease
     }
