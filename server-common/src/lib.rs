@@ -3,6 +3,8 @@
 //! the kernel and userspace must agree byte for byte (STYLE.md §6).
 #![no_std]
 
+pub mod loadbalance;
+
 /// Indices into the per-CPU statistics array of the XDP program.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,15 +16,8 @@ const DEFAULT_MAX_LEASE_OWNERSHIP: u32 = 10;
 const DEFAULT_MIN_BALANCE: u32 = 60;
 const DEFAULT_MAX_BALANCE: u32 = 3600;
 
-/// The HBA of `split N`: buckets 0..N-1 set, bucket b = bit `b & 7` of byte `b >> 3`
-/// (failover.md §11.1; set bit = the primary's bucket).
-pub(crate) fn split_to_hba(split: u16) -> [u8; 32] {
-    let mut hba = [0u8; 32];
-    for bucket in 0..usize::from(split.min(256)) {
-        hba[bucket >> 3] |= 1 << (bucket & 7);
-    }
-    hba
-}
+/// The HBA of `split N` (failover.md §11.1), shared with the XDP program.
+pub(crate) use server_common::loadbalance::split_to_hba;
 
 /// What the declaration said, before defaults and rules are applied.
 #[derive(Default)]
