@@ -1,4 +1,4 @@
-//! Fuzz target: arbitrary bytes decoded as a DHCPv4 message and run through the engine (twice,
+//! Fuzz target: arbitrary bytes decoded as a DHCPv4 message (as the daemon decodes: `net::decode`) and run through the engine (twice,
 //! so that the second packet sees the state the first one left). Must never panic.
 
 #![no_main]
@@ -6,8 +6,6 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
-use dhcproto::v4::Message;
-use dhcproto::{Decodable, Decoder};
 use libfuzzer_sys::fuzz_target;
 use xdhcpd::config::model::{
     AddressRange, Config, Pool, PoolId, Scope, ScopeId, SharedNetwork, SharedNetworkId, Subnet,
@@ -61,7 +59,7 @@ fn config() -> Config {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(message) = Message::decode(&mut Decoder::new(data)) else {
+    let Ok(message) = xdhcpd::net::decode::decode_message(data) else {
         return;
     };
     let config = config();

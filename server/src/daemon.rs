@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dhcproto::{Decodable, Decoder};
-
 use crate::cli::{Cli, DEFAULT_LEASES_PATH, DEFAULT_PID_PATH};
 use crate::config::model::Config;
 use crate::engine::{Decision, Destination, Engine, Outcome, Request};
@@ -432,9 +430,12 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
         messages.clear();
         for (payload, source) in incoming.iter() {
             shared.metrics.packets_received.increment();
-            match dhcproto::v4::Message::decode(&mut Decoder::new(payload)) {
+            match crate::net::decode::decode_message(payload) {
                 Ok(message) => messages.push((message, source)),
-                Err(_) => shared.metrics.packets_malformed.increment(),
+                Err(error) => {
+                    shared.metrics.packets_malformed.increment();
+                    log::debug!("dropped a datagram from {source}: {error}");
+                }
             }
         }
         if messages.is_empty() {

@@ -1,5 +1,6 @@
 //! Packet I/O: UDP sockets per interface and core, relay and broadcast replies (RFC 2131 §4.1).
 
 pub mod arp;
+pub mod decode;
 pub mod interfaces;
 pub mod socket;
