@@ -152,6 +152,12 @@ impl LeaseStore {
         self.by_address.reserve(additional, |&slot| {
             hasher.hash_one(leases[slot as usize].address)
         });
+        self.by_client_id.reserve(additional, |&slot| {
+            hasher.hash_one(leases[slot as usize].uid().unwrap_or_default())
+        });
+        self.by_hardware.reserve(additional, |&slot| {
+            hasher.hash_one(leases[slot as usize].hardware.unwrap_or_default())
+        });
     }
 
     fn slot(&self, address: Ipv4Addr) -> Option<Slot> {
@@ -248,6 +254,12 @@ impl LeaseStore {
             fn server_duid(&mut self, duid: Vec<u8>) {
                 self.rest.server_duid(duid);
             }
+        }
+        // Size the arena and the indices once, from the file size, instead of rehashing them
+        // through every doubling while loading (a lease block is 200-350 bytes; capacity that is
+        // never written costs no resident memory).
+        if let Ok(metadata) = std::fs::metadata(path) {
+            self.reserve(usize::try_from(metadata.len() / 200).unwrap_or(0).min(1 << 26));
         }
         let mut sink = Sink {
             store: self,
