@@ -43,6 +43,10 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, port: u16) -> Self {
+        Self::start_with(dir, port, &[])
+    }
+
+    fn start_with(dir: &Path, port: u16, extra: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_xdhcpd"))
             .args(["-f", "-d", "-cf"])
             .arg(dir.join("dhcpd.conf"))
@@ -50,7 +54,9 @@ impl Server {
             .arg(dir.join("dhcpd.leases"))
             .arg("-pf")
             .arg(dir.join("dhcpd.pid"))
-            .args(["-p", &port.to_string(), "--no-xdp", "--threads", "2", "lo"])
+            .args(["-p", &port.to_string(), "--no-xdp", "--threads", "2"])
+            .args(extra)
+            .arg("lo")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -212,14 +218,32 @@ fn dora_then_kill_then_renew() {
     assert_eq!(ack.yiaddr(), address);
 }
 
-/// Garbage does not kill the server: it keeps answering.
+/// One scrape of the Prometheus endpoint.
+fn scrape(address: SocketAddrV4) -> String {
+    use std::io::Read as _;
+    let mut stream = std::net::TcpStream::connect(address).expect("metrics endpoint");
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+fn counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+/// Garbage does not kill the server: every bad datagram is counted as a drop, and the server
+/// keeps answering valid clients.
 #[test]
 fn garbage_is_dropped() {
     let dir = TempDir::new("loopback-garbage");
     write_config(&dir.0);
     let port = port_for(1);
+    let metrics = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port + 1);
     let socket = relay_socket(port);
-    let _server = Server::start(&dir.0, port);
+    let _server = Server::start_with(&dir.0, port, &["--metrics-listen", &metrics.to_string()]);
     let mac = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
     // Wait until it serves.
     exchange(
@@ -237,6 +261,13 @@ fn garbage_is_dropped() {
             .send_to(&garbage, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
             .unwrap();
     }
+    // A flood of truncated requests (shorter than the BOOTP header) before the next valid one.
+    let truncated = [1u8; 100];
+    for _ in 0..2000 {
+        socket
+            .send_to(&truncated, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+            .unwrap();
+    }
     let offer = exchange(
         &socket,
         port,
@@ -247,4 +278,20 @@ fn garbage_is_dropped() {
         offer.as_ref().and_then(message_type),
         Some(MessageType::Offer)
     );
+    // The workers may still be draining the socket when the OFFER comes back: poll the counter
+    // (each bad datagram is counted as a drop) with a bound.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape(metrics);
+        let malformed = counter(&text, "xdhcpd_packets_malformed_total");
+        if malformed >= 2000 {
+            assert!(counter(&text, "xdhcpd_offers_total") >= 2, "{text}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {malformed} of 2000+ bad datagrams counted:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

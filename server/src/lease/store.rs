@@ -259,7 +259,11 @@ impl LeaseStore {
         // through every doubling while loading (a lease block is 200-350 bytes; capacity that is
         // never written costs no resident memory).
         if let Ok(metadata) = std::fs::metadata(path) {
-            self.reserve(usize::try_from(metadata.len() / 200).unwrap_or(0).min(1 << 26));
+            self.reserve(
+                usize::try_from(metadata.len() / 200)
+                    .unwrap_or(0)
+                    .min(1 << 26),
+            );
         }
         let mut sink = Sink {
             store: self,
