@@ -61,9 +61,13 @@ pub fn own_free_state(role: Role) -> BindingState {
 /// `lease_mine_to_reallocate`)?
 pub fn may_allocate(lease: &Lease, role: Role, state: State, mclt: u32, now: UnixTime) -> bool {
     let partner_down = matches!(state, State::PartnerDown { .. });
-    // "if tsfp < STOS use STOS+MCLT else tsfp+MCLT" (§8.2).
-    let after_wait = || {
-        partner_down && u64::from(now) > u64::from(lease.starts.max(lease.tsfp)) + u64::from(mclt)
+    // "if tsfp < STOS use STOS+MCLT else tsfp+MCLT", STOS being when this server entered
+    // PARTNER-DOWN (§8.2, ISC `peer->me.stos`).
+    let after_wait = || match state {
+        State::PartnerDown { since } => {
+            u64::from(now) > u64::from(since.max(lease.tsfp)) + u64::from(mclt)
+        }
+        _ => false,
     };
     match lease.binding_state {
         BindingState::Active => false,
