@@ -550,3 +550,73 @@ fn persisted_record_is_isc_shaped() {
     );
     assert_eq!(saved.mclt, Some(MCLT));
 }
+
+/// Our CONNECT is ISC's (failover.md §4.1 [lab]) byte for byte once the vendor class matches,
+/// and an ISC CONNECT gets CONNECTACK (xid echoed, TLS-reply 0) then STATE; bad ones get
+/// ISC's reject reasons.
+#[test]
+fn connect_matches_isc_and_rejects_like_isc() {
+    use super::body::{Body, Connect};
+    use super::codes::RejectReason;
+    let isc_connect_time = 0x6b0a_497b;
+    let mut primary_config = config(Role::Primary);
+    primary_config.vendor_class = b"isc-4.4.3-P1".to_vec();
+    let mut primary = Machine::new(primary_config, None, None, isc_connect_time);
+    primary.handle_connected(isc_connect_time);
+    let connect = primary.poll_transmit().expect("primary sends CONNECT");
+    let expected = "006c050c6b0a497b00000000001600066c61622d666f000e00040000000a\
+        00130004 0000001e001c000c6973632d342e342e332d5031001400010 1001b000100000f00040000012c\
+        000b0020ffffffffffffffffffffffffffffffff00000000000000000000000000000000";
+    let expected: Vec<u8> = expected
+        .split_whitespace()
+        .collect::<String>()
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+        .collect();
+    assert_eq!(connect.encode().unwrap(), expected);
+
+    let answer = |connect: Connect, time: UnixTime| {
+        let mut secondary = Machine::new(config(Role::Secondary), None, None, START);
+        let mut bindings = MemoryBindings::new(LOW, HIGH);
+        secondary.handle_connected(START);
+        let message = Typed::new(time, 7, Body::Connect(connect));
+        secondary.handle_message(START, message, &mut bindings);
+        let mut out = Vec::new();
+        while let Some(message) = secondary.poll_transmit() {
+            out.push(message);
+        }
+        out
+    };
+    let Body::Connect(good) = connect.body else {
+        panic!("not a CONNECT")
+    };
+    let replies = answer(good.clone(), START);
+    let Body::ConnectAck(ack) = &replies[0].body else {
+        panic!("no CONNECTACK")
+    };
+    assert_eq!(replies[0].xid, 7);
+    assert_eq!(ack.reject_reason, None);
+    assert_eq!(ack.tls_reply, Some(0));
+    assert!(matches!(replies[1].body, Body::State(_)));
+    let reject = |connect: Connect, time| match &answer(connect, time)[0].body {
+        Body::ConnectAck(ack) => ack.reject_reason,
+        _ => None,
+    };
+    let mut wrong_name = good.clone();
+    wrong_name.relationship_name = Some(b"nope".to_vec());
+    assert_eq!(
+        reject(wrong_name, START),
+        Some(RejectReason::InvalidPartner)
+    );
+    assert_eq!(
+        reject(good.clone(), START + 61),
+        Some(RejectReason::TimeMismatch)
+    );
+    let mut short_hba = good.clone();
+    short_hba.hba = Some(vec![0xff; 31]);
+    assert_eq!(reject(short_hba, START), Some(RejectReason::HbaConflict));
+    let mut no_mclt = good;
+    no_mclt.mclt = None;
+    assert_eq!(reject(no_mclt, START), Some(RejectReason::InvalidMclt));
+}
