@@ -27,7 +27,7 @@ fn sample_lease(index: u32) -> Lease {
         index as u8,
     ];
     lease.hardware = Hardware::new(1, &mac);
-    lease.uid = Some([&[1u8][..], &mac].concat().into_boxed_slice());
+    lease.set_uid(Some(&[&[1u8][..], &mac].concat()));
     lease.set_client_hostname(Some("laptop"));
     lease
 }
