@@ -1,0 +1,1 @@
+//! Tests of the OMAPI objects over an in-memory store.
