@@ -145,8 +145,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     // Hosts, groups and failover states of the file are not the store's: keep them for rewrites.
     other_records.errors = Vec::new();
     // OMAPI hosts live in the engine's table; compaction writes them from there.
-    let dynamic_hosts =
-        crate::omapi::host_table(&config, std::mem::take(&mut other_records.hosts));
+    let dynamic_hosts = crate::omapi::host_table(&config, std::mem::take(&mut other_records.hosts));
     let expired = store.expire(now);
     log::info!(
         "loaded {loaded} leases from {} ({} expired since)",

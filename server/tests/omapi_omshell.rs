@@ -288,12 +288,18 @@ fn omshell_leases_hosts_and_keys() {
         Some(SECRET),
         &format!("new lease\nset ip-address = {address}\nopen\n"),
     );
-    assert!(by_ip.contains(&format!("hardware-address = {}", colon_hex(&client))), "{by_ip}");
+    assert!(
+        by_ip.contains(&format!("hardware-address = {}", colon_hex(&client))),
+        "{by_ip}"
+    );
     assert!(by_ip.contains("state = 00:00:00:02"), "{by_ip}");
     let by_mac = omshell(
         omapi_port,
         Some(SECRET),
-        &format!("new lease\nset hardware-address = {}\nopen\n", colon_hex(&client)),
+        &format!(
+            "new lease\nset hardware-address = {}\nopen\n",
+            colon_hex(&client)
+        ),
     );
     assert!(
         by_mac.contains(&format!("ip-address = {}", colon_hex(&address.octets()))),
@@ -329,7 +335,10 @@ fn omshell_leases_hosts_and_keys() {
     // It survives a restart (persisted as `host omhost { dynamic; … }`).
     server.kill();
     let leases = std::fs::read_to_string(dir.0.join("dhcpd.leases")).unwrap();
-    assert!(leases.contains("host omhost {") && leases.contains("dynamic;"), "{leases}");
+    assert!(
+        leases.contains("host omhost {") && leases.contains("dynamic;"),
+        "{leases}"
+    );
     let mut server = Server::start(&dir.0, port);
     wait_for_omapi(omapi_port);
     let reopened = omshell(
@@ -376,5 +385,8 @@ fn omshell_leases_hosts_and_keys() {
         None,
         &format!("new lease\nset ip-address = {address}\nopen\n"),
     );
-    assert!(keyless.contains("can't open object: no key specified"), "{keyless}");
+    assert!(
+        keyless.contains("can't open object: no key specified"),
+        "{keyless}"
+    );
 }

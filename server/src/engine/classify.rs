@@ -113,10 +113,11 @@ fn find_host(config: &Config, dynamic: Option<&HostSet>, inbound: &Inbound<'_>) 
     });
     by_id.or_else(|| {
         first_preferring_fixed(config.hosts.iter().enumerate().filter(|(_, host)| {
-            live(host) && host.hardware.as_ref().is_some_and(|hardware| {
-                hardware.htype == inbound.hardware.htype
-                    && hardware.address == inbound.hardware.address()
-            })
+            live(host)
+                && host.hardware.as_ref().is_some_and(|hardware| {
+                    hardware.htype == inbound.hardware.htype
+                        && hardware.address == inbound.hardware.address()
+                })
         }))
     })
 }

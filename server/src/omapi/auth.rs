@@ -118,18 +118,15 @@ mod tests {
 
     #[test]
     fn recomputes_the_spec_signatures() {
-        let mut message = crate::omapi::wire::Message::new(
-            crate::omapi::wire::Opcode::OPEN,
-            0,
-            0x6b8b4568,
-            0,
-        );
+        let mut message =
+            crate::omapi::wire::Message::new(crate::omapi::wire::Opcode::OPEN, 0, 0x6b8b4568, 0);
         message
             .message_values
             .push(crate::omapi::wire::Value::new("type", "lease"));
-        message
-            .object_values
-            .push(crate::omapi::wire::Value::new("ip-address", vec![10, 99, 0, 105]));
+        message.object_values.push(crate::omapi::wire::Value::new(
+            "ip-address",
+            vec![10, 99, 0, 105],
+        ));
         sign_message(&mut message, 1, &key());
         let expected = crate::omapi::wire::tests::hex("fd972718d0c6a912b75471f821966682");
         assert_eq!(message.signature, expected);
@@ -148,7 +145,10 @@ mod tests {
     #[test]
     fn algorithm_names_are_normalised_and_compared_without_case() {
         assert_eq!(normalize_algorithm("hmac-md5"), HMAC_MD5);
-        assert_eq!(normalize_algorithm("HMAC-MD5.SIG-ALG.REG.INT"), "HMAC-MD5.SIG-ALG.REG.INT.");
+        assert_eq!(
+            normalize_algorithm("HMAC-MD5.SIG-ALG.REG.INT"),
+            "HMAC-MD5.SIG-ALG.REG.INT."
+        );
         let key = key();
         assert!(key.matches(b"OMAPI_KEY", Some(b"HMAC-MD5.SIG-ALG.REG.INT.")));
         assert!(key.matches(b"omapi_key", Some(b"hmac-md5")));

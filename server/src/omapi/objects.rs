@@ -424,8 +424,15 @@ impl Objects {
                 }
                 b"ip-address" | b"starts" | b"pool" => return Err(ResultCode::NOPERM),
                 b"subnet" => return Err(ResultCode::INVALIDARG),
-                b"dhcp-client-identifier" | b"client-hostname" | b"host" | b"billing-class"
-                | b"hardware-address" | b"hardware-type" | b"tstp" | b"tsfp" | b"atsfp"
+                b"dhcp-client-identifier"
+                | b"client-hostname"
+                | b"host"
+                | b"billing-class"
+                | b"hardware-address"
+                | b"hardware-type"
+                | b"tstp"
+                | b"tsfp"
+                | b"atsfp"
                 | b"cltt" => {}
                 name => {
                     // Any other name is a lease variable, persisted as `set NAME = VALUE;`.
@@ -597,7 +604,11 @@ impl Objects {
 
     /// Enters `record` into the table the engine reads, then persists it.
     fn store_host(&self, record: HostRecord) {
-        let configured = self.config.hosts.iter().any(|host| host.name == record.name);
+        let configured = self
+            .config
+            .hosts
+            .iter()
+            .any(|host| host.name == record.name);
         let mut bytes = Vec::new();
         write_host(&record, &mut bytes);
         self.hosts.modify(|set| set.apply(record, configured));
@@ -704,8 +715,8 @@ fn apply_host_values(
                 record.statements = parse_statements(text)?;
             }
             b"group" => {
-                record.group = (!bytes.is_empty())
-                    .then(|| String::from_utf8_lossy(bytes).into_owned());
+                record.group =
+                    (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned());
             }
             b"known" => {}
             _ => return Err(ResultCode::UNKNOWNATTRIBUTE),
@@ -791,7 +802,10 @@ fn variable_text(bytes: &[u8]) -> String {
 /// A lease variable's lease-file text as OMAPI bytes (`binding_scope_stuff_values`): strings
 /// as their bytes, `%N` numbers and booleans as 4-byte integers.
 fn variable_bytes(text: &str) -> Vec<u8> {
-    if let Some(inner) = text.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')) {
+    if let Some(inner) = text
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+    {
         return inner.as_bytes().to_vec();
     }
     if let Some(number) = text.strip_prefix('%').and_then(|n| n.parse::<i64>().ok()) {

@@ -36,7 +36,9 @@ pub enum SessionError {
 enum State {
     /// Waiting for the peer's introduction.
     Intro,
-    Open { header_size: u32 },
+    Open {
+        header_size: u32,
+    },
 }
 
 /// One connection's protocol state.
@@ -152,8 +154,8 @@ impl Session {
             else {
                 return Err(SessionError::UnknownAuthenticator(header.authid));
             };
-            let valid = header.authlen as usize == SIGNATURE_LEN
-                && key.verify(signed, &request.signature);
+            let valid =
+                header.authlen as usize == SIGNATURE_LEN && key.verify(signed, &request.signature);
             if !valid {
                 // §6.4: a bad signature gets an unsigned STATUS with authid 0.
                 self.send_status(header.id, None, Status::bare(ResultCode::INVALIDKEY));
@@ -166,7 +168,9 @@ impl Session {
         if header.rid != 0 {
             return Err(SessionError::UnexpectedResponse(header.rid));
         }
-        let kind = request.message_value("type").map(|value| value.value.clone());
+        let kind = request
+            .message_value("type")
+            .map(|value| value.value.clone());
         let opens_authenticator =
             header.op == Opcode::OPEN && kind.as_deref() == Some(b"authenticator".as_slice());
         if signer.is_none() && objects.config().omapi_key.is_some() && !opens_authenticator {
@@ -178,9 +182,7 @@ impl Session {
             return Ok(());
         }
         let reply = match header.op {
-            Opcode::OPEN if opens_authenticator => {
-                self.open_authenticator(&request, objects)
-            }
+            Opcode::OPEN if opens_authenticator => self.open_authenticator(&request, objects),
             Opcode::OPEN => open(now, &request, kind.as_deref(), objects),
             Opcode::REFRESH => refresh(header.handle, objects),
             Opcode::UPDATE => objects

@@ -339,7 +339,7 @@ fn be16(bytes: &[u8], at: usize) -> Option<u16> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// omapi.md §10 message 5, byte-exact from the capture.
@@ -403,8 +403,14 @@ mod tests {
             decode_message(&bytes, 24, 1024),
             Err(WireError::TooLong { limit: 1024 })
         );
+        // An endless list of small pairs stops at the bound too.
+        let mut endless = Message::new(Opcode::OPEN, 0, 1, 0).to_bytes();
+        endless.truncate(24);
+        for _ in 0..300 {
+            endless.extend_from_slice(&[0, 1, b'x', 0, 0, 0, 0]);
+        }
         assert_eq!(
-            decode_message(&[0; 2048], 24, 1024),
+            decode_message(&endless, 24, 1024),
             Err(WireError::TooLong { limit: 1024 })
         );
     }
