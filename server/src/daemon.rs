@@ -142,6 +142,8 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     let loaded = store.len();
     // Hosts, groups and failover states of the file are not the store's: keep them for rewrites.
     other_records.errors = Vec::new();
+    // OMAPI hosts live in the engine's table; compaction writes them from there.
+    let dynamic_hosts = crate::omapi::host_table(&config, std::mem::take(&mut other_records.hosts));
     let expired = store.expire(now);
     log::info!(
         "loaded {loaded} leases from {} ({} expired since)",
@@ -183,11 +185,12 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         &leases_path,
         &leases,
         Arc::new(other_records),
+        &dynamic_hosts,
         &metrics,
         id_format,
     )?;
     let shared = Arc::new(Shared {
-        engine: Engine::new(config.clone()),
+        engine: Engine::new(config.clone()).with_dynamic_hosts(dynamic_hosts.clone()),
         leases: leases.clone(),
         metrics: metrics.clone(),
         committer,
@@ -246,6 +249,19 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             }),
         )?;
     }
+
+    let omapi_shared = shared.clone();
+    let _omapi = crate::omapi::start(
+        config.clone(),
+        leases.clone(),
+        dynamic_hosts,
+        Box::new(move |record| {
+            if omapi_shared.committer.submit(record, None).is_err() {
+                log::error!("OMAPI change not persisted: the lease committer stopped");
+            }
+        }),
+        Box::new(|| SHUTDOWN.store(true, Ordering::SeqCst)),
+    )?;
 
     install_signal_handlers();
     let mut workers = Vec::new();
@@ -358,12 +374,17 @@ fn spawn_committer(
     path: &Path,
     leases: &Arc<Mutex<LeaseStore>>,
     other_records: Arc<LeaseFile>,
+    dynamic_hosts: &Arc<crate::engine::dynamic_hosts::DynamicHosts>,
     metrics: &Arc<Metrics>,
     id_format: IdFormat,
 ) -> Result<GroupCommit<Option<PendingReply>>, DaemonError> {
     let snapshot_leases = leases.clone();
+    let snapshot_hosts = dynamic_hosts.clone();
     let snapshot = move |buffer: &mut Vec<u8>| {
         crate::lease::file::write_file(&other_records, id_format, buffer);
+        for record in &snapshot_hosts.current().records {
+            crate::lease::file::write_host(record, buffer);
+        }
         if let Ok(store) = snapshot_leases.lock() {
             for lease in store.iter() {
                 crate::lease::file::write_lease_with(lease, id_format, buffer);

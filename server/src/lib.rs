@@ -13,4 +13,5 @@ pub mod lease;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod omapi;
 pub mod xdp;

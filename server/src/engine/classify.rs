@@ -6,9 +6,12 @@
 //! over a [`PacketView`] of the request.
 
 use crate::config::expr::{evaluate, PacketView};
-use crate::config::model::{ClassId, Config, HostId, PermitKind, Pool, ScopeId};
+use std::sync::Arc;
+
+use crate::config::model::{ClassId, Config, Host, HostId, PermitKind, Pool, ScopeId};
 use crate::lease::record::UnixTime;
 
+use super::dynamic_hosts::{DynamicHosts, HostSet};
 use super::packet::{option_value, Inbound};
 
 /// The client's identity as far as configuration is concerned.
@@ -16,6 +19,8 @@ use super::packet::{option_value, Inbound};
 pub(crate) struct Classification {
     /// The host declaration matching the client (ISC `packet->known`).
     pub host: Option<HostId>,
+    /// A host added over OMAPI when no dhcpd.conf host matched (omapi.md §8.2).
+    pub dynamic_host: Option<Arc<Host>>,
     /// Matching classes in declaration order, with the scope that applies (a subclass's own scope
     /// when it has a body, else the class's).
     pub classes: Vec<(ClassId, ScopeId)>,
@@ -23,7 +28,15 @@ pub(crate) struct Classification {
 
 impl Classification {
     pub fn known(&self) -> bool {
-        self.host.is_some()
+        self.host.is_some() || self.dynamic_host.is_some()
+    }
+
+    /// The matching host declaration, from dhcpd.conf or added over OMAPI.
+    pub fn host<'a>(&'a self, config: &'a Config) -> Option<&'a Host> {
+        match self.host {
+            Some(id) => config.hosts.get(id.0 as usize),
+            None => self.dynamic_host.as_deref(),
+        }
     }
 
     pub fn is_member(&self, class: ClassId) -> bool {
@@ -32,34 +45,79 @@ impl Classification {
 }
 
 /// Classifies `inbound` against `config`.
-pub(crate) fn classify(config: &Config, inbound: &Inbound<'_>) -> Classification {
-    let host = find_host(config, inbound);
+pub(crate) fn classify(
+    config: &Config,
+    dynamic: &DynamicHosts,
+    inbound: &Inbound<'_>,
+) -> Classification {
+    let snapshot = dynamic.snapshot();
+    let host = find_host(config, snapshot.as_deref(), inbound);
+    let dynamic_host = match (host, &snapshot) {
+        (None, Some(set)) => find_dynamic_host(set, inbound),
+        _ => None,
+    };
+    let name = match host {
+        Some(id) => Some(config.host(id).name.as_str()),
+        None => dynamic_host.as_deref().map(|host| host.name.as_str()),
+    };
+    let classes = matching_classes(config, inbound, name);
     Classification {
         host,
-        classes: matching_classes(config, inbound, host),
+        dynamic_host,
+        classes,
     }
+}
+
+/// The same search over the OMAPI hosts (ISC keeps both in one hash; dhcpd.conf ones come first
+/// here, which only matters when both declare the same client).
+fn find_dynamic_host(set: &HostSet, inbound: &Inbound<'_>) -> Option<Arc<Host>> {
+    let pick = |matches: &dyn Fn(&Host) -> bool| {
+        let mut first = None;
+        for host in set.hosts.iter().filter(|host| matches(host)) {
+            if !host.fixed_addresses.is_empty() {
+                return Some(Arc::clone(host));
+            }
+            first.get_or_insert_with(|| Arc::clone(host));
+        }
+        first
+    };
+    let by_id = inbound
+        .client_id
+        .as_deref()
+        .and_then(|id| pick(&|host: &Host| host.client_id.as_deref() == Some(id)));
+    by_id.or_else(|| {
+        pick(&|host: &Host| {
+            host.hardware.as_ref().is_some_and(|hardware| {
+                hardware.htype == inbound.hardware.htype
+                    && hardware.address == inbound.hardware.address()
+            })
+        })
+    })
 }
 
 /// ISC `find_lease`: a host whose `dhcp-client-identifier` equals option 61 first
 /// (`find_hosts_by_uid`), then one whose `hardware` equals htype/chaddr (`find_hosts_by_haddr`).
 /// Among several, one with a fixed address wins (ISC chains such hosts and `mockup_lease` picks
 /// the one with an address on the network; the caller checks the network).
-fn find_host(config: &Config, inbound: &Inbound<'_>) -> Option<HostId> {
+fn find_host(config: &Config, dynamic: Option<&HostSet>, inbound: &Inbound<'_>) -> Option<HostId> {
+    // A dhcpd.conf host deleted over OMAPI no longer matches.
+    let live = |host: &Host| dynamic.is_none_or(|set| !set.is_deleted(&host.name));
     let by_id = inbound.client_id.as_deref().and_then(|id| {
         first_preferring_fixed(
             config
                 .hosts
                 .iter()
                 .enumerate()
-                .filter(|(_, host)| host.client_id.as_deref() == Some(id)),
+                .filter(|(_, host)| live(host) && host.client_id.as_deref() == Some(id)),
         )
     });
     by_id.or_else(|| {
         first_preferring_fixed(config.hosts.iter().enumerate().filter(|(_, host)| {
-            host.hardware.as_ref().is_some_and(|hardware| {
-                hardware.htype == inbound.hardware.htype
-                    && hardware.address == inbound.hardware.address()
-            })
+            live(host)
+                && host.hardware.as_ref().is_some_and(|hardware| {
+                    hardware.htype == inbound.hardware.htype
+                        && hardware.address == inbound.hardware.address()
+                })
         }))
     })
 }
@@ -82,13 +140,13 @@ fn first_preferring_fixed<'c>(
 fn matching_classes(
     config: &Config,
     inbound: &Inbound<'_>,
-    host: Option<HostId>,
+    host: Option<&str>,
 ) -> Vec<(ClassId, ScopeId)> {
     let mut members = Vec::new();
     if config.classes.is_empty() {
         return members;
     }
-    let view = RequestView::new(config, inbound, host);
+    let view = RequestView::new(inbound, host);
     for (index, class) in config.classes.iter().enumerate() {
         let id = ClassId(index as u32);
         if let Some(condition) = &class.match_if {
@@ -123,7 +181,7 @@ struct RequestView<'a> {
 }
 
 impl<'a> RequestView<'a> {
-    fn new(config: &'a Config, inbound: &'a Inbound<'_>, host: Option<HostId>) -> Self {
+    fn new(inbound: &'a Inbound<'_>, host_name: Option<&'a str>) -> Self {
         let options = inbound
             .message
             .opts()
@@ -133,7 +191,7 @@ impl<'a> RequestView<'a> {
         Self {
             options,
             hardware: (inbound.hardware.htype, inbound.hardware.address()),
-            host_name: host.map(|host| config.host(host).name.as_str()),
+            host_name,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! type.
 
 mod classify;
+pub mod dynamic_hosts;
 mod lease_time;
 mod options;
 mod packet;
@@ -43,6 +44,8 @@ pub struct Engine {
     /// For every pool, the failover role when the pool has a failover peer: `Some(true)` for
     /// primary, `Some(false)` for secondary (ISC `lease_mine_to_reallocate`).
     pool_failover: Vec<Option<FailoverRole>>,
+    /// Hosts added over OMAPI, consulted after the config's (omapi.md §8.2).
+    dynamic_hosts: Arc<dynamic_hosts::DynamicHosts>,
 }
 
 /// The failover role of a pool's peer, with its MCLT (failover.md §8.1).
@@ -187,7 +190,19 @@ impl Engine {
         Self {
             config,
             pool_failover,
+            dynamic_hosts: Arc::default(),
         }
+    }
+
+    /// Shares `hosts` (the OMAPI host table) with this engine.
+    #[must_use]
+    pub fn with_dynamic_hosts(mut self, hosts: Arc<dynamic_hosts::DynamicHosts>) -> Self {
+        self.dynamic_hosts = hosts;
+        self
+    }
+
+    pub fn dynamic_hosts(&self) -> &Arc<dynamic_hosts::DynamicHosts> {
+        &self.dynamic_hosts
     }
 
     pub fn config(&self) -> &Arc<Config> {

@@ -34,7 +34,7 @@ pub(crate) fn handle(
         engine,
         now,
         request,
-        classification: classify(&engine.config, &inbound),
+        classification: classify(&engine.config, &engine.dynamic_hosts, &inbound),
         inbound,
     };
     match context.inbound.message_type {
@@ -62,11 +62,7 @@ impl<'e> Context<'e, '_> {
     /// The scopes for a reply about `candidate` (or about a bare subnet).
     fn scopes_for(&self, base: ScopeId) -> ScopeStack<'e> {
         let config = &*self.engine.config;
-        let host = self
-            .classification
-            .host
-            .and_then(|host| config.hosts.get(host.0 as usize))
-            .map(|host| host.scope);
+        let host = self.classification.host(config).map(|host| host.scope);
         let classes: Vec<ScopeId> = self
             .classification
             .classes
@@ -114,18 +110,15 @@ impl<'e> Context<'e, '_> {
     }
 
     /// `use-host-decl-names`: the host declaration's name becomes option 12.
-    fn host_name(&self, scopes: &ScopeStack<'_>) -> Option<&'e str> {
+    fn host_name(&self, scopes: &ScopeStack<'_>) -> Option<&str> {
         if !scopes
             .find(|scope| scope.use_host_decl_names)
             .unwrap_or(false)
         {
             return None;
         }
-        let host = self.classification.host?;
-        self.engine
-            .config
-            .hosts
-            .get(host.0 as usize)
+        self.classification
+            .host(&self.engine.config)
             .map(|host| host.name.as_str())
     }
 

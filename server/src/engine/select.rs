@@ -176,8 +176,7 @@ impl Engine {
         };
 
         // A host declaration with a fixed address on this shared network (ISC `mockup_lease`).
-        let fixed = classification.host.and_then(|host| {
-            let host = self.config.hosts.get(host.0 as usize)?;
+        let fixed = classification.host(&self.config).and_then(|host| {
             host.fixed_addresses.iter().find_map(|address| {
                 let network = self.network_of(*address)?;
                 (network.shared == share).then_some(Candidate::Fixed {

@@ -1,0 +1,126 @@
+//! Host declarations added at run time (OMAPI `host` objects, omapi.md §8.2) and rubouts of
+//! dhcpd.conf hosts, consulted by [`super::classify`] after the configuration's own hosts, as
+//! ISC's host hash holds both.
+//!
+//! The packet path reads an `Arc` snapshot: one atomic load when the table is empty (the common
+//! case), else a short `RwLock` read to clone the `Arc`. Writers (OMAPI, rare) build a new
+//! snapshot and swap it in.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::config::model::{HardwareAddress, Host, ScopeId};
+use crate::lease::file::HostRecord;
+
+/// One immutable generation of the table.
+#[derive(Clone, Debug, Default)]
+pub struct HostSet {
+    /// Hosts created over OMAPI (or read back from dhcpd.leases), in creation order.
+    pub hosts: Vec<Arc<Host>>,
+    /// Names of dhcpd.conf hosts deleted over OMAPI (`deleted;` rubouts): they no longer match.
+    pub deleted: Vec<String>,
+    /// What a compacted dhcpd.leases must hold: every live dynamic host, and the rubouts of
+    /// dhcpd.conf hosts (dhcpd-conf.md §8.5).
+    pub records: Vec<HostRecord>,
+}
+
+/// The engine's view of a persisted host record. Dynamic hosts have no scope of their own:
+/// the global scope adds nothing above the subnet's in a [`super::scope::ScopeStack`].
+pub fn host_from_record(record: &HostRecord) -> Host {
+    Host {
+        name: record.name.clone(),
+        scope: ScopeId::GLOBAL,
+        hardware: record.hardware.map(|hardware| HardwareAddress {
+            htype: hardware.htype,
+            address: hardware.address().to_vec(),
+        }),
+        client_id: record.uid.clone(),
+        fixed_addresses: record.fixed_addresses.clone(),
+    }
+}
+
+impl HostSet {
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.deleted.is_empty()
+    }
+
+    pub fn is_deleted(&self, name: &str) -> bool {
+        self.deleted.iter().any(|deleted| deleted == name)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Host>> {
+        self.hosts.iter().find(|host| host.name == name)
+    }
+
+    pub fn record(&self, name: &str) -> Option<&HostRecord> {
+        self.records
+            .iter()
+            .find(|record| record.name == name && !record.deleted)
+    }
+
+    /// Applies one record as the lease file reader would: a later record of a name replaces
+    /// the earlier one; a rubout removes it, and hides a dhcpd.conf host of that name when
+    /// `configured` says there is one.
+    pub fn apply(&mut self, record: HostRecord, configured: bool) {
+        self.hosts.retain(|host| host.name != record.name);
+        self.records.retain(|old| old.name != record.name);
+        self.deleted.retain(|name| *name != record.name);
+        if record.deleted {
+            if configured {
+                self.deleted.push(record.name.clone());
+                self.records.push(record);
+            }
+        } else {
+            self.hosts.push(Arc::new(host_from_record(&record)));
+            self.records.push(record);
+        }
+    }
+}
+
+/// The shared table: the engine reads, OMAPI writes.
+#[derive(Debug, Default)]
+pub struct DynamicHosts {
+    current: RwLock<Arc<HostSet>>,
+    /// False while the table is empty, so the packet path skips the lock entirely.
+    in_use: AtomicBool,
+}
+
+impl DynamicHosts {
+    pub fn new(set: HostSet) -> Self {
+        let in_use = !set.is_empty();
+        Self {
+            current: RwLock::new(Arc::new(set)),
+            in_use: AtomicBool::new(in_use),
+        }
+    }
+
+    /// The current generation, or `None` when there is nothing in it.
+    pub fn snapshot(&self) -> Option<Arc<HostSet>> {
+        if !self.in_use.load(Ordering::Acquire) {
+            return None;
+        }
+        self.current.read().ok().map(|set| Arc::clone(&set))
+    }
+
+    /// The current generation, even when empty (for lease-file snapshots and OMAPI).
+    pub fn current(&self) -> Arc<HostSet> {
+        match self.current.read() {
+            Ok(set) => Arc::clone(&set),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the table with `change` applied to a copy of it; returns what `change` returned.
+    pub fn modify<R>(&self, change: impl FnOnce(&mut HostSet) -> R) -> R {
+        let mut guard = match self.current.write() {
+            Ok(guard) => guard,
+            // A writer panicked mid-swap; the Arc it left is still a whole generation.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = HostSet::clone(&guard);
+        let result = change(&mut next);
+        self.in_use.store(!next.is_empty(), Ordering::Release);
+        *guard = Arc::new(next);
+        result
+    }
+}

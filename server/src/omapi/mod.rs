@@ -1,0 +1,51 @@
+//! OMAPI, ISC's control channel (`../shared/spec/omapi.md`): `wire` (codec), `auth` (HMAC-MD5
+//! keys), `session` (sans-IO connection state machine), `objects` (lease, host, control,
+//! failover-state) and `server` (the tokio listener on `omapi-port`).
+
+pub mod auth;
+pub mod objects;
+pub mod result;
+pub mod server;
+pub mod session;
+pub mod wire;
+
+use std::sync::{Arc, Mutex};
+
+use crate::config::model::Config;
+use crate::engine::dynamic_hosts::{DynamicHosts, HostSet};
+use crate::lease::file::HostRecord;
+use crate::lease::store::LeaseStore;
+
+/// The dynamic host table from the host records of dhcpd.leases (later records win; rubouts of
+/// dhcpd.conf hosts hide them), as ISC rebuilds its host hash at start-up.
+pub fn host_table(config: &Config, records: Vec<HostRecord>) -> Arc<DynamicHosts> {
+    let mut set = HostSet::default();
+    for record in records {
+        let configured = config.hosts.iter().any(|host| host.name == record.name);
+        set.apply(record, configured);
+    }
+    Arc::new(DynamicHosts::new(set))
+}
+
+/// Starts the OMAPI listener when dhcpd.conf has `omapi-port` (ISC runs none otherwise).
+/// `persist` takes dhcpd.leases records; `shutdown` begins a graceful stop.
+pub fn start(
+    config: Arc<Config>,
+    leases: Arc<Mutex<LeaseStore>>,
+    hosts: Arc<DynamicHosts>,
+    persist: Box<dyn Fn(Vec<u8>) + Send + Sync>,
+    shutdown: Box<dyn Fn() + Send + Sync>,
+) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
+    let Some(port) = config.omapi_port else {
+        return Ok(None);
+    };
+    let objects = objects::Objects::new(
+        config,
+        leases,
+        hosts,
+        persist,
+        shutdown,
+        Box::new(objects::NoFailover),
+    );
+    server::spawn(port, Arc::new(objects)).map(Some)
+}

@@ -1,0 +1,264 @@
+//! Tests of the OMAPI objects and session over an in-memory store: the capture's lease lookup
+//! answered byte for byte, host create/delete reaching the engine's table and the lease file
+//! records, and the authentication failures of omapi.md §6.4.
+
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+
+use crate::engine::dynamic_hosts::DynamicHosts;
+use crate::lease::record::{BindingState, Hardware, Lease};
+use crate::lease::store::LeaseStore;
+use crate::omapi::auth::{sign_message, Authenticator};
+use crate::omapi::objects::{NoFailover, Objects};
+use crate::omapi::session::{Session, SessionError};
+use crate::omapi::wire::{decode_message, find, Intro, Message, Opcode, Value};
+
+const CONFIG: &str = "key omapi_key { algorithm hmac-md5; secret \"MDEyMzQ1Njc4OWFiY2RlZg==\"; }\n\
+omapi-port 7911;\nomapi-key omapi_key;\n\
+subnet 10.99.0.0 netmask 255.255.255.0 { range 10.99.0.100 10.99.0.199; }\n";
+
+struct Harness {
+    objects: Objects,
+    hosts: Arc<DynamicHosts>,
+    persisted: Arc<Mutex<Vec<String>>>,
+    session: Session,
+    key: Authenticator,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let config = Arc::new(crate::config::parse_str(CONFIG, "test.conf").unwrap());
+        let mut store = LeaseStore::new(&config);
+        let mut lease = Lease::free(Ipv4Addr::new(10, 99, 0, 105));
+        lease.starts = 0x67748580;
+        lease.ends = 0x70e11e80;
+        lease.tstp = 0x70e11e80;
+        lease.cltt = 0x67748580;
+        lease.binding_state = BindingState::Active;
+        lease.hardware = Hardware::new(1, &[2, 0x11, 0x22, 0x33, 0x44, 0x55]);
+        lease.set_uid(Some(&[1, 2, 0x11, 0x22, 0x33, 0x44, 0x55]));
+        lease.set_client_hostname(Some("labhost"));
+        store.upsert(lease);
+        let hosts = Arc::new(DynamicHosts::default());
+        let persisted = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&persisted);
+        let objects = Objects::new(
+            config,
+            Arc::new(Mutex::new(store)),
+            Arc::clone(&hosts),
+            Box::new(move |record| {
+                sink.lock()
+                    .unwrap()
+                    .push(String::from_utf8(record).unwrap())
+            }),
+            Box::new(|| {}),
+            Box::new(NoFailover),
+        );
+        let mut session = Session::new(0x0478bd76);
+        assert_eq!(session.poll_transmit(), Some(Intro::OURS.encode().to_vec()));
+        session
+            .handle_bytes(0, &Intro::OURS.encode(), &objects)
+            .unwrap();
+        Self {
+            objects,
+            hosts,
+            persisted,
+            session,
+            key: Authenticator::hmac_md5("omapi_key", b"0123456789abcdef"),
+        }
+    }
+
+    fn exchange(&mut self, request: &Message) -> Vec<Message> {
+        self.session
+            .handle_bytes(1_700_000_000, &request.to_bytes(), &self.objects)
+            .unwrap();
+        let bytes = self.session.poll_transmit().unwrap_or_default();
+        let mut rest = bytes.as_slice();
+        let mut replies = Vec::new();
+        while let Some(decoded) = decode_message(rest, 24, 1 << 20).unwrap() {
+            rest = &rest[decoded.length..];
+            replies.push(decoded.message);
+        }
+        replies
+    }
+
+    /// The capture's authenticator OPEN; returns the authid.
+    fn authenticate(&mut self) -> u32 {
+        let mut open = Message::new(Opcode::OPEN, 0, 0x6b8b4567, 0);
+        open.message_values
+            .push(Value::new("type", "authenticator"));
+        open.object_values.push(Value::new("name", "omapi_key"));
+        open.object_values
+            .push(Value::new("algorithm", "hmac-md5.SIG-ALG.REG.INT."));
+        let replies = self.exchange(&open);
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0].header.op, Opcode::UPDATE);
+        assert_eq!(replies[0].header.authid, 0);
+        replies[0].header.handle
+    }
+
+    fn signed(&self, mut message: Message, authid: u32) -> Message {
+        sign_message(&mut message, authid, &self.key);
+        message
+    }
+}
+
+fn result(message: &Message) -> Option<u32> {
+    find(&message.message_values, "result").and_then(Value::as_u32)
+}
+
+#[test]
+fn the_capture_lease_lookup_is_answered_byte_for_byte() {
+    let mut harness = Harness::new();
+    let authid = harness.authenticate();
+    assert_eq!(authid, 1);
+    let mut open = Message::new(Opcode::OPEN, 0, 0x6b8b4568, 0);
+    open.message_values.push(Value::new("type", "lease"));
+    open.object_values
+        .push(Value::new("ip-address", vec![10, 99, 0, 105]));
+    let open = harness.signed(open, authid);
+    let replies = harness.exchange(&open);
+    let expected = crate::omapi::wire::tests::hex(crate::omapi::wire::tests::LEASE_UPDATE);
+    assert_eq!(replies[0].to_bytes(), expected);
+}
+
+#[test]
+fn hosts_reach_the_engine_table_and_the_lease_file() {
+    let mut harness = Harness::new();
+    let authid = harness.authenticate();
+    let mut create = Message::new(Opcode::OPEN, 0, 10, 0);
+    create.message_values.push(Value::u32("create", 1));
+    create.message_values.push(Value::u32("exclusive", 1));
+    create.message_values.push(Value::new("type", "host"));
+    create.object_values.push(Value::new("name", "newhost"));
+    create.object_values.push(Value::new(
+        "hardware-address",
+        vec![2, 0xaa, 0xbb, 0xcc, 0xdd, 0xee],
+    ));
+    create.object_values.push(Value::u32("hardware-type", 1));
+    create
+        .object_values
+        .push(Value::new("ip-address", vec![10, 99, 0, 60]));
+    let replies = harness.exchange(&harness.signed(create.clone(), authid));
+    let reply = &replies[0];
+    assert_eq!(reply.header.op, Opcode::UPDATE, "{reply:?}");
+    let names: Vec<_> = reply
+        .object_values
+        .iter()
+        .map(|value| String::from_utf8_lossy(&value.name).into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["ip-address", "name", "hardware-address", "hardware-type"]
+    );
+    let host = harness.hosts.snapshot().unwrap();
+    assert_eq!(
+        host.hosts[0].fixed_addresses,
+        [Ipv4Addr::new(10, 99, 0, 60)]
+    );
+    assert_eq!(
+        harness.persisted.lock().unwrap()[0],
+        "host newhost {\n  dynamic;\n  hardware ethernet 02:aa:bb:cc:dd:ee;\n  \
+         fixed-address 10.99.0.60;\n}\n"
+    );
+
+    // Create again, exclusive: "already exists" (omapi.md §10.1).
+    create.header.id = 11;
+    let replies = harness.exchange(&harness.signed(create, authid));
+    assert_eq!(result(&replies[0]), Some(0x12));
+
+    // Delete by handle: a rubout, and the engine no longer sees it.
+    let delete = Message::new(Opcode::DELETE, reply.header.handle, 12, 0);
+    let replies = harness.exchange(&harness.signed(delete, authid));
+    assert_eq!(result(&replies[0]), Some(0));
+    assert!(harness.hosts.snapshot().is_none());
+    assert_eq!(
+        harness.persisted.lock().unwrap()[1],
+        "host newhost {\n  dynamic;\n  deleted;\n}\n"
+    );
+}
+
+#[test]
+fn lease_updates_are_committed() {
+    let mut harness = Harness::new();
+    let authid = harness.authenticate();
+    let mut open = Message::new(Opcode::OPEN, 0, 20, 0);
+    open.message_values.push(Value::new("type", "lease"));
+    open.object_values.push(Value::new(
+        "hardware-address",
+        vec![2, 0x11, 0x22, 0x33, 0x44, 0x55],
+    ));
+    let replies = harness.exchange(&harness.signed(open, authid));
+    let handle = replies[0].header.handle;
+    let mut update = Message::new(Opcode::UPDATE, handle, 21, 0);
+    update.object_values.push(Value::u32("ends", 0));
+    let replies = harness.exchange(&harness.signed(update, authid));
+    assert_eq!(result(&replies[0]), Some(0));
+    let record = harness.persisted.lock().unwrap()[0].clone();
+    assert!(record.starts_with("lease 10.99.0.105 {"), "{record}");
+    assert!(!record.contains("ends 6 2030"), "{record}");
+    let mut refused = Message::new(Opcode::UPDATE, handle, 22, 0);
+    refused.object_values.push(Value::u32("starts", 0));
+    let replies = harness.exchange(&harness.signed(refused, authid));
+    assert_eq!(result(&replies[0]), Some(6));
+}
+
+#[test]
+fn authentication_failures_are_reported_as_isc_does() {
+    let mut harness = Harness::new();
+    // Unsigned request on a keyed server.
+    let mut open = Message::new(Opcode::OPEN, 0, 30, 0);
+    open.message_values.push(Value::new("type", "lease"));
+    open.object_values
+        .push(Value::new("ip-address", vec![10, 99, 0, 105]));
+    let replies = harness.exchange(&open);
+    assert_eq!(result(&replies[0]), Some(0x60009));
+    assert_eq!(
+        find(&replies[0].message_values, "message").unwrap().value,
+        b"No authenticator on message"
+    );
+    // Wrong secret: unsigned STATUS with authid 0, INVALIDKEY.
+    let authid = harness.authenticate();
+    let mut wrong = open.clone();
+    sign_message(
+        &mut wrong,
+        authid,
+        &Authenticator::hmac_md5("omapi_key", b"wrong"),
+    );
+    let replies = harness.exchange(&wrong);
+    assert_eq!(replies[0].header.authid, 0);
+    assert_eq!(result(&replies[0]), Some(0x6000b));
+    // Unknown key name at authenticator OPEN: not found.
+    let mut unknown = Message::new(Opcode::OPEN, 0, 31, 0);
+    unknown
+        .message_values
+        .push(Value::new("type", "authenticator"));
+    unknown.object_values.push(Value::new("name", "other"));
+    let replies = harness.exchange(&unknown);
+    assert_eq!(result(&replies[0]), Some(23));
+    // An authid never opened closes the connection.
+    let stray = harness.signed(open, 99);
+    assert_eq!(
+        harness
+            .session
+            .handle_bytes(0, &stray.to_bytes(), &harness.objects),
+        Err(SessionError::UnknownAuthenticator(99))
+    );
+}
+
+#[test]
+fn hostile_input_is_bounded() {
+    let mut harness = Harness::new();
+    let mut huge = Message::new(Opcode::OPEN, 0, 40, 0).to_bytes();
+    huge.truncate(24);
+    huge.extend_from_slice(&[0, 1, b'x', 0xff, 0xff, 0xff, 0xff]);
+    assert!(harness
+        .session
+        .handle_bytes(0, &huge, &harness.objects)
+        .is_err());
+    let mut other = Session::new(1);
+    let _ = other.poll_transmit();
+    assert!(other
+        .handle_bytes(0, &[0, 0, 0, 99, 0, 0, 0, 24], &harness.objects)
+        .is_err());
+}

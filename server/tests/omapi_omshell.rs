@@ -1,0 +1,392 @@
+//! Tier 1: ISC's real `omshell` (Debian isc-dhcp-client) against the real `xdhcpd` binary on
+//! loopback (omapi.md §7): lease lookups by IP and MAC, a host reservation honoured at once and
+//! after a restart, deletion, and the refusals for a wrong or missing key. Skipped when omshell
+//! is not installed, unless REQUIRE_PRIVILEGED_TESTS=1 (CI), where that is a failure.
+
+#![expect(
+    clippy::disallowed_methods,
+    reason = "drives the real server in real time"
+)]
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+
+const SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZg==";
+const OMSHELL: &str = "/usr/bin/omshell";
+
+const RELAY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// A scratch directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("xdhcpd-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The server process, killed on drop.
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn start(dir: &Path, port: u16) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_xdhcpd"))
+            .args(["-f", "-d", "-cf"])
+            .arg(dir.join("dhcpd.conf"))
+            .arg("-lf")
+            .arg(dir.join("dhcpd.leases"))
+            .arg("-pf")
+            .arg(dir.join("dhcpd.pid"))
+            .args(["-p", &port.to_string(), "--no-xdp", "--threads", "2", "lo"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start xdhcpd");
+        Self { child }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn port_for(test: u16) -> u16 {
+    // Away from loopback.rs's ports (20000 + pid % 20000 + 2 test).
+    21000 + (std::process::id() % 20000) as u16 + test * 4
+}
+
+/// The relay's socket: `127.0.0.2:PORT`, more specific than the server's wildcard bind.
+fn relay_socket(port: u16) -> UdpSocket {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket.set_reuse_port(true).unwrap();
+    socket.bind(&SocketAddrV4::new(RELAY, port).into()).unwrap();
+    let socket: UdpSocket = socket.into();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    socket
+}
+
+fn message(kind: MessageType, mac: [u8; 6], xid: u32, ciaddr: Ipv4Addr) -> Message {
+    let mut message = Message::default();
+    message
+        .set_opcode(Opcode::BootRequest)
+        .set_xid(xid)
+        .set_flags(Flags::default())
+        .set_ciaddr(ciaddr)
+        .set_giaddr(RELAY)
+        .set_chaddr(&mac);
+    message.set_hops(1);
+    message.opts_mut().insert(DhcpOption::MessageType(kind));
+    message
+        .opts_mut()
+        .insert(DhcpOption::ParameterRequestList(vec![
+            OptionCode::SubnetMask,
+            OptionCode::Router,
+            OptionCode::DomainNameServer,
+        ]));
+    message
+}
+
+/// Sends `request` until a reply with the same xid arrives or `deadline` passes.
+fn exchange(
+    socket: &UdpSocket,
+    port: u16,
+    request: &Message,
+    deadline: Duration,
+) -> Option<Message> {
+    let mut payload = Vec::new();
+    request.encode(&mut Encoder::new(&mut payload)).unwrap();
+    let started = Instant::now();
+    let mut buffer = [0u8; 1500];
+    while started.elapsed() < deadline {
+        socket
+            .send_to(&payload, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+            .unwrap();
+        while let Ok((length, _)) = socket.recv_from(&mut buffer) {
+            if let Ok(reply) = Message::decode(&mut Decoder::new(&buffer[..length])) {
+                if reply.xid() == request.xid() {
+                    return Some(reply);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn message_type(message: &Message) -> Option<MessageType> {
+    match message.opts().get(OptionCode::MessageType) {
+        Some(DhcpOption::MessageType(kind)) => Some(*kind),
+        _ => None,
+    }
+}
+
+fn write_config(dir: &Path, omapi_port: u16) {
+    let mut file = std::fs::File::create(dir.join("dhcpd.conf")).unwrap();
+    writeln!(
+        file,
+        "authoritative;\ndefault-lease-time 600;\nmax-lease-time 7200;\n\
+         key omapi_key {{ algorithm hmac-md5; secret \"{SECRET}\"; }};\n\
+         omapi-port {omapi_port};\nomapi-key omapi_key;\n\
+         subnet 127.0.0.0 netmask 255.0.0.0 {{\n  option routers 127.0.0.1;\n  \
+         range 127.0.10.1 127.0.10.200;\n}}"
+    )
+    .unwrap();
+}
+
+/// Waits until the OMAPI port accepts connections (bounded).
+fn wait_for_omapi(port: u16) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if TcpStream::connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("OMAPI port {port} never opened");
+}
+
+/// Runs omshell with `key` (None: no key) and `commands`, returns what it printed.
+fn omshell(port: u16, key: Option<&str>, commands: &str) -> String {
+    let mut script = format!("server 127.0.0.1\nport {port}\n");
+    if let Some(secret) = key {
+        script.push_str(&format!("key omapi_key {secret}\n"));
+    }
+    script.push_str("connect\n");
+    script.push_str(commands);
+    let mut child = Command::new(OMSHELL)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run omshell");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    // omshell exits at end of input; bound the wait anyway.
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!("---- omshell ----\n{script}---- output ----\n{text}");
+    text
+}
+
+fn omshell_available() -> bool {
+    if Path::new(OMSHELL).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("REQUIRE_PRIVILEGED_TESTS").is_err(),
+        "omshell is required (apt-get install isc-dhcp-client)"
+    );
+    eprintln!("skipped: {OMSHELL} not installed");
+    false
+}
+
+/// DISCOVER + REQUEST through the relay; the ACKed address.
+fn dora(socket: &UdpSocket, port: u16, mac: [u8; 6], xid: u32) -> Ipv4Addr {
+    let offer = exchange(
+        socket,
+        port,
+        &message(MessageType::Discover, mac, xid, Ipv4Addr::UNSPECIFIED),
+        Duration::from_secs(20),
+    )
+    .expect("no DHCPOFFER");
+    assert_eq!(message_type(&offer), Some(MessageType::Offer));
+    let address = offer.yiaddr();
+    let server_id = match offer.opts().get(OptionCode::ServerIdentifier) {
+        Some(DhcpOption::ServerIdentifier(id)) => *id,
+        other => panic!("no server identifier: {other:?}"),
+    };
+    let mut request = message(MessageType::Request, mac, xid + 1, Ipv4Addr::UNSPECIFIED);
+    request
+        .opts_mut()
+        .insert(DhcpOption::RequestedIpAddress(address));
+    request
+        .opts_mut()
+        .insert(DhcpOption::ServerIdentifier(server_id));
+    let ack = exchange(socket, port, &request, Duration::from_secs(10)).expect("no DHCPACK");
+    assert_eq!(message_type(&ack), Some(MessageType::Ack));
+    assert_eq!(ack.yiaddr(), address);
+    address
+}
+
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[test]
+fn omshell_leases_hosts_and_keys() {
+    if !omshell_available() {
+        return;
+    }
+    let dir = TempDir::new("omapi-omshell");
+    let port = port_for(0);
+    let omapi_port = port + 1;
+    write_config(&dir.0, omapi_port);
+    std::fs::File::create(dir.0.join("dhcpd.leases")).unwrap();
+    let socket = relay_socket(port);
+    let mut server = Server::start(&dir.0, port);
+    wait_for_omapi(omapi_port);
+
+    // A real client gets a lease; omshell finds it by IP and by MAC.
+    let client = [0x02, 0x00, 0x00, 0x00, 0x0a, 0x01];
+    let address = dora(&socket, port, client, 100);
+    let by_ip = omshell(
+        omapi_port,
+        Some(SECRET),
+        &format!("new lease\nset ip-address = {address}\nopen\n"),
+    );
+    assert!(
+        by_ip.contains(&format!("hardware-address = {}", colon_hex(&client))),
+        "{by_ip}"
+    );
+    assert!(by_ip.contains("state = 00:00:00:02"), "{by_ip}");
+    let by_mac = omshell(
+        omapi_port,
+        Some(SECRET),
+        &format!(
+            "new lease\nset hardware-address = {}\nopen\n",
+            colon_hex(&client)
+        ),
+    );
+    assert!(
+        by_mac.contains(&format!("ip-address = {}", colon_hex(&address.octets()))),
+        "{by_mac}"
+    );
+
+    // A host reservation applies to a new client at once.
+    let reserved = [0x02, 0x00, 0x00, 0x00, 0x0b, 0x01];
+    let fixed = Ipv4Addr::new(127, 0, 20, 5);
+    let created = omshell(
+        omapi_port,
+        Some(SECRET),
+        &format!(
+            "new host\nset name = \"omhost\"\nset hardware-address = {}\n\
+             set hardware-type = 1\nset ip-address = {fixed}\ncreate\n",
+            colon_hex(&reserved)
+        ),
+    );
+    assert!(created.contains("name = \"omhost\""), "{created}");
+    assert!(!created.contains("can't"), "{created}");
+    assert_eq!(dora(&socket, port, reserved, 200), fixed);
+    let duplicate = omshell(
+        omapi_port,
+        Some(SECRET),
+        &format!(
+            "new host\nset name = \"omhost\"\nset hardware-address = {}\n\
+             set hardware-type = 1\ncreate\n",
+            colon_hex(&reserved)
+        ),
+    );
+    assert!(duplicate.contains("already exists"), "{duplicate}");
+
+    // It survives a restart (persisted as `host omhost { dynamic; … }`).
+    server.kill();
+    let leases = std::fs::read_to_string(dir.0.join("dhcpd.leases")).unwrap();
+    assert!(
+        leases.contains("host omhost {") && leases.contains("dynamic;"),
+        "{leases}"
+    );
+    let mut server = Server::start(&dir.0, port);
+    wait_for_omapi(omapi_port);
+    let reopened = omshell(
+        omapi_port,
+        Some(SECRET),
+        "new host\nset name = \"omhost\"\nopen\n",
+    );
+    assert!(
+        reopened.contains(&format!("hardware-address = {}", colon_hex(&reserved))),
+        "{reopened}"
+    );
+    assert_eq!(dora(&socket, port, reserved, 300), fixed);
+
+    // Deleted: the client gets a dynamic address again, also after another restart.
+    let removed = omshell(
+        omapi_port,
+        Some(SECRET),
+        "new host\nset name = \"omhost\"\nopen\nremove\n",
+    );
+    assert!(!removed.contains("can't destroy"), "{removed}");
+    assert_ne!(dora(&socket, port, reserved, 400), fixed);
+    server.kill();
+    let _server = Server::start(&dir.0, port);
+    wait_for_omapi(omapi_port);
+    let gone = omshell(
+        omapi_port,
+        Some(SECRET),
+        "new host\nset name = \"omhost\"\nopen\n",
+    );
+    assert!(gone.contains("can't open object: not found"), "{gone}");
+
+    // Wrong key: the signature check fails and omshell gets no usable answer.
+    let wrong = omshell(
+        omapi_port,
+        Some("d3JvbmcgZGhjcCBzZWNyZXQ="),
+        &format!("new lease\nset ip-address = {address}\nopen\n"),
+    );
+    assert!(wrong.contains("can't open object"), "{wrong}");
+    assert!(!wrong.contains("hardware-address ="), "{wrong}");
+
+    // No key on a server that requires one.
+    let keyless = omshell(
+        omapi_port,
+        None,
+        &format!("new lease\nset ip-address = {address}\nopen\n"),
+    );
+    assert!(
+        keyless.contains("can't open object: no key specified"),
+        "{keyless}"
+    );
+}
