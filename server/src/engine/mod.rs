@@ -43,6 +43,8 @@ pub struct Engine {
     /// For every pool, the failover role when the pool has a failover peer: `Some(true)` for
     /// primary, `Some(false)` for secondary (ISC `lease_mine_to_reallocate`).
     pool_failover: Vec<Option<FailoverRole>>,
+    /// Failover state and the hand-off of committed leases to the peer driver.
+    failover: crate::failover::hooks::FailoverHooks,
 }
 
 /// The failover role of a pool's peer, with its MCLT (failover.md §8.1).
@@ -185,6 +187,7 @@ impl Engine {
             })
             .collect();
         Self {
+            failover: crate::failover::hooks::FailoverHooks::new(&config),
             config,
             pool_failover,
         }
@@ -203,6 +206,15 @@ impl Engine {
         request: &Request<'_>,
         leases: &mut LeaseStore,
     ) -> Decision {
-        request::handle(self, now, request, leases)
+        let decision = request::handle(self, now, request, leases);
+        // Committed leases of failover pools become BNDUPDs (failover.md §7.2).
+        self.failover.leases_changed(&decision.commit);
+        decision
+    }
+
+    /// Failover as the engine sees it (state per relationship); the daemon starts the peer
+    /// drivers over it.
+    pub fn failover(&self) -> &crate::failover::hooks::FailoverHooks {
+        &self.failover
     }
 }
