@@ -424,7 +424,7 @@ impl Driver {
                     self.name(),
                     String::from_utf8_lossy(&message)
                 ),
-                Event::RefusedUpdate { address, reason } => log::info!(
+                Event::RefusedUpdate { address, reason } => log::debug!(
                     "failover peer {}: refused update for {address:?}: {reason:?}",
                     self.name()
                 ),
