@@ -5,6 +5,10 @@
 //! (a) xdhcpd primary + ISC secondary: both reach NORMAL (ISC's own view read from its lease
 //! file), and a lease xdhcpd gives to a client (whose MAC hashes to the primary's bucket)
 //! appears in ISC's lease file through BNDUPD.
+//!
+//! (b) ISC primary + xdhcpd secondary: both reach NORMAL, ISC's pool balancing hands xdhcpd its
+//! BACKUP leases, a client in the secondary's bucket is served by xdhcpd; ISC is killed →
+//! xdhcpd goes COMMUNICATIONS-INTERRUPTED (its lease file says so) and keeps renewing.
 
 mod common;
 mod netns;
@@ -20,8 +24,19 @@ const SECONDARY: &str = "10.215.0.2";
 
 /// The failover block + pool both servers share; `role` is the role-specific part.
 fn dhcpd_conf(role: &str, address: &str, peer_address: &str) -> String {
+    dhcpd_conf_with_times(role, address, peer_address, 600, 7200)
+}
+
+fn dhcpd_conf_with_times(
+    role: &str,
+    address: &str,
+    peer_address: &str,
+    default_lease_time: u32,
+    max_lease_time: u32,
+) -> String {
     format!(
-        "authoritative;\nddns-update-style none;\ndefault-lease-time 600;\nmax-lease-time 7200;\n\
+        "authoritative;\nddns-update-style none;\n\
+         default-lease-time {default_lease_time};\nmax-lease-time {max_lease_time};\n\
          server-identifier {address};\n\
          failover peer \"interop\" {{\n  {role}\n  address {address};\n  port 647;\n  \
          peer address {peer_address};\n  peer port 647;\n  max-response-delay 30;\n  \
@@ -43,7 +58,13 @@ struct Triangle {
 
 impl Triangle {
     fn new() -> Result<Self> {
-        let tag = format!("xdh-{}-fo", std::process::id());
+        // Tests of this file run in parallel: one tag per lab.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let tag = format!(
+            "xdh-{}-fo{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let dir = TempDir::new("xdh-fo")?;
         let a = Netns::create(format!("{tag}-a"))?;
         let b = Netns::create(format!("{tag}-b"))?;
@@ -111,11 +132,11 @@ fn my_state(lease_file: &Path) -> Option<String> {
 }
 
 /// A locally administered MAC whose chaddr hash is in the primary's half with `split 128`
-/// (failover.md §11.2: bucket < 128).
-fn primary_bucket_mac() -> String {
+/// (failover.md §11.2: bucket < 128), or in the secondary's.
+fn bucket_mac(primary: bool) -> String {
     (1u8..=255)
         .map(|last| [0x02, 0x15, 0x00, 0x00, 0x00, last])
-        .find(|mac| server_common::loadbalance::bucket(mac) < 128)
+        .find(|mac| (server_common::loadbalance::bucket(mac) < 128) == primary)
         .map(|mac| {
             mac.iter()
                 .map(|byte| format!("{byte:02x}"))
@@ -123,6 +144,14 @@ fn primary_bucket_mac() -> String {
                 .join(":")
         })
         .unwrap_or_else(|| "02:15:00:00:00:01".into())
+}
+
+/// dhclient's lease file once it names a server (it is written just after the BOUND script).
+fn client_lease_text(path: &Path) -> Result<String> {
+    wait_for("dhclient's lease file", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        Ok(text.contains("dhcp-server-identifier").then_some(text))
+    })
 }
 
 fn logs(parts: &[(&str, &Path)]) -> String {
@@ -193,7 +222,7 @@ fn xdhcpd_primary_and_isc_secondary_reach_normal_and_share_a_lease() -> Result<(
     // A client in the primary's bucket: xdhcpd answers, ISC stays silent (§11.3), and the
     // binding reaches ISC through BNDUPD (§7.2).
     let client_dir = TempDir::new("xdh-fo-client")?;
-    let mac = primary_bucket_mac();
+    let mac = bucket_mac(true);
     lab.client.ip(&["link", "set", "br0", "address", &mac])?;
     let mut client = start_dhclient(&lab.client, client_dir.path(), "br0", false)?;
     let address = client
@@ -217,12 +246,119 @@ fn xdhcpd_primary_and_isc_secondary_reach_normal_and_share_a_lease() -> Result<(
     .with_context(debug)?;
     assert_eq!(shared.address, address);
     // xdhcpd granted it (the server identifier in dhclient's lease is the primary's).
-    let client_lease = std::fs::read_to_string(&client.lease_file).unwrap_or_default();
+    let client_lease = client_lease_text(&client.lease_file)?;
     assert!(
         client_lease.contains(&format!("dhcp-server-identifier {PRIMARY};")),
         "client lease:\n{client_lease}\n{}",
         debug()
     );
+    client.proc.kill();
+    Ok(())
+}
+
+#[test]
+fn isc_primary_and_xdhcpd_secondary_then_isc_dies_and_xdhcpd_keeps_renewing() -> Result<()> {
+    if !common::privileged(
+        "isc_primary_and_xdhcpd_secondary_then_isc_dies_and_xdhcpd_keeps_renewing",
+    ) {
+        return Ok(());
+    }
+    let lab = Triangle::new()?;
+    let isc_dir = TempDir::new("xdh-fo-isc")?;
+    // Leases of 4 s (below MCLT, so granted whole, §8.1): dhclient renews every 2 s.
+    let mut isc = start_isc(
+        &lab.a,
+        isc_dir.path(),
+        &dhcpd_conf_with_times(
+            "primary;\n  mclt 300;\n  split 128;",
+            PRIMARY,
+            SECONDARY,
+            4,
+            4,
+        ),
+    )?;
+    let mut xdhcpd = ServerSetup {
+        netns: &lab.b,
+        dir: lab.dir.path(),
+        kind: ServerKind::Xdhcpd {
+            binary: env!("CARGO_BIN_EXE_xdhcpd").into(),
+            xdp: false,
+        },
+        config: DhcpConfig::lab_default(),
+        interface: "s0".into(),
+        relayed: false,
+        dhcpd_conf: Some(dhcpd_conf_with_times(
+            "secondary;",
+            SECONDARY,
+            PRIMARY,
+            4,
+            4,
+        )),
+    }
+    .start()?;
+    let isc_leases = isc_dir.join("isc.leases");
+    let debug = || {
+        logs(&[
+            ("xdhcpd log", &lab.dir.join("server.log")),
+            ("xdhcpd leases", &xdhcpd.lease_file),
+            ("ISC log", &isc_dir.join("isc.log")),
+            ("ISC leases", &isc_leases),
+        ])
+    };
+    // NORMAL on both sides, and ISC's pool balancing gave the secondary its BACKUP leases.
+    let reached = wait_for(
+        "both peers in NORMAL with BACKUP leases on the secondary",
+        Duration::from_secs(40),
+        || {
+            isc.check_running()?;
+            xdhcpd.proc.check_running()?;
+            let text = std::fs::read_to_string(&xdhcpd.lease_file).unwrap_or_default();
+            Ok((my_state(&isc_leases).as_deref() == Some("normal")
+                && my_state(&xdhcpd.lease_file).as_deref() == Some("normal")
+                && text.contains("binding state backup;"))
+            .then_some(()))
+        },
+    );
+    reached.with_context(debug)?;
+
+    let client_dir = TempDir::new("xdh-fo-client")?;
+    let mac = bucket_mac(false);
+    lab.client.ip(&["link", "set", "br0", "address", &mac])?;
+    let mut client = start_dhclient(&lab.client, client_dir.path(), "br0", true)?;
+    let address = client
+        .wait_event(&["BOUND"], 1, Duration::from_secs(30))
+        .with_context(debug)?;
+    let client_lease = client_lease_text(&client.lease_file)?;
+    assert!(
+        client_lease.contains(&format!("dhcp-server-identifier {SECONDARY};")),
+        "the secondary's bucket is served by xdhcpd; client lease:\n{client_lease}\n{}",
+        debug()
+    );
+
+    // The partner dies: the TCP connection closes, NORMAL → COMMUNICATIONS-INTERRUPTED (§6.2).
+    isc.kill();
+    wait_for(
+        "xdhcpd in communications-interrupted",
+        Duration::from_secs(20),
+        || {
+            xdhcpd.proc.check_running()?;
+            Ok(
+                (my_state(&xdhcpd.lease_file).as_deref() == Some("communications-interrupted"))
+                    .then_some(()),
+            )
+        },
+    )
+    .with_context(debug)?;
+    // Renewals go on: two more RENEWs answered after the partner is gone.
+    let renewals = client
+        .events()
+        .iter()
+        .filter(|event| event.event == "RENEW")
+        .count();
+    let renewed = client
+        .wait_event(&["RENEW"], renewals + 2, Duration::from_secs(20))
+        .with_context(debug)?;
+    assert_eq!(renewed, address, "the renewal keeps the address");
     client.proc.kill();
     Ok(())
 }
