@@ -181,6 +181,8 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     } else {
         IdFormat::Octal
     };
+    // failover.md §12: the saved failover states the peer drivers resume from.
+    let failover_saved = other_records.failover_states.clone();
     let committer = spawn_committer(
         &leases_path,
         &leases,
@@ -197,6 +199,27 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         port,
         id_format,
     });
+
+    // Failover peers (failover.md): one driver thread, when the config declares a peer.
+    let _failover = crate::failover::peer::start(
+        &config,
+        shared.engine.failover(),
+        &leases,
+        {
+            let shared = shared.clone();
+            Arc::new(
+                move |leases: &[crate::lease::record::Lease], states: &[_]| {
+                    crate::failover::peer::commit_durably(
+                        &shared.committer,
+                        shared.id_format,
+                        leases,
+                        states,
+                    )
+                },
+            )
+        },
+        &failover_saved,
+    )?;
 
     // XDP: the fast path; without it (no privilege, old kernel) userspace serves everything.
     let interface_names: Vec<String> = chosen
@@ -359,6 +382,7 @@ fn expire(shared: &Shared, now: UnixTime) {
         return;
     }
     shared.metrics.leases_expired.add(changed.len() as u64);
+    shared.engine.failover().leases_changed(&changed);
     let mut record = Vec::new();
     for lease in &changed {
         crate::lease::file::write_lease_with(lease, shared.id_format, &mut record);

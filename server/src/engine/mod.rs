@@ -46,6 +46,8 @@ pub struct Engine {
     pool_failover: Vec<Option<FailoverRole>>,
     /// Hosts added over OMAPI, consulted after the config's (omapi.md §8.2).
     dynamic_hosts: Arc<dynamic_hosts::DynamicHosts>,
+    /// Failover state and the hand-off of committed leases to the peer driver.
+    failover: crate::failover::hooks::FailoverHooks,
 }
 
 /// The failover role of a pool's peer, with its MCLT (failover.md §8.1).
@@ -188,6 +190,7 @@ impl Engine {
             })
             .collect();
         Self {
+            failover: crate::failover::hooks::FailoverHooks::new(&config),
             config,
             pool_failover,
             dynamic_hosts: Arc::default(),
@@ -218,6 +221,15 @@ impl Engine {
         request: &Request<'_>,
         leases: &mut LeaseStore,
     ) -> Decision {
-        request::handle(self, now, request, leases)
+        let decision = request::handle(self, now, request, leases);
+        // Committed leases of failover pools become BNDUPDs (failover.md §7.2).
+        self.failover.leases_changed(&decision.commit);
+        decision
+    }
+
+    /// Failover as the engine sees it (state per relationship); the daemon starts the peer
+    /// drivers over it.
+    pub fn failover(&self) -> &crate::failover::hooks::FailoverHooks {
+        &self.failover
     }
 }

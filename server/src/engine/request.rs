@@ -195,7 +195,12 @@ impl<'e> Context<'e, '_> {
                     .pool_failover
                     .get(pool.0 as usize)
                     .copied()
-                    .flatten(),
+                    .flatten()
+                    // The MCLT in force: a secondary learns it from the CONNECT (failover.md §4.1).
+                    .map(|role| super::FailoverRole {
+                        mclt: self.engine.failover.mclt(*pool).unwrap_or(role.mclt),
+                        ..role
+                    }),
                 existing.as_ref().map_or(0, |lease| lease.tsfp),
             ),
             Candidate::Fixed { .. } => (None, 0),
@@ -233,6 +238,20 @@ impl<'e> Context<'e, '_> {
                 None => return Decision::ignored(IgnoreReason::NoFreeAddress),
             },
         };
+        // Failover: silent unless the state serves, and in NORMAL only for our hash buckets
+        // (failover.md §6.1, §11.3).
+        if let Candidate::Dynamic { pool, .. } = &candidate {
+            let key = match &self.inbound.key {
+                crate::lease::store::ClientKey::ClientId(id) => &id[..],
+                crate::lease::store::ClientKey::Hardware(hardware) => hardware.address(),
+            };
+            if !engine
+                .failover
+                .may_offer(*pool, key, self.inbound.message.secs())
+            {
+                return Decision::ignored(IgnoreReason::NotForUs);
+            }
+        }
         let scopes = self.scopes_for(self.base_scope(&candidate));
         if !self.admitted(&scopes) {
             return Decision::ignored(IgnoreReason::Denied);
@@ -425,6 +444,12 @@ impl<'e> Context<'e, '_> {
         packet_network: Option<Network>,
         leases: &mut LeaseStore,
     ) -> Decision {
+        // Failover: no DHCPACK while the state does not serve (failover.md §6.1).
+        if let Candidate::Dynamic { pool, .. } = &candidate {
+            if !self.engine.failover.serving(*pool) {
+                return Decision::ignored(IgnoreReason::NotForUs);
+            }
+        }
         let scopes = self.scopes_for(self.base_scope(&candidate));
         if !self.admitted(&scopes) {
             return Decision::ignored(IgnoreReason::Denied);

@@ -1,11 +1,16 @@
 //! ISC-compatible DHCP failover (failover.md): `codes`, `wire` and `body` (the codec),
 //! `machine` (the sans-IO peer), `states`, `rules` (MCLT and allocation rules for the engine),
-//! `persist` (the failover state in dhcpd.leases), `memory` (an in-memory [`machine::Bindings`]).
+//! `persist` (the failover state in dhcpd.leases), `memory` (an in-memory [`machine::Bindings`]),
+//! `bindings` (the same over the daemon's lease store), `hooks` (what the engine asks of
+//! failover, without waiting), `peer` (the tokio TCP driver).
 
+pub mod bindings;
 pub mod body;
 pub mod codes;
+pub mod hooks;
 pub mod machine;
 pub mod memory;
+pub mod peer;
 pub mod persist;
 pub mod rules;
 pub mod states;

@@ -1,0 +1,561 @@
+//! The tokio TCP driver of a failover relationship (STYLE.md §1: thin, around the sans-IO
+//! [`Machine`]). It owns the clock, the sockets and the one timer; every protocol decision is
+//! the machine's.
+//!
+//! As ISC does (failover.md §1.1): it listens on `address`:`port` and also connects to `peer
+//! address`:`peer port` from `address`; an inbound connection is accepted only from the peer's
+//! address; one connection at a time carries the session (a second one is closed at once, as
+//! ISC's duplicate-connection answer does). Reconnection backs off from 2 s to 60 s.
+//!
+//! The DHCP workers never wait on it: they hand committed leases over an unbounded channel
+//! ([`super::hooks`]) and read the published state from atomics. Leases the machine changes are
+//! written through the group commit and waited for *before* the messages that depend on them
+//! (BNDACK, §7.3 step 10) are written to the socket; the failover state record is written on
+//! every state change (§6.2, §12).
+//!
+//! The runtime is a current-thread tokio runtime on its own OS thread; waiting for an fsync
+//! blocks only this thread.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+
+use super::bindings::{relationship_ranges, StoreBindings};
+use super::body::Typed;
+use super::hooks::{FailoverHooks, RelationshipStatus};
+use super::machine::{Event, Machine, MachineConfig};
+use super::persist::{saved_state, state_record};
+use super::states::Role;
+use super::wire::StreamDecoder;
+use crate::config::model::{Config, FailoverPeerConfig};
+use crate::lease::commit::GroupCommit;
+use crate::lease::file::{FailoverStateRecord, IdFormat};
+use crate::lease::record::{Lease, UnixTime};
+use crate::lease::store::LeaseStore;
+
+/// Where the driver makes leases and failover states durable (the daemon's group commit).
+pub trait LeaseSink: Send + Sync + 'static {
+    /// Appends the records and returns once they are durable; `false` when the log is gone.
+    fn write_durably(&self, leases: &[Lease], states: &[FailoverStateRecord]) -> bool;
+}
+
+impl<F> LeaseSink for F
+where
+    F: Fn(&[Lease], &[FailoverStateRecord]) -> bool + Send + Sync + 'static,
+{
+    fn write_durably(&self, leases: &[Lease], states: &[FailoverStateRecord]) -> bool {
+        self(leases, states)
+    }
+}
+
+/// [`LeaseSink::write_durably`] over a group committer: one record, then a flush.
+pub fn commit_durably<T: Send + 'static>(
+    committer: &GroupCommit<Option<T>>,
+    id_format: IdFormat,
+    leases: &[Lease],
+    states: &[FailoverStateRecord],
+) -> bool {
+    if leases.is_empty() && states.is_empty() {
+        return true;
+    }
+    let mut record = Vec::with_capacity(256 * (leases.len() + states.len()));
+    for state in states {
+        crate::lease::file::write_failover_state(state, &mut record);
+    }
+    for lease in leases {
+        crate::lease::file::write_lease_with(lease, id_format, &mut record);
+    }
+    committer.submit(record, None).is_ok() && committer.flush().is_ok()
+}
+
+/// ISC's vendor class, `isc-` + version (failover.md §3): peers log it, none validates it.
+const VENDOR_CLASS: &[u8] = b"isc-4.4.3-P1";
+/// First reconnect delay after a failed attempt or a dropped link, and the cap of the back-off.
+const RECONNECT_FIRST: Duration = Duration::from_secs(2);
+const RECONNECT_MAX: Duration = Duration::from_secs(60);
+/// A TCP connect that has not completed by then counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts one driver per configured failover peer on a dedicated thread with its own tokio
+/// runtime. Returns `None` when the configuration has no failover peer.
+pub fn start(
+    config: &Config,
+    hooks: &FailoverHooks,
+    leases: &Arc<Mutex<LeaseStore>>,
+    sink: Arc<dyn LeaseSink>,
+    saved: &[FailoverStateRecord],
+) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
+    if config.failover_peers.is_empty() {
+        return Ok(None);
+    }
+    let now = crate::daemon::unix_now();
+    let mut drivers = Vec::new();
+    for (peer, status) in config.failover_peers.iter().zip(hooks.relationships()) {
+        let saved = saved_state(saved, &peer.name, now);
+        let role = if peer.primary {
+            Role::Primary
+        } else {
+            Role::Secondary
+        };
+        let machine_config = MachineConfig {
+            name: peer.name.clone(),
+            role,
+            // A secondary has no `mclt` statement: the last one learned, until the CONNECT.
+            mclt: if peer.primary {
+                peer.mclt
+            } else {
+                saved.mclt.unwrap_or(peer.mclt)
+            },
+            hba: peer.hba,
+            max_unacked_updates: peer.max_unacked_updates,
+            max_response_delay: peer.max_response_delay,
+            auto_partner_down: peer.auto_partner_down,
+            vendor_class: VENDOR_CLASS.to_vec(),
+        };
+        let machine = Machine::new(machine_config, saved.my_state, saved.partner_state, now);
+        let (changes, changes_receiver) = mpsc::unbounded_channel();
+        status.attach(changes);
+        drivers.push(Driver {
+            peer: peer.clone(),
+            ranges: relationship_ranges(config, &peer.name),
+            machine,
+            status: status.clone(),
+            leases: leases.clone(),
+            sink: sink.clone(),
+            changes: changes_receiver,
+            link: None,
+            decoder: StreamDecoder::new(),
+        });
+    }
+    for driver in &drivers {
+        driver.publish();
+    }
+    let thread = std::thread::Builder::new()
+        .name("failover".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    log::error!("failover: cannot start its runtime: {error}");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let tasks: Vec<_> = drivers
+                    .into_iter()
+                    .map(|driver| tokio::spawn(driver.run()))
+                    .collect();
+                for task in tasks {
+                    let _ = task.await;
+                }
+            });
+        })?;
+    Ok(Some(thread))
+}
+
+/// Seconds since the epoch (the driver owns the clock).
+fn now() -> UnixTime {
+    crate::daemon::unix_now()
+}
+
+/// A new TCP connection to or from the peer, or a failed attempt.
+enum Incoming {
+    Accepted(TcpStream, SocketAddr),
+    Connected(TcpStream),
+    ConnectFailed(std::io::Error),
+}
+
+struct Link {
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    remote: SocketAddr,
+}
+
+struct Driver {
+    peer: FailoverPeerConfig,
+    ranges: Vec<(u32, u32)>,
+    machine: Machine,
+    status: Arc<RelationshipStatus>,
+    leases: Arc<Mutex<LeaseStore>>,
+    sink: Arc<dyn LeaseSink>,
+    changes: mpsc::UnboundedReceiver<Ipv4Addr>,
+    link: Option<Link>,
+    decoder: StreamDecoder,
+}
+
+impl Driver {
+    fn name(&self) -> &str {
+        &self.peer.name
+    }
+
+    fn local_address(&self) -> Ipv4Addr {
+        self.peer.address.unwrap_or(Ipv4Addr::UNSPECIFIED)
+    }
+
+    async fn run(mut self) {
+        let (incoming_sender, mut incoming) = mpsc::unbounded_channel();
+        tokio::spawn(listen(
+            self.name().to_string(),
+            SocketAddrV4::new(self.local_address(), self.peer.port),
+            self.peer.peer_address,
+            incoming_sender.clone(),
+        ));
+        let mut connecting = false;
+        let mut next_attempt = tokio::time::Instant::now();
+        let mut backoff = RECONNECT_FIRST;
+        let mut buffer = vec![0u8; 4096];
+        loop {
+            if self.link.is_none() && !connecting && tokio::time::Instant::now() >= next_attempt {
+                if let Some(peer_address) = self.peer.peer_address {
+                    connecting = true;
+                    tokio::spawn(connect(
+                        self.local_address(),
+                        SocketAddrV4::new(peer_address, self.peer.peer_port),
+                        incoming_sender.clone(),
+                    ));
+                }
+            }
+            let timer = self.timer_duration();
+            let reconnect_in = next_attempt.saturating_duration_since(tokio::time::Instant::now());
+            let wait = if self.link.is_none() && !connecting {
+                timer.min(reconnect_in.max(Duration::from_millis(100)))
+            } else {
+                timer
+            };
+            tokio::select! {
+                Some(event) = incoming.recv() => match event {
+                    Incoming::Accepted(stream, remote) => self.adopt(stream, remote),
+                    Incoming::Connected(stream) => {
+                        connecting = false;
+                        if let Ok(remote) = stream.peer_addr() {
+                            self.adopt(stream, remote);
+                        }
+                        if self.link.is_none() {
+                            next_attempt = tokio::time::Instant::now() + backoff;
+                            backoff = (backoff * 2).min(RECONNECT_MAX);
+                        }
+                    }
+                    Incoming::ConnectFailed(error) => {
+                        connecting = false;
+                        log::debug!("failover peer {}: connect failed: {error}", self.name());
+                        next_attempt = tokio::time::Instant::now() + backoff;
+                        backoff = (backoff * 2).min(RECONNECT_MAX);
+                    }
+                },
+                read = read_link(&mut self.link, &mut buffer) => match read {
+                    Ok(0) | Err(_) => {
+                        log::info!("failover peer {}: connection closed by peer", self.name());
+                        self.drop_link();
+                        next_attempt = tokio::time::Instant::now() + RECONNECT_FIRST;
+                    }
+                    Ok(length) => {
+                        self.decoder.extend(&buffer[..length]);
+                        self.receive();
+                    }
+                },
+                Some(address) = self.changes.recv() => {
+                    let mut addresses = vec![address];
+                    while let Ok(address) = self.changes.try_recv() {
+                        addresses.push(address);
+                    }
+                    let now = now();
+                    self.with_bindings(|machine, bindings| {
+                        for address in addresses {
+                            machine.handle_lease_change(now, address, bindings);
+                        }
+                    });
+                },
+                () = tokio::time::sleep(wait) => {
+                    let now = now();
+                    if self.machine.poll_timeout().is_some_and(|deadline| deadline <= now) {
+                        self.with_bindings(|machine, bindings| machine.handle_timeout(now, bindings));
+                    }
+                },
+            }
+            let was_linked = self.machine.is_linked();
+            self.pump().await;
+            if self.machine.is_linked() && !was_linked {
+                backoff = RECONNECT_FIRST;
+            }
+            if self.link.is_none() && !connecting && next_attempt < tokio::time::Instant::now() {
+                // A link that just closed: ISC retries about 5 s later (§1.2).
+                next_attempt = next_attempt.max(tokio::time::Instant::now() + RECONNECT_FIRST);
+            }
+        }
+    }
+
+    /// Time until the machine's next deadline (at least 100 ms, at most 60 s).
+    fn timer_duration(&self) -> Duration {
+        let Some(deadline) = self.machine.poll_timeout() else {
+            return Duration::from_secs(60);
+        };
+        let now = now();
+        Duration::from_secs(u64::from(deadline.saturating_sub(now)).min(60))
+            .max(Duration::from_millis(100))
+    }
+
+    /// A new connection: it carries the session unless one already does (§1.1).
+    fn adopt(&mut self, stream: TcpStream, remote: SocketAddr) {
+        if self.link.is_some() {
+            log::debug!(
+                "failover peer {}: second connection from {remote} closed",
+                self.name()
+            );
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        log::info!("failover peer {}: connected to {remote}", self.name());
+        let (reader, writer) = stream.into_split();
+        self.link = Some(Link {
+            reader,
+            writer,
+            remote,
+        });
+        self.decoder = StreamDecoder::new();
+        self.machine.handle_connected(now());
+    }
+
+    fn drop_link(&mut self) {
+        if self.link.take().is_some() {
+            let now = now();
+            self.with_bindings(|machine, bindings| machine.handle_disconnected(now, bindings));
+        }
+    }
+
+    /// Feeds every complete message to the machine; a framing error ends the link.
+    fn receive(&mut self) {
+        loop {
+            match self.decoder.next_message() {
+                Ok(None) => return,
+                Ok(Some(raw)) => match Typed::from_message(&raw) {
+                    Ok(message) => {
+                        log::debug!("failover peer {}: received {:?}", self.name(), message.body);
+                        let now = now();
+                        self.with_bindings(|machine, bindings| {
+                            machine.handle_message(now, message, bindings)
+                        });
+                    }
+                    Err(error) => {
+                        log::warn!(
+                            "failover peer {}: bad message ({error}); closing",
+                            self.name()
+                        );
+                        self.drop_link();
+                        return;
+                    }
+                },
+                Err(error) => {
+                    log::warn!(
+                        "failover peer {}: bad stream ({error}); closing",
+                        self.name()
+                    );
+                    self.drop_link();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs `step` with the store locked as the machine's bindings, then makes the changed
+    /// leases durable before anything the step queued is sent (done by [`Driver::pump`]).
+    fn with_bindings(&mut self, step: impl FnOnce(&mut Machine, &mut StoreBindings<'_>)) {
+        let written = {
+            let Ok(mut store) = self.leases.lock() else {
+                log::error!("failover: the lease store is poisoned");
+                return;
+            };
+            let mut bindings = StoreBindings::new(&mut store, &self.ranges);
+            step(&mut self.machine, &mut bindings);
+            bindings.into_written()
+        };
+        if !written.is_empty() && !self.sink.write_durably(&written, &[]) {
+            log::error!("failover: the lease log is gone; leases not written");
+        }
+    }
+
+    fn publish(&self) {
+        let partner = self.machine.partner();
+        self.status.publish(
+            self.machine.state(),
+            self.machine.stos(),
+            partner.state,
+            self.machine.mclt(),
+            self.machine.hba(),
+        );
+    }
+
+    /// Acts on the machine's events (state record, close), publishes the state, then writes
+    /// queued messages to the socket.
+    async fn pump(&mut self) {
+        let mut close = false;
+        let mut state_changed = false;
+        while let Some(event) = self.machine.poll_event() {
+            match event {
+                Event::StateChanged { from, to, .. } => {
+                    log::info!(
+                        "failover peer {}: I move from {from:?} to {to:?}",
+                        self.name()
+                    );
+                    state_changed = true;
+                }
+                Event::PartnerStateChanged { state, .. } => {
+                    log::info!("failover peer {}: peer moves to {state:?}", self.name());
+                    state_changed = true;
+                }
+                Event::LinkUp => log::info!("failover peer {}: session up", self.name()),
+                Event::CloseConnection { reason } => {
+                    log::info!("failover peer {}: closing link: {reason:?}", self.name());
+                    close = true;
+                }
+                Event::UpdateRejected {
+                    address,
+                    reason,
+                    message,
+                } => log::warn!(
+                    "failover peer {}: bind update on {address} rejected: {reason:?} {}",
+                    self.name(),
+                    String::from_utf8_lossy(&message)
+                ),
+                Event::RefusedUpdate { address, reason } => log::debug!(
+                    "failover peer {}: refused update for {address:?}: {reason:?}",
+                    self.name()
+                ),
+                Event::HbaLearned(_) => {}
+            }
+        }
+        if state_changed {
+            // ISC commits the state before acting on it (§6.2).
+            let record = state_record(self.name(), &self.machine);
+            if !self.sink.write_durably(&[], &[record]) {
+                log::error!("failover: the lease log is gone; state not written");
+            }
+        }
+        self.publish();
+        let mut bytes = Vec::new();
+        while let Some(message) = self.machine.poll_transmit() {
+            match message.encode() {
+                Ok(encoded) => bytes.extend_from_slice(&encoded),
+                Err(error) => log::error!("failover: cannot encode {message:?}: {error}"),
+            }
+        }
+        if !bytes.is_empty() {
+            if let Some(link) = self.link.as_mut() {
+                let limit = Duration::from_secs(u64::from(self.peer.max_response_delay.max(1)));
+                let written = tokio::time::timeout(limit, link.writer.write_all(&bytes)).await;
+                if !matches!(written, Ok(Ok(()))) {
+                    log::info!(
+                        "failover peer {}: write to {} failed",
+                        self.peer.name,
+                        link.remote
+                    );
+                    close = true;
+                }
+            }
+        }
+        if close {
+            self.drop_link();
+            // The machine may have more to say after the close (state change).
+            self.drain_after_close();
+        }
+    }
+
+    /// After a close: write the state record if it changed, publish, discard transmits.
+    fn drain_after_close(&mut self) {
+        let mut state_changed = false;
+        while let Some(event) = self.machine.poll_event() {
+            if let Event::StateChanged { from, to, .. } = event {
+                log::info!(
+                    "failover peer {}: I move from {from:?} to {to:?}",
+                    self.name()
+                );
+                state_changed = true;
+            }
+        }
+        while self.machine.poll_transmit().is_some() {}
+        if state_changed {
+            let record = state_record(self.name(), &self.machine);
+            if !self.sink.write_durably(&[], &[record]) {
+                log::error!("failover: the lease log is gone; state not written");
+            }
+        }
+        self.publish();
+    }
+}
+
+async fn read_link(link: &mut Option<Link>, buffer: &mut [u8]) -> std::io::Result<usize> {
+    match link {
+        Some(link) => link.reader.read(buffer).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Accepts connections on `address`, keeps those from `peer` (ISC "no matching state" closes
+/// the others, §1.1). Retries the bind every 90 s when the address is not (yet) there.
+async fn listen(
+    name: String,
+    address: SocketAddrV4,
+    peer: Option<Ipv4Addr>,
+    incoming: mpsc::UnboundedSender<Incoming>,
+) {
+    let listener = loop {
+        match bind_listener(address) {
+            Ok(listener) => break listener,
+            Err(error) => {
+                log::warn!("failover peer {name}: cannot listen on {address}: {error}; retrying");
+                tokio::time::sleep(Duration::from_secs(90)).await;
+            }
+        }
+    };
+    log::info!("failover peer {name}: listening on {address}");
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                let from_peer = match remote {
+                    SocketAddr::V4(remote) => Some(*remote.ip()) == peer,
+                    SocketAddr::V6(_) => false,
+                };
+                if !from_peer {
+                    log::info!("failover peer {name}: connection from {remote}: no matching state");
+                    continue;
+                }
+                if incoming.send(Incoming::Accepted(stream, remote)).is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                log::warn!("failover peer {name}: accept: {error}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+fn bind_listener(address: SocketAddrV4) -> std::io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::V4(address))?;
+    socket.listen(16)
+}
+
+/// One outbound attempt from `local` (ephemeral port) to the peer (§1.1).
+async fn connect(local: Ipv4Addr, remote: SocketAddrV4, incoming: mpsc::UnboundedSender<Incoming>) {
+    let attempt = async {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::V4(SocketAddrV4::new(local, 0)))?;
+        socket.connect(SocketAddr::V4(remote)).await
+    };
+    let result = match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+        Ok(Ok(stream)) => Incoming::Connected(stream),
+        Ok(Err(error)) => Incoming::ConnectFailed(error),
+        Err(_) => Incoming::ConnectFailed(std::io::ErrorKind::TimedOut.into()),
+    };
+    let _ = incoming.send(result);
+}

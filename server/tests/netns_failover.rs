@@ -1,0 +1,364 @@
+//! Tier-3 failover interop (needs root): xdhcpd and a real ISC dhcpd 4.4 as the two peers of one
+//! failover relationship, each in its own network namespace, joined with a DHCP client on one
+//! L2 segment (a bridge in the client namespace). failover.md §1.1, §5, §6, §11.
+//!
+//! (a) xdhcpd primary + ISC secondary: both reach NORMAL (ISC's own view read from its lease
+//! file), and a lease xdhcpd gives to a client (whose MAC hashes to the primary's bucket)
+//! appears in ISC's lease file through BNDUPD.
+//!
+//! (b) ISC primary + xdhcpd secondary: both reach NORMAL, ISC's pool balancing hands xdhcpd its
+//! BACKUP leases, a client in the secondary's bucket is served by xdhcpd; ISC is killed →
+//! xdhcpd goes COMMUNICATIONS-INTERRUPTED (its lease file says so) and keeps renewing.
+
+mod common;
+mod netns;
+
+use anyhow::{Context as _, Result};
+use netns::peers::{start_dhclient, ServerKind, ServerSetup};
+use netns::{parse_lease_file, wait_for, DhcpConfig, Netns, Proc, TempDir};
+use std::path::Path;
+use std::time::Duration;
+
+const PRIMARY: &str = "10.215.0.1";
+const SECONDARY: &str = "10.215.0.2";
+
+/// The failover block + pool both servers share; `role` is the role-specific part.
+fn dhcpd_conf(role: &str, address: &str, peer_address: &str) -> String {
+    dhcpd_conf_with_times(role, address, peer_address, 600, 7200)
+}
+
+fn dhcpd_conf_with_times(
+    role: &str,
+    address: &str,
+    peer_address: &str,
+    default_lease_time: u32,
+    max_lease_time: u32,
+) -> String {
+    format!(
+        "authoritative;\nddns-update-style none;\n\
+         default-lease-time {default_lease_time};\nmax-lease-time {max_lease_time};\n\
+         server-identifier {address};\n\
+         failover peer \"interop\" {{\n  {role}\n  address {address};\n  port 647;\n  \
+         peer address {peer_address};\n  peer port 647;\n  max-response-delay 30;\n  \
+         max-unacked-updates 10;\n  load balance max seconds 5;\n}}\n\
+         subnet 10.215.0.0 netmask 255.255.255.0 {{\n  pool {{\n    failover peer \"interop\";\n    \
+         range 10.215.0.100 10.215.0.119;\n  }}\n}}\n"
+    )
+}
+
+/// The lab: namespaces `a` (first server, 10.215.0.1 on `s0`), `b` (second server, 10.215.0.2
+/// on `s0`) and `c` (client: a bridge `br0` joining both veths; the client runs on `br0`).
+struct Triangle {
+    // Field order: the namespaces (and every process inside) go before the directories.
+    client: Netns,
+    a: Netns,
+    b: Netns,
+    dir: TempDir,
+}
+
+impl Triangle {
+    fn new() -> Result<Self> {
+        // Tests of this file run in parallel: one tag per lab.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let tag = format!(
+            "xdh-{}-fo{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let dir = TempDir::new("xdh-fo")?;
+        let a = Netns::create(format!("{tag}-a"))?;
+        let b = Netns::create(format!("{tag}-b"))?;
+        let client = Netns::create(format!("{tag}-c"))?;
+        client.ip(&["link", "add", "br0", "type", "bridge"])?;
+        for (server, port, cidr) in [
+            (&a, "pa0", format!("{PRIMARY}/24")),
+            (&b, "pb0", format!("{SECONDARY}/24")),
+        ] {
+            server.ip(&[
+                "link",
+                "add",
+                "s0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                port,
+                "netns",
+                &client.name,
+            ])?;
+            server.ip(&["addr", "add", &cidr, "dev", "s0"])?;
+            server.ip(&["link", "set", "s0", "up"])?;
+            client.ip(&["link", "set", port, "master", "br0"])?;
+            client.ip(&["link", "set", port, "up"])?;
+        }
+        client.ip(&["link", "set", "br0", "up"])?;
+        Ok(Self { client, a, b, dir })
+    }
+}
+
+/// Runs ISC dhcpd by hand in `netns` with `conf`; its files live in `dir`.
+fn start_isc(netns: &Netns, dir: &Path, conf: &str) -> Result<Proc> {
+    let config_file = dir.join("isc.conf");
+    let lease_file = dir.join("isc.leases");
+    std::fs::write(&config_file, conf)?;
+    std::fs::write(&lease_file, "")?;
+    let mut command = netns.command("/usr/sbin/dhcpd");
+    command
+        .args(["-4", "-f", "-d", "-cf"])
+        .arg(&config_file)
+        .arg("-lf")
+        .arg(&lease_file)
+        .arg("-pf")
+        .arg(dir.join("isc.pid"))
+        .arg("s0");
+    Proc::spawn("isc-dhcpd", command, dir.join("isc.log"))
+}
+
+/// The `my state` of the last `failover peer … state` block of a lease file (§12).
+fn my_state(lease_file: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(lease_file).ok()?;
+    let block = text.rsplit("failover peer \"interop\" state {").next()?;
+    if !text.contains("failover peer \"interop\" state {") {
+        return None;
+    }
+    let line = block
+        .lines()
+        .find(|line| line.trim().starts_with("my state "))?;
+    line.trim()
+        .strip_prefix("my state ")?
+        .split([' ', ';'])
+        .next()
+        .map(str::to_owned)
+}
+
+/// A locally administered MAC whose chaddr hash is in the primary's half with `split 128`
+/// (failover.md §11.2: bucket < 128), or in the secondary's.
+fn bucket_mac(primary: bool) -> String {
+    (1u8..=255)
+        .map(|last| [0x02, 0x15, 0x00, 0x00, 0x00, last])
+        .find(|mac| (server_common::loadbalance::bucket(mac) < 128) == primary)
+        .map(|mac| {
+            mac.iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        })
+        .unwrap_or_else(|| "02:15:00:00:00:01".into())
+}
+
+/// dhclient's lease file once it names a server (it is written just after the BOUND script).
+fn client_lease_text(path: &Path) -> Result<String> {
+    wait_for("dhclient's lease file", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        Ok(text.contains("dhcp-server-identifier").then_some(text))
+    })
+}
+
+fn logs(parts: &[(&str, &Path)]) -> String {
+    parts
+        .iter()
+        .map(|(name, path)| {
+            format!(
+                "--- {name} ({}):\n{}\n",
+                path.display(),
+                std::fs::read_to_string(path).unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn xdhcpd_primary_and_isc_secondary_reach_normal_and_share_a_lease() -> Result<()> {
+    if !common::privileged("xdhcpd_primary_and_isc_secondary_reach_normal_and_share_a_lease") {
+        return Ok(());
+    }
+    let lab = Triangle::new()?;
+    let isc_dir = TempDir::new("xdh-fo-isc")?;
+    let mut isc = start_isc(
+        &lab.b,
+        isc_dir.path(),
+        &dhcpd_conf("secondary;", SECONDARY, PRIMARY),
+    )?;
+    let primary_conf = dhcpd_conf("primary;\n  mclt 300;\n  split 128;", PRIMARY, SECONDARY);
+    let mut xdhcpd = ServerSetup {
+        netns: &lab.a,
+        dir: lab.dir.path(),
+        kind: ServerKind::Xdhcpd {
+            binary: env!("CARGO_BIN_EXE_xdhcpd").into(),
+            xdp: false,
+        },
+        config: DhcpConfig::lab_default(),
+        interface: "s0".into(),
+        relayed: false,
+        dhcpd_conf: Some(primary_conf),
+    }
+    .start()?;
+    let isc_leases = isc_dir.join("isc.leases");
+    let debug = || {
+        logs(&[
+            ("xdhcpd log", &lab.dir.join("server.log")),
+            ("xdhcpd leases", &xdhcpd.lease_file),
+            ("ISC log", &isc_dir.join("isc.log")),
+            ("ISC leases", &isc_leases),
+        ])
+    };
+
+    // Both peers start in RECOVER (empty lease files), resynchronise and reach NORMAL (§5).
+    let reached = wait_for("both peers in NORMAL", Duration::from_secs(40), || {
+        isc.check_running()?;
+        xdhcpd.proc.check_running()?;
+        Ok((my_state(&isc_leases).as_deref() == Some("normal")
+            && my_state(&xdhcpd.lease_file).as_deref() == Some("normal"))
+        .then_some(()))
+    });
+    reached.with_context(debug)?;
+    let isc_log = std::fs::read_to_string(isc_dir.join("isc.log")).unwrap_or_default();
+    assert!(
+        isc_log.contains("I move from recover-done to normal") || isc_log.contains("to normal"),
+        "{}",
+        debug()
+    );
+
+    // A client in the primary's bucket: xdhcpd answers, ISC stays silent (§11.3), and the
+    // binding reaches ISC through BNDUPD (§7.2).
+    let client_dir = TempDir::new("xdh-fo-client")?;
+    let mac = bucket_mac(true);
+    lab.client.ip(&["link", "set", "br0", "address", &mac])?;
+    let mut client = start_dhclient(&lab.client, client_dir.path(), "br0", false)?;
+    let address = client
+        .wait_event(&["BOUND"], 1, Duration::from_secs(30))
+        .with_context(debug)?;
+    let shared = wait_for(
+        "the client's lease in ISC's lease file",
+        Duration::from_secs(20),
+        || {
+            let text = std::fs::read_to_string(&isc_leases).unwrap_or_default();
+            Ok(parse_lease_file(&text)
+                .into_iter()
+                .rev()
+                .find(|record| record.address == address)
+                .filter(|record| {
+                    record.mac.as_deref() == Some(mac.as_str())
+                        && record.binding_state.as_deref() == Some("active")
+                }))
+        },
+    )
+    .with_context(debug)?;
+    assert_eq!(shared.address, address);
+    // xdhcpd granted it (the server identifier in dhclient's lease is the primary's).
+    let client_lease = client_lease_text(&client.lease_file)?;
+    assert!(
+        client_lease.contains(&format!("dhcp-server-identifier {PRIMARY};")),
+        "client lease:\n{client_lease}\n{}",
+        debug()
+    );
+    client.proc.kill();
+    Ok(())
+}
+
+#[test]
+fn isc_primary_and_xdhcpd_secondary_then_isc_dies_and_xdhcpd_keeps_renewing() -> Result<()> {
+    if !common::privileged(
+        "isc_primary_and_xdhcpd_secondary_then_isc_dies_and_xdhcpd_keeps_renewing",
+    ) {
+        return Ok(());
+    }
+    let lab = Triangle::new()?;
+    let isc_dir = TempDir::new("xdh-fo-isc")?;
+    // Leases of 4 s (below MCLT, so granted whole, §8.1): dhclient renews every 2 s.
+    let mut isc = start_isc(
+        &lab.a,
+        isc_dir.path(),
+        &dhcpd_conf_with_times(
+            "primary;\n  mclt 300;\n  split 128;",
+            PRIMARY,
+            SECONDARY,
+            4,
+            4,
+        ),
+    )?;
+    let mut xdhcpd = ServerSetup {
+        netns: &lab.b,
+        dir: lab.dir.path(),
+        kind: ServerKind::Xdhcpd {
+            binary: env!("CARGO_BIN_EXE_xdhcpd").into(),
+            xdp: false,
+        },
+        config: DhcpConfig::lab_default(),
+        interface: "s0".into(),
+        relayed: false,
+        dhcpd_conf: Some(dhcpd_conf_with_times(
+            "secondary;",
+            SECONDARY,
+            PRIMARY,
+            4,
+            4,
+        )),
+    }
+    .start()?;
+    let isc_leases = isc_dir.join("isc.leases");
+    let debug = || {
+        logs(&[
+            ("xdhcpd log", &lab.dir.join("server.log")),
+            ("xdhcpd leases", &xdhcpd.lease_file),
+            ("ISC log", &isc_dir.join("isc.log")),
+            ("ISC leases", &isc_leases),
+        ])
+    };
+    // NORMAL on both sides, and ISC's pool balancing gave the secondary its BACKUP leases.
+    let reached = wait_for(
+        "both peers in NORMAL with BACKUP leases on the secondary",
+        Duration::from_secs(40),
+        || {
+            isc.check_running()?;
+            xdhcpd.proc.check_running()?;
+            let text = std::fs::read_to_string(&xdhcpd.lease_file).unwrap_or_default();
+            Ok((my_state(&isc_leases).as_deref() == Some("normal")
+                && my_state(&xdhcpd.lease_file).as_deref() == Some("normal")
+                && text.contains("binding state backup;"))
+            .then_some(()))
+        },
+    );
+    reached.with_context(debug)?;
+
+    let client_dir = TempDir::new("xdh-fo-client")?;
+    let mac = bucket_mac(false);
+    lab.client.ip(&["link", "set", "br0", "address", &mac])?;
+    let mut client = start_dhclient(&lab.client, client_dir.path(), "br0", true)?;
+    let address = client
+        .wait_event(&["BOUND"], 1, Duration::from_secs(30))
+        .with_context(debug)?;
+    let client_lease = client_lease_text(&client.lease_file)?;
+    assert!(
+        client_lease.contains(&format!("dhcp-server-identifier {SECONDARY};")),
+        "the secondary's bucket is served by xdhcpd; client lease:\n{client_lease}\n{}",
+        debug()
+    );
+
+    // The partner dies: the TCP connection closes, NORMAL → COMMUNICATIONS-INTERRUPTED (§6.2).
+    isc.kill();
+    wait_for(
+        "xdhcpd in communications-interrupted",
+        Duration::from_secs(20),
+        || {
+            xdhcpd.proc.check_running()?;
+            Ok(
+                (my_state(&xdhcpd.lease_file).as_deref() == Some("communications-interrupted"))
+                    .then_some(()),
+            )
+        },
+    )
+    .with_context(debug)?;
+    // Renewals go on: two more RENEWs answered after the partner is gone.
+    let renewals = client
+        .events()
+        .iter()
+        .filter(|event| event.event == "RENEW")
+        .count();
+    let renewed = client
+        .wait_event(&["RENEW"], renewals + 2, Duration::from_secs(20))
+        .with_context(debug)?;
+    assert_eq!(renewed, address, "the renewal keeps the address");
+    client.proc.kill();
+    Ok(())
+}
