@@ -181,13 +181,17 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     } else {
         IdFormat::Octal
     };
-    // failover.md §12: the saved failover states the peer drivers resume from.
-    let failover_saved = other_records.failover_states.clone();
+    // failover.md §12: the saved failover states the peer drivers resume from; the latest record
+    // of each peer is kept here so that compactions write the current state, not the one read at
+    // start-up.
+    let failover_saved = std::mem::take(&mut other_records.failover_states);
+    let latest_failover_states = Arc::new(Mutex::new(failover_saved.clone()));
     let committer = spawn_committer(
         &leases_path,
         &leases,
         Arc::new(other_records),
         &dynamic_hosts,
+        &latest_failover_states,
         &metrics,
         id_format,
     )?;
@@ -207,8 +211,16 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         &leases,
         {
             let shared = shared.clone();
+            let latest = latest_failover_states.clone();
             Arc::new(
-                move |leases: &[crate::lease::record::Lease], states: &[_]| {
+                move |leases: &[crate::lease::record::Lease],
+                      states: &[crate::lease::file::FailoverStateRecord]| {
+                    if let Ok(mut latest) = latest.lock() {
+                        for state in states {
+                            latest.retain(|known| known.peer != state.peer);
+                            latest.push(state.clone());
+                        }
+                    }
                     crate::failover::peer::commit_durably(
                         &shared.committer,
                         shared.id_format,
@@ -399,15 +411,22 @@ fn spawn_committer(
     leases: &Arc<Mutex<LeaseStore>>,
     other_records: Arc<LeaseFile>,
     dynamic_hosts: &Arc<crate::engine::dynamic_hosts::DynamicHosts>,
+    failover_states: &Arc<Mutex<Vec<crate::lease::file::FailoverStateRecord>>>,
     metrics: &Arc<Metrics>,
     id_format: IdFormat,
 ) -> Result<GroupCommit<Option<PendingReply>>, DaemonError> {
     let snapshot_leases = leases.clone();
     let snapshot_hosts = dynamic_hosts.clone();
+    let snapshot_failover_states = failover_states.clone();
     let snapshot = move |buffer: &mut Vec<u8>| {
         crate::lease::file::write_file(&other_records, id_format, buffer);
         for record in &snapshot_hosts.current().records {
             crate::lease::file::write_host(record, buffer);
+        }
+        if let Ok(states) = snapshot_failover_states.lock() {
+            for state in states.iter() {
+                crate::lease::file::write_failover_state(state, buffer);
+            }
         }
         if let Ok(store) = snapshot_leases.lock() {
             for lease in store.iter() {
