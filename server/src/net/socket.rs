@@ -20,6 +20,24 @@ pub const MAX_DATAGRAM: usize = 4096;
 /// How many datagrams one `recvmmsg`/`sendmmsg` moves at most.
 pub const BATCH: usize = 32;
 
+/// Socket buffer size asked for, in bytes.
+const SOCKET_BUFFER: usize = 8 << 20;
+
+/// `SO_RCVBUFFORCE` / `SO_SNDBUFFORCE` (needs CAP_NET_ADMIN; without it the capped size stays).
+fn force_buffer(socket: &Socket, option: libc::c_int) {
+    let size = SOCKET_BUFFER as libc::c_int;
+    // SAFETY: a valid socket fd and a pointer to an int of the size given.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// A bound DHCP server socket.
 #[derive(Debug)]
 pub struct DhcpSocket {
@@ -40,9 +58,13 @@ impl DhcpSocket {
             socket.bind_device(Some(interface.as_bytes()))?;
         }
         socket.set_read_timeout(Some(read_timeout))?;
-        // Absorb bursts (a flood of DISCOVERs after a power cut): 4 MiB, capped by rmem_max.
-        let _ = socket.set_recv_buffer_size(4 << 20);
-        let _ = socket.set_send_buffer_size(4 << 20);
+        // Absorb bursts (a flood of DISCOVERs after a power cut, or workers briefly starved of
+        // CPU): 8 MiB. SO_RCVBUF is capped by net.core.rmem_max (208 KiB by default, ~150 DHCP
+        // datagrams); with CAP_NET_ADMIN the *FORCE variants go past that cap.
+        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+        force_buffer(&socket, libc::SO_RCVBUFFORCE);
+        force_buffer(&socket, libc::SO_SNDBUFFORCE);
         socket.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into())?;
         Ok(Self {
             socket,
