@@ -229,8 +229,14 @@ impl Objects {
         let object = self
             .object(handle)
             .ok_or(Status::new(ResultCode::NOTFOUND, "no matching handle"))?;
-        self.update_object(&object, values, now)
-            .map_err(|code| Status::new(code, CANT_UPDATE))
+        match object {
+            // ISC's `omapi_object_update` ends by setting `remote-handle` to the request's header
+            // handle; on a lease that lands in its binding scope as a numeric variable, written
+            // to the lease file as `set remote-handle = %N;` (omapi.md §8.1 quirk, [lab]).
+            ObjectRef::Lease(address) => self.update_lease(address, values, Some(handle)),
+            object => self.update_object(&object, values, now),
+        }
+        .map_err(|code| Status::new(code, CANT_UPDATE))
     }
 
     /// DELETE of the object behind `handle` (omapi.md §5 step 6).
@@ -279,7 +285,8 @@ impl Objects {
         now: UnixTime,
     ) -> Result<(), ResultCode> {
         match object {
-            ObjectRef::Lease(address) => self.update_lease(*address, values),
+            // OPEN with `update` passes no handle: no `remote-handle` (omapi.md §8.1).
+            ObjectRef::Lease(address) => self.update_lease(*address, values, None),
             ObjectRef::Host(name) => self.update_host(name, values, now),
             ObjectRef::Control => {
                 for value in values {
@@ -334,6 +341,13 @@ impl Objects {
                     merge(store.get(address).map(|lease| lease.address))?;
                 }
                 b"dhcp-client-identifier" => {
+                    // dhcp_lease_lookup: a uid hash chain of more than one lease is
+                    // `DHCP_R_MULTIPLE` (omapi.md §8.1); the store's index keeps only the most
+                    // recent binding, so the others are counted by a scan. OMAPI lookups are
+                    // rare next to DHCP traffic, and the scan stops at the second match.
+                    if matching_leases(&store, |lease| lease.uid() == Some(&key.value[..])) > 1 {
+                        return Err(ResultCode::MULTIPLE);
+                    }
                     merge(
                         store
                             .find_by_client_id(&key.value)
@@ -342,6 +356,13 @@ impl Objects {
                 }
                 b"hardware-address" => {
                     let hardware = lookup_hardware(keys, &key.value)?;
+                    // Same rule for the hardware hash chain ([lab]: two leases of one MAC with
+                    // different client ids → "more than one object matches key").
+                    if matching_leases(&store, |lease| lease.hardware.as_ref() == Some(&hardware))
+                        > 1
+                    {
+                        return Err(ResultCode::MULTIPLE);
+                    }
                     merge(store.find_by_hardware(&hardware).map(|lease| lease.address))?;
                 }
                 _ => {}
@@ -385,14 +406,23 @@ impl Objects {
         }
         values.push(Value::new("flags", vec![isc_flags(lease.flags)]));
         if let Some(extra) = &lease.extra {
-            for (name, text) in &extra.variables {
+            // Numeric variables (`%N`, e.g. `remote-handle`) are not published: [lab] ISC wrote
+            // `set remote-handle = %2;` to the lease file but never returned it in a reply.
+            for (name, text) in extra.variables.iter().filter(|(_, text)| !is_numeric(text)) {
                 values.push(Value::new(name, variable_bytes(text)));
             }
         }
         values
     }
 
-    fn update_lease(&self, address: Ipv4Addr, values: &[Value]) -> Result<(), ResultCode> {
+    /// Applies a client's values to a lease; `remote_handle` is the UPDATE's header handle
+    /// (None for OPEN with `update`).
+    fn update_lease(
+        &self,
+        address: Ipv4Addr,
+        values: &[Value],
+        remote_handle: Option<u32>,
+    ) -> Result<(), ResultCode> {
         let mut store = self.store();
         let mut lease = store.get(address).ok_or(ResultCode::NOTFOUND)?.clone();
         let before = lease.clone();
@@ -440,13 +470,13 @@ impl Objects {
                         .ok()
                         .filter(|name| valid_variable_name(name))
                         .ok_or(ResultCode::INVALIDARG)?;
-                    let variables = &mut lease.extra_mut().variables;
-                    variables.retain(|(old, _)| old != name);
-                    if !value.value.is_empty() {
-                        variables.push((name.to_string(), variable_text(&value.value)));
-                    }
+                    let text = (!value.value.is_empty()).then(|| variable_text(&value.value));
+                    set_variable(&mut lease, name, text);
                 }
             }
+        }
+        if let Some(handle) = remote_handle {
+            set_variable(&mut lease, "remote-handle", Some(format!("%{handle}")));
         }
         if lease == before {
             return Ok(());
@@ -774,6 +804,32 @@ fn binding_state(code: u32) -> Option<BindingState> {
 fn isc_flags(ours: u8) -> u8 {
     (if ours & flags::BOOTP != 0 { 0x02 } else { 0 })
         | (if ours & flags::RESERVED != 0 { 0x04 } else { 0 })
+}
+
+/// How many leases satisfy `matches`, counting no further than two.
+fn matching_leases(store: &LeaseStore, matches: impl Fn(&Lease) -> bool) -> usize {
+    store.iter().filter(|lease| matches(lease)).take(2).count()
+}
+
+/// Sets (Some) or unsets (None) a lease variable the way ISC's binding scope does: an existing
+/// variable keeps its place, a new one goes first ([lab]: `set remote-handle` was written before
+/// the older `set my-note`).
+fn set_variable(lease: &mut Lease, name: &str, text: Option<String>) {
+    let variables = &mut lease.extra_mut().variables;
+    match (variables.iter().position(|(old, _)| old == name), text) {
+        (Some(index), Some(text)) => variables[index].1 = text,
+        (Some(index), None) => {
+            variables.remove(index);
+        }
+        (None, Some(text)) => variables.insert(0, (name.to_string(), text)),
+        (None, None) => {}
+    }
+}
+
+/// Whether a variable's lease-file text is an ISC numeric binding (`%N`).
+fn is_numeric(text: &str) -> bool {
+    text.strip_prefix('%')
+        .is_some_and(|number| number.parse::<i64>().is_ok())
 }
 
 fn valid_variable_name(name: &str) -> bool {

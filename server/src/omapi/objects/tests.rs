@@ -19,6 +19,7 @@ subnet 10.99.0.0 netmask 255.255.255.0 { range 10.99.0.100 10.99.0.199; }\n";
 
 struct Harness {
     objects: Objects,
+    store: Arc<Mutex<LeaseStore>>,
     hosts: Arc<DynamicHosts>,
     persisted: Arc<Mutex<Vec<String>>>,
     session: Session,
@@ -42,9 +43,10 @@ impl Harness {
         let hosts = Arc::new(DynamicHosts::default());
         let persisted = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&persisted);
+        let store = Arc::new(Mutex::new(store));
         let objects = Objects::new(
             config,
-            Arc::new(Mutex::new(store)),
+            Arc::clone(&store),
             Arc::clone(&hosts),
             Box::new(move |record| {
                 sink.lock()
@@ -61,6 +63,7 @@ impl Harness {
             .unwrap();
         Self {
             objects,
+            store,
             hosts,
             persisted,
             session,
@@ -261,4 +264,67 @@ fn hostile_input_is_bounded() {
     assert!(other
         .handle_bytes(0, &[0, 0, 0, 99, 0, 0, 0, 24], &harness.objects)
         .is_err());
+}
+
+#[test]
+fn lease_updates_set_remote_handle_as_isc_does() {
+    let mut harness = Harness::new();
+    let authid = harness.authenticate();
+    let mut open = Message::new(Opcode::OPEN, 0, 30, 0);
+    open.message_values.push(Value::new("type", "lease"));
+    open.object_values
+        .push(Value::new("ip-address", vec![10, 99, 0, 105]));
+    let replies = harness.exchange(&harness.signed(open, authid));
+    let handle = replies[0].header.handle;
+    let mut update = Message::new(Opcode::UPDATE, handle, 31, 0);
+    update.object_values.push(Value::new("my-note", "hello"));
+    let replies = harness.exchange(&harness.signed(update, authid));
+    assert_eq!(result(&replies[0]), Some(0));
+    // [lab] ISC: `set remote-handle = %2;` written before the older `set my-note`.
+    let record = harness.persisted.lock().unwrap()[0].clone();
+    let remote = record
+        .find(&format!("set remote-handle = %{handle};"))
+        .unwrap_or_else(|| panic!("{record}"));
+    let note = record
+        .find("set my-note = \"hello\";")
+        .unwrap_or_else(|| panic!("{record}"));
+    assert!(remote < note, "{record}");
+    // Numeric variables are not published; the string one is.
+    let refreshed = harness.objects.refresh(handle).unwrap();
+    assert!(find(&refreshed, "remote-handle").is_none());
+    assert_eq!(
+        find(&refreshed, "my-note").map(|value| value.value.clone()),
+        Some(b"hello".to_vec())
+    );
+}
+
+#[test]
+fn lookups_matching_several_leases_are_refused_as_multiple() {
+    let mut harness = Harness::new();
+    let authid = harness.authenticate();
+    let mut second = Lease::free(Ipv4Addr::new(10, 99, 0, 106));
+    second.binding_state = BindingState::Active;
+    second.ends = 0x70e11e80;
+    second.hardware = Hardware::new(1, &[2, 0x11, 0x22, 0x33, 0x44, 0x55]);
+    second.set_uid(Some(b"other-id"));
+    harness.store.lock().unwrap().upsert(second);
+    let mut by_mac = Message::new(Opcode::OPEN, 0, 40, 0);
+    by_mac.message_values.push(Value::new("type", "lease"));
+    by_mac.object_values.push(Value::new(
+        "hardware-address",
+        vec![2, 0x11, 0x22, 0x33, 0x44, 0x55],
+    ));
+    let replies = harness.exchange(&harness.signed(by_mac, authid));
+    assert_eq!(replies[0].header.op, Opcode::STATUS);
+    assert_eq!(result(&replies[0]), Some(0x60006));
+    // Each client id still names one lease.
+    let mut by_uid = Message::new(Opcode::OPEN, 0, 41, 0);
+    by_uid.message_values.push(Value::new("type", "lease"));
+    by_uid
+        .object_values
+        .push(Value::new("dhcp-client-identifier", "other-id"));
+    let replies = harness.exchange(&harness.signed(by_uid, authid));
+    assert_eq!(replies[0].header.op, Opcode::UPDATE);
+    let address = find(&replies[0].object_values, "ip-address").map(|value| value.value.clone());
+    assert_eq!(address, Some(vec![10, 99, 0, 106]));
 }
