@@ -296,6 +296,10 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             }
         }),
         Box::new(|| SHUTDOWN.store(true, Ordering::SeqCst)),
+        Box::new(crate::failover::omapi::FailoverStateObjects::new(
+            &config,
+            shared.engine.failover(),
+        )),
     )?;
 
     install_signal_handlers();

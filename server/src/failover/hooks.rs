@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::codes::ServerStateCode;
+use super::control::Command;
 use super::rules::load_balance_mine;
 use super::states::{service, Role, Service, State};
 use crate::config::model::{Config, FailoverPeerConfig, PoolId};
@@ -32,8 +33,14 @@ pub struct RelationshipStatus {
     stos: AtomicU32,
     mclt: AtomicU32,
     hba: RwLock<Option<[u8; 32]>>,
+    /// When we last heard the partner's state (ISC's partner STOS, failover.md §14.18).
+    partner_stos: AtomicU32,
+    /// BNDUPDs sent and not yet acknowledged (OMAPI `cur-unacked-updates`).
+    unacked: AtomicU32,
     /// Committed lease changes for the driver (set once by the driver).
     changes: OnceLock<UnboundedSender<Ipv4Addr>>,
+    /// Operator commands for the driver (set once by the driver).
+    commands: OnceLock<UnboundedSender<Command>>,
 }
 
 impl RelationshipStatus {
@@ -52,7 +59,10 @@ impl RelationshipStatus {
             stos: AtomicU32::new(0),
             mclt: AtomicU32::new(peer.mclt),
             hba: RwLock::new(if peer.primary { peer.hba } else { None }),
+            partner_stos: AtomicU32::new(0),
+            unacked: AtomicU32::new(0),
             changes: OnceLock::new(),
+            commands: OnceLock::new(),
         }
     }
 
@@ -60,6 +70,25 @@ impl RelationshipStatus {
     pub fn attach(&self, changes: UnboundedSender<Ipv4Addr>) {
         let _ = self.changes.set(changes);
         self.attached.store(true, Ordering::Release);
+    }
+
+    /// Called once by the driver: operator commands (OMAPI `local-state`) reach it here.
+    pub fn attach_commands(&self, commands: UnboundedSender<Command>) {
+        let _ = self.commands.set(commands);
+    }
+
+    /// The driver's command channel, once a driver runs this relationship.
+    pub fn commands(&self) -> Option<&UnboundedSender<Command>> {
+        self.commands.get()
+    }
+
+    /// Publishes what OMAPI reads besides the state (driver side).
+    pub fn publish_counters(&self, partner_stos: UnixTime, unacked: usize) {
+        self.partner_stos.store(partner_stos, Ordering::Release);
+        self.unacked.store(
+            u32::try_from(unacked).unwrap_or(u32::MAX),
+            Ordering::Release,
+        );
     }
 
     /// Publishes the machine's state (driver side).
@@ -96,6 +125,26 @@ impl RelationshipStatus {
             PARTNER_UNKNOWN => None,
             code => Some(ServerStateCode::from(code)),
         }
+    }
+
+    /// Start time of the local state.
+    pub fn stos(&self) -> UnixTime {
+        self.stos.load(Ordering::Acquire)
+    }
+
+    /// When the partner's state was last heard of (0 = never).
+    pub fn partner_stos(&self) -> UnixTime {
+        self.partner_stos.load(Ordering::Acquire)
+    }
+
+    /// BNDUPDs in flight, as last published.
+    pub fn unacked(&self) -> u32 {
+        self.unacked.load(Ordering::Acquire)
+    }
+
+    /// The HBA in force, if known.
+    pub fn hba(&self) -> Option<[u8; 32]> {
+        self.hba.read().ok().and_then(|hba| *hba)
     }
 
     /// MCLT in force (a secondary's is learned from the primary's CONNECT, §4.1).

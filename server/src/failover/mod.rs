@@ -2,14 +2,17 @@
 //! `machine` (the sans-IO peer), `states`, `rules` (MCLT and allocation rules for the engine),
 //! `persist` (the failover state in dhcpd.leases), `memory` (an in-memory [`machine::Bindings`]),
 //! `bindings` (the same over the daemon's lease store), `hooks` (what the engine asks of
-//! failover, without waiting), `peer` (the tokio TCP driver).
+//! failover, without waiting), `control` (operator commands into the running drivers), `omapi`
+//! (the OMAPI `failover-state` object), `peer` (the tokio TCP driver).
 
 pub mod bindings;
 pub mod body;
 pub mod codes;
+pub mod control;
 pub mod hooks;
 pub mod machine;
 pub mod memory;
+pub mod omapi;
 pub mod peer;
 pub mod persist;
 pub mod rules;

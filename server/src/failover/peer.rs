@@ -27,10 +27,11 @@ use tokio::sync::mpsc;
 
 use super::bindings::{relationship_ranges, StoreBindings};
 use super::body::Typed;
+use super::control::{Command, CommandError};
 use super::hooks::{FailoverHooks, RelationshipStatus};
 use super::machine::{Event, Machine, MachineConfig};
 use super::persist::{saved_state, state_record};
-use super::states::Role;
+use super::states::{Role, State};
 use super::wire::StreamDecoder;
 use crate::config::model::{Config, FailoverPeerConfig};
 use crate::lease::commit::GroupCommit;
@@ -120,6 +121,8 @@ pub fn start(
         let machine = Machine::new(machine_config, saved.my_state, saved.partner_state, now);
         let (changes, changes_receiver) = mpsc::unbounded_channel();
         status.attach(changes);
+        let (commands, commands_receiver) = mpsc::unbounded_channel();
+        status.attach_commands(commands);
         drivers.push(Driver {
             peer: peer.clone(),
             ranges: relationship_ranges(config, &peer.name),
@@ -128,6 +131,9 @@ pub fn start(
             leases: leases.clone(),
             sink: sink.clone(),
             changes: changes_receiver,
+            commands: commands_receiver,
+            pending_commands: Vec::new(),
+            state_write_failed: false,
             link: None,
             decoder: StreamDecoder::new(),
         });
@@ -187,6 +193,11 @@ struct Driver {
     leases: Arc<Mutex<LeaseStore>>,
     sink: Arc<dyn LeaseSink>,
     changes: mpsc::UnboundedReceiver<Ipv4Addr>,
+    /// Operator commands ([`super::control`]) and the callers waiting for their outcome.
+    commands: mpsc::UnboundedReceiver<Command>,
+    pending_commands: Vec<std::sync::mpsc::SyncSender<Result<(), CommandError>>>,
+    /// The last state record could not be written (reported to a waiting operator).
+    state_write_failed: bool,
     link: Option<Link>,
     decoder: StreamDecoder,
 }
@@ -273,6 +284,7 @@ impl Driver {
                         }
                     });
                 },
+                Some(command) = self.commands.recv() => self.handle_command(command),
                 () = tokio::time::sleep(wait) => {
                     let now = now();
                     if self.machine.poll_timeout().is_some_and(|deadline| deadline <= now) {
@@ -281,7 +293,17 @@ impl Driver {
                 },
             }
             let was_linked = self.machine.is_linked();
+            self.state_write_failed = false;
             self.pump().await;
+            // The forced state is durable (or failed to be) only now (§6.2: commit, then act).
+            for done in self.pending_commands.drain(..) {
+                let outcome = if self.state_write_failed {
+                    Err(CommandError::NotPersisted)
+                } else {
+                    Ok(())
+                };
+                let _ = done.try_send(outcome);
+            }
             if self.machine.is_linked() && !was_linked {
                 backoff = RECONNECT_FIRST;
             }
@@ -290,6 +312,33 @@ impl Driver {
                 next_attempt = next_attempt.max(tokio::time::Instant::now() + RECONNECT_FIRST);
             }
         }
+    }
+
+    /// An operator forces a state (failover.md §6.2 "Administrative"); answered after the
+    /// next [`Driver::pump`] has written the state record.
+    fn handle_command(&mut self, command: Command) {
+        let now = now();
+        let state = State::from_code(
+            command.state,
+            now,
+            self.machine.mclt(),
+            self.peer.auto_partner_down,
+        );
+        let Some(state) = state else {
+            let _ = command
+                .done
+                .try_send(Err(CommandError::InvalidState(u32::from(u8::from(
+                    command.state,
+                )))));
+            return;
+        };
+        log::info!(
+            "failover peer {}: operator forces {:?}",
+            self.name(),
+            command.state
+        );
+        self.with_bindings(|machine, bindings| machine.handle_command(now, state, bindings));
+        self.pending_commands.push(command.done);
     }
 
     /// Time until the machine's next deadline (at least 100 ms, at most 60 s).
@@ -390,6 +439,17 @@ impl Driver {
             self.machine.mclt(),
             self.machine.hba(),
         );
+        self.status
+            .publish_counters(partner.since, self.machine.unacked());
+    }
+
+    /// Writes the state record durably (ISC commits the state before acting on it, §6.2).
+    fn write_state_record(&mut self) {
+        let record = state_record(self.name(), &self.machine);
+        if !self.sink.write_durably(&[], &[record]) {
+            log::error!("failover: the lease log is gone; state not written");
+            self.state_write_failed = true;
+        }
     }
 
     /// Acts on the machine's events (state record, close), publishes the state, then writes
@@ -432,11 +492,7 @@ impl Driver {
             }
         }
         if state_changed {
-            // ISC commits the state before acting on it (§6.2).
-            let record = state_record(self.name(), &self.machine);
-            if !self.sink.write_durably(&[], &[record]) {
-                log::error!("failover: the lease log is gone; state not written");
-            }
+            self.write_state_record();
         }
         self.publish();
         let mut bytes = Vec::new();
@@ -481,10 +537,7 @@ impl Driver {
         }
         while self.machine.poll_transmit().is_some() {}
         if state_changed {
-            let record = state_record(self.name(), &self.machine);
-            if !self.sink.write_durably(&[], &[record]) {
-                log::error!("failover: the lease log is gone; state not written");
-            }
+            self.write_state_record();
         }
         self.publish();
     }

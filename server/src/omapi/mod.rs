@@ -28,24 +28,19 @@ pub fn host_table(config: &Config, records: Vec<HostRecord>) -> Arc<DynamicHosts
 }
 
 /// Starts the OMAPI listener when dhcpd.conf has `omapi-port` (ISC runs none otherwise).
-/// `persist` takes dhcpd.leases records; `shutdown` begins a graceful stop.
+/// `persist` takes dhcpd.leases records; `shutdown` begins a graceful stop; `failover` answers
+/// for the `failover-state` objects.
 pub fn start(
     config: Arc<Config>,
     leases: Arc<Mutex<LeaseStore>>,
     hosts: Arc<DynamicHosts>,
     persist: Box<dyn Fn(Vec<u8>) + Send + Sync>,
     shutdown: Box<dyn Fn() + Send + Sync>,
+    failover: Box<dyn objects::FailoverStates>,
 ) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
     let Some(port) = config.omapi_port else {
         return Ok(None);
     };
-    let objects = objects::Objects::new(
-        config,
-        leases,
-        hosts,
-        persist,
-        shutdown,
-        Box::new(objects::NoFailover),
-    );
+    let objects = objects::Objects::new(config, leases, hosts, persist, shutdown, failover);
     server::spawn(port, Arc::new(objects)).map(Some)
 }

@@ -7,6 +7,7 @@ pub struct ResultCode(pub u32);
 
 impl ResultCode {
     pub const SUCCESS: Self = Self(0);
+    pub const TIMEDOUT: Self = Self(2);
     pub const NOPERM: Self = Self(6);
     pub const EXISTS: Self = Self(18);
     pub const NOTFOUND: Self = Self(23);
@@ -26,6 +27,7 @@ impl ResultCode {
     pub fn text(self) -> Option<&'static str> {
         Some(match self {
             Self::SUCCESS => "success",
+            Self::TIMEDOUT => "timed out",
             Self::NOPERM => "permission denied",
             Self::EXISTS => "already exists",
             Self::NOTFOUND => "not found",
