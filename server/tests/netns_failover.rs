@@ -8,7 +8,10 @@
 //!
 //! (b) ISC primary + xdhcpd secondary: both reach NORMAL, ISC's pool balancing hands xdhcpd its
 //! BACKUP leases, a client in the secondary's bucket is served by xdhcpd; ISC is killed →
-//! xdhcpd goes COMMUNICATIONS-INTERRUPTED (its lease file says so) and keeps renewing.
+//! xdhcpd goes COMMUNICATIONS-INTERRUPTED (its lease file says so) and keeps renewing; then the
+//! operator, with ISC's own `omshell`, opens xdhcpd's `failover-state` object by name, reads
+//! `local-state` 3, sets it to 4, updates and refreshes (4 read back): xdhcpd's lease file says
+//! `my state partner-down` (omapi.md §8.5, failover.md §6.2 "Administrative").
 
 mod common;
 mod netns;
@@ -21,6 +24,10 @@ use std::time::Duration;
 
 const PRIMARY: &str = "10.215.0.1";
 const SECONDARY: &str = "10.215.0.2";
+/// xdhcpd's OMAPI port and key (test (b)); omshell runs inside xdhcpd's namespace.
+const OMAPI_PORT: u16 = 7911;
+const OMAPI_SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZg==";
+const OMSHELL: &str = "/usr/bin/omshell";
 
 /// The failover block + pool both servers share; `role` is the role-specific part.
 fn dhcpd_conf(role: &str, address: &str, peer_address: &str) -> String {
@@ -152,6 +159,33 @@ fn client_lease_text(path: &Path) -> Result<String> {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         Ok(text.contains("dhcp-server-identifier").then_some(text))
     })
+}
+
+/// Runs ISC's `omshell` in `netns` on `script` (its stdin), bounded to 20 s; stdout + stderr.
+fn omshell(netns: &Netns, dir: &Path, script: &str) -> Result<String> {
+    let script_file = dir.join("omshell.in");
+    std::fs::write(&script_file, script)?;
+    let mut child = netns
+        .command(OMSHELL)
+        .stdin(std::fs::File::open(&script_file)?)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("spawn omshell")?;
+    // omshell exits at the end of its input; a server that never answers must not hang us.
+    let exited = wait_for("omshell to exit", Duration::from_secs(20), || {
+        Ok(child.try_wait()?.map(|_| ()))
+    });
+    if exited.is_err() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output()?;
+    exited?;
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ))
 }
 
 fn logs(parts: &[(&str, &Path)]) -> String {
@@ -287,12 +321,10 @@ fn isc_primary_and_xdhcpd_secondary_then_isc_dies_and_xdhcpd_keeps_renewing() ->
         config: DhcpConfig::lab_default(),
         interface: "s0".into(),
         relayed: false,
-        dhcpd_conf: Some(dhcpd_conf_with_times(
-            "secondary;",
-            SECONDARY,
-            PRIMARY,
-            4,
-            4,
+        dhcpd_conf: Some(format!(
+            "{}key omapi_key {{ algorithm hmac-md5; secret \"{OMAPI_SECRET}\"; }};\n\
+             omapi-port {OMAPI_PORT};\nomapi-key omapi_key;\n",
+            dhcpd_conf_with_times("secondary;", SECONDARY, PRIMARY, 4, 4)
         )),
     }
     .start()?;
@@ -360,5 +392,54 @@ fn isc_primary_and_xdhcpd_secondary_then_isc_dies_and_xdhcpd_keeps_renewing() ->
         .with_context(debug)?;
     assert_eq!(renewed, address, "the renewal keeps the address");
     client.proc.kill();
+
+    // The operator declares the partner down (omapi.md §8.5): open the relationship by name,
+    // read local-state (3 = COMMUNICATIONS-INTERRUPTED), set 4 = PARTNER-DOWN, update.
+    let transcript = omshell(
+        &lab.b,
+        lab.dir.path(),
+        &format!(
+            "server 127.0.0.1\nport {OMAPI_PORT}\nkey omapi_key {OMAPI_SECRET}\nconnect\n\
+             new failover-state\nset name = \"interop\"\nopen\n\
+             set local-state = 4\nupdate\nrefresh\n"
+        ),
+    )?;
+    let debug_omshell = || format!("omshell:\n{transcript}\n{}", debug());
+    let opened = transcript
+        .split("set local-state")
+        .next()
+        .unwrap_or_default();
+    assert!(
+        opened.contains("local-state = 00:00:00:03") && opened.contains("hierarchy = 00:00:00:01"),
+        "{}",
+        debug_omshell()
+    );
+    assert!(
+        !transcript.contains("can't") && !transcript.contains("not found"),
+        "{}",
+        debug_omshell()
+    );
+    // `refresh` reads the object back from xdhcpd: the forced state is in force.
+    let refreshed = transcript
+        .rsplit("obj: failover-state")
+        .next()
+        .unwrap_or_default();
+    assert!(
+        refreshed.contains("local-state = 00:00:00:04"),
+        "{}",
+        debug_omshell()
+    );
+    wait_for(
+        "xdhcpd in partner-down after the omshell update",
+        Duration::from_secs(10),
+        || {
+            xdhcpd.proc.check_running()?;
+            Ok((my_state(&xdhcpd.lease_file).as_deref() == Some("partner-down")).then_some(()))
+        },
+    )
+    .with_context(debug_omshell)?;
+    let log = std::fs::read_to_string(lab.dir.join("server.log")).unwrap_or_default();
+    assert!(log.contains("operator forces"), "{}", debug_omshell());
+    eprintln!("omshell transcript:\n{transcript}");
     Ok(())
 }
