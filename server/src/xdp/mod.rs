@@ -6,6 +6,9 @@
 //! The attachment lives in [`XdpAttachment`]: dropping it detaches, and because XDP links end
 //! when their file descriptor closes, a `kill -9` leaves no program attached either.
 
+pub mod maps;
+pub mod sync;
+
 use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::Ebpf;
 use server_common::XdpStat;
@@ -49,8 +52,9 @@ impl std::fmt::Debug for XdpAttachment {
     }
 }
 
-/// Loads the program and attaches it to every interface in `interfaces`.
-pub fn attach(interfaces: &[String]) -> Result<XdpAttachment, XdpError> {
+/// Loads the object and the program into the kernel without attaching it (tests and
+/// benchmarks run it through `BPF_PROG_TEST_RUN`).
+pub fn load() -> Result<Ebpf, XdpError> {
     if OBJECT.is_empty() {
         return Err(XdpError::EmptyObject);
     }
@@ -60,6 +64,21 @@ pub fn attach(interfaces: &[String]) -> Result<XdpAttachment, XdpError> {
         .ok_or(XdpError::MissingProgram)?
         .try_into()?;
     program.load()?;
+    Ok(ebpf)
+}
+
+/// The loaded program of `ebpf` (from [`load`]).
+pub fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, XdpError> {
+    Ok(ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or(XdpError::MissingProgram)?
+        .try_into()?)
+}
+
+/// Loads the program and attaches it to every interface in `interfaces`.
+pub fn attach(interfaces: &[String]) -> Result<XdpAttachment, XdpError> {
+    let mut ebpf = load()?;
+    let program = program(&mut ebpf)?;
     let mut attached = Vec::new();
     for interface in interfaces {
         match program.attach(interface, XdpMode::Driver) {
