@@ -45,7 +45,7 @@ pub fn renew<const L3: usize>(
         Ok(key) => key,
         Err(stat) => return (PASS, stat),
     };
-    let Some(lease) = LEASES.get_ptr_mut(&key) else {
+    let Some(lease) = LEASES.get_ptr_mut(key) else {
         return (PASS, XdpStat::PassedNoLease);
     };
     // SAFETY: a map value pointer from the lookup; the fields are plain integers. Another CPU may
@@ -106,7 +106,7 @@ pub fn renew<const L3: usize>(
     } else {
         let ifindex = ctx.ingress_ifindex() as u32;
         // SAFETY: read-only map value.
-        match unsafe { INTERFACE_MACS.get(&ifindex) } {
+        match unsafe { INTERFACE_MACS.get(ifindex) } {
             Some(mac) => [mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]],
             None => return (PASS, XdpStat::PassedUnsupported),
         }

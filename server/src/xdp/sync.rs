@@ -273,3 +273,60 @@ impl<M: FastPathMaps> FastPath<M> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xdp::maps::FakeMaps;
+
+    fn prepared(mac_last: u8, option_byte: u8) -> Prepared {
+        let mut template = Template::EMPTY;
+        template.len = 300;
+        template.bytes[200] = option_byte;
+        Prepared {
+            key: LeaseKey::new(KEY_HARDWARE, 1, &[2, 0, 0, 0, 0, mac_last]).expect("key"),
+            address: u32::from_ne_bytes([10, 0, 0, mac_last]),
+            lease_time: 3600,
+            giaddr: 0,
+            fingerprint: 42,
+            template,
+        }
+    }
+
+    #[test]
+    fn equal_replies_share_one_template_and_unused_ones_go() {
+        let mut fast_path = FastPath::new(FakeMaps::default());
+        fast_path
+            .publish(&prepared(1, 7), 1000, 5000)
+            .expect("publish");
+        fast_path
+            .publish(&prepared(2, 7), 1000, 5000)
+            .expect("publish");
+        assert_eq!(fast_path.template_count(), 1);
+        assert_eq!(fast_path.maps().templates.len(), 1);
+        assert_eq!(fast_path.maps().leases.len(), 2);
+        // A lease whose reply changed moves to a new template; the old one stays for the other.
+        fast_path
+            .publish(&prepared(2, 8), 1000, 5000)
+            .expect("publish");
+        assert_eq!(fast_path.maps().templates.len(), 2);
+        let first = prepared(1, 7).key;
+        fast_path.withdraw(&first).expect("withdraw");
+        assert_eq!(fast_path.maps().templates.len(), 1);
+        assert_eq!(fast_path.maps().leases.len(), 1);
+        let value = fast_path
+            .maps()
+            .lease(&prepared(2, 8).key)
+            .expect("published lease");
+        assert_eq!(
+            (value.ends, value.horizon, value.lease_time),
+            (1000, 5000, 3600)
+        );
+        assert_eq!(value.flags, LEASE_ACTIVE);
+        // Re-publishing the same lease with the same reply keeps one user of the template.
+        fast_path
+            .publish(&prepared(2, 8), 1100, 5000)
+            .expect("publish");
+        assert_eq!(fast_path.maps().templates.len(), 1);
+    }
+}
