@@ -53,6 +53,10 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 #[map]
 static SCRATCH: PerCpuArray<[u64; FINGERPRINT_MAX_WORDS]> = PerCpuArray::with_max_entries(1, 0);
 
+/// Per-CPU state of the options walk (see `packet::Walk`).
+#[map]
+static WALK: PerCpuArray<packet::Walk> = PerCpuArray::with_max_entries(1, 0);
+
 #[inline(always)]
 fn bump(stat: XdpStat) {
     if let Some(slot) = STATS.get_ptr_mut(stat as u32) {

@@ -29,7 +29,7 @@ const MAGIC_COOKIE: u32 = u32::from_be_bytes([99, 130, 83, 99]);
 const OFFSET_LIMIT: usize = 4096;
 /// Options walked before giving up: a request has about ten, and the verifier explores every
 /// iteration, so the bound is kept tight (0-padding counts one per byte).
-const OPTIONS_LIMIT: usize = 24;
+const OPTIONS_LIMIT: usize = 64;
 
 #[inline(always)]
 pub fn is_vlan(ethertype: u16) -> bool {
@@ -239,10 +239,11 @@ pub struct Options {
     pub client_id_len: u32,
 }
 
-/// State of the options walk, shared with the `bpf_loop` callback.
+/// State of the options walk. It lives in a per-CPU map rather than on the stack: the verifier
+/// does not track map contents, so every `bpf_loop` iteration starts from the same abstract
+/// state and the callback is verified in a few passes instead of once per possible offset.
 #[repr(C)]
-struct Walk {
-    ctx: *mut aya_ebpf::bindings::xdp_md,
+pub struct Walk {
     /// Frame offsets: the next option, and the end of the BOOTP message.
     offset: u32,
     end: u32,
@@ -251,6 +252,13 @@ struct Walk {
     client_id_len: u32,
     /// 0 walking, 1 done, 2 malformed.
     status: u32,
+}
+
+/// What the `bpf_loop` callback gets.
+#[repr(C)]
+struct WalkContext {
+    ctx: *mut aya_ebpf::bindings::xdp_md,
+    walk: *mut Walk,
 }
 
 const WALKING: u32 = 0;
@@ -262,8 +270,12 @@ const NO_TYPE: u32 = 0x100;
 /// One option per call: `bpf_loop` lets the verifier check the body once instead of once per
 /// iteration and branch (a plain bounded loop over options exceeds its 1 M instruction budget).
 extern "C" fn walk_step(_index: u32, data: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `data` is the `Walk` on `walk_options`'s stack, alive for the whole bpf_loop.
-    let walk = unsafe { &mut *(data as *mut Walk) };
+    // SAFETY: `data` is the `WalkContext` on `walk_options`'s stack, alive for the whole
+    // bpf_loop; its `walk` points into this CPU's map slot.
+    let context = unsafe { &*(data as *const WalkContext) };
+    let ctx = context.ctx;
+    // SAFETY: as above.
+    let walk = unsafe { &mut *context.walk };
     let offset = walk.offset;
     if offset >= walk.end || offset as usize > OFFSET_LIMIT {
         // Ran off the area without END: ISC accepts that; so do we.
@@ -276,10 +288,10 @@ extern "C" fn walk_step(_index: u32, data: *mut core::ffi::c_void) -> i64 {
     // only be END (or a pad), read alone.
     // SAFETY: the helper checks the range against the frame; `head` holds 2 bytes.
     let mut available = 2;
-    if unsafe { bpf_xdp_load_bytes(walk.ctx, offset, head.as_mut_ptr().cast(), 2) } != 0 {
+    if unsafe { bpf_xdp_load_bytes(ctx, offset, head.as_mut_ptr().cast(), 2) } != 0 {
         available = 1;
         // SAFETY: as above.
-        if unsafe { bpf_xdp_load_bytes(walk.ctx, offset, head.as_mut_ptr().cast(), 1) } != 0 {
+        if unsafe { bpf_xdp_load_bytes(ctx, offset, head.as_mut_ptr().cast(), 1) } != 0 {
             walk.status = MALFORMED;
             return 1;
         }
@@ -309,8 +321,7 @@ extern "C" fn walk_step(_index: u32, data: *mut core::ffi::c_void) -> i64 {
         (53, 1) => {
             let mut kind = [0u8; 1];
             // SAFETY: as above, one byte inside the checked option.
-            let result =
-                unsafe { bpf_xdp_load_bytes(walk.ctx, value, kind.as_mut_ptr().cast(), 1) };
+            let result = unsafe { bpf_xdp_load_bytes(ctx, value, kind.as_mut_ptr().cast(), 1) };
             if result != 0 {
                 walk.status = MALFORMED;
                 return 1;
@@ -344,24 +355,29 @@ pub fn walk_options(ctx: &XdpContext, frame: &Frame) -> Result<Options, XdpStat>
             client_id_len: 0,
         });
     }
-    let mut walk = Walk {
-        ctx: ctx.ctx,
-        offset: (frame.dhcp + OPTIONS_OFFSET) as u32,
-        end: (frame.dhcp + frame.dhcp_len) as u32,
-        message_type: NO_TYPE,
-        client_id_offset: 0,
-        client_id_len: 0,
-        status: WALKING,
+    let Some(walk) = crate::WALK.get_ptr_mut(0) else {
+        return Err(XdpStat::PassedUnsupported);
     };
-    // SAFETY: `walk_step` has the callback signature; `walk` outlives the call.
+    // SAFETY: this CPU's slot, used by this program run only.
+    let walk = unsafe { &mut *walk };
+    walk.offset = (frame.dhcp + OPTIONS_OFFSET) as u32;
+    walk.end = (frame.dhcp + frame.dhcp_len) as u32;
+    walk.message_type = NO_TYPE;
+    walk.client_id_offset = 0;
+    walk.client_id_len = 0;
+    walk.status = WALKING;
+    let mut context = WalkContext { ctx: ctx.ctx, walk };
+    // SAFETY: `walk_step` has the callback signature; `context` outlives the call.
     unsafe {
         bpf_loop(
             OPTIONS_LIMIT as u32,
             walk_step as *mut core::ffi::c_void,
-            (&mut walk as *mut Walk).cast(),
+            (&mut context as *mut WalkContext).cast(),
             0,
         )
     };
+    // SAFETY: as above; re-borrowed after the loop.
+    let walk = unsafe { &*context.walk };
     match walk.status {
         DONE => Ok(Options {
             message_type: (walk.message_type != NO_TYPE).then_some(walk.message_type as u8),

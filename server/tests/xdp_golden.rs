@@ -436,8 +436,6 @@ fn check_reply(
 }
 
 #[test]
-#[ignore = "WIP: the options walk of server-ebpf still exceeds the verifier's 1 M instruction \
-            budget on 6.18, so the object does not load; run with --ignored to see the log"]
 fn golden_table() {
     if !common::privileged("xdp_golden::golden_table") {
         return;
