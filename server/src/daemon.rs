@@ -93,6 +93,23 @@ struct Shared {
     /// The server port (67 or `-p`); clients are answered on port + 1 (RFC 2131 §4.1).
     port: u16,
     id_format: IdFormat,
+    /// The XDP fast path when attached (renewals answered in the kernel).
+    fast_path: Option<Arc<crate::xdp::runtime::FastPathRuntime>>,
+}
+
+/// The lease log as the XDP fast path writes to it (kernel renewals, horizons).
+impl crate::xdp::runtime::LeaseSink for Shared {
+    fn submit(&self, lease: &crate::lease::record::Lease) {
+        let mut record = Vec::with_capacity(256);
+        crate::lease::file::write_lease_with(lease, self.id_format, &mut record);
+        if self.committer.submit(record, None).is_err() {
+            self.metrics.commit_failures.increment();
+        }
+    }
+
+    fn flush(&self) -> bool {
+        self.committer.flush().is_ok()
+    }
 }
 
 /// The lease file path: `-lf`, else the config's `lease-file-name`, else Debian's default.
@@ -188,21 +205,12 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         &metrics,
         id_format,
     )?;
-    let shared = Arc::new(Shared {
-        engine: Engine::new(config.clone()),
-        leases: leases.clone(),
-        metrics: metrics.clone(),
-        committer,
-        port,
-        id_format,
-    });
-
     // XDP: the fast path; without it (no privilege, old kernel) userspace serves everything.
     let interface_names: Vec<String> = chosen
         .iter()
         .map(|interface| interface.name.clone())
         .collect();
-    let _xdp = if cli.no_xdp {
+    let xdp = if cli.no_xdp {
         log::info!("XDP disabled by --no-xdp; serving from userspace");
         None
     } else {
@@ -218,16 +226,57 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         }
     };
 
+    let fast_path = xdp.and_then(|attachment| {
+        let indices: Vec<(String, u32)> = chosen
+            .iter()
+            .map(|interface| (interface.name.clone(), interface.index))
+            .collect();
+        match crate::xdp::runtime::FastPathRuntime::new(attachment, &config, port, &indices) {
+            Ok(runtime) => Some(Arc::new(runtime)),
+            Err(error) => {
+                log::warn!("XDP maps not usable ({error}); serving everything from userspace");
+                None
+            }
+        }
+    });
+
+    let shared = Arc::new(Shared {
+        engine: Engine::new(config.clone()),
+        leases: leases.clone(),
+        metrics: metrics.clone(),
+        committer,
+        port,
+        id_format,
+        fast_path,
+    });
+    let _fast_path_thread = match &shared.fast_path {
+        Some(runtime) => Some(runtime.spawn(leases.clone(), shared.clone(), &SHUTDOWN)?),
+        None => None,
+    };
+
     if let Some(listen) = cli.metrics_listen {
         let metrics = metrics.clone();
         let leases = leases.clone();
         let stats = shared.committer.stats();
+        let fast_path = shared.fast_path.clone();
         crate::metrics::serve(
             listen,
             Arc::new(move || {
                 let count = leases.lock().map(|store| store.len() as u64).unwrap_or(0);
                 let snapshot = stats.snapshot();
-                metrics.render(&[
+                // Per-CPU counters of the XDP program, summed (issue 3: exported as metrics).
+                let xdp: Vec<(String, u64)> = fast_path
+                    .iter()
+                    .flat_map(|fast_path| {
+                        server_common::XdpStat::ALL.iter().map(|stat| {
+                            (
+                                format!("xdhcpd_xdp_{}_total", stat.name()),
+                                fast_path.stat(*stat),
+                            )
+                        })
+                    })
+                    .collect();
+                let mut extra = vec![
                     ("xdhcpd_leases", "leases in the store", count),
                     (
                         "xdhcpd_commit_batches_total",
@@ -244,7 +293,11 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                         "largest group commit",
                         snapshot.max_batch,
                     ),
-                ])
+                ];
+                for (name, value) in &xdp {
+                    extra.push((name.as_str(), "frames by XDP outcome", *value));
+                }
+                metrics.render(&extra)
             }),
         )?;
     }
@@ -284,6 +337,17 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         log::error!("the lease committer stopped before shutdown");
     }
     log_commit_statistics(&shared.committer.stats().snapshot());
+    if let Some(fast_path) = &shared.fast_path {
+        use server_common::XdpStat;
+        log::info!(
+            "XDP: {} renewals answered in the kernel, {} DISCOVERs dropped for the partner, {} \
+             passed without a lease, {} without horizon",
+            fast_path.stat(XdpStat::Renewed),
+            fast_path.stat(XdpStat::DroppedForPartner),
+            fast_path.stat(XdpStat::PassedNoLease),
+            fast_path.stat(XdpStat::PassedNoHorizon)
+        );
+    }
     Ok(())
 }
 
@@ -433,7 +497,15 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
         for (payload, source) in incoming.iter() {
             shared.metrics.packets_received.increment();
             match dhcproto::v4::Message::decode(&mut Decoder::new(payload)) {
-                Ok(message) => messages.push((message, source)),
+                Ok(message) => {
+                    // Renewal-shaped requests keep their bytes: the XDP template needs them.
+                    let raw = shared
+                        .fast_path
+                        .as_ref()
+                        .filter(|fast_path| fast_path.wants_payload(&message))
+                        .map(|_| payload.to_vec());
+                    messages.push((message, source, raw))
+                }
                 Err(_) => shared.metrics.packets_malformed.increment(),
             }
         }
@@ -445,17 +517,31 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
             let Ok(mut store) = shared.leases.lock() else {
                 return;
             };
-            for (message, source) in &messages {
+            for (message, source, raw) in &messages {
                 let request = Request {
                     message,
                     source: *source,
                     interface_address: Some(interface.address),
                 };
-                decisions.push(shared.engine.handle(now, &request, &mut store));
+                let mut decision = shared.engine.handle(now, &request, &mut store);
+                let publish = match (&shared.fast_path, raw) {
+                    (Some(fast_path), Some(raw)) => fast_path.prepare(raw, message, &mut decision),
+                    _ => None,
+                };
+                if let (Some(fast_path), Outcome::Released(_) | Outcome::Declined(_)) =
+                    (&shared.fast_path, &decision.outcome)
+                {
+                    fast_path.withdraw(message);
+                }
+                decisions.push((decision, publish));
             }
         }
-        for decision in decisions.drain(..) {
+        for (decision, publish) in decisions.drain(..) {
             dispatch(shared, socket, interface, decision, &mut outgoing);
+            // Published by the fast-path thread once the record submitted above is durable.
+            if let (Some(fast_path), Some(publish)) = (&shared.fast_path, publish) {
+                fast_path.queue(publish);
+            }
         }
         if !outgoing.is_empty() {
             let queued = outgoing.len() as u64;

@@ -7,6 +7,7 @@
 //! when their file descriptor closes, a `kill -9` leaves no program attached either.
 
 pub mod maps;
+pub mod runtime;
 pub mod sync;
 
 use aya::programs::{ProgramError, Xdp, XdpMode};
@@ -99,6 +100,11 @@ pub fn attach(interfaces: &[String]) -> Result<XdpAttachment, XdpError> {
 }
 
 impl XdpAttachment {
+    /// The loaded object, to take maps from.
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
     /// Sum over CPUs of one statistics slot.
     pub fn stat(&self, stat: XdpStat) -> u64 {
         let Some(map) = self.ebpf.map("STATS") else {
