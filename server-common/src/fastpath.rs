@@ -234,7 +234,7 @@ impl XdpStat {
 /// Offset of the options area (after the magic cookie) in a BOOTP message (RFC 2131 §3).
 pub const OPTIONS_OFFSET: usize = 240;
 /// Longest options area the fingerprint covers (in 8-byte words); longer requests pass up.
-pub const FINGERPRINT_MAX_WORDS: usize = 160;
+pub const FINGERPRINT_MAX_WORDS: usize = 192;
 
 const FINGERPRINT_MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 

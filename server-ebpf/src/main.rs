@@ -17,7 +17,7 @@ use aya_ebpf::{
 };
 use server_common::fastpath::{
     FastPathConfig, LeaseKey, LeaseValue, Template, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW,
-    FINGERPRINT_MAX_WORDS, KEY_CLIENT_ID, KEY_HARDWARE, KEY_MAX, OPTIONS_OFFSET,
+    FINGERPRINT_MAX_WORDS, KEY_CLIENT_ID, KEY_HARDWARE, KEY_MAX,
 };
 use server_common::{loadbalance, XdpStat};
 
@@ -51,7 +51,7 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 
 /// Per-CPU scratch for the options area (aligned copy for the fingerprint).
 #[map]
-static SCRATCH: PerCpuArray<[u64; FINGERPRINT_MAX_WORDS]> = PerCpuArray::with_max_entries(1, 0);
+static SCRATCH: PerCpuArray<[u64; packet::SCRATCH_WORDS]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per-CPU state of the options walk (see `packet::Walk`).
 #[map]
@@ -117,7 +117,11 @@ fn dhcp<const L3: usize>(
         Ok(frame) => frame,
         Err(stat) => return (PASS, stat),
     };
-    let options = match packet::walk_options(ctx, &frame) {
+    let area_len = match packet::load_area(ctx, &frame) {
+        Ok(area_len) => area_len,
+        Err(stat) => return (PASS, stat),
+    };
+    let options = match packet::walk_options(&frame, area_len) {
         Ok(options) => options,
         Err(stat) => return (PASS, stat),
     };
@@ -127,7 +131,7 @@ fn dhcp<const L3: usize>(
         None | Some(1) => load_balance(ctx, config, &frame, &options),
         // DHCPREQUEST with ciaddr: RENEWING or REBINDING (RFC 2131 §4.3.2).
         Some(3) if frame.ciaddr != 0 && config.flags & CONFIG_RENEW != 0 => {
-            renew::renew::<L3>(ctx, config, &frame, &options)
+            renew::renew::<L3>(ctx, config, &frame, &options, area_len)
         }
         Some(_) => (PASS, XdpStat::Passed),
     }
@@ -183,23 +187,17 @@ fn client_key(ctx: &XdpContext, frame: &Frame, options: &Options) -> Result<Leas
     Ok(key)
 }
 
-/// [`server_common::fastpath::options_fingerprint`] of the request's options area, or `None`
-/// when it is longer than the scratch buffer.
+/// [`server_common::fastpath::options_fingerprint`] of the request's options area, from the
+/// scratch copy [`packet::load_area`] made (`area_len` bytes).
 #[inline(always)]
-fn fingerprint(ctx: &XdpContext, frame: &Frame) -> Option<u64> {
-    let area_start = frame.dhcp + OPTIONS_OFFSET;
-    let area_len = frame.dhcp_len.checked_sub(OPTIONS_OFFSET)?;
+fn fingerprint(area_len: usize) -> Option<u64> {
     let mut hash = area_len as u64;
     if area_len == 0 {
         return Some(hash);
     }
-    if area_len > FINGERPRINT_MAX_WORDS * 8 {
-        return None;
-    }
-    let scratch = SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: the per-CPU scratch entry is this program's alone while it runs.
-    let words = unsafe { &mut *scratch };
-    packet::load_words(ctx, area_start, words, area_len).ok()?;
+    let scratch = SCRATCH.get_ptr(0)?;
+    // SAFETY: this CPU's slot, read-only here.
+    let words = unsafe { &*scratch };
     let full = area_len / 8;
     let rest = area_len % 8;
     let mut index = 0;

@@ -6,7 +6,10 @@ use aya_ebpf::{
     helpers::generated::{bpf_loop, bpf_xdp_load_bytes},
     programs::XdpContext,
 };
-use server_common::{fastpath::OPTIONS_OFFSET, XdpStat};
+use server_common::{
+    fastpath::{FINGERPRINT_MAX_WORDS, OPTIONS_OFFSET},
+    XdpStat,
+};
 
 /// BOOTP field offsets (RFC 2131 §2).
 pub const OP: usize = 0;
@@ -239,14 +242,22 @@ pub struct Options {
     pub client_id_len: u32,
 }
 
+/// Bytes of the per-CPU scratch buffer that holds a copy of the options area: a power of two
+/// (offsets are masked with [`AREA_MASK`]) plus one word, so that a masked byte read stays in
+/// the map value.
+pub const SCRATCH_WORDS: usize = 257;
+const AREA_MASK: u32 = 2047;
+
 /// State of the options walk. It lives in a per-CPU map rather than on the stack: the verifier
 /// does not track map contents, so every `bpf_loop` iteration starts from the same abstract
 /// state and the callback is verified in a few passes instead of once per possible offset.
 #[repr(C)]
 pub struct Walk {
-    /// Frame offsets: the next option, and the end of the BOOTP message.
+    /// Offsets in the options area: the next option, and the area's length.
     offset: u32,
     end: u32,
+    /// Frame offset of the area, to report option 61's position in the frame.
+    area_start: u32,
     message_type: u32,
     client_id_offset: u32,
     client_id_len: u32,
@@ -257,8 +268,9 @@ pub struct Walk {
 /// What the `bpf_loop` callback gets.
 #[repr(C)]
 struct WalkContext {
-    ctx: *mut aya_ebpf::bindings::xdp_md,
     walk: *mut Walk,
+    /// The copy of the options area (this CPU's scratch slot).
+    area: *const u8,
 }
 
 const WALKING: u32 = 0;
@@ -269,71 +281,50 @@ const NO_TYPE: u32 = 0x100;
 
 /// One option per call: `bpf_loop` lets the verifier check the body once instead of once per
 /// iteration and branch (a plain bounded loop over options exceeds its 1 M instruction budget).
+/// Reads come from the scratch copy of the area, with masked offsets: plain loads, no helper.
 extern "C" fn walk_step(_index: u32, data: *mut core::ffi::c_void) -> i64 {
     // SAFETY: `data` is the `WalkContext` on `walk_options`'s stack, alive for the whole
-    // bpf_loop; its `walk` points into this CPU's map slot.
+    // bpf_loop; its pointers are this CPU's map slots.
     let context = unsafe { &*(data as *const WalkContext) };
-    let ctx = context.ctx;
     // SAFETY: as above.
     let walk = unsafe { &mut *context.walk };
+    let area = context.area;
+    // SAFETY: the mask keeps the read inside the scratch value (SCRATCH_WORDS * 8 > AREA_MASK).
+    let byte = |at: u32| unsafe { *area.add((at & AREA_MASK) as usize) };
     let offset = walk.offset;
-    if offset >= walk.end || offset as usize > OFFSET_LIMIT {
+    let end = walk.end;
+    if offset >= end {
         // Ran off the area without END: ISC accepts that; so do we.
         walk.status = DONE;
         return 1;
     }
-    let mut head = [0u8; 2];
-    // Constant sizes only: a size derived from `offset` would make the verifier track every
-    // offset precisely and explore each iteration separately. The last byte of the frame can
-    // only be END (or a pad), read alone.
-    // SAFETY: the helper checks the range against the frame; `head` holds 2 bytes.
-    let mut available = 2;
-    if unsafe { bpf_xdp_load_bytes(ctx, offset, head.as_mut_ptr().cast(), 2) } != 0 {
-        available = 1;
-        // SAFETY: as above.
-        if unsafe { bpf_xdp_load_bytes(ctx, offset, head.as_mut_ptr().cast(), 1) } != 0 {
-            walk.status = MALFORMED;
-            return 1;
-        }
+    let code = byte(offset);
+    if code == 0 {
+        walk.offset = offset + 1;
+        return 0;
     }
-    match head[0] {
-        0 => {
-            walk.offset = offset + 1;
-            return 0;
-        }
-        255 => {
-            walk.status = DONE;
-            return 1;
-        }
-        _ => {}
+    if code == 255 {
+        walk.status = DONE;
+        return 1;
     }
-    if available < 2 {
+    if offset + 1 >= end {
         walk.status = MALFORMED;
         return 1;
     }
-    let len = u32::from(head[1]);
+    let len = u32::from(byte(offset + 1));
     let value = offset + 2;
-    if value + len > walk.end {
+    if value + len > end {
         walk.status = MALFORMED;
         return 1;
     }
-    match (head[0], len) {
-        (53, 1) => {
-            let mut kind = [0u8; 1];
-            // SAFETY: as above, one byte inside the checked option.
-            let result = unsafe { bpf_xdp_load_bytes(ctx, value, kind.as_mut_ptr().cast(), 1) };
-            if result != 0 {
-                walk.status = MALFORMED;
-                return 1;
-            }
-            walk.message_type = u32::from(kind[0]);
-        }
+    match (code, len) {
+        (53, 1) => walk.message_type = u32::from(byte(value)),
         (53, _) | (61, 0) => {
             walk.status = MALFORMED;
             return 1;
         }
         (61, _) => {
-            walk.client_id_offset = value;
+            walk.client_id_offset = walk.area_start + value;
             walk.client_id_len = len;
         }
         _ => {}
@@ -342,31 +333,60 @@ extern "C" fn walk_step(_index: u32, data: *mut core::ffi::c_void) -> i64 {
     0
 }
 
-/// Walks the options area up to END. An option running past the area, an empty option 61
-/// (RFC 2132 §9.14: minimum length 2) or more options than [`OPTIONS_LIMIT`] is a pass. Option
-/// overload (52) into sname/file is not followed: options 53/61 are expected in the main area,
-/// and anything subtler is the fingerprint's (renewals) or the engine's business.
+/// Copies the options area (after the magic cookie) into this CPU's scratch buffer and returns
+/// its length (0 without the cookie).
 #[inline(always)]
-pub fn walk_options(ctx: &XdpContext, frame: &Frame) -> Result<Options, XdpStat> {
+pub fn load_area(ctx: &XdpContext, frame: &Frame) -> Result<usize, XdpStat> {
     if !frame.cookie {
+        return Ok(0);
+    }
+    let area_len = frame.dhcp_len - OPTIONS_OFFSET;
+    if area_len == 0 {
+        return Ok(0);
+    }
+    if area_len > FINGERPRINT_MAX_WORDS * 8 {
+        return Err(XdpStat::PassedUnsupported);
+    }
+    let scratch = crate::SCRATCH
+        .get_ptr_mut(0)
+        .ok_or(XdpStat::PassedUnsupported)?;
+    // SAFETY: this CPU's slot, used by this program run only.
+    let words = unsafe { &mut *scratch };
+    load_words(ctx, frame.dhcp + OPTIONS_OFFSET, words, area_len)?;
+    Ok(area_len)
+}
+
+/// Walks the options area (already in the scratch buffer, `area_len` bytes) up to END. An
+/// option running past the area, an empty option 61 (RFC 2132 §9.14: minimum length 2) or more
+/// options than [`OPTIONS_LIMIT`] is a pass. Option overload (52) into sname/file is not
+/// followed: options 53/61 are expected in the main area, and anything subtler is the
+/// fingerprint's (renewals) or the engine's business.
+#[inline(always)]
+pub fn walk_options(frame: &Frame, area_len: usize) -> Result<Options, XdpStat> {
+    if area_len == 0 {
         return Ok(Options {
             message_type: None,
             client_id_offset: 0,
             client_id_len: 0,
         });
     }
-    let Some(walk) = crate::WALK.get_ptr_mut(0) else {
+    let (Some(walk), Some(scratch)) = (crate::WALK.get_ptr_mut(0), crate::SCRATCH.get_ptr(0))
+    else {
         return Err(XdpStat::PassedUnsupported);
     };
     // SAFETY: this CPU's slot, used by this program run only.
     let walk = unsafe { &mut *walk };
-    walk.offset = (frame.dhcp + OPTIONS_OFFSET) as u32;
-    walk.end = (frame.dhcp + frame.dhcp_len) as u32;
+    walk.offset = 0;
+    walk.end = area_len as u32;
+    walk.area_start = (frame.dhcp + OPTIONS_OFFSET) as u32;
     walk.message_type = NO_TYPE;
     walk.client_id_offset = 0;
     walk.client_id_len = 0;
     walk.status = WALKING;
-    let mut context = WalkContext { ctx: ctx.ctx, walk };
+    let mut context = WalkContext {
+        walk,
+        area: scratch.cast(),
+    };
     // SAFETY: `walk_step` has the callback signature; `context` outlives the call.
     unsafe {
         bpf_loop(

@@ -27,6 +27,7 @@ pub fn renew<const L3: usize>(
     config: &FastPathConfig,
     frame: &Frame,
     options: &Options,
+    area_len: usize,
 ) -> (u32, XdpStat) {
     // Shapes the kernel does not rewrite: IPv4 options (the reply would need the payload moved),
     // a client asking for broadcast (the engine's routing then depends on the network), and
@@ -77,7 +78,7 @@ pub fn renew<const L3: usize>(
     if frame.giaddr != lease_value.giaddr {
         return (PASS, XdpStat::PassedShape);
     }
-    match fingerprint(ctx, frame) {
+    match fingerprint(area_len) {
         Some(hash) if hash == lease_value.fingerprint => {}
         Some(_) => return (PASS, XdpStat::PassedShape),
         None => return (PASS, XdpStat::PassedUnsupported),

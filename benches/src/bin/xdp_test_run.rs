@@ -179,9 +179,7 @@ fn main() -> anyhow::Result<()> {
         },
         &mut store,
     );
-    let reply = decision
-        .reply
-        .ok_or_else(|| anyhow::anyhow!("no reply"))?;
+    let reply = decision.reply.ok_or_else(|| anyhow::anyhow!("no reply"))?;
     let prepared = sync::prepare(&payload, &renew, &reply)?;
     // A horizon far enough out that a million renewals stay within it.
     fast_path.publish(&prepared, now + 1800, now + 100 * 3600)?;
@@ -199,7 +197,11 @@ fn main() -> anyhow::Result<()> {
     let miss = to_server(
         unknown_mac,
         Ipv4Addr::new(10, 0, 0, 151),
-        &request(unknown_mac, MessageType::Request, Ipv4Addr::new(10, 0, 0, 151)),
+        &request(
+            unknown_mac,
+            MessageType::Request,
+            Ipv4Addr::new(10, 0, 0, 151),
+        ),
     );
     // failover.md §11.2: 00:11:22:33:44:55 hashes to bucket 135, the partner's under split 128.
     let partner_mac = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55];
@@ -221,7 +223,9 @@ fn main() -> anyhow::Result<()> {
     );
 
     let mut bench = Bench { ebpf, ring };
-    println!("| packet | action | single runs (ns, {RUNS} × repeat 1) | one run, repeat {RUNS} (ns) |");
+    println!(
+        "| packet | action | single runs (ns, {RUNS} × repeat 1) | one run, repeat {RUNS} (ns) |"
+    );
     println!("|---|---|---|---|");
     let before = bench.stat(XdpStat::Renewed);
     let (action, single) = bench.single_runs(&renew_hit, RUNS);
