@@ -6,6 +6,9 @@
 //! kernel-timed, so it includes the timer's own cost); the other rows, which leave the frame
 //! unchanged, are measured both ways, which shows that cost. The renewal events are drained
 //! between runs so that the ring buffer never fills (checked: every run must be a renewal).
+//! `BPF_F_TEST_XDP_LIVE_FRAMES` does not help: it initialises a page only when the page pool
+//! allocates it, so after the first batch the frames are already replies (measured: 64 renewals
+//! out of 1,000,000 repetitions).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
