@@ -638,6 +638,65 @@ fn golden_table() {
             XdpStat::DroppedForPartner,
         ),
         (
+            "partner bucket DISCOVER with IP options dropped (variable IHL parsed)",
+            {
+                let mut message = message(
+                    Client {
+                        mac: partner_mac,
+                        address: Ipv4Addr::UNSPECIFIED,
+                        client_id: None,
+                        relayed: false,
+                    },
+                    MessageType::Discover,
+                    19,
+                    false,
+                );
+                message.set_secs(0);
+                frame(
+                    [0xff; 6],
+                    partner_mac,
+                    &[],
+                    Ipv4Addr::UNSPECIFIED,
+                    Ipv4Addr::BROADCAST,
+                    (68, 67),
+                    // Router alert (RFC 2113): 4 bytes.
+                    &[0x94, 0x04, 0x00, 0x00],
+                    &encode(&message),
+                )
+            },
+            XDP_DROP,
+            XdpStat::DroppedForPartner,
+        ),
+        (
+            "partner bucket DISCOVER in a VLAN dropped",
+            {
+                let mut message = message(
+                    Client {
+                        mac: partner_mac,
+                        address: Ipv4Addr::UNSPECIFIED,
+                        client_id: None,
+                        relayed: false,
+                    },
+                    MessageType::Discover,
+                    20,
+                    false,
+                );
+                message.set_secs(0);
+                frame(
+                    [0xff; 6],
+                    partner_mac,
+                    &[42],
+                    Ipv4Addr::UNSPECIFIED,
+                    Ipv4Addr::BROADCAST,
+                    (68, 67),
+                    &[],
+                    &encode(&message),
+                )
+            },
+            XDP_DROP,
+            XdpStat::DroppedForPartner,
+        ),
+        (
             "own bucket passed",
             discover(None, own_mac, 0),
             XDP_PASS,

@@ -359,3 +359,49 @@ fn client_key(key: &LeaseKey) -> Option<ClientKey> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_keys_map_to_store_keys() {
+        let id = LeaseKey::new(KEY_CLIENT_ID, 0, &[1, 2, 3]).expect("key");
+        assert_eq!(
+            client_key(&id),
+            Some(ClientKey::ClientId(vec![1, 2, 3].into_boxed_slice()))
+        );
+        let mac = [2, 0, 0, 0, 0, 9];
+        let hardware = LeaseKey::new(KEY_HARDWARE, 1, &mac).expect("key");
+        assert_eq!(
+            client_key(&hardware),
+            Hardware::new(1, &mac).map(ClientKey::Hardware)
+        );
+        let mut bad = id;
+        bad.kind = 7;
+        assert_eq!(client_key(&bad), None);
+        bad.kind = KEY_CLIENT_ID;
+        bad.len = 40;
+        assert_eq!(client_key(&bad), None);
+    }
+
+    #[test]
+    fn events_parse_and_short_records_are_skipped() {
+        let event = RenewalEvent {
+            key: LeaseKey::new(KEY_HARDWARE, 1, &[2, 0, 0, 0, 0, 9]).expect("key"),
+            address: u32::from_ne_bytes([10, 0, 0, 9]),
+            starts: 1000,
+            ends: 4600,
+            xid: 7,
+        };
+        // SAFETY: reading the bytes of a plain #[repr(C)] value.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&event as *const RenewalEvent).cast::<u8>(),
+                std::mem::size_of::<RenewalEvent>(),
+            )
+        };
+        assert_eq!(parse_event(bytes), Some(event));
+        assert_eq!(parse_event(&bytes[..10]), None);
+    }
+}
