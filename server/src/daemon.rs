@@ -339,13 +339,14 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     log_commit_statistics(&shared.committer.stats().snapshot());
     if let Some(fast_path) = &shared.fast_path {
         use server_common::XdpStat;
+        let counts: Vec<String> = XdpStat::ALL
+            .iter()
+            .map(|stat| format!("{} {}", stat.name(), fast_path.stat(*stat)))
+            .collect();
         log::info!(
-            "XDP: {} renewals answered in the kernel, {} DISCOVERs dropped for the partner, {} \
-             passed without a lease, {} without horizon",
+            "XDP: {} renewals answered in the kernel ({})",
             fast_path.stat(XdpStat::Renewed),
-            fast_path.stat(XdpStat::DroppedForPartner),
-            fast_path.stat(XdpStat::PassedNoLease),
-            fast_path.stat(XdpStat::PassedNoHorizon)
+            counts.join(", ")
         );
     }
     Ok(())
@@ -524,14 +525,17 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
                     interface_address: Some(interface.address),
                 };
                 let mut decision = shared.engine.handle(now, &request, &mut store);
-                let publish = match (&shared.fast_path, raw) {
-                    (Some(fast_path), Some(raw)) => fast_path.prepare(raw, message, &mut decision),
-                    _ => None,
-                };
-                if let (Some(fast_path), Outcome::Released(_) | Outcome::Declined(_)) =
-                    (&shared.fast_path, &decision.outcome)
-                {
-                    fast_path.withdraw(message);
+                let mut publish = None;
+                if let Some(fast_path) = &shared.fast_path {
+                    if let Some(raw) = raw {
+                        publish = fast_path.prepare(raw, message, &mut decision, &mut store);
+                    }
+                    // Anything else userspace answered may leave the kernel's copy stale.
+                    if publish.is_none()
+                        && !matches!(decision.outcome, Outcome::Ignored(_) | Outcome::Informed)
+                    {
+                        fast_path.withdraw(message);
+                    }
                 }
                 decisions.push((decision, publish));
             }

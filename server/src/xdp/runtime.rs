@@ -38,6 +38,13 @@ pub struct Publish {
     horizon: UnixTime,
 }
 
+/// Map changes, applied by the fast-path thread in the order the workers queued them.
+#[derive(Debug)]
+enum Update {
+    Publish(Box<Publish>),
+    Withdraw(LeaseKey),
+}
+
 impl Publish {
     /// The end the lease record must carry: the horizon.
     pub fn horizon(&self) -> UnixTime {
@@ -57,8 +64,8 @@ pub trait LeaseSink: Send + Sync + 'static {
 pub struct FastPathRuntime {
     attachment: XdpAttachment,
     fast_path: Mutex<FastPath<AyaMaps>>,
-    publish: Mutex<mpsc::Sender<Publish>>,
-    receiver: Mutex<Option<mpsc::Receiver<Publish>>>,
+    updates: Mutex<mpsc::Sender<Update>>,
+    receiver: Mutex<Option<mpsc::Receiver<Update>>>,
     ring: Mutex<Option<RingBuf<MapData>>>,
     config: Mutex<FastPathConfig>,
     enabled: bool,
@@ -139,7 +146,7 @@ impl FastPathRuntime {
         Ok(Self {
             attachment,
             fast_path: Mutex::new(fast_path),
-            publish: Mutex::new(sender),
+            updates: Mutex::new(sender),
             receiver: Mutex::new(Some(receiver)),
             ring: Mutex::new(Some(ring)),
             config: Mutex::new(fast_path_config),
@@ -160,11 +167,15 @@ impl FastPathRuntime {
 
     /// After the engine decided: for an ACK to a renewal the kernel can repeat, the publication
     /// to make once durable; the committed record's end moves to the horizon (see module doc).
+    ///
+    /// The store's copy of the lease ends at the horizon too: a compaction rewrites the lease
+    /// file from the store, and it must not write less than the published horizon.
     pub fn prepare(
         &self,
         payload: &[u8],
         message: &Message,
         decision: &mut Decision,
+        store: &mut LeaseStore,
     ) -> Option<Publish> {
         let Outcome::Acked(address) = decision.outcome else {
             return None;
@@ -173,7 +184,7 @@ impl FastPathRuntime {
         let prepared = match sync::prepare(payload, message, reply) {
             Ok(prepared) => prepared,
             Err(reason) => {
-                log::trace!("XDP: renewal of {address} stays in userspace: {reason}");
+                log::debug!("XDP: renewal of {address} stays in userspace: {reason}");
                 return None;
             }
         };
@@ -184,6 +195,7 @@ impl FastPathRuntime {
         let ends = lease.ends;
         let horizon = ends.saturating_add(prepared.lease_time);
         lease.ends = horizon;
+        store.upsert(lease.clone());
         Some(Publish {
             prepared,
             ends,
@@ -193,12 +205,19 @@ impl FastPathRuntime {
 
     /// Queues a publication whose record has been submitted to the group commit.
     pub fn queue(&self, publish: Publish) {
-        if let Ok(sender) = self.publish.lock() {
-            let _ = sender.send(publish);
+        self.send(Update::Publish(Box::new(publish)));
+    }
+
+    fn send(&self, update: Update) {
+        if let Ok(sender) = self.updates.lock() {
+            let _ = sender.send(update);
         }
     }
 
-    /// Takes a client's lease out of the kernel (release, decline).
+    /// Takes a client's lease out of the kernel: any request userspace answered without
+    /// publishing (a DISCOVER, a request for another address, a release, a decline) means the
+    /// kernel's copy may be stale. Deleted at once, and once more in queue order so that a
+    /// publication queued earlier cannot bring it back.
     pub fn withdraw(&self, message: &Message) {
         let key = match message
             .opts()
@@ -212,9 +231,15 @@ impl FastPathRuntime {
                 .get(..usize::from(message.hlen()).min(16))
                 .and_then(|chaddr| LeaseKey::new(KEY_HARDWARE, u8::from(message.htype()), chaddr)),
         };
-        if let (Some(key), Ok(mut fast_path)) = (key, self.fast_path.lock()) {
-            if let Err(error) = fast_path.withdraw(&key) {
-                log::warn!("XDP: withdrawing a lease: {error}");
+        let Some(key) = key else {
+            return;
+        };
+        if let Ok(mut fast_path) = self.fast_path.lock() {
+            if fast_path.is_published(&key) {
+                if let Err(error) = fast_path.withdraw(&key) {
+                    log::warn!("XDP: withdrawing a lease: {error}");
+                }
+                self.send(Update::Withdraw(key));
             }
         }
     }
@@ -246,7 +271,7 @@ impl FastPathRuntime {
         };
         let mut ticks = 0u32;
         while !shutdown.load(std::sync::atomic::Ordering::Relaxed) {
-            let mut pending: Vec<Publish> = receiver.try_iter().collect();
+            let mut pending: Vec<Update> = receiver.try_iter().collect();
             let mut horizons: HashMap<LeaseKey, (RenewalEvent, UnixTime)> = HashMap::new();
             while let Some(item) = ring.next() {
                 let Some(event) = parse_event(&item) else {
@@ -263,11 +288,18 @@ impl FastPathRuntime {
                     return;
                 }
                 if let Ok(mut fast_path) = self.fast_path.lock() {
-                    for publish in pending.drain(..) {
-                        if let Err(error) =
-                            fast_path.publish(&publish.prepared, publish.ends, publish.horizon)
-                        {
-                            log::warn!("XDP: publishing a lease: {error}");
+                    for update in pending.drain(..) {
+                        let result = match update {
+                            Update::Publish(publish) => {
+                                fast_path.publish(&publish.prepared, publish.ends, publish.horizon)
+                            }
+                            Update::Withdraw(key) if fast_path.is_published(&key) => {
+                                fast_path.withdraw(&key)
+                            }
+                            Update::Withdraw(_) => Ok(()),
+                        };
+                        if let Err(error) = result {
+                            log::warn!("XDP: updating the lease map: {error}");
                         }
                     }
                     for (key, (event, horizon)) in horizons {
@@ -328,14 +360,14 @@ impl FastPathRuntime {
             .filter(|lease| lease.address == address)
             .cloned()?;
         let lease_time = event.ends.saturating_sub(event.starts);
+        let horizon = event.ends.saturating_add(lease_time);
+        // The store, like the log, carries the horizon (see `prepare`).
         let mut lease = lease;
         lease.starts = event.starts;
         lease.cltt = event.starts;
-        lease.ends = event.ends;
+        lease.ends = horizon;
         store.upsert(lease.clone());
         drop(store);
-        let horizon = event.ends.saturating_add(lease_time);
-        lease.ends = horizon;
         sink.submit(&lease);
         Some(horizon)
     }

@@ -196,6 +196,11 @@ impl<M: FastPathMaps> FastPath<M> {
         &mut self.maps
     }
 
+    /// Whether `key` has a lease in the kernel.
+    pub fn is_published(&self, key: &LeaseKey) -> bool {
+        self.lease_templates.contains_key(key)
+    }
+
     /// Number of distinct templates in the kernel.
     pub fn template_count(&self) -> usize {
         self.templates.len()
