@@ -93,6 +93,13 @@ pub fn renew<const L3: usize>(
     if template_len == 0 || template_len > TEMPLATE_MAX {
         return (PASS, XdpStat::PassedShape);
     }
+    // The request must be for us: unicast to our server identifier (RENEWING, relayed) or
+    // broadcast (REBINDING). Anything else is another server's (the stack would drop it).
+    match packet::read_raw_u32(ctx, L3 + 16) {
+        Some(destination) if destination == template.server_id || destination == u32::MAX => {}
+        Some(_) => return (PASS, XdpStat::PassedShape),
+        None => return (PASS, XdpStat::PassedMalformed),
+    }
 
     // Ethernet: the reply goes back to the sender (client or relay); its source is the request's
     // destination when that was our unicast address, else the interface's address.

@@ -533,6 +533,23 @@ fn golden_table() {
             XdpStat::PassedShape,
         ),
         (
+            "renewal unicast to another server",
+            {
+                let message = message(DIRECT, MessageType::Request, 21, true);
+                frame(
+                    SERVER_MAC,
+                    DIRECT.mac,
+                    &[],
+                    DIRECT.address,
+                    Ipv4Addr::new(10, 0, 0, 2),
+                    (68, 67),
+                    &[],
+                    &encode(&message),
+                )
+            },
+            XdpStat::PassedShape,
+        ),
+        (
             "broadcast flag",
             {
                 let mut message = message(DIRECT, MessageType::Request, 12, true);
