@@ -6,7 +6,9 @@
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::generated::{bpf_ktime_get_boot_ns, bpf_xdp_adjust_tail, bpf_xdp_store_bytes},
+    helpers::generated::{
+        bpf_csum_diff, bpf_ktime_get_boot_ns, bpf_xdp_adjust_tail, bpf_xdp_store_bytes,
+    },
     programs::XdpContext,
 };
 use server_common::fastpath::{
@@ -173,8 +175,12 @@ pub fn renew<const L3: usize>(
         write_bytes(ip, 4, &[0, 0, 0x40, 0, 64, 17, 0, 0]);
         write_bytes(ip, 12, &template.server_id.to_ne_bytes());
         write_bytes(ip, 16, &ip_destination.to_ne_bytes());
-        let checksum = !fold(sum_words(ip, IPV4_HEADER)) as u16;
-        write_bytes(ip, 10, &checksum.to_be_bytes());
+        // Checksums with the kernel's csum_partial (bpf_csum_diff): it sums 16-bit words in the
+        // CPU's byte order, so its results are kept in that order and stored as they are; the
+        // big-endian parts (the template's sum, the pseudo header's protocol and length) are
+        // swapped into it. One's complement sums are byte-order symmetric (RFC 1071 §2(B)).
+        let ip_sum = csum(ip, IPV4_HEADER as u32, 0);
+        write_bytes(ip, 10, &(!fold(ip_sum) as u16).to_ne_bytes());
 
         let udp = ip.add(IPV4_HEADER);
         write_bytes(udp, 0, &config.server_port.to_be_bytes());
@@ -192,18 +198,18 @@ pub fn renew<const L3: usize>(
         write_bytes(message, packet::SIADDR, &template.siaddr.to_ne_bytes());
         write_bytes(message, packet::CHADDR + 6, &[0; 10]);
 
-        // UDP checksum: pseudo header, UDP header, the patched BOOTP head, then the template's
-        // precomputed sum (RFC 768, RFC 1071 — sums commute).
-        let mut sum = sum_words(ip.add(12), 8) + 17 + udp_len as u32;
-        sum += sum_words(udp, UDP_HEADER);
-        sum += sum_words(message, TEMPLATE_OFFSET);
-        sum += template.checksum;
+        // UDP checksum: pseudo header, UDP header + the patched BOOTP head (contiguous), then the
+        // template's precomputed sum (RFC 768, RFC 1071: sums commute).
+        let big_endian = 17 + udp_len as u32 + template.checksum;
+        let seed = u32::from((fold(big_endian) as u16).swap_bytes());
+        let sum = csum(ip.add(12), 8, seed);
+        let sum = csum(udp, (UDP_HEADER + TEMPLATE_OFFSET) as u32, sum);
         let mut checksum = !fold(sum) as u16;
         if checksum == 0 {
             // RFC 768: a computed zero is sent as all ones.
             checksum = 0xffff;
         }
-        write_bytes(udp, 6, &checksum.to_be_bytes());
+        write_bytes(udp, 6, &checksum.to_ne_bytes());
     }
 
     // Record the renewal: the map value (so a retransmission sees the new end) and the event
@@ -254,21 +260,18 @@ unsafe fn write_bytes(base: *mut u8, offset: usize, bytes: &[u8]) {
     }
 }
 
-/// Sum of `len` (even) bytes as big-endian 16-bit words.
+/// One's complement sum of `len` (a multiple of 4, ≤ 512) bytes at `base` plus `seed`, in the
+/// CPU's byte order (the kernel's `csum_partial`), not folded.
 ///
 /// # Safety
 /// `base .. base + len` must be inside the checked frame.
 #[inline(always)]
-unsafe fn sum_words(base: *const u8, len: usize) -> u32 {
-    let mut sum = 0u32;
-    let mut index = 0;
-    while index + 1 < len {
-        // SAFETY: the caller guarantees the range.
-        let word = unsafe { (u32::from(*base.add(index)) << 8) | u32::from(*base.add(index + 1)) };
-        sum += word;
-        index += 2;
-    }
-    sum
+unsafe fn csum(base: *mut u8, len: u32, seed: u32) -> u32 {
+    // SAFETY: the caller guarantees the range; `from` is empty.
+    let result = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, base.cast(), len, seed) };
+    // A negative result is an error (bad size), impossible for the constant sizes used here;
+    // the checksum would then be wrong and the client drop the reply, as for a lost packet.
+    result as u32
 }
 
 /// Folds a 32-bit one's complement sum to 16 bits.
