@@ -264,18 +264,10 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             Arc::new(move || {
                 let count = leases.lock().map(|store| store.len() as u64).unwrap_or(0);
                 let snapshot = stats.snapshot();
-                // Per-CPU counters of the XDP program, summed (issue 3: exported as metrics).
-                let xdp: Vec<(String, u64)> = fast_path
-                    .iter()
-                    .flat_map(|fast_path| {
-                        server_common::XdpStat::ALL.iter().map(|stat| {
-                            (
-                                format!("xdhcpd_xdp_{}_total", stat.name()),
-                                fast_path.stat(*stat),
-                            )
-                        })
-                    })
-                    .collect();
+                let xdp = fast_path
+                    .as_ref()
+                    .map(|fast_path| fast_path.metric_values())
+                    .unwrap_or_default();
                 let mut extra = vec![
                     ("xdhcpd_leases", "leases in the store", count),
                     (
@@ -338,16 +330,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     }
     log_commit_statistics(&shared.committer.stats().snapshot());
     if let Some(fast_path) = &shared.fast_path {
-        use server_common::XdpStat;
-        let counts: Vec<String> = XdpStat::ALL
-            .iter()
-            .map(|stat| format!("{} {}", stat.name(), fast_path.stat(*stat)))
-            .collect();
-        log::info!(
-            "XDP: {} renewals answered in the kernel ({})",
-            fast_path.stat(XdpStat::Renewed),
-            counts.join(", ")
-        );
+        fast_path.log_statistics();
     }
     Ok(())
 }

@@ -159,6 +159,32 @@ impl FastPathRuntime {
         self.attachment.stat(stat)
     }
 
+    /// The per-CPU counters of the program, summed, as Prometheus metric names and values.
+    pub fn metric_values(&self) -> Vec<(String, u64)> {
+        XdpStat::ALL
+            .iter()
+            .map(|stat| {
+                (
+                    format!("xdhcpd_xdp_{}_total", stat.name()),
+                    self.stat(*stat),
+                )
+            })
+            .collect()
+    }
+
+    /// One log line with every counter (at shutdown).
+    pub fn log_statistics(&self) {
+        let counts: Vec<String> = XdpStat::ALL
+            .iter()
+            .map(|stat| format!("{} {}", stat.name(), self.stat(*stat)))
+            .collect();
+        log::info!(
+            "XDP: {} renewals answered in the kernel ({})",
+            self.stat(XdpStat::Renewed),
+            counts.join(", ")
+        );
+    }
+
     /// Whether the worker should keep the raw payload of `message` for [`Self::prepare`]:
     /// only renewal-shaped requests can become templates.
     pub fn wants_payload(&self, message: &Message) -> bool {

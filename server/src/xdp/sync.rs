@@ -129,7 +129,10 @@ pub fn prepare(payload: &[u8], request: &Message, reply: &Reply) -> Result<Prepa
     };
     let key = match options.get(OptionCode::ClientIdentifier) {
         Some(DhcpOption::ClientIdentifier(id)) => LeaseKey::new(KEY_CLIENT_ID, 0, id),
-        _ => LeaseKey::new(KEY_HARDWARE, 1, &request.chaddr()[..6]),
+        _ => {
+            let chaddr = request.chaddr().get(..6).ok_or(NotEligible::NotEthernet)?;
+            LeaseKey::new(KEY_HARDWARE, 1, chaddr)
+        }
     }
     .ok_or(NotEligible::KeyTooLong)?;
     let bytes = reply.encode().map_err(|_| NotEligible::Encode)?;
