@@ -14,8 +14,9 @@ pub const KEY_CLIENT_ID: u8 = 1;
 pub const KEY_HARDWARE: u8 = 2;
 
 /// The client of a lease, by the rule the userspace store uses (`ClientKey`): the client
-/// identifier when the client sent one, else the hardware address.
-#[repr(C)]
+/// identifier when the client sent one, else the hardware address. Aligned to 4 so that the XDP
+/// program can clear it with nine word stores (LLVM's BPF memset is a byte loop).
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LeaseKey {
     /// [`KEY_CLIENT_ID`] or [`KEY_HARDWARE`].

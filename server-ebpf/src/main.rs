@@ -53,6 +53,10 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 #[map]
 static SCRATCH: PerCpuArray<[u64; packet::SCRATCH_WORDS]> = PerCpuArray::with_max_entries(1, 0);
 
+/// Per-CPU slot where the client key of the current frame is built.
+#[map]
+static KEY: PerCpuArray<LeaseKey> = PerCpuArray::with_max_entries(1, 0);
+
 /// Per-CPU state of the options walk (see `packet::Walk`).
 #[map]
 static WALK: PerCpuArray<packet::Walk> = PerCpuArray::with_max_entries(1, 0);
@@ -162,10 +166,24 @@ fn load_balance(
 }
 
 /// The client's key: option 61 when present, else chaddr (`hlen` bytes); the userspace store's
-/// rule, and the RFC 3074 hash input.
+/// rule, and the RFC 3074 hash input. Built in this CPU's [`KEY`] slot, cleared with word
+/// stores: on the stack, LLVM turns the clearing into a call to its byte-at-a-time BPF `memset`.
 #[inline(always)]
-fn client_key(ctx: &XdpContext, frame: &Frame, options: &Options) -> Result<LeaseKey, XdpStat> {
-    let mut key = LeaseKey::EMPTY;
+fn client_key(
+    ctx: &XdpContext,
+    frame: &Frame,
+    options: &Options,
+) -> Result<&'static LeaseKey, XdpStat> {
+    let slot = KEY.get_ptr_mut(0).ok_or(XdpStat::PassedUnsupported)?;
+    let words = slot.cast::<u32>();
+    let mut index = 0;
+    while index < core::mem::size_of::<LeaseKey>() / 4 {
+        // SAFETY: this CPU's slot (36 bytes, 4-aligned map value), used by this run only.
+        unsafe { words.add(index).write_volatile(0) };
+        index += 1;
+    }
+    // SAFETY: as above; all-zero is a valid key.
+    let key = unsafe { &mut *slot };
     if options.client_id_len != 0 {
         let len = options.client_id_len as usize;
         if len > KEY_MAX {

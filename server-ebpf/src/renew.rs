@@ -217,7 +217,7 @@ pub fn renew<const L3: usize>(
     // SAFETY: map value pointer from the lookup above.
     unsafe { (*lease).ends = ends };
     event.write(RenewalEvent {
-        key,
+        key: *key,
         address: frame.ciaddr,
         starts: now,
         ends,
@@ -254,8 +254,9 @@ fn mac_at(ctx: &XdpContext, offset: usize) -> Option<[u8; 6]> {
 unsafe fn write_bytes(base: *mut u8, offset: usize, bytes: &[u8]) {
     let mut index = 0;
     while index < bytes.len() {
-        // SAFETY: the caller guarantees the range.
-        unsafe { *base.add(offset + index) = bytes[index] };
+        // SAFETY: the caller guarantees the range. Volatile so that LLVM does not turn a run of
+        // zeros into its byte-at-a-time BPF `memset` call.
+        unsafe { base.add(offset + index).write_volatile(bytes[index]) };
         index += 1;
     }
 }

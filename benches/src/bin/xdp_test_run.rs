@@ -226,6 +226,14 @@ fn main() -> anyhow::Result<()> {
     );
 
     let mut bench = Bench { ebpf, ring };
+    // `xdp_test_run profile`: only the repeated rows, long, for `perf record -a`.
+    if std::env::args().nth(1).as_deref() == Some("profile") {
+        for input in [&miss, &lb_drop] {
+            let (_, nanoseconds) = bench.repeated(input, 20_000_000);
+            println!("{nanoseconds:.1} ns");
+        }
+        return Ok(());
+    }
     println!(
         "| packet | action | single runs (ns, {RUNS} × repeat 1) | one run, repeat {RUNS} (ns) |"
     );
