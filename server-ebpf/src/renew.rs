@@ -216,13 +216,25 @@ pub fn renew<const L3: usize>(
     // for userspace to write to the lease log.
     // SAFETY: map value pointer from the lookup above.
     unsafe { (*lease).ends = ends };
-    event.write(RenewalEvent {
-        key: *key,
-        address: frame.ciaddr,
-        starts: now,
-        ends,
-        xid: read_xid(ctx, dhcp),
-    });
+    let xid = read_xid(ctx, dhcp);
+    let record = event.as_mut_ptr();
+    // SAFETY: `record` is the reserved ring-buffer entry (52 bytes, 4-aligned); every field is
+    // written. The key is copied in words: a struct copy becomes LLVM's byte-loop `memcpy`.
+    unsafe {
+        let source = (key as *const server_common::fastpath::LeaseKey).cast::<u32>();
+        let destination = record.cast::<u32>();
+        let mut index = 0;
+        while index < core::mem::size_of::<server_common::fastpath::LeaseKey>() / 4 {
+            destination
+                .add(index)
+                .write_volatile(source.add(index).read_volatile());
+            index += 1;
+        }
+        core::ptr::addr_of_mut!((*record).address).write(frame.ciaddr);
+        core::ptr::addr_of_mut!((*record).starts).write(now);
+        core::ptr::addr_of_mut!((*record).ends).write(ends);
+        core::ptr::addr_of_mut!((*record).xid).write(xid);
+    }
     event.submit(0);
     (xdp_action::XDP_TX, XdpStat::Renewed)
 }

@@ -14,7 +14,9 @@ use aya::maps::PerCpuArray;
 use aya::programs::{TestRun, TestRunOptions};
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Encodable, Encoder};
-use server_common::fastpath::{FastPathConfig, LeaseKey, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW};
+use server_common::fastpath::{
+    FastPathConfig, LeaseKey, RenewalEvent, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW,
+};
 use server_common::loadbalance;
 use server_common::XdpStat;
 use xdhcpd::config;
@@ -248,6 +250,7 @@ fn request_frame(client: Client, message: &Message, broadcast: bool, vlans: &[u1
 
 struct Fixture {
     ebpf: aya::Ebpf,
+    events: aya::maps::RingBuf<aya::maps::MapData>,
     fast_path: FastPath<AyaMaps>,
     engine: Engine,
     store: LeaseStore,
@@ -266,6 +269,8 @@ impl Fixture {
         let now: u32 = 1_795_836_305;
         let offset = i64::from(now) - boot_seconds();
         let mut fast_path = FastPath::new(AyaMaps::take(&mut ebpf).expect("maps"));
+        let events = aya::maps::RingBuf::try_from(ebpf.take_map("EVENTS").expect("ring buffer"))
+            .expect("ring buffer map");
         fast_path
             .maps_mut()
             .set_config(&FastPathConfig {
@@ -316,6 +321,7 @@ impl Fixture {
         fixture_engine_store(NO_HORIZON, now + 1800, now + 1000);
         Self {
             ebpf,
+            events,
             fast_path,
             engine,
             store,
@@ -481,6 +487,32 @@ fn golden_table() {
         );
     }
     assert_eq!(fixture.stat(XdpStat::Renewed), expected_renewed);
+    // Each renewal is on the ring buffer for userspace: client key, address, new start and end.
+    let mut events = Vec::new();
+    while let Some(item) = fixture.events.next() {
+        assert_eq!(item.len(), std::mem::size_of::<RenewalEvent>());
+        // SAFETY: the kernel wrote a RenewalEvent (plain #[repr(C)] data) of this size.
+        events.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<RenewalEvent>()) });
+    }
+    assert_eq!(events.len() as u64, expected_renewed);
+    let first = events[0];
+    assert_eq!(
+        first.key,
+        LeaseKey::new(server_common::fastpath::KEY_HARDWARE, 1, &DIRECT.mac).expect("key")
+    );
+    assert_eq!(first.address.to_ne_bytes(), DIRECT.address.octets());
+    assert_eq!(first.ends - first.starts, LEASE_TIME);
+    assert_eq!(first.xid.to_ne_bytes(), 0x2222_0000u32.to_be_bytes());
+    let with_id = events[2];
+    assert_eq!(
+        with_id.key,
+        LeaseKey::new(
+            server_common::fastpath::KEY_CLIENT_ID,
+            0,
+            WITH_ID.client_id.expect("id")
+        )
+        .expect("key")
+    );
 
     // --- Renewal-shaped requests that must go up, unchanged, with the slot that says why.
     let passes: Vec<(&str, Vec<u8>, XdpStat)> = vec![
