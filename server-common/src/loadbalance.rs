@@ -37,12 +37,10 @@ pub const fn bucket(key: &[u8]) -> u8 {
 pub const fn bucket_of_prefix(key: &[u8; 32], len: usize) -> u8 {
     let len = if len > 32 { 32 } else { len };
     let mut hash = len as u8;
-    let mut index = 32;
+    let mut index = len;
     while index > 0 {
         index -= 1;
-        if index < len {
-            hash = MIX_TABLE[(hash ^ key[index]) as usize];
-        }
+        hash = MIX_TABLE[(hash ^ key[index]) as usize];
     }
     hash
 }
