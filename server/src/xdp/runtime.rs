@@ -242,8 +242,10 @@ impl FastPathRuntime {
 
     /// Takes a client's lease out of the kernel: any request userspace answered without
     /// publishing (a DISCOVER, a request for another address, a release, a decline) means the
-    /// kernel's copy may be stale. Deleted at once, and once more in queue order so that a
-    /// publication queued earlier cannot bring it back.
+    /// kernel's copy may be stale. It is also what keeps the horizon rule: such an answer writes
+    /// the lease with its plain end, which can be earlier than the horizon published before, so
+    /// the kernel must stop extending it. Deleted at once, and once more in queue order so that
+    /// a publication queued earlier cannot bring it back.
     pub fn withdraw(&self, message: &Message) {
         let key = match message
             .opts()
