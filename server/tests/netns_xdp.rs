@@ -90,7 +90,7 @@ fn dhclient_renewals_are_answered_in_the_kernel() -> anyhow::Result<()> {
         },
     )?;
     let renewed = client
-        .wait_event(&["RENEW"], 4, Duration::from_secs(40))
+        .wait_event(&["RENEW"], 5, Duration::from_secs(40))
         .map_err(|error| error.context(format!("server log:\n{}", server.proc.log_text())))?;
     assert_eq!(renewed, address, "renewals keep the address");
     // Every renewal was answered: the client never fell back to DISCOVER (a kernel reply that
