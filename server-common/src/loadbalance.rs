@@ -31,6 +31,20 @@ pub const fn bucket(key: &[u8]) -> u8 {
     hash
 }
 
+/// [`bucket`] of `key[..len]` over a fixed 32-byte buffer (`len` capped at 32): the form the XDP
+/// program uses, since the verifier wants constant bounds. Same result as `bucket(&key[..len])`.
+#[inline(always)]
+pub const fn bucket_of_prefix(key: &[u8; 32], len: usize) -> u8 {
+    let len = if len > 32 { 32 } else { len };
+    let mut hash = len as u8;
+    let mut index = len;
+    while index > 0 {
+        index -= 1;
+        hash = MIX_TABLE[(hash ^ key[index]) as usize];
+    }
+    hash
+}
+
 /// True when `bucket` is set in the 32-byte HBA: bit `b & 7` of byte `b >> 3`, least significant
 /// bit first. In ISC's polarity a set bit means the PRIMARY serves the bucket (§11.1).
 #[inline(always)]
@@ -72,6 +86,21 @@ mod tests {
         for (key, expected, primary) in vectors {
             assert_eq!(bucket(key), expected, "key {key:02x?}");
             assert_eq!(hba_has(&split_128, expected), primary, "key {key:02x?}");
+        }
+    }
+
+    #[test]
+    fn prefix_form_agrees() {
+        let mut key = [0u8; 32];
+        for (index, byte) in key.iter_mut().enumerate() {
+            *byte = (index as u8).wrapping_mul(37) ^ 0x5a;
+        }
+        for len in 0..=32 {
+            assert_eq!(
+                bucket_of_prefix(&key, len),
+                bucket(&key[..len]),
+                "len {len}"
+            );
         }
     }
 

@@ -1,15 +1,65 @@
-//! The xdhcpd XDP program. For now it counts frames and passes every one of them to the kernel
-//! stack; the renewal fast path and the load-balancing drop come with the XDP issue.
+//! The xdhcpd XDP program: parses Ethernet (up to two VLAN tags), IPv4, UDP and BOOTP/DHCP;
+//! drops DISCOVERs of the failover partner's load-balancing buckets (RFC 3074, failover.md §11);
+//! answers renewals of leases userspace has published (DESIGN.md "The fast path and its two
+//! bounds") by rewriting the request into the reply the userspace engine would send; passes
+//! everything else to the kernel stack. Every frame ends in exactly one statistics slot.
 #![no_std]
 #![no_main]
 
+mod packet;
+mod renew;
+
 use aya_ebpf::{
-    bindings::xdp_action, macros::map, macros::xdp, maps::PerCpuArray, programs::XdpContext,
+    bindings::{xdp_action, BPF_F_NO_PREALLOC},
+    macros::{map, xdp},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    programs::XdpContext,
 };
-use server_common::XdpStat;
+use server_common::fastpath::{
+    FastPathConfig, LeaseKey, LeaseValue, Template, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW,
+    FINGERPRINT_MAX_WORDS, KEY_CLIENT_ID, KEY_HARDWARE, KEY_MAX,
+};
+use server_common::{loadbalance, XdpStat};
+
+use packet::{Frame, Options};
 
 #[map]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XdpStat::COUNT, 0);
+
+/// Single entry: [`FastPathConfig`], published by userspace.
+#[map]
+static CONFIG: Array<FastPathConfig> = Array::with_max_entries(1, 0);
+
+/// Leases the kernel may renew, by client key. Not preallocated: sized for ISP scale, filled as
+/// userspace publishes.
+#[map]
+static LEASES: HashMap<LeaseKey, LeaseValue> =
+    HashMap::with_max_entries(1 << 21, BPF_F_NO_PREALLOC);
+
+/// Reply templates by index (shared by every lease whose reply is the same).
+#[map]
+static TEMPLATES: HashMap<u32, Template> = HashMap::with_max_entries(1 << 16, BPF_F_NO_PREALLOC);
+
+/// The MAC address of each interface by ifindex: the Ethernet source of a reply to a request that
+/// was broadcast (REBINDING), where the request's destination MAC is not ours.
+#[map]
+static INTERFACE_MACS: HashMap<u32, [u8; 8]> = HashMap::with_max_entries(256, 0);
+
+/// Renewals answered in the kernel, for userspace to write to the lease log.
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+
+/// Per-CPU scratch for the options area (aligned copy for the fingerprint).
+#[map]
+static SCRATCH: PerCpuArray<[u64; packet::SCRATCH_WORDS]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU slot where the client key of the current frame is built.
+#[map]
+static KEY: PerCpuArray<LeaseKey> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU state of the options walk (see `packet::Walk`).
+#[map]
+static WALK: PerCpuArray<packet::Walk> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn bump(stat: XdpStat) {
@@ -20,10 +70,171 @@ fn bump(stat: XdpStat) {
 }
 
 #[xdp]
-pub fn xdhcpd(_ctx: XdpContext) -> u32 {
+pub fn xdhcpd(ctx: XdpContext) -> u32 {
     bump(XdpStat::Seen);
-    bump(XdpStat::Passed);
-    xdp_action::XDP_PASS
+    let (action, stat) = classify(&ctx);
+    bump(stat);
+    action
+}
+
+const PASS: u32 = xdp_action::XDP_PASS;
+
+/// The decision for one frame and the statistics slot that says why.
+#[inline(always)]
+fn classify(ctx: &XdpContext) -> (u32, XdpStat) {
+    let Some(config) = CONFIG.get(0) else {
+        return (PASS, XdpStat::PassedDisabled);
+    };
+    // Ethernet type and the offset of the IPv4 header, behind zero, one or two 802.1Q/802.1ad
+    // tags. Each depth gets its own instance of the code below, so that every packet offset on
+    // the renewal path is a constant the verifier checks once.
+    let Some(ethertype) = packet::read_u16(ctx, 12) else {
+        return (PASS, XdpStat::PassedMalformed);
+    };
+    if !packet::is_vlan(ethertype) {
+        return dhcp::<14>(ctx, config, ethertype);
+    }
+    let Some(inner) = packet::read_u16(ctx, 16) else {
+        return (PASS, XdpStat::PassedMalformed);
+    };
+    if !packet::is_vlan(inner) {
+        return dhcp::<18>(ctx, config, inner);
+    }
+    let Some(innermost) = packet::read_u16(ctx, 20) else {
+        return (PASS, XdpStat::PassedMalformed);
+    };
+    if packet::is_vlan(innermost) {
+        // Three tags: not something a DHCP client sends; leave it to the stack.
+        return (PASS, XdpStat::PassedNotDhcp);
+    }
+    dhcp::<22>(ctx, config, innermost)
+}
+
+/// IPv4/UDP/BOOTP at `L3`, then load balancing or the renewal fast path.
+#[inline(always)]
+fn dhcp<const L3: usize>(
+    ctx: &XdpContext,
+    config: &FastPathConfig,
+    ethertype: u16,
+) -> (u32, XdpStat) {
+    let frame = match packet::parse::<L3>(ctx, ethertype, config.server_port) {
+        Ok(frame) => frame,
+        Err(stat) => return (PASS, stat),
+    };
+    let area_len = match packet::load_area(ctx, &frame) {
+        Ok(area_len) => area_len,
+        Err(stat) => return (PASS, stat),
+    };
+    let options = match packet::walk_options(&frame, area_len) {
+        Ok(options) => options,
+        Err(stat) => return (PASS, stat),
+    };
+    match options.message_type {
+        // DHCPDISCOVER, or a BOOTREQUEST without option 53: subject to load balancing (never a
+        // REQUEST: failover.md §11, RFC 3074 §3).
+        None | Some(1) => load_balance(ctx, config, &frame, &options),
+        // DHCPREQUEST with ciaddr: RENEWING or REBINDING (RFC 2131 §4.3.2).
+        Some(3) if frame.ciaddr != 0 && config.flags & CONFIG_RENEW != 0 => {
+            renew::renew::<L3>(ctx, config, &frame, &options, area_len)
+        }
+        Some(_) => (PASS, XdpStat::Passed),
+    }
+}
+
+/// RFC 3074 load balancing: when the failover state is NORMAL and the client has waited less than
+/// `load balance max seconds`, a client hashing into the partner's bucket is the partner's.
+#[inline(always)]
+fn load_balance(
+    ctx: &XdpContext,
+    config: &FastPathConfig,
+    frame: &Frame,
+    options: &Options,
+) -> (u32, XdpStat) {
+    if config.flags & CONFIG_FAILOVER_NORMAL == 0 || frame.secs >= config.lb_max_secs {
+        return (PASS, XdpStat::Passed);
+    }
+    let key = match client_key(ctx, frame, options) {
+        Ok(key) => key,
+        Err(stat) => return (PASS, stat),
+    };
+    let bucket = loadbalance::bucket_of_prefix(&key.bytes, key.len as usize);
+    if loadbalance::hba_has(&config.hba, bucket) {
+        (PASS, XdpStat::Passed)
+    } else {
+        (xdp_action::XDP_DROP, XdpStat::DroppedForPartner)
+    }
+}
+
+/// The client's key: option 61 when present, else chaddr (`hlen` bytes); the userspace store's
+/// rule, and the RFC 3074 hash input. Built in this CPU's [`KEY`] slot, cleared with word
+/// stores: on the stack, LLVM turns the clearing into a call to its byte-at-a-time BPF `memset`.
+#[inline(always)]
+fn client_key(
+    ctx: &XdpContext,
+    frame: &Frame,
+    options: &Options,
+) -> Result<&'static LeaseKey, XdpStat> {
+    let slot = KEY.get_ptr_mut(0).ok_or(XdpStat::PassedUnsupported)?;
+    let words = slot.cast::<u32>();
+    let mut index = 0;
+    while index < core::mem::size_of::<LeaseKey>() / 4 {
+        // SAFETY: this CPU's slot (36 bytes, 4-aligned map value), used by this run only.
+        unsafe { words.add(index).write_volatile(0) };
+        index += 1;
+    }
+    // SAFETY: as above; all-zero is a valid key.
+    let key = unsafe { &mut *slot };
+    if options.client_id_len != 0 {
+        let len = options.client_id_len as usize;
+        if len > KEY_MAX {
+            return Err(XdpStat::PassedUnsupported);
+        }
+        packet::load(ctx, options.client_id_offset as usize, &mut key.bytes, len)?;
+        key.kind = KEY_CLIENT_ID;
+        key.len = len as u8;
+    } else {
+        let len = frame.hlen as usize;
+        if len == 0 || len > 16 {
+            return Err(XdpStat::PassedMalformed);
+        }
+        packet::load(ctx, frame.dhcp + packet::CHADDR, &mut key.bytes, len)?;
+        key.kind = KEY_HARDWARE;
+        key.len = len as u8;
+        key.htype = frame.htype;
+    }
+    Ok(key)
+}
+
+/// [`server_common::fastpath::options_fingerprint`] of the request's options area, from the
+/// scratch copy [`packet::load_area`] made (`area_len` bytes).
+#[inline(always)]
+fn fingerprint(area_len: usize) -> Option<u64> {
+    let mut hash = area_len as u64;
+    if area_len == 0 {
+        return Some(hash);
+    }
+    let scratch = SCRATCH.get_ptr(0)?;
+    // SAFETY: this CPU's slot, read-only here.
+    let words = unsafe { &*scratch };
+    let full = area_len / 8;
+    let rest = area_len % 8;
+    let mut index = 0;
+    while index < FINGERPRINT_MAX_WORDS {
+        if index >= full {
+            break;
+        }
+        hash = server_common::fastpath::fingerprint_step(hash, u64::from_le(words[index]));
+        index += 1;
+    }
+    // Opaque index: the bound must be checked on the register used for the access.
+    let last = core::hint::black_box(full);
+    if rest != 0 {
+        // The last word's bytes past the area are left over from an earlier packet: mask them.
+        let word = *words.get(last)?;
+        let mask = (1u64 << (8 * rest)) - 1;
+        hash = server_common::fastpath::fingerprint_step(hash, u64::from_le(word) & mask);
+    }
+    Some(hash)
 }
 
 #[cfg(not(test))]

@@ -91,6 +91,23 @@ struct Shared {
     /// The server port (67 or `-p`); clients are answered on port + 1 (RFC 2131 §4.1).
     port: u16,
     id_format: IdFormat,
+    /// The XDP fast path when attached (renewals answered in the kernel).
+    fast_path: Option<Arc<crate::xdp::runtime::FastPathRuntime>>,
+}
+
+/// The lease log as the XDP fast path writes to it (kernel renewals, horizons).
+impl crate::xdp::runtime::LeaseSink for Shared {
+    fn submit(&self, lease: &crate::lease::record::Lease) {
+        let mut record = Vec::with_capacity(256);
+        crate::lease::file::write_lease_with(lease, self.id_format, &mut record);
+        if self.committer.submit(record, None).is_err() {
+            self.metrics.commit_failures.increment();
+        }
+    }
+
+    fn flush(&self) -> bool {
+        self.committer.flush().is_ok()
+    }
 }
 
 /// The lease file path: `-lf`, else the config's `lease-file-name`, else Debian's default.
@@ -195,6 +212,41 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         &metrics,
         id_format,
     )?;
+    // XDP: the fast path; without it (no privilege, old kernel) userspace serves everything.
+    let interface_names: Vec<String> = chosen
+        .iter()
+        .map(|interface| interface.name.clone())
+        .collect();
+    let xdp = if cli.no_xdp {
+        log::info!("XDP disabled by --no-xdp; serving from userspace");
+        None
+    } else {
+        match crate::xdp::attach(&interface_names) {
+            Ok(attachment) => {
+                log::info!("XDP attached: {:?}", attachment.interfaces);
+                Some(attachment)
+            }
+            Err(error) => {
+                log::warn!("XDP not available ({error}); serving everything from userspace");
+                None
+            }
+        }
+    };
+
+    let fast_path = xdp.and_then(|attachment| {
+        let indices: Vec<(String, u32)> = chosen
+            .iter()
+            .map(|interface| (interface.name.clone(), interface.index))
+            .collect();
+        match crate::xdp::runtime::FastPathRuntime::new(attachment, &config, port, &indices) {
+            Ok(runtime) => Some(Arc::new(runtime)),
+            Err(error) => {
+                log::warn!("XDP maps not usable ({error}); serving everything from userspace");
+                None
+            }
+        }
+    });
+
     let shared = Arc::new(Shared {
         engine: Engine::new(config.clone()).with_dynamic_hosts(dynamic_hosts.clone()),
         leases: leases.clone(),
@@ -202,6 +254,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         committer,
         port,
         id_format,
+        fast_path,
     });
 
     // Failover peers (failover.md): one driver thread, when the config declares a peer.
@@ -233,37 +286,26 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         &failover_saved,
     )?;
 
-    // XDP: the fast path; without it (no privilege, old kernel) userspace serves everything.
-    let interface_names: Vec<String> = chosen
-        .iter()
-        .map(|interface| interface.name.clone())
-        .collect();
-    let _xdp = if cli.no_xdp {
-        log::info!("XDP disabled by --no-xdp; serving from userspace");
-        None
-    } else {
-        match crate::xdp::attach(&interface_names) {
-            Ok(attachment) => {
-                log::info!("XDP attached: {:?}", attachment.interfaces);
-                Some(attachment)
-            }
-            Err(error) => {
-                log::warn!("XDP not available ({error}); serving everything from userspace");
-                None
-            }
-        }
+    let _fast_path_thread = match &shared.fast_path {
+        Some(runtime) => Some(runtime.spawn(leases.clone(), shared.clone(), &SHUTDOWN)?),
+        None => None,
     };
 
     if let Some(listen) = cli.metrics_listen {
         let metrics = metrics.clone();
         let leases = leases.clone();
         let stats = shared.committer.stats();
+        let fast_path = shared.fast_path.clone();
         crate::metrics::serve(
             listen,
             Arc::new(move || {
                 let count = leases.lock().map(|store| store.len() as u64).unwrap_or(0);
                 let snapshot = stats.snapshot();
-                metrics.render(&[
+                let xdp = fast_path
+                    .as_ref()
+                    .map(|fast_path| fast_path.metric_values())
+                    .unwrap_or_default();
+                let mut extra = vec![
                     ("xdhcpd_leases", "leases in the store", count),
                     (
                         "xdhcpd_commit_batches_total",
@@ -280,7 +322,11 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                         "largest group commit",
                         snapshot.max_batch,
                     ),
-                ])
+                ];
+                for (name, value) in &xdp {
+                    extra.push((name.as_str(), "frames by XDP outcome", *value));
+                }
+                metrics.render(&extra)
             }),
         )?;
     }
@@ -337,6 +383,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         log::error!("the lease committer stopped before shutdown");
     }
     log_commit_statistics(&shared.committer.stats().snapshot());
+    if let Some(fast_path) = &shared.fast_path {
+        fast_path.log_statistics();
+    }
     Ok(())
 }
 
@@ -499,7 +548,15 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
         for (payload, source) in incoming.iter() {
             shared.metrics.packets_received.increment();
             match crate::net::decode::decode_message(payload) {
-                Ok(message) => messages.push((message, source)),
+                Ok(message) => {
+                    // Renewal-shaped requests keep their bytes: the XDP template needs them.
+                    let raw = shared
+                        .fast_path
+                        .as_ref()
+                        .filter(|fast_path| fast_path.wants_payload(&message))
+                        .map(|_| payload.to_vec());
+                    messages.push((message, source, raw))
+                }
                 Err(error) => {
                     shared.metrics.packets_malformed.increment();
                     log::debug!("dropped a datagram from {source}: {error}");
@@ -514,17 +571,34 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
             let Ok(mut store) = shared.leases.lock() else {
                 return;
             };
-            for (message, source) in &messages {
+            for (message, source, raw) in &messages {
                 let request = Request {
                     message,
                     source: *source,
                     interface_address: Some(interface.address),
                 };
-                decisions.push(shared.engine.handle(now, &request, &mut store));
+                let mut decision = shared.engine.handle(now, &request, &mut store);
+                let mut publish = None;
+                if let Some(fast_path) = &shared.fast_path {
+                    if let Some(raw) = raw {
+                        publish = fast_path.prepare(raw, message, &mut decision, &mut store);
+                    }
+                    // Anything else userspace answered may leave the kernel's copy stale.
+                    if publish.is_none()
+                        && !matches!(decision.outcome, Outcome::Ignored(_) | Outcome::Informed)
+                    {
+                        fast_path.withdraw(message);
+                    }
+                }
+                decisions.push((decision, publish));
             }
         }
-        for decision in decisions.drain(..) {
+        for (decision, publish) in decisions.drain(..) {
             dispatch(shared, socket, interface, decision, &mut outgoing);
+            // Published by the fast-path thread once the record submitted above is durable.
+            if let (Some(fast_path), Some(publish)) = (&shared.fast_path, publish) {
+                fast_path.queue(publish);
+            }
         }
         if !outgoing.is_empty() {
             let queued = outgoing.len() as u64;

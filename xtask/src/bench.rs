@@ -1,4 +1,4 @@
-//! `cargo xtask bench dora|leases|micro`.
+//! `cargo xtask bench dora|leases|micro|xdp`.
 //!
 //! `dora` runs perfdhcp from a client namespace, acting as a relay (giaddr 10.214.0.1), against
 //! xdhcpd, Kea 2.2 and ISC dhcpd 4.4 in turn: same topology, same pool (60,000 addresses of
@@ -48,6 +48,9 @@ pub enum Which {
     },
     /// Criterion micro-benchmarks (`cargo bench -p benches`).
     Micro,
+    /// ns/packet of the XDP program through BPF_PROG_TEST_RUN (root): renew hit, miss,
+    /// load-balancing drop, non-DHCP pass.
+    Xdp,
 }
 
 pub fn run(which: Which) -> Result<()> {
@@ -61,6 +64,16 @@ pub fn run(which: Which) -> Result<()> {
         } => dora(&servers, &rates, seconds, clients, !no_xdp),
         Which::Leases { count } => leases(count),
         Which::Micro => status(command("cargo").args(["bench", "-p", "benches"])),
+        // The eBPF object is always built optimised (aya-build); the harness's own profile
+        // does not enter the kernel's timing, so the debug build is enough.
+        Which::Xdp => status(command("cargo").args([
+            "run",
+            "--quiet",
+            "-p",
+            "benches",
+            "--bin",
+            "xdp_test_run",
+        ])),
     }
 }
 

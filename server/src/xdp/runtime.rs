@@ -1,0 +1,467 @@
+//! The daemon's side of the fast path while it runs: publishes renewals the engine answered
+//! (after their records are durable), consumes the kernel's renewal events from the ring buffer
+//! (written to the lease log through the group commit, then the horizon moves on), and keeps the
+//! clock offset of the configuration map current.
+//!
+//! Horizon rule (DESIGN.md "The fast path and its two bounds"): the kernel may extend a lease
+//! up to its horizon, and a lease record with `ends = horizon` is durable before the horizon is
+//! published. The engine's ACK of a renewal is written with `ends = horizon` (= the lease's end
+//! plus one lease time) instead of its end; each kernel renewal is written with the next horizon
+//! and that horizon is published only after the commit's fsync. So the log never says less than
+//! what the kernel may have promised, and after a crash the address stays reserved for the client
+//! at least as long as it was told.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use aya::maps::{MapData, RingBuf};
+use dhcproto::v4::Message;
+use server_common::fastpath::{
+    FastPathConfig, LeaseKey, RenewalEvent, CONFIG_RENEW, KEY_CLIENT_ID, KEY_HARDWARE,
+};
+use server_common::XdpStat;
+
+use super::maps::{AyaMaps, FastPathMaps, MapsError};
+use super::sync::{self, FastPath, Prepared};
+use super::XdpAttachment;
+use crate::engine::{Decision, Outcome};
+use crate::lease::record::{Hardware, Lease, UnixTime};
+use crate::lease::store::{ClientKey, LeaseStore};
+
+/// A renewal to publish once its record is durable.
+#[derive(Debug)]
+pub struct Publish {
+    prepared: Prepared,
+    ends: UnixTime,
+    horizon: UnixTime,
+}
+
+/// Map changes, applied by the fast-path thread in the order the workers queued them.
+#[derive(Debug)]
+enum Update {
+    Publish(Box<Publish>),
+    Withdraw(LeaseKey),
+}
+
+impl Publish {
+    /// The end the lease record must carry: the horizon.
+    pub fn horizon(&self) -> UnixTime {
+        self.horizon
+    }
+}
+
+/// How the daemon hands records to the lease log.
+pub trait LeaseSink: Send + Sync + 'static {
+    /// Queues a formatted lease record for the group commit.
+    fn submit(&self, lease: &Lease);
+    /// Returns once everything submitted before is durable; false when the log is gone.
+    fn flush(&self) -> bool;
+}
+
+/// The running fast path: the attached program, its maps and the consumer thread.
+pub struct FastPathRuntime {
+    attachment: XdpAttachment,
+    fast_path: Mutex<FastPath<AyaMaps>>,
+    updates: Mutex<mpsc::Sender<Update>>,
+    receiver: Mutex<Option<mpsc::Receiver<Update>>>,
+    ring: Mutex<Option<RingBuf<MapData>>>,
+    config: Mutex<FastPathConfig>,
+    enabled: bool,
+}
+
+impl std::fmt::Debug for FastPathRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastPathRuntime")
+            .field("attachment", &self.attachment)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+/// Unix seconds minus CLOCK_BOOTTIME seconds: the kernel computes Unix time from
+/// `bpf_ktime_get_boot_ns` and this offset.
+fn clock_offset() -> i64 {
+    let read = |clock| {
+        let mut time = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid out pointer.
+        unsafe { libc::clock_gettime(clock, &mut time) };
+        time.tv_sec
+    };
+    read(libc::CLOCK_REALTIME) - read(libc::CLOCK_BOOTTIME)
+}
+
+/// The MAC address of an interface from sysfs.
+fn interface_mac(name: &str) -> Option<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?;
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for byte in &mut mac {
+        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    Some(mac)
+}
+
+impl FastPathRuntime {
+    /// Takes the maps of `attachment`, writes the configuration and the interfaces' MAC
+    /// addresses. Renewals are answered in the kernel only when `config_allows_fast_path`.
+    pub fn new(
+        mut attachment: XdpAttachment,
+        config: &crate::config::model::Config,
+        port: u16,
+        interfaces: &[(String, u32)],
+    ) -> Result<Self, MapsError> {
+        let maps = AyaMaps::take(attachment.ebpf_mut())?;
+        let ring = attachment
+            .ebpf_mut()
+            .take_map("EVENTS")
+            .ok_or(MapsError::MissingMap("EVENTS"))?;
+        let ring = RingBuf::try_from(ring)?;
+        let enabled = sync::config_allows_fast_path(config);
+        if !enabled {
+            log::info!(
+                "XDP: renewals stay in userspace: the configuration has classes, min-secs or \
+                 failover pools, which make replies depend on more than the kernel checks"
+            );
+        }
+        let fast_path_config = FastPathConfig {
+            flags: if enabled { CONFIG_RENEW } else { 0 },
+            server_port: port,
+            lb_max_secs: 0,
+            time_offset: clock_offset(),
+            hba: [0xff; 32],
+        };
+        let mut fast_path = FastPath::new(maps);
+        fast_path.maps_mut().set_config(&fast_path_config)?;
+        for (name, index) in interfaces {
+            if let Some(mac) = interface_mac(name) {
+                fast_path.maps_mut().set_interface_mac(*index, mac)?;
+            }
+        }
+        let (sender, receiver) = mpsc::channel();
+        Ok(Self {
+            attachment,
+            fast_path: Mutex::new(fast_path),
+            updates: Mutex::new(sender),
+            receiver: Mutex::new(Some(receiver)),
+            ring: Mutex::new(Some(ring)),
+            config: Mutex::new(fast_path_config),
+            enabled,
+        })
+    }
+
+    /// Sum over CPUs of one statistics slot.
+    pub fn stat(&self, stat: XdpStat) -> u64 {
+        self.attachment.stat(stat)
+    }
+
+    /// The per-CPU counters of the program, summed, as Prometheus metric names and values.
+    pub fn metric_values(&self) -> Vec<(String, u64)> {
+        XdpStat::ALL
+            .iter()
+            .map(|stat| {
+                (
+                    format!("xdhcpd_xdp_{}_total", stat.name()),
+                    self.stat(*stat),
+                )
+            })
+            .collect()
+    }
+
+    /// One log line with every counter (at shutdown).
+    pub fn log_statistics(&self) {
+        let counts: Vec<String> = XdpStat::ALL
+            .iter()
+            .map(|stat| format!("{} {}", stat.name(), self.stat(*stat)))
+            .collect();
+        log::info!(
+            "XDP: {} renewals answered in the kernel ({})",
+            self.stat(XdpStat::Renewed),
+            counts.join(", ")
+        );
+    }
+
+    /// Whether the worker should keep the raw payload of `message` for [`Self::prepare`]:
+    /// only renewal-shaped requests can become templates.
+    pub fn wants_payload(&self, message: &Message) -> bool {
+        self.enabled && !message.ciaddr().is_unspecified()
+    }
+
+    /// After the engine decided: for an ACK to a renewal the kernel can repeat, the publication
+    /// to make once durable; the committed record's end moves to the horizon (see module doc).
+    ///
+    /// The store's copy of the lease ends at the horizon too: a compaction rewrites the lease
+    /// file from the store, and it must not write less than the published horizon.
+    pub fn prepare(
+        &self,
+        payload: &[u8],
+        message: &Message,
+        decision: &mut Decision,
+        store: &mut LeaseStore,
+    ) -> Option<Publish> {
+        let Outcome::Acked(address) = decision.outcome else {
+            return None;
+        };
+        let reply = decision.reply.as_ref()?;
+        let prepared = match sync::prepare(payload, message, reply) {
+            Ok(prepared) => prepared,
+            Err(reason) => {
+                log::debug!("XDP: renewal of {address} stays in userspace: {reason}");
+                return None;
+            }
+        };
+        let lease = decision
+            .commit
+            .iter_mut()
+            .find(|lease| lease.address == address)?;
+        let ends = lease.ends;
+        let horizon = ends.saturating_add(prepared.lease_time);
+        lease.ends = horizon;
+        store.upsert(lease.clone());
+        Some(Publish {
+            prepared,
+            ends,
+            horizon,
+        })
+    }
+
+    /// Queues a publication whose record has been submitted to the group commit.
+    pub fn queue(&self, publish: Publish) {
+        self.send(Update::Publish(Box::new(publish)));
+    }
+
+    fn send(&self, update: Update) {
+        if let Ok(sender) = self.updates.lock() {
+            let _ = sender.send(update);
+        }
+    }
+
+    /// Takes a client's lease out of the kernel: any request userspace answered without
+    /// publishing (a DISCOVER, a request for another address, a release, a decline) means the
+    /// kernel's copy may be stale. It is also what keeps the horizon rule: such an answer writes
+    /// the lease with its plain end, which can be earlier than the horizon published before, so
+    /// the kernel must stop extending it. Deleted at once, and once more in queue order so that
+    /// a publication queued earlier cannot bring it back.
+    pub fn withdraw(&self, message: &Message) {
+        let key = match message
+            .opts()
+            .get(dhcproto::v4::OptionCode::ClientIdentifier)
+        {
+            Some(dhcproto::v4::DhcpOption::ClientIdentifier(id)) => {
+                LeaseKey::new(KEY_CLIENT_ID, 0, id)
+            }
+            _ => message
+                .chaddr()
+                .get(..usize::from(message.hlen()).min(16))
+                .and_then(|chaddr| LeaseKey::new(KEY_HARDWARE, u8::from(message.htype()), chaddr)),
+        };
+        let Some(key) = key else {
+            return;
+        };
+        if let Ok(mut fast_path) = self.fast_path.lock() {
+            if fast_path.is_published(&key) {
+                if let Err(error) = fast_path.withdraw(&key) {
+                    log::warn!("XDP: withdrawing a lease: {error}");
+                }
+                self.send(Update::Withdraw(key));
+            }
+        }
+    }
+
+    /// Starts the thread that publishes durable renewals and consumes kernel renewals.
+    pub fn spawn(
+        self: &Arc<Self>,
+        leases: Arc<Mutex<LeaseStore>>,
+        sink: Arc<dyn LeaseSink>,
+        shutdown: &'static std::sync::atomic::AtomicBool,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let runtime = self.clone();
+        std::thread::Builder::new()
+            .name("xdp-sync".into())
+            .spawn(move || runtime.run(&leases, sink.as_ref(), shutdown))
+    }
+
+    fn run(
+        &self,
+        leases: &Mutex<LeaseStore>,
+        sink: &dyn LeaseSink,
+        shutdown: &std::sync::atomic::AtomicBool,
+    ) {
+        let Some(receiver) = self.receiver.lock().ok().and_then(|mut slot| slot.take()) else {
+            return;
+        };
+        let Some(mut ring) = self.ring.lock().ok().and_then(|mut slot| slot.take()) else {
+            return;
+        };
+        let mut ticks = 0u32;
+        while !shutdown.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut pending: Vec<Update> = receiver.try_iter().collect();
+            let mut horizons: HashMap<LeaseKey, (RenewalEvent, UnixTime)> = HashMap::new();
+            while let Some(item) = ring.next() {
+                let Some(event) = parse_event(&item) else {
+                    continue;
+                };
+                if let Some(horizon) = self.record_kernel_renewal(leases, sink, &event) {
+                    horizons.insert(event.key, (event, horizon));
+                }
+            }
+            if !pending.is_empty() || !horizons.is_empty() {
+                // Everything queued above was submitted before this flush: once it returns, the
+                // records are durable and the horizons may be published.
+                if !sink.flush() {
+                    return;
+                }
+                if let Ok(mut fast_path) = self.fast_path.lock() {
+                    for update in pending.drain(..) {
+                        let result = match update {
+                            Update::Publish(publish) => {
+                                fast_path.publish(&publish.prepared, publish.ends, publish.horizon)
+                            }
+                            Update::Withdraw(key) if fast_path.is_published(&key) => {
+                                fast_path.withdraw(&key)
+                            }
+                            Update::Withdraw(_) => Ok(()),
+                        };
+                        if let Err(error) = result {
+                            log::warn!("XDP: updating the lease map: {error}");
+                        }
+                    }
+                    for (key, (event, horizon)) in horizons {
+                        let Some(mut value) = fast_path.maps().lease(&key) else {
+                            continue;
+                        };
+                        value.horizon = value.horizon.max(horizon);
+                        value.ends = value.ends.max(event.ends);
+                        if let Err(error) = fast_path.maps_mut().put_lease(&key, &value) {
+                            log::warn!("XDP: moving a horizon: {error}");
+                        }
+                    }
+                }
+                continue;
+            }
+            // Idle: wait for the ring buffer (or a publication) for a short while.
+            let mut poll = libc::pollfd {
+                fd: ring.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut poll, 1, 20) };
+            ticks += 1;
+            if ticks.is_multiple_of(500) {
+                self.refresh_clock();
+            }
+        }
+    }
+
+    /// Re-reads the clock offset (the wall clock may have been stepped).
+    fn refresh_clock(&self) {
+        let Ok(mut config) = self.config.lock() else {
+            return;
+        };
+        let offset = clock_offset();
+        if offset != config.time_offset {
+            config.time_offset = offset;
+            if let Ok(mut fast_path) = self.fast_path.lock() {
+                let _ = fast_path.maps_mut().set_config(&config);
+            }
+        }
+    }
+
+    /// Applies one kernel renewal to the store and submits its record with the next horizon;
+    /// returns that horizon.
+    fn record_kernel_renewal(
+        &self,
+        leases: &Mutex<LeaseStore>,
+        sink: &dyn LeaseSink,
+        event: &RenewalEvent,
+    ) -> Option<UnixTime> {
+        let key = client_key(&event.key)?;
+        let mut store = leases.lock().ok()?;
+        let address = std::net::Ipv4Addr::from(event.address.to_ne_bytes());
+        let lease = store
+            .find_by_client(&key)
+            .filter(|lease| lease.address == address)
+            .cloned()?;
+        let lease_time = event.ends.saturating_sub(event.starts);
+        let horizon = event.ends.saturating_add(lease_time);
+        // The store, like the log, carries the horizon (see `prepare`).
+        let mut lease = lease;
+        lease.starts = event.starts;
+        lease.cltt = event.starts;
+        lease.ends = horizon;
+        store.upsert(lease.clone());
+        drop(store);
+        sink.submit(&lease);
+        Some(horizon)
+    }
+}
+
+fn parse_event(bytes: &[u8]) -> Option<RenewalEvent> {
+    if bytes.len() < std::mem::size_of::<RenewalEvent>() {
+        return None;
+    }
+    // SAFETY: RenewalEvent is plain #[repr(C)] data (aya::Pod); the length was checked and
+    // read_unaligned does not need alignment.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<RenewalEvent>()) })
+}
+
+/// The store's key for a kernel key.
+fn client_key(key: &LeaseKey) -> Option<ClientKey> {
+    let bytes = key.bytes.get(..usize::from(key.len))?;
+    match key.kind {
+        KEY_CLIENT_ID => Some(ClientKey::ClientId(bytes.to_vec().into_boxed_slice())),
+        KEY_HARDWARE => Hardware::new(key.htype, bytes).map(ClientKey::Hardware),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_keys_map_to_store_keys() {
+        let id = LeaseKey::new(KEY_CLIENT_ID, 0, &[1, 2, 3]).expect("key");
+        assert_eq!(
+            client_key(&id),
+            Some(ClientKey::ClientId(vec![1, 2, 3].into_boxed_slice()))
+        );
+        let mac = [2, 0, 0, 0, 0, 9];
+        let hardware = LeaseKey::new(KEY_HARDWARE, 1, &mac).expect("key");
+        assert_eq!(
+            client_key(&hardware),
+            Hardware::new(1, &mac).map(ClientKey::Hardware)
+        );
+        let mut bad = id;
+        bad.kind = 7;
+        assert_eq!(client_key(&bad), None);
+        bad.kind = KEY_CLIENT_ID;
+        bad.len = 40;
+        assert_eq!(client_key(&bad), None);
+    }
+
+    #[test]
+    fn events_parse_and_short_records_are_skipped() {
+        let event = RenewalEvent {
+            key: LeaseKey::new(KEY_HARDWARE, 1, &[2, 0, 0, 0, 0, 9]).expect("key"),
+            address: u32::from_ne_bytes([10, 0, 0, 9]),
+            starts: 1000,
+            ends: 4600,
+            xid: 7,
+        };
+        // SAFETY: reading the bytes of a plain #[repr(C)] value.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&event as *const RenewalEvent).cast::<u8>(),
+                std::mem::size_of::<RenewalEvent>(),
+            )
+        };
+        assert_eq!(parse_event(bytes), Some(event));
+        assert_eq!(parse_event(&bytes[..10]), None);
+    }
+}

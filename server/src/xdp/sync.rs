@@ -1,0 +1,340 @@
+//! Keeps the kernel's lease table and reply templates in step with userspace
+//! (DESIGN.md "The fast path and its two bounds").
+//!
+//! Both paths agree by construction: a template is the userspace engine's own DHCPACK for a
+//! renewal request of that client ([`prepare`]), and the kernel uses it only for a later request
+//! whose options area is byte-for-byte the same (the fingerprint), from the same relay, with the
+//! header fields the engine copies (xid, hops, flags, chaddr) patched in. Templates are shared
+//! by every lease whose reply bytes are equal.
+//!
+//! Horizon rule: [`FastPath::publish`] takes the horizon as an argument, and the caller must
+//! have made a lease record with `ends = horizon` durable (group commit) before calling it: the
+//! kernel never promises more than what survives a crash.
+
+use std::collections::HashMap;
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
+use server_common::fastpath::{
+    checksum_partial, options_fingerprint, LeaseKey, LeaseValue, Template, KEY_CLIENT_ID,
+    KEY_HARDWARE, LEASE_ACTIVE, OPTIONS_OFFSET, TEMPLATE_MAX, TEMPLATE_OFFSET,
+};
+
+use super::maps::{FastPathMaps, MapsError};
+use crate::config::model::Config;
+use crate::engine::{Destination, Reply};
+use crate::lease::record::UnixTime;
+
+/// Why a renewal cannot be published for the kernel to repeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotEligible {
+    #[error("not a DHCPREQUEST in RENEWING/REBINDING state (ciaddr set, no option 50/54)")]
+    NotRenewal,
+    #[error("not an Ethernet client (htype 1, hlen 6)")]
+    NotEthernet,
+    #[error("the client asked for a broadcast reply")]
+    Broadcast,
+    #[error("the reply is not routed to ciaddr or the relay")]
+    Destination,
+    #[error("the reply is larger than a template")]
+    TooLarge,
+    #[error("the reply has no finite lease time")]
+    LeaseTime,
+    #[error("the client key is longer than the kernel key")]
+    KeyTooLong,
+    #[error("the reply cannot be encoded")]
+    Encode,
+    #[error("the request payload is shorter than a BOOTP message with options")]
+    Short,
+    #[error(
+        "the configuration makes replies depend on more than the options area (classes, \
+         min-secs, failover lease times)"
+    )]
+    Configuration,
+}
+
+/// A renewal ready for the kernel: its key, the lease-table value without the times, and the
+/// reply template.
+#[derive(Clone)]
+pub struct Prepared {
+    pub key: LeaseKey,
+    pub address: u32,
+    pub lease_time: u32,
+    pub giaddr: u32,
+    pub fingerprint: u64,
+    pub template: Template,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("key", &self.key)
+            .field("lease_time", &self.lease_time)
+            .field("template_len", &self.template.len)
+            .finish()
+    }
+}
+
+/// True when the configuration lets a reply depend only on what the fast path checks: no
+/// classes (their expressions may read any header field), no `min-secs` (secs varies between
+/// retransmissions), no failover pools (the MCLT rule makes the lease time depend on time).
+pub fn config_allows_fast_path(config: &Config) -> bool {
+    config.classes.is_empty()
+        && config.scopes.iter().all(|scope| scope.min_secs.is_none())
+        && config.pools.iter().all(|pool| pool.failover_peer.is_none())
+}
+
+/// Builds the kernel's copy of the engine's DHCPACK `reply` to `request` (raw UDP payload
+/// `payload`). Checks every condition under which the kernel's rewrite of a later identical
+/// request equals the engine's reply.
+pub fn prepare(payload: &[u8], request: &Message, reply: &Reply) -> Result<Prepared, NotEligible> {
+    let options = request.opts();
+    let renewal = matches!(
+        options.get(OptionCode::MessageType),
+        Some(DhcpOption::MessageType(MessageType::Request))
+    ) && !request.ciaddr().is_unspecified()
+        && options.get(OptionCode::RequestedIpAddress).is_none()
+        && options.get(OptionCode::ServerIdentifier).is_none();
+    if !renewal
+        || !matches!(
+            reply.message.opts().get(OptionCode::MessageType),
+            Some(DhcpOption::MessageType(MessageType::Ack))
+        )
+    {
+        return Err(NotEligible::NotRenewal);
+    }
+    if u8::from(request.htype()) != 1 || request.hlen() != 6 {
+        return Err(NotEligible::NotEthernet);
+    }
+    if request.flags().broadcast() || reply.message.flags().broadcast() {
+        return Err(NotEligible::Broadcast);
+    }
+    let routed = match reply.destination {
+        Destination::Unicast(address) => address == request.ciaddr(),
+        Destination::Relay(giaddr) => giaddr == request.giaddr(),
+        _ => false,
+    };
+    if !routed || reply.message.yiaddr() != request.ciaddr() {
+        return Err(NotEligible::Destination);
+    }
+    if payload.len() < OPTIONS_OFFSET {
+        return Err(NotEligible::Short);
+    }
+    let lease_time = match reply.message.opts().get(OptionCode::AddressLeaseTime) {
+        Some(DhcpOption::AddressLeaseTime(seconds)) if *seconds != u32::MAX => *seconds,
+        _ => return Err(NotEligible::LeaseTime),
+    };
+    let server_id = match reply.message.opts().get(OptionCode::ServerIdentifier) {
+        Some(DhcpOption::ServerIdentifier(address)) => *address,
+        _ => return Err(NotEligible::Destination),
+    };
+    let key = match options.get(OptionCode::ClientIdentifier) {
+        Some(DhcpOption::ClientIdentifier(id)) => LeaseKey::new(KEY_CLIENT_ID, 0, id),
+        _ => {
+            let chaddr = request.chaddr().get(..6).ok_or(NotEligible::NotEthernet)?;
+            LeaseKey::new(KEY_HARDWARE, 1, chaddr)
+        }
+    }
+    .ok_or(NotEligible::KeyTooLong)?;
+    let bytes = reply.encode().map_err(|_| NotEligible::Encode)?;
+    let body = bytes.get(TEMPLATE_OFFSET..).ok_or(NotEligible::Encode)?;
+    if body.len() > TEMPLATE_MAX {
+        return Err(NotEligible::TooLarge);
+    }
+    let mut template = Template::EMPTY;
+    template.len = body.len() as u32;
+    template.bytes[..body.len()].copy_from_slice(body);
+    template.siaddr = u32::from_ne_bytes(reply.message.siaddr().octets());
+    template.server_id = u32::from_ne_bytes(server_id.octets());
+    template.checksum = checksum_partial(body);
+    Ok(Prepared {
+        key,
+        address: u32::from_ne_bytes(request.ciaddr().octets()),
+        lease_time,
+        giaddr: u32::from_ne_bytes(request.giaddr().octets()),
+        fingerprint: options_fingerprint(&payload[OPTIONS_OFFSET..]),
+        template,
+    })
+}
+
+/// Identity of a template's content, for sharing.
+type TemplateContent = (u32, u32, Vec<u8>);
+
+/// Userspace's record of what is in the kernel maps.
+pub struct FastPath<M> {
+    maps: M,
+    /// Template content → (index, leases using it).
+    templates: HashMap<TemplateContent, (u32, usize)>,
+    /// Lease key → the content of its template.
+    lease_templates: HashMap<LeaseKey, TemplateContent>,
+    free_indices: Vec<u32>,
+    next_index: u32,
+}
+
+impl<M: std::fmt::Debug> std::fmt::Debug for FastPath<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastPath")
+            .field("maps", &self.maps)
+            .field("templates", &self.templates.len())
+            .field("leases", &self.lease_templates.len())
+            .finish()
+    }
+}
+
+impl<M: FastPathMaps> FastPath<M> {
+    pub fn new(maps: M) -> Self {
+        Self {
+            maps,
+            templates: HashMap::new(),
+            lease_templates: HashMap::new(),
+            free_indices: Vec::new(),
+            next_index: 0,
+        }
+    }
+
+    pub fn maps(&self) -> &M {
+        &self.maps
+    }
+
+    pub fn maps_mut(&mut self) -> &mut M {
+        &mut self.maps
+    }
+
+    /// Whether `key` has a lease in the kernel.
+    pub fn is_published(&self, key: &LeaseKey) -> bool {
+        self.lease_templates.contains_key(key)
+    }
+
+    /// Number of distinct templates in the kernel.
+    pub fn template_count(&self) -> usize {
+        self.templates.len()
+    }
+
+    /// Publishes a renewal: the lease ends at `ends`, and the kernel may extend it up to
+    /// `horizon`, which the caller has already made durable.
+    pub fn publish(
+        &mut self,
+        prepared: &Prepared,
+        ends: UnixTime,
+        horizon: UnixTime,
+    ) -> Result<(), MapsError> {
+        let template = &prepared.template;
+        let content: TemplateContent = (
+            template.siaddr,
+            template.server_id,
+            template.bytes[..template.len as usize].to_vec(),
+        );
+        let index = match self.templates.get_mut(&content) {
+            Some((index, _)) if self.lease_templates.get(&prepared.key) == Some(&content) => *index,
+            Some((index, users)) => {
+                *users += 1;
+                let index = *index;
+                self.release_template_of(&prepared.key)?;
+                index
+            }
+            None => {
+                let index = self.free_indices.pop().unwrap_or_else(|| {
+                    self.next_index += 1;
+                    self.next_index - 1
+                });
+                self.maps.put_template(index, template)?;
+                self.release_template_of(&prepared.key)?;
+                self.templates.insert(content.clone(), (index, 1));
+                index
+            }
+        };
+        self.lease_templates.insert(prepared.key, content);
+        let value = LeaseValue {
+            address: prepared.address,
+            ends,
+            horizon,
+            lease_time: prepared.lease_time,
+            template: index,
+            flags: LEASE_ACTIVE,
+            giaddr: prepared.giaddr,
+            _pad: 0,
+            fingerprint: prepared.fingerprint,
+        };
+        self.maps.put_lease(&prepared.key, &value)
+    }
+
+    /// Takes a lease out of the kernel (released, expired, or answered by userspace in a way
+    /// the kernel cannot repeat).
+    pub fn withdraw(&mut self, key: &LeaseKey) -> Result<(), MapsError> {
+        self.maps.remove_lease(key)?;
+        self.release_template_of(key)
+    }
+
+    /// Drops `key`'s use of its current template, removing the template when unused.
+    fn release_template_of(&mut self, key: &LeaseKey) -> Result<(), MapsError> {
+        let Some(content) = self.lease_templates.remove(key) else {
+            return Ok(());
+        };
+        if let Some((index, users)) = self.templates.get_mut(&content) {
+            *users -= 1;
+            if *users == 0 {
+                let index = *index;
+                self.templates.remove(&content);
+                self.maps.remove_template(index)?;
+                self.free_indices.push(index);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xdp::maps::FakeMaps;
+
+    fn prepared(mac_last: u8, option_byte: u8) -> Prepared {
+        let mut template = Template::EMPTY;
+        template.len = 300;
+        template.bytes[200] = option_byte;
+        Prepared {
+            key: LeaseKey::new(KEY_HARDWARE, 1, &[2, 0, 0, 0, 0, mac_last]).expect("key"),
+            address: u32::from_ne_bytes([10, 0, 0, mac_last]),
+            lease_time: 3600,
+            giaddr: 0,
+            fingerprint: 42,
+            template,
+        }
+    }
+
+    #[test]
+    fn equal_replies_share_one_template_and_unused_ones_go() {
+        let mut fast_path = FastPath::new(FakeMaps::default());
+        fast_path
+            .publish(&prepared(1, 7), 1000, 5000)
+            .expect("publish");
+        fast_path
+            .publish(&prepared(2, 7), 1000, 5000)
+            .expect("publish");
+        assert_eq!(fast_path.template_count(), 1);
+        assert_eq!(fast_path.maps().templates.len(), 1);
+        assert_eq!(fast_path.maps().leases.len(), 2);
+        // A lease whose reply changed moves to a new template; the old one stays for the other.
+        fast_path
+            .publish(&prepared(2, 8), 1000, 5000)
+            .expect("publish");
+        assert_eq!(fast_path.maps().templates.len(), 2);
+        let first = prepared(1, 7).key;
+        fast_path.withdraw(&first).expect("withdraw");
+        assert_eq!(fast_path.maps().templates.len(), 1);
+        assert_eq!(fast_path.maps().leases.len(), 1);
+        let value = fast_path
+            .maps()
+            .lease(&prepared(2, 8).key)
+            .expect("published lease");
+        assert_eq!(
+            (value.ends, value.horizon, value.lease_time),
+            (1000, 5000, 3600)
+        );
+        assert_eq!(value.flags, LEASE_ACTIVE);
+        // Re-publishing the same lease with the same reply keeps one user of the template.
+        fast_path
+            .publish(&prepared(2, 8), 1100, 5000)
+            .expect("publish");
+        assert_eq!(fast_path.maps().templates.len(), 1);
+    }
+}

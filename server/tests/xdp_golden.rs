@@ -1,0 +1,831 @@
+//! Golden table for the XDP program, run through `BPF_PROG_TEST_RUN` (needs CAP_BPF/root): each
+//! row is a description, an input frame, the expected action, the statistics slot it lands in
+//! and — for renewals — the expected output frame. **Both paths agree**: for every renewal row
+//! the DHCP payload the kernel produced equals, byte for byte and with nothing masked, what the
+//! userspace engine's `Reply::encode` produces for the same request.
+
+mod common;
+mod netns;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use aya::maps::PerCpuArray;
+use aya::programs::{TestRun, TestRunOptions};
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
+use dhcproto::{Encodable, Encoder};
+use server_common::fastpath::{
+    FastPathConfig, LeaseKey, RenewalEvent, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW,
+};
+use server_common::loadbalance;
+use server_common::XdpStat;
+use xdhcpd::config;
+use xdhcpd::engine::{Engine, Request};
+use xdhcpd::lease::record::{BindingState, Hardware, Lease};
+use xdhcpd::lease::store::LeaseStore;
+use xdhcpd::xdp::maps::{AyaMaps, FastPathMaps};
+use xdhcpd::xdp::sync::{self, FastPath};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+const CONFIG: &str = "
+authoritative;
+default-lease-time 3600;
+max-lease-time 7200;
+option domain-name \"example.net\";
+option domain-name-servers 10.0.0.53, 10.0.0.54;
+subnet 10.0.0.0 netmask 255.255.255.0 {
+  range 10.0.0.100 10.0.0.199;
+  option routers 10.0.0.1;
+}
+subnet 10.1.0.0 netmask 255.255.255.0 {
+  range 10.1.0.100 10.1.0.199;
+  option routers 10.1.0.1;
+}
+";
+
+const INTERFACE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const SERVER_MAC: [u8; 6] = [0x02, 0x5e, 0, 0, 0, 1];
+const RELAY_MAC: [u8; 6] = [0x02, 0x5e, 0, 0, 0, 2];
+const RELAY: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
+const LEASE_TIME: u32 = 3600;
+
+/// One client of the table.
+#[derive(Clone, Copy)]
+struct Client {
+    mac: [u8; 6],
+    address: Ipv4Addr,
+    client_id: Option<&'static [u8]>,
+    relayed: bool,
+}
+
+const DIRECT: Client = Client {
+    mac: [0x02, 0, 0, 0, 0, 0x0a],
+    address: Ipv4Addr::new(10, 0, 0, 150),
+    client_id: None,
+    relayed: false,
+};
+const WITH_ID: Client = Client {
+    mac: [0x02, 0, 0, 0, 0, 0x0b],
+    address: Ipv4Addr::new(10, 0, 0, 151),
+    client_id: Some(&[1, 0x02, 0, 0, 0, 0, 0x0b]),
+    relayed: false,
+};
+const RELAYED: Client = Client {
+    mac: [0x02, 0, 0, 0, 0, 0x0c],
+    address: Ipv4Addr::new(10, 1, 0, 150),
+    client_id: None,
+    relayed: true,
+};
+const EXPIRED: Client = Client {
+    mac: [0x02, 0, 0, 0, 0, 0x0d],
+    address: Ipv4Addr::new(10, 0, 0, 152),
+    client_id: None,
+    relayed: false,
+};
+const NO_HORIZON: Client = Client {
+    mac: [0x02, 0, 0, 0, 0, 0x0e],
+    address: Ipv4Addr::new(10, 0, 0, 153),
+    client_id: None,
+    relayed: false,
+};
+const UNKNOWN: Client = Client {
+    mac: [0x02, 0, 0, 0, 0, 0x0f],
+    address: Ipv4Addr::new(10, 0, 0, 154),
+    client_id: None,
+    relayed: false,
+};
+
+fn boot_seconds() -> i64 {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out pointer. The test aligns the kernel's clock offset with its fixed NOW;
+    // no timing is measured.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut time) };
+    time.tv_sec
+}
+
+/// The DHCP message of a request from `client`.
+fn message(client: Client, kind: MessageType, xid: u32, renewing: bool) -> Message {
+    let giaddr = if client.relayed {
+        RELAY
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    };
+    let ciaddr = if renewing {
+        client.address
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    };
+    let mut message = Message::new_with_id(
+        xid,
+        ciaddr,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        giaddr,
+        &client.mac,
+    );
+    message.set_opcode(Opcode::BootRequest).set_secs(3);
+    if client.relayed {
+        message.set_hops(1);
+    }
+    let options = message.opts_mut();
+    options.insert(DhcpOption::MessageType(kind));
+    if let Some(id) = client.client_id {
+        options.insert(DhcpOption::ClientIdentifier(id.to_vec()));
+    }
+    options.insert(DhcpOption::Hostname("client".into()));
+    options.insert(DhcpOption::ParameterRequestList(vec![
+        OptionCode::SubnetMask,
+        OptionCode::Router,
+        OptionCode::DomainNameServer,
+        OptionCode::DomainName,
+        OptionCode::Renewal,
+        OptionCode::Rebinding,
+    ]));
+    message
+}
+
+fn encode(message: &Message) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    message
+        .encode(&mut Encoder::new(&mut bytes))
+        .expect("encode request");
+    bytes
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per header field a row varies"
+)]
+/// Ethernet (with `vlans` 802.1Q tags) + IPv4 (with `ip_options` bytes of options) + UDP.
+fn frame(
+    destination_mac: [u8; 6],
+    source_mac: [u8; 6],
+    vlans: &[u16],
+    ip_source: Ipv4Addr,
+    ip_destination: Ipv4Addr,
+    ports: (u16, u16),
+    ip_options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&destination_mac);
+    bytes.extend_from_slice(&source_mac);
+    for vlan in vlans {
+        bytes.extend_from_slice(&[0x81, 0x00]);
+        bytes.extend_from_slice(&vlan.to_be_bytes());
+    }
+    bytes.extend_from_slice(&[0x08, 0x00]);
+    let ihl = 20 + ip_options.len();
+    let total = ihl + 8 + payload.len();
+    let ip_start = bytes.len();
+    bytes.push(0x40 | (ihl / 4) as u8);
+    bytes.push(0);
+    bytes.extend_from_slice(&(total as u16).to_be_bytes());
+    bytes.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
+    bytes.extend_from_slice(&ip_source.octets());
+    bytes.extend_from_slice(&ip_destination.octets());
+    bytes.extend_from_slice(ip_options);
+    let checksum = !fold(sum(&bytes[ip_start..ip_start + ihl]));
+    bytes[ip_start + 10..ip_start + 12].copy_from_slice(&checksum.to_be_bytes());
+    bytes.extend_from_slice(&ports.0.to_be_bytes());
+    bytes.extend_from_slice(&ports.1.to_be_bytes());
+    bytes.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    bytes.extend_from_slice(&[0, 0]);
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+fn sum(bytes: &[u8]) -> u32 {
+    bytes
+        .chunks(2)
+        .map(|pair| (u32::from(pair[0]) << 8) | u32::from(*pair.get(1).unwrap_or(&0)))
+        .sum()
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// The frame a client sends for a request: RENEWING (unicast to the server), REBINDING
+/// (broadcast), or through the relay.
+fn request_frame(client: Client, message: &Message, broadcast: bool, vlans: &[u16]) -> Vec<u8> {
+    let payload = encode(message);
+    if client.relayed {
+        return frame(
+            SERVER_MAC,
+            RELAY_MAC,
+            vlans,
+            RELAY,
+            INTERFACE,
+            (67, 67),
+            &[],
+            &payload,
+        );
+    }
+    let (mac, ip) = if broadcast {
+        ([0xff; 6], Ipv4Addr::BROADCAST)
+    } else {
+        (SERVER_MAC, INTERFACE)
+    };
+    frame(
+        mac,
+        client.mac,
+        vlans,
+        message.ciaddr(),
+        ip,
+        (68, 67),
+        &[],
+        &payload,
+    )
+}
+
+struct Fixture {
+    ebpf: aya::Ebpf,
+    events: aya::maps::RingBuf<aya::maps::MapData>,
+    fast_path: FastPath<AyaMaps>,
+    engine: Engine,
+    store: LeaseStore,
+    now: u32,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let config = Arc::new(config::parse_str(CONFIG, "golden.conf").expect("config"));
+        assert!(sync::config_allows_fast_path(&config));
+        let engine = Engine::new(config.clone());
+        let mut store = LeaseStore::new(&config);
+        let mut ebpf = xdhcpd::xdp::load().expect("load the XDP object");
+        // Unix time in the kernel = boot time + offset; pin it to a fixed NOW-like value so that
+        // the expected lease times are known. Only the offset comes from the clock.
+        let now: u32 = 1_795_836_305;
+        let offset = i64::from(now) - boot_seconds();
+        let mut fast_path = FastPath::new(AyaMaps::take(&mut ebpf).expect("maps"));
+        let events = aya::maps::RingBuf::try_from(ebpf.take_map("EVENTS").expect("ring buffer"))
+            .expect("ring buffer map");
+        fast_path
+            .maps_mut()
+            .set_config(&FastPathConfig {
+                flags: CONFIG_RENEW | CONFIG_FAILOVER_NORMAL,
+                server_port: 67,
+                lb_max_secs: 10,
+                time_offset: offset,
+                hba: loadbalance::split_to_hba(128),
+            })
+            .expect("config map");
+        // test_run delivers frames on the loopback device (ifindex 1).
+        fast_path
+            .maps_mut()
+            .set_interface_mac(1, SERVER_MAC)
+            .expect("interface map");
+        let mut fixture_engine_store = |client: Client, ends: u32, horizon: u32| {
+            let mut lease = Lease::free(client.address);
+            lease.binding_state = BindingState::Active;
+            lease.starts = now - 1800;
+            lease.cltt = now - 1800;
+            lease.ends = ends;
+            lease.hardware = Hardware::new(1, &client.mac);
+            lease.set_uid(client.client_id);
+            store.upsert(lease);
+            // The template: the engine's own ACK to an earlier renewal (another xid).
+            let request = message(client, MessageType::Request, 0x1111_0000, true);
+            let payload = encode(&request);
+            let decision = engine.handle(
+                now - 1800,
+                &Request {
+                    message: &request,
+                    source: SocketAddrV4::new(client.address, 68),
+                    interface_address: Some(INTERFACE),
+                },
+                &mut store,
+            );
+            let reply = decision.reply.expect("engine answers the renewal");
+            let prepared = sync::prepare(&payload, &request, &reply).expect("eligible");
+            fast_path
+                .publish(&prepared, ends, horizon)
+                .expect("publish");
+        };
+        let horizon = now + 3 * LEASE_TIME;
+        fixture_engine_store(DIRECT, now + 1800, horizon);
+        fixture_engine_store(WITH_ID, now + 1800, horizon);
+        fixture_engine_store(RELAYED, now + 1800, horizon);
+        fixture_engine_store(EXPIRED, now - 10, horizon);
+        fixture_engine_store(NO_HORIZON, now + 1800, now + 1000);
+        Self {
+            ebpf,
+            events,
+            fast_path,
+            engine,
+            store,
+            now,
+        }
+    }
+
+    /// Runs one frame; returns the action and the output frame.
+    fn run(&mut self, input: &[u8]) -> (u32, Vec<u8>) {
+        let program = xdhcpd::xdp::program(&mut self.ebpf).expect("program");
+        let mut output = vec![0u8; 4096];
+        let mut options = TestRunOptions::new();
+        options.data_in = Some(input);
+        options.data_out = Some(&mut output);
+        let result = program.test_run(options).expect("test_run");
+        output.truncate(result.data_size_out as usize);
+        (result.return_value, output)
+    }
+
+    fn stat(&self, stat: XdpStat) -> u64 {
+        let map = self.ebpf.map("STATS").expect("stats map");
+        let array = PerCpuArray::<_, u64>::try_from(map).expect("per-cpu array");
+        array
+            .get(&(stat as u32), 0)
+            .map(|values| values.iter().sum())
+            .unwrap_or(0)
+    }
+
+    /// The engine's reply payload to `message` now.
+    fn engine_reply(&mut self, message: &Message, source: SocketAddrV4) -> Vec<u8> {
+        let decision = self.engine.handle(
+            self.now,
+            &Request {
+                message,
+                source,
+                interface_address: Some(INTERFACE),
+            },
+            &mut self.store,
+        );
+        decision
+            .reply
+            .expect("engine reply")
+            .encode()
+            .expect("encode reply")
+    }
+}
+
+/// Checks a renewal answered in the kernel: Ethernet, IPv4, UDP headers and checksums per
+/// RFC 2131 §4.1, and the DHCP payload against the engine's.
+fn check_reply(
+    fixture: &mut Fixture,
+    description: &str,
+    client: Client,
+    message: &Message,
+    output: &[u8],
+    l3: usize,
+    expected_mac_source: [u8; 6],
+) {
+    let expected_destination_mac = if client.relayed {
+        RELAY_MAC
+    } else {
+        client.mac
+    };
+    assert_eq!(
+        output[0..6],
+        expected_destination_mac,
+        "{description}: eth dst"
+    );
+    assert_eq!(output[6..12], expected_mac_source, "{description}: eth src");
+    let ip = &output[l3..];
+    assert_eq!(ip[0], 0x45, "{description}: version/ihl");
+    assert_eq!(fold(sum(&ip[..20])), 0xffff, "{description}: IP checksum");
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    assert_eq!(total, output.len() - l3, "{description}: IP total length");
+    assert_eq!(ip[12..16], INTERFACE.octets(), "{description}: IP source");
+    let (destination, port) = if client.relayed {
+        (RELAY, 67)
+    } else {
+        (client.address, 68)
+    };
+    assert_eq!(ip[16..20], destination.octets(), "{description}: IP dst");
+    let udp = &ip[20..];
+    assert_eq!(u16::from_be_bytes([udp[0], udp[1]]), 67, "{description}");
+    assert_eq!(
+        u16::from_be_bytes([udp[2], udp[3]]),
+        port,
+        "{description}: UDP dst port"
+    );
+    let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+    assert_eq!(udp_len, total - 20, "{description}: UDP length");
+    // UDP checksum over the pseudo header and the datagram must verify (RFC 768).
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&ip[12..20]);
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    assert_ne!(
+        [udp[6], udp[7]],
+        [0, 0],
+        "{description}: UDP checksum present"
+    );
+    assert_eq!(
+        fold(sum(&pseudo) + sum(&udp[..udp_len])),
+        0xffff,
+        "{description}: UDP checksum"
+    );
+    let kernel = &udp[8..udp_len];
+    let source = if client.relayed {
+        SocketAddrV4::new(RELAY, 67)
+    } else {
+        SocketAddrV4::new(client.address, 68)
+    };
+    let engine = fixture.engine_reply(message, source);
+    assert_eq!(
+        kernel,
+        engine.as_slice(),
+        "{description}: kernel and engine replies differ"
+    );
+}
+
+#[test]
+fn golden_table() {
+    if !common::privileged("xdp_golden::golden_table") {
+        return;
+    }
+    let mut fixture = Fixture::new();
+    let mut expected_renewed = 0;
+
+    // --- Renewal hits: RENEWING, REBINDING, client id, relayed, one and two VLAN tags.
+    let hits: [(&str, Client, bool, &[u16]); 6] = [
+        ("renew hit", DIRECT, false, &[]),
+        ("rebinding hit (broadcast)", DIRECT, true, &[]),
+        ("renew hit with client id", WITH_ID, false, &[]),
+        ("relayed renew", RELAYED, false, &[]),
+        ("renew in one VLAN", DIRECT, false, &[100]),
+        ("renew in two VLANs", DIRECT, false, &[100, 200]),
+    ];
+    for (index, (description, client, broadcast, vlans)) in hits.into_iter().enumerate() {
+        let message = message(
+            client,
+            MessageType::Request,
+            0x2222_0000 + index as u32,
+            true,
+        );
+        let input = request_frame(client, &message, broadcast, vlans);
+        let (action, output) = fixture.run(&input);
+        assert_eq!(action, XDP_TX, "{description}");
+        expected_renewed += 1;
+        let l3 = 14 + 4 * vlans.len();
+        assert_eq!(
+            output[12..l3],
+            input[12..l3],
+            "{description}: VLAN tags kept"
+        );
+        check_reply(
+            &mut fixture,
+            description,
+            client,
+            &message,
+            &output,
+            l3,
+            // Unicast requests came to our MAC, broadcast ones get the interface's: the same here.
+            SERVER_MAC,
+        );
+    }
+    assert_eq!(fixture.stat(XdpStat::Renewed), expected_renewed);
+    // Each renewal is on the ring buffer for userspace: client key, address, new start and end.
+    let mut events = Vec::new();
+    while let Some(item) = fixture.events.next() {
+        assert_eq!(item.len(), std::mem::size_of::<RenewalEvent>());
+        // SAFETY: the kernel wrote a RenewalEvent (plain #[repr(C)] data) of this size.
+        events.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<RenewalEvent>()) });
+    }
+    assert_eq!(events.len() as u64, expected_renewed);
+    let first = events[0];
+    assert_eq!(
+        first.key,
+        LeaseKey::new(server_common::fastpath::KEY_HARDWARE, 1, &DIRECT.mac).expect("key")
+    );
+    assert_eq!(first.address.to_ne_bytes(), DIRECT.address.octets());
+    assert_eq!(first.ends - first.starts, LEASE_TIME);
+    assert_eq!(first.xid.to_ne_bytes(), 0x2222_0000u32.to_be_bytes());
+    let with_id = events[2];
+    assert_eq!(
+        with_id.key,
+        LeaseKey::new(
+            server_common::fastpath::KEY_CLIENT_ID,
+            0,
+            WITH_ID.client_id.expect("id")
+        )
+        .expect("key")
+    );
+
+    // --- Renewal-shaped requests that must go up, unchanged, with the slot that says why.
+    let passes: Vec<(&str, Vec<u8>, XdpStat)> = vec![
+        (
+            "unknown client",
+            request_frame(
+                UNKNOWN,
+                &message(UNKNOWN, MessageType::Request, 7, true),
+                false,
+                &[],
+            ),
+            XdpStat::PassedNoLease,
+        ),
+        (
+            "expired lease",
+            request_frame(
+                EXPIRED,
+                &message(EXPIRED, MessageType::Request, 8, true),
+                false,
+                &[],
+            ),
+            XdpStat::PassedNoLease,
+        ),
+        (
+            "wrong ciaddr",
+            {
+                let mut message = message(DIRECT, MessageType::Request, 9, true);
+                message.set_ciaddr(Ipv4Addr::new(10, 0, 0, 160));
+                request_frame(DIRECT, &message, false, &[])
+            },
+            XdpStat::PassedNoLease,
+        ),
+        (
+            "horizon exceeded",
+            request_frame(
+                NO_HORIZON,
+                &message(NO_HORIZON, MessageType::Request, 10, true),
+                false,
+                &[],
+            ),
+            XdpStat::PassedNoHorizon,
+        ),
+        (
+            "other options (shape differs from the template)",
+            {
+                let mut message = message(DIRECT, MessageType::Request, 11, true);
+                message.opts_mut().insert(DhcpOption::AddressLeaseTime(600));
+                request_frame(DIRECT, &message, false, &[])
+            },
+            XdpStat::PassedShape,
+        ),
+        (
+            "renewal unicast to another server",
+            {
+                let message = message(DIRECT, MessageType::Request, 21, true);
+                frame(
+                    SERVER_MAC,
+                    DIRECT.mac,
+                    &[],
+                    DIRECT.address,
+                    Ipv4Addr::new(10, 0, 0, 2),
+                    (68, 67),
+                    &[],
+                    &encode(&message),
+                )
+            },
+            XdpStat::PassedShape,
+        ),
+        (
+            "broadcast flag",
+            {
+                let mut message = message(DIRECT, MessageType::Request, 12, true);
+                message.set_flags(Flags::default().set_broadcast());
+                request_frame(DIRECT, &message, false, &[])
+            },
+            XdpStat::PassedUnsupported,
+        ),
+        (
+            "IP options",
+            {
+                let message = message(DIRECT, MessageType::Request, 13, true);
+                frame(
+                    SERVER_MAC,
+                    DIRECT.mac,
+                    &[],
+                    DIRECT.address,
+                    INTERFACE,
+                    (68, 67),
+                    &[1, 1, 1, 0],
+                    &encode(&message),
+                )
+            },
+            XdpStat::PassedUnsupported,
+        ),
+        (
+            "non-DHCP UDP",
+            frame(
+                SERVER_MAC,
+                DIRECT.mac,
+                &[],
+                DIRECT.address,
+                INTERFACE,
+                (5353, 53),
+                &[],
+                &[0; 40],
+            ),
+            XdpStat::PassedNotDhcp,
+        ),
+        (
+            "DHCPINFORM",
+            request_frame(
+                DIRECT,
+                &message(DIRECT, MessageType::Inform, 14, true),
+                false,
+                &[],
+            ),
+            XdpStat::Passed,
+        ),
+    ];
+    for (description, input, stat) in passes {
+        let before = fixture.stat(stat);
+        let (action, output) = fixture.run(&input);
+        assert_eq!(action, XDP_PASS, "{description}");
+        assert_eq!(output, input, "{description}: frame unchanged");
+        assert_eq!(fixture.stat(stat), before + 1, "{description}: {stat:?}");
+    }
+
+    // --- Load balancing (split 128: this server answers buckets 0..128).
+    let discover = |client_id: Option<&'static [u8]>, mac: [u8; 6], secs: u16| {
+        let mut message = message(
+            Client {
+                mac,
+                address: Ipv4Addr::UNSPECIFIED,
+                client_id,
+                relayed: false,
+            },
+            MessageType::Discover,
+            15,
+            false,
+        );
+        message.set_secs(secs);
+        frame(
+            [0xff; 6],
+            mac,
+            &[],
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+            (68, 67),
+            &[],
+            &encode(&message),
+        )
+    };
+    // failover.md §11.2 vectors: 00:11:22:33:44:55 → bucket 135 (partner's);
+    // 6a:d9:3e:ff:ef:c7 → 118 (ours); client id 01:00:11:22:33:44:55 → 223 (partner's).
+    let partner_mac = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55];
+    let own_mac = [0x6a, 0xd9, 0x3e, 0xff, 0xef, 0xc7];
+    let lb_rows: Vec<(&str, Vec<u8>, u32, XdpStat)> = vec![
+        (
+            "partner bucket DISCOVER dropped",
+            discover(None, partner_mac, 0),
+            XDP_DROP,
+            XdpStat::DroppedForPartner,
+        ),
+        (
+            "partner bucket by client id dropped",
+            discover(
+                Some(&[0x01, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55]),
+                own_mac,
+                0,
+            ),
+            XDP_DROP,
+            XdpStat::DroppedForPartner,
+        ),
+        (
+            "partner bucket DISCOVER with IP options dropped (variable IHL parsed)",
+            {
+                let mut message = message(
+                    Client {
+                        mac: partner_mac,
+                        address: Ipv4Addr::UNSPECIFIED,
+                        client_id: None,
+                        relayed: false,
+                    },
+                    MessageType::Discover,
+                    19,
+                    false,
+                );
+                message.set_secs(0);
+                frame(
+                    [0xff; 6],
+                    partner_mac,
+                    &[],
+                    Ipv4Addr::UNSPECIFIED,
+                    Ipv4Addr::BROADCAST,
+                    (68, 67),
+                    // Router alert (RFC 2113): 4 bytes.
+                    &[0x94, 0x04, 0x00, 0x00],
+                    &encode(&message),
+                )
+            },
+            XDP_DROP,
+            XdpStat::DroppedForPartner,
+        ),
+        (
+            "partner bucket DISCOVER in a VLAN dropped",
+            {
+                let mut message = message(
+                    Client {
+                        mac: partner_mac,
+                        address: Ipv4Addr::UNSPECIFIED,
+                        client_id: None,
+                        relayed: false,
+                    },
+                    MessageType::Discover,
+                    20,
+                    false,
+                );
+                message.set_secs(0);
+                frame(
+                    [0xff; 6],
+                    partner_mac,
+                    &[42],
+                    Ipv4Addr::UNSPECIFIED,
+                    Ipv4Addr::BROADCAST,
+                    (68, 67),
+                    &[],
+                    &encode(&message),
+                )
+            },
+            XDP_DROP,
+            XdpStat::DroppedForPartner,
+        ),
+        (
+            "own bucket passed",
+            discover(None, own_mac, 0),
+            XDP_PASS,
+            XdpStat::Passed,
+        ),
+        (
+            "secs >= max passed",
+            discover(None, partner_mac, 10),
+            XDP_PASS,
+            XdpStat::Passed,
+        ),
+        (
+            "partner bucket REQUEST never dropped",
+            request_frame(
+                DIRECT,
+                &{
+                    let mut message = message(
+                        Client {
+                            mac: partner_mac,
+                            ..UNKNOWN
+                        },
+                        MessageType::Request,
+                        16,
+                        false,
+                    );
+                    message
+                        .opts_mut()
+                        .insert(DhcpOption::RequestedIpAddress(UNKNOWN.address));
+                    message
+                },
+                true,
+                &[],
+            ),
+            XDP_PASS,
+            XdpStat::Passed,
+        ),
+    ];
+    for (description, input, expected, stat) in lb_rows {
+        let before = fixture.stat(stat);
+        let (action, _) = fixture.run(&input);
+        assert_eq!(action, expected, "{description}");
+        assert_eq!(fixture.stat(stat), before + 1, "{description}: {stat:?}");
+    }
+
+    // --- Truncated frames of every length from 14 bytes to the full request: never answered,
+    // never dropped, never changed.
+    let full = request_frame(
+        DIRECT,
+        &message(DIRECT, MessageType::Request, 17, true),
+        false,
+        &[],
+    );
+    for len in 14..full.len() {
+        let input = &full[..len];
+        let (action, output) = fixture.run(input);
+        assert_eq!(action, XDP_PASS, "truncated to {len}");
+        assert_eq!(output, input, "truncated to {len}: unchanged");
+    }
+    // A truncated relayed VLAN frame, same rule.
+    let vlan_full = request_frame(
+        RELAYED,
+        &message(RELAYED, MessageType::Request, 18, true),
+        false,
+        &[7, 8],
+    );
+    for len in 14..vlan_full.len() {
+        let (action, _) = fixture.run(&vlan_full[..len]);
+        assert_eq!(action, XDP_PASS, "VLAN frame truncated to {len}");
+    }
+
+    // The lease table records kernel renewals: DIRECT's end moved to now + lease time.
+    let key = LeaseKey::new(server_common::fastpath::KEY_HARDWARE, 1, &DIRECT.mac).expect("key");
+    let lease = fixture
+        .fast_path
+        .maps()
+        .lease(&key)
+        .expect("lease in the map");
+    assert!(
+        (fixture.now + LEASE_TIME..fixture.now + LEASE_TIME + 5).contains(&lease.ends),
+        "kernel-side end {} not now + lease time",
+        lease.ends
+    );
+}
