@@ -372,6 +372,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         if now != last_expiry {
             last_expiry = now;
             expire(&shared, now);
+            sync_kernel_load_balancing(&shared);
         }
     }
     log::info!("shutting down");
@@ -435,6 +436,20 @@ pub fn load_leases(store: &mut LeaseStore, path: &Path) -> Result<LeaseFile, Dae
         );
     }
     Ok(file)
+}
+
+/// Keeps the XDP program's DISCOVER load balancing in step with the failover state (NORMAL
+/// only, failover.md §11.3). With several relationships the kernel cannot tell which one a
+/// DISCOVER belongs to, so it balances only when there is exactly one; userspace balances the rest.
+fn sync_kernel_load_balancing(shared: &Shared) {
+    let Some(fast_path) = &shared.fast_path else {
+        return;
+    };
+    let balancing = match shared.engine.failover().relationships() {
+        [only] => crate::xdp::runtime::LoadBalancing::of(only),
+        _ => None,
+    };
+    fast_path.set_load_balancing(balancing);
 }
 
 /// Moves leases past their end to their next state and logs the change.

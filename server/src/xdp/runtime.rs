@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use aya::maps::{MapData, RingBuf};
 use dhcproto::v4::Message;
 use server_common::fastpath::{
-    FastPathConfig, LeaseKey, RenewalEvent, CONFIG_RENEW, KEY_CLIENT_ID, KEY_HARDWARE,
+    FastPathConfig, LeaseKey, RenewalEvent, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW, KEY_CLIENT_ID,
+    KEY_HARDWARE,
 };
 use server_common::XdpStat;
 
@@ -104,6 +105,39 @@ fn interface_mac(name: &str) -> Option<[u8; 6]> {
         *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
     }
     Some(mac)
+}
+
+/// What the kernel needs to drop the partner's DISCOVERs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadBalancing {
+    /// Bit set = a bucket THIS server answers (the HBA itself on a primary, its complement on a
+    /// secondary: ISC's HBA marks the primary's buckets, failover.md §11.1).
+    pub mine: [u8; 32],
+    /// `load balance max seconds`: requests with `secs` at or above it are passed up.
+    pub max_secs: u16,
+}
+
+impl LoadBalancing {
+    /// From a relationship's status: `None` unless it is NORMAL with a known HBA and a non-zero
+    /// `load balance max seconds` (0 disables load balancing in ISC).
+    pub fn of(status: &crate::failover::hooks::RelationshipStatus) -> Option<Self> {
+        use crate::failover::states::{Role, State};
+        if !status.is_attached() || !matches!(status.state(), State::Normal) {
+            return None;
+        }
+        if status.load_balance_max_seconds == 0 {
+            return None;
+        }
+        let hba = status.hba()?;
+        let mine = match status.role {
+            Role::Primary => hba,
+            Role::Secondary => hba.map(|byte| !byte),
+        };
+        Some(Self {
+            mine,
+            max_secs: u16::try_from(status.load_balance_max_seconds).unwrap_or(u16::MAX),
+        })
+    }
 }
 
 impl FastPathRuntime {
@@ -358,6 +392,39 @@ impl FastPathRuntime {
         }
     }
 
+    /// Turns the kernel's DISCOVER load balancing on (with the buckets this server answers) or
+    /// off. The failover driver owns the state; the daemon calls this when it changes
+    /// (failover.md §11.3: only in NORMAL).
+    pub fn set_load_balancing(&self, balancing: Option<LoadBalancing>) {
+        let Ok(mut config) = self.config.lock() else {
+            return;
+        };
+        let mut next = *config;
+        match balancing {
+            Some(balancing) => {
+                next.flags |= CONFIG_FAILOVER_NORMAL;
+                next.hba = balancing.mine;
+                next.lb_max_secs = balancing.max_secs;
+            }
+            None => next.flags &= !CONFIG_FAILOVER_NORMAL,
+        }
+        if next.flags == config.flags
+            && next.hba == config.hba
+            && next.lb_max_secs == config.lb_max_secs
+        {
+            return;
+        }
+        if let Ok(mut fast_path) = self.fast_path.lock() {
+            if fast_path.maps_mut().set_config(&next).is_ok() {
+                *config = next;
+                log::info!(
+                    "XDP: load balancing of DISCOVERs in the kernel {}",
+                    if balancing.is_some() { "on" } else { "off" }
+                );
+            }
+        }
+    }
+
     /// Re-reads the clock offset (the wall clock may have been stepped).
     fn refresh_clock(&self) {
         let Ok(mut config) = self.config.lock() else {
@@ -423,6 +490,53 @@ fn client_key(key: &LeaseKey) -> Option<ClientKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn peer_config(primary: bool) -> &'static str {
+        if primary {
+            "failover peer \"fo\" { primary; address 10.0.0.1; peer address 10.0.0.2; mclt 300; split 128; load balance max seconds 3; }\nsubnet 10.0.0.0 netmask 255.255.255.0 { pool { failover peer \"fo\"; range 10.0.0.10 10.0.0.20; } }"
+        } else {
+            "failover peer \"fo\" { secondary; address 10.0.0.2; peer address 10.0.0.1; load balance max seconds 3; }\nsubnet 10.0.0.0 netmask 255.255.255.0 { pool { failover peer \"fo\"; range 10.0.0.10 10.0.0.20; } }"
+        }
+    }
+
+    /// The kernel gets "my buckets": the HBA on a primary, its complement on a secondary, and
+    /// only while NORMAL (failover.md §11.1, §11.3).
+    #[test]
+    fn load_balancing_follows_role_and_state() {
+        use crate::failover::codes::ServerStateCode;
+        use crate::failover::states::State;
+        let hba = server_common::loadbalance::split_to_hba(128);
+        for primary in [true, false] {
+            let config = crate::config::parse_str(peer_config(primary), "fo.conf").expect("config");
+            let hooks = crate::failover::hooks::FailoverHooks::new(&config);
+            let status = &hooks.relationships()[0];
+            assert_eq!(LoadBalancing::of(status), None, "not attached yet");
+            let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
+            status.attach(sender);
+            status.publish(
+                State::Startup {
+                    saved: ServerStateCode::Normal,
+                    until: 0,
+                },
+                0,
+                None,
+                300,
+                Some(hba),
+            );
+            assert_eq!(LoadBalancing::of(status), None, "not NORMAL");
+            status.publish(
+                State::Normal,
+                0,
+                Some(ServerStateCode::Normal),
+                300,
+                Some(hba),
+            );
+            let balancing = LoadBalancing::of(status).expect("NORMAL balances");
+            assert_eq!(balancing.max_secs, 3);
+            let expected = if primary { hba } else { hba.map(|byte| !byte) };
+            assert_eq!(balancing.mine, expected);
+        }
+    }
 
     #[test]
     fn kernel_keys_map_to_store_keys() {
