@@ -156,7 +156,7 @@ fn hosts_reach_the_engine_table_and_the_lease_file() {
     );
     let host = harness.hosts.snapshot().unwrap();
     assert_eq!(
-        host.hosts[0].fixed_addresses,
+        host.hosts[0].host.fixed_addresses,
         [Ipv4Addr::new(10, 99, 0, 60)]
     );
     assert_eq!(
