@@ -1,6 +1,7 @@
 //! Tier 1: ISC's real `omshell` (Debian isc-dhcp-client) against the real `xdhcpd` binary on
 //! loopback (omapi.md §7): lease lookups by IP and MAC, a host reservation honoured at once and
-//! after a restart, deletion, and the refusals for a wrong or missing key. Skipped when omshell
+//! after a restart, deletion, host `statements` reaching the client, and the refusals for a
+//! wrong or missing key. Skipped when omshell
 //! is not installed, unless REQUIRE_PRIVILEGED_TESTS=1 (CI), where that is a failure.
 
 #![expect(
@@ -114,6 +115,7 @@ fn message(kind: MessageType, mac: [u8; 6], xid: u32, ciaddr: Ipv4Addr) -> Messa
             OptionCode::SubnetMask,
             OptionCode::Router,
             OptionCode::DomainNameServer,
+            OptionCode::DomainName,
         ]));
     message
 }
@@ -232,6 +234,11 @@ fn omshell_available() -> bool {
 
 /// DISCOVER + REQUEST through the relay; the ACKed address.
 fn dora(socket: &UdpSocket, port: u16, mac: [u8; 6], xid: u32) -> Ipv4Addr {
+    dora_ack(socket, port, mac, xid).yiaddr()
+}
+
+/// DISCOVER + REQUEST through the relay; the DHCPACK.
+fn dora_ack(socket: &UdpSocket, port: u16, mac: [u8; 6], xid: u32) -> Message {
     let offer = exchange(
         socket,
         port,
@@ -255,7 +262,7 @@ fn dora(socket: &UdpSocket, port: u16, mac: [u8; 6], xid: u32) -> Ipv4Addr {
     let ack = exchange(socket, port, &request, Duration::from_secs(10)).expect("no DHCPACK");
     assert_eq!(message_type(&ack), Some(MessageType::Ack));
     assert_eq!(ack.yiaddr(), address);
-    address
+    ack
 }
 
 fn colon_hex(bytes: &[u8]) -> String {
@@ -389,4 +396,83 @@ fn omshell_leases_hosts_and_keys() {
         keyless.contains("can't open object: no key specified"),
         "{keyless}"
     );
+}
+
+fn domain_name(message: &Message) -> Option<String> {
+    match message.opts().get(OptionCode::DomainName) {
+        Some(DhcpOption::DomainName(name)) => Some(name.clone()),
+        _ => None,
+    }
+}
+
+fn lease_time(message: &Message) -> Option<u32> {
+    match message.opts().get(OptionCode::AddressLeaseTime) {
+        Some(DhcpOption::AddressLeaseTime(seconds)) => Some(*seconds),
+        _ => None,
+    }
+}
+
+/// A host created with `statements` (omapi.md §8.2): the client's ACK carries what they set,
+/// at once and after a restart (the statements are read back from dhcpd.leases); statements the
+/// parser refuses are a parse error for omshell.
+#[test]
+fn omshell_host_statements_reach_the_client() {
+    if !omshell_available() {
+        return;
+    }
+    let dir = TempDir::new("omapi-statements");
+    let port = port_for(1);
+    let omapi_port = port + 1;
+    write_config(&dir.0, omapi_port);
+    std::fs::File::create(dir.0.join("dhcpd.leases")).unwrap();
+    let socket = relay_socket(port);
+    let mut server = Server::start(&dir.0, port);
+    wait_for_omapi(omapi_port);
+
+    let client = [0x02, 0x00, 0x00, 0x00, 0x0c, 0x01];
+    let plain = dora_ack(&socket, port, client, 500);
+    assert_eq!(domain_name(&plain), None);
+    assert_eq!(lease_time(&plain), Some(600));
+
+    let refused = omshell(
+        omapi_port,
+        Some(SECRET),
+        &format!(
+            "new host\nset name = \"badstmt\"\nset hardware-address = {}\n\
+             set hardware-type = 1\nset statements = \"option no-such-option 1;\"\ncreate\n",
+            colon_hex(&client)
+        ),
+    );
+    assert!(refused.contains("parse error"), "{refused}");
+
+    let created = omshell(
+        omapi_port,
+        Some(SECRET),
+        &format!(
+            "new host\nset name = \"stmthost\"\nset hardware-address = {}\n\
+             set hardware-type = 1\n\
+             set statements = \"option domain-name \\\"omapi.example\\\"; default-lease-time 300;\"\n\
+             create\n",
+            colon_hex(&client)
+        ),
+    );
+    assert!(created.contains("name = \"stmthost\""), "{created}");
+    assert!(!created.contains("can't"), "{created}");
+    let ack = dora_ack(&socket, port, client, 600);
+    assert_eq!(domain_name(&ack).as_deref(), Some("omapi.example"));
+    assert_eq!(lease_time(&ack), Some(300));
+
+    // Persisted in the host record, and applied again after a restart.
+    server.kill();
+    let leases = std::fs::read_to_string(dir.0.join("dhcpd.leases")).unwrap();
+    assert!(
+        leases.contains("host stmthost {")
+            && leases.contains("option domain-name \"omapi.example\";"),
+        "{leases}"
+    );
+    let _server = Server::start(&dir.0, port);
+    wait_for_omapi(omapi_port);
+    let ack = dora_ack(&socket, port, client, 700);
+    assert_eq!(domain_name(&ack).as_deref(), Some("omapi.example"));
+    assert_eq!(lease_time(&ack), Some(300));
 }

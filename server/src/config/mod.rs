@@ -2,7 +2,8 @@
 //! (shared/spec/dhcpd-conf.md).
 //!
 //! Entry points: [`parse_str`] for text already in memory and [`load_file`] for a file on disk;
-//! both follow `include "PATH";`. Every problem found in one run is reported (the parser
+//! both follow `include "PATH";`. [`parse_statements`] reads a bare statement list (OMAPI host
+//! `statements`). Every problem found in one run is reported (the parser
 //! resynchronises at the next `;` or at the end of the enclosing block), as
 //! `file:line:column: expected X, found Y`.
 
@@ -80,6 +81,26 @@ impl std::error::Error for ConfigErrors {}
 /// `file_name`'s directory.
 pub fn parse_str(text: &str, file_name: &str) -> Result<Config, ConfigErrors> {
     parser::parse_bytes(text.as_bytes(), file_name, Path::new(file_name))
+}
+
+/// A statement list parsed on its own: the scope it describes and the statements it holds that
+/// were accepted but are not applied (see [`parse_statements`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Statements {
+    /// Options and parameters, as in a `host { … }` body; `parent` is `None`.
+    pub scope: model::Scope,
+    pub warnings: Vec<model::Warning>,
+}
+
+/// Parses a list of statements as found in an OMAPI `statements` attribute or a host record of
+/// dhcpd.leases (omapi.md §8.2, dhcpd-conf.md §8.5): `option NAME VALUE;`, `supersede NAME =
+/// DATA;` (ISC's canonical form, constant data is the wire value), `default-lease-time N;` and
+/// the other parameters, or `supersede server.PARAMETER = DATA;` with integers as colon-hex.
+/// Declarations (`host`, `subnet`, `include`, …) are errors. `name` names the text in
+/// diagnostics.
+pub fn parse_statements(text: &str, name: &str) -> Result<Statements, ConfigErrors> {
+    parser::parse_statement_list(text.as_bytes(), name)
+        .map(|(scope, warnings)| Statements { scope, warnings })
 }
 
 /// Reads, parses and validates a dhcpd.conf file and its includes.

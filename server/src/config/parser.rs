@@ -78,6 +78,103 @@ pub(crate) fn parse_bytes(bytes: &[u8], name: &str, path: &Path) -> Result<Confi
     }
 }
 
+/// The statements a host or group body may hold when it comes from outside dhcpd.conf (OMAPI's
+/// `statements`, a dhcpd.leases host record): ISC parses them with `parse_executable_statements`,
+/// which takes option statements and the server-space parameters but no declarations. Anything
+/// else (`include` above all: it would read a file named by an OMAPI client) is refused.
+const LIST_STATEMENTS: &[&str] = &[
+    "option",
+    "supersede",
+    "default",
+    "prepend",
+    "append",
+    "if",
+    "on",
+    "set",
+    "unset",
+    "log",
+    "execute",
+    "return",
+    "eval",
+    "add",
+    "break",
+    "authoritative",
+    "not",
+    "allow",
+    "deny",
+    "ignore",
+    "default-lease-time",
+    "max-lease-time",
+    "min-lease-time",
+    "abandon-lease-time",
+    "use-host-decl-names",
+    "one-lease-per-client",
+    "ping-check",
+    "always-broadcast",
+    "echo-client-id",
+    "ignore-client-uids",
+    "min-secs",
+    "server-identifier",
+    "next-server",
+    "filename",
+    "server-name",
+];
+
+/// Parses a statement list (see [`LIST_STATEMENTS`]) into a scope of its own (no parent), with
+/// the warnings about statements accepted but not applied.
+pub(crate) fn parse_statement_list(
+    text: &[u8],
+    name: &str,
+) -> Result<(Scope, Vec<Warning>), ConfigErrors> {
+    let mut parser = Parser::new();
+    let file = parser.sources.add(name);
+    let tokens = parser.tokenize(text, file);
+    parser.frames.push(Frame {
+        tokens,
+        position: 0,
+        directory: None,
+        identity: None,
+    });
+    let scope = parser.new_scope(ScopeId::GLOBAL);
+    let block = Block::global().nested(BlockKind::Group, scope);
+    loop {
+        if parser.errors.len() > MAX_ERRORS {
+            break;
+        }
+        let token = parser.peek().clone();
+        match &token.kind {
+            TokenKind::Eof => break,
+            TokenKind::Name(word)
+                if LIST_STATEMENTS.contains(&word.to_ascii_lowercase().as_str()) =>
+            {
+                parser.statement_with_recovery(block);
+            }
+            TokenKind::Punct(b';') => {
+                parser.bump();
+            }
+            _ => {
+                let before = parser.position_marker();
+                let error = parser.expected("an option statement or a parameter");
+                parser.errors.push(error);
+                parser.recover();
+                // Never loop on the same token (a stray `}`).
+                if parser.position_marker() == before {
+                    parser.bump();
+                }
+            }
+        }
+    }
+    if !parser.errors.is_empty() {
+        parser.errors.truncate(MAX_ERRORS);
+        return Err(ConfigErrors {
+            errors: parser.errors,
+        });
+    }
+    let mut scope = std::mem::take(parser.scope_mut(scope));
+    scope.parent = None;
+    Ok((scope, std::mem::take(&mut parser.config.warnings)))
+}
+
 /// One file being read: its tokens (ending with `Eof`) and where reading is.
 pub(crate) struct Frame {
     tokens: Vec<Token>,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::config::model::{ClassId, Config, Host, HostId, PermitKind, Pool, ScopeId};
 use crate::lease::record::UnixTime;
 
-use super::dynamic_hosts::{DynamicHosts, HostSet};
+use super::dynamic_hosts::{DynamicHost, DynamicHosts, HostSet};
 use super::packet::{option_value, Inbound};
 
 /// The client's identity as far as configuration is concerned.
@@ -20,7 +20,7 @@ pub(crate) struct Classification {
     /// The host declaration matching the client (ISC `packet->known`).
     pub host: Option<HostId>,
     /// A host added over OMAPI when no dhcpd.conf host matched (omapi.md §8.2).
-    pub dynamic_host: Option<Arc<Host>>,
+    pub dynamic_host: Option<Arc<DynamicHost>>,
     /// Matching classes in declaration order, with the scope that applies (a subclass's own scope
     /// when it has a body, else the class's).
     pub classes: Vec<(ClassId, ScopeId)>,
@@ -35,7 +35,7 @@ impl Classification {
     pub fn host<'a>(&'a self, config: &'a Config) -> Option<&'a Host> {
         match self.host {
             Some(id) => config.hosts.get(id.0 as usize),
-            None => self.dynamic_host.as_deref(),
+            None => self.dynamic_host.as_deref().map(|dynamic| &dynamic.host),
         }
     }
 
@@ -58,7 +58,9 @@ pub(crate) fn classify(
     };
     let name = match host {
         Some(id) => Some(config.host(id).name.as_str()),
-        None => dynamic_host.as_deref().map(|host| host.name.as_str()),
+        None => dynamic_host
+            .as_deref()
+            .map(|dynamic| dynamic.host.name.as_str()),
     };
     let classes = matching_classes(config, inbound, name);
     Classification {
@@ -70,14 +72,14 @@ pub(crate) fn classify(
 
 /// The same search over the OMAPI hosts (ISC keeps both in one hash; dhcpd.conf ones come first
 /// here, which only matters when both declare the same client).
-fn find_dynamic_host(set: &HostSet, inbound: &Inbound<'_>) -> Option<Arc<Host>> {
+fn find_dynamic_host(set: &HostSet, inbound: &Inbound<'_>) -> Option<Arc<DynamicHost>> {
     let pick = |matches: &dyn Fn(&Host) -> bool| {
         let mut first = None;
-        for host in set.hosts.iter().filter(|host| matches(host)) {
-            if !host.fixed_addresses.is_empty() {
-                return Some(Arc::clone(host));
+        for dynamic in set.hosts.iter().filter(|dynamic| matches(&dynamic.host)) {
+            if !dynamic.host.fixed_addresses.is_empty() {
+                return Some(Arc::clone(dynamic));
             }
-            first.get_or_insert_with(|| Arc::clone(host));
+            first.get_or_insert_with(|| Arc::clone(dynamic));
         }
         first
     };

@@ -70,6 +70,7 @@ impl<'e> Context<'e, '_> {
             .map(|(_, scope)| *scope)
             .collect();
         ScopeStack::new(config, host, &classes, base)
+            .with_dynamic_host(self.classification.dynamic_host.clone())
     }
 
     fn base_scope(&self, candidate: &Candidate) -> ScopeId {

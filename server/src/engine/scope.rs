@@ -1,12 +1,19 @@
 //! Parameter and option resolution through the scopes that apply to one client: host >
 //! classes > pool > subnet > shared-network > global (dhcpd.conf(5), dhcpd-conf.md §2).
 
+use std::sync::Arc;
+
 use crate::config::model::{Config, Scope, ScopeId};
+
+use super::dynamic_hosts::DynamicHost;
 
 /// The scopes that apply to one reply, most specific first, each at most once.
 #[derive(Clone, Debug)]
 pub(crate) struct ScopeStack<'c> {
     config: &'c Config,
+    /// A host added over OMAPI: its statements' scope lives outside the configuration's arena
+    /// and comes before every arena scope.
+    dynamic_host: Option<Arc<DynamicHost>>,
     ids: Vec<ScopeId>,
 }
 
@@ -41,17 +48,30 @@ impl<'c> ScopeStack<'c> {
                 ids.push(id);
             }
         }
-        Self { config, ids }
+        Self {
+            config,
+            dynamic_host: None,
+            ids,
+        }
     }
 
-    pub fn scopes(&self) -> impl Iterator<Item = &'c Scope> + '_ {
-        self.ids
-            .iter()
-            .filter_map(|id| self.config.scopes.get(id.0 as usize))
+    /// Puts the scope of a host added over OMAPI first (it is the most specific one).
+    pub fn with_dynamic_host(mut self, host: Option<Arc<DynamicHost>>) -> Self {
+        self.dynamic_host = host;
+        self
+    }
+
+    pub fn scopes(&self) -> impl Iterator<Item = &Scope> + '_ {
+        let dynamic = self.dynamic_host.as_deref().map(|host| &host.scope);
+        dynamic.into_iter().chain(
+            self.ids
+                .iter()
+                .filter_map(|id| self.config.scopes.get(id.0 as usize)),
+        )
     }
 
     /// The most specific value of a parameter.
-    pub fn find<T>(&self, get: impl Fn(&'c Scope) -> Option<T>) -> Option<T> {
+    pub fn find<'s, T>(&'s self, get: impl Fn(&'s Scope) -> Option<T>) -> Option<T> {
         self.scopes().find_map(get)
     }
 
@@ -62,7 +82,7 @@ impl<'c> ScopeStack<'c> {
 
     /// The configured value of option `code`: the most specific scope that sets it, the last
     /// statement of that scope (dhcpd-conf.md §2).
-    pub fn option(&self, code: u8) -> Option<&'c [u8]> {
+    pub fn option(&self, code: u8) -> Option<&[u8]> {
         self.scopes().find_map(|scope| {
             scope
                 .options

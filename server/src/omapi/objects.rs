@@ -760,8 +760,15 @@ fn apply_host_values(
 }
 
 /// Splits `statements` into `;`-terminated statements for the lease file. Only flat statements
-/// are accepted (no blocks, balanced quotes), so the text cannot break the lease file's syntax.
+/// are accepted (no blocks, balanced quotes), so the text cannot break the lease file's syntax;
+/// and only what the dhcpd.conf statement parser accepts and the engine applies (an option or a
+/// parameter), so what the operator set is what clients get (omapi.md §8.2: parse error →
+/// `DHCP_R_BADPARSE`).
 fn parse_statements(text: &str) -> Result<Vec<String>, ResultCode> {
+    match crate::config::parse_statements(text, "statements") {
+        Ok(parsed) if parsed.warnings.is_empty() => {}
+        _ => return Err(ResultCode::BADPARSE),
+    }
     let mut statements = Vec::new();
     let mut current = String::new();
     let mut quoted = false;

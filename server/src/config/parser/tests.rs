@@ -546,3 +546,87 @@ fn hostile_nesting_is_an_error_not_a_stack_overflow() {
     );
     assert!(crate::config::parse_str(&expression, "deep.conf").is_err());
 }
+
+// ---- statement lists (OMAPI `statements`, dhcpd.leases host bodies) ------------------------
+
+fn statements(text: &str) -> crate::config::Statements {
+    crate::config::parse_statements(text, "statements").unwrap_or_else(|errors| panic!("{errors}"))
+}
+
+#[test]
+fn statement_list_takes_isc_canonical_forms() {
+    // dhcpd-conf.md §8.5 and the omapi.md §8.3 lab note, verbatim.
+    let parsed = statements(
+        "supersede host-name = \"h2\";\n\
+         supersede server.default-lease-time = 00:00:01:2c;",
+    );
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    assert_eq!(parsed.scope.parent, None);
+    assert_eq!(parsed.scope.options, vec![(12, b"h2".to_vec())]);
+    assert_eq!(parsed.scope.default_lease_time, Some(300));
+}
+
+#[test]
+fn statement_list_takes_plain_forms_and_server_space_values() {
+    let parsed = statements(
+        "option domain-name \"omapi.example\"; default-lease-time 600; \
+         option routers 10.0.0.1; supersede domain-name-servers = 0a:00:00:35; \
+         option server.max-lease-time 7200; supersede server.next-server = 0a:00:00:09; \
+         supersede server.filename = \"pxelinux.0\"; supersede server.allow-booting = 00; \
+         supersede server.ping-check = 01;",
+    );
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    let scope = parsed.scope;
+    assert_eq!(
+        scope.options,
+        vec![
+            (15, b"omapi.example".to_vec()),
+            (3, vec![10, 0, 0, 1]),
+            (6, vec![10, 0, 0, 53]),
+        ]
+    );
+    assert_eq!(scope.default_lease_time, Some(600));
+    assert_eq!(scope.max_lease_time, Some(7200));
+    assert_eq!(scope.next_server, Some(Ipv4Addr::new(10, 0, 0, 9)));
+    assert_eq!(scope.filename.as_deref(), Some(&b"pxelinux.0"[..]));
+    assert_eq!(scope.booting, Some(Permission::Deny));
+    assert_eq!(scope.ping_check, Some(true));
+}
+
+#[test]
+fn statement_list_refuses_declarations_and_bad_values() {
+    for text in [
+        "include \"/etc/passwd\";",
+        "host h { hardware ethernet 02:00:00:00:00:01; }",
+        "subnet 10.0.0.0 netmask 255.0.0.0 { }",
+        "fixed-address 10.0.0.5;",
+        "} option host-name \"x\";",
+        "option no-such-option 1;",
+        "option host-name;",
+        "default-lease-time \"soon\";",
+        "supersede server.default-lease-time = 01:2c;",
+        "option host-name \"x\"",
+    ] {
+        assert!(
+            crate::config::parse_statements(text, "statements").is_err(),
+            "{text} was accepted"
+        );
+    }
+}
+
+#[test]
+fn statement_list_reports_what_it_does_not_apply() {
+    let parsed = statements("option host-name = concat(\"a\", \"b\"); option x.y 1;");
+    assert_eq!(parsed.warnings.len(), 2, "{:?}", parsed.warnings);
+    assert!(parsed.scope.options.is_empty());
+    assert!(statements("").scope == crate::config::model::Scope::default());
+}
+
+#[test]
+fn config_file_takes_constant_option_expressions_and_server_space() {
+    let config = parse(
+        "supersede host-name = \"h2\";\nsupersede server.default-lease-time = 00:00:01:2c;\n",
+    );
+    assert_eq!(config.scopes[0].options, vec![(12, b"h2".to_vec())]);
+    assert_eq!(config.scopes[0].default_lease_time, Some(300));
+}

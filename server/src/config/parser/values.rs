@@ -4,7 +4,9 @@
 //! domain-name form, uncompressed).
 
 use super::{Block, BlockKind, ParseResult, Parser};
+use crate::config::expr::Expr;
 use crate::config::lexer::{Span, TokenKind};
+use crate::config::model::Permission;
 use crate::config::options::{encode_domain_name, OptionDefinition, OptionSpace, OptionType};
 
 /// DHCP client identifier option code (RFC 2132 §9.14): in a host it identifies the client.
@@ -35,6 +37,7 @@ impl Parser {
         let space = match space.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("dhcp") => OptionSpace::Dhcp,
             Some("agent") => OptionSpace::Agent,
+            Some("server") => return self.parse_server_option(block, &name, name_span),
             Some(_) => {
                 self.warn(name_span, format!("option `{full_name}`: option spaces other than dhcp and agent are not supported yet; ignored"));
                 self.parse_loose_value()?;
@@ -44,26 +47,35 @@ impl Parser {
         let Some(definition) = self.options.by_name(space, &name).cloned() else {
             return Err(self.invalid(name_span, "a known option name", format!("`{full_name}`")));
         };
-        if self.at_punct(b'=') {
+        let bytes = if self.at_punct(b'=') {
             let equals = self.bump().span;
-            self.parse_expression()?;
+            let expression = self.parse_expression()?;
             self.expect_semicolon()?;
-            self.warn(
-                equals,
-                format!("option `{full_name}` set from an expression is not evaluated; ignored"),
-            );
-            return Ok(());
-        }
-        let mut bytes = Vec::new();
-        let mut unresolved = false;
-        if !(self.at_punct(b';') && definition.kind == OptionType::ZeroLength) {
-            self.encode_value(&definition.kind, &mut bytes, &mut unresolved)?;
-        }
-        self.expect_semicolon()?;
-        if unresolved {
-            // parse_ip_or_hostname already warned about the name.
-            return Ok(());
-        }
+            // ISC writes option values back as `supersede NAME = DATA;` (host and group records
+            // in dhcpd.leases, dhcpd-conf.md §8.5): constant data is the option's wire value.
+            let Expr::Data(bytes) = expression else {
+                self.warn(
+                    equals,
+                    format!(
+                        "option `{full_name}` set from an expression is not evaluated; ignored"
+                    ),
+                );
+                return Ok(());
+            };
+            bytes
+        } else {
+            let mut bytes = Vec::new();
+            let mut unresolved = false;
+            if !(self.at_punct(b';') && definition.kind == OptionType::ZeroLength) {
+                self.encode_value(&definition.kind, &mut bytes, &mut unresolved)?;
+            }
+            self.expect_semicolon()?;
+            if unresolved {
+                // parse_ip_or_hostname already warned about the name.
+                return Ok(());
+            }
+            bytes
+        };
         if space == OptionSpace::Agent {
             self.warn(
                 name_span,
@@ -89,6 +101,100 @@ impl Parser {
                     .options
                     .push((definition.code, bytes));
             }
+        }
+        Ok(())
+    }
+
+    /// `option server.NAME VALUE;` or ISC's canonical `supersede server.NAME = DATA;` (how it
+    /// writes parameters such as `default-lease-time 300;` back to dhcpd.leases, dhcpd-conf.md
+    /// §8.5): ISC's server option space holds the parameters, so they land in the scope's fields.
+    fn parse_server_option(
+        &mut self,
+        block: Block,
+        name: &str,
+        name_span: Span,
+    ) -> ParseResult<()> {
+        let lowered = name.to_ascii_lowercase();
+        let Some(kind) = server_parameter_kind(&lowered) else {
+            self.warn(
+                name_span,
+                format!("option `server.{name}` is not supported yet; ignored"),
+            );
+            return self.parse_loose_value();
+        };
+        let value = if self.eat_punct(b'=') {
+            let span = self.peek().span;
+            let expression = self.parse_expression()?;
+            server_value_from_expression(kind, &expression).ok_or_else(|| {
+                self.invalid(
+                    span,
+                    format!("a constant {} for `server.{name}`", kind.describe()),
+                    "another expression",
+                )
+            })?
+        } else {
+            match kind {
+                ServerKind::Seconds => ServerValue::Number(self.parse_u32("a time in seconds")?),
+                ServerKind::Byte => {
+                    ServerValue::Number(
+                        self.parse_number_in("an unsigned 8-bit integer", 0, 255)? as u32
+                    )
+                }
+                ServerKind::Flag => ServerValue::Flag(self.parse_flag()?),
+                ServerKind::Permission => ServerValue::Permission(if self.parse_flag()? {
+                    Permission::Allow
+                } else {
+                    Permission::Deny
+                }),
+                ServerKind::Address => match self.parse_ip_or_hostname()? {
+                    Some(address) => ServerValue::Address(address),
+                    None => {
+                        self.expect_semicolon()?;
+                        return Ok(());
+                    }
+                },
+                ServerKind::Text => ServerValue::Text(self.parse_string("a quoted string")?),
+            }
+        };
+        self.expect_semicolon()?;
+        let scope = self.scope_mut(block.scope);
+        match (lowered.as_str(), value) {
+            ("default-lease-time", ServerValue::Number(value)) => {
+                scope.default_lease_time = Some(value)
+            }
+            ("max-lease-time", ServerValue::Number(value)) => scope.max_lease_time = Some(value),
+            ("min-lease-time", ServerValue::Number(value)) => scope.min_lease_time = Some(value),
+            ("abandon-lease-time", ServerValue::Number(value)) => {
+                scope.abandon_lease_time = Some(value)
+            }
+            ("min-secs", ServerValue::Number(value)) => scope.min_secs = u8::try_from(value).ok(),
+            ("authoritative", ServerValue::Flag(value)) => scope.authoritative = Some(value),
+            ("use-host-decl-names", ServerValue::Flag(value)) => {
+                scope.use_host_decl_names = Some(value)
+            }
+            ("one-lease-per-client", ServerValue::Flag(value)) => {
+                scope.one_lease_per_client = Some(value)
+            }
+            ("ping-check", ServerValue::Flag(value)) => scope.ping_check = Some(value),
+            ("always-broadcast", ServerValue::Flag(value)) => scope.always_broadcast = Some(value),
+            ("echo-client-id", ServerValue::Flag(value)) => scope.echo_client_id = Some(value),
+            ("ignore-client-uids", ServerValue::Flag(value)) => {
+                scope.ignore_client_uids = Some(value)
+            }
+            ("boot-unknown-clients", ServerValue::Permission(value)) => {
+                scope.unknown_clients = Some(value)
+            }
+            ("allow-bootp", ServerValue::Permission(value)) => scope.bootp = Some(value),
+            ("allow-booting", ServerValue::Permission(value)) => scope.booting = Some(value),
+            ("declines", ServerValue::Permission(value)) => scope.declines = Some(value),
+            ("server-identifier", ServerValue::Address(value)) => {
+                scope.server_identifier = Some(value)
+            }
+            ("next-server", ServerValue::Address(value)) => scope.next_server = Some(value),
+            ("filename", ServerValue::Text(value)) => scope.filename = Some(value),
+            ("server-name", ServerValue::Text(value)) => scope.server_name = Some(value),
+            // server_parameter_kind and the value parsers above agree on every name.
+            _ => {}
         }
         Ok(())
     }
@@ -324,5 +430,113 @@ impl Parser {
             }
         }
         Ok(())
+    }
+}
+
+/// The type of one of ISC's server-space options (`server/stables.c` `server_options`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ServerKind {
+    /// `T`: 32-bit seconds.
+    Seconds,
+    /// `B`: one byte.
+    Byte,
+    /// `f`: boolean.
+    Flag,
+    /// `f` used by `allow`/`deny`/`ignore` (0 deny, 1 allow, 2 ignore).
+    Permission,
+    /// `I`: an IPv4 address.
+    Address,
+    /// `t`: text.
+    Text,
+}
+
+impl ServerKind {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Seconds => "32-bit integer",
+            Self::Byte => "8-bit integer",
+            Self::Flag | Self::Permission => "boolean",
+            Self::Address => "IPv4 address",
+            Self::Text => "string",
+        }
+    }
+}
+
+/// A decoded server-space value.
+enum ServerValue {
+    Number(u32),
+    Flag(bool),
+    Permission(Permission),
+    Address(std::net::Ipv4Addr),
+    Text(Vec<u8>),
+}
+
+/// The server-space options that have a field in [`crate::config::model::Scope`].
+fn server_parameter_kind(name: &str) -> Option<ServerKind> {
+    Some(match name {
+        "default-lease-time" | "max-lease-time" | "min-lease-time" | "abandon-lease-time" => {
+            ServerKind::Seconds
+        }
+        "min-secs" => ServerKind::Byte,
+        "authoritative"
+        | "use-host-decl-names"
+        | "one-lease-per-client"
+        | "ping-check"
+        | "always-broadcast"
+        | "echo-client-id"
+        | "ignore-client-uids" => ServerKind::Flag,
+        "boot-unknown-clients" | "allow-bootp" | "allow-booting" | "declines" => {
+            ServerKind::Permission
+        }
+        "server-identifier" | "next-server" => ServerKind::Address,
+        "filename" | "server-name" => ServerKind::Text,
+        _ => return None,
+    })
+}
+
+/// A constant expression as a server-space value: ISC writes integers as colon-hex in network
+/// byte order (`00:00:01:2c` is 300) and text as a quoted string.
+fn server_value_from_expression(kind: ServerKind, expression: &Expr) -> Option<ServerValue> {
+    match (kind, expression) {
+        (ServerKind::Seconds, Expr::Number(value)) => Some(ServerValue::Number(*value)),
+        (ServerKind::Seconds, Expr::Data(bytes)) => Some(ServerValue::Number(u32::from_be_bytes(
+            bytes.as_slice().try_into().ok()?,
+        ))),
+        (ServerKind::Byte, Expr::Number(value)) if *value <= 255 => {
+            Some(ServerValue::Number(*value))
+        }
+        (ServerKind::Byte, Expr::Data(bytes)) if bytes.len() == 1 => {
+            Some(ServerValue::Number(u32::from(bytes[0])))
+        }
+        (ServerKind::Flag, Expr::Boolean(value)) => Some(ServerValue::Flag(*value)),
+        // A lone colon-hex byte (`01`) reads as a number.
+        (ServerKind::Flag, Expr::Number(value)) => Some(ServerValue::Flag(*value != 0)),
+        (ServerKind::Permission, Expr::Number(value)) => {
+            server_value_from_expression(kind, &Expr::Data(vec![u8::try_from(*value).ok()?]))
+        }
+        (ServerKind::Flag, Expr::Data(bytes)) if bytes.len() == 1 => {
+            Some(ServerValue::Flag(bytes[0] != 0))
+        }
+        (ServerKind::Permission, Expr::Boolean(value)) => {
+            Some(ServerValue::Permission(if *value {
+                Permission::Allow
+            } else {
+                Permission::Deny
+            }))
+        }
+        (ServerKind::Permission, Expr::Data(bytes)) if bytes.len() == 1 => {
+            Some(ServerValue::Permission(match bytes[0] {
+                0 => Permission::Deny,
+                1 => Permission::Allow,
+                2 => Permission::Ignore,
+                _ => return None,
+            }))
+        }
+        (ServerKind::Address, Expr::Data(bytes)) => {
+            let octets: [u8; 4] = bytes.as_slice().try_into().ok()?;
+            Some(ServerValue::Address(octets.into()))
+        }
+        (ServerKind::Text, Expr::Data(bytes)) => Some(ServerValue::Text(bytes.clone())),
+        _ => None,
     }
 }

@@ -216,3 +216,69 @@ fn nak_carries_only_protocol_options() {
     let nak = harness.handle(NOW, &request);
     assert_eq!(order(&nak), vec![53, 54, 56]);
 }
+
+/// A host added over OMAPI (omapi.md §8.2) with `statements`: its scope is the most specific, in
+/// option assembly and lease times, as a dhcpd.conf host's is.
+#[test]
+fn dynamic_host_statements_set_options_and_lease_time() {
+    let mut config = configured();
+    config.scopes[0].default_lease_time = Some(43_200);
+    config.scopes[0].max_lease_time = Some(86_400);
+    let mut harness = Harness::new(config);
+    let record = crate::lease::file::HostRecord {
+        name: "h2".into(),
+        dynamic: true,
+        hardware: crate::lease::record::Hardware::new(1, &MAC_A),
+        // ISC's canonical form (dhcpd-conf.md §8.5) next to the plain one.
+        statements: vec![
+            "supersede host-name = \"h2\";".into(),
+            "supersede server.default-lease-time = 00:00:01:2c;".into(),
+            "option domain-name \"omapi.example\";".into(),
+        ],
+        ..Default::default()
+    };
+    harness
+        .engine
+        .dynamic_hosts()
+        .modify(|set| set.apply(record, false));
+    let requested = DhcpOption::ParameterRequestList(
+        [1u8, 3, 12, 15].into_iter().map(OptionCode::from).collect(),
+    );
+    let offer = harness.handle(
+        NOW,
+        &with(client(MessageType::Discover, MAC_A), requested.clone()),
+    );
+    let address = yiaddr(&offer).expect("an offer");
+    assert_eq!(reply_lease_time(&offer), Some(300));
+    let ack = harness.handle(
+        NOW,
+        &with(selecting(MAC_A, address, INTERFACE), requested.clone()),
+    );
+    assert_eq!(reply_type(&ack), Some(MessageType::Ack));
+    assert_eq!(reply_lease_time(&ack), Some(300));
+    let reply = ack.reply.expect("reply");
+    let options = reply.message.opts();
+    assert_eq!(
+        options.get(OptionCode::Hostname),
+        Some(&DhcpOption::Hostname("h2".into()))
+    );
+    assert_eq!(
+        options.get(OptionCode::DomainName),
+        Some(&DhcpOption::DomainName("omapi.example".into()))
+    );
+    // The subnet's router still comes from below the host scope.
+    assert_eq!(
+        options.get(OptionCode::Router),
+        Some(&DhcpOption::Router(vec![Ipv4Addr::new(10, 0, 0, 1)]))
+    );
+
+    // Another client is untouched by the host's statements.
+    let other = harness.handle(NOW, &with(client(MessageType::Discover, MAC_B), requested));
+    assert_eq!(reply_lease_time(&other), Some(43_200));
+    let other = other.reply.expect("reply");
+    assert_eq!(other.message.opts().get(OptionCode::Hostname), None);
+    assert_eq!(
+        other.message.opts().get(OptionCode::DomainName),
+        Some(&DhcpOption::DomainName("example.net".into()))
+    );
+}

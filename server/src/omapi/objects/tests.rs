@@ -156,7 +156,7 @@ fn hosts_reach_the_engine_table_and_the_lease_file() {
     );
     let host = harness.hosts.snapshot().unwrap();
     assert_eq!(
-        host.hosts[0].fixed_addresses,
+        host.hosts[0].host.fixed_addresses,
         [Ipv4Addr::new(10, 99, 0, 60)]
     );
     assert_eq!(
@@ -327,4 +327,58 @@ fn lookups_matching_several_leases_are_refused_as_multiple() {
     assert_eq!(replies[0].header.op, Opcode::UPDATE);
     let address = find(&replies[0].object_values, "ip-address").map(|value| value.value.clone());
     assert_eq!(address, Some(vec![10, 99, 0, 106]));
+}
+
+/// `statements` are parsed at create time: refused with DHCP_R_BADPARSE when the statement
+/// parser does not take them, else applied to the host's scope and written to the lease file.
+#[test]
+fn host_statements_are_checked_applied_and_persisted() {
+    let mut harness = Harness::new();
+    let authid = harness.authenticate();
+    let create = |id: u32, name: &str, statements: &str| {
+        let mut create = Message::new(Opcode::OPEN, 0, id, 0);
+        create.message_values.push(Value::u32("create", 1));
+        create.message_values.push(Value::new("type", "host"));
+        create.object_values.push(Value::new("name", name));
+        create.object_values.push(Value::new(
+            "hardware-address",
+            vec![2, 0xaa, 0xbb, 0xcc, 0xdd, 0xef],
+        ));
+        create.object_values.push(Value::u32("hardware-type", 1));
+        create
+            .object_values
+            .push(Value::new("statements", statements.as_bytes().to_vec()));
+        create
+    };
+    for (id, bad) in [
+        (30, "option no-such-option 1;"),
+        (31, "include \"/etc/passwd\";"),
+        (32, "option host-name = concat(\"a\", \"b\");"),
+        (33, "default-lease-time soon;"),
+    ] {
+        let replies = harness.exchange(&harness.signed(create(id, "bad", bad), authid));
+        assert_eq!(result(&replies[0]), Some(0x60008), "{bad}");
+    }
+    assert!(harness.hosts.snapshot().is_none());
+
+    let good = "option domain-name \"omapi.example\"; default-lease-time 300;";
+    let replies = harness.exchange(&harness.signed(create(34, "stmt", good), authid));
+    assert_eq!(replies[0].header.op, Opcode::UPDATE, "{:?}", replies[0]);
+    let set = harness.hosts.snapshot().unwrap();
+    let scope = &set.hosts[0].scope;
+    assert_eq!(scope.options, vec![(15, b"omapi.example".to_vec())]);
+    assert_eq!(scope.default_lease_time, Some(300));
+    let persisted = harness.persisted.lock().unwrap()[0].clone();
+    assert!(
+        persisted.contains("option domain-name \"omapi.example\";")
+            && persisted.contains("default-lease-time 300;"),
+        "{persisted}"
+    );
+    // What was written reads back to the same scope (restart, dhcpd-conf.md §8.5).
+    let file = crate::lease::file::parse(persisted.as_bytes(), "dhcpd.leases");
+    let record = file.hosts.into_iter().next().expect("a host record");
+    assert_eq!(
+        crate::engine::dynamic_hosts::host_from_record(&record).scope,
+        *scope
+    );
 }
