@@ -115,6 +115,9 @@ struct Row {
     seconds: u32,
     server_cpu: f64,
     perfdhcp_cpu: Option<f64>,
+    /// UDP datagrams the kernel dropped at perfdhcp's own socket (its receive buffer was full):
+    /// `RcvbufErrors` of the generator's namespace. perfdhcp counts them as the server's drops.
+    generator_drops: Option<u64>,
     error: Option<String>,
 }
 
@@ -147,6 +150,7 @@ fn dora(servers: &[String], rates: &[u32], seconds: u32, clients: u32, xdp: bool
                 seconds,
                 server_cpu: 0.0,
                 perfdhcp_cpu: None,
+                generator_drops: None,
                 error: Some(format!("{error:#}")),
             });
             if let Some(error) = &row.error {
@@ -202,6 +206,11 @@ fn dora_step(kind: &ServerKind, rate: u32, seconds: u32, clients: u32) -> Result
         let mut parts = rest.split_whitespace().map(str::parse::<f64>);
         Some(parts.next()?.ok()? + parts.next()?.ok()?)
     });
+    let generator_drops = lab
+        .client
+        .exec_ok(&["cat", "/proc/net/snmp"])
+        .ok()
+        .and_then(|snmp| udp_counter(&snmp, "RcvbufErrors"));
     Ok(Row {
         server: kind.label().to_owned(),
         rate,
@@ -209,6 +218,7 @@ fn dora_step(kind: &ServerKind, rate: u32, seconds: u32, clients: u32) -> Result
         seconds,
         server_cpu,
         perfdhcp_cpu,
+        generator_drops,
         error: None,
     })
 }
@@ -225,6 +235,15 @@ fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |value| format!("{value:.2}"))
 }
 
+/// One counter of the `Udp:` lines of /proc/net/snmp (a header line, then a value line).
+fn udp_counter(snmp: &str, name: &str) -> Option<u64> {
+    let mut lines = snmp.lines().filter(|line| line.starts_with("Udp:"));
+    let header = lines.next()?;
+    let values = lines.next()?;
+    let index = header.split_whitespace().position(|field| field == name)?;
+    values.split_whitespace().nth(index)?.parse().ok()
+}
+
 fn dora_table(rows: &[Row], seconds: u32, clients: u32, xdp: bool) -> String {
     let mut table = String::new();
     let _ = writeln!(
@@ -235,14 +254,14 @@ fn dora_table(rows: &[Row], seconds: u32, clients: u32, xdp: bool) -> String {
     );
     let _ = writeln!(
         table,
-        "| server | offered | DORA/s | drops % | D-O avg / max ms | R-A avg / max ms | server CPU s | perfdhcp CPU s |"
+        "| server | offered | DORA/s | drops % | datagrams lost at perfdhcp's socket | D-O avg / max ms | R-A avg / max ms | server CPU s | perfdhcp CPU s |"
     );
-    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         let Some(report) = &row.report else {
             let _ = writeln!(
                 table,
-                "| {} | {} | failed: {} | | | | | |",
+                "| {} | {} | failed: {} | | | | | | |",
                 row.server,
                 rate_label(row.rate),
                 row.error
@@ -256,11 +275,13 @@ fn dora_table(rows: &[Row], seconds: u32, clients: u32, xdp: bool) -> String {
         };
         let _ = writeln!(
             table,
-            "| {} | {} | {:.0} | {:.2} | {} / {} | {} / {} | {:.2} | {} |",
+            "| {} | {} | {:.0} | {:.2} | {} | {} / {} | {} / {} | {:.2} | {} |",
             row.server,
             rate_label(row.rate),
             report.ack_received as f64 / f64::from(row.seconds.max(1)),
             report.drop_percent(),
+            row.generator_drops
+                .map_or_else(|| "–".to_owned(), |drops| drops.to_string()),
             ms(report.do_avg_ms),
             ms(report.do_max_ms),
             ms(report.ra_avg_ms),
