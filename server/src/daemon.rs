@@ -176,23 +176,6 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         .max(1);
     let port = cli.port.unwrap_or(server_common::DHCP_SERVER_PORT);
-    // One socket per interface, read by `threads` workers at once: the kernel hands each
-    // datagram to exactly one reader. (One SO_REUSEPORT socket per worker would be the usual
-    // way, but Linux delivers a *copy of every broadcast* to each socket of a reuseport group,
-    // and most DHCP requests are broadcasts: every client would get one reply per worker.)
-    let mut sockets = Vec::new();
-    for interface in &chosen {
-        let socket = DhcpSocket::bind(port, Some(&interface.name), Duration::from_millis(250))
-            .map_err(|source| DaemonError::Socket {
-                interface: interface.name.clone(),
-                source,
-            })?;
-        let socket = Arc::new(socket);
-        for _ in 0..threads {
-            sockets.push((socket.clone(), interface.clone()));
-        }
-    }
-
     let id_format = if config.lease_id_format_hex {
         IdFormat::Hex
     } else {
@@ -347,6 +330,25 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             shared.engine.failover(),
         )),
     )?;
+
+    // Bound last, right before the workers start: a client (or a readiness probe) that sees
+    // the port open is answered at once, not after the XDP verifier and the lease-file rewrite.
+    // One socket per interface, read by `threads` workers at once: the kernel hands each
+    // datagram to exactly one reader. (One SO_REUSEPORT socket per worker would be the usual
+    // way, but Linux delivers a *copy of every broadcast* to each socket of a reuseport group,
+    // and most DHCP requests are broadcasts: every client would get one reply per worker.)
+    let mut sockets = Vec::new();
+    for interface in &chosen {
+        let socket = DhcpSocket::bind(port, Some(&interface.name), Duration::from_millis(250))
+            .map_err(|source| DaemonError::Socket {
+                interface: interface.name.clone(),
+                source,
+            })?;
+        let socket = Arc::new(socket);
+        for _ in 0..threads {
+            sockets.push((socket.clone(), interface.clone()));
+        }
+    }
 
     install_signal_handlers();
     let mut workers = Vec::new();
