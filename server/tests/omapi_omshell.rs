@@ -11,146 +11,22 @@
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
-use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 
 const SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZg==";
 const OMSHELL: &str = "/usr/bin/omshell";
 
-const RELAY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+mod loopback_support;
 
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("xdhcpd-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The server process, killed on drop.
-struct Server {
-    child: Child,
-}
-
-impl Server {
-    fn start(dir: &Path, port: u16) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_xdhcpd"))
-            .args(["-f", "-d", "-cf"])
-            .arg(dir.join("dhcpd.conf"))
-            .arg("-lf")
-            .arg(dir.join("dhcpd.leases"))
-            .arg("-pf")
-            .arg(dir.join("dhcpd.pid"))
-            .args(["-p", &port.to_string(), "--no-xdp", "--threads", "2", "lo"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start xdhcpd");
-        Self { child }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use loopback_support::{exchange, message, message_type, relay_socket, Server, TempDir};
 
 fn port_for(test: u16) -> u16 {
     // Away from loopback.rs's ports (20000 + pid % 20000 + 2 test).
     21000 + (std::process::id() % 20000) as u16 + test * 4
-}
-
-/// The relay's socket: `127.0.0.2:PORT`, more specific than the server's wildcard bind.
-fn relay_socket(port: u16) -> UdpSocket {
-    let socket = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )
-    .unwrap();
-    socket.set_reuse_address(true).unwrap();
-    socket.set_reuse_port(true).unwrap();
-    socket.bind(&SocketAddrV4::new(RELAY, port).into()).unwrap();
-    let socket: UdpSocket = socket.into();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    socket
-}
-
-fn message(kind: MessageType, mac: [u8; 6], xid: u32, ciaddr: Ipv4Addr) -> Message {
-    let mut message = Message::default();
-    message
-        .set_opcode(Opcode::BootRequest)
-        .set_xid(xid)
-        .set_flags(Flags::default())
-        .set_ciaddr(ciaddr)
-        .set_giaddr(RELAY)
-        .set_chaddr(&mac);
-    message.set_hops(1);
-    message.opts_mut().insert(DhcpOption::MessageType(kind));
-    message
-        .opts_mut()
-        .insert(DhcpOption::ParameterRequestList(vec![
-            OptionCode::SubnetMask,
-            OptionCode::Router,
-            OptionCode::DomainNameServer,
-            OptionCode::DomainName,
-        ]));
-    message
-}
-
-/// Sends `request` until a reply with the same xid arrives or `deadline` passes.
-fn exchange(
-    socket: &UdpSocket,
-    port: u16,
-    request: &Message,
-    deadline: Duration,
-) -> Option<Message> {
-    let mut payload = Vec::new();
-    request.encode(&mut Encoder::new(&mut payload)).unwrap();
-    let started = Instant::now();
-    let mut buffer = [0u8; 1500];
-    while started.elapsed() < deadline {
-        socket
-            .send_to(&payload, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
-            .unwrap();
-        while let Ok((length, _)) = socket.recv_from(&mut buffer) {
-            if let Ok(reply) = Message::decode(&mut Decoder::new(&buffer[..length])) {
-                if reply.xid() == request.xid() {
-                    return Some(reply);
-                }
-            }
-        }
-    }
-    None
-}
-
-fn message_type(message: &Message) -> Option<MessageType> {
-    match message.opts().get(OptionCode::MessageType) {
-        Some(DhcpOption::MessageType(kind)) => Some(*kind),
-        _ => None,
-    }
 }
 
 fn write_config(dir: &Path, omapi_port: u16) {
