@@ -1,13 +1,16 @@
-//! `cargo xtask bench dora|leases|micro|xdp`.
+//! `cargo xtask bench dora|renew|leases|micro|xdp`.
 //!
 //! `dora` runs perfdhcp from a client namespace, acting as a relay (giaddr 10.214.0.1), against
 //! xdhcpd, Kea 2.2 and ISC dhcpd 4.4 in turn: same topology, same pool (60,000 addresses of
 //! 10.214.0.0/16), same client count, the same rate ladder, a fresh lease file per step. All
 //! three keep durable leases (xdhcpd and ISC fsync; Kea memfile with persist=true).
+//! `renew` binds direct clients with raw frames (benches' `renew_load`) and replays RENEWING
+//! DHCPREQUESTs over AF_PACKET as fast as it can against xdhcpd with XDP, xdhcpd `--no-xdp` and
+//! Kea 2.2, counting DHCPACKs.
 //! `leases` measures loading a 1,000,000-lease dhcpd.leases. `micro` runs the Criterion benches.
 
 use crate::netns::peers::{Perfdhcp, PerfdhcpReport, ServerKind, ServerSetup};
-use crate::netns::{cpu_seconds, DhcpConfig, Lab, Proc, Subnet};
+use crate::netns::{cpu_seconds, run as run_command, DhcpConfig, Lab, Proc, Subnet};
 use crate::util::{build_release, command, root, status};
 use anyhow::{bail, Context as _, Result};
 use clap::Subcommand;
@@ -41,6 +44,25 @@ pub enum Which {
         #[arg(long)]
         no_xdp: bool,
     },
+    /// End-to-end renewals/s over the veth: xdhcpd (XDP on), xdhcpd --no-xdp, Kea 2.2.
+    Renew {
+        /// Servers, in order: xdhcpd, xdhcpd-no-xdp, kea.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "xdhcpd,xdhcpd-no-xdp,kea"
+        )]
+        servers: Vec<String>,
+        /// Distinct clients, bound once by DORA before the renewals.
+        #[arg(long, default_value_t = 2_000)]
+        clients: u32,
+        /// Seconds of renewals.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Renewals offered per second; 0 means as fast as the generator goes.
+        #[arg(long, default_value_t = 0)]
+        rate: u32,
+    },
     /// Load time, max RSS and bytes per lease of a 1,000,000-lease dhcpd.leases.
     Leases {
         #[arg(long, default_value_t = 1_000_000)]
@@ -62,6 +84,12 @@ pub fn run(which: Which) -> Result<()> {
             clients,
             no_xdp,
         } => dora(&servers, &rates, seconds, clients, !no_xdp),
+        Which::Renew {
+            servers,
+            clients,
+            seconds,
+            rate,
+        } => renew(&servers, clients, seconds, rate),
         Which::Leases { count } => leases(count),
         Which::Micro => status(command("cargo").args(["bench", "-p", "benches"])),
         // The eBPF object is always built optimised (aya-build); the harness's own profile
@@ -387,4 +415,247 @@ fn leases(count: u32) -> Result<()> {
     println!("\n{report}");
     std::fs::write(root().join("target/bench-leases.md"), &report)?;
     Ok(())
+}
+
+/// The renewal lab: direct clients on the server's own /16 (the fast path answers renewals
+/// of directly attached clients: the reply goes back over the same link).
+const RENEW_SERVER_CIDR: &str = "10.213.0.1/16";
+const RENEW_POOL_FIRST: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 0);
+
+fn renew_config() -> DhcpConfig {
+    let last = Ipv4Addr::from(u32::from(RENEW_POOL_FIRST) + POOL_SIZE - 1);
+    DhcpConfig {
+        subnets: vec![Subnet {
+            network: Ipv4Addr::new(10, 213, 0, 0),
+            prefix_len: 16,
+            range: Some((RENEW_POOL_FIRST, last)),
+            routers: Some(SERVER_ADDRESS),
+        }],
+        hosts: Vec::new(),
+        default_lease_time: 3600,
+        max_lease_time: 7200,
+        dns_servers: vec![SERVER_ADDRESS],
+        domain_name: Some("bench.test".to_owned()),
+    }
+}
+
+/// What `renew_load renew` printed, plus the server's side.
+struct RenewRow {
+    server: String,
+    bind_seconds: Option<f64>,
+    sent: u64,
+    acked: u64,
+    seconds: f64,
+    server_cpu: f64,
+    /// xdhcpd only: renewals its XDP program answered (shutdown log line).
+    kernel_renewals: Option<u64>,
+    error: Option<String>,
+}
+
+fn renew(servers: &[String], clients: u32, seconds: u32, rate: u32) -> Result<()> {
+    crate::setup::run()?;
+    if clients == 0 || clients > POOL_SIZE {
+        bail!("--clients must be 1..={POOL_SIZE}");
+    }
+    let mut kinds = Vec::new();
+    for name in servers {
+        kinds.push(match name.as_str() {
+            "xdhcpd" => (
+                "xdhcpd (XDP)",
+                ServerKind::Xdhcpd {
+                    binary: build_release()?,
+                    xdp: true,
+                },
+            ),
+            "xdhcpd-no-xdp" => (
+                "xdhcpd --no-xdp",
+                ServerKind::Xdhcpd {
+                    binary: build_release()?,
+                    xdp: false,
+                },
+            ),
+            "kea" => ("Kea 2.2 (2 threads)", ServerKind::Kea { threads: 2 }),
+            other => bail!("unknown server {other} (xdhcpd, xdhcpd-no-xdp, kea)"),
+        });
+    }
+    println!("==> cargo build --release -p benches --bin renew_load");
+    status(command("cargo").args(["build", "--release", "-p", "benches", "--bin", "renew_load"]))?;
+    let generator = root().join("target/release/renew_load");
+    let mut rows = Vec::new();
+    for (label, kind) in &kinds {
+        println!("==> {label}: {clients} clients, {seconds} s of renewals");
+        let row =
+            renew_step(&generator, kind, clients, seconds, rate).unwrap_or_else(|error| RenewRow {
+                server: String::new(),
+                bind_seconds: None,
+                sent: 0,
+                acked: 0,
+                seconds: 0.0,
+                server_cpu: 0.0,
+                kernel_renewals: None,
+                error: Some(format!("{error:#}")),
+            });
+        if let Some(error) = &row.error {
+            println!("    failed: {error}");
+        }
+        rows.push(RenewRow {
+            server: (*label).to_owned(),
+            ..row
+        });
+    }
+    let table = renew_table(&rows, clients, seconds, rate);
+    println!("\n{table}");
+    let out = root().join("target/bench-renew.md");
+    std::fs::write(&out, &table).with_context(|| format!("write {}", out.display()))?;
+    println!("written to {}", out.display());
+    Ok(())
+}
+
+fn renew_step(
+    generator: &Path,
+    kind: &ServerKind,
+    clients: u32,
+    seconds: u32,
+    rate: u32,
+) -> Result<RenewRow> {
+    let lab = Lab::new(RENEW_SERVER_CIDR)?;
+    let mut server = ServerSetup {
+        netns: &lab.server,
+        dir: lab.dir.path(),
+        kind: kind.clone(),
+        config: renew_config(),
+        interface: lab.server_if.clone(),
+        relayed: false,
+        dhcpd_conf: None,
+    }
+    .start()?;
+    let generator = generator.to_string_lossy();
+    let leases = lab.dir.join("clients.txt");
+    let mut command = lab.client.command(&generator);
+    command
+        .args(["dora", &lab.client_if, &clients.to_string()])
+        .arg(&leases);
+    let mut proc = Proc::spawn("renew_load dora", command, lab.dir.join("dora.log"))?;
+    let exit = proc.wait_exit(Duration::from_secs(180))?;
+    let text = proc.log_text();
+    if !exit.success() {
+        bail!("renew_load dora failed ({exit}):\n{text}");
+    }
+    let bind_seconds = text.lines().find_map(|line| {
+        let rest = line.strip_prefix("bound ")?;
+        rest.split_whitespace().nth(3)?.parse().ok()
+    });
+    // Servers answering from userspace send the ACK to ciaddr through the kernel, which would
+    // ARP for each client: the clients have no stack, so their neighbours are made permanent.
+    let mut batch = String::new();
+    for line in std::fs::read_to_string(&leases)?.lines() {
+        let mut fields = line.split_whitespace();
+        if let (Some(ip), Some(mac)) = (fields.next(), fields.next()) {
+            let _ = writeln!(
+                batch,
+                "neigh replace {ip} lladdr {mac} dev {} nud permanent",
+                lab.server_if
+            );
+        }
+    }
+    let batch_file = lab.dir.join("neigh.batch");
+    std::fs::write(&batch_file, batch)?;
+    run_command(lab.server.command("ip").arg("-batch").arg(&batch_file))?;
+    let cpu_before = server.proc.cpu_seconds();
+    let mut command = lab.client.command(&generator);
+    command
+        .args(["renew", &lab.client_if])
+        .arg(&leases)
+        .arg(seconds.to_string());
+    if rate > 0 {
+        command.arg(rate.to_string());
+    }
+    let mut proc = Proc::spawn("renew_load renew", command, lab.dir.join("renew.log"))?;
+    let exit = proc.wait_exit(Duration::from_secs(u64::from(seconds) + 60))?;
+    let server_cpu = server.proc.cpu_seconds() - cpu_before;
+    let text = proc.log_text();
+    if !exit.success() {
+        bail!("renew_load renew failed ({exit}):\n{text}");
+    }
+    let fields: Vec<&str> = text
+        .lines()
+        .find(|line| line.starts_with("RENEW "))
+        .with_context(|| format!("no RENEW line in:\n{text}"))?
+        .split_whitespace()
+        .collect();
+    let field = |name: &str| -> Result<f64> {
+        let index = fields
+            .iter()
+            .position(|field| *field == name)
+            .with_context(|| format!("no {name} in renew_load's output"))?;
+        fields
+            .get(index + 1)
+            .and_then(|value| value.parse().ok())
+            .with_context(|| format!("bad {name} in renew_load's output"))
+    };
+    let (sent, acked, elapsed) = (field("sent")?, field("acked")?, field("seconds")?);
+    let mut kernel_renewals = None;
+    if matches!(kind, ServerKind::Xdhcpd { .. }) {
+        server.proc.signal("TERM")?;
+        let _ = server.proc.wait_exit(Duration::from_secs(30));
+        kernel_renewals = server.proc.log_text().lines().find_map(|line| {
+            let (before, _) = line.split_once(" renewals answered in the kernel")?;
+            before.rsplit(' ').next()?.parse().ok()
+        });
+        if kernel_renewals.is_none() {
+            kernel_renewals = Some(0);
+        }
+    }
+    Ok(RenewRow {
+        server: String::new(),
+        bind_seconds,
+        sent: sent as u64,
+        acked: acked as u64,
+        seconds: elapsed,
+        server_cpu,
+        kernel_renewals,
+        error: None,
+    })
+}
+
+fn renew_table(rows: &[RenewRow], clients: u32, seconds: u32, rate: u32) -> String {
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "renew_load: {clients} direct clients bound by DORA, then RENEWING DHCPREQUESTs replayed \
+         over AF_PACKET (sendmmsg, 64 per batch) for {seconds} s, offered {}; server on a \
+         veth in its own namespace.\n",
+        rate_label(rate)
+    );
+    let _ = writeln!(
+        table,
+        "| server | DORA of all clients s | renewals sent/s | renewals answered/s | loss % | server CPU s | answered in the kernel |"
+    );
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        if let Some(error) = &row.error {
+            let _ = writeln!(
+                table,
+                "| {} | failed: {} | | | | | |",
+                row.server,
+                error.lines().next().unwrap_or("?")
+            );
+            continue;
+        }
+        let per_second = |count: u64| count as f64 / row.seconds.max(0.001);
+        let _ = writeln!(
+            table,
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
+            row.server,
+            row.bind_seconds
+                .map_or_else(|| "–".to_owned(), |seconds| format!("{seconds:.2}")),
+            per_second(row.sent),
+            per_second(row.acked),
+            100.0 * row.sent.saturating_sub(row.acked) as f64 / row.sent.max(1) as f64,
+            row.server_cpu,
+            row.kernel_renewals
+                .map_or_else(|| "–".to_owned(), |count| count.to_string()),
+        );
+    }
+    table
 }
