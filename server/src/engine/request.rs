@@ -110,6 +110,27 @@ impl<'e> Context<'e, '_> {
             .or(self.request.interface_address)
     }
 
+    /// The assembly of a reply that carries the configured options (OFFER, ACK, INFORM's ACK,
+    /// BOOTREPLY): server identifier, host name and the subnet's mask resolved the same way for
+    /// all of them.
+    fn configured_assembly(
+        &self,
+        scopes: &ScopeStack<'_>,
+        message_type: Option<MessageType>,
+        lease_time: Option<u32>,
+        subnet: crate::config::model::SubnetId,
+    ) -> Assembly<'_> {
+        Assembly {
+            message_type,
+            server_id: self.server_id(scopes),
+            lease_time,
+            subnet_mask: self.subnet_mask(subnet),
+            host_name: self.host_name(scopes),
+            message: None,
+            configured: true,
+        }
+    }
+
     /// `use-host-decl-names`: the host declaration's name becomes option 12.
     fn host_name(&self, scopes: &ScopeStack<'_>) -> Option<&str> {
         if !scopes
@@ -280,15 +301,12 @@ impl<'e> Context<'e, '_> {
             message,
             &self.inbound,
             Some(&scopes),
-            &Assembly {
-                message_type: Some(MessageType::Offer),
-                server_id: self.server_id(&scopes),
-                lease_time: Some(seconds),
-                subnet_mask: self.subnet_mask(candidate.subnet()),
-                host_name: self.host_name(&scopes),
-                message: None,
-                configured: true,
-            },
+            &self.configured_assembly(
+                &scopes,
+                Some(MessageType::Offer),
+                Some(seconds),
+                candidate.subnet(),
+            ),
             destination,
         );
         // RFC 2131 §4.3.1: the offered address is reserved for the client for a while (ISC: two
@@ -481,15 +499,12 @@ impl<'e> Context<'e, '_> {
             message,
             &self.inbound,
             Some(&scopes),
-            &Assembly {
-                message_type: Some(MessageType::Ack),
-                server_id: self.server_id(&scopes),
-                lease_time: Some(seconds),
-                subnet_mask: self.subnet_mask(candidate.subnet()),
-                host_name: self.host_name(&scopes),
-                message: None,
-                configured: true,
-            },
+            &self.configured_assembly(
+                &scopes,
+                Some(MessageType::Ack),
+                Some(seconds),
+                candidate.subnet(),
+            ),
             destination,
         );
         Decision {
@@ -744,15 +759,7 @@ impl<'e> Context<'e, '_> {
             message,
             inbound,
             Some(&scopes),
-            &Assembly {
-                message_type: Some(MessageType::Ack),
-                server_id: self.server_id(&scopes),
-                lease_time: None,
-                subnet_mask: self.subnet_mask(network.subnet),
-                host_name: self.host_name(&scopes),
-                message: None,
-                configured: true,
-            },
+            &self.configured_assembly(&scopes, Some(MessageType::Ack), None, network.subnet),
             destination,
         );
         Decision {
@@ -825,14 +832,10 @@ impl<'e> Context<'e, '_> {
             message,
             &self.inbound,
             Some(&scopes),
+            // BOOTP replies carry no DHCP message type and no server identifier (RFC 1534).
             &Assembly {
-                message_type: None,
                 server_id: None,
-                lease_time: None,
-                subnet_mask: self.subnet_mask(candidate.subnet()),
-                host_name: self.host_name(&scopes),
-                message: None,
-                configured: true,
+                ..self.configured_assembly(&scopes, None, None, candidate.subnet())
             },
             destination,
         );
