@@ -551,19 +551,19 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
     let mut messages = Vec::with_capacity(crate::net::socket::BATCH);
     let mut decisions = Vec::with_capacity(crate::net::socket::BATCH);
     while !SHUTDOWN.load(Ordering::Relaxed) {
-        match socket.receive_batch(&mut incoming) {
+        let received = match socket.receive_batch(&mut incoming) {
             Ok(0) => continue,
-            Ok(_) => {}
+            Ok(count) => count,
             Err(error) => {
                 log::error!("receive on {}: {error}", interface.name);
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
-        }
+        };
         let now = unix_now();
         messages.clear();
+        shared.metrics.packets_received.add(received as u64);
         for (payload, source) in incoming.iter() {
-            shared.metrics.packets_received.increment();
             match crate::net::decode::decode_message(payload) {
                 Ok(message) => {
                     // Renewal-shaped requests keep their bytes: the XDP template needs them.
@@ -600,9 +600,12 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
                     if let Some(raw) = raw {
                         publish = fast_path.prepare(raw, message, &mut decision, &mut store);
                     }
-                    // Anything else userspace answered may leave the kernel's copy stale.
+                    // A binding userspace changed (ACK not republished, release, decline) or
+                    // refused (NAK) leaves the kernel's copy stale. OFFERs and INFORMs change
+                    // no binding: no map lookup for them on the DISCOVER path.
                     if publish.is_none()
-                        && !matches!(decision.outcome, Outcome::Ignored(_) | Outcome::Informed)
+                        && (!decision.commit.is_empty()
+                            || matches!(decision.outcome, Outcome::Nacked))
                     {
                         fast_path.withdraw(message);
                     }
