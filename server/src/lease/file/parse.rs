@@ -243,6 +243,20 @@ pub(crate) const AGENT_OPTIONS: [(u8, &str); 6] = [
     (6, "subscriber-id"),
 ];
 
+/// A code by its name in `table` (case-insensitive), or ISC's `unknown-N` form for codes
+/// without a name (used for hardware types and relay-agent sub-options, dhcpd-conf.md §8.2/§8.4).
+fn code_by_name(table: &[(u8, &str)], name: &str) -> Option<u8> {
+    if let Some((code, _)) = table
+        .iter()
+        .find(|(_, known)| known.eq_ignore_ascii_case(name))
+    {
+        return Some(*code);
+    }
+    name.get(..8)
+        .filter(|prefix| prefix.eq_ignore_ascii_case("unknown-"))
+        .and_then(|_| name.get(8..)?.parse().ok())
+}
+
 impl<S: RecordSink> Parser<'_, '_, S> {
     fn semicolon(&mut self) -> Parsed<()> {
         let token = self.tokens.next()?;
@@ -441,19 +455,8 @@ impl<S: RecordSink> Parser<'_, '_, S> {
         let Some(name) = word(&token) else {
             return expected(&token, "a hardware type");
         };
-        let htype = match HARDWARE_TYPES
-            .iter()
-            .find(|(_, known)| known.eq_ignore_ascii_case(name))
-        {
-            Some((htype, _)) => *htype,
-            None => match name
-                .get(..8)
-                .filter(|prefix| prefix.eq_ignore_ascii_case("unknown-"))
-                .and_then(|_| name[8..].parse::<u8>().ok())
-            {
-                Some(htype) => htype,
-                None => return expected(&token, "a hardware type"),
-            },
+        let Some(htype) = code_by_name(&HARDWARE_TYPES, name) else {
+            return expected(&token, "a hardware type");
         };
         let address_token = self.tokens.peek()?.clone();
         let address = self.hex_list()?;
@@ -558,19 +561,8 @@ impl<S: RecordSink> Parser<'_, '_, S> {
         let Some(name) = word(&name_token) else {
             return expected(&name_token, "an agent sub-option name");
         };
-        let code = match AGENT_OPTIONS
-            .iter()
-            .find(|(_, known)| known.eq_ignore_ascii_case(name))
-        {
-            Some((code, _)) => *code,
-            None => match name
-                .get(..8)
-                .filter(|prefix| prefix.eq_ignore_ascii_case("unknown-"))
-                .and_then(|_| name[8..].parse::<u8>().ok())
-            {
-                Some(code) => code,
-                None => return expected(&name_token, "an agent sub-option name"),
-            },
+        let Some(code) = code_by_name(&AGENT_OPTIONS, name) else {
+            return expected(&name_token, "an agent sub-option name");
         };
         let bytes = if let TokenKind::String(_) = self.tokens.peek()?.kind {
             self.string_or_hex()?
