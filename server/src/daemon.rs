@@ -274,44 +274,17 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         None => None,
     };
 
-    if let Some(listen) = cli.metrics_listen {
-        let metrics = metrics.clone();
-        let leases = leases.clone();
-        let stats = shared.committer.stats();
-        let fast_path = shared.fast_path.clone();
-        crate::metrics::serve(
-            listen,
-            Arc::new(move || {
-                let count = leases.lock().map(|store| store.len() as u64).unwrap_or(0);
-                let snapshot = stats.snapshot();
-                let xdp = fast_path
-                    .as_ref()
-                    .map(|fast_path| fast_path.metric_values())
-                    .unwrap_or_default();
-                let mut extra = vec![
-                    ("xdhcpd_leases", "leases in the store", count),
-                    (
-                        "xdhcpd_commit_batches_total",
-                        "fsyncs of the lease log",
-                        snapshot.batches,
-                    ),
-                    (
-                        "xdhcpd_commit_records_total",
-                        "records written to the lease log",
-                        snapshot.records,
-                    ),
-                    (
-                        "xdhcpd_commit_batch_max",
-                        "largest group commit",
-                        snapshot.max_batch,
-                    ),
-                ];
-                for (name, value) in &xdp {
-                    extra.push((name.as_str(), "frames by XDP outcome", *value));
-                }
-                metrics.render(&extra)
-            }),
-        )?;
+    // `--metrics-listen` overrides the config's `option xdhcpd.metrics-listen`.
+    if let Some(listen) = cli.metrics_listen.or(config.metrics_listen) {
+        let registry = metrics.registry(crate::metrics::collectors::Sources {
+            config: config.clone(),
+            leases: leases.clone(),
+            commit: shared.committer.stats(),
+            fast_path: shared.fast_path.clone(),
+            failover: shared.engine.failover().relationships().to_vec(),
+        });
+        crate::metrics::serve(listen, registry)?;
+        log::info!("metrics on http://{listen}/metrics");
     }
 
     let omapi_shared = shared.clone();
@@ -345,6 +318,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                 source,
             })?;
         let socket = Arc::new(socket);
+        metrics.watch_socket(&interface.name, &socket);
         for _ in 0..threads {
             sockets.push((socket.clone(), interface.clone()));
         }
@@ -566,6 +540,7 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
         for (payload, source) in incoming.iter() {
             match crate::net::decode::decode_message(payload) {
                 Ok(message) => {
+                    shared.metrics.count_received(&message);
                     // Renewal-shaped requests keep their bytes: the XDP template needs them.
                     let raw = shared
                         .fast_path
@@ -575,7 +550,7 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
                     messages.push((message, source, raw))
                 }
                 Err(error) => {
-                    shared.metrics.packets_malformed.increment();
+                    shared.metrics.count_malformed();
                     log::debug!("dropped a datagram from {source}: {error}");
                 }
             }
@@ -613,8 +588,8 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
                 decisions.push((decision, publish));
             }
         }
-        for (decision, publish) in decisions.drain(..) {
-            dispatch(shared, socket, interface, decision, &mut outgoing);
+        for ((decision, publish), (message, _, _)) in decisions.drain(..).zip(&messages) {
+            dispatch(shared, socket, interface, message, decision, &mut outgoing);
             // Published by the fast-path thread once the record submitted above is durable.
             if let (Some(fast_path), Some(publish)) = (&shared.fast_path, publish) {
                 fast_path.queue(publish);
@@ -639,22 +614,17 @@ fn dispatch(
     shared: &Shared,
     socket: &Arc<DhcpSocket>,
     interface: &Interface,
+    message: &dhcproto::v4::Message,
     decision: Decision,
     outgoing: &mut SendBatch,
 ) {
     let metrics = &shared.metrics;
-    match &decision.outcome {
-        Outcome::Offered(_) => metrics.offers.increment(),
-        Outcome::Acked(_) | Outcome::BootReplied(_) => metrics.acks.increment(),
-        Outcome::Nacked => metrics.naks.increment(),
-        Outcome::Informed => metrics.informs.increment(),
-        Outcome::Released(_) => metrics.releases.increment(),
-        Outcome::Declined(_) => metrics.declines.increment(),
-        Outcome::Ignored(reason) => {
-            metrics.ignored.increment();
-            log::debug!("ignored a request: {reason:?}");
-        }
-    }
+    metrics.count_decision(&decision.outcome);
+    metrics.log_lines_suppressed.add(crate::logging::exchange(
+        message,
+        &decision.outcome,
+        &interface.name,
+    ));
     // `Reply::encode` keeps ISC's option order (dhcproto alone would sort by code).
     let reply = decision.reply.and_then(|reply| match reply.encode() {
         Ok(payload) => Some((
@@ -663,6 +633,7 @@ fn dispatch(
         )),
         Err(error) => {
             log::warn!("cannot encode a reply: {error}");
+            metrics.count_drop(crate::metrics::DropReason::EncodeFailed);
             None
         }
     });

@@ -153,9 +153,12 @@ fn garbage_is_dropped() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let text = scrape(metrics);
-        let malformed = counter(&text, "xdhcpd_packets_malformed_total");
+        let malformed = counter(&text, "xdhcpd_drops_total{reason=\"malformed\"}");
         if malformed >= 2000 {
-            assert!(counter(&text, "xdhcpd_offers_total") >= 2, "{text}");
+            assert!(
+                counter(&text, "xdhcpd_packets_sent_total{type=\"offer\"}") >= 2,
+                "{text}"
+            );
             break;
         }
         assert!(

@@ -252,6 +252,9 @@ pub struct Config {
     pub lease_file_name: Option<String>,
     pub pid_file_name: Option<String>,
     pub log_facility: Option<String>,
+    /// `option xdhcpd.metrics-listen "ADDR:PORT";` (the Prometheus endpoint; `--metrics-listen`
+    /// overrides it).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// `lease-id-format hex` (default octal) for `uid` in the lease file.
     pub lease_id_format_hex: bool,
     /// `db-time-format local` (default `default`): how times are written to the lease file.

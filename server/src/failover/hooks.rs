@@ -37,6 +37,8 @@ pub struct RelationshipStatus {
     partner_stos: AtomicU32,
     /// BNDUPDs sent and not yet acknowledged (OMAPI `cur-unacked-updates`).
     unacked: AtomicU32,
+    /// When the last message of the partner arrived (0 = never), for the metrics endpoint.
+    last_contact: AtomicU32,
     /// Committed lease changes for the driver (set once by the driver).
     changes: OnceLock<UnboundedSender<Ipv4Addr>>,
     /// Operator commands for the driver (set once by the driver).
@@ -61,6 +63,7 @@ impl RelationshipStatus {
             hba: RwLock::new(if peer.primary { peer.hba } else { None }),
             partner_stos: AtomicU32::new(0),
             unacked: AtomicU32::new(0),
+            last_contact: AtomicU32::new(0),
             changes: OnceLock::new(),
             commands: OnceLock::new(),
         }
@@ -135,6 +138,16 @@ impl RelationshipStatus {
     /// When the partner's state was last heard of (0 = never).
     pub fn partner_stos(&self) -> UnixTime {
         self.partner_stos.load(Ordering::Acquire)
+    }
+
+    /// Records that a message of the partner arrived at `now` (driver side).
+    pub fn note_contact(&self, now: UnixTime) {
+        self.last_contact.store(now, Ordering::Release);
+    }
+
+    /// When the last message of the partner arrived (0 = never).
+    pub fn last_contact(&self) -> UnixTime {
+        self.last_contact.load(Ordering::Acquire)
     }
 
     /// BNDUPDs in flight, as last published.

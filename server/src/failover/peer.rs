@@ -388,6 +388,7 @@ impl Driver {
                     Ok(message) => {
                         log::debug!("failover peer {}: received {:?}", self.name(), message.body);
                         let now = now();
+                        self.status.note_contact(now);
                         self.with_bindings(|machine, bindings| {
                             machine.handle_message(now, message, bindings)
                         });

@@ -72,6 +72,23 @@ impl Default for GroupCommitConfig {
 /// records, the last one everything larger.
 pub const HISTOGRAM_BUCKETS: usize = 16;
 
+/// Upper bounds in microseconds of the append (write + fdatasync) latency histogram; one more
+/// bucket counts anything slower. From an SSD's sub-millisecond fsync to a busy disk's second.
+pub const APPEND_LATENCY_BOUNDS_MICROS: [u64; 12] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
+/// Buckets of the append latency histogram: one per bound plus the overflow bucket.
+pub const APPEND_LATENCY_BUCKETS: usize = APPEND_LATENCY_BOUNDS_MICROS.len() + 1;
+
+/// The append latency bucket of `micros` (the first bound it does not exceed).
+pub fn append_latency_bucket(micros: u64) -> usize {
+    APPEND_LATENCY_BOUNDS_MICROS
+        .iter()
+        .position(|bound| micros <= *bound)
+        .unwrap_or(APPEND_LATENCY_BOUNDS_MICROS.len())
+}
+
 /// Batch statistics, updated by the committer and readable from anywhere.
 #[derive(Debug, Default)]
 pub struct CommitStats {
@@ -85,6 +102,10 @@ pub struct CommitStats {
     pub compactions: AtomicU64,
     pub failed_compactions: AtomicU64,
     pub histogram: [AtomicU64; HISTOGRAM_BUCKETS],
+    /// Appends (successful or not) by write + fdatasync latency, see
+    /// [`APPEND_LATENCY_BOUNDS_MICROS`].
+    pub append_latency: [AtomicU64; APPEND_LATENCY_BUCKETS],
+    pub append_latency_sum_micros: AtomicU64,
 }
 
 /// A plain copy of [`CommitStats`].
@@ -99,6 +120,8 @@ pub struct CommitStatsSnapshot {
     pub compactions: u64,
     pub failed_compactions: u64,
     pub histogram: [u64; HISTOGRAM_BUCKETS],
+    pub append_latency: [u64; APPEND_LATENCY_BUCKETS],
+    pub append_latency_sum_micros: u64,
 }
 
 /// The histogram bucket of a batch of `size` records (`size` ≥ 1).
@@ -115,6 +138,13 @@ impl CommitStats {
         self.histogram[histogram_bucket(records)].fetch_add(1, Ordering::Relaxed);
     }
 
+    fn record_append_latency(&self, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.append_latency[append_latency_bucket(micros)].fetch_add(1, Ordering::Relaxed);
+        self.append_latency_sum_micros
+            .fetch_add(micros, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> CommitStatsSnapshot {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         CommitStatsSnapshot {
@@ -127,6 +157,8 @@ impl CommitStats {
             compactions: load(&self.compactions),
             failed_compactions: load(&self.failed_compactions),
             histogram: std::array::from_fn(|index| load(&self.histogram[index])),
+            append_latency: std::array::from_fn(|index| load(&self.append_latency[index])),
+            append_latency_sum_micros: load(&self.append_latency_sum_micros),
         }
     }
 }
@@ -331,7 +363,10 @@ where
         if self.log.needs_rewrite() {
             self.compact();
         }
+        let started = monotonic_now();
         let result = self.log.append(&self.buffer);
+        self.stats
+            .record_append_latency(monotonic_now().saturating_duration_since(started));
         self.buffer.clear();
         match result {
             Ok(()) => {
