@@ -197,9 +197,13 @@ fn monotonic_nanos() -> u64 {
 
 /// ISC's `print_hw_addr`: colon-separated lowercase hex.
 fn hardware_text(message: &Message) -> String {
-    let length = usize::from(message.hlen()).min(16);
+    // dhcproto's `chaddr()` slices by hlen and panics past the 16-byte field: check first.
+    let length = usize::from(message.hlen());
+    if length > 16 {
+        return format!("<hlen {length}>");
+    }
     let mut text = String::with_capacity(length * 3);
-    for (index, byte) in message.chaddr().iter().take(length).enumerate() {
+    for (index, byte) in message.chaddr().iter().enumerate() {
         if index > 0 {
             text.push(':');
         }
@@ -315,24 +319,37 @@ pub fn exchange_lines(message: &Message, outcome: &Outcome, interface: &str) -> 
     lines
 }
 
-/// Logs the summary of one exchange at info level, rate-limited. Returns how many lines the
+/// Logs the summary of one exchange at info level, rate-limited. The limiter is asked first,
+/// so that a flood costs an atomic per line, not the formatting. Returns how many lines the
 /// limiter suppressed (for the metrics).
 pub fn exchange(message: &Message, outcome: &Outcome, interface: &str) -> u64 {
     if !tracing::enabled!(target: EXCHANGE_TARGET, tracing::Level::INFO) {
         return 0;
     }
-    let mut suppressed_now = 0;
+    let wanted = match outcome {
+        Outcome::Released(_) | Outcome::Declined(_) | Outcome::Ignored(_) => 1,
+        _ => 2,
+    };
     let now = monotonic_nanos();
-    for line in exchange_lines(message, outcome, interface) {
+    let (mut admitted, mut reported, mut suppressed_now) = (0, 0, 0);
+    for _ in 0..wanted {
         match EXCHANGE_LIMITER.admit(now) {
             Some(suppressed) => {
-                if suppressed > 0 {
-                    tracing::info!(target: EXCHANGE_TARGET, suppressed, "{suppressed} messages suppressed");
-                }
-                tracing::info!(target: EXCHANGE_TARGET, xid = message.xid(), "{line}");
+                admitted += 1;
+                reported += suppressed;
             }
             None => suppressed_now += 1,
         }
+    }
+    if reported > 0 {
+        tracing::info!(target: EXCHANGE_TARGET, suppressed = reported, "{reported} messages suppressed");
+    }
+    // At one `now` the limiter admits a prefix: the request line before the reply line.
+    for line in exchange_lines(message, outcome, interface)
+        .iter()
+        .take(admitted)
+    {
+        tracing::info!(target: EXCHANGE_TARGET, xid = message.xid(), "{line}");
     }
     suppressed_now
 }
@@ -391,6 +408,27 @@ mod tests {
         assert_eq!(
             exchange_lines(&request, &Outcome::Nacked, "eth0")[1],
             "DHCPNAK on 10.0.0.5 to aa:bb:cc:dd:ee:0f via 10.1.0.1"
+        );
+    }
+
+    /// A hostile hlen must not reach dhcproto's panicking `chaddr()`.
+    #[test]
+    fn oversized_hardware_length_is_printed_not_sliced() {
+        use dhcproto::{Decodable as _, Encodable as _};
+        let mut bytes = message(Some(MessageType::Discover), Ipv4Addr::UNSPECIFIED)
+            .to_vec()
+            .unwrap();
+        bytes[2] = 200;
+        let discover = Message::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            exchange_lines(
+                &discover,
+                &Outcome::Ignored(IgnoreReason::Malformed(
+                    crate::engine::Malformation::HardwareAddressTooLong
+                )),
+                "eth0"
+            )[0],
+            "DHCPDISCOVER from <hlen 200> via eth0: malformed request (HardwareAddressTooLong)"
         );
     }
 

@@ -45,6 +45,9 @@ impl Sources {
     }
 }
 
+/// A pool gauge: name, help, and the value it reads from a pool's usage.
+type Column = (&'static str, &'static str, fn(&PoolUsage) -> u64);
+
 /// The label pairs of one sample.
 type Pairs = Vec<(&'static str, String)>;
 
@@ -207,7 +210,7 @@ impl Collector for PoolCollector {
                 labels
             })
             .collect();
-        let columns: [(&str, &str, fn(&PoolUsage) -> u64); 5] = [
+        let columns: [Column; 5] = [
             ("pool_addresses", "addresses in the pool's ranges", |u| {
                 u.total
             }),
