@@ -84,7 +84,8 @@ pub struct PendingReply {
 
 /// What every worker shares.
 struct Shared {
-    engine: Engine,
+    /// Swapped by a SIGHUP reload ([`crate::reload`]).
+    engine: crate::reload::EngineCell,
     leases: Arc<Mutex<LeaseStore>>,
     metrics: Arc<Metrics>,
     committer: GroupCommit<Option<PendingReply>>,
@@ -231,7 +232,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     });
 
     let shared = Arc::new(Shared {
-        engine: Engine::new(config.clone()).with_dynamic_hosts(dynamic_hosts.clone()),
+        engine: crate::reload::EngineCell::new(
+            Engine::new(config.clone()).with_dynamic_hosts(dynamic_hosts.clone()),
+        ),
         leases: leases.clone(),
         metrics: metrics.clone(),
         committer,
@@ -243,7 +246,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     // Failover peers (failover.md): one driver thread, when the config declares a peer.
     let _failover = crate::failover::peer::start(
         &config,
-        shared.engine.failover(),
+        shared.engine.load().failover(),
         &leases,
         {
             let shared = shared.clone();
@@ -327,7 +330,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         Box::new(|| SHUTDOWN.store(true, Ordering::SeqCst)),
         Box::new(crate::failover::omapi::FailoverStateObjects::new(
             &config,
-            shared.engine.failover(),
+            shared.engine.load().failover(),
         )),
     )?;
 
@@ -351,6 +354,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     }
 
     install_signal_handlers();
+    crate::reload::install_signal_handler();
     let mut workers = Vec::new();
     for (index, (socket, interface)) in sockets.into_iter().enumerate() {
         let shared = shared.clone();
@@ -366,10 +370,20 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         leases_path.display()
     );
 
-    // The main thread drives expiry once a second until told to stop.
+    crate::sd_notify::ready("serving");
+
+    // The main thread drives expiry once a second and reloads on SIGHUP until told to stop.
     let mut last_expiry = unix_now();
     while !SHUTDOWN.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(200));
+        if crate::reload::take_request() {
+            crate::reload::handle_request(&crate::reload::ReloadTargets {
+                config_path: &config_path,
+                engine: &shared.engine,
+                leases: &leases,
+                fast_path: shared.fast_path.as_deref(),
+            });
+        }
         let now = unix_now();
         if now != last_expiry {
             last_expiry = now;
@@ -378,6 +392,22 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         }
     }
     log::info!("shutting down");
+    crate::sd_notify::stopping();
+    // First, so that the kernel stops answering renewals that nobody would record any more.
+    if let Some(fast_path) = &shared.fast_path {
+        fast_path.detach();
+    }
+    // failover.md §6.2: NORMAL relationships say SHUTDOWN to their partners before we go.
+    for record in crate::shutdown::failover_shutdown(shared.engine.load().failover(), unix_now) {
+        let mut buffer = Vec::new();
+        crate::lease::file::write_failover_state(&record, &mut buffer);
+        if let Ok(mut latest) = latest_failover_states.lock() {
+            latest.retain(|known| known.peer != record.peer);
+            latest.push(record);
+        }
+        let _ = shared.committer.submit(buffer, None);
+    }
+    // Workers finish their batch (its replies go out, its leases reach the committer).
     for worker in workers {
         let _ = worker.join();
     }
@@ -447,7 +477,7 @@ fn sync_kernel_load_balancing(shared: &Shared) {
     let Some(fast_path) = &shared.fast_path else {
         return;
     };
-    let balancing = match shared.engine.failover().relationships() {
+    let balancing = match shared.engine.load().failover().relationships() {
         [only] => crate::xdp::runtime::LoadBalancing::of(only),
         _ => None,
     };
@@ -464,7 +494,7 @@ fn expire(shared: &Shared, now: UnixTime) {
         return;
     }
     shared.metrics.leases_expired.add(changed.len() as u64);
-    shared.engine.failover().leases_changed(&changed);
+    shared.engine.load().failover().leases_changed(&changed);
     let mut record = Vec::new();
     for lease in &changed {
         crate::lease::file::write_lease_with(lease, shared.id_format, &mut record);
@@ -588,13 +618,15 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
             let Ok(mut store) = shared.leases.lock() else {
                 return;
             };
+            // Taken under the store lock, as a reload swaps it: a batch is decided by one config.
+            let engine = shared.engine.load();
             for (message, source, raw) in &messages {
                 let request = Request {
                     message,
                     source: *source,
                     interface_address: Some(interface.address),
                 };
-                let mut decision = shared.engine.handle(now, &request, &mut store);
+                let mut decision = engine.handle(now, &request, &mut store);
                 let mut publish = None;
                 if let Some(fast_path) = &shared.fast_path {
                     if let Some(raw) = raw {

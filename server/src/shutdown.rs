@@ -1,0 +1,95 @@
+//! The failover part of a graceful stop (SIGTERM), as ISC dhcpd does it
+//! (`dhcp_io_shutdown_countdown`, failover.md §6.2 "Administrative"): every relationship in
+//! NORMAL moves to SHUTDOWN, which its driver writes to the lease file and sends to the partner
+//! as a STATE message; the partner answers by moving to PARTNER-DOWN (§6.3: NORMAL seeing
+//! SHUTDOWN → PARTNER-DOWN) and takes over alone. We wait a few seconds for that, then write
+//! RECOVER as the last state, so that the next start resynchronises with the partner instead of
+//! sitting in SHUTDOWN.
+
+use std::time::Duration;
+
+use crate::failover::codes::ServerStateCode;
+use crate::failover::control::FailoverControl;
+use crate::failover::hooks::{FailoverHooks, RelationshipStatus};
+use crate::failover::states::{peer_state_of, Role, State};
+use crate::lease::file::FailoverStateRecord;
+use crate::lease::record::UnixTime;
+
+/// How long ISC-style shutdown waits for the partners to reach PARTNER-DOWN.
+pub const PARTNER_DOWN_WAIT: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(100);
+
+/// Moves every NORMAL relationship to SHUTDOWN, waits (at most [`PARTNER_DOWN_WAIT`]) for
+/// their partners to acknowledge with PARTNER-DOWN, and returns the RECOVER records to write
+/// last. A relationship whose driver does not confirm is logged and left as it is.
+pub fn failover_shutdown(
+    hooks: &FailoverHooks,
+    now: impl Fn() -> UnixTime,
+) -> Vec<FailoverStateRecord> {
+    let control = FailoverControl::new(hooks);
+    let mut shut = Vec::new();
+    for status in hooks.relationships() {
+        if !status.is_attached() || !matches!(status.state(), State::Normal) {
+            continue;
+        }
+        match control.force_state(
+            status.name.as_bytes(),
+            u32::from(u8::from(ServerStateCode::Shutdown)),
+        ) {
+            Ok(()) => {
+                log::info!(
+                    "failover peer {}: SHUTDOWN sent to the partner",
+                    status.name
+                );
+                shut.push(status.clone());
+            }
+            Err(error) => log::warn!(
+                "failover peer {}: cannot enter SHUTDOWN: {error}",
+                status.name
+            ),
+        }
+    }
+    if shut.is_empty() {
+        return Vec::new();
+    }
+    let rounds = PARTNER_DOWN_WAIT.as_millis() / POLL.as_millis();
+    for _ in 0..rounds {
+        if shut
+            .iter()
+            .all(|status| status.partner() == Some(ServerStateCode::PartnerDown))
+        {
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    let now = now();
+    shut.iter()
+        .filter_map(|status| {
+            if status.partner() != Some(ServerStateCode::PartnerDown) {
+                log::warn!(
+                    "failover peer {}: the partner did not reach PARTNER-DOWN in {:?}",
+                    status.name,
+                    PARTNER_DOWN_WAIT
+                );
+            }
+            recover_record(status, now)
+        })
+        .collect()
+}
+
+/// The state to leave in the lease file for a relationship stopped in SHUTDOWN: RECOVER since
+/// `now`, the partner as last heard (ISC sets RECOVER once the shutdown countdown is done).
+pub fn recover_record(status: &RelationshipStatus, now: UnixTime) -> Option<FailoverStateRecord> {
+    if !matches!(status.state(), State::Shutdown) {
+        return None;
+    }
+    Some(FailoverStateRecord {
+        peer: status.name.clone(),
+        my_state: Some(peer_state_of(ServerStateCode::Recover)),
+        my_time: Some(now),
+        partner_state: status.partner().map(peer_state_of),
+        partner_time: Some(status.partner_stos()),
+        // A secondary keeps the MCLT it learned (failover.md §12).
+        mclt: (status.role == Role::Secondary).then(|| status.mclt()),
+    })
+}
