@@ -61,7 +61,6 @@ fn control(version: &str, architecture: &str, installed_kib: u64) -> String {
          Replaces: isc-dhcp-server\n\
          Section: net\n\
          Priority: optional\n\
-         Homepage: https://github.com/\n\
          Description: DHCPv4 server, drop-in replacement for ISC dhcpd 4.4\n \
          xdhcpd reads ISC dhcpd's dhcpd.conf and dhcpd.leases unchanged, speaks ISC's\n \
          failover protocol with an ISC partner and answers omshell over OMAPI. Lease\n \
