@@ -143,6 +143,8 @@ fn select_interfaces(cli: &Cli, config: &Config) -> Result<Vec<Interface>, Daemo
 
 /// Runs the server until SIGTERM/SIGINT.
 pub fn run(cli: &Cli) -> Result<(), DaemonError> {
+    // From the start: a SIGHUP during start-up is a reload request, not the end of the process.
+    crate::reload::install_signal_handler();
     let config_path = cli.config_path();
     let config = crate::config::load_file(&config_path)
         .map_err(|errors| DaemonError::Config(errors.to_string()))?;
@@ -354,7 +356,6 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     }
 
     install_signal_handlers();
-    crate::reload::install_signal_handler();
     let mut workers = Vec::new();
     for (index, (socket, interface)) in sockets.into_iter().enumerate() {
         let shared = shared.clone();

@@ -153,6 +153,13 @@ pub fn prepare(running: &Config, mut new: Config) -> Result<(Config, Vec<String>
                 .to_string(),
         );
     }
+    if new.hosts != running.hosts {
+        notes.push(
+            "host declarations changed: DHCP uses the new ones; OMAPI lookups see the start-up \
+             ones until a restart"
+                .to_string(),
+        );
+    }
     macro_rules! keep {
         ($field:ident, $what:expr) => {
             if new.$field != running.$field {
@@ -330,6 +337,34 @@ mod tests {
         assert_eq!(config.failover_peers, running.failover_peers);
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("failover peer \"fo\" changed"));
+    }
+
+    #[test]
+    fn the_new_engine_keeps_the_running_failover_relationships() {
+        let running = parse(&failover("failover peer \"fo\";", 647));
+        let engine = Engine::new(Arc::new(running.clone()));
+        let new = parse(&failover("failover peer \"fo\"; max-lease-time 300;", 647));
+        let (new, notes) = prepare(&running, new).expect("accepted");
+        assert!(notes.is_empty(), "{notes:?}");
+        let reloaded = engine.reconfigured(Arc::new(new));
+        let [old] = engine.failover().relationships() else {
+            panic!("one relationship");
+        };
+        let [kept] = reloaded.failover().relationships() else {
+            panic!("one relationship");
+        };
+        assert!(
+            Arc::ptr_eq(old, kept),
+            "the driver's status must carry over"
+        );
+        assert!(reloaded
+            .failover()
+            .of_address(Ipv4Addr::new(10, 0, 0, 15))
+            .is_some_and(|status| std::ptr::eq(status, &**old)));
+        assert!(Arc::ptr_eq(
+            engine.dynamic_hosts(),
+            reloaded.dynamic_hosts()
+        ));
     }
 
     #[test]

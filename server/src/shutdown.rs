@@ -93,3 +93,75 @@ pub fn recover_record(status: &RelationshipStatus, now: UnixTime) -> Option<Fail
         mclt: (status.role == Role::Secondary).then(|| status.mclt()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::file::PeerState;
+
+    fn hooks(role: &str) -> FailoverHooks {
+        let text = format!(
+            r#"
+            failover peer "fo" {{
+                {role}; address 10.0.0.1; port 647; peer address 10.0.0.2; peer port 647;
+                max-response-delay 60; max-unacked-updates 10; {extra}
+                load balance max seconds 3;
+            }}
+            subnet 10.0.0.0 netmask 255.255.255.0 {{
+                pool {{ failover peer "fo"; range 10.0.0.10 10.0.0.20; }}
+            }}
+            "#,
+            extra = if role == "primary" {
+                "mclt 600; split 128;"
+            } else {
+                ""
+            }
+        );
+        let config = crate::config::parse_str(&text, "dhcpd.conf").expect("config");
+        FailoverHooks::new(&config)
+    }
+
+    #[test]
+    fn a_relationship_stopped_in_shutdown_is_left_in_recover() {
+        let hooks = hooks("secondary");
+        let [status] = hooks.relationships() else {
+            panic!("one relationship");
+        };
+        status.publish(
+            State::Shutdown,
+            1_000,
+            Some(ServerStateCode::PartnerDown),
+            600,
+            None,
+        );
+        let record = recover_record(status, 2_000).expect("a record");
+        assert_eq!(record.peer, "fo");
+        assert_eq!(record.my_state, Some(PeerState::Recover));
+        assert_eq!(record.my_time, Some(2_000));
+        assert_eq!(record.partner_state, Some(PeerState::PartnerDown));
+        assert_eq!(record.mclt, Some(600), "a secondary keeps the learned MCLT");
+    }
+
+    #[test]
+    fn other_states_are_left_as_the_driver_wrote_them() {
+        let hooks = hooks("primary");
+        let [status] = hooks.relationships() else {
+            panic!("one relationship");
+        };
+        status.publish(
+            State::Normal,
+            1_000,
+            Some(ServerStateCode::Normal),
+            600,
+            None,
+        );
+        assert_eq!(recover_record(status, 2_000), None);
+    }
+
+    #[test]
+    fn without_running_drivers_nothing_is_sent_or_waited_for() {
+        // Unattached relationships (no driver): shutdown must return at once.
+        let hooks = hooks("primary");
+        assert!(failover_shutdown(&hooks, || 2_000).is_empty());
+    }
+}
