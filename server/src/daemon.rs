@@ -84,7 +84,8 @@ pub struct PendingReply {
 
 /// What every worker shares.
 struct Shared {
-    engine: Engine,
+    /// Swapped by a SIGHUP reload ([`crate::reload`]).
+    engine: crate::reload::EngineCell,
     leases: Arc<Mutex<LeaseStore>>,
     metrics: Arc<Metrics>,
     committer: GroupCommit<Option<PendingReply>>,
@@ -142,6 +143,8 @@ fn select_interfaces(cli: &Cli, config: &Config) -> Result<Vec<Interface>, Daemo
 
 /// Runs the server until SIGTERM/SIGINT.
 pub fn run(cli: &Cli) -> Result<(), DaemonError> {
+    // From the start: a SIGHUP during start-up is a reload request, not the end of the process.
+    crate::reload::install_signal_handler();
     let config_path = cli.config_path();
     let config = crate::config::load_file(&config_path)
         .map_err(|errors| DaemonError::Config(errors.to_string()))?;
@@ -231,7 +234,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     });
 
     let shared = Arc::new(Shared {
-        engine: Engine::new(config.clone()).with_dynamic_hosts(dynamic_hosts.clone()),
+        engine: crate::reload::EngineCell::new(
+            Engine::new(config.clone()).with_dynamic_hosts(dynamic_hosts.clone()),
+        ),
         leases: leases.clone(),
         metrics: metrics.clone(),
         committer,
@@ -243,7 +248,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     // Failover peers (failover.md): one driver thread, when the config declares a peer.
     let _failover = crate::failover::peer::start(
         &config,
-        shared.engine.failover(),
+        shared.engine.load().failover(),
         &leases,
         {
             let shared = shared.clone();
@@ -300,7 +305,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         Box::new(|| SHUTDOWN.store(true, Ordering::SeqCst)),
         Box::new(crate::failover::omapi::FailoverStateObjects::new(
             &config,
-            shared.engine.failover(),
+            shared.engine.load().failover(),
         )),
     )?;
 
@@ -340,10 +345,20 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         leases_path.display()
     );
 
-    // The main thread drives expiry once a second until told to stop.
+    crate::sd_notify::ready("serving");
+
+    // The main thread drives expiry once a second and reloads on SIGHUP until told to stop.
     let mut last_expiry = unix_now();
     while !SHUTDOWN.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(200));
+        if crate::reload::take_request() {
+            crate::reload::handle_request(&crate::reload::ReloadTargets {
+                config_path: &config_path,
+                engine: &shared.engine,
+                leases: &leases,
+                fast_path: shared.fast_path.as_deref(),
+            });
+        }
         let now = unix_now();
         if now != last_expiry {
             last_expiry = now;
@@ -352,6 +367,22 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         }
     }
     log::info!("shutting down");
+    crate::sd_notify::stopping();
+    // First, so that the kernel stops answering renewals that nobody would record any more.
+    if let Some(fast_path) = &shared.fast_path {
+        fast_path.detach();
+    }
+    // failover.md §6.2: NORMAL relationships say SHUTDOWN to their partners before we go.
+    for record in crate::shutdown::failover_shutdown(shared.engine.load().failover(), unix_now) {
+        let mut buffer = Vec::new();
+        crate::lease::file::write_failover_state(&record, &mut buffer);
+        if let Ok(mut latest) = latest_failover_states.lock() {
+            latest.retain(|known| known.peer != record.peer);
+            latest.push(record);
+        }
+        let _ = shared.committer.submit(buffer, None);
+    }
+    // Workers finish their batch (its replies go out, its leases reach the committer).
     for worker in workers {
         let _ = worker.join();
     }
@@ -421,7 +452,7 @@ fn sync_kernel_load_balancing(shared: &Shared) {
     let Some(fast_path) = &shared.fast_path else {
         return;
     };
-    let balancing = match shared.engine.failover().relationships() {
+    let balancing = match shared.engine.load().failover().relationships() {
         [only] => crate::xdp::runtime::LoadBalancing::of(only),
         _ => None,
     };
@@ -438,7 +469,7 @@ fn expire(shared: &Shared, now: UnixTime) {
         return;
     }
     shared.metrics.leases_expired.add(changed.len() as u64);
-    shared.engine.failover().leases_changed(&changed);
+    shared.engine.load().failover().leases_changed(&changed);
     let mut record = Vec::new();
     for lease in &changed {
         crate::lease::file::write_lease_with(lease, shared.id_format, &mut record);
@@ -563,13 +594,15 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
             let Ok(mut store) = shared.leases.lock() else {
                 return;
             };
+            // Taken under the store lock, as a reload swaps it: a batch is decided by one config.
+            let engine = shared.engine.load();
             for (message, source, raw) in &messages {
                 let request = Request {
                     message,
                     source: *source,
                     interface_address: Some(interface.address),
                 };
-                let mut decision = shared.engine.handle(now, &request, &mut store);
+                let mut decision = engine.handle(now, &request, &mut store);
                 let mut publish = None;
                 if let Some(fast_path) = &shared.fast_path {
                     if let Some(raw) = raw {

@@ -14,4 +14,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod omapi;
+pub mod reload;
+pub mod sd_notify;
+pub mod shutdown;
 pub mod xdp;

@@ -6,6 +6,7 @@ mod ci;
 mod demo;
 #[path = "../../server/tests/netns/mod.rs"]
 mod netns;
+mod package;
 mod setup;
 mod util;
 
@@ -27,6 +28,15 @@ enum Task {
     Demo,
     /// fmt, clippy (host and eBPF), and every test including the privileged ones.
     Test,
+    /// Build the .deb (target/package/xdhcpd_VERSION_ARCH.deb); never installs it.
+    Package {
+        /// Package this binary instead of building target/release/xdhcpd.
+        #[arg(long)]
+        binary: Option<std::path::PathBuf>,
+        /// Output directory (default target/package).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -40,5 +50,6 @@ fn main() -> Result<()> {
         Task::Demo => demo::run(),
         Task::Test => ci::run(),
         Task::Bench { which } => bench::run(which),
+        Task::Package { binary, out } => package::run(binary, out).map(|_| ()),
     }
 }

@@ -197,6 +197,16 @@ impl Engine {
         }
     }
 
+    /// The engine for a reloaded `config` (SIGHUP): the OMAPI host table and the running
+    /// failover relationships carry over; everything derived from the config is recomputed.
+    #[must_use]
+    pub fn reconfigured(&self, config: Arc<Config>) -> Self {
+        let mut engine = Self::new(config).with_dynamic_hosts(self.dynamic_hosts.clone());
+        engine.failover =
+            std::mem::take(&mut engine.failover).keeping_relationships_of(&self.failover);
+        engine
+    }
+
     /// Shares `hosts` (the OMAPI host table) with this engine.
     #[must_use]
     pub fn with_dynamic_hosts(mut self, hosts: Arc<dynamic_hosts::DynamicHosts>) -> Self {

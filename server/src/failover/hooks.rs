@@ -223,6 +223,24 @@ impl FailoverHooks {
         }
     }
 
+    /// Hooks for a reloaded config that keep the running relationships (their state, and the
+    /// channels to their drivers) by name: a SIGHUP must not drop the failover connection. The
+    /// reload keeps the running `failover peer` declarations, so every name is found; a
+    /// relationship that is not running stays the new, unattached one.
+    #[must_use]
+    pub fn keeping_relationships_of(mut self, running: &FailoverHooks) -> Self {
+        for status in &mut self.relationships {
+            if let Some(old) = running
+                .relationships
+                .iter()
+                .find(|old| old.name == status.name)
+            {
+                *status = old.clone();
+            }
+        }
+        self
+    }
+
     pub fn relationships(&self) -> &[Arc<RelationshipStatus>] {
         &self.relationships
     }

@@ -141,6 +141,30 @@ impl LeaseStore {
         self.leases.len()
     }
 
+    /// Re-reads the pools of a new `config` (SIGHUP reload): pool ranges, allocation cursors and
+    /// free queues are rebuilt from the leases already held, which all stay. A lease whose
+    /// address left every pool stays as a record (ISC keeps such leases too) but is no longer
+    /// allocated; pending offers stay. O(n log n) in the leases, no lease is copied.
+    pub fn reconfigure(&mut self, config: &Config) {
+        let fresh = Self::new(config);
+        self.pools = fresh.pools;
+        self.ranges = fresh.ranges;
+        for lease in &self.leases {
+            if !is_reusable(lease.binding_state) {
+                continue;
+            }
+            let address = u32::from(lease.address);
+            let after = self.ranges.partition_point(|&(low, _, _)| low <= address);
+            let Some(&(_, high, pool)) = after.checked_sub(1).and_then(|at| self.ranges.get(at))
+            else {
+                continue;
+            };
+            if address <= high {
+                self.pools[pool as usize].free.insert((lease.ends, address));
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.leases.is_empty()
     }

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -37,6 +38,9 @@ pub struct Publish {
     prepared: Prepared,
     ends: UnixTime,
     horizon: UnixTime,
+    /// The configuration generation it was prepared under: one prepared before a reload
+    /// carries a template of the old config and is not published.
+    generation: u64,
 }
 
 /// Map changes, applied by the fast-path thread in the order the workers queued them.
@@ -63,20 +67,23 @@ pub trait LeaseSink: Send + Sync + 'static {
 
 /// The running fast path: the attached program, its maps and the consumer thread.
 pub struct FastPathRuntime {
-    attachment: XdpAttachment,
+    /// In a mutex only so that [`FastPathRuntime::detach`] can unload through `&self`.
+    attachment: Mutex<XdpAttachment>,
     fast_path: Mutex<FastPath<AyaMaps>>,
     updates: Mutex<mpsc::Sender<Update>>,
     receiver: Mutex<Option<mpsc::Receiver<Update>>>,
     ring: Mutex<Option<RingBuf<MapData>>>,
     config: Mutex<FastPathConfig>,
-    enabled: bool,
+    enabled: AtomicBool,
+    /// Bumped by each config reload ([`FastPathRuntime::reconfigure`]).
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for FastPathRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FastPathRuntime")
             .field("attachment", &self.attachment)
-            .field("enabled", &self.enabled)
+            .field("enabled", &self.enabled.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -178,19 +185,22 @@ impl FastPathRuntime {
         }
         let (sender, receiver) = mpsc::channel();
         Ok(Self {
-            attachment,
+            attachment: Mutex::new(attachment),
             fast_path: Mutex::new(fast_path),
             updates: Mutex::new(sender),
             receiver: Mutex::new(Some(receiver)),
             ring: Mutex::new(Some(ring)),
             config: Mutex::new(fast_path_config),
-            enabled,
+            enabled: AtomicBool::new(enabled),
+            generation: AtomicU64::new(0),
         })
     }
 
     /// Sum over CPUs of one statistics slot.
     pub fn stat(&self, stat: XdpStat) -> u64 {
-        self.attachment.stat(stat)
+        self.attachment
+            .lock()
+            .map_or(0, |attachment| attachment.stat(stat))
     }
 
     /// The per-CPU counters of the program, summed, as Prometheus metric names and values.
@@ -222,7 +232,7 @@ impl FastPathRuntime {
     /// Whether the worker should keep the raw payload of `message` for [`Self::prepare`]:
     /// only renewal-shaped requests can become templates.
     pub fn wants_payload(&self, message: &Message) -> bool {
-        self.enabled && !message.ciaddr().is_unspecified()
+        self.enabled.load(Ordering::Relaxed) && !message.ciaddr().is_unspecified()
     }
 
     /// After the engine decided: for an ACK to a renewal the kernel can repeat, the publication
@@ -260,6 +270,7 @@ impl FastPathRuntime {
             prepared,
             ends,
             horizon,
+            generation: self.generation.load(Ordering::Acquire),
         })
     }
 
@@ -352,9 +363,14 @@ impl FastPathRuntime {
                 if let Ok(mut fast_path) = self.fast_path.lock() {
                     for update in pending.drain(..) {
                         let result = match update {
-                            Update::Publish(publish) => {
+                            Update::Publish(publish)
+                                if publish.generation
+                                    == self.generation.load(Ordering::Acquire) =>
+                            {
                                 fast_path.publish(&publish.prepared, publish.ends, publish.horizon)
                             }
+                            // Prepared under a config since replaced (see `reconfigure`).
+                            Update::Publish(_) => Ok(()),
                             Update::Withdraw(key) if fast_path.is_published(&key) => {
                                 fast_path.withdraw(&key)
                             }
@@ -422,6 +438,58 @@ impl FastPathRuntime {
                     if balancing.is_some() { "on" } else { "off" }
                 );
             }
+        }
+    }
+
+    /// A reloaded config (SIGHUP): every template in the kernel was built by the old engine, so
+    /// all leases are withdrawn and publications prepared before are dropped (the caller holds
+    /// the lease store, under which every `prepare` runs, so the generation splits them
+    /// exactly). Renewals in the kernel are switched on or off for the new config.
+    pub fn reconfigure(&self, config: &crate::config::model::Config) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let enabled = sync::config_allows_fast_path(config);
+        self.enabled.store(enabled, Ordering::Relaxed);
+        let Ok(mut current) = self.config.lock() else {
+            return;
+        };
+        let Ok(mut fast_path) = self.fast_path.lock() else {
+            return;
+        };
+        match fast_path.withdraw_all() {
+            Ok(count) => log::info!("XDP: {count} renewal templates withdrawn for the new config"),
+            Err(error) => log::warn!("XDP: withdrawing the templates of the old config: {error}"),
+        }
+        let mut next = *current;
+        if enabled {
+            next.flags |= CONFIG_RENEW;
+        } else {
+            next.flags &= !CONFIG_RENEW;
+        }
+        if next.flags != current.flags {
+            match fast_path.maps_mut().set_config(&next) {
+                Ok(()) => {
+                    *current = next;
+                    log::info!(
+                        "XDP: renewals in the kernel {} by the new config",
+                        if enabled { "enabled" } else { "disabled" }
+                    );
+                }
+                Err(error) => log::warn!("XDP: updating the configuration map: {error}"),
+            }
+        }
+    }
+
+    /// Takes the program off every interface (graceful shutdown): without this, a program
+    /// attached through netlink (kernels without bpf_link for XDP) would outlive the process
+    /// and keep answering renewals that nobody records.
+    pub fn detach(&self) {
+        let Ok(mut attachment) = self.attachment.lock() else {
+            return;
+        };
+        match super::program(attachment.ebpf_mut()).map(|program| program.unload()) {
+            Ok(Ok(())) => log::info!("XDP: program detached"),
+            Ok(Err(error)) => log::warn!("XDP: detaching: {error}"),
+            Err(error) => log::warn!("XDP: detaching: {error}"),
         }
     }
 

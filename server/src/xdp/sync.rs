@@ -264,6 +264,17 @@ impl<M: FastPathMaps> FastPath<M> {
         self.release_template_of(key)
     }
 
+    /// Takes every lease out of the kernel (a reloaded config makes every template stale);
+    /// returns how many were withdrawn. Each client's next renewal goes through the engine and
+    /// is published again with a template built from the new config.
+    pub fn withdraw_all(&mut self) -> Result<usize, MapsError> {
+        let keys: Vec<LeaseKey> = self.lease_templates.keys().copied().collect();
+        for key in &keys {
+            self.withdraw(key)?;
+        }
+        Ok(keys.len())
+    }
+
     /// Drops `key`'s use of its current template, removing the template when unused.
     fn release_template_of(&mut self, key: &LeaseKey) -> Result<(), MapsError> {
         let Some(content) = self.lease_templates.remove(key) else {

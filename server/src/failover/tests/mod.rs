@@ -620,3 +620,18 @@ fn connect_matches_isc_and_rejects_like_isc() {
     no_mclt.mclt = None;
     assert_eq!(reject(no_mclt, START), Some(RejectReason::InvalidMclt));
 }
+
+/// Graceful stop (failover.md §6.2 "Administrative", ISC `dhcp_io_shutdown_countdown`): the
+/// stopping server goes NORMAL → SHUTDOWN and says so; its partner, in NORMAL, answers a
+/// partner in SHUTDOWN by taking over (§6.3: → PARTNER-DOWN).
+#[test]
+fn shutdown_tells_the_partner_which_takes_over() {
+    let mut pair = normal_pair();
+    pair.command(0, State::Shutdown);
+    assert_eq!(pair.state(0), ServerStateCode::Shutdown);
+    assert_eq!(pair.state(1), ServerStateCode::PartnerDown);
+    assert_eq!(
+        pair.nodes[1].machine.partner().state,
+        Some(ServerStateCode::Shutdown)
+    );
+}

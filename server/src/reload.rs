@@ -1,0 +1,466 @@
+//! SIGHUP: re-reads dhcpd.conf while the server keeps running. (ISC dhcpd has no reload — it
+//! must be restarted, dropping its failover connection; this is xdhcpd's addition.)
+//!
+//! A reload either applies a whole new configuration or none of it:
+//! 1. parse and validate the file; any error is logged (every one, with file:line:column) and the
+//!    running configuration keeps serving;
+//! 2. [`prepare`] fits the new config to what cannot change without a restart (failover peers,
+//!    the lease file, OMAPI, …): those keep their running values, each with a log line saying a
+//!    restart is needed; a pool naming a failover peer that is not running refuses the reload;
+//! 3. under the lease-store lock (so that no decision runs half under each config): the store's
+//!    pool indices are rebuilt from the new pools ([`LeaseStore::reconfigure`], every lease
+//!    stays), the engine is swapped ([`EngineCell`]), and the XDP program's renewal templates,
+//!    built from the old config, are withdrawn.
+//!
+//! The failover connection is untouched: the new engine keeps the running relationships
+//! ([`Engine::reconfigured`]).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::config::model::Config;
+use crate::engine::Engine;
+use crate::lease::store::LeaseStore;
+use crate::xdp::runtime::FastPathRuntime;
+
+/// Set by SIGHUP; the daemon's main loop takes it.
+static RELOAD_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_hangup(_signal: libc::c_int) {
+    RELOAD_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// Routes SIGHUP to [`take_request`] (instead of its default, which ends the process).
+pub fn install_signal_handler() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGHUP, on_hangup as *const () as libc::sighandler_t);
+    }
+}
+
+/// True once per SIGHUP received since the last call.
+pub fn take_request() -> bool {
+    RELOAD_REQUESTED.swap(false, Ordering::SeqCst)
+}
+
+/// The engine the workers use, replaceable while they run. Workers take it once per received
+/// batch (an `Arc` clone under a read lock, uncontended except for the instant of a reload).
+#[derive(Debug)]
+pub struct EngineCell {
+    current: RwLock<Arc<Engine>>,
+}
+
+impl EngineCell {
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(engine)),
+        }
+    }
+
+    /// The engine in force now.
+    pub fn load(&self) -> Arc<Engine> {
+        match self.current.read() {
+            Ok(engine) => engine.clone(),
+            // A panicking writer cannot leave a half-written Arc: the value is still whole.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace(&self, engine: Engine) {
+        let engine = Arc::new(engine);
+        match self.current.write() {
+            Ok(mut current) => *current = engine,
+            Err(poisoned) => *poisoned.into_inner() = engine,
+        }
+    }
+}
+
+/// Why a reload was refused; the running configuration keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file does not parse or validate (every error, one per line).
+    #[error("{0}")]
+    Config(String),
+    /// The new config needs something only a restart can give.
+    #[error("a restart is needed: {0}")]
+    NeedsRestart(String),
+    /// The lease store's lock was poisoned (a worker panicked); nothing was changed.
+    #[error("the lease store is unusable")]
+    LeaseStore,
+}
+
+/// What a successful reload changed, for the log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub subnets: usize,
+    pub pools: usize,
+    pub hosts: usize,
+    pub leases_kept: usize,
+    /// Settings that kept their running value (each needs a restart to change).
+    pub needs_restart: Vec<String>,
+}
+
+/// Fits `new` to the running config: settings that only a restart can change keep their running
+/// values, listed in the returned notes. Pure: no I/O, so every rule is unit-tested.
+pub fn prepare(running: &Config, mut new: Config) -> Result<(Config, Vec<String>), ReloadError> {
+    let mut notes = Vec::new();
+    // The failover drivers run with the declarations read at start (failover.md §13): their
+    // connection, role, MCLT and split carry on; a changed declaration waits for a restart.
+    if new.failover_peers != running.failover_peers {
+        for peer in &running.failover_peers {
+            match new.failover_peers.iter().find(|new| new.name == peer.name) {
+                Some(changed) if changed != peer => notes.push(format!(
+                    "failover peer \"{}\" changed: the running declaration stays until a restart",
+                    peer.name
+                )),
+                Some(_) => {}
+                None => notes.push(format!(
+                    "failover peer \"{}\" removed: it keeps running until a restart",
+                    peer.name
+                )),
+            }
+        }
+        for peer in &new.failover_peers {
+            if !running
+                .failover_peers
+                .iter()
+                .any(|old| old.name == peer.name)
+            {
+                notes.push(format!(
+                    "failover peer \"{}\" added: it starts only after a restart",
+                    peer.name
+                ));
+            }
+        }
+        new.failover_peers = running.failover_peers.clone();
+    }
+    // A pool of a relationship that does not run would be served without its partner's
+    // consent (two servers allocating the same addresses): refuse instead.
+    for pool in &new.pools {
+        if let Some(name) = &pool.failover_peer {
+            if !running.failover_peers.iter().any(|peer| &peer.name == name) {
+                return Err(ReloadError::NeedsRestart(format!(
+                    "a pool names failover peer \"{name}\", which is not running"
+                )));
+            }
+        }
+    }
+    if failover_ranges(&new) != failover_ranges(running) {
+        notes.push(
+            "failover pool ranges changed: the failover driver balances and recovers the old \
+             ranges until a restart"
+                .to_string(),
+        );
+    }
+    if new.hosts != running.hosts {
+        notes.push(
+            "host declarations changed: DHCP uses the new ones; OMAPI lookups see the start-up \
+             ones until a restart"
+                .to_string(),
+        );
+    }
+    macro_rules! keep {
+        ($field:ident, $what:expr) => {
+            if new.$field != running.$field {
+                notes.push(format!("{} changed: takes effect after a restart", $what));
+                new.$field = running.$field.clone();
+            }
+        };
+    }
+    keep!(lease_file_name, "lease-file-name");
+    keep!(pid_file_name, "pid-file-name");
+    keep!(log_facility, "log-facility");
+    keep!(omapi_port, "omapi-port");
+    keep!(omapi_key, "omapi-key");
+    keep!(keys, "key statements (OMAPI)");
+    keep!(lease_id_format_hex, "lease-id-format");
+    keep!(db_time_format_local, "db-time-format");
+    Ok((new, notes))
+}
+
+/// Every failover pool's ranges with its peer, sorted.
+fn failover_ranges(config: &Config) -> Vec<(String, u32, u32)> {
+    let mut ranges: Vec<(String, u32, u32)> = config
+        .pools
+        .iter()
+        .filter_map(|pool| Some((pool.failover_peer.as_ref()?, &pool.ranges)))
+        .flat_map(|(peer, ranges)| {
+            ranges
+                .iter()
+                .map(move |range| (peer.clone(), u32::from(range.low), u32::from(range.high)))
+        })
+        .collect();
+    ranges.sort_unstable();
+    ranges
+}
+
+/// What a reload swaps.
+pub struct ReloadTargets<'a> {
+    pub config_path: &'a Path,
+    pub engine: &'a EngineCell,
+    pub leases: &'a Mutex<LeaseStore>,
+    pub fast_path: Option<&'a FastPathRuntime>,
+}
+
+/// Reads `config_path` and, when it is valid, swaps it in (see the module doc). On `Err` nothing
+/// changed.
+pub fn reload(targets: &ReloadTargets<'_>) -> Result<ReloadSummary, ReloadError> {
+    let new = crate::config::load_file(targets.config_path)
+        .map_err(|errors| ReloadError::Config(errors.to_string()))?;
+    apply(targets, new)
+}
+
+/// Swaps a parsed config in (the part of [`reload`] after reading the file).
+pub fn apply(targets: &ReloadTargets<'_>, new: Config) -> Result<ReloadSummary, ReloadError> {
+    let running = targets.engine.load();
+    let (config, needs_restart) = prepare(running.config(), new)?;
+    for warning in &config.warnings {
+        log::warn!("{}: {}", warning.location, warning.message);
+    }
+    let config = Arc::new(config);
+    // Built outside the lock: the engine's tables depend only on the config.
+    let engine = running.reconfigured(config.clone());
+    let mut store = targets.leases.lock().map_err(|_| ReloadError::LeaseStore)?;
+    store.reconfigure(&config);
+    targets.engine.replace(engine);
+    if let Some(fast_path) = targets.fast_path {
+        fast_path.reconfigure(&config);
+    }
+    let leases_kept = store.len();
+    drop(store);
+    Ok(ReloadSummary {
+        subnets: config.subnets.len(),
+        pools: config.pools.len(),
+        hosts: config.hosts.len(),
+        leases_kept,
+        needs_restart,
+    })
+}
+
+/// The daemon's SIGHUP step: reload, then log the outcome. systemd hears `RELOADING=1` before
+/// and `READY=1` after, whether the reload was applied or refused (the service runs either way).
+pub fn handle_request(targets: &ReloadTargets<'_>) {
+    crate::sd_notify::reloading();
+    log::info!("SIGHUP: reloading {}", targets.config_path.display());
+    match reload(targets) {
+        Ok(summary) => {
+            for note in &summary.needs_restart {
+                log::warn!("reload: {note}");
+            }
+            log::info!(
+                "reload: new configuration in force ({} subnets, {} pools, {} hosts); {} leases kept",
+                summary.subnets,
+                summary.pools,
+                summary.hosts,
+                summary.leases_kept
+            );
+            crate::sd_notify::ready("serving (configuration reloaded)");
+        }
+        Err(ReloadError::Config(errors)) => {
+            for line in errors.lines() {
+                log::error!("{line}");
+            }
+            log::error!(
+                "Configuration file errors encountered -- keeping the running configuration"
+            );
+            crate::sd_notify::ready("serving (reload refused: configuration errors)");
+        }
+        Err(error) => {
+            log::error!("reload refused: {error}; keeping the running configuration");
+            crate::sd_notify::ready("serving (reload refused)");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::record::{BindingState, Lease};
+    use crate::lease::store::ClientKey;
+    use std::net::Ipv4Addr;
+
+    const BASE: &str = r#"
+        default-lease-time 600;
+        max-lease-time 7200;
+        authoritative;
+        subnet 10.0.0.0 netmask 255.255.255.0 {
+            range 10.0.0.10 10.0.0.20;
+        }
+    "#;
+
+    fn parse(text: &str) -> Config {
+        crate::config::parse_str(text, "dhcpd.conf").expect("valid config")
+    }
+
+    fn failover(text_inside_pool: &str, peer_port: u16) -> String {
+        format!(
+            r#"
+            failover peer "fo" {{
+                primary; address 10.0.0.1; port 647; peer address 10.0.0.2; peer port {peer_port};
+                max-response-delay 60; max-unacked-updates 10; mclt 600; split 128;
+                load balance max seconds 3;
+            }}
+            subnet 10.0.0.0 netmask 255.255.255.0 {{
+                pool {{ {text_inside_pool} range 10.0.0.10 10.0.0.20; }}
+            }}
+            "#
+        )
+    }
+
+    #[test]
+    fn an_unchanged_config_needs_no_restart() {
+        let (config, notes) = prepare(&parse(BASE), parse(BASE)).expect("accepted");
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(config.pools.len(), 1);
+    }
+
+    #[test]
+    fn restart_only_settings_keep_their_running_values() {
+        let running = parse(&format!("omapi-port 7911;\n{BASE}"));
+        let new = parse(&format!(
+            "omapi-port 7912;\nlease-file-name \"/tmp/other.leases\";\n{BASE}"
+        ));
+        let (config, notes) = prepare(&running, new).expect("accepted");
+        assert_eq!(config.omapi_port, Some(7911));
+        assert_eq!(config.lease_file_name, None);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes.iter().any(|note| note.contains("omapi-port")));
+        assert!(notes.iter().any(|note| note.contains("lease-file-name")));
+    }
+
+    #[test]
+    fn a_changed_failover_peer_keeps_the_running_declaration() {
+        let running = parse(&failover("failover peer \"fo\";", 647));
+        let new = parse(&failover("failover peer \"fo\";", 648));
+        let (config, notes) = prepare(&running, new).expect("accepted");
+        assert_eq!(config.failover_peers, running.failover_peers);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("failover peer \"fo\" changed"));
+    }
+
+    #[test]
+    fn the_new_engine_keeps_the_running_failover_relationships() {
+        let running = parse(&failover("failover peer \"fo\";", 647));
+        let engine = Engine::new(Arc::new(running.clone()));
+        let new = parse(&failover("failover peer \"fo\"; max-lease-time 300;", 647));
+        let (new, notes) = prepare(&running, new).expect("accepted");
+        assert!(notes.is_empty(), "{notes:?}");
+        let reloaded = engine.reconfigured(Arc::new(new));
+        let [old] = engine.failover().relationships() else {
+            panic!("one relationship");
+        };
+        let [kept] = reloaded.failover().relationships() else {
+            panic!("one relationship");
+        };
+        assert!(
+            Arc::ptr_eq(old, kept),
+            "the driver's status must carry over"
+        );
+        assert!(reloaded
+            .failover()
+            .of_address(Ipv4Addr::new(10, 0, 0, 15))
+            .is_some_and(|status| std::ptr::eq(status, &**old)));
+        assert!(Arc::ptr_eq(
+            engine.dynamic_hosts(),
+            reloaded.dynamic_hosts()
+        ));
+    }
+
+    #[test]
+    fn a_pool_of_a_peer_that_does_not_run_refuses_the_reload() {
+        let running = parse(BASE);
+        let new = parse(&failover("failover peer \"fo\";", 647));
+        assert!(matches!(
+            prepare(&running, new),
+            Err(ReloadError::NeedsRestart(_))
+        ));
+    }
+
+    #[test]
+    fn the_swap_keeps_every_lease_and_uses_the_new_pools() {
+        let running = parse(BASE);
+        let engine = EngineCell::new(Engine::new(Arc::new(running.clone())));
+        let mut store = LeaseStore::new(&running);
+        let mut bound = Lease::free(Ipv4Addr::new(10, 0, 0, 10));
+        bound.binding_state = BindingState::Active;
+        bound.next_binding_state = BindingState::Free;
+        bound.starts = 1_000;
+        bound.ends = 1_600;
+        store.upsert(bound.clone());
+        // A free lease in a range the new config drops: it stays a record, never allocated.
+        store.upsert(Lease::free(Ipv4Addr::new(10, 0, 0, 20)));
+        let leases = Mutex::new(store);
+        let new = parse(
+            r#"
+            default-lease-time 900;
+            max-lease-time 7200;
+            authoritative;
+            subnet 10.0.0.0 netmask 255.255.255.0 {
+                range 10.0.0.10 10.0.0.12;
+            }
+            "#,
+        );
+        let targets = ReloadTargets {
+            config_path: Path::new("unused"),
+            engine: &engine,
+            leases: &leases,
+            fast_path: None,
+        };
+        let summary = apply(&targets, new).expect("applied");
+        assert_eq!(summary.leases_kept, 2);
+        assert_eq!(
+            engine.load().config().pools[0].ranges[0].high,
+            Ipv4Addr::new(10, 0, 0, 12)
+        );
+        let mut store = leases.lock().expect("store");
+        assert_eq!(store.get(bound.address), Some(&bound));
+        assert!(store.get(Ipv4Addr::new(10, 0, 0, 20)).is_some());
+        assert_eq!(store.pool_of(Ipv4Addr::new(10, 0, 0, 20)), None);
+        let hardware = |last: u8| {
+            ClientKey::Hardware(
+                crate::lease::record::Hardware::new(1, &[2, 0, 0, 0, 0, last]).expect("ethernet"),
+            )
+        };
+        let mut allocated = Vec::new();
+        while let Some(address) =
+            store.allocate(crate::config::model::PoolId(0), &hardware(0), 2_000)
+        {
+            // Each address goes to another client, so that the next allocation moves on.
+            store.hold_offer(address, hardware(allocated.len() as u8 + 1), 3_000);
+            allocated.push(address);
+            if allocated.len() > 5 {
+                break;
+            }
+        }
+        assert_eq!(
+            allocated,
+            vec![Ipv4Addr::new(10, 0, 0, 11), Ipv4Addr::new(10, 0, 0, 12)]
+        );
+    }
+
+    #[test]
+    fn a_bad_file_changes_nothing() {
+        let running = parse(BASE);
+        let engine = EngineCell::new(Engine::new(Arc::new(running.clone())));
+        let before = engine.load();
+        let leases = Mutex::new(LeaseStore::new(&running));
+        let directory = std::env::temp_dir().join(format!("xdhcpd-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("directory");
+        let path = directory.join("dhcpd.conf");
+        std::fs::write(
+            &path,
+            "subnet 10.0.0.0 netmask 255.255.255.0 { range 10.0.0.10; \n",
+        )
+        .expect("write");
+        let targets = ReloadTargets {
+            config_path: &path,
+            engine: &engine,
+            leases: &leases,
+            fast_path: None,
+        };
+        assert!(matches!(reload(&targets), Err(ReloadError::Config(_))));
+        assert!(Arc::ptr_eq(&before, &engine.load()));
+        let _ = std::fs::remove_dir_all(&directory);
+    }
+}
