@@ -286,7 +286,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             leases: leases.clone(),
             commit: shared.committer.stats(),
             fast_path: shared.fast_path.clone(),
-            failover: shared.engine.failover().relationships().to_vec(),
+            failover: shared.engine.load().failover().relationships().to_vec(),
         });
         crate::metrics::serve(listen, registry)?;
         log::info!("metrics on http://{listen}/metrics");
