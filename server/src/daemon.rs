@@ -457,7 +457,7 @@ fn sync_kernel_load_balancing(shared: &Shared) {
 /// Moves leases past their end to their next state and logs the change.
 fn expire(shared: &Shared, now: UnixTime) {
     let changed = match shared.leases.lock() {
-        Ok(mut store) => store.expire(now),
+        Ok(mut store) => shared.engine.expire(now, &mut store),
         Err(_) => return,
     };
     if changed.is_empty() {

@@ -156,6 +156,16 @@ impl RelationshipStatus {
         self.attached.load(Ordering::Acquire)
     }
 
+    /// The state the lease rules (§8.2, §8.3) apply: NORMAL until a driver runs the
+    /// relationship (unit tests, `-T`), so that each server keeps to its own free leases.
+    pub fn rules_state(&self) -> State {
+        if self.is_attached() {
+            self.state()
+        } else {
+            State::Normal
+        }
+    }
+
     /// ISC's service state for the current states (§6.1).
     pub fn service(&self) -> Service {
         if !self.is_attached() {
@@ -238,7 +248,16 @@ impl FailoverHooks {
 
     /// May this server answer a DHCPDISCOVER for an address of `pool` (§6.1 service state,
     /// §11.3 load balancing)? `key` is option 61 else chaddr[..hlen], `secs` the BOOTP field.
-    pub fn may_offer(&self, pool: PoolId, key: &[u8], secs: u16) -> bool {
+    /// `partner_has_free` is asked only when the bucket is the partner's: if the partner holds
+    /// no lease in its free state in the client's shared network, ISC answers anyway ("cancel
+    /// load balance to peer … no free leases", dhcp.c `dhcpdiscover`).
+    pub fn may_offer(
+        &self,
+        pool: PoolId,
+        key: &[u8],
+        secs: u16,
+        partner_has_free: impl FnOnce() -> bool,
+    ) -> bool {
         let Some(status) = self.of_pool(pool) else {
             return true;
         };
@@ -249,14 +268,16 @@ impl FailoverHooks {
                     return true;
                 };
                 match *hba {
-                    Some(hba) => load_balance_mine(
-                        status.role,
-                        State::Normal,
-                        &hba,
-                        key,
-                        secs,
-                        status.load_balance_max_seconds,
-                    ),
+                    Some(hba) => {
+                        load_balance_mine(
+                            status.role,
+                            State::Normal,
+                            &hba,
+                            key,
+                            secs,
+                            status.load_balance_max_seconds,
+                        ) || !partner_has_free()
+                    }
                     None => true,
                 }
             }
@@ -303,7 +324,7 @@ mod tests {
     fn unattached_relationship_serves_everything() {
         let hooks = FailoverHooks::new(&config());
         assert!(hooks.serving(PoolId(0)));
-        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0));
+        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0, || true));
         assert_eq!(hooks.mclt(PoolId(0)), Some(300));
         assert!(hooks.of_address(Ipv4Addr::new(10, 0, 0, 119)).is_some());
         assert!(hooks.of_address(Ipv4Addr::new(10, 0, 0, 120)).is_none());
@@ -327,10 +348,12 @@ mod tests {
         );
         assert!(hooks.serving(PoolId(0)));
         // Bucket 135 is the secondary's (failover.md §11.2), 118 the primary's.
-        assert!(!hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0));
-        assert!(hooks.may_offer(PoolId(0), &[0x6a, 0xd9, 0x3e, 0xff, 0xef, 0xc7], 0));
+        assert!(!hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0, || true));
+        assert!(hooks.may_offer(PoolId(0), &[0x6a, 0xd9, 0x3e, 0xff, 0xef, 0xc7], 0, || true));
+        // The partner's bucket, but the partner has no free lease to give: answered (§11.3).
+        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0, || false));
         // A client waiting longer than `load balance max seconds` gets an answer anyway.
-        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 4));
+        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 4, || true));
         status.publish(
             State::CommunicationsInterrupted {
                 since: 100,
@@ -341,7 +364,7 @@ mod tests {
             300,
             Some(hba),
         );
-        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0));
+        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0, || true));
         // The partner in PARTNER-DOWN silences us (§6.1).
         status.publish(
             State::Normal,
