@@ -173,17 +173,24 @@ impl Engine {
     /// ISC `dhcpdiscover` / `find_lease` "peer has leases": does the partner hold any lease in
     /// its free state (BACKUP when we are primary, FREE when secondary) in a failover pool of
     /// `share`? From the store's counters, O(pools).
-    pub(crate) fn partner_has_free_leases(&self, share: SharedNetworkId, leases: &LeaseStore) -> bool {
+    pub(crate) fn partner_has_free_leases(
+        &self,
+        share: SharedNetworkId,
+        leases: &LeaseStore,
+    ) -> bool {
         let Some(shared) = self.config.shared_networks.get(share.0 as usize) else {
             return true;
         };
-        shared.pools.iter().any(|&pool| match self.failover_view(pool) {
-            Some(view) => match partner_free_state(view.role) {
-                BindingState::Backup => leases.state_count(pool, BindingState::Backup) > 0,
-                _ => leases.free_state_count(pool) > 0,
-            },
-            None => false,
-        })
+        shared
+            .pools
+            .iter()
+            .any(|&pool| match self.failover_view(pool) {
+                Some(view) => match partner_free_state(view.role) {
+                    BindingState::Backup => leases.state_count(pool, BindingState::Backup) > 0,
+                    _ => leases.free_state_count(pool) > 0,
+                },
+                None => false,
+            })
     }
 
     /// The store's record of `address`, or a never-used free lease when the address belongs to a
@@ -269,7 +276,8 @@ impl Engine {
 
         let usable = |lease: &Lease| {
             let pool = self.pool_of(lease.address);
-            (lease.binding_state == BindingState::Active || self.mine_to_reallocate(lease, pool, now))
+            (lease.binding_state == BindingState::Active
+                || self.mine_to_reallocate(lease, pool, now))
                 && in_share(lease.address)
                 && permitted(pool)
         };

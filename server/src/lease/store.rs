@@ -521,39 +521,15 @@ impl LeaseStore {
     ) -> Option<Ipv4Addr> {
         let index = pool.0 as usize;
         let state = self.pools.get(index)?;
-        if queue == FreeQueue::Free {
-            // Never-used addresses, walking the cursor; each address is passed once. They are
-            // all alike (FREE, tsfp 0), so `accept` is asked once.
-            let (mut range_index, mut offset) = state.cursor;
-            let never_used_allowed = state
+        // Never-used addresses (FREE, tsfp 0, all alike, so `accept` is asked once).
+        let never_used_allowed = queue == FreeQueue::Free
+            && state
                 .ranges
                 .first()
                 .is_some_and(|&(low, _)| accept(&Lease::free(Ipv4Addr::from(low))));
-            let mut found = None;
-            while never_used_allowed {
-                let Some(&(low, high)) = self.pools[index].ranges.get(range_index) else {
-                    break;
-                };
-                let span = u64::from(high) - u64::from(low) + 1;
-                while offset < span {
-                    let address = Ipv4Addr::from(low.wrapping_add(offset as u32));
-                    offset += 1;
-                    if self.slot(address).is_none() && self.is_available(address, client, now) {
-                        found = Some(address);
-                        break;
-                    }
-                }
-                if found.is_some() {
-                    break;
-                }
-                range_index += 1;
-                offset = 0;
-            }
-            if never_used_allowed {
-                self.pools[index].cursor = (range_index, offset);
-            }
-            if found.is_some() {
-                return found;
+        if never_used_allowed {
+            if let Some(found) = self.next_never_used(index, client, now) {
+                return Some(found);
             }
         }
         // Then the queued lease free the longest.
@@ -575,6 +551,36 @@ impl LeaseStore {
             }
         }
         None
+    }
+
+    /// The next never-used address of pool `index` available to `client`, walking the pool's
+    /// cursor; each address is passed once.
+    fn next_never_used(
+        &mut self,
+        index: usize,
+        client: &ClientKey,
+        now: UnixTime,
+    ) -> Option<Ipv4Addr> {
+        let (mut range_index, mut offset) = self.pools.get(index)?.cursor;
+        let mut found = None;
+        while let Some(&(low, high)) = self.pools[index].ranges.get(range_index) {
+            let span = u64::from(high) - u64::from(low) + 1;
+            while offset < span {
+                let address = Ipv4Addr::from(low.wrapping_add(offset as u32));
+                offset += 1;
+                if self.slot(address).is_none() && self.is_available(address, client, now) {
+                    found = Some(address);
+                    break;
+                }
+            }
+            if found.is_some() {
+                break;
+            }
+            range_index += 1;
+            offset = 0;
+        }
+        self.pools[index].cursor = (range_index, offset);
+        found
     }
 
     /// True when another client holds a pending offer for `address` (RFC 2131 §4.3.1).
@@ -602,11 +608,7 @@ impl LeaseStore {
         mut next: impl FnMut(&Lease) -> Option<BindingState>,
     ) -> Vec<Lease> {
         let mut changed = Vec::new();
-        let due: Vec<(UnixTime, u32)> = self
-            .expiry
-            .range(..=(now, u32::MAX))
-            .copied()
-            .collect();
+        let due: Vec<(UnixTime, u32)> = self.expiry.range(..=(now, u32::MAX)).copied().collect();
         for (ends, address) in due {
             let slot = self.slot(Ipv4Addr::from(address));
             let Some(slot) = slot.filter(|&slot| {

@@ -95,7 +95,8 @@ impl Pair {
 
     /// DISCOVER with `secs` 0 (load balancing applies).
     fn discover(&mut self, now: u32, mac: [u8; 6]) -> Decision {
-        self.harness.handle(now, &client(MessageType::Discover, mac))
+        self.harness
+            .handle(now, &client(MessageType::Discover, mac))
     }
 
     fn state_of(&self, address: Ipv4Addr) -> Option<BindingState> {
@@ -135,7 +136,10 @@ fn primary_takes_backup_leases_only_after_partner_down_plus_mclt() {
         discover.set_secs(10);
         let offer = pair.harness.handle(NOW, &discover);
         let address = yiaddr(&offer).expect("own FREE lease offered");
-        assert!(u32::from(address) >= u32::from(pool_address(105)), "{address}");
+        assert!(
+            u32::from(address) >= u32::from(pool_address(105)),
+            "{address}"
+        );
         let ack = pair
             .harness
             .handle(NOW, &selecting(mac(client_index), address, INTERFACE));
@@ -212,7 +216,9 @@ fn secondary_allocates_backup_then_free_after_the_wait() {
         Outcome::Ignored(IgnoreReason::NoFreeAddress)
     );
     assert_eq!(
-        pair.harness.handle(since + 1000 + MCLT + 1, &second).outcome,
+        pair.harness
+            .handle(since + 1000 + MCLT + 1, &second)
+            .outcome,
         Outcome::Offered(pool_address(107))
     );
 }
@@ -270,7 +276,10 @@ fn release_in_normal_waits_for_the_partner_in_comm_int_returns_to_free() {
     // Not anyone's until the partner acks.
     let mut other = client(MessageType::Discover, mac(7));
     other.set_secs(10);
-    assert_ne!(yiaddr(&pair.harness.handle(NOW + 11, &other)), Some(address));
+    assert_ne!(
+        yiaddr(&pair.harness.handle(NOW + 11, &other)),
+        Some(address)
+    );
 
     let mut pair = Pair::new(true, comm_int(NOW - 100), NOW - 100);
     let ack = bind(&mut pair.harness, NOW, PRIMARY_BUCKET_MAC);
@@ -290,7 +299,10 @@ fn release_in_normal_waits_for_the_partner_in_comm_int_returns_to_free() {
     pair.publish(comm_int(NOW + 5), NOW + 5);
     let decision = pair.harness.handle(NOW + 10, &release_of(address));
     assert_eq!(decision.commit[0].binding_state, BindingState::Released);
-    assert_eq!(decision.commit[0].rewind_binding_state, BindingState::Active);
+    assert_eq!(
+        decision.commit[0].rewind_binding_state,
+        BindingState::Active
+    );
 }
 
 fn release_of(address: Ipv4Addr) -> dhcproto::v4::Message {
@@ -309,11 +321,17 @@ fn expiry_follows_pool_timer() {
     let ack = bind(&mut pair.harness, NOW, SECONDARY_BUCKET_MAC);
     let address = yiaddr(&ack).expect("bound");
     let ends = ack.commit[0].ends;
-    let changed = pair.harness.engine.expire(ends + 1, &mut pair.harness.leases);
+    let changed = pair
+        .harness
+        .engine
+        .expire(ends + 1, &mut pair.harness.leases);
     assert!(changed.is_empty(), "the primary expires it");
     assert_eq!(pair.state_of(address), Some(BindingState::Active));
     pair.publish(comm_int(ends + 2), ends + 2);
-    let changed = pair.harness.engine.expire(ends + 3, &mut pair.harness.leases);
+    let changed = pair
+        .harness
+        .engine
+        .expire(ends + 3, &mut pair.harness.leases);
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].binding_state, BindingState::Expired);
 
