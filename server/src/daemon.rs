@@ -451,6 +451,13 @@ fn sync_kernel_load_balancing(shared: &Shared) {
         [only] => crate::xdp::runtime::LoadBalancing::of(only),
         _ => None,
     };
+    // Where the partner has no free lease to give, the engine answers its buckets too (§11.3).
+    let balancing = balancing.filter(|_| {
+        shared
+            .leases
+            .lock()
+            .is_ok_and(|store| !shared.engine.partner_short_of_free_leases(&store))
+    });
     fast_path.set_load_balancing(balancing);
 }
 

@@ -458,6 +458,24 @@ impl Engine {
         None
     }
 
+    /// True when in some shared network with failover pools the partner holds no lease in its
+    /// free state, so that this server answers DISCOVERs of the partner's buckets there
+    /// (failover.md §11.3). A load balancer that cannot tell shared networks apart (the XDP
+    /// program) must then leave balancing to [`Engine::handle`]. O(pools).
+    pub fn partner_short_of_free_leases(&self, leases: &LeaseStore) -> bool {
+        self.config
+            .shared_networks
+            .iter()
+            .enumerate()
+            .any(|(index, shared)| {
+                shared
+                    .pools
+                    .iter()
+                    .any(|&pool| self.failover_view(pool).is_some())
+                    && !self.partner_has_free_leases(SharedNetworkId(index as u32), leases)
+            })
+    }
+
     /// ISC `allocate_lease` in a failover pool (failover.md §8.2): this server's own free
     /// state first (primary: FREE, never-used addresses included; secondary: BACKUP); in
     /// PARTNER-DOWN then the partner's free state, each lease only once STOS + MCLT (or

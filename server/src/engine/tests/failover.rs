@@ -241,6 +241,15 @@ fn partner_without_free_leases_cancels_load_balancing() {
         Outcome::Offered(_)
     ));
 
+    // The kernel's balancer cannot see shared networks: it is told to stand aside.
+    let store = &pair.harness.leases;
+    assert!(!pair.harness.engine.partner_short_of_free_leases(store));
+    let empty = Pair::new(true, State::Normal, NOW);
+    assert!(empty
+        .harness
+        .engine
+        .partner_short_of_free_leases(&empty.harness.leases));
+
     // The secondary: the primary's free leases include the never-used addresses.
     let mut pair = Pair::new(false, State::Normal, NOW - 1000);
     pair.store(pool_address(100), BindingState::Backup);
