@@ -13,7 +13,7 @@ use super::codes::ServerStateCode;
 use super::control::Command;
 use super::rules::load_balance_mine;
 use super::states::{service, Role, Service, State};
-use crate::config::model::{Config, FailoverPeerConfig, PoolId};
+use crate::config::model::{Config, FailoverPeerConfig, PoolId, ScopeId};
 use crate::lease::record::{Lease, UnixTime};
 
 /// `partner` value meaning "never heard of" (no wire state uses 255).
@@ -184,6 +184,8 @@ pub struct FailoverHooks {
     pool_relationship: Vec<Option<usize>>,
     /// (low, high, relationship) of every failover pool range, sorted by `low`.
     ranges: Vec<(u32, u32, usize)>,
+    /// Global `check-secs-byte-order` (§11.3).
+    check_secs_byte_order: bool,
 }
 
 impl FailoverHooks {
@@ -217,6 +219,11 @@ impl FailoverHooks {
             relationships,
             pool_relationship,
             ranges,
+            check_secs_byte_order: config
+                .scopes
+                .get(ScopeId::GLOBAL.0 as usize)
+                .and_then(|scope| scope.check_secs_byte_order)
+                .unwrap_or(false),
         }
     }
 
@@ -269,6 +276,11 @@ impl FailoverHooks {
                 };
                 match *hba {
                     Some(hba) => {
+                        let secs = if self.check_secs_byte_order {
+                            byte_swapped_secs(secs)
+                        } else {
+                            secs
+                        };
                         load_balance_mine(
                             status.role,
                             State::Normal,
@@ -305,6 +317,16 @@ impl FailoverHooks {
     }
 }
 
+/// `check-secs-byte-order` (ISC `load_balance_mine`, failover.md §11.3): some clients send
+/// `secs` little-endian; a value above 255 with a zero low byte is taken as swapped.
+pub fn byte_swapped_secs(secs: u16) -> u16 {
+    if secs > 255 && secs & 0xff == 0 {
+        secs.swap_bytes()
+    } else {
+        secs
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +350,38 @@ mod tests {
         assert_eq!(hooks.mclt(PoolId(0)), Some(300));
         assert!(hooks.of_address(Ipv4Addr::new(10, 0, 0, 119)).is_some());
         assert!(hooks.of_address(Ipv4Addr::new(10, 0, 0, 120)).is_none());
+    }
+
+    /// `check-secs-byte-order`: 0x0300 is 3 seconds sent little-endian, within `load balance
+    /// max seconds 3`, so the partner's bucket stays the partner's.
+    #[test]
+    fn check_secs_byte_order_swaps_little_endian_secs() {
+        assert_eq!(byte_swapped_secs(0x0300), 3);
+        assert_eq!(byte_swapped_secs(0x0301), 0x0301);
+        assert_eq!(byte_swapped_secs(200), 200);
+        let text = "check-secs-byte-order on;\n\
+             failover peer \"fo\" { primary; address 10.0.0.1; peer address 10.0.0.2; \
+             mclt 300; split 128; load balance max seconds 3; }\n\
+             subnet 10.0.0.0 netmask 255.255.255.0 { pool { failover peer \"fo\"; \
+             range 10.0.0.100 10.0.0.119; } }\n";
+        let config = crate::config::parse_str(text, "test.conf").expect("config");
+        let peer_bucket = [0, 0x11, 0x22, 0x33, 0x44, 0x55];
+        for (config, swapped_is_long_wait) in [(config, false), (self::config(), true)] {
+            let hooks = FailoverHooks::new(&config);
+            let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
+            hooks.relationships()[0].attach(sender);
+            hooks.relationships()[0].publish(
+                State::Normal,
+                100,
+                Some(ServerStateCode::Normal),
+                300,
+                Some(server_common::loadbalance::split_to_hba(128)),
+            );
+            assert_eq!(
+                hooks.may_offer(PoolId(0), &peer_bucket, 0x0300, || true),
+                swapped_is_long_wait
+            );
+        }
     }
 
     #[test]
