@@ -214,10 +214,11 @@ impl<'e> Context<'e, '_> {
     /// May a commit of `address` step its rewind state forward (ISC `supersede_lease`,
     /// failover.md §8.2)? Always without failover.
     fn rewind_follows(&self, address: Ipv4Addr) -> bool {
+        // By address range (binary search), not a scan of the pools.
         self.engine
-            .pool_of(address)
-            .and_then(|pool| self.engine.failover_view(pool))
-            .is_none_or(|view| rewind_follows(view.service))
+            .failover
+            .of_address(address)
+            .is_none_or(|status| rewind_follows(status.service()))
     }
 
     /// The failover role and current tsfp that bound the lease time of `candidate`.
