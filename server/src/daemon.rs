@@ -456,13 +456,20 @@ fn sync_kernel_load_balancing(shared: &Shared) {
         [only] => crate::xdp::runtime::LoadBalancing::of(only),
         _ => None,
     };
+    // Where the partner has no free lease to give, the engine answers its buckets too (§11.3).
+    let balancing = balancing.filter(|_| {
+        shared
+            .leases
+            .lock()
+            .is_ok_and(|store| !shared.engine.load().partner_short_of_free_leases(&store))
+    });
     fast_path.set_load_balancing(balancing);
 }
 
 /// Moves leases past their end to their next state and logs the change.
 fn expire(shared: &Shared, now: UnixTime) {
     let changed = match shared.leases.lock() {
-        Ok(mut store) => store.expire(now),
+        Ok(mut store) => shared.engine.load().expire(now, &mut store),
         Err(_) => return,
     };
     if changed.is_empty() {

@@ -75,6 +75,9 @@ pub struct Scope {
     pub min_secs: Option<u8>,
     pub echo_client_id: Option<bool>,
     pub ignore_client_uids: Option<bool>,
+    /// `check-secs-byte-order` (global in ISC): swap a little-endian `secs` before load
+    /// balancing (failover.md §11.3).
+    pub check_secs_byte_order: Option<bool>,
 }
 
 /// `subnet A netmask M { … }`.

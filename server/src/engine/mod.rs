@@ -237,6 +237,26 @@ impl Engine {
         decision
     }
 
+    /// Moves the leases of `leases` past their end to their next state (the expiry ticker;
+    /// the caller persists the changes and hands them to the peer drivers). Under failover
+    /// ISC's `pool_timer` rules apply (failover.md §8.3): a secondary in NORMAL leaves active
+    /// leases to the primary's expiry, and out of contact a lease the partner never saw bound
+    /// goes straight back to this server's free state. Returns the changed leases to persist.
+    pub fn expire(&self, now: UnixTime, leases: &mut LeaseStore) -> Vec<Lease> {
+        leases.expire_with(now, |lease| {
+            // The relationship by address range: O(log ranges), no pool scan.
+            match self.failover.of_address(lease.address) {
+                Some(status) => crate::failover::rules::expiry_state(
+                    lease,
+                    status.role,
+                    status.rules_state(),
+                    status.service(),
+                ),
+                None => Some(lease.next_binding_state),
+            }
+        })
+    }
+
     /// Failover as the engine sees it (state per relationship); the daemon starts the peer
     /// drivers over it.
     pub fn failover(&self) -> &crate::failover::hooks::FailoverHooks {

@@ -6,6 +6,8 @@ use std::net::Ipv4Addr;
 use dhcproto::v4::{Message, MessageType};
 
 use crate::config::model::{Permission, ScopeId};
+use crate::failover::rules::{may_allocate, released_state, rewind_follows};
+use crate::failover::states::Service;
 use crate::lease::record::{flags, BindingState, Lease, LeaseExtra, UnixTime, NEVER};
 use crate::lease::store::{lease_belongs_to, LeaseStore};
 
@@ -209,6 +211,16 @@ impl<'e> Context<'e, '_> {
         message
     }
 
+    /// May a commit of `address` step its rewind state forward (ISC `supersede_lease`,
+    /// failover.md §8.2)? Always without failover.
+    fn rewind_follows(&self, address: Ipv4Addr) -> bool {
+        // By address range (binary search), not a scan of the pools.
+        self.engine
+            .failover
+            .of_address(address)
+            .is_none_or(|status| rewind_follows(status.service()))
+    }
+
     /// The failover role and current tsfp that bound the lease time of `candidate`.
     fn failover(&self, candidate: &Candidate) -> (Option<super::FailoverRole>, UnixTime) {
         match candidate {
@@ -245,8 +257,12 @@ impl<'e> Context<'e, '_> {
             leases,
         );
         // RFC 2131 §4.3.1: the client's current or previous binding, else the requested address,
-        // else a new one (ISC `allocate_lease`).
-        let candidate = match found.candidate {
+        // else a new one (ISC `allocate_lease`). Under failover a found lease that is neither
+        // the client's nor ours to reallocate is dropped first (failover.md §8.2).
+        let found_candidate = found
+            .candidate
+            .filter(|candidate| engine.may_offer_lease(candidate, self.now));
+        let candidate = match found_candidate {
             Some(candidate) => candidate,
             None => match engine.allocate(
                 &self.inbound,
@@ -267,9 +283,10 @@ impl<'e> Context<'e, '_> {
                 crate::lease::store::ClientKey::ClientId(id) => &id[..],
                 crate::lease::store::ClientKey::Hardware(hardware) => hardware.address(),
             };
+            let partner_has_free = || engine.partner_has_free_leases(network.shared, leases);
             if !engine
                 .failover
-                .may_offer(*pool, key, self.inbound.message.secs())
+                .may_offer(*pool, key, self.inbound.message.secs(), partner_has_free)
             {
                 return Decision::ignored(IgnoreReason::NotForUs);
             }
@@ -422,6 +439,13 @@ impl<'e> Context<'e, '_> {
         }
 
         let found = found.unwrap_or_default();
+        if let Some(candidate) = &found.candidate {
+            match self.peer_owned(candidate) {
+                PeerOwned::No => {}
+                PeerOwned::Ignore => return Decision::ignored(IgnoreReason::NotForUs),
+                PeerOwned::Nak => return self.nak("lease reset by administrator", claimed_network),
+            }
+        }
         match found.candidate {
             Some(candidate) => self.acknowledge(candidate, packet_network, leases),
             // ISC NAKs an address of its own pools that this client cannot have (bound to
@@ -431,6 +455,37 @@ impl<'e> Context<'e, '_> {
             // §4.3.2 INIT-REBOOT: "If the DHCP server has no record of this client, then it
             // MUST remain silent".
             None => Decision::ignored(IgnoreReason::UnknownLease),
+        }
+    }
+
+    /// ISC `dhcprequest` under failover (failover.md §8.2): no load balancing for a REQUEST,
+    /// lease ownership decides. A FREE/BACKUP lease this server may not allocate is the
+    /// partner's ("lease owned by peer": silence); an EXPIRED/RELEASED one that was not last
+    /// ACTIVE and cannot be rewound is in transition (silence); a RESET one is NAKed.
+    fn peer_owned(&self, candidate: &Candidate) -> PeerOwned {
+        let Candidate::Dynamic {
+            address,
+            pool,
+            existing,
+            ..
+        } = candidate
+        else {
+            return PeerOwned::No;
+        };
+        let Some(view) = self.engine.failover_view(*pool) else {
+            return PeerOwned::No;
+        };
+        let lease = existing.clone().unwrap_or_else(|| Lease::free(*address));
+        let mine = may_allocate(&lease, view.role, view.state, view.mclt, self.now);
+        match lease.binding_state {
+            BindingState::Free | BindingState::Backup if !mine => PeerOwned::Ignore,
+            BindingState::Expired | BindingState::Released
+                if lease.rewind_binding_state != BindingState::Active && !mine =>
+            {
+                PeerOwned::Ignore
+            }
+            BindingState::Reset if !mine => PeerOwned::Nak,
+            _ => PeerOwned::No,
         }
     }
 
@@ -531,7 +586,9 @@ impl<'e> Context<'e, '_> {
         lease.ends = expiry(self.now, times.granted);
         lease.cltt = self.now;
         lease.binding_state = BindingState::Active;
-        lease.rewind_binding_state = BindingState::Active;
+        if self.rewind_follows(address) {
+            lease.rewind_binding_state = BindingState::Active;
+        }
         lease.next_binding_state = if failover.is_some() {
             BindingState::Expired
         } else {
@@ -641,7 +698,9 @@ impl<'e> Context<'e, '_> {
         // binding removed.
         lease.binding_state = BindingState::Abandoned;
         lease.next_binding_state = BindingState::Abandoned;
-        lease.rewind_binding_state = BindingState::Abandoned;
+        if self.rewind_follows(address) {
+            lease.rewind_binding_state = BindingState::Abandoned;
+        }
         lease.ends = expiry(self.now, abandon_time).min(MAX_TIME);
         lease.hardware = None;
         lease.set_uid(None);
@@ -678,6 +737,14 @@ impl<'e> Context<'e, '_> {
             return Decision::ignored(IgnoreReason::UnknownLease);
         }
         let mut lease = lease.clone();
+        let view = self
+            .engine
+            .pool_of(lease.address)
+            .and_then(|pool| self.engine.failover_view(pool));
+        // Failover: no release while the state does not serve (ISC `dhcprelease`, §6.1).
+        if view.is_some_and(|view| view.service == Service::NotResponding) {
+            return Decision::ignored(IgnoreReason::NotForUs);
+        }
         if !matches!(
             lease.binding_state,
             BindingState::Free
@@ -686,19 +753,25 @@ impl<'e> Context<'e, '_> {
                 | BindingState::Expired
                 | BindingState::Reset
         ) {
-            let failover = self
-                .engine
-                .pool_of(lease.address)
-                .and_then(|pool| self.engine.pool_failover.get(pool.0 as usize).copied())
-                .flatten();
             lease.ends = self.now;
-            lease.binding_state = if failover.is_some() {
-                BindingState::Released
-            } else {
-                BindingState::Free
+            lease.binding_state = match view {
+                // RELEASED until the partner acks; out of contact straight back to the own
+                // free state when the partner never heard of the binding (failover.md §8.2).
+                Some(view) => released_state(&lease, view.role, view.service),
+                None => BindingState::Free,
             };
-            lease.next_binding_state = BindingState::Free;
-            lease.rewind_binding_state = lease.binding_state;
+            // A RELEASED lease becomes FREE on the partner's ack (§7.2).
+            lease.next_binding_state = match lease.binding_state {
+                BindingState::Released => BindingState::Free,
+                state => state,
+            };
+            if view.is_some() {
+                // ISC `release_lease`: the BNDUPD carries tstp = now as potential expiration.
+                lease.tstp = self.now;
+            }
+            if view.is_none_or(|view| rewind_follows(view.service)) {
+                lease.rewind_binding_state = lease.binding_state;
+            }
         }
         let address = lease.address;
         leases.upsert(lease.clone());
@@ -845,6 +918,14 @@ impl<'e> Context<'e, '_> {
             outcome: Outcome::BootReplied(address),
         }
     }
+}
+
+/// What `dhcprequest` does with a lease under failover (see [`Context::peer_owned`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PeerOwned {
+    No,
+    Ignore,
+    Nak,
 }
 
 /// The relay agent sub-options as the lease file stashes them (code, bytes).

@@ -4,8 +4,10 @@
 use std::net::Ipv4Addr;
 
 use crate::config::model::{PoolId, SharedNetworkId, SubnetId};
+use crate::failover::rules::{may_allocate, own_free_state, partner_free_state};
+use crate::failover::states::{Role, Service, State};
 use crate::lease::record::{BindingState, Lease, UnixTime};
-use crate::lease::store::{lease_belongs_to, LeaseStore};
+use crate::lease::store::{lease_belongs_to, ClientKey, FreeQueue, LeaseStore};
 
 use super::classify::{pool_permits, Classification};
 use super::packet::Inbound;
@@ -57,6 +59,23 @@ pub(crate) struct Found {
     pub message: &'static str,
 }
 
+/// A failover pool's relationship as the lease rules see it (failover.md §6.1, §8.2, §8.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FailoverView {
+    pub role: Role,
+    pub state: State,
+    pub service: Service,
+    pub mclt: u32,
+}
+
+/// The store queue of a free state (§7.1).
+fn queue_of(state: BindingState) -> FreeQueue {
+    match state {
+        BindingState::Backup => FreeQueue::Backup,
+        _ => FreeQueue::Free,
+    }
+}
+
 /// Which message `find_lease` serves; the rules differ slightly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Purpose {
@@ -97,22 +116,81 @@ impl Engine {
             .map(|index| PoolId(index as u32))
     }
 
+    /// The failover relationship of `pool` as the lease rules see it; `None` without failover.
+    /// Until a driver runs the relationship it counts as NORMAL (each server keeps to its own).
+    pub(crate) fn failover_view(&self, pool: PoolId) -> Option<FailoverView> {
+        let role = self.pool_failover.get(pool.0 as usize).copied().flatten()?;
+        let status = self.failover.of_pool(pool);
+        Some(FailoverView {
+            role: if role.primary {
+                Role::Primary
+            } else {
+                Role::Secondary
+            },
+            state: status.map_or(State::Normal, |status| status.rules_state()),
+            service: status.map_or(Service::Cooperating, |status| status.service()),
+            // The MCLT in force: a secondary learns it from the CONNECT (failover.md §4.1).
+            mclt: status.map_or(role.mclt, |status| status.mclt()),
+        })
+    }
+
     /// ISC `lease_mine_to_reallocate`: without failover, FREE and BACKUP leases; with failover,
-    /// FREE/ABANDONED on the primary and BACKUP on the secondary (normal state assumed; the
-    /// failover machine owns partner-down).
-    fn mine_to_reallocate(&self, lease: &Lease, pool: Option<PoolId>) -> bool {
-        let role = pool.and_then(|pool| self.pool_failover.get(pool.0 as usize).copied().flatten());
-        match role {
+    /// the ownership rule of the relationship's current state (failover.md §8.2): own free
+    /// state always, the partner's only in PARTNER-DOWN after MCLT, EXPIRED/RELEASED when they
+    /// can be rewound to the own free state or in PARTNER-DOWN once tsfp has passed.
+    fn mine_to_reallocate(&self, lease: &Lease, pool: Option<PoolId>, now: UnixTime) -> bool {
+        match pool.and_then(|pool| self.failover_view(pool)) {
             None => matches!(
                 lease.binding_state,
                 BindingState::Free | BindingState::Backup
             ),
-            Some(role) => match lease.binding_state {
-                BindingState::Free | BindingState::Abandoned => role.primary,
-                BindingState::Backup => !role.primary,
-                _ => false,
-            },
+            Some(view) => may_allocate(lease, view.role, view.state, view.mclt, now),
         }
+    }
+
+    /// ISC `dhcpdiscover`: a lease `find_lease` chose is kept only if it is ACTIVE, was last
+    /// ACTIVE (the same client's, rewound), or is this server's to reallocate (failover.md
+    /// §8.2); otherwise a new one is allocated. Without failover everything is kept.
+    pub(crate) fn may_offer_lease(&self, candidate: &Candidate, now: UnixTime) -> bool {
+        let Candidate::Dynamic {
+            address,
+            pool,
+            existing,
+            ..
+        } = candidate
+        else {
+            return true;
+        };
+        if self.failover_view(*pool).is_none() {
+            return true;
+        }
+        let lease = existing.clone().unwrap_or_else(|| Lease::free(*address));
+        lease.binding_state == BindingState::Active
+            || lease.rewind_binding_state == BindingState::Active
+            || self.mine_to_reallocate(&lease, Some(*pool), now)
+    }
+
+    /// ISC `dhcpdiscover` / `find_lease` "peer has leases": does the partner hold any lease in
+    /// its free state (BACKUP when we are primary, FREE when secondary) in a failover pool of
+    /// `share`? From the store's counters, O(pools).
+    pub(crate) fn partner_has_free_leases(
+        &self,
+        share: SharedNetworkId,
+        leases: &LeaseStore,
+    ) -> bool {
+        let Some(shared) = self.config.shared_networks.get(share.0 as usize) else {
+            return true;
+        };
+        shared
+            .pools
+            .iter()
+            .any(|&pool| match self.failover_view(pool) {
+                Some(view) => match partner_free_state(view.role) {
+                    BindingState::Backup => leases.state_count(pool, BindingState::Backup) > 0,
+                    _ => leases.free_state_count(pool) > 0,
+                },
+                None => false,
+            })
     }
 
     /// The store's record of `address`, or a never-used free lease when the address belongs to a
@@ -198,7 +276,8 @@ impl Engine {
 
         let usable = |lease: &Lease| {
             let pool = self.pool_of(lease.address);
-            (lease.binding_state == BindingState::Active || self.mine_to_reallocate(lease, pool))
+            (lease.binding_state == BindingState::Active
+                || self.mine_to_reallocate(lease, pool, now))
                 && in_share(lease.address)
                 && permitted(pool)
         };
@@ -263,7 +342,7 @@ impl Engine {
         if let Some((lease, pool)) = &ip_lease {
             if (uid_lease.is_some() || hw_lease.is_some())
                 && lease.binding_state != BindingState::Active
-                && !self.mine_to_reallocate(lease, *pool)
+                && !self.mine_to_reallocate(lease, *pool, now)
                 && purpose == Purpose::Discover
             {
                 ip_lease = None;
@@ -356,25 +435,10 @@ impl Engine {
             if !pool_permits(pool, classification, bootp, now) {
                 continue;
             }
-            let role = self
-                .pool_failover
-                .get(pool_id.0 as usize)
-                .copied()
-                .flatten();
             let address = if bootp {
                 self.allocate_bootp(pool_id, inbound, now, leases)
-            } else if role.is_some_and(|role| !role.primary) {
-                // The secondary allocates only from its BACKUP leases (failover.md, ISC
-                // `lease_mine_to_reallocate`). `LeaseStore::is_available` counts BACKUP as
-                // unavailable, so pending offers of BACKUP leases are not checked here.
-                leases
-                    .iter()
-                    .filter(|lease| {
-                        lease.binding_state == BindingState::Backup
-                            && self.pool_of(lease.address) == Some(pool_id)
-                    })
-                    .min_by_key(|lease| (lease.ends, u32::from(lease.address)))
-                    .map(|lease| lease.address)
+            } else if let Some(view) = self.failover_view(pool_id) {
+                self.allocate_failover(pool_id, view, &inbound.key, now, leases)
             } else {
                 leases.allocate(pool_id, &inbound.key, now)
             };
@@ -392,6 +456,53 @@ impl Engine {
             });
         }
         None
+    }
+
+    /// True when in some shared network with failover pools the partner holds no lease in its
+    /// free state, so that this server answers DISCOVERs of the partner's buckets there
+    /// (failover.md §11.3). A load balancer that cannot tell shared networks apart (the XDP
+    /// program) must then leave balancing to [`Engine::handle`]. O(pools).
+    pub fn partner_short_of_free_leases(&self, leases: &LeaseStore) -> bool {
+        self.config
+            .shared_networks
+            .iter()
+            .enumerate()
+            .any(|(index, shared)| {
+                shared
+                    .pools
+                    .iter()
+                    .any(|&pool| self.failover_view(pool).is_some())
+                    && !self.partner_has_free_leases(SharedNetworkId(index as u32), leases)
+            })
+    }
+
+    /// ISC `allocate_lease` in a failover pool (failover.md §8.2): this server's own free
+    /// state first (primary: FREE, never-used addresses included; secondary: BACKUP); in
+    /// PARTNER-DOWN then the partner's free state, each lease only once STOS + MCLT (or
+    /// tsfp + MCLT, whichever is later) has passed, and EXPIRED/RELEASED/RESET leases whose
+    /// tsfp has passed (ISC frees those by timer in PARTNER-DOWN). In NORMAL and
+    /// COMMUNICATIONS-INTERRUPTED only the own free state. Each step is a bounded walk of one
+    /// store queue ([`LeaseStore::allocate_from`]), never a scan of the pool.
+    fn allocate_failover(
+        &self,
+        pool: PoolId,
+        view: FailoverView,
+        client: &ClientKey,
+        now: UnixTime,
+        leases: &mut LeaseStore,
+    ) -> Option<Ipv4Addr> {
+        let accept = |lease: &Lease| may_allocate(lease, view.role, view.state, view.mclt, now);
+        let own = queue_of(own_free_state(view.role));
+        if let Some(address) = leases.allocate_from(pool, own, client, now, accept) {
+            return Some(address);
+        }
+        if !matches!(view.state, State::PartnerDown { .. }) {
+            return None;
+        }
+        let partner = queue_of(partner_free_state(view.role));
+        leases
+            .allocate_from(pool, partner, client, now, accept)
+            .or_else(|| leases.allocate_from(pool, FreeQueue::Reclaim, client, now, accept))
     }
 
     /// A free address of a `dynamic-bootp` range of `pool`.

@@ -13,7 +13,7 @@ use super::codes::ServerStateCode;
 use super::control::Command;
 use super::rules::load_balance_mine;
 use super::states::{service, Role, Service, State};
-use crate::config::model::{Config, FailoverPeerConfig, PoolId};
+use crate::config::model::{Config, FailoverPeerConfig, PoolId, ScopeId};
 use crate::lease::record::{Lease, UnixTime};
 
 /// `partner` value meaning "never heard of" (no wire state uses 255).
@@ -169,6 +169,16 @@ impl RelationshipStatus {
         self.attached.load(Ordering::Acquire)
     }
 
+    /// The state the lease rules (§8.2, §8.3) apply: NORMAL until a driver runs the
+    /// relationship (unit tests, `-T`), so that each server keeps to its own free leases.
+    pub fn rules_state(&self) -> State {
+        if self.is_attached() {
+            self.state()
+        } else {
+            State::Normal
+        }
+    }
+
     /// ISC's service state for the current states (§6.1).
     pub fn service(&self) -> Service {
         if !self.is_attached() {
@@ -187,6 +197,8 @@ pub struct FailoverHooks {
     pool_relationship: Vec<Option<usize>>,
     /// (low, high, relationship) of every failover pool range, sorted by `low`.
     ranges: Vec<(u32, u32, usize)>,
+    /// Global `check-secs-byte-order` (§11.3).
+    check_secs_byte_order: bool,
 }
 
 impl FailoverHooks {
@@ -220,6 +232,11 @@ impl FailoverHooks {
             relationships,
             pool_relationship,
             ranges,
+            check_secs_byte_order: config
+                .scopes
+                .get(ScopeId::GLOBAL.0 as usize)
+                .and_then(|scope| scope.check_secs_byte_order)
+                .unwrap_or(false),
         }
     }
 
@@ -269,7 +286,16 @@ impl FailoverHooks {
 
     /// May this server answer a DHCPDISCOVER for an address of `pool` (§6.1 service state,
     /// §11.3 load balancing)? `key` is option 61 else chaddr[..hlen], `secs` the BOOTP field.
-    pub fn may_offer(&self, pool: PoolId, key: &[u8], secs: u16) -> bool {
+    /// `partner_has_free` is asked only when the bucket is the partner's: if the partner holds
+    /// no lease in its free state in the client's shared network, ISC answers anyway ("cancel
+    /// load balance to peer … no free leases", dhcp.c `dhcpdiscover`).
+    pub fn may_offer(
+        &self,
+        pool: PoolId,
+        key: &[u8],
+        secs: u16,
+        partner_has_free: impl FnOnce() -> bool,
+    ) -> bool {
         let Some(status) = self.of_pool(pool) else {
             return true;
         };
@@ -280,14 +306,21 @@ impl FailoverHooks {
                     return true;
                 };
                 match *hba {
-                    Some(hba) => load_balance_mine(
-                        status.role,
-                        State::Normal,
-                        &hba,
-                        key,
-                        secs,
-                        status.load_balance_max_seconds,
-                    ),
+                    Some(hba) => {
+                        let secs = if self.check_secs_byte_order {
+                            byte_swapped_secs(secs)
+                        } else {
+                            secs
+                        };
+                        load_balance_mine(
+                            status.role,
+                            State::Normal,
+                            &hba,
+                            key,
+                            secs,
+                            status.load_balance_max_seconds,
+                        ) || !partner_has_free()
+                    }
                     None => true,
                 }
             }
@@ -315,6 +348,16 @@ impl FailoverHooks {
     }
 }
 
+/// `check-secs-byte-order` (ISC `load_balance_mine`, failover.md §11.3): some clients send
+/// `secs` little-endian; a value above 255 with a zero low byte is taken as swapped.
+pub fn byte_swapped_secs(secs: u16) -> u16 {
+    if secs > 255 && secs & 0xff == 0 {
+        secs.swap_bytes()
+    } else {
+        secs
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,10 +377,42 @@ mod tests {
     fn unattached_relationship_serves_everything() {
         let hooks = FailoverHooks::new(&config());
         assert!(hooks.serving(PoolId(0)));
-        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0));
+        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0, || true));
         assert_eq!(hooks.mclt(PoolId(0)), Some(300));
         assert!(hooks.of_address(Ipv4Addr::new(10, 0, 0, 119)).is_some());
         assert!(hooks.of_address(Ipv4Addr::new(10, 0, 0, 120)).is_none());
+    }
+
+    /// `check-secs-byte-order`: 0x0300 is 3 seconds sent little-endian, within `load balance
+    /// max seconds 3`, so the partner's bucket stays the partner's.
+    #[test]
+    fn check_secs_byte_order_swaps_little_endian_secs() {
+        assert_eq!(byte_swapped_secs(0x0300), 3);
+        assert_eq!(byte_swapped_secs(0x0301), 0x0301);
+        assert_eq!(byte_swapped_secs(200), 200);
+        let text = "check-secs-byte-order on;\n\
+             failover peer \"fo\" { primary; address 10.0.0.1; peer address 10.0.0.2; \
+             mclt 300; split 128; load balance max seconds 3; }\n\
+             subnet 10.0.0.0 netmask 255.255.255.0 { pool { failover peer \"fo\"; \
+             range 10.0.0.100 10.0.0.119; } }\n";
+        let config = crate::config::parse_str(text, "test.conf").expect("config");
+        let peer_bucket = [0, 0x11, 0x22, 0x33, 0x44, 0x55];
+        for (config, swapped_is_long_wait) in [(config, false), (self::config(), true)] {
+            let hooks = FailoverHooks::new(&config);
+            let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
+            hooks.relationships()[0].attach(sender);
+            hooks.relationships()[0].publish(
+                State::Normal,
+                100,
+                Some(ServerStateCode::Normal),
+                300,
+                Some(server_common::loadbalance::split_to_hba(128)),
+            );
+            assert_eq!(
+                hooks.may_offer(PoolId(0), &peer_bucket, 0x0300, || true),
+                swapped_is_long_wait
+            );
+        }
     }
 
     #[test]
@@ -358,10 +433,12 @@ mod tests {
         );
         assert!(hooks.serving(PoolId(0)));
         // Bucket 135 is the secondary's (failover.md §11.2), 118 the primary's.
-        assert!(!hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0));
-        assert!(hooks.may_offer(PoolId(0), &[0x6a, 0xd9, 0x3e, 0xff, 0xef, 0xc7], 0));
+        assert!(!hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0, || true));
+        assert!(hooks.may_offer(PoolId(0), &[0x6a, 0xd9, 0x3e, 0xff, 0xef, 0xc7], 0, || true));
+        // The partner's bucket, but the partner has no free lease to give: answered (§11.3).
+        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0, || false));
         // A client waiting longer than `load balance max seconds` gets an answer anyway.
-        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 4));
+        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 4, || true));
         status.publish(
             State::CommunicationsInterrupted {
                 since: 100,
@@ -372,7 +449,7 @@ mod tests {
             300,
             Some(hba),
         );
-        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0));
+        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0, || true));
         // The partner in PARTNER-DOWN silences us (§6.1).
         status.publish(
             State::Normal,

@@ -4,7 +4,7 @@
 
 use server_common::loadbalance::{bucket, hba_has};
 
-use super::states::{Role, State};
+use super::states::{Role, Service, State};
 use crate::lease::record::{BindingState, Lease, UnixTime, NEVER};
 
 /// The lease time to grant and the potential expiration (tstp) to send the partner.
@@ -78,6 +78,62 @@ pub fn may_allocate(lease: &Lease, role: Role, state: State, mclt: u32, now: Uni
         }
         BindingState::Reset => partner_down && lease.tsfp < now,
     }
+}
+
+/// The partner's free state: BACKUP for the primary, FREE for the secondary (§7.1).
+pub fn partner_free_state(role: Role) -> BindingState {
+    match role {
+        Role::Primary => BindingState::Backup,
+        Role::Secondary => BindingState::Free,
+    }
+}
+
+/// Does a commit made now tell the partner soon, so that the lease's rewind state may step
+/// forward to its new state (ISC `supersede_lease` with "propagate": only while cooperating or
+/// not responding)? Out of contact (COMMUNICATIONS-INTERRUPTED, PARTNER-DOWN) the rewind state
+/// stays what the partner last knew, so that a lease allocated and given back meanwhile can
+/// return to its owner's free state (failover.md §8.2).
+pub fn rewind_follows(service: Service) -> bool {
+    matches!(service, Service::Cooperating | Service::NotResponding)
+}
+
+/// The state a lease of a failover pool takes when its client releases it (ISC
+/// `release_lease`, failover.md §8.2): RELEASED, to become free once the partner acks (or
+/// PARTNER-DOWN's wait passes); but out of contact (COMMUNICATIONS-INTERRUPTED), a lease the
+/// partner last knew in this server's own free state goes straight back to it.
+pub fn released_state(lease: &Lease, role: Role, service: Service) -> BindingState {
+    if service == Service::NotCooperating && lease.rewind_binding_state == own_free_state(role) {
+        lease.rewind_binding_state
+    } else {
+        BindingState::Released
+    }
+}
+
+/// The state an ACTIVE lease of a failover pool moves to when it reaches its end (ISC
+/// `pool_timer`, failover.md §8.3), or `None` to leave it ACTIVE: a secondary in NORMAL leaves
+/// expiry to the primary, whose BNDUPD(EXPIRED) it will receive. Out of contact, a lease the
+/// partner last knew in this server's own free state goes straight back to it; otherwise
+/// EXPIRED, free once the partner acks.
+pub fn expiry_state(
+    lease: &Lease,
+    role: Role,
+    state: State,
+    service: Service,
+) -> Option<BindingState> {
+    if role == Role::Secondary && state == State::Normal {
+        return None;
+    }
+    let next = match lease.next_binding_state {
+        BindingState::Active => BindingState::Expired,
+        next => next,
+    };
+    if service == Service::NotCooperating
+        && next == BindingState::Expired
+        && lease.rewind_binding_state == own_free_state(role)
+    {
+        return Some(lease.rewind_binding_state);
+    }
+    Some(next)
 }
 
 /// Load balancing of a DHCPDISCOVER (failover.md §11.3): `true` when this server answers.

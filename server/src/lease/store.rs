@@ -37,10 +37,42 @@ struct PoolState {
     ranges: Vec<(u32, u32)>,
     /// Next never-touched candidate: (range index, offset in the range).
     cursor: (usize, u64),
-    /// Free, expired and released leases of the pool by (end, address): the one free the
-    /// longest comes first, as in ISC's free queue.
+    /// The pool names a failover peer: its free-state leases are kept in one queue per owner
+    /// (failover.md §7.1, ISC's `free`, `backup` and `expired` pool queues).
+    failover: bool,
+    /// Without failover: free, expired and released leases; with failover: FREE leases only.
+    /// By (end, address): the one free the longest comes first, as in ISC's free queue.
     free: BTreeSet<(UnixTime, u32)>,
+    /// Failover only: BACKUP leases (the secondary's free state).
+    backup: BTreeSet<(UnixTime, u32)>,
+    /// Failover only: EXPIRED, RELEASED and RESET leases, waiting for the partner's ack (or for
+    /// PARTNER-DOWN's wait) before anyone may allocate them (§8.2).
+    reclaim: BTreeSet<(UnixTime, u32)>,
+    /// Number of addresses in `ranges`.
+    size: u64,
+    /// Number of stored leases of the pool (the rest are never-used, i.e. FREE).
+    stored: u64,
+    /// Stored leases of the pool by binding state (index = wire value, §7.1).
+    counts: [u64; 8],
 }
+
+/// Which free-state queue of a pool to allocate from (failover.md §7.1, §8.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeQueue {
+    /// FREE leases, never-used addresses first (the primary's, and every pool's without
+    /// failover).
+    Free,
+    /// BACKUP leases (the secondary's).
+    Backup,
+    /// EXPIRED, RELEASED and RESET leases of a failover pool.
+    Reclaim,
+}
+
+/// How many leases of a queue [`LeaseStore::allocate_from`] looks at that its caller refuses
+/// (e.g. the partner's leases whose tsfp + MCLT has not passed yet) before it gives up: ISC
+/// looks at the head of the partner's queue only (`allocate_lease`); a few more cost little and
+/// keep one odd lease from blocking the rest.
+pub const REFUSED_SCAN_LIMIT: usize = 16;
 
 /// An address offered to a client but not yet requested (not persisted; RFC 2131 §4.3.1 lets
 /// the server reserve it briefly so that two clients are not offered the same address).
@@ -81,12 +113,37 @@ impl std::fmt::Debug for LeaseStore {
     }
 }
 
-/// True for the states a lease can be allocated from.
-fn is_reusable(state: BindingState) -> bool {
-    matches!(
-        state,
-        BindingState::Free | BindingState::Expired | BindingState::Released
-    )
+/// The queue a lease in `state` waits in, in a pool with or without failover.
+fn queue_of(state: BindingState, failover: bool) -> Option<FreeQueue> {
+    match (state, failover) {
+        (BindingState::Free | BindingState::Expired | BindingState::Released, false) => {
+            Some(FreeQueue::Free)
+        }
+        (BindingState::Free, true) => Some(FreeQueue::Free),
+        (BindingState::Backup, true) => Some(FreeQueue::Backup),
+        (BindingState::Expired | BindingState::Released | BindingState::Reset, true) => {
+            Some(FreeQueue::Reclaim)
+        }
+        _ => None,
+    }
+}
+
+impl PoolState {
+    fn queue(&self, queue: FreeQueue) -> &BTreeSet<(UnixTime, u32)> {
+        match queue {
+            FreeQueue::Free => &self.free,
+            FreeQueue::Backup => &self.backup,
+            FreeQueue::Reclaim => &self.reclaim,
+        }
+    }
+
+    fn queue_mut(&mut self, queue: FreeQueue) -> &mut BTreeSet<(UnixTime, u32)> {
+        match queue {
+            FreeQueue::Free => &mut self.free,
+            FreeQueue::Backup => &mut self.backup,
+            FreeQueue::Reclaim => &mut self.reclaim,
+        }
+    }
 }
 
 /// Memory held by the store, counted from sizes and capacities (see [`LeaseStore::memory`]).
@@ -128,8 +185,14 @@ impl LeaseStore {
             for &(low, high) in &ranges {
                 store.ranges.push((low, high, index as u32));
             }
+            let size = ranges
+                .iter()
+                .map(|&(low, high)| u64::from(high.saturating_sub(low)) + 1)
+                .sum();
             store.pools.push(PoolState {
                 ranges,
+                failover: pool.failover_peer.is_some(),
+                size,
                 ..PoolState::default()
             });
         }
@@ -149,18 +212,17 @@ impl LeaseStore {
         let fresh = Self::new(config);
         self.pools = fresh.pools;
         self.ranges = fresh.ranges;
-        for lease in &self.leases {
-            if !is_reusable(lease.binding_state) {
-                continue;
-            }
-            let address = u32::from(lease.address);
-            let after = self.ranges.partition_point(|&(low, _, _)| low <= address);
-            let Some(&(_, high, pool)) = after.checked_sub(1).and_then(|at| self.ranges.get(at))
-            else {
+        for index in 0..self.leases.len() {
+            let lease = &self.leases[index];
+            let (address, state, ends) = (lease.address, lease.binding_state, lease.ends);
+            let Some(pool) = self.pool_of(address) else {
                 continue;
             };
-            if address <= high {
-                self.pools[pool as usize].free.insert((lease.ends, address));
+            let pool = &mut self.pools[pool.0 as usize];
+            pool.stored += 1;
+            pool.counts[state as usize] += 1;
+            if let Some(queue) = queue_of(state, pool.failover) {
+                pool.queue_mut(queue).insert((ends, u32::from(address)));
             }
         }
     }
@@ -236,9 +298,32 @@ impl LeaseStore {
     /// Number of reusable (free, expired, released) leases of `pool`, never-used addresses not
     /// counted.
     pub fn free_count(&self, pool: PoolId) -> usize {
+        self.pools.get(pool.0 as usize).map_or(0, |pool| {
+            let reset = pool.counts[BindingState::Reset as usize] as usize;
+            pool.free.len() + pool.reclaim.len().saturating_sub(reset)
+        })
+    }
+
+    /// Number of stored leases of `pool` in `state` (never-used addresses are not stored; see
+    /// [`LeaseStore::never_used`]). O(1): kept up to date on every change.
+    pub fn state_count(&self, pool: PoolId, state: BindingState) -> u64 {
         self.pools
             .get(pool.0 as usize)
-            .map_or(0, |pool| pool.free.len())
+            .map_or(0, |pool| pool.counts[state as usize])
+    }
+
+    /// Number of addresses of `pool` with no stored lease: ISC has a FREE lease object for each
+    /// (failover.md §7.1), so with failover they are the primary's.
+    pub fn never_used(&self, pool: PoolId) -> u64 {
+        self.pools
+            .get(pool.0 as usize)
+            .map_or(0, |pool| pool.size.saturating_sub(pool.stored))
+    }
+
+    /// Leases of `pool` in the FREE state, never-used addresses included (ISC's
+    /// `pool->free_leases`).
+    pub fn free_state_count(&self, pool: PoolId) -> u64 {
+        self.state_count(pool, BindingState::Free) + self.never_used(pool)
     }
 
     /// Inserts or replaces the lease for `lease.address` and updates the indices.
@@ -347,11 +432,14 @@ impl LeaseStore {
         if lease.binding_state == BindingState::Active && lease.ends != NEVER {
             self.expiry.remove(&(lease.ends, address));
         }
-        if is_reusable(lease.binding_state) {
-            if let Some(pool) = self.pool_of(lease.address) {
-                self.pools[pool.0 as usize]
-                    .free
-                    .remove(&(lease.ends, address));
+        let (state, ends) = (lease.binding_state, lease.ends);
+        if let Some(pool) = self.pool_of(Ipv4Addr::from(address)) {
+            let pool = &mut self.pools[pool.0 as usize];
+            pool.stored = pool.stored.saturating_sub(1);
+            let count = &mut pool.counts[state as usize];
+            *count = count.saturating_sub(1);
+            if let Some(queue) = queue_of(state, pool.failover) {
+                pool.queue_mut(queue).remove(&(ends, address));
             }
         }
     }
@@ -392,9 +480,12 @@ impl LeaseStore {
         if state == BindingState::Active && ends != NEVER {
             self.expiry.insert((ends, address));
         }
-        if is_reusable(state) {
-            if let Some(pool) = self.pool_of(Ipv4Addr::from(address)) {
-                self.pools[pool.0 as usize].free.insert((ends, address));
+        if let Some(pool) = self.pool_of(Ipv4Addr::from(address)) {
+            let pool = &mut self.pools[pool.0 as usize];
+            pool.stored += 1;
+            pool.counts[state as usize] += 1;
+            if let Some(queue) = queue_of(state, pool.failover) {
+                pool.queue_mut(queue).insert((ends, address));
             }
         }
     }
@@ -426,17 +517,74 @@ impl LeaseStore {
     /// A free address of `pool` for `client` at `now`: first a never-used one, then the free
     /// lease that has been free the longest (as ISC's free queue does). `None` when the pool is
     /// exhausted. Amortised O(1) for never-used addresses, O(log n) for reused ones (plus one
-    /// step per address another client holds an offer for).
+    /// step per address another client holds an offer for). In a failover pool this is the
+    /// FREE queue only: see [`LeaseStore::allocate_from`].
     pub fn allocate(
         &mut self,
         pool: PoolId,
         client: &ClientKey,
         now: UnixTime,
     ) -> Option<Ipv4Addr> {
+        self.allocate_from(pool, FreeQueue::Free, client, now, |_| true)
+    }
+
+    /// A free address of `pool` from `queue` for `client` at `now` that `accept` allows (the
+    /// failover ownership rule, failover.md §8.2): for [`FreeQueue::Free`] never-used addresses
+    /// first (asked about once, as `Lease::free`), then the queue's lease free the longest.
+    /// Addresses another client holds an offer for are passed over; after
+    /// [`REFUSED_SCAN_LIMIT`] leases `accept` refused the search stops, so a DISCOVER never walks
+    /// the pool. O(log n) plus those steps.
+    pub fn allocate_from(
+        &mut self,
+        pool: PoolId,
+        queue: FreeQueue,
+        client: &ClientKey,
+        now: UnixTime,
+        accept: impl Fn(&Lease) -> bool,
+    ) -> Option<Ipv4Addr> {
         let index = pool.0 as usize;
         let state = self.pools.get(index)?;
-        // Never-used addresses, walking the cursor; each address is passed once.
-        let (mut range_index, mut offset) = state.cursor;
+        // Never-used addresses (FREE, tsfp 0, all alike, so `accept` is asked once).
+        let never_used_allowed = queue == FreeQueue::Free
+            && state
+                .ranges
+                .first()
+                .is_some_and(|&(low, _)| accept(&Lease::free(Ipv4Addr::from(low))));
+        if never_used_allowed {
+            if let Some(found) = self.next_never_used(index, client, now) {
+                return Some(found);
+            }
+        }
+        // Then the queued lease free the longest.
+        let mut refused = 0;
+        for &(_, address) in self.pools[index].queue(queue) {
+            let address = Ipv4Addr::from(address);
+            if self.offered_to_other(address, client, now) {
+                continue;
+            }
+            let Some(lease) = self.get(address) else {
+                continue;
+            };
+            if accept(lease) {
+                return Some(address);
+            }
+            refused += 1;
+            if refused >= REFUSED_SCAN_LIMIT {
+                break;
+            }
+        }
+        None
+    }
+
+    /// The next never-used address of pool `index` available to `client`, walking the pool's
+    /// cursor; each address is passed once.
+    fn next_never_used(
+        &mut self,
+        index: usize,
+        client: &ClientKey,
+        now: UnixTime,
+    ) -> Option<Ipv4Addr> {
+        let (mut range_index, mut offset) = self.pools.get(index)?.cursor;
         let mut found = None;
         while let Some(&(low, high)) = self.pools[index].ranges.get(range_index) {
             let span = u64::from(high) - u64::from(low) + 1;
@@ -455,37 +603,50 @@ impl LeaseStore {
             offset = 0;
         }
         self.pools[index].cursor = (range_index, offset);
-        if found.is_some() {
-            return found;
-        }
-        // Then the reusable lease free the longest.
-        self.pools[index]
-            .free
-            .iter()
-            .map(|&(_, address)| Ipv4Addr::from(address))
-            .find(|&address| self.is_available(address, client, now))
+        found
+    }
+
+    /// True when another client holds a pending offer for `address` (RFC 2131 §4.3.1).
+    fn offered_to_other(&self, address: Ipv4Addr, client: &ClientKey, now: UnixTime) -> bool {
+        self.offers
+            .get(&address)
+            .is_some_and(|offer| offer.until > now && &offer.client != client)
     }
 
     /// Moves every ACTIVE lease whose end has passed to its next binding state; returns the
     /// changed leases so that the caller can persist them. Offers past their time are dropped;
     /// an offered address that was never bound goes to its pool's free queue.
     pub fn expire(&mut self, now: UnixTime) -> Vec<Lease> {
+        self.expire_with(now, |lease| Some(lease.next_binding_state))
+    }
+
+    /// [`LeaseStore::expire`] with the caller choosing each lease's new state: `next(lease)`
+    /// returns the state to move to, or `None` to leave the lease ACTIVE for now (a failover
+    /// secondary in NORMAL leaves expiry to the primary, failover.md §8.3). A next state of
+    /// ACTIVE means FREE. Leases left ACTIVE are looked at again on every call until they
+    /// change, so the cost is O(due leases).
+    pub fn expire_with(
+        &mut self,
+        now: UnixTime,
+        mut next: impl FnMut(&Lease) -> Option<BindingState>,
+    ) -> Vec<Lease> {
         let mut changed = Vec::new();
-        while let Some(&(ends, address)) = self.expiry.first() {
-            if ends > now {
-                break;
-            }
+        let due: Vec<(UnixTime, u32)> = self.expiry.range(..=(now, u32::MAX)).copied().collect();
+        for (ends, address) in due {
             let slot = self.slot(Ipv4Addr::from(address));
             let Some(slot) = slot.filter(|&slot| {
                 let lease = &self.leases[slot as usize];
                 lease.binding_state == BindingState::Active && lease.ends == ends
             }) else {
-                // Not a current entry (cannot happen while link/unlink pair up; never loop).
+                // Not a current entry (cannot happen while link/unlink pair up).
                 self.expiry.remove(&(ends, address));
                 continue;
             };
+            let Some(state) = next(&self.leases[slot as usize]) else {
+                continue;
+            };
             let mut lease = self.leases[slot as usize].clone();
-            lease.binding_state = match lease.next_binding_state {
+            lease.binding_state = match state {
                 BindingState::Active => BindingState::Free,
                 next => next,
             };
@@ -565,7 +726,11 @@ impl LeaseStore {
             + self
                 .pools
                 .iter()
-                .map(|pool| btree_size(pool.free.len()))
+                .map(|pool| {
+                    btree_size(pool.free.len())
+                        + btree_size(pool.backup.len())
+                        + btree_size(pool.reclaim.len())
+                })
                 .sum::<usize>()
             + btree_size(self.offer_expiry.len())
             + self.offers.capacity() * 48;

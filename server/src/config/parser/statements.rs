@@ -27,7 +27,6 @@ const LATER_PARAMETERS: &[&str] = &[
     "log-threshold-low",
     "log-threshold-high",
     "release-on-roam",
-    "check-secs-byte-order",
     "vendor-option-space",
     "site-option-space",
     "delayed-ack",
@@ -185,7 +184,8 @@ impl Parser {
             | "ping-check"
             | "always-broadcast"
             | "echo-client-id"
-            | "ignore-client-uids" => {
+            | "ignore-client-uids"
+            | "check-secs-byte-order" => {
                 self.bump();
                 let value = self.parse_flag()?;
                 self.expect_semicolon()?;
@@ -196,6 +196,7 @@ impl Parser {
                     "ping-check" => target.ping_check = Some(value),
                     "always-broadcast" => target.always_broadcast = Some(value),
                     "echo-client-id" => target.echo_client_id = Some(value),
+                    "check-secs-byte-order" => target.check_secs_byte_order = Some(value),
                     _ => target.ignore_client_uids = Some(value),
                 }
             }

@@ -2,6 +2,7 @@
 //! rule, plus the golden capture of ISC dhcpd 4.4 (`capture.rs`).
 
 mod capture;
+mod failover;
 mod lease;
 mod options;
 mod selection;

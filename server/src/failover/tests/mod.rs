@@ -11,7 +11,7 @@ use super::codes::ServerStateCode;
 use super::machine::{Bindings, Event, Machine, MachineConfig};
 use super::memory::MemoryBindings;
 use super::persist::{saved_state, state_record};
-use super::rules::{grant, may_allocate};
+use super::rules::{expiry_state, grant, may_allocate, released_state, rewind_follows};
 use super::states::{service, Role, Service, State};
 use super::wire::StreamDecoder;
 use crate::lease::record::{BindingState, Hardware, Lease, UnixTime};
@@ -245,6 +245,10 @@ impl Pair {
         };
         let terms = grant(LEASE_TIME, machine.mclt(), lease.tsfp, now);
         lease.binding_state = BindingState::Active;
+        // Out of contact the rewind state stays what the partner last knew (§8.2).
+        if rewind_follows(serving) {
+            lease.rewind_binding_state = BindingState::Active;
+        }
         lease.next_binding_state = BindingState::Expired;
         lease.hardware = Some(hardware);
         lease.starts = now;
@@ -259,6 +263,84 @@ impl Pair {
         self.check_invariant();
         self.run();
         Some(address)
+    }
+
+    /// Client `client` releases its lease on node `index` (the engine's RELEASE, ISC
+    /// `release_lease`): RELEASED until the partner acks, or straight back to the own free
+    /// state out of contact when the partner never saw the binding.
+    fn release(&mut self, index: usize, client: u8) -> Option<Ipv4Addr> {
+        let now = self.now;
+        let node = &mut self.nodes[index];
+        if !node.alive {
+            return None;
+        }
+        let serving = service(node.machine.state(), node.machine.partner().state);
+        if serving == Service::NotResponding {
+            return None;
+        }
+        let hardware = Hardware::new(1, &[2, 0, 0, 0, 0, client])?;
+        let mut lease = node
+            .bindings
+            .leases
+            .values()
+            .find(|lease| {
+                lease.binding_state == BindingState::Active
+                    && lease.hardware == Some(hardware)
+                    && lease.ends > now
+            })?
+            .clone();
+        lease.binding_state = released_state(&lease, node.machine.role(), serving);
+        lease.next_binding_state = match lease.binding_state {
+            BindingState::Released => BindingState::Free,
+            state => state,
+        };
+        lease.ends = now;
+        lease.tstp = now;
+        if rewind_follows(serving) {
+            lease.rewind_binding_state = lease.binding_state;
+        }
+        let address = lease.address;
+        node.bindings.update(lease);
+        node.machine
+            .handle_lease_change(now, address, &mut node.bindings);
+        self.check_invariant();
+        self.run();
+        Some(address)
+    }
+
+    /// The expiry ticker on node `index` (the engine's `expire`, ISC `pool_timer`).
+    fn expire(&mut self, index: usize) -> usize {
+        let now = self.now;
+        let node = &mut self.nodes[index];
+        if !node.alive {
+            return 0;
+        }
+        let serving = service(node.machine.state(), node.machine.partner().state);
+        let due: Vec<Lease> = node
+            .bindings
+            .leases
+            .values()
+            .filter(|lease| lease.binding_state == BindingState::Active && lease.ends <= now)
+            .cloned()
+            .collect();
+        let mut changed = 0;
+        for mut lease in due {
+            let Some(next) =
+                expiry_state(&lease, node.machine.role(), node.machine.state(), serving)
+            else {
+                continue;
+            };
+            lease.binding_state = next;
+            lease.next_binding_state = next;
+            let address = lease.address;
+            node.bindings.update(lease);
+            node.machine
+                .handle_lease_change(now, address, &mut node.bindings);
+            changed += 1;
+        }
+        self.check_invariant();
+        self.run();
+        changed
     }
 
     /// No address is bound to two different clients across the pair.
@@ -516,6 +598,13 @@ fn random_partitions_keep_addresses_unique() {
                 pair.connect();
             }
             2..=4 => pair.advance(random(40) as u32),
+            5 | 6 => {
+                pair.release(random(2) as usize, random(30) as u8);
+            }
+            7 => {
+                pair.expire(0);
+                pair.expire(1);
+            }
             _ => {
                 pair.client(random(2) as usize, random(30) as u8);
             }
@@ -634,4 +723,75 @@ fn shutdown_tells_the_partner_which_takes_over() {
         pair.nodes[1].machine.partner().state,
         Some(ServerStateCode::Shutdown)
     );
+}
+
+/// Out of contact (COMMUNICATIONS-INTERRUPTED) a lease bound meanwhile goes straight back to
+/// its owner's free state when released or expired (ISC `release_lease`, `pool_timer`,
+/// failover.md §8.2), so it can serve the next client at once; a lease the partner saw bound
+/// is RELEASED / EXPIRED and becomes free on the partner's ack after reconnecting. The
+/// secondary in NORMAL leaves expiry to the primary (§8.3).
+#[test]
+fn comm_int_release_and_expiry_return_leases_to_their_owner() {
+    let mut pair = normal_pair();
+    let seen = pair.client(0, 1).expect("bound in NORMAL");
+    let seen_secondary = pair.client(1, 2).expect("secondary binds");
+    pair.partitioned = true;
+    pair.disconnect();
+    assert_eq!(pair.state(0), ServerStateCode::CommunicationsInterrupted);
+    // Bound while out of contact, released: FREE again, and the next client may have it.
+    let unseen = pair.client(0, 3).expect("own FREE lease");
+    assert_eq!(pair.release(0, 3), Some(unseen));
+    assert_eq!(
+        pair.nodes[0].bindings.lease(unseen).unwrap().binding_state,
+        BindingState::Free
+    );
+    assert_eq!(pair.client(0, 4), Some(unseen), "reusable at once");
+    // Seen by the partner: RELEASED, not reusable until the partner acks.
+    assert_eq!(pair.release(0, 1), Some(seen));
+    assert_eq!(
+        pair.nodes[0].bindings.lease(seen).unwrap().binding_state,
+        BindingState::Released
+    );
+    // The secondary expires its lease itself while out of contact; it was seen → EXPIRED.
+    let unseen_secondary = pair.client(1, 5).expect("own BACKUP lease");
+    pair.advance(LEASE_TIME + 1);
+    pair.expire(0);
+    pair.expire(1);
+    let state = |pair: &Pair, index: usize, address| {
+        pair.nodes[index]
+            .bindings
+            .lease(address)
+            .unwrap()
+            .binding_state
+    };
+    assert_eq!(state(&pair, 1, seen_secondary), BindingState::Expired);
+    assert_eq!(state(&pair, 1, unseen_secondary), BindingState::Backup);
+    assert_eq!(state(&pair, 0, unseen), BindingState::Free);
+    // Reconnect: the partner acks RELEASED / EXPIRED, both become FREE on both sides.
+    pair.partitioned = false;
+    pair.connect();
+    pair.advance(5);
+    assert_eq!(pair.state(0), ServerStateCode::Normal);
+    assert_eq!(pair.state(1), ServerStateCode::Normal);
+    for address in [seen, seen_secondary] {
+        for index in 0..2 {
+            assert_eq!(
+                state(&pair, index, address),
+                BindingState::Free,
+                "{address}"
+            );
+        }
+    }
+    // NORMAL again: the secondary leaves expiry to the primary.
+    let bound = pair.client(1, 6).expect("secondary binds");
+    pair.advance(LEASE_TIME + 1);
+    assert_eq!(pair.expire(1), 0);
+    assert_eq!(state(&pair, 1, bound), BindingState::Active);
+    assert_eq!(
+        pair.expire(0),
+        1,
+        "the primary expires it and tells the secondary"
+    );
+    assert_eq!(state(&pair, 0, bound), BindingState::Free);
+    assert_eq!(state(&pair, 1, bound), BindingState::Free);
 }

@@ -226,3 +226,81 @@ fn per_lease_memory_stays_under_budget() {
     let per_lease = memory.total / store.len();
     assert!(per_lease <= 200, "{memory:?}: {per_lease} bytes per lease");
 }
+
+/// A failover pool keeps FREE, BACKUP and EXPIRED/RELEASED/RESET leases in separate queues
+/// (failover.md §7.1), counts them, and `allocate_from` stops after a bounded number of
+/// refusals instead of walking the pool.
+#[test]
+fn failover_queues_counts_and_bounded_refusals() {
+    let mut config = config(&[("10.0.0.1", "10.0.0.40")]);
+    config.pools[0].failover_peer = Some("fo".into());
+    let mut store = LeaseStore::new(&config);
+    let client = ClientKey::Hardware(mac(1));
+    let with_state = |text: &str, state: BindingState, tsfp: UnixTime| {
+        let mut lease = Lease::free(address(text));
+        lease.binding_state = state;
+        lease.tsfp = tsfp;
+        lease
+    };
+    for last in 1..=30 {
+        store.upsert(with_state(
+            &format!("10.0.0.{last}"),
+            BindingState::Backup,
+            last,
+        ));
+    }
+    store.upsert(with_state("10.0.0.31", BindingState::Expired, 0));
+    store.upsert(with_state("10.0.0.32", BindingState::Released, 0));
+    store.upsert(with_state("10.0.0.33", BindingState::Free, 0));
+    assert_eq!(store.state_count(POOL, BindingState::Backup), 30);
+    assert_eq!(store.never_used(POOL), 7);
+    assert_eq!(store.free_state_count(POOL), 8);
+    assert_eq!(store.free_count(POOL), 3, "FREE + EXPIRED + RELEASED");
+    // The FREE queue never yields a BACKUP or EXPIRED lease.
+    let mut taken = Vec::new();
+    while let Some(found) = store.allocate(POOL, &client, 100) {
+        store.upsert(active(&found.to_string(), mac(2), None, 5000));
+        taken.push(found);
+    }
+    assert_eq!(taken.len(), 8);
+    assert!(taken.contains(&address("10.0.0.33")));
+    assert_eq!(store.free_state_count(POOL), 0);
+    // BACKUP leases accepted only from tsfp 20 on: the first 16 refusals end the search.
+    let late = |lease: &Lease| lease.tsfp >= 20;
+    assert_eq!(
+        store.allocate_from(POOL, FreeQueue::Backup, &client, 100, late),
+        None
+    );
+    let from_ten = |lease: &Lease| lease.tsfp >= 10;
+    assert_eq!(
+        store.allocate_from(POOL, FreeQueue::Backup, &client, 100, from_ten),
+        Some(address("10.0.0.10"))
+    );
+    assert_eq!(
+        store.allocate_from(POOL, FreeQueue::Reclaim, &client, 100, |_| true),
+        Some(address("10.0.0.31"))
+    );
+    // Counts follow every change.
+    store.upsert(with_state("10.0.0.1", BindingState::Free, 0));
+    assert_eq!(store.state_count(POOL, BindingState::Backup), 29);
+    assert_eq!(store.free_state_count(POOL), 1);
+}
+
+/// `expire_with` lets the caller leave a lease ACTIVE (a failover secondary in NORMAL) or
+/// choose its next state; a lease left ACTIVE is looked at again on the next call.
+#[test]
+fn expire_with_defers_and_chooses() {
+    let mut store = LeaseStore::new(&config(&[("10.0.0.1", "10.0.0.9")]));
+    store.upsert(active("10.0.0.1", mac(1), None, 100));
+    store.upsert(active("10.0.0.2", mac(2), None, 200));
+    assert!(store.expire_with(300, |_| None).is_empty());
+    let changed = store.expire_with(300, |lease| {
+        (lease.address == address("10.0.0.2")).then_some(BindingState::Expired)
+    });
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].binding_state, BindingState::Expired);
+    let changed = store.expire(300);
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].address, address("10.0.0.1"));
+    assert_eq!(changed[0].binding_state, BindingState::Free);
+}
