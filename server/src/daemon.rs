@@ -282,7 +282,10 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     // `--metrics-listen` overrides the config's `option xdhcpd.metrics-listen`.
     if let Some(listen) = cli.metrics_listen.or(config.metrics_listen) {
         let registry = metrics.registry(crate::metrics::collectors::Sources {
-            config: config.clone(),
+            config: {
+                let shared = shared.clone();
+                Arc::new(move || shared.engine.load().config().clone())
+            },
             leases: leases.clone(),
             commit: shared.committer.stats(),
             fast_path: shared.fast_path.clone(),

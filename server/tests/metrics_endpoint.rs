@@ -127,12 +127,16 @@ fn scrape_after_exchanges_has_every_family() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
         let text = scrape(from_cli);
-        if sample(&text, "xdhcpd_drops_total{reason=\"malformed\"}").unwrap_or(0.0) >= 1.0 {
+        // The committer counts a reply as accepted after its sendmmsg returns, which can be
+        // after the client already holds the ACK: wait for both counts too.
+        if sample(&text, "xdhcpd_drops_total{reason=\"malformed\"}").unwrap_or(0.0) >= 1.0
+            && sample(&text, "xdhcpd_replies_kernel_accepted_total").unwrap_or(0.0) >= 6.0
+        {
             break text;
         }
         assert!(
             Instant::now() < deadline,
-            "malformed drop not counted:\n{text}"
+            "malformed drop or sent replies not counted:\n{text}"
         );
         std::thread::sleep(Duration::from_millis(50));
     };

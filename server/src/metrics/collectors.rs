@@ -15,12 +15,17 @@ use crate::failover::hooks::RelationshipStatus;
 use crate::failover::states::Role;
 use crate::lease::commit::{CommitStats, APPEND_LATENCY_BOUNDS_MICROS, HISTOGRAM_BUCKETS};
 use crate::lease::record::BindingState;
+use crate::config::model::PoolId;
 use crate::lease::store::LeaseStore;
 use crate::xdp::runtime::FastPathRuntime;
 
+/// Reads the running configuration at scrape time.
+pub type ConfigSource = Arc<dyn Fn() -> Arc<Config> + Send + Sync>;
+
 /// What the scrape-time collectors read.
 pub struct Sources {
-    pub config: Arc<Config>,
+    /// The running configuration (a reload swaps it; pools are labelled from it).
+    pub config: ConfigSource,
     pub leases: Arc<Mutex<LeaseStore>>,
     pub commit: Arc<CommitStats>,
     pub fast_path: Option<Arc<FastPathRuntime>>,
@@ -102,58 +107,35 @@ impl PoolUsage {
     }
 }
 
-/// Leases examined per hold of the store's lock: a scrape of a million leases then blocks the
-/// workers for a few tens of microseconds at a time instead of for one long pass.
-const LEASES_PER_LOCK: usize = 4096;
-
-/// Per-pool usage counted from the store in chunks (the arena only grows, so an offset resumes
-/// where the previous chunk stopped; leases added meanwhile are counted when reached). Also
-/// returns the number of leases in the store.
+/// Per-pool usage from the store's per-state counters (kept on every change, so a scrape is
+/// O(pools) under one short hold of the lock, whatever the number of leases). Also returns the
+/// number of leases in the store. `config` must be the one the store was last built from (the
+/// engine's, which a reload swaps together with the store's pools).
 pub fn pool_usage(config: &Config, leases: &Mutex<LeaseStore>) -> (Vec<PoolUsage>, u64) {
-    let mut usage: Vec<PoolUsage> = config
+    let Ok(store) = leases.lock() else {
+        return (Vec::new(), 0);
+    };
+    let usage = config
         .pools
         .iter()
-        .map(|pool| PoolUsage {
-            total: pool
-                .ranges
-                .iter()
-                .map(|range| {
-                    u64::from(u32::from(range.high).saturating_sub(u32::from(range.low))) + 1
-                })
-                .sum(),
-            ..PoolUsage::default()
+        .enumerate()
+        .map(|(index, pool)| {
+            let id = PoolId(index as u32);
+            PoolUsage {
+                total: pool
+                    .ranges
+                    .iter()
+                    .map(|range| {
+                        u64::from(u32::from(range.high).saturating_sub(u32::from(range.low))) + 1
+                    })
+                    .sum(),
+                active: store.state_count(id, BindingState::Active),
+                backup: store.state_count(id, BindingState::Backup),
+                abandoned: store.state_count(id, BindingState::Abandoned),
+            }
         })
         .collect();
-    let mut offset = 0;
-    loop {
-        let Ok(store) = leases.lock() else {
-            break;
-        };
-        let mut seen = 0;
-        for lease in store.iter().skip(offset).take(LEASES_PER_LOCK) {
-            seen += 1;
-            let Some(pool) = store.pool_of(lease.address) else {
-                continue;
-            };
-            let Some(counts) = usage.get_mut(pool.0 as usize) else {
-                continue;
-            };
-            match lease.binding_state {
-                BindingState::Active => counts.active += 1,
-                BindingState::Backup => counts.backup += 1,
-                BindingState::Abandoned => counts.abandoned += 1,
-                BindingState::Free
-                | BindingState::Expired
-                | BindingState::Released
-                | BindingState::Reset => {}
-            }
-        }
-        offset += seen;
-        if seen < LEASES_PER_LOCK {
-            break;
-        }
-    }
-    (usage, offset as u64)
+    (usage, store.len() as u64)
 }
 
 /// `10.0.0.0/24`: the subnet of a pool (its declaring subnet, else the one holding its first
@@ -177,9 +159,8 @@ fn subnet_label(config: &Config, index: usize) -> String {
     }
 }
 
-#[derive(Debug)]
 struct PoolCollector {
-    config: Arc<Config>,
+    config: ConfigSource,
     leases: Arc<Mutex<LeaseStore>>,
 }
 
@@ -189,9 +170,16 @@ impl std::fmt::Debug for Sources {
     }
 }
 
+impl std::fmt::Debug for PoolCollector {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("PoolCollector").finish_non_exhaustive()
+    }
+}
+
 impl Collector for PoolCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let (usage, leases) = pool_usage(&self.config, &self.leases);
+        let config = (self.config)();
+        let (usage, leases) = pool_usage(&config, &self.leases);
         gauges(
             &mut encoder,
             "leases",
@@ -201,10 +189,10 @@ impl Collector for PoolCollector {
         let labels: Vec<Pairs> = (0..usage.len())
             .map(|index| {
                 let mut labels = vec![
-                    ("subnet", subnet_label(&self.config, index)),
+                    ("subnet", subnet_label(&config, index)),
                     ("pool", index.to_string()),
                 ];
-                if let Some(peer) = &self.config.pools[index].failover_peer {
+                if let Some(peer) = &config.pools[index].failover_peer {
                     labels.push(("failover_peer", peer.clone()));
                 }
                 labels

@@ -25,8 +25,9 @@ fn lease(address: Ipv4Addr, state: BindingState) -> Lease {
 }
 
 fn sources(config: Config, store: LeaseStore) -> Sources {
+    let config = Arc::new(config);
     Sources {
-        config: Arc::new(config),
+        config: Arc::new(move || config.clone()),
         leases: Arc::new(Mutex::new(store)),
         commit: Arc::new(CommitStats::default()),
         fast_path: None,
@@ -87,14 +88,14 @@ fn exposition_has_families_with_labels() {
 }
 
 #[test]
-fn pool_usage_counts_states_across_chunks() {
+fn pool_usage_counts_states_from_the_store_counters() {
     let config = crate::config::parse_str(CONFIG, "test.conf").unwrap();
     let mut store = LeaseStore::new(&config);
     store.upsert(lease(Ipv4Addr::new(10, 0, 0, 10), BindingState::Active));
     store.upsert(lease(Ipv4Addr::new(10, 0, 0, 11), BindingState::Abandoned));
     store.upsert(lease(Ipv4Addr::new(10, 0, 0, 12), BindingState::Free));
     store.upsert(lease(Ipv4Addr::new(10, 0, 0, 13), BindingState::Backup));
-    // More leases than one lock hold covers, to cross a chunk boundary.
+    // Many leases on the same addresses: the counters follow replacements.
     for index in 0..5_000u32 {
         let address = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 1, 0, 1)) + index % 256);
         store.upsert(lease(address, BindingState::Active));
