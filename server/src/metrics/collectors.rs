@@ -11,11 +11,11 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::config::model::Config;
+use crate::config::model::PoolId;
 use crate::failover::hooks::RelationshipStatus;
 use crate::failover::states::Role;
 use crate::lease::commit::{CommitStats, APPEND_LATENCY_BOUNDS_MICROS, HISTOGRAM_BUCKETS};
 use crate::lease::record::BindingState;
-use crate::config::model::PoolId;
 use crate::lease::store::LeaseStore;
 use crate::xdp::runtime::FastPathRuntime;
 
@@ -172,7 +172,9 @@ impl std::fmt::Debug for Sources {
 
 impl std::fmt::Debug for PoolCollector {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("PoolCollector").finish_non_exhaustive()
+        formatter
+            .debug_struct("PoolCollector")
+            .finish_non_exhaustive()
     }
 }
 
