@@ -256,7 +256,19 @@ impl<'e> Context<'e, '_> {
                 self.now,
                 leases,
             ) {
-                Some(candidate) => candidate,
+                Some(candidate) => {
+                    if let Err(limit) = engine.admit_new_lease(
+                        self.now,
+                        &self.inbound,
+                        self.request.interface_address,
+                        &self.classification,
+                        &candidate,
+                        leases,
+                    ) {
+                        return Decision::ignored(IgnoreReason::RateLimited(limit));
+                    }
+                    candidate
+                }
                 None => return Decision::ignored(IgnoreReason::NoFreeAddress),
             },
         };
@@ -802,7 +814,19 @@ impl<'e> Context<'e, '_> {
                 self.now,
                 leases,
             ) {
-                Some(candidate) => candidate,
+                Some(candidate) => {
+                    if let Err(limit) = engine.admit_new_lease(
+                        self.now,
+                        &self.inbound,
+                        self.request.interface_address,
+                        &self.classification,
+                        &candidate,
+                        leases,
+                    ) {
+                        return Decision::ignored(IgnoreReason::RateLimited(limit));
+                    }
+                    candidate
+                }
                 None => return Decision::ignored(IgnoreReason::NoFreeAddress),
             },
         };

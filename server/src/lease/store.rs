@@ -40,6 +40,12 @@ struct PoolState {
     /// Free, expired and released leases of the pool by (end, address): the one free the
     /// longest comes first, as in ISC's free queue.
     free: BTreeSet<(UnixTime, u32)>,
+    /// Addresses in the ranges (for [`LeaseStore::available_count`]).
+    size: u64,
+    /// Addresses of the ranges that have a lease record (any state).
+    stored: u64,
+    /// Pending offers of addresses that were reusable when offered.
+    offered: u64,
 }
 
 /// An address offered to a client but not yet requested (not persisted; RFC 2131 §4.3.1 lets
@@ -48,6 +54,8 @@ struct PoolState {
 struct Offer {
     client: ClientKey,
     until: UnixTime,
+    /// The pool whose `offered` count this offer holds (a reusable address was offered).
+    counted_in: Option<PoolId>,
 }
 
 /// Slot of a lease in the arena.
@@ -128,8 +136,13 @@ impl LeaseStore {
             for &(low, high) in &ranges {
                 store.ranges.push((low, high, index as u32));
             }
+            let size = ranges
+                .iter()
+                .map(|&(low, high)| u64::from(high.saturating_sub(low)) + 1)
+                .sum();
             store.pools.push(PoolState {
                 ranges,
+                size,
                 ..PoolState::default()
             });
         }
@@ -217,9 +230,36 @@ impl LeaseStore {
             .map_or(0, |pool| pool.free.len())
     }
 
+    /// Addresses of `pool` a new client could be given: never-used ones plus reusable leases,
+    /// less pending offers of reusable addresses (the starvation defence's measure of how full
+    /// a pool is; `engine::starvation`).
+    pub fn available_count(&self, pool: PoolId) -> u64 {
+        self.pools.get(pool.0 as usize).map_or(0, |pool| {
+            (pool.size.saturating_sub(pool.stored) + pool.free.len() as u64)
+                .saturating_sub(pool.offered)
+        })
+    }
+
+    /// Addresses in the ranges of `pool`.
+    pub fn pool_size(&self, pool: PoolId) -> u64 {
+        self.pools.get(pool.0 as usize).map_or(0, |pool| pool.size)
+    }
+
+    /// Forgets the offer of `address`, releasing its count.
+    fn drop_offer(&mut self, address: Ipv4Addr) {
+        if let Some(offer) = self.offers.remove(&address) {
+            if let Some(pool) = offer
+                .counted_in
+                .and_then(|pool| self.pools.get_mut(pool.0 as usize))
+            {
+                pool.offered = pool.offered.saturating_sub(1);
+            }
+        }
+    }
+
     /// Inserts or replaces the lease for `lease.address` and updates the indices.
     pub fn upsert(&mut self, lease: Lease) {
-        self.offers.remove(&lease.address);
+        self.drop_offer(lease.address);
         self.put(lease);
     }
 
@@ -287,6 +327,9 @@ impl LeaseStore {
             }
             None => {
                 let slot = Slot::try_from(self.leases.len()).unwrap_or(Slot::MAX);
+                if let Some(pool) = self.pool_of(lease.address) {
+                    self.pools[pool.0 as usize].stored += 1;
+                }
                 let hash = self.hasher.hash_one(lease.address);
                 self.leases.push(lease);
                 let (hasher, leases) = (&self.hasher, &self.leases);
@@ -377,7 +420,22 @@ impl LeaseStore {
 
     /// Remembers that `address` was offered to `client` until `until`.
     pub fn hold_offer(&mut self, address: Ipv4Addr, client: ClientKey, until: UnixTime) {
-        self.offers.insert(address, Offer { client, until });
+        self.drop_offer(address);
+        let reusable = self
+            .get(address)
+            .is_none_or(|lease| is_reusable(lease.binding_state));
+        let counted_in = self.pool_of(address).filter(|_| reusable);
+        if let Some(pool) = counted_in {
+            self.pools[pool.0 as usize].offered += 1;
+        }
+        self.offers.insert(
+            address,
+            Offer {
+                client,
+                until,
+                counted_in,
+            },
+        );
         self.offer_expiry.insert((until, u32::from(address)));
     }
 
@@ -482,7 +540,7 @@ impl LeaseStore {
                 .get(&address)
                 .is_some_and(|offer| offer.until == until)
             {
-                self.offers.remove(&address);
+                self.drop_offer(address);
                 // The cursor has passed it: keep it allocatable.
                 if self.slot(address).is_none() && self.pool_of(address).is_some() {
                     self.put(Lease::free(address));

@@ -21,6 +21,12 @@ impl Parser {
         form: &str,
     ) -> ParseResult<()> {
         if form == "option" && self.at_keyword("space") {
+            // `option space xdhcpd;` only declares our own settings' space (config/xdhcpd.rs).
+            if matches!(&self.peek_at(1).kind, TokenKind::Name(name) if name.eq_ignore_ascii_case(super::xdhcpd::SPACE))
+            {
+                self.skip_statement();
+                return Ok(());
+            }
             self.warn(span, "`option space` is not supported yet; ignored");
             self.skip_statement();
             return Ok(());
@@ -38,6 +44,7 @@ impl Parser {
             None | Some("dhcp") => OptionSpace::Dhcp,
             Some("agent") => OptionSpace::Agent,
             Some("server") => return self.parse_server_option(block, &name, name_span),
+            Some(super::xdhcpd::SPACE) => return self.parse_xdhcpd_option(block, &name, name_span),
             Some(_) => {
                 self.warn(name_span, format!("option `{full_name}`: option spaces other than dhcp and agent are not supported yet; ignored"));
                 self.parse_loose_value()?;
@@ -237,6 +244,8 @@ impl Parser {
         let space = match space.map(str::to_ascii_lowercase).as_deref() {
             None | Some("dhcp") => OptionSpace::Dhcp,
             Some("agent") => OptionSpace::Agent,
+            // xdhcpd's own settings are known by name; the definition is for ISC's parser.
+            Some(super::xdhcpd::SPACE) => return Ok(()),
             Some(other) => {
                 self.warn(name_span, format!("option space `{other}` is not supported yet; definition of `{other}.{name}` ignored"));
                 return Ok(());
