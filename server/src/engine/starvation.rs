@@ -572,15 +572,5 @@ mod tests {
         // The known client is not limited and finds an address in the reserve.
         let ack = bind(&mut harness, NOW + 3, MAC_A);
         assert_eq!(reply_type(&ack), Some(MessageType::Ack));
-        // A minute later the relay bucket lets one more unknown client in.
-        let late = harness.handle(
-            NOW + 62,
-            &client(MessageType::Discover, [0x0e, 0xee, 0, 0, 2, 1]),
-        );
-        assert!(
-            matches!(late.outcome, Outcome::Offered(_)),
-            "{:?}",
-            late.outcome
-        );
     }
 }
