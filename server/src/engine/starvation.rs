@@ -27,7 +27,13 @@
 //!    handful of devices: an avalanche brings at most a few new leases per circuit, a flood from
 //!    one subscriber brings thousands. `new-leases-per-circuit` (default 32 per minute) limits
 //!    the circuit without touching the avalanche, at any pool level.
-//! 4. **Persistence of one MAC.** A client that keeps asking for new leases under one hardware
+//! 4. **Retransmission.** A real client that gets no OFFER retransmits its DISCOVER from the
+//!    same MAC a few seconds later (RFC 2131 §4.1, 4 s then 8 s, …); the random-MAC tools send
+//!    each MAC once. So inside the reserve, an unknown client's *first* DISCOVER is not answered
+//!    (counted as `ReserveFirstSighting`); its retransmission competes for the relay's tokens,
+//!    which the one-shot random MACs therefore never consume. A tool that repeats each MAC pays
+//!    twice and still meets the per-relay rate.
+//! 5. **Persistence of one MAC.** A client that keeps asking for new leases under one hardware
 //!    address while changing its client identifier (a trick that defeats the client-key
 //!    index) is limited by `new-leases-per-mac` (default 4 per minute).
 //!
@@ -72,6 +78,9 @@ pub enum StarvationLimit {
     PerCircuit,
     /// `new-leases-per-relay-in-reserve` (the pool is in its reserve and the client unknown).
     PoolReserve,
+    /// The pool is in its reserve and this unknown client's DISCOVER is the first seen from its
+    /// MAC: it is answered when it retransmits (RFC 2131 §4.1), which random-MAC tools do not.
+    ReserveFirstSighting,
 }
 
 /// Refusals so far, by limit (for metrics: `xdhcpd_starvation_refusals_total{limit=…}`).
@@ -80,6 +89,7 @@ pub struct StarvationCounters {
     pub per_mac: AtomicU64,
     pub per_circuit: AtomicU64,
     pub pool_reserve: AtomicU64,
+    pub reserve_first_sighting: AtomicU64,
 }
 
 /// A snapshot of [`StarvationCounters`].
@@ -88,11 +98,12 @@ pub struct StarvationRefusals {
     pub per_mac: u64,
     pub per_circuit: u64,
     pub pool_reserve: u64,
+    pub reserve_first_sighting: u64,
 }
 
 impl StarvationRefusals {
     pub fn total(&self) -> u64 {
-        self.per_mac + self.per_circuit + self.pool_reserve
+        self.per_mac + self.per_circuit + self.pool_reserve + self.reserve_first_sighting
     }
 }
 
@@ -159,21 +170,38 @@ impl Table {
         }
         let bucket = match self.buckets.get_mut(&key) {
             Some(bucket) => bucket,
-            None => {
-                while self.buckets.len() >= self.capacity {
-                    // `order` and `buckets` hold the same keys: entries leave only here.
-                    let Some(oldest) = self.order.pop_front() else {
-                        break;
-                    };
-                    self.buckets.remove(&oldest);
-                }
-                self.order.push_back(key);
-                self.buckets.entry(key).or_insert(Bucket::full(limit, now))
-            }
+            None => self.insert(key, Bucket::full(limit, now)),
         };
         let level = bucket.level_at(limit, now);
         bucket.level = level.saturating_sub(u64::from(limit.window));
         bucket.at = now;
+    }
+
+    /// True when `key` was [remembered](Table::remember) before `now` (a retransmission comes
+    /// at least a second later; a copy of the same DISCOVER via a second relay does not count).
+    fn seen_before(&self, key: u64, now: UnixTime) -> bool {
+        self.buckets.get(&key).is_some_and(|entry| entry.at < now)
+    }
+
+    /// Records the first sighting of `key` (kept if already there).
+    fn remember(&mut self, key: u64, now: UnixTime) {
+        if self.buckets.contains_key(&key) {
+            return;
+        }
+        self.insert(key, Bucket { level: 0, at: now });
+    }
+
+    /// Inserts a new key, forgetting the oldest when full.
+    fn insert(&mut self, key: u64, bucket: Bucket) -> &mut Bucket {
+        while self.buckets.len() >= self.capacity {
+            // `order` and `buckets` hold the same keys: entries leave only here.
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.buckets.remove(&oldest);
+        }
+        self.order.push_back(key);
+        self.buckets.entry(key).or_insert(bucket)
     }
 
     fn len(&self) -> usize {
@@ -183,6 +211,8 @@ impl Table {
 
 #[derive(Debug)]
 struct Tables {
+    /// MACs of unknown clients refused on first sighting in a reserve, with the time.
+    seen: Table,
     mac: Table,
     circuit: Table,
     relay: Table,
@@ -221,6 +251,7 @@ impl StarvationDefence {
         Self {
             config,
             tables: Mutex::new(Tables {
+                seen: Table::new(size),
                 mac: Table::new(size),
                 circuit: Table::new(size),
                 relay: Table::new(size),
@@ -239,6 +270,7 @@ impl StarvationDefence {
             per_mac: self.counters.per_mac.load(Ordering::Relaxed),
             per_circuit: self.counters.per_circuit.load(Ordering::Relaxed),
             pool_reserve: self.counters.pool_reserve.load(Ordering::Relaxed),
+            reserve_first_sighting: self.counters.reserve_first_sighting.load(Ordering::Relaxed),
         }
     }
 
@@ -283,6 +315,9 @@ impl StarvationDefence {
             .is_some_and(|key| !tables.circuit.allows(key, config.per_circuit, now))
         {
             Some(StarvationLimit::PerCircuit)
+        } else if relay_key.is_some() && !tables.seen.seen_before(mac_key, now) {
+            tables.seen.remember(mac_key, now);
+            Some(StarvationLimit::ReserveFirstSighting)
         } else if relay_key
             .is_some_and(|key| !tables.relay.allows(key, config.per_relay_in_reserve, now))
         {
@@ -295,6 +330,7 @@ impl StarvationDefence {
                 StarvationLimit::PerMac => &self.counters.per_mac,
                 StarvationLimit::PerCircuit => &self.counters.per_circuit,
                 StarvationLimit::PoolReserve => &self.counters.pool_reserve,
+                StarvationLimit::ReserveFirstSighting => &self.counters.reserve_first_sighting,
             };
             counter.fetch_add(1, Ordering::Relaxed);
             return Err(limit);
@@ -434,24 +470,40 @@ mod tests {
     #[test]
     fn reserve_slows_unknown_clients_per_relay_but_not_known_ones() {
         let defence = StarvationDefence::new(StarvationConfig::default());
-        // Pool of 1000, 10 % reserve: 100 or fewer available puts it in the reserve.
+        // Pool of 1000, 10 % reserve: 100 or fewer available puts it in the reserve. First
+        // sightings are refused, retransmissions (a second later or more) admitted.
         for n in 0..16 {
-            assert_eq!(defence.admit(T0, &client(n, 100)), Ok(()));
+            assert_eq!(
+                defence.admit(T0, &client(n, 100)),
+                Err(StarvationLimit::ReserveFirstSighting)
+            );
+            assert_eq!(
+                defence.admit(T0, &client(n, 100)),
+                Err(StarvationLimit::ReserveFirstSighting),
+                "a copy in the same second is no retransmission"
+            );
+            assert_eq!(defence.admit(T0 + 1, &client(n, 100)), Ok(()));
         }
         assert_eq!(
             defence.admit(T0, &client(99, 100)),
+            Err(StarvationLimit::ReserveFirstSighting)
+        );
+        assert_eq!(
+            defence.admit(T0 + 1, &client(99, 100)),
             Err(StarvationLimit::PoolReserve)
         );
         let mut known = client(100, 100);
         known.known = true;
-        assert_eq!(defence.admit(T0, &known), Ok(()));
+        assert_eq!(defence.admit(T0 + 1, &known), Ok(()));
         // Another relay has its own bucket.
         let mut other = client(101, 100);
         other.relay = Ipv4Addr::new(10, 9, 0, 1);
-        assert_eq!(defence.admit(T0, &other), Ok(()));
+        let _ = defence.admit(T0, &other);
+        assert_eq!(defence.admit(T0 + 1, &other), Ok(()));
         // 16 per 60 s: one more every 3.75 s.
-        assert_eq!(defence.admit(T0 + 4, &client(102, 100)), Ok(()));
+        assert_eq!(defence.admit(T0 + 5, &client(99, 100)), Ok(()));
         assert_eq!(defence.refusals().pool_reserve, 1);
+        assert_eq!(defence.refusals().reserve_first_sighting, 34);
     }
 
     #[test]
@@ -519,8 +571,9 @@ mod tests {
     }
 
     /// Through the engine: a flood of random MACs completing DORA on the base config's 10-address
-    /// local pool (reserve 20 % = 2 addresses) takes 8 addresses, then the reserve limits it
-    /// (here to 1 per minute); a client with a previous lease still gets an address.
+    /// local pool (reserve 20 % = 2 addresses) takes 8 addresses, then the reserve stops it (its
+    /// MACs never retransmit); a new client that retransmits and a client with a previous lease
+    /// still get addresses.
     #[test]
     fn engine_keeps_the_reserve_for_known_clients_under_a_random_mac_flood() {
         use super::super::tests::{base_config, bind, client, reply_type, Harness, MAC_A, NOW};
@@ -557,18 +610,36 @@ mod tests {
                     let ack = bind(&mut harness, NOW + 2, mac);
                     assert_eq!(reply_type(&ack), Some(MessageType::Ack));
                 }
-                Outcome::Ignored(IgnoreReason::RateLimited(StarvationLimit::PoolReserve)) => {
-                    refused += 1
-                }
+                Outcome::Ignored(IgnoreReason::RateLimited(
+                    StarvationLimit::ReserveFirstSighting,
+                )) => refused += 1,
                 Outcome::Ignored(IgnoreReason::NoFreeAddress) => {}
                 other => panic!("unexpected {other:?}"),
             }
         }
         // 10 addresses (A's released one counts as available): the flood takes 8 before the pool
-        // is down to its reserve of 2, then 1 from the relay bucket; the last one stays free.
-        assert_eq!(granted, 9, "granted");
-        assert!(refused >= 40, "refused {refused}");
-        assert_eq!(harness.engine.starvation_refusals().pool_reserve, refused);
+        // is down to its reserve of 2.
+        assert_eq!(granted, 8, "granted");
+        assert_eq!(refused, 42);
+        assert_eq!(
+            harness.engine.starvation_refusals().reserve_first_sighting,
+            refused
+        );
+        // A new client is answered on its retransmission.
+        let mac_c = [0x02, 0, 0, 0, 0, 0x0c];
+        let first = harness.handle(NOW + 3, &client(MessageType::Discover, mac_c));
+        assert_eq!(
+            first.outcome,
+            Outcome::Ignored(IgnoreReason::RateLimited(
+                StarvationLimit::ReserveFirstSighting
+            ))
+        );
+        let again = harness.handle(NOW + 7, &client(MessageType::Discover, mac_c));
+        assert!(
+            matches!(again.outcome, Outcome::Offered(_)),
+            "{:?}",
+            again.outcome
+        );
         // The known client is not limited and finds an address in the reserve.
         let ack = bind(&mut harness, NOW + 3, MAC_A);
         assert_eq!(reply_type(&ack), Some(MessageType::Ack));
