@@ -301,8 +301,11 @@ impl StarvationDefence {
         let circuit_key = client
             .circuit_id
             .map(|circuit| self.hasher.hash_one((client.relay, circuit)));
-        let relay_key =
-            (self.in_reserve(client) && !client.known).then(|| self.hasher.hash_one(client.relay));
+        // An unlimited relay rate switches the whole reserve rule off (first sighting included).
+        let relay_key = (self.in_reserve(client)
+            && !client.known
+            && !self.config.per_relay_in_reserve.is_unlimited())
+        .then(|| self.hasher.hash_one(client.relay));
         // A poisoned lock means a panic elsewhere mid-update; the buckets are still plain data.
         let mut tables = self
             .tables
