@@ -166,11 +166,9 @@ fn starvation_tools_leave_addresses_for_a_real_client() -> anyhow::Result<()> {
          {POOL_SIZE} free; real client got {address} after {} ms",
         latency.as_millis()
     );
-    assert!(
-        (u32::from(Ipv4Addr::new(10, 215, 0, POOL_FIRST))
-            ..u32::from(Ipv4Addr::new(10, 215, 0, POOL_FIRST + POOL_SIZE)))
-            .contains(&u32::from(address))
-    );
+    assert!((u32::from(Ipv4Addr::new(10, 215, 0, POOL_FIRST))
+        ..u32::from(Ipv4Addr::new(10, 215, 0, POOL_FIRST + POOL_SIZE)))
+        .contains(&u32::from(address)));
     // The reserve held: the tools got at most the unreserved part plus a few per minute.
     assert!(free >= 10, "only {free} addresses left");
     Ok(())
@@ -220,7 +218,8 @@ fn perfdhcp_avalanche_gets_every_lease_with_the_defence_on() -> anyhow::Result<(
     eprintln!("avalanche report:\n{}", report.raw);
     let active = active_addresses(&server)?;
     assert_eq!(
-        active as u32, CLIENTS,
+        active as u32,
+        CLIENTS,
         "every avalanche client is bound\n{}\nserver:\n{}",
         report.raw,
         server.proc.log_text()

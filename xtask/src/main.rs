@@ -4,6 +4,7 @@
 mod bench;
 mod ci;
 mod demo;
+mod fuzz;
 #[path = "../../server/tests/netns/mod.rs"]
 mod netns;
 mod setup;
@@ -27,6 +28,11 @@ enum Task {
     Demo,
     /// fmt, clippy (host and eBPF), and every test including the privileged ones.
     Test,
+    /// Fuzz every target (fuzz/) for N minutes in total; crashes land in fuzz/regressions/.
+    Fuzz {
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -39,6 +45,7 @@ fn main() -> Result<()> {
         Task::Setup => setup::run(),
         Task::Demo => demo::run(),
         Task::Test => ci::run(),
+        Task::Fuzz { minutes } => fuzz::run(minutes),
         Task::Bench { which } => bench::run(which),
     }
 }
