@@ -288,7 +288,9 @@ impl StarvationDefence {
             .pool_size
             .saturating_mul(u64::from(self.config.reserve_percent))
             / 100;
-        self.config.reserve_percent > 0 && client.pool_available <= reserve
+        // A reserve of no address protects nothing (tiny pools); offers past their hold still
+        // count until the expiry ticker drops them, which only makes the reserve start early.
+        reserve > 0 && client.pool_available <= reserve
     }
 
     /// Decides whether `client` may get a new lease at `now`; a grant takes one token from every
