@@ -256,6 +256,7 @@ fn reason_text(reason: &IgnoreReason) -> String {
         IgnoreReason::UnknownLease => "unknown lease".into(),
         IgnoreReason::Denied => "denied by configuration".into(),
         IgnoreReason::TooEarly => "secs below min-secs".into(),
+        IgnoreReason::RateLimited(limit) => format!("rate limited ({limit:?})"),
     }
 }
 

@@ -4,6 +4,7 @@
 mod bench;
 mod ci;
 mod demo;
+mod fuzz;
 #[path = "../../server/tests/netns/mod.rs"]
 mod netns;
 mod package;
@@ -37,6 +38,11 @@ enum Task {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Fuzz every target (fuzz/) for N minutes in total; crashes land in fuzz/regressions/.
+    Fuzz {
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -49,6 +55,7 @@ fn main() -> Result<()> {
         Task::Setup => setup::run(),
         Task::Demo => demo::run(),
         Task::Test => ci::run(),
+        Task::Fuzz { minutes } => fuzz::run(minutes),
         Task::Bench { which } => bench::run(which),
         Task::Package { binary, out } => package::run(binary, out).map(|_| ()),
     }

@@ -26,6 +26,11 @@ const PACKAGES: &[&str] = &[
     "tshark",
     "procps",
     "time",
+    // Starvation attack tools for server/tests/netns_hostile.rs.
+    "dhcpstarv",
+    "dhcpig",
+    // Raw-frame generator of the same tests.
+    "python3",
 ];
 
 const BPF_LINKER_VERSION: &str = "bpf-linker 0.13.0";

@@ -13,6 +13,7 @@ pub mod lexer;
 pub mod model;
 pub mod options;
 mod parser;
+pub mod xdhcpd;
 
 use std::fmt;
 use std::path::Path;

@@ -262,6 +262,8 @@ pub struct Config {
     pub lease_id_format_hex: bool,
     /// `db-time-format local` (default `default`): how times are written to the lease file.
     pub db_time_format_local: bool,
+    /// `option xdhcpd.*` starvation-defence settings (config/xdhcpd.rs).
+    pub starvation: super::xdhcpd::StarvationConfig,
     pub warnings: Vec<Warning>,
 }
 

@@ -11,6 +11,7 @@ mod failover;
 mod statements;
 mod validate;
 mod values;
+mod xdhcpd;
 
 use std::collections::HashMap;
 use std::io::Read;

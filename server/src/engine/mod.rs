@@ -19,6 +19,7 @@ mod packet;
 mod request;
 mod scope;
 mod select;
+pub mod starvation;
 
 #[cfg(test)]
 mod tests;
@@ -48,6 +49,8 @@ pub struct Engine {
     dynamic_hosts: Arc<dynamic_hosts::DynamicHosts>,
     /// Failover state and the hand-off of committed leases to the peer driver.
     failover: crate::failover::hooks::FailoverHooks,
+    /// Limits on new leases (pool-exhaustion defence, `starvation`).
+    starvation: starvation::StarvationDefence,
 }
 
 /// The failover role of a pool's peer, with its MCLT (failover.md §8.1).
@@ -157,6 +160,8 @@ pub enum IgnoreReason {
     Denied,
     /// `min-secs` not reached yet.
     TooEarly,
+    /// A new lease refused by the starvation defence (`starvation`).
+    RateLimited(starvation::StarvationLimit),
 }
 
 /// Structural problems of a request.
@@ -191,6 +196,7 @@ impl Engine {
             .collect();
         Self {
             failover: crate::failover::hooks::FailoverHooks::new(&config),
+            starvation: starvation::StarvationDefence::new(config.starvation),
             config,
             pool_failover,
             dynamic_hosts: Arc::default(),

@@ -272,7 +272,19 @@ impl<'e> Context<'e, '_> {
                 self.now,
                 leases,
             ) {
-                Some(candidate) => candidate,
+                Some(candidate) => {
+                    if let Err(limit) = engine.admit_new_lease(
+                        self.now,
+                        &self.inbound,
+                        self.request.interface_address,
+                        &self.classification,
+                        &candidate,
+                        leases,
+                    ) {
+                        return Decision::ignored(IgnoreReason::RateLimited(limit));
+                    }
+                    candidate
+                }
                 None => return Decision::ignored(IgnoreReason::NoFreeAddress),
             },
         };
@@ -875,7 +887,19 @@ impl<'e> Context<'e, '_> {
                 self.now,
                 leases,
             ) {
-                Some(candidate) => candidate,
+                Some(candidate) => {
+                    if let Err(limit) = engine.admit_new_lease(
+                        self.now,
+                        &self.inbound,
+                        self.request.interface_address,
+                        &self.classification,
+                        &candidate,
+                        leases,
+                    ) {
+                        return Decision::ignored(IgnoreReason::RateLimited(limit));
+                    }
+                    candidate
+                }
                 None => return Decision::ignored(IgnoreReason::NoFreeAddress),
             },
         };

@@ -54,6 +54,8 @@ struct PoolState {
     stored: u64,
     /// Stored leases of the pool by binding state (index = wire value, §7.1).
     counts: [u64; 8],
+    /// Pending offers of addresses that were reusable when offered.
+    offered: u64,
 }
 
 /// Which free-state queue of a pool to allocate from (failover.md §7.1, §8.2).
@@ -80,6 +82,8 @@ pub const REFUSED_SCAN_LIMIT: usize = 16;
 struct Offer {
     client: ClientKey,
     until: UnixTime,
+    /// The pool whose `offered` count this offer holds (a reusable address was offered).
+    counted_in: Option<PoolId>,
 }
 
 /// Slot of a lease in the arena.
@@ -326,9 +330,39 @@ impl LeaseStore {
         self.state_count(pool, BindingState::Free) + self.never_used(pool)
     }
 
+    /// Addresses of `pool` a new client could be given: never-used ones plus reusable leases,
+    /// less pending offers of reusable addresses (the starvation defence's measure of how full
+    /// a pool is; `engine::starvation`).
+    pub fn available_count(&self, pool: PoolId) -> u64 {
+        let Some(state) = self.pools.get(pool.0 as usize) else {
+            return 0;
+        };
+        // Either side's free state counts: the defence measures how full the pool is for the
+        // pair, not which server may hand out what (that is the failover rules' business).
+        (self.never_used(pool) + self.free_count(pool) as u64 + state.backup.len() as u64)
+            .saturating_sub(state.offered)
+    }
+
+    /// Addresses in the ranges of `pool`.
+    pub fn pool_size(&self, pool: PoolId) -> u64 {
+        self.pools.get(pool.0 as usize).map_or(0, |pool| pool.size)
+    }
+
+    /// Forgets the offer of `address`, releasing its count.
+    fn drop_offer(&mut self, address: Ipv4Addr) {
+        if let Some(offer) = self.offers.remove(&address) {
+            if let Some(pool) = offer
+                .counted_in
+                .and_then(|pool| self.pools.get_mut(pool.0 as usize))
+            {
+                pool.offered = pool.offered.saturating_sub(1);
+            }
+        }
+    }
+
     /// Inserts or replaces the lease for `lease.address` and updates the indices.
     pub fn upsert(&mut self, lease: Lease) {
-        self.offers.remove(&lease.address);
+        self.drop_offer(lease.address);
         self.put(lease);
     }
 
@@ -492,7 +526,26 @@ impl LeaseStore {
 
     /// Remembers that `address` was offered to `client` until `until`.
     pub fn hold_offer(&mut self, address: Ipv4Addr, client: ClientKey, until: UnixTime) {
-        self.offers.insert(address, Offer { client, until });
+        self.drop_offer(address);
+        let pool = self.pool_of(address);
+        let failover = pool.is_some_and(|pool| self.pools[pool.0 as usize].failover);
+        // Never-used addresses and leases waiting in a free-state queue are what a new client
+        // takes from the pool's stock; re-offering a client its own binding takes nothing.
+        let reusable = self
+            .get(address)
+            .is_none_or(|lease| queue_of(lease.binding_state, failover).is_some());
+        let counted_in = pool.filter(|_| reusable);
+        if let Some(pool) = counted_in {
+            self.pools[pool.0 as usize].offered += 1;
+        }
+        self.offers.insert(
+            address,
+            Offer {
+                client,
+                until,
+                counted_in,
+            },
+        );
         self.offer_expiry.insert((until, u32::from(address)));
     }
 
@@ -667,7 +720,7 @@ impl LeaseStore {
                 .get(&address)
                 .is_some_and(|offer| offer.until == until)
             {
-                self.offers.remove(&address);
+                self.drop_offer(address);
                 // The cursor has passed it: keep it allocatable.
                 if self.slot(address).is_none() && self.pool_of(address).is_some() {
                     self.put(Lease::free(address));

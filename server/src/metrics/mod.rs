@@ -115,6 +115,8 @@ declare_labels! {
         Denied => "denied",
         /// `min-secs` not reached yet.
         MinSecs => "min_secs",
+        /// A new lease refused by the starvation defence (`engine::starvation`).
+        RateLimited => "rate_limited",
         /// The reply could not be encoded.
         EncodeFailed => "encode_failed",
         /// The lease log stopped: the reply that promised the lease was not sent.
@@ -137,6 +139,7 @@ impl DropReason {
             IgnoreReason::UnknownLease => Self::UnknownLease,
             IgnoreReason::Denied => Self::Denied,
             IgnoreReason::TooEarly => Self::MinSecs,
+            IgnoreReason::RateLimited(_) => Self::RateLimited,
         }
     }
 }

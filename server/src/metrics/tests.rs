@@ -175,7 +175,7 @@ fn kernel_socket_drops_are_read() {
 #[test]
 fn config_statement_sets_the_endpoint() {
     let text = "option space xdhcpd;\n\
-        option xdhcpd.metrics-listen code 1 = text;\n\
+        option xdhcpd.metrics-listen code 10 = text;\n\
         option xdhcpd.metrics-listen \"127.0.0.1:9167\";\n\
         subnet 10.0.0.0 netmask 255.255.255.0 { range 10.0.0.10 10.0.0.19; }\n";
     let config = crate::config::parse_str(text, "test.conf").unwrap();

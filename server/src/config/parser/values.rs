@@ -12,9 +12,6 @@ use crate::config::options::{encode_domain_name, OptionDefinition, OptionSpace, 
 /// DHCP client identifier option code (RFC 2132 §9.14): in a host it identifies the client.
 const CLIENT_IDENTIFIER: u8 = 61;
 
-/// The option space of xdhcpd's own settings (`option space xdhcpd;`, README "Metrics").
-pub const XDHCPD_SPACE: &str = "xdhcpd";
-
 impl Parser {
     /// `option NAME VALUE;` and friends, after the leading keyword (`form`) was read.
     pub(super) fn parse_option_statement(
@@ -24,8 +21,8 @@ impl Parser {
         form: &str,
     ) -> ParseResult<()> {
         if form == "option" && self.at_keyword("space") {
-            // `option space xdhcpd;` declares the space of xdhcpd's own statements (below).
-            if matches!(&self.peek_at(1).kind, TokenKind::Name(name) if name.eq_ignore_ascii_case(XDHCPD_SPACE))
+            // `option space xdhcpd;` only declares our own settings' space (config/xdhcpd.rs).
+            if matches!(&self.peek_at(1).kind, TokenKind::Name(name) if name.eq_ignore_ascii_case(super::xdhcpd::SPACE))
             {
                 self.skip_statement();
                 return Ok(());
@@ -42,7 +39,7 @@ impl Parser {
         };
         let in_xdhcpd_space = space
             .as_deref()
-            .is_some_and(|space| space.eq_ignore_ascii_case(XDHCPD_SPACE));
+            .is_some_and(|space| space.eq_ignore_ascii_case(super::xdhcpd::SPACE));
         if form == "option" && self.at_keyword("code") {
             if in_xdhcpd_space {
                 // The definition is there for ISC dhcpd's sake; xdhcpd knows its own options.
@@ -58,6 +55,7 @@ impl Parser {
             None | Some("dhcp") => OptionSpace::Dhcp,
             Some("agent") => OptionSpace::Agent,
             Some("server") => return self.parse_server_option(block, &name, name_span),
+            Some(super::xdhcpd::SPACE) => return self.parse_xdhcpd_option(block, &name, name_span),
             Some(_) => {
                 self.warn(name_span, format!("option `{full_name}`: option spaces other than dhcp and agent are not supported yet; ignored"));
                 self.parse_loose_value()?;
@@ -242,46 +240,6 @@ impl Parser {
         Ok((None, first))
     }
 
-    /// `option xdhcpd.NAME VALUE;`: xdhcpd's own settings, in an option space of their own so
-    /// that ISC dhcpd 4.4 parses the same file without error and never sends them (an option of
-    /// a user-defined space goes out only through `vendor-option-space` or an encapsulation).
-    fn parse_xdhcpd_option(
-        &mut self,
-        block: Block,
-        name: &str,
-        name_span: Span,
-    ) -> ParseResult<()> {
-        if !name.eq_ignore_ascii_case("metrics-listen") {
-            self.warn(
-                name_span,
-                format!("option `{XDHCPD_SPACE}.{name}` is not an xdhcpd setting; ignored"),
-            );
-            return self.parse_loose_value();
-        }
-        let value_span = self.peek().span;
-        let text = self.parse_string("a quoted ADDRESS:PORT")?;
-        self.expect_semicolon()?;
-        let address = std::str::from_utf8(&text)
-            .ok()
-            .and_then(|text| text.parse::<std::net::SocketAddr>().ok())
-            .ok_or_else(|| {
-                self.invalid(
-                    value_span,
-                    "ADDRESS:PORT, e.g. \"127.0.0.1:9167\"",
-                    format!("\"{}\"", String::from_utf8_lossy(&text)),
-                )
-            })?;
-        if block.kind != BlockKind::Global {
-            self.warn(
-                name_span,
-                format!("`{XDHCPD_SPACE}.metrics-listen` is a global setting; ignored here"),
-            );
-            return Ok(());
-        }
-        self.config.metrics_listen = Some(address);
-        Ok(())
-    }
-
     /// `option NAME code N = TYPE;` after NAME.
     fn parse_option_definition(
         &mut self,
@@ -297,6 +255,8 @@ impl Parser {
         let space = match space.map(str::to_ascii_lowercase).as_deref() {
             None | Some("dhcp") => OptionSpace::Dhcp,
             Some("agent") => OptionSpace::Agent,
+            // xdhcpd's own settings are known by name; the definition is for ISC's parser.
+            Some(super::xdhcpd::SPACE) => return Ok(()),
             Some(other) => {
                 self.warn(name_span, format!("option space `{other}` is not supported yet; definition of `{other}.{name}` ignored"));
                 return Ok(());

@@ -1,0 +1,270 @@
+//! Entry points shared by the fuzz targets (`fuzz_targets/*.rs`, nightly, libFuzzer) and the
+//! stable regression test (`server/tests/fuzz_regressions.rs` includes this file), so that every
+//! checked-in crash and seed is replayed through exactly the code the fuzzer ran.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use xdhcpd::config::model::{
+    AddressRange, Config, Pool, PoolId, Scope, ScopeId, SharedNetwork, SharedNetworkId, Subnet,
+    SubnetId,
+};
+use xdhcpd::engine::{Engine, Request};
+use xdhcpd::failover::body::Typed;
+use xdhcpd::failover::machine::{Machine, MachineConfig};
+use xdhcpd::failover::memory::MemoryBindings;
+use xdhcpd::failover::states::Role;
+use xdhcpd::failover::wire::StreamDecoder;
+use xdhcpd::lease::store::LeaseStore;
+
+/// The configuration of `engine_decision`: a direct subnet with a small pool (so that the
+/// allocator, the reserve and exhaustion are all reached), a relayed subnet, a host, a class
+/// and tight starvation limits.
+pub const ENGINE_CONFIG: &str = "\
+option space xdhcpd;
+option xdhcpd.new-leases-per-mac code 2 = unsigned integer 32;
+option xdhcpd.pool-reserve-percent code 6 = unsigned integer 8;
+option xdhcpd.new-leases-per-relay-in-reserve code 7 = unsigned integer 32;
+option xdhcpd.new-leases-per-mac 2;
+option xdhcpd.pool-reserve-percent 25;
+option xdhcpd.new-leases-per-relay-in-reserve 1;
+authoritative;
+default-lease-time 600;
+max-lease-time 7200;
+option domain-name \"example.net\";
+class \"pxe\" { match if substring(option vendor-class-identifier, 0, 9) = \"PXEClient\"; }
+subnet 10.0.0.0 netmask 255.255.255.0 {
+  option routers 10.0.0.1;
+  pool { range 10.0.0.100 10.0.0.107; }
+  range dynamic-bootp 10.0.0.200 10.0.0.201;
+}
+subnet 10.1.0.0 netmask 255.255.0.0 {
+  pool { allow members of \"pxe\"; range 10.1.0.10 10.1.0.13; }
+  pool { range 10.1.1.10 10.1.1.17; }
+}
+host fixed { hardware ethernet 02:00:00:00:00:01; fixed-address 10.0.0.50; }
+";
+
+/// `engine_decision`: the input is a sequence of packets, each `[len_hi, len_lo, flags, bytes…]`;
+/// each decodable packet is handled one second after the previous one, on the interface
+/// 10.0.0.1 or (flag bit 0) with no interface address; every reply is encoded.
+pub fn engine_decision(data: &[u8]) {
+    let Ok(config) = xdhcpd::config::parse_str(ENGINE_CONFIG, "fuzz.conf") else {
+        return;
+    };
+    let mut store = LeaseStore::new(&config);
+    let engine = Engine::new(Arc::new(config));
+    let mut now = 1_795_836_305u32;
+    let mut rest = data;
+    while let [high, low, flags, tail @ ..] = rest {
+        let length = usize::from(u16::from_be_bytes([*high, *low])).min(tail.len());
+        let (packet, after) = tail.split_at(length);
+        rest = after;
+        now = now.wrapping_add(1 + u32::from(*flags >> 4));
+        let Ok(message) = xdhcpd::net::decode::decode_message(packet) else {
+            continue;
+        };
+        let request = Request {
+            message: &message,
+            source: SocketAddrV4::new(message.ciaddr(), 68),
+            interface_address: (flags & 1 == 0).then_some(Ipv4Addr::new(10, 0, 0, 1)),
+        };
+        let decision = engine.handle(now, &request, &mut store);
+        if let Some(reply) = decision.reply {
+            let _ = reply.encode();
+        }
+        if flags & 2 != 0 {
+            let _ = store.expire(now.wrapping_add(700));
+        }
+    }
+}
+
+/// `failover_machine`: the input's first byte picks the role and the saved state; the rest is a
+/// failover TCP stream whose messages are fed, one virtual second apart, into the sans-IO
+/// machine (connected first), with timeouts run between them and the machine's own output
+/// drained and re-encoded.
+pub fn failover_machine(data: &[u8]) {
+    let Some((&selector, stream)) = data.split_first() else {
+        return;
+    };
+    let role = if selector & 1 == 0 {
+        Role::Primary
+    } else {
+        Role::Secondary
+    };
+    let config = MachineConfig {
+        name: "fuzz".into(),
+        role,
+        mclt: 300,
+        hba: Some([0x55; 32]),
+        max_unacked_updates: 4,
+        max_response_delay: 30,
+        auto_partner_down: u32::from(selector >> 4) * 60,
+        vendor_class: b"xdhcpd-fuzz".to_vec(),
+    };
+    let mut now = 1_795_836_305u32;
+    let saved = xdhcpd::failover::codes::ServerStateCode::from(selector >> 1 & 7);
+    let mut machine = Machine::new(config, Some((saved, now - 1000)), None, now);
+    let mut bindings =
+        MemoryBindings::new(Ipv4Addr::new(10, 99, 0, 100), Ipv4Addr::new(10, 99, 0, 107));
+    machine.handle_connected(now);
+    let mut decoder = StreamDecoder::new();
+    decoder.extend(stream);
+    let mut steps = 0;
+    while let Ok(Some(message)) = decoder.next_message() {
+        steps += 1;
+        if steps > 256 {
+            break;
+        }
+        now = now.wrapping_add(1);
+        if let Ok(typed) = Typed::from_message(&message) {
+            machine.handle_message(now, typed, &mut bindings);
+        }
+        if let Some(deadline) = machine.poll_timeout() {
+            if deadline <= now.wrapping_add(30) {
+                machine.handle_timeout(deadline.max(now), &mut bindings);
+            }
+        }
+        while let Some(out) = machine.poll_transmit() {
+            let _ = out.encode();
+        }
+        while machine.poll_event().is_some() {}
+    }
+    machine.handle_disconnected(now.wrapping_add(1), &mut bindings);
+    machine.handle_timeout(now.wrapping_add(100_000), &mut bindings);
+    while machine.poll_transmit().is_some() {}
+    while machine.poll_event().is_some() {}
+}
+
+/// The fixed configuration of `dhcp_packet`.
+fn dhcp_packet_config() -> Config {
+    let child = |parent: u32| Scope {
+        parent: Some(ScopeId(parent)),
+        ..Scope::default()
+    };
+    Config {
+        scopes: vec![
+            Scope {
+                authoritative: Some(true),
+                options: vec![(3, vec![10, 0, 0, 1]), (15, b"example.net".to_vec())],
+                ..Scope::default()
+            },
+            child(0),
+            child(1),
+            child(2),
+        ],
+        shared_networks: vec![SharedNetwork {
+            name: None,
+            scope: ScopeId(1),
+            subnets: vec![SubnetId(0)],
+            pools: vec![PoolId(0)],
+        }],
+        subnets: vec![Subnet {
+            network: Ipv4Addr::new(10, 0, 0, 0),
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            scope: ScopeId(2),
+            shared_network: SharedNetworkId(0),
+        }],
+        pools: vec![Pool {
+            scope: ScopeId(3),
+            shared_network: SharedNetworkId(0),
+            subnet: Some(SubnetId(0)),
+            ranges: vec![AddressRange {
+                low: Ipv4Addr::new(10, 0, 0, 100),
+                high: Ipv4Addr::new(10, 0, 0, 103),
+                dynamic_bootp: true,
+            }],
+            permits: Vec::new(),
+            failover_peer: None,
+        }],
+        ..Config::default()
+    }
+}
+
+/// `dhcp_packet`: any bytes decoded as the daemon decodes, handled twice by a fixed engine.
+pub fn dhcp_packet(data: &[u8]) {
+    let Ok(message) = xdhcpd::net::decode::decode_message(data) else {
+        return;
+    };
+    let config = dhcp_packet_config();
+    let mut store = LeaseStore::new(&config);
+    let engine = Engine::new(Arc::new(config));
+    let request = Request {
+        message: &message,
+        source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+        interface_address: Some(Ipv4Addr::new(10, 0, 0, 1)),
+    };
+    for now in [1_795_836_305, 1_795_836_306] {
+        let decision = engine.handle(now, &request, &mut store);
+        if let Some(reply) = decision.reply {
+            let _ = reply.encode();
+        }
+    }
+}
+
+/// `config_parse`: any bytes as dhcpd.conf text.
+pub fn config_parse(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = xdhcpd::config::parse_str(&text, "fuzz.conf");
+}
+
+/// `lease_file`: any bytes as dhcpd.leases; what parses must survive a write and re-read.
+pub fn lease_file(data: &[u8]) {
+    let file = xdhcpd::lease::file::parse(data, "fuzz.leases");
+    let mut out = Vec::new();
+    xdhcpd::lease::file::write_file(&file, xdhcpd::lease::file::IdFormat::Octal, &mut out);
+    let again = xdhcpd::lease::file::parse(&out, "rewritten.leases");
+    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    assert_eq!(again.leases.len(), file.leases.len());
+}
+
+/// `omapi_message`: any bytes as an OMAPI stream; decoded messages re-encode to their bytes.
+pub fn omapi_message(data: &[u8]) {
+    use xdhcpd::omapi::wire::{decode_message, Intro};
+    let _ = Intro::decode(data);
+    let mut rest = data;
+    while let Ok(Some(decoded)) = decode_message(rest, 24, 64 * 1024) {
+        assert!(decoded.length <= rest.len());
+        assert_eq!(decoded.message.to_bytes(), &rest[..decoded.length]);
+        rest = &rest[decoded.length..];
+        if decoded.length == 0 {
+            break;
+        }
+    }
+    // A peer announcing a longer header: still bounded and panic-free.
+    let _ = decode_message(data, 40, 1024);
+}
+
+/// `failover_message`: any bytes as a failover TCP stream, framed, decoded raw and typed, and
+/// re-encoded; a decoded message must re-encode to exactly its bytes.
+pub fn failover_message(data: &[u8]) {
+    use xdhcpd::failover::wire::{frame_length, Message};
+    let mut decoder = StreamDecoder::new();
+    decoder.extend(data);
+    let mut offset = 0;
+    while let Ok(Some(message)) = decoder.next_message() {
+        let length = message.encoded_len();
+        let bytes = &data[offset..offset + length];
+        offset += length;
+        assert_eq!(message.encode().ok().as_deref(), Some(bytes));
+        if let Ok(typed) = Typed::from_message(&message) {
+            assert_eq!(typed.encode().ok().as_deref(), Some(bytes));
+        }
+    }
+    let _ = frame_length(data);
+    let _ = Message::decode(data);
+}
+
+/// Every target by name, for the replay test and `cargo xtask fuzz`.
+/// A fuzz entry point.
+pub type Entry = fn(&[u8]);
+
+pub const TARGETS: &[(&str, Entry)] = &[
+    ("config_parse", config_parse),
+    ("lease_file", lease_file),
+    ("dhcp_packet", dhcp_packet),
+    ("failover_message", failover_message),
+    ("omapi_message", omapi_message),
+    ("engine_decision", engine_decision),
+    ("failover_machine", failover_machine),
+];

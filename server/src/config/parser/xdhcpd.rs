@@ -1,0 +1,79 @@
+//! `option xdhcpd.NAME VALUE;` (config/xdhcpd.rs): settings only xdhcpd reads, in a user option
+//! space that ISC dhcpd parses and ignores.
+
+use super::{Block, BlockKind, ParseResult, Parser};
+use crate::config::lexer::Span;
+use crate::config::xdhcpd::{kind_of, Kind};
+
+/// The option space name.
+pub(super) const SPACE: &str = "xdhcpd";
+
+impl Parser {
+    /// After `option xdhcpd.NAME`: the value and `;`.
+    pub(super) fn parse_xdhcpd_option(
+        &mut self,
+        block: Block,
+        name: &str,
+        name_span: Span,
+    ) -> ParseResult<()> {
+        let lowered = name.to_ascii_lowercase();
+        let Some(kind) = kind_of(&lowered) else {
+            self.warn(
+                name_span,
+                format!("option `xdhcpd.{name}` is not an xdhcpd setting; ignored"),
+            );
+            return self.parse_loose_value();
+        };
+        if kind == Kind::SocketAddress {
+            return self.parse_xdhcpd_socket_address(block, name, name_span);
+        }
+        let value = match kind {
+            Kind::SocketAddress => unreachable!("handled above"),
+            Kind::Flag => u32::from(self.parse_flag()?),
+            Kind::Percent => self.parse_number_in("a percentage", 0, 100)? as u32,
+            Kind::Number => self.parse_u32("an unsigned 32-bit integer")?,
+        };
+        self.expect_semicolon()?;
+        if block.kind != BlockKind::Global {
+            self.warn(
+                name_span,
+                format!("option `xdhcpd.{name}` is only read at the global scope; ignored"),
+            );
+            return Ok(());
+        }
+        self.config.starvation.set(&lowered, value);
+        Ok(())
+    }
+
+    /// `option xdhcpd.metrics-listen "ADDR:PORT";`: the Prometheus endpoint (`--metrics-listen`
+    /// overrides it).
+    fn parse_xdhcpd_socket_address(
+        &mut self,
+        block: Block,
+        name: &str,
+        name_span: Span,
+    ) -> ParseResult<()> {
+        let value_span = self.peek().span;
+        let text = self.parse_string("a quoted ADDRESS:PORT")?;
+        self.expect_semicolon()?;
+        let address = std::str::from_utf8(&text)
+            .ok()
+            .and_then(|text| text.parse::<std::net::SocketAddr>().ok())
+            .ok_or_else(|| {
+                self.invalid(
+                    value_span,
+                    "ADDRESS:PORT, e.g. \"127.0.0.1:9167\"",
+                    format!("\"{}\"", String::from_utf8_lossy(&text)),
+                )
+            })?;
+        if block.kind != BlockKind::Global {
+            self.warn(
+                name_span,
+                format!("option `xdhcpd.{name}` is only read at the global scope; ignored"),
+            );
+            return Ok(());
+        }
+        self.config.metrics_listen = Some(address);
+        Ok(())
+    }
+}

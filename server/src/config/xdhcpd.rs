@@ -1,0 +1,193 @@
+//! Settings that only xdhcpd reads, written as options of a user-defined option space
+//! `xdhcpd` so that the same dhcpd.conf still passes `dhcpd -t` (ISC accepts any user option
+//! space whose options are defined before use, dhcpd-conf.md §5.2, and never sends options of a
+//! space that no `encapsulate` or `vendor-option-space` refers to).
+//!
+//! ```text
+//! option space xdhcpd;
+//! option xdhcpd.new-leases-per-mac code 2 = unsigned integer 32;
+//! option xdhcpd.new-leases-per-mac 4;
+//! ```
+//!
+//! xdhcpd knows the names below and ignores the definitions (codes and types are only there for
+//! ISC's parser; [`DEFINITIONS`] is the block to paste). Only the global scope is read.
+
+/// The ISC definitions of every xdhcpd option, ready to paste at the top of dhcpd.conf.
+pub const DEFINITIONS: &str = "\
+option space xdhcpd;
+option xdhcpd.starvation-defence code 1 = boolean;
+option xdhcpd.new-leases-per-mac code 2 = unsigned integer 32;
+option xdhcpd.new-leases-per-mac-window code 3 = unsigned integer 32;
+option xdhcpd.new-leases-per-circuit code 4 = unsigned integer 32;
+option xdhcpd.new-leases-per-circuit-window code 5 = unsigned integer 32;
+option xdhcpd.pool-reserve-percent code 6 = unsigned integer 8;
+option xdhcpd.new-leases-per-relay-in-reserve code 7 = unsigned integer 32;
+option xdhcpd.new-leases-per-relay-window code 8 = unsigned integer 32;
+option xdhcpd.starvation-table-size code 9 = unsigned integer 32;
+option xdhcpd.metrics-listen code 10 = text;
+";
+
+/// At most `count` new leases per `window` seconds (a token bucket of `count` tokens refilled
+/// at `count / window` per second); `count == 0` means no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit {
+    pub count: u32,
+    pub window: u32,
+}
+
+impl Limit {
+    pub const UNLIMITED: Limit = Limit {
+        count: 0,
+        window: 1,
+    };
+
+    pub fn is_unlimited(&self) -> bool {
+        self.count == 0 || self.window == 0
+    }
+}
+
+/// The pool-exhaustion (starvation) defence of `engine::starvation`; see its module doc for
+/// why these limits and these defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StarvationConfig {
+    /// `xdhcpd.starvation-defence` (default on).
+    pub enabled: bool,
+    /// `xdhcpd.new-leases-per-mac[-window]`: new leases per client hardware address.
+    pub per_mac: Limit,
+    /// `xdhcpd.new-leases-per-circuit[-window]`: new leases per relay agent circuit-id
+    /// (option 82 sub-option 1, RFC 3046 §2.0) of one relay.
+    pub per_circuit: Limit,
+    /// `xdhcpd.pool-reserve-percent`: the share of each pool kept for clients the server
+    /// already knows; below it, unknown clients are limited by `per_relay_in_reserve`.
+    pub reserve_percent: u8,
+    /// `xdhcpd.new-leases-per-relay-in-reserve` / `xdhcpd.new-leases-per-relay-window`:
+    /// new leases per relay (giaddr, or the receiving interface) for unknown clients while their
+    /// pool is in its reserve.
+    pub per_relay_in_reserve: Limit,
+    /// `xdhcpd.starvation-table-size`: entries kept per table (MACs, circuits, relays); the
+    /// oldest are forgotten first, so memory stays bounded under a flood of random MACs.
+    pub table_size: u32,
+}
+
+impl Default for StarvationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_mac: Limit {
+                count: 4,
+                window: 60,
+            },
+            per_circuit: Limit {
+                count: 32,
+                window: 60,
+            },
+            reserve_percent: 10,
+            per_relay_in_reserve: Limit {
+                count: 16,
+                window: 60,
+            },
+            table_size: 65_536,
+        }
+    }
+}
+
+/// The type of an xdhcpd option value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Flag,
+    Number,
+    Percent,
+    /// A quoted `ADDRESS:PORT` (`metrics-listen`).
+    SocketAddress,
+}
+
+/// The kind of the xdhcpd option `name` (lower case), if it is one.
+pub(crate) fn kind_of(name: &str) -> Option<Kind> {
+    Some(match name {
+        "starvation-defence" => Kind::Flag,
+        "metrics-listen" => Kind::SocketAddress,
+        "pool-reserve-percent" => Kind::Percent,
+        "new-leases-per-mac"
+        | "new-leases-per-mac-window"
+        | "new-leases-per-circuit"
+        | "new-leases-per-circuit-window"
+        | "new-leases-per-relay-in-reserve"
+        | "new-leases-per-relay-window"
+        | "starvation-table-size" => Kind::Number,
+        _ => return None,
+    })
+}
+
+impl StarvationConfig {
+    /// Applies one parsed xdhcpd option (`kind_of(name)` said its kind; flags come as 0/1).
+    pub(crate) fn set(&mut self, name: &str, value: u32) {
+        match name {
+            "starvation-defence" => self.enabled = value != 0,
+            "new-leases-per-mac" => self.per_mac.count = value,
+            "new-leases-per-mac-window" => self.per_mac.window = value,
+            "new-leases-per-circuit" => self.per_circuit.count = value,
+            "new-leases-per-circuit-window" => self.per_circuit.window = value,
+            "pool-reserve-percent" => self.reserve_percent = value.min(100) as u8,
+            "new-leases-per-relay-in-reserve" => self.per_relay_in_reserve.count = value,
+            "new-leases-per-relay-window" => self.per_relay_in_reserve.window = value,
+            "starvation-table-size" => self.table_size = value,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_of_the_xdhcpd_space_set_the_defence_and_need_no_warning() {
+        let text = format!(
+            "{DEFINITIONS}option xdhcpd.new-leases-per-mac 2;\n\
+             option xdhcpd.new-leases-per-mac-window 30;\n\
+             option xdhcpd.pool-reserve-percent 25;\n\
+             option xdhcpd.starvation-defence off;\n\
+             subnet 10.0.0.0 netmask 255.255.255.0 {{ range 10.0.0.10 10.0.0.20; }}\n"
+        );
+        let config = crate::config::parse_str(&text, "test.conf").expect("parses");
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let starvation = config.starvation;
+        assert_eq!(
+            starvation.per_mac,
+            Limit {
+                count: 2,
+                window: 30
+            }
+        );
+        assert_eq!(starvation.reserve_percent, 25);
+        assert!(!starvation.enabled);
+        assert_eq!(
+            starvation.per_circuit,
+            StarvationConfig::default().per_circuit
+        );
+    }
+
+    #[test]
+    fn defaults_apply_without_xdhcpd_options() {
+        let config = crate::config::parse_str("", "test.conf").expect("parses");
+        assert_eq!(config.starvation, StarvationConfig::default());
+    }
+
+    #[test]
+    fn bad_values_and_unknown_names_are_reported() {
+        let errors =
+            crate::config::parse_str("option xdhcpd.pool-reserve-percent 101;", "test.conf")
+                .expect_err("out of range");
+        assert!(errors.to_string().contains("percentage"), "{errors}");
+        let config = crate::config::parse_str("option xdhcpd.frobnicate 3;", "test.conf")
+            .expect("an unknown name is a warning");
+        assert_eq!(config.warnings.len(), 1);
+        let config = crate::config::parse_str(
+            "subnet 10.0.0.0 netmask 255.255.255.0 { option xdhcpd.new-leases-per-mac 1; }",
+            "test.conf",
+        )
+        .expect("a scoped setting is a warning");
+        assert_eq!(config.warnings.len(), 1);
+        assert_eq!(config.starvation, StarvationConfig::default());
+    }
+}
