@@ -75,17 +75,27 @@ fn wait_for_bindings(
     })
 }
 
-/// A short perfdhcp burst: `exchanges` DORAs at 20/s from MACs under `base_mac`, with renewals
-/// (`-f`) of the leases obtained; returns the ACK count.
-fn grant_some_leases(lab: &PairLab, base_mac: &str, exchanges: u32) -> Result<u64> {
+/// What a short perfdhcp burst got: DORAs ACKed and renewals ACKed.
+struct Granted {
+    acks: u64,
+    renewals: u64,
+}
+
+/// A short perfdhcp burst: 4 s of DORA at 10/s from MACs under `base_mac`, with renewals
+/// (`-f 5`) of the leases obtained.
+fn grant_some_leases(lab: &PairLab, base_mac: &str) -> Result<Granted> {
     let mut run = perfdhcp(lab, base_mac);
     run.clients = 100_000;
-    run.rate = Some(20);
-    run.exchanges = Some(exchanges);
-    run.seconds = 15;
+    run.rate = Some(10);
+    run.seconds = 4;
     run.extra.extend(["-f".into(), "5".into()]);
-    let report = run.run(&format!("perfdhcp-{}", &base_mac[..5]))?;
-    Ok(report.ack_received)
+    let name = format!("perfdhcp-{}", base_mac.replace(':', ""));
+    run.run(&name)?;
+    let text = std::fs::read_to_string(lab.dir.join(&format!("{name}.log")))?;
+    Ok(Granted {
+        acks: pair::perfdhcp_counter(&text, "REQUEST-ACK", "received packets"),
+        renewals: pair::perfdhcp_counter(&text, "REQUEST-ACK (renewal)", "received packets"),
+    })
 }
 
 #[test]
@@ -117,11 +127,13 @@ fn isc_peer_killed_and_restarted_gets_the_leases_granted_meanwhile() -> Result<(
     .with_context(|| debug_logs(&[&xdhcpd, &isc]))?;
 
     // Alone, xdhcpd grants from its own free leases and renews them (§6.2, §8).
-    let acked = grant_some_leases(&lab, "02:16:00:00:00:00", 20)?;
+    let acked = grant_some_leases(&lab, "02:16:00:00:00:00")?;
     let granted = active_with_prefix(&xdhcpd.lease_file, "02:16:");
     assert!(
-        acked >= 10 && granted.len() >= 10,
-        "xdhcpd answered alone: {acked} ACKs, {} leases\n{}",
+        acked.acks >= 10 && acked.renewals >= 5 && granted.len() >= 10,
+        "xdhcpd answered alone: {} ACKs, {} renewals, {} leases\n{}",
+        acked.acks,
+        acked.renewals,
         granted.len(),
         debug_logs(&[&xdhcpd, &isc])
     );
@@ -142,8 +154,10 @@ fn isc_peer_killed_and_restarted_gets_the_leases_granted_meanwhile() -> Result<(
     )
     .with_context(|| debug_logs(&[&xdhcpd, &isc]))?;
     eprintln!(
-        "reconciled into ISC: {} leases ({acked} ACKs while ISC was down)",
-        granted.len()
+        "reconciled into ISC: {} leases ({} ACKs, {} renewals while ISC was down)",
+        granted.len(),
+        acked.acks,
+        acked.renewals
     );
     Ok(())
 }
@@ -176,11 +190,13 @@ fn xdhcpd_killed_and_restarted_gets_the_leases_isc_granted_meanwhile() -> Result
     )
     .with_context(|| debug_logs(&[&xdhcpd, &isc]))?;
 
-    let acked = grant_some_leases(&lab, "02:17:00:00:00:00", 20)?;
+    let acked = grant_some_leases(&lab, "02:17:00:00:00:00")?;
     let granted = active_with_prefix(&isc.lease_file, "02:17:");
     assert!(
-        acked >= 10 && granted.len() >= 10,
-        "ISC answered alone: {acked} ACKs, {} leases\n{}",
+        acked.acks >= 10 && acked.renewals >= 5 && granted.len() >= 10,
+        "ISC answered alone: {} ACKs, {} renewals, {} leases\n{}",
+        acked.acks,
+        acked.renewals,
         granted.len(),
         debug_logs(&[&xdhcpd, &isc])
     );
@@ -202,8 +218,10 @@ fn xdhcpd_killed_and_restarted_gets_the_leases_isc_granted_meanwhile() -> Result
     )
     .with_context(|| debug_logs(&[&xdhcpd, &isc]))?;
     eprintln!(
-        "reconciled into xdhcpd: {} leases ({acked} ACKs while xdhcpd was down)",
-        granted.len()
+        "reconciled into xdhcpd: {} leases ({} ACKs, {} renewals while xdhcpd was down)",
+        granted.len(),
+        acked.acks,
+        acked.renewals
     );
     Ok(())
 }
@@ -281,8 +299,11 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
         return Ok(());
     }
     let lab = PairLab::new()?;
-    let primary = FailoverConf::new(true, 8192);
-    let secondary = FailoverConf::new(false, 8192);
+    // Both start empty, so both RECOVER and fetch everything from each other (UPDREQALL, one
+    // durable write per lease): the pool is kept to what the load needs. 3,000 new clients;
+    // while the partner is down the survivor serves every DISCOVER from its own half (2,048).
+    let primary = FailoverConf::new(true, 4096);
+    let secondary = FailoverConf::new(false, 4096);
     let mut first = start_xdhcpd(
         xdhcpd_binary(),
         &lab.a,
@@ -303,7 +324,7 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
     let seconds = 20;
     let mut run = perfdhcp(&lab, "02:19:00:00:00:00");
     run.clients = 16_000_000;
-    run.rate = Some(200);
+    run.rate = Some(150);
     run.seconds = seconds;
     run.extra.push("-u".into());
     let started = netns::now();
@@ -346,6 +367,8 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
     let mut holder: HashMap<Ipv4Addr, String> = HashMap::new();
     let mut wire_duplicates = Vec::new();
     let mut acks = 0u64;
+    // The same client drawn twice from perfdhcp's range, getting its own address back.
+    let mut repeat_acks = 0u64;
     for reply in replies.iter().filter(|reply| reply.message_type == 5) {
         let Some(address) = reply.yiaddr else {
             continue;
@@ -355,7 +378,7 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
             Some(mac) if *mac != reply.chaddr => {
                 wire_duplicates.push((address, mac.clone(), reply.chaddr.clone()));
             }
-            Some(_) => {}
+            Some(_) => repeat_acks += 1,
             None => {
                 holder.insert(address, reply.chaddr.clone());
             }
@@ -378,19 +401,24 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
         &active_leases(&first.lease_file),
         &active_leases(&second.lease_file),
     );
-    // perfdhcp -u counts an address it saw before as non-unique, including a client it drew
-    // twice from its range getting its own address back; the capture tells those apart.
-    let non_unique: Vec<&str> = text
-        .lines()
-        .filter(|line| line.contains("unique") || line.contains("Unique"))
-        .collect();
+    // perfdhcp -u counts an ACKed address it saw ACKed before as non-unique, including for a
+    // client it drew twice from its range (the capture counts those: `repeat_acks`). Its
+    // DISCOVER-OFFER count also includes OFFERs repeated to a client whose exchange it had
+    // already written off as dropped, so only the REQUEST-ACK figure is a uniqueness check.
+    let non_unique = pair::perfdhcp_counter(&text, "REQUEST-ACK", "non unique addresses");
     eprintln!(
-        "perfdhcp: {} DISCOVERs, {} ACKs, drops {:.1} %; ACKs on the wire {acks}, distinct \
-         addresses {}; perfdhcp -u: {non_unique:?}",
+        "perfdhcp: {} DISCOVERs, {} ACKs, drops {:.1} %, non-unique ACKed addresses {non_unique}; \
+         on the wire: {acks} ACKs, {} distinct addresses, {repeat_acks} repeated to the same client",
         report.discover_sent,
         report.ack_received,
         report.drop_percent(),
         holder.len()
+    );
+    assert!(
+        non_unique <= repeat_acks,
+        "perfdhcp -u: {non_unique} non-unique ACKed addresses, {repeat_acks} explained by a \
+         client drawn twice\n{}",
+        report.raw
     );
     assert!(
         wire_duplicates.is_empty(),
@@ -403,7 +431,7 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
         debug_logs(&[&first, &second])
     );
     assert!(
-        acks >= u64::from(seconds) * 100,
+        acks >= u64::from(seconds) * 75,
         "the pair should answer most of the load: {acks} ACKs\n{}",
         report.raw
     );

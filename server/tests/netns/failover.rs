@@ -619,3 +619,38 @@ pub fn logs(parts: &[(&str, &Path)]) -> String {
         })
         .collect()
 }
+
+/// perfdhcp's statistics sections (`***Statistics for: NAME***`, e.g. `DISCOVER-OFFER`,
+/// `REQUEST-ACK`, `REQUEST-ACK (renewal)`), each with its `key: number` lines.
+pub fn perfdhcp_sections(text: &str) -> Vec<(String, HashMap<String, u64>)> {
+    let mut sections: Vec<(String, HashMap<String, u64>)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.split_once("Statistics for:").map(|(_, rest)| rest) {
+            sections.push((rest.trim_matches(['*', ' ']).to_owned(), HashMap::new()));
+            continue;
+        }
+        let Some((_, values)) = sections.last_mut() else {
+            continue;
+        };
+        if let Some((key, value)) = line.split_once(':') {
+            if let Some(number) = value
+                .split_whitespace()
+                .next()
+                .and_then(|number| number.parse().ok())
+            {
+                values.insert(key.trim().to_owned(), number);
+            }
+        }
+    }
+    sections
+}
+
+/// One counter of one section (0 when absent).
+pub fn perfdhcp_counter(text: &str, section: &str, key: &str) -> u64 {
+    perfdhcp_sections(text)
+        .into_iter()
+        .find(|(name, _)| name == section)
+        .and_then(|(_, values)| values.get(key).copied())
+        .unwrap_or(0)
+}
