@@ -300,10 +300,10 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
     }
     let lab = PairLab::new()?;
     // Both start empty, so both RECOVER and fetch everything from each other (UPDREQALL, one
-    // durable write per lease): the pool is kept to what the load needs. 3,000 new clients;
-    // while the partner is down the survivor serves every DISCOVER from its own half (2,048).
-    let primary = FailoverConf::new(true, 4096);
-    let secondary = FailoverConf::new(false, 4096);
+    // durable write per lease): the pool is kept to what the load needs. 1,800 new clients;
+    // while the partner is down the survivor serves every DISCOVER from its own half (1,536).
+    let primary = FailoverConf::new(true, 3072);
+    let secondary = FailoverConf::new(false, 3072);
     let mut first = start_xdhcpd(
         xdhcpd_binary(),
         &lab.a,
@@ -321,10 +321,10 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
         .with_context(|| debug_logs(&[&first, &second]))?;
 
     let capture = BridgeCapture::start(&lab)?;
-    let seconds = 20;
+    let seconds = 15;
     let mut run = perfdhcp(&lab, "02:19:00:00:00:00");
     run.clients = 16_000_000;
-    run.rate = Some(150);
+    run.rate = Some(120);
     run.seconds = seconds;
     run.extra.push("-u".into());
     let started = netns::now();
@@ -335,8 +335,8 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
             Ok((netns::now() >= deadline).then_some(()))
         })
     };
-    // Killed at 5 s, restarted at 10 s on its lease file, while the load goes on.
-    sleep_until(at(5))?;
+    // Killed at 4 s, restarted at 8 s on its lease file, while the load goes on.
+    sleep_until(at(4))?;
     second.proc.kill();
     wait_for_states(
         &mut [&mut first],
@@ -344,7 +344,7 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
         Duration::from_secs(10),
     )
     .with_context(|| debug_logs(&[&first, &second]))?;
-    sleep_until(at(10))?;
+    sleep_until(at(8))?;
     let mut second = start_xdhcpd(
         xdhcpd_binary(),
         &lab.b,
@@ -431,7 +431,7 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
         debug_logs(&[&first, &second])
     );
     assert!(
-        acks >= u64::from(seconds) * 75,
+        acks >= u64::from(seconds) * 60,
         "the pair should answer most of the load: {acks} ACKs\n{}",
         report.raw
     );
