@@ -22,8 +22,8 @@ mod pair;
 
 use anyhow::{Context as _, Result};
 use pair::{
-    active_leases, conflicting_bindings, logs, perfdhcp, start_isc, start_xdhcpd,
-    wait_for_states, BridgeCapture, FailoverConf, PairLab, PairServer, ADDRESS_A, ADDRESS_B,
+    active_leases, conflicting_bindings, logs, perfdhcp, start_isc, start_xdhcpd, wait_for_states,
+    BridgeCapture, FailoverConf, PairLab, PairServer, ADDRESS_A, ADDRESS_B,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -172,12 +172,7 @@ fn xdhcpd_killed_and_restarted_gets_the_leases_isc_granted_meanwhile() -> Result
     let secondary = FailoverConf::new(false, 200);
     let mut isc = start_isc(&lab.a, &lab.server_dir("isc")?, &primary.dhcpd_conf(), true)?;
     let xdhcpd_dir = lab.server_dir("xdhcpd")?;
-    let mut xdhcpd = start_xdhcpd(
-        xdhcpd_binary(),
-        &lab.b,
-        &xdhcpd_dir,
-        secondary.dhcpd_conf(),
-    )?;
+    let mut xdhcpd = start_xdhcpd(xdhcpd_binary(), &lab.b, &xdhcpd_dir, secondary.dhcpd_conf())?;
     wait_for_states(&mut [&mut xdhcpd, &mut isc], "normal", NORMAL_TIMEOUT)
         .with_context(|| debug_logs(&[&xdhcpd, &isc]))?;
 
@@ -202,12 +197,7 @@ fn xdhcpd_killed_and_restarted_gets_the_leases_isc_granted_meanwhile() -> Result
     );
 
     // xdhcpd restarts on its lease file; ISC sends what it granted meanwhile.
-    let mut xdhcpd = start_xdhcpd(
-        xdhcpd_binary(),
-        &lab.b,
-        &xdhcpd_dir,
-        secondary.dhcpd_conf(),
-    )?;
+    let mut xdhcpd = start_xdhcpd(xdhcpd_binary(), &lab.b, &xdhcpd_dir, secondary.dhcpd_conf())?;
     wait_for_states(&mut [&mut xdhcpd, &mut isc], "normal", NORMAL_TIMEOUT)
         .with_context(|| debug_logs(&[&xdhcpd, &isc]))?;
     wait_for_bindings(
@@ -234,7 +224,12 @@ fn split_128_gives_each_server_about_half_of_the_discovers() -> Result<()> {
     let lab = PairLab::new()?;
     let primary = FailoverConf::new(true, 1000);
     let secondary = FailoverConf::new(false, 1000);
-    let mut isc = start_isc(&lab.b, &lab.server_dir("isc")?, &secondary.dhcpd_conf(), true)?;
+    let mut isc = start_isc(
+        &lab.b,
+        &lab.server_dir("isc")?,
+        &secondary.dhcpd_conf(),
+        true,
+    )?;
     let mut xdhcpd = start_xdhcpd(
         xdhcpd_binary(),
         &lab.a,
@@ -311,12 +306,7 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
         primary.dhcpd_conf(),
     )?;
     let second_dir = lab.server_dir("secondary")?;
-    let mut second = start_xdhcpd(
-        xdhcpd_binary(),
-        &lab.b,
-        &second_dir,
-        secondary.dhcpd_conf(),
-    )?;
+    let mut second = start_xdhcpd(xdhcpd_binary(), &lab.b, &second_dir, secondary.dhcpd_conf())?;
     wait_for_states(&mut [&mut first, &mut second], "normal", NORMAL_TIMEOUT)
         .with_context(|| debug_logs(&[&first, &second]))?;
 
@@ -345,12 +335,7 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
     )
     .with_context(|| debug_logs(&[&first, &second]))?;
     sleep_until(at(8))?;
-    let mut second = start_xdhcpd(
-        xdhcpd_binary(),
-        &lab.b,
-        &second_dir,
-        secondary.dhcpd_conf(),
-    )?;
+    let mut second = start_xdhcpd(xdhcpd_binary(), &lab.b, &second_dir, secondary.dhcpd_conf())?;
     let exit = load.wait_exit(Duration::from_secs(u64::from(seconds) + 30))?;
     let text = load.log_text();
     assert!(

@@ -79,16 +79,15 @@ pub fn run(setups: &[String], rates: &[u32], seconds: u32, clients: u32, pool: u
                 setup.label(),
                 rate_label(rate)
             );
-            let row = step(&binary, setup, rate, seconds, clients, pool).unwrap_or_else(|error| {
-                Row {
+            let row =
+                step(&binary, setup, rate, seconds, clients, pool).unwrap_or_else(|error| Row {
                     setup,
                     rate,
                     report: None,
                     ready_seconds: 0.0,
                     server_cpu: 0.0,
                     error: Some(format!("{error:#}")),
-                }
-            });
+                });
             match (&row.error, &row.report) {
                 (Some(error), _) => println!("    failed: {error}"),
                 (None, Some(report)) => println!(
@@ -218,10 +217,8 @@ fn wait_ready(setup: Setup, servers: &mut [PairServer]) -> Result<()> {
             let mut refs: Vec<&mut PairServer> = servers.iter_mut().collect();
             pair::wait_for_states(&mut refs, "normal", READY_TIMEOUT)
         }
-        Setup::KeaPair => crate::netns::wait_for(
-            "both Kea servers in LOAD-BALANCING",
-            READY_TIMEOUT,
-            || {
+        Setup::KeaPair => {
+            crate::netns::wait_for("both Kea servers in LOAD-BALANCING", READY_TIMEOUT, || {
                 for server in servers.iter_mut() {
                     server.check_running()?;
                 }
@@ -229,8 +226,8 @@ fn wait_ready(setup: Setup, servers: &mut [PairServer]) -> Result<()> {
                     .iter()
                     .all(|server| server.proc.log_text().contains("to LOAD-BALANCING state"))
                     .then_some(()))
-            },
-        ),
+            })
+        }
     };
     result.with_context(|| {
         servers
@@ -296,12 +293,10 @@ fn table(rows: &[Row], seconds: u32, clients: u32, pool: u32) -> String {
             );
             continue;
         };
-        let ratio = single(row.rate)
-            .filter(|single| *single > 0.0)
-            .map_or_else(
-                || "–".to_owned(),
-                |single| format!("{:.0} %", 100.0 * report.ack_received as f64 / single),
-            );
+        let ratio = single(row.rate).filter(|single| *single > 0.0).map_or_else(
+            || "–".to_owned(),
+            |single| format!("{:.0} %", 100.0 * report.ack_received as f64 / single),
+        );
         let _ = writeln!(
             table,
             "| {} | {} | {:.0} | {:.2} | {ratio} | {} / {} | {} / {} | {:.2} | {:.1} |",

@@ -10,8 +10,8 @@
 // Each includer uses a different subset.
 #![allow(dead_code)]
 
-use crate::netns::peers::{PerfdhcpReport, ServerKind, ServerSetup};
 use crate::netns::leases::current_by_address;
+use crate::netns::peers::{PerfdhcpReport, ServerKind, ServerSetup};
 use crate::netns::{parse_lease_file, run, wait_for, DhcpConfig, Netns, Proc, TempDir};
 use anyhow::{bail, Context as _, Result};
 use std::collections::HashMap;
@@ -65,7 +65,13 @@ impl PairLab {
                 "netns",
                 &client.name,
             ])?;
-            server.ip(&["addr", "add", &format!("{address}/{PREFIX_LEN}"), "dev", "s0"])?;
+            server.ip(&[
+                "addr",
+                "add",
+                &format!("{address}/{PREFIX_LEN}"),
+                "dev",
+                "s0",
+            ])?;
             server.ip(&["link", "set", "s0", "up"])?;
             client.ip(&["link", "set", port, "master", "br0"])?;
             client.ip(&["link", "set", port, "up"])?;
@@ -85,9 +91,9 @@ impl PairLab {
             let probe = format!("echo probe > /dev/udp/{address}/9");
             wait_for("the bridge to forward", Duration::from_secs(10), || {
                 let _ = lab.client.command("bash").args(["-c", &probe]).output();
-                let neighbour = lab
-                    .client
-                    .exec_ok(&["ip", "neigh", "show", &address.to_string()])?;
+                let neighbour =
+                    lab.client
+                        .exec_ok(&["ip", "neigh", "show", &address.to_string()])?;
                 Ok(neighbour.contains("lladdr").then_some(()))
             })?;
         }
@@ -296,20 +302,24 @@ pub fn start_isc(netns: &Netns, dir: &Path, conf: &str, fresh: bool) -> Result<P
     let mut proc = Proc::spawn("isc-dhcpd", command, dir.join("isc.log"))?;
     // ISC listens with a raw socket (no UDP port 67 to see); its failover listener on 647 says
     // it has finished reading its files.
-    wait_for("ISC dhcpd to listen on 647", Duration::from_secs(20), || {
-        proc.check_running()?;
-        let table = netns.exec_ok(&["cat", "/proc/net/tcp"])?;
-        Ok(table
-            .lines()
-            .skip(1)
-            .any(|line| {
-                let mut fields = line.split_whitespace();
-                let local = fields.nth(1).unwrap_or_default();
-                // st 0A = LISTEN
-                local.ends_with(":0287") && fields.nth(1) == Some("0A")
-            })
-            .then_some(()))
-    })
+    wait_for(
+        "ISC dhcpd to listen on 647",
+        Duration::from_secs(20),
+        || {
+            proc.check_running()?;
+            let table = netns.exec_ok(&["cat", "/proc/net/tcp"])?;
+            Ok(table
+                .lines()
+                .skip(1)
+                .any(|line| {
+                    let mut fields = line.split_whitespace();
+                    let local = fields.nth(1).unwrap_or_default();
+                    // st 0A = LISTEN
+                    local.ends_with(":0287") && fields.nth(1) == Some("0A")
+                })
+                .then_some(()))
+        },
+    )
     .with_context(|| format!("ISC log:\n{}", proc.log_text()))?;
     Ok(PairServer {
         name: "isc-dhcpd",
