@@ -70,7 +70,11 @@ pub fn run(setups: &[String], rates: &[u32], seconds: u32, clients: u32, pool: u
         .iter()
         .map(|name| Setup::parse(name))
         .collect::<Result<Vec<_>>>()?;
-    let binary = build_release()?;
+    // `XDH_BENCH_XDHCPD=path` runs a given binary instead of building the release one.
+    let binary = match std::env::var_os("XDH_BENCH_XDHCPD") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => build_release()?,
+    };
     let mut rows = Vec::new();
     for &setup in &setups {
         for &rate in rates {
