@@ -1,4 +1,4 @@
-//! `cargo xtask bench dora|renew|leases|micro|xdp`.
+//! `cargo xtask bench dora|renew|leases|micro|xdp|failover` (failover: `bench_failover.rs`).
 //!
 //! `dora` runs perfdhcp from a client namespace, acting as a relay (giaddr 10.214.0.1), against
 //! xdhcpd, Kea 2.2 and ISC dhcpd 4.4 in turn: same topology, same pool (60,000 addresses of
@@ -73,6 +73,25 @@ pub enum Which {
     /// ns/packet of the XDP program through BPF_PROG_TEST_RUN (root): renew hit, miss,
     /// load-balancing drop, non-DHCP pass.
     Xdp,
+    /// DORA/s of failover pairs (xdhcpd, ISC dhcpd, Kea HA) vs a single xdhcpd
+    /// (`bench_failover.rs`).
+    Failover {
+        /// Setups, in order: single, xdhcpd, isc, kea.
+        #[arg(long, value_delimiter = ',', default_value = "single,xdhcpd,isc,kea")]
+        setups: Vec<String>,
+        /// Offered exchanges per second; 0 means unbounded.
+        #[arg(long, value_delimiter = ',', default_value = "1000,2000,4000")]
+        rates: Vec<u32>,
+        /// Seconds per step (perfdhcp -p).
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Distinct simulated clients (perfdhcp -R).
+        #[arg(long, default_value_t = 3_000)]
+        clients: u32,
+        /// Addresses in the shared pool.
+        #[arg(long, default_value_t = 4_096)]
+        pool: u32,
+    },
 }
 
 pub fn run(which: Which) -> Result<()> {
@@ -102,6 +121,13 @@ pub fn run(which: Which) -> Result<()> {
             "--bin",
             "xdp_test_run",
         ])),
+        Which::Failover {
+            setups,
+            rates,
+            seconds,
+            clients,
+            pool,
+        } => crate::bench_failover::run(&setups, &rates, seconds, clients, pool),
     }
 }
 

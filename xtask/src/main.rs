@@ -2,6 +2,7 @@
 //! benchmarks. Every task needs root on Debian 12; none needs sudo.
 
 mod bench;
+mod bench_failover;
 mod ci;
 mod demo;
 mod fuzz;
