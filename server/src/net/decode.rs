@@ -24,10 +24,11 @@ pub enum DecodeError {
 
 /// Fixed BOOTP header (RFC 2131 §2) plus the magic cookie.
 const OPTIONS_OFFSET: usize = 240;
+#[cfg(test)]
 const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
 
 /// Lengths dhcproto relies on without checking.
-fn length_is_acceptable(code: u8, length: u8) -> bool {
+fn length_is_acceptable(code: u8, length: usize) -> bool {
     let code = OptionCode::from(code);
     match code {
         OptionCode::RapidCommit => length == 0,
@@ -42,17 +43,22 @@ fn length_is_acceptable(code: u8, length: u8) -> bool {
     }
 }
 
-/// Walks the options area (RFC 2132 §2: pad 0 and end 255 have no length byte).
+/// Walks the options area (RFC 2132 §2: pad 0 and end 255 have no length byte). dhcproto
+/// concatenates repeated instances of one option (RFC 3396 §5), so the lengths that matter are
+/// the totals per code, not each instance's (two 4-byte instances of a 4-byte option make an
+/// 8-byte one that trips its `debug_assert!`; found by the `dhcp_packet` fuzz target).
 fn check_options(bytes: &[u8]) -> Result<(), DecodeError> {
-    if bytes.len() < OPTIONS_OFFSET || bytes[236..240] != MAGIC_COOKIE {
-        // BOOTP without options, or not DHCP at all: dhcproto handles the header alone.
+    // dhcproto decodes the bytes after offset 240 as options whether or not the magic cookie
+    // is there (it does not check it), so they are walked whatever the cookie says.
+    if bytes.len() < OPTIONS_OFFSET {
         return Ok(());
     }
+    let mut totals = [0usize; 256];
     let mut offset = OPTIONS_OFFSET;
     while let Some(&code) = bytes.get(offset) {
         match code {
             0 => offset += 1,
-            255 => return Ok(()),
+            255 => break,
             _ => {
                 let Some(&length) = bytes.get(offset + 1) else {
                     return Err(DecodeError::OptionOverrun { code });
@@ -60,14 +66,37 @@ fn check_options(bytes: &[u8]) -> Result<(), DecodeError> {
                 if offset + 2 + usize::from(length) > bytes.len() {
                     return Err(DecodeError::OptionOverrun { code });
                 }
-                if !length_is_acceptable(code, length) {
-                    return Err(DecodeError::OptionLength { code, length });
-                }
+                totals[usize::from(code)] += usize::from(length);
                 offset += 2 + usize::from(length);
             }
         }
     }
+    for (code, &total) in totals.iter().enumerate() {
+        let code = code as u8;
+        if !length_is_acceptable(code, total) && option_present(bytes, code) {
+            return Err(DecodeError::OptionLength {
+                code,
+                length: u8::try_from(total).unwrap_or(u8::MAX),
+            });
+        }
+    }
     Ok(())
+}
+
+/// True when option `code` occurs in the options area (only asked for codes whose total length
+/// was refused, so that a code absent from the packet — total 0 — is not mistaken for an empty
+/// instance).
+fn option_present(bytes: &[u8], code: u8) -> bool {
+    let mut offset = OPTIONS_OFFSET;
+    while let Some(&current) = bytes.get(offset) {
+        match current {
+            0 => offset += 1,
+            255 => return false,
+            _ if current == code => return true,
+            _ => offset += 2 + usize::from(bytes.get(offset + 1).copied().unwrap_or(0)),
+        }
+    }
+    false
 }
 
 /// Decodes `bytes` into a message, or says why not. Never panics.
@@ -106,6 +135,26 @@ mod tests {
                 decode_message(&with_options(&options)).unwrap_err(),
                 DecodeError::OptionLength { code, length }
             );
+        }
+    }
+
+    #[test]
+    fn repeated_instances_are_checked_as_one_concatenated_option() {
+        // RFC 3396: two 4-byte instances of option 152 decode as one 8-byte option.
+        let options = [53, 1, 1, 152, 4, 0, 0, 0, 1, 152, 4, 0, 0, 0, 2, 255];
+        assert_eq!(
+            decode_message(&with_options(&options)).unwrap_err(),
+            DecodeError::OptionLength {
+                code: 152,
+                length: 8
+            }
+        );
+        let crash = include_bytes!(
+            "../../../fuzz/regressions/dhcp_packet/crash-6b551d14f9c917efb778972859b464d388366663"
+        );
+        // Whatever the fuzzer's framing, no prefix of the input may panic the decoder.
+        for start in 0..crash.len().min(8) {
+            let _ = decode_message(&crash[start..]);
         }
     }
 
