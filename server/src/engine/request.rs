@@ -264,28 +264,9 @@ impl<'e> Context<'e, '_> {
             .filter(|candidate| engine.may_offer_lease(candidate, self.now));
         let candidate = match found_candidate {
             Some(candidate) => candidate,
-            None => match engine.allocate(
-                &self.inbound,
-                &self.classification,
-                network.shared,
-                false,
-                self.now,
-                leases,
-            ) {
-                Some(candidate) => {
-                    if let Err(limit) = engine.admit_new_lease(
-                        self.now,
-                        &self.inbound,
-                        self.request.interface_address,
-                        &self.classification,
-                        &candidate,
-                        leases,
-                    ) {
-                        return Decision::ignored(IgnoreReason::RateLimited(limit));
-                    }
-                    candidate
-                }
-                None => return Decision::ignored(IgnoreReason::NoFreeAddress),
+            None => match self.allocate_new(network.shared, false, leases) {
+                Ok(candidate) => candidate,
+                Err(reason) => return Decision::ignored(reason),
             },
         };
         // Failover: silent unless the state serves, and in NORMAL only for our hash buckets
@@ -474,6 +455,38 @@ impl<'e> Context<'e, '_> {
     /// lease ownership decides. A FREE/BACKUP lease this server may not allocate is the
     /// partner's ("lease owned by peer": silence); an EXPIRED/RELEASED one that was not last
     /// ACTIVE and cannot be rewound is in transition (silence); a RESET one is NAKed.
+    /// A new address for a client without a usable binding (ISC `allocate_lease`), if the
+    /// starvation defence admits one more new lease for it (`engine::starvation`).
+    fn allocate_new(
+        &self,
+        shared: crate::config::model::SharedNetworkId,
+        bootp: bool,
+        leases: &mut LeaseStore,
+    ) -> Result<Candidate, IgnoreReason> {
+        let engine = self.engine;
+        let candidate = engine
+            .allocate(
+                &self.inbound,
+                &self.classification,
+                shared,
+                bootp,
+                self.now,
+                leases,
+            )
+            .ok_or(IgnoreReason::NoFreeAddress)?;
+        engine
+            .admit_new_lease(
+                self.now,
+                &self.inbound,
+                self.request.interface_address,
+                &self.classification,
+                &candidate,
+                leases,
+            )
+            .map_err(IgnoreReason::RateLimited)?;
+        Ok(candidate)
+    }
+
     fn peer_owned(&self, candidate: &Candidate) -> PeerOwned {
         let Candidate::Dynamic {
             address,
@@ -879,28 +892,9 @@ impl<'e> Context<'e, '_> {
         });
         let candidate = match candidate {
             Some(candidate) => candidate,
-            None => match engine.allocate(
-                &self.inbound,
-                &self.classification,
-                network.shared,
-                true,
-                self.now,
-                leases,
-            ) {
-                Some(candidate) => {
-                    if let Err(limit) = engine.admit_new_lease(
-                        self.now,
-                        &self.inbound,
-                        self.request.interface_address,
-                        &self.classification,
-                        &candidate,
-                        leases,
-                    ) {
-                        return Decision::ignored(IgnoreReason::RateLimited(limit));
-                    }
-                    candidate
-                }
-                None => return Decision::ignored(IgnoreReason::NoFreeAddress),
+            None => match self.allocate_new(network.shared, true, leases) {
+                Ok(candidate) => candidate,
+                Err(reason) => return Decision::ignored(reason),
             },
         };
         let scopes = self.scopes_for(self.base_scope(&candidate));
