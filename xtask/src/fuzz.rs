@@ -29,12 +29,10 @@ pub fn run(minutes: u64) -> Result<()> {
         println!("==> installing cargo-fuzz");
         crate::util::status(command("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
     }
-    let shared = root().join("../shared");
-    let shared = if shared.exists() {
-        shared
-    } else {
-        PathBuf::from("/work/shared")
-    };
+    // The same lookup as the tests: XDHCPD_SHARED_DIR, else `shared/` beside the workspace.
+    let shared = std::env::var_os("XDHCPD_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared"));
     let seeds = extract_seeds(&shared)?;
     let per_target = (minutes * 60 / TARGETS.len() as u64).max(10);
     println!(
