@@ -44,21 +44,38 @@ fn length_is_acceptable(code: u8, length: usize) -> bool {
 }
 
 /// Walks the options area (RFC 2132 §2: pad 0 and end 255 have no length byte). dhcproto
-/// concatenates repeated instances of one option (RFC 3396 §5), so the lengths that matter are
-/// the totals per code, not each instance's (two 4-byte instances of a 4-byte option make an
-/// 8-byte one that trips its `debug_assert!`; found by the `dhcp_packet` fuzz target).
+/// concatenates *adjacent* instances of one option (RFC 3396 §5) and decodes each such run as
+/// one option, so the lengths that matter are the totals of each run: two adjacent 4-byte
+/// instances of a 4-byte option make an 8-byte one that trips its `debug_assert!`, and a
+/// 0-byte instance followed elsewhere by a long one is still a 0-byte option (both found by the
+/// `dhcp_packet` fuzz target).
 fn check_options(bytes: &[u8]) -> Result<(), DecodeError> {
     // dhcproto decodes the bytes after offset 240 as options whether or not the magic cookie
     // is there (it does not check it), so they are walked whatever the cookie says.
     if bytes.len() < OPTIONS_OFFSET {
         return Ok(());
     }
-    let mut totals = [0usize; 256];
+    // The run being read: (code, total length so far).
+    let mut run: Option<(u8, usize)> = None;
+    let check = |run: Option<(u8, usize)>| match run {
+        Some((code, total)) if !length_is_acceptable(code, total) => {
+            Err(DecodeError::OptionLength {
+                code,
+                length: u8::try_from(total).unwrap_or(u8::MAX),
+            })
+        }
+        _ => Ok(()),
+    };
     let mut offset = OPTIONS_OFFSET;
     while let Some(&code) = bytes.get(offset) {
         match code {
-            0 => offset += 1,
-            255 => break,
+            0 | 255 => {
+                check(run.take())?;
+                if code == 255 {
+                    return Ok(());
+                }
+                offset += 1;
+            }
             _ => {
                 let Some(&length) = bytes.get(offset + 1) else {
                     return Err(DecodeError::OptionOverrun { code });
@@ -66,37 +83,20 @@ fn check_options(bytes: &[u8]) -> Result<(), DecodeError> {
                 if offset + 2 + usize::from(length) > bytes.len() {
                     return Err(DecodeError::OptionOverrun { code });
                 }
-                totals[usize::from(code)] += usize::from(length);
+                run = match run {
+                    Some((current, total)) if current == code => {
+                        Some((code, total + usize::from(length)))
+                    }
+                    previous => {
+                        check(previous)?;
+                        Some((code, usize::from(length)))
+                    }
+                };
                 offset += 2 + usize::from(length);
             }
         }
     }
-    for (code, &total) in totals.iter().enumerate() {
-        let code = code as u8;
-        if !length_is_acceptable(code, total) && option_present(bytes, code) {
-            return Err(DecodeError::OptionLength {
-                code,
-                length: u8::try_from(total).unwrap_or(u8::MAX),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// True when option `code` occurs in the options area (only asked for codes whose total length
-/// was refused, so that a code absent from the packet — total 0 — is not mistaken for an empty
-/// instance).
-fn option_present(bytes: &[u8], code: u8) -> bool {
-    let mut offset = OPTIONS_OFFSET;
-    while let Some(&current) = bytes.get(offset) {
-        match current {
-            0 => offset += 1,
-            255 => return false,
-            _ if current == code => return true,
-            _ => offset += 2 + usize::from(bytes.get(offset + 1).copied().unwrap_or(0)),
-        }
-    }
-    false
+    check(run)
 }
 
 /// Decodes `bytes` into a message, or says why not. Never panics.
