@@ -108,6 +108,10 @@ impl crate::xdp::runtime::LeaseSink for Shared {
     fn flush(&self) -> bool {
         self.committer.flush().is_ok()
     }
+
+    fn failover(&self) -> Option<&crate::failover::hooks::FailoverHooks> {
+        Some(self.engine.failover())
+    }
 }
 
 /// The lease file path: `-lf`, else the config's `lease-file-name`, else Debian's default.
