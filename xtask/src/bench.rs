@@ -491,19 +491,20 @@ fn renew(servers: &[String], clients: u32, seconds: u32, rates: &[u32]) -> Resul
                 "==> {label}: {clients} clients, {seconds} s of renewals, offered {}",
                 rate_label(rate)
             );
-            let row = renew_step(&generator, kind, clients, seconds, rate).unwrap_or_else(
-                |error| RenewRow {
-                    server: String::new(),
-                    rate,
-                    bind_seconds: None,
-                    sent: 0,
-                    acked: 0,
-                    seconds: 0.0,
-                    server_cpu: 0.0,
-                    kernel_renewals: None,
-                    error: Some(format!("{error:#}")),
-                },
-            );
+            let row =
+                renew_step(&generator, kind, clients, seconds, rate).unwrap_or_else(|error| {
+                    RenewRow {
+                        server: String::new(),
+                        rate,
+                        bind_seconds: None,
+                        sent: 0,
+                        acked: 0,
+                        seconds: 0.0,
+                        server_cpu: 0.0,
+                        kernel_renewals: None,
+                        error: Some(format!("{error:#}")),
+                    }
+                });
             if let Some(error) = &row.error {
                 println!("    failed: {error}");
             }
@@ -645,9 +646,8 @@ fn renew_table(rows: &[RenewRow], clients: u32, seconds: u32) -> String {
         "| server | offered/s | DORA of all clients s | renewals sent/s | renewals answered/s | loss % | server CPU s | answered in the kernel |"
     );
     let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|");
-    let loss = |row: &RenewRow| {
-        100.0 * row.sent.saturating_sub(row.acked) as f64 / row.sent.max(1) as f64
-    };
+    let loss =
+        |row: &RenewRow| 100.0 * row.sent.saturating_sub(row.acked) as f64 / row.sent.max(1) as f64;
     let per_second = |row: &RenewRow, count: u64| count as f64 / row.seconds.max(0.001);
     for row in rows {
         if let Some(error) = &row.error {

@@ -87,9 +87,10 @@ impl std::fmt::Debug for FastPathRuntime {
     }
 }
 
-/// Unix seconds minus CLOCK_BOOTTIME seconds: the kernel computes Unix time from
-/// `bpf_ktime_get_boot_ns` and this offset.
-fn clock_offset() -> i64 {
+/// The kernel's clock offset ([`server_common::fastpath::clock_offset`]): the program computes
+/// Unix time from `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC) and this offset. `current` is the
+/// offset in force, kept while still right to within a second.
+fn clock_offset(current: Option<i64>) -> i64 {
     let read = |clock| {
         let mut time = libc::timespec {
             tv_sec: 0,
@@ -97,9 +98,13 @@ fn clock_offset() -> i64 {
         };
         // SAFETY: valid out pointer.
         unsafe { libc::clock_gettime(clock, &mut time) };
-        time.tv_sec
+        (time.tv_sec as i64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(time.tv_nsec as i64)
     };
-    read(libc::CLOCK_REALTIME) - read(libc::CLOCK_BOOTTIME)
+    let unix = read(libc::CLOCK_REALTIME);
+    let monotonic = u64::try_from(read(libc::CLOCK_MONOTONIC)).unwrap_or(0);
+    server_common::fastpath::clock_offset(unix, monotonic, current)
 }
 
 /// The MAC address of an interface from sysfs.
@@ -172,7 +177,7 @@ impl FastPathRuntime {
             flags: if enabled { CONFIG_RENEW } else { 0 },
             server_port: port,
             lb_max_secs: 0,
-            time_offset: clock_offset(),
+            time_offset: clock_offset(None),
             hba: [0xff; 32],
         };
         let mut fast_path = FastPath::new(maps);
@@ -405,7 +410,7 @@ impl FastPathRuntime {
         let Ok(mut config) = self.config.lock() else {
             return;
         };
-        let offset = clock_offset();
+        let offset = clock_offset(Some(config.time_offset));
         if offset != config.time_offset {
             config.time_offset = offset;
             if let Ok(mut fast_path) = self.fast_path.lock() {
@@ -495,8 +500,7 @@ fn record_kernel_renewal(
         // repeats a full grant (desired = granted = its lease time), and the partner-acked
         // tsfp never rises above what we ask for.
         // Clamped below ISC's MAX_TIME (0x7fffffff) as the engine's `expiry` does.
-        let potential =
-            u64::from(event.starts) + u64::from(lease_time) + u64::from(lease_time / 2);
+        let potential = u64::from(event.starts) + u64::from(lease_time) + u64::from(lease_time / 2);
         lease.tstp = potential.min(0x7fff_fffe) as UnixTime;
         lease.tsfp = lease.tsfp.min(lease.tstp);
     }
@@ -712,11 +716,18 @@ mod tests {
         assert_eq!(submitted.len(), 2, "both renewals go to the lease log");
         let failover_lease = &submitted[0];
         assert_eq!(
-            (failover_lease.starts, failover_lease.cltt, failover_lease.ends),
+            (
+                failover_lease.starts,
+                failover_lease.cltt,
+                failover_lease.ends
+            ),
             (12_000, 12_000, 15_600 + 3600)
         );
         // tstp = now + desired + granted / 2; tsfp stays what the partner acked.
-        assert_eq!((failover_lease.tstp, failover_lease.tsfp), (12_000 + 5400, 15_400));
+        assert_eq!(
+            (failover_lease.tstp, failover_lease.tsfp),
+            (12_000 + 5400, 15_400)
+        );
         let plain_lease = &submitted[1];
         assert_eq!((plain_lease.tstp, plain_lease.tsfp), (15_400, 15_400));
         // Only the failover pool's lease becomes a BNDUPD.
