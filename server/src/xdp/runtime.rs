@@ -98,9 +98,9 @@ fn clock_offset(current: Option<i64>) -> i64 {
         };
         // SAFETY: valid out pointer.
         unsafe { libc::clock_gettime(clock, &mut time) };
-        (time.tv_sec as i64)
+        time.tv_sec
             .saturating_mul(1_000_000_000)
-            .saturating_add(time.tv_nsec as i64)
+            .saturating_add(time.tv_nsec)
     };
     let unix = read(libc::CLOCK_REALTIME);
     let monotonic = u64::try_from(read(libc::CLOCK_MONOTONIC)).unwrap_or(0);
