@@ -17,7 +17,7 @@ use aya_ebpf::{
 };
 use server_common::fastpath::{
     FastPathConfig, LeaseKey, LeaseValue, Template, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW,
-    FINGERPRINT_MAX_WORDS, KEY_CLIENT_ID, KEY_HARDWARE, KEY_MAX,
+    FINGERPRINT_MAX_WORDS, KEY_CLIENT_ID, KEY_HARDWARE, KEY_MAX, TEMPLATE_SLOTS,
 };
 use server_common::{loadbalance, XdpStat};
 
@@ -36,9 +36,11 @@ static CONFIG: Array<FastPathConfig> = Array::with_max_entries(1, 0);
 static LEASES: HashMap<LeaseKey, LeaseValue> =
     HashMap::with_max_entries(1 << 21, BPF_F_NO_PREALLOC);
 
-/// Reply templates by index (shared by every lease whose reply is the same).
+/// Reply templates by index (shared by every lease whose reply is the same). An array: its
+/// lookup is inlined by the verifier (a hash lookup is a call and a hash). Preallocated:
+/// `TEMPLATE_SLOTS` × 656 bytes.
 #[map]
-static TEMPLATES: HashMap<u32, Template> = HashMap::with_max_entries(1 << 16, BPF_F_NO_PREALLOC);
+static TEMPLATES: Array<Template> = Array::with_max_entries(TEMPLATE_SLOTS, 0);
 
 /// The MAC address of each interface by ifindex: the Ethernet source of a reply to a request that
 /// was broadcast (REBINDING), where the request's destination MAC is not ours.

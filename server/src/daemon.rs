@@ -109,6 +109,21 @@ impl crate::xdp::runtime::LeaseSink for Shared {
     fn flush(&self) -> bool {
         self.committer.flush().is_ok()
     }
+
+    fn failover(&self) -> Option<crate::xdp::runtime::FailoverRef<'_>> {
+        Some(Box::new(EngineFailover(self.engine.load())))
+    }
+}
+
+/// The running engine's failover hooks, kept alive across a reload while in use.
+struct EngineFailover(Arc<Engine>);
+
+impl std::ops::Deref for EngineFailover {
+    type Target = crate::failover::hooks::FailoverHooks;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.failover()
+    }
 }
 
 /// The lease file path: `-lf`, else the config's `lease-file-name`, else Debian's default.

@@ -98,15 +98,17 @@ const UNKNOWN: Client = Client {
     relayed: false,
 };
 
-fn boot_seconds() -> i64 {
+/// The kernel's clock in seconds (`clock_seconds` of CLOCK_MONOTONIC, as the program reads it).
+fn kernel_clock_seconds() -> i64 {
     let mut time = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: valid out pointer. The test aligns the kernel's clock offset with its fixed NOW;
     // no timing is measured.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut time) };
-    time.tv_sec
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut time) };
+    let ns = (time.tv_sec as u64) * 1_000_000_000 + time.tv_nsec as u64;
+    server_common::fastpath::clock_seconds(ns) as i64
 }
 
 /// The DHCP message of a request from `client`.
@@ -264,10 +266,10 @@ impl Fixture {
         let engine = Engine::new(config.clone());
         let mut store = LeaseStore::new(&config);
         let mut ebpf = xdhcpd::xdp::load().expect("load the XDP object");
-        // Unix time in the kernel = boot time + offset; pin it to a fixed NOW-like value so that
+        // Unix time in the kernel = its clock's seconds + offset; pin it to a fixed NOW-like value so that
         // the expected lease times are known. Only the offset comes from the clock.
         let now: u32 = 1_795_836_305;
-        let offset = i64::from(now) - boot_seconds();
+        let offset = i64::from(now) - kernel_clock_seconds();
         let mut fast_path = FastPath::new(AyaMaps::take(&mut ebpf).expect("maps"));
         let events = aya::maps::RingBuf::try_from(ebpf.take_map("EVENTS").expect("ring buffer"))
             .expect("ring buffer map");

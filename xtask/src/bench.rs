@@ -59,9 +59,10 @@ pub enum Which {
         /// Seconds of renewals.
         #[arg(long, default_value_t = 10)]
         seconds: u32,
-        /// Renewals offered per second; 0 means as fast as the generator goes.
-        #[arg(long, default_value_t = 0)]
-        rate: u32,
+        /// Renewals offered per second, one step per rate (a ladder: `--rates 5000,10000`);
+        /// 0 means as fast as the generator goes.
+        #[arg(long, alias = "rate", value_delimiter = ',', default_value = "0")]
+        rates: Vec<u32>,
     },
     /// Load time, max RSS and bytes per lease of a 1,000,000-lease dhcpd.leases.
     Leases {
@@ -107,8 +108,8 @@ pub fn run(which: Which) -> Result<()> {
             servers,
             clients,
             seconds,
-            rate,
-        } => renew(&servers, clients, seconds, rate),
+            rates,
+        } => renew(&servers, clients, seconds, &rates),
         Which::Leases { count } => leases(count),
         Which::Micro => status(command("cargo").args(["bench", "-p", "benches"])),
         // The eBPF object is always built optimised (aya-build); the harness's own profile
@@ -468,6 +469,8 @@ fn renew_config() -> DhcpConfig {
 /// What `renew_load renew` printed, plus the server's side.
 struct RenewRow {
     server: String,
+    /// Offered renewals/s (0 = unbounded).
+    rate: u32,
     bind_seconds: Option<f64>,
     sent: u64,
     acked: u64,
@@ -478,7 +481,7 @@ struct RenewRow {
     error: Option<String>,
 }
 
-fn renew(servers: &[String], clients: u32, seconds: u32, rate: u32) -> Result<()> {
+fn renew(servers: &[String], clients: u32, seconds: u32, rates: &[u32]) -> Result<()> {
     crate::setup::run()?;
     if clients == 0 || clients > POOL_SIZE {
         bail!("--clients must be 1..={POOL_SIZE}");
@@ -509,27 +512,35 @@ fn renew(servers: &[String], clients: u32, seconds: u32, rate: u32) -> Result<()
     let generator = root().join("target/release/renew_load");
     let mut rows = Vec::new();
     for (label, kind) in &kinds {
-        println!("==> {label}: {clients} clients, {seconds} s of renewals");
-        let row =
-            renew_step(&generator, kind, clients, seconds, rate).unwrap_or_else(|error| RenewRow {
-                server: String::new(),
-                bind_seconds: None,
-                sent: 0,
-                acked: 0,
-                seconds: 0.0,
-                server_cpu: 0.0,
-                kernel_renewals: None,
-                error: Some(format!("{error:#}")),
+        for &rate in rates {
+            println!(
+                "==> {label}: {clients} clients, {seconds} s of renewals, offered {}",
+                rate_label(rate)
+            );
+            let row =
+                renew_step(&generator, kind, clients, seconds, rate).unwrap_or_else(|error| {
+                    RenewRow {
+                        server: String::new(),
+                        rate,
+                        bind_seconds: None,
+                        sent: 0,
+                        acked: 0,
+                        seconds: 0.0,
+                        server_cpu: 0.0,
+                        kernel_renewals: None,
+                        error: Some(format!("{error:#}")),
+                    }
+                });
+            if let Some(error) = &row.error {
+                println!("    failed: {error}");
+            }
+            rows.push(RenewRow {
+                server: (*label).to_owned(),
+                ..row
             });
-        if let Some(error) = &row.error {
-            println!("    failed: {error}");
         }
-        rows.push(RenewRow {
-            server: (*label).to_owned(),
-            ..row
-        });
     }
-    let table = renew_table(&rows, clients, seconds, rate);
+    let table = renew_table(&rows, clients, seconds);
     println!("\n{table}");
     let out = root().join("target/bench-renew.md");
     std::fs::write(&out, &table).with_context(|| format!("write {}", out.display()))?;
@@ -634,6 +645,7 @@ fn renew_step(
     }
     Ok(RenewRow {
         server: String::new(),
+        rate,
         bind_seconds,
         sent: sent as u64,
         acked: acked as u64,
@@ -644,43 +656,82 @@ fn renew_step(
     })
 }
 
-fn renew_table(rows: &[RenewRow], clients: u32, seconds: u32, rate: u32) -> String {
+/// A step is clean when at most this share of the renewals went unanswered.
+const CLEAN_LOSS_PERCENT: f64 = 0.1;
+
+fn renew_table(rows: &[RenewRow], clients: u32, seconds: u32) -> String {
     let mut table = String::new();
     let _ = writeln!(
         table,
         "renew_load: {clients} direct clients bound by DORA, then RENEWING DHCPREQUESTs replayed \
-         over AF_PACKET (sendmmsg, 64 per batch) for {seconds} s, offered {}; server on a \
-         veth in its own namespace.\n",
-        rate_label(rate)
+         over AF_PACKET (sendmmsg, 64 per batch) for {seconds} s per step; server on a veth in \
+         its own namespace, fresh lab and lease file per step.\n"
     );
     let _ = writeln!(
         table,
-        "| server | DORA of all clients s | renewals sent/s | renewals answered/s | loss % | server CPU s | answered in the kernel |"
+        "| server | offered/s | DORA of all clients s | renewals sent/s | renewals answered/s | loss % | server CPU s | answered in the kernel |"
     );
-    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let loss =
+        |row: &RenewRow| 100.0 * row.sent.saturating_sub(row.acked) as f64 / row.sent.max(1) as f64;
+    let per_second = |row: &RenewRow, count: u64| count as f64 / row.seconds.max(0.001);
     for row in rows {
         if let Some(error) = &row.error {
             let _ = writeln!(
                 table,
-                "| {} | failed: {} | | | | | |",
+                "| {} | {} | failed: {} | | | | | |",
                 row.server,
+                rate_label(row.rate),
                 error.lines().next().unwrap_or("?")
             );
             continue;
         }
-        let per_second = |count: u64| count as f64 / row.seconds.max(0.001);
         let _ = writeln!(
             table,
-            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
             row.server,
+            rate_label(row.rate),
             row.bind_seconds
                 .map_or_else(|| "–".to_owned(), |seconds| format!("{seconds:.2}")),
-            per_second(row.sent),
-            per_second(row.acked),
-            100.0 * row.sent.saturating_sub(row.acked) as f64 / row.sent.max(1) as f64,
+            per_second(row, row.sent),
+            per_second(row, row.acked),
+            loss(row),
             row.server_cpu,
             row.kernel_renewals
                 .map_or_else(|| "–".to_owned(), |count| count.to_string()),
+        );
+    }
+    // The clean rate brackets a server's capacity: the highest answered rate of a step that lost
+    // at most CLEAN_LOSS_PERCENT, and the next offered rate it could not keep up with.
+    let _ = writeln!(
+        table,
+        "\nClean rate (loss ≤ {CLEAN_LOSS_PERCENT} %), per server: the best clean step and the \
+         lowest offered rate that was not clean."
+    );
+    let mut servers: Vec<&str> = rows.iter().map(|row| row.server.as_str()).collect();
+    servers.dedup();
+    for server in servers {
+        let steps: Vec<&RenewRow> = rows
+            .iter()
+            .filter(|row| row.server == server && row.error.is_none())
+            .collect();
+        let clean = steps
+            .iter()
+            .filter(|row| loss(row) <= CLEAN_LOSS_PERCENT)
+            .map(|row| per_second(row, row.acked))
+            .fold(None, |best: Option<f64>, rate| {
+                Some(best.map_or(rate, |best| best.max(rate)))
+            });
+        let first_unclean = steps
+            .iter()
+            .filter(|row| row.rate != 0 && loss(row) > CLEAN_LOSS_PERCENT)
+            .map(|row| row.rate)
+            .min();
+        let _ = writeln!(
+            table,
+            "- {server}: clean up to {} answered/s; first unclean offered rate: {}",
+            clean.map_or_else(|| "none".to_owned(), |rate| format!("{rate:.0}")),
+            first_unclean.map_or_else(|| "none in this ladder".to_owned(), rate_label),
         );
     }
     table

@@ -42,14 +42,16 @@ const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
 const ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 150);
 const RUNS: u32 = 1_000_000;
 
-fn boot_seconds() -> i64 {
+/// The kernel's clock in seconds (`clock_seconds` of CLOCK_MONOTONIC, as the program reads it).
+fn kernel_clock_seconds() -> i64 {
     let mut time = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: valid out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut time) };
-    time.tv_sec
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut time) };
+    let ns = (time.tv_sec as u64) * 1_000_000_000 + time.tv_nsec as u64;
+    server_common::fastpath::clock_seconds(ns) as i64
 }
 
 fn request(mac: [u8; 6], kind: MessageType, ciaddr: Ipv4Addr) -> Message {
@@ -124,20 +126,26 @@ impl Bench {
         (result.return_value, result.duration.as_nanos() as f64)
     }
 
-    /// Mean of `runs` single runs (kernel-timed each); drains the ring buffer as it goes.
-    fn single_runs(&mut self, input: &[u8], runs: u32) -> (u32, f64) {
+    /// Mean and median of `runs` single runs (kernel-timed each); drains the ring buffer as it
+    /// goes. The median is what the tables use: on a shared machine a few preempted runs move
+    /// the mean by tens of nanoseconds.
+    fn single_runs(&mut self, input: &[u8], runs: u32) -> (u32, f64, f64) {
         let mut total = 0.0;
         let mut action = 0;
+        let mut durations = Vec::with_capacity(runs as usize);
         for run in 0..runs {
             let (returned, nanoseconds) = self.repeated(input, 1);
             action = returned;
             total += nanoseconds;
+            durations.push(nanoseconds as u64);
             if run % 4096 == 0 {
                 while self.ring.next().is_some() {}
             }
         }
         while self.ring.next().is_some() {}
-        (action, total / f64::from(runs))
+        durations.sort_unstable();
+        let median = durations.get(durations.len() / 2).copied().unwrap_or(0) as f64;
+        (action, total / f64::from(runs), median)
     }
 
     fn stat(&self, stat: XdpStat) -> u64 {
@@ -162,7 +170,7 @@ fn main() -> anyhow::Result<()> {
         flags: CONFIG_RENEW | CONFIG_FAILOVER_NORMAL,
         server_port: 67,
         lb_max_secs: 10,
-        time_offset: i64::from(now) - boot_seconds(),
+        time_offset: i64::from(now) - kernel_clock_seconds(),
         hba: loadbalance::split_to_hba(128),
     })?;
     let mut lease = Lease::free(ADDRESS);
@@ -227,6 +235,12 @@ fn main() -> anyhow::Result<()> {
 
     let mut bench = Bench { ebpf, ring };
     // `xdp_test_run profile`: only the repeated rows, long, for `perf record -a`.
+    // `xdp_test_run profile-renew`: renew hits only (single runs), for `perf record -a`.
+    if std::env::args().nth(1).as_deref() == Some("profile-renew") {
+        let (_, mean, median) = bench.single_runs(&renew_hit, 5 * RUNS);
+        println!("{mean:.1} ns mean, {median:.0} ns median");
+        return Ok(());
+    }
     if std::env::args().nth(1).as_deref() == Some("profile") {
         for input in [&miss, &lb_drop] {
             let (_, nanoseconds) = bench.repeated(input, 20_000_000);
@@ -235,24 +249,36 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "| packet | action | single runs (ns, {RUNS} × repeat 1) | one run, repeat {RUNS} (ns) |"
+        "| packet | action | single runs, median (mean) ns, {RUNS} × repeat 1 | repeat {} (ns, fastest of 5 calls) | single-run overhead (ns) |",
+        RUNS / 5
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     let before = bench.stat(XdpStat::Renewed);
-    let (action, single) = bench.single_runs(&renew_hit, RUNS);
+    let (action, renew_mean, renew_median) = bench.single_runs(&renew_hit, RUNS);
     let renewed = bench.stat(XdpStat::Renewed) - before;
     anyhow::ensure!(
         action == 3 && renewed == u64::from(RUNS),
         "renew hit: action {action}, {renewed} renewals of {RUNS}"
     );
-    println!("| renew hit (XDP_TX) | TX | {single:.1} | n/a (the frame becomes the reply) |");
+    println!(
+        "| renew hit (XDP_TX) | TX | {renew_median:.0} ({renew_mean:.1}) | n/a (the frame becomes the reply) | |"
+    );
+    let mut miss_overhead = 0.0;
     for (name, input, expected) in [
         ("renew miss, unknown client (XDP_PASS)", &miss, 2),
         ("DISCOVER in the partner's bucket (XDP_DROP)", &lb_drop, 1),
         ("non-DHCP UDP (XDP_PASS)", &non_dhcp, 2),
     ] {
-        let (action, single) = bench.single_runs(input, RUNS);
-        let (repeated_action, repeated) = bench.repeated(input, RUNS);
+        let (action, mean, median) = bench.single_runs(input, RUNS);
+        // The fastest of five repeated calls: one call runs for tens of milliseconds, long
+        // enough to be preempted on a shared machine.
+        let mut repeated = f64::MAX;
+        let mut repeated_action = 0;
+        for _ in 0..5 {
+            let (returned, nanoseconds) = bench.repeated(input, RUNS / 5);
+            repeated_action = returned;
+            repeated = repeated.min(nanoseconds);
+        }
         anyhow::ensure!(
             action == expected && repeated_action == expected,
             "{name}: action {action}/{repeated_action}"
@@ -261,7 +287,17 @@ fn main() -> anyhow::Result<()> {
             1 => "DROP",
             _ => "PASS",
         };
-        println!("| {name} | {label} | {single:.1} | {repeated:.1} |");
+        let overhead = median - repeated;
+        if std::ptr::eq(input, &miss) {
+            miss_overhead = overhead;
+        }
+        println!("| {name} | {label} | {median:.0} ({mean:.1}) | {repeated:.1} | {overhead:.0} |");
     }
+    // The renewal request is the miss's size: the miss's single-run overhead (timer, a fresh
+    // buffer per call) is the part of the renew hit's single runs that is not the program.
+    println!(
+        "\nrenew hit, program only ≈ {:.0} ns (median single run {renew_median:.0} − the miss's single-run overhead {miss_overhead:.0})",
+        renew_median - miss_overhead
+    );
     Ok(())
 }

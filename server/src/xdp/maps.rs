@@ -14,6 +14,8 @@ pub enum MapsError {
     MissingMap(&'static str),
     #[error("map update: {0}")]
     Map(#[from] MapError),
+    #[error("all {0} template slots are in use")]
+    TemplatesFull(u32),
 }
 
 /// What userspace keeps in the kernel for the fast path.
@@ -32,7 +34,7 @@ pub trait FastPathMaps {
 pub struct AyaMaps {
     config: Array<MapData, FastPathConfig>,
     leases: BpfHashMap<MapData, LeaseKey, LeaseValue>,
-    templates: BpfHashMap<MapData, u32, Template>,
+    templates: Array<MapData, Template>,
     interface_macs: BpfHashMap<MapData, u32, [u8; 8]>,
 }
 
@@ -43,7 +45,7 @@ impl AyaMaps {
         Ok(Self {
             config: Array::try_from(take("CONFIG")?)?,
             leases: BpfHashMap::try_from(take("LEASES")?)?,
-            templates: BpfHashMap::try_from(take("TEMPLATES")?)?,
+            templates: Array::try_from(take("TEMPLATES")?)?,
             interface_macs: BpfHashMap::try_from(take("INTERFACE_MACS")?)?,
         })
     }
@@ -67,11 +69,13 @@ impl FastPathMaps for AyaMaps {
     }
 
     fn put_template(&mut self, index: u32, template: &Template) -> Result<(), MapsError> {
-        Ok(self.templates.insert(index, template, 0)?)
+        Ok(self.templates.set(index, template, 0)?)
     }
 
+    /// An array slot cannot be deleted: it is emptied (length 0, which the kernel passes up),
+    /// although no published lease refers to it any more.
     fn remove_template(&mut self, index: u32) -> Result<(), MapsError> {
-        Ok(self.templates.remove(&index)?)
+        Ok(self.templates.set(index, Template::EMPTY, 0)?)
     }
 
     fn put_lease(&mut self, key: &LeaseKey, value: &LeaseValue) -> Result<(), MapsError> {

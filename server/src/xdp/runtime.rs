@@ -63,7 +63,18 @@ pub trait LeaseSink: Send + Sync + 'static {
     fn submit(&self, lease: &Lease);
     /// Returns once everything submitted before is durable; false when the log is gone.
     fn flush(&self) -> bool;
+    /// The engine's failover hooks: a kernel renewal of a failover pool's lease is handed to
+    /// its relationship's driver for a BNDUPD, as the engine does for its own commits
+    /// (failover.md §7.2). `None` when the daemon runs no failover.
+    fn failover(&self) -> Option<FailoverRef<'_>> {
+        None
+    }
 }
+
+/// The failover hooks as a [`LeaseSink`] lends them (behind the daemon's reloadable engine, a
+/// guard that keeps that engine alive; in tests, a plain reference).
+pub type FailoverRef<'a> =
+    Box<dyn std::ops::Deref<Target = crate::failover::hooks::FailoverHooks> + 'a>;
 
 /// The running fast path: the attached program, its maps and the consumer thread.
 pub struct FastPathRuntime {
@@ -88,9 +99,10 @@ impl std::fmt::Debug for FastPathRuntime {
     }
 }
 
-/// Unix seconds minus CLOCK_BOOTTIME seconds: the kernel computes Unix time from
-/// `bpf_ktime_get_boot_ns` and this offset.
-fn clock_offset() -> i64 {
+/// The kernel's clock offset ([`server_common::fastpath::clock_offset`]): the program computes
+/// Unix time from `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC) and this offset. `current` is the
+/// offset in force, kept while still right to within a second.
+fn clock_offset(current: Option<i64>) -> i64 {
     let read = |clock| {
         let mut time = libc::timespec {
             tv_sec: 0,
@@ -99,8 +111,12 @@ fn clock_offset() -> i64 {
         // SAFETY: valid out pointer.
         unsafe { libc::clock_gettime(clock, &mut time) };
         time.tv_sec
+            .saturating_mul(1_000_000_000)
+            .saturating_add(time.tv_nsec)
     };
-    read(libc::CLOCK_REALTIME) - read(libc::CLOCK_BOOTTIME)
+    let unix = read(libc::CLOCK_REALTIME);
+    let monotonic = u64::try_from(read(libc::CLOCK_MONOTONIC)).unwrap_or(0);
+    server_common::fastpath::clock_offset(unix, monotonic, current)
 }
 
 /// The MAC address of an interface from sysfs.
@@ -173,7 +189,7 @@ impl FastPathRuntime {
             flags: if enabled { CONFIG_RENEW } else { 0 },
             server_port: port,
             lb_max_secs: 0,
-            time_offset: clock_offset(),
+            time_offset: clock_offset(None),
             hba: [0xff; 32],
         };
         let mut fast_path = FastPath::new(maps);
@@ -344,52 +360,17 @@ impl FastPathRuntime {
         };
         let mut ticks = 0u32;
         while !shutdown.load(std::sync::atomic::Ordering::Relaxed) {
-            let mut pending: Vec<Update> = receiver.try_iter().collect();
-            let mut horizons: HashMap<LeaseKey, (RenewalEvent, UnixTime)> = HashMap::new();
+            let pending: Vec<Update> = receiver.try_iter().collect();
+            let mut events = Vec::new();
             while let Some(item) = ring.next() {
-                let Some(event) = parse_event(&item) else {
-                    continue;
-                };
-                if let Some(horizon) = self.record_kernel_renewal(leases, sink, &event) {
-                    horizons.insert(event.key, (event, horizon));
+                if let Some(event) = parse_event(&item) {
+                    events.push(event);
                 }
             }
-            if !pending.is_empty() || !horizons.is_empty() {
-                // Everything queued above was submitted before this flush: once it returns, the
-                // records are durable and the horizons may be published.
-                if !sink.flush() {
+            if !pending.is_empty() || !events.is_empty() {
+                let generation = self.generation.load(Ordering::Acquire);
+                if !consume(&self.fast_path, leases, sink, pending, &events, generation) {
                     return;
-                }
-                if let Ok(mut fast_path) = self.fast_path.lock() {
-                    for update in pending.drain(..) {
-                        let result = match update {
-                            Update::Publish(publish)
-                                if publish.generation
-                                    == self.generation.load(Ordering::Acquire) =>
-                            {
-                                fast_path.publish(&publish.prepared, publish.ends, publish.horizon)
-                            }
-                            // Prepared under a config since replaced (see `reconfigure`).
-                            Update::Publish(_) => Ok(()),
-                            Update::Withdraw(key) if fast_path.is_published(&key) => {
-                                fast_path.withdraw(&key)
-                            }
-                            Update::Withdraw(_) => Ok(()),
-                        };
-                        if let Err(error) = result {
-                            log::warn!("XDP: updating the lease map: {error}");
-                        }
-                    }
-                    for (key, (event, horizon)) in horizons {
-                        let Some(mut value) = fast_path.maps().lease(&key) else {
-                            continue;
-                        };
-                        value.horizon = value.horizon.max(horizon);
-                        value.ends = value.ends.max(event.ends);
-                        if let Err(error) = fast_path.maps_mut().put_lease(&key, &value) {
-                            log::warn!("XDP: moving a horizon: {error}");
-                        }
-                    }
                 }
                 continue;
             }
@@ -498,7 +479,7 @@ impl FastPathRuntime {
         let Ok(mut config) = self.config.lock() else {
             return;
         };
-        let offset = clock_offset();
+        let offset = clock_offset(Some(config.time_offset));
         if offset != config.time_offset {
             config.time_offset = offset;
             if let Ok(mut fast_path) = self.fast_path.lock() {
@@ -506,34 +487,102 @@ impl FastPathRuntime {
             }
         }
     }
+}
 
-    /// Applies one kernel renewal to the store and submits its record with the next horizon;
-    /// returns that horizon.
-    fn record_kernel_renewal(
-        &self,
-        leases: &Mutex<LeaseStore>,
-        sink: &dyn LeaseSink,
-        event: &RenewalEvent,
-    ) -> Option<UnixTime> {
-        let key = client_key(&event.key)?;
-        let mut store = leases.lock().ok()?;
-        let address = std::net::Ipv4Addr::from(event.address.to_ne_bytes());
-        let lease = store
-            .find_by_client(&key)
-            .filter(|lease| lease.address == address)
-            .cloned()?;
-        let lease_time = event.ends.saturating_sub(event.starts);
-        let horizon = event.ends.saturating_add(lease_time);
-        // The store, like the log, carries the horizon (see `prepare`).
-        let mut lease = lease;
-        lease.starts = event.starts;
-        lease.cltt = event.starts;
-        lease.ends = horizon;
-        store.upsert(lease.clone());
-        drop(store);
-        sink.submit(&lease);
-        Some(horizon)
+/// One round of the consumer: the kernel renewals read from the ring buffer are applied to the
+/// store and submitted to the lease log (and handed to failover), then, once the log is
+/// durable, the queued publications and the kernel renewals' new horizons go to the maps.
+/// False when the lease log is gone.
+fn consume<M: FastPathMaps>(
+    fast_path: &Mutex<FastPath<M>>,
+    leases: &Mutex<LeaseStore>,
+    sink: &dyn LeaseSink,
+    pending: Vec<Update>,
+    events: &[RenewalEvent],
+    generation: u64,
+) -> bool {
+    let mut horizons: HashMap<LeaseKey, (RenewalEvent, UnixTime)> = HashMap::new();
+    for event in events {
+        if let Some(horizon) = record_kernel_renewal(leases, sink, event) {
+            horizons.insert(event.key, (*event, horizon));
+        }
     }
+    // Everything queued above was submitted before this flush: once it returns, the records are
+    // durable and the horizons may be published.
+    if !sink.flush() {
+        return false;
+    }
+    let Ok(mut fast_path) = fast_path.lock() else {
+        return true;
+    };
+    for update in pending {
+        let result = match update {
+            Update::Publish(publish) if publish.generation == generation => {
+                fast_path.publish(&publish.prepared, publish.ends, publish.horizon)
+            }
+            // Prepared under a config since replaced (see `reconfigure`).
+            Update::Publish(_) => Ok(()),
+            Update::Withdraw(key) if fast_path.is_published(&key) => fast_path.withdraw(&key),
+            Update::Withdraw(_) => Ok(()),
+        };
+        if let Err(error) = result {
+            log::warn!("XDP: updating the lease map: {error}");
+        }
+    }
+    for (key, (event, horizon)) in horizons {
+        let Some(mut value) = fast_path.maps().lease(&key) else {
+            continue;
+        };
+        value.horizon = value.horizon.max(horizon);
+        value.ends = value.ends.max(event.ends);
+        if let Err(error) = fast_path.maps_mut().put_lease(&key, &value) {
+            log::warn!("XDP: moving a horizon: {error}");
+        }
+    }
+    true
+}
+
+/// Applies one kernel renewal to the store exactly as the engine's ACK of the same renewal
+/// would (starts, cltt and, in a failover pool, the potential expiration of failover.md §8.1),
+/// submits its record with the next horizon, and hands a failover pool's lease to its driver
+/// for a BNDUPD (§7.2), as `Engine::handle` does for its commits. Returns that horizon.
+fn record_kernel_renewal(
+    leases: &Mutex<LeaseStore>,
+    sink: &dyn LeaseSink,
+    event: &RenewalEvent,
+) -> Option<UnixTime> {
+    let key = client_key(&event.key)?;
+    let mut store = leases.lock().ok()?;
+    let address = std::net::Ipv4Addr::from(event.address.to_ne_bytes());
+    let mut lease = store
+        .find_by_client(&key)
+        .filter(|lease| lease.address == address)
+        .cloned()?;
+    let lease_time = event.ends.saturating_sub(event.starts);
+    let horizon = event.ends.saturating_add(lease_time);
+    // The store, like the log, carries the horizon (see `FastPathRuntime::prepare`).
+    lease.starts = event.starts;
+    lease.cltt = event.starts;
+    lease.ends = horizon;
+    let failover = sink
+        .failover()
+        .filter(|hooks| hooks.of_address(address).is_some());
+    if failover.is_some() {
+        // The engine's `bound_lease`: tstp = now + desired + granted / 2. The kernel only
+        // repeats a full grant (desired = granted = its lease time), and the partner-acked
+        // tsfp never rises above what we ask for.
+        // Clamped below ISC's MAX_TIME (0x7fffffff) as the engine's `expiry` does.
+        let potential = u64::from(event.starts) + u64::from(lease_time) + u64::from(lease_time / 2);
+        lease.tstp = potential.min(0x7fff_fffe) as UnixTime;
+        lease.tsfp = lease.tsfp.min(lease.tstp);
+    }
+    store.upsert(lease.clone());
+    drop(store);
+    sink.submit(&lease);
+    if let Some(hooks) = failover {
+        hooks.leases_changed(std::slice::from_ref(&lease));
+    }
+    Some(horizon)
 }
 
 fn parse_event(bytes: &[u8]) -> Option<RenewalEvent> {
@@ -645,5 +694,133 @@ mod tests {
         };
         assert_eq!(parse_event(bytes), Some(event));
         assert_eq!(parse_event(&bytes[..10]), None);
+    }
+
+    /// The lease log and failover as the consumer sees them: records submitted, flushes, and
+    /// the engine's failover hooks.
+    struct TestSink {
+        submitted: Mutex<Vec<Lease>>,
+        flushes: std::sync::atomic::AtomicU32,
+        hooks: crate::failover::hooks::FailoverHooks,
+    }
+
+    impl LeaseSink for TestSink {
+        fn submit(&self, lease: &Lease) {
+            self.submitted.lock().expect("lock").push(lease.clone());
+        }
+
+        fn flush(&self) -> bool {
+            self.flushes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            true
+        }
+
+        fn failover(&self) -> Option<FailoverRef<'_>> {
+            Some(Box::new(&self.hooks))
+        }
+    }
+
+    /// A kernel renewal is applied as the engine's ACK would be: the store's lease (starts,
+    /// cltt, ends = the next horizon, tstp = now + 1.5 × lease time), one record for the log,
+    /// the address handed to the failover driver for a BNDUPD (failover.md §7.2), and after the
+    /// flush the kernel's horizon moves on. A lease outside failover pools is not handed over.
+    #[test]
+    fn kernel_renewals_are_logged_and_queued_as_bndupds() {
+        use crate::lease::record::BindingState;
+        use crate::xdp::maps::FakeMaps;
+        use server_common::fastpath::Template;
+        let config = crate::config::parse_str(
+            &format!(
+                "{}\nsubnet 10.0.1.0 netmask 255.255.255.0 {{ range 10.0.1.10 10.0.1.20; }}",
+                peer_config(true)
+            ),
+            "fo.conf",
+        )
+        .expect("config");
+        let hooks = crate::failover::hooks::FailoverHooks::new(&config);
+        let (sender, mut changes) = tokio::sync::mpsc::unbounded_channel();
+        hooks.relationships()[0].attach(sender);
+        let sink = TestSink {
+            submitted: Mutex::new(Vec::new()),
+            flushes: std::sync::atomic::AtomicU32::new(0),
+            hooks,
+        };
+        let mut store = LeaseStore::new(&config);
+        let fast_path = Mutex::new(FastPath::new(FakeMaps::default()));
+        let mut events = Vec::new();
+        for (last, address) in [(1u8, [10, 0, 0, 11]), (2, [10, 0, 1, 11])] {
+            let mac = [2, 0, 0, 0, 0, last];
+            let mut lease = Lease::free(std::net::Ipv4Addr::from(address));
+            lease.binding_state = BindingState::Active;
+            lease.hardware = Hardware::new(1, &mac);
+            lease.starts = 10_000;
+            lease.ends = 17_200;
+            lease.tstp = 15_400;
+            lease.tsfp = 15_400;
+            store.upsert(lease);
+            let key = LeaseKey::new(KEY_HARDWARE, 1, &mac).expect("key");
+            let prepared = Prepared {
+                key,
+                address: u32::from_ne_bytes(address),
+                lease_time: 3600,
+                giaddr: 0,
+                fingerprint: 1,
+                template: Template::EMPTY,
+            };
+            fast_path
+                .lock()
+                .expect("lock")
+                .publish(&prepared, 13_600, 17_200)
+                .expect("publish");
+            events.push(RenewalEvent {
+                key,
+                address: u32::from_ne_bytes(address),
+                starts: 12_000,
+                ends: 15_600,
+                xid: 7,
+            });
+        }
+        let leases = Mutex::new(store);
+        assert!(consume(&fast_path, &leases, &sink, Vec::new(), &events, 0));
+
+        assert_eq!(sink.flushes.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let submitted = sink.submitted.lock().expect("lock").clone();
+        assert_eq!(submitted.len(), 2, "both renewals go to the lease log");
+        let failover_lease = &submitted[0];
+        assert_eq!(
+            (
+                failover_lease.starts,
+                failover_lease.cltt,
+                failover_lease.ends
+            ),
+            (12_000, 12_000, 15_600 + 3600)
+        );
+        // tstp = now + desired + granted / 2; tsfp stays what the partner acked.
+        assert_eq!(
+            (failover_lease.tstp, failover_lease.tsfp),
+            (12_000 + 5400, 15_400)
+        );
+        let plain_lease = &submitted[1];
+        assert_eq!((plain_lease.tstp, plain_lease.tsfp), (15_400, 15_400));
+        // Only the failover pool's lease becomes a BNDUPD.
+        assert_eq!(
+            changes.try_recv().ok(),
+            Some(std::net::Ipv4Addr::new(10, 0, 0, 11))
+        );
+        assert!(changes.try_recv().is_err());
+        // The store holds what the log holds (the driver reads the lease from there).
+        let stored = leases
+            .lock()
+            .expect("lock")
+            .get(std::net::Ipv4Addr::new(10, 0, 0, 11))
+            .cloned()
+            .expect("lease");
+        assert_eq!(&stored, failover_lease);
+        // After the flush, the kernel may extend up to the new horizon.
+        let fast_path = fast_path.lock().expect("lock");
+        for event in &events {
+            let value = fast_path.maps().lease(&event.key).expect("published");
+            assert_eq!((value.ends, value.horizon), (15_600, 15_600 + 3600));
+        }
     }
 }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use server_common::fastpath::{
     checksum_partial, options_fingerprint, LeaseKey, LeaseValue, Template, KEY_CLIENT_ID,
-    KEY_HARDWARE, LEASE_ACTIVE, OPTIONS_OFFSET, TEMPLATE_MAX, TEMPLATE_OFFSET,
+    KEY_HARDWARE, LEASE_ACTIVE, OPTIONS_OFFSET, TEMPLATE_MAX, TEMPLATE_OFFSET, TEMPLATE_SLOTS,
 };
 
 use super::maps::{FastPathMaps, MapsError};
@@ -232,11 +232,18 @@ impl<M: FastPathMaps> FastPath<M> {
                 index
             }
             None => {
-                let index = self.free_indices.pop().unwrap_or_else(|| {
-                    self.next_index += 1;
-                    self.next_index - 1
-                });
-                self.maps.put_template(index, template)?;
+                let index = match self.free_indices.pop() {
+                    Some(index) => index,
+                    None if self.next_index < TEMPLATE_SLOTS => {
+                        self.next_index += 1;
+                        self.next_index - 1
+                    }
+                    None => return Err(MapsError::TemplatesFull(TEMPLATE_SLOTS)),
+                };
+                if let Err(error) = self.maps.put_template(index, template) {
+                    self.free_indices.push(index);
+                    return Err(error);
+                }
                 self.release_template_of(&prepared.key)?;
                 self.templates.insert(content.clone(), (index, 1));
                 index
