@@ -77,16 +77,30 @@ pub fn failover_shutdown(
         .collect()
 }
 
-/// The state to leave in the lease file for a relationship stopped in SHUTDOWN: RECOVER since
-/// `now`, the partner as last heard (ISC sets RECOVER once the shutdown countdown is done).
+/// The state to leave in the lease file for a relationship stopped in SHUTDOWN: RECOVER, the
+/// partner as last heard (ISC sets RECOVER once the shutdown countdown is done).
+///
+/// Its STOS follows ISC's special case (failover.md §6.2 "Entering any state"): SHUTDOWN →
+/// RECOVER while the partner is PARTNER-DOWN and nothing is queued sets STOS = now − MCLT. The
+/// partner took over with our acknowledgement and every update reached it, so the restart needs
+/// no MCLT wait: without this, a restarted server sits in RECOVER-WAIT for a whole MCLT after
+/// its partner's UPDDONE. Otherwise (the partner did not confirm, or updates were still
+/// unacknowledged) STOS = now, and the restart waits out the MCLT as after a crash.
 pub fn recover_record(status: &RelationshipStatus, now: UnixTime) -> Option<FailoverStateRecord> {
     if !matches!(status.state(), State::Shutdown) {
         return None;
     }
+    let handed_over =
+        status.partner() == Some(ServerStateCode::PartnerDown) && status.unacked() == 0;
+    let stos = if handed_over {
+        now.saturating_sub(status.mclt())
+    } else {
+        now
+    };
     Some(FailoverStateRecord {
         peer: status.name.clone(),
         my_state: Some(peer_state_of(ServerStateCode::Recover)),
-        my_time: Some(now),
+        my_time: Some(stos),
         partner_state: status.partner().map(peer_state_of),
         partner_time: Some(status.partner_stos()),
         // A secondary keeps the MCLT it learned (failover.md §12).
@@ -137,9 +151,42 @@ mod tests {
         let record = recover_record(status, 2_000).expect("a record");
         assert_eq!(record.peer, "fo");
         assert_eq!(record.my_state, Some(PeerState::Recover));
-        assert_eq!(record.my_time, Some(2_000));
+        // Handed over (partner PARTNER-DOWN, nothing unacked): STOS = now − MCLT.
+        assert_eq!(record.my_time, Some(1_400));
         assert_eq!(record.partner_state, Some(PeerState::PartnerDown));
         assert_eq!(record.mclt, Some(600), "a secondary keeps the learned MCLT");
+    }
+
+    #[test]
+    fn without_the_partners_acknowledgement_the_restart_waits_out_the_mclt() {
+        let hooks = hooks("secondary");
+        let [status] = hooks.relationships() else {
+            panic!("one relationship");
+        };
+        status.publish(
+            State::Shutdown,
+            1_000,
+            Some(ServerStateCode::Normal),
+            600,
+            None,
+        );
+        let record = recover_record(status, 2_000).expect("a record");
+        assert_eq!(record.my_time, Some(2_000));
+        assert_eq!(record.partner_state, Some(PeerState::Normal));
+        status.publish(
+            State::Shutdown,
+            1_000,
+            Some(ServerStateCode::PartnerDown),
+            600,
+            None,
+        );
+        status.publish_counters(0, 3);
+        let record = recover_record(status, 2_000).expect("a record");
+        assert_eq!(
+            record.my_time,
+            Some(2_000),
+            "updates were still unacknowledged"
+        );
     }
 
     #[test]
