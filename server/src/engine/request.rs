@@ -281,6 +281,8 @@ impl<'e> Context<'e, '_> {
                 .failover
                 .may_offer(*pool, key, self.inbound.message.secs(), partner_has_free)
             {
+                // The allocation cursor may have passed a never-used address for this client.
+                leases.return_unused(candidate.address());
                 return Decision::ignored(IgnoreReason::NotForUs);
             }
         }

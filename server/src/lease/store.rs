@@ -659,6 +659,15 @@ impl LeaseStore {
         found
     }
 
+    /// An address [`LeaseStore::allocate_from`] returned but the caller did not use (a failover
+    /// DISCOVER left to the partner's hash bucket): a never-used address stays allocatable as a
+    /// FREE record, since the never-used cursor has passed it and will not come back.
+    pub fn return_unused(&mut self, address: Ipv4Addr) {
+        if self.slot(address).is_none() && self.pool_of(address).is_some() {
+            self.put(Lease::free(address));
+        }
+    }
+
     /// True when another client holds a pending offer for `address` (RFC 2131 §4.3.1).
     fn offered_to_other(&self, address: Ipv4Addr, client: &ClientKey, now: UnixTime) -> bool {
         self.offers

@@ -626,7 +626,10 @@ impl Machine {
             let Some(mut lease) = bindings.lease(address) else {
                 continue;
             };
-            // The partner may have seen this state even if no ack comes (§7.2).
+            // The partner may have seen this state even if no ack comes (§7.2). Written only
+            // when it changes: an UPDREQALL answer or a renewal would otherwise rewrite (and
+            // fsync) an unchanged lease before every BNDUPD.
+            let rewind_changed = lease.rewind_binding_state != lease.binding_state;
             lease.rewind_binding_state = lease.binding_state;
             let update = bind_update_of(&lease, self.config.role);
             let xid = self.send_new(now, Body::BindUpdate(update));
@@ -639,7 +642,9 @@ impl Machine {
                     cltt: lease.cltt,
                 },
             );
-            bindings.update(lease);
+            if rewind_changed {
+                bindings.update(lease);
+            }
         }
         if let Some(xid) = self.update_request {
             if self.send_queue.is_empty() && self.in_flight.is_empty() {

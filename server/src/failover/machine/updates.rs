@@ -55,6 +55,7 @@ impl Machine {
             self.refuse(now, xid, Some(address), RejectReason::IllegalIpAddress);
             return;
         };
+        let stored = lease.clone();
         if let Some(ours) = self.in_flight.get(&address) {
             if local_copy_wins(
                 ours.state,
@@ -147,7 +148,11 @@ impl Machine {
         lease.next_binding_state = if settled == Active { Expired } else { settled };
         // The partner knows this state, so it is also the state to fall back to (§7.1).
         lease.rewind_binding_state = incoming;
-        bindings.update(lease);
+        // A copy identical to ours (an UPDREQALL answer about a never-used address, a
+        // repeated update) is already on disk: acked without another write and fsync.
+        if lease != stored {
+            bindings.update(lease);
+        }
         self.send_reply(
             now,
             xid,
@@ -184,6 +189,7 @@ impl Machine {
                 message: ack.message.unwrap_or_default(),
             });
         } else if let Some(mut lease) = bindings.lease(address) {
+            let before = lease.clone();
             lease.tsfp = flight.tstp;
             lease.atsfp = flight.tstp;
             if lease.binding_state == flight.state
@@ -204,7 +210,11 @@ impl Machine {
                 lease.next_binding_state = free;
                 lease.tstp = lease.ends;
             }
-            bindings.update(lease);
+            // An ack that changes nothing (e.g. for an UPDREQALL answer about a lease the
+            // partner already knew) is not written again.
+            if lease != before {
+                bindings.update(lease);
+            }
         }
         self.flush(now, bindings);
     }

@@ -402,6 +402,18 @@ fn fresh_pair_reaches_normal_and_balances_pools() {
 }
 
 #[test]
+fn recovery_of_never_used_addresses_writes_nothing() {
+    // Both fresh: RECOVER, UPDREQALL each way over 20 never-used addresses. Those answers
+    // change no lease, so neither side writes (and fsyncs) them; only the balancing moves
+    // (§10) are written — the secondary's 10 BACKUP leases, and on the primary each move,
+    // its rewind state at the send and its acked tsfp.
+    let pair = normal_pair();
+    assert_eq!(pair.nodes[1].bindings.writes, 10);
+    assert_eq!(pair.nodes[0].bindings.writes, 30);
+    assert_eq!(pair.nodes[1].bindings.leases.len(), 10);
+}
+
+#[test]
 fn leases_propagate_and_keepalives_hold_the_link() {
     let mut pair = normal_pair();
     let first = pair.client(0, 1).expect("primary serves");

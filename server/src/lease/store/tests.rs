@@ -304,3 +304,26 @@ fn expire_with_defers_and_chooses() {
     assert_eq!(changed[0].address, address("10.0.0.1"));
     assert_eq!(changed[0].binding_state, BindingState::Free);
 }
+
+#[test]
+fn an_unused_never_used_address_stays_allocatable() {
+    // A failover DISCOVER for the partner's bucket: the cursor passed 10.0.0.1, the engine
+    // did not offer it and hands it back.
+    let mut store = LeaseStore::new(&config(&[("10.0.0.1", "10.0.0.2")]));
+    let client = ClientKey::Hardware(mac(1));
+    let passed = store.allocate(POOL, &client, 100);
+    assert_eq!(passed, Some(address("10.0.0.1")));
+    store.return_unused(address("10.0.0.1"));
+    // Outside every pool: nothing stored.
+    store.return_unused(address("10.9.9.9"));
+    assert!(store.get(address("10.9.9.9")).is_none());
+    let mut got = vec![
+        store.allocate(POOL, &client, 100),
+        store.allocate(POOL, &client, 100),
+    ];
+    got.sort();
+    assert_eq!(
+        got,
+        vec![Some(address("10.0.0.1")), Some(address("10.0.0.2"))]
+    );
+}
