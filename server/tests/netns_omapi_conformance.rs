@@ -437,6 +437,7 @@ fn the_normaliser_and_the_difference_list_work() {
     );
     assert!(glob("my-note = *:*:*:*", "my-note = ca:3a:f1:b0"));
     assert!(!glob("my-note = *:*:*:*", "my-note = \"hello\""));
+    assert!(glob("my-note = \"*\"", "my-note = \"a#v`\""));
     assert!(glob("a*", "a"));
     let isc: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
     let ours: Vec<String> = ["a", "x", "c", "d"].map(String::from).to_vec();
