@@ -1,0 +1,188 @@
+//! What a client tells the server rather than asks of it (RFC 2131 §4.3.3 DHCPDECLINE,
+//! §4.3.4 DHCPRELEASE) and DHCPINFORM (§4.3.5): no lease is allocated, so these live apart from
+//! the DISCOVER/REQUEST path of `request.rs`.
+
+use super::*;
+
+impl Context<'_, '_> {
+    /// RFC 2131 §4.3.3 DHCPDECLINE: the address is in use by someone else; ISC `dhcpdecline`
+    /// abandons it for `abandon-lease-time` unless `deny declines`.
+    pub(super) fn decline(&self, leases: &mut LeaseStore) -> Decision {
+        let Some(address) = self.inbound.requested_address else {
+            // ISC: "DHCPDECLINE must specify address."
+            return Decision::ignored(IgnoreReason::Malformed(Malformation::MissingField(
+                "requested address (option 50)",
+            )));
+        };
+        let engine = self.engine;
+        let Some(pool) = engine.pool_of(address) else {
+            return Decision::ignored(IgnoreReason::UnknownLease);
+        };
+        let base = engine
+            .config
+            .pools
+            .get(pool.0 as usize)
+            .map(|pool| pool.scope)
+            .unwrap_or(ScopeId::GLOBAL);
+        let scopes = self.scopes_for(base);
+        if matches!(
+            scopes.find(|scope| scope.declines),
+            Some(Permission::Deny | Permission::Ignore)
+        ) {
+            return Decision::ignored(IgnoreReason::Denied);
+        }
+        let abandon_time = scopes
+            .find(|scope| scope.abandon_lease_time)
+            .unwrap_or(DEFAULT_ABANDON_LEASE_TIME);
+        let mut lease = leases
+            .get(address)
+            .cloned()
+            .unwrap_or_else(|| Lease::free(address));
+        // ISC `abandon_lease`: ends = now + abandon-lease-time (clamped to MAX_TIME), the client
+        // binding removed.
+        lease.binding_state = BindingState::Abandoned;
+        lease.next_binding_state = BindingState::Abandoned;
+        if self.rewind_follows(address) {
+            lease.rewind_binding_state = BindingState::Abandoned;
+        }
+        lease.ends = expiry(self.now, abandon_time).min(MAX_TIME);
+        lease.hardware = None;
+        lease.set_uid(None);
+        leases.upsert(lease.clone());
+        Decision {
+            reply: None,
+            commit: vec![lease],
+            outcome: Outcome::Declined(address),
+        }
+    }
+
+    /// RFC 2131 §4.3.4 DHCPRELEASE: the client gives its lease back (ISC `dhcprelease` and
+    /// `release_lease`): only a lease with the client's hardware address, still running; it ends
+    /// now and becomes free (released under failover).
+    pub(super) fn release(&self, leases: &mut LeaseStore) -> Decision {
+        let inbound = &self.inbound;
+        if inbound.ciaddr.is_unspecified() {
+            return Decision::ignored(IgnoreReason::Malformed(Malformation::MissingField(
+                "ciaddr",
+            )));
+        }
+        let by_id = inbound
+            .client_id
+            .as_deref()
+            .and_then(|id| leases.find_by_client_id(id))
+            .filter(|lease| lease.address == inbound.ciaddr);
+        let Some(lease) = by_id.or_else(|| leases.get(inbound.ciaddr)) else {
+            return Decision::ignored(IgnoreReason::UnknownLease);
+        };
+        if lease.hardware != Some(inbound.hardware) {
+            return Decision::ignored(IgnoreReason::NotForUs);
+        }
+        if lease.ends <= self.now && lease.ends != NEVER {
+            return Decision::ignored(IgnoreReason::UnknownLease);
+        }
+        let mut lease = lease.clone();
+        let view = self
+            .engine
+            .pool_of(lease.address)
+            .and_then(|pool| self.engine.failover_view(pool));
+        // Failover: no release while the state does not serve (ISC `dhcprelease`, §6.1).
+        if view.is_some_and(|view| view.service == Service::NotResponding) {
+            return Decision::ignored(IgnoreReason::NotForUs);
+        }
+        if !matches!(
+            lease.binding_state,
+            BindingState::Free
+                | BindingState::Backup
+                | BindingState::Released
+                | BindingState::Expired
+                | BindingState::Reset
+        ) {
+            lease.ends = self.now;
+            lease.binding_state = match view {
+                // RELEASED until the partner acks; out of contact straight back to the own
+                // free state when the partner never heard of the binding (failover.md §8.2).
+                Some(view) => released_state(&lease, view.role, view.service),
+                None => BindingState::Free,
+            };
+            // A RELEASED lease becomes FREE on the partner's ack (§7.2).
+            lease.next_binding_state = match lease.binding_state {
+                BindingState::Released => BindingState::Free,
+                state => state,
+            };
+            if view.is_some() {
+                // ISC `release_lease`: the BNDUPD carries tstp = now as potential expiration.
+                lease.tstp = self.now;
+            }
+            if view.is_none_or(|view| rewind_follows(view.service)) {
+                lease.rewind_binding_state = lease.binding_state;
+            }
+        }
+        let address = lease.address;
+        leases.upsert(lease.clone());
+        Decision {
+            reply: None,
+            commit: vec![lease],
+            outcome: Outcome::Released(address),
+        }
+    }
+
+    /// RFC 2131 §4.3.5 DHCPINFORM: configuration only — an ACK with the options, no lease time,
+    /// yiaddr 0, sent to ciaddr (ISC `dhcpinform`, which answers only when authoritative).
+    pub(super) fn inform(&self, leases: &LeaseStore) -> Decision {
+        let engine = self.engine;
+        let inbound = &self.inbound;
+        let source = *self.request.source.ip();
+        let client_address = if inbound.ciaddr.is_unspecified() {
+            source
+        } else {
+            inbound.ciaddr
+        };
+        let network = engine
+            .network_of(client_address)
+            .or_else(|| engine.locate_network(inbound, self.request.interface_address));
+        let Some(network) = network else {
+            return Decision::ignored(IgnoreReason::UnknownSubnet);
+        };
+        if !self.authoritative_for_subnet(network) {
+            return Decision::ignored(IgnoreReason::NotAuthoritative);
+        }
+        // The pool of the client's lease adds its options (ISC overlays pool options).
+        let base = engine
+            .pool_of(client_address)
+            .filter(|_| leases.get(client_address).is_some())
+            .and_then(|pool| engine.config.pools.get(pool.0 as usize))
+            .map(|pool| pool.scope)
+            .unwrap_or_else(|| self.subnet_scope(network.subnet));
+        let scopes = self.scopes_for(base);
+        let mut message = reply_header(inbound);
+        message.set_ciaddr(inbound.ciaddr);
+        if let Some(next_server) = scopes.find(|scope| scope.next_server) {
+            message.set_siaddr(next_server);
+        }
+        if let Some(filename) = scopes.find(|scope| scope.filename.as_deref()) {
+            message.set_fname(filename);
+        }
+        if let Some(server_name) = scopes.find(|scope| scope.server_name.as_deref()) {
+            message.set_sname(server_name);
+        }
+        let destination = if !inbound.giaddr.is_unspecified() {
+            Destination::Relay(inbound.giaddr)
+        } else if !client_address.is_unspecified() {
+            Destination::Unicast(client_address)
+        } else {
+            Destination::Broadcast
+        };
+        let reply = finish(
+            message,
+            inbound,
+            Some(&scopes),
+            &self.configured_assembly(&scopes, Some(MessageType::Ack), None, network.subnet),
+            destination,
+        );
+        Decision {
+            reply: Some(reply),
+            commit: Vec::new(),
+            outcome: Outcome::Informed,
+        }
+    }
+}
