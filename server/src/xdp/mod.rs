@@ -6,6 +6,7 @@
 //! The attachment lives in [`XdpAttachment`]: dropping it detaches, and because XDP links end
 //! when their file descriptor closes, a `kill -9` leaves no program attached either.
 
+pub mod bounds;
 pub mod maps;
 pub mod runtime;
 pub mod sync;

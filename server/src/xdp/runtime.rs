@@ -25,6 +25,7 @@ use server_common::fastpath::{
 };
 use server_common::XdpStat;
 
+use super::bounds::{kernel_horizon, Bounded};
 use super::maps::{AyaMaps, FastPathMaps, MapsError};
 use super::sync::{self, FastPath, Prepared};
 use super::XdpAttachment;
@@ -88,6 +89,22 @@ pub struct FastPathRuntime {
     enabled: AtomicBool,
     /// Bumped by each config reload ([`FastPathRuntime::reconfigure`]).
     generation: AtomicU64,
+    /// The address ranges of failover pools (inclusive `u32` pairs) of the running config.
+    failover_ranges: std::sync::RwLock<Vec<(u32, u32)>>,
+}
+
+/// The address ranges of the pools of `config` that name a failover peer.
+fn failover_ranges(config: &crate::config::model::Config) -> Vec<(u32, u32)> {
+    config
+        .pools
+        .iter()
+        .filter(|pool| pool.failover_peer.is_some())
+        .flat_map(|pool| {
+            pool.ranges
+                .iter()
+                .map(|range| (u32::from(range.low), u32::from(range.high)))
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for FastPathRuntime {
@@ -117,6 +134,17 @@ fn clock_offset(current: Option<i64>) -> i64 {
     let unix = read(libc::CLOCK_REALTIME);
     let monotonic = u64::try_from(read(libc::CLOCK_MONOTONIC)).unwrap_or(0);
     server_common::fastpath::clock_offset(unix, monotonic, current)
+}
+
+/// Whole seconds of CLOCK_MONOTONIC (the fast-path thread's once-a-second work).
+fn monotonic_seconds() -> i64 {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut time) };
+    time.tv_sec
 }
 
 /// The MAC address of an interface from sysfs.
@@ -181,8 +209,8 @@ impl FastPathRuntime {
         let enabled = sync::config_allows_fast_path(config);
         if !enabled {
             log::info!(
-                "XDP: renewals stay in userspace: the configuration has classes, min-secs or \
-                 failover pools, which make replies depend on more than the kernel checks"
+                "XDP: renewals stay in userspace: the configuration has classes or min-secs, \
+                 which make replies depend on more than the kernel checks"
             );
         }
         let fast_path_config = FastPathConfig {
@@ -209,6 +237,7 @@ impl FastPathRuntime {
             config: Mutex::new(fast_path_config),
             enabled: AtomicBool::new(enabled),
             generation: AtomicU64::new(0),
+            failover_ranges: std::sync::RwLock::new(failover_ranges(config)),
         })
     }
 
@@ -278,6 +307,19 @@ impl FastPathRuntime {
             .commit
             .iter_mut()
             .find(|lease| lease.address == address)?;
+        let in_failover_pool = self.failover_ranges.read().is_ok_and(|ranges| {
+            let value = u32::from(address);
+            ranges
+                .iter()
+                .any(|&(low, high)| (low..=high).contains(&value))
+        });
+        if in_failover_pool && !super::bounds::full_grant(lease, prepared.lease_time) {
+            log::debug!(
+                "XDP: renewal of {address} stays in userspace: {}",
+                sync::NotEligible::ShortenedGrant
+            );
+            return None;
+        }
         let ends = lease.ends;
         let horizon = ends.saturating_add(prepared.lease_time);
         lease.ends = horizon;
@@ -359,7 +401,21 @@ impl FastPathRuntime {
             return;
         };
         let mut ticks = 0u32;
+        let mut last_second = monotonic_seconds();
         while !shutdown.load(std::sync::atomic::Ordering::Relaxed) {
+            // Failover bounds (see `super::bounds`): every round sees a service-state change;
+            // once a second, the held-back horizons follow the BNDACKs.
+            if let Some(hooks) = sink.failover() {
+                let changed = self
+                    .fast_path
+                    .lock()
+                    .is_ok_and(|mut fast_path| fast_path.failover.service_changed(&hooks));
+                let second = monotonic_seconds();
+                if changed || second != last_second {
+                    last_second = second;
+                    follow_failover(&self.fast_path, leases, &hooks, changed);
+                }
+            }
             let pending: Vec<Update> = receiver.try_iter().collect();
             let mut events = Vec::new();
             while let Some(item) = ring.next() {
@@ -428,6 +484,9 @@ impl FastPathRuntime {
     /// exactly). Renewals in the kernel are switched on or off for the new config.
     pub fn reconfigure(&self, config: &crate::config::model::Config) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut ranges) = self.failover_ranges.write() {
+            *ranges = failover_ranges(config);
+        }
         let enabled = sync::config_allows_fast_path(config);
         self.enabled.store(enabled, Ordering::Relaxed);
         let Ok(mut current) = self.config.lock() else {
@@ -502,9 +561,16 @@ fn consume<M: FastPathMaps>(
     generation: u64,
 ) -> bool {
     let mut horizons: HashMap<LeaseKey, (RenewalEvent, UnixTime)> = HashMap::new();
+    // Kernel renewals of failover leases: (key, bounds with `kernel` still to compute, tsfp).
+    let mut renewed_bounds = Vec::new();
     for event in events {
-        if let Some(horizon) = record_kernel_renewal(leases, sink, event) {
-            horizons.insert(event.key, (*event, horizon));
+        if let Some((horizon, failover_tsfp)) = record_kernel_renewal(leases, sink, event) {
+            match failover_tsfp {
+                Some(tsfp) => renewed_bounds.push((event.key, *event, horizon, tsfp)),
+                None => {
+                    horizons.insert(event.key, (*event, horizon));
+                }
+            }
         }
     }
     // Everything queued above was submitted before this flush: once it returns, the records are
@@ -512,13 +578,58 @@ fn consume<M: FastPathMaps>(
     if !sink.flush() {
         return false;
     }
+    let hooks = sink.failover();
+    let status_of = |address: u32| {
+        hooks
+            .as_ref()
+            .and_then(|hooks| hooks.of_address(std::net::Ipv4Addr::from(address.to_ne_bytes())))
+    };
+    // The store's tsfp of the failover leases to publish, read before the maps' lock (the
+    // workers take the store's lock, then the maps').
+    let tsfps: HashMap<u32, Option<UnixTime>> = match leases.lock() {
+        Ok(store) => pending
+            .iter()
+            .filter_map(|update| match update {
+                Update::Publish(publish) if status_of(publish.prepared.address).is_some() => {
+                    let address = publish.prepared.address;
+                    let ip = std::net::Ipv4Addr::from(address.to_ne_bytes());
+                    Some((address, super::bounds::active_tsfp(&store, ip)))
+                }
+                _ => None,
+            })
+            .collect(),
+        Err(_) => HashMap::new(),
+    };
     let Ok(mut fast_path) = fast_path.lock() else {
         return true;
     };
     for update in pending {
         let result = match update {
             Update::Publish(publish) if publish.generation == generation => {
-                fast_path.publish(&publish.prepared, publish.ends, publish.horizon)
+                let prepared = &publish.prepared;
+                match status_of(prepared.address) {
+                    Some(status) => {
+                        let tsfp = tsfps.get(&prepared.address).copied().flatten();
+                        let bounded = Bounded {
+                            address: std::net::Ipv4Addr::from(prepared.address.to_ne_bytes()),
+                            lease_time: prepared.lease_time,
+                            durable: publish.horizon,
+                            kernel: kernel_horizon(
+                                publish.horizon,
+                                prepared.lease_time,
+                                tsfp,
+                                status,
+                            ),
+                        };
+                        fast_path
+                            .publish(prepared, publish.ends, bounded.kernel)
+                            .and_then(|()| fast_path.set_bounded(&prepared.key, bounded))
+                    }
+                    None => {
+                        fast_path.failover.leases.remove(&prepared.key);
+                        fast_path.publish(prepared, publish.ends, publish.horizon)
+                    }
+                }
             }
             // Prepared under a config since replaced (see `reconfigure`).
             Update::Publish(_) => Ok(()),
@@ -539,18 +650,95 @@ fn consume<M: FastPathMaps>(
             log::warn!("XDP: moving a horizon: {error}");
         }
     }
+    // A kernel renewal of a failover lease: the durable horizon moved on, the kernel's is that
+    // bounded by the MCLT rule with the tsfp the renewal left (raised later by the BNDACK).
+    for (key, event, durable, tsfp) in renewed_bounds {
+        let Some(status) = status_of(event.address) else {
+            continue;
+        };
+        let Some(mut value) = fast_path.maps().lease(&key) else {
+            continue;
+        };
+        let lease_time = event.ends.saturating_sub(event.starts);
+        let bounded = Bounded {
+            address: std::net::Ipv4Addr::from(event.address.to_ne_bytes()),
+            lease_time,
+            durable,
+            kernel: kernel_horizon(durable, lease_time, Some(tsfp), status),
+        };
+        value.ends = value.ends.max(event.ends);
+        value.horizon = bounded.kernel;
+        let result = fast_path
+            .maps_mut()
+            .put_lease(&key, &value)
+            .and_then(|()| fast_path.set_bounded(&key, bounded));
+        if let Err(error) = result {
+            log::warn!("XDP: moving a horizon: {error}");
+        }
+    }
     true
+}
+
+/// Moves the kernel horizons of published failover leases after the failover side changed:
+/// all of them when a relationship's service state changed (`all`), else those the MCLT bound
+/// holds back (a BNDACK may have raised their tsfp). Reads the store between two short holds
+/// of the maps' lock, never under it (lock order: store, then maps).
+fn follow_failover<M: FastPathMaps>(
+    fast_path: &Mutex<FastPath<M>>,
+    leases: &Mutex<LeaseStore>,
+    hooks: &crate::failover::hooks::FailoverHooks,
+    all: bool,
+) {
+    let targets: Vec<(LeaseKey, std::net::Ipv4Addr)> = match fast_path.lock() {
+        Ok(fast_path) => fast_path
+            .failover
+            .leases
+            .iter()
+            .filter(|(_, bounded)| all || bounded.held_back())
+            .map(|(key, bounded)| (*key, bounded.address))
+            .collect(),
+        Err(_) => return,
+    };
+    if targets.is_empty() {
+        return;
+    }
+    let tsfps: Vec<Option<UnixTime>> = match leases.lock() {
+        Ok(store) => targets
+            .iter()
+            .map(|(_, address)| super::bounds::active_tsfp(&store, *address))
+            .collect(),
+        Err(_) => return,
+    };
+    let Ok(mut fast_path) = fast_path.lock() else {
+        return;
+    };
+    for ((key, address), tsfp) in targets.into_iter().zip(tsfps) {
+        // Withdrawn or republished meanwhile: its entry is the current one.
+        let Some(current) = fast_path.failover.leases.get(&key).copied() else {
+            continue;
+        };
+        let Some(status) = hooks.of_address(address) else {
+            continue;
+        };
+        let kernel = kernel_horizon(current.durable, current.lease_time, tsfp, status);
+        if kernel != current.kernel {
+            if let Err(error) = fast_path.set_bounded(&key, Bounded { kernel, ..current }) {
+                log::warn!("XDP: moving a failover horizon: {error}");
+            }
+        }
+    }
 }
 
 /// Applies one kernel renewal to the store exactly as the engine's ACK of the same renewal
 /// would (starts, cltt and, in a failover pool, the potential expiration of failover.md §8.1),
 /// submits its record with the next horizon, and hands a failover pool's lease to its driver
-/// for a BNDUPD (§7.2), as `Engine::handle` does for its commits. Returns that horizon.
+/// for a BNDUPD (§7.2), as `Engine::handle` does for its commits. Returns that horizon and,
+/// for a failover pool's lease, its tsfp after the renewal.
 fn record_kernel_renewal(
     leases: &Mutex<LeaseStore>,
     sink: &dyn LeaseSink,
     event: &RenewalEvent,
-) -> Option<UnixTime> {
+) -> Option<(UnixTime, Option<UnixTime>)> {
     let key = client_key(&event.key)?;
     let mut store = leases.lock().ok()?;
     let address = std::net::Ipv4Addr::from(event.address.to_ne_bytes());
@@ -579,10 +767,11 @@ fn record_kernel_renewal(
     store.upsert(lease.clone());
     drop(store);
     sink.submit(&lease);
+    let tsfp = failover.as_ref().map(|_| lease.tsfp);
     if let Some(hooks) = failover {
         hooks.leases_changed(std::slice::from_ref(&lease));
     }
-    Some(horizon)
+    Some((horizon, tsfp))
 }
 
 fn parse_event(bytes: &[u8]) -> Option<RenewalEvent> {

@@ -1,0 +1,129 @@
+//! The failover bounds of the fast path (issue 3 "Horizon"; failover.md §6.1, §8.1): for a
+//! lease of a failover pool, the horizon the kernel may extend it to is the smaller of
+//!
+//! - the durable horizon (a record with `ends` = it is in the lease file), and
+//! - the MCLT bound: `tsfp + MCLT`, with `tsfp` what the partner acknowledged. Within it the
+//!   MCLT rule grants the full desired lease time (`failover::rules::grant`, the engine's
+//!   `lease_time`), so the kernel's reply, which repeats the full lease time, is the one the
+//!   engine would send; past it the engine would shorten the grant, and the kernel passes up;
+//!
+//! and 0 (the kernel passes every renewal up) while the relationship's service state does not
+//! answer requests (STARTUP, RECOVER*, PAUSED, SHUTDOWN, POTENTIAL-CONFLICT, or the partner in
+//! PARTNER-DOWN…: `Service::NotResponding`, the same test as the engine's `serving`).
+//!
+//! Userspace follows both in the fast-path thread ([`super::runtime`]): a BNDACK raises `tsfp`
+//! in the store, and the thread re-reads, once a second, the `tsfp` of the leases the MCLT bound
+//! holds back; a change of service state is seen on the thread's next round (at most its 20 ms
+//! poll, or one batch when busy) and moves every failover lease's horizon at once. In that
+//! window the kernel may still answer a renewal the engine would refuse; it is recorded and sent
+//! to the partner as a BNDUPD like any other (documented bound, not a kernel-side flag).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use server_common::fastpath::LeaseKey;
+
+use crate::failover::hooks::{FailoverHooks, RelationshipStatus};
+use crate::failover::states::Service;
+use crate::lease::record::{BindingState, Lease, UnixTime};
+use crate::lease::store::LeaseStore;
+
+/// ISC `MAX_TIME` (`engine::lease_time::MAX_TIME`): expiries are clamped below it.
+const MAX_TIME: u64 = 0x7fff_ffff;
+
+/// The latest expiry (`now + lease_time`) for which the MCLT rule still grants the full
+/// `lease_time`, or `None` when the rule never shortens it (`lease_time <= mclt`).
+///
+/// `rules::grant(L, mclt, tsfp, now)` shortens exactly when `L > mclt` and
+/// `now + L > tsfp + mclt` (which includes `tsfp <= now`), so the bound is `tsfp + mclt`.
+pub fn mclt_bound(lease_time: u32, mclt: u32, tsfp: UnixTime) -> Option<UnixTime> {
+    if lease_time <= mclt {
+        return None;
+    }
+    Some(u32::try_from(u64::from(tsfp) + u64::from(mclt)).unwrap_or(u32::MAX))
+}
+
+/// Whether the engine's ACK that committed `lease` granted the full desired lease time: its
+/// `tstp` is `now + desired + granted / 2` (engine `bound_lease`, failover.md §8.1), which is
+/// `starts + 1.5 × granted` only when nothing was cut. A shortened grant is not published: the
+/// kernel would repeat the short time, where the engine gives more once the partner acks.
+pub fn full_grant(lease: &Lease, granted: u32) -> bool {
+    let expected = u64::from(lease.starts) + u64::from(granted) + u64::from(granted / 2);
+    // A clamped tstp cannot tell the two apart: not published.
+    expected < MAX_TIME - 1 && u64::from(lease.tstp) == expected
+}
+
+/// Whether the relationship answers renewals now (the engine's `FailoverHooks::serving`).
+pub fn serves_renewals(status: &RelationshipStatus) -> bool {
+    status.service() != Service::NotResponding
+}
+
+/// The partner-acked `tsfp` of the store's lease at `address`, when it is ACTIVE (what
+/// [`kernel_horizon`] needs, read under the store's lock before the maps' lock is taken).
+pub fn active_tsfp(store: &LeaseStore, address: Ipv4Addr) -> Option<UnixTime> {
+    store
+        .get(address)
+        .filter(|lease| lease.binding_state == BindingState::Active)
+        .map(|lease| lease.tsfp)
+}
+
+/// The kernel horizon of a failover lease: `durable` bounded as the module doc says; `tsfp` is
+/// [`active_tsfp`] (0 when the lease is no longer ACTIVE).
+pub fn kernel_horizon(
+    durable: UnixTime,
+    lease_time: u32,
+    tsfp: Option<UnixTime>,
+    status: &RelationshipStatus,
+) -> UnixTime {
+    let Some(tsfp) = tsfp else {
+        return 0;
+    };
+    if !serves_renewals(status) {
+        return 0;
+    }
+    match mclt_bound(lease_time, status.mclt(), tsfp) {
+        Some(bound) => durable.min(bound),
+        None => durable,
+    }
+}
+
+/// A published lease of a failover pool, as the fast-path thread follows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounded {
+    pub address: Ipv4Addr,
+    pub lease_time: u32,
+    /// The horizon durable in the lease file.
+    pub durable: UnixTime,
+    /// The horizon last written to the kernel.
+    pub kernel: UnixTime,
+}
+
+impl Bounded {
+    /// Whether a raise of `tsfp` (BNDACK) or a state change could move the kernel horizon up.
+    pub fn held_back(&self) -> bool {
+        self.kernel < self.durable
+    }
+}
+
+/// The published failover leases and the service state last seen of each relationship.
+#[derive(Debug, Default)]
+pub struct FailoverBounds {
+    pub leases: HashMap<LeaseKey, Bounded>,
+    serving: Vec<bool>,
+}
+
+impl FailoverBounds {
+    /// Whether any relationship's service state changed since the last call.
+    pub fn service_changed(&mut self, hooks: &FailoverHooks) -> bool {
+        let serving: Vec<bool> = hooks
+            .relationships()
+            .iter()
+            .map(|status| serves_renewals(status))
+            .collect();
+        if serving == self.serving {
+            return false;
+        }
+        self.serving = serving;
+        true
+    }
+}
