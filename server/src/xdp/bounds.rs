@@ -127,3 +127,59 @@ impl FailoverBounds {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failover::rules::grant;
+
+    /// The bound is exactly where `rules::grant` (the MCLT rule the engine applies) stops
+    /// granting the full lease time: at `now = bound - L` it grants L, one second later less.
+    #[test]
+    fn mclt_bound_is_where_the_rule_starts_shortening() {
+        for (lease_time, mclt, tsfp) in [
+            (3600, 300, 20_000),
+            (3600, 3600, 20_000),
+            (7200, 1800, 20_000),
+            (86_400, 3600, 150_000),
+            (43_200, 300, 50_000),
+        ] {
+            match mclt_bound(lease_time, mclt, tsfp) {
+                Some(bound) => {
+                    let last = bound - lease_time;
+                    assert_eq!(grant(lease_time, mclt, tsfp, last).granted, lease_time);
+                    assert!(grant(lease_time, mclt, tsfp, last + 1).granted < lease_time);
+                }
+                None => {
+                    for now in [0, tsfp, tsfp + mclt, tsfp + 100_000] {
+                        assert_eq!(grant(lease_time, mclt, tsfp, now).granted, lease_time);
+                    }
+                }
+            }
+        }
+        // tsfp in the past: the rule grants MCLT only, and the bound refuses any renewal.
+        let bound = mclt_bound(3600, 300, 1000).expect("bounded");
+        assert!(2000 + 3600 > bound);
+        assert_eq!(grant(3600, 300, 1000, 2000).granted, 300);
+    }
+
+    /// Only an unshortened grant is published: tstp = starts + D + G/2 equals starts + 1.5 G
+    /// exactly when G = D.
+    #[test]
+    fn shortened_grants_are_not_full() {
+        let mut lease = Lease::free(Ipv4Addr::new(10, 0, 0, 1));
+        lease.starts = 10_000;
+        let full = grant(3600, 300, 20_000, 10_000);
+        assert_eq!(full.granted, 3600);
+        lease.tstp = full.tstp;
+        assert!(full_grant(&lease, full.granted));
+        let short = grant(3600, 300, 11_000, 10_000);
+        assert_eq!(short.granted, 1300);
+        lease.tstp = short.tstp;
+        assert!(!full_grant(&lease, short.granted));
+        // A clamped potential expiration cannot tell: not published.
+        lease.starts = 0x7fff_0000;
+        lease.tstp = 0x7fff_fffe;
+        assert!(!full_grant(&lease, 0x10_0000));
+    }
+}
