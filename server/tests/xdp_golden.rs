@@ -830,4 +830,62 @@ fn golden_table() {
         "kernel-side end {} not now + lease time",
         lease.ends
     );
+
+    // --- A failover lease (relationship slot 0): passed up while that relationship's state
+    // does not answer renewals (the slot's initial 0, failover.md §6.1), answered once userspace
+    // says it does, passed again when it stops.
+    let mut failover_lease = lease;
+    failover_lease.relationship = 1;
+    fixture
+        .fast_path
+        .maps_mut()
+        .put_lease(&key, &failover_lease)
+        .expect("lease map");
+    let renew = |xid| {
+        request_frame(
+            DIRECT,
+            &message(DIRECT, MessageType::Request, xid, true),
+            false,
+            &[],
+        )
+    };
+    for (description, serves, xid, expected, stat) in [
+        (
+            "failover relationship not serving",
+            None,
+            30,
+            XDP_PASS,
+            XdpStat::PassedNoHorizon,
+        ),
+        (
+            "failover relationship serving",
+            Some(true),
+            31,
+            XDP_TX,
+            XdpStat::Renewed,
+        ),
+        (
+            "failover relationship stopped serving",
+            Some(false),
+            32,
+            XDP_PASS,
+            XdpStat::PassedNoHorizon,
+        ),
+    ] {
+        if let Some(serves) = serves {
+            fixture
+                .fast_path
+                .maps_mut()
+                .set_relationship(0, serves)
+                .expect("relationships map");
+        }
+        let input = renew(xid);
+        let before = fixture.stat(stat);
+        let (action, output) = fixture.run(&input);
+        assert_eq!(action, expected, "{description}");
+        assert_eq!(fixture.stat(stat), before + 1, "{description}: {stat:?}");
+        if expected == XDP_PASS {
+            assert_eq!(output, input, "{description}: unchanged");
+        }
+    }
 }

@@ -7,21 +7,23 @@
 //!   `lease_time`), so the kernel's reply, which repeats the full lease time, is the one the
 //!   engine would send; past it the engine would shorten the grant, and the kernel passes up;
 //!
-//! and 0 (the kernel passes every renewal up) while the relationship's service state does not
-//! answer requests (STARTUP, RECOVER*, PAUSED, SHUTDOWN, POTENTIAL-CONFLICT, or the partner in
-//! PARTNER-DOWN…: `Service::NotResponding`, the same test as the engine's `serving`).
+//! and, besides the horizon, the kernel answers a failover lease only while its relationship's
+//! slot in the kernel's relationships map says that its service state answers requests (not
+//! STARTUP, RECOVER*, PAUSED, SHUTDOWN, POTENTIAL-CONFLICT, nor with the partner in
+//! PARTNER-DOWN…: `Service::NotResponding`, the same test as the engine's `serving`). A state
+//! change is one map write, whatever the number of leases.
 //!
 //! Userspace follows both in the fast-path thread ([`super::runtime`]): a BNDACK raises `tsfp`
 //! in the store, and the thread re-reads, once a second, the `tsfp` of the leases the MCLT bound
-//! holds back; a change of service state is seen on the thread's next round (at most its 20 ms
-//! poll, or one batch when busy) and moves every failover lease's horizon at once. In that
-//! window the kernel may still answer a renewal the engine would refuse; it is recorded and sent
-//! to the partner as a BNDUPD like any other (documented bound, not a kernel-side flag).
+//! holds back; a change of service state is written to the relationships map on the thread's
+//! next round (at most its 20 ms poll, or one batch when busy). In that window the kernel may
+//! still answer a renewal the engine would refuse; it is recorded and sent to the partner as a
+//! BNDUPD like any other (a documented bound: the driver does not write the map itself).
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use server_common::fastpath::LeaseKey;
+use server_common::fastpath::{LeaseKey, RELATIONSHIP_SLOTS};
 
 use crate::failover::hooks::{FailoverHooks, RelationshipStatus};
 use crate::failover::states::Service;
@@ -67,21 +69,18 @@ pub fn active_tsfp(store: &LeaseStore, address: Ipv4Addr) -> Option<UnixTime> {
         .map(|lease| lease.tsfp)
 }
 
-/// The kernel horizon of a failover lease: `durable` bounded as the module doc says; `tsfp` is
+/// The kernel horizon of a failover lease: `durable` bounded by the MCLT rule; `tsfp` is
 /// [`active_tsfp`] (0 when the lease is no longer ACTIVE).
 pub fn kernel_horizon(
     durable: UnixTime,
     lease_time: u32,
     tsfp: Option<UnixTime>,
-    status: &RelationshipStatus,
+    mclt: u32,
 ) -> UnixTime {
     let Some(tsfp) = tsfp else {
         return 0;
     };
-    if !serves_renewals(status) {
-        return 0;
-    }
-    match mclt_bound(lease_time, status.mclt(), tsfp) {
+    match mclt_bound(lease_time, mclt, tsfp) {
         Some(bound) => durable.min(bound),
         None => durable,
     }
@@ -105,27 +104,33 @@ impl Bounded {
     }
 }
 
-/// The published failover leases and the service state last seen of each relationship.
+/// The published failover leases, and the service states last written to the kernel's
+/// relationships map (by slot).
 #[derive(Debug, Default)]
 pub struct FailoverBounds {
     pub leases: HashMap<LeaseKey, Bounded>,
-    serving: Vec<bool>,
+    pub serving: Vec<bool>,
 }
 
-impl FailoverBounds {
-    /// Whether any relationship's service state changed since the last call.
-    pub fn service_changed(&mut self, hooks: &FailoverHooks) -> bool {
-        let serving: Vec<bool> = hooks
-            .relationships()
-            .iter()
-            .map(|status| serves_renewals(status))
-            .collect();
-        if serving == self.serving {
-            return false;
-        }
-        self.serving = serving;
-        true
-    }
+/// Whether each relationship of `hooks` answers renewals now, by slot (the order of
+/// `hooks.relationships()`).
+pub fn serving(hooks: &FailoverHooks) -> Vec<bool> {
+    hooks
+        .relationships()
+        .iter()
+        .map(|status| serves_renewals(status))
+        .collect()
+}
+
+/// The kernel's `LeaseValue::relationship` for `status` (1 + its slot), or `None` when it has
+/// no slot (more relationships than the map holds: its leases stay in userspace).
+pub fn relationship_value(hooks: &FailoverHooks, status: &RelationshipStatus) -> Option<u32> {
+    let index = hooks
+        .relationships()
+        .iter()
+        .position(|candidate| std::ptr::eq(&**candidate, status))?;
+    let index = u32::try_from(index).ok()?;
+    (index < RELATIONSHIP_SLOTS).then_some(index + 1)
 }
 
 #[cfg(test)]

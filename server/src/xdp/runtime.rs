@@ -403,17 +403,19 @@ impl FastPathRuntime {
         let mut ticks = 0u32;
         let mut last_second = monotonic_seconds();
         while !shutdown.load(std::sync::atomic::Ordering::Relaxed) {
-            // Failover bounds (see `super::bounds`): every round sees a service-state change;
-            // once a second, the held-back horizons follow the BNDACKs.
+            // Failover (see `super::bounds`): every round writes a changed service state to the
+            // kernel's relationships map; once a second, held-back horizons follow the BNDACKs.
             if let Some(hooks) = sink.failover() {
-                let changed = self
-                    .fast_path
-                    .lock()
-                    .is_ok_and(|mut fast_path| fast_path.failover.service_changed(&hooks));
+                let serving = super::bounds::serving(&hooks);
+                if let Ok(mut fast_path) = self.fast_path.lock() {
+                    if let Err(error) = fast_path.set_relationships(&serving) {
+                        log::warn!("XDP: writing the failover states: {error}");
+                    }
+                }
                 let second = monotonic_seconds();
-                if changed || second != last_second {
+                if second != last_second {
                     last_second = second;
-                    follow_failover(&self.fast_path, leases, &hooks, changed);
+                    follow_failover(&self.fast_path, leases, &hooks);
                 }
             }
             let pending: Vec<Update> = receiver.try_iter().collect();
@@ -607,24 +609,36 @@ fn consume<M: FastPathMaps>(
         let result = match update {
             Update::Publish(publish) if publish.generation == generation => {
                 let prepared = &publish.prepared;
+                let relationship = |status| {
+                    hooks
+                        .as_ref()
+                        .and_then(|hooks| super::bounds::relationship_value(hooks, status))
+                };
                 match status_of(prepared.address) {
-                    Some(status) => {
-                        let tsfp = tsfps.get(&prepared.address).copied().flatten();
-                        let bounded = Bounded {
-                            address: std::net::Ipv4Addr::from(prepared.address.to_ne_bytes()),
-                            lease_time: prepared.lease_time,
-                            durable: publish.horizon,
-                            kernel: kernel_horizon(
-                                publish.horizon,
-                                prepared.lease_time,
-                                tsfp,
-                                status,
-                            ),
-                        };
-                        fast_path
-                            .publish(prepared, publish.ends, bounded.kernel)
-                            .and_then(|()| fast_path.set_bounded(&prepared.key, bounded))
-                    }
+                    Some(status) => match relationship(status) {
+                        Some(relationship) => {
+                            let tsfp = tsfps.get(&prepared.address).copied().flatten();
+                            let bounded = Bounded {
+                                address: std::net::Ipv4Addr::from(prepared.address.to_ne_bytes()),
+                                lease_time: prepared.lease_time,
+                                durable: publish.horizon,
+                                kernel: kernel_horizon(
+                                    publish.horizon,
+                                    prepared.lease_time,
+                                    tsfp,
+                                    status.mclt(),
+                                ),
+                            };
+                            fast_path
+                                .publish_in(prepared, publish.ends, bounded.kernel, relationship)
+                                .and_then(|()| fast_path.set_bounded(&prepared.key, bounded))
+                        }
+                        // No slot in the kernel's relationships map: stays in userspace.
+                        None if fast_path.is_published(&prepared.key) => {
+                            fast_path.withdraw(&prepared.key)
+                        }
+                        None => Ok(()),
+                    },
                     None => {
                         fast_path.failover.leases.remove(&prepared.key);
                         fast_path.publish(prepared, publish.ends, publish.horizon)
@@ -664,7 +678,7 @@ fn consume<M: FastPathMaps>(
             address: std::net::Ipv4Addr::from(event.address.to_ne_bytes()),
             lease_time,
             durable,
-            kernel: kernel_horizon(durable, lease_time, Some(tsfp), status),
+            kernel: kernel_horizon(durable, lease_time, Some(tsfp), status.mclt()),
         };
         value.ends = value.ends.max(event.ends);
         value.horizon = bounded.kernel;
@@ -679,22 +693,20 @@ fn consume<M: FastPathMaps>(
     true
 }
 
-/// Moves the kernel horizons of published failover leases after the failover side changed:
-/// all of them when a relationship's service state changed (`all`), else those the MCLT bound
-/// holds back (a BNDACK may have raised their tsfp). Reads the store between two short holds
-/// of the maps' lock, never under it (lock order: store, then maps).
+/// Moves the kernel horizons of the published failover leases that the MCLT bound holds back:
+/// a BNDACK may have raised their tsfp. Reads the store between two short holds of the maps'
+/// lock, never under it (lock order: store, then maps).
 fn follow_failover<M: FastPathMaps>(
     fast_path: &Mutex<FastPath<M>>,
     leases: &Mutex<LeaseStore>,
     hooks: &crate::failover::hooks::FailoverHooks,
-    all: bool,
 ) {
     let targets: Vec<(LeaseKey, std::net::Ipv4Addr)> = match fast_path.lock() {
         Ok(fast_path) => fast_path
             .failover
             .leases
             .iter()
-            .filter(|(_, bounded)| all || bounded.held_back())
+            .filter(|(_, bounded)| bounded.held_back())
             .map(|(key, bounded)| (*key, bounded.address))
             .collect(),
         Err(_) => return,
@@ -720,7 +732,7 @@ fn follow_failover<M: FastPathMaps>(
         let Some(status) = hooks.of_address(address) else {
             continue;
         };
-        let kernel = kernel_horizon(current.durable, current.lease_time, tsfp, status);
+        let kernel = kernel_horizon(current.durable, current.lease_time, tsfp, status.mclt());
         if kernel != current.kernel {
             if let Err(error) = fast_path.set_bounded(&key, Bounded { kernel, ..current }) {
                 log::warn!("XDP: moving a failover horizon: {error}");

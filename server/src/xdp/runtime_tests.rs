@@ -144,7 +144,7 @@ fn kernel_renewals_are_logged_and_queued_as_bndupds() {
     let mut store = LeaseStore::new(&config);
     let fast_path = Mutex::new(FastPath::new(FakeMaps::default()));
     let mut events = Vec::new();
-    for (last, address) in [(1u8, [10, 0, 0, 11]), (2, [10, 0, 1, 11])] {
+    for (last, address, relationship) in [(1u8, [10, 0, 0, 11], 1), (2, [10, 0, 1, 11], 0)] {
         let mac = [2, 0, 0, 0, 0, last];
         let mut lease = Lease::free(std::net::Ipv4Addr::from(address));
         lease.binding_state = BindingState::Active;
@@ -166,7 +166,7 @@ fn kernel_renewals_are_logged_and_queued_as_bndupds() {
         fast_path
             .lock()
             .expect("lock")
-            .publish(&prepared, 13_600, 17_200)
+            .publish_in(&prepared, 13_600, 17_200, relationship)
             .expect("publish");
         events.push(RenewalEvent {
             key,
@@ -232,27 +232,108 @@ fn kernel_renewals_are_logged_and_queued_as_bndupds() {
     // the durable one.
     let acked = std::net::Ipv4Addr::new(10, 0, 0, 11);
     set_tsfp(&leases, acked, 17_400);
-    follow_failover(&fast_path, &leases, &sink.hooks, false);
+    follow_failover(&fast_path, &leases, &sink.hooks);
     assert_eq!(horizons(&fast_path)[0], (15_600, 17_700));
     set_tsfp(&leases, acked, 30_000);
-    follow_failover(&fast_path, &leases, &sink.hooks, false);
+    follow_failover(&fast_path, &leases, &sink.hooks);
     assert_eq!(horizons(&fast_path)[0], (15_600, 15_600 + 3600));
-    // A state that does not serve (here STARTUP) zeroes the failover horizon; the plain lease
-    // keeps its own. Back in NORMAL, the bound returns.
-    publish_state(&sink.hooks, false);
-    assert!(fast_path
-        .lock()
-        .expect("lock")
-        .failover
-        .service_changed(&sink.hooks));
-    follow_failover(&fast_path, &leases, &sink.hooks, true);
+    // No longer held back: not followed any more.
+    set_tsfp(&leases, acked, 16_000);
+    follow_failover(&fast_path, &leases, &sink.hooks);
+    assert_eq!(horizons(&fast_path)[0], (15_600, 15_600 + 3600));
+}
+
+/// The service state of each relationship goes to the kernel's relationships map (one write
+/// per change, whatever the number of leases); a reload writes every slot again.
+#[test]
+fn relationship_states_reach_the_kernel_on_change() {
+    use crate::xdp::maps::{FastPathMaps, MapsError};
+    /// Fake maps that count relationship writes.
+    #[derive(Default)]
+    struct Counting(FakeMapsCounter);
+    #[derive(Default)]
+    struct FakeMapsCounter {
+        inner: crate::xdp::maps::FakeMaps,
+        writes: u32,
+    }
+    impl FastPathMaps for Counting {
+        fn set_config(
+            &mut self,
+            c: &server_common::fastpath::FastPathConfig,
+        ) -> Result<(), MapsError> {
+            self.0.inner.set_config(c)
+        }
+        fn set_interface_mac(&mut self, i: u32, m: [u8; 6]) -> Result<(), MapsError> {
+            self.0.inner.set_interface_mac(i, m)
+        }
+        fn put_template(
+            &mut self,
+            i: u32,
+            t: &server_common::fastpath::Template,
+        ) -> Result<(), MapsError> {
+            self.0.inner.put_template(i, t)
+        }
+        fn remove_template(&mut self, i: u32) -> Result<(), MapsError> {
+            self.0.inner.remove_template(i)
+        }
+        fn put_lease(
+            &mut self,
+            k: &LeaseKey,
+            v: &server_common::fastpath::LeaseValue,
+        ) -> Result<(), MapsError> {
+            self.0.inner.put_lease(k, v)
+        }
+        fn remove_lease(&mut self, k: &LeaseKey) -> Result<(), MapsError> {
+            self.0.inner.remove_lease(k)
+        }
+        fn set_relationship(&mut self, i: u32, serves: bool) -> Result<(), MapsError> {
+            self.0.writes += 1;
+            self.0.inner.set_relationship(i, serves)
+        }
+        fn lease(&self, k: &LeaseKey) -> Option<server_common::fastpath::LeaseValue> {
+            self.0.inner.lease(k)
+        }
+    }
+    let config = crate::config::parse_str(peer_config(true), "fo.conf").expect("config");
+    let hooks = crate::failover::hooks::FailoverHooks::new(&config);
+    let (sender, _changes) = tokio::sync::mpsc::unbounded_channel();
+    hooks.relationships()[0].attach(sender);
+    let mut fast_path = FastPath::new(Counting::default());
+    let sync = |fast_path: &mut FastPath<Counting>| {
+        fast_path
+            .set_relationships(&crate::xdp::bounds::serving(&hooks))
+            .expect("write");
+        (
+            fast_path.maps().0.inner.relationships.get(&0).copied(),
+            fast_path.maps().0.writes,
+        )
+    };
+    // STARTUP: closed.
+    assert_eq!(sync(&mut fast_path), (Some(false), 1));
     assert_eq!(
-        horizons(&fast_path),
-        vec![(15_600, 0), (15_600, 15_600 + 3600)]
+        sync(&mut fast_path),
+        (Some(false), 1),
+        "no change, no write"
     );
-    publish_state(&sink.hooks, true);
-    follow_failover(&fast_path, &leases, &sink.hooks, true);
-    assert_eq!(horizons(&fast_path)[0], (15_600, 15_600 + 3600));
+    publish_state(&hooks, true);
+    assert_eq!(sync(&mut fast_path), (Some(true), 2));
+    // The partner in PARTNER-DOWN silences us although we are NORMAL (failover.md §6.1).
+    hooks.relationships()[0].publish(
+        crate::failover::states::State::Normal,
+        0,
+        Some(crate::failover::codes::ServerStateCode::PartnerDown),
+        300,
+        None,
+    );
+    assert_eq!(sync(&mut fast_path), (Some(false), 3));
+    publish_state(&hooks, true);
+    assert_eq!(sync(&mut fast_path), (Some(true), 4));
+    fast_path.withdraw_all().expect("withdraw");
+    assert_eq!(
+        sync(&mut fast_path),
+        (Some(true), 5),
+        "rewritten after a reload"
+    );
 }
 
 /// Publishes NORMAL (partner NORMAL) or STARTUP on the only relationship of `hooks`.
@@ -279,7 +360,7 @@ fn set_tsfp(leases: &Mutex<LeaseStore>, address: std::net::Ipv4Addr, tsfp: UnixT
 }
 
 /// A renewal the engine answered in a failover pool is published with the kernel horizon
-/// min(durable horizon, tsfp + MCLT), and with 0 while the relationship does not serve.
+/// min(durable horizon, tsfp + MCLT) and its relationship's slot.
 #[test]
 fn failover_publications_are_bounded_by_mclt_and_state() {
     use crate::lease::record::BindingState;
@@ -324,16 +405,16 @@ fn failover_publications_are_bounded_by_mclt_and_state() {
         }))]
     };
     let fast_path = Mutex::new(FastPath::new(FakeMaps::default()));
-    // STARTUP (attached, nothing published yet): the kernel passes every renewal up.
     assert!(consume(&fast_path, &leases, &sink, publication(), &[], 0));
-    let horizon = |fast_path: &Mutex<FastPath<FakeMaps>>| {
+    let published = |fast_path: &Mutex<FastPath<FakeMaps>>| {
         let fast_path = fast_path.lock().expect("lock");
-        fast_path.maps().lease(&key).map(|value| value.horizon)
+        fast_path
+            .maps()
+            .lease(&key)
+            .map(|value| (value.horizon, value.relationship))
     };
-    assert_eq!(horizon(&fast_path), Some(0));
-    publish_state(&sink.hooks, true);
-    assert!(consume(&fast_path, &leases, &sink, publication(), &[], 0));
-    assert_eq!(horizon(&fast_path), Some(14_300), "tsfp + MCLT < durable");
+    // tsfp + MCLT < durable; the lease names its relationship's slot (0) + 1.
+    assert_eq!(published(&fast_path), Some((14_300, 1)));
     let bounded = fast_path.lock().expect("lock").failover.leases[&key];
     assert!(bounded.held_back());
     assert_eq!(bounded.durable, 17_200);

@@ -222,6 +222,18 @@ impl<M: FastPathMaps> FastPath<M> {
         ends: UnixTime,
         horizon: UnixTime,
     ) -> Result<(), MapsError> {
+        self.publish_in(prepared, ends, horizon, 0)
+    }
+
+    /// [`Self::publish`] for a lease of a failover pool: `relationship` is 1 + its
+    /// relationship's slot in the kernel's relationships map (0: no failover).
+    pub fn publish_in(
+        &mut self,
+        prepared: &Prepared,
+        ends: UnixTime,
+        horizon: UnixTime,
+        relationship: u32,
+    ) -> Result<(), MapsError> {
         let template = &prepared.template;
         let content: TemplateContent = (
             template.siaddr,
@@ -263,7 +275,7 @@ impl<M: FastPathMaps> FastPath<M> {
             template: index,
             flags: LEASE_ACTIVE,
             giaddr: prepared.giaddr,
-            _pad: 0,
+            relationship,
             fingerprint: prepared.fingerprint,
         };
         self.maps.put_lease(&prepared.key, &value)
@@ -281,11 +293,31 @@ impl<M: FastPathMaps> FastPath<M> {
     /// returns how many were withdrawn. Each client's next renewal goes through the engine and
     /// is published again with a template built from the new config.
     pub fn withdraw_all(&mut self) -> Result<usize, MapsError> {
+        // The relationships of the new config may sit in other slots: all are written again.
+        self.failover.serving.clear();
         let keys: Vec<LeaseKey> = self.lease_templates.keys().copied().collect();
         for key in &keys {
             self.withdraw(key)?;
         }
         Ok(keys.len())
+    }
+
+    /// Writes the relationships' service states (`serving`, by slot) where they changed since
+    /// the last call.
+    pub fn set_relationships(&mut self, serving: &[bool]) -> Result<(), MapsError> {
+        for (index, serves) in serving.iter().enumerate() {
+            let Ok(slot) = u32::try_from(index) else {
+                break;
+            };
+            if slot >= server_common::fastpath::RELATIONSHIP_SLOTS {
+                break;
+            }
+            if self.failover.serving.get(index) != Some(serves) {
+                self.maps.set_relationship(slot, *serves)?;
+            }
+        }
+        self.failover.serving = serving.to_vec();
+        Ok(())
     }
 
     /// Writes a failover lease's kernel horizon (`bounded.kernel`) into its published value
