@@ -10,8 +10,10 @@
 //! (templates from the engine's ACKs, publication), [`runtime`] (the fast-path thread: durable
 //! publications, kernel renewals to the lease log and to failover), [`bounds`] (failover: a
 //! failover pool's lease is renewed in the kernel only up to min(durable horizon, tsfp + MCLT),
-//! only after a full grant, and not at all while its relationship does not serve; userspace
-//! moves these horizons when a BNDACK raises tsfp and when the failover state changes).
+//! only after a full grant, and not at all while its relationship does not serve (a
+//! per-relationship slot in the kernel's `RELATIONSHIPS` map that each lease names); the
+//! fast-path thread raises held-back horizons once a second after BNDACKs raise tsfp, and
+//! writes a changed service state within one of its rounds, ≤ 20 ms when idle).
 
 pub mod bounds;
 pub mod maps;

@@ -767,7 +767,15 @@ fn record_kernel_renewal(
     let failover = sink
         .failover()
         .filter(|hooks| hooks.of_address(address).is_some());
-    if failover.is_some() {
+    if let Some(status) = failover
+        .as_ref()
+        .and_then(|hooks| hooks.of_address(address))
+    {
+        // The engine's `bound_lease`: the rewind state steps to ACTIVE only while the partner
+        // hears of it soon (failover.md §8.2, `rules::rewind_follows`).
+        if crate::failover::rules::rewind_follows(status.service()) {
+            lease.rewind_binding_state = crate::lease::record::BindingState::Active;
+        }
         // The engine's `bound_lease`: tstp = now + desired + granted / 2. The kernel only
         // repeats a full grant (desired = granted = its lease time), and the partner-acked
         // tsfp never rises above what we ask for.

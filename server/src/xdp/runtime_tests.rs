@@ -196,6 +196,8 @@ fn kernel_renewals_are_logged_and_queued_as_bndupds() {
         (failover_lease.tstp, failover_lease.tsfp),
         (12_000 + 5400, 15_400)
     );
+    // In NORMAL the partner hears of it soon: the rewind state steps to ACTIVE (§8.2).
+    assert_eq!(failover_lease.rewind_binding_state, BindingState::Active);
     let plain_lease = &submitted[1];
     assert_eq!((plain_lease.tstp, plain_lease.tsfp), (15_400, 15_400));
     // Only the failover pool's lease becomes a BNDUPD.
