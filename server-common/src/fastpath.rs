@@ -60,6 +60,12 @@ impl LeaseKey {
 /// [`LeaseValue::flags`]: the lease is ACTIVE (RFC 2131 BOUND from the server's side).
 pub const LEASE_ACTIVE: u32 = 1;
 
+/// Slots of the kernel's relationships array (failover relationships; more stay in userspace).
+pub const RELATIONSHIP_SLOTS: u32 = 64;
+/// A relationships slot value: the relationship's state answers renewals (failover.md §6.1:
+/// NORMAL, COMMUNICATIONS-INTERRUPTED, PARTNER-DOWN, unless the partner silences us).
+pub const RELATIONSHIP_SERVES: u32 = 1;
+
 /// What the kernel knows about one lease.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +87,10 @@ pub struct LeaseValue {
     /// The giaddr of the request the template answers (0 for a direct client), network order as
     /// in the packet; a request from another relay is passed up.
     pub giaddr: u32,
-    pub _pad: u32,
+    /// 0 for a lease outside failover pools; else 1 + the index of its failover relationship
+    /// in the relationships map, whose slot says whether that relationship's state answers
+    /// renewals ([`RELATIONSHIP_SERVES`]): a state change is one map write, not one per lease.
+    pub relationship: u32,
     /// [`options_fingerprint`] of the request the template answers: only a request whose
     /// options area is the same gets the template's reply.
     pub fingerprint: u64,
@@ -217,7 +226,8 @@ pub enum XdpStat {
     DroppedForPartner = 3,
     /// Renewal shape, but no lease for the client, not ACTIVE, expired or another address.
     PassedNoLease = 4,
-    /// The new expiry would pass the horizon.
+    /// The new expiry would pass the horizon, or the lease's failover relationship is in a
+    /// state that does not answer renewals.
     PassedNoHorizon = 5,
     /// Truncated or inconsistent headers or options.
     PassedMalformed = 6,

@@ -17,7 +17,8 @@ use aya_ebpf::{
 };
 use server_common::fastpath::{
     FastPathConfig, LeaseKey, LeaseValue, Template, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW,
-    FINGERPRINT_MAX_WORDS, KEY_CLIENT_ID, KEY_HARDWARE, KEY_MAX, TEMPLATE_SLOTS,
+    FINGERPRINT_MAX_WORDS, KEY_CLIENT_ID, KEY_HARDWARE, KEY_MAX, RELATIONSHIP_SLOTS,
+    TEMPLATE_SLOTS,
 };
 use server_common::{loadbalance, XdpStat};
 
@@ -46,6 +47,12 @@ static TEMPLATES: Array<Template> = Array::with_max_entries(TEMPLATE_SLOTS, 0);
 /// was broadcast (REBINDING), where the request's destination MAC is not ours.
 #[map]
 static INTERFACE_MACS: HashMap<u32, [u8; 8]> = HashMap::with_max_entries(256, 0);
+
+/// Per failover relationship ([`LeaseValue::relationship`] − 1): [`RELATIONSHIP_SERVES`] while
+/// its state answers renewals. An array: the lookup is inlined. Zero (the initial value) passes
+/// every renewal of that relationship's leases up.
+#[map]
+static RELATIONSHIPS: Array<u32> = Array::with_max_entries(RELATIONSHIP_SLOTS, 0);
 
 /// Renewals answered in the kernel, for userspace to write to the lease log.
 #[map]

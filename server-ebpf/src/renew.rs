@@ -10,13 +10,15 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use server_common::fastpath::{
-    clock_seconds, FastPathConfig, RenewalEvent, CLOCK_NS_MAX, LEASE_ACTIVE, TEMPLATE_MAX,
-    TEMPLATE_OFFSET,
+    clock_seconds, FastPathConfig, RenewalEvent, CLOCK_NS_MAX, LEASE_ACTIVE, RELATIONSHIP_SERVES,
+    TEMPLATE_MAX, TEMPLATE_OFFSET,
 };
 use server_common::XdpStat;
 
 use crate::packet::{self, Frame, Options};
-use crate::{client_key, fingerprint, EVENTS, INTERFACE_MACS, LEASES, PASS, TEMPLATES};
+use crate::{
+    client_key, fingerprint, EVENTS, INTERFACE_MACS, LEASES, PASS, RELATIONSHIPS, TEMPLATES,
+};
 
 const IPV4_HEADER: usize = 20;
 const UDP_HEADER: usize = 8;
@@ -79,6 +81,14 @@ pub fn renew<const L3: usize>(
         return (PASS, XdpStat::PassedNoHorizon);
     }
     let ends = ends as u32;
+    // Rule 3: a failover lease only while its relationship's state answers renewals
+    // (failover.md §6.1); the engine's `serving` test, published by userspace.
+    if lease_value.relationship != 0 {
+        match RELATIONSHIPS.get(lease_value.relationship - 1) {
+            Some(&RELATIONSHIP_SERVES) => {}
+            _ => return (PASS, XdpStat::PassedNoHorizon),
+        }
+    }
     // The template answers one request shape: the same relay and the same options area.
     if frame.giaddr != lease_value.giaddr {
         return (PASS, XdpStat::PassedShape);

@@ -12,6 +12,9 @@
 //! operator, with ISC's own `omshell`, opens xdhcpd's `failover-state` object by name, reads
 //! `local-state` 3, sets it to 4, updates and refreshes (4 read back): xdhcpd's lease file says
 //! `my state partner-down` (omapi.md §8.5, failover.md §6.2 "Administrative").
+//!
+//! (c) xdhcpd primary with XDP + ISC secondary in NORMAL: renewals of the failover pool's lease
+//! are answered in the kernel and reach ISC's lease file (issue 3, failover.md §7.2, §8.1).
 
 mod common;
 mod netns;
@@ -285,6 +288,148 @@ fn xdhcpd_primary_and_isc_secondary_reach_normal_and_share_a_lease() -> Result<(
         client_lease.contains(&format!("dhcp-server-identifier {PRIMARY};")),
         "client lease:\n{client_lease}\n{}",
         debug()
+    );
+    client.proc.kill();
+    Ok(())
+}
+
+/// xdhcpd's metrics endpoint in its namespace (test (c)).
+const METRICS: &str = "127.0.0.1:9167";
+
+/// One sample of the metrics endpoint scraped inside `netns` (`name` with its labels).
+fn scrape(netns: &Netns, name: &str) -> Result<u64> {
+    let text = netns.exec_ok(&[
+        "python3",
+        "-c",
+        &format!(
+            "import urllib.request; print(urllib.request.urlopen('http://{METRICS}/metrics', \
+             timeout=5).read().decode())"
+        ),
+    ])?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .map(|value| value as u64)
+        .with_context(|| format!("no {name} in the scrape:\n{text}"))
+}
+
+/// (c) xdhcpd primary with XDP attached + ISC secondary in NORMAL: dhclient's renewals of a
+/// failover pool's lease are answered in the kernel (issue 3: the horizon is bounded by tsfp +
+/// MCLT and by the state, and NORMAL serves), and they reach ISC's lease file as BNDUPDs.
+/// Lease time 4 s (dhclient renews every 2 s), MCLT 300 s.
+#[test]
+fn xdp_renewals_of_a_failover_pool_reach_the_partner() -> Result<()> {
+    if !common::privileged("xdp_renewals_of_a_failover_pool_reach_the_partner") {
+        return Ok(());
+    }
+    let lab = Triangle::new()?;
+    let isc_dir = TempDir::new("xdh-fo-isc")?;
+    let mut isc = start_isc(
+        &lab.b,
+        isc_dir.path(),
+        &dhcpd_conf_with_times("secondary;", SECONDARY, PRIMARY, 4, 4),
+    )?;
+    let primary_conf = format!(
+        "{}option xdhcpd.metrics-listen \"{METRICS}\";\n{}",
+        xdhcpd::config::xdhcpd::DEFINITIONS,
+        dhcpd_conf_with_times(
+            "primary;\n  mclt 300;\n  split 128;",
+            PRIMARY,
+            SECONDARY,
+            4,
+            4
+        )
+    );
+    let mut xdhcpd = ServerSetup {
+        netns: &lab.a,
+        dir: lab.dir.path(),
+        kind: ServerKind::Xdhcpd {
+            binary: env!("CARGO_BIN_EXE_xdhcpd").into(),
+            xdp: true,
+        },
+        config: DhcpConfig::lab_default(),
+        interface: "s0".into(),
+        relayed: false,
+        dhcpd_conf: Some(primary_conf),
+    }
+    .start()?;
+    let isc_leases = isc_dir.join("isc.leases");
+    let debug = || {
+        logs(&[
+            ("xdhcpd log", &lab.dir.join("server.log")),
+            ("ISC log", &isc_dir.join("isc.log")),
+            ("ISC leases", &isc_leases),
+        ])
+    };
+    wait_for("both peers in NORMAL", Duration::from_secs(40), || {
+        isc.check_running()?;
+        xdhcpd.proc.check_running()?;
+        Ok((my_state(&isc_leases).as_deref() == Some("normal")
+            && my_state(&xdhcpd.lease_file).as_deref() == Some("normal"))
+        .then_some(()))
+    })
+    .with_context(debug)?;
+
+    let client_dir = TempDir::new("xdh-fo-client")?;
+    let mac = bucket_mac(true);
+    lab.client.ip(&["link", "set", "br0", "address", &mac])?;
+    let mut client = start_dhclient(&lab.client, client_dir.path(), "br0", true)?;
+    let address = client
+        .wait_event(&["BOUND"], 1, Duration::from_secs(30))
+        .with_context(debug)?;
+    // The first renewal is answered in userspace and published; the later ones in the kernel.
+    client
+        .wait_event(&["RENEW"], 4, Duration::from_secs(40))
+        .with_context(debug)?;
+    let renewed = "xdhcpd_xdp_frames_total{outcome=\"renewed\"}";
+    let acks = "xdhcpd_packets_sent_total{type=\"ack\"}";
+    wait_for(
+        "renewals answered in the kernel",
+        Duration::from_secs(20),
+        || Ok((scrape(&lab.a, renewed)? >= 2).then_some(())),
+    )
+    .with_context(debug)?;
+    // From now on: a record in ISC's file with an end no renewal before `mark` can give
+    // (a renewal at u ≤ mark is written with ends = u + 2 × 4, the horizon), while userspace
+    // sends no ACK, came from a kernel renewal through BNDUPD.
+    let userspace_acks = scrape(&lab.a, acks)?;
+    // The wall clock is the lab's (the lease files carry Unix times): this test is a driver.
+    #[allow(clippy::disallowed_methods)]
+    let mark = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let record = wait_for(
+        "a kernel renewal in ISC's lease file",
+        Duration::from_secs(20),
+        || {
+            let text = std::fs::read_to_string(&isc_leases).unwrap_or_default();
+            Ok(parse_lease_file(&text).into_iter().rev().find(|record| {
+                record.address == address
+                    && record.mac.as_deref() == Some(mac.as_str())
+                    && record.binding_state.as_deref() == Some("active")
+                    && record.ends.is_some_and(|ends| ends > mark + 8)
+            }))
+        },
+    )
+    .with_context(debug)?;
+    let kernel = scrape(&lab.a, renewed)?;
+    assert_eq!(
+        scrape(&lab.a, acks)?,
+        userspace_acks,
+        "userspace answered a renewal meanwhile; ISC record {record:?}\n{}",
+        debug()
+    );
+    eprintln!("netns_failover xdp: {kernel} renewals in the kernel; ISC has {record:?}");
+    // Every renewal was answered: the client never started over.
+    let bound = client
+        .events()
+        .iter()
+        .filter(|event| event.event == "BOUND")
+        .count();
+    assert_eq!(
+        bound,
+        1,
+        "the client had to start over: {:?}",
+        client.events()
     );
     client.proc.kill();
     Ok(())

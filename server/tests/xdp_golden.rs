@@ -2,7 +2,9 @@
 //! row is a description, an input frame, the expected action, the statistics slot it lands in
 //! and — for renewals — the expected output frame. **Both paths agree**: for every renewal row
 //! the DHCP payload the kernel produced equals, byte for byte and with nothing masked, what the
-//! userspace engine's `Reply::encode` produces for the same request.
+//! userspace engine's `Reply::encode` produces for the same request. The same holds for leases
+//! of failover pools, up to the MCLT bound, past which both the kernel passes up and the engine
+//! shortens the grant (`failover_renewals_agree_with_the_engine`).
 
 mod common;
 mod netns;
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use aya::maps::PerCpuArray;
 use aya::programs::{TestRun, TestRunOptions};
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
-use dhcproto::{Encodable, Encoder};
+use dhcproto::{Decodable, Encodable, Encoder};
 use server_common::fastpath::{
     FastPathConfig, LeaseKey, RenewalEvent, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW,
 };
@@ -23,6 +25,7 @@ use xdhcpd::config;
 use xdhcpd::engine::{Engine, Request};
 use xdhcpd::lease::record::{BindingState, Hardware, Lease};
 use xdhcpd::lease::store::LeaseStore;
+use xdhcpd::xdp::bounds;
 use xdhcpd::xdp::maps::{AyaMaps, FastPathMaps};
 use xdhcpd::xdp::sync::{self, FastPath};
 
@@ -45,6 +48,30 @@ subnet 10.1.0.0 netmask 255.255.255.0 {
   option routers 10.1.0.1;
 }
 ";
+
+/// [`CONFIG`] with both ranges in failover pools (MCLT 300 s < the lease time, so the MCLT rule
+/// bounds it): the kernel answers a failover lease exactly as far as the engine grants the
+/// full lease time.
+const FAILOVER_CONFIG: &str = "
+authoritative;
+default-lease-time 3600;
+max-lease-time 7200;
+option domain-name \"example.net\";
+option domain-name-servers 10.0.0.53, 10.0.0.54;
+failover peer \"fo\" { primary; address 10.0.0.1; peer address 10.0.0.2; mclt 300; split 128; }
+subnet 10.0.0.0 netmask 255.255.255.0 {
+  pool { failover peer \"fo\"; range 10.0.0.100 10.0.0.199; }
+  option routers 10.0.0.1;
+}
+subnet 10.1.0.0 netmask 255.255.255.0 {
+  pool { failover peer \"fo\"; range 10.1.0.100 10.1.0.199; }
+  option routers 10.1.0.1;
+}
+";
+/// MCLT of [`FAILOVER_CONFIG`].
+const MCLT: u32 = 300;
+/// The partner-acked tsfp of every failover lease of the fixture, relative to `now`.
+const TSFP_AHEAD: u32 = 10_000;
 
 const INTERFACE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const SERVER_MAC: [u8; 6] = [0x02, 0x5e, 0, 0, 0, 1];
@@ -261,7 +288,14 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let config = Arc::new(config::parse_str(CONFIG, "golden.conf").expect("config"));
+        Self::with(CONFIG, false)
+    }
+
+    /// The fixture over `text`; with `failover`, its leases are failover leases published as
+    /// the daemon publishes them (relationship slot 0, which answers renewals, and the kernel
+    /// horizon bounded by tsfp + MCLT), the partner having acked up to now + [`TSFP_AHEAD`].
+    fn with(text: &str, failover: bool) -> Self {
+        let config = Arc::new(config::parse_str(text, "golden.conf").expect("config"));
         assert!(sync::config_allows_fast_path(&config));
         let engine = Engine::new(config.clone());
         let mut store = LeaseStore::new(&config);
@@ -296,6 +330,9 @@ impl Fixture {
             lease.ends = ends;
             lease.hardware = Hardware::new(1, &client.mac);
             lease.set_uid(client.client_id);
+            if failover {
+                lease.tsfp = now + TSFP_AHEAD;
+            }
             store.upsert(lease);
             // The template: the engine's own ACK to an earlier renewal (another xid).
             let request = message(client, MessageType::Request, 0x1111_0000, true);
@@ -311,9 +348,22 @@ impl Fixture {
             );
             let reply = decision.reply.expect("engine answers the renewal");
             let prepared = sync::prepare(&payload, &request, &reply).expect("eligible");
-            fast_path
-                .publish(&prepared, ends, horizon)
-                .expect("publish");
+            if failover {
+                let acked = store.get(client.address).expect("lease");
+                assert!(
+                    bounds::full_grant(acked, prepared.lease_time),
+                    "the template is a full grant"
+                );
+                let kernel =
+                    bounds::kernel_horizon(horizon, prepared.lease_time, Some(acked.tsfp), MCLT);
+                fast_path
+                    .publish_in(&prepared, ends, kernel, 1)
+                    .expect("publish");
+            } else {
+                fast_path
+                    .publish(&prepared, ends, horizon)
+                    .expect("publish");
+            }
         };
         let horizon = now + 3 * LEASE_TIME;
         fixture_engine_store(DIRECT, now + 1800, horizon);
@@ -321,6 +371,12 @@ impl Fixture {
         fixture_engine_store(RELAYED, now + 1800, horizon);
         fixture_engine_store(EXPIRED, now - 10, horizon);
         fixture_engine_store(NO_HORIZON, now + 1800, now + 1000);
+        if failover {
+            fast_path
+                .maps_mut()
+                .set_relationship(0, true)
+                .expect("relationships map");
+        }
         Self {
             ebpf,
             events,
@@ -829,5 +885,133 @@ fn golden_table() {
         (fixture.now + LEASE_TIME..fixture.now + LEASE_TIME + 5).contains(&lease.ends),
         "kernel-side end {} not now + lease time",
         lease.ends
+    );
+
+    // --- A failover lease (relationship slot 0): passed up while that relationship's state
+    // does not answer renewals (the slot's initial 0, failover.md §6.1), answered once userspace
+    // says it does, passed again when it stops.
+    let mut failover_lease = lease;
+    failover_lease.relationship = 1;
+    fixture
+        .fast_path
+        .maps_mut()
+        .put_lease(&key, &failover_lease)
+        .expect("lease map");
+    let renew = |xid| {
+        request_frame(
+            DIRECT,
+            &message(DIRECT, MessageType::Request, xid, true),
+            false,
+            &[],
+        )
+    };
+    for (description, serves, xid, expected, stat) in [
+        (
+            "failover relationship not serving",
+            None,
+            30,
+            XDP_PASS,
+            XdpStat::PassedNoHorizon,
+        ),
+        (
+            "failover relationship serving",
+            Some(true),
+            31,
+            XDP_TX,
+            XdpStat::Renewed,
+        ),
+        (
+            "failover relationship stopped serving",
+            Some(false),
+            32,
+            XDP_PASS,
+            XdpStat::PassedNoHorizon,
+        ),
+    ] {
+        if let Some(serves) = serves {
+            fixture
+                .fast_path
+                .maps_mut()
+                .set_relationship(0, serves)
+                .expect("relationships map");
+        }
+        let input = renew(xid);
+        let before = fixture.stat(stat);
+        let (action, output) = fixture.run(&input);
+        assert_eq!(action, expected, "{description}");
+        assert_eq!(fixture.stat(stat), before + 1, "{description}: {stat:?}");
+        if expected == XDP_PASS {
+            assert_eq!(output, input, "{description}: unchanged");
+        }
+    }
+}
+
+/// Failover pools (issue 3, failover.md §8.1): within the kernel horizon min(durable, tsfp +
+/// MCLT) the kernel's reply is the engine's, byte for byte, at the same time; where tsfp + MCLT
+/// is short of now + lease time, the kernel passes the renewal up and the engine indeed
+/// shortens the grant (so a kernel reply would have differed).
+#[test]
+fn failover_renewals_agree_with_the_engine() {
+    if !common::privileged("xdp_golden::failover_renewals_agree_with_the_engine") {
+        return;
+    }
+    let mut fixture = Fixture::with(FAILOVER_CONFIG, true);
+    for (index, (description, client, broadcast)) in [
+        ("failover renew hit", DIRECT, false),
+        ("failover rebinding hit", DIRECT, true),
+        ("failover renew hit with client id", WITH_ID, false),
+        ("failover relayed renew", RELAYED, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let message = message(
+            client,
+            MessageType::Request,
+            0x3333_0000 + index as u32,
+            true,
+        );
+        let input = request_frame(client, &message, broadcast, &[]);
+        let (action, output) = fixture.run(&input);
+        assert_eq!(action, XDP_TX, "{description}");
+        check_reply(
+            &mut fixture,
+            description,
+            client,
+            &message,
+            &output,
+            14,
+            SERVER_MAC,
+        );
+    }
+
+    // The partner acked less: tsfp + MCLT = now + 3300 < now + 3600. Published as the daemon
+    // would, the kernel passes the renewal up; the engine grants 3300 s, not the template's 3600.
+    let tsfp = fixture.now + 3000;
+    let key = LeaseKey::new(server_common::fastpath::KEY_HARDWARE, 1, &DIRECT.mac).expect("key");
+    let mut value = fixture.fast_path.maps().lease(&key).expect("published");
+    value.horizon = bounds::kernel_horizon(value.horizon, LEASE_TIME, Some(tsfp), MCLT);
+    assert_eq!(value.horizon, tsfp + MCLT);
+    fixture
+        .fast_path
+        .maps_mut()
+        .put_lease(&key, &value)
+        .expect("lease map");
+    let mut lease = fixture.store.get(DIRECT.address).cloned().expect("lease");
+    lease.tsfp = tsfp;
+    fixture.store.upsert(lease);
+    let message = message(DIRECT, MessageType::Request, 0x3333_0100, true);
+    let input = request_frame(DIRECT, &message, false, &[]);
+    let before = fixture.stat(XdpStat::PassedNoHorizon);
+    let (action, output) = fixture.run(&input);
+    assert_eq!(action, XDP_PASS, "MCLT bound");
+    assert_eq!(output, input, "MCLT bound: unchanged");
+    assert_eq!(fixture.stat(XdpStat::PassedNoHorizon), before + 1);
+    let reply = fixture.engine_reply(&message, SocketAddrV4::new(DIRECT.address, 68));
+    let reply = Message::decode(&mut dhcproto::Decoder::new(&reply)).expect("decode");
+    assert_eq!(
+        reply.opts().get(OptionCode::AddressLeaseTime),
+        Some(&DhcpOption::AddressLeaseTime(tsfp + MCLT - fixture.now)),
+        "the engine shortens the grant where the kernel passes"
     );
 }

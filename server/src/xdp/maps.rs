@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError};
-use server_common::fastpath::{FastPathConfig, LeaseKey, LeaseValue, Template};
+use server_common::fastpath::{
+    FastPathConfig, LeaseKey, LeaseValue, Template, RELATIONSHIP_SERVES,
+};
 
 /// Errors of a map update.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,9 @@ pub trait FastPathMaps {
     fn remove_template(&mut self, index: u32) -> Result<(), MapsError>;
     fn put_lease(&mut self, key: &LeaseKey, value: &LeaseValue) -> Result<(), MapsError>;
     fn remove_lease(&mut self, key: &LeaseKey) -> Result<(), MapsError>;
+    /// Whether failover relationship slot `index` answers renewals (`LeaseValue::relationship`
+    /// = index + 1).
+    fn set_relationship(&mut self, index: u32, serves: bool) -> Result<(), MapsError>;
     /// The kernel's view of a lease (after kernel renewals, `ends` moved).
     fn lease(&self, key: &LeaseKey) -> Option<LeaseValue>;
 }
@@ -36,6 +41,7 @@ pub struct AyaMaps {
     leases: BpfHashMap<MapData, LeaseKey, LeaseValue>,
     templates: Array<MapData, Template>,
     interface_macs: BpfHashMap<MapData, u32, [u8; 8]>,
+    relationships: Array<MapData, u32>,
 }
 
 impl AyaMaps {
@@ -47,6 +53,7 @@ impl AyaMaps {
             leases: BpfHashMap::try_from(take("LEASES")?)?,
             templates: Array::try_from(take("TEMPLATES")?)?,
             interface_macs: BpfHashMap::try_from(take("INTERFACE_MACS")?)?,
+            relationships: Array::try_from(take("RELATIONSHIPS")?)?,
         })
     }
 }
@@ -89,6 +96,11 @@ impl FastPathMaps for AyaMaps {
         }
     }
 
+    fn set_relationship(&mut self, index: u32, serves: bool) -> Result<(), MapsError> {
+        let value = if serves { RELATIONSHIP_SERVES } else { 0 };
+        Ok(self.relationships.set(index, value, 0)?)
+    }
+
     fn lease(&self, key: &LeaseKey) -> Option<LeaseValue> {
         self.leases.get(key, 0).ok()
     }
@@ -101,6 +113,8 @@ pub struct FakeMaps {
     pub interface_macs: HashMap<u32, [u8; 6]>,
     pub templates: HashMap<u32, Template>,
     pub leases: HashMap<LeaseKey, LeaseValue>,
+    /// Relationship slot → serves renewals.
+    pub relationships: HashMap<u32, bool>,
 }
 
 impl std::fmt::Debug for FakeMaps {
@@ -140,6 +154,11 @@ impl FastPathMaps for FakeMaps {
 
     fn remove_lease(&mut self, key: &LeaseKey) -> Result<(), MapsError> {
         self.leases.remove(key);
+        Ok(())
+    }
+
+    fn set_relationship(&mut self, index: u32, serves: bool) -> Result<(), MapsError> {
+        self.relationships.insert(index, serves);
         Ok(())
     }
 

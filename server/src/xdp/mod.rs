@@ -5,7 +5,17 @@
 //! `AYA_BUILD_SKIP`), the daemon serves everything from userspace and says why, once.
 //! The attachment lives in [`XdpAttachment`]: dropping it detaches, and because XDP links end
 //! when their file descriptor closes, a `kill -9` leaves no program attached either.
+//!
+//! Modules: [`maps`] (the kernel maps behind a trait, with an in-memory fake), [`sync`]
+//! (templates from the engine's ACKs, publication), [`runtime`] (the fast-path thread: durable
+//! publications, kernel renewals to the lease log and to failover), [`bounds`] (failover: a
+//! failover pool's lease is renewed in the kernel only up to min(durable horizon, tsfp + MCLT),
+//! only after a full grant, and not at all while its relationship does not serve (a
+//! per-relationship slot in the kernel's `RELATIONSHIPS` map that each lease names); the
+//! fast-path thread raises held-back horizons once a second after BNDACKs raise tsfp, and
+//! writes a changed service state within one of its rounds, ≤ 20 ms when idle).
 
+pub mod bounds;
 pub mod maps;
 pub mod runtime;
 pub mod sync;

@@ -25,6 +25,7 @@ use server_common::fastpath::{
 };
 use server_common::XdpStat;
 
+use super::bounds::{kernel_horizon, Bounded};
 use super::maps::{AyaMaps, FastPathMaps, MapsError};
 use super::sync::{self, FastPath, Prepared};
 use super::XdpAttachment;
@@ -88,6 +89,22 @@ pub struct FastPathRuntime {
     enabled: AtomicBool,
     /// Bumped by each config reload ([`FastPathRuntime::reconfigure`]).
     generation: AtomicU64,
+    /// The address ranges of failover pools (inclusive `u32` pairs) of the running config.
+    failover_ranges: std::sync::RwLock<Vec<(u32, u32)>>,
+}
+
+/// The address ranges of the pools of `config` that name a failover peer.
+fn failover_ranges(config: &crate::config::model::Config) -> Vec<(u32, u32)> {
+    config
+        .pools
+        .iter()
+        .filter(|pool| pool.failover_peer.is_some())
+        .flat_map(|pool| {
+            pool.ranges
+                .iter()
+                .map(|range| (u32::from(range.low), u32::from(range.high)))
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for FastPathRuntime {
@@ -117,6 +134,17 @@ fn clock_offset(current: Option<i64>) -> i64 {
     let unix = read(libc::CLOCK_REALTIME);
     let monotonic = u64::try_from(read(libc::CLOCK_MONOTONIC)).unwrap_or(0);
     server_common::fastpath::clock_offset(unix, monotonic, current)
+}
+
+/// Whole seconds of CLOCK_MONOTONIC (the fast-path thread's once-a-second work).
+fn monotonic_seconds() -> i64 {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut time) };
+    time.tv_sec
 }
 
 /// The MAC address of an interface from sysfs.
@@ -181,8 +209,8 @@ impl FastPathRuntime {
         let enabled = sync::config_allows_fast_path(config);
         if !enabled {
             log::info!(
-                "XDP: renewals stay in userspace: the configuration has classes, min-secs or \
-                 failover pools, which make replies depend on more than the kernel checks"
+                "XDP: renewals stay in userspace: the configuration has classes or min-secs, \
+                 which make replies depend on more than the kernel checks"
             );
         }
         let fast_path_config = FastPathConfig {
@@ -209,6 +237,7 @@ impl FastPathRuntime {
             config: Mutex::new(fast_path_config),
             enabled: AtomicBool::new(enabled),
             generation: AtomicU64::new(0),
+            failover_ranges: std::sync::RwLock::new(failover_ranges(config)),
         })
     }
 
@@ -278,6 +307,19 @@ impl FastPathRuntime {
             .commit
             .iter_mut()
             .find(|lease| lease.address == address)?;
+        let in_failover_pool = self.failover_ranges.read().is_ok_and(|ranges| {
+            let value = u32::from(address);
+            ranges
+                .iter()
+                .any(|&(low, high)| (low..=high).contains(&value))
+        });
+        if in_failover_pool && !super::bounds::full_grant(lease, prepared.lease_time) {
+            log::debug!(
+                "XDP: renewal of {address} stays in userspace: {}",
+                sync::NotEligible::ShortenedGrant
+            );
+            return None;
+        }
         let ends = lease.ends;
         let horizon = ends.saturating_add(prepared.lease_time);
         lease.ends = horizon;
@@ -359,7 +401,23 @@ impl FastPathRuntime {
             return;
         };
         let mut ticks = 0u32;
+        let mut last_second = monotonic_seconds();
         while !shutdown.load(std::sync::atomic::Ordering::Relaxed) {
+            // Failover (see `super::bounds`): every round writes a changed service state to the
+            // kernel's relationships map; once a second, held-back horizons follow the BNDACKs.
+            if let Some(hooks) = sink.failover() {
+                let serving = super::bounds::serving(&hooks);
+                if let Ok(mut fast_path) = self.fast_path.lock() {
+                    if let Err(error) = fast_path.set_relationships(&serving) {
+                        log::warn!("XDP: writing the failover states: {error}");
+                    }
+                }
+                let second = monotonic_seconds();
+                if second != last_second {
+                    last_second = second;
+                    follow_failover(&self.fast_path, leases, &hooks);
+                }
+            }
             let pending: Vec<Update> = receiver.try_iter().collect();
             let mut events = Vec::new();
             while let Some(item) = ring.next() {
@@ -428,6 +486,9 @@ impl FastPathRuntime {
     /// exactly). Renewals in the kernel are switched on or off for the new config.
     pub fn reconfigure(&self, config: &crate::config::model::Config) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut ranges) = self.failover_ranges.write() {
+            *ranges = failover_ranges(config);
+        }
         let enabled = sync::config_allows_fast_path(config);
         self.enabled.store(enabled, Ordering::Relaxed);
         let Ok(mut current) = self.config.lock() else {
@@ -502,9 +563,16 @@ fn consume<M: FastPathMaps>(
     generation: u64,
 ) -> bool {
     let mut horizons: HashMap<LeaseKey, (RenewalEvent, UnixTime)> = HashMap::new();
+    // Kernel renewals of failover leases: (key, bounds with `kernel` still to compute, tsfp).
+    let mut renewed_bounds = Vec::new();
     for event in events {
-        if let Some(horizon) = record_kernel_renewal(leases, sink, event) {
-            horizons.insert(event.key, (*event, horizon));
+        if let Some((horizon, failover_tsfp)) = record_kernel_renewal(leases, sink, event) {
+            match failover_tsfp {
+                Some(tsfp) => renewed_bounds.push((event.key, *event, horizon, tsfp)),
+                None => {
+                    horizons.insert(event.key, (*event, horizon));
+                }
+            }
         }
     }
     // Everything queued above was submitted before this flush: once it returns, the records are
@@ -512,13 +580,70 @@ fn consume<M: FastPathMaps>(
     if !sink.flush() {
         return false;
     }
+    let hooks = sink.failover();
+    let status_of = |address: u32| {
+        hooks
+            .as_ref()
+            .and_then(|hooks| hooks.of_address(std::net::Ipv4Addr::from(address.to_ne_bytes())))
+    };
+    // The store's tsfp of the failover leases to publish, read before the maps' lock (the
+    // workers take the store's lock, then the maps').
+    let tsfps: HashMap<u32, Option<UnixTime>> = match leases.lock() {
+        Ok(store) => pending
+            .iter()
+            .filter_map(|update| match update {
+                Update::Publish(publish) if status_of(publish.prepared.address).is_some() => {
+                    let address = publish.prepared.address;
+                    let ip = std::net::Ipv4Addr::from(address.to_ne_bytes());
+                    Some((address, super::bounds::active_tsfp(&store, ip)))
+                }
+                _ => None,
+            })
+            .collect(),
+        Err(_) => HashMap::new(),
+    };
     let Ok(mut fast_path) = fast_path.lock() else {
         return true;
     };
     for update in pending {
         let result = match update {
             Update::Publish(publish) if publish.generation == generation => {
-                fast_path.publish(&publish.prepared, publish.ends, publish.horizon)
+                let prepared = &publish.prepared;
+                let relationship = |status| {
+                    hooks
+                        .as_ref()
+                        .and_then(|hooks| super::bounds::relationship_value(hooks, status))
+                };
+                match status_of(prepared.address) {
+                    Some(status) => match relationship(status) {
+                        Some(relationship) => {
+                            let tsfp = tsfps.get(&prepared.address).copied().flatten();
+                            let bounded = Bounded {
+                                address: std::net::Ipv4Addr::from(prepared.address.to_ne_bytes()),
+                                lease_time: prepared.lease_time,
+                                durable: publish.horizon,
+                                kernel: kernel_horizon(
+                                    publish.horizon,
+                                    prepared.lease_time,
+                                    tsfp,
+                                    status.mclt(),
+                                ),
+                            };
+                            fast_path
+                                .publish_in(prepared, publish.ends, bounded.kernel, relationship)
+                                .and_then(|()| fast_path.set_bounded(&prepared.key, bounded))
+                        }
+                        // No slot in the kernel's relationships map: stays in userspace.
+                        None if fast_path.is_published(&prepared.key) => {
+                            fast_path.withdraw(&prepared.key)
+                        }
+                        None => Ok(()),
+                    },
+                    None => {
+                        fast_path.failover.leases.remove(&prepared.key);
+                        fast_path.publish(prepared, publish.ends, publish.horizon)
+                    }
+                }
             }
             // Prepared under a config since replaced (see `reconfigure`).
             Update::Publish(_) => Ok(()),
@@ -539,18 +664,93 @@ fn consume<M: FastPathMaps>(
             log::warn!("XDP: moving a horizon: {error}");
         }
     }
+    // A kernel renewal of a failover lease: the durable horizon moved on, the kernel's is that
+    // bounded by the MCLT rule with the tsfp the renewal left (raised later by the BNDACK).
+    for (key, event, durable, tsfp) in renewed_bounds {
+        let Some(status) = status_of(event.address) else {
+            continue;
+        };
+        let Some(mut value) = fast_path.maps().lease(&key) else {
+            continue;
+        };
+        let lease_time = event.ends.saturating_sub(event.starts);
+        let bounded = Bounded {
+            address: std::net::Ipv4Addr::from(event.address.to_ne_bytes()),
+            lease_time,
+            durable,
+            kernel: kernel_horizon(durable, lease_time, Some(tsfp), status.mclt()),
+        };
+        value.ends = value.ends.max(event.ends);
+        value.horizon = bounded.kernel;
+        let result = fast_path
+            .maps_mut()
+            .put_lease(&key, &value)
+            .and_then(|()| fast_path.set_bounded(&key, bounded));
+        if let Err(error) = result {
+            log::warn!("XDP: moving a horizon: {error}");
+        }
+    }
     true
+}
+
+/// Moves the kernel horizons of the published failover leases that the MCLT bound holds back:
+/// a BNDACK may have raised their tsfp. Reads the store between two short holds of the maps'
+/// lock, never under it (lock order: store, then maps).
+fn follow_failover<M: FastPathMaps>(
+    fast_path: &Mutex<FastPath<M>>,
+    leases: &Mutex<LeaseStore>,
+    hooks: &crate::failover::hooks::FailoverHooks,
+) {
+    let targets: Vec<(LeaseKey, std::net::Ipv4Addr)> = match fast_path.lock() {
+        Ok(fast_path) => fast_path
+            .failover
+            .leases
+            .iter()
+            .filter(|(_, bounded)| bounded.held_back())
+            .map(|(key, bounded)| (*key, bounded.address))
+            .collect(),
+        Err(_) => return,
+    };
+    if targets.is_empty() {
+        return;
+    }
+    let tsfps: Vec<Option<UnixTime>> = match leases.lock() {
+        Ok(store) => targets
+            .iter()
+            .map(|(_, address)| super::bounds::active_tsfp(&store, *address))
+            .collect(),
+        Err(_) => return,
+    };
+    let Ok(mut fast_path) = fast_path.lock() else {
+        return;
+    };
+    for ((key, address), tsfp) in targets.into_iter().zip(tsfps) {
+        // Withdrawn or republished meanwhile: its entry is the current one.
+        let Some(current) = fast_path.failover.leases.get(&key).copied() else {
+            continue;
+        };
+        let Some(status) = hooks.of_address(address) else {
+            continue;
+        };
+        let kernel = kernel_horizon(current.durable, current.lease_time, tsfp, status.mclt());
+        if kernel != current.kernel {
+            if let Err(error) = fast_path.set_bounded(&key, Bounded { kernel, ..current }) {
+                log::warn!("XDP: moving a failover horizon: {error}");
+            }
+        }
+    }
 }
 
 /// Applies one kernel renewal to the store exactly as the engine's ACK of the same renewal
 /// would (starts, cltt and, in a failover pool, the potential expiration of failover.md §8.1),
 /// submits its record with the next horizon, and hands a failover pool's lease to its driver
-/// for a BNDUPD (§7.2), as `Engine::handle` does for its commits. Returns that horizon.
+/// for a BNDUPD (§7.2), as `Engine::handle` does for its commits. Returns that horizon and,
+/// for a failover pool's lease, its tsfp after the renewal.
 fn record_kernel_renewal(
     leases: &Mutex<LeaseStore>,
     sink: &dyn LeaseSink,
     event: &RenewalEvent,
-) -> Option<UnixTime> {
+) -> Option<(UnixTime, Option<UnixTime>)> {
     let key = client_key(&event.key)?;
     let mut store = leases.lock().ok()?;
     let address = std::net::Ipv4Addr::from(event.address.to_ne_bytes());
@@ -567,7 +767,15 @@ fn record_kernel_renewal(
     let failover = sink
         .failover()
         .filter(|hooks| hooks.of_address(address).is_some());
-    if failover.is_some() {
+    if let Some(status) = failover
+        .as_ref()
+        .and_then(|hooks| hooks.of_address(address))
+    {
+        // The engine's `bound_lease`: the rewind state steps to ACTIVE only while the partner
+        // hears of it soon (failover.md §8.2, `rules::rewind_follows`).
+        if crate::failover::rules::rewind_follows(status.service()) {
+            lease.rewind_binding_state = crate::lease::record::BindingState::Active;
+        }
         // The engine's `bound_lease`: tstp = now + desired + granted / 2. The kernel only
         // repeats a full grant (desired = granted = its lease time), and the partner-acked
         // tsfp never rises above what we ask for.
@@ -579,10 +787,11 @@ fn record_kernel_renewal(
     store.upsert(lease.clone());
     drop(store);
     sink.submit(&lease);
+    let tsfp = failover.as_ref().map(|_| lease.tsfp);
     if let Some(hooks) = failover {
         hooks.leases_changed(std::slice::from_ref(&lease));
     }
-    Some(horizon)
+    Some((horizon, tsfp))
 }
 
 fn parse_event(bytes: &[u8]) -> Option<RenewalEvent> {
@@ -605,222 +814,5 @@ fn client_key(key: &LeaseKey) -> Option<ClientKey> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn peer_config(primary: bool) -> &'static str {
-        if primary {
-            "failover peer \"fo\" { primary; address 10.0.0.1; peer address 10.0.0.2; mclt 300; split 128; load balance max seconds 3; }\nsubnet 10.0.0.0 netmask 255.255.255.0 { pool { failover peer \"fo\"; range 10.0.0.10 10.0.0.20; } }"
-        } else {
-            "failover peer \"fo\" { secondary; address 10.0.0.2; peer address 10.0.0.1; load balance max seconds 3; }\nsubnet 10.0.0.0 netmask 255.255.255.0 { pool { failover peer \"fo\"; range 10.0.0.10 10.0.0.20; } }"
-        }
-    }
-
-    /// The kernel gets "my buckets": the HBA on a primary, its complement on a secondary, and
-    /// only while NORMAL (failover.md §11.1, §11.3).
-    #[test]
-    fn load_balancing_follows_role_and_state() {
-        use crate::failover::codes::ServerStateCode;
-        use crate::failover::states::State;
-        let hba = server_common::loadbalance::split_to_hba(128);
-        for primary in [true, false] {
-            let config = crate::config::parse_str(peer_config(primary), "fo.conf").expect("config");
-            let hooks = crate::failover::hooks::FailoverHooks::new(&config);
-            let status = &hooks.relationships()[0];
-            assert_eq!(LoadBalancing::of(status), None, "not attached yet");
-            let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
-            status.attach(sender);
-            status.publish(
-                State::Startup {
-                    saved: ServerStateCode::Normal,
-                    until: 0,
-                },
-                0,
-                None,
-                300,
-                Some(hba),
-            );
-            assert_eq!(LoadBalancing::of(status), None, "not NORMAL");
-            status.publish(
-                State::Normal,
-                0,
-                Some(ServerStateCode::Normal),
-                300,
-                Some(hba),
-            );
-            let balancing = LoadBalancing::of(status).expect("NORMAL balances");
-            assert_eq!(balancing.max_secs, 3);
-            let expected = if primary { hba } else { hba.map(|byte| !byte) };
-            assert_eq!(balancing.mine, expected);
-        }
-    }
-
-    #[test]
-    fn kernel_keys_map_to_store_keys() {
-        let id = LeaseKey::new(KEY_CLIENT_ID, 0, &[1, 2, 3]).expect("key");
-        assert_eq!(
-            client_key(&id),
-            Some(ClientKey::ClientId(vec![1, 2, 3].into_boxed_slice()))
-        );
-        let mac = [2, 0, 0, 0, 0, 9];
-        let hardware = LeaseKey::new(KEY_HARDWARE, 1, &mac).expect("key");
-        assert_eq!(
-            client_key(&hardware),
-            Hardware::new(1, &mac).map(ClientKey::Hardware)
-        );
-        let mut bad = id;
-        bad.kind = 7;
-        assert_eq!(client_key(&bad), None);
-        bad.kind = KEY_CLIENT_ID;
-        bad.len = 40;
-        assert_eq!(client_key(&bad), None);
-    }
-
-    #[test]
-    fn events_parse_and_short_records_are_skipped() {
-        let event = RenewalEvent {
-            key: LeaseKey::new(KEY_HARDWARE, 1, &[2, 0, 0, 0, 0, 9]).expect("key"),
-            address: u32::from_ne_bytes([10, 0, 0, 9]),
-            starts: 1000,
-            ends: 4600,
-            xid: 7,
-        };
-        // SAFETY: reading the bytes of a plain #[repr(C)] value.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(
-                (&event as *const RenewalEvent).cast::<u8>(),
-                std::mem::size_of::<RenewalEvent>(),
-            )
-        };
-        assert_eq!(parse_event(bytes), Some(event));
-        assert_eq!(parse_event(&bytes[..10]), None);
-    }
-
-    /// The lease log and failover as the consumer sees them: records submitted, flushes, and
-    /// the engine's failover hooks.
-    struct TestSink {
-        submitted: Mutex<Vec<Lease>>,
-        flushes: std::sync::atomic::AtomicU32,
-        hooks: crate::failover::hooks::FailoverHooks,
-    }
-
-    impl LeaseSink for TestSink {
-        fn submit(&self, lease: &Lease) {
-            self.submitted.lock().expect("lock").push(lease.clone());
-        }
-
-        fn flush(&self) -> bool {
-            self.flushes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            true
-        }
-
-        fn failover(&self) -> Option<FailoverRef<'_>> {
-            Some(Box::new(&self.hooks))
-        }
-    }
-
-    /// A kernel renewal is applied as the engine's ACK would be: the store's lease (starts,
-    /// cltt, ends = the next horizon, tstp = now + 1.5 × lease time), one record for the log,
-    /// the address handed to the failover driver for a BNDUPD (failover.md §7.2), and after the
-    /// flush the kernel's horizon moves on. A lease outside failover pools is not handed over.
-    #[test]
-    fn kernel_renewals_are_logged_and_queued_as_bndupds() {
-        use crate::lease::record::BindingState;
-        use crate::xdp::maps::FakeMaps;
-        use server_common::fastpath::Template;
-        let config = crate::config::parse_str(
-            &format!(
-                "{}\nsubnet 10.0.1.0 netmask 255.255.255.0 {{ range 10.0.1.10 10.0.1.20; }}",
-                peer_config(true)
-            ),
-            "fo.conf",
-        )
-        .expect("config");
-        let hooks = crate::failover::hooks::FailoverHooks::new(&config);
-        let (sender, mut changes) = tokio::sync::mpsc::unbounded_channel();
-        hooks.relationships()[0].attach(sender);
-        let sink = TestSink {
-            submitted: Mutex::new(Vec::new()),
-            flushes: std::sync::atomic::AtomicU32::new(0),
-            hooks,
-        };
-        let mut store = LeaseStore::new(&config);
-        let fast_path = Mutex::new(FastPath::new(FakeMaps::default()));
-        let mut events = Vec::new();
-        for (last, address) in [(1u8, [10, 0, 0, 11]), (2, [10, 0, 1, 11])] {
-            let mac = [2, 0, 0, 0, 0, last];
-            let mut lease = Lease::free(std::net::Ipv4Addr::from(address));
-            lease.binding_state = BindingState::Active;
-            lease.hardware = Hardware::new(1, &mac);
-            lease.starts = 10_000;
-            lease.ends = 17_200;
-            lease.tstp = 15_400;
-            lease.tsfp = 15_400;
-            store.upsert(lease);
-            let key = LeaseKey::new(KEY_HARDWARE, 1, &mac).expect("key");
-            let prepared = Prepared {
-                key,
-                address: u32::from_ne_bytes(address),
-                lease_time: 3600,
-                giaddr: 0,
-                fingerprint: 1,
-                template: Template::EMPTY,
-            };
-            fast_path
-                .lock()
-                .expect("lock")
-                .publish(&prepared, 13_600, 17_200)
-                .expect("publish");
-            events.push(RenewalEvent {
-                key,
-                address: u32::from_ne_bytes(address),
-                starts: 12_000,
-                ends: 15_600,
-                xid: 7,
-            });
-        }
-        let leases = Mutex::new(store);
-        assert!(consume(&fast_path, &leases, &sink, Vec::new(), &events, 0));
-
-        assert_eq!(sink.flushes.load(std::sync::atomic::Ordering::Relaxed), 1);
-        let submitted = sink.submitted.lock().expect("lock").clone();
-        assert_eq!(submitted.len(), 2, "both renewals go to the lease log");
-        let failover_lease = &submitted[0];
-        assert_eq!(
-            (
-                failover_lease.starts,
-                failover_lease.cltt,
-                failover_lease.ends
-            ),
-            (12_000, 12_000, 15_600 + 3600)
-        );
-        // tstp = now + desired + granted / 2; tsfp stays what the partner acked.
-        assert_eq!(
-            (failover_lease.tstp, failover_lease.tsfp),
-            (12_000 + 5400, 15_400)
-        );
-        let plain_lease = &submitted[1];
-        assert_eq!((plain_lease.tstp, plain_lease.tsfp), (15_400, 15_400));
-        // Only the failover pool's lease becomes a BNDUPD.
-        assert_eq!(
-            changes.try_recv().ok(),
-            Some(std::net::Ipv4Addr::new(10, 0, 0, 11))
-        );
-        assert!(changes.try_recv().is_err());
-        // The store holds what the log holds (the driver reads the lease from there).
-        let stored = leases
-            .lock()
-            .expect("lock")
-            .get(std::net::Ipv4Addr::new(10, 0, 0, 11))
-            .cloned()
-            .expect("lease");
-        assert_eq!(&stored, failover_lease);
-        // After the flush, the kernel may extend up to the new horizon.
-        let fast_path = fast_path.lock().expect("lock");
-        for event in &events {
-            let value = fast_path.maps().lease(&event.key).expect("published");
-            assert_eq!((value.ends, value.horizon), (15_600, 15_600 + 3600));
-        }
-    }
-}
+#[path = "runtime_tests.rs"]
+mod tests;

@@ -19,6 +19,7 @@ use server_common::fastpath::{
     KEY_HARDWARE, LEASE_ACTIVE, OPTIONS_OFFSET, TEMPLATE_MAX, TEMPLATE_OFFSET, TEMPLATE_SLOTS,
 };
 
+use super::bounds::{Bounded, FailoverBounds};
 use super::maps::{FastPathMaps, MapsError};
 use crate::config::model::Config;
 use crate::engine::{Destination, Reply};
@@ -47,9 +48,11 @@ pub enum NotEligible {
     Short,
     #[error(
         "the configuration makes replies depend on more than the options area (classes, \
-         min-secs, failover lease times)"
+         min-secs)"
     )]
     Configuration,
+    #[error("the MCLT rule shortened the grant (failover.md §8.1)")]
+    ShortenedGrant,
 }
 
 /// A renewal ready for the kernel: its key, the lease-table value without the times, and the
@@ -76,11 +79,10 @@ impl std::fmt::Debug for Prepared {
 
 /// True when the configuration lets a reply depend only on what the fast path checks: no
 /// classes (their expressions may read any header field), no `min-secs` (secs varies between
-/// retransmissions), no failover pools (the MCLT rule makes the lease time depend on time).
+/// retransmissions). Failover pools are allowed: the MCLT rule and the failover state reach
+/// the kernel through the horizon ([`super::bounds`]).
 pub fn config_allows_fast_path(config: &Config) -> bool {
-    config.classes.is_empty()
-        && config.scopes.iter().all(|scope| scope.min_secs.is_none())
-        && config.pools.iter().all(|pool| pool.failover_peer.is_none())
+    config.classes.is_empty() && config.scopes.iter().all(|scope| scope.min_secs.is_none())
 }
 
 /// Builds the kernel's copy of the engine's DHCPACK `reply` to `request` (raw UDP payload
@@ -168,6 +170,8 @@ pub struct FastPath<M> {
     lease_templates: HashMap<LeaseKey, TemplateContent>,
     free_indices: Vec<u32>,
     next_index: u32,
+    /// The published leases of failover pools and their bounds.
+    pub failover: FailoverBounds,
 }
 
 impl<M: std::fmt::Debug> std::fmt::Debug for FastPath<M> {
@@ -188,6 +192,7 @@ impl<M: FastPathMaps> FastPath<M> {
             lease_templates: HashMap::new(),
             free_indices: Vec::new(),
             next_index: 0,
+            failover: FailoverBounds::default(),
         }
     }
 
@@ -216,6 +221,18 @@ impl<M: FastPathMaps> FastPath<M> {
         prepared: &Prepared,
         ends: UnixTime,
         horizon: UnixTime,
+    ) -> Result<(), MapsError> {
+        self.publish_in(prepared, ends, horizon, 0)
+    }
+
+    /// [`Self::publish`] for a lease of a failover pool: `relationship` is 1 + its
+    /// relationship's slot in the kernel's relationships map (0: no failover).
+    pub fn publish_in(
+        &mut self,
+        prepared: &Prepared,
+        ends: UnixTime,
+        horizon: UnixTime,
+        relationship: u32,
     ) -> Result<(), MapsError> {
         let template = &prepared.template;
         let content: TemplateContent = (
@@ -258,7 +275,7 @@ impl<M: FastPathMaps> FastPath<M> {
             template: index,
             flags: LEASE_ACTIVE,
             giaddr: prepared.giaddr,
-            _pad: 0,
+            relationship,
             fingerprint: prepared.fingerprint,
         };
         self.maps.put_lease(&prepared.key, &value)
@@ -267,6 +284,7 @@ impl<M: FastPathMaps> FastPath<M> {
     /// Takes a lease out of the kernel (released, expired, or answered by userspace in a way
     /// the kernel cannot repeat).
     pub fn withdraw(&mut self, key: &LeaseKey) -> Result<(), MapsError> {
+        self.failover.leases.remove(key);
         self.maps.remove_lease(key)?;
         self.release_template_of(key)
     }
@@ -275,11 +293,48 @@ impl<M: FastPathMaps> FastPath<M> {
     /// returns how many were withdrawn. Each client's next renewal goes through the engine and
     /// is published again with a template built from the new config.
     pub fn withdraw_all(&mut self) -> Result<usize, MapsError> {
+        // The relationships of the new config may sit in other slots: all are written again.
+        self.failover.serving.clear();
         let keys: Vec<LeaseKey> = self.lease_templates.keys().copied().collect();
         for key in &keys {
             self.withdraw(key)?;
         }
         Ok(keys.len())
+    }
+
+    /// Writes the relationships' service states (`serving`, by slot) where they changed since
+    /// the last call.
+    pub fn set_relationships(&mut self, serving: &[bool]) -> Result<(), MapsError> {
+        for (index, serves) in serving.iter().enumerate() {
+            let Ok(slot) = u32::try_from(index) else {
+                break;
+            };
+            if slot >= server_common::fastpath::RELATIONSHIP_SLOTS {
+                break;
+            }
+            if self.failover.serving.get(index) != Some(serves) {
+                self.maps.set_relationship(slot, *serves)?;
+            }
+        }
+        self.failover.serving = serving.to_vec();
+        Ok(())
+    }
+
+    /// Writes a failover lease's kernel horizon (`bounded.kernel`) into its published value
+    /// and remembers its bounds; nothing when `key` is not published.
+    pub fn set_bounded(&mut self, key: &LeaseKey, bounded: Bounded) -> Result<(), MapsError> {
+        if !self.is_published(key) {
+            return Ok(());
+        }
+        self.failover.leases.insert(*key, bounded);
+        let Some(mut value) = self.maps.lease(key) else {
+            return Ok(());
+        };
+        if value.horizon == bounded.kernel {
+            return Ok(());
+        }
+        value.horizon = bounded.kernel;
+        self.maps.put_lease(key, &value)
     }
 
     /// Drops `key`'s use of its current template, removing the template when unused.
