@@ -357,9 +357,11 @@ impl FastPathRuntime {
             Some(dhcproto::v4::DhcpOption::ClientIdentifier(id)) => {
                 LeaseKey::new(KEY_CLIENT_ID, 0, id)
             }
+            // dhcproto's `chaddr()` slices by hlen and panics past the 16-byte field.
+            _ if message.hlen() > 16 => None,
             _ => message
                 .chaddr()
-                .get(..usize::from(message.hlen()).min(16))
+                .get(..usize::from(message.hlen()))
                 .and_then(|chaddr| LeaseKey::new(KEY_HARDWARE, u8::from(message.htype()), chaddr)),
         };
         let Some(key) = key else {
