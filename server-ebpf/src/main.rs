@@ -62,10 +62,6 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 #[map]
 static SCRATCH: PerCpuArray<[u64; packet::SCRATCH_WORDS]> = PerCpuArray::with_max_entries(1, 0);
 
-/// Per-CPU slot where the client key of the current frame is built.
-#[map]
-static KEY: PerCpuArray<LeaseKey> = PerCpuArray::with_max_entries(1, 0);
-
 /// Per-CPU state of the options walk (see `packet::Walk`).
 #[map]
 static WALK: PerCpuArray<packet::Walk> = PerCpuArray::with_max_entries(1, 0);
@@ -162,10 +158,12 @@ fn load_balance(
     if config.flags & CONFIG_FAILOVER_NORMAL == 0 || frame.secs >= config.lb_max_secs {
         return (PASS, XdpStat::Passed);
     }
-    let key = match client_key(ctx, frame, options) {
-        Ok(key) => key,
-        Err(stat) => return (PASS, stat),
-    };
+    let mut words = core::mem::MaybeUninit::uninit();
+    if let Err(stat) = client_key(ctx, frame, options, &mut words) {
+        return (PASS, stat);
+    }
+    // SAFETY: `client_key` wrote every word.
+    let key = unsafe { words.assume_init_ref() }.key();
     let bucket = loadbalance::bucket_of_prefix(&key.bytes, key.len as usize);
     if loadbalance::hba_has(&config.hba, bucket) {
         (PASS, XdpStat::Passed)
@@ -174,44 +172,88 @@ fn load_balance(
     }
 }
 
+/// A [`LeaseKey`] built on the stack in 32-bit words: a struct initialiser there becomes LLVM's
+/// byte-at-a-time BPF `memset`, and a per-CPU map slot is a cold cache line in a single run.
+#[repr(C, align(4))]
+pub struct KeyWords([u32; KEY_WORDS]);
+
+const KEY_WORDS: usize = core::mem::size_of::<LeaseKey>() / 4;
+const _: () = assert!(KEY_WORDS * 4 == core::mem::size_of::<LeaseKey>());
+const _: () = assert!(core::mem::align_of::<LeaseKey>() == 4);
+
+impl KeyWords {
+    #[inline(always)]
+    pub fn key(&self) -> &LeaseKey {
+        // SAFETY: same size and alignment (asserted above); `LeaseKey` is plain bytes and every
+        // word was written by `client_key`.
+        unsafe { &*(self as *const Self).cast::<LeaseKey>() }
+    }
+}
+
 /// The client's key: option 61 when present, else chaddr (`hlen` bytes); the userspace store's
-/// rule, and the RFC 3074 hash input. Built in this CPU's [`KEY`] slot, cleared with word
-/// stores: on the stack, LLVM turns the clearing into a call to its byte-at-a-time BPF `memset`.
+/// rule, and the RFC 3074 hash input. Built in `words` (on the caller's stack) with word stores;
+/// chaddr is read straight from the packet (it lies in the fixed BOOTP header `parse` checked)
+/// and masked to `hlen` bytes, only option 61 (variable offset and length) takes the helper.
 #[inline(always)]
 fn client_key(
     ctx: &XdpContext,
     frame: &Frame,
     options: &Options,
-) -> Result<&'static LeaseKey, XdpStat> {
-    let slot = KEY.get_ptr_mut(0).ok_or(XdpStat::PassedUnsupported)?;
-    let words = slot.cast::<u32>();
+    words: &mut core::mem::MaybeUninit<KeyWords>,
+) -> Result<(), XdpStat> {
+    let words = words.as_mut_ptr().cast::<u32>();
     let mut index = 0;
-    while index < core::mem::size_of::<LeaseKey>() / 4 {
-        // SAFETY: this CPU's slot (36 bytes, 4-aligned map value), used by this run only.
+    while index < KEY_WORDS {
+        // SAFETY: `index` < KEY_WORDS, inside `words`. Volatile: no `memset`.
         unsafe { words.add(index).write_volatile(0) };
         index += 1;
     }
-    // SAFETY: as above; all-zero is a valid key.
-    let key = unsafe { &mut *slot };
     if options.client_id_len != 0 {
         let len = options.client_id_len as usize;
         if len > KEY_MAX {
             return Err(XdpStat::PassedUnsupported);
         }
-        packet::load(ctx, options.client_id_offset as usize, &mut key.bytes, len)?;
-        key.kind = KEY_CLIENT_ID;
-        key.len = len as u8;
+        // SAFETY: the 32 bytes after the header word, all written (zeroed) above.
+        let bytes = unsafe { &mut *words.add(1).cast::<[u8; KEY_MAX]>() };
+        packet::load(ctx, options.client_id_offset as usize, bytes, len)?;
+        // SAFETY: inside `words`.
+        unsafe {
+            words.write_volatile(u32::from_ne_bytes([KEY_CLIENT_ID, len as u8, 0, 0]));
+        }
     } else {
         let len = frame.hlen as usize;
         if len == 0 || len > 16 {
             return Err(XdpStat::PassedMalformed);
         }
-        packet::load(ctx, frame.dhcp + packet::CHADDR, &mut key.bytes, len)?;
-        key.kind = KEY_HARDWARE;
-        key.len = len as u8;
-        key.htype = frame.htype;
+        let chaddr =
+            packet::at(ctx, frame.dhcp + packet::CHADDR, 16).ok_or(XdpStat::PassedMalformed)?;
+        let mut index = 0;
+        while index < 4 {
+            // Bytes of this word inside chaddr's first `len`, in packet order.
+            let valid = len.saturating_sub(4 * index);
+            let mask = if valid >= 4 {
+                u32::MAX
+            } else {
+                u32::from_le(((1u64 << (8 * valid)) - 1) as u32)
+            };
+            // SAFETY: `at` checked the 16 bytes; `index` < 4 keeps the word inside `words`.
+            unsafe {
+                let word = chaddr.add(4 * index).cast::<u32>().read_volatile();
+                words.add(1 + index).write_volatile(word & mask);
+            }
+            index += 1;
+        }
+        // SAFETY: inside `words`.
+        unsafe {
+            words.write_volatile(u32::from_ne_bytes([
+                KEY_HARDWARE,
+                len as u8,
+                frame.htype,
+                0,
+            ]));
+        }
     }
-    Ok(key)
+    Ok(())
 }
 
 /// [`server_common::fastpath::options_fingerprint`] of the request's options area, from the

@@ -45,10 +45,12 @@ pub fn renew<const L3: usize>(
     if flags & 0x8000 != 0 {
         return (PASS, XdpStat::PassedUnsupported);
     }
-    let key = match client_key(ctx, frame, options) {
-        Ok(key) => key,
-        Err(stat) => return (PASS, stat),
-    };
+    let mut words = core::mem::MaybeUninit::uninit();
+    if let Err(stat) = client_key(ctx, frame, options, &mut words) {
+        return (PASS, stat);
+    }
+    // SAFETY: `client_key` wrote every word.
+    let key = unsafe { words.assume_init_ref() }.key();
     let Some(lease) = LEASES.get_ptr_mut(key) else {
         return (PASS, XdpStat::PassedNoLease);
     };
