@@ -85,25 +85,8 @@ pub fn load(
     buffer: &mut [u8; 32],
     len: usize,
 ) -> Result<(), XdpStat> {
-    // Opaque to the optimiser, so that the bound is checked on the very register the helper gets
-    // (LLVM otherwise folds it into a wider comparison the verifier cannot follow).
-    let len = core::hint::black_box(len);
-    if len == 0 || len > 32 || offset > OFFSET_LIMIT {
-        return Err(XdpStat::PassedMalformed);
-    }
-    // SAFETY: the helper checks the range against the frame; `buffer` holds 32 bytes ≥ len.
-    let result = unsafe {
-        bpf_xdp_load_bytes(
-            ctx.ctx,
-            offset as u32,
-            buffer.as_mut_ptr().cast(),
-            len as u32,
-        )
-    };
-    if result != 0 {
-        return Err(XdpStat::PassedMalformed);
-    }
-    Ok(())
+    // SAFETY: `buffer` holds 32 bytes.
+    unsafe { load_into(ctx, offset, buffer.as_mut_ptr(), 32, len) }
 }
 
 /// Copies `len` bytes at `offset` into the word buffer (`len` ≤ its size in bytes).
@@ -114,19 +97,32 @@ pub fn load_words<const N: usize>(
     words: &mut [u64; N],
     len: usize,
 ) -> Result<(), XdpStat> {
+    // SAFETY: `words` holds N * 8 bytes.
+    unsafe { load_into(ctx, offset, words.as_mut_ptr().cast(), N * 8, len) }
+}
+
+/// `bpf_xdp_load_bytes` of `len` (1..=`capacity`) bytes at `offset` into `destination`.
+///
+/// # Safety
+/// `destination` must be valid for `capacity` bytes of writes.
+#[inline(always)]
+unsafe fn load_into(
+    ctx: &XdpContext,
+    offset: usize,
+    destination: *mut u8,
+    capacity: usize,
+    len: usize,
+) -> Result<(), XdpStat> {
+    // Opaque to the optimiser, so that the bound is checked on the very register the helper gets
+    // (LLVM otherwise folds it into a wider comparison the verifier cannot follow).
     let len = core::hint::black_box(len);
-    if len == 0 || len > N * 8 || offset > OFFSET_LIMIT {
+    if len == 0 || len > capacity || offset > OFFSET_LIMIT {
         return Err(XdpStat::PassedMalformed);
     }
-    // SAFETY: the helper checks the range against the frame; `words` holds N * 8 ≥ len bytes.
-    let result = unsafe {
-        bpf_xdp_load_bytes(
-            ctx.ctx,
-            offset as u32,
-            words.as_mut_ptr().cast(),
-            len as u32,
-        )
-    };
+    // SAFETY: the helper checks the range against the frame; the caller vouches for
+    // `capacity` ≥ len bytes at `destination`.
+    let result =
+        unsafe { bpf_xdp_load_bytes(ctx.ctx, offset as u32, destination.cast(), len as u32) };
     if result != 0 {
         return Err(XdpStat::PassedMalformed);
     }
