@@ -197,15 +197,7 @@ impl<'e> Context<'e, '_> {
         message.set_yiaddr(address);
         // RFC 2131 table 3: ciaddr is echoed in an ACK (0 in OFFER, where the client has none).
         message.set_ciaddr(self.inbound.ciaddr);
-        if let Some(next_server) = scopes.find(|scope| scope.next_server) {
-            message.set_siaddr(next_server);
-        }
-        if let Some(filename) = scopes.find(|scope| scope.filename.as_deref()) {
-            message.set_fname(filename);
-        }
-        if let Some(server_name) = scopes.find(|scope| scope.server_name.as_deref()) {
-            message.set_sname(server_name);
-        }
+        set_boot_fields(&mut message, scopes);
         // `always-broadcast` (ISC `bootp_flags`).
         if scopes.find(|scope| scope.always_broadcast).unwrap_or(false) {
             with_broadcast(&mut message);
@@ -784,4 +776,18 @@ fn relay_sub_options(agent: &dhcproto::v4::DhcpOption) -> Vec<(u8, Vec<u8>)> {
         rest = &tail[usize::from(*length)..];
     }
     sub_options
+}
+
+/// `next-server`, `filename` and `server-name` of the innermost scope that sets each, into the
+/// BOOTP header (siaddr, file, sname: RFC 2131 §2, table 3), for every reply that carries them.
+fn set_boot_fields(message: &mut Message, scopes: &ScopeStack<'_>) {
+    if let Some(next_server) = scopes.find(|scope| scope.next_server) {
+        message.set_siaddr(next_server);
+    }
+    if let Some(filename) = scopes.find(|scope| scope.filename.as_deref()) {
+        message.set_fname(filename);
+    }
+    if let Some(server_name) = scopes.find(|scope| scope.server_name.as_deref()) {
+        message.set_sname(server_name);
+    }
 }

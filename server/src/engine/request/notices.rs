@@ -156,15 +156,7 @@ impl Context<'_, '_> {
         let scopes = self.scopes_for(base);
         let mut message = reply_header(inbound);
         message.set_ciaddr(inbound.ciaddr);
-        if let Some(next_server) = scopes.find(|scope| scope.next_server) {
-            message.set_siaddr(next_server);
-        }
-        if let Some(filename) = scopes.find(|scope| scope.filename.as_deref()) {
-            message.set_fname(filename);
-        }
-        if let Some(server_name) = scopes.find(|scope| scope.server_name.as_deref()) {
-            message.set_sname(server_name);
-        }
+        set_boot_fields(&mut message, &scopes);
         let destination = if !inbound.giaddr.is_unspecified() {
             Destination::Relay(inbound.giaddr)
         } else if !client_address.is_unspecified() {
