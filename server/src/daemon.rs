@@ -194,11 +194,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         .max(1);
     let port = cli.port.unwrap_or(server_common::DHCP_SERVER_PORT);
-    let id_format = if config.lease_id_format_hex {
-        IdFormat::Hex
-    } else {
-        IdFormat::Octal
-    };
+    let id_format = IdFormat::of(&config);
     // failover.md §12: the saved failover states the peer drivers resume from; the latest record
     // of each peer is kept here so that compactions write the current state, not the one read at
     // start-up.

@@ -100,11 +100,7 @@ impl Objects {
         shutdown: Box<dyn Fn() + Send + Sync>,
         failover: Box<dyn FailoverStates>,
     ) -> Self {
-        let id_format = if config.lease_id_format_hex {
-            IdFormat::Hex
-        } else {
-            IdFormat::Octal
-        };
+        let id_format = IdFormat::of(&config);
         Self {
             config,
             leases,

@@ -17,6 +17,17 @@ pub enum IdFormat {
     Hex,
 }
 
+impl IdFormat {
+    /// The format `config`'s `lease-id-format` asks for.
+    pub fn of(config: &crate::config::model::Config) -> Self {
+        if config.lease_id_format_hex {
+            Self::Hex
+        } else {
+            Self::Octal
+        }
+    }
+}
+
 /// Appends `bytes` as a quoted string (ISC `quotify_buf`): printable ASCII as is, `"` and `\`
 /// escaped, everything else `\ooo`.
 pub fn quote_into(bytes: &[u8], out: &mut Vec<u8>) {
