@@ -470,16 +470,18 @@ impl<'e> Context<'e, '_> {
                 leases,
             )
             .ok_or(IgnoreReason::NoFreeAddress)?;
-        engine
-            .admit_new_lease(
-                self.now,
-                &self.inbound,
-                self.request.interface_address,
-                &self.classification,
-                &candidate,
-                leases,
-            )
-            .map_err(IgnoreReason::RateLimited)?;
+        if let Err(limit) = engine.admit_new_lease(
+            self.now,
+            &self.inbound,
+            self.request.interface_address,
+            &self.classification,
+            &candidate,
+            leases,
+        ) {
+            // The allocation cursor may have passed a never-used address for this client.
+            leases.return_unused(candidate.address());
+            return Err(IgnoreReason::RateLimited(limit));
+        }
         Ok(candidate)
     }
 

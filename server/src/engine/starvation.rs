@@ -376,15 +376,9 @@ impl Engine {
         interface_address: Option<Ipv4Addr>,
         classification: &Classification,
         candidate: &Candidate,
-        leases: &mut LeaseStore,
+        leases: &LeaseStore,
     ) -> Result<(), StarvationLimit> {
-        let Candidate::Dynamic {
-            address,
-            pool,
-            existing,
-            ..
-        } = candidate
-        else {
+        let Candidate::Dynamic { pool, .. } = candidate else {
             return Ok(());
         };
         let circuit = circuit_id(inbound);
@@ -404,11 +398,9 @@ impl Engine {
             pool_available: leases.available_count(*pool),
             pool_size: leases.pool_size(*pool),
         };
-        let verdict = self.starvation.admit(now, &client);
-        if verdict.is_err() && existing.is_none() && leases.get(*address).is_none() {
-            leases.upsert(crate::lease::record::Lease::free(*address));
-        }
-        verdict
+        // A refused allocation hands its address back in `Context::allocate_new`
+        // (`LeaseStore::return_unused`), as a DISCOVER left to the failover partner does.
+        self.starvation.admit(now, &client)
     }
 
     /// Refusals of the starvation defence so far.
@@ -629,6 +621,28 @@ mod tests {
         assert_eq!(
             harness.engine.starvation_refusals().reserve_first_sighting,
             refused
+        );
+        // A refusal hands back the address the allocator had picked: the pool's last
+        // never-used address and A's released one are both still there (42 refusals burnt none).
+        let pool = harness
+            .leases
+            .pool_of(Ipv4Addr::new(10, 0, 0, 100))
+            .expect("the pool");
+        let probe = crate::lease::store::ClientKey::Hardware(
+            crate::lease::record::Hardware::new(1, &[0x0e, 0xff, 0, 0, 0, 1]).expect("mac"),
+        );
+        // (The probe's offer lapses at NOW + 3, before the clients below ask again.)
+        let first = harness.leases.allocate(pool, &probe, NOW + 2);
+        if let Some(address) = first {
+            harness.leases.hold_offer(address, probe.clone(), NOW + 3);
+        }
+        let other = crate::lease::store::ClientKey::Hardware(
+            crate::lease::record::Hardware::new(1, &[0x0e, 0xff, 0, 0, 0, 2]).expect("mac"),
+        );
+        let second = harness.leases.allocate(pool, &other, NOW + 2);
+        assert!(
+            first.is_some() && second.is_some() && first != second,
+            "two addresses left for the reserve: {first:?} {second:?}"
         );
         // A new client is answered on its retransmission.
         let mac_c = [0x02, 0, 0, 0, 0, 0x0c];
