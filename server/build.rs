@@ -2,7 +2,7 @@
 //! `$OUT_DIR/server`, where `xdp::loader` includes it.
 //!
 //! `AYA_BUILD_SKIP=1` skips that build; a placeholder keeps `include_bytes_aligned!` compiling
-//! (aya-setup.md P8). It is only for quick lint/unit runs: the placeholder cannot be loaded, and
+//! (docs/aya-setup.md P8). It is only for quick lint/unit runs: the placeholder cannot be loaded, and
 //! the daemon then falls back to userspace with a log line.
 use anyhow::{anyhow, Context as _};
 

@@ -62,7 +62,7 @@ pub const LEASE_ACTIVE: u32 = 1;
 
 /// Slots of the kernel's relationships array (failover relationships; more stay in userspace).
 pub const RELATIONSHIP_SLOTS: u32 = 64;
-/// A relationships slot value: the relationship's state answers renewals (failover.md §6.1:
+/// A relationships slot value: the relationship's state answers renewals (docs/spec/failover.md §6.1:
 /// NORMAL, COMMUNICATIONS-INTERRUPTED, PARTNER-DOWN, unless the partner silences us).
 pub const RELATIONSHIP_SERVES: u32 = 1;
 
@@ -140,7 +140,7 @@ impl Template {
 /// [`FastPathConfig::flags`]: renewals may be answered in the kernel.
 pub const CONFIG_RENEW: u32 = 1;
 /// [`FastPathConfig::flags`]: the failover state is NORMAL, so load balancing applies
-/// (failover.md §11).
+/// (docs/spec/failover.md §11).
 pub const CONFIG_FAILOVER_NORMAL: u32 = 2;
 
 /// The single entry of the configuration map.

@@ -1,4 +1,4 @@
-//! RFC 3074 load-balancing hash as ISC dhcpd 4.4 computes it (shared/spec/failover.md §11): one
+//! RFC 3074 load-balancing hash as ISC dhcpd 4.4 computes it (docs/spec/failover.md §11): one
 //! definition for the XDP program and the daemon, which must agree on every bucket.
 
 /// The RFC 3074 §6 mixing table (ISC `loadb_mx_tbl`), a permutation of 0..=255.
@@ -67,7 +67,7 @@ pub const fn split_to_hba(split: u16) -> [u8; 32] {
 mod tests {
     use super::*;
 
-    /// The test vectors of failover.md §11.2 (the first three confirmed against real ISC servers).
+    /// The test vectors of docs/spec/failover.md §11.2 (the first three confirmed against real ISC servers).
     #[test]
     fn spec_test_vectors() {
         let vectors: [(&[u8], u8, bool); 10] = [

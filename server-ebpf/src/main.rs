@@ -1,5 +1,5 @@
 //! The xdhcpd XDP program: parses Ethernet (up to two VLAN tags), IPv4, UDP and BOOTP/DHCP;
-//! drops DISCOVERs of the failover partner's load-balancing buckets (RFC 3074, failover.md §11);
+//! drops DISCOVERs of the failover partner's load-balancing buckets (RFC 3074, docs/spec/failover.md §11);
 //! answers renewals of leases userspace has published (DESIGN.md "The fast path and its two
 //! bounds") by rewriting the request into the reply the userspace engine would send; passes
 //! everything else to the kernel stack. Every frame ends in exactly one statistics slot.
@@ -136,7 +136,7 @@ fn dhcp<const L3: usize>(
     };
     match options.message_type {
         // DHCPDISCOVER, or a BOOTREQUEST without option 53: subject to load balancing (never a
-        // REQUEST: failover.md §11, RFC 3074 §3).
+        // REQUEST: docs/spec/failover.md §11, RFC 3074 §3).
         None | Some(1) => load_balance(ctx, config, &frame, &options),
         // DHCPREQUEST with ciaddr: RENEWING or REBINDING (RFC 2131 §4.3.2).
         Some(3) if frame.ciaddr != 0 && config.flags & CONFIG_RENEW != 0 => {

@@ -84,7 +84,7 @@ pub fn renew<const L3: usize>(
     }
     let ends = ends as u32;
     // Rule 3: a failover lease only while its relationship's state answers renewals
-    // (failover.md §6.1); the engine's `serving` test, published by userspace.
+    // (docs/spec/failover.md §6.1); the engine's `serving` test, published by userspace.
     if lease_value.relationship != 0 {
         match RELATIONSHIPS.get(lease_value.relationship - 1) {
             Some(&RELATIONSHIP_SERVES) => {}

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-/// Where Debian's isc-dhcp-server keeps its files (dhcpd-conf.md §4, §10).
+/// Where Debian's isc-dhcp-server keeps its files (docs/spec/dhcpd-conf.md §4, §10).
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/dhcp/dhcpd.conf";
 pub const DEFAULT_LEASES_PATH: &str = "/var/lib/dhcp/dhcpd.leases";
 pub const DEFAULT_PID_PATH: &str = "/var/run/dhcpd.pid";

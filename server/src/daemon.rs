@@ -195,7 +195,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         .max(1);
     let port = cli.port.unwrap_or(server_common::DHCP_SERVER_PORT);
     let id_format = IdFormat::of(&config);
-    // failover.md §12: the saved failover states the peer drivers resume from; the latest record
+    // docs/spec/failover.md §12: the saved failover states the peer drivers resume from; the latest record
     // of each peer is kept here so that compactions write the current state, not the one read at
     // start-up.
     let failover_saved = std::mem::take(&mut other_records.failover_states);
@@ -256,7 +256,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         fast_path,
     });
 
-    // Failover peers (failover.md): one driver thread, when the config declares a peer.
+    // Failover peers (docs/spec/failover.md): one driver thread, when the config declares a peer.
     let _failover = crate::failover::peer::start(
         &config,
         shared.engine.load().failover(),
@@ -386,7 +386,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     if let Some(fast_path) = &shared.fast_path {
         fast_path.detach();
     }
-    // failover.md §6.2: NORMAL relationships say SHUTDOWN to their partners before we go.
+    // docs/spec/failover.md §6.2: NORMAL relationships say SHUTDOWN to their partners before we go.
     for record in crate::shutdown::failover_shutdown(shared.engine.load().failover(), unix_now) {
         let mut buffer = Vec::new();
         crate::lease::file::write_failover_state(&record, &mut buffer);
@@ -460,7 +460,7 @@ pub fn load_leases(store: &mut LeaseStore, path: &Path) -> Result<LeaseFile, Dae
 }
 
 /// Keeps the XDP program's DISCOVER load balancing in step with the failover state (NORMAL
-/// only, failover.md §11.3). With several relationships the kernel cannot tell which one a
+/// only, docs/spec/failover.md §11.3). With several relationships the kernel cannot tell which one a
 /// DISCOVER belongs to, so it balances only when there is exactly one; userspace balances the rest.
 fn sync_kernel_load_balancing(shared: &Shared) {
     let Some(fast_path) = &shared.fast_path else {

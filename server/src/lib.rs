@@ -1,6 +1,6 @@
 //! xdhcpd: a DHCPv4 server for ISP-scale networks, a drop-in replacement for ISC dhcpd 4.4.
 //!
-//! Module map (shared/DESIGN.md): `config` reads dhcpd.conf, `engine` is the sans-IO RFC 2131
+//! Module map (DESIGN.md): `config` reads dhcpd.conf, `engine` is the sans-IO RFC 2131
 //! protocol engine, `lease` is the lease store and its durable dhcpd.leases log, `net` is packet
 //! I/O, `xdp` loads the XDP program, `metrics` counts, `cli` is the ISC-compatible command line.
 

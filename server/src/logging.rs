@@ -87,7 +87,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SyslogLayer {
     }
 }
 
-/// The syslog facility for an ISC `log-facility` name (dhcpd-conf.md §4).
+/// The syslog facility for an ISC `log-facility` name (docs/spec/dhcpd-conf.md §4).
 pub fn facility(name: &str) -> Option<libc::c_int> {
     Some(match name {
         "kern" => libc::LOG_KERN,

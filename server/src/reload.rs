@@ -105,7 +105,7 @@ pub struct ReloadSummary {
 /// values, listed in the returned notes. Pure: no I/O, so every rule is unit-tested.
 pub fn prepare(running: &Config, mut new: Config) -> Result<(Config, Vec<String>), ReloadError> {
     let mut notes = Vec::new();
-    // The failover drivers run with the declarations read at start (failover.md §13): their
+    // The failover drivers run with the declarations read at start (docs/spec/failover.md §13): their
     // connection, role, MCLT and split carry on; a changed declaration waits for a restart.
     if new.failover_peers != running.failover_peers {
         for peer in &running.failover_peers {

@@ -1,5 +1,5 @@
 //! The failover part of a graceful stop (SIGTERM), as ISC dhcpd does it
-//! (`dhcp_io_shutdown_countdown`, failover.md §6.2 "Administrative"): every relationship in
+//! (`dhcp_io_shutdown_countdown`, docs/spec/failover.md §6.2 "Administrative"): every relationship in
 //! NORMAL moves to SHUTDOWN, which its driver writes to the lease file and sends to the partner
 //! as a STATE message; the partner answers by moving to PARTNER-DOWN (§6.3: NORMAL seeing
 //! SHUTDOWN → PARTNER-DOWN) and takes over alone. We wait a few seconds for that, then write
@@ -80,7 +80,7 @@ pub fn failover_shutdown(
 /// The state to leave in the lease file for a relationship stopped in SHUTDOWN: RECOVER, the
 /// partner as last heard (ISC sets RECOVER once the shutdown countdown is done).
 ///
-/// Its STOS follows ISC's special case (failover.md §6.2 "Entering any state"): SHUTDOWN →
+/// Its STOS follows ISC's special case (docs/spec/failover.md §6.2 "Entering any state"): SHUTDOWN →
 /// RECOVER while the partner is PARTNER-DOWN and nothing is queued sets STOS = now − MCLT. The
 /// partner took over with our acknowledgement and every update reached it, so the restart needs
 /// no MCLT wait: without this, a restarted server sits in RECOVER-WAIT for a whole MCLT after
@@ -103,7 +103,7 @@ pub fn recover_record(status: &RelationshipStatus, now: UnixTime) -> Option<Fail
         my_time: Some(stos),
         partner_state: status.partner().map(peer_state_of),
         partner_time: Some(status.partner_stos()),
-        // A secondary keeps the MCLT it learned (failover.md §12).
+        // A secondary keeps the MCLT it learned (docs/spec/failover.md §12).
         mclt: (status.role == Role::Secondary).then(|| status.mclt()),
     })
 }

@@ -1,22 +1,17 @@
-//! Every sample and capture dhcpd.conf in `shared/` parses and validates (hickory-style test over
+//! Every sample and capture dhcpd.conf in `testdata/` parses and validates (hickory-style test over
 //! every sample config), plus file-based checks of what the example yields.
 
 use std::path::PathBuf;
 
 use xdhcpd::config::{load_file, Config};
 
-/// `shared/`: `$XDHCPD_SHARED_DIR` if set, else `<workspace root>/../shared`.
-fn shared_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDHCPD_SHARED_DIR") {
-        return PathBuf::from(dir);
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let workspace = manifest.parent().unwrap_or(&manifest).to_path_buf();
-    workspace.join("..").join("shared")
+/// The repository's `testdata/` folder.
+fn testdata_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
 fn load(relative: &str) -> Config {
-    let path = shared_dir().join(relative);
+    let path = testdata_dir().join(relative);
     load_file(&path).unwrap_or_else(|errors| panic!("{}:\n{errors}", path.display()))
 }
 
@@ -65,12 +60,12 @@ fn captures_fo_secondary_conf() {
     assert_eq!(config.omapi_port, Some(7912));
 }
 
-/// Any `.conf` added to `shared/` later is covered too.
+/// Any `.conf` added to `testdata/` later is covered too.
 #[test]
-fn every_shared_conf_file_parses() {
+fn every_testdata_conf_file_parses() {
     for folder in ["samples", "captures"] {
-        let Ok(entries) = std::fs::read_dir(shared_dir().join(folder)) else {
-            panic!("missing {}", shared_dir().join(folder).display());
+        let Ok(entries) = std::fs::read_dir(testdata_dir().join(folder)) else {
+            panic!("missing {}", testdata_dir().join(folder).display());
         };
         for entry in entries.flatten() {
             let path = entry.path();

@@ -10,19 +10,9 @@ use xdhcpd::failover::body::{Body, Typed};
 use xdhcpd::failover::codes::MessageType;
 use xdhcpd::failover::wire::{Message, StreamDecoder};
 
-/// `shared/`: `$XDHCPD_SHARED_DIR`, else the first `shared` directory above the crate.
-fn shared_dir() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        std::env::var_os("XDHCPD_SHARED_DIR").map(PathBuf::from),
-        Some(manifest.join("../../shared")),
-        Some(manifest.join("../../../shared")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|path| path.join("captures").is_dir())
-        .expect("shared/ with captures (set XDHCPD_SHARED_DIR)")
+/// The repository's `testdata/` folder.
+fn testdata_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
 /// One TCP segment: direction key, sequence number, flags, payload.
@@ -77,7 +67,7 @@ fn read_tcp_segments(bytes: &[u8]) -> Vec<Segment> {
 /// Reassembles each direction of each failover connection (port 647 or 847 on either end) into
 /// its byte stream, dropping retransmitted bytes, and returns the streams' messages.
 fn failover_messages(file: &str) -> Vec<Vec<u8>> {
-    let bytes = std::fs::read(shared_dir().join("captures").join(file)).expect("capture readable");
+    let bytes = std::fs::read(testdata_dir().join("captures").join(file)).expect("capture readable");
     let mut streams: BTreeMap<_, (Option<u32>, Vec<u8>)> = BTreeMap::new();
     let mut order = Vec::new();
     for segment in read_tcp_segments(&bytes) {

@@ -1,6 +1,6 @@
 //! Tier-3 failover interop (needs root): xdhcpd and a real ISC dhcpd 4.4 as the two peers of one
 //! failover relationship, each in its own network namespace, joined with a DHCP client on one
-//! L2 segment (a bridge in the client namespace). failover.md §1.1, §5, §6, §11.
+//! L2 segment (a bridge in the client namespace). docs/spec/failover.md §1.1, §5, §6, §11.
 //!
 //! (a) xdhcpd primary + ISC secondary: both reach NORMAL (ISC's own view read from its lease
 //! file), and a lease xdhcpd gives to a client (whose MAC hashes to the primary's bucket)
@@ -11,10 +11,10 @@
 //! xdhcpd goes COMMUNICATIONS-INTERRUPTED (its lease file says so) and keeps renewing; then the
 //! operator, with ISC's own `omshell`, opens xdhcpd's `failover-state` object by name, reads
 //! `local-state` 3, sets it to 4, updates and refreshes (4 read back): xdhcpd's lease file says
-//! `my state partner-down` (omapi.md §8.5, failover.md §6.2 "Administrative").
+//! `my state partner-down` (docs/spec/omapi.md §8.5, docs/spec/failover.md §6.2 "Administrative").
 //!
 //! (c) xdhcpd primary with XDP + ISC secondary in NORMAL: renewals of the failover pool's lease
-//! are answered in the kernel and reach ISC's lease file (issue 3, failover.md §7.2, §8.1).
+//! are answered in the kernel and reach ISC's lease file (issue 3, docs/spec/failover.md §7.2, §8.1).
 
 mod common;
 mod netns;
@@ -142,7 +142,7 @@ fn my_state(lease_file: &Path) -> Option<String> {
 }
 
 /// A locally administered MAC whose chaddr hash is in the primary's half with `split 128`
-/// (failover.md §11.2: bucket < 128), or in the secondary's.
+/// (docs/spec/failover.md §11.2: bucket < 128), or in the secondary's.
 fn bucket_mac(primary: bool) -> String {
     (1u8..=255)
         .map(|last| [0x02, 0x15, 0x00, 0x00, 0x00, last])
@@ -538,7 +538,7 @@ fn isc_primary_and_xdhcpd_secondary_then_isc_dies_and_xdhcpd_keeps_renewing() ->
     assert_eq!(renewed, address, "the renewal keeps the address");
     client.proc.kill();
 
-    // The operator declares the partner down (omapi.md §8.5): open the relationship by name,
+    // The operator declares the partner down (docs/spec/omapi.md §8.5): open the relationship by name,
     // read local-state (3 = COMMUNICATIONS-INTERRUPTED), set 4 = PARTNER-DOWN, update.
     let transcript = omshell(
         &lab.b,

@@ -1,7 +1,7 @@
 //! Tier-3 failover scenarios (needs root): a peer dies and comes back, load balancing by split,
 //! and no duplicate address under load. Two server namespaces and a client bridge
 //! (`netns/failover.rs`); perfdhcp broadcasts relayed DORA so both servers see every DISCOVER.
-//! failover.md §6.2 (connection lost, recovery), §7.5 (UPDREQ), §11 (load balancing).
+//! docs/spec/failover.md §6.2 (connection lost, recovery), §7.5 (UPDREQ), §11 (load balancing).
 //!
 //! 1. xdhcpd primary + ISC secondary: ISC is killed → xdhcpd COMMUNICATIONS-INTERRUPTED, grants
 //!    and renews leases alone; ISC restarts on its lease file → both NORMAL, and every lease

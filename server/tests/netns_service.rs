@@ -5,7 +5,7 @@
 //!    lease time (the kernel's templates of the old config are withdrawn, the next renewal is
 //!    answered in userspace and becomes the new template) and the kernel answers again.
 //! 2. SIGTERM while NORMAL with a real ISC dhcpd 4.4 partner: xdhcpd says SHUTDOWN, ISC moves to
-//!    PARTNER-DOWN (failover.md §6.3: NORMAL seeing SHUTDOWN), xdhcpd exits 0 within seconds
+//!    PARTNER-DOWN (docs/spec/failover.md §6.3: NORMAL seeing SHUTDOWN), xdhcpd exits 0 within seconds
 //!    leaving RECOVER as its last state (§6.2 "Administrative", `dhcp_io_shutdown_countdown`),
 //!    and after a restart both are NORMAL again without waiting out the MCLT (§6.2: SHUTDOWN →
 //!    RECOVER while the partner is PARTNER-DOWN sets STOS = now − MCLT).

@@ -1,6 +1,6 @@
-//! Golden trace: every OMAPI message of `../shared/captures/omapi.pcap` (omshell ↔ ISC dhcpd
+//! Golden trace: every OMAPI message of `testdata/captures/omapi.pcap` (omshell ↔ ISC dhcpd
 //! 4.4.3) decodes and re-encodes byte for byte, and every HMAC-MD5 signature in it is
-//! recomputed (omapi.md §6.3, §10). A small pcap reader and per-direction TCP reassembly are
+//! recomputed (docs/spec/omapi.md §6.3, §10). A small pcap reader and per-direction TCP reassembly are
 //! included here.
 
 use std::collections::BTreeMap;
@@ -9,18 +9,9 @@ use std::path::{Path, PathBuf};
 use xdhcpd::omapi::auth::Authenticator;
 use xdhcpd::omapi::wire::{decode_message, find, Intro, Opcode};
 
-/// `shared/captures/omapi.pcap`: `$XDHCPD_SHARED_DIR`, else `<workspace root>/../shared` (or one
-/// level further up, for worktrees).
+/// `testdata/captures/omapi.pcap` of the repository.
 fn capture() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDHCPD_SHARED_DIR") {
-        return PathBuf::from(dir).join("captures/omapi.pcap");
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let near = workspace.join("../shared/captures/omapi.pcap");
-    if near.exists() {
-        return near;
-    }
-    workspace.join("../../shared/captures/omapi.pcap")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/captures/omapi.pcap")
 }
 
 /// One direction of one TCP connection: (source port, destination port).

@@ -1,5 +1,5 @@
 //! Tier 1: ISC's real `omshell` (Debian isc-dhcp-client) against the real `xdhcpd` binary on
-//! loopback (omapi.md §7): lease lookups by IP and MAC, a host reservation honoured at once and
+//! loopback (docs/spec/omapi.md §7): lease lookups by IP and MAC, a host reservation honoured at once and
 //! after a restart, deletion, host `statements` reaching the client, and the refusals for a
 //! wrong or missing key. Skipped when omshell
 //! is not installed, unless REQUIRE_PRIVILEGED_TESTS=1 (CI), where that is a failure.
@@ -288,7 +288,7 @@ fn lease_time(message: &Message) -> Option<u32> {
     }
 }
 
-/// A host created with `statements` (omapi.md §8.2): the client's ACK carries what they set,
+/// A host created with `statements` (docs/spec/omapi.md §8.2): the client's ACK carries what they set,
 /// at once and after a restart (the statements are read back from dhcpd.leases); statements the
 /// parser refuses are a parse error for omshell.
 #[test]

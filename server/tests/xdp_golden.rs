@@ -723,7 +723,7 @@ fn golden_table() {
             &encode(&message),
         )
     };
-    // failover.md §11.2 vectors: 00:11:22:33:44:55 → bucket 135 (partner's);
+    // docs/spec/failover.md §11.2 vectors: 00:11:22:33:44:55 → bucket 135 (partner's);
     // 6a:d9:3e:ff:ef:c7 → 118 (ours); client id 01:00:11:22:33:44:55 → 223 (partner's).
     let partner_mac = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55];
     let own_mac = [0x6a, 0xd9, 0x3e, 0xff, 0xef, 0xc7];
@@ -888,7 +888,7 @@ fn golden_table() {
     );
 
     // --- A failover lease (relationship slot 0): passed up while that relationship's state
-    // does not answer renewals (the slot's initial 0, failover.md §6.1), answered once userspace
+    // does not answer renewals (the slot's initial 0, docs/spec/failover.md §6.1), answered once userspace
     // says it does, passed again when it stops.
     let mut failover_lease = lease;
     failover_lease.relationship = 1;
@@ -946,7 +946,7 @@ fn golden_table() {
     }
 }
 
-/// Failover pools (issue 3, failover.md §8.1): within the kernel horizon min(durable, tsfp +
+/// Failover pools (issue 3, docs/spec/failover.md §8.1): within the kernel horizon min(durable, tsfp +
 /// MCLT) the kernel's reply is the engine's, byte for byte, at the same time; where tsfp + MCLT
 /// is short of now + lease time, the kernel passes the renewal up and the engine indeed
 /// shortens the grant (so a kernel reply would have differed).

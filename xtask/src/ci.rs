@@ -40,7 +40,7 @@ pub fn run() -> Result<()> {
         },
         Step {
             // The eBPF crate is linted for the host target, as the aya template does
-            // (aya-setup.md §5).
+            // (docs/aya-setup.md §5).
             name: "clippy (eBPF, nightly)",
             command: cargo(&[
                 "+nightly",

@@ -1,6 +1,6 @@
 //! `cargo xtask fuzz --minutes N`: the fuzz campaign of fuzz/ (cargo-fuzz, nightly, outside the
 //! workspace). Installs cargo-fuzz when missing, writes seed corpora extracted from
-//! `../shared/captures` (DHCP, failover and OMAPI payloads of the pcaps) and `../shared/samples`
+//! `testdata/captures` (DHCP, failover and OMAPI payloads of the pcaps) and `testdata/samples`
 //! (configs, lease files) into each target's corpus, runs every target for N minutes **in
 //! total** (split evenly, one after the other: two cores are shared), prints the executions per
 //! target and copies every crash into `fuzz/regressions/<target>/`, which
@@ -29,11 +29,8 @@ pub fn run(minutes: u64) -> Result<()> {
         println!("==> installing cargo-fuzz");
         crate::util::status(command("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
     }
-    // The same lookup as the tests: XDHCPD_SHARED_DIR, else `shared/` beside the workspace.
-    let shared = std::env::var_os("XDHCPD_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared"));
-    let seeds = extract_seeds(&shared)?;
+    // The same folder as the tests: the repository's testdata/.
+    let seeds = extract_seeds(&root().join("testdata"))?;
     let per_target = (minutes * 60 / TARGETS.len() as u64).max(10);
     println!(
         "==> {} targets, {per_target} s each ({} seeds extracted)",
@@ -94,7 +91,7 @@ pub fn run(minutes: u64) -> Result<()> {
 }
 
 /// Writes the seed corpora into `fuzz/seeds/<target>/`; returns how many files.
-fn extract_seeds(shared: &Path) -> Result<usize> {
+fn extract_seeds(testdata: &Path) -> Result<usize> {
     let seeds = root().join("fuzz").join("seeds");
     let mut count = 0;
     let mut put = |target: &str, name: &str, data: &[u8]| -> Result<()> {
@@ -104,7 +101,7 @@ fn extract_seeds(shared: &Path) -> Result<usize> {
         count += 1;
         Ok(())
     };
-    for entry in fs::read_dir(shared.join("samples"))?.flatten() {
+    for entry in fs::read_dir(testdata.join("samples"))?.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         let data = fs::read(&path)?;
@@ -114,7 +111,7 @@ fn extract_seeds(shared: &Path) -> Result<usize> {
             put("config_parse", &name, &data)?;
         }
     }
-    for entry in fs::read_dir(shared.join("captures"))?.flatten() {
+    for entry in fs::read_dir(testdata.join("captures"))?.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".conf") {

@@ -1,7 +1,7 @@
 //! `cargo xtask setup`: makes a Debian 12 machine (as root) ready to build, test and benchmark,
 //! and reports what it did and what was already there. Safe to run again.
 //!
-//! Order (shared/notes/aya-setup.md §2): policy-rc.d before any apt-get install, so no packaged
+//! Order (docs/aya-setup.md §2): policy-rc.d before any apt-get install, so no packaged
 //! DHCP daemon starts as a service; apt packages; rust-src for nightly; bpf-linker 0.13.0 built
 //! against LLVM 22.
 

@@ -11,7 +11,7 @@ pub fn root() -> PathBuf {
 }
 
 /// PATH with `$HOME/.cargo/bin` first: rustup, cargo and bpf-linker live there
-/// (aya-setup.md P5).
+/// (docs/aya-setup.md P5).
 pub fn path_env() -> String {
     let current = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     match std::env::var("HOME") {

@@ -214,7 +214,7 @@ fn main() -> anyhow::Result<()> {
             Ipv4Addr::new(10, 0, 0, 151),
         ),
     );
-    // failover.md §11.2: 00:11:22:33:44:55 hashes to bucket 135, the partner's under split 128.
+    // docs/spec/failover.md §11.2: 00:11:22:33:44:55 hashes to bucket 135, the partner's under split 128.
     let partner_mac = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55];
     let lb_drop = frame(
         ([0xff; 6], Ipv4Addr::BROADCAST),

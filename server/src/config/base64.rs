@@ -1,4 +1,4 @@
-//! A small RFC 4648 §4 base64 decoder for `key { secret "…"; }` (dhcpd-conf.md §3, omapi.md §6);
+//! A small RFC 4648 §4 base64 decoder for `key { secret "…"; }` (docs/spec/dhcpd-conf.md §3, docs/spec/omapi.md §6);
 //! whitespace is skipped, padding is optional, anything else is an error.
 
 /// Decodes standard base64; `None` when the text holds a character outside the alphabet, data

@@ -1,4 +1,4 @@
-//! Expressions of dhcp-eval(5) used by `match if`, `match` and `if` (dhcpd-conf.md §9): the
+//! Expressions of dhcp-eval(5) used by `match if`, `match` and `if` (docs/spec/dhcpd-conf.md §9): the
 //! syntax tree, the parser (`parse` submodule) and an evaluator over a [`PacketView`].
 //!
 //! Evaluation follows ISC `common/tree.c`: a data expression that cannot be computed (an absent

@@ -1,6 +1,6 @@
 //! Tokenizer for ISC's configuration language, shared by dhcpd.conf and dhcpd.leases.
 //!
-//! Follows ISC `common/conflex.c` (shared/spec/dhcpd-conf.md §1): every punctuation character is
+//! Follows ISC `common/conflex.c` (docs/spec/dhcpd-conf.md §1): every punctuation character is
 //! its own token, so an IPv4 address is `NUMBER . NUMBER . NUMBER . NUMBER` and a MAC address is
 //! `HEX : HEX : …`; `#` starts a comment outside strings; strings take C-like escapes. Keywords are
 //! not decided here: a [`TokenKind::Name`] is a keyword when the parser expects one
@@ -113,7 +113,7 @@ impl LexError {
     }
 }
 
-/// Punctuation characters that are tokens of their own (dhcpd-conf.md §1).
+/// Punctuation characters that are tokens of their own (docs/spec/dhcpd-conf.md §1).
 const PUNCTUATION: &[u8] = b"{};,=.:/()[]!~+-*&|^%";
 
 /// Streaming tokenizer over one file's bytes.

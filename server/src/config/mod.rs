@@ -1,5 +1,5 @@
 //! dhcpd.conf: lexer, parser (statements with spans) and validation into [`model::Config`]
-//! (shared/spec/dhcpd-conf.md).
+//! (docs/spec/dhcpd-conf.md).
 //!
 //! Entry points: [`parse_str`] for text already in memory and [`load_file`] for a file on disk;
 //! both follow `include "PATH";`. [`parse_statements`] reads a bare statement list (OMAPI host
@@ -94,7 +94,7 @@ pub struct Statements {
 }
 
 /// Parses a list of statements as found in an OMAPI `statements` attribute or a host record of
-/// dhcpd.leases (omapi.md §8.2, dhcpd-conf.md §8.5): `option NAME VALUE;`, `supersede NAME =
+/// dhcpd.leases (docs/spec/omapi.md §8.2, docs/spec/dhcpd-conf.md §8.5): `option NAME VALUE;`, `supersede NAME =
 /// DATA;` (ISC's canonical form, constant data is the wire value), `default-lease-time N;` and
 /// the other parameters, or `supersede server.PARAMETER = DATA;` with integers as colon-hex.
 /// Declarations (`host`, `subnet`, `include`, …) are errors. `name` names the text in

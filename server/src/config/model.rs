@@ -37,7 +37,7 @@ pub struct HostId(pub u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClassId(pub u32);
 
-/// `allow`, `deny` or `ignore` for a server-behaviour flag (dhcpd-conf.md §3.1). `Ignore` is
+/// `allow`, `deny` or `ignore` for a server-behaviour flag (docs/spec/dhcpd-conf.md §3.1). `Ignore` is
 /// `Deny` without logging.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Permission {
@@ -76,7 +76,7 @@ pub struct Scope {
     pub echo_client_id: Option<bool>,
     pub ignore_client_uids: Option<bool>,
     /// `check-secs-byte-order` (global in ISC): swap a little-endian `secs` before load
-    /// balancing (failover.md §11.3).
+    /// balancing (docs/spec/failover.md §11.3).
     pub check_secs_byte_order: Option<bool>,
 }
 
@@ -134,7 +134,7 @@ impl AddressRange {
     }
 }
 
-/// One entry of a pool's permit list (dhcpd-conf.md §3.1).
+/// One entry of a pool's permit list (docs/spec/dhcpd-conf.md §3.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PermitKind {
     KnownClients,
@@ -198,7 +198,7 @@ pub struct Class {
     pub subclasses: Vec<(Vec<u8>, Option<ScopeId>)>,
 }
 
-/// `failover peer "NAME" { … }` (failover.md §13). Only parsed and validated here; the failover
+/// `failover peer "NAME" { … }` (docs/spec/failover.md §13). Only parsed and validated here; the failover
 /// issue implements the protocol.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FailoverPeerConfig {
@@ -230,7 +230,7 @@ pub struct Key {
     pub secret: Vec<u8>,
 }
 
-/// A non-fatal diagnostic (statements tagged "later" in dhcpd-conf.md): printed as
+/// A non-fatal diagnostic (statements tagged "later" in docs/spec/dhcpd-conf.md): printed as
 /// `file:line:column: message`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Warning {

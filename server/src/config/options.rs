@@ -1,5 +1,5 @@
 //! The DHCP option table (dhcp-options(5), ISC `common/tables.c`) as data, user definitions
-//! (`option NAME code N = TYPE;`, dhcpd-conf.md §5.2) and the wire encodings that do not need the
+//! (`option NAME code N = TYPE;`, docs/spec/dhcpd-conf.md §5.2) and the wire encodings that do not need the
 //! token stream (RFC 1035 §3.1 domain names).
 //!
 //! Types are written in ISC's format-string notation (`tables.c`): `I` ip-address, `l`/`L`
@@ -7,7 +7,7 @@
 //! `d` domain-name, `D` domain-list (`Dc` compressed), `Z` zero-length, `E…` encapsulation,
 //! `A` repeats the whole record, `a` repeats its last field.
 
-/// The type of an option value (dhcpd-conf.md §5.2 TYPE grammar).
+/// The type of an option value (docs/spec/dhcpd-conf.md §5.2 TYPE grammar).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OptionType {
     Boolean,
@@ -133,7 +133,7 @@ pub struct OptionDefinition {
 }
 
 /// `tables.c` `dhcp_options[]`: name, code, format. Codes 1-82, the common later ones, and ISC's
-/// defaults for 121/249 as sites define them (dhcpd-conf.md §5.2).
+/// defaults for 121/249 as sites define them (docs/spec/dhcpd-conf.md §5.2).
 const DHCP_OPTIONS: &[(&str, u8, &str)] = &[
     ("subnet-mask", 1, "I"),
     ("time-offset", 2, "l"),
@@ -251,7 +251,7 @@ const DHCP_OPTIONS: &[(&str, u8, &str)] = &[
     ("v4-captive-portal", 160, "t"),
     ("option-6rd", 212, "BB6Ia"),
     ("v4-access-domain", 213, "d"),
-    // Not in tables.c: sites declare these (dhcpd-conf.md §5.2); carried so that configs which
+    // Not in tables.c: sites declare these (docs/spec/dhcpd-conf.md §5.2); carried so that configs which
     // use them without a definition still load, and a definition simply replaces them.
     ("rfc3442-classless-static-routes", 121, "BA"),
     ("ms-classless-static-routes", 249, "BA"),

@@ -542,7 +542,7 @@ impl Parser {
         Ok(Ipv4Addr::from(octets))
     }
 
-    /// An IP address or a host name (dhcpd-conf.md §1 "IP vs hostname"). Host names are not
+    /// An IP address or a host name (docs/spec/dhcpd-conf.md §1 "IP vs hostname"). Host names are not
     /// resolved yet: a warning is recorded and `None` returned.
     pub fn parse_ip_or_hostname(&mut self) -> ParseResult<Option<Ipv4Addr>> {
         let token = self.peek().clone();
@@ -661,7 +661,7 @@ impl Parser {
         }
     }
 
-    /// `true|false|on|off` (dhcpd-conf.md §4 "flag").
+    /// `true|false|on|off` (docs/spec/dhcpd-conf.md §4 "flag").
     pub fn parse_flag(&mut self) -> ParseResult<bool> {
         let value = match &self.peek().kind {
             TokenKind::Name(word) => match word.to_ascii_lowercase().as_str() {

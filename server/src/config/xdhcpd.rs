@@ -1,6 +1,6 @@
 //! Settings that only xdhcpd reads, written as options of a user-defined option space
 //! `xdhcpd` so that the same dhcpd.conf still passes `dhcpd -t` (ISC accepts any user option
-//! space whose options are defined before use, dhcpd-conf.md §5.2, and never sends options of a
+//! space whose options are defined before use, docs/spec/dhcpd-conf.md §5.2, and never sends options of a
 //! space that no `encapsulate` or `vendor-option-space` refers to).
 //!
 //! ```text

@@ -1,6 +1,6 @@
 //! Who the client is: its host declaration (by client identifier, then hardware address, as ISC
 //! `find_lease` looks them up), the classes it belongs to, and whether a pool's permit list lets
-//! it in (ISC `permitted`, dhcpd-conf.md §3.1).
+//! it in (ISC `permitted`, docs/spec/dhcpd-conf.md §3.1).
 //!
 //! Class membership evaluates `match if` / `match` expressions with `config::expr::evaluate`
 //! over a [`PacketView`] of the request.
@@ -19,7 +19,7 @@ use super::packet::{option_value, Inbound};
 pub(crate) struct Classification {
     /// The host declaration matching the client (ISC `packet->known`).
     pub host: Option<HostId>,
-    /// A host added over OMAPI when no dhcpd.conf host matched (omapi.md §8.2).
+    /// A host added over OMAPI when no dhcpd.conf host matched (docs/spec/omapi.md §8.2).
     pub dynamic_host: Option<Arc<DynamicHost>>,
     /// Matching classes in declaration order, with the scope that applies (a subclass's own scope
     /// when it has a body, else the class's).
@@ -220,7 +220,7 @@ impl PacketView for RequestView<'_> {
 }
 
 /// ISC `permitted` over a pool's permit list: a client may use the pool when no `deny` entry
-/// matches it and, if there are `allow` entries, one of them matches (dhcpd-conf.md §3.1).
+/// matches it and, if there are `allow` entries, one of them matches (docs/spec/dhcpd-conf.md §3.1).
 pub(crate) fn pool_permits(
     pool: &Pool,
     classification: &Classification,

@@ -1,4 +1,4 @@
-//! Host declarations added at run time (OMAPI `host` objects, omapi.md §8.2) and rubouts of
+//! Host declarations added at run time (OMAPI `host` objects, docs/spec/omapi.md §8.2) and rubouts of
 //! dhcpd.conf hosts, consulted by [`super::classify`] after the configuration's own hosts, as
 //! ISC's host hash holds both.
 //!
@@ -29,7 +29,7 @@ pub struct HostSet {
     /// Names of dhcpd.conf hosts deleted over OMAPI (`deleted;` rubouts): they no longer match.
     pub deleted: Vec<String>,
     /// What a compacted dhcpd.leases must hold: every live dynamic host, and the rubouts of
-    /// dhcpd.conf hosts (dhcpd-conf.md §8.5).
+    /// dhcpd.conf hosts (docs/spec/dhcpd-conf.md §8.5).
     pub records: Vec<HostRecord>,
 }
 

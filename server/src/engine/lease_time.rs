@@ -1,5 +1,5 @@
-//! Lease durations as ISC `ack_lease` computes them (dhcpd-conf.md §4 "lease time rule",
-//! failover.md §8.1 for the MCLT rule).
+//! Lease durations as ISC `ack_lease` computes them (docs/spec/dhcpd-conf.md §4 "lease time rule",
+//! docs/spec/failover.md §8.1 for the MCLT rule).
 
 use crate::lease::record::UnixTime;
 
@@ -19,12 +19,12 @@ pub const MAX_TIME: UnixTime = 0x7fff_ffff;
 
 /// The lease time granted to a client.
 ///
-/// dhcpd-conf.md §4: D = the client's requested time (option 51) if present, else
+/// docs/spec/dhcpd-conf.md §4: D = the client's requested time (option 51) if present, else
 /// `default-lease-time`; clamp to `max-lease-time`; if below `min-lease-time` use min (or the
 /// default when min is 0). `min-lease-time` defaults to 300 capped at max. Then, for a pool
 /// with a failover peer, the MCLT rule: a lease longer than MCLT may only run to
 /// `tsfp + MCLT`, and to MCLT itself when the partner has not acknowledged anything beyond now
-/// (ISC `ack_lease`, failover.md §8.1).
+/// (ISC `ack_lease`, docs/spec/failover.md §8.1).
 pub(crate) fn lease_time(
     scopes: &ScopeStack<'_>,
     requested: Option<u32>,

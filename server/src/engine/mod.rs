@@ -45,7 +45,7 @@ pub struct Engine {
     /// For every pool, the failover role when the pool has a failover peer: `Some(true)` for
     /// primary, `Some(false)` for secondary (ISC `lease_mine_to_reallocate`).
     pool_failover: Vec<Option<FailoverRole>>,
-    /// Hosts added over OMAPI, consulted after the config's (omapi.md §8.2).
+    /// Hosts added over OMAPI, consulted after the config's (docs/spec/omapi.md §8.2).
     dynamic_hosts: Arc<dynamic_hosts::DynamicHosts>,
     /// Failover state and the hand-off of committed leases to the peer driver.
     failover: crate::failover::hooks::FailoverHooks,
@@ -53,7 +53,7 @@ pub struct Engine {
     starvation: starvation::StarvationDefence,
 }
 
-/// The failover role of a pool's peer, with its MCLT (failover.md §8.1).
+/// The failover role of a pool's peer, with its MCLT (docs/spec/failover.md §8.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FailoverRole {
     pub primary: bool,
@@ -238,14 +238,14 @@ impl Engine {
         leases: &mut LeaseStore,
     ) -> Decision {
         let decision = request::handle(self, now, request, leases);
-        // Committed leases of failover pools become BNDUPDs (failover.md §7.2).
+        // Committed leases of failover pools become BNDUPDs (docs/spec/failover.md §7.2).
         self.failover.leases_changed(&decision.commit);
         decision
     }
 
     /// Moves the leases of `leases` past their end to their next state (the expiry ticker;
     /// the caller persists the changes and hands them to the peer drivers). Under failover
-    /// ISC's `pool_timer` rules apply (failover.md §8.3): a secondary in NORMAL leaves active
+    /// ISC's `pool_timer` rules apply (docs/spec/failover.md §8.3): a secondary in NORMAL leaves active
     /// leases to the primary's expiry, and out of contact a lease the partner never saw bound
     /// goes straight back to this server's free state. Returns the changed leases to persist.
     pub fn expire(&self, now: UnixTime, leases: &mut LeaseStore) -> Vec<Lease> {

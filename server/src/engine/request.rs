@@ -206,7 +206,7 @@ impl<'e> Context<'e, '_> {
     }
 
     /// May a commit of `address` step its rewind state forward (ISC `supersede_lease`,
-    /// failover.md §8.2)? Always without failover.
+    /// docs/spec/failover.md §8.2)? Always without failover.
     fn rewind_follows(&self, address: Ipv4Addr) -> bool {
         // By address range (binary search), not a scan of the pools.
         self.engine
@@ -224,7 +224,7 @@ impl<'e> Context<'e, '_> {
                     .get(pool.0 as usize)
                     .copied()
                     .flatten()
-                    // The MCLT in force: a secondary learns it from the CONNECT (failover.md §4.1).
+                    // The MCLT in force: a secondary learns it from the CONNECT (docs/spec/failover.md §4.1).
                     .map(|role| super::FailoverRole {
                         mclt: self.engine.failover.mclt(*pool).unwrap_or(role.mclt),
                         ..role
@@ -252,7 +252,7 @@ impl<'e> Context<'e, '_> {
         );
         // RFC 2131 §4.3.1: the client's current or previous binding, else the requested address,
         // else a new one (ISC `allocate_lease`). Under failover a found lease that is neither
-        // the client's nor ours to reallocate is dropped first (failover.md §8.2).
+        // the client's nor ours to reallocate is dropped first (docs/spec/failover.md §8.2).
         let found_candidate = found
             .candidate
             .filter(|candidate| engine.may_offer_lease(candidate, self.now));
@@ -264,7 +264,7 @@ impl<'e> Context<'e, '_> {
             },
         };
         // Failover: silent unless the state serves, and in NORMAL only for our hash buckets
-        // (failover.md §6.1, §11.3).
+        // (docs/spec/failover.md §6.1, §11.3).
         if let Candidate::Dynamic { pool, .. } = &candidate {
             let key = match &self.inbound.key {
                 crate::lease::store::ClientKey::ClientId(id) => &id[..],
@@ -447,7 +447,7 @@ impl<'e> Context<'e, '_> {
         }
     }
 
-    /// ISC `dhcprequest` under failover (failover.md §8.2): no load balancing for a REQUEST,
+    /// ISC `dhcprequest` under failover (docs/spec/failover.md §8.2): no load balancing for a REQUEST,
     /// lease ownership decides. A FREE/BACKUP lease this server may not allocate is the
     /// partner's ("lease owned by peer": silence); an EXPIRED/RELEASED one that was not last
     /// ACTIVE and cannot be rewound is in transition (silence); a RESET one is NAKed.
@@ -541,7 +541,7 @@ impl<'e> Context<'e, '_> {
         packet_network: Option<Network>,
         leases: &mut LeaseStore,
     ) -> Decision {
-        // Failover: no DHCPACK while the state does not serve (failover.md §6.1).
+        // Failover: no DHCPACK while the state does not serve (docs/spec/failover.md §6.1).
         if let Candidate::Dynamic { pool, .. } = &candidate {
             if !self.engine.failover.serving(*pool) {
                 return Decision::ignored(IgnoreReason::NotForUs);
@@ -620,7 +620,7 @@ impl<'e> Context<'e, '_> {
         lease.flags &= !flags::BOOTP;
         if failover.is_some() {
             // Potential expiry: the desired lease time plus half the granted one (ISC
-            // `ack_lease`, failover.md §8.1); the partner acknowledges it via BNDUPD.
+            // `ack_lease`, docs/spec/failover.md §8.1); the partner acknowledges it via BNDUPD.
             lease.tstp = expiry(self.now, times.desired.saturating_add(times.granted / 2));
             if lease.tstp < lease.tsfp {
                 lease.tsfp = lease.tstp;

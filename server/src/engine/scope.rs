@@ -1,5 +1,5 @@
 //! Parameter and option resolution through the scopes that apply to one client: host >
-//! classes > pool > subnet > shared-network > global (dhcpd.conf(5), dhcpd-conf.md §2).
+//! classes > pool > subnet > shared-network > global (dhcpd.conf(5), docs/spec/dhcpd-conf.md §2).
 
 use std::sync::Arc;
 
@@ -81,7 +81,7 @@ impl<'c> ScopeStack<'c> {
     }
 
     /// The configured value of option `code`: the most specific scope that sets it, the last
-    /// statement of that scope (dhcpd-conf.md §2).
+    /// statement of that scope (docs/spec/dhcpd-conf.md §2).
     pub fn option(&self, code: u8) -> Option<&[u8]> {
         self.scopes().find_map(|scope| {
             scope

@@ -59,7 +59,7 @@ pub(crate) struct Found {
     pub message: &'static str,
 }
 
-/// A failover pool's relationship as the lease rules see it (failover.md §6.1, §8.2, §8.3).
+/// A failover pool's relationship as the lease rules see it (docs/spec/failover.md §6.1, §8.2, §8.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FailoverView {
     pub role: Role,
@@ -129,13 +129,13 @@ impl Engine {
             },
             state: status.map_or(State::Normal, |status| status.rules_state()),
             service: status.map_or(Service::Cooperating, |status| status.service()),
-            // The MCLT in force: a secondary learns it from the CONNECT (failover.md §4.1).
+            // The MCLT in force: a secondary learns it from the CONNECT (docs/spec/failover.md §4.1).
             mclt: status.map_or(role.mclt, |status| status.mclt()),
         })
     }
 
     /// ISC `lease_mine_to_reallocate`: without failover, FREE and BACKUP leases; with failover,
-    /// the ownership rule of the relationship's current state (failover.md §8.2): own free
+    /// the ownership rule of the relationship's current state (docs/spec/failover.md §8.2): own free
     /// state always, the partner's only in PARTNER-DOWN after MCLT, EXPIRED/RELEASED when they
     /// can be rewound to the own free state or in PARTNER-DOWN once tsfp has passed.
     fn mine_to_reallocate(&self, lease: &Lease, pool: Option<PoolId>, now: UnixTime) -> bool {
@@ -149,7 +149,7 @@ impl Engine {
     }
 
     /// ISC `dhcpdiscover`: a lease `find_lease` chose is kept only if it is ACTIVE, was last
-    /// ACTIVE (the same client's, rewound), or is this server's to reallocate (failover.md
+    /// ACTIVE (the same client's, rewound), or is this server's to reallocate (docs/spec/failover.md
     /// §8.2); otherwise a new one is allocated. Without failover everything is kept.
     pub(crate) fn may_offer_lease(&self, candidate: &Candidate, now: UnixTime) -> bool {
         let Candidate::Dynamic {
@@ -460,7 +460,7 @@ impl Engine {
 
     /// True when in some shared network with failover pools the partner holds no lease in its
     /// free state, so that this server answers DISCOVERs of the partner's buckets there
-    /// (failover.md §11.3). A load balancer that cannot tell shared networks apart (the XDP
+    /// (docs/spec/failover.md §11.3). A load balancer that cannot tell shared networks apart (the XDP
     /// program) must then leave balancing to [`Engine::handle`]. O(pools).
     pub fn partner_short_of_free_leases(&self, leases: &LeaseStore) -> bool {
         self.config
@@ -476,7 +476,7 @@ impl Engine {
             })
     }
 
-    /// ISC `allocate_lease` in a failover pool (failover.md §8.2): this server's own free
+    /// ISC `allocate_lease` in a failover pool (docs/spec/failover.md §8.2): this server's own free
     /// state first (primary: FREE, never-used addresses included; secondary: BACKUP); in
     /// PARTNER-DOWN then the partner's free state, each lease only once STOS + MCLT (or
     /// tsfp + MCLT, whichever is later) has passed, and EXPIRED/RELEASED/RESET leases whose

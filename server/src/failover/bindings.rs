@@ -1,7 +1,7 @@
 //! [`Bindings`] over the daemon's [`LeaseStore`]: the machine reads and changes the leases of one
 //! relationship's pools in the store itself, and every change is remembered so that the driver
 //! writes it to the lease log (group commit) before anything that depends on it goes to the
-//! partner (failover.md §7.3 step 10: the lease is written, then the BNDACK is sent).
+//! partner (docs/spec/failover.md §7.3 step 10: the lease is written, then the BNDACK is sent).
 
 use std::net::Ipv4Addr;
 

@@ -1,4 +1,4 @@
-//! Typed view of failover messages (failover.md §4): one struct per message type with the
+//! Typed view of failover messages (docs/spec/failover.md §4): one struct per message type with the
 //! options ISC keeps for it, parsed with ISC's rules (§2.1) and encoded in ISC's option order,
 //! so a message ISC sent re-encodes from its typed form byte for byte.
 //!
@@ -11,7 +11,7 @@ use super::codes::{MessageType, OptionCode, RejectReason, ServerStateCode};
 use super::wire::{be_u32, Message, RawOption, WireError};
 use crate::lease::record::UnixTime;
 
-/// CONNECT (5), primary → secondary (failover.md §4.1). Fields the secondary must validate are
+/// CONNECT (5), primary → secondary (docs/spec/failover.md §4.1). Fields the secondary must validate are
 /// optional here so that the state machine can answer with ISC's reject reasons.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Connect {
@@ -26,7 +26,7 @@ pub struct Connect {
     pub hba: Option<Vec<u8>>,
 }
 
-/// CONNECTACK (6), secondary → primary (failover.md §4.2).
+/// CONNECTACK (6), secondary → primary (docs/spec/failover.md §4.2).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnectAck {
     pub relationship_name: Option<Vec<u8>>,
@@ -63,7 +63,7 @@ pub struct BindAck {
     pub message: Option<Vec<u8>>,
 }
 
-/// STATE (10) (failover.md §4.3).
+/// STATE (10) (docs/spec/failover.md §4.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateMessage {
     pub server_state: Option<ServerStateCode>,
@@ -71,14 +71,14 @@ pub struct StateMessage {
     pub start_time_of_state: Option<UnixTime>,
 }
 
-/// DISCONNECT (12) (failover.md §4.5).
+/// DISCONNECT (12) (docs/spec/failover.md §4.5).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Disconnect {
     pub reject_reason: Option<RejectReason>,
     pub message: Option<Vec<u8>>,
 }
 
-/// Every message type of failover.md §4.
+/// Every message type of docs/spec/failover.md §4.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
     PoolRequest,
@@ -134,7 +134,7 @@ impl Body {
     }
 }
 
-/// The options ISC keeps for each message type ("ISC keeps in", failover.md §3). A kept option
+/// The options ISC keeps for each message type ("ISC keeps in", docs/spec/failover.md §3). A kept option
 /// may appear once (rule 3); others are skipped by ISC and kept as `extra` by us.
 fn kept_options(message_type: MessageType) -> &'static [OptionCode] {
     use OptionCode::*;
@@ -208,7 +208,7 @@ impl<'a> Fields<'a> {
 
 impl Typed {
     /// Types a raw message with ISC's rules: fixed sizes exact, kept options at most once,
-    /// an unknown message type with options is an error (failover.md §2.1, §4).
+    /// an unknown message type with options is an error (docs/spec/failover.md §2.1, §4).
     pub fn from_message(message: &Message) -> Result<Self, WireError> {
         let message_type = message.message_type;
         if let MessageType::Unknown(_) = message_type {
@@ -314,7 +314,7 @@ impl Typed {
     }
 
     /// The raw message: options in `wire_order` when set, else typed options in the order of
-    /// failover.md §4, then `extra`.
+    /// docs/spec/failover.md §4, then `extra`.
     pub fn to_message(&self) -> Message {
         use OptionCode as C;
         let mut message = Message::new(self.body.message_type(), self.time, self.xid);

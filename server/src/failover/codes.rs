@@ -1,4 +1,4 @@
-//! Failover wire codes, each table declared once (STYLE.md §5): message types (failover.md §4),
+//! Failover wire codes, each table declared once (STYLE.md §5): message types (docs/spec/failover.md §4),
 //! option codes with their ISC encodings (§3), server states (§6.1), reject reasons (§3.1).
 //!
 //! The code sets are open-world: a value missing from a table decodes to `Unknown(n)`, encodes
@@ -69,7 +69,7 @@ macro_rules! declare_codes {
 }
 
 declare_codes! {
-    /// Message types (failover.md §4, draft §7).
+    /// Message types (docs/spec/failover.md §4, draft §7).
     MessageType(u8) {
         PoolRequest = 1 => "POOLREQ",
         PoolResponse = 2 => "POOLRESP",
@@ -87,7 +87,7 @@ declare_codes! {
 }
 
 declare_codes! {
-    /// Option codes (failover.md §3, draft §12).
+    /// Option codes (docs/spec/failover.md §3, draft §12).
     OptionCode(u16) {
         AddressesTransferred = 1 => "addresses-transferred",
         AssignedIpAddress = 2 => "assigned-IP-address",
@@ -121,7 +121,7 @@ declare_codes! {
     }
 }
 
-/// How an option's data is encoded (failover.md §3 "wire size / encoding").
+/// How an option's data is encoded (docs/spec/failover.md §3 "wire size / encoding").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OptionKind {
     /// Exactly this many bytes; ISC drops the connection on any other size (§2.1 rule 5).
@@ -173,7 +173,7 @@ impl OptionCode {
 }
 
 declare_codes! {
-    /// Server (failover endpoint) states as carried in option 24 (failover.md §6.1). ISC's
+    /// Server (failover endpoint) states as carried in option 24 (docs/spec/failover.md §6.1). ISC's
     /// RECOVER-WAIT is 254: the draft names the state without a number.
     ServerStateCode(u8) {
         UnknownState = 0 => "unknown-state",
@@ -193,7 +193,7 @@ declare_codes! {
 }
 
 declare_codes! {
-    /// Reject reasons of option 21 (failover.md §3.1, draft §12.21).
+    /// Reject reasons of option 21 (docs/spec/failover.md §3.1, draft §12.21).
     RejectReason(u8) {
         Reserved = 0 => "reserved",
         IllegalIpAddress = 1 => "illegal IP address",
@@ -221,9 +221,9 @@ declare_codes! {
     }
 }
 
-/// server-flags bit 0: the sender is in STARTUP (failover.md §4.3).
+/// server-flags bit 0: the sender is in STARTUP (docs/spec/failover.md §4.3).
 pub const SERVER_FLAG_STARTUP: u8 = 0x01;
-/// IP-flags bit 0: RESERVED (failover.md §3).
+/// IP-flags bit 0: RESERVED (docs/spec/failover.md §3).
 pub const IP_FLAG_RESERVED: u16 = 0x0001;
 /// IP-flags bit 1: BOOTP.
 pub const IP_FLAG_BOOTP: u16 = 0x0002;

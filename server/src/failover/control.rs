@@ -1,6 +1,6 @@
-//! Operator commands into the running failover drivers (failover.md §6.2 "Administrative"):
+//! Operator commands into the running failover drivers (docs/spec/failover.md §6.2 "Administrative"):
 //! forcing the local state, e.g. PARTNER-DOWN after the operator has made sure the partner is
-//! really down. The OMAPI `failover-state` object (omapi.md §8.5) is the caller.
+//! really down. The OMAPI `failover-state` object (docs/spec/omapi.md §8.5) is the caller.
 //!
 //! A command travels over the relationship's channel to its driver, which applies it with
 //! [`super::machine::Machine::handle_command`], writes the new state record durably (as for any
@@ -62,7 +62,7 @@ impl FailoverControl {
             .find(|status| status.name.as_bytes() == name)
     }
 
-    /// Forces relationship `name` into the state with wire code `code` (failover.md §6.1) and
+    /// Forces relationship `name` into the state with wire code `code` (docs/spec/failover.md §6.1) and
     /// waits (at most [`COMMAND_TIMEOUT`]) until its driver has applied and persisted it.
     /// ISC accepts any state number here (§6.2 "Administrative"); STARTUP and codes that name
     /// no state have no meaning to force and are refused.

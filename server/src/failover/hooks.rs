@@ -1,6 +1,6 @@
 //! What the DHCP engine asks of failover, without waiting on it: each relationship's current
 //! state as the driver last published it (atomics, read on the packet path), the service rules
-//! of that state (failover.md §6.1, §11.3) and the hand-off of committed leases to the driver
+//! of that state (docs/spec/failover.md §6.1, §11.3) and the hand-off of committed leases to the driver
 //! (a non-blocking channel send, §7.2). The engine never awaits the peer.
 
 use std::net::Ipv4Addr;
@@ -33,7 +33,7 @@ pub struct RelationshipStatus {
     stos: AtomicU32,
     mclt: AtomicU32,
     hba: RwLock<Option<[u8; 32]>>,
-    /// When we last heard the partner's state (ISC's partner STOS, failover.md §14.18).
+    /// When we last heard the partner's state (ISC's partner STOS, docs/spec/failover.md §14.18).
     partner_stos: AtomicU32,
     /// BNDUPDs sent and not yet acknowledged (OMAPI `cur-unacked-updates`).
     unacked: AtomicU32,
@@ -348,7 +348,7 @@ impl FailoverHooks {
     }
 }
 
-/// `check-secs-byte-order` (ISC `load_balance_mine`, failover.md §11.3): some clients send
+/// `check-secs-byte-order` (ISC `load_balance_mine`, docs/spec/failover.md §11.3): some clients send
 /// `secs` little-endian; a value above 255 with a zero low byte is taken as swapped.
 pub fn byte_swapped_secs(secs: u16) -> u16 {
     if secs > 255 && secs & 0xff == 0 {
@@ -432,7 +432,7 @@ mod tests {
             Some(hba),
         );
         assert!(hooks.serving(PoolId(0)));
-        // Bucket 135 is the secondary's (failover.md §11.2), 118 the primary's.
+        // Bucket 135 is the secondary's (docs/spec/failover.md §11.2), 118 the primary's.
         assert!(!hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0, || true));
         assert!(hooks.may_offer(PoolId(0), &[0x6a, 0xd9, 0x3e, 0xff, 0xef, 0xc7], 0, || true));
         // The partner's bucket, but the partner has no free lease to give: answered (§11.3).

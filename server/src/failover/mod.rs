@@ -1,4 +1,4 @@
-//! ISC-compatible DHCP failover (failover.md): `codes`, `wire` and `body` (the codec),
+//! ISC-compatible DHCP failover (docs/spec/failover.md): `codes`, `wire` and `body` (the codec),
 //! `machine` (the sans-IO peer), `states`, `rules` (MCLT and allocation rules for the engine),
 //! `persist` (the failover state in dhcpd.leases), `memory` (an in-memory [`machine::Bindings`]),
 //! `bindings` (the same over the daemon's lease store), `hooks` (what the engine asks of

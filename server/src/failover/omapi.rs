@@ -1,4 +1,4 @@
-//! The OMAPI `failover-state` object (omapi.md §8.5, ISC `dhcp_failover_state_lookup`,
+//! The OMAPI `failover-state` object (docs/spec/omapi.md §8.5, ISC `dhcp_failover_state_lookup`,
 //! `_get_value`, `_stuff_values`, `_set_value` in server/failover.c) over the running failover
 //! drivers: attributes read from the state each driver publishes ([`super::hooks`]) and the
 //! configuration, `local-state` written through [`super::control`].
@@ -30,7 +30,7 @@ impl FailoverStateObjects {
     }
 }
 
-/// An IPv4 address as 4 bytes. ISC publishes 8 bytes of its C pointer here (a bug, failover.md
+/// An IPv4 address as 4 bytes. ISC publishes 8 bytes of its C pointer here (a bug, docs/spec/failover.md
 /// §14.22: "do not copy"); the address itself is what a tool can use.
 fn address_value(name: &str, address: Option<Ipv4Addr>) -> Value {
     Value::new(
@@ -40,7 +40,7 @@ fn address_value(name: &str, address: Option<Ipv4Addr>) -> Value {
 }
 
 impl FailoverStates for FailoverStateObjects {
-    /// ISC's `dhcp_failover_state_stuff_values`, names and order of omapi.md §8.5.
+    /// ISC's `dhcp_failover_state_stuff_values`, names and order of docs/spec/omapi.md §8.5.
     fn lookup(&self, name: &[u8]) -> Option<Vec<Value>> {
         let status = self.control.relationship(name)?;
         let peer = self.peers.iter().find(|peer| peer.name == status.name)?;
@@ -73,7 +73,7 @@ impl FailoverStates for FailoverStateObjects {
                     Role::Secondary => 1,
                 },
             ),
-            // ISC 4.4 never fills these three in (omapi.md §8.5).
+            // ISC 4.4 never fills these three in (docs/spec/omapi.md §8.5).
             Value::u32("last-packet-sent", 0),
             Value::u32("last-timestamp-received", 0),
             Value::u32("skew", 0),
@@ -84,7 +84,7 @@ impl FailoverStates for FailoverStateObjects {
     }
 
     /// `set local-state = N` + `update`: ISC's `dhcp_failover_set_state` with any state number
-    /// (failover.md §6.2 "Administrative"), e.g. 4 = PARTNER-DOWN.
+    /// (docs/spec/failover.md §6.2 "Administrative"), e.g. 4 = PARTNER-DOWN.
     fn set_local_state(&self, name: &[u8], state: u32) -> Result<(), ResultCode> {
         self.control
             .force_state(name, state)

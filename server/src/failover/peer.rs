@@ -2,7 +2,7 @@
 //! [`Machine`]). It owns the clock, the sockets and the one timer; every protocol decision is
 //! the machine's.
 //!
-//! As ISC does (failover.md §1.1): it listens on `address`:`port` and also connects to `peer
+//! As ISC does (docs/spec/failover.md §1.1): it listens on `address`:`port` and also connects to `peer
 //! address`:`peer port` from `address`; an inbound connection is accepted only from the peer's
 //! address; one connection at a time carries the session (a second one is closed at once, as
 //! ISC's duplicate-connection answer does). Reconnection backs off from 2 s to 60 s.
@@ -74,7 +74,7 @@ pub fn commit_durably<T: Send + 'static>(
     committer.submit(record, None).is_ok() && committer.flush().is_ok()
 }
 
-/// ISC's vendor class, `isc-` + version (failover.md §3): peers log it, none validates it.
+/// ISC's vendor class, `isc-` + version (docs/spec/failover.md §3): peers log it, none validates it.
 const VENDOR_CLASS: &[u8] = b"isc-4.4.3-P1";
 /// First reconnect delay after a failed attempt or a dropped link, and the cap of the back-off.
 const RECONNECT_FIRST: Duration = Duration::from_secs(2);
@@ -315,7 +315,7 @@ impl Driver {
         }
     }
 
-    /// An operator forces a state (failover.md §6.2 "Administrative"); answered after the
+    /// An operator forces a state (docs/spec/failover.md §6.2 "Administrative"); answered after the
     /// next [`Driver::pump`] has written the state record.
     fn handle_command(&mut self, command: Command) {
         let now = now();

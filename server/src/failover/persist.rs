@@ -1,4 +1,4 @@
-//! The failover state in dhcpd.leases (failover.md §12): a [`FailoverStateRecord`] from a
+//! The failover state in dhcpd.leases (docs/spec/failover.md §12): a [`FailoverStateRecord`] from a
 //! running machine, and the saved states a restarted machine resumes from.
 
 use super::codes::ServerStateCode;

@@ -1,5 +1,5 @@
 //! Pure lease rules of failover that the engine and the machine both call: the MCLT rule for
-//! lease times (failover.md §8.1), who may allocate a lease (§8.2), load balancing (§11.3), the
+//! lease times (docs/spec/failover.md §8.1), who may allocate a lease (§8.2), load balancing (§11.3), the
 //! binding-transition checks for a received BNDUPD (§7.3) and duel resolution (§7.4).
 
 use server_common::loadbalance::{bucket, hba_has};
@@ -18,7 +18,7 @@ pub struct Grant {
     pub tsfp: UnixTime,
 }
 
-/// The MCLT rule (failover.md §8.1, ISC `ack_lease`): a lease may not run past what the partner
+/// The MCLT rule (docs/spec/failover.md §8.1, ISC `ack_lease`): a lease may not run past what the partner
 /// acknowledged (tsfp) plus MCLT, so a partner that takes over after MCLT never hands out an
 /// address a client still holds. `desired` is the lease time without failover
 /// (`u32::MAX` = infinite).
@@ -57,7 +57,7 @@ pub fn own_free_state(role: Role) -> BindingState {
     }
 }
 
-/// May this server allocate `lease` to a client other than its last one (failover.md §8.2, ISC
+/// May this server allocate `lease` to a client other than its last one (docs/spec/failover.md §8.2, ISC
 /// `lease_mine_to_reallocate`)?
 pub fn may_allocate(lease: &Lease, role: Role, state: State, mclt: u32, now: UnixTime) -> bool {
     let partner_down = matches!(state, State::PartnerDown { .. });
@@ -92,13 +92,13 @@ pub fn partner_free_state(role: Role) -> BindingState {
 /// forward to its new state (ISC `supersede_lease` with "propagate": only while cooperating or
 /// not responding)? Out of contact (COMMUNICATIONS-INTERRUPTED, PARTNER-DOWN) the rewind state
 /// stays what the partner last knew, so that a lease allocated and given back meanwhile can
-/// return to its owner's free state (failover.md §8.2).
+/// return to its owner's free state (docs/spec/failover.md §8.2).
 pub fn rewind_follows(service: Service) -> bool {
     matches!(service, Service::Cooperating | Service::NotResponding)
 }
 
 /// The state a lease of a failover pool takes when its client releases it (ISC
-/// `release_lease`, failover.md §8.2): RELEASED, to become free once the partner acks (or
+/// `release_lease`, docs/spec/failover.md §8.2): RELEASED, to become free once the partner acks (or
 /// PARTNER-DOWN's wait passes); but out of contact (COMMUNICATIONS-INTERRUPTED), a lease the
 /// partner last knew in this server's own free state goes straight back to it.
 pub fn released_state(lease: &Lease, role: Role, service: Service) -> BindingState {
@@ -110,7 +110,7 @@ pub fn released_state(lease: &Lease, role: Role, service: Service) -> BindingSta
 }
 
 /// The state an ACTIVE lease of a failover pool moves to when it reaches its end (ISC
-/// `pool_timer`, failover.md §8.3), or `None` to leave it ACTIVE: a secondary in NORMAL leaves
+/// `pool_timer`, docs/spec/failover.md §8.3), or `None` to leave it ACTIVE: a secondary in NORMAL leaves
 /// expiry to the primary, whose BNDUPD(EXPIRED) it will receive. Out of contact, a lease the
 /// partner last knew in this server's own free state goes straight back to it; otherwise
 /// EXPIRED, free once the partner acks.
@@ -136,7 +136,7 @@ pub fn expiry_state(
     Some(next)
 }
 
-/// Load balancing of a DHCPDISCOVER (failover.md §11.3): `true` when this server answers.
+/// Load balancing of a DHCPDISCOVER (docs/spec/failover.md §11.3): `true` when this server answers.
 /// `key` is the client-identifier contents, else `chaddr[..hlen]`. Only NORMAL balances; a
 /// `max_seconds` of 0 or a client waiting longer than it is answered by both.
 pub fn load_balance_mine(
@@ -164,7 +164,7 @@ pub struct TransitionRefused {
 /// ISC's allowance for clock skew (60 s) plus fudge in the EXPIRED check (§7.3).
 const EXPIRY_SKEW: u32 = 65;
 
-/// May the receiver move `local` to `incoming` (failover.md §7.3)? `cooperating` selects the
+/// May the receiver move `local` to `incoming` (docs/spec/failover.md §7.3)? `cooperating` selects the
 /// NORMAL table (`normal_binding_state_transition_check`), else the conflict table.
 pub fn check_transition(
     local: &Lease,
@@ -205,7 +205,7 @@ pub fn check_transition(
     }
 }
 
-/// Dueling updates (failover.md §7.4, ISC `failover_lease_is_better`): `true` when the
+/// Dueling updates (docs/spec/failover.md §7.4, ISC `failover_lease_is_better`): `true` when the
 /// receiver's own un-acked copy wins over the incoming one (→ reject 16).
 pub fn local_copy_wins(
     local_state: BindingState,
@@ -238,7 +238,7 @@ mod tests {
 
     const NOW: UnixTime = 1_795_836_305;
 
-    /// failover.md §8.1 [lab]: default-lease-time 600, MCLT 300 → 300 s granted, potential
+    /// docs/spec/failover.md §8.1 [lab]: default-lease-time 600, MCLT 300 → 300 s granted, potential
     /// expiration start + 750.
     #[test]
     fn first_ack_gets_mclt_and_asks_for_more() {

@@ -1,5 +1,5 @@
 //! Failover endpoint states with the draft's names, their data, and their wire codes beside them
-//! (failover.md §6.1, draft §9). ISC's RECOVER-WAIT is 254.
+//! (docs/spec/failover.md §6.1, draft §9). ISC's RECOVER-WAIT is 254.
 
 use super::codes::ServerStateCode;
 use crate::lease::file::PeerState;
@@ -104,7 +104,7 @@ impl State {
     }
 }
 
-/// Lease-file word of a wire state (failover.md §12).
+/// Lease-file word of a wire state (docs/spec/failover.md §12).
 pub fn peer_state_of(code: ServerStateCode) -> PeerState {
     match code {
         ServerStateCode::Startup => PeerState::Startup,
@@ -142,7 +142,7 @@ pub fn code_of(state: PeerState) -> ServerStateCode {
     }
 }
 
-/// What a server may do for DHCP clients (ISC "service state", failover.md §6.1).
+/// What a server may do for DHCP clients (ISC "service state", docs/spec/failover.md §6.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Service {
     /// Not answering at all.

@@ -1,4 +1,4 @@
-//! Failover message codec: the 12-byte header and the option TLVs (failover.md §2), lossless.
+//! Failover message codec: the 12-byte header and the option TLVs (docs/spec/failover.md §2), lossless.
 //!
 //! [`Message`] is the raw layer: header fields, any extra header bytes (payload offset > 12) and
 //! the options in wire order, so `decode` then `encode` gives back the same bytes for every
@@ -9,7 +9,7 @@ use thiserror::Error;
 pub use super::codes::{MessageType, OptionCode, OptionKind};
 use crate::lease::record::UnixTime;
 
-/// ISC's smallest and largest message (includes/failover.h, failover.md §2).
+/// ISC's smallest and largest message (includes/failover.h, docs/spec/failover.md §2).
 pub const MIN_MESSAGE_SIZE: usize = 12;
 pub const MAX_MESSAGE_SIZE: usize = 2048;
 /// The payload offset ISC always sends; anything else confuses ISC's parser (§14.1).
@@ -81,7 +81,7 @@ impl RawOption {
     }
 }
 
-/// One failover message, raw (draft §6.1, failover.md §2).
+/// One failover message, raw (draft §6.1, docs/spec/failover.md §2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
     pub message_type: MessageType,
@@ -201,7 +201,7 @@ impl Message {
 
 /// The length of the first message in a TCP byte stream: `Ok(None)` until its 2-byte length has
 /// arrived, then the length, or an error when it is outside 12..=2048 (ISC drops the link).
-/// Messages are back to back with no separator (failover.md §2).
+/// Messages are back to back with no separator (docs/spec/failover.md §2).
 pub fn frame_length(stream: &[u8]) -> Result<Option<usize>, WireError> {
     let [high, low, ..] = stream else {
         return Ok(None);
@@ -271,7 +271,7 @@ mod tests {
             .collect()
     }
 
-    /// The CONNECT of failover.md §4.1 [lab].
+    /// The CONNECT of docs/spec/failover.md §4.1 [lab].
     #[test]
     fn spec_connect_round_trips() {
         let bytes = hex(

@@ -1,4 +1,4 @@
-//! The durable dhcpd.leases log (dhcpd-conf.md §8.3): a compact file written atomically, then
+//! The durable dhcpd.leases log (docs/spec/dhcpd-conf.md §8.3): a compact file written atomically, then
 //! records appended with one `write` and one `fdatasync` per batch.
 //!
 //! A rewrite follows ISC's `new_lease_file` but never leaves a moment without a lease file:

@@ -1,5 +1,5 @@
 //! The lease store: in-memory indices plus a durable dhcpd.leases log with group commit
-//! (shared/spec/dhcpd-conf.md §8).
+//! (docs/spec/dhcpd-conf.md §8).
 
 pub mod commit;
 pub mod file;

@@ -1,4 +1,4 @@
-//! One lease as the store keeps it and as dhcpd.leases writes it (dhcpd-conf.md §8.4).
+//! One lease as the store keeps it and as dhcpd.leases writes it (docs/spec/dhcpd-conf.md §8.4).
 //!
 //! Kept compact (the goal is ≤ 200 bytes per lease with indices at 1 M leases): times are `u32`
 //! seconds since the epoch as ISC keeps them, rare fields live behind one optional box.
@@ -8,10 +8,10 @@ use std::net::Ipv4Addr;
 /// Seconds since the Unix epoch, UTC. [`NEVER`] is ISC's "never" (`ends never;`); 0 is "absent".
 pub type UnixTime = u32;
 
-/// `ends never;` — also what any year ≥ 2038 reads as (dhcpd-conf.md §8.1).
+/// `ends never;` — also what any year ≥ 2038 reads as (docs/spec/dhcpd-conf.md §8.1).
 pub const NEVER: UnixTime = u32::MAX;
 
-/// Binding states of dhcpd.leases and of the failover protocol (failover.md binding states).
+/// Binding states of dhcpd.leases and of the failover protocol (docs/spec/failover.md binding states).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[repr(u8)]
 pub enum BindingState {
@@ -114,7 +114,7 @@ pub struct Lease {
     pub address: Ipv4Addr,
     pub starts: UnixTime,
     pub ends: UnixTime,
-    /// Failover times (failover.md §7.1); 0 when absent.
+    /// Failover times (docs/spec/failover.md §7.1); 0 when absent.
     pub tstp: UnixTime,
     pub tsfp: UnixTime,
     pub atsfp: UnixTime,

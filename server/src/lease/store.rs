@@ -38,7 +38,7 @@ struct PoolState {
     /// Next never-touched candidate: (range index, offset in the range).
     cursor: (usize, u64),
     /// The pool names a failover peer: its free-state leases are kept in one queue per owner
-    /// (failover.md §7.1, ISC's `free`, `backup` and `expired` pool queues).
+    /// (docs/spec/failover.md §7.1, ISC's `free`, `backup` and `expired` pool queues).
     failover: bool,
     /// Without failover: free, expired and released leases; with failover: FREE leases only.
     /// By (end, address): the one free the longest comes first, as in ISC's free queue.
@@ -58,7 +58,7 @@ struct PoolState {
     offered: u64,
 }
 
-/// Which free-state queue of a pool to allocate from (failover.md §7.1, §8.2).
+/// Which free-state queue of a pool to allocate from (docs/spec/failover.md §7.1, §8.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FreeQueue {
     /// FREE leases, never-used addresses first (the primary's, and every pool's without
@@ -317,7 +317,7 @@ impl LeaseStore {
     }
 
     /// Number of addresses of `pool` with no stored lease: ISC has a FREE lease object for each
-    /// (failover.md §7.1), so with failover they are the primary's.
+    /// (docs/spec/failover.md §7.1), so with failover they are the primary's.
     pub fn never_used(&self, pool: PoolId) -> u64 {
         self.pools
             .get(pool.0 as usize)
@@ -582,7 +582,7 @@ impl LeaseStore {
     }
 
     /// A free address of `pool` from `queue` for `client` at `now` that `accept` allows (the
-    /// failover ownership rule, failover.md §8.2): for [`FreeQueue::Free`] never-used addresses
+    /// failover ownership rule, docs/spec/failover.md §8.2): for [`FreeQueue::Free`] never-used addresses
     /// first (asked about once, as `Lease::free`), then the queue's lease free the longest.
     /// Addresses another client holds an offer for are passed over; after
     /// [`REFUSED_SCAN_LIMIT`] leases `accept` refused the search stops, so a DISCOVER never walks
@@ -684,7 +684,7 @@ impl LeaseStore {
 
     /// [`LeaseStore::expire`] with the caller choosing each lease's new state: `next(lease)`
     /// returns the state to move to, or `None` to leave the lease ACTIVE for now (a failover
-    /// secondary in NORMAL leaves expiry to the primary, failover.md §8.3). A next state of
+    /// secondary in NORMAL leaves expiry to the primary, docs/spec/failover.md §8.3). A next state of
     /// ACTIVE means FREE. Leases left ACTIVE are looked at again on every call until they
     /// change, so the cost is O(due leases).
     pub fn expire_with(

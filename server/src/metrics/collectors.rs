@@ -88,7 +88,7 @@ fn gauge_value(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Lease counts of one pool, ISC's categories (dhcpd.leases binding states, dhcpd-conf.md §8).
+/// Lease counts of one pool, ISC's categories (dhcpd.leases binding states, docs/spec/dhcpd-conf.md §8).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolUsage {
     /// Addresses in the pool's ranges.
@@ -382,7 +382,7 @@ impl Collector for FailoverCollector {
         gauges(
             &mut encoder,
             "failover_local_state_code",
-            "local failover state as its wire code (failover.md §6.1; 2 = normal)",
+            "local failover state as its wire code (docs/spec/failover.md §6.1; 2 = normal)",
             self.relationships
                 .iter()
                 .map(|status| (peer(status), i64::from(u8::from(status.state().code())))),

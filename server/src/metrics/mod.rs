@@ -107,7 +107,7 @@ declare_labels! {
         /// Every permitted pool is exhausted.
         PoolExhausted => "pool_exhausted",
         /// Another server's client: its server identifier, its lease, or the partner's
-        /// load-balancing bucket (failover.md §11.3).
+        /// load-balancing bucket (docs/spec/failover.md §11.3).
         NotOurs => "not_ours",
         /// A request for a lease the server has no record of (RFC 2131 §4.3.2).
         UnknownLease => "unknown_lease",

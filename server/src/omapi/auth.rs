@@ -1,4 +1,4 @@
-//! OMAPI authenticators (omapi.md §6): keys from dhcpd.conf, the algorithm-name normalisation
+//! OMAPI authenticators (docs/spec/omapi.md §6): keys from dhcpd.conf, the algorithm-name normalisation
 //! ISC applies, and HMAC-MD5 over bytes [4, end of object values] of a message, verified in
 //! constant time.
 
@@ -7,7 +7,7 @@ use md5::Md5;
 
 use crate::config::model::Key;
 
-/// ISC appends this to an algorithm name without a dot (omapi.md §6.1).
+/// ISC appends this to an algorithm name without a dot (docs/spec/omapi.md §6.1).
 const ALGORITHM_SUFFIX: &str = ".SIG-ALG.REG.INT.";
 /// The one algorithm we sign with.
 pub const HMAC_MD5: &str = "hmac-md5.SIG-ALG.REG.INT.";
@@ -83,7 +83,7 @@ impl Authenticator {
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
     }
 
-    /// The signature of `signed` (bytes [4, end of object values], omapi.md §6.3).
+    /// The signature of `signed` (bytes [4, end of object values], docs/spec/omapi.md §6.3).
     pub fn sign(&self, signed: &[u8]) -> [u8; SIGNATURE_LEN] {
         let mut mac = self.mac();
         mac.update(signed);

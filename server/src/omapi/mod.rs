@@ -1,4 +1,4 @@
-//! OMAPI, ISC's control channel (`../shared/spec/omapi.md`): `wire` (codec), `auth` (HMAC-MD5
+//! OMAPI, ISC's control channel (`docs/spec/omapi.md`): `wire` (codec), `auth` (HMAC-MD5
 //! keys), `session` (sans-IO connection state machine), `objects` (lease, host, control,
 //! failover-state) and `server` (the tokio listener on `omapi-port`).
 

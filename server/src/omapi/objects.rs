@@ -1,6 +1,6 @@
-//! The objects dhcpd publishes over OMAPI (omapi.md §8): `lease`, `host`, `control` and
+//! The objects dhcpd publishes over OMAPI (docs/spec/omapi.md §8): `lease`, `host`, `control` and
 //! `failover-state`, with ISC's lookup keys, attribute names, encodings and order, and the
-//! server-wide handle table (omapi.md §5: handles start at 1, are shared by all connections and
+//! server-wide handle table (docs/spec/omapi.md §5: handles start at 1, are shared by all connections and
 //! never reused).
 //!
 //! Changes reach the lease store and the dynamic host table at once and are persisted through
@@ -33,7 +33,7 @@ pub enum ObjectRef {
     FailoverState(Vec<u8>),
 }
 
-/// The failover machine's side of the `failover-state` object (omapi.md §8.5). The failover
+/// The failover machine's side of the `failover-state` object (docs/spec/omapi.md §8.5). The failover
 /// module implements it; until then [`NoFailover`] answers "not found" like ISC does for an
 /// unconfigured relationship.
 pub trait FailoverStates: Send + Sync {
@@ -57,7 +57,7 @@ impl FailoverStates for NoFailover {
     }
 }
 
-/// OPEN's message values (omapi.md §4.1).
+/// OPEN's message values (docs/spec/omapi.md §4.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OpenFlags {
     pub create: bool,
@@ -148,7 +148,7 @@ impl Objects {
         }
     }
 
-    /// OPEN of a registered type (omapi.md §5 step 3): lookup, optional create, optional
+    /// OPEN of a registered type (docs/spec/omapi.md §5 step 3): lookup, optional create, optional
     /// update; answers the object's handle and published values.
     pub fn open(
         &self,
@@ -215,12 +215,12 @@ impl Objects {
         Ok((handle, values))
     }
 
-    /// The published attributes of the object behind `handle` (REFRESH, omapi.md §5 step 4).
+    /// The published attributes of the object behind `handle` (REFRESH, docs/spec/omapi.md §5 step 4).
     pub fn refresh(&self, handle: u32) -> Option<Vec<Value>> {
         self.publish(&self.object(handle)?)
     }
 
-    /// UPDATE of the object behind `handle` (omapi.md §5 step 5).
+    /// UPDATE of the object behind `handle` (docs/spec/omapi.md §5 step 5).
     pub fn update(&self, handle: u32, values: &[Value], now: UnixTime) -> Result<(), Status> {
         let object = self
             .object(handle)
@@ -228,14 +228,14 @@ impl Objects {
         match object {
             // ISC's `omapi_object_update` ends by setting `remote-handle` to the request's header
             // handle; on a lease that lands in its binding scope as a numeric variable, written
-            // to the lease file as `set remote-handle = %N;` (omapi.md §8.1 quirk, [lab]).
+            // to the lease file as `set remote-handle = %N;` (docs/spec/omapi.md §8.1 quirk, [lab]).
             ObjectRef::Lease(address) => self.update_lease(address, values, Some(handle)),
             object => self.update_object(&object, values, now),
         }
         .map_err(|code| Status::new(code, CANT_UPDATE))
     }
 
-    /// DELETE of the object behind `handle` (omapi.md §5 step 6).
+    /// DELETE of the object behind `handle` (docs/spec/omapi.md §5 step 6).
     pub fn remove(&self, handle: u32) -> Result<(), Status> {
         let object = self
             .object(handle)
@@ -281,7 +281,7 @@ impl Objects {
         now: UnixTime,
     ) -> Result<(), ResultCode> {
         match object {
-            // OPEN with `update` passes no handle: no `remote-handle` (omapi.md §8.1).
+            // OPEN with `update` passes no handle: no `remote-handle` (docs/spec/omapi.md §8.1).
             ObjectRef::Lease(address) => self.update_lease(*address, values, None),
             ObjectRef::Host(name) => self.update_host(name, values, now),
             ObjectRef::Control => {
@@ -310,7 +310,7 @@ impl Objects {
         }
     }
 
-    // ---- lease (omapi.md §8.1) ----
+    // ---- lease (docs/spec/omapi.md §8.1) ----
 
     fn lookup_lease(&self, keys: &[Value]) -> Result<ObjectRef, ResultCode> {
         let store = self.store();
@@ -338,7 +338,7 @@ impl Objects {
                 }
                 b"dhcp-client-identifier" => {
                     // dhcp_lease_lookup: a uid hash chain of more than one lease is
-                    // `DHCP_R_MULTIPLE` (omapi.md §8.1); the store's index keeps only the most
+                    // `DHCP_R_MULTIPLE` (docs/spec/omapi.md §8.1); the store's index keeps only the most
                     // recent binding, so the others are counted by a scan. OMAPI lookups are
                     // rare next to DHCP traffic, and the scan stops at the second match.
                     if matching_leases(&store, |lease| lease.uid() == Some(&key.value[..])) > 1 {
@@ -485,7 +485,7 @@ impl Objects {
         Ok(())
     }
 
-    // ---- host (omapi.md §8.2) ----
+    // ---- host (docs/spec/omapi.md §8.2) ----
 
     fn host_record(&self, name: &str) -> Option<HostRecord> {
         let set = self.hosts.current();
@@ -675,7 +675,7 @@ fn host_values(record: &HostRecord) -> Vec<Value> {
     values
 }
 
-/// ISC `dhcp_host_set_value` for each attribute (omapi.md §8.2 table).
+/// ISC `dhcp_host_set_value` for each attribute (docs/spec/omapi.md §8.2 table).
 fn apply_host_values(
     record: &mut HostRecord,
     values: &[Value],
@@ -758,7 +758,7 @@ fn apply_host_values(
 /// Splits `statements` into `;`-terminated statements for the lease file. Only flat statements
 /// are accepted (no blocks, balanced quotes), so the text cannot break the lease file's syntax;
 /// and only what the dhcpd.conf statement parser accepts and the engine applies (an option or a
-/// parameter), so what the operator set is what clients get (omapi.md §8.2: parse error →
+/// parameter), so what the operator set is what clients get (docs/spec/omapi.md §8.2: parse error →
 /// `DHCP_R_BADPARSE`).
 fn parse_statements(text: &str) -> Result<Vec<String>, ResultCode> {
     match crate::config::parse_statements(text, "statements") {

@@ -1,4 +1,4 @@
-//! OMAPI result codes (omapi.md §9): BIND `isc_result_t` values, class 0 generic and class 6
+//! OMAPI result codes (docs/spec/omapi.md §9): BIND `isc_result_t` values, class 0 generic and class 6
 //! DHCP, as ISC dhcpd 4.4 puts them in a STATUS message's `result`.
 
 /// A result code; open-world, printed in hex when unknown.

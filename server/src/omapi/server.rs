@@ -1,4 +1,4 @@
-//! The OMAPI listener (omapi.md §1): TCP on 0.0.0.0:`omapi-port`, one task per connection, each
+//! The OMAPI listener (docs/spec/omapi.md §1): TCP on 0.0.0.0:`omapi-port`, one task per connection, each
 //! a thin driver around a [`Session`]. A connection that misbehaves, stalls or sends garbage is
 //! closed alone; the DHCP path never waits on OMAPI except for the lease-store lock held for one
 //! lookup or update.

@@ -1,4 +1,4 @@
-//! One OMAPI connection as a sans-IO state machine (omapi.md §2, §5, §6): bytes in through
+//! One OMAPI connection as a sans-IO state machine (docs/spec/omapi.md §2, §5, §6): bytes in through
 //! [`Session::handle_bytes`], bytes out through [`Session::poll_transmit`]. It owns the
 //! authenticators opened on this connection and bounds its buffers, so a hostile peer costs at
 //! most [`MAX_MESSAGE`] bytes of input and one batch of replies.
@@ -23,10 +23,10 @@ const MAX_PENDING_OUTPUT: usize = 256 * 1024;
 pub enum SessionError {
     #[error("malformed input: {0}")]
     Wire(#[from] WireError),
-    /// omapi.md §6.4: ISC closes the connection on an authid it did not open.
+    /// docs/spec/omapi.md §6.4: ISC closes the connection on an authid it did not open.
     #[error("message signed with authenticator {0}, which this connection did not open")]
     UnknownAuthenticator(u32),
-    /// omapi.md §5 step 2: a server sends no requests, so a response matches nothing.
+    /// docs/spec/omapi.md §5 step 2: a server sends no requests, so a response matches nothing.
     #[error("unexpected response (rid {0})")]
     UnexpectedResponse(u32),
     #[error("peer sent more than {MAX_MESSAGE} bytes without completing a message")]
@@ -52,7 +52,7 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new connection; our introduction is queued at once (omapi.md §11.1). `first_id` seeds
+    /// A new connection; our introduction is queued at once (docs/spec/omapi.md §11.1). `first_id` seeds
     /// the message-id counter (ISC starts it at `random()`).
     pub fn new(first_id: u32) -> Self {
         Self {
@@ -211,7 +211,7 @@ impl Session {
         Ok(())
     }
 
-    /// omapi.md §6.2: select a configured key by name and algorithm.
+    /// docs/spec/omapi.md §6.2: select a configured key by name and algorithm.
     fn open_authenticator(&mut self, request: &Message, objects: &Objects) -> Reply {
         let name = find(&request.object_values, "name").map(|value| value.value.as_slice());
         let algorithm =
@@ -282,7 +282,7 @@ fn flag(request: &Message, name: &str) -> bool {
         .is_some_and(|value| value != 0)
 }
 
-/// omapi.md §5 step 3.
+/// docs/spec/omapi.md §5 step 3.
 fn open(now: UnixTime, request: &Message, kind: Option<&[u8]>, objects: &Objects) -> Reply {
     let flags = OpenFlags {
         create: flag(request, "create"),

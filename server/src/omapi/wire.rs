@@ -1,4 +1,4 @@
-//! The OMAPI wire format as ISC dhcpd 4.4 speaks it (omapi.md §2-§3): the 8-byte introduction,
+//! The OMAPI wire format as ISC dhcpd 4.4 speaks it (docs/spec/omapi.md §2-§3): the 8-byte introduction,
 //! the 24-byte header (authid, authlen, op, handle, id, rid — in that order on the wire), two
 //! name/value lists each ended by a zero name length, then the signature.
 //!
@@ -8,9 +8,9 @@
 
 use thiserror::Error;
 
-/// OMAPI protocol version 1.00 (omapi.md §2).
+/// OMAPI protocol version 1.00 (docs/spec/omapi.md §2).
 pub const PROTOCOL_VERSION: u32 = 100;
-/// The header size we send, and the smallest we accept (omapi.md §2).
+/// The header size we send, and the smallest we accept (docs/spec/omapi.md §2).
 pub const HEADER_SIZE: u32 = 24;
 /// Length of the introduction.
 pub const INTRO_LEN: usize = 8;
@@ -176,7 +176,7 @@ impl Message {
     }
 
     /// Encodes everything the signature covers: the header without `authid`, both lists and
-    /// their terminators (omapi.md §6.3). `authlen` is written as it stands in the header.
+    /// their terminators (docs/spec/omapi.md §6.3). `authlen` is written as it stands in the header.
     pub fn encode_signed_part(&self, out: &mut Vec<u8>) {
         let header = &self.header;
         for field in [
@@ -224,7 +224,7 @@ pub struct Decoded {
     /// Bytes consumed from the buffer.
     pub length: usize,
     /// The bytes the signature covers: header bytes 4..24 and the lists (header bytes beyond
-    /// 24 are skipped and not signed, omapi.md §2).
+    /// 24 are skipped and not signed, docs/spec/omapi.md §2).
     pub signed: Vec<u8>,
 }
 
@@ -342,7 +342,7 @@ fn be16(bytes: &[u8], at: usize) -> Option<u16> {
 pub(crate) mod tests {
     use super::*;
 
-    /// omapi.md §10 message 5, byte-exact from the capture.
+    /// docs/spec/omapi.md §10 message 5, byte-exact from the capture.
     pub(crate) const LEASE_UPDATE: &str = "000000010000001000000003000000020478bd776b8b45680000000573746174650000000400000002000a69702d61646472657373000000040a6300690016646863702d636c69656e742d6964656e7469666965720000000701021122334455000f636c69656e742d686f73746e616d65000000076c6162686f737400067375626e657400000004000000030004706f6f6c0000000400000004001068617264776172652d6164647265737300000006021122334455000d68617264776172652d7479706500000004000000010004656e64730000000470e11e80000673746172747300000004677485800004747374700000000470e11e8000047473667000000004000000000005617473667000000004000000000004636c747400000004677485800005666c616773000000010000003fe5e81e41c3f073b8ba40e4b45e7a64";
 
     pub(crate) fn hex(text: &str) -> Vec<u8> {

@@ -1,4 +1,4 @@
-//! The failover bounds of the fast path (issue 3 "Horizon"; failover.md §6.1, §8.1): for a
+//! The failover bounds of the fast path (issue 3 "Horizon"; docs/spec/failover.md §6.1, §8.1): for a
 //! lease of a failover pool, the horizon the kernel may extend it to is the smaller of
 //!
 //! - the durable horizon (a record with `ends` = it is in the lease file), and
@@ -46,7 +46,7 @@ pub fn mclt_bound(lease_time: u32, mclt: u32, tsfp: UnixTime) -> Option<UnixTime
 }
 
 /// Whether the engine's ACK that committed `lease` granted the full desired lease time: its
-/// `tstp` is `now + desired + granted / 2` (engine `bound_lease`, failover.md §8.1), which is
+/// `tstp` is `now + desired + granted / 2` (engine `bound_lease`, docs/spec/failover.md §8.1), which is
 /// `starts + 1.5 × granted` only when nothing was cut. A shortened grant is not published: the
 /// kernel would repeat the short time, where the engine gives more once the partner acks.
 pub fn full_grant(lease: &Lease, granted: u32) -> bool {

@@ -66,7 +66,7 @@ pub trait LeaseSink: Send + Sync + 'static {
     fn flush(&self) -> bool;
     /// The engine's failover hooks: a kernel renewal of a failover pool's lease is handed to
     /// its relationship's driver for a BNDUPD, as the engine does for its own commits
-    /// (failover.md §7.2). `None` when the daemon runs no failover.
+    /// (docs/spec/failover.md §7.2). `None` when the daemon runs no failover.
     fn failover(&self) -> Option<FailoverRef<'_>> {
         None
     }
@@ -162,7 +162,7 @@ fn interface_mac(name: &str) -> Option<[u8; 6]> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadBalancing {
     /// Bit set = a bucket THIS server answers (the HBA itself on a primary, its complement on a
-    /// secondary: ISC's HBA marks the primary's buckets, failover.md §11.1).
+    /// secondary: ISC's HBA marks the primary's buckets, docs/spec/failover.md §11.1).
     pub mine: [u8; 32],
     /// `load balance max seconds`: requests with `secs` at or above it are passed up.
     pub max_secs: u16,
@@ -451,7 +451,7 @@ impl FastPathRuntime {
 
     /// Turns the kernel's DISCOVER load balancing on (with the buckets this server answers) or
     /// off. The failover driver owns the state; the daemon calls this when it changes
-    /// (failover.md §11.3: only in NORMAL).
+    /// (docs/spec/failover.md §11.3: only in NORMAL).
     pub fn set_load_balancing(&self, balancing: Option<LoadBalancing>) {
         let Ok(mut config) = self.config.lock() else {
             return;
@@ -744,7 +744,7 @@ fn follow_failover<M: FastPathMaps>(
 }
 
 /// Applies one kernel renewal to the store exactly as the engine's ACK of the same renewal
-/// would (starts, cltt and, in a failover pool, the potential expiration of failover.md §8.1),
+/// would (starts, cltt and, in a failover pool, the potential expiration of docs/spec/failover.md §8.1),
 /// submits its record with the next horizon, and hands a failover pool's lease to its driver
 /// for a BNDUPD (§7.2), as `Engine::handle` does for its commits. Returns that horizon and,
 /// for a failover pool's lease, its tsfp after the renewal.
@@ -774,7 +774,7 @@ fn record_kernel_renewal(
         .and_then(|hooks| hooks.of_address(address))
     {
         // The engine's `bound_lease`: the rewind state steps to ACTIVE only while the partner
-        // hears of it soon (failover.md §8.2, `rules::rewind_follows`).
+        // hears of it soon (docs/spec/failover.md §8.2, `rules::rewind_follows`).
         if crate::failover::rules::rewind_follows(status.service()) {
             lease.rewind_binding_state = crate::lease::record::BindingState::Active;
         }

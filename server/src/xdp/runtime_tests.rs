@@ -12,7 +12,7 @@ fn peer_config(primary: bool) -> &'static str {
 }
 
 /// The kernel gets "my buckets": the HBA on a primary, its complement on a secondary, and
-/// only while NORMAL (failover.md §11.1, §11.3).
+/// only while NORMAL (docs/spec/failover.md §11.1, §11.3).
 #[test]
 fn load_balancing_follows_role_and_state() {
     use crate::failover::codes::ServerStateCode;
@@ -117,7 +117,7 @@ impl LeaseSink for TestSink {
 
 /// A kernel renewal is applied as the engine's ACK would be: the store's lease (starts,
 /// cltt, ends = the next horizon, tstp = now + 1.5 × lease time), one record for the log,
-/// the address handed to the failover driver for a BNDUPD (failover.md §7.2), and after the
+/// the address handed to the failover driver for a BNDUPD (docs/spec/failover.md §7.2), and after the
 /// flush the kernel's horizon moves on. A lease outside failover pools is not handed over.
 #[test]
 fn kernel_renewals_are_logged_and_queued_as_bndupds() {
@@ -319,7 +319,7 @@ fn relationship_states_reach_the_kernel_on_change() {
     );
     publish_state(&hooks, true);
     assert_eq!(sync(&mut fast_path), (Some(true), 2));
-    // The partner in PARTNER-DOWN silences us although we are NORMAL (failover.md §6.1).
+    // The partner in PARTNER-DOWN silences us although we are NORMAL (docs/spec/failover.md §6.1).
     hooks.relationships()[0].publish(
         crate::failover::states::State::Normal,
         0,

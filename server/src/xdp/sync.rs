@@ -51,7 +51,7 @@ pub enum NotEligible {
          min-secs)"
     )]
     Configuration,
-    #[error("the MCLT rule shortened the grant (failover.md §8.1)")]
+    #[error("the MCLT rule shortened the grant (docs/spec/failover.md §8.1)")]
     ShortenedGrant,
 }
 

@@ -145,7 +145,7 @@ impl FailoverConf {
         Ipv4Addr::from(u32::from(POOL_FIRST) + self.pool_size.max(1) - 1)
     }
 
-    /// dhcpd.conf for xdhcpd and ISC alike (failover.md §1.1): the primary carries `mclt` and
+    /// dhcpd.conf for xdhcpd and ISC alike (docs/spec/failover.md §1.1): the primary carries `mclt` and
     /// `split`; both listen on port 647 of their own address and connect to the other.
     pub fn dhcpd_conf(&self) -> String {
         let role = if self.primary {

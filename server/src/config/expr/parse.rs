@@ -1,4 +1,4 @@
-//! Parser for the dhcp-eval(5) expression subset (dhcpd-conf.md §9; ISC `common/parse.c`
+//! Parser for the dhcp-eval(5) expression subset (docs/spec/dhcpd-conf.md §9; ISC `common/parse.c`
 //! `parse_expression` / `parse_non_binary`). A constant like `01` is a number in a numeric
 //! context and a colon-hex byte in a data context, as in ISC.
 

@@ -1,4 +1,4 @@
-//! Declarations (dhcpd-conf.md §2-§3, §7): `subnet`, `shared-network`, `pool`, `range`, `host`
+//! Declarations (docs/spec/dhcpd-conf.md §2-§3, §7): `subnet`, `shared-network`, `pool`, `range`, `host`
 //! (`hardware`, `fixed-address`), `group`, `class`, `subclass`, pool permit lists and `key`.
 //! Structural rules follow `confpars.c`: a lone subnet gets an implicit shared network, ranges
 //! written directly in a subnet form its implicit pool.
@@ -14,7 +14,7 @@ use crate::config::model::{
     PoolId, SharedNetwork, SharedNetworkId, Subnet, SubnetId,
 };
 
-/// TSIG/OMAPI algorithms accepted by `key` (dhcpd-conf.md §3), with ISC's canonical names.
+/// TSIG/OMAPI algorithms accepted by `key` (docs/spec/dhcpd-conf.md §3), with ISC's canonical names.
 const KEY_ALGORITHMS: &[(&str, &str)] = &[
     ("hmac-md5", "hmac-md5.SIG-ALG.REG.INT."),
     ("hmac-md5.sig-alg.reg.int", "hmac-md5.SIG-ALG.REG.INT."),
@@ -47,7 +47,7 @@ impl Parser {
         self.expect_keyword("netmask")?;
         let netmask = self.parse_ip()?;
         let open = self.expect_punct(b'{')?;
-        // dhcpd-conf.md §2: a subnet outside a shared-network gets an implicit one.
+        // docs/spec/dhcpd-conf.md §2: a subnet outside a shared-network gets an implicit one.
         let (shared_network, parent) = match block.shared_network {
             Some(id) if block.kind == BlockKind::SharedNetwork => (id, block.scope),
             _ => {
@@ -626,7 +626,7 @@ impl Parser {
                 }
                 "authenticated" | "unauthenticated" => {
                     self.expect_keyword("clients")?;
-                    // ISC does not implement these either (dhcpd-conf.md §3.1).
+                    // ISC does not implement these either (docs/spec/dhcpd-conf.md §3.1).
                     self.warn(
                         token.span,
                         format!("`{word} clients` is not supported; ignored"),
@@ -664,7 +664,7 @@ impl Parser {
         Ok(())
     }
 
-    /// A date (dhcpd-conf.md §8.1): `W YYYY/MM/DD HH:MM:SS [TZ-OFFSET]`, `epoch N` or `never`,
+    /// A date (docs/spec/dhcpd-conf.md §8.1): `W YYYY/MM/DD HH:MM:SS [TZ-OFFSET]`, `epoch N` or `never`,
     /// as seconds since the epoch (`u32::MAX` for never and for years ≥ 2038, as ISC 4.4).
     pub(super) fn parse_date(&mut self) -> ParseResult<u32> {
         if self.eat_keyword("never") {

@@ -1,5 +1,5 @@
-//! `failover peer` declarations and references (dhcpd-conf.md §6, failover.md §13, ISC
-//! `confpars.c` `parse_failover_peer`): defaults, `split` → HBA (failover.md §11.1) and the
+//! `failover peer` declarations and references (docs/spec/dhcpd-conf.md §6, docs/spec/failover.md §13, ISC
+//! `confpars.c` `parse_failover_peer`): defaults, `split` → HBA (docs/spec/failover.md §11.1) and the
 //! per-declaration rules (role, `peer address`, primary's `mclt` and `split`/`hba`).
 
 use super::declarations::block_name;
@@ -7,7 +7,7 @@ use super::{Block, BlockKind, ParseResult, Parser};
 use crate::config::lexer::{Span, TokenKind};
 use crate::config::model::FailoverPeerConfig;
 
-/// failover.md §13 defaults.
+/// docs/spec/failover.md §13 defaults.
 const DEFAULT_PORT: u16 = 647;
 const DEFAULT_MAX_RESPONSE_DELAY: u32 = 20;
 const DEFAULT_MAX_UNACKED_UPDATES: u32 = 100;
@@ -16,7 +16,7 @@ const DEFAULT_MAX_LEASE_OWNERSHIP: u32 = 10;
 const DEFAULT_MIN_BALANCE: u32 = 60;
 const DEFAULT_MAX_BALANCE: u32 = 3600;
 
-/// The HBA of `split N` (failover.md §11.1), shared with the XDP program.
+/// The HBA of `split N` (docs/spec/failover.md §11.1), shared with the XDP program.
 pub(crate) use server_common::loadbalance::split_to_hba;
 
 /// What the declaration said, before defaults and rules are applied.
@@ -114,7 +114,7 @@ impl Parser {
         Ok(())
     }
 
-    /// Applies defaults and the rules of failover.md §11.1 and §13.
+    /// Applies defaults and the rules of docs/spec/failover.md §11.1 and §13.
     fn finish_peer(
         &mut self,
         name: String,
@@ -224,7 +224,7 @@ impl Parser {
                 statements.hba = Some(hba);
             }
             "load" => {
-                // `load balance max seconds S;` — four words (dhcpd-conf.md §6).
+                // `load balance max seconds S;` — four words (docs/spec/dhcpd-conf.md §6).
                 self.expect_keyword("balance")?;
                 self.expect_keyword("max")?;
                 self.expect_keyword("seconds")?;

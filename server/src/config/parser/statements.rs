@@ -1,5 +1,5 @@
 //! Statement dispatch (ISC `confpars.c` `parse_statement`) and the server parameters of
-//! dhcpd-conf.md §3.1 and §4: each fills its [`Scope`](crate::config::model::Scope) field or
+//! docs/spec/dhcpd-conf.md §3.1 and §4: each fills its [`Scope`](crate::config::model::Scope) field or
 //! [`Config`](crate::config::model::Config) setting; statements tagged "later" are read and
 //! produce a warning; executable statements (`if`, `on`, `set`, …) are parsed, not evaluated.
 
@@ -79,7 +79,7 @@ const LATER_DECLARATIONS: &[&str] = &[
     "ia-pd",
 ];
 
-/// syslog facilities accepted by `log-facility` (dhcpd-conf.md §4).
+/// syslog facilities accepted by `log-facility` (docs/spec/dhcpd-conf.md §4).
 const FACILITIES: &[&str] = &[
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
     "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
@@ -163,7 +163,7 @@ impl Parser {
         }
     }
 
-    /// Server parameters (dhcpd-conf.md §4).
+    /// Server parameters (docs/spec/dhcpd-conf.md §4).
     fn parse_parameter(&mut self, block: Block, word: &str, span: Span) -> ParseResult<()> {
         let scope = block.scope;
         match word {
@@ -376,7 +376,7 @@ impl Parser {
         self.parse_string("a quoted string").map(Some)
     }
 
-    /// `allow|deny|ignore …;` (dhcpd-conf.md §3.1). In a pool `allow`/`deny` build its permit
+    /// `allow|deny|ignore …;` (docs/spec/dhcpd-conf.md §3.1). In a pool `allow`/`deny` build its permit
     /// list; elsewhere they set a scope flag.
     fn parse_allow_deny(&mut self, block: Block, word: &str) -> ParseResult<()> {
         self.bump();

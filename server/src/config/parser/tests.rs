@@ -555,7 +555,7 @@ fn statements(text: &str) -> crate::config::Statements {
 
 #[test]
 fn statement_list_takes_isc_canonical_forms() {
-    // dhcpd-conf.md §8.5 and the omapi.md §8.3 lab note, verbatim.
+    // docs/spec/dhcpd-conf.md §8.5 and the docs/spec/omapi.md §8.3 lab note, verbatim.
     let parsed = statements(
         "supersede host-name = \"h2\";\n\
          supersede server.default-lease-time = 00:00:01:2c;",

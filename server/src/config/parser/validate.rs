@@ -1,4 +1,4 @@
-//! Rules that need the whole file (dhcpd-conf.md §2-§3, §6-§7, failover.md §13): subnet number
+//! Rules that need the whole file (docs/spec/dhcpd-conf.md §2-§3, §6-§7, docs/spec/failover.md §13): subnet number
 //! and mask, ranges inside their subnet and not overlapping, pools with ranges, failover peers
 //! inherited from shared networks and referenced by some pool, `omapi-key` declared.
 
@@ -49,7 +49,7 @@ impl Parser {
         }
     }
 
-    /// dhcpd-conf.md §6: a shared network's `failover peer` applies to its pools unless the pool
+    /// docs/spec/dhcpd-conf.md §6: a shared network's `failover peer` applies to its pools unless the pool
     /// names its own or says `no failover peer;`.
     fn inherit_failover_peers(&mut self) {
         for index in 0..self.config.pools.len() {
@@ -153,7 +153,7 @@ impl Parser {
         }
     }
 
-    /// failover.md §13: a declared peer without referring pools stops ISC dhcpd.
+    /// docs/spec/failover.md §13: a declared peer without referring pools stops ISC dhcpd.
     fn validate_peers_referenced(&mut self) {
         for index in 0..self.config.failover_peers.len() {
             let name = self.config.failover_peers[index].name.clone();
@@ -174,7 +174,7 @@ impl Parser {
         }
     }
 
-    /// dhcpd-conf.md §7: `omapi-key` must name a declared key.
+    /// docs/spec/dhcpd-conf.md §7: `omapi-key` must name a declared key.
     fn validate_omapi_key(&mut self) {
         let Some(name) = self.config.omapi_key.clone() else {
             return;

@@ -1,4 +1,4 @@
-//! `option` statements (dhcpd-conf.md §5): setting an option (and `supersede`/`default`/
+//! `option` statements (docs/spec/dhcpd-conf.md §5): setting an option (and `supersede`/`default`/
 //! `prepend`/`append`), defining one (`option NAME code N = TYPE;`, §5.2), and encoding values to
 //! wire bytes by type (dhcp-options(5); RFC 2132 §2 fixes network byte order, RFC 1035 §3.1 the
 //! domain-name form, uncompressed).
@@ -70,7 +70,7 @@ impl Parser {
             let expression = self.parse_expression()?;
             self.expect_semicolon()?;
             // ISC writes option values back as `supersede NAME = DATA;` (host and group records
-            // in dhcpd.leases, dhcpd-conf.md §8.5): constant data is the option's wire value.
+            // in dhcpd.leases, docs/spec/dhcpd-conf.md §8.5): constant data is the option's wire value.
             let Expr::Data(bytes) = expression else {
                 self.warn(
                     equals,
@@ -124,7 +124,7 @@ impl Parser {
     }
 
     /// `option server.NAME VALUE;` or ISC's canonical `supersede server.NAME = DATA;` (how it
-    /// writes parameters such as `default-lease-time 300;` back to dhcpd.leases, dhcpd-conf.md
+    /// writes parameters such as `default-lease-time 300;` back to dhcpd.leases, docs/spec/dhcpd-conf.md
     /// §8.5): ISC's server option space holds the parameters, so they land in the scope's fields.
     fn parse_server_option(
         &mut self,
@@ -271,7 +271,7 @@ impl Parser {
         Ok(())
     }
 
-    /// TYPE of dhcpd-conf.md §5.2 (`parse_option_code_definition`).
+    /// TYPE of docs/spec/dhcpd-conf.md §5.2 (`parse_option_code_definition`).
     fn parse_option_type(&mut self) -> ParseResult<OptionType> {
         if self.at_punct(b'{') {
             self.bump();

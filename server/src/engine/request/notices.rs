@@ -100,7 +100,7 @@ impl Context<'_, '_> {
             lease.ends = self.now;
             lease.binding_state = match view {
                 // RELEASED until the partner acks; out of contact straight back to the own
-                // free state when the partner never heard of the binding (failover.md §8.2).
+                // free state when the partner never heard of the binding (docs/spec/failover.md §8.2).
                 Some(view) => released_state(&lease, view.role, view.service),
                 None => BindingState::Free,
             };

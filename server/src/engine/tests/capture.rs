@@ -23,13 +23,9 @@ struct Datagram {
     payload: Vec<u8>,
 }
 
-/// The shared directory: `XDHCPD_SHARED_DIR`, else `<workspace root>/../shared`.
-fn shared_dir() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("XDHCPD_SHARED_DIR").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")),
-    ];
-    candidates.into_iter().flatten().find(|path| path.is_dir())
+/// The repository's `testdata/` folder (captures and samples checked in with the code).
+fn testdata_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
 /// A minimal pcap reader: 24-byte global header, 16-byte record headers, Ethernet II / IPv4 /
@@ -143,7 +139,7 @@ fn lab_config(primary: bool) -> Config {
     }
 }
 
-/// The lease state the lab servers had (dhcpd-conf.md §8.7 shows these records): the first
+/// The lease state the lab servers had (docs/spec/dhcpd-conf.md §8.7 shows these records): the first
 /// client's earlier free lease on the primary; BACKUP leases on the secondary, one of them with
 /// the second client's hardware address.
 fn lab_leases(harness: &mut Harness, primary: bool) {
@@ -203,11 +199,8 @@ fn wire_order(payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn isc_capture_dora_matches() {
-    let Some(shared) = shared_dir() else {
-        eprintln!("skipping: shared dir not found (set XDHCPD_SHARED_DIR)");
-        return;
-    };
-    let bytes = std::fs::read(shared.join("captures/dhcp.pcap")).expect("dhcp.pcap readable");
+    let path = testdata_dir().join("captures/dhcp.pcap");
+    let bytes = std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     let datagrams = read_pcap(&bytes);
     assert_eq!(datagrams.len(), 12, "dhcp.pcap holds three DORA exchanges");
     let messages: Vec<Message> = datagrams

@@ -1,4 +1,4 @@
-//! Failover lease rules in the engine (failover.md §8.2, §8.3, §11.3), with the relationship's
+//! Failover lease rules in the engine (docs/spec/failover.md §8.2, §8.3, §11.3), with the relationship's
 //! state published as a driver would and fixed times: who allocates which free address in each
 //! state, release and expiry out of contact, the "peer has no free leases" exception to load
 //! balancing, and REQUESTs for leases the partner owns.
@@ -16,7 +16,7 @@ use crate::failover::states::State;
 use crate::lease::record::{BindingState, Lease};
 
 const MCLT: u32 = 300;
-/// Bucket 135 (failover.md §11.2): the secondary's with `split 128`.
+/// Bucket 135 (docs/spec/failover.md §11.2): the secondary's with `split 128`.
 const SECONDARY_BUCKET_MAC: [u8; 6] = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55];
 /// Bucket 118: the primary's.
 const PRIMARY_BUCKET_MAC: [u8; 6] = [0x6a, 0xd9, 0x3e, 0xff, 0xef, 0xc7];

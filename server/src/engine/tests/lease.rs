@@ -1,4 +1,4 @@
-//! Lease times (dhcpd-conf.md §4, ISC `ack_lease`), DECLINE, RELEASE, INFORM and BOOTP.
+//! Lease times (docs/spec/dhcpd-conf.md §4, ISC `ack_lease`), DECLINE, RELEASE, INFORM and BOOTP.
 
 use std::net::Ipv4Addr;
 

@@ -217,7 +217,7 @@ fn nak_carries_only_protocol_options() {
     assert_eq!(order(&nak), vec![53, 54, 56]);
 }
 
-/// A host added over OMAPI (omapi.md §8.2) with `statements`: its scope is the most specific, in
+/// A host added over OMAPI (docs/spec/omapi.md §8.2) with `statements`: its scope is the most specific, in
 /// option assembly and lease times, as a dhcpd.conf host's is.
 #[test]
 fn dynamic_host_statements_set_options_and_lease_time() {
@@ -229,7 +229,7 @@ fn dynamic_host_statements_set_options_and_lease_time() {
         name: "h2".into(),
         dynamic: true,
         hardware: crate::lease::record::Hardware::new(1, &MAC_A),
-        // ISC's canonical form (dhcpd-conf.md §8.5) next to the plain one.
+        // ISC's canonical form (docs/spec/dhcpd-conf.md §8.5) next to the plain one.
         statements: vec![
             "supersede host-name = \"h2\";".into(),
             "supersede server.default-lease-time = 00:00:01:2c;".into(),

@@ -1,6 +1,6 @@
 //! The sans-IO failover peer (STYLE.md §1): inputs are `handle_*(now, …)`, outputs are drained
 //! with [`Machine::poll_transmit`], [`Machine::poll_event`], [`Machine::poll_timeout`]. It owns
-//! the relationship's state (failover.md §6), the link handshake (§4.1, §4.2), keep-alives
+//! the relationship's state (docs/spec/failover.md §6), the link handshake (§4.1, §4.2), keep-alives
 //! (§1.2), the BNDUPD window (§7.2), resynchronisation (§7.5) and pool balancing (§10). The
 //! leases themselves stay in the caller's store, reached through [`Bindings`].
 

@@ -1,4 +1,4 @@
-//! The state half of the machine: entering a state (failover.md §6.2), connection loss, and
+//! The state half of the machine: entering a state (docs/spec/failover.md §6.2), connection loss, and
 //! the reaction to the partner's STATE (§6.3), each table as ISC implements it.
 
 use super::{Bindings, Event, Machine, PartnerView};

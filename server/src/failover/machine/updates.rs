@@ -1,4 +1,4 @@
-//! The binding half of the machine: BNDUPD / BNDACK (failover.md §7.2-§7.4),
+//! The binding half of the machine: BNDUPD / BNDACK (docs/spec/failover.md §7.2-§7.4),
 //! UPDREQ / UPDREQALL answers (§7.5) and pool balancing (§10).
 
 use std::net::Ipv4Addr;

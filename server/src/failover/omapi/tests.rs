@@ -1,5 +1,5 @@
 //! The `failover-state` object over a machine: attributes in ISC's order and encodings
-//! (omapi.md §8.5), `local-state` forced through the command channel as a driver applies it.
+//! (docs/spec/omapi.md §8.5), `local-state` forced through the command channel as a driver applies it.
 
 use std::sync::Arc;
 
@@ -129,7 +129,7 @@ fn lookup_publishes_isc_attributes_in_order() {
     assert_eq!(u32_of(&values, "max-outstanding-updates"), Some(10));
     assert_eq!(u32_of(&values, "mclt"), Some(300));
     assert_eq!(u32_of(&values, "load-balance-max-secs"), Some(3));
-    // split 128: the primary's half of the buckets (failover.md §11.2).
+    // split 128: the primary's half of the buckets (docs/spec/failover.md §11.2).
     assert_eq!(
         find(&values, "load-balance-hba").map(|v| v.value.clone()),
         Some(server_common::loadbalance::split_to_hba(128).to_vec())

@@ -652,7 +652,7 @@ fn persisted_record_is_isc_shaped() {
     assert_eq!(saved.mclt, Some(MCLT));
 }
 
-/// Our CONNECT is ISC's (failover.md §4.1 [lab]) byte for byte once the vendor class matches,
+/// Our CONNECT is ISC's (docs/spec/failover.md §4.1 [lab]) byte for byte once the vendor class matches,
 /// and an ISC CONNECT gets CONNECTACK (xid echoed, TLS-reply 0) then STATE; bad ones get
 /// ISC's reject reasons.
 #[test]
@@ -722,7 +722,7 @@ fn connect_matches_isc_and_rejects_like_isc() {
     assert_eq!(reject(no_mclt, START), Some(RejectReason::InvalidMclt));
 }
 
-/// Graceful stop (failover.md §6.2 "Administrative", ISC `dhcp_io_shutdown_countdown`): the
+/// Graceful stop (docs/spec/failover.md §6.2 "Administrative", ISC `dhcp_io_shutdown_countdown`): the
 /// stopping server goes NORMAL → SHUTDOWN and says so; its partner, in NORMAL, answers a
 /// partner in SHUTDOWN by taking over (§6.3: → PARTNER-DOWN).
 #[test]
@@ -739,7 +739,7 @@ fn shutdown_tells_the_partner_which_takes_over() {
 
 /// Out of contact (COMMUNICATIONS-INTERRUPTED) a lease bound meanwhile goes straight back to
 /// its owner's free state when released or expired (ISC `release_lease`, `pool_timer`,
-/// failover.md §8.2), so it can serve the next client at once; a lease the partner saw bound
+/// docs/spec/failover.md §8.2), so it can serve the next client at once; a lease the partner saw bound
 /// is RELEASED / EXPIRED and becomes free on the partner's ack after reconnecting. The
 /// secondary in NORMAL leaves expiry to the primary (§8.3).
 #[test]

@@ -1,4 +1,4 @@
-//! Dates of dhcpd.leases (dhcpd-conf.md §8.1): `W YYYY/MM/DD HH:MM:SS`, always UTC, with the
+//! Dates of dhcpd.leases (docs/spec/dhcpd-conf.md §8.1): `W YYYY/MM/DD HH:MM:SS`, always UTC, with the
 //! weekday written for humans and ignored on input; any year ≥ 2038 means "never".
 
 use crate::lease::record::{UnixTime, NEVER};
@@ -50,7 +50,7 @@ pub struct CivilTime {
 }
 
 impl CivilTime {
-    /// Seconds since the epoch, `NEVER` from 2038 on (dhcpd-conf.md §8.1), `None` when a field is
+    /// Seconds since the epoch, `NEVER` from 2038 on (docs/spec/dhcpd-conf.md §8.1), `None` when a field is
     /// out of range or the time is before 1970. `offset` is the optional trailing number, added
     /// as ISC's `parse_date_core` does.
     pub fn to_unix(self, offset: i64) -> Option<UnixTime> {
@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn writes_weekday_and_utc() {
-        // The first lease of dhcpd-conf.md §8.7.
+        // The first lease of docs/spec/dhcpd-conf.md §8.7.
         assert_eq!(date(1_795_836_305), "6 2026/11/28 03:25:05");
         assert_eq!(date(0), "4 1970/01/01 00:00:00");
         assert_eq!(date(1_735_689_600), "3 2025/01/01 00:00:00");

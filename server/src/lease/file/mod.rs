@@ -1,5 +1,5 @@
 //! dhcpd.leases: the reader ([`parse`], [`read_path`]), the writer ([`write`]) and the `-T`
-//! check ([`check`]) (shared/spec/dhcpd-conf.md §8).
+//! check ([`check`]) (docs/spec/dhcpd-conf.md §8).
 //!
 //! The reader follows ISC's `lease_file_subparse` / `parse_lease_declaration`: a statement it
 //! cannot parse is recorded as an error and skipped, and the rest of the file still loads
@@ -26,7 +26,7 @@ pub use write::{
     write_lease_with, write_server_duid, IdFormat,
 };
 
-/// Failover states as the lease file names them (dhcpd-conf.md §8.6, failover.md).
+/// Failover states as the lease file names them (docs/spec/dhcpd-conf.md §8.6, docs/spec/failover.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PeerState {
     UnknownState,
@@ -80,7 +80,7 @@ impl PeerState {
     }
 }
 
-/// `failover peer "NAME" state { … }` (dhcpd-conf.md §8.6).
+/// `failover peer "NAME" state { … }` (docs/spec/dhcpd-conf.md §8.6).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailoverStateRecord {
     pub peer: String,
@@ -94,7 +94,7 @@ pub struct FailoverStateRecord {
     pub mclt: Option<u32>,
 }
 
-/// `host NAME { … }` persisted by OMAPI (dhcpd-conf.md §8.5).
+/// `host NAME { … }` persisted by OMAPI (docs/spec/dhcpd-conf.md §8.5).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostRecord {
     pub name: String,
@@ -109,7 +109,7 @@ pub struct HostRecord {
     pub statements: Vec<String>,
 }
 
-/// `group NAME { … }` persisted by OMAPI (dhcpd-conf.md §8.5).
+/// `group NAME { … }` persisted by OMAPI (docs/spec/dhcpd-conf.md §8.5).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GroupRecord {
     pub name: String,

@@ -1,5 +1,5 @@
 //! The statement parser of dhcpd.leases (ISC `lease_file_subparse`, `parse_lease_declaration`,
-//! dhcpd-conf.md §8.3–§8.6) over the shared tokenizer.
+//! docs/spec/dhcpd-conf.md §8.3–§8.6) over the shared tokenizer.
 //!
 //! Every parse function returns [`Fail::Eof`] when the input ends before the statement does (a
 //! torn tail) and [`Fail::Syntax`] for anything else; the caller then skips to the end of the
@@ -225,7 +225,7 @@ impl<S: RecordSink> Parser<'_, '_, S> {
     }
 }
 
-/// Hardware type names (dhcpd-conf.md §3): ARP types with a name, `unknown-N` otherwise.
+/// Hardware type names (docs/spec/dhcpd-conf.md §3): ARP types with a name, `unknown-N` otherwise.
 pub(crate) const HARDWARE_TYPES: [(u8, &str); 4] = [
     (1, "ethernet"),
     (6, "token-ring"),
@@ -244,7 +244,7 @@ pub(crate) const AGENT_OPTIONS: [(u8, &str); 6] = [
 ];
 
 /// A code by its name in `table` (case-insensitive), or ISC's `unknown-N` form for codes
-/// without a name (used for hardware types and relay-agent sub-options, dhcpd-conf.md §8.2/§8.4).
+/// without a name (used for hardware types and relay-agent sub-options, docs/spec/dhcpd-conf.md §8.2/§8.4).
 fn code_by_name(table: &[(u8, &str)], name: &str) -> Option<u8> {
     if let Some((code, _)) = table
         .iter()

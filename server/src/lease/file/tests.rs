@@ -1,4 +1,4 @@
-//! Tests of the lease file reader and writer against the lab samples (dhcpd-conf.md §8).
+//! Tests of the lease file reader and writer against the lab samples (docs/spec/dhcpd-conf.md §8).
 
 use super::*;
 use crate::lease::record::{BindingState, NEVER};

@@ -1,5 +1,5 @@
 //! The dhcpd.leases writer, byte for byte as ISC's `write_lease`, `write_host`, `write_group`,
-//! `write_failover_state` and `new_lease_file` (server/db.c) write (dhcpd-conf.md §8.3–§8.7).
+//! `write_failover_state` and `new_lease_file` (server/db.c) write (docs/spec/dhcpd-conf.md §8.3–§8.7).
 
 use std::io::Write as _;
 

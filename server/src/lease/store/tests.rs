@@ -228,7 +228,7 @@ fn per_lease_memory_stays_under_budget() {
 }
 
 /// A failover pool keeps FREE, BACKUP and EXPIRED/RELEASED/RESET leases in separate queues
-/// (failover.md §7.1), counts them, and `allocate_from` stops after a bounded number of
+/// (docs/spec/failover.md §7.1), counts them, and `allocate_from` stops after a bounded number of
 /// refusals instead of walking the pool.
 #[test]
 fn failover_queues_counts_and_bounded_refusals() {

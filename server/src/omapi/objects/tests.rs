@@ -1,6 +1,6 @@
 //! Tests of the OMAPI objects and session over an in-memory store: the capture's lease lookup
 //! answered byte for byte, host create/delete reaching the engine's table and the lease file
-//! records, and the authentication failures of omapi.md §6.4.
+//! records, and the authentication failures of docs/spec/omapi.md §6.4.
 
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
@@ -165,7 +165,7 @@ fn hosts_reach_the_engine_table_and_the_lease_file() {
          fixed-address 10.99.0.60;\n}\n"
     );
 
-    // Create again, exclusive: "already exists" (omapi.md §10.1).
+    // Create again, exclusive: "already exists" (docs/spec/omapi.md §10.1).
     create.header.id = 11;
     let replies = harness.exchange(&harness.signed(create, authid));
     assert_eq!(result(&replies[0]), Some(0x12));
@@ -374,7 +374,7 @@ fn host_statements_are_checked_applied_and_persisted() {
             && persisted.contains("default-lease-time 300;"),
         "{persisted}"
     );
-    // What was written reads back to the same scope (restart, dhcpd-conf.md §8.5).
+    // What was written reads back to the same scope (restart, docs/spec/dhcpd-conf.md §8.5).
     let file = crate::lease::file::parse(persisted.as_bytes(), "dhcpd.leases");
     let record = file.hosts.into_iter().next().expect("a host record");
     assert_eq!(
