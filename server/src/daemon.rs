@@ -96,14 +96,32 @@ struct Shared {
     fast_path: Option<Arc<crate::xdp::runtime::FastPathRuntime>>,
 }
 
+impl Shared {
+    /// Every lease change the daemon makes or receives goes through here: one path, the
+    /// source's effects ([`crate::changes`]). `token` is the reply that waits for the record.
+    fn apply(&self, change: crate::changes::LeaseChange<'_>, token: Option<PendingReply>) -> bool {
+        let engine = self.engine.load();
+        let targets = crate::changes::ChangeTargets {
+            committer: &self.committer,
+            id_format: self.id_format,
+            failover: engine.failover(),
+            fast_path: self.fast_path.as_deref(),
+            metrics: &self.metrics,
+        };
+        crate::changes::apply(&targets, change, token)
+    }
+}
+
 /// The lease log as the XDP fast path writes to it (kernel renewals, horizons).
 impl crate::xdp::runtime::LeaseSink for Shared {
     fn submit(&self, lease: &crate::lease::record::Lease) {
-        let mut record = Vec::with_capacity(256);
-        crate::lease::file::write_lease_with(lease, self.id_format, &mut record);
-        if self.committer.submit(record, None).is_err() {
-            self.metrics.commit_failures.increment();
-        }
+        self.apply(
+            crate::changes::LeaseChange::new(
+                crate::changes::ChangeSource::KernelRenewal,
+                std::slice::from_ref(lease),
+            ),
+            None,
+        );
     }
 
     fn flush(&self) -> bool {
@@ -273,11 +291,13 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                             latest.push(state.clone());
                         }
                     }
-                    crate::failover::peer::commit_durably(
-                        &shared.committer,
-                        shared.id_format,
-                        leases,
-                        states,
+                    shared.apply(
+                        crate::changes::LeaseChange {
+                            source: crate::changes::ChangeSource::Partner,
+                            leases,
+                            failover_states: states,
+                        },
+                        None,
                     )
                 },
             )
@@ -307,12 +327,20 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     }
 
     let omapi_shared = shared.clone();
+    let omapi_leases_shared = shared.clone();
     let _omapi = crate::omapi::start(
         config.clone(),
         leases.clone(),
         dynamic_hosts,
         Box::new(move |record| {
             if omapi_shared.committer.submit(record, None).is_err() {
+                log::error!("OMAPI change not persisted: the lease committer stopped");
+            }
+        }),
+        Box::new(move |changed: &[crate::lease::record::Lease]| {
+            let change =
+                crate::changes::LeaseChange::new(crate::changes::ChangeSource::Omapi, changed);
+            if !omapi_leases_shared.apply(change, None) {
                 log::error!("OMAPI change not persisted: the lease committer stopped");
             }
         }),
@@ -490,14 +518,10 @@ fn expire(shared: &Shared, now: UnixTime) {
         return;
     }
     shared.metrics.leases_expired.add(changed.len() as u64);
-    shared.engine.load().failover().leases_changed(&changed);
-    let mut record = Vec::new();
-    for lease in &changed {
-        crate::lease::file::write_lease_with(lease, shared.id_format, &mut record);
-    }
-    if shared.committer.submit(record, None).is_err() {
-        shared.metrics.commit_failures.increment();
-    }
+    shared.apply(
+        crate::changes::LeaseChange::new(crate::changes::ChangeSource::Expiry, &changed),
+        None,
+    );
 }
 
 /// The group committer: writes and fsyncs batches of lease records, then sends the replies that
@@ -697,18 +721,15 @@ fn dispatch(
         }
         return;
     }
-    let mut record = Vec::with_capacity(256 * decision.commit.len());
-    for lease in &decision.commit {
-        crate::lease::file::write_lease_with(lease, shared.id_format, &mut record);
-    }
     let pending = reply.map(|(payload, destination)| PendingReply {
         socket: socket.clone(),
         payload,
         destination,
     });
-    if shared.committer.submit(record, pending).is_err() {
-        metrics.commit_failures.increment();
-    }
+    shared.apply(
+        crate::changes::LeaseChange::new(crate::changes::ChangeSource::Engine, &decision.commit),
+        pending,
+    );
 }
 
 /// The UDP destination of a reply (RFC 2131 §4.1).

@@ -228,19 +228,16 @@ impl Engine {
         &self.config
     }
 
-    /// Handles one request. No clock, socket or thread inside. Mutates the store in memory; the
-    /// caller persists `decision.commit` (group commit) and sends `decision.reply` only after
-    /// that is durable.
+    /// Handles one request. No clock, socket, channel or thread inside. Mutates the store in
+    /// memory; the caller applies `decision.commit` through `crate::changes::apply` (the lease
+    /// log, then the reply once durable; the partner's BNDUPD, docs/spec/failover.md §7.2).
     pub fn handle(
         &self,
         now: UnixTime,
         request: &Request<'_>,
         leases: &mut LeaseStore,
     ) -> Decision {
-        let decision = request::handle(self, now, request, leases);
-        // Committed leases of failover pools become BNDUPDs (docs/spec/failover.md §7.2).
-        self.failover.leases_changed(&decision.commit);
-        decision
+        request::handle(self, now, request, leases)
     }
 
     /// Moves the leases of `leases` past their end to their next state (the expiry ticker;

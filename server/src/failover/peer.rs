@@ -34,8 +34,7 @@ use super::persist::{saved_state, state_record};
 use super::states::{Role, State};
 use super::wire::StreamDecoder;
 use crate::config::model::{Config, FailoverPeerConfig};
-use crate::lease::commit::GroupCommit;
-use crate::lease::file::{FailoverStateRecord, IdFormat};
+use crate::lease::file::FailoverStateRecord;
 use crate::lease::record::{Lease, UnixTime};
 use crate::lease::store::LeaseStore;
 
@@ -52,26 +51,6 @@ where
     fn write_durably(&self, leases: &[Lease], states: &[FailoverStateRecord]) -> bool {
         self(leases, states)
     }
-}
-
-/// [`LeaseSink::write_durably`] over a group committer: one record, then a flush.
-pub fn commit_durably<T: Send + 'static>(
-    committer: &GroupCommit<Option<T>>,
-    id_format: IdFormat,
-    leases: &[Lease],
-    states: &[FailoverStateRecord],
-) -> bool {
-    if leases.is_empty() && states.is_empty() {
-        return true;
-    }
-    let mut record = Vec::with_capacity(256 * (leases.len() + states.len()));
-    for state in states {
-        crate::lease::file::write_failover_state(state, &mut record);
-    }
-    for lease in leases {
-        crate::lease::file::write_lease_with(lease, id_format, &mut record);
-    }
-    committer.submit(record, None).is_ok() && committer.flush().is_ok()
 }
 
 /// ISC's vendor class, `isc-` + version (docs/spec/failover.md §3): peers log it, none validates it.

@@ -187,6 +187,10 @@ pub struct Metrics {
     received: LabelledCounters,
     sent: LabelledCounters,
     drops: LabelledCounters,
+    /// Leases changed, by source ([`crate::changes::ChangeSource`]).
+    lease_changes: LabelledCounters,
+    /// Kernel entries withdrawn because a change outside the engine left them unbacked.
+    pub kernel_withdrawals: Counter,
     /// Datagrams read from the sockets, decodable or not.
     pub packets_received: Counter,
     /// Replies the kernel accepted.
@@ -210,12 +214,20 @@ impl Default for Metrics {
         let received = LabelledCounters::new("type", ReceivedType::ALL.iter().map(|t| t.label()));
         let sent = LabelledCounters::new("type", SentType::ALL.iter().map(|t| t.label()));
         let drops = LabelledCounters::new("reason", DropReason::ALL.iter().map(|r| r.label()));
+        let lease_changes = LabelledCounters::new(
+            "source",
+            crate::changes::ChangeSource::ALL
+                .iter()
+                .map(|source| source.label()),
+        );
         let send_errors = drops.get(DropReason::SendFailed as usize).clone();
         let commit_failures = drops.get(DropReason::CommitFailed as usize).clone();
         Self {
             received,
             sent,
             drops,
+            lease_changes,
+            kernel_withdrawals: Counter::default(),
             packets_received: Counter::default(),
             replies_sent: Counter::default(),
             send_errors,
@@ -260,6 +272,15 @@ impl Metrics {
         self.sent.get(sent as usize).increment();
     }
 
+    /// Counts `count` leases changed by `source`.
+    pub fn count_lease_changes(&self, source: crate::changes::ChangeSource, count: usize) {
+        self.lease_changes.get(source as usize).add(count as u64);
+    }
+
+    pub fn lease_changes(&self, source: crate::changes::ChangeSource) -> u64 {
+        self.lease_changes.get(source as usize).get()
+    }
+
     pub fn received(&self, kind: ReceivedType) -> u64 {
         self.received.get(kind as usize).get()
     }
@@ -297,7 +318,17 @@ impl Metrics {
             "datagrams or replies dropped, by reason",
             self.drops.family.clone(),
         );
-        let plain: [(&str, &str, &Counter); 6] = [
+        registry.register(
+            "lease_changes",
+            "leases changed, by the source of the change (all take one path: crate::changes)",
+            self.lease_changes.family.clone(),
+        );
+        let plain: [(&str, &str, &Counter); 7] = [
+            (
+                "kernel_withdrawals",
+                "kernel renewal entries withdrawn after a change outside the engine (OMAPI, partner, expiry)",
+                &self.kernel_withdrawals,
+            ),
             (
                 "datagrams_received",
                 "UDP datagrams read from the DHCP sockets",

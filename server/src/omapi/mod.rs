@@ -28,19 +28,29 @@ pub fn host_table(config: &Config, records: Vec<HostRecord>) -> Arc<DynamicHosts
 }
 
 /// Starts the OMAPI listener when dhcpd.conf has `omapi-port` (ISC runs none otherwise).
-/// `persist` takes dhcpd.leases records; `shutdown` begins a graceful stop; `failover` answers
-/// for the `failover-state` objects.
+/// `persist` takes dhcpd.leases host records; `lease_changed` takes updated leases (the daemon
+/// applies them like every lease change, `crate::changes`); `shutdown` begins a graceful stop;
+/// `failover` answers for the `failover-state` objects.
 pub fn start(
     config: Arc<Config>,
     leases: Arc<Mutex<LeaseStore>>,
     hosts: Arc<DynamicHosts>,
     persist: Box<dyn Fn(Vec<u8>) + Send + Sync>,
+    lease_changed: objects::LeaseChanged,
     shutdown: Box<dyn Fn() + Send + Sync>,
     failover: Box<dyn objects::FailoverStates>,
 ) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
     let Some(port) = config.omapi_port else {
         return Ok(None);
     };
-    let objects = objects::Objects::new(config, leases, hosts, persist, shutdown, failover);
+    let objects = objects::Objects::new(
+        config,
+        leases,
+        hosts,
+        persist,
+        lease_changed,
+        shutdown,
+        failover,
+    );
     server::spawn(port, Arc::new(objects)).map(Some)
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::model::Config;
 use crate::engine::dynamic_hosts::DynamicHosts;
-use crate::lease::file::{write_host, write_lease_with, HostRecord, IdFormat};
+use crate::lease::file::{write_host, HostRecord};
 use crate::lease::record::{flags, BindingState, Hardware, Lease, UnixTime};
 use crate::lease::store::LeaseStore;
 
@@ -72,16 +72,20 @@ struct Handles {
     last: u32,
 }
 
+/// Where an updated lease goes (the daemon: `crate::changes::apply` with the OMAPI source — its
+/// record, the partner's BNDUPD and the kernel's copy).
+pub type LeaseChanged = Box<dyn Fn(&[Lease]) + Send + Sync>;
+
 /// Everything OMAPI operates on, shared by all connections.
 pub struct Objects {
     config: Arc<Config>,
     leases: Arc<Mutex<LeaseStore>>,
     hosts: Arc<DynamicHosts>,
     persist: Box<dyn Fn(Vec<u8>) + Send + Sync>,
+    lease_changed: LeaseChanged,
     shutdown: Box<dyn Fn() + Send + Sync>,
     failover: Box<dyn FailoverStates>,
     handles: Mutex<Handles>,
-    id_format: IdFormat,
 }
 
 const NOT_FOUND: Status = Status::new(ResultCode::NOTFOUND, "no object matches specification");
@@ -90,26 +94,27 @@ const CANT_UPDATE: &str = "can't update object";
 const CANT_CREATE: &str = "can't create new object";
 
 impl Objects {
-    /// `persist` receives dhcpd.leases records (the daemon submits them to its group commit);
-    /// `shutdown` starts a graceful stop (control `state` = 2).
+    /// `persist` receives dhcpd.leases host records (the daemon submits them to its group
+    /// commit); `lease_changed` the leases an update changed; `shutdown` starts a graceful stop
+    /// (control `state` = 2).
     pub fn new(
         config: Arc<Config>,
         leases: Arc<Mutex<LeaseStore>>,
         hosts: Arc<DynamicHosts>,
         persist: Box<dyn Fn(Vec<u8>) + Send + Sync>,
+        lease_changed: LeaseChanged,
         shutdown: Box<dyn Fn() + Send + Sync>,
         failover: Box<dyn FailoverStates>,
     ) -> Self {
-        let id_format = IdFormat::of(&config);
         Self {
             config,
             leases,
             hosts,
             persist,
+            lease_changed,
             shutdown,
             failover,
             handles: Mutex::default(),
-            id_format,
         }
     }
 
@@ -477,11 +482,9 @@ impl Objects {
         if lease == before {
             return Ok(());
         }
-        let mut record = Vec::new();
-        write_lease_with(&lease, self.id_format, &mut record);
-        store.upsert(lease);
+        store.upsert(lease.clone());
         drop(store);
-        (self.persist)(record);
+        (self.lease_changed)(std::slice::from_ref(&lease));
         Ok(())
     }
 

@@ -30,8 +30,8 @@ use super::maps::{AyaMaps, FastPathMaps, MapsError};
 use super::sync::{self, FastPath, Prepared};
 use super::XdpAttachment;
 use crate::engine::{Decision, Outcome};
-use crate::lease::record::{Hardware, Lease, UnixTime};
-use crate::lease::store::{ClientKey, LeaseStore};
+use crate::lease::record::{Lease, UnixTime};
+use crate::lease::store::LeaseStore;
 
 /// A renewal to publish once its record is durable.
 #[derive(Debug)]
@@ -60,7 +60,8 @@ impl Publish {
 
 /// How the daemon hands records to the lease log.
 pub trait LeaseSink: Send + Sync + 'static {
-    /// Queues a formatted lease record for the group commit.
+    /// Applies a kernel renewal's lease change: its record for the group commit and, for a
+    /// failover pool's lease, the BNDUPD (the daemon: `crate::changes::apply`).
     fn submit(&self, lease: &Lease);
     /// Returns once everything submitted before is durable; false when the log is gone.
     fn flush(&self) -> bool;
@@ -377,6 +378,28 @@ impl FastPathRuntime {
         }
     }
 
+    /// After a lease change that did not come from the engine's ACK (OMAPI, the partner's
+    /// BNDUPD, expiry): the kernel's entry for each changed address goes when the store no
+    /// longer backs it ([`FastPath::stale_entry`]), at once and once more in queue order (see
+    /// [`Self::withdraw`]). Returns how many entries were withdrawn.
+    pub fn reconcile(&self, changed: &[Lease]) -> usize {
+        let Ok(mut fast_path) = self.fast_path.lock() else {
+            return 0;
+        };
+        let mut withdrawn = 0;
+        for lease in changed {
+            let Some(key) = fast_path.stale_entry(lease) else {
+                continue;
+            };
+            if let Err(error) = fast_path.withdraw(&key) {
+                log::warn!("XDP: withdrawing the lease of {}: {error}", lease.address);
+            }
+            self.send(Update::Withdraw(key));
+            withdrawn += 1;
+        }
+        withdrawn
+    }
+
     /// Starts the thread that publishes durable renewals and consumes kernel renewals.
     pub fn spawn(
         self: &Arc<Self>,
@@ -567,14 +590,16 @@ fn consume<M: FastPathMaps>(
     let mut horizons: HashMap<LeaseKey, (RenewalEvent, UnixTime)> = HashMap::new();
     // Kernel renewals of failover leases: (key, bounds with `kernel` still to compute, tsfp).
     let mut renewed_bounds = Vec::new();
+    // Kernel renewals of leases the store no longer holds ACTIVE for that client (changed over
+    // OMAPI, by the partner or by expiry since publication): their entries go.
+    let mut unbacked = Vec::new();
     for event in events {
-        if let Some((horizon, failover_tsfp)) = record_kernel_renewal(leases, sink, event) {
-            match failover_tsfp {
-                Some(tsfp) => renewed_bounds.push((event.key, *event, horizon, tsfp)),
-                None => {
-                    horizons.insert(event.key, (*event, horizon));
-                }
+        match record_kernel_renewal(leases, sink, event) {
+            Some((horizon, Some(tsfp))) => renewed_bounds.push((event.key, *event, horizon, tsfp)),
+            Some((horizon, None)) => {
+                horizons.insert(event.key, (*event, horizon));
             }
+            None => unbacked.push(event.key),
         }
     }
     // Everything queued above was submitted before this flush: once it returns, the records are
@@ -588,27 +613,52 @@ fn consume<M: FastPathMaps>(
             .as_ref()
             .and_then(|hooks| hooks.of_address(std::net::Ipv4Addr::from(address.to_ne_bytes())))
     };
-    // The store's tsfp of the failover leases to publish, read before the maps' lock (the
-    // workers take the store's lock, then the maps').
-    let tsfps: HashMap<u32, Option<UnixTime>> = match leases.lock() {
-        Ok(store) => pending
-            .iter()
-            .filter_map(|update| match update {
-                Update::Publish(publish) if status_of(publish.prepared.address).is_some() => {
-                    let address = publish.prepared.address;
-                    let ip = std::net::Ipv4Addr::from(address.to_ne_bytes());
-                    Some((address, super::bounds::active_tsfp(&store, ip)))
-                }
-                _ => None,
-            })
-            .collect(),
-        Err(_) => HashMap::new(),
-    };
+    // The store's tsfp of the failover leases to publish, and which publications the store
+    // still backs, read before the maps' lock (the workers take the store's lock, then the
+    // maps'). A publication is prepared under the store's lock but queued after it: a change
+    // made in between (OMAPI, the partner, expiry) must win over it.
+    let mut tsfps: HashMap<u32, Option<UnixTime>> = HashMap::new();
+    let mut backed: std::collections::HashSet<LeaseKey> = std::collections::HashSet::new();
+    if let Ok(store) = leases.lock() {
+        for update in &pending {
+            let Update::Publish(publish) = update else {
+                continue;
+            };
+            let address = publish.prepared.address;
+            let ip = std::net::Ipv4Addr::from(address.to_ne_bytes());
+            let still_backed = store.get(ip).is_some_and(|lease| {
+                lease.binding_state == crate::lease::record::BindingState::Active
+                    && lease.ends >= publish.horizon
+                    && sync::kernel_client(&publish.prepared.key)
+                        .is_some_and(|client| crate::lease::store::lease_belongs_to(lease, &client))
+            });
+            if still_backed {
+                backed.insert(publish.prepared.key);
+            }
+            if status_of(address).is_some() {
+                tsfps.insert(address, super::bounds::active_tsfp(&store, ip));
+            }
+        }
+    }
     let Ok(mut fast_path) = fast_path.lock() else {
         return true;
     };
+    for key in &unbacked {
+        if fast_path.is_published(key) {
+            if let Err(error) = fast_path.withdraw(key) {
+                log::warn!("XDP: withdrawing a lease the store no longer holds: {error}");
+            }
+        }
+    }
     for update in pending {
         let result = match update {
+            Update::Publish(publish) if !backed.contains(&publish.prepared.key) => {
+                log::debug!(
+                    "XDP: publication of {} dropped: the lease changed since the ACK",
+                    std::net::Ipv4Addr::from(publish.prepared.address.to_ne_bytes())
+                );
+                Ok(())
+            }
             Update::Publish(publish) if publish.generation == generation => {
                 let prepared = &publish.prepared;
                 let relationship = |status| {
@@ -753,12 +803,18 @@ fn record_kernel_renewal(
     sink: &dyn LeaseSink,
     event: &RenewalEvent,
 ) -> Option<(UnixTime, Option<UnixTime>)> {
-    let key = client_key(&event.key)?;
+    let key = sync::kernel_client(&event.key)?;
     let mut store = leases.lock().ok()?;
     let address = std::net::Ipv4Addr::from(event.address.to_ne_bytes());
+    // Only a lease the store still holds ACTIVE for this client is extended: one freed or
+    // moved since publication (OMAPI, the partner, expiry) is left as the store says, and the
+    // caller withdraws the kernel's entry.
     let mut lease = store
         .find_by_client(&key)
-        .filter(|lease| lease.address == address)
+        .filter(|lease| {
+            lease.address == address
+                && lease.binding_state == crate::lease::record::BindingState::Active
+        })
         .cloned()?;
     let lease_time = event.ends.saturating_sub(event.starts);
     let horizon = event.ends.saturating_add(lease_time);
@@ -788,11 +844,10 @@ fn record_kernel_renewal(
     }
     store.upsert(lease.clone());
     drop(store);
+    // The sink applies it as every change is applied (`crate::changes`): the record, and the
+    // BNDUPD of a failover lease.
     sink.submit(&lease);
     let tsfp = failover.as_ref().map(|_| lease.tsfp);
-    if let Some(hooks) = failover {
-        hooks.leases_changed(std::slice::from_ref(&lease));
-    }
     Some((horizon, tsfp))
 }
 
@@ -803,16 +858,6 @@ fn parse_event(bytes: &[u8]) -> Option<RenewalEvent> {
     // SAFETY: RenewalEvent is plain #[repr(C)] data (aya::Pod); the length was checked and
     // read_unaligned does not need alignment.
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<RenewalEvent>()) })
-}
-
-/// The store's key for a kernel key.
-fn client_key(key: &LeaseKey) -> Option<ClientKey> {
-    let bytes = key.bytes.get(..usize::from(key.len))?;
-    match key.kind {
-        KEY_CLIENT_ID => Some(ClientKey::ClientId(bytes.to_vec().into_boxed_slice())),
-        KEY_HARDWARE => Hardware::new(key.htype, bytes).map(ClientKey::Hardware),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

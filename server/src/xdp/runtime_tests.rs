@@ -2,6 +2,8 @@
 //! the consumer with the in-memory maps (plain and failover leases).
 
 use super::*;
+use crate::lease::record::Hardware;
+use crate::lease::store::ClientKey;
 
 fn peer_config(primary: bool) -> &'static str {
     if primary {
@@ -54,21 +56,21 @@ fn load_balancing_follows_role_and_state() {
 fn kernel_keys_map_to_store_keys() {
     let id = LeaseKey::new(KEY_CLIENT_ID, 0, &[1, 2, 3]).expect("key");
     assert_eq!(
-        client_key(&id),
+        sync::kernel_client(&id),
         Some(ClientKey::ClientId(vec![1, 2, 3].into_boxed_slice()))
     );
     let mac = [2, 0, 0, 0, 0, 9];
     let hardware = LeaseKey::new(KEY_HARDWARE, 1, &mac).expect("key");
     assert_eq!(
-        client_key(&hardware),
+        sync::kernel_client(&hardware),
         Hardware::new(1, &mac).map(ClientKey::Hardware)
     );
     let mut bad = id;
     bad.kind = 7;
-    assert_eq!(client_key(&bad), None);
+    assert_eq!(sync::kernel_client(&bad), None);
     bad.kind = KEY_CLIENT_ID;
     bad.len = 40;
-    assert_eq!(client_key(&bad), None);
+    assert_eq!(sync::kernel_client(&bad), None);
 }
 
 #[test]
@@ -102,6 +104,8 @@ struct TestSink {
 impl LeaseSink for TestSink {
     fn submit(&self, lease: &Lease) {
         self.submitted.lock().expect("lock").push(lease.clone());
+        // As the daemon's `crate::changes::apply` does for a kernel renewal.
+        self.hooks.leases_changed(std::slice::from_ref(lease));
     }
 
     fn flush(&self) -> bool {
@@ -427,4 +431,203 @@ fn failover_publications_are_bounded_by_mclt_and_state() {
         .withdraw(&key)
         .expect("withdraw");
     assert!(fast_path.lock().expect("lock").failover.leases.is_empty());
+}
+
+/// A plain (non-failover) config, its store with one ACTIVE lease published in the kernel.
+struct Published {
+    config: crate::config::model::Config,
+    leases: Mutex<LeaseStore>,
+    fast_path: Mutex<FastPath<crate::xdp::maps::FakeMaps>>,
+    key: LeaseKey,
+    address: std::net::Ipv4Addr,
+}
+
+fn published_lease() -> Published {
+    use crate::lease::record::BindingState;
+    let config = crate::config::parse_str(
+        "subnet 10.0.1.0 netmask 255.255.255.0 { range 10.0.1.10 10.0.1.20; }",
+        "plain.conf",
+    )
+    .expect("config");
+    let address = std::net::Ipv4Addr::new(10, 0, 1, 11);
+    let mac = [2, 0, 0, 0, 0, 11];
+    let mut store = LeaseStore::new(&config);
+    let mut lease = Lease::free(address);
+    lease.binding_state = BindingState::Active;
+    lease.hardware = Hardware::new(1, &mac);
+    lease.starts = 10_000;
+    // The engine's ACK is stored with ends = horizon (see `FastPathRuntime::prepare`).
+    lease.ends = 17_200;
+    store.upsert(lease);
+    let key = LeaseKey::new(KEY_HARDWARE, 1, &mac).expect("key");
+    let mut fast_path = FastPath::new(crate::xdp::maps::FakeMaps::default());
+    fast_path
+        .publish(&prepared_for(key, address), 13_600, 17_200)
+        .expect("publish");
+    Published {
+        config,
+        leases: Mutex::new(store),
+        fast_path: Mutex::new(fast_path),
+        key,
+        address,
+    }
+}
+
+fn prepared_for(key: LeaseKey, address: std::net::Ipv4Addr) -> Prepared {
+    Prepared {
+        key,
+        address: u32::from_ne_bytes(address.octets()),
+        lease_time: 3600,
+        giaddr: 0,
+        fingerprint: 1,
+        template: server_common::fastpath::Template::EMPTY,
+    }
+}
+
+/// What OMAPI (`set state = 1`, `set ends = 0`), a partner's BNDUPD or expiry can leave in
+/// the store: the kernel's entry is stale exactly when the store no longer holds the address
+/// ACTIVE for the same client up to the published horizon.
+#[test]
+fn kernel_entries_are_stale_once_the_store_no_longer_backs_them() {
+    use crate::lease::record::BindingState;
+    let published = published_lease();
+    let fast_path = published.fast_path.lock().expect("lock");
+    let stored = published
+        .leases
+        .lock()
+        .expect("lock")
+        .get(published.address)
+        .cloned()
+        .expect("lease");
+    assert_eq!(fast_path.key_at(published.address), Some(published.key));
+    assert_eq!(fast_path.stale_entry(&stored), None, "backed as published");
+
+    let mut freed = stored.clone();
+    freed.binding_state = BindingState::Free;
+    assert_eq!(fast_path.stale_entry(&freed), Some(published.key));
+
+    let mut shortened = stored.clone();
+    shortened.ends = 0;
+    assert_eq!(fast_path.stale_entry(&shortened), Some(published.key));
+
+    let mut other_client = stored.clone();
+    other_client.hardware = Hardware::new(1, &[2, 0, 0, 0, 0, 99]);
+    assert_eq!(fast_path.stale_entry(&other_client), Some(published.key));
+
+    let unpublished = Lease::free(std::net::Ipv4Addr::new(10, 0, 1, 12));
+    assert_eq!(fast_path.stale_entry(&unpublished), None);
+}
+
+/// A kernel renewal of a lease the store freed since publication is not written back as
+/// ACTIVE: the store keeps what OMAPI (or the partner) said and the entry is withdrawn.
+#[test]
+fn kernel_renewals_of_a_freed_lease_withdraw_it_instead_of_reviving_it() {
+    use crate::lease::record::BindingState;
+    let published = published_lease();
+    let hooks = crate::failover::hooks::FailoverHooks::new(&published.config);
+    let sink = TestSink {
+        submitted: Mutex::new(Vec::new()),
+        flushes: std::sync::atomic::AtomicU32::new(0),
+        hooks,
+    };
+    {
+        let mut store = published.leases.lock().expect("lock");
+        let mut lease = store.get(published.address).cloned().expect("lease");
+        lease.binding_state = BindingState::Free;
+        lease.next_binding_state = BindingState::Free;
+        store.upsert(lease);
+    }
+    let event = RenewalEvent {
+        key: published.key,
+        address: u32::from_ne_bytes(published.address.octets()),
+        starts: 12_000,
+        ends: 15_600,
+        xid: 7,
+    };
+    assert!(consume(
+        &published.fast_path,
+        &published.leases,
+        &sink,
+        Vec::new(),
+        &[event],
+        0
+    ));
+    assert!(sink.submitted.lock().expect("lock").is_empty());
+    let store = published.leases.lock().expect("lock");
+    assert_eq!(
+        store
+            .get(published.address)
+            .map(|lease| lease.binding_state),
+        Some(BindingState::Free)
+    );
+    let fast_path = published.fast_path.lock().expect("lock");
+    assert!(!fast_path.is_published(&published.key));
+    assert_eq!(fast_path.key_at(published.address), None);
+}
+
+/// A publication prepared under the store's lock but queued after an OMAPI change freed the
+/// lease is dropped: the change wins over the older ACK.
+#[test]
+fn publications_the_store_no_longer_backs_are_dropped() {
+    use crate::lease::record::BindingState;
+    let published = published_lease();
+    let hooks = crate::failover::hooks::FailoverHooks::new(&published.config);
+    let sink = TestSink {
+        submitted: Mutex::new(Vec::new()),
+        flushes: std::sync::atomic::AtomicU32::new(0),
+        hooks,
+    };
+    published
+        .fast_path
+        .lock()
+        .expect("lock")
+        .withdraw(&published.key)
+        .expect("withdraw");
+    let publication = || {
+        vec![Update::Publish(Box::new(Publish {
+            prepared: prepared_for(published.key, published.address),
+            ends: 13_600,
+            horizon: 17_200,
+            generation: 0,
+        }))]
+    };
+    {
+        let mut store = published.leases.lock().expect("lock");
+        let mut lease = store.get(published.address).cloned().expect("lease");
+        lease.binding_state = BindingState::Free;
+        store.upsert(lease);
+    }
+    assert!(consume(
+        &published.fast_path,
+        &published.leases,
+        &sink,
+        publication(),
+        &[],
+        0
+    ));
+    assert!(!published
+        .fast_path
+        .lock()
+        .expect("lock")
+        .is_published(&published.key));
+    // Still ACTIVE up to the horizon: published.
+    {
+        let mut store = published.leases.lock().expect("lock");
+        let mut lease = store.get(published.address).cloned().expect("lease");
+        lease.binding_state = BindingState::Active;
+        store.upsert(lease);
+    }
+    assert!(consume(
+        &published.fast_path,
+        &published.leases,
+        &sink,
+        publication(),
+        &[],
+        0
+    ));
+    assert!(published
+        .fast_path
+        .lock()
+        .expect("lock")
+        .is_published(&published.key));
 }

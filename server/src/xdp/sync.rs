@@ -12,6 +12,7 @@
 //! kernel never promises more than what survives a crash.
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use server_common::fastpath::{
@@ -23,7 +24,19 @@ use super::bounds::{Bounded, FailoverBounds};
 use super::maps::{FastPathMaps, MapsError};
 use crate::config::model::Config;
 use crate::engine::{Destination, Reply};
-use crate::lease::record::UnixTime;
+use crate::lease::record::{BindingState, Hardware, Lease, UnixTime};
+use crate::lease::store::{lease_belongs_to, ClientKey};
+
+/// The store's client key for a kernel key (the same rule on both sides: option 61, else the
+/// hardware address).
+pub fn kernel_client(key: &LeaseKey) -> Option<ClientKey> {
+    let bytes = key.bytes.get(..usize::from(key.len))?;
+    match key.kind {
+        KEY_CLIENT_ID => Some(ClientKey::ClientId(bytes.to_vec().into_boxed_slice())),
+        KEY_HARDWARE => Hardware::new(key.htype, bytes).map(ClientKey::Hardware),
+        _ => None,
+    }
+}
 
 /// Why a renewal cannot be published for the kernel to repeat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -168,6 +181,11 @@ pub struct FastPath<M> {
     templates: HashMap<TemplateContent, (u32, usize)>,
     /// Lease key → the content of its template.
     lease_templates: HashMap<LeaseKey, TemplateContent>,
+    /// Published address (network order, as in the maps) → its lease key: a change made by
+    /// anyone but the engine's ACK (OMAPI, the partner, expiry) names an address, not a key.
+    keys_by_address: HashMap<u32, LeaseKey>,
+    /// Lease key → its published address (the other direction of `keys_by_address`).
+    addresses_by_key: HashMap<LeaseKey, u32>,
     free_indices: Vec<u32>,
     next_index: u32,
     /// The published leases of failover pools and their bounds.
@@ -190,6 +208,8 @@ impl<M: FastPathMaps> FastPath<M> {
             maps,
             templates: HashMap::new(),
             lease_templates: HashMap::new(),
+            keys_by_address: HashMap::new(),
+            addresses_by_key: HashMap::new(),
             free_indices: Vec::new(),
             next_index: 0,
             failover: FailoverBounds::default(),
@@ -207,6 +227,29 @@ impl<M: FastPathMaps> FastPath<M> {
     /// Whether `key` has a lease in the kernel.
     pub fn is_published(&self, key: &LeaseKey) -> bool {
         self.lease_templates.contains_key(key)
+    }
+
+    /// The key the kernel answers renewals of `address` for, if any.
+    pub fn key_at(&self, address: Ipv4Addr) -> Option<LeaseKey> {
+        self.keys_by_address
+            .get(&u32::from_ne_bytes(address.octets()))
+            .copied()
+    }
+
+    /// The kernel's entry for `lease`'s address when the store's `lease` no longer backs it:
+    /// the kernel may only repeat an ACK the engine would give, so its copy goes as soon as
+    /// the address is not ACTIVE for the same client up to the published horizon (an OMAPI
+    /// `set state`/`set ends`, a partner's BNDUPD, expiry). `None` when nothing is published
+    /// for the address or the entry is still backed.
+    pub fn stale_entry(&self, lease: &Lease) -> Option<LeaseKey> {
+        let key = self.key_at(lease.address)?;
+        let backed = lease.binding_state == BindingState::Active
+            && kernel_client(&key).is_some_and(|client| lease_belongs_to(lease, &client))
+            && self
+                .maps
+                .lease(&key)
+                .is_some_and(|value| lease.ends >= value.horizon);
+        (!backed).then_some(key)
     }
 
     /// Number of distinct templates in the kernel.
@@ -267,6 +310,19 @@ impl<M: FastPathMaps> FastPath<M> {
             }
         };
         self.lease_templates.insert(prepared.key, content);
+        if let Some(previous) = self.addresses_by_key.insert(prepared.key, prepared.address) {
+            if previous != prepared.address {
+                self.keys_by_address.remove(&previous);
+            }
+        }
+        if let Some(other) = self.keys_by_address.insert(prepared.address, prepared.key) {
+            // One address, one client in the kernel: the engine moved the address to another
+            // client, so the old client's entry must not answer for it any more.
+            if other != prepared.key {
+                self.withdraw(&other)?;
+                self.keys_by_address.insert(prepared.address, prepared.key);
+            }
+        }
         let value = LeaseValue {
             address: prepared.address,
             ends,
@@ -285,6 +341,11 @@ impl<M: FastPathMaps> FastPath<M> {
     /// the kernel cannot repeat).
     pub fn withdraw(&mut self, key: &LeaseKey) -> Result<(), MapsError> {
         self.failover.leases.remove(key);
+        if let Some(address) = self.addresses_by_key.remove(key) {
+            if self.keys_by_address.get(&address) == Some(key) {
+                self.keys_by_address.remove(&address);
+            }
+        }
         self.maps.remove_lease(key)?;
         self.release_template_of(key)
     }

@@ -44,12 +44,24 @@ impl Harness {
         let persisted = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&persisted);
         let store = Arc::new(Mutex::new(store));
+        let lease_sink = Arc::clone(&persisted);
+        let id_format = crate::lease::file::IdFormat::of(&config);
         let objects = Objects::new(
             config,
             Arc::clone(&store),
             Arc::clone(&hosts),
             Box::new(move |record| {
                 sink.lock()
+                    .unwrap()
+                    .push(String::from_utf8(record).unwrap())
+            }),
+            Box::new(move |leases| {
+                let mut record = Vec::new();
+                for lease in leases {
+                    crate::lease::file::write_lease_with(lease, id_format, &mut record);
+                }
+                lease_sink
+                    .lock()
                     .unwrap()
                     .push(String::from_utf8(record).unwrap())
             }),

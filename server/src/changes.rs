@@ -1,0 +1,209 @@
+//! The one path every lease change takes after it is decided: the engine's commits, OMAPI
+//! updates, the failover partner's binding updates, expiry and kernel renewals all end in
+//! [`apply`], which does what each source's [`Effects`] say — the lease-log record (group
+//! commit), the partner's BNDUPD, the kernel's copy, the metrics. A new source of changes names
+//! its [`ChangeSource`] and gets the same four; it cannot forget one.
+//!
+//! Which effects a source has is a plain table ([`ChangeSource::effects`]), tested without I/O.
+//! The I/O itself — the committer, the failover drivers' channels, the BPF maps — belongs to the
+//! targets the daemon lends ([`ChangeTargets`]).
+
+use crate::failover::hooks::FailoverHooks;
+use crate::lease::commit::GroupCommit;
+use crate::lease::file::{FailoverStateRecord, IdFormat};
+use crate::lease::record::Lease;
+use crate::metrics::Metrics;
+use crate::xdp::runtime::FastPathRuntime;
+
+/// Where a lease change comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeSource {
+    /// The engine's decision on a client's packet (ACK, release, decline, BOOTP, …). Its
+    /// records carry the reply that waits for them; the kernel's copy is handled by the
+    /// worker as it decides (publish after durable, withdraw at once), see `xdp::runtime`.
+    Engine,
+    /// A renewal the XDP program answered in the kernel.
+    KernelRenewal,
+    /// An OMAPI `update` of a lease (omshell: `set state`, `set ends`, …).
+    Omapi,
+    /// The failover partner's BNDUPD/BNDACK and reconciliation, applied by its driver.
+    Partner,
+    /// The expiry ticker moved leases past their end.
+    Expiry,
+}
+
+/// What applying a change of one source does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Effects {
+    /// Append the leases to the lease log (group commit).
+    pub record: bool,
+    /// Return only once the records are durable: the partner's BNDACK follows the write
+    /// (docs/spec/failover.md §7.2, ISC commits before it acknowledges).
+    pub wait_durable: bool,
+    /// Hand failover-pool leases to their relationship's driver for a BNDUPD
+    /// (docs/spec/failover.md §7.2). Not for the partner's own updates: they would echo.
+    pub tell_partner: bool,
+    /// Withdraw the kernel's entry of every changed address the store no longer backs: the
+    /// kernel may only repeat an ACK the engine would still give.
+    pub reconcile_kernel: bool,
+}
+
+impl ChangeSource {
+    pub const ALL: [ChangeSource; 5] = [
+        ChangeSource::Engine,
+        ChangeSource::KernelRenewal,
+        ChangeSource::Omapi,
+        ChangeSource::Partner,
+        ChangeSource::Expiry,
+    ];
+
+    /// The effects of a change from this source.
+    pub const fn effects(self) -> Effects {
+        match self {
+            // The worker withdraws or publishes as it decides (it knows the request's key).
+            ChangeSource::Engine => Effects {
+                record: true,
+                wait_durable: false,
+                tell_partner: true,
+                reconcile_kernel: false,
+            },
+            // The kernel itself made the change; its entry moves on with the horizon.
+            ChangeSource::KernelRenewal => Effects {
+                record: true,
+                wait_durable: false,
+                tell_partner: true,
+                reconcile_kernel: false,
+            },
+            ChangeSource::Omapi | ChangeSource::Expiry => Effects {
+                record: true,
+                wait_durable: false,
+                tell_partner: true,
+                reconcile_kernel: true,
+            },
+            ChangeSource::Partner => Effects {
+                record: true,
+                wait_durable: true,
+                tell_partner: false,
+                reconcile_kernel: true,
+            },
+        }
+    }
+
+    /// The Prometheus label value.
+    pub const fn label(self) -> &'static str {
+        match self {
+            ChangeSource::Engine => "engine",
+            ChangeSource::KernelRenewal => "kernel_renewal",
+            ChangeSource::Omapi => "omapi",
+            ChangeSource::Partner => "partner",
+            ChangeSource::Expiry => "expiry",
+        }
+    }
+}
+
+/// One batch of changed leases (their state after the change) from one source.
+#[derive(Clone, Copy, Debug)]
+pub struct LeaseChange<'a> {
+    pub source: ChangeSource,
+    pub leases: &'a [Lease],
+    /// Failover state records written in the same batch (the partner's driver), before the
+    /// leases.
+    pub failover_states: &'a [FailoverStateRecord],
+}
+
+impl<'a> LeaseChange<'a> {
+    pub fn new(source: ChangeSource, leases: &'a [Lease]) -> Self {
+        Self {
+            source,
+            leases,
+            failover_states: &[],
+        }
+    }
+}
+
+/// What [`apply`] acts on: the daemon's committer, failover hooks, fast path and metrics.
+pub struct ChangeTargets<'a, T: Send + 'static> {
+    pub committer: &'a GroupCommit<Option<T>>,
+    pub id_format: IdFormat,
+    pub failover: &'a FailoverHooks,
+    pub fast_path: Option<&'a FastPathRuntime>,
+    pub metrics: &'a Metrics,
+}
+
+/// Applies one change with its source's effects. The record goes to the group commit with
+/// `token` (the engine's reply, sent once durable). Returns false when the lease log is gone
+/// (the change is then not durable; counted as a commit failure).
+pub fn apply<T: Send + 'static>(
+    targets: &ChangeTargets<'_, T>,
+    change: LeaseChange<'_>,
+    token: Option<T>,
+) -> bool {
+    let effects = change.source.effects();
+    if change.leases.is_empty() && change.failover_states.is_empty() {
+        return true;
+    }
+    // First, so that the kernel stops answering for an address the store gave up before
+    // anything else can hand it to another client.
+    if effects.reconcile_kernel {
+        if let Some(fast_path) = targets.fast_path {
+            let withdrawn = fast_path.reconcile(change.leases);
+            targets.metrics.kernel_withdrawals.add(withdrawn as u64);
+        }
+    }
+    targets
+        .metrics
+        .count_lease_changes(change.source, change.leases.len());
+    let mut durable = true;
+    if effects.record {
+        let mut record =
+            Vec::with_capacity(256 * (change.leases.len() + change.failover_states.len()));
+        for state in change.failover_states {
+            crate::lease::file::write_failover_state(state, &mut record);
+        }
+        for lease in change.leases {
+            crate::lease::file::write_lease_with(lease, targets.id_format, &mut record);
+        }
+        durable = targets.committer.submit(record, token).is_ok();
+        if durable && effects.wait_durable {
+            durable = targets.committer.flush().is_ok();
+        }
+        if !durable {
+            targets.metrics.commit_failures.increment();
+        }
+    }
+    if effects.tell_partner {
+        targets.failover.leases_changed(change.leases);
+    }
+    durable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_source_is_recorded_and_only_the_partner_is_not_told_back() {
+        for source in ChangeSource::ALL {
+            let effects = source.effects();
+            assert!(effects.record, "{source:?} must reach the lease log");
+            assert_eq!(effects.tell_partner, source != ChangeSource::Partner);
+            assert_eq!(effects.wait_durable, source == ChangeSource::Partner);
+        }
+    }
+
+    #[test]
+    fn changes_made_outside_the_engine_and_the_kernel_reconcile_the_kernel() {
+        let reconciled: Vec<ChangeSource> = ChangeSource::ALL
+            .into_iter()
+            .filter(|source| source.effects().reconcile_kernel)
+            .collect();
+        assert_eq!(
+            reconciled,
+            [
+                ChangeSource::Omapi,
+                ChangeSource::Partner,
+                ChangeSource::Expiry
+            ]
+        );
+    }
+}
