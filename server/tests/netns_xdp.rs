@@ -235,3 +235,176 @@ fn perfdhcp_relayed_renewals_are_answered_in_the_kernel() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+/// Where the server namespace's metrics endpoint and OMAPI listen (its own loopback).
+const METRICS: &str = "127.0.0.1:9167";
+const OMAPI_PORT: u16 = 7911;
+const OMAPI_SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZg==";
+const OMSHELL: &str = "/usr/bin/omshell";
+
+/// `xdhcpd_xdp_frames_total{outcome="renewed"}`, scraped inside the server namespace.
+fn kernel_renewed(lab: &Lab) -> anyhow::Result<u64> {
+    let scrape = lab.server.exec_ok(&[
+        "python3",
+        "-c",
+        &format!(
+            "import urllib.request; print(urllib.request.urlopen('http://{METRICS}/metrics', \
+             timeout=5).read().decode())"
+        ),
+    ])?;
+    let name = "xdhcpd_xdp_frames_total{outcome=\"renewed\"}";
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .map(|value| value as u64)
+        .ok_or_else(|| anyhow::anyhow!("no {name} in the scrape:\n{scrape}"))
+}
+
+/// omshell inside the server namespace, against the daemon's OMAPI on its loopback.
+fn omshell_in(lab: &Lab, commands: &str) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    let script = format!(
+        "server 127.0.0.1\nport {OMAPI_PORT}\nkey omapi_key {OMAPI_SECRET}\nconnect\n{commands}"
+    );
+    let mut child = lab
+        .server
+        .command(OMSHELL)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("omshell stdin"))?
+        .write_all(script.as_bytes())?;
+    let started = netns::now();
+    while child.try_wait()?.is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output()?;
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ))
+}
+
+/// Userspace's exchange log lines of requests for `address` (the kernel's renewals are not
+/// logged by userspace).
+fn userspace_requests(log: &str, address: std::net::Ipv4Addr) -> usize {
+    let needle = format!("DHCPREQUEST for {address} ");
+    log.lines().filter(|line| line.contains(&needle)).count()
+}
+
+/// Issue 9's reproduction, as a user hits it: a client's renewals are answered in the kernel,
+/// then an operator frees its lease over OMAPI (`set state = 1`), later shortens it
+/// (`set ends = 0`). After each change the next renewal must reach userspace (the engine
+/// decides for a freed or ended lease) and the kernel's counter must not move until then:
+/// the kernel may only repeat what the store still backs.
+#[test]
+fn omapi_changes_take_a_lease_out_of_the_kernel() -> anyhow::Result<()> {
+    if !common::privileged("omapi_changes_take_a_lease_out_of_the_kernel") {
+        return Ok(());
+    }
+    if !std::path::Path::new(OMSHELL).exists() {
+        anyhow::ensure!(
+            std::env::var("REQUIRE_PRIVILEGED_TESTS").is_err(),
+            "{OMSHELL} is required (cargo xtask setup installs isc-dhcp-client)"
+        );
+        eprintln!("skipped omapi_changes_take_a_lease_out_of_the_kernel: no {OMSHELL}");
+        return Ok(());
+    }
+    let lab = Lab::new(SERVER_CIDR)?;
+    let base = DhcpConfig {
+        default_lease_time: 4,
+        max_lease_time: 4,
+        ..DhcpConfig::lab_default()
+    }
+    .to_dhcpd_conf();
+    let conf = format!(
+        "{}option xdhcpd.metrics-listen \"{METRICS}\";\n\
+         key omapi_key {{ algorithm hmac-md5; secret \"{OMAPI_SECRET}\"; }};\n\
+         omapi-port {OMAPI_PORT};\nomapi-key omapi_key;\n{base}",
+        xdhcpd::config::xdhcpd::DEFINITIONS
+    );
+    let mut server = ServerSetup {
+        netns: &lab.server,
+        dir: lab.dir.path(),
+        kind: ServerKind::Xdhcpd {
+            binary: env!("CARGO_BIN_EXE_xdhcpd").into(),
+            xdp: true,
+        },
+        config: DhcpConfig::lab_default(),
+        interface: lab.server_if.clone(),
+        relayed: false,
+        dhcpd_conf: Some(conf),
+    }
+    .start()?;
+    wait_attached(&lab, &mut server)?;
+    let mut client = start_dhclient(&lab.client, lab.dir.path(), &lab.client_if, true)?;
+    let address = client
+        .wait_event(&["BOUND"], 1, Duration::from_secs(30))
+        .map_err(|error| error.context(format!("server log:\n{}", server.proc.log_text())))?;
+
+    for (change, expected_state) in [("set state = 1", "free"), ("set ends = 0", "")] {
+        // Renewals in the kernel first (dhclient renews every T1 = 2 s).
+        let in_kernel = kernel_renewed(&lab)?;
+        wait_for(
+            "renewals answered in the kernel",
+            Duration::from_secs(30),
+            || {
+                server.proc.check_running()?;
+                client.proc.check_running()?;
+                Ok((kernel_renewed(&lab)? >= in_kernel + 2).then_some(()))
+            },
+        )
+        .map_err(|error| error.context(format!("server log:\n{}", server.proc.log_text())))?;
+        let output = omshell_in(
+            &lab,
+            &format!("new lease\nset ip-address = {address}\nopen\n{change}\nupdate\n"),
+        )?;
+        anyhow::ensure!(
+            output.contains("ip-address") && !output.contains("can't"),
+            "omshell `{change}` failed:\n{output}"
+        );
+        let renewed_at_change = kernel_renewed(&lab)?;
+        let requests_at_change = userspace_requests(&server.proc.log_text(), address);
+        // The next renewal (or the client's new DHCPREQUEST, if it was refused) is decided in
+        // userspace.
+        wait_for(
+            "a request answered in userspace after the OMAPI change",
+            Duration::from_secs(15),
+            || {
+                server.proc.check_running()?;
+                let requests = userspace_requests(&server.proc.log_text(), address);
+                Ok((requests > requests_at_change).then_some(()))
+            },
+        )
+        .map_err(|error| error.context(format!("server log:\n{}", server.proc.log_text())))?;
+        let renewed_after = kernel_renewed(&lab)?;
+        eprintln!(
+            "netns_xdp omapi `{change}`: kernel renewals {renewed_at_change} at the change, \
+             {renewed_after} when userspace answered the next request"
+        );
+        assert_eq!(
+            renewed_after,
+            renewed_at_change,
+            "the kernel kept renewing a lease changed over OMAPI (`{change}`); log:\n{}",
+            server.proc.log_text()
+        );
+        if !expected_state.is_empty() {
+            let file = std::fs::read_to_string(&server.lease_file)?;
+            assert!(
+                file.contains(&format!("binding state {expected_state};")),
+                "lease file after `{change}`:\n{file}"
+            );
+        }
+    }
+    client.proc.kill();
+    Ok(())
+}
