@@ -329,7 +329,9 @@ fn xdp_renewals_of_a_failover_pool_reach_the_partner() -> Result<()> {
         &dhcpd_conf_with_times("secondary;", SECONDARY, PRIMARY, 4, 4),
     )?;
     let primary_conf = format!(
-        "{}option xdhcpd.metrics-listen \"{METRICS}\";\n{}",
+        "{}option xdhcpd.metrics-listen \"{METRICS}\";\n\
+         key omapi_key {{ algorithm hmac-md5; secret \"{OMAPI_SECRET}\"; }};\n\
+         omapi-port {OMAPI_PORT};\nomapi-key omapi_key;\n{}",
         xdhcpd::config::xdhcpd::DEFINITIONS,
         dhcpd_conf_with_times(
             "primary;\n  mclt 300;\n  split 128;",
@@ -432,6 +434,38 @@ fn xdp_renewals_of_a_failover_pool_reach_the_partner() -> Result<()> {
         client.events()
     );
     client.proc.kill();
+
+    // Issue 9: an OMAPI change is a lease change like any other — it reaches the partner as a
+    // BNDUPD (ISC's file takes the new end, docs/spec/failover.md §7.3 step 6) and the kernel's
+    // copy goes. The end is one no renewal can produce (renewals give ends = now + 4 or the
+    // horizon now + 8).
+    let operator_ends = mark + 777;
+    let transcript = omshell(
+        &lab.a,
+        lab.dir.path(),
+        &format!(
+            "server 127.0.0.1\nport {OMAPI_PORT}\nkey omapi_key {OMAPI_SECRET}\nconnect\n\
+             new lease\nset ip-address = {address}\nopen\nset ends = {operator_ends}\nupdate\n"
+        ),
+    )?;
+    assert!(
+        transcript.contains("ip-address") && !transcript.contains("can't"),
+        "omshell:\n{transcript}\n{}",
+        debug()
+    );
+    let partner_record = wait_for(
+        "the OMAPI change in ISC's lease file",
+        Duration::from_secs(20),
+        || {
+            let text = std::fs::read_to_string(&isc_leases).unwrap_or_default();
+            Ok(parse_lease_file(&text)
+                .into_iter()
+                .rev()
+                .find(|record| record.address == address && record.ends == Some(operator_ends)))
+        },
+    )
+    .with_context(|| format!("omshell:\n{transcript}\n{}", debug()))?;
+    eprintln!("netns_failover omapi: ISC has {partner_record:?}");
     Ok(())
 }
 
