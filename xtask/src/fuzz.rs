@@ -7,7 +7,7 @@
 //! `server/tests/fuzz_regressions.rs` replays on stable.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
