@@ -67,7 +67,8 @@ fn read_tcp_segments(bytes: &[u8]) -> Vec<Segment> {
 /// Reassembles each direction of each failover connection (port 647 or 847 on either end) into
 /// its byte stream, dropping retransmitted bytes, and returns the streams' messages.
 fn failover_messages(file: &str) -> Vec<Vec<u8>> {
-    let bytes = std::fs::read(testdata_dir().join("captures").join(file)).expect("capture readable");
+    let bytes =
+        std::fs::read(testdata_dir().join("captures").join(file)).expect("capture readable");
     let mut streams: BTreeMap<_, (Option<u32>, Vec<u8>)> = BTreeMap::new();
     let mut order = Vec::new();
     for segment in read_tcp_segments(&bytes) {
