@@ -8,8 +8,8 @@
 //!
 //! Module map: `packet` reads the request, `classify` computes class membership and host
 //! matches, `select` locates the network and chooses an address, `lease_time` computes lease
-//! durations, `options` assembles and encodes replies (`layout` places their options), `request` holds one handler per message
-//! type.
+//! durations, `options` assembles and encodes replies (`layout` places their options, with
+//! option overload), `request` holds one handler per message type.
 
 mod classify;
 pub mod dynamic_hosts;

@@ -80,12 +80,15 @@ fn length_is_acceptable(code: u8, length: usize) -> bool {
     }
 }
 
+/// Option instances (code, value) in reading order.
+type Instances<'a> = Vec<(u8, &'a [u8])>;
+
 /// ISC `parse_option_buffer`: the option instances of one area, in order, up to END or the end
 /// of the area (RFC 2132 §2: pad 0 and end 255 have no length byte).
 fn read_area<'a>(
     area: OptionArea,
     bytes: &'a [u8],
-    found: &mut Vec<(u8, &'a [u8])>,
+    found: &mut Instances<'a>,
 ) -> Result<(), DecodeError> {
     let mut offset = 0;
     while let Some(&code) = bytes.get(offset) {
@@ -111,7 +114,7 @@ fn read_area<'a>(
 
 /// Every option instance of the packet, in ISC's reading order (options area, then `file`,
 /// then `sname`), and the fields that held options.
-fn read_options(bytes: &[u8]) -> Result<(Vec<(u8, &[u8])>, u8), DecodeError> {
+fn read_options(bytes: &[u8]) -> Result<(Instances<'_>, u8), DecodeError> {
     let mut found = Vec::new();
     // ISC `parse_options`: "If we don't see the magic cookie, there's nothing to parse."
     if bytes[HEADER_LENGTH..OPTIONS_OFFSET] != MAGIC_COOKIE {
