@@ -287,3 +287,18 @@ fn overloaded_renewals_stay_out_of_the_fast_path() {
         NotEligible::Overloaded
     );
 }
+
+#[test]
+fn names_longer_than_their_fields_are_truncated_not_a_panic() {
+    // ISC `dhcp_reply` copies the first 128 / 64 bytes and logs the truncation.
+    let long_file = "f".repeat(200);
+    let long_name = "s".repeat(100);
+    let mut server = Server::new(&format!(
+        "filename \"{long_file}\";\nserver-name \"{long_name}\";"
+    ));
+    let discover = request(Some(MessageType::Discover), Vec::new());
+    let (_, decision) = server.handle(&encode(&discover));
+    let bytes = decision.reply.expect("offer").encode().expect("encodes");
+    assert_eq!(&bytes[FILE], "f".repeat(128).as_bytes());
+    assert_eq!(&bytes[SNAME], "s".repeat(64).as_bytes());
+}
