@@ -8,11 +8,12 @@
 //!
 //! Module map: `packet` reads the request, `classify` computes class membership and host
 //! matches, `select` locates the network and chooses an address, `lease_time` computes lease
-//! durations, `options` assembles and encodes replies, `request` holds one handler per message
-//! type.
+//! durations, `options` assembles and encodes replies (`layout` places their options, with
+//! option overload), `request` holds one handler per message type.
 
 mod classify;
 pub mod dynamic_hosts;
+mod layout;
 mod lease_time;
 mod options;
 mod packet;
@@ -31,6 +32,7 @@ use crate::config::model::Config;
 use crate::lease::record::{Hardware, Lease, UnixTime};
 use crate::lease::store::LeaseStore;
 
+pub use layout::OptionLayout;
 pub use options::EncodeError;
 
 /// How long an OFFER holds its address for the client: ISC `dhcpdiscover` sets the offered
@@ -101,9 +103,9 @@ pub struct Reply {
     /// free; clients have come to expect ISC's). `dhcproto` itself sorts options by code, so
     /// drivers should send [`Reply::encode`]'s bytes.
     pub option_order: Vec<u8>,
-    /// Size of the options area including the magic cookie and END (RFC 2131 §2: 312 by default,
-    /// larger when the client sent option 57).
-    pub options_limit: usize,
+    /// Where those options go on the wire (ISC `store_options`): the options area, and `file`
+    /// and `sname` when the options area was too small (option overload, RFC 2132 §9.3).
+    pub layout: OptionLayout,
 }
 
 /// RFC 2131 §4.1 reply routing, decided by the engine (protocol logic), executed by the driver.

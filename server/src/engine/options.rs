@@ -1,12 +1,14 @@
 //! Reply assembly: the BOOTREPLY header (RFC 2131 §4.3.1 table 3), the option set merged from
 //! the scopes, ISC's option order (`cons_options` in common/options.c), the size limit, and the
-//! wire encoding that keeps that order.
+//! wire encoding that keeps that order ([`super::layout`] places the options, overloading `file`
+//! and `sname` when the options area is full).
 
 use std::net::Ipv4Addr;
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
+use super::layout::{lay_out, Overload, FILE_LENGTH, MAGIC_COOKIE, SNAME_LENGTH};
 use super::packet::{option_value, Inbound};
 use super::scope::ScopeStack;
 use super::{Destination, Reply};
@@ -42,8 +44,9 @@ const MAXIMUM_MTU: usize = 1500;
 const BOOTP_MINIMUM_LENGTH: usize = 300;
 /// RFC 1497 vendor area of a BOOTP reply (ISC `cons_options` for BOOTP without option 57).
 const BOOTP_VENDOR_AREA: usize = 64;
-/// RFC 2131 §3: the magic cookie 99.130.83.99 opens the options area.
-const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
+/// Offsets of `sname` and `file` in the BOOTP header (RFC 2131 §2).
+const SNAME_OFFSET: usize = 44;
+const FILE_OFFSET: usize = SNAME_OFFSET + SNAME_LENGTH;
 
 /// Errors while encoding a reply.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,11 @@ pub(crate) struct Assembly<'m> {
     pub message: Option<&'m str>,
     /// False for NAKs, which carry only the protocol options.
     pub configured: bool,
+    /// True for the replies ISC builds in `dhcp_reply` (OFFER, ACK of a lease, BOOTREPLY of a
+    /// dynamic BOOTP lease): options that do not fit may go into `file` and `sname` when no
+    /// `filename` / `server-name` fills them (RFC 2132 §9.3). ISC's NAK, INFORM and fixed-address
+    /// BOOTP replies never overload.
+    pub may_overload: bool,
 }
 
 /// The BOOTREPLY header for `inbound` (RFC 2131 §4.3.1 table 3): xid, flags, giaddr, hops and
@@ -168,40 +176,48 @@ pub(crate) fn finish(
         }),
     }
     // RFC 3046 §2.2: the relay agent information option is echoed back, last.
-    let agent = inbound.relay_agent.clone();
-
-    let order = priority_list(inbound, &available);
-    let limit = options_limit(inbound, agent.as_ref());
-    let agent_size = agent
+    let agent = inbound
+        .relay_agent
         .as_ref()
         .and_then(option_value)
-        .map_or(0, |value| encoded_length(value.len()));
-    // Cookie and END are part of the options area.
-    let mut used = MAGIC_COOKIE.len() + 1 + agent_size;
-    let mut option_order = Vec::with_capacity(order.len() + 1);
+        .filter(|value| !value.is_empty());
+
+    let order = priority_list(inbound, &available);
+    let limit = options_limit(inbound, agent.as_deref());
+    // ISC `dhcp_reply`: a field is free for options unless a name fills it.
+    let free = |field: Option<&[u8]>| field.is_none_or(<[u8]>::is_empty);
+    let overload = Overload {
+        file: assembly.may_overload && free(message.fname()),
+        sname: assembly.may_overload && free(message.sname()),
+    };
+    let value_of = |code: u8| {
+        available
+            .iter()
+            .find(|(have, _)| *have == code)
+            .map(|(_, value)| value.as_slice())
+    };
+    let (layout, stored) = lay_out(
+        &order,
+        value_of,
+        agent.as_deref().map(|value| (code::AGENT_OPTIONS, value)),
+        limit,
+        overload,
+    );
     let options = message.opts_mut();
-    for code in order {
-        let Some((_, value)) = available.iter().find(|(have, _)| *have == code) else {
-            continue;
-        };
-        let size = encoded_length(value.len());
-        if used + size > limit {
-            // ISC `store_options` skips what does not fit and tries the next option.
-            continue;
+    for &code in &stored {
+        if code == code::AGENT_OPTIONS {
+            if let Some(agent) = &inbound.relay_agent {
+                options.insert(agent.clone());
+            }
+        } else if let Some(value) = value_of(code) {
+            options.insert(typed_option(code, value));
         }
-        used += size;
-        options.insert(typed_option(code, value));
-        option_order.push(code);
-    }
-    if let Some(agent) = agent {
-        options.insert(agent);
-        option_order.push(code::AGENT_OPTIONS);
     }
     Reply {
         message,
         destination,
-        option_order,
-        options_limit: limit,
+        option_order: stored,
+        layout,
     }
 }
 
@@ -268,10 +284,11 @@ fn priority_list(inbound: &Inbound<'_>, available: &[(u8, Vec<u8>)]) -> Vec<u8> 
     list
 }
 
-/// The size of the options area (cookie to END) ISC allows (`cons_options`): the client's
-/// option 57 minus the fixed headers, at least 312 (576-byte message, RFC 2131 §2), at most 1236;
-/// a BOOTP client gets the 64-byte vendor area. Relay agent options come on top.
-fn options_limit(inbound: &Inbound<'_>, agent: Option<&DhcpOption>) -> usize {
+/// The size of the options area (cookie to END) ISC allows (`cons_options`'s `mb_size`): the
+/// client's option 57 minus the fixed headers, at least 312 (576-byte message, RFC 2131 §2), at
+/// most 1236; a BOOTP client gets the 64-byte vendor area. Relay agent information (`agent`, its
+/// value) comes on top.
+fn options_limit(inbound: &Inbound<'_>, agent: Option<&[u8]>) -> usize {
     let base = match inbound.max_message_size.map(usize::from) {
         Some(size) if size < MINIMUM_MTU => MINIMUM_MTU - FIXED_LENGTH,
         Some(size) if size > MAXIMUM_MTU => MAXIMUM_MTU - FIXED_LENGTH,
@@ -279,16 +296,13 @@ fn options_limit(inbound: &Inbound<'_>, agent: Option<&DhcpOption>) -> usize {
         None if inbound.is_bootp() => BOOTP_VENDOR_AREA,
         None => MINIMUM_MTU - FIXED_LENGTH,
     };
-    let agent_size = agent
-        .and_then(option_value)
-        .map_or(0, |value| encoded_length(value.len()));
+    let agent_size = agent.map_or(0, |value| encoded_length(value.len()));
     (base + agent_size).min(MAXIMUM_MTU - FIXED_LENGTH)
 }
 
-/// Wire size of an option value, split into 255-byte pieces (RFC 3396).
+/// Wire size of a non-empty option value, split into 255-byte pieces (RFC 3396).
 fn encoded_length(length: usize) -> usize {
-    let pieces = length.div_ceil(255).max(1);
-    length + 2 * pieces
+    length + 2 * length.div_ceil(255)
 }
 
 /// The configured wire bytes as a typed dhcproto option when they decode and re-encode to the
@@ -311,32 +325,24 @@ pub(crate) fn typed_option(code: u8, value: &[u8]) -> DhcpOption {
 }
 
 impl Reply {
-    /// The reply on the wire: the BOOTP header, the options in [`Reply::option_order`], END,
-    /// zero padding to the 300-byte BOOTP minimum (RFC 951, ISC `BOOTP_MIN_LEN`).
+    /// The reply on the wire: the BOOTP header (with `file` and `sname` holding options when
+    /// they are overloaded), the magic cookie, the options as [`Reply::layout`] placed them, zero
+    /// padding to the 300-byte BOOTP minimum (RFC 951, ISC `BOOTP_MIN_LEN`).
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut header = self.message.clone();
         header.opts_mut().clear();
-        let mut bytes = Vec::with_capacity(BOOTP_MINIMUM_LENGTH + self.options_limit);
+        let mut bytes = Vec::with_capacity(BOOTP_MINIMUM_LENGTH + self.layout.options.len());
         header.encode(&mut Encoder::new(&mut bytes))?;
-        for code in &self.option_order {
-            let Some(value) = self
-                .message
-                .opts()
-                .get(OptionCode::from(*code))
-                .and_then(option_value)
-            else {
-                continue;
-            };
-            if value.is_empty() {
-                bytes.extend_from_slice(&[*code, 0]);
-            }
-            for piece in value.chunks(255) {
-                bytes.push(*code);
-                bytes.push(piece.len() as u8);
-                bytes.extend_from_slice(piece);
-            }
+        // dhcproto writes the header and cookie, then END for an empty option set.
+        bytes.truncate(FILE_OFFSET + FILE_LENGTH);
+        if let Some(file) = &self.layout.file {
+            bytes[FILE_OFFSET..FILE_OFFSET + FILE_LENGTH].copy_from_slice(file);
         }
-        bytes.push(255);
+        if let Some(sname) = &self.layout.sname {
+            bytes[SNAME_OFFSET..SNAME_OFFSET + SNAME_LENGTH].copy_from_slice(sname);
+        }
+        bytes.extend_from_slice(&MAGIC_COOKIE);
+        bytes.extend_from_slice(&self.layout.options);
         if bytes.len() < BOOTP_MINIMUM_LENGTH {
             bytes.resize(BOOTP_MINIMUM_LENGTH, 0);
         }

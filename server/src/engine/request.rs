@@ -132,6 +132,7 @@ impl<'e> Context<'e, '_> {
             host_name: self.host_name(scopes),
             message: None,
             configured: true,
+            may_overload: false,
         }
     }
 
@@ -307,12 +308,16 @@ impl<'e> Context<'e, '_> {
             message,
             &self.inbound,
             Some(&scopes),
-            &self.configured_assembly(
-                &scopes,
-                Some(MessageType::Offer),
-                Some(seconds),
-                candidate.subnet(),
-            ),
+            // ISC `dhcp_reply` may overload `file` and `sname`.
+            &Assembly {
+                may_overload: true,
+                ..self.configured_assembly(
+                    &scopes,
+                    Some(MessageType::Offer),
+                    Some(seconds),
+                    candidate.subnet(),
+                )
+            },
             destination,
         );
         // RFC 2131 §4.3.1: the offered address is reserved for the client for a while (ISC: two
@@ -577,12 +582,16 @@ impl<'e> Context<'e, '_> {
             message,
             &self.inbound,
             Some(&scopes),
-            &self.configured_assembly(
-                &scopes,
-                Some(MessageType::Ack),
-                Some(seconds),
-                candidate.subnet(),
-            ),
+            // ISC `dhcp_reply` may overload `file` and `sname`.
+            &Assembly {
+                may_overload: true,
+                ..self.configured_assembly(
+                    &scopes,
+                    Some(MessageType::Ack),
+                    Some(seconds),
+                    candidate.subnet(),
+                )
+            },
             destination,
         );
         Decision {
@@ -741,8 +750,11 @@ impl<'e> Context<'e, '_> {
             &self.inbound,
             Some(&scopes),
             // BOOTP replies carry no DHCP message type and no server identifier (RFC 1534).
+            // A dynamic BOOTP lease is answered by ISC's `dhcp_reply`, which may overload;
+            // a fixed address by `bootp` itself, which never does.
             &Assembly {
                 server_id: None,
+                may_overload: matches!(candidate, Candidate::Dynamic { .. }),
                 ..self.configured_assembly(&scopes, None, None, candidate.subnet())
             },
             destination,
@@ -782,14 +794,15 @@ fn relay_sub_options(agent: &dhcproto::v4::DhcpOption) -> Vec<(u8, Vec<u8>)> {
 
 /// `next-server`, `filename` and `server-name` of the innermost scope that sets each, into the
 /// BOOTP header (siaddr, file, sname: RFC 2131 §2, table 3), for every reply that carries them.
+/// A name longer than its field is truncated to the field, as ISC `dhcp_reply` does.
 fn set_boot_fields(message: &mut Message, scopes: &ScopeStack<'_>) {
     if let Some(next_server) = scopes.find(|scope| scope.next_server) {
         message.set_siaddr(next_server);
     }
     if let Some(filename) = scopes.find(|scope| scope.filename.as_deref()) {
-        message.set_fname(filename);
+        message.set_fname(&filename[..filename.len().min(128)]);
     }
     if let Some(server_name) = scopes.find(|scope| scope.server_name.as_deref()) {
-        message.set_sname(server_name);
+        message.set_sname(&server_name[..server_name.len().min(64)]);
     }
 }

@@ -1,31 +1,68 @@
 //! Decoding a received datagram into a DHCP message without ever panicking.
 //!
-//! dhcproto's decoder trusts some option lengths (`debug_assert!`s, and `len - N` subtractions
-//! that underflow) for options a server never needs but an attacker can send: rapid commit (80),
-//! client FQDN (81), client network interface (94), bulk leasequery (151-155). We check the
-//! option framing and those lengths first, and keep `catch_unwind` as the last line of defence,
-//! so that a hostile packet is a counted drop, never a dead worker.
+//! The options are read as ISC dhcpd 4.4 reads them (`parse_options` and `parse_option_buffer`
+//! in common/options.c): no magic cookie means no options (a plain BOOTP request); the options
+//! area is read up to END or the end of the packet; when option 52 says so (RFC 2132 §9.3), the
+//! `file` field and then the `sname` field are read as more options; every instance of an option,
+//! adjacent or not and in whichever area, is concatenated to the first in that order (RFC 3396
+//! §7, ISC's `concat_duplicates`); an empty host name (12) is ignored. An option that runs past
+//! the end of its area drops the packet, in the overloaded fields too.
+//!
+//! The options found are handed to dhcproto as one options area, each option once, with `file`
+//! and `sname` cleared when they held options: dhcproto itself neither reads overloaded fields
+//! nor concatenates instances that are not adjacent. dhcproto's decoder also trusts some option
+//! lengths (`debug_assert!`s, and `len - N` subtractions that underflow) for options a server
+//! never needs but an attacker can send: rapid commit (80), client FQDN (81), client network
+//! interface (94), bulk leasequery (151-155). Those are checked on the concatenated values
+//! first, and `catch_unwind` stays as the last line of defence, so that a hostile packet is a
+//! counted drop, never a dead worker.
 
 use dhcproto::v4::{Message, OptionCode};
 use dhcproto::{Decodable, Decoder};
+
+/// Where in the packet an option was found (RFC 2132 §9.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionArea {
+    Options,
+    File,
+    Sname,
+}
+
+impl std::fmt::Display for OptionArea {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Options => "options area",
+            Self::File => "overloaded file field",
+            Self::Sname => "overloaded sname field",
+        })
+    }
+}
 
 /// Why a datagram was dropped before the engine saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("shorter than a BOOTP header")]
     Short,
-    #[error("option {code} runs past the end of the packet")]
-    OptionOverrun { code: u8 },
+    #[error("option {code} runs past the end of the {area}")]
+    OptionOverrun { area: OptionArea, code: u8 },
     #[error("option {code} has an impossible length {length}")]
-    OptionLength { code: u8, length: u8 },
+    OptionLength { code: u8, length: usize },
     #[error("not decodable as DHCP")]
     Undecodable,
 }
 
-/// Fixed BOOTP header (RFC 2131 §2) plus the magic cookie.
-const OPTIONS_OFFSET: usize = 240;
-#[cfg(test)]
+/// Fixed BOOTP header (RFC 951, RFC 2131 §2) without the magic cookie.
+const HEADER_LENGTH: usize = 236;
+/// The fixed header plus the magic cookie.
+const OPTIONS_OFFSET: usize = HEADER_LENGTH + 4;
 const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
+/// RFC 2131 §2: `sname` (64 bytes) and `file` (128 bytes) in the fixed header.
+const SNAME: std::ops::Range<usize> = 44..108;
+const FILE: std::ops::Range<usize> = 108..236;
+const PAD: u8 = 0;
+const END: u8 = 255;
+const HOST_NAME: u8 = 12;
+const OPTION_OVERLOAD: u8 = 52;
 
 /// Lengths dhcproto relies on without checking.
 fn length_is_acceptable(code: u8, length: usize) -> bool {
@@ -43,70 +80,122 @@ fn length_is_acceptable(code: u8, length: usize) -> bool {
     }
 }
 
-/// Walks the options area (RFC 2132 §2: pad 0 and end 255 have no length byte). dhcproto
-/// concatenates *adjacent* instances of one option (RFC 3396 §5) and decodes each such run as
-/// one option, so the lengths that matter are the totals of each run: two adjacent 4-byte
-/// instances of a 4-byte option make an 8-byte one that trips its `debug_assert!`, and a
-/// 0-byte instance followed elsewhere by a long one is still a 0-byte option (both found by the
-/// `dhcp_packet` fuzz target).
-fn check_options(bytes: &[u8]) -> Result<(), DecodeError> {
-    // dhcproto decodes the bytes after offset 240 as options whether or not the magic cookie
-    // is there (it does not check it), so they are walked whatever the cookie says.
-    if bytes.len() < OPTIONS_OFFSET {
-        return Ok(());
-    }
-    // The run being read: (code, total length so far).
-    let mut run: Option<(u8, usize)> = None;
-    let check = |run: Option<(u8, usize)>| match run {
-        Some((code, total)) if !length_is_acceptable(code, total) => {
-            Err(DecodeError::OptionLength {
-                code,
-                length: u8::try_from(total).unwrap_or(u8::MAX),
-            })
-        }
-        _ => Ok(()),
-    };
-    let mut offset = OPTIONS_OFFSET;
+/// Option instances (code, value) in reading order.
+type Instances<'a> = Vec<(u8, &'a [u8])>;
+
+/// ISC `parse_option_buffer`: the option instances of one area, in order, up to END or the end
+/// of the area (RFC 2132 §2: pad 0 and end 255 have no length byte).
+fn read_area<'a>(
+    area: OptionArea,
+    bytes: &'a [u8],
+    found: &mut Instances<'a>,
+) -> Result<(), DecodeError> {
+    let mut offset = 0;
     while let Some(&code) = bytes.get(offset) {
+        offset += 1;
         match code {
-            0 | 255 => {
-                check(run.take())?;
-                if code == 255 {
-                    return Ok(());
-                }
-                offset += 1;
-            }
-            _ => {
-                let Some(&length) = bytes.get(offset + 1) else {
-                    return Err(DecodeError::OptionOverrun { code });
-                };
-                if offset + 2 + usize::from(length) > bytes.len() {
-                    return Err(DecodeError::OptionOverrun { code });
-                }
-                run = match run {
-                    Some((current, total)) if current == code => {
-                        Some((code, total + usize::from(length)))
-                    }
-                    previous => {
-                        check(previous)?;
-                        Some((code, usize::from(length)))
-                    }
-                };
-                offset += 2 + usize::from(length);
-            }
+            END => break,
+            PAD => continue,
+            _ => {}
+        }
+        let overrun = DecodeError::OptionOverrun { area, code };
+        let length = usize::from(*bytes.get(offset).ok_or(overrun)?);
+        offset += 1;
+        let value = bytes.get(offset..offset + length).ok_or(overrun)?;
+        offset += length;
+        // ISC: "non-compliant clients can send it; we'll just drop it and go on".
+        if code == HOST_NAME && value.is_empty() {
+            continue;
+        }
+        found.push((code, value));
+    }
+    Ok(())
+}
+
+/// Every option instance of the packet, in ISC's reading order (options area, then `file`,
+/// then `sname`), and the fields that held options.
+fn read_options(bytes: &[u8]) -> Result<(Instances<'_>, u8), DecodeError> {
+    let mut found = Vec::new();
+    // ISC `parse_options`: "If we don't see the magic cookie, there's nothing to parse."
+    if bytes[HEADER_LENGTH..OPTIONS_OFFSET] != MAGIC_COOKIE {
+        return Ok((found, 0));
+    }
+    read_area(OptionArea::Options, &bytes[OPTIONS_OFFSET..], &mut found)?;
+    // ISC reads the first byte of option 52 as the options area left it (instances in `file`
+    // would be concatenated behind it). An empty option 52 names no field.
+    let overload = found
+        .iter()
+        .filter(|(code, _)| *code == OPTION_OVERLOAD)
+        .find_map(|(_, value)| value.first().copied())
+        .unwrap_or(0)
+        & 3;
+    if overload & 1 != 0 {
+        read_area(OptionArea::File, &bytes[FILE], &mut found)?;
+    }
+    if overload & 2 != 0 {
+        read_area(OptionArea::Sname, &bytes[SNAME], &mut found)?;
+    }
+    Ok((found, overload))
+}
+
+/// The packet as dhcproto should see it: the fixed header (`file` and `sname` zeroed when they
+/// held options), the cookie, and each option once, its instances adjacent in reading order
+/// (dhcproto concatenates adjacent instances, RFC 3396 §5), then END.
+fn canonical_packet(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let (mut found, overload) = read_options(bytes)?;
+    // Group the instances by code, codes in order of first appearance, instances in order.
+    let mut rank = [u16::MAX; 256];
+    let mut next = 0u16;
+    for (code, _) in &found {
+        let slot = &mut rank[usize::from(*code)];
+        if *slot == u16::MAX {
+            *slot = next;
+            next += 1;
         }
     }
-    check(run)
+    found.sort_by_key(|(code, _)| rank[usize::from(*code)]);
+    let mut total = 0;
+    for (index, (code, value)) in found.iter().enumerate() {
+        total += value.len();
+        let run_ends = found.get(index + 1).is_none_or(|(next, _)| next != code);
+        if run_ends {
+            if !length_is_acceptable(*code, total) {
+                return Err(DecodeError::OptionLength {
+                    code: *code,
+                    length: total,
+                });
+            }
+            total = 0;
+        }
+    }
+    let mut canonical = Vec::with_capacity(bytes.len().min(2048));
+    canonical.extend_from_slice(&bytes[..OPTIONS_OFFSET]);
+    if overload & 1 != 0 {
+        canonical[FILE].fill(0);
+    }
+    if overload & 2 != 0 {
+        canonical[SNAME].fill(0);
+    }
+    for (code, value) in &found {
+        canonical.push(*code);
+        canonical.push(value.len() as u8);
+        canonical.extend_from_slice(value);
+    }
+    canonical.push(END);
+    Ok(canonical)
 }
 
 /// Decodes `bytes` into a message, or says why not. Never panics.
 pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
-    // 236-byte fixed BOOTP header (RFC 951): anything shorter is not a request.
-    if bytes.len() < 236 {
+    if bytes.len() < HEADER_LENGTH {
         return Err(DecodeError::Short);
     }
-    check_options(bytes)?;
-    std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(bytes)))
+    // A fixed header without the magic cookie: dhcproto cannot read it.
+    if bytes.len() < OPTIONS_OFFSET {
+        return Err(DecodeError::Undecodable);
+    }
+    let canonical = canonical_packet(bytes)?;
+    std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(&canonical)))
         .map_err(|_| DecodeError::Undecodable)?
         .map_err(|_| DecodeError::Undecodable)
 }
@@ -114,15 +203,29 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dhcproto::v4::{DhcpOption, MessageType};
 
     fn with_options(options: &[u8]) -> Vec<u8> {
-        let mut bytes = vec![0u8; 236];
+        let mut bytes = vec![0u8; HEADER_LENGTH];
         bytes[0] = 1;
         bytes[1] = 1;
         bytes[2] = 6;
         bytes.extend_from_slice(&MAGIC_COOKIE);
         bytes.extend_from_slice(options);
         bytes
+    }
+
+    /// A request with `options` in the options area, `file` and `sname` (each padded with
+    /// zeros to its field).
+    fn overloaded(options: &[u8], file: &[u8], sname: &[u8]) -> Vec<u8> {
+        let mut bytes = with_options(options);
+        bytes[FILE][..file.len()].copy_from_slice(file);
+        bytes[SNAME][..sname.len()].copy_from_slice(sname);
+        bytes
+    }
+
+    fn message_type(message: &Message) -> Option<MessageType> {
+        message.opts().msg_type()
     }
 
     #[test]
@@ -133,22 +236,30 @@ mod tests {
             options.push(255);
             assert_eq!(
                 decode_message(&with_options(&options)).unwrap_err(),
-                DecodeError::OptionLength { code, length }
+                DecodeError::OptionLength {
+                    code,
+                    length: usize::from(length)
+                }
             );
         }
     }
 
     #[test]
     fn repeated_instances_are_checked_as_one_concatenated_option() {
-        // RFC 3396: two 4-byte instances of option 152 decode as one 8-byte option.
-        let options = [53, 1, 1, 152, 4, 0, 0, 0, 1, 152, 4, 0, 0, 0, 2, 255];
-        assert_eq!(
-            decode_message(&with_options(&options)).unwrap_err(),
-            DecodeError::OptionLength {
-                code: 152,
-                length: 8
-            }
-        );
+        // RFC 3396: two 4-byte instances of option 152 decode as one 8-byte option, adjacent
+        // or not.
+        for options in [
+            &[53, 1, 1, 152, 4, 0, 0, 0, 1, 152, 4, 0, 0, 0, 2, 255][..],
+            &[152, 4, 0, 0, 0, 1, 53, 1, 1, 0, 152, 4, 0, 0, 0, 2, 255][..],
+        ] {
+            assert_eq!(
+                decode_message(&with_options(options)).unwrap_err(),
+                DecodeError::OptionLength {
+                    code: 152,
+                    length: 8
+                }
+            );
+        }
         let crash = include_bytes!(
             "../../../fuzz/regressions/dhcp_packet/crash-6b551d14f9c917efb778972859b464d388366663"
         );
@@ -159,17 +270,176 @@ mod tests {
     }
 
     #[test]
+    fn instances_apart_are_concatenated_as_isc_does() {
+        // Host name "ab" in two instances with another option between them.
+        let message =
+            decode_message(&with_options(&[12, 1, b'a', 53, 1, 1, 12, 1, b'b', 255])).unwrap();
+        assert_eq!(
+            message.opts().get(OptionCode::Hostname),
+            Some(&DhcpOption::Hostname("ab".into()))
+        );
+        assert_eq!(message_type(&message), Some(MessageType::Discover));
+    }
+
+    #[test]
     fn overrun_and_short_are_refused() {
         assert_eq!(
             decode_message(&with_options(&[53, 1, 1, 12, 40, b'x'])).unwrap_err(),
-            DecodeError::OptionOverrun { code: 12 }
+            DecodeError::OptionOverrun {
+                area: OptionArea::Options,
+                code: 12
+            }
+        );
+        // A code in the last byte has no length byte.
+        assert_eq!(
+            decode_message(&with_options(&[53, 1, 1, 12])).unwrap_err(),
+            DecodeError::OptionOverrun {
+                area: OptionArea::Options,
+                code: 12
+            }
         );
         assert_eq!(decode_message(&[1; 100]).unwrap_err(), DecodeError::Short);
+        assert_eq!(
+            decode_message(&[1; 238]).unwrap_err(),
+            DecodeError::Undecodable
+        );
     }
 
     #[test]
     fn a_plain_discover_decodes() {
         let message = decode_message(&with_options(&[53, 1, 1, 255])).unwrap();
         assert_eq!(message.xid(), 0);
+        assert_eq!(message_type(&message), Some(MessageType::Discover));
+    }
+
+    #[test]
+    fn without_the_magic_cookie_there_are_no_options() {
+        // ISC `parse_options`: a BOOTP request with another vendor area format.
+        let mut bytes = with_options(&[53, 1, 1, 12, 200, 255]);
+        bytes[HEADER_LENGTH..OPTIONS_OFFSET].copy_from_slice(&[1, 2, 3, 4]);
+        let message = decode_message(&bytes).unwrap();
+        assert!(message.opts().iter().next().is_none());
+    }
+
+    #[test]
+    fn message_type_in_the_file_field() {
+        let bytes = overloaded(&[52, 1, 1, 255], &[53, 1, 1, 255], b"");
+        let message = decode_message(&bytes).unwrap();
+        assert_eq!(message_type(&message), Some(MessageType::Discover));
+        // The field held options, not a boot file name.
+        assert_eq!(message.fname(), None);
+    }
+
+    #[test]
+    fn message_type_in_the_sname_field() {
+        let bytes = overloaded(&[52, 1, 2, 255], b"pxelinux.0", &[0, 0, 53, 1, 3, 255]);
+        let message = decode_message(&bytes).unwrap();
+        assert_eq!(message_type(&message), Some(MessageType::Request));
+        assert_eq!(message.sname(), None);
+        // Overload 2 leaves `file` a file name.
+        assert_eq!(message.fname(), Some(&b"pxelinux.0\0"[..]));
+    }
+
+    #[test]
+    fn options_in_both_fields_concatenate_in_rfc_3396_order() {
+        // Options area, then file, then sname (RFC 3396 §7): host name "abc".
+        let bytes = overloaded(
+            &[52, 1, 3, 12, 1, b'a', 255],
+            &[12, 1, b'b', 53, 1, 1, 255],
+            &[12, 1, b'c', 61, 7, 1, 2, 0, 0, 0, 0, 1],
+        );
+        let message = decode_message(&bytes).unwrap();
+        assert_eq!(message_type(&message), Some(MessageType::Discover));
+        assert_eq!(
+            message.opts().get(OptionCode::Hostname),
+            Some(&DhcpOption::Hostname("abc".into()))
+        );
+        assert_eq!(
+            message.opts().get(OptionCode::ClientIdentifier),
+            Some(&DhcpOption::ClientIdentifier(vec![1, 2, 0, 0, 0, 0, 1]))
+        );
+        // Without option 52 the same fields are names, not options.
+        let plain = overloaded(&[53, 1, 1, 255], &[12, 1, b'b'], &[12, 1, b'c']);
+        let message = decode_message(&plain).unwrap();
+        assert_eq!(message.opts().get(OptionCode::Hostname), None);
+    }
+
+    #[test]
+    fn a_malformed_overloaded_field_drops_the_packet() {
+        // ISC drops a packet whose `file` options overrun the field ...
+        let bytes = overloaded(&[53, 1, 1, 52, 1, 1, 255], &[15, 200, b'x'], b"");
+        assert_eq!(
+            decode_message(&bytes).unwrap_err(),
+            DecodeError::OptionOverrun {
+                area: OptionArea::File,
+                code: 15
+            }
+        );
+        // ... or end in a code without a length byte, and the same for `sname`.
+        let mut file = [0u8; 128];
+        file[127] = 15;
+        let bytes = overloaded(&[53, 1, 1, 52, 1, 1, 255], &file, b"");
+        assert!(matches!(
+            decode_message(&bytes),
+            Err(DecodeError::OptionOverrun {
+                area: OptionArea::File,
+                ..
+            })
+        ));
+        let bytes = overloaded(&[53, 1, 1, 52, 1, 3, 255], &[255], &[43, 64]);
+        assert_eq!(
+            decode_message(&bytes).unwrap_err(),
+            DecodeError::OptionOverrun {
+                area: OptionArea::Sname,
+                code: 43
+            }
+        );
+        // A dangerous length assembled across areas is refused too.
+        let bytes = overloaded(&[53, 1, 1, 52, 1, 1, 80, 0, 255], &[80, 1, 0, 255], b"");
+        assert_eq!(
+            decode_message(&bytes).unwrap_err(),
+            DecodeError::OptionLength {
+                code: 80,
+                length: 1
+            }
+        );
+    }
+
+    #[test]
+    fn overload_over_plain_names_reads_them_as_options() {
+        // Option 52 over a field that holds a file name: ISC reads the name as options.
+        // "pxelinux.0" frames as option 112 ('p') with 120 ('x') bytes, then padding.
+        let bytes = overloaded(&[53, 1, 1, 52, 1, 1, 255], b"pxelinux.0", b"");
+        let message = decode_message(&bytes).unwrap();
+        assert_eq!(message_type(&message), Some(MessageType::Discover));
+        assert_eq!(message.fname(), None);
+        assert!(message.opts().get(OptionCode::from(b'p')).is_some());
+        // A name whose framing runs past the field drops the packet: option 97 ('a') with 122
+        // ('z') bytes ends at 124, where 'q' claims 113 more.
+        let mut name = vec![b'a', b'z'];
+        name.resize(124, b'.');
+        name.extend_from_slice(b"q...");
+        let bytes = overloaded(&[53, 1, 1, 52, 1, 1, 255], &name, b"");
+        assert_eq!(
+            decode_message(&bytes).unwrap_err(),
+            DecodeError::OptionOverrun {
+                area: OptionArea::File,
+                code: b'q'
+            }
+        );
+        // Overload bits beyond 1 and 2, and an empty option 52, name no field.
+        for options in [&[53, 1, 1, 52, 1, 4, 255][..], &[53, 1, 1, 52, 0, 255][..]] {
+            let bytes = overloaded(options, &[15, 200], &[15, 200]);
+            assert_eq!(
+                message_type(&decode_message(&bytes).unwrap()),
+                Some(MessageType::Discover)
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_host_name_is_ignored() {
+        let message = decode_message(&with_options(&[53, 1, 1, 12, 0, 255])).unwrap();
+        assert_eq!(message.opts().get(OptionCode::Hostname), None);
     }
 }

@@ -66,6 +66,8 @@ pub enum NotEligible {
     Configuration,
     #[error("the MCLT rule shortened the grant (docs/spec/failover.md §8.1)")]
     ShortenedGrant,
+    #[error("the request or the reply uses option overload (RFC 2132 §9.3)")]
+    Overloaded,
 }
 
 /// A renewal ready for the kernel: its key, the lease-table value without the times, and the
@@ -133,6 +135,13 @@ pub fn prepare(payload: &[u8], request: &Message, reply: &Reply) -> Result<Prepa
     }
     if payload.len() < OPTIONS_OFFSET {
         return Err(NotEligible::Short);
+    }
+    // The kernel compares only the options area of later requests, so options a request keeps
+    // in `file` or `sname` would go unseen; and an overloaded reply is not worth a template.
+    // Both stay in userspace (a later request without option 52 differs in its options area
+    // from one with it, so it never matches such a request's fingerprint either).
+    if options.get(OptionCode::OptionOverload).is_some() || reply.layout.overload() != 0 {
+        return Err(NotEligible::Overloaded);
     }
     let lease_time = match reply.message.opts().get(OptionCode::AddressLeaseTime) {
         Some(DhcpOption::AddressLeaseTime(seconds)) if *seconds != u32::MAX => *seconds,

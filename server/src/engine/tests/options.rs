@@ -185,16 +185,33 @@ fn relay_agent_information_is_echoed_last_and_stashed() {
 }
 
 #[test]
-fn options_beyond_576_bytes_are_dropped_unless_option_57_allows() {
+fn options_beyond_576_bytes_are_dropped_unless_option_57_or_overload_allows() {
     let mut config = base_config(true);
     // Two 200-byte options: only one fits in the 312-byte default options area.
     config.scopes[0].options = vec![(15, vec![b'a'; 200]), (17, vec![b'b'; 200])];
-    let mut harness = Harness::new(config.clone());
+    // With `filename` and `server-name` set, `file` and `sname` cannot take options (ISC
+    // `dhcp_reply`): the second option is left out.
+    let mut named = config.clone();
+    named.scopes[0].filename = Some(b"pxelinux.0".to_vec());
+    named.scopes[0].server_name = Some(b"boot".to_vec());
+    let mut harness = Harness::new(named);
     let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
     let kept = order(&offer);
     assert!(kept.contains(&15) && !kept.contains(&17));
-    let bytes = offer.reply.expect("reply").encode().expect("encodes");
+    let reply = offer.reply.expect("reply");
+    assert_eq!(reply.layout.overload(), 0);
+    let bytes = reply.encode().expect("encodes");
     assert!(bytes.len() <= 576 - 28);
+    assert_eq!(&bytes[108..118], b"pxelinux.0");
+
+    // Without names, the rest of option 17 goes into `file` (RFC 2132 §9.3).
+    let mut harness = Harness::new(config.clone());
+    let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
+    let kept = order(&offer);
+    assert!(kept.contains(&15) && kept.contains(&17));
+    let reply = offer.reply.expect("reply");
+    assert_eq!(reply.layout.overload(), 1);
+    assert!(reply.encode().expect("encodes").len() <= 576 - 28);
 
     let mut harness = Harness::new(config);
     let discover = with(
@@ -204,6 +221,7 @@ fn options_beyond_576_bytes_are_dropped_unless_option_57_allows() {
     let offer = harness.handle(NOW, &discover);
     let kept = order(&offer);
     assert!(kept.contains(&15) && kept.contains(&17));
+    assert_eq!(offer.reply.expect("reply").layout.overload(), 0);
 }
 
 #[test]
