@@ -257,6 +257,7 @@ fn reason_text(reason: &IgnoreReason) -> String {
         IgnoreReason::Denied => "denied by configuration".into(),
         IgnoreReason::TooEarly => "secs below min-secs".into(),
         IgnoreReason::RateLimited(limit) => format!("rate limited ({limit:?})"),
+        IgnoreReason::DeclineOfOtherClient => "address held by another client".into(),
     }
 }
 

@@ -29,7 +29,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use crate::config::model::Config;
-use crate::lease::record::{Hardware, Lease, UnixTime};
+use crate::lease::record::{BindingState, Hardware, Lease, UnixTime};
 use crate::lease::store::LeaseStore;
 
 pub use layout::OptionLayout;
@@ -162,8 +162,12 @@ pub enum IgnoreReason {
     Denied,
     /// `min-secs` not reached yet.
     TooEarly,
-    /// A new lease refused by the starvation defence (`starvation`).
+    /// A new lease or a DHCPDECLINE refused by the starvation defence (`starvation`).
     RateLimited(starvation::StarvationLimit),
+    /// A DHCPDECLINE of an address bound or offered to another client: only the client an
+    /// address was given to can find it in use (RFC 2131 §4.4.1), so the server keeps the
+    /// binding instead of abandoning it (beyond ISC, whose `dhcpdecline` abandons any lease).
+    DeclineOfOtherClient,
 }
 
 /// Structural problems of a request.
@@ -246,9 +250,15 @@ impl Engine {
     /// the caller persists the changes and hands them to the peer drivers). Under failover
     /// ISC's `pool_timer` rules apply (docs/spec/failover.md §8.3): a secondary in NORMAL leaves active
     /// leases to the primary's expiry, and out of contact a lease the partner never saw bound
-    /// goes straight back to this server's free state. Returns the changed leases to persist.
+    /// goes straight back to this server's free state. An abandoned lease becomes FREE once its
+    /// `abandon-lease-time` has passed, with or without failover and in any failover state (ISC
+    /// `pool_timer` walks the abandoned queue in every state; `make_binding_state_transition`
+    /// gives ABANDONED the next state FREE). Returns the changed leases to persist.
     pub fn expire(&self, now: UnixTime, leases: &mut LeaseStore) -> Vec<Lease> {
         leases.expire_with(now, |lease| {
+            if lease.binding_state == BindingState::Abandoned {
+                return Some(BindingState::Free);
+            }
             // The relationship by address range: O(log ranges), no pool scan.
             match self.failover.of_address(lease.address) {
                 Some(status) => crate::failover::rules::expiry_state(

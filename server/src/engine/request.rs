@@ -331,8 +331,13 @@ impl<'e> Context<'e, '_> {
                 lease.hardware = Some(self.inbound.hardware);
                 leases.upsert(lease);
             }
-            let until = (self.now.saturating_add(OFFER_HOLD_SECONDS))
-                .max(existing.as_ref().map_or(0, |lease| lease.ends));
+            // An abandoned lease's end is when its abandonment lapses, not a binding to honour.
+            let until = (self.now.saturating_add(OFFER_HOLD_SECONDS)).max(
+                existing
+                    .as_ref()
+                    .filter(|lease| lease.binding_state != BindingState::Abandoned)
+                    .map_or(0, |lease| lease.ends),
+            );
             leases.hold_offer(address, self.inbound.key.clone(), until);
         }
         Decision {

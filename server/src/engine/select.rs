@@ -315,7 +315,12 @@ impl Engine {
             let same_client = match lease.uid() {
                 Some(uid) => inbound.client_id.as_deref() == Some(uid),
                 None => lease.hardware == Some(inbound.hardware),
-            };
+            }
+                // An abandoned lease carries no client (ISC `abandon_lease`); the allocator's
+                // last resort offered it to this client, which now REQUESTs it (ISC records the
+                // client on the offered lease; the store keeps it in the offer).
+                || (lease.binding_state == BindingState::Abandoned
+                    && leases.offered_to(lease.address, &inbound.key, now));
             if !same_client
                 && !matches!(
                     lease.binding_state,
@@ -417,7 +422,9 @@ impl Engine {
     }
 
     /// ISC `allocate_lease`: a free address from the first permitted pool of the shared network
-    /// that has one. BOOTP clients only get addresses of `dynamic-bootp` ranges.
+    /// that has one; when no permitted pool has one, the lease abandoned longest ago that this
+    /// server may reallocate ("Reclaiming abandoned lease", [`Engine::reclaim_abandoned`]).
+    /// BOOTP clients only get addresses of `dynamic-bootp` ranges.
     pub(crate) fn allocate(
         &self,
         inbound: &Inbound<'_>,
@@ -428,13 +435,13 @@ impl Engine {
         leases: &mut LeaseStore,
     ) -> Option<Candidate> {
         let shared = self.config.shared_networks.get(share.0 as usize)?;
-        for &pool_id in &shared.pools {
-            let Some(pool) = self.config.pools.get(pool_id.0 as usize) else {
-                continue;
-            };
-            if !pool_permits(pool, classification, bootp, now) {
-                continue;
-            }
+        let permitted = |pool_id: &&PoolId| {
+            self.config
+                .pools
+                .get(pool_id.0 as usize)
+                .is_some_and(|pool| pool_permits(pool, classification, bootp, now))
+        };
+        for &pool_id in shared.pools.iter().filter(permitted) {
             let address = if bootp {
                 self.allocate_bootp(pool_id, inbound, now, leases)
             } else if let Some(view) = self.failover_view(pool_id) {
@@ -442,20 +449,61 @@ impl Engine {
             } else {
                 leases.allocate(pool_id, &inbound.key, now)
             };
-            let Some(address) = address else {
-                continue;
-            };
-            let Some(network) = self.network_of(address) else {
-                continue;
-            };
-            return Some(Candidate::Dynamic {
-                address,
-                pool: pool_id,
-                subnet: network.subnet,
-                existing: leases.get(address).cloned(),
-            });
+            if let Some(candidate) =
+                address.and_then(|address| self.candidate(address, pool_id, leases))
+            {
+                return Some(candidate);
+            }
         }
-        None
+        if bootp {
+            return None;
+        }
+        let pools: Vec<PoolId> = shared.pools.iter().filter(permitted).copied().collect();
+        let (address, pool_id) = self.reclaim_abandoned(&pools, &inbound.key, now, leases)?;
+        self.candidate(address, pool_id, leases)
+    }
+
+    /// A dynamic candidate for an address the allocator chose in `pool`.
+    fn candidate(&self, address: Ipv4Addr, pool: PoolId, leases: &LeaseStore) -> Option<Candidate> {
+        let network = self.network_of(address)?;
+        Some(Candidate::Dynamic {
+            address,
+            pool,
+            subnet: network.subnet,
+            existing: leases.get(address).cloned(),
+        })
+    }
+
+    /// ISC `allocate_lease`'s last resort: of the ABANDONED leases of `pools` that this server
+    /// may reallocate (without failover any; with failover the primary's always, the
+    /// secondary's only in PARTNER-DOWN after the wait, docs/spec/failover.md §8.2), the one
+    /// abandoned the longest ago, i.e. with the earliest end. Each pool's queue is ordered by
+    /// end, so this looks at one lease per pool (plus those held by offers to other clients).
+    fn reclaim_abandoned(
+        &self,
+        pools: &[PoolId],
+        client: &ClientKey,
+        now: UnixTime,
+        leases: &mut LeaseStore,
+    ) -> Option<(Ipv4Addr, PoolId)> {
+        let mut best: Option<(UnixTime, Ipv4Addr, PoolId)> = None;
+        for &pool in pools {
+            let view = self.failover_view(pool);
+            let accept = |lease: &Lease| match view {
+                Some(view) => may_allocate(lease, view.role, view.state, view.mclt, now),
+                None => true,
+            };
+            let Some(address) =
+                leases.allocate_from(pool, FreeQueue::Abandoned, client, now, accept)
+            else {
+                continue;
+            };
+            let ends = leases.get(address).map_or(0, |lease| lease.ends);
+            if best.is_none_or(|(best_ends, _, _)| ends < best_ends) {
+                best = Some((ends, address, pool));
+            }
+        }
+        best.map(|(_, address, pool)| (address, pool))
     }
 
     /// True when in some shared network with failover pools the partner holds no lease in its

@@ -37,6 +37,16 @@
 //!    address while changing its client identifier (a trick that defeats the client-key
 //!    index) is limited by `new-leases-per-mac` (default 4 per minute).
 //!
+//! 6. **Declines.** A DHCPDECLINE abandons its address for `abandon-lease-time` (RFC 2131
+//!    §4.3.3, ISC `dhcpdecline`), so one client declining every address of a pool empties it
+//!    as surely as a flood of new leases. A real client declines only an address it was just
+//!    given, and waits at least ten seconds before it starts again (RFC 2131 §3.1 step 5,
+//!    §4.4.1); so declines that take effect are limited per MAC at the `new-leases-per-mac`
+//!    rate, in a table of their own ([`StarvationDefence::admit_decline`]). A decline of an
+//!    address bound or offered to another client is never taken (`engine::request::notices`),
+//!    and abandoned addresses come back after `abandon-lease-time`, or earlier when a pool has
+//!    nothing else to give (ISC "Reclaiming abandoned lease", `engine::select`).
+//!
 //! A DISCOVER-only flood holds each offered address for two minutes (`OFFER_HOLD_SECONDS`);
 //! held offers count as used in [`LeaseStore::available_count`], so it also drives the pool into
 //! its reserve and is then slowed the same way.
@@ -81,6 +91,8 @@ pub enum StarvationLimit {
     /// The pool is in its reserve and this unknown client's DISCOVER is the first seen from its
     /// MAC: it is answered when it retransmits (RFC 2131 §4.1), which random-MAC tools do not.
     ReserveFirstSighting,
+    /// DHCPDECLINEs of one MAC beyond the `new-leases-per-mac` rate.
+    DeclinePerMac,
 }
 
 /// Refusals so far, by limit (for metrics: `xdhcpd_starvation_refusals_total{limit=…}`).
@@ -90,6 +102,7 @@ pub struct StarvationCounters {
     pub per_circuit: AtomicU64,
     pub pool_reserve: AtomicU64,
     pub reserve_first_sighting: AtomicU64,
+    pub decline_per_mac: AtomicU64,
 }
 
 /// A snapshot of [`StarvationCounters`].
@@ -99,11 +112,16 @@ pub struct StarvationRefusals {
     pub per_circuit: u64,
     pub pool_reserve: u64,
     pub reserve_first_sighting: u64,
+    pub decline_per_mac: u64,
 }
 
 impl StarvationRefusals {
     pub fn total(&self) -> u64 {
-        self.per_mac + self.per_circuit + self.pool_reserve + self.reserve_first_sighting
+        self.per_mac
+            + self.per_circuit
+            + self.pool_reserve
+            + self.reserve_first_sighting
+            + self.decline_per_mac
     }
 }
 
@@ -216,6 +234,8 @@ struct Tables {
     mac: Table,
     circuit: Table,
     relay: Table,
+    /// DHCPDECLINEs by MAC.
+    decline: Table,
 }
 
 /// The defence: configuration, bucket tables and refusal counters. Shared by the engine's
@@ -255,6 +275,7 @@ impl StarvationDefence {
                 mac: Table::new(size),
                 circuit: Table::new(size),
                 relay: Table::new(size),
+                decline: Table::new(size),
             }),
             hasher: RandomState::new(),
             counters: StarvationCounters::default(),
@@ -271,6 +292,7 @@ impl StarvationDefence {
             per_circuit: self.counters.per_circuit.load(Ordering::Relaxed),
             pool_reserve: self.counters.pool_reserve.load(Ordering::Relaxed),
             reserve_first_sighting: self.counters.reserve_first_sighting.load(Ordering::Relaxed),
+            decline_per_mac: self.counters.decline_per_mac.load(Ordering::Relaxed),
         }
     }
 
@@ -336,6 +358,7 @@ impl StarvationDefence {
                 StarvationLimit::PerCircuit => &self.counters.per_circuit,
                 StarvationLimit::PoolReserve => &self.counters.pool_reserve,
                 StarvationLimit::ReserveFirstSighting => &self.counters.reserve_first_sighting,
+                StarvationLimit::DeclinePerMac => &self.counters.decline_per_mac,
             };
             counter.fetch_add(1, Ordering::Relaxed);
             return Err(limit);
@@ -347,6 +370,28 @@ impl StarvationDefence {
         if let Some(key) = relay_key {
             tables.relay.take(key, config.per_relay_in_reserve, now);
         }
+        Ok(())
+    }
+
+    /// Decides whether a DHCPDECLINE from `hardware` may abandon its address at `now`: at most
+    /// `new-leases-per-mac` of them per window per MAC (module doc, point 6). A grant takes a
+    /// token, a refusal is counted.
+    pub fn admit_decline(&self, now: UnixTime, hardware: Hardware) -> Result<(), StarvationLimit> {
+        if !self.config.enabled {
+            return Ok(());
+        }
+        let key = self.hasher.hash_one(hardware);
+        let mut tables = self
+            .tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !tables.decline.allows(key, self.config.per_mac, now) {
+            self.counters
+                .decline_per_mac
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(StarvationLimit::DeclinePerMac);
+        }
+        tables.decline.take(key, self.config.per_mac, now);
         Ok(())
     }
 }
@@ -401,6 +446,15 @@ impl Engine {
         // A refused allocation hands its address back in `Context::allocate_new`
         // (`LeaseStore::return_unused`), as a DISCOVER left to the failover partner does.
         self.starvation.admit(now, &client)
+    }
+
+    /// The starvation defence's limit on DHCPDECLINEs of `inbound`'s MAC (module doc, point 6).
+    pub(crate) fn admit_decline(
+        &self,
+        now: UnixTime,
+        inbound: &Inbound<'_>,
+    ) -> Result<(), StarvationLimit> {
+        self.starvation.admit_decline(now, inbound.hardware)
     }
 
     /// Refusals of the starvation defence so far.

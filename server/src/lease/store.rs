@@ -6,7 +6,7 @@
 //! move or leave it; the three indices are `HashTable<u32>`s of arena slots that hash through the
 //! arena (4 bytes + 1 control byte per bucket, no key copies). Allocation takes never-used
 //! addresses from a per-pool cursor and reused ones from a per-pool free queue ordered by end
-//! time; expiry pops an ordered queue of active leases. No operation scans all leases.
+//! time; expiry pops an ordered queue of active and abandoned leases. No operation scans all leases.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasher;
@@ -48,6 +48,9 @@ struct PoolState {
     /// Failover only: EXPIRED, RELEASED and RESET leases, waiting for the partner's ack (or for
     /// PARTNER-DOWN's wait) before anyone may allocate them (§8.2).
     reclaim: BTreeSet<(UnixTime, u32)>,
+    /// ABANDONED leases (declined, ISC `abandon_lease`): allocated only when the pool has
+    /// nothing else, oldest abandonment first (ISC `allocate_lease`'s `pool->abandoned`).
+    abandoned: BTreeSet<(UnixTime, u32)>,
     /// Number of addresses in `ranges`.
     size: u64,
     /// Number of stored leases of the pool (the rest are never-used, i.e. FREE).
@@ -68,6 +71,9 @@ pub enum FreeQueue {
     Backup,
     /// EXPIRED, RELEASED and RESET leases of a failover pool.
     Reclaim,
+    /// ABANDONED leases: the last resort when a pool has nothing free (ISC "Reclaiming
+    /// abandoned lease").
+    Abandoned,
 }
 
 /// How many leases of a queue [`LeaseStore::allocate_from`] looks at that its caller refuses
@@ -128,8 +134,19 @@ fn queue_of(state: BindingState, failover: bool) -> Option<FreeQueue> {
         (BindingState::Expired | BindingState::Released | BindingState::Reset, true) => {
             Some(FreeQueue::Reclaim)
         }
+        (BindingState::Abandoned, _) => Some(FreeQueue::Abandoned),
         _ => None,
     }
+}
+
+/// True when `lease` waits in the store's expiry queue: ACTIVE until its end, ABANDONED until
+/// its `abandon-lease-time` has passed (ISC `abandon_lease` sets `ends` = now +
+/// abandon-lease-time, and `pool_timer` frees the lease then), `ends never` excepted.
+fn expires(lease: &Lease) -> bool {
+    matches!(
+        lease.binding_state,
+        BindingState::Active | BindingState::Abandoned
+    ) && lease.ends != NEVER
 }
 
 impl PoolState {
@@ -138,6 +155,7 @@ impl PoolState {
             FreeQueue::Free => &self.free,
             FreeQueue::Backup => &self.backup,
             FreeQueue::Reclaim => &self.reclaim,
+            FreeQueue::Abandoned => &self.abandoned,
         }
     }
 
@@ -146,6 +164,7 @@ impl PoolState {
             FreeQueue::Free => &mut self.free,
             FreeQueue::Backup => &mut self.backup,
             FreeQueue::Reclaim => &mut self.reclaim,
+            FreeQueue::Abandoned => &mut self.abandoned,
         }
     }
 }
@@ -463,7 +482,7 @@ impl LeaseStore {
             }
         }
         let address = u32::from(lease.address);
-        if lease.binding_state == BindingState::Active && lease.ends != NEVER {
+        if expires(lease) {
             self.expiry.remove(&(lease.ends, address));
         }
         let (state, ends) = (lease.binding_state, lease.ends);
@@ -511,7 +530,7 @@ impl LeaseStore {
         }
         let address = u32::from(lease.address);
         let (state, ends) = (lease.binding_state, lease.ends);
-        if state == BindingState::Active && ends != NEVER {
+        if expires(lease) {
             self.expiry.insert((ends, address));
         }
         if let Some(pool) = self.pool_of(Ipv4Addr::from(address)) {
@@ -530,10 +549,12 @@ impl LeaseStore {
         let pool = self.pool_of(address);
         let failover = pool.is_some_and(|pool| self.pools[pool.0 as usize].failover);
         // Never-used addresses and leases waiting in a free-state queue are what a new client
-        // takes from the pool's stock; re-offering a client its own binding takes nothing.
-        let reusable = self
-            .get(address)
-            .is_none_or(|lease| queue_of(lease.binding_state, failover).is_some());
+        // takes from the pool's stock; re-offering a client its own binding takes nothing, and
+        // neither does an abandoned address (not counted as available in the first place).
+        let reusable = self.get(address).is_none_or(|lease| {
+            queue_of(lease.binding_state, failover)
+                .is_some_and(|queue| queue != FreeQueue::Abandoned)
+        });
         let counted_in = pool.filter(|_| reusable);
         if let Some(pool) = counted_in {
             self.pools[pool.0 as usize].offered += 1;
@@ -550,7 +571,8 @@ impl LeaseStore {
     }
 
     /// True when `address` may be given to `client` at `now`: no other client's binding or
-    /// pending offer holds it, and it is not abandoned.
+    /// pending offer holds it, and it is not abandoned (an abandoned address is given out only
+    /// as the allocator's last resort, [`FreeQueue::Abandoned`]).
     pub fn is_available(&self, address: Ipv4Addr, client: &ClientKey, now: UnixTime) -> bool {
         if let Some(offer) = self.offers.get(&address) {
             if offer.until > now && &offer.client != client {
@@ -668,16 +690,25 @@ impl LeaseStore {
         }
     }
 
+    /// True when `client` holds a pending offer for `address` (RFC 2131 §4.3.1).
+    pub fn offered_to(&self, address: Ipv4Addr, client: &ClientKey, now: UnixTime) -> bool {
+        self.offers
+            .get(&address)
+            .is_some_and(|offer| offer.until > now && &offer.client == client)
+    }
+
     /// True when another client holds a pending offer for `address` (RFC 2131 §4.3.1).
-    fn offered_to_other(&self, address: Ipv4Addr, client: &ClientKey, now: UnixTime) -> bool {
+    pub fn offered_to_other(&self, address: Ipv4Addr, client: &ClientKey, now: UnixTime) -> bool {
         self.offers
             .get(&address)
             .is_some_and(|offer| offer.until > now && &offer.client != client)
     }
 
-    /// Moves every ACTIVE lease whose end has passed to its next binding state; returns the
-    /// changed leases so that the caller can persist them. Offers past their time are dropped;
-    /// an offered address that was never bound goes to its pool's free queue.
+    /// Moves every ACTIVE lease whose end has passed to its next binding state, and every
+    /// ABANDONED lease whose `abandon-lease-time` has passed to FREE (ISC `pool_timer` and
+    /// `make_binding_state_transition`: abandoned → free); returns the changed leases so that
+    /// the caller can persist them. Offers past their time are dropped; an offered address that
+    /// was never bound goes to its pool's free queue.
     pub fn expire(&mut self, now: UnixTime) -> Vec<Lease> {
         self.expire_with(now, |lease| Some(lease.next_binding_state))
     }
@@ -685,8 +716,9 @@ impl LeaseStore {
     /// [`LeaseStore::expire`] with the caller choosing each lease's new state: `next(lease)`
     /// returns the state to move to, or `None` to leave the lease ACTIVE for now (a failover
     /// secondary in NORMAL leaves expiry to the primary, docs/spec/failover.md §8.3). A next state of
-    /// ACTIVE means FREE. Leases left ACTIVE are looked at again on every call until they
-    /// change, so the cost is O(due leases).
+    /// ACTIVE means FREE, and so does ABANDONED for an abandoned lease (lease files that do not
+    /// say `next binding state free` for it). Leases left as they are are looked at again on
+    /// every call until they change, so the cost is O(due leases).
     pub fn expire_with(
         &mut self,
         now: UnixTime,
@@ -698,7 +730,7 @@ impl LeaseStore {
             let slot = self.slot(Ipv4Addr::from(address));
             let Some(slot) = slot.filter(|&slot| {
                 let lease = &self.leases[slot as usize];
-                lease.binding_state == BindingState::Active && lease.ends == ends
+                expires(lease) && lease.ends == ends
             }) else {
                 // Not a current entry (cannot happen while link/unlink pair up).
                 self.expiry.remove(&(ends, address));
@@ -708,9 +740,11 @@ impl LeaseStore {
                 continue;
             };
             let mut lease = self.leases[slot as usize].clone();
-            lease.binding_state = match state {
-                BindingState::Active => BindingState::Free,
-                next => next,
+            lease.binding_state = match (lease.binding_state, state) {
+                (_, BindingState::Active) | (BindingState::Abandoned, BindingState::Abandoned) => {
+                    BindingState::Free
+                }
+                (_, next) => next,
             };
             lease.next_binding_state = lease.binding_state;
             self.unlink(slot);
@@ -792,6 +826,7 @@ impl LeaseStore {
                     btree_size(pool.free.len())
                         + btree_size(pool.backup.len())
                         + btree_size(pool.reclaim.len())
+                        + btree_size(pool.abandoned.len())
                 })
                 .sum::<usize>()
             + btree_size(self.offer_expiry.len())

@@ -115,8 +115,11 @@ declare_labels! {
         Denied => "denied",
         /// `min-secs` not reached yet.
         MinSecs => "min_secs",
-        /// A new lease refused by the starvation defence (`engine::starvation`).
+        /// A new lease or a DHCPDECLINE refused by the starvation defence (`engine::starvation`).
         RateLimited => "rate_limited",
+        /// A DHCPDECLINE of an address bound or offered to another client: ignored, the
+        /// binding kept (`engine::request::notices`).
+        DeclineOtherClient => "decline_other_client",
         /// The reply could not be encoded.
         EncodeFailed => "encode_failed",
         /// The lease log stopped: the reply that promised the lease was not sent.
@@ -140,6 +143,7 @@ impl DropReason {
             IgnoreReason::Denied => Self::Denied,
             IgnoreReason::TooEarly => Self::MinSecs,
             IgnoreReason::RateLimited(_) => Self::RateLimited,
+            IgnoreReason::DeclineOfOtherClient => Self::DeclineOtherClient,
         }
     }
 }

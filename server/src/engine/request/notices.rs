@@ -6,7 +6,11 @@ use super::*;
 
 impl Context<'_, '_> {
     /// RFC 2131 §4.3.3 DHCPDECLINE: the address is in use by someone else; ISC `dhcpdecline`
-    /// abandons it for `abandon-lease-time` unless `deny declines`.
+    /// abandons it for `abandon-lease-time` unless `deny declines`, and ignores it while a
+    /// failover relationship does not answer. Beyond ISC: a decline of an address bound or
+    /// offered to another client is ignored (only the client an address was given to can find
+    /// it in use, §4.4.1), and declines are limited per MAC by the starvation defence
+    /// (`engine::starvation`, point 6), so that one client cannot empty a pool.
     pub(super) fn decline(&self, leases: &mut LeaseStore) -> Decision {
         let Some(address) = self.inbound.requested_address else {
             // ISC: "DHCPDECLINE must specify address."
@@ -31,6 +35,19 @@ impl Context<'_, '_> {
         ) {
             return Decision::ignored(IgnoreReason::Denied);
         }
+        // ISC `dhcpdecline`: "ignored" while the relationship is not responding or starting up.
+        if engine
+            .failover_view(pool)
+            .is_some_and(|view| view.service == Service::NotResponding)
+        {
+            return Decision::ignored(IgnoreReason::NotForUs);
+        }
+        if self.held_by_other_client(address, leases) {
+            return Decision::ignored(IgnoreReason::DeclineOfOtherClient);
+        }
+        if let Err(limit) = engine.admit_decline(self.now, &self.inbound) {
+            return Decision::ignored(IgnoreReason::RateLimited(limit));
+        }
         let abandon_time = scopes
             .find(|scope| scope.abandon_lease_time)
             .unwrap_or(DEFAULT_ABANDON_LEASE_TIME);
@@ -39,9 +56,11 @@ impl Context<'_, '_> {
             .cloned()
             .unwrap_or_else(|| Lease::free(address));
         // ISC `abandon_lease`: ends = now + abandon-lease-time (clamped to MAX_TIME), the client
-        // binding removed.
+        // binding removed; `make_binding_state_transition` then gives ABANDONED the next state
+        // FREE, which the expiry run applies at `ends` (`LeaseStore::expire`). Until then the
+        // address is only given out when its pool has nothing else (`Engine::allocate`).
         lease.binding_state = BindingState::Abandoned;
-        lease.next_binding_state = BindingState::Abandoned;
+        lease.next_binding_state = BindingState::Free;
         if self.rewind_follows(address) {
             lease.rewind_binding_state = BindingState::Abandoned;
         }
@@ -54,6 +73,23 @@ impl Context<'_, '_> {
             commit: vec![lease],
             outcome: Outcome::Declined(address),
         }
+    }
+
+    /// True when `address` is bound to a client other than the sender of this DHCPDECLINE (an
+    /// ACTIVE lease not yet ended), or held by a pending offer to another client. The sender is
+    /// the lease's client when either its client identifier or its hardware address matches:
+    /// RFC 2131 table 5 makes option 61 optional in a DHCPDECLINE even when the client used it
+    /// to get the lease.
+    fn held_by_other_client(&self, address: Ipv4Addr, leases: &LeaseStore) -> bool {
+        let inbound = &self.inbound;
+        let bound_to_other = leases.get(address).is_some_and(|lease| {
+            let sender = lease
+                .uid()
+                .is_some_and(|uid| inbound.client_id.as_deref() == Some(uid))
+                || lease.hardware == Some(inbound.hardware);
+            lease.is_active_at(self.now) && !sender
+        });
+        bound_to_other || leases.offered_to_other(address, &inbound.key, self.now)
     }
 
     /// RFC 2131 §4.3.4 DHCPRELEASE: the client gives its lease back (ISC `dhcprelease` and

@@ -405,3 +405,85 @@ fn requests_for_partner_owned_leases() {
         Outcome::Offered(pool_address(105))
     );
 }
+
+/// Abandoned leases of a failover pool (docs/spec/failover.md §7.1, §8.2, §8.3; ISC
+/// `allocate_lease`, `lease_mine_to_reallocate`, `pool_timer`, `dhcpdecline`): the last resort
+/// of the primary always, of the secondary only in PARTNER-DOWN after STOS + MCLT; FREE once
+/// `abandon-lease-time` has passed on either server in any state; a DECLINE while the
+/// relationship does not serve is ignored.
+#[test]
+fn abandoned_leases_follow_the_ownership_rules() {
+    let abandon_all = |pair: &mut Pair, ends: u32| {
+        for last in 100..=109 {
+            let mut lease = Lease::free(pool_address(last));
+            lease.binding_state = BindingState::Abandoned;
+            lease.next_binding_state = BindingState::Free;
+            lease.rewind_binding_state = BindingState::Abandoned;
+            lease.ends = ends;
+            pair.harness.leases.upsert(lease);
+        }
+    };
+    // Clients waiting longer than `load balance max seconds`: both servers answer them.
+    let waiting = |mac: [u8; 6]| {
+        let mut discover = client(MessageType::Discover, mac);
+        discover.set_secs(10);
+        discover
+    };
+    let mut pair = Pair::new(true, State::Normal, NOW - 1000);
+    abandon_all(&mut pair, NOW + 1000);
+    assert_eq!(
+        pair.harness
+            .handle(NOW, &waiting(PRIMARY_BUCKET_MAC))
+            .outcome,
+        Outcome::Offered(pool_address(100))
+    );
+
+    let mut pair = Pair::new(false, State::Normal, NOW - 1000);
+    abandon_all(&mut pair, NOW + 1000);
+    assert_eq!(
+        pair.harness
+            .handle(NOW, &waiting(SECONDARY_BUCKET_MAC))
+            .outcome,
+        Outcome::Ignored(IgnoreReason::NoFreeAddress)
+    );
+    pair.publish(State::PartnerDown { since: NOW - 1000 }, NOW - 1000);
+    assert_eq!(
+        pair.harness
+            .handle(NOW, &waiting(SECONDARY_BUCKET_MAC))
+            .outcome,
+        Outcome::Offered(pool_address(100))
+    );
+
+    // A secondary in NORMAL leaves active leases to the primary, not abandoned ones.
+    let mut pair = Pair::new(false, State::Normal, NOW - 1000);
+    abandon_all(&mut pair, NOW + 5);
+    assert!(pair
+        .harness
+        .engine
+        .expire(NOW + 4, &mut pair.harness.leases)
+        .is_empty());
+    let changed = pair
+        .harness
+        .engine
+        .expire(NOW + 5, &mut pair.harness.leases);
+    assert_eq!(changed.len(), 10);
+    assert!(changed
+        .iter()
+        .all(|lease| lease.binding_state == BindingState::Free));
+
+    let mut pair = Pair::new(true, State::Recover, NOW - 1000);
+    let decline = with(
+        client(MessageType::Decline, PRIMARY_BUCKET_MAC),
+        DhcpOption::RequestedIpAddress(pool_address(100)),
+    );
+    assert_eq!(
+        pair.harness.handle(NOW, &decline).outcome,
+        Outcome::Ignored(IgnoreReason::NotForUs)
+    );
+    assert_eq!(pair.state_of(pool_address(100)), None);
+    pair.publish(State::Normal, NOW - 1000);
+    assert_eq!(
+        pair.harness.handle(NOW, &decline).outcome,
+        Outcome::Declined(pool_address(100))
+    );
+}

@@ -327,3 +327,74 @@ fn an_unused_never_used_address_stays_allocatable() {
         vec![Some(address("10.0.0.1")), Some(address("10.0.0.2"))]
     );
 }
+
+/// ABANDONED leases wait in a queue of their own, by end: [`FreeQueue::Abandoned`] gives the
+/// one that ends first (ISC `pool->abandoned`), skipping other clients' offers; expiry frees
+/// them at their end, `next binding state abandoned` (older lease files) included; `ends never`
+/// keeps one abandoned; a reload of the config keeps the queue.
+#[test]
+fn abandoned_leases_queue_by_end_and_expire_to_free() {
+    let mut store = LeaseStore::new(&config(&[("10.0.0.1", "10.0.0.4")]));
+    let abandoned = |text: &str, ends: UnixTime, next: BindingState| {
+        let mut lease = Lease::free(address(text));
+        lease.binding_state = BindingState::Abandoned;
+        lease.next_binding_state = next;
+        lease.ends = ends;
+        lease
+    };
+    store.upsert(abandoned("10.0.0.1", 500, BindingState::Abandoned));
+    store.upsert(abandoned("10.0.0.2", 300, BindingState::Free));
+    store.upsert(abandoned("10.0.0.4", NEVER, BindingState::Free));
+    let client = ClientKey::Hardware(mac(1));
+    let from_abandoned = |store: &mut LeaseStore, client: &ClientKey| {
+        store.allocate_from(POOL, FreeQueue::Abandoned, client, 100, |_| true)
+    };
+    assert_eq!(store.available_count(POOL), 1, "only 10.0.0.3");
+    assert_eq!(store.state_count(POOL, BindingState::Abandoned), 3);
+    assert_eq!(
+        store.allocate(POOL, &client, 100),
+        Some(address("10.0.0.3"))
+    );
+    assert_eq!(
+        from_abandoned(&mut store, &client),
+        Some(address("10.0.0.2"))
+    );
+    store.hold_offer(address("10.0.0.2"), ClientKey::Hardware(mac(2)), 200);
+    assert_eq!(
+        store.available_count(POOL),
+        1,
+        "an abandoned offer takes no stock"
+    );
+    assert_eq!(
+        from_abandoned(&mut store, &client),
+        Some(address("10.0.0.1"))
+    );
+    assert!(store.offered_to(address("10.0.0.2"), &ClientKey::Hardware(mac(2)), 100));
+    assert!(!store.offered_to(address("10.0.0.2"), &client, 100));
+
+    store.reconfigure(&config(&[("10.0.0.1", "10.0.0.4")]));
+    assert_eq!(store.state_count(POOL, BindingState::Abandoned), 3);
+    assert!(store.expire(299).is_empty());
+    let freed: Vec<Ipv4Addr> = store.expire(300).iter().map(|l| l.address).collect();
+    assert_eq!(freed, vec![address("10.0.0.2")]);
+    let freed = store.expire(500);
+    assert_eq!(freed.len(), 1);
+    assert_eq!(
+        (
+            freed[0].address,
+            freed[0].binding_state,
+            freed[0].next_binding_state
+        ),
+        (address("10.0.0.1"), BindingState::Free, BindingState::Free)
+    );
+    assert!(store.expire(u32::MAX - 1).is_empty());
+    assert_eq!(
+        store.get(address("10.0.0.4")).map(|l| l.binding_state),
+        Some(BindingState::Abandoned)
+    );
+    assert_eq!(
+        from_abandoned(&mut store, &client),
+        Some(address("10.0.0.4"))
+    );
+    assert_eq!(store.free_count(POOL), 2);
+}
