@@ -157,7 +157,8 @@ impl Session {
                 State::Intro => match Intro::decode(rest) {
                     Ok(Some(intro)) => {
                         consumed += INTRO_LEN;
-                        self.state = State::Open(MessageDecoder::new(intro.header_size, MAX_MESSAGE));
+                        self.state =
+                            State::Open(MessageDecoder::new(intro.header_size, MAX_MESSAGE));
                     }
                     Ok(None) => break Ok(()),
                     Err(error) => break Err(error.into()),

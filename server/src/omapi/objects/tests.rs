@@ -262,7 +262,11 @@ fn hostile_input_is_bounded() {
         .session
         .handle_bytes(0, &huge, &harness.objects)
         .is_err());
-    let mut other = Session::new(1, Duration::ZERO, &SessionPolicy::of(harness.objects.config()));
+    let mut other = Session::new(
+        1,
+        Duration::ZERO,
+        &SessionPolicy::of(harness.objects.config()),
+    );
     let _ = other.poll_transmit();
     assert!(other
         .handle_bytes(0, &[0, 0, 0, 99, 0, 0, 0, 24], &harness.objects)
