@@ -114,12 +114,6 @@ impl Session {
         self.auth_deadline.map(|(deadline, _)| deadline)
     }
 
-    /// Whether the connection may do more than open the authenticator: it has opened it, or
-    /// the listener needs no key.
-    pub fn is_authenticated(&self) -> bool {
-        self.auth_deadline.is_none()
-    }
-
     /// Closes a connection that is past its authentication deadline at `now` (monotonic). The
     /// driver calls this when the deadline's timer fires and after every read, so a peer that
     /// keeps trickling bytes is cut as surely as an idle one.
