@@ -218,21 +218,60 @@ pub fn lease_file(data: &[u8]) {
     assert_eq!(again.leases.len(), file.leases.len());
 }
 
-/// `omapi_message`: any bytes as an OMAPI stream; decoded messages re-encode to their bytes.
+/// `omapi_message`: any bytes as an OMAPI stream; decoded messages re-encode to their bytes, and
+/// the incremental decoder of a connection, fed the same stream in pieces (their size taken
+/// from the first byte), finds exactly the messages and the error that one-shot decoding finds.
 pub fn omapi_message(data: &[u8]) {
-    use xdhcpd::omapi::wire::{decode_message, Intro};
+    use xdhcpd::omapi::decoder::MessageDecoder;
+    use xdhcpd::omapi::wire::{decode_message, Intro, WireError};
+    const LIMIT: usize = 64 * 1024;
     let _ = Intro::decode(data);
+    let mut whole = Vec::new();
     let mut rest = data;
-    while let Ok(Some(decoded)) = decode_message(rest, 24, 64 * 1024) {
-        assert!(decoded.length <= rest.len());
-        assert_eq!(decoded.message.to_bytes(), &rest[..decoded.length]);
-        rest = &rest[decoded.length..];
-        if decoded.length == 0 {
-            break;
+    let whole_error = loop {
+        match decode_message(rest, 24, LIMIT) {
+            Ok(Some(decoded)) => {
+                assert!(decoded.length > 0 && decoded.length <= rest.len());
+                assert_eq!(decoded.message.to_bytes(), &rest[..decoded.length]);
+                rest = &rest[decoded.length..];
+                whole.push(decoded);
+            }
+            Ok(None) => break None,
+            Err(error) => break Some(error),
+        }
+    };
+    let piece = usize::from(data.first().copied().unwrap_or(1)).max(1);
+    let mut decoder = MessageDecoder::new(24, LIMIT);
+    let mut pieces = Vec::new();
+    let mut pieces_error = None;
+    'feed: for mut chunk in data.chunks(piece) {
+        while !chunk.is_empty() {
+            match decoder.decode(chunk) {
+                Ok((taken, decoded)) => {
+                    assert!(taken <= chunk.len());
+                    assert!(taken > 0 || decoded.is_some());
+                    chunk = &chunk[taken..];
+                    pieces.extend(decoded);
+                }
+                Err(error) => {
+                    pieces_error = Some(error);
+                    break 'feed;
+                }
+            }
+            assert!(decoder.buffered() <= LIMIT);
         }
     }
+    assert_eq!(pieces, whole);
+    // One-shot decoding refuses a partial message once the buffer reaches the limit, the
+    // incremental decoder once a field would pass it: both agree on every other outcome.
+    let too_long = |error: &Option<WireError>| matches!(error, Some(WireError::TooLong { .. }));
+    if !too_long(&whole_error) && !too_long(&pieces_error) {
+        assert_eq!(pieces_error, whole_error);
+    }
+    assert!(decoder.bytes_examined() <= 2 * data.len() as u64);
     // A peer announcing a longer header: still bounded and panic-free.
     let _ = decode_message(data, 40, 1024);
+    let _ = MessageDecoder::new(40, 1024).decode(data);
 }
 
 /// `failover_message`: any bytes as a failover TCP stream, framed, decoded raw and typed, and

@@ -264,6 +264,8 @@ pub struct Config {
     pub db_time_format_local: bool,
     /// `option xdhcpd.*` starvation-defence settings (config/xdhcpd.rs).
     pub starvation: super::xdhcpd::StarvationConfig,
+    /// `option xdhcpd.omapi-*` settings of the OMAPI listener (config/xdhcpd.rs).
+    pub omapi: super::xdhcpd::OmapiSettings,
     pub warnings: Vec<Warning>,
 }
 

@@ -25,7 +25,36 @@ option xdhcpd.new-leases-per-relay-in-reserve code 7 = unsigned integer 32;
 option xdhcpd.new-leases-per-relay-window code 8 = unsigned integer 32;
 option xdhcpd.starvation-table-size code 9 = unsigned integer 32;
 option xdhcpd.metrics-listen code 10 = text;
+option xdhcpd.omapi-listen code 11 = ip-address;
+option xdhcpd.omapi-auth-timeout code 12 = unsigned integer 32;
+option xdhcpd.omapi-connections-per-source code 13 = unsigned integer 32;
 ";
+
+/// The OMAPI listener's settings beyond ISC (README, OMAPI; `omapi::admission`,
+/// `omapi::session::SessionPolicy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OmapiSettings {
+    /// `xdhcpd.omapi-listen`: the address to listen on. Without it: 0.0.0.0 when dhcpd.conf
+    /// has an `omapi-key` (ISC's behaviour), else 127.0.0.1 only, because a keyless listener
+    /// gives whoever connects full control.
+    pub listen: Option<std::net::Ipv4Addr>,
+    /// `xdhcpd.omapi-auth-timeout`: seconds a connection to a keyed listener has to open the
+    /// `omapi-key` authenticator (0: no limit).
+    pub auth_timeout: u32,
+    /// `xdhcpd.omapi-connections-per-source`: connections one source address may hold at once
+    /// (0: only the global bound).
+    pub connections_per_source: u32,
+}
+
+impl Default for OmapiSettings {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            auth_timeout: 10,
+            connections_per_source: crate::omapi::admission::DEFAULT_PER_SOURCE,
+        }
+    }
+}
 
 /// At most `count` new leases per `window` seconds (a token bucket of `count` tokens refilled
 /// at `count / window` per second); `count == 0` means no limit.
@@ -99,6 +128,8 @@ pub(crate) enum Kind {
     Percent,
     /// A quoted `ADDRESS:PORT` (`metrics-listen`).
     SocketAddress,
+    /// A dotted-quad IPv4 address (`omapi-listen`).
+    Address,
 }
 
 /// The kind of the xdhcpd option `name` (lower case), if it is one.
@@ -106,6 +137,7 @@ pub(crate) fn kind_of(name: &str) -> Option<Kind> {
     Some(match name {
         "starvation-defence" => Kind::Flag,
         "metrics-listen" => Kind::SocketAddress,
+        "omapi-listen" => Kind::Address,
         "pool-reserve-percent" => Kind::Percent,
         "new-leases-per-mac"
         | "new-leases-per-mac-window"
@@ -113,9 +145,23 @@ pub(crate) fn kind_of(name: &str) -> Option<Kind> {
         | "new-leases-per-circuit-window"
         | "new-leases-per-relay-in-reserve"
         | "new-leases-per-relay-window"
-        | "starvation-table-size" => Kind::Number,
+        | "starvation-table-size"
+        | "omapi-auth-timeout"
+        | "omapi-connections-per-source" => Kind::Number,
         _ => return None,
     })
+}
+
+impl OmapiSettings {
+    /// Applies one parsed numeric xdhcpd option; false when `name` is not an OMAPI setting.
+    pub(crate) fn set(&mut self, name: &str, value: u32) -> bool {
+        match name {
+            "omapi-auth-timeout" => self.auth_timeout = value,
+            "omapi-connections-per-source" => self.connections_per_source = value,
+            _ => return false,
+        }
+        true
+    }
 }
 
 impl StarvationConfig {
@@ -165,6 +211,32 @@ mod tests {
             starvation.per_circuit,
             StarvationConfig::default().per_circuit
         );
+    }
+
+    #[test]
+    fn omapi_settings_are_read_from_the_xdhcpd_space() {
+        let text = format!(
+            "{DEFINITIONS}option xdhcpd.omapi-listen 10.0.0.1;\n\
+             option xdhcpd.omapi-auth-timeout 3;\n\
+             option xdhcpd.omapi-connections-per-source 2;\n"
+        );
+        let config = crate::config::parse_str(&text, "test.conf").expect("parses");
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        assert_eq!(
+            config.omapi,
+            OmapiSettings {
+                listen: Some(std::net::Ipv4Addr::new(10, 0, 0, 1)),
+                auth_timeout: 3,
+                connections_per_source: 2,
+            }
+        );
+        assert_eq!(
+            crate::config::parse_str("", "test.conf").unwrap().omapi,
+            OmapiSettings::default()
+        );
+        let errors = crate::config::parse_str("option xdhcpd.omapi-listen \"x\";", "test.conf")
+            .expect_err("not an address");
+        assert!(errors.to_string().contains("IPv4"), "{errors}");
     }
 
     #[test]

@@ -1,14 +1,18 @@
-//! OMAPI, ISC's control channel (`docs/spec/omapi.md`): `wire` (codec), `auth` (HMAC-MD5
-//! keys), `session` (sans-IO connection state machine), `objects` (lease, host, control,
-//! failover-state) and `server` (the tokio listener on `omapi-port`).
+//! OMAPI, ISC's control channel (`docs/spec/omapi.md`): `wire` (codec), `decoder` (the
+//! incremental stream decoder), `auth` (HMAC-MD5 keys), `session` (sans-IO connection state
+//! machine), `admission` (connection bounds), `objects` (lease, host, control, failover-state)
+//! and `server` (the tokio listener on `omapi-port`).
 
+pub mod admission;
 pub mod auth;
+pub mod decoder;
 pub mod objects;
 pub mod result;
 pub mod server;
 pub mod session;
 pub mod wire;
 
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 
 use crate::config::model::Config;
@@ -27,9 +31,21 @@ pub fn host_table(config: &Config, records: Vec<HostRecord>) -> Arc<DynamicHosts
     Arc::new(DynamicHosts::new(set))
 }
 
-/// Starts the OMAPI listener when dhcpd.conf has `omapi-port` (ISC runs none otherwise).
-/// `persist` takes dhcpd.leases host records; `lease_changed` takes updated leases (the daemon
-/// applies them like every lease change, `crate::changes`); `shutdown` begins a graceful stop;
+/// The address the listener binds: `option xdhcpd.omapi-listen`, else ISC's 0.0.0.0 when an
+/// `omapi-key` guards the listener, else 127.0.0.1 — beyond ISC (README, OMAPI): without a key,
+/// whoever connects has full control (leases, hosts, shutdown), so only local users may.
+pub fn listen_address(config: &Config) -> Ipv4Addr {
+    match (config.omapi.listen, &config.omapi_key) {
+        (Some(address), _) => address,
+        (None, Some(_)) => Ipv4Addr::UNSPECIFIED,
+        (None, None) => Ipv4Addr::LOCALHOST,
+    }
+}
+
+/// Starts the OMAPI listener when dhcpd.conf has `omapi-port` (ISC runs none otherwise), on
+/// [`listen_address`]. `persist` takes dhcpd.leases host records; `lease_changed` takes updated
+/// leases (the daemon applies them like every lease change, `crate::changes`); `shutdown` begins
+/// a graceful stop;
 /// `failover` answers for the `failover-state` objects.
 pub fn start(
     config: Arc<Config>,
@@ -43,6 +59,17 @@ pub fn start(
     let Some(port) = config.omapi_port else {
         return Ok(None);
     };
+    let address = SocketAddrV4::new(listen_address(&config), port);
+    if config.omapi_key.is_none() && config.omapi.listen.is_none() {
+        log::warn!(
+            "OMAPI has no omapi-key, so any client that connects controls the server: \
+             listening on {address} only (option xdhcpd.omapi-listen chooses the address)"
+        );
+    }
+    let limits = server::Limits {
+        session: session::SessionPolicy::of(&config),
+        per_source: config.omapi.connections_per_source,
+    };
     let objects = objects::Objects::new(
         config,
         leases,
@@ -52,5 +79,5 @@ pub fn start(
         shutdown,
         failover,
     );
-    server::spawn(port, Arc::new(objects)).map(Some)
+    server::spawn(address, limits, Arc::new(objects)).map(Some)
 }

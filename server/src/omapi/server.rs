@@ -1,46 +1,74 @@
-//! The OMAPI listener (docs/spec/omapi.md §1): TCP on 0.0.0.0:`omapi-port`, one task per connection, each
-//! a thin driver around a [`Session`]. A connection that misbehaves, stalls or sends garbage is
-//! closed alone; the DHCP path never waits on OMAPI except for the lease-store lock held for one
-//! lookup or update.
+//! The OMAPI listener (docs/spec/omapi.md §1): TCP on `omapi::listen_address`:`omapi-port`, one
+//! task per connection, each a thin driver around a [`Session`], admitted by an [`Admission`]
+//! (at most `MAX_CONNECTIONS`, and a bound per source address). A connection that misbehaves,
+//! stalls, sends garbage or does not authenticate in time is closed alone; the DHCP path never
+//! waits on OMAPI except for the lease-store lock held for one lookup or update.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::admission::Admission;
 use super::objects::Objects;
-use super::session::Session;
+use super::session::{Session, SessionPolicy};
 
 /// A connection with no complete request for this long is closed (omshell sessions are
 /// interactive, so this is generous).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// Connections beyond this are refused at accept, bounding the memory OMAPI can use.
-pub const MAX_CONNECTIONS: usize = 256;
 /// A peer that does not read our replies for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Refused connections are logged at most this often (the rest are counted in the next line).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Binds 0.0.0.0:`port` and serves OMAPI on a runtime of its own thread. Returns once bound.
-pub fn spawn(port: u16, objects: Arc<Objects>) -> std::io::Result<std::thread::JoinHandle<()>> {
+/// The configured bounds of the listener.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub session: SessionPolicy,
+    /// Connections per source address (`option xdhcpd.omapi-connections-per-source`).
+    pub per_source: u32,
+}
+
+/// Binds `address` and serves OMAPI on a runtime of its own thread. Returns once bound.
+pub fn spawn(
+    address: SocketAddrV4,
+    limits: Limits,
+    objects: Arc<Objects>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()?;
-    let listener = runtime.block_on(TcpListener::bind(SocketAddrV4::new(
-        Ipv4Addr::UNSPECIFIED,
-        port,
-    )))?;
-    log::info!("OMAPI listening on 0.0.0.0:{port}");
+    let listener = runtime.block_on(TcpListener::bind(address))?;
+    log::info!("OMAPI listening on {}", listener.local_addr()?);
     std::thread::Builder::new()
         .name("omapi".into())
-        .spawn(move || runtime.block_on(serve(listener, objects)))
+        .spawn(move || runtime.block_on(serve(listener, limits, objects)))
+}
+
+/// A connection's place in the [`Admission`], given back when the connection ends.
+struct Slot {
+    admission: Arc<Mutex<Admission>>,
+    source: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .release(self.source);
+    }
 }
 
 /// Accepts connections until the runtime stops.
-pub async fn serve(listener: TcpListener, objects: Arc<Objects>) {
-    let open = Arc::new(AtomicUsize::new(0));
+pub async fn serve(listener: TcpListener, limits: Limits, objects: Arc<Objects>) {
+    #[expect(clippy::disallowed_methods, reason = "driver owns the clock")]
+    let clock = Instant::now();
+    let admission = Arc::new(Mutex::new(Admission::new(limits.per_source)));
+    let mut refusals = RefusalLog::default();
     let mut serial: u32 = 0;
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -52,21 +80,57 @@ pub async fn serve(listener: TcpListener, objects: Arc<Objects>) {
                 continue;
             }
         };
-        if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            log::warn!("OMAPI connection from {peer} refused: {MAX_CONNECTIONS} already open");
+        let admitted = admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(peer.ip());
+        if let Err(refusal) = admitted {
+            refusals.refused(clock.elapsed(), peer, &refusal.to_string());
+            drop(stream);
             continue;
         }
-        open.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot {
+            admission: Arc::clone(&admission),
+            source: peer.ip(),
+        };
         serial = serial.wrapping_add(1);
         let first_id = first_message_id(serial);
         let objects = Arc::clone(&objects);
-        let open = Arc::clone(&open);
+        let policy = limits.session;
         tokio::spawn(async move {
-            if let Err(reason) = connection(stream, peer, &objects, first_id).await {
+            let session = Session::new(first_id, clock.elapsed(), &policy);
+            if let Err(reason) = connection(stream, peer, session, &objects, clock).await {
                 log::info!("OMAPI connection from {peer} closed: {reason}");
             }
-            open.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
         });
+    }
+}
+
+/// Logs refused connections without letting a flood of them flood the log.
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<Duration>,
+    suppressed: u64,
+}
+
+impl RefusalLog {
+    fn refused(&mut self, now: Duration, peer: SocketAddr, reason: &str) {
+        if self
+            .last
+            .is_some_and(|last| now.saturating_sub(last) < REFUSAL_LOG_INTERVAL)
+        {
+            self.suppressed += 1;
+            return;
+        }
+        let suppressed = std::mem::take(&mut self.suppressed);
+        let more = if suppressed > 0 {
+            format!(" ({suppressed} more refused since the last such line)")
+        } else {
+            String::new()
+        };
+        log::warn!("OMAPI connection from {peer} refused: {reason}{more}");
+        self.last = Some(now);
     }
 }
 
@@ -90,12 +154,12 @@ fn unix_now() -> u32 {
 async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
+    mut session: Session,
     objects: &Objects,
-    first_id: u32,
+    clock: Instant,
 ) -> Result<(), String> {
     log::debug!("OMAPI connection from {peer}");
     let _ = stream.set_nodelay(true);
-    let mut session = Session::new(first_id);
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         while let Some(bytes) = session.poll_transmit() {
@@ -109,7 +173,16 @@ async fn connection(
                 .process(unix_now(), objects)
                 .map_err(|error| error.to_string())?;
         }
-        let read = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut buffer)).await {
+        // Wait for input until the idle timeout, or the authentication deadline if sooner.
+        let wait = session.auth_deadline().map_or(IDLE_TIMEOUT, |deadline| {
+            deadline.saturating_sub(clock.elapsed()).min(IDLE_TIMEOUT)
+        });
+        let read = tokio::time::timeout(wait, stream.read(&mut buffer)).await;
+        // After every read too: a peer trickling bytes must not outlive its deadline.
+        session
+            .handle_timeout(clock.elapsed())
+            .map_err(|error| error.to_string())?;
+        let read = match read {
             Ok(Ok(0)) => return Ok(()),
             Ok(Ok(read)) => read,
             Ok(Err(error)) => return Err(error.to_string()),

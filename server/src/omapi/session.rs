@@ -1,22 +1,31 @@
 //! One OMAPI connection as a sans-IO state machine (docs/spec/omapi.md §2, §5, §6): bytes in through
-//! [`Session::handle_bytes`], bytes out through [`Session::poll_transmit`]. It owns the
+//! [`Session::handle_bytes`], bytes out through [`Session::poll_transmit`], the pre-authentication
+//! deadline through [`Session::auth_deadline`] and [`Session::handle_timeout`]. It owns the
 //! authenticators opened on this connection and bounds its buffers, so a hostile peer costs at
-//! most [`MAX_MESSAGE`] bytes of input and one batch of replies.
+//! most [`MAX_MESSAGE`] bytes of input, one batch of replies, and — on a listener with an
+//! `omapi-key` — the authentication timeout of [`SessionPolicy`].
+
+use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::config::model::Config;
 use crate::lease::record::UnixTime;
 
 use super::auth::{sign_message, Authenticator, SIGNATURE_LEN};
+use super::decoder::MessageDecoder;
 use super::objects::{ObjectRef, Objects, OpenFlags};
 use super::result::{ResultCode, Status};
-use super::wire::{decode_message, find, Intro, Message, Opcode, Value, WireError, INTRO_LEN};
+use super::wire::{find, Intro, Message, Opcode, Value, WireError, INTRO_LEN};
 
 /// The largest message we accept. omshell's requests are a few hundred bytes; a host with long
 /// `statements` stays far below this.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 /// Replies queued beyond this stop request processing until the peer reads them.
 const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+/// Received bytes held back while replies wait to be read (the driver reads again only after
+/// writing them all, so this is one read's worth in practice).
+const MAX_PENDING_INPUT: usize = 2 * MAX_MESSAGE;
 
 /// Why a connection must be closed.
 #[derive(Debug, PartialEq, Eq, Error)]
@@ -29,44 +38,90 @@ pub enum SessionError {
     /// docs/spec/omapi.md §5 step 2: a server sends no requests, so a response matches nothing.
     #[error("unexpected response (rid {0})")]
     UnexpectedResponse(u32),
-    #[error("peer sent more than {MAX_MESSAGE} bytes without completing a message")]
+    #[error("peer sent more than {MAX_PENDING_INPUT} bytes while its replies were unread")]
     InputTooLarge,
+    /// Beyond ISC: an `omapi-key` listener gives each connection this long to open the key's
+    /// authenticator, so idle or trickling peers cannot hold connection slots (README, OMAPI).
+    #[error("no authenticator opened within {0:?} of connecting")]
+    AuthTimeout(Duration),
+}
+
+/// What a listener's configuration asks of every session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// How long a new connection has to open the `omapi-key` authenticator; `None` without a
+    /// key (every request is accepted unsigned, so there is nothing to wait for) or when
+    /// `option xdhcpd.omapi-auth-timeout 0;` turns the limit off.
+    pub auth_timeout: Option<Duration>,
+}
+
+impl SessionPolicy {
+    pub fn of(config: &Config) -> Self {
+        let seconds = config.omapi.auth_timeout;
+        Self {
+            auth_timeout: (config.omapi_key.is_some() && seconds > 0)
+                .then(|| Duration::from_secs(u64::from(seconds))),
+        }
+    }
 }
 
 enum State {
     /// Waiting for the peer's introduction.
     Intro,
-    Open {
-        header_size: u32,
-    },
+    Open(MessageDecoder),
 }
 
 /// One connection's protocol state.
 pub struct Session {
     state: State,
+    /// Bytes received and not yet decoded: a partial introduction, or what arrived while
+    /// replies waited to be read.
     input: Vec<u8>,
     output: Vec<u8>,
     /// Authenticators opened on this connection, by the handle used as authid.
     authenticators: Vec<(u32, Authenticator)>,
     next_id: u32,
+    /// Until the `omapi-key` authenticator is open: when the connection is closed, on the
+    /// driver's monotonic clock, and the timeout it came from.
+    auth_deadline: Option<(Duration, Duration)>,
 }
 
 impl Session {
-    /// A new connection; our introduction is queued at once (docs/spec/omapi.md §11.1). `first_id` seeds
-    /// the message-id counter (ISC starts it at `random()`).
-    pub fn new(first_id: u32) -> Self {
+    /// A new connection, accepted at `now` on the driver's monotonic clock (any fixed origin);
+    /// our introduction is queued at once (docs/spec/omapi.md §11.1). `first_id` seeds the
+    /// message-id counter (ISC starts it at `random()`).
+    pub fn new(first_id: u32, now: Duration, policy: &SessionPolicy) -> Self {
         Self {
             state: State::Intro,
             input: Vec::new(),
             output: Intro::OURS.encode().to_vec(),
             authenticators: Vec::new(),
             next_id: first_id,
+            auth_deadline: policy
+                .auth_timeout
+                .map(|timeout| (now.saturating_add(timeout), timeout)),
         }
     }
 
     /// Whether the driver should read more: output is drained and nothing complete is pending.
     pub fn wants_input(&self) -> bool {
         self.output.is_empty()
+    }
+
+    /// When [`Session::handle_timeout`] must be called (monotonic), while the connection has not
+    /// yet opened the `omapi-key` authenticator.
+    pub fn auth_deadline(&self) -> Option<Duration> {
+        self.auth_deadline.map(|(deadline, _)| deadline)
+    }
+
+    /// Closes a connection that is past its authentication deadline at `now` (monotonic). The
+    /// driver calls this when the deadline's timer fires and after every read, so a peer that
+    /// keeps trickling bytes is cut as surely as an idle one.
+    pub fn handle_timeout(&mut self, now: Duration) -> Result<(), SessionError> {
+        match self.auth_deadline {
+            Some((deadline, timeout)) if now >= deadline => Err(SessionError::AuthTimeout(timeout)),
+            _ => Ok(()),
+        }
     }
 
     /// Feeds received bytes and processes every complete message.
@@ -76,14 +131,15 @@ impl Session {
         bytes: &[u8],
         objects: &Objects,
     ) -> Result<(), SessionError> {
-        if self.input.len() + bytes.len() > MAX_MESSAGE + INTRO_LEN + MAX_MESSAGE {
+        if self.input.len() + bytes.len() > MAX_PENDING_INPUT {
             return Err(SessionError::InputTooLarge);
         }
         self.input.extend_from_slice(bytes);
         self.process(now, objects)
     }
 
-    /// Processes what is buffered (call again after draining output).
+    /// Processes what is buffered (call again after draining output). Each byte goes to the
+    /// decoder once: it keeps its place in an unfinished message across calls.
     pub fn process(&mut self, now: UnixTime, objects: &Objects) -> Result<(), SessionError> {
         let mut consumed = 0;
         let result = loop {
@@ -91,38 +147,47 @@ impl Session {
                 break Ok(());
             }
             let rest = &self.input[consumed..];
-            match self.state {
+            match &mut self.state {
                 State::Intro => match Intro::decode(rest) {
                     Ok(Some(intro)) => {
                         consumed += INTRO_LEN;
-                        self.state = State::Open {
-                            header_size: intro.header_size,
-                        };
+                        self.state =
+                            State::Open(MessageDecoder::new(intro.header_size, MAX_MESSAGE));
                     }
                     Ok(None) => break Ok(()),
                     Err(error) => break Err(error.into()),
                 },
-                State::Open { header_size } => {
-                    match decode_message(rest, header_size, MAX_MESSAGE) {
-                        Ok(Some(decoded)) => {
-                            consumed += decoded.length;
-                            if let Err(error) =
-                                self.handle_message(now, decoded.message, &decoded.signed, objects)
-                            {
-                                break Err(error);
-                            }
+                State::Open(decoder) => match decoder.decode(rest) {
+                    Ok((taken, Some(decoded))) => {
+                        consumed += taken;
+                        if let Err(error) =
+                            self.handle_message(now, decoded.message, &decoded.signed, objects)
+                        {
+                            break Err(error);
                         }
-                        Ok(None) => break Ok(()),
-                        Err(error) => break Err(error.into()),
                     }
-                }
+                    Ok((taken, None)) => {
+                        consumed += taken;
+                        break Ok(());
+                    }
+                    Err(error) => break Err(error.into()),
+                },
             }
         };
         self.input.drain(..consumed);
-        if self.input.capacity() > 2 * MAX_MESSAGE && self.input.len() < MAX_MESSAGE {
-            self.input.shrink_to(MAX_MESSAGE);
+        if self.input.capacity() > MAX_MESSAGE && self.input.len() < MAX_MESSAGE / 2 {
+            self.input.shrink_to(MAX_MESSAGE / 2);
         }
         result
+    }
+
+    /// Bytes of the unfinished message the decoder holds plus bytes not yet decoded.
+    pub fn buffered_input(&self) -> usize {
+        let decoding = match &self.state {
+            State::Intro => 0,
+            State::Open(decoder) => decoder.buffered(),
+        };
+        self.input.len() + decoding
     }
 
     /// Bytes to write; the driver writes them all before calling again.
@@ -246,6 +311,10 @@ impl Session {
         if !self.authenticators.iter().any(|(open, _)| *open == handle) {
             self.authenticators.push((handle, key));
         }
+        // Beyond ISC: the `omapi-key` authenticator is open, so the connection is no longer
+        // subject to the pre-authentication deadline (an interactive omshell opens it at
+        // `connect` and may then sit at its prompt for as long as the idle timeout allows).
+        self.auth_deadline = None;
         Reply::Object { handle, values }
     }
 

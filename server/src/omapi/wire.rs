@@ -2,9 +2,10 @@
 //! the 24-byte header (authid, authlen, op, handle, id, rid — in that order on the wire), two
 //! name/value lists each ended by a zero name length, then the signature.
 //!
-//! Decoding is incremental: [`decode_message`] answers `Ok(None)` until a whole message is in the
-//! buffer, and refuses anything larger than a caller-given bound, so a peer cannot make the
-//! receiver allocate without limit.
+//! [`decode_message`] decodes one message from the start of a buffer, answering `Ok(None)` until a
+//! whole message is there and refusing anything larger than a caller-given bound. It walks the
+//! buffer from its start on every call, so a connection feeds its stream to
+//! `decoder::MessageDecoder` instead, which keeps its place between reads.
 
 use thiserror::Error;
 

@@ -27,22 +27,37 @@ impl Parser {
         if kind == Kind::SocketAddress {
             return self.parse_xdhcpd_socket_address(block, name, name_span);
         }
+        if kind == Kind::Address {
+            let address = self.parse_ip()?;
+            self.expect_semicolon()?;
+            if self.global_only(block, name, name_span) {
+                self.config.omapi.listen = Some(address);
+            }
+            return Ok(());
+        }
         let value = match kind {
-            Kind::SocketAddress => unreachable!("handled above"),
+            Kind::SocketAddress | Kind::Address => unreachable!("handled above"),
             Kind::Flag => u32::from(self.parse_flag()?),
             Kind::Percent => self.parse_number_in("a percentage", 0, 100)? as u32,
             Kind::Number => self.parse_u32("an unsigned 32-bit integer")?,
         };
         self.expect_semicolon()?;
-        if block.kind != BlockKind::Global {
-            self.warn(
-                name_span,
-                format!("option `xdhcpd.{name}` is only read at the global scope; ignored"),
-            );
-            return Ok(());
+        if self.global_only(block, name, name_span) && !self.config.omapi.set(&lowered, value) {
+            self.config.starvation.set(&lowered, value);
         }
-        self.config.starvation.set(&lowered, value);
         Ok(())
+    }
+
+    /// Whether the setting is at the global scope; elsewhere it is ignored with a warning.
+    fn global_only(&mut self, block: Block, name: &str, name_span: Span) -> bool {
+        if block.kind == BlockKind::Global {
+            return true;
+        }
+        self.warn(
+            name_span,
+            format!("option `xdhcpd.{name}` is only read at the global scope; ignored"),
+        );
+        false
     }
 
     /// `option xdhcpd.metrics-listen "ADDR:PORT";`: the Prometheus endpoint (`--metrics-listen`
@@ -66,14 +81,9 @@ impl Parser {
                     format!("\"{}\"", String::from_utf8_lossy(&text)),
                 )
             })?;
-        if block.kind != BlockKind::Global {
-            self.warn(
-                name_span,
-                format!("option `xdhcpd.{name}` is only read at the global scope; ignored"),
-            );
-            return Ok(());
+        if self.global_only(block, name, name_span) {
+            self.config.metrics_listen = Some(address);
         }
-        self.config.metrics_listen = Some(address);
         Ok(())
     }
 }

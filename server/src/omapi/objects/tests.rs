@@ -4,13 +4,15 @@
 
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::engine::dynamic_hosts::DynamicHosts;
 use crate::lease::record::{BindingState, Hardware, Lease};
 use crate::lease::store::LeaseStore;
 use crate::omapi::auth::{sign_message, Authenticator};
 use crate::omapi::objects::{NoFailover, Objects};
-use crate::omapi::session::{Session, SessionError};
+use crate::omapi::session::{Session, SessionError, SessionPolicy, MAX_MESSAGE};
+use crate::omapi::wire::WireError;
 use crate::omapi::wire::{decode_message, find, Intro, Message, Opcode, Value};
 
 const CONFIG: &str = "key omapi_key { algorithm hmac-md5; secret \"MDEyMzQ1Njc4OWFiY2RlZg==\"; }\n\
@@ -29,6 +31,7 @@ struct Harness {
 impl Harness {
     fn new() -> Self {
         let config = Arc::new(crate::config::parse_str(CONFIG, "test.conf").unwrap());
+        let policy = SessionPolicy::of(&config);
         let mut store = LeaseStore::new(&config);
         let mut lease = Lease::free(Ipv4Addr::new(10, 99, 0, 105));
         lease.starts = 0x67748580;
@@ -68,7 +71,7 @@ impl Harness {
             Box::new(|| {}),
             Box::new(NoFailover),
         );
-        let mut session = Session::new(0x0478bd76);
+        let mut session = Session::new(0x0478bd76, Duration::ZERO, &policy);
         assert_eq!(session.poll_transmit(), Some(Intro::OURS.encode().to_vec()));
         session
             .handle_bytes(0, &Intro::OURS.encode(), &objects)
@@ -271,7 +274,11 @@ fn hostile_input_is_bounded() {
         .session
         .handle_bytes(0, &huge, &harness.objects)
         .is_err());
-    let mut other = Session::new(1);
+    let mut other = Session::new(
+        1,
+        Duration::ZERO,
+        &SessionPolicy::of(harness.objects.config()),
+    );
     let _ = other.poll_transmit();
     assert!(other
         .handle_bytes(0, &[0, 0, 0, 99, 0, 0, 0, 24], &harness.objects)
@@ -392,5 +399,123 @@ fn host_statements_are_checked_applied_and_persisted() {
     assert_eq!(
         crate::engine::dynamic_hosts::host_from_record(&record).scope,
         *scope
+    );
+}
+
+/// A message of `size` bytes or more made of one-byte pairs, unsigned.
+fn message_of_small_pairs(size: usize) -> Vec<u8> {
+    let mut message = Message::new(Opcode::OPEN, 0, 50, 0);
+    message.message_values.push(Value::new("type", "lease"));
+    let mut bytes = message.to_bytes();
+    bytes.truncate(bytes.len() - 2);
+    while bytes.len() + 2 < size {
+        bytes.extend_from_slice(&[0, 1, b'x', 0, 0, 0, 1, 7]);
+    }
+    bytes.extend_from_slice(&[0, 0]);
+    bytes
+}
+
+/// A 62 KB message trickled 8 bytes at a time is decoded as it arrives: each piece is taken
+/// at once (nothing re-buffered for a re-parse), and the complete message is answered.
+#[test]
+fn a_trickled_message_is_decoded_as_it_arrives() {
+    let mut harness = Harness::new();
+    let bytes = message_of_small_pairs(62 * 1024);
+    for (index, piece) in bytes.chunks(8).enumerate() {
+        harness
+            .session
+            .handle_bytes(0, piece, &harness.objects)
+            .unwrap();
+        let held = harness.session.buffered_input();
+        assert!(held == (index + 1) * 8 || held == 0, "{held} after {index}");
+    }
+    assert_eq!(harness.session.buffered_input(), 0);
+    let reply = harness.session.poll_transmit().unwrap();
+    let decoded = decode_message(&reply, 24, 1 << 20).unwrap().unwrap();
+    // Unsigned on a keyed listener: refused, and the connection stays usable.
+    assert_eq!(result(&decoded.message), Some(0x60009));
+    harness.authenticate();
+}
+
+/// A message beyond MAX_MESSAGE closes the connection with a clear reason, holding at most
+/// MAX_MESSAGE bytes on the way, whether it arrives whole or in pieces.
+#[test]
+fn an_oversized_message_closes_the_connection() {
+    let bytes = message_of_small_pairs(MAX_MESSAGE + 100);
+    for piece in [8, 1000, bytes.len()] {
+        let mut harness = Harness::new();
+        let mut outcome = Ok(());
+        for chunk in bytes.chunks(piece) {
+            outcome = harness.session.handle_bytes(0, chunk, &harness.objects);
+            if outcome.is_err() {
+                break;
+            }
+            assert!(harness.session.buffered_input() <= MAX_MESSAGE);
+        }
+        let error = outcome.unwrap_err();
+        assert_eq!(
+            error,
+            SessionError::Wire(WireError::TooLong { limit: MAX_MESSAGE })
+        );
+        assert_eq!(
+            error.to_string(),
+            "malformed input: message longer than the 65536-byte limit"
+        );
+    }
+}
+
+/// Beyond ISC: on a keyed listener a connection that has not opened the authenticator within
+/// the timeout is closed — idle or trickling — and one that has is not.
+#[test]
+fn the_authentication_deadline_closes_unauthenticated_connections_only() {
+    let config = crate::config::parse_str(CONFIG, "test.conf").unwrap();
+    let policy = SessionPolicy::of(&config);
+    assert_eq!(policy.auth_timeout, Some(Duration::from_secs(10)));
+    let opened = Duration::from_secs(1000);
+    let idle = Session::new(1, opened, &policy);
+    assert_eq!(idle.auth_deadline(), Some(Duration::from_secs(1010)));
+    let mut idle = idle;
+    assert_eq!(idle.handle_timeout(Duration::from_secs(1009)), Ok(()));
+    assert_eq!(
+        idle.handle_timeout(Duration::from_secs(1010)),
+        Err(SessionError::AuthTimeout(Duration::from_secs(10)))
+    );
+
+    // Bytes do not move the deadline.
+    let mut harness = Harness::new();
+    let trickle = message_of_small_pairs(1000);
+    harness
+        .session
+        .handle_bytes(0, &trickle[..500], &harness.objects)
+        .unwrap();
+    assert!(harness.session.auth_deadline().is_some());
+    assert!(harness
+        .session
+        .handle_timeout(Duration::from_secs(10))
+        .is_err());
+
+    // Opening the omapi-key authenticator lifts it.
+    let mut harness = Harness::new();
+    harness.authenticate();
+    assert_eq!(harness.session.auth_deadline(), None);
+    assert_eq!(harness.session.handle_timeout(Duration::MAX), Ok(()));
+
+    // A keyless listener has no deadline; `omapi-auth-timeout 0` turns it off.
+    let keyless = crate::config::parse_str("omapi-port 7911;", "test.conf").unwrap();
+    assert_eq!(SessionPolicy::of(&keyless).auth_timeout, None);
+    let off = format!(
+        "{}{CONFIG}option xdhcpd.omapi-auth-timeout 0;\n",
+        crate::config::xdhcpd::DEFINITIONS
+    );
+    let off = crate::config::parse_str(&off, "test.conf").unwrap();
+    assert_eq!(SessionPolicy::of(&off).auth_timeout, None);
+    let configured = format!(
+        "{}{CONFIG}option xdhcpd.omapi-auth-timeout 2;\n",
+        crate::config::xdhcpd::DEFINITIONS
+    );
+    let configured = crate::config::parse_str(&configured, "test.conf").unwrap();
+    assert_eq!(
+        SessionPolicy::of(&configured).auth_timeout,
+        Some(Duration::from_secs(2))
     );
 }
