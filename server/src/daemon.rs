@@ -44,6 +44,12 @@ pub enum DaemonError {
     Io(#[from] std::io::Error),
 }
 
+/// A monotonic instant for the lock-hold histogram.
+#[expect(clippy::disallowed_methods, reason = "driver owns the clock")]
+fn lock_clock() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 /// Seconds since the Unix epoch.
 #[expect(clippy::disallowed_methods, reason = "driver owns the clock")]
 pub fn unix_now() -> UnixTime {
@@ -635,10 +641,13 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
             continue;
         }
         decisions.clear();
+        // Kernel entries to take out once the store is unlocked: no BPF syscall under it.
+        let mut withdrawals = Vec::new();
         {
             let Ok(mut store) = shared.leases.lock() else {
                 return;
             };
+            let locked = lock_clock();
             // Taken under the store lock, as a reload swaps it: a batch is decided by one config.
             let engine = shared.engine.load();
             for (message, source, raw) in &messages {
@@ -660,10 +669,20 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
                         && (!decision.commit.is_empty()
                             || matches!(decision.outcome, Outcome::Nacked))
                     {
-                        fast_path.withdraw(message);
+                        withdrawals.push(decisions.len());
                     }
                 }
                 decisions.push((decision, publish));
+            }
+            drop(store);
+            shared
+                .metrics
+                .store_lock_hold
+                .observe(locked.elapsed().as_secs_f64());
+        }
+        if let Some(fast_path) = &shared.fast_path {
+            for &index in &withdrawals {
+                fast_path.withdraw(&messages[index].0);
             }
         }
         for ((decision, publish), (message, _, _)) in decisions.drain(..).zip(&messages) {

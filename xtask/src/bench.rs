@@ -24,7 +24,8 @@ use std::time::Duration;
 pub enum Which {
     /// DORA throughput and latency: xdhcpd vs Kea vs ISC dhcpd, with perfdhcp.
     Dora {
-        /// Servers, in order: xdhcpd, kea, isc.
+        /// Servers, in order: xdhcpd, kea, isc; `xdhcpd-Nw` runs xdhcpd with N workers
+        /// (`--threads N`; plain `xdhcpd` uses one per core).
         #[arg(long, value_delimiter = ',', default_value = "xdhcpd,kea,isc")]
         servers: Vec<String>,
         /// Offered exchanges per second; 0 means unbounded.
@@ -173,33 +174,112 @@ struct Row {
     /// UDP datagrams the kernel dropped at perfdhcp's own socket (its receive buffer was full):
     /// `RcvbufErrors` of the generator's namespace. perfdhcp counts them as the server's drops.
     generator_drops: Option<u64>,
+    /// xdhcpd only: the store lock's hold time per batch (mean, and the bucket bound under
+    /// which 99 % of batches fall), from `xdhcpd_store_lock_hold_seconds`.
+    lock_hold: Option<LockHold>,
     error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct LockHold {
+    batches: u64,
+    mean_us: f64,
+    p99_le_us: f64,
+}
+
+/// Where a benchmarked xdhcpd serves its metrics (its namespace's own loopback).
+const METRICS_LISTEN: &str = "127.0.0.1:9167";
+
+/// The part of xdhcpd's option space the benchmark's config uses (the full block is
+/// `xdhcpd::config::xdhcpd::DEFINITIONS`; xtask does not link the server crate).
+fn xdhcpd_option_space() -> &'static str {
+    "option space xdhcpd;\noption xdhcpd.metrics-listen code 10 = text;\n"
+}
+
+/// `xdhcpd_store_lock_hold_seconds` scraped in the server's namespace.
+fn lock_hold(lab: &Lab) -> Option<LockHold> {
+    let text = lab
+        .server
+        .exec_ok(&[
+            "python3",
+            "-c",
+            &format!(
+                "import urllib.request; print(urllib.request.urlopen('http://{METRICS_LISTEN}/metrics', timeout=5).read().decode())"
+            ),
+        ])
+        .ok()?;
+    let value = |line: &str, prefix: &str| -> Option<f64> {
+        line.strip_prefix(prefix)?.trim().parse().ok()
+    };
+    let name = "xdhcpd_store_lock_hold_seconds";
+    let sum = text
+        .lines()
+        .find_map(|line| value(line, &format!("{name}_sum ")))?;
+    let count = text
+        .lines()
+        .find_map(|line| value(line, &format!("{name}_count ")))?;
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&format!("{name}_bucket{{le=\""))?;
+            let (bound, count) = rest.split_once("\"}")?;
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().ok()?
+            };
+            Some((bound, count.trim().parse().ok()?))
+        })
+        .collect();
+    let p99 = buckets
+        .iter()
+        .find(|(_, cumulative)| *cumulative >= 0.99 * count)
+        .map_or(f64::INFINITY, |(bound, _)| *bound);
+    (count > 0.0).then_some(LockHold {
+        batches: count as u64,
+        mean_us: sum / count * 1e6,
+        p99_le_us: p99 * 1e6,
+    })
 }
 
 fn dora(servers: &[String], rates: &[u32], seconds: u32, clients: u32, xdp: bool) -> Result<()> {
     crate::setup::run()?;
     let mut kinds = Vec::new();
     for name in servers {
-        kinds.push(match name.as_str() {
-            "xdhcpd" => ServerKind::Xdhcpd {
-                binary: build_release()?,
-                xdp,
-            },
-            "kea" => ServerKind::Kea { threads: 2 },
-            "isc" => ServerKind::IscDhcpd,
-            other => bail!("unknown server {other} (xdhcpd, kea, isc)"),
+        let workers = name
+            .strip_prefix("xdhcpd-")
+            .and_then(|rest| rest.strip_suffix('w'))
+            .and_then(|count| count.parse::<u32>().ok());
+        kinds.push(match (name.as_str(), workers) {
+            ("xdhcpd", _) => (
+                "xdhcpd".to_owned(),
+                ServerKind::Xdhcpd {
+                    binary: build_release()?,
+                    xdp,
+                },
+            ),
+            (_, Some(workers)) => (
+                format!(
+                    "xdhcpd ({workers} worker{})",
+                    if workers == 1 { "" } else { "s" }
+                ),
+                ServerKind::Xdhcpd {
+                    binary: with_workers(&build_release()?, workers)?,
+                    xdp,
+                },
+            ),
+            ("kea", _) => ("Kea 2.2".to_owned(), ServerKind::Kea { threads: 2 }),
+            ("isc", _) => ("ISC dhcpd 4.4".to_owned(), ServerKind::IscDhcpd),
+            (other, _) => bail!("unknown server {other} (xdhcpd, xdhcpd-Nw, kea, isc)"),
         });
     }
     let mut rows = Vec::new();
-    for kind in &kinds {
+    for (label, kind) in &kinds {
         for &rate in rates {
-            println!(
-                "==> {} at {} for {seconds} s",
-                kind.label(),
-                rate_label(rate)
-            );
-            let row = dora_step(kind, rate, seconds, clients).unwrap_or_else(|error| Row {
-                server: kind.label().to_owned(),
+            println!("==> {label} at {} for {seconds} s", rate_label(rate));
+            let row = dora_step(label, kind, rate, seconds, clients).unwrap_or_else(|error| Row {
+                server: label.clone(),
+                lock_hold: None,
                 rate,
                 report: None,
                 seconds,
@@ -222,7 +302,22 @@ fn dora(servers: &[String], rates: &[u32], seconds: u32, clients: u32, xdp: bool
     Ok(())
 }
 
-fn dora_step(kind: &ServerKind, rate: u32, seconds: u32, clients: u32) -> Result<Row> {
+/// A launcher that runs `binary` with `--threads workers` (the harness starts servers by path).
+fn with_workers(binary: &Path, workers: u32) -> Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let launcher = root().join(format!("target/xdhcpd-{workers}-workers.sh"));
+    std::fs::write(
+        &launcher,
+        format!(
+            "#!/bin/sh\nexec '{}' --threads {workers} \"$@\"\n",
+            binary.display()
+        ),
+    )?;
+    std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755))?;
+    Ok(launcher)
+}
+
+fn dora_step(label: &str, kind: &ServerKind, rate: u32, seconds: u32, clients: u32) -> Result<Row> {
     let lab = Lab::new("10.213.0.1/24")?;
     lab.route_relay(RELAY_ADDRESS, "10.214.0.0/16", "10.213.0.0/24")?;
     let server = ServerSetup {
@@ -232,7 +327,14 @@ fn dora_step(kind: &ServerKind, rate: u32, seconds: u32, clients: u32) -> Result
         config: bench_config(),
         interface: lab.server_if.clone(),
         relayed: true,
-        dhcpd_conf: None,
+        // xdhcpd serves its metrics, for the store lock's hold time.
+        dhcpd_conf: matches!(kind, ServerKind::Xdhcpd { .. }).then(|| {
+            format!(
+                "{}option xdhcpd.metrics-listen \"{METRICS_LISTEN}\";\n{}",
+                xdhcpd_option_space(),
+                bench_config().to_dhcpd_conf()
+            )
+        }),
     }
     .start()?;
     let perfdhcp = Perfdhcp {
@@ -266,8 +368,12 @@ fn dora_step(kind: &ServerKind, rate: u32, seconds: u32, clients: u32) -> Result
         .exec_ok(&["cat", "/proc/net/snmp"])
         .ok()
         .and_then(|snmp| udp_counter(&snmp, "RcvbufErrors"));
+    let lock_hold = matches!(kind, ServerKind::Xdhcpd { .. })
+        .then(|| lock_hold(&lab))
+        .flatten();
     Ok(Row {
-        server: kind.label().to_owned(),
+        server: label.to_owned(),
+        lock_hold,
         rate,
         report: Some(PerfdhcpReport::parse(&text)),
         seconds,
@@ -309,14 +415,14 @@ fn dora_table(rows: &[Row], seconds: u32, clients: u32, xdp: bool) -> String {
     );
     let _ = writeln!(
         table,
-        "| server | offered | DORA/s | drops % | datagrams lost at perfdhcp's socket | D-O avg / max ms | R-A avg / max ms | server CPU s | perfdhcp CPU s |"
+        "| server | offered | DORA/s | drops % | datagrams lost at perfdhcp's socket | D-O avg / max ms | R-A avg / max ms | server CPU s | perfdhcp CPU s | store lock per batch: mean / p99 ≤ µs (batches) |"
     );
-    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         let Some(report) = &row.report else {
             let _ = writeln!(
                 table,
-                "| {} | {} | failed: {} | | | | | | |",
+                "| {} | {} | failed: {} | | | | | | | |",
                 row.server,
                 rate_label(row.rate),
                 row.error
@@ -330,7 +436,7 @@ fn dora_table(rows: &[Row], seconds: u32, clients: u32, xdp: bool) -> String {
         };
         let _ = writeln!(
             table,
-            "| {} | {} | {:.0} | {:.2} | {} | {} / {} | {} / {} | {:.2} | {} |",
+            "| {} | {} | {:.0} | {:.2} | {} | {} / {} | {} / {} | {:.2} | {} | {} |",
             row.server,
             rate_label(row.rate),
             report.ack_received as f64 / f64::from(row.seconds.max(1)),
@@ -344,6 +450,13 @@ fn dora_table(rows: &[Row], seconds: u32, clients: u32, xdp: bool) -> String {
             row.server_cpu,
             row.perfdhcp_cpu
                 .map_or_else(|| "–".to_owned(), |cpu| format!("{cpu:.2}")),
+            row.lock_hold.map_or_else(
+                || "–".to_owned(),
+                |hold| format!(
+                    "{:.1} / {:.0} ({})",
+                    hold.mean_us, hold.p99_le_us, hold.batches
+                )
+            ),
         );
     }
     table

@@ -23,6 +23,7 @@ use std::time::Duration;
 use dhcproto::v4::{Message, MessageType};
 use prometheus_client::metrics::counter::Counter as PrometheusCounter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::engine::{IgnoreReason, Outcome};
@@ -193,6 +194,8 @@ pub struct Metrics {
     drops: LabelledCounters,
     /// Leases changed, by source ([`crate::changes::ChangeSource`]).
     lease_changes: LabelledCounters,
+    /// How long a worker holds the lease store's lock per received batch (DESIGN.md "Locks").
+    pub store_lock_hold: Histogram,
     /// Kernel entries withdrawn because a change outside the engine left them unbacked.
     pub kernel_withdrawals: Counter,
     /// Datagrams read from the sockets, decodable or not.
@@ -232,6 +235,7 @@ impl Default for Metrics {
             drops,
             lease_changes,
             kernel_withdrawals: Counter::default(),
+            store_lock_hold: Histogram::new(exponential_buckets(1e-6, 4.0, 11)),
             packets_received: Counter::default(),
             replies_sent: Counter::default(),
             send_errors,
@@ -321,6 +325,11 @@ impl Metrics {
             "drops",
             "datagrams or replies dropped, by reason",
             self.drops.family.clone(),
+        );
+        registry.register(
+            "store_lock_hold_seconds",
+            "time a worker holds the lease store's lock for one received batch",
+            self.store_lock_hold.clone(),
         );
         registry.register(
             "lease_changes",
