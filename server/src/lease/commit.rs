@@ -21,6 +21,7 @@
 //!   is in place, and recreates a deleted one from memory at once;
 //! - failure lines are rate-limited ([`crate::log_limited!`]).
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub trait LogFile: Send + 'static {
     fn needs_rewrite(&self) -> bool;
     /// The file was deleted or replaced while in use.
     fn is_detached(&self) -> bool;
+    /// For the log lines.
+    fn path(&self) -> &Path;
 }
 
 impl LogFile for LeaseLog {
@@ -62,6 +65,9 @@ impl LogFile for LeaseLog {
     }
     fn is_detached(&self) -> bool {
         LeaseLog::is_detached(self)
+    }
+    fn path(&self) -> &Path {
+        LeaseLog::path(self)
     }
 }
 
@@ -455,8 +461,9 @@ where
         if !self.detachment_reported {
             self.detachment_reported = true;
             log::error!(
-                "the lease file was deleted or replaced while in use: recreating it from the \
-                 leases in memory (nothing written to the deleted file would survive a restart)"
+                "lease file {} was deleted or replaced while in use: recreating it from the \
+                 leases in memory (nothing written to the deleted file would survive a restart)",
+                self.log.path().display()
             );
         }
     }
@@ -517,7 +524,10 @@ where
             Ok(()) => {
                 self.stats.compactions.fetch_add(1, Ordering::Relaxed);
                 if self.detachment_reported {
-                    log::warn!("the lease file was recreated from the leases in memory");
+                    log::warn!(
+                        "lease file {} recreated from the leases in memory",
+                        self.log.path().display()
+                    );
                 }
                 self.detachment_reported = false;
                 self.rewrite_failures = 0;

@@ -215,6 +215,9 @@ impl crate::lease::commit::LogFile for FullDisk {
     fn is_detached(&self) -> bool {
         false
     }
+    fn path(&self) -> &std::path::Path {
+        std::path::Path::new("dhcpd.leases")
+    }
 }
 
 /// The README promises `drops_total{reason="commit_failed"}` for replies dropped because their

@@ -1,6 +1,6 @@
 //! Group commit tests: ordering of write, fsync and callback, batching, failures, compaction.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::*;
@@ -93,6 +93,9 @@ impl LogFile for FakeLog {
     }
     fn is_detached(&self) -> bool {
         self.faults.lock().unwrap().detached
+    }
+    fn path(&self) -> &Path {
+        Path::new("fake")
     }
 }
 
