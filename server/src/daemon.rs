@@ -651,7 +651,9 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
         };
         if !has_subnet {
             for _ in &messages {
-                shared.metrics.count_drop(crate::metrics::DropReason::NoSubnet);
+                shared
+                    .metrics
+                    .count_drop(crate::metrics::DropReason::NoSubnet);
             }
             continue;
         }

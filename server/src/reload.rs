@@ -115,7 +115,10 @@ pub struct ReloadSummary {
 /// ISC's interface rule (common/discover.c, `discover_interfaces`) applied to a new config and
 /// the interfaces being served: ISC's "No subnet declaration" message for each interface left
 /// without a subnet, or the refusal when that is every one of them. Pure, unit-tested.
-pub fn check_interfaces(config: &Config, serving: &[Interface]) -> Result<Vec<String>, ReloadError> {
+pub fn check_interfaces(
+    config: &Config,
+    serving: &[Interface],
+) -> Result<Vec<String>, ReloadError> {
     let ignored: Vec<String> = serving
         .iter()
         .filter(|interface| config.subnet_for(interface.address).is_none())
@@ -368,11 +371,18 @@ mod tests {
         };
         assert_eq!(
             ignored,
-            [interfaces::no_subnet_message("eth0", Some(Ipv4Addr::new(10, 0, 0, 1)))]
+            [interfaces::no_subnet_message(
+                "eth0",
+                Some(Ipv4Addr::new(10, 0, 0, 1))
+            )]
         );
-        let elsewhere = parse("subnet 10.9.0.0 netmask 255.255.255.0 { range 10.9.0.10 10.9.0.20; }");
+        let elsewhere =
+            parse("subnet 10.9.0.0 netmask 255.255.255.0 { range 10.9.0.10 10.9.0.20; }");
         assert!(check_interfaces(&elsewhere, &served).is_err());
-        assert_eq!(check_interfaces(&parse(BASE), &served).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            check_interfaces(&parse(BASE), &served).unwrap(),
+            Vec::<String>::new()
+        );
         // One of two interfaces keeps its subnet: accepted, the other one named.
         let mut second = ten_zero_zero_one();
         second.name = "eth1".into();

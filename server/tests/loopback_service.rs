@@ -280,9 +280,15 @@ fn an_empty_config_stops_the_start_with_isc_message() {
     // fork, so that the command itself fails, as ISC's does).
     for extra in [&["-f", "-d"][..], &[][..]] {
         let (status, stderr) = run_to_exit(&dir.0, port, extra);
-        assert!(!status.success(), "{extra:?}: exit status {status}\n{stderr}");
+        assert!(
+            !status.success(),
+            "{extra:?}: exit status {status}\n{stderr}"
+        );
         for line in ISC_NO_SUBNET {
-            assert!(stderr.contains(line), "{extra:?}: no {line:?} in:\n{stderr}");
+            assert!(
+                stderr.contains(line),
+                "{extra:?}: no {line:?} in:\n{stderr}"
+            );
         }
     }
 }

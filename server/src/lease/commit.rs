@@ -410,9 +410,8 @@ where
             let threshold = (self.log.compact_bytes() * self.config.growth_factor)
                 .max(self.config.min_compaction_bytes);
             let urgent = self.log.needs_rewrite() || self.detachment_reported;
-            let wanted = compact
-                || now >= self.next_compaction
-                || self.log.appended_bytes() > threshold;
+            let wanted =
+                compact || now >= self.next_compaction || self.log.appended_bytes() > threshold;
             if (urgent || wanted) && self.rewrite_allowed(now, urgent) {
                 self.compact(now);
             }
@@ -514,7 +513,9 @@ where
     fn compact(&mut self, now: Instant) -> bool {
         self.snapshot_buffer.clear();
         let result = if (self.snapshot)(&mut self.snapshot_buffer) {
-            self.log.rewrite(&self.snapshot_buffer).map_err(|error| error.to_string())
+            self.log
+                .rewrite(&self.snapshot_buffer)
+                .map_err(|error| error.to_string())
         } else {
             Err("no snapshot of the leases could be taken".to_string())
         };

@@ -78,7 +78,11 @@ fn replace_file(path: &Path, contents: &[u8]) -> Result<File, LeaseLogError> {
     result
 }
 
-fn write_and_install(path: &Path, temporary: &Path, contents: &[u8]) -> Result<File, LeaseLogError> {
+fn write_and_install(
+    path: &Path,
+    temporary: &Path,
+    contents: &[u8],
+) -> Result<File, LeaseLogError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)

@@ -249,7 +249,9 @@ mod tests {
             ]
         );
         assert!(selection.ignored[0].starts_with("No subnet declaration for va (10.9.0.1).\n"));
-        assert!(selection.ignored[1].starts_with("No subnet declaration for vb (no IPv4 addresses)."));
+        assert!(
+            selection.ignored[1].starts_with("No subnet declaration for vb (no IPv4 addresses).")
+        );
         let selection = select(&[], &host(), in_ten_nine);
         assert_eq!(names(&selection), ["va"]);
         assert_eq!(selection.ignored.len(), 1, "vb still gets its message");

@@ -334,7 +334,10 @@ fn an_idle_committer_notices_a_deleted_file() {
     harness.faults.lock().unwrap().detached = true;
     // No lease comes; the periodic check alone recreates the file.
     let deadline = monotonic_now() + Duration::from_secs(10);
-    while !harness.events().contains(&Event::Rewrite(b"SNAPSHOT".to_vec())) {
+    while !harness
+        .events()
+        .contains(&Event::Rewrite(b"SNAPSHOT".to_vec()))
+    {
         assert!(monotonic_now() < deadline, "never recreated");
         std::thread::sleep(Duration::from_millis(10));
     }
