@@ -132,7 +132,7 @@ pub struct ChangeTargets<'a, T: Send + 'static> {
 
 /// Applies one change with its source's effects. The record goes to the group commit with
 /// `token` (the engine's reply, sent once durable). Returns false when the lease log is gone
-/// (the change is then not durable; counted as a commit failure).
+/// (the change is then not durable; a reply it carried counts as a commit failure).
 pub fn apply<T: Send + 'static>(
     targets: &ChangeTargets<'_, T>,
     change: LeaseChange<'_>,
@@ -163,12 +163,15 @@ pub fn apply<T: Send + 'static>(
         for lease in change.leases {
             crate::lease::file::write_lease_with(lease, targets.id_format, &mut record);
         }
+        let carries_reply = token.is_some();
         durable = targets.committer.submit(record, token).is_ok();
+        // `drops_total{reason="commit_failed"}` counts replies that were not sent (a batch
+        // that fails later is counted by the committer's `on_dropped`).
+        if !durable && carries_reply {
+            targets.metrics.commit_failures.increment();
+        }
         if durable && effects.wait_durable {
             durable = targets.committer.flush().is_ok();
-        }
-        if !durable {
-            targets.metrics.commit_failures.increment();
         }
     }
     if effects.tell_partner {

@@ -158,26 +158,23 @@ pub fn leases_path(cli: &Cli, config: &Config) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_LEASES_PATH))
 }
 
-/// The interfaces to serve: the named ones, else every interface with an address inside a
-/// configured subnet (ISC: "No subnet declaration for IFACE" for the others).
-fn select_interfaces(cli: &Cli, config: &Config) -> Result<Vec<Interface>, DaemonError> {
-    let named = cli.all_interfaces();
-    if !named.is_empty() {
-        return named
-            .iter()
-            .map(|name| interfaces::find(name).map_err(DaemonError::from))
-            .collect();
+/// The interfaces to serve by ISC's rule ([`interfaces::select`]): the named ones, else every
+/// broadcast interface, each only with a subnet declaration for its address.
+pub fn select_interfaces(cli: &Cli, config: &Config) -> Result<interfaces::Selection, DaemonError> {
+    Ok(interfaces::select(
+        &cli.all_interfaces(),
+        &interfaces::candidates()?,
+        |address| config.subnet_for(address).is_some(),
+    ))
+}
+
+/// ISC's multi-line complaint about an interface left out, one log line each (as ISC logs it).
+pub fn log_ignored_interfaces(selection: &interfaces::Selection) {
+    for message in &selection.ignored {
+        for line in message.lines() {
+            log::error!("{line}");
+        }
     }
-    let chosen: Vec<Interface> = interfaces::list()?
-        .into_iter()
-        .filter(|interface| {
-            !interface.is_loopback && config.subnet_for(interface.address).is_some()
-        })
-        .collect();
-    if chosen.is_empty() {
-        return Err(DaemonError::NoInterfaces);
-    }
-    Ok(chosen)
 }
 
 /// Runs the server until SIGTERM/SIGINT.
@@ -212,7 +209,12 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     let leases = Arc::new(Mutex::new(store));
     let metrics = Arc::new(Metrics::default());
 
-    let chosen = select_interfaces(cli, &config)?;
+    let selection = select_interfaces(cli, &config)?;
+    log_ignored_interfaces(&selection);
+    if selection.chosen.is_empty() {
+        return Err(DaemonError::NoInterfaces);
+    }
+    let chosen = selection.chosen;
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
@@ -405,6 +407,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                 engine: &shared.engine,
                 leases: &leases,
                 fast_path: shared.fast_path.as_deref(),
+                interfaces: &chosen,
             });
         }
         let now = unix_now();
@@ -544,29 +547,49 @@ fn spawn_committer(
     let snapshot_leases = leases.clone();
     let snapshot_hosts = dynamic_hosts.clone();
     let snapshot_failover_states = failover_states.clone();
+    // The store is copied under its lock and formatted outside it: formatting 200,000 leases
+    // under the lock stalled every worker for tens of milliseconds. A poisoned lock gives no
+    // snapshot (an empty one would replace the file and lose every lease).
     let snapshot = move |buffer: &mut Vec<u8>| {
+        let Ok(states) = snapshot_failover_states.lock().map(|states| states.clone()) else {
+            return false;
+        };
+        let Ok(leases) = snapshot_leases
+            .lock()
+            .map(|store| store.iter().cloned().collect::<Vec<_>>())
+        else {
+            return false;
+        };
         crate::lease::file::write_file(&other_records, id_format, buffer);
         for record in &snapshot_hosts.current().records {
             crate::lease::file::write_host(record, buffer);
         }
-        if let Ok(states) = snapshot_failover_states.lock() {
-            for state in states.iter() {
-                crate::lease::file::write_failover_state(state, buffer);
-            }
+        for state in &states {
+            crate::lease::file::write_failover_state(state, buffer);
         }
-        if let Ok(store) = snapshot_leases.lock() {
-            for lease in store.iter() {
-                crate::lease::file::write_lease_with(lease, id_format, buffer);
-            }
+        for lease in &leases {
+            crate::lease::file::write_lease_with(lease, id_format, buffer);
         }
+        true
     };
     let mut initial = Vec::new();
-    snapshot(&mut initial);
+    if !snapshot(&mut initial) {
+        return Err(DaemonError::Leases {
+            path: path.to_path_buf(),
+            message: "the lease store is unusable".into(),
+        });
+    }
     let log = LeaseLog::open(path, &initial).map_err(|error| DaemonError::Leases {
         path: path.to_path_buf(),
         message: error.to_string(),
     })?;
     drop(initial);
+    let dropped_metrics = metrics.clone();
+    // README: `drops_total{reason="commit_failed"}` counts the replies that did not go out
+    // because their lease could not be made durable.
+    let on_dropped = move |tokens: Vec<Option<PendingReply>>| {
+        dropped_metrics.count_commit_failures(&tokens);
+    };
     let metrics = metrics.clone();
     let mut outgoing = SendBatch::default();
     let on_durable = move |tokens: Vec<Option<PendingReply>>| {
@@ -596,6 +619,7 @@ fn spawn_committer(
         log,
         GroupCommitConfig::default(),
         on_durable,
+        on_dropped,
         snapshot,
     )?)
 }
@@ -606,6 +630,9 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
     let mut outgoing = SendBatch::default();
     let mut messages = Vec::with_capacity(crate::net::socket::BATCH);
     let mut decisions = Vec::with_capacity(crate::net::socket::BATCH);
+    // Whether the engine in force declares a subnet for this interface, worked out again only
+    // when a reload swaps the engine.
+    let mut subnet_known: Option<(Arc<Engine>, bool)> = None;
     while !SHUTDOWN.load(Ordering::Relaxed) {
         let received = match socket.receive_batch(&mut incoming) {
             Ok(0) => continue,
@@ -638,6 +665,26 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
             }
         }
         if messages.is_empty() {
+            continue;
+        }
+        // ISC listens only on interfaces with a subnet declaration ("** Ignoring requests on
+        // IFACE", common/discover.c). A reload may take an interface's subnet away (it refuses
+        // to take all of them): its requests, relayed ones too, are then ignored as ISC would.
+        let engine = shared.engine.load();
+        let has_subnet = match &subnet_known {
+            Some((known, has_subnet)) if Arc::ptr_eq(known, &engine) => *has_subnet,
+            _ => {
+                let has_subnet = engine.config().subnet_for(interface.address).is_some();
+                subnet_known = Some((engine, has_subnet));
+                has_subnet
+            }
+        };
+        if !has_subnet {
+            for _ in &messages {
+                shared
+                    .metrics
+                    .count_drop(crate::metrics::DropReason::NoSubnet);
+            }
             continue;
         }
         decisions.clear();

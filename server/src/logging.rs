@@ -149,7 +149,11 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub const fn new(per_second: u64, burst: u64) -> Self {
-        let interval_nanos = 1_000_000_000 / per_second;
+        Self::per_interval(1_000_000_000 / per_second, burst)
+    }
+
+    /// `burst` lines at once, then one per `interval_nanos` (for rates under one a second).
+    pub const fn per_interval(interval_nanos: u64, burst: u64) -> Self {
         Self {
             next: AtomicU64::new(0),
             interval_nanos,
@@ -193,6 +197,33 @@ fn monotonic_nanos() -> u64 {
     static START: OnceLock<std::time::Instant> = OnceLock::new();
     let start = *START.get_or_init(std::time::Instant::now);
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Whether a line of the log site that `limiter` guards may go out now. When it may, the
+/// returned suffix says how many lines of that site were suppressed before it ("" when none).
+/// Used through [`crate::log_limited!`]: one mechanism for every line an outsider or a failing
+/// disk can repeat (the exchange summaries above use the same [`RateLimiter`]).
+pub fn admit_line(limiter: &RateLimiter) -> Option<String> {
+    admit_line_at(limiter, monotonic_nanos())
+}
+
+fn admit_line_at(limiter: &RateLimiter, now_nanos: u64) -> Option<String> {
+    limiter.admit(now_nanos).map(|suppressed| match suppressed {
+        0 => String::new(),
+        count => format!(" ({count} similar messages suppressed)"),
+    })
+}
+
+/// `log_limited!(LIMITER, error, "format", args…)`: logs at the given level of the `log` crate
+/// when the `static` [`RateLimiter`] admits the line, with the count of suppressed lines
+/// appended to the next one that passes.
+#[macro_export]
+macro_rules! log_limited {
+    ($limiter:expr, $level:ident, $($arg:tt)+) => {
+        if let Some(note) = $crate::logging::admit_line(&$limiter) {
+            log::$level!("{}{}", format_args!($($arg)+), note);
+        }
+    };
 }
 
 /// ISC's `print_hw_addr`: colon-separated lowercase hex.
@@ -431,6 +462,22 @@ mod tests {
                 "eth0"
             )[0],
             "DHCPDISCOVER from <hlen 200> via eth0: malformed request (HardwareAddressTooLong)"
+        );
+    }
+
+    #[test]
+    fn limited_lines_report_what_they_suppressed() {
+        // As for the refused failover connections: 10 at once, then one per 10 s.
+        let limiter = RateLimiter::per_interval(10_000_000_000, 10);
+        let start = 5_000_000_000_000;
+        let admitted: Vec<String> = (0..2_000)
+            .filter_map(|_| admit_line_at(&limiter, start))
+            .collect();
+        assert_eq!(admitted, vec![String::new(); 10]);
+        assert_eq!(admit_line_at(&limiter, start + 1_000_000_000), None);
+        assert_eq!(
+            admit_line_at(&limiter, start + 10_000_000_000).as_deref(),
+            Some(" (1991 similar messages suppressed)")
         );
     }
 

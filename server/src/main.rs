@@ -21,6 +21,17 @@ fn main() -> ExitCode {
         }
     };
     if !cli.foreground() {
+        // ISC discovers its interfaces before it forks: a config that serves none fails the
+        // command itself, with its messages on the terminal.
+        if let Ok(selection) = daemon::select_interfaces(&cli, &config) {
+            if selection.chosen.is_empty() {
+                for message in &selection.ignored {
+                    eprintln!("{message}");
+                }
+                eprintln!("{}", daemon::DaemonError::NoInterfaces);
+                return ExitCode::FAILURE;
+            }
+        }
         if let Err(error) = daemonize() {
             eprintln!("xdhcpd: cannot go to the background: {error}");
             return ExitCode::FAILURE;

@@ -4,10 +4,14 @@
 //! A reload either applies a whole new configuration or none of it:
 //! 1. parse and validate the file; any error is logged (every one, with file:line:column) and the
 //!    running configuration keeps serving;
-//! 2. [`prepare`] fits the new config to what cannot change without a restart (failover peers,
+//! 2. ISC's interface rule ([`check_interfaces`]): a config that declares no subnet for any of
+//!    the interfaces being served (an empty file, say) is refused, as ISC refuses to start with
+//!    "Not configured to listen on any interfaces!"; an interface it leaves without a subnet
+//!    gets ISC's "No subnet declaration" lines and its requests are ignored;
+//! 3. [`prepare`] fits the new config to what cannot change without a restart (failover peers,
 //!    the lease file, OMAPI, …): those keep their running values, each with a log line saying a
 //!    restart is needed; a pool naming a failover peer that is not running refuses the reload;
-//! 3. under the lease-store lock (so that no decision runs half under each config): the store's
+//! 4. under the lease-store lock (so that no decision runs half under each config): the store's
 //!    pool indices are rebuilt from the new pools ([`LeaseStore::reconfigure`], every lease
 //!    stays), the engine is swapped ([`EngineCell`]), and the XDP program's renewal templates,
 //!    built from the old config, are withdrawn.
@@ -22,6 +26,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::config::model::Config;
 use crate::engine::Engine;
 use crate::lease::store::LeaseStore;
+use crate::net::interfaces::{self, Interface};
 use crate::xdp::runtime::FastPathRuntime;
 
 /// Set by SIGHUP; the daemon's main loop takes it.
@@ -88,6 +93,10 @@ pub enum ReloadError {
     /// The lease store's lock was poisoned (a worker panicked); nothing was changed.
     #[error("the lease store is unusable")]
     LeaseStore,
+    /// No interface being served would keep a subnet declaration (ISC's fatal start-up error);
+    /// `ignored` holds ISC's message for each of them.
+    #[error("Not configured to listen on any interfaces!")]
+    NoInterfaces { ignored: Vec<String> },
 }
 
 /// What a successful reload changed, for the log.
@@ -99,6 +108,26 @@ pub struct ReloadSummary {
     pub leases_kept: usize,
     /// Settings that kept their running value (each needs a restart to change).
     pub needs_restart: Vec<String>,
+    /// ISC's message for each served interface the new config gives no subnet declaration.
+    pub ignored_interfaces: Vec<String>,
+}
+
+/// ISC's interface rule (common/discover.c, `discover_interfaces`) applied to a new config and
+/// the interfaces being served: ISC's "No subnet declaration" message for each interface left
+/// without a subnet, or the refusal when that is every one of them. Pure, unit-tested.
+pub fn check_interfaces(
+    config: &Config,
+    serving: &[Interface],
+) -> Result<Vec<String>, ReloadError> {
+    let ignored: Vec<String> = serving
+        .iter()
+        .filter(|interface| config.subnet_for(interface.address).is_none())
+        .map(|interface| interfaces::no_subnet_message(&interface.name, Some(interface.address)))
+        .collect();
+    if ignored.len() == serving.len() {
+        return Err(ReloadError::NoInterfaces { ignored });
+    }
+    Ok(ignored)
 }
 
 /// Fits `new` to the running config: settings that only a restart can change keep their running
@@ -201,6 +230,8 @@ pub struct ReloadTargets<'a> {
     pub engine: &'a EngineCell,
     pub leases: &'a Mutex<LeaseStore>,
     pub fast_path: Option<&'a FastPathRuntime>,
+    /// The interfaces being served (their sockets stay; a reload cannot add any).
+    pub interfaces: &'a [Interface],
 }
 
 /// Reads `config_path` and, when it is valid, swaps it in (see the module doc). On `Err` nothing
@@ -213,6 +244,7 @@ pub fn reload(targets: &ReloadTargets<'_>) -> Result<ReloadSummary, ReloadError>
 
 /// Swaps a parsed config in (the part of [`reload`] after reading the file).
 pub fn apply(targets: &ReloadTargets<'_>, new: Config) -> Result<ReloadSummary, ReloadError> {
+    let ignored_interfaces = check_interfaces(&new, targets.interfaces)?;
     let running = targets.engine.load();
     let (config, needs_restart) = prepare(running.config(), new)?;
     for warning in &config.warnings {
@@ -235,6 +267,7 @@ pub fn apply(targets: &ReloadTargets<'_>, new: Config) -> Result<ReloadSummary, 
         hosts: config.hosts.len(),
         leases_kept,
         needs_restart,
+        ignored_interfaces,
     })
 }
 
@@ -245,6 +278,9 @@ pub fn handle_request(targets: &ReloadTargets<'_>) {
     log::info!("SIGHUP: reloading {}", targets.config_path.display());
     match reload(targets) {
         Ok(summary) => {
+            for line in summary.ignored_interfaces.iter().flat_map(|m| m.lines()) {
+                log::error!("{line}");
+            }
             for note in &summary.needs_restart {
                 log::warn!("reload: {note}");
             }
@@ -267,6 +303,11 @@ pub fn handle_request(targets: &ReloadTargets<'_>) {
             crate::sd_notify::ready("serving (reload refused: configuration errors)");
         }
         Err(error) => {
+            if let ReloadError::NoInterfaces { ignored } = &error {
+                for line in ignored.iter().flat_map(|m| m.lines()) {
+                    log::error!("{line}");
+                }
+            }
             log::error!("reload refused: {error}; keeping the running configuration");
             crate::sd_notify::ready("serving (reload refused)");
         }
@@ -306,6 +347,69 @@ mod tests {
             }}
             "#
         )
+    }
+
+    /// An interface inside BASE's subnet.
+    fn ten_zero_zero_one() -> Interface {
+        Interface {
+            name: "eth0".into(),
+            index: 2,
+            address: Ipv4Addr::new(10, 0, 0, 1),
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            is_loopback: false,
+        }
+    }
+
+    /// The defect: `: > dhcpd.conf; kill -HUP` was applied ("0 subnets, 0 pools") and every
+    /// reply stopped. ISC refuses to start with such a file; the reload refuses it.
+    #[test]
+    fn a_config_without_a_subnet_for_any_served_interface_is_refused() {
+        let served = [ten_zero_zero_one()];
+        let Err(ReloadError::NoInterfaces { ignored }) = check_interfaces(&parse(""), &served)
+        else {
+            panic!("an empty config must be refused");
+        };
+        assert_eq!(
+            ignored,
+            [interfaces::no_subnet_message(
+                "eth0",
+                Some(Ipv4Addr::new(10, 0, 0, 1))
+            )]
+        );
+        let elsewhere =
+            parse("subnet 10.9.0.0 netmask 255.255.255.0 { range 10.9.0.10 10.9.0.20; }");
+        assert!(check_interfaces(&elsewhere, &served).is_err());
+        assert_eq!(
+            check_interfaces(&parse(BASE), &served).unwrap(),
+            Vec::<String>::new()
+        );
+        // One of two interfaces keeps its subnet: accepted, the other one named.
+        let mut second = ten_zero_zero_one();
+        second.name = "eth1".into();
+        second.address = Ipv4Addr::new(192, 168, 1, 1);
+        let ignored = check_interfaces(&parse(BASE), &[ten_zero_zero_one(), second]).unwrap();
+        assert_eq!(ignored.len(), 1);
+        assert!(ignored[0].starts_with("No subnet declaration for eth1 (192.168.1.1)."));
+    }
+
+    #[test]
+    fn an_empty_file_changes_nothing() {
+        let running = parse(BASE);
+        let engine = EngineCell::new(Engine::new(Arc::new(running.clone())));
+        let before = engine.load();
+        let leases = Mutex::new(LeaseStore::new(&running));
+        let targets = ReloadTargets {
+            config_path: Path::new("unused"),
+            engine: &engine,
+            leases: &leases,
+            fast_path: None,
+            interfaces: &[ten_zero_zero_one()],
+        };
+        assert!(matches!(
+            apply(&targets, parse("")),
+            Err(ReloadError::NoInterfaces { .. })
+        ));
+        assert!(Arc::ptr_eq(&before, &engine.load()));
     }
 
     #[test]
@@ -406,6 +510,7 @@ mod tests {
             engine: &engine,
             leases: &leases,
             fast_path: None,
+            interfaces: &[ten_zero_zero_one()],
         };
         let summary = apply(&targets, new).expect("applied");
         assert_eq!(summary.leases_kept, 2);
@@ -458,6 +563,7 @@ mod tests {
             engine: &engine,
             leases: &leases,
             fast_path: None,
+            interfaces: &[ten_zero_zero_one()],
         };
         assert!(matches!(reload(&targets), Err(ReloadError::Config(_))));
         assert!(Arc::ptr_eq(&before, &engine.load()));

@@ -2,6 +2,10 @@
 //! as `$NOTIFY_SOCKET`). SIGHUP applies a new dhcpd.conf and keeps the leases; a bad one is
 //! refused and the old one keeps serving; SIGTERM exits cleanly with every lease on disk.
 //! Readiness and reload completion are read from the notifications, never from sleeps.
+//!
+//! Faults (README "Reliability under faults"): a config that declares no subnet for the served
+//! interface stops the start (ISC's "Not configured to listen on any interfaces!") and is
+//! refused by SIGHUP; a lease file deleted while running is recreated with every lease.
 
 #![expect(
     clippy::disallowed_methods,
@@ -213,4 +217,126 @@ fn sigterm_exits_cleanly_with_the_leases_on_disk() {
         !dir.0.join("dhcpd.pid").exists(),
         "the PID file is removed on a clean exit"
     );
+}
+
+/// The lines ISC dhcpd 4.4 prints for `dhcpd -f -cf EMPTY lo` (common/discover.c).
+const ISC_NO_SUBNET: [&str; 3] = [
+    "No subnet declaration for lo (127.0.0.1).",
+    "** Ignoring requests on lo.  If this is not what",
+    "Not configured to listen on any interfaces!",
+];
+
+/// Runs xdhcpd on `dir` with `extra` arguments until it exits (30 s at most); its status and
+/// standard error. A process left behind (a daemon that forked) is killed by its PID file.
+fn run_to_exit(dir: &Path, port: u16, extra: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xdhcpd"))
+        .args(extra)
+        .arg("-cf")
+        .arg(dir.join("dhcpd.conf"))
+        .arg("-lf")
+        .arg(dir.join("dhcpd.leases"))
+        .arg("-pf")
+        .arg(dir.join("dhcpd.pid"))
+        .args(["-p", &port.to_string(), "--no-xdp", "--threads", "1", "lo"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start xdhcpd");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    use std::io::Read as _;
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr);
+    if let Ok(pid) = std::fs::read_to_string(dir.join("dhcpd.pid")) {
+        if let Ok(pid) = pid.trim().parse::<libc::pid_t>() {
+            // SAFETY: a signal to the daemon this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    (status, stderr)
+}
+
+/// The defect: with an empty dhcpd.conf xdhcpd started and served nothing, where ISC exits.
+#[test]
+fn an_empty_config_stops_the_start_with_isc_message() {
+    let dir = TempDir::new("service-empty-start");
+    std::fs::write(dir.0.join("dhcpd.conf"), "").expect("config");
+    std::fs::File::create(dir.0.join("dhcpd.leases")).expect("leases");
+    let port = port_for(2);
+    // In the foreground (the log on standard error) and as a daemon (checked before the
+    // fork, so that the command itself fails, as ISC's does).
+    for extra in [&["-f", "-d"][..], &[][..]] {
+        let (status, stderr) = run_to_exit(&dir.0, port, extra);
+        assert!(
+            !status.success(),
+            "{extra:?}: exit status {status}\n{stderr}"
+        );
+        for line in ISC_NO_SUBNET {
+            assert!(
+                stderr.contains(line),
+                "{extra:?}: no {line:?} in:\n{stderr}"
+            );
+        }
+    }
+}
+
+/// The defect: `: > dhcpd.conf; kill -HUP` was accepted ("0 subnets, 0 pools") and every reply
+/// stopped. Now refused like any broken config; the running one keeps serving.
+#[test]
+fn sighup_with_an_empty_config_keeps_the_running_one() {
+    let dir = TempDir::new("service-empty-reload");
+    std::fs::write(dir.0.join("dhcpd.conf"), config(600, "")).expect("config");
+    std::fs::File::create(dir.0.join("dhcpd.leases")).expect("leases");
+    let port = port_for(3);
+    let socket = relay_socket(port);
+    let mut service = Service::start(&dir.0, port);
+    let mac = [0x02, 0x00, 0x00, 0x00, 0x08, 0x01];
+    let first = dora(&socket, port, mac, 100);
+    for empty in ["", "# nothing but a comment\n", "default-lease-time 60;\n"] {
+        std::fs::write(dir.0.join("dhcpd.conf"), empty).expect("config");
+        let status = service.reload();
+        assert!(status.contains("refused"), "{empty:?}: {status}");
+    }
+    let second = dora(&socket, port, [0x02, 0x00, 0x00, 0x00, 0x08, 0x02], 200);
+    assert_eq!(lease_time(&second), Some(600));
+    let again = dora(&socket, port, mac, 300);
+    assert_eq!(again.yiaddr(), first.yiaddr());
+}
+
+/// Beyond ISC: an operator's `rm dhcpd.leases` while the server runs. ISC (and xdhcpd before)
+/// kept writing into the deleted file and lost every lease at the next start; now the next
+/// write notices and recreates the file from memory, before the reply that needs it leaves.
+#[test]
+fn a_deleted_lease_file_is_recreated_with_every_lease() {
+    let dir = TempDir::new("service-deleted-leases");
+    std::fs::write(dir.0.join("dhcpd.conf"), config(600, "")).expect("config");
+    let path = dir.0.join("dhcpd.leases");
+    std::fs::File::create(&path).expect("leases");
+    let port = port_for(4);
+    let socket = relay_socket(port);
+    let _service = Service::start(&dir.0, port);
+    let before = dora(&socket, port, [0x02, 0x00, 0x00, 0x00, 0x09, 0x01], 100).yiaddr();
+    std::fs::remove_file(&path).expect("rm dhcpd.leases");
+    let after = dora(&socket, port, [0x02, 0x00, 0x00, 0x00, 0x09, 0x02], 200).yiaddr();
+    // The ACK left only once its lease was durable: in the recreated file.
+    let leases = std::fs::read_to_string(&path).expect("the lease file exists again");
+    for address in [before, after] {
+        assert!(
+            leases.contains(&format!("lease {address} {{")),
+            "{address} missing:\n{leases}"
+        );
+    }
 }

@@ -541,6 +541,10 @@ async fn read_link(link: &mut Option<Link>, buffer: &mut [u8]) -> std::io::Resul
     }
 }
 
+/// "no matching state" lines: 10 at once, then one per 10 s.
+static REFUSED_CONNECTIONS_LOG: crate::logging::RateLimiter =
+    crate::logging::RateLimiter::per_interval(10_000_000_000, 10);
+
 /// Accepts connections on `address`, keeps those from `peer` (ISC "no matching state" closes
 /// the others, §1.1). Retries the bind every 90 s when the address is not (yet) there.
 async fn listen(
@@ -567,7 +571,12 @@ async fn listen(
                     SocketAddr::V6(_) => false,
                 };
                 if !from_peer {
-                    log::info!("failover peer {name}: connection from {remote}: no matching state");
+                    // Anyone can connect: a scan or a flood must not flood the log too.
+                    crate::log_limited!(
+                        REFUSED_CONNECTIONS_LOG,
+                        info,
+                        "failover peer {name}: connection from {remote}: no matching state"
+                    );
                     continue;
                 }
                 if incoming.send(Incoming::Accepted(stream, remote)).is_err() {

@@ -4,12 +4,24 @@
 //!
 //! Workers [`GroupCommit::submit`] a formatted record with a token (say, the DHCPACK to send).
 //! The committer drains everything pending, appends it as one batch, fsyncs once and hands all
-//! tokens of the batch to `on_durable`. When the append fails the tokens are dropped, never
-//! acknowledged: the clients retry. The committer also compacts the file every hour, or when the
-//! appended part outgrows the compact part, from a snapshot the daemon writes under its lock.
+//! tokens of the batch to `on_durable`. When the append fails the tokens go to `on_dropped`,
+//! never acknowledged: the clients retry. The committer also compacts the file every hour, or
+//! when the appended part outgrows the compact part, from a snapshot the daemon takes.
 //! Records of a batch are appended before a compaction's snapshot is taken, so the snapshot
 //! holds them; records submitted later are appended to the new file.
+//!
+//! Faults (README "Reliability under faults"):
+//! - a failed append is cut off by the next one ([`LeaseLog::append`]); only a file that cannot
+//!   be cut back, or that was deleted or replaced, needs a rewrite before appends resume;
+//! - a failed rewrite is retried after a back-off that doubles from
+//!   [`GroupCommitConfig::retry_after_failure`] up to the compaction interval (ISC retries
+//!   hourly), or up to [`GroupCommitConfig::urgent_retry_limit`] while appends wait for it —
+//!   never after every batch, which rebuilt the whole file per batch on a full disk;
+//! - an idle committer still checks every [`GroupCommitConfig::check_interval`] that its file
+//!   is in place, and recreates a deleted one from memory at once;
+//! - failure lines are rate-limited ([`crate::log_limited!`]).
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -17,6 +29,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::lease::log::{LeaseLog, LeaseLogError};
+use crate::logging::RateLimiter;
 
 /// The file the committer writes to: [`LeaseLog`], or a fake in tests.
 pub trait LogFile: Send + 'static {
@@ -26,7 +39,12 @@ pub trait LogFile: Send + 'static {
     fn rewrite(&mut self, snapshot: &[u8]) -> Result<(), LeaseLogError>;
     fn appended_bytes(&self) -> u64;
     fn compact_bytes(&self) -> u64;
+    /// Appends are refused until a rewrite.
     fn needs_rewrite(&self) -> bool;
+    /// The file was deleted or replaced while in use.
+    fn is_detached(&self) -> bool;
+    /// For the log lines.
+    fn path(&self) -> &Path;
 }
 
 impl LogFile for LeaseLog {
@@ -45,6 +63,12 @@ impl LogFile for LeaseLog {
     fn needs_rewrite(&self) -> bool {
         LeaseLog::needs_rewrite(self)
     }
+    fn is_detached(&self) -> bool {
+        LeaseLog::is_detached(self)
+    }
+    fn path(&self) -> &Path {
+        LeaseLog::path(self)
+    }
 }
 
 /// When the committer compacts.
@@ -56,6 +80,13 @@ pub struct GroupCommitConfig {
     pub growth_factor: u64,
     /// …and at least this many bytes (so that a nearly empty file is not rewritten every batch).
     pub min_compaction_bytes: u64,
+    /// The first wait after a failed rewrite; each further failure doubles it.
+    pub retry_after_failure: Duration,
+    /// The longest wait between attempts when appends are refused until a rewrite succeeds
+    /// (the file was deleted, or a failed append could not be cut off).
+    pub urgent_retry_limit: Duration,
+    /// How often an idle committer checks that its file was not deleted.
+    pub check_interval: Duration,
 }
 
 impl Default for GroupCommitConfig {
@@ -64,9 +95,17 @@ impl Default for GroupCommitConfig {
             compaction_interval: Duration::from_secs(3600),
             growth_factor: 2,
             min_compaction_bytes: 1 << 20,
+            retry_after_failure: Duration::from_secs(10),
+            urgent_retry_limit: Duration::from_secs(60),
+            check_interval: Duration::from_secs(1),
         }
     }
 }
+
+/// Failed batch lines: 5 at once, then one per 10 s.
+static FAILED_BATCH_LOG: RateLimiter = RateLimiter::per_interval(10_000_000_000, 5);
+/// Failed rewrite lines (already spaced by the back-off): 5 at once, then one a minute.
+static FAILED_REWRITE_LOG: RateLimiter = RateLimiter::per_interval(60_000_000_000, 5);
 
 /// Buckets of the batch-size histogram: bucket `i` counts batches of `2^i ..= 2^(i+1) - 1`
 /// records, the last one everything larger.
@@ -163,6 +202,22 @@ impl CommitStats {
     }
 }
 
+/// The wait after `failures` rewrites failed in a row: `retry_after_failure`, doubled for each
+/// further failure, up to the compaction interval (ISC's `LEASE_REWRITE_PERIOD`), or up to
+/// `urgent_retry_limit` when appends are refused until a rewrite succeeds.
+fn retry_delay(config: &GroupCommitConfig, failures: u32, urgent: bool) -> Duration {
+    let limit = if urgent {
+        config.urgent_retry_limit
+    } else {
+        config.compaction_interval
+    };
+    let doublings = failures.saturating_sub(1).min(20);
+    config
+        .retry_after_failure
+        .saturating_mul(1 << doublings)
+        .min(limit)
+}
+
 /// The committer thread is gone (it panicked or was shut down).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("the lease committer has stopped")]
@@ -184,30 +239,39 @@ pub struct GroupCommit<T> {
 
 impl<T: Send + 'static> GroupCommit<T> {
     /// Starts the committer over `log`. `on_durable` receives the tokens of each batch after
-    /// its write and fsync succeeded; `snapshot` appends a whole compact lease file (header
-    /// included) to the buffer it is given.
-    pub fn spawn<L, D, S>(
+    /// its write and fsync succeeded, `on_dropped` those of a batch that failed; `snapshot`
+    /// appends a whole compact lease file (header included) to the buffer it is given, or
+    /// returns false when it cannot (the rewrite is then skipped, as a failed one).
+    pub fn spawn<L, D, F, S>(
         log: L,
         config: GroupCommitConfig,
         on_durable: D,
+        on_dropped: F,
         snapshot: S,
     ) -> std::io::Result<Self>
     where
         L: LogFile,
         D: FnMut(Vec<T>) + Send + 'static,
-        S: FnMut(&mut Vec<u8>) + Send + 'static,
+        F: FnMut(Vec<T>) + Send + 'static,
+        S: FnMut(&mut Vec<u8>) -> bool + Send + 'static,
     {
         let (sender, receiver) = mpsc::channel();
         let stats = Arc::new(CommitStats::default());
+        let started = monotonic_now();
         let committer = Committer {
             log,
             config,
             on_durable,
+            on_dropped,
             snapshot,
             receiver,
             stats: Arc::clone(&stats),
             buffer: Vec::new(),
             snapshot_buffer: Vec::new(),
+            next_compaction: started + config.compaction_interval,
+            rewrite_failures: 0,
+            last_rewrite_failure: None,
+            detachment_reported: false,
         };
         let thread = std::thread::Builder::new()
             .name("lease-commit".into())
@@ -272,15 +336,23 @@ impl<T> Drop for GroupCommit<T> {
     }
 }
 
-struct Committer<L, D, S, T> {
+struct Committer<L, D, F, S, T> {
     log: L,
     config: GroupCommitConfig,
     on_durable: D,
+    on_dropped: F,
     snapshot: S,
     receiver: mpsc::Receiver<Message<T>>,
     stats: Arc<CommitStats>,
     buffer: Vec<u8>,
     snapshot_buffer: Vec<u8>,
+    /// When the periodic compaction is due.
+    next_compaction: Instant,
+    /// Rewrites failed in a row, and when the last one did.
+    rewrite_failures: u32,
+    last_rewrite_failure: Option<Instant>,
+    /// The loud line about a deleted file was logged; reset once the file is recreated.
+    detachment_reported: bool,
 }
 
 #[expect(clippy::disallowed_methods, reason = "driver owns the clock")]
@@ -288,18 +360,27 @@ fn monotonic_now() -> Instant {
     Instant::now()
 }
 
-impl<L, D, S, T> Committer<L, D, S, T>
+impl<L, D, F, S, T> Committer<L, D, F, S, T>
 where
     L: LogFile,
     D: FnMut(Vec<T>),
-    S: FnMut(&mut Vec<u8>),
+    F: FnMut(Vec<T>),
+    S: FnMut(&mut Vec<u8>) -> bool,
 {
     fn run(mut self) {
-        let mut next_compaction = monotonic_now() + self.config.compaction_interval;
         let mut tokens = Vec::new();
         let mut flushes = Vec::new();
         loop {
-            let timeout = next_compaction.saturating_duration_since(monotonic_now());
+            // At most `check_interval`, also once a compaction is overdue (a failed one waits
+            // for its back-off: no busy loop).
+            let until_compaction = self
+                .next_compaction
+                .saturating_duration_since(monotonic_now());
+            let timeout = if until_compaction.is_zero() {
+                self.config.check_interval
+            } else {
+                until_compaction.min(self.config.check_interval)
+            };
             let mut compact = false;
             let mut disconnected = false;
             match self.receiver.recv_timeout(timeout) {
@@ -318,15 +399,21 @@ where
                     }
                 }
             }
-            if !tokens.is_empty() {
+            let committed = !tokens.is_empty();
+            if committed {
                 self.commit_batch(std::mem::take(&mut tokens));
+            } else if self.log.is_detached() {
+                // Idle: nothing else would notice a deleted file before the next lease.
+                self.report_detachment();
             }
             let now = monotonic_now();
             let threshold = (self.log.compact_bytes() * self.config.growth_factor)
                 .max(self.config.min_compaction_bytes);
-            if compact || now >= next_compaction || self.log.appended_bytes() > threshold {
-                self.compact();
-                next_compaction = now + self.config.compaction_interval;
+            let urgent = self.log.needs_rewrite() || self.detachment_reported;
+            let wanted =
+                compact || now >= self.next_compaction || self.log.appended_bytes() > threshold;
+            if (urgent || wanted) && self.rewrite_allowed(now, urgent) {
+                self.compact(now);
             }
             for flush in flushes.drain(..) {
                 let _ = flush.send(());
@@ -354,17 +441,51 @@ where
         }
     }
 
+    /// After a failed rewrite, the next one waits `retry_after_failure`, doubled for each
+    /// further failure, up to the compaction interval (ISC's hourly retry) — or up to
+    /// `urgent_retry_limit` while appends are refused until a rewrite succeeds.
+    fn rewrite_allowed(&self, now: Instant, urgent: bool) -> bool {
+        let Some(failed) = self.last_rewrite_failure else {
+            return true;
+        };
+        now >= failed + self.retry_delay(urgent)
+    }
+
+    fn retry_delay(&self, urgent: bool) -> Duration {
+        retry_delay(&self.config, self.rewrite_failures, urgent)
+    }
+
+    /// The loud line, once per deletion.
+    fn report_detachment(&mut self) {
+        if !self.detachment_reported {
+            self.detachment_reported = true;
+            log::error!(
+                "lease file {} was deleted or replaced while in use: recreating it from the \
+                 leases in memory (nothing written to the deleted file would survive a restart)",
+                self.log.path().display()
+            );
+        }
+    }
+
     /// One write, one fsync, then the callback; on failure the tokens are dropped.
     fn commit_batch(&mut self, tokens: Vec<T>) {
         let count = tokens.len() as u64;
         let bytes = self.buffer.len() as u64;
-        // A failed append left garbage: start over from a snapshot (which already holds this
-        // batch's leases, the daemon stored them before submitting).
-        if self.log.needs_rewrite() {
-            self.compact();
+        let now = monotonic_now();
+        // A file that refuses appends is rewritten first, from a snapshot (which already holds
+        // this batch's leases: the daemon stored them before submitting).
+        if self.log.needs_rewrite() && self.rewrite_allowed(now, true) {
+            self.compact(now);
         }
         let started = monotonic_now();
-        let result = self.log.append(&self.buffer);
+        let mut result = self.log.append(&self.buffer);
+        if let Err(LeaseLogError::Detached { .. }) = result {
+            // Noticed by this append: recreate the file now and append there.
+            self.report_detachment();
+            if self.rewrite_allowed(now, true) && self.compact(now) {
+                result = self.log.append(&self.buffer);
+            }
+        }
         self.stats
             .record_append_latency(monotonic_now().saturating_duration_since(started));
         self.buffer.clear();
@@ -374,31 +495,63 @@ where
                 (self.on_durable)(tokens);
             }
             Err(error) => {
-                log::error!("lease batch of {count} records not durable, dropped: {error}");
+                crate::log_limited!(
+                    FAILED_BATCH_LOG,
+                    error,
+                    "lease batch of {count} records not durable, dropped: {error}"
+                );
                 self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 self.stats
                     .dropped_records
                     .fetch_add(count, Ordering::Relaxed);
+                (self.on_dropped)(tokens);
             }
         }
     }
 
-    fn compact(&mut self) {
+    /// Rewrites the file from a snapshot; true when it succeeded.
+    fn compact(&mut self, now: Instant) -> bool {
         self.snapshot_buffer.clear();
-        (self.snapshot)(&mut self.snapshot_buffer);
-        match self.log.rewrite(&self.snapshot_buffer) {
+        let result = if (self.snapshot)(&mut self.snapshot_buffer) {
+            self.log
+                .rewrite(&self.snapshot_buffer)
+                .map_err(|error| error.to_string())
+        } else {
+            Err("no snapshot of the leases could be taken".to_string())
+        };
+        // Do not keep a huge snapshot buffer around for an hour.
+        self.snapshot_buffer = Vec::new();
+        match result {
             Ok(()) => {
                 self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+                if self.detachment_reported {
+                    log::warn!(
+                        "lease file {} recreated from the leases in memory",
+                        self.log.path().display()
+                    );
+                }
+                self.detachment_reported = false;
+                self.rewrite_failures = 0;
+                self.last_rewrite_failure = None;
+                self.next_compaction = now + self.config.compaction_interval;
+                true
             }
             Err(error) => {
-                log::error!("lease file compaction failed: {error}");
                 self.stats
                     .failed_compactions
                     .fetch_add(1, Ordering::Relaxed);
+                self.rewrite_failures = self.rewrite_failures.saturating_add(1);
+                self.last_rewrite_failure = Some(now);
+                let urgent = self.log.needs_rewrite() || self.detachment_reported;
+                crate::log_limited!(
+                    FAILED_REWRITE_LOG,
+                    error,
+                    "lease file rewrite failed: {error}; next attempt in {} s",
+                    self.retry_delay(urgent).as_secs()
+                );
+                false
             }
         }
-        // Do not keep a huge snapshot buffer around for an hour.
-        self.snapshot_buffer = Vec::new();
     }
 }
 

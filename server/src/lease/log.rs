@@ -3,7 +3,13 @@
 //!
 //! A rewrite follows ISC's `new_lease_file` but never leaves a moment without a lease file:
 //! write `<file>.new` and fsync it, hard-link the current file to `<file>~`, rename the new file
-//! over the current one, fsync the directory.
+//! over the current one, fsync the directory. A rewrite that fails removes `<file>.new` (as ISC
+//! does), so that a full disk is not made fuller by the attempt: the appends need that space.
+//!
+//! Beyond ISC: a lease file deleted or replaced while in use (an operator's `rm`) is noticed
+//! before each append ([`LeaseLog::is_detached`]): ISC and a naive writer keep appending into
+//! the unlinked inode and lose every lease at the next start. The log refuses to append there,
+//! and the committer recreates the file from memory.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -23,6 +29,10 @@ pub enum LeaseLogError {
     /// makes it usable again.
     #[error("lease file {path} needs a rewrite after a failed append")]
     NeedsRewrite { path: PathBuf },
+    /// The path no longer names the open file (deleted, or replaced by another file): what is
+    /// appended would not be read at the next start.
+    #[error("lease file {path} was deleted or replaced while in use")]
+    Detached { path: PathBuf },
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LeaseLogError {
@@ -45,6 +55,9 @@ pub struct LeaseLog {
     compact_length: u64,
     /// An append failed; bytes past `length` may be garbage.
     damaged: bool,
+    /// Appends are refused until a rewrite: the garbage could not be cut off, or the file was
+    /// deleted or replaced.
+    unusable: bool,
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -56,15 +69,29 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// Writes `contents` as `path` atomically and returns the new file, open for appending.
 fn replace_file(path: &Path, contents: &[u8]) -> Result<File, LeaseLogError> {
     let temporary = sibling(path, ".new");
+    let result = write_and_install(path, &temporary, contents);
+    if result.is_err() {
+        // Whatever part was written would hold space the appends need (ISC's `new_lease_file`
+        // unlinks it too). Gone already after a successful rename, hence no error here.
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+fn write_and_install(
+    path: &Path,
+    temporary: &Path,
+    contents: &[u8],
+) -> Result<File, LeaseLogError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&temporary)
-        .map_err(io_error("create", &temporary))?;
+        .open(temporary)
+        .map_err(io_error("create", temporary))?;
     file.write_all(contents)
-        .map_err(io_error("write", &temporary))?;
-    file.sync_all().map_err(io_error("fsync", &temporary))?;
+        .map_err(io_error("write", temporary))?;
+    file.sync_all().map_err(io_error("fsync", temporary))?;
     // Keep the previous file as `<file>~`, as ISC does; a missing previous file is fine.
     let backup = sibling(path, "~");
     match std::fs::remove_file(&backup) {
@@ -81,7 +108,7 @@ fn replace_file(path: &Path, contents: &[u8]) -> Result<File, LeaseLogError> {
             backup.display()
         ),
     }
-    std::fs::rename(&temporary, path).map_err(io_error("rename", &temporary))?;
+    std::fs::rename(temporary, path).map_err(io_error("rename", temporary))?;
     // The rename is durable only once the directory is.
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -104,6 +131,7 @@ impl LeaseLog {
             length: snapshot.len() as u64,
             compact_length: snapshot.len() as u64,
             damaged: false,
+            unusable: false,
         })
     }
 
@@ -121,17 +149,48 @@ impl LeaseLog {
         self.compact_length
     }
 
-    /// True when an append failed and the file has not been rewritten since.
+    /// True when appends are refused until a rewrite: a failed append's tail could not be cut
+    /// off, or the file was deleted or replaced.
     pub fn needs_rewrite(&self) -> bool {
-        self.damaged
+        self.unusable
+    }
+
+    /// True when the path no longer names the open file: deleted (no link left) or replaced by
+    /// another one. Two `stat` calls, cheap enough for every batch.
+    pub fn is_detached(&self) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let Ok(open) = self.file.metadata() else {
+            return false;
+        };
+        if open.nlink() == 0 {
+            return true;
+        }
+        match std::fs::metadata(&self.path) {
+            Ok(named) => (named.dev(), named.ino()) != (open.dev(), open.ino()),
+            Err(error) => error.kind() == std::io::ErrorKind::NotFound,
+        }
     }
 
     /// Appends a batch of formatted records with one write and one `fdatasync`. On error
     /// nothing of the batch may be counted as durable.
     pub fn append(&mut self, records: &[u8]) -> Result<(), LeaseLogError> {
+        let detached = self.is_detached();
+        if self.unusable || detached {
+            self.unusable = true;
+            return Err(if detached {
+                LeaseLogError::Detached {
+                    path: self.path.clone(),
+                }
+            } else {
+                LeaseLogError::NeedsRewrite {
+                    path: self.path.clone(),
+                }
+            });
+        }
         if self.damaged {
             // Cut off whatever a failed append left, or give up until a rewrite.
             if self.file.set_len(self.length).is_err() {
+                self.unusable = true;
                 return Err(LeaseLogError::NeedsRewrite {
                     path: self.path.clone(),
                 });
@@ -163,6 +222,7 @@ impl LeaseLog {
         self.length = snapshot.len() as u64;
         self.compact_length = self.length;
         self.damaged = false;
+        self.unusable = false;
         Ok(())
     }
 }
@@ -216,6 +276,129 @@ mod tests {
         assert_eq!(on_disk, [snapshot.clone(), second].concat());
         assert_eq!(std::fs::read(sibling(&path, "~")).unwrap(), snapshot);
         assert!(!sibling(&path, ".new").exists());
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+
+    #[test]
+    fn a_failed_rewrite_leaves_no_new_file() {
+        let directory = temp_dir("log-failed-rewrite");
+        // A non-empty directory where the lease file should be: the rename fails after the new
+        // file was written in full.
+        let path = directory.join("dhcpd.leases");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("keep"), b"x").unwrap();
+        let mut header = Vec::new();
+        write_header(&mut header);
+        let error = LeaseLog::open(&path, &header).unwrap_err();
+        assert!(error.to_string().contains("rename"), "{error}");
+        assert!(!sibling(&path, ".new").exists());
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+
+    /// A tmpfs of `size` mounted on a fresh directory, unmounted and removed on drop.
+    struct TinyFilesystem(PathBuf);
+
+    impl TinyFilesystem {
+        /// `None` (with a note) without root, unless `REQUIRE_PRIVILEGED_TESTS=1`.
+        fn mount(name: &str, size: &str) -> Option<Self> {
+            // SAFETY: plain syscall.
+            if unsafe { libc::geteuid() } != 0 {
+                assert!(
+                    std::env::var("REQUIRE_PRIVILEGED_TESTS").as_deref() != Ok("1"),
+                    "{name}: needs root to mount a tmpfs"
+                );
+                eprintln!("{name}: skipped, needs root to mount a tmpfs");
+                return None;
+            }
+            let directory = temp_dir(name);
+            let target = std::ffi::CString::new(directory.as_os_str().as_encoded_bytes()).unwrap();
+            let options = std::ffi::CString::new(format!("size={size},mode=0700")).unwrap();
+            // SAFETY: valid C strings; the mount is undone in `drop`.
+            let result = unsafe {
+                libc::mount(
+                    c"tmpfs".as_ptr(),
+                    target.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    options.as_ptr().cast(),
+                )
+            };
+            assert_eq!(result, 0, "mount: {}", std::io::Error::last_os_error());
+            Some(Self(directory))
+        }
+    }
+
+    impl Drop for TinyFilesystem {
+        fn drop(&mut self) {
+            let target = std::ffi::CString::new(self.0.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: unmounts what `mount` mounted.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The defect this guards against: a rewrite that ran out of space left `<file>.new`
+    /// behind, holding the space the appends needed, and every later ACK failed.
+    #[test]
+    fn a_rewrite_that_runs_out_of_space_frees_it_for_the_appends() {
+        let Some(filesystem) = TinyFilesystem::mount("log-full", "160k") else {
+            return;
+        };
+        let path = filesystem.0.join("dhcpd.leases");
+        let mut header = Vec::new();
+        write_header(&mut header);
+        let mut log = LeaseLog::open(&path, &header).unwrap();
+        let mut record = Vec::new();
+        write_lease(&lease(1), &mut record);
+        // About 60 KiB of appends, then a rewrite of about 120 KiB: it cannot fit.
+        let mut appended = 0;
+        while appended < 60 * 1024 {
+            log.append(&record).unwrap();
+            appended += record.len();
+        }
+        let snapshot = record.repeat(120 * 1024 / record.len());
+        let error = log.rewrite(&snapshot).unwrap_err();
+        assert!(error.to_string().contains(".new"), "{error}");
+        assert!(!sibling(&path, ".new").exists(), "the partial file stayed");
+        // The space is back: appends go on, the file is still the old one.
+        for _ in 0..20 {
+            log.append(&record).unwrap();
+        }
+        assert!(!log.needs_rewrite());
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(on_disk.len(), header.len() + appended + 20 * record.len());
+    }
+
+    #[test]
+    fn a_deleted_file_is_noticed_and_a_rewrite_recreates_it() {
+        let directory = temp_dir("log-deleted");
+        let path = directory.join("dhcpd.leases");
+        let mut header = Vec::new();
+        write_header(&mut header);
+        let mut log = LeaseLog::open(&path, &header).unwrap();
+        let mut record = Vec::new();
+        write_lease(&lease(1), &mut record);
+        log.append(&record).unwrap();
+        assert!(!log.is_detached());
+        std::fs::remove_file(&path).unwrap();
+        assert!(log.is_detached());
+        assert!(matches!(
+            log.append(&record),
+            Err(LeaseLogError::Detached { .. })
+        ));
+        assert!(log.needs_rewrite());
+        let snapshot = [header.clone(), record.clone()].concat();
+        log.rewrite(&snapshot).unwrap();
+        assert!(!log.is_detached() && !log.needs_rewrite());
+        log.append(&record).unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            [snapshot, record.clone()].concat()
+        );
+        // Replaced by another file (moved away, a new one put in its place): the same.
+        std::fs::rename(&path, directory.join("moved")).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        assert!(log.is_detached());
         std::fs::remove_dir_all(&directory).unwrap();
     }
 

@@ -265,6 +265,13 @@ impl Metrics {
         self.drops.get(reason as usize).increment();
     }
 
+    /// Counts the replies of a lease batch that could not be made durable (the committer's
+    /// dropped tokens; a token without a reply, such as an expiry record, is no drop).
+    pub fn count_commit_failures<R>(&self, tokens: &[Option<R>]) {
+        self.commit_failures
+            .add(tokens.iter().filter(|token| token.is_some()).count() as u64);
+    }
+
     /// Counts an engine decision: the reply type it sends, or why it sends nothing.
     /// RELEASE and DECLINE are answered by nothing and are not drops (RFC 2131 §4.3.4, §4.3.5).
     pub fn count_decision(&self, outcome: &Outcome) {

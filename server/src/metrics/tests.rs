@@ -188,3 +188,65 @@ fn config_statement_sets_the_endpoint() {
     let errors = crate::config::parse_str(&bad, "test.conf").unwrap_err();
     assert!(errors.to_string().contains("test.conf:3"), "{errors}");
 }
+
+/// A lease file that never takes an append (as on a full disk).
+struct FullDisk;
+
+impl crate::lease::commit::LogFile for FullDisk {
+    fn append(&mut self, _: &[u8]) -> Result<(), crate::lease::log::LeaseLogError> {
+        Err(crate::lease::log::LeaseLogError::Io {
+            action: "append to",
+            path: "dhcpd.leases".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        })
+    }
+    fn rewrite(&mut self, _: &[u8]) -> Result<(), crate::lease::log::LeaseLogError> {
+        Ok(())
+    }
+    fn appended_bytes(&self) -> u64 {
+        0
+    }
+    fn compact_bytes(&self) -> u64 {
+        0
+    }
+    fn needs_rewrite(&self) -> bool {
+        false
+    }
+    fn is_detached(&self) -> bool {
+        false
+    }
+    fn path(&self) -> &std::path::Path {
+        std::path::Path::new("dhcpd.leases")
+    }
+}
+
+/// The README promises `drops_total{reason="commit_failed"}` for replies dropped because their
+/// lease could not be made durable; it stayed 0 while the committer dropped them.
+#[test]
+fn replies_of_a_failed_batch_count_as_commit_failed() {
+    use crate::lease::commit::{GroupCommit, GroupCommitConfig};
+    let metrics = Arc::new(Metrics::default());
+    let counted = Arc::clone(&metrics);
+    let commit = GroupCommit::spawn(
+        FullDisk,
+        GroupCommitConfig::default(),
+        |_: Vec<Option<&'static str>>| panic!("nothing is durable on a full disk"),
+        move |tokens: Vec<Option<&'static str>>| counted.count_commit_failures(&tokens),
+        |_: &mut Vec<u8>| true,
+    )
+    .unwrap();
+    // Two leases with their DHCPACKs and an expiry record without a reply.
+    commit.submit(b"lease a".to_vec(), Some("ack a")).unwrap();
+    commit.submit(b"lease b".to_vec(), Some("ack b")).unwrap();
+    commit.submit(b"expiry".to_vec(), None).unwrap();
+    commit.flush().unwrap();
+    commit.shutdown();
+    assert_eq!(metrics.drops(DropReason::CommitFailed), 2);
+    let config = crate::config::parse_str(CONFIG, "test.conf").unwrap();
+    let store = LeaseStore::new(&config);
+    let text = render(&metrics.registry(sources(config, store))).unwrap();
+    assert!(
+        text.contains("xdhcpd_drops_total{reason=\"commit_failed\"} 2\n"),
+        "{text}"
+    );
+}

@@ -23,27 +23,70 @@ pub enum InterfaceError {
 
 /// Every interface that is up and has an IPv4 address (the first one of each).
 pub fn list() -> Result<Vec<Interface>, InterfaceError> {
+    Ok(candidates()?
+        .into_iter()
+        .filter(|candidate| candidate.up)
+        .filter_map(|candidate| candidate.ipv4)
+        .collect())
+}
+
+/// One interface as ISC's `discover_interfaces` (common/discover.c) sees it: its flags and its
+/// first IPv4 address, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub name: String,
+    pub up: bool,
+    pub broadcast: bool,
+    pub loopback: bool,
+    pub point_to_point: bool,
+    /// The interface with its first IPv4 address; `None` when it has none.
+    pub ipv4: Option<Interface>,
+}
+
+/// Every interface the kernel lists, with or without an IPv4 address.
+pub fn candidates() -> Result<Vec<Candidate>, InterfaceError> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head that we free below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
         return Err(InterfaceError::List(std::io::Error::last_os_error()));
     }
-    let mut interfaces: Vec<Interface> = Vec::new();
+    let mut found: Vec<Candidate> = Vec::new();
     let mut cursor = head;
     while !cursor.is_null() {
         // SAFETY: cursor walks the list returned by getifaddrs, which stays valid until freed.
         let entry = unsafe { &*cursor };
         cursor = entry.ifa_next;
-        if entry.ifa_addr.is_null() || entry.ifa_name.is_null() {
+        if entry.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(entry.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
+        let flags = entry.ifa_flags;
+        let position = match found.iter().position(|known| known.name == name) {
+            Some(position) => position,
+            None => {
+                found.push(Candidate {
+                    name: name.clone(),
+                    up: flags & libc::IFF_UP as u32 != 0,
+                    broadcast: flags & libc::IFF_BROADCAST as u32 != 0,
+                    loopback: flags & libc::IFF_LOOPBACK as u32 != 0,
+                    point_to_point: flags & libc::IFF_POINTOPOINT as u32 != 0,
+                    ipv4: None,
+                });
+                found.len() - 1
+            }
+        };
+        if found[position].ipv4.is_some() || entry.ifa_addr.is_null() {
             continue;
         }
         // SAFETY: ifa_addr is non-null and points to a sockaddr of the family it declares.
-        let family = i32::from(unsafe { (*entry.ifa_addr).sa_family });
-        if family != libc::AF_INET || entry.ifa_flags & libc::IFF_UP as u32 == 0 {
+        if i32::from(unsafe { (*entry.ifa_addr).sa_family }) != libc::AF_INET {
             continue;
         }
-        // SAFETY: AF_INET addresses are sockaddr_in; ifa_name is a NUL-terminated string.
-        let (address, netmask, name) = unsafe {
+        // SAFETY: AF_INET addresses (and their netmasks) are sockaddr_in.
+        let (address, netmask) = unsafe {
             let address = &*(entry.ifa_addr as *const libc::sockaddr_in);
             let netmask = if entry.ifa_netmask.is_null() {
                 0
@@ -55,26 +98,88 @@ pub fn list() -> Result<Vec<Interface>, InterfaceError> {
             (
                 Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr)),
                 Ipv4Addr::from(u32::from_be(netmask)),
-                CStr::from_ptr(entry.ifa_name)
-                    .to_string_lossy()
-                    .into_owned(),
             )
         };
-        if interfaces.iter().any(|known| known.name == name) {
-            continue;
-        }
-        let index = index_of(&name).unwrap_or(0);
-        interfaces.push(Interface {
-            is_loopback: entry.ifa_flags & libc::IFF_LOOPBACK as u32 != 0,
+        found[position].ipv4 = Some(Interface {
+            index: index_of(&name).unwrap_or(0),
             name,
-            index,
             address,
             netmask,
+            is_loopback: flags & libc::IFF_LOOPBACK as u32 != 0,
         });
     }
     // SAFETY: head came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };
-    Ok(interfaces)
+    Ok(found)
+}
+
+/// The interfaces to serve and ISC's complaint about each one left out.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub chosen: Vec<Interface>,
+    /// One multi-line message per interface skipped for want of a subnet declaration.
+    pub ignored: Vec<String>,
+}
+
+/// ISC's message for an interface without a subnet declaration (common/discover.c,
+/// `discover_interfaces`), word for word.
+pub fn no_subnet_message(name: &str, address: Option<Ipv4Addr>) -> String {
+    let address = address.map_or_else(|| "no IPv4 addresses".to_string(), |a| a.to_string());
+    format!(
+        "No subnet declaration for {name} ({address}).\n\
+         ** Ignoring requests on {name}.  If this is not what\n   \
+         you want, please write a subnet declaration\n   \
+         in your dhcpd.conf file for the network segment\n   \
+         to which interface {name} is attached. **"
+    )
+}
+
+/// ISC's rule for the interfaces a server listens on (common/discover.c, `discover_interfaces`
+/// with `DISCOVER_SERVER`):
+/// - named on the command line: each one, whatever its kind (loopback included), but only when
+///   it is up — a missing or down interface counts as one without IPv4 addresses;
+/// - none named: every interface that is up, can broadcast, and is neither loopback nor
+///   point-to-point;
+/// - either way, an interface whose (first) IPv4 address lies in no declared subnet is skipped
+///   with "No subnet declaration for IFACE (ADDR)". When none is left the caller stops with
+///   "Not configured to listen on any interfaces!".
+pub fn select(
+    named: &[String],
+    candidates: &[Candidate],
+    has_subnet: impl Fn(Ipv4Addr) -> bool,
+) -> Selection {
+    let considered: Vec<(String, Option<&Interface>)> = if named.is_empty() {
+        candidates
+            .iter()
+            .filter(|c| c.up && c.broadcast && !c.loopback && !c.point_to_point)
+            .map(|c| (c.name.clone(), c.ipv4.as_ref()))
+            .collect()
+    } else {
+        named
+            .iter()
+            .map(|name| {
+                let ipv4 = candidates
+                    .iter()
+                    .find(|c| &c.name == name && c.up)
+                    .and_then(|c| c.ipv4.as_ref());
+                (name.clone(), ipv4)
+            })
+            .collect()
+    };
+    let mut selection = Selection::default();
+    for (name, ipv4) in considered {
+        match ipv4 {
+            Some(interface) if has_subnet(interface.address) => {
+                if !selection.chosen.iter().any(|known| known.name == name) {
+                    selection.chosen.push(interface.clone());
+                }
+            }
+            _ => selection
+                .ignored
+                .push(no_subnet_message(&name, ipv4.map(|i| i.address))),
+        }
+    }
+    selection
 }
 
 /// The kernel index of an interface, `None` when it does not exist.
@@ -96,6 +201,83 @@ pub fn find(name: &str) -> Result<Interface, InterfaceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn candidate(name: &str, address: Option<[u8; 4]>, loopback: bool) -> Candidate {
+        Candidate {
+            name: name.into(),
+            up: true,
+            broadcast: !loopback,
+            loopback,
+            point_to_point: false,
+            ipv4: address.map(|octets| Interface {
+                name: name.into(),
+                index: 1,
+                address: Ipv4Addr::from(octets),
+                netmask: Ipv4Addr::new(255, 255, 255, 0),
+                is_loopback: loopback,
+            }),
+        }
+    }
+
+    fn host() -> Vec<Candidate> {
+        vec![
+            candidate("lo", Some([127, 0, 0, 1]), true),
+            candidate("va", Some([10, 9, 0, 1]), false),
+            candidate("vb", None, false),
+        ]
+    }
+
+    fn in_ten_nine(address: Ipv4Addr) -> bool {
+        address.octets()[..3] == [10, 9, 0]
+    }
+
+    fn names(selection: &Selection) -> Vec<&str> {
+        selection.chosen.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    /// What ISC dhcpd 4.4.3 printed in a namespace with lo, va (10.9.0.1/24) and vb (no
+    /// address), given an empty dhcpd.conf and no interface names.
+    #[test]
+    fn without_names_every_broadcast_interface_needs_a_subnet() {
+        let selection = select(&[], &host(), |_| false);
+        assert!(selection.chosen.is_empty());
+        assert_eq!(
+            selection.ignored,
+            [
+                no_subnet_message("va", Some(Ipv4Addr::new(10, 9, 0, 1))),
+                no_subnet_message("vb", None)
+            ]
+        );
+        assert!(selection.ignored[0].starts_with("No subnet declaration for va (10.9.0.1).\n"));
+        assert!(
+            selection.ignored[1].starts_with("No subnet declaration for vb (no IPv4 addresses).")
+        );
+        let selection = select(&[], &host(), in_ten_nine);
+        assert_eq!(names(&selection), ["va"]);
+        assert_eq!(selection.ignored.len(), 1, "vb still gets its message");
+    }
+
+    #[test]
+    fn named_interfaces_may_be_loopback_but_still_need_a_subnet() {
+        let named = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let selection = select(&named(&["lo"]), &host(), |_| false);
+        assert!(selection.chosen.is_empty());
+        assert_eq!(
+            selection.ignored,
+            [no_subnet_message("lo", Some(Ipv4Addr::LOCALHOST))]
+        );
+        let selection = select(&named(&["lo", "va"]), &host(), in_ten_nine);
+        assert_eq!(names(&selection), ["va"]);
+        let selection = select(&named(&["lo"]), &host(), |a| a.is_loopback());
+        assert_eq!(names(&selection), ["lo"]);
+        // A missing (or down) interface counts as one without addresses, as in ISC.
+        let selection = select(&named(&["nosuch"]), &host(), |_| true);
+        assert_eq!(selection.ignored, [no_subnet_message("nosuch", None)]);
+        let mut down = host();
+        down[1].up = false;
+        let selection = select(&named(&["va"]), &down, |_| true);
+        assert!(selection.chosen.is_empty());
+    }
 
     #[test]
     fn loopback_is_listed() {

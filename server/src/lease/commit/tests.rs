@@ -1,6 +1,6 @@
 //! Group commit tests: ordering of write, fsync and callback, batching, failures, compaction.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::*;
@@ -10,7 +10,20 @@ enum Event {
     /// A batch written and fsynced.
     Append(Vec<u8>),
     Rewrite(Vec<u8>),
+    RewriteFailed,
     Durable(Vec<u32>),
+    Dropped(Vec<u32>),
+}
+
+/// What a test makes the fake file do.
+#[derive(Default)]
+struct Faults {
+    /// The next append fails (as on a full disk: the next one cuts the tail off).
+    fail_next: bool,
+    /// Every rewrite fails.
+    fail_rewrites: bool,
+    /// The file was deleted: appends are refused until a rewrite.
+    detached: bool,
 }
 
 /// A log that records what happens, can block an append until released, and can fail.
@@ -19,8 +32,7 @@ struct FakeLog {
     gate: Option<mpsc::Receiver<()>>,
     /// Told when an append starts waiting at the gate.
     entered: Option<mpsc::Sender<()>>,
-    fail_next: Arc<Mutex<bool>>,
-    damaged: bool,
+    faults: Arc<Mutex<Faults>>,
     appended: u64,
 }
 
@@ -32,8 +44,13 @@ impl LogFile for FakeLog {
             }
             let _ = gate.recv();
         }
-        if std::mem::take(&mut *self.fail_next.lock().unwrap()) {
-            self.damaged = true;
+        let mut faults = self.faults.lock().unwrap();
+        if faults.detached {
+            return Err(LeaseLogError::Detached {
+                path: PathBuf::from("fake"),
+            });
+        }
+        if std::mem::take(&mut faults.fail_next) {
             return Err(LeaseLogError::Io {
                 action: "fsync",
                 path: PathBuf::from("fake"),
@@ -48,7 +65,16 @@ impl LogFile for FakeLog {
         Ok(())
     }
     fn rewrite(&mut self, snapshot: &[u8]) -> Result<(), LeaseLogError> {
-        self.damaged = false;
+        let mut faults = self.faults.lock().unwrap();
+        if faults.fail_rewrites {
+            self.events.lock().unwrap().push(Event::RewriteFailed);
+            return Err(LeaseLogError::Io {
+                action: "write",
+                path: PathBuf::from("fake.new"),
+                source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+            });
+        }
+        faults.detached = false;
         self.appended = 0;
         self.events
             .lock()
@@ -63,42 +89,70 @@ impl LogFile for FakeLog {
         0
     }
     fn needs_rewrite(&self) -> bool {
-        self.damaged
+        self.faults.lock().unwrap().detached
+    }
+    fn is_detached(&self) -> bool {
+        self.faults.lock().unwrap().detached
+    }
+    fn path(&self) -> &Path {
+        Path::new("fake")
     }
 }
 
 struct Harness {
     commit: GroupCommit<u32>,
     events: Arc<Mutex<Vec<Event>>>,
-    fail_next: Arc<Mutex<bool>>,
+    faults: Arc<Mutex<Faults>>,
+}
+
+impl Harness {
+    fn events(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
+    }
 }
 
 fn harness(gate: Option<mpsc::Receiver<()>>, entered: Option<mpsc::Sender<()>>) -> Harness {
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let fail_next = Arc::new(Mutex::new(false));
-    let log = FakeLog {
-        events: Arc::clone(&events),
-        gate,
-        entered,
-        fail_next: Arc::clone(&fail_next),
-        damaged: false,
-        appended: 0,
-    };
-    let durable_events = Arc::clone(&events);
-    let commit = GroupCommit::spawn(
-        log,
+    harness_with(
         GroupCommitConfig {
             min_compaction_bytes: u64::MAX,
             ..GroupCommitConfig::default()
         },
+        gate,
+        entered,
+    )
+}
+
+fn harness_with(
+    config: GroupCommitConfig,
+    gate: Option<mpsc::Receiver<()>>,
+    entered: Option<mpsc::Sender<()>>,
+) -> Harness {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let faults = Arc::new(Mutex::new(Faults::default()));
+    let log = FakeLog {
+        events: Arc::clone(&events),
+        gate,
+        entered,
+        faults: Arc::clone(&faults),
+        appended: 0,
+    };
+    let durable_events = Arc::clone(&events);
+    let dropped_events = Arc::clone(&events);
+    let commit = GroupCommit::spawn(
+        log,
+        config,
         move |tokens| durable_events.lock().unwrap().push(Event::Durable(tokens)),
-        |out: &mut Vec<u8>| out.extend_from_slice(b"SNAPSHOT"),
+        move |tokens| dropped_events.lock().unwrap().push(Event::Dropped(tokens)),
+        |out: &mut Vec<u8>| {
+            out.extend_from_slice(b"SNAPSHOT");
+            true
+        },
     )
     .unwrap();
     Harness {
         commit,
         events,
-        fail_next,
+        faults,
     }
 }
 
@@ -128,7 +182,7 @@ fn tokens_come_back_only_after_their_batch_is_durable() {
                     durable.push(*token);
                 }
             }
-            Event::Rewrite(_) => {}
+            Event::Rewrite(_) | Event::RewriteFailed | Event::Dropped(_) => {}
         }
     }
     assert_eq!(written, b"a;b;c;d;");
@@ -174,23 +228,120 @@ fn records_queued_behind_a_slow_fsync_share_one_batch() {
 #[test]
 fn a_failed_batch_is_never_acknowledged() {
     let harness = harness(None, None);
-    *harness.fail_next.lock().unwrap() = true;
+    harness.faults.lock().unwrap().fail_next = true;
     harness.commit.submit(b"x".to_vec(), 7).unwrap();
     harness.commit.flush().unwrap();
     harness.commit.submit(b"y".to_vec(), 8).unwrap();
     harness.commit.flush().unwrap();
-    let events = harness.events.lock().unwrap().clone();
-    // The failed batch left the file damaged: a rewrite from the snapshot comes first.
+    // The failed batch's tokens are dropped (counted by the daemon as `commit_failed`), and
+    // the next append simply goes on: the log cuts the failed tail off itself. No rewrite of
+    // the whole file (on a full disk that rewrite is what ate the appends' space).
     assert_eq!(
-        events,
+        harness.events(),
         vec![
-            Event::Rewrite(b"SNAPSHOT".to_vec()),
+            Event::Dropped(vec![7]),
             Event::Append(b"y".to_vec()),
             Event::Durable(vec![8]),
         ]
     );
     let stats = harness.commit.stats().snapshot();
     assert_eq!((stats.failed_batches, stats.dropped_records), (1, 1));
+}
+
+/// The defect: a rewrite that failed (no space) was retried after every batch, rebuilding the
+/// whole store each time.
+#[test]
+fn a_failing_rewrite_backs_off_and_the_appends_go_on() {
+    let harness = harness_with(
+        GroupCommitConfig {
+            // Every batch outgrows the compact part: a compaction is wanted each time.
+            min_compaction_bytes: 0,
+            ..GroupCommitConfig::default()
+        },
+        None,
+        None,
+    );
+    harness.faults.lock().unwrap().fail_rewrites = true;
+    for token in 0..10u32 {
+        harness.commit.submit(vec![b'r'], token).unwrap();
+        harness.commit.flush().unwrap();
+    }
+    let events = harness.events();
+    let attempts = events
+        .iter()
+        .filter(|event| **event == Event::RewriteFailed)
+        .count();
+    assert_eq!(attempts, 1, "{events:?}");
+    let durable: Vec<u32> = events
+        .iter()
+        .flat_map(|event| match event {
+            Event::Durable(tokens) => tokens.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(durable, (0..10).collect::<Vec<_>>());
+    assert_eq!(harness.commit.stats().snapshot().failed_compactions, 1);
+}
+
+#[test]
+fn rewrite_retries_double_up_to_the_hour_or_a_minute_when_appends_wait() {
+    let config = GroupCommitConfig::default();
+    let delays: Vec<u64> = (1..=11)
+        .map(|failures| retry_delay(&config, failures, false).as_secs())
+        .collect();
+    assert_eq!(
+        delays,
+        [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
+    );
+    let urgent: Vec<u64> = (1..=5)
+        .map(|failures| retry_delay(&config, failures, true).as_secs())
+        .collect();
+    assert_eq!(urgent, [10, 20, 40, 60, 60]);
+    assert_eq!(retry_delay(&config, u32::MAX, false).as_secs(), 3600);
+}
+
+#[test]
+fn a_deleted_file_is_recreated_before_the_next_append() {
+    let harness = harness(None, None);
+    harness.commit.submit(b"a".to_vec(), 1).unwrap();
+    harness.commit.flush().unwrap();
+    harness.faults.lock().unwrap().detached = true;
+    harness.commit.submit(b"b".to_vec(), 2).unwrap();
+    harness.commit.flush().unwrap();
+    assert_eq!(
+        harness.events(),
+        vec![
+            Event::Append(b"a".to_vec()),
+            Event::Durable(vec![1]),
+            Event::Rewrite(b"SNAPSHOT".to_vec()),
+            Event::Append(b"b".to_vec()),
+            Event::Durable(vec![2]),
+        ]
+    );
+}
+
+#[test]
+fn an_idle_committer_notices_a_deleted_file() {
+    let harness = harness_with(
+        GroupCommitConfig {
+            min_compaction_bytes: u64::MAX,
+            check_interval: Duration::from_millis(10),
+            ..GroupCommitConfig::default()
+        },
+        None,
+        None,
+    );
+    harness.faults.lock().unwrap().detached = true;
+    // No lease comes; the periodic check alone recreates the file.
+    let deadline = monotonic_now() + Duration::from_secs(10);
+    while !harness
+        .events()
+        .contains(&Event::Rewrite(b"SNAPSHOT".to_vec()))
+    {
+        assert!(monotonic_now() < deadline, "never recreated");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!harness.faults.lock().unwrap().detached);
 }
 
 #[test]
@@ -244,6 +395,7 @@ fn real_log_rewrite_keeps_everything() {
         for lease in snapshot_store.lock().unwrap().iter() {
             write_lease(lease, out);
         }
+        true
     };
     let mut initial = Vec::new();
     write_header(&mut initial);
@@ -254,6 +406,7 @@ fn real_log_rewrite_keeps_everything() {
         log,
         GroupCommitConfig::default(),
         move |tokens: Vec<u8>| acked_by_callback.lock().unwrap().extend(tokens),
+        |_| panic!("nothing fails here"),
         snapshot,
     )
     .unwrap();
@@ -290,5 +443,59 @@ fn real_log_rewrite_keeps_everything() {
     for lease in store.lock().unwrap().iter() {
         assert_eq!(loaded.get(lease.address), Some(lease));
     }
+    std::fs::remove_dir_all(&directory).unwrap();
+}
+
+/// The real file deleted while the committer runs: the next batch recreates it from the
+/// snapshot, and it holds the leases from before and after.
+#[test]
+fn real_log_recreates_a_deleted_file() {
+    use crate::config::model::Config;
+    use crate::lease::file::{write_header, write_lease};
+    use crate::lease::record::{BindingState, Lease};
+    use crate::lease::store::LeaseStore;
+    use std::net::Ipv4Addr;
+
+    let directory =
+        std::env::temp_dir().join(format!("xdhcpd-commit-deleted-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join("dhcpd.leases");
+    let store = Arc::new(Mutex::new(LeaseStore::new(&Config::default())));
+    let snapshot_store = Arc::clone(&store);
+    let mut initial = Vec::new();
+    write_header(&mut initial);
+    let commit = GroupCommit::spawn(
+        LeaseLog::open(&path, &initial).unwrap(),
+        GroupCommitConfig::default(),
+        |_: Vec<u8>| {},
+        |_| panic!("the batch after the deletion must be durable"),
+        move |out: &mut Vec<u8>| {
+            write_header(out);
+            for lease in snapshot_store.lock().unwrap().iter() {
+                write_lease(lease, out);
+            }
+            true
+        },
+    )
+    .unwrap();
+    let submit = |index: u8| {
+        let mut lease = Lease::free(Ipv4Addr::new(10, 2, 0, index));
+        lease.binding_state = BindingState::Active;
+        lease.ends = 1_795_836_305;
+        let mut record = Vec::new();
+        write_lease(&lease, &mut record);
+        store.lock().unwrap().upsert(lease);
+        commit.submit(record, index).unwrap();
+        commit.flush().unwrap();
+    };
+    submit(1);
+    std::fs::remove_file(&path).unwrap();
+    submit(2);
+    assert!(path.exists());
+    let mut loaded = LeaseStore::new(&Config::default());
+    loaded.load_path(&path).unwrap();
+    assert_eq!(loaded.len(), 2);
+    commit.shutdown();
     std::fs::remove_dir_all(&directory).unwrap();
 }
