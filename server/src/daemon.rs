@@ -8,7 +8,6 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,42 +43,7 @@ pub enum DaemonError {
     Io(#[from] std::io::Error),
 }
 
-/// A monotonic instant for the lock-hold histogram.
-#[expect(clippy::disallowed_methods, reason = "driver owns the clock")]
-fn lock_clock() -> std::time::Instant {
-    std::time::Instant::now()
-}
-
-/// Seconds since the Unix epoch.
-#[expect(clippy::disallowed_methods, reason = "driver owns the clock")]
-pub fn unix_now() -> UnixTime {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs().min(u64::from(u32::MAX - 1)) as UnixTime)
-        .unwrap_or(0)
-}
-
-/// Set by SIGTERM/SIGINT.
-static SHUTDOWN: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_terminate(_signal: libc::c_int) {
-    SHUTDOWN.store(true, Ordering::SeqCst);
-}
-
-fn install_signal_handlers() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(
-            libc::SIGTERM,
-            on_terminate as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGINT,
-            on_terminate as *const () as libc::sighandler_t,
-        );
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-}
+use crate::clock::unix_now;
 
 /// A reply that may leave only once its lease is durable.
 pub struct PendingReply {
@@ -179,8 +143,9 @@ pub fn log_ignored_interfaces(selection: &interfaces::Selection) {
 
 /// Runs the server until SIGTERM/SIGINT.
 pub fn run(cli: &Cli) -> Result<(), DaemonError> {
-    // From the start: a SIGHUP during start-up is a reload request, not the end of the process.
-    crate::reload::install_signal_handler();
+    // From the start: a SIGHUP during start-up is a reload request, and a SIGTERM a graceful
+    // stop, not the end of the process.
+    let signals = crate::signals::Signals::install()?;
     let config_path = cli.config_path();
     let config = crate::config::load_file(&config_path)
         .map_err(|errors| DaemonError::Config(errors.to_string()))?;
@@ -314,7 +279,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     )?;
 
     let _fast_path_thread = match &shared.fast_path {
-        Some(runtime) => Some(runtime.spawn(leases.clone(), shared.clone(), &SHUTDOWN)?),
+        Some(runtime) => {
+            Some(runtime.spawn(leases.clone(), shared.clone(), signals.shutdown_flag())?)
+        }
         None => None,
     };
 
@@ -352,7 +319,10 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                 log::error!("OMAPI change not persisted: the lease committer stopped");
             }
         }),
-        Box::new(|| SHUTDOWN.store(true, Ordering::SeqCst)),
+        {
+            let signals = signals.clone();
+            Box::new(move || signals.request_shutdown())
+        },
         Box::new(crate::failover::omapi::FailoverStateObjects::new(
             &config,
             shared.engine.load().failover(),
@@ -379,14 +349,16 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         }
     }
 
-    install_signal_handlers();
     let mut workers = Vec::new();
     for (index, (socket, interface)) in sockets.into_iter().enumerate() {
         let shared = shared.clone();
         workers.push(
             std::thread::Builder::new()
                 .name(format!("dhcp-{}-{index}", interface.name))
-                .spawn(move || worker(&shared, &socket, &interface))?,
+                .spawn({
+                    let signals = signals.clone();
+                    move || worker(&shared, &socket, &interface, &signals)
+                })?,
         );
     }
     log::info!(
@@ -399,9 +371,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
 
     // The main thread drives expiry once a second and reloads on SIGHUP until told to stop.
     let mut last_expiry = unix_now();
-    while !SHUTDOWN.load(Ordering::SeqCst) {
+    while !signals.shutdown_requested() {
         std::thread::sleep(Duration::from_millis(200));
-        if crate::reload::take_request() {
+        if signals.take_reload() {
             crate::reload::handle_request(&crate::reload::ReloadTargets {
                 config_path: &config_path,
                 engine: &shared.engine,
@@ -625,7 +597,12 @@ fn spawn_committer(
 }
 
 /// One worker: receive a batch, decide each packet, send or hand over to the committer.
-fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
+fn worker(
+    shared: &Shared,
+    socket: &Arc<DhcpSocket>,
+    interface: &Interface,
+    signals: &crate::signals::Signals,
+) {
     let mut incoming = ReceiveBatch::new();
     let mut outgoing = SendBatch::default();
     let mut messages = Vec::with_capacity(crate::net::socket::BATCH);
@@ -633,7 +610,7 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
     // Whether the engine in force declares a subnet for this interface, worked out again only
     // when a reload swaps the engine.
     let mut subnet_known: Option<(Arc<Engine>, bool)> = None;
-    while !SHUTDOWN.load(Ordering::Relaxed) {
+    while !signals.shutdown_requested() {
         let received = match socket.receive_batch(&mut incoming) {
             Ok(0) => continue,
             Ok(count) => count,
@@ -694,7 +671,7 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
             let Ok(mut store) = shared.leases.lock() else {
                 return;
             };
-            let locked = lock_clock();
+            let locked = crate::clock::monotonic();
             // Taken under the store lock, as a reload swaps it: a batch is decided by one config.
             let engine = shared.engine.load();
             for (message, source, raw) in &messages {

@@ -6,6 +6,7 @@
 
 pub mod changes;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod engine;
@@ -18,4 +19,5 @@ pub mod omapi;
 pub mod reload;
 pub mod sd_notify;
 pub mod shutdown;
+pub mod signals;
 pub mod xdp;

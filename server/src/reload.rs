@@ -20,8 +20,7 @@
 //! ([`Engine::reconfigured`]).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use crate::config::model::Config;
 use crate::engine::Engine;
@@ -29,55 +28,27 @@ use crate::lease::store::LeaseStore;
 use crate::net::interfaces::{self, Interface};
 use crate::xdp::runtime::FastPathRuntime;
 
-/// Set by SIGHUP; the daemon's main loop takes it.
-static RELOAD_REQUESTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_hangup(_signal: libc::c_int) {
-    RELOAD_REQUESTED.store(true, Ordering::SeqCst);
-}
-
-/// Routes SIGHUP to [`take_request`] (instead of its default, which ends the process).
-pub fn install_signal_handler() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGHUP, on_hangup as *const () as libc::sighandler_t);
-    }
-}
-
-/// True once per SIGHUP received since the last call.
-pub fn take_request() -> bool {
-    RELOAD_REQUESTED.swap(false, Ordering::SeqCst)
-}
-
-/// The engine the workers use, replaceable while they run. Workers take it once per received
-/// batch (an `Arc` clone under a read lock, uncontended except for the instant of a reload).
+/// The engine the workers use, replaceable while they run: an `ArcSwap`, so that taking it
+/// (once per received batch) is a lock-free load and a reload never waits for a worker.
 #[derive(Debug)]
 pub struct EngineCell {
-    current: RwLock<Arc<Engine>>,
+    current: arc_swap::ArcSwap<Engine>,
 }
 
 impl EngineCell {
     pub fn new(engine: Engine) -> Self {
         Self {
-            current: RwLock::new(Arc::new(engine)),
+            current: arc_swap::ArcSwap::from_pointee(engine),
         }
     }
 
     /// The engine in force now.
     pub fn load(&self) -> Arc<Engine> {
-        match self.current.read() {
-            Ok(engine) => engine.clone(),
-            // A panicking writer cannot leave a half-written Arc: the value is still whole.
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current.load_full()
     }
 
     fn replace(&self, engine: Engine) {
-        let engine = Arc::new(engine);
-        match self.current.write() {
-            Ok(mut current) => *current = engine,
-            Err(poisoned) => *poisoned.into_inner() = engine,
-        }
+        self.current.store(Arc::new(engine));
     }
 }
 

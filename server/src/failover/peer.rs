@@ -73,7 +73,7 @@ pub fn start(
     if config.failover_peers.is_empty() {
         return Ok(None);
     }
-    let now = crate::daemon::unix_now();
+    let now = crate::clock::unix_now();
     let mut drivers = Vec::new();
     for (peer, status) in config.failover_peers.iter().zip(hooks.relationships()) {
         let saved = saved_state(saved, &peer.name, now);
@@ -148,7 +148,7 @@ pub fn start(
 
 /// Seconds since the epoch (the driver owns the clock).
 fn now() -> UnixTime {
-    crate::daemon::unix_now()
+    crate::clock::unix_now()
 }
 
 /// A new TCP connection to or from the peer, or a failed attempt.

@@ -143,14 +143,6 @@ fn first_message_id(serial: u32) -> u32 {
     (nanos ^ serial.wrapping_mul(0x9e37_79b9)) & 0x7fff_ffff
 }
 
-fn unix_now() -> u32 {
-    #[expect(clippy::disallowed_methods, reason = "driver owns the clock")]
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    u32::try_from(now).unwrap_or(u32::MAX)
-}
-
 async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -170,7 +162,7 @@ async fn connection(
             }
             // Requests held back while replies were queued.
             session
-                .process(unix_now(), objects)
+                .process(crate::clock::unix_now(), objects)
                 .map_err(|error| error.to_string())?;
         }
         // Wait for input until the idle timeout, or the authentication deadline if sooner.
@@ -192,7 +184,7 @@ async fn connection(
         // The store lock may be held by a DHCP worker for a moment; `block_in_place` is not
         // available on a current-thread runtime, and the wait is microseconds.
         session
-            .handle_bytes(unix_now(), received, objects)
+            .handle_bytes(crate::clock::unix_now(), received, objects)
             .map_err(|error| error.to_string())?;
     }
 }

@@ -405,12 +405,12 @@ impl FastPathRuntime {
         self: &Arc<Self>,
         leases: Arc<Mutex<LeaseStore>>,
         sink: Arc<dyn LeaseSink>,
-        shutdown: &'static std::sync::atomic::AtomicBool,
+        shutdown: Arc<std::sync::atomic::AtomicBool>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let runtime = self.clone();
         std::thread::Builder::new()
             .name("xdp-sync".into())
-            .spawn(move || runtime.run(&leases, sink.as_ref(), shutdown))
+            .spawn(move || runtime.run(&leases, sink.as_ref(), &shutdown))
     }
 
     fn run(
