@@ -14,11 +14,7 @@ fn main() -> ExitCode {
     // Read the config once before forking so that errors reach the terminal.
     let config = match config::load_file(&cli.config_path()) {
         Ok(config) => config,
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("Configuration file errors encountered -- exiting");
-            return ExitCode::FAILURE;
-        }
+        Err(errors) => return config_errors(&errors),
     };
     if !cli.foreground() {
         if let Err(error) = daemonize() {
@@ -57,11 +53,7 @@ fn main() -> ExitCode {
 fn check(cli: &Cli) -> ExitCode {
     let config = match config::load_file(&cli.config_path()) {
         Ok(config) => config,
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("Configuration file errors encountered -- exiting");
-            return ExitCode::FAILURE;
-        }
+        Err(errors) => return config_errors(&errors),
     };
     for warning in &config.warnings {
         eprintln!("{}: warning: {}", warning.location, warning.message);
@@ -95,6 +87,16 @@ fn check(cli: &Cli) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// A configuration that cannot be used: every error, then ISC's closing lines. ISC's
+/// `log_fatal` ends with a blank line and `exiting.`, which scripts and test harnesses wait for.
+fn config_errors(errors: &config::ConfigErrors) -> ExitCode {
+    eprintln!("{errors}");
+    eprintln!("Configuration file errors encountered -- exiting");
+    eprintln!();
+    eprintln!("exiting.");
+    ExitCode::FAILURE
 }
 
 /// Forks into the background as ISC dhcpd does without `-f`: the parent exits, the child starts

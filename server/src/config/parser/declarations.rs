@@ -26,6 +26,13 @@ const KEY_ALGORITHMS: &[(&str, &str)] = &[
     ("hmac-sha512", "hmac-sha512"),
 ];
 
+/// The most addresses one `range` may hold. ISC 4.4 (mdb.c `new_address_range`, built with
+/// COMPACT_LEASES as Debian does) allocates the range's leases in one block whose size, an
+/// `unsigned`, is (addresses + 1) × sizeof(struct lease), 304 bytes on x86-64, and refuses
+/// the range as "an overly large address range" when that overflows 32 bits. Measured with
+/// `dhcpd -t` 4.4.3: 10.0.0.0-10.215.148.51 passes, 10.0.0.0-10.215.148.52 does not.
+const MAX_RANGE_ADDRESSES: u64 = (u32::MAX as u64) / 304 - 1;
+
 /// Largest hardware address accepted (ISC `HARDWARE_ADDR_LEN`).
 const MAX_HARDWARE_LENGTH: usize = 20;
 
@@ -216,11 +223,19 @@ impl Parser {
             self.parse_ip()?
         };
         self.expect_semicolon()?;
-        if u32::from(low) > u32::from(high) {
+        // mdb.c `new_address_range`: "Allow range to be specified high-to-low as well as
+        // low-to-high."
+        let (low, high) = if u32::from(low) > u32::from(high) {
+            (high, low)
+        } else {
+            (low, high)
+        };
+        let addresses = u64::from(u32::from(high)) - u64::from(u32::from(low)) + 1;
+        if addresses > MAX_RANGE_ADDRESSES {
             return Err(self.invalid(
                 span,
-                format!("a range whose low address is at most its high address {high}"),
-                format!("{low} {high}"),
+                format!("a range of at most {MAX_RANGE_ADDRESSES} addresses"),
+                format!("{low}-{high}, an overly large address range ({addresses} addresses)"),
             ));
         }
         let pool = match block.kind {
@@ -259,21 +274,45 @@ impl Parser {
         Ok(())
     }
 
-    /// `host NAME { … }`.
+    /// `host NAME { … }` (confpars.c `parse_host_declaration`): anywhere but in a host or a
+    /// class. NAME is a host name (`parse_host_name`: names and numbers joined by dots), not a
+    /// quoted string, and unique. Hosts are global whatever the block: only the parameters of
+    /// the enclosing scopes reach them.
     pub(super) fn parse_host(&mut self, block: Block) -> ParseResult<()> {
         let span = self.bump().span;
-        if !matches!(
+        if matches!(
             block.kind,
-            BlockKind::Global | BlockKind::Group | BlockKind::SharedNetwork | BlockKind::Subnet
+            BlockKind::Host | BlockKind::Class | BlockKind::Subclass
         ) {
             return Err(self.invalid(
                 span,
-                "`host` at top level or in a group, shared-network or subnet",
+                "`host` outside hosts and classes",
                 format!("`host` inside a {}", block_name(block.kind)),
             ));
         }
-        let name = self.parse_name_or_string("a host name")?;
+        let name_span = self.peek().span;
+        let name = self.parse_dotted_name("a name for the host declaration (not a quoted string)")?;
         let open = self.expect_punct(b'{')?;
+        if self.config.hosts.iter().any(|host| host.name == name) {
+            let error = self.invalid(
+                name_span,
+                "a host name not declared before",
+                format!("host {name}: already exists"),
+            );
+            self.errors.push(error);
+            self.recover_block_body();
+            return Ok(());
+        }
+        if matches!(block.kind, BlockKind::Subnet | BlockKind::SharedNetwork)
+            && !self.side.warned_global_hosts
+        {
+            // ISC's own warning, once per configuration.
+            self.side.warned_global_hosts = true;
+            self.warn(
+                span,
+                "Host declarations are global.  They are not limited to the scope you declared them in.",
+            );
+        }
         let scope = self.new_scope(block.scope);
         let id = HostId(self.config.hosts.len() as u32);
         self.config.hosts.push(Host {
@@ -421,41 +460,40 @@ impl Parser {
             .map(|index| ClassId(index as u32))
     }
 
-    /// `class "NAME" { … }`.
+    /// `class "NAME" { … }` (confpars.c `parse_class_declaration`): anywhere but inside a
+    /// class; NAME is a quoted string. Classes are global; the class's scope sits under the
+    /// block it is declared in. Declaring a name again reopens that class: its body adds to
+    /// the first one.
     pub(super) fn parse_class(&mut self, block: Block) -> ParseResult<()> {
         let span = self.bump().span;
-        let name_span = self.peek().span;
-        let name = self.parse_name_or_string("a class name")?;
+        let name = self.parse_class_name()?;
         let open = self.expect_punct(b'{')?;
-        if !matches!(block.kind, BlockKind::Global | BlockKind::Group) {
+        if matches!(block.kind, BlockKind::Class | BlockKind::Subclass) {
             let error = self.invalid(
                 span,
-                "`class` at top level or in a group",
+                "`class` outside a class",
                 format!("`class` inside a {}", block_name(block.kind)),
             );
             self.errors.push(error);
             self.recover_block_body();
             return Ok(());
         }
-        if self.class_by_name(&name).is_some() {
-            let error = self.invalid(
-                name_span,
-                "a class name not declared before",
-                format!("\"{name}\" declared again"),
-            );
-            self.errors.push(error);
-            self.recover_block_body();
-            return Ok(());
-        }
-        let scope = self.new_scope(block.scope);
-        let id = ClassId(self.config.classes.len() as u32);
-        self.config.classes.push(Class {
-            name,
-            scope,
-            match_if: None,
-            match_data: None,
-            subclasses: Vec::new(),
-        });
+        let id = match self.class_by_name(&name) {
+            Some(id) => id,
+            None => {
+                let scope = self.new_scope(block.scope);
+                let id = ClassId(self.config.classes.len() as u32);
+                self.config.classes.push(Class {
+                    name,
+                    scope,
+                    match_if: None,
+                    match_data: None,
+                    subclasses: Vec::new(),
+                });
+                id
+            }
+        };
+        let scope = self.config.classes[id.0 as usize].scope;
         let inner = Block {
             kind: BlockKind::Class,
             scope,
@@ -466,11 +504,32 @@ impl Parser {
         Ok(())
     }
 
+    /// The name of a class in `class`/`subclass`: ISC wants a quoted string ("Expecting class
+    /// name").
+    fn parse_class_name(&mut self) -> ParseResult<String> {
+        match self.peek().kind.clone() {
+            TokenKind::String(bytes) => {
+                self.bump();
+                Ok(String::from_utf8_lossy(&bytes).into_owned())
+            }
+            _ => Err(self.expected("a class name (a quoted string)")),
+        }
+    }
+
     /// Inside a class: `match if EXPR;`, `match EXPR;`, `spawn with EXPR;`, `lease limit N;`.
     pub(super) fn parse_class_statement(&mut self, block: Block, word: &str) -> ParseResult<()> {
         let span = self.bump().span;
+        // A subclass takes `lease limit` (ISC reads it for every kind of class) but neither
+        // `match` nor `spawn` ("invalid match in subclass").
         let class = match (block.kind, block.class) {
             (BlockKind::Class, Some(class)) => class,
+            (BlockKind::Subclass, _) if word == "lease" => {
+                self.expect_keyword("limit")?;
+                self.parse_u32("a lease limit")?;
+                self.expect_semicolon()?;
+                self.warn(span, "`lease limit` is not supported yet; ignored");
+                return Ok(());
+            }
             _ => {
                 return Err(self.invalid(
                     span,
@@ -523,11 +582,12 @@ impl Parser {
         Ok(())
     }
 
-    /// `subclass "CLASS" DATA;` or `subclass "CLASS" DATA { … }`.
+    /// `subclass "CLASS" DATA;` or `subclass "CLASS" DATA { … }`, anywhere but inside a class
+    /// (confpars.c); the subclass's scope sits under its class.
     pub(super) fn parse_subclass(&mut self, block: Block) -> ParseResult<()> {
         let span = self.bump().span;
         let name_span = self.peek().span;
-        let name = self.parse_name_or_string("a class name")?;
+        let name = self.parse_class_name()?;
         let data = self.parse_data("subclass data (a quoted string or colon-hex)")?;
         let Some(class) = self.class_by_name(&name) else {
             if self.at_punct(b'{') {
@@ -542,10 +602,10 @@ impl Parser {
                 format!("undeclared class \"{name}\""),
             ));
         };
-        if !matches!(block.kind, BlockKind::Global | BlockKind::Group) {
+        if matches!(block.kind, BlockKind::Class | BlockKind::Subclass) {
             return Err(self.invalid(
                 span,
-                "`subclass` at top level or in a group",
+                "`subclass` outside a class",
                 format!("`subclass` inside a {}", block_name(block.kind)),
             ));
         }
@@ -783,15 +843,15 @@ impl Parser {
             }
         } else if self.eat_keyword("secret") {
             let span = self.peek().span;
-            let text = self.parse_string("a quoted base64 secret")?;
+            let text = self.parse_base64_text()?;
             self.expect_semicolon()?;
             match base64::decode(&text) {
-                Some(bytes) => *secret = Some(bytes),
-                None => {
+                Ok(bytes) => *secret = Some(bytes),
+                Err(problem) => {
                     return Err(self.invalid(
                         span,
                         "a base64 secret",
-                        format!("\"{}\"", String::from_utf8_lossy(&text)),
+                        format!("\"{}\": {problem}", String::from_utf8_lossy(&text)),
                     ));
                 }
             }
@@ -799,6 +859,37 @@ impl Parser {
             return Err(self.expected("`algorithm` or `secret`"));
         }
         Ok(())
+    }
+}
+
+impl Parser {
+    /// The text of a key's secret as common/parse.c `parse_base64` collects it: the next
+    /// token, quoted or not, then every following token made only of base64 characters (an
+    /// unquoted `AAAA==` is the tokens `AAAA`, `=`, `=`; a `/` or `+` splits a name too).
+    fn parse_base64_text(&mut self) -> ParseResult<Vec<u8>> {
+        let mut text = match token_text(&self.peek().kind) {
+            Some(text) => text,
+            None => return Err(self.expected("a base64 secret")),
+        };
+        self.bump();
+        while let Some(next) = token_text(&self.peek().kind) {
+            if !base64::is_base64_text(&next) {
+                break;
+            }
+            self.bump();
+            text.extend_from_slice(&next);
+        }
+        Ok(text)
+    }
+}
+
+/// The characters of a token as conflex.c returns them in `val`.
+fn token_text(kind: &TokenKind) -> Option<Vec<u8>> {
+    match kind {
+        TokenKind::Name(text) | TokenKind::Number(text) => Some(text.clone().into_bytes()),
+        TokenKind::String(bytes) => Some(bytes.clone()),
+        TokenKind::Punct(byte) => Some(vec![*byte]),
+        TokenKind::Eof => None,
     }
 }
 
