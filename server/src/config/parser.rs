@@ -256,6 +256,11 @@ pub(crate) struct SideTables {
     pub omapi_key_span: Option<Span>,
     /// ISC's "Host declarations are global" warning was given (it gives it once).
     pub warned_global_hosts: bool,
+    /// Hosts (by index) that had a `fixed-address` statement.
+    pub hosts_with_fixed_address: std::collections::HashSet<u32>,
+    /// The class body being read had a `match if` / a `match` or `spawn with` (ISC allows one
+    /// of each per declaration).
+    pub class_body_matches: (bool, bool),
 }
 
 pub(crate) struct Parser {
@@ -537,18 +542,22 @@ impl Parser {
     /// `0x` hex, a leading `0` octal, else decimal; a leading `-` is allowed whatever the
     /// signedness, down to -2^(bits-1), and up to 2^bits - 1; the result is the two's
     /// complement in `bits` bits (so `default-lease-time -1;` is 0xffffffff, infinite).
-    pub fn parse_isc_integer(&mut self, bits: u32) -> ParseResult<u32> {
+    pub fn parse_isc_integer(&mut self, bits: u32, what: &str) -> ParseResult<u32> {
         let token = self.peek().clone();
-        let what = format!("a {bits}-bit number");
         let TokenKind::Number(text) = &token.kind else {
-            return Err(self.expected(&what));
+            return Err(self.expected(what));
         };
         match convert_num(text, bits) {
             Ok(value) => {
                 self.bump();
                 Ok(value)
             }
-            Err(found) => Err(self.invalid(token.span, what, found)),
+            Err(ConvertError::NotANumber) => Err(self.expected(what)),
+            Err(ConvertError::TooLarge) => Err(self.invalid(
+                token.span,
+                format!("{what} in -{}..={}", 1u64 << (bits - 1), (1u64 << bits) - 1),
+                text.clone(),
+            )),
         }
     }
 
@@ -908,8 +917,17 @@ pub(crate) fn parse_number_text(text: &str) -> Option<i64> {
     }
 }
 
-/// common/parse.c `convert_num` with base 0: the value in `bits` bits, or what is wrong.
-pub(crate) fn convert_num(text: &str, bits: u32) -> Result<u32, String> {
+/// Why [`convert_num`] refused a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConvertError {
+    /// "Bogus number": a character that is no digit of the base.
+    NotANumber,
+    /// "exceeds max … for precision".
+    TooLarge,
+}
+
+/// common/parse.c `convert_num` with base 0: the value in `bits` bits.
+pub(crate) fn convert_num(text: &str, bits: u32) -> Result<u32, ConvertError> {
     let (negative, magnitude) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
@@ -925,13 +943,13 @@ pub(crate) fn convert_num(text: &str, bits: u32) -> Result<u32, String> {
         (10, magnitude)
     };
     if digits.is_empty() {
-        return Err(format!("`{text}` (not a number)"));
+        return Err(ConvertError::NotANumber);
     }
     // ISC accumulates in a u_int32_t, so 4294967296 wraps to 0 before the range check.
     let mut value: u32 = 0;
     for digit in digits.chars() {
         let Some(digit) = digit.to_digit(base) else {
-            return Err(format!("`{text}` (a digit not in base {base})"));
+            return Err(ConvertError::NotANumber);
         };
         value = value.wrapping_mul(base).wrapping_add(digit);
     }
@@ -941,7 +959,7 @@ pub(crate) fn convert_num(text: &str, bits: u32) -> Result<u32, String> {
         (1u64 << bits) - 1
     };
     if u64::from(value) > max {
-        return Err(format!("`{text}` (exceeds {max} for {bits} bits)"));
+        return Err(ConvertError::TooLarge);
     }
     let mask = if bits == 32 {
         u32::MAX

@@ -130,6 +130,14 @@ impl Parser {
             class: None,
         };
         self.parse_block_body(inner, open);
+        if self.config.shared_networks[id.0 as usize].subnets.is_empty() {
+            // confpars.c: "empty shared-network decl".
+            return Err(self.invalid(
+                span,
+                "at least one subnet in the shared-network",
+                "an empty shared-network",
+            ));
+        }
         Ok(())
     }
 
@@ -237,6 +245,27 @@ impl Parser {
                 format!("a range of at most {MAX_RANGE_ADDRESSES} addresses"),
                 format!("{low}-{high}, an overly large address range ({addresses} addresses)"),
             ));
+        }
+        if block.kind == BlockKind::Pool && block.subnet.is_none() {
+            // A pool written in a shared-network: confpars.c `parse_address_range` looks for
+            // the range's subnet among the subnets declared so far ("address range not on
+            // network NAME").
+            let declared = block
+                .shared_network
+                .and_then(|id| self.config.shared_networks.get(id.0 as usize))
+                .is_some_and(|network| {
+                    network
+                        .subnets
+                        .iter()
+                        .any(|subnet| self.config.subnet(*subnet).contains(low))
+                });
+            if !declared {
+                return Err(self.invalid(
+                    span,
+                    "a range in a subnet declared before it in the shared-network",
+                    format!("{low}-{high}, not on the network (yet)"),
+                ));
+            }
         }
         let pool = match block.kind {
             BlockKind::Pool => block.pool,
@@ -378,6 +407,15 @@ impl Parser {
                 format!("`hardware` inside a {}", block_name(block.kind)),
             ));
         }
+        if self.host_mut(block).hardware.is_some() {
+            // confpars.c: "Host NAME hardware address already configured."
+            let name = self.host_mut(block).name.clone();
+            return Err(self.invalid(
+                span,
+                "one `hardware` statement per host",
+                format!("host {name}: hardware address already configured"),
+            ));
+        }
         if htype != 1 {
             self.warn(
                 kind.span,
@@ -406,6 +444,16 @@ impl Parser {
                 span,
                 "`fixed-address` inside a host",
                 format!("`fixed-address` inside a {}", block_name(block.kind)),
+            ));
+        }
+        let host = block.host.map_or(0, |id| id.0);
+        if !self.side.hosts_with_fixed_address.insert(host) {
+            // confpars.c: "Only one fixed address declaration per host." (list the addresses
+            // in one statement instead).
+            return Err(self.invalid(
+                span,
+                "one `fixed-address` statement per host",
+                "a second one",
             ));
         }
         self.host_mut(block).fixed_addresses.extend(addresses);
@@ -500,6 +548,7 @@ impl Parser {
             class: Some(id),
             ..Block::global()
         };
+        self.side.class_body_matches = (false, false);
         self.parse_block_body(inner, open);
         Ok(())
     }
@@ -542,10 +591,18 @@ impl Parser {
         match word {
             "match" => {
                 if self.eat_keyword("if") {
+                    if std::mem::replace(&mut self.side.class_body_matches.0, true) {
+                        return Err(self.invalid(
+                            span,
+                            "one `match if` per class declaration",
+                            "a second one",
+                        ));
+                    }
                     let expr = self.parse_boolean_expression("a boolean expression")?;
                     self.expect_semicolon()?;
                     self.config.classes[index].match_if = Some(expr);
                 } else {
+                    self.refuse_second_submatch(span)?;
                     let expr = self.parse_expression()?;
                     if expr.kind() == ExprKind::Boolean || expr.kind() == ExprKind::Numeric {
                         return Err(self.invalid(
@@ -560,6 +617,7 @@ impl Parser {
             }
             "spawn" => {
                 self.expect_keyword("with")?;
+                self.refuse_second_submatch(span)?;
                 let expr = self.parse_expression()?;
                 self.expect_semicolon()?;
                 // `spawn with` creates subclasses at run time (later); matching on the same data
@@ -578,6 +636,18 @@ impl Parser {
                 self.expect_semicolon()?;
                 self.warn(span, "`lease limit` is not supported yet; ignored");
             }
+        }
+        Ok(())
+    }
+
+    /// confpars.c: "can't override existing submatch/spawn." within one class declaration.
+    fn refuse_second_submatch(&mut self, span: Span) -> ParseResult<()> {
+        if std::mem::replace(&mut self.side.class_body_matches.1, true) {
+            return Err(self.invalid(
+                span,
+                "one `match` or `spawn with` per class declaration",
+                "a second one",
+            ));
         }
         Ok(())
     }
@@ -807,13 +877,8 @@ impl Parser {
         let Some(secret) = secret else {
             return Err(self.invalid(name_span, "a `secret` statement in the key", "none"));
         };
-        if self.config.keys.iter().any(|key| key.name == name) {
-            return Err(self.invalid(
-                name_span,
-                "a key name not declared before",
-                format!("\"{name}\" declared again"),
-            ));
-        }
+        // ISC (omapi_auth_key_enter) replaces a key declared again.
+        self.config.keys.retain(|key| key.name != name);
         self.config.keys.push(Key {
             name,
             algorithm,

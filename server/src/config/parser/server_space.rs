@@ -115,13 +115,13 @@ impl Parser {
                 self.parse_lease_interval()?;
             }
             "L" => {
-                self.parse_isc_integer(32)?;
+                self.parse_isc_integer(32, "an unsigned 32-bit integer")?;
             }
             "S" => {
-                self.parse_isc_integer(16)?;
+                self.parse_isc_integer(16, "an unsigned 16-bit integer")?;
             }
             "B" => {
-                self.parse_isc_integer(8)?;
+                self.parse_isc_integer(8, "an unsigned 8-bit integer")?;
             }
             "f" => {
                 if !self.eat_keyword("ignore") {
@@ -163,6 +163,6 @@ impl Parser {
         if self.eat_keyword("infinite") {
             return Ok(u32::MAX);
         }
-        self.parse_isc_integer(32)
+        self.parse_isc_integer(32, "a time in seconds")
     }
 }

@@ -138,15 +138,17 @@ impl Parser {
                 Ok(())
             }
             "authoritative" => {
-                self.bump();
+                let span = self.bump().span;
                 self.expect_semicolon()?;
+                self.refuse_authority_in_host(block, span)?;
                 self.scope_mut(block.scope).authoritative = Some(true);
                 Ok(())
             }
             "not" => {
                 self.bump();
-                self.expect_keyword("authoritative")?;
+                let span = self.expect_keyword("authoritative")?;
                 self.expect_semicolon()?;
+                self.refuse_authority_in_host(block, span)?;
                 self.scope_mut(block.scope).authoritative = Some(false);
                 Ok(())
             }
@@ -161,6 +163,18 @@ impl Parser {
             }
             _ => self.parse_parameter(block, &word, token.span),
         }
+    }
+
+    /// confpars.c: "authority makes no sense here." in a host.
+    fn refuse_authority_in_host(&mut self, block: Block, span: Span) -> ParseResult<()> {
+        if block.kind == BlockKind::Host {
+            return Err(self.invalid(
+                span,
+                "`authoritative` outside hosts",
+                "`authoritative` in a host (authority makes no sense there)",
+            ));
+        }
+        Ok(())
     }
 
     /// Server parameters (docs/spec/dhcpd-conf.md §4).
@@ -202,7 +216,7 @@ impl Parser {
             }
             "min-secs" => {
                 self.bump();
-                let value = self.parse_isc_integer(8)?;
+                let value = self.parse_isc_integer(8, "seconds")?;
                 self.expect_semicolon()?;
                 self.scope_mut(scope).min_secs = Some(value as u8);
             }
@@ -283,7 +297,7 @@ impl Parser {
             }
             "lease-file-name" | "pid-file-name" => {
                 self.bump();
-                let path = self.parse_string("a quoted path")?;
+                let path = self.parse_text("a quoted path")?;
                 self.expect_semicolon()?;
                 let path = String::from_utf8_lossy(&path).into_owned();
                 if word == "lease-file-name" {

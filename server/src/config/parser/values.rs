@@ -64,11 +64,10 @@ impl Parser {
                 return self.parse_loose_value();
             }
             // ISC: "unknown option SPACE.NAME".
-            let space_name = self.space_name(space);
             return Err(self.invalid(
                 name_span,
                 "a known option name",
-                format!("`{space_name}.{name}`"),
+                format!("`{full_name}`"),
             ));
         };
         let bytes = if self.at_punct(b'=') {
@@ -172,11 +171,9 @@ impl Parser {
             })?
         } else {
             match kind {
-                ServerKind::Seconds => ServerValue::Number(self.parse_u32("a time in seconds")?),
+                ServerKind::Seconds => ServerValue::Number(self.parse_lease_interval()?),
                 ServerKind::Byte => {
-                    ServerValue::Number(
-                        self.parse_number_in("an unsigned 8-bit integer", 0, 255)? as u32
-                    )
+                    ServerValue::Number(self.parse_isc_integer(8, "an unsigned 8-bit integer")?)
                 }
                 ServerKind::Flag => ServerValue::Flag(self.parse_flag()?),
                 ServerKind::Permission => ServerValue::Permission(if self.parse_flag()? {
@@ -191,7 +188,7 @@ impl Parser {
                         return Ok(());
                     }
                 },
-                ServerKind::Text => ServerValue::Text(self.parse_string("a quoted string")?),
+                ServerKind::Text => ServerValue::Text(self.parse_text("a quoted string")?),
             }
         };
         self.expect_semicolon()?;
@@ -269,12 +266,6 @@ impl Parser {
                 format!("no option space named `{name}`"),
             )
         })
-    }
-
-    fn space_name(&self, space: OptionSpace) -> String {
-        self.options
-            .space_definition(space)
-            .map_or_else(String::new, |definition| definition.name.clone())
     }
 
     fn space_names_unchecked(&self, space: OptionSpace) -> bool {
@@ -487,9 +478,14 @@ impl Parser {
                     out.push(u8::from(value));
                 }
             }
-            OptionType::Integer { bits, .. } => {
+            OptionType::Integer { bits, signed } => {
                 // ISC reads every integer with `convert_num`, signed or not (see there).
-                let value = self.parse_isc_integer(u32::from(*bits))?;
+                let what = if *signed {
+                    format!("a signed {bits}-bit integer")
+                } else {
+                    format!("an unsigned {bits}-bit integer")
+                };
+                let value = self.parse_isc_integer(u32::from(*bits), &what)?;
                 let bytes = value.to_be_bytes();
                 out.extend_from_slice(&bytes[4 - usize::from(*bits / 8)..]);
             }
