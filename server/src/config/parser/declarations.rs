@@ -833,9 +833,10 @@ impl Parser {
         Ok(seconds.clamp(0, i64::from(u32::MAX)) as u32)
     }
 
-    /// `key NAME { algorithm ALG; secret "BASE64"; }` (optional trailing `;`).
-    pub(super) fn parse_key(&mut self, block: Block) -> ParseResult<()> {
-        let span = self.bump().span;
+    /// `key NAME { algorithm ALG; secret "BASE64"; }` (optional trailing `;`). ISC reads `key`
+    /// as an executable statement (common/parse.c), so in any block, and enters it globally.
+    pub(super) fn parse_key(&mut self) -> ParseResult<()> {
+        self.bump();
         let name_span = self.peek().span;
         let name = self.parse_name_or_string("a key name")?;
         let open = self.expect_punct(b'{')?;
@@ -864,13 +865,6 @@ impl Parser {
             }
         }
         self.eat_punct(b';');
-        if !matches!(block.kind, BlockKind::Global | BlockKind::Group) {
-            return Err(self.invalid(
-                span,
-                "`key` at top level",
-                format!("`key` inside a {}", block_name(block.kind)),
-            ));
-        }
         let Some(algorithm) = algorithm else {
             return Err(self.invalid(name_span, "an `algorithm` statement in the key", "none"));
         };

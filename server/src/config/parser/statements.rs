@@ -125,7 +125,7 @@ impl Parser {
             "subclass" => self.parse_subclass(block),
             "failover" => self.parse_failover(block),
             "no" => self.parse_no_failover(block),
-            "key" => self.parse_key(block),
+            "key" => self.parse_key(),
             "allow" | "deny" | "ignore" => self.parse_allow_deny(block, &word),
             "hardware" => self.parse_hardware(block),
             "fixed-address" => self.parse_fixed_address(block),
@@ -382,6 +382,13 @@ impl Parser {
     ) -> ParseResult<()> {
         match word {
             "allow" | "deny" | "ignore" => self.parse_allow_deny(block, word),
+            "key" => self.parse_key(),
+            "zone" => {
+                self.bump();
+                self.warn(span, "`zone` is not supported yet; ignored");
+                self.skip_statement();
+                Ok(())
+            }
             _ => match super::server_space::server_option_format(word) {
                 Some(format) => {
                     self.bump();
