@@ -43,7 +43,7 @@ pub(crate) fn decode(text: &[u8]) -> Result<Vec<u8>, String> {
         }
         count += 1;
     }
-    if count % 4 != 0 && accumulator != 0 {
+    if !count.is_multiple_of(4) && accumulator != 0 {
         return Err(format!("a partial base64 value left over ({accumulator})"));
     }
     if output.is_empty() {

@@ -147,6 +147,10 @@ pub struct SpaceDefinition {
     /// A DHCPv6 space of ISC's: xdhcpd is a DHCPv4 server and carries no table for it, so its
     /// option names are taken on trust (ISC's `dhcpd -t` checks them against its v6 tables).
     pub unchecked_names: bool,
+    /// An option encapsulates this space already. ISC keeps one encapsulating option per space
+    /// (`universe.enc_opt`) and stops at a second `encapsulate` of it ("Internal
+    /// inconsistency: storage value has not been initialized to zero").
+    pub encapsulated: bool,
 }
 
 /// One option definition.
@@ -167,11 +171,14 @@ impl OptionDefinition {
     }
 }
 
+/// One built-in option table: name, code, ISC format string.
+type OptionTableData = &'static [(&'static str, u32, &'static str)];
+
 /// ISC 4.4's built-in DHCPv4 spaces with their code and length widths (`tables.c`
 /// `initialize_common_option_spaces`, `stables.c` `initialize_server_option_spaces`), in
 /// [`OptionSpace`] index order. `server` is ISC's space of the server parameters; the parser
 /// reads it on its own (`option server.NAME …`), it has no definitions here.
-const BUILTIN_SPACES: &[(&str, u8, u8, &[(&str, u32, &str)])] = &[
+const BUILTIN_SPACES: &[(&str, u8, u8, OptionTableData)] = &[
     ("dhcp", 1, 1, DHCP_OPTIONS),
     ("agent", 1, 1, AGENT_OPTIONS),
     ("server", 4, 1, &[]),
@@ -374,13 +381,13 @@ impl OptionTable {
     pub fn standard() -> Self {
         let mut spaces = Vec::new();
         let mut definitions = Vec::new();
-        for (index, (name, code_width, length_width, table)) in BUILTIN_SPACES.iter().enumerate()
-        {
+        for (index, (name, code_width, length_width, table)) in BUILTIN_SPACES.iter().enumerate() {
             spaces.push(SpaceDefinition {
                 name: (*name).to_string(),
                 code_width: *code_width,
                 length_width: *length_width,
                 unchecked_names: false,
+                encapsulated: false,
             });
             let space = OptionSpace(index as u16);
             definitions.extend(table.iter().filter_map(|(name, code, format)| {
@@ -398,12 +405,27 @@ impl OptionTable {
                 code_width: *code_width,
                 length_width: *length_width,
                 unchecked_names: true,
+                encapsulated: false,
             });
         }
-        Self {
+        let mut table = Self {
             spaces,
             definitions,
+        };
+        let encapsulated: Vec<String> = table
+            .definitions
+            .iter()
+            .filter_map(|definition| match &definition.kind {
+                OptionType::Encapsulate(space) if !space.is_empty() => Some(space.clone()),
+                _ => None,
+            })
+            .collect();
+        for name in encapsulated {
+            if let Some(space) = table.space(&name) {
+                table.spaces[usize::from(space.0)].encapsulated = true;
+            }
         }
+        table
     }
 
     /// A space by name, ignoring ASCII case (ISC's universe hash is case-insensitive).
@@ -416,6 +438,15 @@ impl OptionTable {
 
     pub fn space_definition(&self, space: OptionSpace) -> Option<&SpaceDefinition> {
         self.spaces.get(usize::from(space.0))
+    }
+
+    /// Marks `space` as encapsulated by an option; false when it already was (see
+    /// [`SpaceDefinition::encapsulated`]).
+    pub fn encapsulate(&mut self, space: OptionSpace) -> bool {
+        match self.spaces.get_mut(usize::from(space.0)) {
+            Some(definition) => !std::mem::replace(&mut definition.encapsulated, true),
+            None => false,
+        }
     }
 
     /// `option space NAME …;`: declares a space (again: ISC adds a second universe of the same
@@ -560,9 +591,7 @@ mod tests {
             kind: OptionType::String,
         });
         assert_eq!(
-            table
-                .by_code(OptionSpace::DHCP, 3)
-                .map(|d| d.name.as_str()),
+            table.by_code(OptionSpace::DHCP, 3).map(|d| d.name.as_str()),
             Some("my-routers")
         );
         // ISC keeps `routers` in its name hash.

@@ -983,3 +983,6 @@ fn hex_octet(text: &str) -> Option<u8> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod isc_acceptance_tests;

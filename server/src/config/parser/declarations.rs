@@ -130,7 +130,10 @@ impl Parser {
             class: None,
         };
         self.parse_block_body(inner, open);
-        if self.config.shared_networks[id.0 as usize].subnets.is_empty() {
+        if self.config.shared_networks[id.0 as usize]
+            .subnets
+            .is_empty()
+        {
             // confpars.c: "empty shared-network decl".
             return Err(self.invalid(
                 span,
@@ -320,7 +323,8 @@ impl Parser {
             ));
         }
         let name_span = self.peek().span;
-        let name = self.parse_dotted_name("a name for the host declaration (not a quoted string)")?;
+        let name =
+            self.parse_dotted_name("a name for the host declaration (not a quoted string)")?;
         let open = self.expect_punct(b'{')?;
         if self.config.hosts.iter().any(|host| host.name == name) {
             let error = self.invalid(

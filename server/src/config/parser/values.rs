@@ -64,11 +64,7 @@ impl Parser {
                 return self.parse_loose_value();
             }
             // ISC: "unknown option SPACE.NAME".
-            return Err(self.invalid(
-                name_span,
-                "a known option name",
-                format!("`{full_name}`"),
-            ));
+            return Err(self.invalid(name_span, "a known option name", format!("`{full_name}`")));
         };
         let bytes = if self.at_punct(b'=') {
             let equals = self.bump().span;
@@ -300,6 +296,7 @@ impl Parser {
             code_width: 1,
             length_width: 1,
             unchecked_names: false,
+            encapsulated: false,
         };
         loop {
             if self.eat_punct(b';') {
@@ -309,14 +306,22 @@ impl Parser {
                 self.expect_keyword("width")?;
                 let (width, width_span) = self.parse_integer("a code width (1, 2 or 4)")?;
                 if !matches!(width, 1 | 2 | 4) {
-                    return Err(self.invalid(width_span, "a code width of 1, 2 or 4", width.to_string()));
+                    return Err(self.invalid(
+                        width_span,
+                        "a code width of 1, 2 or 4",
+                        width.to_string(),
+                    ));
                 }
                 definition.code_width = width as u8;
             } else if self.eat_keyword("length") {
                 self.expect_keyword("width")?;
                 let (width, width_span) = self.parse_integer("a length width (1 or 2)")?;
                 if !matches!(width, 1 | 2) {
-                    return Err(self.invalid(width_span, "a length width of 1 or 2", width.to_string()));
+                    return Err(self.invalid(
+                        width_span,
+                        "a length width of 1 or 2",
+                        width.to_string(),
+                    ));
                 }
                 definition.length_width = width as u8;
             } else if self.eat_keyword("hash") {
@@ -357,8 +362,25 @@ impl Parser {
         };
         let code = self.parse_option_code()?;
         self.expect_punct(b'=')?;
+        let type_span = self.peek().span;
         let kind = self.parse_option_type()?;
         self.expect_semicolon()?;
+        if let Some(target) = encapsulated_space(&kind) {
+            let target_space = self.options.space(target).ok_or_else(|| {
+                self.invalid(
+                    type_span,
+                    "a declared option space to encapsulate",
+                    format!("unknown option space `{target}`"),
+                )
+            })?;
+            if !self.options.encapsulate(target_space) {
+                return Err(self.invalid(
+                    type_span,
+                    "an option space no other option encapsulates",
+                    format!("`{target}`, encapsulated already (ISC stops with an internal inconsistency)"),
+                ));
+            }
+        }
         self.options.define(OptionDefinition {
             space,
             name: name.to_string(),
@@ -523,7 +545,9 @@ impl Parser {
             OptionType::DomainName => {
                 // 'd' is parse_domain_name: an unquoted host name (ISC refuses a string here).
                 let span = self.peek().span;
-                let name = self.parse_dotted_name("an unquoted domain name")?.into_bytes();
+                let name = self
+                    .parse_dotted_name("an unquoted domain name")?
+                    .into_bytes();
                 if let Err(error) = encode_domain_name(&name, out) {
                     return Err(self.invalid(
                         span,
@@ -565,6 +589,16 @@ impl Parser {
             }
         }
         Ok(())
+    }
+}
+
+/// The space an `encapsulate SPACE` type (alone or as a record's field) names.
+fn encapsulated_space(kind: &OptionType) -> Option<&str> {
+    match kind {
+        OptionType::Encapsulate(space) => Some(space),
+        OptionType::Record(fields) => fields.iter().find_map(encapsulated_space),
+        OptionType::Array(inner) | OptionType::Optional(inner) => encapsulated_space(inner),
+        _ => None,
     }
 }
 
