@@ -249,6 +249,9 @@ pub struct Config {
     pub hosts: Vec<Host>,
     pub classes: Vec<Class>,
     pub failover_peers: Vec<FailoverPeerConfig>,
+    /// `interface NAME;` statements written in a shared network or one of its subnets
+    /// (confpars.c): ISC listens on that interface and takes its packets as from that network.
+    pub interfaces: Vec<(String, SharedNetworkId)>,
     pub keys: Vec<Key>,
     pub omapi_port: Option<u16>,
     pub omapi_key: Option<String>,

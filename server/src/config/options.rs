@@ -30,6 +30,9 @@ pub enum OptionType {
     Array(Box<OptionType>),
     /// `{ T, T, … }`; the last field may be an array.
     Record(Vec<OptionType>),
+    /// A field that may be left out (ISC format `o`, only in built-in formats such as
+    /// slp-service-scope's `fto`).
+    Optional(Box<OptionType>),
 }
 
 impl OptionType {
@@ -96,6 +99,12 @@ impl OptionType {
                     index += 1;
                     continue;
                 }
+                b'o' => {
+                    let last = fields.pop()?;
+                    fields.push(OptionType::Optional(Box::new(last)));
+                    index += 1;
+                    continue;
+                }
                 _ => return None,
             };
             fields.push(field);
@@ -114,13 +123,34 @@ impl OptionType {
     }
 }
 
-/// Which option space a definition belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OptionSpace {
+/// An option space (ISC "universe"), by its index in the [`OptionTable`]. The first ones are
+/// ISC 4.4's built-in spaces (`common/tables.c`, `server/stables.c`); `option space NAME;`
+/// (docs/spec/dhcpd-conf.md §5.2) adds more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OptionSpace(pub u16);
+
+impl OptionSpace {
     /// The DHCPv4 options (RFC 2132 and later).
-    Dhcp,
+    pub const DHCP: OptionSpace = OptionSpace(0);
     /// Relay agent information sub-options (RFC 3046), ISC space `agent`.
-    Agent,
+    pub const AGENT: OptionSpace = OptionSpace(1);
+}
+
+/// One option space: ISC's `struct universe` as far as the parser needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpaceDefinition {
+    pub name: String,
+    /// Bytes of an option code on the wire (`code width`, 1, 2 or 4).
+    pub code_width: u8,
+    /// Bytes of an option length on the wire (`length width`; 0 for ISC's DHCPv6 vendor spaces).
+    pub length_width: u8,
+    /// A DHCPv6 space of ISC's: xdhcpd is a DHCPv4 server and carries no table for it, so its
+    /// option names are taken on trust (ISC's `dhcpd -t` checks them against its v6 tables).
+    pub unchecked_names: bool,
+    /// An option encapsulates this space already. ISC keeps one encapsulating option per space
+    /// (`universe.enc_opt`) and stops at a second `encapsulate` of it ("Internal
+    /// inconsistency: storage value has not been initialized to zero").
+    pub encapsulated: bool,
 }
 
 /// One option definition.
@@ -128,13 +158,43 @@ pub enum OptionSpace {
 pub struct OptionDefinition {
     pub space: OptionSpace,
     pub name: String,
-    pub code: u8,
+    /// The code as ISC stores it (`atoi` of the definition, not limited to the space's code
+    /// width: ISC accepts `code 300` in the dhcp space, it can then never be sent).
+    pub code: u32,
     pub kind: OptionType,
 }
 
-/// `tables.c` `dhcp_options[]`: name, code, format. Codes 1-82, the common later ones, and ISC's
-/// defaults for 121/249 as sites define them (docs/spec/dhcpd-conf.md §5.2).
-const DHCP_OPTIONS: &[(&str, u8, &str)] = &[
+impl OptionDefinition {
+    /// The code as one byte, when it fits (the dhcp and agent spaces).
+    pub fn byte_code(&self) -> Option<u8> {
+        u8::try_from(self.code).ok()
+    }
+}
+
+/// One built-in option table: name, code, ISC format string.
+type OptionTableData = &'static [(&'static str, u32, &'static str)];
+
+/// ISC 4.4's built-in DHCPv4 spaces with their code and length widths (`tables.c`
+/// `initialize_common_option_spaces`, `stables.c` `initialize_server_option_spaces`), in
+/// [`OptionSpace`] index order. `server` is ISC's space of the server parameters; the parser
+/// reads it on its own (`option server.NAME …`), it has no definitions here.
+const BUILTIN_SPACES: &[(&str, u8, u8, OptionTableData)] = &[
+    ("dhcp", 1, 1, DHCP_OPTIONS),
+    ("agent", 1, 1, AGENT_OPTIONS),
+    ("server", 4, 1, &[]),
+    ("nwip", 1, 1, NWIP_OPTIONS),
+    ("fqdn", 1, 1, FQDN_OPTIONS),
+    ("vendor-class", 4, 1, VENDOR_CLASS_OPTIONS),
+    ("vendor", 4, 1, VENDOR_OPTIONS),
+    ("isc", 2, 2, ISC_OPTIONS),
+];
+
+/// ISC's DHCPv6 spaces, present in every 4.4 build (see [`SpaceDefinition::unchecked_names`]).
+const DHCPV6_SPACES: &[(&str, u8, u8)] = &[("dhcp6", 2, 2), ("vsio", 4, 0), ("isc6", 4, 0)];
+
+/// `tables.c` `dhcp_options[]` as built by ISC 4.4.3 (every `RFCxxxx_OPTIONS` switch on): name,
+/// code, format.
+const DHCP_OPTIONS: &[(&str, u32, &str)] = &[
     ("subnet-mask", 1, "I"),
     ("time-offset", 2, "l"),
     ("routers", 3, "IA"),
@@ -177,7 +237,7 @@ const DHCP_OPTIONS: &[(&str, u8, &str)] = &[
     ("nis-domain", 40, "t"),
     ("nis-servers", 41, "IA"),
     ("ntp-servers", 42, "IA"),
-    ("vendor-encapsulated-options", 43, "Evendor."),
+    ("vendor-encapsulated-options", 43, "E."),
     ("netbios-name-servers", 44, "IA"),
     ("netbios-dd-server", 45, "IA"),
     ("netbios-node-type", 46, "B"),
@@ -196,7 +256,7 @@ const DHCP_OPTIONS: &[(&str, u8, &str)] = &[
     ("dhcp-rebinding-time", 59, "L"),
     ("vendor-class-identifier", 60, "X"),
     ("dhcp-client-identifier", 61, "X"),
-    ("nwip-domain", 62, "X"),
+    ("nwip-domain", 62, "t"),
     ("nwip-suboptions", 63, "Enwip."),
     ("nisplus-domain", 64, "t"),
     ("nisplus-servers", 65, "IA"),
@@ -213,19 +273,17 @@ const DHCP_OPTIONS: &[(&str, u8, &str)] = &[
     ("streettalk-directory-assistance-server", 76, "IA"),
     ("user-class", 77, "t"),
     ("slp-directory-agent", 78, "fIa"),
-    ("slp-service-scope", 79, "ft"),
-    ("rapid-commit", 80, "Z"),
+    ("slp-service-scope", 79, "fto"),
     ("fqdn", 81, "Efqdn."),
     ("relay-agent-information", 82, "Eagent."),
     ("nds-servers", 85, "IA"),
     ("nds-tree-name", 86, "t"),
     ("nds-context", 87, "t"),
     ("bcms-controller-names", 88, "D"),
-    ("bcms-controller-address", 89, "IA"),
-    ("authenticate", 90, "X"),
+    ("bcms-controller-address", 89, "Ia"),
     ("client-last-transaction-time", 91, "L"),
-    ("associated-ip", 92, "IA"),
-    ("pxe-system-type", 93, "SA"),
+    ("associated-ip", 92, "Ia"),
+    ("pxe-system-type", 93, "Sa"),
     ("pxe-interface-id", 94, "BBB"),
     ("pxe-client-id", 97, "BX"),
     ("uap-servers", 98, "t"),
@@ -233,45 +291,82 @@ const DHCP_OPTIONS: &[(&str, u8, &str)] = &[
     ("pcode", 100, "t"),
     ("tcode", 101, "t"),
     ("v6-only-preferred", 108, "L"),
-    ("netinfo-server-address", 112, "IA"),
+    ("netinfo-server-address", 112, "Ia"),
     ("netinfo-server-tag", 113, "t"),
     ("default-url", 114, "t"),
     ("auto-config", 116, "B"),
-    ("name-service-search", 117, "SA"),
+    ("name-service-search", 117, "Sa"),
     ("subnet-selection", 118, "I"),
     ("domain-search", 119, "Dc"),
-    ("vivco", 124, "Evivco."),
-    ("vivso", 125, "Evivso."),
-    ("pana-agent", 136, "IA"),
+    ("vivco", 124, "Evendor-class."),
+    ("vivso", 125, "Evendor."),
+    ("pana-agent", 136, "Ia"),
     ("v4-lost", 137, "d"),
-    ("capwap-ac-v4", 138, "IA"),
+    ("capwap-ac-v4", 138, "Ia"),
     ("sip-ua-cs-domains", 141, "Dc"),
+    ("ipv4-address-andsf", 142, "IA"),
     ("rdnss-selection", 146, "BIID"),
+    ("tftp-server-address", 150, "Ia"),
     ("v4-portparams", 159, "BBS"),
     ("v4-captive-portal", 160, "t"),
+    ("loader-configfile", 209, "t"),
+    ("loader-pathprefix", 210, "t"),
+    ("loader-reboottime", 211, "L"),
     ("option-6rd", 212, "BB6Ia"),
     ("v4-access-domain", 213, "d"),
-    // Not in tables.c: sites declare these (docs/spec/dhcpd-conf.md §5.2); carried so that configs which
-    // use them without a definition still load, and a definition simply replaces them.
-    ("rfc3442-classless-static-routes", 121, "BA"),
-    ("ms-classless-static-routes", 249, "BA"),
-    ("wpad", 252, "t"),
 ];
 
-/// `tables.c` `agent_options[]` (RFC 3046 and later sub-options).
-const AGENT_OPTIONS: &[(&str, u8, &str)] = &[
+/// `stables.c` `agent_options[]` (RFC 3046 and later sub-options).
+const AGENT_OPTIONS: &[(&str, u32, &str)] = &[
     ("circuit-id", 1, "X"),
     ("remote-id", 2, "X"),
     ("agent-id", 3, "I"),
     ("DOCSIS-device-class", 4, "L"),
     ("link-selection", 5, "I"),
-    ("subscriber-id", 6, "t"),
     ("relay-port", 19, "Z"),
 ];
 
-/// The option definitions known while parsing: the standard tables plus `option … code …`.
+/// `tables.c` `nwip_options[]` (RFC 2242); codes 1-4 have an empty format, as in ISC.
+const NWIP_OPTIONS: &[(&str, u32, &str)] = &[
+    ("illegal-1", 1, ""),
+    ("illegal-2", 2, ""),
+    ("illegal-3", 3, ""),
+    ("illegal-4", 4, ""),
+    ("nsq-broadcast", 5, "f"),
+    ("preferred-dss", 6, "IA"),
+    ("nearest-nwip-server", 7, "IA"),
+    ("autoretries", 8, "B"),
+    ("autoretry-secs", 9, "B"),
+    ("nwip-1-1", 10, "f"),
+    ("primary-dss", 11, "I"),
+];
+
+/// `tables.c` `fqdn_options[]`: ISC's view of the fields of option 81 (RFC 4702).
+const FQDN_OPTIONS: &[(&str, u32, &str)] = &[
+    ("no-client-update", 1, "f"),
+    ("server-update", 2, "f"),
+    ("encoded", 3, "f"),
+    ("rcode1", 4, "B"),
+    ("rcode2", 5, "B"),
+    ("hostname", 6, "t"),
+    ("domainname", 7, "t"),
+    ("fqdn", 8, "t"),
+];
+
+/// `tables.c` `vendor_class_options[]` (option 124, RFC 3925: enterprise numbers as codes).
+const VENDOR_CLASS_OPTIONS: &[(&str, u32, &str)] = &[("isc", 2495, "X")];
+
+/// `tables.c` `vendor_options[]` (option 125, RFC 3925).
+const VENDOR_OPTIONS: &[(&str, u32, &str)] = &[("isc", 2495, "Eisc.")];
+
+/// `tables.c` `isc_options[]` (ISC's enterprise sub-options).
+const ISC_OPTIONS: &[(&str, u32, &str)] = &[("media", 1, "t"), ("update-assist", 2, "X")];
+
+/// The option spaces and definitions known while parsing: ISC's built-in tables plus
+/// `option space …;` and `option … code …;`.
 #[derive(Clone, Debug)]
 pub struct OptionTable {
+    spaces: Vec<SpaceDefinition>,
     definitions: Vec<OptionDefinition>,
 }
 
@@ -282,26 +377,83 @@ impl Default for OptionTable {
 }
 
 impl OptionTable {
-    /// The standard DHCP and agent tables.
+    /// ISC 4.4's built-in spaces and tables.
     pub fn standard() -> Self {
-        let spaces = [
-            (OptionSpace::Dhcp, DHCP_OPTIONS),
-            (OptionSpace::Agent, AGENT_OPTIONS),
-        ];
-        let definitions = spaces
-            .iter()
-            .flat_map(|(space, table)| {
-                table.iter().filter_map(|(name, code, format)| {
-                    Some(OptionDefinition {
-                        space: *space,
-                        name: (*name).to_string(),
-                        code: *code,
-                        kind: OptionType::from_format(format)?,
-                    })
+        let mut spaces = Vec::new();
+        let mut definitions = Vec::new();
+        for (index, (name, code_width, length_width, table)) in BUILTIN_SPACES.iter().enumerate() {
+            spaces.push(SpaceDefinition {
+                name: (*name).to_string(),
+                code_width: *code_width,
+                length_width: *length_width,
+                unchecked_names: false,
+                encapsulated: false,
+            });
+            let space = OptionSpace(index as u16);
+            definitions.extend(table.iter().filter_map(|(name, code, format)| {
+                Some(OptionDefinition {
+                    space,
+                    name: (*name).to_string(),
+                    code: *code,
+                    kind: OptionType::from_format(format)?,
                 })
+            }));
+        }
+        for (name, code_width, length_width) in DHCPV6_SPACES {
+            spaces.push(SpaceDefinition {
+                name: (*name).to_string(),
+                code_width: *code_width,
+                length_width: *length_width,
+                unchecked_names: true,
+                encapsulated: false,
+            });
+        }
+        let mut table = Self {
+            spaces,
+            definitions,
+        };
+        let encapsulated: Vec<String> = table
+            .definitions
+            .iter()
+            .filter_map(|definition| match &definition.kind {
+                OptionType::Encapsulate(space) if !space.is_empty() => Some(space.clone()),
+                _ => None,
             })
             .collect();
-        Self { definitions }
+        for name in encapsulated {
+            if let Some(space) = table.space(&name) {
+                table.spaces[usize::from(space.0)].encapsulated = true;
+            }
+        }
+        table
+    }
+
+    /// A space by name, ignoring ASCII case (ISC's universe hash is case-insensitive).
+    pub fn space(&self, name: &str) -> Option<OptionSpace> {
+        self.spaces
+            .iter()
+            .rposition(|space| space.name.eq_ignore_ascii_case(name))
+            .map(|index| OptionSpace(index as u16))
+    }
+
+    pub fn space_definition(&self, space: OptionSpace) -> Option<&SpaceDefinition> {
+        self.spaces.get(usize::from(space.0))
+    }
+
+    /// Marks `space` as encapsulated by an option; false when it already was (see
+    /// [`SpaceDefinition::encapsulated`]).
+    pub fn encapsulate(&mut self, space: OptionSpace) -> bool {
+        match self.spaces.get_mut(usize::from(space.0)) {
+            Some(definition) => !std::mem::replace(&mut definition.encapsulated, true),
+            None => false,
+        }
+    }
+
+    /// `option space NAME …;`: declares a space (again: ISC adds a second universe of the same
+    /// name, which then wins the lookups).
+    pub fn declare_space(&mut self, definition: SpaceDefinition) -> OptionSpace {
+        self.spaces.push(definition);
+        OptionSpace((self.spaces.len() - 1) as u16)
     }
 
     /// Looks a name up in a space, ignoring ASCII case as ISC's hash tables do.
@@ -311,20 +463,20 @@ impl OptionTable {
         })
     }
 
-    pub fn by_code(&self, space: OptionSpace, code: u8) -> Option<&OptionDefinition> {
+    pub fn by_code(&self, space: OptionSpace, code: u32) -> Option<&OptionDefinition> {
         self.definitions
             .iter()
             .rev()
             .find(|definition| definition.space == space && definition.code == code)
     }
 
-    /// `option NAME code N = TYPE;`: replaces any definition with the same name or code (a
-    /// standard code may be redefined under a new name, §5.2).
+    /// `option NAME code N = TYPE;`: replaces the definition of that name (confpars.c deletes
+    /// the known option from both hashes first). Another name with the same code stays known
+    /// by its name; lookups by code find the newest definition.
     pub fn define(&mut self, definition: OptionDefinition) {
         self.definitions.retain(|existing| {
             existing.space != definition.space
-                || (existing.code != definition.code
-                    && !existing.name.eq_ignore_ascii_case(&definition.name))
+                || !existing.name.eq_ignore_ascii_case(&definition.name)
         });
         self.definitions.push(definition);
     }
@@ -367,27 +519,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_covers_codes_1_to_82() {
+    fn table_is_iscs() {
         let table = OptionTable::standard();
-        for code in 1..=82u8 {
+        for code in (1..=79u32).chain([81, 82, 119, 124, 125, 150, 209, 213]) {
             assert!(
-                table.by_code(OptionSpace::Dhcp, code).is_some(),
+                table.by_code(OptionSpace::DHCP, code).is_some(),
                 "code {code} missing"
             );
         }
-        for code in [118, 119, 121, 249, 252] {
-            assert!(table.by_code(OptionSpace::Dhcp, code).is_some());
+        // Not in ISC 4.4's table: `option rapid-commit;` is an unknown option there.
+        for code in [80, 90, 121, 249, 252] {
+            assert!(table.by_code(OptionSpace::DHCP, code).is_none(), "{code}");
         }
         assert_eq!(
             table
-                .by_name(OptionSpace::Agent, "circuit-id")
+                .by_name(OptionSpace::DHCP, "tftp-server-address")
+                .map(|d| (d.code, d.kind.clone())),
+            Some((150, OptionType::Array(Box::new(OptionType::IpAddress))))
+        );
+        assert_eq!(
+            table
+                .by_name(OptionSpace::AGENT, "circuit-id")
                 .map(|d| d.code),
             Some(1)
         );
-        assert_eq!(
-            DHCP_OPTIONS.len() + AGENT_OPTIONS.len(),
-            table.definitions.len()
-        );
+        let vendor = table.space("vendor").unwrap();
+        assert_eq!(table.space_definition(vendor).unwrap().code_width, 4);
+        assert_eq!(table.by_name(vendor, "ISC").map(|d| d.code), Some(2495));
+        assert!(table.space("dhcp6").is_some());
+        assert!(table.space("ztp").is_none());
+        let tables: usize = BUILTIN_SPACES.iter().map(|space| space.3.len()).sum();
+        assert_eq!(tables, table.definitions.len());
     }
 
     #[test]
@@ -410,26 +572,40 @@ mod tests {
             OptionType::from_format("Eagent."),
             Some(OptionType::Encapsulate("agent".into()))
         );
+        assert_eq!(
+            OptionType::from_format("fto"),
+            Some(OptionType::Record(vec![
+                OptionType::Boolean,
+                OptionType::Optional(Box::new(OptionType::Text))
+            ]))
+        );
     }
 
     #[test]
-    fn definitions_replace_by_code_and_name() {
+    fn a_definition_replaces_its_name_only() {
         let mut table = OptionTable::standard();
         table.define(OptionDefinition {
-            space: OptionSpace::Dhcp,
-            name: "my-routes".into(),
-            code: 121,
+            space: OptionSpace::DHCP,
+            name: "my-routers".into(),
+            code: 3,
             kind: OptionType::String,
         });
         assert_eq!(
-            table
-                .by_code(OptionSpace::Dhcp, 121)
-                .map(|d| d.name.as_str()),
-            Some("my-routes")
+            table.by_code(OptionSpace::DHCP, 3).map(|d| d.name.as_str()),
+            Some("my-routers")
         );
-        assert!(table
-            .by_name(OptionSpace::Dhcp, "rfc3442-classless-static-routes")
-            .is_none());
+        // ISC keeps `routers` in its name hash.
+        assert!(table.by_name(OptionSpace::DHCP, "routers").is_some());
+        table.define(OptionDefinition {
+            space: OptionSpace::DHCP,
+            name: "routers".into(),
+            code: 200,
+            kind: OptionType::Text,
+        });
+        assert_eq!(
+            table.by_name(OptionSpace::DHCP, "routers").map(|d| d.code),
+            Some(200)
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod declarations;
 mod failover;
+mod server_space;
 mod statements;
 mod validate;
 mod values;
@@ -253,6 +254,13 @@ pub(crate) struct SideTables {
     pub implicit_pools: HashMap<SubnetId, PoolId>,
     /// `omapi-key NAME;`, checked against the keys once all are declared.
     pub omapi_key_span: Option<Span>,
+    /// ISC's "Host declarations are global" warning was given (it gives it once).
+    pub warned_global_hosts: bool,
+    /// Hosts (by index) that had a `fixed-address` statement.
+    pub hosts_with_fixed_address: std::collections::HashSet<u32>,
+    /// The class body being read had a `match if` / a `match` or `spawn with` (ISC allows one
+    /// of each per declaration).
+    pub class_body_matches: (bool, bool),
 }
 
 pub(crate) struct Parser {
@@ -528,6 +536,56 @@ impl Parser {
     pub fn parse_u16(&mut self, what: &str) -> ParseResult<u16> {
         self.parse_number_in(what, 0, i64::from(u16::MAX))
             .map(|value| value as u16)
+    }
+
+    /// An integer option or parameter value as ISC's `convert_num` reads it (common/parse.c):
+    /// `0x` hex, a leading `0` octal, else decimal; a leading `-` is allowed whatever the
+    /// signedness, down to -2^(bits-1), and up to 2^bits - 1; the result is the two's
+    /// complement in `bits` bits (so `default-lease-time -1;` is 0xffffffff, infinite).
+    pub fn parse_isc_integer(&mut self, bits: u32, what: &str) -> ParseResult<u32> {
+        let token = self.peek().clone();
+        let TokenKind::Number(text) = &token.kind else {
+            return Err(self.expected(what));
+        };
+        match convert_num(text, bits) {
+            Ok(value) => {
+                self.bump();
+                Ok(value)
+            }
+            Err(ConvertError::NotANumber) => Err(self.expected(what)),
+            Err(ConvertError::TooLarge) => Err(self.invalid(
+                token.span,
+                format!("{what} in -{}..={}", 1u64 << (bits - 1), (1u64 << bits) - 1),
+                text.clone(),
+            )),
+        }
+    }
+
+    /// Text (ISC format `t`): a quoted string, or one identifier taken as the string
+    /// (`option domain-name example;`); a decimal number is not an identifier.
+    pub fn parse_text(&mut self, what: &str) -> ParseResult<Vec<u8>> {
+        match self.peek().kind.clone() {
+            TokenKind::String(bytes) => {
+                self.bump();
+                Ok(bytes)
+            }
+            TokenKind::Name(word) => {
+                self.bump();
+                Ok(word.into_bytes())
+            }
+            // conflex.c NUMBER_OR_NAME (`3com`, `0a`) is an identifier, NUMBER (`-12`) is not.
+            TokenKind::Number(word)
+                if !word
+                    .strip_prefix('-')
+                    .unwrap_or(&word)
+                    .bytes()
+                    .all(|byte| byte.is_ascii_digit()) =>
+            {
+                self.bump();
+                Ok(word.into_bytes())
+            }
+            _ => Err(self.expected(what)),
+        }
     }
 
     /// `A.B.C.D` (four numbers 0-255 and three dots).
@@ -859,6 +917,62 @@ pub(crate) fn parse_number_text(text: &str) -> Option<i64> {
     }
 }
 
+/// Why [`convert_num`] refused a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConvertError {
+    /// "Bogus number": a character that is no digit of the base.
+    NotANumber,
+    /// "exceeds max … for precision".
+    TooLarge,
+}
+
+/// common/parse.c `convert_num` with base 0: the value in `bits` bits.
+pub(crate) fn convert_num(text: &str, bits: u32) -> Result<u32, ConvertError> {
+    let (negative, magnitude) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (base, digits) = if let Some(hex) = magnitude.strip_prefix("0x") {
+        (16, hex)
+    } else if magnitude.len() > 1
+        && magnitude.starts_with('0')
+        && magnitude.as_bytes()[1].is_ascii_digit()
+    {
+        (8, &magnitude[1..])
+    } else {
+        (10, magnitude)
+    };
+    if digits.is_empty() {
+        return Err(ConvertError::NotANumber);
+    }
+    // ISC accumulates in a u_int32_t, so 4294967296 wraps to 0 before the range check.
+    let mut value: u32 = 0;
+    for digit in digits.chars() {
+        let Some(digit) = digit.to_digit(base) else {
+            return Err(ConvertError::NotANumber);
+        };
+        value = value.wrapping_mul(base).wrapping_add(digit);
+    }
+    let max = if negative {
+        1u64 << (bits - 1)
+    } else {
+        (1u64 << bits) - 1
+    };
+    if u64::from(value) > max {
+        return Err(ConvertError::TooLarge);
+    }
+    let mask = if bits == 32 {
+        u32::MAX
+    } else {
+        (1u32 << bits) - 1
+    };
+    Ok(if negative {
+        value.wrapping_neg() & mask
+    } else {
+        value
+    })
+}
+
 /// One or two hex digits.
 fn hex_octet(text: &str) -> Option<u8> {
     if text.is_empty() || text.len() > 2 {
@@ -869,3 +983,6 @@ fn hex_octet(text: &str) -> Option<u8> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod isc_acceptance_tests;

@@ -179,23 +179,41 @@ impl Parser {
             Some(space) => format!("{space}.{name}"),
             None => name.clone(),
         };
-        let space = match space.as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None | Some("dhcp") => OptionSpace::Dhcp,
-            Some("agent") => OptionSpace::Agent,
-            Some(_) => {
+        let space_id = match space.as_deref() {
+            None => OptionSpace::DHCP,
+            Some(space_name) => self.options.space(space_name).ok_or_else(|| {
+                self.invalid(
+                    span,
+                    "a declared option space (`option space NAME;`)",
+                    format!("no option space named `{space_name}`"),
+                )
+            })?,
+        };
+        let unchecked = self
+            .options
+            .space_definition(space_id)
+            .is_some_and(|definition| definition.unchecked_names);
+        let Some(definition) = self.options.by_name(space_id, &name) else {
+            if unchecked {
                 self.warn(
                     span,
                     format!("option `{full}`: only the dhcp and agent spaces are evaluated"),
                 );
                 return Ok(None);
             }
+            return Err(self.invalid(span, "a known option name", format!("`{full}`")));
         };
-        match self.options.by_name(space, &name) {
-            Some(definition) => Ok(Some(match space {
-                OptionSpace::Dhcp => OptionRef::Dhcp(definition.code),
-                OptionSpace::Agent => OptionRef::Agent(definition.code),
-            })),
-            None => Err(self.invalid(span, "a known option name", format!("`{full}`"))),
+        let code = definition.byte_code();
+        match (space_id, code) {
+            (OptionSpace::DHCP, Some(code)) => Ok(Some(OptionRef::Dhcp(code))),
+            (OptionSpace::AGENT, Some(code)) => Ok(Some(OptionRef::Agent(code))),
+            _ => {
+                self.warn(
+                    span,
+                    format!("option `{full}`: only the dhcp and agent spaces are evaluated"),
+                );
+                Ok(None)
+            }
         }
     }
 

@@ -26,6 +26,13 @@ const KEY_ALGORITHMS: &[(&str, &str)] = &[
     ("hmac-sha512", "hmac-sha512"),
 ];
 
+/// The most addresses one `range` may hold. ISC 4.4 (mdb.c `new_address_range`, built with
+/// COMPACT_LEASES as Debian does) allocates the range's leases in one block whose size, an
+/// `unsigned`, is (addresses + 1) × sizeof(struct lease), 304 bytes on x86-64, and refuses
+/// the range as "an overly large address range" when that overflows 32 bits. Measured with
+/// `dhcpd -t` 4.4.3: 10.0.0.0-10.215.148.51 passes, 10.0.0.0-10.215.148.52 does not.
+const MAX_RANGE_ADDRESSES: u64 = (u32::MAX as u64) / 304 - 1;
+
 /// Largest hardware address accepted (ISC `HARDWARE_ADDR_LEN`).
 const MAX_HARDWARE_LENGTH: usize = 20;
 
@@ -123,6 +130,17 @@ impl Parser {
             class: None,
         };
         self.parse_block_body(inner, open);
+        if self.config.shared_networks[id.0 as usize]
+            .subnets
+            .is_empty()
+        {
+            // confpars.c: "empty shared-network decl".
+            return Err(self.invalid(
+                span,
+                "at least one subnet in the shared-network",
+                "an empty shared-network",
+            ));
+        }
         Ok(())
     }
 
@@ -216,12 +234,41 @@ impl Parser {
             self.parse_ip()?
         };
         self.expect_semicolon()?;
-        if u32::from(low) > u32::from(high) {
+        // mdb.c `new_address_range`: "Allow range to be specified high-to-low as well as
+        // low-to-high."
+        let (low, high) = if u32::from(low) > u32::from(high) {
+            (high, low)
+        } else {
+            (low, high)
+        };
+        let addresses = u64::from(u32::from(high)) - u64::from(u32::from(low)) + 1;
+        if addresses > MAX_RANGE_ADDRESSES {
             return Err(self.invalid(
                 span,
-                format!("a range whose low address is at most its high address {high}"),
-                format!("{low} {high}"),
+                format!("a range of at most {MAX_RANGE_ADDRESSES} addresses"),
+                format!("{low}-{high}, an overly large address range ({addresses} addresses)"),
             ));
+        }
+        if block.kind == BlockKind::Pool && block.subnet.is_none() {
+            // A pool written in a shared-network: confpars.c `parse_address_range` looks for
+            // the range's subnet among the subnets declared so far ("address range not on
+            // network NAME").
+            let declared = block
+                .shared_network
+                .and_then(|id| self.config.shared_networks.get(id.0 as usize))
+                .is_some_and(|network| {
+                    network
+                        .subnets
+                        .iter()
+                        .any(|subnet| self.config.subnet(*subnet).contains(low))
+                });
+            if !declared {
+                return Err(self.invalid(
+                    span,
+                    "a range in a subnet declared before it in the shared-network",
+                    format!("{low}-{high}, not on the network (yet)"),
+                ));
+            }
         }
         let pool = match block.kind {
             BlockKind::Pool => block.pool,
@@ -259,21 +306,46 @@ impl Parser {
         Ok(())
     }
 
-    /// `host NAME { … }`.
+    /// `host NAME { … }` (confpars.c `parse_host_declaration`): anywhere but in a host or a
+    /// class. NAME is a host name (`parse_host_name`: names and numbers joined by dots), not a
+    /// quoted string, and unique. Hosts are global whatever the block: only the parameters of
+    /// the enclosing scopes reach them.
     pub(super) fn parse_host(&mut self, block: Block) -> ParseResult<()> {
         let span = self.bump().span;
-        if !matches!(
+        if matches!(
             block.kind,
-            BlockKind::Global | BlockKind::Group | BlockKind::SharedNetwork | BlockKind::Subnet
+            BlockKind::Host | BlockKind::Class | BlockKind::Subclass
         ) {
             return Err(self.invalid(
                 span,
-                "`host` at top level or in a group, shared-network or subnet",
+                "`host` outside hosts and classes",
                 format!("`host` inside a {}", block_name(block.kind)),
             ));
         }
-        let name = self.parse_name_or_string("a host name")?;
+        let name_span = self.peek().span;
+        let name =
+            self.parse_dotted_name("a name for the host declaration (not a quoted string)")?;
         let open = self.expect_punct(b'{')?;
+        if self.config.hosts.iter().any(|host| host.name == name) {
+            let error = self.invalid(
+                name_span,
+                "a host name not declared before",
+                format!("host {name}: already exists"),
+            );
+            self.errors.push(error);
+            self.recover_block_body();
+            return Ok(());
+        }
+        if matches!(block.kind, BlockKind::Subnet | BlockKind::SharedNetwork)
+            && !self.side.warned_global_hosts
+        {
+            // ISC's own warning, once per configuration.
+            self.side.warned_global_hosts = true;
+            self.warn(
+                span,
+                "Host declarations are global.  They are not limited to the scope you declared them in.",
+            );
+        }
         let scope = self.new_scope(block.scope);
         let id = HostId(self.config.hosts.len() as u32);
         self.config.hosts.push(Host {
@@ -339,6 +411,15 @@ impl Parser {
                 format!("`hardware` inside a {}", block_name(block.kind)),
             ));
         }
+        if self.host_mut(block).hardware.is_some() {
+            // confpars.c: "Host NAME hardware address already configured."
+            let name = self.host_mut(block).name.clone();
+            return Err(self.invalid(
+                span,
+                "one `hardware` statement per host",
+                format!("host {name}: hardware address already configured"),
+            ));
+        }
         if htype != 1 {
             self.warn(
                 kind.span,
@@ -367,6 +448,16 @@ impl Parser {
                 span,
                 "`fixed-address` inside a host",
                 format!("`fixed-address` inside a {}", block_name(block.kind)),
+            ));
+        }
+        let host = block.host.map_or(0, |id| id.0);
+        if !self.side.hosts_with_fixed_address.insert(host) {
+            // confpars.c: "Only one fixed address declaration per host." (list the addresses
+            // in one statement instead).
+            return Err(self.invalid(
+                span,
+                "one `fixed-address` statement per host",
+                "a second one",
             ));
         }
         self.host_mut(block).fixed_addresses.extend(addresses);
@@ -421,56 +512,77 @@ impl Parser {
             .map(|index| ClassId(index as u32))
     }
 
-    /// `class "NAME" { … }`.
+    /// `class "NAME" { … }` (confpars.c `parse_class_declaration`): anywhere but inside a
+    /// class; NAME is a quoted string. Classes are global; the class's scope sits under the
+    /// block it is declared in. Declaring a name again reopens that class: its body adds to
+    /// the first one.
     pub(super) fn parse_class(&mut self, block: Block) -> ParseResult<()> {
         let span = self.bump().span;
-        let name_span = self.peek().span;
-        let name = self.parse_name_or_string("a class name")?;
+        let name = self.parse_class_name()?;
         let open = self.expect_punct(b'{')?;
-        if !matches!(block.kind, BlockKind::Global | BlockKind::Group) {
+        if matches!(block.kind, BlockKind::Class | BlockKind::Subclass) {
             let error = self.invalid(
                 span,
-                "`class` at top level or in a group",
+                "`class` outside a class",
                 format!("`class` inside a {}", block_name(block.kind)),
             );
             self.errors.push(error);
             self.recover_block_body();
             return Ok(());
         }
-        if self.class_by_name(&name).is_some() {
-            let error = self.invalid(
-                name_span,
-                "a class name not declared before",
-                format!("\"{name}\" declared again"),
-            );
-            self.errors.push(error);
-            self.recover_block_body();
-            return Ok(());
-        }
-        let scope = self.new_scope(block.scope);
-        let id = ClassId(self.config.classes.len() as u32);
-        self.config.classes.push(Class {
-            name,
-            scope,
-            match_if: None,
-            match_data: None,
-            subclasses: Vec::new(),
-        });
+        let id = match self.class_by_name(&name) {
+            Some(id) => id,
+            None => {
+                let scope = self.new_scope(block.scope);
+                let id = ClassId(self.config.classes.len() as u32);
+                self.config.classes.push(Class {
+                    name,
+                    scope,
+                    match_if: None,
+                    match_data: None,
+                    subclasses: Vec::new(),
+                });
+                id
+            }
+        };
+        let scope = self.config.classes[id.0 as usize].scope;
         let inner = Block {
             kind: BlockKind::Class,
             scope,
             class: Some(id),
             ..Block::global()
         };
+        self.side.class_body_matches = (false, false);
         self.parse_block_body(inner, open);
         Ok(())
+    }
+
+    /// The name of a class in `class`/`subclass`: ISC wants a quoted string ("Expecting class
+    /// name").
+    fn parse_class_name(&mut self) -> ParseResult<String> {
+        match self.peek().kind.clone() {
+            TokenKind::String(bytes) => {
+                self.bump();
+                Ok(String::from_utf8_lossy(&bytes).into_owned())
+            }
+            _ => Err(self.expected("a class name (a quoted string)")),
+        }
     }
 
     /// Inside a class: `match if EXPR;`, `match EXPR;`, `spawn with EXPR;`, `lease limit N;`.
     pub(super) fn parse_class_statement(&mut self, block: Block, word: &str) -> ParseResult<()> {
         let span = self.bump().span;
+        // A subclass takes `lease limit` (ISC reads it for every kind of class) but neither
+        // `match` nor `spawn` ("invalid match in subclass").
         let class = match (block.kind, block.class) {
             (BlockKind::Class, Some(class)) => class,
+            (BlockKind::Subclass, _) if word == "lease" => {
+                self.expect_keyword("limit")?;
+                self.parse_u32("a lease limit")?;
+                self.expect_semicolon()?;
+                self.warn(span, "`lease limit` is not supported yet; ignored");
+                return Ok(());
+            }
             _ => {
                 return Err(self.invalid(
                     span,
@@ -483,10 +595,18 @@ impl Parser {
         match word {
             "match" => {
                 if self.eat_keyword("if") {
+                    if std::mem::replace(&mut self.side.class_body_matches.0, true) {
+                        return Err(self.invalid(
+                            span,
+                            "one `match if` per class declaration",
+                            "a second one",
+                        ));
+                    }
                     let expr = self.parse_boolean_expression("a boolean expression")?;
                     self.expect_semicolon()?;
                     self.config.classes[index].match_if = Some(expr);
                 } else {
+                    self.refuse_second_submatch(span)?;
                     let expr = self.parse_expression()?;
                     if expr.kind() == ExprKind::Boolean || expr.kind() == ExprKind::Numeric {
                         return Err(self.invalid(
@@ -501,6 +621,7 @@ impl Parser {
             }
             "spawn" => {
                 self.expect_keyword("with")?;
+                self.refuse_second_submatch(span)?;
                 let expr = self.parse_expression()?;
                 self.expect_semicolon()?;
                 // `spawn with` creates subclasses at run time (later); matching on the same data
@@ -523,11 +644,24 @@ impl Parser {
         Ok(())
     }
 
-    /// `subclass "CLASS" DATA;` or `subclass "CLASS" DATA { … }`.
+    /// confpars.c: "can't override existing submatch/spawn." within one class declaration.
+    fn refuse_second_submatch(&mut self, span: Span) -> ParseResult<()> {
+        if std::mem::replace(&mut self.side.class_body_matches.1, true) {
+            return Err(self.invalid(
+                span,
+                "one `match` or `spawn with` per class declaration",
+                "a second one",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `subclass "CLASS" DATA;` or `subclass "CLASS" DATA { … }`, anywhere but inside a class
+    /// (confpars.c); the subclass's scope sits under its class.
     pub(super) fn parse_subclass(&mut self, block: Block) -> ParseResult<()> {
         let span = self.bump().span;
         let name_span = self.peek().span;
-        let name = self.parse_name_or_string("a class name")?;
+        let name = self.parse_class_name()?;
         let data = self.parse_data("subclass data (a quoted string or colon-hex)")?;
         let Some(class) = self.class_by_name(&name) else {
             if self.at_punct(b'{') {
@@ -542,10 +676,10 @@ impl Parser {
                 format!("undeclared class \"{name}\""),
             ));
         };
-        if !matches!(block.kind, BlockKind::Global | BlockKind::Group) {
+        if matches!(block.kind, BlockKind::Class | BlockKind::Subclass) {
             return Err(self.invalid(
                 span,
-                "`subclass` at top level or in a group",
+                "`subclass` outside a class",
                 format!("`subclass` inside a {}", block_name(block.kind)),
             ));
         }
@@ -703,9 +837,10 @@ impl Parser {
         Ok(seconds.clamp(0, i64::from(u32::MAX)) as u32)
     }
 
-    /// `key NAME { algorithm ALG; secret "BASE64"; }` (optional trailing `;`).
-    pub(super) fn parse_key(&mut self, block: Block) -> ParseResult<()> {
-        let span = self.bump().span;
+    /// `key NAME { algorithm ALG; secret "BASE64"; }` (optional trailing `;`). ISC reads `key`
+    /// as an executable statement (common/parse.c), so in any block, and enters it globally.
+    pub(super) fn parse_key(&mut self) -> ParseResult<()> {
+        self.bump();
         let name_span = self.peek().span;
         let name = self.parse_name_or_string("a key name")?;
         let open = self.expect_punct(b'{')?;
@@ -734,26 +869,14 @@ impl Parser {
             }
         }
         self.eat_punct(b';');
-        if !matches!(block.kind, BlockKind::Global | BlockKind::Group) {
-            return Err(self.invalid(
-                span,
-                "`key` at top level",
-                format!("`key` inside a {}", block_name(block.kind)),
-            ));
-        }
         let Some(algorithm) = algorithm else {
             return Err(self.invalid(name_span, "an `algorithm` statement in the key", "none"));
         };
         let Some(secret) = secret else {
             return Err(self.invalid(name_span, "a `secret` statement in the key", "none"));
         };
-        if self.config.keys.iter().any(|key| key.name == name) {
-            return Err(self.invalid(
-                name_span,
-                "a key name not declared before",
-                format!("\"{name}\" declared again"),
-            ));
-        }
+        // ISC (omapi_auth_key_enter) replaces a key declared again.
+        self.config.keys.retain(|key| key.name != name);
         self.config.keys.push(Key {
             name,
             algorithm,
@@ -783,15 +906,15 @@ impl Parser {
             }
         } else if self.eat_keyword("secret") {
             let span = self.peek().span;
-            let text = self.parse_string("a quoted base64 secret")?;
+            let text = self.parse_base64_text()?;
             self.expect_semicolon()?;
             match base64::decode(&text) {
-                Some(bytes) => *secret = Some(bytes),
-                None => {
+                Ok(bytes) => *secret = Some(bytes),
+                Err(problem) => {
                     return Err(self.invalid(
                         span,
                         "a base64 secret",
-                        format!("\"{}\"", String::from_utf8_lossy(&text)),
+                        format!("\"{}\": {problem}", String::from_utf8_lossy(&text)),
                     ));
                 }
             }
@@ -799,6 +922,37 @@ impl Parser {
             return Err(self.expected("`algorithm` or `secret`"));
         }
         Ok(())
+    }
+}
+
+impl Parser {
+    /// The text of a key's secret as common/parse.c `parse_base64` collects it: the next
+    /// token, quoted or not, then every following token made only of base64 characters (an
+    /// unquoted `AAAA==` is the tokens `AAAA`, `=`, `=`; a `/` or `+` splits a name too).
+    fn parse_base64_text(&mut self) -> ParseResult<Vec<u8>> {
+        let mut text = match token_text(&self.peek().kind) {
+            Some(text) => text,
+            None => return Err(self.expected("a base64 secret")),
+        };
+        self.bump();
+        while let Some(next) = token_text(&self.peek().kind) {
+            if !base64::is_base64_text(&next) {
+                break;
+            }
+            self.bump();
+            text.extend_from_slice(&next);
+        }
+        Ok(text)
+    }
+}
+
+/// The characters of a token as conflex.c returns them in `val`.
+fn token_text(kind: &TokenKind) -> Option<Vec<u8>> {
+    match kind {
+        TokenKind::Name(text) | TokenKind::Number(text) => Some(text.clone().into_bytes()),
+        TokenKind::String(bytes) => Some(bytes.clone()),
+        TokenKind::Punct(byte) => Some(vec![*byte]),
+        TokenKind::Eof => None,
     }
 }
 

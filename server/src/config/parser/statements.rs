@@ -114,7 +114,7 @@ impl Parser {
                 self.parse_executable(block, &word)
             }
             "include" => self.parse_include(),
-            _ if conditional => Err(self.expected("an executable statement")),
+            _ if conditional => self.parse_conditional_statement(block, &word, token.span),
             "subnet" => self.parse_subnet(block),
             "shared-network" => self.parse_shared_network(block),
             "pool" => self.parse_pool(block),
@@ -125,7 +125,7 @@ impl Parser {
             "subclass" => self.parse_subclass(block),
             "failover" => self.parse_failover(block),
             "no" => self.parse_no_failover(block),
-            "key" => self.parse_key(block),
+            "key" => self.parse_key(),
             "allow" | "deny" | "ignore" => self.parse_allow_deny(block, &word),
             "hardware" => self.parse_hardware(block),
             "fixed-address" => self.parse_fixed_address(block),
@@ -138,15 +138,17 @@ impl Parser {
                 Ok(())
             }
             "authoritative" => {
-                self.bump();
+                let span = self.bump().span;
                 self.expect_semicolon()?;
+                self.refuse_authority_in_host(block, span)?;
                 self.scope_mut(block.scope).authoritative = Some(true);
                 Ok(())
             }
             "not" => {
                 self.bump();
-                self.expect_keyword("authoritative")?;
+                let span = self.expect_keyword("authoritative")?;
                 self.expect_semicolon()?;
+                self.refuse_authority_in_host(block, span)?;
                 self.scope_mut(block.scope).authoritative = Some(false);
                 Ok(())
             }
@@ -163,13 +165,25 @@ impl Parser {
         }
     }
 
+    /// confpars.c: "authority makes no sense here." in a host.
+    fn refuse_authority_in_host(&mut self, block: Block, span: Span) -> ParseResult<()> {
+        if block.kind == BlockKind::Host {
+            return Err(self.invalid(
+                span,
+                "`authoritative` outside hosts",
+                "`authoritative` in a host (authority makes no sense there)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Server parameters (docs/spec/dhcpd-conf.md §4).
     fn parse_parameter(&mut self, block: Block, word: &str, span: Span) -> ParseResult<()> {
         let scope = block.scope;
         match word {
             "default-lease-time" | "max-lease-time" | "min-lease-time" | "abandon-lease-time" => {
                 self.bump();
-                let value = self.parse_u32("a time in seconds")?;
+                let value = self.parse_lease_interval()?;
                 self.expect_semicolon()?;
                 let target = self.scope_mut(scope);
                 match word {
@@ -202,7 +216,7 @@ impl Parser {
             }
             "min-secs" => {
                 self.bump();
-                let value = self.parse_number_in("seconds", 0, 255)?;
+                let value = self.parse_isc_integer(8, "seconds")?;
                 self.expect_semicolon()?;
                 self.scope_mut(scope).min_secs = Some(value as u8);
             }
@@ -283,7 +297,7 @@ impl Parser {
             }
             "lease-file-name" | "pid-file-name" => {
                 self.bump();
-                let path = self.parse_string("a quoted path")?;
+                let path = self.parse_text("a quoted path")?;
                 self.expect_semicolon()?;
                 let path = String::from_utf8_lossy(&path).into_owned();
                 if word == "lease-file-name" {
@@ -337,8 +351,108 @@ impl Parser {
                 self.warn(span, format!("`{word}` is not supported yet; ignored"));
                 self.parse_loose_value()?;
             }
-            _ => return Err(self.expected("a statement")),
+            "interface" if matches!(block.kind, BlockKind::Subnet | BlockKind::SharedNetwork) => {
+                self.parse_interface(block, span)?;
+            }
+            _ => {
+                if let Some(format) = super::server_space::server_option_format(word) {
+                    // A server parameter xdhcpd has no field for (confpars.c reads it through
+                    // the server option space): the same path as the "later" parameters.
+                    self.bump();
+                    self.warn(span, format!("`{word}` is not supported yet; ignored"));
+                    return self.parse_server_space_value(format);
+                }
+                return self.parse_bare_identifier(span);
+            }
         }
+        Ok(())
+    }
+
+    /// A statement inside an `if`/`elsif`/`else` or `on` body that is not an option or
+    /// executable keyword: ISC's `parse_executable_statement` also takes `allow`/`deny`/
+    /// `ignore` and every name of the server option space, with that option's value syntax
+    /// (`filename "pxe.0";`, `next-server 10.0.0.1;`, `filename = concat(…);`,
+    /// `authoritative true;`). The body is parsed into its scratch scope and not evaluated,
+    /// as its options are (see `parse_if`).
+    fn parse_conditional_statement(
+        &mut self,
+        block: Block,
+        word: &str,
+        span: Span,
+    ) -> ParseResult<()> {
+        match word {
+            "allow" | "deny" | "ignore" => self.parse_allow_deny(block, word),
+            "key" => self.parse_key(),
+            "zone" => {
+                self.bump();
+                self.warn(span, "`zone` is not supported yet; ignored");
+                self.skip_statement();
+                Ok(())
+            }
+            _ => match super::server_space::server_option_format(word) {
+                Some(format) => {
+                    self.bump();
+                    self.parse_server_space_value(format)
+                }
+                None => self.parse_bare_identifier(span),
+            },
+        }
+    }
+
+    /// A name that starts no statement ISC knows (`authorative;`, `DHCPDARGS=eth0;` left from a
+    /// shell file): ISC's `parse_executable_statement` reads it as the expression of an `eval`
+    /// statement (a variable reference, `NAME = VALUE` a comparison), accepts it without a
+    /// word and evaluates it to no effect. xdhcpd does the same and says so, because the name
+    /// is usually a typo of a statement that would have had an effect.
+    fn parse_bare_identifier(&mut self, span: Span) -> ParseResult<()> {
+        let word = match &self.peek().kind {
+            TokenKind::Name(word) => word.clone(),
+            _ => return Err(self.expected("a statement")),
+        };
+        let warnings = self.config.warnings.len();
+        self.parse_expression()?;
+        self.expect_semicolon()?;
+        // The expression parser's "variable is not evaluated" notes say less than this one.
+        self.config.warnings.truncate(warnings);
+        self.warn(
+            span,
+            format!("`{word}` is not a statement; read as ISC does, as `eval {word}…;`, which has no effect (a misspelt keyword?)"),
+        );
+        Ok(())
+    }
+
+    /// `interface NAME;` directly in a subnet or shared-network (confpars.c, mdb.c
+    /// `new_shared_network_interface`): ties the shared network to that interface; a second
+    /// one is an error. Recorded in the model; xdhcpd chooses interfaces by their addresses.
+    fn parse_interface(&mut self, block: Block, span: Span) -> ParseResult<()> {
+        self.bump();
+        let name = match self.peek().kind.clone() {
+            TokenKind::Name(name) | TokenKind::Number(name) => {
+                self.bump();
+                name
+            }
+            TokenKind::String(bytes) => {
+                self.bump();
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            _ => return Err(self.expected("an interface name")),
+        };
+        self.expect_semicolon()?;
+        let Some(network) = block.shared_network else {
+            return Ok(());
+        };
+        if self.config.interfaces.iter().any(|(_, id)| *id == network) {
+            return Err(self.invalid(
+                span,
+                "one `interface` per subnet or shared network",
+                "a second one (ISC: a subnet or shared network can't be connected to two interfaces)",
+            ));
+        }
+        self.config.interfaces.push((name.clone(), network));
+        self.warn(
+            span,
+            format!("`interface {name};` is not supported yet; ignored (xdhcpd serves the interfaces whose addresses fall in a declared subnet, or those named on the command line)"),
+        );
         Ok(())
     }
 
@@ -373,7 +487,7 @@ impl Parser {
             self.warn(span, format!("`{word} = EXPR` is not evaluated; ignored"));
             return Ok(None);
         }
-        self.parse_string("a quoted string").map(Some)
+        self.parse_text("a quoted string").map(Some)
     }
 
     /// `allow|deny|ignore …;` (docs/spec/dhcpd-conf.md §3.1). In a pool `allow`/`deny` build its permit

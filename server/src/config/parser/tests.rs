@@ -42,14 +42,15 @@ fn error_names_file_line_column_expected_and_found() {
 #[test]
 fn several_errors_are_reported_in_one_run() {
     let found = errors(
-        "bogus-statement 1;\nsubnet 10.0.0.0 netmask 255.255.255.0 {\n  option routers 10.0.0.300;\n  default-lease-time -1;\n}\noption no-such-option 1;\n",
+        "bogus-statement 1;\nsubnet 10.0.0.0 netmask 255.255.255.0 {\n  option routers 10.0.0.300;\n  default-lease-time 1x;\n}\noption no-such-option 1;\n",
     );
+    // ISC reads an unknown name as the start of an expression (`eval`): "semicolon expected".
     assert_eq!(
         found,
         vec![
-            "test.conf:1:1: expected a statement, found `bogus-statement`",
+            "test.conf:1:17: expected `;`, found number `1`",
             "test.conf:3:25: expected an IPv4 address octet in 0..=255, found 300",
-            "test.conf:4:22: expected a time in seconds in 0..=4294967295, found -1",
+            "test.conf:4:22: expected a time in seconds, found number `1x`",
             "test.conf:6:8: expected a known option name, found `no-such-option`",
         ]
     );
@@ -172,7 +173,7 @@ fn option_encodings_by_type() {
         (200, vec![1, 2, 10, 0, 0, 1, b'x'])
     );
     assert_eq!(
-        global_option("option my-name code 201 = domain-name;\noption my-name \"a.b\";"),
+        global_option("option my-name code 201 = domain-name;\noption my-name a.b;"),
         (201, b"\x01a\x01b\x00".to_vec())
     );
     assert_eq!(
@@ -189,15 +190,16 @@ fn option_encodings_by_type() {
 fn option_values_out_of_range_are_errors() {
     assert_eq!(
         errors("option default-ip-ttl 256;"),
-        vec!["test.conf:1:23: expected an unsigned 8-bit integer in 0..=255, found 256"]
+        vec!["test.conf:1:23: expected an unsigned 8-bit integer in -128..=255, found 256"]
     );
     assert_eq!(
         errors("option ip-forwarding maybe;"),
         vec!["test.conf:1:22: expected `true`, `false`, `on` or `off`, found `maybe`"]
     );
+    // ISC takes any code (`atoi`); a code is refused only when it is not a number.
     assert_eq!(
-        errors("option foo code 0 = text;"),
-        vec!["test.conf:1:17: expected an option code in 1..=254, found 0"]
+        errors("option foo code x = text;"),
+        vec!["test.conf:1:17: expected an option code number, found `x`"]
     );
 }
 
@@ -305,7 +307,6 @@ fn ranges_and_pools_are_validated() {
     let found = errors(
         r#"subnet 10.0.0.0 netmask 255.255.255.0 {
   range 10.0.0.10 10.0.1.5;
-  range 10.0.0.9 10.0.0.1;
   pool { allow all clients; }
   range 10.0.0.20 10.0.0.30;
   range 10.0.0.25;
@@ -316,12 +317,11 @@ subnet 10.0.0.1 netmask 255.255.0.0 { }
     assert_eq!(
         found,
         vec![
-            "test.conf:3:3: expected a range whose low address is at most its high address 10.0.0.1, found 10.0.0.9 10.0.0.1",
-            "test.conf:8:1: expected a network number with no host bits for netmask 255.255.0.0, found 10.0.0.1",
-            "test.conf:4:3: expected at least one `range` in the pool, found none",
+            "test.conf:7:1: expected a network number with no host bits for netmask 255.255.0.0, found 10.0.0.1",
+            "test.conf:3:3: expected at least one `range` in the pool, found none",
             "test.conf:2:3: expected a range inside subnet 10.0.0.0 netmask 255.255.255.0, found range 10.0.0.10 10.0.1.5",
-            "test.conf:5:3: expected a range not overlapping range 10.0.0.10 10.0.1.5 (declared at test.conf:2:3), found range 10.0.0.20 10.0.0.30",
-            "test.conf:6:3: expected a range not overlapping range 10.0.0.10 10.0.1.5 (declared at test.conf:2:3), found range 10.0.0.25 10.0.0.25",
+            "test.conf:4:3: expected a range not overlapping range 10.0.0.10 10.0.1.5 (declared at test.conf:2:3), found range 10.0.0.20 10.0.0.30",
+            "test.conf:5:3: expected a range not overlapping range 10.0.0.10 10.0.1.5 (declared at test.conf:2:3), found range 10.0.0.25 10.0.0.25",
         ]
     );
 }
@@ -616,7 +616,8 @@ fn statement_list_refuses_declarations_and_bad_values() {
 
 #[test]
 fn statement_list_reports_what_it_does_not_apply() {
-    let parsed = statements("option host-name = concat(\"a\", \"b\"); option x.y 1;");
+    let parsed =
+        statements("option host-name = concat(\"a\", \"b\"); option dhcp6.name-servers ::1;");
     assert_eq!(parsed.warnings.len(), 2, "{:?}", parsed.warnings);
     assert!(parsed.scope.options.is_empty());
     assert!(statements("").scope == crate::config::model::Scope::default());

@@ -7,7 +7,9 @@ use super::{Block, BlockKind, ParseResult, Parser};
 use crate::config::expr::Expr;
 use crate::config::lexer::{Span, TokenKind};
 use crate::config::model::Permission;
-use crate::config::options::{encode_domain_name, OptionDefinition, OptionSpace, OptionType};
+use crate::config::options::{
+    encode_domain_name, OptionDefinition, OptionSpace, OptionType, SpaceDefinition,
+};
 
 /// DHCP client identifier option code (RFC 2132 §9.14): in a host it identifies the client.
 const CLIENT_IDENTIFIER: u8 = 61;
@@ -27,9 +29,7 @@ impl Parser {
                 self.skip_statement();
                 return Ok(());
             }
-            self.warn(span, "`option space` is not supported yet; ignored");
-            self.skip_statement();
-            return Ok(());
+            return self.parse_option_space_declaration(block, span);
         }
         let name_span = self.peek().span;
         let (space, name) = self.parse_option_name()?;
@@ -46,23 +46,24 @@ impl Parser {
                 self.skip_statement();
                 return Ok(());
             }
-            return self.parse_option_definition(space.as_deref(), &name, name_span);
+            return self.parse_option_definition(block, space.as_deref(), &name, name_span);
         }
         if in_xdhcpd_space {
             return self.parse_xdhcpd_option(block, &name, name_span);
         }
-        let space = match space.as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None | Some("dhcp") => OptionSpace::Dhcp,
-            Some("agent") => OptionSpace::Agent,
-            Some("server") => return self.parse_server_option(block, &name, name_span),
-            Some(super::xdhcpd::SPACE) => return self.parse_xdhcpd_option(block, &name, name_span),
-            Some(_) => {
-                self.warn(name_span, format!("option `{full_name}`: option spaces other than dhcp and agent are not supported yet; ignored"));
-                self.parse_loose_value()?;
-                return Ok(());
+        let space = match space.as_deref() {
+            None => OptionSpace::DHCP,
+            Some(server) if server.eq_ignore_ascii_case("server") => {
+                return self.parse_server_option(block, &name, name_span)
             }
+            Some(space_name) => self.known_space(space_name, name_span)?,
         };
         let Some(definition) = self.options.by_name(space, &name).cloned() else {
+            if self.space_names_unchecked(space) {
+                self.warn(name_span, format!("option `{full_name}`: option spaces other than dhcp and agent are not supported yet; ignored"));
+                return self.parse_loose_value();
+            }
+            // ISC: "unknown option SPACE.NAME".
             return Err(self.invalid(name_span, "a known option name", format!("`{full_name}`")));
         };
         let bytes = if self.at_punct(b'=') {
@@ -94,13 +95,29 @@ impl Parser {
             }
             bytes
         };
-        if space == OptionSpace::Agent {
+        if space == OptionSpace::AGENT {
             self.warn(
                 name_span,
                 format!("relay agent option `{full_name}` cannot be sent by a server; ignored"),
             );
             return Ok(());
         }
+        if space != OptionSpace::DHCP {
+            self.warn(name_span, format!("option `{full_name}`: option spaces other than dhcp and agent are not supported yet; ignored"));
+            return Ok(());
+        }
+        let Some(code) = definition.byte_code() else {
+            // ISC stores such a definition under its full code and looks options up by the
+            // one-byte codes of the request, so it never sends the option either.
+            self.warn(
+                name_span,
+                format!(
+                    "option `{full_name}` has code {}, which does not fit the dhcp space's one-byte codes; it is never sent",
+                    definition.code
+                ),
+            );
+            return Ok(());
+        };
         if bytes.len() > 255 {
             self.warn(name_span, format!("option `{full_name}` is {} bytes long; it will be split into several options (RFC 3396)", bytes.len()));
         }
@@ -111,13 +128,11 @@ impl Parser {
                     format!("`{form}` is not supported yet; option `{full_name}` ignored"),
                 );
             }
-            _ if block.kind == BlockKind::Host && definition.code == CLIENT_IDENTIFIER => {
+            _ if block.kind == BlockKind::Host && code == CLIENT_IDENTIFIER => {
                 self.host_mut(block).client_id = Some(bytes);
             }
             _ => {
-                self.scope_mut(block.scope)
-                    .options
-                    .push((definition.code, bytes));
+                self.scope_mut(block.scope).options.push((code, bytes));
             }
         }
         Ok(())
@@ -152,11 +167,9 @@ impl Parser {
             })?
         } else {
             match kind {
-                ServerKind::Seconds => ServerValue::Number(self.parse_u32("a time in seconds")?),
+                ServerKind::Seconds => ServerValue::Number(self.parse_lease_interval()?),
                 ServerKind::Byte => {
-                    ServerValue::Number(
-                        self.parse_number_in("an unsigned 8-bit integer", 0, 255)? as u32
-                    )
+                    ServerValue::Number(self.parse_isc_integer(8, "an unsigned 8-bit integer")?)
                 }
                 ServerKind::Flag => ServerValue::Flag(self.parse_flag()?),
                 ServerKind::Permission => ServerValue::Permission(if self.parse_flag()? {
@@ -171,7 +184,7 @@ impl Parser {
                         return Ok(());
                     }
                 },
-                ServerKind::Text => ServerValue::Text(self.parse_string("a quoted string")?),
+                ServerKind::Text => ServerValue::Text(self.parse_text("a quoted string")?),
             }
         };
         self.expect_semicolon()?;
@@ -240,28 +253,134 @@ impl Parser {
         Ok((None, first))
     }
 
-    /// `option NAME code N = TYPE;` after NAME.
+    /// A space named in `SPACE.NAME`; ISC: "no option space named SPACE."
+    fn known_space(&mut self, name: &str, span: Span) -> ParseResult<OptionSpace> {
+        self.options.space(name).ok_or_else(|| {
+            self.invalid(
+                span,
+                "a declared option space (`option space NAME;`)",
+                format!("no option space named `{name}`"),
+            )
+        })
+    }
+
+    fn space_names_unchecked(&self, space: OptionSpace) -> bool {
+        self.options
+            .space_definition(space)
+            .is_some_and(|definition| definition.unchecked_names)
+    }
+
+    /// `option space NAME [code width 1|2|4] [length width 1|2] [hash size N];` after `option`
+    /// (common/parse.c `parse_option_space_decl`): only at the top level.
+    fn parse_option_space_declaration(&mut self, block: Block, span: Span) -> ParseResult<()> {
+        self.bump();
+        if block.kind != BlockKind::Global {
+            return Err(self.invalid(
+                span,
+                "`option space` at the top level",
+                format!(
+                    "`option space` inside a {} (ISC: option space definitions may not be scoped)",
+                    super::declarations::block_name(block.kind)
+                ),
+            ));
+        }
+        let name = match self.peek().kind.clone() {
+            TokenKind::Name(name) => {
+                self.bump();
+                name
+            }
+            _ => return Err(self.expected("an option space name")),
+        };
+        let mut definition = SpaceDefinition {
+            name,
+            code_width: 1,
+            length_width: 1,
+            unchecked_names: false,
+            encapsulated: false,
+        };
+        loop {
+            if self.eat_punct(b';') {
+                break;
+            }
+            if self.eat_keyword("code") {
+                self.expect_keyword("width")?;
+                let (width, width_span) = self.parse_integer("a code width (1, 2 or 4)")?;
+                if !matches!(width, 1 | 2 | 4) {
+                    return Err(self.invalid(
+                        width_span,
+                        "a code width of 1, 2 or 4",
+                        width.to_string(),
+                    ));
+                }
+                definition.code_width = width as u8;
+            } else if self.eat_keyword("length") {
+                self.expect_keyword("width")?;
+                let (width, width_span) = self.parse_integer("a length width (1 or 2)")?;
+                if !matches!(width, 1 | 2) {
+                    return Err(self.invalid(
+                        width_span,
+                        "a length width of 1 or 2",
+                        width.to_string(),
+                    ));
+                }
+                definition.length_width = width as u8;
+            } else if self.eat_keyword("hash") {
+                self.expect_keyword("size")?;
+                self.parse_number_in("a hash size", 0, i64::from(i32::MAX))?;
+            } else {
+                return Err(self.expected("`code width`, `length width`, `hash size` or `;`"));
+            }
+        }
+        self.options.declare_space(definition);
+        Ok(())
+    }
+
+    /// `option [SPACE.]NAME code N = TYPE;` after NAME: only at the top level, in a declared
+    /// space. ISC takes the code with `atoi` and checks no range, whatever the space's code
+    /// width (a zero-touch space's `code 0`, an enterprise number as a `vendor` code).
     fn parse_option_definition(
         &mut self,
+        block: Block,
         space: Option<&str>,
         name: &str,
         name_span: Span,
     ) -> ParseResult<()> {
-        self.bump();
-        let code = self.parse_number_in("an option code", 1, 254)? as u8;
+        let code_keyword = self.bump().span;
+        if block.kind != BlockKind::Global {
+            return Err(self.invalid(
+                code_keyword,
+                "an option definition at the top level",
+                format!(
+                    "a definition inside a {} (ISC: option definitions may not be scoped)",
+                    super::declarations::block_name(block.kind)
+                ),
+            ));
+        }
+        let space = match space {
+            None => OptionSpace::DHCP,
+            Some(space_name) => self.known_space(space_name, name_span)?,
+        };
+        let code = self.parse_option_code()?;
         self.expect_punct(b'=')?;
+        let type_span = self.peek().span;
         let kind = self.parse_option_type()?;
         self.expect_semicolon()?;
-        let space = match space.map(str::to_ascii_lowercase).as_deref() {
-            None | Some("dhcp") => OptionSpace::Dhcp,
-            Some("agent") => OptionSpace::Agent,
-            // xdhcpd's own settings are known by name; the definition is for ISC's parser.
-            Some(super::xdhcpd::SPACE) => return Ok(()),
-            Some(other) => {
-                self.warn(name_span, format!("option space `{other}` is not supported yet; definition of `{other}.{name}` ignored"));
-                return Ok(());
+        if let Some(target) = encapsulated_space(&kind) {
+            let target_space = self.options.space(target).ok_or_else(|| {
+                self.invalid(
+                    type_span,
+                    "a declared option space to encapsulate",
+                    format!("unknown option space `{target}`"),
+                )
+            })?;
+            if !self.options.encapsulate(target_space) {
+                return Err(self.invalid(
+                    type_span,
+                    "an option space no other option encapsulates",
+                    format!("`{target}`, encapsulated already (ISC stops with an internal inconsistency)"),
+                ));
             }
-        };
+        }
         self.options.define(OptionDefinition {
             space,
             name: name.to_string(),
@@ -269,6 +388,27 @@ impl Parser {
             kind,
         });
         Ok(())
+    }
+
+    /// The code of a definition: a decimal NUMBER token read as C's `atoi` reads it into an
+    /// `unsigned` (so `-1` is 4294967295).
+    fn parse_option_code(&mut self) -> ParseResult<u32> {
+        let token = self.peek().clone();
+        let TokenKind::Number(text) = &token.kind else {
+            return Err(self.expected("an option code number"));
+        };
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(self.expected("an option code number"));
+        }
+        self.bump();
+        // strtol saturates at the long range; atoi then keeps the low 32 bits.
+        let value = text.parse::<i64>().unwrap_or(if text.starts_with('-') {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+        Ok(value as i32 as u32)
     }
 
     /// TYPE of docs/spec/dhcpd-conf.md §5.2 (`parse_option_code_definition`).
@@ -352,27 +492,24 @@ impl Parser {
     ) -> ParseResult<()> {
         match kind {
             OptionType::Boolean => {
-                let value = self.parse_flag()?;
-                out.push(u8::from(value));
+                // common/parse.c `parse_option_token` 'f': `ignore` is 2.
+                if self.eat_keyword("ignore") {
+                    out.push(2);
+                } else {
+                    let value = self.parse_flag()?;
+                    out.push(u8::from(value));
+                }
             }
             OptionType::Integer { bits, signed } => {
-                let bits = u32::from(*bits);
-                let (min, max, what) = if *signed {
-                    (
-                        -(1i64 << (bits - 1)),
-                        (1i64 << (bits - 1)) - 1,
-                        format!("a signed {bits}-bit integer"),
-                    )
+                // ISC reads every integer with `convert_num`, signed or not (see there).
+                let what = if *signed {
+                    format!("a signed {bits}-bit integer")
                 } else {
-                    (
-                        0,
-                        (1i64 << bits) - 1,
-                        format!("an unsigned {bits}-bit integer"),
-                    )
+                    format!("an unsigned {bits}-bit integer")
                 };
-                let value = self.parse_number_in(&what, min, max)?;
-                let bytes = (value as u32).to_be_bytes();
-                out.extend_from_slice(&bytes[4 - (bits / 8) as usize..]);
+                let value = self.parse_isc_integer(u32::from(*bits), &what)?;
+                let bytes = value.to_be_bytes();
+                out.extend_from_slice(&bytes[4 - usize::from(*bits / 8)..]);
             }
             OptionType::IpAddress => match self.parse_ip_or_hostname()? {
                 Some(address) => out.extend_from_slice(&address.octets()),
@@ -398,7 +535,7 @@ impl Parser {
                 }
             }
             OptionType::Text => {
-                let text = self.parse_string("a quoted string")?;
+                let text = self.parse_text("a quoted string")?;
                 out.extend_from_slice(&text);
             }
             OptionType::String | OptionType::Encapsulate(_) => {
@@ -406,14 +543,11 @@ impl Parser {
                 out.extend_from_slice(&data);
             }
             OptionType::DomainName => {
+                // 'd' is parse_domain_name: an unquoted host name (ISC refuses a string here).
                 let span = self.peek().span;
-                let name = match self.peek().kind.clone() {
-                    TokenKind::String(bytes) => {
-                        self.bump();
-                        bytes
-                    }
-                    _ => self.parse_dotted_name("a domain name")?.into_bytes(),
-                };
+                let name = self
+                    .parse_dotted_name("an unquoted domain name")?
+                    .into_bytes();
                 if let Err(error) = encode_domain_name(&name, out) {
                     return Err(self.invalid(
                         span,
@@ -448,8 +582,23 @@ impl Parser {
                     self.encode_value(field, out, unresolved)?;
                 }
             }
+            OptionType::Optional(inner) => {
+                if !self.at_punct(b';') {
+                    self.encode_value(inner, out, unresolved)?;
+                }
+            }
         }
         Ok(())
+    }
+}
+
+/// The space an `encapsulate SPACE` type (alone or as a record's field) names.
+fn encapsulated_space(kind: &OptionType) -> Option<&str> {
+    match kind {
+        OptionType::Encapsulate(space) => Some(space),
+        OptionType::Record(fields) => fields.iter().find_map(encapsulated_space),
+        OptionType::Array(inner) | OptionType::Optional(inner) => encapsulated_space(inner),
+        _ => None,
     }
 }
 

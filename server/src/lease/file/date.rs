@@ -50,9 +50,11 @@ pub struct CivilTime {
 }
 
 impl CivilTime {
-    /// Seconds since the epoch, `NEVER` from 2038 on (docs/spec/dhcpd-conf.md §8.1), `None` when a field is
-    /// out of range or the time is before 1970. `offset` is the optional trailing number, added
-    /// as ISC's `parse_date_core` does.
+    /// Seconds since the epoch, `NEVER` from 2038 on (docs/spec/dhcpd-conf.md §8.1), `None` when
+    /// the month is not 1-12 or the time is before 1970. `offset` is the optional trailing
+    /// number, added as ISC's `parse_date_core` does. Like `parse_date_core`, the other fields
+    /// are not range-checked but added up (`24:00:00` is the next midnight, `02/30` is
+    /// March 2nd), so every date ISC reads reads the same here.
     pub fn to_unix(self, offset: i64) -> Option<UnixTime> {
         // Years below 1900 are years since 1900 (`parse_date_core`).
         let year = if self.year < 1900 {
@@ -60,18 +62,14 @@ impl CivilTime {
         } else {
             self.year
         };
-        if !(1..=12).contains(&self.month)
-            || !(1..=31).contains(&self.day)
-            || self.hour > 23
-            || self.minute > 59
-            || self.second > 60
-        {
+        if !(1..=12).contains(&self.month) {
             return None;
         }
         if year >= 2038 {
             return Some(NEVER);
         }
-        let seconds = days_from_civil(year, self.month, self.day) * 86_400
+        let days = days_from_civil(year, self.month, 1) + i64::from(self.day) - 1;
+        let seconds = days * 86_400
             + i64::from(self.hour) * 3600
             + i64::from(self.minute) * 60
             + i64::from(self.second)
@@ -170,5 +168,43 @@ mod tests {
         assert_eq!(civil.to_unix(0), Some(NEVER));
         let bad = CivilTime { month: 13, ..civil };
         assert_eq!(bad.to_unix(0), None);
+    }
+
+    #[test]
+    fn fields_out_of_range_add_up_as_in_isc() {
+        // dhcpd -T 4.4.3 reads these without a word (parse_date_core checks no range).
+        let midnight = CivilTime {
+            year: 2025,
+            month: 1,
+            day: 2,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        };
+        let hour_24 = CivilTime {
+            day: 1,
+            hour: 24,
+            ..midnight
+        };
+        assert_eq!(hour_24.to_unix(0), midnight.to_unix(0));
+        let february_30 = CivilTime {
+            month: 2,
+            day: 30,
+            ..midnight
+        };
+        let march_2 = CivilTime {
+            month: 3,
+            day: 2,
+            ..midnight
+        };
+        assert_eq!(february_30.to_unix(0), march_2.to_unix(0));
+        let second_61 = CivilTime {
+            day: 1,
+            hour: 23,
+            minute: 59,
+            second: 61,
+            ..midnight
+        };
+        assert_eq!(second_61.to_unix(0), midnight.to_unix(1));
     }
 }
