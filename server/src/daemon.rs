@@ -512,9 +512,11 @@ fn sync_kernel_load_balancing(shared: &Shared) {
 
 /// Moves leases past their end to their next state and logs the change.
 fn expire(shared: &Shared, now: UnixTime) {
-    let failover = shared.failover.view();
     let changed = match shared.leases.lock() {
-        Ok(mut store) => shared.engine.load().expire(now, &failover, &mut store),
+        Ok(mut store) => {
+            let failover = shared.failover.view();
+            shared.engine.load().expire(now, &failover, &mut store)
+        }
         Err(_) => return,
     };
     if changed.is_empty() {
@@ -638,14 +640,15 @@ fn worker(shared: &Shared, socket: &Arc<DhcpSocket>, interface: &Interface) {
             continue;
         }
         decisions.clear();
-        // What the engine reads of the failover drivers and OMAPI, copied once for the batch.
-        let snapshot = Snapshot {
-            failover: shared.failover.view(),
-            hosts: shared.hosts.snapshot(),
-        };
         {
             let Ok(mut store) = shared.leases.lock() else {
                 return;
+            };
+            // What the engine reads of the failover drivers and OMAPI, copied once for the
+            // batch, under the store's lock (a driver changes leases under it, then publishes).
+            let snapshot = Snapshot {
+                failover: shared.failover.view(),
+                hosts: shared.hosts.snapshot(),
             };
             // The buckets are plain data: a panic elsewhere mid-update leaves them usable.
             let mut starvation = shared
