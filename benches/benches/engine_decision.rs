@@ -10,7 +10,8 @@ use xdhcpd::config::model::{
     AddressRange, Config, Pool, PoolId, Scope, ScopeId, SharedNetwork, SharedNetworkId, Subnet,
     SubnetId,
 };
-use xdhcpd::engine::{Engine, Request};
+use xdhcpd::engine::starvation::StarvationState;
+use xdhcpd::engine::{Engine, Request, Snapshot};
 use xdhcpd::lease::store::LeaseStore;
 
 const INTERFACE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -82,13 +83,36 @@ fn message(kind: MessageType, client: u32) -> Message {
     message
 }
 
-fn handle(engine: &Engine, store: &mut LeaseStore, message: &Message) -> Option<Ipv4Addr> {
+/// A lease store and the starvation defence's memory, fresh for each iteration: a memory kept
+/// across iterations would refuse the same MAC's fifth new lease at the same `NOW` and measure
+/// the refusal instead of the allocation.
+struct State {
+    store: LeaseStore,
+    starvation: StarvationState,
+}
+
+impl State {
+    fn new(config: &Config) -> Self {
+        Self {
+            store: LeaseStore::new(config),
+            starvation: StarvationState::default(),
+        }
+    }
+}
+
+fn handle(engine: &Engine, state: &mut State, message: &Message) -> Option<Ipv4Addr> {
     let request = Request {
         message,
         source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
         interface_address: Some(INTERFACE),
     };
-    let decision = engine.handle(NOW, &request, store);
+    let decision = engine.handle(
+        NOW,
+        &Snapshot::default(),
+        &request,
+        &mut state.store,
+        &mut state.starvation,
+    );
     decision.reply.map(|reply| reply.message.yiaddr())
 }
 
@@ -98,8 +122,8 @@ fn bench(criterion: &mut Criterion) {
 
     criterion.bench_function("discover_to_offer", |bencher| {
         bencher.iter_batched(
-            || (LeaseStore::new(&config), message(MessageType::Discover, 1)),
-            |(mut store, discover)| handle(&engine, &mut store, &discover),
+            || (State::new(&config), message(MessageType::Discover, 1)),
+            |(mut state, discover)| handle(&engine, &mut state, &discover),
             BatchSize::SmallInput,
         )
     });
@@ -107,8 +131,8 @@ fn bench(criterion: &mut Criterion) {
     criterion.bench_function("request_to_ack", |bencher| {
         bencher.iter_batched(
             || {
-                let mut store = LeaseStore::new(&config);
-                let address = handle(&engine, &mut store, &message(MessageType::Discover, 1))
+                let mut state = State::new(&config);
+                let address = handle(&engine, &mut state, &message(MessageType::Discover, 1))
                     .unwrap_or(Ipv4Addr::UNSPECIFIED);
                 let mut request = message(MessageType::Request, 1);
                 request
@@ -117,9 +141,9 @@ fn bench(criterion: &mut Criterion) {
                 request
                     .opts_mut()
                     .insert(DhcpOption::ServerIdentifier(INTERFACE));
-                (store, request)
+                (state, request)
             },
-            |(mut store, request)| handle(&engine, &mut store, &request),
+            |(mut state, request)| handle(&engine, &mut state, &request),
             BatchSize::SmallInput,
         )
     });

@@ -9,7 +9,8 @@ use xdhcpd::config::model::{
     AddressRange, Config, Pool, PoolId, Scope, ScopeId, SharedNetwork, SharedNetworkId, Subnet,
     SubnetId,
 };
-use xdhcpd::engine::{Engine, Request};
+use xdhcpd::engine::starvation::StarvationState;
+use xdhcpd::engine::{Engine, Request, Snapshot};
 use xdhcpd::failover::body::Typed;
 use xdhcpd::failover::machine::{Machine, MachineConfig};
 use xdhcpd::failover::memory::MemoryBindings;
@@ -53,7 +54,10 @@ pub fn engine_decision(data: &[u8]) {
         return;
     };
     let mut store = LeaseStore::new(&config);
+    let mut starvation = StarvationState::default();
     let engine = Engine::new(Arc::new(config));
+    // No failover in this config, no OMAPI hosts: the empty snapshot.
+    let snapshot = Snapshot::default();
     let mut now = 1_795_836_305u32;
     let mut rest = data;
     while let [high, low, flags, tail @ ..] = rest {
@@ -69,7 +73,7 @@ pub fn engine_decision(data: &[u8]) {
             source: SocketAddrV4::new(message.ciaddr(), 68),
             interface_address: (flags & 1 == 0).then_some(Ipv4Addr::new(10, 0, 0, 1)),
         };
-        let decision = engine.handle(now, &request, &mut store);
+        let decision = engine.handle(now, &snapshot, &request, &mut store, &mut starvation);
         if let Some(reply) = decision.reply {
             let _ = reply.encode();
         }
@@ -188,6 +192,7 @@ pub fn dhcp_packet(data: &[u8]) {
     };
     let config = dhcp_packet_config();
     let mut store = LeaseStore::new(&config);
+    let mut starvation = StarvationState::default();
     let engine = Engine::new(Arc::new(config));
     let request = Request {
         message: &message,
@@ -195,7 +200,13 @@ pub fn dhcp_packet(data: &[u8]) {
         interface_address: Some(Ipv4Addr::new(10, 0, 0, 1)),
     };
     for now in [1_795_836_305, 1_795_836_306] {
-        let decision = engine.handle(now, &request, &mut store);
+        let decision = engine.handle(
+            now,
+            &Snapshot::default(),
+            &request,
+            &mut store,
+            &mut starvation,
+        );
         if let Some(reply) = decision.reply {
             let _ = reply.encode();
         }

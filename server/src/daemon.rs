@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, DEFAULT_LEASES_PATH, DEFAULT_PID_PATH};
 use crate::config::model::Config;
-use crate::engine::{Decision, Destination, Engine, Outcome, Request};
+use crate::engine::{Decision, Destination, Engine, Outcome, Request, Snapshot};
 use crate::lease::commit::{GroupCommit, GroupCommitConfig};
 use crate::lease::file::{IdFormat, LeaseFile};
 use crate::lease::log::LeaseLog;
@@ -64,17 +64,26 @@ struct Shared {
     id_format: IdFormat,
     /// The XDP fast path when attached (renewals answered in the kernel).
     fast_path: Option<Arc<crate::xdp::runtime::FastPathRuntime>>,
+    /// The failover relationships' shared state (written by their drivers) and the hand-off of
+    /// committed leases to them; the workers copy it for the engine once per batch. Not
+    /// swapped by a reload: the running relationships and their ranges stay
+    /// (`crate::reload::prepare`).
+    failover: crate::failover::hooks::FailoverHooks,
+    /// Hosts added over OMAPI; the workers take the current generation once per batch.
+    hosts: Arc<crate::host_table::DynamicHosts>,
+    /// The starvation defence's memory (`engine::starvation`), shared by the workers: taken
+    /// with the store's lock, once per batch.
+    starvation: Mutex<crate::engine::starvation::StarvationState>,
 }
 
 impl Shared {
     /// Every lease change the daemon makes or receives goes through here: one path, the
     /// source's effects ([`crate::changes`]). `token` is the reply that waits for the record.
     fn apply(&self, change: crate::changes::LeaseChange<'_>, token: Option<PendingReply>) -> bool {
-        let engine = self.engine.load();
         let targets = crate::changes::ChangeTargets {
             committer: &self.committer,
             id_format: self.id_format,
-            failover: engine.failover(),
+            failover: &self.failover,
             fast_path: self.fast_path.as_deref(),
             metrics: &self.metrics,
         };
@@ -99,18 +108,7 @@ impl crate::xdp::runtime::LeaseSink for Shared {
     }
 
     fn failover(&self) -> Option<crate::xdp::runtime::FailoverRef<'_>> {
-        Some(Box::new(EngineFailover(self.engine.load())))
-    }
-}
-
-/// The running engine's failover hooks, kept alive across a reload while in use.
-struct EngineFailover(Arc<Engine>);
-
-impl std::ops::Deref for EngineFailover {
-    type Target = crate::failover::hooks::FailoverHooks;
-
-    fn deref(&self) -> &Self::Target {
-        self.0.failover()
+        Some(Box::new(&self.failover))
     }
 }
 
@@ -236,21 +234,22 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     });
 
     let shared = Arc::new(Shared {
-        engine: crate::reload::EngineCell::new(
-            Engine::new(config.clone()).with_dynamic_hosts(dynamic_hosts.clone()),
-        ),
+        engine: crate::reload::EngineCell::new(Engine::new(config.clone())),
         leases: leases.clone(),
         metrics: metrics.clone(),
         committer,
         port,
         id_format,
         fast_path,
+        failover: crate::failover::hooks::FailoverHooks::new(&config),
+        hosts: dynamic_hosts.clone(),
+        starvation: Mutex::default(),
     });
 
     // Failover peers (docs/spec/failover.md): one driver thread, when the config declares a peer.
     let _failover = crate::failover::peer::start(
         &config,
-        shared.engine.load().failover(),
+        &shared.failover,
         &leases,
         {
             let shared = shared.clone();
@@ -295,7 +294,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             leases: leases.clone(),
             commit: shared.committer.stats(),
             fast_path: shared.fast_path.clone(),
-            failover: shared.engine.load().failover().relationships().to_vec(),
+            failover: shared.failover.relationships().to_vec(),
         });
         crate::metrics::serve(listen, registry)?;
         log::info!("metrics on http://{listen}/metrics");
@@ -325,7 +324,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         },
         Box::new(crate::failover::omapi::FailoverStateObjects::new(
             &config,
-            shared.engine.load().failover(),
+            &shared.failover,
         )),
     )?;
 
@@ -396,7 +395,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         fast_path.detach();
     }
     // docs/spec/failover.md §6.2: NORMAL relationships say SHUTDOWN to their partners before we go.
-    for record in crate::shutdown::failover_shutdown(shared.engine.load().failover(), unix_now) {
+    for record in crate::shutdown::failover_shutdown(&shared.failover, unix_now) {
         let mut buffer = Vec::new();
         crate::lease::file::write_failover_state(&record, &mut buffer);
         if let Ok(mut latest) = latest_failover_states.lock() {
@@ -475,16 +474,19 @@ fn sync_kernel_load_balancing(shared: &Shared) {
     let Some(fast_path) = &shared.fast_path else {
         return;
     };
-    let balancing = match shared.engine.load().failover().relationships() {
+    let balancing = match shared.failover.relationships() {
         [only] => crate::xdp::runtime::LoadBalancing::of(only),
         _ => None,
     };
     // Where the partner has no free lease to give, the engine answers its buckets too (§11.3).
     let balancing = balancing.filter(|_| {
-        shared
-            .leases
-            .lock()
-            .is_ok_and(|store| !shared.engine.load().partner_short_of_free_leases(&store))
+        let failover = shared.failover.view();
+        shared.leases.lock().is_ok_and(|store| {
+            !shared
+                .engine
+                .load()
+                .partner_short_of_free_leases(&failover, &store)
+        })
     });
     fast_path.set_load_balancing(balancing);
 }
@@ -492,7 +494,10 @@ fn sync_kernel_load_balancing(shared: &Shared) {
 /// Moves leases past their end to their next state and logs the change.
 fn expire(shared: &Shared, now: UnixTime) {
     let changed = match shared.leases.lock() {
-        Ok(mut store) => shared.engine.load().expire(now, &mut store),
+        Ok(mut store) => {
+            let failover = shared.failover.view();
+            shared.engine.load().expire(now, &failover, &mut store)
+        }
         Err(_) => return,
     };
     if changed.is_empty() {
@@ -511,7 +516,7 @@ fn spawn_committer(
     path: &Path,
     leases: &Arc<Mutex<LeaseStore>>,
     other_records: Arc<LeaseFile>,
-    dynamic_hosts: &Arc<crate::engine::dynamic_hosts::DynamicHosts>,
+    dynamic_hosts: &Arc<crate::host_table::DynamicHosts>,
     failover_states: &Arc<Mutex<Vec<crate::lease::file::FailoverStateRecord>>>,
     metrics: &Arc<Metrics>,
     id_format: IdFormat,
@@ -672,6 +677,17 @@ fn worker(
                 return;
             };
             let locked = crate::clock::monotonic();
+            // What the engine reads of the failover drivers and OMAPI, copied once for the
+            // batch, under the store's lock (a driver changes leases under it, then publishes).
+            let snapshot = Snapshot {
+                failover: shared.failover.view(),
+                hosts: shared.hosts.snapshot(),
+            };
+            // The buckets are plain data: a panic elsewhere mid-update leaves them usable.
+            let mut starvation = shared
+                .starvation
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             // Taken under the store lock, as a reload swaps it: a batch is decided by one config.
             let engine = shared.engine.load();
             for (message, source, raw) in &messages {
@@ -680,7 +696,8 @@ fn worker(
                     source: *source,
                     interface_address: Some(interface.address),
                 };
-                let mut decision = engine.handle(now, &request, &mut store);
+                let mut decision =
+                    engine.handle(now, &snapshot, &request, &mut store, &mut starvation);
                 let mut publish = None;
                 if let Some(fast_path) = &shared.fast_path {
                     if let Some(raw) = raw {
@@ -698,6 +715,7 @@ fn worker(
                 }
                 decisions.push((decision, publish));
             }
+            drop(starvation);
             drop(store);
             shared
                 .metrics

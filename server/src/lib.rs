@@ -11,12 +11,15 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod failover;
+pub mod host_table;
 pub mod lease;
 pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod omapi;
 pub mod reload;
+#[cfg(test)]
+mod sans_io;
 pub mod sd_notify;
 pub mod shutdown;
 pub mod signals;

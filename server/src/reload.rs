@@ -16,8 +16,9 @@
 //!    stays), the engine is swapped ([`EngineCell`]), and the XDP program's renewal templates,
 //!    built from the old config, are withdrawn.
 //!
-//! The failover connection is untouched: the new engine keeps the running relationships
-//! ([`Engine::reconfigured`]).
+//! The failover connection is untouched: the relationships' state lives with their drivers
+//! (`failover::hooks`), not in the engine, and the new engine reads it through the same
+//! per-batch view, indexed by the `failover peer` list that [`prepare`] keeps.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -223,7 +224,7 @@ pub fn apply(targets: &ReloadTargets<'_>, new: Config) -> Result<ReloadSummary, 
     }
     let config = Arc::new(config);
     // Built outside the lock: the engine's tables depend only on the config.
-    let engine = running.reconfigured(config.clone());
+    let engine = Engine::new(config.clone());
     let mut store = targets.leases.lock().map_err(|_| ReloadError::LeaseStore)?;
     store.reconfigure(&config);
     targets.engine.replace(engine);
@@ -414,32 +415,39 @@ mod tests {
         assert!(notes[0].contains("failover peer \"fo\" changed"));
     }
 
+    /// The engine reads each relationship's state from the driver's view by its place in the
+    /// `failover peer` list; a reload that moves the failover pool (a pool declared before it)
+    /// still finds the running relationship for its addresses and its pool.
     #[test]
-    fn the_new_engine_keeps_the_running_failover_relationships() {
+    fn the_new_engine_reads_the_running_failover_relationships() {
         let running = parse(&failover("failover peer \"fo\";", 647));
         let engine = Engine::new(Arc::new(running.clone()));
-        let new = parse(&failover("failover peer \"fo\"; max-lease-time 300;", 647));
-        let (new, notes) = prepare(&running, new).expect("accepted");
-        assert!(notes.is_empty(), "{notes:?}");
-        let reloaded = engine.reconfigured(Arc::new(new));
-        let [old] = engine.failover().relationships() else {
-            panic!("one relationship");
-        };
-        let [kept] = reloaded.failover().relationships() else {
-            panic!("one relationship");
-        };
-        assert!(
-            Arc::ptr_eq(old, kept),
-            "the driver's status must carry over"
+        let new = format!(
+            "subnet 10.9.0.0 netmask 255.255.255.0 {{ range 10.9.0.10 10.9.0.20; }}\n{}",
+            failover("failover peer \"fo\"; max-lease-time 300;", 647)
         );
-        assert!(reloaded
-            .failover()
-            .of_address(Ipv4Addr::new(10, 0, 0, 15))
-            .is_some_and(|status| std::ptr::eq(status, &**old)));
-        assert!(Arc::ptr_eq(
-            engine.dynamic_hosts(),
-            reloaded.dynamic_hosts()
-        ));
+        let (new, notes) = prepare(&running, parse(&new)).expect("accepted");
+        assert!(notes.is_empty(), "{notes:?}");
+        let reloaded = Engine::new(Arc::new(new));
+        let hooks = crate::failover::hooks::FailoverHooks::new(&running);
+        let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
+        hooks.relationships()[0].attach(sender);
+        hooks.relationships()[0].publish(
+            crate::failover::states::State::Recover,
+            100,
+            None,
+            600,
+            None,
+        );
+        let view = hooks.view();
+        let address = Ipv4Addr::new(10, 0, 0, 15);
+        for engine in [&engine, &reloaded] {
+            let relationship = engine
+                .relationship_of_address(&view, address)
+                .expect("a failover address");
+            assert_eq!(relationship, &view.relationships[0]);
+            assert!(!relationship.serving(), "RECOVER, as the driver published");
+        }
     }
 
     #[test]

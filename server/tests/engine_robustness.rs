@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Encodable, Encoder};
-use xdhcpd::engine::{Engine, Request};
+use xdhcpd::engine::starvation::StarvationState;
+use xdhcpd::engine::{Engine, Request, Snapshot};
 use xdhcpd::lease::store::LeaseStore;
 
 const CONFIG: &str = r#"
@@ -151,6 +152,7 @@ fn mutated_requests_never_panic_the_engine() {
     let config = Arc::new(xdhcpd::config::parse_str(CONFIG, "robustness.conf").unwrap());
     let engine = Engine::new(config.clone());
     let mut leases = LeaseStore::new(&config);
+    let mut starvation = StarvationState::default();
     let seeds = seed_requests();
     let mut random = Random(0x5eed_1234_abcd_0042);
     let mut decoded = 0;
@@ -175,7 +177,13 @@ fn mutated_requests_never_panic_the_engine() {
                 source,
                 interface_address: Some(Ipv4Addr::new(10, 0, 0, 1)),
             };
-            let decision = engine.handle(now, &request, &mut leases);
+            let decision = engine.handle(
+                now,
+                &Snapshot::default(),
+                &request,
+                &mut leases,
+                &mut starvation,
+            );
             if let Some(reply) = decision.reply {
                 // Whatever the engine decided must also encode.
                 let _ = reply.encode();

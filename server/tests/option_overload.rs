@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Encodable, Encoder};
-use xdhcpd::engine::{Decision, Engine, Outcome, Request};
+use xdhcpd::engine::starvation::StarvationState;
+use xdhcpd::engine::{Decision, Engine, Outcome, Request, Snapshot};
 use xdhcpd::lease::store::LeaseStore;
 use xdhcpd::net::decode::{decode_message, DecodeError, OptionArea};
 use xdhcpd::xdp::sync::{self, NotEligible};
@@ -37,6 +38,7 @@ fn config(names: &str) -> String {
 struct Server {
     engine: Engine,
     store: LeaseStore,
+    starvation: StarvationState,
 }
 
 impl Server {
@@ -44,6 +46,7 @@ impl Server {
         let config = xdhcpd::config::parse_str(&config(names), "overload.conf").expect("config");
         Self {
             store: LeaseStore::new(&config),
+            starvation: StarvationState::default(),
             engine: Engine::new(Arc::new(config)),
         }
     }
@@ -53,12 +56,14 @@ impl Server {
         let message = decode_message(bytes).expect("decodes");
         let decision = self.engine.handle(
             NOW,
+            &Snapshot::default(),
             &Request {
                 message: &message,
                 source: SocketAddrV4::new(message.ciaddr(), 68),
                 interface_address: Some(INTERFACE),
             },
             &mut self.store,
+            &mut self.starvation,
         );
         (message, decision)
     }

@@ -22,7 +22,9 @@ use server_common::fastpath::{
 use server_common::loadbalance;
 use server_common::XdpStat;
 use xdhcpd::config;
-use xdhcpd::engine::{Engine, Request};
+use xdhcpd::engine::fast_path;
+use xdhcpd::engine::starvation::StarvationState;
+use xdhcpd::engine::{Engine, Request, Snapshot};
 use xdhcpd::lease::record::{BindingState, Hardware, Lease};
 use xdhcpd::lease::store::LeaseStore;
 use xdhcpd::xdp::bounds;
@@ -283,6 +285,7 @@ struct Fixture {
     fast_path: FastPath<AyaMaps>,
     engine: Engine,
     store: LeaseStore,
+    starvation: StarvationState,
     now: u32,
 }
 
@@ -299,6 +302,7 @@ impl Fixture {
         assert!(sync::config_allows_fast_path(&config));
         let engine = Engine::new(config.clone());
         let mut store = LeaseStore::new(&config);
+        let mut starvation = StarvationState::default();
         let mut ebpf = xdhcpd::xdp::load().expect("load the XDP object");
         // Unix time in the kernel = its clock's seconds + offset; pin it to a fixed NOW-like value so that
         // the expected lease times are known. Only the offset comes from the clock.
@@ -337,21 +341,24 @@ impl Fixture {
             // The template: the engine's own ACK to an earlier renewal (another xid).
             let request = message(client, MessageType::Request, 0x1111_0000, true);
             let payload = encode(&request);
+            // No failover driver runs: the relationship counts as NORMAL (the empty snapshot).
             let decision = engine.handle(
                 now - 1800,
+                &Snapshot::default(),
                 &Request {
                     message: &request,
                     source: SocketAddrV4::new(client.address, 68),
                     interface_address: Some(INTERFACE),
                 },
                 &mut store,
+                &mut starvation,
             );
             let reply = decision.reply.expect("engine answers the renewal");
             let prepared = sync::prepare(&payload, &request, &reply).expect("eligible");
             if failover {
                 let acked = store.get(client.address).expect("lease");
                 assert!(
-                    bounds::full_grant(acked, prepared.lease_time),
+                    fast_path::full_grant(acked, prepared.lease_time),
                     "the template is a full grant"
                 );
                 let kernel =
@@ -383,6 +390,7 @@ impl Fixture {
             fast_path,
             engine,
             store,
+            starvation,
             now,
         }
     }
@@ -412,12 +420,14 @@ impl Fixture {
     fn engine_reply(&mut self, message: &Message, source: SocketAddrV4) -> Vec<u8> {
         let decision = self.engine.handle(
             self.now,
+            &Snapshot::default(),
             &Request {
                 message,
                 source,
                 interface_address: Some(INTERFACE),
             },
             &mut self.store,
+            &mut self.starvation,
         );
         decision
             .reply

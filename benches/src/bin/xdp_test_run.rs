@@ -19,7 +19,8 @@ use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Encodable, Encoder};
 use server_common::fastpath::{FastPathConfig, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW};
 use server_common::{loadbalance, XdpStat};
-use xdhcpd::engine::{Engine, Request};
+use xdhcpd::engine::starvation::StarvationState;
+use xdhcpd::engine::{Engine, Request, Snapshot};
 use xdhcpd::lease::record::{BindingState, Hardware, Lease};
 use xdhcpd::lease::store::LeaseStore;
 use xdhcpd::xdp::maps::{AyaMaps, FastPathMaps};
@@ -183,12 +184,14 @@ fn main() -> anyhow::Result<()> {
     let payload = encode(&renew);
     let decision = engine.handle(
         now - 1800,
+        &Snapshot::default(),
         &Request {
             message: &renew,
             source: SocketAddrV4::new(ADDRESS, 68),
             interface_address: Some(INTERFACE),
         },
         &mut store,
+        &mut StarvationState::default(),
     );
     let reply = decision.reply.ok_or_else(|| anyhow::anyhow!("no reply"))?;
     let prepared = sync::prepare(&payload, &renew, &reply)?;

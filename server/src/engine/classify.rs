@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::config::model::{ClassId, Config, Host, HostId, PermitKind, Pool, ScopeId};
 use crate::lease::record::UnixTime;
 
-use super::dynamic_hosts::{DynamicHost, DynamicHosts, HostSet};
+use super::dynamic_hosts::{DynamicHost, HostSet};
 use super::packet::{option_value, Inbound};
 
 /// The client's identity as far as configuration is concerned.
@@ -44,15 +44,15 @@ impl Classification {
     }
 }
 
-/// Classifies `inbound` against `config`.
+/// Classifies `inbound` against `config` and the OMAPI hosts `dynamic` (`None` when there are
+/// none).
 pub(crate) fn classify(
     config: &Config,
-    dynamic: &DynamicHosts,
+    dynamic: Option<&HostSet>,
     inbound: &Inbound<'_>,
 ) -> Classification {
-    let snapshot = dynamic.snapshot();
-    let host = find_host(config, snapshot.as_deref(), inbound);
-    let dynamic_host = match (host, &snapshot) {
+    let host = find_host(config, dynamic, inbound);
+    let dynamic_host = match (host, dynamic) {
         (None, Some(set)) => find_dynamic_host(set, inbound),
         _ => None,
     };

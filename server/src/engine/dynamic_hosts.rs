@@ -2,12 +2,11 @@
 //! dhcpd.conf hosts, consulted by [`super::classify`] after the configuration's own hosts, as
 //! ISC's host hash holds both.
 //!
-//! The packet path reads an `Arc` snapshot: one atomic load when the table is empty (the common
-//! case), else a short `RwLock` read to clone the `Arc`. Writers (OMAPI, rare) build a new
-//! snapshot and swap it in.
+//! The engine reads one immutable generation, a [`HostSet`], that the driver takes from the
+//! shared table (`crate::host_table::DynamicHosts`, written by OMAPI) once per batch and passes
+//! in the engine's `Snapshot`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use crate::config::model::{HardwareAddress, Host, Scope, ScopeId};
 use crate::lease::file::HostRecord;
@@ -111,53 +110,5 @@ impl HostSet {
             self.hosts.push(Arc::new(host_from_record(&record)));
             self.records.push(record);
         }
-    }
-}
-
-/// The shared table: the engine reads, OMAPI writes.
-#[derive(Debug, Default)]
-pub struct DynamicHosts {
-    current: RwLock<Arc<HostSet>>,
-    /// False while the table is empty, so the packet path skips the lock entirely.
-    in_use: AtomicBool,
-}
-
-impl DynamicHosts {
-    pub fn new(set: HostSet) -> Self {
-        let in_use = !set.is_empty();
-        Self {
-            current: RwLock::new(Arc::new(set)),
-            in_use: AtomicBool::new(in_use),
-        }
-    }
-
-    /// The current generation, or `None` when there is nothing in it.
-    pub fn snapshot(&self) -> Option<Arc<HostSet>> {
-        if !self.in_use.load(Ordering::Acquire) {
-            return None;
-        }
-        self.current.read().ok().map(|set| Arc::clone(&set))
-    }
-
-    /// The current generation, even when empty (for lease-file snapshots and OMAPI).
-    pub fn current(&self) -> Arc<HostSet> {
-        match self.current.read() {
-            Ok(set) => Arc::clone(&set),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    /// Replaces the table with `change` applied to a copy of it; returns what `change` returned.
-    pub fn modify<R>(&self, change: impl FnOnce(&mut HostSet) -> R) -> R {
-        let mut guard = match self.current.write() {
-            Ok(guard) => guard,
-            // A writer panicked mid-swap; the Arc it left is still a whole generation.
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let mut next = HostSet::clone(&guard);
-        let result = change(&mut next);
-        self.in_use.store(!next.is_empty(), Ordering::Release);
-        *guard = Arc::new(next);
-        result
     }
 }

@@ -1,18 +1,23 @@
 //! The sans-IO DHCPv4 protocol engine (RFC 2131/2132): packets and time in, decisions out.
 //!
-//! [`Engine::handle`] takes one decoded request, the current time and the lease store, and
-//! returns a [`Decision`]: the reply to send (if any), where to send it (RFC 2131 §4.1), and the
-//! leases that must be durable before the reply leaves. The behaviour follows ISC dhcpd 4.4
+//! [`Engine::handle`] takes one decoded request, the current time, a [`Snapshot`] of what other
+//! parts of the daemon own (failover states, OMAPI hosts), the lease store and the starvation
+//! defence's memory, and returns a [`Decision`]: the reply to send (if any), where to send it
+//! (RFC 2131 §4.1), and the leases that must be durable before the reply leaves. The engine
+//! holds only the configuration and what it derives from it: no clock, socket, thread, channel,
+//! lock or atomic (`crate::sans_io` checks the sources). The behaviour follows ISC dhcpd 4.4
 //! (`server/dhcp.c`): address selection as `find_lease`/`allocate_lease`, lease times as
 //! `ack_lease`, option order as `cons_options`.
 //!
 //! Module map: `packet` reads the request, `classify` computes class membership and host
 //! matches, `select` locates the network and chooses an address, `lease_time` computes lease
 //! durations, `options` assembles and encodes replies (`layout` places their options, with
-//! option overload), `request` holds one handler per message type.
+//! option overload), `request` holds one handler per message type, `fast_path` the lease a
+//! renewal leaves (shared with the kernel's renewals), `starvation` the pool-exhaustion defence.
 
 mod classify;
 pub mod dynamic_hosts;
+pub mod fast_path;
 mod layout;
 mod lease_time;
 mod options;
@@ -28,7 +33,8 @@ mod tests;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
-use crate::config::model::Config;
+use crate::config::model::{Config, PoolId};
+use crate::failover::view::{FailoverView, RelationshipMap, RelationshipView};
 use crate::lease::record::{BindingState, Hardware, Lease, UnixTime};
 use crate::lease::store::LeaseStore;
 
@@ -40,25 +46,45 @@ pub use options::EncodeError;
 pub const OFFER_HOLD_SECONDS: u32 = 120;
 
 /// The protocol engine: immutable configuration plus data precomputed from it. Cheap to share
-/// between threads (`&self`); the lease store is passed in per request.
+/// between threads (`&self`); everything that changes — the lease store, the starvation
+/// defence's memory, the failover states, the OMAPI hosts — is passed in per request.
 #[derive(Debug)]
 pub struct Engine {
     config: Arc<Config>,
-    /// For every pool, the failover role when the pool has a failover peer: `Some(true)` for
-    /// primary, `Some(false)` for secondary (ISC `lease_mine_to_reallocate`).
-    pool_failover: Vec<Option<FailoverRole>>,
-    /// Hosts added over OMAPI, consulted after the config's (docs/spec/omapi.md §8.2).
-    dynamic_hosts: Arc<dynamic_hosts::DynamicHosts>,
-    /// Failover state and the hand-off of committed leases to the peer driver.
-    failover: crate::failover::hooks::FailoverHooks,
-    /// Limits on new leases (pool-exhaustion defence, `starvation`).
-    starvation: starvation::StarvationDefence,
+    /// The failover relationship of each pool and address range.
+    relationships: RelationshipMap,
+    /// Every relationship as no driver runs it (configured role and MCLT): what stands for a
+    /// relationship that a [`FailoverView`] lacks.
+    unattached: FailoverView,
 }
 
-/// The failover role of a pool's peer, with its MCLT (docs/spec/failover.md §8.1).
+/// What a decision reads of state that other parts of the daemon own, as plain values the
+/// driver copies once per batch of requests (or per expiry run): the engine never reads a lock
+/// or an atomic, and a test hands it any state it likes.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Each failover relationship's state (`FailoverHooks::view`); empty without failover or
+    /// without drivers (then every relationship counts as not run: unit tests, `-T`).
+    pub failover: FailoverView,
+    /// Hosts added over OMAPI, consulted after the config's (docs/spec/omapi.md §8.2); `None`
+    /// while there are none (`crate::host_table::DynamicHosts::snapshot`).
+    pub hosts: Option<Arc<dynamic_hosts::HostSet>>,
+}
+
+impl Snapshot {
+    /// A snapshot with `failover` and no OMAPI hosts.
+    pub fn of_failover(failover: FailoverView) -> Self {
+        Self {
+            failover,
+            hosts: None,
+        }
+    }
+}
+
+/// What the MCLT rule needs of a failover pool's relationship (docs/spec/failover.md §8.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FailoverRole {
-    pub primary: bool,
+    /// The MCLT in force: a secondary learns it from the CONNECT (§4.1).
     pub mclt: u32,
 }
 
@@ -185,65 +211,31 @@ pub enum Malformation {
 
 impl Engine {
     pub fn new(config: Arc<Config>) -> Self {
-        let pool_failover = config
-            .pools
-            .iter()
-            .map(|pool| {
-                let name = pool.failover_peer.as_deref()?;
-                let peer = config
-                    .failover_peers
-                    .iter()
-                    .find(|peer| peer.name == name)?;
-                Some(FailoverRole {
-                    primary: peer.primary,
-                    mclt: peer.mclt,
-                })
-            })
-            .collect();
         Self {
-            failover: crate::failover::hooks::FailoverHooks::new(&config),
-            starvation: starvation::StarvationDefence::new(config.starvation),
+            relationships: RelationshipMap::new(&config),
+            unattached: FailoverView::unattached(&config),
             config,
-            pool_failover,
-            dynamic_hosts: Arc::default(),
         }
-    }
-
-    /// The engine for a reloaded `config` (SIGHUP): the OMAPI host table and the running
-    /// failover relationships carry over; everything derived from the config is recomputed.
-    #[must_use]
-    pub fn reconfigured(&self, config: Arc<Config>) -> Self {
-        let mut engine = Self::new(config).with_dynamic_hosts(self.dynamic_hosts.clone());
-        engine.failover =
-            std::mem::take(&mut engine.failover).keeping_relationships_of(&self.failover);
-        engine
-    }
-
-    /// Shares `hosts` (the OMAPI host table) with this engine.
-    #[must_use]
-    pub fn with_dynamic_hosts(mut self, hosts: Arc<dynamic_hosts::DynamicHosts>) -> Self {
-        self.dynamic_hosts = hosts;
-        self
-    }
-
-    pub fn dynamic_hosts(&self) -> &Arc<dynamic_hosts::DynamicHosts> {
-        &self.dynamic_hosts
     }
 
     pub fn config(&self) -> &Arc<Config> {
         &self.config
     }
 
-    /// Handles one request. No clock, socket, channel or thread inside. Mutates the store in
-    /// memory; the caller applies `decision.commit` through `crate::changes::apply` (the lease
-    /// log, then the reply once durable; the partner's BNDUPD, docs/spec/failover.md §7.2).
+    /// Handles one request at `now`, with `snapshot` of the failover states and OMAPI hosts.
+    /// No clock, socket, channel, lock or thread inside. Mutates the store and the starvation
+    /// defence's memory in memory; the caller applies `decision.commit` through
+    /// `crate::changes::apply` (the lease log, then the reply once durable; the partner's
+    /// BNDUPD, docs/spec/failover.md §7.2).
     pub fn handle(
         &self,
         now: UnixTime,
+        snapshot: &Snapshot,
         request: &Request<'_>,
         leases: &mut LeaseStore,
+        starvation: &mut starvation::StarvationState,
     ) -> Decision {
-        request::handle(self, now, request, leases)
+        request::handle(self, now, snapshot, request, leases, starvation)
     }
 
     /// Moves the leases of `leases` past their end to their next state (the expiry ticker;
@@ -253,28 +245,61 @@ impl Engine {
     /// goes straight back to this server's free state. An abandoned lease becomes FREE once its
     /// `abandon-lease-time` has passed, with or without failover and in any failover state (ISC
     /// `pool_timer` walks the abandoned queue in every state; `make_binding_state_transition`
-    /// gives ABANDONED the next state FREE). Returns the changed leases to persist.
-    pub fn expire(&self, now: UnixTime, leases: &mut LeaseStore) -> Vec<Lease> {
+    /// gives ABANDONED the next state FREE). `failover` is the relationships' state now.
+    /// Returns the changed leases to persist.
+    pub fn expire(
+        &self,
+        now: UnixTime,
+        failover: &FailoverView,
+        leases: &mut LeaseStore,
+    ) -> Vec<Lease> {
         leases.expire_with(now, |lease| {
             if lease.binding_state == BindingState::Abandoned {
                 return Some(BindingState::Free);
             }
             // The relationship by address range: O(log ranges), no pool scan.
-            match self.failover.of_address(lease.address) {
-                Some(status) => crate::failover::rules::expiry_state(
+            match self.relationship_of_address(failover, lease.address) {
+                Some(relationship) => crate::failover::rules::expiry_state(
                     lease,
-                    status.role,
-                    status.rules_state(),
-                    status.service(),
+                    relationship.role,
+                    relationship.rules_state(),
+                    relationship.service(),
                 ),
                 None => Some(lease.next_binding_state),
             }
         })
     }
 
-    /// Failover as the engine sees it (state per relationship); the daemon starts the peer
-    /// drivers over it.
-    pub fn failover(&self) -> &crate::failover::hooks::FailoverHooks {
-        &self.failover
+    /// The relationship with index `index`: as `failover` has it, else as no driver runs it.
+    fn relationship<'v>(
+        &'v self,
+        failover: &'v FailoverView,
+        index: usize,
+    ) -> Option<&'v RelationshipView> {
+        failover.get(index).or_else(|| self.unattached.get(index))
+    }
+
+    /// The failover relationship of `pool`; `None` without failover.
+    pub(crate) fn relationship_of_pool<'v>(
+        &'v self,
+        failover: &'v FailoverView,
+        pool: PoolId,
+    ) -> Option<&'v RelationshipView> {
+        self.relationship(failover, self.relationships.of_pool(pool)?)
+    }
+
+    /// The failover relationship whose pools contain `address` (binary search over the
+    /// ranges, no scan of the pools); `None` without failover.
+    pub fn relationship_of_address<'v>(
+        &'v self,
+        failover: &'v FailoverView,
+        address: Ipv4Addr,
+    ) -> Option<&'v RelationshipView> {
+        self.relationship(failover, self.relationships.of_address(address)?)
+    }
+
+    /// `secs` as load balancing reads it (`check-secs-byte-order`).
+    pub(crate) fn balancing_secs(&self, secs: u16) -> u16 {
+        self.relationships.balancing_secs(secs)
     }
 }

@@ -16,9 +16,11 @@ use super::lease_time::{expiry, lease_time, LeaseTime, DEFAULT_ABANDON_LEASE_TIM
 use super::options::{finish, reply_header, with_broadcast, Assembly};
 use super::packet::{option_value, Inbound};
 use super::scope::ScopeStack;
-use super::select::{Candidate, Network, Purpose};
+use super::select::{Candidate, Network, PoolRules, Purpose};
+use super::starvation::StarvationState;
 use super::{
-    Decision, Destination, Engine, IgnoreReason, Malformation, Outcome, Request, OFFER_HOLD_SECONDS,
+    Decision, Destination, Engine, IgnoreReason, Malformation, Outcome, Request, Snapshot,
+    OFFER_HOLD_SECONDS,
 };
 
 mod notices;
@@ -27,8 +29,10 @@ mod notices;
 pub(crate) fn handle(
     engine: &Engine,
     now: UnixTime,
+    snapshot: &Snapshot,
     request: &Request<'_>,
     leases: &mut LeaseStore,
+    starvation: &mut StarvationState,
 ) -> Decision {
     let inbound = match Inbound::parse(request.message) {
         Ok(inbound) => inbound,
@@ -37,15 +41,16 @@ pub(crate) fn handle(
     let context = Context {
         engine,
         now,
+        snapshot,
         request,
-        classification: classify(&engine.config, &engine.dynamic_hosts, &inbound),
+        classification: classify(&engine.config, snapshot.hosts.as_deref(), &inbound),
         inbound,
     };
     match context.inbound.message_type {
-        None => context.bootp(leases),
-        Some(MessageType::Discover) => context.discover(leases),
+        None => context.bootp(leases, starvation),
+        Some(MessageType::Discover) => context.discover(leases, starvation),
         Some(MessageType::Request) => context.request(leases),
-        Some(MessageType::Decline) => context.decline(leases),
+        Some(MessageType::Decline) => context.decline(leases, starvation),
         Some(MessageType::Release) => context.release(leases),
         Some(MessageType::Inform) => context.inform(leases),
         // Server-to-client messages and lease queries are not requests this server answers.
@@ -57,6 +62,8 @@ pub(crate) fn handle(
 struct Context<'e, 'r> {
     engine: &'e Engine,
     now: UnixTime,
+    /// The failover states and OMAPI hosts as the driver copied them for this batch.
+    snapshot: &'r Snapshot,
     request: &'r Request<'r>,
     inbound: Inbound<'r>,
     classification: Classification,
@@ -211,25 +218,21 @@ impl<'e> Context<'e, '_> {
     fn rewind_follows(&self, address: Ipv4Addr) -> bool {
         // By address range (binary search), not a scan of the pools.
         self.engine
-            .failover
-            .of_address(address)
-            .is_none_or(|status| rewind_follows(status.service()))
+            .relationship_of_address(&self.snapshot.failover, address)
+            .is_none_or(|relationship| rewind_follows(relationship.service()))
+    }
+
+    /// The failover relationship of `pool` as the lease rules see it ([`Engine::pool_rules`]).
+    fn pool_rules(&self, pool: crate::config::model::PoolId) -> Option<PoolRules> {
+        self.engine.pool_rules(&self.snapshot.failover, pool)
     }
 
     /// The failover role and current tsfp that bound the lease time of `candidate`.
     fn failover(&self, candidate: &Candidate) -> (Option<super::FailoverRole>, UnixTime) {
         match candidate {
             Candidate::Dynamic { pool, existing, .. } => (
-                self.engine
-                    .pool_failover
-                    .get(pool.0 as usize)
-                    .copied()
-                    .flatten()
-                    // The MCLT in force: a secondary learns it from the CONNECT (docs/spec/failover.md §4.1).
-                    .map(|role| super::FailoverRole {
-                        mclt: self.engine.failover.mclt(*pool).unwrap_or(role.mclt),
-                        ..role
-                    }),
+                self.pool_rules(*pool)
+                    .map(|rules| super::FailoverRole { mclt: rules.mclt }),
                 existing.as_ref().map_or(0, |lease| lease.tsfp),
             ),
             Candidate::Fixed { .. } => (None, 0),
@@ -237,13 +240,15 @@ impl<'e> Context<'e, '_> {
     }
 
     /// RFC 2131 §4.3.1: DHCPDISCOVER → DHCPOFFER.
-    fn discover(&self, leases: &mut LeaseStore) -> Decision {
+    fn discover(&self, leases: &mut LeaseStore, starvation: &mut StarvationState) -> Decision {
         let engine = self.engine;
         let Some(network) = engine.locate_network(&self.inbound, self.request.interface_address)
         else {
             return Decision::ignored(IgnoreReason::UnknownSubnet);
         };
+        let failover = &self.snapshot.failover;
         let found = engine.find_lease(
+            failover,
             &self.inbound,
             &self.classification,
             network.shared,
@@ -256,10 +261,10 @@ impl<'e> Context<'e, '_> {
         // the client's nor ours to reallocate is dropped first (docs/spec/failover.md §8.2).
         let found_candidate = found
             .candidate
-            .filter(|candidate| engine.may_offer_lease(candidate, self.now));
+            .filter(|candidate| engine.may_offer_lease(failover, candidate, self.now));
         let candidate = match found_candidate {
             Some(candidate) => candidate,
-            None => match self.allocate_new(network.shared, false, leases) {
+            None => match self.allocate_new(network.shared, false, leases, starvation) {
                 Ok(candidate) => candidate,
                 Err(reason) => return Decision::ignored(reason),
             },
@@ -271,10 +276,12 @@ impl<'e> Context<'e, '_> {
                 crate::lease::store::ClientKey::ClientId(id) => &id[..],
                 crate::lease::store::ClientKey::Hardware(hardware) => hardware.address(),
             };
-            let partner_has_free = || engine.partner_has_free_leases(network.shared, leases);
-            if !engine
-                .failover
-                .may_offer(*pool, key, self.inbound.message.secs(), partner_has_free)
+            let partner_has_free =
+                || engine.partner_has_free_leases(failover, network.shared, leases);
+            let secs = engine.balancing_secs(self.inbound.message.secs());
+            if engine
+                .relationship_of_pool(failover, *pool)
+                .is_some_and(|relationship| !relationship.may_offer(key, secs, partner_has_free))
             {
                 // The allocation cursor may have passed a never-used address for this client.
                 leases.return_unused(candidate.address());
@@ -393,6 +400,7 @@ impl<'e> Context<'e, '_> {
         let claimed_network = engine.network_of(requested);
         let found = claimed_network.map(|network| {
             engine.find_lease(
+                &self.snapshot.failover,
                 inbound,
                 &self.classification,
                 network.shared,
@@ -468,10 +476,12 @@ impl<'e> Context<'e, '_> {
         shared: crate::config::model::SharedNetworkId,
         bootp: bool,
         leases: &mut LeaseStore,
+        starvation: &mut StarvationState,
     ) -> Result<Candidate, IgnoreReason> {
         let engine = self.engine;
         let candidate = engine
             .allocate(
+                &self.snapshot.failover,
                 &self.inbound,
                 &self.classification,
                 shared,
@@ -481,6 +491,7 @@ impl<'e> Context<'e, '_> {
             )
             .ok_or(IgnoreReason::NoFreeAddress)?;
         if let Err(limit) = engine.admit_new_lease(
+            starvation,
             self.now,
             &self.inbound,
             self.request.interface_address,
@@ -505,11 +516,11 @@ impl<'e> Context<'e, '_> {
         else {
             return PeerOwned::No;
         };
-        let Some(view) = self.engine.failover_view(*pool) else {
+        let Some(rules) = self.pool_rules(*pool) else {
             return PeerOwned::No;
         };
         let lease = existing.clone().unwrap_or_else(|| Lease::free(*address));
-        let mine = may_allocate(&lease, view.role, view.state, view.mclt, self.now);
+        let mine = may_allocate(&lease, rules.role, rules.state, rules.mclt, self.now);
         match lease.binding_state {
             BindingState::Free | BindingState::Backup if !mine => PeerOwned::Ignore,
             BindingState::Expired | BindingState::Released
@@ -553,7 +564,11 @@ impl<'e> Context<'e, '_> {
     ) -> Decision {
         // Failover: no DHCPACK while the state does not serve (docs/spec/failover.md §6.1).
         if let Candidate::Dynamic { pool, .. } = &candidate {
-            if !self.engine.failover.serving(*pool) {
+            if self
+                .engine
+                .relationship_of_pool(&self.snapshot.failover, *pool)
+                .is_some_and(|relationship| !relationship.serving())
+            {
                 return Decision::ignored(IgnoreReason::NotForUs);
             }
         }
@@ -573,7 +588,7 @@ impl<'e> Context<'e, '_> {
         let address = candidate.address();
         let mut commit = Vec::new();
         if let Candidate::Dynamic { existing, .. } = &candidate {
-            let lease = self.bound_lease(address, existing.as_ref(), times, failover, &scopes);
+            let lease = self.bound_lease(address, existing.as_ref(), times, &scopes);
             leases.upsert(lease.clone());
             commit.push(lease);
         }
@@ -606,40 +621,23 @@ impl<'e> Context<'e, '_> {
         }
     }
 
-    /// The lease as ISC `ack_lease` writes it for a DHCPACK: starts = cltt = now, ends = now +
-    /// lease time, active, next state free (expired under failover), the client's hardware
-    /// address, identifier and hostname, the relay agent sub-options stashed for renewals.
+    /// The lease as ISC `ack_lease` writes it for a DHCPACK: bound at now for `times`
+    /// ([`super::fast_path::bind`], shared with the kernel's renewals), with the client's
+    /// hardware address, identifier and hostname, the relay agent sub-options stashed for
+    /// renewals.
     fn bound_lease(
         &self,
         address: Ipv4Addr,
         existing: Option<&Lease>,
         times: LeaseTime,
-        failover: Option<super::FailoverRole>,
         scopes: &ScopeStack<'_>,
     ) -> Lease {
         let inbound = &self.inbound;
         let mut lease = existing.cloned().unwrap_or_else(|| Lease::free(address));
-        lease.starts = self.now;
-        lease.ends = expiry(self.now, times.granted);
-        lease.cltt = self.now;
-        lease.binding_state = BindingState::Active;
-        if self.rewind_follows(address) {
-            lease.rewind_binding_state = BindingState::Active;
-        }
-        lease.next_binding_state = if failover.is_some() {
-            BindingState::Expired
-        } else {
-            BindingState::Free
-        };
-        lease.flags &= !flags::BOOTP;
-        if failover.is_some() {
-            // Potential expiry: the desired lease time plus half the granted one (ISC
-            // `ack_lease`, docs/spec/failover.md §8.1); the partner acknowledges it via BNDUPD.
-            lease.tstp = expiry(self.now, times.desired.saturating_add(times.granted / 2));
-            if lease.tstp < lease.tsfp {
-                lease.tsfp = lease.tstp;
-            }
-        }
+        let relationship = self
+            .engine
+            .relationship_of_address(&self.snapshot.failover, address);
+        super::fast_path::bind(&mut lease, self.now, times, relationship);
         lease.hardware = Some(inbound.hardware);
         let ignore_uids = scopes
             .find(|scope| scope.ignore_client_uids)
@@ -700,13 +698,14 @@ impl<'e> Context<'e, '_> {
 
     /// RFC 951/1542 BOOTP (no option 53): a host's fixed address, or an address of a
     /// `dynamic-bootp` range leased forever and flagged `dynamic-bootp` (ISC `bootp`).
-    fn bootp(&self, leases: &mut LeaseStore) -> Decision {
+    fn bootp(&self, leases: &mut LeaseStore, starvation: &mut StarvationState) -> Decision {
         let engine = self.engine;
         let Some(network) = engine.locate_network(&self.inbound, self.request.interface_address)
         else {
             return Decision::ignored(IgnoreReason::UnknownSubnet);
         };
         let found = engine.find_lease(
+            &self.snapshot.failover,
             &self.inbound,
             &self.classification,
             network.shared,
@@ -723,7 +722,7 @@ impl<'e> Context<'e, '_> {
         });
         let candidate = match candidate {
             Some(candidate) => candidate,
-            None => match self.allocate_new(network.shared, true, leases) {
+            None => match self.allocate_new(network.shared, true, leases, starvation) {
                 Ok(candidate) => candidate,
                 Err(reason) => return Decision::ignored(reason),
             },

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use crate::config::model::{PoolId, SharedNetworkId, SubnetId};
 use crate::failover::rules::{may_allocate, own_free_state, partner_free_state};
 use crate::failover::states::{Role, Service, State};
+use crate::failover::view::FailoverView;
 use crate::lease::record::{BindingState, Lease, UnixTime};
 use crate::lease::store::{lease_belongs_to, ClientKey, FreeQueue, LeaseStore};
 
@@ -61,7 +62,7 @@ pub(crate) struct Found {
 
 /// A failover pool's relationship as the lease rules see it (docs/spec/failover.md §6.1, §8.2, §8.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct FailoverView {
+pub(crate) struct PoolRules {
     pub role: Role,
     pub state: State,
     pub service: Service,
@@ -118,19 +119,14 @@ impl Engine {
 
     /// The failover relationship of `pool` as the lease rules see it; `None` without failover.
     /// Until a driver runs the relationship it counts as NORMAL (each server keeps to its own).
-    pub(crate) fn failover_view(&self, pool: PoolId) -> Option<FailoverView> {
-        let role = self.pool_failover.get(pool.0 as usize).copied().flatten()?;
-        let status = self.failover.of_pool(pool);
-        Some(FailoverView {
-            role: if role.primary {
-                Role::Primary
-            } else {
-                Role::Secondary
-            },
-            state: status.map_or(State::Normal, |status| status.rules_state()),
-            service: status.map_or(Service::Cooperating, |status| status.service()),
+    pub(crate) fn pool_rules(&self, failover: &FailoverView, pool: PoolId) -> Option<PoolRules> {
+        let relationship = self.relationship_of_pool(failover, pool)?;
+        Some(PoolRules {
+            role: relationship.role,
+            state: relationship.rules_state(),
+            service: relationship.service(),
             // The MCLT in force: a secondary learns it from the CONNECT (docs/spec/failover.md §4.1).
-            mclt: status.map_or(role.mclt, |status| status.mclt()),
+            mclt: relationship.mclt,
         })
     }
 
@@ -138,8 +134,14 @@ impl Engine {
     /// the ownership rule of the relationship's current state (docs/spec/failover.md §8.2): own free
     /// state always, the partner's only in PARTNER-DOWN after MCLT, EXPIRED/RELEASED when they
     /// can be rewound to the own free state or in PARTNER-DOWN once tsfp has passed.
-    fn mine_to_reallocate(&self, lease: &Lease, pool: Option<PoolId>, now: UnixTime) -> bool {
-        match pool.and_then(|pool| self.failover_view(pool)) {
+    fn mine_to_reallocate(
+        &self,
+        failover: &FailoverView,
+        lease: &Lease,
+        pool: Option<PoolId>,
+        now: UnixTime,
+    ) -> bool {
+        match pool.and_then(|pool| self.pool_rules(failover, pool)) {
             None => matches!(
                 lease.binding_state,
                 BindingState::Free | BindingState::Backup
@@ -151,7 +153,12 @@ impl Engine {
     /// ISC `dhcpdiscover`: a lease `find_lease` chose is kept only if it is ACTIVE, was last
     /// ACTIVE (the same client's, rewound), or is this server's to reallocate (docs/spec/failover.md
     /// §8.2); otherwise a new one is allocated. Without failover everything is kept.
-    pub(crate) fn may_offer_lease(&self, candidate: &Candidate, now: UnixTime) -> bool {
+    pub(crate) fn may_offer_lease(
+        &self,
+        failover: &FailoverView,
+        candidate: &Candidate,
+        now: UnixTime,
+    ) -> bool {
         let Candidate::Dynamic {
             address,
             pool,
@@ -161,13 +168,13 @@ impl Engine {
         else {
             return true;
         };
-        if self.failover_view(*pool).is_none() {
+        if self.pool_rules(failover, *pool).is_none() {
             return true;
         }
         let lease = existing.clone().unwrap_or_else(|| Lease::free(*address));
         lease.binding_state == BindingState::Active
             || lease.rewind_binding_state == BindingState::Active
-            || self.mine_to_reallocate(&lease, Some(*pool), now)
+            || self.mine_to_reallocate(failover, &lease, Some(*pool), now)
     }
 
     /// ISC `dhcpdiscover` / `find_lease` "peer has leases": does the partner hold any lease in
@@ -175,6 +182,7 @@ impl Engine {
     /// `share`? From the store's counters, O(pools).
     pub(crate) fn partner_has_free_leases(
         &self,
+        failover: &FailoverView,
         share: SharedNetworkId,
         leases: &LeaseStore,
     ) -> bool {
@@ -184,8 +192,8 @@ impl Engine {
         shared
             .pools
             .iter()
-            .any(|&pool| match self.failover_view(pool) {
-                Some(view) => match partner_free_state(view.role) {
+            .any(|&pool| match self.pool_rules(failover, pool) {
+                Some(rules) => match partner_free_state(rules.role) {
                     BindingState::Backup => leases.state_count(pool, BindingState::Backup) > 0,
                     _ => leases.free_state_count(pool) > 0,
                 },
@@ -227,6 +235,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn find_lease(
         &self,
+        failover: &FailoverView,
         inbound: &Inbound<'_>,
         classification: &Classification,
         share: SharedNetworkId,
@@ -277,7 +286,7 @@ impl Engine {
         let usable = |lease: &Lease| {
             let pool = self.pool_of(lease.address);
             (lease.binding_state == BindingState::Active
-                || self.mine_to_reallocate(lease, pool, now))
+                || self.mine_to_reallocate(failover, lease, pool, now))
                 && in_share(lease.address)
                 && permitted(pool)
         };
@@ -347,7 +356,7 @@ impl Engine {
         if let Some((lease, pool)) = &ip_lease {
             if (uid_lease.is_some() || hw_lease.is_some())
                 && lease.binding_state != BindingState::Active
-                && !self.mine_to_reallocate(lease, *pool, now)
+                && !self.mine_to_reallocate(failover, lease, *pool, now)
                 && purpose == Purpose::Discover
             {
                 ip_lease = None;
@@ -425,8 +434,10 @@ impl Engine {
     /// that has one; when no permitted pool has one, the lease abandoned longest ago that this
     /// server may reallocate ("Reclaiming abandoned lease", [`Engine::reclaim_abandoned`]).
     /// BOOTP clients only get addresses of `dynamic-bootp` ranges.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn allocate(
         &self,
+        failover: &FailoverView,
         inbound: &Inbound<'_>,
         classification: &Classification,
         share: SharedNetworkId,
@@ -444,8 +455,8 @@ impl Engine {
         for &pool_id in shared.pools.iter().filter(permitted) {
             let address = if bootp {
                 self.allocate_bootp(pool_id, inbound, now, leases)
-            } else if let Some(view) = self.failover_view(pool_id) {
-                self.allocate_failover(pool_id, view, &inbound.key, now, leases)
+            } else if let Some(rules) = self.pool_rules(failover, pool_id) {
+                self.allocate_failover(pool_id, rules, &inbound.key, now, leases)
             } else {
                 leases.allocate(pool_id, &inbound.key, now)
             };
@@ -459,7 +470,8 @@ impl Engine {
             return None;
         }
         let pools: Vec<PoolId> = shared.pools.iter().filter(permitted).copied().collect();
-        let (address, pool_id) = self.reclaim_abandoned(&pools, &inbound.key, now, leases)?;
+        let (address, pool_id) =
+            self.reclaim_abandoned(failover, &pools, &inbound.key, now, leases)?;
         self.candidate(address, pool_id, leases)
     }
 
@@ -481,6 +493,7 @@ impl Engine {
     /// end, so this looks at one lease per pool (plus those held by offers to other clients).
     fn reclaim_abandoned(
         &self,
+        failover: &FailoverView,
         pools: &[PoolId],
         client: &ClientKey,
         now: UnixTime,
@@ -488,9 +501,9 @@ impl Engine {
     ) -> Option<(Ipv4Addr, PoolId)> {
         let mut best: Option<(UnixTime, Ipv4Addr, PoolId)> = None;
         for &pool in pools {
-            let view = self.failover_view(pool);
-            let accept = |lease: &Lease| match view {
-                Some(view) => may_allocate(lease, view.role, view.state, view.mclt, now),
+            let rules = self.pool_rules(failover, pool);
+            let accept = |lease: &Lease| match rules {
+                Some(rules) => may_allocate(lease, rules.role, rules.state, rules.mclt, now),
                 None => true,
             };
             let Some(address) =
@@ -509,8 +522,13 @@ impl Engine {
     /// True when in some shared network with failover pools the partner holds no lease in its
     /// free state, so that this server answers DISCOVERs of the partner's buckets there
     /// (docs/spec/failover.md §11.3). A load balancer that cannot tell shared networks apart (the XDP
-    /// program) must then leave balancing to [`Engine::handle`]. O(pools).
-    pub fn partner_short_of_free_leases(&self, leases: &LeaseStore) -> bool {
+    /// program) must then leave balancing to [`Engine::handle`]. `failover` is the
+    /// relationships' state now. O(pools).
+    pub fn partner_short_of_free_leases(
+        &self,
+        failover: &FailoverView,
+        leases: &LeaseStore,
+    ) -> bool {
         self.config
             .shared_networks
             .iter()
@@ -519,8 +537,12 @@ impl Engine {
                 shared
                     .pools
                     .iter()
-                    .any(|&pool| self.failover_view(pool).is_some())
-                    && !self.partner_has_free_leases(SharedNetworkId(index as u32), leases)
+                    .any(|&pool| self.relationships.of_pool(pool).is_some())
+                    && !self.partner_has_free_leases(
+                        failover,
+                        SharedNetworkId(index as u32),
+                        leases,
+                    )
             })
     }
 
@@ -534,20 +556,20 @@ impl Engine {
     fn allocate_failover(
         &self,
         pool: PoolId,
-        view: FailoverView,
+        rules: PoolRules,
         client: &ClientKey,
         now: UnixTime,
         leases: &mut LeaseStore,
     ) -> Option<Ipv4Addr> {
-        let accept = |lease: &Lease| may_allocate(lease, view.role, view.state, view.mclt, now);
-        let own = queue_of(own_free_state(view.role));
+        let accept = |lease: &Lease| may_allocate(lease, rules.role, rules.state, rules.mclt, now);
+        let own = queue_of(own_free_state(rules.role));
         if let Some(address) = leases.allocate_from(pool, own, client, now, accept) {
             return Some(address);
         }
-        if !matches!(view.state, State::PartnerDown { .. }) {
+        if !matches!(rules.state, State::PartnerDown { .. }) {
             return None;
         }
-        let partner = queue_of(partner_free_state(view.role));
+        let partner = queue_of(partner_free_state(rules.role));
         leases
             .allocate_from(pool, partner, client, now, accept)
             .or_else(|| leases.allocate_from(pool, FreeQueue::Reclaim, client, now, accept))

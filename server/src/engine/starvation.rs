@@ -42,7 +42,7 @@
 //!    as surely as a flood of new leases. A real client declines only an address it was just
 //!    given, and waits at least ten seconds before it starts again (RFC 2131 §3.1 step 5,
 //!    §4.4.1); so declines that take effect are limited per MAC at the `new-leases-per-mac`
-//!    rate, in a table of their own ([`StarvationDefence::admit_decline`]). A decline of an
+//!    rate, in a table of their own ([`StarvationState::admit_decline`]). A decline of an
 //!    address bound or offered to another client is never taken (`engine::request::notices`),
 //!    and abandoned addresses come back after `abandon-lease-time`, or earlier when a pool has
 //!    nothing else to give (ISC "Reclaiming abandoned lease", `engine::select`).
@@ -59,16 +59,21 @@
 //! every random MAC is new anyway, and the circuit, relay and reserve limits do not depend on
 //! it. Forgetting a bucket can only make the defence more lenient, never refuse a client.
 //!
-//! Every refusal is counted by the limit that refused ([`StarvationCounters`]) and reported as
+//! Every refusal is counted by the limit that refused ([`StarvationRefusals`]) and reported as
 //! [`IgnoreReason::RateLimited`](super::IgnoreReason::RateLimited); the client retransmits
 //! (RFC 2131 §4.1) and is answered once its bucket has refilled.
+//!
+//! # Who owns what
+//!
+//! The limits are the engine's configuration; the tables and counts are a plain value,
+//! [`StarvationState`], that the driver owns and lends to [`Engine::handle`] (the daemon keeps
+//! one for all its workers, taken with the lease store for a batch), so the engine holds no
+//! lock and the defence is tested with fixed times.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use crate::config::xdhcpd::{Limit, StarvationConfig};
 use crate::lease::record::{Hardware, UnixTime};
@@ -95,17 +100,7 @@ pub enum StarvationLimit {
     DeclinePerMac,
 }
 
-/// Refusals so far, by limit (for metrics: `xdhcpd_starvation_refusals_total{limit=…}`).
-#[derive(Debug, Default)]
-pub struct StarvationCounters {
-    pub per_mac: AtomicU64,
-    pub per_circuit: AtomicU64,
-    pub pool_reserve: AtomicU64,
-    pub reserve_first_sighting: AtomicU64,
-    pub decline_per_mac: AtomicU64,
-}
-
-/// A snapshot of [`StarvationCounters`].
+/// Refusals so far, by limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StarvationRefusals {
     pub per_mac: u64,
@@ -122,6 +117,17 @@ impl StarvationRefusals {
             + self.pool_reserve
             + self.reserve_first_sighting
             + self.decline_per_mac
+    }
+
+    fn count(&mut self, limit: StarvationLimit) {
+        let counter = match limit {
+            StarvationLimit::PerMac => &mut self.per_mac,
+            StarvationLimit::PerCircuit => &mut self.per_circuit,
+            StarvationLimit::PoolReserve => &mut self.pool_reserve,
+            StarvationLimit::ReserveFirstSighting => &mut self.reserve_first_sighting,
+            StarvationLimit::DeclinePerMac => &mut self.decline_per_mac,
+        };
+        *counter += 1;
     }
 }
 
@@ -155,23 +161,15 @@ fn capacity(limit: Limit) -> u64 {
     u64::from(limit.count) * u64::from(limit.window)
 }
 
-/// Token buckets by hashed key, at most `capacity` of them, oldest forgotten first.
-#[derive(Debug)]
+/// Token buckets by hashed key, at most `capacity` of them (`starvation-table-size`, read at
+/// each insertion so that a reload applies a new size), oldest forgotten first.
+#[derive(Debug, Default)]
 struct Table {
     buckets: HashMap<u64, Bucket>,
     order: VecDeque<u64>,
-    capacity: usize,
 }
 
 impl Table {
-    fn new(capacity: usize) -> Self {
-        Self {
-            buckets: HashMap::new(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
-        }
-    }
-
     /// True when a token is available for `key` at `now` (an unknown key has a full bucket).
     fn allows(&self, key: u64, limit: Limit, now: UnixTime) -> bool {
         limit.is_unlimited()
@@ -182,13 +180,13 @@ impl Table {
     }
 
     /// Takes one token for `key` (after [`Table::allows`] said yes).
-    fn take(&mut self, key: u64, limit: Limit, now: UnixTime) {
+    fn take(&mut self, key: u64, limit: Limit, now: UnixTime, capacity: usize) {
         if limit.is_unlimited() {
             return;
         }
         let bucket = match self.buckets.get_mut(&key) {
             Some(bucket) => bucket,
-            None => self.insert(key, Bucket::full(limit, now)),
+            None => self.insert(key, Bucket::full(limit, now), capacity),
         };
         let level = bucket.level_at(limit, now);
         bucket.level = level.saturating_sub(u64::from(limit.window));
@@ -202,16 +200,16 @@ impl Table {
     }
 
     /// Records the first sighting of `key` (kept if already there).
-    fn remember(&mut self, key: u64, now: UnixTime) {
+    fn remember(&mut self, key: u64, now: UnixTime, capacity: usize) {
         if self.buckets.contains_key(&key) {
             return;
         }
-        self.insert(key, Bucket { level: 0, at: now });
+        self.insert(key, Bucket { level: 0, at: now }, capacity);
     }
 
-    /// Inserts a new key, forgetting the oldest when full.
-    fn insert(&mut self, key: u64, bucket: Bucket) -> &mut Bucket {
-        while self.buckets.len() >= self.capacity {
+    /// Inserts a new key, forgetting the oldest while the table holds `capacity` or more.
+    fn insert(&mut self, key: u64, bucket: Bucket, capacity: usize) -> &mut Bucket {
+        while self.buckets.len() >= capacity.max(1) {
             // `order` and `buckets` hold the same keys: entries leave only here.
             let Some(oldest) = self.order.pop_front() else {
                 break;
@@ -227,8 +225,10 @@ impl Table {
     }
 }
 
+/// The defence's memory: its bucket tables, the keys of their hash and the refusals so far.
+/// Owned by the driver and lent to the engine for each request ("Who owns what" above).
 #[derive(Debug)]
-struct Tables {
+pub struct StarvationState {
     /// MACs of unknown clients refused on first sighting in a reserve, with the time.
     seen: Table,
     mac: Table,
@@ -236,18 +236,16 @@ struct Tables {
     relay: Table,
     /// DHCPDECLINEs by MAC.
     decline: Table,
-}
-
-/// The defence: configuration, bucket tables and refusal counters. Shared by the engine's
-/// worker threads; the lock is taken only on the new-lease path.
-#[derive(Debug)]
-pub struct StarvationDefence {
-    config: StarvationConfig,
-    tables: Mutex<Tables>,
-    /// Keys the table hashes: random per process, so that an attacker cannot aim MACs at one
+    /// Keys the tables hash: random per process, so that an attacker cannot aim MACs at one
     /// bucket or at collisions.
     hasher: RandomState,
-    counters: StarvationCounters,
+    refusals: StarvationRefusals,
+}
+
+impl Default for StarvationState {
+    fn default() -> Self {
+        Self::new(RandomState::new())
+    }
 }
 
 /// Who asks for a new lease, as the defence sees it.
@@ -265,135 +263,118 @@ pub struct NewClient<'a> {
     pub pool_size: u64,
 }
 
-impl StarvationDefence {
-    pub fn new(config: StarvationConfig) -> Self {
-        let size = usize::try_from(config.table_size).unwrap_or(usize::MAX);
+impl StarvationState {
+    /// Empty tables keyed by `hasher` ([`Default`] draws random keys).
+    pub fn new(hasher: RandomState) -> Self {
         Self {
-            config,
-            tables: Mutex::new(Tables {
-                seen: Table::new(size),
-                mac: Table::new(size),
-                circuit: Table::new(size),
-                relay: Table::new(size),
-                decline: Table::new(size),
-            }),
-            hasher: RandomState::new(),
-            counters: StarvationCounters::default(),
+            seen: Table::default(),
+            mac: Table::default(),
+            circuit: Table::default(),
+            relay: Table::default(),
+            decline: Table::default(),
+            hasher,
+            refusals: StarvationRefusals::default(),
         }
     }
 
-    pub fn config(&self) -> &StarvationConfig {
-        &self.config
-    }
-
+    /// Refusals so far, by limit.
     pub fn refusals(&self) -> StarvationRefusals {
-        StarvationRefusals {
-            per_mac: self.counters.per_mac.load(Ordering::Relaxed),
-            per_circuit: self.counters.per_circuit.load(Ordering::Relaxed),
-            pool_reserve: self.counters.pool_reserve.load(Ordering::Relaxed),
-            reserve_first_sighting: self.counters.reserve_first_sighting.load(Ordering::Relaxed),
-            decline_per_mac: self.counters.decline_per_mac.load(Ordering::Relaxed),
-        }
+        self.refusals
     }
 
     /// Entries held in the (MAC, circuit, relay) tables.
     pub fn table_lengths(&self) -> (usize, usize, usize) {
-        match self.tables.lock() {
-            Ok(tables) => (tables.mac.len(), tables.circuit.len(), tables.relay.len()),
-            Err(_) => (0, 0, 0),
-        }
+        (self.mac.len(), self.circuit.len(), self.relay.len())
     }
 
-    /// True when the pool has fallen into its reserve.
-    fn in_reserve(&self, client: &NewClient<'_>) -> bool {
-        let reserve = client
-            .pool_size
-            .saturating_mul(u64::from(self.config.reserve_percent))
-            / 100;
-        // A reserve of no address protects nothing (tiny pools); offers past their hold still
-        // count until the expiry ticker drops them, which only makes the reserve start early.
-        reserve > 0 && client.pool_available <= reserve
-    }
-
-    /// Decides whether `client` may get a new lease at `now`; a grant takes one token from every
-    /// bucket that applies, a refusal takes none and is counted.
-    pub fn admit(&self, now: UnixTime, client: &NewClient<'_>) -> Result<(), StarvationLimit> {
-        if !self.config.enabled {
+    /// Decides under `config` whether `client` may get a new lease at `now`; a grant takes one
+    /// token from every bucket that applies, a refusal takes none and is counted.
+    pub fn admit(
+        &mut self,
+        config: &StarvationConfig,
+        now: UnixTime,
+        client: &NewClient<'_>,
+    ) -> Result<(), StarvationLimit> {
+        if !config.enabled {
             return Ok(());
         }
+        let capacity = table_capacity(config);
         let mac_key = self.hasher.hash_one(client.hardware);
         let circuit_key = client
             .circuit_id
             .map(|circuit| self.hasher.hash_one((client.relay, circuit)));
         // An unlimited relay rate switches the whole reserve rule off (first sighting included).
-        let relay_key = (self.in_reserve(client)
+        let relay_key = (in_reserve(config, client)
             && !client.known
-            && !self.config.per_relay_in_reserve.is_unlimited())
+            && !config.per_relay_in_reserve.is_unlimited())
         .then(|| self.hasher.hash_one(client.relay));
-        // A poisoned lock means a panic elsewhere mid-update; the buckets are still plain data.
-        let mut tables = self
-            .tables
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let config = &self.config;
-        let refused = if !tables.mac.allows(mac_key, config.per_mac, now) {
+        let refused = if !self.mac.allows(mac_key, config.per_mac, now) {
             Some(StarvationLimit::PerMac)
-        } else if circuit_key
-            .is_some_and(|key| !tables.circuit.allows(key, config.per_circuit, now))
+        } else if circuit_key.is_some_and(|key| !self.circuit.allows(key, config.per_circuit, now))
         {
             Some(StarvationLimit::PerCircuit)
-        } else if relay_key.is_some() && !tables.seen.seen_before(mac_key, now) {
-            tables.seen.remember(mac_key, now);
+        } else if relay_key.is_some() && !self.seen.seen_before(mac_key, now) {
+            self.seen.remember(mac_key, now, capacity);
             Some(StarvationLimit::ReserveFirstSighting)
         } else if relay_key
-            .is_some_and(|key| !tables.relay.allows(key, config.per_relay_in_reserve, now))
+            .is_some_and(|key| !self.relay.allows(key, config.per_relay_in_reserve, now))
         {
             Some(StarvationLimit::PoolReserve)
         } else {
             None
         };
         if let Some(limit) = refused {
-            let counter = match limit {
-                StarvationLimit::PerMac => &self.counters.per_mac,
-                StarvationLimit::PerCircuit => &self.counters.per_circuit,
-                StarvationLimit::PoolReserve => &self.counters.pool_reserve,
-                StarvationLimit::ReserveFirstSighting => &self.counters.reserve_first_sighting,
-                StarvationLimit::DeclinePerMac => &self.counters.decline_per_mac,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+            self.refusals.count(limit);
             return Err(limit);
         }
-        tables.mac.take(mac_key, config.per_mac, now);
+        self.mac.take(mac_key, config.per_mac, now, capacity);
         if let Some(key) = circuit_key {
-            tables.circuit.take(key, config.per_circuit, now);
+            self.circuit.take(key, config.per_circuit, now, capacity);
         }
         if let Some(key) = relay_key {
-            tables.relay.take(key, config.per_relay_in_reserve, now);
+            self.relay
+                .take(key, config.per_relay_in_reserve, now, capacity);
         }
         Ok(())
     }
 
-    /// Decides whether a DHCPDECLINE from `hardware` may abandon its address at `now`: at most
-    /// `new-leases-per-mac` of them per window per MAC (module doc, point 6). A grant takes a
-    /// token, a refusal is counted.
-    pub fn admit_decline(&self, now: UnixTime, hardware: Hardware) -> Result<(), StarvationLimit> {
-        if !self.config.enabled {
+    /// Decides under `config` whether a DHCPDECLINE from `hardware` may abandon its address at
+    /// `now`: at most `new-leases-per-mac` of them per window per MAC (module doc, point 6). A
+    /// grant takes a token, a refusal is counted.
+    pub fn admit_decline(
+        &mut self,
+        config: &StarvationConfig,
+        now: UnixTime,
+        hardware: Hardware,
+    ) -> Result<(), StarvationLimit> {
+        if !config.enabled {
             return Ok(());
         }
         let key = self.hasher.hash_one(hardware);
-        let mut tables = self
-            .tables
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !tables.decline.allows(key, self.config.per_mac, now) {
-            self.counters
-                .decline_per_mac
-                .fetch_add(1, Ordering::Relaxed);
+        if !self.decline.allows(key, config.per_mac, now) {
+            self.refusals.count(StarvationLimit::DeclinePerMac);
             return Err(StarvationLimit::DeclinePerMac);
         }
-        tables.decline.take(key, self.config.per_mac, now);
+        self.decline
+            .take(key, config.per_mac, now, table_capacity(config));
         Ok(())
     }
+}
+
+/// Entries kept per table (`starvation-table-size`).
+fn table_capacity(config: &StarvationConfig) -> usize {
+    usize::try_from(config.table_size).unwrap_or(usize::MAX)
+}
+
+/// True when the pool has fallen into its reserve.
+fn in_reserve(config: &StarvationConfig, client: &NewClient<'_>) -> bool {
+    let reserve = client
+        .pool_size
+        .saturating_mul(u64::from(config.reserve_percent))
+        / 100;
+    // A reserve of no address protects nothing (tiny pools); offers past their hold still
+    // count until the expiry ticker drops them, which only makes the reserve start early.
+    reserve > 0 && client.pool_available <= reserve
 }
 
 /// The relay agent circuit-id (sub-option 1 of option 82, RFC 3046 §2.0) of a request.
@@ -412,10 +393,13 @@ fn circuit_id(inbound: &Inbound<'_>) -> Option<Vec<u8>> {
 
 impl Engine {
     /// The starvation defence for `candidate`, a new address [`Engine::allocate`] just chose
-    /// for a client without a usable binding. On refusal a never-used address is put back in
-    /// its pool's free queue (the allocator's cursor has moved past it).
+    /// for a client without a usable binding, with the defence's memory `starvation`. On
+    /// refusal a never-used address is put back in its pool's free queue (the allocator's
+    /// cursor has moved past it).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn admit_new_lease(
         &self,
+        starvation: &mut StarvationState,
         now: UnixTime,
         inbound: &Inbound<'_>,
         interface_address: Option<Ipv4Addr>,
@@ -445,21 +429,17 @@ impl Engine {
         };
         // A refused allocation hands its address back in `Context::allocate_new`
         // (`LeaseStore::return_unused`), as a DISCOVER left to the failover partner does.
-        self.starvation.admit(now, &client)
+        starvation.admit(&self.config.starvation, now, &client)
     }
 
     /// The starvation defence's limit on DHCPDECLINEs of `inbound`'s MAC (module doc, point 6).
     pub(crate) fn admit_decline(
         &self,
+        starvation: &mut StarvationState,
         now: UnixTime,
         inbound: &Inbound<'_>,
     ) -> Result<(), StarvationLimit> {
-        self.starvation.admit_decline(now, inbound.hardware)
-    }
-
-    /// Refusals of the starvation defence so far.
-    pub fn starvation_refusals(&self) -> StarvationRefusals {
-        self.starvation.refusals()
+        starvation.admit_decline(&self.config.starvation, now, inbound.hardware)
     }
 }
 
@@ -468,6 +448,33 @@ mod tests {
     use super::*;
 
     const T0: UnixTime = 1_700_000_000;
+
+    /// The limits and the memory together, as the engine uses them.
+    struct StarvationDefence {
+        config: StarvationConfig,
+        state: StarvationState,
+    }
+
+    impl StarvationDefence {
+        fn new(config: StarvationConfig) -> Self {
+            Self {
+                config,
+                state: StarvationState::default(),
+            }
+        }
+
+        fn admit(&mut self, now: UnixTime, client: &NewClient<'_>) -> Result<(), StarvationLimit> {
+            self.state.admit(&self.config, now, client)
+        }
+
+        fn refusals(&self) -> StarvationRefusals {
+            self.state.refusals()
+        }
+
+        fn table_lengths(&self) -> (usize, usize, usize) {
+            self.state.table_lengths()
+        }
+    }
 
     fn mac(n: u32) -> Hardware {
         let bytes = n.to_be_bytes();
@@ -487,7 +494,7 @@ mod tests {
 
     #[test]
     fn per_mac_limit_refuses_the_fifth_new_lease_and_refills_over_the_window() {
-        let defence = StarvationDefence::new(StarvationConfig::default());
+        let mut defence = StarvationDefence::new(StarvationConfig::default());
         for _ in 0..4 {
             assert_eq!(defence.admit(T0, &client(1, 900)), Ok(()));
         }
@@ -508,7 +515,7 @@ mod tests {
 
     #[test]
     fn avalanche_of_new_macs_behind_one_relay_is_not_limited_above_the_reserve() {
-        let defence = StarvationDefence::new(StarvationConfig::default());
+        let mut defence = StarvationDefence::new(StarvationConfig::default());
         // 5000 clients in one second, pool of 10000 with plenty left.
         for n in 0..5000 {
             let mut c = client(n, 10_000 - u64::from(n));
@@ -520,7 +527,7 @@ mod tests {
 
     #[test]
     fn reserve_slows_unknown_clients_per_relay_but_not_known_ones() {
-        let defence = StarvationDefence::new(StarvationConfig::default());
+        let mut defence = StarvationDefence::new(StarvationConfig::default());
         // Pool of 1000, 10 % reserve: 100 or fewer available puts it in the reserve. First
         // sightings are refused, retransmissions (a second later or more) admitted.
         for n in 0..16 {
@@ -559,7 +566,7 @@ mod tests {
 
     #[test]
     fn circuit_limit_applies_per_relay_and_circuit() {
-        let defence = StarvationDefence::new(StarvationConfig::default());
+        let mut defence = StarvationDefence::new(StarvationConfig::default());
         let circuit: &[u8] = b"eth0/1/2:100";
         for n in 0..32 {
             let mut c = client(n, 900);
@@ -582,7 +589,7 @@ mod tests {
             table_size: 1000,
             ..StarvationConfig::default()
         };
-        let defence = StarvationDefence::new(config);
+        let mut defence = StarvationDefence::new(config);
         for n in 0..50_000 {
             let _ = defence.admit(T0 + n / 1000, &client(n, 900));
         }
@@ -591,14 +598,14 @@ mod tests {
 
     #[test]
     fn disabled_or_unlimited_never_refuses() {
-        let defence = StarvationDefence::new(StarvationConfig {
+        let mut defence = StarvationDefence::new(StarvationConfig {
             enabled: false,
             ..StarvationConfig::default()
         });
         for _ in 0..100 {
             assert_eq!(defence.admit(T0, &client(1, 0)), Ok(()));
         }
-        let defence = StarvationDefence::new(StarvationConfig {
+        let mut defence = StarvationDefence::new(StarvationConfig {
             per_mac: Limit::UNLIMITED,
             per_relay_in_reserve: Limit::UNLIMITED,
             ..StarvationConfig::default()
@@ -611,7 +618,7 @@ mod tests {
 
     #[test]
     fn time_running_backwards_refills_nothing() {
-        let defence = StarvationDefence::new(StarvationConfig::default());
+        let mut defence = StarvationDefence::new(StarvationConfig::default());
         for _ in 0..4 {
             assert_eq!(defence.admit(T0, &client(1, 900)), Ok(()));
         }
@@ -673,7 +680,7 @@ mod tests {
         assert_eq!(granted, 8, "granted");
         assert_eq!(refused, 42);
         assert_eq!(
-            harness.engine.starvation_refusals().reserve_first_sighting,
+            harness.starvation.refusals().reserve_first_sighting,
             refused
         );
         // A refusal hands back the address the allocator had picked: the pool's last

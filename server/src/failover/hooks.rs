@@ -1,7 +1,9 @@
-//! What the DHCP engine asks of failover, without waiting on it: each relationship's current
-//! state as the driver last published it (atomics, read on the packet path), the service rules
-//! of that state (docs/spec/failover.md §6.1, §11.3) and the hand-off of committed leases to the driver
-//! (a non-blocking channel send, §7.2). The engine never awaits the peer.
+//! The shared side of failover, between its drivers and the rest of the daemon: each
+//! relationship's current state as its driver last published it (atomics), copied for the
+//! engine into a plain [`FailoverView`] once per batch, and the hand-off of committed leases to
+//! the driver (a non-blocking channel send, docs/spec/failover.md §7.2). Nothing here decides:
+//! the service and lease rules read the view (`super::view`), and the engine never awaits the
+//! peer.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
@@ -11,9 +13,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::codes::ServerStateCode;
 use super::control::Command;
-use super::rules::load_balance_mine;
-use super::states::{service, Role, Service, State};
-use crate::config::model::{Config, FailoverPeerConfig, PoolId, ScopeId};
+use super::states::{Role, Service, State};
+use super::view::{FailoverView, RelationshipMap, RelationshipView};
+use crate::config::model::{Config, FailoverPeerConfig};
 use crate::lease::record::{Lease, UnixTime};
 
 /// `partner` value meaning "never heard of" (no wire state uses 255).
@@ -169,170 +171,66 @@ impl RelationshipStatus {
         self.attached.load(Ordering::Acquire)
     }
 
-    /// The state the lease rules (§8.2, §8.3) apply: NORMAL until a driver runs the
-    /// relationship (unit tests, `-T`), so that each server keeps to its own free leases.
-    pub fn rules_state(&self) -> State {
-        if self.is_attached() {
-            self.state()
-        } else {
-            State::Normal
+    /// The state as plain values, for the engine ([`FailoverHooks::view`]).
+    pub fn view(&self) -> RelationshipView {
+        RelationshipView {
+            role: self.role,
+            attached: self.is_attached(),
+            state: self.state(),
+            partner: self.partner(),
+            mclt: self.mclt(),
+            hba: self.hba(),
+            load_balance_max_seconds: self.load_balance_max_seconds,
         }
     }
 
-    /// ISC's service state for the current states (§6.1).
+    /// ISC's service state for the current states (§6.1, [`RelationshipView::service`]).
     pub fn service(&self) -> Service {
-        if !self.is_attached() {
-            return Service::Cooperating;
-        }
-        service(self.state(), self.partner())
+        self.view().service()
     }
 }
 
-/// Failover as the engine sees it: one status per configured relationship and the pool →
-/// relationship map.
+/// The driver-side record of every configured relationship: one shared status each (written by
+/// its driver, read by the workers, OMAPI, metrics and the fast path) and the address →
+/// relationship map for routing committed leases to their driver. The engine never sees it:
+/// the workers pass it a [`FailoverView`] copied with [`FailoverHooks::view`].
 #[derive(Debug, Default)]
 pub struct FailoverHooks {
     relationships: Vec<Arc<RelationshipStatus>>,
-    /// Per pool index: the relationship index.
-    pool_relationship: Vec<Option<usize>>,
-    /// (low, high, relationship) of every failover pool range, sorted by `low`.
-    ranges: Vec<(u32, u32, usize)>,
-    /// Global `check-secs-byte-order` (§11.3).
-    check_secs_byte_order: bool,
+    map: RelationshipMap,
 }
 
 impl FailoverHooks {
     pub fn new(config: &Config) -> Self {
-        let relationships: Vec<Arc<RelationshipStatus>> = config
-            .failover_peers
-            .iter()
-            .map(|peer| Arc::new(RelationshipStatus::new(peer)))
-            .collect();
-        let pool_relationship: Vec<Option<usize>> = config
-            .pools
-            .iter()
-            .map(|pool| {
-                let name = pool.failover_peer.as_deref()?;
-                config
-                    .failover_peers
-                    .iter()
-                    .position(|peer| peer.name == name)
-            })
-            .collect();
-        let mut ranges = Vec::new();
-        for (pool, relationship) in config.pools.iter().zip(&pool_relationship) {
-            if let Some(relationship) = relationship {
-                for range in &pool.ranges {
-                    ranges.push((u32::from(range.low), u32::from(range.high), *relationship));
-                }
-            }
-        }
-        ranges.sort_unstable();
         Self {
-            relationships,
-            pool_relationship,
-            ranges,
-            check_secs_byte_order: config
-                .scopes
-                .get(ScopeId::GLOBAL.0 as usize)
-                .and_then(|scope| scope.check_secs_byte_order)
-                .unwrap_or(false),
-        }
-    }
-
-    /// Hooks for a reloaded config that keep the running relationships (their state, and the
-    /// channels to their drivers) by name: a SIGHUP must not drop the failover connection. The
-    /// reload keeps the running `failover peer` declarations, so every name is found; a
-    /// relationship that is not running stays the new, unattached one.
-    #[must_use]
-    pub fn keeping_relationships_of(mut self, running: &FailoverHooks) -> Self {
-        for status in &mut self.relationships {
-            if let Some(old) = running
-                .relationships
+            relationships: config
+                .failover_peers
                 .iter()
-                .find(|old| old.name == status.name)
-            {
-                *status = old.clone();
-            }
+                .map(|peer| Arc::new(RelationshipStatus::new(peer)))
+                .collect(),
+            map: RelationshipMap::new(config),
         }
-        self
     }
 
     pub fn relationships(&self) -> &[Arc<RelationshipStatus>] {
         &self.relationships
     }
 
-    /// The relationship of `pool`, if it has a failover peer.
-    pub fn of_pool(&self, pool: PoolId) -> Option<&RelationshipStatus> {
-        let index = (*self.pool_relationship.get(pool.0 as usize)?)?;
-        self.relationships.get(index).map(|status| &**status)
+    /// Every relationship's state now, as plain values for the engine (once per batch).
+    pub fn view(&self) -> FailoverView {
+        FailoverView {
+            relationships: self
+                .relationships
+                .iter()
+                .map(|status| status.view())
+                .collect(),
+        }
     }
 
     /// The relationship whose pools contain `address`.
     pub fn of_address(&self, address: Ipv4Addr) -> Option<&RelationshipStatus> {
-        let address = u32::from(address);
-        let after = self.ranges.partition_point(|&(low, _, _)| low <= address);
-        let &(_, high, index) = self.ranges.get(after.checked_sub(1)?)?;
-        if address > high {
-            return None;
-        }
+        let index = self.map.of_address(address)?;
         self.relationships.get(index).map(|status| &**status)
-    }
-
-    /// The MCLT that bounds lease times in `pool` (§8.1), when it is a failover pool.
-    pub fn mclt(&self, pool: PoolId) -> Option<u32> {
-        self.of_pool(pool).map(RelationshipStatus::mclt)
-    }
-
-    /// May this server answer a DHCPDISCOVER for an address of `pool` (§6.1 service state,
-    /// §11.3 load balancing)? `key` is option 61 else chaddr[..hlen], `secs` the BOOTP field.
-    /// `partner_has_free` is asked only when the bucket is the partner's: if the partner holds
-    /// no lease in its free state in the client's shared network, ISC answers anyway ("cancel
-    /// load balance to peer … no free leases", dhcp.c `dhcpdiscover`).
-    pub fn may_offer(
-        &self,
-        pool: PoolId,
-        key: &[u8],
-        secs: u16,
-        partner_has_free: impl FnOnce() -> bool,
-    ) -> bool {
-        let Some(status) = self.of_pool(pool) else {
-            return true;
-        };
-        match status.service() {
-            Service::NotResponding => false,
-            Service::Cooperating if status.is_attached() => {
-                let Ok(hba) = status.hba.read() else {
-                    return true;
-                };
-                match *hba {
-                    Some(hba) => {
-                        let secs = if self.check_secs_byte_order {
-                            byte_swapped_secs(secs)
-                        } else {
-                            secs
-                        };
-                        load_balance_mine(
-                            status.role,
-                            State::Normal,
-                            &hba,
-                            key,
-                            secs,
-                            status.load_balance_max_seconds,
-                        ) || !partner_has_free()
-                    }
-                    None => true,
-                }
-            }
-            _ => true,
-        }
-    }
-
-    /// May this server answer a DHCPREQUEST / RELEASE / DECLINE about an address of `pool`
-    /// (§6.1: not while STARTUP, RECOVER, POTENTIAL-CONFLICT, …)?
-    pub fn serving(&self, pool: PoolId) -> bool {
-        self.of_pool(pool)
-            .is_none_or(|status| status.service() != Service::NotResponding)
     }
 
     /// Hands the committed leases of failover pools to their drivers for BNDUPD (§7.2). Never
@@ -345,16 +243,6 @@ impl FailoverHooks {
                 }
             }
         }
-    }
-}
-
-/// `check-secs-byte-order` (ISC `load_balance_mine`, docs/spec/failover.md §11.3): some clients send
-/// `secs` little-endian; a value above 255 with a zero low byte is taken as swapped.
-pub fn byte_swapped_secs(secs: u16) -> u16 {
-    if secs > 255 && secs & 0xff == 0 {
-        secs.swap_bytes()
-    } else {
-        secs
     }
 }
 
@@ -374,91 +262,33 @@ mod tests {
     }
 
     #[test]
-    fn unattached_relationship_serves_everything() {
-        let hooks = FailoverHooks::new(&config());
-        assert!(hooks.serving(PoolId(0)));
-        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0, || true));
-        assert_eq!(hooks.mclt(PoolId(0)), Some(300));
-        assert!(hooks.of_address(Ipv4Addr::new(10, 0, 0, 119)).is_some());
-        assert!(hooks.of_address(Ipv4Addr::new(10, 0, 0, 120)).is_none());
-    }
-
-    /// `check-secs-byte-order`: 0x0300 is 3 seconds sent little-endian, within `load balance
-    /// max seconds 3`, so the partner's bucket stays the partner's.
-    #[test]
-    fn check_secs_byte_order_swaps_little_endian_secs() {
-        assert_eq!(byte_swapped_secs(0x0300), 3);
-        assert_eq!(byte_swapped_secs(0x0301), 0x0301);
-        assert_eq!(byte_swapped_secs(200), 200);
-        let text = "check-secs-byte-order on;\n\
-             failover peer \"fo\" { primary; address 10.0.0.1; peer address 10.0.0.2; \
-             mclt 300; split 128; load balance max seconds 3; }\n\
-             subnet 10.0.0.0 netmask 255.255.255.0 { pool { failover peer \"fo\"; \
-             range 10.0.0.100 10.0.0.119; } }\n";
-        let config = crate::config::parse_str(text, "test.conf").expect("config");
-        let peer_bucket = [0, 0x11, 0x22, 0x33, 0x44, 0x55];
-        for (config, swapped_is_long_wait) in [(config, false), (self::config(), true)] {
-            let hooks = FailoverHooks::new(&config);
-            let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
-            hooks.relationships()[0].attach(sender);
-            hooks.relationships()[0].publish(
-                State::Normal,
-                100,
-                Some(ServerStateCode::Normal),
-                300,
-                Some(server_common::loadbalance::split_to_hba(128)),
-            );
-            assert_eq!(
-                hooks.may_offer(PoolId(0), &peer_bucket, 0x0300, || true),
-                swapped_is_long_wait
-            );
-        }
-    }
-
-    #[test]
-    fn states_gate_service_and_normal_balances() {
-        let hooks = FailoverHooks::new(&config());
+    fn the_view_copies_what_the_driver_published() {
+        let config = config();
+        let hooks = FailoverHooks::new(&config);
+        assert_eq!(hooks.view(), FailoverView::unattached(&config));
         let status = &hooks.relationships()[0];
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
         status.attach(sender);
-        // STARTUP: silent.
-        assert!(!hooks.serving(PoolId(0)));
         let hba = server_common::loadbalance::split_to_hba(128);
         status.publish(
             State::Normal,
             100,
-            Some(ServerStateCode::Normal),
-            300,
-            Some(hba),
-        );
-        assert!(hooks.serving(PoolId(0)));
-        // Bucket 135 is the secondary's (docs/spec/failover.md §11.2), 118 the primary's.
-        assert!(!hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0, || true));
-        assert!(hooks.may_offer(PoolId(0), &[0x6a, 0xd9, 0x3e, 0xff, 0xef, 0xc7], 0, || true));
-        // The partner's bucket, but the partner has no free lease to give: answered (§11.3).
-        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0, || false));
-        // A client waiting longer than `load balance max seconds` gets an answer anyway.
-        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 4, || true));
-        status.publish(
-            State::CommunicationsInterrupted {
-                since: 100,
-                auto_partner_down_at: None,
-            },
-            100,
-            Some(ServerStateCode::Normal),
-            300,
-            Some(hba),
-        );
-        assert!(hooks.may_offer(PoolId(0), &[0, 0x11, 0x22, 0x33, 0x44, 0x55], 0, || true));
-        // The partner in PARTNER-DOWN silences us (§6.1).
-        status.publish(
-            State::Normal,
-            100,
             Some(ServerStateCode::PartnerDown),
-            300,
-            None,
+            250,
+            Some(hba),
         );
-        assert!(!hooks.serving(PoolId(0)));
+        let view = hooks.view();
+        let relationship = view.get(0).expect("one relationship");
+        assert!(relationship.attached);
+        assert_eq!(relationship.state, State::Normal);
+        assert_eq!(relationship.partner, Some(ServerStateCode::PartnerDown));
+        assert_eq!(relationship.mclt, 250);
+        assert_eq!(relationship.hba, Some(hba));
+        assert_eq!(relationship.service(), status.service());
+        assert!(
+            !relationship.serving(),
+            "the partner in PARTNER-DOWN silences us"
+        );
         let lease = Lease::free(Ipv4Addr::new(10, 0, 0, 101));
         hooks.leases_changed(&[lease, Lease::free(Ipv4Addr::new(10, 0, 1, 1))]);
         assert_eq!(receiver.try_recv().ok(), Some(Ipv4Addr::new(10, 0, 0, 101)));

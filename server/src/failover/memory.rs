@@ -1,5 +1,6 @@
 //! An in-memory [`Bindings`]: the leases of one relationship's address range in a `BTreeMap`.
-//! Used by the two-peer harness and by anything that keeps failover leases outside the store.
+//! Used by unit tests of the machine alone and by the fuzz target; the two-peer harness runs
+//! the real lease store ([`super::bindings::StoreBindings`]).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

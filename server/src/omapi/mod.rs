@@ -16,7 +16,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 
 use crate::config::model::Config;
-use crate::engine::dynamic_hosts::{DynamicHosts, HostSet};
+use crate::engine::dynamic_hosts::HostSet;
+use crate::host_table::DynamicHosts;
 use crate::lease::file::HostRecord;
 use crate::lease::store::LeaseStore;
 

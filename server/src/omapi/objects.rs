@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
 use crate::config::model::Config;
-use crate::engine::dynamic_hosts::DynamicHosts;
+use crate::host_table::DynamicHosts;
 use crate::lease::file::{write_host, HostRecord};
 use crate::lease::record::{flags, BindingState, Hardware, Lease, UnixTime};
 use crate::lease::store::LeaseStore;

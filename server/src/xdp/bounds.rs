@@ -27,11 +27,8 @@ use server_common::fastpath::{LeaseKey, RELATIONSHIP_SLOTS};
 
 use crate::failover::hooks::{FailoverHooks, RelationshipStatus};
 use crate::failover::states::Service;
-use crate::lease::record::{BindingState, Lease, UnixTime};
+use crate::lease::record::{BindingState, UnixTime};
 use crate::lease::store::LeaseStore;
-
-/// ISC `MAX_TIME` (`engine::lease_time::MAX_TIME`): expiries are clamped below it.
-const MAX_TIME: u64 = 0x7fff_ffff;
 
 /// The latest expiry (`now + lease_time`) for which the MCLT rule still grants the full
 /// `lease_time`, or `None` when the rule never shortens it (`lease_time <= mclt`).
@@ -43,16 +40,6 @@ pub fn mclt_bound(lease_time: u32, mclt: u32, tsfp: UnixTime) -> Option<UnixTime
         return None;
     }
     Some(u32::try_from(u64::from(tsfp) + u64::from(mclt)).unwrap_or(u32::MAX))
-}
-
-/// Whether the engine's ACK that committed `lease` granted the full desired lease time: its
-/// `tstp` is `now + desired + granted / 2` (engine `bound_lease`, docs/spec/failover.md §8.1), which is
-/// `starts + 1.5 × granted` only when nothing was cut. A shortened grant is not published: the
-/// kernel would repeat the short time, where the engine gives more once the partner acks.
-pub fn full_grant(lease: &Lease, granted: u32) -> bool {
-    let expected = u64::from(lease.starts) + u64::from(granted) + u64::from(granted / 2);
-    // A clamped tstp cannot tell the two apart: not published.
-    expected < MAX_TIME - 1 && u64::from(lease.tstp) == expected
 }
 
 /// Whether the relationship answers renewals now (the engine's `FailoverHooks::serving`).
@@ -166,25 +153,5 @@ mod tests {
         let bound = mclt_bound(3600, 300, 1000).expect("bounded");
         assert!(2000 + 3600 > bound);
         assert_eq!(grant(3600, 300, 1000, 2000).granted, 300);
-    }
-
-    /// Only an unshortened grant is published: tstp = starts + D + G/2 equals starts + 1.5 G
-    /// exactly when G = D.
-    #[test]
-    fn shortened_grants_are_not_full() {
-        let mut lease = Lease::free(Ipv4Addr::new(10, 0, 0, 1));
-        lease.starts = 10_000;
-        let full = grant(3600, 300, 20_000, 10_000);
-        assert_eq!(full.granted, 3600);
-        lease.tstp = full.tstp;
-        assert!(full_grant(&lease, full.granted));
-        let short = grant(3600, 300, 11_000, 10_000);
-        assert_eq!(short.granted, 1300);
-        lease.tstp = short.tstp;
-        assert!(!full_grant(&lease, short.granted));
-        // A clamped potential expiration cannot tell: not published.
-        lease.starts = 0x7fff_0000;
-        lease.tstp = 0x7fff_fffe;
-        assert!(!full_grant(&lease, 0x10_0000));
     }
 }

@@ -29,7 +29,7 @@ use super::bounds::{kernel_horizon, Bounded};
 use super::maps::{AyaMaps, FastPathMaps, MapsError};
 use super::sync::{self, FastPath, Prepared};
 use super::XdpAttachment;
-use crate::engine::{Decision, Outcome};
+use crate::engine::{fast_path, Decision, Outcome};
 use crate::lease::record::{Lease, UnixTime};
 use crate::lease::store::LeaseStore;
 
@@ -65,16 +65,16 @@ pub trait LeaseSink: Send + Sync + 'static {
     fn submit(&self, lease: &Lease);
     /// Returns once everything submitted before is durable; false when the log is gone.
     fn flush(&self) -> bool;
-    /// The engine's failover hooks: a kernel renewal of a failover pool's lease is handed to
-    /// its relationship's driver for a BNDUPD, as the engine does for its own commits
-    /// (docs/spec/failover.md §7.2). `None` when the daemon runs no failover.
+    /// The daemon's failover hooks: a kernel renewal of a failover pool's lease is bound under
+    /// its relationship's state now and handed to its driver for a BNDUPD, as the engine's own
+    /// commits are (docs/spec/failover.md §7.2). `None` when the daemon runs no failover.
     fn failover(&self) -> Option<FailoverRef<'_>> {
         None
     }
 }
 
-/// The failover hooks as a [`LeaseSink`] lends them (behind the daemon's reloadable engine, a
-/// guard that keeps that engine alive; in tests, a plain reference).
+/// The failover hooks as a [`LeaseSink`] lends them (a reference, or a guard that keeps them
+/// alive).
 pub type FailoverRef<'a> =
     Box<dyn std::ops::Deref<Target = crate::failover::hooks::FailoverHooks> + 'a>;
 
@@ -314,16 +314,15 @@ impl FastPathRuntime {
                 .iter()
                 .any(|&(low, high)| (low..=high).contains(&value))
         });
-        if in_failover_pool && !super::bounds::full_grant(lease, prepared.lease_time) {
+        let Some((ends, horizon)) =
+            fast_path::stretch_to_horizon(lease, prepared.lease_time, in_failover_pool)
+        else {
             log::debug!(
                 "XDP: renewal of {address} stays in userspace: {}",
                 sync::NotEligible::ShortenedGrant
             );
             return None;
-        }
-        let ends = lease.ends;
-        let horizon = ends.saturating_add(prepared.lease_time);
-        lease.ends = horizon;
+        };
         store.upsert(lease.clone());
         Some(Publish {
             prepared,
@@ -794,10 +793,10 @@ fn follow_failover<M: FastPathMaps>(
 }
 
 /// Applies one kernel renewal to the store exactly as the engine's ACK of the same renewal
-/// would (starts, cltt and, in a failover pool, the potential expiration of docs/spec/failover.md §8.1),
-/// submits its record with the next horizon, and hands a failover pool's lease to its driver
-/// for a BNDUPD (§7.2), as `Engine::handle` does for its commits. Returns that horizon and,
-/// for a failover pool's lease, its tsfp after the renewal.
+/// would (`engine::fast_path::kernel_renewal`, with the relationship's state now), submits its
+/// record with the next horizon, and hands a failover pool's lease to its driver for a BNDUPD
+/// (§7.2), as every change is applied. Returns that horizon and, for a failover pool's lease,
+/// its tsfp after the renewal.
 fn record_kernel_renewal(
     leases: &Mutex<LeaseStore>,
     sink: &dyn LeaseSink,
@@ -809,39 +808,15 @@ fn record_kernel_renewal(
     // Only a lease the store still holds ACTIVE for this client is extended: one freed or
     // moved since publication (OMAPI, the partner, expiry) is left as the store says, and the
     // caller withdraws the kernel's entry.
-    let mut lease = store
-        .find_by_client(&key)
-        .filter(|lease| {
-            lease.address == address
-                && lease.binding_state == crate::lease::record::BindingState::Active
-        })
-        .cloned()?;
-    let lease_time = event.ends.saturating_sub(event.starts);
-    let horizon = event.ends.saturating_add(lease_time);
-    // The store, like the log, carries the horizon (see `FastPathRuntime::prepare`).
-    lease.starts = event.starts;
-    lease.cltt = event.starts;
-    lease.ends = horizon;
+    let stored = store.find_by_client(&key).filter(|lease| {
+        lease.address == address
+            && lease.binding_state == crate::lease::record::BindingState::Active
+    })?;
     let failover = sink
         .failover()
-        .filter(|hooks| hooks.of_address(address).is_some());
-    if let Some(status) = failover
-        .as_ref()
-        .and_then(|hooks| hooks.of_address(address))
-    {
-        // The engine's `bound_lease`: the rewind state steps to ACTIVE only while the partner
-        // hears of it soon (docs/spec/failover.md §8.2, `rules::rewind_follows`).
-        if crate::failover::rules::rewind_follows(status.service()) {
-            lease.rewind_binding_state = crate::lease::record::BindingState::Active;
-        }
-        // The engine's `bound_lease`: tstp = now + desired + granted / 2. The kernel only
-        // repeats a full grant (desired = granted = its lease time), and the partner-acked
-        // tsfp never rises above what we ask for.
-        // Clamped below ISC's MAX_TIME (0x7fffffff) as the engine's `expiry` does.
-        let potential = u64::from(event.starts) + u64::from(lease_time) + u64::from(lease_time / 2);
-        lease.tstp = potential.min(0x7fff_fffe) as UnixTime;
-        lease.tsfp = lease.tsfp.min(lease.tstp);
-    }
+        .and_then(|hooks| hooks.of_address(address).map(|status| status.view()));
+    let lease = fast_path::kernel_renewal(stored, event.starts, event.ends, failover.as_ref());
+    let horizon = lease.ends;
     store.upsert(lease.clone());
     drop(store);
     // The sink applies it as every change is applied (`crate::changes`): the record, and the

@@ -11,7 +11,11 @@ impl Context<'_, '_> {
     /// offered to another client is ignored (only the client an address was given to can find
     /// it in use, §4.4.1), and declines are limited per MAC by the starvation defence
     /// (`engine::starvation`, point 6), so that one client cannot empty a pool.
-    pub(super) fn decline(&self, leases: &mut LeaseStore) -> Decision {
+    pub(super) fn decline(
+        &self,
+        leases: &mut LeaseStore,
+        starvation: &mut StarvationState,
+    ) -> Decision {
         let Some(address) = self.inbound.requested_address else {
             // ISC: "DHCPDECLINE must specify address."
             return Decision::ignored(IgnoreReason::Malformed(Malformation::MissingField(
@@ -36,16 +40,16 @@ impl Context<'_, '_> {
             return Decision::ignored(IgnoreReason::Denied);
         }
         // ISC `dhcpdecline`: "ignored" while the relationship is not responding or starting up.
-        if engine
-            .failover_view(pool)
-            .is_some_and(|view| view.service == Service::NotResponding)
+        if self
+            .pool_rules(pool)
+            .is_some_and(|rules| rules.service == Service::NotResponding)
         {
             return Decision::ignored(IgnoreReason::NotForUs);
         }
         if self.held_by_other_client(address, leases) {
             return Decision::ignored(IgnoreReason::DeclineOfOtherClient);
         }
-        if let Err(limit) = engine.admit_decline(self.now, &self.inbound) {
+        if let Err(limit) = engine.admit_decline(starvation, self.now, &self.inbound) {
             return Decision::ignored(IgnoreReason::RateLimited(limit));
         }
         let abandon_time = scopes
@@ -120,7 +124,7 @@ impl Context<'_, '_> {
         let view = self
             .engine
             .pool_of(lease.address)
-            .and_then(|pool| self.engine.failover_view(pool));
+            .and_then(|pool| self.pool_rules(pool));
         // Failover: no release while the state does not serve (ISC `dhcprelease`, §6.1).
         if view.is_some_and(|view| view.service == Service::NotResponding) {
             return Decision::ignored(IgnoreReason::NotForUs);

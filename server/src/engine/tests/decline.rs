@@ -120,7 +120,7 @@ fn declines_are_rate_limited_per_mac() {
         None,
         "refused: nothing stored"
     );
-    assert_eq!(harness.engine.starvation_refusals().decline_per_mac, 6);
+    assert_eq!(harness.starvation.refusals().decline_per_mac, 6);
     let metrics = Metrics::default();
     for outcome in &outcomes {
         metrics.count_decision(outcome);
@@ -169,22 +169,16 @@ fn abandoned_lease_becomes_free_after_abandon_lease_time() {
     assert_eq!(abandoned.ends, NOW + 6);
     assert_eq!((abandoned.hardware, abandoned.uid()), (None, None));
 
-    assert!(harness
-        .engine
-        .expire(NOW + 5, &mut harness.leases)
-        .is_empty());
+    assert!(harness.expire(NOW + 5).is_empty());
     assert_eq!(state_of(&harness, address), Some(BindingState::Abandoned));
-    let changed = harness.engine.expire(NOW + 6, &mut harness.leases);
+    let changed = harness.expire(NOW + 6);
     assert_eq!(changed.len(), 1, "the freed lease is returned to persist");
     assert_eq!(changed[0].address, address);
     assert_eq!(changed[0].binding_state, BindingState::Free);
     assert_eq!(state_of(&harness, address), Some(BindingState::Free));
     let pool = harness.leases.pool_of(address).expect("pool");
     assert_eq!(harness.leases.state_count(pool, BindingState::Abandoned), 0);
-    assert!(harness
-        .engine
-        .expire(NOW + 7, &mut harness.leases)
-        .is_empty());
+    assert!(harness.expire(NOW + 7).is_empty());
 }
 
 /// ISC `allocate_lease`: an abandoned lease is given out only when no permitted pool has a
@@ -259,7 +253,7 @@ fn a_pool_declined_by_one_client_is_not_lost() {
         Some(MessageType::Ack),
         "reclaimed at once"
     );
-    let freed = harness.engine.expire(NOW + 7, &mut harness.leases);
+    let freed = harness.expire(NOW + 7);
     assert_eq!(freed.len(), 9);
     for n in 2..=4 {
         let ack = bind(&mut harness, NOW + 7, mac(n));
@@ -299,8 +293,8 @@ fn abandoned_lease_survives_a_restart() {
     let mut after = restarted();
     assert_eq!(state_of(&after, address), Some(BindingState::Abandoned));
     assert_eq!(state_of(&after, local(101)), Some(BindingState::Abandoned));
-    assert!(after.engine.expire(NOW + 4, &mut after.leases).is_empty());
-    let freed = after.engine.expire(NOW + 5, &mut after.leases);
+    assert!(after.expire(NOW + 4).is_empty());
+    let freed = after.expire(NOW + 5);
     let mut freed: Vec<Ipv4Addr> = freed.iter().map(|lease| lease.address).collect();
     freed.sort();
     assert_eq!(freed, vec![address, local(101)]);
@@ -333,6 +327,6 @@ fn abandoned_leases_are_not_counted_as_available() {
     abandoned.ends = NOW + 100;
     harness.leases.upsert(abandoned);
     assert_eq!(harness.leases.available_count(pool), 8);
-    let _ = harness.engine.expire(NOW + 5, &mut harness.leases);
+    let _ = harness.expire(NOW + 5);
     assert_eq!(harness.leases.available_count(pool), 9);
 }

@@ -6,13 +6,13 @@
 use std::net::Ipv4Addr;
 
 use dhcproto::v4::{DhcpOption, MessageType};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::*;
 use crate::config::model::FailoverPeerConfig;
 use crate::engine::{IgnoreReason, Outcome};
 use crate::failover::codes::ServerStateCode;
 use crate::failover::states::State;
+use crate::failover::view::{FailoverView, RelationshipView};
 use crate::lease::record::{BindingState, Lease};
 
 const MCLT: u32 = 300;
@@ -58,34 +58,34 @@ fn failover_config(primary: bool) -> Config {
 /// A harness whose relationship is run by a (pretend) driver, in `state`.
 struct Pair {
     harness: Harness,
-    _changes: UnboundedReceiver<Ipv4Addr>,
 }
 
 impl Pair {
-    fn new(primary: bool, state: State, stos: u32) -> Self {
+    fn new(primary: bool, state: State) -> Self {
         let harness = Harness::new(failover_config(primary));
-        let (sender, receiver) = unbounded_channel();
-        harness.engine.failover().relationships()[0].attach(sender);
-        let mut pair = Self {
-            harness,
-            _changes: receiver,
-        };
-        pair.publish(state, stos);
+        let mut pair = Self { harness };
+        pair.publish(state);
         pair
     }
 
-    fn publish(&mut self, state: State, stos: u32) {
+    /// The relationship in `state` (which carries its start time), as the worker copies it
+    /// for the engine from what the driver published.
+    fn publish(&mut self, state: State) {
         let partner = match state {
             State::Normal => Some(ServerStateCode::Normal),
             _ => Some(ServerStateCode::CommunicationsInterrupted),
         };
-        self.harness.engine.failover().relationships()[0].publish(
-            state,
-            stos,
-            partner,
-            MCLT,
-            Some(server_common::loadbalance::split_to_hba(128)),
-        );
+        let config = self.harness.engine.config().clone();
+        self.harness.failover = FailoverView {
+            relationships: vec![RelationshipView {
+                attached: true,
+                state,
+                partner,
+                mclt: MCLT,
+                hba: Some(server_common::loadbalance::split_to_hba(128)),
+                ..RelationshipView::unattached(&config.failover_peers[0])
+            }],
+        };
     }
 
     fn store(&mut self, address: Ipv4Addr, state: BindingState) {
@@ -127,7 +127,7 @@ fn comm_int(since: u32) -> State {
 /// secondary's BACKUP leases only in PARTNER-DOWN once STOS + MCLT has passed.
 #[test]
 fn primary_takes_backup_leases_only_after_partner_down_plus_mclt() {
-    let mut pair = Pair::new(true, State::Normal, NOW - 1000);
+    let mut pair = Pair::new(true, State::Normal);
     for last in 100..=104 {
         pair.store(pool_address(last), BindingState::Backup);
     }
@@ -156,14 +156,14 @@ fn primary_takes_backup_leases_only_after_partner_down_plus_mclt() {
         pair.harness.handle(NOW, &late).outcome,
         Outcome::Ignored(IgnoreReason::NoFreeAddress)
     );
-    pair.publish(comm_int(NOW), NOW);
+    pair.publish(comm_int(NOW));
     assert_eq!(
         pair.harness.handle(NOW + 10, &late).outcome,
         Outcome::Ignored(IgnoreReason::NoFreeAddress)
     );
     // PARTNER-DOWN from T: nothing of the partner's until T + MCLT has passed.
     let since = NOW + 20;
-    pair.publish(State::PartnerDown { since }, since);
+    pair.publish(State::PartnerDown { since });
     assert_eq!(
         pair.harness.handle(since + MCLT, &late).outcome,
         Outcome::Ignored(IgnoreReason::NoFreeAddress)
@@ -177,7 +177,7 @@ fn primary_takes_backup_leases_only_after_partner_down_plus_mclt() {
 /// whose tsfp is later than STOS waits for tsfp + MCLT.
 #[test]
 fn secondary_allocates_backup_then_free_after_the_wait() {
-    let mut pair = Pair::new(false, State::Normal, NOW - 1000);
+    let mut pair = Pair::new(false, State::Normal);
     pair.store(pool_address(104), BindingState::Backup);
     let mut first = client(MessageType::Discover, mac(1));
     first.set_secs(10);
@@ -197,7 +197,7 @@ fn secondary_allocates_backup_then_free_after_the_wait() {
         "the primary's FREE leases are not the secondary's"
     );
     let since = NOW + 10;
-    pair.publish(State::PartnerDown { since }, since);
+    pair.publish(State::PartnerDown { since });
     assert_eq!(
         pair.harness.handle(since + 100, &second).outcome,
         Outcome::Ignored(IgnoreReason::NoFreeAddress)
@@ -207,7 +207,7 @@ fn secondary_allocates_backup_then_free_after_the_wait() {
 
     // A stored FREE lease whose tsfp lies after STOS: tsfp + MCLT rules (ISC
     // `lease_mine_to_reallocate`). Fill the never-used addresses first.
-    let mut pair = Pair::new(false, State::PartnerDown { since }, since);
+    let mut pair = Pair::new(false, State::PartnerDown { since });
     for last in 100..=109 {
         pair.store(pool_address(last), BindingState::Active);
     }
@@ -230,7 +230,7 @@ fn secondary_allocates_backup_then_free_after_the_wait() {
 /// partner holds no lease in its free state in the shared network.
 #[test]
 fn partner_without_free_leases_cancels_load_balancing() {
-    let mut pair = Pair::new(true, State::Normal, NOW - 1000);
+    let mut pair = Pair::new(true, State::Normal);
     // The secondary has no BACKUP lease: the primary answers a secondary-bucket client.
     let offer = pair.discover(NOW, SECONDARY_BUCKET_MAC);
     assert!(matches!(offer.outcome, Outcome::Offered(_)), "{offer:?}");
@@ -246,15 +246,18 @@ fn partner_without_free_leases_cancels_load_balancing() {
 
     // The kernel's balancer cannot see shared networks: it is told to stand aside.
     let store = &pair.harness.leases;
-    assert!(!pair.harness.engine.partner_short_of_free_leases(store));
-    let empty = Pair::new(true, State::Normal, NOW);
+    assert!(!pair
+        .harness
+        .engine
+        .partner_short_of_free_leases(&pair.harness.failover, store));
+    let empty = Pair::new(true, State::Normal);
     assert!(empty
         .harness
         .engine
-        .partner_short_of_free_leases(&empty.harness.leases));
+        .partner_short_of_free_leases(&empty.harness.failover, &empty.harness.leases));
 
     // The secondary: the primary's free leases include the never-used addresses.
-    let mut pair = Pair::new(false, State::Normal, NOW - 1000);
+    let mut pair = Pair::new(false, State::Normal);
     pair.store(pool_address(100), BindingState::Backup);
     assert_eq!(
         pair.discover(NOW, PRIMARY_BUCKET_MAC).outcome,
@@ -274,7 +277,7 @@ fn partner_without_free_leases_cancels_load_balancing() {
 /// FREE) goes straight back to FREE and can be given to the next client.
 #[test]
 fn release_in_normal_waits_for_the_partner_in_comm_int_returns_to_free() {
-    let mut pair = Pair::new(true, State::Normal, NOW - 1000);
+    let mut pair = Pair::new(true, State::Normal);
     let ack = bind(&mut pair.harness, NOW, PRIMARY_BUCKET_MAC);
     let address = yiaddr(&ack).expect("bound");
     let mut release = client(MessageType::Release, PRIMARY_BUCKET_MAC);
@@ -293,7 +296,7 @@ fn release_in_normal_waits_for_the_partner_in_comm_int_returns_to_free() {
         Some(address)
     );
 
-    let mut pair = Pair::new(true, comm_int(NOW - 100), NOW - 100);
+    let mut pair = Pair::new(true, comm_int(NOW - 100));
     let ack = bind(&mut pair.harness, NOW, PRIMARY_BUCKET_MAC);
     let address = yiaddr(&ack).expect("bound in COMM-INT");
     assert_eq!(ack.commit[0].rewind_binding_state, BindingState::Free);
@@ -301,14 +304,14 @@ fn release_in_normal_waits_for_the_partner_in_comm_int_returns_to_free() {
     assert_eq!(decision.commit[0].binding_state, BindingState::Free);
     assert_eq!(pair.state_of(address), Some(BindingState::Free));
     // A lease the partner saw ACTIVE (bound in NORMAL) is RELEASED even in COMM-INT.
-    let mut pair = Pair::new(true, State::Normal, NOW - 1000);
+    let mut pair = Pair::new(true, State::Normal);
     let ack = bind(&mut pair.harness, NOW, PRIMARY_BUCKET_MAC);
     let address = yiaddr(&ack).expect("bound");
     // A server that does not serve (RECOVER) ignores a release (ISC `dhcprelease`).
-    pair.publish(State::Recover, NOW + 2);
+    pair.publish(State::Recover);
     let decision = pair.harness.handle(NOW + 3, &release_of(address));
     assert_eq!(decision.outcome, Outcome::Ignored(IgnoreReason::NotForUs));
-    pair.publish(comm_int(NOW + 5), NOW + 5);
+    pair.publish(comm_int(NOW + 5));
     let decision = pair.harness.handle(NOW + 10, &release_of(address));
     assert_eq!(decision.commit[0].binding_state, BindingState::Released);
     assert_eq!(
@@ -328,39 +331,33 @@ fn release_of(address: Ipv4Addr) -> dhcproto::v4::Message {
 /// straight back to its own free state.
 #[test]
 fn expiry_follows_pool_timer() {
-    let mut pair = Pair::new(false, State::Normal, NOW - 1000);
+    let mut pair = Pair::new(false, State::Normal);
     pair.store(pool_address(100), BindingState::Backup);
     let ack = bind(&mut pair.harness, NOW, SECONDARY_BUCKET_MAC);
     let address = yiaddr(&ack).expect("bound");
     let ends = ack.commit[0].ends;
-    let changed = pair
-        .harness
-        .engine
-        .expire(ends + 1, &mut pair.harness.leases);
+    let changed = pair.harness.expire(ends + 1);
     assert!(changed.is_empty(), "the primary expires it");
     assert_eq!(pair.state_of(address), Some(BindingState::Active));
-    pair.publish(comm_int(ends + 2), ends + 2);
-    let changed = pair
-        .harness
-        .engine
-        .expire(ends + 3, &mut pair.harness.leases);
+    pair.publish(comm_int(ends + 2));
+    let changed = pair.harness.expire(ends + 3);
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].binding_state, BindingState::Expired);
 
     // Primary in COMM-INT: bound while out of contact → back to FREE at expiry.
-    let mut pair = Pair::new(true, comm_int(NOW - 100), NOW - 100);
+    let mut pair = Pair::new(true, comm_int(NOW - 100));
     let ack = bind(&mut pair.harness, NOW, PRIMARY_BUCKET_MAC);
     let address = yiaddr(&ack).expect("bound");
     let ends = ack.commit[0].ends;
-    let changed = pair.harness.engine.expire(ends, &mut pair.harness.leases);
+    let changed = pair.harness.expire(ends);
     assert_eq!(changed.len(), 1);
     assert_eq!(pair.state_of(address), Some(BindingState::Free));
     // Primary in NORMAL: EXPIRED, waiting for the partner's ack.
-    let mut pair = Pair::new(true, State::Normal, NOW - 100);
+    let mut pair = Pair::new(true, State::Normal);
     let ack = bind(&mut pair.harness, NOW, PRIMARY_BUCKET_MAC);
     let address = yiaddr(&ack).expect("bound");
     let ends = ack.commit[0].ends;
-    pair.harness.engine.expire(ends, &mut pair.harness.leases);
+    pair.harness.expire(ends);
     assert_eq!(pair.state_of(address), Some(BindingState::Expired));
 }
 
@@ -369,7 +366,7 @@ fn expiry_follows_pool_timer() {
 /// address gets another one.
 #[test]
 fn requests_for_partner_owned_leases() {
-    let mut pair = Pair::new(false, State::Normal, NOW - 1000);
+    let mut pair = Pair::new(false, State::Normal);
     pair.store(pool_address(105), BindingState::Backup);
     // A RESET lease of this very client (ISC's `find_lease` only passes the client's own).
     let mut reset = Lease::free(pool_address(106));
@@ -394,7 +391,7 @@ fn requests_for_partner_owned_leases() {
     let decision = pair.harness.handle(NOW, &init_reboot(pool_address(105)));
     assert_eq!(decision.outcome, Outcome::Acked(pool_address(105)));
     // DISCOVER asking for the primary's address: offered our own instead.
-    let mut pair = Pair::new(false, State::Normal, NOW - 1000);
+    let mut pair = Pair::new(false, State::Normal);
     pair.store(pool_address(105), BindingState::Backup);
     let discover = with(
         client(MessageType::Discover, SECONDARY_BUCKET_MAC),
@@ -429,7 +426,7 @@ fn abandoned_leases_follow_the_ownership_rules() {
         discover.set_secs(10);
         discover
     };
-    let mut pair = Pair::new(true, State::Normal, NOW - 1000);
+    let mut pair = Pair::new(true, State::Normal);
     abandon_all(&mut pair, NOW + 1000);
     assert_eq!(
         pair.harness
@@ -438,7 +435,7 @@ fn abandoned_leases_follow_the_ownership_rules() {
         Outcome::Offered(pool_address(100))
     );
 
-    let mut pair = Pair::new(false, State::Normal, NOW - 1000);
+    let mut pair = Pair::new(false, State::Normal);
     abandon_all(&mut pair, NOW + 1000);
     assert_eq!(
         pair.harness
@@ -446,7 +443,7 @@ fn abandoned_leases_follow_the_ownership_rules() {
             .outcome,
         Outcome::Ignored(IgnoreReason::NoFreeAddress)
     );
-    pair.publish(State::PartnerDown { since: NOW - 1000 }, NOW - 1000);
+    pair.publish(State::PartnerDown { since: NOW - 1000 });
     assert_eq!(
         pair.harness
             .handle(NOW, &waiting(SECONDARY_BUCKET_MAC))
@@ -455,23 +452,16 @@ fn abandoned_leases_follow_the_ownership_rules() {
     );
 
     // A secondary in NORMAL leaves active leases to the primary, not abandoned ones.
-    let mut pair = Pair::new(false, State::Normal, NOW - 1000);
+    let mut pair = Pair::new(false, State::Normal);
     abandon_all(&mut pair, NOW + 5);
-    assert!(pair
-        .harness
-        .engine
-        .expire(NOW + 4, &mut pair.harness.leases)
-        .is_empty());
-    let changed = pair
-        .harness
-        .engine
-        .expire(NOW + 5, &mut pair.harness.leases);
+    assert!(pair.harness.expire(NOW + 4).is_empty());
+    let changed = pair.harness.expire(NOW + 5);
     assert_eq!(changed.len(), 10);
     assert!(changed
         .iter()
         .all(|lease| lease.binding_state == BindingState::Free));
 
-    let mut pair = Pair::new(true, State::Recover, NOW - 1000);
+    let mut pair = Pair::new(true, State::Recover);
     let decline = with(
         client(MessageType::Decline, PRIMARY_BUCKET_MAC),
         DhcpOption::RequestedIpAddress(pool_address(100)),
@@ -481,7 +471,7 @@ fn abandoned_leases_follow_the_ownership_rules() {
         Outcome::Ignored(IgnoreReason::NotForUs)
     );
     assert_eq!(pair.state_of(pool_address(100)), None);
-    pair.publish(State::Normal, NOW - 1000);
+    pair.publish(State::Normal);
     assert_eq!(
         pair.harness.handle(NOW, &decline).outcome,
         Outcome::Declined(pool_address(100))

@@ -13,11 +13,14 @@ use std::sync::Arc;
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 
-use super::{Decision, Engine, Request};
+use super::starvation::StarvationState;
+use super::{Decision, Engine, Request, Snapshot};
 use crate::config::model::{
     AddressRange, Config, Pool, PoolId, Scope, ScopeId, SharedNetwork, SharedNetworkId, Subnet,
     SubnetId,
 };
+use crate::failover::view::FailoverView;
+use crate::host_table::DynamicHosts;
 use crate::lease::store::LeaseStore;
 
 /// A fixed "now": 2026-11-28 03:25:05 UTC.
@@ -116,10 +119,15 @@ pub(super) fn base_config(authoritative: bool) -> Config {
     }
 }
 
-/// An engine and an empty store for `config`.
+/// An engine and an empty store for `config`, with what a driver would lend it: the failover
+/// states (as no driver runs them unless a test sets them), the OMAPI host table and the
+/// starvation defence's memory.
 pub(super) struct Harness {
     pub engine: Engine,
     pub leases: LeaseStore,
+    pub failover: FailoverView,
+    pub hosts: DynamicHosts,
+    pub starvation: StarvationState,
 }
 
 impl Harness {
@@ -128,7 +136,23 @@ impl Harness {
         Self {
             engine: Engine::new(Arc::new(config)),
             leases,
+            failover: FailoverView::default(),
+            hosts: DynamicHosts::default(),
+            starvation: StarvationState::default(),
         }
+    }
+
+    /// What the driver copies for a batch.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            failover: self.failover.clone(),
+            hosts: self.hosts.snapshot(),
+        }
+    }
+
+    /// The expiry ticker at `now`.
+    pub fn expire(&mut self, now: u32) -> Vec<crate::lease::record::Lease> {
+        self.engine.expire(now, &self.failover, &mut self.leases)
     }
 
     /// Handles `message` as if received directly on the 10.0.0.1 interface.
@@ -152,7 +176,14 @@ impl Harness {
             source,
             interface_address,
         };
-        self.engine.handle(now, &request, &mut self.leases)
+        let snapshot = self.snapshot();
+        self.engine.handle(
+            now,
+            &snapshot,
+            &request,
+            &mut self.leases,
+            &mut self.starvation,
+        )
     }
 }
 

@@ -255,10 +255,7 @@ fn dynamic_host_statements_set_options_and_lease_time() {
         ],
         ..Default::default()
     };
-    harness
-        .engine
-        .dynamic_hosts()
-        .modify(|set| set.apply(record, false));
+    harness.hosts.modify(|set| set.apply(record, false));
     let requested = DhcpOption::ParameterRequestList(
         [1u8, 3, 12, 15].into_iter().map(OptionCode::from).collect(),
     );

@@ -1,26 +1,44 @@
-//! Deterministic two-peer harness (STYLE.md §9, quinn's `Pair`): two [`Machine`]s wired by
-//! in-memory byte queues through the real codec, virtual time, partitions that lose whatever is
-//! in flight, tampered bytes, restarts from the persisted state. After every delivered message
-//! and every client action the pair is checked: no address is bound to two clients.
+//! Deterministic two-peer harness (STYLE.md §9, quinn's `Pair`): two servers, each the real
+//! [`Engine`] over a real [`LeaseStore`] with a [`Machine`] over that store, wired by in-memory
+//! byte queues through the real codec, virtual time, partitions that lose whatever is in flight,
+//! tampered bytes, restarts from the persisted state. Each node is driven as the daemon drives
+//! it: the machine's state is published into [`FailoverHooks`] and copied into the engine's
+//! view before every decision; committed leases go to the machine through the hooks' change
+//! channel (`crate::changes`); the machine changes the store through [`StoreBindings`]. After
+//! every delivered message and every client action the pair is checked: no address is bound to
+//! two clients.
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 
+use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::bindings::{relationship_ranges, StoreBindings};
 use super::body::Typed;
 use super::codes::ServerStateCode;
-use super::machine::{Bindings, Event, Machine, MachineConfig};
+use super::hooks::FailoverHooks;
+use super::machine::{Event, Machine, MachineConfig};
 use super::memory::MemoryBindings;
 use super::persist::{saved_state, state_record};
-use super::rules::{expiry_state, grant, may_allocate, released_state, rewind_follows};
-use super::states::{service, Role, Service, State};
+use super::rules::may_allocate;
+use super::states::{Role, State};
 use super::wire::StreamDecoder;
-use crate::lease::record::{BindingState, Hardware, Lease, UnixTime};
+use crate::config::model::Config;
+use crate::engine::starvation::StarvationState;
+use crate::engine::{Decision, Engine, Outcome, Request, Snapshot};
+use crate::lease::record::{BindingState, Lease, UnixTime};
+use crate::lease::store::LeaseStore;
 
 const START: UnixTime = 1_795_836_305;
 const MCLT: u32 = 300;
 const LEASE_TIME: u32 = 600;
 const LOW: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
 const HIGH: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 119);
+/// `load balance max seconds`; clients here have waited longer (`secs` above it), so that
+/// either server answers their DISCOVER in NORMAL (docs/spec/failover.md §11.3).
+const LOAD_BALANCE_MAX_SECONDS: u16 = 3;
 
 fn config(role: Role) -> MachineConfig {
     MachineConfig {
@@ -35,14 +53,169 @@ fn config(role: Role) -> MachineConfig {
     }
 }
 
+/// The address each server has on the pool's subnet (the interface its clients arrive on).
+fn interface(role: Role) -> Ipv4Addr {
+    match role {
+        Role::Primary => Ipv4Addr::new(10, 99, 0, 1),
+        Role::Secondary => Ipv4Addr::new(10, 99, 0, 2),
+    }
+}
+
+/// The dhcpd.conf of each server: one failover pool `LOW..=HIGH`, leases of `LEASE_TIME`.
+fn server_config(role: Role) -> Config {
+    let (me, partner) = (
+        interface(role),
+        interface(match role {
+            Role::Primary => Role::Secondary,
+            Role::Secondary => Role::Primary,
+        }),
+    );
+    let peer = match role {
+        Role::Primary => {
+            format!("primary; address {me}; peer address {partner}; mclt {MCLT}; split 128;")
+        }
+        Role::Secondary => format!("secondary; address {me}; peer address {partner};"),
+    };
+    let text = format!(
+        "authoritative;\ndefault-lease-time {LEASE_TIME};\nmax-lease-time {LEASE_TIME};\n\
+         failover peer \"lab-fo\" {{ {peer} max-response-delay 30; max-unacked-updates 10; \
+         load balance max seconds {LOAD_BALANCE_MAX_SECONDS}; }}\n\
+         subnet 10.99.0.0 netmask 255.255.255.0 {{ pool {{ failover peer \"lab-fo\"; \
+         range {LOW} {HIGH}; }} }}\n"
+    );
+    let mut config = crate::config::parse_str(&text, "pair.conf").expect("config");
+    // A 20-address pool is in its starvation reserve after 18 leases; the reserve would hold
+    // back these (unknown, never retransmitting) clients, which is not what is tested here.
+    config.starvation.enabled = false;
+    config
+}
+
 struct Node {
+    role: Role,
     machine: Machine,
-    bindings: MemoryBindings,
+    engine: Engine,
+    store: LeaseStore,
+    starvation: StarvationState,
+    /// The relationship's shared state, as the daemon's driver publishes it.
+    hooks: FailoverHooks,
+    /// Committed leases handed to the driver (`FailoverHooks::leases_changed`).
+    changes: UnboundedReceiver<Ipv4Addr>,
+    ranges: Vec<(u32, u32)>,
+    /// Leases the machine wrote through its bindings (what its driver makes durable).
+    writes: usize,
     /// Alive = the process runs; a dead node neither sends nor serves.
     alive: bool,
     /// Persisted `failover peer … state` record (what a restart reads).
     saved: Vec<crate::lease::file::FailoverStateRecord>,
     decoder: StreamDecoder,
+}
+
+impl Node {
+    fn new(role: Role) -> Self {
+        let server = server_config(role);
+        let hooks = FailoverHooks::new(&server);
+        let (sender, changes) = tokio::sync::mpsc::unbounded_channel();
+        hooks.relationships()[0].attach(sender);
+        let node = Self {
+            role,
+            machine: Machine::new(config(role), None, None, START),
+            store: LeaseStore::new(&server),
+            starvation: StarvationState::default(),
+            hooks,
+            changes,
+            ranges: relationship_ranges(&server, "lab-fo"),
+            engine: Engine::new(Arc::new(server)),
+            writes: 0,
+            alive: true,
+            saved: Vec::new(),
+            decoder: StreamDecoder::new(),
+        };
+        node.publish();
+        node
+    }
+
+    /// What the driver publishes after each step (`failover::peer`).
+    fn publish(&self) {
+        let partner = self.machine.partner();
+        self.hooks.relationships()[0].publish(
+            self.machine.state(),
+            self.machine.stos(),
+            partner.state,
+            self.machine.mclt(),
+            self.machine.hba(),
+        );
+    }
+
+    /// One machine step over the store, as the driver runs it.
+    fn step<R>(&mut self, step: impl FnOnce(&mut Machine, &mut StoreBindings<'_>) -> R) -> R {
+        let mut bindings = StoreBindings::new(&mut self.store, &self.ranges);
+        let result = step(&mut self.machine, &mut bindings);
+        self.writes += bindings.into_written().len();
+        self.publish();
+        result
+    }
+
+    /// The engine's decision on `message`, with the failover state copied for it as the
+    /// daemon's worker copies it for a batch.
+    fn dhcp(&mut self, now: UnixTime, message: &Message) -> Decision {
+        let snapshot = Snapshot::of_failover(self.hooks.view());
+        let request = Request {
+            message,
+            source: SocketAddrV4::new(message.ciaddr(), 68),
+            interface_address: Some(interface(self.role)),
+        };
+        self.engine.handle(
+            now,
+            &snapshot,
+            &request,
+            &mut self.store,
+            &mut self.starvation,
+        )
+    }
+
+    /// Applies changed leases as `crate::changes::apply` does for a failover pool: the driver
+    /// hears of them and the machine sends BNDUPDs (docs/spec/failover.md §7.2).
+    fn apply(&mut self, now: UnixTime, changed: &[Lease]) {
+        self.hooks.leases_changed(changed);
+        while let Ok(address) = self.changes.try_recv() {
+            self.step(|machine, bindings| machine.handle_lease_change(now, address, bindings));
+        }
+    }
+
+    /// The store's lease of `address`; a never-used pool address is FREE.
+    fn lease(&self, address: Ipv4Addr) -> Lease {
+        self.store
+            .get(address)
+            .cloned()
+            .unwrap_or_else(|| Lease::free(address))
+    }
+
+    fn addresses(&self) -> Vec<Ipv4Addr> {
+        (u32::from(LOW)..=u32::from(HIGH))
+            .map(Ipv4Addr::from)
+            .collect()
+    }
+}
+
+/// A client message of `kind` from client number `client`, which has waited past
+/// `load balance max seconds`.
+fn client_message(kind: MessageType, client: u8) -> Message {
+    let unspecified = Ipv4Addr::UNSPECIFIED;
+    let mut message = Message::new_with_id(
+        0x5000 + u32::from(client),
+        unspecified,
+        unspecified,
+        unspecified,
+        unspecified,
+        &client_mac(client),
+    );
+    message.set_secs(LOAD_BALANCE_MAX_SECONDS + 7);
+    message.opts_mut().insert(DhcpOption::MessageType(kind));
+    message
+}
+
+fn client_mac(client: u8) -> [u8; 6] {
+    [2, 0, 0, 0, 0, client]
 }
 
 struct Pair {
@@ -59,16 +232,9 @@ struct Pair {
 
 impl Pair {
     fn new() -> Self {
-        let node = |role| Node {
-            machine: Machine::new(config(role), None, None, START),
-            bindings: MemoryBindings::new(LOW, HIGH),
-            alive: true,
-            saved: Vec::new(),
-            decoder: StreamDecoder::new(),
-        };
         Self {
             now: START,
-            nodes: [node(Role::Primary), node(Role::Secondary)],
+            nodes: [Node::new(Role::Primary), Node::new(Role::Secondary)],
             wires: [VecDeque::new(), VecDeque::new()],
             connected: false,
             partitioned: false,
@@ -89,6 +255,7 @@ impl Pair {
         for node in &mut self.nodes {
             node.decoder = StreamDecoder::new();
             node.machine.handle_connected(self.now);
+            node.publish();
         }
         self.run();
     }
@@ -100,9 +267,9 @@ impl Pair {
         }
         self.connected = false;
         self.wires = [VecDeque::new(), VecDeque::new()];
+        let now = self.now;
         for node in self.nodes.iter_mut().filter(|node| node.alive) {
-            node.machine
-                .handle_disconnected(self.now, &mut node.bindings);
+            node.step(|machine, bindings| machine.handle_disconnected(now, bindings));
         }
         self.collect();
     }
@@ -146,14 +313,14 @@ impl Pair {
             let Some(bytes) = self.wires[index].pop_front() else {
                 return;
             };
+            let now = self.now;
             let node = &mut self.nodes[index];
             node.decoder.extend(&bytes);
             loop {
                 match node.decoder.next_message() {
                     Ok(Some(message)) => {
                         let typed = Typed::from_message(&message).expect("valid message");
-                        node.machine
-                            .handle_message(self.now, typed, &mut node.bindings);
+                        node.step(|machine, bindings| machine.handle_message(now, typed, bindings));
                         self.delivered += 1;
                     }
                     Ok(None) => break,
@@ -173,9 +340,10 @@ impl Pair {
     fn advance(&mut self, seconds: u32) {
         for _ in 0..seconds {
             self.now += 1;
+            let now = self.now;
             for node in self.nodes.iter_mut().filter(|node| node.alive) {
-                if node.machine.poll_timeout().is_some_and(|at| at <= self.now) {
-                    node.machine.handle_timeout(self.now, &mut node.bindings);
+                if node.machine.poll_timeout().is_some_and(|at| at <= now) {
+                    node.step(|machine, bindings| machine.handle_timeout(now, bindings));
                 }
             }
             self.run();
@@ -187,86 +355,65 @@ impl Pair {
         self.disconnect();
     }
 
-    /// Restarts node `index` from its persisted state and leases.
+    /// Restarts node `index` from its persisted state; its leases are the store's (the lease
+    /// file the daemon would read back).
     fn restart(&mut self, index: usize) {
-        let role = if index == 0 {
-            Role::Primary
-        } else {
-            Role::Secondary
-        };
         let node = &mut self.nodes[index];
         let saved = saved_state(&node.saved, "lab-fo", self.now);
-        let mut config = config(role);
+        let mut config = config(node.role);
         if let Some(mclt) = saved.mclt {
             config.mclt = mclt;
         }
         node.machine = Machine::new(config, saved.my_state, saved.partner_state, self.now);
         node.alive = true;
+        node.publish();
         self.collect();
     }
 
     fn command(&mut self, index: usize, state: State) {
-        let node = &mut self.nodes[index];
-        node.machine
-            .handle_command(self.now, state, &mut node.bindings);
+        let now = self.now;
+        self.nodes[index].step(|machine, bindings| machine.handle_command(now, state, bindings));
         self.run();
     }
 
-    /// A client DORA (or renewal) against node `index`, the engine's failover rules applied:
-    /// renew the client's lease, else allocate a lease this server may allocate (§8.2), lease
-    /// time by the MCLT rule (§8.1), then BNDUPD.
+    /// Client `client` asks node `index` for a lease, DHCPDISCOVER then DHCPREQUEST, through
+    /// the real engine (its own lease again if it has one: a renewal). Returns the address
+    /// ACKed, if the node answered.
     fn client(&mut self, index: usize, client: u8) -> Option<Ipv4Addr> {
         let now = self.now;
         let node = &mut self.nodes[index];
         if !node.alive {
             return None;
         }
-        let machine = &node.machine;
-        let partner = machine.partner().state;
-        let serving = service(machine.state(), partner);
-        if serving == Service::NotResponding {
+        let offer = node.dhcp(now, &client_message(MessageType::Discover, client));
+        let Outcome::Offered(offered) = offer.outcome else {
             return None;
-        }
-        let hardware = Hardware::new(1, &[2, 0, 0, 0, 0, client])?;
-        let existing = node.bindings.addresses().into_iter().find_map(|address| {
-            let lease = node.bindings.lease(address)?;
-            (lease.binding_state == BindingState::Active
-                && lease.hardware == Some(hardware)
-                && lease.ends > now)
-                .then_some(lease)
-        });
-        let mut lease: Lease = match existing {
-            Some(lease) => lease,
-            None => node.bindings.addresses().into_iter().find_map(|address| {
-                let lease = node.bindings.lease(address)?;
-                may_allocate(&lease, machine.role(), machine.state(), machine.mclt(), now)
-                    .then_some(lease)
-            })?,
         };
-        let terms = grant(LEASE_TIME, machine.mclt(), lease.tsfp, now);
-        lease.binding_state = BindingState::Active;
-        // Out of contact the rewind state stays what the partner last knew (§8.2).
-        if rewind_follows(serving) {
-            lease.rewind_binding_state = BindingState::Active;
-        }
-        lease.next_binding_state = BindingState::Expired;
-        lease.hardware = Some(hardware);
-        lease.starts = now;
-        lease.cltt = now;
-        lease.ends = now + terms.granted;
-        lease.tstp = terms.tstp;
-        lease.tsfp = terms.tsfp;
-        let address = lease.address;
-        node.bindings.update(lease);
-        node.machine
-            .handle_lease_change(now, address, &mut node.bindings);
+        let server_id = offer.reply.as_ref().and_then(|reply| {
+            match reply.message.opts().get(OptionCode::ServerIdentifier) {
+                Some(DhcpOption::ServerIdentifier(id)) => Some(*id),
+                _ => None,
+            }
+        })?;
+        let mut request = client_message(MessageType::Request, client);
+        request
+            .opts_mut()
+            .insert(DhcpOption::RequestedIpAddress(offered));
+        request
+            .opts_mut()
+            .insert(DhcpOption::ServerIdentifier(server_id));
+        let ack = node.dhcp(now, &request);
+        let Outcome::Acked(address) = ack.outcome else {
+            return None;
+        };
+        node.apply(now, &ack.commit);
         self.check_invariant();
         self.run();
         Some(address)
     }
 
-    /// Client `client` releases its lease on node `index` (the engine's RELEASE, ISC
-    /// `release_lease`): RELEASED until the partner acks, or straight back to the own free
+    /// Client `client` releases its lease on node `index` (DHCPRELEASE through the engine,
+    /// ISC `release_lease`): RELEASED until the partner acks, or straight back to the own free
     /// state out of contact when the partner never saw the binding.
     fn release(&mut self, index: usize, client: u8) -> Option<Ipv4Addr> {
         let now = self.now;
@@ -274,80 +421,48 @@ impl Pair {
         if !node.alive {
             return None;
         }
-        let serving = service(node.machine.state(), node.machine.partner().state);
-        if serving == Service::NotResponding {
+        let hardware = crate::lease::record::Hardware::new(1, &client_mac(client))?;
+        let bound = node.store.iter().find(|lease| {
+            lease.binding_state == BindingState::Active
+                && lease.hardware == Some(hardware)
+                && lease.ends > now
+        })?;
+        let mut release = client_message(MessageType::Release, client);
+        release.set_ciaddr(bound.address);
+        release
+            .opts_mut()
+            .insert(DhcpOption::ServerIdentifier(interface(node.role)));
+        let decision = node.dhcp(now, &release);
+        let Outcome::Released(address) = decision.outcome else {
             return None;
-        }
-        let hardware = Hardware::new(1, &[2, 0, 0, 0, 0, client])?;
-        let mut lease = node
-            .bindings
-            .leases
-            .values()
-            .find(|lease| {
-                lease.binding_state == BindingState::Active
-                    && lease.hardware == Some(hardware)
-                    && lease.ends > now
-            })?
-            .clone();
-        lease.binding_state = released_state(&lease, node.machine.role(), serving);
-        lease.next_binding_state = match lease.binding_state {
-            BindingState::Released => BindingState::Free,
-            state => state,
         };
-        lease.ends = now;
-        lease.tstp = now;
-        if rewind_follows(serving) {
-            lease.rewind_binding_state = lease.binding_state;
-        }
-        let address = lease.address;
-        node.bindings.update(lease);
-        node.machine
-            .handle_lease_change(now, address, &mut node.bindings);
+        node.apply(now, &decision.commit);
         self.check_invariant();
         self.run();
         Some(address)
     }
 
-    /// The expiry ticker on node `index` (the engine's `expire`, ISC `pool_timer`).
+    /// The expiry ticker on node `index` (`Engine::expire`, ISC `pool_timer`), its changes
+    /// applied as the daemon applies them. Returns how many leases changed.
     fn expire(&mut self, index: usize) -> usize {
         let now = self.now;
         let node = &mut self.nodes[index];
         if !node.alive {
             return 0;
         }
-        let serving = service(node.machine.state(), node.machine.partner().state);
-        let due: Vec<Lease> = node
-            .bindings
-            .leases
-            .values()
-            .filter(|lease| lease.binding_state == BindingState::Active && lease.ends <= now)
-            .cloned()
-            .collect();
-        let mut changed = 0;
-        for mut lease in due {
-            let Some(next) =
-                expiry_state(&lease, node.machine.role(), node.machine.state(), serving)
-            else {
-                continue;
-            };
-            lease.binding_state = next;
-            lease.next_binding_state = next;
-            let address = lease.address;
-            node.bindings.update(lease);
-            node.machine
-                .handle_lease_change(now, address, &mut node.bindings);
-            changed += 1;
-        }
+        let view = node.hooks.view();
+        let changed = node.engine.expire(now, &view, &mut node.store);
+        node.apply(now, &changed);
         self.check_invariant();
         self.run();
-        changed
+        changed.len()
     }
 
     /// No address is bound to two different clients across the pair.
     fn check_invariant(&self) {
         let [first, second] = &self.nodes;
-        for (address, lease) in &first.bindings.leases {
-            let Some(other) = second.bindings.leases.get(address) else {
+        for lease in first.store.iter() {
+            let Some(other) = second.store.get(lease.address) else {
                 continue;
             };
             let bound = |lease: &Lease| {
@@ -356,19 +471,18 @@ impl Pair {
             if bound(lease) && bound(other) {
                 assert_eq!(
                     lease.hardware, other.hardware,
-                    "{address} bound to two clients at {}",
-                    self.now
+                    "{} bound to two clients at {}",
+                    lease.address, self.now
                 );
             }
         }
     }
 
     fn count(&self, index: usize, state: BindingState) -> usize {
-        let bindings = &self.nodes[index].bindings;
-        bindings
-            .addresses()
+        let node = &self.nodes[index];
+        node.addresses()
             .into_iter()
-            .filter(|&address| bindings.lease(address).map(|l| l.binding_state) == Some(state))
+            .filter(|&address| node.lease(address).binding_state == state)
             .count()
     }
 }
@@ -408,9 +522,9 @@ fn recovery_of_never_used_addresses_writes_nothing() {
     // (§10) are written — the secondary's 10 BACKUP leases, and on the primary each move,
     // its rewind state at the send and its acked tsfp.
     let pair = normal_pair();
-    assert_eq!(pair.nodes[1].bindings.writes, 10);
-    assert_eq!(pair.nodes[0].bindings.writes, 30);
-    assert_eq!(pair.nodes[1].bindings.leases.len(), 10);
+    assert_eq!(pair.nodes[1].writes, 10);
+    assert_eq!(pair.nodes[0].writes, 30);
+    assert_eq!(pair.nodes[1].store.len(), 10);
 }
 
 #[test]
@@ -420,18 +534,18 @@ fn leases_propagate_and_keepalives_hold_the_link() {
     let second = pair.client(1, 2).expect("secondary serves");
     for (address, client) in [(first, 1), (second, 2)] {
         for node in &pair.nodes {
-            let lease = node.bindings.lease(address).unwrap();
+            let lease = node.lease(address);
             assert_eq!(lease.binding_state, BindingState::Active);
             assert_eq!(lease.hardware.unwrap().address()[5], client);
         }
     }
     // First ACK is bounded by MCLT, the acked potential expiration allows the full time next.
-    let lease = pair.nodes[0].bindings.lease(first).unwrap();
+    let lease = pair.nodes[0].lease(first);
     assert_eq!(lease.ends, pair.now + MCLT);
     assert_eq!(lease.tsfp, lease.tstp);
     pair.advance(100);
     pair.client(0, 1);
-    let lease = pair.nodes[0].bindings.lease(first).unwrap();
+    let lease = pair.nodes[0].lease(first);
     assert_eq!(lease.ends, pair.now + LEASE_TIME);
     // Ten minutes of silence: CONTACTs keep the link up.
     pair.advance(600);
@@ -455,18 +569,11 @@ fn partner_down_reclaims_after_mclt_then_recovers() {
     assert_eq!(pair.state(0), ServerStateCode::PartnerDown);
     // The secondary's BACKUP leases stay untouchable until STOS + MCLT (§8.2).
     let backup = pair.nodes[0]
-        .bindings
         .addresses()
         .into_iter()
-        .find(|&address| {
-            pair.nodes[0]
-                .bindings
-                .lease(address)
-                .map(|lease| lease.binding_state)
-                == Some(BindingState::Backup)
-        })
+        .find(|&address| pair.nodes[0].lease(address).binding_state == BindingState::Backup)
         .expect("a backup lease");
-    let lease = pair.nodes[0].bindings.lease(backup).unwrap();
+    let lease = pair.nodes[0].lease(backup);
     let machine = &pair.nodes[0].machine;
     assert!(!may_allocate(
         &lease,
@@ -495,12 +602,12 @@ fn partner_down_reclaims_after_mclt_then_recovers() {
     assert_eq!(pair.state(1), ServerStateCode::Normal);
     // The secondary learned every binding the primary made while it was away.
     for client in 20..40u8 {
-        let on_primary = pair.nodes[0].bindings.leases.values().find(|lease| {
+        let on_primary = pair.nodes[0].store.iter().find(|lease| {
             lease.binding_state == BindingState::Active
                 && lease.hardware.map(|h| h.address()[5]) == Some(client)
         });
         if let Some(lease) = on_primary {
-            let mirror = pair.nodes[1].bindings.lease(lease.address).unwrap();
+            let mirror = pair.nodes[1].lease(lease.address);
             assert_eq!(mirror.binding_state, BindingState::Active);
             assert_eq!(mirror.hardware, lease.hardware);
         }
@@ -534,7 +641,7 @@ fn partition_then_partner_down_leads_to_potential_conflict_and_resolution() {
     // Both now know both bindings.
     for (address, client) in [(a, 2), (b, 3)] {
         for node in &pair.nodes {
-            let lease = node.bindings.lease(address).unwrap();
+            let lease = node.lease(address);
             assert_eq!(lease.hardware.unwrap().address()[5], client);
         }
     }
@@ -599,6 +706,7 @@ fn random_partitions_keep_addresses_unique() {
         seed % bound
     };
     let mut pair = normal_pair();
+    let mut acked = 0;
     for _ in 0..2_000 {
         match random(20) {
             0 => {
@@ -618,7 +726,9 @@ fn random_partitions_keep_addresses_unique() {
                 pair.expire(1);
             }
             _ => {
-                pair.client(random(2) as usize, random(30) as u8);
+                if pair.client(random(2) as usize, random(30) as u8).is_some() {
+                    acked += 1;
+                }
             }
         }
     }
@@ -628,6 +738,7 @@ fn random_partitions_keep_addresses_unique() {
     assert_eq!(pair.state(0), ServerStateCode::Normal);
     assert_eq!(pair.state(1), ServerStateCode::Normal);
     assert!(pair.delivered > 1_000);
+    assert!(acked > 500, "the engines answered {acked} client exchanges");
 }
 
 #[test]
@@ -754,14 +865,17 @@ fn comm_int_release_and_expiry_return_leases_to_their_owner() {
     let unseen = pair.client(0, 3).expect("own FREE lease");
     assert_eq!(pair.release(0, 3), Some(unseen));
     assert_eq!(
-        pair.nodes[0].bindings.lease(unseen).unwrap().binding_state,
+        pair.nodes[0].lease(unseen).binding_state,
         BindingState::Free
     );
-    assert_eq!(pair.client(0, 4), Some(unseen), "reusable at once");
+    // The allocator hands out the lease free the longest first (ISC's free queue): new
+    // clients reach the released one within the primary's free leases.
+    let reused = (4..20).find(|&client| pair.client(0, client) == Some(unseen));
+    assert!(reused.is_some(), "reusable at once");
     // Seen by the partner: RELEASED, not reusable until the partner acks.
     assert_eq!(pair.release(0, 1), Some(seen));
     assert_eq!(
-        pair.nodes[0].bindings.lease(seen).unwrap().binding_state,
+        pair.nodes[0].lease(seen).binding_state,
         BindingState::Released
     );
     // The secondary expires its lease itself while out of contact; it was seen → EXPIRED.
@@ -769,13 +883,7 @@ fn comm_int_release_and_expiry_return_leases_to_their_owner() {
     pair.advance(LEASE_TIME + 1);
     pair.expire(0);
     pair.expire(1);
-    let state = |pair: &Pair, index: usize, address| {
-        pair.nodes[index]
-            .bindings
-            .lease(address)
-            .unwrap()
-            .binding_state
-    };
+    let state = |pair: &Pair, index: usize, address| pair.nodes[index].lease(address).binding_state;
     assert_eq!(state(&pair, 1, seen_secondary), BindingState::Expired);
     assert_eq!(state(&pair, 1, unseen_secondary), BindingState::Backup);
     assert_eq!(state(&pair, 0, unseen), BindingState::Free);

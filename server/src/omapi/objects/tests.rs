@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::engine::dynamic_hosts::DynamicHosts;
+use crate::host_table::DynamicHosts;
 use crate::lease::record::{BindingState, Hardware, Lease};
 use crate::lease::store::LeaseStore;
 use crate::omapi::auth::{sign_message, Authenticator};
