@@ -18,3 +18,12 @@ pub mod plan;
 pub mod tsig;
 pub mod wire;
 pub mod zones;
+pub mod metrics;
+pub mod transport;
+pub mod updater;
+
+pub use guard::{Guard, Style};
+pub use metrics::DdnsMetrics;
+pub use plan::{Binding, Operation, Policy};
+pub use updater::{Updater, UpdaterSettings};
+pub use zones::{Zone, ZoneDeclaration, Zones};

@@ -193,7 +193,7 @@ pub fn last_record_offset(bytes: &[u8]) -> Option<usize> {
 
 /// The offset after the name at `offset`: labels up to the root label or a compression
 /// pointer (RFC 1035 §4.1.4), which ends the name in place.
-fn skip_name(bytes: &[u8], mut offset: usize) -> Option<usize> {
+pub(crate) fn skip_name(bytes: &[u8], mut offset: usize) -> Option<usize> {
     loop {
         let length = *bytes.get(offset)?;
         match length & 0xc0 {
