@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xdhcpd::config::model::Key;
 use xdhcpd::ddns::guard::{guard, ClientIdentity, Guard, Style};
@@ -142,16 +142,21 @@ impl Named {
             .spawn()
             .expect("start named");
         self.child = Some(child);
-        let deadline = Instant::now() + WAIT;
+        let deadline = xdhcpd::clock::monotonic() + WAIT;
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().ok()).flatten() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok())
+                .flatten()
+            {
                 panic!("named exited with {status}:\n{}", self.logs());
             }
             if !self.dig("example.org", "SOA").is_empty() {
                 return;
             }
             assert!(
-                Instant::now() < deadline,
+                xdhcpd::clock::monotonic() < deadline,
                 "named did not answer within {WAIT:?}:\n{}",
                 self.logs()
             );
@@ -305,14 +310,12 @@ const DONE: Outcome = Outcome {
 };
 
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut text = String::new();
     for chunk in bytes.chunks(3) {
-        let block = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (index, &byte)| acc | u32::from(byte) << (16 - 8 * index));
+        let block = chunk.iter().enumerate().fold(0u32, |acc, (index, &byte)| {
+            acc | u32::from(byte) << (16 - 8 * index)
+        });
         for position in 0..4 {
             text.push(if position <= chunk.len() {
                 ALPHABET[(block >> (18 - 6 * position) & 63) as usize] as char
@@ -331,7 +334,12 @@ fn standard_style_adds_and_removes_a_dhcid_and_ptr_with_hmac_md5() {
     }
     let named = Named::start("standard");
     let harness = Harness::new(named.zones(Some(md5_key())), settings());
-    let binding = binding(Style::Standard, "alpha", b"\x01\x02\x00\x00\x00\x00\x01", 10);
+    let binding = binding(
+        Style::Standard,
+        "alpha",
+        b"\x01\x02\x00\x00\x00\x00\x01",
+        10,
+    );
     let Some(Guard::Dhcid(dhcid)) = binding.guard.clone() else {
         unreachable!()
     };
@@ -497,7 +505,7 @@ fn updates_wait_for_a_stopped_server_and_go_through_when_it_is_back() {
         },
     );
     named.stop();
-    let submitted = Instant::now();
+    let submitted = xdhcpd::clock::monotonic();
     assert!(harness.updater.submit(Operation::add(
         binding(Style::Standard, "epsilon", b"\x01epsilon", 40),
         Policy::default(),
@@ -514,10 +522,7 @@ fn updates_wait_for_a_stopped_server_and_go_through_when_it_is_back() {
         .recv_timeout(WAIT)
         .expect("the update goes through once named is back");
     assert_eq!(finished.result.unwrap(), DONE);
-    eprintln!(
-        "went through {:?} after submission",
-        submitted.elapsed()
-    );
+    eprintln!("went through {:?} after submission", submitted.elapsed());
     assert_eq!(named.dig("epsilon.example.org", "A"), "192.0.2.40");
     assert_eq!(
         named.dig("40.2.0.192.in-addr.arpa", "PTR"),

@@ -99,7 +99,10 @@ impl Guard {
 pub enum ClientIdentity<'a> {
     ClientId(&'a [u8]),
     /// `htype` and `chaddr` (ISC's `hardware_addr.hbuf`, whose first octet is the type).
-    Hardware { htype: u8, address: &'a [u8] },
+    Hardware {
+        htype: u8,
+        address: &'a [u8],
+    },
 }
 
 /// Why no guard could be computed (ISC logs and skips the update: `goto badfqdn`).
@@ -259,10 +262,9 @@ mod tests {
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut text = String::new();
         for chunk in bytes.chunks(3) {
-            let block = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |acc, (index, &byte)| acc | u32::from(byte) << (16 - 8 * index));
+            let block = chunk.iter().enumerate().fold(0u32, |acc, (index, &byte)| {
+                acc | u32::from(byte) << (16 - 8 * index)
+            });
             for position in 0..4 {
                 if position <= chunk.len() {
                     text.push(ALPHABET[(block >> (18 - 6 * position) & 63) as usize] as char);
@@ -330,7 +332,9 @@ mod tests {
     #[test]
     fn rfc4361_client_identifier_is_digested_as_a_duid() {
         let mut uid = vec![255, 0, 0, 0, 1];
-        let duid = [0x00, 0x01, 0x00, 0x06, 0x41, 0x2d, 0xf1, 0x66, 1, 2, 3, 4, 5, 6];
+        let duid = [
+            0x00, 0x01, 0x00, 0x06, 0x41, 0x2d, 0xf1, 0x66, 1, 2, 3, 4, 5, 6,
+        ];
         uid.extend_from_slice(&duid);
         let guard = guard(
             Style::Standard,

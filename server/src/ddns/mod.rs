@@ -6,21 +6,29 @@
 //!
 //! - [`guard`] — the guard values (RFC 4701 DHCID, ISC's interim TXT) and the lease-file
 //!   variables ISC keeps them in;
+//! - [`lease`] — sans-IO: which operations a lease change needs (ISC's `ddns_updates`,
+//!   `ddns_removals`), and the lease variables to write back after (`ddns-fwd-name`,
+//!   `ddns-dhcid`/`ddns-txt`, `ddns-rev-name`);
 //! - [`plan`] — sans-IO: the UPDATE messages of each step and the transitions on each answer,
 //!   as ISC's common/dns.c and server/ddns.c;
 //! - [`zones`] — `zone` declarations: which server and key a name's update goes to;
 //! - [`tsig`] — RFC 8945 signing and verification (hmac-md5, hmac-sha2);
 //! - [`wire`] — RFC 2136 messages encoded and answers decoded with hickory-proto;
-//! - [`updater`] — the driver: a bounded queue and one task that sends, off the packet path.
+//! - [`updater`] — the driver: a bounded queue and one task that sends, off the packet path;
+//! - [`metrics`] — `xdhcpd_ddns_*`, registered with the daemon's metrics.
+//!
+//! Not wired into `crate::changes::apply` yet: that needs the DDNS parameters and `zone`
+//! declarations in the parsed configuration (today the parser accepts and drops them).
 
 pub mod guard;
+pub mod lease;
+pub mod metrics;
 pub mod plan;
+pub mod transport;
 pub mod tsig;
+pub mod updater;
 pub mod wire;
 pub mod zones;
-pub mod metrics;
-pub mod transport;
-pub mod updater;
 
 pub use guard::{Guard, Style};
 pub use metrics::DdnsMetrics;

@@ -239,7 +239,10 @@ impl Operation {
     }
 
     fn forward(&self) -> Option<(&str, &Guard)> {
-        Some((self.binding.fwd_name.as_deref()?, self.binding.guard.as_ref()?))
+        Some((
+            self.binding.fwd_name.as_deref()?,
+            self.binding.guard.as_ref()?,
+        ))
     }
 
     fn reverse(&self) -> bool {

@@ -90,7 +90,10 @@ async fn tcp(
     check: &impl Fn(&[u8]) -> Result<Answer, AnswerError>,
 ) -> Result<Answer, ExchangeError> {
     let length = u16::try_from(request.len()).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "request over 65535 octets")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "request over 65535 octets",
+        )
     })?;
     let mut stream = TcpStream::connect(server).await?;
     let mut framed = Vec::with_capacity(request.len() + 2);

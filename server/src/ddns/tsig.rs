@@ -124,12 +124,11 @@ impl TsigKey {
 
     /// A key from dhcpd.conf.
     pub fn from_config(key: &crate::config::model::Key) -> Result<Self, KeyError> {
-        let algorithm = Algorithm::from_config(&key.algorithm).ok_or_else(|| {
-            KeyError::Algorithm {
+        let algorithm =
+            Algorithm::from_config(&key.algorithm).ok_or_else(|| KeyError::Algorithm {
                 key: key.name.clone(),
                 algorithm: key.algorithm.clone(),
-            }
-        })?;
+            })?;
         Self::new(&key.name, algorithm, key.secret.clone())
     }
 
@@ -322,7 +321,11 @@ mod tests {
             "hmac-md5.sig-alg.reg.int",
             "HMAC-MD5.SIG-ALG.REG.INT.",
         ] {
-            assert_eq!(Algorithm::from_config(name), Some(Algorithm::HmacMd5), "{name}");
+            assert_eq!(
+                Algorithm::from_config(name),
+                Some(Algorithm::HmacMd5),
+                "{name}"
+            );
         }
         assert_eq!(
             Algorithm::from_config("hmac-sha256"),

@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
@@ -147,7 +147,11 @@ impl Updater {
 
     /// Operations waiting, not counting the one in progress.
     pub fn queued(&self) -> usize {
-        self.shared.queue.lock().map(|queue| queue.len()).unwrap_or(0)
+        self.shared
+            .queue
+            .lock()
+            .map(|queue| queue.len())
+            .unwrap_or(0)
     }
 
     /// Asks the thread to stop: the operation in progress ends at its next wait, queued ones
@@ -321,11 +325,9 @@ impl Worker {
     }
 }
 
+/// TSIG's clock (RFC 8945 §5.2.3 compares it with the server's).
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
+    u64::from(crate::clock::unix_now())
 }
 
 /// ISC's log lines, in substance (server/ddns.c): one line per finished operation.
@@ -343,7 +345,9 @@ fn log_finished(finished: &Finished) {
                     "DDNS {what} {name} -> {}: FAILED: the name belongs to another client (RFC 4703 conflict)",
                     binding.address
                 );
-            } else if matches!(forward, Side::Failed { .. }) || matches!(reverse, Side::Failed { .. }) {
+            } else if matches!(forward, Side::Failed { .. })
+                || matches!(reverse, Side::Failed { .. })
+            {
                 tracing::warn!(
                     "DDNS {what} {name} -> {}: forward {forward:?}, reverse {reverse:?}",
                     binding.address

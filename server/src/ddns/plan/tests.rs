@@ -104,7 +104,7 @@ fn add2_without_conflict_detection_replaces_the_guard() {
     )
     .unwrap();
     let operation = Operation::add(binding(guard.clone()), Policy::new(false, true));
-    assert_eq!(operation.policy.guard_id_must_match, false);
+    assert!(!operation.policy.guard_id_must_match);
     let message = operation.message(Step::FwdAdd2).unwrap();
     assert!(message.prerequisites.is_empty());
     assert_eq!(
@@ -194,7 +194,10 @@ fn add_transitions() {
     assert_eq!(
         run(
             &mut fresh,
-            &[(Step::FwdAdd1, rcode::NOERROR), (Step::PtrAdd, rcode::NOERROR)]
+            &[
+                (Step::FwdAdd1, rcode::NOERROR),
+                (Step::PtrAdd, rcode::NOERROR)
+            ]
         ),
         Next::Finished(done)
     );
@@ -216,7 +219,10 @@ fn add_transitions() {
     assert_eq!(
         run(
             &mut taken,
-            &[(Step::FwdAdd1, rcode::YXDOMAIN), (Step::FwdAdd2, rcode::NXRRSET)]
+            &[
+                (Step::FwdAdd1, rcode::YXDOMAIN),
+                (Step::FwdAdd2, rcode::NXRRSET)
+            ]
         ),
         Next::Finished(Outcome {
             forward: Side::Conflict(rcode::NXRRSET),
@@ -258,7 +264,10 @@ fn remove_transitions() {
     assert_eq!(
         run(
             &mut foreign,
-            &[(Step::FwdRem1, rcode::NXRRSET), (Step::PtrRem, rcode::NXDOMAIN)]
+            &[
+                (Step::FwdRem1, rcode::NXRRSET),
+                (Step::PtrRem, rcode::NXDOMAIN)
+            ]
         ),
         Next::Finished(Outcome {
             forward: Side::Done,
@@ -269,7 +278,10 @@ fn remove_transitions() {
     assert_eq!(
         run(
             &mut refused,
-            &[(Step::FwdRem1, rcode::NOTAUTH), (Step::PtrRem, rcode::NOERROR)]
+            &[
+                (Step::FwdRem1, rcode::NOTAUTH),
+                (Step::PtrRem, rcode::NOERROR)
+            ]
         ),
         Next::Finished(Outcome {
             forward: Side::Failed {
@@ -331,10 +343,7 @@ fn isc_names_and_ttl() {
         reverse_name(Ipv4Addr::new(192, 0, 2, 20), "in-addr.arpa."),
         REV
     );
-    assert_eq!(
-        forward_name("host", "example.org").as_deref(),
-        Some(NAME)
-    );
+    assert_eq!(forward_name("host", "example.org").as_deref(), Some(NAME));
     assert_eq!(forward_name("", "example.org"), None);
     assert_eq!(forward_name(&"a".repeat(250), "example"), None);
     assert_eq!(default_ttl(1000, 1600), 300);

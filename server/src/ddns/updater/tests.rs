@@ -83,10 +83,7 @@ fn answer(request: &[u8], rcode: u8, truncated: bool, key: Option<&TsigKey>) -> 
     answer[3] = (answer[3] & 0xf0) | rcode;
     answer[6..12].fill(0);
     if let Some(key) = key {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let now = u64::from(crate::clock::unix_now());
         key.sign_answer(&mut answer, now, &request_mac(request))
             .unwrap();
     }
@@ -104,13 +101,14 @@ fn fake_server(
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let address = udp.local_addr().unwrap();
     let tcp = TcpListener::bind(address).unwrap();
-    udp.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
     tcp.set_nonblocking(true).unwrap();
     let thread = std::thread::spawn(move || {
-        let deadline = std::time::Instant::now() + WAIT;
+        let deadline = crate::clock::monotonic() + WAIT;
         let mut answered = 0;
         let mut buffer = [0u8; 2048];
-        while answered < requests && std::time::Instant::now() < deadline {
+        while answered < requests && crate::clock::monotonic() < deadline {
             if let Ok((length, peer)) = udp.recv_from(&mut buffer) {
                 let reply = answer(&buffer[..length], rcode, udp_truncates, key.as_ref());
                 udp.send_to(&reply, peer).unwrap();
@@ -194,11 +192,7 @@ fn a_silent_server_is_retried_then_given_up() {
 #[test]
 fn an_answer_signed_with_another_secret_is_refused_and_counted() {
     let (server, _fake) = fake_server(0, false, Some(key(b"not ours")), 1);
-    let (done, metrics) = run_one(
-        zones(server, Some(key(b"ours"))),
-        quick(),
-        add("forged"),
-    );
+    let (done, metrics) = run_one(zones(server, Some(key(b"ours"))), quick(), add("forged"));
     assert!(matches!(
         done.result,
         Err(Abandoned::BadAnswer {

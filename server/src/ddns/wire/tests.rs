@@ -58,7 +58,10 @@ fn add1_wire_layout() {
     );
     // DHCID: type 49, RDLENGTH 35, RDATA as computed (RFC 4701 §3.6 example).
     let dhcid = &rest[16..];
-    assert_eq!(&dhcid[..12], &[0xc0, 0x1d, 0, 49, 0, 1, 0, 0, 0x0e, 0x10, 0, 35]);
+    assert_eq!(
+        &dhcid[..12],
+        &[0xc0, 0x1d, 0, 49, 0, 1, 0, 0, 0x0e, 0x10, 0, 35]
+    );
     assert_eq!(&dhcid[12..15], &[0, 0, 1]);
     assert_eq!(dhcid.len(), 12 + 35);
 }
@@ -78,7 +81,11 @@ fn every_step_encodes_and_decodes_back() {
         let bytes = encode(&message, "example.com.", 1).unwrap();
         assert!(bytes.len() <= MAX_UDP_REQUEST, "{step:?}");
         let decoded = DnsMessage::from_vec(&bytes).unwrap();
-        assert_eq!(decoded.answers.len(), message.prerequisites.len(), "{step:?}");
+        assert_eq!(
+            decoded.answers.len(),
+            message.prerequisites.len(),
+            "{step:?}"
+        );
         assert_eq!(decoded.authorities.len(), message.updates.len(), "{step:?}");
     }
 }
@@ -137,7 +144,13 @@ fn signed_answers_verify() {
     );
     // Outside the fudge.
     assert_eq!(
-        decode_answer(&good, 77, Some(&key), &mac, 1_700_000_001 + u64::from(FUDGE) + 1),
+        decode_answer(
+            &good,
+            77,
+            Some(&key),
+            &mac,
+            1_700_000_001 + u64::from(FUDGE) + 1
+        ),
         Err(AnswerError::Tsig(TsigFailure::BadTime))
     );
     // Signed over another request.
@@ -177,10 +190,7 @@ fn unsigned_or_foreign_answers_are_refused() {
         Err(AnswerError::Tsig(TsigFailure::Unsigned))
     );
     // Without a key the same answer is fine.
-    assert_eq!(
-        decode_answer(&unsigned, 9, None, &[], 0).unwrap().rcode,
-        0
-    );
+    assert_eq!(decode_answer(&unsigned, 9, None, &[], 0).unwrap().rcode, 0);
     assert_eq!(
         decode_answer(&unsigned, 10, None, &[], 0),
         Err(AnswerError::WrongId {
@@ -299,15 +309,24 @@ fn bind_answers_from_the_seed_corpus() {
     .unwrap();
     let rcode = |result: Result<Answer, AnswerError>| result.map(|answer| answer.rcode);
     assert_eq!(
-        rcode(check(include_bytes!("../../../../fuzz/seeds/ddns_answer/md5-noerror"), Some(&md5))),
+        rcode(check(
+            include_bytes!("../../../../fuzz/seeds/ddns_answer/md5-noerror"),
+            Some(&md5)
+        )),
         Ok(0)
     );
     assert_eq!(
-        rcode(check(include_bytes!("../../../../fuzz/seeds/ddns_answer/md5-yxdomain"), Some(&md5))),
+        rcode(check(
+            include_bytes!("../../../../fuzz/seeds/ddns_answer/md5-yxdomain"),
+            Some(&md5)
+        )),
         Ok(6)
     );
     assert_eq!(
-        rcode(check(include_bytes!("../../../../fuzz/seeds/ddns_answer/md5-nxrrset"), Some(&md5))),
+        rcode(check(
+            include_bytes!("../../../../fuzz/seeds/ddns_answer/md5-nxrrset"),
+            Some(&md5)
+        )),
         Ok(8)
     );
     assert_eq!(
@@ -319,22 +338,34 @@ fn bind_answers_from_the_seed_corpus() {
     );
     // Signed with the md5 key's name and another secret: BIND answers NOTAUTH, TSIG BADSIG.
     assert_eq!(
-        check(include_bytes!("../../../../fuzz/seeds/ddns_answer/md5-badsig"), Some(&md5)),
+        check(
+            include_bytes!("../../../../fuzz/seeds/ddns_answer/md5-badsig"),
+            Some(&md5)
+        ),
         Err(AnswerError::Tsig(TsigFailure::ServerRejected(16)))
     );
     // A key BIND does not know: NOTAUTH, TSIG BADKEY.
     let nobody = TsigKey::new("nobody", Algorithm::HmacMd5, b"0123456789abcdef".to_vec()).unwrap();
     assert_eq!(
-        check(include_bytes!("../../../../fuzz/seeds/ddns_answer/badkey"), Some(&nobody)),
+        check(
+            include_bytes!("../../../../fuzz/seeds/ddns_answer/badkey"),
+            Some(&nobody)
+        ),
         Err(AnswerError::Tsig(TsigFailure::ServerRejected(17)))
     );
     // The same answer checked with another key is another key's answer.
     assert_eq!(
-        check(include_bytes!("../../../../fuzz/seeds/ddns_answer/badkey"), Some(&md5)),
+        check(
+            include_bytes!("../../../../fuzz/seeds/ddns_answer/badkey"),
+            Some(&md5)
+        ),
         Err(AnswerError::Tsig(TsigFailure::WrongKey))
     );
     assert_eq!(
-        rcode(check(include_bytes!("../../../../fuzz/seeds/ddns_answer/unsigned-refused"), None)),
+        rcode(check(
+            include_bytes!("../../../../fuzz/seeds/ddns_answer/unsigned-refused"),
+            None
+        )),
         Ok(5)
     );
     // A signed BIND answer checked against a later clock is outside the fudge.
