@@ -307,6 +307,46 @@ pub fn failover_message(data: &[u8]) {
 
 /// Every target by name, for the replay test and `cargo xtask fuzz`.
 /// A fuzz entry point.
+/// `ddns_answer`: a DNS server's answer to one of our UPDATEs, as the updater decodes it
+/// (`xdhcpd::ddns::wire::decode_answer`). Input: a flags byte (bit 0: the test's hmac-sha256
+/// key, else its hmac-md5 key; bit 1: no key), the request's MAC (a length byte, then the
+/// bytes), the current time (8 octets, big-endian), then the answer, whose first two octets
+/// are taken as the expected ID. Seeds are answers of a real BIND 9 (server/tests/ddns_bind.rs
+/// keys).
+pub fn ddns_answer(data: &[u8]) {
+    use xdhcpd::ddns::tsig::{Algorithm, TsigKey};
+    use xdhcpd::ddns::wire::{decode_answer, last_record_offset};
+    let [flags, mac_length, rest @ ..] = data else {
+        return;
+    };
+    let Some((request_mac, rest)) = rest.split_at_checked(usize::from(*mac_length)) else {
+        return;
+    };
+    let Some((now, answer)) = rest.split_at_checked(8) else {
+        return;
+    };
+    let now = u64::from_be_bytes(now.try_into().unwrap_or_default());
+    let key = if flags & 1 == 0 {
+        TsigKey::new("ddns-md5", Algorithm::HmacMd5, b"0123456789abcdef".to_vec())
+    } else {
+        TsigKey::new(
+            "ddns-sha256",
+            Algorithm::HmacSha256,
+            b"the sha256 secret of ddns tests!".to_vec(),
+        )
+    };
+    let Ok(key) = key else { return };
+    let key = (flags & 2 == 0).then_some(&key);
+    let id = match answer {
+        [high, low, ..] => u16::from_be_bytes([*high, *low]),
+        _ => 0,
+    };
+    let _ = decode_answer(answer, id, key, request_mac, now);
+    if let Some(offset) = last_record_offset(answer) {
+        assert!(offset >= 12 && offset < answer.len());
+    }
+}
+
 pub type Entry = fn(&[u8]);
 
 pub const TARGETS: &[(&str, Entry)] = &[
@@ -317,4 +357,5 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("omapi_message", omapi_message),
     ("engine_decision", engine_decision),
     ("failover_machine", failover_machine),
+    ("ddns_answer", ddns_answer),
 ];

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod ddns;
 pub mod engine;
 pub mod failover;
 pub mod host_table;

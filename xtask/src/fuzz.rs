@@ -21,6 +21,7 @@ const TARGETS: &[&str] = &[
     "omapi_message",
     "engine_decision",
     "failover_machine",
+    "ddns_answer",
 ];
 
 pub fn run(minutes: u64) -> Result<()> {

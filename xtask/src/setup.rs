@@ -31,6 +31,12 @@ const PACKAGES: &[&str] = &[
     "dhcpig",
     // Raw-frame generator of the same tests.
     "python3",
+    // The DNS server, nsupdate and dig of the dynamic DNS tests (server/tests/ddns_bind.rs),
+    // which start named by hand on a loopback port; policy-rc.d keeps it from starting as a
+    // service.
+    "bind9",
+    "bind9-utils",
+    "dnsutils",
 ];
 
 const BPF_LINKER_VERSION: &str = "bpf-linker 0.13.0";
@@ -92,11 +98,11 @@ fn packages() -> Result<()> {
     Ok(())
 }
 
-/// dhcpd or kea-dhcp4 running in the host's network namespace would be a packaged service
+/// dhcpd, kea-dhcp4 or named running in the host's network namespace would be a packaged service
 /// (policy-rc.d should have prevented it). Reported, not killed: they are not ours.
 fn report_packaged_daemons() {
     let own = fs::read_link("/proc/self/ns/net").ok();
-    for name in ["dhcpd", "kea-dhcp4"] {
+    for name in ["dhcpd", "kea-dhcp4", "named"] {
         let Some(pids) = output(command("pgrep").args(["-x", name])) else {
             continue;
         };

@@ -212,6 +212,8 @@ pub struct Metrics {
     pub leases_expired: Counter,
     /// Exchange log lines suppressed by the flood limiter ([`crate::logging`]).
     pub log_lines_suppressed: Counter,
+    /// The dynamic DNS updater's counters, queue depth and latency ([`crate::ddns`]).
+    pub ddns: Arc<crate::ddns::DdnsMetrics>,
     /// The DHCP sockets whose kernel counters are exported, by interface.
     sockets: Mutex<Vec<(String, Arc<DhcpSocket>)>>,
 }
@@ -243,6 +245,7 @@ impl Default for Metrics {
             commit_failures,
             leases_expired: Counter::default(),
             log_lines_suppressed: Counter::default(),
+            ddns: Arc::default(),
             sockets: Mutex::default(),
         }
     }
@@ -383,6 +386,7 @@ impl Metrics {
         for (name, help, counter) in plain {
             registry.register(name, help, counter.0.clone());
         }
+        self.ddns.register(&mut registry);
         registry.register_collector(Box::new(socket::SocketCollector {
             metrics: self.clone(),
         }));

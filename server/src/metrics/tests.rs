@@ -66,6 +66,10 @@ fn exposition_has_families_with_labels() {
     metrics.count_received(&discover);
     metrics.count_received(&dhcproto::v4::Message::default());
     metrics.count_decision(&Outcome::Ignored(IgnoreReason::UnknownSubnet));
+    metrics
+        .ddns
+        .count_update(crate::ddns::metrics::UpdateResult::TsigRejected);
+    metrics.ddns.dropped.inc();
     let config = crate::config::parse_str(CONFIG, "test.conf").unwrap();
     let store = LeaseStore::new(&config);
     let registry = metrics.registry(sources(config, store));
@@ -82,6 +86,12 @@ fn exposition_has_families_with_labels() {
         "# TYPE xdhcpd_lease_commit_fsync_seconds histogram\n",
         "xdhcpd_lease_commit_fsync_seconds_bucket{le=\"+Inf\"} 0\n",
         "xdhcpd_lease_commit_batch_records_count 0\n",
+        "xdhcpd_ddns_updates_total{result=\"tsig_rejected\"} 1\n",
+        "xdhcpd_ddns_updates_total{result=\"success\"} 0\n",
+        "xdhcpd_ddns_operations_total{result=\"gave_up\"} 0\n",
+        "xdhcpd_ddns_dropped_total 1\n",
+        "xdhcpd_ddns_queue_depth 0\n",
+        "# TYPE xdhcpd_ddns_update_latency_seconds histogram\n",
     ] {
         assert!(text.contains(expected), "no {expected:?} in:\n{text}");
     }

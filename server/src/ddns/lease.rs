@@ -1,0 +1,247 @@
+//! From leases to operations and back, as ISC dhcpd 4.4 does it (server/ddns.c
+//! `ddns_updates`, `ddns_removals`, `ddns_update_lease_text`) — sans-IO, for the
+//! `crate::changes` effect that will drive the updater:
+//!
+//! - [`operations_for_active`]: what an ACTIVE lease needs — nothing when its stored
+//!   `ddns-fwd-name` is already the name (`update-optimization`, on by default), a removal of
+//!   the old name first when it changed, then the add;
+//! - [`removal_for`]: what a lease leaving ACTIVE (release, expiry, abandon) needs, from the
+//!   variables stored on it — so that names ISC added (its dhcpd.leases carries
+//!   `set ddns-fwd-name = …; set ddns-dhcid = …; set ddns-rev-name = …;`) are removed too;
+//! - [`variables_after`]: the variables ISC binds or unsets once DNS answered, to be written
+//!   back to the lease and the lease log.
+
+use super::guard::{self, var, ClientIdentity, Guard, Style};
+use super::plan::{
+    default_ttl, forward_name, reverse_name, Binding, Kind, Operation, Outcome, Policy, Side,
+};
+use crate::lease::record::{BindingState, Lease};
+
+/// The DDNS parameters in effect for a lease (dhcpd.conf(5) "DYNAMIC DNS UPDATES").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DdnsSettings {
+    /// `ddns-update-style`; `None` is `none` (the default): no updates.
+    pub style: Option<Style>,
+    /// `ddns-domainname`, by default the `domain-name` option the lease is given.
+    pub domain_name: Option<String>,
+    /// `ddns-rev-domainname`, default `in-addr.arpa.`.
+    pub rev_domain_name: String,
+    /// `ddns-ttl`; by default half the lease time left, at most an hour.
+    pub ttl: Option<u32>,
+    /// `update-conflict-detection`, `ddns-guard-id-must-match`.
+    pub policy: Policy,
+    /// `update-optimization` (default on): skip the update when the stored name is the name.
+    pub update_optimization: bool,
+}
+
+impl Default for DdnsSettings {
+    fn default() -> Self {
+        Self {
+            style: None,
+            domain_name: None,
+            rev_domain_name: "in-addr.arpa.".into(),
+            ttl: None,
+            policy: Policy::default(),
+            update_optimization: true,
+        }
+    }
+}
+
+/// A lease variable to bind (`Some(text)`, as the lease file writes it) or unset (`None`).
+pub type VariableChange = (&'static str, Option<String>);
+
+/// The value of lease variable `name`, unquoted (ISC's `quotify_buf` form: `\"`, `\\`,
+/// `\ooo`); `None` when absent or not a quoted string.
+pub fn variable(lease: &Lease, name: &str) -> Option<Vec<u8>> {
+    let (_, text) = lease
+        .extra
+        .as_deref()?
+        .variables
+        .iter()
+        .find(|(existing, _)| existing == name)?;
+    unquote(text)
+}
+
+fn unquote(text: &str) -> Option<Vec<u8>> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?.as_bytes();
+    let mut value = Vec::with_capacity(inner.len());
+    let mut index = 0;
+    while index < inner.len() {
+        match inner[index] {
+            b'\\' => {
+                let next = *inner.get(index + 1)?;
+                if (b'0'..=b'3').contains(&next) {
+                    let digits = inner.get(index + 1..index + 4)?;
+                    if !digits.iter().all(|digit| (b'0'..=b'7').contains(digit)) {
+                        return None;
+                    }
+                    value.push(
+                        digits
+                            .iter()
+                            .fold(0u8, |acc, digit| acc << 3 | (digit - b'0')),
+                    );
+                    index += 4;
+                } else {
+                    value.push(next);
+                    index += 2;
+                }
+            }
+            byte => {
+                value.push(byte);
+                index += 1;
+            }
+        }
+    }
+    Some(value)
+}
+
+fn quote(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len() + 2);
+    crate::lease::file::write::quote_into(bytes, &mut out);
+    // `quote_into` writes only ASCII.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn text_variable(lease: &Lease, name: &str) -> Option<String> {
+    String::from_utf8(variable(lease, name)?).ok()
+}
+
+/// The guard stored on a lease: `ddns-dhcid` (standard) or `ddns-txt` (interim), as ISC's
+/// `ddns_removals` looks for them.
+pub fn stored_guard(lease: &Lease) -> Option<Guard> {
+    if let Some(dhcid) = variable(lease, var::DHCID) {
+        return Some(Guard::Dhcid(dhcid));
+    }
+    variable(lease, var::TXT).map(Guard::Txt)
+}
+
+/// The removal of what a lease's variables say was added; `None` when they say nothing
+/// (ISC: "No scope implies that DDNS has not been performed for this lease").
+pub fn removal_for(lease: &Lease, policy: Policy) -> Option<Operation> {
+    let binding = Binding {
+        address: lease.address,
+        fwd_name: text_variable(lease, var::FWD_NAME),
+        rev_name: text_variable(lease, var::REV_NAME),
+        guard: stored_guard(lease),
+        ttl: 0,
+    };
+    let operation = Operation::remove(binding, policy);
+    operation.first_step().is_some().then_some(operation)
+}
+
+/// The client identity of a lease, as ISC picks it for the guard.
+fn identity(lease: &Lease) -> Option<ClientIdentity<'_>> {
+    if let Some(uid) = lease.uid().filter(|uid| !uid.is_empty()) {
+        return Some(ClientIdentity::ClientId(uid));
+    }
+    let hardware = lease.hardware.as_ref()?;
+    Some(ClientIdentity::Hardware {
+        htype: hardware.htype,
+        address: hardware.bytes.get(..usize::from(hardware.len))?,
+    })
+}
+
+/// The operations an ACTIVE lease needs at `now`, in order; empty when updates are off, the
+/// lease has no host name or no domain applies, or the stored name is already this one.
+pub fn operations_for_active(lease: &Lease, settings: &DdnsSettings, now: u32) -> Vec<Operation> {
+    let Some(style) = settings.style else {
+        return Vec::new();
+    };
+    if lease.binding_state != BindingState::Active {
+        return Vec::new();
+    }
+    let fwd_name = match (lease.client_hostname(), settings.domain_name.as_deref()) {
+        (Some(host), Some(domain)) => forward_name(host, domain),
+        _ => None,
+    };
+    let stored = text_variable(lease, var::FWD_NAME);
+    let mut operations = Vec::new();
+    if let Some(stored) = &stored {
+        if fwd_name.as_deref() == Some(stored.as_str()) && settings.update_optimization {
+            return Vec::new();
+        }
+        // A new name (or none): the old one goes first (ISC's `do_remove`).
+        if fwd_name.as_deref() != Some(stored.as_str()) {
+            operations.extend(removal_for(lease, settings.policy));
+        }
+    }
+    let Some(fwd_name) = fwd_name.filter(|name| name.len() <= 255) else {
+        return operations;
+    };
+    let Some(guard) =
+        identity(lease).and_then(|client| guard::guard(style, client, &fwd_name).ok())
+    else {
+        return operations;
+    };
+    let rev_name = reverse_name(lease.address, &settings.rev_domain_name);
+    operations.push(Operation::add(
+        Binding {
+            address: lease.address,
+            fwd_name: Some(fwd_name),
+            rev_name: (rev_name.len() <= 255).then_some(rev_name),
+            guard: Some(guard),
+            ttl: settings.ttl.unwrap_or_else(|| default_ttl(now, lease.ends)),
+        },
+        settings.policy,
+    ));
+    operations
+}
+
+/// The variables ISC binds or unsets on the lease once `operation` ended with `outcome`
+/// (server/ddns.c `ddns_update_lease_text`), to be written back to the lease.
+pub fn variables_after(operation: &Operation, outcome: &Outcome) -> Vec<VariableChange> {
+    let binding = &operation.binding;
+    let mut changes = Vec::new();
+    match operation.kind {
+        Kind::Add => {
+            if outcome.forward == Side::Done {
+                if let (Some(name), Some(guard)) = (&binding.fwd_name, &binding.guard) {
+                    changes.push((var::FWD_NAME, Some(quote(name.as_bytes()))));
+                    let (variable, value) = guard.lease_variable();
+                    changes.push((variable, Some(quote(value))));
+                }
+            }
+            if outcome.reverse == Side::Done {
+                if let Some(rev_name) = &binding.rev_name {
+                    changes.push((var::REV_NAME, Some(quote(rev_name.as_bytes()))));
+                }
+            }
+        }
+        Kind::Remove => {
+            if outcome.forward == Side::Done {
+                changes.push((var::FWD_NAME, None));
+                if let Some(guard) = &binding.guard {
+                    changes.push((guard.lease_variable().0, None));
+                }
+            }
+            if outcome.reverse == Side::Done {
+                changes.push((var::REV_NAME, None));
+            }
+        }
+    }
+    changes
+}
+
+/// Applies `changes` to the lease's variables.
+pub fn apply_variables(lease: &mut Lease, changes: &[VariableChange]) {
+    for (name, value) in changes {
+        match value {
+            Some(value) => {
+                let variables = &mut lease.extra_mut().variables;
+                match variables.iter_mut().find(|(existing, _)| existing == name) {
+                    Some(entry) => entry.1 = value.clone(),
+                    None => variables.push((name.to_string(), value.clone())),
+                }
+            }
+            None => {
+                if let Some(extra) = lease.extra.as_deref_mut() {
+                    extra.variables.retain(|(existing, _)| existing != name);
+                }
+            }
+        }
+    }
+    lease.shrink_extra();
+}
+
+#[cfg(test)]
+mod tests;
