@@ -29,7 +29,10 @@ fn ci_subset_matches_isc_dhcpd_or_is_listed() -> anyhow::Result<()> {
         .into_iter()
         .filter(|config| config.ci)
         .collect();
-    assert!(!configs.is_empty(), "no config of the corpus is marked `ci`");
+    assert!(
+        !configs.is_empty(),
+        "no config of the corpus is marked `ci`"
+    );
     let scratch = netns::TempDir::new("xdh-difftest")?;
     let (outcomes, verdict) = difftest::run_corpus(
         &configs,

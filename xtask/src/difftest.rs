@@ -47,13 +47,10 @@ pub fn run(options: Options) -> Result<()> {
     }
     let scratch = netns::TempDir::new("xdh-difftest")?;
     let started = netns::now();
-    let (outcomes, verdict) = difftest::run_corpus(
-        &configs,
-        &corpus_dir,
-        &binary,
-        scratch.path(),
-        |line| println!("{line}"),
-    )?;
+    let (outcomes, verdict) =
+        difftest::run_corpus(&configs, &corpus_dir, &binary, scratch.path(), |line| {
+            println!("{line}")
+        })?;
     println!("\n{}", difftest::report(&outcomes, &verdict));
     println!(
         "took {:.1} s",

@@ -76,8 +76,9 @@ pub fn isc_accepts(config: &CorpusConfig, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs the config's script against one server in a fresh lab.
-pub fn run_server(config: &CorpusConfig, kind: ServerKind) -> Result<ServerRun> {
+/// Runs the config's script against one server in a fresh lab, starting from `leases_text`
+/// (the config's lease file with its times filled in, [`fill_lease_times`]).
+pub fn run_server(config: &CorpusConfig, leases_text: &str, kind: ServerKind) -> Result<ServerRun> {
     let lab = Lab::new(SERVER_CIDR)?;
     for relay in RELAY_ADDRESSES {
         lab.client
@@ -85,7 +86,7 @@ pub fn run_server(config: &CorpusConfig, kind: ServerKind) -> Result<ServerRun> 
     }
     lab.server
         .ip(&["route", "add", RELAYED_ROUTE, "dev", &lab.server_if])?;
-    std::fs::write(lab.dir.join("server.leases"), &config.leases_text)?;
+    std::fs::write(lab.dir.join("server.leases"), leases_text)?;
     let mut server = ServerSetup {
         netns: &lab.server,
         dir: lab.dir.path(),
@@ -153,6 +154,79 @@ pub fn run_server(config: &CorpusConfig, kind: ServerKind) -> Result<ServerRun> 
     })
 }
 
+/// The harness is a driver: it owns the clock (STYLE.md §2).
+#[expect(clippy::disallowed_methods, reason = "test driver owns the clock")]
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Replaces `@now`, `@now+SECONDS` and `@now-SECONDS` in a corpus lease file with that time
+/// as dhcpd.leases(5) writes it (`W YYYY/MM/DD HH:MM:SS`, UTC), so that a lease can be
+/// active, young or old whenever the harness runs (ISC's `dhcp-cache-threshold` compares a
+/// lease's age with its length).
+pub fn fill_lease_times(text: &str, now: u64) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(index) = rest.find("@now") {
+        out.push_str(&rest[..index]);
+        let after = &rest[index + 4..];
+        let digits_end = |text: &str| {
+            text.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(text.len())
+        };
+        let (time, tail) = match after.chars().next() {
+            Some(sign @ ('+' | '-')) => {
+                let end = 1 + digits_end(&after[1..]);
+                let offset: u64 = after[1..end]
+                    .parse()
+                    .with_context(|| format!("lease time `@now{}`", &after[..end]))?;
+                let time = if sign == '+' {
+                    now + offset
+                } else {
+                    now.saturating_sub(offset)
+                };
+                (time, &after[end..])
+            }
+            _ => (now, after),
+        };
+        out.push_str(&lease_date(time));
+        rest = tail;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `W YYYY/MM/DD HH:MM:SS` of a Unix time (UTC; W = 0 for Sunday), as ISC's `print_time`.
+fn lease_date(time: u64) -> String {
+    let days = (time / 86_400) as i64;
+    let seconds = time % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    // 1970-01-01 was a Thursday (4).
+    let weekday = (days + 4).rem_euclid(7);
+    format!(
+        "{weekday} {year}/{month:02}/{day:02} {:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
 /// An upper bound of the client's run time: every wait and sleep, plus start-up.
 fn script_bound(config: &CorpusConfig) -> Duration {
     let seconds: f64 = config
@@ -161,11 +235,13 @@ fn script_bound(config: &CorpusConfig) -> Duration {
         .flat_map(|exchange| &exchange.steps)
         .map(|step| match step {
             script::Step::Sleep(seconds) => *seconds,
-            script::Step::Send { settings, .. } => settings
-                .get("wait")
-                .and_then(|wait| wait.parse().ok())
-                .unwrap_or(1.0)
-                + 0.5,
+            script::Step::Send { settings, .. } => {
+                settings
+                    .get("wait")
+                    .and_then(|wait| wait.parse().ok())
+                    .unwrap_or(2.0)
+                    + 0.5
+            }
         })
         .sum();
     Duration::from_secs_f64(seconds + 30.0)
@@ -203,22 +279,85 @@ pub struct ConfigOutcome {
     pub config: String,
     pub exchanges: usize,
     pub steps: usize,
+    /// Requests ISC dhcpd answered (a corpus whose requests go unanswered proves little).
+    pub isc_answered: usize,
     pub differences: Vec<Difference>,
     /// The servers' logs, for a failing run.
     pub isc_log: String,
     pub xdhcpd_log: String,
 }
 
+/// xdhcpd's verdict on the config (`xdhcpd -t -cf`): `Err` with its messages when it refuses
+/// it (a difference in itself: ISC accepts every corpus config).
+fn xdhcpd_accepts(config: &CorpusConfig, xdhcpd: &Path, dir: &Path) -> Result<Result<(), String>> {
+    let path = dir.join(format!("{}.xdhcpd-check.conf", config.name));
+    std::fs::write(&path, &config.conf_text)?;
+    let output = Command::new(xdhcpd)
+        .args(["-t", "-cf"])
+        .arg(&path)
+        .output()
+        .with_context(|| format!("run {} -t", xdhcpd.display()))?;
+    let _ = std::fs::remove_file(&path);
+    if output.status.success() {
+        return Ok(Ok(()));
+    }
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    // Error lines without the scratch path, so that the list can quote them.
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|line| line.contains(".conf:"))
+        .map(|line| {
+            line.rsplit_once(".conf:")
+                .map_or(line, |(_, rest)| rest)
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    Ok(Err(if lines.is_empty() {
+        text.trim().to_owned()
+    } else {
+        lines.join("; ")
+    }))
+}
+
 /// Runs ISC dhcpd and xdhcpd (in two labs at once: the labs share nothing) on one config and
-/// compares what they did.
-pub fn difftest_config(config: &CorpusConfig, xdhcpd: &Path) -> Result<ConfigOutcome> {
+/// compares what they did. When xdhcpd refuses the config, that is the one difference
+/// (`exchange = config`, `step = check`, `field = accepted`).
+pub fn difftest_config(
+    config: &CorpusConfig,
+    xdhcpd: &Path,
+    scratch: &Path,
+) -> Result<ConfigOutcome> {
+    if let Err(errors) = xdhcpd_accepts(config, xdhcpd, scratch)? {
+        return Ok(ConfigOutcome {
+            config: config.name.clone(),
+            exchanges: 0,
+            steps: 0,
+            isc_answered: 0,
+            differences: vec![Difference {
+                key: Key {
+                    config: config.name.clone(),
+                    exchange: "config".to_owned(),
+                    step: "check".to_owned(),
+                    field: "accepted".to_owned(),
+                },
+                isc: "accepted".to_owned(),
+                xdhcpd: format!("refused: {errors}"),
+            }],
+            isc_log: String::new(),
+            xdhcpd_log: String::new(),
+        });
+    }
     let ours_kind = ServerKind::Xdhcpd {
         binary: xdhcpd.to_path_buf(),
         xdp: false,
     };
+    // One clock reading for both: the two servers start from the same file.
+    let leases_text = fill_lease_times(&config.leases_text, unix_now())?;
     let (isc, ours) = std::thread::scope(|scope| {
-        let isc = scope.spawn(|| run_server(config, ServerKind::IscDhcpd));
-        let ours = scope.spawn(|| run_server(config, ours_kind));
+        let isc = scope.spawn(|| run_server(config, &leases_text, ServerKind::IscDhcpd));
+        let ours = scope.spawn(|| run_server(config, &leases_text, ours_kind));
         let join = |handle: std::thread::ScopedJoinHandle<'_, Result<ServerRun>>| {
             handle
                 .join()
@@ -253,6 +392,11 @@ pub fn difftest_config(config: &CorpusConfig, xdhcpd: &Path) -> Result<ConfigOut
         config: config.name.clone(),
         exchanges: exchanges.len(),
         steps: isc.replies.len(),
+        isc_answered: isc
+            .replies
+            .iter()
+            .filter(|(_, reply)| reply.is_some())
+            .count(),
         differences,
         isc_log: isc.log,
         xdhcpd_log: ours.log,
@@ -284,26 +428,33 @@ pub fn load_lists(corpus_dir: &Path) -> Result<(Vec<Entry>, Vec<Entry>)> {
     ))
 }
 
-pub fn classify(outcomes: &[ConfigOutcome], justified: &[Entry], known: &[Entry]) -> Verdict {
+pub fn classify<'a>(
+    outcomes: &[ConfigOutcome],
+    justified: &'a [Entry],
+    known: &'a [Entry],
+) -> Verdict {
     let mut verdict = Verdict::default();
     let mut matched = BTreeSet::new();
     for difference in outcomes.iter().flat_map(|outcome| &outcome.differences) {
-        let find = |list: &[Entry]| {
-            list.iter()
-                .find(|entry| entry.key == difference.key)
-                .map(|entry| entry.why.clone())
-        };
-        if let Some(reason) = find(justified) {
-            matched.insert(difference.key.clone());
-            verdict.justified.push((difference.clone(), reason));
-        } else if let Some(description) = find(known) {
-            matched.insert(difference.key.clone());
-            verdict.known.push((difference.clone(), description));
+        let covering =
+            |list: &'a [Entry]| list.iter().find(|entry| entry.key.covers(&difference.key));
+        if let Some(entry) = covering(justified) {
+            matched.insert(entry.key.clone());
+            verdict
+                .justified
+                .push((difference.clone(), entry.why.clone()));
+        } else if let Some(entry) = covering(known) {
+            matched.insert(entry.key.clone());
+            verdict.known.push((difference.clone(), entry.why.clone()));
         } else {
             verdict.new.push(difference.clone());
         }
     }
-    let ran: BTreeSet<&str> = outcomes.iter().map(|outcome| outcome.config.as_str()).collect();
+    let ran: BTreeSet<&str> = outcomes
+        .iter()
+        .map(|outcome| outcome.config.as_str())
+        .collect();
+    // An entry for every config (`config = "*"`) is never reported: a subset cannot tell.
     verdict.stale = justified
         .iter()
         .chain(known)
@@ -392,12 +543,13 @@ pub fn run_corpus(
     let mut outcomes = Vec::new();
     for config in configs {
         let started = super::now();
-        let outcome = difftest_config(config, xdhcpd)?;
+        let outcome = difftest_config(config, xdhcpd, scratch)?;
         progress(&format!(
-            "{}: {} exchanges, {} requests, {} differences ({:.1} s)",
+            "{}: {} exchanges, {} requests ({} answered by ISC), {} differences ({:.1} s)",
             outcome.config,
             outcome.exchanges,
             outcome.steps,
+            outcome.isc_answered,
             outcome.differences.len(),
             super::now().duration_since(started).as_secs_f64()
         ));
@@ -410,4 +562,19 @@ pub fn run_corpus(
 /// The corpus directory under a workspace root.
 pub fn corpus_dir(workspace_root: &Path) -> PathBuf {
     workspace_root.join(CORPUS_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fills_lease_times() {
+        let text = "starts @now-60;\nends @now+3540;\ncltt @now;\n";
+        let filled = super::fill_lease_times(text, 1_795_836_305).unwrap();
+        assert_eq!(
+            filled,
+            "starts 6 2026/11/28 03:24:05;\nends 6 2026/11/28 04:24:05;\ncltt 6 2026/11/28 03:25:05;\n"
+        );
+        let dates = super::super::parse_lease_file(&format!("lease 10.0.0.1 {{\n{filled}}}\n"));
+        assert_eq!(dates[0].starts, Some(1_795_836_245));
+    }
 }

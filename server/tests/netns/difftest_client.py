@@ -215,10 +215,12 @@ def run_step(name, fields):
         bootp += option(82, bytes.fromhex(fields["relay82"]))
     bootp += b"\xff"
     bootp = bootp.ljust(300, b"\0")
+    # A client with an address (RENEWING, REBINDING, INFORM from a static address) holds it,
+    # whichever way the request goes.
+    hold(ciaddr)
     ip_src = fields.get("ipsrc", "0")
     if ip_src == "ciaddr":
         ip_src = ciaddr
-        hold(ciaddr)
     elif ip_src == "giaddr":
         ip_src = giaddr
     elif ip_src == "0":
@@ -241,7 +243,7 @@ def run_step(name, fields):
             bootp,
         )
     )
-    deadline = time.time() + float(fields.get("wait", "1.0"))
+    deadline = time.time() + float(fields.get("wait", "2.0"))
     while True:
         remaining = deadline - time.time()
         if remaining <= 0 or not select.select([raw], [], [], remaining)[0]:

@@ -62,7 +62,10 @@ fn text_or_hex(bytes: &[u8]) -> String {
 
 /// A C string field (sname, file): up to the first NUL.
 fn c_string(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|&byte| byte == 0).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .position(|&byte| byte == 0)
+        .unwrap_or(bytes.len());
     if bytes[end..].iter().any(|&byte| byte != 0) {
         // Overloaded options or garbage after the NUL: show everything.
         return hex(bytes);
@@ -71,7 +74,7 @@ fn c_string(bytes: &[u8]) -> String {
 }
 
 pub fn option_value(code: u8, value: &[u8]) -> String {
-    if ADDRESS_OPTIONS.contains(&code) && !value.is_empty() && value.len() % 4 == 0 {
+    if ADDRESS_OPTIONS.contains(&code) && !value.is_empty() && value.len().is_multiple_of(4) {
         return value.chunks(4).map(ip).collect::<Vec<_>>().join(", ");
     }
     if TIME_OPTIONS.contains(&code) && value.len() == 4 {
@@ -110,20 +113,14 @@ pub fn decode(reply: &Reply) -> Result<Decoded> {
     if bootp.len() < 240 || bootp[236..240] != [99, 130, 83, 99] {
         bail!("not a DHCP message ({} bytes)", bootp.len());
     }
-    let header = vec![
-        (
-            "destination",
-            format!("{}:{} {}", reply.ip_dst, reply.udp_dport, reply.link),
-        ),
+    let header: Vec<(&'static str, String)> = vec![
+        ("destination", destination(reply, bootp)),
         ("op", bootp[0].to_string()),
         ("htype", bootp[1].to_string()),
         ("hlen", bootp[2].to_string()),
         ("hops", bootp[3].to_string()),
         ("xid", hex(&bootp[4..8])),
-        (
-            "secs",
-            u16::from_be_bytes([bootp[8], bootp[9]]).to_string(),
-        ),
+        ("secs", u16::from_be_bytes([bootp[8], bootp[9]]).to_string()),
         (
             "flags",
             format!("{:#06x}", u16::from_be_bytes([bootp[10], bootp[11]])),
@@ -138,7 +135,34 @@ pub fn decode(reply: &Reply) -> Result<Decoded> {
     ];
     let mut options: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
     let mut order = Vec::new();
-    let mut rest = &bootp[240..];
+    read_options(&bootp[240..], &mut options, &mut order)?;
+    // Option overload (RFC 2132 §9.3): `file` then `sname` continue the options area, and
+    // values of a code split over them are concatenated (RFC 3396). Those fields then show
+    // as "(options)" and their content is compared option by option.
+    let overload = options.get(&52).and_then(|value| value.first().copied());
+    let mut header = header;
+    for (bit, field, range) in [(1u8, "file", 108..236), (2, "sname", 44..108)] {
+        if overload.is_some_and(|value| value & bit != 0) {
+            read_options(&bootp[range], &mut options, &mut order)?;
+            if let Some(entry) = header.iter_mut().find(|(name, _)| *name == field) {
+                entry.1 = "(options)".to_owned();
+            }
+        }
+    }
+    Ok(Decoded {
+        header,
+        options,
+        order,
+    })
+}
+
+/// Appends the options of one area to `options` (values of a repeated code concatenated) and
+/// their first appearance to `order`.
+fn read_options(
+    mut rest: &[u8],
+    options: &mut BTreeMap<u8, Vec<u8>>,
+    order: &mut Vec<u8>,
+) -> Result<()> {
     while let [code, tail @ ..] = rest {
         match code {
             0 => rest = tail,
@@ -146,7 +170,7 @@ pub fn decode(reply: &Reply) -> Result<Decoded> {
             _ => {
                 let [length, tail @ ..] = tail else { break };
                 let Some(value) = tail.get(..usize::from(*length)) else {
-                    bail!("option {code} overruns the message");
+                    bail!("option {code} overruns its field");
                 };
                 if !options.contains_key(code) {
                     order.push(*code);
@@ -156,11 +180,28 @@ pub fn decode(reply: &Reply) -> Result<Decoded> {
             }
         }
     }
-    Ok(Decoded {
-        header,
-        options,
-        order,
-    })
+    Ok(())
+}
+
+/// Where the reply went, by role (the addresses themselves are compared as header fields):
+/// `broadcast`, `yiaddr`, `ciaddr`, `giaddr` or the address, with the UDP port and how it was
+/// addressed on the link.
+fn destination(reply: &Reply, bootp: &[u8]) -> String {
+    let field =
+        |range: std::ops::Range<usize>| <[u8; 4]>::try_from(&bootp[range]).map(Ipv4Addr::from).ok();
+    let to = reply.ip_dst;
+    let role = if to == Ipv4Addr::BROADCAST {
+        "broadcast".to_owned()
+    } else if Some(to) == field(24..28) {
+        "giaddr".to_owned()
+    } else if Some(to) == field(12..16) {
+        "ciaddr".to_owned()
+    } else if Some(to) == field(16..20) {
+        "yiaddr".to_owned()
+    } else {
+        to.to_string()
+    };
+    format!("{role}:{} {}", reply.udp_dport, reply.link)
 }
 
 fn reply_summary(reply: Option<&Reply>) -> String {
@@ -181,11 +222,7 @@ fn reply_summary(reply: Option<&Reply>) -> String {
 
 /// Differences between two replies to the same request. When only one server answers, or the
 /// message types differ, that one difference stands for all (`field = reply`).
-pub fn compare_replies(
-    key: &Key,
-    isc: Option<&Reply>,
-    ours: Option<&Reply>,
-) -> Vec<Difference> {
+pub fn compare_replies(key: &Key, isc: Option<&Reply>, ours: Option<&Reply>) -> Vec<Difference> {
     let at = |field: String| Key {
         field,
         ..key.clone()
@@ -225,8 +262,12 @@ pub fn compare_replies(
             });
         }
     }
-    let codes: std::collections::BTreeSet<u8> =
-        isc.options.keys().chain(ours.options.keys()).copied().collect();
+    let codes: std::collections::BTreeSet<u8> = isc
+        .options
+        .keys()
+        .chain(ours.options.keys())
+        .copied()
+        .collect();
     for code in codes {
         let (isc_value, our_value) = (isc.options.get(&code), ours.options.get(&code));
         let same = match (isc_value, our_value) {
@@ -256,7 +297,10 @@ pub fn compare_replies(
             .filter(|code| other.contains_key(code))
             .collect()
     };
-    let (isc_order, our_order) = (common(&isc.order, &ours.options), common(&ours.order, &isc.options));
+    let (isc_order, our_order) = (
+        common(&isc.order, &ours.options),
+        common(&ours.order, &isc.options),
+    );
     if isc_order != our_order {
         let show = |order: &[u8]| {
             order
@@ -309,7 +353,17 @@ pub fn lease_states(text: &str) -> BTreeMap<Ipv4Addr, LeaseState> {
                 if state.binding_state == "active" {
                     state.duration = starts.zip(ends).map(|(s, e)| e.saturating_sub(s));
                 }
-                states.insert(address, state);
+                // ISC writes a free lease only when something identifies its last client
+                // (server/mdb.c `write_leases4`); a free record without one says nothing more
+                // than no record at all.
+                let anonymous_free = matches!(state.binding_state.as_str(), "free" | "backup")
+                    && state.hardware.is_empty()
+                    && state.uid.is_empty();
+                if anonymous_free {
+                    states.remove(&address);
+                } else {
+                    states.insert(address, state);
+                }
             }
         } else if let Some(rest) = value.strip_prefix("starts ") {
             *starts = super::super::leases::parse_date(rest);
@@ -397,15 +451,31 @@ pub fn compare_leases(
                 .duration
                 .map_or_else(|| "-".to_owned(), |seconds| seconds.to_string())
         };
+        // Only between two active leases: otherwise the binding state says it all.
         let durations_differ = match (a.duration, b.duration) {
             (Some(x), Some(y)) => x.abs_diff(y) > 1,
-            (x, y) => x != y,
+            _ => false,
         };
         for (field, isc_value, our_value, differ) in [
-            ("binding-state", a.binding_state.clone(), b.binding_state.clone(), a.binding_state != b.binding_state),
-            ("hardware", a.hardware.clone(), b.hardware.clone(), a.hardware != b.hardware),
+            (
+                "binding-state",
+                a.binding_state.clone(),
+                b.binding_state.clone(),
+                a.binding_state != b.binding_state,
+            ),
+            (
+                "hardware",
+                a.hardware.clone(),
+                b.hardware.clone(),
+                a.hardware != b.hardware,
+            ),
             ("uid", a.uid.clone(), b.uid.clone(), a.uid != b.uid),
-            ("client-hostname", a.client_hostname.clone(), b.client_hostname.clone(), a.client_hostname != b.client_hostname),
+            (
+                "client-hostname",
+                a.client_hostname.clone(),
+                b.client_hostname.clone(),
+                a.client_hostname != b.client_hostname,
+            ),
             ("duration", duration(a), duration(b), durations_differ),
         ] {
             if differ {

@@ -7,7 +7,8 @@
 //! - `testdata/difftest/known-differences.toml`: differences still to fix (`description`), so
 //!   that the CI subset passes today while showing what remains.
 //!
-//! Each entry is keyed by `config`, `exchange`, `step` and `field` as the harness names them;
+//! Each entry is keyed by `config`, `exchange`, `step` and `field` as the harness names them
+//! (`*` matches any value: keep it for differences that are the same everywhere);
 //! `isc` and `xdhcpd` record the values seen when the entry was written (informative: lease
 //! times move by a second between runs, so values are not matched).
 
@@ -30,6 +31,19 @@ impl std::fmt::Display for Key {
             "{} / {} / {} / {}",
             self.config, self.exchange, self.step, self.field
         )
+    }
+}
+
+impl Key {
+    /// Whether this (list) key covers `other`: each part equal, or `*` in the list's key —
+    /// for a systematic difference, such as one field of every reply, that would otherwise
+    /// need an entry per request.
+    pub fn covers(&self, other: &Key) -> bool {
+        let part = |mine: &str, theirs: &str| mine == "*" || mine == theirs;
+        part(&self.config, &other.config)
+            && part(&self.exchange, &other.exchange)
+            && part(&self.step, &other.step)
+            && part(&self.field, &other.field)
     }
 }
 

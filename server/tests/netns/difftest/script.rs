@@ -171,8 +171,25 @@ fn settings(words: &[String], step: bool) -> Result<Settings> {
             bail!("unknown key `{key}`");
         }
         // Checked here so that a typo fails when the corpus is read, not in the lab.
-        if key != "via" && !matches!(key, "prl" | "ciaddr" | "ip" | "server-id" | "mac") {
-            value_bytes(value).with_context(|| format!("value of `{key}`"))?;
+        match key {
+            "secs" | "arch" | "lease-time" | "max-size" => {
+                value
+                    .parse::<u64>()
+                    .with_context(|| format!("`{key}` takes a number"))?;
+            }
+            "wait" => {
+                value
+                    .parse::<f64>()
+                    .with_context(|| format!("`{key}` takes seconds"))?;
+            }
+            "client-id" | "vendor-class" | "user-class" | "hostname" | "circuit-id"
+            | "remote-id" | "agent" => {
+                value_bytes(value).with_context(|| format!("value of `{key}`"))?;
+            }
+            _ if key.starts_with("option.") => {
+                value_bytes(value).with_context(|| format!("value of `{key}`"))?;
+            }
+            _ => {}
         }
         settings.insert(key.to_owned(), value.to_owned());
     }
@@ -194,7 +211,9 @@ pub fn value_bytes(value: &str) -> Result<Vec<u8>> {
     let number: u64 = value
         .parse()
         .with_context(|| format!("`{value}` is not \"text\", hex or a number"))?;
-    Ok(vec![u8::try_from(number).context("a bare number here is one byte")?])
+    Ok(vec![
+        u8::try_from(number).context("a bare number here is one byte")?
+    ])
 }
 
 fn number(settings: &Settings, key: &str) -> Result<Option<u64>> {
@@ -235,7 +254,8 @@ fn parse_script(name: &str, text: &str) -> Result<(bool, Vec<Exchange>)> {
                     .ok_or_else(|| anyhow!("exchange without a name"))
                     .with_context(context)?;
                 if exchanges.iter().any(|known| &known.name == exchange) {
-                    return Err(anyhow!("exchange {exchange} declared twice")).with_context(context);
+                    return Err(anyhow!("exchange {exchange} declared twice"))
+                        .with_context(context);
                 }
                 let (client_words, other_words): (Vec<String>, Vec<String>) = rest
                     .iter()
@@ -378,7 +398,11 @@ fn options_hex(settings: &Settings) -> Result<String> {
         Some(list) => {
             let codes = list
                 .split(',')
-                .map(|code| code.trim().parse::<u8>().with_context(|| format!("prl {list}")))
+                .map(|code| {
+                    code.trim()
+                        .parse::<u8>()
+                        .with_context(|| format!("prl {list}"))
+                })
                 .collect::<Result<Vec<u8>>>()?;
             option_hex(&mut out, 55, &codes);
         }
@@ -503,13 +527,17 @@ fn render_step(kind: StepKind, settings: &Settings, xid: u32) -> Result<String> 
         fields.push("ipsrc=0".to_owned());
         fields.push("ipdst=broadcast".to_owned());
     }
+    // Long enough for a debug build's fsync on a loaded machine: a reply that comes later is
+    // counted as none. Nobody answers RELEASE and DECLINE; their wait only catches a server
+    // that would.
     let default_wait = if matches!(kind, Release | Decline) {
         "0.5"
     } else {
-        "1.0"
+        "2.0"
     };
     let wait = settings.get("wait").map_or(default_wait, String::as_str);
-    wait.parse::<f64>().with_context(|| format!("wait={wait}"))?;
+    wait.parse::<f64>()
+        .with_context(|| format!("wait={wait}"))?;
     fields.push(format!("wait={wait}"));
     Ok(fields.join(" "))
 }
