@@ -5,6 +5,7 @@ mod bench;
 mod bench_failover;
 mod ci;
 mod demo;
+mod difftest;
 mod fuzz;
 #[path = "../../server/tests/netns/mod.rs"]
 mod netns;
@@ -44,6 +45,20 @@ enum Task {
         #[arg(long, default_value_t = 10)]
         minutes: u64,
     },
+    /// Differential test against a live ISC dhcpd 4.4 over testdata/difftest/ (needs root).
+    Difftest {
+        /// Use this xdhcpd binary instead of building target/debug/xdhcpd.
+        #[arg(long)]
+        binary: Option<std::path::PathBuf>,
+        /// Only the configs marked `ci` (the subset `cargo xtask test` runs).
+        #[arg(long)]
+        ci: bool,
+        /// Print new differences as entries for known-differences.toml.
+        #[arg(long)]
+        suggest: bool,
+        /// Only these configs (file names without `.conf`).
+        configs: Vec<String>,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -57,6 +72,17 @@ fn main() -> Result<()> {
         Task::Demo => demo::run(),
         Task::Test => ci::run(),
         Task::Fuzz { minutes } => fuzz::run(minutes),
+        Task::Difftest {
+            binary,
+            ci,
+            suggest,
+            configs,
+        } => difftest::run(difftest::Options {
+            binary,
+            configs,
+            ci,
+            suggest,
+        }),
         Task::Bench { which } => bench::run(which),
         Task::Package { binary, out } => package::run(binary, out).map(|_| ()),
     }

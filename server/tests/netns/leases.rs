@@ -82,7 +82,7 @@ pub fn parse_kea_csv(text: &str) -> Vec<LeaseRecord> {
 }
 
 /// `W YYYY/MM/DD HH:MM:SS;` or `epoch N; # …` → seconds since the epoch; `never` → None.
-fn parse_date(text: &str) -> Option<u64> {
+pub fn parse_date(text: &str) -> Option<u64> {
     let text = text.split(';').next()?.trim();
     if let Some(epoch) = text.strip_prefix("epoch ") {
         return epoch.trim().parse().ok();

@@ -14,6 +14,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod config;
+pub mod difftest;
 pub mod leases;
 pub mod peers;
 
