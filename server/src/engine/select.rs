@@ -107,13 +107,9 @@ impl Engine {
         Some(Network { subnet, shared })
     }
 
-    /// The pool whose ranges contain `address`.
+    /// The pool whose ranges contain `address` (a binary search of the config's address map).
     pub(crate) fn pool_of(&self, address: Ipv4Addr) -> Option<PoolId> {
-        self.config
-            .pools
-            .iter()
-            .position(|pool| pool.ranges.iter().any(|range| range.contains(address)))
-            .map(|index| PoolId(index as u32))
+        self.config.addresses().pool_of(address)
     }
 
     /// The failover relationship of `pool` as the lease rules see it; `None` without failover.
@@ -509,7 +505,9 @@ impl Engine {
     /// True when in some shared network with failover pools the partner holds no lease in its
     /// free state, so that this server answers DISCOVERs of the partner's buckets there
     /// (docs/spec/failover.md §11.3). A load balancer that cannot tell shared networks apart (the XDP
-    /// program) must then leave balancing to [`Engine::handle`]. O(pools).
+    /// program) must then leave balancing to [`Engine::handle`]. O(pools). Only the shared
+    /// networks whose pools `leases` holds are looked at (a store shard answers for its own,
+    /// `lease::shards`).
     pub fn partner_short_of_free_leases(&self, leases: &LeaseStore) -> bool {
         self.config
             .shared_networks
@@ -519,7 +517,7 @@ impl Engine {
                 shared
                     .pools
                     .iter()
-                    .any(|&pool| self.failover_view(pool).is_some())
+                    .any(|&pool| leases.holds_pool(pool) && self.failover_view(pool).is_some())
                     && !self.partner_has_free_leases(SharedNetworkId(index as u32), leases)
             })
     }

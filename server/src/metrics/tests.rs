@@ -2,7 +2,7 @@
 //! histograms, and the kernel socket counters against /proc/net/udp.
 
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::collectors::{pool_usage, PoolUsage, Sources};
 use super::*;
@@ -10,6 +10,7 @@ use crate::config::model::Config;
 use crate::engine::{IgnoreReason, Malformation, Outcome};
 use crate::lease::commit::{append_latency_bucket, CommitStats};
 use crate::lease::record::{BindingState, Lease};
+use crate::lease::shards::ShardedStore;
 use crate::lease::store::LeaseStore;
 
 const CONFIG: &str = "authoritative;\n\
@@ -26,9 +27,10 @@ fn lease(address: Ipv4Addr, state: BindingState) -> Lease {
 
 fn sources(config: Config, store: LeaseStore) -> Sources {
     let config = Arc::new(config);
+    let leases = Arc::new(ShardedStore::from_store(config.clone(), 2, store));
     Sources {
         config: Arc::new(move || config.clone()),
-        leases: Arc::new(Mutex::new(store)),
+        leases,
         commit: Arc::new(CommitStats::default()),
         fast_path: None,
         failover: Vec::new(),
@@ -102,7 +104,9 @@ fn pool_usage_counts_states_from_the_store_counters() {
     }
     // Outside every pool: counted as a lease, in no pool.
     store.upsert(lease(Ipv4Addr::new(10, 0, 0, 200), BindingState::Active));
-    let leases = Mutex::new(store);
+    // Two shards, one per shared network: each pool is counted in its own.
+    let leases = ShardedStore::from_store(Arc::new(config.clone()), 2, store);
+    assert!(leases.lock(0).unwrap().len() > 0 && leases.lock(1).unwrap().len() > 0);
     let (usage, count) = pool_usage(&config, &leases);
     assert_eq!(count, 4 + 256 + 1);
     assert_eq!(
