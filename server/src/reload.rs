@@ -14,8 +14,9 @@
 //! 4. holding every shard of the lease store, in index order (so that no decision runs half
 //!    under each config): leases whose shared network the new config puts in another shard move
 //!    there, each shard's pool indices are rebuilt from the new pools
-//!    ([`ShardedStore::reconfigure`], every lease stays), the engine is swapped ([`EngineCell`]),
-//!    and the XDP program's renewal templates, built from the old config, are withdrawn.
+//!    ([`ShardedStore::reconfigure`], every lease stays), the engine is swapped ([`EngineCell`])
+//!    and publications prepared under the old config are voided; once the shards are let go,
+//!    the XDP program's renewal templates, built from the old config, are withdrawn.
 //!
 //! The failover connection is untouched: the new engine keeps the running relationships
 //! ([`Engine::reconfigured`]).
@@ -230,10 +231,14 @@ pub fn apply(targets: &ReloadTargets<'_>, new: Config) -> Result<ReloadSummary, 
         .reconfigure(config.clone(), || {
             targets.engine.replace(engine);
             if let Some(fast_path) = targets.fast_path {
-                fast_path.reconfigure(&config);
+                fast_path.switch_generation(&config);
             }
         })
         .map_err(|_| ReloadError::LeaseStore)?;
+    // The kernel's maps once the shards are let go: no syscall under a shard's lock.
+    if let Some(fast_path) = targets.fast_path {
+        fast_path.reconfigure_maps(&config);
+    }
     Ok(ReloadSummary {
         subnets: config.subnets.len(),
         pools: config.pools.len(),

@@ -518,17 +518,27 @@ impl FastPathRuntime {
         }
     }
 
-    /// A reloaded config (SIGHUP): every template in the kernel was built by the old engine, so
-    /// all leases are withdrawn and publications prepared before are dropped (the caller holds
-    /// the lease store, under which every `prepare` runs, so the generation splits them
-    /// exactly; it holds every shard of it). Renewals in the kernel are switched on or off for the new config.
-    pub fn reconfigure(&self, config: &crate::config::model::Config) {
+    /// A reloaded config (SIGHUP), first half, run while the reload holds every shard of the
+    /// lease store (under which every `prepare` runs): publications prepared before are
+    /// dropped from now on (the generation splits them exactly) and the failover pools are the
+    /// new config's. No map is touched here; [`Self::reconfigure_maps`] follows once the shards
+    /// are let go.
+    pub fn switch_generation(&self, config: &crate::config::model::Config) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut pools) = self.failover_pools.write() {
             *pools = FailoverPools::of(config);
         }
+        self.enabled
+            .store(sync::config_allows_fast_path(config), Ordering::Relaxed);
+    }
+
+    /// A reloaded config, second half, with no shard of the store held (one BPF syscall per
+    /// entry): every template in the kernel was built by the old engine, so all leases are
+    /// withdrawn; renewals in the kernel are switched on or off for the new config. Until
+    /// this runs the kernel may still answer a renewal with the old config's reply, as it did
+    /// a moment before the reload.
+    pub fn reconfigure_maps(&self, config: &crate::config::model::Config) {
         let enabled = sync::config_allows_fast_path(config);
-        self.enabled.store(enabled, Ordering::Relaxed);
         let Ok(mut current) = self.config.lock() else {
             return;
         };
