@@ -254,3 +254,75 @@ fn replies_of_a_failed_batch_count_as_commit_failed() {
         "{text}"
     );
 }
+
+/// The packet path's counters are per-thread copies summed at scrape time: what many workers
+/// counted adds up exactly, and the lock-hold histogram renders as the shared
+/// `prometheus_client` histogram it replaced did (same `le` labels: the bench scrapes them).
+#[test]
+fn counters_of_many_threads_are_summed_at_scrape_time() {
+    let metrics = Arc::new(Metrics::default());
+    let holds = [0.5e-6, 3e-6, 2e-5, 0.004, 2.0];
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let metrics = metrics.clone();
+            std::thread::spawn(move || {
+                let mut discover = dhcproto::v4::Message::default();
+                discover
+                    .opts_mut()
+                    .insert(dhcproto::v4::DhcpOption::MessageType(MessageType::Discover));
+                for _ in 0..100 {
+                    metrics.count_received(&discover);
+                    metrics.packets_received.increment();
+                    metrics.send_errors.add(2);
+                }
+                for hold in holds {
+                    metrics.store_lock_hold.observe(hold);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("worker");
+    }
+    assert_eq!(metrics.received(ReceivedType::Discover), 400);
+    assert_eq!(metrics.drops(DropReason::SendFailed), 800);
+    let config = crate::config::parse_str(CONFIG, "test.conf").unwrap();
+    let store = LeaseStore::new(&config);
+    let text = render(&metrics.registry(sources(config, store))).unwrap();
+    for expected in [
+        "xdhcpd_packets_received_total{type=\"discover\"} 400\n",
+        "xdhcpd_datagrams_received_total 400\n",
+        "xdhcpd_send_errors_total 800\n",
+        "xdhcpd_drops_total{reason=\"send_failed\"} 800\n",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    // The same observations in the shared histogram of before.
+    let reference = prometheus_client::metrics::histogram::Histogram::new(
+        prometheus_client::metrics::histogram::exponential_buckets(1e-6, 4.0, 11),
+    );
+    for _ in 0..4 {
+        for hold in holds {
+            reference.observe(hold);
+        }
+    }
+    let mut registry = prometheus_client::registry::Registry::with_prefix("xdhcpd");
+    registry.register(
+        "store_lock_hold_seconds",
+        "time a worker holds the lease store's lock for one received batch",
+        reference,
+    );
+    let expected = render(&registry).unwrap();
+    let histogram_lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| line.contains("store_lock_hold_seconds"))
+            .filter(|line| !line.contains("_sum"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(histogram_lines(&text), histogram_lines(&expected));
+    assert!(
+        text.contains("xdhcpd_store_lock_hold_seconds_count 20\n"),
+        "{text}"
+    );
+}
