@@ -222,8 +222,10 @@ impl LeaseStore {
     /// `lease::shards`): only their addresses are allocated, counted and queued here; an
     /// address of another pool is, to this store, outside every pool.
     pub fn with_pools(config: &Config, holds: impl Fn(PoolId) -> bool) -> Self {
-        let mut store = Self::default();
-        store.pool_slots = vec![NOT_HELD; config.pools.len()];
+        let mut store = Self {
+            pool_slots: vec![NOT_HELD; config.pools.len()],
+            ..Self::default()
+        };
         for (index, pool) in config.pools.iter().enumerate() {
             if !holds(PoolId(index as u32)) {
                 continue;

@@ -106,7 +106,7 @@ fn pool_usage_counts_states_from_the_store_counters() {
     store.upsert(lease(Ipv4Addr::new(10, 0, 0, 200), BindingState::Active));
     // Two shards, one per shared network: each pool is counted in its own.
     let leases = ShardedStore::from_store(Arc::new(config.clone()), 2, store);
-    assert!(leases.lock(0).unwrap().len() > 0 && leases.lock(1).unwrap().len() > 0);
+    assert!(!leases.lock(0).unwrap().is_empty() && !leases.lock(1).unwrap().is_empty());
     let (usage, count) = pool_usage(&config, &leases);
     assert_eq!(count, 4 + 256 + 1);
     assert_eq!(
