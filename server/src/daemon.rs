@@ -3,8 +3,9 @@
 //!
 //! Threads: `threads` workers per interface reading one shared socket, the group
 //! committer of the lease log (it also sends the replies that promise a lease, after fsync), one
-//! expiry ticker, and optionally the metrics endpoint. The lease store is one mutex: a decision
-//! holds it for a few microseconds, and a worker takes it once per received batch.
+//! expiry ticker, and optionally the metrics endpoint. The lease store is in shards by shared
+//! network ([`ShardedStore`]): a worker groups a received batch by the shard each request needs
+//! and takes each of those shards once; a decision holds its shard for a few microseconds.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use crate::lease::commit::{GroupCommit, GroupCommitConfig};
 use crate::lease::file::{IdFormat, LeaseFile};
 use crate::lease::log::LeaseLog;
 use crate::lease::record::UnixTime;
-use crate::lease::store::LeaseStore;
+use crate::lease::shards::ShardedStore;
 use crate::metrics::Metrics;
 use crate::net::interfaces::{self, Interface};
 use crate::net::socket::{DhcpSocket, ReceiveBatch, SendBatch};
@@ -56,7 +57,7 @@ pub struct PendingReply {
 struct Shared {
     /// Swapped by a SIGHUP reload ([`crate::reload`]).
     engine: crate::reload::EngineCell,
-    leases: Arc<Mutex<LeaseStore>>,
+    leases: Arc<ShardedStore>,
     metrics: Arc<Metrics>,
     committer: GroupCommit<Option<PendingReply>>,
     /// The server port (67 or `-p`); clients are answered on port + 1 (RFC 2131 §4.1).
@@ -153,23 +154,36 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     let config = Arc::new(config);
     let leases_path = leases_path(cli, &config);
     let now = unix_now();
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1);
 
     // Load the lease file (ISC: a missing lease file is fatal; parse errors are logged and the
-    // rewrite below drops what could not be read). Streamed straight into the store.
-    let mut store = LeaseStore::new(&config);
-    let mut other_records = load_leases(&mut store, &leases_path)?;
+    // rewrite below drops what could not be read). Streamed straight into the store's shards.
+    let store = ShardedStore::new(
+        config.clone(),
+        crate::lease::shards::shard_count(&config, threads),
+    );
+    let mut other_records = load_leases(&store, &leases_path)?;
     let loaded = store.len();
     // Hosts, groups and failover states of the file are not the store's: keep them for rewrites.
     other_records.errors = Vec::new();
     // OMAPI hosts live in the engine's table; compaction writes them from there.
     let dynamic_hosts = crate::omapi::host_table(&config, std::mem::take(&mut other_records.hosts));
-    let expired = store.expire(now);
+    let mut expired = 0;
+    store
+        .for_each(|_, shard| expired += shard.expire(now).len())
+        .map_err(|error| DaemonError::Leases {
+            path: leases_path.clone(),
+            message: error.to_string(),
+        })?;
     log::info!(
-        "loaded {loaded} leases from {} ({} expired since)",
+        "loaded {loaded} leases from {} ({expired} expired since; {} store shard(s))",
         leases_path.display(),
-        expired.len()
+        store.shard_count()
     );
-    let leases = Arc::new(Mutex::new(store));
+    let leases = Arc::new(store);
     let metrics = Arc::new(Metrics::default());
 
     let selection = select_interfaces(cli, &config)?;
@@ -178,10 +192,6 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         return Err(DaemonError::NoInterfaces);
     }
     let chosen = selection.chosen;
-    let threads = cli
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
-        .max(1);
     let port = cli.port.unwrap_or(server_common::DHCP_SERVER_PORT);
     let id_format = IdFormat::of(&config);
     // docs/spec/failover.md §12: the saved failover states the peer drivers resume from; the latest record
@@ -444,7 +454,7 @@ fn log_commit_statistics(stats: &crate::lease::commit::CommitStatsSnapshot) {
 
 /// Streams the lease file into `store`; logs what had to be skipped. Returns the records that
 /// are not leases (hosts, groups, failover states, server DUID).
-pub fn load_leases(store: &mut LeaseStore, path: &Path) -> Result<LeaseFile, DaemonError> {
+pub fn load_leases(store: &ShardedStore, path: &Path) -> Result<LeaseFile, DaemonError> {
     let file = store.load_path(path).map_err(|error| DaemonError::Leases {
         path: path.to_path_buf(),
         message: format!("{error} (create an empty file to start without leases)"),
@@ -479,42 +489,50 @@ fn sync_kernel_load_balancing(shared: &Shared) {
         _ => None,
     };
     // Where the partner has no free lease to give, the engine answers its buckets too (§11.3).
+    // Each shard answers for the shared networks it holds, one shard locked at a time.
     let balancing = balancing.filter(|_| {
-        let failover = shared.failover.view();
-        shared.leases.lock().is_ok_and(|store| {
-            !shared
-                .engine
-                .load()
-                .partner_short_of_free_leases(&failover, &store)
-        })
+        let mut short = false;
+        let visited = shared.leases.for_each(|_, store| {
+            let failover = shared.failover.view();
+            short = short
+                || shared
+                    .engine
+                    .load()
+                    .partner_short_of_free_leases(&failover, store);
+        });
+        visited.is_ok() && !short
     });
     fast_path.set_load_balancing(balancing);
 }
 
-/// Moves leases past their end to their next state and logs the change.
+/// Moves leases past their end to their next state and logs the change, one shard at a time
+/// (each change applied once its shard is let go).
 fn expire(shared: &Shared, now: UnixTime) {
-    let changed = match shared.leases.lock() {
-        Ok(mut store) => {
-            let failover = shared.failover.view();
-            shared.engine.load().expire(now, &failover, &mut store)
+    for index in 0..shared.leases.shard_count() {
+        let changed = match shared.leases.lock(index) {
+            Ok(mut store) => {
+                // Copied under the shard's lock, so it matches the leases a driver just changed.
+                let failover = shared.failover.view();
+                shared.engine.load().expire(now, &failover, &mut store)
+            }
+            Err(_) => return,
+        };
+        if changed.is_empty() {
+            continue;
         }
-        Err(_) => return,
-    };
-    if changed.is_empty() {
-        return;
+        shared.metrics.leases_expired.add(changed.len() as u64);
+        shared.apply(
+            crate::changes::LeaseChange::new(crate::changes::ChangeSource::Expiry, &changed),
+            None,
+        );
     }
-    shared.metrics.leases_expired.add(changed.len() as u64);
-    shared.apply(
-        crate::changes::LeaseChange::new(crate::changes::ChangeSource::Expiry, &changed),
-        None,
-    );
 }
 
 /// The group committer: writes and fsyncs batches of lease records, then sends the replies that
 /// waited for them. Opening the log rewrites the file compactly, as ISC does at start-up.
 fn spawn_committer(
     path: &Path,
-    leases: &Arc<Mutex<LeaseStore>>,
+    leases: &Arc<ShardedStore>,
     other_records: Arc<LeaseFile>,
     dynamic_hosts: &Arc<crate::host_table::DynamicHosts>,
     failover_states: &Arc<Mutex<Vec<crate::lease::file::FailoverStateRecord>>>,
@@ -524,17 +542,15 @@ fn spawn_committer(
     let snapshot_leases = leases.clone();
     let snapshot_hosts = dynamic_hosts.clone();
     let snapshot_failover_states = failover_states.clone();
-    // The store is copied under its lock and formatted outside it: formatting 200,000 leases
-    // under the lock stalled every worker for tens of milliseconds. A poisoned lock gives no
-    // snapshot (an empty one would replace the file and lose every lease).
+    // The store is copied one shard at a time, each under its own lock, and formatted outside
+    // them: formatting 200,000 leases under the lock stalled every worker for tens of
+    // milliseconds. A poisoned lock gives no snapshot (an empty one would replace the file and
+    // lose every lease).
     let snapshot = move |buffer: &mut Vec<u8>| {
         let Ok(states) = snapshot_failover_states.lock().map(|states| states.clone()) else {
             return false;
         };
-        let Ok(leases) = snapshot_leases
-            .lock()
-            .map(|store| store.iter().cloned().collect::<Vec<_>>())
-        else {
+        let Ok(leases) = snapshot_leases.leases() else {
             return false;
         };
         crate::lease::file::write_file(&other_records, id_format, buffer);
@@ -670,64 +686,30 @@ fn worker(
             continue;
         }
         decisions.clear();
+        decisions.resize_with(messages.len(), || None);
         // Kernel entries to take out once the store is unlocked: no BPF syscall under it.
         let mut withdrawals = Vec::new();
+        if decide_batch(
+            shared,
+            interface,
+            now,
+            &messages,
+            &mut decisions,
+            &mut withdrawals,
+        )
+        .is_err()
         {
-            let Ok(mut store) = shared.leases.lock() else {
-                return;
-            };
-            let locked = crate::clock::monotonic();
-            // What the engine reads of the failover drivers and OMAPI, copied once for the
-            // batch, under the store's lock (a driver changes leases under it, then publishes).
-            let snapshot = Snapshot {
-                failover: shared.failover.view(),
-                hosts: shared.hosts.snapshot(),
-            };
-            // The buckets are plain data: a panic elsewhere mid-update leaves them usable.
-            let mut starvation = shared
-                .starvation
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Taken under the store lock, as a reload swaps it: a batch is decided by one config.
-            let engine = shared.engine.load();
-            for (message, source, raw) in &messages {
-                let request = Request {
-                    message,
-                    source: *source,
-                    interface_address: Some(interface.address),
-                };
-                let mut decision =
-                    engine.handle(now, &snapshot, &request, &mut store, &mut starvation);
-                let mut publish = None;
-                if let Some(fast_path) = &shared.fast_path {
-                    if let Some(raw) = raw {
-                        publish = fast_path.prepare(raw, message, &mut decision, &mut store);
-                    }
-                    // A binding userspace changed (ACK not republished, release, decline) or
-                    // refused (NAK) leaves the kernel's copy stale. OFFERs and INFORMs change
-                    // no binding: no map lookup for them on the DISCOVER path.
-                    if publish.is_none()
-                        && (!decision.commit.is_empty()
-                            || matches!(decision.outcome, Outcome::Nacked))
-                    {
-                        withdrawals.push(decisions.len());
-                    }
-                }
-                decisions.push((decision, publish));
-            }
-            drop(starvation);
-            drop(store);
-            shared
-                .metrics
-                .store_lock_hold
-                .observe(locked.elapsed().as_secs_f64());
+            return;
         }
         if let Some(fast_path) = &shared.fast_path {
             for &index in &withdrawals {
                 fast_path.withdraw(&messages[index].0);
             }
         }
-        for ((decision, publish), (message, _, _)) in decisions.drain(..).zip(&messages) {
+        for (decided, (message, _, _)) in decisions.drain(..).zip(&messages) {
+            let Some((decision, publish)) = decided else {
+                continue;
+            };
             dispatch(shared, socket, interface, message, decision, &mut outgoing);
             // Published by the fast-path thread once the record submitted above is durable.
             if let (Some(fast_path), Some(publish)) = (&shared.fast_path, publish) {
@@ -745,6 +727,104 @@ fn worker(
             }
         }
     }
+}
+
+/// A received message: the decoded request, its source, and its bytes when the XDP fast path
+/// may make a template of its answer.
+type Received = (dhcproto::v4::Message, SocketAddrV4, Option<Vec<u8>>);
+
+/// A decision and the kernel publication prepared with it.
+type Decided = (Decision, Option<crate::xdp::runtime::Publish>);
+
+/// Decides a received batch one store shard at a time: each request goes to the shard of the
+/// shared network whose leases it needs ([`Engine::store_network`], asked before anything is
+/// locked), and each shard is locked once, its requests decided in arrival order. A reload
+/// between the choice and the lock (the layout or the engine changed) sends the rest of the
+/// batch back to be grouped again under the new config. `decisions[i]` receives message `i`'s;
+/// `withdrawals` the messages whose kernel entries must go once every shard is let go.
+fn decide_batch(
+    shared: &Shared,
+    interface: &Interface,
+    now: UnixTime,
+    messages: &[Received],
+    decisions: &mut [Option<Decided>],
+    withdrawals: &mut Vec<usize>,
+) -> Result<(), crate::lease::shards::Poisoned> {
+    let request = |index: usize| {
+        let (message, source, _) = &messages[index];
+        Request {
+            message,
+            source: *source,
+            interface_address: Some(interface.address),
+        }
+    };
+    let mut shard_of = vec![0usize; messages.len()];
+    let mut pending: Vec<usize> = (0..messages.len()).collect();
+    while !pending.is_empty() {
+        let engine = shared.engine.load();
+        let layout = shared.leases.layout();
+        for &index in &pending {
+            shard_of[index] = layout.of_network(engine.store_network(&request(index)));
+        }
+        // Stable: requests of one shard keep their arrival order.
+        pending.sort_by_key(|&index| shard_of[index]);
+        let mut regroup = Vec::new();
+        for group in pending.chunk_by(|&a, &b| shard_of[a] == shard_of[b]) {
+            if !regroup.is_empty() {
+                regroup.extend_from_slice(group);
+                continue;
+            }
+            let mut store = shared.leases.lock(shard_of[group[0]])?;
+            // A reload swaps layout and engine while it holds every shard: once this shard is
+            // held, both are what the choice was made with, or the choice is made again.
+            if !shared.leases.is_current(&layout) || !Arc::ptr_eq(&shared.engine.load(), &engine) {
+                drop(store);
+                regroup.extend_from_slice(group);
+                continue;
+            }
+            let locked = crate::clock::monotonic();
+            // What the engine reads of the failover drivers and OMAPI, copied for the group
+            // under the shard's lock (a driver changes leases under it, then publishes).
+            let snapshot = Snapshot {
+                failover: shared.failover.view(),
+                hosts: shared.hosts.snapshot(),
+            };
+            // The buckets are plain data: a panic elsewhere mid-update leaves them usable.
+            let mut starvation = shared
+                .starvation
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for &index in group {
+                let (message, _, raw) = &messages[index];
+                let mut decision =
+                    engine.handle(now, &snapshot, &request(index), &mut store, &mut starvation);
+                let mut publish = None;
+                if let Some(fast_path) = &shared.fast_path {
+                    if let Some(raw) = raw {
+                        publish = fast_path.prepare(raw, message, &mut decision, &mut store);
+                    }
+                    // A binding userspace changed (ACK not republished, release, decline) or
+                    // refused (NAK) leaves the kernel's copy stale. OFFERs and INFORMs change
+                    // no binding: no map lookup for them on the DISCOVER path.
+                    if publish.is_none()
+                        && (!decision.commit.is_empty()
+                            || matches!(decision.outcome, Outcome::Nacked))
+                    {
+                        withdrawals.push(index);
+                    }
+                }
+                decisions[index] = Some((decision, publish));
+            }
+            drop(starvation);
+            drop(store);
+            shared
+                .metrics
+                .store_lock_hold
+                .observe(locked.elapsed().as_secs_f64());
+        }
+        pending = regroup;
+    }
+    Ok(())
 }
 
 /// Counts a decision, then sends its reply now (nothing to make durable) or queues it behind its

@@ -11,21 +11,23 @@
 //! 3. [`prepare`] fits the new config to what cannot change without a restart (failover peers,
 //!    the lease file, OMAPI, …): those keep their running values, each with a log line saying a
 //!    restart is needed; a pool naming a failover peer that is not running refuses the reload;
-//! 4. under the lease-store lock (so that no decision runs half under each config): the store's
-//!    pool indices are rebuilt from the new pools ([`LeaseStore::reconfigure`], every lease
-//!    stays), the engine is swapped ([`EngineCell`]), and the XDP program's renewal templates,
-//!    built from the old config, are withdrawn.
+//! 4. holding every shard of the lease store, in index order (so that no decision runs half
+//!    under each config): leases whose shared network the new config puts in another shard move
+//!    there, each shard's pool indices are rebuilt from the new pools
+//!    ([`ShardedStore::reconfigure`], every lease stays), the engine is swapped ([`EngineCell`])
+//!    and publications prepared under the old config are voided; once the shards are let go,
+//!    the XDP program's renewal templates, built from the old config, are withdrawn.
 //!
 //! The failover connection is untouched: the relationships' state lives with their drivers
 //! (`failover::hooks`), not in the engine, and the new engine reads it through the same
 //! per-batch view, indexed by the `failover peer` list that [`prepare`] keeps.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::config::model::Config;
 use crate::engine::Engine;
-use crate::lease::store::LeaseStore;
+use crate::lease::shards::ShardedStore;
 use crate::net::interfaces::{self, Interface};
 use crate::xdp::runtime::FastPathRuntime;
 
@@ -200,7 +202,7 @@ fn failover_ranges(config: &Config) -> Vec<(String, u32, u32)> {
 pub struct ReloadTargets<'a> {
     pub config_path: &'a Path,
     pub engine: &'a EngineCell,
-    pub leases: &'a Mutex<LeaseStore>,
+    pub leases: &'a ShardedStore,
     pub fast_path: Option<&'a FastPathRuntime>,
     /// The interfaces being served (their sockets stay; a reload cannot add any).
     pub interfaces: &'a [Interface],
@@ -225,14 +227,19 @@ pub fn apply(targets: &ReloadTargets<'_>, new: Config) -> Result<ReloadSummary, 
     let config = Arc::new(config);
     // Built outside the lock: the engine's tables depend only on the config.
     let engine = Engine::new(config.clone());
-    let mut store = targets.leases.lock().map_err(|_| ReloadError::LeaseStore)?;
-    store.reconfigure(&config);
-    targets.engine.replace(engine);
+    let leases_kept = targets
+        .leases
+        .reconfigure(config.clone(), || {
+            targets.engine.replace(engine);
+            if let Some(fast_path) = targets.fast_path {
+                fast_path.switch_generation(&config);
+            }
+        })
+        .map_err(|_| ReloadError::LeaseStore)?;
+    // The kernel's maps once the shards are let go: no syscall under a shard's lock.
     if let Some(fast_path) = targets.fast_path {
-        fast_path.reconfigure(&config);
+        fast_path.reconfigure_maps(&config);
     }
-    let leases_kept = store.len();
-    drop(store);
     Ok(ReloadSummary {
         subnets: config.subnets.len(),
         pools: config.pools.len(),
@@ -369,7 +376,7 @@ mod tests {
         let running = parse(BASE);
         let engine = EngineCell::new(Engine::new(Arc::new(running.clone())));
         let before = engine.load();
-        let leases = Mutex::new(LeaseStore::new(&running));
+        let leases = ShardedStore::new(Arc::new(running.clone()), 1);
         let targets = ReloadTargets {
             config_path: Path::new("unused"),
             engine: &engine,
@@ -464,7 +471,7 @@ mod tests {
     fn the_swap_keeps_every_lease_and_uses_the_new_pools() {
         let running = parse(BASE);
         let engine = EngineCell::new(Engine::new(Arc::new(running.clone())));
-        let mut store = LeaseStore::new(&running);
+        let mut store = crate::lease::store::LeaseStore::new(&running);
         let mut bound = Lease::free(Ipv4Addr::new(10, 0, 0, 10));
         bound.binding_state = BindingState::Active;
         bound.next_binding_state = BindingState::Free;
@@ -473,7 +480,7 @@ mod tests {
         store.upsert(bound.clone());
         // A free lease in a range the new config drops: it stays a record, never allocated.
         store.upsert(Lease::free(Ipv4Addr::new(10, 0, 0, 20)));
-        let leases = Mutex::new(store);
+        let leases = ShardedStore::from_store(Arc::new(running.clone()), 1, store);
         let new = parse(
             r#"
             default-lease-time 900;
@@ -497,7 +504,7 @@ mod tests {
             engine.load().config().pools[0].ranges[0].high,
             Ipv4Addr::new(10, 0, 0, 12)
         );
-        let mut store = leases.lock().expect("store");
+        let mut store = leases.lock(0).expect("store");
         assert_eq!(store.get(bound.address), Some(&bound));
         assert!(store.get(Ipv4Addr::new(10, 0, 0, 20)).is_some());
         assert_eq!(store.pool_of(Ipv4Addr::new(10, 0, 0, 20)), None);
@@ -528,7 +535,7 @@ mod tests {
         let running = parse(BASE);
         let engine = EngineCell::new(Engine::new(Arc::new(running.clone())));
         let before = engine.load();
-        let leases = Mutex::new(LeaseStore::new(&running));
+        let leases = ShardedStore::new(Arc::new(running.clone()), 1);
         let directory = std::env::temp_dir().join(format!("xdhcpd-reload-{}", std::process::id()));
         std::fs::create_dir_all(&directory).expect("directory");
         let path = directory.join("dhcpd.conf");

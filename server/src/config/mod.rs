@@ -7,6 +7,7 @@
 //! resynchronises at the next `;` or at the end of the enclosing block), as
 //! `file:line:column: expected X, found Y`.
 
+pub mod addresses;
 mod base64;
 pub mod expr;
 pub mod lexer;

@@ -270,6 +270,8 @@ pub struct Config {
     /// `option xdhcpd.omapi-*` settings of the OMAPI listener (config/xdhcpd.rs).
     pub omapi: super::xdhcpd::OmapiSettings,
     pub warnings: Vec<Warning>,
+    /// The address map, built on first lookup ([`Config::addresses`]).
+    pub address_index: super::addresses::AddressIndexCell,
 }
 
 impl Config {
@@ -287,14 +289,15 @@ impl Config {
         })
     }
 
-    /// The subnet containing `address`, most specific (longest mask) first.
+    /// The subnet containing `address`, most specific (longest mask) first: one binary search
+    /// of the address map.
     pub fn subnet_for(&self, address: Ipv4Addr) -> Option<SubnetId> {
-        self.subnets
-            .iter()
-            .enumerate()
-            .filter(|(_, subnet)| subnet.contains(address))
-            .max_by_key(|(_, subnet)| u32::from(subnet.netmask))
-            .map(|(index, _)| SubnetId(index as u32))
+        self.addresses().subnet_for(address)
+    }
+
+    /// The sorted table of subnets and pool ranges ([`super::addresses`]), built on first use.
+    pub fn addresses(&self) -> &std::sync::Arc<super::addresses::AddressIndex> {
+        self.address_index.get_or_build(self)
     }
 
     pub fn subnet(&self, id: SubnetId) -> &Subnet {

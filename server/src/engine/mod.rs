@@ -26,6 +26,7 @@ mod request;
 mod scope;
 mod select;
 pub mod starvation;
+mod store_network;
 
 #[cfg(test)]
 mod tests;

@@ -108,13 +108,9 @@ impl Engine {
         Some(Network { subnet, shared })
     }
 
-    /// The pool whose ranges contain `address`.
+    /// The pool whose ranges contain `address` (a binary search of the config's address map).
     pub(crate) fn pool_of(&self, address: Ipv4Addr) -> Option<PoolId> {
-        self.config
-            .pools
-            .iter()
-            .position(|pool| pool.ranges.iter().any(|range| range.contains(address)))
-            .map(|index| PoolId(index as u32))
+        self.config.addresses().pool_of(address)
     }
 
     /// The failover relationship of `pool` as the lease rules see it; `None` without failover.
@@ -523,7 +519,8 @@ impl Engine {
     /// free state, so that this server answers DISCOVERs of the partner's buckets there
     /// (docs/spec/failover.md §11.3). A load balancer that cannot tell shared networks apart (the XDP
     /// program) must then leave balancing to [`Engine::handle`]. `failover` is the
-    /// relationships' state now. O(pools).
+    /// relationships' state now. O(pools). Only the shared networks whose pools `leases` holds
+    /// are looked at (a store shard answers for its own, `lease::shards`).
     pub fn partner_short_of_free_leases(
         &self,
         failover: &FailoverView,
@@ -534,15 +531,9 @@ impl Engine {
             .iter()
             .enumerate()
             .any(|(index, shared)| {
-                shared
-                    .pools
-                    .iter()
-                    .any(|&pool| self.relationships.of_pool(pool).is_some())
-                    && !self.partner_has_free_leases(
-                        failover,
-                        SharedNetworkId(index as u32),
-                        leases,
-                    )
+                shared.pools.iter().any(|&pool| {
+                    leases.holds_pool(pool) && self.relationships.of_pool(pool).is_some()
+                }) && !self.partner_has_free_leases(failover, SharedNetworkId(index as u32), leases)
             })
     }
 

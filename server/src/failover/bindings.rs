@@ -1,13 +1,20 @@
-//! [`Bindings`] over the daemon's [`LeaseStore`]: the machine reads and changes the leases of one
-//! relationship's pools in the store itself, and every change is remembered so that the driver
-//! writes it to the lease log (group commit) before anything that depends on it goes to the
+//! [`Bindings`] over the daemon's [`ShardedStore`]: the machine reads and changes the leases of
+//! one relationship's pools in the store itself, and every change is remembered so that the
+//! driver writes it to the lease log (group commit) before anything that depends on it goes to the
 //! partner (docs/spec/failover.md §7.3 step 10: the lease is written, then the BNDACK is sent).
+//!
+//! Each address is read and changed in its own shard (`lease::shards`). One shard is held at a
+//! time, from the first access to an address of it until an address of another shard is
+//! touched or the machine call ends: a BNDUPD's read and write of one lease stay under one hold,
+//! and UPDREQALL's walk over every address (sorted, so pool by pool) takes each shard once.
 
+use std::cell::RefCell;
 use std::net::Ipv4Addr;
 
 use super::machine::Bindings;
 use crate::config::model::Config;
 use crate::lease::record::Lease;
+use crate::lease::shards::{ShardGuard, ShardedStore};
 use crate::lease::store::LeaseStore;
 
 /// The address ranges of the pools that name failover peer `name`, as inclusive `u32` pairs.
@@ -26,21 +33,38 @@ pub fn relationship_ranges(config: &Config, name: &str) -> Vec<(u32, u32)> {
     ranges
 }
 
-/// One relationship's view of the store for the length of one machine call (the caller holds
-/// the store's lock meanwhile).
+/// One relationship's view of the store for the length of one machine call (module doc: it
+/// holds at most one shard at a time, and none once dropped).
 pub struct StoreBindings<'a> {
-    store: &'a mut LeaseStore,
+    store: &'a ShardedStore,
     ranges: &'a [(u32, u32)],
+    /// The shard held now, with its index.
+    held: RefCell<Option<(usize, ShardGuard<'a>)>>,
     written: Vec<Lease>,
 }
 
 impl<'a> StoreBindings<'a> {
-    pub fn new(store: &'a mut LeaseStore, ranges: &'a [(u32, u32)]) -> Self {
+    pub fn new(store: &'a ShardedStore, ranges: &'a [(u32, u32)]) -> Self {
         Self {
             store,
             ranges,
+            held: RefCell::new(None),
             written: Vec::new(),
         }
+    }
+
+    /// Runs `step` on the shard of `address`, taking it (and letting the one held go) unless
+    /// it is held already. `None` when the store is poisoned.
+    fn in_shard<T>(&self, address: Ipv4Addr, step: impl FnOnce(&mut LeaseStore) -> T) -> Option<T> {
+        let mut held = self.held.borrow_mut();
+        // The layout cannot change while a shard is held (`lease::shards`).
+        let wanted = self.store.layout().of_address(address);
+        if !matches!(&*held, Some((index, _)) if *index == wanted) {
+            *held = None;
+            let guard = self.store.lock_address(address).ok()?;
+            *held = Some((self.store.layout().of_address(address), guard));
+        }
+        held.as_mut().map(|(_, guard)| step(guard))
     }
 
     fn contains(&self, address: Ipv4Addr) -> bool {
@@ -51,8 +75,9 @@ impl<'a> StoreBindings<'a> {
     }
 
     /// The leases changed through [`Bindings::update`], in order: the caller must make them
-    /// durable before sending what the machine queued.
+    /// durable before sending what the machine queued. The shard held is let go.
     pub fn into_written(self) -> Vec<Lease> {
+        drop(self.held);
         self.written
     }
 }
@@ -63,20 +88,22 @@ impl Bindings for StoreBindings<'_> {
             return None;
         }
         // ISC has a lease object for every pool address; a never-used one is FREE.
-        Some(
-            self.store
+        self.in_shard(address, |store| {
+            store
                 .get(address)
                 .cloned()
-                .unwrap_or_else(|| Lease::free(address)),
-        )
+                .unwrap_or_else(|| Lease::free(address))
+        })
     }
 
     fn update(&mut self, lease: Lease) {
         if !self.contains(lease.address) {
             return;
         }
-        self.store.upsert(lease.clone());
-        self.written.push(lease);
+        let stored = self.in_shard(lease.address, |store| store.upsert(lease.clone()));
+        if stored.is_some() {
+            self.written.push(lease);
+        }
     }
 
     fn addresses(&self) -> Vec<Ipv4Addr> {
@@ -104,8 +131,8 @@ mod tests {
         .expect("config");
         let ranges = relationship_ranges(&config, "fo");
         assert_eq!(ranges.len(), 1);
-        let mut store = LeaseStore::new(&config);
-        let mut bindings = StoreBindings::new(&mut store, &ranges);
+        let store = ShardedStore::new(std::sync::Arc::new(config), 1);
+        let mut bindings = StoreBindings::new(&store, &ranges);
         assert_eq!(bindings.addresses().len(), 4);
         let inside = Ipv4Addr::new(10, 0, 0, 101);
         let lease = bindings.lease(inside).expect("pool address");
@@ -116,6 +143,7 @@ mod tests {
         bindings.update(backup.clone());
         bindings.update(Lease::free(Ipv4Addr::new(10, 0, 0, 200)));
         assert_eq!(bindings.into_written(), vec![backup]);
+        let store = store.lock(0).expect("store");
         assert_eq!(
             store.get(inside).map(|lease| lease.binding_state),
             Some(BindingState::Backup)

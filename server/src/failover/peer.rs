@@ -17,7 +17,7 @@
 //! blocks only this thread.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,7 +36,7 @@ use super::wire::StreamDecoder;
 use crate::config::model::{Config, FailoverPeerConfig};
 use crate::lease::file::FailoverStateRecord;
 use crate::lease::record::{Lease, UnixTime};
-use crate::lease::store::LeaseStore;
+use crate::lease::shards::ShardedStore;
 
 /// Where the driver makes leases and failover states durable (the daemon's group commit).
 pub trait LeaseSink: Send + Sync + 'static {
@@ -66,7 +66,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn start(
     config: &Config,
     hooks: &FailoverHooks,
-    leases: &Arc<Mutex<LeaseStore>>,
+    leases: &Arc<ShardedStore>,
     sink: Arc<dyn LeaseSink>,
     saved: &[FailoverStateRecord],
 ) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
@@ -169,7 +169,7 @@ struct Driver {
     ranges: Vec<(u32, u32)>,
     machine: Machine,
     status: Arc<RelationshipStatus>,
-    leases: Arc<Mutex<LeaseStore>>,
+    leases: Arc<ShardedStore>,
     sink: Arc<dyn LeaseSink>,
     changes: mpsc::UnboundedReceiver<Ipv4Addr>,
     /// Operator commands ([`super::control`]) and the callers waiting for their outcome.
@@ -362,8 +362,8 @@ impl Driver {
     /// Feeds every complete message to the machine; a framing error ends the link (after the
     /// messages before it).
     ///
-    /// All messages of one read go through one [`Driver::with_bindings`]: one store lock, one
-    /// durable write for every lease they changed, and their answers (BNDACKs, the next
+    /// All messages of one read go through one [`Driver::with_bindings`]: one hold of each
+    /// store shard their leases are in (consecutive ones in the same shard), one durable write for every lease they changed, and their answers (BNDACKs, the next
     /// BNDUPDs) leave together in the following [`Driver::pump`]. §7.3 step 10 only asks that
     /// a lease be on disk before its BNDACK, so one fsync may cover a whole burst of BNDUPDs —
     /// one fsync per message capped a relationship at a few hundred updates a second.
@@ -404,15 +404,12 @@ impl Driver {
         }
     }
 
-    /// Runs `step` with the store locked as the machine's bindings, then makes the changed
+    /// Runs `step` with the store as the machine's bindings (each lease in its shard, one
+    /// shard held at a time: [`StoreBindings`]), then, with no shard held, makes the changed
     /// leases durable before anything the step queued is sent (done by [`Driver::pump`]).
     fn with_bindings(&mut self, step: impl FnOnce(&mut Machine, &mut StoreBindings<'_>)) {
         let written = {
-            let Ok(mut store) = self.leases.lock() else {
-                log::error!("failover: the lease store is poisoned");
-                return;
-            };
-            let mut bindings = StoreBindings::new(&mut store, &self.ranges);
+            let mut bindings = StoreBindings::new(&self.leases, &self.ranges);
             step(&mut self.machine, &mut bindings);
             bindings.into_written()
         };

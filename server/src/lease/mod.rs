@@ -5,4 +5,5 @@ pub mod commit;
 pub mod file;
 pub mod log;
 pub mod record;
+pub mod shards;
 pub mod store;

@@ -2,9 +2,10 @@
 //! client identifier, plus per-pool free-address allocation. Pure data structure: time comes in
 //! as an argument; durability is the job of `lease::log`.
 //!
-//! Layout, for ≤ 200 bytes per lease at 1 M leases: the leases live in one `Vec` arena and never
-//! move or leave it; the three indices are `HashTable<u32>`s of arena slots that hash through the
-//! arena (4 bytes + 1 control byte per bucket, no key copies). Allocation takes never-used
+//! Layout, for ≤ 200 bytes per lease at 1 M leases: the leases live in one `Vec` arena and leave
+//! it only when a reload moves them to another shard (`lease::shards`); the three indices are
+//! `HashTable<u32>`s of arena slots that hash through the arena (4 bytes + 1 control byte per
+//! bucket, no key copies). Allocation takes never-used
 //! addresses from a per-pool cursor and reused ones from a per-pool free queue ordered by end
 //! time; expiry pops an ordered queue of active and abandoned leases. No operation scans all leases.
 
@@ -92,8 +93,19 @@ struct Offer {
     counted_in: Option<PoolId>,
 }
 
+/// A pending offer leaving its store with its address ([`LeaseStore::take`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldOffer {
+    pub address: Ipv4Addr,
+    pub client: ClientKey,
+    pub until: UnixTime,
+}
+
 /// Slot of a lease in the arena.
 type Slot = u32;
+
+/// [`LeaseStore::pool_slots`] of a pool another store holds.
+const NOT_HELD: u32 = u32::MAX;
 
 /// All leases.
 #[derive(Default)]
@@ -103,8 +115,13 @@ pub struct LeaseStore {
     by_client_id: HashTable<Slot>,
     by_hardware: HashTable<Slot>,
     hasher: DefaultHashBuilder,
+    /// The pools this store holds (all of the config's, or one shard's: `lease::shards`), in
+    /// config order.
     pools: Vec<PoolState>,
-    /// (low, high, pool index) of every range, sorted by `low`, to find an address's pool.
+    /// By config pool index: the pool's index in `pools`, or [`NOT_HELD`].
+    pool_slots: Vec<u32>,
+    /// (low, high, config pool index) of every range of the held pools, sorted by `low`, to
+    /// find an address's pool.
     ranges: Vec<(u32, u32, u32)>,
     /// ACTIVE leases with a finite end, by (end, address).
     expiry: BTreeSet<(UnixTime, u32)>,
@@ -198,8 +215,22 @@ fn btree_size(len: usize) -> usize {
 impl LeaseStore {
     /// An empty store that knows the pools of `config` (their ranges, for allocation).
     pub fn new(config: &Config) -> Self {
-        let mut store = Self::default();
+        Self::with_pools(config, |_| true)
+    }
+
+    /// An empty store that holds the pools of `config` that `holds` picks (one shard of
+    /// `lease::shards`): only their addresses are allocated, counted and queued here; an
+    /// address of another pool is, to this store, outside every pool.
+    pub fn with_pools(config: &Config, holds: impl Fn(PoolId) -> bool) -> Self {
+        let mut store = Self {
+            pool_slots: vec![NOT_HELD; config.pools.len()],
+            ..Self::default()
+        };
         for (index, pool) in config.pools.iter().enumerate() {
+            if !holds(PoolId(index as u32)) {
+                continue;
+            }
+            store.pool_slots[index] = store.pools.len() as u32;
             let ranges: Vec<(u32, u32)> = pool
                 .ranges
                 .iter()
@@ -232,16 +263,25 @@ impl LeaseStore {
     /// address left every pool stays as a record (ISC keeps such leases too) but is no longer
     /// allocated; pending offers stay. O(n log n) in the leases, no lease is copied.
     pub fn reconfigure(&mut self, config: &Config) {
-        let fresh = Self::new(config);
+        self.reconfigure_with(config, |_| true);
+    }
+
+    /// [`LeaseStore::reconfigure`] for a store that holds the pools `holds` picks (see
+    /// [`LeaseStore::with_pools`]).
+    pub fn reconfigure_with(&mut self, config: &Config, holds: impl Fn(PoolId) -> bool) {
+        let fresh = Self::with_pools(config, holds);
         self.pools = fresh.pools;
+        self.pool_slots = fresh.pool_slots;
         self.ranges = fresh.ranges;
         for index in 0..self.leases.len() {
             let lease = &self.leases[index];
             let (address, state, ends) = (lease.address, lease.binding_state, lease.ends);
-            let Some(pool) = self.pool_of(address) else {
+            let Some(pool) = self
+                .pool_of(address)
+                .and_then(|pool| self.pool_state_mut(pool))
+            else {
                 continue;
             };
-            let pool = &mut self.pools[pool.0 as usize];
             pool.stored += 1;
             pool.counts[state as usize] += 1;
             if let Some(queue) = queue_of(state, pool.failover) {
@@ -252,6 +292,22 @@ impl LeaseStore {
 
     pub fn is_empty(&self) -> bool {
         self.leases.is_empty()
+    }
+
+    /// The state of `pool`, when this store holds it.
+    fn pool_state(&self, pool: PoolId) -> Option<&PoolState> {
+        let slot = *self.pool_slots.get(pool.0 as usize)?;
+        self.pools.get(slot as usize)
+    }
+
+    fn pool_state_mut(&mut self, pool: PoolId) -> Option<&mut PoolState> {
+        let slot = *self.pool_slots.get(pool.0 as usize)?;
+        self.pools.get_mut(slot as usize)
+    }
+
+    /// True when this store holds `pool` (its leases, its free queues and its counts).
+    pub fn holds_pool(&self, pool: PoolId) -> bool {
+        self.pool_state(pool).is_some()
     }
 
     /// Room for `additional` more leases without re-allocating (before a bulk load).
@@ -321,7 +377,7 @@ impl LeaseStore {
     /// Number of reusable (free, expired, released) leases of `pool`, never-used addresses not
     /// counted.
     pub fn free_count(&self, pool: PoolId) -> usize {
-        self.pools.get(pool.0 as usize).map_or(0, |pool| {
+        self.pool_state(pool).map_or(0, |pool| {
             let reset = pool.counts[BindingState::Reset as usize] as usize;
             pool.free.len() + pool.reclaim.len().saturating_sub(reset)
         })
@@ -330,16 +386,14 @@ impl LeaseStore {
     /// Number of stored leases of `pool` in `state` (never-used addresses are not stored; see
     /// [`LeaseStore::never_used`]). O(1): kept up to date on every change.
     pub fn state_count(&self, pool: PoolId, state: BindingState) -> u64 {
-        self.pools
-            .get(pool.0 as usize)
+        self.pool_state(pool)
             .map_or(0, |pool| pool.counts[state as usize])
     }
 
     /// Number of addresses of `pool` with no stored lease: ISC has a FREE lease object for each
     /// (docs/spec/failover.md §7.1), so with failover they are the primary's.
     pub fn never_used(&self, pool: PoolId) -> u64 {
-        self.pools
-            .get(pool.0 as usize)
+        self.pool_state(pool)
             .map_or(0, |pool| pool.size.saturating_sub(pool.stored))
     }
 
@@ -353,7 +407,7 @@ impl LeaseStore {
     /// less pending offers of reusable addresses (the starvation defence's measure of how full
     /// a pool is; `engine::starvation`).
     pub fn available_count(&self, pool: PoolId) -> u64 {
-        let Some(state) = self.pools.get(pool.0 as usize) else {
+        let Some(state) = self.pool_state(pool) else {
             return 0;
         };
         // Either side's free state counts: the defence measures how full the pool is for the
@@ -364,16 +418,13 @@ impl LeaseStore {
 
     /// Addresses in the ranges of `pool`.
     pub fn pool_size(&self, pool: PoolId) -> u64 {
-        self.pools.get(pool.0 as usize).map_or(0, |pool| pool.size)
+        self.pool_state(pool).map_or(0, |pool| pool.size)
     }
 
     /// Forgets the offer of `address`, releasing its count.
     fn drop_offer(&mut self, address: Ipv4Addr) {
         if let Some(offer) = self.offers.remove(&address) {
-            if let Some(pool) = offer
-                .counted_in
-                .and_then(|pool| self.pools.get_mut(pool.0 as usize))
-            {
+            if let Some(pool) = offer.counted_in.and_then(|pool| self.pool_state_mut(pool)) {
                 pool.offered = pool.offered.saturating_sub(1);
             }
         }
@@ -383,6 +434,74 @@ impl LeaseStore {
     pub fn upsert(&mut self, lease: Lease) {
         self.drop_offer(lease.address);
         self.put(lease);
+    }
+
+    /// The addresses of the leases and pending offers for which `leaves` is true (a reload
+    /// moving them to another shard, `lease::shards`), each once.
+    pub fn addresses_where(&self, leaves: impl Fn(Ipv4Addr) -> bool) -> Vec<Ipv4Addr> {
+        let mut addresses: Vec<Ipv4Addr> = self
+            .leases
+            .iter()
+            .map(|lease| lease.address)
+            .chain(self.offers.keys().copied())
+            .filter(|&address| leaves(address))
+            .collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        addresses
+    }
+
+    /// Takes `address` out of the store: its lease (from the indices, the queues and the arena)
+    /// and its pending offer, for [`LeaseStore::adopt`] by another store.
+    pub fn take(&mut self, address: Ipv4Addr) -> (Option<Lease>, Option<HeldOffer>) {
+        let offer = self.offers.get(&address).map(|offer| HeldOffer {
+            address,
+            client: offer.client.clone(),
+            until: offer.until,
+        });
+        self.drop_offer(address);
+        (self.remove(address), offer)
+    }
+
+    /// Stores what [`LeaseStore::take`] took from another store.
+    pub fn adopt(&mut self, lease: Option<Lease>, offer: Option<HeldOffer>) {
+        if let Some(lease) = lease {
+            self.put(lease);
+        }
+        if let Some(offer) = offer {
+            self.hold_offer(offer.address, offer.client, offer.until);
+        }
+    }
+
+    /// Removes the lease of `address`: the arena's last lease moves into its slot (so the
+    /// arena stays dense) and the indices follow it.
+    fn remove(&mut self, address: Ipv4Addr) -> Option<Lease> {
+        let slot = self.slot(address)?;
+        self.unlink(slot);
+        let hash = self.hasher.hash_one(address);
+        if let Ok(entry) = self.by_address.find_entry(hash, |&other| other == slot) {
+            entry.remove();
+        }
+        let last = Slot::try_from(self.leases.len() - 1).unwrap_or(Slot::MAX);
+        if slot != last {
+            let moved = &self.leases[last as usize];
+            let address_hash = self.hasher.hash_one(moved.address);
+            let uid_hash = moved.uid().map(|uid| self.hasher.hash_one(uid));
+            let hardware_hash = moved
+                .hardware
+                .as_ref()
+                .map(|hardware| self.hasher.hash_one(hardware));
+            for (table, hash) in [
+                (&mut self.by_address, Some(address_hash)),
+                (&mut self.by_client_id, uid_hash),
+                (&mut self.by_hardware, hardware_hash),
+            ] {
+                if let Some(entry) = hash.and_then(|hash| table.find_mut(hash, |&s| s == last)) {
+                    *entry = slot;
+                }
+            }
+        }
+        Some(self.leases.swap_remove(slot as usize))
     }
 
     /// Every lease of `file`, later ones winning (the reader already keeps one per address).
@@ -486,8 +605,10 @@ impl LeaseStore {
             self.expiry.remove(&(lease.ends, address));
         }
         let (state, ends) = (lease.binding_state, lease.ends);
-        if let Some(pool) = self.pool_of(Ipv4Addr::from(address)) {
-            let pool = &mut self.pools[pool.0 as usize];
+        if let Some(pool) = self
+            .pool_of(Ipv4Addr::from(address))
+            .and_then(|pool| self.pool_state_mut(pool))
+        {
             pool.stored = pool.stored.saturating_sub(1);
             let count = &mut pool.counts[state as usize];
             *count = count.saturating_sub(1);
@@ -533,8 +654,10 @@ impl LeaseStore {
         if expires(lease) {
             self.expiry.insert((ends, address));
         }
-        if let Some(pool) = self.pool_of(Ipv4Addr::from(address)) {
-            let pool = &mut self.pools[pool.0 as usize];
+        if let Some(pool) = self
+            .pool_of(Ipv4Addr::from(address))
+            .and_then(|pool| self.pool_state_mut(pool))
+        {
             pool.stored += 1;
             pool.counts[state as usize] += 1;
             if let Some(queue) = queue_of(state, pool.failover) {
@@ -547,7 +670,9 @@ impl LeaseStore {
     pub fn hold_offer(&mut self, address: Ipv4Addr, client: ClientKey, until: UnixTime) {
         self.drop_offer(address);
         let pool = self.pool_of(address);
-        let failover = pool.is_some_and(|pool| self.pools[pool.0 as usize].failover);
+        let failover = pool
+            .and_then(|pool| self.pool_state(pool))
+            .is_some_and(|pool| pool.failover);
         // Never-used addresses and leases waiting in a free-state queue are what a new client
         // takes from the pool's stock; re-offering a client its own binding takes nothing, and
         // neither does an abandoned address (not counted as available in the first place).
@@ -556,8 +681,8 @@ impl LeaseStore {
                 .is_some_and(|queue| queue != FreeQueue::Abandoned)
         });
         let counted_in = pool.filter(|_| reusable);
-        if let Some(pool) = counted_in {
-            self.pools[pool.0 as usize].offered += 1;
+        if let Some(pool) = counted_in.and_then(|pool| self.pool_state_mut(pool)) {
+            pool.offered += 1;
         }
         self.offers.insert(
             address,
@@ -617,7 +742,7 @@ impl LeaseStore {
         now: UnixTime,
         accept: impl Fn(&Lease) -> bool,
     ) -> Option<Ipv4Addr> {
-        let index = pool.0 as usize;
+        let index = *self.pool_slots.get(pool.0 as usize)? as usize;
         let state = self.pools.get(index)?;
         // Never-used addresses (FREE, tsfp 0, all alike, so `accept` is asked once).
         let never_used_allowed = queue == FreeQueue::Free
@@ -651,7 +776,7 @@ impl LeaseStore {
         None
     }
 
-    /// The next never-used address of pool `index` available to `client`, walking the pool's
+    /// The next never-used address of held pool `index` (in `pools`) available to `client`, walking the pool's
     /// cursor; each address is passed once.
     fn next_never_used(
         &mut self,

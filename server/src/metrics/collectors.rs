@@ -1,7 +1,7 @@
 //! Metrics read at scrape time rather than counted on the packet path: pool utilisation from the
 //! lease store, the group committer's histograms, the XDP per-CPU counters and failover state.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _, NoLabelSet};
@@ -16,7 +16,7 @@ use crate::failover::hooks::RelationshipStatus;
 use crate::failover::states::Role;
 use crate::lease::commit::{CommitStats, APPEND_LATENCY_BOUNDS_MICROS, HISTOGRAM_BUCKETS};
 use crate::lease::record::BindingState;
-use crate::lease::store::LeaseStore;
+use crate::lease::shards::ShardedStore;
 use crate::xdp::runtime::FastPathRuntime;
 
 /// Reads the running configuration at scrape time.
@@ -26,7 +26,7 @@ pub type ConfigSource = Arc<dyn Fn() -> Arc<Config> + Send + Sync>;
 pub struct Sources {
     /// The running configuration (a reload swaps it; pools are labelled from it).
     pub config: ConfigSource,
-    pub leases: Arc<Mutex<LeaseStore>>,
+    pub leases: Arc<ShardedStore>,
     pub commit: Arc<CommitStats>,
     pub fast_path: Option<Arc<FastPathRuntime>>,
     pub failover: Vec<Arc<RelationshipStatus>>,
@@ -108,34 +108,41 @@ impl PoolUsage {
 }
 
 /// Per-pool usage from the store's per-state counters (kept on every change, so a scrape is
-/// O(pools) under one short hold of the lock, whatever the number of leases). Also returns the
-/// number of leases in the store. `config` must be the one the store was last built from (the
-/// engine's, which a reload swaps together with the store's pools).
-pub fn pool_usage(config: &Config, leases: &Mutex<LeaseStore>) -> (Vec<PoolUsage>, u64) {
-    let Ok(store) = leases.lock() else {
-        return (Vec::new(), 0);
-    };
-    let usage = config
+/// O(pools) under short holds of the shards' locks, one at a time, whatever the number of
+/// leases; each pool is read in the shard that holds it). Also returns the number of leases in
+/// the store. `config` must be the one the store was last built from (the engine's, which a
+/// reload swaps together with the store's pools).
+pub fn pool_usage(config: &Config, leases: &ShardedStore) -> (Vec<PoolUsage>, u64) {
+    let mut usage: Vec<PoolUsage> = config
         .pools
         .iter()
-        .enumerate()
-        .map(|(index, pool)| {
-            let id = PoolId(index as u32);
-            PoolUsage {
-                total: pool
-                    .ranges
-                    .iter()
-                    .map(|range| {
-                        u64::from(u32::from(range.high).saturating_sub(u32::from(range.low))) + 1
-                    })
-                    .sum(),
-                active: store.state_count(id, BindingState::Active),
-                backup: store.state_count(id, BindingState::Backup),
-                abandoned: store.state_count(id, BindingState::Abandoned),
-            }
+        .map(|pool| PoolUsage {
+            total: pool
+                .ranges
+                .iter()
+                .map(|range| {
+                    u64::from(u32::from(range.high).saturating_sub(u32::from(range.low))) + 1
+                })
+                .sum(),
+            ..PoolUsage::default()
         })
         .collect();
-    (usage, store.len() as u64)
+    let mut stored = 0;
+    let visited = leases.for_each(|_, store| {
+        stored += store.len() as u64;
+        for (index, pool) in usage.iter_mut().enumerate() {
+            let id = PoolId(index as u32);
+            if store.holds_pool(id) {
+                pool.active = store.state_count(id, BindingState::Active);
+                pool.backup = store.state_count(id, BindingState::Backup);
+                pool.abandoned = store.state_count(id, BindingState::Abandoned);
+            }
+        }
+    });
+    if visited.is_err() {
+        return (Vec::new(), 0);
+    }
+    (usage, stored)
 }
 
 /// `10.0.0.0/24`: the subnet of a pool (its declaring subnet, else the one holding its first
@@ -161,7 +168,7 @@ fn subnet_label(config: &Config, index: usize) -> String {
 
 struct PoolCollector {
     config: ConfigSource,
-    leases: Arc<Mutex<LeaseStore>>,
+    leases: Arc<ShardedStore>,
 }
 
 impl std::fmt::Debug for Sources {

@@ -3,8 +3,9 @@
 //!
 //! Two kinds of metric, both encoded by `prometheus-client`:
 //! - counters bumped on the packet path ([`Metrics`]): received by message type, sent by message
-//!   type, drops by reason. Every labelled counter is created up front, so a bump is one relaxed
-//!   atomic add, never a label lookup;
+//!   type, drops by reason, … Each thread bumps its own cache-line-padded copy ([`striped`]), so
+//!   a bump is one relaxed atomic add on a line no other core writes, never a label lookup; the
+//!   copies are summed at scrape time;
 //! - values read at scrape time ([`collectors`]): pool utilisation from the lease store, the
 //!   group committer's batch and fsync histograms, the XDP per-CPU counters, failover state and
 //!   the kernel's socket drop counters ([`socket`]).
@@ -14,6 +15,7 @@
 
 pub mod collectors;
 pub mod socket;
+pub mod striped;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
@@ -21,31 +23,109 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dhcproto::v4::{Message, MessageType};
-use prometheus_client::metrics::counter::Counter as PrometheusCounter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::engine::{IgnoreReason, Outcome};
 use crate::net::socket::DhcpSocket;
 
-/// One counter, shared with the registry that exports it (clones count into the same value).
-#[derive(Clone, Debug, Default)]
-pub struct Counter(PrometheusCounter);
+/// One counter of the packet path: a slot of the per-thread copies ([`striped`]), exported by
+/// the registry's collector as their sum (clones count into the same value).
+#[derive(Clone, Debug)]
+pub struct Counter {
+    stripes: Arc<PacketStripes>,
+    slot: usize,
+}
 
 impl Counter {
     pub fn add(&self, value: u64) {
-        self.0.inc_by(value);
+        self.stripes.add(self.slot, value);
     }
 
     pub fn increment(&self) {
-        self.0.inc();
+        self.add(1);
     }
 
+    /// The sum over every thread's copy.
     pub fn get(&self) -> u64 {
-        self.0.get()
+        self.stripes.sum(self.slot)
     }
 }
+
+/// The upper bounds of [`LockHold`]'s buckets: 1 µs × 4^i, i = 0..10 (1 µs to 1.05 s), then +Inf.
+const LOCK_HOLD_BOUNDS: usize = 11;
+
+fn lock_hold_bound(bucket: usize) -> f64 {
+    // As `prometheus_client::metrics::histogram::exponential_buckets(1e-6, 4.0, 11)`: the same
+    // `le` labels as before (the bench scrapes them).
+    1e-6 * 4f64.powf(bucket as f64)
+}
+
+/// How long a worker holds a shard of the lease store per received batch: a histogram kept in
+/// the per-thread copies like the counters (a shared histogram would take a lock per
+/// observation).
+#[derive(Clone, Debug)]
+pub struct LockHold {
+    stripes: Arc<PacketStripes>,
+}
+
+impl LockHold {
+    pub fn observe(&self, seconds: f64) {
+        let bucket = (0..LOCK_HOLD_BOUNDS)
+            .find(|&bucket| seconds <= lock_hold_bound(bucket))
+            .unwrap_or(LOCK_HOLD_BOUNDS);
+        self.stripes.add(slots::LOCK_HOLD + bucket, 1);
+        self.stripes.add(slots::LOCK_HOLD_COUNT, 1);
+        self.stripes
+            .add(slots::LOCK_HOLD_NANOS, (seconds.max(0.0) * 1e9) as u64);
+    }
+
+    /// (sum in seconds, count, non-cumulative buckets with their upper bounds).
+    fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let buckets = (0..=LOCK_HOLD_BOUNDS)
+            .map(|bucket| {
+                let bound = if bucket == LOCK_HOLD_BOUNDS {
+                    f64::INFINITY
+                } else {
+                    lock_hold_bound(bucket)
+                };
+                (bound, self.stripes.sum(slots::LOCK_HOLD + bucket))
+            })
+            .collect();
+        (
+            self.stripes.sum(slots::LOCK_HOLD_NANOS) as f64 / 1e9,
+            self.stripes.sum(slots::LOCK_HOLD_COUNT),
+            buckets,
+        )
+    }
+}
+
+/// Where each packet-path counter lives in a stripe.
+mod slots {
+    use super::{DropReason, ReceivedType, SentType, LOCK_HOLD_BOUNDS};
+    use crate::changes::ChangeSource;
+
+    pub const RECEIVED: usize = 0;
+    pub const SENT: usize = RECEIVED + ReceivedType::ALL.len();
+    pub const DROPS: usize = SENT + SentType::ALL.len();
+    pub const CHANGES: usize = DROPS + DropReason::ALL.len();
+    pub const KERNEL_WITHDRAWALS: usize = CHANGES + ChangeSource::ALL.len();
+    pub const DATAGRAMS_RECEIVED: usize = KERNEL_WITHDRAWALS + 1;
+    pub const REPLIES_SENT: usize = DATAGRAMS_RECEIVED + 1;
+    pub const LEASES_COMMITTED: usize = REPLIES_SENT + 1;
+    pub const LEASES_EXPIRED: usize = LEASES_COMMITTED + 1;
+    pub const LOG_LINES_SUPPRESSED: usize = LEASES_EXPIRED + 1;
+    /// Buckets (the last one +Inf), then count and sum in nanoseconds.
+    pub const LOCK_HOLD: usize = LOG_LINES_SUPPRESSED + 1;
+    pub const LOCK_HOLD_COUNT: usize = LOCK_HOLD + LOCK_HOLD_BOUNDS + 1;
+    pub const LOCK_HOLD_NANOS: usize = LOCK_HOLD_COUNT + 1;
+    pub const COUNT: usize = LOCK_HOLD_NANOS + 1;
+}
+
+type PacketStripes = striped::Stripes<{ slots::COUNT }>;
 
 /// Declares a label enum: variants, their label values, and `ALL` in declaration order.
 macro_rules! declare_labels {
@@ -163,39 +243,16 @@ impl ReceivedType {
     }
 }
 
-type Labels = [(&'static str, &'static str); 1];
-
-/// A labelled counter family with every label value created up front.
-#[derive(Debug)]
-struct LabelledCounters {
-    family: Family<Labels, PrometheusCounter>,
-    counters: Vec<Counter>,
-}
-
-impl LabelledCounters {
-    fn new(key: &'static str, values: impl Iterator<Item = &'static str>) -> Self {
-        let family = Family::<Labels, PrometheusCounter>::default();
-        let counters = values
-            .map(|value| Counter(family.get_or_create_owned(&[(key, value)])))
-            .collect();
-        Self { family, counters }
-    }
-
-    fn get(&self, index: usize) -> &Counter {
-        &self.counters[index]
-    }
-}
-
 /// Every counter of the packet path.
 #[derive(Debug)]
 pub struct Metrics {
-    received: LabelledCounters,
-    sent: LabelledCounters,
-    drops: LabelledCounters,
-    /// Leases changed, by source ([`crate::changes::ChangeSource`]).
-    lease_changes: LabelledCounters,
-    /// How long a worker holds the lease store's lock per received batch (DESIGN.md "Locks").
-    pub store_lock_hold: Histogram,
+    /// Every counter below, one copy per thread ([`striped`]); also: received by message type,
+    /// sent by message type, drops by reason, leases changed by source
+    /// ([`crate::changes::ChangeSource`]).
+    stripes: Arc<PacketStripes>,
+    /// How long a worker holds a lease store shard's lock per received batch (DESIGN.md
+    /// "Scaling the store").
+    pub store_lock_hold: LockHold,
     /// Kernel entries withdrawn because a change outside the engine left them unbacked.
     pub kernel_withdrawals: Counter,
     /// Datagrams read from the sockets, decodable or not.
@@ -220,33 +277,26 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let received = LabelledCounters::new("type", ReceivedType::ALL.iter().map(|t| t.label()));
-        let sent = LabelledCounters::new("type", SentType::ALL.iter().map(|t| t.label()));
-        let drops = LabelledCounters::new("reason", DropReason::ALL.iter().map(|r| r.label()));
-        let lease_changes = LabelledCounters::new(
-            "source",
-            crate::changes::ChangeSource::ALL
-                .iter()
-                .map(|source| source.label()),
-        );
-        let send_errors = drops.get(DropReason::SendFailed as usize).clone();
-        let commit_failures = drops.get(DropReason::CommitFailed as usize).clone();
+        let stripes = Arc::new(PacketStripes::default());
+        let counter = |slot| Counter {
+            stripes: stripes.clone(),
+            slot,
+        };
         Self {
-            received,
-            sent,
-            drops,
-            lease_changes,
-            kernel_withdrawals: Counter::default(),
-            store_lock_hold: Histogram::new(exponential_buckets(1e-6, 4.0, 11)),
-            packets_received: Counter::default(),
-            replies_sent: Counter::default(),
-            send_errors,
-            leases_committed: Counter::default(),
-            commit_failures,
-            leases_expired: Counter::default(),
-            log_lines_suppressed: Counter::default(),
+            kernel_withdrawals: counter(slots::KERNEL_WITHDRAWALS),
+            store_lock_hold: LockHold {
+                stripes: stripes.clone(),
+            },
+            packets_received: counter(slots::DATAGRAMS_RECEIVED),
+            replies_sent: counter(slots::REPLIES_SENT),
+            send_errors: counter(slots::DROPS + DropReason::SendFailed as usize),
+            leases_committed: counter(slots::LEASES_COMMITTED),
+            commit_failures: counter(slots::DROPS + DropReason::CommitFailed as usize),
+            leases_expired: counter(slots::LEASES_EXPIRED),
+            log_lines_suppressed: counter(slots::LOG_LINES_SUPPRESSED),
             ddns: Arc::default(),
             sockets: Mutex::default(),
+            stripes,
         }
     }
 }
@@ -254,9 +304,8 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts a decoded request by its message type.
     pub fn count_received(&self, message: &Message) {
-        self.received
-            .get(ReceivedType::of(message) as usize)
-            .increment();
+        self.stripes
+            .add(slots::RECEIVED + ReceivedType::of(message) as usize, 1);
     }
 
     /// Counts a datagram that is not a decodable BOOTP/DHCP message.
@@ -265,7 +314,7 @@ impl Metrics {
     }
 
     pub fn count_drop(&self, reason: DropReason) {
-        self.drops.get(reason as usize).increment();
+        self.stripes.add(slots::DROPS + reason as usize, 1);
     }
 
     /// Counts the replies of a lease batch that could not be made durable (the committer's
@@ -287,28 +336,29 @@ impl Metrics {
             Outcome::Released(_) | Outcome::Declined(_) => return,
             Outcome::Ignored(reason) => return self.count_drop(DropReason::of(reason)),
         };
-        self.sent.get(sent as usize).increment();
+        self.stripes.add(slots::SENT + sent as usize, 1);
     }
 
     /// Counts `count` leases changed by `source`.
     pub fn count_lease_changes(&self, source: crate::changes::ChangeSource, count: usize) {
-        self.lease_changes.get(source as usize).add(count as u64);
+        self.stripes
+            .add(slots::CHANGES + source as usize, count as u64);
     }
 
     pub fn lease_changes(&self, source: crate::changes::ChangeSource) -> u64 {
-        self.lease_changes.get(source as usize).get()
+        self.stripes.sum(slots::CHANGES + source as usize)
     }
 
     pub fn received(&self, kind: ReceivedType) -> u64 {
-        self.received.get(kind as usize).get()
+        self.stripes.sum(slots::RECEIVED + kind as usize)
     }
 
     pub fn sent(&self, kind: SentType) -> u64 {
-        self.sent.get(kind as usize).get()
+        self.stripes.sum(slots::SENT + kind as usize)
     }
 
     pub fn drops(&self, reason: DropReason) -> u64 {
-        self.drops.get(reason as usize).get()
+        self.stripes.sum(slots::DROPS + reason as usize)
     }
 
     /// Exports the kernel counters of `socket` (drops before we read, receive queue).
@@ -321,71 +371,9 @@ impl Metrics {
     /// The registry of the packet-path counters plus the scrape-time `collectors`.
     pub fn registry(self: &Arc<Self>, collectors: collectors::Sources) -> Registry {
         let mut registry = Registry::with_prefix("xdhcpd");
-        registry.register(
-            "packets_received",
-            "DHCP requests decoded, by message type (option 53; bootp = none)",
-            self.received.family.clone(),
-        );
-        registry.register(
-            "packets_sent",
-            "DHCP replies handed to the send path, by message type",
-            self.sent.family.clone(),
-        );
-        registry.register(
-            "drops",
-            "datagrams or replies dropped, by reason",
-            self.drops.family.clone(),
-        );
-        registry.register(
-            "store_lock_hold_seconds",
-            "time a worker holds the lease store's lock for one received batch",
-            self.store_lock_hold.clone(),
-        );
-        registry.register(
-            "lease_changes",
-            "leases changed, by the source of the change (all take one path: crate::changes)",
-            self.lease_changes.family.clone(),
-        );
-        let plain: [(&str, &str, &Counter); 7] = [
-            (
-                "kernel_withdrawals",
-                "kernel renewal entries withdrawn after a change outside the engine (OMAPI, partner, expiry)",
-                &self.kernel_withdrawals,
-            ),
-            (
-                "datagrams_received",
-                "UDP datagrams read from the DHCP sockets",
-                &self.packets_received,
-            ),
-            (
-                "replies_kernel_accepted",
-                "replies the kernel accepted for sending",
-                &self.replies_sent,
-            ),
-            (
-                "leases_committed",
-                "lease records made durable for a reply",
-                &self.leases_committed,
-            ),
-            (
-                "leases_expired",
-                "leases moved out of active by expiry",
-                &self.leases_expired,
-            ),
-            (
-                "log_lines_suppressed",
-                "exchange log lines suppressed by the flood limiter",
-                &self.log_lines_suppressed,
-            ),
-            (
-                "send_errors",
-                "replies the kernel refused (also drops{reason=\"send_failed\"})",
-                &self.send_errors,
-            ),
-        ];
-        for (name, help, counter) in plain {
-            registry.register(name, help, counter.0.clone());
-        }
+        registry.register_collector(Box::new(PacketPathCollector {
+            metrics: self.clone(),
+        }));
         self.ddns.register(&mut registry);
         registry.register_collector(Box::new(socket::SocketCollector {
             metrics: self.clone(),
@@ -399,6 +387,109 @@ impl Metrics {
             .lock()
             .map(|sockets| sockets.clone())
             .unwrap_or_default()
+    }
+}
+
+/// The packet path's counters at scrape time: each the sum of every thread's copy. The help
+/// texts end with a full stop, as the registry wrote them when these were registered metrics.
+#[derive(Debug)]
+struct PacketPathCollector {
+    metrics: Arc<Metrics>,
+}
+
+impl Collector for PacketPathCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let metrics = &self.metrics;
+        let labelled = |key: &'static str, label: &'static str, value: u64| {
+            (vec![(key, label.to_string())], value)
+        };
+        collectors::counters(
+            &mut encoder,
+            "packets_received",
+            "DHCP requests decoded, by message type (option 53; bootp = none).",
+            ReceivedType::ALL
+                .iter()
+                .map(|kind| labelled("type", kind.label(), metrics.received(*kind))),
+        )?;
+        collectors::counters(
+            &mut encoder,
+            "packets_sent",
+            "DHCP replies handed to the send path, by message type.",
+            SentType::ALL
+                .iter()
+                .map(|kind| labelled("type", kind.label(), metrics.sent(*kind))),
+        )?;
+        collectors::counters(
+            &mut encoder,
+            "drops",
+            "datagrams or replies dropped, by reason.",
+            DropReason::ALL
+                .iter()
+                .map(|reason| labelled("reason", reason.label(), metrics.drops(*reason))),
+        )?;
+        let (sum, count, buckets) = metrics.store_lock_hold.snapshot();
+        encoder
+            .encode_descriptor(
+                "store_lock_hold_seconds",
+                "time a worker holds the lease store's lock for one received batch.",
+                None,
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        collectors::counters(
+            &mut encoder,
+            "lease_changes",
+            "leases changed, by the source of the change (all take one path: crate::changes).",
+            crate::changes::ChangeSource::ALL
+                .iter()
+                .map(|source| labelled("source", source.label(), metrics.lease_changes(*source))),
+        )?;
+        let plain: [(&str, &str, &Counter); 7] = [
+            (
+                "kernel_withdrawals",
+                "kernel renewal entries withdrawn after a change outside the engine (OMAPI, partner, expiry).",
+                &metrics.kernel_withdrawals,
+            ),
+            (
+                "datagrams_received",
+                "UDP datagrams read from the DHCP sockets.",
+                &metrics.packets_received,
+            ),
+            (
+                "replies_kernel_accepted",
+                "replies the kernel accepted for sending.",
+                &metrics.replies_sent,
+            ),
+            (
+                "leases_committed",
+                "lease records made durable for a reply.",
+                &metrics.leases_committed,
+            ),
+            (
+                "leases_expired",
+                "leases moved out of active by expiry.",
+                &metrics.leases_expired,
+            ),
+            (
+                "log_lines_suppressed",
+                "exchange log lines suppressed by the flood limiter.",
+                &metrics.log_lines_suppressed,
+            ),
+            (
+                "send_errors",
+                "replies the kernel refused (also drops{reason=\"send_failed\"}).",
+                &metrics.send_errors,
+            ),
+        ];
+        for (name, help, counter) in plain {
+            ConstCounter::new(counter.get()).encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Counter,
+            )?)?;
+        }
+        Ok(())
     }
 }
 

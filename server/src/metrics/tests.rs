@@ -2,7 +2,7 @@
 //! histograms, and the kernel socket counters against /proc/net/udp.
 
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::collectors::{pool_usage, PoolUsage, Sources};
 use super::*;
@@ -10,6 +10,7 @@ use crate::config::model::Config;
 use crate::engine::{IgnoreReason, Malformation, Outcome};
 use crate::lease::commit::{append_latency_bucket, CommitStats};
 use crate::lease::record::{BindingState, Lease};
+use crate::lease::shards::ShardedStore;
 use crate::lease::store::LeaseStore;
 
 const CONFIG: &str = "authoritative;\n\
@@ -26,9 +27,10 @@ fn lease(address: Ipv4Addr, state: BindingState) -> Lease {
 
 fn sources(config: Config, store: LeaseStore) -> Sources {
     let config = Arc::new(config);
+    let leases = Arc::new(ShardedStore::from_store(config.clone(), 2, store));
     Sources {
         config: Arc::new(move || config.clone()),
-        leases: Arc::new(Mutex::new(store)),
+        leases,
         commit: Arc::new(CommitStats::default()),
         fast_path: None,
         failover: Vec::new(),
@@ -112,7 +114,9 @@ fn pool_usage_counts_states_from_the_store_counters() {
     }
     // Outside every pool: counted as a lease, in no pool.
     store.upsert(lease(Ipv4Addr::new(10, 0, 0, 200), BindingState::Active));
-    let leases = Mutex::new(store);
+    // Two shards, one per shared network: each pool is counted in its own.
+    let leases = ShardedStore::from_store(Arc::new(config.clone()), 2, store);
+    assert!(!leases.lock(0).unwrap().is_empty() && !leases.lock(1).unwrap().is_empty());
     let (usage, count) = pool_usage(&config, &leases);
     assert_eq!(count, 4 + 256 + 1);
     assert_eq!(
@@ -257,6 +261,78 @@ fn replies_of_a_failed_batch_count_as_commit_failed() {
     let text = render(&metrics.registry(sources(config, store))).unwrap();
     assert!(
         text.contains("xdhcpd_drops_total{reason=\"commit_failed\"} 2\n"),
+        "{text}"
+    );
+}
+
+/// The packet path's counters are per-thread copies summed at scrape time: what many workers
+/// counted adds up exactly, and the lock-hold histogram renders as the shared
+/// `prometheus_client` histogram it replaced did (same `le` labels: the bench scrapes them).
+#[test]
+fn counters_of_many_threads_are_summed_at_scrape_time() {
+    let metrics = Arc::new(Metrics::default());
+    let holds = [0.5e-6, 3e-6, 2e-5, 0.004, 2.0];
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let metrics = metrics.clone();
+            std::thread::spawn(move || {
+                let mut discover = dhcproto::v4::Message::default();
+                discover
+                    .opts_mut()
+                    .insert(dhcproto::v4::DhcpOption::MessageType(MessageType::Discover));
+                for _ in 0..100 {
+                    metrics.count_received(&discover);
+                    metrics.packets_received.increment();
+                    metrics.send_errors.add(2);
+                }
+                for hold in holds {
+                    metrics.store_lock_hold.observe(hold);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("worker");
+    }
+    assert_eq!(metrics.received(ReceivedType::Discover), 400);
+    assert_eq!(metrics.drops(DropReason::SendFailed), 800);
+    let config = crate::config::parse_str(CONFIG, "test.conf").unwrap();
+    let store = LeaseStore::new(&config);
+    let text = render(&metrics.registry(sources(config, store))).unwrap();
+    for expected in [
+        "xdhcpd_packets_received_total{type=\"discover\"} 400\n",
+        "xdhcpd_datagrams_received_total 400\n",
+        "xdhcpd_send_errors_total 800\n",
+        "xdhcpd_drops_total{reason=\"send_failed\"} 800\n",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    // The same observations in the shared histogram of before.
+    let reference = prometheus_client::metrics::histogram::Histogram::new(
+        prometheus_client::metrics::histogram::exponential_buckets(1e-6, 4.0, 11),
+    );
+    for _ in 0..4 {
+        for hold in holds {
+            reference.observe(hold);
+        }
+    }
+    let mut registry = prometheus_client::registry::Registry::with_prefix("xdhcpd");
+    registry.register(
+        "store_lock_hold_seconds",
+        "time a worker holds the lease store's lock for one received batch",
+        reference,
+    );
+    let expected = render(&registry).unwrap();
+    let histogram_lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| line.contains("store_lock_hold_seconds"))
+            .filter(|line| !line.contains("_sum"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(histogram_lines(&text), histogram_lines(&expected));
+    assert!(
+        text.contains("xdhcpd_store_lock_hold_seconds_count 20\n"),
         "{text}"
     );
 }

@@ -13,13 +13,13 @@ pub mod session;
 pub mod wire;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::config::model::Config;
 use crate::engine::dynamic_hosts::HostSet;
 use crate::host_table::DynamicHosts;
 use crate::lease::file::HostRecord;
-use crate::lease::store::LeaseStore;
+use crate::lease::shards::ShardedStore;
 
 /// The dynamic host table from the host records of dhcpd.leases (later records win; rubouts of
 /// dhcpd.conf hosts hide them), as ISC rebuilds its host hash at start-up.
@@ -50,7 +50,7 @@ pub fn listen_address(config: &Config) -> Ipv4Addr {
 /// `failover` answers for the `failover-state` objects.
 pub fn start(
     config: Arc<Config>,
-    leases: Arc<Mutex<LeaseStore>>,
+    leases: Arc<ShardedStore>,
     hosts: Arc<DynamicHosts>,
     persist: Box<dyn Fn(Vec<u8>) + Send + Sync>,
     lease_changed: objects::LeaseChanged,

@@ -14,7 +14,7 @@ use crate::config::model::Config;
 use crate::host_table::DynamicHosts;
 use crate::lease::file::{write_host, HostRecord};
 use crate::lease::record::{flags, BindingState, Hardware, Lease, UnixTime};
-use crate::lease::store::LeaseStore;
+use crate::lease::shards::{ShardGuard, ShardedStore};
 
 use super::result::{ResultCode, Status};
 use super::wire::{find, Value};
@@ -79,7 +79,7 @@ pub type LeaseChanged = Box<dyn Fn(&[Lease]) + Send + Sync>;
 /// Everything OMAPI operates on, shared by all connections.
 pub struct Objects {
     config: Arc<Config>,
-    leases: Arc<Mutex<LeaseStore>>,
+    leases: Arc<ShardedStore>,
     hosts: Arc<DynamicHosts>,
     persist: Box<dyn Fn(Vec<u8>) + Send + Sync>,
     lease_changed: LeaseChanged,
@@ -99,7 +99,7 @@ impl Objects {
     /// (control `state` = 2).
     pub fn new(
         config: Arc<Config>,
-        leases: Arc<Mutex<LeaseStore>>,
+        leases: Arc<ShardedStore>,
         hosts: Arc<DynamicHosts>,
         persist: Box<dyn Fn(Vec<u8>) + Send + Sync>,
         lease_changed: LeaseChanged,
@@ -146,10 +146,34 @@ impl Objects {
         handles.by_handle.get(&handle).cloned()
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, LeaseStore> {
-        match self.leases.lock() {
-            Ok(store) => store,
-            Err(poisoned) => poisoned.into_inner(),
+    /// The store shard holding `address` (`lease::shards`); `None` once the store is unusable.
+    fn shard(&self, address: Ipv4Addr) -> Option<ShardGuard<'_>> {
+        self.leases.lock_address(address).ok()
+    }
+
+    /// The address of the one lease `matches` picks, looking at one shard at a time: ISC's
+    /// `dhcp_lease_lookup` answers `DHCP_R_MULTIPLE` for a uid or hardware hash chain of more
+    /// than one lease (docs/spec/omapi.md §8.1). The store's indices keep only the most recent
+    /// binding per shard, so the leases are scanned; OMAPI lookups are rare next to DHCP
+    /// traffic, and the scan stops at the second match.
+    fn the_lease_matching(
+        &self,
+        matches: impl Fn(&Lease) -> bool,
+    ) -> Result<Option<Ipv4Addr>, ResultCode> {
+        let mut found: Vec<Ipv4Addr> = Vec::new();
+        self.leases
+            .for_each(|_, store| {
+                for lease in store.iter().filter(|lease| matches(lease)) {
+                    if found.len() < 2 && !found.contains(&lease.address) {
+                        found.push(lease.address);
+                    }
+                }
+            })
+            .map_err(|_| ResultCode::NOTFOUND)?;
+        match found.as_slice() {
+            [] => Ok(None),
+            [only] => Ok(Some(*only)),
+            _ => Err(ResultCode::MULTIPLE),
         }
     }
 
@@ -261,7 +285,7 @@ impl Objects {
     fn publish(&self, object: &ObjectRef) -> Option<Vec<Value>> {
         match object {
             ObjectRef::Lease(address) => {
-                let store = self.store();
+                let store = self.shard(*address)?;
                 let lease = store.get(*address)?.clone();
                 let pool = store.pool_of(*address);
                 drop(store);
@@ -271,7 +295,11 @@ impl Objects {
             ObjectRef::Control => Some(vec![Value::u32("state", 0)]),
             ObjectRef::FailoverState(name) => self.failover.lookup(name),
             ObjectRef::Pool(pool) => {
-                let free = self.store().free_count(crate::config::model::PoolId(*pool));
+                let pool = crate::config::model::PoolId(*pool);
+                let free = self
+                    .leases
+                    .lock_pool(pool)
+                    .map_or(0, |store| store.free_count(pool));
                 Some(vec![Value::u32("free-leases", free as u32)])
             }
             ObjectRef::Subnet(_) => Some(Vec::new()),
@@ -318,7 +346,6 @@ impl Objects {
     // ---- lease (docs/spec/omapi.md §8.1) ----
 
     fn lookup_lease(&self, keys: &[Value]) -> Result<ObjectRef, ResultCode> {
-        let store = self.store();
         let mut found: Option<Ipv4Addr> = None;
         let mut merge = |address: Option<Ipv4Addr>| -> Result<(), ResultCode> {
             let address = address.ok_or(ResultCode::NOTFOUND)?;
@@ -339,32 +366,25 @@ impl Objects {
                         .try_into()
                         .map_err(|_| ResultCode::INVALIDARG)?;
                     let address = Ipv4Addr::from(octets);
-                    merge(store.get(address).map(|lease| lease.address))?;
+                    let known = self
+                        .shard(address)
+                        .and_then(|store| store.get(address).map(|lease| lease.address));
+                    merge(known)?;
                 }
                 b"dhcp-client-identifier" => {
                     // dhcp_lease_lookup: a uid hash chain of more than one lease is
-                    // `DHCP_R_MULTIPLE` (docs/spec/omapi.md §8.1); the store's index keeps only the most
-                    // recent binding, so the others are counted by a scan. OMAPI lookups are
-                    // rare next to DHCP traffic, and the scan stops at the second match.
-                    if matching_leases(&store, |lease| lease.uid() == Some(&key.value[..])) > 1 {
-                        return Err(ResultCode::MULTIPLE);
-                    }
-                    merge(
-                        store
-                            .find_by_client_id(&key.value)
-                            .map(|lease| lease.address),
-                    )?;
+                    // `DHCP_R_MULTIPLE` (docs/spec/omapi.md §8.1).
+                    merge(self.the_lease_matching(|lease| lease.uid() == Some(&key.value[..]))?)?;
                 }
                 b"hardware-address" => {
                     let hardware = lookup_hardware(keys, &key.value)?;
                     // Same rule for the hardware hash chain ([lab]: two leases of one MAC with
                     // different client ids → "more than one object matches key").
-                    if matching_leases(&store, |lease| lease.hardware.as_ref() == Some(&hardware))
-                        > 1
-                    {
-                        return Err(ResultCode::MULTIPLE);
-                    }
-                    merge(store.find_by_hardware(&hardware).map(|lease| lease.address))?;
+                    merge(
+                        self.the_lease_matching(|lease| {
+                            lease.hardware.as_ref() == Some(&hardware)
+                        })?,
+                    )?;
                 }
                 _ => {}
             }
@@ -424,7 +444,7 @@ impl Objects {
         values: &[Value],
         remote_handle: Option<u32>,
     ) -> Result<(), ResultCode> {
-        let mut store = self.store();
+        let mut store = self.shard(address).ok_or(ResultCode::NOTFOUND)?;
         let mut lease = store.get(address).ok_or(ResultCode::NOTFOUND)?.clone();
         let before = lease.clone();
         for value in values {
@@ -568,10 +588,10 @@ impl Objects {
                         .as_slice()
                         .try_into()
                         .map_err(|_| ResultCode::INVALIDARG)?;
+                    let address = Ipv4Addr::from(octets);
                     let hardware = self
-                        .store()
-                        .get(Ipv4Addr::from(octets))
-                        .and_then(|lease| lease.hardware);
+                        .shard(address)
+                        .and_then(|store| store.get(address).and_then(|lease| lease.hardware));
                     let hardware = hardware.ok_or(ResultCode::NOTFOUND)?;
                     merge(find_by(&|record| record.hardware == Some(hardware)))?;
                 }
@@ -810,11 +830,6 @@ fn binding_state(code: u32) -> Option<BindingState> {
 fn isc_flags(ours: u8) -> u8 {
     (if ours & flags::BOOTP != 0 { 0x02 } else { 0 })
         | (if ours & flags::RESERVED != 0 { 0x04 } else { 0 })
-}
-
-/// How many leases satisfy `matches`, counting no further than two.
-fn matching_leases(store: &LeaseStore, matches: impl Fn(&Lease) -> bool) -> usize {
-    store.iter().filter(|lease| matches(lease)).take(2).count()
 }
 
 /// Sets (Some) or unsets (None) a lease variable the way ISC's binding scope does: an existing

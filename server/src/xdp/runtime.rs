@@ -31,6 +31,7 @@ use super::sync::{self, FastPath, Prepared};
 use super::XdpAttachment;
 use crate::engine::{fast_path, Decision, Outcome};
 use crate::lease::record::{Lease, UnixTime};
+use crate::lease::shards::ShardedStore;
 use crate::lease::store::LeaseStore;
 
 /// A renewal to publish once its record is durable.
@@ -90,22 +91,36 @@ pub struct FastPathRuntime {
     enabled: AtomicBool,
     /// Bumped by each config reload ([`FastPathRuntime::reconfigure`]).
     generation: AtomicU64,
-    /// The address ranges of failover pools (inclusive `u32` pairs) of the running config.
-    failover_ranges: std::sync::RwLock<Vec<(u32, u32)>>,
+    /// Which addresses of the running config are in a failover pool.
+    failover_pools: std::sync::RwLock<FailoverPools>,
 }
 
-/// The address ranges of the pools of `config` that name a failover peer.
-fn failover_ranges(config: &crate::config::model::Config) -> Vec<(u32, u32)> {
-    config
-        .pools
-        .iter()
-        .filter(|pool| pool.failover_peer.is_some())
-        .flat_map(|pool| {
-            pool.ranges
+/// The failover pools of a config, looked up through its address map (one binary search).
+#[derive(Debug)]
+struct FailoverPools {
+    addresses: Arc<crate::config::addresses::AddressIndex>,
+    /// By pool index: the pool names a failover peer.
+    failover: Vec<bool>,
+}
+
+impl FailoverPools {
+    fn of(config: &crate::config::model::Config) -> Self {
+        Self {
+            addresses: config.addresses().clone(),
+            failover: config
+                .pools
                 .iter()
-                .map(|range| (u32::from(range.low), u32::from(range.high)))
-        })
-        .collect()
+                .map(|pool| pool.failover_peer.is_some())
+                .collect(),
+        }
+    }
+
+    fn contains(&self, address: std::net::Ipv4Addr) -> bool {
+        self.addresses
+            .pool_of(address)
+            .and_then(|pool| self.failover.get(pool.0 as usize).copied())
+            .unwrap_or(false)
+    }
 }
 
 impl std::fmt::Debug for FastPathRuntime {
@@ -238,7 +253,7 @@ impl FastPathRuntime {
             config: Mutex::new(fast_path_config),
             enabled: AtomicBool::new(enabled),
             generation: AtomicU64::new(0),
-            failover_ranges: std::sync::RwLock::new(failover_ranges(config)),
+            failover_pools: std::sync::RwLock::new(FailoverPools::of(config)),
         })
     }
 
@@ -308,12 +323,10 @@ impl FastPathRuntime {
             .commit
             .iter_mut()
             .find(|lease| lease.address == address)?;
-        let in_failover_pool = self.failover_ranges.read().is_ok_and(|ranges| {
-            let value = u32::from(address);
-            ranges
-                .iter()
-                .any(|&(low, high)| (low..=high).contains(&value))
-        });
+        let in_failover_pool = self
+            .failover_pools
+            .read()
+            .is_ok_and(|pools| pools.contains(address));
         let Some((ends, horizon)) =
             fast_path::stretch_to_horizon(lease, prepared.lease_time, in_failover_pool)
         else {
@@ -402,7 +415,7 @@ impl FastPathRuntime {
     /// Starts the thread that publishes durable renewals and consumes kernel renewals.
     pub fn spawn(
         self: &Arc<Self>,
-        leases: Arc<Mutex<LeaseStore>>,
+        leases: Arc<ShardedStore>,
         sink: Arc<dyn LeaseSink>,
         shutdown: Arc<std::sync::atomic::AtomicBool>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -414,7 +427,7 @@ impl FastPathRuntime {
 
     fn run(
         &self,
-        leases: &Mutex<LeaseStore>,
+        leases: &ShardedStore,
         sink: &dyn LeaseSink,
         shutdown: &std::sync::atomic::AtomicBool,
     ) {
@@ -504,17 +517,27 @@ impl FastPathRuntime {
         }
     }
 
-    /// A reloaded config (SIGHUP): every template in the kernel was built by the old engine, so
-    /// all leases are withdrawn and publications prepared before are dropped (the caller holds
-    /// the lease store, under which every `prepare` runs, so the generation splits them
-    /// exactly). Renewals in the kernel are switched on or off for the new config.
-    pub fn reconfigure(&self, config: &crate::config::model::Config) {
+    /// A reloaded config (SIGHUP), first half, run while the reload holds every shard of the
+    /// lease store (under which every `prepare` runs): publications prepared before are
+    /// dropped from now on (the generation splits them exactly) and the failover pools are the
+    /// new config's. No map is touched here; [`Self::reconfigure_maps`] follows once the shards
+    /// are let go.
+    pub fn switch_generation(&self, config: &crate::config::model::Config) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        if let Ok(mut ranges) = self.failover_ranges.write() {
-            *ranges = failover_ranges(config);
+        if let Ok(mut pools) = self.failover_pools.write() {
+            *pools = FailoverPools::of(config);
         }
+        self.enabled
+            .store(sync::config_allows_fast_path(config), Ordering::Relaxed);
+    }
+
+    /// A reloaded config, second half, with no shard of the store held (one BPF syscall per
+    /// entry): every template in the kernel was built by the old engine, so all leases are
+    /// withdrawn; renewals in the kernel are switched on or off for the new config. Until
+    /// this runs the kernel may still answer a renewal with the old config's reply, as it did
+    /// a moment before the reload.
+    pub fn reconfigure_maps(&self, config: &crate::config::model::Config) {
         let enabled = sync::config_allows_fast_path(config);
-        self.enabled.store(enabled, Ordering::Relaxed);
         let Ok(mut current) = self.config.lock() else {
             return;
         };
@@ -580,7 +603,7 @@ impl FastPathRuntime {
 /// False when the lease log is gone.
 fn consume<M: FastPathMaps>(
     fast_path: &Mutex<FastPath<M>>,
-    leases: &Mutex<LeaseStore>,
+    leases: &ShardedStore,
     sink: &dyn LeaseSink,
     pending: Vec<Update>,
     events: &[RenewalEvent],
@@ -615,16 +638,17 @@ fn consume<M: FastPathMaps>(
     // The store's tsfp of the failover leases to publish, and which publications the store
     // still backs, read before the maps' lock (the workers take the store's lock, then the
     // maps'). A publication is prepared under the store's lock but queued after it: a change
-    // made in between (OMAPI, the partner, expiry) must win over it.
+    // made in between (OMAPI, the partner, expiry) must win over it. Each address is read in
+    // its own shard, one shard held at a time.
     let mut tsfps: HashMap<u32, Option<UnixTime>> = HashMap::new();
     let mut backed: std::collections::HashSet<LeaseKey> = std::collections::HashSet::new();
-    if let Ok(store) = leases.lock() {
-        for update in &pending {
-            let Update::Publish(publish) = update else {
-                continue;
-            };
-            let address = publish.prepared.address;
-            let ip = std::net::Ipv4Addr::from(address.to_ne_bytes());
+    for update in &pending {
+        let Update::Publish(publish) = update else {
+            continue;
+        };
+        let address = publish.prepared.address;
+        let ip = std::net::Ipv4Addr::from(address.to_ne_bytes());
+        if let Ok(store) = leases.lock_address(ip) {
             let still_backed = store.get(ip).is_some_and(|lease| {
                 lease.binding_state == crate::lease::record::BindingState::Active
                     && lease.ends >= publish.horizon
@@ -746,10 +770,10 @@ fn consume<M: FastPathMaps>(
 
 /// Moves the kernel horizons of the published failover leases that the MCLT bound holds back:
 /// a BNDACK may have raised their tsfp. Reads the store between two short holds of the maps'
-/// lock, never under it (lock order: store, then maps).
+/// lock, never under it (lock order: store, then maps), each address in its own shard.
 fn follow_failover<M: FastPathMaps>(
     fast_path: &Mutex<FastPath<M>>,
-    leases: &Mutex<LeaseStore>,
+    leases: &ShardedStore,
     hooks: &crate::failover::hooks::FailoverHooks,
 ) {
     let targets: Vec<(LeaseKey, std::net::Ipv4Addr)> = match fast_path.lock() {
@@ -765,13 +789,13 @@ fn follow_failover<M: FastPathMaps>(
     if targets.is_empty() {
         return;
     }
-    let tsfps: Vec<Option<UnixTime>> = match leases.lock() {
-        Ok(store) => targets
-            .iter()
-            .map(|(_, address)| super::bounds::active_tsfp(&store, *address))
-            .collect(),
-        Err(_) => return,
-    };
+    let mut tsfps: Vec<Option<UnixTime>> = Vec::with_capacity(targets.len());
+    for (_, address) in &targets {
+        let Ok(store) = leases.lock_address(*address) else {
+            return;
+        };
+        tsfps.push(super::bounds::active_tsfp(&store, *address));
+    }
     let Ok(mut fast_path) = fast_path.lock() else {
         return;
     };
@@ -798,13 +822,14 @@ fn follow_failover<M: FastPathMaps>(
 /// (§7.2), as every change is applied. Returns that horizon and, for a failover pool's lease,
 /// its tsfp after the renewal.
 fn record_kernel_renewal(
-    leases: &Mutex<LeaseStore>,
+    leases: &ShardedStore,
     sink: &dyn LeaseSink,
     event: &RenewalEvent,
 ) -> Option<(UnixTime, Option<UnixTime>)> {
     let key = sync::kernel_client(&event.key)?;
-    let mut store = leases.lock().ok()?;
     let address = std::net::Ipv4Addr::from(event.address.to_ne_bytes());
+    // The lease's shard: the one of its address (`lease::shards`).
+    let mut store = leases.lock_address(address).ok()?;
     // Only a lease the store still holds ACTIVE for this client is extended: one freed or
     // moved since publication (OMAPI, the partner, expiry) is left as the store says, and the
     // caller withdraws the kernel's entry.

@@ -5,6 +5,11 @@ use super::*;
 use crate::lease::record::Hardware;
 use crate::lease::store::ClientKey;
 
+/// `store` as the daemon holds it (one shard: these configs have one shared network).
+fn sharded(config: &crate::config::model::Config, store: LeaseStore) -> ShardedStore {
+    ShardedStore::from_store(Arc::new(config.clone()), 1, store)
+}
+
 fn peer_config(primary: bool) -> &'static str {
     if primary {
         "failover peer \"fo\" { primary; address 10.0.0.1; peer address 10.0.0.2; mclt 300; split 128; load balance max seconds 3; }\nsubnet 10.0.0.0 netmask 255.255.255.0 { pool { failover peer \"fo\"; range 10.0.0.10 10.0.0.20; } }"
@@ -180,7 +185,7 @@ fn kernel_renewals_are_logged_and_queued_as_bndupds() {
             xid: 7,
         });
     }
-    let leases = Mutex::new(store);
+    let leases = sharded(&config, store);
     assert!(consume(&fast_path, &leases, &sink, Vec::new(), &events, 0));
 
     assert_eq!(sink.flushes.load(std::sync::atomic::Ordering::Relaxed), 1);
@@ -212,7 +217,7 @@ fn kernel_renewals_are_logged_and_queued_as_bndupds() {
     assert!(changes.try_recv().is_err());
     // The store holds what the log holds (the driver reads the lease from there).
     let stored = leases
-        .lock()
+        .lock(0)
         .expect("lock")
         .get(std::net::Ipv4Addr::new(10, 0, 0, 11))
         .cloned()
@@ -358,8 +363,8 @@ fn publish_state(hooks: &crate::failover::hooks::FailoverHooks, normal: bool) {
 }
 
 /// What the failover driver does on a BNDACK: the store's lease gets the acked tsfp.
-fn set_tsfp(leases: &Mutex<LeaseStore>, address: std::net::Ipv4Addr, tsfp: UnixTime) {
-    let mut store = leases.lock().expect("lock");
+fn set_tsfp(leases: &ShardedStore, address: std::net::Ipv4Addr, tsfp: UnixTime) {
+    let mut store = leases.lock_address(address).expect("lock");
     let mut lease = store.get(address).cloned().expect("lease");
     lease.tsfp = tsfp;
     store.upsert(lease);
@@ -393,7 +398,7 @@ fn failover_publications_are_bounded_by_mclt_and_state() {
     lease.tstp = 10_000 + 5400;
     lease.tsfp = 14_000;
     store.upsert(lease);
-    let leases = Mutex::new(store);
+    let leases = sharded(&config, store);
     let key = LeaseKey::new(KEY_HARDWARE, 1, &mac).expect("key");
     let publication = || {
         vec![Update::Publish(Box::new(Publish {
@@ -436,7 +441,7 @@ fn failover_publications_are_bounded_by_mclt_and_state() {
 /// A plain (non-failover) config, its store with one ACTIVE lease published in the kernel.
 struct Published {
     config: crate::config::model::Config,
-    leases: Mutex<LeaseStore>,
+    leases: ShardedStore,
     fast_path: Mutex<FastPath<crate::xdp::maps::FakeMaps>>,
     key: LeaseKey,
     address: std::net::Ipv4Addr,
@@ -465,8 +470,8 @@ fn published_lease() -> Published {
         .publish(&prepared_for(key, address), 13_600, 17_200)
         .expect("publish");
     Published {
+        leases: sharded(&config, store),
         config,
-        leases: Mutex::new(store),
         fast_path: Mutex::new(fast_path),
         key,
         address,
@@ -494,7 +499,7 @@ fn kernel_entries_are_stale_once_the_store_no_longer_backs_them() {
     let fast_path = published.fast_path.lock().expect("lock");
     let stored = published
         .leases
-        .lock()
+        .lock(0)
         .expect("lock")
         .get(published.address)
         .cloned()
@@ -531,7 +536,7 @@ fn kernel_renewals_of_a_freed_lease_withdraw_it_instead_of_reviving_it() {
         hooks,
     };
     {
-        let mut store = published.leases.lock().expect("lock");
+        let mut store = published.leases.lock(0).expect("lock");
         let mut lease = store.get(published.address).cloned().expect("lease");
         lease.binding_state = BindingState::Free;
         lease.next_binding_state = BindingState::Free;
@@ -553,7 +558,7 @@ fn kernel_renewals_of_a_freed_lease_withdraw_it_instead_of_reviving_it() {
         0
     ));
     assert!(sink.submitted.lock().expect("lock").is_empty());
-    let store = published.leases.lock().expect("lock");
+    let store = published.leases.lock(0).expect("lock");
     assert_eq!(
         store
             .get(published.address)
@@ -592,7 +597,7 @@ fn publications_the_store_no_longer_backs_are_dropped() {
         }))]
     };
     {
-        let mut store = published.leases.lock().expect("lock");
+        let mut store = published.leases.lock(0).expect("lock");
         let mut lease = store.get(published.address).cloned().expect("lease");
         lease.binding_state = BindingState::Free;
         store.upsert(lease);
@@ -612,7 +617,7 @@ fn publications_the_store_no_longer_backs_are_dropped() {
         .is_published(&published.key));
     // Still ACTIVE up to the horizon: published.
     {
-        let mut store = published.leases.lock().expect("lock");
+        let mut store = published.leases.lock(0).expect("lock");
         let mut lease = store.get(published.address).cloned().expect("lease");
         lease.binding_state = BindingState::Active;
         store.upsert(lease);

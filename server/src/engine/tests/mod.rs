@@ -7,6 +7,7 @@ mod failover;
 mod lease;
 mod options;
 mod selection;
+mod store_network;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;

@@ -29,7 +29,7 @@ use crate::config::model::Config;
 use crate::engine::starvation::StarvationState;
 use crate::engine::{Decision, Engine, Outcome, Request, Snapshot};
 use crate::lease::record::{BindingState, Lease, UnixTime};
-use crate::lease::store::LeaseStore;
+use crate::lease::shards::ShardedStore;
 
 const START: UnixTime = 1_795_836_305;
 const MCLT: u32 = 300;
@@ -94,7 +94,8 @@ struct Node {
     role: Role,
     machine: Machine,
     engine: Engine,
-    store: LeaseStore,
+    /// One shard: the harness runs one shared network.
+    store: ShardedStore,
     starvation: StarvationState,
     /// The relationship's shared state, as the daemon's driver publishes it.
     hooks: FailoverHooks,
@@ -119,7 +120,7 @@ impl Node {
         let node = Self {
             role,
             machine: Machine::new(config(role), None, None, START),
-            store: LeaseStore::new(&server),
+            store: ShardedStore::new(Arc::new(server.clone()), 1),
             starvation: StarvationState::default(),
             hooks,
             changes,
@@ -148,7 +149,7 @@ impl Node {
 
     /// One machine step over the store, as the driver runs it.
     fn step<R>(&mut self, step: impl FnOnce(&mut Machine, &mut StoreBindings<'_>) -> R) -> R {
-        let mut bindings = StoreBindings::new(&mut self.store, &self.ranges);
+        let mut bindings = StoreBindings::new(&self.store, &self.ranges);
         let result = step(&mut self.machine, &mut bindings);
         self.writes += bindings.into_written().len();
         self.publish();
@@ -168,7 +169,7 @@ impl Node {
             now,
             &snapshot,
             &request,
-            &mut self.store,
+            &mut self.store.lock(0).expect("store"),
             &mut self.starvation,
         )
     }
@@ -185,6 +186,8 @@ impl Node {
     /// The store's lease of `address`; a never-used pool address is FREE.
     fn lease(&self, address: Ipv4Addr) -> Lease {
         self.store
+            .lock(0)
+            .expect("store")
             .get(address)
             .cloned()
             .unwrap_or_else(|| Lease::free(address))
@@ -422,13 +425,19 @@ impl Pair {
             return None;
         }
         let hardware = crate::lease::record::Hardware::new(1, &client_mac(client))?;
-        let bound = node.store.iter().find(|lease| {
-            lease.binding_state == BindingState::Active
-                && lease.hardware == Some(hardware)
-                && lease.ends > now
-        })?;
+        let bound = node
+            .store
+            .lock(0)
+            .expect("store")
+            .iter()
+            .find(|lease| {
+                lease.binding_state == BindingState::Active
+                    && lease.hardware == Some(hardware)
+                    && lease.ends > now
+            })
+            .map(|lease| lease.address)?;
         let mut release = client_message(MessageType::Release, client);
-        release.set_ciaddr(bound.address);
+        release.set_ciaddr(bound);
         release
             .opts_mut()
             .insert(DhcpOption::ServerIdentifier(interface(node.role)));
@@ -451,7 +460,9 @@ impl Pair {
             return 0;
         }
         let view = node.hooks.view();
-        let changed = node.engine.expire(now, &view, &mut node.store);
+        let changed = node
+            .engine
+            .expire(now, &view, &mut node.store.lock(0).expect("store"));
         node.apply(now, &changed);
         self.check_invariant();
         self.run();
@@ -461,8 +472,12 @@ impl Pair {
     /// No address is bound to two different clients across the pair.
     fn check_invariant(&self) {
         let [first, second] = &self.nodes;
-        for lease in first.store.iter() {
-            let Some(other) = second.store.get(lease.address) else {
+        let (first, second) = (
+            first.store.lock(0).expect("store"),
+            second.store.lock(0).expect("store"),
+        );
+        for lease in first.iter() {
+            let Some(other) = second.get(lease.address) else {
                 continue;
             };
             let bound = |lease: &Lease| {
@@ -524,7 +539,7 @@ fn recovery_of_never_used_addresses_writes_nothing() {
     let pair = normal_pair();
     assert_eq!(pair.nodes[1].writes, 10);
     assert_eq!(pair.nodes[0].writes, 30);
-    assert_eq!(pair.nodes[1].store.len(), 10);
+    assert_eq!(pair.nodes[1].store.lock(0).expect("store").len(), 10);
 }
 
 #[test]
@@ -602,7 +617,8 @@ fn partner_down_reclaims_after_mclt_then_recovers() {
     assert_eq!(pair.state(1), ServerStateCode::Normal);
     // The secondary learned every binding the primary made while it was away.
     for client in 20..40u8 {
-        let on_primary = pair.nodes[0].store.iter().find(|lease| {
+        let primary_store = pair.nodes[0].store.lock(0).expect("store");
+        let on_primary = primary_store.iter().find(|lease| {
             lease.binding_state == BindingState::Active
                 && lease.hardware.map(|h| h.address()[5]) == Some(client)
         });

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::host_table::DynamicHosts;
 use crate::lease::record::{BindingState, Hardware, Lease};
+use crate::lease::shards::ShardedStore;
 use crate::lease::store::LeaseStore;
 use crate::omapi::auth::{sign_message, Authenticator};
 use crate::omapi::objects::{NoFailover, Objects};
@@ -21,7 +22,7 @@ subnet 10.99.0.0 netmask 255.255.255.0 { range 10.99.0.100 10.99.0.199; }\n";
 
 struct Harness {
     objects: Objects,
-    store: Arc<Mutex<LeaseStore>>,
+    store: Arc<ShardedStore>,
     hosts: Arc<DynamicHosts>,
     persisted: Arc<Mutex<Vec<String>>>,
     session: Session,
@@ -46,7 +47,7 @@ impl Harness {
         let hosts = Arc::new(DynamicHosts::default());
         let persisted = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&persisted);
-        let store = Arc::new(Mutex::new(store));
+        let store = Arc::new(ShardedStore::from_store(config.clone(), 1, store));
         let lease_sink = Arc::clone(&persisted);
         let id_format = crate::lease::file::IdFormat::of(&config);
         let objects = Objects::new(
@@ -326,7 +327,7 @@ fn lookups_matching_several_leases_are_refused_as_multiple() {
     second.ends = 0x70e11e80;
     second.hardware = Hardware::new(1, &[2, 0x11, 0x22, 0x33, 0x44, 0x55]);
     second.set_uid(Some(b"other-id"));
-    harness.store.lock().unwrap().upsert(second);
+    harness.store.lock(0).unwrap().upsert(second);
     let mut by_mac = Message::new(Opcode::OPEN, 0, 40, 0);
     by_mac.message_values.push(Value::new("type", "lease"));
     by_mac.object_values.push(Value::new(

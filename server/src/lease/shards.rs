@@ -1,0 +1,341 @@
+//! The lease store split by shared network, so that workers serving different networks do not
+//! wait for one lock (issue 9 §4, DESIGN.md "Scaling the store").
+//!
+//! A [`ShardedStore`] is N [`LeaseStore`]s, each behind its own mutex. Every pool — and so every
+//! address of it — belongs to the shard of its shared network; a lease outside every pool goes by
+//! the shared network of its subnet, else to shard 0 ([`ShardLayout::of_address`]). A request is
+//! decided against one shard: the engine names the shared network whose leases it will consult
+//! (`Engine::store_network`) before anything is locked, and the engine itself still sees one
+//! `&mut LeaseStore`.
+//!
+//! Locking rules:
+//! - a thread holds at most one shard at a time, except a reload, which takes every shard in
+//!   index order (it moves leases between shards);
+//! - the layout (which shard an address is in) changes only while every shard is held, so a
+//!   shard locked after reading the layout is the right one if the layout is still the same
+//!   once the lock is held ([`ShardedStore::lock_address`] checks and retries);
+//! - whatever needs every lease (the lease-file rewrite, expiry, metrics, OMAPI lookups by
+//!   client) visits the shards one after the other.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crossbeam_utils::CachePadded;
+
+use crate::config::model::{Config, PoolId, SharedNetworkId};
+use crate::lease::file::{
+    Collector, FailoverStateRecord, GroupRecord, HostRecord, LeaseFile, RecordSink,
+};
+use crate::lease::record::Lease;
+use crate::lease::store::LeaseStore;
+
+/// More shards than this buy nothing: a shard is a lock, and the workers of a 256-core machine
+/// rarely hit the same one at once with this many.
+pub const MAX_SHARDS: usize = 256;
+
+/// The number of shards for a config served by `workers` threads: one per shared network that
+/// has pools, but not more than 4 per worker (beyond that two workers seldom meet anyway), at
+/// least one, at most [`MAX_SHARDS`]. Fixed for the life of the process: a reload that adds
+/// shared networks maps them onto the same shards.
+pub fn shard_count(config: &Config, workers: usize) -> usize {
+    let networks = config
+        .shared_networks
+        .iter()
+        .filter(|network| !network.pools.is_empty())
+        .count();
+    networks.min(workers.saturating_mul(4)).clamp(1, MAX_SHARDS)
+}
+
+/// Which shard each shared network's leases live in, for one config.
+#[derive(Debug)]
+pub struct ShardLayout {
+    config: Arc<Config>,
+    /// By shared network index.
+    network_shard: Vec<u32>,
+    count: usize,
+}
+
+impl ShardLayout {
+    /// Shared networks with pools take the shards in turn, in config order; a network without
+    /// pools (it holds no dynamic lease, only what its requests read) goes by its index.
+    pub fn new(config: Arc<Config>, count: usize) -> Self {
+        let count = count.clamp(1, MAX_SHARDS);
+        let mut next = 0;
+        let network_shard = config
+            .shared_networks
+            .iter()
+            .enumerate()
+            .map(|(index, network)| {
+                let shard = if network.pools.is_empty() {
+                    index % count
+                } else {
+                    next += 1;
+                    (next - 1) % count
+                };
+                shard as u32
+            })
+            .collect();
+        Self {
+            config,
+            network_shard,
+            count,
+        }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The shard of `network`'s leases; shard 0 for none.
+    pub fn of_network(&self, network: Option<SharedNetworkId>) -> usize {
+        network
+            .and_then(|network| self.network_shard.get(network.0 as usize))
+            .map_or(0, |&shard| shard as usize)
+    }
+
+    /// The shard holding the lease of `address`: its pool's shared network, else its subnet's,
+    /// else shard 0 (one binary search of the config's address map).
+    pub fn of_address(&self, address: Ipv4Addr) -> usize {
+        self.of_network(self.config.addresses().shared_network_of(address))
+    }
+
+    /// The shard holding `pool`.
+    pub fn of_pool(&self, pool: PoolId) -> usize {
+        self.of_network(
+            self.config
+                .pools
+                .get(pool.0 as usize)
+                .map(|pool| pool.shared_network),
+        )
+    }
+}
+
+/// A shard's lock was poisoned (a thread panicked while holding it).
+#[derive(Debug, thiserror::Error)]
+#[error("the lease store is unusable (a thread panicked while holding it)")]
+pub struct Poisoned;
+
+/// One locked shard.
+pub type ShardGuard<'a> = MutexGuard<'a, LeaseStore>;
+
+/// The lease store in shards (module doc).
+pub struct ShardedStore {
+    /// Each lock on its own cache lines: workers spinning on neighbouring shards would
+    /// otherwise bounce one line between their cores.
+    shards: Box<[CachePadded<Mutex<LeaseStore>>]>,
+    layout: arc_swap::ArcSwap<ShardLayout>,
+}
+
+impl std::fmt::Debug for ShardedStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ShardedStore")
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShardedStore {
+    /// `count` empty shards for `config`.
+    pub fn new(config: Arc<Config>, count: usize) -> Self {
+        let layout = ShardLayout::new(config, count);
+        let shards = (0..layout.count)
+            .map(|index| {
+                CachePadded::new(Mutex::new(LeaseStore::with_pools(&layout.config, |pool| {
+                    layout.of_pool(pool) == index
+                })))
+            })
+            .collect();
+        Self {
+            shards,
+            layout: arc_swap::ArcSwap::from_pointee(layout),
+        }
+    }
+
+    /// `count` shards holding what `store` holds (its leases and pending offers), each in its
+    /// shard.
+    pub fn from_store(config: Arc<Config>, count: usize, mut store: LeaseStore) -> Self {
+        let sharded = Self::new(config, count);
+        let layout = sharded.layout();
+        for address in store.addresses_where(|_| true) {
+            let (lease, offer) = store.take(address);
+            if let Ok(mut shard) = sharded.lock(layout.of_address(address)) {
+                shard.adopt(lease, offer);
+            }
+        }
+        sharded
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The layout in force. Which shard an address or network is in may change only while
+    /// every shard is held: check with [`ShardedStore::is_current`] once a shard is locked.
+    pub fn layout(&self) -> Arc<ShardLayout> {
+        self.layout.load_full()
+    }
+
+    /// True while `layout` is the one in force.
+    pub fn is_current(&self, layout: &Arc<ShardLayout>) -> bool {
+        Arc::ptr_eq(&self.layout.load(), layout)
+    }
+
+    /// Locks shard `index` (taken modulo the shard count).
+    pub fn lock(&self, index: usize) -> Result<ShardGuard<'_>, Poisoned> {
+        self.shards[index % self.shards.len()]
+            .lock()
+            .map_err(|_| Poisoned)
+    }
+
+    /// Locks the shard holding `address` under the layout in force.
+    pub fn lock_address(&self, address: Ipv4Addr) -> Result<ShardGuard<'_>, Poisoned> {
+        loop {
+            let layout = self.layout();
+            let guard = self.lock(layout.of_address(address))?;
+            if self.is_current(&layout) {
+                return Ok(guard);
+            }
+        }
+    }
+
+    /// Locks the shard holding `pool` under the layout in force.
+    pub fn lock_pool(&self, pool: PoolId) -> Result<ShardGuard<'_>, Poisoned> {
+        loop {
+            let layout = self.layout();
+            let guard = self.lock(layout.of_pool(pool))?;
+            if self.is_current(&layout) {
+                return Ok(guard);
+            }
+        }
+    }
+
+    /// Runs `visit` on every shard in turn, each locked only for its own call.
+    pub fn for_each(&self, mut visit: impl FnMut(usize, &mut LeaseStore)) -> Result<(), Poisoned> {
+        for index in 0..self.shards.len() {
+            let mut shard = self.lock(index)?;
+            visit(index, &mut shard);
+        }
+        Ok(())
+    }
+
+    /// Number of leases in all shards (each counted under its own lock).
+    pub fn len(&self) -> usize {
+        let mut total = 0;
+        let _ = self.for_each(|_, shard| total += shard.len());
+        total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy of every lease (the lease-file rewrite), one shard locked at a time. A reload
+    /// that moves leases between shards meanwhile could show a lease twice or not at all, so
+    /// the copy starts over when the layout changed under it.
+    pub fn leases(&self) -> Result<Vec<Lease>, Poisoned> {
+        loop {
+            let layout = self.layout();
+            let mut leases = Vec::new();
+            let mut stale = false;
+            for index in 0..self.shards.len() {
+                let shard = self.lock(index)?;
+                if !self.is_current(&layout) {
+                    stale = true;
+                    break;
+                }
+                leases.reserve(shard.len());
+                leases.extend(shard.iter().cloned());
+            }
+            if !stale {
+                return Ok(leases);
+            }
+        }
+    }
+
+    /// Streams a lease file into the shards, each lease into its own; returns the records that
+    /// are not leases, the errors and the torn-tail flag (see [`LeaseStore::load_path`]).
+    pub fn load_path(&self, path: &Path) -> std::io::Result<LeaseFile> {
+        if self.shards.len() == 1 {
+            // One shard: the store's own loader, which sizes the arena from the file first.
+            return match self.lock(0) {
+                Ok(mut store) => store.load_path(path),
+                Err(error) => Err(std::io::Error::other(error)),
+            };
+        }
+        struct Sink<'a> {
+            store: &'a ShardedStore,
+            layout: Arc<ShardLayout>,
+            rest: Collector,
+        }
+        impl RecordSink for Sink<'_> {
+            fn lease(&mut self, lease: Lease) {
+                if let Ok(mut shard) = self.store.lock(self.layout.of_address(lease.address)) {
+                    shard.upsert(lease);
+                }
+            }
+            fn failover_state(&mut self, record: FailoverStateRecord) {
+                self.rest.failover_state(record);
+            }
+            fn host(&mut self, record: HostRecord) {
+                self.rest.host(record);
+            }
+            fn group(&mut self, record: GroupRecord) {
+                self.rest.group(record);
+            }
+            fn server_duid(&mut self, duid: Vec<u8>) {
+                self.rest.server_duid(duid);
+            }
+        }
+        let mut sink = Sink {
+            store: self,
+            layout: self.layout(),
+            rest: Collector::default(),
+        };
+        let summary = crate::lease::file::read_path(path, &mut sink)?;
+        let mut file = sink.rest.finish();
+        file.errors = summary.errors;
+        file.torn_tail = summary.torn_tail;
+        Ok(file)
+    }
+
+    /// A reload (SIGHUP): every shard is taken, in index order; the leases and pending offers
+    /// whose shard the new `config` changes move to it, every shard rebuilds its pools from the
+    /// new config ([`LeaseStore::reconfigure_with`]), the new layout is put in force, and
+    /// `while_held` runs (the engine swap: no decision may run half under each config) before
+    /// the shards are let go. No lease is lost. Returns the number of leases held.
+    pub fn reconfigure(
+        &self,
+        config: Arc<Config>,
+        while_held: impl FnOnce(),
+    ) -> Result<usize, Poisoned> {
+        let mut shards = Vec::with_capacity(self.shards.len());
+        for index in 0..self.shards.len() {
+            shards.push(self.lock(index)?);
+        }
+        let layout = ShardLayout::new(config.clone(), self.shards.len());
+        let mut moving = Vec::new();
+        for (index, shard) in shards.iter_mut().enumerate() {
+            for address in shard.addresses_where(|address| layout.of_address(address) != index) {
+                let (lease, offer) = shard.take(address);
+                moving.push((layout.of_address(address), lease, offer));
+            }
+            shard.reconfigure_with(&config, |pool| layout.of_pool(pool) == index);
+        }
+        for (target, lease, offer) in moving {
+            shards[target].adopt(lease, offer);
+        }
+        self.layout.store(Arc::new(layout));
+        while_held();
+        Ok(shards.iter().map(|shard| shard.len()).sum())
+    }
+}
+
+#[cfg(test)]
+#[path = "shards_tests.rs"]
+mod tests;
