@@ -135,7 +135,7 @@ pub fn select_interfaces(cli: &Cli, config: &Config) -> Result<interfaces::Selec
 pub fn log_ignored_interfaces(selection: &interfaces::Selection) {
     for message in &selection.ignored {
         for line in message.lines() {
-            log::error!("{line}");
+            tracing::error!("{line}");
         }
     }
 }
@@ -149,7 +149,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     let config = crate::config::load_file(&config_path)
         .map_err(|errors| DaemonError::Config(errors.to_string()))?;
     for warning in &config.warnings {
-        log::warn!("{}: {}", warning.location, warning.message);
+        tracing::warn!("{}: {}", warning.location, warning.message);
     }
     let config = Arc::new(config);
     let leases_path = leases_path(cli, &config);
@@ -178,7 +178,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             path: leases_path.clone(),
             message: error.to_string(),
         })?;
-    log::info!(
+    tracing::info!(
         "loaded {loaded} leases from {} ({expired} expired since; {} store shard(s))",
         leases_path.display(),
         store.shard_count()
@@ -214,16 +214,16 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         .map(|interface| interface.name.clone())
         .collect();
     let xdp = if cli.no_xdp {
-        log::info!("XDP disabled by --no-xdp; serving from userspace");
+        tracing::info!("XDP disabled by --no-xdp; serving from userspace");
         None
     } else {
         match crate::xdp::attach(&interface_names) {
             Ok(attachment) => {
-                log::info!("XDP attached: {:?}", attachment.interfaces);
+                tracing::info!("XDP attached: {:?}", attachment.interfaces);
                 Some(attachment)
             }
             Err(error) => {
-                log::warn!("XDP not available ({error}); serving everything from userspace");
+                tracing::warn!("XDP not available ({error}); serving everything from userspace");
                 None
             }
         }
@@ -237,7 +237,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         match crate::xdp::runtime::FastPathRuntime::new(attachment, &config, port, &indices) {
             Ok(runtime) => Some(Arc::new(runtime)),
             Err(error) => {
-                log::warn!("XDP maps not usable ({error}); serving everything from userspace");
+                tracing::warn!("XDP maps not usable ({error}); serving everything from userspace");
                 None
             }
         }
@@ -307,7 +307,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             failover: shared.failover.relationships().to_vec(),
         });
         crate::metrics::serve(listen, registry)?;
-        log::info!("metrics on http://{listen}/metrics");
+        tracing::info!("metrics on http://{listen}/metrics");
     }
 
     let omapi_shared = shared.clone();
@@ -318,14 +318,14 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         dynamic_hosts,
         Box::new(move |record| {
             if omapi_shared.committer.submit(record, None).is_err() {
-                log::error!("OMAPI change not persisted: the lease committer stopped");
+                tracing::error!("OMAPI change not persisted: the lease committer stopped");
             }
         }),
         Box::new(move |changed: &[crate::lease::record::Lease]| {
             let change =
                 crate::changes::LeaseChange::new(crate::changes::ChangeSource::Omapi, changed);
             if !omapi_leases_shared.apply(change, None) {
-                log::error!("OMAPI change not persisted: the lease committer stopped");
+                tracing::error!("OMAPI change not persisted: the lease committer stopped");
             }
         }),
         {
@@ -370,7 +370,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                 })?,
         );
     }
-    log::info!(
+    tracing::info!(
         "xdhcpd serving {} on port {port} with {threads} worker(s) each; leases in {}",
         interface_names.join(", "),
         leases_path.display()
@@ -398,7 +398,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             sync_kernel_load_balancing(&shared);
         }
     }
-    log::info!("shutting down");
+    tracing::info!("shutting down");
     crate::sd_notify::stopping();
     // First, so that the kernel stops answering renewals that nobody would record any more.
     if let Some(fast_path) = &shared.fast_path {
@@ -420,7 +420,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     }
     // Everything decided so far reaches the disk (and its replies the wire) before we exit.
     if shared.committer.flush().is_err() {
-        log::error!("the lease committer stopped before shutdown");
+        tracing::error!("the lease committer stopped before shutdown");
     }
     log_commit_statistics(&shared.committer.stats().snapshot());
     if let Some(fast_path) = &shared.fast_path {
@@ -443,7 +443,7 @@ fn log_commit_statistics(stats: &crate::lease::commit::CommitStatsSnapshot) {
         .filter(|(_, count)| **count > 0)
         .map(|(bucket, count)| format!("{}-{}:{count}", 1u64 << bucket, (1u64 << (bucket + 1)) - 1))
         .collect();
-    log::info!(
+    tracing::info!(
         "group commit: {} records in {} fsyncs (mean {mean:.1}, max {}); batch sizes {}",
         stats.records,
         stats.batches,
@@ -460,7 +460,7 @@ pub fn load_leases(store: &ShardedStore, path: &Path) -> Result<LeaseFile, Daemo
         message: format!("{error} (create an empty file to start without leases)"),
     })?;
     for error in &file.errors {
-        log::error!(
+        tracing::error!(
             "{}:{}:{}: {} (statement skipped)",
             path.display(),
             error.line,
@@ -469,7 +469,7 @@ pub fn load_leases(store: &ShardedStore, path: &Path) -> Result<LeaseFile, Daemo
         );
     }
     if file.torn_tail {
-        log::warn!(
+        tracing::warn!(
             "{}: the last record was incomplete (crash while writing); it was dropped",
             path.display()
         );
@@ -636,7 +636,7 @@ fn worker(
             Ok(0) => continue,
             Ok(count) => count,
             Err(error) => {
-                log::error!("receive on {}: {error}", interface.name);
+                tracing::error!("receive on {}: {error}", interface.name);
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
@@ -658,7 +658,7 @@ fn worker(
                 }
                 Err(error) => {
                     shared.metrics.count_malformed();
-                    log::debug!("dropped a datagram from {source}: {error}");
+                    tracing::debug!("dropped a datagram from {source}: {error}");
                 }
             }
         }
@@ -851,7 +851,7 @@ fn dispatch(
             route(shared, socket, interface, &reply.destination),
         )),
         Err(error) => {
-            log::warn!("cannot encode a reply: {error}");
+            tracing::warn!("cannot encode a reply: {error}");
             metrics.count_drop(crate::metrics::DropReason::EncodeFailed);
             None
         }
@@ -910,7 +910,7 @@ pub fn write_pid_file(cli: &Cli, config_pid_file: Option<&str>) -> Option<PathBu
     match std::fs::write(&path, format!("{}\n", std::process::id())) {
         Ok(()) => Some(path),
         Err(error) => {
-            log::warn!("cannot write PID file {}: {error}", path.display());
+            tracing::warn!("cannot write PID file {}: {error}", path.display());
             None
         }
     }

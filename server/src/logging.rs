@@ -1,6 +1,7 @@
 //! Logging with `tracing`: to standard error with `-d` (or in the foreground), to syslog otherwise,
-//! as ISC dhcpd does (facility `daemon`, or the config's `log-facility`). The `log` macros used
-//! across the code base reach the same subscriber through tracing's log bridge.
+//! as ISC dhcpd does (facility `daemon`, or the config's `log-facility`). `tracing` is the one
+//! logging facade of the code base; dependencies that log through the `log` crate (aya) reach the
+//! same subscriber through tracing's log bridge.
 //!
 //! Each DHCP exchange is summarised at info level in ISC dhcpd's own words (server/dhcp.c), so
 //! that log watchers written for ISC keep working: `DHCPDISCOVER from aa:bb:cc:dd:ee:ff via
@@ -114,7 +115,8 @@ pub fn facility(name: &str) -> Option<libc::c_int> {
     })
 }
 
-/// Installs the subscriber (and the `log` bridge) once. `RUST_LOG` takes tracing's filter
+/// Installs the subscriber once (with the `log` bridge, which only carries the lines of
+/// dependencies that log through the `log` crate, aya's among them; our code uses `tracing`). `RUST_LOG` takes tracing's filter
 /// syntax (`debug`, `info,xdhcpd::exchange=off`, …); the default is `info`.
 pub fn init(to_stderr: bool, facility_name: Option<&str>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -214,14 +216,14 @@ fn admit_line_at(limiter: &RateLimiter, now_nanos: u64) -> Option<String> {
     })
 }
 
-/// `log_limited!(LIMITER, error, "format", args…)`: logs at the given level of the `log` crate
+/// `log_limited!(LIMITER, error, "format", args…)`: logs at the given `tracing` level
 /// when the `static` [`RateLimiter`] admits the line, with the count of suppressed lines
 /// appended to the next one that passes.
 #[macro_export]
 macro_rules! log_limited {
     ($limiter:expr, $level:ident, $($arg:tt)+) => {
         if let Some(note) = $crate::logging::admit_line(&$limiter) {
-            log::$level!("{}{}", format_args!($($arg)+), note);
+            tracing::$level!("{}{}", format_args!($($arg)+), note);
         }
     };
 }

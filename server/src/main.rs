@@ -35,10 +35,10 @@ fn main() -> ExitCode {
     }
     logging::init(cli.foreground(), config.log_facility.as_deref());
     for ignored in &cli.isc_ignored {
-        log::warn!("ignoring ISC flag -{ignored}");
+        tracing::warn!("ignoring ISC flag -{ignored}");
     }
     if !cli.quiet {
-        log::info!(
+        tracing::info!(
             "xdhcpd {} (ISC dhcpd 4.4 compatible)",
             env!("CARGO_PKG_VERSION")
         );
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            log::error!("{error}");
+            tracing::error!("{error}");
             if !cli.foreground() {
                 eprintln!("xdhcpd: {error}");
             }

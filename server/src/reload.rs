@@ -222,7 +222,7 @@ pub fn apply(targets: &ReloadTargets<'_>, new: Config) -> Result<ReloadSummary, 
     let running = targets.engine.load();
     let (config, needs_restart) = prepare(running.config(), new)?;
     for warning in &config.warnings {
-        log::warn!("{}: {}", warning.location, warning.message);
+        tracing::warn!("{}: {}", warning.location, warning.message);
     }
     let config = Arc::new(config);
     // Built outside the lock: the engine's tables depend only on the config.
@@ -254,16 +254,16 @@ pub fn apply(targets: &ReloadTargets<'_>, new: Config) -> Result<ReloadSummary, 
 /// and `READY=1` after, whether the reload was applied or refused (the service runs either way).
 pub fn handle_request(targets: &ReloadTargets<'_>) {
     crate::sd_notify::reloading();
-    log::info!("SIGHUP: reloading {}", targets.config_path.display());
+    tracing::info!("SIGHUP: reloading {}", targets.config_path.display());
     match reload(targets) {
         Ok(summary) => {
             for line in summary.ignored_interfaces.iter().flat_map(|m| m.lines()) {
-                log::error!("{line}");
+                tracing::error!("{line}");
             }
             for note in &summary.needs_restart {
-                log::warn!("reload: {note}");
+                tracing::warn!("reload: {note}");
             }
-            log::info!(
+            tracing::info!(
                 "reload: new configuration in force ({} subnets, {} pools, {} hosts); {} leases kept",
                 summary.subnets,
                 summary.pools,
@@ -274,9 +274,9 @@ pub fn handle_request(targets: &ReloadTargets<'_>) {
         }
         Err(ReloadError::Config(errors)) => {
             for line in errors.lines() {
-                log::error!("{line}");
+                tracing::error!("{line}");
             }
-            log::error!(
+            tracing::error!(
                 "Configuration file errors encountered -- keeping the running configuration"
             );
             crate::sd_notify::ready("serving (reload refused: configuration errors)");
@@ -284,10 +284,10 @@ pub fn handle_request(targets: &ReloadTargets<'_>) {
         Err(error) => {
             if let ReloadError::NoInterfaces { ignored } = &error {
                 for line in ignored.iter().flat_map(|m| m.lines()) {
-                    log::error!("{line}");
+                    tracing::error!("{line}");
                 }
             }
-            log::error!("reload refused: {error}; keeping the running configuration");
+            tracing::error!("reload refused: {error}; keeping the running configuration");
             crate::sd_notify::ready("serving (reload refused)");
         }
     }

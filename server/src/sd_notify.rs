@@ -15,7 +15,7 @@ fn notify(states: &[NotifyState<'_>]) {
         return;
     }
     if let Err(error) = sd_notify::notify(false, states) {
-        log::warn!("sd_notify {:?}: {error}", states.first());
+        tracing::warn!("sd_notify {:?}: {error}", states.first());
     }
 }
 

@@ -37,13 +37,13 @@ pub fn failover_shutdown(
             u32::from(u8::from(ServerStateCode::Shutdown)),
         ) {
             Ok(()) => {
-                log::info!(
+                tracing::info!(
                     "failover peer {}: SHUTDOWN sent to the partner",
                     status.name
                 );
                 shut.push(status.clone());
             }
-            Err(error) => log::warn!(
+            Err(error) => tracing::warn!(
                 "failover peer {}: cannot enter SHUTDOWN: {error}",
                 status.name
             ),
@@ -66,7 +66,7 @@ pub fn failover_shutdown(
     shut.iter()
         .filter_map(|status| {
             if status.partner() != Some(ServerStateCode::PartnerDown) {
-                log::warn!(
+                tracing::warn!(
                     "failover peer {}: the partner did not reach PARTNER-DOWN in {:?}",
                     status.name,
                     PARTNER_DOWN_WAIT

@@ -129,7 +129,7 @@ pub fn start(
             {
                 Ok(runtime) => runtime,
                 Err(error) => {
-                    log::error!("failover: cannot start its runtime: {error}");
+                    tracing::error!("failover: cannot start its runtime: {error}");
                     return;
                 }
             };
@@ -236,14 +236,14 @@ impl Driver {
                     }
                     Incoming::ConnectFailed(error) => {
                         connecting = false;
-                        log::debug!("failover peer {}: connect failed: {error}", self.name());
+                        tracing::debug!("failover peer {}: connect failed: {error}", self.name());
                         next_attempt = tokio::time::Instant::now() + backoff;
                         backoff = (backoff * 2).min(RECONNECT_MAX);
                     }
                 },
                 read = read_link(&mut self.link, &mut buffer) => match read {
                     Ok(0) | Err(_) => {
-                        log::info!("failover peer {}: connection closed by peer", self.name());
+                        tracing::info!("failover peer {}: connection closed by peer", self.name());
                         self.drop_link();
                         next_attempt = tokio::time::Instant::now() + RECONNECT_FIRST;
                     }
@@ -312,7 +312,7 @@ impl Driver {
                 )))));
             return;
         };
-        log::info!(
+        tracing::info!(
             "failover peer {}: operator forces {:?}",
             self.name(),
             command.state
@@ -334,14 +334,14 @@ impl Driver {
     /// A new connection: it carries the session unless one already does (§1.1).
     fn adopt(&mut self, stream: TcpStream, remote: SocketAddr) {
         if self.link.is_some() {
-            log::debug!(
+            tracing::debug!(
                 "failover peer {}: second connection from {remote} closed",
                 self.name()
             );
             return;
         }
         let _ = stream.set_nodelay(true);
-        log::info!("failover peer {}: connected to {remote}", self.name());
+        tracing::info!("failover peer {}: connected to {remote}", self.name());
         let (reader, writer) = stream.into_split();
         self.link = Some(Link {
             reader,
@@ -375,7 +375,11 @@ impl Driver {
                 Ok(None) => break,
                 Ok(Some(raw)) => match Typed::from_message(&raw) {
                     Ok(message) => {
-                        log::debug!("failover peer {}: received {:?}", self.name(), message.body);
+                        tracing::debug!(
+                            "failover peer {}: received {:?}",
+                            self.name(),
+                            message.body
+                        );
                         messages.push(message);
                     }
                     Err(error) => {
@@ -399,7 +403,7 @@ impl Driver {
             });
         }
         if let Some(reason) = broken {
-            log::warn!("failover peer {}: {reason}; closing", self.name());
+            tracing::warn!("failover peer {}: {reason}; closing", self.name());
             self.drop_link();
         }
     }
@@ -414,7 +418,7 @@ impl Driver {
             bindings.into_written()
         };
         if !written.is_empty() && !self.sink.write_durably(&written, &[]) {
-            log::error!("failover: the lease log is gone; leases not written");
+            tracing::error!("failover: the lease log is gone; leases not written");
         }
     }
 
@@ -435,7 +439,7 @@ impl Driver {
     fn write_state_record(&mut self) {
         let record = state_record(self.name(), &self.machine);
         if !self.sink.write_durably(&[], &[record]) {
-            log::error!("failover: the lease log is gone; state not written");
+            tracing::error!("failover: the lease log is gone; state not written");
             self.state_write_failed = true;
         }
     }
@@ -448,31 +452,31 @@ impl Driver {
         while let Some(event) = self.machine.poll_event() {
             match event {
                 Event::StateChanged { from, to, .. } => {
-                    log::info!(
+                    tracing::info!(
                         "failover peer {}: I move from {from:?} to {to:?}",
                         self.name()
                     );
                     state_changed = true;
                 }
                 Event::PartnerStateChanged { state, .. } => {
-                    log::info!("failover peer {}: peer moves to {state:?}", self.name());
+                    tracing::info!("failover peer {}: peer moves to {state:?}", self.name());
                     state_changed = true;
                 }
-                Event::LinkUp => log::info!("failover peer {}: session up", self.name()),
+                Event::LinkUp => tracing::info!("failover peer {}: session up", self.name()),
                 Event::CloseConnection { reason } => {
-                    log::info!("failover peer {}: closing link: {reason:?}", self.name());
+                    tracing::info!("failover peer {}: closing link: {reason:?}", self.name());
                     close = true;
                 }
                 Event::UpdateRejected {
                     address,
                     reason,
                     message,
-                } => log::warn!(
+                } => tracing::warn!(
                     "failover peer {}: bind update on {address} rejected: {reason:?} {}",
                     self.name(),
                     String::from_utf8_lossy(&message)
                 ),
-                Event::RefusedUpdate { address, reason } => log::debug!(
+                Event::RefusedUpdate { address, reason } => tracing::debug!(
                     "failover peer {}: refused update for {address:?}: {reason:?}",
                     self.name()
                 ),
@@ -487,7 +491,7 @@ impl Driver {
         while let Some(message) = self.machine.poll_transmit() {
             match message.encode() {
                 Ok(encoded) => bytes.extend_from_slice(&encoded),
-                Err(error) => log::error!("failover: cannot encode {message:?}: {error}"),
+                Err(error) => tracing::error!("failover: cannot encode {message:?}: {error}"),
             }
         }
         if !bytes.is_empty() {
@@ -495,7 +499,7 @@ impl Driver {
                 let limit = Duration::from_secs(u64::from(self.peer.max_response_delay.max(1)));
                 let written = tokio::time::timeout(limit, link.writer.write_all(&bytes)).await;
                 if !matches!(written, Ok(Ok(()))) {
-                    log::info!(
+                    tracing::info!(
                         "failover peer {}: write to {} failed",
                         self.peer.name,
                         link.remote
@@ -516,7 +520,7 @@ impl Driver {
         let mut state_changed = false;
         while let Some(event) = self.machine.poll_event() {
             if let Event::StateChanged { from, to, .. } = event {
-                log::info!(
+                tracing::info!(
                     "failover peer {}: I move from {from:?} to {to:?}",
                     self.name()
                 );
@@ -554,12 +558,14 @@ async fn listen(
         match bind_listener(address) {
             Ok(listener) => break listener,
             Err(error) => {
-                log::warn!("failover peer {name}: cannot listen on {address}: {error}; retrying");
+                tracing::warn!(
+                    "failover peer {name}: cannot listen on {address}: {error}; retrying"
+                );
                 tokio::time::sleep(Duration::from_secs(90)).await;
             }
         }
     };
-    log::info!("failover peer {name}: listening on {address}");
+    tracing::info!("failover peer {name}: listening on {address}");
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
@@ -581,7 +587,7 @@ async fn listen(
                 }
             }
             Err(error) => {
-                log::warn!("failover peer {name}: accept: {error}");
+                tracing::warn!("failover peer {name}: accept: {error}");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }

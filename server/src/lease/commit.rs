@@ -321,7 +321,7 @@ impl<T: Send + 'static> GroupCommit<T> {
         self.sender = None;
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
-                log::error!("the lease committer panicked");
+                tracing::error!("the lease committer panicked");
             }
         }
     }
@@ -459,7 +459,7 @@ where
     fn report_detachment(&mut self) {
         if !self.detachment_reported {
             self.detachment_reported = true;
-            log::error!(
+            tracing::error!(
                 "lease file {} was deleted or replaced while in use: recreating it from the \
                  leases in memory (nothing written to the deleted file would survive a restart)",
                 self.log.path().display()
@@ -525,7 +525,7 @@ where
             Ok(()) => {
                 self.stats.compactions.fetch_add(1, Ordering::Relaxed);
                 if self.detachment_reported {
-                    log::warn!(
+                    tracing::warn!(
                         "lease file {} recreated from the leases in memory",
                         self.log.path().display()
                     );

@@ -102,7 +102,7 @@ fn write_and_install(
     match std::fs::hard_link(path, &backup) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => log::warn!(
+        Err(error) => tracing::warn!(
             "cannot keep {} as {}: {error}",
             path.display(),
             backup.display()

@@ -62,7 +62,7 @@ pub fn start(
     };
     let address = SocketAddrV4::new(listen_address(&config), port);
     if config.omapi_key.is_none() && config.omapi.listen.is_none() {
-        log::warn!(
+        tracing::warn!(
             "OMAPI has no omapi-key, so any client that connects controls the server: \
              listening on {address} only (option xdhcpd.omapi-listen chooses the address)"
         );

@@ -42,7 +42,7 @@ pub fn spawn(
         .enable_time()
         .build()?;
     let listener = runtime.block_on(TcpListener::bind(address))?;
-    log::info!("OMAPI listening on {}", listener.local_addr()?);
+    tracing::info!("OMAPI listening on {}", listener.local_addr()?);
     std::thread::Builder::new()
         .name("omapi".into())
         .spawn(move || runtime.block_on(serve(listener, limits, objects)))
@@ -75,7 +75,7 @@ pub async fn serve(listener: TcpListener, limits: Limits, objects: Arc<Objects>)
             Ok(accepted) => accepted,
             Err(error) => {
                 // EMFILE and friends: back off instead of spinning.
-                log::warn!("OMAPI accept failed: {error}");
+                tracing::warn!("OMAPI accept failed: {error}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -100,7 +100,7 @@ pub async fn serve(listener: TcpListener, limits: Limits, objects: Arc<Objects>)
         tokio::spawn(async move {
             let session = Session::new(first_id, clock.elapsed(), &policy);
             if let Err(reason) = connection(stream, peer, session, &objects, clock).await {
-                log::info!("OMAPI connection from {peer} closed: {reason}");
+                tracing::info!("OMAPI connection from {peer} closed: {reason}");
             }
             drop(slot);
         });
@@ -129,7 +129,7 @@ impl RefusalLog {
         } else {
             String::new()
         };
-        log::warn!("OMAPI connection from {peer} refused: {reason}{more}");
+        tracing::warn!("OMAPI connection from {peer} refused: {reason}{more}");
         self.last = Some(now);
     }
 }
@@ -150,7 +150,7 @@ async fn connection(
     objects: &Objects,
     clock: Instant,
 ) -> Result<(), String> {
-    log::debug!("OMAPI connection from {peer}");
+    tracing::debug!("OMAPI connection from {peer}");
     let _ = stream.set_nodelay(true);
     let mut buffer = vec![0u8; 16 * 1024];
     loop {

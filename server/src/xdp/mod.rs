@@ -96,7 +96,7 @@ pub fn attach(interfaces: &[String]) -> Result<XdpAttachment, XdpError> {
         // on): otherwise renewals answered in the kernel would vanish. Generic mode transmits
         // through the stack and always reaches the peer.
         if driver_name(interface).as_deref() == Some("veth") {
-            log::info!(
+            tracing::info!(
                 "XDP: {interface} is a veth, whose native XDP_TX needs XDP on the peer; using \
                  generic mode"
             );
@@ -107,7 +107,7 @@ pub fn attach(interfaces: &[String]) -> Result<XdpAttachment, XdpError> {
         match program.attach(interface, XdpMode::Driver) {
             Ok(_) => attached.push((interface.clone(), AttachMode::Native)),
             Err(native_error) => {
-                log::info!(
+                tracing::info!(
                     "XDP: native mode refused on {interface} ({native_error}); using generic mode"
                 );
                 program.attach(interface, XdpMode::Skb)?;

@@ -224,7 +224,7 @@ impl FastPathRuntime {
         let ring = RingBuf::try_from(ring)?;
         let enabled = sync::config_allows_fast_path(config);
         if !enabled {
-            log::info!(
+            tracing::info!(
                 "XDP: renewals stay in userspace: the configuration has classes or min-secs, \
                  which make replies depend on more than the kernel checks"
             );
@@ -283,7 +283,7 @@ impl FastPathRuntime {
             .iter()
             .map(|stat| format!("{} {}", stat.name(), self.stat(*stat)))
             .collect();
-        log::info!(
+        tracing::info!(
             "XDP: {} renewals answered in the kernel ({})",
             self.stat(XdpStat::Renewed),
             counts.join(", ")
@@ -315,7 +315,7 @@ impl FastPathRuntime {
         let prepared = match sync::prepare(payload, message, reply) {
             Ok(prepared) => prepared,
             Err(reason) => {
-                log::debug!("XDP: renewal of {address} stays in userspace: {reason}");
+                tracing::debug!("XDP: renewal of {address} stays in userspace: {reason}");
                 return None;
             }
         };
@@ -330,7 +330,7 @@ impl FastPathRuntime {
         let Some((ends, horizon)) =
             fast_path::stretch_to_horizon(lease, prepared.lease_time, in_failover_pool)
         else {
-            log::debug!(
+            tracing::debug!(
                 "XDP: renewal of {address} stays in userspace: {}",
                 sync::NotEligible::ShortenedGrant
             );
@@ -383,7 +383,7 @@ impl FastPathRuntime {
         if let Ok(mut fast_path) = self.fast_path.lock() {
             if fast_path.is_published(&key) {
                 if let Err(error) = fast_path.withdraw(&key) {
-                    log::warn!("XDP: withdrawing a lease: {error}");
+                    tracing::warn!("XDP: withdrawing a lease: {error}");
                 }
                 self.send(Update::Withdraw(key));
             }
@@ -404,7 +404,7 @@ impl FastPathRuntime {
                 continue;
             };
             if let Err(error) = fast_path.withdraw(&key) {
-                log::warn!("XDP: withdrawing the lease of {}: {error}", lease.address);
+                tracing::warn!("XDP: withdrawing the lease of {}: {error}", lease.address);
             }
             self.send(Update::Withdraw(key));
             withdrawn += 1;
@@ -446,7 +446,7 @@ impl FastPathRuntime {
                 let serving = super::bounds::serving(&hooks);
                 if let Ok(mut fast_path) = self.fast_path.lock() {
                     if let Err(error) = fast_path.set_relationships(&serving) {
-                        log::warn!("XDP: writing the failover states: {error}");
+                        tracing::warn!("XDP: writing the failover states: {error}");
                     }
                 }
                 let second = monotonic_seconds();
@@ -509,7 +509,7 @@ impl FastPathRuntime {
         if let Ok(mut fast_path) = self.fast_path.lock() {
             if fast_path.maps_mut().set_config(&next).is_ok() {
                 *config = next;
-                log::info!(
+                tracing::info!(
                     "XDP: load balancing of DISCOVERs in the kernel {}",
                     if balancing.is_some() { "on" } else { "off" }
                 );
@@ -545,8 +545,12 @@ impl FastPathRuntime {
             return;
         };
         match fast_path.withdraw_all() {
-            Ok(count) => log::info!("XDP: {count} renewal templates withdrawn for the new config"),
-            Err(error) => log::warn!("XDP: withdrawing the templates of the old config: {error}"),
+            Ok(count) => {
+                tracing::info!("XDP: {count} renewal templates withdrawn for the new config")
+            }
+            Err(error) => {
+                tracing::warn!("XDP: withdrawing the templates of the old config: {error}")
+            }
         }
         let mut next = *current;
         if enabled {
@@ -558,12 +562,12 @@ impl FastPathRuntime {
             match fast_path.maps_mut().set_config(&next) {
                 Ok(()) => {
                     *current = next;
-                    log::info!(
+                    tracing::info!(
                         "XDP: renewals in the kernel {} by the new config",
                         if enabled { "enabled" } else { "disabled" }
                     );
                 }
-                Err(error) => log::warn!("XDP: updating the configuration map: {error}"),
+                Err(error) => tracing::warn!("XDP: updating the configuration map: {error}"),
             }
         }
     }
@@ -576,9 +580,9 @@ impl FastPathRuntime {
             return;
         };
         match super::program(attachment.ebpf_mut()).map(|program| program.unload()) {
-            Ok(Ok(())) => log::info!("XDP: program detached"),
-            Ok(Err(error)) => log::warn!("XDP: detaching: {error}"),
-            Err(error) => log::warn!("XDP: detaching: {error}"),
+            Ok(Ok(())) => tracing::info!("XDP: program detached"),
+            Ok(Err(error)) => tracing::warn!("XDP: detaching: {error}"),
+            Err(error) => tracing::warn!("XDP: detaching: {error}"),
         }
     }
 
@@ -669,14 +673,14 @@ fn consume<M: FastPathMaps>(
     for key in &unbacked {
         if fast_path.is_published(key) {
             if let Err(error) = fast_path.withdraw(key) {
-                log::warn!("XDP: withdrawing a lease the store no longer holds: {error}");
+                tracing::warn!("XDP: withdrawing a lease the store no longer holds: {error}");
             }
         }
     }
     for update in pending {
         let result = match update {
             Update::Publish(publish) if !backed.contains(&publish.prepared.key) => {
-                log::debug!(
+                tracing::debug!(
                     "XDP: publication of {} dropped: the lease changed since the ACK",
                     std::net::Ipv4Addr::from(publish.prepared.address.to_ne_bytes())
                 );
@@ -726,7 +730,7 @@ fn consume<M: FastPathMaps>(
             Update::Withdraw(_) => Ok(()),
         };
         if let Err(error) = result {
-            log::warn!("XDP: updating the lease map: {error}");
+            tracing::warn!("XDP: updating the lease map: {error}");
         }
     }
     for (key, (event, horizon)) in horizons {
@@ -736,7 +740,7 @@ fn consume<M: FastPathMaps>(
         value.horizon = value.horizon.max(horizon);
         value.ends = value.ends.max(event.ends);
         if let Err(error) = fast_path.maps_mut().put_lease(&key, &value) {
-            log::warn!("XDP: moving a horizon: {error}");
+            tracing::warn!("XDP: moving a horizon: {error}");
         }
     }
     // A kernel renewal of a failover lease: the durable horizon moved on, the kernel's is that
@@ -762,7 +766,7 @@ fn consume<M: FastPathMaps>(
             .put_lease(&key, &value)
             .and_then(|()| fast_path.set_bounded(&key, bounded));
         if let Err(error) = result {
-            log::warn!("XDP: moving a horizon: {error}");
+            tracing::warn!("XDP: moving a horizon: {error}");
         }
     }
     true
@@ -810,7 +814,7 @@ fn follow_failover<M: FastPathMaps>(
         let kernel = kernel_horizon(current.durable, current.lease_time, tsfp, status.mclt());
         if kernel != current.kernel {
             if let Err(error) = fast_path.set_bounded(&key, Bounded { kernel, ..current }) {
-                log::warn!("XDP: moving a failover horizon: {error}");
+                tracing::warn!("XDP: moving a failover horizon: {error}");
             }
         }
     }
