@@ -7,40 +7,13 @@
 //! state change, §6.2) and only then answers, so that a successful `update` in omshell means the
 //! state is in the lease file.
 
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::codes::ServerStateCode;
 use super::hooks::{FailoverHooks, RelationshipStatus};
 
-/// How long the caller waits for the driver to apply and persist a command. The driver may be
-/// waiting on an fsync of the lease log; past this the command still takes effect.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A command for one relationship's driver.
-#[derive(Debug)]
-pub struct Command {
-    /// The state to force (never STARTUP, never an unknown code: [`FailoverControl`] checks).
-    pub state: ServerStateCode,
-    /// Where the driver reports the outcome, once the state record is durable.
-    pub done: SyncSender<Result<(), CommandError>>,
-}
-
-/// Why a command was not carried out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum CommandError {
-    #[error("no failover relationship named so")]
-    UnknownRelationship,
-    #[error("state code {0} cannot be forced")]
-    InvalidState(u32),
-    #[error("no failover driver is running for this relationship")]
-    NotRunning,
-    #[error("the failover driver did not confirm within {COMMAND_TIMEOUT:?}")]
-    TimedOut,
-    #[error("the new state could not be written to the lease file")]
-    NotPersisted,
-}
+pub use super::command::{Command, CommandError, COMMAND_TIMEOUT};
 
 /// The command side of every relationship (cheap to clone; shares the hooks' statuses).
 #[derive(Clone, Debug, Default)]

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::codes::ServerStateCode;
-use super::control::Command;
+use super::command::Command;
 use super::states::{Role, Service, State};
 use super::view::{FailoverView, RelationshipMap, RelationshipView};
 use crate::config::model::{Config, FailoverPeerConfig};

@@ -9,6 +9,7 @@
 pub mod bindings;
 pub mod body;
 pub mod codes;
+pub mod command;
 pub mod control;
 pub mod hooks;
 pub mod machine;

@@ -7,7 +7,7 @@
 use std::net::Ipv4Addr;
 
 use crate::lease::file::date::CivilTime;
-use crate::lease::file::parse::{finish_lease, Seen, HARDWARE_TYPES};
+use crate::lease::file::grammar::{finish_lease, Seen, HARDWARE_TYPES};
 use crate::lease::record::{flags, BindingState, Hardware, Lease, UnixTime, NEVER};
 
 /// A cursor over one block.

@@ -9,6 +9,7 @@
 
 pub mod date;
 mod fast;
+mod grammar;
 mod parse;
 mod tokens;
 pub mod write;

@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use crate::config::lexer::{Token, TokenKind};
 use crate::lease::file::date::CivilTime;
 use crate::lease::file::fast;
+use crate::lease::file::grammar::{finish_lease, Seen, AGENT_OPTIONS, HARDWARE_TYPES};
 use crate::lease::file::tokens::{expected, parse_hex_byte, syntax, word, Fail, Parsed, Tokens};
 use crate::lease::file::write::{quote_into, render_tokens};
 use crate::lease::file::{
@@ -157,15 +158,6 @@ struct Parser<'t, 's, S> {
     pending: Vec<LeaseFileError>,
 }
 
-/// What a lease statement saw, for the defaults applied at its end (`parse_lease_declaration`).
-#[derive(Default)]
-pub(super) struct Seen {
-    pub(super) binding_state: bool,
-    pub(super) next_binding_state: bool,
-    pub(super) rewind_binding_state: bool,
-    pub(super) tstp: bool,
-}
-
 impl<S: RecordSink> Parser<'_, '_, S> {
     /// Byte offset just after the token that ended the last statement.
     fn end_offset(&mut self) -> usize {
@@ -224,24 +216,6 @@ impl<S: RecordSink> Parser<'_, '_, S> {
         Ok(())
     }
 }
-
-/// Hardware type names (docs/spec/dhcpd-conf.md §3): ARP types with a name, `unknown-N` otherwise.
-pub(crate) const HARDWARE_TYPES: [(u8, &str); 4] = [
-    (1, "ethernet"),
-    (6, "token-ring"),
-    (8, "fddi"),
-    (32, "infiniband"),
-];
-
-/// Relay agent sub-options by name (RFC 3046, ISC `agent_options`).
-pub(crate) const AGENT_OPTIONS: [(u8, &str); 6] = [
-    (1, "circuit-id"),
-    (2, "remote-id"),
-    (3, "agent-id"),
-    (4, "DOCSIS-device-class"),
-    (5, "link-selection"),
-    (6, "subscriber-id"),
-];
 
 /// A code by its name in `table` (case-insensitive), or ISC's `unknown-N` form for codes
 /// without a name (used for hardware types and relay-agent sub-options, docs/spec/dhcpd-conf.md §8.2/§8.4).
@@ -878,27 +852,5 @@ fn set_variable(lease: &mut Lease, name: String, value: String) {
     match variables.iter_mut().find(|(existing, _)| *existing == name) {
         Some(entry) => entry.1 = value,
         None => variables.push((name, value)),
-    }
-}
-
-/// Defaults of `parse_lease_declaration` (§8.4) for what the block did not say.
-pub(super) fn finish_lease(lease: &mut Lease, seen: &Seen) {
-    // Defaults of `parse_lease_declaration` (§8.4). Without a binding state the lease is
-    // active while it has an end; the store's expiry run settles it against the clock.
-    if !seen.binding_state {
-        // Then `next binding state` stays free, as `Lease::free` has it.
-        lease.binding_state = if lease.ends != 0 {
-            BindingState::Active
-        } else {
-            BindingState::Free
-        };
-    } else if !seen.next_binding_state {
-        lease.next_binding_state = lease.binding_state;
-    }
-    if !seen.rewind_binding_state {
-        lease.rewind_binding_state = lease.binding_state;
-    }
-    if !seen.tstp {
-        lease.tstp = lease.ends;
     }
 }

@@ -5,7 +5,7 @@ use std::io::Write as _;
 
 use crate::config::lexer::{Token, TokenKind};
 use crate::lease::file::date::write_date;
-use crate::lease::file::parse::{AGENT_OPTIONS, HARDWARE_TYPES};
+use crate::lease::file::grammar::{AGENT_OPTIONS, HARDWARE_TYPES};
 use crate::lease::file::{FailoverStateRecord, GroupRecord, HostRecord, LeaseFile};
 use crate::lease::record::{flags, Hardware, Lease, UnixTime};
 
