@@ -184,12 +184,16 @@ struct RequestView<'a> {
 
 impl<'a> RequestView<'a> {
     fn new(inbound: &'a Inbound<'_>, host_name: Option<&'a str>) -> Self {
-        let options = inbound
+        let mut options: Vec<(u8, Vec<u8>)> = inbound
             .message
             .opts()
             .iter()
             .filter_map(|(code, option)| option_value(option).map(|value| (u8::from(*code), value)))
             .collect();
+        // A unicast renewal is classified with the relay agent information of its lease.
+        if let Some(stashed) = &inbound.stashed_agent_options {
+            options.push((82, stashed.clone()));
+        }
         Self {
             options,
             hardware: (inbound.hardware.htype, inbound.hardware.address()),

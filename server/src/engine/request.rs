@@ -34,10 +34,13 @@ pub(crate) fn handle(
     leases: &mut LeaseStore,
     starvation: &mut StarvationState,
 ) -> Decision {
-    let inbound = match Inbound::parse(request.message) {
+    let mut inbound = match Inbound::parse(request.message) {
         Ok(inbound) => inbound,
         Err(malformation) => return Decision::ignored(IgnoreReason::Malformed(malformation)),
     };
+    if let Some(sub_options) = stashed_agent_options(&inbound, leases, now) {
+        inbound.stash_agent_options(&sub_options);
+    }
     let context = Context {
         engine,
         now,
@@ -769,6 +772,38 @@ impl<'e> Context<'e, '_> {
             outcome: Outcome::BootReplied(address),
         }
     }
+}
+
+/// ISC `do_packet` (server/dhcp.c): a DHCPREQUEST with ciaddr, without giaddr and without
+/// option 82 is a renewal unicast past the relay agent, which therefore added no relay agent
+/// information (RFC 3046 §2.1 concerns broadcasts it relays). When ciaddr's lease is still
+/// running, is the sender's (by client identifier when the lease has one, else by hardware
+/// address) and has relay agent sub-options stashed from the request that bound it, the
+/// request is classified with those: a subscriber admitted to a pool by its remote-id keeps
+/// its pool at T1 instead of being NAKed.
+fn stashed_agent_options(
+    inbound: &Inbound<'_>,
+    leases: &LeaseStore,
+    now: UnixTime,
+) -> Option<Vec<(u8, Vec<u8>)>> {
+    if inbound.message_type != Some(MessageType::Request)
+        || inbound.ciaddr.is_unspecified()
+        || !inbound.giaddr.is_unspecified()
+        || inbound.relay_agent.is_some()
+    {
+        return None;
+    }
+    let lease = leases.get(inbound.ciaddr)?;
+    let sub_options = &lease.extra.as_ref()?.agent_options;
+    // "The client should not be unicasting a renewal if its lease has expired."
+    if sub_options.is_empty() || lease.ends < now {
+        return None;
+    }
+    let sender = match lease.uid() {
+        Some(uid) => inbound.client_id.as_deref() == Some(uid),
+        None => lease.hardware == Some(inbound.hardware),
+    };
+    sender.then(|| sub_options.clone())
 }
 
 /// What `dhcprequest` does with a lease under failover (see [`Context::peer_owned`]).
