@@ -11,7 +11,7 @@ use crate::failover::states::Service;
 use crate::lease::record::{flags, BindingState, Lease, LeaseExtra, UnixTime, NEVER};
 use crate::lease::store::{lease_belongs_to, LeaseStore};
 
-use super::classify::{classify, Classification};
+use super::classify::{classify, pool_permits, Classification};
 use super::lease_time::{expiry, lease_time, LeaseTime, DEFAULT_ABANDON_LEASE_TIME, MAX_TIME};
 use super::options::{finish, reply_header, with_broadcast, Assembly};
 use super::packet::{option_value, Inbound};
@@ -177,6 +177,43 @@ impl<'e> Context<'e, '_> {
         true
     }
 
+    /// Why ISC `ack_lease` drops a reply built in `scopes`, in its order: an OFFER (`offer`)
+    /// while secs is below `min-secs`, then a client [`Context::admitted`] refuses.
+    fn dropped(&self, scopes: &ScopeStack<'_>, offer: bool) -> Option<IgnoreReason> {
+        if offer {
+            if let Some(min_secs) = scopes.find(|scope| scope.min_secs) {
+                if self.inbound.message.secs() < u16::from(min_secs) {
+                    return Some(IgnoreReason::TooEarly);
+                }
+            }
+        }
+        (!self.admitted(scopes)).then_some(IgnoreReason::Denied)
+    }
+
+    /// The drop of [`Context::dropped`] when every pool of `shared` the client may use agrees on
+    /// it, checked before a new address is allocated. ISC's `allocate_lease` only points at the
+    /// head of a free queue and `ack_lease`'s drop leaves it there, so the next DISCOVER gets
+    /// the same address; the store's allocator moves on once asked, so the drop must come
+    /// first. O(1) when the first permitted pool does not drop (the usual case).
+    fn dropped_in_every_pool(
+        &self,
+        shared: crate::config::model::SharedNetworkId,
+        bootp: bool,
+    ) -> Option<IgnoreReason> {
+        let config = &*self.engine.config;
+        let mut pools = config
+            .shared_networks
+            .get(shared.0 as usize)?
+            .pools
+            .iter()
+            .filter_map(|pool| config.pools.get(pool.0 as usize))
+            .filter(|pool| pool_permits(pool, &self.classification, bootp, self.now));
+        let first = self.dropped(&self.scopes_for(pools.next()?.scope), !bootp)?;
+        pools
+            .all(|pool| self.dropped(&self.scopes_for(pool.scope), !bootp) == Some(first))
+            .then_some(first)
+    }
+
     /// RFC 2131 §4.1 reply routing for OFFER/ACK (ISC `dhcp_reply`): to the relay when giaddr
     /// is set; to ciaddr for a RENEWING client; broadcast when the client asked for it; else
     /// unicast to the new address at the client's hardware address.
@@ -267,10 +304,15 @@ impl<'e> Context<'e, '_> {
             .filter(|candidate| engine.may_offer_lease(failover, candidate, self.now));
         let candidate = match found_candidate {
             Some(candidate) => candidate,
-            None => match self.allocate_new(network.shared, false, leases, starvation) {
-                Ok(candidate) => candidate,
-                Err(reason) => return Decision::ignored(reason),
-            },
+            None => {
+                if let Some(reason) = self.dropped_in_every_pool(network.shared, false) {
+                    return Decision::ignored(reason);
+                }
+                match self.allocate_new(network.shared, false, leases, starvation) {
+                    Ok(candidate) => candidate,
+                    Err(reason) => return Decision::ignored(reason),
+                }
+            }
         };
         // Failover: silent unless the state serves, and in NORMAL only for our hash buckets
         // (docs/spec/failover.md §6.1, §11.3).
@@ -292,14 +334,10 @@ impl<'e> Context<'e, '_> {
             }
         }
         let scopes = self.scopes_for(self.base_scope(&candidate));
-        if !self.admitted(&scopes) {
-            return Decision::ignored(IgnoreReason::Denied);
-        }
-        // `min-secs`: ISC drops an OFFER while secs is below it.
-        if let Some(min_secs) = scopes.find(|scope| scope.min_secs) {
-            if self.inbound.message.secs() < u16::from(min_secs) {
-                return Decision::ignored(IgnoreReason::TooEarly);
-            }
+        if let Some(reason) = self.dropped(&scopes, true) {
+            // Pools that disagree on the drop: the address goes back to the allocator.
+            leases.return_unused(candidate.address());
+            return Decision::ignored(reason);
         }
         let (failover, tsfp) = self.failover(&candidate);
         let times = lease_time(
@@ -725,14 +763,20 @@ impl<'e> Context<'e, '_> {
         });
         let candidate = match candidate {
             Some(candidate) => candidate,
-            None => match self.allocate_new(network.shared, true, leases, starvation) {
-                Ok(candidate) => candidate,
-                Err(reason) => return Decision::ignored(reason),
-            },
+            None => {
+                if let Some(reason) = self.dropped_in_every_pool(network.shared, true) {
+                    return Decision::ignored(reason);
+                }
+                match self.allocate_new(network.shared, true, leases, starvation) {
+                    Ok(candidate) => candidate,
+                    Err(reason) => return Decision::ignored(reason),
+                }
+            }
         };
         let scopes = self.scopes_for(self.base_scope(&candidate));
-        if !self.admitted(&scopes) {
-            return Decision::ignored(IgnoreReason::Denied);
+        if let Some(reason) = self.dropped(&scopes, false) {
+            leases.return_unused(candidate.address());
+            return Decision::ignored(reason);
         }
         let address = candidate.address();
         let mut commit = Vec::new();

@@ -542,3 +542,40 @@ fn min_secs_delays_offers() {
         Outcome::Offered(_)
     ));
 }
+
+#[test]
+fn discovers_dropped_for_min_secs_or_unknown_clients_consume_no_address() {
+    let mut config = base_config(true);
+    config.scopes[0].min_secs = Some(5);
+    config.scopes[0].unknown_clients = Some(Permission::Deny);
+    config.scopes.push(scope(GLOBAL));
+    config.hosts.push(Host {
+        name: "known".into(),
+        scope: ScopeId(config.scopes.len() as u32 - 1),
+        hardware: Some(HardwareAddress {
+            htype: 1,
+            address: MAC_A.to_vec(),
+        }),
+        client_id: None,
+        fixed_addresses: Vec::new(),
+    });
+    let mut harness = Harness::new(config);
+    // ISC `ack_lease` drops these after `allocate_lease` pointed at the head of the free
+    // queue, which stays there.
+    for secs in [0, 4] {
+        let mut early = client(MessageType::Discover, MAC_A);
+        early.set_secs(secs);
+        let decision = harness.handle(NOW, &early);
+        assert_eq!(decision.outcome, Outcome::Ignored(IgnoreReason::TooEarly));
+    }
+    let mut stranger = client(MessageType::Discover, MAC_B);
+    stranger.set_secs(10);
+    let decision = harness.handle(NOW, &stranger);
+    assert_eq!(decision.outcome, Outcome::Ignored(IgnoreReason::Denied));
+    let mut patient = client(MessageType::Discover, MAC_A);
+    patient.set_secs(5);
+    assert_eq!(
+        harness.handle(NOW, &patient).outcome,
+        Outcome::Offered(POOL_FIRST)
+    );
+}
