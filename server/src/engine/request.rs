@@ -16,7 +16,7 @@ use super::lease_time::{expiry, lease_time, LeaseTime, DEFAULT_ABANDON_LEASE_TIM
 use super::options::{finish, reply_header, with_broadcast, Assembly};
 use super::packet::{option_value, Inbound};
 use super::scope::ScopeStack;
-use super::select::{Candidate, Network, PoolRules, Purpose};
+use super::select::{Candidate, Network, PoolRules, Purpose, NOT_AVAILABLE};
 use super::starvation::StarvationState;
 use super::{
     Decision, Destination, Engine, IgnoreReason, Malformation, Outcome, Request, Snapshot,
@@ -451,6 +451,15 @@ impl<'e> Context<'e, '_> {
             )
         });
 
+        // The DHCPNAK text (option 56) is ISC's `dhcp_message`, which only `find_lease` writes:
+        // a NAK for the wrong network says what `find_lease` found of the address (ISC logs
+        // "wrong network" but does not send it). Without a subnet for the address ISC's
+        // `find_lease` does not run and the text of an earlier packet stays; the text it most
+        // often leaves is the one used here.
+        let nak_text = found
+            .as_ref()
+            .map_or(NOT_AVAILABLE, |found| found.message);
+
         // §4.3.2 INIT-REBOOT / REBINDING through a relay: the server can check the client's
         // network. ISC trusts the source network for broadcast requests with option 50 and for
         // relayed requests with ciaddr; a direct unicast RENEWING request is taken as local.
@@ -464,7 +473,7 @@ impl<'e> Context<'e, '_> {
                     // be from: it is not there.
                     return match claimed_network {
                         Some(network) if self.authoritative_for_subnet(network) => {
-                            self.nak("wrong network", Some(network))
+                            self.nak(nak_text, Some(network))
                         }
                         Some(_) => Decision::ignored(IgnoreReason::NotAuthoritative),
                         None => Decision::ignored(IgnoreReason::UnknownSubnet),
@@ -477,7 +486,7 @@ impl<'e> Context<'e, '_> {
                         // §4.3.2: "DHCPNAK if the requested IP address is incorrect or is on the
                         // wrong network" — only an authoritative server says so.
                         return if self.authoritative_for_subnet(network) {
-                            self.nak("wrong network", Some(network))
+                            self.nak(nak_text, Some(network))
                         } else {
                             Decision::ignored(IgnoreReason::NotAuthoritative)
                         };
@@ -491,7 +500,7 @@ impl<'e> Context<'e, '_> {
             match self.peer_owned(candidate) {
                 PeerOwned::No => {}
                 PeerOwned::Ignore => return Decision::ignored(IgnoreReason::NotForUs),
-                PeerOwned::Nak => return self.nak("lease reset by administrator", claimed_network),
+                PeerOwned::Nak => return self.nak(nak_text, claimed_network),
             }
         }
         match found.candidate {
@@ -704,10 +713,12 @@ impl<'e> Context<'e, '_> {
     /// DHCPNAK (RFC 2131 §4.3.2, ISC `nak_lease`): message type, server identifier and a text
     /// message only; broadcast, or through the relay with the broadcast bit set.
     fn nak(&self, text: &str, network: Option<Network>) -> Decision {
-        let scopes = network.map(|network| self.scopes_for(self.subnet_scope(network.subnet)));
-        let server_id = scopes
-            .as_ref()
-            .and_then(|scopes| scopes.find(|scope| scope.server_identifier))
+        // The subnet's scopes (else the global one) with the classes' and host's: where ISC
+        // `nak_lease` looks for `echo-client-id`.
+        let base = network.map_or(ScopeId::GLOBAL, |network| self.subnet_scope(network.subnet));
+        let scopes = self.scopes_for(base);
+        let server_id = network
+            .and_then(|_| scopes.find(|scope| scope.server_identifier))
             .or(self.request.interface_address);
         let mut message = reply_header(&self.inbound);
         // RFC 2131 §4.3.2: a NAK through a relay is broadcast by the relay.
@@ -720,7 +731,7 @@ impl<'e> Context<'e, '_> {
         let reply = finish(
             message,
             &self.inbound,
-            None,
+            Some(&scopes),
             &Assembly {
                 message_type: Some(MessageType::Nak),
                 server_id,

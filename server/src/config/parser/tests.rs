@@ -210,9 +210,11 @@ fn client_identifier_in_host_identifies_the_client() {
         config.hosts[0].client_id,
         Some(vec![1, 0, 0x11, 0x22, 0x33, 0x44, 0x55])
     );
-    assert!(config.scopes[config.hosts[0].scope.0 as usize]
-        .options
-        .is_empty());
+    // Also an option of the host's scope, sent when asked for (ISC keeps it in the group).
+    assert_eq!(
+        config.scopes[config.hosts[0].scope.0 as usize].options,
+        vec![(61, vec![1, 0, 0x11, 0x22, 0x33, 0x44, 0x55])]
+    );
 }
 
 #[test]

@@ -128,8 +128,11 @@ impl Parser {
                     format!("`{form}` is not supported yet; option `{full_name}` ignored"),
                 );
             }
+            // In a host it identifies the client and, like any option of the host's scope, is
+            // sent when the client asks for it (ISC keeps it in the host's group).
             _ if block.kind == BlockKind::Host && code == CLIENT_IDENTIFIER => {
-                self.host_mut(block).client_id = Some(bytes);
+                self.host_mut(block).client_id = Some(bytes.clone());
+                self.scope_mut(block.scope).options.push((code, bytes));
             }
             _ => {
                 self.scope_mut(block.scope).options.push((code, bytes));

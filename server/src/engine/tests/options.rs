@@ -7,6 +7,7 @@ use dhcproto::v4::{relay, DhcpOption, MessageType, OptionCode};
 
 use super::*;
 use crate::config::model::{HardwareAddress, Host};
+use crate::engine::Outcome;
 
 fn configured() -> Config {
     let mut config = base_config(true);
@@ -295,5 +296,93 @@ fn dynamic_host_statements_set_options_and_lease_time() {
     assert_eq!(
         other.message.opts().get(OptionCode::DomainName),
         Some(&DhcpOption::DomainName("example.net".into()))
+    );
+}
+
+fn prl(codes: &[u8]) -> DhcpOption {
+    DhcpOption::ParameterRequestList(codes.iter().copied().map(OptionCode::from).collect())
+}
+
+#[test]
+fn configured_client_identifier_only_when_asked_for_at_its_place_in_the_list() {
+    let mut config = configured();
+    config.scopes[SUBNET_LOCAL.0 as usize]
+        .options
+        .push((61, b"configured-id".to_vec()));
+    let mut harness = Harness::new(config);
+    // ISC `cons_options`: 61 has a place of its own only with echo-client-id; otherwise the
+    // parameter request list decides, as for any option.
+    let asks = with(client(MessageType::Discover, MAC_A), prl(&[1, 3, 61]));
+    assert_eq!(order(&harness.handle(NOW, &asks)), vec![53, 54, 51, 1, 3, 61]);
+    let silent = with(client(MessageType::Discover, MAC_B), prl(&[1, 3]));
+    assert_eq!(order(&harness.handle(NOW, &silent)), vec![53, 54, 51, 1, 3]);
+    // Without a list every configured option goes.
+    let nolist = client(MessageType::Discover, [2, 0, 0, 0, 0, 0x0c]);
+    assert!(order(&harness.handle(NOW, &nolist)).contains(&61));
+}
+
+#[test]
+fn host_client_identifier_option_is_sent_when_asked_for() {
+    let mut config = configured();
+    let mut host_scope = scope(GLOBAL);
+    // What the parser makes of `host … { option dhcp-client-identifier "thin-01"; }`.
+    host_scope.options = vec![(61, b"thin-01".to_vec())];
+    config.scopes.push(host_scope);
+    config.hosts.push(Host {
+        name: "thin-client".into(),
+        scope: ScopeId(config.scopes.len() as u32 - 1),
+        hardware: None,
+        client_id: Some(b"thin-01".to_vec()),
+        fixed_addresses: vec![Ipv4Addr::new(10, 0, 0, 9)],
+    });
+    let mut harness = Harness::new(config);
+    let discover = with(
+        with(client(MessageType::Discover, MAC_A), prl(&[1, 3, 61])),
+        DhcpOption::ClientIdentifier(b"thin-01".to_vec()),
+    );
+    let offer = harness.handle(NOW, &discover);
+    assert_eq!(yiaddr(&offer), Some(Ipv4Addr::new(10, 0, 0, 9)));
+    assert_eq!(
+        offer
+            .reply
+            .expect("reply")
+            .message
+            .opts()
+            .get(OptionCode::ClientIdentifier),
+        Some(&DhcpOption::ClientIdentifier(b"thin-01".to_vec()))
+    );
+}
+
+#[test]
+fn nak_echoes_the_client_identifier_and_says_what_isc_says() {
+    let mut config = configured();
+    config.scopes[0].echo_client_id = Some(true);
+    let mut harness = Harness::new(config);
+    // INIT-REBOOT for an address of the other network, received on 10.0.0.1.
+    let request = with(
+        with(
+            with(
+                client(MessageType::Request, MAC_A),
+                DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 1, 0, 55)),
+            ),
+            DhcpOption::ClientIdentifier(b"roamer-id".to_vec()),
+        ),
+        prl(&[1, 3, 15]),
+    );
+    let nak = harness.handle(NOW, &request);
+    assert_eq!(nak.outcome, Outcome::Nacked);
+    let reply = nak.reply.expect("nak");
+    // ISC `nak_lease`: the PRL is ignored; the text is `find_lease`'s (RFC 6842 §3 for 61).
+    assert_eq!(reply.option_order, vec![53, 54, 56, 61]);
+    let options = reply.message.opts();
+    assert_eq!(
+        options.get(OptionCode::Message),
+        Some(&DhcpOption::Message(
+            "requested address not available".into()
+        ))
+    );
+    assert_eq!(
+        options.get(OptionCode::ClientIdentifier),
+        Some(&DhcpOption::ClientIdentifier(b"roamer-id".to_vec()))
     );
 }
