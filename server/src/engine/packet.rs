@@ -172,8 +172,7 @@ impl<'a> Inbound<'a> {
         self.message_type.is_none()
     }
 
-    /// The raw bytes of an option the client sent (value only), for class matching.
-    #[allow(dead_code)]
+    /// The raw bytes of an option the client sent (value only), for host identifiers.
     pub fn option_bytes(&self, code: u8) -> Option<Vec<u8>> {
         self.message
             .opts()

@@ -130,6 +130,7 @@ impl Parser {
             "hardware" => self.parse_hardware(block),
             "fixed-address" => self.parse_fixed_address(block),
             "match" | "spawn" | "lease" => self.parse_class_statement(block, &word),
+            "host-identifier" if block.kind == BlockKind::Host => self.parse_host_identifier(block),
             "uid" if block.kind == BlockKind::Host => {
                 self.bump();
                 let id = self.parse_data("client identifier data")?;

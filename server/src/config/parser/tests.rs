@@ -218,6 +218,25 @@ fn client_identifier_in_host_identifies_the_client() {
 }
 
 #[test]
+fn host_identifier_option_identifies_the_host() {
+    use crate::config::expr::OptionRef;
+    let config = parse(
+        r#"host port-bound { host-identifier option agent.circuit-id "sw1/port7"; fixed-address 10.0.0.8; }
+host by-class { host-identifier option vendor-class-identifier "box"; }"#,
+    );
+    assert_eq!(config.host_identifiers.len(), 2);
+    assert_eq!(config.host_identifiers[0].host.0, 0);
+    assert_eq!(config.host_identifiers[0].option, OptionRef::Agent(1));
+    assert_eq!(config.host_identifiers[0].data, b"sw1/port7");
+    assert_eq!(config.host_identifiers[1].option, OptionRef::Dhcp(60));
+    // confpars.c: one per host.
+    assert_eq!(
+        errors(r#"host h { host-identifier option agent.remote-id "a"; host-identifier option agent.remote-id "b"; }"#).len(),
+        1
+    );
+}
+
+#[test]
 fn failover_peer_fields_and_defaults() {
     let config = parse(&format!(
         r#"failover peer "fo" {{

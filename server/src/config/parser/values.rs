@@ -4,9 +4,9 @@
 //! domain-name form, uncompressed).
 
 use super::{Block, BlockKind, ParseResult, Parser};
-use crate::config::expr::Expr;
+use crate::config::expr::{Expr, OptionRef};
 use crate::config::lexer::{Span, TokenKind};
-use crate::config::model::Permission;
+use crate::config::model::{HostIdentifier, Permission};
 use crate::config::options::{
     encode_domain_name, OptionDefinition, OptionSpace, OptionType, SpaceDefinition,
 };
@@ -230,6 +230,60 @@ impl Parser {
             // server_parameter_kind and the value parsers above agree on every name.
             _ => {}
         }
+        Ok(())
+    }
+
+    /// `host-identifier option NAME DATA;` in a host (confpars.c `parse_host_declaration`): one
+    /// per host, an option of the dhcp or agent space with its value in the option's format.
+    /// `host-identifier v6relopt N …` concerns DHCPv6 relays only.
+    pub(super) fn parse_host_identifier(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        if self.at_keyword("v6relopt") {
+            self.warn(span, "`host-identifier v6relopt` (DHCPv6) is not supported; ignored");
+            self.skip_statement();
+            return Ok(());
+        }
+        if !self.eat_keyword("option") {
+            // confpars.c: "host-identifier must be an option or v6relopt".
+            return Err(self.expected("`option` or `v6relopt` after `host-identifier`"));
+        }
+        let name_span = self.peek().span;
+        let (space, name) = self.parse_option_name()?;
+        let space = match space.as_deref() {
+            None => OptionSpace::DHCP,
+            Some(space_name) => self.known_space(space_name, name_span)?,
+        };
+        let Some(definition) = self.options.by_name(space, &name).cloned() else {
+            return Err(self.invalid(name_span, "a known option name", format!("`{name}`")));
+        };
+        let mut data = Vec::new();
+        let mut unresolved = false;
+        self.encode_value(&definition.kind, &mut data, &mut unresolved)?;
+        self.expect_semicolon()?;
+        let Some(host) = block.host else {
+            return Ok(());
+        };
+        let option = match (space, definition.byte_code()) {
+            (OptionSpace::DHCP, Some(code)) => OptionRef::Dhcp(code),
+            (OptionSpace::AGENT, Some(code)) => OptionRef::Agent(code),
+            _ => {
+                self.warn(
+                    name_span,
+                    format!("`host-identifier option {name}`: only dhcp and agent options identify hosts; ignored"),
+                );
+                return Ok(());
+            }
+        };
+        if self
+            .config
+            .host_identifiers
+            .iter()
+            .any(|identifier| identifier.host == host)
+        {
+            // confpars.c: "only one host-identifier allowed per host".
+            return Err(self.invalid(span, "one `host-identifier` per host", "a second one"));
+        }
+        self.config.host_identifiers.push(HostIdentifier { host, option, data });
         Ok(())
     }
 

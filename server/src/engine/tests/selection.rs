@@ -526,6 +526,42 @@ fn server_messages_and_bad_headers_are_ignored_without_panic() {
 }
 
 #[test]
+fn host_identified_by_relay_circuit_id_gets_its_fixed_address() {
+    use crate::config::expr::OptionRef;
+    use crate::config::model::{HostId, HostIdentifier};
+    let mut config = base_config(true);
+    config.scopes.push(scope(GLOBAL));
+    config.hosts.push(Host {
+        name: "port-bound".into(),
+        scope: ScopeId(config.scopes.len() as u32 - 1),
+        hardware: None,
+        client_id: None,
+        fixed_addresses: vec![Ipv4Addr::new(10, 1, 0, 8)],
+    });
+    config.host_identifiers.push(HostIdentifier {
+        host: HostId(0),
+        option: OptionRef::Agent(1),
+        data: b"sw1/port7".to_vec(),
+    });
+    let mut harness = Harness::new(config);
+    let relayed = |port: &[u8]| {
+        let mut info = relay::RelayAgentInformation::default();
+        info.insert(relay::RelayInfo::AgentCircuitId(port.to_vec()));
+        let mut discover = with(
+            client(MessageType::Discover, MAC_A),
+            DhcpOption::RelayAgentInformation(info),
+        );
+        discover.set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
+        discover
+    };
+    // ISC `find_hosts_by_option`, after the identifier and hardware address found nothing.
+    let offer = harness.handle_on(NOW, &relayed(b"sw1/port7"), None);
+    assert_eq!(yiaddr(&offer), Some(Ipv4Addr::new(10, 1, 0, 8)));
+    let other_port = harness.handle_on(NOW, &relayed(b"sw1/port8"), None);
+    assert_eq!(yiaddr(&other_port), Some(Ipv4Addr::new(10, 1, 0, 50)));
+}
+
+#[test]
 fn min_secs_delays_offers() {
     let mut config = base_config(true);
     config.scopes[0] = Scope {
