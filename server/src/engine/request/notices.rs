@@ -120,7 +120,6 @@ impl Context<'_, '_> {
         if lease.ends <= self.now && lease.ends != NEVER {
             return Decision::ignored(IgnoreReason::UnknownLease);
         }
-        let mut lease = lease.clone();
         let view = self
             .engine
             .pool_of(lease.address)
@@ -129,34 +128,7 @@ impl Context<'_, '_> {
         if view.is_some_and(|view| view.service == Service::NotResponding) {
             return Decision::ignored(IgnoreReason::NotForUs);
         }
-        if !matches!(
-            lease.binding_state,
-            BindingState::Free
-                | BindingState::Backup
-                | BindingState::Released
-                | BindingState::Expired
-                | BindingState::Reset
-        ) {
-            lease.ends = self.now;
-            lease.binding_state = match view {
-                // RELEASED until the partner acks; out of contact straight back to the own
-                // free state when the partner never heard of the binding (docs/spec/failover.md §8.2).
-                Some(view) => released_state(&lease, view.role, view.service),
-                None => BindingState::Free,
-            };
-            // A RELEASED lease becomes FREE on the partner's ack (§7.2).
-            lease.next_binding_state = match lease.binding_state {
-                BindingState::Released => BindingState::Free,
-                state => state,
-            };
-            if view.is_some() {
-                // ISC `release_lease`: the BNDUPD carries tstp = now as potential expiration.
-                lease.tstp = self.now;
-            }
-            if view.is_none_or(|view| rewind_follows(view.service)) {
-                lease.rewind_binding_state = lease.binding_state;
-            }
-        }
+        let lease = self.released(lease.clone());
         let address = lease.address;
         leases.upsert(lease.clone());
         Decision {
@@ -164,6 +136,53 @@ impl Context<'_, '_> {
             commit: vec![lease],
             outcome: Outcome::Released(address),
         }
+    }
+
+    /// `lease` as ISC `release_lease` leaves it: a lease not already free or ended ends now
+    /// and becomes free (RELEASED under failover), and loses what only an active lease keeps
+    /// — the client's hostname and the stashed relay agent sub-options (ISC
+    /// `make_binding_state_transition`, "client-specific bindings that are only correct when
+    /// the lease is active"). The client's hardware address and identifier stay.
+    pub(super) fn released(&self, mut lease: Lease) -> Lease {
+        if matches!(
+            lease.binding_state,
+            BindingState::Free
+                | BindingState::Backup
+                | BindingState::Released
+                | BindingState::Expired
+                | BindingState::Reset
+        ) {
+            return lease;
+        }
+        let view = self
+            .engine
+            .pool_of(lease.address)
+            .and_then(|pool| self.pool_rules(pool));
+        lease.ends = self.now;
+        lease.binding_state = match view {
+            // RELEASED until the partner acks; out of contact straight back to the own
+            // free state when the partner never heard of the binding (docs/spec/failover.md §8.2).
+            Some(view) => released_state(&lease, view.role, view.service),
+            None => BindingState::Free,
+        };
+        // A RELEASED lease becomes FREE on the partner's ack (§7.2).
+        lease.next_binding_state = match lease.binding_state {
+            BindingState::Released => BindingState::Free,
+            state => state,
+        };
+        if view.is_some() {
+            // ISC `release_lease`: the BNDUPD carries tstp = now as potential expiration.
+            lease.tstp = self.now;
+        }
+        if view.is_none_or(|view| rewind_follows(view.service)) {
+            lease.rewind_binding_state = lease.binding_state;
+        }
+        lease.set_client_hostname(None);
+        if let Some(extra) = lease.extra.as_mut() {
+            extra.agent_options.clear();
+        }
+        lease.shrink_extra();
+        lease
     }
 
     /// RFC 2131 §4.3.5 DHCPINFORM: configuration only — an ACK with the options, no lease time,

@@ -165,6 +165,25 @@ fn release_frees_the_clients_lease_only() {
 }
 
 #[test]
+fn release_drops_what_only_an_active_lease_keeps() {
+    let mut harness = Harness::new(base_config(true));
+    let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
+    let address = yiaddr(&offer).expect("offer");
+    let request = with(
+        selecting(MAC_A, address, INTERFACE),
+        DhcpOption::Hostname("laptop1".into()),
+    );
+    let ack = harness.handle(NOW, &request);
+    assert_eq!(ack.commit[0].client_hostname(), Some("laptop1"));
+    let mut release = client(MessageType::Release, MAC_A);
+    release.set_ciaddr(address);
+    let decision = harness.handle(NOW + 10, &release);
+    // ISC `make_binding_state_transition`: the freed record has no client-hostname.
+    assert_eq!(decision.commit[0].client_hostname(), None);
+    assert_eq!(decision.commit[0].hardware, ack.commit[0].hardware);
+}
+
+#[test]
 fn inform_acks_with_options_but_no_lease() {
     let mut config = base_config(true);
     config.scopes[SUBNET_LOCAL.0 as usize]
