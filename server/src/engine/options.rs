@@ -70,6 +70,9 @@ pub(crate) struct Assembly<'m> {
     pub message: Option<&'m str>,
     /// False for NAKs, which carry only the protocol options.
     pub configured: bool,
+    /// `echo-client-id` applies (ISC `echo_client_id`: ACK of a lease, OFFER, NAK; not
+    /// INFORM's ACK).
+    pub echo_client_id: bool,
     /// True for the replies ISC builds in `dhcp_reply` (OFFER, ACK of a lease, BOOTREPLY of a
     /// dynamic BOOTP lease): options that do not fit may go into `file` and `sname` when no
     /// `filename` / `server-name` fills them (RFC 2132 §9.3). ISC's NAK, INFORM and fixed-address
@@ -138,9 +141,10 @@ pub(crate) fn finish(
     }
     // `echo-client-id` (RFC 6842 §3): return option 61 as sent, in a DHCPNAK too (ISC
     // `echo_client_id`, called by `ack_lease` and `nak_lease`); it replaces a configured 61.
-    let echo = scopes
-        .and_then(|scopes| scopes.find(|scope| scope.echo_client_id))
-        .unwrap_or(false);
+    let echo = assembly.echo_client_id
+        && scopes
+            .and_then(|scopes| scopes.find(|scope| scope.echo_client_id))
+            .unwrap_or(false);
     if echo {
         if let Some(id) = &inbound.client_id {
             put(code::CLIENT_IDENTIFIER, id.clone());

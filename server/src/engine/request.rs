@@ -142,6 +142,7 @@ impl<'e> Context<'e, '_> {
             host_name: self.host_name(scopes),
             message: None,
             configured: true,
+            echo_client_id: true,
             may_overload: false,
         }
     }
@@ -243,7 +244,7 @@ impl<'e> Context<'e, '_> {
     fn lease_header(&self, address: Ipv4Addr, scopes: &ScopeStack<'_>) -> Message {
         let mut message = reply_header(&self.inbound);
         message.set_yiaddr(address);
-        // RFC 2131 table 3: ciaddr is echoed in an ACK (0 in OFFER, where the client has none).
+        // RFC 2131 table 3: ciaddr is echoed in an ACK; ISC echoes it in an OFFER too.
         message.set_ciaddr(self.inbound.ciaddr);
         set_boot_fields(&mut message, scopes);
         // `always-broadcast` (ISC `bootp_flags`).
@@ -349,8 +350,9 @@ impl<'e> Context<'e, '_> {
         );
         let seconds = times.granted;
         let address = candidate.address();
-        let mut message = self.lease_header(address, &scopes);
-        message.set_ciaddr(Ipv4Addr::UNSPECIFIED);
+        // ciaddr is the DISCOVER's, as ISC `ack_lease` copies it (RFC 2131 table 3 has 0; the
+        // client in INIT state does not read it, and it is the address the client sent).
+        let message = self.lease_header(address, &scopes);
         let destination = self.destination(&message, true);
         let reply = finish(
             message,
@@ -737,6 +739,7 @@ impl<'e> Context<'e, '_> {
                 server_id,
                 message: Some(text),
                 configured: false,
+                echo_client_id: true,
                 ..Assembly::default()
             },
             destination,
