@@ -293,6 +293,15 @@ fn priority_list(
     // Each option once, at its first (highest-priority) position.
     let mut seen = [false; 256];
     list.retain(|code| !std::mem::replace(&mut seen[usize::from(*code)], true));
+    // RFC 2132 §3.3: "If both the subnet mask and the router option are specified in a DHCP
+    // reply, the subnet mask option MUST be first." ISC `store_options` swaps the two places
+    // when the list has the routers first (a PRL asking 3 before 1, or not asking 1 at all).
+    let position = |wanted: u8| list.iter().position(|code| *code == wanted);
+    if let (Some(routers), Some(mask)) = (position(code::ROUTERS), position(code::SUBNET_MASK)) {
+        if routers < mask {
+            list.swap(routers, mask);
+        }
+    }
     list
 }
 

@@ -30,7 +30,7 @@ fn parameter_request_list_order_is_honoured_after_protocol_options() {
     let discover = with(
         client(MessageType::Discover, MAC_A),
         DhcpOption::ParameterRequestList(
-            [15u8, 3, 6, 1, 28]
+            [15u8, 6, 1, 3, 28]
                 .into_iter()
                 .map(OptionCode::from)
                 .collect(),
@@ -38,7 +38,7 @@ fn parameter_request_list_order_is_honoured_after_protocol_options() {
     );
     let offer = harness.handle(NOW, &discover);
     // 53, 54, 51 first; then the PRL order; 28 is not configured; 42 was not requested.
-    assert_eq!(order(&offer), vec![53, 54, 51, 15, 3, 6, 1]);
+    assert_eq!(order(&offer), vec![53, 54, 51, 15, 6, 1, 3]);
     let bytes = offer.reply.expect("reply").encode().expect("encodes");
     let options = &bytes[240..];
     assert_eq!(&options[..3], &[53, 1, 2]);
@@ -48,15 +48,27 @@ fn parameter_request_list_order_is_honoured_after_protocol_options() {
 }
 
 #[test]
-fn subnet_mask_is_sent_even_when_not_requested() {
+fn subnet_mask_is_sent_even_when_not_requested_and_before_the_routers() {
     let mut harness = Harness::new(configured());
     let discover = with(
         client(MessageType::Discover, MAC_A),
         DhcpOption::ParameterRequestList(vec![OptionCode::Router]),
     );
+    // ISC appends 1 for DISCOVER/REQUEST, then `store_options` puts it before 3 (RFC 2132
+    // §3.3).
     assert_eq!(
         order(&harness.handle(NOW, &discover)),
-        vec![53, 54, 51, 3, 1]
+        vec![53, 54, 51, 1, 3]
+    );
+}
+
+#[test]
+fn subnet_mask_takes_the_routers_place_when_the_list_asks_3_before_1() {
+    let mut harness = Harness::new(configured());
+    let discover = with(client(MessageType::Discover, MAC_A), prl(&[42, 15, 6, 3, 1]));
+    assert_eq!(
+        order(&harness.handle(NOW, &discover)),
+        vec![53, 54, 51, 42, 15, 6, 1, 3]
     );
 }
 
