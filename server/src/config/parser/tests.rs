@@ -143,10 +143,10 @@ fn option_encodings_by_type() {
         global_option(r#"option vendor-class-identifier "ab";"#),
         (60, b"ab".to_vec())
     );
-    // domain-list (RFC 1035, uncompressed)
+    // domain-list, compressed for `Dc` options (RFC 1035 §4.1.4, RFC 3397 §2, as ISC does)
     assert_eq!(
         global_option(r#"option domain-search "a.example", "example";"#),
-        (119, b"\x01a\x07example\x00\x07example\x00".to_vec())
+        (119, b"\x01a\x07example\x00\xc0\x02".to_vec())
     );
     // array of records
     assert_eq!(

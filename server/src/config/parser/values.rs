@@ -1,14 +1,15 @@
 //! `option` statements (docs/spec/dhcpd-conf.md §5): setting an option (and `supersede`/`default`/
 //! `prepend`/`append`), defining one (`option NAME code N = TYPE;`, §5.2), and encoding values to
 //! wire bytes by type (dhcp-options(5); RFC 2132 §2 fixes network byte order, RFC 1035 §3.1 the
-//! domain-name form, uncompressed).
+//! domain-name form, compressed as §4.1.4 for the `Dc` lists as ISC does, RFC 3397 §2).
 
 use super::{Block, BlockKind, ParseResult, Parser};
 use crate::config::expr::{Expr, OptionRef};
 use crate::config::lexer::{Span, TokenKind};
 use crate::config::model::{HostIdentifier, Permission};
 use crate::config::options::{
-    encode_domain_name, OptionDefinition, OptionSpace, OptionType, SpaceDefinition,
+    encode_domain_name, CompressedDomainList, OptionDefinition, OptionSpace, OptionType,
+    SpaceDefinition,
 };
 
 /// DHCP client identifier option code (RFC 2132 §9.14): in a host it identifies the client.
@@ -613,20 +614,30 @@ impl Parser {
                     ));
                 }
             }
-            OptionType::DomainList { .. } => loop {
-                let span = self.peek().span;
-                let name = self.parse_string("a quoted domain name")?;
-                if let Err(error) = encode_domain_name(&name, out) {
-                    return Err(self.invalid(
-                        span,
-                        error.to_string().replacen("expected ", "", 1),
-                        format!("\"{}\"", String::from_utf8_lossy(&name)),
-                    ));
+            OptionType::DomainList { compressed } => {
+                // Compression pointers count from the start of this option's data.
+                let mut list = Vec::new();
+                let mut compression = compressed.then(CompressedDomainList::default);
+                loop {
+                    let span = self.peek().span;
+                    let name = self.parse_string("a quoted domain name")?;
+                    let encoded = match compression.as_mut() {
+                        Some(compression) => compression.push(&name, &mut list),
+                        None => encode_domain_name(&name, &mut list),
+                    };
+                    if let Err(error) = encoded {
+                        return Err(self.invalid(
+                            span,
+                            error.to_string().replacen("expected ", "", 1),
+                            format!("\"{}\"", String::from_utf8_lossy(&name)),
+                        ));
+                    }
+                    if !self.eat_punct(b',') {
+                        break;
+                    }
                 }
-                if !self.eat_punct(b',') {
-                    break;
-                }
-            },
+                out.extend_from_slice(&list);
+            }
             OptionType::ZeroLength => {}
             OptionType::Array(inner) => loop {
                 self.encode_value(inner, out, unresolved)?;
