@@ -78,6 +78,9 @@ pub struct Scope {
     /// `check-secs-byte-order` (global in ISC): swap a little-endian `secs` before load
     /// balancing (docs/spec/failover.md §11.3).
     pub check_secs_byte_order: Option<bool>,
+    /// `server-id-check` (global in ISC, default false): a DHCPREQUEST for a lease of a
+    /// failover pool that names another server identifier is dropped (dhcpd.conf(5)).
+    pub server_id_check: Option<bool>,
 }
 
 /// `subnet A netmask M { … }`.

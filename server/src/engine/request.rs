@@ -9,7 +9,7 @@ use crate::config::model::{Permission, ScopeId};
 use crate::failover::rules::{may_allocate, released_state, rewind_follows};
 use crate::failover::states::Service;
 use crate::lease::record::{flags, BindingState, Lease, LeaseExtra, UnixTime, NEVER};
-use crate::lease::store::{lease_belongs_to, LeaseStore};
+use crate::lease::store::LeaseStore;
 
 use super::classify::{classify, pool_permits, Classification};
 use super::lease_time::{expiry, lease_time, LeaseTime, DEFAULT_ABANDON_LEASE_TIME, MAX_TIME};
@@ -403,33 +403,6 @@ impl<'e> Context<'e, '_> {
         let inbound = &self.inbound;
         let packet_network = engine.locate_network(inbound, self.request.interface_address);
 
-        // SELECTING (§4.3.2): the server identifier names the chosen server. Another server's
-        // identifier means the client declined our offer: let the hold lapse, stay silent.
-        if let Some(server_id) = inbound.server_id {
-            if !self.is_our_server_id(server_id, packet_network) {
-                // Our offer is the address recorded for this client (by identifier or hardware
-                // address), or the one it names; a hold held for someone else stays.
-                let offered = [
-                    inbound.requested_address,
-                    leases
-                        .find_by_client(&inbound.key)
-                        .map(|lease| lease.address),
-                    leases
-                        .find_by_hardware(&inbound.hardware)
-                        .map(|lease| lease.address),
-                ];
-                for address in offered.into_iter().flatten() {
-                    let bound = leases.get(address).is_some_and(|lease| {
-                        lease.is_active_at(self.now) && lease_belongs_to(lease, &inbound.key)
-                    });
-                    if !bound && leases.is_available(address, &inbound.key, self.now) {
-                        leases.hold_offer(address, inbound.key.clone(), self.now);
-                    }
-                }
-                return Decision::ignored(IgnoreReason::NotForUs);
-            }
-        }
-
         // The address asked for: option 50 (SELECTING, INIT-REBOOT), else ciaddr (RENEWING,
         // REBINDING) (§4.3.2, ISC `dhcprequest`).
         let requested = inbound
@@ -452,6 +425,25 @@ impl<'e> Context<'e, '_> {
                 leases,
             )
         });
+
+        // The server identifier (RFC 2131 §4.3.2 SELECTING) is checked as ISC 4.4 does: only
+        // with `server-id-check true` (default false, dhcpd.conf(5)) and only for a lease of a
+        // failover pool (`dhcprequest`). Otherwise a REQUEST naming another server is served
+        // as any other: the address this server offered is ACKed, an address it does not
+        // manage stays unanswered (or NAKed from the wrong network), and this server's own
+        // offer is held for its two minutes.
+        if let (Some(server_id), Some(Candidate::Dynamic { pool, .. })) = (
+            inbound.server_id,
+            found.as_ref().and_then(|found| found.candidate.as_ref()),
+        ) {
+            if self.server_id_check()
+                && !server_id.is_unspecified()
+                && engine.relationship_of_pool(&self.snapshot.failover, *pool).is_some()
+                && self.our_server_id(packet_network) != Some(server_id)
+            {
+                return Decision::ignored(IgnoreReason::NotForUs);
+            }
+        }
 
         // The DHCPNAK text (option 56) is ISC's `dhcp_message`, which only `find_lease` writes:
         // a NAK for the wrong network says what `find_lease` found of the address (ISC logs
@@ -585,19 +577,24 @@ impl<'e> Context<'e, '_> {
         }
     }
 
-    /// True when `server_id` is ours: the configured `server-identifier` of the packet's network
-    /// or the receiving interface's address. Without either there is nothing to compare with.
-    fn is_our_server_id(&self, server_id: Ipv4Addr, network: Option<Network>) -> bool {
-        let configured = network.and_then(|network| {
-            self.scopes_for(self.subnet_scope(network.subnet))
-                .find(|scope| scope.server_identifier)
-        });
-        match (configured, self.request.interface_address) {
-            (None, None) => true,
-            (configured, interface) => {
-                configured == Some(server_id) || interface == Some(server_id)
-            }
-        }
+    /// `server-id-check` (global in ISC: read once at start-up).
+    fn server_id_check(&self) -> bool {
+        self.engine
+            .config
+            .scopes
+            .get(ScopeId::GLOBAL.0 as usize)
+            .and_then(|scope| scope.server_id_check)
+            .unwrap_or(false)
+    }
+
+    /// The server identifier `server-id-check` compares with (ISC `eval_network_statements`
+    /// and `get_server_source_address`): the `server-identifier` of the packet's network (or
+    /// the global one), else the receiving interface's address; `None` when neither is known.
+    fn our_server_id(&self, network: Option<Network>) -> Option<Ipv4Addr> {
+        let base = network.map_or(ScopeId::GLOBAL, |network| self.subnet_scope(network.subnet));
+        self.scopes_for(base)
+            .find(|scope| scope.server_identifier)
+            .or(self.request.interface_address)
     }
 
     /// `authoritative;` as seen from a subnet (ISC `subnet->group->authoritative`).

@@ -19,7 +19,6 @@ const LATER_PARAMETERS: &[&str] = &[
     "dynamic-bootp-lease-cutoff",
     "boot-unknown-clients",
     "always-reply-rfc1048",
-    "server-id-check",
     "infinite-is-reserved",
     "adaptive-lease-time-threshold",
     "dhcp-cache-threshold",
@@ -200,7 +199,8 @@ impl Parser {
             | "always-broadcast"
             | "echo-client-id"
             | "ignore-client-uids"
-            | "check-secs-byte-order" => {
+            | "check-secs-byte-order"
+            | "server-id-check" => {
                 self.bump();
                 let value = self.parse_flag()?;
                 self.expect_semicolon()?;
@@ -212,6 +212,7 @@ impl Parser {
                     "always-broadcast" => target.always_broadcast = Some(value),
                     "echo-client-id" => target.echo_client_id = Some(value),
                     "check-secs-byte-order" => target.check_secs_byte_order = Some(value),
+                    "server-id-check" => target.server_id_check = Some(value),
                     _ => target.ignore_client_uids = Some(value),
                 }
             }

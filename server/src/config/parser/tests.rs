@@ -652,3 +652,12 @@ fn config_file_takes_constant_option_expressions_and_server_space() {
     assert_eq!(config.scopes[0].options, vec![(12, b"h2".to_vec())]);
     assert_eq!(config.scopes[0].default_lease_time, Some(300));
 }
+
+#[test]
+fn server_id_check_is_a_flag_of_the_scope() {
+    let config = parse("server-id-check true;");
+    assert_eq!(config.scopes[0].server_id_check, Some(true));
+    let config = parse("option server.server-id-check = false;");
+    assert_eq!(config.scopes[0].server_id_check, Some(false));
+    assert_eq!(parse("").scopes[0].server_id_check, None);
+}

@@ -213,6 +213,7 @@ impl Parser {
             ("ping-check", ServerValue::Flag(value)) => scope.ping_check = Some(value),
             ("always-broadcast", ServerValue::Flag(value)) => scope.always_broadcast = Some(value),
             ("echo-client-id", ServerValue::Flag(value)) => scope.echo_client_id = Some(value),
+            ("server-id-check", ServerValue::Flag(value)) => scope.server_id_check = Some(value),
             ("ignore-client-uids", ServerValue::Flag(value)) => {
                 scope.ignore_client_uids = Some(value)
             }
@@ -721,7 +722,8 @@ fn server_parameter_kind(name: &str) -> Option<ServerKind> {
         | "ping-check"
         | "always-broadcast"
         | "echo-client-id"
-        | "ignore-client-uids" => ServerKind::Flag,
+        | "ignore-client-uids"
+        | "server-id-check" => ServerKind::Flag,
         "boot-unknown-clients" | "allow-bootp" | "allow-booting" | "declines" => {
             ServerKind::Permission
         }

@@ -303,25 +303,29 @@ fn selecting_request_is_acked_and_committed() {
 }
 
 #[test]
-fn request_naming_another_server_releases_our_offer_silently() {
+fn request_naming_another_server_is_served_as_isc_does_without_server_id_check() {
     let mut config = base_config(true);
     config.pools[0].ranges[0].high = POOL_FIRST;
     let mut harness = Harness::new(config);
     let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
     assert_eq!(yiaddr(&offer), Some(POOL_FIRST));
+    let other_server = Ipv4Addr::new(10, 0, 0, 2);
+    // The other server's address, not one of ours: unanswered (ISC "unknown lease").
     let elsewhere = harness.handle(
         NOW + 1,
-        &selecting(
-            MAC_A,
-            Ipv4Addr::new(10, 0, 0, 200),
-            Ipv4Addr::new(10, 0, 0, 2),
-        ),
+        &selecting(MAC_A, Ipv4Addr::new(10, 0, 0, 200), other_server),
     );
-    assert_eq!(elsewhere.outcome, Outcome::Ignored(IgnoreReason::NotForUs));
-    assert!(elsewhere.reply.is_none());
-    // Our offer was released: another client gets the only address right away.
+    assert_eq!(
+        elsewhere.outcome,
+        Outcome::Ignored(IgnoreReason::UnknownLease)
+    );
+    // Our offer stays held for its two minutes (ISC does not release it either).
     let other = harness.handle(NOW + 2, &client(MessageType::Discover, MAC_B));
-    assert_eq!(yiaddr(&other), Some(POOL_FIRST));
+    assert_eq!(other.outcome, Outcome::Ignored(IgnoreReason::NoFreeAddress));
+    // The address we offered, whatever server the client names: ACKed (ISC 4.4 checks the
+    // server identifier only with `server-id-check` and only in failover pools).
+    let ack = harness.handle(NOW + 3, &selecting(MAC_A, POOL_FIRST, other_server));
+    assert_eq!(ack.outcome, Outcome::Acked(POOL_FIRST));
 }
 
 fn init_reboot(mac: [u8; 6], address: Ipv4Addr) -> Message {
