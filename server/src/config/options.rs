@@ -681,10 +681,7 @@ mod tests {
         let mut out = Vec::new();
         list.push(b"office.example", &mut out).unwrap();
         list.push(b"example", &mut out).unwrap();
-        assert_eq!(
-            out,
-            b"\x06office\x07example\x00\xc0\x07".to_vec()
-        );
+        assert_eq!(out, b"\x06office\x07example\x00\xc0\x07".to_vec());
         // A longer shared suffix wins; case does not matter; a new head is written in full.
         list.push(b"lab.Office.Example.", &mut out).unwrap();
         assert_eq!(&out[18..], b"\x03lab\xc0\x00");

@@ -438,7 +438,9 @@ impl<'e> Context<'e, '_> {
         ) {
             if self.server_id_check()
                 && !server_id.is_unspecified()
-                && engine.relationship_of_pool(&self.snapshot.failover, *pool).is_some()
+                && engine
+                    .relationship_of_pool(&self.snapshot.failover, *pool)
+                    .is_some()
                 && self.our_server_id(packet_network) != Some(server_id)
             {
                 return Decision::ignored(IgnoreReason::NotForUs);
@@ -450,9 +452,7 @@ impl<'e> Context<'e, '_> {
         // "wrong network" but does not send it). Without a subnet for the address ISC's
         // `find_lease` does not run and the text of an earlier packet stays; the text it most
         // often leaves is the one used here.
-        let nak_text = found
-            .as_ref()
-            .map_or(NOT_AVAILABLE, |found| found.message);
+        let nak_text = found.as_ref().map_or(NOT_AVAILABLE, |found| found.message);
 
         // §4.3.2 INIT-REBOOT / REBINDING through a relay: the server can check the client's
         // network. ISC trusts the source network for broadcast requests with option 50 and for

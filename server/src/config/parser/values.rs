@@ -241,7 +241,10 @@ impl Parser {
     pub(super) fn parse_host_identifier(&mut self, block: Block) -> ParseResult<()> {
         let span = self.bump().span;
         if self.at_keyword("v6relopt") {
-            self.warn(span, "`host-identifier v6relopt` (DHCPv6) is not supported; ignored");
+            self.warn(
+                span,
+                "`host-identifier v6relopt` (DHCPv6) is not supported; ignored",
+            );
             self.skip_statement();
             return Ok(());
         }
@@ -285,7 +288,9 @@ impl Parser {
             // confpars.c: "only one host-identifier allowed per host".
             return Err(self.invalid(span, "one `host-identifier` per host", "a second one"));
         }
-        self.config.host_identifiers.push(HostIdentifier { host, option, data });
+        self.config
+            .host_identifiers
+            .push(HostIdentifier { host, option, data });
         Ok(())
     }
 

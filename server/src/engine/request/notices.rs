@@ -208,13 +208,14 @@ impl Context<'_, '_> {
                 "ciaddr or a source address",
             )));
         }
-        let subnet_address = inbound.link_selection.unwrap_or(
-            if inbound.ciaddr.is_unspecified() && relayed {
-                inbound.giaddr
-            } else {
-                client_address
-            },
-        );
+        let subnet_address =
+            inbound
+                .link_selection
+                .unwrap_or(if inbound.ciaddr.is_unspecified() && relayed {
+                    inbound.giaddr
+                } else {
+                    client_address
+                });
         let Some(network) = engine.network_of(subnet_address) else {
             return Decision::ignored(IgnoreReason::UnknownSubnet);
         };

@@ -65,7 +65,10 @@ fn subnet_mask_is_sent_even_when_not_requested_and_before_the_routers() {
 #[test]
 fn subnet_mask_takes_the_routers_place_when_the_list_asks_3_before_1() {
     let mut harness = Harness::new(configured());
-    let discover = with(client(MessageType::Discover, MAC_A), prl(&[42, 15, 6, 3, 1]));
+    let discover = with(
+        client(MessageType::Discover, MAC_A),
+        prl(&[42, 15, 6, 3, 1]),
+    );
     assert_eq!(
         order(&harness.handle(NOW, &discover)),
         vec![53, 54, 51, 42, 15, 6, 1, 3]
@@ -325,7 +328,10 @@ fn configured_client_identifier_only_when_asked_for_at_its_place_in_the_list() {
     // ISC `cons_options`: 61 has a place of its own only with echo-client-id; otherwise the
     // parameter request list decides, as for any option.
     let asks = with(client(MessageType::Discover, MAC_A), prl(&[1, 3, 61]));
-    assert_eq!(order(&harness.handle(NOW, &asks)), vec![53, 54, 51, 1, 3, 61]);
+    assert_eq!(
+        order(&harness.handle(NOW, &asks)),
+        vec![53, 54, 51, 1, 3, 61]
+    );
     let silent = with(client(MessageType::Discover, MAC_B), prl(&[1, 3]));
     assert_eq!(order(&harness.handle(NOW, &silent)), vec![53, 54, 51, 1, 3]);
     // Without a list every configured option goes.

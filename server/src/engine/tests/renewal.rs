@@ -1,6 +1,5 @@
-//! DHCPREQUEST rules beyond the choice of an address (RFC 2131 §4.3.2; ISC `do_packet`,
-//! `dhcprequest`): relay agent information stashed for unicast renewals, `deny unknown-clients`
-//! in INIT-REBOOT, the server identifier check.
+//! Unicast renewals that bypass the relay agent (RFC 3046 §2.1; ISC `do_packet`): the relay
+//! agent information stashed on the lease stands in for the missing option 82.
 
 use std::net::Ipv4Addr;
 
@@ -79,7 +78,10 @@ fn unicast_renewal_is_classified_with_the_relay_information_stashed_on_its_lease
         .get(dhcproto::v4::OptionCode::RelayAgentInformation)
         .is_none());
     // The lease keeps the stashed sub-options for the next renewal.
-    let extra = renewal.commit[0].extra.as_ref().expect("agent options kept");
+    let extra = renewal.commit[0]
+        .extra
+        .as_ref()
+        .expect("agent options kept");
     assert_eq!(extra.agent_options[1], (2, b"sub-0001".to_vec()));
 }
 
