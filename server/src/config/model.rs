@@ -78,6 +78,9 @@ pub struct Scope {
     /// `check-secs-byte-order` (global in ISC): swap a little-endian `secs` before load
     /// balancing (docs/spec/failover.md §11.3).
     pub check_secs_byte_order: Option<bool>,
+    /// `server-id-check` (global in ISC, default false): a DHCPREQUEST for a lease of a
+    /// failover pool that names another server identifier is dropped (dhcpd.conf(5)).
+    pub server_id_check: Option<bool>,
 }
 
 /// `subnet A netmask M { … }`.
@@ -185,6 +188,17 @@ pub struct Host {
     pub fixed_addresses: Vec<Ipv4Addr>,
 }
 
+/// `host-identifier option NAME DATA;` in a host: the host is the client whose request carries
+/// that option with that value (ISC `find_hosts_by_option`, tried after the client identifier
+/// and the hardware address).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostIdentifier {
+    pub host: HostId,
+    /// An option of the dhcp space or a relay agent sub-option (`agent.circuit-id`, …).
+    pub option: crate::config::expr::OptionRef,
+    pub data: Vec<u8>,
+}
+
 /// `class "NAME" { … }` with its subclasses.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Class {
@@ -247,6 +261,8 @@ pub struct Config {
     pub subnets: Vec<Subnet>,
     pub pools: Vec<Pool>,
     pub hosts: Vec<Host>,
+    /// The hosts' `host-identifier option` statements, in declaration order.
+    pub host_identifiers: Vec<HostIdentifier>,
     pub classes: Vec<Class>,
     pub failover_peers: Vec<FailoverPeerConfig>,
     /// `interface NAME;` statements written in a shared network or one of its subnets

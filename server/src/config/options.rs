@@ -514,6 +514,63 @@ pub fn encode_domain_name(name: &[u8], out: &mut Vec<u8>) -> Result<(), DomainNa
     Ok(())
 }
 
+/// A domain list with RFC 1035 §4.1.4 compression, as RFC 3397 §2 allows for option 119 and
+/// ISC encodes its `Dc` options (common/parse.c `parse_domain_list`, BIND's
+/// `ns_name_compress`): each name ends in a pointer to the longest suffix already written
+/// (compared without regard to case), offsets counted from the start of the option data.
+/// Every label written in full can be pointed to later.
+#[derive(Debug, Default)]
+pub struct CompressedDomainList {
+    /// Where a label was written in full, and the name from there on (lowercase labels).
+    targets: Vec<(usize, Vec<Vec<u8>>)>,
+}
+
+/// The largest offset a compression pointer can hold (14 bits).
+const MAX_POINTER: usize = 0x3fff;
+
+impl CompressedDomainList {
+    /// Appends `name` to `out`, which holds this list's data from its first byte.
+    pub fn push(&mut self, name: &[u8], out: &mut Vec<u8>) -> Result<(), DomainNameError> {
+        // Validate and measure as the uncompressed form would be.
+        let mut plain = Vec::new();
+        encode_domain_name(name, &mut plain)?;
+        let trimmed = name.strip_suffix(b".").unwrap_or(name);
+        let labels: Vec<&[u8]> = if trimmed.is_empty() {
+            Vec::new()
+        } else {
+            trimmed.split(|byte| *byte == b'.').collect()
+        };
+        let lowercase: Vec<Vec<u8>> = labels.iter().map(|l| l.to_ascii_lowercase()).collect();
+        for start in 0..labels.len() {
+            let suffix = &lowercase[start..];
+            if let Some(&(offset, _)) = self
+                .targets
+                .iter()
+                .find(|(_, written)| written.as_slice() == suffix)
+            {
+                self.write_labels(&labels[..start], &lowercase, out);
+                out.extend_from_slice(&(0xc000 | offset as u16).to_be_bytes());
+                return Ok(());
+            }
+        }
+        self.write_labels(&labels, &lowercase, out);
+        out.push(0);
+        Ok(())
+    }
+
+    /// Writes `labels` (the head of the name whose lowercase labels are `lowercase`) in full,
+    /// remembering where each starts.
+    fn write_labels(&mut self, labels: &[&[u8]], lowercase: &[Vec<u8>], out: &mut Vec<u8>) {
+        for (index, label) in labels.iter().enumerate() {
+            if out.len() <= MAX_POINTER {
+                self.targets.push((out.len(), lowercase[index..].to_vec()));
+            }
+            out.push(label.len() as u8);
+            out.extend_from_slice(label);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -614,5 +671,23 @@ mod tests {
         encode_domain_name(b"a.example.", &mut out).unwrap();
         assert_eq!(out, b"\x01a\x07example\x00");
         assert!(encode_domain_name(b"a..b", &mut out).is_err());
+    }
+
+    #[test]
+    fn domain_lists_are_compressed_as_isc_does() {
+        // ISC 4.4 for `option domain-search "office.example", "example";` (captured by the
+        // differential test): the second name is a pointer to offset 7.
+        let mut list = CompressedDomainList::default();
+        let mut out = Vec::new();
+        list.push(b"office.example", &mut out).unwrap();
+        list.push(b"example", &mut out).unwrap();
+        assert_eq!(out, b"\x06office\x07example\x00\xc0\x07".to_vec());
+        // A longer shared suffix wins; case does not matter; a new head is written in full.
+        list.push(b"lab.Office.Example.", &mut out).unwrap();
+        assert_eq!(&out[18..], b"\x03lab\xc0\x00");
+        list.push(b"other.net", &mut out).unwrap();
+        assert_eq!(&out[24..], b"\x05other\x03net\x00");
+        list.push(b"", &mut out).unwrap();
+        assert_eq!(out.last(), Some(&0));
     }
 }

@@ -5,7 +5,7 @@
 //! Class membership evaluates `match if` / `match` expressions with `config::expr::evaluate`
 //! over a [`PacketView`] of the request.
 
-use crate::config::expr::{evaluate, PacketView};
+use crate::config::expr::{agent_suboption, evaluate, OptionRef, PacketView};
 use std::sync::Arc;
 
 use crate::config::model::{ClassId, Config, Host, HostId, PermitKind, Pool, ScopeId};
@@ -113,15 +113,53 @@ fn find_host(config: &Config, dynamic: Option<&HostSet>, inbound: &Inbound<'_>) 
                 .filter(|(_, host)| live(host) && host.client_id.as_deref() == Some(id)),
         )
     });
-    by_id.or_else(|| {
-        first_preferring_fixed(config.hosts.iter().enumerate().filter(|(_, host)| {
-            live(host)
-                && host.hardware.as_ref().is_some_and(|hardware| {
-                    hardware.htype == inbound.hardware.htype
-                        && hardware.address == inbound.hardware.address()
-                })
-        }))
-    })
+    by_id
+        .or_else(|| {
+            first_preferring_fixed(config.hosts.iter().enumerate().filter(|(_, host)| {
+                live(host)
+                    && host.hardware.as_ref().is_some_and(|hardware| {
+                        hardware.htype == inbound.hardware.htype
+                            && hardware.address == inbound.hardware.address()
+                    })
+            }))
+        })
+        .or_else(|| find_host_by_identifier(config, inbound, &live))
+}
+
+/// ISC `find_hosts_by_option`, tried last: the first host whose `host-identifier option` value
+/// the request carries. A relay agent sub-option is read from option 82, or from the relay
+/// agent information stashed on the lease of a unicast renewal.
+fn find_host_by_identifier(
+    config: &Config,
+    inbound: &Inbound<'_>,
+    live: &dyn Fn(&Host) -> bool,
+) -> Option<HostId> {
+    if config.host_identifiers.is_empty() {
+        return None;
+    }
+    let agent = inbound
+        .relay_agent
+        .as_ref()
+        .and_then(option_value)
+        .or_else(|| inbound.stashed_agent_options.clone());
+    config
+        .host_identifiers
+        .iter()
+        .find(|identifier| {
+            let value = match identifier.option {
+                OptionRef::Dhcp(code) => inbound.option_bytes(code),
+                OptionRef::Agent(code) => agent
+                    .as_deref()
+                    .and_then(|agent| agent_suboption(agent, code))
+                    .map(<[u8]>::to_vec),
+            };
+            value.as_deref() == Some(identifier.data.as_slice())
+                && config
+                    .hosts
+                    .get(identifier.host.0 as usize)
+                    .is_some_and(live)
+        })
+        .map(|identifier| identifier.host)
 }
 
 fn first_preferring_fixed<'c>(
@@ -184,12 +222,16 @@ struct RequestView<'a> {
 
 impl<'a> RequestView<'a> {
     fn new(inbound: &'a Inbound<'_>, host_name: Option<&'a str>) -> Self {
-        let options = inbound
+        let mut options: Vec<(u8, Vec<u8>)> = inbound
             .message
             .opts()
             .iter()
             .filter_map(|(code, option)| option_value(option).map(|value| (u8::from(*code), value)))
             .collect();
+        // A unicast renewal is classified with the relay agent information of its lease.
+        if let Some(stashed) = &inbound.stashed_agent_options {
+            options.push((82, stashed.clone()));
+        }
         Self {
             options,
             hardware: (inbound.hardware.htype, inbound.hardware.address()),

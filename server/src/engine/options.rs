@@ -70,6 +70,9 @@ pub(crate) struct Assembly<'m> {
     pub message: Option<&'m str>,
     /// False for NAKs, which carry only the protocol options.
     pub configured: bool,
+    /// `echo-client-id` applies (ISC `echo_client_id`: ACK of a lease, OFFER, NAK; not
+    /// INFORM's ACK).
+    pub echo_client_id: bool,
     /// True for the replies ISC builds in `dhcp_reply` (OFFER, ACK of a lease, BOOTREPLY of a
     /// dynamic BOOTP lease): options that do not fit may go into `file` and `sname` when no
     /// `filename` / `server-name` fills them (RFC 2132 §9.3). ISC's NAK, INFORM and fixed-address
@@ -135,14 +138,16 @@ pub(crate) fn finish(
         if let (Some(name), false) = (assembly.host_name, configured(code::HOST_NAME)) {
             put(code::HOST_NAME, name.as_bytes().to_vec());
         }
-        // `echo-client-id` (RFC 6842): return option 61 as sent.
-        let echo = scopes
+    }
+    // `echo-client-id` (RFC 6842 §3): return option 61 as sent, in a DHCPNAK too (ISC
+    // `echo_client_id`, called by `ack_lease` and `nak_lease`); it replaces a configured 61.
+    let echo = assembly.echo_client_id
+        && scopes
             .and_then(|scopes| scopes.find(|scope| scope.echo_client_id))
             .unwrap_or(false);
-        if echo {
-            if let Some(id) = &inbound.client_id {
-                put(code::CLIENT_IDENTIFIER, id.clone());
-            }
+    if echo {
+        if let Some(id) = &inbound.client_id {
+            put(code::CLIENT_IDENTIFIER, id.clone());
         }
     }
     // Lease time and the configured T1/T2: ISC (`ack_lease`) sends renewal and rebinding times
@@ -182,7 +187,12 @@ pub(crate) fn finish(
         .and_then(option_value)
         .filter(|value| !value.is_empty());
 
-    let order = priority_list(inbound, &available);
+    // ISC `nak_lease` deletes the client's parameter request list before `cons_options`.
+    let requested = match assembly.message_type {
+        Some(MessageType::Nak) => None,
+        _ => inbound.parameter_request_list.as_deref(),
+    };
+    let order = priority_list(inbound, requested, echo, &available);
     let limit = options_limit(inbound, agent.as_deref());
     // ISC `dhcp_reply`: a field is free for options unless a name fills it.
     let free = |field: Option<&[u8]>| field.is_none_or(<[u8]>::is_empty);
@@ -221,11 +231,18 @@ pub(crate) fn finish(
     }
 }
 
-/// ISC `cons_options`: the protocol options first, then the client's parameter request list in
-/// its order (with the subnet mask appended for DISCOVER/REQUEST, which some clients rely on);
-/// without a PRL, the common options and then every configured option. ISC walks its option
-/// hash table for the latter; this engine uses ascending code order.
-fn priority_list(inbound: &Inbound<'_>, available: &[(u8, Vec<u8>)]) -> Vec<u8> {
+/// ISC `cons_options`: the protocol options first, then the client's parameter request list
+/// `requested` in its order (with the subnet mask appended for DISCOVER/REQUEST, which some
+/// clients rely on); without a PRL, the common options and then every configured option. ISC
+/// walks its option hash table for the latter; this engine uses ascending code order. Option
+/// 61 has a place ahead of the PRL only with `echo-client-id` (`echo`); a configured 61 is
+/// otherwise sent only when the PRL asks for it, at its place there, or without a PRL.
+fn priority_list(
+    inbound: &Inbound<'_>,
+    requested: Option<&[u8]>,
+    echo: bool,
+    available: &[(u8, Vec<u8>)],
+) -> Vec<u8> {
     let mut list = vec![
         code::MESSAGE_TYPE,
         code::SERVER_IDENTIFIER,
@@ -236,14 +253,12 @@ fn priority_list(inbound: &Inbound<'_>, available: &[(u8, Vec<u8>)]) -> Vec<u8> 
         code::REQUESTED_ADDRESS,
         code::ASSOCIATED_IP,
     ];
-    match inbound
-        .parameter_request_list
-        .as_deref()
-        .filter(|list| !list.is_empty())
-    {
+    match requested.filter(|list| !list.is_empty()) {
         Some(requested) => {
             list.push(code::SUBNET_SELECTION);
-            list.push(code::CLIENT_IDENTIFIER);
+            if echo {
+                list.push(code::CLIENT_IDENTIFIER);
+            }
             // The client cannot move the relay agent option (ISC).
             list.extend(
                 requested
@@ -278,9 +293,15 @@ fn priority_list(inbound: &Inbound<'_>, available: &[(u8, Vec<u8>)]) -> Vec<u8> 
     // Each option once, at its first (highest-priority) position.
     let mut seen = [false; 256];
     list.retain(|code| !std::mem::replace(&mut seen[usize::from(*code)], true));
-    // `subnet-selection` and `dhcp-client-identifier` are only sent this way when configured
-    // (`subnet-selection`) or echoed (`echo-client-id`); the client's own option 61 is not
-    // otherwise returned.
+    // RFC 2132 §3.3: "If both the subnet mask and the router option are specified in a DHCP
+    // reply, the subnet mask option MUST be first." ISC `store_options` swaps the two places
+    // when the list has the routers first (a PRL asking 3 before 1, or not asking 1 at all).
+    let position = |wanted: u8| list.iter().position(|code| *code == wanted);
+    if let (Some(routers), Some(mask)) = (position(code::ROUTERS), position(code::SUBNET_MASK)) {
+        if routers < mask {
+            list.swap(routers, mask);
+        }
+    }
     list
 }
 

@@ -41,6 +41,10 @@ pub(crate) struct Inbound<'a> {
     pub link_selection: Option<Ipv4Addr>,
     /// Option 82 as received, echoed back unchanged (RFC 3046 §2.2).
     pub relay_agent: Option<DhcpOption>,
+    /// The relay agent information stashed on the client's lease (option 82 payload), standing
+    /// in for the option 82 a unicast renewal lacks: classes and link selection read it, the
+    /// reply does not echo it and the lease keeps it (ISC `agent_options_stashed`).
+    pub stashed_agent_options: Option<Vec<u8>>,
     pub ciaddr: Ipv4Addr,
     pub giaddr: Ipv4Addr,
 }
@@ -134,9 +138,33 @@ impl<'a> Inbound<'a> {
             hostname,
             link_selection: relay_link.or(subnet_selection),
             relay_agent,
+            stashed_agent_options: None,
             ciaddr: message.ciaddr(),
             giaddr: message.giaddr(),
         })
+    }
+
+    /// Takes the relay agent sub-options stashed on the client's lease (code, bytes) as if the
+    /// packet carried them (ISC `do_packet`): an RFC 3527 link selection among them locates
+    /// the network, as ISC's `locate_network` reads the stashed sub-options.
+    pub fn stash_agent_options(&mut self, sub_options: &[(u8, Vec<u8>)]) {
+        let mut payload = Vec::new();
+        for (code, bytes) in sub_options {
+            // A sub-option is at most 255 bytes (RFC 3046 §2.0); the lease file keeps no more.
+            let Ok(length) = u8::try_from(bytes.len()) else {
+                continue;
+            };
+            payload.push(*code);
+            payload.push(length);
+            payload.extend_from_slice(bytes);
+            // RFC 3527 §3: sub-option 5, the link selection, is a 4-byte address.
+            if *code == 5 && self.link_selection.is_none() {
+                if let Ok(address) = <[u8; 4]>::try_from(bytes.as_slice()) {
+                    self.link_selection = Some(Ipv4Addr::from(address));
+                }
+            }
+        }
+        self.stashed_agent_options = Some(payload);
     }
 
     /// True for a BOOTP request (no DHCP message type).
@@ -144,8 +172,7 @@ impl<'a> Inbound<'a> {
         self.message_type.is_none()
     }
 
-    /// The raw bytes of an option the client sent (value only), for class matching.
-    #[allow(dead_code)]
+    /// The raw bytes of an option the client sent (value only), for host identifiers.
     pub fn option_bytes(&self, code: u8) -> Option<Vec<u8>> {
         self.message
             .opts()

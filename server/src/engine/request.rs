@@ -9,14 +9,14 @@ use crate::config::model::{Permission, ScopeId};
 use crate::failover::rules::{may_allocate, released_state, rewind_follows};
 use crate::failover::states::Service;
 use crate::lease::record::{flags, BindingState, Lease, LeaseExtra, UnixTime, NEVER};
-use crate::lease::store::{lease_belongs_to, LeaseStore};
+use crate::lease::store::LeaseStore;
 
-use super::classify::{classify, Classification};
+use super::classify::{classify, pool_permits, Classification};
 use super::lease_time::{expiry, lease_time, LeaseTime, DEFAULT_ABANDON_LEASE_TIME, MAX_TIME};
 use super::options::{finish, reply_header, with_broadcast, Assembly};
 use super::packet::{option_value, Inbound};
 use super::scope::ScopeStack;
-use super::select::{Candidate, Network, PoolRules, Purpose};
+use super::select::{Candidate, Network, PoolRules, Purpose, NOT_AVAILABLE};
 use super::starvation::StarvationState;
 use super::{
     Decision, Destination, Engine, IgnoreReason, Malformation, Outcome, Request, Snapshot,
@@ -34,10 +34,13 @@ pub(crate) fn handle(
     leases: &mut LeaseStore,
     starvation: &mut StarvationState,
 ) -> Decision {
-    let inbound = match Inbound::parse(request.message) {
+    let mut inbound = match Inbound::parse(request.message) {
         Ok(inbound) => inbound,
         Err(malformation) => return Decision::ignored(IgnoreReason::Malformed(malformation)),
     };
+    if let Some(sub_options) = stashed_agent_options(&inbound, leases, now) {
+        inbound.stash_agent_options(&sub_options);
+    }
     let context = Context {
         engine,
         now,
@@ -139,6 +142,7 @@ impl<'e> Context<'e, '_> {
             host_name: self.host_name(scopes),
             message: None,
             configured: true,
+            echo_client_id: true,
             may_overload: false,
         }
     }
@@ -174,6 +178,43 @@ impl<'e> Context<'e, '_> {
         true
     }
 
+    /// Why ISC `ack_lease` drops a reply built in `scopes`, in its order: an OFFER (`offer`)
+    /// while secs is below `min-secs`, then a client [`Context::admitted`] refuses.
+    fn dropped(&self, scopes: &ScopeStack<'_>, offer: bool) -> Option<IgnoreReason> {
+        if offer {
+            if let Some(min_secs) = scopes.find(|scope| scope.min_secs) {
+                if self.inbound.message.secs() < u16::from(min_secs) {
+                    return Some(IgnoreReason::TooEarly);
+                }
+            }
+        }
+        (!self.admitted(scopes)).then_some(IgnoreReason::Denied)
+    }
+
+    /// The drop of [`Context::dropped`] when every pool of `shared` the client may use agrees on
+    /// it, checked before a new address is allocated. ISC's `allocate_lease` only points at the
+    /// head of a free queue and `ack_lease`'s drop leaves it there, so the next DISCOVER gets
+    /// the same address; the store's allocator moves on once asked, so the drop must come
+    /// first. O(1) when the first permitted pool does not drop (the usual case).
+    fn dropped_in_every_pool(
+        &self,
+        shared: crate::config::model::SharedNetworkId,
+        bootp: bool,
+    ) -> Option<IgnoreReason> {
+        let config = &*self.engine.config;
+        let mut pools = config
+            .shared_networks
+            .get(shared.0 as usize)?
+            .pools
+            .iter()
+            .filter_map(|pool| config.pools.get(pool.0 as usize))
+            .filter(|pool| pool_permits(pool, &self.classification, bootp, self.now));
+        let first = self.dropped(&self.scopes_for(pools.next()?.scope), !bootp)?;
+        pools
+            .all(|pool| self.dropped(&self.scopes_for(pool.scope), !bootp) == Some(first))
+            .then_some(first)
+    }
+
     /// RFC 2131 §4.1 reply routing for OFFER/ACK (ISC `dhcp_reply`): to the relay when giaddr
     /// is set; to ciaddr for a RENEWING client; broadcast when the client asked for it; else
     /// unicast to the new address at the client's hardware address.
@@ -203,7 +244,7 @@ impl<'e> Context<'e, '_> {
     fn lease_header(&self, address: Ipv4Addr, scopes: &ScopeStack<'_>) -> Message {
         let mut message = reply_header(&self.inbound);
         message.set_yiaddr(address);
-        // RFC 2131 table 3: ciaddr is echoed in an ACK (0 in OFFER, where the client has none).
+        // RFC 2131 table 3: ciaddr is echoed in an ACK; ISC echoes it in an OFFER too.
         message.set_ciaddr(self.inbound.ciaddr);
         set_boot_fields(&mut message, scopes);
         // `always-broadcast` (ISC `bootp_flags`).
@@ -264,10 +305,15 @@ impl<'e> Context<'e, '_> {
             .filter(|candidate| engine.may_offer_lease(failover, candidate, self.now));
         let candidate = match found_candidate {
             Some(candidate) => candidate,
-            None => match self.allocate_new(network.shared, false, leases, starvation) {
-                Ok(candidate) => candidate,
-                Err(reason) => return Decision::ignored(reason),
-            },
+            None => {
+                if let Some(reason) = self.dropped_in_every_pool(network.shared, false) {
+                    return Decision::ignored(reason);
+                }
+                match self.allocate_new(network.shared, false, leases, starvation) {
+                    Ok(candidate) => candidate,
+                    Err(reason) => return Decision::ignored(reason),
+                }
+            }
         };
         // Failover: silent unless the state serves, and in NORMAL only for our hash buckets
         // (docs/spec/failover.md §6.1, §11.3).
@@ -289,14 +335,10 @@ impl<'e> Context<'e, '_> {
             }
         }
         let scopes = self.scopes_for(self.base_scope(&candidate));
-        if !self.admitted(&scopes) {
-            return Decision::ignored(IgnoreReason::Denied);
-        }
-        // `min-secs`: ISC drops an OFFER while secs is below it.
-        if let Some(min_secs) = scopes.find(|scope| scope.min_secs) {
-            if self.inbound.message.secs() < u16::from(min_secs) {
-                return Decision::ignored(IgnoreReason::TooEarly);
-            }
+        if let Some(reason) = self.dropped(&scopes, true) {
+            // Pools that disagree on the drop: the address goes back to the allocator.
+            leases.return_unused(candidate.address());
+            return Decision::ignored(reason);
         }
         let (failover, tsfp) = self.failover(&candidate);
         let times = lease_time(
@@ -308,8 +350,9 @@ impl<'e> Context<'e, '_> {
         );
         let seconds = times.granted;
         let address = candidate.address();
-        let mut message = self.lease_header(address, &scopes);
-        message.set_ciaddr(Ipv4Addr::UNSPECIFIED);
+        // ciaddr is the DISCOVER's, as ISC `ack_lease` copies it (RFC 2131 table 3 has 0; the
+        // client in INIT state does not read it, and it is the address the client sent).
+        let message = self.lease_header(address, &scopes);
         let destination = self.destination(&message, true);
         let reply = finish(
             message,
@@ -360,33 +403,6 @@ impl<'e> Context<'e, '_> {
         let inbound = &self.inbound;
         let packet_network = engine.locate_network(inbound, self.request.interface_address);
 
-        // SELECTING (§4.3.2): the server identifier names the chosen server. Another server's
-        // identifier means the client declined our offer: let the hold lapse, stay silent.
-        if let Some(server_id) = inbound.server_id {
-            if !self.is_our_server_id(server_id, packet_network) {
-                // Our offer is the address recorded for this client (by identifier or hardware
-                // address), or the one it names; a hold held for someone else stays.
-                let offered = [
-                    inbound.requested_address,
-                    leases
-                        .find_by_client(&inbound.key)
-                        .map(|lease| lease.address),
-                    leases
-                        .find_by_hardware(&inbound.hardware)
-                        .map(|lease| lease.address),
-                ];
-                for address in offered.into_iter().flatten() {
-                    let bound = leases.get(address).is_some_and(|lease| {
-                        lease.is_active_at(self.now) && lease_belongs_to(lease, &inbound.key)
-                    });
-                    if !bound && leases.is_available(address, &inbound.key, self.now) {
-                        leases.hold_offer(address, inbound.key.clone(), self.now);
-                    }
-                }
-                return Decision::ignored(IgnoreReason::NotForUs);
-            }
-        }
-
         // The address asked for: option 50 (SELECTING, INIT-REBOOT), else ciaddr (RENEWING,
         // REBINDING) (§4.3.2, ISC `dhcprequest`).
         let requested = inbound
@@ -410,6 +426,34 @@ impl<'e> Context<'e, '_> {
             )
         });
 
+        // The server identifier (RFC 2131 §4.3.2 SELECTING) is checked as ISC 4.4 does: only
+        // with `server-id-check true` (default false, dhcpd.conf(5)) and only for a lease of a
+        // failover pool (`dhcprequest`). Otherwise a REQUEST naming another server is served
+        // as any other: the address this server offered is ACKed, an address it does not
+        // manage stays unanswered (or NAKed from the wrong network), and this server's own
+        // offer is held for its two minutes.
+        if let (Some(server_id), Some(Candidate::Dynamic { pool, .. })) = (
+            inbound.server_id,
+            found.as_ref().and_then(|found| found.candidate.as_ref()),
+        ) {
+            if self.server_id_check()
+                && !server_id.is_unspecified()
+                && engine
+                    .relationship_of_pool(&self.snapshot.failover, *pool)
+                    .is_some()
+                && self.our_server_id(packet_network) != Some(server_id)
+            {
+                return Decision::ignored(IgnoreReason::NotForUs);
+            }
+        }
+
+        // The DHCPNAK text (option 56) is ISC's `dhcp_message`, which only `find_lease` writes:
+        // a NAK for the wrong network says what `find_lease` found of the address (ISC logs
+        // "wrong network" but does not send it). Without a subnet for the address ISC's
+        // `find_lease` does not run and the text of an earlier packet stays; the text it most
+        // often leaves is the one used here.
+        let nak_text = found.as_ref().map_or(NOT_AVAILABLE, |found| found.message);
+
         // §4.3.2 INIT-REBOOT / REBINDING through a relay: the server can check the client's
         // network. ISC trusts the source network for broadcast requests with option 50 and for
         // relayed requests with ciaddr; a direct unicast RENEWING request is taken as local.
@@ -423,7 +467,7 @@ impl<'e> Context<'e, '_> {
                     // be from: it is not there.
                     return match claimed_network {
                         Some(network) if self.authoritative_for_subnet(network) => {
-                            self.nak("wrong network", Some(network))
+                            self.nak(nak_text, Some(network))
                         }
                         Some(_) => Decision::ignored(IgnoreReason::NotAuthoritative),
                         None => Decision::ignored(IgnoreReason::UnknownSubnet),
@@ -436,7 +480,7 @@ impl<'e> Context<'e, '_> {
                         // §4.3.2: "DHCPNAK if the requested IP address is incorrect or is on the
                         // wrong network" — only an authoritative server says so.
                         return if self.authoritative_for_subnet(network) {
-                            self.nak("wrong network", Some(network))
+                            self.nak(nak_text, Some(network))
                         } else {
                             Decision::ignored(IgnoreReason::NotAuthoritative)
                         };
@@ -450,7 +494,7 @@ impl<'e> Context<'e, '_> {
             match self.peer_owned(candidate) {
                 PeerOwned::No => {}
                 PeerOwned::Ignore => return Decision::ignored(IgnoreReason::NotForUs),
-                PeerOwned::Nak => return self.nak("lease reset by administrator", claimed_network),
+                PeerOwned::Nak => return self.nak(nak_text, claimed_network),
             }
         }
         match found.candidate {
@@ -533,19 +577,24 @@ impl<'e> Context<'e, '_> {
         }
     }
 
-    /// True when `server_id` is ours: the configured `server-identifier` of the packet's network
-    /// or the receiving interface's address. Without either there is nothing to compare with.
-    fn is_our_server_id(&self, server_id: Ipv4Addr, network: Option<Network>) -> bool {
-        let configured = network.and_then(|network| {
-            self.scopes_for(self.subnet_scope(network.subnet))
-                .find(|scope| scope.server_identifier)
-        });
-        match (configured, self.request.interface_address) {
-            (None, None) => true,
-            (configured, interface) => {
-                configured == Some(server_id) || interface == Some(server_id)
-            }
-        }
+    /// `server-id-check` (global in ISC: read once at start-up).
+    fn server_id_check(&self) -> bool {
+        self.engine
+            .config
+            .scopes
+            .get(ScopeId::GLOBAL.0 as usize)
+            .and_then(|scope| scope.server_id_check)
+            .unwrap_or(false)
+    }
+
+    /// The server identifier `server-id-check` compares with (ISC `eval_network_statements`
+    /// and `get_server_source_address`): the `server-identifier` of the packet's network (or
+    /// the global one), else the receiving interface's address; `None` when neither is known.
+    fn our_server_id(&self, network: Option<Network>) -> Option<Ipv4Addr> {
+        let base = network.map_or(ScopeId::GLOBAL, |network| self.subnet_scope(network.subnet));
+        self.scopes_for(base)
+            .find(|scope| scope.server_identifier)
+            .or(self.request.interface_address)
     }
 
     /// `authoritative;` as seen from a subnet (ISC `subnet->group->authoritative`).
@@ -663,10 +712,12 @@ impl<'e> Context<'e, '_> {
     /// DHCPNAK (RFC 2131 §4.3.2, ISC `nak_lease`): message type, server identifier and a text
     /// message only; broadcast, or through the relay with the broadcast bit set.
     fn nak(&self, text: &str, network: Option<Network>) -> Decision {
-        let scopes = network.map(|network| self.scopes_for(self.subnet_scope(network.subnet)));
-        let server_id = scopes
-            .as_ref()
-            .and_then(|scopes| scopes.find(|scope| scope.server_identifier))
+        // The subnet's scopes (else the global one) with the classes' and host's: where ISC
+        // `nak_lease` looks for `echo-client-id`.
+        let base = network.map_or(ScopeId::GLOBAL, |network| self.subnet_scope(network.subnet));
+        let scopes = self.scopes_for(base);
+        let server_id = network
+            .and_then(|_| scopes.find(|scope| scope.server_identifier))
             .or(self.request.interface_address);
         let mut message = reply_header(&self.inbound);
         // RFC 2131 §4.3.2: a NAK through a relay is broadcast by the relay.
@@ -679,12 +730,13 @@ impl<'e> Context<'e, '_> {
         let reply = finish(
             message,
             &self.inbound,
-            None,
+            Some(&scopes),
             &Assembly {
                 message_type: Some(MessageType::Nak),
                 server_id,
                 message: Some(text),
                 configured: false,
+                echo_client_id: true,
                 ..Assembly::default()
             },
             destination,
@@ -722,14 +774,20 @@ impl<'e> Context<'e, '_> {
         });
         let candidate = match candidate {
             Some(candidate) => candidate,
-            None => match self.allocate_new(network.shared, true, leases, starvation) {
-                Ok(candidate) => candidate,
-                Err(reason) => return Decision::ignored(reason),
-            },
+            None => {
+                if let Some(reason) = self.dropped_in_every_pool(network.shared, true) {
+                    return Decision::ignored(reason);
+                }
+                match self.allocate_new(network.shared, true, leases, starvation) {
+                    Ok(candidate) => candidate,
+                    Err(reason) => return Decision::ignored(reason),
+                }
+            }
         };
         let scopes = self.scopes_for(self.base_scope(&candidate));
-        if !self.admitted(&scopes) {
-            return Decision::ignored(IgnoreReason::Denied);
+        if let Some(reason) = self.dropped(&scopes, false) {
+            leases.return_unused(candidate.address());
+            return Decision::ignored(reason);
         }
         let address = candidate.address();
         let mut commit = Vec::new();
@@ -769,6 +827,38 @@ impl<'e> Context<'e, '_> {
             outcome: Outcome::BootReplied(address),
         }
     }
+}
+
+/// ISC `do_packet` (server/dhcp.c): a DHCPREQUEST with ciaddr, without giaddr and without
+/// option 82 is a renewal unicast past the relay agent, which therefore added no relay agent
+/// information (RFC 3046 §2.1 concerns broadcasts it relays). When ciaddr's lease is still
+/// running, is the sender's (by client identifier when the lease has one, else by hardware
+/// address) and has relay agent sub-options stashed from the request that bound it, the
+/// request is classified with those: a subscriber admitted to a pool by its remote-id keeps
+/// its pool at T1 instead of being NAKed.
+fn stashed_agent_options(
+    inbound: &Inbound<'_>,
+    leases: &LeaseStore,
+    now: UnixTime,
+) -> Option<Vec<(u8, Vec<u8>)>> {
+    if inbound.message_type != Some(MessageType::Request)
+        || inbound.ciaddr.is_unspecified()
+        || !inbound.giaddr.is_unspecified()
+        || inbound.relay_agent.is_some()
+    {
+        return None;
+    }
+    let lease = leases.get(inbound.ciaddr)?;
+    let sub_options = &lease.extra.as_ref()?.agent_options;
+    // "The client should not be unicasting a renewal if its lease has expired."
+    if sub_options.is_empty() || lease.ends < now {
+        return None;
+    }
+    let sender = match lease.uid() {
+        Some(uid) => inbound.client_id.as_deref() == Some(uid),
+        None => lease.hardware == Some(inbound.hardware),
+    };
+    sender.then(|| sub_options.clone())
 }
 
 /// What `dhcprequest` does with a lease under failover (see [`Context::peer_owned`]).

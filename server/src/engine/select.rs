@@ -49,6 +49,9 @@ impl Candidate {
     }
 }
 
+/// ISC `find_lease`'s DHCPNAK text when the requested address cannot be had.
+pub(crate) const NOT_AVAILABLE: &str = "requested address not available";
+
 /// The result of [`Engine::find_lease`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Found {
@@ -240,7 +243,7 @@ impl Engine {
         leases: &LeaseStore,
     ) -> Found {
         let mut found = Found {
-            message: "requested address not available",
+            message: NOT_AVAILABLE,
             ..Found::default()
         };
         let bootp = purpose == Purpose::Bootp;
@@ -312,7 +315,8 @@ impl Engine {
         }
         if let Some((lease, _)) = &ip_lease {
             if !in_share(lease.address) {
-                found.message = "requested address on bad subnet";
+                // ISC writes "requested address on bad subnet" here, then overwrites it with
+                // "requested address not available" once the requested lease is gone.
                 ip_lease = None;
             }
         }

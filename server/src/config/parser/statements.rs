@@ -19,7 +19,6 @@ const LATER_PARAMETERS: &[&str] = &[
     "dynamic-bootp-lease-cutoff",
     "boot-unknown-clients",
     "always-reply-rfc1048",
-    "server-id-check",
     "infinite-is-reserved",
     "adaptive-lease-time-threshold",
     "dhcp-cache-threshold",
@@ -130,6 +129,7 @@ impl Parser {
             "hardware" => self.parse_hardware(block),
             "fixed-address" => self.parse_fixed_address(block),
             "match" | "spawn" | "lease" => self.parse_class_statement(block, &word),
+            "host-identifier" if block.kind == BlockKind::Host => self.parse_host_identifier(block),
             "uid" if block.kind == BlockKind::Host => {
                 self.bump();
                 let id = self.parse_data("client identifier data")?;
@@ -199,7 +199,8 @@ impl Parser {
             | "always-broadcast"
             | "echo-client-id"
             | "ignore-client-uids"
-            | "check-secs-byte-order" => {
+            | "check-secs-byte-order"
+            | "server-id-check" => {
                 self.bump();
                 let value = self.parse_flag()?;
                 self.expect_semicolon()?;
@@ -211,6 +212,7 @@ impl Parser {
                     "always-broadcast" => target.always_broadcast = Some(value),
                     "echo-client-id" => target.echo_client_id = Some(value),
                     "check-secs-byte-order" => target.check_secs_byte_order = Some(value),
+                    "server-id-check" => target.server_id_check = Some(value),
                     _ => target.ignore_client_uids = Some(value),
                 }
             }

@@ -143,10 +143,10 @@ fn option_encodings_by_type() {
         global_option(r#"option vendor-class-identifier "ab";"#),
         (60, b"ab".to_vec())
     );
-    // domain-list (RFC 1035, uncompressed)
+    // domain-list, compressed for `Dc` options (RFC 1035 §4.1.4, RFC 3397 §2, as ISC does)
     assert_eq!(
         global_option(r#"option domain-search "a.example", "example";"#),
-        (119, b"\x01a\x07example\x00\x07example\x00".to_vec())
+        (119, b"\x01a\x07example\x00\xc0\x02".to_vec())
     );
     // array of records
     assert_eq!(
@@ -210,9 +210,30 @@ fn client_identifier_in_host_identifies_the_client() {
         config.hosts[0].client_id,
         Some(vec![1, 0, 0x11, 0x22, 0x33, 0x44, 0x55])
     );
-    assert!(config.scopes[config.hosts[0].scope.0 as usize]
-        .options
-        .is_empty());
+    // Also an option of the host's scope, sent when asked for (ISC keeps it in the group).
+    assert_eq!(
+        config.scopes[config.hosts[0].scope.0 as usize].options,
+        vec![(61, vec![1, 0, 0x11, 0x22, 0x33, 0x44, 0x55])]
+    );
+}
+
+#[test]
+fn host_identifier_option_identifies_the_host() {
+    use crate::config::expr::OptionRef;
+    let config = parse(
+        r#"host port-bound { host-identifier option agent.circuit-id "sw1/port7"; fixed-address 10.0.0.8; }
+host by-class { host-identifier option vendor-class-identifier "box"; }"#,
+    );
+    assert_eq!(config.host_identifiers.len(), 2);
+    assert_eq!(config.host_identifiers[0].host.0, 0);
+    assert_eq!(config.host_identifiers[0].option, OptionRef::Agent(1));
+    assert_eq!(config.host_identifiers[0].data, b"sw1/port7");
+    assert_eq!(config.host_identifiers[1].option, OptionRef::Dhcp(60));
+    // confpars.c: one per host.
+    assert_eq!(
+        errors(r#"host h { host-identifier option agent.remote-id "a"; host-identifier option agent.remote-id "b"; }"#).len(),
+        1
+    );
 }
 
 #[test]
@@ -630,4 +651,13 @@ fn config_file_takes_constant_option_expressions_and_server_space() {
     );
     assert_eq!(config.scopes[0].options, vec![(12, b"h2".to_vec())]);
     assert_eq!(config.scopes[0].default_lease_time, Some(300));
+}
+
+#[test]
+fn server_id_check_is_a_flag_of_the_scope() {
+    let config = parse("server-id-check true;");
+    assert_eq!(config.scopes[0].server_id_check, Some(true));
+    let config = parse("option server.server-id-check = false;");
+    assert_eq!(config.scopes[0].server_id_check, Some(false));
+    assert_eq!(parse("").scopes[0].server_id_check, None);
 }

@@ -1,14 +1,15 @@
 //! `option` statements (docs/spec/dhcpd-conf.md §5): setting an option (and `supersede`/`default`/
 //! `prepend`/`append`), defining one (`option NAME code N = TYPE;`, §5.2), and encoding values to
 //! wire bytes by type (dhcp-options(5); RFC 2132 §2 fixes network byte order, RFC 1035 §3.1 the
-//! domain-name form, uncompressed).
+//! domain-name form, compressed as §4.1.4 for the `Dc` lists as ISC does, RFC 3397 §2).
 
 use super::{Block, BlockKind, ParseResult, Parser};
-use crate::config::expr::Expr;
+use crate::config::expr::{Expr, OptionRef};
 use crate::config::lexer::{Span, TokenKind};
-use crate::config::model::Permission;
+use crate::config::model::{HostIdentifier, Permission};
 use crate::config::options::{
-    encode_domain_name, OptionDefinition, OptionSpace, OptionType, SpaceDefinition,
+    encode_domain_name, CompressedDomainList, OptionDefinition, OptionSpace, OptionType,
+    SpaceDefinition,
 };
 
 /// DHCP client identifier option code (RFC 2132 §9.14): in a host it identifies the client.
@@ -128,8 +129,11 @@ impl Parser {
                     format!("`{form}` is not supported yet; option `{full_name}` ignored"),
                 );
             }
+            // In a host it identifies the client and, like any option of the host's scope, is
+            // sent when the client asks for it (ISC keeps it in the host's group).
             _ if block.kind == BlockKind::Host && code == CLIENT_IDENTIFIER => {
-                self.host_mut(block).client_id = Some(bytes);
+                self.host_mut(block).client_id = Some(bytes.clone());
+                self.scope_mut(block.scope).options.push((code, bytes));
             }
             _ => {
                 self.scope_mut(block.scope).options.push((code, bytes));
@@ -209,6 +213,7 @@ impl Parser {
             ("ping-check", ServerValue::Flag(value)) => scope.ping_check = Some(value),
             ("always-broadcast", ServerValue::Flag(value)) => scope.always_broadcast = Some(value),
             ("echo-client-id", ServerValue::Flag(value)) => scope.echo_client_id = Some(value),
+            ("server-id-check", ServerValue::Flag(value)) => scope.server_id_check = Some(value),
             ("ignore-client-uids", ServerValue::Flag(value)) => {
                 scope.ignore_client_uids = Some(value)
             }
@@ -227,6 +232,65 @@ impl Parser {
             // server_parameter_kind and the value parsers above agree on every name.
             _ => {}
         }
+        Ok(())
+    }
+
+    /// `host-identifier option NAME DATA;` in a host (confpars.c `parse_host_declaration`): one
+    /// per host, an option of the dhcp or agent space with its value in the option's format.
+    /// `host-identifier v6relopt N …` concerns DHCPv6 relays only.
+    pub(super) fn parse_host_identifier(&mut self, block: Block) -> ParseResult<()> {
+        let span = self.bump().span;
+        if self.at_keyword("v6relopt") {
+            self.warn(
+                span,
+                "`host-identifier v6relopt` (DHCPv6) is not supported; ignored",
+            );
+            self.skip_statement();
+            return Ok(());
+        }
+        if !self.eat_keyword("option") {
+            // confpars.c: "host-identifier must be an option or v6relopt".
+            return Err(self.expected("`option` or `v6relopt` after `host-identifier`"));
+        }
+        let name_span = self.peek().span;
+        let (space, name) = self.parse_option_name()?;
+        let space = match space.as_deref() {
+            None => OptionSpace::DHCP,
+            Some(space_name) => self.known_space(space_name, name_span)?,
+        };
+        let Some(definition) = self.options.by_name(space, &name).cloned() else {
+            return Err(self.invalid(name_span, "a known option name", format!("`{name}`")));
+        };
+        let mut data = Vec::new();
+        let mut unresolved = false;
+        self.encode_value(&definition.kind, &mut data, &mut unresolved)?;
+        self.expect_semicolon()?;
+        let Some(host) = block.host else {
+            return Ok(());
+        };
+        let option = match (space, definition.byte_code()) {
+            (OptionSpace::DHCP, Some(code)) => OptionRef::Dhcp(code),
+            (OptionSpace::AGENT, Some(code)) => OptionRef::Agent(code),
+            _ => {
+                self.warn(
+                    name_span,
+                    format!("`host-identifier option {name}`: only dhcp and agent options identify hosts; ignored"),
+                );
+                return Ok(());
+            }
+        };
+        if self
+            .config
+            .host_identifiers
+            .iter()
+            .any(|identifier| identifier.host == host)
+        {
+            // confpars.c: "only one host-identifier allowed per host".
+            return Err(self.invalid(span, "one `host-identifier` per host", "a second one"));
+        }
+        self.config
+            .host_identifiers
+            .push(HostIdentifier { host, option, data });
         Ok(())
     }
 
@@ -556,20 +620,30 @@ impl Parser {
                     ));
                 }
             }
-            OptionType::DomainList { .. } => loop {
-                let span = self.peek().span;
-                let name = self.parse_string("a quoted domain name")?;
-                if let Err(error) = encode_domain_name(&name, out) {
-                    return Err(self.invalid(
-                        span,
-                        error.to_string().replacen("expected ", "", 1),
-                        format!("\"{}\"", String::from_utf8_lossy(&name)),
-                    ));
+            OptionType::DomainList { compressed } => {
+                // Compression pointers count from the start of this option's data.
+                let mut list = Vec::new();
+                let mut compression = compressed.then(CompressedDomainList::default);
+                loop {
+                    let span = self.peek().span;
+                    let name = self.parse_string("a quoted domain name")?;
+                    let encoded = match compression.as_mut() {
+                        Some(compression) => compression.push(&name, &mut list),
+                        None => encode_domain_name(&name, &mut list),
+                    };
+                    if let Err(error) = encoded {
+                        return Err(self.invalid(
+                            span,
+                            error.to_string().replacen("expected ", "", 1),
+                            format!("\"{}\"", String::from_utf8_lossy(&name)),
+                        ));
+                    }
+                    if !self.eat_punct(b',') {
+                        break;
+                    }
                 }
-                if !self.eat_punct(b',') {
-                    break;
-                }
-            },
+                out.extend_from_slice(&list);
+            }
             OptionType::ZeroLength => {}
             OptionType::Array(inner) => loop {
                 self.encode_value(inner, out, unresolved)?;
@@ -653,7 +727,8 @@ fn server_parameter_kind(name: &str) -> Option<ServerKind> {
         | "ping-check"
         | "always-broadcast"
         | "echo-client-id"
-        | "ignore-client-uids" => ServerKind::Flag,
+        | "ignore-client-uids"
+        | "server-id-check" => ServerKind::Flag,
         "boot-unknown-clients" | "allow-bootp" | "allow-booting" | "declines" => {
             ServerKind::Permission
         }

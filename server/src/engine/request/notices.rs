@@ -120,7 +120,6 @@ impl Context<'_, '_> {
         if lease.ends <= self.now && lease.ends != NEVER {
             return Decision::ignored(IgnoreReason::UnknownLease);
         }
-        let mut lease = lease.clone();
         let view = self
             .engine
             .pool_of(lease.address)
@@ -129,34 +128,7 @@ impl Context<'_, '_> {
         if view.is_some_and(|view| view.service == Service::NotResponding) {
             return Decision::ignored(IgnoreReason::NotForUs);
         }
-        if !matches!(
-            lease.binding_state,
-            BindingState::Free
-                | BindingState::Backup
-                | BindingState::Released
-                | BindingState::Expired
-                | BindingState::Reset
-        ) {
-            lease.ends = self.now;
-            lease.binding_state = match view {
-                // RELEASED until the partner acks; out of contact straight back to the own
-                // free state when the partner never heard of the binding (docs/spec/failover.md §8.2).
-                Some(view) => released_state(&lease, view.role, view.service),
-                None => BindingState::Free,
-            };
-            // A RELEASED lease becomes FREE on the partner's ack (§7.2).
-            lease.next_binding_state = match lease.binding_state {
-                BindingState::Released => BindingState::Free,
-                state => state,
-            };
-            if view.is_some() {
-                // ISC `release_lease`: the BNDUPD carries tstp = now as potential expiration.
-                lease.tstp = self.now;
-            }
-            if view.is_none_or(|view| rewind_follows(view.service)) {
-                lease.rewind_binding_state = lease.binding_state;
-            }
-        }
+        let lease = self.released(lease.clone());
         let address = lease.address;
         leases.upsert(lease.clone());
         Decision {
@@ -166,30 +138,94 @@ impl Context<'_, '_> {
         }
     }
 
+    /// `lease` as ISC `release_lease` leaves it: a lease not already free or ended ends now
+    /// and becomes free (RELEASED under failover), and loses what only an active lease keeps
+    /// — the client's hostname and the stashed relay agent sub-options (ISC
+    /// `make_binding_state_transition`, "client-specific bindings that are only correct when
+    /// the lease is active"). The client's hardware address and identifier stay.
+    pub(super) fn released(&self, mut lease: Lease) -> Lease {
+        if matches!(
+            lease.binding_state,
+            BindingState::Free
+                | BindingState::Backup
+                | BindingState::Released
+                | BindingState::Expired
+                | BindingState::Reset
+        ) {
+            return lease;
+        }
+        let view = self
+            .engine
+            .pool_of(lease.address)
+            .and_then(|pool| self.pool_rules(pool));
+        lease.ends = self.now;
+        lease.binding_state = match view {
+            // RELEASED until the partner acks; out of contact straight back to the own
+            // free state when the partner never heard of the binding (docs/spec/failover.md §8.2).
+            Some(view) => released_state(&lease, view.role, view.service),
+            None => BindingState::Free,
+        };
+        // A RELEASED lease becomes FREE on the partner's ack (§7.2).
+        lease.next_binding_state = match lease.binding_state {
+            BindingState::Released => BindingState::Free,
+            state => state,
+        };
+        if view.is_some() {
+            // ISC `release_lease`: the BNDUPD carries tstp = now as potential expiration.
+            lease.tstp = self.now;
+        }
+        if view.is_none_or(|view| rewind_follows(view.service)) {
+            lease.rewind_binding_state = lease.binding_state;
+        }
+        lease.set_client_hostname(None);
+        if let Some(extra) = lease.extra.as_mut() {
+            extra.agent_options.clear();
+        }
+        lease.shrink_extra();
+        lease
+    }
+
     /// RFC 2131 §4.3.5 DHCPINFORM: configuration only — an ACK with the options, no lease time,
-    /// yiaddr 0, sent to ciaddr (ISC `dhcpinform`, which answers only when authoritative).
+    /// yiaddr 0, as ISC `dhcpinform` answers it. The client's address is ciaddr, else the
+    /// packet's source; without either there is no one to answer. The subnet is the one of the
+    /// link selection (RFC 3527 sub-option 82.5, RFC 3011 option 118) when present, else of
+    /// that address (of giaddr for a relayed INFORM without ciaddr); an address in no declared
+    /// subnet, or a subnet this server is not authoritative for, gets no answer. The ACK goes
+    /// to the client's address on port 68 — also through a relay when ciaddr is set (§4.3.5:
+    /// "unicast to ciaddr") — and only to the relay (broadcast bit set) when ciaddr is 0.
     pub(super) fn inform(&self, leases: &LeaseStore) -> Decision {
         let engine = self.engine;
         let inbound = &self.inbound;
-        let source = *self.request.source.ip();
+        let relayed = !inbound.giaddr.is_unspecified();
         let client_address = if inbound.ciaddr.is_unspecified() {
-            source
+            *self.request.source.ip()
         } else {
             inbound.ciaddr
         };
-        let network = engine
-            .network_of(client_address)
-            .or_else(|| engine.locate_network(inbound, self.request.interface_address));
-        let Some(network) = network else {
+        // ISC: "ignored (null source address)".
+        if client_address.is_unspecified() {
+            return Decision::ignored(IgnoreReason::Malformed(Malformation::MissingField(
+                "ciaddr or a source address",
+            )));
+        }
+        let subnet_address =
+            inbound
+                .link_selection
+                .unwrap_or(if inbound.ciaddr.is_unspecified() && relayed {
+                    inbound.giaddr
+                } else {
+                    client_address
+                });
+        let Some(network) = engine.network_of(subnet_address) else {
             return Decision::ignored(IgnoreReason::UnknownSubnet);
         };
         if !self.authoritative_for_subnet(network) {
             return Decision::ignored(IgnoreReason::NotAuthoritative);
         }
-        // The pool of the client's lease adds its options (ISC overlays pool options).
-        let base = engine
-            .pool_of(client_address)
-            .filter(|_| leases.get(client_address).is_some())
+        // The pool of ciaddr's lease adds its options (ISC overlays pool options).
+        let base = Some(inbound.ciaddr)
+            .filter(|ciaddr| !ciaddr.is_unspecified() && leases.get(*ciaddr).is_some())
+            .and_then(|ciaddr| engine.pool_of(ciaddr))
             .and_then(|pool| engine.config.pools.get(pool.0 as usize))
             .map(|pool| pool.scope)
             .unwrap_or_else(|| self.subnet_scope(network.subnet));
@@ -197,18 +233,23 @@ impl Context<'_, '_> {
         let mut message = reply_header(inbound);
         message.set_ciaddr(inbound.ciaddr);
         set_boot_fields(&mut message, &scopes);
-        let destination = if !inbound.giaddr.is_unspecified() {
+        let destination = if inbound.ciaddr.is_unspecified() && relayed {
+            // The relay cannot tell where to send an answer without yiaddr (ISC).
+            with_broadcast(&mut message);
             Destination::Relay(inbound.giaddr)
-        } else if !client_address.is_unspecified() {
-            Destination::Unicast(client_address)
         } else {
-            Destination::Broadcast
+            Destination::Unicast(client_address)
         };
         let reply = finish(
             message,
             inbound,
             Some(&scopes),
-            &self.configured_assembly(&scopes, Some(MessageType::Ack), None, network.subnet),
+            &Assembly {
+                // ISC `dhcpinform` does not call `echo_client_id` (RFC 6842 §3 asks for it; a
+                // client accepts an answer without option 61, as from any RFC 2131 server).
+                echo_client_id: false,
+                ..self.configured_assembly(&scopes, Some(MessageType::Ack), None, network.subnet)
+            },
             destination,
         );
         Decision {

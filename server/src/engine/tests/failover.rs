@@ -477,3 +477,41 @@ fn abandoned_leases_follow_the_ownership_rules() {
         Outcome::Declined(pool_address(100))
     );
 }
+
+/// `server-id-check true` (dhcpd.conf(5), ISC `dhcprequest`): a REQUEST for a lease of a
+/// failover pool naming another server identifier is dropped; without the statement (ISC's
+/// default) it is served.
+#[test]
+fn server_id_check_drops_requests_naming_the_partner_in_failover_pools() {
+    let request = |server: Ipv4Addr| {
+        with(
+            with(
+                client(MessageType::Request, PRIMARY_BUCKET_MAC),
+                DhcpOption::RequestedIpAddress(pool_address(100)),
+            ),
+            DhcpOption::ServerIdentifier(server),
+        )
+    };
+    let partner = Ipv4Addr::new(10, 0, 0, 2);
+    let mut pair = Pair::new(true, State::Normal);
+    assert_eq!(
+        pair.harness.handle(NOW, &request(partner)).outcome,
+        Outcome::Acked(pool_address(100))
+    );
+
+    let mut config = failover_config(true);
+    config.scopes[0].server_id_check = Some(true);
+    let mut pair = Pair {
+        harness: Harness::new(config),
+    };
+    pair.publish(State::Normal);
+    assert_eq!(
+        pair.harness.handle(NOW, &request(partner)).outcome,
+        Outcome::Ignored(IgnoreReason::NotForUs)
+    );
+    // Our own identifier (the receiving interface's address) passes.
+    assert_eq!(
+        pair.harness.handle(NOW, &request(INTERFACE)).outcome,
+        Outcome::Acked(pool_address(100))
+    );
+}

@@ -1,12 +1,12 @@
 //! Lease times (docs/spec/dhcpd-conf.md §4, ISC `ack_lease`), DECLINE, RELEASE, INFORM and BOOTP.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use dhcproto::v4::{DhcpOption, MessageType, OptionCode};
 
 use super::*;
 use crate::config::model::{FailoverPeerConfig, HardwareAddress, Host, Permission};
-use crate::engine::{Destination, IgnoreReason, Outcome};
+use crate::engine::{Destination, IgnoreReason, Outcome, Request};
 use crate::lease::record::{flags, BindingState, NEVER};
 
 fn acked_time(config: Config, requested: Option<u32>) -> Option<u32> {
@@ -165,6 +165,25 @@ fn release_frees_the_clients_lease_only() {
 }
 
 #[test]
+fn release_drops_what_only_an_active_lease_keeps() {
+    let mut harness = Harness::new(base_config(true));
+    let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
+    let address = yiaddr(&offer).expect("offer");
+    let request = with(
+        selecting(MAC_A, address, INTERFACE),
+        DhcpOption::Hostname("laptop1".into()),
+    );
+    let ack = harness.handle(NOW, &request);
+    assert_eq!(ack.commit[0].client_hostname(), Some("laptop1"));
+    let mut release = client(MessageType::Release, MAC_A);
+    release.set_ciaddr(address);
+    let decision = harness.handle(NOW + 10, &release);
+    // ISC `make_binding_state_transition`: the freed record has no client-hostname.
+    assert_eq!(decision.commit[0].client_hostname(), None);
+    assert_eq!(decision.commit[0].hardware, ack.commit[0].hardware);
+}
+
+#[test]
 fn inform_acks_with_options_but_no_lease() {
     let mut config = base_config(true);
     config.scopes[SUBNET_LOCAL.0 as usize]
@@ -194,6 +213,85 @@ fn inform_acks_with_options_but_no_lease() {
         Destination::Unicast(Ipv4Addr::new(10, 0, 0, 20))
     );
     assert_eq!(harness.leases.len(), 0);
+}
+
+#[test]
+fn inform_is_answered_at_the_clients_address_as_isc_does() {
+    let mut config = base_config(true);
+    config.scopes[0].echo_client_id = Some(true);
+    let mut harness = Harness::new(config);
+    let relay = Ipv4Addr::new(10, 1, 0, 1);
+    // Relayed with ciaddr: straight to ciaddr:68 (ISC `dhcpinform`), not to the relay.
+    let mut relayed = with(
+        client(MessageType::Inform, MAC_A),
+        DhcpOption::ClientIdentifier(vec![1, 2, 3]),
+    );
+    relayed
+        .set_ciaddr(Ipv4Addr::new(10, 1, 0, 20))
+        .set_giaddr(relay);
+    let ack = harness.handle_on(NOW, &relayed, None);
+    let reply = ack.reply.expect("ack");
+    assert_eq!(
+        reply.destination,
+        Destination::Unicast(Ipv4Addr::new(10, 1, 0, 20))
+    );
+    // ISC's INFORM path does not echo the client identifier.
+    assert!(reply
+        .message
+        .opts()
+        .get(OptionCode::ClientIdentifier)
+        .is_none());
+    // Relayed without ciaddr: to the relay, broadcast bit set (the relay has no yiaddr).
+    let mut anonymous = client(MessageType::Inform, MAC_A);
+    anonymous.set_giaddr(relay);
+    let request = Request {
+        message: &anonymous,
+        source: SocketAddrV4::new(relay, 67),
+        interface_address: None,
+    };
+    let snapshot = harness.snapshot();
+    let ack = harness.engine.handle(
+        NOW,
+        &snapshot,
+        &request,
+        &mut harness.leases,
+        &mut harness.starvation,
+    );
+    let reply = ack.reply.expect("ack");
+    assert_eq!(reply.destination, Destination::Relay(relay));
+    assert!(reply.message.flags().broadcast());
+}
+
+#[test]
+fn inform_without_an_address_or_from_an_unknown_subnet_is_ignored() {
+    let mut harness = Harness::new(base_config(true));
+    // ciaddr 0 from 0.0.0.0: ISC "ignored (null source address)".
+    let nowhere = harness.handle(NOW, &client(MessageType::Inform, MAC_A));
+    assert!(nowhere.reply.is_none());
+    assert!(matches!(
+        nowhere.outcome,
+        Outcome::Ignored(IgnoreReason::Malformed(_))
+    ));
+    // A ciaddr in no declared subnet: ISC "unknown subnet", even on a known interface.
+    let mut foreign = client(MessageType::Inform, MAC_A);
+    foreign.set_ciaddr(Ipv4Addr::new(192, 168, 77, 7));
+    let decision = harness.handle(NOW, &foreign);
+    assert!(decision.reply.is_none());
+    assert_eq!(
+        decision.outcome,
+        Outcome::Ignored(IgnoreReason::UnknownSubnet)
+    );
+}
+
+#[test]
+fn offer_copies_the_discovers_ciaddr_as_isc_does() {
+    let mut harness = Harness::new(base_config(true));
+    let mut discover = client(MessageType::Discover, MAC_A);
+    discover.set_ciaddr(Ipv4Addr::new(10, 0, 0, 33));
+    let offer = harness.handle(NOW, &discover);
+    let reply = offer.reply.expect("offer");
+    assert_eq!(reply.message.ciaddr(), Ipv4Addr::new(10, 0, 0, 33));
+    assert!(matches!(reply.destination, Destination::Hardware { .. }));
 }
 
 #[test]

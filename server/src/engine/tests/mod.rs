@@ -6,6 +6,7 @@ mod decline;
 mod failover;
 mod lease;
 mod options;
+mod renewal;
 mod selection;
 mod store_network;
 

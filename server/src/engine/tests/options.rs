@@ -7,6 +7,7 @@ use dhcproto::v4::{relay, DhcpOption, MessageType, OptionCode};
 
 use super::*;
 use crate::config::model::{HardwareAddress, Host};
+use crate::engine::Outcome;
 
 fn configured() -> Config {
     let mut config = base_config(true);
@@ -29,7 +30,7 @@ fn parameter_request_list_order_is_honoured_after_protocol_options() {
     let discover = with(
         client(MessageType::Discover, MAC_A),
         DhcpOption::ParameterRequestList(
-            [15u8, 3, 6, 1, 28]
+            [15u8, 6, 1, 3, 28]
                 .into_iter()
                 .map(OptionCode::from)
                 .collect(),
@@ -37,7 +38,7 @@ fn parameter_request_list_order_is_honoured_after_protocol_options() {
     );
     let offer = harness.handle(NOW, &discover);
     // 53, 54, 51 first; then the PRL order; 28 is not configured; 42 was not requested.
-    assert_eq!(order(&offer), vec![53, 54, 51, 15, 3, 6, 1]);
+    assert_eq!(order(&offer), vec![53, 54, 51, 15, 6, 1, 3]);
     let bytes = offer.reply.expect("reply").encode().expect("encodes");
     let options = &bytes[240..];
     assert_eq!(&options[..3], &[53, 1, 2]);
@@ -47,15 +48,30 @@ fn parameter_request_list_order_is_honoured_after_protocol_options() {
 }
 
 #[test]
-fn subnet_mask_is_sent_even_when_not_requested() {
+fn subnet_mask_is_sent_even_when_not_requested_and_before_the_routers() {
     let mut harness = Harness::new(configured());
     let discover = with(
         client(MessageType::Discover, MAC_A),
         DhcpOption::ParameterRequestList(vec![OptionCode::Router]),
     );
+    // ISC appends 1 for DISCOVER/REQUEST, then `store_options` puts it before 3 (RFC 2132
+    // §3.3).
     assert_eq!(
         order(&harness.handle(NOW, &discover)),
-        vec![53, 54, 51, 3, 1]
+        vec![53, 54, 51, 1, 3]
+    );
+}
+
+#[test]
+fn subnet_mask_takes_the_routers_place_when_the_list_asks_3_before_1() {
+    let mut harness = Harness::new(configured());
+    let discover = with(
+        client(MessageType::Discover, MAC_A),
+        prl(&[42, 15, 6, 3, 1]),
+    );
+    assert_eq!(
+        order(&harness.handle(NOW, &discover)),
+        vec![53, 54, 51, 42, 15, 6, 1, 3]
     );
 }
 
@@ -295,5 +311,96 @@ fn dynamic_host_statements_set_options_and_lease_time() {
     assert_eq!(
         other.message.opts().get(OptionCode::DomainName),
         Some(&DhcpOption::DomainName("example.net".into()))
+    );
+}
+
+fn prl(codes: &[u8]) -> DhcpOption {
+    DhcpOption::ParameterRequestList(codes.iter().copied().map(OptionCode::from).collect())
+}
+
+#[test]
+fn configured_client_identifier_only_when_asked_for_at_its_place_in_the_list() {
+    let mut config = configured();
+    config.scopes[SUBNET_LOCAL.0 as usize]
+        .options
+        .push((61, b"configured-id".to_vec()));
+    let mut harness = Harness::new(config);
+    // ISC `cons_options`: 61 has a place of its own only with echo-client-id; otherwise the
+    // parameter request list decides, as for any option.
+    let asks = with(client(MessageType::Discover, MAC_A), prl(&[1, 3, 61]));
+    assert_eq!(
+        order(&harness.handle(NOW, &asks)),
+        vec![53, 54, 51, 1, 3, 61]
+    );
+    let silent = with(client(MessageType::Discover, MAC_B), prl(&[1, 3]));
+    assert_eq!(order(&harness.handle(NOW, &silent)), vec![53, 54, 51, 1, 3]);
+    // Without a list every configured option goes.
+    let nolist = client(MessageType::Discover, [2, 0, 0, 0, 0, 0x0c]);
+    assert!(order(&harness.handle(NOW, &nolist)).contains(&61));
+}
+
+#[test]
+fn host_client_identifier_option_is_sent_when_asked_for() {
+    let mut config = configured();
+    let mut host_scope = scope(GLOBAL);
+    // What the parser makes of `host … { option dhcp-client-identifier "thin-01"; }`.
+    host_scope.options = vec![(61, b"thin-01".to_vec())];
+    config.scopes.push(host_scope);
+    config.hosts.push(Host {
+        name: "thin-client".into(),
+        scope: ScopeId(config.scopes.len() as u32 - 1),
+        hardware: None,
+        client_id: Some(b"thin-01".to_vec()),
+        fixed_addresses: vec![Ipv4Addr::new(10, 0, 0, 9)],
+    });
+    let mut harness = Harness::new(config);
+    let discover = with(
+        with(client(MessageType::Discover, MAC_A), prl(&[1, 3, 61])),
+        DhcpOption::ClientIdentifier(b"thin-01".to_vec()),
+    );
+    let offer = harness.handle(NOW, &discover);
+    assert_eq!(yiaddr(&offer), Some(Ipv4Addr::new(10, 0, 0, 9)));
+    assert_eq!(
+        offer
+            .reply
+            .expect("reply")
+            .message
+            .opts()
+            .get(OptionCode::ClientIdentifier),
+        Some(&DhcpOption::ClientIdentifier(b"thin-01".to_vec()))
+    );
+}
+
+#[test]
+fn nak_echoes_the_client_identifier_and_says_what_isc_says() {
+    let mut config = configured();
+    config.scopes[0].echo_client_id = Some(true);
+    let mut harness = Harness::new(config);
+    // INIT-REBOOT for an address of the other network, received on 10.0.0.1.
+    let request = with(
+        with(
+            with(
+                client(MessageType::Request, MAC_A),
+                DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 1, 0, 55)),
+            ),
+            DhcpOption::ClientIdentifier(b"roamer-id".to_vec()),
+        ),
+        prl(&[1, 3, 15]),
+    );
+    let nak = harness.handle(NOW, &request);
+    assert_eq!(nak.outcome, Outcome::Nacked);
+    let reply = nak.reply.expect("nak");
+    // ISC `nak_lease`: the PRL is ignored; the text is `find_lease`'s (RFC 6842 §3 for 61).
+    assert_eq!(reply.option_order, vec![53, 54, 56, 61]);
+    let options = reply.message.opts();
+    assert_eq!(
+        options.get(OptionCode::Message),
+        Some(&DhcpOption::Message(
+            "requested address not available".into()
+        ))
+    );
+    assert_eq!(
+        options.get(OptionCode::ClientIdentifier),
+        Some(&DhcpOption::ClientIdentifier(b"roamer-id".to_vec()))
     );
 }

@@ -303,25 +303,29 @@ fn selecting_request_is_acked_and_committed() {
 }
 
 #[test]
-fn request_naming_another_server_releases_our_offer_silently() {
+fn request_naming_another_server_is_served_as_isc_does_without_server_id_check() {
     let mut config = base_config(true);
     config.pools[0].ranges[0].high = POOL_FIRST;
     let mut harness = Harness::new(config);
     let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
     assert_eq!(yiaddr(&offer), Some(POOL_FIRST));
+    let other_server = Ipv4Addr::new(10, 0, 0, 2);
+    // The other server's address, not one of ours: unanswered (ISC "unknown lease").
     let elsewhere = harness.handle(
         NOW + 1,
-        &selecting(
-            MAC_A,
-            Ipv4Addr::new(10, 0, 0, 200),
-            Ipv4Addr::new(10, 0, 0, 2),
-        ),
+        &selecting(MAC_A, Ipv4Addr::new(10, 0, 0, 200), other_server),
     );
-    assert_eq!(elsewhere.outcome, Outcome::Ignored(IgnoreReason::NotForUs));
-    assert!(elsewhere.reply.is_none());
-    // Our offer was released: another client gets the only address right away.
+    assert_eq!(
+        elsewhere.outcome,
+        Outcome::Ignored(IgnoreReason::UnknownLease)
+    );
+    // Our offer stays held for its two minutes (ISC does not release it either).
     let other = harness.handle(NOW + 2, &client(MessageType::Discover, MAC_B));
-    assert_eq!(yiaddr(&other), Some(POOL_FIRST));
+    assert_eq!(other.outcome, Outcome::Ignored(IgnoreReason::NoFreeAddress));
+    // The address we offered, whatever server the client names: ACKed (ISC 4.4 checks the
+    // server identifier only with `server-id-check` and only in failover pools).
+    let ack = harness.handle(NOW + 3, &selecting(MAC_A, POOL_FIRST, other_server));
+    assert_eq!(ack.outcome, Outcome::Acked(POOL_FIRST));
 }
 
 fn init_reboot(mac: [u8; 6], address: Ipv4Addr) -> Message {
@@ -526,6 +530,42 @@ fn server_messages_and_bad_headers_are_ignored_without_panic() {
 }
 
 #[test]
+fn host_identified_by_relay_circuit_id_gets_its_fixed_address() {
+    use crate::config::expr::OptionRef;
+    use crate::config::model::{HostId, HostIdentifier};
+    let mut config = base_config(true);
+    config.scopes.push(scope(GLOBAL));
+    config.hosts.push(Host {
+        name: "port-bound".into(),
+        scope: ScopeId(config.scopes.len() as u32 - 1),
+        hardware: None,
+        client_id: None,
+        fixed_addresses: vec![Ipv4Addr::new(10, 1, 0, 8)],
+    });
+    config.host_identifiers.push(HostIdentifier {
+        host: HostId(0),
+        option: OptionRef::Agent(1),
+        data: b"sw1/port7".to_vec(),
+    });
+    let mut harness = Harness::new(config);
+    let relayed = |port: &[u8]| {
+        let mut info = relay::RelayAgentInformation::default();
+        info.insert(relay::RelayInfo::AgentCircuitId(port.to_vec()));
+        let mut discover = with(
+            client(MessageType::Discover, MAC_A),
+            DhcpOption::RelayAgentInformation(info),
+        );
+        discover.set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
+        discover
+    };
+    // ISC `find_hosts_by_option`, after the identifier and hardware address found nothing.
+    let offer = harness.handle_on(NOW, &relayed(b"sw1/port7"), None);
+    assert_eq!(yiaddr(&offer), Some(Ipv4Addr::new(10, 1, 0, 8)));
+    let other_port = harness.handle_on(NOW, &relayed(b"sw1/port8"), None);
+    assert_eq!(yiaddr(&other_port), Some(Ipv4Addr::new(10, 1, 0, 50)));
+}
+
+#[test]
 fn min_secs_delays_offers() {
     let mut config = base_config(true);
     config.scopes[0] = Scope {
@@ -541,4 +581,41 @@ fn min_secs_delays_offers() {
         harness.handle(NOW, &patient).outcome,
         Outcome::Offered(_)
     ));
+}
+
+#[test]
+fn discovers_dropped_for_min_secs_or_unknown_clients_consume_no_address() {
+    let mut config = base_config(true);
+    config.scopes[0].min_secs = Some(5);
+    config.scopes[0].unknown_clients = Some(Permission::Deny);
+    config.scopes.push(scope(GLOBAL));
+    config.hosts.push(Host {
+        name: "known".into(),
+        scope: ScopeId(config.scopes.len() as u32 - 1),
+        hardware: Some(HardwareAddress {
+            htype: 1,
+            address: MAC_A.to_vec(),
+        }),
+        client_id: None,
+        fixed_addresses: Vec::new(),
+    });
+    let mut harness = Harness::new(config);
+    // ISC `ack_lease` drops these after `allocate_lease` pointed at the head of the free
+    // queue, which stays there.
+    for secs in [0, 4] {
+        let mut early = client(MessageType::Discover, MAC_A);
+        early.set_secs(secs);
+        let decision = harness.handle(NOW, &early);
+        assert_eq!(decision.outcome, Outcome::Ignored(IgnoreReason::TooEarly));
+    }
+    let mut stranger = client(MessageType::Discover, MAC_B);
+    stranger.set_secs(10);
+    let decision = harness.handle(NOW, &stranger);
+    assert_eq!(decision.outcome, Outcome::Ignored(IgnoreReason::Denied));
+    let mut patient = client(MessageType::Discover, MAC_A);
+    patient.set_secs(5);
+    assert_eq!(
+        harness.handle(NOW, &patient).outcome,
+        Outcome::Offered(POOL_FIRST)
+    );
 }
