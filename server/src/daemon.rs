@@ -74,6 +74,8 @@ struct Shared {
     /// The starvation defence's memory (`engine::starvation`), shared by the workers: taken
     /// with the store's lock, once per batch.
     starvation: Mutex<crate::engine::starvation::StarvationState>,
+    /// Dynamic DNS updates, when `ddns-update-style` is not `none`.
+    ddns: Option<crate::ddns::driver::DdnsRuntime>,
 }
 
 impl Shared {
@@ -86,6 +88,12 @@ impl Shared {
             failover: &self.failover,
             fast_path: self.fast_path.as_deref(),
             metrics: &self.metrics,
+            dns: self.ddns.as_ref().map(|ddns| {
+                (
+                    &ddns.updater,
+                    self.engine.load().config().ddns.policy(),
+                )
+            }),
         };
         crate::changes::apply(&targets, change, token)
     }
@@ -244,7 +252,32 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         failover: crate::failover::hooks::FailoverHooks::new(&config),
         hosts: dynamic_hosts.clone(),
         starvation: Mutex::default(),
+        ddns: crate::ddns::driver::DdnsRuntime::start(&config)?,
     });
+    if let Some(ddns) = &shared.ddns {
+        let recorder = Arc::downgrade(&shared);
+        ddns.spawn_results(leases.clone(), move |lease| {
+            if let Some(shared) = recorder.upgrade() {
+                shared.apply(
+                    crate::changes::LeaseChange::new(
+                        crate::changes::ChangeSource::Ddns,
+                        std::slice::from_ref(lease),
+                    ),
+                    None,
+                );
+            }
+        })?;
+        // Leases that ended while the server was down: their names go now (ISC's first
+        // expiry run after start-up removes them).
+        let policy = config.ddns.policy();
+        for lease in &expired {
+            for operation in
+                crate::ddns::lease::operations_for_change(lease, None, false, policy, now)
+            {
+                ddns.updater.submit(operation);
+            }
+        }
+    }
 
     // Failover peers (docs/spec/failover.md): one driver thread, when the config declares a peer.
     let _failover = crate::failover::peer::start(
@@ -268,6 +301,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                             source: crate::changes::ChangeSource::Partner,
                             leases,
                             failover_states: states,
+                            dns_settings: &[],
                         },
                         None,
                     )
@@ -286,7 +320,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
 
     // `--metrics-listen` overrides the config's `option xdhcpd.metrics-listen`.
     if let Some(listen) = cli.metrics_listen.or(config.metrics_listen) {
-        let registry = metrics.registry(crate::metrics::collectors::Sources {
+        let mut registry = metrics.registry(crate::metrics::collectors::Sources {
             config: {
                 let shared = shared.clone();
                 Arc::new(move || shared.engine.load().config().clone())
@@ -296,6 +330,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             fast_path: shared.fast_path.clone(),
             failover: shared.failover.relationships().to_vec(),
         });
+        if let Some(ddns) = &shared.ddns {
+            ddns.metrics.register(&mut registry);
+        }
         crate::metrics::serve(listen, registry)?;
         log::info!("metrics on http://{listen}/metrics");
     }
@@ -380,6 +417,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                 fast_path: shared.fast_path.as_deref(),
                 interfaces: &chosen,
             });
+            if let Some(ddns) = &shared.ddns {
+                ddns.reload(shared.engine.load().config());
+            }
         }
         let now = unix_now();
         if now != last_expiry {
@@ -407,6 +447,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     // Workers finish their batch (its replies go out, its leases reach the committer).
     for worker in workers {
         let _ = worker.join();
+    }
+    if let Some(ddns) = &shared.ddns {
+        ddns.stop();
     }
     // Everything decided so far reaches the disk (and its replies the wire) before we exit.
     if shared.committer.flush().is_err() {
@@ -698,6 +741,20 @@ fn worker(
                 };
                 let mut decision =
                     engine.handle(now, &snapshot, &request, &mut store, &mut starvation);
+                // The DDNS name and settings of each lease the decision binds.
+                let dns: Vec<(Ipv4Addr, crate::ddns::lease::DdnsSettings)> =
+                    match (&shared.ddns, decision.outcome) {
+                        (Some(_), Outcome::Acked(_) | Outcome::BootReplied(_)) => decision
+                            .commit
+                            .iter()
+                            .filter_map(|lease| {
+                                engine
+                                    .ddns_settings(now, &snapshot, &request, lease.address)
+                                    .map(|settings| (lease.address, settings))
+                            })
+                            .collect(),
+                        _ => Vec::new(),
+                    };
                 let mut publish = None;
                 if let Some(fast_path) = &shared.fast_path {
                     if let Some(raw) = raw {
@@ -713,7 +770,7 @@ fn worker(
                         withdrawals.push(decisions.len());
                     }
                 }
-                decisions.push((decision, publish));
+                decisions.push((decision, publish, dns));
             }
             drop(starvation);
             drop(store);
@@ -727,8 +784,8 @@ fn worker(
                 fast_path.withdraw(&messages[index].0);
             }
         }
-        for ((decision, publish), (message, _, _)) in decisions.drain(..).zip(&messages) {
-            dispatch(shared, socket, interface, message, decision, &mut outgoing);
+        for ((decision, publish, dns), (message, _, _)) in decisions.drain(..).zip(&messages) {
+            dispatch(shared, socket, interface, message, decision, &dns, &mut outgoing);
             // Published by the fast-path thread once the record submitted above is durable.
             if let (Some(fast_path), Some(publish)) = (&shared.fast_path, publish) {
                 fast_path.queue(publish);
@@ -755,6 +812,7 @@ fn dispatch(
     interface: &Interface,
     message: &dhcproto::v4::Message,
     decision: Decision,
+    dns_settings: &[(Ipv4Addr, crate::ddns::lease::DdnsSettings)],
     outgoing: &mut SendBatch,
 ) {
     let metrics = &shared.metrics;
@@ -788,7 +846,13 @@ fn dispatch(
         destination,
     });
     shared.apply(
-        crate::changes::LeaseChange::new(crate::changes::ChangeSource::Engine, &decision.commit),
+        crate::changes::LeaseChange {
+            dns_settings,
+            ..crate::changes::LeaseChange::new(
+                crate::changes::ChangeSource::Engine,
+                &decision.commit,
+            )
+        },
         pending,
     );
 }

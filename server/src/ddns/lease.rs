@@ -182,7 +182,10 @@ pub fn operations_for_active(lease: &Lease, settings: &DdnsSettings, now: u32) -
         }
         // A new name (or none): the old one goes first (ISC's `do_remove`).
         if fwd_name != Some(stored.as_str()) {
-            operations.extend(removal_for(lease, settings.policy));
+            operations.extend(removal_for(lease, settings.policy).map(|mut removal| {
+                removal.then_add = fwd_name.is_some();
+                removal
+            }));
         }
     } else if let Some(stored) = text_variable(lease, var::CLIENT_FQDN) {
         // The client's own name, PTR already added: nothing to do while it stays.
@@ -260,6 +263,99 @@ pub fn variables_after(operation: &Operation, outcome: &Outcome) -> Vec<Variable
         }
     }
     changes
+}
+
+/// The operations a changed lease needs: the adds (and removals of a replaced name) of an ACTIVE
+/// lease with `settings` when `may_add`, the removal of what the variables of a lease that is
+/// no longer ACTIVE say was added.
+pub fn operations_for_change(
+    lease: &Lease,
+    settings: Option<&DdnsSettings>,
+    may_add: bool,
+    policy: Policy,
+    now: u32,
+) -> Vec<Operation> {
+    if lease.binding_state == BindingState::Active {
+        return match settings {
+            Some(settings) if may_add => operations_for_active(lease, settings, now),
+            _ => Vec::new(),
+        };
+    }
+    if !has_dns_variables(lease) {
+        return Vec::new();
+    }
+    removal_for(lease, policy).into_iter().collect()
+}
+
+/// What to do once `operation` ended with `outcome`, given the lease the store now holds at
+/// its address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Followup {
+    /// Nothing: the lease has moved on (another client, other names).
+    Nothing,
+    /// Set or unset these variables on the lease and record it (ISC
+    /// `ddns_update_lease_text`).
+    Variables(Vec<VariableChange>),
+    /// The names were removed while the same client took the lease again (a release, then a
+    /// new DHCPACK that found its names still stored): add them again.
+    Readd(Operation),
+}
+
+/// The follow-up of a finished operation on `lease` (the store's lease at the operation's
+/// address) at `now`.
+pub fn followup(operation: &Operation, outcome: &Outcome, lease: &Lease, now: u32) -> Followup {
+    let binding = &operation.binding;
+    let changes = variables_after(operation, outcome);
+    match operation.kind {
+        Kind::Add => {
+            // Only for the lease of the client the names were added for.
+            let same_client = lease.binding_state == BindingState::Active
+                && match (&binding.guard, &binding.fwd_name) {
+                    (Some(guard), Some(name)) => identity(lease)
+                        .and_then(|client| guard::guard(guard.style(), client, name).ok())
+                        .as_ref()
+                        == Some(guard),
+                    _ => true,
+                };
+            if same_client && !changes.is_empty() {
+                Followup::Variables(changes)
+            } else {
+                Followup::Nothing
+            }
+        }
+        Kind::Remove => {
+            let stored_name = text_variable(lease, var::FWD_NAME)
+                .or_else(|| text_variable(lease, var::CLIENT_FQDN));
+            let same_names = stored_name == binding.fwd_name
+                && text_variable(lease, var::REV_NAME) == binding.rev_name;
+            if !same_names || changes.is_empty() {
+                return Followup::Nothing;
+            }
+            if lease.binding_state == BindingState::Active && !operation.then_add {
+                // The client whose names these are holds the lease again: they must stay.
+                let readd = Operation::add(
+                    Binding {
+                        ttl: default_ttl(now, lease.ends),
+                        ..binding.clone()
+                    },
+                    operation.policy,
+                );
+                let same_client = match (&binding.guard, &binding.fwd_name) {
+                    (Some(guard), Some(name)) => identity(lease)
+                        .and_then(|client| guard::guard(guard.style(), client, name).ok())
+                        .as_ref()
+                        == Some(guard),
+                    _ => true,
+                };
+                return if same_client {
+                    Followup::Readd(readd)
+                } else {
+                    Followup::Nothing
+                };
+            }
+            Followup::Variables(changes)
+        }
+    }
 }
 
 /// Applies `changes` to the lease's variables.

@@ -20,6 +20,7 @@
 //! Not wired into `crate::changes::apply` yet: that needs the DDNS parameters and `zone`
 //! declarations in the parsed configuration (today the parser accepts and drops them).
 
+pub mod driver;
 pub mod fqdn;
 pub mod guard;
 pub mod lease;
