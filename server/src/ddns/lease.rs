@@ -366,7 +366,9 @@ pub fn apply_variables(lease: &mut Lease, changes: &[VariableChange]) {
                 let variables = &mut lease.extra_mut().variables;
                 match variables.iter_mut().find(|(existing, _)| existing == name) {
                     Some(entry) => entry.1 = value.clone(),
-                    None => variables.push((name.to_string(), value.clone())),
+                    // ISC binds a new variable at the head of the lease's scope, so its file
+                    // lists the latest first (`ddns-rev-name`, the guard, `ddns-fwd-name`).
+                    None => variables.insert(0, (name.to_string(), value.clone())),
                 }
             }
             None => {
