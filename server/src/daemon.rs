@@ -88,12 +88,10 @@ impl Shared {
             failover: &self.failover,
             fast_path: self.fast_path.as_deref(),
             metrics: &self.metrics,
-            dns: self.ddns.as_ref().map(|ddns| {
-                (
-                    &ddns.updater,
-                    self.engine.load().config().ddns.policy(),
-                )
-            }),
+            dns: self
+                .ddns
+                .as_ref()
+                .map(|ddns| (&ddns.updater, self.engine.load().config().ddns.policy())),
         };
         crate::changes::apply(&targets, change, token)
     }
@@ -785,7 +783,15 @@ fn worker(
             }
         }
         for ((decision, publish, dns), (message, _, _)) in decisions.drain(..).zip(&messages) {
-            dispatch(shared, socket, interface, message, decision, &dns, &mut outgoing);
+            dispatch(
+                shared,
+                socket,
+                interface,
+                message,
+                decision,
+                &dns,
+                &mut outgoing,
+            );
             // Published by the fast-path thread once the record submitted above is durable.
             if let (Some(fast_path), Some(publish)) = (&shared.fast_path, publish) {
                 fast_path.queue(publish);

@@ -32,7 +32,10 @@ fn can_run(test: &str) -> bool {
     if !common::privileged(test) {
         return false;
     }
-    if [NAMED, DIG, UDHCPC].iter().all(|path| Path::new(path).exists()) {
+    if [NAMED, DIG, UDHCPC]
+        .iter()
+        .all(|path| Path::new(path).exists())
+    {
         return true;
     }
     assert!(
@@ -127,7 +130,10 @@ impl<'a> Named<'a> {
             .output()
             .context("run dig")?;
         let text = String::from_utf8_lossy(&output.stdout);
-        let mut lines: Vec<&str> = text.lines().filter(|line| !line.starts_with(";;")).collect();
+        let mut lines: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.starts_with(";;"))
+            .collect();
         lines.sort();
         Ok(lines.join("\n"))
     }
@@ -242,9 +248,18 @@ fn scenario(test: &str, style: &str, guard_type: &str) -> Result<()> {
         address = named.dig("alpha.lab.test", "A")?;
         Ok((!address.is_empty()).then_some(()))
     })
-    .with_context(|| format!("named log:\n{}\nserver log:\n{}", named.logs(), server.proc.log_text()))?;
+    .with_context(|| {
+        format!(
+            "named log:\n{}\nserver log:\n{}",
+            named.logs(),
+            server.proc.log_text()
+        )
+    })?;
     let octets: Vec<&str> = address.split('.').collect();
-    let reverse = format!("{}.{}.{}.{}.in-addr.arpa", octets[3], octets[2], octets[1], octets[0]);
+    let reverse = format!(
+        "{}.{}.{}.{}.in-addr.arpa",
+        octets[3], octets[2], octets[1], octets[0]
+    );
     named.wait(&reverse, "PTR", "alpha.lab.test.")?;
     if named.dig("alpha.lab.test", guard_type)?.is_empty() {
         bail!("{test}: no {guard_type} guard next to alpha's A record");
@@ -293,8 +308,7 @@ fn scenario(test: &str, style: &str, guard_type: &str) -> Result<()> {
 
     // named stopped: the DHCPACK does not wait for DNS; the update follows once named is back.
     named.stop();
-    udhcpc(&lab, "02:00:00:00:dd:03", "gamma")
-        .context("the DHCPACK came while named was down")?;
+    udhcpc(&lab, "02:00:00:00:dd:03", "gamma").context("the DHCPACK came while named was down")?;
     named.spawn()?;
     wait_for("gamma's A record after named came back", DNS_WAIT, || {
         Ok((!named.dig("gamma.lab.test", "A")?.is_empty()).then_some(()))

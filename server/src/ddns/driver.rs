@@ -28,11 +28,7 @@ pub struct DdnsRuntime {
 pub fn zones_of(config: &Config) -> Zones {
     let mut usable = Vec::new();
     for declaration in &config.ddns.zones {
-        match Zones::from_declarations(
-            std::slice::from_ref(declaration),
-            &config.keys,
-            DNS_PORT,
-        ) {
+        match Zones::from_declarations(std::slice::from_ref(declaration), &config.keys, DNS_PORT) {
             Ok(_) => usable.push(declaration.clone()),
             Err(error) => log::error!("DDNS: zone {} not used: {error}", declaration.name),
         }

@@ -68,7 +68,11 @@ impl ClientFqdn {
             let whole = labels.join(&b'.');
             if !whole.is_empty() {
                 // An unterminated (partial) name is all host name (ISC `first_len`).
-                let first = if terminated { labels[0].len() } else { whole.len() };
+                let first = if terminated {
+                    labels[0].len()
+                } else {
+                    whole.len()
+                };
                 fqdn.hostname = Some(lossy(&whole[..first]));
                 if first < whole.len() {
                     fqdn.domain_name = Some(lossy(&whole[first + 1..]));

@@ -12,9 +12,7 @@
 //!   back to the lease and the lease log.
 
 use super::guard::{self, var, ClientIdentity, Guard, Style};
-use super::plan::{
-    default_ttl, reverse_name, Binding, Kind, Operation, Outcome, Policy, Side,
-};
+use super::plan::{default_ttl, reverse_name, Binding, Kind, Operation, Outcome, Policy, Side};
 use crate::lease::record::{BindingState, Lease};
 
 /// The DDNS parameters in effect for a lease (dhcpd.conf(5) "DYNAMIC DNS UPDATES"), with the
@@ -311,10 +309,12 @@ pub fn followup(operation: &Operation, outcome: &Outcome, lease: &Lease, now: u3
             // Only for the lease of the client the names were added for.
             let same_client = lease.binding_state == BindingState::Active
                 && match (&binding.guard, &binding.fwd_name) {
-                    (Some(guard), Some(name)) => identity(lease)
-                        .and_then(|client| guard::guard(guard.style(), client, name).ok())
-                        .as_ref()
-                        == Some(guard),
+                    (Some(guard), Some(name)) => {
+                        identity(lease)
+                            .and_then(|client| guard::guard(guard.style(), client, name).ok())
+                            .as_ref()
+                            == Some(guard)
+                    }
                     _ => true,
                 };
             if same_client && !changes.is_empty() {
@@ -341,10 +341,12 @@ pub fn followup(operation: &Operation, outcome: &Outcome, lease: &Lease, now: u3
                     operation.policy,
                 );
                 let same_client = match (&binding.guard, &binding.fwd_name) {
-                    (Some(guard), Some(name)) => identity(lease)
-                        .and_then(|client| guard::guard(guard.style(), client, name).ok())
-                        .as_ref()
-                        == Some(guard),
+                    (Some(guard), Some(name)) => {
+                        identity(lease)
+                            .and_then(|client| guard::guard(guard.style(), client, name).ok())
+                            .as_ref()
+                            == Some(guard)
+                    }
                     _ => true,
                 };
                 return if same_client {

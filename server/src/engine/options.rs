@@ -258,7 +258,12 @@ fn priority_list(inbound: &Inbound<'_>, available: &[(u8, Vec<u8>)]) -> Vec<u8> 
             );
             // Option 81 goes only to a client that sent one; unrequested, it comes last
             // (ISC `cons_options`).
-            if inbound.message.opts().get(OptionCode::from(code::FQDN)).is_some() {
+            if inbound
+                .message
+                .opts()
+                .get(OptionCode::from(code::FQDN))
+                .is_some()
+            {
                 list.push(code::FQDN);
             }
             if matches!(

@@ -31,7 +31,10 @@ const TEXTS: &[&str] = &["ddns-domainname", "ddns-rev-domainname", "ddns-hostnam
 
 /// Whether `word` is a DDNS parameter [`Parser::parse_ddns_parameter`] reads.
 pub(super) fn is_ddns_parameter(word: &str) -> bool {
-    FLAGS.contains(&word) || TEXTS.contains(&word) || word == "ddns-ttl" || word == "ddns-update-style"
+    FLAGS.contains(&word)
+        || TEXTS.contains(&word)
+        || word == "ddns-ttl"
+        || word == "ddns-update-style"
 }
 
 impl Parser {
@@ -296,4 +299,3 @@ impl Parser {
         matches!(self.peek().kind, TokenKind::Eof)
     }
 }
-

@@ -40,9 +40,11 @@ impl Context<'_, '_> {
         let domain_name = scopes
             .find(|scope| scope.ddns.domain_name.clone())
             .or_else(|| {
-                scopes
-                    .option(DOMAIN_NAME)
-                    .map(|name| String::from_utf8_lossy(name).trim_end_matches('\0').to_string())
+                scopes.option(DOMAIN_NAME).map(|name| {
+                    String::from_utf8_lossy(name)
+                        .trim_end_matches('\0')
+                        .to_string()
+                })
             });
         let ddns_hostname = scopes.find(|scope| scope.ddns.hostname.as_deref());
         let choice: NameChoice = choose(&NameInputs {
