@@ -1,8 +1,9 @@
 //! The one path every lease change takes after it is decided: the engine's commits, OMAPI
 //! updates, the failover partner's binding updates, expiry and kernel renewals all end in
 //! [`apply`], which does what each source's [`Effects`] say — the lease-log record (group
-//! commit), the partner's BNDUPD, the kernel's copy, the metrics. A new source of changes names
-//! its [`ChangeSource`] and gets the same four; it cannot forget one.
+//! commit), the partner's BNDUPD, the kernel's copy, the dynamic DNS updates, the metrics. A
+//! new source of changes names its [`ChangeSource`] and gets the same five; it cannot forget
+//! one.
 //!
 //! Which effects a source has is a plain table ([`ChangeSource::effects`]), tested without I/O.
 //! The I/O itself — the committer, the failover drivers' channels, the BPF maps — belongs to the
@@ -30,6 +31,21 @@ pub enum ChangeSource {
     Partner,
     /// The expiry ticker moved leases past their end.
     Expiry,
+    /// A dynamic DNS update finished: the lease variables ISC keeps (`ddns-fwd-name`, …) were
+    /// set or unset on the lease (server/ddns.c `ddns_update_lease_text`).
+    Ddns,
+}
+
+/// What a change asks of DNS (dhcpd.conf(5) "DYNAMIC DNS UPDATES").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsEffect {
+    /// Nothing.
+    None,
+    /// Remove the names of leases that are no longer ACTIVE (ISC `ddns_removals` from
+    /// `release_lease`, `abandon_lease` and `make_binding_state_transition`).
+    Remove,
+    /// That, and add the names of ACTIVE leases (ISC `ddns_updates` from `ack_lease`).
+    AddAndRemove,
 }
 
 /// What applying a change of one source does.
@@ -46,45 +62,67 @@ pub struct Effects {
     /// Withdraw the kernel's entry of every changed address the store no longer backs: the
     /// kernel may only repeat an ACK the engine would still give.
     pub reconcile_kernel: bool,
+    /// Dynamic DNS updates, handed to the updater (never waited for).
+    pub dns: DnsEffect,
 }
 
 impl ChangeSource {
-    pub const ALL: [ChangeSource; 5] = [
+    pub const ALL: [ChangeSource; 6] = [
         ChangeSource::Engine,
         ChangeSource::KernelRenewal,
         ChangeSource::Omapi,
         ChangeSource::Partner,
         ChangeSource::Expiry,
+        ChangeSource::Ddns,
     ];
 
     /// The effects of a change from this source.
     pub const fn effects(self) -> Effects {
         match self {
             // The worker withdraws or publishes as it decides (it knows the request's key).
+            // DNS: ISC adds at DHCPACK and removes at release and decline.
             ChangeSource::Engine => Effects {
                 record: true,
                 wait_durable: false,
                 tell_partner: true,
                 reconcile_kernel: false,
+                dns: DnsEffect::AddAndRemove,
             },
-            // The kernel itself made the change; its entry moves on with the horizon.
+            // The kernel itself made the change; its entry moves on with the horizon. DNS: a
+            // renewal keeps the name the DHCPACK registered (`update-optimization`).
             ChangeSource::KernelRenewal => Effects {
                 record: true,
                 wait_durable: false,
                 tell_partner: true,
                 reconcile_kernel: false,
+                dns: DnsEffect::None,
             },
+            // DNS: ISC's OMAPI state change goes through `supersede_lease` and
+            // `make_binding_state_transition`, which removes the names of a lease leaving
+            // ACTIVE; the expiry does the same.
             ChangeSource::Omapi | ChangeSource::Expiry => Effects {
                 record: true,
                 wait_durable: false,
                 tell_partner: true,
                 reconcile_kernel: true,
+                dns: DnsEffect::Remove,
             },
+            // DNS: the partner's server updates the names of the leases it gives.
             ChangeSource::Partner => Effects {
                 record: true,
                 wait_durable: true,
                 tell_partner: false,
                 reconcile_kernel: true,
+                dns: DnsEffect::None,
+            },
+            // Only the variables changed: nothing for the partner (ISC's failover does not
+            // carry them), the kernel or DNS.
+            ChangeSource::Ddns => Effects {
+                record: true,
+                wait_durable: false,
+                tell_partner: false,
+                reconcile_kernel: false,
+                dns: DnsEffect::None,
             },
         }
     }
@@ -97,6 +135,7 @@ impl ChangeSource {
             ChangeSource::Omapi => "omapi",
             ChangeSource::Partner => "partner",
             ChangeSource::Expiry => "expiry",
+            ChangeSource::Ddns => "ddns",
         }
     }
 }
@@ -109,6 +148,8 @@ pub struct LeaseChange<'a> {
     /// Failover state records written in the same batch (the partner's driver), before the
     /// leases.
     pub failover_states: &'a [FailoverStateRecord],
+    /// The DDNS settings of the engine's ACTIVE leases, by address (`Engine::ddns_settings`).
+    pub dns_settings: &'a [(std::net::Ipv4Addr, crate::ddns::lease::DdnsSettings)],
 }
 
 impl<'a> LeaseChange<'a> {
@@ -117,6 +158,7 @@ impl<'a> LeaseChange<'a> {
             source,
             leases,
             failover_states: &[],
+            dns_settings: &[],
         }
     }
 }
@@ -128,6 +170,8 @@ pub struct ChangeTargets<'a, T: Send + 'static> {
     pub failover: &'a FailoverHooks,
     pub fast_path: Option<&'a FastPathRuntime>,
     pub metrics: &'a Metrics,
+    /// The DDNS updater when `ddns-update-style` is not `none`, with the conflict flags.
+    pub dns: Option<(&'a crate::ddns::Updater, crate::ddns::Policy)>,
 }
 
 /// Applies one change with its source's effects. The record goes to the group commit with
@@ -177,6 +221,22 @@ pub fn apply<T: Send + 'static>(
     if effects.tell_partner {
         targets.failover.leases_changed(change.leases);
     }
+    if let (Some((updater, policy)), true) = (targets.dns, effects.dns != DnsEffect::None) {
+        let now = crate::clock::unix_now();
+        for lease in change.leases {
+            let settings = change
+                .dns_settings
+                .iter()
+                .find(|(address, _)| *address == lease.address)
+                .map(|(_, settings)| settings);
+            let may_add = effects.dns == DnsEffect::AddAndRemove;
+            for operation in
+                crate::ddns::lease::operations_for_change(lease, settings, may_add, policy, now)
+            {
+                updater.submit(operation);
+            }
+        }
+    }
     durable
 }
 
@@ -189,9 +249,31 @@ mod tests {
         for source in ChangeSource::ALL {
             let effects = source.effects();
             assert!(effects.record, "{source:?} must reach the lease log");
-            assert_eq!(effects.tell_partner, source != ChangeSource::Partner);
+            assert_eq!(
+                effects.tell_partner,
+                !matches!(source, ChangeSource::Partner | ChangeSource::Ddns)
+            );
             assert_eq!(effects.wait_durable, source == ChangeSource::Partner);
         }
+    }
+
+    #[test]
+    fn dns_is_updated_as_isc_does() {
+        let dns: Vec<(ChangeSource, DnsEffect)> = ChangeSource::ALL
+            .into_iter()
+            .map(|source| (source, source.effects().dns))
+            .collect();
+        assert_eq!(
+            dns,
+            [
+                (ChangeSource::Engine, DnsEffect::AddAndRemove),
+                (ChangeSource::KernelRenewal, DnsEffect::None),
+                (ChangeSource::Omapi, DnsEffect::Remove),
+                (ChangeSource::Partner, DnsEffect::None),
+                (ChangeSource::Expiry, DnsEffect::Remove),
+                (ChangeSource::Ddns, DnsEffect::None),
+            ]
+        );
     }
 
     #[test]

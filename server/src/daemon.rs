@@ -75,6 +75,8 @@ struct Shared {
     /// The starvation defence's memory (`engine::starvation`), shared by the workers: taken
     /// with the store's lock, once per batch.
     starvation: Mutex<crate::engine::starvation::StarvationState>,
+    /// Dynamic DNS updates, when `ddns-update-style` is not `none`.
+    ddns: Option<crate::ddns::driver::DdnsRuntime>,
 }
 
 impl Shared {
@@ -87,6 +89,10 @@ impl Shared {
             failover: &self.failover,
             fast_path: self.fast_path.as_deref(),
             metrics: &self.metrics,
+            dns: self
+                .ddns
+                .as_ref()
+                .map(|ddns| (&ddns.updater, self.engine.load().config().ddns.policy())),
         };
         crate::changes::apply(&targets, change, token)
     }
@@ -171,16 +177,18 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     other_records.errors = Vec::new();
     // OMAPI hosts live in the engine's table; compaction writes them from there.
     let dynamic_hosts = crate::omapi::host_table(&config, std::mem::take(&mut other_records.hosts));
-    let mut expired = 0;
+    // Kept for DDNS: their names go once the updater runs.
+    let mut expired = Vec::new();
     store
-        .for_each(|_, shard| expired += shard.expire(now).len())
+        .for_each(|_, shard| expired.extend(shard.expire(now)))
         .map_err(|error| DaemonError::Leases {
             path: leases_path.clone(),
             message: error.to_string(),
         })?;
     tracing::info!(
-        "loaded {loaded} leases from {} ({expired} expired since; {} store shard(s))",
+        "loaded {loaded} leases from {} ({} expired since; {} store shard(s))",
         leases_path.display(),
+        expired.len(),
         store.shard_count()
     );
     let leases = Arc::new(store);
@@ -254,7 +262,32 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         failover: crate::failover::hooks::FailoverHooks::new(&config),
         hosts: dynamic_hosts.clone(),
         starvation: Mutex::default(),
+        ddns: crate::ddns::driver::DdnsRuntime::start(&config)?,
     });
+    if let Some(ddns) = &shared.ddns {
+        let recorder = Arc::downgrade(&shared);
+        ddns.spawn_results(leases.clone(), move |lease| {
+            if let Some(shared) = recorder.upgrade() {
+                shared.apply(
+                    crate::changes::LeaseChange::new(
+                        crate::changes::ChangeSource::Ddns,
+                        std::slice::from_ref(lease),
+                    ),
+                    None,
+                );
+            }
+        })?;
+        // Leases that ended while the server was down: their names go now (ISC's first
+        // expiry run after start-up removes them).
+        let policy = config.ddns.policy();
+        for lease in &expired {
+            for operation in
+                crate::ddns::lease::operations_for_change(lease, None, false, policy, now)
+            {
+                ddns.updater.submit(operation);
+            }
+        }
+    }
 
     // Failover peers (docs/spec/failover.md): one driver thread, when the config declares a peer.
     let _failover = crate::failover::peer::start(
@@ -278,6 +311,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                             source: crate::changes::ChangeSource::Partner,
                             leases,
                             failover_states: states,
+                            dns_settings: &[],
                         },
                         None,
                     )
@@ -296,7 +330,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
 
     // `--metrics-listen` overrides the config's `option xdhcpd.metrics-listen`.
     if let Some(listen) = cli.metrics_listen.or(config.metrics_listen) {
-        let registry = metrics.registry(crate::metrics::collectors::Sources {
+        let mut registry = metrics.registry(crate::metrics::collectors::Sources {
             config: {
                 let shared = shared.clone();
                 Arc::new(move || shared.engine.load().config().clone())
@@ -306,6 +340,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             fast_path: shared.fast_path.clone(),
             failover: shared.failover.relationships().to_vec(),
         });
+        if let Some(ddns) = &shared.ddns {
+            ddns.metrics.register(&mut registry);
+        }
         crate::metrics::serve(listen, registry)?;
         tracing::info!("metrics on http://{listen}/metrics");
     }
@@ -390,6 +427,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                 fast_path: shared.fast_path.as_deref(),
                 interfaces: &chosen,
             });
+            if let Some(ddns) = &shared.ddns {
+                ddns.reload(shared.engine.load().config());
+            }
         }
         let now = unix_now();
         if now != last_expiry {
@@ -417,6 +457,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     // Workers finish their batch (its replies go out, its leases reach the committer).
     for worker in workers {
         let _ = worker.join();
+    }
+    if let Some(ddns) = &shared.ddns {
+        ddns.stop();
     }
     // Everything decided so far reaches the disk (and its replies the wire) before we exit.
     if shared.committer.flush().is_err() {
@@ -707,10 +750,18 @@ fn worker(
             }
         }
         for (decided, (message, _, _)) in decisions.drain(..).zip(&messages) {
-            let Some((decision, publish)) = decided else {
+            let Some((decision, publish, dns)) = decided else {
                 continue;
             };
-            dispatch(shared, socket, interface, message, decision, &mut outgoing);
+            dispatch(
+                shared,
+                socket,
+                interface,
+                message,
+                decision,
+                &dns,
+                &mut outgoing,
+            );
             // Published by the fast-path thread once the record submitted above is durable.
             if let (Some(fast_path), Some(publish)) = (&shared.fast_path, publish) {
                 fast_path.queue(publish);
@@ -733,8 +784,13 @@ fn worker(
 /// may make a template of its answer.
 type Received = (dhcproto::v4::Message, SocketAddrV4, Option<Vec<u8>>);
 
-/// A decision and the kernel publication prepared with it.
-type Decided = (Decision, Option<crate::xdp::runtime::Publish>);
+/// A decision, the kernel publication prepared with it, and the DDNS name and settings of each
+/// lease it binds.
+type Decided = (
+    Decision,
+    Option<crate::xdp::runtime::Publish>,
+    Vec<(Ipv4Addr, crate::ddns::lease::DdnsSettings)>,
+);
 
 /// Decides a received batch one store shard at a time: each request goes to the shard of the
 /// shared network whose leases it needs ([`Engine::store_network`], asked before anything is
@@ -798,6 +854,20 @@ fn decide_batch(
                 let (message, _, raw) = &messages[index];
                 let mut decision =
                     engine.handle(now, &snapshot, &request(index), &mut store, &mut starvation);
+                // The DDNS name and settings of each lease the decision binds.
+                let dns: Vec<(Ipv4Addr, crate::ddns::lease::DdnsSettings)> =
+                    match (&shared.ddns, decision.outcome) {
+                        (Some(_), Outcome::Acked(_) | Outcome::BootReplied(_)) => decision
+                            .commit
+                            .iter()
+                            .filter_map(|lease| {
+                                engine
+                                    .ddns_settings(now, &snapshot, &request(index), lease.address)
+                                    .map(|settings| (lease.address, settings))
+                            })
+                            .collect(),
+                        _ => Vec::new(),
+                    };
                 let mut publish = None;
                 if let Some(fast_path) = &shared.fast_path {
                     if let Some(raw) = raw {
@@ -813,7 +883,7 @@ fn decide_batch(
                         withdrawals.push(index);
                     }
                 }
-                decisions[index] = Some((decision, publish));
+                decisions[index] = Some((decision, publish, dns));
             }
             drop(starvation);
             drop(store);
@@ -835,6 +905,7 @@ fn dispatch(
     interface: &Interface,
     message: &dhcproto::v4::Message,
     decision: Decision,
+    dns_settings: &[(Ipv4Addr, crate::ddns::lease::DdnsSettings)],
     outgoing: &mut SendBatch,
 ) {
     let metrics = &shared.metrics;
@@ -868,7 +939,13 @@ fn dispatch(
         destination,
     });
     shared.apply(
-        crate::changes::LeaseChange::new(crate::changes::ChangeSource::Engine, &decision.commit),
+        crate::changes::LeaseChange {
+            dns_settings,
+            ..crate::changes::LeaseChange::new(
+                crate::changes::ChangeSource::Engine,
+                &decision.commit,
+            )
+        },
         pending,
     );
 }

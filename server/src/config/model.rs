@@ -81,6 +81,64 @@ pub struct Scope {
     /// `server-id-check` (global in ISC, default false): a DHCPREQUEST for a lease of a
     /// failover pool that names another server identifier is dropped (dhcpd.conf(5)).
     pub server_id_check: Option<bool>,
+    /// The DDNS parameters ISC evaluates in the lease's scopes.
+    pub ddns: DdnsScope,
+}
+
+/// The dynamic DNS parameters of one scope (dhcpd.conf(5) "DYNAMIC DNS UPDATES"), each
+/// evaluated by ISC in the scopes of the lease being acknowledged (server/ddns.c
+/// `ddns_updates`). `None` means "not set here". The expression forms (`ddns-hostname = …;`)
+/// are not evaluated: they are read, warned about and left unset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DdnsScope {
+    /// `ddns-updates` (default on).
+    pub updates: Option<bool>,
+    /// `ddns-domainname` (default: the `domain-name` option given to the client).
+    pub domain_name: Option<String>,
+    /// `ddns-rev-domainname` (default `in-addr.arpa.`).
+    pub rev_domain_name: Option<String>,
+    /// `ddns-hostname` (default: the client's FQDN host label, its host-name option, or the
+    /// configured `host-name` option).
+    pub hostname: Option<String>,
+    /// `ddns-ttl` (default half the lease time, at most an hour).
+    pub ttl: Option<u32>,
+    /// `update-optimization` (default on).
+    pub update_optimization: Option<bool>,
+    /// `update-static-leases` (default off).
+    pub update_static_leases: Option<bool>,
+    /// `do-forward-updates` (default on).
+    pub do_forward_updates: Option<bool>,
+    /// `do-reverse-updates` (default on).
+    pub do_reverse_updates: Option<bool>,
+    /// `allow|deny|ignore client-updates` or `client-updates FLAG`: `Some(Permission::Allow)`
+    /// lets a client that asks to (RFC 4702 S bit clear) update its own A record.
+    pub client_updates: Option<Permission>,
+    /// `fqdn-reply` (default on): whether option 81 is answered.
+    pub fqdn_reply: Option<bool>,
+}
+
+/// The DDNS settings ISC reads only from the global scope (server/dhcpd.c
+/// `postconf_initialization`: the update style and the conflict mask).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DdnsGlobal {
+    /// `ddns-update-style`; `None` is `none`, ISC's default.
+    pub style: Option<crate::ddns::Style>,
+    /// `update-conflict-detection` (default on).
+    pub conflict_detection: Option<bool>,
+    /// `ddns-guard-id-must-match` (default on).
+    pub guard_id_must_match: Option<bool>,
+    /// `zone NAME { primary …; secondary …; key …; }` declarations, in order.
+    pub zones: Vec<crate::ddns::ZoneDeclaration>,
+}
+
+impl DdnsGlobal {
+    /// The conflict flags (server/ddns.c `get_conflict_mask`).
+    pub fn policy(&self) -> crate::ddns::Policy {
+        crate::ddns::Policy::new(
+            self.conflict_detection.unwrap_or(true),
+            self.guard_id_must_match.unwrap_or(true),
+        )
+    }
 }
 
 /// `subnet A netmask M { … }`.
@@ -285,6 +343,8 @@ pub struct Config {
     pub starvation: super::xdhcpd::StarvationConfig,
     /// `option xdhcpd.omapi-*` settings of the OMAPI listener (config/xdhcpd.rs).
     pub omapi: super::xdhcpd::OmapiSettings,
+    /// `ddns-update-style`, the conflict flags and the `zone` declarations.
+    pub ddns: DdnsGlobal,
     pub warnings: Vec<Warning>,
     /// The address map, built on first lookup ([`Config::addresses`]).
     pub address_index: super::addresses::AddressIndexCell,

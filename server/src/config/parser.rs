@@ -6,6 +6,7 @@
 //! class, key, include…), `values` (`option` statements and their wire encoding), `failover`
 //! (`failover peer`), `validate` (cross-declaration rules run after parsing).
 
+mod ddns;
 mod declarations;
 mod failover;
 mod server_space;

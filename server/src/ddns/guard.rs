@@ -37,6 +37,8 @@ pub mod var {
     pub const DHCID: &str = "ddns-dhcid";
     /// The interim style's TXT string.
     pub const TXT: &str = "ddns-txt";
+    /// The name a client registered itself, which the server's PTR record points to.
+    pub const CLIENT_FQDN: &str = "ddns-client-fqdn";
 }
 
 /// A guard record's value.

@@ -12,20 +12,23 @@
 //!   back to the lease and the lease log.
 
 use super::guard::{self, var, ClientIdentity, Guard, Style};
-use super::plan::{
-    default_ttl, forward_name, reverse_name, Binding, Kind, Operation, Outcome, Policy, Side,
-};
+use super::plan::{default_ttl, reverse_name, Binding, Kind, Operation, Outcome, Policy, Side};
 use crate::lease::record::{BindingState, Lease};
 
-/// The DDNS parameters in effect for a lease (dhcpd.conf(5) "DYNAMIC DNS UPDATES").
+/// The DDNS parameters in effect for a lease (dhcpd.conf(5) "DYNAMIC DNS UPDATES"), with the
+/// name already chosen (`super::fqdn::choose`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DdnsSettings {
     /// `ddns-update-style`; `None` is `none` (the default): no updates.
     pub style: Option<Style>,
-    /// `ddns-domainname`, by default the `domain-name` option the lease is given.
-    pub domain_name: Option<String>,
-    /// `ddns-rev-domainname`, default `in-addr.arpa.`.
-    pub rev_domain_name: String,
+    /// The forward name (ISC's `ddns_fwd_name`: `ddns-hostname`.`ddns-domainname`, or the
+    /// client's own FQDN when it updates its A record); `None`: no name to register.
+    pub fwd_name: Option<String>,
+    /// The client updates its A record itself (`client-updates`, RFC 4702 S bit clear): only
+    /// the PTR record is the server's.
+    pub client_updates_a: bool,
+    /// `ddns-rev-domainname`, default `in-addr.arpa.`; `None` under `do-reverse-updates off`.
+    pub rev_domain_name: Option<String>,
     /// `ddns-ttl`; by default half the lease time left, at most an hour.
     pub ttl: Option<u32>,
     /// `update-conflict-detection`, `ddns-guard-id-must-match`.
@@ -38,8 +41,9 @@ impl Default for DdnsSettings {
     fn default() -> Self {
         Self {
             style: None,
-            domain_name: None,
-            rev_domain_name: "in-addr.arpa.".into(),
+            fwd_name: None,
+            client_updates_a: false,
+            rev_domain_name: Some("in-addr.arpa.".into()),
             ttl: None,
             policy: Policy::default(),
             update_optimization: true,
@@ -116,17 +120,35 @@ pub fn stored_guard(lease: &Lease) -> Option<Guard> {
 }
 
 /// The removal of what a lease's variables say was added; `None` when they say nothing
-/// (ISC: "No scope implies that DDNS has not been performed for this lease").
+/// (ISC: "No scope implies that DDNS has not been performed for this lease"). A name the
+/// client registered itself (`ddns-client-fqdn`) keeps its A record; only the PTR goes.
 pub fn removal_for(lease: &Lease, policy: Policy) -> Option<Operation> {
+    let (fwd_name, guard) = match text_variable(lease, var::FWD_NAME) {
+        Some(name) => (Some(name), stored_guard(lease)),
+        None => (text_variable(lease, var::CLIENT_FQDN), None),
+    };
     let binding = Binding {
         address: lease.address,
-        fwd_name: text_variable(lease, var::FWD_NAME),
+        fwd_name,
         rev_name: text_variable(lease, var::REV_NAME),
-        guard: stored_guard(lease),
+        guard,
         ttl: 0,
     };
     let operation = Operation::remove(binding, policy);
     operation.first_step().is_some().then_some(operation)
+}
+
+/// Whether the lease carries variables of names added to DNS (a removal is due when it stops
+/// being ACTIVE).
+pub fn has_dns_variables(lease: &Lease) -> bool {
+    lease.extra.as_deref().is_some_and(|extra| {
+        extra.variables.iter().any(|(name, _)| {
+            matches!(
+                name.as_str(),
+                var::FWD_NAME | var::REV_NAME | var::CLIENT_FQDN | var::DHCID | var::TXT
+            )
+        })
+    })
 }
 
 /// The client identity of a lease, as ISC picks it for the guard.
@@ -141,8 +163,8 @@ fn identity(lease: &Lease) -> Option<ClientIdentity<'_>> {
     })
 }
 
-/// The operations an ACTIVE lease needs at `now`, in order; empty when updates are off, the
-/// lease has no host name or no domain applies, or the stored name is already this one.
+/// The operations an ACTIVE lease needs at `now`, in order; empty when updates are off, there
+/// is no name, or the stored name is already this one (`update-optimization`).
 pub fn operations_for_active(lease: &Lease, settings: &DdnsSettings, now: u32) -> Vec<Operation> {
     let Some(style) = settings.style else {
         return Vec::new();
@@ -150,36 +172,47 @@ pub fn operations_for_active(lease: &Lease, settings: &DdnsSettings, now: u32) -
     if lease.binding_state != BindingState::Active {
         return Vec::new();
     }
-    let fwd_name = match (lease.client_hostname(), settings.domain_name.as_deref()) {
-        (Some(host), Some(domain)) => forward_name(host, domain),
-        _ => None,
-    };
-    let stored = text_variable(lease, var::FWD_NAME);
+    let fwd_name = settings.fwd_name.as_deref();
     let mut operations = Vec::new();
-    if let Some(stored) = &stored {
-        if fwd_name.as_deref() == Some(stored.as_str()) && settings.update_optimization {
+    if let Some(stored) = text_variable(lease, var::FWD_NAME) {
+        if fwd_name == Some(stored.as_str()) && settings.update_optimization {
             return Vec::new();
         }
         // A new name (or none): the old one goes first (ISC's `do_remove`).
-        if fwd_name.as_deref() != Some(stored.as_str()) {
-            operations.extend(removal_for(lease, settings.policy));
+        if fwd_name != Some(stored.as_str()) {
+            operations.extend(removal_for(lease, settings.policy).map(|mut removal| {
+                removal.then_add = fwd_name.is_some();
+                removal
+            }));
+        }
+    } else if let Some(stored) = text_variable(lease, var::CLIENT_FQDN) {
+        // The client's own name, PTR already added: nothing to do while it stays.
+        if fwd_name == Some(stored.as_str()) && settings.update_optimization {
+            return Vec::new();
         }
     }
     let Some(fwd_name) = fwd_name.filter(|name| name.len() <= 255) else {
         return operations;
     };
-    let Some(guard) =
-        identity(lease).and_then(|client| guard::guard(style, client, &fwd_name).ok())
-    else {
-        return operations;
+    let guard = if settings.client_updates_a {
+        None
+    } else {
+        match identity(lease).and_then(|client| guard::guard(style, client, fwd_name).ok()) {
+            Some(guard) => Some(guard),
+            None => return operations,
+        }
     };
-    let rev_name = reverse_name(lease.address, &settings.rev_domain_name);
+    let rev_name = settings
+        .rev_domain_name
+        .as_deref()
+        .map(|domain| reverse_name(lease.address, domain))
+        .filter(|name| name.len() <= 255);
     operations.push(Operation::add(
         Binding {
             address: lease.address,
-            fwd_name: Some(fwd_name),
-            rev_name: (rev_name.len() <= 255).then_some(rev_name),
-            guard: Some(guard),
+            fwd_name: Some(fwd_name.to_string()),
+            rev_name,
+            guard,
             ttl: settings.ttl.unwrap_or_else(|| default_ttl(now, lease.ends)),
         },
         settings.policy,
@@ -205,6 +238,11 @@ pub fn variables_after(operation: &Operation, outcome: &Outcome) -> Vec<Variable
                 if let Some(rev_name) = &binding.rev_name {
                     changes.push((var::REV_NAME, Some(quote(rev_name.as_bytes()))));
                 }
+                // The client's own name, which its PTR record points to (ISC `ADD_PTR`
+                // without `DDNS_UPDATE_ADDR`).
+                if let (None, Some(name)) = (&binding.guard, &binding.fwd_name) {
+                    changes.push((var::CLIENT_FQDN, Some(quote(name.as_bytes()))));
+                }
             }
         }
         Kind::Remove => {
@@ -216,10 +254,110 @@ pub fn variables_after(operation: &Operation, outcome: &Outcome) -> Vec<Variable
             }
             if outcome.reverse == Side::Done {
                 changes.push((var::REV_NAME, None));
+                if binding.guard.is_none() {
+                    changes.push((var::CLIENT_FQDN, None));
+                }
             }
         }
     }
     changes
+}
+
+/// The operations a changed lease needs: the adds (and removals of a replaced name) of an ACTIVE
+/// lease with `settings` when `may_add`, the removal of what the variables of a lease that is
+/// no longer ACTIVE say was added.
+pub fn operations_for_change(
+    lease: &Lease,
+    settings: Option<&DdnsSettings>,
+    may_add: bool,
+    policy: Policy,
+    now: u32,
+) -> Vec<Operation> {
+    if lease.binding_state == BindingState::Active {
+        return match settings {
+            Some(settings) if may_add => operations_for_active(lease, settings, now),
+            _ => Vec::new(),
+        };
+    }
+    if !has_dns_variables(lease) {
+        return Vec::new();
+    }
+    removal_for(lease, policy).into_iter().collect()
+}
+
+/// What to do once `operation` ended with `outcome`, given the lease the store now holds at
+/// its address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Followup {
+    /// Nothing: the lease has moved on (another client, other names).
+    Nothing,
+    /// Set or unset these variables on the lease and record it (ISC
+    /// `ddns_update_lease_text`).
+    Variables(Vec<VariableChange>),
+    /// The names were removed while the same client took the lease again (a release, then a
+    /// new DHCPACK that found its names still stored): add them again.
+    Readd(Operation),
+}
+
+/// The follow-up of a finished operation on `lease` (the store's lease at the operation's
+/// address) at `now`.
+pub fn followup(operation: &Operation, outcome: &Outcome, lease: &Lease, now: u32) -> Followup {
+    let binding = &operation.binding;
+    let changes = variables_after(operation, outcome);
+    match operation.kind {
+        Kind::Add => {
+            // Only for the lease of the client the names were added for.
+            let same_client = lease.binding_state == BindingState::Active
+                && match (&binding.guard, &binding.fwd_name) {
+                    (Some(guard), Some(name)) => {
+                        identity(lease)
+                            .and_then(|client| guard::guard(guard.style(), client, name).ok())
+                            .as_ref()
+                            == Some(guard)
+                    }
+                    _ => true,
+                };
+            if same_client && !changes.is_empty() {
+                Followup::Variables(changes)
+            } else {
+                Followup::Nothing
+            }
+        }
+        Kind::Remove => {
+            let stored_name = text_variable(lease, var::FWD_NAME)
+                .or_else(|| text_variable(lease, var::CLIENT_FQDN));
+            let same_names = stored_name == binding.fwd_name
+                && text_variable(lease, var::REV_NAME) == binding.rev_name;
+            if !same_names || changes.is_empty() {
+                return Followup::Nothing;
+            }
+            if lease.binding_state == BindingState::Active && !operation.then_add {
+                // The client whose names these are holds the lease again: they must stay.
+                let readd = Operation::add(
+                    Binding {
+                        ttl: default_ttl(now, lease.ends),
+                        ..binding.clone()
+                    },
+                    operation.policy,
+                );
+                let same_client = match (&binding.guard, &binding.fwd_name) {
+                    (Some(guard), Some(name)) => {
+                        identity(lease)
+                            .and_then(|client| guard::guard(guard.style(), client, name).ok())
+                            .as_ref()
+                            == Some(guard)
+                    }
+                    _ => true,
+                };
+                return if same_client {
+                    Followup::Readd(readd)
+                } else {
+                    Followup::Nothing
+                };
+            }
+            Followup::Variables(changes)
+        }
+    }
 }
 
 /// Applies `changes` to the lease's variables.
@@ -230,7 +368,9 @@ pub fn apply_variables(lease: &mut Lease, changes: &[VariableChange]) {
                 let variables = &mut lease.extra_mut().variables;
                 match variables.iter_mut().find(|(existing, _)| existing == name) {
                     Some(entry) => entry.1 = value.clone(),
-                    None => variables.push((name.to_string(), value.clone())),
+                    // ISC binds a new variable at the head of the lease's scope, so its file
+                    // lists the latest first (`ddns-rev-name`, the guard, `ddns-fwd-name`).
+                    None => variables.insert(0, (name.to_string(), value.clone())),
                 }
             }
             None => {

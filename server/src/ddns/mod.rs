@@ -15,11 +15,16 @@
 //! - [`tsig`] — RFC 8945 signing and verification (hmac-md5, hmac-sha2);
 //! - [`wire`] — RFC 2136 messages encoded and answers decoded with hickory-proto;
 //! - [`updater`] — the driver: a bounded queue and one task that sends, off the packet path;
-//! - [`metrics`] — `xdhcpd_ddns_*`, registered with the daemon's metrics.
+//! - [`metrics`] — `xdhcpd_ddns_*`, registered with the daemon's metrics;
+//! - [`fqdn`] — option 81 and the choice of the name (the engine asks at DHCPACK);
+//! - [`driver`] — the daemon's updater and the thread that writes the variables of finished
+//!   operations back through `crate::changes::apply` (source `Ddns`).
 //!
-//! Not wired into `crate::changes::apply` yet: that needs the DDNS parameters and `zone`
-//! declarations in the parsed configuration (today the parser accepts and drops them).
+//! Wired through `crate::changes`: each source's `Effects::dns` says whether its changes add
+//! or remove names.
 
+pub mod driver;
+pub mod fqdn;
 pub mod guard;
 pub mod lease;
 pub mod metrics;

@@ -215,6 +215,9 @@ pub struct Operation {
     pub kind: Kind,
     pub binding: Binding,
     pub policy: Policy,
+    /// A removal of the name an ACTIVE lease gives up for a new one, whose add follows (ISC's
+    /// `do_remove` with `next_op`): when it ends, the lease's variables are the add's business.
+    pub then_add: bool,
     /// The forward side's end, once known.
     forward_side: Option<Side>,
 }
@@ -225,6 +228,7 @@ impl Operation {
             kind: Kind::Add,
             binding,
             policy,
+            then_add: false,
             forward_side: None,
         }
     }
@@ -234,6 +238,7 @@ impl Operation {
             kind: Kind::Remove,
             binding,
             policy,
+            then_add: false,
             forward_side: None,
         }
     }

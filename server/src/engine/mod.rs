@@ -239,6 +239,19 @@ impl Engine {
         request::handle(self, now, snapshot, request, leases, starvation)
     }
 
+    /// The DDNS settings (with the name) of `address`, just acknowledged to the client of
+    /// `request` (dhcpd.conf(5) "DYNAMIC DNS UPDATES", resolved through the same scopes as the
+    /// DHCPACK); `None` when no update applies. Sans-IO like [`Engine::handle`].
+    pub fn ddns_settings(
+        &self,
+        now: UnixTime,
+        snapshot: &Snapshot,
+        request: &Request<'_>,
+        address: Ipv4Addr,
+    ) -> Option<crate::ddns::lease::DdnsSettings> {
+        request::ddns_settings_for(self, now, snapshot, request, address)
+    }
+
     /// Moves the leases of `leases` past their end to their next state (the expiry ticker;
     /// the caller persists the changes and hands them to the peer drivers). Under failover
     /// ISC's `pool_timer` rules apply (docs/spec/failover.md §8.3): a secondary in NORMAL leaves active

@@ -78,6 +78,8 @@ pub(crate) struct Assembly<'m> {
     /// `filename` / `server-name` fills them (RFC 2132 §9.3). ISC's NAK, INFORM and fixed-address
     /// BOOTP replies never overload.
     pub may_overload: bool,
+    /// Option 81 answering the client's (RFC 4702, ISC `ddns_updates`).
+    pub fqdn: Option<Vec<u8>>,
 }
 
 /// The BOOTREPLY header for `inbound` (RFC 2131 §4.3.1 table 3): xid, flags, giaddr, hops and
@@ -129,6 +131,9 @@ pub(crate) fn finish(
     }
     if let Some(text) = assembly.message {
         put(code::MESSAGE, text.as_bytes().to_vec());
+    }
+    if let Some(fqdn) = &assembly.fqdn {
+        put(code::FQDN, fqdn.clone());
     }
     if assembly.configured {
         let configured = |code: u8| scopes.and_then(|scopes| scopes.option(code)).is_some();
@@ -266,6 +271,16 @@ fn priority_list(
                     .copied()
                     .filter(|code| *code != code::AGENT_OPTIONS),
             );
+            // Option 81 goes only to a client that sent one; unrequested, it comes last
+            // (ISC `cons_options`).
+            if inbound
+                .message
+                .opts()
+                .get(OptionCode::from(code::FQDN))
+                .is_some()
+            {
+                list.push(code::FQDN);
+            }
             if matches!(
                 inbound.message_type,
                 Some(MessageType::Discover) | Some(MessageType::Request)

@@ -23,7 +23,10 @@ use super::{
     OFFER_HOLD_SECONDS,
 };
 
+mod ddns;
 mod notices;
+
+pub(crate) use ddns::settings_for as ddns_settings_for;
 
 /// Entry point: validate, then dispatch on the message type (RFC 2131 §3, table 2).
 pub(crate) fn handle(
@@ -144,6 +147,7 @@ impl<'e> Context<'e, '_> {
             configured: true,
             echo_client_id: true,
             may_overload: false,
+            fqdn: None,
         }
     }
 
@@ -647,6 +651,12 @@ impl<'e> Context<'e, '_> {
             _ => false,
         };
         let destination = self.destination(&message, same_network);
+        // ISC `ddns_updates` answers the client's option 81 (for dynamic leases; the
+        // operations follow from the committed lease, `crate::changes`).
+        let fqdn = match candidate {
+            Candidate::Dynamic { .. } => self.ddns(&scopes).and_then(|ddns| ddns.reply),
+            Candidate::Fixed { .. } => None,
+        };
         let reply = finish(
             message,
             &self.inbound,
@@ -654,6 +664,7 @@ impl<'e> Context<'e, '_> {
             // ISC `dhcp_reply` may overload `file` and `sname`.
             &Assembly {
                 may_overload: true,
+                fqdn,
                 ..self.configured_assembly(
                     &scopes,
                     Some(MessageType::Ack),

@@ -141,7 +141,13 @@ fn read_options(bytes: &[u8]) -> Result<(Instances<'_>, u8), DecodeError> {
 /// The packet as dhcproto should see it: the fixed header (`file` and `sname` zeroed when they
 /// held options), the cookie, and each option once, its instances adjacent in reading order
 /// (dhcproto concatenates adjacent instances, RFC 3396 §5), then END.
-fn canonical_packet(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
+/// The client FQDN option (RFC 4702): kept out of dhcproto, which reads its name in DNS wire
+/// form whatever the E flag says (an ASCII name, E clear, came out mangled); the engine reads
+/// the client's bytes (`crate::ddns::fqdn`).
+const CLIENT_FQDN: u8 = 81;
+
+/// The canonical packet for dhcproto, and the value of option 81 (its instances joined).
+fn canonical_packet(bytes: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>), DecodeError> {
     let (mut found, overload) = read_options(bytes)?;
     // Group the instances by code, codes in order of first appearance, instances in order.
     let mut rank = [u16::MAX; 256];
@@ -176,13 +182,18 @@ fn canonical_packet(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
     if overload & 2 != 0 {
         canonical[SNAME].fill(0);
     }
+    let mut fqdn: Option<Vec<u8>> = None;
     for (code, value) in &found {
+        if *code == CLIENT_FQDN {
+            fqdn.get_or_insert_with(Vec::new).extend_from_slice(value);
+            continue;
+        }
         canonical.push(*code);
         canonical.push(value.len() as u8);
         canonical.extend_from_slice(value);
     }
     canonical.push(END);
-    Ok(canonical)
+    Ok((canonical, fqdn))
 }
 
 /// Decodes `bytes` into a message, or says why not. Never panics.
@@ -194,10 +205,16 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
     if bytes.len() < OPTIONS_OFFSET {
         return Err(DecodeError::Undecodable);
     }
-    let canonical = canonical_packet(bytes)?;
-    std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(&canonical)))
+    let (canonical, fqdn) = canonical_packet(bytes)?;
+    let mut message = std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(&canonical)))
         .map_err(|_| DecodeError::Undecodable)?
-        .map_err(|_| DecodeError::Undecodable)
+        .map_err(|_| DecodeError::Undecodable)?;
+    if let Some(value) = fqdn {
+        message.opts_mut().insert(dhcproto::v4::DhcpOption::Unknown(
+            dhcproto::v4::UnknownOption::new(OptionCode::ClientFQDN, value),
+        ));
+    }
+    Ok(message)
 }
 
 #[cfg(test)]

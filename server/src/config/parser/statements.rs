@@ -6,7 +6,6 @@
 use super::{Block, BlockKind, ParseResult, Parser};
 use crate::config::lexer::{Span, TokenKind};
 use crate::config::model::Permission;
-use crate::config::ConfigErrorKind;
 
 /// Parameters tagged "later" that have no field in the model: accepted with a warning.
 const LATER_PARAMETERS: &[&str] = &[
@@ -43,24 +42,13 @@ const LATER_PARAMETERS: &[&str] = &[
     "abandon-lease-time-v6",
 ];
 
-/// Must-parse parameters without behaviour yet (DDNS and friends): accepted silently.
+/// Must-parse parameters without behaviour yet: accepted silently.
 const ACCEPTED_PARAMETERS: &[&str] = &[
-    "ddns-updates",
-    "ddns-domainname",
-    "ddns-rev-domainname",
-    "ddns-hostname",
-    "ddns-ttl",
     "ddns-local-address4",
     "ddns-local-address6",
     "ddns-dual-stack-mixed-mode",
-    "ddns-guard-id-must-match",
     "ddns-other-guard-is-dynamic",
-    "update-static-leases",
-    "update-optimization",
-    "update-conflict-detection",
-    "do-forward-updates",
     "stash-agent-options",
-    "client-updates",
 ];
 
 /// Declarations and statements of DHCPv6 or other unsupported areas: a block or a statement.
@@ -71,7 +59,6 @@ const LATER_DECLARATIONS: &[&str] = &[
     "fixed-address6",
     "fixed-prefix6",
     "host-identifier",
-    "zone",
     "define",
     "ia-na",
     "ia-ta",
@@ -125,6 +112,7 @@ impl Parser {
             "failover" => self.parse_failover(block),
             "no" => self.parse_no_failover(block),
             "key" => self.parse_key(),
+            "zone" => self.parse_zone(block),
             "allow" | "deny" | "ignore" => self.parse_allow_deny(block, &word),
             "hardware" => self.parse_hardware(block),
             "fixed-address" => self.parse_fixed_address(block),
@@ -246,36 +234,6 @@ impl Parser {
                     }
                 }
             }
-            "ddns-update-style" => {
-                self.bump();
-                let style = self.peek().clone();
-                match &style.kind {
-                    TokenKind::Name(name) if name.eq_ignore_ascii_case("ad-hoc") => {
-                        return Err(self.error_at(
-                            style.span,
-                            ConfigErrorKind::Unsupported {
-                                what: "`ddns-update-style ad-hoc`".to_string(),
-                            },
-                        ));
-                    }
-                    TokenKind::Name(name)
-                        if ["none", "interim", "standard"]
-                            .iter()
-                            .any(|known| name.eq_ignore_ascii_case(known)) =>
-                    {
-                        let updates = !name.eq_ignore_ascii_case("none");
-                        self.bump();
-                        self.expect_semicolon()?;
-                        if updates {
-                            self.warn(
-                                style.span,
-                                "DDNS updates are not implemented; treated as `none`",
-                            );
-                        }
-                    }
-                    _ => return Err(self.expected("`none`, `interim` or `standard`")),
-                }
-            }
             "log-facility" => {
                 self.bump();
                 let facility = self.peek().clone();
@@ -344,6 +302,9 @@ impl Parser {
                 self.config.omapi_key = Some(name);
                 self.side.omapi_key_span = Some(name_span);
             }
+            _ if super::ddns::is_ddns_parameter(word) => {
+                self.parse_ddns_parameter(block, word, span)?;
+            }
             _ if ACCEPTED_PARAMETERS.contains(&word) => {
                 self.bump();
                 self.parse_loose_value()?;
@@ -385,12 +346,8 @@ impl Parser {
         match word {
             "allow" | "deny" | "ignore" => self.parse_allow_deny(block, word),
             "key" => self.parse_key(),
-            "zone" => {
-                self.bump();
-                self.warn(span, "`zone` is not supported yet; ignored");
-                self.skip_statement();
-                Ok(())
-            }
+            // ISC enters a zone while parsing, whatever the condition.
+            "zone" => self.parse_zone(block),
             _ => match super::server_space::server_option_format(word) {
                 Some(format) => {
                     self.bump();
@@ -517,7 +474,7 @@ impl Parser {
             "bootp" => self.scope_mut(scope).bootp = Some(permission),
             "booting" => self.scope_mut(scope).booting = Some(permission),
             "declines" => self.scope_mut(scope).declines = Some(permission),
-            "client-updates" => {}
+            "client-updates" => self.scope_mut(scope).ddns.client_updates = Some(permission),
             "duplicates" | "leasequery" => {
                 self.warn(
                     flag.span,

@@ -410,7 +410,7 @@ subnet 10.0.0.0 netmask 255.0.0.0 {
 fn later_statements_warn_with_location() {
     let config = parse(
         r#"local-port 67;
-zone example.com. { primary 10.0.0.1; key k; }
+key k { algorithm hmac-md5; secret "YQ=="; } zone example.com. { primary 10.0.0.1; key k; }
 if option user-class = "x" { option domain-name "y"; } elsif known { set a = 1; } else { log(info, "z"); }
 on commit { execute("/bin/true", "a"); }
 host h { hardware token-ring 00:11; fixed-address printer.example.com; }
@@ -428,12 +428,10 @@ supersede domain-name "z"; prepend domain-name-servers 10.0.0.1;
         warnings,
         vec![
             "test.conf:1:1: `local-port` is not supported yet; ignored",
-            "test.conf:2:1: `zone` is not supported yet; ignored",
             "test.conf:3:1: `if` statement is not evaluated; its body is ignored",
             "test.conf:4:1: `on` event statement is not evaluated; its body is ignored",
             "test.conf:5:19: hardware type `token-ring` is not supported yet (only ethernet)",
             "test.conf:5:51: hostname not resolved: `printer.example.com` (only dotted-quad addresses are used)",
-            "test.conf:6:19: DDNS updates are not implemented; treated as `none`",
             "test.conf:8:28: `prepend` is not supported yet; option `domain-name-servers` ignored",
         ]
     );
@@ -660,4 +658,63 @@ fn server_id_check_is_a_flag_of_the_scope() {
     let config = parse("option server.server-id-check = false;");
     assert_eq!(config.scopes[0].server_id_check, Some(false));
     assert_eq!(parse("").scopes[0].server_id_check, None);
+}
+
+#[test]
+fn ddns_parameters_and_zones() {
+    let config = parse(
+        r#"ddns-update-style standard;
+update-conflict-detection false;
+key "upd" { algorithm hmac-sha256; secret "Zm9vYmFy"; }
+zone example.org { primary 192.0.2.53, 192.0.2.54; secondary 198.51.100.53; key upd; }
+zone 2.0.192.in-addr.arpa. { primary 192.0.2.53; key "upd"; }
+ddns-domainname "example.org"; ddns-ttl 600; deny client-updates;
+subnet 192.0.2.0 netmask 255.255.255.0 {
+  ddns-updates off; ddns-rev-domainname "in-addr.arpa."; update-optimization false;
+  client-updates ignore; do-forward-updates off; ddns-hostname = "x";
+  ddns-update-style interim;
+}
+"#,
+    );
+    use crate::ddns::Style;
+    assert_eq!(config.ddns.style, Some(Style::Standard));
+    assert_eq!(config.ddns.policy(), crate::ddns::Policy::new(false, true));
+    assert_eq!(config.ddns.zones.len(), 2);
+    let zone = &config.ddns.zones[0];
+    assert_eq!(zone.name, "example.org");
+    assert_eq!(zone.primaries.len(), 2);
+    assert_eq!(zone.secondaries.len(), 1);
+    assert_eq!(zone.key.as_deref(), Some("upd"));
+    assert_eq!(config.ddns.zones[1].key.as_deref(), Some("upd"));
+    let global = &config.scopes[0].ddns;
+    assert_eq!(global.domain_name.as_deref(), Some("example.org"));
+    assert_eq!(global.ttl, Some(600));
+    assert_eq!(global.client_updates, Some(Permission::Deny));
+    let subnet = &config.scope(config.subnets[0].scope).ddns;
+    assert_eq!(subnet.updates, Some(false));
+    assert_eq!(subnet.update_optimization, Some(false));
+    assert_eq!(subnet.client_updates, Some(Permission::Ignore));
+    assert_eq!(subnet.do_forward_updates, Some(false));
+    assert_eq!(subnet.hostname, None);
+    let warnings: Vec<_> = config
+        .warnings
+        .iter()
+        .map(|warning| format!("{}: {}", warning.location, warning.message))
+        .collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "test.conf:9:50: `ddns-hostname = EXPR` is not evaluated; the default is used",
+            "test.conf:10:3: `ddns-update-style` counts only at the top level (as in ISC dhcpd); ignored here",
+        ]
+    );
+    // ISC looks the key up while it reads the zone: it must be declared before.
+    assert_eq!(
+        errors("zone example.org { primary 10.0.0.1; key later; }\nkey later { algorithm hmac-md5; secret \"YQ==\"; }"),
+        vec!["test.conf:1:42: expected the name of a key declared before, found unknown key later"]
+    );
+    assert_eq!(
+        errors("zone example.org { primary 10.0.0.1; primary 10.0.0.2; }"),
+        vec!["test.conf:1:38: expected one `primary` statement per zone, found more than one primary"]
+    );
 }

@@ -24,7 +24,7 @@ fn isc_quotify(bytes: &[u8]) -> String {
 fn settings(style: Style) -> DdnsSettings {
     DdnsSettings {
         style: Some(style),
-        domain_name: Some("example.com".into()),
+        fwd_name: Some("chi.example.com".into()),
         ..DdnsSettings::default()
     }
 }
@@ -135,8 +135,9 @@ fn an_active_lease_is_added_once_then_left_alone() {
     always.update_optimization = false;
     assert_eq!(operations_for_active(&lease, &always, 1_300).len(), 1);
     // A new host name: the old name goes first.
-    lease.set_client_hostname(Some("chi2"));
-    let operations = operations_for_active(&lease, &settings(Style::Standard), 1_300);
+    let mut renamed = settings(Style::Standard);
+    renamed.fwd_name = Some("chi2.example.com".into());
+    let operations = operations_for_active(&lease, &renamed, 1_300);
     assert_eq!(
         operations
             .iter()
@@ -157,12 +158,9 @@ fn an_active_lease_is_added_once_then_left_alone() {
 fn nothing_without_style_name_domain_or_active_state() {
     let lease = active_lease();
     assert!(operations_for_active(&lease, &DdnsSettings::default(), 1_000).is_empty());
-    let mut no_domain = settings(Style::Interim);
-    no_domain.domain_name = None;
-    assert!(operations_for_active(&lease, &no_domain, 1_000).is_empty());
-    let mut anonymous = active_lease();
-    anonymous.set_client_hostname(None);
-    assert!(operations_for_active(&anonymous, &settings(Style::Interim), 1_000).is_empty());
+    let mut no_name = settings(Style::Interim);
+    no_name.fwd_name = None;
+    assert!(operations_for_active(&lease, &no_name, 1_000).is_empty());
     let mut free = active_lease();
     free.binding_state = BindingState::Free;
     assert!(operations_for_active(&free, &settings(Style::Interim), 1_000).is_empty());

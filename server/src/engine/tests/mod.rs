@@ -2,6 +2,7 @@
 //! rule, plus the golden capture of ISC dhcpd 4.4 (`capture.rs`).
 
 mod capture;
+mod ddns;
 mod decline;
 mod failover;
 mod lease;

@@ -1,0 +1,112 @@
+//! Dynamic DNS at DHCPACK time (server/dhcp.c `ack_lease` → server/ddns.c `ddns_updates`):
+//! the parameters and the name, resolved through the scopes of the lease being acknowledged,
+//! and the option 81 the DHCPACK answers with. The updates themselves are the daemon's
+//! (`crate::changes` hands the operations to `crate::ddns::Updater`); the engine only decides.
+
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::ddns::fqdn::{choose, ClientFqdn, NameChoice, NameInputs};
+use crate::ddns::lease::DdnsSettings;
+
+/// Option 15 (RFC 2132 §3.17), `config-option domain-name` of ISC's default
+/// `ddns-domainname`.
+const DOMAIN_NAME: u8 = 15;
+
+/// What DDNS means for one acknowledged lease.
+pub(crate) struct DdnsDecision {
+    pub settings: DdnsSettings,
+    pub reply: Option<Vec<u8>>,
+}
+
+impl Context<'_, '_> {
+    /// ISC's `ddns_updates` for a DHCPACK with `scopes`; `None` when no update is made
+    /// (`ddns-update-style none`, `ddns-updates off`).
+    pub(super) fn ddns(&self, scopes: &ScopeStack<'_>) -> Option<DdnsDecision> {
+        let config = &*self.engine.config;
+        let style = config.ddns.style?;
+        if !scopes.find(|scope| scope.ddns.updates).unwrap_or(true) {
+            return None;
+        }
+        let client_fqdn = self
+            .inbound
+            .option_bytes(super::super::options::code::FQDN)
+            .and_then(|value| ClientFqdn::decode(&value));
+        let configured_hostname = scopes
+            .option(super::super::options::code::HOST_NAME)
+            .map(String::from_utf8_lossy)
+            .map(|name| name.trim_end_matches('\0').to_string())
+            .or_else(|| self.host_name(scopes).map(str::to_string));
+        let domain_name = scopes
+            .find(|scope| scope.ddns.domain_name.clone())
+            .or_else(|| {
+                scopes.option(DOMAIN_NAME).map(|name| {
+                    String::from_utf8_lossy(name)
+                        .trim_end_matches('\0')
+                        .to_string()
+                })
+            });
+        let ddns_hostname = scopes.find(|scope| scope.ddns.hostname.as_deref());
+        let choice: NameChoice = choose(&NameInputs {
+            client_fqdn: client_fqdn.as_ref(),
+            client_updates: scopes.find(|scope| scope.ddns.client_updates),
+            do_forward_updates: scopes
+                .find(|scope| scope.ddns.do_forward_updates)
+                .unwrap_or(true),
+            ddns_hostname,
+            client_hostname: self.inbound.hostname.as_deref(),
+            configured_hostname: configured_hostname.as_deref(),
+            domain_name: domain_name.as_deref(),
+            fqdn_reply: scopes.find(|scope| scope.ddns.fqdn_reply).unwrap_or(true),
+        });
+        let reverse = scopes
+            .find(|scope| scope.ddns.do_reverse_updates)
+            .unwrap_or(true);
+        let settings = DdnsSettings {
+            style: Some(style),
+            fwd_name: choice.fwd_name,
+            client_updates_a: choice.client_updates_a,
+            rev_domain_name: reverse.then(|| {
+                scopes
+                    .find(|scope| scope.ddns.rev_domain_name.clone())
+                    .unwrap_or_else(|| "in-addr.arpa.".into())
+            }),
+            ttl: scopes.find(|scope| scope.ddns.ttl),
+            policy: config.ddns.policy(),
+            update_optimization: scopes
+                .find(|scope| scope.ddns.update_optimization)
+                .unwrap_or(true),
+        };
+        Some(DdnsDecision {
+            settings,
+            reply: choice.reply,
+        })
+    }
+}
+
+/// The DDNS settings of `address`, just acknowledged to the client of `request` (ISC resolves
+/// them while it builds the DHCPACK; the daemon asks again once the lease is committed, so
+/// that the decision path carries nothing more). `None` without updates, or for an address
+/// outside the pools (fixed addresses: `update-static-leases` is not implemented).
+pub(crate) fn settings_for(
+    engine: &Engine,
+    now: UnixTime,
+    snapshot: &Snapshot,
+    request: &Request<'_>,
+    address: Ipv4Addr,
+) -> Option<DdnsSettings> {
+    engine.config.ddns.style?;
+    let inbound = Inbound::parse(request.message).ok()?;
+    let context = Context {
+        engine,
+        now,
+        snapshot,
+        request,
+        classification: classify(&engine.config, snapshot.hosts.as_deref(), &inbound),
+        inbound,
+    };
+    let pool = engine.pool_of(address)?;
+    let base = engine.config.pools.get(pool.0 as usize)?.scope;
+    let scopes = context.scopes_for(base);
+    context.ddns(&scopes).map(|decision| decision.settings)
+}
