@@ -11,7 +11,7 @@ use super::*;
 use crate::config::model::{HardwareAddress, Host};
 use crate::engine::fast_path;
 use crate::engine::lease_time::reuse_limit;
-use crate::lease::record::{flags, Lease};
+use crate::lease::record::{flags, BindingState, Lease};
 
 /// 600 s leases between min-lease-time 300 and max-lease-time 1200 (testdata/difftest
 /// 10-cache-threshold.conf): the default 25 % allows reuse up to an age of 150 s.
@@ -214,7 +214,11 @@ fn a_changed_client_gets_a_fresh_binding() {
     let mut release = client(MessageType::Release, MAC_A);
     release.set_ciaddr(address);
     let release = with(release, DhcpOption::ServerIdentifier(INTERFACE));
-    harness.handle(NOW + 10, &release);
+    let released = harness.handle(NOW + 10, &release);
+    assert!(released
+        .commit
+        .iter()
+        .all(|lease| lease.binding_state != BindingState::Active));
     let offer = harness.handle(NOW + 11, &client(MessageType::Discover, MAC_A));
     assert_eq!(reply_lease_time(&offer), Some(600));
 }
