@@ -94,8 +94,19 @@ pub struct LeaseValue {
     /// [`options_fingerprint`] of the request the template answers: only a request whose
     /// options area is the same gets the template's reply.
     pub fingerprint: u64,
+    /// `dhcp-cache-threshold` (ISC `reuse_lease`): a renewal while the lease has at least this
+    /// many seconds left is passed up, because the engine answers it with the time left, not
+    /// with the template. The lease started at `ends − lease_time`, so "age ≤ limit" is
+    /// "`ends − now` ≥ `lease_time − limit`", which needs neither a division nor `starts` in
+    /// the kernel. [`CACHE_OFF`] when the threshold is 0.
+    pub cache_remaining: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<LeaseValue>() == 40);
+const _: () = assert!(core::mem::size_of::<LeaseValue>() == 48);
+
+/// [`LeaseValue::cache_remaining`] of a lease whose `dhcp-cache-threshold` is 0: no lease ever
+/// has that much time left past `now` (`ends` is a `u32`), so no renewal is passed up for it.
+pub const CACHE_OFF: u32 = u32::MAX;
 
 /// Bytes of a template: the BOOTP reply from `sname` (offset 44) on. Covers the 548-byte reply
 /// of a client without option 57 (236-byte header + 312-byte options area, RFC 2131 §2).
@@ -241,11 +252,14 @@ pub enum XdpStat {
     PassedDisabled = 10,
     /// The ring buffer was full: the renewal went to userspace instead.
     PassedRingFull = 11,
+    /// The lease is younger than its `dhcp-cache-threshold`: the engine answers with the
+    /// time left on it (ISC `reuse_lease`), which the template does not say.
+    PassedCacheThreshold = 12,
 }
 
 impl XdpStat {
     /// Number of slots in the statistics array.
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 13;
 
     pub const ALL: [XdpStat; Self::COUNT as usize] = [
         Self::Seen,
@@ -260,6 +274,7 @@ impl XdpStat {
         Self::PassedUnsupported,
         Self::PassedDisabled,
         Self::PassedRingFull,
+        Self::PassedCacheThreshold,
     ];
 
     /// Metric label.
@@ -277,6 +292,7 @@ impl XdpStat {
             Self::PassedUnsupported => "passed_unsupported",
             Self::PassedDisabled => "passed_disabled",
             Self::PassedRingFull => "passed_ring_full",
+            Self::PassedCacheThreshold => "passed_cache_threshold",
         }
     }
 }

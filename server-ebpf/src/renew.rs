@@ -117,6 +117,12 @@ pub fn renew<const L3: usize>(
         Some(_) => return (PASS, XdpStat::PassedShape),
         None => return (PASS, XdpStat::PassedMalformed),
     }
+    // Rule 4, ISC `dhcp-cache-threshold`: a lease younger than its threshold is answered from
+    // the lease as it stands, with the time it has left (the engine's `lease_time::reuse`),
+    // which the template does not say. Young means `ends − now ≥ cache_remaining`.
+    if u64::from(lease_value.ends) >= u64::from(now) + u64::from(lease_value.cache_remaining) {
+        return (PASS, XdpStat::PassedCacheThreshold);
+    }
 
     // Ethernet: the reply goes back to the sender (client or relay); its source is the request's
     // destination when that was our unicast address, else the interface's address. Kept as

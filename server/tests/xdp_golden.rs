@@ -17,7 +17,8 @@ use aya::programs::{TestRun, TestRunOptions};
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Encodable, Encoder};
 use server_common::fastpath::{
-    FastPathConfig, LeaseKey, RenewalEvent, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW,
+    FastPathConfig, LeaseKey, RenewalEvent, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW, KEY_CLIENT_ID,
+    KEY_HARDWARE,
 };
 use server_common::loadbalance;
 use server_common::XdpStat;
@@ -25,7 +26,7 @@ use xdhcpd::config;
 use xdhcpd::engine::fast_path;
 use xdhcpd::engine::starvation::StarvationState;
 use xdhcpd::engine::{Engine, Request, Snapshot};
-use xdhcpd::lease::record::{BindingState, Hardware, Lease};
+use xdhcpd::lease::record::{flags, BindingState, Hardware, Lease};
 use xdhcpd::lease::store::LeaseStore;
 use xdhcpd::xdp::bounds;
 use xdhcpd::xdp::maps::{AyaMaps, FastPathMaps};
@@ -48,6 +49,7 @@ subnet 10.0.0.0 netmask 255.255.255.0 {
 subnet 10.1.0.0 netmask 255.255.255.0 {
   range 10.1.0.100 10.1.0.199;
   option routers 10.1.0.1;
+  dhcp-cache-threshold 0;
 }
 ";
 
@@ -126,6 +128,15 @@ const UNKNOWN: Client = Client {
     client_id: None,
     relayed: false,
 };
+
+/// The kernel's key of `client`: its client identifier, else its hardware address.
+fn key_of(client: Client) -> LeaseKey {
+    match client.client_id {
+        Some(id) => LeaseKey::new(KEY_CLIENT_ID, 0, id),
+        None => LeaseKey::new(KEY_HARDWARE, 1, &client.mac),
+    }
+    .expect("key")
+}
 
 /// The kernel's clock in seconds (`clock_seconds` of CLOCK_MONOTONIC, as the program reads it).
 fn kernel_clock_seconds() -> i64 {
@@ -280,6 +291,7 @@ fn request_frame(client: Client, message: &Message, broadcast: bool, vlans: &[u1
 }
 
 struct Fixture {
+    config: FastPathConfig,
     ebpf: aya::Ebpf,
     events: aya::maps::RingBuf<aya::maps::MapData>,
     fast_path: FastPath<AyaMaps>,
@@ -311,15 +323,16 @@ impl Fixture {
         let mut fast_path = FastPath::new(AyaMaps::take(&mut ebpf).expect("maps"));
         let events = aya::maps::RingBuf::try_from(ebpf.take_map("EVENTS").expect("ring buffer"))
             .expect("ring buffer map");
+        let fast_path_config = FastPathConfig {
+            flags: CONFIG_RENEW | CONFIG_FAILOVER_NORMAL,
+            server_port: 67,
+            lb_max_secs: 10,
+            time_offset: offset,
+            hba: loadbalance::split_to_hba(128),
+        };
         fast_path
             .maps_mut()
-            .set_config(&FastPathConfig {
-                flags: CONFIG_RENEW | CONFIG_FAILOVER_NORMAL,
-                server_port: 67,
-                lb_max_secs: 10,
-                time_offset: offset,
-                hba: loadbalance::split_to_hba(128),
-            })
+            .set_config(&fast_path_config)
             .expect("config map");
         // test_run delivers frames on the loopback device (ifindex 1).
         fast_path
@@ -327,10 +340,13 @@ impl Fixture {
             .set_interface_mac(1, SERVER_MAC)
             .expect("interface map");
         let mut fixture_engine_store = |client: Client, ends: u32, horizon: u32| {
+            // Bound one lease time before the template's renewal, so that the engine answers
+            // that renewal with a fresh binding (a younger lease it would reuse as it stands,
+            // dhcp-cache-threshold, and such an ACK is never a template).
             let mut lease = Lease::free(client.address);
             lease.binding_state = BindingState::Active;
-            lease.starts = now - 1800;
-            lease.cltt = now - 1800;
+            lease.starts = now - 1800 - LEASE_TIME;
+            lease.cltt = lease.starts;
             lease.ends = ends;
             lease.hardware = Hardware::new(1, &client.mac);
             lease.set_uid(client.client_id);
@@ -385,6 +401,7 @@ impl Fixture {
                 .expect("relationships map");
         }
         Self {
+            config: fast_path_config,
             ebpf,
             events,
             fast_path,
@@ -393,6 +410,65 @@ impl Fixture {
             starvation,
             now,
         }
+    }
+
+    /// Pins the kernel's clock to `now` again (the test has been running for a while): rows
+    /// that sit a few seconds from a bound then hold.
+    fn pin_clock(&mut self) {
+        self.config.time_offset = i64::from(self.now) - kernel_clock_seconds();
+        let config = self.config;
+        self.fast_path
+            .maps_mut()
+            .set_config(&config)
+            .expect("config map");
+    }
+
+    /// Makes `client`'s lease `age` seconds old on both sides, as if bound then for
+    /// [`LEASE_TIME`]: the kernel's end, the store's start and end (without a horizon).
+    fn age(&mut self, client: Client, age: u32) {
+        let key = key_of(client);
+        let mut value = self.fast_path.maps().lease(&key).expect("published");
+        value.ends = self.now - age + LEASE_TIME;
+        self.fast_path
+            .maps_mut()
+            .put_lease(&key, &value)
+            .expect("lease map");
+        let mut lease = self.store.get(client.address).cloned().expect("stored");
+        lease.starts = self.now - age;
+        lease.cltt = lease.starts;
+        lease.ends = lease.starts + LEASE_TIME;
+        lease.flags &= !flags::HORIZON;
+        self.store.upsert(lease);
+    }
+
+    /// The kernel renewals on the ring buffer since the last call.
+    fn drain_events(&mut self) -> Vec<RenewalEvent> {
+        let mut events = Vec::new();
+        while let Some(item) = self.events.next() {
+            assert_eq!(item.len(), std::mem::size_of::<RenewalEvent>());
+            // SAFETY: the kernel wrote a RenewalEvent (plain #[repr(C)] data) of this size.
+            events.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<RenewalEvent>()) });
+        }
+        events
+    }
+
+    /// The engine's decision on `message` now.
+    fn engine_decision(
+        &mut self,
+        message: &Message,
+        source: SocketAddrV4,
+    ) -> xdhcpd::engine::Decision {
+        self.engine.handle(
+            self.now,
+            &Snapshot::default(),
+            &Request {
+                message,
+                source,
+                interface_address: Some(INTERFACE),
+            },
+            &mut self.store,
+            &mut self.starvation,
+        )
     }
 
     /// Runs one frame; returns the action and the output frame.
@@ -418,18 +494,7 @@ impl Fixture {
 
     /// The engine's reply payload to `message` now.
     fn engine_reply(&mut self, message: &Message, source: SocketAddrV4) -> Vec<u8> {
-        let decision = self.engine.handle(
-            self.now,
-            &Snapshot::default(),
-            &Request {
-                message,
-                source,
-                interface_address: Some(INTERFACE),
-            },
-            &mut self.store,
-            &mut self.starvation,
-        );
-        decision
+        self.engine_decision(message, source)
             .reply
             .expect("engine reply")
             .encode()
@@ -527,6 +592,9 @@ fn golden_table() {
         ("renew in two VLANs", DIRECT, false, &[100, 200]),
     ];
     for (index, (description, client, broadcast, vlans)) in hits.into_iter().enumerate() {
+        // Half its time gone: past the default dhcp-cache-threshold (25 %), so the engine
+        // binds it afresh and the template is its reply.
+        fixture.age(client, 1800);
         let message = message(
             client,
             MessageType::Request,
@@ -556,12 +624,7 @@ fn golden_table() {
     }
     assert_eq!(fixture.stat(XdpStat::Renewed), expected_renewed);
     // Each renewal is on the ring buffer for userspace: client key, address, new start and end.
-    let mut events = Vec::new();
-    while let Some(item) = fixture.events.next() {
-        assert_eq!(item.len(), std::mem::size_of::<RenewalEvent>());
-        // SAFETY: the kernel wrote a RenewalEvent (plain #[repr(C)] data) of this size.
-        events.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<RenewalEvent>()) });
-    }
+    let events = fixture.drain_events();
     assert_eq!(events.len() as u64, expected_renewed);
     let first = events[0];
     assert_eq!(
@@ -884,6 +947,116 @@ fn golden_table() {
         assert_eq!(action, XDP_PASS, "VLAN frame truncated to {len}");
     }
 
+    // --- dhcp-cache-threshold (ISC `reuse_lease`, default 25 %: 900 s of 3600): a renewal of
+    // a younger lease is passed up, and the engine answers it with the time left, which the
+    // template does not say; past it, the kernel answers as the engine does.
+    fixture.pin_clock();
+    let direct_source = SocketAddrV4::new(DIRECT.address, 68);
+    for (description, age, xid) in [
+        (
+            "renewal inside the cache threshold (age 600 of 3600)",
+            600,
+            0x4444_0001,
+        ),
+        (
+            "renewal just inside the cache threshold (age 895)",
+            895,
+            0x4444_0002,
+        ),
+    ] {
+        fixture.age(DIRECT, age);
+        let message = message(DIRECT, MessageType::Request, xid, true);
+        let input = request_frame(DIRECT, &message, false, &[]);
+        let before = fixture.stat(XdpStat::PassedCacheThreshold);
+        let (action, output) = fixture.run(&input);
+        assert_eq!(action, XDP_PASS, "{description}");
+        assert_eq!(output, input, "{description}: unchanged");
+        assert_eq!(fixture.stat(XdpStat::PassedCacheThreshold), before + 1);
+        let stored = fixture.store.get(DIRECT.address).cloned().expect("stored");
+        let decision = fixture.engine_decision(&message, direct_source);
+        assert_eq!(
+            decision
+                .reply
+                .as_ref()
+                .expect("ack")
+                .message
+                .opts()
+                .get(OptionCode::AddressLeaseTime),
+            Some(&DhcpOption::AddressLeaseTime(LEASE_TIME - age)),
+            "{description}: the engine answers with the time left"
+        );
+        assert_eq!(
+            decision.commit,
+            vec![stored],
+            "{description}: lease as it stands"
+        );
+    }
+    for (description, client, age, xid) in [
+        (
+            "renewal just past the cache threshold (age 905)",
+            DIRECT,
+            905,
+            0x4444_0003,
+        ),
+        (
+            "renewal at age 0 where dhcp-cache-threshold is 0",
+            RELAYED,
+            0,
+            0x4444_0004,
+        ),
+    ] {
+        fixture.age(client, age);
+        let message = message(client, MessageType::Request, xid, true);
+        let input = request_frame(client, &message, false, &[]);
+        let (action, output) = fixture.run(&input);
+        assert_eq!(action, XDP_TX, "{description}");
+        check_reply(
+            &mut fixture,
+            description,
+            client,
+            &message,
+            &output,
+            14,
+            SERVER_MAC,
+        );
+    }
+    // A retransmission right after a kernel renewal, once the daemon has recorded it
+    // (`fast_path::kernel_renewal`, its end at the horizon): passed up, and the engine reuses
+    // the lease by the end the kernel told the client.
+    fixture.drain_events();
+    fixture.age(DIRECT, 1800);
+    let retransmitted = message(DIRECT, MessageType::Request, 0x4444_0005, true);
+    let input = request_frame(DIRECT, &retransmitted, false, &[]);
+    let (action, _) = fixture.run(&input);
+    assert_eq!(action, XDP_TX, "renewal before the retransmission");
+    let events = fixture.drain_events();
+    assert_eq!(events.len(), 1);
+    let stored = fixture.store.get(DIRECT.address).cloned().expect("stored");
+    let renewed = fast_path::kernel_renewal(&stored, events[0].starts, events[0].ends, None);
+    fixture.store.upsert(renewed.clone());
+    let before = fixture.stat(XdpStat::PassedCacheThreshold);
+    let (action, output) = fixture.run(&input);
+    assert_eq!(action, XDP_PASS, "retransmission");
+    assert_eq!(output, input, "retransmission: unchanged");
+    assert_eq!(fixture.stat(XdpStat::PassedCacheThreshold), before + 1);
+    let decision = fixture.engine_decision(&retransmitted, direct_source);
+    assert_eq!(
+        decision
+            .reply
+            .as_ref()
+            .expect("ack")
+            .message
+            .opts()
+            .get(OptionCode::AddressLeaseTime),
+        Some(&DhcpOption::AddressLeaseTime(events[0].ends - fixture.now)),
+        "retransmission: the time left to the end the kernel told"
+    );
+    assert_eq!(
+        decision.commit,
+        vec![renewed],
+        "retransmission: lease as it stands"
+    );
+
     // The lease table records kernel renewals: DIRECT's end moved to now + lease time.
     let key = LeaseKey::new(server_common::fastpath::KEY_HARDWARE, 1, &DIRECT.mac).expect("key");
     let lease = fixture
@@ -902,6 +1075,8 @@ fn golden_table() {
     // says it does, passed again when it stops.
     let mut failover_lease = lease;
     failover_lease.relationship = 1;
+    // Past the cache threshold: only the relationship decides.
+    failover_lease.ends = fixture.now + 1800;
     fixture
         .fast_path
         .maps_mut()
@@ -975,6 +1150,7 @@ fn failover_renewals_agree_with_the_engine() {
     .into_iter()
     .enumerate()
     {
+        fixture.age(client, 1800);
         let message = message(
             client,
             MessageType::Request,
@@ -998,6 +1174,7 @@ fn failover_renewals_agree_with_the_engine() {
     // The partner acked less: tsfp + MCLT = now + 3300 < now + 3600. Published as the daemon
     // would, the kernel passes the renewal up; the engine grants 3300 s, not the template's 3600.
     let tsfp = fixture.now + 3000;
+    fixture.age(DIRECT, 1800);
     let key = LeaseKey::new(server_common::fastpath::KEY_HARDWARE, 1, &DIRECT.mac).expect("key");
     let mut value = fixture.fast_path.maps().lease(&key).expect("published");
     value.horizon = bounds::kernel_horizon(value.horizon, LEASE_TIME, Some(tsfp), MCLT);

@@ -676,7 +676,15 @@ fn renew_step(
         config: renew_config(),
         interface: lab.server_if.clone(),
         relayed: false,
-        dhcpd_conf: None,
+        // The replay renews each lease seconds after binding it, within ISC's default
+        // `dhcp-cache-threshold` (25 %), where xdhcpd answers from the lease as it stands in
+        // userspace; Kea's `cache-threshold` is off by default, so it is off here too.
+        dhcpd_conf: matches!(kind, ServerKind::Xdhcpd { .. }).then(|| {
+            format!(
+                "dhcp-cache-threshold 0;\n{}",
+                renew_config().to_dhcpd_conf()
+            )
+        }),
     }
     .start()?;
     let generator = generator.to_string_lossy();

@@ -73,6 +73,10 @@ pub struct Scope {
     pub one_lease_per_client: Option<bool>,
     pub ping_check: Option<bool>,
     pub min_secs: Option<u8>,
+    /// `dhcp-cache-threshold PCT;` (0..255 as ISC parses it; dhcpd.conf(5)): a renewal within
+    /// this share of its lease's time is answered from the lease as it stands
+    /// (`engine::lease_time::reuse`).
+    pub dhcp_cache_threshold: Option<u8>,
     pub echo_client_id: Option<bool>,
     pub ignore_client_uids: Option<bool>,
     /// `check-secs-byte-order` (global in ISC): swap a little-endian `secs` before load

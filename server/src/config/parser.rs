@@ -117,6 +117,7 @@ const LIST_STATEMENTS: &[&str] = &[
     "echo-client-id",
     "ignore-client-uids",
     "min-secs",
+    "dhcp-cache-threshold",
     "server-identifier",
     "next-server",
     "filename",

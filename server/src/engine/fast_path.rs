@@ -40,7 +40,9 @@ pub(crate) fn bind(
     } else {
         BindingState::Free
     };
-    lease.flags &= !flags::BOOTP;
+    // A fresh binding's `ends` is the end the client is told (the horizon, if any, is set
+    // again by `stretch_to_horizon` or `kernel_renewal`).
+    lease.flags &= !(flags::BOOTP | flags::HORIZON);
     if failover.is_some() {
         lease.tstp = expiry(now, times.desired.saturating_add(times.granted / 2));
         if lease.tstp < lease.tsfp {
@@ -53,6 +55,33 @@ pub(crate) fn bind(
 /// its record carries while the kernel may repeat the ACK.
 pub fn horizon(ends: UnixTime, lease_time: u32) -> UnixTime {
     ends.saturating_add(lease_time)
+}
+
+/// Moves the end of `lease` (bound from `starts` to `ends`, the end the client is told) to
+/// `horizon`, and marks it ([`flags::HORIZON`]) when that end can be told back from the record
+/// alone: the horizon is one lease time past it, so it is `starts + (horizon − starts) / 2`.
+/// Where the times were clamped it cannot, and the lease is taken to end at the horizon (a
+/// later cache-threshold answer then names the horizon, which is durable too).
+fn set_horizon(lease: &mut Lease, horizon: UnixTime) {
+    let told = lease.ends;
+    lease.ends = horizon;
+    if told >= lease.starts && horizon - told == told - lease.starts {
+        lease.flags |= flags::HORIZON;
+    } else {
+        lease.flags &= !flags::HORIZON;
+    }
+}
+
+/// The end the client was told for `lease`: its `ends`, or, while the record carries the fast
+/// path's horizon ([`flags::HORIZON`]), the end one lease time before it. ISC keeps that end
+/// in its lease (`ack_lease`); `dhcp-cache-threshold` measures the lease by it
+/// (`lease_time::reuse`).
+pub fn told_end(lease: &Lease) -> UnixTime {
+    if lease.flags & flags::HORIZON != 0 && lease.ends >= lease.starts {
+        lease.starts + (lease.ends - lease.starts) / 2
+    } else {
+        lease.ends
+    }
 }
 
 /// Whether the engine's ACK that committed `lease` granted the full desired lease time: its
@@ -78,7 +107,7 @@ pub fn stretch_to_horizon(
         return None;
     }
     let ends = lease.ends;
-    lease.ends = horizon(ends, lease_time);
+    set_horizon(lease, horizon(ends, lease_time));
     Some((ends, lease.ends))
 }
 
@@ -104,7 +133,7 @@ pub fn kernel_renewal(
         },
         failover,
     );
-    lease.ends = horizon(ends, lease_time);
+    set_horizon(&mut lease, horizon(ends, lease_time));
     lease
 }
 

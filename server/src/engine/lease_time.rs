@@ -1,8 +1,9 @@
 //! Lease durations as ISC `ack_lease` computes them (docs/spec/dhcpd-conf.md §4 "lease time rule",
 //! docs/spec/failover.md §8.1 for the MCLT rule).
 
-use crate::lease::record::UnixTime;
+use crate::lease::record::{BindingState, Lease, UnixTime};
 
+use super::packet::Inbound;
 use super::scope::ScopeStack;
 use super::FailoverRole;
 
@@ -16,6 +17,8 @@ pub const DEFAULT_MIN_LEASE_TIME: u32 = 300;
 pub const DEFAULT_ABANDON_LEASE_TIME: u32 = 86_400;
 /// ISC `MAX_TIME`: expiries are clamped below the 32-bit signed limit (`leaseTimeCheck`).
 pub const MAX_TIME: UnixTime = 0x7fff_ffff;
+/// ISC `DEFAULT_CACHE_THRESHOLD` (includes/dhcpd.h): `dhcp-cache-threshold` when not set.
+pub const DEFAULT_CACHE_THRESHOLD: u8 = 25;
 
 /// The lease time granted to a client.
 ///
@@ -85,4 +88,86 @@ pub(crate) fn expiry(now: UnixTime, seconds: u32) -> UnixTime {
     } else {
         end as UnixTime
     }
+}
+
+/// The `dhcp-cache-threshold` in force in `scopes` (dhcpd.conf(5)), as ISC `reuse_lease` reads
+/// it: the configured percentage when it is below 100, else [`DEFAULT_CACHE_THRESHOLD`] (a
+/// configured 100..255 parses but falls back to the default). 0 turns reuse off.
+pub(crate) fn cache_threshold(scopes: &ScopeStack<'_>) -> u8 {
+    match scopes.find(|scope| scope.dhcp_cache_threshold) {
+        Some(threshold) if threshold < 100 => threshold,
+        _ => DEFAULT_CACHE_THRESHOLD,
+    }
+}
+
+/// ISC `reuse_lease`'s age limit in seconds for a lease `length` seconds long under
+/// `threshold` percent: `length × threshold / 100`, or `length / 100 × threshold` where the
+/// product would overflow ISC's `int` (C integer division, towards zero, in both).
+pub fn reuse_limit(length: i64, threshold: u8) -> i64 {
+    let threshold = i64::from(threshold);
+    if threshold == 0 {
+        return 0;
+    }
+    if length <= i64::from(i32::MAX) / threshold {
+        length * threshold / 100
+    } else {
+        length / 100 * threshold
+    }
+}
+
+/// ISC `reuse_lease` (server/dhcp.c; dhcpd.conf(5) `dhcp-cache-threshold`): the lease time to
+/// answer with when `lease` is young enough to be handed out again as it stands — ACTIVE, and
+/// `now − starts` at most `threshold` percent of its length (`ends − starts`) — `None`
+/// otherwise (then the request gets a fresh binding). The answer is the time left, `ends −
+/// now`, and the lease itself does not change (ISC neither supersedes nor commits it).
+///
+/// `ends` here is the end the client was told ([`super::fast_path::told_end`]), not the
+/// fast path's horizon the record may carry. Whether the request comes from the same client
+/// with nothing else changed (ISC's other conditions) is the caller's to check.
+pub(crate) fn reuse(lease: &Lease, threshold: u8, now: UnixTime) -> Option<u32> {
+    if threshold == 0 || lease.binding_state != BindingState::Active {
+        return None;
+    }
+    let starts = i64::from(lease.starts);
+    let ends = i64::from(super::fast_path::told_end(lease));
+    let age = i64::from(now) - starts;
+    if age > reuse_limit(ends - starts, threshold) {
+        return None;
+    }
+    u32::try_from(ends - i64::from(now)).ok()
+}
+
+/// [`reuse`] for a request: the lease time to answer `inbound` with from its current lease
+/// `lease` as it stands, when ISC `reuse_lease` would (the threshold of `scopes`), else `None`.
+/// Besides the lease's age, nothing about the client may have changed (ISC `reuse_lease`
+/// "same client", and the `cannot_reuse` that `ack_lease` sets): the same client identifier
+/// (none under `ignore-client-uids`, which records none) and hardware address, and a host
+/// name (option 12), when sent, equal to the lease's `client-hostname`.
+///
+/// Not modelled, because xdhcpd has none of them yet: billing classes (`lease limit`),
+/// `infinite-is-reserved`, DDNS updates, and ISC's in-memory `lease->host` (which a restart
+/// clears, so ISC does not reuse the first time a client with a host declaration returns).
+pub(crate) fn reuse_for(
+    lease: &Lease,
+    inbound: &Inbound<'_>,
+    scopes: &ScopeStack<'_>,
+    now: UnixTime,
+) -> Option<u32> {
+    let ignore_uids = scopes
+        .find(|scope| scope.ignore_client_uids)
+        .unwrap_or(false);
+    let uid = if ignore_uids {
+        None
+    } else {
+        inbound.client_id.as_deref()
+    };
+    let same_client = lease.uid() == uid && lease.hardware == Some(inbound.hardware);
+    let hostname_kept = inbound
+        .hostname
+        .as_deref()
+        .is_none_or(|name| lease.client_hostname() == Some(name));
+    if !same_client || !hostname_kept {
+        return None;
+    }
+    reuse(lease, cache_threshold(scopes), now)
 }

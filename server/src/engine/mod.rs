@@ -19,7 +19,7 @@ mod classify;
 pub mod dynamic_hosts;
 pub mod fast_path;
 mod layout;
-mod lease_time;
+pub(crate) mod lease_time;
 mod options;
 mod packet;
 mod request;
@@ -133,6 +133,12 @@ pub struct Reply {
     /// Where those options go on the wire (ISC `store_options`): the options area, and `file`
     /// and `sname` when the options area was too small (option overload, RFC 2132 §9.3).
     pub layout: OptionLayout,
+    /// For a DHCPACK that binds its lease afresh: the `dhcp-cache-threshold` in force for it
+    /// (0 = off). A later renewal within that share of the lease time gets the lease as it
+    /// stands (`lease_time::reuse`), not this reply, so the XDP fast path passes it up.
+    /// `None` for every other reply, an ACK that reused its lease included: the fast path
+    /// never repeats those.
+    pub cache_threshold: Option<u8>,
 }
 
 /// RFC 2131 §4.1 reply routing, decided by the engine (protocol logic), executed by the driver.

@@ -233,6 +233,7 @@ pub(crate) fn finish(
         destination,
         option_order: stored,
         layout,
+        cache_threshold: None,
     }
 }
 

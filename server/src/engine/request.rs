@@ -12,7 +12,9 @@ use crate::lease::record::{flags, BindingState, Lease, LeaseExtra, UnixTime, NEV
 use crate::lease::store::LeaseStore;
 
 use super::classify::{classify, pool_permits, Classification};
-use super::lease_time::{expiry, lease_time, LeaseTime, DEFAULT_ABANDON_LEASE_TIME, MAX_TIME};
+use super::lease_time::{
+    cache_threshold, expiry, lease_time, reuse_for, LeaseTime, DEFAULT_ABANDON_LEASE_TIME, MAX_TIME,
+};
 use super::options::{finish, reply_header, with_broadcast, Assembly};
 use super::packet::{option_value, Inbound};
 use super::scope::ScopeStack;
@@ -352,7 +354,9 @@ impl<'e> Context<'e, '_> {
             tsfp,
             self.now,
         );
-        let seconds = times.granted;
+        // ISC `ack_lease` checks `dhcp-cache-threshold` for an OFFER too: a young lease is
+        // offered for the time it has left.
+        let seconds = self.reusable(&candidate, &scopes).unwrap_or(times.granted);
         let address = candidate.address();
         // ciaddr is the DISCOVER's, as ISC `ack_lease` copies it (RFC 2131 table 3 has 0; the
         // client in INIT state does not read it, and it is the address the client sent).
@@ -637,12 +641,27 @@ impl<'e> Context<'e, '_> {
             tsfp,
             self.now,
         );
-        let seconds = times.granted;
+        let reused = self.reusable(&candidate, &scopes);
+        let seconds = reused.unwrap_or(times.granted);
         let address = candidate.address();
         let mut commit = Vec::new();
         if let Candidate::Dynamic { existing, .. } = &candidate {
-            let lease = self.bound_lease(address, existing.as_ref(), times, &scopes);
-            leases.upsert(lease.clone());
+            let lease = match (reused, existing) {
+                // ISC answers from the lease as it stands and does not commit it. xdhcpd
+                // writes it again, unchanged, and the ACK waits for that record like any other:
+                // the store may hold the lease before (or without) its record being durable —
+                // the ACK that bound it may still wait for its fsync (a duplicate through a
+                // second relay), or that commit failed, and the store keeps the change while the
+                // client retries — so the record already written does not necessarily cover the
+                // time this ACK promises, but the new one does (DESIGN.md: a lease is ACKed
+                // only after it is durable).
+                (Some(_), Some(existing)) => existing.clone(),
+                _ => {
+                    let lease = self.bound_lease(address, existing.as_ref(), times, &scopes);
+                    leases.upsert(lease.clone());
+                    lease
+                }
+            };
             commit.push(lease);
         }
         let message = self.lease_header(address, &scopes);
@@ -657,7 +676,7 @@ impl<'e> Context<'e, '_> {
             Candidate::Dynamic { .. } => self.ddns(&scopes).and_then(|ddns| ddns.reply),
             Candidate::Fixed { .. } => None,
         };
-        let reply = finish(
+        let mut reply = finish(
             message,
             &self.inbound,
             Some(&scopes),
@@ -674,10 +693,30 @@ impl<'e> Context<'e, '_> {
             },
             destination,
         );
+        // What the XDP fast path needs to repeat a fresh binding: a fixed address is never
+        // reused (ISC skips `reuse_lease` for a static lease).
+        reply.cache_threshold = match (&candidate, reused) {
+            (_, Some(_)) => None,
+            (Candidate::Dynamic { .. }, None) => Some(cache_threshold(&scopes)),
+            (Candidate::Fixed { .. }, None) => Some(0),
+        };
         Decision {
             reply: Some(reply),
             commit,
             outcome: Outcome::Acked(address),
+        }
+    }
+
+    /// The lease time left on `candidate`'s current lease when ISC would hand it out again as
+    /// it stands (`dhcp-cache-threshold`, [`reuse_for`]); `None` for a fixed address (ISC's
+    /// static leases are never reused) and an address without a lease.
+    fn reusable(&self, candidate: &Candidate, scopes: &ScopeStack<'_>) -> Option<u32> {
+        match candidate {
+            Candidate::Dynamic {
+                existing: Some(lease),
+                ..
+            } => reuse_for(lease, &self.inbound, scopes, self.now),
+            _ => None,
         }
     }
 

@@ -95,6 +95,11 @@ impl std::fmt::Debug for Hardware {
 pub mod flags {
     pub const RESERVED: u8 = 1;
     pub const BOOTP: u8 = 2;
+    /// In memory only, never written: `ends` is the XDP fast path's horizon, one lease time
+    /// past the end the client was told (`engine::fast_path::stretch_to_horizon`), so that
+    /// end is `starts + (ends − starts) / 2`. Set with the horizon, cleared by every other
+    /// change of `ends` (a new binding, OMAPI, the failover partner).
+    pub const HORIZON: u8 = 0x80;
 }
 
 /// Rarely present parts of a lease, boxed to keep [`Lease`] small.

@@ -462,7 +462,10 @@ impl Objects {
                         };
                     }
                 }
-                b"ends" => lease.ends = value.as_u32().ok_or(ResultCode::INVALIDARG)?,
+                b"ends" => {
+                    lease.ends = value.as_u32().ok_or(ResultCode::INVALIDARG)?;
+                    lease.flags &= !flags::HORIZON;
+                }
                 b"flags" => {
                     let bits = match value.value.as_slice() {
                         [bits] => *bits,

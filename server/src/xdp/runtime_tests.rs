@@ -170,6 +170,7 @@ fn kernel_renewals_are_logged_and_queued_as_bndupds() {
             lease_time: 3600,
             giaddr: 0,
             fingerprint: 1,
+            cache_threshold: 25,
             template: Template::EMPTY,
         };
         fast_path
@@ -408,6 +409,7 @@ fn failover_publications_are_bounded_by_mclt_and_state() {
                 lease_time: 3600,
                 giaddr: 0,
                 fingerprint: 1,
+                cache_threshold: 25,
                 template: Template::EMPTY,
             },
             ends: 13_600,
@@ -485,6 +487,7 @@ fn prepared_for(key: LeaseKey, address: std::net::Ipv4Addr) -> Prepared {
         lease_time: 3600,
         giaddr: 0,
         fingerprint: 1,
+        cache_threshold: 25,
         template: server_common::fastpath::Template::EMPTY,
     }
 }

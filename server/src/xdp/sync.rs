@@ -68,6 +68,10 @@ pub enum NotEligible {
     ShortenedGrant,
     #[error("the request or the reply uses option overload (RFC 2132 §9.3)")]
     Overloaded,
+    #[error(
+        "the ACK reused a young lease (dhcp-cache-threshold): its lease time is what was left"
+    )]
+    Reused,
 }
 
 /// A renewal ready for the kernel: its key, the lease-table value without the times, and the
@@ -79,7 +83,23 @@ pub struct Prepared {
     pub lease_time: u32,
     pub giaddr: u32,
     pub fingerprint: u64,
+    /// The `dhcp-cache-threshold` in force for the lease (0 = off): a later renewal younger
+    /// than that share of `lease_time` is passed up ([`cache_remaining`]).
+    pub cache_threshold: u8,
     pub template: Template,
+}
+
+/// [`LeaseValue::cache_remaining`] of a lease granted `lease_time` seconds under `threshold`
+/// percent: the engine reuses a lease aged at most `reuse_limit(lease_time, threshold)`
+/// (`engine::lease_time::reuse`), that is, one with at least `lease_time − limit` seconds
+/// left. Both sides compute the limit with the one function, so the kernel passes up exactly
+/// the renewals the engine would not answer with the template.
+pub fn cache_remaining(lease_time: u32, threshold: u8) -> u32 {
+    if threshold == 0 {
+        return server_common::fastpath::CACHE_OFF;
+    }
+    let limit = crate::engine::lease_time::reuse_limit(i64::from(lease_time), threshold);
+    u32::try_from(i64::from(lease_time) - limit).unwrap_or(0)
 }
 
 impl std::fmt::Debug for Prepared {
@@ -119,6 +139,7 @@ pub fn prepare(payload: &[u8], request: &Message, reply: &Reply) -> Result<Prepa
     {
         return Err(NotEligible::NotRenewal);
     }
+    let cache_threshold = reply.cache_threshold.ok_or(NotEligible::Reused)?;
     if u8::from(request.htype()) != 1 || request.hlen() != 6 {
         return Err(NotEligible::NotEthernet);
     }
@@ -176,6 +197,7 @@ pub fn prepare(payload: &[u8], request: &Message, reply: &Reply) -> Result<Prepa
         lease_time,
         giaddr: u32::from_ne_bytes(request.giaddr().octets()),
         fingerprint: options_fingerprint(&payload[OPTIONS_OFFSET..]),
+        cache_threshold,
         template,
     })
 }
@@ -342,6 +364,8 @@ impl<M: FastPathMaps> FastPath<M> {
             giaddr: prepared.giaddr,
             relationship,
             fingerprint: prepared.fingerprint,
+            cache_remaining: cache_remaining(prepared.lease_time, prepared.cache_threshold),
+            _pad: 0,
         };
         self.maps.put_lease(&prepared.key, &value)
     }
@@ -440,8 +464,37 @@ mod tests {
             lease_time: 3600,
             giaddr: 0,
             fingerprint: 42,
+            cache_threshold: 25,
             template,
         }
+    }
+
+    /// The kernel passes up a renewal while `ends − now ≥ cache_remaining`, which is the
+    /// engine's `now − starts ≤ limit` for a lease that started at `ends − lease_time`.
+    #[test]
+    fn cache_remaining_is_the_engines_age_limit_from_the_end() {
+        assert_eq!(cache_remaining(3600, 25), 2700);
+        assert_eq!(cache_remaining(600, 10), 540);
+        assert_eq!(cache_remaining(7, 25), 6);
+        assert_eq!(cache_remaining(3600, 0), server_common::fastpath::CACHE_OFF);
+        for (lease_time, threshold) in [(600u32, 25u8), (7, 25), (3600, 99), (86_400, 1)] {
+            let remaining = cache_remaining(lease_time, threshold);
+            let starts = 1_000_000u32;
+            let ends = starts + lease_time;
+            for now in starts..=ends {
+                let kernel_young = u64::from(ends) >= u64::from(now) + u64::from(remaining);
+                let limit =
+                    crate::engine::lease_time::reuse_limit(i64::from(lease_time), threshold);
+                let engine_young = i64::from(now - starts) <= limit;
+                assert_eq!(kernel_young, engine_young, "{lease_time} {threshold} {now}");
+            }
+        }
+        let mut fast_path = FastPath::new(FakeMaps::default());
+        let mut young = prepared(1, 1);
+        young.cache_threshold = 0;
+        fast_path.publish(&young, 100, 200).expect("publish");
+        let value = fast_path.maps().lease(&young.key).expect("published");
+        assert_eq!(value.cache_remaining, server_common::fastpath::CACHE_OFF);
     }
 
     #[test]

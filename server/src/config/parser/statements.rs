@@ -20,7 +20,6 @@ const LATER_PARAMETERS: &[&str] = &[
     "always-reply-rfc1048",
     "infinite-is-reserved",
     "adaptive-lease-time-threshold",
-    "dhcp-cache-threshold",
     "dont-use-fsync",
     "log-threshold-low",
     "log-threshold-high",
@@ -209,6 +208,14 @@ impl Parser {
                 let value = self.parse_isc_integer(8, "seconds")?;
                 self.expect_semicolon()?;
                 self.scope_mut(scope).min_secs = Some(value as u8);
+            }
+            "dhcp-cache-threshold" => {
+                // ISC's format `B` (server/stables.c): any 8-bit value parses; `reuse_lease`
+                // uses it only below 100.
+                self.bump();
+                let value = self.parse_isc_integer(8, "a percentage")?;
+                self.expect_semicolon()?;
+                self.scope_mut(scope).dhcp_cache_threshold = Some(value as u8);
             }
             "server-identifier" | "next-server" => {
                 self.bump();

@@ -718,3 +718,19 @@ subnet 192.0.2.0 netmask 255.255.255.0 {
         vec!["test.conf:1:38: expected one `primary` statement per zone, found more than one primary"]
     );
 }
+
+/// `dhcp-cache-threshold` (ISC format `B`): any 8-bit value parses, per scope, also as
+/// `option server.dhcp-cache-threshold`; the engine decides what 100..255 mean.
+#[test]
+fn dhcp_cache_threshold_is_kept_per_scope() {
+    let config = parse(
+        "dhcp-cache-threshold 200;\n\
+         subnet 10.0.0.0 netmask 255.255.255.0 { dhcp-cache-threshold 0; }\n\
+         subnet 10.1.0.0 netmask 255.255.255.0 { option server.dhcp-cache-threshold 40; }\n",
+    );
+    assert_eq!(config.scopes[0].dhcp_cache_threshold, Some(200));
+    let subnet = |index: usize| &config.scopes[config.subnets[index].scope.0 as usize];
+    assert_eq!(subnet(0).dhcp_cache_threshold, Some(0));
+    assert_eq!(subnet(1).dhcp_cache_threshold, Some(40));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}

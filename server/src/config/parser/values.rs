@@ -203,6 +203,9 @@ impl Parser {
                 scope.abandon_lease_time = Some(value)
             }
             ("min-secs", ServerValue::Number(value)) => scope.min_secs = u8::try_from(value).ok(),
+            ("dhcp-cache-threshold", ServerValue::Number(value)) => {
+                scope.dhcp_cache_threshold = u8::try_from(value).ok()
+            }
             ("authoritative", ServerValue::Flag(value)) => scope.authoritative = Some(value),
             ("use-host-decl-names", ServerValue::Flag(value)) => {
                 scope.use_host_decl_names = Some(value)
@@ -720,7 +723,7 @@ fn server_parameter_kind(name: &str) -> Option<ServerKind> {
         "default-lease-time" | "max-lease-time" | "min-lease-time" | "abandon-lease-time" => {
             ServerKind::Seconds
         }
-        "min-secs" => ServerKind::Byte,
+        "min-secs" | "dhcp-cache-threshold" => ServerKind::Byte,
         "authoritative"
         | "use-host-decl-names"
         | "one-lease-per-client"

@@ -122,6 +122,7 @@ impl Machine {
         }
         if let Some(ends) = update.lease_expiration {
             lease.ends = ends;
+            lease.flags &= !flags::HORIZON;
         }
         lease.tsfp = potential;
         lease.atsfp = potential;
