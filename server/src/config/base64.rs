@@ -2,50 +2,28 @@
 //! as ISC's `parse_base64` (common/parse.c) decodes: the RFC 4648 §4 alphabet, `=` only at the
 //! end, and left-over bits of an incomplete quantum are allowed only when they are zero.
 
+/// The RFC 4648 §4 alphabet with ISC's leniency: padding may be left out, but left-over bits of
+/// an incomplete quantum must be zero.
+const ISC_SECRET: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(false),
+);
+
 /// Decodes a secret; the error says what ISC would complain about.
 pub(crate) fn decode(text: &[u8]) -> Result<Vec<u8>, String> {
-    let mut output = Vec::with_capacity(text.len() / 4 * 3);
-    let mut accumulator: u32 = 0;
-    let mut count = 0usize;
-    let mut terminated = false;
-    for &byte in text {
-        if byte == b'=' {
-            terminated = true;
-            count += 1;
-            continue;
+    use base64::Engine as _;
+    let output = ISC_SECRET.decode(text).map_err(|error| match error {
+        base64::DecodeError::InvalidByte(_, b'=') => {
+            "stuff after the base64 `=` terminator".to_string()
         }
-        if terminated {
-            return Err("stuff after the base64 `=` terminator".to_string());
+        base64::DecodeError::InvalidByte(_, byte) => format!("an invalid base64 character {byte}"),
+        base64::DecodeError::InvalidLastSymbol(_, _) | base64::DecodeError::InvalidLength(_) => {
+            "a partial base64 value left over".to_string()
         }
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return Err(format!("an invalid base64 character {byte}")),
-        };
-        accumulator = (accumulator << 6) | u32::from(value);
-        match count % 4 {
-            1 => {
-                output.push((accumulator >> 4) as u8);
-                accumulator &= 0x0f;
-            }
-            2 => {
-                output.push((accumulator >> 2) as u8);
-                accumulator &= 0x03;
-            }
-            3 => {
-                output.push(accumulator as u8);
-                accumulator = 0;
-            }
-            _ => {}
-        }
-        count += 1;
-    }
-    if !count.is_multiple_of(4) && accumulator != 0 {
-        return Err(format!("a partial base64 value left over ({accumulator})"));
-    }
+        base64::DecodeError::InvalidPadding => "stuff after the base64 `=` terminator".to_string(),
+    })?;
     if output.is_empty() {
         return Err("an empty secret".to_string());
     }
