@@ -171,11 +171,24 @@ fn perfdhcp_2000_dora_per_second_every_received_request_is_answered() -> anyhow:
     // fast the server is, is the benchmarks' business (`cargo xtask bench dora`), not a test's.
     let generator_overflow = udp_counter(&generator_udp, "RcvbufErrors");
     let server_overflow = udp_counter(&server_udp, "RcvbufErrors");
+    // perfdhcp's "orphans": replies that arrived after it had counted their exchange as
+    // dropped (answered, late: CPU starvation again).
+    let late: u64 = report
+        .raw
+        .lines()
+        .filter_map(|line| {
+            line.trim()
+                .strip_prefix("orphans:")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
     let unanswered = report.total_drops();
     assert!(
-        unanswered <= generator_overflow + server_overflow,
+        unanswered <= generator_overflow + server_overflow + late,
         "{unanswered} drops, only {generator_overflow} + {server_overflow} explained by socket \
-         overflows: {context}"
+         overflows and {late} by late replies: {context}"
     );
     if unanswered > 0 {
         eprintln!(
