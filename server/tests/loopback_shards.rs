@@ -35,13 +35,15 @@ fn write_config(dir: &Path, text: &str) {
 
 /// Before: 10.50 then 10.51 (one shard each).
 const BEFORE: &str = "authoritative;\ndefault-lease-time 600;\nmax-lease-time 7200;\n\
+    dhcp-cache-threshold 0;\n\
     subnet 127.0.0.0 netmask 255.0.0.0 { }\n\
     subnet 10.50.0.0 netmask 255.255.255.0 { range 10.50.0.10 10.50.0.29; }\n\
     subnet 10.51.0.0 netmask 255.255.255.0 { range 10.51.0.10 10.51.0.29; }\n";
 
 /// After: 10.51 first, a new network, then 10.50: 10.51 changes shard. The lease time tells
-/// when the reload is in force.
+/// when the reload is in force (`dhcp-cache-threshold 0`: renewals get a fresh lease time).
 const AFTER: &str = "authoritative;\ndefault-lease-time 900;\nmax-lease-time 7200;\n\
+    dhcp-cache-threshold 0;\n\
     subnet 127.0.0.0 netmask 255.0.0.0 { }\n\
     subnet 10.51.0.0 netmask 255.255.255.0 { range 10.51.0.10 10.51.0.29; }\n\
     subnet 10.52.0.0 netmask 255.255.255.0 { range 10.52.0.10 10.52.0.29; }\n\
