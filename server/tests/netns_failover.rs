@@ -298,14 +298,7 @@ const METRICS: &str = "127.0.0.1:9167";
 
 /// One sample of the metrics endpoint scraped inside `netns` (`name` with its labels).
 fn scrape(netns: &Netns, name: &str) -> Result<u64> {
-    let text = netns.exec_ok(&[
-        "python3",
-        "-c",
-        &format!(
-            "import urllib.request; print(urllib.request.urlopen('http://{METRICS}/metrics', \
-             timeout=5).read().decode())"
-        ),
-    ])?;
+    let text = netns.scrape_metrics(METRICS)?;
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
         .map(|value| value as u64)

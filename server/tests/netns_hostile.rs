@@ -318,14 +318,7 @@ fn hostile_frames_against(xdp: bool) -> anyhow::Result<String> {
         .wait_event(&["bound"], 1, Duration::from_secs(30))
         .map_err(|error| error.context(format!("server:\n{}", server.proc.log_text())))?;
     server.proc.check_running()?;
-    let scrape = lab.server.exec_ok(&[
-        "python3",
-        "-c",
-        &format!(
-            "import urllib.request; print(urllib.request.urlopen('http://{METRICS}/metrics', \
-             timeout=5).read().decode())"
-        ),
-    ])?;
+    let scrape = lab.server.scrape_metrics(METRICS)?;
     server.proc.signal("TERM")?;
     let _ = server.proc.wait_exit(Duration::from_secs(10));
     eprintln!("raw frames (xdp: {xdp}): {}", sent.trim());

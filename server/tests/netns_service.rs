@@ -122,14 +122,7 @@ fn events_with_lease_time(events: &Path) -> Vec<(String, Option<u32>)> {
 
 /// `xdhcpd_xdp_frames_total{outcome="renewed"}`, scraped inside the server namespace.
 fn kernel_renewals(lab: &Lab) -> Result<u64> {
-    let scrape = lab.server.exec_ok(&[
-        "python3",
-        "-c",
-        &format!(
-            "import urllib.request; print(urllib.request.urlopen('http://{METRICS}/metrics', \
-             timeout=5).read().decode())"
-        ),
-    ])?;
+    let scrape = lab.server.scrape_metrics(METRICS)?;
     let name = "xdhcpd_xdp_frames_total{outcome=\"renewed\"}";
     scrape
         .lines()

@@ -198,16 +198,7 @@ fn xdhcpd_option_space() -> &'static str {
 
 /// `xdhcpd_store_lock_hold_seconds` scraped in the server's namespace.
 fn lock_hold(lab: &Lab) -> Option<LockHold> {
-    let text = lab
-        .server
-        .exec_ok(&[
-            "python3",
-            "-c",
-            &format!(
-                "import urllib.request; print(urllib.request.urlopen('http://{METRICS_LISTEN}/metrics', timeout=5).read().decode())"
-            ),
-        ])
-        .ok()?;
+    let text = lab.server.scrape_metrics(METRICS_LISTEN).ok()?;
     let value = |line: &str, prefix: &str| -> Option<f64> {
         line.strip_prefix(prefix)?.trim().parse().ok()
     };

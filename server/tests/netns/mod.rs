@@ -151,6 +151,28 @@ impl Netns {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// The Prometheus text of a metrics endpoint listening at `listen` (e.g. `127.0.0.1:9167`)
+    /// inside the namespace, fetched with python3 (no HTTP client crate in the harness).
+    pub fn scrape_metrics(&self, listen: &str) -> Result<String> {
+        self.exec_ok(&[
+            "python3",
+            "-c",
+            &format!(
+                "import urllib.request; print(urllib.request.urlopen('http://{listen}/metrics', \
+                 timeout=5).read().decode())"
+            ),
+        ])
+    }
+
+    /// One sample of [`Self::scrape_metrics`]: `name` with its labels, as an integer.
+    pub fn metric(&self, listen: &str, name: &str) -> Result<u64> {
+        let text = self.scrape_metrics(listen)?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .map(|value| value as u64)
+            .ok_or_else(|| anyhow!("no {name} in the scrape:\n{text}"))
+    }
+
     /// `ip -n NAME args…`.
     pub fn ip(&self, args: &[&str]) -> Result<()> {
         run(Command::new("ip").args(["-n", &self.name]).args(args))?;
