@@ -1,0 +1,330 @@
+//! The packet workers: receive a batch, decide it shard by shard under the store's locks
+//! ([`decide_batch`]), then send each reply now or hand it to the group commit behind its lease
+//! records ([`dispatch`]). Everything a decision changes goes through `crate::changes::apply`.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{unix_now, PendingReply, Shared};
+use crate::engine::{Decision, Destination, Engine, Outcome, Request, Snapshot};
+use crate::lease::record::UnixTime;
+use crate::net::interfaces::Interface;
+use crate::net::socket::{DhcpSocket, ReceiveBatch, SendBatch};
+
+/// One worker: receive a batch, decide each packet, send or hand over to the committer.
+pub(super) fn worker(
+    shared: &Shared,
+    socket: &Arc<DhcpSocket>,
+    interface: &Interface,
+    signals: &crate::signals::Signals,
+) {
+    let mut incoming = ReceiveBatch::new();
+    let mut outgoing = SendBatch::default();
+    let mut messages = Vec::with_capacity(crate::net::socket::BATCH);
+    let mut decisions = Vec::with_capacity(crate::net::socket::BATCH);
+    // Whether the engine in force declares a subnet for this interface, worked out again only
+    // when a reload swaps the engine.
+    let mut subnet_known: Option<(Arc<Engine>, bool)> = None;
+    while !signals.shutdown_requested() {
+        let received = match socket.receive_batch(&mut incoming) {
+            Ok(0) => continue,
+            Ok(count) => count,
+            Err(error) => {
+                tracing::error!("receive on {}: {error}", interface.name);
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let now = unix_now();
+        messages.clear();
+        shared.metrics.packets_received.add(received as u64);
+        for (payload, source) in incoming.iter() {
+            match crate::net::decode::decode_message(payload) {
+                Ok(message) => {
+                    shared.metrics.count_received(&message);
+                    // Renewal-shaped requests keep their bytes: the XDP template needs them.
+                    let raw = shared
+                        .fast_path
+                        .as_ref()
+                        .filter(|fast_path| fast_path.wants_payload(&message))
+                        .map(|_| payload.to_vec());
+                    messages.push((message, source, raw))
+                }
+                Err(error) => {
+                    shared.metrics.count_malformed();
+                    tracing::debug!("dropped a datagram from {source}: {error}");
+                }
+            }
+        }
+        if messages.is_empty() {
+            continue;
+        }
+        // ISC listens only on interfaces with a subnet declaration ("** Ignoring requests on
+        // IFACE", common/discover.c). A reload may take an interface's subnet away (it refuses
+        // to take all of them): its requests, relayed ones too, are then ignored as ISC would.
+        let engine = shared.engine.load();
+        let has_subnet = match &subnet_known {
+            Some((known, has_subnet)) if Arc::ptr_eq(known, &engine) => *has_subnet,
+            _ => {
+                let has_subnet = engine.config().subnet_for(interface.address).is_some();
+                subnet_known = Some((engine, has_subnet));
+                has_subnet
+            }
+        };
+        if !has_subnet {
+            for _ in &messages {
+                shared
+                    .metrics
+                    .count_drop(crate::metrics::DropReason::NoSubnet);
+            }
+            continue;
+        }
+        decisions.clear();
+        decisions.resize_with(messages.len(), || None);
+        // Kernel entries to take out once the store is unlocked: no BPF syscall under it.
+        let mut withdrawals = Vec::new();
+        if decide_batch(
+            shared,
+            interface,
+            now,
+            &messages,
+            &mut decisions,
+            &mut withdrawals,
+        )
+        .is_err()
+        {
+            return;
+        }
+        if let Some(fast_path) = &shared.fast_path {
+            for &index in &withdrawals {
+                fast_path.withdraw(&messages[index].0);
+            }
+        }
+        for (decided, (message, _, _)) in decisions.drain(..).zip(&messages) {
+            let Some((decision, publish, dns)) = decided else {
+                continue;
+            };
+            dispatch(
+                shared,
+                socket,
+                interface,
+                message,
+                decision,
+                &dns,
+                &mut outgoing,
+            );
+            // Published by the fast-path thread once the record submitted above is durable.
+            if let (Some(fast_path), Some(publish)) = (&shared.fast_path, publish) {
+                fast_path.queue(publish);
+            }
+        }
+        if !outgoing.is_empty() {
+            let queued = outgoing.len() as u64;
+            match socket.send_batch(&mut outgoing) {
+                Ok(sent) => {
+                    shared.metrics.replies_sent.add(sent as u64);
+                    shared.metrics.send_errors.add(queued - sent as u64);
+                }
+                Err(_) => shared.metrics.send_errors.add(queued),
+            }
+        }
+    }
+}
+
+/// A received message: the decoded request, its source, and its bytes when the XDP fast path
+/// may make a template of its answer.
+type Received = (dhcproto::v4::Message, SocketAddrV4, Option<Vec<u8>>);
+
+/// A decision, the kernel publication prepared with it, and the DDNS name and settings of each
+/// lease it binds.
+type Decided = (
+    Decision,
+    Option<crate::xdp::runtime::Publish>,
+    Vec<(Ipv4Addr, crate::ddns::lease::DdnsSettings)>,
+);
+
+/// Decides a received batch one store shard at a time: each request goes to the shard of the
+/// shared network whose leases it needs ([`Engine::store_network`], asked before anything is
+/// locked), and each shard is locked once, its requests decided in arrival order. A reload
+/// between the choice and the lock (the layout or the engine changed) sends the rest of the
+/// batch back to be grouped again under the new config. `decisions[i]` receives message `i`'s;
+/// `withdrawals` the messages whose kernel entries must go once every shard is let go.
+fn decide_batch(
+    shared: &Shared,
+    interface: &Interface,
+    now: UnixTime,
+    messages: &[Received],
+    decisions: &mut [Option<Decided>],
+    withdrawals: &mut Vec<usize>,
+) -> Result<(), crate::lease::shards::Poisoned> {
+    let request = |index: usize| {
+        let (message, source, _) = &messages[index];
+        Request {
+            message,
+            source: *source,
+            interface_address: Some(interface.address),
+        }
+    };
+    let mut shard_of = vec![0usize; messages.len()];
+    let mut pending: Vec<usize> = (0..messages.len()).collect();
+    while !pending.is_empty() {
+        let engine = shared.engine.load();
+        let layout = shared.leases.layout();
+        for &index in &pending {
+            shard_of[index] = layout.of_network(engine.store_network(&request(index)));
+        }
+        // Stable: requests of one shard keep their arrival order.
+        pending.sort_by_key(|&index| shard_of[index]);
+        let mut regroup = Vec::new();
+        for group in pending.chunk_by(|&a, &b| shard_of[a] == shard_of[b]) {
+            if !regroup.is_empty() {
+                regroup.extend_from_slice(group);
+                continue;
+            }
+            let mut store = shared.leases.lock(shard_of[group[0]])?;
+            // A reload swaps layout and engine while it holds every shard: once this shard is
+            // held, both are what the choice was made with, or the choice is made again.
+            if !shared.leases.is_current(&layout) || !Arc::ptr_eq(&shared.engine.load(), &engine) {
+                drop(store);
+                regroup.extend_from_slice(group);
+                continue;
+            }
+            let locked = crate::clock::monotonic();
+            // What the engine reads of the failover drivers and OMAPI, copied for the group
+            // under the shard's lock (a driver changes leases under it, then publishes).
+            let snapshot = Snapshot {
+                failover: shared.failover.view(),
+                hosts: shared.hosts.snapshot(),
+            };
+            // The buckets are plain data: a panic elsewhere mid-update leaves them usable.
+            let mut starvation = shared
+                .starvation
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for &index in group {
+                let (message, _, raw) = &messages[index];
+                let mut decision =
+                    engine.handle(now, &snapshot, &request(index), &mut store, &mut starvation);
+                // The DDNS name and settings of each lease the decision binds.
+                let dns: Vec<(Ipv4Addr, crate::ddns::lease::DdnsSettings)> =
+                    match (&shared.ddns, decision.outcome) {
+                        (Some(_), Outcome::Acked(_) | Outcome::BootReplied(_)) => decision
+                            .commit
+                            .iter()
+                            .filter_map(|lease| {
+                                engine
+                                    .ddns_settings(now, &snapshot, &request(index), lease.address)
+                                    .map(|settings| (lease.address, settings))
+                            })
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                let mut publish = None;
+                if let Some(fast_path) = &shared.fast_path {
+                    if let Some(raw) = raw {
+                        publish = fast_path.prepare(raw, message, &mut decision, &mut store);
+                    }
+                    // A binding userspace changed (ACK not republished, release, decline) or
+                    // refused (NAK) leaves the kernel's copy stale. OFFERs and INFORMs change
+                    // no binding: no map lookup for them on the DISCOVER path.
+                    if publish.is_none()
+                        && (!decision.commit.is_empty()
+                            || matches!(decision.outcome, Outcome::Nacked))
+                    {
+                        withdrawals.push(index);
+                    }
+                }
+                decisions[index] = Some((decision, publish, dns));
+            }
+            drop(starvation);
+            drop(store);
+            shared
+                .metrics
+                .store_lock_hold
+                .observe(locked.elapsed().as_secs_f64());
+        }
+        pending = regroup;
+    }
+    Ok(())
+}
+
+/// Counts a decision, then sends its reply now (nothing to make durable) or queues it behind its
+/// lease records in the group committer.
+fn dispatch(
+    shared: &Shared,
+    socket: &Arc<DhcpSocket>,
+    interface: &Interface,
+    message: &dhcproto::v4::Message,
+    decision: Decision,
+    dns_settings: &[(Ipv4Addr, crate::ddns::lease::DdnsSettings)],
+    outgoing: &mut SendBatch,
+) {
+    let metrics = &shared.metrics;
+    metrics.count_decision(&decision.outcome);
+    metrics.log_lines_suppressed.add(crate::logging::exchange(
+        message,
+        &decision.outcome,
+        &interface.name,
+    ));
+    // `Reply::encode` keeps ISC's option order (dhcproto alone would sort by code).
+    let reply = decision.reply.and_then(|reply| match reply.encode() {
+        Ok(payload) => Some((
+            payload,
+            route(shared, socket, interface, &reply.destination),
+        )),
+        Err(error) => {
+            tracing::warn!("cannot encode a reply: {error}");
+            metrics.count_drop(crate::metrics::DropReason::EncodeFailed);
+            None
+        }
+    });
+    if decision.commit.is_empty() {
+        if let Some((payload, destination)) = reply {
+            outgoing.push(payload, destination);
+        }
+        return;
+    }
+    let pending = reply.map(|(payload, destination)| PendingReply {
+        socket: socket.clone(),
+        payload,
+        destination,
+    });
+    shared.apply(
+        crate::changes::LeaseChange {
+            dns_settings,
+            ..crate::changes::LeaseChange::new(
+                crate::changes::ChangeSource::Engine,
+                &decision.commit,
+            )
+        },
+        pending,
+    );
+}
+
+/// The UDP destination of a reply (RFC 2131 §4.1).
+fn route(
+    shared: &Shared,
+    socket: &DhcpSocket,
+    interface: &Interface,
+    destination: &Destination,
+) -> SocketAddrV4 {
+    let client_port = shared.port.wrapping_add(1);
+    match destination {
+        // Relay agents listen on the server port (ISC sends to the relay's `local_port`).
+        Destination::Relay(giaddr) => SocketAddrV4::new(*giaddr, shared.port),
+        Destination::Unicast(address) => SocketAddrV4::new(*address, client_port),
+        Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port),
+        Destination::Hardware { address, hardware } => {
+            match crate::net::arp::set_entry(
+                socket.raw_fd(),
+                &interface.name,
+                *address,
+                hardware.address(),
+            ) {
+                Ok(()) => SocketAddrV4::new(*address, client_port),
+                Err(_) => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port),
+            }
+        }
+    }
+}
