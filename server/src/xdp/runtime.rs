@@ -654,10 +654,7 @@ fn consume<M: FastPathMaps>(
         let ip = std::net::Ipv4Addr::from(address.to_ne_bytes());
         if let Ok(store) = leases.lock_address(ip) {
             let still_backed = store.get(ip).is_some_and(|lease| {
-                lease.binding_state == crate::lease::record::BindingState::Active
-                    && lease.ends >= publish.horizon
-                    && sync::kernel_client(&publish.prepared.key)
-                        .is_some_and(|client| crate::lease::store::lease_belongs_to(lease, &client))
+                sync::store_backs(lease, &publish.prepared.key, publish.horizon)
             });
             if still_backed {
                 backed.insert(publish.prepared.key);

@@ -27,6 +27,15 @@ use crate::engine::{Destination, Reply};
 use crate::lease::record::{BindingState, Hardware, Lease, UnixTime};
 use crate::lease::store::{lease_belongs_to, ClientKey};
 
+/// Whether the store's `lease` backs a kernel entry for `key` up to `horizon`: the kernel may
+/// only repeat an ACK the engine would still give, so the address must be ACTIVE for the same
+/// client and end no earlier than the horizon the entry may extend to.
+pub fn store_backs(lease: &Lease, key: &LeaseKey, horizon: UnixTime) -> bool {
+    lease.binding_state == BindingState::Active
+        && lease.ends >= horizon
+        && kernel_client(key).is_some_and(|client| lease_belongs_to(lease, &client))
+}
+
 /// The store's client key for a kernel key (the same rule on both sides: option 61, else the
 /// hardware address).
 pub fn kernel_client(key: &LeaseKey) -> Option<ClientKey> {
@@ -274,12 +283,10 @@ impl<M: FastPathMaps> FastPath<M> {
     /// for the address or the entry is still backed.
     pub fn stale_entry(&self, lease: &Lease) -> Option<LeaseKey> {
         let key = self.key_at(lease.address)?;
-        let backed = lease.binding_state == BindingState::Active
-            && kernel_client(&key).is_some_and(|client| lease_belongs_to(lease, &client))
-            && self
-                .maps
-                .lease(&key)
-                .is_some_and(|value| lease.ends >= value.horizon);
+        let backed = self
+            .maps
+            .lease(&key)
+            .is_some_and(|value| store_backs(lease, &key, value.horizon));
         (!backed).then_some(key)
     }
 
