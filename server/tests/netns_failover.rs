@@ -30,7 +30,6 @@ const SECONDARY: &str = "10.215.0.2";
 /// xdhcpd's OMAPI port and key (test (b)); omshell runs inside xdhcpd's namespace.
 const OMAPI_PORT: u16 = 7911;
 const OMAPI_SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZg==";
-const OMSHELL: &str = "/usr/bin/omshell";
 
 /// The failover block + pool both servers share; `role` is the role-specific part.
 fn dhcpd_conf(role: &str, address: &str, peer_address: &str) -> String {
@@ -162,33 +161,6 @@ fn client_lease_text(path: &Path) -> Result<String> {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         Ok(text.contains("dhcp-server-identifier").then_some(text))
     })
-}
-
-/// Runs ISC's `omshell` in `netns` on `script` (its stdin), bounded to 20 s; stdout + stderr.
-fn omshell(netns: &Netns, dir: &Path, script: &str) -> Result<String> {
-    let script_file = dir.join("omshell.in");
-    std::fs::write(&script_file, script)?;
-    let mut child = netns
-        .command(OMSHELL)
-        .stdin(std::fs::File::open(&script_file)?)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .context("spawn omshell")?;
-    // omshell exits at the end of its input; a server that never answers must not hang us.
-    let exited = wait_for("omshell to exit", Duration::from_secs(20), || {
-        Ok(child.try_wait()?.map(|_| ()))
-    });
-    if exited.is_err() {
-        let _ = child.kill();
-    }
-    let output = child.wait_with_output()?;
-    exited?;
-    Ok(format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    ))
 }
 
 fn logs(parts: &[(&str, &Path)]) -> String {
@@ -433,14 +405,10 @@ fn xdp_renewals_of_a_failover_pool_reach_the_partner() -> Result<()> {
     // copy goes. The end is one no renewal can produce (renewals give ends = now + 4 or the
     // horizon now + 8).
     let operator_ends = mark + 777;
-    let transcript = omshell(
-        &lab.a,
-        lab.dir.path(),
-        &format!(
-            "server 127.0.0.1\nport {OMAPI_PORT}\nkey omapi_key {OMAPI_SECRET}\nconnect\n\
+    let transcript = lab.a.omshell(&format!(
+        "server 127.0.0.1\nport {OMAPI_PORT}\nkey omapi_key {OMAPI_SECRET}\nconnect\n\
              new lease\nset ip-address = {address}\nopen\nset ends = {operator_ends}\nupdate\n"
-        ),
-    )?;
+    ))?;
     assert!(
         transcript.contains("ip-address") && !transcript.contains("can't"),
         "omshell:\n{transcript}\n{}",
@@ -567,15 +535,11 @@ fn isc_primary_and_xdhcpd_secondary_then_isc_dies_and_xdhcpd_keeps_renewing() ->
 
     // The operator declares the partner down (docs/spec/omapi.md §8.5): open the relationship by name,
     // read local-state (3 = COMMUNICATIONS-INTERRUPTED), set 4 = PARTNER-DOWN, update.
-    let transcript = omshell(
-        &lab.b,
-        lab.dir.path(),
-        &format!(
-            "server 127.0.0.1\nport {OMAPI_PORT}\nkey omapi_key {OMAPI_SECRET}\nconnect\n\
+    let transcript = lab.b.omshell(&format!(
+        "server 127.0.0.1\nport {OMAPI_PORT}\nkey omapi_key {OMAPI_SECRET}\nconnect\n\
              new failover-state\nset name = \"interop\"\nopen\n\
              set local-state = 4\nupdate\nrefresh\n"
-        ),
-    )?;
+    ))?;
     let debug_omshell = || format!("omshell:\n{transcript}\n{}", debug());
     let opened = transcript
         .split("set local-state")

@@ -11,9 +11,7 @@ mod netns;
 use anyhow::{bail, Context as _, Result};
 use netns::peers::{write_event_script, Client, Server, ServerKind, ServerSetup};
 use netns::{wait_for, DhcpConfig, Lab, Netns, Proc};
-use std::io::Write as _;
 use std::net::Ipv4Addr;
-use std::process::Stdio;
 use std::time::Duration;
 
 const SCRIPT: &str = include_str!("omapi/conformance.omshell");
@@ -116,35 +114,6 @@ fn sessions(lease_a: Ipv4Addr, lease_c: Ipv4Addr) -> Vec<(String, String)> {
     sessions
 }
 
-/// Runs omshell inside `netns` on `input` (bounded: killed after 20 s); stdout then stderr.
-fn omshell(netns: &Netns, input: &str) -> Result<String> {
-    let mut child = netns
-        .command(OMSHELL)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("spawn omshell")?;
-    child
-        .stdin
-        .take()
-        .context("omshell stdin")?
-        .write_all(input.as_bytes())?;
-    // omshell exits at the end of its input; a server that never answers must not hang us.
-    let exited = wait_for("omshell to exit", Duration::from_secs(20), || {
-        Ok(child.try_wait()?)
-    });
-    if exited.is_err() {
-        let _ = child.kill();
-    }
-    let output = child.wait_with_output()?;
-    Ok(format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    ))
-}
-
 /// One server's run: the leases the clients got and the raw transcript.
 struct Run {
     label: &'static str,
@@ -187,7 +156,7 @@ fn run_against(kind: ServerKind) -> Result<Run> {
         let mut transcript = String::new();
         for (name, input) in sessions(lease_a, lease_c) {
             transcript.push_str(&format!("### session {name}\n"));
-            transcript.push_str(&omshell(netns, &input)?);
+            transcript.push_str(&netns.omshell(&input)?);
             transcript.push('\n');
         }
         server.proc.check_running()?;

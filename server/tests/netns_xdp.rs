@@ -259,35 +259,8 @@ fn kernel_renewed(lab: &Lab) -> anyhow::Result<u64> {
 
 /// omshell inside the server namespace, against the daemon's OMAPI on its loopback.
 fn omshell_in(lab: &Lab, commands: &str) -> anyhow::Result<String> {
-    use std::io::Write as _;
-    let script = format!(
+    lab.server.omshell(&format!(
         "server 127.0.0.1\nport {OMAPI_PORT}\nkey omapi_key {OMAPI_SECRET}\nconnect\n{commands}"
-    );
-    let mut child = lab
-        .server
-        .command(OMSHELL)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("omshell stdin"))?
-        .write_all(script.as_bytes())?;
-    let started = netns::now();
-    while child.try_wait()?.is_none() {
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output()?;
-    Ok(format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
     ))
 }
 

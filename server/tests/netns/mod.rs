@@ -173,6 +173,37 @@ impl Netns {
             .ok_or_else(|| anyhow!("no {name} in the scrape:\n{text}"))
     }
 
+    /// ISC's `omshell` (/usr/bin/omshell) run inside the namespace on `input` (its stdin),
+    /// bounded: killed after 20 s; stdout then stderr.
+    pub fn omshell(&self, input: &str) -> Result<String> {
+        use std::io::Write as _;
+        let mut child = self
+            .command("/usr/bin/omshell")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawn omshell")?;
+        child
+            .stdin
+            .take()
+            .context("omshell stdin")?
+            .write_all(input.as_bytes())?;
+        // omshell exits at the end of its input; a server that never answers must not hang us.
+        let exited = wait_for("omshell to exit", Duration::from_secs(20), || {
+            Ok(child.try_wait()?)
+        });
+        if exited.is_err() {
+            let _ = child.kill();
+        }
+        let output = child.wait_with_output()?;
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+
     /// `ip -n NAME args…`.
     pub fn ip(&self, args: &[&str]) -> Result<()> {
         run(Command::new("ip").args(["-n", &self.name]).args(args))?;
