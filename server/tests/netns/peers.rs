@@ -392,13 +392,16 @@ pub struct PerfdhcpReport {
     pub do_max_ms: Option<f64>,
     pub ra_avg_ms: Option<f64>,
     pub ra_max_ms: Option<f64>,
+    /// Replies that came after perfdhcp had counted their exchange as dropped (`orphans:`,
+    /// both sections): answered, late.
+    pub orphans: u64,
     pub raw: String,
 }
 
 impl PerfdhcpReport {
     /// Parses perfdhcp 2.2's statistics text: two sections, `***** Statistics for: DISCOVER-OFFER
     /// *****` and `… REQUEST-ACK …`, each with `sent packets:`, `received packets:`, `drops:`,
-    /// `avg delay:` and `max delay:` lines.
+    /// `orphans:`, `avg delay:` and `max delay:` lines.
     pub fn parse(text: &str) -> Self {
         let mut report = Self {
             raw: text.to_owned(),
@@ -432,6 +435,7 @@ impl PerfdhcpReport {
                 .next()
                 .and_then(|number| number.parse::<f64>().ok());
             match (section, key.trim()) {
+                ("do" | "ra", "orphans") => report.orphans += count.unwrap_or(0),
                 ("do", "sent packets") => report.discover_sent = count.unwrap_or(0),
                 ("do", "received packets") => report.offer_received = count.unwrap_or(0),
                 ("do", "drops") => report.discover_drops = count.unwrap_or(0),
