@@ -358,36 +358,49 @@ fn xdp_renewals_of_a_failover_pool_reach_the_partner() -> Result<()> {
         || Ok((scrape(&lab.a, renewed)? >= 2).then_some(())),
     )
     .with_context(debug)?;
-    // From now on: a record in ISC's file with an end no renewal before `mark` can give
-    // (a renewal at u ≤ mark is written with ends = u + 2 × 4, the horizon), while userspace
-    // sends no ACK, came from a kernel renewal through BNDUPD.
-    let userspace_acks = scrape(&lab.a, acks)?;
-    // The wall clock is the lab's (the lease files carry Unix times): this test is a driver.
-    #[allow(clippy::disallowed_methods)]
-    let mark = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let record = wait_for(
-        "a kernel renewal in ISC's lease file",
-        Duration::from_secs(20),
-        || {
-            let text = std::fs::read_to_string(&isc_leases).unwrap_or_default();
-            Ok(parse_lease_file(&text).into_iter().rev().find(|record| {
-                record.address == address
-                    && record.mac.as_deref() == Some(mac.as_str())
-                    && record.binding_state.as_deref() == Some("active")
-                    && record.ends.is_some_and(|ends| ends > mark + 8)
-            }))
-        },
-    )
-    .with_context(debug)?;
-    let kernel = scrape(&lab.a, renewed)?;
-    assert_eq!(
-        scrape(&lab.a, acks)?,
-        userspace_acks,
-        "userspace answered a renewal meanwhile; ISC record {record:?}\n{}",
-        debug()
-    );
+    // A record in ISC's file with an end no renewal before `mark` can give (a renewal at
+    // u <= mark is written with ends = u + 2 x 4, the horizon), while userspace sends no ACK,
+    // came from a kernel renewal through BNDUPD. With 4 s leases the kernel's slack is one
+    // renewal interval (2 s): on a loaded machine a horizon published late sends one renewal
+    // up, which is correct behaviour but spoils that window, so the observation is retried.
+    let mut attempts = 0;
+    let (mark, record, kernel) = loop {
+        attempts += 1;
+        let userspace_acks = scrape(&lab.a, acks)?;
+        // The wall clock is the lab's (the lease files carry Unix times): this test is a driver.
+        #[allow(clippy::disallowed_methods)]
+        let mark = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let record = wait_for(
+            "a kernel renewal in ISC's lease file",
+            Duration::from_secs(20),
+            || {
+                let text = std::fs::read_to_string(&isc_leases).unwrap_or_default();
+                Ok(parse_lease_file(&text).into_iter().rev().find(|record| {
+                    record.address == address
+                        && record.mac.as_deref() == Some(mac.as_str())
+                        && record.binding_state.as_deref() == Some("active")
+                        && record.ends.is_some_and(|ends| ends > mark + 8)
+                }))
+            },
+        )
+        .with_context(debug)?;
+        let kernel = scrape(&lab.a, renewed)?;
+        let later_acks = scrape(&lab.a, acks)?;
+        if later_acks == userspace_acks {
+            break (mark, record, kernel);
+        }
+        eprintln!(
+            "netns_failover xdp: attempt {attempts}: userspace answered {} renewal(s) in the              window (ISC record {record:?}); observing again",
+            later_acks - userspace_acks
+        );
+        assert!(
+            attempts < 4,
+            "userspace answered a renewal in each of {attempts} windows; ISC record              {record:?}\n{}",
+            debug()
+        );
+    };
     eprintln!("netns_failover xdp: {kernel} renewals in the kernel; ISC has {record:?}");
     // Every renewal was answered: the client never started over.
     let bound = client
