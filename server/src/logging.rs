@@ -357,6 +357,21 @@ pub fn exchange_lines(message: &Message, outcome: &Outcome, interface: &str) -> 
 /// Logs the summary of one exchange at info level, rate-limited. The limiter is asked first,
 /// so that a flood costs an atomic per line, not the formatting. Returns how many lines the
 /// limiter suppressed (for the metrics).
+/// Writes the lines of dhcpd.conf `log` statements at their priority (dhcp-eval(5)
+/// "LOGGING"; ISC `log_fatal` here only logs: a packet must not stop the server).
+pub fn statement_lines(lines: &[(crate::config::model::LogPriority, String)]) {
+    use crate::config::model::LogPriority;
+    for (priority, line) in lines {
+        match priority {
+            LogPriority::Fatal | LogPriority::Error => {
+                tracing::error!(target: EXCHANGE_TARGET, "{line}")
+            }
+            LogPriority::Info => tracing::info!(target: EXCHANGE_TARGET, "{line}"),
+            LogPriority::Debug => tracing::debug!(target: EXCHANGE_TARGET, "{line}"),
+        }
+    }
+}
+
 pub fn exchange(message: &Message, outcome: &Outcome, interface: &str) -> u64 {
     if !tracing::enabled!(target: EXCHANGE_TARGET, tracing::Level::INFO) {
         return 0;

@@ -34,9 +34,9 @@ pub enum BinaryOp {
     BitAnd,
     BitOr,
     BitXor,
-    /// `~=` (regular expression match): parsed, evaluated as null (later).
+    /// `~=` (regular expression match); parsed into [`Expr::RegexMatch`].
     RegexMatch,
-    /// `~~` (case-insensitive regular expression match): parsed, evaluated as null (later).
+    /// `~~` (case-insensitive regular expression match); parsed into [`Expr::RegexMatch`].
     IregexMatch,
 }
 
@@ -98,6 +98,9 @@ pub enum Expr {
     Static,
     Not(Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// `DATA ~= "REGEX"` / `DATA ~~ "REGEX"` (dhcp-eval(5)): whether the regular expression
+    /// matches somewhere in the data.
+    RegexMatch(Box<Expr>, Pattern),
     /// A variable reference or `defined(NAME)` and friends: evaluation later, yields null.
     Variable(String),
     /// A call of a function the evaluator does not implement (`gethostname()`, `config-option`,
@@ -110,6 +113,7 @@ impl Expr {
     pub fn kind(&self) -> ExprKind {
         match self {
             Expr::Boolean(_)
+            | Expr::RegexMatch(..)
             | Expr::Exists(_)
             | Expr::Known
             | Expr::Static
@@ -141,6 +145,48 @@ impl Expr {
             | Expr::LeasedAddress
             | Expr::HostDeclName => ExprKind::Data,
         }
+    }
+}
+
+/// The regular expression of `~=` / `~~`, compiled once when the configuration is read. ISC
+/// compiles it with POSIX `regcomp(REG_EXTENDED)` (`REG_ICASE` for `~~`); the extended syntax
+/// operators ISC configurations use (anchors, classes, alternation, repetition, bracket
+/// expressions with `[:digit:]`-style classes) mean the same in the `regex` crate, and a
+/// pattern it cannot compile is refused when the configuration is read.
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    pub source: String,
+    pub case_insensitive: bool,
+    regex: regex::bytes::Regex,
+}
+
+impl Pattern {
+    pub fn new(source: &str, case_insensitive: bool) -> Result<Self, regex::Error> {
+        let regex = regex::bytes::RegexBuilder::new(source)
+            .case_insensitive(case_insensitive)
+            // POSIX regexec works on bytes; `.` and classes match any byte, not UTF-8 only.
+            .unicode(false)
+            .build()?;
+        Ok(Self {
+            source: source.to_owned(),
+            case_insensitive,
+            regex,
+        })
+    }
+
+    /// ISC hands regexec a C string: the data up to its first NUL byte.
+    pub fn is_match(&self, data: &[u8]) -> bool {
+        let end = data
+            .iter()
+            .position(|byte| *byte == 0)
+            .unwrap_or(data.len());
+        self.regex.is_match(&data[..end])
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source && self.case_insensitive == other.case_insensitive
     }
 }
 
@@ -362,6 +408,9 @@ pub fn evaluate(expr: &Expr, packet: &dyn PacketView) -> Value {
             _ => Value::Null,
         },
         Expr::Binary(op, left, right) => evaluate_binary(*op, left, right, packet),
+        // tree.c: a null subject makes the evaluation fail.
+        Expr::RegexMatch(subject, pattern) => data_of(subject, packet)
+            .map_or(Value::Null, |data| Value::Boolean(pattern.is_match(&data))),
         Expr::Variable(_) | Expr::Unsupported(_) => Value::Null,
     }
 }

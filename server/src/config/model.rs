@@ -63,6 +63,10 @@ pub struct Scope {
     pub next_server: Option<Ipv4Addr>,
     pub filename: Option<Vec<u8>>,
     pub server_name: Option<Vec<u8>>,
+    /// `filename = EXPR;` / `server-name = EXPR;`: evaluated per reply; a scope sets either
+    /// the constant or the expression (the later statement wins).
+    pub filename_expression: Option<crate::config::expr::Expr>,
+    pub server_name_expression: Option<crate::config::expr::Expr>,
     pub unknown_clients: Option<Permission>,
     pub bootp: Option<Permission>,
     pub booting: Option<Permission>,
@@ -87,6 +91,78 @@ pub struct Scope {
     pub server_id_check: Option<bool>,
     /// The DDNS parameters ISC evaluates in the lease's scopes.
     pub ddns: DdnsScope,
+    /// Option statements evaluated per reply (`engine::scope`): values given by expressions
+    /// (`option NAME = EXPR;`) and the `default`, `prepend` and `append` forms, which depend
+    /// on what the enclosing scopes set (dhcpd.conf(5) "REFERENCE: OPTION STATEMENTS").
+    pub computed_options: Vec<ComputedOption>,
+    /// `if`/`elsif`/`else` statements, in declaration order (dhcp-eval(5) "CONDITIONAL
+    /// BEHAVIOUR"). A taken branch's body is a scope of its own that acts just inside this one.
+    pub conditionals: Vec<Conditional>,
+    /// `log (PRIORITY, EXPR);` statements, executed for each reply built in this scope.
+    pub logs: Vec<LogStatement>,
+}
+
+/// One `if` statement with its `elsif` and `else` branches: the first branch whose condition
+/// is true (an `else` has none) is taken; null and false both pass to the next branch (ISC
+/// `statement.c` `if_statement`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conditional {
+    pub branches: Vec<Branch>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Branch {
+    /// `None` for `else`.
+    pub condition: Option<crate::config::expr::Expr>,
+    /// The body's scope in the arena; its parent is the scope holding the `if`.
+    pub body: ScopeId,
+}
+
+/// How an option statement combines with what scopes executed before it set (ISC executes the
+/// scopes from the global one inwards, `execute_statements_in_scope`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionForm {
+    /// `option` and `supersede`: replaces any earlier value.
+    Supersede,
+    /// `default`: used only when no earlier statement set the option.
+    Default,
+    /// `prepend`: before the earlier value.
+    Prepend,
+    /// `append`: after the earlier value.
+    Append,
+}
+
+/// An option statement the engine evaluates per reply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComputedOption {
+    pub code: u8,
+    pub form: OptionForm,
+    /// A constant wire value or a data expression; an expression that evaluates to null sets
+    /// nothing (ISC `evaluate_option_cache` fails and the option is not sent).
+    pub value: OptionValue,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum OptionValue {
+    Constant(Vec<u8>),
+    Expression(crate::config::expr::Expr),
+}
+
+/// Priority of a `log` statement (dhcp-eval(5) "LOGGING").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogPriority {
+    Fatal,
+    Error,
+    Info,
+    Debug,
+}
+
+/// `log (PRIORITY, EXPR);`: the data expression is written to the log when executed; a null
+/// value writes nothing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogStatement {
+    pub priority: LogPriority,
+    pub text: crate::config::expr::Expr,
 }
 
 /// The dynamic DNS parameters of one scope (dhcpd.conf(5) "DYNAMIC DNS UPDATES"), each

@@ -200,8 +200,10 @@ pub(crate) enum BlockKind {
     Host,
     Class,
     Subclass,
-    /// The body of `if`, `elsif`, `else` or `on`: executable statements, not evaluated.
+    /// The body of `if`, `elsif` or `else`: executable statements, evaluated per reply.
     Conditional,
+    /// The body of `on commit|expiry|release`: executable statements, not evaluated.
+    Event,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -262,6 +262,9 @@ fn dispatch(
 ) {
     let metrics = &shared.metrics;
     metrics.count_decision(&decision.outcome);
+    if let Some(reply) = &decision.reply {
+        crate::logging::statement_lines(&reply.log_lines);
+    }
     metrics.log_lines_suppressed.add(crate::logging::exchange(
         message,
         &decision.outcome,

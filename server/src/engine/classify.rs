@@ -212,16 +212,24 @@ fn matching_classes(
     members
 }
 
-/// What class expressions may read of a request (dhcp-eval(5)): its options as wire bytes,
-/// its hardware address, whether a host declaration knows it.
-struct RequestView<'a> {
+/// What expressions may read of a request (dhcp-eval(5)): its options as wire bytes, its
+/// hardware address, whether a host declaration knows it and, once an address is chosen for a
+/// reply, that address (`leased-address`).
+pub(crate) struct RequestView<'a> {
     options: Vec<(u8, Vec<u8>)>,
     hardware: (u8, &'a [u8]),
     host_name: Option<&'a str>,
+    leased_address: Option<std::net::Ipv4Addr>,
 }
 
 impl<'a> RequestView<'a> {
-    fn new(inbound: &'a Inbound<'_>, host_name: Option<&'a str>) -> Self {
+    /// The view of a reply about `leased_address`.
+    pub fn with_leased_address(mut self, leased_address: Option<std::net::Ipv4Addr>) -> Self {
+        self.leased_address = leased_address;
+        self
+    }
+
+    pub fn new(inbound: &'a Inbound<'_>, host_name: Option<&'a str>) -> Self {
         let mut options: Vec<(u8, Vec<u8>)> = inbound
             .message
             .opts()
@@ -236,6 +244,7 @@ impl<'a> RequestView<'a> {
             options,
             hardware: (inbound.hardware.htype, inbound.hardware.address()),
             host_name,
+            leased_address: None,
         }
     }
 }
@@ -258,6 +267,10 @@ impl PacketView for RequestView<'_> {
 
     fn host_decl_name(&self) -> Option<&str> {
         self.host_name
+    }
+
+    fn leased_address(&self) -> Option<std::net::Ipv4Addr> {
+        self.leased_address
     }
 }
 

@@ -139,6 +139,9 @@ pub struct Reply {
     /// `None` for every other reply, an ACK that reused its lease included: the fast path
     /// never repeats those.
     pub cache_threshold: Option<u8>,
+    /// What the `log` statements of the reply's scopes wrote (dhcp-eval(5) "LOGGING"), for the
+    /// driver to log.
+    pub log_lines: Vec<(crate::config::model::LogPriority, String)>,
 }
 
 /// RFC 2131 §4.1 reply routing, decided by the engine (protocol logic), executed by the driver.

@@ -234,6 +234,10 @@ pub(crate) fn finish(
         option_order: stored,
         layout,
         cache_threshold: None,
+        log_lines: scopes
+            .filter(|_| assembly.configured)
+            .map(|scopes| scopes.log_lines().to_vec())
+            .unwrap_or_default(),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::failover::states::Service;
 use crate::lease::record::{flags, BindingState, Lease, LeaseExtra, UnixTime, NEVER};
 use crate::lease::store::LeaseStore;
 
-use super::classify::{classify, pool_permits, Classification};
+use super::classify::{classify, pool_permits, Classification, RequestView};
 use super::lease_time::{
     cache_threshold, expiry, lease_time, reuse_for, LeaseTime, DEFAULT_ABANDON_LEASE_TIME, MAX_TIME,
 };
@@ -80,6 +80,11 @@ struct Context<'e, 'r> {
 impl<'e> Context<'e, '_> {
     /// The scopes for a reply about `candidate` (or about a bare subnet).
     fn scopes_for(&self, base: ScopeId) -> ScopeStack<'e> {
+        self.scopes_at(base, None)
+    }
+
+    /// The scopes for a reply from `base`, about `address` when one is chosen.
+    fn scopes_at(&self, base: ScopeId, address: Option<Ipv4Addr>) -> ScopeStack<'e> {
         let config = &*self.engine.config;
         let host = self.classification.host(config).map(|host| host.scope);
         let classes: Vec<ScopeId> = self
@@ -88,8 +93,23 @@ impl<'e> Context<'e, '_> {
             .iter()
             .map(|(_, scope)| *scope)
             .collect();
-        ScopeStack::new(config, host, &classes, base)
-            .with_dynamic_host(self.classification.dynamic_host.clone())
+        let scopes = ScopeStack::new(config, host, &classes, base)
+            .with_dynamic_host(self.classification.dynamic_host.clone());
+        if !scopes.has_executable_statements() {
+            return scopes;
+        }
+        let host_name = self
+            .classification
+            .host(config)
+            .map(|host| host.name.as_str());
+        let view = RequestView::new(&self.inbound, host_name).with_leased_address(address);
+        scopes.evaluate(&view)
+    }
+
+    /// The scopes for a reply about `candidate`: its pool's or subnet's, evaluated with its
+    /// address as `leased-address`.
+    fn scopes_for_candidate(&self, candidate: &Candidate) -> ScopeStack<'e> {
+        self.scopes_at(self.base_scope(candidate), Some(candidate.address()))
     }
 
     fn base_scope(&self, candidate: &Candidate) -> ScopeId {
@@ -340,7 +360,7 @@ impl<'e> Context<'e, '_> {
                 return Decision::ignored(IgnoreReason::NotForUs);
             }
         }
-        let scopes = self.scopes_for(self.base_scope(&candidate));
+        let scopes = self.scopes_for_candidate(&candidate);
         if let Some(reason) = self.dropped(&scopes, true) {
             // Pools that disagree on the drop: the address goes back to the allocator.
             leases.return_unused(candidate.address());
@@ -629,7 +649,7 @@ impl<'e> Context<'e, '_> {
                 return Decision::ignored(IgnoreReason::NotForUs);
             }
         }
-        let scopes = self.scopes_for(self.base_scope(&candidate));
+        let scopes = self.scopes_for_candidate(&candidate);
         if !self.admitted(&scopes) {
             return Decision::ignored(IgnoreReason::Denied);
         }
@@ -834,7 +854,7 @@ impl<'e> Context<'e, '_> {
                 }
             }
         };
-        let scopes = self.scopes_for(self.base_scope(&candidate));
+        let scopes = self.scopes_for_candidate(&candidate);
         if let Some(reason) = self.dropped(&scopes, false) {
             leases.return_unused(candidate.address());
             return Decision::ignored(reason);
@@ -943,10 +963,10 @@ fn set_boot_fields(message: &mut Message, scopes: &ScopeStack<'_>) {
     if let Some(next_server) = scopes.find(|scope| scope.next_server) {
         message.set_siaddr(next_server);
     }
-    if let Some(filename) = scopes.find(|scope| scope.filename.as_deref()) {
+    if let Some(filename) = scopes.filename() {
         message.set_fname(&filename[..filename.len().min(128)]);
     }
-    if let Some(server_name) = scopes.find(|scope| scope.server_name.as_deref()) {
+    if let Some(server_name) = scopes.server_name() {
         message.set_sname(&server_name[..server_name.len().min(64)]);
     }
 }

@@ -123,10 +123,20 @@ impl std::fmt::Debug for Prepared {
 
 /// True when the configuration lets a reply depend only on what the fast path checks: no
 /// classes (their expressions may read any header field), no `min-secs` (secs varies between
-/// retransmissions). Failover pools are allowed: the MCLT rule and the failover state reach
-/// the kernel through the horizon ([`super::bounds`]).
+/// retransmissions), no executable statements (`if` conditions and option expressions may
+/// read any part of the request, and `log` statements write a line per reply; DESIGN.md "What
+/// the kernel may answer"). Failover pools are allowed: the MCLT rule and the failover state
+/// reach the kernel through the horizon ([`super::bounds`]).
 pub fn config_allows_fast_path(config: &Config) -> bool {
-    config.classes.is_empty() && config.scopes.iter().all(|scope| scope.min_secs.is_none())
+    config.classes.is_empty()
+        && config.scopes.iter().all(|scope| {
+            scope.min_secs.is_none()
+                && scope.conditionals.is_empty()
+                && scope.computed_options.is_empty()
+                && scope.logs.is_empty()
+                && scope.filename_expression.is_none()
+                && scope.server_name_expression.is_none()
+        })
 }
 
 /// Builds the kernel's copy of the engine's DHCPACK `reply` to `request` (raw UDP payload

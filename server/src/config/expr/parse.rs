@@ -2,7 +2,7 @@
 //! `parse_expression` / `parse_non_binary`). A constant like `01` is a number in a numeric
 //! context and a colon-hex byte in a data context, as in ISC.
 
-use super::{BinaryOp, Expr, ExprKind, OptionRef};
+use super::{BinaryOp, Expr, ExprKind, OptionRef, Pattern};
 use crate::config::lexer::{Span, TokenKind};
 use crate::config::options::OptionSpace;
 use crate::config::parser::{ParseResult, Parser};
@@ -50,7 +50,7 @@ impl Parser {
         Ok(expr)
     }
 
-    fn require_kind(
+    pub(crate) fn require_kind(
         &self,
         expr: &Expr,
         wanted: ExprKind,
@@ -143,11 +143,24 @@ impl Parser {
                 }
                 BinaryOp::RegexMatch | BinaryOp::IregexMatch => {
                     let right = self.parse_binary(power, Context::Data)?;
-                    self.warn(
-                        op_span,
-                        "regular expression matches are not evaluated (always false)",
-                    );
-                    right
+                    let Expr::Data(source) = &right else {
+                        return Err(self.invalid(
+                            right_span,
+                            "a quoted regular expression",
+                            "a computed one (unsupported)",
+                        ));
+                    };
+                    let source = String::from_utf8_lossy(source).into_owned();
+                    let pattern =
+                        Pattern::new(&source, op == BinaryOp::IregexMatch).map_err(|error| {
+                            self.invalid(
+                                right_span,
+                                "a regular expression",
+                                format!("`{source}` ({error})"),
+                            )
+                        })?;
+                    left = Expr::RegexMatch(Box::new(left), pattern);
+                    continue;
                 }
                 _ => {
                     self.require_kind(

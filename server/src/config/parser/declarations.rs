@@ -967,7 +967,8 @@ pub(super) fn block_name(kind: BlockKind) -> &'static str {
         BlockKind::Host => "host",
         BlockKind::Class => "class",
         BlockKind::Subclass => "subclass",
-        BlockKind::Conditional => "conditional or event block",
+        BlockKind::Conditional => "conditional block",
+        BlockKind::Event => "event block",
     }
 }
 

@@ -3,7 +3,7 @@
 //! the comment says what ISC did with it; the end-to-end comparison of both binaries is
 //! `server/tests/isc_config_acceptance.rs` over `testdata/configs/`.
 
-use crate::config::model::{Config, ScopeId};
+use crate::config::model::{Config, Permission, ScopeId};
 use crate::config::parse_str;
 
 fn parse(text: &str) -> Config {
@@ -47,16 +47,22 @@ fn if_bodies_take_server_parameters() {
 }
 "#,
     );
-    // Bodies are not evaluated yet (issue 12): the existing `if` warning, nothing applied.
-    let warnings = warnings(&config);
-    assert!(
-        warnings
-            .iter()
-            .any(|w| w.starts_with("test.conf:1:1: `if` statement is not evaluated")),
-        "{warnings:?}"
-    );
+    // The bodies are scopes of their own, taken per reply (engine::scope); nothing leaks
+    // into the global scope.
     assert_eq!(config.scopes[0].filename, None);
     assert_eq!(config.scopes[0].next_server, None);
+    let branches = &config.scopes[0].conditionals[0].branches;
+    assert_eq!(branches.len(), 3);
+    let pxe = config.scope(branches[0].body);
+    assert_eq!(pxe.filename.as_deref(), Some(&b"pxelinux.0"[..]));
+    assert_eq!(pxe.next_server, Some(std::net::Ipv4Addr::new(10, 0, 0, 1)));
+    assert_eq!(pxe.authoritative, Some(true));
+    assert_eq!(pxe.unknown_clients, Some(Permission::Allow));
+    assert!(config.scope(branches[1].body).filename_expression.is_some());
+    assert_eq!(
+        config.scope(branches[2].body).filename.as_deref(),
+        Some(&b"bare"[..])
+    );
     assert_eq!(config.keys.len(), 1);
     // What ISC refuses in an if-body stays refused: `authoritative;` needs a value there,
     // declarations are not executable statements.

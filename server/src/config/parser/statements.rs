@@ -4,8 +4,9 @@
 //! produce a warning; executable statements (`if`, `on`, `set`, …) are parsed, not evaluated.
 
 use super::{Block, BlockKind, ParseResult, Parser};
+use crate::config::expr::{Expr, ExprKind};
 use crate::config::lexer::{Span, TokenKind};
-use crate::config::model::Permission;
+use crate::config::model::{Branch, Conditional, LogPriority, LogStatement, Permission, ScopeId};
 
 /// Parameters tagged "later" that have no field in the model: accepted with a warning.
 const LATER_PARAMETERS: &[&str] = &[
@@ -83,7 +84,7 @@ impl Parser {
             }
             _ => return Err(self.expected("a statement")),
         };
-        let conditional = block.kind == BlockKind::Conditional;
+        let conditional = matches!(block.kind, BlockKind::Conditional | BlockKind::Event);
         match word.as_str() {
             "option" => {
                 self.bump();
@@ -230,16 +231,9 @@ impl Parser {
             }
             "filename" | "server-name" => {
                 self.bump();
-                let value = self.parse_string_or_expression(word)?;
+                let value = self.parse_string_or_expression()?;
                 self.expect_semicolon()?;
-                if let Some(value) = value {
-                    let target = self.scope_mut(scope);
-                    if word == "filename" {
-                        target.filename = Some(value);
-                    } else {
-                        target.server_name = Some(value);
-                    }
-                }
+                self.set_boot_field(scope, word == "filename", value);
             }
             "log-facility" => {
                 self.bump();
@@ -342,8 +336,8 @@ impl Parser {
     /// executable keyword: ISC's `parse_executable_statement` also takes `allow`/`deny`/
     /// `ignore` and every name of the server option space, with that option's value syntax
     /// (`filename "pxe.0";`, `next-server 10.0.0.1;`, `filename = concat(…);`,
-    /// `authoritative true;`). The body is parsed into its scratch scope and not evaluated,
-    /// as its options are (see `parse_if`).
+    /// `authoritative true;`). The values go to the body's scope (see `parse_if`); an `on`
+    /// body's scope is dropped.
     fn parse_conditional_statement(
         &mut self,
         block: Block,
@@ -356,8 +350,19 @@ impl Parser {
             // ISC enters a zone while parsing, whatever the condition.
             "zone" => self.parse_zone(block),
             _ => match super::server_space::server_option_format(word) {
+                // Parameters the model holds land in the body's scope, as in any other scope.
+                Some(_) if super::values::server_parameter_kind(word).is_some() => {
+                    self.bump();
+                    self.parse_server_option(block, word, span)
+                }
+                Some(_) if super::ddns::is_ddns_parameter(word) => {
+                    self.parse_ddns_parameter(block, word, span)
+                }
                 Some(format) => {
                     self.bump();
+                    if block.kind == BlockKind::Conditional {
+                        self.warn(span, format!("`{word}` is not supported yet; ignored"));
+                    }
                     self.parse_server_space_value(format)
                 }
                 None => self.parse_bare_identifier(span),
@@ -446,14 +451,43 @@ impl Parser {
 
     /// `filename "F";` also takes `= EXPR;` (ISC stores it as an expression); the expression
     /// form is not evaluated (`None`).
-    fn parse_string_or_expression(&mut self, word: &str) -> ParseResult<Option<Vec<u8>>> {
-        if self.at_punct(b'=') {
-            let span = self.bump().span;
-            self.parse_expression()?;
-            self.warn(span, format!("`{word} = EXPR` is not evaluated; ignored"));
-            return Ok(None);
+    fn parse_string_or_expression(&mut self) -> ParseResult<Result<Vec<u8>, Expr>> {
+        if self.eat_punct(b'=') {
+            let span = self.peek().span;
+            let expression = self.parse_expression()?;
+            self.require_kind(&expression, ExprKind::Data, span, "a data expression")?;
+            return Ok(match expression {
+                Expr::Data(bytes) => Ok(bytes),
+                other => Err(other),
+            });
         }
-        self.parse_text("a quoted string").map(Some)
+        self.parse_text("a quoted string").map(Ok)
+    }
+
+    /// Sets `filename` (or `server-name`) of `scope` to a constant or an expression evaluated
+    /// per reply; the later statement replaces the other form.
+    pub(super) fn set_boot_field(
+        &mut self,
+        scope: ScopeId,
+        filename: bool,
+        value: Result<Vec<u8>, Expr>,
+    ) {
+        let target = self.scope_mut(scope);
+        let (constant, expression) = if filename {
+            (&mut target.filename, &mut target.filename_expression)
+        } else {
+            (&mut target.server_name, &mut target.server_name_expression)
+        };
+        match value {
+            Ok(bytes) => {
+                *constant = Some(bytes);
+                *expression = None;
+            }
+            Err(computed) => {
+                *constant = None;
+                *expression = Some(computed);
+            }
+        }
     }
 
     /// `allow|deny|ignore …;` (docs/spec/dhcpd-conf.md §3.1). In a pool `allow`/`deny` build its permit
@@ -506,28 +540,35 @@ impl Parser {
 
     /// `if EXPR { … } [elsif EXPR { … }]… [else { … }]`: parsed, not evaluated.
     fn parse_if(&mut self, block: Block) -> ParseResult<()> {
-        let span = self.bump().span;
-        self.parse_boolean_expression("a boolean expression")?;
-        self.parse_conditional_body(block)?;
+        self.bump();
+        let mut branches = Vec::new();
+        let condition = self.parse_boolean_expression("a boolean expression")?;
+        let body = self.parse_conditional_body(block, true)?;
+        branches.push(Branch {
+            condition: Some(condition),
+            body,
+        });
         loop {
-            if self.at_keyword("elsif") {
+            let condition = if self.at_keyword("elsif") {
                 self.bump();
-                self.parse_boolean_expression("a boolean expression")?;
-                self.parse_conditional_body(block)?;
+                Some(self.parse_boolean_expression("a boolean expression")?)
             } else if self.at_keyword("else") {
                 self.bump();
                 if self.at_keyword("if") {
                     self.bump();
-                    self.parse_boolean_expression("a boolean expression")?;
+                    Some(self.parse_boolean_expression("a boolean expression")?)
+                } else {
+                    None
                 }
-                self.parse_conditional_body(block)?;
             } else {
                 break;
-            }
+            };
+            let body = self.parse_conditional_body(block, true)?;
+            branches.push(Branch { condition, body });
         }
-        if block.kind != BlockKind::Conditional {
-            self.warn(span, "`if` statement is not evaluated; its body is ignored");
-        }
+        self.scope_mut(block.scope)
+            .conditionals
+            .push(Conditional { branches });
         Ok(())
     }
 
@@ -547,31 +588,37 @@ impl Parser {
                 break;
             }
         }
-        self.parse_conditional_body(block)?;
-        if block.kind != BlockKind::Conditional {
-            self.warn(
-                span,
-                "`on` event statement is not evaluated; its body is ignored",
-            );
-        }
-        Ok(())
-    }
-
-    /// A `{ … }` of executable statements, parsed into a scratch scope that is dropped.
-    fn parse_conditional_body(&mut self, block: Block) -> ParseResult<()> {
-        let open = self.expect_punct(b'{')?;
         let scopes = self.config.scopes.len();
-        let scratch = self.new_scope(block.scope);
-        let inner = block.nested(BlockKind::Conditional, scratch);
-        self.parse_block_body(inner, open);
-        // Only parameters can be written in a conditional body, so nothing refers to the
-        // scratch scope: drop it so the arena holds only real scopes.
+        let warnings = self.config.warnings.len();
+        self.parse_conditional_body(block, false)?;
+        // One warning for the whole statement: nothing inside it is evaluated.
+        self.config.warnings.truncate(warnings);
         self.config.scopes.truncate(scopes);
+        self.warn(
+            span,
+            "`on` event statement is not evaluated; its body is ignored",
+        );
         Ok(())
     }
 
-    /// `set NAME = EXPR;`, `unset NAME;`, `log ([PRIORITY,] EXPR);`, `execute ("CMD", …);`,
-    /// `return EXPR;`: parsed, not evaluated.
+    /// A `{ … }` of executable statements parsed into a scope of its own under `block`'s
+    /// (ISC's `if` body acts as statements executed in the enclosing scope; here it is a scope
+    /// just inside it, see `engine::scope`).
+    fn parse_conditional_body(&mut self, block: Block, evaluated: bool) -> ParseResult<ScopeId> {
+        let open = self.expect_punct(b'{')?;
+        let body = self.new_scope(block.scope);
+        let kind = if evaluated {
+            BlockKind::Conditional
+        } else {
+            BlockKind::Event
+        };
+        let inner = block.nested(kind, body);
+        self.parse_block_body(inner, open);
+        Ok(body)
+    }
+
+    /// `log ([PRIORITY,] EXPR);` (evaluated per reply), and `set NAME = EXPR;`, `unset NAME;`,
+    /// `execute ("CMD", …);`, `return EXPR;`: parsed, not evaluated.
     fn parse_executable(&mut self, block: Block, word: &str) -> ParseResult<()> {
         let span = self.bump().span;
         match word {
@@ -585,16 +632,32 @@ impl Parser {
             }
             "log" => {
                 self.expect_punct(b'(')?;
-                let priority = ["fatal", "error", "info", "debug"]
-                    .iter()
-                    .any(|name| self.peek().is_keyword(name))
-                    && self.peek_at(1).is_punct(b',');
-                if priority {
-                    self.bump();
-                    self.bump();
+                // dhcp-eval(5) "LOGGING": the priority is optional, `info` by default.
+                let mut priority = LogPriority::Info;
+                if self.peek_at(1).is_punct(b',') {
+                    for (name, value) in [
+                        ("fatal", LogPriority::Fatal),
+                        ("error", LogPriority::Error),
+                        ("info", LogPriority::Info),
+                        ("debug", LogPriority::Debug),
+                    ] {
+                        if self.peek().is_keyword(name) {
+                            priority = value;
+                            self.bump();
+                            self.bump();
+                            break;
+                        }
+                    }
                 }
-                self.parse_expression()?;
+                let text_span = self.peek().span;
+                let text = self.parse_expression()?;
+                self.require_kind(&text, ExprKind::Data, text_span, "a data expression")?;
                 self.expect_punct(b')')?;
+                self.expect_semicolon()?;
+                self.scope_mut(block.scope)
+                    .logs
+                    .push(LogStatement { priority, text });
+                return Ok(());
             }
             "execute" => {
                 self.expect_punct(b'(')?;
@@ -614,9 +677,7 @@ impl Parser {
             }
         }
         self.expect_semicolon()?;
-        if block.kind != BlockKind::Conditional {
-            self.warn(span, format!("`{word}` statement is not evaluated"));
-        }
+        self.warn(span, format!("`{word}` statement is not evaluated"));
         Ok(())
     }
 

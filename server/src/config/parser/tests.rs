@@ -428,15 +428,18 @@ supersede domain-name "z"; prepend domain-name-servers 10.0.0.1;
         warnings,
         vec![
             "test.conf:1:1: `local-port` is not supported yet; ignored",
-            "test.conf:3:1: `if` statement is not evaluated; its body is ignored",
+            "test.conf:3:70: `set` statement is not evaluated",
             "test.conf:4:1: `on` event statement is not evaluated; its body is ignored",
             "test.conf:5:19: hardware type `token-ring` is not supported yet (only ethernet)",
             "test.conf:5:51: hostname not resolved: `printer.example.com` (only dotted-quad addresses are used)",
-            "test.conf:8:28: `prepend` is not supported yet; option `domain-name-servers` ignored",
         ]
     );
-    // The `if` body did not leak into the global scope; `supersede` acts like `option`.
+    // The `if` body did not leak into the global scope (it is a scope of its own, taken per
+    // reply); `supersede` acts like `option`; `prepend` is evaluated per reply.
     assert_eq!(config.scopes[0].options, vec![(15, b"z".to_vec())]);
+    assert_eq!(config.scopes[0].conditionals.len(), 1);
+    assert_eq!(config.scopes[0].conditionals[0].branches.len(), 3);
+    assert_eq!(config.scopes[0].computed_options.len(), 1);
     assert_eq!(config.scopes[0].ping_check, Some(true));
     assert_eq!(config.hosts[0].fixed_addresses, Vec::<Ipv4Addr>::new());
 }
@@ -637,8 +640,10 @@ fn statement_list_refuses_declarations_and_bad_values() {
 fn statement_list_reports_what_it_does_not_apply() {
     let parsed =
         statements("option host-name = concat(\"a\", \"b\"); option dhcp6.name-servers ::1;");
-    assert_eq!(parsed.warnings.len(), 2, "{:?}", parsed.warnings);
+    assert_eq!(parsed.warnings.len(), 1, "{:?}", parsed.warnings);
     assert!(parsed.scope.options.is_empty());
+    // The expression is kept and evaluated per reply.
+    assert_eq!(parsed.scope.computed_options.len(), 1);
     assert!(statements("").scope == crate::config::model::Scope::default());
 }
 

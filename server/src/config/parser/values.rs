@@ -4,9 +4,9 @@
 //! domain-name form, compressed as §4.1.4 for the `Dc` lists as ISC does, RFC 3397 §2).
 
 use super::{Block, BlockKind, ParseResult, Parser};
-use crate::config::expr::{Expr, OptionRef};
+use crate::config::expr::{Expr, ExprKind, OptionRef};
 use crate::config::lexer::{Span, TokenKind};
-use crate::config::model::{HostIdentifier, Permission};
+use crate::config::model::{ComputedOption, HostIdentifier, OptionForm, OptionValue, Permission};
 use crate::config::options::{
     encode_domain_name, CompressedDomainList, OptionDefinition, OptionSpace, OptionType,
     SpaceDefinition,
@@ -67,22 +67,23 @@ impl Parser {
             // ISC: "unknown option SPACE.NAME".
             return Err(self.invalid(name_span, "a known option name", format!("`{full_name}`")));
         };
+        let mut expression = None;
         let bytes = if self.at_punct(b'=') {
-            let equals = self.bump().span;
-            let expression = self.parse_expression()?;
+            self.bump();
+            let value_span = self.peek().span;
+            let value = self.parse_expression()?;
             self.expect_semicolon()?;
             // ISC writes option values back as `supersede NAME = DATA;` (host and group records
-            // in dhcpd.leases, docs/spec/dhcpd-conf.md §8.5): constant data is the option's wire value.
-            let Expr::Data(bytes) = expression else {
-                self.warn(
-                    equals,
-                    format!(
-                        "option `{full_name}` set from an expression is not evaluated; ignored"
-                    ),
-                );
-                return Ok(());
-            };
-            bytes
+            // in dhcpd.leases, docs/spec/dhcpd-conf.md §8.5): constant data is the option's wire
+            // value; any other data expression is evaluated per reply (`engine::scope`).
+            match value {
+                Expr::Data(bytes) => bytes,
+                other => {
+                    self.require_kind(&other, ExprKind::Data, value_span, "a data expression")?;
+                    expression = Some(other);
+                    Vec::new()
+                }
+            }
         } else {
             let mut bytes = Vec::new();
             let mut unresolved = false;
@@ -122,13 +123,25 @@ impl Parser {
         if bytes.len() > 255 {
             self.warn(name_span, format!("option `{full_name}` is {} bytes long; it will be split into several options (RFC 3396)", bytes.len()));
         }
+        let computed_form = match form {
+            "default" => Some(OptionForm::Default),
+            "prepend" => Some(OptionForm::Prepend),
+            "append" => Some(OptionForm::Append),
+            _ if expression.is_some() => Some(OptionForm::Supersede),
+            _ => None,
+        };
+        if let Some(form) = computed_form {
+            let value = match expression {
+                Some(expression) => OptionValue::Expression(expression),
+                None => OptionValue::Constant(bytes),
+            };
+            self.scope_mut(block.scope)
+                .computed_options
+                .push(ComputedOption { code, form, value });
+            return Ok(());
+        }
+        let _ = span;
         match form {
-            "prepend" | "append" => {
-                self.warn(
-                    span,
-                    format!("`{form}` is not supported yet; option `{full_name}` ignored"),
-                );
-            }
             // In a host it identifies the client and, like any option of the host's scope, is
             // sent when the client asks for it (ISC keeps it in the host's group).
             _ if block.kind == BlockKind::Host && code == CLIENT_IDENTIFIER => {
@@ -145,7 +158,7 @@ impl Parser {
     /// `option server.NAME VALUE;` or ISC's canonical `supersede server.NAME = DATA;` (how it
     /// writes parameters such as `default-lease-time 300;` back to dhcpd.leases, docs/spec/dhcpd-conf.md
     /// §8.5): ISC's server option space holds the parameters, so they land in the scope's fields.
-    fn parse_server_option(
+    pub(super) fn parse_server_option(
         &mut self,
         block: Block,
         name: &str,
@@ -162,6 +175,14 @@ impl Parser {
         let value = if self.eat_punct(b'=') {
             let span = self.peek().span;
             let expression = self.parse_expression()?;
+            if matches!(kind, ServerKind::Text) && !matches!(expression, Expr::Data(_)) {
+                // `filename = concat(…);`: evaluated per reply.
+                self.require_kind(&expression, ExprKind::Data, span, "a data expression")?;
+                self.expect_semicolon()?;
+                let filename = lowered == "filename";
+                self.set_boot_field(block.scope, filename, Err(expression));
+                return Ok(());
+            }
             server_value_from_expression(kind, &expression).ok_or_else(|| {
                 self.invalid(
                     span,
@@ -230,8 +251,14 @@ impl Parser {
                 scope.server_identifier = Some(value)
             }
             ("next-server", ServerValue::Address(value)) => scope.next_server = Some(value),
-            ("filename", ServerValue::Text(value)) => scope.filename = Some(value),
-            ("server-name", ServerValue::Text(value)) => scope.server_name = Some(value),
+            ("filename", ServerValue::Text(value)) => {
+                scope.filename = Some(value);
+                scope.filename_expression = None;
+            }
+            ("server-name", ServerValue::Text(value)) => {
+                scope.server_name = Some(value);
+                scope.server_name_expression = None;
+            }
             // server_parameter_kind and the value parsers above agree on every name.
             _ => {}
         }
@@ -681,7 +708,7 @@ fn encapsulated_space(kind: &OptionType) -> Option<&str> {
 
 /// The type of one of ISC's server-space options (`server/stables.c` `server_options`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ServerKind {
+pub(super) enum ServerKind {
     /// `T`: 32-bit seconds.
     Seconds,
     /// `B`: one byte.
@@ -718,7 +745,7 @@ enum ServerValue {
 }
 
 /// The server-space options that have a field in [`crate::config::model::Scope`].
-fn server_parameter_kind(name: &str) -> Option<ServerKind> {
+pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
     Some(match name {
         "default-lease-time" | "max-lease-time" | "min-lease-time" | "abandon-lease-time" => {
             ServerKind::Seconds

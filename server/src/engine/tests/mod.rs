@@ -10,6 +10,7 @@ mod lease;
 mod options;
 mod renewal;
 mod selection;
+mod statements;
 mod store_network;
 
 use std::net::{Ipv4Addr, SocketAddrV4};

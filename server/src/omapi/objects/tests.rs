@@ -373,7 +373,7 @@ fn host_statements_are_checked_applied_and_persisted() {
     for (id, bad) in [
         (30, "option no-such-option 1;"),
         (31, "include \"/etc/passwd\";"),
-        (32, "option host-name = concat(\"a\", \"b\");"),
+        (32, "if exists host-name { option host-name \"a\"; }"),
         (33, "default-lease-time soon;"),
     ] {
         let replies = harness.exchange(&harness.signed(create(id, "bad", bad), authid));

@@ -1,0 +1,187 @@
+//! Executable statements evaluated per reply (dhcp-eval(5), dhcpd.conf(5)): `if`/`elsif`/
+//! `else` bodies, options from expressions, `default`/`prepend`/`append`, regular expression
+//! matches and `log`. Each case is what ISC 4.4 answers for the same configuration (the
+//! difftest corpus `testdata/difftest/2*-*.conf` compares them with a live ISC dhcpd).
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode, UnknownOption};
+
+use super::*;
+use crate::config::model::LogPriority;
+
+/// A 10.0.0.0/24 network on the harness's interface, `statements` in its subnet.
+fn config(global: &str, statements: &str) -> Config {
+    let text = format!(
+        "authoritative;\ndefault-lease-time 600;\nmax-lease-time 7200;\n{global}\n\
+         subnet 10.0.0.0 netmask 255.255.255.0 {{\n  range 10.0.0.100 10.0.0.109;\n\
+         {statements}\n}}\n"
+    );
+    crate::config::parse_str(&text, "statements.conf").expect("config parses")
+}
+
+fn discover(mac: [u8; 6], options: &[(u8, &[u8])]) -> Message {
+    let mut message = client(MessageType::Discover, mac);
+    for (code, value) in options {
+        message
+            .opts_mut()
+            .insert(DhcpOption::Unknown(UnknownOption::new(
+                OptionCode::from(*code),
+                value.to_vec(),
+            )));
+    }
+    message
+}
+
+fn reply(decision: &Decision) -> &Message {
+    &decision.reply.as_ref().expect("a reply").message
+}
+
+fn option_bytes(decision: &Decision, code: u8) -> Option<Vec<u8>> {
+    let message = reply(decision);
+    message.opts().get(OptionCode::from(code)).map(|option| {
+        let mut bytes = Vec::new();
+        let mut encoder = dhcproto::Encoder::new(&mut bytes);
+        dhcproto::Encodable::encode(option, &mut encoder).expect("encode");
+        bytes[2..].to_vec()
+    })
+}
+
+fn file(decision: &Decision) -> Vec<u8> {
+    let file = reply(decision).fname().unwrap_or_default().to_vec();
+    file.into_iter().take_while(|byte| *byte != 0).collect()
+}
+
+const PXE: &str = r#"
+  if exists user-class and option user-class = "iPXE" {
+    filename "http://10.0.0.1/boot.ipxe";
+  } elsif substring (option vendor-class-identifier, 0, 9) = "PXEClient" {
+    next-server 10.0.0.1;
+    if option pxe-system-type = 00:07 {
+      filename "ipxe.efi";
+    } else {
+      filename "undionly.kpxe";
+    }
+  } else {
+    option domain-name "other.example";
+  }
+"#;
+
+#[test]
+fn if_elsif_else_choose_the_boot_file_as_isc_does() {
+    let mut harness = Harness::new(config("option arch code 93 = unsigned integer 16;", PXE));
+    let ipxe = harness.handle(NOW, &discover(MAC_A, &[(77, b"iPXE")]));
+    assert_eq!(file(&ipxe), b"http://10.0.0.1/boot.ipxe");
+    let bios = harness.handle(NOW, &discover(MAC_A, &[(60, b"PXEClient:Arch:00000")]));
+    assert_eq!(file(&bios), b"undionly.kpxe");
+    assert_eq!(reply(&bios).siaddr(), Ipv4Addr::new(10, 0, 0, 1));
+    let uefi = harness.handle(
+        NOW,
+        &discover(MAC_A, &[(60, b"PXEClient:Arch:00007"), (93, &[0, 7])]),
+    );
+    assert_eq!(file(&uefi), b"ipxe.efi");
+    let other = harness.handle(NOW, &discover(MAC_A, &[]));
+    assert_eq!(file(&other), b"");
+    assert_eq!(
+        option_bytes(&other, 15).as_deref(),
+        Some(&b"other.example"[..])
+    );
+    assert_eq!(option_bytes(&bios, 15), None);
+}
+
+#[test]
+fn parameters_in_a_taken_body_override_the_enclosing_scope() {
+    let mut harness = Harness::new(config(
+        "",
+        "default-lease-time 300;\n if option dhcp-client-identifier = \"long\" { default-lease-time 3000; }",
+    ));
+    let plain = harness.handle(NOW, &discover(MAC_A, &[]));
+    assert_eq!(reply_lease_time(&plain), Some(300));
+    let long = harness.handle(NOW, &discover(MAC_B, &[(61, b"long")]));
+    assert_eq!(reply_lease_time(&long), Some(3000));
+}
+
+#[test]
+fn options_from_expressions_are_evaluated_per_reply() {
+    let mut harness = Harness::new(config(
+        "",
+        r#"option host-name = concat("dhcp-", binary-to-ascii(10, 8, "-", leased-address));
+           option root-path = pick-first-value(option agent.circuit-id, "none");"#,
+    ));
+    let offer = harness.handle(NOW, &discover(MAC_A, &[]));
+    let address = yiaddr(&offer).expect("offer");
+    let [a, b, c, d] = address.octets();
+    assert_eq!(
+        option_bytes(&offer, 12),
+        Some(format!("dhcp-{a}-{b}-{c}-{d}").into_bytes())
+    );
+    assert_eq!(option_bytes(&offer, 17).as_deref(), Some(&b"none"[..]));
+}
+
+#[test]
+fn a_null_expression_sends_no_option() {
+    let mut harness = Harness::new(config("", "option root-path = option user-class;"));
+    let offer = harness.handle(NOW, &discover(MAC_A, &[]));
+    assert_eq!(option_bytes(&offer, 17), None);
+    let with = harness.handle(NOW, &discover(MAC_A, &[(77, b"abc")]));
+    assert_eq!(option_bytes(&with, 17).as_deref(), Some(&b"abc"[..]));
+}
+
+#[test]
+fn default_prepend_and_append_combine_with_outer_scopes() {
+    let mut harness = Harness::new(config(
+        "option domain-name \"outer.example\";\noption domain-search \"a.example\";",
+        "default domain-name \"inner.example\";\n default root-path \"/srv\";\n\
+         append domain-name-servers 10.0.0.9;\n prepend domain-name-servers 10.0.0.8;",
+    ));
+    let offer = harness.handle(NOW, &discover(MAC_A, &[]));
+    // `default` loses to the global value, fills in what nothing set.
+    assert_eq!(
+        option_bytes(&offer, 15).as_deref(),
+        Some(&b"outer.example"[..])
+    );
+    assert_eq!(option_bytes(&offer, 17).as_deref(), Some(&b"/srv"[..]));
+    assert_eq!(
+        option_bytes(&offer, 6),
+        Some(vec![10, 0, 0, 8, 10, 0, 0, 9])
+    );
+}
+
+#[test]
+fn regular_expressions_match_like_posix_regexec() {
+    let mut harness = Harness::new(config(
+        "",
+        r#"if option vendor-class-identifier ~= "^MSFT [0-9]+" { option domain-name "ms.example"; }
+           elsif option vendor-class-identifier ~~ "^android" { option domain-name "android.example"; }"#,
+    ));
+    let ms = harness.handle(NOW, &discover(MAC_A, &[(60, b"MSFT 5.0")]));
+    assert_eq!(option_bytes(&ms, 15).as_deref(), Some(&b"ms.example"[..]));
+    let android = harness.handle(NOW, &discover(MAC_A, &[(60, b"ANDROID-dhcp-13")]));
+    assert_eq!(
+        option_bytes(&android, 15).as_deref(),
+        Some(&b"android.example"[..])
+    );
+    let neither = harness.handle(NOW, &discover(MAC_A, &[(60, b"msft 5.0")]));
+    assert_eq!(option_bytes(&neither, 15), None);
+}
+
+#[test]
+fn log_statements_write_a_line_per_reply() {
+    let mut harness = Harness::new(config(
+        "",
+        r#"log (info, concat("offer to ", binary-to-ascii(16, 8, ":", substring(hardware, 1, 6))));
+           if exists user-class { log (error, "user class seen"); }"#,
+    ));
+    let offer = harness.handle(NOW, &discover(MAC_A, &[(77, b"x")]));
+    assert_eq!(
+        offer.reply.as_ref().expect("reply").log_lines,
+        vec![
+            (LogPriority::Info, "offer to 2:0:0:0:0:a".to_string()),
+            (LogPriority::Error, "user class seen".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn a_pattern_the_regex_engine_cannot_compile_is_refused() {
+    let text = "subnet 10.0.0.0 netmask 255.255.255.0 {\n if option user-class ~= \"(\" { }\n}\n";
+    assert!(crate::config::parse_str(text, "bad-regex.conf").is_err());
+}
