@@ -1202,3 +1202,30 @@ fn failover_renewals_agree_with_the_engine() {
         "the engine shortens the grant where the kernel passes"
     );
 }
+
+/// Issue 12: a configuration with executable statements keeps every renewal in userspace. An
+/// `if` condition, an option expression or a `filename = …` may read what the kernel's
+/// template does not cover (the header, `known`, `leased-address`), and `log` writes a line
+/// per reply; the rule is per configuration (`config_allows_fast_path`, DESIGN.md). Runs
+/// without privileges: it is the decision, not the program.
+#[test]
+fn fast_path_off_for_executable_statements() {
+    let subnet = "subnet 10.0.0.0 netmask 255.255.255.0 { range 10.0.0.10 10.0.0.20; BODY }";
+    let allows = |body: &str| {
+        let text = subnet.replace("BODY", body);
+        let config = config::parse_str(&text, "golden.conf").expect("config");
+        sync::config_allows_fast_path(&config)
+    };
+    assert!(allows("option domain-name \"plain.example\"; filename \"pxe.0\";"));
+    for body in [
+        "if exists user-class { filename \"ipxe.efi\"; }",
+        "if option vendor-class-identifier ~~ \"^msft\" { } else { }",
+        "option host-name = concat(\"h-\", binary-to-ascii(10, 8, \"-\", leased-address));",
+        "default domain-name \"d.example\";",
+        "append domain-name-servers 10.0.0.9;",
+        "filename = concat(\"boot/\", option user-class);",
+        "log (info, \"renewed\");",
+    ] {
+        assert!(!allows(body), "{body}: renewals must stay in userspace");
+    }
+}
