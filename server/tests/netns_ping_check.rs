@@ -129,7 +129,9 @@ fn address_in_use_is_abandoned(kind: &ServerKind) -> Result<()> {
     wait_for_state(&server, SECOND, "active")?;
     let log = server.proc.log_text();
     ensure!(
-        log.contains(&format!("Abandoning IP address {FIRST}: pinged before offer")),
+        log.contains(&format!(
+            "Abandoning IP address {FIRST}: pinged before offer"
+        )),
         "{}: no abandonment logged:\n{log}",
         kind.label()
     );
@@ -141,7 +143,10 @@ fn address_in_use_is_abandoned(kind: &ServerKind) -> Result<()> {
             )
         };
         ensure!(metric("answered")? == 1, "one probe answered");
-        ensure!(metric("timed_out")? >= 1, "the second address's probe timed out");
+        ensure!(
+            metric("timed_out")? >= 1,
+            "the second address's probe timed out"
+        );
         ensure!(metric("sent")? >= 2, "two probes at least");
     }
     Ok(())

@@ -496,7 +496,11 @@ fn ping_check_wanted(config: &Config) -> bool {
         .scopes
         .first()
         .is_some_and(|global| global.ping_check == Some(false));
-    !global_off || config.scopes.iter().any(|scope| scope.ping_check == Some(true))
+    !global_off
+        || config
+            .scopes
+            .iter()
+            .any(|scope| scope.ping_check == Some(true))
 }
 
 /// Group-commit batch sizes since start: how many records one fsync covered.

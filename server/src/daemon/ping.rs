@@ -41,7 +41,10 @@ pub(super) struct Parked {
 enum Event {
     Probe(Box<Parked>),
     /// An echo reply to our identifier.
-    Reply { from: Ipv4Addr, sequence: u16 },
+    Reply {
+        from: Ipv4Addr,
+        sequence: u16,
+    },
 }
 
 /// The workers' side: where parked OFFERs go.
@@ -197,7 +200,7 @@ fn read_replies(
 
 /// A parked OFFER with its probe's sequence number.
 struct Pending {
-    parked: Box<Parked>,
+    parked: Parked,
     sequence: u16,
 }
 
@@ -219,15 +222,17 @@ impl Timer<'_> {
                 .keys()
                 .next()
                 .map_or(IDLE_WAKE, |(deadline, _)| {
-                    deadline.saturating_duration_since(Instant::now()).min(IDLE_WAKE)
+                    deadline
+                        .saturating_duration_since(crate::clock::monotonic())
+                        .min(IDLE_WAKE)
                 });
             match events.recv_timeout(wait) {
-                Ok(Event::Probe(parked)) => self.probe(parked),
+                Ok(Event::Probe(parked)) => self.probe(*parked),
                 Ok(Event::Reply { from, sequence }) => self.answered(from, sequence),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
-            let now = Instant::now();
+            let now = crate::clock::monotonic();
             while let Some(entry) = self.by_deadline.first_entry() {
                 if entry.key().0 > now {
                     break;
@@ -240,7 +245,7 @@ impl Timer<'_> {
     }
 
     /// ISC `icmp_echorequest`, then the OFFER waits for the timeout.
-    fn probe(&mut self, parked: Box<Parked>) {
+    fn probe(&mut self, parked: Parked) {
         let serial = self.next_sequence;
         self.next_sequence += 1;
         let sequence = serial as u16;
@@ -258,7 +263,7 @@ impl Timer<'_> {
             "Pinging {address} (sequence {sequence}), timeout {} ms",
             parked.check.timeout_ms
         );
-        let deadline = Instant::now() + Duration::from_millis(parked.check.timeout_ms);
+        let deadline = crate::clock::monotonic() + Duration::from_millis(parked.check.timeout_ms);
         // An older probe of the address (not expected: the engine does not park an address
         // twice) ends now as if unanswered.
         if let Some(key) = self.by_address.insert(address, (deadline, serial)) {
@@ -272,14 +277,15 @@ impl Timer<'_> {
 
     /// ISC `lease_ping_timeout`: the OFFER goes (`result`: its probe timed out, or could not
     /// be sent).
-    fn release(&self, parked: Box<Parked>, result: PingResult) {
+    fn release(&self, parked: Parked, result: PingResult) {
         let now = crate::clock::unix_now();
         let stands = match self.shared.leases.lock_address(parked.check.address) {
-            Ok(mut store) => self
-                .shared
-                .engine
-                .load()
-                .ping_timed_out(now, &parked.check, &mut store),
+            Ok(mut store) => {
+                self.shared
+                    .engine
+                    .load()
+                    .ping_timed_out(now, &parked.check, &mut store)
+            }
             Err(_) => false,
         };
         if stands {
@@ -291,7 +297,7 @@ impl Timer<'_> {
     }
 
     /// Sends a parked OFFER, counted as the worker counts the replies it sends.
-    fn send_offer(&self, parked: Box<Parked>) {
+    fn send_offer(&self, parked: Parked) {
         let shared = self.shared;
         shared
             .metrics

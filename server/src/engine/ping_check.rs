@@ -129,7 +129,12 @@ impl Engine {
     /// marked as probed. False when the hold is gone meanwhile (an OMAPI or partner change of
     /// the lease, a reload that dropped its pool): the OFFER would promise what the store no
     /// longer keeps.
-    pub fn ping_timed_out(&self, now: UnixTime, check: &PingCheck, leases: &mut LeaseStore) -> bool {
+    pub fn ping_timed_out(
+        &self,
+        now: UnixTime,
+        check: &PingCheck,
+        leases: &mut LeaseStore,
+    ) -> bool {
         leases.end_probe(check.address, &check.client, now)
     }
 

@@ -389,7 +389,9 @@ impl<'e> Context<'e, '_> {
         let ping_check = self
             .snapshot
             .ping_checks
-            .then(|| super::ping_check::wanted(&scopes, &candidate, &self.inbound, leases, self.now))
+            .then(|| {
+                super::ping_check::wanted(&scopes, &candidate, &self.inbound, leases, self.now)
+            })
             .flatten()
             .map(|timeout_ms| super::PingCheck {
                 address,

@@ -857,7 +857,12 @@ impl LeaseStore {
 
     /// When `client`'s pending offer of `address` was made (0 when unknown); `None` without
     /// such an offer.
-    pub fn offer_made(&self, address: Ipv4Addr, client: &ClientKey, now: UnixTime) -> Option<UnixTime> {
+    pub fn offer_made(
+        &self,
+        address: Ipv4Addr,
+        client: &ClientKey,
+        now: UnixTime,
+    ) -> Option<UnixTime> {
         self.offers
             .get(&address)
             .filter(|offer| offer.until > now && &offer.client == client)
@@ -876,7 +881,9 @@ impl LeaseStore {
     pub fn end_probe(&mut self, address: Ipv4Addr, client: &ClientKey, now: UnixTime) -> bool {
         match self.offers.get_mut(&address) {
             // Not bounded by `probe_until`: a driver late to resolve still resolves.
-            Some(offer) if offer.until > now && offer.probe_until != 0 && &offer.client == client => {
+            Some(offer)
+                if offer.until > now && offer.probe_until != 0 && &offer.client == client =>
+            {
                 offer.probe_until = 0;
                 true
             }

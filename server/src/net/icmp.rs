@@ -91,7 +91,9 @@ mod tests {
         icmp[2..4].copy_from_slice(&[0, 0]);
         let checksum = internet_checksum(&icmp);
         icmp[2..4].copy_from_slice(&checksum.to_be_bytes());
-        let mut datagram = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 0, 0, 5, 10, 0, 0, 1];
+        let mut datagram = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 0, 0, 5, 10, 0, 0, 1,
+        ];
         datagram.extend_from_slice(&icmp);
         datagram
     }

@@ -723,13 +723,8 @@ enum ServerValue {
 /// The server-space options that have a field in [`crate::config::model::Scope`].
 fn server_parameter_kind(name: &str) -> Option<ServerKind> {
     Some(match name {
-        "default-lease-time"
-        | "max-lease-time"
-        | "min-lease-time"
-        | "abandon-lease-time"
-        | "ping-timeout"
-        | "ping-timeout-ms"
-        | "ping-cltt-secs" => ServerKind::Seconds,
+        "default-lease-time" | "max-lease-time" | "min-lease-time" | "abandon-lease-time"
+        | "ping-timeout" | "ping-timeout-ms" | "ping-cltt-secs" => ServerKind::Seconds,
         "min-secs" | "dhcp-cache-threshold" => ServerKind::Byte,
         "authoritative"
         | "use-host-decl-names"

@@ -121,10 +121,7 @@ fn an_answered_probe_abandons_the_address_and_the_client_gets_another() {
 
     let next = discover(&mut harness, NOW + 4, MAC_A);
     assert_eq!(next.outcome, Outcome::Offered(local(101)));
-    assert_eq!(
-        next.ping_check.map(|check| check.address),
-        Some(local(101))
-    );
+    assert_eq!(next.ping_check.map(|check| check.address), Some(local(101)));
 }
 
 /// ISC `do_ping_check`: `ping-timeout-ms` above 0 overrides `ping-timeout`.
