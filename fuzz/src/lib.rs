@@ -347,6 +347,16 @@ pub fn ddns_answer(data: &[u8]) {
     }
 }
 
+/// `icmp_reply`: a datagram as the ping-check driver's raw ICMP socket reads it (IPv4 header,
+/// then ICMP), read for an echo reply (`xdhcpd::net::icmp::parse_echo_reply`). A reply it
+/// accepts is an ICMP echo reply whose checksum holds.
+pub fn icmp_reply(data: &[u8]) {
+    if xdhcpd::net::icmp::parse_echo_reply(data).is_some() {
+        let header_length = usize::from(data[0] & 0x0f) * 4;
+        assert_eq!(data[header_length], 0, "echo reply type");
+    }
+}
+
 pub type Entry = fn(&[u8]);
 
 pub const TARGETS: &[(&str, Entry)] = &[
@@ -358,4 +368,5 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("engine_decision", engine_decision),
     ("failover_machine", failover_machine),
     ("ddns_answer", ddns_answer),
+    ("icmp_reply", icmp_reply),
 ];

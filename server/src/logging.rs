@@ -291,6 +291,7 @@ fn reason_text(reason: &IgnoreReason) -> String {
         IgnoreReason::TooEarly => "secs below min-secs".into(),
         IgnoreReason::RateLimited(limit) => format!("rate limited ({limit:?})"),
         IgnoreReason::DeclineOfOtherClient => "address held by another client".into(),
+        IgnoreReason::PingCheckPending => "offer waits for its ping-check".into(),
     }
 }
 

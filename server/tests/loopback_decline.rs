@@ -29,7 +29,9 @@ fn write_config(dir: &Path) {
     let mut file = std::fs::File::create(dir.join("dhcpd.conf")).unwrap();
     writeln!(
         file,
+        // ping-check false: every 127/8 address answers pings here.
         "authoritative;\ndefault-lease-time 600;\nmax-lease-time 7200;\nabandon-lease-time 5;\n\
+         ping-check false;\n\
          option space xdhcpd;\n\
          option xdhcpd.starvation-defence code 1 = boolean;\n\
          option xdhcpd.starvation-defence off;\n\

@@ -30,11 +30,12 @@ fn port_for(test: u16) -> u16 {
 }
 
 /// `dhcp-cache-threshold 0`: the reload test asks again right away and wants the new lease
-/// time, not the first lease's remaining time (ISC's 25 % reuse).
+/// time, not the first lease's remaining time (ISC's 25 % reuse). `ping-check false`: every
+/// 127/8 address answers pings here.
 fn config(lease_time: u32, extra: &str) -> String {
     format!(
         "authoritative;\ndefault-lease-time {lease_time};\nmax-lease-time 7200;\n\
-         dhcp-cache-threshold 0;\n{extra}\n\
+         dhcp-cache-threshold 0;\nping-check false;\n{extra}\n\
          subnet 127.0.0.0 netmask 255.0.0.0 {{\n  range 127.0.20.1 127.0.20.200;\n}}\n"
     )
 }

@@ -33,9 +33,12 @@ fn write_config(dir: &Path, text: &str) {
     file.write_all(text.as_bytes()).unwrap();
 }
 
+// `ping-check false` below: the pools are not on any network of this host, and an echo request
+// to them would leave by the host's default route.
+
 /// Before: 10.50 then 10.51 (one shard each).
 const BEFORE: &str = "authoritative;\ndefault-lease-time 600;\nmax-lease-time 7200;\n\
-    dhcp-cache-threshold 0;\n\
+    dhcp-cache-threshold 0;\nping-check false;\n\
     subnet 127.0.0.0 netmask 255.0.0.0 { }\n\
     subnet 10.50.0.0 netmask 255.255.255.0 { range 10.50.0.10 10.50.0.29; }\n\
     subnet 10.51.0.0 netmask 255.255.255.0 { range 10.51.0.10 10.51.0.29; }\n";
@@ -43,7 +46,7 @@ const BEFORE: &str = "authoritative;\ndefault-lease-time 600;\nmax-lease-time 72
 /// After: 10.51 first, a new network, then 10.50: 10.51 changes shard. The lease time tells
 /// when the reload is in force (`dhcp-cache-threshold 0`: renewals get a fresh lease time).
 const AFTER: &str = "authoritative;\ndefault-lease-time 900;\nmax-lease-time 7200;\n\
-    dhcp-cache-threshold 0;\n\
+    dhcp-cache-threshold 0;\nping-check false;\n\
     subnet 127.0.0.0 netmask 255.0.0.0 { }\n\
     subnet 10.51.0.0 netmask 255.255.255.0 { range 10.51.0.10 10.51.0.29; }\n\
     subnet 10.52.0.0 netmask 255.255.255.0 { range 10.52.0.10 10.52.0.29; }\n\

@@ -84,7 +84,7 @@ fn scrape_after_exchanges_has_every_family() {
             "option space xdhcpd;\n\
              option xdhcpd.metrics-listen code 10 = text;\n\
              option xdhcpd.metrics-listen \"{from_config}\";\n\
-             authoritative;\ndefault-lease-time 600;\n\
+             authoritative;\ndefault-lease-time 600;\nping-check false;\n\
              subnet 127.0.0.0 netmask 255.0.0.0 {{\n  range 127.0.10.1 127.0.10.200;\n}}\n"
         ),
     )

@@ -44,7 +44,7 @@ fn dhcpd_conf_with_times(
     max_lease_time: u32,
 ) -> String {
     format!(
-        "authoritative;\nddns-update-style none;\n\
+        "authoritative;\nddns-update-style none;\nping-check false;\n\
          default-lease-time {default_lease_time};\nmax-lease-time {max_lease_time};\n\
          server-identifier {address};\n\
          failover peer \"interop\" {{\n  {role}\n  address {address};\n  port 647;\n  \

@@ -44,7 +44,7 @@ fn write_config(dir: &Path, omapi_port: u16, keyed: bool, extra: &str) {
         String::new()
     };
     let text = format!(
-        "{}{extra}authoritative;\n{key}omapi-port {omapi_port};\n\
+        "{}{extra}authoritative;\nping-check false;\n{key}omapi-port {omapi_port};\n\
          subnet 127.0.0.0 netmask 255.0.0.0 {{\n  range 127.0.10.1 127.0.10.200;\n}}\n",
         xdhcpd::config::xdhcpd::DEFINITIONS
     );

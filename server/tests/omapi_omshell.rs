@@ -36,6 +36,7 @@ fn write_config(dir: &Path, omapi_port: u16) {
         // dhcp-cache-threshold 0: the tests run DORA again right after a host change and want
         // the new host's lease time, not the first lease's remaining time (ISC's 25 % reuse).
         "authoritative;\ndefault-lease-time 600;\nmax-lease-time 7200;\ndhcp-cache-threshold 0;\n\
+         ping-check false;\n\
          key omapi_key {{ algorithm hmac-md5; secret \"{SECRET}\"; }};\n\
          omapi-port {omapi_port};\nomapi-key omapi_key;\n\
          subnet 127.0.0.0 netmask 255.0.0.0 {{\n  option routers 127.0.0.1;\n  \

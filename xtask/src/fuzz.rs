@@ -22,6 +22,7 @@ const TARGETS: &[&str] = &[
     "engine_decision",
     "failover_machine",
     "ddns_answer",
+    "icmp_reply",
 ];
 
 pub fn run(minutes: u64) -> Result<()> {

@@ -75,7 +75,17 @@ pub struct Scope {
     pub always_broadcast: Option<bool>,
     pub abandon_lease_time: Option<u32>,
     pub one_lease_per_client: Option<bool>,
+    /// `ping-check flag;` (dhcpd.conf(5), default true): an ICMP echo request to a new
+    /// address before it is offered (`engine::ping_check`).
     pub ping_check: Option<bool>,
+    /// `ping-timeout T;`: seconds the OFFER waits for an echo reply (ISC default 1).
+    pub ping_timeout: Option<u32>,
+    /// `ping-timeout-ms N;`: the wait in milliseconds; when above 0 it overrides
+    /// `ping-timeout` (ISC 4.4 `do_ping_check`).
+    pub ping_timeout_ms: Option<u32>,
+    /// `ping-cltt-secs T;`: an address offered to its previous client is not pinged again
+    /// within this many seconds of that client's last transaction (ISC default 60).
+    pub ping_cltt_secs: Option<u32>,
     pub min_secs: Option<u8>,
     /// `dhcp-cache-threshold PCT;` (0..255 as ISC parses it; dhcpd.conf(5)): a renewal within
     /// this share of its lease's time is answered from the lease as it stands

@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::net::interfaces;
 use crate::net::socket::{DhcpSocket, SendBatch};
 
+mod ping;
 mod worker;
 
 /// Why the daemon could not start.
@@ -79,6 +80,9 @@ struct Shared {
     starvation: Mutex<crate::engine::starvation::StarvationState>,
     /// Dynamic DNS updates, when `ddns-update-style` is not `none`.
     ddns: Option<crate::ddns::driver::DdnsRuntime>,
+    /// Where OFFERs that wait for their `ping-check` go; `None` without an ICMP socket (no
+    /// CAP_NET_RAW): the engine then offers without probing.
+    ping: Option<ping::PingDriver>,
 }
 
 impl Shared {
@@ -253,6 +257,8 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         }
     });
 
+    // ISC opens its ICMP socket at start-up whatever the config says (`icmp_startup`).
+    let (ping_driver, ping_start) = ping::open(ping_check_wanted(&config)).unzip();
     let shared = Arc::new(Shared {
         engine: crate::reload::EngineCell::new(Engine::new(config.clone())),
         leases: leases.clone(),
@@ -265,7 +271,12 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         hosts: dynamic_hosts.clone(),
         starvation: Mutex::default(),
         ddns: crate::ddns::driver::DdnsRuntime::start(&config)?,
+        ping: ping_driver,
     });
+    let ping_threads = match ping_start {
+        Some(start) => start.spawn(shared.clone(), signals.shutdown_flag())?,
+        None => Vec::new(),
+    };
     if let Some(ddns) = &shared.ddns {
         let recorder = Arc::downgrade(&shared);
         ddns.spawn_results(leases.clone(), move |lease| {
@@ -460,6 +471,10 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     for worker in workers {
         let _ = worker.join();
     }
+    // OFFERs still waiting for their ping are dropped: their clients retransmit.
+    for thread in ping_threads {
+        let _ = thread.join();
+    }
     if let Some(ddns) = &shared.ddns {
         ddns.stop();
     }
@@ -472,6 +487,20 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         fast_path.log_statistics();
     }
     Ok(())
+}
+
+/// Whether the config pings before offering anywhere: `ping-check` is on unless the global
+/// scope turns it off and no other scope turns it back on (dhcpd.conf(5): default true).
+fn ping_check_wanted(config: &Config) -> bool {
+    let global_off = config
+        .scopes
+        .first()
+        .is_some_and(|global| global.ping_check == Some(false));
+    !global_off
+        || config
+            .scopes
+            .iter()
+            .any(|scope| scope.ping_check == Some(true))
 }
 
 /// Group-commit batch sizes since start: how many records one fsync covered.

@@ -196,6 +196,7 @@ fn decide_batch(
             let snapshot = Snapshot {
                 failover: shared.failover.view(),
                 hosts: shared.hosts.snapshot(),
+                ping_checks: shared.ping.is_some(),
             };
             // The buckets are plain data: a panic elsewhere mid-update leaves them usable.
             let mut starvation = shared
@@ -261,15 +262,20 @@ fn dispatch(
     outgoing: &mut SendBatch,
 ) {
     let metrics = &shared.metrics;
-    metrics.count_decision(&decision.outcome);
     if let Some(reply) = &decision.reply {
         crate::logging::statement_lines(&reply.log_lines);
     }
+    // ISC logs the DHCPOFFER before its ping (`ack_lease`); it is counted when it leaves.
     metrics.log_lines_suppressed.add(crate::logging::exchange(
         message,
         &decision.outcome,
         &interface.name,
     ));
+    let decision = match park(shared, socket, interface, decision) {
+        Some(decision) => decision,
+        None => return,
+    };
+    metrics.count_decision(&decision.outcome);
     // `Reply::encode` keeps ISC's option order (dhcproto alone would sort by code).
     let reply = decision.reply.and_then(|reply| match reply.encode() {
         Ok(payload) => Some((
@@ -305,8 +311,47 @@ fn dispatch(
     );
 }
 
+/// An OFFER that waits for its `ping-check` goes to the ping driver (`super::ping`), which
+/// sends it once the probe's timeout passes unanswered; `None` then. Any other decision comes
+/// back to be sent now. An OFFER that cannot be encoded is dropped here as in [`dispatch`].
+fn park(
+    shared: &Shared,
+    socket: &Arc<DhcpSocket>,
+    interface: &Interface,
+    mut decision: Decision,
+) -> Option<Decision> {
+    let (Some(check), Some(driver)) = (decision.ping_check.take(), &shared.ping) else {
+        return Some(decision);
+    };
+    let reply = decision.reply.take()?;
+    let payload = match reply.encode() {
+        Ok(payload) => payload,
+        Err(error) => {
+            tracing::warn!("cannot encode a reply: {error}");
+            shared
+                .metrics
+                .count_drop(crate::metrics::DropReason::EncodeFailed);
+            return None;
+        }
+    };
+    let parked = super::ping::Parked {
+        check,
+        payload,
+        destination: reply.destination,
+        socket: socket.clone(),
+        interface: interface.clone(),
+    };
+    if let Err(parked) = driver.park(parked) {
+        // The driver is gone (shutting down): the OFFER goes unprobed.
+        let destination = route(shared, socket, interface, &parked.destination);
+        shared.metrics.count_decision(&decision.outcome);
+        let _ = socket.send_to(&parked.payload, destination);
+    }
+    None
+}
+
 /// The UDP destination of a reply (RFC 2131 §4.1).
-fn route(
+pub(super) fn route(
     shared: &Shared,
     socket: &DhcpSocket,
     interface: &Interface,

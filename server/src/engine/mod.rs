@@ -22,6 +22,7 @@ mod layout;
 pub(crate) mod lease_time;
 mod options;
 mod packet;
+pub mod ping_check;
 mod request;
 mod scope;
 mod select;
@@ -41,6 +42,7 @@ use crate::lease::store::LeaseStore;
 
 pub use layout::OptionLayout;
 pub use options::EncodeError;
+pub use ping_check::PingCheck;
 
 /// How long an OFFER holds its address for the client: ISC `dhcpdiscover` sets the offered
 /// lease to "really expire in 2 minutes" (`when = cur_time + 120`).
@@ -70,6 +72,9 @@ pub struct Snapshot {
     /// Hosts added over OMAPI, consulted after the config's (docs/spec/omapi.md §8.2); `None`
     /// while there are none (`crate::host_table::DynamicHosts::snapshot`).
     pub hosts: Option<Arc<dynamic_hosts::HostSet>>,
+    /// The driver can send ICMP echo requests (`ping-check`, [`ping_check`]). Without (no
+    /// CAP_NET_RAW, unit tests by default) new addresses are offered at once, unprobed.
+    pub ping_checks: bool,
 }
 
 impl Snapshot {
@@ -78,6 +83,7 @@ impl Snapshot {
         Self {
             failover,
             hosts: None,
+            ping_checks: false,
         }
     }
 }
@@ -109,6 +115,9 @@ pub struct Decision {
     /// OFFER/NAK/INFORM).
     pub commit: Vec<Lease>,
     pub outcome: Outcome,
+    /// `ping-check`: an ICMP echo request to send first; `reply` (the OFFER) may leave only once
+    /// the probe's timeout has passed unanswered ([`Engine::ping_timed_out`]).
+    pub ping_check: Option<PingCheck>,
 }
 
 impl Decision {
@@ -117,6 +126,7 @@ impl Decision {
             reply: None,
             commit: Vec::new(),
             outcome: Outcome::Ignored(reason),
+            ping_check: None,
         }
     }
 }
@@ -204,6 +214,10 @@ pub enum IgnoreReason {
     /// address was given to can find it in use (RFC 2131 §4.4.1), so the server keeps the
     /// binding instead of abandoning it (beyond ISC, whose `dhcpdecline` abandons any lease).
     DeclineOfOtherClient,
+    /// A DISCOVER for an address whose OFFER to this client waits for its `ping-check`: ISC's
+    /// `ack_lease` does not answer twice for a lease it is acking ("If we're already acking this
+    /// lease, don't do it again"); the pending OFFER answers the client.
+    PingCheckPending,
 }
 
 /// Structural problems of a request.

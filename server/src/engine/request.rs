@@ -29,6 +29,7 @@ mod ddns;
 mod notices;
 
 pub(crate) use ddns::settings_for as ddns_settings_for;
+pub(crate) use notices::abandoned;
 
 /// Entry point: validate, then dispatch on the message type (RFC 2131 §3, table 2).
 pub(crate) fn handle(
@@ -360,6 +361,11 @@ impl<'e> Context<'e, '_> {
                 return Decision::ignored(IgnoreReason::NotForUs);
             }
         }
+        // ISC `ack_lease`: no second answer while the OFFER of this address waits for its
+        // ping (only this client can have found it: the address is held for it).
+        if leases.probing(candidate.address(), self.now) {
+            return Decision::ignored(IgnoreReason::PingCheckPending);
+        }
         let scopes = self.scopes_for_candidate(&candidate);
         if let Some(reason) = self.dropped(&scopes, true) {
             // Pools that disagree on the drop: the address goes back to the allocator.
@@ -398,9 +404,26 @@ impl<'e> Context<'e, '_> {
             },
             destination,
         );
+        // ISC `do_ping_check` (after `ack_lease` built the OFFER): an ICMP echo request first,
+        // when the driver can send one.
+        let ping_check = self
+            .snapshot
+            .ping_checks
+            .then(|| {
+                super::ping_check::wanted(&scopes, &candidate, &self.inbound, leases, self.now)
+            })
+            .flatten()
+            .map(|timeout_ms| super::PingCheck {
+                address,
+                client: self.inbound.key.clone(),
+                timeout_ms,
+                abandon_seconds: scopes
+                    .find(|scope| scope.abandon_lease_time)
+                    .unwrap_or(DEFAULT_ABANDON_LEASE_TIME),
+            });
         // RFC 2131 §4.3.1: the offered address is reserved for the client for a while (ISC: two
         // minutes, or until the current lease ends if later) so that concurrent DISCOVERs get
-        // different addresses. The offer is not persisted.
+        // different addresses, and while its ping is pending. The offer is not persisted.
         if let Candidate::Dynamic { existing, .. } = &candidate {
             if leases.get(address).is_none() {
                 // Record the never-used address in memory (as ISC's lease object), so that the
@@ -416,12 +439,24 @@ impl<'e> Context<'e, '_> {
                     .filter(|lease| lease.binding_state != BindingState::Abandoned)
                     .map_or(0, |lease| lease.ends),
             );
-            leases.hold_offer(address, self.inbound.key.clone(), until);
+            // When the offer is made: ISC's offer sets the lease's `cltt`, which
+            // `ping-cltt-secs` measures a later DISCOVER of the same client from.
+            let probe_until = ping_check
+                .as_ref()
+                .map_or(0, |check| check.pending_until(self.now));
+            leases.hold_offer_at(
+                address,
+                self.inbound.key.clone(),
+                until,
+                self.now,
+                probe_until,
+            );
         }
         Decision {
             reply: Some(reply),
             commit: Vec::new(),
             outcome: Outcome::Offered(address),
+            ping_check,
         }
     }
 
@@ -724,6 +759,7 @@ impl<'e> Context<'e, '_> {
             reply: Some(reply),
             commit,
             outcome: Outcome::Acked(address),
+            ping_check: None,
         }
     }
 
@@ -815,6 +851,7 @@ impl<'e> Context<'e, '_> {
             reply: Some(reply),
             commit: Vec::new(),
             outcome: Outcome::Nacked,
+            ping_check: None,
         }
     }
 
@@ -895,6 +932,7 @@ impl<'e> Context<'e, '_> {
             reply: Some(reply),
             commit,
             outcome: Outcome::BootReplied(address),
+            ping_check: None,
         }
     }
 }

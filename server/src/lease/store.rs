@@ -89,6 +89,14 @@ pub const REFUSED_SCAN_LIMIT: usize = 16;
 struct Offer {
     client: ClientKey,
     until: UnixTime,
+    /// When the offer was made (ISC's `cltt` of the offered lease, which `ping-cltt-secs`
+    /// measures from); 0 when unknown.
+    made: UnixTime,
+    /// Until when an ICMP echo request to the address may still be answered before the OFFER
+    /// leaves (`ping-check`, `engine::ping_check`); 0 when no probe is pending. A bound in
+    /// seconds that the driver's resolution normally ends first: a probe whose resolution was
+    /// lost (a driver restarted) cannot hold the address beyond it.
+    probe_until: UnixTime,
     /// The pool whose `offered` count this offer holds (a reusable address was offered).
     counted_in: Option<PoolId>,
 }
@@ -99,6 +107,8 @@ pub struct HeldOffer {
     pub address: Ipv4Addr,
     pub client: ClientKey,
     pub until: UnixTime,
+    pub made: UnixTime,
+    pub probe_until: UnixTime,
 }
 
 /// Slot of a lease in the arena.
@@ -458,6 +468,8 @@ impl LeaseStore {
             address,
             client: offer.client.clone(),
             until: offer.until,
+            made: offer.made,
+            probe_until: offer.probe_until,
         });
         self.drop_offer(address);
         (self.remove(address), offer)
@@ -469,7 +481,13 @@ impl LeaseStore {
             self.put(lease);
         }
         if let Some(offer) = offer {
-            self.hold_offer(offer.address, offer.client, offer.until);
+            self.hold_offer_at(
+                offer.address,
+                offer.client,
+                offer.until,
+                offer.made,
+                offer.probe_until,
+            );
         }
     }
 
@@ -668,6 +686,19 @@ impl LeaseStore {
 
     /// Remembers that `address` was offered to `client` until `until`.
     pub fn hold_offer(&mut self, address: Ipv4Addr, client: ClientKey, until: UnixTime) {
+        self.hold_offer_at(address, client, until, 0, 0);
+    }
+
+    /// [`LeaseStore::hold_offer`], with when the offer was made and, when an ICMP echo request
+    /// is to precede it (`ping-check`), until when its answer is awaited (0: no probe).
+    pub fn hold_offer_at(
+        &mut self,
+        address: Ipv4Addr,
+        client: ClientKey,
+        until: UnixTime,
+        made: UnixTime,
+        probe_until: UnixTime,
+    ) {
         self.drop_offer(address);
         let pool = self.pool_of(address);
         let failover = pool
@@ -689,6 +720,8 @@ impl LeaseStore {
             Offer {
                 client,
                 until,
+                made,
+                probe_until,
                 counted_in,
             },
         );
@@ -820,6 +853,42 @@ impl LeaseStore {
         self.offers
             .get(&address)
             .is_some_and(|offer| offer.until > now && &offer.client == client)
+    }
+
+    /// When `client`'s pending offer of `address` was made (0 when unknown); `None` without
+    /// such an offer.
+    pub fn offer_made(
+        &self,
+        address: Ipv4Addr,
+        client: &ClientKey,
+        now: UnixTime,
+    ) -> Option<UnixTime> {
+        self.offers
+            .get(&address)
+            .filter(|offer| offer.until > now && &offer.client == client)
+            .map(|offer| offer.made)
+    }
+
+    /// True while the OFFER of `address` waits for the answer to an ICMP echo request.
+    pub fn probing(&self, address: Ipv4Addr, now: UnixTime) -> bool {
+        self.offers
+            .get(&address)
+            .is_some_and(|offer| offer.until > now && offer.probe_until > now)
+    }
+
+    /// Ends the probe of `address` for `client`'s offer: true when one was pending (the offer
+    /// then stands without it), false when the offer is gone or no longer that client's.
+    pub fn end_probe(&mut self, address: Ipv4Addr, client: &ClientKey, now: UnixTime) -> bool {
+        match self.offers.get_mut(&address) {
+            // Not bounded by `probe_until`: a driver late to resolve still resolves.
+            Some(offer)
+                if offer.until > now && offer.probe_until != 0 && &offer.client == client =>
+            {
+                offer.probe_until = 0;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// True when another client holds a pending offer for `address` (RFC 2131 §4.3.1).

@@ -105,7 +105,7 @@ impl LockHold {
 
 /// Where each packet-path counter lives in a stripe.
 mod slots {
-    use super::{DropReason, ReceivedType, SentType, LOCK_HOLD_BOUNDS};
+    use super::{DropReason, PingResult, ReceivedType, SentType, LOCK_HOLD_BOUNDS};
     use crate::changes::ChangeSource;
 
     pub const RECEIVED: usize = 0;
@@ -122,7 +122,9 @@ mod slots {
     pub const LOCK_HOLD: usize = LOG_LINES_SUPPRESSED + 1;
     pub const LOCK_HOLD_COUNT: usize = LOCK_HOLD + LOCK_HOLD_BOUNDS + 1;
     pub const LOCK_HOLD_NANOS: usize = LOCK_HOLD_COUNT + 1;
-    pub const COUNT: usize = LOCK_HOLD_NANOS + 1;
+    pub const PING_CHECKS: usize = LOCK_HOLD_NANOS + 1;
+    pub const PING_REPLIES_IGNORED: usize = PING_CHECKS + PingResult::ALL.len();
+    pub const COUNT: usize = PING_REPLIES_IGNORED + 1;
 }
 
 type PacketStripes = striped::Stripes<{ slots::COUNT }>;
@@ -176,6 +178,23 @@ declare_labels! {
 }
 
 declare_labels! {
+    /// How a `ping-check` probe ended (`engine::ping_check`, `daemon::ping`).
+    PingResult {
+        /// An ICMP echo request was sent and its OFFER parked.
+        Sent => "sent",
+        /// An echo reply came: the address was abandoned, the OFFER not sent.
+        Answered => "answered",
+        /// No echo reply within the timeout: the OFFER was sent.
+        TimedOut => "timed_out",
+        /// The echo request could not be sent: the OFFER was sent at once, unprobed.
+        SendFailed => "send_failed",
+        /// The address's hold was gone when the probe ended (an OMAPI or partner change of
+        /// the lease): nothing was sent.
+        Superseded => "superseded",
+    }
+}
+
+declare_labels! {
     /// Why a datagram got no reply (the engine's [`IgnoreReason`] plus the driver's own).
     DropReason {
         /// Undecodable datagram, or a request missing what RFC 2131 table 5 requires.
@@ -201,6 +220,9 @@ declare_labels! {
         /// A DHCPDECLINE of an address bound or offered to another client: ignored, the
         /// binding kept (`engine::request::notices`).
         DeclineOtherClient => "decline_other_client",
+        /// A retransmitted DISCOVER while the OFFER for its address waits for the ping-check
+        /// (`engine::ping_check`); the pending OFFER answers it.
+        PingCheckPending => "ping_check_pending",
         /// The reply could not be encoded.
         EncodeFailed => "encode_failed",
         /// The lease log stopped: the reply that promised the lease was not sent.
@@ -225,6 +247,7 @@ impl DropReason {
             IgnoreReason::TooEarly => Self::MinSecs,
             IgnoreReason::RateLimited(_) => Self::RateLimited,
             IgnoreReason::DeclineOfOtherClient => Self::DeclineOtherClient,
+            IgnoreReason::PingCheckPending => Self::PingCheckPending,
         }
     }
 }
@@ -269,6 +292,9 @@ pub struct Metrics {
     pub leases_expired: Counter,
     /// Exchange log lines suppressed by the flood limiter ([`crate::logging`]).
     pub log_lines_suppressed: Counter,
+    /// ICMP messages read by the ping-check socket that answer none of its probes (other
+    /// processes' pings, late or forged replies): counted and dropped.
+    pub ping_replies_ignored: Counter,
     /// The dynamic DNS updater's counters, queue depth and latency ([`crate::ddns`]).
     pub ddns: Arc<crate::ddns::DdnsMetrics>,
     /// The DHCP sockets whose kernel counters are exported, by interface.
@@ -294,6 +320,7 @@ impl Default for Metrics {
             commit_failures: counter(slots::DROPS + DropReason::CommitFailed as usize),
             leases_expired: counter(slots::LEASES_EXPIRED),
             log_lines_suppressed: counter(slots::LOG_LINES_SUPPRESSED),
+            ping_replies_ignored: counter(slots::PING_REPLIES_IGNORED),
             ddns: Arc::default(),
             sockets: Mutex::default(),
             stripes,
@@ -337,6 +364,15 @@ impl Metrics {
             Outcome::Ignored(reason) => return self.count_drop(DropReason::of(reason)),
         };
         self.stripes.add(slots::SENT + sent as usize, 1);
+    }
+
+    /// Counts the end (or the start, [`PingResult::Sent`]) of a `ping-check` probe.
+    pub fn count_ping(&self, result: PingResult) {
+        self.stripes.add(slots::PING_CHECKS + result as usize, 1);
+    }
+
+    pub fn pings(&self, result: PingResult) -> u64 {
+        self.stripes.sum(slots::PING_CHECKS + result as usize)
     }
 
     /// Counts `count` leases changed by `source`.
@@ -444,7 +480,15 @@ impl Collector for PacketPathCollector {
                 .iter()
                 .map(|source| labelled("source", source.label(), metrics.lease_changes(*source))),
         )?;
-        let plain: [(&str, &str, &Counter); 7] = [
+        collectors::counters(
+            &mut encoder,
+            "ping_checks",
+            "ping-check probes before an OFFER: sent, and how each ended (answered = address abandoned).",
+            PingResult::ALL
+                .iter()
+                .map(|result| labelled("result", result.label(), metrics.pings(*result))),
+        )?;
+        let plain: [(&str, &str, &Counter); 8] = [
             (
                 "kernel_withdrawals",
                 "kernel renewal entries withdrawn after a change outside the engine (OMAPI, partner, expiry).",
@@ -474,6 +518,11 @@ impl Collector for PacketPathCollector {
                 "log_lines_suppressed",
                 "exchange log lines suppressed by the flood limiter.",
                 &metrics.log_lines_suppressed,
+            ),
+            (
+                "ping_replies_ignored",
+                "ICMP messages on the ping-check socket that answer none of its probes.",
+                &metrics.ping_replies_ignored,
             ),
             (
                 "send_errors",

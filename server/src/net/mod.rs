@@ -2,5 +2,6 @@
 
 pub mod arp;
 pub mod decode;
+pub mod icmp;
 pub mod interfaces;
 pub mod socket;

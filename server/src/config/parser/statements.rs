@@ -31,9 +31,6 @@ const LATER_PARAMETERS: &[&str] = &[
     "max-ack-delay",
     "limit-addrs-per-ia",
     "persist-eui-64-leases",
-    "ping-timeout",
-    "ping-timeout-ms",
-    "ping-cltt-secs",
     "server-duid",
     "dhcpv6-lease-file-name",
     "dhcpv6-pid-file-name",
@@ -169,6 +166,18 @@ impl Parser {
     fn parse_parameter(&mut self, block: Block, word: &str, span: Span) -> ParseResult<()> {
         let scope = block.scope;
         match word {
+            // ISC format `T` (server/stables.c), like the lease times.
+            "ping-timeout" | "ping-timeout-ms" | "ping-cltt-secs" => {
+                self.bump();
+                let value = self.parse_lease_interval()?;
+                self.expect_semicolon()?;
+                let target = self.scope_mut(scope);
+                match word {
+                    "ping-timeout" => target.ping_timeout = Some(value),
+                    "ping-timeout-ms" => target.ping_timeout_ms = Some(value),
+                    _ => target.ping_cltt_secs = Some(value),
+                }
+            }
             "default-lease-time" | "max-lease-time" | "min-lease-time" | "abandon-lease-time" => {
                 self.bump();
                 let value = self.parse_lease_interval()?;

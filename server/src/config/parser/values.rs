@@ -235,6 +235,9 @@ impl Parser {
                 scope.one_lease_per_client = Some(value)
             }
             ("ping-check", ServerValue::Flag(value)) => scope.ping_check = Some(value),
+            ("ping-timeout", ServerValue::Number(value)) => scope.ping_timeout = Some(value),
+            ("ping-timeout-ms", ServerValue::Number(value)) => scope.ping_timeout_ms = Some(value),
+            ("ping-cltt-secs", ServerValue::Number(value)) => scope.ping_cltt_secs = Some(value),
             ("always-broadcast", ServerValue::Flag(value)) => scope.always_broadcast = Some(value),
             ("echo-client-id", ServerValue::Flag(value)) => scope.echo_client_id = Some(value),
             ("server-id-check", ServerValue::Flag(value)) => scope.server_id_check = Some(value),
@@ -747,9 +750,8 @@ enum ServerValue {
 /// The server-space options that have a field in [`crate::config::model::Scope`].
 pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
     Some(match name {
-        "default-lease-time" | "max-lease-time" | "min-lease-time" | "abandon-lease-time" => {
-            ServerKind::Seconds
-        }
+        "default-lease-time" | "max-lease-time" | "min-lease-time" | "abandon-lease-time"
+        | "ping-timeout" | "ping-timeout-ms" | "ping-cltt-secs" => ServerKind::Seconds,
         "min-secs" | "dhcp-cache-threshold" => ServerKind::Byte,
         "authoritative"
         | "use-host-decl-names"

@@ -55,27 +55,17 @@ impl Context<'_, '_> {
         let abandon_time = scopes
             .find(|scope| scope.abandon_lease_time)
             .unwrap_or(DEFAULT_ABANDON_LEASE_TIME);
-        let mut lease = leases
+        let lease = leases
             .get(address)
             .cloned()
             .unwrap_or_else(|| Lease::free(address));
-        // ISC `abandon_lease`: ends = now + abandon-lease-time (clamped to MAX_TIME), the client
-        // binding removed; `make_binding_state_transition` then gives ABANDONED the next state
-        // FREE, which the expiry run applies at `ends` (`LeaseStore::expire`). Until then the
-        // address is only given out when its pool has nothing else (`Engine::allocate`).
-        lease.binding_state = BindingState::Abandoned;
-        lease.next_binding_state = BindingState::Free;
-        if self.rewind_follows(address) {
-            lease.rewind_binding_state = BindingState::Abandoned;
-        }
-        lease.ends = expiry(self.now, abandon_time).min(MAX_TIME);
-        lease.hardware = None;
-        lease.set_uid(None);
+        let lease = abandoned(lease, self.now, abandon_time, self.rewind_follows(address));
         leases.upsert(lease.clone());
         Decision {
             reply: None,
             commit: vec![lease],
             outcome: Outcome::Declined(address),
+            ping_check: None,
         }
     }
 
@@ -135,6 +125,7 @@ impl Context<'_, '_> {
             reply: None,
             commit: vec![lease],
             outcome: Outcome::Released(address),
+            ping_check: None,
         }
     }
 
@@ -256,6 +247,30 @@ impl Context<'_, '_> {
             reply: Some(reply),
             commit: Vec::new(),
             outcome: Outcome::Informed,
+            ping_check: None,
         }
     }
+}
+
+/// `lease` as ISC `abandon_lease` leaves it (a DHCPDECLINE, or an echo reply to `ping-check`):
+/// ends = now + `abandon_seconds` (clamped to MAX_TIME), the client binding removed;
+/// `make_binding_state_transition` then gives ABANDONED the next state FREE, which the expiry
+/// run applies at `ends` (`LeaseStore::expire`). Until then the address is only given out when
+/// its pool has nothing else (`Engine::allocate`). `rewind_follows`: see
+/// [`Context::rewind_follows`].
+pub(crate) fn abandoned(
+    mut lease: Lease,
+    now: UnixTime,
+    abandon_seconds: u32,
+    rewind_follows: bool,
+) -> Lease {
+    lease.binding_state = BindingState::Abandoned;
+    lease.next_binding_state = BindingState::Free;
+    if rewind_follows {
+        lease.rewind_binding_state = BindingState::Abandoned;
+    }
+    lease.ends = expiry(now, abandon_seconds).min(MAX_TIME);
+    lease.hardware = None;
+    lease.set_uid(None);
+    lease
 }

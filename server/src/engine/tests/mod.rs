@@ -8,6 +8,7 @@ mod decline;
 mod failover;
 mod lease;
 mod options;
+mod ping_check;
 mod renewal;
 mod selection;
 mod statements;
@@ -133,6 +134,8 @@ pub(super) struct Harness {
     pub failover: FailoverView,
     pub hosts: DynamicHosts,
     pub starvation: StarvationState,
+    /// Whether the driver can ping (`Snapshot::ping_checks`); off unless a test turns it on.
+    pub ping_checks: bool,
 }
 
 impl Harness {
@@ -144,6 +147,7 @@ impl Harness {
             failover: FailoverView::default(),
             hosts: DynamicHosts::default(),
             starvation: StarvationState::default(),
+            ping_checks: false,
         }
     }
 
@@ -152,6 +156,7 @@ impl Harness {
         Snapshot {
             failover: self.failover.clone(),
             hosts: self.hosts.snapshot(),
+            ping_checks: self.ping_checks,
         }
     }
 
