@@ -101,8 +101,11 @@ pub enum Expr {
     /// `DATA ~= "REGEX"` / `DATA ~~ "REGEX"` (dhcp-eval(5)): whether the regular expression
     /// matches somewhere in the data.
     RegexMatch(Box<Expr>, Pattern),
-    /// A variable reference or `defined(NAME)` and friends: evaluation later, yields null.
+    /// A variable reference: the lease's value of that name (set by `set`, or read from the
+    /// lease file), null when it has none.
     Variable(String),
+    /// `defined(NAME)`: whether the variable has a value.
+    Defined(String),
     /// A call of a function the evaluator does not implement (`gethostname()`, `config-option`,
     /// user-defined functions…): evaluation later, yields null.
     Unsupported(String),
@@ -114,6 +117,7 @@ impl Expr {
         match self {
             Expr::Boolean(_)
             | Expr::RegexMatch(..)
+            | Expr::Defined(_)
             | Expr::Exists(_)
             | Expr::Known
             | Expr::Static
@@ -242,6 +246,10 @@ pub trait PacketView {
     }
     /// The name of the matching host declaration (`host-decl-name`).
     fn host_decl_name(&self) -> Option<&str> {
+        None
+    }
+    /// The value of variable `name` in the lease's scope (ISC `binding_scope`).
+    fn variable(&self, _name: &str) -> Option<Value> {
         None
     }
 }
@@ -411,7 +419,9 @@ pub fn evaluate(expr: &Expr, packet: &dyn PacketView) -> Value {
         // tree.c: a null subject makes the evaluation fail.
         Expr::RegexMatch(subject, pattern) => data_of(subject, packet)
             .map_or(Value::Null, |data| Value::Boolean(pattern.is_match(&data))),
-        Expr::Variable(_) | Expr::Unsupported(_) => Value::Null,
+        Expr::Variable(name) => packet.variable(name).unwrap_or(Value::Null),
+        Expr::Defined(name) => Value::Boolean(packet.variable(name).is_some()),
+        Expr::Unsupported(_) => Value::Null,
     }
 }
 

@@ -110,6 +110,42 @@ pub struct Scope {
     pub conditionals: Vec<Conditional>,
     /// `log (PRIORITY, EXPR);` statements, executed for each reply built in this scope.
     pub logs: Vec<LogStatement>,
+    /// `set NAME = EXPR;` and `unset NAME;`, in order: the lease's variables (dhcp-eval(5)
+    /// "REFERENCE: DYNAMIC DNS UPDATES"/"VARIABLES"), written to the lease file on commit.
+    pub variables: Vec<VariableStatement>,
+    /// `execute ("COMMAND", ARG, …);` statements (dhcp-eval(5) "EXECUTE").
+    pub executes: Vec<ExecuteStatement>,
+    /// `on commit|expiry|release { … }` (dhcpd.conf(5) "EVENTS"): the body is a scope of its
+    /// own, executed when the event happens to a lease of this scope.
+    pub events: Vec<EventStatement>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum VariableStatement {
+    Set(String, crate::config::expr::Expr),
+    Unset(String),
+}
+
+/// `execute`: the command (a constant path, ISC requires a string) and its arguments, data or
+/// numeric expressions evaluated when the statement runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecuteStatement {
+    pub command: String,
+    pub arguments: Vec<crate::config::expr::Expr>,
+}
+
+/// Which lease events an `on` statement names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeaseEvents {
+    pub commit: bool,
+    pub expiry: bool,
+    pub release: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventStatement {
+    pub events: LeaseEvents,
+    pub body: ScopeId,
 }
 
 /// One `if` statement with its `elsif` and `else` branches: the first branch whose condition

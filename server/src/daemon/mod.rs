@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::net::interfaces;
 use crate::net::socket::{DhcpSocket, SendBatch};
 
+mod commands;
 mod ping;
 mod worker;
 
@@ -83,6 +84,8 @@ struct Shared {
     /// Where OFFERs that wait for their `ping-check` go; `None` without an ICMP socket (no
     /// CAP_NET_RAW): the engine then offers without probing.
     ping: Option<ping::PingDriver>,
+    /// Starts the commands of `execute` statements off the packet path.
+    commands: commands::CommandRunner,
 }
 
 impl Shared {
@@ -272,6 +275,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         starvation: Mutex::default(),
         ddns: crate::ddns::driver::DdnsRuntime::start(&config)?,
         ping: ping_driver,
+        commands: commands::CommandRunner::spawn(metrics.clone(), signals.shutdown_flag())?,
     });
     let ping_threads = match ping_start {
         Some(start) => start.spawn(shared.clone(), signals.shutdown_flag())?,
@@ -583,14 +587,19 @@ fn sync_kernel_load_balancing(shared: &Shared) {
 /// (each change applied once its shard is let go).
 fn expire(shared: &Shared, now: UnixTime) {
     for index in 0..shared.leases.shard_count() {
-        let changed = match shared.leases.lock(index) {
+        let (changed, executed) = match shared.leases.lock(index) {
             Ok(mut store) => {
                 // Copied under the shard's lock, so it matches the leases a driver just changed.
                 let failover = shared.failover.view();
-                shared.engine.load().expire(now, &failover, &mut store)
+                let engine = shared.engine.load();
+                let mut changed = engine.expire(now, &failover, &mut store);
+                let executed = engine.run_expiry_statements(&mut store, &mut changed);
+                (changed, executed)
             }
             Err(_) => return,
         };
+        crate::logging::statement_lines(&executed.log_lines);
+        shared.commands.start(&executed.commands);
         if changed.is_empty() {
             continue;
         }

@@ -262,8 +262,17 @@ fn dispatch(
     outgoing: &mut SendBatch,
 ) {
     let metrics = &shared.metrics;
-    if let Some(reply) = &decision.reply {
-        crate::logging::statement_lines(&reply.log_lines);
+    // What `log` and `execute` statements produced (dhcp-eval(5)): logged now, commands
+    // started off the packet path.
+    for executed in decision
+        .reply
+        .as_ref()
+        .map(|reply| &reply.executed)
+        .into_iter()
+        .chain(std::iter::once(&decision.executed))
+    {
+        crate::logging::statement_lines(&executed.log_lines);
+        shared.commands.start(&executed.commands);
     }
     // ISC logs the DHCPOFFER before its ping (`ack_lease`); it is counted when it leaves.
     metrics.log_lines_suppressed.add(crate::logging::exchange(

@@ -220,9 +220,29 @@ pub(crate) struct RequestView<'a> {
     hardware: (u8, &'a [u8]),
     host_name: Option<&'a str>,
     leased_address: Option<std::net::Ipv4Addr>,
+    /// The variables of the lease concerned (`set` statements, the lease file's `set` lines).
+    variables: Vec<(String, crate::config::expr::Value)>,
 }
 
 impl<'a> RequestView<'a> {
+    /// With the variables of `lease`.
+    pub fn with_variables(mut self, lease: Option<&crate::lease::record::Lease>) -> Self {
+        self.variables = lease
+            .and_then(|lease| lease.extra.as_deref())
+            .map(|extra| {
+                extra
+                    .variables
+                    .iter()
+                    .filter_map(|(name, written)| {
+                        super::statements::value_of_written(written)
+                            .map(|value| (name.clone(), value))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self
+    }
+
     /// The view of a reply about `leased_address`.
     pub fn with_leased_address(mut self, leased_address: Option<std::net::Ipv4Addr>) -> Self {
         self.leased_address = leased_address;
@@ -245,6 +265,7 @@ impl<'a> RequestView<'a> {
             hardware: (inbound.hardware.htype, inbound.hardware.address()),
             host_name,
             leased_address: None,
+            variables: Vec::new(),
         }
     }
 }
@@ -271,6 +292,13 @@ impl PacketView for RequestView<'_> {
 
     fn leased_address(&self) -> Option<std::net::Ipv4Addr> {
         self.leased_address
+    }
+
+    fn variable(&self, name: &str) -> Option<crate::config::expr::Value> {
+        self.variables
+            .iter()
+            .find(|(have, _)| have == name)
+            .map(|(_, value)| value.clone())
     }
 }
 

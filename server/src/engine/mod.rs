@@ -27,6 +27,7 @@ mod request;
 mod scope;
 mod select;
 pub mod starvation;
+pub mod statements;
 mod store_network;
 
 #[cfg(test)]
@@ -59,6 +60,8 @@ pub struct Engine {
     /// Every relationship as no driver runs it (configured role and MCLT): what stands for a
     /// relationship that a [`FailoverView`] lacks.
     unattached: FailoverView,
+    /// Some scope has an `on expiry` statement (else expiry runs no statements).
+    has_expiry_statements: bool,
 }
 
 /// What a decision reads of state that other parts of the daemon own, as plain values the
@@ -118,6 +121,9 @@ pub struct Decision {
     /// `ping-check`: an ICMP echo request to send first; `reply` (the OFFER) may leave only once
     /// the probe's timeout has passed unanswered ([`Engine::ping_timed_out`]).
     pub ping_check: Option<PingCheck>,
+    /// What statements run for a lease event without a reply (`on release`) produced; a
+    /// reply's own are in [`Reply::executed`].
+    pub executed: statements::Executed,
 }
 
 impl Decision {
@@ -127,6 +133,7 @@ impl Decision {
             commit: Vec::new(),
             outcome: Outcome::Ignored(reason),
             ping_check: None,
+            executed: statements::Executed::default(),
         }
     }
 }
@@ -149,9 +156,10 @@ pub struct Reply {
     /// `None` for every other reply, an ACK that reused its lease included: the fast path
     /// never repeats those.
     pub cache_threshold: Option<u8>,
-    /// What the `log` statements of the reply's scopes wrote (dhcp-eval(5) "LOGGING"), for the
-    /// driver to log.
-    pub log_lines: Vec<(crate::config::model::LogPriority, String)>,
+    /// What the `log` and `execute` statements run for this reply produced (dhcp-eval(5)
+    /// "LOGGING", "EXECUTE"; with the `on commit` bodies for an ACK), for the driver to log
+    /// and start.
+    pub executed: statements::Executed,
 }
 
 /// RFC 2131 §4.1 reply routing, decided by the engine (protocol logic), executed by the driver.
@@ -238,6 +246,10 @@ impl Engine {
         Self {
             relationships: RelationshipMap::new(&config),
             unattached: FailoverView::unattached(&config),
+            has_expiry_statements: config
+                .scopes
+                .iter()
+                .any(|scope| scope.events.iter().any(|event| event.events.expiry)),
             config,
         }
     }
@@ -305,6 +317,40 @@ impl Engine {
                 None => Some(lease.next_binding_state),
             }
         })
+    }
+
+    /// Runs the `on expiry` statements for leases `expire` just moved out of ACTIVE (ISC
+    /// `pool_timer` → `make_binding_state_transition`), in the scopes of each lease's pool (ISC
+    /// keeps the statements of the scopes that acknowledged the lease, host and classes
+    /// included; those need the packet, so here the pool's chain up to the global scope).
+    /// Variables they set are written into the leases, in `changed` and in `leases`.
+    pub fn run_expiry_statements(
+        &self,
+        leases: &mut LeaseStore,
+        changed: &mut [Lease],
+    ) -> statements::Executed {
+        let mut executed = statements::Executed::default();
+        if !self.has_expiry_statements {
+            return executed;
+        }
+        for lease in changed.iter_mut() {
+            let base = self
+                .pool_of(lease.address)
+                .and_then(|pool| self.config.pools.get(pool.0 as usize))
+                .map_or(crate::config::model::ScopeId::GLOBAL, |pool| pool.scope);
+            let view = statements::LeaseView::new(lease);
+            let scopes = scope::ScopeStack::new(&self.config, None, &[], base).evaluate(&view);
+            let (done, changes) = scopes.run_expiry(&view);
+            executed.extend(done);
+            if !changes.is_empty() {
+                let extra = lease
+                    .extra
+                    .get_or_insert_with(|| Box::new(crate::lease::record::LeaseExtra::default()));
+                statements::apply_variables(&mut extra.variables, &changes);
+                leases.upsert(lease.clone());
+            }
+        }
+        executed
     }
 
     /// The relationship with index `index`: as `failover` has it, else as no driver runs it.

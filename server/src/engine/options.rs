@@ -234,9 +234,9 @@ pub(crate) fn finish(
         option_order: stored,
         layout,
         cache_threshold: None,
-        log_lines: scopes
+        executed: scopes
             .filter(|_| assembly.configured)
-            .map(|scopes| scopes.log_lines().to_vec())
+            .map(|scopes| scopes.executed().clone())
             .unwrap_or_default(),
     }
 }

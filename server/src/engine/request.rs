@@ -20,6 +20,7 @@ use super::packet::{option_value, Inbound};
 use super::scope::ScopeStack;
 use super::select::{Candidate, Network, PoolRules, Purpose, NOT_AVAILABLE};
 use super::starvation::StarvationState;
+use super::statements::apply_variables;
 use super::{
     Decision, Destination, Engine, IgnoreReason, Malformation, Outcome, Request, Snapshot,
     OFFER_HOLD_SECONDS,
@@ -81,11 +82,17 @@ struct Context<'e, 'r> {
 impl<'e> Context<'e, '_> {
     /// The scopes for a reply about `candidate` (or about a bare subnet).
     fn scopes_for(&self, base: ScopeId) -> ScopeStack<'e> {
-        self.scopes_at(base, None)
+        self.scopes_at(base, None, None)
     }
 
-    /// The scopes for a reply from `base`, about `address` when one is chosen.
-    fn scopes_at(&self, base: ScopeId, address: Option<Ipv4Addr>) -> ScopeStack<'e> {
+    /// The scopes for a reply from `base`, about `address` when one is chosen, executed with
+    /// the variables of `lease` (the lease being renewed, as the lease file has them).
+    fn scopes_at(
+        &self,
+        base: ScopeId,
+        address: Option<Ipv4Addr>,
+        lease: Option<&Lease>,
+    ) -> ScopeStack<'e> {
         let config = &*self.engine.config;
         let host = self.classification.host(config).map(|host| host.scope);
         let classes: Vec<ScopeId> = self
@@ -99,18 +106,32 @@ impl<'e> Context<'e, '_> {
         if !scopes.has_executable_statements() {
             return scopes;
         }
+        scopes.evaluate(&self.view(address, lease))
+    }
+
+    /// What expressions see of this request, about `address` and its `lease`.
+    fn view(&self, address: Option<Ipv4Addr>, lease: Option<&Lease>) -> RequestView<'_> {
         let host_name = self
             .classification
-            .host(config)
+            .host(&self.engine.config)
             .map(|host| host.name.as_str());
-        let view = RequestView::new(&self.inbound, host_name).with_leased_address(address);
-        scopes.evaluate(&view)
+        RequestView::new(&self.inbound, host_name)
+            .with_leased_address(address)
+            .with_variables(lease)
     }
 
     /// The scopes for a reply about `candidate`: its pool's or subnet's, evaluated with its
     /// address as `leased-address`.
     fn scopes_for_candidate(&self, candidate: &Candidate) -> ScopeStack<'e> {
-        self.scopes_at(self.base_scope(candidate), Some(candidate.address()))
+        let existing = match candidate {
+            Candidate::Dynamic { existing, .. } => existing.as_ref(),
+            Candidate::Fixed { .. } => None,
+        };
+        self.scopes_at(
+            self.base_scope(candidate),
+            Some(candidate.address()),
+            existing,
+        )
     }
 
     fn base_scope(&self, candidate: &Candidate) -> ScopeId {
@@ -457,6 +478,7 @@ impl<'e> Context<'e, '_> {
             commit: Vec::new(),
             outcome: Outcome::Offered(address),
             ping_check,
+            executed: Default::default(),
         }
     }
 
@@ -699,6 +721,16 @@ impl<'e> Context<'e, '_> {
         let reused = self.reusable(&candidate, &scopes);
         let seconds = reused.unwrap_or(times.granted);
         let address = candidate.address();
+        // ISC `ack_lease`: the `on commit` statements run for a DHCPACK.
+        let committed = if scopes.has_executable_statements() {
+            let existing = match &candidate {
+                Candidate::Dynamic { existing, .. } => existing.as_ref(),
+                Candidate::Fixed { .. } => None,
+            };
+            scopes.run_commit(&self.view(Some(address), existing))
+        } else {
+            Default::default()
+        };
         let mut commit = Vec::new();
         if let Candidate::Dynamic { existing, .. } = &candidate {
             let lease = match (reused, existing) {
@@ -712,7 +744,15 @@ impl<'e> Context<'e, '_> {
                 // only after it is durable).
                 (Some(_), Some(existing)) => existing.clone(),
                 _ => {
-                    let lease = self.bound_lease(address, existing.as_ref(), times, &scopes);
+                    let mut lease = self.bound_lease(address, existing.as_ref(), times, &scopes);
+                    // The variables the statements set (`set`, `on commit`) are the lease's
+                    // (ISC keeps them in its binding scope and writes `set NAME = …;`).
+                    if !committed.1.is_empty() {
+                        let extra = lease
+                            .extra
+                            .get_or_insert_with(|| Box::new(LeaseExtra::default()));
+                        apply_variables(&mut extra.variables, &committed.1);
+                    }
                     leases.upsert(lease.clone());
                     lease
                 }
@@ -755,11 +795,13 @@ impl<'e> Context<'e, '_> {
             (Candidate::Dynamic { .. }, None) => Some(cache_threshold(&scopes)),
             (Candidate::Fixed { .. }, None) => Some(0),
         };
+        reply.executed.extend(committed.0);
         Decision {
             reply: Some(reply),
             commit,
             outcome: Outcome::Acked(address),
             ping_check: None,
+            executed: Default::default(),
         }
     }
 
@@ -852,6 +894,7 @@ impl<'e> Context<'e, '_> {
             commit: Vec::new(),
             outcome: Outcome::Nacked,
             ping_check: None,
+            executed: Default::default(),
         }
     }
 
@@ -933,6 +976,7 @@ impl<'e> Context<'e, '_> {
             commit,
             outcome: Outcome::BootReplied(address),
             ping_check: None,
+            executed: Default::default(),
         }
     }
 }

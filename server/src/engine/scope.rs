@@ -10,7 +10,9 @@
 //! - computed options (`option NAME = EXPR;`, `default`, `prepend`, `append`) are applied in
 //!   ISC's execution order, outermost scope first: `supersede` replaces, `default` sets only
 //!   what no earlier statement set, `prepend`/`append` concatenate with the earlier value;
-//! - `log` statements of every scope in effect produce log lines, outermost first.
+//! - `log` and `execute` statements of every scope in effect run, outermost first; `set` and
+//!   `unset` change the lease's variables, which later expressions see; `on` statements are
+//!   collected for the lease's events ([`ScopeStack::run_commit`]).
 //!
 //! One difference of order remains: within one scope, plain statements are taken as written
 //! before its `if` statements and its computed options (ISC runs them in file order), which
@@ -19,9 +21,9 @@
 use std::sync::Arc;
 
 use crate::config::expr::{evaluate, PacketView, Value};
-use crate::config::model::{
-    Conditional, Config, LogPriority, OptionForm, OptionValue, Scope, ScopeId,
-};
+use crate::config::model::{Config, LeaseEvents, OptionForm, OptionValue, Scope, ScopeId};
+
+use super::statements::{run_event, run_scope, Env, Executed};
 
 use super::dynamic_hosts::DynamicHost;
 
@@ -36,8 +38,12 @@ pub(crate) struct ScopeStack<'c> {
     /// The options as ISC's execution leaves them, when a scope of the stack computes one
     /// (`None`: every option is a constant and the most specific scope's wins).
     resolved_options: Option<Vec<(u8, Vec<u8>)>>,
-    /// The lines of the `log` statements executed for this reply, outermost scope first.
-    log_lines: Vec<(LogPriority, String)>,
+    /// What the `log` and `execute` statements run for this reply produced.
+    executed: Executed,
+    /// The `on` statements in effect, in execution order.
+    events: Vec<(LeaseEvents, ScopeId)>,
+    /// The `set`/`unset` changes of this reply, in order.
+    variable_changes: Vec<(String, Option<Value>)>,
     /// `filename` and `server-name` when a scope of the stack gives one by an expression
     /// (`None`: the most specific constant).
     resolved_filename: Option<Option<Vec<u8>>>,
@@ -80,7 +86,9 @@ impl<'c> ScopeStack<'c> {
             dynamic_host: None,
             ids,
             resolved_options: None,
-            log_lines: Vec::new(),
+            executed: Executed::default(),
+            events: Vec::new(),
+            variable_changes: Vec::new(),
             resolved_filename: None,
             resolved_server_name: None,
         }
@@ -96,18 +104,31 @@ impl<'c> ScopeStack<'c> {
             .any(executable)
     }
 
-    /// Executes the statements of the stack's scopes for one request: inserts the taken
-    /// bodies of `if` statements, resolves computed options, runs `log` statements.
+    /// Executes the statements of the stack's scopes for one request, outermost scope first
+    /// (`engine::statements::run_scope`): inserts the taken bodies of `if` statements just
+    /// inside the scope holding them, applies `set`/`unset`, runs `log` and `execute`,
+    /// collects the `on` statements, and resolves computed options, `filename` and
+    /// `server-name` with the variables as the statements left them.
     pub fn evaluate(mut self, request: &dyn PacketView) -> Self {
         if !self.has_executable_statements() {
             return self;
         }
-        let mut ids = Vec::with_capacity(self.ids.len() + 4);
-        for id in &self.ids {
-            ids.extend(taken_bodies(self.config, *id, request));
-            ids.push(*id);
+        let mut env = Env::new(request);
+        let mut executed = Executed::default();
+        let mut events = Vec::new();
+        let mut run = Vec::with_capacity(self.ids.len() + 4);
+        for id in self.ids.iter().rev() {
+            run_scope(
+                self.config,
+                *id,
+                &mut env,
+                &mut executed,
+                &mut events,
+                &mut run,
+            );
         }
-        self.ids = ids;
+        run.reverse();
+        self.ids = run;
         let outermost_first: Vec<&Scope> = {
             let mut scopes: Vec<&Scope> = self.scopes().collect();
             scopes.reverse();
@@ -116,33 +137,59 @@ impl<'c> ScopeStack<'c> {
         let computes = outermost_first
             .iter()
             .any(|scope| !scope.computed_options.is_empty());
-        let resolved = computes.then(|| resolve_options(&outermost_first, request));
-        let mut log_lines = Vec::new();
-        for scope in &outermost_first {
-            for statement in &scope.logs {
-                if let Value::Data(text) = evaluate(&statement.text, request) {
-                    log_lines.push((
-                        statement.priority,
-                        String::from_utf8_lossy(&text).into_owned(),
-                    ));
-                }
-            }
-        }
-        self.resolved_options = resolved;
-        self.log_lines = log_lines;
-        self.resolved_filename = self.resolve_boot_field(request, |scope| {
+        self.resolved_options = computes.then(|| resolve_options(&outermost_first, &env));
+        self.resolved_filename = self.resolve_boot_field(&env, |scope| {
             (
                 scope.filename.as_deref(),
                 scope.filename_expression.as_ref(),
             )
         });
-        self.resolved_server_name = self.resolve_boot_field(request, |scope| {
+        self.resolved_server_name = self.resolve_boot_field(&env, |scope| {
             (
                 scope.server_name.as_deref(),
                 scope.server_name_expression.as_ref(),
             )
         });
+        self.executed = executed;
+        self.events = events;
+        self.variable_changes = env.changes;
         self
+    }
+
+    /// What the executed `log` and `execute` statements produced for this reply.
+    pub fn executed(&self) -> &Executed {
+        &self.executed
+    }
+
+    /// Runs the `on commit` bodies in effect (ISC `ack_lease` on a DHCPACK): their logs and
+    /// commands, and every variable change of this request (its `set`s and theirs), for the
+    /// lease record.
+    pub fn run_commit(&self, request: &dyn PacketView) -> (Executed, Vec<(String, Option<Value>)>) {
+        self.run_event(request, |events| events.commit)
+    }
+
+    /// Runs the `on expiry` bodies in effect.
+    pub fn run_expiry(&self, request: &dyn PacketView) -> (Executed, Vec<(String, Option<Value>)>) {
+        self.run_event(request, |events| events.expiry)
+    }
+
+    /// Runs the `on release` bodies in effect (ISC `release_lease`).
+    pub fn run_release(
+        &self,
+        request: &dyn PacketView,
+    ) -> (Executed, Vec<(String, Option<Value>)>) {
+        self.run_event(request, |events| events.release)
+    }
+
+    fn run_event(
+        &self,
+        request: &dyn PacketView,
+        event: impl Fn(&LeaseEvents) -> bool,
+    ) -> (Executed, Vec<(String, Option<Value>)>) {
+        let mut env = Env::new(request);
+        env.changes = self.variable_changes.clone();
+        let executed = run_event(self.config, &self.events, event, &mut env);
+        (executed, env.final_changes())
     }
 
     /// The most specific scope's `filename`/`server-name`, evaluated when it is an expression
@@ -184,11 +231,6 @@ impl<'c> ScopeStack<'c> {
                 .find(|scope| scope.server_name.as_deref())
                 .map(std::borrow::Cow::Borrowed),
         }
-    }
-
-    /// The lines the executed `log` statements wrote.
-    pub fn log_lines(&self) -> &[(LogPriority, String)] {
-        &self.log_lines
     }
 
     fn arena_scopes(&self) -> impl Iterator<Item = &Scope> + '_ {
@@ -278,41 +320,13 @@ fn chain_ids(config: &Config, start: ScopeId) -> Vec<ScopeId> {
 /// Whether `scope` holds statements evaluated per request.
 fn executable(scope: &Scope) -> bool {
     !scope.conditionals.is_empty()
+        || !scope.variables.is_empty()
+        || !scope.executes.is_empty()
+        || !scope.events.is_empty()
         || !scope.computed_options.is_empty()
         || !scope.logs.is_empty()
         || scope.filename_expression.is_some()
         || scope.server_name_expression.is_some()
-}
-
-/// The bodies of `id`'s `if` statements that `request` takes, most specific first: a later
-/// statement before an earlier one, a nested body before the body holding it.
-fn taken_bodies(config: &Config, id: ScopeId, request: &dyn PacketView) -> Vec<ScopeId> {
-    let mut bodies = Vec::new();
-    let Some(scope) = config.scopes.get(id.0 as usize) else {
-        return bodies;
-    };
-    for conditional in scope.conditionals.iter().rev() {
-        if let Some(body) = taken_branch(conditional, request) {
-            bodies.extend(taken_bodies(config, body, request));
-            bodies.push(body);
-        }
-    }
-    bodies
-}
-
-/// ISC `statement.c` `if_statement`: the first branch whose condition is true; a false or
-/// null condition passes to the next one; `else` has no condition.
-fn taken_branch(conditional: &Conditional, request: &dyn PacketView) -> Option<ScopeId> {
-    conditional
-        .branches
-        .iter()
-        .find(|branch| {
-            branch
-                .condition
-                .as_ref()
-                .is_none_or(|condition| evaluate(condition, request).is_true())
-        })
-        .map(|branch| branch.body)
 }
 
 /// The options after executing the option statements of `scopes`, outermost first (ISC

@@ -105,7 +105,7 @@ impl LockHold {
 
 /// Where each packet-path counter lives in a stripe.
 mod slots {
-    use super::{DropReason, PingResult, ReceivedType, SentType, LOCK_HOLD_BOUNDS};
+    use super::{DropReason, ExecuteResult, PingResult, ReceivedType, SentType, LOCK_HOLD_BOUNDS};
     use crate::changes::ChangeSource;
 
     pub const RECEIVED: usize = 0;
@@ -124,7 +124,8 @@ mod slots {
     pub const LOCK_HOLD_NANOS: usize = LOCK_HOLD_COUNT + 1;
     pub const PING_CHECKS: usize = LOCK_HOLD_NANOS + 1;
     pub const PING_REPLIES_IGNORED: usize = PING_CHECKS + PingResult::ALL.len();
-    pub const COUNT: usize = PING_REPLIES_IGNORED + 1;
+    pub const EXECUTES: usize = PING_REPLIES_IGNORED + 1;
+    pub const COUNT: usize = EXECUTES + ExecuteResult::ALL.len();
 }
 
 type PacketStripes = striped::Stripes<{ slots::COUNT }>;
@@ -191,6 +192,22 @@ declare_labels! {
         /// The address's hold was gone when the probe ended (an OMAPI or partner change of
         /// the lease): nothing was sent.
         Superseded => "superseded",
+    }
+}
+
+declare_labels! {
+    /// How a command of an `execute` statement ended (`daemon::commands`).
+    ExecuteResult {
+        /// Exited with status 0.
+        Succeeded => "succeeded",
+        /// Exited with another status, or by a signal.
+        Failed => "failed",
+        /// Could not be started (no such file, not executable…).
+        NotStarted => "not_started",
+        /// Still running at its time limit: killed.
+        TimedOut => "timed_out",
+        /// The queue of commands to start was full: not run.
+        Dropped => "dropped",
     }
 }
 
@@ -375,6 +392,15 @@ impl Metrics {
         self.stripes.sum(slots::PING_CHECKS + result as usize)
     }
 
+    /// Counts how a command of an `execute` statement ended.
+    pub fn count_execute(&self, result: ExecuteResult) {
+        self.stripes.add(slots::EXECUTES + result as usize, 1);
+    }
+
+    pub fn executes(&self, result: ExecuteResult) -> u64 {
+        self.stripes.sum(slots::EXECUTES + result as usize)
+    }
+
     /// Counts `count` leases changed by `source`.
     pub fn count_lease_changes(&self, source: crate::changes::ChangeSource, count: usize) {
         self.stripes
@@ -487,6 +513,14 @@ impl Collector for PacketPathCollector {
             PingResult::ALL
                 .iter()
                 .map(|result| labelled("result", result.label(), metrics.pings(*result))),
+        )?;
+        collectors::counters(
+            &mut encoder,
+            "executes",
+            "commands of dhcpd.conf `execute` statements, by how they ended.",
+            ExecuteResult::ALL
+                .iter()
+                .map(|result| labelled("result", result.label(), metrics.executes(*result))),
         )?;
         let plain: [(&str, &str, &Counter); 8] = [
             (

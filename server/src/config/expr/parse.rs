@@ -454,10 +454,9 @@ impl Parser {
             }
             "defined" => {
                 self.expect_punct(b'(')?;
-                self.parse_name_or_string("a variable name")?;
+                let name = self.parse_name_or_string("a variable name")?;
                 self.expect_punct(b')')?;
-                self.warn(span, "`defined` is not evaluated");
-                Expr::Unsupported(word.into())
+                Expr::Defined(name)
             }
             "check" => {
                 self.parse_string("a quoted class name")?;
@@ -475,7 +474,6 @@ impl Parser {
                     self.warn(span, format!("function `{word}` is not evaluated"));
                     Expr::Unsupported(word.into())
                 } else {
-                    self.warn(span, format!("variable `{word}` is not evaluated"));
                     Expr::Variable(word.into())
                 }
             }

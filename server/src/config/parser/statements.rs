@@ -6,7 +6,10 @@
 use super::{Block, BlockKind, ParseResult, Parser};
 use crate::config::expr::{Expr, ExprKind};
 use crate::config::lexer::{Span, TokenKind};
-use crate::config::model::{Branch, Conditional, LogPriority, LogStatement, Permission, ScopeId};
+use crate::config::model::{
+    Branch, Conditional, EventStatement, ExecuteStatement, LeaseEvents, LogPriority, LogStatement,
+    Permission, ScopeId, VariableStatement,
+};
 
 /// Parameters tagged "later" that have no field in the model: accepted with a warning.
 const LATER_PARAMETERS: &[&str] = &[
@@ -581,15 +584,24 @@ impl Parser {
         Ok(())
     }
 
-    /// `on commit|expiry|release [or …] { … }`: parsed, not evaluated.
+    /// `on commit|expiry|release [or …] { … }` (dhcpd.conf(5) "EVENTS"): the body is kept as a
+    /// scope of its own and executed when the event happens (`engine::statements`).
     fn parse_on(&mut self, block: Block) -> ParseResult<()> {
         let span = self.bump().span;
+        let mut events = LeaseEvents::default();
+        let mut transmission = false;
         loop {
             let event = self.peek().clone();
-            let known = ["commit", "expiry", "release", "transmission"]
-                .iter()
-                .any(|name| event.is_keyword(name));
-            if !known {
+            if event.is_keyword("commit") {
+                events.commit = true;
+            } else if event.is_keyword("expiry") {
+                events.expiry = true;
+            } else if event.is_keyword("release") {
+                events.release = true;
+            } else if event.is_keyword("transmission") {
+                // DHCPv6 only in ISC (the reply to a client is about to be sent).
+                transmission = true;
+            } else {
                 return Err(self.expected("`commit`, `expiry` or `release`"));
             }
             self.bump();
@@ -597,16 +609,14 @@ impl Parser {
                 break;
             }
         }
-        let scopes = self.config.scopes.len();
-        let warnings = self.config.warnings.len();
-        self.parse_conditional_body(block, false)?;
-        // One warning for the whole statement: nothing inside it is evaluated.
-        self.config.warnings.truncate(warnings);
-        self.config.scopes.truncate(scopes);
-        self.warn(
-            span,
-            "`on` event statement is not evaluated; its body is ignored",
-        );
+        let body = self.parse_conditional_body(block, false)?;
+        if transmission && events == LeaseEvents::default() {
+            self.warn(span, "`on transmission` concerns DHCPv6 only; ignored");
+            return Ok(());
+        }
+        self.scope_mut(block.scope)
+            .events
+            .push(EventStatement { events, body });
         Ok(())
     }
 
@@ -626,18 +636,29 @@ impl Parser {
         Ok(body)
     }
 
-    /// `log ([PRIORITY,] EXPR);` (evaluated per reply), and `set NAME = EXPR;`, `unset NAME;`,
-    /// `execute ("CMD", …);`, `return EXPR;`: parsed, not evaluated.
+    /// `log ([PRIORITY,] EXPR);`, `set NAME = EXPR;`, `unset NAME;` and `execute ("CMD", …);`
+    /// (kept in the scope, executed by `engine::statements`); `return EXPR;` and `eval EXPR;`:
+    /// parsed, not evaluated.
     fn parse_executable(&mut self, block: Block, word: &str) -> ParseResult<()> {
         let span = self.bump().span;
         match word {
             "set" => {
-                self.parse_name_or_string("a variable name")?;
+                let name = self.parse_name_or_string("a variable name")?;
                 self.expect_punct(b'=')?;
-                self.parse_expression()?;
+                let value = self.parse_expression()?;
+                self.expect_semicolon()?;
+                self.scope_mut(block.scope)
+                    .variables
+                    .push(VariableStatement::Set(name, value));
+                return Ok(());
             }
             "unset" => {
-                self.parse_name_or_string("a variable name")?;
+                let name = self.parse_name_or_string("a variable name")?;
+                self.expect_semicolon()?;
+                self.scope_mut(block.scope)
+                    .variables
+                    .push(VariableStatement::Unset(name));
+                return Ok(());
             }
             "log" => {
                 self.expect_punct(b'(')?;
@@ -669,12 +690,21 @@ impl Parser {
                 return Ok(());
             }
             "execute" => {
+                // dhcp-eval(5) "EXECUTE": the command is a quoted path, the arguments data or
+                // numeric expressions.
                 self.expect_punct(b'(')?;
-                self.parse_expression()?;
+                let command = self.parse_string("a quoted command path")?;
+                let mut arguments = Vec::new();
                 while self.eat_punct(b',') {
-                    self.parse_expression()?;
+                    arguments.push(self.parse_expression()?);
                 }
                 self.expect_punct(b')')?;
+                self.expect_semicolon()?;
+                self.scope_mut(block.scope).executes.push(ExecuteStatement {
+                    command: String::from_utf8_lossy(&command).into_owned(),
+                    arguments,
+                });
+                return Ok(());
             }
             "return" | "eval" => {
                 self.parse_expression()?;

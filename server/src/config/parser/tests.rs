@@ -428,8 +428,6 @@ supersede domain-name "z"; prepend domain-name-servers 10.0.0.1;
         warnings,
         vec![
             "test.conf:1:1: `local-port` is not supported yet; ignored",
-            "test.conf:3:70: `set` statement is not evaluated",
-            "test.conf:4:1: `on` event statement is not evaluated; its body is ignored",
             "test.conf:5:19: hardware type `token-ring` is not supported yet (only ethernet)",
             "test.conf:5:51: hostname not resolved: `printer.example.com` (only dotted-quad addresses are used)",
         ]
@@ -440,6 +438,10 @@ supersede domain-name "z"; prepend domain-name-servers 10.0.0.1;
     assert_eq!(config.scopes[0].conditionals.len(), 1);
     assert_eq!(config.scopes[0].conditionals[0].branches.len(), 3);
     assert_eq!(config.scopes[0].computed_options.len(), 1);
+    // `on commit` is kept with its body (a scope holding the `execute`).
+    let event = &config.scopes[0].events[0];
+    assert!(event.events.commit && !event.events.expiry);
+    assert_eq!(config.scope(event.body).executes.len(), 1);
     assert_eq!(config.scopes[0].ping_check, Some(true));
     assert_eq!(config.hosts[0].fixed_addresses, Vec::<Ipv4Addr>::new());
 }

@@ -66,6 +66,7 @@ impl Context<'_, '_> {
             commit: vec![lease],
             outcome: Outcome::Declined(address),
             ping_check: None,
+            executed: Default::default(),
         }
     }
 
@@ -118,7 +119,26 @@ impl Context<'_, '_> {
         if view.is_some_and(|view| view.service == Service::NotResponding) {
             return Decision::ignored(IgnoreReason::NotForUs);
         }
-        let lease = self.released(lease.clone());
+        // ISC `release_lease`: the `on release` statements in effect for the lease run, with
+        // the lease's variables; what they set stays with the lease.
+        let base = self
+            .engine
+            .pool_of(lease.address)
+            .and_then(|pool| self.engine.config.pools.get(pool.0 as usize))
+            .map_or(ScopeId::GLOBAL, |pool| pool.scope);
+        let scopes = self.scopes_at(base, Some(lease.address), Some(lease));
+        let (executed, changes) = if scopes.has_executable_statements() {
+            scopes.run_release(&self.view(Some(lease.address), Some(lease)))
+        } else {
+            Default::default()
+        };
+        let mut lease = self.released(lease.clone());
+        if !changes.is_empty() {
+            let extra = lease
+                .extra
+                .get_or_insert_with(|| Box::new(crate::lease::record::LeaseExtra::default()));
+            super::apply_variables(&mut extra.variables, &changes);
+        }
         let address = lease.address;
         leases.upsert(lease.clone());
         Decision {
@@ -126,6 +146,7 @@ impl Context<'_, '_> {
             commit: vec![lease],
             outcome: Outcome::Released(address),
             ping_check: None,
+            executed,
         }
     }
 
@@ -248,6 +269,7 @@ impl Context<'_, '_> {
             commit: Vec::new(),
             outcome: Outcome::Informed,
             ping_check: None,
+            executed: Default::default(),
         }
     }
 }

@@ -172,7 +172,7 @@ fn log_statements_write_a_line_per_reply() {
     ));
     let offer = harness.handle(NOW, &discover(MAC_A, &[(77, b"x")]));
     assert_eq!(
-        offer.reply.as_ref().expect("reply").log_lines,
+        offer.reply.as_ref().expect("reply").executed.log_lines,
         vec![
             (LogPriority::Info, "offer to 2:0:0:0:0:a".to_string()),
             (LogPriority::Error, "user class seen".to_string()),
@@ -184,4 +184,111 @@ fn log_statements_write_a_line_per_reply() {
 fn a_pattern_the_regex_engine_cannot_compile_is_refused() {
     let text = "subnet 10.0.0.0 netmask 255.255.255.0 {\n if option user-class ~= \"(\" { }\n}\n";
     assert!(crate::config::parse_str(text, "bad-regex.conf").is_err());
+}
+
+fn variables(harness: &Harness, address: Ipv4Addr) -> Vec<(String, String)> {
+    harness
+        .leases
+        .get(address)
+        .and_then(|lease| lease.extra.as_deref())
+        .map(|extra| extra.variables.clone())
+        .unwrap_or_default()
+}
+
+const EVENTS: &str = r#"
+  set vendor = pick-first-value(option vendor-class-identifier, "none");
+  on commit {
+    set circuit = "c-1";
+    log (info, concat("commit ", vendor));
+    execute ("/usr/local/bin/account", "commit", binary-to-ascii(10, 8, ".", leased-address), vendor);
+    if defined(seen) { set renewed = true; } else { set seen = 1; }
+  }
+  on release or expiry {
+    unset circuit;
+    log (info, concat("gone ", vendor));
+    execute ("/usr/local/bin/account", "stop");
+  }
+"#;
+
+#[test]
+fn on_commit_runs_at_ack_and_its_variables_are_the_leases() {
+    let mut harness = Harness::new(config("", EVENTS));
+    let offer = harness.handle(NOW, &discover(MAC_A, &[(60, b"MSFT 5.0")]));
+    // An OFFER runs the scope's `set` but no `on commit`.
+    assert!(offer.reply.as_ref().expect("offer").executed.is_empty());
+    let address = yiaddr(&offer).expect("offer");
+    let mut request = with(
+        selecting(MAC_A, address, INTERFACE),
+        DhcpOption::ClassIdentifier(b"MSFT 5.0".to_vec()),
+    );
+    let ack = harness.handle(NOW, &request);
+    let executed = &ack.reply.as_ref().expect("ack").executed;
+    assert_eq!(
+        executed.log_lines,
+        vec![(LogPriority::Info, "commit MSFT 5.0".to_string())]
+    );
+    let [a, b, c, d] = address.octets();
+    assert_eq!(
+        executed.commands,
+        vec![crate::engine::statements::Command {
+            program: "/usr/local/bin/account".into(),
+            arguments: vec![
+                b"commit".to_vec(),
+                format!("{a}.{b}.{c}.{d}").into_bytes(),
+                b"MSFT 5.0".to_vec(),
+            ],
+        }]
+    );
+    let expected = vec![
+        ("vendor".to_string(), "\"MSFT 5.0\"".to_string()),
+        ("circuit".to_string(), "\"c-1\"".to_string()),
+        ("seen".to_string(), "%1".to_string()),
+    ];
+    assert_eq!(variables(&harness, address), expected);
+    assert_eq!(
+        ack.commit[0].extra.as_deref().map(|extra| &extra.variables),
+        Some(&expected)
+    );
+    // The renewal sees the lease's variables: `seen` is defined now.
+    request.set_ciaddr(address);
+    let renewal = harness.handle(NOW + 400, &renewing(MAC_A, address));
+    assert_eq!(reply_type(&renewal), Some(MessageType::Ack));
+    assert!(variables(&harness, address).contains(&("renewed".to_string(), "true".to_string())));
+}
+
+fn renewing(mac: [u8; 6], address: Ipv4Addr) -> Message {
+    let mut message = client(MessageType::Request, mac);
+    message.set_ciaddr(address);
+    message
+}
+
+#[test]
+fn on_release_and_on_expiry_run_with_the_leases_variables() {
+    let mut harness = Harness::new(config("", EVENTS));
+    let address = yiaddr(&bind(&mut harness, NOW, MAC_A)).expect("bound");
+    let mut release = client(MessageType::Release, MAC_A);
+    release.set_ciaddr(address);
+    let released = harness.handle(NOW + 10, &release);
+    assert_eq!(
+        released.executed.log_lines,
+        vec![(LogPriority::Info, "gone none".to_string())]
+    );
+    assert_eq!(released.executed.commands.len(), 1);
+    assert!(!variables(&harness, address)
+        .iter()
+        .any(|(name, _)| name == "circuit"));
+
+    let address = yiaddr(&bind(&mut harness, NOW + 20, MAC_B)).expect("bound");
+    let mut changed = harness.expire(NOW + 20 + 700);
+    assert!(changed.iter().any(|lease| lease.address == address));
+    let executed = harness
+        .engine
+        .run_expiry_statements(&mut harness.leases, &mut changed);
+    assert_eq!(
+        executed.log_lines,
+        vec![(LogPriority::Info, "gone none".to_string())]
+    );
+    assert!(!variables(&harness, address)
+        .iter()
+        .any(|(name, _)| name == "circuit"));
 }

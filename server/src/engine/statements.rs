@@ -1,0 +1,358 @@
+//! Executable statements of dhcpd.conf run for one request or lease event (dhcp-eval(5),
+//! dhcpd.conf(5) "EVENTS"): `set`/`unset` on the lease's variables, `log`, `execute`, and the
+//! `if` statements and `on` bodies that hold them. Sans-IO: running a statement yields values
+//! (log lines, commands to start, variable changes) that the caller returns to the driver or
+//! writes into the lease.
+//!
+//! ISC executes a scope's statements in file order from the global scope inwards
+//! (`execute_statements_in_scope`); here a scope's `set`/`unset`, then its `log` and
+//! `execute` statements, then its `on` statements are taken, then its `if` statements, whose
+//! taken bodies are executed the same way (see `engine::scope` for what that order changes).
+
+use crate::config::expr::{evaluate, PacketView, Value};
+use crate::config::model::{Config, LeaseEvents, LogPriority, ScopeId, VariableStatement};
+
+/// A command an `execute` statement asks the driver to start (never on the packet path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    pub program: String,
+    /// Each argument's bytes: data as is, a number in decimal (ISC `execute`).
+    pub arguments: Vec<Vec<u8>>,
+}
+
+/// What running statements produced besides variable changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Executed {
+    pub log_lines: Vec<(LogPriority, String)>,
+    pub commands: Vec<Command>,
+}
+
+impl Executed {
+    pub fn is_empty(&self) -> bool {
+        self.log_lines.is_empty() && self.commands.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Executed) {
+        self.log_lines.extend(other.log_lines);
+        self.commands.extend(other.commands);
+    }
+}
+
+/// The request seen through the variables the statements run so far have set or unset.
+pub(crate) struct Env<'a> {
+    pub request: &'a dyn PacketView,
+    /// Changes in order; the last entry of a name wins (`None`: unset).
+    pub changes: Vec<(String, Option<Value>)>,
+}
+
+impl<'a> Env<'a> {
+    pub fn new(request: &'a dyn PacketView) -> Self {
+        Self {
+            request,
+            changes: Vec::new(),
+        }
+    }
+
+    /// The final value of each variable changed, each name once.
+    pub fn final_changes(&self) -> Vec<(String, Option<Value>)> {
+        let mut out: Vec<(String, Option<Value>)> = Vec::new();
+        for (name, value) in &self.changes {
+            match out.iter_mut().find(|(have, _)| have == name) {
+                Some(slot) => slot.1 = value.clone(),
+                None => out.push((name.clone(), value.clone())),
+            }
+        }
+        out
+    }
+}
+
+impl PacketView for Env<'_> {
+    fn option(&self, code: u8) -> Option<&[u8]> {
+        self.request.option(code)
+    }
+    fn hardware(&self) -> (u8, &[u8]) {
+        self.request.hardware()
+    }
+    fn known(&self) -> bool {
+        self.request.known()
+    }
+    fn raw_packet(&self) -> &[u8] {
+        self.request.raw_packet()
+    }
+    fn leased_address(&self) -> Option<std::net::Ipv4Addr> {
+        self.request.leased_address()
+    }
+    fn host_decl_name(&self) -> Option<&str> {
+        self.request.host_decl_name()
+    }
+    fn variable(&self, name: &str) -> Option<Value> {
+        match self.changes.iter().rev().find(|(have, _)| have == name) {
+            Some((_, value)) => value.clone(),
+            None => self.request.variable(name),
+        }
+    }
+}
+
+/// What expressions see at a lease event without a packet (`on expiry`): the lease's
+/// address, hardware address and variables; every option is absent (ISC evaluates them with
+/// no packet).
+pub(crate) struct LeaseView<'a> {
+    pub lease: &'a crate::lease::record::Lease,
+    hardware: Vec<u8>,
+}
+
+impl<'a> LeaseView<'a> {
+    pub fn new(lease: &'a crate::lease::record::Lease) -> Self {
+        let hardware = lease
+            .hardware
+            .map(|hardware| hardware.address().to_vec())
+            .unwrap_or_default();
+        Self { lease, hardware }
+    }
+}
+
+impl PacketView for LeaseView<'_> {
+    fn option(&self, _code: u8) -> Option<&[u8]> {
+        None
+    }
+    fn hardware(&self) -> (u8, &[u8]) {
+        (
+            self.lease.hardware.map_or(0, |hardware| hardware.htype),
+            &self.hardware,
+        )
+    }
+    fn known(&self) -> bool {
+        false
+    }
+    fn leased_address(&self) -> Option<std::net::Ipv4Addr> {
+        Some(self.lease.address)
+    }
+    fn variable(&self, name: &str) -> Option<Value> {
+        let extra = self.lease.extra.as_deref()?;
+        let (_, written) = extra.variables.iter().find(|(have, _)| have == name)?;
+        value_of_written(written)
+    }
+}
+
+/// Runs scope `id` and the bodies of its taken `if` statements: variables into `env`, logs and
+/// commands into `executed`, `on` statements into `events`, and every scope run, outermost
+/// first, into `run`.
+pub(crate) fn run_scope(
+    config: &Config,
+    id: ScopeId,
+    env: &mut Env<'_>,
+    executed: &mut Executed,
+    events: &mut Vec<(LeaseEvents, ScopeId)>,
+    run: &mut Vec<ScopeId>,
+) {
+    let Some(scope) = config.scopes.get(id.0 as usize) else {
+        return;
+    };
+    run.push(id);
+    for statement in &scope.variables {
+        match statement {
+            VariableStatement::Set(name, expression) => {
+                // ISC `set`: a value that cannot be computed leaves the variable unset.
+                let value = match evaluate(expression, env) {
+                    Value::Null => None,
+                    value => Some(value),
+                };
+                env.changes.push((name.clone(), value));
+            }
+            VariableStatement::Unset(name) => env.changes.push((name.clone(), None)),
+        }
+    }
+    for statement in &scope.logs {
+        if let Value::Data(text) = evaluate(&statement.text, env) {
+            executed.log_lines.push((
+                statement.priority,
+                String::from_utf8_lossy(&text).into_owned(),
+            ));
+        }
+    }
+    for statement in &scope.executes {
+        let arguments = statement
+            .arguments
+            .iter()
+            .map(|argument| match evaluate(argument, env) {
+                Value::Data(bytes) => bytes,
+                Value::Number(number) => number.to_string().into_bytes(),
+                Value::Boolean(flag) => flag.to_string().into_bytes(),
+                // ISC passes an empty argument for a value it cannot compute.
+                Value::Null => Vec::new(),
+            })
+            .collect();
+        executed.commands.push(Command {
+            program: statement.command.clone(),
+            arguments,
+        });
+    }
+    for statement in &scope.events {
+        events.push((statement.events, statement.body));
+    }
+    for conditional in &scope.conditionals {
+        let taken = conditional.branches.iter().find(|branch| {
+            branch
+                .condition
+                .as_ref()
+                .is_none_or(|condition| evaluate(condition, env).is_true())
+        });
+        if let Some(branch) = taken {
+            run_scope(config, branch.body, env, executed, events, run);
+        }
+    }
+}
+
+/// Runs the bodies of the `on` statements in `events` that name `event` (in order), with the
+/// variables of `env`; `on` statements inside them are not events of this one and are kept
+/// for the lease as ISC keeps them (not evaluated further here).
+pub(crate) fn run_event(
+    config: &Config,
+    events: &[(LeaseEvents, ScopeId)],
+    event: impl Fn(&LeaseEvents) -> bool,
+    env: &mut Env<'_>,
+) -> Executed {
+    let mut executed = Executed::default();
+    let mut nested = Vec::new();
+    let mut run = Vec::new();
+    for (names, body) in events {
+        if event(names) {
+            run_scope(config, *body, env, &mut executed, &mut nested, &mut run);
+        }
+    }
+    executed
+}
+
+/// A value as ISC writes a lease variable (`db.c` `write_binding_scope`): printable data
+/// quoted, other data in colon-hex, numbers as `%N`, booleans as `true`/`false`.
+pub fn written_form(value: &Value) -> Option<String> {
+    let mut out = Vec::new();
+    match value {
+        Value::Data(bytes) => {
+            if bytes.iter().all(|byte| (0x20..=0x7e).contains(byte)) {
+                crate::lease::file::write::quote_into(bytes, &mut out);
+            } else {
+                crate::lease::file::write::hex_into(bytes, &mut out);
+            }
+        }
+        Value::Number(number) => out.extend_from_slice(format!("%{number}").as_bytes()),
+        Value::Boolean(flag) => out.extend_from_slice(flag.to_string().as_bytes()),
+        Value::Null => return None,
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The value of a lease variable as the lease file reader keeps it (a quoted string with
+/// ISC's escapes, `%N`, `true`/`false`).
+pub fn value_of_written(text: &str) -> Option<Value> {
+    if let Some(number) = text.strip_prefix('%') {
+        return number.parse::<i64>().ok().map(|n| Value::Number(n as u32));
+    }
+    match text {
+        "true" => return Some(Value::Boolean(true)),
+        "false" => return Some(Value::Boolean(false)),
+        _ => {}
+    }
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?.as_bytes();
+    let mut bytes = Vec::with_capacity(inner.len());
+    let mut index = 0;
+    while index < inner.len() {
+        match inner[index] {
+            b'\\' => {
+                let octal = inner
+                    .get(index + 1..index + 4)
+                    .filter(|digits| digits.iter().all(|digit| (b'0'..=b'7').contains(digit)));
+                match octal {
+                    Some(digits) => {
+                        let value = digits
+                            .iter()
+                            .fold(0u32, |acc, digit| acc * 8 + u32::from(digit - b'0'));
+                        bytes.push(value as u8);
+                        index += 4;
+                    }
+                    None => {
+                        bytes.extend(inner.get(index + 1).copied());
+                        index += 2;
+                    }
+                }
+            }
+            byte => {
+                bytes.push(byte);
+                index += 1;
+            }
+        }
+    }
+    Some(Value::Data(bytes))
+}
+
+/// Applies the variable changes of executed statements to a lease's variables (kept in their
+/// written form, `LeaseExtra::variables`).
+pub fn apply_variables(variables: &mut Vec<(String, String)>, changes: &[(String, Option<Value>)]) {
+    for (name, value) in changes {
+        match value.as_ref().and_then(written_form) {
+            Some(written) => match variables.iter_mut().find(|(have, _)| have == name) {
+                Some(slot) => slot.1 = written,
+                None => variables.push((name.clone(), written)),
+            },
+            None => variables.retain(|(have, _)| have != name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_forms_read_back() {
+        for value in [
+            Value::Data(b"plain \"quoted\" \\ text".to_vec()),
+            Value::Data(vec![0, 1, 0xff]),
+            Value::Number(300),
+            Value::Boolean(true),
+        ] {
+            let written = written_form(&value).expect("written");
+            let read = if written.contains(':') && !written.starts_with('"') {
+                // Colon-hex is what the lease file reader turns into a quoted string.
+                let bytes: Vec<u8> = written
+                    .split(':')
+                    .map(|byte| u8::from_str_radix(byte, 16).expect("hex"))
+                    .collect();
+                let mut quoted = Vec::new();
+                crate::lease::file::write::quote_into(&bytes, &mut quoted);
+                value_of_written(&String::from_utf8(quoted).expect("ascii"))
+            } else {
+                value_of_written(&written)
+            };
+            assert_eq!(read, Some(value), "{written}");
+        }
+        assert_eq!(written_form(&Value::Number(7)).as_deref(), Some("%7"));
+        assert_eq!(
+            written_form(&Value::Data(b"ab".to_vec())).as_deref(),
+            Some("\"ab\"")
+        );
+    }
+
+    #[test]
+    fn changes_replace_and_remove_variables() {
+        let mut variables = vec![
+            ("keep".to_string(), "\"k\"".to_string()),
+            ("gone".to_string(), "%1".to_string()),
+        ];
+        apply_variables(
+            &mut variables,
+            &[
+                ("gone".to_string(), None),
+                ("new".to_string(), Some(Value::Boolean(false))),
+                ("keep".to_string(), Some(Value::Number(2))),
+            ],
+        );
+        assert_eq!(
+            variables,
+            vec![
+                ("keep".to_string(), "%2".to_string()),
+                ("new".to_string(), "false".to_string()),
+            ]
+        );
+    }
+}
