@@ -32,6 +32,9 @@ mod notices;
 pub(crate) use ddns::settings_for as ddns_settings_for;
 pub(crate) use notices::abandoned;
 
+/// Option 60 (RFC 2132 §9.13).
+const VENDOR_CLASS_IDENTIFIER: u8 = 60;
+
 /// Entry point: validate, then dispatch on the message type (RFC 2131 §3, table 2).
 pub(crate) fn handle(
     engine: &Engine,
@@ -747,11 +750,22 @@ impl<'e> Context<'e, '_> {
                     let mut lease = self.bound_lease(address, existing.as_ref(), times, &scopes);
                     // The variables the statements set (`set`, `on commit`) are the lease's
                     // (ISC keeps them in its binding scope and writes `set NAME = …;`).
-                    if !committed.1.is_empty() {
+                    let mut changes = committed.1.clone();
+                    // ISC `ack_lease` saves the client's vendor-class-identifier in the lease's
+                    // bindings (for DHCPLEASEQUERY).
+                    if let Some(vendor) = self.inbound.option_bytes(VENDOR_CLASS_IDENTIFIER) {
+                        if !vendor.is_empty() {
+                            changes.push((
+                                "vendor-class-identifier".to_owned(),
+                                Some(crate::config::expr::Value::Data(vendor)),
+                            ));
+                        }
+                    }
+                    if !changes.is_empty() {
                         let extra = lease
                             .extra
                             .get_or_insert_with(|| Box::new(LeaseExtra::default()));
-                        apply_variables(&mut extra.variables, &committed.1);
+                        apply_variables(&mut extra.variables, &changes);
                     }
                     leases.upsert(lease.clone());
                     lease
@@ -831,6 +845,15 @@ impl<'e> Context<'e, '_> {
     ) -> Lease {
         let inbound = &self.inbound;
         let mut lease = existing.cloned().unwrap_or_else(|| Lease::free(address));
+        // ISC `allocate_lease`/`ack_lease`: an expired lease given out again loses its old
+        // bindings (`set` variables); DNS names were removed at its expiry.
+        if lease.ends < self.now && lease.ends != NEVER {
+            if let Some(extra) = lease.extra.as_mut() {
+                extra
+                    .variables
+                    .retain(|(name, _)| name.starts_with("ddns-"));
+            }
+        }
         let relationship = self
             .engine
             .relationship_of_address(&self.snapshot.failover, address);

@@ -132,13 +132,15 @@ impl Context<'_, '_> {
         } else {
             Default::default()
         };
-        let mut lease = self.released(lease.clone());
+        // What the statements set, then ISC's "blow away any bindings" in `released`.
+        let mut lease = lease.clone();
         if !changes.is_empty() {
             let extra = lease
                 .extra
                 .get_or_insert_with(|| Box::new(crate::lease::record::LeaseExtra::default()));
             super::apply_variables(&mut extra.variables, &changes);
         }
+        let lease = self.released(lease);
         let address = lease.address;
         leases.upsert(lease.clone());
         Decision {
@@ -192,6 +194,12 @@ impl Context<'_, '_> {
         lease.set_client_hostname(None);
         if let Some(extra) = lease.extra.as_mut() {
             extra.agent_options.clear();
+            // ISC `release_lease` "blows away" the lease's bindings after its `on release`
+            // statements ran. The `ddns-*` ones stay until the DNS removal they drive is done
+            // (ISC removes the names first, then drops them; `crate::ddns::lease`).
+            extra
+                .variables
+                .retain(|(name, _)| name.starts_with("ddns-"));
         }
         lease.shrink_extra();
         lease

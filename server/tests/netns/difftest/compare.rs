@@ -327,6 +327,9 @@ pub struct LeaseState {
     pub client_hostname: String,
     /// `ends − starts` of an active lease (the granted time), in seconds.
     pub duration: Option<u64>,
+    /// The lease's variables, `set NAME = VALUE;` (dhcp-eval(5)), sorted by name, each
+    /// value's bytes in hex (ISC writes data quoted or in colon-hex).
+    pub variables: String,
 }
 
 /// Reads dhcpd.leases(5): the last block of each address wins.
@@ -377,6 +380,23 @@ pub fn lease_states(text: &str) -> BTreeMap<Ipv4Addr, LeaseState> {
             state.uid = hex(&identifier_bytes(rest));
         } else if let Some(rest) = value.strip_prefix("client-hostname ") {
             state.client_hostname = rest.to_owned();
+        } else if let Some(rest) = value.strip_prefix("set ") {
+            if let Some((name, written)) = rest.split_once(" = ") {
+                let value = match written {
+                    number if number.starts_with('%') => number.to_owned(),
+                    "true" | "false" => written.to_owned(),
+                    data => hex(&identifier_bytes(data)),
+                };
+                let mut variables: Vec<String> = state
+                    .variables
+                    .split(", ")
+                    .filter(|entry| !entry.is_empty() && !entry.starts_with(&format!("{name}=")))
+                    .map(str::to_owned)
+                    .collect();
+                variables.push(format!("{name}={value}"));
+                variables.sort();
+                state.variables = variables.join(", ");
+            }
         }
     }
     states
@@ -477,6 +497,12 @@ pub fn compare_leases(
                 a.client_hostname != b.client_hostname,
             ),
             ("duration", duration(a), duration(b), durations_differ),
+            (
+                "variables",
+                a.variables.clone(),
+                b.variables.clone(),
+                a.variables != b.variables,
+            ),
         ] {
             if differ {
                 differences.push(Difference {
