@@ -214,8 +214,8 @@ pub struct LogStatement {
 /// The dynamic DNS parameters of one scope (dhcpd.conf(5) "DYNAMIC DNS UPDATES"), each
 /// evaluated by ISC in the scopes of the lease being acknowledged (server/ddns.c
 /// `ddns_updates`). `None` means "not set here". The expression forms (`ddns-hostname = …;`)
-/// are not evaluated: they are read, warned about and left unset.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// are evaluated per reply.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct DdnsScope {
     /// `ddns-updates` (default on).
     pub updates: Option<bool>,
@@ -241,6 +241,11 @@ pub struct DdnsScope {
     pub client_updates: Option<Permission>,
     /// `fqdn-reply` (default on): whether option 81 is answered.
     pub fqdn_reply: Option<bool>,
+    /// `ddns-hostname = EXPR;`, `ddns-domainname = EXPR;`, `ddns-rev-domainname = EXPR;`:
+    /// evaluated per reply (`engine::scope`); a scope sets either the text or the expression.
+    pub hostname_expression: Option<crate::config::expr::Expr>,
+    pub domain_name_expression: Option<crate::config::expr::Expr>,
+    pub rev_domain_name_expression: Option<crate::config::expr::Expr>,
 }
 
 /// The DDNS settings ISC reads only from the global scope (server/dhcpd.c

@@ -202,7 +202,7 @@ pub(crate) enum BlockKind {
     Subclass,
     /// The body of `if`, `elsif` or `else`: executable statements, evaluated per reply.
     Conditional,
-    /// The body of `on commit|expiry|release`: executable statements, not evaluated.
+    /// The body of `on commit|expiry|release`: executable statements run at the event.
     Event,
 }
 

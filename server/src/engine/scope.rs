@@ -48,6 +48,16 @@ pub(crate) struct ScopeStack<'c> {
     /// (`None`: the most specific constant).
     resolved_filename: Option<Option<Vec<u8>>>,
     resolved_server_name: Option<Option<Vec<u8>>>,
+    /// `ddns-hostname`, `ddns-domainname` and `ddns-rev-domainname`, the same way.
+    resolved_ddns: [Option<Option<Vec<u8>>>; 3],
+}
+
+/// The DDNS text parameters that may be given by an expression.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DdnsText {
+    Hostname = 0,
+    DomainName = 1,
+    RevDomainName = 2,
 }
 
 impl<'c> ScopeStack<'c> {
@@ -91,6 +101,7 @@ impl<'c> ScopeStack<'c> {
             variable_changes: Vec::new(),
             resolved_filename: None,
             resolved_server_name: None,
+            resolved_ddns: [None, None, None],
         }
     }
 
@@ -150,6 +161,26 @@ impl<'c> ScopeStack<'c> {
                 scope.server_name_expression.as_ref(),
             )
         });
+        self.resolved_ddns = [
+            self.resolve_boot_field(&env, |scope| {
+                (
+                    scope.ddns.hostname.as_deref().map(str::as_bytes),
+                    scope.ddns.hostname_expression.as_ref(),
+                )
+            }),
+            self.resolve_boot_field(&env, |scope| {
+                (
+                    scope.ddns.domain_name.as_deref().map(str::as_bytes),
+                    scope.ddns.domain_name_expression.as_ref(),
+                )
+            }),
+            self.resolve_boot_field(&env, |scope| {
+                (
+                    scope.ddns.rev_domain_name.as_deref().map(str::as_bytes),
+                    scope.ddns.rev_domain_name_expression.as_ref(),
+                )
+            }),
+        ];
         self.executed = executed;
         self.events = events;
         self.variable_changes = env.changes;
@@ -221,6 +252,20 @@ impl<'c> ScopeStack<'c> {
                 .find(|scope| scope.filename.as_deref())
                 .map(std::borrow::Cow::Borrowed),
         }
+    }
+
+    /// A DDNS text parameter: the most specific scope's, evaluated when it is an expression.
+    pub fn ddns_text(&self, field: DdnsText) -> Option<String> {
+        if let Some(resolved) = &self.resolved_ddns[field as usize] {
+            return resolved
+                .as_deref()
+                .map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+        }
+        self.find(|scope| match field {
+            DdnsText::Hostname => scope.ddns.hostname.clone(),
+            DdnsText::DomainName => scope.ddns.domain_name.clone(),
+            DdnsText::RevDomainName => scope.ddns.rev_domain_name.clone(),
+        })
     }
 
     /// `server-name`: the most specific scope's (dhcpd.conf(5)).
@@ -327,6 +372,9 @@ fn executable(scope: &Scope) -> bool {
         || !scope.logs.is_empty()
         || scope.filename_expression.is_some()
         || scope.server_name_expression.is_some()
+        || scope.ddns.hostname_expression.is_some()
+        || scope.ddns.domain_name_expression.is_some()
+        || scope.ddns.rev_domain_name_expression.is_some()
 }
 
 /// The options after executing the option statements of `scopes`, outermost first (ISC

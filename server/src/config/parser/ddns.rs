@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 
 use super::{Block, ParseResult, Parser};
+use crate::config::expr::{Expr, ExprKind};
 use crate::config::lexer::{Span, TokenKind};
 use crate::config::model::{Permission, ScopeId};
 use crate::config::ConfigErrorKind;
@@ -52,12 +53,64 @@ impl Parser {
         self.bump();
         if self.at_punct(b'=') {
             self.bump();
-            self.parse_expression()?;
+            let value_span = self.peek().span;
+            let expression = self.parse_expression()?;
             self.expect_semicolon()?;
-            self.warn(
-                span,
-                format!("`{word} = EXPR` is not evaluated; the default is used"),
-            );
+            if !TEXTS.contains(&word) {
+                // The flags and `ddns-ttl` take a constant here (ISC's server-space values).
+                match (&expression, FLAGS.contains(&word)) {
+                    (Expr::Boolean(flag), true) => {
+                        let ddns = &mut self.scope_mut(scope).ddns;
+                        match word {
+                            "ddns-updates" => ddns.updates = Some(*flag),
+                            "update-optimization" => ddns.update_optimization = Some(*flag),
+                            "update-static-leases" => ddns.update_static_leases = Some(*flag),
+                            "do-forward-updates" => ddns.do_forward_updates = Some(*flag),
+                            "do-reverse-updates" => ddns.do_reverse_updates = Some(*flag),
+                            "fqdn-reply" => ddns.fqdn_reply = Some(*flag),
+                            _ => {
+                                return Err(self.invalid(
+                                    value_span,
+                                    format!("`{word} FLAG;`"),
+                                    "an expression (unsupported for this parameter)",
+                                ))
+                            }
+                        }
+                        return Ok(());
+                    }
+                    (Expr::Number(ttl), false) if word == "ddns-ttl" => {
+                        self.scope_mut(scope).ddns.ttl = Some(*ttl);
+                        return Ok(());
+                    }
+                    _ => {
+                        return Err(self.invalid(
+                            value_span,
+                            format!("a constant value for `{word}`"),
+                            "an expression (unsupported for this parameter)",
+                        ))
+                    }
+                }
+            }
+            self.require_kind(&expression, ExprKind::Data, value_span, "a data expression")?;
+            let ddns = &mut self.scope_mut(scope).ddns;
+            let (text, computed) = match word {
+                "ddns-domainname" => (&mut ddns.domain_name, &mut ddns.domain_name_expression),
+                "ddns-rev-domainname" => (
+                    &mut ddns.rev_domain_name,
+                    &mut ddns.rev_domain_name_expression,
+                ),
+                _ => (&mut ddns.hostname, &mut ddns.hostname_expression),
+            };
+            match expression {
+                Expr::Data(bytes) => {
+                    *text = Some(String::from_utf8_lossy(&bytes).into_owned());
+                    *computed = None;
+                }
+                other => {
+                    *text = None;
+                    *computed = Some(other);
+                }
+            }
             return Ok(());
         }
         if FLAGS.contains(&word) {
@@ -112,9 +165,18 @@ impl Parser {
         let text = String::from_utf8_lossy(&text).into_owned();
         let ddns = &mut self.scope_mut(scope).ddns;
         match word {
-            "ddns-domainname" => ddns.domain_name = Some(text),
-            "ddns-rev-domainname" => ddns.rev_domain_name = Some(text),
-            _ => ddns.hostname = Some(text),
+            "ddns-domainname" => {
+                ddns.domain_name = Some(text);
+                ddns.domain_name_expression = None;
+            }
+            "ddns-rev-domainname" => {
+                ddns.rev_domain_name = Some(text);
+                ddns.rev_domain_name_expression = None;
+            }
+            _ => {
+                ddns.hostname = Some(text);
+                ddns.hostname_expression = None;
+            }
         }
         Ok(())
     }

@@ -754,9 +754,8 @@ impl Parser {
                     PermitKind::DynamicBootpClients
                 }
                 "after" => {
-                    let time = self.parse_date()?;
-                    self.warn(token.span, "`after DATE` permits are not supported yet");
-                    PermitKind::After(time)
+                    // Evaluated by `engine::classify::pool_permits` (ISC `permitted`).
+                    PermitKind::After(self.parse_date()?)
                 }
                 "authenticated" | "unauthenticated" => {
                     self.expect_keyword("clients")?;

@@ -1,7 +1,8 @@
 //! Statement dispatch (ISC `confpars.c` `parse_statement`) and the server parameters of
 //! docs/spec/dhcpd-conf.md §3.1 and §4: each fills its [`Scope`](crate::config::model::Scope) field or
 //! [`Config`](crate::config::model::Config) setting; statements tagged "later" are read and
-//! produce a warning; executable statements (`if`, `on`, `set`, …) are parsed, not evaluated.
+//! produce a warning; executable statements (`if`, `on`, `set`, `log`, `execute`, …) are kept in
+//! the scope for `engine::scope` and `engine::statements` to run.
 
 use super::{Block, BlockKind, ParseResult, Parser};
 use crate::config::expr::{Expr, ExprKind};
@@ -550,7 +551,8 @@ impl Parser {
         self.expect_semicolon()
     }
 
-    /// `if EXPR { … } [elsif EXPR { … }]… [else { … }]`: parsed, not evaluated.
+    /// `if EXPR { … } [elsif EXPR { … }]… [else { … }]` (dhcp-eval(5)): each body becomes a
+    /// scope of its own, the statement a [`Conditional`] of the enclosing scope.
     fn parse_if(&mut self, block: Block) -> ParseResult<()> {
         self.bump();
         let mut branches = Vec::new();

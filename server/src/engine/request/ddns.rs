@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use super::*;
 use crate::ddns::fqdn::{choose, ClientFqdn, NameChoice, NameInputs};
 use crate::ddns::lease::DdnsSettings;
+use crate::engine::scope::DdnsText;
 
 /// Option 15 (RFC 2132 §3.17), `config-option domain-name` of ISC's default
 /// `ddns-domainname`.
@@ -37,23 +38,21 @@ impl Context<'_, '_> {
             .map(String::from_utf8_lossy)
             .map(|name| name.trim_end_matches('\0').to_string())
             .or_else(|| self.host_name(scopes).map(str::to_string));
-        let domain_name = scopes
-            .find(|scope| scope.ddns.domain_name.clone())
-            .or_else(|| {
-                scopes.option(DOMAIN_NAME).map(|name| {
-                    String::from_utf8_lossy(name)
-                        .trim_end_matches('\0')
-                        .to_string()
-                })
-            });
-        let ddns_hostname = scopes.find(|scope| scope.ddns.hostname.as_deref());
+        let domain_name = scopes.ddns_text(DdnsText::DomainName).or_else(|| {
+            scopes.option(DOMAIN_NAME).map(|name| {
+                String::from_utf8_lossy(name)
+                    .trim_end_matches('\0')
+                    .to_string()
+            })
+        });
+        let ddns_hostname = scopes.ddns_text(DdnsText::Hostname);
         let choice: NameChoice = choose(&NameInputs {
             client_fqdn: client_fqdn.as_ref(),
             client_updates: scopes.find(|scope| scope.ddns.client_updates),
             do_forward_updates: scopes
                 .find(|scope| scope.ddns.do_forward_updates)
                 .unwrap_or(true),
-            ddns_hostname,
+            ddns_hostname: ddns_hostname.as_deref(),
             client_hostname: self.inbound.hostname.as_deref(),
             configured_hostname: configured_hostname.as_deref(),
             domain_name: domain_name.as_deref(),
@@ -68,7 +67,7 @@ impl Context<'_, '_> {
             client_updates_a: choice.client_updates_a,
             rev_domain_name: reverse.then(|| {
                 scopes
-                    .find(|scope| scope.ddns.rev_domain_name.clone())
+                    .ddns_text(DdnsText::RevDomainName)
                     .unwrap_or_else(|| "in-addr.arpa.".into())
             }),
             ttl: scopes.find(|scope| scope.ddns.ttl),
@@ -107,6 +106,8 @@ pub(crate) fn settings_for(
     };
     let pool = engine.pool_of(address)?;
     let base = engine.config.pools.get(pool.0 as usize)?.scope;
-    let scopes = context.scopes_for(base);
+    // The same scopes as the DHCPACK's, with its address (`leased-address` in a
+    // `ddns-hostname = …` expression).
+    let scopes = context.scopes_at(base, Some(address), None);
     context.ddns(&scopes).map(|decision| decision.settings)
 }

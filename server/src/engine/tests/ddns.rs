@@ -123,3 +123,35 @@ fn no_option_81_without_updates_or_without_the_clients() {
         .unwrap();
     assert_eq!(settings.fwd_name.as_deref(), Some("plain.example.net"));
 }
+
+/// `ddns-hostname = EXPR;` (dhcpd.conf(5) "DYNAMIC DNS UPDATES"): evaluated for the lease,
+/// with `leased-address` the acknowledged address; a null value falls back to the client's
+/// name as an unset `ddns-hostname` does.
+#[test]
+fn ddns_hostname_from_an_expression_names_the_lease() {
+    let text = "authoritative;\nddns-update-style standard;\nddns-domainname \"example.net\";\n\
+                subnet 10.0.0.0 netmask 255.255.255.0 {\n  range 10.0.0.100 10.0.0.109;\n  \
+                ddns-hostname = pick-first-value(option agent.circuit-id, \
+                concat(\"dhcp-\", binary-to-ascii(10, 8, \"-\", leased-address)));\n}\n";
+    let config = crate::config::parse_str(text, "ddns.conf").expect("config");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let mut harness = Harness::new(config);
+    let address = yiaddr(&harness.handle(NOW, &client(MessageType::Discover, MAC_A))).unwrap();
+    let request = selecting(MAC_A, address, INTERFACE);
+    let ack = harness.handle(NOW, &request);
+    assert_eq!(reply_type(&ack), Some(MessageType::Ack));
+    let request_view = Request {
+        message: &request,
+        source: std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+        interface_address: Some(INTERFACE),
+    };
+    let settings = harness
+        .engine
+        .ddns_settings(NOW, &harness.snapshot(), &request_view, address)
+        .unwrap();
+    let [a, b, c, d] = address.octets();
+    assert_eq!(
+        settings.fwd_name.as_deref(),
+        Some(format!("dhcp-{a}-{b}-{c}-{d}.example.net").as_str())
+    );
+}
