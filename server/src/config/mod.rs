@@ -13,6 +13,7 @@ pub mod expr;
 pub mod lexer;
 pub mod model;
 pub mod options;
+pub mod spaces;
 mod parser;
 pub mod xdhcpd;
 

@@ -100,6 +100,27 @@ pub struct Scope {
     pub conditionals: Vec<Conditional>,
     /// `log (PRIORITY, EXPR);` statements, executed for each reply built in this scope.
     pub logs: Vec<LogStatement>,
+    /// Option statements of spaces other than dhcp (`option SPACE.NAME VALUE;` and the
+    /// `supersede`/`default`/`prepend`/`append` forms), in declaration order; sent inside the
+    /// option that encapsulates their space, or as DHCP options from a `site-option-space`
+    /// (`engine::encapsulation`).
+    pub space_options: Vec<SpaceOption>,
+    /// `vendor-option-space NAME;`: option 43 is built from this space's options when no
+    /// value of its own is set (dhcp-options(5) "VENDOR ENCAPSULATED OPTIONS").
+    pub vendor_option_space: Option<crate::config::options::OptionSpace>,
+    /// `site-option-space "NAME";`: DHCP option codes from the space's lowest code (224 at
+    /// most, RFC 3942) up are taken from this space instead (dhcpd.conf(5)).
+    pub site_option_space: Option<crate::config::options::OptionSpace>,
+}
+
+/// An option statement of a space other than dhcp.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpaceOption {
+    pub space: crate::config::options::OptionSpace,
+    /// The code in its space (as wide as the space's `code width`).
+    pub code: u32,
+    pub form: OptionForm,
+    pub value: OptionValue,
 }
 
 /// One `if` statement with its `elsif` and `else` branches: the first branch whose condition
@@ -426,6 +447,8 @@ pub struct Config {
     /// `ddns-update-style`, the conflict flags and the `zone` declarations.
     pub ddns: DdnsGlobal,
     pub warnings: Vec<Warning>,
+    /// The option spaces' layouts, for building encapsulated options (`config::spaces`).
+    pub option_spaces: super::spaces::OptionSpaces,
     /// The address map, built on first lookup ([`Config::addresses`]).
     pub address_index: super::addresses::AddressIndexCell,
 }

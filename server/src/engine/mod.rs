@@ -16,6 +16,7 @@
 //! renewal leaves (shared with the kernel's renewals), `starvation` the pool-exhaustion defence.
 
 mod classify;
+mod encapsulation;
 pub mod dynamic_hosts;
 pub mod fast_path;
 mod layout;

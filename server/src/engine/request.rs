@@ -95,7 +95,7 @@ impl<'e> Context<'e, '_> {
             .collect();
         let scopes = ScopeStack::new(config, host, &classes, base)
             .with_dynamic_host(self.classification.dynamic_host.clone());
-        if !scopes.has_executable_statements() {
+        if !scopes.has_executable_statements() && !scopes.has_space_statements() {
             return scopes;
         }
         let host_name = self
@@ -103,7 +103,7 @@ impl<'e> Context<'e, '_> {
             .host(config)
             .map(|host| host.name.as_str());
         let view = RequestView::new(&self.inbound, host_name).with_leased_address(address);
-        scopes.evaluate(&view)
+        scopes.evaluate(&view).resolve_spaces(&view)
     }
 
     /// The scopes for a reply about `candidate`: its pool's or subnet's, evaluated with its

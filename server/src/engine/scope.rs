@@ -28,7 +28,7 @@ use super::dynamic_hosts::DynamicHost;
 /// The scopes that apply to one reply, most specific first, each at most once.
 #[derive(Clone, Debug)]
 pub(crate) struct ScopeStack<'c> {
-    config: &'c Config,
+    pub(crate) config: &'c Config,
     /// A host added over OMAPI: its statements' scope lives outside the configuration's arena
     /// and comes before every arena scope.
     dynamic_host: Option<Arc<DynamicHost>>,
@@ -42,6 +42,9 @@ pub(crate) struct ScopeStack<'c> {
     /// (`None`: the most specific constant).
     resolved_filename: Option<Option<Vec<u8>>>,
     resolved_server_name: Option<Option<Vec<u8>>>,
+    /// The options of other spaces and the space parameters, when a scope of the stack sets
+    /// any (`engine::encapsulation`).
+    pub(crate) spaces: Option<Box<super::encapsulation::ResolvedSpaces>>,
 }
 
 impl<'c> ScopeStack<'c> {
@@ -83,6 +86,7 @@ impl<'c> ScopeStack<'c> {
             log_lines: Vec::new(),
             resolved_filename: None,
             resolved_server_name: None,
+            spaces: None,
         }
     }
 

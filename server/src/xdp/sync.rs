@@ -136,6 +136,9 @@ pub fn config_allows_fast_path(config: &Config) -> bool {
                 && scope.logs.is_empty()
                 && scope.filename_expression.is_none()
                 && scope.server_name_expression.is_none()
+                && scope.space_options.iter().all(|option| {
+                    matches!(option.value, crate::config::model::OptionValue::Constant(_))
+                })
         })
 }
 

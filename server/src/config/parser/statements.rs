@@ -25,8 +25,6 @@ const LATER_PARAMETERS: &[&str] = &[
     "log-threshold-low",
     "log-threshold-high",
     "release-on-roam",
-    "vendor-option-space",
-    "site-option-space",
     "delayed-ack",
     "max-ack-delay",
     "limit-addrs-per-ia",
@@ -310,6 +308,9 @@ impl Parser {
                 self.bump();
                 self.parse_loose_value()?;
             }
+            "vendor-option-space" | "site-option-space" => {
+                self.parse_space_parameter(block, word, span)?;
+            }
             _ if LATER_PARAMETERS.contains(&word) => {
                 self.bump();
                 self.warn(span, format!("`{word}` is not supported yet; ignored"));
@@ -349,6 +350,9 @@ impl Parser {
             "key" => self.parse_key(),
             // ISC enters a zone while parsing, whatever the condition.
             "zone" => self.parse_zone(block),
+            "vendor-option-space" | "site-option-space" => {
+                self.parse_space_parameter(block, word, span)
+            }
             _ => match super::server_space::server_option_format(word) {
                 // Parameters the model holds land in the body's scope, as in any other scope.
                 Some(_) if super::values::server_parameter_kind(word).is_some() => {
