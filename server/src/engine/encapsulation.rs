@@ -249,7 +249,11 @@ fn encapsulate(
     depth: usize,
 ) -> Option<Vec<u8>> {
     let layout = layouts.layout(space)?;
-    if depth > MAX_DEPTH {
+    // ISC returns at once when no statement stored an option of this space in the reply's
+    // option state (no hash table for it): a space holding nothing itself carries no other
+    // space either, so `option vendor.X code N = encapsulate S;` sends option 125 only when
+    // some option of the `vendor` space has a value too.
+    if depth > MAX_DEPTH || resolved.buckets(space).is_none() {
         return None;
     }
     let mut out = Vec::new();
@@ -349,6 +353,9 @@ mod tests {
             (1, 300, OptionForm::Supersede, &[1, 2, 3]),
         ]);
         let bytes = encapsulate(&spaces, &state, OptionSpace(2), 0).unwrap();
+        // Space 1 is carried by space 2 only because space 2 holds an option itself.
+        let alone = resolved(&[(1, 300, OptionForm::Supersede, &[1, 2, 3])]);
+        assert_eq!(encapsulate(&spaces, &alone, OptionSpace(2), 0), None);
         assert_eq!(
             bytes,
             [
