@@ -1216,7 +1216,9 @@ fn fast_path_off_for_executable_statements() {
         let config = config::parse_str(&text, "golden.conf").expect("config");
         sync::config_allows_fast_path(&config)
     };
-    assert!(allows("option domain-name \"plain.example\"; filename \"pxe.0\";"));
+    assert!(allows(
+        "option domain-name \"plain.example\"; filename \"pxe.0\";"
+    ));
     for body in [
         "if exists user-class { filename \"ipxe.efi\"; }",
         "if option vendor-class-identifier ~~ \"^msft\" { } else { }",

@@ -13,8 +13,8 @@ pub mod expr;
 pub mod lexer;
 pub mod model;
 pub mod options;
-pub mod spaces;
 mod parser;
+pub mod spaces;
 pub mod xdhcpd;
 
 use std::fmt;

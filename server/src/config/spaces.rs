@@ -60,12 +60,11 @@ impl OptionSpaces {
                 }
             })
             .collect();
-        for index in 0..count {
+        for (index, layout) in spaces.iter_mut().enumerate() {
             let space = OptionSpace(index as u16);
             let mut codes: Vec<u32> = table.codes(space);
             codes.sort_unstable();
             codes.dedup();
-            let layout = &mut spaces[index];
             for code in codes {
                 let Some(definition) = table.by_code(space, code) else {
                     continue;
@@ -87,9 +86,8 @@ impl OptionSpaces {
                 }
             }
         }
-        for index in 0..count {
-            let space = OptionSpace(index as u16);
-            spaces[index].carried_by = table.carrier(space);
+        for (index, layout) in spaces.iter_mut().enumerate() {
+            layout.carried_by = table.carrier(OptionSpace(index as u16));
         }
         Self { spaces }
     }
@@ -129,6 +127,10 @@ fn get_width(bytes: &[u8], width: u8) -> Option<(u32, &[u8])> {
 /// enterprise → its space is two levels).
 pub const MAX_SUBOPTION_DEPTH: usize = 3;
 
+/// A space nested deeper than [`MAX_SUBOPTION_DEPTH`] below the DHCP option carrying it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooDeep;
+
 /// One level of a [`SubOptionPath`]: the code to find in a buffer laid out with these widths.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SubOptionStep {
@@ -160,9 +162,8 @@ impl SubOptionPath {
     }
 
     /// The path to option `code` of `space`, when a chain of plain `encapsulate` options leads
-    /// to it from a one-byte DHCP option; `Err(())` when it is deeper than
-    /// [`MAX_SUBOPTION_DEPTH`]; `Ok(None)` when nothing carries the space.
-    pub fn to(table: &OptionTable, space: OptionSpace, code: u32) -> Result<Option<Self>, ()> {
+    /// to it from a one-byte DHCP option; `Ok(None)` when nothing carries the space.
+    pub fn to(table: &OptionTable, space: OptionSpace, code: u32) -> Result<Option<Self>, TooDeep> {
         let mut reversed = Vec::new();
         let mut current = (space, code);
         loop {
@@ -182,7 +183,7 @@ impl SubOptionPath {
                     return Ok(None);
                 };
                 if reversed.len() > MAX_SUBOPTION_DEPTH {
-                    return Err(());
+                    return Err(TooDeep);
                 }
                 let mut steps = [SubOptionStep::default(); MAX_SUBOPTION_DEPTH];
                 for (slot, step) in steps.iter_mut().zip(reversed.iter().rev()) {
@@ -195,7 +196,7 @@ impl SubOptionPath {
                 }));
             }
             if reversed.len() > MAX_SUBOPTION_DEPTH {
-                return Err(());
+                return Err(TooDeep);
             }
             current = carrier;
         }

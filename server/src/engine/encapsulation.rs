@@ -41,18 +41,21 @@ const FQDN: u32 = 81;
 /// evaluated to null (ISC keeps the option cache; it contributes nothing).
 type SpaceValue = Option<Vec<u8>>;
 
+/// One space's option state: ISC's hash buckets of (code, value).
+type Buckets = Vec<Vec<(u32, SpaceValue)>>;
+
 /// The option state of every space but dhcp for one reply, with the two space parameters.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ResolvedSpaces {
     /// Per space, ISC's buckets: within a bucket the option set first comes last (a new
     /// option goes to the head; a replaced one keeps its place).
-    spaces: Vec<(OptionSpace, Vec<Vec<(u32, SpaceValue)>>)>,
+    spaces: Vec<(OptionSpace, Buckets)>,
     vendor_space: Option<OptionSpace>,
     site_space: Option<OptionSpace>,
 }
 
 impl ResolvedSpaces {
-    fn buckets(&self, space: OptionSpace) -> Option<&Vec<Vec<(u32, SpaceValue)>>> {
+    fn buckets(&self, space: OptionSpace) -> Option<&Buckets> {
         self.spaces
             .iter()
             .find(|(have, _)| *have == space)
@@ -75,7 +78,11 @@ impl ResolvedSpaces {
         })
     }
 
-    fn slot(&mut self, space: OptionSpace, code: u32) -> (&mut Vec<(u32, SpaceValue)>, Option<usize>) {
+    fn slot(
+        &mut self,
+        space: OptionSpace,
+        code: u32,
+    ) -> (&mut Vec<(u32, SpaceValue)>, Option<usize>) {
         let index = match self.spaces.iter().position(|(have, _)| *have == space) {
             Some(index) => index,
             None => {
@@ -366,7 +373,10 @@ mod tests {
                 5, 7, 0x01, 0x2c, 0, 3, 1, 2, 3,
             ]
         );
-        assert_eq!(encapsulate(&spaces, &ResolvedSpaces::default(), OptionSpace(2), 0), None);
+        assert_eq!(
+            encapsulate(&spaces, &ResolvedSpaces::default(), OptionSpace(2), 0),
+            None
+        );
     }
 
     #[test]
@@ -382,7 +392,10 @@ mod tests {
             (2, 3, OptionForm::Default, b"d"),
         ]);
         let bytes = encapsulate(&spaces, &state, OptionSpace(2), 0).unwrap();
-        assert_eq!(bytes, [2, 3, b'a', b'b', b'c', 3, 1, b'd', 5, 3, b'o', b'w', b'n']);
+        assert_eq!(
+            bytes,
+            [2, 3, b'a', b'b', b'c', 3, 1, b'd', 5, 3, b'o', b'w', b'n']
+        );
         // A null value keeps the option's place but sends nothing.
         state.set(OptionSpace(2), 3, OptionForm::Supersede, None);
         let bytes = encapsulate(&spaces, &state, OptionSpace(2), 0).unwrap();

@@ -16,8 +16,8 @@
 //! renewal leaves (shared with the kernel's renewals), `starvation` the pool-exhaustion defence.
 
 mod classify;
-mod encapsulation;
 pub mod dynamic_hosts;
+mod encapsulation;
 pub mod fast_path;
 mod layout;
 pub(crate) mod lease_time;

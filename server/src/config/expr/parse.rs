@@ -244,11 +244,14 @@ impl Parser {
         full: &str,
         span: crate::config::lexer::Span,
     ) -> ParseResult<Option<OptionRef>> {
-        let special = self.options.space_definition(space).is_some_and(|definition| {
-            ["fqdn", "nwip", "server"]
-                .iter()
-                .any(|name| definition.name.eq_ignore_ascii_case(name))
-        });
+        let special = self
+            .options
+            .space_definition(space)
+            .is_some_and(|definition| {
+                ["fqdn", "nwip", "server"]
+                    .iter()
+                    .any(|name| definition.name.eq_ignore_ascii_case(name))
+            });
         if special {
             // ISC decodes these spaces by functions of their own (fqdn_universe_decode…).
             return Err(self.invalid(
@@ -262,7 +265,7 @@ impl Parser {
             Ok(None) => Ok(Some(OptionRef::SubOption(
                 crate::config::spaces::SubOptionPath::absent(),
             ))),
-            Err(()) => Err(self.invalid(
+            Err(crate::config::spaces::TooDeep) => Err(self.invalid(
                 span,
                 format!(
                     "an option at most {} encapsulations deep",

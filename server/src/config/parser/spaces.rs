@@ -292,3 +292,99 @@ impl Parser {
 pub(super) fn is_encapsulated_space(space: OptionSpace) -> bool {
     space != OptionSpace::DHCP && space != OptionSpace::AGENT
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::model::{OptionForm, OptionValue};
+    use crate::config::options::OptionSpace;
+    use crate::config::parse_str;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse_str(text, "test.conf") {
+            Ok(_) => panic!("expected errors"),
+            Err(errors) => errors.errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn space_options_are_encoded_by_type_and_kept_with_their_space() {
+        let config = parse_str(
+            r#"option space acme code width 2 length width 2;
+option acme.servers code 258 = array of { ip-address, unsigned integer 16 };
+option acme.name code 3 = text;
+group {
+  vendor-option-space acme;
+  option acme.servers 10.0.0.1 80, 10.0.0.2 81;
+  append acme.name "x";
+  default acme.name = concat("a", "b");
+}
+site-option-space "acme";
+"#,
+            "test.conf",
+        )
+        .unwrap_or_else(|errors| panic!("{errors}"));
+        let group = config
+            .scopes
+            .iter()
+            .find(|scope| !scope.space_options.is_empty())
+            .expect("the group");
+        let acme = group.vendor_option_space.expect("vendor-option-space");
+        assert_ne!(acme, OptionSpace::DHCP);
+        assert_eq!(config.scopes[0].site_option_space, Some(acme));
+        let options: Vec<_> = group
+            .space_options
+            .iter()
+            .map(|option| (option.space, option.code, option.form))
+            .collect();
+        assert_eq!(
+            options,
+            [
+                (acme, 258, OptionForm::Supersede),
+                (acme, 3, OptionForm::Append),
+                (acme, 3, OptionForm::Default)
+            ]
+        );
+        assert_eq!(
+            group.space_options[0].value,
+            OptionValue::Constant(vec![10, 0, 0, 1, 0, 80, 10, 0, 0, 2, 0, 81])
+        );
+        assert!(matches!(
+            group.space_options[2].value,
+            OptionValue::Expression(_)
+        ));
+        let layout = config.option_spaces.layout(acme).unwrap();
+        assert_eq!((layout.code_width, layout.length_width), (2, 2));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn a_space_may_be_named_before_it_is_declared() {
+        let config = parse_str(
+            "vendor-option-space later;\noption space later;\n",
+            "test.conf",
+        )
+        .unwrap_or_else(|errors| panic!("{errors}"));
+        assert!(config.scopes[0].vendor_option_space.is_some());
+    }
+
+    #[test]
+    fn what_is_not_acted_on_is_an_error() {
+        let unknown = errors("vendor-option-space nowhere;\n");
+        assert!(unknown[0].starts_with("test.conf:1:21:"), "{unknown:?}");
+        assert!(unknown[0].contains("no option space named `nowhere`"));
+        let site = errors("site-option-space \"nowhere\";\n");
+        assert!(site[0].contains("`site-option-space`"), "{site:?}");
+        let fqdn = errors("option fqdn.hostname \"a\";\n");
+        assert!(fqdn[0].contains("unsupported"), "{fqdn:?}");
+        let computed = errors("vendor-option-space = concat(\"a\", \"b\");\n");
+        assert!(computed[0].contains("unsupported"), "{computed:?}");
+        let read = errors("class \"c\" { match if option fqdn.hostname = \"a\"; }\n");
+        assert!(read[0].contains("unsupported"), "{read:?}");
+    }
+
+    #[test]
+    fn site_space_names_are_strings_as_in_isc() {
+        // ISC's format `X`: an unquoted name is "expecting string or hexadecimal data".
+        assert!(!errors("option space local;\nsite-option-space local;\n").is_empty());
+    }
+}

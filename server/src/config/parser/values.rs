@@ -167,7 +167,10 @@ impl Parser {
         name_span: Span,
     ) -> ParseResult<()> {
         let lowered = name.to_ascii_lowercase();
-        if matches!(lowered.as_str(), "vendor-option-space" | "site-option-space") {
+        if matches!(
+            lowered.as_str(),
+            "vendor-option-space" | "site-option-space"
+        ) {
             return self.parse_space_parameter_value(block, &lowered);
         }
         let Some(kind) = server_parameter_kind(&lowered) else {

@@ -10,6 +10,7 @@ mod lease;
 mod options;
 mod renewal;
 mod selection;
+mod spaces;
 mod statements;
 mod store_network;
 
