@@ -255,6 +255,16 @@ impl Parser {
         Ok(())
     }
 
+    /// `parse-vendor-option;` (ISC common/execute.c: decodes the request's option 43 into the
+    /// `vendor-option-space` for later expressions): refused, xdhcpd reads no option 43.
+    pub(super) fn unsupported_parse_vendor_option(&mut self, span: Span) -> super::ConfigError {
+        self.invalid(
+            span,
+            "a statement xdhcpd acts on",
+            "`parse-vendor-option` (decoding option 43 into the vendor option space is unsupported)",
+        )
+    }
+
     /// After the whole file: looks up the names of `vendor-option-space` and
     /// `site-option-space`, and builds the spaces' layouts for the engine. A name no space has
     /// is an error: ISC logs "unknown option space" for every reply and sends no option 43 for
@@ -376,6 +386,8 @@ site-option-space "acme";
         assert!(site[0].contains("`site-option-space`"), "{site:?}");
         let fqdn = errors("option fqdn.hostname \"a\";\n");
         assert!(fqdn[0].contains("unsupported"), "{fqdn:?}");
+        let parse = errors("class \"c\" { parse-vendor-option; }\n");
+        assert!(parse[0].contains("unsupported"), "{parse:?}");
         let computed = errors("vendor-option-space = concat(\"a\", \"b\");\n");
         assert!(computed[0].contains("unsupported"), "{computed:?}");
         let read = errors("class \"c\" { match if option fqdn.hostname = \"a\"; }\n");

@@ -88,6 +88,7 @@ impl Parser {
                 self.bump();
                 self.parse_option_statement(block, token.span, "option")
             }
+            "parse-vendor-option" => Err(self.unsupported_parse_vendor_option(token.span)),
             "supersede" | "default" | "prepend" | "append" => {
                 self.bump();
                 self.parse_option_statement(block, token.span, &word)
