@@ -1227,6 +1227,9 @@ fn fast_path_off_for_executable_statements() {
         "append domain-name-servers 10.0.0.9;",
         "filename = concat(\"boot/\", option user-class);",
         "log (info, \"renewed\");",
+        "set plan = \"gold\";",
+        "on commit { execute (\"/bin/true\"); }",
+        "ddns-hostname = concat(\"h-\", binary-to-ascii(10, 8, \"-\", leased-address));",
     ] {
         assert!(!allows(body), "{body}: renewals must stay in userspace");
     }

@@ -17,6 +17,9 @@ pub enum OptionRef {
     Dhcp(u8),
     /// A relay-agent-information (option 82) sub-option, by sub-option code (RFC 3046 §2.0).
     Agent(u8),
+    /// An option of another space, inside the DHCP option that carries it
+    /// ([`crate::config::spaces::SubOptionPath`]).
+    SubOption(crate::config::spaces::SubOptionPath),
 }
 
 /// Binary operators, with ISC's precedence (`tree.c` `op_val`: lower binds tighter).
@@ -276,6 +279,7 @@ fn read_option(packet: &dyn PacketView, option: OptionRef) -> Option<&[u8]> {
     match option {
         OptionRef::Dhcp(code) => packet.option(code),
         OptionRef::Agent(code) => agent_suboption(packet.option(RELAY_AGENT_INFORMATION)?, code),
+        OptionRef::SubOption(path) => path.find(packet.option(path.dhcp_code?)?),
     }
 }
 

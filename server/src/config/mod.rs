@@ -14,6 +14,7 @@ pub mod lexer;
 pub mod model;
 pub mod options;
 mod parser;
+pub mod spaces;
 pub mod xdhcpd;
 
 use std::fmt;

@@ -118,6 +118,17 @@ pub struct Scope {
     /// `on commit|expiry|release { … }` (dhcpd.conf(5) "EVENTS"): the body is a scope of its
     /// own, executed when the event happens to a lease of this scope.
     pub events: Vec<EventStatement>,
+    /// Option statements of spaces other than dhcp (`option SPACE.NAME VALUE;` and the
+    /// `supersede`/`default`/`prepend`/`append` forms), in declaration order; sent inside the
+    /// option that encapsulates their space, or as DHCP options from a `site-option-space`
+    /// (`engine::encapsulation`).
+    pub space_options: Vec<SpaceOption>,
+    /// `vendor-option-space NAME;`: option 43 is built from this space's options when no
+    /// value of its own is set (dhcp-options(5) "VENDOR ENCAPSULATED OPTIONS").
+    pub vendor_option_space: Option<crate::config::options::OptionSpace>,
+    /// `site-option-space "NAME";`: DHCP option codes from the space's lowest code (224 at
+    /// most, RFC 3942) up are taken from this space instead (dhcpd.conf(5)).
+    pub site_option_space: Option<crate::config::options::OptionSpace>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -146,6 +157,16 @@ pub struct LeaseEvents {
 pub struct EventStatement {
     pub events: LeaseEvents,
     pub body: ScopeId,
+}
+
+/// An option statement of a space other than dhcp.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpaceOption {
+    pub space: crate::config::options::OptionSpace,
+    /// The code in its space (as wide as the space's `code width`).
+    pub code: u32,
+    pub form: OptionForm,
+    pub value: OptionValue,
 }
 
 /// One `if` statement with its `elsif` and `else` branches: the first branch whose condition
@@ -477,6 +498,8 @@ pub struct Config {
     /// `ddns-update-style`, the conflict flags and the `zone` declarations.
     pub ddns: DdnsGlobal,
     pub warnings: Vec<Warning>,
+    /// The option spaces' layouts, for building encapsulated options (`config::spaces`).
+    pub option_spaces: super::spaces::OptionSpaces,
     /// The address map, built on first lookup ([`Config::addresses`]).
     pub address_index: super::addresses::AddressIndexCell,
 }

@@ -470,6 +470,36 @@ impl OptionTable {
             .find(|definition| definition.space == space && definition.code == code)
     }
 
+    /// How many spaces there are ([`OptionSpace`] indexes run below this).
+    pub fn space_count(&self) -> usize {
+        self.spaces.len()
+    }
+
+    /// The codes defined in `space` (each as often as it is defined).
+    pub fn codes(&self, space: OptionSpace) -> Vec<u32> {
+        self.definitions
+            .iter()
+            .filter(|definition| definition.space == space)
+            .map(|definition| definition.code)
+            .collect()
+    }
+
+    /// The option whose type is exactly `encapsulate SPACE` for `space` (ISC's
+    /// `universe.enc_opt`, set by the definition; a record holding an `encapsulate` field
+    /// does not count, as in ISC's decoding and `search_subencapsulation`).
+    pub fn carrier(&self, space: OptionSpace) -> Option<(OptionSpace, u32)> {
+        self.definitions
+            .iter()
+            .rev()
+            .find(|definition| match &definition.kind {
+                OptionType::Encapsulate(name) => {
+                    !name.is_empty() && self.space(name) == Some(space)
+                }
+                _ => false,
+            })
+            .map(|definition| (definition.space, definition.code))
+    }
+
     /// `option NAME code N = TYPE;`: replaces the definition of that name (confpars.c deletes
     /// the known option from both hashes first). Another name with the same code stays known
     /// by its name; lookups by code find the newest definition.

@@ -10,6 +10,7 @@ mod ddns;
 mod declarations;
 mod failover;
 mod server_space;
+mod spaces;
 mod statements;
 mod validate;
 mod values;
@@ -265,6 +266,8 @@ pub(crate) struct SideTables {
     /// The class body being read had a `match if` / a `match` or `spawn with` (ISC allows one
     /// of each per declaration).
     pub class_body_matches: (bool, bool),
+    /// `vendor-option-space` / `site-option-space` names, looked up after the whole file.
+    pub pending_space_names: Vec<spaces::PendingSpaceName>,
 }
 
 pub(crate) struct Parser {

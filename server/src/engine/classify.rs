@@ -152,6 +152,8 @@ fn find_host_by_identifier(
                     .as_deref()
                     .and_then(|agent| agent_suboption(agent, code))
                     .map(<[u8]>::to_vec),
+                // The parser takes host identifiers of the dhcp and agent spaces only.
+                OptionRef::SubOption(_) => None,
             };
             value.as_deref() == Some(identifier.data.as_slice())
                 && config

@@ -17,6 +17,7 @@
 
 mod classify;
 pub mod dynamic_hosts;
+mod encapsulation;
 pub mod fast_path;
 mod layout;
 pub(crate) mod lease_time;

@@ -109,6 +109,14 @@ pub(crate) fn finish(
     destination: Destination,
 ) -> Reply {
     let mut available: Vec<(u8, Vec<u8>)> = Vec::new();
+    if let (Some(scopes), true) = (scopes, assembly.configured) {
+        for code in scopes.option_codes() {
+            if let Some(value) = scopes.option(code) {
+                available.push((code, value.to_vec()));
+            }
+        }
+        super::encapsulation::add_space_options(scopes, &mut available);
+    }
     let mut put = |code: u8, value: Vec<u8>| {
         if let Some(slot) = available.iter_mut().find(|(have, _)| *have == code) {
             slot.1 = value;
@@ -116,13 +124,6 @@ pub(crate) fn finish(
             available.push((code, value));
         }
     };
-    if let (Some(scopes), true) = (scopes, assembly.configured) {
-        for code in scopes.option_codes() {
-            if let Some(value) = scopes.option(code) {
-                put(code, value.to_vec());
-            }
-        }
-    }
     if let Some(kind) = assembly.message_type {
         put(code::MESSAGE_TYPE, vec![u8::from(kind)]);
     }

@@ -106,10 +106,11 @@ impl<'e> Context<'e, '_> {
             .collect();
         let scopes = ScopeStack::new(config, host, &classes, base)
             .with_dynamic_host(self.classification.dynamic_host.clone());
-        if !scopes.has_executable_statements() {
+        if !scopes.has_executable_statements() && !scopes.has_space_statements() {
             return scopes;
         }
-        scopes.evaluate(&self.view(address, lease))
+        let view = self.view(address, lease);
+        scopes.evaluate(&view).resolve_spaces(&view)
     }
 
     /// What expressions see of this request, about `address` and its `lease`.

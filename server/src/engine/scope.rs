@@ -30,7 +30,7 @@ use super::dynamic_hosts::DynamicHost;
 /// The scopes that apply to one reply, most specific first, each at most once.
 #[derive(Clone, Debug)]
 pub(crate) struct ScopeStack<'c> {
-    config: &'c Config,
+    pub(crate) config: &'c Config,
     /// A host added over OMAPI: its statements' scope lives outside the configuration's arena
     /// and comes before every arena scope.
     dynamic_host: Option<Arc<DynamicHost>>,
@@ -50,6 +50,9 @@ pub(crate) struct ScopeStack<'c> {
     resolved_server_name: Option<Option<Vec<u8>>>,
     /// `ddns-hostname`, `ddns-domainname` and `ddns-rev-domainname`, the same way.
     resolved_ddns: [Option<Option<Vec<u8>>>; 3],
+    /// The options of other spaces and the space parameters, when a scope of the stack sets
+    /// any (`engine::encapsulation`).
+    pub(crate) spaces: Option<Box<super::encapsulation::ResolvedSpaces>>,
 }
 
 /// The DDNS text parameters that may be given by an expression.
@@ -102,6 +105,7 @@ impl<'c> ScopeStack<'c> {
             resolved_filename: None,
             resolved_server_name: None,
             resolved_ddns: [None, None, None],
+            spaces: None,
         }
     }
 

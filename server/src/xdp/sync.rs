@@ -124,8 +124,8 @@ impl std::fmt::Debug for Prepared {
 /// True when the configuration lets a reply depend only on what the fast path checks: no
 /// classes (their expressions may read any header field), no `min-secs` (secs varies between
 /// retransmissions), no executable statements (`if` conditions and option expressions may
-/// read any part of the request, and `log` statements write a line per reply; DESIGN.md "What
-/// the kernel may answer"). Failover pools are allowed: the MCLT rule and the failover state
+/// read any part of the request; `log`, `set`, `execute` and `on commit` act at each reply;
+/// DESIGN.md "How both paths agree"). Failover pools are allowed: the MCLT rule and the failover state
 /// reach the kernel through the horizon ([`super::bounds`]).
 pub fn config_allows_fast_path(config: &Config) -> bool {
     config.classes.is_empty()
@@ -136,6 +136,17 @@ pub fn config_allows_fast_path(config: &Config) -> bool {
                 && scope.logs.is_empty()
                 && scope.filename_expression.is_none()
                 && scope.server_name_expression.is_none()
+                // `set`, `execute` and `on commit` act at each DHCPACK; DDNS names by
+                // expression depend on the request.
+                && scope.variables.is_empty()
+                && scope.executes.is_empty()
+                && scope.events.is_empty()
+                && scope.ddns.hostname_expression.is_none()
+                && scope.ddns.domain_name_expression.is_none()
+                && scope.ddns.rev_domain_name_expression.is_none()
+                && scope.space_options.iter().all(|option| {
+                    matches!(option.value, crate::config::model::OptionValue::Constant(_))
+                })
         })
 }
 

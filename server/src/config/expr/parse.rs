@@ -220,13 +220,59 @@ impl Parser {
         match (space_id, code) {
             (OptionSpace::DHCP, Some(code)) => Ok(Some(OptionRef::Dhcp(code))),
             (OptionSpace::AGENT, Some(code)) => Ok(Some(OptionRef::Agent(code))),
-            _ => {
-                self.warn(
-                    span,
-                    format!("option `{full}`: only the dhcp and agent spaces are evaluated"),
-                );
-                Ok(None)
+            (OptionSpace::DHCP | OptionSpace::AGENT, None) => {
+                // ISC looks the request's options up by their one-byte codes: never present.
+                Ok(Some(OptionRef::SubOption(
+                    crate::config::spaces::SubOptionPath::absent(),
+                )))
             }
+            _ => {
+                let code = definition.code;
+                self.suboption_reference(space_id, code, &full, span)
+            }
+        }
+    }
+
+    /// `option SPACE.NAME` of a space other than dhcp and agent: found in the request when a
+    /// DHCP option carries the space (ISC decodes such options on receipt); otherwise never
+    /// present (ISC decodes option 43 into the `vendor-option-space` only on
+    /// `parse-vendor-option;`).
+    fn suboption_reference(
+        &mut self,
+        space: OptionSpace,
+        code: u32,
+        full: &str,
+        span: crate::config::lexer::Span,
+    ) -> ParseResult<Option<OptionRef>> {
+        let special = self
+            .options
+            .space_definition(space)
+            .is_some_and(|definition| {
+                ["fqdn", "nwip", "server"]
+                    .iter()
+                    .any(|name| definition.name.eq_ignore_ascii_case(name))
+            });
+        if special {
+            // ISC decodes these spaces by functions of their own (fqdn_universe_decode…).
+            return Err(self.invalid(
+                span,
+                "an option of the dhcp or agent space or of a space a DHCP option encapsulates",
+                format!("`{full}` (reading ISC's fqdn, nwip and server spaces is unsupported)"),
+            ));
+        }
+        match crate::config::spaces::SubOptionPath::to(&self.options, space, code) {
+            Ok(Some(path)) => Ok(Some(OptionRef::SubOption(path))),
+            Ok(None) => Ok(Some(OptionRef::SubOption(
+                crate::config::spaces::SubOptionPath::absent(),
+            ))),
+            Err(crate::config::spaces::TooDeep) => Err(self.invalid(
+                span,
+                format!(
+                    "an option at most {} encapsulations deep",
+                    crate::config::spaces::MAX_SUBOPTION_DEPTH
+                ),
+                format!("`{full}`, deeper (unsupported)"),
+            )),
         }
     }
 

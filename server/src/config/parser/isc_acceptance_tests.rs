@@ -172,11 +172,16 @@ option acme.server 10.0.0.1;
 option wide.x -1;
 "#,
     );
-    // Values of spaces other than dhcp and agent: today's path (warned, not sent).
+    // Values of other spaces are kept with their space and code, for encapsulation.
     let warnings = warnings(&config);
-    assert_eq!(warnings.len(), 3, "{warnings:?}");
-    assert!(warnings[0].contains("option spaces other than dhcp and agent are not supported yet"));
+    assert!(warnings.is_empty(), "{warnings:?}");
     assert!(config.scopes[0].options.is_empty());
+    let codes: Vec<u32> = config.scopes[0]
+        .space_options
+        .iter()
+        .map(|option| option.code)
+        .collect();
+    assert_eq!(codes, [0, 1, 65535]);
     // Values are still checked against the definition, as ISC does.
     assert!(
         !errors("option space s;\noption s.a code 1 = ip-address;\noption s.a \"text\";")

@@ -29,8 +29,6 @@ const LATER_PARAMETERS: &[&str] = &[
     "log-threshold-low",
     "log-threshold-high",
     "release-on-roam",
-    "vendor-option-space",
-    "site-option-space",
     "delayed-ack",
     "max-ack-delay",
     "limit-addrs-per-ia",
@@ -91,6 +89,7 @@ impl Parser {
                 self.bump();
                 self.parse_option_statement(block, token.span, "option")
             }
+            "parse-vendor-option" => Err(self.unsupported_parse_vendor_option(token.span)),
             "supersede" | "default" | "prepend" | "append" => {
                 self.bump();
                 self.parse_option_statement(block, token.span, &word)
@@ -323,6 +322,9 @@ impl Parser {
                 self.bump();
                 self.parse_loose_value()?;
             }
+            "vendor-option-space" | "site-option-space" => {
+                self.parse_space_parameter(block, word, span)?;
+            }
             _ if LATER_PARAMETERS.contains(&word) => {
                 self.bump();
                 self.warn(span, format!("`{word}` is not supported yet; ignored"));
@@ -362,6 +364,9 @@ impl Parser {
             "key" => self.parse_key(),
             // ISC enters a zone while parsing, whatever the condition.
             "zone" => self.parse_zone(block),
+            "vendor-option-space" | "site-option-space" => {
+                self.parse_space_parameter(block, word, span)
+            }
             _ => match super::server_space::server_option_format(word) {
                 // Parameters the model holds land in the body's scope, as in any other scope.
                 Some(_) if super::values::server_parameter_kind(word).is_some() => {

@@ -15,6 +15,7 @@ impl Parser {
         self.validate_range_overlaps();
         self.validate_peers_referenced();
         self.validate_omapi_key();
+        self.resolve_option_spaces();
     }
 
     /// The mask must be contiguous ones and the network number must have no host bits.

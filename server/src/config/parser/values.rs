@@ -9,7 +9,6 @@ use crate::config::lexer::{Span, TokenKind};
 use crate::config::model::{ComputedOption, HostIdentifier, OptionForm, OptionValue, Permission};
 use crate::config::options::{
     encode_domain_name, CompressedDomainList, OptionDefinition, OptionSpace, OptionType,
-    SpaceDefinition,
 };
 
 /// DHCP client identifier option code (RFC 2132 §9.14): in a host it identifies the client.
@@ -61,7 +60,7 @@ impl Parser {
         };
         let Some(definition) = self.options.by_name(space, &name).cloned() else {
             if self.space_names_unchecked(space) {
-                self.warn(name_span, format!("option `{full_name}`: option spaces other than dhcp and agent are not supported yet; ignored"));
+                self.warn(name_span, format!("option `{full_name}` is a DHCPv6 option, which a DHCPv4 server never sends (nor does ISC dhcpd); ignored"));
                 return self.parse_loose_value();
             }
             // ISC: "unknown option SPACE.NAME".
@@ -104,9 +103,12 @@ impl Parser {
             );
             return Ok(());
         }
-        if space != OptionSpace::DHCP {
-            self.warn(name_span, format!("option `{full_name}`: option spaces other than dhcp and agent are not supported yet; ignored"));
-            return Ok(());
+        if super::spaces::is_encapsulated_space(space) {
+            let value = match expression {
+                Some(expression) => OptionValue::Expression(expression),
+                None => OptionValue::Constant(bytes),
+            };
+            return self.store_space_option(block, &definition, form, value, name_span);
         }
         let Some(code) = definition.byte_code() else {
             // ISC stores such a definition under its full code and looks options up by the
@@ -165,6 +167,12 @@ impl Parser {
         name_span: Span,
     ) -> ParseResult<()> {
         let lowered = name.to_ascii_lowercase();
+        if matches!(
+            lowered.as_str(),
+            "vendor-option-space" | "site-option-space"
+        ) {
+            return self.parse_space_parameter_value(block, &lowered);
+        }
         let Some(kind) = server_parameter_kind(&lowered) else {
             self.warn(
                 name_span,
@@ -365,71 +373,6 @@ impl Parser {
         self.options
             .space_definition(space)
             .is_some_and(|definition| definition.unchecked_names)
-    }
-
-    /// `option space NAME [code width 1|2|4] [length width 1|2] [hash size N];` after `option`
-    /// (common/parse.c `parse_option_space_decl`): only at the top level.
-    fn parse_option_space_declaration(&mut self, block: Block, span: Span) -> ParseResult<()> {
-        self.bump();
-        if block.kind != BlockKind::Global {
-            return Err(self.invalid(
-                span,
-                "`option space` at the top level",
-                format!(
-                    "`option space` inside a {} (ISC: option space definitions may not be scoped)",
-                    super::declarations::block_name(block.kind)
-                ),
-            ));
-        }
-        let name = match self.peek().kind.clone() {
-            TokenKind::Name(name) => {
-                self.bump();
-                name
-            }
-            _ => return Err(self.expected("an option space name")),
-        };
-        let mut definition = SpaceDefinition {
-            name,
-            code_width: 1,
-            length_width: 1,
-            unchecked_names: false,
-            encapsulated: false,
-        };
-        loop {
-            if self.eat_punct(b';') {
-                break;
-            }
-            if self.eat_keyword("code") {
-                self.expect_keyword("width")?;
-                let (width, width_span) = self.parse_integer("a code width (1, 2 or 4)")?;
-                if !matches!(width, 1 | 2 | 4) {
-                    return Err(self.invalid(
-                        width_span,
-                        "a code width of 1, 2 or 4",
-                        width.to_string(),
-                    ));
-                }
-                definition.code_width = width as u8;
-            } else if self.eat_keyword("length") {
-                self.expect_keyword("width")?;
-                let (width, width_span) = self.parse_integer("a length width (1 or 2)")?;
-                if !matches!(width, 1 | 2) {
-                    return Err(self.invalid(
-                        width_span,
-                        "a length width of 1 or 2",
-                        width.to_string(),
-                    ));
-                }
-                definition.length_width = width as u8;
-            } else if self.eat_keyword("hash") {
-                self.expect_keyword("size")?;
-                self.parse_number_in("a hash size", 0, i64::from(i32::MAX))?;
-            } else {
-                return Err(self.expected("`code width`, `length width`, `hash size` or `;`"));
-            }
-        }
-        self.options.declare_space(definition);
-        Ok(())
     }
 
     /// `option [SPACE.]NAME code N = TYPE;` after NAME: only at the top level, in a declared

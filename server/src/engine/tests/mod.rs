@@ -11,6 +11,7 @@ mod options;
 mod ping_check;
 mod renewal;
 mod selection;
+mod spaces;
 mod statements;
 mod store_network;
 
