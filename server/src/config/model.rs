@@ -118,6 +118,9 @@ pub struct Scope {
     /// `on commit|expiry|release { … }` (dhcpd.conf(5) "EVENTS"): the body is a scope of its
     /// own, executed when the event happens to a lease of this scope.
     pub events: Vec<EventStatement>,
+    /// `switch (EXPR) { case …: … }` statements (dhcp-eval(5) "CONDITIONAL BEHAVIOUR:
+    /// SWITCH"), in declaration order.
+    pub switches: Vec<Switch>,
     /// Option statements of spaces other than dhcp (`option SPACE.NAME VALUE;` and the
     /// `supersede`/`default`/`prepend`/`append` forms), in declaration order; sent inside the
     /// option that encapsulates their space, or as DHCP options from a `site-option-space`
@@ -143,6 +146,27 @@ pub enum VariableStatement {
 pub struct ExecuteStatement {
     pub command: String,
     pub arguments: Vec<crate::config::expr::Expr>,
+}
+
+/// `switch (SUBJECT) { case VALUE: … [break;] … default: … }`: execution starts at the first
+/// `case` whose constant equals the subject (else at `default`) and runs on through the
+/// following segments until a `break` or the end (ISC `statement.c` `find_matching_case`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Switch {
+    pub subject: crate::config::expr::Expr,
+    /// Each `case` constant and the segment it starts.
+    pub cases: Vec<(crate::config::expr::Expr, usize)>,
+    /// The segment `default:` starts.
+    pub default: Option<usize>,
+    pub segments: Vec<SwitchSegment>,
+}
+
+/// The statements between two labels (or a label and a `break`), as a scope of their own.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SwitchSegment {
+    pub body: ScopeId,
+    /// The segment ends with `break;`: execution stops there.
+    pub breaks: bool,
 }
 
 /// Which lease events an `on` statement names.

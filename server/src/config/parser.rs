@@ -12,6 +12,7 @@ mod failover;
 mod server_space;
 mod spaces;
 mod statements;
+mod switch;
 mod validate;
 mod values;
 mod xdhcpd;

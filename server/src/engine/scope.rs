@@ -369,6 +369,7 @@ fn chain_ids(config: &Config, start: ScopeId) -> Vec<ScopeId> {
 /// Whether `scope` holds statements evaluated per request.
 fn executable(scope: &Scope) -> bool {
     !scope.conditionals.is_empty()
+        || !scope.switches.is_empty()
         || !scope.variables.is_empty()
         || !scope.executes.is_empty()
         || !scope.events.is_empty()

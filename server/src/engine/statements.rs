@@ -6,8 +6,8 @@
 //!
 //! ISC executes a scope's statements in file order from the global scope inwards
 //! (`execute_statements_in_scope`); here a scope's `set`/`unset`, then its `log` and
-//! `execute` statements, then its `on` statements are taken, then its `if` statements, whose
-//! taken bodies are executed the same way (see `engine::scope` for what that order changes).
+//! `execute` statements, then its `on` statements are taken, then its `switch` and `if`
+//! statements, whose taken bodies are executed the same way (see `engine::scope` for what that order changes).
 
 use crate::config::expr::{evaluate, PacketView, Value};
 use crate::config::model::{Config, LeaseEvents, LogPriority, ScopeId, VariableStatement};
@@ -190,6 +190,16 @@ pub(crate) fn run_scope(
     for statement in &scope.events {
         events.push((statement.events, statement.body));
     }
+    for switch in &scope.switches {
+        let mut segment = taken_case(switch, env);
+        while let Some(index) = segment {
+            let Some(current) = switch.segments.get(index) else {
+                break;
+            };
+            run_scope(config, current.body, env, executed, events, run);
+            segment = (!current.breaks).then_some(index + 1);
+        }
+    }
     for conditional in &scope.conditionals {
         let taken = conditional.branches.iter().find(|branch| {
             branch
@@ -201,6 +211,20 @@ pub(crate) fn run_scope(
             run_scope(config, branch.body, env, executed, events, run);
         }
     }
+}
+
+/// Where `switch` starts (ISC `find_matching_case`): the first `case` whose value equals the
+/// subject's, else `default`; a subject that evaluates to null takes `default`.
+fn taken_case(switch: &crate::config::model::Switch, env: &Env<'_>) -> Option<usize> {
+    let subject = evaluate(&switch.subject, env);
+    if subject != Value::Null {
+        for (value, index) in &switch.cases {
+            if evaluate(value, env) == subject {
+                return Some(*index);
+            }
+        }
+    }
+    switch.default
 }
 
 /// Runs the bodies of the `on` statements in `events` that name `event` (in order), with the

@@ -132,6 +132,7 @@ pub fn config_allows_fast_path(config: &Config) -> bool {
         && config.scopes.iter().all(|scope| {
             scope.min_secs.is_none()
                 && scope.conditionals.is_empty()
+                && scope.switches.is_empty()
                 && scope.computed_options.is_empty()
                 && scope.logs.is_empty()
                 && scope.filename_expression.is_none()

@@ -65,14 +65,14 @@ impl Parser {
         }
     }
 
-    fn parse_data_argument(&mut self) -> ParseResult<Expr> {
+    pub(crate) fn parse_data_argument(&mut self) -> ParseResult<Expr> {
         let span = self.peek().span;
         let expr = self.parse_binary(0, Context::Data)?;
         self.require_kind(&expr, ExprKind::Data, span, "a data expression")?;
         Ok(expr)
     }
 
-    fn parse_numeric_argument(&mut self) -> ParseResult<Expr> {
+    pub(crate) fn parse_numeric_argument(&mut self) -> ParseResult<Expr> {
         let span = self.peek().span;
         let expr = self.parse_binary(0, Context::Numeric)?;
         self.require_kind(&expr, ExprKind::Numeric, span, "a numeric expression")?;
@@ -345,7 +345,11 @@ impl Parser {
             }
             TokenKind::Number(text) => {
                 let next = self.peek_at(1).clone();
-                if next.is_punct(b':') || (context == Context::Data && self.at_hex_octet()) {
+                // ISC `parse_non_binary`: a NUMBER in a numeric context is the number even
+                // before a `:` (`case 7:`); elsewhere it starts colon-hex data.
+                if (next.is_punct(b':') && context != Context::Numeric)
+                    || (context == Context::Data && self.at_hex_octet())
+                {
                     return Ok(Expr::Data(
                         self.parse_hex_list("colon-separated hex bytes")?,
                     ));

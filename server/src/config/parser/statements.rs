@@ -95,6 +95,7 @@ impl Parser {
                 self.parse_option_statement(block, token.span, &word)
             }
             "if" => self.parse_if(block),
+            "switch" => self.parse_switch(block),
             "on" => self.parse_on(block),
             "set" | "unset" | "log" | "execute" | "return" | "eval" | "add" | "break" => {
                 self.parse_executable(block, &word)

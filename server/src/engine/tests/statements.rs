@@ -296,3 +296,47 @@ fn on_release_and_on_expiry_run_with_the_leases_variables() {
         .iter()
         .any(|(name, _)| name == "circuit"));
 }
+
+#[test]
+fn switch_falls_through_until_break_and_defaults() {
+    let mut harness = Harness::new(config(
+        "",
+        r#"switch (option user-class) {
+             case "accounting":
+               option domain-name "accounting.example";
+               break;
+             case "sales":
+               option root-path "/sales";
+             case "engineering":
+               option domain-name "eng.example";
+               break;
+             default:
+               option domain-name "misc.example";
+           }
+           switch (extract-int(option pxe-system-type, 16)) {
+             case 7:
+               filename "ipxe.efi";
+               break;
+             case 0:
+               filename "undionly.kpxe";
+           }"#,
+    ));
+    let accounting = harness.handle(NOW, &discover(MAC_A, &[(77, b"accounting")]));
+    assert_eq!(
+        option_bytes(&accounting, 15).as_deref(),
+        Some(&b"accounting.example"[..])
+    );
+    assert_eq!(option_bytes(&accounting, 17), None);
+    // Falls through `sales` into `engineering` and stops at its break.
+    let sales = harness.handle(NOW, &discover(MAC_A, &[(77, b"sales")]));
+    assert_eq!(option_bytes(&sales, 17).as_deref(), Some(&b"/sales"[..]));
+    assert_eq!(option_bytes(&sales, 15).as_deref(), Some(&b"eng.example"[..]));
+    let other = harness.handle(NOW, &discover(MAC_A, &[(77, b"x")]));
+    assert_eq!(option_bytes(&other, 15).as_deref(), Some(&b"misc.example"[..]));
+    let absent = harness.handle(NOW, &discover(MAC_A, &[]));
+    assert_eq!(option_bytes(&absent, 15).as_deref(), Some(&b"misc.example"[..]));
+    let uefi = harness.handle(NOW, &discover(MAC_A, &[(93, &[0, 7])]));
+    assert_eq!(file(&uefi), b"ipxe.efi");
+    let bios = harness.handle(NOW, &discover(MAC_A, &[(93, &[0, 0])]));
+    assert_eq!(file(&bios), b"undionly.kpxe");
+}
