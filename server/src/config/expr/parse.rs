@@ -65,6 +65,30 @@ impl Parser {
         }
     }
 
+    /// Skips the arguments of a call of an undefined function.
+    fn parse_call_arguments(&mut self) -> ParseResult<()> {
+        self.expect_punct(b'(')?;
+        if self.eat_punct(b')') {
+            return Ok(());
+        }
+        self.parse_expression()?;
+        while self.eat_punct(b',') {
+            self.parse_expression()?;
+        }
+        self.expect_punct(b')')?;
+        Ok(())
+    }
+
+    /// An expression ISC evaluates and xdhcpd does not: refused rather than evaluated as null
+    /// (a reply would differ without a word).
+    fn unsupported_expression(&mut self, span: Span, word: &str) -> crate::config::ConfigError {
+        self.invalid(
+            span,
+            "an expression xdhcpd evaluates",
+            format!("`{word}` (unsupported)"),
+        )
+    }
+
     pub(crate) fn parse_data_argument(&mut self) -> ParseResult<Expr> {
         let span = self.peek().span;
         let expr = self.parse_binary(0, Context::Data)?;
@@ -296,20 +320,6 @@ impl Parser {
         }
     }
 
-    /// Skips the arguments of a call the evaluator does not implement.
-    fn parse_call_arguments(&mut self) -> ParseResult<()> {
-        self.expect_punct(b'(')?;
-        if self.eat_punct(b')') {
-            return Ok(());
-        }
-        self.parse_expression()?;
-        while self.eat_punct(b',') {
-            self.parse_expression()?;
-        }
-        self.expect_punct(b')')?;
-        Ok(())
-    }
-
     /// A primary expression (ISC `parse_non_binary`).
     fn parse_non_binary(&mut self, context: Context) -> ParseResult<Expr> {
         // Every level of expression recursion passes here: bound it (see MAX_NESTING).
@@ -410,11 +420,7 @@ impl Parser {
                 Some(option) => Expr::Option(option),
                 None => Expr::Unsupported("option".into()),
             },
-            "config-option" => {
-                self.parse_option_name()?;
-                self.warn(span, "`config-option` is not evaluated");
-                Expr::Unsupported(word.into())
-            }
+            "config-option" => return Err(self.unsupported_expression(span, word)),
             "known" => Expr::Known,
             "static" => Expr::Static,
             "hardware" => Expr::Hardware,
@@ -470,14 +476,8 @@ impl Parser {
                     data: Box::new(data),
                 }
             }
-            "packet" => {
-                self.expect_punct(b'(')?;
-                let offset = self.parse_numeric_argument()?;
-                self.expect_punct(b',')?;
-                let length = self.parse_numeric_argument()?;
-                self.expect_punct(b')')?;
-                Expr::Packet(Box::new(offset), Box::new(length))
-            }
+            // The engine sees the decoded request, not its bytes as received.
+            "packet" => return Err(self.unsupported_expression(span, word)),
             "extract-int" => {
                 self.expect_punct(b'(')?;
                 let data = self.parse_data_argument()?;
@@ -508,20 +508,15 @@ impl Parser {
                 self.expect_punct(b')')?;
                 Expr::Defined(name)
             }
-            "check" => {
-                self.parse_string("a quoted class name")?;
-                self.warn(span, "`check` is not evaluated");
-                Expr::Unsupported(word.into())
-            }
-            "filename" | "server-name" | "lease-time" | "client-state" | "ddns-fwd-name"
-            | "ddns-rev-name" => {
-                self.warn(span, format!("`{word}` is not evaluated"));
-                Expr::Unsupported(word.into())
+            "check" | "filename" | "server-name" | "lease-time" | "client-state"
+            | "ddns-fwd-name" | "ddns-rev-name" | "gethostname" | "gethostbyname" => {
+                return Err(self.unsupported_expression(span, word))
             }
             _ => {
                 if self.at_punct(b'(') {
+                    // A call of a function no `define` declared (xdhcpd refuses `define`):
+                    // ISC finds no such function and the value is null, as here.
                     self.parse_call_arguments()?;
-                    self.warn(span, format!("function `{word}` is not evaluated"));
                     Expr::Unsupported(word.into())
                 } else {
                     Expr::Variable(word.into())
@@ -611,9 +606,15 @@ mod tests {
         );
         assert!(evaluate(&expr, &Packet).is_true());
         let expr = class_expr(
-            r#"match pick-first-value(option host-name, packet(0, 0), leased-address, host-decl-name);"#,
+            r#"match pick-first-value(option host-name, leased-address, host-decl-name, "d");"#,
         );
-        assert_eq!(evaluate(&expr, &Packet), Value::Data(Vec::new()));
+        assert_eq!(evaluate(&expr, &Packet), Value::Data(b"d".to_vec()));
+        // What xdhcpd does not evaluate is refused, not evaluated as null.
+        for unsupported in ["packet(0, 4)", "config-option domain-name", "lease-time"] {
+            let text = format!("class \"c\" {{ match {unsupported}; }}");
+            let errors = parse_str(&text, "t.conf").unwrap_err().to_string();
+            assert!(errors.contains("(unsupported)"), "{unsupported}: {errors}");
+        }
         let expr = class_expr(
             "match if extract-int(option dhcp-client-identifier, 8) + 1 = 2 and 3 * 2 != 5;",
         );

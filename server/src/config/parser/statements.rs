@@ -58,7 +58,6 @@ const LATER_DECLARATIONS: &[&str] = &[
     "fixed-address6",
     "fixed-prefix6",
     "host-identifier",
-    "define",
     "ia-na",
     "ia-ta",
     "ia-pd",
@@ -97,9 +96,8 @@ impl Parser {
             "if" => self.parse_if(block),
             "switch" => self.parse_switch(block),
             "on" => self.parse_on(block),
-            "set" | "unset" | "log" | "execute" | "return" | "eval" | "add" | "break" => {
-                self.parse_executable(block, &word)
-            }
+            "set" | "unset" | "log" | "execute" | "return" | "eval" | "add" | "break"
+            | "define" => self.parse_executable(block, &word),
             "include" => self.parse_include(),
             _ if conditional => self.parse_conditional_statement(block, &word, token.span),
             "subnet" => self.parse_subnet(block),
@@ -714,18 +712,21 @@ impl Parser {
                 });
                 return Ok(());
             }
-            "return" | "eval" => {
+            // ISC evaluates the expression and drops the value: no effect.
+            "eval" => {
                 self.parse_expression()?;
-            }
-            _ => {
-                self.warn(span, format!("`{word}` is not supported yet; ignored"));
-                self.skip_statement();
+                self.expect_semicolon()?;
                 return Ok(());
             }
+            // `return` (ends the statement list), `add` (joins a class at run time), `break`
+            // outside a `switch`, `define` (functions): refused, not run differently.
+            _ => {}
         }
-        self.expect_semicolon()?;
-        self.warn(span, format!("`{word}` statement is not evaluated"));
-        Ok(())
+        Err(self.invalid(
+            span,
+            "a statement xdhcpd acts on",
+            format!("`{word}` (unsupported)"),
+        ))
     }
 
     /// `include "PATH";`.

@@ -51,10 +51,10 @@ impl Parser {
                     } else {
                         self.parse_data_argument()?
                     };
-                    let constant = match (&value, numeric) {
-                        (Expr::Number(_), true) | (Expr::Data(_), false) => true,
-                        _ => false,
-                    };
+                    let constant = matches!(
+                        (&value, numeric),
+                        (Expr::Number(_), true) | (Expr::Data(_), false)
+                    );
                     if !constant {
                         return Err(self.invalid(
                             value_span,

@@ -330,11 +330,20 @@ fn switch_falls_through_until_break_and_defaults() {
     // Falls through `sales` into `engineering` and stops at its break.
     let sales = harness.handle(NOW, &discover(MAC_A, &[(77, b"sales")]));
     assert_eq!(option_bytes(&sales, 17).as_deref(), Some(&b"/sales"[..]));
-    assert_eq!(option_bytes(&sales, 15).as_deref(), Some(&b"eng.example"[..]));
+    assert_eq!(
+        option_bytes(&sales, 15).as_deref(),
+        Some(&b"eng.example"[..])
+    );
     let other = harness.handle(NOW, &discover(MAC_A, &[(77, b"x")]));
-    assert_eq!(option_bytes(&other, 15).as_deref(), Some(&b"misc.example"[..]));
+    assert_eq!(
+        option_bytes(&other, 15).as_deref(),
+        Some(&b"misc.example"[..])
+    );
     let absent = harness.handle(NOW, &discover(MAC_A, &[]));
-    assert_eq!(option_bytes(&absent, 15).as_deref(), Some(&b"misc.example"[..]));
+    assert_eq!(
+        option_bytes(&absent, 15).as_deref(),
+        Some(&b"misc.example"[..])
+    );
     let uefi = harness.handle(NOW, &discover(MAC_A, &[(93, &[0, 7])]));
     assert_eq!(file(&uefi), b"ipxe.efi");
     let bios = harness.handle(NOW, &discover(MAC_A, &[(93, &[0, 0])]));
