@@ -365,6 +365,9 @@ impl<'e> Context<'e, '_> {
                 if let Some(reason) = self.dropped_in_every_pool(network.shared, false) {
                     return Decision::ignored(reason);
                 }
+                if let Err(reason) = self.billing_allows_new(true, leases) {
+                    return Decision::ignored(reason);
+                }
                 match self.allocate_new(network.shared, false, leases, starvation) {
                     Ok(candidate) => candidate,
                     Err(reason) => return Decision::ignored(reason),
@@ -967,6 +970,9 @@ impl<'e> Context<'e, '_> {
             Some(candidate) => candidate,
             None => {
                 if let Some(reason) = self.dropped_in_every_pool(network.shared, true) {
+                    return Decision::ignored(reason);
+                }
+                if let Err(reason) = self.billing_allows_new(false, leases) {
                     return Decision::ignored(reason);
                 }
                 match self.allocate_new(network.shared, true, leases, starvation) {

@@ -30,4 +30,26 @@ impl Context<'_, '_> {
         )
         .map_err(|NoAvailableBilling(class)| IgnoreReason::NoAvailableBilling(class))
     }
+
+    /// The billing check for an address not yet allocated, made before the allocator is
+    /// asked: ISC's `allocate_lease` only points at the head of a free queue and `ack_lease`'s
+    /// refusal leaves it there, so the next client gets that address; the store's allocator
+    /// moves on once asked (as for `Context::dropped_in_every_pool`). A never-used or free
+    /// address has no billing to keep, so this is the check `ack_lease` makes for it.
+    pub(super) fn billing_allows_new(
+        &self,
+        offer: bool,
+        leases: &LeaseStore,
+    ) -> Result<(), IgnoreReason> {
+        decide(
+            &self.engine.config,
+            &self.classification,
+            None,
+            offer,
+            leases,
+            self.billing,
+        )
+        .map(|_| ())
+        .map_err(|NoAvailableBilling(class)| IgnoreReason::NoAvailableBilling(class))
+    }
 }
