@@ -71,7 +71,11 @@ fn billing_key(config: &Config, classification: &Classification, index: usize) -
     let (class, _) = classification.classes.get(index)?;
     let name = &config.classes.get(class.0 as usize)?.name;
     Some(
-        match classification.subclass_data.get(index).and_then(Option::as_deref) {
+        match classification
+            .subclass_data
+            .get(index)
+            .and_then(Option::as_deref)
+        {
             Some(data) => Billing::subclass(name, data),
             None => Billing::class(name),
         },

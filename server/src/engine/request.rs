@@ -737,9 +737,11 @@ impl<'e> Context<'e, '_> {
             tsfp,
             self.now,
         );
-        let reused = self
-            .reusable(&candidate, &scopes)
-            .filter(|_| billing.as_ref().is_none_or(|billing| billing.allows_reuse()));
+        let reused = self.reusable(&candidate, &scopes).filter(|_| {
+            billing
+                .as_ref()
+                .is_none_or(|billing| billing.allows_reuse())
+        });
         let seconds = reused.unwrap_or(times.granted);
         let address = candidate.address();
         // ISC `ack_lease`: the `on commit` statements run for a DHCPACK.

@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crossbeam_utils::CachePadded;
 
 use crate::config::model::{Config, PoolId, SharedNetworkId};
+use crate::lease::billing::BillingTotals;
 use crate::lease::file::{
     Collector, FailoverStateRecord, GroupRecord, HostRecord, LeaseFile, RecordSink,
 };
-use crate::lease::billing::BillingTotals;
 use crate::lease::record::Lease;
 use crate::lease::store::LeaseStore;
 

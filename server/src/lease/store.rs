@@ -1012,6 +1012,13 @@ impl LeaseStore {
                             .iter()
                             .map(|text| malloc_size(text.capacity()))
                             .sum::<usize>()
+                        + extra.billing.as_ref().map_or(0, |billing| {
+                            malloc_size(billing.class.len())
+                                + billing
+                                    .subclass
+                                    .as_ref()
+                                    .map_or(0, |data| malloc_size(data.len()))
+                        })
                 });
                 uid + extra
             })

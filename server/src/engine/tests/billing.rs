@@ -86,7 +86,10 @@ fn spawned_subclass_per_remote_id_limits_its_leases() {
     assert_eq!(reply_type(&other), Some(MessageType::Ack));
     let first_address = yiaddr(&first).unwrap();
     assert_eq!(billed_to(&harness, first_address), Some(cm1.clone()));
-    assert_eq!(first.commit[0].extra.as_ref().unwrap().billing, Some(cm1.clone()));
+    assert_eq!(
+        first.commit[0].extra.as_ref().unwrap().billing,
+        Some(cm1.clone())
+    );
     assert_eq!(
         billed_to(&harness, yiaddr(&other).unwrap()),
         Some(Billing::subclass("modems", b"cm-2"))
@@ -159,7 +162,8 @@ fn billing_survives_a_restart_through_the_lease_file() {
     }
     let text = String::from_utf8(file.clone()).unwrap();
     assert_eq!(
-        text.matches("  billing subclass \"modems\" \"cm-1\";\n").count(),
+        text.matches("  billing subclass \"modems\" \"cm-1\";\n")
+            .count(),
         2,
         "{text}"
     );
@@ -168,7 +172,12 @@ fn billing_survives_a_restart_through_the_lease_file() {
         .leases
         .load(crate::lease::file::parse(&file, "dhcpd.leases"));
     assert_eq!(count(&restarted, &Billing::subclass("modems", b"cm-1")), 2);
-    assert!(refused(&bind_behind(&mut restarted, NOW + 5, MAC_C, b"cm-1")));
+    assert!(refused(&bind_behind(
+        &mut restarted,
+        NOW + 5,
+        MAC_C,
+        b"cm-1"
+    )));
 }
 
 /// A reload keeps the leases and so their billing; the counts are the store's.

@@ -182,7 +182,10 @@ fn old_forms_and_agent_options() {
         extra.billing,
         Some(crate::lease::billing::Billing::class("c1"))
     );
-    assert_eq!(extra.verbatim, vec!["on expiry { set x = \"y\"; }".to_owned()]);
+    assert_eq!(
+        extra.verbatim,
+        vec!["on expiry { set x = \"y\"; }".to_owned()]
+    );
     let mut out = Vec::new();
     write_lease(lease, &mut out);
     let written = String::from_utf8(out).unwrap();
@@ -208,7 +211,10 @@ fn billing_subclass_lines_round_trip() {
     };
     use crate::lease::billing::Billing;
     assert_eq!(billing(0), Some(Billing::subclass("modems", b"cm-1")));
-    assert_eq!(billing(1), Some(Billing::subclass("c", &[1, 2, 0, 0, 0, 0, 1])));
+    assert_eq!(
+        billing(1),
+        Some(Billing::subclass("c", &[1, 2, 0, 0, 0, 0, 1]))
+    );
     let mut out = Vec::new();
     write_lease(&file.leases[1], &mut out);
     let written = String::from_utf8(out).unwrap();
