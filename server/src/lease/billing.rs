@@ -94,6 +94,22 @@ pub fn settle(lease: &mut Lease) {
     }
 }
 
+/// The `lease limit` of what `billing` names in `config`: a subclass's own (a declared one's,
+/// else its class's, as ISC gives a subclass re-created from the lease file), else the
+/// class's; `None` when the class is not declared.
+pub fn limit_of(config: &crate::config::model::Config, billing: &Billing) -> Option<u32> {
+    let class = config
+        .classes
+        .iter()
+        .find(|class| *class.name == *billing.class)?;
+    Some(match &billing.subclass {
+        Some(data) => class
+            .subclass(data)
+            .map_or(class.lease_limit, |subclass| subclass.lease_limit),
+        None => class.lease_limit,
+    })
+}
+
 /// Changes of billed-lease counts one store made since it last reported them.
 pub type BillingDeltas = HashMap<Billing, i64>;
 

@@ -324,6 +324,39 @@ impl ShardedStore {
     /// Streams a lease file into the shards, each lease into its own; returns the records that
     /// are not leases, the errors and the torn-tail flag (see [`LeaseStore::load_path`]).
     pub fn load_path(&self, path: &Path) -> std::io::Result<LeaseFile> {
+        let file = self.read_path(path)?;
+        self.bill_loaded_leases();
+        Ok(file)
+    }
+
+    /// ISC `lease_instantiate` bills each lease of the file to its `billing` class with
+    /// `bill_class`, which fails for a class not declared (any more), a limit of 0 and a
+    /// class already full: those leases are not billed (their `billing` line is dropped).
+    /// One pass over the leases, shard by shard, at start-up.
+    fn bill_loaded_leases(&self) {
+        let config = self.layout().config().clone();
+        if !config.billing_classes {
+            // No class has a limit: no lease is billed (ISC's `bill_class` fails at 0).
+            let _ = self.for_each(|_, shard| shard.settle_billing(|_| false));
+            return;
+        }
+        let mut counts: std::collections::HashMap<crate::lease::billing::Billing, u32> =
+            std::collections::HashMap::new();
+        let _ = self.for_each(|_, shard| {
+            shard.settle_billing(|billing| {
+                let limit = crate::lease::billing::limit_of(&config, billing).unwrap_or(0);
+                let count = counts.entry(billing.clone()).or_insert(0);
+                if *count < limit {
+                    *count += 1;
+                    true
+                } else {
+                    false
+                }
+            })
+        });
+    }
+
+    fn read_path(&self, path: &Path) -> std::io::Result<LeaseFile> {
         if self.shards.len() == 1 {
             // One shard: the store's own loader, which sizes the arena from the file first.
             return match self.lock(0) {

@@ -322,3 +322,48 @@ fn billing_counts_add_up_across_shards() {
         .upsert(freed);
     assert_eq!(sharded.billing().get(&class), 1);
 }
+
+/// ISC `lease_instantiate` bills each loaded lease with `bill_class`: a class that is full, has
+/// no limit or is not declared any more keeps none of the file's billing beyond its room.
+#[test]
+fn loading_bills_only_what_the_classes_have_room_for() {
+    use crate::lease::billing::{billing_of, Billing};
+    let config = parse(&format!(
+        "class \"c\" {{ match hardware; lease limit 2; }}\nclass \"free\" {{ match hardware; }}\n{THREE_NETWORKS}"
+    ));
+    let billed = |address: [u8; 4], mac: u8, class: &str| {
+        let mut lease = active(Ipv4Addr::from(address), mac);
+        lease.extra_mut().billing = Some(Billing::class(class));
+        lease
+    };
+    let mut text = Vec::new();
+    for lease in [
+        billed([10, 1, 0, 10], 1, "c"),
+        billed([10, 2, 0, 10], 2, "c"),
+        billed([10, 3, 0, 10], 3, "c"),
+        billed([10, 1, 0, 11], 4, "free"),
+        billed([10, 1, 0, 12], 5, "gone"),
+    ] {
+        crate::lease::file::write_lease(&lease, &mut text);
+    }
+    let directory =
+        std::env::temp_dir().join(format!("xdhcpd-shards-billing-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).expect("directory");
+    let path = directory.join("dhcpd.leases");
+    std::fs::write(&path, &text).expect("write");
+    let store = ShardedStore::new(config, 3);
+    store.load_path(&path).expect("load");
+    assert_eq!(store.billing().get(&Billing::class("c")), 2);
+    assert_eq!(store.billing().iter().count(), 1);
+    let mut billed_leases = 0;
+    store
+        .for_each(|_, shard| {
+            billed_leases += shard
+                .iter()
+                .filter(|lease| billing_of(lease).is_some())
+                .count()
+        })
+        .unwrap();
+    assert_eq!(billed_leases, 2);
+    let _ = std::fs::remove_dir_all(&directory);
+}

@@ -35,6 +35,26 @@ impl LeaseStore {
         u64::try_from(total).unwrap_or(0)
     }
 
+    /// Drops the billing of every lease for which `keep` is false (the start-up check of
+    /// `lease::shards::ShardedStore::load_path`). O(leases).
+    pub fn settle_billing(&mut self, mut keep: impl FnMut(&Billing) -> bool) {
+        let dropped: Vec<_> = self
+            .leases
+            .iter()
+            .filter(|lease| billing_of(lease).is_some_and(|billing| !keep(billing)))
+            .map(|lease| lease.address)
+            .collect();
+        for address in dropped {
+            if let Some(mut lease) = self.get(address).cloned() {
+                if let Some(extra) = lease.extra.as_mut() {
+                    extra.billing = None;
+                }
+                lease.shrink_extra();
+                self.put(lease);
+            }
+        }
+    }
+
     /// True when the store has billing changes to report.
     pub fn has_billing_deltas(&self) -> bool {
         !self.billing.is_empty()
