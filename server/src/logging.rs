@@ -292,6 +292,11 @@ fn reason_text(reason: &IgnoreReason) -> String {
         IgnoreReason::RateLimited(limit) => format!("rate limited ({limit:?})"),
         IgnoreReason::DeclineOfOtherClient => "address held by another client".into(),
         IgnoreReason::PingCheckPending => "offer waits for its ping-check".into(),
+        // ISC `ack_lease` names the last class tried ("(last: 'NAME')"); the line here has no
+        // config to name it from.
+        IgnoreReason::NoAvailableBilling(_) => {
+            "no available billing: lease limit reached in all matching classes".into()
+        }
     }
 }
 

@@ -25,7 +25,7 @@ fn samples_dhcpd_example_conf() {
     assert_eq!(config.omapi_key.as_deref(), Some("omapi_key"));
     assert_eq!(config.keys[0].secret, b"0123456789abcdef");
     assert_eq!(config.classes.len(), 2);
-    assert_eq!(config.classes[1].subclasses[0].0, b"port-1/1/1");
+    assert_eq!(config.classes[1].subclasses[0].data, b"port-1/1/1");
     let peer = &config.failover_peers[0];
     assert_eq!(peer.name, "dhcp-fo");
     assert_eq!(peer.mclt, 1800);

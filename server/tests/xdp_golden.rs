@@ -1233,4 +1233,13 @@ fn fast_path_off_for_executable_statements() {
     ] {
         assert!(!allows(body), "{body}: renewals must stay in userspace");
     }
+    // Billing classes: a renewal may have to be billed anew, or refused (issue 12).
+    let text = format!(
+        "class \"m\" {{ match if exists agent.remote-id; spawn with option agent.remote-id; \
+         lease limit 2; }}\n{}",
+        subnet.replace("BODY", "")
+    );
+    let config = config::parse_str(&text, "golden.conf").expect("config");
+    assert!(config.billing_classes);
+    assert!(!sync::config_allows_fast_path(&config));
 }

@@ -440,10 +440,37 @@ pub struct Class {
     pub scope: ScopeId,
     /// `match if EXPR;` — a member when it evaluates true.
     pub match_if: Option<crate::config::expr::Expr>,
-    /// `match EXPR;` — the data a subclass must equal.
+    /// `match EXPR;` or `spawn with EXPR;` — the data a subclass must equal.
     pub match_data: Option<crate::config::expr::Expr>,
-    /// `subclass "NAME" DATA [{ … }]`: the data and the subclass's own scope, if it has a body.
-    pub subclasses: Vec<(Vec<u8>, Option<ScopeId>)>,
+    /// `spawn with EXPR;` rather than `match EXPR;`: a client whose data no declared subclass
+    /// has joins the subclass of that data, made for it (dhcpd.conf(5) "SPAWNING CLASSES",
+    /// ISC `check_collection`).
+    pub spawning: bool,
+    /// `lease limit N;` (0: none): at most N leases billed to the class at a time
+    /// (dhcpd.conf(5) "PER-CLASS LIMITS ON DYNAMIC LEASES"). Spawned subclasses take it.
+    pub lease_limit: u32,
+    /// `subclass "NAME" DATA [{ … }]`, in declaration order.
+    pub subclasses: Vec<Subclass>,
+}
+
+/// `subclass "CLASS" DATA [{ … }]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subclass {
+    pub data: Vec<u8>,
+    /// The subclass's own scope, if it has a body.
+    pub scope: Option<ScopeId>,
+    /// Its `lease limit`, else its class's as declared before it (ISC copies the class's limit
+    /// when it makes the subclass, confpars.c `parse_class_declaration`).
+    pub lease_limit: u32,
+}
+
+impl Class {
+    /// The subclass declared (or, for a spawning class, made) for `data`, if any.
+    pub fn subclass(&self, data: &[u8]) -> Option<&Subclass> {
+        self.subclasses
+            .iter()
+            .find(|subclass| subclass.data.as_slice() == data)
+    }
 }
 
 /// `failover peer "NAME" { … }` (docs/spec/failover.md §13). Only parsed and validated here; the failover
@@ -498,6 +525,9 @@ pub struct Config {
     /// The hosts' `host-identifier option` statements, in declaration order.
     pub host_identifiers: Vec<HostIdentifier>,
     pub classes: Vec<Class>,
+    /// Some class or subclass says `lease limit` (ISC `have_billing_classes`): only then are
+    /// leases billed to classes at all (server/dhcp.c `ack_lease`).
+    pub billing_classes: bool,
     pub failover_peers: Vec<FailoverPeerConfig>,
     /// `interface NAME;` statements written in a shared network or one of its subnets
     /// (confpars.c): ISC listens on that interface and takes its packets as from that network.

@@ -203,10 +203,24 @@ fn decide_batch(
                 .starvation
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // With `lease limit`s, the other shards' billed leases, held (after the shard)
+            // until this shard's own billing changes are reported into them below: no other
+            // worker counts a class without the leases billed here (`lease::shards`).
+            let mut billing = engine
+                .config()
+                .billing_classes
+                .then(|| shared.leases.billing());
+            let no_billing = crate::lease::billing::BillingTotals::default();
             for &index in group {
                 let (message, _, raw) = &messages[index];
-                let mut decision =
-                    engine.handle(now, &snapshot, &request(index), &mut store, &mut starvation);
+                let mut decision = engine.handle_billed(
+                    now,
+                    &snapshot,
+                    &request(index),
+                    &mut store,
+                    &mut starvation,
+                    billing.as_deref().unwrap_or(&no_billing),
+                );
                 // The DDNS name and settings of each lease the decision binds.
                 let dns: Vec<(Ipv4Addr, crate::ddns::lease::DdnsSettings)> =
                     match (&shared.ddns, decision.outcome) {
@@ -237,6 +251,9 @@ fn decide_batch(
                     }
                 }
                 decisions[index] = Some((decision, publish, dns));
+            }
+            if let Some(mut totals) = billing.take() {
+                crate::lease::shards::ShardedStore::report_billing(&mut totals, &mut store);
             }
             drop(starvation);
             drop(store);

@@ -24,6 +24,10 @@ pub(crate) struct Classification {
     /// Matching classes in declaration order, with the scope that applies (a subclass's own scope
     /// when it has a body, else the class's).
     pub classes: Vec<(ClassId, ScopeId)>,
+    /// Beside each of `classes`: the data of the subclass the client is in (declared or
+    /// spawned), `None` when it is in the class itself. ISC puts the subclass in the packet's
+    /// classes, and bills to it (`engine::billing`).
+    pub subclass_data: Vec<Option<Vec<u8>>>,
 }
 
 impl Classification {
@@ -62,11 +66,12 @@ pub(crate) fn classify(
             .as_deref()
             .map(|dynamic| dynamic.host.name.as_str()),
     };
-    let classes = matching_classes(config, inbound, name);
+    let (classes, subclass_data) = matching_classes(config, inbound, name);
     Classification {
         host,
         dynamic_host,
         classes,
+        subclass_data,
     }
 }
 
@@ -178,40 +183,53 @@ fn first_preferring_fixed<'c>(
     first
 }
 
-/// Classes whose `match if` is true, or whose `match` data equals one of their subclasses.
+/// The classes the client is in (ISC `check_collection`), each with the data of the subclass
+/// it is in, if any. A `match if` that is false ends the class; true, it makes the client a
+/// member unless the class also has `match`/`spawn with`, whose data then decides: the
+/// declared subclass of that data, else, for `spawn with`, the subclass spawned for it
+/// (dhcpd.conf(5) "SPAWNING CLASSES": it has the class's scope and `lease limit`, and lives
+/// as long as the server; here it is the same whenever the data is, so it needs no record).
+/// Empty data matches no subclass.
+#[allow(clippy::type_complexity)]
 fn matching_classes(
     config: &Config,
     inbound: &Inbound<'_>,
     host: Option<&str>,
-) -> Vec<(ClassId, ScopeId)> {
+) -> (Vec<(ClassId, ScopeId)>, Vec<Option<Vec<u8>>>) {
     let mut members = Vec::new();
+    let mut subclass_data = Vec::new();
     if config.classes.is_empty() {
-        return members;
+        return (members, subclass_data);
     }
     let view = RequestView::new(inbound, host);
     for (index, class) in config.classes.iter().enumerate() {
         let id = ClassId(index as u32);
         if let Some(condition) = &class.match_if {
-            if evaluate(condition, &view).is_true() {
+            if !evaluate(condition, &view).is_true() {
+                continue;
+            }
+            if class.match_data.is_none() {
                 members.push((id, class.scope));
+                subclass_data.push(None);
                 continue;
             }
         }
-        if let Some(data) = &class.match_data {
-            let value = evaluate(data, &view);
-            let Some(value) = value.as_data() else {
-                continue;
-            };
-            if let Some((_, scope)) = class
-                .subclasses
-                .iter()
-                .find(|(subclass_data, _)| subclass_data.as_slice() == value)
-            {
-                members.push((id, scope.unwrap_or(class.scope)));
-            }
-        }
+        let Some(data) = &class.match_data else {
+            continue;
+        };
+        let value = evaluate(data, &view);
+        let Some(value) = value.as_data().filter(|value| !value.is_empty()) else {
+            continue;
+        };
+        let scope = match class.subclass(value) {
+            Some(subclass) => subclass.scope.unwrap_or(class.scope),
+            None if class.spawning => class.scope,
+            None => continue,
+        };
+        members.push((id, scope));
+        subclass_data.push(Some(value.to_vec()));
     }
-    members
+    (members, subclass_data)
 }
 
 /// What expressions may read of a request (dhcp-eval(5)): its options as wire bytes, its

@@ -144,8 +144,9 @@ pub(crate) fn reuse(lease: &Lease, threshold: u8, now: UnixTime) -> Option<u32> 
 /// (none under `ignore-client-uids`, which records none) and hardware address, and a host
 /// name (option 12), when sent, equal to the lease's `client-hostname`.
 ///
-/// Not modelled, because xdhcpd has none of them yet: billing classes (`lease limit`),
-/// `infinite-is-reserved`, DDNS updates, and ISC's in-memory `lease->host` (which a restart
+/// A lease whose billing to a class changed is not reused either (ISC `cannot_reuse`); the
+/// caller checks that (`engine::billing::BillingDecision::allows_reuse`).
+/// Not modelled, because xdhcpd has none of them yet: `infinite-is-reserved`, DDNS updates, and ISC's in-memory `lease->host` (which a restart
 /// clears, so ISC does not reuse the first time a client with a host declaration returns).
 pub(crate) fn reuse_for(
     lease: &Lease,

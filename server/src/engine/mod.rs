@@ -15,6 +15,7 @@
 //! option overload), `request` holds one handler per message type, `fast_path` the lease a
 //! renewal leaves (shared with the kernel's renewals), `starvation` the pool-exhaustion defence.
 
+mod billing;
 mod classify;
 pub mod dynamic_hosts;
 mod encapsulation;
@@ -37,7 +38,7 @@ mod tests;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
-use crate::config::model::{Config, PoolId};
+use crate::config::model::{ClassId, Config, PoolId};
 use crate::failover::view::{FailoverView, RelationshipMap, RelationshipView};
 use crate::lease::record::{BindingState, Hardware, Lease, UnixTime};
 use crate::lease::store::LeaseStore;
@@ -227,6 +228,9 @@ pub enum IgnoreReason {
     /// `ack_lease` does not answer twice for a lease it is acking ("If we're already acking this
     /// lease, don't do it again"); the pending OFFER answers the client.
     PingCheckPending,
+    /// Every class of the client that has a `lease limit` is full (ISC `ack_lease`: "no
+    /// available billing"); the class is the last one tried (`billing`).
+    NoAvailableBilling(ClassId),
 }
 
 /// Structural problems of a request.
@@ -272,7 +276,32 @@ impl Engine {
         leases: &mut LeaseStore,
         starvation: &mut starvation::StarvationState,
     ) -> Decision {
-        request::handle(self, now, snapshot, request, leases, starvation)
+        let no_other_shards = crate::lease::billing::BillingTotals::default();
+        request::handle(
+            self,
+            now,
+            snapshot,
+            request,
+            leases,
+            starvation,
+            &no_other_shards,
+        )
+    }
+
+    /// [`Engine::handle`] for a store in shards: `billing` is what the other shards reported
+    /// of their billed leases (`lease::shards::ShardedStore::billing`, held by the caller
+    /// while it decides under `leases`' shard), so that a class's `lease limit` counts the
+    /// leases of every shard.
+    pub fn handle_billed(
+        &self,
+        now: UnixTime,
+        snapshot: &Snapshot,
+        request: &Request<'_>,
+        leases: &mut LeaseStore,
+        starvation: &mut starvation::StarvationState,
+        billing: &crate::lease::billing::BillingTotals,
+    ) -> Decision {
+        request::handle(self, now, snapshot, request, leases, starvation, billing)
     }
 
     /// The DDNS settings (with the name) of `address`, just acknowledged to the client of

@@ -26,6 +26,7 @@ use super::{
     OFFER_HOLD_SECONDS,
 };
 
+mod billing;
 mod ddns;
 mod notices;
 
@@ -43,6 +44,7 @@ pub(crate) fn handle(
     request: &Request<'_>,
     leases: &mut LeaseStore,
     starvation: &mut StarvationState,
+    billing: &crate::lease::billing::BillingTotals,
 ) -> Decision {
     let mut inbound = match Inbound::parse(request.message) {
         Ok(inbound) => inbound,
@@ -58,6 +60,7 @@ pub(crate) fn handle(
         request,
         classification: classify(&engine.config, snapshot.hosts.as_deref(), &inbound),
         inbound,
+        billing,
     };
     match context.inbound.message_type {
         None => context.bootp(leases, starvation),
@@ -80,6 +83,8 @@ struct Context<'e, 'r> {
     request: &'r Request<'r>,
     inbound: Inbound<'r>,
     classification: Classification,
+    /// The billed leases of the other shards (`engine::billing`).
+    billing: &'r crate::lease::billing::BillingTotals,
 }
 
 impl<'e> Context<'e, '_> {
@@ -361,6 +366,9 @@ impl<'e> Context<'e, '_> {
                 if let Some(reason) = self.dropped_in_every_pool(network.shared, false) {
                     return Decision::ignored(reason);
                 }
+                if let Err(reason) = self.billing_allows_new(true, leases) {
+                    return Decision::ignored(reason);
+                }
                 match self.allocate_new(network.shared, false, leases, starvation) {
                     Ok(candidate) => candidate,
                     Err(reason) => return Decision::ignored(reason),
@@ -394,6 +402,10 @@ impl<'e> Context<'e, '_> {
         let scopes = self.scopes_for_candidate(&candidate);
         if let Some(reason) = self.dropped(&scopes, true) {
             // Pools that disagree on the drop: the address goes back to the allocator.
+            leases.return_unused(candidate.address());
+            return Decision::ignored(reason);
+        }
+        if let Err(reason) = self.billing(&candidate, true, leases) {
             leases.return_unused(candidate.address());
             return Decision::ignored(reason);
         }
@@ -714,6 +726,10 @@ impl<'e> Context<'e, '_> {
         if !self.admitted(&scopes) {
             return Decision::ignored(IgnoreReason::Denied);
         }
+        let billing = match self.billing(&candidate, false, leases) {
+            Ok(billing) => billing,
+            Err(reason) => return Decision::ignored(reason),
+        };
         let (failover, tsfp) = self.failover(&candidate);
         let times = lease_time(
             &scopes,
@@ -722,7 +738,11 @@ impl<'e> Context<'e, '_> {
             tsfp,
             self.now,
         );
-        let reused = self.reusable(&candidate, &scopes);
+        let reused = self.reusable(&candidate, &scopes).filter(|_| {
+            billing
+                .as_ref()
+                .is_none_or(|billing| billing.allows_reuse())
+        });
         let seconds = reused.unwrap_or(times.granted);
         let address = candidate.address();
         // ISC `ack_lease`: the `on commit` statements run for a DHCPACK.
@@ -749,6 +769,9 @@ impl<'e> Context<'e, '_> {
                 (Some(_), Some(existing)) => existing.clone(),
                 _ => {
                     let mut lease = self.bound_lease(address, existing.as_ref(), times, &scopes);
+                    if let Some(billing) = &billing {
+                        billing.apply_to(&mut lease);
+                    }
                     // The variables the statements set (`set`, `on commit`) are the lease's
                     // (ISC keeps them in its binding scope and writes `set NAME = …;`).
                     let mut changes = committed.1.clone();
@@ -952,6 +975,9 @@ impl<'e> Context<'e, '_> {
                 if let Some(reason) = self.dropped_in_every_pool(network.shared, true) {
                     return Decision::ignored(reason);
                 }
+                if let Err(reason) = self.billing_allows_new(false, leases) {
+                    return Decision::ignored(reason);
+                }
                 match self.allocate_new(network.shared, true, leases, starvation) {
                     Ok(candidate) => candidate,
                     Err(reason) => return Decision::ignored(reason),
@@ -963,10 +989,20 @@ impl<'e> Context<'e, '_> {
             leases.return_unused(candidate.address());
             return Decision::ignored(reason);
         }
+        let billing = match self.billing(&candidate, false, leases) {
+            Ok(billing) => billing,
+            Err(reason) => {
+                leases.return_unused(candidate.address());
+                return Decision::ignored(reason);
+            }
+        };
         let address = candidate.address();
         let mut commit = Vec::new();
         if let Candidate::Dynamic { existing, .. } = &candidate {
             let mut lease = existing.clone().unwrap_or_else(|| Lease::free(address));
+            if let Some(billing) = &billing {
+                billing.apply_to(&mut lease);
+            }
             lease.starts = self.now;
             lease.ends = NEVER;
             lease.cltt = self.now;

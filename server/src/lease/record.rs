@@ -109,7 +109,9 @@ pub struct LeaseExtra {
     pub variables: Vec<(String, String)>,
     /// Stashed relay-agent sub-options: (sub-option code, bytes); 1 = circuit-id, 2 = remote-id.
     pub agent_options: Vec<(u8, Vec<u8>)>,
-    /// `billing class "NAME";` and other statements kept verbatim for the rewrite.
+    /// `billing class "NAME";` / `billing subclass "NAME" DATA;` (`crate::lease::billing`).
+    pub billing: Option<crate::lease::billing::Billing>,
+    /// `on …` statements and others kept verbatim for the rewrite.
     pub verbatim: Vec<String>,
 }
 

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crossbeam_utils::CachePadded;
 
 use crate::config::model::{Config, PoolId, SharedNetworkId};
+use crate::lease::billing::BillingTotals;
 use crate::lease::file::{
     Collector, FailoverStateRecord, GroupRecord, HostRecord, LeaseFile, RecordSink,
 };
@@ -120,8 +121,44 @@ impl ShardLayout {
 #[error("the lease store is unusable (a thread panicked while holding it)")]
 pub struct Poisoned;
 
-/// One locked shard.
-pub type ShardGuard<'a> = MutexGuard<'a, LeaseStore>;
+/// One locked shard. When it is let go, the shard's billing changes (`lease::billing`) are
+/// added to the store's totals, so that no other shard counts against a stale class total
+/// for longer than this shard was held.
+pub struct ShardGuard<'a> {
+    store: MutexGuard<'a, LeaseStore>,
+    billing: &'a Mutex<BillingTotals>,
+}
+
+impl std::ops::Deref for ShardGuard<'_> {
+    type Target = LeaseStore;
+
+    fn deref(&self) -> &LeaseStore {
+        &self.store
+    }
+}
+
+impl std::ops::DerefMut for ShardGuard<'_> {
+    fn deref_mut(&mut self) -> &mut LeaseStore {
+        &mut self.store
+    }
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        if self.store.has_billing_deltas() {
+            report_billing(self.billing, &mut self.store);
+        }
+    }
+}
+
+/// Adds what `store` changed in billing to `totals` (lock order: shard, then totals).
+fn report_billing(totals: &Mutex<BillingTotals>, store: &mut LeaseStore) {
+    // Plain counts: a panic elsewhere mid-update leaves them usable.
+    totals
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .add(store.take_billing_deltas());
+}
 
 /// The lease store in shards (module doc).
 pub struct ShardedStore {
@@ -129,6 +166,13 @@ pub struct ShardedStore {
     /// otherwise bounce one line between their cores.
     shards: Box<[CachePadded<Mutex<LeaseStore>>]>,
     layout: arc_swap::ArcSwap<ShardLayout>,
+    /// Leases billed to each class in all shards, as the shards reported them when they were
+    /// let go ([`ShardGuard`]). A worker deciding requests of a config with `lease limit`s
+    /// holds it with its shard ([`ShardedStore::billing`]) and reports its shard's changes
+    /// before letting it go, so a class total never lacks a lease billed in another shard;
+    /// other holders only unbill, so their late report can only refuse a lease early, for as
+    /// long as they hold their shard.
+    billing: Mutex<BillingTotals>,
 }
 
 impl std::fmt::Debug for ShardedStore {
@@ -154,7 +198,22 @@ impl ShardedStore {
         Self {
             shards,
             layout: arc_swap::ArcSwap::from_pointee(layout),
+            billing: Mutex::default(),
         }
+    }
+
+    /// The billing totals, for a worker to hold while it decides requests under a shard it
+    /// holds (taken after the shard, never before one). Hand the shard's changes over with
+    /// [`ShardedStore::report_billing`] before letting the totals go.
+    pub fn billing(&self) -> MutexGuard<'_, BillingTotals> {
+        self.billing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds the billing changes of `store` (a held shard) to `totals` (held too).
+    pub fn report_billing(totals: &mut BillingTotals, store: &mut LeaseStore) {
+        totals.add(store.take_billing_deltas());
     }
 
     /// `count` shards holding what `store` holds (its leases and pending offers), each in its
@@ -188,9 +247,13 @@ impl ShardedStore {
 
     /// Locks shard `index` (taken modulo the shard count).
     pub fn lock(&self, index: usize) -> Result<ShardGuard<'_>, Poisoned> {
-        self.shards[index % self.shards.len()]
+        let store = self.shards[index % self.shards.len()]
             .lock()
-            .map_err(|_| Poisoned)
+            .map_err(|_| Poisoned)?;
+        Ok(ShardGuard {
+            store,
+            billing: &self.billing,
+        })
     }
 
     /// Locks the shard holding `address` under the layout in force.
@@ -261,6 +324,39 @@ impl ShardedStore {
     /// Streams a lease file into the shards, each lease into its own; returns the records that
     /// are not leases, the errors and the torn-tail flag (see [`LeaseStore::load_path`]).
     pub fn load_path(&self, path: &Path) -> std::io::Result<LeaseFile> {
+        let file = self.read_path(path)?;
+        self.bill_loaded_leases();
+        Ok(file)
+    }
+
+    /// ISC `lease_instantiate` bills each lease of the file to its `billing` class with
+    /// `bill_class`, which fails for a class not declared (any more), a limit of 0 and a
+    /// class already full: those leases are not billed (their `billing` line is dropped).
+    /// One pass over the leases, shard by shard, at start-up.
+    fn bill_loaded_leases(&self) {
+        let config = self.layout().config().clone();
+        if !config.billing_classes {
+            // No class has a limit: no lease is billed (ISC's `bill_class` fails at 0).
+            let _ = self.for_each(|_, shard| shard.settle_billing(|_| false));
+            return;
+        }
+        let mut counts: std::collections::HashMap<crate::lease::billing::Billing, u32> =
+            std::collections::HashMap::new();
+        let _ = self.for_each(|_, shard| {
+            shard.settle_billing(|billing| {
+                let limit = crate::lease::billing::limit_of(&config, billing).unwrap_or(0);
+                let count = counts.entry(billing.clone()).or_insert(0);
+                if *count < limit {
+                    *count += 1;
+                    true
+                } else {
+                    false
+                }
+            })
+        });
+    }
+
+    fn read_path(&self, path: &Path) -> std::io::Result<LeaseFile> {
         if self.shards.len() == 1 {
             // One shard: the store's own loader, which sizes the arena from the file first.
             return match self.lock(0) {
@@ -331,6 +427,14 @@ impl ShardedStore {
             shards[target].adopt(lease, offer);
         }
         self.layout.store(Arc::new(layout));
+        // The moves unbilled in one shard and billed in another: report both before any shard
+        // is let go, so no worker sees the leases that moved counted nowhere.
+        {
+            let mut totals = self.billing();
+            for shard in &mut shards {
+                Self::report_billing(&mut totals, shard);
+            }
+        }
         while_held();
         Ok(shards.iter().map(|shard| shard.len()).sum())
     }

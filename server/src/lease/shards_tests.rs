@@ -259,3 +259,111 @@ fn a_reload_moves_leases_to_their_new_shard_and_keeps_every_one() {
     let pool_b = reordered.addresses().pool_of(offered).expect("pool");
     assert_eq!(shard.available_count(pool_b), 10 - 1 - 1);
 }
+
+/// A class's billed leases in two shards count as one total: a shard's changes reach the
+/// totals when it is let go (or when a worker reports them), and a reload that moves a billed
+/// lease to another shard leaves the total as it was.
+#[test]
+fn billing_counts_add_up_across_shards() {
+    use crate::lease::billing::Billing;
+    let config = parse(THREE_NETWORKS);
+    let sharded = ShardedStore::new(config.clone(), 3);
+    let layout = sharded.layout();
+    let class = Billing::class("c");
+    let billed = |address: Ipv4Addr, mac: u8| {
+        let mut lease = active(address, mac);
+        lease.extra_mut().billing = Some(class.clone());
+        lease
+    };
+    let first = Ipv4Addr::new(10, 1, 0, 10);
+    let second = Ipv4Addr::new(10, 2, 0, 10);
+    assert_ne!(layout.of_address(first), layout.of_address(second));
+    sharded
+        .lock(layout.of_address(first))
+        .unwrap()
+        .upsert(billed(first, 1));
+    {
+        // A worker under the second shard, holding the totals: the first shard's lease counts,
+        // and so does its own billing once made.
+        let mut shard = sharded.lock(layout.of_address(second)).unwrap();
+        let mut totals = sharded.billing();
+        assert_eq!(shard.billed(&class, &totals), 1);
+        shard.upsert(billed(second, 2));
+        assert_eq!(shard.billed(&class, &totals), 2);
+        ShardedStore::report_billing(&mut totals, &mut shard);
+        assert_eq!(totals.get(&class), 2);
+    }
+    // A reload that moves the networks to other shards keeps the total.
+    let swapped = parse(
+        r#"
+    subnet 10.9.0.0 netmask 255.255.255.0 { }
+    subnet 10.3.0.0 netmask 255.255.255.0 { range 10.3.0.10 10.3.0.19; }
+    shared-network b {
+        subnet 10.2.0.0 netmask 255.255.255.0 { range 10.2.0.10 10.2.0.19; }
+    }
+    shared-network a {
+        subnet 10.1.0.0 netmask 255.255.255.0 { range 10.1.0.10 10.1.0.19; }
+        subnet 10.1.1.0 netmask 255.255.255.0 { range 10.1.1.10 10.1.1.19; }
+    }
+"#,
+    );
+    sharded.reconfigure(swapped, || {}).unwrap();
+    assert_eq!(sharded.billing().get(&class), 2);
+    let shard = sharded.lock(0).unwrap();
+    assert!(!shard.has_billing_deltas());
+    // Released in its shard: the total follows when the shard is let go.
+    drop(shard);
+    let layout = sharded.layout();
+    let mut freed = active(first, 1);
+    freed.binding_state = BindingState::Free;
+    sharded
+        .lock(layout.of_address(first))
+        .unwrap()
+        .upsert(freed);
+    assert_eq!(sharded.billing().get(&class), 1);
+}
+
+/// ISC `lease_instantiate` bills each loaded lease with `bill_class`: a class that is full, has
+/// no limit or is not declared any more keeps none of the file's billing beyond its room.
+#[test]
+fn loading_bills_only_what_the_classes_have_room_for() {
+    use crate::lease::billing::{billing_of, Billing};
+    let config = parse(&format!(
+        "class \"c\" {{ match hardware; lease limit 2; }}\nclass \"free\" {{ match hardware; }}\n{THREE_NETWORKS}"
+    ));
+    let billed = |address: [u8; 4], mac: u8, class: &str| {
+        let mut lease = active(Ipv4Addr::from(address), mac);
+        lease.extra_mut().billing = Some(Billing::class(class));
+        lease
+    };
+    let mut text = Vec::new();
+    for lease in [
+        billed([10, 1, 0, 10], 1, "c"),
+        billed([10, 2, 0, 10], 2, "c"),
+        billed([10, 3, 0, 10], 3, "c"),
+        billed([10, 1, 0, 11], 4, "free"),
+        billed([10, 1, 0, 12], 5, "gone"),
+    ] {
+        crate::lease::file::write_lease(&lease, &mut text);
+    }
+    let directory =
+        std::env::temp_dir().join(format!("xdhcpd-shards-billing-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).expect("directory");
+    let path = directory.join("dhcpd.leases");
+    std::fs::write(&path, &text).expect("write");
+    let store = ShardedStore::new(config, 3);
+    store.load_path(&path).expect("load");
+    assert_eq!(store.billing().get(&Billing::class("c")), 2);
+    assert_eq!(store.billing().iter().count(), 1);
+    let mut billed_leases = 0;
+    store
+        .for_each(|_, shard| {
+            billed_leases += shard
+                .iter()
+                .filter(|lease| billing_of(lease).is_some())
+                .count()
+        })
+        .unwrap();
+    assert_eq!(billed_leases, 2);
+    let _ = std::fs::remove_dir_all(&directory);
+}

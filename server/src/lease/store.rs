@@ -138,6 +138,9 @@ pub struct LeaseStore {
     offers: HashMap<Ipv4Addr, Offer>,
     /// (until, address) of every offer made; stale entries are skipped when popped.
     offer_expiry: BTreeSet<(UnixTime, u32)>,
+    /// Billed leases gained (+) and lost (−) per class since the last report
+    /// (`store/billing.rs`): the index the `lease limit` checks count with.
+    billing: crate::lease::billing::BillingDeltas,
 }
 
 impl std::fmt::Debug for LeaseStore {
@@ -576,7 +579,8 @@ impl LeaseStore {
     }
 
     /// Stores `lease` in its slot (a new one for a new address) and re-links it.
-    fn put(&mut self, lease: Lease) -> Slot {
+    fn put(&mut self, mut lease: Lease) -> Slot {
+        crate::lease::billing::settle(&mut lease);
         match self.slot(lease.address) {
             Some(slot) => {
                 self.unlink(slot);
@@ -601,6 +605,7 @@ impl LeaseStore {
     /// Removes `slot` from the client indices (where they point at it) and the queues, before
     /// its lease changes.
     fn unlink(&mut self, slot: Slot) {
+        self.count_billing(slot, -1);
         let lease = &self.leases[slot as usize];
         if let Some(uid) = lease.uid() {
             if let Ok(entry) = self
@@ -638,6 +643,7 @@ impl LeaseStore {
 
     /// Points the client indices at `slot` (the most recent binding wins) and queues it.
     fn link(&mut self, slot: Slot) {
+        self.count_billing(slot, 1);
         let (hasher, leases) = (&self.hasher, &self.leases);
         let lease = &leases[slot as usize];
         if let Some(uid) = lease.uid() {
@@ -941,6 +947,7 @@ impl LeaseStore {
                 (_, next) => next,
             };
             lease.next_binding_state = lease.binding_state;
+            crate::lease::billing::settle(&mut lease);
             self.unlink(slot);
             self.leases[slot as usize] = lease.clone();
             self.link(slot);
@@ -1005,6 +1012,13 @@ impl LeaseStore {
                             .iter()
                             .map(|text| malloc_size(text.capacity()))
                             .sum::<usize>()
+                        + extra.billing.as_ref().map_or(0, |billing| {
+                            malloc_size(billing.class.len())
+                                + billing
+                                    .subclass
+                                    .as_ref()
+                                    .map_or(0, |data| malloc_size(data.len()))
+                        })
                 });
                 uid + extra
             })
@@ -1044,6 +1058,8 @@ pub fn lease_belongs_to(lease: &Lease, client: &ClientKey) -> bool {
         }
     }
 }
+
+mod billing;
 
 #[cfg(test)]
 mod tests;

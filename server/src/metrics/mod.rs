@@ -240,6 +240,8 @@ declare_labels! {
         /// A retransmitted DISCOVER while the OFFER for its address waits for the ping-check
         /// (`engine::ping_check`); the pending OFFER answers it.
         PingCheckPending => "ping_check_pending",
+        /// Every class of the client with a `lease limit` is full (`engine::billing`).
+        NoAvailableBilling => "no_available_billing",
         /// The reply could not be encoded.
         EncodeFailed => "encode_failed",
         /// The lease log stopped: the reply that promised the lease was not sent.
@@ -265,6 +267,7 @@ impl DropReason {
             IgnoreReason::RateLimited(_) => Self::RateLimited,
             IgnoreReason::DeclineOfOtherClient => Self::DeclineOtherClient,
             IgnoreReason::PingCheckPending => Self::PingCheckPending,
+            IgnoreReason::NoAvailableBilling(_) => Self::NoAvailableBilling,
         }
     }
 }

@@ -126,9 +126,13 @@ impl std::fmt::Debug for Prepared {
 /// retransmissions), no executable statements (`if` conditions and option expressions may
 /// read any part of the request; `log`, `set`, `execute` and `on commit` act at each reply;
 /// DESIGN.md "How both paths agree"). Failover pools are allowed: the MCLT rule and the failover state
-/// reach the kernel through the horizon ([`super::bounds`]).
+/// reach the kernel through the horizon ([`super::bounds`]). No `lease limit` either: a
+/// renewal from a client no longer in the class its lease is billed to is billed anew, or not
+/// answered when its classes are full (`engine::billing`), which the kernel cannot know (a
+/// limit needs a class, so the first rule covers it; the second says why).
 pub fn config_allows_fast_path(config: &Config) -> bool {
     config.classes.is_empty()
+        && !config.billing_classes
         && config.scopes.iter().all(|scope| {
             scope.min_secs.is_none()
                 && scope.conditionals.is_empty()

@@ -11,7 +11,7 @@ use crate::config::expr::ExprKind;
 use crate::config::lexer::{Span, TokenKind};
 use crate::config::model::{
     AddressRange, Class, ClassId, HardwareAddress, Host, HostId, Key, Permit, PermitKind, Pool,
-    PoolId, SharedNetwork, SharedNetworkId, Subnet, SubnetId,
+    PoolId, SharedNetwork, SharedNetworkId, Subclass, Subnet, SubnetId,
 };
 
 /// TSIG/OMAPI algorithms accepted by `key` (docs/spec/dhcpd-conf.md §3), with ISC's canonical names.
@@ -540,6 +540,8 @@ impl Parser {
                     scope,
                     match_if: None,
                     match_data: None,
+                    spawning: false,
+                    lease_limit: 0,
                     subclasses: Vec::new(),
                 });
                 id
@@ -576,11 +578,13 @@ impl Parser {
         // `match` nor `spawn` ("invalid match in subclass").
         let class = match (block.kind, block.class) {
             (BlockKind::Class, Some(class)) => class,
-            (BlockKind::Subclass, _) if word == "lease" => {
-                self.expect_keyword("limit")?;
-                self.parse_u32("a lease limit")?;
-                self.expect_semicolon()?;
-                self.warn(span, "`lease limit` is not supported yet; ignored");
+            (BlockKind::Subclass, Some(class)) if word == "lease" => {
+                let limit = self.parse_lease_limit()?;
+                // `parse_subclass` enters the subclass before its body.
+                if let Some(subclass) = self.config.classes[class.0 as usize].subclasses.last_mut()
+                {
+                    subclass.lease_limit = limit;
+                }
                 return Ok(());
             }
             _ => {
@@ -623,25 +627,35 @@ impl Parser {
                 self.expect_keyword("with")?;
                 self.refuse_second_submatch(span)?;
                 let expr = self.parse_expression()?;
-                self.expect_semicolon()?;
-                // `spawn with` creates subclasses at run time (later); matching on the same data
-                // still classifies clients against declared subclasses.
-                self.warn(
-                    span,
-                    "`spawn with` is not supported yet; treated as `match`",
-                );
-                if self.config.classes[index].match_data.is_none() {
-                    self.config.classes[index].match_data = Some(expr);
+                if expr.kind() == ExprKind::Boolean || expr.kind() == ExprKind::Numeric {
+                    return Err(self.invalid(
+                        span,
+                        "a data expression after `spawn with`",
+                        "a boolean or numeric expression",
+                    ));
                 }
+                self.expect_semicolon()?;
+                // A client whose data no subclass has gets a subclass of its own at run time
+                // (`engine::classify`, ISC `check_collection`).
+                self.config.classes[index].match_data = Some(expr);
+                self.config.classes[index].spawning = true;
             }
             _ => {
-                self.expect_keyword("limit")?;
-                self.parse_u32("a lease limit")?;
-                self.expect_semicolon()?;
-                self.warn(span, "`lease limit` is not supported yet; ignored");
+                let limit = self.parse_lease_limit()?;
+                self.config.classes[index].lease_limit = limit;
             }
         }
         Ok(())
+    }
+
+    /// `lease limit N;` after `lease` (confpars.c `parse_class_declaration`): any class or
+    /// subclass; it makes the server bill leases to classes (`Config::billing_classes`).
+    fn parse_lease_limit(&mut self) -> ParseResult<u32> {
+        self.expect_keyword("limit")?;
+        let limit = self.parse_u32("a lease limit")?;
+        self.expect_semicolon()?;
+        self.config.billing_classes = true;
+        Ok(limit)
     }
 
     /// confpars.c: "can't override existing submatch/spawn." within one class declaration.
@@ -684,23 +698,34 @@ impl Parser {
             ));
         }
         let index = class.0 as usize;
-        let scope = if self.at_punct(b'{') {
+        // ISC gives a new subclass its class's limit as declared so far; its body may set its
+        // own (`parse_class_statement`, which finds it last in the list).
+        let lease_limit = self.config.classes[index].lease_limit;
+        if self.at_punct(b'{') {
             let open = self.bump().span;
             let parent = self.config.classes[index].scope;
             let scope = self.new_scope(parent);
+            self.config.classes[index].subclasses.push(Subclass {
+                data,
+                scope: Some(scope),
+                lease_limit,
+            });
             let inner = Block {
                 kind: BlockKind::Subclass,
                 scope,
+                class: Some(class),
                 ..Block::global()
             };
             self.parse_block_body(inner, open);
             self.eat_punct(b';');
-            Some(scope)
         } else {
             self.expect_semicolon()?;
-            None
-        };
-        self.config.classes[index].subclasses.push((data, scope));
+            self.config.classes[index].subclasses.push(Subclass {
+                data,
+                scope: None,
+                lease_limit,
+            });
+        }
         Ok(())
     }
 

@@ -365,18 +365,14 @@ subnet 10.0.0.0 netmask 255.255.255.0 {
     let subclasses: Vec<_> = config.classes[0]
         .subclasses
         .iter()
-        .map(|(data, _)| data.as_slice())
+        .map(|subclass| (subclass.data.as_slice(), subclass.lease_limit))
         .collect();
-    assert_eq!(subclasses, [&b"x"[..], b"y", b"z"]);
-    // `lease limit` keeps today's warning (not acted upon yet).
-    assert_eq!(
-        config
-            .warnings
-            .iter()
-            .filter(|w| w.message.contains("lease limit"))
-            .count(),
-        3
-    );
+    // A subclass takes its class's limit unless it says its own (confpars.c).
+    assert_eq!(subclasses, [(&b"x"[..], 4), (b"y", 10), (b"z", 2)]);
+    assert_eq!(config.classes[0].lease_limit, 10);
+    assert!(config.billing_classes);
+    // Acted upon: no warning.
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     // "invalid match in subclass", "invalid spawn in subclass".
     let class = "class \"c\" { match option host-name; }\n";
     assert!(!errors(&format!(

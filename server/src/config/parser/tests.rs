@@ -387,12 +387,15 @@ subnet 10.0.0.0 netmask 255.0.0.0 {
     assert_eq!(config.keys[1].algorithm, "hmac-md5.SIG-ALG.REG.INT.");
     let class = &config.classes[0];
     assert_eq!(
-        class.subclasses[0].0,
+        class.subclasses[0].data,
         vec![1, 0, 0x11, 0x22, 0x33, 0x44, 0x55]
     );
-    let subclass_scope = class.subclasses[0].1.unwrap();
+    let subclass_scope = class.subclasses[0].scope.unwrap();
     assert_eq!(config.scope(subclass_scope).parent, Some(class.scope));
-    assert_eq!(class.subclasses[1], (b"x".to_vec(), None));
+    assert_eq!(
+        (&class.subclasses[1].data[..], class.subclasses[1].scope),
+        (&b"x"[..], None)
+    );
     let permits = &config.pools[0].permits;
     assert_eq!(permits.len(), 3);
     assert!(!permits[0].allow);

@@ -96,6 +96,8 @@ pub(crate) fn settings_for(
 ) -> Option<DdnsSettings> {
     engine.config.ddns.style?;
     let inbound = Inbound::parse(request.message).ok()?;
+    // No billing here: the lease is already decided.
+    let no_billing = crate::lease::billing::BillingTotals::default();
     let context = Context {
         engine,
         now,
@@ -103,6 +105,7 @@ pub(crate) fn settings_for(
         request,
         classification: classify(&engine.config, snapshot.hosts.as_deref(), &inbound),
         inbound,
+        billing: &no_billing,
     };
     let pool = engine.pool_of(address)?;
     let base = engine.config.pools.get(pool.0 as usize)?.scope;

@@ -23,7 +23,13 @@ fn remote_id_pool() -> Config {
         scope: class_scope,
         match_if: None,
         match_data: Some(Expr::Option(OptionRef::Agent(2))),
-        subclasses: vec![(b"sub-0001".to_vec(), None)],
+        spawning: false,
+        lease_limit: 0,
+        subclasses: vec![crate::config::model::Subclass {
+            data: b"sub-0001".to_vec(),
+            scope: None,
+            lease_limit: 0,
+        }],
     });
     config.pools[1].permits = vec![Permit {
         allow: true,

@@ -8,6 +8,7 @@
 use std::net::Ipv4Addr;
 
 use crate::config::lexer::{Token, TokenKind};
+use crate::lease::billing::Billing;
 use crate::lease::file::date::CivilTime;
 use crate::lease::file::fast;
 use crate::lease::file::grammar::{finish_lease, Seen, AGENT_OPTIONS, HARDWARE_TYPES};
@@ -660,7 +661,30 @@ impl<S: RecordSink> Parser<'_, '_, S> {
                 options.retain(|(existing, _)| *existing != code);
                 options.push((code, bytes));
             }
-            "billing" | "on" => {
+            "billing" => {
+                // `billing class "NAME";` or `billing subclass "NAME" DATA;` (ISC server/db.c
+                // `write_billing_class`); another form stays verbatim.
+                let next = self.tokens.peek()?;
+                if next.is_keyword("class") || next.is_keyword("subclass") {
+                    let subclass = self.tokens.next()?.is_keyword("subclass");
+                    let name = self.tokens.next()?;
+                    let TokenKind::String(name) = name.kind else {
+                        return expected(&name, "a class name (a quoted string)");
+                    };
+                    let name = String::from_utf8_lossy(&name).into_owned();
+                    let billing = if subclass {
+                        Billing::subclass(&name, &self.string_or_hex()?)
+                    } else {
+                        Billing::class(&name)
+                    };
+                    self.semicolon()?;
+                    lease.extra_mut().billing = Some(billing);
+                } else {
+                    let tokens = self.collect_statement(token)?;
+                    lease.extra_mut().verbatim.push(render_tokens(&tokens));
+                }
+            }
+            "on" => {
                 let tokens = self.collect_statement(token)?;
                 lease.extra_mut().verbatim.push(render_tokens(&tokens));
             }

@@ -179,11 +179,12 @@ fn old_forms_and_agent_options() {
         vec![(1, b"eth0:1".to_vec()), (2, vec![0, 1, 2])]
     );
     assert_eq!(
+        extra.billing,
+        Some(crate::lease::billing::Billing::class("c1"))
+    );
+    assert_eq!(
         extra.verbatim,
-        vec![
-            "billing class \"c1\";".to_owned(),
-            "on expiry { set x = \"y\"; }".to_owned()
-        ]
+        vec!["on expiry { set x = \"y\"; }".to_owned()]
     );
     let mut out = Vec::new();
     write_lease(lease, &mut out);
@@ -193,6 +194,41 @@ fn old_forms_and_agent_options() {
         "lease 10.0.0.1 {\n  binding state active;\n  dynamic-bootp;\n  billing class \"c1\";\n  set ddns-fwd-name = \"a.example\";\n  option agent.circuit-id \"eth0:1\";\n  option agent.remote-id 00:01:02;\n  on expiry { set x = \"y\"; }\n}\n"
     );
     assert_eq!(parse(written.as_bytes(), "again").leases[0], *lease);
+}
+
+/// `billing subclass "CLASS" DATA;` as ISC writes it (server/db.c `write_billing_class`):
+/// printable data quoted, other data colon-hex; read back to the same billing.
+#[test]
+fn billing_subclass_lines_round_trip() {
+    let text = "lease 10.0.0.2 {\n  starts epoch 1;\n  ends epoch 2000000000;\n  binding state active;\n  next binding state free;\n  billing subclass \"modems\" \"cm-1\";\n  hardware ethernet 02:00:00:00:00:01;\n}\nlease 10.0.0.3 {\n  starts epoch 1;\n  ends epoch 2000000000;\n  binding state active;\n  next binding state free;\n  billing subclass \"c\" 1:2:0:0:0:0:1;\n}\n";
+    let file = parse(text.as_bytes(), "t");
+    assert_eq!(file.errors, vec![]);
+    let billing = |index: usize| {
+        file.leases[index]
+            .extra
+            .as_deref()
+            .and_then(|extra| extra.billing.clone())
+    };
+    use crate::lease::billing::Billing;
+    assert_eq!(billing(0), Some(Billing::subclass("modems", b"cm-1")));
+    assert_eq!(
+        billing(1),
+        Some(Billing::subclass("c", &[1, 2, 0, 0, 0, 0, 1]))
+    );
+    let mut out = Vec::new();
+    write_lease(&file.leases[1], &mut out);
+    let written = String::from_utf8(out).unwrap();
+    assert!(
+        written.contains("  billing subclass \"c\" 01:02:00:00:00:00:01;\n"),
+        "{written}"
+    );
+    assert_eq!(parse(written.as_bytes(), "again").leases[0], file.leases[1]);
+    // Only an ACTIVE lease's billing is written (ISC: one that has not ended).
+    let mut free = file.leases[0].clone();
+    free.binding_state = BindingState::Free;
+    let mut out = Vec::new();
+    write_lease(&free, &mut out);
+    assert!(!String::from_utf8(out).unwrap().contains("billing"));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use crate::config::lexer::{Token, TokenKind};
 use crate::lease::file::date::write_date;
 use crate::lease::file::grammar::{AGENT_OPTIONS, HARDWARE_TYPES};
 use crate::lease::file::{FailoverStateRecord, GroupRecord, HostRecord, LeaseFile};
-use crate::lease::record::{flags, Hardware, Lease, UnixTime};
+use crate::lease::record::{flags, BindingState, Hardware, Lease, UnixTime};
 
 /// How client identifiers are written: `lease-id-format octal` (the default) or `hex` (§8.2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -139,7 +139,17 @@ pub fn write_lease_with(lease: &Lease, format: IdFormat, out: &mut Vec<u8>) {
     }
     let extra = lease.extra.as_deref();
     let verbatim = extra.map_or(&[][..], |extra| &extra.verbatim[..]);
-    // `billing …` comes before the hardware, `on …` events last (§8.4).
+    // `billing …` comes before the hardware, `on …` events last (§8.4). ISC writes the billing
+    // of a lease that has not ended (server/db.c `write_lease`: `ends > cur_time`), which is
+    // an ACTIVE one: an EXPIRED or RELEASED lease ended.
+    if let Some(billing) = extra
+        .and_then(|extra| extra.billing.as_ref())
+        .filter(|_| lease.binding_state == BindingState::Active)
+    {
+        out.extend_from_slice(b"  ");
+        billing.write_into(out);
+        out.push(b'\n');
+    }
     for statement in verbatim
         .iter()
         .filter(|statement| !statement.starts_with("on "))

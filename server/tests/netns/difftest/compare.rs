@@ -330,6 +330,9 @@ pub struct LeaseState {
     /// The lease's variables, `set NAME = VALUE;` (dhcp-eval(5)), sorted by name, each
     /// value's bytes in hex (ISC writes data quoted or in colon-hex).
     pub variables: String,
+    /// `billing class "NAME";` as `class NAME`, `billing subclass "NAME" DATA;` as
+    /// `subclass NAME HEX` (dhcpd.conf(5) "PER-CLASS LIMITS ON DYNAMIC LEASES").
+    pub billing: String,
 }
 
 /// Reads dhcpd.leases(5): the last block of each address wins.
@@ -380,6 +383,15 @@ pub fn lease_states(text: &str) -> BTreeMap<Ipv4Addr, LeaseState> {
             state.uid = hex(&identifier_bytes(rest));
         } else if let Some(rest) = value.strip_prefix("client-hostname ") {
             state.client_hostname = rest.to_owned();
+        } else if let Some(rest) = value.strip_prefix("billing class ") {
+            state.billing = format!("class {}", rest.trim_matches('"'));
+        } else if let Some(rest) = value.strip_prefix("billing subclass ") {
+            // The name is quoted, the data quoted or colon-hex.
+            let (name, data) = rest
+                .strip_prefix('"')
+                .and_then(|rest| rest.split_once("\" "))
+                .unwrap_or((rest, ""));
+            state.billing = format!("subclass {name} {}", hex(&identifier_bytes(data.trim())));
         } else if let Some(rest) = value.strip_prefix("set ") {
             if let Some((name, written)) = rest.split_once(" = ") {
                 let value = match written {
@@ -503,6 +515,12 @@ pub fn compare_leases(
                 b.variables.clone(),
                 a.variables != b.variables,
             ),
+            (
+                "billing",
+                a.billing.clone(),
+                b.billing.clone(),
+                a.billing != b.billing,
+            ),
         ] {
             if differ {
                 differences.push(Difference {
@@ -524,5 +542,15 @@ mod tests {
     fn reads_octal_and_hex_identifiers() {
         assert_eq!(identifier_bytes("\"\\001\\002a\""), vec![1, 2, b'a']);
         assert_eq!(identifier_bytes("01:0a"), vec![1, 10]);
+    }
+
+    #[test]
+    fn reads_billing_lines() {
+        let text = "lease 10.0.0.1 {\n  binding state active;\n  billing subclass \"oui\" 01:02:00:01;\n}\nlease 10.0.0.2 {\n  binding state active;\n  billing subclass \"m\" \"cm-1\";\n}\nlease 10.0.0.3 {\n  binding state active;\n  billing class \"c\";\n}\n";
+        let states = lease_states(text);
+        let billing = |last: u8| states[&Ipv4Addr::new(10, 0, 0, last)].billing.clone();
+        assert_eq!(billing(1), "subclass oui 01:02:00:01");
+        assert_eq!(billing(2), "subclass m 63:6d:2d:31");
+        assert_eq!(billing(3), "class c");
     }
 }
