@@ -6,9 +6,11 @@
 //! class, key, include…), `values` (`option` statements and their wire encoding), `failover`
 //! (`failover peer`), `validate` (cross-declaration rules run after parsing).
 
+mod boot_parameters;
 mod ddns;
 mod declarations;
 mod failover;
+mod ranges;
 mod server_space;
 mod spaces;
 mod statements;
@@ -255,8 +257,9 @@ pub(crate) struct SideTables {
     pub peer_spans: Vec<Span>,
     /// `failover peer "NAME";` inside a shared network (index = shared-network id).
     pub shared_network_peers: Vec<Option<String>>,
-    /// The implicit pool of ranges written directly inside a subnet.
-    pub implicit_pools: HashMap<SubnetId, PoolId>,
+    /// The implicit pools of ranges written directly inside a subnet, in creation order
+    /// (`ranges::implicit_pool`).
+    pub implicit_pools: HashMap<SubnetId, Vec<PoolId>>,
     /// `omapi-key NAME;`, checked against the keys once all are declared.
     pub omapi_key_span: Option<Span>,
     /// ISC's "Host declarations are global" warning was given (it gives it once).

@@ -14,17 +14,8 @@ use crate::config::model::{
 
 /// Parameters tagged "later" that have no field in the model: accepted with a warning.
 const LATER_PARAMETERS: &[&str] = &[
-    "get-lease-hostnames",
-    "local-port",
-    "remote-port",
     "local-address",
     "local-address6",
-    "dynamic-bootp-lease-length",
-    "dynamic-bootp-lease-cutoff",
-    "boot-unknown-clients",
-    "always-reply-rfc1048",
-    "infinite-is-reserved",
-    "adaptive-lease-time-threshold",
     "dont-use-fsync",
     "log-threshold-low",
     "log-threshold-high",
@@ -324,6 +315,10 @@ impl Parser {
             }
             "vendor-option-space" | "site-option-space" => {
                 self.parse_space_parameter(block, word, span)?;
+            }
+            // BOOTP and port parameters: acted on or refused (parser/boot_parameters.rs).
+            _ if super::boot_parameters::is_boot_parameter(word) => {
+                self.parse_boot_parameter(block, word, span)?;
             }
             _ if LATER_PARAMETERS.contains(&word) => {
                 self.bump();
