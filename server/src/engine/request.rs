@@ -30,6 +30,8 @@ mod bootp;
 mod ddns;
 mod notices;
 
+#[cfg(test)]
+pub(crate) use bootp::bootp_lease_end;
 pub(crate) use ddns::settings_for as ddns_settings_for;
 pub(crate) use notices::abandoned;
 

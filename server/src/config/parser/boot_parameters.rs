@@ -78,3 +78,47 @@ impl Parser {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::model::Permission;
+
+    fn parse(text: &str) -> Result<crate::config::model::Config, String> {
+        crate::config::parse_str(text, "boot.conf").map_err(|errors| errors.to_string())
+    }
+
+    #[test]
+    fn acted_on_parameters_land_in_the_scope() {
+        let config = parse(
+            "dynamic-bootp-lease-length 3600;\ndynamic-bootp-lease-cutoff 1800000000;\n\
+             boot-unknown-clients false;\nlocal-port 6767;\nalways-reply-rfc1048 true;\n\
+             get-lease-hostnames false;\ninfinite-is-reserved off;\n\
+             adaptive-lease-time-threshold 0;\n\
+             option server.dynamic-bootp-lease-length 60;\n",
+        )
+        .expect("parses");
+        let global = &config.scopes[0];
+        assert_eq!(global.dynamic_bootp_lease_length, Some(60));
+        assert_eq!(global.dynamic_bootp_lease_cutoff, Some(1_800_000_000));
+        assert_eq!(global.unknown_clients, Some(Permission::Deny));
+        assert_eq!(global.local_port, Some(6767));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn parameters_xdhcpd_does_not_act_on_are_errors() {
+        for (text, found) in [
+            ("remote-port 1068;", "`remote-port`"),
+            ("get-lease-hostnames true;", "`get-lease-hostnames true`"),
+            ("infinite-is-reserved on;", "`infinite-is-reserved true`"),
+            ("adaptive-lease-time-threshold 50;", "50 (adaptive"),
+        ] {
+            let error = parse(text).expect_err(text);
+            assert!(error.starts_with("boot.conf:1:"), "{error}");
+            assert!(error.contains(found), "{error}");
+            assert!(error.contains("unsupported"), "{error}");
+        }
+        // `L` takes no `infinite` (ISC: "expecting number").
+        assert!(parse("dynamic-bootp-lease-length infinite;").is_err());
+    }
+}
