@@ -3,7 +3,7 @@
 //! directly in a subnet is in an implicit pool that denies `dynamic bootp clients` unless it is
 //! a `dynamic-bootp` range), the lease's end (`dynamic-bootp-lease-length`,
 //! `dynamic-bootp-lease-cutoff`), its `dynamic-bootp` flag and the admission checks. The
-//! difftest corpus `testdata/difftest/23-bootp.conf` compares the same with a live ISC dhcpd.
+//! difftest corpus `testdata/difftest/26-bootp.conf` compares the same with a live ISC dhcpd.
 
 use std::net::Ipv4Addr;
 
