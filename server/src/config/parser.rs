@@ -62,8 +62,14 @@ pub(crate) fn read_config_file(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 /// Parses `bytes` (the contents of `path`, named `name` in diagnostics) and validates the result.
-pub(crate) fn parse_bytes(bytes: &[u8], name: &str, path: &Path) -> Result<Config, ConfigErrors> {
+pub(crate) fn parse_bytes(
+    bytes: &[u8],
+    name: &str,
+    path: &Path,
+    resolver: super::resolve::Resolver,
+) -> Result<Config, ConfigErrors> {
     let mut parser = Parser::new();
+    parser.resolver = resolver;
     let file = parser.sources.add(name);
     let tokens = parser.tokenize(bytes, file);
     parser.frames.push(Frame {
@@ -287,6 +293,8 @@ pub(crate) struct Parser {
     pub after_terminator: bool,
     /// Current depth of nested blocks and expressions (bounded by [`MAX_NESTING`]).
     pub nesting: u32,
+    /// Looks up host names (`config::resolve`).
+    pub resolver: super::resolve::Resolver,
 }
 
 impl Parser {
@@ -305,6 +313,7 @@ impl Parser {
             last_span: Span::default(),
             after_terminator: false,
             nesting: 0,
+            resolver: super::resolve::offline,
         }
     }
 
@@ -610,26 +619,35 @@ impl Parser {
         Ok(Ipv4Addr::from(octets))
     }
 
-    /// An IP address or a host name (docs/spec/dhcpd-conf.md §1 "IP vs hostname"). Host names are not
-    /// resolved yet: a warning is recorded and `None` returned.
+    /// An IP address or a host name (docs/spec/dhcpd-conf.md §1 "IP vs hostname"): the
+    /// address, or the first address of the name; `None` for a name that does not resolve
+    /// (`config::resolve`: ISC leaves such a value out).
     pub fn parse_ip_or_hostname(&mut self) -> ParseResult<Option<Ipv4Addr>> {
+        Ok(self
+            .parse_ip_or_hostname_all()?
+            .and_then(|addresses| addresses.first().copied()))
+    }
+
+    /// [`Parser::parse_ip_or_hostname`] with every address of a name (`fixed-address`).
+    pub fn parse_ip_or_hostname_all(&mut self) -> ParseResult<Option<Vec<Ipv4Addr>>> {
         let token = self.peek().clone();
         match &token.kind {
             TokenKind::Number(_)
                 if self.peek_at(1).is_punct(b'.')
                     && matches!(self.peek_at(2).kind, TokenKind::Number(_)) =>
             {
-                self.parse_ip().map(Some)
+                self.parse_ip().map(|address| Some(vec![address]))
             }
             TokenKind::Name(_) | TokenKind::Number(_) => {
                 let name = self.parse_dotted_name("an IP address or host name")?;
-                self.warn(
-                    token.span,
-                    format!(
-                        "hostname not resolved: `{name}` (only dotted-quad addresses are used)"
-                    ),
-                );
-                Ok(None)
+                let addresses = (self.resolver)(&name);
+                if addresses.is_none() {
+                    self.warn(
+                        token.span,
+                        format!("`{name}`: host unknown; the value is left out, as ISC does"),
+                    );
+                }
+                Ok(addresses)
             }
             _ => Err(self.expected("an IP address or host name")),
         }

@@ -346,15 +346,19 @@ impl Parser {
     /// `fixed-address ADDR[, ADDR…];` inside a host.
     pub(super) fn parse_fixed_address(&mut self, block: Block) -> ParseResult<()> {
         let span = self.bump().span;
-        let mut addresses = Vec::new();
+        // ISC concatenates the lookups (confpars.c `parse_fixed_addr_param`): one name that
+        // does not resolve leaves the host without any fixed address.
+        let mut addresses = Some(Vec::new());
         loop {
-            if let Some(address) = self.parse_ip_or_hostname()? {
-                addresses.push(address);
+            match (self.parse_ip_or_hostname_all()?, addresses.as_mut()) {
+                (Some(found), Some(addresses)) => addresses.extend(found),
+                _ => addresses = None,
             }
             if !self.eat_punct(b',') {
                 break;
             }
         }
+        let addresses = addresses.unwrap_or_default();
         self.expect_semicolon()?;
         if block.kind != BlockKind::Host {
             return Err(self.invalid(
