@@ -14,6 +14,7 @@ pub mod lexer;
 pub mod model;
 pub mod options;
 mod parser;
+pub mod resolve;
 pub mod spaces;
 pub mod xdhcpd;
 
@@ -82,8 +83,19 @@ impl std::error::Error for ConfigErrors {}
 /// Parses and validates configuration text. `file_name` names the text in diagnostics; relative
 /// `include` paths that do not exist relative to the working directory are tried relative to
 /// `file_name`'s directory.
+/// Host names are not looked up ([`resolve::offline`]: each is a name that does not resolve);
+/// [`parse_str_resolving`] says how to.
 pub fn parse_str(text: &str, file_name: &str) -> Result<Config, ConfigErrors> {
-    parser::parse_bytes(text.as_bytes(), file_name, Path::new(file_name))
+    parse_str_resolving(text, file_name, resolve::offline)
+}
+
+/// [`parse_str`], with host names looked up by `resolver` ([`resolve`]).
+pub fn parse_str_resolving(
+    text: &str,
+    file_name: &str,
+    resolver: resolve::Resolver,
+) -> Result<Config, ConfigErrors> {
+    parser::parse_bytes(text.as_bytes(), file_name, Path::new(file_name), resolver)
 }
 
 /// A statement list parsed on its own: the scope it describes and the statements it holds that
@@ -106,11 +118,12 @@ pub fn parse_statements(text: &str, name: &str) -> Result<Statements, ConfigErro
         .map(|(scope, warnings)| Statements { scope, warnings })
 }
 
-/// Reads, parses and validates a dhcpd.conf file and its includes.
+/// Reads, parses and validates a dhcpd.conf file and its includes; host names are looked up
+/// with the system's resolver ([`resolve::system`]).
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
     match parser::read_config_file(path) {
-        Ok(bytes) => parser::parse_bytes(&bytes, &name, path),
+        Ok(bytes) => parser::parse_bytes(&bytes, &name, path, resolve::system),
         Err(reason) => Err(ConfigErrors {
             errors: vec![ConfigError {
                 location: name.clone(),

@@ -132,6 +132,14 @@ pub struct Scope {
     /// `site-option-space "NAME";`: DHCP option codes from the space's lowest code (224 at
     /// most, RFC 3942) up are taken from this space instead (dhcpd.conf(5)).
     pub site_option_space: Option<crate::config::options::OptionSpace>,
+    /// `dynamic-bootp-lease-length N;`: seconds a dynamic BOOTP lease lasts (ISC default:
+    /// for ever); `dynamic-bootp-lease-cutoff T;`: the date (seconds since the epoch) every
+    /// dynamic BOOTP lease ends, which wins (`engine::request::bootp`).
+    pub dynamic_bootp_lease_length: Option<u32>,
+    pub dynamic_bootp_lease_cutoff: Option<u32>,
+    /// `local-port N;` (global in ISC, `postconf_initialization`): the UDP port the server
+    /// listens on, which overrides `-p` (dhcpd.conf(5)); clients are answered on the next.
+    pub local_port: Option<u16>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

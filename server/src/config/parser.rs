@@ -6,9 +6,11 @@
 //! class, key, include…), `values` (`option` statements and their wire encoding), `failover`
 //! (`failover peer`), `validate` (cross-declaration rules run after parsing).
 
+mod boot_parameters;
 mod ddns;
 mod declarations;
 mod failover;
+mod ranges;
 mod server_space;
 mod spaces;
 mod statements;
@@ -61,8 +63,14 @@ pub(crate) fn read_config_file(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 /// Parses `bytes` (the contents of `path`, named `name` in diagnostics) and validates the result.
-pub(crate) fn parse_bytes(bytes: &[u8], name: &str, path: &Path) -> Result<Config, ConfigErrors> {
+pub(crate) fn parse_bytes(
+    bytes: &[u8],
+    name: &str,
+    path: &Path,
+    resolver: super::resolve::Resolver,
+) -> Result<Config, ConfigErrors> {
     let mut parser = Parser::new();
+    parser.resolver = resolver;
     let file = parser.sources.add(name);
     let tokens = parser.tokenize(bytes, file);
     parser.frames.push(Frame {
@@ -256,8 +264,9 @@ pub(crate) struct SideTables {
     pub peer_spans: Vec<Span>,
     /// `failover peer "NAME";` inside a shared network (index = shared-network id).
     pub shared_network_peers: Vec<Option<String>>,
-    /// The implicit pool of ranges written directly inside a subnet.
-    pub implicit_pools: HashMap<SubnetId, PoolId>,
+    /// The implicit pools of ranges written directly inside a subnet, in creation order
+    /// (`ranges::implicit_pool`).
+    pub implicit_pools: HashMap<SubnetId, Vec<PoolId>>,
     /// `omapi-key NAME;`, checked against the keys once all are declared.
     pub omapi_key_span: Option<Span>,
     /// ISC's "Host declarations are global" warning was given (it gives it once).
@@ -285,6 +294,8 @@ pub(crate) struct Parser {
     pub after_terminator: bool,
     /// Current depth of nested blocks and expressions (bounded by [`MAX_NESTING`]).
     pub nesting: u32,
+    /// Looks up host names (`config::resolve`).
+    pub resolver: super::resolve::Resolver,
 }
 
 impl Parser {
@@ -303,6 +314,7 @@ impl Parser {
             last_span: Span::default(),
             after_terminator: false,
             nesting: 0,
+            resolver: super::resolve::offline,
         }
     }
 
@@ -608,26 +620,35 @@ impl Parser {
         Ok(Ipv4Addr::from(octets))
     }
 
-    /// An IP address or a host name (docs/spec/dhcpd-conf.md §1 "IP vs hostname"). Host names are not
-    /// resolved yet: a warning is recorded and `None` returned.
+    /// An IP address or a host name (docs/spec/dhcpd-conf.md §1 "IP vs hostname"): the
+    /// address, or the first address of the name; `None` for a name that does not resolve
+    /// (`config::resolve`: ISC leaves such a value out).
     pub fn parse_ip_or_hostname(&mut self) -> ParseResult<Option<Ipv4Addr>> {
+        Ok(self
+            .parse_ip_or_hostname_all()?
+            .and_then(|addresses| addresses.first().copied()))
+    }
+
+    /// [`Parser::parse_ip_or_hostname`] with every address of a name (`fixed-address`).
+    pub fn parse_ip_or_hostname_all(&mut self) -> ParseResult<Option<Vec<Ipv4Addr>>> {
         let token = self.peek().clone();
         match &token.kind {
             TokenKind::Number(_)
                 if self.peek_at(1).is_punct(b'.')
                     && matches!(self.peek_at(2).kind, TokenKind::Number(_)) =>
             {
-                self.parse_ip().map(Some)
+                self.parse_ip().map(|address| Some(vec![address]))
             }
             TokenKind::Name(_) | TokenKind::Number(_) => {
                 let name = self.parse_dotted_name("an IP address or host name")?;
-                self.warn(
-                    token.span,
-                    format!(
-                        "hostname not resolved: `{name}` (only dotted-quad addresses are used)"
-                    ),
-                );
-                Ok(None)
+                let addresses = (self.resolver)(&name);
+                if addresses.is_none() {
+                    self.warn(
+                        token.span,
+                        format!("`{name}`: host unknown; the value is left out, as ISC does"),
+                    );
+                }
+                Ok(addresses)
             }
             _ => Err(self.expected("an IP address or host name")),
         }

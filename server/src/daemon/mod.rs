@@ -209,7 +209,13 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         return Err(DaemonError::NoInterfaces);
     }
     let chosen = selection.chosen;
-    let port = cli.port.unwrap_or(server_common::DHCP_SERVER_PORT);
+    // ISC reads `local-port` after the command line: the config's wins over `-p`.
+    let port = config
+        .scopes
+        .first()
+        .and_then(|global| global.local_port)
+        .or(cli.port)
+        .unwrap_or(server_common::DHCP_SERVER_PORT);
     let id_format = IdFormat::of(&config);
     // docs/spec/failover.md §12: the saved failover states the peer drivers resume from; the latest record
     // of each peer is kept here so that compactions write the current state, not the one read at

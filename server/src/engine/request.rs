@@ -8,7 +8,7 @@ use dhcproto::v4::{Message, MessageType};
 use crate::config::model::{Permission, ScopeId};
 use crate::failover::rules::{may_allocate, released_state, rewind_follows};
 use crate::failover::states::Service;
-use crate::lease::record::{flags, BindingState, Lease, LeaseExtra, UnixTime, NEVER};
+use crate::lease::record::{BindingState, Lease, LeaseExtra, UnixTime, NEVER};
 use crate::lease::store::LeaseStore;
 
 use super::classify::{classify, pool_permits, Classification, RequestView};
@@ -27,9 +27,12 @@ use super::{
 };
 
 mod billing;
+mod bootp;
 mod ddns;
 mod notices;
 
+#[cfg(test)]
+pub(crate) use bootp::bootp_lease_end;
 pub(crate) use ddns::settings_for as ddns_settings_for;
 pub(crate) use notices::abandoned;
 
@@ -940,101 +943,6 @@ impl<'e> Context<'e, '_> {
             reply: Some(reply),
             commit: Vec::new(),
             outcome: Outcome::Nacked,
-            ping_check: None,
-            executed: Default::default(),
-        }
-    }
-
-    /// RFC 951/1542 BOOTP (no option 53): a host's fixed address, or an address of a
-    /// `dynamic-bootp` range leased forever and flagged `dynamic-bootp` (ISC `bootp`).
-    fn bootp(&self, leases: &mut LeaseStore, starvation: &mut StarvationState) -> Decision {
-        let engine = self.engine;
-        let Some(network) = engine.locate_network(&self.inbound, self.request.interface_address)
-        else {
-            return Decision::ignored(IgnoreReason::UnknownSubnet);
-        };
-        let found = engine.find_lease(
-            &self.snapshot.failover,
-            &self.inbound,
-            &self.classification,
-            network.shared,
-            Purpose::Bootp,
-            self.now,
-            leases,
-        );
-        // An existing dynamic lease is only reused for BOOTP when it is a BOOTP lease.
-        let candidate = found.candidate.filter(|candidate| match candidate {
-            Candidate::Fixed { .. } => true,
-            Candidate::Dynamic { existing, .. } => existing
-                .as_ref()
-                .is_some_and(|lease| lease.flags & flags::BOOTP != 0),
-        });
-        let candidate = match candidate {
-            Some(candidate) => candidate,
-            None => {
-                if let Some(reason) = self.dropped_in_every_pool(network.shared, true) {
-                    return Decision::ignored(reason);
-                }
-                if let Err(reason) = self.billing_allows_new(false, leases) {
-                    return Decision::ignored(reason);
-                }
-                match self.allocate_new(network.shared, true, leases, starvation) {
-                    Ok(candidate) => candidate,
-                    Err(reason) => return Decision::ignored(reason),
-                }
-            }
-        };
-        let scopes = self.scopes_for_candidate(&candidate);
-        if let Some(reason) = self.dropped(&scopes, false) {
-            leases.return_unused(candidate.address());
-            return Decision::ignored(reason);
-        }
-        let billing = match self.billing(&candidate, false, leases) {
-            Ok(billing) => billing,
-            Err(reason) => {
-                leases.return_unused(candidate.address());
-                return Decision::ignored(reason);
-            }
-        };
-        let address = candidate.address();
-        let mut commit = Vec::new();
-        if let Candidate::Dynamic { existing, .. } = &candidate {
-            let mut lease = existing.clone().unwrap_or_else(|| Lease::free(address));
-            if let Some(billing) = &billing {
-                billing.apply_to(&mut lease);
-            }
-            lease.starts = self.now;
-            lease.ends = NEVER;
-            lease.cltt = self.now;
-            lease.binding_state = BindingState::Active;
-            lease.next_binding_state = BindingState::Active;
-            lease.rewind_binding_state = BindingState::Active;
-            lease.flags |= flags::BOOTP;
-            lease.hardware = Some(self.inbound.hardware);
-            lease.set_uid(self.inbound.client_id.as_deref());
-            leases.upsert(lease.clone());
-            commit.push(lease);
-        }
-        let message = self.lease_header(address, &scopes);
-        let destination = self.destination(&message, true);
-        let reply = finish(
-            message,
-            &self.inbound,
-            Some(&scopes),
-            // BOOTP replies carry no DHCP message type and no server identifier (RFC 1534).
-            // A dynamic BOOTP lease is answered by ISC's `dhcp_reply`, which may overload;
-            // a fixed address by `bootp` itself, which never does.
-            &Assembly {
-                server_id: None,
-                may_overload: matches!(candidate, Candidate::Dynamic { .. }),
-                ..self.configured_assembly(&scopes, None, None, candidate.subnet())
-            },
-            destination,
-        );
-        Decision {
-            reply: Some(reply),
-            commit,
-            outcome: Outcome::BootReplied(address),
             ping_check: None,
             executed: Default::default(),
         }

@@ -433,7 +433,8 @@ impl Engine {
     /// ISC `allocate_lease`: a free address from the first permitted pool of the shared network
     /// that has one; when no permitted pool has one, the lease abandoned longest ago that this
     /// server may reallocate ("Reclaiming abandoned lease", [`Engine::reclaim_abandoned`]).
-    /// BOOTP clients only get addresses of `dynamic-bootp` ranges.
+    /// BOOTP clients are allocated alike: the pools' permits say whether they may (an
+    /// implicit pool of plain ranges denies `dynamic bootp clients`, `config::parser::ranges`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn allocate(
         &self,
@@ -453,9 +454,7 @@ impl Engine {
                 .is_some_and(|pool| pool_permits(pool, classification, bootp, now))
         };
         for &pool_id in shared.pools.iter().filter(permitted) {
-            let address = if bootp {
-                self.allocate_bootp(pool_id, inbound, now, leases)
-            } else if let Some(rules) = self.pool_rules(failover, pool_id) {
+            let address = if let Some(rules) = self.pool_rules(failover, pool_id) {
                 self.allocate_failover(pool_id, rules, &inbound.key, now, leases)
             } else {
                 leases.allocate(pool_id, &inbound.key, now)
@@ -465,9 +464,6 @@ impl Engine {
             {
                 return Some(candidate);
             }
-        }
-        if bootp {
-            return None;
         }
         let pools: Vec<PoolId> = shared.pools.iter().filter(permitted).copied().collect();
         let (address, pool_id) =
@@ -568,30 +564,5 @@ impl Engine {
         leases
             .allocate_from(pool, partner, client, now, accept)
             .or_else(|| leases.allocate_from(pool, FreeQueue::Reclaim, client, now, accept))
-    }
-
-    /// A free address of a `dynamic-bootp` range of `pool`.
-    fn allocate_bootp(
-        &self,
-        pool: PoolId,
-        inbound: &Inbound<'_>,
-        now: UnixTime,
-        leases: &LeaseStore,
-    ) -> Option<Ipv4Addr> {
-        let pool_config = self.config.pools.get(pool.0 as usize)?;
-        pool_config
-            .ranges
-            .iter()
-            .filter(|range| range.dynamic_bootp)
-            .flat_map(|range| (u32::from(range.low)..=u32::from(range.high)).map(Ipv4Addr::from))
-            .find(|address| {
-                let free = leases.get(*address).is_none_or(|lease| {
-                    matches!(
-                        lease.binding_state,
-                        BindingState::Free | BindingState::Expired | BindingState::Released
-                    )
-                });
-                free && leases.is_available(*address, &inbound.key, now)
-            })
     }
 }

@@ -12,7 +12,7 @@
 #                                      addresses added for the previous exchange
 #   sleep SECONDS
 #   step NAME key=value ...            send one request, wait for its reply
-# Step keys: msg (53), mac, xid (hex), secs, flags, ciaddr (IP | lease), giaddr (IP),
+# Step keys: msg (53; 0 sends no option 53: a BOOTP request), mac, xid (hex), secs, flags, ciaddr (IP | lease), giaddr (IP),
 #   opt50 (IP | lease), opt54 (IP | server), opts (hex of the other options, `-` if none),
 #   relay82 (hex of option 82's payload, `-` if none), ipsrc (IP | ciaddr | giaddr | 0),
 #   ipdst (broadcast | server), sport, dport, wait (seconds).
@@ -204,7 +204,9 @@ def run_step(name, fields):
         b"",
         b"",
     )
-    bootp += bytes([99, 130, 83, 99]) + option(53, bytes([int(fields["msg"])]))
+    bootp += bytes([99, 130, 83, 99])
+    if int(fields["msg"]) != 0:
+        bootp += option(53, bytes([int(fields["msg"])]))
     if "opt50" in fields:
         bootp += option(50, socket.inet_aton(resolve(fields["opt50"])))
     if "opt54" in fields:
@@ -258,7 +260,8 @@ def run_step(name, fields):
         options = reply_options(reply)
         message = options.get(53, b"\0")[0]
         yiaddr = socket.inet_ntoa(reply[16:20])
-        if message in (2, 5) and yiaddr != "0.0.0.0":
+        # A BOOTREPLY (no option 53) binds the client too.
+        if message in (0, 2, 5) and yiaddr != "0.0.0.0":
             lease = yiaddr
         if message in (2, 5) and len(options.get(54, b"")) == 4:
             server = socket.inet_ntoa(options[54])

@@ -10,8 +10,8 @@ use crate::config::base64;
 use crate::config::expr::ExprKind;
 use crate::config::lexer::{Span, TokenKind};
 use crate::config::model::{
-    AddressRange, Class, ClassId, HardwareAddress, Host, HostId, Key, Permit, PermitKind, Pool,
-    PoolId, SharedNetwork, SharedNetworkId, Subclass, Subnet, SubnetId,
+    Class, ClassId, HardwareAddress, Host, HostId, Key, Permit, PermitKind, Pool, PoolId,
+    SharedNetwork, SharedNetworkId, Subclass, Subnet, SubnetId,
 };
 
 /// TSIG/OMAPI algorithms accepted by `key` (docs/spec/dhcpd-conf.md §3), with ISC's canonical names.
@@ -31,7 +31,7 @@ const KEY_ALGORITHMS: &[(&str, &str)] = &[
 /// `unsigned`, is (addresses + 1) × sizeof(struct lease), 304 bytes on x86-64, and refuses
 /// the range as "an overly large address range" when that overflows 32 bits. Measured with
 /// `dhcpd -t` 4.4.3: 10.0.0.0-10.215.148.51 passes, 10.0.0.0-10.215.148.52 does not.
-const MAX_RANGE_ADDRESSES: u64 = (u32::MAX as u64) / 304 - 1;
+pub(super) const MAX_RANGE_ADDRESSES: u64 = (u32::MAX as u64) / 304 - 1;
 
 /// Largest hardware address accepted (ISC `HARDWARE_ADDR_LEN`).
 const MAX_HARDWARE_LENGTH: usize = 20;
@@ -145,7 +145,7 @@ impl Parser {
     }
 
     /// Adds a pool (explicit or implicit) to the arena and its shared network.
-    fn add_pool(&mut self, block: Block, span: Span) -> Option<PoolId> {
+    pub(super) fn add_pool(&mut self, block: Block, span: Span) -> Option<PoolId> {
         let shared_network = block.shared_network?;
         let scope = self.new_scope(block.scope);
         let id = PoolId(self.config.pools.len() as u32);
@@ -217,93 +217,6 @@ impl Parser {
                 _ => {}
             }
         }
-    }
-
-    /// `range [dynamic-bootp] LOW [HIGH];` in a subnet (implicit pool) or pool.
-    pub(super) fn parse_range(&mut self, block: Block) -> ParseResult<()> {
-        let span = self.bump().span;
-        let dynamic_bootp = self.at_keyword("dynamic-bootp");
-        if dynamic_bootp {
-            let flag = self.bump().span;
-            self.warn(flag, "`dynamic-bootp` ranges are not supported yet; BOOTP clients are not served from them");
-        }
-        let low = self.parse_ip()?;
-        let high = if self.at_punct(b';') {
-            low
-        } else {
-            self.parse_ip()?
-        };
-        self.expect_semicolon()?;
-        // mdb.c `new_address_range`: "Allow range to be specified high-to-low as well as
-        // low-to-high."
-        let (low, high) = if u32::from(low) > u32::from(high) {
-            (high, low)
-        } else {
-            (low, high)
-        };
-        let addresses = u64::from(u32::from(high)) - u64::from(u32::from(low)) + 1;
-        if addresses > MAX_RANGE_ADDRESSES {
-            return Err(self.invalid(
-                span,
-                format!("a range of at most {MAX_RANGE_ADDRESSES} addresses"),
-                format!("{low}-{high}, an overly large address range ({addresses} addresses)"),
-            ));
-        }
-        if block.kind == BlockKind::Pool && block.subnet.is_none() {
-            // A pool written in a shared-network: confpars.c `parse_address_range` looks for
-            // the range's subnet among the subnets declared so far ("address range not on
-            // network NAME").
-            let declared = block
-                .shared_network
-                .and_then(|id| self.config.shared_networks.get(id.0 as usize))
-                .is_some_and(|network| {
-                    network
-                        .subnets
-                        .iter()
-                        .any(|subnet| self.config.subnet(*subnet).contains(low))
-                });
-            if !declared {
-                return Err(self.invalid(
-                    span,
-                    "a range in a subnet declared before it in the shared-network",
-                    format!("{low}-{high}, not on the network (yet)"),
-                ));
-            }
-        }
-        let pool = match block.kind {
-            BlockKind::Pool => block.pool,
-            BlockKind::Subnet => match block.subnet {
-                Some(subnet) => match self.side.implicit_pools.get(&subnet) {
-                    Some(pool) => Some(*pool),
-                    None => {
-                        let pool = self.add_pool(block, span);
-                        if let Some(pool) = pool {
-                            self.side.implicit_pools.insert(subnet, pool);
-                        }
-                        pool
-                    }
-                },
-                None => None,
-            },
-            _ => None,
-        };
-        let Some(pool) = pool else {
-            return Err(self.invalid(
-                span,
-                "`range` inside a subnet or pool",
-                format!("`range` inside a {}", block_name(block.kind)),
-            ));
-        };
-        let range = AddressRange {
-            low,
-            high,
-            dynamic_bootp,
-        };
-        if let Some(target) = self.config.pools.get_mut(pool.0 as usize) {
-            target.ranges.push(range);
-        }
-        self.side.ranges.push((pool, range, span));
-        Ok(())
     }
 
     /// `host NAME { … }` (confpars.c `parse_host_declaration`): anywhere but in a host or a
@@ -433,15 +346,19 @@ impl Parser {
     /// `fixed-address ADDR[, ADDR…];` inside a host.
     pub(super) fn parse_fixed_address(&mut self, block: Block) -> ParseResult<()> {
         let span = self.bump().span;
-        let mut addresses = Vec::new();
+        // ISC concatenates the lookups (confpars.c `parse_fixed_addr_param`): one name that
+        // does not resolve leaves the host without any fixed address.
+        let mut addresses = Some(Vec::new());
         loop {
-            if let Some(address) = self.parse_ip_or_hostname()? {
-                addresses.push(address);
+            match (self.parse_ip_or_hostname_all()?, addresses.as_mut()) {
+                (Some(found), Some(addresses)) => addresses.extend(found),
+                _ => addresses = None,
             }
             if !self.eat_punct(b',') {
                 break;
             }
         }
+        let addresses = addresses.unwrap_or_default();
         self.expect_semicolon()?;
         if block.kind != BlockKind::Host {
             return Err(self.invalid(
@@ -772,10 +689,7 @@ impl Parser {
                 "dynamic" => {
                     self.expect_keyword("bootp")?;
                     self.expect_keyword("clients")?;
-                    self.warn(
-                        token.span,
-                        "`dynamic bootp clients` permits are not supported yet",
-                    );
+                    // ISC `permitted`: a request without DHCP message type (BOOTP).
                     PermitKind::DynamicBootpClients
                 }
                 "after" => {

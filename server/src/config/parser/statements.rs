@@ -14,17 +14,8 @@ use crate::config::model::{
 
 /// Parameters tagged "later" that have no field in the model: accepted with a warning.
 const LATER_PARAMETERS: &[&str] = &[
-    "get-lease-hostnames",
-    "local-port",
-    "remote-port",
     "local-address",
     "local-address6",
-    "dynamic-bootp-lease-length",
-    "dynamic-bootp-lease-cutoff",
-    "boot-unknown-clients",
-    "always-reply-rfc1048",
-    "infinite-is-reserved",
-    "adaptive-lease-time-threshold",
     "dont-use-fsync",
     "log-threshold-low",
     "log-threshold-high",
@@ -280,8 +271,15 @@ impl Parser {
             }
             "db-time-format" => {
                 self.bump();
-                if self.eat_keyword("local") {
-                    self.config.db_time_format_local = true;
+                if self.at_keyword("local") {
+                    // ISC writes `epoch N; # local time` (common/print.c `print_time`); the
+                    // lease file writer has only the default format yet.
+                    let value = self.peek().span;
+                    return Err(self.invalid(
+                        value,
+                        "`default` (the format xdhcpd writes)",
+                        "`local` (writing lease times as `epoch N; # local time` is unsupported)",
+                    ));
                 } else if self.eat_keyword("default") {
                     self.config.db_time_format_local = false;
                 } else {
@@ -323,6 +321,10 @@ impl Parser {
             }
             "vendor-option-space" | "site-option-space" => {
                 self.parse_space_parameter(block, word, span)?;
+            }
+            // BOOTP and port parameters: acted on or refused (parser/boot_parameters.rs).
+            _ if super::boot_parameters::is_boot_parameter(word) => {
+                self.parse_boot_parameter(block, word, span)?;
             }
             _ if LATER_PARAMETERS.contains(&word) => {
                 self.bump();

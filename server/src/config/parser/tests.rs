@@ -412,7 +412,7 @@ subnet 10.0.0.0 netmask 255.0.0.0 {
 #[test]
 fn later_statements_warn_with_location() {
     let config = parse(
-        r#"local-port 67;
+        r#"local-address 10.0.0.1;
 key k { algorithm hmac-md5; secret "YQ=="; } zone example.com. { primary 10.0.0.1; key k; }
 if option user-class = "x" { option domain-name "y"; } elsif known { set a = 1; } else { log(info, "z"); }
 on commit { execute("/bin/true", "a"); }
@@ -430,9 +430,9 @@ supersede domain-name "z"; prepend domain-name-servers 10.0.0.1;
     assert_eq!(
         warnings,
         vec![
-            "test.conf:1:1: `local-port` is not supported yet; ignored",
+            "test.conf:1:1: `local-address` is not supported yet; ignored",
             "test.conf:5:19: hardware type `token-ring` is not supported yet (only ethernet)",
-            "test.conf:5:51: hostname not resolved: `printer.example.com` (only dotted-quad addresses are used)",
+            "test.conf:5:51: `printer.example.com`: host unknown; the value is left out, as ISC does",
         ]
     );
     // The `if` body did not leak into the global scope (it is a scope of its own, taken per
@@ -513,7 +513,7 @@ fn lexer_errors_are_reported_and_parsing_goes_on() {
 #[test]
 fn global_parameters() {
     let config = parse(
-        r#"lease-file-name "/tmp/l"; pid-file-name "/tmp/p"; db-time-format local;
+        r#"lease-file-name "/tmp/l"; pid-file-name "/tmp/p"; db-time-format default;
 lease-id-format hex; log-facility daemon; server-identifier 10.0.0.1; next-server 10.0.0.2;
 filename "pxelinux.0"; server-name "boot"; use-host-decl-names on; min-secs 3;
 abandon-lease-time 600; one-lease-per-client true; always-broadcast on;
@@ -521,7 +521,7 @@ abandon-lease-time 600; one-lease-per-client true; always-broadcast on;
     );
     assert_eq!(config.lease_file_name.as_deref(), Some("/tmp/l"));
     assert_eq!(config.pid_file_name.as_deref(), Some("/tmp/p"));
-    assert!(config.db_time_format_local && config.lease_id_format_hex);
+    assert!(!config.db_time_format_local && config.lease_id_format_hex);
     let global = &config.scopes[0];
     assert_eq!(global.server_identifier, Some(Ipv4Addr::new(10, 0, 0, 1)));
     assert_eq!(global.next_server, Some(Ipv4Addr::new(10, 0, 0, 2)));

@@ -205,6 +205,12 @@ impl Parser {
                     ServerValue::Number(self.parse_isc_integer(8, "an unsigned 8-bit integer")?)
                 }
                 ServerKind::Flag => ServerValue::Flag(self.parse_flag()?),
+                ServerKind::Unsigned32 => {
+                    ServerValue::Number(self.parse_isc_integer(32, "an unsigned 32-bit integer")?)
+                }
+                ServerKind::Port => {
+                    ServerValue::Number(self.parse_isc_integer(16, "an unsigned 16-bit integer")?)
+                }
                 ServerKind::Permission => ServerValue::Permission(if self.parse_flag()? {
                     Permission::Allow
                 } else {
@@ -256,6 +262,15 @@ impl Parser {
                 scope.unknown_clients = Some(value)
             }
             ("allow-bootp", ServerValue::Permission(value)) => scope.bootp = Some(value),
+            ("dynamic-bootp-lease-length", ServerValue::Number(value)) => {
+                scope.dynamic_bootp_lease_length = Some(value)
+            }
+            ("dynamic-bootp-lease-cutoff", ServerValue::Number(value)) => {
+                scope.dynamic_bootp_lease_cutoff = Some(value)
+            }
+            ("local-port", ServerValue::Number(value)) => {
+                scope.local_port = u16::try_from(value).ok()
+            }
             ("allow-booting", ServerValue::Permission(value)) => scope.booting = Some(value),
             ("declines", ServerValue::Permission(value)) => scope.declines = Some(value),
             ("server-identifier", ServerValue::Address(value)) => {
@@ -659,6 +674,10 @@ pub(super) enum ServerKind {
     Seconds,
     /// `B`: one byte.
     Byte,
+    /// `L`: an unsigned 32-bit integer (no `infinite`).
+    Unsigned32,
+    /// `S`: an unsigned 16-bit integer (a UDP port).
+    Port,
     /// `f`: boolean.
     Flag,
     /// `f` used by `allow`/`deny`/`ignore` (0 deny, 1 allow, 2 ignore).
@@ -672,7 +691,8 @@ pub(super) enum ServerKind {
 impl ServerKind {
     fn describe(self) -> &'static str {
         match self {
-            Self::Seconds => "32-bit integer",
+            Self::Seconds | Self::Unsigned32 => "32-bit integer",
+            Self::Port => "16-bit integer",
             Self::Byte => "8-bit integer",
             Self::Flag | Self::Permission => "boolean",
             Self::Address => "IPv4 address",
@@ -696,6 +716,9 @@ pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
         "default-lease-time" | "max-lease-time" | "min-lease-time" | "abandon-lease-time"
         | "ping-timeout" | "ping-timeout-ms" | "ping-cltt-secs" => ServerKind::Seconds,
         "min-secs" | "dhcp-cache-threshold" => ServerKind::Byte,
+        "dynamic-bootp-lease-cutoff" => ServerKind::Seconds,
+        "dynamic-bootp-lease-length" => ServerKind::Unsigned32,
+        "local-port" => ServerKind::Port,
         "authoritative"
         | "use-host-decl-names"
         | "one-lease-per-client"
@@ -720,6 +743,16 @@ fn server_value_from_expression(kind: ServerKind, expression: &Expr) -> Option<S
         (ServerKind::Seconds, Expr::Number(value)) => Some(ServerValue::Number(*value)),
         (ServerKind::Seconds, Expr::Data(bytes)) => Some(ServerValue::Number(u32::from_be_bytes(
             bytes.as_slice().try_into().ok()?,
+        ))),
+        (ServerKind::Unsigned32, Expr::Number(value)) => Some(ServerValue::Number(*value)),
+        (ServerKind::Unsigned32, Expr::Data(bytes)) => Some(ServerValue::Number(
+            u32::from_be_bytes(bytes.as_slice().try_into().ok()?),
+        )),
+        (ServerKind::Port, Expr::Number(value)) if *value <= 0xffff => {
+            Some(ServerValue::Number(*value))
+        }
+        (ServerKind::Port, Expr::Data(bytes)) => Some(ServerValue::Number(u32::from(
+            u16::from_be_bytes(bytes.as_slice().try_into().ok()?),
         ))),
         (ServerKind::Byte, Expr::Number(value)) if *value <= 255 => {
             Some(ServerValue::Number(*value))

@@ -7,7 +7,7 @@ use dhcproto::v4::{DhcpOption, MessageType, OptionCode};
 use super::*;
 use crate::config::model::{FailoverPeerConfig, HardwareAddress, Host, Permission};
 use crate::engine::{Destination, IgnoreReason, Outcome, Request};
-use crate::lease::record::{flags, BindingState, NEVER};
+use crate::lease::record::BindingState;
 
 fn acked_time(config: Config, requested: Option<u32>) -> Option<u32> {
     let mut harness = Harness::new(config);
@@ -315,40 +315,6 @@ fn bootp_request(mac: [u8; 6]) -> Message {
         unspecified,
         &mac,
     )
-}
-
-#[test]
-fn bootp_gets_an_infinite_dynamic_bootp_lease() {
-    let mut config = base_config(true);
-    config.pools[0].ranges[0].dynamic_bootp = true;
-    let mut harness = Harness::new(config);
-    let decision = harness.handle(NOW, &bootp_request(MAC_A));
-    let address = Ipv4Addr::new(10, 0, 0, 100);
-    assert_eq!(decision.outcome, Outcome::BootReplied(address));
-    let reply = decision.reply.expect("reply");
-    assert_eq!(
-        reply.message.opts().msg_type(),
-        None,
-        "BOOTREPLY has no option 53"
-    );
-    assert_eq!(reply.message.yiaddr(), address);
-    assert!(reply.message.opts().get(OptionCode::SubnetMask).is_some());
-    let lease = &decision.commit[0];
-    assert_eq!(lease.ends, NEVER);
-    assert_eq!(lease.flags & flags::BOOTP, flags::BOOTP);
-    assert_eq!(lease.binding_state, BindingState::Active);
-    // The encoded reply fits the RFC 1497 vendor area and is at least 300 bytes.
-    let bytes = reply.encode().expect("encodes");
-    assert_eq!(bytes.len(), 300);
-}
-
-#[test]
-fn bootp_without_dynamic_bootp_range_gets_nothing() {
-    let mut harness = Harness::new(base_config(true));
-    assert_eq!(
-        harness.handle(NOW, &bootp_request(MAC_A)).outcome,
-        Outcome::Ignored(IgnoreReason::NoFreeAddress)
-    );
 }
 
 #[test]

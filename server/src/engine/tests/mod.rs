@@ -2,6 +2,7 @@
 //! rule, plus the golden capture of ISC dhcpd 4.4 (`capture.rs`).
 
 mod billing;
+mod bootp;
 mod cache_threshold;
 mod capture;
 mod ddns;

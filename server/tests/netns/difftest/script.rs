@@ -8,7 +8,7 @@
 //! client NAME KEY=VALUE…               # a client identity
 //! exchange NAME client=NAME [KEY=VALUE…]   # a scripted exchange, its steps follow:
 //!   discover|request-selecting|request-init-reboot|request-renewing|request-rebinding|
-//!   inform|release|decline [KEY=VALUE…]
+//!   inform|release|decline|bootp [KEY=VALUE…]      # bootp: a BOOTREQUEST without option 53
 //!   sleep SECONDS
 //! ```
 //!
@@ -70,6 +70,8 @@ pub enum StepKind {
     Inform,
     Release,
     Decline,
+    /// RFC 951 BOOTREQUEST: no DHCP message type (option 53).
+    Bootp,
 }
 
 impl StepKind {
@@ -83,13 +85,15 @@ impl StepKind {
             "inform" => Self::Inform,
             "release" => Self::Release,
             "decline" => Self::Decline,
+            "bootp" => Self::Bootp,
             _ => return None,
         })
     }
 
-    /// DHCP message type (option 53).
+    /// DHCP message type (option 53); 0 for none.
     fn message_type(self) -> u8 {
         match self {
+            Self::Bootp => 0,
             Self::Discover => 1,
             Self::RequestSelecting
             | Self::RequestInitReboot
