@@ -239,6 +239,9 @@ pub struct ComputedOption {
     /// A constant wire value or a data expression; an expression that evaluates to null sets
     /// nothing (ISC `evaluate_option_cache` fails and the option is not sent).
     pub value: OptionValue,
+    /// The option is a compressed domain-name list (`domain-list compressed`, e.g. 119):
+    /// `prepend`/`append` join the lists and compress them again (ISC `expr_concat_dclist`).
+    pub compressed_domain_list: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -555,6 +555,60 @@ pub struct CompressedDomainList {
     targets: Vec<(usize, Vec<Vec<u8>>)>,
 }
 
+/// The names of a domain-name list in wire form (RFC 1035 §3.1, compressed as §4.1.4 with
+/// offsets from the list's first byte, RFC 3397 §2), as dotted text; `None` when malformed (a
+/// pointer forward or out of the data, a loop, a truncated label).
+pub fn decode_domain_list(data: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut names = Vec::new();
+    let mut position = 0;
+    while position < data.len() {
+        let mut name: Vec<u8> = Vec::new();
+        let mut cursor = position;
+        let mut next_name = None;
+        let mut jumps = 0;
+        loop {
+            let length = *data.get(cursor)?;
+            if length & 0xc0 == 0xc0 {
+                let target = usize::from(u16::from_be_bytes([length & 0x3f, *data.get(cursor + 1)?]));
+                next_name.get_or_insert(cursor + 2);
+                jumps += 1;
+                // Pointers go backwards only (RFC 3397 §2), so a loop cannot be followed.
+                if target >= cursor || jumps > data.len() {
+                    return None;
+                }
+                cursor = target;
+                continue;
+            }
+            if length == 0 {
+                next_name.get_or_insert(cursor + 1);
+                break;
+            }
+            let label = data.get(cursor + 1..cursor + 1 + usize::from(length))?;
+            if !name.is_empty() {
+                name.push(b'.');
+            }
+            name.extend_from_slice(label);
+            cursor += 1 + usize::from(length);
+        }
+        names.push(name);
+        position = next_name?;
+    }
+    Some(names)
+}
+
+/// ISC `expr_concat_dclist` (`prepend`/`append` on a compressed domain list): both lists
+/// decompressed, joined, and compressed again as one list; `None` when either is malformed.
+pub fn concat_domain_lists(first: &[u8], second: &[u8]) -> Option<Vec<u8>> {
+    let mut names = decode_domain_list(first)?;
+    names.extend(decode_domain_list(second)?);
+    let mut list = CompressedDomainList::default();
+    let mut out = Vec::new();
+    for name in &names {
+        list.push(name, &mut out).ok()?;
+    }
+    Some(out)
+}
+
 /// The largest offset a compression pointer can hold (14 bits).
 const MAX_POINTER: usize = 0x3fff;
 
@@ -719,5 +773,29 @@ mod tests {
         assert_eq!(&out[24..], b"\x05other\x03net\x00");
         list.push(b"", &mut out).unwrap();
         assert_eq!(out.last(), Some(&0));
+    }
+
+    #[test]
+    fn compressed_lists_join_as_one() {
+        let mut first = Vec::new();
+        CompressedDomainList::default()
+            .push(b"sales.corp.example", &mut first)
+            .unwrap();
+        let mut second = Vec::new();
+        let mut list = CompressedDomainList::default();
+        list.push(b"corp.example", &mut second).unwrap();
+        list.push(b"example", &mut second).unwrap();
+        assert_eq!(
+            decode_domain_list(&second),
+            Some(vec![b"corp.example".to_vec(), b"example".to_vec()])
+        );
+        // What ISC sends for `prepend domain-search "sales.corp.example"` onto the other two
+        // (testdata/difftest/41-supersede-append).
+        assert_eq!(
+            concat_domain_lists(&first, &second).unwrap(),
+            b"\x05sales\x04corp\x07example\x00\xc0\x06\xc0\x0b".to_vec()
+        );
+        assert_eq!(decode_domain_list(b"\xc0\x00"), None);
+        assert_eq!(decode_domain_list(b"\x05ab"), None);
     }
 }

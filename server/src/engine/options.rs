@@ -136,6 +136,13 @@ pub(crate) fn finish(
     if let Some(fqdn) = &assembly.fqdn {
         put(code::FQDN, fqdn.clone());
     }
+    // RFC 3011 §3: the server echoes the client's subnet selection option (ISC `ack_lease`
+    // copies it into the reply's options, for every reply it builds).
+    if assembly.may_overload {
+        if let Some(selection) = inbound.option_bytes(code::SUBNET_SELECTION) {
+            put(code::SUBNET_SELECTION, selection);
+        }
+    }
     if assembly.configured {
         let configured = |code: u8| scopes.and_then(|scopes| scopes.option(code)).is_some();
         if let (Some(mask), false) = (assembly.subnet_mask, configured(code::SUBNET_MASK)) {

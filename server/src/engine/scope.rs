@@ -405,12 +405,23 @@ fn resolve_options(scopes: &[&Scope], request: &dyn PacketView) -> Vec<(u8, Vec<
                     set_option(&mut options, computed.code, value)
                 }
                 (OptionForm::Default, Some(_)) => {}
-                (OptionForm::Prepend, Some(index)) => {
-                    let mut joined = value;
-                    joined.extend_from_slice(&options[index].1);
+                (OptionForm::Prepend | OptionForm::Append, Some(index)) => {
+                    let (first, second) = if computed.form == OptionForm::Prepend {
+                        (value.as_slice(), options[index].1.as_slice())
+                    } else {
+                        (options[index].1.as_slice(), value.as_slice())
+                    };
+                    let joined = if computed.compressed_domain_list {
+                        // ISC `expr_concat_dclist`; a malformed list fails the evaluation.
+                        match crate::config::options::concat_domain_lists(first, second) {
+                            Some(joined) => joined,
+                            None => continue,
+                        }
+                    } else {
+                        [first, second].concat()
+                    };
                     options[index].1 = joined;
                 }
-                (OptionForm::Append, Some(index)) => options[index].1.extend_from_slice(&value),
                 (OptionForm::Prepend | OptionForm::Append, None) => {
                     set_option(&mut options, computed.code, value)
                 }

@@ -367,8 +367,14 @@ impl Parser {
                 if next.is_punct(b'.') && matches!(self.peek_at(2).kind, TokenKind::Number(_)) {
                     return Ok(Expr::Data(self.parse_ip()?.octets().to_vec()));
                 }
-                let value = super::super::parser::parse_number_text(text)
-                    .and_then(|value| u32::try_from(value).ok());
+                // ISC `read_number` takes a leading `-`, and `parse_non_binary` stores
+                // `atoi` of it in a C int: a negative constant is its two's complement
+                // (`encode-int(-3600, 32)` is ff:ff:f1:f0).
+                let value = super::super::parser::parse_number_text(text).and_then(|value| {
+                    u32::try_from(value)
+                        .ok()
+                        .or_else(|| i32::try_from(value).ok().map(|value| value as u32))
+                });
                 match value {
                     Some(value) => {
                         self.bump();

@@ -139,7 +139,15 @@ impl Parser {
             };
             self.scope_mut(block.scope)
                 .computed_options
-                .push(ComputedOption { code, form, value });
+                .push(ComputedOption {
+                    code,
+                    form,
+                    value,
+                    compressed_domain_list: matches!(
+                        definition.kind,
+                        OptionType::DomainList { compressed: true }
+                    ),
+                });
             return Ok(());
         }
         let _ = span;
