@@ -569,7 +569,8 @@ pub fn decode_domain_list(data: &[u8]) -> Option<Vec<Vec<u8>>> {
         loop {
             let length = *data.get(cursor)?;
             if length & 0xc0 == 0xc0 {
-                let target = usize::from(u16::from_be_bytes([length & 0x3f, *data.get(cursor + 1)?]));
+                let target =
+                    usize::from(u16::from_be_bytes([length & 0x3f, *data.get(cursor + 1)?]));
                 next_name.get_or_insert(cursor + 2);
                 jumps += 1;
                 // Pointers go backwards only (RFC 3397 §2), so a loop cannot be followed.
