@@ -333,12 +333,7 @@ impl Parser {
                 format!("host {name}: hardware address already configured"),
             ));
         }
-        if htype != 1 {
-            self.warn(
-                kind.span,
-                format!("hardware type `{lower}` is not supported yet (only ethernet)"),
-            );
-        }
+        // Any type matches requests of that `htype` (`engine::classify::find_host`).
         self.host_mut(block).hardware = Some(HardwareAddress { htype, address });
         Ok(())
     }

@@ -20,8 +20,6 @@ const LATER_PARAMETERS: &[&str] = &[
     "log-threshold-low",
     "log-threshold-high",
     "release-on-roam",
-    "delayed-ack",
-    "max-ack-delay",
     "limit-addrs-per-ia",
     "persist-eui-64-leases",
     "server-duid",
@@ -32,8 +30,12 @@ const LATER_PARAMETERS: &[&str] = &[
     "abandon-lease-time-v6",
 ];
 
-/// Must-parse parameters without behaviour yet: accepted silently.
+/// Must-parse parameters without behaviour yet, or whose behaviour xdhcpd always has: accepted
+/// silently. `delayed-ack`/`max-ack-delay` tune ISC's batching of DHCPACKs behind one fsync,
+/// which xdhcpd's group commit always does (`lease::commit`).
 const ACCEPTED_PARAMETERS: &[&str] = &[
+    "delayed-ack",
+    "max-ack-delay",
     "ddns-local-address4",
     "ddns-local-address6",
     "ddns-dual-stack-mixed-mode",

@@ -431,7 +431,6 @@ supersede domain-name "z"; prepend domain-name-servers 10.0.0.1;
         warnings,
         vec![
             "test.conf:1:1: `local-address` is not supported yet; ignored",
-            "test.conf:5:19: hardware type `token-ring` is not supported yet (only ethernet)",
             "test.conf:5:51: `printer.example.com`: host unknown; the value is left out, as ISC does",
         ]
     );

@@ -349,3 +349,22 @@ fn switch_falls_through_until_break_and_defaults() {
     let bios = harness.handle(NOW, &discover(MAC_A, &[(93, &[0, 0])]));
     assert_eq!(file(&bios), b"undionly.kpxe");
 }
+
+/// `hardware token-ring|fddi|infiniband|unknown-N` (dhcpd.conf(5) "The hardware statement"):
+/// a host matches a request with that `htype` and address (ISC `find_hosts_by_haddr`).
+#[test]
+fn hosts_of_other_hardware_types_match_by_htype() {
+    let mut harness = Harness::new(config(
+        "host ring { hardware token-ring 02:00:00:00:00:0a; fixed-address 10.0.0.50; }",
+        "",
+    ));
+    let mut ring = discover(MAC_A, &[]);
+    ring.set_htype(dhcproto::v4::HType::from(6u8));
+    assert_eq!(
+        yiaddr(&harness.handle(NOW, &ring)),
+        Some(Ipv4Addr::new(10, 0, 0, 50))
+    );
+    // The same address on ethernet is another client.
+    let ethernet = harness.handle(NOW, &discover(MAC_A, &[]));
+    assert_ne!(yiaddr(&ethernet), Some(Ipv4Addr::new(10, 0, 0, 50)));
+}
