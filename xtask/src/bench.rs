@@ -185,6 +185,9 @@ struct LockHold {
     batches: u64,
     mean_us: f64,
     p99_le_us: f64,
+    /// Group commits (write + fdatasync) per lease record made durable, from
+    /// `xdhcpd_lease_commit_fsync_seconds_count` / `xdhcpd_lease_commit_batch_records_sum`.
+    fsyncs_per_record: Option<f64>,
 }
 
 /// Where a benchmarked xdhcpd serves its metrics (its namespace's own loopback).
@@ -226,10 +229,21 @@ fn lock_hold(lab: &Lab) -> Option<LockHold> {
         .iter()
         .find(|(_, cumulative)| *cumulative >= 0.99 * count)
         .map_or(f64::INFINITY, |(bound, _)| *bound);
+    let fsyncs = text
+        .lines()
+        .find_map(|line| value(line, "xdhcpd_lease_commit_fsync_seconds_count "));
+    let records = text
+        .lines()
+        .find_map(|line| value(line, "xdhcpd_lease_commit_batch_records_sum "));
+    let fsyncs_per_record = match (fsyncs, records) {
+        (Some(fsyncs), Some(records)) if records > 0.0 => Some(fsyncs / records),
+        _ => None,
+    };
     (count > 0.0).then_some(LockHold {
         batches: count as u64,
         mean_us: sum / count * 1e6,
         p99_le_us: p99 * 1e6,
+        fsyncs_per_record,
     })
 }
 
@@ -406,14 +420,17 @@ fn dora_table(rows: &[Row], seconds: u32, clients: u32, xdp: bool) -> String {
     );
     let _ = writeln!(
         table,
-        "| server | offered | DORA/s | drops % | datagrams lost at perfdhcp's socket | D-O avg / max ms | R-A avg / max ms | server CPU s | perfdhcp CPU s | store lock per batch: mean / p99 ≤ µs (batches) |"
+        "| server | offered | DORA/s | drops % | datagrams lost at perfdhcp's socket | D-O avg / max ms | R-A avg / max ms | server CPU s | perfdhcp CPU s | store lock per batch: mean / p99 ≤ µs (batches) | fsyncs per lease record |"
     );
-    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        table,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for row in rows {
         let Some(report) = &row.report else {
             let _ = writeln!(
                 table,
-                "| {} | {} | failed: {} | | | | | | | |",
+                "| {} | {} | failed: {} | | | | | | | | |",
                 row.server,
                 rate_label(row.rate),
                 row.error
@@ -427,7 +444,7 @@ fn dora_table(rows: &[Row], seconds: u32, clients: u32, xdp: bool) -> String {
         };
         let _ = writeln!(
             table,
-            "| {} | {} | {:.0} | {:.2} | {} | {} / {} | {} / {} | {:.2} | {} | {} |",
+            "| {} | {} | {:.0} | {:.2} | {} | {} / {} | {} / {} | {:.2} | {} | {} | {} |",
             row.server,
             rate_label(row.rate),
             report.ack_received as f64 / f64::from(row.seconds.max(1)),
@@ -448,6 +465,9 @@ fn dora_table(rows: &[Row], seconds: u32, clients: u32, xdp: bool) -> String {
                     hold.mean_us, hold.p99_le_us, hold.batches
                 )
             ),
+            row.lock_hold
+                .and_then(|hold| hold.fsyncs_per_record)
+                .map_or_else(|| "–".to_owned(), |ratio| format!("{ratio:.3}")),
         );
     }
     table

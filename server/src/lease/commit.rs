@@ -87,6 +87,9 @@ pub struct GroupCommitConfig {
     pub urgent_retry_limit: Duration,
     /// How often an idle committer checks that its file was not deleted.
     pub check_interval: Duration,
+    /// The longest a batch waits for more records when the log is the bottleneck (see
+    /// [`linger`]); zero turns the wait off.
+    pub max_linger: Duration,
 }
 
 impl Default for GroupCommitConfig {
@@ -98,8 +101,22 @@ impl Default for GroupCommitConfig {
             retry_after_failure: Duration::from_secs(10),
             urgent_retry_limit: Duration::from_secs(60),
             check_interval: Duration::from_secs(1),
+            max_linger: Duration::from_millis(1),
         }
     }
+}
+
+/// Adaptive group commit (issue 14): how long a batch waits for more records before its
+/// write and fsync. Records that arrive while an fsync runs already share the next one; when
+/// the previous batch held several records (work keeps arriving faster than the device syncs)
+/// a batch also waits up to half the recent append time, at most `max_linger`, so that one
+/// fsync covers more ACKs. A lone client (previous batch of one) never waits: its ACK leaves
+/// after one fsync, as before. Replies still leave only once their batch is durable.
+pub fn linger(max_linger: Duration, previous_batch: u64, append_micros: u64) -> Duration {
+    if previous_batch < 2 {
+        return Duration::ZERO;
+    }
+    Duration::from_micros(append_micros / 2).min(max_linger)
 }
 
 /// Failed batch lines: 5 at once, then one per 10 s.
@@ -272,6 +289,8 @@ impl<T: Send + 'static> GroupCommit<T> {
             rewrite_failures: 0,
             last_rewrite_failure: None,
             detachment_reported: false,
+            previous_batch: 0,
+            append_micros: 0,
         };
         let thread = std::thread::Builder::new()
             .name("lease-commit".into())
@@ -353,6 +372,10 @@ struct Committer<L, D, F, S, T> {
     last_rewrite_failure: Option<Instant>,
     /// The loud line about a deleted file was logged; reset once the file is recreated.
     detachment_reported: bool,
+    /// The last batch's size and the appends' recent duration (moving average, µs): what
+    /// [`linger`] decides from.
+    previous_batch: u64,
+    append_micros: u64,
 }
 
 #[expect(clippy::disallowed_methods, reason = "driver owns the clock")]
@@ -399,6 +422,30 @@ where
                     }
                 }
             }
+            // Under load, wait a little for more records to share this batch's fsync.
+            let wait = linger(
+                self.config.max_linger,
+                self.previous_batch,
+                self.append_micros,
+            );
+            if !tokens.is_empty() && !wait.is_zero() && !disconnected {
+                let deadline = monotonic_now() + wait;
+                loop {
+                    let left = deadline.saturating_duration_since(monotonic_now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match self.receiver.recv_timeout(left) {
+                        Ok(message) => self.take(message, &mut tokens, &mut flushes, &mut compact),
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => {
+                            disconnected = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            self.previous_batch = tokens.len() as u64;
             let committed = !tokens.is_empty();
             if committed {
                 self.commit_batch(std::mem::take(&mut tokens));
@@ -486,8 +533,15 @@ where
                 result = self.log.append(&self.buffer);
             }
         }
-        self.stats
-            .record_append_latency(monotonic_now().saturating_duration_since(started));
+        let took = monotonic_now().saturating_duration_since(started);
+        self.stats.record_append_latency(took);
+        // Moving average over about eight appends.
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.append_micros = if self.append_micros == 0 {
+            micros
+        } else {
+            (self.append_micros * 7 + micros) / 8
+        };
         self.buffer.clear();
         match result {
             Ok(()) => {

@@ -499,3 +499,15 @@ fn real_log_recreates_a_deleted_file() {
     commit.shutdown();
     std::fs::remove_dir_all(&directory).unwrap();
 }
+
+#[test]
+fn a_batch_waits_only_under_load_and_at_most_max_linger() {
+    let max = Duration::from_millis(1);
+    // A lone client: its ACK waits for one fsync, no more.
+    assert_eq!(linger(max, 0, 400), Duration::ZERO);
+    assert_eq!(linger(max, 1, 400), Duration::ZERO);
+    // Under load: half the recent append time, bounded.
+    assert_eq!(linger(max, 3, 400), Duration::from_micros(200));
+    assert_eq!(linger(max, 3, 10_000), max);
+    assert_eq!(linger(Duration::ZERO, 3, 400), Duration::ZERO);
+}
