@@ -87,6 +87,10 @@ pub struct Scope {
     /// within this many seconds of that client's last transaction (ISC default 60).
     pub ping_cltt_secs: Option<u32>,
     pub min_secs: Option<u8>,
+    /// `log-threshold-high PCT;` / `log-threshold-low PCT;` (dhcpd.conf(5)): log when a
+    /// pool's use crosses the high mark at a DHCPACK, again after it fell to the low one.
+    pub log_threshold_high: Option<u8>,
+    pub log_threshold_low: Option<u8>,
     /// `dhcp-cache-threshold PCT;` (0..255 as ISC parses it; dhcpd.conf(5)): a renewal within
     /// this share of its lease's time is answered from the lease as it stands
     /// (`engine::lease_time::reuse`).

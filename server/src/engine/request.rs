@@ -759,6 +759,12 @@ impl<'e> Context<'e, '_> {
             Default::default()
         };
         let mut commit = Vec::new();
+        let threshold_line = match (&candidate, reused) {
+            (Candidate::Dynamic { pool, .. }, None) => {
+                self.pool_threshold_line(*pool, address, &scopes, leases)
+            }
+            _ => None,
+        };
         if let Candidate::Dynamic { existing, .. } = &candidate {
             let lease = match (reused, existing) {
                 // ISC answers from the lease as it stands and does not commit it. xdhcpd
@@ -837,6 +843,7 @@ impl<'e> Context<'e, '_> {
             (Candidate::Fixed { .. }, None) => Some(0),
         };
         reply.executed.extend(committed.0);
+        reply.executed.log_lines.extend(threshold_line);
         Decision {
             reply: Some(reply),
             commit,
@@ -844,6 +851,55 @@ impl<'e> Context<'e, '_> {
             ping_check: None,
             executed: Default::default(),
         }
+    }
+
+    /// ISC `check_pool_threshold` at a DHCPACK: the line to log when `pool`'s use crosses
+    /// `log-threshold-high` (or falls back to `log-threshold-low`).
+    fn pool_threshold_line(
+        &self,
+        pool: crate::config::model::PoolId,
+        address: Ipv4Addr,
+        scopes: &ScopeStack<'_>,
+        leases: &mut LeaseStore,
+    ) -> Option<(crate::config::model::LogPriority, String)> {
+        use crate::lease::store::ThresholdCrossing;
+        let high = scopes.find(|scope| scope.log_threshold_high);
+        let low = scopes.find(|scope| scope.log_threshold_low);
+        let crossing = leases.check_pool_threshold(pool, high, low)?;
+        let config = &self.engine.config;
+        // An implicit shared network is named by its subnet, `NET/BITS` (ISC confpars.c
+        // `piaddrmask`).
+        let network = config
+            .pools
+            .get(pool.0 as usize)
+            .and_then(|pool| config.shared_networks.get(pool.shared_network.0 as usize));
+        let shared = match network {
+            Some(network) => network.name.clone().unwrap_or_else(|| {
+                network
+                    .subnets
+                    .first()
+                    .and_then(|subnet| config.subnets.get(subnet.0 as usize))
+                    .map_or_else(
+                        || "no name".to_owned(),
+                        |subnet| {
+                            let bits = u32::from(subnet.netmask).count_ones();
+                            format!("{}/{bits}", subnet.network)
+                        },
+                    )
+            }),
+            None => "no name".to_owned(),
+        };
+        let line = match crossing {
+            ThresholdCrossing::Exceeded { high, used, size } => format!(
+                "Pool threshold exceeded - shared subnet: {shared}; address: {address}; high \
+                 threshold {high}% {used}/{size}."
+            ),
+            ThresholdCrossing::Reset { used, size } => format!(
+                "Pool threshold reset - shared subnet: {shared}; address: {address}; low \
+                 threshold {used}/{size}."
+            ),
+        };
+        Some((crate::config::model::LogPriority::Error, line))
     }
 
     /// The lease time left on `candidate`'s current lease when ISC would hand it out again as

@@ -60,6 +60,10 @@ struct PoolState {
     counts: [u64; 8],
     /// Pending offers of addresses that were reusable when offered.
     offered: u64,
+    /// `log-threshold-high` was logged; the use at which it is logged again (ISC's
+    /// `pool->logged`, `pool->low_threshold`; `store::threshold`).
+    threshold_logged: bool,
+    low_threshold: u64,
 }
 
 /// Which free-state queue of a pool to allocate from (docs/spec/failover.md §7.1, §8.2).
@@ -1060,6 +1064,8 @@ pub fn lease_belongs_to(lease: &Lease, client: &ClientKey) -> bool {
 }
 
 mod billing;
+mod threshold;
+pub use threshold::ThresholdCrossing;
 
 #[cfg(test)]
 mod tests;

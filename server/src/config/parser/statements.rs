@@ -17,8 +17,6 @@ const LATER_PARAMETERS: &[&str] = &[
     "local-address",
     "local-address6",
     "dont-use-fsync",
-    "log-threshold-low",
-    "log-threshold-high",
     "release-on-roam",
     "limit-addrs-per-ia",
     "persist-eui-64-leases",
@@ -206,6 +204,17 @@ impl Parser {
                     "check-secs-byte-order" => target.check_secs_byte_order = Some(value),
                     "server-id-check" => target.server_id_check = Some(value),
                     _ => target.ignore_client_uids = Some(value),
+                }
+            }
+            "log-threshold-low" | "log-threshold-high" => {
+                self.bump();
+                let value = self.parse_isc_integer(8, "a percentage")? as u8;
+                self.expect_semicolon()?;
+                let target = self.scope_mut(scope);
+                if word == "log-threshold-low" {
+                    target.log_threshold_low = Some(value);
+                } else {
+                    target.log_threshold_high = Some(value);
                 }
             }
             "min-secs" => {

@@ -249,6 +249,12 @@ impl Parser {
             ("dhcp-cache-threshold", ServerValue::Number(value)) => {
                 scope.dhcp_cache_threshold = u8::try_from(value).ok()
             }
+            ("log-threshold-low", ServerValue::Number(value)) => {
+                scope.log_threshold_low = u8::try_from(value).ok()
+            }
+            ("log-threshold-high", ServerValue::Number(value)) => {
+                scope.log_threshold_high = u8::try_from(value).ok()
+            }
             ("authoritative", ServerValue::Flag(value)) => scope.authoritative = Some(value),
             ("use-host-decl-names", ServerValue::Flag(value)) => {
                 scope.use_host_decl_names = Some(value)
@@ -723,7 +729,9 @@ pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
     Some(match name {
         "default-lease-time" | "max-lease-time" | "min-lease-time" | "abandon-lease-time"
         | "ping-timeout" | "ping-timeout-ms" | "ping-cltt-secs" => ServerKind::Seconds,
-        "min-secs" | "dhcp-cache-threshold" => ServerKind::Byte,
+        "min-secs" | "dhcp-cache-threshold" | "log-threshold-low" | "log-threshold-high" => {
+            ServerKind::Byte
+        }
         "dynamic-bootp-lease-cutoff" => ServerKind::Seconds,
         "dynamic-bootp-lease-length" => ServerKind::Unsigned32,
         "local-port" => ServerKind::Port,

@@ -368,3 +368,40 @@ fn hosts_of_other_hardware_types_match_by_htype() {
     let ethernet = harness.handle(NOW, &discover(MAC_A, &[]));
     assert_ne!(yiaddr(&ethernet), Some(Ipv4Addr::new(10, 0, 0, 50)));
 }
+
+/// `log-threshold-high`/`-low` (ISC `check_pool_threshold`): one line when a DHCPACK finds the
+/// pool's use at the high mark, none after until the use falls to the low mark.
+#[test]
+fn pool_thresholds_log_once_until_reset() {
+    // 10 addresses: 50 % is 5 used, 20 % is 2.
+    let mut harness = Harness::new(config("log-threshold-high 50;\nlog-threshold-low 20;", ""));
+    let mut lines = Vec::new();
+    let mut bound = Vec::new();
+    for index in 0..7u8 {
+        let mac = [0x02, 0, 0, 0, 0x77, index];
+        let ack = bind(&mut harness, NOW, mac);
+        bound.push((mac, yiaddr(&ack).expect("ack")));
+        lines.extend(ack.reply.expect("ack").executed.log_lines);
+    }
+    let address = bound[5].1;
+    assert_eq!(
+        lines,
+        vec![(
+            LogPriority::Error,
+            format!(
+                "Pool threshold exceeded - shared subnet: 10.0.0.0/24; address: {address}; \
+                 high threshold 50% 5/10."
+            )
+        )]
+    );
+    // Releases bring the use down to 2; the next DHCPACK logs the reset.
+    for (mac, address) in &bound[..5] {
+        let mut release = client(MessageType::Release, *mac);
+        release.set_ciaddr(*address);
+        let _ = harness.handle(NOW + 1, &release);
+    }
+    let ack = bind(&mut harness, NOW + 2, [0x02, 0, 0, 0, 0x78, 0]);
+    let lines = ack.reply.expect("ack").executed.log_lines;
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].1.starts_with("Pool threshold reset"), "{lines:?}");
+}
