@@ -257,6 +257,9 @@ pub trait PacketView {
     }
 }
 
+/// The fixed BOOTP header and the magic cookie (RFC 2131 §2, §3): the bytes `packet()` reads.
+pub const PACKET_HEADER_LENGTH: usize = 240;
+
 /// Relay Agent Information option code (RFC 3046).
 const RELAY_AGENT_INFORMATION: u8 = 82;
 

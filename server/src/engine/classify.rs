@@ -242,6 +242,9 @@ pub(crate) struct RequestView<'a> {
     leased_address: Option<std::net::Ipv4Addr>,
     /// The variables of the lease concerned (`set` statements, the lease file's `set` lines).
     variables: Vec<(String, crate::config::expr::Value)>,
+    /// The request's fixed header and cookie as received, encoded on first use (`packet()`).
+    header: std::cell::OnceCell<Vec<u8>>,
+    message: &'a dhcproto::v4::Message,
 }
 
 impl<'a> RequestView<'a> {
@@ -286,6 +289,8 @@ impl<'a> RequestView<'a> {
             host_name,
             leased_address: None,
             variables: Vec::new(),
+            header: std::cell::OnceCell::new(),
+            message: inbound.message,
         }
     }
 }
@@ -312,6 +317,19 @@ impl PacketView for RequestView<'_> {
 
     fn leased_address(&self) -> Option<std::net::Ipv4Addr> {
         self.leased_address
+    }
+
+    fn raw_packet(&self) -> &[u8] {
+        self.header.get_or_init(|| {
+            // The header fields and the cookie encode exactly as received (RFC 2131 §2).
+            let mut bytes = Vec::new();
+            let mut encoder = dhcproto::Encoder::new(&mut bytes);
+            if dhcproto::Encodable::encode(self.message, &mut encoder).is_err() {
+                return Vec::new();
+            }
+            bytes.truncate(crate::config::expr::PACKET_HEADER_LENGTH);
+            bytes
+        })
     }
 
     fn variable(&self, name: &str) -> Option<crate::config::expr::Value> {

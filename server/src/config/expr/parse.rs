@@ -482,8 +482,34 @@ impl Parser {
                     data: Box::new(data),
                 }
             }
-            // The engine sees the decoded request, not its bytes as received.
-            "packet" => return Err(self.unsupported_expression(span, word)),
+            // The engine sees the decoded request: its fixed BOOTP header and magic cookie
+            // (the first 240 bytes) are exactly what was received, the options area is not
+            // (decoding does not keep their order). `packet()` is read within those bytes.
+            "packet" => {
+                self.expect_punct(b'(')?;
+                let offset = self.parse_numeric_argument()?;
+                self.expect_punct(b',')?;
+                let length = self.parse_numeric_argument()?;
+                self.expect_punct(b')')?;
+                match (&offset, &length) {
+                    (Expr::Number(offset), Expr::Number(length))
+                        if u64::from(*offset) + u64::from(*length)
+                            <= super::PACKET_HEADER_LENGTH as u64 =>
+                    {
+                        Expr::Packet(
+                            Box::new(Expr::Number(*offset)),
+                            Box::new(Expr::Number(*length)),
+                        )
+                    }
+                    _ => {
+                        return Err(self.invalid(
+                            span,
+                            "`packet(OFFSET, LENGTH)` within the 240-byte header and cookie",
+                            "bytes of the options area (unsupported)",
+                        ))
+                    }
+                }
+            }
             "extract-int" => {
                 self.expect_punct(b'(')?;
                 let data = self.parse_data_argument()?;
@@ -616,7 +642,7 @@ mod tests {
         );
         assert_eq!(evaluate(&expr, &Packet), Value::Data(b"d".to_vec()));
         // What xdhcpd does not evaluate is refused, not evaluated as null.
-        for unsupported in ["packet(0, 4)", "config-option domain-name", "lease-time"] {
+        for unsupported in ["packet(238, 4)", "config-option domain-name", "lease-time"] {
             let text = format!("class \"c\" {{ match {unsupported}; }}");
             let errors = parse_str(&text, "t.conf").unwrap_err().to_string();
             assert!(errors.contains("(unsupported)"), "{unsupported}: {errors}");

@@ -405,3 +405,21 @@ fn pool_thresholds_log_once_until_reset() {
     assert_eq!(lines.len(), 1);
     assert!(lines[0].1.starts_with("Pool threshold reset"), "{lines:?}");
 }
+
+/// `packet(OFFSET, LENGTH)` reads the request's header as received (dhcp-eval(5)): here the
+/// hardware type (offset 1) and the start of chaddr (offset 28).
+#[test]
+fn packet_reads_the_header() {
+    let mut harness = Harness::new(config(
+        "",
+        "if packet(1, 1) = 01 and packet(28, 2) = 02:00 { option domain-name \"ether.example\"; }",
+    ));
+    let offer = harness.handle(NOW, &discover(MAC_A, &[]));
+    assert_eq!(
+        option_bytes(&offer, 15).as_deref(),
+        Some(&b"ether.example"[..])
+    );
+    let mut other = discover([0x0a, 0, 0, 0, 0, 1], &[]);
+    other.set_xid(7);
+    assert_eq!(option_bytes(&harness.handle(NOW, &other), 15), None);
+}
