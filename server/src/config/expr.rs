@@ -95,6 +95,12 @@ pub enum Expr {
     /// `reverse(WIDTH, DATA)`.
     Reverse(Box<Expr>, Box<Expr>),
     LeasedAddress,
+    /// `lease-time`: seconds left on the lease being answered (null without one, or ended).
+    LeaseTime,
+    /// `filename` / `server-name` in an expression: the request's `file` / `sname` field up to
+    /// its first NUL, null when empty (ISC `expr_filename`, `expr_sname`).
+    RequestFilename,
+    RequestServerName,
     HostDeclName,
     Known,
     /// `static`: true for leases of fixed-address hosts; not known at classing time.
@@ -134,7 +140,9 @@ impl Expr {
                 | BinaryOp::IregexMatch,
                 ..,
             ) => ExprKind::Boolean,
-            Expr::Number(_) | Expr::ExtractInt(..) | Expr::Binary(..) => ExprKind::Numeric,
+            Expr::Number(_) | Expr::ExtractInt(..) | Expr::Binary(..) | Expr::LeaseTime => {
+                ExprKind::Numeric
+            }
             Expr::Variable(_) | Expr::Unsupported(_) => ExprKind::Any,
             Expr::Data(_)
             | Expr::Option(_)
@@ -150,6 +158,8 @@ impl Expr {
             | Expr::EncodeInt(..)
             | Expr::Reverse(..)
             | Expr::LeasedAddress
+            | Expr::RequestFilename
+            | Expr::RequestServerName
             | Expr::HostDeclName => ExprKind::Data,
         }
     }
@@ -249,6 +259,14 @@ pub trait PacketView {
     }
     /// The name of the matching host declaration (`host-decl-name`).
     fn host_decl_name(&self) -> Option<&str> {
+        None
+    }
+    /// Seconds left on the lease being answered (`lease-time`).
+    fn lease_time(&self) -> Option<u32> {
+        None
+    }
+    /// The request's `file` (true) or `sname` (false) header field.
+    fn boot_field(&self, _file: bool) -> Option<&[u8]> {
         None
     }
     /// The value of variable `name` in the lease's scope (ISC `binding_scope`).
@@ -413,6 +431,17 @@ pub fn evaluate(expr: &Expr, packet: &dyn PacketView) -> Value {
         Expr::LeasedAddress => packet.leased_address().map_or(Value::Null, |address| {
             Value::Data(address.octets().to_vec())
         }),
+        Expr::LeaseTime => packet.lease_time().map_or(Value::Null, Value::Number),
+        Expr::RequestFilename | Expr::RequestServerName => packet
+            .boot_field(matches!(expr, Expr::RequestFilename))
+            .map(|field| {
+                &field[..field
+                    .iter()
+                    .position(|byte| *byte == 0)
+                    .unwrap_or(field.len())]
+            })
+            .filter(|field| !field.is_empty())
+            .map_or(Value::Null, |field| Value::Data(field.to_vec())),
         Expr::HostDeclName => packet
             .host_decl_name()
             .map_or(Value::Null, |name| Value::Data(name.as_bytes().to_vec())),

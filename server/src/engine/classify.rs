@@ -245,9 +245,23 @@ pub(crate) struct RequestView<'a> {
     /// The request's fixed header and cookie as received, encoded on first use (`packet()`).
     header: std::cell::OnceCell<Vec<u8>>,
     message: &'a dhcproto::v4::Message,
+    /// Seconds left on the lease concerned (`lease-time`).
+    lease_time: Option<u32>,
 }
 
 impl<'a> RequestView<'a> {
+    /// With the time left at `now` on `lease` (ISC `expr_lease_time`: null once it ended).
+    pub fn with_lease_time(
+        mut self,
+        lease: Option<&crate::lease::record::Lease>,
+        now: crate::lease::record::UnixTime,
+    ) -> Self {
+        self.lease_time = lease
+            .filter(|lease| lease.ends >= now)
+            .map(|lease| lease.ends - now);
+        self
+    }
+
     /// With the variables of `lease`.
     pub fn with_variables(mut self, lease: Option<&crate::lease::record::Lease>) -> Self {
         self.variables = lease
@@ -291,6 +305,7 @@ impl<'a> RequestView<'a> {
             variables: Vec::new(),
             header: std::cell::OnceCell::new(),
             message: inbound.message,
+            lease_time: None,
         }
     }
 }
@@ -317,6 +332,18 @@ impl PacketView for RequestView<'_> {
 
     fn leased_address(&self) -> Option<std::net::Ipv4Addr> {
         self.leased_address
+    }
+
+    fn lease_time(&self) -> Option<u32> {
+        self.lease_time
+    }
+
+    fn boot_field(&self, file: bool) -> Option<&[u8]> {
+        Some(if file {
+            self.message.fname().unwrap_or_default()
+        } else {
+            self.message.sname().unwrap_or_default()
+        })
     }
 
     fn raw_packet(&self) -> &[u8] {

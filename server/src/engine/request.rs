@@ -130,6 +130,7 @@ impl<'e> Context<'e, '_> {
         RequestView::new(&self.inbound, host_name)
             .with_leased_address(address)
             .with_variables(lease)
+            .with_lease_time(lease, self.now)
     }
 
     /// The scopes for a reply about `candidate`: its pool's or subnet's, evaluated with its

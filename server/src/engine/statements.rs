@@ -85,6 +85,12 @@ impl PacketView for Env<'_> {
     fn host_decl_name(&self) -> Option<&str> {
         self.request.host_decl_name()
     }
+    fn lease_time(&self) -> Option<u32> {
+        self.request.lease_time()
+    }
+    fn boot_field(&self, file: bool) -> Option<&[u8]> {
+        self.request.boot_field(file)
+    }
     fn variable(&self, name: &str) -> Option<Value> {
         match self.changes.iter().rev().find(|(have, _)| have == name) {
             Some((_, value)) => value.clone(),

@@ -540,10 +540,11 @@ impl Parser {
                 self.expect_punct(b')')?;
                 Expr::Defined(name)
             }
-            "check" | "filename" | "server-name" | "lease-time" | "client-state"
-            | "ddns-fwd-name" | "ddns-rev-name" | "gethostname" | "gethostbyname" => {
-                return Err(self.unsupported_expression(span, word))
-            }
+            "lease-time" => Expr::LeaseTime,
+            "filename" => Expr::RequestFilename,
+            "server-name" => Expr::RequestServerName,
+            "check" | "client-state" | "ddns-fwd-name" | "ddns-rev-name" | "gethostname"
+            | "gethostbyname" => return Err(self.unsupported_expression(span, word)),
             _ => {
                 if self.at_punct(b'(') {
                     // A call of a function no `define` declared (xdhcpd refuses `define`):
@@ -642,7 +643,11 @@ mod tests {
         );
         assert_eq!(evaluate(&expr, &Packet), Value::Data(b"d".to_vec()));
         // What xdhcpd does not evaluate is refused, not evaluated as null.
-        for unsupported in ["packet(238, 4)", "config-option domain-name", "lease-time"] {
+        for unsupported in [
+            "packet(238, 4)",
+            "config-option domain-name",
+            "gethostname()",
+        ] {
             let text = format!("class \"c\" {{ match {unsupported}; }}");
             let errors = parse_str(&text, "t.conf").unwrap_err().to_string();
             assert!(errors.contains("(unsupported)"), "{unsupported}: {errors}");

@@ -423,3 +423,27 @@ fn packet_reads_the_header() {
     other.set_xid(7);
     assert_eq!(option_bytes(&harness.handle(NOW, &other), 15), None);
 }
+
+/// `lease-time` (seconds left on the client's lease, null without one) and `filename` (the
+/// request's `file` field) in expressions (dhcp-eval(5)).
+#[test]
+fn lease_time_and_request_filename() {
+    let mut harness = Harness::new(config(
+        "",
+        r#"option root-path = pick-first-value(
+               concat("left ", binary-to-ascii(10, 32, "", encode-int(lease-time, 32))), "new");
+           if filename = "pxelinux.0" { option domain-name "asked.example"; }"#,
+    ));
+    let offer = harness.handle(NOW, &discover(MAC_A, &[]));
+    assert_eq!(option_bytes(&offer, 17).as_deref(), Some(&b"new"[..]));
+    let address = yiaddr(&bind(&mut harness, NOW, MAC_A)).expect("bound");
+    let mut renewal = client(MessageType::Request, MAC_A);
+    renewal.set_ciaddr(address);
+    renewal.set_fname_str("pxelinux.0");
+    let ack = harness.handle(NOW + 100, &renewal);
+    assert_eq!(option_bytes(&ack, 17).as_deref(), Some(&b"left 500"[..]));
+    assert_eq!(
+        option_bytes(&ack, 15).as_deref(),
+        Some(&b"asked.example"[..])
+    );
+}
