@@ -97,6 +97,9 @@ pub enum Expr {
     LeasedAddress,
     /// `lease-time`: seconds left on the lease being answered (null without one, or ended).
     LeaseTime,
+    /// `check "CLASS"`: whether the request is in that class (one matched before, while
+    /// classes are matched).
+    Check(String),
     /// `filename` / `server-name` in an expression: the request's `file` / `sname` field up to
     /// its first NUL, null when empty (ISC `expr_filename`, `expr_sname`).
     RequestFilename,
@@ -125,6 +128,7 @@ impl Expr {
     pub fn kind(&self) -> ExprKind {
         match self {
             Expr::Boolean(_)
+            | Expr::Check(_)
             | Expr::RegexMatch(..)
             | Expr::Defined(_)
             | Expr::Exists(_)
@@ -260,6 +264,10 @@ pub trait PacketView {
     /// The name of the matching host declaration (`host-decl-name`).
     fn host_decl_name(&self) -> Option<&str> {
         None
+    }
+    /// Whether the request is in class `name` (`check`).
+    fn in_class(&self, _name: &str) -> bool {
+        false
     }
     /// Seconds left on the lease being answered (`lease-time`).
     fn lease_time(&self) -> Option<u32> {
@@ -432,6 +440,7 @@ pub fn evaluate(expr: &Expr, packet: &dyn PacketView) -> Value {
             Value::Data(address.octets().to_vec())
         }),
         Expr::LeaseTime => packet.lease_time().map_or(Value::Null, Value::Number),
+        Expr::Check(name) => Value::Boolean(packet.in_class(name)),
         Expr::RequestFilename | Expr::RequestServerName => packet
             .boot_field(matches!(expr, Expr::RequestFilename))
             .map(|field| {

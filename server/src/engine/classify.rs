@@ -201,7 +201,7 @@ fn matching_classes(
     if config.classes.is_empty() {
         return (members, subclass_data);
     }
-    let view = RequestView::new(inbound, host);
+    let mut view = RequestView::new(inbound, host);
     for (index, class) in config.classes.iter().enumerate() {
         let id = ClassId(index as u32);
         if let Some(condition) = &class.match_if {
@@ -211,6 +211,7 @@ fn matching_classes(
             if class.match_data.is_none() {
                 members.push((id, class.scope));
                 subclass_data.push(None);
+                view.classes.push(&class.name);
                 continue;
             }
         }
@@ -228,6 +229,7 @@ fn matching_classes(
         };
         members.push((id, scope));
         subclass_data.push(Some(value.to_vec()));
+        view.classes.push(&class.name);
     }
     (members, subclass_data)
 }
@@ -247,6 +249,9 @@ pub(crate) struct RequestView<'a> {
     message: &'a dhcproto::v4::Message,
     /// Seconds left on the lease concerned (`lease-time`).
     lease_time: Option<u32>,
+    /// Names of the classes the request is in (`check`): those matched so far while
+    /// classifying, all of them afterwards.
+    classes: Vec<&'a str>,
 }
 
 impl<'a> RequestView<'a> {
@@ -259,6 +264,12 @@ impl<'a> RequestView<'a> {
         self.lease_time = lease
             .filter(|lease| lease.ends >= now)
             .map(|lease| lease.ends - now);
+        self
+    }
+
+    /// In the classes named `classes`.
+    pub fn with_classes(mut self, classes: Vec<&'a str>) -> Self {
+        self.classes = classes;
         self
     }
 
@@ -306,6 +317,7 @@ impl<'a> RequestView<'a> {
             header: std::cell::OnceCell::new(),
             message: inbound.message,
             lease_time: None,
+            classes: Vec::new(),
         }
     }
 }
@@ -336,6 +348,10 @@ impl PacketView for RequestView<'_> {
 
     fn lease_time(&self) -> Option<u32> {
         self.lease_time
+    }
+
+    fn in_class(&self, name: &str) -> bool {
+        self.classes.iter().any(|class| *class == name)
     }
 
     fn boot_field(&self, file: bool) -> Option<&[u8]> {

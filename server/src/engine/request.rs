@@ -127,10 +127,19 @@ impl<'e> Context<'e, '_> {
             .classification
             .host(&self.engine.config)
             .map(|host| host.name.as_str());
+        let config = &self.engine.config;
+        let classes = self
+            .classification
+            .classes
+            .iter()
+            .filter_map(|(class, _)| config.classes.get(class.0 as usize))
+            .map(|class| class.name.as_str())
+            .collect();
         RequestView::new(&self.inbound, host_name)
             .with_leased_address(address)
             .with_variables(lease)
             .with_lease_time(lease, self.now)
+            .with_classes(classes)
     }
 
     /// The scopes for a reply about `candidate`: its pool's or subnet's, evaluated with its

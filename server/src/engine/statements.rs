@@ -88,6 +88,9 @@ impl PacketView for Env<'_> {
     fn lease_time(&self) -> Option<u32> {
         self.request.lease_time()
     }
+    fn in_class(&self, name: &str) -> bool {
+        self.request.in_class(name)
+    }
     fn boot_field(&self, file: bool) -> Option<&[u8]> {
         self.request.boot_field(file)
     }

@@ -543,7 +543,10 @@ impl Parser {
             "lease-time" => Expr::LeaseTime,
             "filename" => Expr::RequestFilename,
             "server-name" => Expr::RequestServerName,
-            "check" | "client-state" | "ddns-fwd-name" | "ddns-rev-name" | "gethostname"
+            "check" => Expr::Check(
+                String::from_utf8_lossy(&self.parse_string("a quoted class name")?).into_owned(),
+            ),
+            "client-state" | "ddns-fwd-name" | "ddns-rev-name" | "gethostname"
             | "gethostbyname" => return Err(self.unsupported_expression(span, word)),
             _ => {
                 if self.at_punct(b'(') {

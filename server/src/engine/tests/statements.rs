@@ -447,3 +447,23 @@ fn lease_time_and_request_filename() {
         Some(&b"asked.example"[..])
     );
 }
+
+/// `check "CLASS"` (dhcp-eval(5)): in a later class's `match if`, the classes matched so far;
+/// in a scope's `if`, every class of the request.
+#[test]
+fn check_tests_class_membership() {
+    let mut harness = Harness::new(config(
+        r#"class "users" { match if exists user-class; }
+           class "known-users" { match if check "users"; option domain-name "users.example"; }"#,
+        r#"if check "known-users" { option root-path "/users"; }"#,
+    ));
+    let user = harness.handle(NOW, &discover(MAC_A, &[(77, b"u")]));
+    assert_eq!(
+        option_bytes(&user, 15).as_deref(),
+        Some(&b"users.example"[..])
+    );
+    assert_eq!(option_bytes(&user, 17).as_deref(), Some(&b"/users"[..]));
+    let other = harness.handle(NOW, &discover(MAC_B, &[]));
+    assert_eq!(option_bytes(&other, 15), None);
+    assert_eq!(option_bytes(&other, 17), None);
+}
