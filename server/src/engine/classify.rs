@@ -351,7 +351,7 @@ impl PacketView for RequestView<'_> {
     }
 
     fn in_class(&self, name: &str) -> bool {
-        self.classes.iter().any(|class| *class == name)
+        self.classes.contains(&name)
     }
 
     fn boot_field(&self, file: bool) -> Option<&[u8]> {
