@@ -224,6 +224,14 @@ fn release(lab: &Lab, mac: &str, address: &str) -> Result<()> {
     Ok(())
 }
 
+/// The last block for `address` in `path`, or what went wrong, for a message.
+fn last_block_of(path: &Path, address: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.rfind(&format!("lease {address} {{"))
+        .map(|start| text[start..].split("\n}").next().unwrap_or("").to_string())
+        .unwrap_or_else(|| format!("no lease {address}"))
+}
+
 /// The lease file's last block for `address`, as text.
 fn last_block(server: &Server, address: &str) -> Result<String> {
     let text = std::fs::read_to_string(&server.lease_file)?;
@@ -334,4 +342,71 @@ fn interim_style_updates_bind_from_the_daemon() {
         return;
     }
     scenario(test, "interim", "TXT").unwrap();
+}
+
+/// Issue 13, interop: ISC dhcpd 4.4 leases a name (A, DHCID, PTR in BIND, `set ddns-*` in its
+/// lease file) and stops; xdhcpd starts on ISC's lease file, and the client's DHCPRELEASE makes
+/// xdhcpd remove the records ISC added, from the variables ISC wrote.
+#[test]
+fn xdhcpd_removes_the_names_isc_added() {
+    let test = "xdhcpd_removes_the_names_isc_added";
+    if !can_run(test) || !Path::new("/usr/sbin/dhcpd").exists() {
+        return;
+    }
+    let lab = Lab::new("10.213.0.1/24").unwrap();
+    let named = Named::start(&lab.server, lab.dir.path(), "").unwrap();
+    let setup = |kind| ServerSetup {
+        netns: &lab.server,
+        dir: lab.dir.path(),
+        kind,
+        config: DhcpConfig::lab_default(),
+        interface: lab.server_if.clone(),
+        relayed: false,
+        dhcpd_conf: Some(dhcpd_conf("standard")),
+    };
+    let isc = setup(netns::peers::ServerKind::IscDhcpd).start().unwrap();
+    udhcpc(&lab, "02:00:00:00:dd:04", "delta").unwrap();
+    let mut address = String::new();
+    wait_for("delta's A record, added by ISC", DNS_WAIT, || {
+        address = named.dig("delta.lab.test", "A")?;
+        Ok((!address.is_empty()).then_some(()))
+    })
+    .unwrap();
+    assert!(!named.dig("delta.lab.test", "DHCID").unwrap().is_empty());
+    wait_for("ISC's DDNS variables in its lease file", DNS_WAIT, || {
+        let block = last_block(&isc, &address)?;
+        Ok(block.contains("set ddns-fwd-name = ").then_some(()))
+    })
+    .unwrap();
+    let lease_file = isc.lease_file.clone();
+    drop(isc);
+    eprintln!(
+        "{test}: ISC leased {address} and wrote:\n{}",
+        last_block_of(&lease_file, &address)
+    );
+
+    let xdhcpd = setup(netns::peers::ServerKind::Xdhcpd {
+        binary: env!("CARGO_BIN_EXE_xdhcpd").into(),
+        xdp: false,
+    })
+    .start()
+    .unwrap();
+    assert_eq!(xdhcpd.lease_file, lease_file, "xdhcpd reads ISC's file");
+    release(&lab, "02:00:00:00:dd:04", &address).unwrap();
+    let octets: Vec<&str> = address.split('.').collect();
+    let reverse = format!(
+        "{}.{}.{}.{}.in-addr.arpa",
+        octets[3], octets[2], octets[1], octets[0]
+    );
+    let removed = named
+        .wait("delta.lab.test", "A", "")
+        .and_then(|()| named.wait("delta.lab.test", "DHCID", ""))
+        .and_then(|()| named.wait(&reverse, "PTR", ""));
+    if let Err(error) = removed {
+        panic!(
+            "{error:#}\nnamed log:\n{}\nxdhcpd log:\n{}",
+            named.logs(),
+            xdhcpd.proc.log_text()
+        );
+    }
 }
