@@ -345,6 +345,13 @@ impl Collector for XdpCollector {
                     self.fast_path.stat(*stat),
                 )
             }),
+        )?;
+        counters(
+            &mut encoder,
+            "xdp_updates_dropped",
+            "kernel map updates not queued because the fast-path thread's queue was full \
+             (the renewals concerned are answered in userspace)",
+            std::iter::once((Pairs::new(), self.fast_path.dropped_updates())),
         )
     }
 }

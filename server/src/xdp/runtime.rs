@@ -45,6 +45,10 @@ pub struct Publish {
     generation: u64,
 }
 
+/// How many map changes may wait for the fast-path thread (it drains them every round, 20 ms
+/// at most when idle): far more than any burst of renewals between two rounds.
+const UPDATE_QUEUE: usize = 65_536;
+
 /// Map changes, applied by the fast-path thread in the order the workers queued them.
 #[derive(Debug)]
 enum Update {
@@ -84,7 +88,9 @@ pub struct FastPathRuntime {
     /// In a mutex only so that [`FastPathRuntime::detach`] can unload through `&self`.
     attachment: Mutex<XdpAttachment>,
     fast_path: Mutex<FastPath<AyaMaps>>,
-    updates: Mutex<mpsc::Sender<Update>>,
+    updates: Mutex<mpsc::SyncSender<Update>>,
+    /// Updates not queued because the queue was full (`xdhcpd_xdp_updates_dropped_total`).
+    dropped_updates: AtomicU64,
     receiver: Mutex<Option<mpsc::Receiver<Update>>>,
     ring: Mutex<Option<RingBuf<MapData>>>,
     config: Mutex<FastPathConfig>,
@@ -243,11 +249,12 @@ impl FastPathRuntime {
                 fast_path.maps_mut().set_interface_mac(*index, mac)?;
             }
         }
-        let (sender, receiver) = mpsc::channel();
+        let (sender, receiver) = mpsc::sync_channel(UPDATE_QUEUE);
         Ok(Self {
             attachment: Mutex::new(attachment),
             fast_path: Mutex::new(fast_path),
             updates: Mutex::new(sender),
+            dropped_updates: AtomicU64::new(0),
             receiver: Mutex::new(Some(receiver)),
             ring: Mutex::new(Some(ring)),
             config: Mutex::new(fast_path_config),
@@ -350,10 +357,23 @@ impl FastPathRuntime {
         self.send(Update::Publish(Box::new(publish)));
     }
 
+    /// Queues `update` for the fast-path thread without ever blocking a worker. When the
+    /// queue is full (the thread stalled) the update is dropped and counted, which is safe:
+    /// a dropped publication leaves the kernel without the new entry (the next renewal goes
+    /// to userspace), and a withdrawal was already applied to the maps at once; the queued
+    /// copy only orders it after earlier publications, which the thread checks against the
+    /// store before writing them anyway (`sync::store_backs`).
     fn send(&self, update: Update) {
         if let Ok(sender) = self.updates.lock() {
-            let _ = sender.send(update);
+            if let Err(mpsc::TrySendError::Full(_)) = sender.try_send(update) {
+                self.dropped_updates.fetch_add(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Updates dropped because the queue was full.
+    pub fn dropped_updates(&self) -> u64 {
+        self.dropped_updates.load(Ordering::Relaxed)
     }
 
     /// Takes a client's lease out of the kernel: any request userspace answered without
