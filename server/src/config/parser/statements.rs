@@ -42,17 +42,7 @@ const ACCEPTED_PARAMETERS: &[&str] = &[
 ];
 
 /// Declarations and statements of DHCPv6 or other unsupported areas: a block or a statement.
-const LATER_DECLARATIONS: &[&str] = &[
-    "subnet6",
-    "range6",
-    "prefix6",
-    "fixed-address6",
-    "fixed-prefix6",
-    "host-identifier",
-    "ia-na",
-    "ia-ta",
-    "ia-pd",
-];
+const LATER_DECLARATIONS: &[&str] = &["fixed-address6", "fixed-prefix6", "host-identifier"];
 
 /// syslog facilities accepted by `log-facility` (docs/spec/dhcpd-conf.md §4).
 const FACILITIES: &[&str] = &[
@@ -130,6 +120,14 @@ impl Parser {
                 self.scope_mut(block.scope).authoritative = Some(false);
                 Ok(())
             }
+            // ISC's DHCPv4 server refuses DHCPv6 declarations (confpars.c: "subnet6 statement is
+            // only supported in DHCPv6 mode.", also range6 and prefix6; the lease-file `ia-*`
+            // blocks are no dhcpd.conf declaration: "expecting a declaration").
+            "subnet6" | "range6" | "prefix6" | "ia-na" | "ia-ta" | "ia-pd" => Err(self.invalid(
+                token.span,
+                "a DHCPv4 declaration (dhcpd -4)",
+                format!("`{word}` (only supported in DHCPv6 mode, as ISC dhcpd says)"),
+            )),
             _ if LATER_DECLARATIONS.contains(&word.as_str()) => {
                 self.bump();
                 self.warn(
