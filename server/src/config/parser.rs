@@ -10,6 +10,7 @@ mod boot_parameters;
 mod ddns;
 mod declarations;
 mod failover;
+mod keywords;
 mod numbers;
 mod ranges;
 mod server_space;

@@ -536,7 +536,7 @@ impl Parser {
             }
             "defined" => {
                 self.expect_punct(b'(')?;
-                let name = self.parse_name_or_string("a variable name")?;
+                let name = self.parse_variable_name()?;
                 self.expect_punct(b')')?;
                 Expr::Defined(name)
             }

@@ -660,7 +660,7 @@ impl Parser {
         let span = self.bump().span;
         match word {
             "set" => {
-                let name = self.parse_name_or_string("a variable name")?;
+                let name = self.parse_variable_name()?;
                 self.expect_punct(b'=')?;
                 let value = self.parse_expression()?;
                 self.expect_semicolon()?;
@@ -670,7 +670,7 @@ impl Parser {
                 return Ok(());
             }
             "unset" => {
-                let name = self.parse_name_or_string("a variable name")?;
+                let name = self.parse_variable_name()?;
                 self.expect_semicolon()?;
                 self.scope_mut(block.scope)
                     .variables
@@ -738,6 +738,21 @@ impl Parser {
             "a statement xdhcpd acts on",
             format!("`{word}` (unsupported)"),
         ))
+    }
+
+    /// The name after `set`, `unset` or inside `defined (…)`: ISC takes a plain name, and
+    /// refuses a word its lexer makes a keyword ("NAME can't be a variable name").
+    pub(crate) fn parse_variable_name(&mut self) -> ParseResult<String> {
+        let span = self.peek().span;
+        let name = self.parse_name_or_string("a variable name")?;
+        if super::keywords::is_isc_keyword(&name) {
+            return Err(self.invalid(
+                span,
+                "a variable name",
+                format!("`{name}`, a keyword of ISC's configuration language"),
+            ));
+        }
+        Ok(name)
     }
 
     /// `include "PATH";`.

@@ -196,16 +196,16 @@ fn variables(harness: &Harness, address: Ipv4Addr) -> Vec<(String, String)> {
 }
 
 const EVENTS: &str = r#"
-  set vendor = pick-first-value(option vendor-class-identifier, "none");
+  set vendor-name = pick-first-value(option vendor-class-identifier, "none");
   on commit {
     set circuit = "c-1";
-    log (info, concat("commit ", vendor));
-    execute ("/usr/local/bin/account", "commit", binary-to-ascii(10, 8, ".", leased-address), vendor);
+    log (info, concat("commit ", vendor-name));
+    execute ("/usr/local/bin/account", "commit", binary-to-ascii(10, 8, ".", leased-address), vendor-name);
     if defined(seen) { set renewed = true; } else { set seen = 1; }
   }
   on release or expiry {
     unset circuit;
-    log (info, concat("gone ", vendor));
+    log (info, concat("gone ", vendor-name));
     execute ("/usr/local/bin/account", "stop");
   }
 "#;
@@ -240,7 +240,7 @@ fn on_commit_runs_at_ack_and_its_variables_are_the_leases() {
         }]
     );
     let expected = vec![
-        ("vendor".to_string(), "\"MSFT 5.0\"".to_string()),
+        ("vendor-name".to_string(), "\"MSFT 5.0\"".to_string()),
         ("circuit".to_string(), "\"c-1\"".to_string()),
         ("seen".to_string(), "%1".to_string()),
         // ISC `ack_lease` keeps the client's vendor class for DHCPLEASEQUERY.
