@@ -376,37 +376,19 @@ impl<'e> Context<'e, '_> {
             .filter(|candidate| engine.may_offer_lease(failover, candidate, self.now));
         let candidate = match found_candidate {
             Some(candidate) => candidate,
-            None => {
-                if let Some(reason) = self.dropped_in_every_pool(network.shared, false) {
-                    return Decision::ignored(reason);
-                }
-                if let Err(reason) = self.billing_allows_new(true, leases) {
-                    return Decision::ignored(reason);
-                }
-                match self.allocate_new(network.shared, false, leases, starvation) {
-                    Ok(candidate) => candidate,
-                    Err(reason) => return Decision::ignored(reason),
-                }
-            }
+            None => match self.new_candidate(network.shared, false, leases, starvation) {
+                Ok(candidate) => candidate,
+                Err(reason) => return Decision::ignored(reason),
+            },
         };
         // Failover: silent unless the state serves, and in NORMAL only for our hash buckets
         // (docs/spec/failover.md §6.1, §11.3).
-        if let Candidate::Dynamic { pool, .. } = &candidate {
-            let key = match &self.inbound.key {
-                crate::lease::store::ClientKey::ClientId(id) => &id[..],
-                crate::lease::store::ClientKey::Hardware(hardware) => hardware.address(),
-            };
-            let partner_has_free =
-                || engine.partner_has_free_leases(failover, network.shared, leases);
-            let secs = engine.balancing_secs(self.inbound.message.secs());
-            if engine
-                .relationship_of_pool(failover, *pool)
-                .is_some_and(|relationship| !relationship.may_offer(key, secs, partner_has_free))
-            {
-                // The allocation cursor may have passed a never-used address for this client.
-                leases.return_unused(candidate.address());
-                return Decision::ignored(IgnoreReason::NotForUs);
-            }
+        if !self.balanced_to_us(&candidate, || {
+            engine.partner_has_free_leases(failover, network.shared, leases)
+        }) {
+            // The allocation cursor may have passed a never-used address for this client.
+            leases.return_unused(candidate.address());
+            return Decision::ignored(IgnoreReason::NotForUs);
         }
         // ISC `ack_lease`: no second answer while the OFFER of this address waits for its
         // ping (only this client can have found it: the address is held for it).
@@ -510,6 +492,40 @@ impl<'e> Context<'e, '_> {
             ping_check,
             executed: Default::default(),
         }
+    }
+
+    /// A new address when `find_lease` found none for the client (ISC `allocate_lease`): none
+    /// when every pool drops the request, when every class with a lease limit is full (checked
+    /// before an address is taken, `engine::billing`), or when no pool has one.
+    fn new_candidate(
+        &self,
+        shared: crate::config::model::SharedNetworkId,
+        bootp: bool,
+        leases: &mut LeaseStore,
+        starvation: &mut StarvationState,
+    ) -> Result<Candidate, IgnoreReason> {
+        if let Some(reason) = self.dropped_in_every_pool(shared, bootp) {
+            return Err(reason);
+        }
+        self.billing_allows_new(!bootp, leases)?;
+        self.allocate_new(shared, bootp, leases, starvation)
+    }
+
+    /// Whether failover load balancing lets this server answer for `candidate` (docs/spec/
+    /// failover.md §6.1, §11.3): always outside failover pools; else as the relationship's state
+    /// and hash buckets say, `partner_has_free` deciding ISC's exception for a partner short
+    /// of free leases.
+    fn balanced_to_us(&self, candidate: &Candidate, partner_has_free: impl Fn() -> bool) -> bool {
+        let Candidate::Dynamic { pool, .. } = candidate else {
+            return true;
+        };
+        let engine = self.engine;
+        let secs = engine.balancing_secs(self.inbound.message.secs());
+        engine
+            .relationship_of_pool(&self.snapshot.failover, *pool)
+            .is_none_or(|relationship| {
+                relationship.may_offer(self.inbound.key.hashed_bytes(), secs, partner_has_free)
+            })
     }
 
     /// RFC 2131 §4.3.2: DHCPREQUEST in SELECTING, INIT-REBOOT, RENEWING or REBINDING state.

@@ -30,6 +30,17 @@ pub enum ClientKey {
     Hardware(Hardware),
 }
 
+impl ClientKey {
+    /// The bytes failover load balancing hashes (docs/spec/failover.md §11.3): the client
+    /// identifier, else the hardware address.
+    pub fn hashed_bytes(&self) -> &[u8] {
+        match self {
+            ClientKey::ClientId(id) => id,
+            ClientKey::Hardware(hardware) => hardware.address(),
+        }
+    }
+}
+
 /// One pool: its ranges, how far allocation has walked through never-used addresses, and its
 /// reusable leases.
 #[derive(Clone, Debug, Default)]

@@ -41,36 +41,17 @@ impl Context<'_, '_> {
         );
         let candidate = match found.candidate {
             Some(candidate) => candidate,
-            None => {
-                if let Some(reason) = self.dropped_in_every_pool(network.shared, true) {
-                    return Decision::ignored(reason);
-                }
-                // Lease limits are checked before an address is taken (`engine::billing`).
-                if let Err(reason) = self.billing_allows_new(false, leases) {
-                    return Decision::ignored(reason);
-                }
-                match self.allocate_new(network.shared, true, leases, starvation) {
-                    Ok(candidate) => candidate,
-                    Err(reason) => return Decision::ignored(reason),
-                }
-            }
+            None => match self.new_candidate(network.shared, true, leases, starvation) {
+                Ok(candidate) => candidate,
+                Err(reason) => return Decision::ignored(reason),
+            },
         };
         // ISC `bootp` under failover: silent unless the state serves, and in a cooperating
         // state only for this server's hash buckets, without `dhcpdiscover`'s exception for
         // a partner short of free leases (docs/spec/failover.md §6.1, §11.3).
-        if let Candidate::Dynamic { pool, .. } = &candidate {
-            let key = match &self.inbound.key {
-                crate::lease::store::ClientKey::ClientId(id) => &id[..],
-                crate::lease::store::ClientKey::Hardware(hardware) => hardware.address(),
-            };
-            let secs = engine.balancing_secs(self.inbound.message.secs());
-            if engine
-                .relationship_of_pool(failover, *pool)
-                .is_some_and(|relationship| !relationship.may_offer(key, secs, || true))
-            {
-                leases.return_unused(candidate.address());
-                return Decision::ignored(IgnoreReason::NotForUs);
-            }
+        if !self.balanced_to_us(&candidate, || true) {
+            leases.return_unused(candidate.address());
+            return Decision::ignored(IgnoreReason::NotForUs);
         }
         let scopes = self.scopes_for_candidate(&candidate);
         if let Some(reason) = self.dropped(&scopes, false) {
