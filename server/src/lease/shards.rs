@@ -25,9 +25,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::config::model::{Config, PoolId, SharedNetworkId};
 use crate::lease::billing::BillingTotals;
-use crate::lease::file::{
-    Collector, FailoverStateRecord, GroupRecord, HostRecord, LeaseFile, RecordSink,
-};
+use crate::lease::file::LeaseFile;
 use crate::lease::record::Lease;
 use crate::lease::store::LeaseStore;
 
@@ -364,40 +362,12 @@ impl ShardedStore {
                 Err(error) => Err(std::io::Error::other(error)),
             };
         }
-        struct Sink<'a> {
-            store: &'a ShardedStore,
-            layout: Arc<ShardLayout>,
-            rest: Collector,
-        }
-        impl RecordSink for Sink<'_> {
-            fn lease(&mut self, lease: Lease) {
-                if let Ok(mut shard) = self.store.lock(self.layout.of_address(lease.address)) {
-                    shard.upsert(lease);
-                }
+        let layout = self.layout();
+        crate::lease::file::read_leases_into(path, |lease| {
+            if let Ok(mut shard) = self.lock(layout.of_address(lease.address)) {
+                shard.upsert(lease);
             }
-            fn failover_state(&mut self, record: FailoverStateRecord) {
-                self.rest.failover_state(record);
-            }
-            fn host(&mut self, record: HostRecord) {
-                self.rest.host(record);
-            }
-            fn group(&mut self, record: GroupRecord) {
-                self.rest.group(record);
-            }
-            fn server_duid(&mut self, duid: Vec<u8>) {
-                self.rest.server_duid(duid);
-            }
-        }
-        let mut sink = Sink {
-            store: self,
-            layout: self.layout(),
-            rest: Collector::default(),
-        };
-        let summary = crate::lease::file::read_path(path, &mut sink)?;
-        let mut file = sink.rest.finish();
-        file.errors = summary.errors;
-        file.torn_tail = summary.torn_tail;
-        Ok(file)
+        })
     }
 
     /// A reload (SIGHUP): every shard is taken, in index order; the leases and pending offers

@@ -17,9 +17,7 @@ use std::path::Path;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::config::model::{Config, PoolId};
-use crate::lease::file::{
-    Collector, FailoverStateRecord, GroupRecord, HostRecord, LeaseFile, RecordSink,
-};
+use crate::lease::file::LeaseFile;
 use crate::lease::record::{BindingState, Hardware, Lease, LeaseExtra, UnixTime, NEVER};
 
 /// Who a client is, by the rule ISC and the XDP fast path share: the client identifier (option
@@ -551,27 +549,6 @@ impl LeaseStore {
     /// Streams a lease file from disk into the store (leases only) and returns the other
     /// records, the errors and the torn-tail flag in a [`LeaseFile`] with no leases.
     pub fn load_path(&mut self, path: &Path) -> std::io::Result<LeaseFile> {
-        struct Sink<'a> {
-            store: &'a mut LeaseStore,
-            rest: Collector,
-        }
-        impl RecordSink for Sink<'_> {
-            fn lease(&mut self, lease: Lease) {
-                self.store.put(lease);
-            }
-            fn failover_state(&mut self, record: FailoverStateRecord) {
-                self.rest.failover_state(record);
-            }
-            fn host(&mut self, record: HostRecord) {
-                self.rest.host(record);
-            }
-            fn group(&mut self, record: GroupRecord) {
-                self.rest.group(record);
-            }
-            fn server_duid(&mut self, duid: Vec<u8>) {
-                self.rest.server_duid(duid);
-            }
-        }
         // Size the arena and the indices once, from the file size, instead of rehashing them
         // through every doubling while loading (a lease block is 200-350 bytes; capacity that is
         // never written costs no resident memory).
@@ -582,15 +559,9 @@ impl LeaseStore {
                     .min(1 << 26),
             );
         }
-        let mut sink = Sink {
-            store: self,
-            rest: Collector::default(),
-        };
-        let summary = crate::lease::file::read_path(path, &mut sink)?;
-        let mut file = sink.rest.finish();
-        file.errors = summary.errors;
-        file.torn_tail = summary.torn_tail;
-        Ok(file)
+        crate::lease::file::read_leases_into(path, |lease| {
+            self.put(lease);
+        })
     }
 
     /// Stores `lease` in its slot (a new one for a new address) and re-links it.

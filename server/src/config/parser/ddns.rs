@@ -181,6 +181,19 @@ impl Parser {
         Ok(())
     }
 
+    /// ISC takes one `primary`, `secondary`, `primary6`, `secondary6` per zone: a repeat is an
+    /// error (recorded; parsing goes on).
+    fn once_per_zone(&mut self, seen: &mut bool, span: Span, word: &str) {
+        if std::mem::replace(seen, true) {
+            let error = self.invalid(
+                span,
+                format!("one `{word}` statement per zone"),
+                format!("more than one {word}"),
+            );
+            self.errors.push(error);
+        }
+    }
+
     fn warn_global_only(&mut self, span: Span, word: &str) {
         self.warn(
             span,
@@ -261,14 +274,7 @@ impl Parser {
                     } else {
                         &mut secondary
                     };
-                    if std::mem::replace(seen, true) {
-                        let error = self.invalid(
-                            token.span,
-                            format!("one `{word}` statement per zone"),
-                            format!("more than one {word}"),
-                        );
-                        self.errors.push(error);
-                    }
+                    self.once_per_zone(seen, token.span, &word);
                     self.bump();
                     loop {
                         if let Some(address) = self.parse_ip_or_hostname()? {
@@ -291,14 +297,7 @@ impl Parser {
                     } else {
                         &mut secondary6
                     };
-                    if std::mem::replace(seen, true) {
-                        let error = self.invalid(
-                            token.span,
-                            format!("one `{word}` statement per zone"),
-                            format!("more than one {word}"),
-                        );
-                        self.errors.push(error);
-                    }
+                    self.once_per_zone(seen, token.span, &word);
                     self.bump();
                     // IPv6 addresses (ISC `parse_ip6_addr_expr`): read to the `;`.
                     while !self.at_punct(b';') {

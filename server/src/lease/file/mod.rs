@@ -234,6 +234,42 @@ const CHUNK: usize = 4 << 20;
 
 /// Streams a lease file from disk into `sink`, a few megabytes at a time, so that loading a
 /// million leases does not first hold the whole file in memory.
+/// Streams the lease file at `path`: each lease to `lease` (as it is read, the last record of an
+/// address coming last), the other records collected; returns those in a [`LeaseFile`] without
+/// leases, with the read's errors and torn-tail flag. What a store loading from disk needs.
+pub fn read_leases_into(path: &Path, lease: impl FnMut(Lease)) -> std::io::Result<LeaseFile> {
+    struct Sink<F> {
+        lease: F,
+        rest: Collector,
+    }
+    impl<F: FnMut(Lease)> RecordSink for Sink<F> {
+        fn lease(&mut self, lease: Lease) {
+            (self.lease)(lease);
+        }
+        fn failover_state(&mut self, record: FailoverStateRecord) {
+            self.rest.failover_state(record);
+        }
+        fn host(&mut self, record: HostRecord) {
+            self.rest.host(record);
+        }
+        fn group(&mut self, record: GroupRecord) {
+            self.rest.group(record);
+        }
+        fn server_duid(&mut self, duid: Vec<u8>) {
+            self.rest.server_duid(duid);
+        }
+    }
+    let mut sink = Sink {
+        lease,
+        rest: Collector::default(),
+    };
+    let summary = read_path(path, &mut sink)?;
+    let mut file = sink.rest.finish();
+    file.errors = summary.errors;
+    file.torn_tail = summary.torn_tail;
+    Ok(file)
+}
+
 pub fn read_path(path: &Path, sink: &mut impl RecordSink) -> std::io::Result<ReadSummary> {
     let mut file = std::fs::File::open(path)?;
     let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK * 2);
