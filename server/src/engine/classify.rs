@@ -234,11 +234,28 @@ fn matching_classes(
     (members, subclass_data)
 }
 
+/// The request's options as wire values, for [`RequestView`]: a unicast renewal is seen with
+/// the relay agent information stashed on its lease.
+pub(crate) fn request_options(inbound: &Inbound<'_>) -> Vec<(u8, Vec<u8>)> {
+    let mut options: Vec<(u8, Vec<u8>)> = inbound
+        .message
+        .opts()
+        .iter()
+        .filter_map(|(code, option)| option_value(option).map(|value| (u8::from(*code), value)))
+        .collect();
+    if let Some(stashed) = &inbound.stashed_agent_options {
+        options.push((82, stashed.clone()));
+    }
+    options
+}
+
 /// What expressions may read of a request (dhcp-eval(5)): its options as wire bytes, its
 /// hardware address, whether a host declaration knows it and, once an address is chosen for a
 /// reply, that address (`leased-address`).
 pub(crate) struct RequestView<'a> {
-    options: Vec<(u8, Vec<u8>)>,
+    /// The request's options as wire values: built once per request and shared by every
+    /// view of it (classification, each reply's scopes, `on commit`).
+    options: std::borrow::Cow<'a, [(u8, Vec<u8>)]>,
     hardware: (u8, &'a [u8]),
     host_name: Option<&'a str>,
     leased_address: Option<std::net::Ipv4Addr>,
@@ -298,16 +315,19 @@ impl<'a> RequestView<'a> {
     }
 
     pub fn new(inbound: &'a Inbound<'_>, host_name: Option<&'a str>) -> Self {
-        let mut options: Vec<(u8, Vec<u8>)> = inbound
-            .message
-            .opts()
-            .iter()
-            .filter_map(|(code, option)| option_value(option).map(|value| (u8::from(*code), value)))
-            .collect();
-        // A unicast renewal is classified with the relay agent information of its lease.
-        if let Some(stashed) = &inbound.stashed_agent_options {
-            options.push((82, stashed.clone()));
-        }
+        Self::with_options(
+            inbound,
+            host_name,
+            std::borrow::Cow::Owned(request_options(inbound)),
+        )
+    }
+
+    /// A view over options already built by [`request_options`].
+    pub fn with_options(
+        inbound: &'a Inbound<'_>,
+        host_name: Option<&'a str>,
+        options: std::borrow::Cow<'a, [(u8, Vec<u8>)]>,
+    ) -> Self {
         Self {
             options,
             hardware: (inbound.hardware.htype, inbound.hardware.address()),

@@ -64,6 +64,7 @@ pub(crate) fn handle(
         request,
         classification: classify(&engine.config, snapshot.hosts.as_deref(), &inbound),
         inbound,
+        options: std::cell::OnceCell::new(),
         billing,
     };
     match context.inbound.message_type {
@@ -89,6 +90,9 @@ struct Context<'e, 'r> {
     classification: Classification,
     /// The billed leases of the other shards (`engine::billing`).
     billing: &'r crate::lease::billing::BillingTotals,
+    /// The request's options as expressions read them, built on first use and shared by every
+    /// evaluation of this request's statements.
+    options: std::cell::OnceCell<Vec<(u8, Vec<u8>)>>,
 }
 
 impl<'e> Context<'e, '_> {
@@ -136,11 +140,18 @@ impl<'e> Context<'e, '_> {
             .filter_map(|(class, _)| config.classes.get(class.0 as usize))
             .map(|class| class.name.as_str())
             .collect();
-        RequestView::new(&self.inbound, host_name)
-            .with_leased_address(address)
-            .with_variables(lease)
-            .with_lease_time(lease, self.now)
-            .with_classes(classes)
+        let options = self
+            .options
+            .get_or_init(|| super::classify::request_options(&self.inbound));
+        RequestView::with_options(
+            &self.inbound,
+            host_name,
+            std::borrow::Cow::Borrowed(options),
+        )
+        .with_leased_address(address)
+        .with_variables(lease)
+        .with_lease_time(lease, self.now)
+        .with_classes(classes)
     }
 
     /// The scopes for a reply about `candidate`: its pool's or subnet's, evaluated with its

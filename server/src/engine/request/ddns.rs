@@ -105,6 +105,7 @@ pub(crate) fn settings_for(
         request,
         classification: classify(&engine.config, snapshot.hosts.as_deref(), &inbound),
         inbound,
+        options: std::cell::OnceCell::new(),
         billing: &no_billing,
     };
     let pool = engine.pool_of(address)?;
