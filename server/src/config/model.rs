@@ -205,6 +205,25 @@ pub struct SpaceOption {
     pub value: OptionValue,
 }
 
+impl Scope {
+    /// Whether the scope holds statements evaluated per request (`engine::scope`): what makes
+    /// a reply depend on more than the scope's constants.
+    pub fn has_executable_statements(&self) -> bool {
+        !self.conditionals.is_empty()
+            || !self.switches.is_empty()
+            || !self.variables.is_empty()
+            || !self.executes.is_empty()
+            || !self.events.is_empty()
+            || !self.computed_options.is_empty()
+            || !self.logs.is_empty()
+            || self.filename_expression.is_some()
+            || self.server_name_expression.is_some()
+            || self.ddns.hostname_expression.is_some()
+            || self.ddns.domain_name_expression.is_some()
+            || self.ddns.rev_domain_name_expression.is_some()
+    }
+}
+
 /// One `if` statement with its `elsif` and `else` branches: the first branch whose condition
 /// is true (an `else` has none) is taken; null and false both pass to the next branch (ISC
 /// `statement.c` `if_statement`).

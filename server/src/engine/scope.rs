@@ -116,7 +116,7 @@ impl<'c> ScopeStack<'c> {
         dynamic
             .into_iter()
             .chain(self.arena_scopes())
-            .any(executable)
+            .any(Scope::has_executable_statements)
     }
 
     /// Executes the statements of the stack's scopes for one request, outermost scope first
@@ -364,22 +364,6 @@ fn chain_ids(config: &Config, start: ScopeId) -> Vec<ScopeId> {
         next = scope.parent;
     }
     ids
-}
-
-/// Whether `scope` holds statements evaluated per request.
-fn executable(scope: &Scope) -> bool {
-    !scope.conditionals.is_empty()
-        || !scope.switches.is_empty()
-        || !scope.variables.is_empty()
-        || !scope.executes.is_empty()
-        || !scope.events.is_empty()
-        || !scope.computed_options.is_empty()
-        || !scope.logs.is_empty()
-        || scope.filename_expression.is_some()
-        || scope.server_name_expression.is_some()
-        || scope.ddns.hostname_expression.is_some()
-        || scope.ddns.domain_name_expression.is_some()
-        || scope.ddns.rev_domain_name_expression.is_some()
 }
 
 /// The options after executing the option statements of `scopes`, outermost first (ISC

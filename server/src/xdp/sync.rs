@@ -135,20 +135,7 @@ pub fn config_allows_fast_path(config: &Config) -> bool {
         && !config.billing_classes
         && config.scopes.iter().all(|scope| {
             scope.min_secs.is_none()
-                && scope.conditionals.is_empty()
-                && scope.switches.is_empty()
-                && scope.computed_options.is_empty()
-                && scope.logs.is_empty()
-                && scope.filename_expression.is_none()
-                && scope.server_name_expression.is_none()
-                // `set`, `execute` and `on commit` act at each DHCPACK; DDNS names by
-                // expression depend on the request.
-                && scope.variables.is_empty()
-                && scope.executes.is_empty()
-                && scope.events.is_empty()
-                && scope.ddns.hostname_expression.is_none()
-                && scope.ddns.domain_name_expression.is_none()
-                && scope.ddns.rev_domain_name_expression.is_none()
+                && !scope.has_executable_statements()
                 && scope.space_options.iter().all(|option| {
                     matches!(option.value, crate::config::model::OptionValue::Constant(_))
                 })
