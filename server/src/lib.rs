@@ -8,6 +8,7 @@ pub mod changes;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control_plane;
 pub mod daemon;
 pub mod ddns;
 pub mod engine;

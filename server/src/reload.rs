@@ -446,7 +446,7 @@ mod tests {
         assert!(notes.is_empty(), "{notes:?}");
         let reloaded = Engine::new(Arc::new(new));
         let hooks = crate::failover::hooks::FailoverHooks::new(&running);
-        let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
+        let (sender, _receiver) = tokio::sync::mpsc::channel(crate::failover::hooks::CHANGES_QUEUE);
         hooks.relationships()[0].attach(sender);
         hooks.relationships()[0].publish(
             crate::failover::states::State::Recover,

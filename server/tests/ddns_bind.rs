@@ -246,7 +246,8 @@ impl Drop for Named {
 /// An updater with its finished-operations channel.
 struct Harness {
     updater: Updater,
-    thread: Option<std::thread::JoinHandle<()>>,
+    plane: Option<xdhcpd::control_plane::ControlPlane>,
+    task: Option<tokio::task::JoinHandle<()>>,
     finished: mpsc::Receiver<Finished>,
     metrics: Arc<DdnsMetrics>,
 }
@@ -254,12 +255,14 @@ struct Harness {
 impl Harness {
     fn new(zones: Zones, settings: UpdaterSettings) -> Self {
         let metrics = Arc::new(DdnsMetrics::default());
-        let (sink, finished) = mpsc::channel();
-        let (updater, thread) =
-            Updater::spawn(zones, settings, metrics.clone(), Some(sink)).unwrap();
+        let (sink, finished) = mpsc::sync_channel(16);
+        let plane = xdhcpd::control_plane::ControlPlane::start().unwrap();
+        let (updater, task) =
+            Updater::spawn(plane.handle(), zones, settings, metrics.clone(), Some(sink));
         Self {
             updater,
-            thread: Some(thread),
+            plane: Some(plane),
+            task: Some(task),
             finished,
             metrics,
         }
@@ -276,8 +279,9 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         self.updater.stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        if let (Some(plane), Some(task)) = (self.plane.take(), self.task.take()) {
+            let _ = plane.handle().block_on(task);
+            plane.shutdown(Duration::from_secs(1));
         }
     }
 }

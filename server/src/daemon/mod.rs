@@ -28,6 +28,9 @@ mod commands;
 mod ping;
 mod worker;
 
+/// How long control-plane tasks get to finish at shutdown before they are dropped.
+const CONTROL_PLANE_GRACE: Duration = Duration::from_secs(2);
+
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -268,6 +271,8 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
 
     // ISC opens its ICMP socket at start-up whatever the config says (`icmp_startup`).
     let (ping_driver, ping_start) = ping::open(ping_check_wanted(&config)).unzip();
+    // Failover, OMAPI, metrics and DNS updates: tasks of one runtime (crate::control_plane).
+    let control_plane = crate::control_plane::ControlPlane::start()?;
     let shared = Arc::new(Shared {
         engine: crate::reload::EngineCell::new(Engine::new(config.clone())),
         leases: leases.clone(),
@@ -279,7 +284,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         failover: crate::failover::hooks::FailoverHooks::new(&config),
         hosts: dynamic_hosts.clone(),
         starvation: Mutex::default(),
-        ddns: crate::ddns::driver::DdnsRuntime::start(&config)?,
+        ddns: crate::ddns::driver::DdnsRuntime::start(&config, &control_plane)?,
         ping: ping_driver,
         commands: commands::CommandRunner::spawn(metrics.clone(), signals.shutdown_flag())?,
     });
@@ -314,6 +319,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
 
     // Failover peers (docs/spec/failover.md): one driver thread, when the config declares a peer.
     let _failover = crate::failover::peer::start(
+        &control_plane,
         &config,
         &shared.failover,
         &leases,
@@ -342,7 +348,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             )
         },
         &failover_saved,
-    )?;
+    );
 
     let _fast_path_thread = match &shared.fast_path {
         Some(runtime) => {
@@ -366,13 +372,20 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         if let Some(ddns) = &shared.ddns {
             ddns.metrics.register(&mut registry);
         }
-        crate::metrics::serve(listen, registry)?;
+        crate::metrics::serve(
+            control_plane.handle(),
+            control_plane.token(),
+            listen,
+            registry,
+        )?;
         tracing::info!("metrics on http://{listen}/metrics");
     }
 
     let omapi_shared = shared.clone();
     let omapi_leases_shared = shared.clone();
-    let _omapi = crate::omapi::start(
+    // `persist` takes dhcpd.leases host records; lease changes are applied like every other
+    // (`crate::changes`); `shutdown` begins a graceful stop.
+    let omapi_objects = crate::omapi::objects::Objects::new(
         config.clone(),
         leases.clone(),
         dynamic_hosts,
@@ -396,7 +409,8 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             &config,
             &shared.failover,
         )),
-    )?;
+    );
+    let _omapi = crate::omapi::start(&control_plane, &config, omapi_objects)?;
 
     // Bound last, right before the workers start: a client (or a readiness probe) that sees
     // the port open is answered at once, not after the XDP verifier and the lease-file rewrite.
@@ -488,6 +502,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     if let Some(ddns) = &shared.ddns {
         ddns.stop();
     }
+    // OMAPI connections, failover links and the metrics endpoint close; a task busy with the
+    // disk gets a moment to finish (the state records above are already queued).
+    control_plane.shutdown(CONTROL_PLANE_GRACE);
     // Everything decided so far reaches the disk (and its replies the wire) before we exit.
     if shared.committer.flush().is_err() {
         tracing::error!("the lease committer stopped before shutdown");

@@ -21,7 +21,8 @@ pub struct DdnsRuntime {
     pub updater: Updater,
     pub metrics: Arc<DdnsMetrics>,
     finished: Mutex<Option<Receiver<Finished>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    runtime: tokio::runtime::Handle,
 }
 
 /// The zones of `config` (keys resolved); an unusable one is logged and left out.
@@ -37,31 +38,38 @@ pub fn zones_of(config: &Config) -> Zones {
 }
 
 impl DdnsRuntime {
-    /// Starts the updater when the configuration asks for updates.
-    pub fn start(config: &Config) -> std::io::Result<Option<Self>> {
+    /// Starts the updater, on the control plane, when the configuration asks for updates.
+    pub fn start(
+        config: &Config,
+        control_plane: &crate::control_plane::ControlPlane,
+    ) -> std::io::Result<Option<Self>> {
         let Some(style) = config.ddns.style else {
             return Ok(None);
         };
         let metrics = Arc::new(DdnsMetrics::default());
-        let (sink, finished) = std::sync::mpsc::channel();
+        let settings = UpdaterSettings::default();
+        // As many finished operations as the updater may hold queued.
+        let (sink, finished) = std::sync::mpsc::sync_channel(settings.queue_capacity.max(1));
         let zones = zones_of(config);
         if zones.is_empty() {
             tracing::warn!(
                 "ddns-update-style {style:?} without any `zone` declaration: no update will be sent (xdhcpd does not look zones up)"
             );
         }
-        let (updater, thread) = Updater::spawn(
+        let (updater, task) = Updater::spawn(
+            control_plane.handle(),
             zones,
-            UpdaterSettings::default(),
+            settings,
             metrics.clone(),
             Some(sink),
-        )?;
+        );
         tracing::info!("DDNS: {style:?} updates");
         Ok(Some(Self {
             updater,
             metrics,
             finished: Mutex::new(Some(finished)),
-            thread: Mutex::new(Some(thread)),
+            task: Mutex::new(Some(task)),
+            runtime: control_plane.handle().clone(),
         }))
     }
 
@@ -126,8 +134,8 @@ impl DdnsRuntime {
     /// Stops the updater: the operation in progress ends at its next wait.
     pub fn stop(&self) {
         self.updater.stop();
-        if let Some(thread) = self.thread.lock().ok().and_then(|mut slot| slot.take()) {
-            let _ = thread.join();
+        if let Some(task) = self.task.lock().ok().and_then(|mut slot| slot.take()) {
+            let _ = self.runtime.block_on(task);
         }
     }
 }

@@ -90,13 +90,16 @@ pub struct Updater {
 }
 
 impl Updater {
-    /// Starts the updater's thread. Each finished operation is sent to `finished` if given.
+    /// Starts the updater as a task of the control plane's runtime (`handle`,
+    /// `crate::control_plane`). Each finished operation is sent to `finished` if given; a full
+    /// channel holds the updater back (`control_plane::blocking`), it never grows.
     pub fn spawn(
+        handle: &tokio::runtime::Handle,
         zones: Zones,
         settings: UpdaterSettings,
         metrics: Arc<DdnsMetrics>,
-        finished: Option<std::sync::mpsc::Sender<Finished>>,
-    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        finished: Option<std::sync::mpsc::SyncSender<Finished>>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
             capacity: settings.queue_capacity.max(1),
@@ -106,18 +109,13 @@ impl Updater {
             zones: ArcSwap::from_pointee(zones),
             metrics,
         });
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let worker = Worker {
             shared: shared.clone(),
             settings,
             finished,
         };
-        let thread = std::thread::Builder::new()
-            .name("ddns".into())
-            .spawn(move || runtime.block_on(worker.run()))?;
-        Ok((Self { shared }, thread))
+        let task = handle.spawn(worker.run());
+        (Self { shared }, task)
     }
 
     /// Queues `operation`; returns false when it has nothing to update. Never blocks beyond a
@@ -166,7 +164,7 @@ impl Updater {
 struct Worker {
     shared: Arc<Shared>,
     settings: UpdaterSettings,
-    finished: Option<std::sync::mpsc::Sender<Finished>>,
+    finished: Option<std::sync::mpsc::SyncSender<Finished>>,
 }
 
 impl Worker {
@@ -203,7 +201,7 @@ impl Worker {
             self.shared.metrics.count_operation(counted);
             log_finished(&finished);
             if let Some(sink) = &self.finished {
-                let _ = sink.send(finished);
+                let _ = crate::control_plane::blocking(|| sink.send(finished).is_ok());
             }
         }
     }

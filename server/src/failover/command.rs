@@ -31,6 +31,8 @@ pub enum CommandError {
     NotRunning,
     #[error("the failover driver did not confirm within {COMMAND_TIMEOUT:?}")]
     TimedOut,
+    #[error("the failover driver has too many commands waiting")]
+    Busy,
     #[error("the new state could not be written to the lease file")]
     NotPersisted,
 }

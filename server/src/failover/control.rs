@@ -53,8 +53,11 @@ impl FailoverControl {
         let commands = status.commands().ok_or(CommandError::NotRunning)?;
         let (done, outcome) = sync_channel(1);
         commands
-            .send(Command { state, done })
-            .map_err(|_| CommandError::NotRunning)?;
+            .try_send(Command { state, done })
+            .map_err(|error| match error {
+                tokio::sync::mpsc::error::TrySendError::Full(_) => CommandError::Busy,
+                tokio::sync::mpsc::error::TrySendError::Closed(_) => CommandError::NotRunning,
+            })?;
         match outcome.recv_timeout(COMMAND_TIMEOUT) {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => Err(CommandError::TimedOut),

@@ -6,10 +6,11 @@
 //! peer.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::Sender;
 
 use super::codes::ServerStateCode;
 use super::command::Command;
@@ -41,11 +42,24 @@ pub struct RelationshipStatus {
     unacked: AtomicU32,
     /// When the last message of the partner arrived (0 = never), for the metrics endpoint.
     last_contact: AtomicU32,
-    /// Committed lease changes for the driver (set once by the driver).
-    changes: OnceLock<UnboundedSender<Ipv4Addr>>,
+    /// Committed lease changes for the driver (set once by the driver), at most
+    /// [`CHANGES_QUEUE`] waiting.
+    changes: OnceLock<Sender<Ipv4Addr>>,
+    /// A change did not fit in the queue: the driver resynchronises ([`Self::take_changes_lost`]).
+    changes_lost: AtomicBool,
+    /// Changes that did not fit, for the metrics endpoint.
+    changes_dropped: AtomicU64,
     /// Operator commands for the driver (set once by the driver).
-    commands: OnceLock<UnboundedSender<Command>>,
+    commands: OnceLock<Sender<Command>>,
 }
+
+/// Lease changes that may wait for a relationship's driver. A burst beyond it (a reload's
+/// re-homing, an expiry run of a large pool while the driver waits on the disk) is not lost:
+/// the driver then queues every lease the partner has not acknowledged, which is what a
+/// partner's UPDREQ would get (§7.5), so a dropped notice costs a scan, never a BNDUPD.
+pub const CHANGES_QUEUE: usize = 65_536;
+/// Operator commands that may wait (each caller waits for its own outcome).
+pub const COMMANDS_QUEUE: usize = 16;
 
 impl RelationshipStatus {
     fn new(peer: &FailoverPeerConfig) -> Self {
@@ -67,24 +81,49 @@ impl RelationshipStatus {
             unacked: AtomicU32::new(0),
             last_contact: AtomicU32::new(0),
             changes: OnceLock::new(),
+            changes_lost: AtomicBool::new(false),
+            changes_dropped: AtomicU64::new(0),
             commands: OnceLock::new(),
         }
     }
 
     /// Called once by the driver: from now on the state rules apply.
-    pub fn attach(&self, changes: UnboundedSender<Ipv4Addr>) {
+    pub fn attach(&self, changes: Sender<Ipv4Addr>) {
         let _ = self.changes.set(changes);
         self.attached.store(true, Ordering::Release);
     }
 
     /// Called once by the driver: operator commands (OMAPI `local-state`) reach it here.
-    pub fn attach_commands(&self, commands: UnboundedSender<Command>) {
+    pub fn attach_commands(&self, commands: Sender<Command>) {
         let _ = self.commands.set(commands);
     }
 
     /// The driver's command channel, once a driver runs this relationship.
-    pub fn commands(&self) -> Option<&UnboundedSender<Command>> {
+    pub fn commands(&self) -> Option<&Sender<Command>> {
         self.commands.get()
+    }
+
+    /// Hands one committed change to the driver; never blocks. A full queue marks the
+    /// relationship for a resynchronisation instead ([`CHANGES_QUEUE`]).
+    fn lease_changed(&self, address: Ipv4Addr) {
+        let Some(changes) = self.changes.get() else {
+            return;
+        };
+        if let Err(TrySendError::Full(_)) = changes.try_send(address) {
+            self.changes_dropped.fetch_add(1, Ordering::Relaxed);
+            self.changes_lost.store(true, Ordering::Release);
+        }
+    }
+
+    /// True once after changes were dropped (driver side): every unacknowledged lease must be
+    /// queued again.
+    pub fn take_changes_lost(&self) -> bool {
+        self.changes_lost.swap(false, Ordering::AcqRel)
+    }
+
+    /// Changes that did not fit in the queue since start-up.
+    pub fn changes_dropped(&self) -> u64 {
+        self.changes_dropped.load(Ordering::Relaxed)
     }
 
     /// Publishes what OMAPI reads besides the state (driver side).
@@ -234,13 +273,11 @@ impl FailoverHooks {
     }
 
     /// Hands the committed leases of failover pools to their drivers for BNDUPD (§7.2). Never
-    /// blocks: an unbounded channel send.
+    /// blocks: a full queue is a resynchronisation, not a wait ([`CHANGES_QUEUE`]).
     pub fn leases_changed(&self, leases: &[Lease]) {
         for lease in leases {
             if let Some(status) = self.of_address(lease.address) {
-                if let Some(changes) = status.changes.get() {
-                    let _ = changes.send(lease.address);
-                }
+                status.lease_changed(lease.address);
             }
         }
     }
@@ -267,7 +304,7 @@ mod tests {
         let hooks = FailoverHooks::new(&config);
         assert_eq!(hooks.view(), FailoverView::unattached(&config));
         let status = &hooks.relationships()[0];
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(CHANGES_QUEUE);
         status.attach(sender);
         let hba = server_common::loadbalance::split_to_hba(128);
         status.publish(

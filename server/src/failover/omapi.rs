@@ -91,7 +91,7 @@ impl FailoverStates for FailoverStateObjects {
             .map_err(|error| match error {
                 CommandError::UnknownRelationship => ResultCode::NOTFOUND,
                 CommandError::InvalidState(_) => ResultCode::INVALIDARG,
-                CommandError::TimedOut => ResultCode::TIMEDOUT,
+                CommandError::TimedOut | CommandError::Busy => ResultCode::TIMEDOUT,
                 CommandError::NotRunning | CommandError::NotPersisted => ResultCode::FAILURE,
             })
     }

@@ -7,14 +7,16 @@
 //! address; one connection at a time carries the session (a second one is closed at once, as
 //! ISC's duplicate-connection answer does). Reconnection backs off from 2 s to 60 s.
 //!
-//! The DHCP workers never wait on it: they hand committed leases over an unbounded channel
-//! ([`super::hooks`]) and read the published state from atomics. Leases the machine changes are
+//! The DHCP workers never wait on it: they hand committed leases over a bounded channel
+//! ([`super::hooks`]; a full one makes the driver queue every unacknowledged lease again) and
+//! read the published state from atomics. Leases the machine changes are
 //! written through the group commit and waited for *before* the messages that depend on them
 //! (BNDACK, §7.3 step 10) are written to the socket; the failover state record is written on
 //! every state change (§6.2, §12).
 //!
-//! The runtime is a current-thread tokio runtime on its own OS thread; waiting for an fsync
-//! blocks only this thread.
+//! The drivers are tasks of the control plane's runtime (`crate::control_plane`); waiting for
+//! an fsync is done in `control_plane::blocking`, so it never stalls the runtime's other
+//! tasks.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::bindings::{relationship_ranges, StoreBindings};
 use super::body::Typed;
@@ -61,17 +64,19 @@ const RECONNECT_MAX: Duration = Duration::from_secs(60);
 /// A TCP connect that has not completed by then counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Starts one driver per configured failover peer on a dedicated thread with its own tokio
-/// runtime. Returns `None` when the configuration has no failover peer.
+/// Starts one driver per configured failover peer, each a task of the control plane
+/// (`crate::control_plane`) that ends when its token is cancelled. Returns no task when the
+/// configuration has no failover peer.
 pub fn start(
+    control_plane: &crate::control_plane::ControlPlane,
     config: &Config,
     hooks: &FailoverHooks,
     leases: &Arc<ShardedStore>,
     sink: Arc<dyn LeaseSink>,
     saved: &[FailoverStateRecord],
-) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
+) -> Vec<tokio::task::JoinHandle<()>> {
     if config.failover_peers.is_empty() {
-        return Ok(None);
+        return Vec::new();
     }
     let now = crate::clock::unix_now();
     let mut drivers = Vec::new();
@@ -98,9 +103,9 @@ pub fn start(
             vendor_class: VENDOR_CLASS.to_vec(),
         };
         let machine = Machine::new(machine_config, saved.my_state, saved.partner_state, now);
-        let (changes, changes_receiver) = mpsc::unbounded_channel();
+        let (changes, changes_receiver) = mpsc::channel(super::hooks::CHANGES_QUEUE);
         status.attach(changes);
-        let (commands, commands_receiver) = mpsc::unbounded_channel();
+        let (commands, commands_receiver) = mpsc::channel(super::hooks::COMMANDS_QUEUE);
         status.attach_commands(commands);
         drivers.push(Driver {
             peer: peer.clone(),
@@ -120,30 +125,11 @@ pub fn start(
     for driver in &drivers {
         driver.publish();
     }
-    let thread = std::thread::Builder::new()
-        .name("failover".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(error) => {
-                    tracing::error!("failover: cannot start its runtime: {error}");
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let tasks: Vec<_> = drivers
-                    .into_iter()
-                    .map(|driver| tokio::spawn(driver.run()))
-                    .collect();
-                for task in tasks {
-                    let _ = task.await;
-                }
-            });
-        })?;
-    Ok(Some(thread))
+    let token = control_plane.token();
+    drivers
+        .into_iter()
+        .map(|driver| control_plane.handle().spawn(driver.run(token.clone())))
+        .collect()
 }
 
 /// Seconds since the epoch (the driver owns the clock).
@@ -171,9 +157,9 @@ struct Driver {
     status: Arc<RelationshipStatus>,
     leases: Arc<ShardedStore>,
     sink: Arc<dyn LeaseSink>,
-    changes: mpsc::UnboundedReceiver<Ipv4Addr>,
+    changes: mpsc::Receiver<Ipv4Addr>,
     /// Operator commands ([`super::control`]) and the callers waiting for their outcome.
-    commands: mpsc::UnboundedReceiver<Command>,
+    commands: mpsc::Receiver<Command>,
     pending_commands: Vec<std::sync::mpsc::SyncSender<Result<(), CommandError>>>,
     /// The last state record could not be written (reported to a waiting operator).
     state_write_failed: bool,
@@ -190,9 +176,9 @@ impl Driver {
         self.peer.address.unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 
-    async fn run(mut self) {
+    async fn run(mut self, token: CancellationToken) {
         let (incoming_sender, mut incoming) = mpsc::unbounded_channel();
-        tokio::spawn(listen(
+        let listener = tokio::spawn(listen(
             self.name().to_string(),
             SocketAddrV4::new(self.local_address(), self.peer.port),
             self.peer.peer_address,
@@ -222,6 +208,10 @@ impl Driver {
                 timer
             };
             tokio::select! {
+                () = token.cancelled() => {
+                    listener.abort();
+                    return;
+                }
                 Some(event) = incoming.recv() => match event {
                     Incoming::Accepted(stream, remote) => self.adopt(stream, remote),
                     Incoming::Connected(stream) => {
@@ -258,7 +248,20 @@ impl Driver {
                         addresses.push(address);
                     }
                     let now = now();
+                    // Changes that did not fit in the queue: every lease the partner has not
+                    // acknowledged goes again (the queued ones among them are sent once).
+                    let resync = self.status.take_changes_lost();
+                    if resync {
+                        tracing::warn!(
+                            "failover peer {}: lease changes came faster than the queue holds; \
+                             queuing every unacknowledged lease again",
+                            self.name()
+                        );
+                    }
                     self.with_bindings(|machine, bindings| {
+                        if resync {
+                            machine.handle_lost_changes(now, bindings);
+                        }
                         for address in addresses {
                             machine.handle_lease_change(now, address, bindings);
                         }
@@ -417,7 +420,9 @@ impl Driver {
             step(&mut self.machine, &mut bindings);
             bindings.into_written()
         };
-        if !written.is_empty() && !self.sink.write_durably(&written, &[]) {
+        if !written.is_empty()
+            && !crate::control_plane::blocking(|| self.sink.write_durably(&written, &[]))
+        {
             tracing::error!("failover: the lease log is gone; leases not written");
         }
     }
@@ -438,7 +443,7 @@ impl Driver {
     /// Writes the state record durably (ISC commits the state before acting on it, §6.2).
     fn write_state_record(&mut self) {
         let record = state_record(self.name(), &self.machine);
-        if !self.sink.write_durably(&[], &[record]) {
+        if !crate::control_plane::blocking(|| self.sink.write_durably(&[], &[record])) {
             tracing::error!("failover: the lease log is gone; state not written");
             self.state_write_failed = true;
         }

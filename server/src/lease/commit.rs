@@ -240,6 +240,12 @@ fn retry_delay(config: &GroupCommitConfig, failures: u32, urgent: bool) -> Durat
 #[error("the lease committer has stopped")]
 pub struct CommitClosed;
 
+/// Records that may wait for the committer. A full queue makes `submit` wait: the disk is the
+/// bound, and a worker that waits decides no more leases than can be made durable (its replies
+/// wait for the fsync anyway). Nothing on the committer's own thread submits, so the wait
+/// always ends.
+pub const COMMIT_QUEUE: usize = 65_536;
+
 enum Message<T> {
     Record(Vec<u8>, T),
     Compact,
@@ -249,7 +255,7 @@ enum Message<T> {
 
 /// Handle to the committer thread; `submit` may be called from any thread (`&self`).
 pub struct GroupCommit<T> {
-    sender: Option<mpsc::Sender<Message<T>>>,
+    sender: Option<mpsc::SyncSender<Message<T>>>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<CommitStats>,
 }
@@ -272,7 +278,7 @@ impl<T: Send + 'static> GroupCommit<T> {
         F: FnMut(Vec<T>) + Send + 'static,
         S: FnMut(&mut Vec<u8>) -> bool + Send + 'static,
     {
-        let (sender, receiver) = mpsc::channel();
+        let (sender, receiver) = mpsc::sync_channel(COMMIT_QUEUE);
         let stats = Arc::new(CommitStats::default());
         let started = monotonic_now();
         let committer = Committer {

@@ -409,6 +409,15 @@ impl Collector for FailoverCollector {
                 .iter()
                 .map(|status| (peer(status), i64::from(status.unacked()))),
         )?;
+        counters(
+            &mut encoder,
+            "failover_changes_dropped",
+            "lease changes that did not fit in the driver's queue (each makes it queue every \
+             unacknowledged lease again)",
+            self.relationships
+                .iter()
+                .map(|status| (peer(status), status.changes_dropped())),
+        )?;
         gauges(
             &mut encoder,
             "failover_last_contact_timestamp_seconds",

@@ -17,8 +17,7 @@ pub mod collectors;
 pub mod socket;
 pub mod striped;
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -586,35 +585,63 @@ pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
     Ok(text)
 }
 
-/// Serves `registry` at any path of `listen` over HTTP until the process exits.
+/// Serves `registry` at any path of `listen` over HTTP, as tasks of the control plane
+/// (`crate::control_plane`), until `token` is cancelled. Binds before returning, so a busy
+/// port is a start-up error. A scraper that stalls holds only its own task.
 pub fn serve(
+    handle: &tokio::runtime::Handle,
+    token: tokio_util::sync::CancellationToken,
     listen: SocketAddr,
     registry: Registry,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let listener = TcpListener::bind(listen)?;
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-                let mut request = [0u8; 1024];
-                let _ = stream.read(&mut request);
-                let _ = match render(&registry) {
-                    Ok(body) => write!(
-                        stream,
-                        "HTTP/1.0 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{body}",
-                        prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-                        body.len()
-                    ),
-                    Err(_) => write!(
-                        stream,
-                        "HTTP/1.0 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
-                    ),
-                };
-            }
-        })
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    let listener = {
+        let _runtime = handle.enter();
+        tokio::net::TcpListener::from_std(listener)?
+    };
+    let registry = Arc::new(registry);
+    Ok(handle.spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = token.cancelled() => return,
+            };
+            let Ok((stream, _)) = accepted else {
+                // EMFILE and friends: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                let _ =
+                    tokio::time::timeout(SCRAPE_TIMEOUT, answer_scrape(stream, &registry)).await;
+            });
+        }
+    }))
+}
+
+/// A scrape that has not been read and answered by then is dropped.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads (and ignores) one request and writes the exposition: every path is `/metrics`.
+async fn answer_scrape(
+    mut stream: tokio::net::TcpStream,
+    registry: &Registry,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut request = [0u8; 1024];
+    let _ = stream.read(&mut request).await?;
+    let response = match render(registry) {
+        Ok(body) => format!(
+            "HTTP/1.0 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{body}",
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            body.len()
+        ),
+        Err(_) => "HTTP/1.0 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".into(),
+    };
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ use crate::config::model::Config;
 use crate::engine::dynamic_hosts::HostSet;
 use crate::host_table::DynamicHosts;
 use crate::lease::file::HostRecord;
-use crate::lease::shards::ShardedStore;
 
 /// The dynamic host table from the host records of dhcpd.leases (later records win; rubouts of
 /// dhcpd.conf hosts hide them), as ISC rebuilds its host hash at start-up.
@@ -43,24 +42,18 @@ pub fn listen_address(config: &Config) -> Ipv4Addr {
     }
 }
 
-/// Starts the OMAPI listener when dhcpd.conf has `omapi-port` (ISC runs none otherwise), on
-/// [`listen_address`]. `persist` takes dhcpd.leases host records; `lease_changed` takes updated
-/// leases (the daemon applies them like every lease change, `crate::changes`); `shutdown` begins
-/// a graceful stop;
-/// `failover` answers for the `failover-state` objects.
+/// Starts the OMAPI listener, a task of the control plane, when dhcpd.conf has `omapi-port`
+/// (ISC runs none otherwise), on [`listen_address`], serving `objects` (built by the daemon
+/// with [`objects::Objects::new`] over the same `config`).
 pub fn start(
-    config: Arc<Config>,
-    leases: Arc<ShardedStore>,
-    hosts: Arc<DynamicHosts>,
-    persist: Box<dyn Fn(Vec<u8>) + Send + Sync>,
-    lease_changed: objects::LeaseChanged,
-    shutdown: Box<dyn Fn() + Send + Sync>,
-    failover: Box<dyn objects::FailoverStates>,
-) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
+    control_plane: &crate::control_plane::ControlPlane,
+    config: &Config,
+    objects: objects::Objects,
+) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(port) = config.omapi_port else {
         return Ok(None);
     };
-    let address = SocketAddrV4::new(listen_address(&config), port);
+    let address = SocketAddrV4::new(listen_address(config), port);
     if config.omapi_key.is_none() && config.omapi.listen.is_none() {
         tracing::warn!(
             "OMAPI has no omapi-key, so any client that connects controls the server: \
@@ -68,17 +61,15 @@ pub fn start(
         );
     }
     let limits = server::Limits {
-        session: session::SessionPolicy::of(&config),
+        session: session::SessionPolicy::of(config),
         per_source: config.omapi.connections_per_source,
     };
-    let objects = objects::Objects::new(
-        config,
-        leases,
-        hosts,
-        persist,
-        lease_changed,
-        shutdown,
-        failover,
-    );
-    server::spawn(address, limits, Arc::new(objects)).map(Some)
+    server::spawn(
+        control_plane.handle(),
+        control_plane.token(),
+        address,
+        limits,
+        Arc::new(objects),
+    )
+    .map(Some)
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 use super::admission::Admission;
 use super::objects::Objects;
@@ -31,21 +32,23 @@ pub struct Limits {
     pub per_source: u32,
 }
 
-/// Binds `address` and serves OMAPI on a runtime of its own thread. Returns once bound.
+/// Binds `address` and serves OMAPI as tasks of the control plane (`crate::control_plane`)
+/// until `token` is cancelled. Returns once bound.
 pub fn spawn(
+    handle: &tokio::runtime::Handle,
+    token: CancellationToken,
     address: SocketAddrV4,
     limits: Limits,
     objects: Arc<Objects>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()?;
-    let listener = runtime.block_on(TcpListener::bind(address))?;
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = handle.block_on(TcpListener::bind(address))?;
     tracing::info!("OMAPI listening on {}", listener.local_addr()?);
-    std::thread::Builder::new()
-        .name("omapi".into())
-        .spawn(move || runtime.block_on(serve(listener, limits, objects)))
+    Ok(handle.spawn(async move {
+        tokio::select! {
+            () = serve(listener, limits, objects, token.clone()) => {}
+            () = token.cancelled() => {}
+        }
+    }))
 }
 
 /// A connection's place in the [`Admission`], given back when the connection ends.
@@ -63,8 +66,13 @@ impl Drop for Slot {
     }
 }
 
-/// Accepts connections until the runtime stops.
-pub async fn serve(listener: TcpListener, limits: Limits, objects: Arc<Objects>) {
+/// Accepts connections until the runtime stops; each connection ends when `token` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    limits: Limits,
+    objects: Arc<Objects>,
+    token: CancellationToken,
+) {
     #[expect(clippy::disallowed_methods, reason = "driver owns the clock")]
     let clock = Instant::now();
     let admission = Arc::new(Mutex::new(Admission::new(limits.per_source)));
@@ -97,10 +105,16 @@ pub async fn serve(listener: TcpListener, limits: Limits, objects: Arc<Objects>)
         let first_id = first_message_id(serial);
         let objects = Arc::clone(&objects);
         let policy = limits.session;
+        let token = token.clone();
         tokio::spawn(async move {
             let session = Session::new(first_id, clock.elapsed(), &policy);
-            if let Err(reason) = connection(stream, peer, session, &objects, clock).await {
-                tracing::info!("OMAPI connection from {peer} closed: {reason}");
+            tokio::select! {
+                closed = connection(stream, peer, session, &objects, clock) => {
+                    if let Err(reason) = closed {
+                        tracing::info!("OMAPI connection from {peer} closed: {reason}");
+                    }
+                }
+                () = token.cancelled() => {}
             }
             drop(slot);
         });
@@ -161,8 +175,7 @@ async fn connection(
                 Err(_) => return Err("peer stopped reading".into()),
             }
             // Requests held back while replies were queued.
-            session
-                .process(crate::clock::unix_now(), objects)
+            crate::control_plane::blocking(|| session.process(crate::clock::unix_now(), objects))
                 .map_err(|error| error.to_string())?;
         }
         // Wait for input until the idle timeout, or the authentication deadline if sooner.
@@ -181,10 +194,11 @@ async fn connection(
             Err(_) => return Err("idle timeout".into()),
         };
         let received = buffer.get(..read).unwrap_or_default();
-        // The store lock may be held by a DHCP worker for a moment; `block_in_place` is not
-        // available on a current-thread runtime, and the wait is microseconds.
-        session
-            .handle_bytes(crate::clock::unix_now(), received, objects)
-            .map_err(|error| error.to_string())?;
+        // An update waits for its lease to be durable, and a failover command for its driver
+        // (a task of the same runtime): `blocking` hands this thread's other tasks on meanwhile.
+        crate::control_plane::blocking(|| {
+            session.handle_bytes(crate::clock::unix_now(), received, objects)
+        })
+        .map_err(|error| error.to_string())?;
     }
 }

@@ -30,7 +30,7 @@ fn load_balancing_follows_role_and_state() {
         let hooks = crate::failover::hooks::FailoverHooks::new(&config);
         let status = &hooks.relationships()[0];
         assert_eq!(LoadBalancing::of(status), None, "not attached yet");
-        let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
+        let (sender, _receiver) = tokio::sync::mpsc::channel(crate::failover::hooks::CHANGES_QUEUE);
         status.attach(sender);
         status.publish(
             State::Startup {
@@ -142,7 +142,7 @@ fn kernel_renewals_are_logged_and_queued_as_bndupds() {
     )
     .expect("config");
     let hooks = crate::failover::hooks::FailoverHooks::new(&config);
-    let (sender, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let (sender, mut changes) = tokio::sync::mpsc::channel(crate::failover::hooks::CHANGES_QUEUE);
     hooks.relationships()[0].attach(sender);
     publish_state(&hooks, true);
     let sink = TestSink {
@@ -308,7 +308,7 @@ fn relationship_states_reach_the_kernel_on_change() {
     }
     let config = crate::config::parse_str(peer_config(true), "fo.conf").expect("config");
     let hooks = crate::failover::hooks::FailoverHooks::new(&config);
-    let (sender, _changes) = tokio::sync::mpsc::unbounded_channel();
+    let (sender, _changes) = tokio::sync::mpsc::channel(crate::failover::hooks::CHANGES_QUEUE);
     hooks.relationships()[0].attach(sender);
     let mut fast_path = FastPath::new(Counting::default());
     let sync = |fast_path: &mut FastPath<Counting>| {
@@ -380,7 +380,7 @@ fn failover_publications_are_bounded_by_mclt_and_state() {
     use server_common::fastpath::Template;
     let config = crate::config::parse_str(peer_config(true), "fo.conf").expect("config");
     let hooks = crate::failover::hooks::FailoverHooks::new(&config);
-    let (sender, _changes) = tokio::sync::mpsc::unbounded_channel();
+    let (sender, _changes) = tokio::sync::mpsc::channel(crate::failover::hooks::CHANGES_QUEUE);
     hooks.relationships()[0].attach(sender);
     let sink = TestSink {
         submitted: Mutex::new(Vec::new()),

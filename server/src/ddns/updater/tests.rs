@@ -2,6 +2,7 @@
 //! server/tests/ddns_bind.rs): retries, give-up, TCP fallback, refused answers, the queue bound.
 //! Every wait is bounded.
 
+use crate::control_plane::ControlPlane;
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::mpsc;
@@ -144,12 +145,14 @@ fn run_one(
     operation: Operation,
 ) -> (Finished, Arc<DdnsMetrics>) {
     let metrics = Arc::new(DdnsMetrics::default());
-    let (sink, finished) = mpsc::channel();
-    let (updater, thread) = Updater::spawn(zones, settings, metrics.clone(), Some(sink)).unwrap();
+    let plane = ControlPlane::start().unwrap();
+    let (sink, finished) = mpsc::sync_channel(16);
+    let (updater, task) =
+        Updater::spawn(plane.handle(), zones, settings, metrics.clone(), Some(sink));
     assert!(updater.submit(operation));
     let done = finished.recv_timeout(WAIT).expect("the operation finishes");
     updater.stop();
-    thread.join().unwrap();
+    plane.handle().block_on(task).unwrap();
     (done, metrics)
 }
 
@@ -231,7 +234,9 @@ fn names_without_a_zone_are_not_sent() {
 #[test]
 fn a_full_queue_drops_its_oldest_and_counts_it() {
     let metrics = Arc::new(DdnsMetrics::default());
-    let (updater, thread) = Updater::spawn(
+    let plane = ControlPlane::start().unwrap();
+    let (updater, task) = Updater::spawn(
+        plane.handle(),
         Zones::default(),
         UpdaterSettings {
             queue_capacity: 3,
@@ -239,11 +244,10 @@ fn a_full_queue_drops_its_oldest_and_counts_it() {
         },
         metrics.clone(),
         None,
-    )
-    .unwrap();
+    );
     // Stopped first, so that nothing is taken off the queue while it fills.
     updater.stop();
-    thread.join().unwrap();
+    plane.handle().block_on(task).unwrap();
     for index in 0..5 {
         assert!(updater.submit(add(&format!("h{index}"))));
     }

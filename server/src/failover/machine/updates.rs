@@ -231,10 +231,38 @@ impl Machine {
     ) {
         // A new request replaces one in progress.
         self.update_request = Some(xid);
+        // Leases in flight are answered by their BNDACK.
+        self.enqueue_unacknowledged(all, false, bindings);
+        self.flush(now, bindings);
+    }
+
+    /// Notices of committed changes were dropped (the driver's queue was full,
+    /// `hooks::CHANGES_QUEUE`): every lease the partner may not have is queued, as for an
+    /// UPDREQ, and so is every lease in flight (its dropped change may be newer than the copy
+    /// sent; as for any change, it is sent again after its BNDACK).
+    pub fn handle_lost_changes(&mut self, now: UnixTime, bindings: &mut impl Bindings) {
+        self.enqueue_unacknowledged(false, true, bindings);
+        self.flush(now, bindings);
+    }
+
+    /// Queues every lease of the relationship (`all`, UPDREQALL) or those the partner has not
+    /// acknowledged: a change newer than the partner's copy (tstp > atsfp) or a state the
+    /// partner must see become free (§7.5).
+    fn enqueue_unacknowledged(
+        &mut self,
+        all: bool,
+        in_flight_too: bool,
+        bindings: &mut impl Bindings,
+    ) {
         let mut addresses = bindings.addresses();
         addresses.sort_unstable();
         for address in addresses {
-            if self.in_flight.contains_key(&address) {
+            let in_flight = self.in_flight.contains_key(&address);
+            if in_flight && !in_flight_too {
+                continue;
+            }
+            if in_flight {
+                self.enqueue(address);
                 continue;
             }
             let wanted = all
@@ -249,7 +277,6 @@ impl Machine {
                 self.enqueue(address);
             }
         }
-        self.flush(now, bindings);
     }
 
     pub(super) fn on_update_done(&mut self, now: UnixTime, bindings: &mut impl Bindings) {

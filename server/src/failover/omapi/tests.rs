@@ -37,7 +37,8 @@ fn u32_of(values: &[Value], name: &str) -> Option<u32> {
 /// apply it to the machine at a fixed time, publish, answer; returns the machine after `count`
 /// commands.
 fn spawn_driver(status: Arc<RelationshipStatus>, count: usize) -> std::thread::JoinHandle<Machine> {
-    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Command>();
+    let (sender, mut receiver) =
+        tokio::sync::mpsc::channel::<Command>(crate::failover::hooks::COMMANDS_QUEUE);
     status.attach_commands(sender);
     std::thread::spawn(move || {
         let machine_config = MachineConfig {

@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 
 use super::bindings::{relationship_ranges, StoreBindings};
 use super::body::Typed;
@@ -100,7 +100,7 @@ struct Node {
     /// The relationship's shared state, as the daemon's driver publishes it.
     hooks: FailoverHooks,
     /// Committed leases handed to the driver (`FailoverHooks::leases_changed`).
-    changes: UnboundedReceiver<Ipv4Addr>,
+    changes: Receiver<Ipv4Addr>,
     ranges: Vec<(u32, u32)>,
     /// Leases the machine wrote through its bindings (what its driver makes durable).
     writes: usize,
@@ -115,7 +115,7 @@ impl Node {
     fn new(role: Role) -> Self {
         let server = server_config(role);
         let hooks = FailoverHooks::new(&server);
-        let (sender, changes) = tokio::sync::mpsc::unbounded_channel();
+        let (sender, changes) = tokio::sync::mpsc::channel(crate::failover::hooks::CHANGES_QUEUE);
         hooks.relationships()[0].attach(sender);
         let node = Self {
             role,
@@ -180,6 +180,9 @@ impl Node {
         self.hooks.leases_changed(changed);
         while let Ok(address) = self.changes.try_recv() {
             self.step(|machine, bindings| machine.handle_lease_change(now, address, bindings));
+        }
+        if self.hooks.relationships()[0].take_changes_lost() {
+            self.step(|machine, bindings| machine.handle_lost_changes(now, bindings));
         }
     }
 
@@ -566,6 +569,23 @@ fn leases_propagate_and_keepalives_hold_the_link() {
     pair.advance(600);
     assert!(pair.connected);
     assert_eq!(pair.state(0), ServerStateCode::Normal);
+}
+
+#[test]
+fn a_change_dropped_by_a_full_queue_still_reaches_the_partner() {
+    let mut pair = normal_pair();
+    // A burst fills the driver's queue (hooks::CHANGES_QUEUE) before the client is bound.
+    let filler = [Lease::free(HIGH)];
+    for _ in 0..crate::failover::hooks::CHANGES_QUEUE {
+        pair.nodes[0].hooks.leases_changed(&filler);
+    }
+    let address = pair.client(0, 1).expect("primary serves");
+    assert_eq!(pair.nodes[0].hooks.relationships()[0].changes_dropped(), 1);
+    // The driver queued every unacknowledged lease again: the partner has the binding.
+    let lease = pair.nodes[1].lease(address);
+    assert_eq!(lease.binding_state, BindingState::Active);
+    assert_eq!(lease.hardware.unwrap().address()[5], 1);
+    assert!(!pair.nodes[0].hooks.relationships()[0].take_changes_lost());
 }
 
 #[test]
