@@ -416,3 +416,119 @@ fn the_normaliser_and_the_difference_list_work() {
     );
     assert!(!known_differences().is_empty());
 }
+
+/// The dhcpd.conf of the renewal runs: 4 s leases (dhclient renews every 2 s), every renewal
+/// decided afresh (`dhcp-cache-threshold 0`, for ISC and xdhcpd alike).
+fn renewal_conf() -> String {
+    format!(
+        "# omapi change then renewal (netns_omapi_conformance.rs)\n\
+         authoritative;\nddns-update-style none;\nping-check false;\n\
+         default-lease-time 4;\nmax-lease-time 4;\ndhcp-cache-threshold 0;\n\
+         key omapi_key {{ algorithm hmac-md5; secret \"{SECRET}\"; }};\n\
+         omapi-port {OMAPI_PORT};\nomapi-key omapi_key;\n\
+         subnet 10.213.0.0 netmask 255.255.255.0 {{\n  \
+         range 10.213.0.100 10.213.0.102;\n  option routers 10.213.0.1;\n}}\n"
+    )
+}
+
+/// The server's answer (`DHCPACK on A` / `DHCPNAK on A`) to the first DHCPREQUEST for
+/// `address` logged after byte `from` of `log`, and the address a DHCPACK gave.
+fn answer_after(log: &str, from: usize, address: Ipv4Addr) -> Option<String> {
+    let tail = log.get(from..)?;
+    let request = tail.find(&format!("DHCPREQUEST for {address}"))?;
+    tail.get(request..)?.lines().find_map(|line| {
+        ["DHCPACK on", "DHCPNAK on"].iter().find_map(|word| {
+            let at = line.find(word)?;
+            Some(
+                line.get(at..)?
+                    .split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        })
+    })
+}
+
+/// One server: a dhclient binds, an operator makes `change` to its lease over OMAPI, and the
+/// answer to the client's next DHCPREQUEST is returned, as the server logged it.
+fn renewal_after_change(kind: ServerKind, change: &str) -> Result<(Ipv4Addr, String)> {
+    let label = kind.label();
+    let lab = Lab::new(SERVER_CIDR)?;
+    let mut server: Server = ServerSetup {
+        netns: &lab.server,
+        dir: lab.dir.path(),
+        kind,
+        config: DhcpConfig::lab_default(),
+        interface: lab.server_if.clone(),
+        relayed: false,
+        dhcpd_conf: Some(renewal_conf()),
+    }
+    .start()?;
+    let result = (|| -> Result<(Ipv4Addr, String)> {
+        wait_for(
+            &format!("{label} to listen on OMAPI port {OMAPI_PORT}"),
+            Duration::from_secs(20),
+            || {
+                server.proc.check_running()?;
+                Ok(tcp_listening(&lab.server, OMAPI_PORT)?.then_some(()))
+            },
+        )?;
+        let mut client =
+            netns::peers::start_dhclient(&lab.client, lab.dir.path(), &lab.client_if, true)?;
+        let address = client.wait_event(&["BOUND"], 1, Duration::from_secs(30))?;
+        // One renewal first, so that the lease is a renewed one, as in the field.
+        client.wait_event(&["RENEW"], 1, Duration::from_secs(10))?;
+        let transcript = lab.server.omshell(&format!(
+            "server 127.0.0.1\nport {OMAPI_PORT}\nkey omapi_key {SECRET}\nconnect\nnew lease\n\
+             set ip-address = {address}\nopen\n{change}\nupdate\n"
+        ))?;
+        if transcript.contains("can't") || !transcript.contains("ip-address") {
+            bail!("omshell `{change}` failed:\n{transcript}");
+        }
+        let from = server.proc.log_text().len();
+        let answer = wait_for(
+            &format!("{label}: the client's next DHCPREQUEST answered"),
+            Duration::from_secs(15),
+            || {
+                server.proc.check_running()?;
+                Ok(answer_after(&server.proc.log_text(), from, address))
+            },
+        )?;
+        client.proc.kill();
+        Ok((address, answer))
+    })();
+    result.with_context(|| format!("{label} log:\n{}", server.proc.log_text()))
+}
+
+/// Issue 9's OMAPI change, compared with ISC: a lease freed (`set state = 1`) or ended (`set
+/// ends = 0`) by an operator while its client renews; the client's next DHCPREQUEST gets the
+/// answer ISC dhcpd 4.4 gives (the same message type, for the same address).
+#[test]
+fn a_renewal_after_an_omapi_change_is_answered_as_isc_answers_it() -> Result<()> {
+    if !common::privileged("a_renewal_after_an_omapi_change_is_answered_as_isc_answers_it") {
+        return Ok(());
+    }
+    for tool in [OMSHELL, "/usr/sbin/dhcpd", "/usr/sbin/dhclient"] {
+        if !std::path::Path::new(tool).exists() {
+            bail!("{tool} is required (isc-dhcp-client, isc-dhcp-server)");
+        }
+    }
+    for change in ["set state = 1", "set ends = 0"] {
+        let (isc_address, isc) = renewal_after_change(ServerKind::IscDhcpd, change)?;
+        let (our_address, ours) = renewal_after_change(
+            ServerKind::Xdhcpd {
+                binary: env!("CARGO_BIN_EXE_xdhcpd").into(),
+                xdp: false,
+            },
+            change,
+        )?;
+        eprintln!("after `{change}`: ISC dhcpd 4.4 `{isc}`, xdhcpd `{ours}`");
+        assert_eq!(
+            ours.replace(&our_address.to_string(), "<lease>"),
+            isc.replace(&isc_address.to_string(), "<lease>"),
+            "the answer to the renewal after `{change}` differs from ISC's"
+        );
+    }
+    Ok(())
+}
