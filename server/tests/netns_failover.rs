@@ -595,3 +595,152 @@ fn isc_primary_and_xdhcpd_secondary_then_isc_dies_and_xdhcpd_keeps_renewing() ->
     eprintln!("omshell transcript:\n{transcript}");
     Ok(())
 }
+
+/// xdhcpd's exchange-log lines of requests for `address` (kernel renewals are not logged).
+fn userspace_requests(log: &str, address: std::net::Ipv4Addr) -> usize {
+    let needle = format!("DHCPREQUEST for {address} ");
+    log.lines().filter(|line| line.contains(&needle)).count()
+}
+
+/// (d) Issue 9: ISC primary + xdhcpd secondary with XDP, in NORMAL; a client of the secondary's
+/// bucket renews in xdhcpd's kernel; on ISC the lease is released (omshell `set state = 4`, as
+/// when the client's DHCPRELEASE reaches ISC); ISC's BNDUPD reaches xdhcpd, whose lease file
+/// takes the partner's state, and from then on the kernel answers no renewal of that lease: the
+/// next request is decided in userspace. (A BNDUPD straight to FREE for an active lease whose
+/// potential expiration is still ahead is refused by a cooperating peer, ISC's
+/// `normal_binding_state_transition_check` and xdhcpd's `failover::rules` alike: it is RELEASED
+/// that frees an active lease through the partner.)
+#[test]
+fn a_partner_bndupd_that_releases_a_published_lease_takes_it_out_of_the_kernel() -> Result<()> {
+    if !common::privileged(
+        "a_partner_bndupd_that_releases_a_published_lease_takes_it_out_of_the_kernel",
+    ) {
+        return Ok(());
+    }
+    let lab = Triangle::new()?;
+    let isc_dir = TempDir::new("xdh-fo-isc")?;
+    let isc_conf = format!(
+        "key omapi_key {{ algorithm hmac-md5; secret \"{OMAPI_SECRET}\"; }};\n\
+         omapi-port {OMAPI_PORT};\nomapi-key omapi_key;\n{}",
+        dhcpd_conf_with_times(
+            "primary;\n  mclt 300;\n  split 128;",
+            PRIMARY,
+            SECONDARY,
+            4,
+            4
+        )
+    );
+    let mut isc = start_isc(&lab.a, isc_dir.path(), &isc_conf)?;
+    // dhcp-cache-threshold 0: every renewal after the first is answered in the kernel.
+    let secondary_conf = format!(
+        "{}option xdhcpd.metrics-listen \"{METRICS}\";\ndhcp-cache-threshold 0;\n{}",
+        xdhcpd::config::xdhcpd::DEFINITIONS,
+        dhcpd_conf_with_times("secondary;", SECONDARY, PRIMARY, 4, 4)
+    );
+    let mut xdhcpd = ServerSetup {
+        netns: &lab.b,
+        dir: lab.dir.path(),
+        kind: ServerKind::Xdhcpd {
+            binary: env!("CARGO_BIN_EXE_xdhcpd").into(),
+            xdp: true,
+        },
+        config: DhcpConfig::lab_default(),
+        interface: "s0".into(),
+        relayed: false,
+        dhcpd_conf: Some(secondary_conf),
+    }
+    .start()?;
+    let isc_leases = isc_dir.join("isc.leases");
+    let debug = || {
+        logs(&[
+            ("xdhcpd log", &lab.dir.join("server.log")),
+            ("xdhcpd leases", &lab.dir.join("server.leases")),
+            ("ISC log", &isc_dir.join("isc.log")),
+            ("ISC leases", &isc_leases),
+        ])
+    };
+    wait_for(
+        "both peers in NORMAL with BACKUP leases on the secondary",
+        Duration::from_secs(40),
+        || {
+            isc.check_running()?;
+            xdhcpd.proc.check_running()?;
+            let text = std::fs::read_to_string(&xdhcpd.lease_file).unwrap_or_default();
+            Ok((my_state(&isc_leases).as_deref() == Some("normal")
+                && my_state(&xdhcpd.lease_file).as_deref() == Some("normal")
+                && text.contains("binding state backup;"))
+            .then_some(()))
+        },
+    )
+    .with_context(debug)?;
+
+    let client_dir = TempDir::new("xdh-fo-client")?;
+    let mac = bucket_mac(false);
+    lab.client.ip(&["link", "set", "br0", "address", &mac])?;
+    let mut client = start_dhclient(&lab.client, client_dir.path(), "br0", true)?;
+    let address = client
+        .wait_event(&["BOUND"], 1, Duration::from_secs(30))
+        .with_context(debug)?;
+    let renewed = "xdhcpd_xdp_frames_total{outcome=\"renewed\"}";
+    wait_for(
+        "renewals answered in the kernel",
+        Duration::from_secs(40),
+        || {
+            xdhcpd.proc.check_running()?;
+            Ok((scrape(&lab.b, renewed)? >= 2).then_some(()))
+        },
+    )
+    .with_context(debug)?;
+
+    let transcript = lab.a.omshell(&format!(
+        "server 127.0.0.1\nport {OMAPI_PORT}\nkey omapi_key {OMAPI_SECRET}\nconnect\n\
+         new lease\nset ip-address = {address}\nopen\nset state = 4\nupdate\n"
+    ))?;
+    assert!(
+        transcript.contains("ip-address") && !transcript.contains("can't"),
+        "omshell on ISC:\n{transcript}\n{}",
+        debug()
+    );
+    // ISC's BNDUPD has been applied once xdhcpd's file has the lease in a state that is not
+    // active (`released`, or what it became since, §7.3).
+    let freed = wait_for(
+        "ISC's BNDUPD releasing the lease in xdhcpd's lease file",
+        Duration::from_secs(20),
+        || {
+            let text = std::fs::read_to_string(&xdhcpd.lease_file).unwrap_or_default();
+            Ok(parse_lease_file(&text)
+                .into_iter()
+                .rev()
+                .find(|record| record.address == address)
+                .filter(|record| record.binding_state.as_deref() != Some("active")))
+        },
+    )
+    .with_context(|| format!("omshell:\n{transcript}\n{}", debug()))?;
+    let kernel_at_free = scrape(&lab.b, renewed)?;
+    let requests_at_free = userspace_requests(&xdhcpd.proc.log_text(), address);
+    wait_for(
+        "the client's next request decided in userspace",
+        Duration::from_secs(20),
+        || {
+            xdhcpd.proc.check_running()?;
+            Ok(
+                (userspace_requests(&xdhcpd.proc.log_text(), address) > requests_at_free)
+                    .then_some(()),
+            )
+        },
+    )
+    .with_context(debug)?;
+    let kernel_after = scrape(&lab.b, renewed)?;
+    eprintln!(
+        "netns_failover bndupd: xdhcpd has {freed:?} from ISC; kernel renewals {kernel_at_free} \
+         then, {kernel_after} when userspace answered the next request"
+    );
+    assert_eq!(
+        kernel_after,
+        kernel_at_free,
+        "the kernel renewed a lease the partner released\n{}",
+        debug()
+    );
+    client.proc.kill();
+    Ok(())
+}
