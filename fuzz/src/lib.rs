@@ -222,11 +222,21 @@ pub fn config_parse(data: &[u8]) {
 /// `lease_file`: any bytes as dhcpd.leases; what parses must survive a write and re-read.
 pub fn lease_file(data: &[u8]) {
     let file = xdhcpd::lease::file::parse(data, "fuzz.leases");
-    let mut out = Vec::new();
-    xdhcpd::lease::file::write_file(&file, xdhcpd::lease::file::IdFormat::Octal, &mut out);
-    let again = xdhcpd::lease::file::parse(&out, "rewritten.leases");
-    assert!(again.errors.is_empty(), "{:?}", again.errors);
-    assert_eq!(again.leases.len(), file.leases.len());
+    // Both `db-time-format`s: dates and `epoch N; # local time`.
+    for times in [
+        xdhcpd::lease::file::date::TimeFormat::Utc,
+        xdhcpd::lease::file::date::TimeFormat::Local,
+    ] {
+        let format = xdhcpd::lease::file::FileFormat {
+            times,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        xdhcpd::lease::file::write_file(&file, format, &mut out);
+        let again = xdhcpd::lease::file::parse(&out, "rewritten.leases");
+        assert!(again.errors.is_empty(), "{:?}", again.errors);
+        assert_eq!(again.leases.len(), file.leases.len());
+    }
 }
 
 /// `omapi_message`: any bytes as an OMAPI stream; decoded messages re-encode to their bytes, and

@@ -11,7 +11,7 @@
 
 use crate::failover::hooks::FailoverHooks;
 use crate::lease::commit::GroupCommit;
-use crate::lease::file::{FailoverStateRecord, IdFormat};
+use crate::lease::file::{FailoverStateRecord, FileFormat};
 use crate::lease::record::Lease;
 use crate::metrics::Metrics;
 use crate::xdp::runtime::FastPathRuntime;
@@ -166,7 +166,8 @@ impl<'a> LeaseChange<'a> {
 /// What [`apply`] acts on: the daemon's committer, failover hooks, fast path and metrics.
 pub struct ChangeTargets<'a, T: Send + 'static> {
     pub committer: &'a GroupCommit<Option<T>>,
-    pub id_format: IdFormat,
+    /// `lease-id-format` and `db-time-format`.
+    pub file_format: FileFormat,
     pub failover: &'a FailoverHooks,
     pub fast_path: Option<&'a FastPathRuntime>,
     pub metrics: &'a Metrics,
@@ -202,10 +203,10 @@ pub fn apply<T: Send + 'static>(
         let mut record =
             Vec::with_capacity(256 * (change.leases.len() + change.failover_states.len()));
         for state in change.failover_states {
-            crate::lease::file::write_failover_state(state, &mut record);
+            crate::lease::file::write_failover_state(state, targets.file_format.times, &mut record);
         }
         for lease in change.leases {
-            crate::lease::file::write_lease_with(lease, targets.id_format, &mut record);
+            crate::lease::file::write_lease_with(lease, targets.file_format, &mut record);
         }
         let carries_reply = token.is_some();
         durable = targets.committer.submit(record, token).is_ok();

@@ -179,15 +179,22 @@ pub fn prepare(running: &Config, mut new: Config) -> Result<(Config, Vec<String>
     keep!(keys, "key statements (OMAPI)");
     keep!(lease_id_format_hex, "lease-id-format");
     keep!(db_time_format_local, "db-time-format");
-    // The sockets are bound once (dhcpd.conf(5) `local-port`, global).
-    let port = |config: &Config| config.scopes.first().and_then(|scope| scope.local_port);
-    if port(&new) != port(running) {
-        notes.push("local-port changed: takes effect after a restart".to_string());
-        let running_port = port(running);
-        if let Some(global) = new.scopes.first_mut() {
-            global.local_port = running_port;
-        }
+    // The sockets are bound once and the ports chosen with them (dhcpd.conf(5) `local-port`,
+    // `remote-port`, global).
+    macro_rules! keep_global {
+        ($field:ident, $what:expr) => {
+            let value = |config: &Config| config.scopes.first().and_then(|scope| scope.$field);
+            if value(&new) != value(running) {
+                notes.push(format!("{} changed: takes effect after a restart", $what));
+                let running_value = value(running);
+                if let Some(global) = new.scopes.first_mut() {
+                    global.$field = running_value;
+                }
+            }
+        };
     }
+    keep_global!(local_port, "local-port");
+    keep_global!(remote_port, "remote-port");
     Ok((new, notes))
 }
 

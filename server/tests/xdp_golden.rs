@@ -1230,8 +1230,32 @@ fn fast_path_off_for_executable_statements() {
         "set plan = \"gold\";",
         "on commit { execute (\"/bin/true\"); }",
         "ddns-hostname = concat(\"h-\", binary-to-ascii(10, 8, \"-\", leased-address));",
+        // The lease time follows the pool's use; the DHCPACK reserves the lease.
+        "adaptive-lease-time-threshold 80;",
+        "infinite-is-reserved true;",
     ] {
         assert!(!allows(body), "{body}: renewals must stay in userspace");
+    }
+    // Values that change nothing in ISC leave the fast path on.
+    for body in [
+        "adaptive-lease-time-threshold 0;",
+        "adaptive-lease-time-threshold 100;",
+        "infinite-is-reserved false;",
+    ] {
+        assert!(allows(body), "{body}");
+    }
+    // The kernel answers clients on the server's port + 1 only (`remote-port`, or a
+    // `local-port` that moves the server's port but not the clients', as in ISC).
+    for (text, cli, allowed) in [
+        ("", None, true),
+        ("", Some(1067), true),
+        ("remote-port 1068;", None, false),
+        ("local-port 1067;", None, false),
+        ("local-port 1067;", Some(1067), true),
+    ] {
+        let config = config::parse_str(text, "golden.conf").expect("config");
+        let ports = xdhcpd::net::ports::Ports::of(&config, cli);
+        assert_eq!(ports.client_is_next(), allowed, "{text} -p {cli:?}");
     }
     // Billing classes: a renewal may have to be billed anew, or refused (issue 12).
     let text = format!(

@@ -144,6 +144,16 @@ pub struct Scope {
     /// `local-port N;` (global in ISC, `postconf_initialization`): the UDP port the server
     /// listens on, which overrides `-p` (dhcpd.conf(5)); clients are answered on the next.
     pub local_port: Option<u16>,
+    /// `remote-port N;` (global in ISC, `postconf_initialization`): the UDP port clients are
+    /// answered on, instead of the server's port from the command line + 1 (dhcpd.conf(5)).
+    /// Replies through a relay still go to the server port.
+    pub remote_port: Option<u16>,
+    /// `infinite-is-reserved flag;` (ISC `ack_lease`): a client asking for an infinite lease
+    /// time (option 51 = 0xffffffff) gets its lease marked `reserved`.
+    pub infinite_is_reserved: Option<bool>,
+    /// `adaptive-lease-time-threshold PCT;` (ISC `ack_lease`): while the pool is at least PCT
+    /// percent in use (1-99; other values do nothing), leases are cut to `min-lease-time`.
+    pub adaptive_lease_time_threshold: Option<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

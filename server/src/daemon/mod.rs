@@ -16,7 +16,7 @@ use crate::cli::{Cli, DEFAULT_LEASES_PATH, DEFAULT_PID_PATH};
 use crate::config::model::Config;
 use crate::engine::Engine;
 use crate::lease::commit::{GroupCommit, GroupCommitConfig};
-use crate::lease::file::{IdFormat, LeaseFile};
+use crate::lease::file::{FileFormat, LeaseFile};
 use crate::lease::log::LeaseLog;
 use crate::lease::record::UnixTime;
 use crate::lease::shards::ShardedStore;
@@ -67,9 +67,10 @@ struct Shared {
     leases: Arc<ShardedStore>,
     metrics: Arc<Metrics>,
     committer: GroupCommit<Option<PendingReply>>,
-    /// The server port (67 or `-p`); clients are answered on port + 1 (RFC 2131 §4.1).
-    port: u16,
-    id_format: IdFormat,
+    /// The server port (67, `-p` or `local-port`) and the clients' (`remote-port`, else the
+    /// command line's + 1).
+    ports: crate::net::ports::Ports,
+    file_format: FileFormat,
     /// The XDP fast path when attached (renewals answered in the kernel).
     fast_path: Option<Arc<crate::xdp::runtime::FastPathRuntime>>,
     /// The failover relationships' shared state (written by their drivers) and the hand-off of
@@ -97,7 +98,7 @@ impl Shared {
     fn apply(&self, change: crate::changes::LeaseChange<'_>, token: Option<PendingReply>) -> bool {
         let targets = crate::changes::ChangeTargets {
             committer: &self.committer,
-            id_format: self.id_format,
+            file_format: self.file_format,
             failover: &self.failover,
             fast_path: self.fast_path.as_deref(),
             metrics: &self.metrics,
@@ -212,14 +213,11 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         return Err(DaemonError::NoInterfaces);
     }
     let chosen = selection.chosen;
-    // ISC reads `local-port` after the command line: the config's wins over `-p`.
-    let port = config
-        .scopes
-        .first()
-        .and_then(|global| global.local_port)
-        .or(cli.port)
-        .unwrap_or(server_common::DHCP_SERVER_PORT);
-    let id_format = IdFormat::of(&config);
+    // ISC reads `local-port` after the command line: the config's wins over `-p`; clients are
+    // answered on `remote-port`, else `-p` + 1.
+    let ports = crate::net::ports::Ports::of(&config, cli.port);
+    let port = ports.server;
+    let file_format = FileFormat::of(&config);
     // docs/spec/failover.md §12: the saved failover states the peer drivers resume from; the latest record
     // of each peer is kept here so that compactions write the current state, not the one read at
     // start-up.
@@ -232,7 +230,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         &dynamic_hosts,
         &latest_failover_states,
         &metrics,
-        id_format,
+        file_format,
     )?;
     // XDP: the fast path; without it (no privilege, old kernel) userspace serves everything.
     let interface_names: Vec<String> = chosen
@@ -260,7 +258,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             .iter()
             .map(|interface| (interface.name.clone(), interface.index))
             .collect();
-        match crate::xdp::runtime::FastPathRuntime::new(attachment, &config, port, &indices) {
+        match crate::xdp::runtime::FastPathRuntime::new(attachment, &config, ports, &indices) {
             Ok(runtime) => Some(Arc::new(runtime)),
             Err(error) => {
                 tracing::warn!("XDP maps not usable ({error}); serving everything from userspace");
@@ -278,8 +276,8 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         leases: leases.clone(),
         metrics: metrics.clone(),
         committer,
-        port,
-        id_format,
+        ports,
+        file_format,
         fast_path,
         failover: crate::failover::hooks::FailoverHooks::new(&config),
         hosts: dynamic_hosts.clone(),
@@ -484,7 +482,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     // docs/spec/failover.md §6.2: NORMAL relationships say SHUTDOWN to their partners before we go.
     for record in crate::shutdown::failover_shutdown(&shared.failover, unix_now) {
         let mut buffer = Vec::new();
-        crate::lease::file::write_failover_state(&record, &mut buffer);
+        crate::lease::file::write_failover_state(&record, shared.file_format.times, &mut buffer);
         if let Ok(mut latest) = latest_failover_states.lock() {
             latest.retain(|known| known.peer != record.peer);
             latest.push(record);
@@ -643,7 +641,7 @@ fn spawn_committer(
     dynamic_hosts: &Arc<crate::host_table::DynamicHosts>,
     failover_states: &Arc<Mutex<Vec<crate::lease::file::FailoverStateRecord>>>,
     metrics: &Arc<Metrics>,
-    id_format: IdFormat,
+    file_format: FileFormat,
 ) -> Result<GroupCommit<Option<PendingReply>>, DaemonError> {
     let snapshot_leases = leases.clone();
     let snapshot_hosts = dynamic_hosts.clone();
@@ -659,15 +657,15 @@ fn spawn_committer(
         let Ok(leases) = snapshot_leases.leases() else {
             return false;
         };
-        crate::lease::file::write_file(&other_records, id_format, buffer);
+        crate::lease::file::write_file(&other_records, file_format, buffer);
         for record in &snapshot_hosts.current().records {
             crate::lease::file::write_host(record, buffer);
         }
         for state in &states {
-            crate::lease::file::write_failover_state(state, buffer);
+            crate::lease::file::write_failover_state(state, file_format.times, buffer);
         }
         for lease in &leases {
-            crate::lease::file::write_lease_with(lease, id_format, buffer);
+            crate::lease::file::write_lease_with(lease, file_format, buffer);
         }
         true
     };

@@ -383,10 +383,11 @@ pub(super) fn route(
     interface: &Interface,
     destination: &Destination,
 ) -> SocketAddrV4 {
-    let client_port = shared.port.wrapping_add(1);
+    // `remote-port`, else the command line's port + 1 (`net::ports`).
+    let client_port = shared.ports.client;
     match destination {
         // Relay agents listen on the server port (ISC sends to the relay's `local_port`).
-        Destination::Relay(giaddr) => SocketAddrV4::new(*giaddr, shared.port),
+        Destination::Relay(giaddr) => SocketAddrV4::new(*giaddr, shared.ports.server),
         Destination::Unicast(address) => SocketAddrV4::new(*address, client_port),
         Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port),
         Destination::Hardware { address, hardware } => {

@@ -23,14 +23,19 @@ pub const DEFAULT_CACHE_THRESHOLD: u8 = 25;
 /// The lease time granted to a client.
 ///
 /// docs/spec/dhcpd-conf.md §4: D = the client's requested time (option 51) if present, else
-/// `default-lease-time`; clamp to `max-lease-time`; if below `min-lease-time` use min (or the
+/// `default-lease-time`; clamp to `max-lease-time`; cut by `adaptive-lease-time-threshold`
+/// ([`adaptive`]); if below `min-lease-time` use min (or the
 /// default when min is 0). `min-lease-time` defaults to 300 capped at max. Then, for a pool
 /// with a failover peer, the MCLT rule: a lease longer than MCLT may only run to
 /// `tsfp + MCLT`, and to MCLT itself when the partner has not acknowledged anything beyond now
 /// (ISC `ack_lease`, docs/spec/failover.md §8.1).
+///
+/// `pool` is the address's pool use for `adaptive-lease-time-threshold` (dynamic leases only,
+/// as ISC checks it only for a lease with a pool).
 pub(crate) fn lease_time(
     scopes: &ScopeStack<'_>,
     requested: Option<u32>,
+    pool: Option<PoolUse>,
     failover: Option<FailoverRole>,
     tsfp: UnixTime,
     now: UnixTime,
@@ -48,6 +53,10 @@ pub(crate) fn lease_time(
     if time > max {
         time = max;
     }
+    if let Some(pool) = pool {
+        let threshold = scopes.find(|scope| scope.adaptive_lease_time_threshold);
+        time = adaptive(time, min, threshold, pool);
+    }
     if time < min {
         time = if min != 0 { min } else { default };
     }
@@ -64,6 +73,60 @@ pub(crate) fn lease_time(
     LeaseTime {
         desired,
         granted: time,
+    }
+}
+
+/// How full an address's pool is, and how long the address's current lease (or the offer
+/// that holds it) still runs: what `adaptive-lease-time-threshold` looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PoolUse {
+    /// Addresses of the pool (ISC `pool->lease_count`).
+    pub size: u64,
+    /// Of them, FREE or BACKUP and not reserved (ISC `free_leases + backup_leases`).
+    pub free: u64,
+    /// `ends − now` of the address's lease record, negative once it has ended (ISC reads the
+    /// end of its lease structure, which an OFFER moved to the end of its hold).
+    pub remaining: i64,
+}
+
+impl PoolUse {
+    /// The pool's use in percent as ISC computes it (`poolfilled`, C `int` arithmetic).
+    pub fn filled_percent(&self) -> i64 {
+        let count = self.size as i64;
+        let used = count - self.free as i64;
+        if count == 0 {
+            return 0;
+        }
+        if used > i64::from(i32::MAX) / 100 {
+            // ISC divides by `count / 100` there, which is not 0 for such a pool.
+            used / (count / 100).max(1)
+        } else {
+            used * 100 / count
+        }
+    }
+}
+
+/// ISC `ack_lease` "adaptive-lease-time-threshold": while the pool is at least `threshold`
+/// percent in use (a threshold of 1-99; others do nothing), a lease `time` longer than the
+/// adaptive time is cut to it: `min-lease-time` (300 when it is 0), or the time the current
+/// lease still runs when that is longer, so that a renewing client keeps what it has.
+fn adaptive(time: u32, min: u32, threshold: Option<u8>, pool: PoolUse) -> u32 {
+    let Some(threshold) = threshold.filter(|threshold| (1..100).contains(threshold)) else {
+        return time;
+    };
+    let mut adaptive_time = i64::from(if min != 0 {
+        min
+    } else {
+        DEFAULT_MIN_LEASE_TIME
+    });
+    if pool.remaining > adaptive_time {
+        adaptive_time = pool.remaining;
+    }
+    if pool.filled_percent() >= i64::from(threshold) && i64::from(time) > adaptive_time {
+        // `adaptive_time` < `time` here, so it fits.
+        adaptive_time as u32
+    } else {
+        time
     }
 }
 
@@ -146,7 +209,9 @@ pub(crate) fn reuse(lease: &Lease, threshold: u8, now: UnixTime) -> Option<u32> 
 ///
 /// A lease whose billing to a class changed is not reused either (ISC `cannot_reuse`); the
 /// caller checks that (`engine::billing::BillingDecision::allows_reuse`).
-/// Not modelled, because xdhcpd has none of them yet: `infinite-is-reserved`, DDNS updates, and ISC's in-memory `lease->host` (which a restart
+/// A lease that becomes reserved (`infinite-is-reserved`) is not reused either (ISC
+/// `cannot_reuse`); the caller checks that.
+/// Not modelled, because xdhcpd has none of them yet: DDNS updates, and ISC's in-memory `lease->host` (which a restart
 /// clears, so ISC does not reuse the first time a client with a host declaration returns).
 pub(crate) fn reuse_for(
     lease: &Lease,
@@ -171,4 +236,43 @@ pub(crate) fn reuse_for(
         return None;
     }
     reuse(lease, cache_threshold(scopes), now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(size: u64, free: u64, remaining: i64) -> PoolUse {
+        PoolUse {
+            size,
+            free,
+            remaining,
+        }
+    }
+
+    #[test]
+    fn adaptive_threshold_cuts_new_leases_to_min_lease_time() {
+        // 10 addresses, 5 free: 50 % in use.
+        assert_eq!(adaptive(3600, 600, Some(50), pool(10, 5, -10)), 600);
+        assert_eq!(adaptive(3600, 600, Some(51), pool(10, 5, -10)), 3600);
+        // 0 and 100 and above do nothing.
+        assert_eq!(adaptive(3600, 600, Some(0), pool(10, 0, 0)), 3600);
+        assert_eq!(adaptive(3600, 600, Some(100), pool(10, 0, 0)), 3600);
+        assert_eq!(adaptive(3600, 600, None, pool(10, 0, 0)), 3600);
+        // min-lease-time 0: ISC's default minimum, 300.
+        assert_eq!(adaptive(3600, 0, Some(10), pool(10, 0, 0)), 300);
+        // A renewing client keeps the time its lease still runs.
+        assert_eq!(adaptive(3600, 600, Some(10), pool(10, 0, 2000)), 2000);
+        assert_eq!(adaptive(1800, 600, Some(10), pool(10, 0, 2000)), 1800);
+        // A shorter time stays.
+        assert_eq!(adaptive(400, 600, Some(10), pool(10, 0, 0)), 400);
+    }
+
+    #[test]
+    fn pool_fill_is_computed_as_isc_does() {
+        assert_eq!(pool(3, 2, 0).filled_percent(), 33);
+        assert_eq!(pool(0, 0, 0).filled_percent(), 0);
+        // Past INT_MAX / 100 used addresses: used / (count / 100).
+        assert_eq!(pool(1 << 25, 0, 0).filled_percent(), 100);
+    }
 }

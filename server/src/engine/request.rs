@@ -420,19 +420,24 @@ impl<'e> Context<'e, '_> {
         let times = lease_time(
             &scopes,
             self.inbound.requested_lease_time,
+            self.pool_use(&candidate, leases),
             failover,
             tsfp,
             self.now,
         );
         // ISC `ack_lease` checks `dhcp-cache-threshold` for an OFFER too: a young lease is
-        // offered for the time it has left.
-        let seconds = self.reusable(&candidate, &scopes).unwrap_or(times.granted);
+        // offered for the time it has left (not one about to be reserved).
+        let reserves = self.reserves_infinite(&scopes);
+        let seconds = self
+            .reusable(&candidate, &scopes)
+            .filter(|_| !acknowledge::becomes_reserved(&candidate, reserves))
+            .unwrap_or(times.granted);
         let address = candidate.address();
         // ciaddr is the DISCOVER's, as ISC `ack_lease` copies it (RFC 2131 table 3 has 0; the
         // client in INIT state does not read it, and it is the address the client sent).
         let message = self.lease_header(address, &scopes);
         let destination = self.destination(&message, true);
-        let reply = finish(
+        let mut reply = finish(
             message,
             &self.inbound,
             Some(&scopes),
@@ -448,6 +453,10 @@ impl<'e> Context<'e, '_> {
             },
             destination,
         );
+        reply
+            .executed
+            .log_lines
+            .extend(self.reservation_line(&candidate, reserves));
         // ISC `do_ping_check` (after `ack_lease` built the OFFER): an ICMP echo request first,
         // when the driver can send one.
         let ping_check = self

@@ -18,7 +18,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::config::model::{Config, PoolId};
 use crate::lease::file::LeaseFile;
-use crate::lease::record::{BindingState, Hardware, Lease, LeaseExtra, UnixTime, NEVER};
+use crate::lease::record::{flags, BindingState, Hardware, Lease, LeaseExtra, UnixTime, NEVER};
 
 /// Who a client is, by the rule ISC and the XDP fast path share: the client identifier (option
 /// 61) when the client sent one, else its hardware address.
@@ -166,6 +166,19 @@ impl std::fmt::Debug for LeaseStore {
     }
 }
 
+/// The queue a lease in `state` waits in, in a pool with or without failover, when it is
+/// `reserved` or not: a reserved lease that is not abandoned waits in none (ISC keeps those in
+/// the pool's `reserved` queue, from which `allocate_lease` takes nothing; only its own client
+/// finds it again).
+fn queue_of_reserved(state: BindingState, reserved: bool, failover: bool) -> Option<FreeQueue> {
+    queue_of(state, failover).filter(|queue| !reserved || *queue == FreeQueue::Abandoned)
+}
+
+/// Whether `lease` is marked `reserved;`.
+fn is_reserved(lease: &Lease) -> bool {
+    lease.flags & flags::RESERVED != 0
+}
+
 /// The queue a lease in `state` waits in, in a pool with or without failover.
 fn queue_of(state: BindingState, failover: bool) -> Option<FreeQueue> {
     match (state, failover) {
@@ -302,6 +315,7 @@ impl LeaseStore {
         for index in 0..self.leases.len() {
             let lease = &self.leases[index];
             let (address, state, ends) = (lease.address, lease.binding_state, lease.ends);
+            let reserved = is_reserved(lease);
             let Some(pool) = self
                 .pool_of(address)
                 .and_then(|pool| self.pool_state_mut(pool))
@@ -310,7 +324,7 @@ impl LeaseStore {
             };
             pool.stored += 1;
             pool.counts[state as usize] += 1;
-            if let Some(queue) = queue_of(state, pool.failover) {
+            if let Some(queue) = queue_of_reserved(state, reserved, pool.failover) {
                 pool.queue_mut(queue).insert((ends, u32::from(address)));
             }
         }
@@ -440,6 +454,15 @@ impl LeaseStore {
         // pair, not which server may hand out what (that is the failover rules' business).
         (self.never_used(pool) + self.free_count(pool) as u64 + state.backup.len() as u64)
             .saturating_sub(state.offered)
+    }
+
+    /// Addresses of `pool` waiting in its FREE or BACKUP queue, never-used ones included and
+    /// reserved ones not (ISC `pool->free_leases + pool->backup_leases`; in a pool without
+    /// failover, expired and released leases count as ISC has freed them by then).
+    pub fn unallocated_count(&self, pool: PoolId) -> u64 {
+        self.pool_state(pool).map_or(0, |state| {
+            self.never_used(pool) + state.free.len() as u64 + state.backup.len() as u64
+        })
     }
 
     /// Addresses in the ranges of `pool`.
@@ -613,7 +636,7 @@ impl LeaseStore {
         if expires(lease) {
             self.expiry.remove(&(lease.ends, address));
         }
-        let (state, ends) = (lease.binding_state, lease.ends);
+        let (state, ends, reserved) = (lease.binding_state, lease.ends, is_reserved(lease));
         if let Some(pool) = self
             .pool_of(Ipv4Addr::from(address))
             .and_then(|pool| self.pool_state_mut(pool))
@@ -621,7 +644,7 @@ impl LeaseStore {
             pool.stored = pool.stored.saturating_sub(1);
             let count = &mut pool.counts[state as usize];
             *count = count.saturating_sub(1);
-            if let Some(queue) = queue_of(state, pool.failover) {
+            if let Some(queue) = queue_of_reserved(state, reserved, pool.failover) {
                 pool.queue_mut(queue).remove(&(ends, address));
             }
         }
@@ -660,7 +683,7 @@ impl LeaseStore {
             }
         }
         let address = u32::from(lease.address);
-        let (state, ends) = (lease.binding_state, lease.ends);
+        let (state, ends, reserved) = (lease.binding_state, lease.ends, is_reserved(lease));
         if expires(lease) {
             self.expiry.insert((ends, address));
         }
@@ -670,7 +693,7 @@ impl LeaseStore {
         {
             pool.stored += 1;
             pool.counts[state as usize] += 1;
-            if let Some(queue) = queue_of(state, pool.failover) {
+            if let Some(queue) = queue_of_reserved(state, reserved, pool.failover) {
                 pool.queue_mut(queue).insert((ends, address));
             }
         }

@@ -4,4 +4,5 @@ pub mod arp;
 pub mod decode;
 pub mod icmp;
 pub mod interfaces;
+pub mod ports;
 pub mod socket;

@@ -95,6 +95,9 @@ pub struct FastPathRuntime {
     ring: Mutex<Option<RingBuf<MapData>>>,
     config: Mutex<FastPathConfig>,
     enabled: AtomicBool,
+    /// The clients' port is the server's + 1, the one the kernel answers on (`net::ports`;
+    /// fixed until a restart, as the sockets are).
+    ports_allow_renewals: bool,
     /// Bumped by each config reload ([`FastPathRuntime::reconfigure`]).
     generation: AtomicU64,
     /// Which addresses of the running config are in a failover pool.
@@ -219,7 +222,7 @@ impl FastPathRuntime {
     pub fn new(
         mut attachment: XdpAttachment,
         config: &crate::config::model::Config,
-        port: u16,
+        ports: crate::net::ports::Ports,
         interfaces: &[(String, u32)],
     ) -> Result<Self, MapsError> {
         let maps = AyaMaps::take(attachment.ebpf_mut())?;
@@ -231,13 +234,23 @@ impl FastPathRuntime {
         let enabled = sync::config_allows_fast_path(config);
         if !enabled {
             tracing::info!(
-                "XDP: renewals stay in userspace: the configuration has classes or min-secs, \
-                 which make replies depend on more than the kernel checks"
+                "XDP: renewals stay in userspace: the configuration has classes, min-secs, \
+                 executable statements, adaptive lease times or infinite-is-reserved, which make replies depend on more \
+                 than the kernel checks"
+            );
+        }
+        // The kernel answers clients on the server's port + 1 only.
+        let enabled = enabled && ports.client_is_next();
+        if !ports.client_is_next() {
+            tracing::info!(
+                "XDP: renewals stay in userspace: clients are answered on port {} \
+                 (remote-port, or local-port with another -p), not the server's port + 1",
+                ports.client
             );
         }
         let fast_path_config = FastPathConfig {
             flags: if enabled { CONFIG_RENEW } else { 0 },
-            server_port: port,
+            server_port: ports.server,
             lb_max_secs: 0,
             time_offset: clock_offset(None),
             hba: [0xff; 32],
@@ -259,6 +272,7 @@ impl FastPathRuntime {
             ring: Mutex::new(Some(ring)),
             config: Mutex::new(fast_path_config),
             enabled: AtomicBool::new(enabled),
+            ports_allow_renewals: ports.client_is_next(),
             generation: AtomicU64::new(0),
             failover_pools: std::sync::RwLock::new(FailoverPools::of(config)),
         })
@@ -547,8 +561,10 @@ impl FastPathRuntime {
         if let Ok(mut pools) = self.failover_pools.write() {
             *pools = FailoverPools::of(config);
         }
-        self.enabled
-            .store(sync::config_allows_fast_path(config), Ordering::Relaxed);
+        self.enabled.store(
+            self.ports_allow_renewals && sync::config_allows_fast_path(config),
+            Ordering::Relaxed,
+        );
     }
 
     /// A reloaded config, second half, with no shard of the store held (one BPF syscall per
@@ -557,7 +573,7 @@ impl FastPathRuntime {
     /// this runs the kernel may still answer a renewal with the old config's reply, as it did
     /// a moment before the reload.
     pub fn reconfigure_maps(&self, config: &crate::config::model::Config) {
-        let enabled = sync::config_allows_fast_path(config);
+        let enabled = self.ports_allow_renewals && sync::config_allows_fast_path(config);
         let Ok(mut current) = self.config.lock() else {
             return;
         };

@@ -129,13 +129,19 @@ impl std::fmt::Debug for Prepared {
 /// reach the kernel through the horizon ([`super::bounds`]). No `lease limit` either: a
 /// renewal from a client no longer in the class its lease is billed to is billed anew, or not
 /// answered when its classes are full (`engine::billing`), which the kernel cannot know (a
-/// limit needs a class, so the first rule covers it; the second says why).
+/// limit needs a class, so the first rule covers it; the second says why). No
+/// `adaptive-lease-time-threshold` (1-99: the lease time depends on the pool's use), no
+/// `infinite-is-reserved true` (the DHCPACK marks the lease reserved and logs a line).
 pub fn config_allows_fast_path(config: &Config) -> bool {
     config.classes.is_empty()
         && !config.billing_classes
         && config.scopes.iter().all(|scope| {
             scope.min_secs.is_none()
                 && !scope.has_executable_statements()
+                && !scope
+                    .adaptive_lease_time_threshold
+                    .is_some_and(|threshold| (1..100).contains(&threshold))
+                && scope.infinite_is_reserved != Some(true)
                 && scope.space_options.iter().all(|option| {
                     matches!(option.value, crate::config::model::OptionValue::Constant(_))
                 })

@@ -1,16 +1,17 @@
-//! Server parameters of ISC's server option space (server/stables.c) that concern BOOTP and the
-//! daemon's ports, each either acted on exactly or refused (docs/spec/dhcpd-conf.md §4):
+//! Server parameters of ISC's server option space (server/stables.c) that concern BOOTP, the
+//! daemon's ports and the leases' names and times, each acted on as ISC does
+//! (docs/spec/dhcpd-conf.md §4):
 //!
-//! - `dynamic-bootp-lease-length`, `dynamic-bootp-lease-cutoff`, `boot-unknown-clients` and
-//!   `local-port` land in the scope (`values::parse_server_option`);
+//! - `dynamic-bootp-lease-length`, `dynamic-bootp-lease-cutoff`, `boot-unknown-clients`,
+//!   `local-port`, `remote-port`, `infinite-is-reserved` and `adaptive-lease-time-threshold`
+//!   land in the scope (`values::parse_server_option`), so `option server.NAME …` sets them
+//!   the same way;
+//! - `get-lease-hostnames` is accepted with `false`, ISC's default, and refused with `true`:
+//!   xdhcpd does not look the pools' addresses up in the reverse DNS (ISC does it at each
+//!   OFFER and DHCPACK, `gethostbyaddr` in `ack_lease`);
 //! - `always-reply-rfc1048` is accepted with either value: xdhcpd always answers with RFC 1048
 //!   options, which is what ISC does for every request that carries the magic cookie (README
-//!   "Differs" for one without);
-//! - `get-lease-hostnames`, `infinite-is-reserved` and `adaptive-lease-time-threshold` are
-//!   accepted with the value that leaves ISC's behaviour as it is (`false`, `false`, 0 or
-//!   100 and above) and refused with any other, which xdhcpd does not act on;
-//! - `remote-port` is refused: the kernel's fast path answers clients on the port after the
-//!   server's.
+//!   "Differs" for one without).
 
 use super::{Block, ParseResult, Parser};
 use crate::config::lexer::Span;
@@ -41,35 +42,17 @@ impl Parser {
     ) -> ParseResult<()> {
         self.bump();
         match word {
-            "remote-port" => Err(self.invalid(
-                span,
-                "a statement xdhcpd acts on",
-                "`remote-port` (replies to clients on another port than the server's + 1 are unsupported)",
-            )),
             "always-reply-rfc1048" => {
                 self.parse_flag()?;
                 self.expect_semicolon()
             }
-            "get-lease-hostnames" | "infinite-is-reserved" => {
+            "get-lease-hostnames" => {
                 let value_span = self.peek().span;
                 if self.parse_flag()? {
                     return Err(self.invalid(
                         value_span,
                         format!("`{word} false` (the only value xdhcpd acts on)"),
                         format!("`{word} true` (unsupported)"),
-                    ));
-                }
-                self.expect_semicolon()
-            }
-            "adaptive-lease-time-threshold" => {
-                let value_span = self.peek().span;
-                let percent = self.parse_isc_integer(8, "a percentage")?;
-                // ISC `ack_lease` applies the threshold only between 1 and 99.
-                if (1..100).contains(&percent) {
-                    return Err(self.invalid(
-                        value_span,
-                        "0 or 100 and above (the values xdhcpd acts on)",
-                        format!("{percent} (adaptive lease times are unsupported)"),
                     ));
                 }
                 self.expect_semicolon()
@@ -106,18 +89,29 @@ mod tests {
     }
 
     #[test]
-    fn parameters_xdhcpd_does_not_act_on_are_errors() {
-        for (text, found) in [
-            ("remote-port 1068;", "`remote-port`"),
-            ("get-lease-hostnames true;", "`get-lease-hostnames true`"),
-            ("infinite-is-reserved on;", "`infinite-is-reserved true`"),
-            ("adaptive-lease-time-threshold 50;", "50 (adaptive"),
-        ] {
-            let error = parse(text).expect_err(text);
-            assert!(error.starts_with("boot.conf:1:"), "{error}");
-            assert!(error.contains(found), "{error}");
-            assert!(error.contains("unsupported"), "{error}");
-        }
+    fn ports_names_and_lease_time_parameters_land_in_the_scope() {
+        let config = parse(
+            "remote-port 1068;\nget-lease-hostnames false;\n\
+             subnet 10.0.0.0 netmask 255.255.255.0 {\n\
+               infinite-is-reserved on;\nadaptive-lease-time-threshold 50;\n}\n\
+             option server.adaptive-lease-time-threshold 10;\n",
+        )
+        .expect("parses");
+        let global = &config.scopes[0];
+        assert_eq!(global.remote_port, Some(1068));
+        assert_eq!(global.adaptive_lease_time_threshold, Some(10));
+        let subnet = &config.scopes[config.subnets[0].scope.0 as usize];
+        assert_eq!(subnet.infinite_is_reserved, Some(true));
+        assert_eq!(subnet.adaptive_lease_time_threshold, Some(50));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let error = parse("get-lease-hostnames true;").expect_err("refused");
+        assert!(
+            error.starts_with("boot.conf:1:") && error.contains("unsupported"),
+            "{error}"
+        );
+        // `S` is 16 bits, `B` 8 (ISC: "expecting number" past them).
+        assert!(parse("remote-port 70000;").is_err());
+        assert!(parse("adaptive-lease-time-threshold 256;").is_err());
         // `L` takes no `infinite` (ISC: "expecting number").
         assert!(parse("dynamic-bootp-lease-length infinite;").is_err());
     }

@@ -280,15 +280,11 @@ impl Parser {
             }
             "db-time-format" => {
                 self.bump();
-                if self.at_keyword("local") {
-                    // ISC writes `epoch N; # local time` (common/print.c `print_time`); the
-                    // lease file writer has only the default format yet.
-                    let value = self.peek().span;
-                    return Err(self.invalid(
-                        value,
-                        "`default` (the format xdhcpd writes)",
-                        "`local` (writing lease times as `epoch N; # local time` is unsupported)",
-                    ));
+                // A setting of the whole server, taken when read, the last one winning (ISC
+                // common/parse.c sets the global `db_time_format` as it parses): `local` writes
+                // lease times as `epoch N; # local time` (common/print.c `print_time`).
+                if self.eat_keyword("local") {
+                    self.config.db_time_format_local = true;
                 } else if self.eat_keyword("default") {
                     self.config.db_time_format_local = false;
                 } else {

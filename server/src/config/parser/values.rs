@@ -285,6 +285,15 @@ impl Parser {
             ("local-port", ServerValue::Number(value)) => {
                 scope.local_port = u16::try_from(value).ok()
             }
+            ("remote-port", ServerValue::Number(value)) => {
+                scope.remote_port = u16::try_from(value).ok()
+            }
+            ("infinite-is-reserved", ServerValue::Flag(value)) => {
+                scope.infinite_is_reserved = Some(value)
+            }
+            ("adaptive-lease-time-threshold", ServerValue::Number(value)) => {
+                scope.adaptive_lease_time_threshold = u8::try_from(value).ok()
+            }
             ("allow-booting", ServerValue::Permission(value)) => scope.booting = Some(value),
             ("declines", ServerValue::Permission(value)) => scope.declines = Some(value),
             ("server-identifier", ServerValue::Address(value)) => {
@@ -729,12 +738,14 @@ pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
     Some(match name {
         "default-lease-time" | "max-lease-time" | "min-lease-time" | "abandon-lease-time"
         | "ping-timeout" | "ping-timeout-ms" | "ping-cltt-secs" => ServerKind::Seconds,
-        "min-secs" | "dhcp-cache-threshold" | "log-threshold-low" | "log-threshold-high" => {
-            ServerKind::Byte
-        }
+        "min-secs"
+        | "dhcp-cache-threshold"
+        | "log-threshold-low"
+        | "log-threshold-high"
+        | "adaptive-lease-time-threshold" => ServerKind::Byte,
         "dynamic-bootp-lease-cutoff" => ServerKind::Seconds,
         "dynamic-bootp-lease-length" => ServerKind::Unsigned32,
-        "local-port" => ServerKind::Port,
+        "local-port" | "remote-port" => ServerKind::Port,
         "authoritative"
         | "use-host-decl-names"
         | "one-lease-per-client"
@@ -742,7 +753,8 @@ pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
         | "always-broadcast"
         | "echo-client-id"
         | "ignore-client-uids"
-        | "server-id-check" => ServerKind::Flag,
+        | "server-id-check"
+        | "infinite-is-reserved" => ServerKind::Flag,
         "boot-unknown-clients" | "allow-bootp" | "allow-booting" | "declines" => {
             ServerKind::Permission
         }

@@ -123,7 +123,7 @@ fn an_active_lease_is_added_once_then_left_alone() {
     let mut record = Vec::new();
     crate::lease::file::write::write_lease_with(
         &lease,
-        crate::lease::file::IdFormat::Octal,
+        crate::lease::file::FileFormat::default(),
         &mut record,
     );
     let reread = crate::lease::file::parse(&record, "dhcpd.leases");

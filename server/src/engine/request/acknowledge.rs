@@ -35,14 +35,17 @@ impl Context<'_, '_> {
         let times = lease_time(
             &scopes,
             self.inbound.requested_lease_time,
+            self.pool_use(&candidate, leases),
             failover,
             tsfp,
             self.now,
         );
+        let reserves = self.reserves_infinite(&scopes);
         let reused = self.reusable(&candidate, &scopes).filter(|_| {
             billing
                 .as_ref()
                 .is_none_or(|billing| billing.allows_reuse())
+                && !becomes_reserved(&candidate, reserves)
         });
         let seconds = reused.unwrap_or(times.granted);
         let address = candidate.address();
@@ -76,6 +79,9 @@ impl Context<'_, '_> {
                 (Some(_), Some(existing)) => existing.clone(),
                 _ => {
                     let mut lease = self.bound_lease(address, existing.as_ref(), times, &scopes);
+                    if reserves {
+                        lease.flags |= crate::lease::record::flags::RESERVED;
+                    }
                     if let Some(billing) = &billing {
                         billing.apply_to(&mut lease);
                     }
@@ -141,6 +147,10 @@ impl Context<'_, '_> {
             (Candidate::Fixed { .. }, None) => Some(0),
         };
         reply.executed.extend(committed.0);
+        reply
+            .executed
+            .log_lines
+            .extend(self.reservation_line(&candidate, reserves));
         reply.executed.log_lines.extend(threshold_line);
         Decision {
             reply: Some(reply),
@@ -198,6 +208,62 @@ impl Context<'_, '_> {
             ),
         };
         Some((crate::config::model::LogPriority::Error, line))
+    }
+
+    /// What `adaptive-lease-time-threshold` looks at for `candidate` (ISC `ack_lease`): its
+    /// pool's use, and how long the address's lease still runs — until the end of this
+    /// client's pending offer when there is one (ISC's OFFER moved the lease's end there),
+    /// else to the end the client was told. `None` for a fixed address (no pool).
+    pub(super) fn pool_use(
+        &self,
+        candidate: &Candidate,
+        leases: &LeaseStore,
+    ) -> Option<super::super::lease_time::PoolUse> {
+        let Candidate::Dynamic {
+            address,
+            pool,
+            existing,
+            ..
+        } = candidate
+        else {
+            return None;
+        };
+        let ends = leases
+            .offer_until(*address, &self.inbound.key, self.now)
+            .or_else(|| existing.as_ref().map(super::super::fast_path::told_end))
+            .unwrap_or(0);
+        Some(super::super::lease_time::PoolUse {
+            size: leases.pool_size(*pool),
+            free: leases.unallocated_count(*pool),
+            remaining: i64::from(ends) - i64::from(self.now),
+        })
+    }
+
+    /// True when the client asks for an infinite lease (option 51 = 0xffffffff) where
+    /// `infinite-is-reserved` is on: ISC `ack_lease` then marks the lease reserved.
+    pub(super) fn reserves_infinite(&self, scopes: &ScopeStack<'_>) -> bool {
+        self.inbound.requested_lease_time == Some(u32::MAX)
+            && scopes
+                .find(|scope| scope.infinite_is_reserved)
+                .unwrap_or(false)
+    }
+
+    /// ISC's "Infinite-leasetime reservation made on ADDRESS." (info), logged by `ack_lease`
+    /// for an OFFER and a DHCPACK that reserve a dynamic lease.
+    pub(super) fn reservation_line(
+        &self,
+        candidate: &Candidate,
+        reserves: bool,
+    ) -> Option<(crate::config::model::LogPriority, String)> {
+        (reserves && matches!(candidate, Candidate::Dynamic { .. })).then(|| {
+            (
+                crate::config::model::LogPriority::Info,
+                format!(
+                    "Infinite-leasetime reservation made on {}.",
+                    candidate.address()
+                ),
+            )
+        })
     }
 
     /// The lease time left on `candidate`'s current lease when ISC would hand it out again as
@@ -260,4 +326,16 @@ impl Context<'_, '_> {
         }
         lease
     }
+}
+
+/// ISC `ack_lease` "Cannot reuse: lease is changing to RESERVED": a lease about to be reserved
+/// is bound afresh, not reused (`dhcp-cache-threshold`).
+pub(super) fn becomes_reserved(candidate: &Candidate, reserves: bool) -> bool {
+    reserves
+        && match candidate {
+            Candidate::Dynamic { existing, .. } => existing
+                .as_ref()
+                .is_none_or(|lease| lease.flags & crate::lease::record::flags::RESERVED == 0),
+            Candidate::Fixed { .. } => false,
+        }
 }

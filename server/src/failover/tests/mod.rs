@@ -782,7 +782,7 @@ fn persisted_record_is_isc_shaped() {
     let pair = normal_pair();
     let record = state_record("lab-fo", &pair.nodes[1].machine);
     let mut out = Vec::new();
-    crate::lease::file::write_failover_state(&record, &mut out);
+    crate::lease::file::write_failover_state(&record, Default::default(), &mut out);
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("failover peer \"lab-fo\" state {"), "{text}");
     assert!(text.contains("my state normal at"), "{text}");

@@ -1,6 +1,8 @@
 //! Dates of dhcpd.leases (docs/spec/dhcpd-conf.md §8.1): `W YYYY/MM/DD HH:MM:SS`, always UTC, with the
 //! weekday written for humans and ignored on input; any year ≥ 2038 means "never".
 
+use std::io::Write as _;
+
 use crate::lease::record::{UnixTime, NEVER};
 
 /// 2038-01-01 00:00:00 UTC: ISC 4.4 reads every date from this year on as "never", so the writer
@@ -115,6 +117,91 @@ pub fn write_date(time: UnixTime, out: &mut Vec<u8>) {
     out.extend_from_slice(&buffer);
 }
 
+/// How the lease file writes times (dhcpd.conf(5) `db-time-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimeFormat {
+    /// `W YYYY/MM/DD HH:MM:SS;` in UTC.
+    #[default]
+    Utc,
+    /// `epoch N; # Www Mmm DD HH:MM:SS YYYY`, the comment in the server's local time zone
+    /// (`db-time-format local`).
+    Local,
+}
+
+/// Appends a time and its terminating `;` as ISC's `print_time` (common/print.c) returns it for
+/// `fprintf(…, "  starts %s", …)`: `never;` for [`NEVER`]; with [`TimeFormat::Utc`] the date of
+/// [`write_date`] then `;`; with [`TimeFormat::Local`] `epoch N; # ` and `strftime("%a %b %d
+/// %H:%M:%S %Y", localtime(N))` (ISC's `mktime(localtime(t))` is `t` again).
+pub fn write_time(time: UnixTime, format: TimeFormat, out: &mut Vec<u8>) {
+    match format {
+        TimeFormat::Utc => {
+            write_date(time, out);
+            out.push(b';');
+        }
+        TimeFormat::Local if time == NEVER => out.extend_from_slice(b"never;"),
+        TimeFormat::Local => {
+            let _ = write!(out, "epoch {time}; # ");
+            write_local_ctime(&local_time(time), out);
+        }
+    }
+}
+
+/// A broken-down local time: (weekday 0 = Sunday, year, month 1-12, day, hour, minute, second).
+type LocalTime = (u32, i64, u32, u32, u32, u32, u32);
+
+/// `time` in the process's time zone (`TZ`, /etc/localtime), as ISC's `localtime` gives it;
+/// UTC when the C library cannot convert it.
+fn local_time(time: UnixTime) -> LocalTime {
+    let seconds = libc::time_t::from(time);
+    // SAFETY: `tm` is plain data that `localtime_r` fills; both pointers are valid for the call.
+    let converted = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        (!libc::localtime_r(&seconds, &mut tm).is_null()).then_some(tm)
+    };
+    match converted {
+        Some(tm) => (
+            tm.tm_wday as u32,
+            i64::from(tm.tm_year) + 1900,
+            (tm.tm_mon + 1) as u32,
+            tm.tm_mday as u32,
+            tm.tm_hour as u32,
+            tm.tm_min as u32,
+            tm.tm_sec as u32,
+        ),
+        None => {
+            let days = i64::from(time / 86_400);
+            let (year, month, day) = civil_from_days(days);
+            let seconds = time % 86_400;
+            (
+                ((days + 4) % 7) as u32,
+                year,
+                month,
+                day,
+                seconds / 3600,
+                seconds / 60 % 60,
+                seconds % 60,
+            )
+        }
+    }
+}
+
+/// `%a %b %d %H:%M:%S %Y` in the C locale (dhcpd sets no other).
+fn write_local_ctime(
+    (weekday, year, month, day, hour, minute, second): &LocalTime,
+    out: &mut Vec<u8>,
+) {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let _ = write!(
+        out,
+        "{} {} {day:02} {hour:02}:{minute:02}:{second:02} {year}",
+        DAYS[*weekday as usize % 7],
+        MONTHS[(*month as usize + 11) % 12],
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +220,35 @@ mod tests {
         assert_eq!(date(1_735_689_600), "3 2025/01/01 00:00:00");
         assert_eq!(date(NEVER), "never");
         assert_eq!(date(YEAR_2038), "never");
+    }
+
+    fn time(time: UnixTime, format: TimeFormat) -> String {
+        let mut out = Vec::new();
+        write_time(time, format, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn local_format_writes_epoch_and_a_local_ctime_comment() {
+        assert_eq!(
+            time(1_795_836_305, TimeFormat::Utc),
+            "6 2026/11/28 03:25:05;"
+        );
+        assert_eq!(time(NEVER, TimeFormat::Local), "never;");
+        // The comment's hour depends on the time zone; its shape and the epoch do not.
+        let text = time(1_795_836_305, TimeFormat::Local);
+        let comment = text.strip_prefix("epoch 1795836305; # ").expect(&text);
+        let fields: Vec<&str> = comment.split(' ').collect();
+        assert_eq!(fields.len(), 5, "{comment}");
+        assert!(fields[1] == "Nov", "{comment}");
+        assert!(fields[3].len() == 8 && fields[4] == "2026", "{comment}");
+        // ISC's strftime `%d` pads the day with a zero.
+        let mut out = Vec::new();
+        write_local_ctime(&(0, 2026, 3, 1, 4, 5, 6), &mut out);
+        assert_eq!(out, b"Sun Mar 01 04:05:06 2026");
+        let mut out = Vec::new();
+        write_local_ctime(&(6, 2026, 12, 31, 23, 59, 59), &mut out);
+        assert_eq!(out, b"Sat Dec 31 23:59:59 2026");
     }
 
     #[test]

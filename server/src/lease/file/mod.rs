@@ -24,7 +24,7 @@ use crate::lease::record::{Hardware, Lease, UnixTime};
 pub use parse::{parse_chunk, ChunkOutcome};
 pub use write::{
     write_failover_state, write_file, write_group, write_header, write_host, write_lease,
-    write_lease_with, write_server_duid, IdFormat,
+    write_lease_with, write_server_duid, FileFormat, IdFormat,
 };
 
 /// Failover states as the lease file names them (docs/spec/dhcpd-conf.md §8.6, docs/spec/failover.md).

@@ -35,7 +35,7 @@ fn ex87_loads_and_writes_back_byte_for_byte() {
     assert_eq!(file.leases[1].binding_state, BindingState::Backup);
 
     let mut out = Vec::new();
-    write_file(&file, IdFormat::Octal, &mut out);
+    write_file(&file, FileFormat::default(), &mut out);
     // Byte for byte, but for the comment that names the writer.
     assert_eq!(
         String::from_utf8(out.clone()).unwrap(),
@@ -60,7 +60,14 @@ fn spec_example_lease_is_written_exactly() {
     write_lease(lease, &mut out);
     assert_eq!(String::from_utf8(out).unwrap(), text);
     let mut hex = Vec::new();
-    write_lease_with(lease, IdFormat::Hex, &mut hex);
+    write_lease_with(
+        lease,
+        FileFormat {
+            ids: IdFormat::Hex,
+            ..FileFormat::default()
+        },
+        &mut hex,
+    );
     assert!(String::from_utf8(hex)
         .unwrap()
         .contains("  uid 01:02:11:22:33:44:55;\n"));
@@ -316,4 +323,32 @@ fn read_path_streams_across_chunks() {
     assert_eq!(streamed.leases.len(), 30_000);
     assert_eq!(streamed.leases, whole.leases);
     std::fs::remove_dir_all(&directory).unwrap();
+}
+
+#[test]
+fn local_time_format_is_written_as_epoch_and_read_back() {
+    // dhcpd.conf(5) `db-time-format local`: `starts epoch N; # local time` (common/print.c
+    // `print_time`); the comment is a comment to both readers.
+    let text = "lease 10.0.0.7 {\n  starts 3 2025/01/01 00:00:00;\n  ends 3 2025/01/01 01:00:00;\n  cltt 3 2025/01/01 00:00:00;\n  binding state active;\n  next binding state free;\n  hardware ethernet 02:00:00:00:00:07;\n}\n\nfailover peer \"p\" state {\n  my state normal at 3 2025/01/01 00:00:00;\n  partner state normal at 3 2025/01/01 00:00:01;\n  mclt 300;\n}\n";
+    let file = parse(text.as_bytes(), "utc");
+    assert_eq!(file.errors, vec![]);
+    let format = FileFormat {
+        times: date::TimeFormat::Local,
+        ..FileFormat::default()
+    };
+    let mut out = Vec::new();
+    write_lease_with(&file.leases[0], format, &mut out);
+    write_failover_state(&file.failover_states[0], format.times, &mut out);
+    let written = String::from_utf8(out.clone()).unwrap();
+    assert!(
+        written.contains("\n  starts epoch 1735689600; # ")
+            && written.contains("\n  ends epoch 1735693200; # ")
+            && written.contains("  my state normal at epoch 1735689600; # ")
+            && written.contains("  partner state normal at epoch 1735689601; # "),
+        "{written}"
+    );
+    let again = parse(&out, "local");
+    assert_eq!(again.errors, vec![]);
+    assert_eq!(again.leases, file.leases);
+    assert_eq!(again.failover_states, file.failover_states);
 }

@@ -4,7 +4,7 @@
 use std::io::Write as _;
 
 use crate::config::lexer::{Token, TokenKind};
-use crate::lease::file::date::write_date;
+use crate::lease::file::date::{write_time, TimeFormat};
 use crate::lease::file::grammar::{AGENT_OPTIONS, HARDWARE_TYPES};
 use crate::lease::file::{FailoverStateRecord, GroupRecord, HostRecord, LeaseFile};
 use crate::lease::record::{flags, BindingState, Hardware, Lease, UnixTime};
@@ -24,6 +24,28 @@ impl IdFormat {
             Self::Hex
         } else {
             Self::Octal
+        }
+    }
+}
+
+/// How a lease file is written: client identifiers (`lease-id-format`) and times
+/// (`db-time-format`), both global settings of dhcpd.conf.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileFormat {
+    pub ids: IdFormat,
+    pub times: TimeFormat,
+}
+
+impl FileFormat {
+    /// The format `config` asks for.
+    pub fn of(config: &crate::config::model::Config) -> Self {
+        Self {
+            ids: IdFormat::of(config),
+            times: if config.db_time_format_local {
+                TimeFormat::Local
+            } else {
+                TimeFormat::Utc
+            },
         }
     }
 }
@@ -84,40 +106,40 @@ fn hardware_into(hardware: &Hardware, out: &mut Vec<u8>) {
     hex_into(hardware.address(), out);
 }
 
-fn time_line(keyword: &str, time: UnixTime, out: &mut Vec<u8>) {
+fn time_line(keyword: &str, time: UnixTime, format: TimeFormat, out: &mut Vec<u8>) {
     if time == 0 {
         return;
     }
     out.extend_from_slice(b"  ");
     out.extend_from_slice(keyword.as_bytes());
     out.push(b' ');
-    write_date(time, out);
-    out.extend_from_slice(b";\n");
+    write_time(time, format, out);
+    out.push(b'\n');
 }
 
 fn is_printable(text: &str) -> bool {
     text.bytes().all(|byte| (0x20..=0x7e).contains(&byte))
 }
 
-/// One lease block, client identifier in the default octal form.
+/// One lease block, client identifier and times in the default forms.
 pub fn write_lease(lease: &Lease, out: &mut Vec<u8>) {
-    write_lease_with(lease, IdFormat::Octal, out);
+    write_lease_with(lease, FileFormat::default(), out);
 }
 
 /// One lease block in `write_lease` order (§8.4).
-pub fn write_lease_with(lease: &Lease, format: IdFormat, out: &mut Vec<u8>) {
+pub fn write_lease_with(lease: &Lease, format: FileFormat, out: &mut Vec<u8>) {
     let octets = lease.address.octets();
     let _ = writeln!(
         out,
         "lease {}.{}.{}.{} {{",
         octets[0], octets[1], octets[2], octets[3]
     );
-    time_line("starts", lease.starts, out);
-    time_line("ends", lease.ends, out);
-    time_line("tstp", lease.tstp, out);
-    time_line("tsfp", lease.tsfp, out);
-    time_line("atsfp", lease.atsfp, out);
-    time_line("cltt", lease.cltt, out);
+    time_line("starts", lease.starts, format.times, out);
+    time_line("ends", lease.ends, format.times, out);
+    time_line("tstp", lease.tstp, format.times, out);
+    time_line("tsfp", lease.tsfp, format.times, out);
+    time_line("atsfp", lease.atsfp, format.times, out);
+    time_line("cltt", lease.cltt, format.times, out);
     out.extend_from_slice(b"  binding state ");
     out.extend_from_slice(lease.binding_state.as_str().as_bytes());
     out.extend_from_slice(b";\n");
@@ -165,7 +187,7 @@ pub fn write_lease_with(lease: &Lease, format: IdFormat, out: &mut Vec<u8>) {
     }
     if let Some(uid) = lease.uid() {
         out.extend_from_slice(b"  uid ");
-        identifier_into(uid, format, out);
+        identifier_into(uid, format.ids, out);
         out.extend_from_slice(b";\n");
     }
     if let Some(extra) = extra {
@@ -209,7 +231,7 @@ pub fn write_lease_with(lease: &Lease, format: IdFormat, out: &mut Vec<u8>) {
 }
 
 /// `failover peer "NAME" state { … }` (§8.6), preceded by the blank line ISC writes.
-pub fn write_failover_state(record: &FailoverStateRecord, out: &mut Vec<u8>) {
+pub fn write_failover_state(record: &FailoverStateRecord, times: TimeFormat, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\nfailover peer ");
     quote_into(record.peer.as_bytes(), out);
     out.extend_from_slice(b" state {\n");
@@ -221,9 +243,11 @@ pub fn write_failover_state(record: &FailoverStateRecord, out: &mut Vec<u8>) {
         let _ = write!(out, "  {word} state {}", state.as_str());
         if let Some(time) = time {
             out.extend_from_slice(b" at ");
-            write_date(time, out);
+            write_time(time, times, out);
+            out.push(b'\n');
+        } else {
+            out.extend_from_slice(b";\n");
         }
-        out.extend_from_slice(b";\n");
     }
     if let Some(mclt) = record.mclt {
         let _ = writeln!(out, "  mclt {mclt};");
@@ -339,7 +363,7 @@ pub fn write_header(out: &mut Vec<u8>) {
 
 /// A whole fresh file in `new_lease_file` order: groups, host rubouts, dynamic hosts, failover
 /// states, leases, server DUID (§8.3).
-pub fn write_file(file: &LeaseFile, format: IdFormat, out: &mut Vec<u8>) {
+pub fn write_file(file: &LeaseFile, format: FileFormat, out: &mut Vec<u8>) {
     write_header(out);
     for group in &file.groups {
         write_group(group, out);
@@ -351,7 +375,7 @@ pub fn write_file(file: &LeaseFile, format: IdFormat, out: &mut Vec<u8>) {
         write_host(host, out);
     }
     for record in &file.failover_states {
-        write_failover_state(record, out);
+        write_failover_state(record, format.times, out);
     }
     for lease in &file.leases {
         write_lease_with(lease, format, out);

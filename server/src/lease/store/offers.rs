@@ -29,7 +29,7 @@ impl LeaseStore {
         // takes from the pool's stock; re-offering a client its own binding takes nothing, and
         // neither does an abandoned address (not counted as available in the first place).
         let reusable = self.get(address).is_none_or(|lease| {
-            queue_of(lease.binding_state, failover)
+            queue_of_reserved(lease.binding_state, is_reserved(lease), failover)
                 .is_some_and(|queue| queue != FreeQueue::Abandoned)
         });
         let counted_in = pool.filter(|_| reusable);
@@ -174,6 +174,19 @@ impl LeaseStore {
         self.offers
             .get(&address)
             .is_some_and(|offer| offer.until > now && &offer.client == client)
+    }
+
+    /// Until when `client`'s pending offer of `address` holds it; `None` without such an offer.
+    pub fn offer_until(
+        &self,
+        address: Ipv4Addr,
+        client: &ClientKey,
+        now: UnixTime,
+    ) -> Option<UnixTime> {
+        self.offers
+            .get(&address)
+            .filter(|offer| offer.until > now && &offer.client == client)
+            .map(|offer| offer.until)
     }
 
     /// When `client`'s pending offer of `address` was made (0 when unknown); `None` without

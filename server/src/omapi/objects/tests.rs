@@ -49,7 +49,7 @@ impl Harness {
         let sink = Arc::clone(&persisted);
         let store = Arc::new(ShardedStore::from_store(config.clone(), 1, store));
         let lease_sink = Arc::clone(&persisted);
-        let id_format = crate::lease::file::IdFormat::of(&config);
+        let file_format = crate::lease::file::FileFormat::of(&config);
         let objects = Objects::new(
             config,
             Arc::clone(&store),
@@ -62,7 +62,7 @@ impl Harness {
             Box::new(move |leases| {
                 let mut record = Vec::new();
                 for lease in leases {
-                    crate::lease::file::write_lease_with(lease, id_format, &mut record);
+                    crate::lease::file::write_lease_with(lease, file_format, &mut record);
                 }
                 lease_sink
                     .lock()
