@@ -1,5 +1,5 @@
 //! Entry points shared by the fuzz targets (`fuzz_targets/*.rs`, nightly, libFuzzer) and the
-//! stable regression test (`server/tests/fuzz_regressions.rs` includes this file), so that every
+//! stable regression test (`server/tests/integration/fuzz_regressions.rs` includes this file), so that every
 //! checked-in crash and seed is replayed through exactly the code the fuzzer ran.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -321,7 +321,7 @@ pub fn failover_message(data: &[u8]) {
 /// (`xdhcpd::ddns::wire::decode_answer`). Input: a flags byte (bit 0: the test's hmac-sha256
 /// key, else its hmac-md5 key; bit 1: no key), the request's MAC (a length byte, then the
 /// bytes), the current time (8 octets, big-endian), then the answer, whose first two octets
-/// are taken as the expected ID. Seeds are answers of a real BIND 9 (server/tests/ddns_bind.rs
+/// are taken as the expected ID. Seeds are answers of a real BIND 9 (server/tests/integration/ddns_bind.rs
 /// keys).
 pub fn ddns_answer(data: &[u8]) {
     use xdhcpd::ddns::tsig::{Algorithm, TsigKey};

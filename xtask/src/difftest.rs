@@ -1,6 +1,6 @@
 //! `cargo xtask difftest`: the differential harness against a live ISC dhcpd 4.4 over the whole
 //! corpus (testdata/difftest/; the harness is server/tests/netns/difftest.rs, whose CI subset
-//! runs as server/tests/netns_difftest.rs). Fails on any difference that is neither justified
+//! runs as server/tests/integration/netns_difftest.rs). Fails on any difference that is neither justified
 //! nor known (testdata/difftest/justified.toml, known-differences.toml).
 
 use crate::netns::{self, difftest};

@@ -4,7 +4,7 @@
 //! (configs, lease files) into each target's corpus, runs every target for N minutes **in
 //! total** (split evenly, one after the other: two cores are shared), prints the executions per
 //! target and copies every crash into `fuzz/regressions/<target>/`, which
-//! `server/tests/fuzz_regressions.rs` replays on stable.
+//! `server/tests/integration/fuzz_regressions.rs` replays on stable.
 
 use std::fs;
 use std::path::Path;

@@ -26,12 +26,12 @@ const PACKAGES: &[&str] = &[
     "tshark",
     "procps",
     "time",
-    // Starvation attack tools for server/tests/netns_hostile.rs.
+    // Starvation attack tools for server/tests/integration/netns_hostile.rs.
     "dhcpstarv",
     "dhcpig",
     // Raw-frame generator of the same tests.
     "python3",
-    // The DNS server, nsupdate and dig of the dynamic DNS tests (server/tests/ddns_bind.rs),
+    // The DNS server, nsupdate and dig of the dynamic DNS tests (server/tests/integration/ddns_bind.rs),
     // which start named by hand on a loopback port; policy-rc.d keeps it from starting as a
     // service.
     "bind9",

@@ -153,3 +153,24 @@ pub fn message_type(message: &Message) -> Option<MessageType> {
         _ => None,
     }
 }
+
+/// The loopback modules' port ranges: one hundred ports each, so that the modules of the one
+/// test binary never share a port while their tests run at once.
+#[derive(Clone, Copy)]
+pub enum PortRange {
+    Loopback,
+    Decline,
+    Service,
+    Shards,
+    Metrics,
+    OmapiLimits,
+    OmapiOmshell,
+    Statements,
+}
+
+/// Port `offset` of `range` on 127.0.0.1, placed by the process id so that two test runs on one
+/// machine are unlikely to meet (20000 to about 30800, below Linux's ephemeral ports).
+pub fn port(range: PortRange, offset: u16) -> u16 {
+    assert!(offset < 100, "a module has one hundred ports");
+    20_000 + (std::process::id() % 10_000) as u16 + range as u16 * 100 + offset
+}

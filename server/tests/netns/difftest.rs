@@ -9,7 +9,7 @@
 //! A difference must be listed, either as justified (testdata/difftest/justified.toml, with
 //! the reason) or as known and still to fix (testdata/difftest/known-differences.toml);
 //! anything else fails the run. Used by `cargo xtask difftest` (the whole corpus) and by
-//! server/tests/netns_difftest.rs (the configs marked `ci`).
+//! server/tests/integration/netns_difftest.rs (the configs marked `ci`).
 //!
 //! Topology (each server's lab): the server namespace has 10.220.0.1/24 on its veth (the
 //! directly attached subnet) and a route to 10.224.0.0/11 over it; the client namespace holds

@@ -5,7 +5,7 @@
 //! (giaddr = 10.215.0.250) so both servers see every one, as from a relay agent configured with
 //! both server addresses, and each answers to the giaddr.
 //!
-//! Included with `#[path]` by `server/tests/netns_failover_scenarios.rs` and by xtask's
+//! Included with `#[path]` by `server/tests/integration/main.rs` (as `failover_pair`) and by xtask's
 //! `bench_failover`, beside `crate::netns`; only std and anyhow.
 // Each includer uses a different subset.
 #![allow(dead_code)]

@@ -8,8 +8,9 @@
 //! the ones it creates (names `xdh-<pid>-<n>-…`). Readiness is always polled with a deadline,
 //! never waited for with a fixed sleep.
 //!
-//! The module is shared: integration tests include it with `mod netns;`, and xtask (demo, bench)
-//! with `#[path = "../../server/tests/netns/mod.rs"]`, so it only uses std and anyhow.
+//! The module is shared: the integration test binary includes it (`server/tests/integration/
+//! main.rs`), and xtask (demo, bench) with `#[path = "../../server/tests/netns/mod.rs"]`, so it
+//! only uses std and anyhow.
 // Each includer uses a different subset of the harness.
 #![allow(dead_code, unused_imports)]
 

@@ -1,7 +1,7 @@
 //! "What ISC dhcpd 4.4 accepts, xdhcpd accepts; what ISC refuses, xdhcpd refuses": one test per
 //! construct found in real configurations. Each input was run through `dhcpd -t` 4.4.3 and
 //! the comment says what ISC did with it; the end-to-end comparison of both binaries is
-//! `server/tests/isc_config_acceptance.rs` over `testdata/configs/`.
+//! `server/tests/integration/isc_config_acceptance.rs` over `testdata/configs/`.
 
 use crate::config::model::{Config, Permission, ScopeId};
 use crate::config::parse_str;

@@ -1,5 +1,5 @@
 //! The updater against in-process fake servers on 127.0.0.1 (the real BIND 9 is in
-//! server/tests/ddns_bind.rs): retries, give-up, TCP fallback, refused answers, the queue bound.
+//! server/tests/integration/ddns_bind.rs): retries, give-up, TCP fallback, refused answers, the queue bound.
 //! Every wait is bounded.
 
 use crate::control_plane::ControlPlane;

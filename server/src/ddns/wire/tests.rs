@@ -289,7 +289,7 @@ fn record_walk_is_bounded() {
     assert_eq!(last_record_offset(&signed), Some(12));
 }
 
-/// Real BIND 9.18 answers (the `ddns_answer` fuzz seeds, captured from server/tests/ddns_bind.rs's
+/// Real BIND 9.18 answers (the `ddns_answer` fuzz seeds, captured from server/tests/integration/ddns_bind.rs's
 /// named: flags, request MAC, time, answer) verify — or are refused — as they should.
 #[test]
 fn bind_answers_from_the_seed_corpus() {

@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 
-mod loopback_support;
+use crate::loopback_support::{self, PortRange};
 
 use loopback_support::{exchange, message, message_type, relay_socket, Server, TempDir};
 
 fn port() -> u16 {
-    20000 + (std::process::id() % 20000) as u16 + 1
+    loopback_support::port(PortRange::Shards, 0)
 }
 
 const NETWORKS: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 50, 0, 1), Ipv4Addr::new(10, 51, 0, 1)];

@@ -7,8 +7,8 @@
 //! Traffic stays inside the two namespaces of a [`Lab`]; the client side plays a relay agent
 //! (giaddr), so that replies come back to a plain UDP socket on port 67.
 
-mod common;
-mod netns;
+use crate::common;
+use crate::netns;
 
 use netns::peers::{ServerKind, ServerSetup};
 use netns::{DhcpConfig, Lab};

@@ -3,8 +3,8 @@
 //! and no ACKed lease is lost when the server is
 //! killed with SIGKILL mid-run.
 
-mod common;
-mod netns;
+use crate::common;
+use crate::netns;
 
 use netns::peers::{Capture, Perfdhcp, Server, ServerSetup};
 use netns::{DhcpConfig, Lab, Subnet};

@@ -3,8 +3,7 @@
 //! same entry points the fuzz targets call (fuzz/src/lib.rs), on stable, so that CI keeps every
 //! fixed crash fixed.
 
-#[path = "../../fuzz/src/lib.rs"]
-mod entry;
+use crate::fuzz_entry as entry;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,8 +2,8 @@
 //! server's veth answers dhclient's renewals in the kernel, the lease file keeps the extended
 //! expiry across a restart, and `kill -9` leaves no program attached.
 
-mod common;
-mod netns;
+use crate::common;
+use crate::netns;
 
 use netns::leases::records_for;
 use netns::peers::{start_dhclient, Perfdhcp, Server, ServerKind, ServerSetup};

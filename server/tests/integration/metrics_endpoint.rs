@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use dhcproto::v4::{DhcpOption, MessageType, OptionCode};
 
-mod loopback_support;
+use crate::loopback_support::{self, PortRange};
 
 use loopback_support::{exchange, message, message_type, relay_socket, TempDir};
 
@@ -74,7 +74,7 @@ fn value(text: &str, name: &str) -> f64 {
 #[test]
 fn scrape_after_exchanges_has_every_family() {
     let dir = TempDir::new("metrics-endpoint");
-    let port = 40000 + (std::process::id() % 10000) as u16 * 2;
+    let port = loopback_support::port(PortRange::Metrics, 0);
     let from_config = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port.wrapping_add(1));
     let from_cli = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port.wrapping_add(2));
     // The xdhcpd statement in the form ISC dhcpd 4.4 also parses; the command line overrides it.

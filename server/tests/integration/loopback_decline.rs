@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use dhcproto::{Encodable, Encoder};
 
-mod loopback_support;
+use crate::loopback_support::{self, PortRange};
 
 use loopback_support::{exchange, message, message_type, relay_socket, Server, TempDir};
 
@@ -101,7 +101,7 @@ fn dora(socket: &std::net::UdpSocket, port: u16, mac: [u8; 6], xid: u32) -> Ipv4
 fn a_pool_declined_by_one_client_comes_back_after_abandon_lease_time() {
     let dir = TempDir::new("loopback-decline");
     write_config(&dir.0);
-    let port = 20000 + (std::process::id() % 20000) as u16;
+    let port = loopback_support::port(PortRange::Decline, 0);
     let metrics = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port + 1);
     let socket = relay_socket(port);
     let _server = Server::start_with(&dir.0, port, &["--metrics-listen", &metrics.to_string()]);

@@ -5,8 +5,8 @@
 //! sent from a raw socket leave the daemon (with and without XDP) up and answering. Also checks
 //! that ISC dhcpd accepts the `option xdhcpd.*` settings (`dhcpd -t`).
 
-mod common;
-mod netns;
+use crate::common;
+use crate::netns;
 
 use netns::peers::{start_udhcpc, Perfdhcp, Server, ServerKind, ServerSetup};
 use netns::{wait_for, DhcpConfig, Lab, Proc};

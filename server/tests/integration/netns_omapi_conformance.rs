@@ -5,8 +5,8 @@
 //! `tests/omapi_known_differences.md`. Both transcripts are printed (visible with
 //! `--nocapture`, and always on failure).
 
-mod common;
-mod netns;
+use crate::common;
+use crate::netns;
 
 use anyhow::{bail, Context as _, Result};
 use netns::peers::{write_event_script, Client, Server, ServerKind, ServerSetup};
@@ -14,8 +14,8 @@ use netns::{wait_for, DhcpConfig, Lab, Netns, Proc};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-const SCRIPT: &str = include_str!("omapi/conformance.omshell");
-const KNOWN_DIFFERENCES: &str = include_str!("omapi_known_differences.md");
+const SCRIPT: &str = include_str!("../omapi/conformance.omshell");
+const KNOWN_DIFFERENCES: &str = include_str!("../omapi_known_differences.md");
 
 const SERVER_CIDR: &str = "10.213.0.1/24";
 const OMAPI_PORT: u16 = 7911;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use xdhcpd::omapi::auth::{sign_message, Authenticator};
 use xdhcpd::omapi::wire::{decode_message, find, Intro, Message, Opcode, Value};
 
-mod loopback_support;
+use crate::loopback_support::{self, PortRange};
 
 use loopback_support::{Server, TempDir};
 
@@ -29,8 +29,7 @@ const IDLE_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const OTHER_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
 fn port_for(test: u16) -> u16 {
-    // Away from loopback.rs's (20000 + …) and omapi_omshell.rs's (21000 + …) ports.
-    23000 + (std::process::id() % 20000) as u16 + test * 4
+    loopback_support::port(PortRange::OmapiLimits, test * 4)
 }
 
 /// dhcpd.conf serving loopback with OMAPI on `omapi_port`, a key when `keyed`, and `extra`

@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 
 use dhcproto::v4::{DhcpOption, MessageType, OptionCode};
 
-mod loopback_support;
+use crate::loopback_support::{self, PortRange};
 
 use loopback_support::{exchange, message, message_type, relay_socket, Server, TempDir};
 
-const PORT: u16 = 16_867;
+fn port() -> u16 {
+    loopback_support::port(PortRange::Statements, 0)
+}
 
 fn write_config(dir: &Path) {
     let log = dir.join("commands.log");
@@ -61,13 +63,13 @@ fn wait_for_file(path: &Path, deadline: Instant, done: impl Fn(&str) -> bool) ->
 fn on_commit_and_on_release_run_their_commands_and_keep_variables() {
     let dir = TempDir::new("statements");
     write_config(&dir.0);
-    let _server = Server::start(&dir.0, PORT);
-    let socket = relay_socket(PORT);
+    let _server = Server::start(&dir.0, port());
+    let socket = relay_socket(port());
     let mac = [0x02, 0, 0, 0x40, 0, 0x01];
 
     let offer = exchange(
         &socket,
-        PORT,
+        port(),
         &message(MessageType::Discover, mac, 0x4001, Ipv4Addr::UNSPECIFIED),
         Duration::from_secs(10),
     )
@@ -85,7 +87,7 @@ fn on_commit_and_on_release_run_their_commands_and_keep_variables() {
     request
         .opts_mut()
         .insert(DhcpOption::ServerIdentifier(server));
-    let ack = exchange(&socket, PORT, &request, Duration::from_secs(5)).expect("an ACK");
+    let ack = exchange(&socket, port(), &request, Duration::from_secs(5)).expect("an ACK");
     assert_eq!(message_type(&ack), Some(MessageType::Ack));
 
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -110,7 +112,7 @@ fn on_commit_and_on_release_run_their_commands_and_keep_variables() {
         bytes
     };
     socket
-        .send_to(&payload, (Ipv4Addr::LOCALHOST, PORT))
+        .send_to(&payload, (Ipv4Addr::LOCALHOST, port()))
         .unwrap();
     let text = wait_for_file(&log, deadline, |text| text.contains("release"));
     assert!(

@@ -11,10 +11,9 @@
 //!    RECOVER while the partner is PARTNER-DOWN sets STOS = now − MCLT).
 //! 3. The same between two xdhcpd peers.
 
-mod common;
-mod netns;
-#[path = "netns/failover.rs"]
-mod pair;
+use crate::common;
+use crate::failover_pair as pair;
+use crate::netns;
 
 use anyhow::{bail, Context as _, Result};
 use netns::peers::{read_events, Client, Server, ServerKind, ServerSetup};

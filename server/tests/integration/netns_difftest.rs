@@ -4,8 +4,8 @@
 //! (testdata/difftest/known-differences.toml) fails. `cargo xtask difftest` runs the whole
 //! corpus. Needs root and /usr/sbin/dhcpd.
 
-mod common;
-mod netns;
+use crate::common;
+use crate::netns;
 
 use netns::difftest;
 use std::path::Path;

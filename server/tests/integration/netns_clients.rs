@@ -2,8 +2,8 @@
 //! get a lease from the server under test in a private network namespace and renew it; a
 //! reserved MAC gets its fixed address.
 
-mod common;
-mod netns;
+use crate::common;
+use crate::netns;
 
 use netns::leases::records_for;
 use netns::peers::{start_dhclient, start_dhcpcd, start_udhcpc, Server, ServerSetup};

@@ -20,13 +20,12 @@ use std::time::{Duration, Instant};
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 
-mod loopback_support;
+use crate::loopback_support::{self, PortRange};
 
 use loopback_support::{exchange, message, message_type, relay_socket, TempDir};
 
 fn port_for(test: u16) -> u16 {
-    // Another range than loopback.rs's, so that both test binaries can run at once.
-    40000 + (std::process::id() % 10000) as u16 + test * 2
+    loopback_support::port(PortRange::Service, test * 2)
 }
 
 /// `dhcp-cache-threshold 0`: the reload test asks again right away and wants the new lease

@@ -15,10 +15,9 @@
 //!    no address ACKed to two clients (capture), none active for two MACs in the lease files,
 //!    perfdhcp's own uniqueness check (`-u`) reported.
 
-mod common;
-mod netns;
-#[path = "netns/failover.rs"]
-mod pair;
+use crate::common;
+use crate::failover_pair as pair;
+use crate::netns;
 
 use anyhow::{Context as _, Result};
 use pair::{

@@ -5,8 +5,8 @@
 //! retransmitting its DISCOVER, gets the next address; with `ping-check false;` it gets the
 //! first one. The same scenario runs against ISC dhcpd 4.4 as an oracle when it is installed.
 
-mod common;
-mod netns;
+use crate::common;
+use crate::netns;
 
 use anyhow::{ensure, Context as _, Result};
 use netns::peers::{start_udhcpc, Server, ServerKind, ServerSetup};

@@ -20,13 +20,12 @@ use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 const SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZg==";
 const OMSHELL: &str = "/usr/bin/omshell";
 
-mod loopback_support;
+use crate::loopback_support::{self, PortRange};
 
 use loopback_support::{exchange, message, message_type, relay_socket, Server, TempDir};
 
 fn port_for(test: u16) -> u16 {
-    // Away from loopback.rs's ports (20000 + pid % 20000 + 2 test).
-    21000 + (std::process::id() % 20000) as u16 + test * 4
+    loopback_support::port(PortRange::OmapiOmshell, test * 4)
 }
 
 fn write_config(dir: &Path, omapi_port: u16) {

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use dhcproto::v4::{DhcpOption, MessageType, OptionCode};
 
-mod loopback_support;
+use crate::loopback_support::{self, PortRange};
 
 use loopback_support::{exchange, message, message_type, relay_socket, Server, TempDir};
 
 fn port_for(test: u16) -> u16 {
-    20000 + (std::process::id() % 20000) as u16 + test * 2
+    loopback_support::port(PortRange::Loopback, test * 2)
 }
 
 fn write_config(dir: &Path) {

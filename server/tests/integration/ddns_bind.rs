@@ -8,9 +8,8 @@
 //! Run: `cargo test -p server --test ddns_bind` (as root; REQUIRE_PRIVILEGED_TESTS=1 turns a
 //! skip into a failure).
 
-mod common;
+use crate::common;
 // `common` names the netns server kinds.
-mod netns;
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};

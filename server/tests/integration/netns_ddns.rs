@@ -11,8 +11,8 @@
 //! Run: `cargo test -p server --test netns_ddns` (as root; REQUIRE_PRIVILEGED_TESTS=1 turns a
 //! skip into a failure).
 
-mod common;
-mod netns;
+use crate::common;
+use crate::netns;
 
 use std::path::Path;
 use std::time::Duration;

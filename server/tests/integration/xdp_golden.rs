@@ -6,8 +6,7 @@
 //! of failover pools, up to the MCLT bound, past which both the kernel passes up and the engine
 //! shortens the grant (`failover_renewals_agree_with_the_engine`).
 
-mod common;
-mod netns;
+use crate::common;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;

@@ -16,8 +16,8 @@
 //! (c) xdhcpd primary with XDP + ISC secondary in NORMAL: renewals of the failover pool's lease
 //! are answered in the kernel and reach ISC's lease file (issue 3, docs/spec/failover.md §7.2, §8.1).
 
-mod common;
-mod netns;
+use crate::common;
+use crate::netns;
 
 use anyhow::{Context as _, Result};
 use netns::peers::{start_dhclient, ServerKind, ServerSetup};
