@@ -62,7 +62,6 @@ fn config() -> Config {
 }
 
 fn message(kind: MessageType, client: u32) -> Message {
-    let unspecified = Ipv4Addr::UNSPECIFIED;
     let mac = [
         2,
         0,
@@ -71,16 +70,9 @@ fn message(kind: MessageType, client: u32) -> Message {
         (client >> 8) as u8,
         client as u8,
     ];
-    let mut message = Message::new_with_id(
-        client,
-        unspecified,
-        unspecified,
-        unspecified,
-        unspecified,
-        &mac,
-    );
-    message.opts_mut().insert(DhcpOption::MessageType(kind));
-    message
+    dhcp_test_messages::ClientMessage::new(kind, mac)
+        .xid(client)
+        .build()
 }
 
 /// A lease store and the starvation defence's memory, fresh for each iteration: a memory kept

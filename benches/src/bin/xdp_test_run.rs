@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::{TestRun, TestRunOptions};
-use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
-use dhcproto::{Encodable, Encoder};
+use dhcp_test_messages::{encode, ClientMessage, Frame};
+use dhcproto::v4::{Message, MessageType, OptionCode};
 use server_common::fastpath::{FastPathConfig, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW};
 use server_common::{loadbalance, XdpStat};
 use xdhcpd::engine::starvation::StarvationState;
@@ -60,35 +60,19 @@ fn kernel_clock_seconds() -> i64 {
 }
 
 fn request(mac: [u8; 6], kind: MessageType, ciaddr: Ipv4Addr) -> Message {
-    let mut message = Message::new_with_id(
-        0x2222_0000,
-        ciaddr,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        &mac,
-    );
-    message.set_opcode(Opcode::BootRequest);
-    let options = message.opts_mut();
-    options.insert(DhcpOption::MessageType(kind));
-    options.insert(DhcpOption::Hostname("client".into()));
-    options.insert(DhcpOption::ParameterRequestList(vec![
-        OptionCode::SubnetMask,
-        OptionCode::Router,
-        OptionCode::DomainNameServer,
-        OptionCode::DomainName,
-        OptionCode::Renewal,
-        OptionCode::Rebinding,
-    ]));
-    message
-}
-
-fn encode(message: &Message) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    message
-        .encode(&mut Encoder::new(&mut bytes))
-        .expect("encode request");
-    bytes
+    ClientMessage::new(kind, mac)
+        .xid(0x2222_0000)
+        .ciaddr(ciaddr)
+        .hostname("client")
+        .requesting(&[
+            OptionCode::SubnetMask,
+            OptionCode::Router,
+            OptionCode::DomainNameServer,
+            OptionCode::DomainName,
+            OptionCode::Renewal,
+            OptionCode::Rebinding,
+        ])
+        .build()
 }
 
 fn frame(
@@ -97,20 +81,10 @@ fn frame(
     ports: (u16, u16),
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    bytes.extend_from_slice(&destination.0);
-    bytes.extend_from_slice(&source.0);
-    bytes.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
-    bytes.extend_from_slice(&((28 + payload.len()) as u16).to_be_bytes());
-    bytes.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
-    bytes.extend_from_slice(&source.1.octets());
-    bytes.extend_from_slice(&destination.1.octets());
-    bytes.extend_from_slice(&ports.0.to_be_bytes());
-    bytes.extend_from_slice(&ports.1.to_be_bytes());
-    bytes.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    bytes.extend_from_slice(&[0, 0]);
-    bytes.extend_from_slice(payload);
-    bytes
+    Frame::new(source.0, destination.0)
+        .addresses(source.1, destination.1)
+        .ports(ports.0, ports.1)
+        .build(payload)
 }
 
 struct Bench {

@@ -7,8 +7,8 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
-use dhcproto::{Encodable, Encoder};
+use dhcp_test_messages::{encode, ClientMessage};
+use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use xdhcpd::engine::starvation::StarvationState;
 use xdhcpd::engine::{Decision, Engine, Outcome, Request, Snapshot};
 use xdhcpd::lease::store::LeaseStore;
@@ -70,27 +70,14 @@ impl Server {
 }
 
 fn request(kind: Option<MessageType>, options: Vec<DhcpOption>) -> Message {
-    let mut message = Message::default();
-    message
-        .set_opcode(Opcode::BootRequest)
-        .set_xid(0x0052_0052)
-        .set_flags(Flags::default())
-        .set_chaddr(&MAC);
-    if let Some(kind) = kind {
-        message.opts_mut().insert(DhcpOption::MessageType(kind));
-    }
-    for option in options {
-        message.opts_mut().insert(option);
-    }
-    message
-}
-
-fn encode(message: &Message) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    message
-        .encode(&mut Encoder::new(&mut bytes))
-        .expect("encodes");
-    bytes
+    let message = match kind {
+        Some(kind) => ClientMessage::new(kind, MAC),
+        None => ClientMessage::bootp(MAC),
+    };
+    options
+        .into_iter()
+        .fold(message.xid(0x0052_0052), ClientMessage::option)
+        .build()
 }
 
 /// `message`'s bytes with `file` and `sname` replaced (zero padded).

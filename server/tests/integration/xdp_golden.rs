@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use aya::maps::PerCpuArray;
 use aya::programs::{TestRun, TestRunOptions};
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
-use dhcproto::{Decodable, Encodable, Encoder};
+use dhcp_test_messages::{encode, internet_checksum, ClientMessage, Frame};
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, OptionCode};
+use dhcproto::Decodable;
 use server_common::fastpath::{
     FastPathConfig, LeaseKey, RenewalEvent, CONFIG_FAILOVER_NORMAL, CONFIG_RENEW, KEY_CLIENT_ID,
     KEY_HARDWARE,
@@ -152,51 +153,27 @@ fn kernel_clock_seconds() -> i64 {
 
 /// The DHCP message of a request from `client`.
 fn message(client: Client, kind: MessageType, xid: u32, renewing: bool) -> Message {
-    let giaddr = if client.relayed {
-        RELAY
-    } else {
-        Ipv4Addr::UNSPECIFIED
-    };
-    let ciaddr = if renewing {
-        client.address
-    } else {
-        Ipv4Addr::UNSPECIFIED
-    };
-    let mut message = Message::new_with_id(
-        xid,
-        ciaddr,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        giaddr,
-        &client.mac,
-    );
-    message.set_opcode(Opcode::BootRequest).set_secs(3);
+    let mut message = ClientMessage::new(kind, client.mac).xid(xid).secs(3);
     if client.relayed {
-        message.set_hops(1);
+        message = message.relayed_by(RELAY);
     }
-    let options = message.opts_mut();
-    options.insert(DhcpOption::MessageType(kind));
+    if renewing {
+        message = message.ciaddr(client.address);
+    }
     if let Some(id) = client.client_id {
-        options.insert(DhcpOption::ClientIdentifier(id.to_vec()));
+        message = message.client_id(id);
     }
-    options.insert(DhcpOption::Hostname("client".into()));
-    options.insert(DhcpOption::ParameterRequestList(vec![
-        OptionCode::SubnetMask,
-        OptionCode::Router,
-        OptionCode::DomainNameServer,
-        OptionCode::DomainName,
-        OptionCode::Renewal,
-        OptionCode::Rebinding,
-    ]));
     message
-}
-
-fn encode(message: &Message) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    message
-        .encode(&mut Encoder::new(&mut bytes))
-        .expect("encode request");
-    bytes
+        .hostname("client")
+        .requesting(&[
+            OptionCode::SubnetMask,
+            OptionCode::Router,
+            OptionCode::DomainNameServer,
+            OptionCode::DomainName,
+            OptionCode::Renewal,
+            OptionCode::Rebinding,
+        ])
+        .build()
 }
 
 #[expect(
@@ -214,46 +191,12 @@ fn frame(
     ip_options: &[u8],
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    bytes.extend_from_slice(&destination_mac);
-    bytes.extend_from_slice(&source_mac);
-    for vlan in vlans {
-        bytes.extend_from_slice(&[0x81, 0x00]);
-        bytes.extend_from_slice(&vlan.to_be_bytes());
-    }
-    bytes.extend_from_slice(&[0x08, 0x00]);
-    let ihl = 20 + ip_options.len();
-    let total = ihl + 8 + payload.len();
-    let ip_start = bytes.len();
-    bytes.push(0x40 | (ihl / 4) as u8);
-    bytes.push(0);
-    bytes.extend_from_slice(&(total as u16).to_be_bytes());
-    bytes.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
-    bytes.extend_from_slice(&ip_source.octets());
-    bytes.extend_from_slice(&ip_destination.octets());
-    bytes.extend_from_slice(ip_options);
-    let checksum = !fold(sum(&bytes[ip_start..ip_start + ihl]));
-    bytes[ip_start + 10..ip_start + 12].copy_from_slice(&checksum.to_be_bytes());
-    bytes.extend_from_slice(&ports.0.to_be_bytes());
-    bytes.extend_from_slice(&ports.1.to_be_bytes());
-    bytes.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    bytes.extend_from_slice(&[0, 0]);
-    bytes.extend_from_slice(payload);
-    bytes
-}
-
-fn sum(bytes: &[u8]) -> u32 {
-    bytes
-        .chunks(2)
-        .map(|pair| (u32::from(pair[0]) << 8) | u32::from(*pair.get(1).unwrap_or(&0)))
-        .sum()
-}
-
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
+    Frame::new(source_mac, destination_mac)
+        .vlans(vlans)
+        .addresses(ip_source, ip_destination)
+        .ports(ports.0, ports.1)
+        .ip_options(ip_options)
+        .build(payload)
 }
 
 /// The frame a client sends for a request: RENEWING (unicast to the server), REBINDING
@@ -525,7 +468,11 @@ fn check_reply(
     assert_eq!(output[6..12], expected_mac_source, "{description}: eth src");
     let ip = &output[l3..];
     assert_eq!(ip[0], 0x45, "{description}: version/ihl");
-    assert_eq!(fold(sum(&ip[..20])), 0xffff, "{description}: IP checksum");
+    assert_eq!(
+        internet_checksum(&ip[..20]),
+        0,
+        "{description}: IP checksum"
+    );
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
     assert_eq!(total, output.len() - l3, "{description}: IP total length");
     assert_eq!(ip[12..16], INTERFACE.octets(), "{description}: IP source");
@@ -554,11 +501,8 @@ fn check_reply(
         [0, 0],
         "{description}: UDP checksum present"
     );
-    assert_eq!(
-        fold(sum(&pseudo) + sum(&udp[..udp_len])),
-        0xffff,
-        "{description}: UDP checksum"
-    );
+    pseudo.extend_from_slice(&udp[..udp_len]);
+    assert_eq!(internet_checksum(&pseudo), 0, "{description}: UDP checksum");
     let kernel = &udp[8..udp_len];
     let source = if client.relayed {
         SocketAddrV4::new(RELAY, 67)

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
+use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 pub const RELAY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
@@ -100,25 +100,12 @@ pub fn relay_socket(port: u16) -> UdpSocket {
 }
 
 pub fn message(kind: MessageType, mac: [u8; 6], xid: u32, ciaddr: Ipv4Addr) -> Message {
-    let mut message = Message::default();
-    message
-        .set_opcode(Opcode::BootRequest)
-        .set_xid(xid)
-        .set_flags(Flags::default())
-        .set_ciaddr(ciaddr)
-        .set_giaddr(RELAY)
-        .set_chaddr(&mac);
-    message.set_hops(1);
-    message.opts_mut().insert(DhcpOption::MessageType(kind));
-    message
-        .opts_mut()
-        .insert(DhcpOption::ParameterRequestList(vec![
-            OptionCode::SubnetMask,
-            OptionCode::Router,
-            OptionCode::DomainNameServer,
-            OptionCode::DomainName,
-        ]));
-    message
+    dhcp_test_messages::ClientMessage::new(kind, mac)
+        .xid(xid)
+        .ciaddr(ciaddr)
+        .relayed_by(RELAY)
+        .requesting(&dhcp_test_messages::COMMON_PARAMETERS)
+        .build()
 }
 
 /// Sends `request` until a reply with the same xid arrives or `deadline` passes.

@@ -201,19 +201,9 @@ impl Harness {
     }
 }
 
-/// A client message of `kind` from `mac` with xid 0x1234.
+/// A client message of `kind` from `mac` with xid 0x1234 (`dhcp_test_messages`).
 pub(super) fn client(kind: MessageType, mac: [u8; 6]) -> Message {
-    let unspecified = Ipv4Addr::UNSPECIFIED;
-    let mut message = Message::new_with_id(
-        0x1234,
-        unspecified,
-        unspecified,
-        unspecified,
-        unspecified,
-        &mac,
-    );
-    message.opts_mut().insert(DhcpOption::MessageType(kind));
-    message
+    dhcp_test_messages::ClientMessage::new(kind, mac).build()
 }
 
 pub(super) fn with(mut message: Message, option: DhcpOption) -> Message {
@@ -223,11 +213,10 @@ pub(super) fn with(mut message: Message, option: DhcpOption) -> Message {
 
 /// DHCPREQUEST in SELECTING state for `address` from server `server`.
 pub(super) fn selecting(mac: [u8; 6], address: Ipv4Addr, server: Ipv4Addr) -> Message {
-    let message = with(
-        client(MessageType::Request, mac),
-        DhcpOption::RequestedIpAddress(address),
-    );
-    with(message, DhcpOption::ServerIdentifier(server))
+    dhcp_test_messages::ClientMessage::new(MessageType::Request, mac)
+        .requested(address)
+        .server_id(server)
+        .build()
 }
 
 /// The reply's message type.
