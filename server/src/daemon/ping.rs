@@ -49,15 +49,20 @@ enum Event {
 
 /// The workers' side: where parked OFFERs go.
 pub(super) struct PingDriver {
-    events: mpsc::Sender<Event>,
+    events: mpsc::SyncSender<Event>,
 }
+
+/// Probes and replies that may wait for the timer thread. Beyond it a new OFFER goes out
+/// unprobed (as when ICMP is unavailable) and an echo reply is ignored (counted): a flood of
+/// forged replies cannot grow the queue.
+const EVENT_QUEUE: usize = 65_536;
 
 /// The socket and the channel, opened before the daemon's shared state; the threads start once
 /// that exists ([`PingStart::spawn`]).
 pub(super) struct PingStart {
     socket: Arc<Socket>,
     events: mpsc::Receiver<Event>,
-    sender: mpsc::Sender<Event>,
+    sender: mpsc::SyncSender<Event>,
 }
 
 /// Opens the raw ICMP socket. Without CAP_NET_RAW ISC logs "unable to create icmp socket" and
@@ -83,7 +88,7 @@ pub(super) fn open(wanted: bool) -> Option<(PingDriver, PingStart)> {
         tracing::error!("icmp socket: {error}; ping-check is off");
         return None;
     }
-    let (sender, events) = mpsc::channel();
+    let (sender, events) = mpsc::sync_channel(EVENT_QUEUE);
     Some((
         PingDriver {
             events: sender.clone(),
@@ -97,13 +102,18 @@ pub(super) fn open(wanted: bool) -> Option<(PingDriver, PingStart)> {
 }
 
 impl PingDriver {
-    /// Hands an OFFER to the timer thread; gives it back when that thread is gone (shutdown).
+    /// Hands an OFFER to the timer thread; gives it back when that thread is gone (shutdown)
+    /// or has [`EVENT_QUEUE`] events waiting.
     pub fn park(&self, parked: Parked) -> Result<(), Box<Parked>> {
         self.events
-            .send(Event::Probe(Box::new(parked)))
-            .map_err(|mpsc::SendError(event)| match event {
-                Event::Probe(parked) => parked,
-                Event::Reply { .. } => unreachable!("only probes are sent here"),
+            .try_send(Event::Probe(Box::new(parked)))
+            .map_err(|error| match error {
+                mpsc::TrySendError::Full(Event::Probe(parked))
+                | mpsc::TrySendError::Disconnected(Event::Probe(parked)) => parked,
+                mpsc::TrySendError::Full(Event::Reply { .. })
+                | mpsc::TrySendError::Disconnected(Event::Reply { .. }) => {
+                    unreachable!("only probes are sent here")
+                }
             })
     }
 }
@@ -151,7 +161,7 @@ impl PingStart {
 fn read_replies(
     socket: &Socket,
     identifier: u16,
-    sender: &mpsc::Sender<Event>,
+    sender: &mpsc::SyncSender<Event>,
     shared: &Shared,
     shutdown: &std::sync::atomic::AtomicBool,
 ) {
@@ -192,8 +202,10 @@ fn read_replies(
             from,
             sequence: reply.sequence,
         };
-        if sender.send(event).is_err() {
-            return;
+        match sender.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(_)) => shared.metrics.ping_replies_ignored.increment(),
+            Err(mpsc::TrySendError::Disconnected(_)) => return,
         }
     }
 }

@@ -368,7 +368,7 @@ fn park(
         interface: interface.clone(),
     };
     if let Err(parked) = driver.park(parked) {
-        // The driver is gone (shutting down): the OFFER goes unprobed.
+        // The driver is gone (shutting down) or its queue is full: the OFFER goes unprobed.
         let destination = route(shared, socket, interface, &parked.destination);
         shared.metrics.count_decision(&decision.outcome);
         let _ = socket.send_to(&parked.payload, destination);
