@@ -57,7 +57,8 @@ pub struct Effects {
     /// (docs/spec/failover.md §7.2, ISC commits before it acknowledges).
     pub wait_durable: bool,
     /// Hand failover-pool leases to their relationship's driver for a BNDUPD
-    /// (docs/spec/failover.md §7.2). Not for the partner's own updates: they would echo.
+    /// (docs/spec/failover.md §7.2), once their record is durable ([`Durable`]). Not for the
+    /// partner's own updates: they would echo.
     pub tell_partner: bool,
     /// Withdraw the kernel's entry of every changed address the store no longer backs: the
     /// kernel may only repeat an ACK the engine would still give.
@@ -163,9 +164,30 @@ impl<'a> LeaseChange<'a> {
     }
 }
 
+/// What waits in the group commit for a record to be durable: the reply that promises its
+/// lease, and the failover-pool addresses whose BNDUPD may leave only then — ISC writes a lease
+/// before it queues the update (server/mdb.c `supersede_lease`: `write_lease`, then
+/// `dhcp_failover_queue_update`), so the partner never knows more than our disk
+/// (docs/spec/failover.md §7.2).
+#[derive(Debug)]
+pub struct Durable<T> {
+    pub reply: Option<T>,
+    pub partner: Vec<std::net::Ipv4Addr>,
+}
+
+impl<T> Durable<T> {
+    /// A record nothing waits for.
+    pub fn nothing() -> Self {
+        Self {
+            reply: None,
+            partner: Vec::new(),
+        }
+    }
+}
+
 /// What [`apply`] acts on: the daemon's committer, failover hooks, fast path and metrics.
 pub struct ChangeTargets<'a, T: Send + 'static> {
-    pub committer: &'a GroupCommit<Option<T>>,
+    pub committer: &'a GroupCommit<Durable<T>>,
     /// `lease-id-format` and `db-time-format`.
     pub file_format: FileFormat,
     pub failover: &'a FailoverHooks,
@@ -209,7 +231,18 @@ pub fn apply<T: Send + 'static>(
             crate::lease::file::write_lease_with(lease, targets.file_format, &mut record);
         }
         let carries_reply = token.is_some();
-        durable = targets.committer.submit(record, token).is_ok();
+        // The partner hears of failover-pool leases once they are durable (the committer's
+        // `on_durable`); a failed write tells it nothing.
+        let partner = if effects.tell_partner {
+            targets.failover.failover_addresses(change.leases)
+        } else {
+            Vec::new()
+        };
+        let waiting = Durable {
+            reply: token,
+            partner,
+        };
+        durable = targets.committer.submit(record, waiting).is_ok();
         // `drops_total{reason="commit_failed"}` counts replies that were not sent (a batch
         // that fails later is counted by the committer's `on_dropped`).
         if !durable && carries_reply {
@@ -218,9 +251,6 @@ pub fn apply<T: Send + 'static>(
         if durable && effects.wait_durable {
             durable = targets.committer.flush().is_ok();
         }
-    }
-    if effects.tell_partner {
-        targets.failover.leases_changed(change.leases);
     }
     if let (Some((updater, policy)), true) = (targets.dns, effects.dns != DnsEffect::None) {
         let now = crate::clock::unix_now();

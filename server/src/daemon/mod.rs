@@ -66,7 +66,7 @@ struct Shared {
     engine: crate::reload::EngineCell,
     leases: Arc<ShardedStore>,
     metrics: Arc<Metrics>,
-    committer: GroupCommit<Option<PendingReply>>,
+    committer: GroupCommit<crate::changes::Durable<PendingReply>>,
     /// The server port (67, `-p` or `local-port`) and the clients' (`remote-port`, else the
     /// command line's + 1).
     ports: crate::net::ports::Ports,
@@ -77,7 +77,7 @@ struct Shared {
     /// committed leases to them; the workers copy it for the engine once per batch. Not
     /// swapped by a reload: the running relationships and their ranges stay
     /// (`crate::reload::prepare`).
-    failover: crate::failover::hooks::FailoverHooks,
+    failover: Arc<crate::failover::hooks::FailoverHooks>,
     /// Hosts added over OMAPI; the workers take the current generation once per batch.
     hosts: Arc<crate::host_table::DynamicHosts>,
     /// The starvation defence's memory (`engine::starvation`), shared by the workers: taken
@@ -128,7 +128,7 @@ impl crate::xdp::runtime::LeaseSink for Shared {
     }
 
     fn failover(&self) -> Option<crate::xdp::runtime::FailoverRef<'_>> {
-        Some(Box::new(&self.failover))
+        Some(Box::new(&*self.failover))
     }
 }
 
@@ -223,14 +223,18 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     // start-up.
     let failover_saved = std::mem::take(&mut other_records.failover_states);
     let latest_failover_states = Arc::new(Mutex::new(failover_saved.clone()));
+    let failover_hooks = Arc::new(crate::failover::hooks::FailoverHooks::new(&config));
     let committer = spawn_committer(
         &leases_path,
-        &leases,
-        Arc::new(other_records),
-        &dynamic_hosts,
-        &latest_failover_states,
+        Snapshot {
+            leases: &leases,
+            other_records: Arc::new(other_records),
+            dynamic_hosts: &dynamic_hosts,
+            failover_states: &latest_failover_states,
+        },
         &metrics,
         file_format,
+        &failover_hooks,
     )?;
     // XDP: the fast path; without it (no privilege, old kernel) userspace serves everything.
     let interface_names: Vec<String> = chosen
@@ -279,7 +283,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         ports,
         file_format,
         fast_path,
-        failover: crate::failover::hooks::FailoverHooks::new(&config),
+        failover: failover_hooks,
         hosts: dynamic_hosts.clone(),
         starvation: Mutex::default(),
         ddns: crate::ddns::driver::DdnsRuntime::start(&config, &control_plane)?,
@@ -388,7 +392,11 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         leases.clone(),
         dynamic_hosts,
         Box::new(move |record| {
-            if omapi_shared.committer.submit(record, None).is_err() {
+            if omapi_shared
+                .committer
+                .submit(record, crate::changes::Durable::nothing())
+                .is_err()
+            {
                 tracing::error!("OMAPI change not persisted: the lease committer stopped");
             }
         }),
@@ -487,7 +495,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             latest.retain(|known| known.peer != record.peer);
             latest.push(record);
         }
-        let _ = shared.committer.submit(buffer, None);
+        let _ = shared
+            .committer
+            .submit(buffer, crate::changes::Durable::nothing());
     }
     // Workers finish their batch (its replies go out, its leases reach the committer).
     for worker in workers {
@@ -632,17 +642,29 @@ fn expire(shared: &Shared, now: UnixTime) {
     }
 }
 
+/// What a rewrite of the lease file is made of.
+struct Snapshot<'a> {
+    leases: &'a Arc<ShardedStore>,
+    /// Records of the file that are not leases (hosts, groups, failover states, server DUID).
+    other_records: Arc<LeaseFile>,
+    dynamic_hosts: &'a Arc<crate::host_table::DynamicHosts>,
+    failover_states: &'a Arc<Mutex<Vec<crate::lease::file::FailoverStateRecord>>>,
+}
+
 /// The group committer: writes and fsyncs batches of lease records, then sends the replies that
 /// waited for them. Opening the log rewrites the file compactly, as ISC does at start-up.
 fn spawn_committer(
     path: &Path,
-    leases: &Arc<ShardedStore>,
-    other_records: Arc<LeaseFile>,
-    dynamic_hosts: &Arc<crate::host_table::DynamicHosts>,
-    failover_states: &Arc<Mutex<Vec<crate::lease::file::FailoverStateRecord>>>,
+    Snapshot {
+        leases,
+        other_records,
+        dynamic_hosts,
+        failover_states,
+    }: Snapshot<'_>,
     metrics: &Arc<Metrics>,
     file_format: FileFormat,
-) -> Result<GroupCommit<Option<PendingReply>>, DaemonError> {
+    failover: &Arc<crate::failover::hooks::FailoverHooks>,
+) -> Result<GroupCommit<crate::changes::Durable<PendingReply>>, DaemonError> {
     let snapshot_leases = leases.clone();
     let snapshot_hosts = dynamic_hosts.clone();
     let snapshot_failover_states = failover_states.clone();
@@ -684,15 +706,23 @@ fn spawn_committer(
     let dropped_metrics = metrics.clone();
     // README: `drops_total{reason="commit_failed"}` counts the replies that did not go out
     // because their lease could not be made durable.
-    let on_dropped = move |tokens: Vec<Option<PendingReply>>| {
-        dropped_metrics.count_commit_failures(&tokens);
+    let on_dropped = move |tokens: Vec<crate::changes::Durable<PendingReply>>| {
+        let replies: Vec<Option<PendingReply>> =
+            tokens.into_iter().map(|token| token.reply).collect();
+        dropped_metrics.count_commit_failures(&replies);
     };
     let metrics = metrics.clone();
+    let failover = failover.clone();
     let mut outgoing = SendBatch::default();
-    let on_durable = move |tokens: Vec<Option<PendingReply>>| {
+    let on_durable = move |tokens: Vec<crate::changes::Durable<PendingReply>>| {
         metrics.leases_committed.add(tokens.len() as u64);
+        let mut replies = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            // The records are on disk: their BNDUPDs may go (`changes::Durable`).
+            failover.addresses_changed(token.partner);
+            replies.extend(token.reply);
+        }
         // One sendmmsg per socket for the whole batch (almost always a single socket).
-        let mut replies: Vec<PendingReply> = tokens.into_iter().flatten().collect();
         while let Some(first) = replies.first() {
             let socket = first.socket.clone();
             let (same, rest): (Vec<_>, Vec<_>) = replies

@@ -275,11 +275,28 @@ impl FailoverHooks {
     /// Hands the committed leases of failover pools to their drivers for BNDUPD (§7.2). Never
     /// blocks: a full queue is a resynchronisation, not a wait ([`CHANGES_QUEUE`]).
     pub fn leases_changed(&self, leases: &[Lease]) {
-        for lease in leases {
-            if let Some(status) = self.of_address(lease.address) {
-                status.lease_changed(lease.address);
+        self.addresses_changed(leases.iter().map(|lease| lease.address));
+    }
+
+    /// [`Self::leases_changed`] by address (the group commit's `on_durable` holds addresses).
+    pub fn addresses_changed(&self, addresses: impl IntoIterator<Item = Ipv4Addr>) {
+        for address in addresses {
+            if let Some(status) = self.of_address(address) {
+                status.lease_changed(address);
             }
         }
+    }
+
+    /// The addresses of `leases` that belong to a failover relationship's pools.
+    pub fn failover_addresses(&self, leases: &[Lease]) -> Vec<Ipv4Addr> {
+        if self.relationships.is_empty() {
+            return Vec::new();
+        }
+        leases
+            .iter()
+            .map(|lease| lease.address)
+            .filter(|address| self.of_address(*address).is_some())
+            .collect()
     }
 }
 
