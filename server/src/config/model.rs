@@ -144,6 +144,33 @@ pub struct Scope {
     /// `local-port N;` (global in ISC, `postconf_initialization`): the UDP port the server
     /// listens on, which overrides `-p` (dhcpd.conf(5)); clients are answered on the next.
     pub local_port: Option<u16>,
+    /// The statements above that ISC executes in order (`execute_statements`), in file order:
+    /// options of every form, `set`/`unset`, `log`, `execute`, `on`, `switch`, `if`, and where
+    /// the parameters written after an `if` or `switch` take effect again ([`Step::Parameters`]).
+    pub steps: Vec<Step>,
+}
+
+/// One statement of a scope in execution order: an index into the scope's list of that kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Option(usize),
+    ComputedOption(usize),
+    SpaceOption(usize),
+    Variable(usize),
+    Log(usize),
+    Execute(usize),
+    Event(usize),
+    Switch(usize),
+    Conditional(usize),
+    /// `break;` (ISC `break_statement`): ends the statement list it is in (a `switch` case,
+    /// an `if` body, a scope's statements); what follows it in that list never runs.
+    Break,
+    /// The parameters (`filename`, `default-lease-time`, …) written after an `if` or `switch`
+    /// up to the next one, kept in a scope of their own (child of this one) besides this
+    /// scope's: executed here, they override what the body before them set, as ISC's
+    /// `supersede` of a later statement does. The scope itself holds every parameter, the last
+    /// statement's value, for readers that do not execute statements.
+    Parameters(ScopeId),
 }
 
 #[derive(Clone, Debug, PartialEq)]

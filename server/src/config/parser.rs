@@ -12,6 +12,7 @@ mod declarations;
 mod failover;
 mod keywords;
 mod numbers;
+mod order;
 mod ranges;
 mod server_space;
 mod spaces;
@@ -857,9 +858,10 @@ impl Parser {
 
     /// Parses one statement; on error records it and resynchronises.
     pub fn statement_with_recovery(&mut self, block: Block) {
+        self.peek();
         let before = self.position_marker();
         self.after_terminator = false;
-        if let Err(error) = self.parse_statement(block) {
+        if let Err(error) = self.ordered_statement(block) {
             self.errors.push(error);
             if !self.after_terminator {
                 self.recover();

@@ -9,7 +9,7 @@ use crate::config::expr::{Expr, ExprKind};
 use crate::config::lexer::{Span, TokenKind};
 use crate::config::model::{
     Branch, Conditional, EventStatement, ExecuteStatement, LeaseEvents, LogPriority, LogStatement,
-    Permission, ScopeId, VariableStatement,
+    Permission, ScopeId, Step, VariableStatement,
 };
 
 /// Parameters tagged "later" that have no field in the model: accepted with a warning.
@@ -721,6 +721,13 @@ impl Parser {
                     command: String::from_utf8_lossy(&command).into_owned(),
                     arguments,
                 });
+                return Ok(());
+            }
+            // ISC `break_statement`: ends the statement list it is in (an `if` body, an `on`
+            // body, a scope's statements; a `switch` case's `break` is read by `parse_switch`).
+            "break" => {
+                self.expect_semicolon()?;
+                self.scope_mut(block.scope).steps.push(Step::Break);
                 return Ok(());
             }
             // ISC evaluates the expression and drops the value: no effect.

@@ -14,6 +14,7 @@ mod ping_check;
 mod renewal;
 mod selection;
 mod spaces;
+mod statement_order;
 mod statements;
 mod store_network;
 
