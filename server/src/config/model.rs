@@ -220,6 +220,12 @@ pub struct LeaseEvents {
 pub struct EventStatement {
     pub events: LeaseEvents,
     pub body: ScopeId,
+    /// The body's text, its tokens as the lease file writes statements
+    /// (`lease::file::write::render_tokens`): what a lease keeps of an `on expiry`/`on
+    /// release` executed at its DHCPACK (ISC `lease->on_star`, written by db.c `write_lease`),
+    /// and what finds the statement again after a reload or a restart. `None` when the body
+    /// spans an `include`.
+    pub text: Option<std::sync::Arc<str>>,
 }
 
 /// An option statement of a space other than dhcp.

@@ -154,7 +154,10 @@ impl ScopeStack<'_> {
                 executed
                     .iter()
                     .copied()
-                    .chain(host.into_iter().flat_map(|scope| scope.space_options.iter()))
+                    .chain(
+                        host.into_iter()
+                            .flat_map(|scope| scope.space_options.iter()),
+                    )
                     .collect()
             }
             None => outermost_first

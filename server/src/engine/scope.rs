@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::config::expr::{evaluate, PacketView, Value};
 use crate::config::model::{
-    Config, LeaseEvents, OptionForm, OptionValue, Scope, ScopeId, SpaceOption,
+    Config, EventStatement, LeaseEvents, OptionForm, OptionValue, Scope, ScopeId, SpaceOption,
 };
 
 use super::statements::{run_event, run_option_steps, run_scope, Env, Executed, OptionStep, Run};
@@ -40,8 +40,8 @@ pub(crate) struct ScopeStack<'c> {
     resolved_options: Option<Vec<(u8, Vec<u8>)>>,
     /// What the `log` and `execute` statements run for this reply produced.
     executed: Executed,
-    /// The `on` statements in effect, in execution order.
-    events: Vec<(LeaseEvents, ScopeId)>,
+    /// The `on` statements executed, in execution order.
+    events: Vec<&'c EventStatement>,
     /// The `set`/`unset` changes of this reply, in order.
     variable_changes: Vec<(String, Option<Value>)>,
     /// `filename` and `server-name` when a scope of the stack gives one by an expression
@@ -197,24 +197,17 @@ impl<'c> ScopeStack<'c> {
         &self.executed
     }
 
-    /// Runs the `on commit` bodies in effect (ISC `ack_lease` on a DHCPACK): their logs and
+    /// Runs the `on commit` body in effect (ISC `ack_lease` on a DHCPACK): their logs and
     /// commands, and every variable change of this request (its `set`s and theirs), for the
     /// lease record.
     pub fn run_commit(&self, request: &dyn PacketView) -> (Executed, Vec<(String, Option<Value>)>) {
         self.run_event(request, |events| events.commit)
     }
 
-    /// Runs the `on expiry` bodies in effect.
-    pub fn run_expiry(&self, request: &dyn PacketView) -> (Executed, Vec<(String, Option<Value>)>) {
-        self.run_event(request, |events| events.expiry)
-    }
-
-    /// Runs the `on release` bodies in effect (ISC `release_lease`).
-    pub fn run_release(
-        &self,
-        request: &dyn PacketView,
-    ) -> (Executed, Vec<(String, Option<Value>)>) {
-        self.run_event(request, |events| events.release)
+    /// The `on` statements executed for this reply, in order (the lease keeps the last
+    /// `on expiry` and `on release` bodies, `engine::lease_events`).
+    pub fn events(&self) -> &[&'c EventStatement] {
+        &self.events
     }
 
     fn run_event(

@@ -10,8 +10,8 @@
 
 use crate::config::expr::{evaluate, PacketView, Value};
 use crate::config::model::{
-    ComputedOption, Config, LeaseEvents, LogPriority, Scope, ScopeId, SpaceOption, Step,
-    VariableStatement,
+    ComputedOption, Config, EventStatement, LeaseEvents, LogPriority, Scope, ScopeId, SpaceOption,
+    Step, VariableStatement,
 };
 
 /// A command an `execute` statement asks the driver to start (never on the packet path).
@@ -151,7 +151,7 @@ pub(crate) struct Run<'c> {
     /// Log lines and commands of `log` and `execute`.
     pub executed: Executed,
     /// The `on` statements executed, in order.
-    pub events: Vec<(LeaseEvents, ScopeId)>,
+    pub events: Vec<&'c EventStatement>,
     /// Every scope run (taken bodies and parameter continuations included), outermost first.
     pub scopes: Vec<ScopeId>,
     /// The option statements executed, in order (`engine::scope` folds them as ISC's
@@ -254,11 +254,7 @@ fn run_steps<'c>(config: &'c Config, scope: &'c Scope, env: &mut Env<'_>, run: &
                     arguments,
                 });
             }
-            Step::Event(index) => {
-                if let Some(statement) = scope.events.get(index) {
-                    run.events.push((statement.events, statement.body));
-                }
-            }
+            Step::Event(index) => run.events.extend(scope.events.get(index)),
             Step::Switch(index) => {
                 let Some(switch) = scope.switches.get(index) else {
                     continue;
@@ -307,20 +303,22 @@ fn taken_case(switch: &crate::config::model::Switch, env: &Env<'_>) -> Option<us
     switch.default
 }
 
-/// Runs the bodies of the `on` statements in `events` that name `event` (in order), with the
-/// variables of `env`; `on` statements inside them are not events of this one and are kept
-/// for the lease as ISC keeps them (not evaluated further here).
+/// Runs the body of the last `on` statement in `events` that names `event`, with the variables
+/// of `env`: each `on` statement executed replaces the body the lease keeps for the events it
+/// names (ISC `execute_statements`, `on_star`). `on` statements inside it are not run.
 pub(crate) fn run_event(
     config: &Config,
-    events: &[(LeaseEvents, ScopeId)],
+    events: &[&EventStatement],
     event: impl Fn(&LeaseEvents) -> bool,
     env: &mut Env<'_>,
 ) -> Executed {
     let mut run = Run::default();
-    for (names, body) in events {
-        if event(names) {
-            run_scope(config, *body, env, &mut run);
-        }
+    if let Some(statement) = events
+        .iter()
+        .rev()
+        .find(|statement| event(&statement.events))
+    {
+        run_scope(config, statement.body, env, &mut run);
     }
     run.executed
 }

@@ -80,9 +80,7 @@ impl Parser {
     /// Parses one statement of `block` and records its place in the scope's execution order.
     pub(super) fn ordered_statement(&mut self, block: Block) -> super::ParseResult<()> {
         let parameter = match &self.peek().kind {
-            TokenKind::Name(word) => {
-                !NOT_PARAMETERS.contains(&word.to_ascii_lowercase().as_str())
-            }
+            TokenKind::Name(word) => !NOT_PARAMETERS.contains(&word.to_ascii_lowercase().as_str()),
             _ => false,
         };
         let start = self.position_marker();
@@ -155,11 +153,16 @@ impl Parser {
     /// The continuation scope a parameter written now goes to as well: the one after the last
     /// `if`/`switch` of the scope (made now if none yet), or `None` before any.
     fn continuation(&mut self, id: ScopeId) -> Option<ScopeId> {
-        let last = self.scope_mut(id).steps.iter().rev().find_map(|step| match step {
-            Step::Parameters(target) => Some(Some(*target)),
-            Step::Conditional(_) | Step::Switch(_) => Some(None),
-            _ => None,
-        })?;
+        let last = self
+            .scope_mut(id)
+            .steps
+            .iter()
+            .rev()
+            .find_map(|step| match step {
+                Step::Parameters(target) => Some(Some(*target)),
+                Step::Conditional(_) | Step::Switch(_) => Some(None),
+                _ => None,
+            })?;
         if let Some(target) = last {
             return Some(target);
         }

@@ -605,6 +605,7 @@ impl Parser {
     /// scope of its own and executed when the event happens (`engine::statements`).
     fn parse_on(&mut self, block: Block) -> ParseResult<()> {
         let span = self.bump().span;
+        let start = self.position_marker();
         let mut events = LeaseEvents::default();
         let mut transmission = false;
         loop {
@@ -631,9 +632,10 @@ impl Parser {
             self.warn(span, "`on transmission` concerns DHCPv6 only; ignored");
             return Ok(());
         }
+        let text = self.body_text(start);
         self.scope_mut(block.scope)
             .events
-            .push(EventStatement { events, body });
+            .push(EventStatement { events, body, text });
         Ok(())
     }
 

@@ -76,6 +76,14 @@ impl Context<'_, '_> {
                 (Some(_), Some(existing)) => existing.clone(),
                 _ => {
                     let mut lease = self.bound_lease(address, existing.as_ref(), times, &scopes);
+                    // ISC `lease->on_star`: the `on expiry`/`on release` bodies the statements
+                    // just executed leave with the lease, in its record.
+                    crate::engine::lease_events::at_ack(
+                        existing.as_ref(),
+                        self.now,
+                        scopes.events(),
+                    )
+                    .write_into(&mut lease);
                     if let Some(billing) = &billing {
                         billing.apply_to(&mut lease);
                     }

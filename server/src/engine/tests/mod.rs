@@ -9,6 +9,7 @@ mod ddns;
 mod decline;
 mod failover;
 mod lease;
+mod lease_events;
 mod options;
 mod ping_check;
 mod renewal;

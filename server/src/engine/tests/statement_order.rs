@@ -52,9 +52,7 @@ fn parameters_and_boot_fields_after_an_if_win_over_the_body() {
     // The same value written again after the body still overrides it.
     let mut harness = Harness::new(config(
         "",
-        &format!(
-            "filename \"a\";\n if {ALWAYS} {{ filename \"b\"; }}\n filename \"a\";"
-        ),
+        &format!("filename \"a\";\n if {ALWAYS} {{ filename \"b\"; }}\n filename \"a\";"),
     ));
     let offer = harness.handle(NOW, &discover(MAC_A, &[]));
     assert_eq!(file(&offer), b"a");
