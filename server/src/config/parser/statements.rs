@@ -732,14 +732,17 @@ impl Parser {
                 self.scope_mut(block.scope).steps.push(Step::Break);
                 return Ok(());
             }
-            // ISC evaluates the expression and drops the value: no effect.
-            "eval" => {
+            // ISC evaluates the expression and drops the value: no effect. `return` outside a
+            // function is the same: ISC's `return_statement` stores the value only where a
+            // function call asked for it (`execute_statements` with a result), which the
+            // scopes' statements never do (server/dhcp.c passes none).
+            "eval" | "return" => {
                 self.parse_expression()?;
                 self.expect_semicolon()?;
                 return Ok(());
             }
-            // `return` (ends the statement list), `add` (joins a class at run time), `break`
-            // outside a `switch`, `define` (functions): refused, not run differently.
+            // `add` (joins a class at run time) and `define` (functions): refused, not run
+            // differently.
             _ => {}
         }
         Err(self.invalid(
