@@ -147,6 +147,9 @@ pub(crate) fn at_ack(
     kept
 }
 
+/// Variable changes of executed statements, in order (`None`: unset).
+pub(crate) type VariableChanges = Vec<(String, Option<crate::config::expr::Value>)>;
+
 /// Which kept body an event runs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Event {
@@ -162,7 +165,7 @@ pub(crate) fn run(
     lease: &mut Lease,
     event: Event,
     view: &dyn crate::config::expr::PacketView,
-) -> Option<(Executed, Vec<(String, Option<crate::config::expr::Value>)>)> {
+) -> Option<(Executed, VariableChanges)> {
     let kept = Kept::of(lease);
     let body = match event {
         Event::Expiry => kept.expiry.clone(),

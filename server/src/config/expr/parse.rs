@@ -580,7 +580,10 @@ fn system_host_name() -> Vec<u8> {
     if status != 0 {
         return Vec::new();
     }
-    let end = buffer.iter().position(|byte| *byte == 0).unwrap_or(buffer.len());
+    let end = buffer
+        .iter()
+        .position(|byte| *byte == 0)
+        .unwrap_or(buffer.len());
     buffer[..end].to_vec()
 }
 
@@ -684,10 +687,16 @@ mod tests {
         let expr = class_expr("match if client-state = 1;");
         assert!(matches!(expr, Expr::Binary(_, ref left, _) if **left == Expr::ClientState));
         assert_eq!(evaluate(&Expr::ClientState, &Packet), Value::Null);
-        let errors = parse_str("class \"c\" { match if concat(client-state, \"x\") = \"x\"; }", "t.conf");
+        let errors = parse_str(
+            "class \"c\" { match if concat(client-state, \"x\") = \"x\"; }",
+            "t.conf",
+        );
         assert!(errors.is_err(), "client-state is numeric");
         let expr = class_expr("match gethostname();");
-        assert_eq!(evaluate(&expr, &Packet), Value::Data(super::system_host_name()));
+        assert_eq!(
+            evaluate(&expr, &Packet),
+            Value::Data(super::system_host_name())
+        );
         assert!(!super::system_host_name().is_empty());
     }
 

@@ -146,10 +146,7 @@ fn break_ends_the_statement_list_it_is_in() {
 fn return_outside_a_function_has_no_effect() {
     // ISC `return_statement` keeps the value only for a function call; a scope's statements
     // go on after it.
-    let mut harness = Harness::new(config(
-        "",
-        "return \"x\";\n option domain-name \"after\";",
-    ));
+    let mut harness = Harness::new(config("", "return \"x\";\n option domain-name \"after\";"));
     let offer = harness.handle(NOW, &discover(MAC_A, &[]));
     assert_eq!(option_bytes(&offer, 15).as_deref(), Some(&b"after"[..]));
 }
