@@ -121,6 +121,10 @@ pub enum Expr {
     /// A call of a function the evaluator does not implement (`gethostname()`, `config-option`,
     /// user-defined functions…): evaluation later, yields null.
     Unsupported(String),
+    /// `client-state`: the DHCP client's state, a number in ISC's client; the server has no
+    /// client state and ISC's evaluation fails (tree.c `expr_client_state` with no
+    /// `client_state`), so it is null.
+    ClientState,
 }
 
 impl Expr {
@@ -144,9 +148,11 @@ impl Expr {
                 | BinaryOp::IregexMatch,
                 ..,
             ) => ExprKind::Boolean,
-            Expr::Number(_) | Expr::ExtractInt(..) | Expr::Binary(..) | Expr::LeaseTime => {
-                ExprKind::Numeric
-            }
+            Expr::Number(_)
+            | Expr::ExtractInt(..)
+            | Expr::Binary(..)
+            | Expr::LeaseTime
+            | Expr::ClientState => ExprKind::Numeric,
             Expr::Variable(_) | Expr::Unsupported(_) => ExprKind::Any,
             Expr::Data(_)
             | Expr::Option(_)
@@ -466,7 +472,7 @@ pub fn evaluate(expr: &Expr, packet: &dyn PacketView) -> Value {
             .map_or(Value::Null, |data| Value::Boolean(pattern.is_match(&data))),
         Expr::Variable(name) => packet.variable(name).unwrap_or(Value::Null),
         Expr::Defined(name) => Value::Boolean(packet.variable(name).is_some()),
-        Expr::Unsupported(_) => Value::Null,
+        Expr::Unsupported(_) | Expr::ClientState => Value::Null,
     }
 }
 

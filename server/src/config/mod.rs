@@ -22,6 +22,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use model::Config;
+pub(crate) use parser::parse_event_body;
 
 /// What went wrong at one place in the configuration.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

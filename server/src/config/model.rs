@@ -154,6 +154,33 @@ pub struct Scope {
     /// `adaptive-lease-time-threshold PCT;` (ISC `ack_lease`): while the pool is at least PCT
     /// percent in use (1-99; other values do nothing), leases are cut to `min-lease-time`.
     pub adaptive_lease_time_threshold: Option<u8>,
+    /// The statements above that ISC executes in order (`execute_statements`), in file order:
+    /// options of every form, `set`/`unset`, `log`, `execute`, `on`, `switch`, `if`, and where
+    /// the parameters written after an `if` or `switch` take effect again ([`Step::Parameters`]).
+    pub steps: Vec<Step>,
+}
+
+/// One statement of a scope in execution order: an index into the scope's list of that kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Option(usize),
+    ComputedOption(usize),
+    SpaceOption(usize),
+    Variable(usize),
+    Log(usize),
+    Execute(usize),
+    Event(usize),
+    Switch(usize),
+    Conditional(usize),
+    /// `break;` (ISC `break_statement`): ends the statement list it is in (a `switch` case,
+    /// an `if` body, a scope's statements); what follows it in that list never runs.
+    Break,
+    /// The parameters (`filename`, `default-lease-time`, …) written after an `if` or `switch`
+    /// up to the next one, kept in a scope of their own (child of this one) besides this
+    /// scope's: executed here, they override what the body before them set, as ISC's
+    /// `supersede` of a later statement does. The scope itself holds every parameter, the last
+    /// statement's value, for readers that do not execute statements.
+    Parameters(ScopeId),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -203,6 +230,12 @@ pub struct LeaseEvents {
 pub struct EventStatement {
     pub events: LeaseEvents,
     pub body: ScopeId,
+    /// The body's text, its tokens as the lease file writes statements
+    /// (`lease::file::write::render_tokens`): what a lease keeps of an `on expiry`/`on
+    /// release` executed at its DHCPACK (ISC `lease->on_star`, written by db.c `write_lease`),
+    /// and what finds the statement again after a reload or a restart. `None` when the body
+    /// spans an `include`.
+    pub text: Option<std::sync::Arc<str>>,
 }
 
 /// An option statement of a space other than dhcp.

@@ -12,6 +12,7 @@ mod declarations;
 mod failover;
 mod keywords;
 mod numbers;
+mod order;
 mod ranges;
 mod server_space;
 mod spaces;
@@ -192,6 +193,39 @@ pub(crate) fn parse_statement_list(
     let mut scope = std::mem::take(parser.scope_mut(scope));
     scope.parent = None;
     Ok((scope, std::mem::take(&mut parser.config.warnings)))
+}
+
+/// The body of an `on` statement a lease kept (its text, as the lease file holds it) parsed on
+/// its own when no statement of the running configuration has that text: the statements as in
+/// an `on { … }` of dhcpd.conf, in an arena of their own (`None` when they do not parse, e.g.
+/// they name an option the configuration defined).
+pub(crate) fn parse_event_body(text: &str) -> Option<(Config, ScopeId)> {
+    let mut parser = Parser::new();
+    let file = parser.sources.add("lease event statements");
+    let tokens = parser.tokenize(text.as_bytes(), file);
+    // A lease file's statements never read other files.
+    let includes = tokens
+        .iter()
+        .any(|token| matches!(&token.kind, TokenKind::Name(word) if word.eq_ignore_ascii_case("include")));
+    if !parser.errors.is_empty() || includes {
+        return None;
+    }
+    parser.frames.push(Frame {
+        tokens,
+        position: 0,
+        directory: None,
+        identity: None,
+    });
+    let scope = parser.new_scope(ScopeId::GLOBAL);
+    let block = Block::global().nested(BlockKind::Event, scope);
+    while parser.errors.is_empty() {
+        let token = parser.peek().clone();
+        match &token.kind {
+            TokenKind::Eof => break,
+            _ => parser.statement_with_recovery(block),
+        }
+    }
+    parser.errors.is_empty().then_some((parser.config, scope))
 }
 
 /// One file being read: its tokens (ending with `Eof`) and where reading is.
@@ -857,9 +891,10 @@ impl Parser {
 
     /// Parses one statement; on error records it and resynchronises.
     pub fn statement_with_recovery(&mut self, block: Block) {
+        self.peek();
         let before = self.position_marker();
         self.after_terminator = false;
-        if let Err(error) = self.parse_statement(block) {
+        if let Err(error) = self.ordered_statement(block) {
             self.errors.push(error);
             if !self.after_terminator {
                 self.recover();
@@ -869,6 +904,20 @@ impl Parser {
                 self.bump();
             }
         }
+    }
+
+    /// The text of the `{ … }` body read since `start` (the tokens inside the outermost braces,
+    /// rendered as the lease file writes statements); `None` when the body crossed a file.
+    pub(crate) fn body_text(&self, start: (usize, usize)) -> Option<std::sync::Arc<str>> {
+        if self.position_marker().0 != start.0 {
+            return None;
+        }
+        let frame = self.frames.last()?;
+        let tokens = frame.tokens.get(start.1..frame.position)?;
+        let open = tokens.iter().position(|token| token.is_punct(b'{'))?;
+        let close = tokens.iter().rposition(|token| token.is_punct(b'}'))?;
+        let body = tokens.get(open + 1..close)?;
+        Some(crate::lease::file::write::render_tokens(body).into())
     }
 
     /// Identifies the cursor position (file depth and index) to detect lack of progress.

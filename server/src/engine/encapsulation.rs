@@ -19,7 +19,7 @@
 //! any option (`engine::options::priority_list`).
 
 use crate::config::expr::{evaluate, PacketView, Value};
-use crate::config::model::{OptionForm, OptionValue, Scope};
+use crate::config::model::{OptionForm, OptionValue, Scope, SpaceOption};
 use crate::config::options::OptionSpace;
 use crate::config::spaces::{isc_option_hash, put_width, Encapsulated, OptionSpaces};
 
@@ -146,17 +146,36 @@ impl ScopeStack<'_> {
         let mut resolved = ResolvedSpaces::default();
         let mut outermost_first: Vec<&Scope> = self.scopes().collect();
         outermost_first.reverse();
-        for scope in outermost_first {
-            for option in &scope.space_options {
-                let value = match &option.value {
-                    OptionValue::Constant(bytes) => Some(bytes.clone()),
-                    OptionValue::Expression(expression) => match evaluate(expression, request) {
-                        Value::Data(bytes) => Some(bytes),
-                        _ => None,
-                    },
-                };
-                resolved.set(option.space, option.code, option.form, value);
+        // The option statements in the order they were executed (`ScopeStack::evaluate`),
+        // else each scope's in file order, outermost scope first.
+        let statements: Vec<&SpaceOption> = match &self.space_steps {
+            Some(executed) => {
+                let host = self.dynamic_host_scope();
+                executed
+                    .iter()
+                    .copied()
+                    .chain(
+                        host.into_iter()
+                            .flat_map(|scope| scope.space_options.iter()),
+                    )
+                    .collect()
             }
+            None => outermost_first
+                .iter()
+                .flat_map(|scope| scope.space_options.iter())
+                .collect(),
+        };
+        for option in statements {
+            let value = match &option.value {
+                OptionValue::Constant(bytes) => Some(bytes.clone()),
+                OptionValue::Expression(expression) => match evaluate(expression, request) {
+                    Value::Data(bytes) => Some(bytes),
+                    _ => None,
+                },
+            };
+            resolved.set(option.space, option.code, option.form, value);
+        }
+        for scope in outermost_first {
             if let Some(space) = scope.vendor_option_space {
                 resolved.vendor_space = Some(space);
             }

@@ -21,6 +21,7 @@ pub mod dynamic_hosts;
 mod encapsulation;
 pub mod fast_path;
 mod layout;
+mod lease_events;
 pub(crate) mod lease_time;
 mod options;
 mod packet;
@@ -62,8 +63,6 @@ pub struct Engine {
     /// Every relationship as no driver runs it (configured role and MCLT): what stands for a
     /// relationship that a [`FailoverView`] lacks.
     unattached: FailoverView,
-    /// Some scope has an `on expiry` statement (else expiry runs no statements).
-    has_expiry_statements: bool,
 }
 
 /// What a decision reads of state that other parts of the daemon own, as plain values the
@@ -251,10 +250,6 @@ impl Engine {
         Self {
             relationships: RelationshipMap::new(&config),
             unattached: FailoverView::unattached(&config),
-            has_expiry_statements: config
-                .scopes
-                .iter()
-                .any(|scope| scope.events.iter().any(|event| event.events.expiry)),
             config,
         }
     }
@@ -349,34 +344,37 @@ impl Engine {
         })
     }
 
-    /// Runs the `on expiry` statements for leases `expire` just moved out of ACTIVE (ISC
-    /// `pool_timer` → `make_binding_state_transition`), in the scopes of each lease's pool (ISC
-    /// keeps the statements of the scopes that acknowledged the lease, host and classes
-    /// included; those need the packet, so here the pool's chain up to the global scope).
-    /// Variables they set are written into the leases, in `changed` and in `leases`.
+    /// Runs the `on expiry` body each lease `expire` just moved out of ACTIVE kept from its
+    /// DHCPACK (ISC `pool_timer` → `make_binding_state_transition` executes
+    /// `lease->on_star.on_expiry` and drops it and `on_release`), with no packet. Variables
+    /// they set are written into the leases, in `changed` and in `leases`.
     pub fn run_expiry_statements(
         &self,
         leases: &mut LeaseStore,
         changed: &mut [Lease],
     ) -> statements::Executed {
         let mut executed = statements::Executed::default();
-        if !self.has_expiry_statements {
-            return executed;
-        }
         for lease in changed.iter_mut() {
-            let base = self
-                .pool_of(lease.address)
-                .and_then(|pool| self.config.pools.get(pool.0 as usize))
-                .map_or(crate::config::model::ScopeId::GLOBAL, |pool| pool.scope);
-            let view = statements::LeaseView::new(lease);
-            let scopes = scope::ScopeStack::new(&self.config, None, &[], base).evaluate(&view);
-            let (done, changes) = scopes.run_expiry(&view);
-            executed.extend(done);
-            if !changes.is_empty() {
-                let extra = lease
-                    .extra
-                    .get_or_insert_with(|| Box::new(crate::lease::record::LeaseExtra::default()));
-                statements::apply_variables(&mut extra.variables, &changes);
+            let keeps_events = lease
+                .extra
+                .as_deref()
+                .is_some_and(|extra| extra.verbatim.iter().any(|text| text.starts_with("on ")));
+            if !keeps_events {
+                continue;
+            }
+            let before = lease.clone();
+            let view = statements::LeaseView::new(&before);
+            let result = lease_events::run(&self.config, lease, lease_events::Event::Expiry, &view);
+            if let Some((done, changes)) = result {
+                executed.extend(done);
+                if !changes.is_empty() {
+                    let extra = lease.extra.get_or_insert_with(|| {
+                        Box::new(crate::lease::record::LeaseExtra::default())
+                    });
+                    statements::apply_variables(&mut extra.variables, &changes);
+                }
+            }
+            if *lease != before {
                 leases.upsert(lease.clone());
             }
         }

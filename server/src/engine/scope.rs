@@ -2,28 +2,28 @@
 //! classes > pool > subnet > shared-network > global (dhcpd.conf(5), docs/spec/dhcpd-conf.md §2).
 //!
 //! Executable statements are evaluated per reply ([`ScopeStack::evaluate`]), as ISC executes
-//! each scope's statements from the global one inwards (`execute_statements_in_scope`):
+//! each scope's statements in file order from the global scope inwards
+//! (`execute_statements_in_scope`, `execute_statements`):
 //!
-//! - the taken body of an `if`/`elsif`/`else` acts as a scope just inside the one holding the
-//!   statement (a later statement of a scope is more specific than an earlier one), so its
-//!   parameters and constant options override that scope's and yield to inner scopes';
-//! - computed options (`option NAME = EXPR;`, `default`, `prepend`, `append`) are applied in
-//!   ISC's execution order, outermost scope first: `supersede` replaces, `default` sets only
-//!   what no earlier statement set, `prepend`/`append` concatenate with the earlier value;
-//! - `log` and `execute` statements of every scope in effect run, outermost first; `set` and
-//!   `unset` change the lease's variables, which later expressions see; `on` statements are
-//!   collected for the lease's events ([`ScopeStack::run_commit`]).
-//!
-//! One difference of order remains: within one scope, plain statements are taken as written
-//! before its `if` statements and its computed options (ISC runs them in file order), which
-//! matters only when a scope sets the same thing again after an `if` that set it.
+//! - the taken body of an `if`/`switch` acts as a scope just inside the one holding the
+//!   statement, and the parameters written after the statement in that scope come again after
+//!   the body (`config::model::Step::Parameters`), so the later statement wins;
+//! - option statements of every form are applied in execution order as ISC's `set_option`
+//!   does: `supersede` replaces, `default` sets only what no earlier statement set,
+//!   `prepend`/`append` concatenate with the earlier value; values are evaluated once all
+//!   statements ran, with the variables as they left them;
+//! - `log` and `execute` statements run, `set` and `unset` change the lease's variables, which
+//!   later expressions see; `on` statements are collected for the lease's events
+//!   ([`ScopeStack::run_commit`]).
 
 use std::sync::Arc;
 
 use crate::config::expr::{evaluate, PacketView, Value};
-use crate::config::model::{Config, LeaseEvents, OptionForm, OptionValue, Scope, ScopeId};
+use crate::config::model::{
+    Config, EventStatement, LeaseEvents, OptionForm, OptionValue, Scope, ScopeId, SpaceOption,
+};
 
-use super::statements::{run_event, run_scope, Env, Executed};
+use super::statements::{run_event, run_option_steps, run_scope, Env, Executed, OptionStep, Run};
 
 use super::dynamic_hosts::DynamicHost;
 
@@ -40,8 +40,8 @@ pub(crate) struct ScopeStack<'c> {
     resolved_options: Option<Vec<(u8, Vec<u8>)>>,
     /// What the `log` and `execute` statements run for this reply produced.
     executed: Executed,
-    /// The `on` statements in effect, in execution order.
-    events: Vec<(LeaseEvents, ScopeId)>,
+    /// The `on` statements executed, in execution order.
+    events: Vec<&'c EventStatement>,
     /// The `set`/`unset` changes of this reply, in order.
     variable_changes: Vec<(String, Option<Value>)>,
     /// `filename` and `server-name` when a scope of the stack gives one by an expression
@@ -53,6 +53,9 @@ pub(crate) struct ScopeStack<'c> {
     /// The options of other spaces and the space parameters, when a scope of the stack sets
     /// any (`engine::encapsulation`).
     pub(crate) spaces: Option<Box<super::encapsulation::ResolvedSpaces>>,
+    /// The option statements of other spaces the configuration's scopes executed, in order
+    /// (`None`: not evaluated; each scope's in file order, outermost scope first).
+    pub(crate) space_steps: Option<Vec<&'c SpaceOption>>,
 }
 
 /// The DDNS text parameters that may be given by an expression.
@@ -106,6 +109,7 @@ impl<'c> ScopeStack<'c> {
             resolved_server_name: None,
             resolved_ddns: [None, None, None],
             spaces: None,
+            space_steps: None,
         }
     }
 
@@ -128,31 +132,28 @@ impl<'c> ScopeStack<'c> {
         if !self.has_executable_statements() {
             return self;
         }
+        let config = self.config;
         let mut env = Env::new(request);
-        let mut executed = Executed::default();
-        let mut events = Vec::new();
-        let mut run = Vec::with_capacity(self.ids.len() + 4);
+        let mut run = Run::default();
         for id in self.ids.iter().rev() {
-            run_scope(
-                self.config,
-                *id,
-                &mut env,
-                &mut executed,
-                &mut events,
-                &mut run,
-            );
+            run_scope(config, *id, &mut env, &mut run);
         }
-        run.reverse();
-        self.ids = run;
-        let outermost_first: Vec<&Scope> = {
-            let mut scopes: Vec<&Scope> = self.scopes().collect();
-            scopes.reverse();
-            scopes
-        };
-        let computes = outermost_first
+        // An OMAPI host's statements come last: its scope is the most specific.
+        let host = self.dynamic_host.clone();
+        let mut host_run = Run::default();
+        if let Some(host) = host.as_deref() {
+            run_option_steps(&host.scope, &mut host_run);
+        }
+        let steps: Vec<OptionStep<'_>> = run
+            .options
             .iter()
-            .any(|scope| !scope.computed_options.is_empty());
-        self.resolved_options = computes.then(|| resolve_options(&outermost_first, &env));
+            .chain(host_run.options.iter())
+            .copied()
+            .collect();
+        self.resolved_options = Some(fold_options(&steps, &env));
+        run.scopes.reverse();
+        self.ids = run.scopes;
+        self.space_steps = Some(run.space_options);
         self.resolved_filename = self.resolve_boot_field(&env, |scope| {
             (
                 scope.filename.as_deref(),
@@ -185,8 +186,8 @@ impl<'c> ScopeStack<'c> {
                 )
             }),
         ];
-        self.executed = executed;
-        self.events = events;
+        self.executed = run.executed;
+        self.events = run.events;
         self.variable_changes = env.changes;
         self
     }
@@ -196,24 +197,17 @@ impl<'c> ScopeStack<'c> {
         &self.executed
     }
 
-    /// Runs the `on commit` bodies in effect (ISC `ack_lease` on a DHCPACK): their logs and
+    /// Runs the `on commit` body in effect (ISC `ack_lease` on a DHCPACK): their logs and
     /// commands, and every variable change of this request (its `set`s and theirs), for the
     /// lease record.
     pub fn run_commit(&self, request: &dyn PacketView) -> (Executed, Vec<(String, Option<Value>)>) {
         self.run_event(request, |events| events.commit)
     }
 
-    /// Runs the `on expiry` bodies in effect.
-    pub fn run_expiry(&self, request: &dyn PacketView) -> (Executed, Vec<(String, Option<Value>)>) {
-        self.run_event(request, |events| events.expiry)
-    }
-
-    /// Runs the `on release` bodies in effect (ISC `release_lease`).
-    pub fn run_release(
-        &self,
-        request: &dyn PacketView,
-    ) -> (Executed, Vec<(String, Option<Value>)>) {
-        self.run_event(request, |events| events.release)
+    /// The `on` statements executed for this reply, in order (the lease keeps the last
+    /// `on expiry` and `on release` bodies, `engine::lease_events`).
+    pub fn events(&self) -> &[&'c EventStatement] {
+        &self.events
     }
 
     fn run_event(
@@ -286,6 +280,11 @@ impl<'c> ScopeStack<'c> {
         self.ids
             .iter()
             .filter_map(|id| self.config.scopes.get(id.0 as usize))
+    }
+
+    /// The scope of a host added over OMAPI, if the stack has one.
+    pub(crate) fn dynamic_host_scope(&self) -> Option<&Scope> {
+        self.dynamic_host.as_deref().map(|host| &host.scope)
     }
 
     /// Puts the scope of a host added over OMAPI first (it is the most specific one).
@@ -366,58 +365,90 @@ fn chain_ids(config: &Config, start: ScopeId) -> Vec<ScopeId> {
     ids
 }
 
-/// The options after executing the option statements of `scopes`, outermost first (ISC
-/// `execute_statements`: `supersede` replaces, `default` sets only an option nothing set yet,
-/// `prepend`/`append` concatenate; an expression that evaluates to null sets nothing).
-fn resolve_options(scopes: &[&Scope], request: &dyn PacketView) -> Vec<(u8, Vec<u8>)> {
-    let mut options: Vec<(u8, Vec<u8>)> = Vec::new();
-    for scope in scopes {
-        for (code, value) in &scope.options {
-            set_option(&mut options, *code, value.clone());
-        }
-        for computed in &scope.computed_options {
-            let value = match &computed.value {
-                OptionValue::Constant(bytes) => bytes.clone(),
-                OptionValue::Expression(expression) => match evaluate(expression, request) {
-                    Value::Data(bytes) => bytes,
-                    _ => continue,
-                },
-            };
-            let earlier = options.iter().position(|(code, _)| *code == computed.code);
-            match (computed.form, earlier) {
-                (OptionForm::Supersede, _) | (OptionForm::Default, None) => {
-                    set_option(&mut options, computed.code, value)
-                }
-                (OptionForm::Default, Some(_)) => {}
-                (OptionForm::Prepend | OptionForm::Append, Some(index)) => {
-                    let (first, second) = if computed.form == OptionForm::Prepend {
-                        (value.as_slice(), options[index].1.as_slice())
-                    } else {
-                        (options[index].1.as_slice(), value.as_slice())
-                    };
-                    let joined = if computed.compressed_domain_list {
-                        // ISC `expr_concat_dclist`; a malformed list fails the evaluation.
-                        match crate::config::options::concat_domain_lists(first, second) {
-                            Some(joined) => joined,
-                            None => continue,
-                        }
-                    } else {
-                        [first, second].concat()
-                    };
-                    options[index].1 = joined;
-                }
-                (OptionForm::Prepend | OptionForm::Append, None) => {
-                    set_option(&mut options, computed.code, value)
+/// An option's value as ISC's option state holds it while statements run (`set_option`): the
+/// statement's value, or the concatenation `append`/`prepend` made, evaluated only when the
+/// reply is built (`evaluate_option_cache` in `cons_options`).
+enum Lazy<'a> {
+    Value(&'a OptionValue),
+    Constant(&'a [u8]),
+    Concat(Box<Lazy<'a>>, Box<Lazy<'a>>, bool),
+}
+
+impl Lazy<'_> {
+    /// The value, or `None` when an expression evaluates to null (ISC `expr_concat` fails
+    /// when either side does).
+    fn evaluate(&self, request: &dyn PacketView) -> Option<Vec<u8>> {
+        match self {
+            Lazy::Constant(bytes) => Some(bytes.to_vec()),
+            Lazy::Value(OptionValue::Constant(bytes)) => Some(bytes.clone()),
+            Lazy::Value(OptionValue::Expression(expression)) => match evaluate(expression, request)
+            {
+                Value::Data(bytes) => Some(bytes),
+                _ => None,
+            },
+            Lazy::Concat(first, second, domain_list) => {
+                let first = first.evaluate(request)?;
+                let second = second.evaluate(request)?;
+                if *domain_list {
+                    // ISC `expr_concat_dclist`; a malformed list fails the evaluation.
+                    crate::config::options::concat_domain_lists(&first, &second)
+                } else {
+                    Some([first, second].concat())
                 }
             }
         }
     }
-    options
+
+    /// ISC `set_option` turns an empty constant into no expression, and `make_concat` of no
+    /// expression and another is the other.
+    fn is_empty_constant(&self) -> bool {
+        match self {
+            Lazy::Constant(bytes) => bytes.is_empty(),
+            Lazy::Value(OptionValue::Constant(bytes)) => bytes.is_empty(),
+            _ => false,
+        }
+    }
 }
 
-fn set_option(options: &mut Vec<(u8, Vec<u8>)>, code: u8, value: Vec<u8>) {
-    match options.iter_mut().find(|(have, _)| *have == code) {
-        Some(slot) => slot.1 = value,
-        None => options.push((code, value)),
+/// The options after executing the option statements `steps` in order (ISC `set_option`:
+/// `supersede` replaces, `default` sets only an option no statement set yet, `prepend`/`append`
+/// concatenate with what was set), evaluated once all statements ran; an option whose value
+/// evaluates to null is not sent.
+fn fold_options(steps: &[OptionStep<'_>], request: &dyn PacketView) -> Vec<(u8, Vec<u8>)> {
+    let mut state: Vec<(u8, Lazy<'_>)> = Vec::new();
+    for step in steps {
+        let (code, form, value, domain_list) = match step {
+            OptionStep::Plain(code, bytes) => {
+                (*code, OptionForm::Supersede, Lazy::Constant(bytes), false)
+            }
+            OptionStep::Computed(option) => (
+                option.code,
+                option.form,
+                Lazy::Value(&option.value),
+                option.compressed_domain_list,
+            ),
+        };
+        let earlier = state.iter().position(|(have, _)| *have == code);
+        match (form, earlier) {
+            (OptionForm::Default, Some(_)) => {}
+            (OptionForm::Supersede, Some(index)) => state[index].1 = value,
+            (_, None) => state.push((code, value)),
+            (OptionForm::Prepend | OptionForm::Append, Some(index)) => {
+                let old = std::mem::replace(&mut state[index].1, Lazy::Constant(&[]));
+                state[index].1 = if old.is_empty_constant() {
+                    value
+                } else if value.is_empty_constant() {
+                    old
+                } else if form == OptionForm::Prepend {
+                    Lazy::Concat(Box::new(value), Box::new(old), domain_list)
+                } else {
+                    Lazy::Concat(Box::new(old), Box::new(value), domain_list)
+                };
+            }
+        }
     }
+    state
+        .into_iter()
+        .filter_map(|(code, value)| Some((code, value.evaluate(request)?)))
+        .collect()
 }

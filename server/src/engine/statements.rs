@@ -5,12 +5,14 @@
 //! writes into the lease.
 //!
 //! ISC executes a scope's statements in file order from the global scope inwards
-//! (`execute_statements_in_scope`); here a scope's `set`/`unset`, then its `log` and
-//! `execute` statements, then its `on` statements are taken, then its `switch` and `if`
-//! statements, whose taken bodies are executed the same way (see `engine::scope` for what that order changes).
+//! (`execute_statements_in_scope`); so does [`run_scope`], following the scope's
+//! [`Scope::steps`], with the taken bodies of `if` and `switch` executed where they stand.
 
 use crate::config::expr::{evaluate, PacketView, Value};
-use crate::config::model::{Config, LeaseEvents, LogPriority, ScopeId, VariableStatement};
+use crate::config::model::{
+    ComputedOption, Config, EventStatement, LeaseEvents, LogPriority, Scope, ScopeId, SpaceOption,
+    Step, VariableStatement,
+};
 
 /// A command an `execute` statement asks the driver to start (never on the packet path).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,81 +145,146 @@ impl PacketView for LeaseView<'_> {
     }
 }
 
-/// Runs scope `id` and the bodies of its taken `if` statements: variables into `env`, logs and
-/// commands into `executed`, `on` statements into `events`, and every scope run, outermost
-/// first, into `run`.
-pub(crate) fn run_scope(
-    config: &Config,
-    id: ScopeId,
-    env: &mut Env<'_>,
-    executed: &mut Executed,
-    events: &mut Vec<(LeaseEvents, ScopeId)>,
-    run: &mut Vec<ScopeId>,
-) {
+/// What running statements collects besides the variables (kept in the [`Env`]).
+#[derive(Default)]
+pub(crate) struct Run<'c> {
+    /// Log lines and commands of `log` and `execute`.
+    pub executed: Executed,
+    /// The `on` statements executed, in order.
+    pub events: Vec<&'c EventStatement>,
+    /// Every scope run (taken bodies and parameter continuations included), outermost first.
+    pub scopes: Vec<ScopeId>,
+    /// The option statements executed, in order (`engine::scope` folds them as ISC's
+    /// `set_option` does).
+    pub options: Vec<OptionStep<'c>>,
+    /// The option statements of other spaces executed, in order.
+    pub space_options: Vec<&'c SpaceOption>,
+}
+
+/// An option statement as executed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum OptionStep<'c> {
+    /// `option NAME VALUE;` with a constant value: replaces what was set.
+    Plain(u8, &'c [u8]),
+    Computed(&'c ComputedOption),
+}
+
+/// Runs scope `id`: its statements in file order (ISC `execute_statements`), the taken bodies
+/// of its `if` and `switch` statements where they stand.
+pub(crate) fn run_scope<'c>(config: &'c Config, id: ScopeId, env: &mut Env<'_>, run: &mut Run<'c>) {
     let Some(scope) = config.scopes.get(id.0 as usize) else {
         return;
     };
-    run.push(id);
-    for statement in &scope.variables {
-        match statement {
-            VariableStatement::Set(name, expression) => {
-                // ISC `set`: a value that cannot be computed leaves the variable unset.
-                let value = match evaluate(expression, env) {
-                    Value::Null => None,
-                    value => Some(value),
-                };
-                env.changes.push((name.clone(), value));
+    run.scopes.push(id);
+    run_steps(config, scope, env, run);
+}
+
+/// The option statements of a scope outside the configuration's arena (an OMAPI host's), in
+/// file order.
+pub(crate) fn run_option_steps<'c>(scope: &'c Scope, run: &mut Run<'c>) {
+    for step in &scope.steps {
+        push_option_step(scope, *step, run);
+    }
+}
+
+fn push_option_step<'c>(scope: &'c Scope, step: Step, run: &mut Run<'c>) -> bool {
+    match step {
+        Step::Option(index) => {
+            if let Some((code, value)) = scope.options.get(index) {
+                run.options.push(OptionStep::Plain(*code, value));
             }
-            VariableStatement::Unset(name) => env.changes.push((name.clone(), None)),
         }
-    }
-    for statement in &scope.logs {
-        if let Value::Data(text) = evaluate(&statement.text, env) {
-            executed.log_lines.push((
-                statement.priority,
-                String::from_utf8_lossy(&text).into_owned(),
-            ));
+        Step::ComputedOption(index) => {
+            if let Some(option) = scope.computed_options.get(index) {
+                run.options.push(OptionStep::Computed(option));
+            }
         }
+        Step::SpaceOption(index) => run.space_options.extend(scope.space_options.get(index)),
+        _ => return false,
     }
-    for statement in &scope.executes {
-        let arguments = statement
-            .arguments
-            .iter()
-            .map(|argument| match evaluate(argument, env) {
-                Value::Data(bytes) => bytes,
-                Value::Number(number) => number.to_string().into_bytes(),
-                Value::Boolean(flag) => flag.to_string().into_bytes(),
-                // ISC passes an empty argument for a value it cannot compute.
-                Value::Null => Vec::new(),
-            })
-            .collect();
-        executed.commands.push(Command {
-            program: statement.command.clone(),
-            arguments,
-        });
-    }
-    for statement in &scope.events {
-        events.push((statement.events, statement.body));
-    }
-    for switch in &scope.switches {
-        let mut segment = taken_case(switch, env);
-        while let Some(index) = segment {
-            let Some(current) = switch.segments.get(index) else {
-                break;
-            };
-            run_scope(config, current.body, env, executed, events, run);
-            segment = (!current.breaks).then_some(index + 1);
+    true
+}
+
+fn run_steps<'c>(config: &'c Config, scope: &'c Scope, env: &mut Env<'_>, run: &mut Run<'c>) {
+    for step in &scope.steps {
+        if push_option_step(scope, *step, run) {
+            continue;
         }
-    }
-    for conditional in &scope.conditionals {
-        let taken = conditional.branches.iter().find(|branch| {
-            branch
-                .condition
-                .as_ref()
-                .is_none_or(|condition| evaluate(condition, env).is_true())
-        });
-        if let Some(branch) = taken {
-            run_scope(config, branch.body, env, executed, events, run);
+        match *step {
+            Step::Variable(index) => match scope.variables.get(index) {
+                Some(VariableStatement::Set(name, expression)) => {
+                    // ISC `set`: a value that cannot be computed leaves the variable unset.
+                    let value = match evaluate(expression, env) {
+                        Value::Null => None,
+                        value => Some(value),
+                    };
+                    env.changes.push((name.clone(), value));
+                }
+                Some(VariableStatement::Unset(name)) => env.changes.push((name.clone(), None)),
+                None => {}
+            },
+            Step::Log(index) => {
+                let Some(statement) = scope.logs.get(index) else {
+                    continue;
+                };
+                if let Value::Data(text) = evaluate(&statement.text, env) {
+                    run.executed.log_lines.push((
+                        statement.priority,
+                        String::from_utf8_lossy(&text).into_owned(),
+                    ));
+                }
+            }
+            Step::Execute(index) => {
+                let Some(statement) = scope.executes.get(index) else {
+                    continue;
+                };
+                let arguments = statement
+                    .arguments
+                    .iter()
+                    .map(|argument| match evaluate(argument, env) {
+                        Value::Data(bytes) => bytes,
+                        Value::Number(number) => number.to_string().into_bytes(),
+                        Value::Boolean(flag) => flag.to_string().into_bytes(),
+                        // ISC passes an empty argument for a value it cannot compute.
+                        Value::Null => Vec::new(),
+                    })
+                    .collect();
+                run.executed.commands.push(Command {
+                    program: statement.command.clone(),
+                    arguments,
+                });
+            }
+            Step::Event(index) => run.events.extend(scope.events.get(index)),
+            Step::Switch(index) => {
+                let Some(switch) = scope.switches.get(index) else {
+                    continue;
+                };
+                let mut segment = taken_case(switch, env);
+                while let Some(index) = segment {
+                    let Some(current) = switch.segments.get(index) else {
+                        break;
+                    };
+                    run_scope(config, current.body, env, run);
+                    segment = (!current.breaks).then_some(index + 1);
+                }
+            }
+            Step::Conditional(index) => {
+                let Some(conditional) = scope.conditionals.get(index) else {
+                    continue;
+                };
+                let taken = conditional.branches.iter().find(|branch| {
+                    branch
+                        .condition
+                        .as_ref()
+                        .is_none_or(|condition| evaluate(condition, env).is_true())
+                });
+                if let Some(branch) = taken {
+                    run_scope(config, branch.body, env, run);
+                }
+            }
+            Step::Parameters(id) => run_scope(config, id, env, run),
+            Step::Break => return,
+            Step::Option(_) | Step::ComputedOption(_) | Step::SpaceOption(_) => {}
         }
     }
 }
@@ -236,24 +303,24 @@ fn taken_case(switch: &crate::config::model::Switch, env: &Env<'_>) -> Option<us
     switch.default
 }
 
-/// Runs the bodies of the `on` statements in `events` that name `event` (in order), with the
-/// variables of `env`; `on` statements inside them are not events of this one and are kept
-/// for the lease as ISC keeps them (not evaluated further here).
+/// Runs the body of the last `on` statement in `events` that names `event`, with the variables
+/// of `env`: each `on` statement executed replaces the body the lease keeps for the events it
+/// names (ISC `execute_statements`, `on_star`). `on` statements inside it are not run.
 pub(crate) fn run_event(
     config: &Config,
-    events: &[(LeaseEvents, ScopeId)],
+    events: &[&EventStatement],
     event: impl Fn(&LeaseEvents) -> bool,
     env: &mut Env<'_>,
 ) -> Executed {
-    let mut executed = Executed::default();
-    let mut nested = Vec::new();
-    let mut run = Vec::new();
-    for (names, body) in events {
-        if event(names) {
-            run_scope(config, *body, env, &mut executed, &mut nested, &mut run);
-        }
+    let mut run = Run::default();
+    if let Some(statement) = events
+        .iter()
+        .rev()
+        .find(|statement| event(&statement.events))
+    {
+        run_scope(config, statement.body, env, &mut run);
     }
-    executed
+    run.executed
 }
 
 /// A value as ISC writes a lease variable (`db.c` `write_binding_scope`): printable data

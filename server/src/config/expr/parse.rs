@@ -546,8 +546,17 @@ impl Parser {
             "check" => Expr::Check(
                 String::from_utf8_lossy(&self.parse_string("a quoted class name")?).into_owned(),
             ),
-            "client-state" | "ddns-fwd-name" | "ddns-rev-name" | "gethostname"
-            | "gethostbyname" => return Err(self.unsupported_expression(span, word)),
+            "client-state" => Expr::ClientState,
+            // ISC tree.c `expr_gethostname`: the system's host name (the one this process has
+            // when the configuration is read).
+            "gethostname" => {
+                self.expect_punct(b'(')?;
+                self.expect_punct(b')')?;
+                Expr::Data(system_host_name())
+            }
+            "ddns-fwd-name" | "ddns-rev-name" | "gethostbyname" => {
+                return Err(self.unsupported_expression(span, word))
+            }
             _ => {
                 if self.at_punct(b'(') {
                     // A call of a function no `define` declared (xdhcpd refuses `define`):
@@ -561,6 +570,21 @@ impl Parser {
         };
         Ok(expr)
     }
+}
+
+/// The host name `gethostname(2)` gives (empty if it fails, as ISC's buffer stays empty).
+fn system_host_name() -> Vec<u8> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if status != 0 {
+        return Vec::new();
+    }
+    let end = buffer
+        .iter()
+        .position(|byte| *byte == 0)
+        .unwrap_or(buffer.len());
+    buffer[..end].to_vec()
 }
 
 #[cfg(test)]
@@ -646,11 +670,7 @@ mod tests {
         );
         assert_eq!(evaluate(&expr, &Packet), Value::Data(b"d".to_vec()));
         // What xdhcpd does not evaluate is refused, not evaluated as null.
-        for unsupported in [
-            "packet(238, 4)",
-            "config-option domain-name",
-            "gethostname()",
-        ] {
+        for unsupported in ["packet(238, 4)", "config-option domain-name"] {
             let text = format!("class \"c\" {{ match {unsupported}; }}");
             let errors = parse_str(&text, "t.conf").unwrap_err().to_string();
             assert!(errors.contains("(unsupported)"), "{unsupported}: {errors}");
@@ -659,6 +679,25 @@ mod tests {
             "match if extract-int(option dhcp-client-identifier, 8) + 1 = 2 and 3 * 2 != 5;",
         );
         assert!(evaluate(&expr, &Packet).is_true());
+    }
+
+    #[test]
+    fn client_state_is_null_and_gethostname_the_systems_name() {
+        // ISC's server evaluates `client-state` with no client state: it fails (null).
+        let expr = class_expr("match if client-state = 1;");
+        assert!(matches!(expr, Expr::Binary(_, ref left, _) if **left == Expr::ClientState));
+        assert_eq!(evaluate(&Expr::ClientState, &Packet), Value::Null);
+        let errors = parse_str(
+            "class \"c\" { match if concat(client-state, \"x\") = \"x\"; }",
+            "t.conf",
+        );
+        assert!(errors.is_err(), "client-state is numeric");
+        let expr = class_expr("match gethostname();");
+        assert_eq!(
+            evaluate(&expr, &Packet),
+            Value::Data(super::system_host_name())
+        );
+        assert!(!super::system_host_name().is_empty());
     }
 
     #[test]

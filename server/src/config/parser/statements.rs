@@ -9,7 +9,7 @@ use crate::config::expr::{Expr, ExprKind};
 use crate::config::lexer::{Span, TokenKind};
 use crate::config::model::{
     Branch, Conditional, EventStatement, ExecuteStatement, LeaseEvents, LogPriority, LogStatement,
-    Permission, ScopeId, VariableStatement,
+    Permission, ScopeId, Step, VariableStatement,
 };
 
 /// Parameters tagged "later" that have no field in the model: accepted with a warning.
@@ -601,6 +601,7 @@ impl Parser {
     /// scope of its own and executed when the event happens (`engine::statements`).
     fn parse_on(&mut self, block: Block) -> ParseResult<()> {
         let span = self.bump().span;
+        let start = self.position_marker();
         let mut events = LeaseEvents::default();
         let mut transmission = false;
         loop {
@@ -627,9 +628,10 @@ impl Parser {
             self.warn(span, "`on transmission` concerns DHCPv6 only; ignored");
             return Ok(());
         }
+        let text = self.body_text(start);
         self.scope_mut(block.scope)
             .events
-            .push(EventStatement { events, body });
+            .push(EventStatement { events, body, text });
         Ok(())
     }
 
@@ -719,14 +721,24 @@ impl Parser {
                 });
                 return Ok(());
             }
-            // ISC evaluates the expression and drops the value: no effect.
-            "eval" => {
+            // ISC `break_statement`: ends the statement list it is in (an `if` body, an `on`
+            // body, a scope's statements; a `switch` case's `break` is read by `parse_switch`).
+            "break" => {
+                self.expect_semicolon()?;
+                self.scope_mut(block.scope).steps.push(Step::Break);
+                return Ok(());
+            }
+            // ISC evaluates the expression and drops the value: no effect. `return` outside a
+            // function is the same: ISC's `return_statement` stores the value only where a
+            // function call asked for it (`execute_statements` with a result), which the
+            // scopes' statements never do (server/dhcp.c passes none).
+            "eval" | "return" => {
                 self.parse_expression()?;
                 self.expect_semicolon()?;
                 return Ok(());
             }
-            // `return` (ends the statement list), `add` (joins a class at run time), `break`
-            // outside a `switch`, `define` (functions): refused, not run differently.
+            // `add` (joins a class at run time) and `define` (functions): refused, not run
+            // differently.
             _ => {}
         }
         Err(self.invalid(

@@ -82,6 +82,14 @@ impl Context<'_, '_> {
                     if reserves {
                         lease.flags |= crate::lease::record::flags::RESERVED;
                     }
+                    // ISC `lease->on_star`: the `on expiry`/`on release` bodies the statements
+                    // just executed leave with the lease, in its record.
+                    crate::engine::lease_events::at_ack(
+                        existing.as_ref(),
+                        self.now,
+                        scopes.events(),
+                    )
+                    .write_into(&mut lease);
                     if let Some(billing) = &billing {
                         billing.apply_to(&mut lease);
                     }

@@ -119,21 +119,19 @@ impl Context<'_, '_> {
         if view.is_some_and(|view| view.service == Service::NotResponding) {
             return Decision::ignored(IgnoreReason::NotForUs);
         }
-        // ISC `release_lease`: the `on release` statements in effect for the lease run, with
-        // the lease's variables; what they set stays with the lease.
-        let base = self
-            .engine
-            .pool_of(lease.address)
-            .and_then(|pool| self.engine.config.pools.get(pool.0 as usize))
-            .map_or(ScopeId::GLOBAL, |pool| pool.scope);
-        let scopes = self.scopes_at(base, Some(lease.address), Some(lease));
-        let (executed, changes) = if scopes.has_executable_statements() {
-            scopes.run_release(&self.view(Some(lease.address), Some(lease)))
-        } else {
-            Default::default()
-        };
-        // What the statements set, then ISC's "blow away any bindings" in `released`.
+        // ISC `release_lease`: the `on release` body the lease kept from its DHCPACK runs,
+        // with the lease's variables; what it sets stays with the lease (until `released`
+        // drops the bindings). The lease keeps neither body afterwards.
         let mut lease = lease.clone();
+        let view_lease = lease.clone();
+        let (executed, changes) = crate::engine::lease_events::run(
+            &self.engine.config,
+            &mut lease,
+            crate::engine::lease_events::Event::Release,
+            &self.view(Some(view_lease.address), Some(&view_lease)),
+        )
+        .unwrap_or_default();
+        // What the statements set, then ISC's "blow away any bindings" in `released`.
         if !changes.is_empty() {
             let extra = lease
                 .extra

@@ -10,11 +10,13 @@ mod decline;
 mod failover;
 mod lease;
 mod lease_policy;
+mod lease_events;
 mod options;
 mod ping_check;
 mod renewal;
 mod selection;
 mod spaces;
+mod statement_order;
 mod statements;
 mod store_network;
 

@@ -9,7 +9,7 @@ use super::*;
 use crate::config::model::LogPriority;
 
 /// A 10.0.0.0/24 network on the harness's interface, `statements` in its subnet.
-fn config(global: &str, statements: &str) -> Config {
+pub(super) fn config(global: &str, statements: &str) -> Config {
     let text = format!(
         "authoritative;\ndefault-lease-time 600;\nmax-lease-time 7200;\n{global}\n\
          subnet 10.0.0.0 netmask 255.255.255.0 {{\n  range 10.0.0.100 10.0.0.109;\n\
@@ -18,7 +18,7 @@ fn config(global: &str, statements: &str) -> Config {
     crate::config::parse_str(&text, "statements.conf").expect("config parses")
 }
 
-fn discover(mac: [u8; 6], options: &[(u8, &[u8])]) -> Message {
+pub(super) fn discover(mac: [u8; 6], options: &[(u8, &[u8])]) -> Message {
     let mut message = client(MessageType::Discover, mac);
     for (code, value) in options {
         message
@@ -31,11 +31,11 @@ fn discover(mac: [u8; 6], options: &[(u8, &[u8])]) -> Message {
     message
 }
 
-fn reply(decision: &Decision) -> &Message {
+pub(super) fn reply(decision: &Decision) -> &Message {
     &decision.reply.as_ref().expect("a reply").message
 }
 
-fn option_bytes(decision: &Decision, code: u8) -> Option<Vec<u8>> {
+pub(super) fn option_bytes(decision: &Decision, code: u8) -> Option<Vec<u8>> {
     let message = reply(decision);
     message.opts().get(OptionCode::from(code)).map(|option| {
         let mut bytes = Vec::new();
@@ -45,7 +45,7 @@ fn option_bytes(decision: &Decision, code: u8) -> Option<Vec<u8>> {
     })
 }
 
-fn file(decision: &Decision) -> Vec<u8> {
+pub(super) fn file(decision: &Decision) -> Vec<u8> {
     let file = reply(decision).fname().unwrap_or_default().to_vec();
     file.into_iter().take_while(|byte| *byte != 0).collect()
 }
