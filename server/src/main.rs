@@ -28,6 +28,13 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+        // ISC binds its fallback socket to `local-address` before it forks too.
+        if let Some(address) = xdhcpd::net::local_address::of(&config) {
+            if let Err(error) = xdhcpd::net::local_address::check(address) {
+                eprintln!("{error}");
+                return ExitCode::FAILURE;
+            }
+        }
         if let Err(error) = daemonize() {
             eprintln!("xdhcpd: cannot go to the background: {error}");
             return ExitCode::FAILURE;
@@ -51,7 +58,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error}");
+            // One log line per line, as ISC logs its multi-line complaints.
+            for line in error.to_string().lines() {
+                tracing::error!("{line}");
+            }
             if !cli.foreground() {
                 eprintln!("xdhcpd: {error}");
             }

@@ -1236,6 +1236,18 @@ fn fast_path_off_for_executable_statements() {
     ] {
         assert!(!allows(body), "{body}: renewals must stay in userspace");
     }
+    // `local-address` (global, the only place ISC reads it): a renewal's DHCPACK leaves from
+    // that address, the kernel's from the server identifier.
+    let config = config::parse_str(
+        &format!("local-address 10.0.0.1;\n{}", subnet.replace("BODY", "")),
+        "golden.conf",
+    )
+    .expect("config");
+    assert!(!sync::config_allows_fast_path(&config));
+    assert!(
+        allows("local-address 10.0.0.1;"),
+        "ISC ignores it in a subnet"
+    );
     // Values that change nothing in ISC leave the fast path on.
     for body in [
         "adaptive-lease-time-threshold 0;",

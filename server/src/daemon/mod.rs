@@ -7,7 +7,6 @@
 //! network ([`ShardedStore`]): a worker groups a received batch by the shard each request needs
 //! and takes each of those shards once; a decision holds its shard for a few microseconds.
 
-use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,6 +48,8 @@ pub enum DaemonError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    LocalAddress(#[from] crate::net::local_address::NotLocal),
 }
 
 use crate::clock::unix_now;
@@ -57,7 +58,7 @@ use crate::clock::unix_now;
 pub struct PendingReply {
     socket: Arc<DhcpSocket>,
     payload: Vec<u8>,
-    destination: SocketAddrV4,
+    target: crate::net::socket::Target,
 }
 
 /// What every worker shares.
@@ -70,6 +71,9 @@ struct Shared {
     /// The server port (67, `-p` or `local-port`) and the clients' (`remote-port`, else the
     /// command line's + 1).
     ports: crate::net::ports::Ports,
+    /// `local-address` (global): the source of the replies ISC sends through its fallback
+    /// socket (`net::local_address`).
+    local_address: Option<std::net::Ipv4Addr>,
     file_format: FileFormat,
     /// The XDP fast path when attached (renewals answered in the kernel).
     fast_path: Option<Arc<crate::xdp::runtime::FastPathRuntime>>,
@@ -213,6 +217,12 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         return Err(DaemonError::NoInterfaces);
     }
     let chosen = selection.chosen;
+    // ISC binds its fallback socket to `local-address` once it has found its interfaces and
+    // stops when it cannot (common/socket.c `if_register_socket`).
+    let local_address = crate::net::local_address::of(&config);
+    if let Some(address) = local_address {
+        crate::net::local_address::check(address)?;
+    }
     // ISC reads `local-port` after the command line: the config's wins over `-p`; clients are
     // answered on `remote-port`, else `-p` + 1.
     let ports = crate::net::ports::Ports::of(&config, cli.port);
@@ -277,6 +287,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         metrics: metrics.clone(),
         committer,
         ports,
+        local_address,
         file_format,
         fast_path,
         failover: crate::failover::hooks::FailoverHooks::new(&config),
@@ -700,7 +711,7 @@ fn spawn_committer(
                 .partition(|reply| Arc::ptr_eq(&reply.socket, &socket));
             replies = rest;
             for reply in same {
-                outgoing.push(reply.payload, reply.destination);
+                outgoing.push(reply.payload, reply.target);
             }
             let queued = outgoing.len() as u64;
             match socket.send_batch(&mut outgoing) {

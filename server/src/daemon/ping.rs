@@ -302,14 +302,14 @@ impl Timer<'_> {
         shared
             .metrics
             .count_decision(&Outcome::Offered(parked.check.address));
-        let destination = super::worker::route(
+        let target = super::worker::route(
             shared,
             &parked.socket,
             &parked.interface,
             &parked.destination,
         );
         let mut batch = SendBatch::default();
-        batch.push(parked.payload, destination);
+        batch.push(parked.payload, target);
         match parked.socket.send_batch(&mut batch) {
             Ok(sent) => {
                 shared.metrics.replies_sent.add(sent as u64);

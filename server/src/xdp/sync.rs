@@ -131,10 +131,13 @@ impl std::fmt::Debug for Prepared {
 /// answered when its classes are full (`engine::billing`), which the kernel cannot know (a
 /// limit needs a class, so the first rule covers it; the second says why). No
 /// `adaptive-lease-time-threshold` (1-99: the lease time depends on the pool's use), no
-/// `infinite-is-reserved true` (the DHCPACK marks the lease reserved and logs a line).
+/// `infinite-is-reserved true` (the DHCPACK marks the lease reserved and logs a line). No
+/// `local-address`: a renewal's DHCPACK then leaves from that address (`net::local_address`),
+/// the kernel's from the server identifier.
 pub fn config_allows_fast_path(config: &Config) -> bool {
     config.classes.is_empty()
         && !config.billing_classes
+        && crate::net::local_address::of(config).is_none()
         && config.scopes.iter().all(|scope| {
             scope.min_secs.is_none()
                 && !scope.has_executable_statements()

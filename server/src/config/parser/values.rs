@@ -300,6 +300,7 @@ impl Parser {
                 scope.server_identifier = Some(value)
             }
             ("next-server", ServerValue::Address(value)) => scope.next_server = Some(value),
+            ("local-address", ServerValue::Address(value)) => scope.local_address = Some(value),
             ("filename", ServerValue::Text(value)) => {
                 scope.filename = Some(value);
                 scope.filename_expression = None;
@@ -758,7 +759,7 @@ pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
         "boot-unknown-clients" | "allow-bootp" | "allow-booting" | "declines" => {
             ServerKind::Permission
         }
-        "server-identifier" | "next-server" => ServerKind::Address,
+        "server-identifier" | "next-server" | "local-address" => ServerKind::Address,
         "filename" | "server-name" => ServerKind::Text,
         _ => return None,
     })
