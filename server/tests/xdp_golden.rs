@@ -1233,6 +1233,8 @@ fn fast_path_off_for_executable_statements() {
         // The lease time follows the pool's use; the DHCPACK reserves the lease.
         "adaptive-lease-time-threshold 80;",
         "infinite-is-reserved true;",
+        // The name is looked up again while the lease runs; a missing one logs a line.
+        "get-lease-hostnames true;",
     ] {
         assert!(!allows(body), "{body}: renewals must stay in userspace");
     }
@@ -1253,6 +1255,7 @@ fn fast_path_off_for_executable_statements() {
         "adaptive-lease-time-threshold 0;",
         "adaptive-lease-time-threshold 100;",
         "infinite-is-reserved false;",
+        "get-lease-hostnames false;",
     ] {
         assert!(allows(body), "{body}");
     }

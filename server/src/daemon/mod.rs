@@ -94,6 +94,8 @@ struct Shared {
     ping: Option<ping::PingDriver>,
     /// Starts the commands of `execute` statements off the packet path.
     commands: commands::CommandRunner,
+    /// `get-lease-hostnames`: the reverse names looked up off the packet path.
+    reverse_names: Arc<crate::reverse_names::ReverseNames>,
 }
 
 impl Shared {
@@ -296,7 +298,12 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         ddns: crate::ddns::driver::DdnsRuntime::start(&config, &control_plane)?,
         ping: ping_driver,
         commands: commands::CommandRunner::spawn(metrics.clone(), signals.shutdown_flag())?,
+        reverse_names: crate::reverse_names::ReverseNames::new(
+            crate::reverse_names::system,
+            signals.shutdown_flag(),
+        ),
     });
+    shared.reverse_names.start(&config)?;
     let ping_threads = match ping_start {
         Some(start) => start.spawn(shared.clone(), signals.shutdown_flag())?,
         None => Vec::new(),
@@ -466,6 +473,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     while !signals.shutdown_requested() {
         std::thread::sleep(Duration::from_millis(200));
         if signals.take_reload() {
+            let running = shared.engine.load();
             crate::reload::handle_request(&crate::reload::ReloadTargets {
                 config_path: &config_path,
                 engine: &shared.engine,
@@ -475,6 +483,10 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             });
             if let Some(ddns) = &shared.ddns {
                 ddns.reload(shared.engine.load().config());
+            }
+            let reloaded = shared.engine.load();
+            if !Arc::ptr_eq(&running, &reloaded) {
+                shared.reverse_names.start(reloaded.config())?;
             }
         }
         let now = unix_now();
@@ -486,6 +498,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     }
     tracing::info!("shutting down");
     crate::sd_notify::stopping();
+    shared.reverse_names.stop();
     // First, so that the kernel stops answering renewals that nobody would record any more.
     if let Some(fast_path) = &shared.fast_path {
         fast_path.detach();

@@ -339,6 +339,8 @@ impl Timer<'_> {
                     failover: shared.failover.view(),
                     hosts: None,
                     ping_checks: true,
+                    // Only the probed address's fate is decided here: no reply is built.
+                    reverse_names: None,
                 };
                 shared
                     .engine

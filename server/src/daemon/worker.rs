@@ -197,6 +197,7 @@ fn decide_batch(
                 failover: shared.failover.view(),
                 hosts: shared.hosts.snapshot(),
                 ping_checks: shared.ping.is_some(),
+                reverse_names: shared.reverse_names.table(),
             };
             // The buckets are plain data: a panic elsewhere mid-update leaves them usable.
             let mut starvation = shared

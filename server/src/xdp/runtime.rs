@@ -235,7 +235,7 @@ impl FastPathRuntime {
         if !enabled {
             tracing::info!(
                 "XDP: renewals stay in userspace: the configuration has classes, min-secs, \
-                 executable statements, adaptive lease times, infinite-is-reserved or local-address, which make \
+                 executable statements, adaptive lease times, infinite-is-reserved, local-address or get-lease-hostnames, which make \
                  replies depend on more than the kernel checks"
             );
         }

@@ -133,7 +133,8 @@ impl std::fmt::Debug for Prepared {
 /// `adaptive-lease-time-threshold` (1-99: the lease time depends on the pool's use), no
 /// `infinite-is-reserved true` (the DHCPACK marks the lease reserved and logs a line). No
 /// `local-address`: a renewal's DHCPACK then leaves from that address (`net::local_address`),
-/// the kernel's from the server identifier.
+/// the kernel's from the server identifier. No `get-lease-hostnames true`: the name is looked
+/// up again while the lease runs (`crate::reverse_names`) and a missing one logs a line.
 pub fn config_allows_fast_path(config: &Config) -> bool {
     config.classes.is_empty()
         && !config.billing_classes
@@ -145,6 +146,7 @@ pub fn config_allows_fast_path(config: &Config) -> bool {
                     .adaptive_lease_time_threshold
                     .is_some_and(|threshold| (1..100).contains(&threshold))
                 && scope.infinite_is_reserved != Some(true)
+                && scope.get_lease_hostnames != Some(true)
                 && scope.space_options.iter().all(|option| {
                     matches!(option.value, crate::config::model::OptionValue::Constant(_))
                 })

@@ -291,6 +291,9 @@ impl Parser {
             ("infinite-is-reserved", ServerValue::Flag(value)) => {
                 scope.infinite_is_reserved = Some(value)
             }
+            ("get-lease-hostnames", ServerValue::Flag(value)) => {
+                scope.get_lease_hostnames = Some(value)
+            }
             ("adaptive-lease-time-threshold", ServerValue::Number(value)) => {
                 scope.adaptive_lease_time_threshold = u8::try_from(value).ok()
             }
@@ -755,7 +758,8 @@ pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
         | "echo-client-id"
         | "ignore-client-uids"
         | "server-id-check"
-        | "infinite-is-reserved" => ServerKind::Flag,
+        | "infinite-is-reserved"
+        | "get-lease-hostnames" => ServerKind::Flag,
         "boot-unknown-clients" | "allow-bootp" | "allow-booting" | "declines" => {
             ServerKind::Permission
         }
