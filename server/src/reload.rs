@@ -196,6 +196,18 @@ pub fn prepare(running: &Config, mut new: Config) -> Result<(Config, Vec<String>
     keep_global!(local_port, "local-port");
     keep_global!(remote_port, "remote-port");
     keep_global!(local_address, "local-address");
+    // The interfaces listened on are chosen once, `interface NAME;` statements included
+    // (`net::interfaces::requested`).
+    let names = |config: &Config| -> Vec<String> {
+        config
+            .interfaces
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect()
+    };
+    if names(&new) != names(running) {
+        notes.push("interface statements changed: take effect after a restart".to_string());
+    }
     Ok((new, notes))
 }
 

@@ -43,6 +43,7 @@ fn dhcpd_conf(local_address: Ipv4Addr) -> String {
     )
 }
 
+#[expect(clippy::disallowed_methods, reason = "test driver owns the clock")]
 fn lease_file() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -37,7 +37,7 @@ pub enum DaemonError {
     Config(String),
     #[error("lease file {path}: {message}")]
     Leases { path: PathBuf, message: String },
-    #[error("interface: {0}")]
+    #[error("{0}")]
     Interface(#[from] interfaces::InterfaceError),
     #[error("Not configured to listen on any interfaces!")]
     NoInterfaces,
@@ -149,9 +149,17 @@ pub fn leases_path(cli: &Cli, config: &Config) -> PathBuf {
 /// The interfaces to serve by ISC's rule ([`interfaces::select`]): the named ones, else every
 /// broadcast interface, each only with a subnet declaration for its address.
 pub fn select_interfaces(cli: &Cli, config: &Config) -> Result<interfaces::Selection, DaemonError> {
+    let candidates = interfaces::candidates()?;
+    // `interface NAME;` in a subnet or shared network: ISC's checks, then the name joins the
+    // command line's (`interfaces::requested`).
+    interfaces::check_declared(&config.interfaces, &candidates, |address| {
+        config
+            .subnet_for(address)
+            .map(|subnet| config.subnet(subnet).shared_network)
+    })?;
     Ok(interfaces::select(
-        &cli.all_interfaces(),
-        &interfaces::candidates()?,
+        &interfaces::requested(&cli.all_interfaces(), &config.interfaces),
+        &candidates,
         |address| config.subnet_for(address).is_some(),
     ))
 }

@@ -444,11 +444,9 @@ impl Parser {
                 "a second one (ISC: a subnet or shared network can't be connected to two interfaces)",
             ));
         }
-        self.config.interfaces.push((name.clone(), network));
-        self.warn(
-            span,
-            format!("`interface {name};` is not supported yet; ignored (xdhcpd serves the interfaces whose addresses fall in a declared subnet, or those named on the command line)"),
-        );
+        // Acted on at start-up as ISC's `new_shared_network_interface` does: the interface joins
+        // the ones to listen on (`net::interfaces::requested`, `check_declared`).
+        self.config.interfaces.push((name, network));
         Ok(())
     }
 

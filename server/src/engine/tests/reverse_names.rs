@@ -81,7 +81,7 @@ fn offer_and_ack_carry_the_reverse_name_with_its_nul() {
 #[test]
 fn an_address_without_a_name_logs_isc_line() {
     let mut harness = named(config("get-lease-hostnames true;", ""));
-    harness.handle(NOW, &client(MessageType::Discover, MAC_A));
+    let _first = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
     // The second client gets the second address, which has no name.
     let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_B));
     assert_eq!(yiaddr(&offer), Some(Ipv4Addr::new(10, 0, 0, 11)));
