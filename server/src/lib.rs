@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod net;
 pub mod omapi;
 pub mod reload;
+pub mod reverse_names;
 #[cfg(test)]
 mod sans_io;
 pub mod sd_notify;

@@ -19,12 +19,25 @@ fn main() -> ExitCode {
     if !cli.foreground() {
         // ISC discovers its interfaces before it forks: a config that serves none fails the
         // command itself, with its messages on the terminal.
-        if let Ok(selection) = daemon::select_interfaces(&cli, &config) {
-            if selection.chosen.is_empty() {
+        match daemon::select_interfaces(&cli, &config) {
+            Ok(selection) if selection.chosen.is_empty() => {
                 for message in &selection.ignored {
                     eprintln!("{message}");
                 }
                 eprintln!("{}", daemon::DaemonError::NoInterfaces);
+                return ExitCode::FAILURE;
+            }
+            // ISC's fatal checks of `interface NAME;` statements.
+            Err(error @ daemon::DaemonError::Interface(_)) => {
+                eprintln!("{error}");
+                return ExitCode::FAILURE;
+            }
+            _ => {}
+        }
+        // ISC binds its fallback socket to `local-address` before it forks too.
+        if let Some(address) = xdhcpd::net::local_address::of(&config) {
+            if let Err(error) = xdhcpd::net::local_address::check(address) {
+                eprintln!("{error}");
                 return ExitCode::FAILURE;
             }
         }
@@ -51,7 +64,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error}");
+            // One log line per line, as ISC logs its multi-line complaints.
+            for line in error.to_string().lines() {
+                tracing::error!("{line}");
+            }
             if !cli.foreground() {
                 eprintln!("xdhcpd: {error}");
             }

@@ -180,7 +180,7 @@ pub fn prepare(running: &Config, mut new: Config) -> Result<(Config, Vec<String>
     keep!(lease_id_format_hex, "lease-id-format");
     keep!(db_time_format_local, "db-time-format");
     // The sockets are bound once and the ports chosen with them (dhcpd.conf(5) `local-port`,
-    // `remote-port`, global).
+    // `remote-port`, global); ISC binds its fallback socket to `local-address` once too.
     macro_rules! keep_global {
         ($field:ident, $what:expr) => {
             let value = |config: &Config| config.scopes.first().and_then(|scope| scope.$field);
@@ -195,6 +195,19 @@ pub fn prepare(running: &Config, mut new: Config) -> Result<(Config, Vec<String>
     }
     keep_global!(local_port, "local-port");
     keep_global!(remote_port, "remote-port");
+    keep_global!(local_address, "local-address");
+    // The interfaces listened on are chosen once, `interface NAME;` statements included
+    // (`net::interfaces::requested`).
+    let names = |config: &Config| -> Vec<String> {
+        config
+            .interfaces
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect()
+    };
+    if names(&new) != names(running) {
+        notes.push("interface statements changed: take effect after a restart".to_string());
+    }
     Ok((new, notes))
 }
 
@@ -426,6 +439,23 @@ mod tests {
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes.iter().any(|note| note.contains("omapi-port")));
         assert!(notes.iter().any(|note| note.contains("lease-file-name")));
+    }
+
+    /// The replies' source address is fixed at start-up, as ISC's fallback socket is bound
+    /// once (`net::local_address`).
+    #[test]
+    fn a_changed_local_address_waits_for_a_restart() {
+        let running = parse(&format!("local-address 127.0.0.1;\n{BASE}"));
+        let new = parse(&format!("local-address 127.0.0.2;\n{BASE}"));
+        let (config, notes) = prepare(&running, new).expect("accepted");
+        assert_eq!(
+            crate::net::local_address::of(&config),
+            Some(Ipv4Addr::new(127, 0, 0, 1))
+        );
+        assert_eq!(
+            notes,
+            vec!["local-address changed: takes effect after a restart".to_string()]
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@ const FORBIDDEN: &[&str] = &[
     "FailoverHooks",
     "RelationshipStatus",
     "DynamicHosts",
+    "ReverseNames",
 ];
 
 fn source_root() -> PathBuf {

@@ -148,6 +148,14 @@ pub struct Scope {
     /// answered on, instead of the server's port from the command line + 1 (dhcpd.conf(5)).
     /// Replies through a relay still go to the server port.
     pub remote_port: Option<u16>,
+    /// `local-address A;` (global in ISC, `postconf_initialization`): the source address of
+    /// the replies ISC's LPF build sends through its fallback UDP socket, which it binds to A
+    /// (common/socket.c `if_register_socket`): replies through a relay, DHCPACKs unicast to a
+    /// renewing client's ciaddr and DHCPINFORM replies (`net::ports::ReplySource`).
+    pub local_address: Option<std::net::Ipv4Addr>,
+    /// `get-lease-hostnames flag;` (ISC `ack_lease`): a DHCPOFFER or DHCPACK without a
+    /// `host-name` option gets the address's reverse DNS name (`crate::reverse_names`).
+    pub get_lease_hostnames: Option<bool>,
     /// `infinite-is-reserved flag;` (ISC `ack_lease`): a client asking for an infinite lease
     /// time (option 51 = 0xffffffff) gets its lease marked `reserved`.
     pub infinite_is_reserved: Option<bool>,

@@ -7,7 +7,6 @@
 //! network ([`ShardedStore`]): a worker groups a received batch by the shard each request needs
 //! and takes each of those shards once; a decision holds its shard for a few microseconds.
 
-use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,7 +37,7 @@ pub enum DaemonError {
     Config(String),
     #[error("lease file {path}: {message}")]
     Leases { path: PathBuf, message: String },
-    #[error("interface: {0}")]
+    #[error("{0}")]
     Interface(#[from] interfaces::InterfaceError),
     #[error("Not configured to listen on any interfaces!")]
     NoInterfaces,
@@ -49,6 +48,8 @@ pub enum DaemonError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    LocalAddress(#[from] crate::net::local_address::NotLocal),
 }
 
 use crate::clock::unix_now;
@@ -57,7 +58,7 @@ use crate::clock::unix_now;
 pub struct PendingReply {
     socket: Arc<DhcpSocket>,
     payload: Vec<u8>,
-    destination: SocketAddrV4,
+    target: crate::net::socket::Target,
 }
 
 /// What every worker shares.
@@ -70,6 +71,9 @@ struct Shared {
     /// The server port (67, `-p` or `local-port`) and the clients' (`remote-port`, else the
     /// command line's + 1).
     ports: crate::net::ports::Ports,
+    /// `local-address` (global): the source of the replies ISC sends through its fallback
+    /// socket (`net::local_address`).
+    local_address: Option<std::net::Ipv4Addr>,
     file_format: FileFormat,
     /// The XDP fast path when attached (renewals answered in the kernel).
     fast_path: Option<Arc<crate::xdp::runtime::FastPathRuntime>>,
@@ -90,6 +94,8 @@ struct Shared {
     ping: Option<ping::PingDriver>,
     /// Starts the commands of `execute` statements off the packet path.
     commands: commands::CommandRunner,
+    /// `get-lease-hostnames`: the reverse names looked up off the packet path.
+    reverse_names: Arc<crate::reverse_names::ReverseNames>,
 }
 
 impl Shared {
@@ -143,9 +149,17 @@ pub fn leases_path(cli: &Cli, config: &Config) -> PathBuf {
 /// The interfaces to serve by ISC's rule ([`interfaces::select`]): the named ones, else every
 /// broadcast interface, each only with a subnet declaration for its address.
 pub fn select_interfaces(cli: &Cli, config: &Config) -> Result<interfaces::Selection, DaemonError> {
+    let candidates = interfaces::candidates()?;
+    // `interface NAME;` in a subnet or shared network: ISC's checks, then the name joins the
+    // command line's (`interfaces::requested`).
+    interfaces::check_declared(&config.interfaces, &candidates, |address| {
+        config
+            .subnet_for(address)
+            .map(|subnet| config.subnet(subnet).shared_network)
+    })?;
     Ok(interfaces::select(
-        &cli.all_interfaces(),
-        &interfaces::candidates()?,
+        &interfaces::requested(&cli.all_interfaces(), &config.interfaces),
+        &candidates,
         |address| config.subnet_for(address).is_some(),
     ))
 }
@@ -213,6 +227,12 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         return Err(DaemonError::NoInterfaces);
     }
     let chosen = selection.chosen;
+    // ISC binds its fallback socket to `local-address` once it has found its interfaces and
+    // stops when it cannot (common/socket.c `if_register_socket`).
+    let local_address = crate::net::local_address::of(&config);
+    if let Some(address) = local_address {
+        crate::net::local_address::check(address)?;
+    }
     // ISC reads `local-port` after the command line: the config's wins over `-p`; clients are
     // answered on `remote-port`, else `-p` + 1.
     let ports = crate::net::ports::Ports::of(&config, cli.port);
@@ -281,6 +301,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         metrics: metrics.clone(),
         committer,
         ports,
+        local_address,
         file_format,
         fast_path,
         failover: failover_hooks,
@@ -289,7 +310,12 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         ddns: crate::ddns::driver::DdnsRuntime::start(&config, &control_plane)?,
         ping: ping_driver,
         commands: commands::CommandRunner::spawn(metrics.clone(), signals.shutdown_flag())?,
+        reverse_names: crate::reverse_names::ReverseNames::new(
+            crate::reverse_names::system,
+            signals.shutdown_flag(),
+        ),
     });
+    shared.reverse_names.start(&config)?;
     let ping_threads = match ping_start {
         Some(start) => start.spawn(shared.clone(), signals.shutdown_flag())?,
         None => Vec::new(),
@@ -463,6 +489,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     while !signals.shutdown_requested() {
         std::thread::sleep(Duration::from_millis(200));
         if signals.take_reload() {
+            let running = shared.engine.load();
             crate::reload::handle_request(&crate::reload::ReloadTargets {
                 config_path: &config_path,
                 engine: &shared.engine,
@@ -472,6 +499,10 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             });
             if let Some(ddns) = &shared.ddns {
                 ddns.reload(shared.engine.load().config());
+            }
+            let reloaded = shared.engine.load();
+            if !Arc::ptr_eq(&running, &reloaded) {
+                shared.reverse_names.start(reloaded.config())?;
             }
         }
         let now = unix_now();
@@ -483,6 +514,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     }
     tracing::info!("shutting down");
     crate::sd_notify::stopping();
+    shared.reverse_names.stop();
     // First, so that the kernel stops answering renewals that nobody would record any more.
     if let Some(fast_path) = &shared.fast_path {
         fast_path.detach();
@@ -730,7 +762,7 @@ fn spawn_committer(
                 .partition(|reply| Arc::ptr_eq(&reply.socket, &socket));
             replies = rest;
             for reply in same {
-                outgoing.push(reply.payload, reply.destination);
+                outgoing.push(reply.payload, reply.target);
             }
             let queued = outgoing.len() as u64;
             match socket.send_batch(&mut outgoing) {

@@ -314,14 +314,14 @@ impl Timer<'_> {
         shared
             .metrics
             .count_decision(&Outcome::Offered(parked.check.address));
-        let destination = super::worker::route(
+        let target = super::worker::route(
             shared,
             &parked.socket,
             &parked.interface,
             &parked.destination,
         );
         let mut batch = SendBatch::default();
-        batch.push(parked.payload, destination);
+        batch.push(parked.payload, target);
         match parked.socket.send_batch(&mut batch) {
             Ok(sent) => {
                 shared.metrics.replies_sent.add(sent as u64);
@@ -351,6 +351,8 @@ impl Timer<'_> {
                     failover: shared.failover.view(),
                     hosts: None,
                     ping_checks: true,
+                    // Only the probed address's fate is decided here: no reply is built.
+                    reverse_names: None,
                 };
                 shared
                     .engine

@@ -10,7 +10,7 @@ use super::{unix_now, PendingReply, Shared};
 use crate::engine::{Decision, Destination, Engine, Outcome, Request, Snapshot};
 use crate::lease::record::UnixTime;
 use crate::net::interfaces::Interface;
-use crate::net::socket::{DhcpSocket, ReceiveBatch, SendBatch};
+use crate::net::socket::{DhcpSocket, ReceiveBatch, SendBatch, Target};
 
 /// One worker: receive a batch, decide each packet, send or hand over to the committer.
 pub(super) fn worker(
@@ -197,6 +197,7 @@ fn decide_batch(
                 failover: shared.failover.view(),
                 hosts: shared.hosts.snapshot(),
                 ping_checks: shared.ping.is_some(),
+                reverse_names: shared.reverse_names.table(),
             };
             // The buckets are plain data: a panic elsewhere mid-update leaves them usable.
             let mut starvation = shared
@@ -315,15 +316,15 @@ fn dispatch(
         }
     });
     if decision.commit.is_empty() {
-        if let Some((payload, destination)) = reply {
-            outgoing.push(payload, destination);
+        if let Some((payload, target)) = reply {
+            outgoing.push(payload, target);
         }
         return;
     }
-    let pending = reply.map(|(payload, destination)| PendingReply {
+    let pending = reply.map(|(payload, target)| PendingReply {
         socket: socket.clone(),
         payload,
-        destination,
+        target,
     });
     shared.apply(
         crate::changes::LeaseChange {
@@ -369,15 +370,28 @@ fn park(
     };
     if let Err(parked) = driver.park(parked) {
         // The driver is gone (shutting down) or its queue is full: the OFFER goes unprobed.
-        let destination = route(shared, socket, interface, &parked.destination);
+        let target = route(shared, socket, interface, &parked.destination);
         shared.metrics.count_decision(&decision.outcome);
-        let _ = socket.send_to(&parked.payload, destination);
+        let _ = socket.send_to(&parked.payload, target);
     }
     None
 }
 
-/// The UDP destination of a reply (RFC 2131 §4.1).
+/// The UDP destination of a reply (RFC 2131 §4.1), and its source address when `local-address`
+/// says (`net::local_address`).
 pub(super) fn route(
+    shared: &Shared,
+    socket: &DhcpSocket,
+    interface: &Interface,
+    destination: &Destination,
+) -> Target {
+    Target {
+        destination: route_destination(shared, socket, interface, destination),
+        source: crate::net::local_address::source_for(shared.local_address, destination),
+    }
+}
+
+fn route_destination(
     shared: &Shared,
     socket: &DhcpSocket,
     interface: &Interface,

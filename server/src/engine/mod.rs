@@ -79,6 +79,9 @@ pub struct Snapshot {
     /// The driver can send ICMP echo requests (`ping-check`, [`ping_check`]). Without (no
     /// CAP_NET_RAW, unit tests by default) new addresses are offered at once, unprobed.
     pub ping_checks: bool,
+    /// The reverse DNS names looked up so far for `get-lease-hostnames`
+    /// (`crate::reverse_names`); `None` when no scope asks for them.
+    pub reverse_names: Option<Arc<crate::reverse_names::Table>>,
 }
 
 impl Snapshot {
@@ -86,8 +89,7 @@ impl Snapshot {
     pub fn of_failover(failover: FailoverView) -> Self {
         Self {
             failover,
-            hosts: None,
-            ping_checks: false,
+            ..Self::default()
         }
     }
 }

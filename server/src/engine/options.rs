@@ -66,6 +66,9 @@ pub(crate) struct Assembly<'m> {
     pub subnet_mask: Option<Ipv4Addr>,
     /// `use-host-decl-names`: the host declaration's name as option 12.
     pub host_name: Option<&'m str>,
+    /// `get-lease-hostnames`: option 12's value from the reverse DNS, NUL included, for a
+    /// reply with no other host name (ISC `ack_lease`).
+    pub reverse_name: Option<Vec<u8>>,
     /// Option 56 (NAK text).
     pub message: Option<&'m str>,
     /// False for NAKs, which carry only the protocol options.
@@ -148,8 +151,12 @@ pub(crate) fn finish(
         if let (Some(mask), false) = (assembly.subnet_mask, configured(code::SUBNET_MASK)) {
             put(code::SUBNET_MASK, mask.octets().to_vec());
         }
-        if let (Some(name), false) = (assembly.host_name, configured(code::HOST_NAME)) {
-            put(code::HOST_NAME, name.as_bytes().to_vec());
+        if !configured(code::HOST_NAME) {
+            if let Some(name) = assembly.host_name {
+                put(code::HOST_NAME, name.as_bytes().to_vec());
+            } else if let Some(name) = &assembly.reverse_name {
+                put(code::HOST_NAME, name.clone());
+            }
         }
     }
     // `echo-client-id` (RFC 6842 §3): return option 61 as sent, in a DHCPNAK too (ISC

@@ -221,6 +221,7 @@ impl<'e> Context<'e, '_> {
             lease_time,
             subnet_mask: self.subnet_mask(subnet),
             host_name: self.host_name(scopes),
+            reverse_name: None,
             message: None,
             configured: true,
             echo_client_id: true,
@@ -240,6 +241,47 @@ impl<'e> Context<'e, '_> {
         self.classification
             .host(&self.engine.config)
             .map(|host| host.name.as_str())
+    }
+
+    /// `get-lease-hostnames` (ISC `ack_lease`, after `use_host_decl_name`): the reverse DNS
+    /// name of `address` as option 12 when the reply has no host name otherwise, from the
+    /// names the driver looked up (`crate::reverse_names`); ISC's error line when the lookup
+    /// found none. An address not looked up yet gets neither.
+    fn reverse_name(
+        &self,
+        scopes: &ScopeStack<'_>,
+        address: Ipv4Addr,
+    ) -> (
+        Option<Vec<u8>>,
+        Option<(crate::config::model::LogPriority, String)>,
+    ) {
+        use crate::reverse_names::Lookup;
+        if !scopes
+            .find(|scope| scope.get_lease_hostnames)
+            .unwrap_or(false)
+            || self.host_name(scopes).is_some()
+            || scopes
+                .option(crate::engine::options::code::HOST_NAME)
+                .is_some()
+        {
+            return (None, None);
+        }
+        match self
+            .snapshot
+            .reverse_names
+            .as_deref()
+            .map(|table| table.get(address))
+        {
+            Some(Lookup::Name(name)) => (Some(crate::reverse_names::option_value(name)), None),
+            Some(Lookup::NoName) => (
+                None,
+                Some((
+                    crate::config::model::LogPriority::Error,
+                    format!("No hostname for {address}"),
+                )),
+            ),
+            Some(Lookup::Pending) | None => (None, None),
+        }
     }
 
     /// ISC `ack_lease` admission: `deny unknown-clients` for clients without a host declaration,
@@ -437,6 +479,7 @@ impl<'e> Context<'e, '_> {
         // client in INIT state does not read it, and it is the address the client sent).
         let message = self.lease_header(address, &scopes);
         let destination = self.destination(&message, true);
+        let (reverse_name, no_reverse_name) = self.reverse_name(&scopes, address);
         let mut reply = finish(
             message,
             &self.inbound,
@@ -444,6 +487,7 @@ impl<'e> Context<'e, '_> {
             // ISC `dhcp_reply` may overload `file` and `sname`.
             &Assembly {
                 may_overload: true,
+                reverse_name,
                 ..self.configured_assembly(
                     &scopes,
                     Some(MessageType::Offer),
@@ -453,6 +497,7 @@ impl<'e> Context<'e, '_> {
             },
             destination,
         );
+        reply.executed.log_lines.extend(no_reverse_name);
         reply
             .executed
             .log_lines

@@ -193,7 +193,7 @@ impl Engine {
             .iter()
             .any(|&pool| match self.pool_rules(failover, pool) {
                 Some(rules) => match partner_free_state(rules.role) {
-                    BindingState::Backup => leases.state_count(pool, BindingState::Backup) > 0,
+                    BindingState::Backup => leases.backup_queue_count(pool) > 0,
                     _ => leases.free_state_count(pool) > 0,
                 },
                 None => false,

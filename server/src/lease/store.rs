@@ -437,10 +437,19 @@ impl LeaseStore {
             .map_or(0, |pool| pool.size.saturating_sub(pool.stored))
     }
 
-    /// Leases of `pool` in the FREE state, never-used addresses included (ISC's
-    /// `pool->free_leases`).
+    /// Leases of `pool` waiting in its FREE queue, never-used addresses included and reserved
+    /// ones not (ISC's `pool->free_leases`: a `reserved` lease waits in the pool's `reserved`
+    /// queue, server/mdb.c `supersede_lease`). In a failover pool these are the FREE leases.
     pub fn free_state_count(&self, pool: PoolId) -> u64 {
-        self.state_count(pool, BindingState::Free) + self.never_used(pool)
+        self.pool_state(pool)
+            .map_or(0, |state| self.never_used(pool) + state.free.len() as u64)
+    }
+
+    /// Leases of `pool` waiting in its BACKUP queue, reserved ones not (ISC's
+    /// `pool->backup_leases`).
+    pub fn backup_queue_count(&self, pool: PoolId) -> u64 {
+        self.pool_state(pool)
+            .map_or(0, |state| state.backup.len() as u64)
     }
 
     /// Addresses of `pool` a new client could be given: never-used ones plus reusable leases,

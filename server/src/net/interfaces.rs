@@ -3,6 +3,8 @@
 use std::ffi::CStr;
 use std::net::Ipv4Addr;
 
+use crate::config::model::SharedNetworkId;
+
 /// One interface with its first IPv4 address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Interface {
@@ -19,6 +21,21 @@ pub enum InterfaceError {
     List(std::io::Error),
     #[error("interface {name} does not exist or has no IPv4 address")]
     NoAddress { name: String },
+    /// ISC's `log_fatal` when an `interface NAME;` names no interface of the host.
+    #[error("Failed to get interface index: No such device")]
+    DeclaredMissing { name: String },
+    /// ISC's `log_fatal` (server/dhcpd.c `dhcpd_interface_setup_hook`) when the interface an
+    /// `interface NAME;` ties to one shared network has its address in a subnet of another.
+    #[error("Interface {name} matches multiple shared networks")]
+    DeclaredElsewhere { name: String },
+    /// An `interface NAME;` whose interface has no address in any subnet of its network: ISC
+    /// takes its packets as from that network, which xdhcpd, attributing packets by the
+    /// interface's address, does not do.
+    #[error(
+        "interface {name}: unsupported: `interface {name};` for an interface whose IPv4 address \
+         is in no subnet of that shared network"
+    )]
+    DeclaredWithoutSubnet { name: String },
 }
 
 /// Every interface that is up and has an IPv4 address (the first one of each).
@@ -182,6 +199,51 @@ pub fn select(
     selection
 }
 
+/// The interfaces to consider, as ISC lists them before `discover_interfaces`: those that
+/// `interface NAME;` statements name (server/mdb.c `new_shared_network_interface` adds each to
+/// the requested list while the config is read), then the command line's, each once. Any name
+/// there makes ISC listen only on the named interfaces.
+pub fn requested(command_line: &[String], declared: &[(String, SharedNetworkId)]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in declared
+        .iter()
+        .map(|(name, _)| name)
+        .chain(command_line.iter())
+    {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
+/// ISC's checks of the interfaces `interface NAME;` statements name (`declared`, with their
+/// shared network): each must exist (else "Failed to get interface index: No such device"), and
+/// its address must not be in a subnet of another shared network (else "Interface NAME
+/// matches multiple shared networks"), both fatal in ISC. `network_of` gives the shared
+/// network of an address's subnet.
+pub fn check_declared(
+    declared: &[(String, SharedNetworkId)],
+    candidates: &[Candidate],
+    network_of: impl Fn(Ipv4Addr) -> Option<SharedNetworkId>,
+) -> Result<(), InterfaceError> {
+    for (name, network) in declared {
+        let Some(candidate) = candidates.iter().find(|candidate| &candidate.name == name) else {
+            return Err(InterfaceError::DeclaredMissing { name: name.clone() });
+        };
+        let found = candidate
+            .ipv4
+            .as_ref()
+            .and_then(|interface| network_of(interface.address));
+        match found {
+            Some(found) if found == *network => {}
+            Some(_) => return Err(InterfaceError::DeclaredElsewhere { name: name.clone() }),
+            None => return Err(InterfaceError::DeclaredWithoutSubnet { name: name.clone() }),
+        }
+    }
+    Ok(())
+}
+
 /// The kernel index of an interface, `None` when it does not exist.
 pub fn index_of(name: &str) -> Option<u32> {
     let name = std::ffi::CString::new(name).ok()?;
@@ -286,5 +348,46 @@ mod tests {
         assert!(lo.is_loopback);
         assert_eq!(lo.address, Ipv4Addr::LOCALHOST);
         assert_eq!(index_of("lo"), Some(lo.index));
+    }
+
+    /// `interface NAME;` as ISC dhcpd 4.4.3 acted on it in a namespace with xs0 (10.218.0.1/24)
+    /// and xs1 (10.218.1.1/24): the named interface joins the command line's, and without
+    /// names on the command line it is the only one served.
+    #[test]
+    fn declared_interfaces_are_requested_as_isc_lists_them() {
+        let declared = vec![("xs1".to_owned(), SharedNetworkId(1))];
+        assert_eq!(requested(&[], &declared), ["xs1"]);
+        assert_eq!(
+            requested(&["xs0".to_owned(), "xs1".to_owned()], &declared),
+            ["xs1", "xs0"]
+        );
+        let host = vec![
+            candidate("xs0", Some([10, 218, 0, 1]), false),
+            candidate("xs1", Some([10, 218, 1, 1]), false),
+            candidate("bare", None, false),
+        ];
+        let selection = select(&requested(&[], &declared), &host, |_| true);
+        assert_eq!(names(&selection), ["xs1"]);
+        // Shared network 0 holds 10.218.0.0/24, 1 holds 10.218.1.0/24.
+        let network_of = |address: Ipv4Addr| match address.octets() {
+            [10, 218, third @ (0 | 1), _] => Some(SharedNetworkId(u32::from(third))),
+            _ => None,
+        };
+        assert!(check_declared(&declared, &host, network_of).is_ok());
+        let elsewhere = vec![("xs1".to_owned(), SharedNetworkId(0))];
+        let error = check_declared(&elsewhere, &host, network_of).expect_err("fatal");
+        assert_eq!(
+            error.to_string(),
+            "Interface xs1 matches multiple shared networks"
+        );
+        let missing = vec![("nosuch0".to_owned(), SharedNetworkId(1))];
+        let error = check_declared(&missing, &host, network_of).expect_err("fatal");
+        assert_eq!(
+            error.to_string(),
+            "Failed to get interface index: No such device"
+        );
+        let bare = vec![("bare".to_owned(), SharedNetworkId(1))];
+        let error = check_declared(&bare, &host, network_of).expect_err("unsupported");
+        assert!(error.to_string().contains("unsupported"), "{error}");
     }
 }

@@ -4,5 +4,6 @@ pub mod arp;
 pub mod decode;
 pub mod icmp;
 pub mod interfaces;
+pub mod local_address;
 pub mod ports;
 pub mod socket;

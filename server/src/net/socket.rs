@@ -3,7 +3,9 @@
 //! workers at once. `SO_REUSEPORT` is set so that a restarted server can bind while the old
 //! socket drains, not to spread load: Linux copies each broadcast to every socket of a reuseport
 //! group. Receive and send in batches
-//! with `recvmmsg`/`sendmmsg`: one syscall for many packets.
+//! with `recvmmsg`/`sendmmsg`: one syscall for many packets. A datagram may name its source
+//! address (`IP_PKTINFO`, ip(7)), which is how `local-address` reaches the wire
+//! (`net::local_address`).
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -130,10 +132,38 @@ impl DhcpSocket {
     }
 
     /// Sends one datagram.
-    pub fn send_to(&self, payload: &[u8], destination: SocketAddrV4) -> io::Result<usize> {
-        self.socket.send_to(payload, &destination.into())
+    pub fn send_to(&self, payload: &[u8], target: impl Into<Target>) -> io::Result<usize> {
+        let mut batch = SendBatch::default();
+        batch.push(payload.to_vec(), target);
+        let sent = self.send_batch(&mut batch)?;
+        if sent == 0 {
+            return Err(io::Error::other("the datagram was not sent"));
+        }
+        Ok(payload.len())
     }
 }
+
+/// Where a datagram goes, and the local address it leaves from when that is not the kernel's
+/// choice (the route's preferred source).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub destination: SocketAddrV4,
+    /// Set with `IP_PKTINFO`'s `ipi_spec_dst` (ip(7)): the kernel sends from this address,
+    /// which must be one of the host's (else the send fails with EINVAL).
+    pub source: Option<Ipv4Addr>,
+}
+
+impl From<SocketAddrV4> for Target {
+    fn from(destination: SocketAddrV4) -> Self {
+        Self {
+            destination,
+            source: None,
+        }
+    }
+}
+
+/// Room for one `IP_PKTINFO` control message, aligned for `cmsghdr`.
+type PktinfoControl = [u64; 4];
 
 /// Buffers for one `recvmmsg`.
 pub struct ReceiveBatch {
@@ -205,6 +235,8 @@ impl ReceiveBatch {
 pub struct SendBatch {
     payloads: Vec<Vec<u8>>,
     destinations: Vec<libc::sockaddr_in>,
+    /// The `IP_PKTINFO` control message of each datagram that names its source.
+    controls: Vec<Option<PktinfoControl>>,
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
     failed: usize,
@@ -214,8 +246,13 @@ pub struct SendBatch {
 unsafe impl Send for SendBatch {}
 
 impl SendBatch {
-    pub fn push(&mut self, payload: Vec<u8>, destination: SocketAddrV4) {
+    pub fn push(&mut self, payload: Vec<u8>, target: impl Into<Target>) {
+        let Target {
+            destination,
+            source,
+        } = target.into();
         self.payloads.push(payload);
+        self.controls.push(source.map(pktinfo_control));
         self.destinations.push(libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
             sin_port: destination.port().to_be(),
@@ -243,13 +280,21 @@ impl SendBatch {
                 iov_len: payload.len(),
             });
         }
-        for (offset, destination) in self.destinations[from..].iter_mut().enumerate() {
+        for (offset, (destination, control)) in self.destinations[from..]
+            .iter_mut()
+            .zip(&mut self.controls[from..])
+            .enumerate()
+        {
             // SAFETY: zeroed msghdr is valid; the fields we need are set below.
             let mut header: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
             header.msg_hdr.msg_name = (destination as *mut libc::sockaddr_in).cast();
             header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
             header.msg_hdr.msg_iov = &mut self.iovecs[offset];
             header.msg_hdr.msg_iovlen = 1;
+            if let Some(control) = control {
+                header.msg_hdr.msg_control = control.as_mut_ptr().cast();
+                header.msg_hdr.msg_controllen = pktinfo_space();
+            }
             self.headers.push(header);
         }
         let end = self.headers.len().min(BATCH * 4);
@@ -259,10 +304,45 @@ impl SendBatch {
     fn clear(&mut self) {
         self.payloads.clear();
         self.destinations.clear();
+        self.controls.clear();
         self.iovecs.clear();
         self.headers.clear();
         self.failed = 0;
     }
+}
+
+/// `CMSG_SPACE(sizeof(struct in_pktinfo))`.
+fn pktinfo_space() -> usize {
+    // SAFETY: a pure size computation.
+    unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize }
+}
+
+/// An `IP_PKTINFO` control message whose `ipi_spec_dst` is `source` (ip(7): "the local address
+/// of the packet"; `ipi_ifindex` 0 leaves the interface to the socket's binding and the route).
+fn pktinfo_control(source: Ipv4Addr) -> PktinfoControl {
+    let mut control: PktinfoControl = [0; 4];
+    assert!(pktinfo_space() <= std::mem::size_of::<PktinfoControl>());
+    // SAFETY: a zeroed msghdr pointing at `control`, which is large enough (asserted) and
+    // aligned for cmsghdr; CMSG_FIRSTHDR is then non-null and CMSG_DATA inside `control`.
+    unsafe {
+        let mut message: libc::msghdr = MaybeUninit::zeroed().assume_init();
+        message.msg_control = control.as_mut_ptr().cast();
+        message.msg_controllen = pktinfo_space();
+        let header = libc::CMSG_FIRSTHDR(&message);
+        (*header).cmsg_level = libc::IPPROTO_IP;
+        (*header).cmsg_type = libc::IP_PKTINFO;
+        (*header).cmsg_len =
+            libc::CMSG_LEN(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize;
+        let info = libc::in_pktinfo {
+            ipi_ifindex: 0,
+            ipi_spec_dst: libc::in_addr {
+                s_addr: u32::from(source).to_be(),
+            },
+            ipi_addr: libc::in_addr { s_addr: 0 },
+        };
+        std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<libc::in_pktinfo>(), info);
+    }
+    control
 }
 
 #[cfg(test)]
@@ -297,5 +377,57 @@ mod tests {
         }
         seen.sort();
         assert_eq!(seen, vec![0, 1, 2, 3, 4]);
+    }
+
+    /// `IP_PKTINFO` sets the source address: from 127.0.0.2 (local: all of 127/8 is on `lo`),
+    /// mixed in one batch with a datagram that leaves it to the kernel (127.0.0.1).
+    #[test]
+    fn a_datagram_leaves_from_the_source_it_names() {
+        let server = DhcpSocket::bind(0, None, Duration::from_millis(200)).unwrap();
+        let port = server
+            .socket
+            .local_addr()
+            .unwrap()
+            .as_socket_ipv4()
+            .unwrap()
+            .port();
+        let client = DhcpSocket::bind(0, None, Duration::from_millis(200)).unwrap();
+        let destination = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+        let mut outgoing = SendBatch::default();
+        outgoing.push(
+            vec![1],
+            Target {
+                destination,
+                source: Some(Ipv4Addr::new(127, 0, 0, 2)),
+            },
+        );
+        outgoing.push(vec![2], destination);
+        assert_eq!(client.send_batch(&mut outgoing).unwrap(), 2);
+        let mut incoming = ReceiveBatch::new();
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let count = server.receive_batch(&mut incoming).unwrap();
+            assert!(count > 0, "timed out");
+            seen.extend(
+                incoming
+                    .iter()
+                    .map(|(payload, source)| (payload[0], *source.ip())),
+            );
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![(1, Ipv4Addr::new(127, 0, 0, 2)), (2, Ipv4Addr::LOCALHOST)]
+        );
+        // A source that is not one of the host's is refused by the kernel, not sent.
+        let mut outgoing = SendBatch::default();
+        outgoing.push(
+            vec![3],
+            Target {
+                destination,
+                source: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            },
+        );
+        assert_eq!(client.send_batch(&mut outgoing).unwrap(), 0);
     }
 }

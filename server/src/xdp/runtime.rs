@@ -235,8 +235,8 @@ impl FastPathRuntime {
         if !enabled {
             tracing::info!(
                 "XDP: renewals stay in userspace: the configuration has classes, min-secs, \
-                 executable statements, adaptive lease times or infinite-is-reserved, which make replies depend on more \
-                 than the kernel checks"
+                 executable statements, adaptive lease times, infinite-is-reserved, local-address or get-lease-hostnames, which make \
+                 replies depend on more than the kernel checks"
             );
         }
         // The kernel answers clients on the server's port + 1 only.

@@ -131,10 +131,14 @@ impl std::fmt::Debug for Prepared {
 /// answered when its classes are full (`engine::billing`), which the kernel cannot know (a
 /// limit needs a class, so the first rule covers it; the second says why). No
 /// `adaptive-lease-time-threshold` (1-99: the lease time depends on the pool's use), no
-/// `infinite-is-reserved true` (the DHCPACK marks the lease reserved and logs a line).
+/// `infinite-is-reserved true` (the DHCPACK marks the lease reserved and logs a line). No
+/// `local-address`: a renewal's DHCPACK then leaves from that address (`net::local_address`),
+/// the kernel's from the server identifier. No `get-lease-hostnames true`: the name is looked
+/// up again while the lease runs (`crate::reverse_names`) and a missing one logs a line.
 pub fn config_allows_fast_path(config: &Config) -> bool {
     config.classes.is_empty()
         && !config.billing_classes
+        && crate::net::local_address::of(config).is_none()
         && config.scopes.iter().all(|scope| {
             scope.min_secs.is_none()
                 && !scope.has_executable_statements()
@@ -142,6 +146,7 @@ pub fn config_allows_fast_path(config: &Config) -> bool {
                     .adaptive_lease_time_threshold
                     .is_some_and(|threshold| (1..100).contains(&threshold))
                 && scope.infinite_is_reserved != Some(true)
+                && scope.get_lease_hostnames != Some(true)
                 && scope.space_options.iter().all(|option| {
                     matches!(option.value, crate::config::model::OptionValue::Constant(_))
                 })

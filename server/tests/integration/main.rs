@@ -39,6 +39,8 @@ mod netns_difftest;
 mod netns_failover;
 mod netns_failover_scenarios;
 mod netns_hostile;
+mod netns_lease_hostnames;
+mod netns_local_address;
 mod netns_omapi_conformance;
 mod netns_overload;
 mod netns_perfdhcp;

@@ -1176,14 +1176,29 @@ fn fast_path_off_for_executable_statements() {
         // The lease time follows the pool's use; the DHCPACK reserves the lease.
         "adaptive-lease-time-threshold 80;",
         "infinite-is-reserved true;",
+        // The name is looked up again while the lease runs; a missing one logs a line.
+        "get-lease-hostnames true;",
     ] {
         assert!(!allows(body), "{body}: renewals must stay in userspace");
     }
+    // `local-address` (global, the only place ISC reads it): a renewal's DHCPACK leaves from
+    // that address, the kernel's from the server identifier.
+    let config = config::parse_str(
+        &format!("local-address 10.0.0.1;\n{}", subnet.replace("BODY", "")),
+        "golden.conf",
+    )
+    .expect("config");
+    assert!(!sync::config_allows_fast_path(&config));
+    assert!(
+        allows("local-address 10.0.0.1;"),
+        "ISC ignores it in a subnet"
+    );
     // Values that change nothing in ISC leave the fast path on.
     for body in [
         "adaptive-lease-time-threshold 0;",
         "adaptive-lease-time-threshold 100;",
         "infinite-is-reserved false;",
+        "get-lease-hostnames false;",
     ] {
         assert!(allows(body), "{body}");
     }

@@ -6,9 +6,7 @@
 //!   `local-port`, `remote-port`, `infinite-is-reserved` and `adaptive-lease-time-threshold`
 //!   land in the scope (`values::parse_server_option`), so `option server.NAME …` sets them
 //!   the same way;
-//! - `get-lease-hostnames` is accepted with `false`, ISC's default, and refused with `true`:
-//!   xdhcpd does not look the pools' addresses up in the reverse DNS (ISC does it at each
-//!   OFFER and DHCPACK, `gethostbyaddr` in `ack_lease`);
+//! - `get-lease-hostnames` lands in the scope too; the names come from `crate::reverse_names`;
 //! - `always-reply-rfc1048` is accepted with either value: xdhcpd always answers with RFC 1048
 //!   options, which is what ISC does for every request that carries the magic cookie (README
 //!   "Differs" for one without).
@@ -44,17 +42,6 @@ impl Parser {
         match word {
             "always-reply-rfc1048" => {
                 self.parse_flag()?;
-                self.expect_semicolon()
-            }
-            "get-lease-hostnames" => {
-                let value_span = self.peek().span;
-                if self.parse_flag()? {
-                    return Err(self.invalid(
-                        value_span,
-                        format!("`{word} false` (the only value xdhcpd acts on)"),
-                        format!("`{word} true` (unsupported)"),
-                    ));
-                }
                 self.expect_semicolon()
             }
             _ => self.parse_server_option(block, word, span),
@@ -104,11 +91,16 @@ mod tests {
         assert_eq!(subnet.infinite_is_reserved, Some(true));
         assert_eq!(subnet.adaptive_lease_time_threshold, Some(50));
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
-        let error = parse("get-lease-hostnames true;").expect_err("refused");
-        assert!(
-            error.starts_with("boot.conf:1:") && error.contains("unsupported"),
-            "{error}"
-        );
+        assert_eq!(global.get_lease_hostnames, Some(false));
+        let config = parse(
+            "subnet 10.0.0.0 netmask 255.255.255.0 { get-lease-hostnames true; }
+             option server.get-lease-hostnames on;
+",
+        )
+        .expect("parses");
+        assert_eq!(config.scopes[0].get_lease_hostnames, Some(true));
+        let subnet = &config.scopes[config.subnets[0].scope.0 as usize];
+        assert_eq!(subnet.get_lease_hostnames, Some(true));
         // `S` is 16 bits, `B` 8 (ISC: "expecting number" past them).
         assert!(parse("remote-port 70000;").is_err());
         assert!(parse("adaptive-lease-time-threshold 256;").is_err());

@@ -14,7 +14,6 @@ use crate::config::model::{
 
 /// Parameters tagged "later" that have no field in the model: accepted with a warning.
 const LATER_PARAMETERS: &[&str] = &[
-    "local-address",
     "local-address6",
     "dont-use-fsync",
     "release-on-roam",
@@ -229,15 +228,17 @@ impl Parser {
                 self.expect_semicolon()?;
                 self.scope_mut(scope).dhcp_cache_threshold = Some(value as u8);
             }
-            "server-identifier" | "next-server" => {
+            "server-identifier" | "next-server" | "local-address" => {
                 self.bump();
                 let address = self.parse_ip_or_hostname()?;
                 self.expect_semicolon()?;
                 let target = self.scope_mut(scope);
-                if word == "server-identifier" {
-                    target.server_identifier = address.or(target.server_identifier);
-                } else {
-                    target.next_server = address.or(target.next_server);
+                match word {
+                    "server-identifier" => {
+                        target.server_identifier = address.or(target.server_identifier)
+                    }
+                    "next-server" => target.next_server = address.or(target.next_server),
+                    _ => target.local_address = address.or(target.local_address),
                 }
             }
             "filename" | "server-name" => {
@@ -443,11 +444,9 @@ impl Parser {
                 "a second one (ISC: a subnet or shared network can't be connected to two interfaces)",
             ));
         }
-        self.config.interfaces.push((name.clone(), network));
-        self.warn(
-            span,
-            format!("`interface {name};` is not supported yet; ignored (xdhcpd serves the interfaces whose addresses fall in a declared subnet, or those named on the command line)"),
-        );
+        // Acted on at start-up as ISC's `new_shared_network_interface` does: the interface joins
+        // the ones to listen on (`net::interfaces::requested`, `check_declared`).
+        self.config.interfaces.push((name, network));
         Ok(())
     }
 

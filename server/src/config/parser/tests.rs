@@ -412,7 +412,7 @@ subnet 10.0.0.0 netmask 255.0.0.0 {
 #[test]
 fn later_statements_warn_with_location() {
     let config = parse(
-        r#"local-address 10.0.0.1;
+        r#"dont-use-fsync true;
 key k { algorithm hmac-md5; secret "YQ=="; } zone example.com. { primary 10.0.0.1; key k; }
 if option user-class = "x" { option domain-name "y"; } elsif known { set a = 1; } else { log(info, "z"); }
 on commit { execute("/bin/true", "a"); }
@@ -430,7 +430,7 @@ supersede domain-name "z"; prepend domain-name-servers 10.0.0.1;
     assert_eq!(
         warnings,
         vec![
-            "test.conf:1:1: `local-address` is not supported yet; ignored",
+            "test.conf:1:1: `dont-use-fsync` is not supported yet; ignored",
             "test.conf:5:51: `printer.example.com`: host unknown; the value is left out, as ISC does",
         ]
     );

@@ -291,6 +291,9 @@ impl Parser {
             ("infinite-is-reserved", ServerValue::Flag(value)) => {
                 scope.infinite_is_reserved = Some(value)
             }
+            ("get-lease-hostnames", ServerValue::Flag(value)) => {
+                scope.get_lease_hostnames = Some(value)
+            }
             ("adaptive-lease-time-threshold", ServerValue::Number(value)) => {
                 scope.adaptive_lease_time_threshold = u8::try_from(value).ok()
             }
@@ -300,6 +303,7 @@ impl Parser {
                 scope.server_identifier = Some(value)
             }
             ("next-server", ServerValue::Address(value)) => scope.next_server = Some(value),
+            ("local-address", ServerValue::Address(value)) => scope.local_address = Some(value),
             ("filename", ServerValue::Text(value)) => {
                 scope.filename = Some(value);
                 scope.filename_expression = None;
@@ -754,11 +758,12 @@ pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
         | "echo-client-id"
         | "ignore-client-uids"
         | "server-id-check"
-        | "infinite-is-reserved" => ServerKind::Flag,
+        | "infinite-is-reserved"
+        | "get-lease-hostnames" => ServerKind::Flag,
         "boot-unknown-clients" | "allow-bootp" | "allow-booting" | "declines" => {
             ServerKind::Permission
         }
-        "server-identifier" | "next-server" => ServerKind::Address,
+        "server-identifier" | "next-server" | "local-address" => ServerKind::Address,
         "filename" | "server-name" => ServerKind::Text,
         _ => return None,
     })

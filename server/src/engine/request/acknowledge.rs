@@ -130,6 +130,7 @@ impl Context<'_, '_> {
             Candidate::Dynamic { .. } => self.ddns(&scopes).and_then(|ddns| ddns.reply),
             Candidate::Fixed { .. } => None,
         };
+        let (reverse_name, no_reverse_name) = self.reverse_name(&scopes, address);
         let mut reply = finish(
             message,
             &self.inbound,
@@ -138,6 +139,7 @@ impl Context<'_, '_> {
             &Assembly {
                 may_overload: true,
                 fqdn,
+                reverse_name,
                 ..self.configured_assembly(
                     &scopes,
                     Some(MessageType::Ack),
@@ -154,6 +156,7 @@ impl Context<'_, '_> {
             (Candidate::Dynamic { .. }, None) => Some(cache_threshold(&scopes)),
             (Candidate::Fixed { .. }, None) => Some(0),
         };
+        reply.executed.log_lines.extend(no_reverse_name);
         reply.executed.extend(committed.0);
         reply
             .executed

@@ -77,7 +77,13 @@ impl Context<'_, '_> {
         }
         let message = self.lease_header(address, &scopes);
         let destination = self.destination(&message, true);
-        let reply = finish(
+        // ISC's `ack_lease` answers a dynamic BOOTP lease and looks its name up
+        // (`get-lease-hostnames`); `bootp` itself answers a fixed address and does not.
+        let (reverse_name, no_reverse_name) = match candidate {
+            Candidate::Dynamic { .. } => self.reverse_name(&scopes, address),
+            Candidate::Fixed { .. } => (None, None),
+        };
+        let mut reply = finish(
             message,
             &self.inbound,
             Some(&scopes),
@@ -87,10 +93,12 @@ impl Context<'_, '_> {
             &Assembly {
                 server_id: None,
                 may_overload: matches!(candidate, Candidate::Dynamic { .. }),
+                reverse_name,
                 ..self.configured_assembly(&scopes, None, None, candidate.subnet())
             },
             destination,
         );
+        reply.executed.log_lines.extend(no_reverse_name);
         Decision {
             reply: Some(reply),
             commit,

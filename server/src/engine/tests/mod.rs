@@ -14,6 +14,7 @@ mod lease_events;
 mod options;
 mod ping_check;
 mod renewal;
+mod reverse_names;
 mod selection;
 mod spaces;
 mod statement_order;
@@ -142,6 +143,8 @@ pub(super) struct Harness {
     pub starvation: StarvationState,
     /// Whether the driver can ping (`Snapshot::ping_checks`); off unless a test turns it on.
     pub ping_checks: bool,
+    /// The reverse names the driver looked up (`Snapshot::reverse_names`).
+    pub reverse_names: Option<Arc<crate::reverse_names::Table>>,
 }
 
 impl Harness {
@@ -154,12 +157,14 @@ impl Harness {
             hosts: DynamicHosts::default(),
             starvation: StarvationState::default(),
             ping_checks: false,
+            reverse_names: None,
         }
     }
 
     /// What the driver copies for a batch.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
+            reverse_names: self.reverse_names.clone(),
             failover: self.failover.clone(),
             hosts: self.hosts.snapshot(),
             ping_checks: self.ping_checks,

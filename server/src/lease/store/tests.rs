@@ -284,6 +284,20 @@ fn failover_queues_counts_and_bounded_refusals() {
     store.upsert(with_state("10.0.0.1", BindingState::Free, 0));
     assert_eq!(store.state_count(POOL, BindingState::Backup), 29);
     assert_eq!(store.free_state_count(POOL), 1);
+    // Reserved leases wait in ISC's `reserved` queue: not in its free or backup counts, which
+    // failover's pool balancing reads (`engine::select`).
+    assert_eq!(store.backup_queue_count(POOL), 29);
+    for (text, state) in [
+        ("10.0.0.2", BindingState::Free),
+        ("10.0.0.3", BindingState::Backup),
+    ] {
+        let mut lease = with_state(text, state, 0);
+        lease.flags |= crate::lease::record::flags::RESERVED;
+        store.upsert(lease);
+    }
+    assert_eq!(store.state_count(POOL, BindingState::Free), 2);
+    assert_eq!(store.free_state_count(POOL), 1);
+    assert_eq!(store.backup_queue_count(POOL), 27);
 }
 
 /// `expire_with` lets the caller leave a lease ACTIVE (a failover secondary in NORMAL) or
