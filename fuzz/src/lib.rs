@@ -104,6 +104,10 @@ pub fn failover_machine(data: &[u8]) {
         max_unacked_updates: 4,
         max_response_delay: 30,
         auto_partner_down: u32::from(selector >> 4) * 60,
+        max_lease_misbalance: 15,
+        max_lease_ownership: 10,
+        min_balance: 60,
+        max_balance: 3600,
         vendor_class: b"xdhcpd-fuzz".to_vec(),
     };
     let mut now = 1_795_836_305u32;

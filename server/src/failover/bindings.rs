@@ -33,11 +33,28 @@ pub fn relationship_ranges(config: &Config, name: &str) -> Vec<(u32, u32)> {
     ranges
 }
 
+/// The address ranges of each pool of relationship `name` (pool balancing is per pool, §10).
+pub fn relationship_pools(config: &Config, name: &str) -> Vec<Vec<(u32, u32)>> {
+    config
+        .pools
+        .iter()
+        .filter(|pool| pool.failover_peer.as_deref() == Some(name))
+        .map(|pool| {
+            pool.ranges
+                .iter()
+                .map(|range| (u32::from(range.low), u32::from(range.high)))
+                .collect()
+        })
+        .collect()
+}
+
 /// One relationship's view of the store for the length of one machine call (module doc: it
 /// holds at most one shard at a time, and none once dropped).
 pub struct StoreBindings<'a> {
     store: &'a ShardedStore,
     ranges: &'a [(u32, u32)],
+    /// The ranges of each pool ([`relationship_pools`]); empty = one pool of `ranges`.
+    pools: &'a [Vec<(u32, u32)>],
     /// The shard held now, with its index.
     held: RefCell<Option<(usize, ShardGuard<'a>)>>,
     written: Vec<Lease>,
@@ -48,9 +65,16 @@ impl<'a> StoreBindings<'a> {
         Self {
             store,
             ranges,
+            pools: &[],
             held: RefCell::new(None),
             written: Vec::new(),
         }
+    }
+
+    /// The same, balancing pool by pool.
+    pub fn with_pools(mut self, pools: &'a [Vec<(u32, u32)>]) -> Self {
+        self.pools = pools;
+        self
     }
 
     /// Runs `step` on the shard of `address`, taking it (and letting the one held go) unless
@@ -110,6 +134,21 @@ impl Bindings for StoreBindings<'_> {
         self.ranges
             .iter()
             .flat_map(|&(low, high)| (low..=high).map(Ipv4Addr::from))
+            .collect()
+    }
+
+    fn pools(&self) -> Vec<Vec<Ipv4Addr>> {
+        if self.pools.is_empty() {
+            return vec![self.addresses()];
+        }
+        self.pools
+            .iter()
+            .map(|ranges| {
+                ranges
+                    .iter()
+                    .flat_map(|&(low, high)| (low..=high).map(Ipv4Addr::from))
+                    .collect()
+            })
             .collect()
     }
 }

@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::bindings::{relationship_ranges, StoreBindings};
+use super::bindings::{relationship_pools, relationship_ranges, StoreBindings};
 use super::body::Typed;
 use super::control::{Command, CommandError};
 use super::hooks::{FailoverHooks, RelationshipStatus};
@@ -100,6 +100,10 @@ pub fn start(
             max_unacked_updates: peer.max_unacked_updates,
             max_response_delay: peer.max_response_delay,
             auto_partner_down: peer.auto_partner_down,
+            max_lease_misbalance: peer.max_lease_misbalance,
+            max_lease_ownership: peer.max_lease_ownership,
+            min_balance: peer.min_balance,
+            max_balance: peer.max_balance,
             vendor_class: VENDOR_CLASS.to_vec(),
         };
         let machine = Machine::new(machine_config, saved.my_state, saved.partner_state, now);
@@ -110,6 +114,7 @@ pub fn start(
         drivers.push(Driver {
             peer: peer.clone(),
             ranges: relationship_ranges(config, &peer.name),
+            pools: relationship_pools(config, &peer.name),
             machine,
             status: status.clone(),
             leases: leases.clone(),
@@ -153,6 +158,7 @@ struct Link {
 struct Driver {
     peer: FailoverPeerConfig,
     ranges: Vec<(u32, u32)>,
+    pools: Vec<Vec<(u32, u32)>>,
     machine: Machine,
     status: Arc<RelationshipStatus>,
     leases: Arc<ShardedStore>,
@@ -416,7 +422,8 @@ impl Driver {
     /// leases durable before anything the step queued is sent (done by [`Driver::pump`]).
     fn with_bindings(&mut self, step: impl FnOnce(&mut Machine, &mut StoreBindings<'_>)) {
         let written = {
-            let mut bindings = StoreBindings::new(&self.leases, &self.ranges);
+            let mut bindings =
+                StoreBindings::new(&self.leases, &self.ranges).with_pools(&self.pools);
             step(&mut self.machine, &mut bindings);
             bindings.into_written()
         };

@@ -12,6 +12,7 @@ use super::codes::{RejectReason, ServerStateCode, SERVER_FLAG_STARTUP};
 use super::states::{Role, State};
 use crate::lease::record::{BindingState, Lease, UnixTime};
 
+mod balance;
 mod transitions;
 mod updates;
 
@@ -32,6 +33,11 @@ pub trait Bindings {
     fn update(&mut self, lease: Lease);
     /// Every address of the relationship's pools (UPDREQALL, pool balancing).
     fn addresses(&self) -> Vec<Ipv4Addr>;
+    /// The addresses of each pool of the relationship (balancing is per pool, §10); one pool
+    /// unless the bindings know better.
+    fn pools(&self) -> Vec<Vec<Ipv4Addr>> {
+        vec![self.addresses()]
+    }
 }
 
 /// Relationship parameters (from `config::model::FailoverPeerConfig`).
@@ -48,6 +54,12 @@ pub struct MachineConfig {
     pub max_response_delay: u32,
     /// `auto-partner-down` seconds, 0 = off.
     pub auto_partner_down: u32,
+    /// Pool balancing (dhcpd.conf(5)): `max-lease-misbalance` and `max-lease-ownership` in
+    /// percent, `min-balance` and `max-balance` in seconds (ISC's defaults 15, 10, 60, 3600).
+    pub max_lease_misbalance: u32,
+    pub max_lease_ownership: u32,
+    pub min_balance: u32,
+    pub max_balance: u32,
     pub vendor_class: Vec<u8>,
 }
 
@@ -156,6 +168,10 @@ pub struct Machine {
     update_request: Option<u32>,
     transmit: VecDeque<Typed>,
     events: VecDeque<Event>,
+    /// When pool balancing last ran (0 = never) and when it runs next (ISC `last_balance`,
+    /// `sched_balance`).
+    last_balance: UnixTime,
+    next_balance: Option<UnixTime>,
 }
 
 impl Machine {
@@ -195,6 +211,8 @@ impl Machine {
             update_request: None,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            last_balance: 0,
+            next_balance: None,
         }
     }
 
@@ -279,6 +297,7 @@ impl Machine {
             } => deadlines.push(at),
             _ => {}
         }
+        deadlines.extend(self.next_balance);
         deadlines.into_iter().min()
     }
 
@@ -359,6 +378,9 @@ impl Machine {
             }
             _ => {}
         }
+        if self.next_balance.is_some_and(|at| now >= at) {
+            self.rebalance(now, bindings);
+        }
     }
 
     /// The engine committed a change to the lease at `address` (ACK, release, expiry, …): it
@@ -402,7 +424,7 @@ impl Machine {
             Body::UpdateRequestAll => self.on_update_request(now, xid, true, bindings),
             Body::UpdateDone => self.on_update_done(now, bindings),
             Body::PoolRequest => {
-                let moved = self.balance(now, bindings);
+                let moved = self.balance(now, bindings).moved;
                 self.send_reply(
                     now,
                     xid,

@@ -78,7 +78,9 @@ impl Machine {
         self.send_state(now);
         match next {
             State::Normal => {
-                self.balance(now, bindings);
+                // ISC `dhcp_failover_pool_balance` on entering NORMAL (no POOLREQ: the partner
+                // balances on its own entry), which also schedules the next run.
+                let _ = self.balance(now, bindings);
                 // Everything the partner has not acked (§6.2 NORMAL).
                 let mut addresses = bindings.addresses();
                 addresses.sort_unstable();

@@ -7,7 +7,7 @@ use super::{Bindings, Event, Machine};
 use crate::failover::body::{BindAck, BindUpdate, Body};
 use crate::failover::codes::ServerStateCode;
 use crate::failover::codes::{RejectReason, IP_FLAG_BOOTP, IP_FLAG_RESERVED};
-use crate::failover::rules::{check_transition, local_copy_wins, own_free_state};
+use crate::failover::rules::{check_transition, local_copy_wins};
 use crate::failover::states::{Role, State};
 use crate::lease::record::{flags, BindingState, Hardware, Lease, UnixTime};
 
@@ -307,56 +307,6 @@ impl Machine {
             }
             _ => {}
         }
-    }
-
-    // ---- pool balancing (§10) ----
-
-    /// Gives away half the difference between own free leases and the partner's (§10,
-    /// simplified to ISC's pass 2: oldest first), returns the number queued.
-    pub(super) fn balance(&mut self, now: UnixTime, bindings: &mut impl Bindings) -> u32 {
-        if self.state != State::Normal {
-            return 0;
-        }
-        let own = own_free_state(self.config.role);
-        let theirs = match own {
-            BindingState::Free => BindingState::Backup,
-            _ => BindingState::Free,
-        };
-        let mut addresses = bindings.addresses();
-        addresses.sort_unstable();
-        let mut mine: Vec<Lease> = Vec::new();
-        let mut partner_count = 0i64;
-        for address in addresses {
-            if self.in_flight.contains_key(&address) || self.queued.contains(&address) {
-                continue;
-            }
-            let Some(lease) = bindings.lease(address) else {
-                continue;
-            };
-            if lease.binding_state == own && lease.flags & flags::RESERVED == 0 {
-                mine.push(lease);
-            } else if lease.binding_state == theirs {
-                partner_count += 1;
-            }
-        }
-        let mut to_send = (mine.len() as i64 - partner_count) / 2;
-        mine.sort_by_key(|lease| (lease.starts, lease.address));
-        let mut moved = 0;
-        for mut lease in mine {
-            if to_send <= 0 {
-                break;
-            }
-            lease.binding_state = theirs;
-            lease.next_binding_state = theirs;
-            lease.starts = now;
-            lease.tstp = now;
-            let address = lease.address;
-            bindings.update(lease);
-            self.enqueue(address);
-            to_send -= 1;
-            moved += 1;
-        }
-        moved
     }
 }
 

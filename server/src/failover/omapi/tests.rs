@@ -48,6 +48,10 @@ fn spawn_driver(status: Arc<RelationshipStatus>, count: usize) -> std::thread::J
             hba: Some(server_common::loadbalance::split_to_hba(128)),
             max_unacked_updates: 10,
             max_response_delay: 30,
+            max_lease_misbalance: 15,
+            max_lease_ownership: 10,
+            min_balance: 60,
+            max_balance: 3600,
             auto_partner_down: 0,
             vendor_class: b"xdhcpd-test".to_vec(),
         };

@@ -48,6 +48,10 @@ fn config(role: Role) -> MachineConfig {
         hba: Some(server_common::loadbalance::split_to_hba(128)),
         max_unacked_updates: 10,
         max_response_delay: 30,
+        max_lease_misbalance: 15,
+        max_lease_ownership: 10,
+        min_balance: 60,
+        max_balance: 3600,
         auto_partner_down: 0,
         vendor_class: b"xdhcpd-test".to_vec(),
     }
@@ -586,6 +590,64 @@ fn a_change_dropped_by_a_full_queue_still_reaches_the_partner() {
     assert_eq!(lease.binding_state, BindingState::Active);
     assert_eq!(lease.hardware.unwrap().address()[5], 1);
     assert!(!pair.nodes[0].hooks.relationships()[0].take_changes_lost());
+}
+
+/// ISC `dhcp_failover_pool_dobalance`: the leases whose last client hashes to the partner go
+/// first (pass 1), and never-used ones are not given beyond an even split (pass 2).
+#[test]
+fn balancing_gives_the_partner_its_own_clients_leases_first() {
+    let mut pair = normal_pair();
+    let hba = server_common::loadbalance::split_to_hba(128);
+    let secondary_clients: Vec<u8> = (1..=255u8)
+        .filter(|client| {
+            !server_common::loadbalance::hba_has(
+                &hba,
+                server_common::loadbalance::bucket(&client_mac(*client)),
+            )
+        })
+        .take(8)
+        .collect();
+    // The secondary serves 8 clients of its own half; they release, and in NORMAL a released
+    // lease returns to the primary's FREE state (§7.3): the secondary is 8 leases short.
+    for &client in &secondary_clients {
+        pair.client(1, client).expect("the secondary serves");
+    }
+    pair.advance(2);
+    for &client in &secondary_clients {
+        pair.release(1, client).expect("released");
+    }
+    pair.advance(2);
+    let count = |pair: &Pair, index: usize, state: BindingState| {
+        pair.nodes[index]
+            .addresses()
+            .into_iter()
+            .filter(|address| pair.nodes[index].lease(*address).binding_state == state)
+            .count()
+    };
+    assert_eq!(count(&pair, 0, BindingState::Free), 18);
+    assert_eq!(count(&pair, 1, BindingState::Backup), 2);
+    // The balancing timer runs within max-balance (3600 s).
+    pair.advance(3_700);
+    assert_eq!(count(&pair, 0, BindingState::Free), 10);
+    assert_eq!(count(&pair, 1, BindingState::Backup), 10);
+    // The leases given are exactly those of the secondary's former clients (pass 1), not the
+    // oldest never-used ones (ISC's pass 2 alone would have given those).
+    for address in pair.nodes[1].addresses() {
+        let lease = pair.nodes[1].lease(address);
+        if lease.binding_state == BindingState::Backup && lease.ends != 0 {
+            let client = lease.hardware.expect("last client").address()[5];
+            assert!(secondary_clients.contains(&client), "{address}: {client}");
+        }
+    }
+    let given_used = pair.nodes[1]
+        .addresses()
+        .into_iter()
+        .filter(|address| {
+            let lease = pair.nodes[1].lease(*address);
+            lease.binding_state == BindingState::Backup && lease.hardware.is_some()
+        })
+        .count();
+    assert_eq!(given_used, 8);
 }
 
 #[test]
