@@ -17,8 +17,8 @@ use crate::netns;
 use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
-use netns::peers::{Server, ServerSetup};
 use netns::named::{dhcpd_zone_statements, Named, ZoneFile, DIG, DNS_WAIT, NAMED};
+use netns::peers::{Server, ServerSetup};
 use netns::{run, wait_for, DhcpConfig, Lab};
 
 const UDHCPC: &str = "/usr/sbin/udhcpc";

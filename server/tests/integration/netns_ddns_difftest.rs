@@ -159,17 +159,25 @@ const CASES: &[Case] = &[
         absent: &["india.lab.test.", "100.0.214.10.in-addr.arpa."],
     },
     Case {
-        // RFC 4703 §5.3.1: the second client claiming the name finds another client's DHCID
-        // and is refused; the first keeps its records.
+        // RFC 4703 §5.3.1: the second client claiming a name finds another client's DHCID
+        // and is refused (no A record, and no PTR record either); the first keeps its
+        // records, also when the second releases its lease.
         name: "conflict-detection",
         style: "standard",
         conf: "",
         script: "client kilo mac=02:00:00:14:00:0b hostname=\"shared\"\n\
                  client lima mac=02:00:00:14:00:0c hostname=\"shared\"\n\
                  exchange one client=kilo\n discover\n request-selecting\n sleep 1\n\
-                 exchange two client=lima\n discover\n request-selecting\n",
-        present: &["shared.lab.test. 300 IN A 10.214.0.100"],
-        absent: &["shared.lab.test. 300 IN A 10.214.0.101"],
+                 exchange two client=lima\n discover\n request-selecting\n sleep 1\n \
+                 release\n",
+        present: &[
+            "shared.lab.test. 300 IN A 10.214.0.100",
+            "100.0.214.10.in-addr.arpa. 300 IN PTR shared.lab.test.",
+        ],
+        absent: &[
+            "shared.lab.test. 300 IN A 10.214.0.101",
+            "101.0.214.10.in-addr.arpa.",
+        ],
     },
     Case {
         // update-conflict-detection false: the second client's add replaces the A record and
@@ -183,6 +191,48 @@ const CASES: &[Case] = &[
                  exchange two client=lima\n discover\n request-selecting\n",
         present: &["shared.lab.test. 300 IN A 10.214.0.101"],
         absent: &["shared.lab.test. 300 IN A 10.214.0.100"],
+    },
+    Case {
+        // update-static-leases (dhcpd.conf(5)): a fixed address's names are added at every
+        // DHCPACK, a new name does not remove the old one, and a release removes nothing (no
+        // lease record keeps the names: ISC "will not delete the record when it is not in
+        // use").
+        name: "update-static-leases",
+        style: "standard",
+        conf: "update-static-leases on;\n\
+               host fixed { hardware ethernet 02:00:00:14:00:0d; fixed-address 10.214.0.50; }\n",
+        script: "client mike mac=02:00:00:14:00:0d hostname=\"static1\"\n\
+                 exchange dora client=mike\n discover\n request-selecting\n sleep 1\n \
+                 request-renewing\n sleep 1\n request-renewing hostname=\"static2\"\n sleep 1\n \
+                 release\n",
+        present: &[
+            "static1.lab.test. 300 IN A 10.214.0.50",
+            "static2.lab.test. 300 IN A 10.214.0.50",
+            "50.0.214.10.in-addr.arpa. 300 IN PTR static2.lab.test.",
+        ],
+        absent: &[],
+    },
+    Case {
+        // The same without update-static-leases: no update, no option 81 in the DHCPACK.
+        name: "static-lease-without-updates",
+        style: "standard",
+        conf: "host fixed { hardware ethernet 02:00:00:14:00:0d; fixed-address 10.214.0.50; }\n",
+        script: "client mike mac=02:00:00:14:00:0d hostname=\"static1\" \
+                 option.81={fqdn:05:static1.lab.test.}\n\
+                 exchange dora client=mike\n discover\n request-selecting\n",
+        present: &[],
+        absent: &["static1.lab.test.", "50.0.214.10.in-addr.arpa."],
+    },
+    Case {
+        // A fixed address whose client updates its own A record: ISC skips its static-lease
+        // test and adds the PTR record even without update-static-leases.
+        name: "static-lease-client-updates",
+        style: "interim",
+        conf: "host fixed { hardware ethernet 02:00:00:14:00:0d; fixed-address 10.214.0.50; }\n",
+        script: "client mike mac=02:00:00:14:00:0d option.81={fqdn:04:mike.lab.test.}\n\
+                 exchange dora client=mike\n discover\n request-selecting\n",
+        present: &["50.0.214.10.in-addr.arpa. 300 IN PTR mike.lab.test."],
+        absent: &["mike.lab.test."],
     },
 ];
 
@@ -214,10 +264,7 @@ fn expand(script: &str) -> Result<String> {
     let mut rest = script;
     while let Some(start) = rest.find("{fqdn:") {
         out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find('}')
-            .context("unterminated {fqdn:…}")?
-            + start;
+        let end = rest[start..].find('}').context("unterminated {fqdn:…}")? + start;
         let (flags, name) = rest[start + 6..end]
             .split_once(':')
             .context("{fqdn:FLAGS:NAME}")?;
@@ -299,7 +346,8 @@ fn reply_summaries(client_log: &str) -> Result<Vec<String>> {
                         .and_then(|value| value.first().copied())
                         .map_or("BOOTP", compare::message_name);
                     let bootp = &reply.as_ref().map(|reply| &reply.bootp[..]).unwrap_or(&[]);
-                    let yiaddr = std::net::Ipv4Addr::new(bootp[16], bootp[17], bootp[18], bootp[19]);
+                    let yiaddr =
+                        std::net::Ipv4Addr::new(bootp[16], bootp[17], bootp[18], bootp[19]);
                     let fqdn = decoded
                         .options
                         .get(&81)
@@ -337,7 +385,9 @@ fn ddns_variables(lease_text: &str) -> Vec<String> {
         .into_iter()
         .flat_map(|(address, mut variables)| {
             variables.sort();
-            variables.into_iter().map(move |line| format!("{address}: {line}"))
+            variables
+                .into_iter()
+                .map(move |line| format!("{address}: {line}"))
         })
         .collect();
     lines.sort();

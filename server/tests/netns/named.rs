@@ -78,7 +78,10 @@ impl<'a> Named<'a> {
             netns,
             dir,
             proc: None,
-            probe_zone: zones.first().map_or("lab.test", |zone| zone.name).to_owned(),
+            probe_zone: zones
+                .first()
+                .map_or("lab.test", |zone| zone.name)
+                .to_owned(),
         };
         named.spawn()?;
         Ok(named)

@@ -116,11 +116,12 @@ impl Context<'_, '_> {
             _ => false,
         };
         let destination = self.destination(&message, same_network);
-        // ISC `ddns_updates` answers the client's option 81 (for dynamic leases; the
-        // operations follow from the committed lease, `crate::changes`).
-        let fqdn = match candidate {
-            Candidate::Dynamic { .. } => self.ddns(&scopes).and_then(|ddns| ddns.reply),
-            Candidate::Fixed { .. } => None,
+        // ISC `ddns_updates` answers the client's option 81 (for dynamic leases the
+        // operations follow from the committed lease, `crate::changes`; a fixed address has
+        // no lease record, so its add goes with the reply).
+        let (fqdn, static_lease_dns) = match candidate {
+            Candidate::Dynamic { .. } => (self.ddns(&scopes).and_then(|ddns| ddns.reply), None),
+            Candidate::Fixed { .. } => self.static_lease_ddns(&scopes, address, seconds),
         };
         let mut reply = finish(
             message,
@@ -146,6 +147,12 @@ impl Context<'_, '_> {
             (Candidate::Dynamic { .. }, None) => Some(cache_threshold(&scopes)),
             (Candidate::Fixed { .. }, None) => Some(0),
         };
+        // ISC updates a static lease's names at every DHCPACK: its renewals must reach
+        // userspace, so the fast path does not repeat this reply.
+        if static_lease_dns.is_some() {
+            reply.cache_threshold = None;
+        }
+        reply.static_lease_dns = static_lease_dns;
         reply.executed.extend(committed.0);
         reply
             .executed
