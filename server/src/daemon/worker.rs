@@ -298,10 +298,20 @@ fn dispatch(
         &decision.outcome,
         &interface.name,
     ));
-    let decision = match park(shared, socket, interface, decision) {
+    let mut decision = match park(shared, socket, interface, decision) {
         Some(decision) => decision,
         None => return,
     };
+    // A fixed address's DNS add (`update-static-leases`): queued, never waited for.
+    if let Some(operation) = decision
+        .reply
+        .as_mut()
+        .and_then(|reply| reply.static_lease_dns.take())
+    {
+        if let Some(ddns) = &shared.ddns {
+            ddns.updater.submit(operation);
+        }
+    }
     metrics.count_decision(&decision.outcome);
     // `Reply::encode` keeps ISC's option order (dhcproto alone would sort by code).
     let reply = decision.reply.and_then(|reply| match reply.encode() {

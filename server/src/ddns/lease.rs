@@ -191,33 +191,71 @@ pub fn operations_for_active(lease: &Lease, settings: &DdnsSettings, now: u32) -
             return Vec::new();
         }
     }
-    let Some(fwd_name) = fwd_name.filter(|name| name.len() <= 255) else {
-        return operations;
-    };
+    operations.extend(add_operation(
+        lease.address,
+        identity(lease),
+        settings,
+        style,
+        settings.ttl.unwrap_or_else(|| default_ttl(now, lease.ends)),
+    ));
+    operations
+}
+
+/// The add of `settings`' names for `address` leased to `client` (server/ddns.c
+/// `ddns_updates` from "Compute the RR TTL" on); `None` without a (valid) name.
+fn add_operation(
+    address: std::net::Ipv4Addr,
+    client: Option<ClientIdentity<'_>>,
+    settings: &DdnsSettings,
+    style: Style,
+    ttl: u32,
+) -> Option<Operation> {
+    let fwd_name = settings
+        .fwd_name
+        .as_deref()
+        .filter(|name| name.len() <= 255)?;
     let guard = if settings.client_updates_a {
         None
     } else {
-        match identity(lease).and_then(|client| guard::guard(style, client, fwd_name).ok()) {
-            Some(guard) => Some(guard),
-            None => return operations,
-        }
+        Some(guard::guard(style, client?, fwd_name).ok()?)
     };
     let rev_name = settings
         .rev_domain_name
         .as_deref()
-        .map(|domain| reverse_name(lease.address, domain))
+        .map(|domain| reverse_name(address, domain))
         .filter(|name| name.len() <= 255);
-    operations.push(Operation::add(
+    Some(Operation::add(
         Binding {
-            address: lease.address,
+            address,
             fwd_name: Some(fwd_name.to_string()),
             rev_name,
             guard,
-            ttl: settings.ttl.unwrap_or_else(|| default_ttl(now, lease.ends)),
+            ttl,
         },
         settings.policy,
-    ));
-    operations
+    ))
+}
+
+/// The add a DHCPACK of a fixed address makes (ISC `ddns_updates` on the mocked-up lease of a
+/// host's `fixed-address`, flagged `DDNS_STATIC_LEASE`): the lease has no stored variables,
+/// so nothing is skipped as already done (`update-optimization`) and no old name is removed,
+/// and once DNS answered nothing is written back (`ddns_update_lease_text` returns at once for
+/// a static lease). Nothing removes the names later either: a fixed address is never released
+/// nor expires (dhcpd.conf(5) `update-static-leases`: "will not delete the record when it is
+/// not in use"). `ends` is the end of the time the DHCPACK gives (ISC's TTL: half of it, at
+/// most an hour, unless `ddns-ttl`).
+pub fn operation_for_static_lease(
+    address: std::net::Ipv4Addr,
+    client: ClientIdentity<'_>,
+    settings: &DdnsSettings,
+    ends: u32,
+    now: u32,
+) -> Option<Operation> {
+    let style = settings.style?;
+    let ttl = settings.ttl.unwrap_or_else(|| default_ttl(now, ends));
+    let mut operation = add_operation(address, Some(client), settings, style, ttl)?;
+    operation.static_lease = true;
+    Some(operation)
 }
 
 /// The variables ISC binds or unsets on the lease once `operation` ended with `outcome`
@@ -302,6 +340,11 @@ pub enum Followup {
 /// The follow-up of a finished operation on `lease` (the store's lease at the operation's
 /// address) at `now`.
 pub fn followup(operation: &Operation, outcome: &Outcome, lease: &Lease, now: u32) -> Followup {
+    // ISC `ddns_update_lease_text`: "If the lease was static (for a fixed address) we don't
+    // need to do any work" — even when a dynamic lease holds the same address.
+    if operation.static_lease {
+        return Followup::Nothing;
+    }
     let binding = &operation.binding;
     let changes = variables_after(operation, outcome);
     match operation.kind {

@@ -218,6 +218,9 @@ pub struct Operation {
     /// A removal of the name an ACTIVE lease gives up for a new one, whose add follows (ISC's
     /// `do_remove` with `next_op`): when it ends, the lease's variables are the add's business.
     pub then_add: bool,
+    /// The add of a fixed address's names (ISC's `DDNS_STATIC_LEASE`): no lease record keeps
+    /// its variables, so nothing is written back when it ends.
+    pub static_lease: bool,
     /// The forward side's end, once known.
     forward_side: Option<Side>,
 }
@@ -229,6 +232,7 @@ impl Operation {
             binding,
             policy,
             then_add: false,
+            static_lease: false,
             forward_side: None,
         }
     }
@@ -239,6 +243,7 @@ impl Operation {
             binding,
             policy,
             then_add: false,
+            static_lease: false,
             forward_side: None,
         }
     }

@@ -159,6 +159,9 @@ pub struct Reply {
     /// `None` for every other reply, an ACK that reused its lease included: the fast path
     /// never repeats those.
     pub cache_threshold: Option<u8>,
+    /// The DNS add of a fixed address's DHCPACK under `update-static-leases` (no lease record
+    /// carries it to `crate::changes`): the driver hands it to the DDNS updater.
+    pub static_lease_dns: Option<crate::ddns::Operation>,
     /// What the `log` and `execute` statements run for this reply produced (dhcp-eval(5)
     /// "LOGGING", "EXECUTE"; with the `on commit` bodies for an ACK), for the driver to log
     /// and start.

@@ -249,6 +249,7 @@ pub(crate) fn finish(
         option_order: stored,
         layout,
         cache_threshold: None,
+        static_lease_dns: None,
         executed: scopes
             .filter(|_| assembly.configured)
             .map(|scopes| scopes.executed().clone())

@@ -35,6 +35,7 @@ mod loopback_statements;
 mod metrics_endpoint;
 mod netns_clients;
 mod netns_ddns;
+mod netns_ddns_difftest;
 mod netns_difftest;
 mod netns_failover;
 mod netns_failover_scenarios;

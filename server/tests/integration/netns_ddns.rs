@@ -15,18 +15,13 @@ use crate::common;
 use crate::netns;
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+use netns::named::{dhcpd_zone_statements, Named, ZoneFile, DIG, DNS_WAIT, NAMED};
 use netns::peers::{Server, ServerSetup};
-use netns::{run, wait_for, DhcpConfig, Lab, Netns, Proc};
+use netns::{run, wait_for, DhcpConfig, Lab};
 
-const NAMED: &str = "/usr/sbin/named";
-const DIG: &str = "/usr/bin/dig";
 const UDHCPC: &str = "/usr/sbin/udhcpc";
-const SECRET: &str = "dGhlIHNoYTI1NiBzZWNyZXQgb2YgZGRucyB0ZXN0cyE=";
-/// Every wait on DNS is bounded by this.
-const DNS_WAIT: Duration = Duration::from_secs(60);
 
 fn can_run(test: &str) -> bool {
     if !common::privileged(test) {
@@ -46,113 +41,23 @@ fn can_run(test: &str) -> bool {
     false
 }
 
-const ZONE_HEADER: &str = "$TTL 300\n\
-    @ IN SOA ns.lab.test. hostmaster.lab.test. ( 1 3600 600 86400 300 )\n\
-    @ IN NS ns.lab.test.\n";
-
-/// named in the server namespace, on 127.0.0.1:53 there.
-struct Named<'a> {
-    netns: &'a Netns,
-    dir: std::path::PathBuf,
-    proc: Option<Proc>,
-}
-
-impl<'a> Named<'a> {
-    fn start(netns: &'a Netns, dir: &Path, extra_forward: &str) -> Result<Self> {
-        let dir = dir.join("named");
-        std::fs::create_dir_all(&dir)?;
-        let d = dir.display();
-        std::fs::write(
-            dir.join("named.conf"),
-            format!(
-                "options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; \
-                 session-keyfile \"{d}/session.key\"; managed-keys-directory \"{d}\";\n\
-                 listen-on port 53 {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; recursion no;\n\
-                 dnssec-validation no; notify no; allow-transfer {{ none; }}; }};\n\
-                 controls {{ }};\n\
-                 logging {{ channel log {{ file \"{d}/named.log\"; severity info; }};\n\
-                 category default {{ log; }}; category update {{ log; }}; }};\n\
-                 key \"ddns-key\" {{ algorithm hmac-sha256; secret \"{SECRET}\"; }};\n\
-                 zone \"lab.test\" {{ type primary; file \"{d}/lab.test.db\";\n\
-                 allow-update {{ key \"ddns-key\"; }}; }};\n\
-                 zone \"0.213.10.in-addr.arpa\" {{ type primary; file \"{d}/rev.db\";\n\
-                 allow-update {{ key \"ddns-key\"; }}; }};\n"
-            ),
-        )?;
-        std::fs::write(
-            dir.join("lab.test.db"),
-            format!("{ZONE_HEADER}ns IN A 127.0.0.1\n{extra_forward}"),
-        )?;
-        std::fs::write(dir.join("rev.db"), ZONE_HEADER)?;
-        let mut named = Self {
-            netns,
-            dir,
-            proc: None,
-        };
-        named.spawn()?;
-        Ok(named)
-    }
-
-    fn spawn(&mut self) -> Result<()> {
-        let mut command = self.netns.command(NAMED);
-        command
-            .args(["-f", "-n", "1", "-4", "-c"])
-            .arg(self.dir.join("named.conf"));
-        let mut proc = Proc::spawn("named", command, self.dir.join("named.stderr"))?;
-        wait_for("named to answer", DNS_WAIT, || {
-            proc.check_running()?;
-            Ok((!self.dig("lab.test", "SOA")?.is_empty()).then_some(()))
-        })
-        .with_context(|| self.logs())?;
-        self.proc = Some(proc);
-        Ok(())
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut proc) = self.proc.take() {
-            proc.kill();
-        }
-    }
-
-    fn logs(&self) -> String {
-        let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
-        format!("{}{}", read("named.stderr"), read("named.log"))
-    }
-
-    /// `dig +short`, sorted lines.
-    fn dig(&self, name: &str, rtype: &str) -> Result<String> {
-        // No answer (named stopped) prints only ";;" lines: nothing there.
-        let output = self
-            .netns
-            .command(DIG)
-            .args(["@127.0.0.1", "+short", "+time=1", "+tries=1", name, rtype])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .context("run dig")?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        let mut lines: Vec<&str> = text
-            .lines()
-            .filter(|line| !line.starts_with(";;"))
-            .collect();
-        lines.sort();
-        Ok(lines.join("\n"))
-    }
-
-    /// Waits until `dig name rtype` says `expected` ("" for no record).
-    fn wait(&self, name: &str, rtype: &str, expected: &str) -> Result<()> {
-        let mut last = String::new();
-        wait_for(&format!("{name} {rtype} = {expected:?}"), DNS_WAIT, || {
-            last = self.dig(name, rtype)?;
-            Ok((last == expected).then_some(()))
-        })
-        .with_context(|| format!("last answer {last:?}; named log:\n{}", self.logs()))
-    }
-}
-
-impl Drop for Named<'_> {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// named in the lab's server namespace with the lab's forward zone (`extra_forward` added to
+/// it) and reverse zone.
+fn start_named<'a>(lab: &'a Lab, extra_forward: &str) -> Result<Named<'a>> {
+    Named::start(
+        &lab.server,
+        lab.dir.path(),
+        &[
+            ZoneFile {
+                name: "lab.test",
+                records: &format!("ns IN A 127.0.0.1\n{extra_forward}"),
+            },
+            ZoneFile {
+                name: "0.213.10.in-addr.arpa",
+                records: "",
+            },
+        ],
+    )
 }
 
 /// dhcpd.conf of the lab with DDNS on.
@@ -163,12 +68,11 @@ fn dhcpd_conf(style: &str) -> String {
     format!(
         "ddns-update-style {style};\n\
          ddns-domainname \"lab.test\";\n\
-         key ddns-key {{ algorithm hmac-sha256; secret \"{SECRET}\"; }}\n\
-         zone lab.test. {{ primary 127.0.0.1; key ddns-key; }}\n\
-         zone 0.213.10.in-addr.arpa. {{ primary 127.0.0.1; key ddns-key; }}\n\
+         {zones}\
          # A short lease for the expiry case.\n\
          host shortlived {{ hardware ethernet 02:00:00:00:dd:02; default-lease-time 6; max-lease-time 6; }}\n\
-         {base}"
+         {base}",
+        zones = dhcpd_zone_statements(&["lab.test", "0.213.10.in-addr.arpa"]),
     )
 }
 
@@ -246,7 +150,7 @@ fn last_block(server: &Server, address: &str) -> Result<String> {
 
 fn scenario(test: &str, style: &str, guard_type: &str) -> Result<()> {
     let lab = Lab::new("10.213.0.1/24")?;
-    let mut named = Named::start(&lab.server, lab.dir.path(), "")?;
+    let mut named = start_named(&lab, "")?;
     let server = start_server(&lab, style)?;
 
     // DHCPACK: A, guard and PTR.
@@ -354,7 +258,7 @@ fn xdhcpd_removes_the_names_isc_added() {
         return;
     }
     let lab = Lab::new("10.213.0.1/24").unwrap();
-    let named = Named::start(&lab.server, lab.dir.path(), "").unwrap();
+    let named = start_named(&lab, "").unwrap();
     let setup = |kind| ServerSetup {
         netns: &lab.server,
         dir: lab.dir.path(),

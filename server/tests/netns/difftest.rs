@@ -20,7 +20,7 @@ pub mod compare;
 pub mod lists;
 pub mod script;
 
-use super::peers::{ServerKind, ServerSetup};
+use super::peers::{Server, ServerKind, ServerSetup};
 use super::{run, DhcpConfig, Lab, Proc};
 use anyhow::{anyhow, bail, Context as _, Result};
 use compare::{Difference, LeaseState, Reply};
@@ -98,33 +98,7 @@ pub fn run_server(config: &CorpusConfig, leases_text: &str, kind: ServerKind) ->
     }
     .start()
     .with_context(|| format!("start {} on {}", kind.label(), config.name))?;
-    let server_mac = lab
-        .server
-        .exec_ok(&["cat", &format!("/sys/class/net/{}/address", lab.server_if)])?
-        .trim()
-        .to_owned();
-    let steps = lab.dir.join("steps.txt");
-    std::fs::write(&steps, script::render_steps(config)?)?;
-    let client_script = lab.dir.join("difftest_client.py");
-    std::fs::write(&client_script, CLIENT)?;
-    let mut command = lab.client.command("python3");
-    command
-        .arg(&client_script)
-        .arg(&steps)
-        .arg(&lab.client_if)
-        .arg(SERVER_ADDRESS)
-        .arg(&server_mac);
-    let mut client = Proc::spawn("difftest client", command, lab.dir.join("client.log"))?;
-    let status = client.wait_exit(script_bound(config))?;
-    let client_log = client.log_text();
-    if !status.success() {
-        bail!(
-            "the client failed ({status}) on {} against {}:\n{client_log}\nserver log:\n{}",
-            config.name,
-            kind.label(),
-            server.proc.log_text()
-        );
-    }
+    let client_log = run_script(&lab, config, &mut server)?;
     server
         .proc
         .check_running()
@@ -152,6 +126,39 @@ pub fn run_server(config: &CorpusConfig, leases_text: &str, kind: ServerKind) ->
         leases: compare::lease_states(&lease_text),
         log: server.proc.log_text(),
     })
+}
+
+/// Runs the config's script with the scripted client in the lab's client namespace against
+/// `server` (serving the lab's veth); returns the client's output.
+pub fn run_script(lab: &Lab, config: &CorpusConfig, server: &mut Server) -> Result<String> {
+    let server_mac = lab
+        .server
+        .exec_ok(&["cat", &format!("/sys/class/net/{}/address", lab.server_if)])?
+        .trim()
+        .to_owned();
+    let steps = lab.dir.join("steps.txt");
+    std::fs::write(&steps, script::render_steps(config)?)?;
+    let client_script = lab.dir.join("difftest_client.py");
+    std::fs::write(&client_script, CLIENT)?;
+    let mut command = lab.client.command("python3");
+    command
+        .arg(&client_script)
+        .arg(&steps)
+        .arg(&lab.client_if)
+        .arg(lab.server_address.to_string())
+        .arg(&server_mac);
+    let mut client = Proc::spawn("difftest client", command, lab.dir.join("client.log"))?;
+    let status = client.wait_exit(script_bound(config))?;
+    let client_log = client.log_text();
+    if !status.success() {
+        bail!(
+            "the client failed ({status}) on {} against {}:\n{client_log}\nserver log:\n{}",
+            config.name,
+            server.kind.label(),
+            server.proc.log_text()
+        );
+    }
+    Ok(client_log)
 }
 
 /// The harness is a driver: it owns the clock (STYLE.md §2).
@@ -247,7 +254,7 @@ fn script_bound(config: &CorpusConfig) -> Duration {
     Duration::from_secs_f64(seconds + 30.0)
 }
 
-fn parse_client_output(text: &str) -> Result<Vec<(String, Option<Reply>)>> {
+pub fn parse_client_output(text: &str) -> Result<Vec<(String, Option<Reply>)>> {
     let mut replies = Vec::new();
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();

@@ -17,6 +17,7 @@
 pub mod config;
 pub mod difftest;
 pub mod leases;
+pub mod named;
 pub mod peers;
 
 use anyhow::{anyhow, bail, Context as _, Result};

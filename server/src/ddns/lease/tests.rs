@@ -208,3 +208,45 @@ fn partial_outcomes_set_only_what_was_done() {
     assert_eq!(unquote(r#""\9""#), Some(b"9".to_vec()));
     assert_eq!(unquote(r#""\01""#), None);
 }
+
+/// A fixed address (ISC's `DDNS_STATIC_LEASE`): the same add as a dynamic lease's, TTL from
+/// the DHCPACK's time, and nothing written back once DNS answered — not even to a dynamic
+/// lease the store may hold at that address.
+#[test]
+fn a_static_lease_is_added_and_never_written_back() {
+    let client = [0x01, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c];
+    let add = operation_for_static_lease(
+        Ipv4Addr::new(192, 0, 2, 2),
+        ClientIdentity::ClientId(&client),
+        &settings(Style::Standard),
+        1_000 + 10_000,
+        1_000,
+    )
+    .unwrap();
+    assert!(add.static_lease);
+    let dynamic = operations_for_active(&active_lease(), &settings(Style::Standard), 1_000);
+    assert_eq!(add.binding.guard, dynamic[0].binding.guard);
+    assert_eq!(add.binding.rev_name, dynamic[0].binding.rev_name);
+    // Half of 10,000 s, at most an hour.
+    assert_eq!(add.binding.ttl, 3600);
+    let done = Outcome {
+        forward: Side::Done,
+        reverse: Side::Done,
+    };
+    assert_eq!(
+        followup(&add, &done, &active_lease(), 1_001),
+        Followup::Nothing
+    );
+    let no_style = DdnsSettings {
+        style: None,
+        ..settings(Style::Standard)
+    };
+    assert!(operation_for_static_lease(
+        Ipv4Addr::new(192, 0, 2, 2),
+        ClientIdentity::ClientId(&client),
+        &no_style,
+        2_000,
+        1_000,
+    )
+    .is_none());
+}

@@ -124,11 +124,12 @@ impl Context<'_, '_> {
             _ => false,
         };
         let destination = self.destination(&message, same_network);
-        // ISC `ddns_updates` answers the client's option 81 (for dynamic leases; the
-        // operations follow from the committed lease, `crate::changes`).
-        let fqdn = match candidate {
-            Candidate::Dynamic { .. } => self.ddns(&scopes).and_then(|ddns| ddns.reply),
-            Candidate::Fixed { .. } => None,
+        // ISC `ddns_updates` answers the client's option 81 (for dynamic leases the
+        // operations follow from the committed lease, `crate::changes`; a fixed address has
+        // no lease record, so its add goes with the reply).
+        let (fqdn, static_lease_dns) = match candidate {
+            Candidate::Dynamic { .. } => (self.ddns(&scopes).and_then(|ddns| ddns.reply), None),
+            Candidate::Fixed { .. } => self.static_lease_ddns(&scopes, address, seconds),
         };
         let (reverse_name, no_reverse_name) = self.reverse_name(&scopes, address);
         let mut reply = finish(
@@ -157,6 +158,12 @@ impl Context<'_, '_> {
             (Candidate::Fixed { .. }, None) => Some(0),
         };
         reply.executed.log_lines.extend(no_reverse_name);
+        // ISC updates a static lease's names at every DHCPACK: its renewals must reach
+        // userspace, so the fast path does not repeat this reply.
+        if static_lease_dns.is_some() {
+            reply.cache_threshold = None;
+        }
+        reply.static_lease_dns = static_lease_dns;
         reply.executed.extend(committed.0);
         reply
             .executed

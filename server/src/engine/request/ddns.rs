@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 
 use super::*;
 use crate::ddns::fqdn::{choose, ClientFqdn, NameChoice, NameInputs};
+use crate::ddns::guard::ClientIdentity;
 use crate::ddns::lease::DdnsSettings;
 use crate::engine::scope::DdnsText;
 
@@ -83,10 +84,57 @@ impl Context<'_, '_> {
     }
 }
 
+impl Context<'_, '_> {
+    /// ISC `ddns_updates` for the DHCPACK of a fixed address (`lease->flags & STATIC_LEASE`),
+    /// granted for `seconds`: the option 81 to answer and the add to make. Only with
+    /// `update-static-leases` (dhcpd.conf(5)), or when the client updates its own A record: ISC
+    /// skips its static-lease test then, and adds the PTR record. Otherwise ISC leaves
+    /// (`goto out`) before answering option 81 too.
+    pub(super) fn static_lease_ddns(
+        &self,
+        scopes: &ScopeStack<'_>,
+        address: Ipv4Addr,
+        seconds: u32,
+    ) -> (Option<Vec<u8>>, Option<crate::ddns::Operation>) {
+        let Some(decision) = self.ddns(scopes) else {
+            return (None, None);
+        };
+        let update_static_leases = scopes
+            .find(|scope| scope.ddns.update_static_leases)
+            .unwrap_or(false);
+        if !update_static_leases && !decision.settings.client_updates_a {
+            return (None, None);
+        }
+        // ISC's mocked-up lease takes the client identifier and the hardware address from
+        // the request (`ack_lease`), as a dynamic lease does.
+        let hardware = &self.inbound.hardware;
+        let client = match self.inbound.client_id.as_deref() {
+            Some(client_id) if !client_id.is_empty() => ClientIdentity::ClientId(client_id),
+            _ => ClientIdentity::Hardware {
+                htype: hardware.htype,
+                address: hardware
+                    .bytes
+                    .get(..usize::from(hardware.len))
+                    .unwrap_or_default(),
+            },
+        };
+        let ends = crate::engine::lease_time::expiry(self.now, seconds);
+        let operation = crate::ddns::lease::operation_for_static_lease(
+            address,
+            client,
+            &decision.settings,
+            ends,
+            self.now,
+        );
+        (decision.reply, operation)
+    }
+}
+
 /// The DDNS settings of `address`, just acknowledged to the client of `request` (ISC resolves
 /// them while it builds the DHCPACK; the daemon asks again once the lease is committed, so
 /// that the decision path carries nothing more). `None` without updates, or for an address
-/// outside the pools (fixed addresses: `update-static-leases` is not implemented).
+/// outside the pools (a fixed address's update is decided with its DHCPACK:
+/// `Context::static_lease_ddns`).
 pub(crate) fn settings_for(
     engine: &Engine,
     now: UnixTime,

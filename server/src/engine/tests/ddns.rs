@@ -5,6 +5,7 @@ use dhcproto::v4::{DhcpOption, MessageType, OptionCode};
 use dhcproto::{Encodable, Encoder};
 
 use super::*;
+use crate::config::model::{HardwareAddress, Host};
 
 fn ddns_config() -> Config {
     let mut config = base_config(true);
@@ -154,4 +155,69 @@ fn ddns_hostname_from_an_expression_names_the_lease() {
         settings.fwd_name.as_deref(),
         Some(format!("dhcp-{a}-{b}-{c}-{d}.example.net").as_str())
     );
+}
+
+/// A host's fixed address (`update-static-leases`, dhcpd.conf(5)): the DHCPACK carries the
+/// add of its names (no lease record does) and answers option 81; without the flag neither,
+/// unless the client updates its own A record (ISC skips the static test then and adds the
+/// PTR record).
+#[test]
+fn a_fixed_address_is_updated_only_with_update_static_leases() {
+    let fixed = Ipv4Addr::new(10, 0, 0, 60);
+    let harness_with = |update_static_leases: Option<bool>| {
+        let mut config = ddns_config();
+        let mut host_scope = scope(SUBNET_LOCAL);
+        host_scope.ddns.update_static_leases = update_static_leases;
+        config.scopes.push(host_scope);
+        config.hosts.push(Host {
+            name: "printer".into(),
+            scope: ScopeId(config.scopes.len() as u32 - 1),
+            hardware: Some(HardwareAddress {
+                htype: 1,
+                address: MAC_B.to_vec(),
+            }),
+            client_id: None,
+            fixed_addresses: vec![fixed],
+        });
+        Harness::new(config)
+    };
+    let server_updates = b"\x05\x00\x00\x07printer\x00";
+    let client_updates = b"\x04\x00\x00\x07printer\x03lab\x00";
+    for (update_static_leases, sent, expected) in [
+        (None, &server_updates[..], None),
+        (Some(false), &server_updates[..], None),
+        (
+            Some(true),
+            &server_updates[..],
+            Some(("printer.example.net", true)),
+        ),
+        (None, &client_updates[..], Some(("printer.lab", false))),
+    ] {
+        let mut harness = harness_with(update_static_leases);
+        let ack = harness.handle(NOW, &with_fqdn(&selecting(MAC_B, fixed, INTERFACE), sent));
+        assert_eq!(reply_type(&ack), Some(MessageType::Ack));
+        assert!(ack.commit.is_empty(), "a fixed address has no lease record");
+        let reply = ack.reply.as_ref().unwrap();
+        let operation = reply.static_lease_dns.as_ref();
+        match expected {
+            None => {
+                assert_eq!(operation, None, "{update_static_leases:?}");
+                assert_eq!(fqdn_of(&ack), None);
+            }
+            Some((name, server_adds_a)) => {
+                let operation = operation.expect("the add of the fixed address's names");
+                assert!(operation.static_lease);
+                assert_eq!(operation.binding.address, fixed);
+                assert_eq!(operation.binding.fwd_name.as_deref(), Some(name));
+                assert_eq!(operation.binding.guard.is_some(), server_adds_a);
+                assert_eq!(
+                    operation.binding.rev_name.as_deref(),
+                    Some("60.0.0.10.in-addr.arpa.")
+                );
+                assert!(fqdn_of(&ack).is_some());
+                // Renewals must reach userspace, which updates at each DHCPACK as ISC does.
+                assert_eq!(reply.cache_threshold, None);
+            }
+        }
+    }
 }

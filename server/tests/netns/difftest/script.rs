@@ -319,6 +319,22 @@ fn parse_script(name: &str, text: &str) -> Result<(bool, Vec<Exchange>)> {
     Ok((ci, exchanges))
 }
 
+/// A config built in code (a test's table of cases) rather than read from the corpus: the
+/// dhcpd.conf text and the script, in the `.exchanges` form.
+pub fn parse_config(name: &str, conf_text: &str, script: &str) -> Result<CorpusConfig> {
+    let (ci, exchanges) = parse_script(name, script)?;
+    if exchanges.is_empty() {
+        bail!("{name} has no exchange");
+    }
+    Ok(CorpusConfig {
+        name: name.to_owned(),
+        conf_text: conf_text.to_owned(),
+        leases_text: String::new(),
+        exchanges,
+        ci,
+    })
+}
+
 /// Reads every `*.conf` of `dir` with its `.exchanges` (required) and `.leases` (optional),
 /// sorted by name.
 pub fn load_corpus(dir: &Path) -> Result<Vec<CorpusConfig>> {
