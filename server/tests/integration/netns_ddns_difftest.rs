@@ -36,7 +36,7 @@ const FORWARD_ZONE: &str = "lab.test";
 const REVERSE_ZONE: &str = "0.214.10.in-addr.arpa";
 const ISC_DHCPD: &str = "/usr/sbin/dhcpd";
 /// How long the zones must stay unchanged to count as settled, and the bound of the wait.
-const SETTLED_FOR: Duration = Duration::from_millis(1500);
+const SETTLED_FOR: Duration = Duration::from_millis(3000);
 const SETTLE_BOUND: Duration = Duration::from_secs(30);
 /// Cases run at once.
 const CASES_AT_ONCE: usize = 3;
