@@ -137,6 +137,19 @@ impl Bindings for StoreBindings<'_> {
             .collect()
     }
 
+    fn pool_stock(&self, address: Ipv4Addr) -> Option<(u64, u64)> {
+        if !self.contains(address) {
+            return None;
+        }
+        // The store keeps ISC's two counters per pool (O(1)).
+        self.in_shard(address, |store| {
+            store
+                .pool_of(address)
+                .map(|pool| (store.free_state_count(pool), store.backup_queue_count(pool)))
+        })
+        .flatten()
+    }
+
     fn pools(&self) -> Vec<Vec<Ipv4Addr>> {
         if self.pools.is_empty() {
             return vec![self.addresses()];

@@ -57,6 +57,14 @@ fn peer_wants_lease(lease: &Lease, role: Role, hba: Option<&[u8; 32]>) -> bool {
     }
 }
 
+/// ISC `secondary_not_hoarding`: the secondary holds fewer than `hold` leases beyond an even
+/// split of the pool's free stock.
+fn secondary_not_hoarding(stock: (u64, u64), ownership: u32) -> bool {
+    let (free, backup) = (stock.0 as i64, stock.1 as i64);
+    let hold = ((free + backup) * i64::from(ownership) + 50) / 100;
+    (free - backup) / 2 > -hold
+}
+
 /// What one balancing run did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Balanced {
@@ -229,6 +237,39 @@ impl Machine {
         }
     }
 
+    /// MAC address affinity (ISC `dhcp_failover_process_bind_update` / `_bind_ack`): a lease
+    /// that a primary just returned to FREE from EXPIRED, RELEASED or RESET goes to the
+    /// secondary (BACKUP, with a BNDUPD) when its last client hashes to the secondary, which
+    /// is then the server that client will ask, unless the secondary already holds more than
+    /// its share.
+    pub(super) fn affinity(
+        &mut self,
+        now: UnixTime,
+        mut lease: Lease,
+        bindings: &mut impl Bindings,
+    ) {
+        if self.config.role != Role::Primary
+            || lease.binding_state != BindingState::Free
+            || lease.flags & (flags::RESERVED | flags::BOOTP) != 0
+            || !peer_wants_lease(&lease, self.config.role, self.hba.as_ref())
+        {
+            return;
+        }
+        let Some(stock) = bindings.pool_stock(lease.address) else {
+            return;
+        };
+        if !secondary_not_hoarding(stock, self.config.max_lease_ownership) {
+            return;
+        }
+        lease.binding_state = BindingState::Backup;
+        lease.next_binding_state = BindingState::Backup;
+        lease.tstp = now;
+        lease.starts = now;
+        let address = lease.address;
+        bindings.update(lease);
+        self.enqueue(address);
+    }
+
     /// The balancing timer fired (ISC `dhcp_failover_pool_rebalance`): balance, send the
     /// updates, and ask the partner for leases when short.
     pub(super) fn rebalance(&mut self, now: UnixTime, bindings: &mut impl Bindings) {
@@ -246,12 +287,107 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failover::machine::MachineConfig;
+    use crate::failover::memory::MemoryBindings;
     use crate::lease::record::Hardware;
+
+    const NOW: UnixTime = 1_795_836_305;
+
+    /// A primary in NORMAL over a 20-address pool held in memory.
+    fn primary() -> (Machine, MemoryBindings) {
+        let config = MachineConfig {
+            name: "fo".into(),
+            role: Role::Primary,
+            mclt: 300,
+            hba: Some(server_common::loadbalance::split_to_hba(128)),
+            max_unacked_updates: 10,
+            max_response_delay: 30,
+            auto_partner_down: 0,
+            max_lease_misbalance: 15,
+            max_lease_ownership: 10,
+            min_balance: 60,
+            max_balance: 3600,
+            vendor_class: Vec::new(),
+        };
+        let mut machine = Machine::new(config, None, None, NOW);
+        machine.state = State::Normal;
+        let bindings = MemoryBindings::new(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 20));
+        (machine, bindings)
+    }
+
+    fn used(address: u8, ends: UnixTime, mac: Option<[u8; 6]>) -> Lease {
+        let mut lease = Lease::free(Ipv4Addr::new(10, 0, 0, address));
+        lease.ends = ends;
+        lease.hardware = mac.and_then(|mac| Hardware::new(1, &mac));
+        lease
+    }
+
+    fn mac_of(primarys: bool) -> impl Iterator<Item = [u8; 6]> {
+        let hba = server_common::loadbalance::split_to_hba(128);
+        (0u8..=255)
+            .map(|last| [2, 0, 0, 0, 1, last])
+            .filter(move |mac| hba_has(&hba, bucket(mac)) == primarys)
+    }
+
+    #[test]
+    fn the_partners_clients_go_first_then_never_used_leases_up_to_an_even_split() {
+        let (mut machine, mut bindings) = primary();
+        // Four leases last held by clients of the secondary's half, two by the primary's,
+        // older; fourteen never used. The partner holds nothing: lts = 10, hold = 2.
+        let partners: Vec<[u8; 6]> = mac_of(false).take(4).collect();
+        let ours: Vec<[u8; 6]> = mac_of(true).take(2).collect();
+        for (index, mac) in partners.iter().enumerate() {
+            let lease = used(1 + index as u8, 1_000, Some(*mac));
+            bindings.leases.insert(lease.address, lease);
+        }
+        for (index, mac) in ours.iter().enumerate() {
+            let lease = used(5 + index as u8, 500, Some(*mac));
+            bindings.leases.insert(lease.address, lease);
+        }
+        let balanced = machine.balance(NOW, &mut bindings);
+        assert_eq!(balanced.moved, 10);
+        let state = |bindings: &MemoryBindings, address: u8| {
+            bindings
+                .lease(Ipv4Addr::new(10, 0, 0, address))
+                .map(|lease| lease.binding_state)
+        };
+        for address in 1..=4 {
+            assert_eq!(state(&bindings, address), Some(BindingState::Backup));
+        }
+        // The primary's own clients' leases stay, although older: pass 2 takes never-used
+        // leases first (ISC's queue order) and stops at an even split.
+        for address in 5..=6 {
+            assert_eq!(state(&bindings, address), Some(BindingState::Free));
+        }
+        assert!(machine.next_balance.is_some(), "the next run is scheduled");
+    }
+
+    #[test]
+    fn used_leases_are_given_only_down_to_hold_in_our_favour() {
+        let (mut machine, mut bindings) = primary();
+        for address in 1..=20 {
+            let lease = used(address, 1_000, None);
+            bindings.leases.insert(lease.address, lease);
+        }
+        // lts = 10, hold = 2: eight leases go, the primary keeps two more than the secondary.
+        assert_eq!(machine.balance(NOW, &mut bindings).moved, 8);
+        assert!(!machine.balance(NOW, &mut bindings).short);
+    }
 
     fn lease_of(mac: [u8; 6]) -> Lease {
         let mut lease = Lease::free(Ipv4Addr::new(10, 0, 0, 1));
         lease.hardware = Hardware::new(1, &mac);
         lease
+    }
+
+    #[test]
+    fn the_secondary_hoards_beyond_its_share_of_the_free_stock() {
+        // 20 free leases, hold = 2: lts = (free - backup) / 2 must stay above -2.
+        assert!(secondary_not_hoarding((10, 10), 10));
+        assert!(secondary_not_hoarding((9, 11), 10));
+        assert!(!secondary_not_hoarding((8, 12), 10));
+        // An empty pool: hold 0, lts 0, not above -0.
+        assert!(!secondary_not_hoarding((0, 0), 10));
     }
 
     #[test]

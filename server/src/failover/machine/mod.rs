@@ -38,6 +38,27 @@ pub trait Bindings {
     fn pools(&self) -> Vec<Vec<Ipv4Addr>> {
         vec![self.addresses()]
     }
+    /// The FREE and BACKUP counts of the pool of `address` (reserved leases not counted: ISC's
+    /// `free_leases` and `backup_leases`); counted from [`Bindings::pools`] unless the bindings
+    /// keep them.
+    fn pool_stock(&self, address: Ipv4Addr) -> Option<(u64, u64)> {
+        let pool = self
+            .pools()
+            .into_iter()
+            .find(|addresses| addresses.contains(&address))?;
+        let mut stock = (0, 0);
+        for lease in pool.into_iter().filter_map(|address| self.lease(address)) {
+            if lease.flags & crate::lease::record::flags::RESERVED != 0 {
+                continue;
+            }
+            match lease.binding_state {
+                BindingState::Free => stock.0 += 1,
+                BindingState::Backup => stock.1 += 1,
+                _ => {}
+            }
+        }
+        Some(stock)
+    }
 }
 
 /// Relationship parameters (from `config::model::FailoverPeerConfig`).

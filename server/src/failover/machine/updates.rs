@@ -151,8 +151,9 @@ impl Machine {
         lease.rewind_binding_state = incoming;
         // A copy identical to ours (an UPDREQALL answer about a never-used address, a
         // repeated update) is already on disk: acked without another write and fsync.
+        let returned_free = matches!(incoming, Expired | Released | Reset) && settled == Free;
         if lease != stored {
-            bindings.update(lease);
+            bindings.update(lease.clone());
         }
         self.send_reply(
             now,
@@ -162,6 +163,10 @@ impl Machine {
                 ..BindAck::default()
             }),
         );
+        if returned_free {
+            self.affinity(now, lease, bindings);
+            self.flush(now, bindings);
+        }
     }
 
     pub(super) fn on_bind_ack(
@@ -211,10 +216,15 @@ impl Machine {
                 lease.next_binding_state = free;
                 lease.tstp = lease.ends;
             }
+            let returned_free = before.binding_state != lease.binding_state
+                && lease.binding_state == BindingState::Free;
             // An ack that changes nothing (e.g. for an UPDREQALL answer about a lease the
             // partner already knew) is not written again.
             if lease != before {
-                bindings.update(lease);
+                bindings.update(lease.clone());
+            }
+            if returned_free {
+                self.affinity(now, lease, bindings);
             }
         }
         self.flush(now, bindings);

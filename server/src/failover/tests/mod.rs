@@ -592,10 +592,11 @@ fn a_change_dropped_by_a_full_queue_still_reaches_the_partner() {
     assert!(!pair.nodes[0].hooks.relationships()[0].take_changes_lost());
 }
 
-/// ISC `dhcp_failover_pool_dobalance`: the leases whose last client hashes to the partner go
-/// first (pass 1), and never-used ones are not given beyond an even split (pass 2).
+/// ISC's MAC address affinity (`dhcp_failover_process_bind_update`): a lease released by a
+/// client of the secondary's half comes back FREE to the primary, which hands it straight to
+/// the secondary (BACKUP), the server that client will ask next; the pool stays balanced.
 #[test]
-fn balancing_gives_the_partner_its_own_clients_leases_first() {
+fn released_leases_go_back_to_the_server_of_their_clients_half() {
     let mut pair = normal_pair();
     let hba = server_common::loadbalance::split_to_hba(128);
     let secondary_clients: Vec<u8> = (1..=255u8)
@@ -607,8 +608,6 @@ fn balancing_gives_the_partner_its_own_clients_leases_first() {
         })
         .take(8)
         .collect();
-    // The secondary serves 8 clients of its own half; they release, and in NORMAL a released
-    // lease returns to the primary's FREE state (§7.3): the secondary is 8 leases short.
     for &client in &secondary_clients {
         pair.client(1, client).expect("the secondary serves");
     }
@@ -624,30 +623,26 @@ fn balancing_gives_the_partner_its_own_clients_leases_first() {
             .filter(|address| pair.nodes[index].lease(*address).binding_state == state)
             .count()
     };
-    assert_eq!(count(&pair, 0, BindingState::Free), 18);
-    assert_eq!(count(&pair, 1, BindingState::Backup), 2);
-    // The balancing timer runs within max-balance (3600 s).
+    // Without affinity the primary would hold 18 FREE leases against 2 BACKUP.
+    assert_eq!(count(&pair, 0, BindingState::Free), 10);
+    assert_eq!(count(&pair, 1, BindingState::Backup), 10);
+    for index in 0..2 {
+        let returned: Vec<u8> = pair.nodes[index]
+            .addresses()
+            .into_iter()
+            .map(|address| pair.nodes[index].lease(address))
+            .filter(|lease| lease.binding_state == BindingState::Backup)
+            .filter_map(|lease| lease.hardware.map(|hardware| hardware.address()[5]))
+            .collect();
+        assert_eq!(returned.len(), 8, "node {index}");
+        assert!(returned
+            .iter()
+            .all(|client| secondary_clients.contains(client)));
+    }
+    // The balancing timer (within max-balance) finds nothing to move.
     pair.advance(3_700);
     assert_eq!(count(&pair, 0, BindingState::Free), 10);
     assert_eq!(count(&pair, 1, BindingState::Backup), 10);
-    // The leases given are exactly those of the secondary's former clients (pass 1), not the
-    // oldest never-used ones (ISC's pass 2 alone would have given those).
-    for address in pair.nodes[1].addresses() {
-        let lease = pair.nodes[1].lease(address);
-        if lease.binding_state == BindingState::Backup && lease.ends != 0 {
-            let client = lease.hardware.expect("last client").address()[5];
-            assert!(secondary_clients.contains(&client), "{address}: {client}");
-        }
-    }
-    let given_used = pair.nodes[1]
-        .addresses()
-        .into_iter()
-        .filter(|address| {
-            let lease = pair.nodes[1].lease(*address);
-            lease.binding_state == BindingState::Backup && lease.hardware.is_some()
-        })
-        .count();
-    assert_eq!(given_used, 8);
 }
 
 #[test]
@@ -985,19 +980,31 @@ fn comm_int_release_and_expiry_return_leases_to_their_owner() {
     assert_eq!(state(&pair, 1, seen_secondary), BindingState::Expired);
     assert_eq!(state(&pair, 1, unseen_secondary), BindingState::Backup);
     assert_eq!(state(&pair, 0, unseen), BindingState::Free);
-    // Reconnect: the partner acks RELEASED / EXPIRED, both become FREE on both sides.
+    // Reconnect: the partner acks RELEASED / EXPIRED, both become FREE on both sides — or
+    // BACKUP when the last client hashes to the secondary (ISC's MAC address affinity).
     pair.partitioned = false;
     pair.connect();
     pair.advance(5);
     assert_eq!(pair.state(0), ServerStateCode::Normal);
     assert_eq!(pair.state(1), ServerStateCode::Normal);
+    let hba = server_common::loadbalance::split_to_hba(128);
     for address in [seen, seen_secondary] {
+        let client = pair.nodes[0]
+            .lease(address)
+            .hardware
+            .expect("last client")
+            .address()
+            .to_vec();
+        let expected = if server_common::loadbalance::hba_has(
+            &hba,
+            server_common::loadbalance::bucket(&client),
+        ) {
+            BindingState::Free
+        } else {
+            BindingState::Backup
+        };
         for index in 0..2 {
-            assert_eq!(
-                state(&pair, index, address),
-                BindingState::Free,
-                "{address}"
-            );
+            assert_eq!(state(&pair, index, address), expected, "{address}");
         }
     }
     // NORMAL again: the secondary leaves expiry to the primary.
