@@ -1,0 +1,311 @@
+//! An AF_PACKET socket on one interface (packet(7)) with batched I/O: `sendmmsg` out of a
+//! reusable queue of frames and `recvmmsg` into reusable buffers, so a generator pays one
+//! system call per batch, not per frame. The generators need raw frames: their simulated
+//! clients have no address on the link and each has its own MAC.
+
+use anyhow::{bail, Context as _, Result};
+
+/// `PACKET_IGNORE_OUTGOING` (Linux 4.20, include/uapi/linux/if_packet.h): our own frames are
+/// not looped back to us.
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+/// Largest frame we read or write (an Ethernet MTU frame without FCS).
+pub const FRAME_CAPACITY: usize = 1514;
+
+pub struct PacketSocket {
+    fd: libc::c_int,
+}
+
+/// Which frames the socket receives.
+#[derive(Clone, Copy)]
+pub enum Protocols {
+    /// IPv4 only.
+    Ipv4,
+    /// Every protocol (IPv4 and ARP: a generator answering ARP for its clients).
+    All,
+}
+
+impl PacketSocket {
+    /// Opens and binds the socket; `blocking_timeout` sets SO_RCVTIMEO for [`Self::recv`]
+    /// (None: non-blocking, for [`Self::recv_batch`] with [`Self::wait`]).
+    pub fn open(
+        interface: &str,
+        protocols: Protocols,
+        blocking_timeout: Option<std::time::Duration>,
+    ) -> Result<Self> {
+        let name = std::ffi::CString::new(interface)?;
+        // SAFETY: plain libc calls with valid arguments; the fd is owned by the result.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if index == 0 {
+            bail!("no interface {interface}");
+        }
+        let protocol = match protocols {
+            Protocols::Ipv4 => crate::wire::ETH_P_IP,
+            Protocols::All => libc::ETH_P_ALL as u16,
+        }
+        .to_be();
+        let mut kind = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
+        if blocking_timeout.is_none() {
+            kind |= libc::SOCK_NONBLOCK;
+        }
+        // SAFETY: as above.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, kind, i32::from(protocol)) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error()).context("socket(AF_PACKET)");
+        }
+        let socket = Self { fd };
+        // SAFETY: zeroed sockaddr_ll is valid; fields set below.
+        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_protocol = protocol;
+        address.sll_ifindex = index as i32;
+        // SAFETY: address is a valid sockaddr_ll of the given length.
+        let rc = unsafe {
+            libc::bind(
+                fd,
+                (&raw const address).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error()).context("bind(AF_PACKET)");
+        }
+        // Big buffers: replies arrive in bursts while the sender runs, and a burst of sends
+        // must not fail for want of socket memory.
+        socket.set_int(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 64 << 20);
+        socket.set_int(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, 16 << 20);
+        socket.set_int(libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1);
+        if let Some(timeout) = blocking_timeout {
+            let timeout = libc::timeval {
+                tv_sec: timeout.as_secs() as libc::time_t,
+                tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
+            };
+            // SAFETY: option value is a timeval of the given size.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    (&raw const timeout).cast(),
+                    std::mem::size_of::<libc::timeval>() as u32,
+                );
+            }
+        }
+        Ok(socket)
+    }
+
+    fn set_int(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
+        // SAFETY: option value is a c_int of the given size. A refused option only costs
+        // performance, so its result is not checked.
+        unsafe {
+            libc::setsockopt(
+                self.fd,
+                level,
+                name,
+                (&raw const value).cast(),
+                std::mem::size_of::<libc::c_int>() as u32,
+            );
+        }
+    }
+
+    pub fn send(&self, frame: &[u8]) -> Result<()> {
+        // SAFETY: frame is a valid buffer; the socket is bound, so no address is needed.
+        let rc = unsafe { libc::send(self.fd, frame.as_ptr().cast(), frame.len(), 0) };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error()).context("send");
+        }
+        Ok(())
+    }
+
+    /// Sends `frames` with `sendmmsg`, one call per 1024 frames (UIO_MAXIOV); returns how many
+    /// left. A full transmit queue (ENOBUFS, EAGAIN) ends the attempt early.
+    pub fn send_batch<F: AsRef<[u8]>>(&self, frames: &[F]) -> usize {
+        let mut total = 0;
+        for chunk in frames.chunks(1024) {
+            let mut iovecs: Vec<libc::iovec> = chunk
+                .iter()
+                .map(|frame| libc::iovec {
+                    iov_base: frame.as_ref().as_ptr() as *mut libc::c_void,
+                    iov_len: frame.as_ref().len(),
+                })
+                .collect();
+            let mut headers: Vec<libc::mmsghdr> = iovecs
+                .iter_mut()
+                .map(|iovec| {
+                    // SAFETY: a zeroed msghdr is valid (no name, no control).
+                    let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                    header.msg_hdr.msg_iov = iovec;
+                    header.msg_hdr.msg_iovlen = 1;
+                    header
+                })
+                .collect();
+            let mut offset = 0;
+            while offset < headers.len() {
+                // SAFETY: headers point at iovecs that point at live frames.
+                let sent = unsafe {
+                    libc::sendmmsg(
+                        self.fd,
+                        headers[offset..].as_mut_ptr(),
+                        (headers.len() - offset) as u32,
+                        0,
+                    )
+                };
+                match usize::try_from(sent) {
+                    Ok(0) | Err(_) => return total + offset,
+                    Ok(sent) => offset += sent,
+                }
+            }
+            total += offset;
+        }
+        total
+    }
+
+    /// One frame, or None after the receive timeout (or nothing pending, non-blocking).
+    pub fn recv(&self, buffer: &mut [u8]) -> Option<usize> {
+        // SAFETY: buffer is valid for its length.
+        let rc = unsafe { libc::recv(self.fd, buffer.as_mut_ptr().cast(), buffer.len(), 0) };
+        usize::try_from(rc).ok()
+    }
+
+    /// Reads up to `batch.capacity()` pending frames with one `recvmmsg` (never blocks on a
+    /// non-blocking socket); returns how many.
+    pub fn recv_batch(&self, batch: &mut RecvBatch) -> usize {
+        let count = batch.buffers.len();
+        for (index, header) in batch.headers.iter_mut().enumerate() {
+            batch.iovecs[index] = libc::iovec {
+                iov_base: batch.buffers[index].as_mut_ptr().cast(),
+                iov_len: FRAME_CAPACITY,
+            };
+            header.msg_hdr.msg_iov = &raw mut batch.iovecs[index];
+            header.msg_hdr.msg_iovlen = 1;
+            header.msg_len = 0;
+        }
+        // SAFETY: headers point at iovecs that point at buffers of FRAME_CAPACITY bytes, all
+        // owned by `batch` for the duration of the call.
+        let received = unsafe {
+            libc::recvmmsg(
+                self.fd,
+                batch.headers.as_mut_ptr(),
+                count as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        let received = usize::try_from(received).unwrap_or(0);
+        batch.received = received;
+        received
+    }
+
+    /// Waits up to `timeout` for a frame to read (poll(2)).
+    pub fn wait(&self, timeout: std::time::Duration) {
+        let mut descriptor = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&raw mut descriptor, 1, millis) };
+    }
+}
+
+impl Drop for PacketSocket {
+    fn drop(&mut self) {
+        // SAFETY: we own the fd.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+/// Buffers for [`PacketSocket::recv_batch`], allocated once.
+pub struct RecvBatch {
+    buffers: Vec<Box<[u8; FRAME_CAPACITY]>>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+    received: usize,
+}
+
+impl RecvBatch {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            buffers: (0..capacity).map(|_| Box::new([0; FRAME_CAPACITY])).collect(),
+            iovecs: (0..capacity)
+                .map(|_| libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                })
+                .collect(),
+            // SAFETY: a zeroed mmsghdr is valid (no name, no control, no iovec yet).
+            headers: (0..capacity).map(|_| unsafe { std::mem::zeroed() }).collect(),
+            received: 0,
+        }
+    }
+
+    /// The frames of the last [`PacketSocket::recv_batch`].
+    pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
+        self.headers[..self.received]
+            .iter()
+            .zip(&self.buffers)
+            .map(|(header, buffer)| &buffer[..(header.msg_len as usize).min(FRAME_CAPACITY)])
+    }
+}
+
+/// Frames queued for one `sendmmsg`; the slots are reused, so queueing does not allocate once
+/// warm.
+pub struct SendQueue {
+    slots: Vec<Vec<u8>>,
+    len: usize,
+    /// Frames the kernel refused (transmit queue full) over the queue's life.
+    pub refused: u64,
+    pub sent: u64,
+}
+
+impl SendQueue {
+    pub fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            len: 0,
+            refused: 0,
+            sent: 0,
+        }
+    }
+
+    /// A cleared slot to write the next frame into.
+    pub fn next_slot(&mut self) -> &mut Vec<u8> {
+        if self.len == self.slots.len() {
+            self.slots.push(Vec::with_capacity(FRAME_CAPACITY));
+        }
+        let slot = &mut self.slots[self.len];
+        self.len += 1;
+        slot.clear();
+        slot
+    }
+
+    pub fn push(&mut self, frame: &[u8]) {
+        self.next_slot().extend_from_slice(frame);
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Sends every queued frame; returns how many the kernel took.
+    pub fn flush(&mut self, socket: &PacketSocket) -> usize {
+        if self.len == 0 {
+            return 0;
+        }
+        let sent = socket.send_batch(&self.slots[..self.len]);
+        self.refused += (self.len - sent) as u64;
+        self.sent += sent as u64;
+        self.len = 0;
+        sent
+    }
+}
+
+impl Default for SendQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
