@@ -226,7 +226,9 @@ pub struct RecvBatch {
 impl RecvBatch {
     pub fn new(capacity: usize) -> Self {
         Self {
-            buffers: (0..capacity).map(|_| Box::new([0; FRAME_CAPACITY])).collect(),
+            buffers: (0..capacity)
+                .map(|_| Box::new([0; FRAME_CAPACITY]))
+                .collect(),
             iovecs: (0..capacity)
                 .map(|_| libc::iovec {
                     iov_base: std::ptr::null_mut(),
@@ -234,7 +236,9 @@ impl RecvBatch {
                 })
                 .collect(),
             // SAFETY: a zeroed mmsghdr is valid (no name, no control, no iovec yet).
-            headers: (0..capacity).map(|_| unsafe { std::mem::zeroed() }).collect(),
+            headers: (0..capacity)
+                .map(|_| unsafe { std::mem::zeroed() })
+                .collect(),
             received: 0,
         }
     }

@@ -144,7 +144,10 @@ pub fn build(frame: &Frame) -> Vec<u8> {
 /// Recomputes the UDP checksum of a frame from [`build`] after its payload was patched
 /// (RFC 768: pseudo-header of addresses, protocol and length; 0 is sent as 0xffff).
 pub fn fill_udp_checksum(frame: &mut [u8]) {
-    let Some(udp_len) = frame.get(38..40).map(|len| u16::from_be_bytes([len[0], len[1]])) else {
+    let Some(udp_len) = frame
+        .get(38..40)
+        .map(|len| u16::from_be_bytes([len[0], len[1]]))
+    else {
         return;
     };
     let end = (34 + usize::from(udp_len)).min(frame.len());

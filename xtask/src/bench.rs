@@ -69,6 +69,8 @@ pub enum Which {
         #[arg(long)]
         debug: bool,
     },
+    /// The avalanche check of `cargo xtask test` alone (200 clients, debug xdhcpd).
+    AvalancheCi,
     /// The dhcp_load generator's own ceiling, against a reflector (no server).
     Generator {
         #[arg(long, default_value_t = 10)]
@@ -141,9 +143,7 @@ pub fn run(which: Which) -> Result<()> {
             generator,
         } => match generator.as_str() {
             "perfdhcp" => dora(&servers, &rates, seconds, clients, !no_xdp),
-            "dhcp_load" => {
-                crate::bench_load::dora(&servers, &rates, seconds, clients, !no_xdp)
-            }
+            "dhcp_load" => crate::bench_load::dora(&servers, &rates, seconds, clients, !no_xdp),
             other => bail!("unknown generator {other} (perfdhcp, dhcp_load)"),
         },
         Which::Avalanche {
@@ -153,6 +153,7 @@ pub fn run(which: Which) -> Result<()> {
             deadline,
             debug,
         } => crate::bench_load::avalanche(&servers, clients, base, deadline, debug),
+        Which::AvalancheCi => crate::ci::avalanche(),
         Which::Generator {
             seconds,
             window,

@@ -34,7 +34,10 @@ const GIADDR: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 1);
 const POOL_FIRST: Ipv4Addr = Ipv4Addr::new(10, 64, 1, 0);
 
 /// Servers by name, as `bench dora` names them.
-pub fn server_kinds(names: &[String], xdhcpd: &dyn Fn() -> Result<PathBuf>) -> Result<Vec<(String, ServerKind)>> {
+pub fn server_kinds(
+    names: &[String],
+    xdhcpd: &dyn Fn() -> Result<PathBuf>,
+) -> Result<Vec<(String, ServerKind)>> {
     names
         .iter()
         .map(|name| {
@@ -53,7 +56,10 @@ pub fn server_kinds(names: &[String], xdhcpd: &dyn Fn() -> Result<PathBuf>) -> R
                         xdp: false,
                     },
                 ),
-                "kea" => ("Kea 2.2 (2 threads)".to_owned(), ServerKind::Kea { threads: 2 }),
+                "kea" => (
+                    "Kea 2.2 (2 threads)".to_owned(),
+                    ServerKind::Kea { threads: 2 },
+                ),
                 "isc" => ("ISC dhcpd 4.4".to_owned(), ServerKind::IscDhcpd),
                 other => bail!("unknown server {other} (xdhcpd, xdhcpd-no-xdp, kea, isc)"),
             })
@@ -202,8 +208,13 @@ fn load_average() -> String {
 /// The server's lease file agrees with what the generator was acknowledged: every client has
 /// its address there, active and with its MAC, and no address went to two clients. Returns
 /// the number of clients checked.
-fn check_leases(server: &crate::netns::peers::Server, acked: &Path, expected: u32) -> Result<usize> {
-    let text = std::fs::read_to_string(acked).with_context(|| format!("read {}", acked.display()))?;
+fn check_leases(
+    server: &crate::netns::peers::Server,
+    acked: &Path,
+    expected: u32,
+) -> Result<usize> {
+    let text =
+        std::fs::read_to_string(acked).with_context(|| format!("read {}", acked.display()))?;
     let mut by_address: HashMap<Ipv4Addr, &str> = HashMap::new();
     let mut clients = 0usize;
     for line in text.lines() {
@@ -225,8 +236,7 @@ fn check_leases(server: &crate::netns::peers::Server, acked: &Path, expected: u3
         let Some(record) = current.get(address) else {
             bail!("{address} ({mac}) is not in the lease file");
         };
-        if record.mac.as_deref() != Some(*mac)
-            || record.binding_state.as_deref() != Some("active")
+        if record.mac.as_deref() != Some(*mac) || record.binding_state.as_deref() != Some("active")
         {
             bail!("{address}: the lease file says {record:?}, the generator was acked for {mac}");
         }
@@ -238,6 +248,8 @@ struct AvalancheRow {
     server: String,
     clients: u32,
     result: Option<HashMap<String, String>>,
+    /// The `renew` phase's result, when asked for.
+    renewals: Option<HashMap<String, String>>,
     server_cpu: f64,
     check: Result<usize>,
 }
@@ -251,6 +263,7 @@ fn avalanche_step(
     clients: u32,
     base: f64,
     deadline: f64,
+    extra: &[&str],
 ) -> Result<AvalancheRow> {
     let (lab, mut args) = relay_lab()?;
     // A quarter more addresses than clients: a pool that runs dry is another benchmark.
@@ -276,17 +289,25 @@ fn avalanche_step(
         "--leases-out".to_owned(),
         acked.to_string_lossy().into_owned(),
     ]);
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
     let cpu_before = server.proc.cpu_seconds();
     let mut command = lab.client.command(&generator.to_string_lossy());
     command.arg("avalanche").args(&args);
-    let mut proc = Proc::spawn("dhcp_load avalanche", command, lab.dir.join("avalanche.log"))?;
+    let mut proc = Proc::spawn(
+        "dhcp_load avalanche",
+        command,
+        lab.dir.join("avalanche.log"),
+    )?;
     let exit = proc.wait_exit(Duration::from_secs_f64(deadline + 60.0))?;
     let server_cpu = server.proc.cpu_seconds() - cpu_before;
     let text = proc.log_text();
     print!("{text}");
-    let result = results(&text)
-        .into_iter()
-        .find(|result| result.get("phase").map(String::as_str) == Some("avalanche"));
+    let phase = |name: &str| {
+        results(&text)
+            .into_iter()
+            .find(|result| result.get("phase").map(String::as_str) == Some(name))
+    };
+    let (result, renewals) = (phase("avalanche"), phase("renew"));
     // Stopped before the lease file is read: every write has reached it.
     server.proc.signal("TERM")?;
     let _ = server.proc.wait_exit(Duration::from_secs(30));
@@ -302,6 +323,7 @@ fn avalanche_step(
         server: label.to_owned(),
         clients,
         result,
+        renewals,
         server_cpu,
         check,
     })
@@ -329,13 +351,17 @@ pub fn avalanche(
     }
     let mut rows = Vec::new();
     for (label, kind) in &kinds {
-        println!("==> {label}: avalanche of {clients} clients (load average {})", load_average());
+        println!(
+            "==> {label}: avalanche of {clients} clients (load average {})",
+            load_average()
+        );
         rows.push(
-            avalanche_step(&generator, label, kind, clients, base, deadline).unwrap_or_else(
+            avalanche_step(&generator, label, kind, clients, base, deadline, &[]).unwrap_or_else(
                 |error| AvalancheRow {
                     server: label.clone(),
                     clients,
                     result: None,
+                    renewals: None,
                     server_cpu: 0.0,
                     check: Err(error),
                 },
@@ -354,10 +380,17 @@ pub fn avalanche(
     for row in &rows {
         let check = match &row.check {
             Ok(count) => format!("{count} bound, no address twice"),
-            Err(error) => format!("FAILED: {}", format!("{error:#}").lines().next().unwrap_or("?")),
+            Err(error) => format!(
+                "FAILED: {}",
+                format!("{error:#}").lines().next().unwrap_or("?")
+            ),
         };
         let Some(result) = &row.result else {
-            let _ = writeln!(table, "| {} | {} | – | – | – | – | – | {:.2} | {check} |", row.server, row.clients, row.server_cpu);
+            let _ = writeln!(
+                table,
+                "| {} | {} | – | – | – | – | – | {:.2} | {check} |",
+                row.server, row.clients, row.server_cpu
+            );
             continue;
         };
         let _ = writeln!(
@@ -387,20 +420,35 @@ pub fn avalanche(
 }
 
 /// The CI check (`cargo xtask test`): a small avalanche against the debug xdhcpd; every
-/// client bound, every address once. Not timed: the deadline only bounds a hung run.
+/// client bound, every address once, the lease file agreeing, then every client renewed
+/// (RENEWING DHCPREQUEST unicast; the ACK reaches the client through the generator's ARP
+/// answers). Not timed: the deadline only bounds a hung run.
 pub fn ci_avalanche(xdhcpd: &Path, generator: &Path, clients: u32) -> Result<()> {
     let kind = ServerKind::Xdhcpd {
         binary: xdhcpd.to_path_buf(),
         xdp: false,
     };
-    let row = avalanche_step(generator, "xdhcpd", &kind, clients, 0.5, 25.0)?;
+    let row = avalanche_step(generator, "xdhcpd", &kind, clients, 0.5, 20.0, &["--renew"])?;
     let count = row.check?;
-    println!("avalanche: {count} clients bound, no address acknowledged twice");
+    let renewed = row
+        .renewals
+        .map(|renewals| number(&renewals, "acked"))
+        .unwrap_or(0.0);
+    if renewed != f64::from(clients) {
+        bail!("{renewed} of {clients} renewals acknowledged");
+    }
+    println!("avalanche: {count} clients bound, no address acknowledged twice, all renewed");
     Ok(())
 }
 
 /// `bench dora --generator dhcp_load`: the ladder, one fresh lab per step.
-pub fn dora(servers: &[String], rates: &[u32], seconds: u32, clients: u32, xdp: bool) -> Result<()> {
+pub fn dora(
+    servers: &[String],
+    rates: &[u32],
+    seconds: u32,
+    clients: u32,
+    xdp: bool,
+) -> Result<()> {
     let generator = build_generator(true)?;
     let mut kinds = server_kinds(servers, &build_release)?;
     for (_, kind) in &mut kinds {
@@ -419,7 +467,14 @@ pub fn dora(servers: &[String], rates: &[u32], seconds: u32, clients: u32, xdp: 
     );
     for (label, kind) in &kinds {
         for &rate in rates {
-            println!("==> {label} at {}", if rate == 0 { "unbounded".to_owned() } else { format!("{rate}/s") });
+            println!(
+                "==> {label} at {}",
+                if rate == 0 {
+                    "unbounded".to_owned()
+                } else {
+                    format!("{rate}/s")
+                }
+            );
             let line = dora_step(&generator, label, kind, rate, seconds, clients).unwrap_or_else(
                 |error| {
                     format!(
@@ -543,10 +598,14 @@ pub fn generator(seconds: u32, window: usize, clients: u32) -> Result<()> {
         let text = proc.log_text();
         print!("{text}{}", reflector.log_text());
         let result = results(&text).into_iter().next().context("no RESULT")?;
-        let reflected = results(&reflector.log_text()).into_iter().next().context("no reflector RESULT")?;
+        let reflected = results(&reflector.log_text())
+            .into_iter()
+            .next()
+            .context("no reflector RESULT")?;
         let per_second = number(&result, "per_second");
         let cpu = number(&result, "cpu_s");
-        let _ = writeln!(
+        let _ =
+            writeln!(
             table,
             "| {} | {per_second:.0} | {:.2} | {:.0} | {cpu:.2} | {:.2} | {:.2} | {:.2} / {:.2} |",
             if relayed { "relayed" } else { "direct (broadcast)" },

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: everything CI checks, in order, with a summary. Privileged tests run
+//! `cargo xtask test`: everything CI checks, in order, with a summary (the cargo steps, then
+//! a 200-client avalanche against xdhcpd: `bench_load::ci_avalanche`). Privileged tests run
 //! because we are root; `REQUIRE_PRIVILEGED_TESTS=1` (set by `.ci/run`) makes them fail rather
 //! than skip when the capabilities are missing.
 
@@ -24,7 +25,7 @@ const CI_AVALANCHE_CLIENTS: u32 = 200;
 /// A small reconnect storm against the debug xdhcpd (benches' `dhcp_load avalanche`): every
 /// client bound, no address acknowledged twice, the lease file agreeing. Privileged: skipped
 /// without the capabilities unless `REQUIRE_PRIVILEGED_TESTS=1`, which makes that a failure.
-fn avalanche() -> Result<()> {
+pub fn avalanche() -> Result<()> {
     if !crate::netns::has_lab_capabilities() {
         if std::env::var("REQUIRE_PRIVILEGED_TESTS").as_deref() == Ok("1") {
             bail!("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and REQUIRE_PRIVILEGED_TESTS=1 is set");

@@ -76,7 +76,7 @@ fn dora(interface: &str, count: u32, out: &str) -> Result<()> {
     let mut next = 0usize;
     let mut bound = 0usize;
     let mut buffer = vec![0u8; 2048];
-        let send = |index: usize, client: &Client| -> Result<()> {
+    let send = |index: usize, client: &Client| -> Result<()> {
         let mac = client_mac(index as u32);
         let mut options = vec![55, PRL.len() as u8];
         options.extend_from_slice(&PRL);
@@ -209,7 +209,11 @@ fn renew(interface: &str, leases: &str, seconds: u64, rate: Option<u64>) -> Resu
     if frames.is_empty() {
         bail!("no leases in {leases}");
     }
-    let socket = Arc::new(PacketSocket::open(interface, Protocols::Ipv4, Some(Duration::from_millis(20)))?);
+    let socket = Arc::new(PacketSocket::open(
+        interface,
+        Protocols::Ipv4,
+        Some(Duration::from_millis(20)),
+    )?);
     let acked = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let receiver = {

@@ -686,7 +686,10 @@ impl Load {
         }
         self.queue.flush(&self.socket);
         self.addresses.clear();
-        self.phases[usize::from(phase)].seconds = (self.now() - begin) as f64 / 1e9;
+        let phase_stats = &mut self.phases[usize::from(phase)];
+        // §4.4.4: a DHCPRELEASE gets no reply; sent is done.
+        phase_stats.acked = phase_stats.started;
+        phase_stats.seconds = (self.now() - begin) as f64 / 1e9;
         self.end_phase(phase, cpu_before);
     }
 }

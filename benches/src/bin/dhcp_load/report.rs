@@ -76,7 +76,8 @@ impl Phase {
     /// A human line, then the `RESULT` line the harness parses.
     pub fn print(&self) {
         let per_second = self.acked as f64 / self.seconds.max(1e-9);
-        let loss = 100.0 * self.started.saturating_sub(self.acked) as f64 / self.started.max(1) as f64;
+        let loss =
+            100.0 * self.started.saturating_sub(self.acked) as f64 / self.started.max(1) as f64;
         let ms = |histogram: &Histogram<u64>, quantile: f64| -> f64 {
             if histogram.is_empty() {
                 0.0
@@ -87,7 +88,7 @@ impl Phase {
         let max = |histogram: &Histogram<u64>| histogram.max() as f64 / 1000.0;
         println!(
             "{}: started {} acked {} in {:.2} s = {:.0}/s, loss {:.2} %, retransmissions {}+{}, \
-             DORA latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms, generator CPU {:.2} s",
+             latency (first send → ACK) p50 {:.2} ms p99 {:.2} ms max {:.2} ms, generator CPU {:.2} s",
             self.name,
             self.started,
             self.acked,
@@ -125,8 +126,14 @@ impl Phase {
             ("ra", &self.request_ack),
             ("dora", &self.dora),
         ] {
-            field(&format!("{name}_p50_ms"), format!("{:.3}", ms(histogram, 0.5)));
-            field(&format!("{name}_p99_ms"), format!("{:.3}", ms(histogram, 0.99)));
+            field(
+                &format!("{name}_p50_ms"),
+                format!("{:.3}", ms(histogram, 0.5)),
+            );
+            field(
+                &format!("{name}_p99_ms"),
+                format!("{:.3}", ms(histogram, 0.99)),
+            );
             field(&format!("{name}_max_ms"), format!("{:.3}", max(histogram)));
         }
         println!("{line}");
