@@ -8,6 +8,9 @@ use anyhow::{bail, Context as _, Result};
 /// `PACKET_IGNORE_OUTGOING` (Linux 4.20, include/uapi/linux/if_packet.h): our own frames are
 /// not looped back to us.
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+/// `PACKET_QDISC_BYPASS` (Linux 3.14, packet(7)): frames go straight to the driver; a load
+/// generator has no use for the traffic-control layer.
+const PACKET_QDISC_BYPASS: libc::c_int = 20;
 /// Largest frame we read or write (an Ethernet MTU frame without FCS).
 pub const FRAME_CAPACITY: usize = 1514;
 
@@ -74,6 +77,7 @@ impl PacketSocket {
         socket.set_int(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 64 << 20);
         socket.set_int(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, 16 << 20);
         socket.set_int(libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1);
+        socket.set_int(libc::SOL_PACKET, PACKET_QDISC_BYPASS, 1);
         if let Some(timeout) = blocking_timeout {
             let timeout = libc::timeval {
                 tv_sec: timeout.as_secs() as libc::time_t,

@@ -110,6 +110,8 @@ pub struct Load {
     /// Bound addresses → client, for answering ARP (only with --renew/--release).
     addresses: HashMap<Ipv4Addr, u32>,
     phases: Vec<Phase>,
+    replies: Vec<wire::Dhcp>,
+    arp_requests: Vec<([u8; 6], Ipv4Addr, Ipv4Addr)>,
 }
 
 fn client_mac(index: u32) -> [u8; 6] {
@@ -201,6 +203,8 @@ impl Load {
             last_ack: 0,
             addresses: HashMap::new(),
             phases: Vec::new(),
+            replies: Vec::new(),
+            arp_requests: Vec::new(),
         })
     }
 
@@ -343,8 +347,9 @@ impl Load {
             }
             total += count;
             let now = self.now();
-            let mut replies = Vec::new();
-            let mut arp = Vec::new();
+            // Scratch vectors kept across batches: no allocation per batch once warm.
+            let mut replies = std::mem::take(&mut self.replies);
+            let mut arp = std::mem::take(&mut self.arp_requests);
             for frame in self.batch.frames() {
                 if let Some(reply) = wire::parse(frame) {
                     if reply.op == 2 && reply.xid & 0xff00_0000 == XID_TAG {
@@ -354,10 +359,10 @@ impl Load {
                     arp.push(request);
                 }
             }
-            for reply in replies {
+            for reply in replies.drain(..) {
                 self.handle(&reply, now);
             }
-            for (requester_mac, requester_ip, target) in arp {
+            for (requester_mac, requester_ip, target) in arp.drain(..) {
                 if let Some(&index) = self.addresses.get(&target) {
                     self.queue.push(&wire::arp_reply(
                         client_mac(index),
@@ -367,6 +372,8 @@ impl Load {
                     ));
                 }
             }
+            self.replies = replies;
+            self.arp_requests = arp;
             self.queue.flush(&self.socket);
             if count < RECV_BATCH {
                 return total;
@@ -686,10 +693,11 @@ impl Load {
         }
         self.queue.flush(&self.socket);
         self.addresses.clear();
+        let seconds = (self.now() - begin) as f64 / 1e9;
         let phase_stats = &mut self.phases[usize::from(phase)];
         // §4.4.4: a DHCPRELEASE gets no reply; sent is done.
         phase_stats.acked = phase_stats.started;
-        phase_stats.seconds = (self.now() - begin) as f64 / 1e9;
+        phase_stats.seconds = seconds;
         self.end_phase(phase, cpu_before);
     }
 }

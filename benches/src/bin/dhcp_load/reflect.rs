@@ -35,7 +35,7 @@ fn template(kind: u8, server_id: Ipv4Addr) -> Vec<u8> {
 }
 
 pub fn run(interface: &str, server_id: Ipv4Addr, seconds: f64) -> Result<()> {
-    let socket = PacketSocket::open(interface, Protocols::Ipv4, None)?;
+    let socket = PacketSocket::open(interface, Protocols::All, None)?;
     let offer = template(wire::OFFER, server_id);
     let ack = template(wire::ACK, server_id);
     let mut batch = RecvBatch::new(256);
