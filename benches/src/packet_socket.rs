@@ -199,16 +199,21 @@ impl PacketSocket {
         received
     }
 
-    /// Waits up to `timeout` for a frame to read (poll(2)).
+    /// Waits up to `timeout` for a frame to read: ppoll(2), whose nanosecond timeout matters
+    /// when thousands of retransmission timers fall within the same millisecond (poll(2)'s
+    /// millisecond timeout would round them to 0 and spin).
     pub fn wait(&self, timeout: std::time::Duration) {
         let mut descriptor = libc::pollfd {
             fd: self.fd,
             events: libc::POLLIN,
             revents: 0,
         };
-        let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&raw mut descriptor, 1, millis) };
+        let timeout = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
+        };
+        // SAFETY: one valid pollfd and a valid timespec; no signal mask.
+        unsafe { libc::ppoll(&raw mut descriptor, 1, &raw const timeout, std::ptr::null()) };
     }
 }
 
