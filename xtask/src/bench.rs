@@ -456,7 +456,7 @@ fn ms(value: Option<f64>) -> String {
 }
 
 /// One counter of the `Udp:` lines of /proc/net/snmp (a header line, then a value line).
-fn udp_counter(snmp: &str, name: &str) -> Option<u64> {
+pub(crate) fn udp_counter(snmp: &str, name: &str) -> Option<u64> {
     let mut lines = snmp.lines().filter(|line| line.starts_with("Udp:"));
     let header = lines.next()?;
     let values = lines.next()?;

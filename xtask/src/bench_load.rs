@@ -257,6 +257,8 @@ struct AvalancheRow {
     server: String,
     clients: u32,
     result: Option<HashMap<String, String>>,
+    /// UDP datagrams dropped for a full receive buffer in the server's namespace.
+    rcvbuf_errors: Option<u64>,
     /// The `renew` phase's result, when asked for.
     renewals: Option<HashMap<String, String>>,
     server_cpu: f64,
@@ -309,6 +311,11 @@ fn avalanche_step(
     )?;
     let exit = proc.wait_exit(Duration::from_secs_f64(deadline + 60.0))?;
     let server_cpu = server.proc.cpu_seconds() - cpu_before;
+    let rcvbuf_errors = lab
+        .server
+        .exec_ok(&["cat", "/proc/net/snmp"])
+        .ok()
+        .and_then(|snmp| crate::bench::udp_counter(&snmp, "RcvbufErrors"));
     let text = proc.log_text();
     print!("{text}");
     let phase = |name: &str| {
@@ -332,6 +339,7 @@ fn avalanche_step(
         server: label.to_owned(),
         clients,
         result,
+        rcvbuf_errors,
         renewals,
         server_cpu,
         check,
@@ -370,6 +378,7 @@ pub fn avalanche(
                     server: label.clone(),
                     clients,
                     result: None,
+                    rcvbuf_errors: None,
                     renewals: None,
                     server_cpu: 0.0,
                     check: Err(error),
@@ -384,7 +393,7 @@ pub fn avalanche(
         base / 4.0
     );
     table.push_str(
-        "| server | clients | time to last ACK s | DISCOVER / REQUEST retransmissions | NAKs | DORA p50 / p99 / max s | generator CPU s | server CPU s | lease file check |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| server | clients | time to last ACK s | DISCOVER / REQUEST retransmissions | NAKs | DORA p50 / p99 / max s | generator CPU s | server CPU s | UDP RcvbufErrors, server netns | lease file check |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for row in &rows {
         let check = match &row.check {
@@ -397,14 +406,14 @@ pub fn avalanche(
         let Some(result) = &row.result else {
             let _ = writeln!(
                 table,
-                "| {} | {} | – | – | – | – | – | {:.2} | {check} |",
+                "| {} | {} | – | – | – | – | – | {:.2} | – | {check} |",
                 row.server, row.clients, row.server_cpu
             );
             continue;
         };
         let _ = writeln!(
             table,
-            "| {} | {} | {:.2} | {:.0} / {:.0} | {:.0} | {:.2} / {:.2} / {:.2} | {:.2} | {:.2} | {check} |",
+            "| {} | {} | {:.2} | {:.0} / {:.0} | {:.0} | {:.2} / {:.2} / {:.2} | {:.2} | {:.2} | {} | {check} |",
             row.server,
             row.clients,
             number(result, "seconds"),
@@ -416,6 +425,8 @@ pub fn avalanche(
             number(result, "dora_max_ms") / 1000.0,
             number(result, "cpu_s"),
             row.server_cpu,
+            row.rcvbuf_errors
+                .map_or_else(|| "–".to_owned(), |count| count.to_string()),
         );
     }
     println!("\n{table}");
