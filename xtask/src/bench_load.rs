@@ -17,6 +17,7 @@
 
 use crate::netns::peers::{ServerKind, ServerSetup};
 use crate::netns::{DhcpConfig, Lab, Proc, Subnet};
+use crate::plot::Series;
 use crate::util::{build_release, command, root, status};
 use anyhow::{bail, Context as _, Result};
 use std::collections::HashMap;
@@ -259,6 +260,8 @@ struct AvalancheRow {
     result: Option<HashMap<String, String>>,
     /// UDP datagrams dropped for a full receive buffer in the server's namespace.
     rcvbuf_errors: Option<u64>,
+    /// (seconds since the start, % of clients bound), from the generator's CURVE line.
+    curve: Vec<(f64, f64)>,
     /// The `renew` phase's result, when asked for.
     renewals: Option<HashMap<String, String>>,
     server_cpu: f64,
@@ -324,6 +327,23 @@ fn avalanche_step(
             .find(|result| result.get("phase").map(String::as_str) == Some(name))
     };
     let (result, renewals) = (phase("avalanche"), phase("renew"));
+    let curve = text
+        .lines()
+        .find_map(|line| line.strip_prefix("CURVE avalanche "))
+        .map(|rest| {
+            let values: Vec<f64> = rest
+                .split_whitespace()
+                .filter_map(|value| value.parse().ok())
+                .collect();
+            values
+                .chunks(2)
+                .filter_map(|pair| match pair {
+                    [seconds, fraction] => Some((*seconds, fraction * 100.0)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     // Stopped before the lease file is read: every write has reached it.
     server.proc.signal("TERM")?;
     let _ = server.proc.wait_exit(Duration::from_secs(30));
@@ -340,6 +360,7 @@ fn avalanche_step(
         clients,
         result,
         rcvbuf_errors,
+        curve,
         renewals,
         server_cpu,
         check,
@@ -379,6 +400,7 @@ pub fn avalanche(
                     clients,
                     result: None,
                     rcvbuf_errors: None,
+                    curve: Vec::new(),
                     renewals: None,
                     server_cpu: 0.0,
                     check: Err(error),
@@ -433,6 +455,22 @@ pub fn avalanche(
     let out = root().join("target/bench-avalanche.md");
     std::fs::write(&out, &table).with_context(|| format!("write {}", out.display()))?;
     println!("written to {}", out.display());
+    let chart = root().join("target/bench-avalanche.svg");
+    let series: Vec<Series> = rows
+        .iter()
+        .map(|row| Series {
+            name: row.server.clone(),
+            points: row.curve.clone(),
+        })
+        .collect();
+    crate::plot::line_chart(
+        &chart,
+        &format!("Avalanche of {clients} clients: share bound over time"),
+        "seconds since the storm began",
+        "% of clients bound",
+        &series,
+    )?;
+    println!("chart: {}", chart.display());
     if rows.iter().any(|row| row.check.is_err()) {
         bail!("an avalanche check failed");
     }
@@ -485,7 +523,10 @@ pub fn dora(
     table.push_str(
         "| server | offered | DORA/s | loss % | DORA p50 / p99 / max ms | server CPU s | generator CPU s | box busy s | CPU per DORA µs | load avg |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
+    let mut answered = Vec::new();
+    let mut latency = Vec::new();
     for (label, kind) in &kinds {
+        let mut points = Vec::new();
         for &rate in rates {
             println!(
                 "==> {label} at {}",
@@ -495,21 +536,61 @@ pub fn dora(
                     format!("{rate}/s")
                 }
             );
-            let line = dora_step(&generator, label, kind, rate, seconds, clients).unwrap_or_else(
-                |error| {
-                    format!(
-                        "| {label} | {rate} | failed: {} | | | | | | | |\n",
-                        format!("{error:#}").lines().next().unwrap_or("?")
-                    )
-                },
-            );
-            table.push_str(&line);
+            match dora_step(&generator, label, kind, rate, seconds, clients) {
+                Ok((line, result)) => {
+                    table.push_str(&line);
+                    points.push(result);
+                }
+                Err(error) => table.push_str(&format!(
+                    "| {label} | {rate} | failed: {} | | | | | | | |\n",
+                    format!("{error:#}").lines().next().unwrap_or("?")
+                )),
+            }
+        }
+        // Offered = exchanges started per second (the unbounded step at what it reached).
+        let offered = |result: &HashMap<String, String>| {
+            number(result, "started") / number(result, "seconds").max(1e-9)
+        };
+        answered.push(Series {
+            name: label.clone(),
+            points: points
+                .iter()
+                .map(|result| (offered(result), number(result, "per_second")))
+                .collect(),
+        });
+        for (quantile, key) in [("p50", "dora_p50_ms"), ("p99", "dora_p99_ms")] {
+            latency.push(Series {
+                name: format!("{label} {quantile}"),
+                points: points
+                    .iter()
+                    .map(|result| (offered(result), number(result, key)))
+                    .collect(),
+            });
         }
     }
     println!("\n{table}");
     let out = root().join("target/bench-dora-dhcp_load.md");
     std::fs::write(&out, &table)?;
     println!("written to {}", out.display());
+    let charts = [
+        (
+            "target/bench-dora-dhcp_load.svg",
+            "DORA/s answered vs offered (dhcp_load)",
+            "DORA/s answered",
+            answered,
+        ),
+        (
+            "target/bench-dora-dhcp_load-latency.svg",
+            "DORA latency vs offered (dhcp_load)",
+            "ms, first DISCOVER to ACK",
+            latency,
+        ),
+    ];
+    for (path, title, y_label, series) in &charts {
+        let path = root().join(path);
+        crate::plot::line_chart(&path, title, "DORA/s offered", y_label, series)?;
+        println!("chart: {}", path.display());
+    }
     Ok(())
 }
 
@@ -520,7 +601,7 @@ fn dora_step(
     rate: u32,
     seconds: u32,
     clients: u32,
-) -> Result<String> {
+) -> Result<(String, HashMap<String, String>)> {
     let (lab, mut args) = relay_lab()?;
     let server = ServerSetup {
         netns: &lab.server,
@@ -559,7 +640,7 @@ fn dora_step(
         .with_context(|| format!("no RESULT in:\n{text}"))?;
     let generator_cpu = number(&result, "cpu_s");
     let acked = number(&result, "acked");
-    Ok(format!(
+    let line = format!(
         "| {label} | {} | {:.0} | {:.2} | {:.2} / {:.2} / {:.2} | {server_cpu:.2} | {generator_cpu:.2} | {busy:.2} | {:.1} | {load_before} → {} |\n",
         if rate == 0 { "unbounded".to_owned() } else { format!("{rate}/s") },
         number(&result, "per_second"),
@@ -569,7 +650,8 @@ fn dora_step(
         number(&result, "dora_max_ms"),
         (busy - generator_cpu) / acked.max(1.0) * 1e6,
         load_average(),
-    ))
+    );
+    Ok((line, result))
 }
 
 /// `bench generator`: dhcp_load against the reflector, no server: the generator's ceiling.

@@ -11,6 +11,7 @@ mod fuzz;
 #[path = "../../server/tests/netns/mod.rs"]
 mod netns;
 mod package;
+mod plot;
 mod setup;
 mod util;
 

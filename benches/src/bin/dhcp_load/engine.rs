@@ -585,6 +585,7 @@ impl Load {
             "time to last ACK {:.3} s ({} of {} clients bound)",
             phase_stats.seconds, self.bound, self.options.clients
         );
+        phase_stats.print_curve();
         self.end_phase(phase, cpu_before);
         all
     }

@@ -138,4 +138,20 @@ impl Phase {
         }
         println!("{line}");
     }
+
+    /// `CURVE phase seconds fraction …`: when each share of the exchanges had its ACK, from
+    /// its first DISCOVER (201 points of the latency distribution). In an avalanche every
+    /// client starts at once, so this is the share of clients bound over time.
+    pub fn print_curve(&self) {
+        if self.dora.is_empty() {
+            return;
+        }
+        let mut line = format!("CURVE {}", self.name);
+        for step in 0..=200 {
+            let fraction = f64::from(step) / 200.0;
+            let seconds = self.dora.value_at_quantile(fraction) as f64 / 1e6;
+            let _ = write!(line, " {seconds:.4} {fraction:.3}");
+        }
+        println!("{line}");
+    }
 }
