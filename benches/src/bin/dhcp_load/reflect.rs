@@ -8,7 +8,7 @@
 //! not verify it and the replies never reach a kernel socket.
 
 use anyhow::Result;
-use benches::packet_socket::{PacketSocket, Protocols, RecvBatch, SendQueue};
+use benches::packet_socket::{PacketSocket, Protocols, SendQueue};
 use benches::wire::{self, Frame};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ pub fn run(interface: &str, server_id: Ipv4Addr, seconds: f64) -> Result<()> {
     let socket = PacketSocket::open(interface, Protocols::All, None)?;
     let offer = template(wire::OFFER, server_id);
     let ack = template(wire::ACK, server_id);
-    let mut batch = RecvBatch::new(256);
+    let mut ring = socket.rx_ring()?;
     let mut queue = SendQueue::new();
     let start = Instant::now();
     let end = Duration::from_secs_f64(seconds);
@@ -46,14 +46,12 @@ pub fn run(interface: &str, server_id: Ipv4Addr, seconds: f64) -> Result<()> {
     let cpu_before = crate::report::cpu_seconds();
     println!("reflecting on {interface}");
     while start.elapsed() < end {
-        if socket.recv_batch(&mut batch) == 0 {
+        let mut requests = Vec::new();
+        if ring.receive(256, |frame| requests.extend(wire::parse(frame))) == 0 {
             socket.wait(Duration::from_millis(50));
             continue;
         }
-        for frame in batch.frames() {
-            let Some(request) = wire::parse(frame) else {
-                continue;
-            };
+        for request in requests {
             let template = match (request.op, request.kind) {
                 (1, wire::DISCOVER) => &offer,
                 (1, wire::REQUEST) => &ack,
@@ -77,7 +75,9 @@ pub fn run(interface: &str, server_id: Ipv4Addr, seconds: f64) -> Result<()> {
             slot[40..42].copy_from_slice(&[0, 0]);
             slot[wire::XID_OFFSET..wire::XID_OFFSET + 4]
                 .copy_from_slice(&request.xid.to_be_bytes());
-            let [_, a, b, c] = u32::from_be_bytes(request.chaddr[2..6].try_into()?).to_be_bytes();
+            let [_, a, b, c] =
+                u32::from_be_bytes([0, request.chaddr[3], request.chaddr[4], request.chaddr[5]])
+                    .to_be_bytes();
             let yiaddr = Ipv4Addr::from(u32::from(POOL) | u32::from_be_bytes([0, a, b, c]));
             slot[wire::YIADDR_OFFSET..wire::YIADDR_OFFSET + 4].copy_from_slice(&yiaddr.octets());
             slot[wire::BOOTP_OFFSET + 24..wire::BOOTP_OFFSET + 28]
