@@ -30,15 +30,22 @@ pub const YIADDR_OFFSET: usize = BOOTP_OFFSET + 16;
 pub const CHADDR_OFFSET: usize = BOOTP_OFFSET + 28;
 pub const OPTIONS_OFFSET: usize = BOOTP_OFFSET + 240;
 
-/// The RFC 1071 one's-complement sum of `data` added to `initial`, complemented.
+/// The RFC 1071 one's-complement sum of `data` added to `initial`, complemented. Summed 4
+/// bytes at a time into 64 bits (RFC 1071 §2 (B): the sum is independent of byte grouping
+/// as long as the carries are folded back in), which matters at a few hundred thousand frames
+/// per second.
 pub fn checksum(data: &[u8], initial: u32) -> u16 {
-    let mut sum = initial;
-    let mut chunks = data.chunks_exact(2);
-    for chunk in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([chunk[0], chunk[1]]));
+    let mut sum = u64::from(initial);
+    let mut words = data.chunks_exact(4);
+    for word in &mut words {
+        sum += u64::from(u32::from_be_bytes([word[0], word[1], word[2], word[3]]));
     }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
+    let mut tail = words.remainder().chunks(2);
+    for chunk in &mut tail {
+        sum += u64::from(u16::from_be_bytes([
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+        ]));
     }
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -329,6 +336,35 @@ mod tests {
         patched[XID_OFFSET] ^= 0xff;
         fill_udp_checksum(&mut patched);
         assert_ne!(patched[40..42], bytes[40..42]);
+    }
+
+    #[test]
+    fn wide_checksum_matches_the_16_bit_definition() {
+        let narrow = |data: &[u8], initial: u32| {
+            let mut sum = initial;
+            for chunk in data.chunks(2) {
+                sum += u32::from(u16::from_be_bytes([
+                    chunk[0],
+                    chunk.get(1).copied().unwrap_or(0),
+                ]));
+            }
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            !(sum as u16)
+        };
+        let data: Vec<u8> = (0..=255u8)
+            .cycle()
+            .take(1001)
+            .map(|byte| byte.wrapping_mul(37))
+            .collect();
+        for len in [0, 1, 2, 3, 4, 5, 20, 301, 1001] {
+            assert_eq!(
+                checksum(&data[..len], 0x1_2345),
+                narrow(&data[..len], 0x1_2345),
+                "{len}"
+            );
+        }
     }
 
     #[test]
