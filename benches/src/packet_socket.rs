@@ -1,6 +1,6 @@
 //! An AF_PACKET socket on one interface (packet(7)) with batched I/O: `sendmmsg` out of a
-//! reusable queue of frames, and `recvmmsg` into reusable buffers or a PACKET_RX_RING shared
-//! with the kernel, so a generator pays one system call per batch (or none), not per frame. The generators need raw frames: their simulated
+//! reusable queue of frames, and a PACKET_RX_RING shared with the kernel to read from, so a
+//! generator pays one system call per batch sent and none per frame received. The generators need raw frames: their simulated
 //! clients have no address on the link and each has its own MAC.
 
 use anyhow::{bail, Context as _, Result};
@@ -29,7 +29,7 @@ pub enum Protocols {
 
 impl PacketSocket {
     /// Opens and binds the socket; `blocking_timeout` sets SO_RCVTIMEO for [`Self::recv`]
-    /// (None: non-blocking, for [`Self::recv_batch`] with [`Self::wait`]).
+    /// (None: non-blocking, for an [`RxRing`] with [`Self::wait`]).
     pub fn open(
         interface: &str,
         protocols: Protocols,
@@ -170,35 +170,6 @@ impl PacketSocket {
         usize::try_from(rc).ok()
     }
 
-    /// Reads up to `batch.capacity()` pending frames with one `recvmmsg` (never blocks on a
-    /// non-blocking socket); returns how many.
-    pub fn recv_batch(&self, batch: &mut RecvBatch) -> usize {
-        let count = batch.buffers.len();
-        for (index, header) in batch.headers.iter_mut().enumerate() {
-            batch.iovecs[index] = libc::iovec {
-                iov_base: batch.buffers[index].as_mut_ptr().cast(),
-                iov_len: FRAME_CAPACITY,
-            };
-            header.msg_hdr.msg_iov = &raw mut batch.iovecs[index];
-            header.msg_hdr.msg_iovlen = 1;
-            header.msg_len = 0;
-        }
-        // SAFETY: headers point at iovecs that point at buffers of FRAME_CAPACITY bytes, all
-        // owned by `batch` for the duration of the call.
-        let received = unsafe {
-            libc::recvmmsg(
-                self.fd,
-                batch.headers.as_mut_ptr(),
-                count as u32,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        let received = usize::try_from(received).unwrap_or(0);
-        batch.received = received;
-        received
-    }
-
     /// Waits up to `timeout` for a frame to read: ppoll(2), whose nanosecond timeout matters
     /// when thousands of retransmission timers fall within the same millisecond (poll(2)'s
     /// millisecond timeout would round them to 0 and spin).
@@ -241,8 +212,8 @@ const RING_BLOCK_SIZE: usize = 1 << 16;
 const RING_BLOCKS: usize = 512;
 
 impl PacketSocket {
-    /// Switches the socket's receive path to a PACKET_RX_RING; [`Self::recv_ring`] then reads
-    /// it (recv and recv_batch no longer see frames).
+    /// Switches the socket's receive path to a PACKET_RX_RING, read with [`RxRing::receive`]
+    /// ([`Self::recv`] no longer sees frames).
     pub fn rx_ring(&self) -> Result<RxRing> {
         // TPACKET_V2 in enum tpacket_versions (include/uapi/linux/if_packet.h).
         let version: libc::c_int = 1;
@@ -346,43 +317,6 @@ impl Drop for RxRing {
     fn drop(&mut self) {
         // SAFETY: unmapping our own mapping, once.
         unsafe { libc::munmap(self.map.cast(), self.map_len) };
-    }
-}
-
-/// Buffers for [`PacketSocket::recv_batch`], allocated once.
-pub struct RecvBatch {
-    buffers: Vec<Box<[u8; FRAME_CAPACITY]>>,
-    iovecs: Vec<libc::iovec>,
-    headers: Vec<libc::mmsghdr>,
-    received: usize,
-}
-
-impl RecvBatch {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            buffers: (0..capacity)
-                .map(|_| Box::new([0; FRAME_CAPACITY]))
-                .collect(),
-            iovecs: (0..capacity)
-                .map(|_| libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                })
-                .collect(),
-            // SAFETY: a zeroed mmsghdr is valid (no name, no control, no iovec yet).
-            headers: (0..capacity)
-                .map(|_| unsafe { std::mem::zeroed() })
-                .collect(),
-            received: 0,
-        }
-    }
-
-    /// The frames of the last [`PacketSocket::recv_batch`].
-    pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
-        self.headers[..self.received]
-            .iter()
-            .zip(&self.buffers)
-            .map(|(header, buffer)| &buffer[..(header.msg_len as usize).min(FRAME_CAPACITY)])
     }
 }
 

@@ -19,6 +19,12 @@ struct Check {
     run: fn() -> Result<()>,
 }
 
+/// Run after the cargo steps, in order.
+const CHECKS: &[Check] = &[Check {
+    name: "avalanche (200 clients)",
+    run: avalanche,
+}];
+
 /// Clients of the CI avalanche: enough that they arrive as a burst, few enough for < 30 s.
 const CI_AVALANCHE_CLIENTS: u32 = 200;
 
@@ -109,10 +115,7 @@ pub fn run() -> Result<()> {
         println!("<== {}: {}", step.name, verdict(ok));
         results.push((step.name, ok, took));
     }
-    for check in [Check {
-        name: "avalanche (200 clients)",
-        run: avalanche,
-    }] {
+    for check in CHECKS {
         println!("==> {}", check.name);
         let started = crate::netns::now();
         let result = (check.run)();
