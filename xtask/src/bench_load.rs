@@ -215,6 +215,25 @@ fn load_average() -> String {
         .unwrap_or_else(|| "?".to_owned())
 }
 
+/// The generator's `address mac` lines as a map, refused when an address was acknowledged
+/// to two clients or when not exactly `expected` clients hold one.
+fn acknowledged(text: &str, expected: u32) -> Result<HashMap<Ipv4Addr, &str>> {
+    let mut by_address: HashMap<Ipv4Addr, &str> = HashMap::new();
+    for line in text.lines() {
+        let Some((address, mac)) = line.split_once(' ') else {
+            bail!("bad line {line:?} in the generator's lease list");
+        };
+        let address: Ipv4Addr = address.parse()?;
+        if let Some(other) = by_address.insert(address, mac) {
+            bail!("{address} was acknowledged to {other} and to {mac}");
+        }
+    }
+    if by_address.len() != expected as usize {
+        bail!("{} of {expected} clients hold a lease", by_address.len());
+    }
+    Ok(by_address)
+}
+
 /// The server's lease file agrees with what the generator was acknowledged: every client has
 /// its address there, active and with its MAC, and no address went to two clients. Returns
 /// the number of clients checked.
@@ -222,33 +241,23 @@ fn check_leases(
     server: &crate::netns::peers::Server,
     acked: &Path,
     expected: u32,
+    state: &str,
 ) -> Result<usize> {
     let text =
         std::fs::read_to_string(acked).with_context(|| format!("read {}", acked.display()))?;
-    let mut by_address: HashMap<Ipv4Addr, &str> = HashMap::new();
-    let mut clients = 0usize;
-    for line in text.lines() {
-        let Some((address, mac)) = line.split_once(' ') else {
-            bail!("bad line {line:?} in {}", acked.display());
-        };
-        let address: Ipv4Addr = address.parse()?;
-        if let Some(other) = by_address.insert(address, mac) {
-            bail!("{address} was acknowledged to {other} and to {mac}");
-        }
-        clients += 1;
-    }
-    if clients != expected as usize {
-        bail!("{clients} of {expected} clients hold a lease");
-    }
+    let by_address = acknowledged(&text, expected)?;
+    let clients = by_address.len();
     let records = server.lease_records()?;
     let current = crate::netns::leases::current_by_address(&records);
     for (address, mac) in &by_address {
         let Some(record) = current.get(address) else {
             bail!("{address} ({mac}) is not in the lease file");
         };
-        if record.mac.as_deref() != Some(*mac) || record.binding_state.as_deref() != Some("active")
-        {
-            bail!("{address}: the lease file says {record:?}, the generator was acked for {mac}");
+        if record.mac.as_deref() != Some(*mac) || record.binding_state.as_deref() != Some(state) {
+            bail!(
+                "{address}: the lease file says {record:?}; expected {state} for {mac}, to whom \
+                 it was acknowledged"
+            );
         }
     }
     Ok(clients)
@@ -344,11 +353,24 @@ fn avalanche_step(
                 .collect()
         })
         .unwrap_or_default();
+    // After `--release` every lease must end free (dhcpd.leases(5) "binding state free", as
+    // ISC writes a released lease); the DHCPRELEASEs get no reply, so the server is given up
+    // to 10 s to have written them all.
+    let state = if extra.contains(&"--release") {
+        "free"
+    } else {
+        "active"
+    };
+    if state == "free" && exit.success() {
+        let _ = crate::netns::wait_for("the released leases", Duration::from_secs(10), || {
+            Ok(check_leases(&server, &acked, clients, state).ok())
+        });
+    }
     // Stopped before the lease file is read: every write has reached it.
     server.proc.signal("TERM")?;
     let _ = server.proc.wait_exit(Duration::from_secs(30));
     let check = if exit.success() {
-        check_leases(&server, &acked, clients)
+        check_leases(&server, &acked, clients, state)
     } else {
         Err(anyhow::anyhow!("dhcp_load failed ({exit})"))
     };
@@ -478,15 +500,24 @@ pub fn avalanche(
 }
 
 /// The CI check (`cargo xtask test`): a small avalanche against the debug xdhcpd; every
-/// client bound, every address once, the lease file agreeing, then every client renewed
-/// (RENEWING DHCPREQUEST unicast; the ACK reaches the client through the generator's ARP
-/// answers). Not timed: the deadline only bounds a hung run.
+/// client bound, every address acknowledged once, every client renewed (RENEWING
+/// DHCPREQUEST unicast; the ACK reaches the client through the generator's ARP answers),
+/// then released, and the lease file holding each acknowledged address, released by the
+/// client it was acknowledged to. Not timed: the deadlines only bound a hung run.
 pub fn ci_avalanche(xdhcpd: &Path, generator: &Path, clients: u32) -> Result<()> {
     let kind = ServerKind::Xdhcpd {
         binary: xdhcpd.to_path_buf(),
         xdp: false,
     };
-    let row = avalanche_step(generator, "xdhcpd", &kind, clients, 0.5, 20.0, &["--renew"])?;
+    let row = avalanche_step(
+        generator,
+        "xdhcpd",
+        &kind,
+        clients,
+        0.5,
+        20.0,
+        &["--renew", "--release"],
+    )?;
     let count = row.check?;
     let renewed = row
         .renewals
@@ -495,7 +526,10 @@ pub fn ci_avalanche(xdhcpd: &Path, generator: &Path, clients: u32) -> Result<()>
     if renewed != f64::from(clients) {
         bail!("{renewed} of {clients} renewals acknowledged");
     }
-    println!("avalanche: {count} clients bound, no address acknowledged twice, all renewed");
+    println!(
+        "avalanche: {count} clients bound, no address acknowledged twice, all renewed, all \
+         released in the lease file"
+    );
     Ok(())
 }
 
@@ -730,4 +764,28 @@ pub fn generator(seconds: u32, window: usize, clients: u32) -> Result<()> {
     std::fs::write(&out, &table)?;
     println!("written to {}", out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_acknowledged_to_two_clients_is_refused() {
+        let twice = "10.64.1.0 02:44:00:00:00:00\n10.64.1.0 02:44:00:00:00:01\n";
+        let error = acknowledged(twice, 2).unwrap_err().to_string();
+        assert!(error.contains("acknowledged to"), "{error}");
+        let fine = "10.64.1.0 02:44:00:00:00:00\n10.64.1.1 02:44:00:00:00:01\n";
+        assert_eq!(acknowledged(fine, 2).unwrap().len(), 2);
+        assert!(acknowledged(fine, 3).is_err(), "a client without a lease");
+    }
+
+    #[test]
+    fn result_lines_parse_into_fields() {
+        let text = "noise\nRESULT phase avalanche acked 10 seconds 1.5\n";
+        let results = results(text);
+        assert_eq!(results.len(), 1);
+        assert_eq!(number(&results[0], "acked"), 10.0);
+        assert!(number(&results[0], "missing").is_nan());
+    }
 }
