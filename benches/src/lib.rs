@@ -1,1 +1,5 @@
-//! Benchmarks of xdhcpd: Criterion micro-benchmarks in `benches/`.
+//! Benchmarks of xdhcpd: Criterion micro-benchmarks in `benches/`, and the load generators in
+//! `src/bin/` (`dhcp_load`, `renew_load`) with the frame and socket code they share.
+
+pub mod packet_socket;
+pub mod wire;

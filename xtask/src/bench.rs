@@ -1,4 +1,5 @@
-//! `cargo xtask bench dora|renew|leases|micro|xdp|failover` (failover: `bench_failover.rs`).
+//! `cargo xtask bench dora|renew|leases|micro|xdp|failover|avalanche|generator` (failover:
+//! `bench_failover.rs`; avalanche, generator and `dora --generator dhcp_load`: `bench_load.rs`).
 //!
 //! `dora` runs perfdhcp from a client namespace, acting as a relay (giaddr 10.214.0.1), against
 //! xdhcpd, Kea 2.2 and ISC dhcpd 4.4 in turn: same topology, same pool (60,000 addresses of
@@ -44,6 +45,41 @@ pub enum Which {
         /// Run xdhcpd without its XDP program.
         #[arg(long)]
         no_xdp: bool,
+        /// The load generator: `perfdhcp` (Kea's), or `dhcp_load` (benches', one thread over
+        /// AF_PACKET; `bench_load.rs`).
+        #[arg(long, default_value = "perfdhcp")]
+        generator: String,
+    },
+    /// Reconnect storm: N relayed clients start at once and retransmit with RFC 2131 backoff
+    /// until all are bound; time to the last ACK, then a lease-file check (`bench_load.rs`).
+    Avalanche {
+        /// Simulated clients, all starting at once.
+        #[arg(long, default_value_t = 10_000)]
+        clients: u32,
+        /// Servers, in order: xdhcpd, xdhcpd-no-xdp, kea, isc.
+        #[arg(long, value_delimiter = ',', default_value = "xdhcpd,kea,isc")]
+        servers: Vec<String>,
+        /// First retransmission delay in seconds (RFC 2131 §4.1: 4).
+        #[arg(long, default_value_t = 4.0)]
+        base: f64,
+        /// Give up after this many seconds per server.
+        #[arg(long, default_value_t = 900.0)]
+        deadline: f64,
+        /// Debug builds of xdhcpd (XDP off) and the generator: what `cargo xtask test` runs.
+        #[arg(long)]
+        debug: bool,
+    },
+    /// The avalanche check of `cargo xtask test` alone (200 clients, debug xdhcpd).
+    AvalancheCi,
+    /// The dhcp_load generator's own ceiling, against a reflector (no server).
+    Generator {
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Exchanges in flight.
+        #[arg(long, default_value_t = 4096)]
+        window: usize,
+        #[arg(long, default_value_t = 100_000)]
+        clients: u32,
     },
     /// End-to-end renewals/s over the veth: xdhcpd (XDP on), xdhcpd --no-xdp, Kea 2.2.
     Renew {
@@ -104,7 +140,25 @@ pub fn run(which: Which) -> Result<()> {
             seconds,
             clients,
             no_xdp,
-        } => dora(&servers, &rates, seconds, clients, !no_xdp),
+            generator,
+        } => match generator.as_str() {
+            "perfdhcp" => dora(&servers, &rates, seconds, clients, !no_xdp),
+            "dhcp_load" => crate::bench_load::dora(&servers, &rates, seconds, clients, !no_xdp),
+            other => bail!("unknown generator {other} (perfdhcp, dhcp_load)"),
+        },
+        Which::Avalanche {
+            clients,
+            servers,
+            base,
+            deadline,
+            debug,
+        } => crate::bench_load::avalanche(&servers, clients, base, deadline, debug),
+        Which::AvalancheCi => crate::ci::avalanche(),
+        Which::Generator {
+            seconds,
+            window,
+            clients,
+        } => crate::bench_load::generator(seconds, window, clients),
         Which::Renew {
             servers,
             clients,
@@ -402,7 +456,7 @@ fn ms(value: Option<f64>) -> String {
 }
 
 /// One counter of the `Udp:` lines of /proc/net/snmp (a header line, then a value line).
-fn udp_counter(snmp: &str, name: &str) -> Option<u64> {
+pub(crate) fn udp_counter(snmp: &str, name: &str) -> Option<u64> {
     let mut lines = snmp.lines().filter(|line| line.starts_with("Udp:"));
     let header = lines.next()?;
     let values = lines.next()?;

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: everything CI checks, in order, with a summary. Privileged tests run
+//! `cargo xtask test`: everything CI checks, in order, with a summary (the cargo steps, then
+//! a 200-client avalanche against xdhcpd: `bench_load::ci_avalanche`). Privileged tests run
 //! because we are root; `REQUIRE_PRIVILEGED_TESTS=1` (set by `.ci/run`) makes them fail rather
 //! than skip when the capabilities are missing.
 
@@ -10,6 +11,37 @@ use std::time::Duration;
 struct Step {
     name: &'static str,
     command: Command,
+}
+
+/// A check run in this process after the cargo steps.
+struct Check {
+    name: &'static str,
+    run: fn() -> Result<()>,
+}
+
+/// Run after the cargo steps, in order.
+const CHECKS: &[Check] = &[Check {
+    name: "avalanche (200 clients)",
+    run: avalanche,
+}];
+
+/// Clients of the CI avalanche: enough that they arrive as a burst, few enough for < 30 s.
+const CI_AVALANCHE_CLIENTS: u32 = 200;
+
+/// A small reconnect storm against the debug xdhcpd (benches' `dhcp_load avalanche`): every
+/// client bound, no address acknowledged twice, the lease file agreeing. Privileged: skipped
+/// without the capabilities unless `REQUIRE_PRIVILEGED_TESTS=1`, which makes that a failure.
+pub fn avalanche() -> Result<()> {
+    if !crate::netns::has_lab_capabilities() {
+        if std::env::var("REQUIRE_PRIVILEGED_TESTS").as_deref() == Ok("1") {
+            bail!("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and REQUIRE_PRIVILEGED_TESTS=1 is set");
+        }
+        println!("SKIPPED avalanche: needs root (CAP_NET_ADMIN)");
+        return Ok(());
+    }
+    let xdhcpd = crate::bench_load::build_debug()?;
+    let generator = crate::bench_load::build_generator(false)?;
+    crate::bench_load::ci_avalanche(&xdhcpd, &generator, CI_AVALANCHE_CLIENTS)
 }
 
 fn cargo(args: &[&str]) -> Command {
@@ -82,6 +114,17 @@ pub fn run() -> Result<()> {
         let took = crate::netns::now().duration_since(started);
         println!("<== {}: {}", step.name, verdict(ok));
         results.push((step.name, ok, took));
+    }
+    for check in CHECKS {
+        println!("==> {}", check.name);
+        let started = crate::netns::now();
+        let result = (check.run)();
+        if let Err(error) = &result {
+            println!("    {error:#}");
+        }
+        let took = crate::netns::now().duration_since(started);
+        println!("<== {}: {}", check.name, verdict(result.is_ok()));
+        results.push((check.name, result.is_ok(), took));
     }
     println!("\nsummary:");
     for (name, ok, took) in &results {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_failover;
+mod bench_load;
 mod ci;
 mod demo;
 mod difftest;
@@ -10,6 +11,7 @@ mod fuzz;
 #[path = "../../server/tests/netns/mod.rs"]
 mod netns;
 mod package;
+mod plot;
 mod setup;
 mod util;
 

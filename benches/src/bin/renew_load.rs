@@ -8,16 +8,13 @@
 #![expect(clippy::disallowed_methods, reason = "driver owns the clock")]
 
 use anyhow::{bail, Context as _, Result};
+use benches::packet_socket::{PacketSocket, Protocols};
+use benches::wire::{build, mac_text, parse, parse_mac, Frame, BROADCAST_MAC, PRL};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const ETH_P_IP: u16 = 0x0800;
-const MAGIC: [u8; 4] = [99, 130, 83, 99];
-/// The parameter request list of every message: the fast path answers a renewal in the kernel
-/// only when it matches the one the engine saw for the lease.
-const PRL: [u8; 6] = [1, 3, 6, 15, 28, 51];
 /// Marks our xids (high byte) so stray replies are not counted.
 const XID_TAG: u32 = 0x5200_0000;
 
@@ -39,249 +36,6 @@ fn run() -> Result<()> {
         }
         _ => bail!("{usage}"),
     }
-}
-
-/// An AF_PACKET SOCK_RAW socket bound to one interface, IPv4 frames only.
-struct RawSocket {
-    fd: libc::c_int,
-}
-
-impl RawSocket {
-    fn open(interface: &str) -> Result<Self> {
-        let name = std::ffi::CString::new(interface)?;
-        // SAFETY: plain libc calls with valid arguments; the fd is owned by the result.
-        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if index == 0 {
-            bail!("no interface {interface}");
-        }
-        let protocol = ETH_P_IP.to_be();
-        // SAFETY: as above.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(protocol)) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error()).context("socket(AF_PACKET)");
-        }
-        let socket = Self { fd };
-        // SAFETY: zeroed sockaddr_ll is valid; fields set below.
-        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        address.sll_family = libc::AF_PACKET as u16;
-        address.sll_protocol = protocol;
-        address.sll_ifindex = index as i32;
-        // SAFETY: address is a valid sockaddr_ll of the given length.
-        let rc = unsafe {
-            libc::bind(
-                fd,
-                (&raw const address).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if rc < 0 {
-            return Err(std::io::Error::last_os_error()).context("bind(AF_PACKET)");
-        }
-        // A big receive buffer: replies arrive in bursts while the sender runs.
-        let size: libc::c_int = 64 << 20;
-        // SAFETY: option value is a c_int of the given size.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&raw const size).cast(),
-                4,
-            );
-            let timeout = libc::timeval {
-                tv_sec: 0,
-                tv_usec: 20_000,
-            };
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&raw const timeout).cast(),
-                std::mem::size_of::<libc::timeval>() as u32,
-            );
-        }
-        Ok(socket)
-    }
-
-    fn send(&self, frame: &[u8]) -> Result<()> {
-        // SAFETY: frame is a valid buffer; the socket is bound, so no address is needed.
-        let rc = unsafe { libc::send(self.fd, frame.as_ptr().cast(), frame.len(), 0) };
-        if rc < 0 {
-            return Err(std::io::Error::last_os_error()).context("send");
-        }
-        Ok(())
-    }
-
-    /// Sends up to `frames.len()` frames in one `sendmmsg`; returns how many left.
-    fn send_batch(&self, frames: &[&[u8]]) -> usize {
-        let mut iovecs: Vec<libc::iovec> = frames
-            .iter()
-            .map(|frame| libc::iovec {
-                iov_base: frame.as_ptr() as *mut libc::c_void,
-                iov_len: frame.len(),
-            })
-            .collect();
-        let mut headers: Vec<libc::mmsghdr> = iovecs
-            .iter_mut()
-            .map(|iovec| {
-                // SAFETY: a zeroed msghdr is valid (no name, no control).
-                let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                header.msg_hdr.msg_iov = iovec;
-                header.msg_hdr.msg_iovlen = 1;
-                header
-            })
-            .collect();
-        // SAFETY: headers point at iovecs that point at live frames.
-        let sent =
-            unsafe { libc::sendmmsg(self.fd, headers.as_mut_ptr(), headers.len() as u32, 0) };
-        usize::try_from(sent).unwrap_or(0)
-    }
-
-    /// One frame, or None after the receive timeout.
-    fn recv(&self, buffer: &mut [u8]) -> Option<usize> {
-        // SAFETY: buffer is valid for its length.
-        let rc = unsafe { libc::recv(self.fd, buffer.as_mut_ptr().cast(), buffer.len(), 0) };
-        usize::try_from(rc).ok()
-    }
-}
-
-impl Drop for RawSocket {
-    fn drop(&mut self) {
-        // SAFETY: we own the fd.
-        unsafe { libc::close(self.fd) };
-    }
-}
-
-fn checksum(data: &[u8], initial: u32) -> u16 {
-    let mut sum = initial;
-    for chunk in data.chunks(2) {
-        let word = u16::from_be_bytes([chunk[0], chunk.get(1).copied().unwrap_or(0)]);
-        sum += u32::from(word);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-struct Frame<'a> {
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
-    src_ip: Ipv4Addr,
-    dst_ip: Ipv4Addr,
-    xid: u32,
-    broadcast: bool,
-    ciaddr: Ipv4Addr,
-    options: &'a [u8],
-}
-
-/// Ethernet + IPv4 + UDP 68→67 + BOOTREQUEST, checksums filled in.
-fn build(frame: &Frame) -> Vec<u8> {
-    let mut dhcp = vec![0u8; 236];
-    dhcp[0] = 1; // BOOTREQUEST
-    dhcp[1] = 1; // Ethernet
-    dhcp[2] = 6;
-    dhcp[4..8].copy_from_slice(&frame.xid.to_be_bytes());
-    if frame.broadcast {
-        dhcp[10] = 0x80;
-    }
-    dhcp[12..16].copy_from_slice(&frame.ciaddr.octets());
-    dhcp[28..34].copy_from_slice(&frame.src_mac);
-    dhcp.extend_from_slice(&MAGIC);
-    dhcp.extend_from_slice(frame.options);
-    dhcp.push(255);
-    // BOOTP minimum (RFC 1542 §3.1.1 relays and old servers expect 300 bytes).
-    dhcp.resize(dhcp.len().max(300), 0);
-    let udp_len = (8 + dhcp.len()) as u16;
-    let mut out = Vec::with_capacity(14 + 20 + usize::from(udp_len));
-    out.extend_from_slice(&frame.dst_mac);
-    out.extend_from_slice(&frame.src_mac);
-    out.extend_from_slice(&ETH_P_IP.to_be_bytes());
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&(20 + udp_len).to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&frame.src_ip.octets());
-    ip[16..20].copy_from_slice(&frame.dst_ip.octets());
-    let ip_sum = checksum(&ip, 0);
-    ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
-    out.extend_from_slice(&ip);
-    let mut udp = Vec::with_capacity(usize::from(udp_len));
-    udp.extend_from_slice(&68u16.to_be_bytes());
-    udp.extend_from_slice(&67u16.to_be_bytes());
-    udp.extend_from_slice(&udp_len.to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    udp.extend_from_slice(&dhcp);
-    let mut pseudo = 0u32;
-    for word in [
-        frame.src_ip.octets(),
-        frame.dst_ip.octets(),
-        [0, 17, (udp_len >> 8) as u8, udp_len as u8],
-    ] {
-        pseudo += u32::from(u16::from_be_bytes([word[0], word[1]]));
-        pseudo += u32::from(u16::from_be_bytes([word[2], word[3]]));
-    }
-    let udp_sum = match checksum(&udp, pseudo) {
-        0 => 0xffff,
-        sum => sum,
-    };
-    udp[6..8].copy_from_slice(&udp_sum.to_be_bytes());
-    out.extend_from_slice(&udp);
-    out
-}
-
-/// The parts of a BOOTREPLY to port 68 we need.
-struct Reply {
-    server_mac: [u8; 6],
-    xid: u32,
-    yiaddr: Ipv4Addr,
-    kind: u8,
-    server_id: Option<Ipv4Addr>,
-}
-
-fn parse(frame: &[u8]) -> Option<Reply> {
-    if frame.len() < 14 + 20 + 8 + 240 || frame[12..14] != ETH_P_IP.to_be_bytes() {
-        return None;
-    }
-    let ip = &frame[14..];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    if ip[9] != 17 || ip.len() < ihl + 8 + 240 {
-        return None;
-    }
-    let udp = &ip[ihl..];
-    if udp[2..4] != 68u16.to_be_bytes() {
-        return None;
-    }
-    let dhcp = &udp[8..];
-    if dhcp[0] != 2 || dhcp[236..240] != MAGIC {
-        return None;
-    }
-    let mut reply = Reply {
-        server_mac: frame[6..12].try_into().ok()?,
-        xid: u32::from_be_bytes(dhcp[4..8].try_into().ok()?),
-        yiaddr: Ipv4Addr::new(dhcp[16], dhcp[17], dhcp[18], dhcp[19]),
-        kind: 0,
-        server_id: None,
-    };
-    let mut options = &dhcp[240..];
-    while let [code, rest @ ..] = options {
-        match code {
-            0 => options = rest,
-            255 => break,
-            _ => {
-                let (&len, rest) = rest.split_first()?;
-                let value = rest.get(..usize::from(len))?;
-                match (code, value) {
-                    (53, [kind]) => reply.kind = *kind,
-                    (54, [a, b, c, d]) => reply.server_id = Some(Ipv4Addr::new(*a, *b, *c, *d)),
-                    _ => {}
-                }
-                options = &rest[usize::from(len)..];
-            }
-        }
-    }
-    Some(reply)
 }
 
 fn client_mac(index: u32) -> [u8; 6] {
@@ -308,7 +62,7 @@ struct Client {
 fn dora(interface: &str, count: u32, out: &str) -> Result<()> {
     const WINDOW: usize = 128;
     const RETRY: Duration = Duration::from_secs(2);
-    let socket = RawSocket::open(interface)?;
+    let socket = PacketSocket::open(interface, Protocols::Ipv4, Some(Duration::from_millis(20)))?;
     let mut clients: Vec<Client> = (0..count)
         .map(|_| Client {
             state: State::Idle,
@@ -322,7 +76,6 @@ fn dora(interface: &str, count: u32, out: &str) -> Result<()> {
     let mut next = 0usize;
     let mut bound = 0usize;
     let mut buffer = vec![0u8; 2048];
-    let broadcast_mac = [0xff; 6];
     let send = |index: usize, client: &Client| -> Result<()> {
         let mac = client_mac(index as u32);
         let mut options = vec![55, PRL.len() as u8];
@@ -336,16 +89,16 @@ fn dora(interface: &str, count: u32, out: &str) -> Result<()> {
             }
             _ => options.extend_from_slice(&[53, 1, 1]),
         }
-        socket.send(&build(&Frame {
-            src_mac: mac,
-            dst_mac: broadcast_mac,
-            src_ip: Ipv4Addr::UNSPECIFIED,
-            dst_ip: Ipv4Addr::BROADCAST,
-            xid: XID_TAG | index as u32,
-            broadcast: true,
-            ciaddr: Ipv4Addr::UNSPECIFIED,
-            options: &options,
-        }))
+        let mut frame = Frame::request(
+            mac,
+            BROADCAST_MAC,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+            XID_TAG | index as u32,
+            &options,
+        );
+        frame.broadcast = true;
+        socket.send(&build(&frame))
     };
     while bound < clients.len() {
         if Instant::now() > deadline {
@@ -382,7 +135,7 @@ fn dora(interface: &str, count: u32, out: &str) -> Result<()> {
             let Some(reply) = parse(&buffer[..len]) else {
                 continue;
             };
-            if reply.xid & 0xff00_0000 != XID_TAG {
+            if reply.op != 2 || reply.xid & 0xff00_0000 != XID_TAG {
                 continue;
             }
             let index = (reply.xid & 0x00ff_ffff) as usize;
@@ -394,7 +147,7 @@ fn dora(interface: &str, count: u32, out: &str) -> Result<()> {
                     let Some(server_id) = reply.server_id else {
                         continue;
                     };
-                    client.offer = Some((reply.yiaddr, server_id, reply.server_mac));
+                    client.offer = Some((reply.yiaddr, server_id, reply.src_mac));
                     client.state = State::Requesting;
                     client.sent = Some(Instant::now());
                     send(index, client)?;
@@ -430,24 +183,6 @@ fn dora(interface: &str, count: u32, out: &str) -> Result<()> {
     Ok(())
 }
 
-fn mac_text(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn parse_mac(text: &str) -> Result<[u8; 6]> {
-    let bytes: Vec<u8> = text
-        .split(':')
-        .map(|part| u8::from_str_radix(part, 16))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("bad MAC {text}"))?;
-    bytes
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("bad MAC {text}"))
-}
-
 fn renew(interface: &str, leases: &str, seconds: u64, rate: Option<u64>) -> Result<()> {
     const BATCH: usize = 64;
     let text = std::fs::read_to_string(leases).with_context(|| format!("read {leases}"))?;
@@ -460,21 +195,25 @@ fn renew(interface: &str, leases: &str, seconds: u64, rate: Option<u64>) -> Resu
             bail!("bad line {line:?} in {leases}");
         };
         let yiaddr: Ipv4Addr = yiaddr.parse()?;
-        frames.push(build(&Frame {
-            src_mac: parse_mac(mac)?,
-            dst_mac: parse_mac(server_mac)?,
-            src_ip: yiaddr,
-            dst_ip: server_id.parse()?,
-            xid: XID_TAG | index as u32,
-            broadcast: false,
-            ciaddr: yiaddr,
-            options: &options,
-        }));
+        let mut frame = Frame::request(
+            parse_mac(mac)?,
+            parse_mac(server_mac)?,
+            yiaddr,
+            server_id.parse()?,
+            XID_TAG | index as u32,
+            &options,
+        );
+        frame.ciaddr = yiaddr;
+        frames.push(build(&frame));
     }
     if frames.is_empty() {
         bail!("no leases in {leases}");
     }
-    let socket = Arc::new(RawSocket::open(interface)?);
+    let socket = Arc::new(PacketSocket::open(
+        interface,
+        Protocols::Ipv4,
+        Some(Duration::from_millis(20)),
+    )?);
     let acked = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let receiver = {
@@ -486,7 +225,7 @@ fn renew(interface: &str, leases: &str, seconds: u64, rate: Option<u64>) -> Resu
                     continue;
                 };
                 if let Some(reply) = parse(&buffer[..len]) {
-                    if reply.kind == 5 && reply.xid & 0xff00_0000 == XID_TAG {
+                    if reply.op == 2 && reply.kind == 5 && reply.xid & 0xff00_0000 == XID_TAG {
                         acked.fetch_add(1, Ordering::Relaxed);
                     }
                 }

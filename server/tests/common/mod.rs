@@ -5,29 +5,11 @@
 
 use std::io::Write as _;
 
-/// CAP_NET_ADMIN (namespaces, veth, addresses) and CAP_SYS_ADMIN (`ip netns`, mounts).
-const CAP_NET_ADMIN: u32 = 12;
-const CAP_SYS_ADMIN: u32 = 21;
-
-fn effective_capabilities() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("CapEff:"))
-                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Whether a privileged test may run. Without the capabilities it prints a SKIPPED line that
 /// libtest does not capture (written straight to stderr) and returns false; but when CI sets
 /// `REQUIRE_PRIVILEGED_TESTS=1`, it panics instead, so a broken CI cannot pass by skipping.
 pub fn privileged(test: &str) -> bool {
-    let caps = effective_capabilities();
-    let has = |bit: u32| caps & (1u64 << bit) != 0;
-    if has(CAP_NET_ADMIN) && has(CAP_SYS_ADMIN) {
+    if crate::netns::has_lab_capabilities() {
         return true;
     }
     assert!(

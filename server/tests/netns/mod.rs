@@ -36,6 +36,24 @@ pub fn now() -> Instant {
     Instant::now()
 }
 
+/// CAP_NET_ADMIN (namespaces, veth, addresses) and CAP_SYS_ADMIN (`ip netns`, mounts): what
+/// every test of this harness needs.
+pub fn has_lab_capabilities() -> bool {
+    const CAP_NET_ADMIN: u32 = 12;
+    const CAP_SYS_ADMIN: u32 = 21;
+    let caps = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(0);
+    let has = |bit: u32| caps & (1u64 << bit) != 0;
+    has(CAP_NET_ADMIN) && has(CAP_SYS_ADMIN)
+}
+
 /// Polls `probe` every 20 ms until it yields a value or `timeout` passes.
 pub fn wait_for<T>(
     what: &str,

@@ -1,0 +1,791 @@
+//! The benchmarks driven by benches' `dhcp_load` generator (one thread, AF_PACKET batches):
+//!
+//! - `cargo xtask bench avalanche --clients N`: the reconnect storm. N relayed clients start at
+//!   once and retransmit with RFC 2131 §4.1 backoff until every one is bound, against xdhcpd,
+//!   Kea and ISC dhcpd in turn; afterwards the server's lease file must hold every client's
+//!   address, and no address may have been acknowledged to two clients.
+//! - `cargo xtask bench dora --generator dhcp_load`: the DORA ladder of `bench dora` with this
+//!   generator instead of perfdhcp; CPU per DORA = (box busy time − generator CPU) / ACKs.
+//! - `cargo xtask bench generator`: the generator's own ceiling, against a reflector that
+//!   answers from precomputed frames (no server).
+//!
+//! Topology: the lab of `bench dora` (two namespaces, one veth). The generator acts as the
+//! relay agent; the server routes the relay's network over the veth, with a permanent
+//! neighbour entry for giaddr (the client namespace holds no address, so its kernel neither
+//! answers ARP nor sends ICMP for the replies; the generator reads them from its AF_PACKET
+//! socket).
+
+use crate::netns::peers::{ServerKind, ServerSetup};
+use crate::netns::{DhcpConfig, Lab, Proc, Subnet};
+use crate::plot::Series;
+use crate::util::{build_release, command, root, status};
+use anyhow::{bail, Context as _, Result};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SERVER_CIDR: &str = "10.213.0.1/24";
+const SERVER_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 213, 0, 1);
+/// The relayed network: room for 262,144 addresses, so 100,000 clients fit one pool.
+const RELAY_NETWORK: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 0);
+const RELAY_PREFIX: u8 = 14;
+const GIADDR: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 1);
+const POOL_FIRST: Ipv4Addr = Ipv4Addr::new(10, 64, 1, 0);
+
+/// Servers by name, as `bench dora` names them.
+pub fn server_kinds(
+    names: &[String],
+    xdhcpd: &dyn Fn() -> Result<PathBuf>,
+) -> Result<Vec<(String, ServerKind)>> {
+    names
+        .iter()
+        .map(|name| {
+            Ok(match name.as_str() {
+                "xdhcpd" => (
+                    "xdhcpd".to_owned(),
+                    ServerKind::Xdhcpd {
+                        binary: xdhcpd()?,
+                        xdp: true,
+                    },
+                ),
+                "xdhcpd-no-xdp" => (
+                    "xdhcpd --no-xdp".to_owned(),
+                    ServerKind::Xdhcpd {
+                        binary: xdhcpd()?,
+                        xdp: false,
+                    },
+                ),
+                "kea" => (
+                    "Kea 2.2 (2 threads)".to_owned(),
+                    ServerKind::Kea { threads: 2 },
+                ),
+                "isc" => ("ISC dhcpd 4.4".to_owned(), ServerKind::IscDhcpd),
+                other => bail!("unknown server {other} (xdhcpd, xdhcpd-no-xdp, kea, isc)"),
+            })
+        })
+        .collect()
+}
+
+/// The server's link (declared so every server listens there, no pool) and the relayed
+/// network with `pool` addresses from 10.64.1.0.
+fn relayed_config(pool: u32) -> DhcpConfig {
+    DhcpConfig {
+        subnets: vec![
+            Subnet {
+                network: Ipv4Addr::new(10, 213, 0, 0),
+                prefix_len: 24,
+                range: None,
+                routers: None,
+            },
+            Subnet {
+                network: RELAY_NETWORK,
+                prefix_len: RELAY_PREFIX,
+                range: Some((POOL_FIRST, Ipv4Addr::from(u32::from(POOL_FIRST) + pool - 1))),
+                routers: Some(GIADDR),
+            },
+        ],
+        hosts: Vec::new(),
+        default_lease_time: 3600,
+        max_lease_time: 7200,
+        dns_servers: vec![SERVER_ADDRESS],
+        domain_name: Some("bench.test".to_owned()),
+    }
+}
+
+/// `cargo build -p server --bin xdhcpd` (the debug build; its XDP object may be skipped).
+pub fn build_debug() -> Result<PathBuf> {
+    println!("==> cargo build -p server --bin xdhcpd");
+    status(command("cargo").args(["build", "-p", "server", "--bin", "xdhcpd"]))?;
+    Ok(root().join("target/debug/xdhcpd"))
+}
+
+/// `cargo build [--release] -p benches --bin dhcp_load`; the binary's path.
+pub fn build_generator(release: bool) -> Result<PathBuf> {
+    let mut args = vec!["build", "-p", "benches", "--bin", "dhcp_load"];
+    if release {
+        args.insert(1, "--release");
+    }
+    println!("==> cargo {}", args.join(" "));
+    status(command("cargo").args(&args))?;
+    Ok(root().join(if release {
+        "target/release/dhcp_load"
+    } else {
+        "target/debug/dhcp_load"
+    }))
+}
+
+fn interface_mac(netns: &crate::netns::Netns, interface: &str) -> Result<String> {
+    Ok(netns
+        .exec_ok(&["cat", &format!("/sys/class/net/{interface}/address")])?
+        .trim()
+        .to_owned())
+}
+
+/// The simulated relay agent's MAC. Not the client interface's own: frames to it reach the
+/// generator's AF_PACKET socket (a tap sees every frame on the veth) but the client
+/// namespace's IPv4 stack drops them at once as PACKET_OTHERHOST (ip_rcv_core), instead of
+/// routing each reply only to drop it (ip_route_input_slow, a large part of a frame's cost,
+/// charged to whoever sent it: the server in a benchmark).
+const RELAY_MAC: &str = "02:47:00:00:00:01";
+/// The reflector's MAC in the self-test, for the same reason on its side.
+const REFLECTOR_MAC: &str = "02:53:00:00:00:01";
+
+/// The lab with the relay's network routed from the server to the client end and giaddr's
+/// MAC pinned (nothing answers ARP for it).
+fn relay_lab() -> Result<(Lab, Vec<String>)> {
+    let lab = Lab::new(SERVER_CIDR)?;
+    let network = format!("{RELAY_NETWORK}/{RELAY_PREFIX}");
+    lab.server
+        .ip(&["route", "add", &network, "dev", &lab.server_if])?;
+    let client_mac = RELAY_MAC.to_owned();
+    lab.server.ip(&[
+        "neigh",
+        "replace",
+        &GIADDR.to_string(),
+        "lladdr",
+        &client_mac,
+        "dev",
+        &lab.server_if,
+        "nud",
+        "permanent",
+    ])?;
+    let server_mac = interface_mac(&lab.server, &lab.server_if)?;
+    let args = vec![
+        "--interface".to_owned(),
+        lab.client_if.clone(),
+        "--relay".to_owned(),
+        GIADDR.to_string(),
+        "--server".to_owned(),
+        SERVER_ADDRESS.to_string(),
+        "--server-mac".to_owned(),
+        server_mac,
+        "--relay-mac".to_owned(),
+        client_mac,
+    ];
+    Ok((lab, args))
+}
+
+/// The `RESULT key value …` lines of a dhcp_load (or reflector) log.
+pub fn results(text: &str) -> Vec<HashMap<String, String>> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("RESULT "))
+        .map(|rest| {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields
+                .chunks(2)
+                .filter_map(|pair| match pair {
+                    [key, value] => Some(((*key).to_owned(), (*value).to_owned())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn number(result: &HashMap<String, String>, key: &str) -> f64 {
+    result
+        .get(key)
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Busy seconds of the whole box so far (all CPUs, /proc/stat: everything but idle and
+/// iowait), in USER_HZ = 100 ticks.
+fn box_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().next() else {
+        return 0.0;
+    };
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (total - idle) as f64 / 100.0
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// The generator's `address mac` lines as a map, refused when an address was acknowledged
+/// to two clients or when not exactly `expected` clients hold one.
+fn acknowledged(text: &str, expected: u32) -> Result<HashMap<Ipv4Addr, &str>> {
+    let mut by_address: HashMap<Ipv4Addr, &str> = HashMap::new();
+    for line in text.lines() {
+        let Some((address, mac)) = line.split_once(' ') else {
+            bail!("bad line {line:?} in the generator's lease list");
+        };
+        let address: Ipv4Addr = address.parse()?;
+        if let Some(other) = by_address.insert(address, mac) {
+            bail!("{address} was acknowledged to {other} and to {mac}");
+        }
+    }
+    if by_address.len() != expected as usize {
+        bail!("{} of {expected} clients hold a lease", by_address.len());
+    }
+    Ok(by_address)
+}
+
+/// The server's lease file agrees with what the generator was acknowledged: every client has
+/// its address there, active and with its MAC, and no address went to two clients. Returns
+/// the number of clients checked.
+fn check_leases(
+    server: &crate::netns::peers::Server,
+    acked: &Path,
+    expected: u32,
+    state: &str,
+) -> Result<usize> {
+    let text =
+        std::fs::read_to_string(acked).with_context(|| format!("read {}", acked.display()))?;
+    let by_address = acknowledged(&text, expected)?;
+    let clients = by_address.len();
+    let records = server.lease_records()?;
+    let current = crate::netns::leases::current_by_address(&records);
+    for (address, mac) in &by_address {
+        let Some(record) = current.get(address) else {
+            bail!("{address} ({mac}) is not in the lease file");
+        };
+        if record.mac.as_deref() != Some(*mac) || record.binding_state.as_deref() != Some(state) {
+            bail!(
+                "{address}: the lease file says {record:?}; expected {state} for {mac}, to whom \
+                 it was acknowledged"
+            );
+        }
+    }
+    Ok(clients)
+}
+
+struct AvalancheRow {
+    server: String,
+    clients: u32,
+    result: Option<HashMap<String, String>>,
+    /// UDP datagrams dropped for a full receive buffer in the server's namespace.
+    rcvbuf_errors: Option<u64>,
+    /// (seconds since the start, % of clients bound), from the generator's CURVE line.
+    curve: Vec<(f64, f64)>,
+    /// The `renew` phase's result, when asked for.
+    renewals: Option<HashMap<String, String>>,
+    server_cpu: f64,
+    check: Result<usize>,
+}
+
+/// One avalanche against one server in a fresh lab; `Ok` even when the check failed (the row
+/// says so).
+fn avalanche_step(
+    generator: &Path,
+    label: &str,
+    kind: &ServerKind,
+    clients: u32,
+    base: f64,
+    deadline: f64,
+    extra: &[&str],
+) -> Result<AvalancheRow> {
+    let (lab, mut args) = relay_lab()?;
+    // A quarter more addresses than clients: a pool that runs dry is another benchmark.
+    let pool = clients + clients / 4 + 100;
+    let mut server = ServerSetup {
+        netns: &lab.server,
+        dir: lab.dir.path(),
+        kind: kind.clone(),
+        config: relayed_config(pool),
+        interface: lab.server_if.clone(),
+        relayed: true,
+        dhcpd_conf: None,
+    }
+    .start()?;
+    let acked = lab.dir.join("acked.txt");
+    args.extend([
+        "--clients".to_owned(),
+        clients.to_string(),
+        "--base".to_owned(),
+        base.to_string(),
+        "--deadline".to_owned(),
+        deadline.to_string(),
+        "--leases-out".to_owned(),
+        acked.to_string_lossy().into_owned(),
+    ]);
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    let cpu_before = server.proc.cpu_seconds();
+    let mut command = lab.client.command(&generator.to_string_lossy());
+    command.arg("avalanche").args(&args);
+    let mut proc = Proc::spawn(
+        "dhcp_load avalanche",
+        command,
+        lab.dir.join("avalanche.log"),
+    )?;
+    let exit = proc.wait_exit(Duration::from_secs_f64(deadline + 60.0))?;
+    let server_cpu = server.proc.cpu_seconds() - cpu_before;
+    let rcvbuf_errors = lab
+        .server
+        .exec_ok(&["cat", "/proc/net/snmp"])
+        .ok()
+        .and_then(|snmp| crate::bench::udp_counter(&snmp, "RcvbufErrors"));
+    let text = proc.log_text();
+    print!("{text}");
+    let phase = |name: &str| {
+        results(&text)
+            .into_iter()
+            .find(|result| result.get("phase").map(String::as_str) == Some(name))
+    };
+    let (result, renewals) = (phase("avalanche"), phase("renew"));
+    let curve = text
+        .lines()
+        .find_map(|line| line.strip_prefix("CURVE avalanche "))
+        .map(|rest| {
+            let values: Vec<f64> = rest
+                .split_whitespace()
+                .filter_map(|value| value.parse().ok())
+                .collect();
+            values
+                .chunks(2)
+                .filter_map(|pair| match pair {
+                    [seconds, fraction] => Some((*seconds, fraction * 100.0)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // After `--release` every lease must end free (dhcpd.leases(5) "binding state free", as
+    // ISC writes a released lease); the DHCPRELEASEs get no reply, so the server is given up
+    // to 10 s to have written them all.
+    let state = if extra.contains(&"--release") {
+        "free"
+    } else {
+        "active"
+    };
+    if state == "free" && exit.success() {
+        let _ = crate::netns::wait_for("the released leases", Duration::from_secs(10), || {
+            Ok(check_leases(&server, &acked, clients, state).ok())
+        });
+    }
+    // Stopped before the lease file is read: every write has reached it.
+    server.proc.signal("TERM")?;
+    let _ = server.proc.wait_exit(Duration::from_secs(30));
+    let check = if exit.success() {
+        check_leases(&server, &acked, clients, state)
+    } else {
+        Err(anyhow::anyhow!("dhcp_load failed ({exit})"))
+    };
+    if let Err(error) = &check {
+        println!("    check failed for {label}: {error:#}");
+    }
+    Ok(AvalancheRow {
+        server: label.to_owned(),
+        clients,
+        result,
+        rcvbuf_errors,
+        curve,
+        renewals,
+        server_cpu,
+        check,
+    })
+}
+
+pub fn avalanche(
+    servers: &[String],
+    clients: u32,
+    base: f64,
+    deadline: f64,
+    debug: bool,
+) -> Result<()> {
+    let generator = build_generator(!debug)?;
+    let mut kinds = if debug {
+        server_kinds(servers, &build_debug)?
+    } else {
+        server_kinds(servers, &build_release)?
+    };
+    if debug {
+        for (_, kind) in &mut kinds {
+            if let ServerKind::Xdhcpd { xdp, .. } = kind {
+                *xdp = false;
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (label, kind) in &kinds {
+        println!(
+            "==> {label}: avalanche of {clients} clients (load average {})",
+            load_average()
+        );
+        rows.push(
+            avalanche_step(&generator, label, kind, clients, base, deadline, &[]).unwrap_or_else(
+                |error| AvalancheRow {
+                    server: label.clone(),
+                    clients,
+                    result: None,
+                    rcvbuf_errors: None,
+                    curve: Vec::new(),
+                    renewals: None,
+                    server_cpu: 0.0,
+                    check: Err(error),
+                },
+            ),
+        );
+    }
+    let mut table = format!(
+        "dhcp_load avalanche: {clients} relayed clients (giaddr {GIADDR}, option 82) start at \
+         once, RFC 2131 §4.1 backoff from {base} s (±{} s) until bound; fresh lab and lease \
+         file per server.\n\n",
+        base / 4.0
+    );
+    table.push_str(
+        "| server | clients | time to last ACK s | DISCOVER / REQUEST retransmissions | NAKs | DORA p50 / p99 / max s | generator CPU s | server CPU s | UDP RcvbufErrors, server netns | lease file check |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for row in &rows {
+        let check = match &row.check {
+            Ok(count) => format!("{count} bound, no address twice"),
+            Err(error) => format!(
+                "FAILED: {}",
+                format!("{error:#}").lines().next().unwrap_or("?")
+            ),
+        };
+        let Some(result) = &row.result else {
+            let _ = writeln!(
+                table,
+                "| {} | {} | – | – | – | – | – | {:.2} | – | {check} |",
+                row.server, row.clients, row.server_cpu
+            );
+            continue;
+        };
+        let _ = writeln!(
+            table,
+            "| {} | {} | {:.2} | {:.0} / {:.0} | {:.0} | {:.2} / {:.2} / {:.2} | {:.2} | {:.2} | {} | {check} |",
+            row.server,
+            row.clients,
+            number(result, "seconds"),
+            number(result, "discover_retx"),
+            number(result, "request_retx"),
+            number(result, "naks"),
+            number(result, "dora_p50_ms") / 1000.0,
+            number(result, "dora_p99_ms") / 1000.0,
+            number(result, "dora_max_ms") / 1000.0,
+            number(result, "cpu_s"),
+            row.server_cpu,
+            row.rcvbuf_errors
+                .map_or_else(|| "–".to_owned(), |count| count.to_string()),
+        );
+    }
+    println!("\n{table}");
+    let out = root().join("target/bench-avalanche.md");
+    std::fs::write(&out, &table).with_context(|| format!("write {}", out.display()))?;
+    println!("written to {}", out.display());
+    let chart = root().join("target/bench-avalanche.svg");
+    let series: Vec<Series> = rows
+        .iter()
+        .map(|row| Series {
+            name: row.server.clone(),
+            points: row.curve.clone(),
+        })
+        .collect();
+    crate::plot::line_chart(
+        &chart,
+        &format!("Avalanche of {clients} clients: share bound over time"),
+        "seconds since the storm began",
+        "% of clients bound",
+        &series,
+    )?;
+    println!("chart: {}", chart.display());
+    if rows.iter().any(|row| row.check.is_err()) {
+        bail!("an avalanche check failed");
+    }
+    Ok(())
+}
+
+/// The CI check (`cargo xtask test`): a small avalanche against the debug xdhcpd; every
+/// client bound, every address acknowledged once, every client renewed (RENEWING
+/// DHCPREQUEST unicast; the ACK reaches the client through the generator's ARP answers),
+/// then released, and the lease file holding each acknowledged address, released by the
+/// client it was acknowledged to. Not timed: the deadlines only bound a hung run.
+pub fn ci_avalanche(xdhcpd: &Path, generator: &Path, clients: u32) -> Result<()> {
+    let kind = ServerKind::Xdhcpd {
+        binary: xdhcpd.to_path_buf(),
+        xdp: false,
+    };
+    let row = avalanche_step(
+        generator,
+        "xdhcpd",
+        &kind,
+        clients,
+        0.5,
+        20.0,
+        &["--renew", "--release"],
+    )?;
+    let count = row.check?;
+    let renewed = row
+        .renewals
+        .map(|renewals| number(&renewals, "acked"))
+        .unwrap_or(0.0);
+    if renewed != f64::from(clients) {
+        bail!("{renewed} of {clients} renewals acknowledged");
+    }
+    println!(
+        "avalanche: {count} clients bound, no address acknowledged twice, all renewed, all \
+         released in the lease file"
+    );
+    Ok(())
+}
+
+/// `bench dora --generator dhcp_load`: the ladder, one fresh lab per step.
+pub fn dora(
+    servers: &[String],
+    rates: &[u32],
+    seconds: u32,
+    clients: u32,
+    xdp: bool,
+) -> Result<()> {
+    let generator = build_generator(true)?;
+    let mut kinds = server_kinds(servers, &build_release)?;
+    for (_, kind) in &mut kinds {
+        if let ServerKind::Xdhcpd { xdp: on, .. } = kind {
+            *on = xdp;
+        }
+    }
+    let mut table = format!(
+        "dhcp_load DORA ladder, relayed (giaddr {GIADDR}, option 82), pool 60000 addresses, \
+         {clients} clients round-robin, {seconds} s per step, no retransmission (lost after \
+         2 s), fresh lab and lease file per step, xdhcpd XDP {}.\n\n",
+        if xdp { "on" } else { "off" }
+    );
+    table.push_str(
+        "| server | offered | DORA/s | loss % | DORA p50 / p99 / max ms | server CPU s | generator CPU s | box busy s | CPU per DORA µs | load avg |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut answered = Vec::new();
+    let mut latency = Vec::new();
+    for (label, kind) in &kinds {
+        let mut points = Vec::new();
+        for &rate in rates {
+            println!(
+                "==> {label} at {}",
+                if rate == 0 {
+                    "unbounded".to_owned()
+                } else {
+                    format!("{rate}/s")
+                }
+            );
+            match dora_step(&generator, label, kind, rate, seconds, clients) {
+                Ok((line, result)) => {
+                    table.push_str(&line);
+                    points.push(result);
+                }
+                Err(error) => table.push_str(&format!(
+                    "| {label} | {rate} | failed: {} | | | | | | | |\n",
+                    format!("{error:#}").lines().next().unwrap_or("?")
+                )),
+            }
+        }
+        // Offered = exchanges started per second (the unbounded step at what it reached).
+        let offered = |result: &HashMap<String, String>| {
+            number(result, "started") / number(result, "seconds").max(1e-9)
+        };
+        answered.push(Series {
+            name: label.clone(),
+            points: points
+                .iter()
+                .map(|result| (offered(result), number(result, "per_second")))
+                .collect(),
+        });
+        for (quantile, key) in [("p50", "dora_p50_ms"), ("p99", "dora_p99_ms")] {
+            latency.push(Series {
+                name: format!("{label} {quantile}"),
+                points: points
+                    .iter()
+                    .map(|result| (offered(result), number(result, key)))
+                    .collect(),
+            });
+        }
+    }
+    println!("\n{table}");
+    let out = root().join("target/bench-dora-dhcp_load.md");
+    std::fs::write(&out, &table)?;
+    println!("written to {}", out.display());
+    let charts = [
+        (
+            "target/bench-dora-dhcp_load.svg",
+            "DORA/s answered vs offered (dhcp_load)",
+            "DORA/s answered",
+            answered,
+        ),
+        (
+            "target/bench-dora-dhcp_load-latency.svg",
+            "DORA latency vs offered (dhcp_load)",
+            "ms, first DISCOVER to ACK",
+            latency,
+        ),
+    ];
+    for (path, title, y_label, series) in &charts {
+        let path = root().join(path);
+        crate::plot::line_chart(&path, title, "DORA/s offered", y_label, series)?;
+        println!("chart: {}", path.display());
+    }
+    Ok(())
+}
+
+fn dora_step(
+    generator: &Path,
+    label: &str,
+    kind: &ServerKind,
+    rate: u32,
+    seconds: u32,
+    clients: u32,
+) -> Result<(String, HashMap<String, String>)> {
+    let (lab, mut args) = relay_lab()?;
+    let server = ServerSetup {
+        netns: &lab.server,
+        dir: lab.dir.path(),
+        kind: kind.clone(),
+        config: relayed_config(60_000),
+        interface: lab.server_if.clone(),
+        relayed: true,
+        dhcpd_conf: None,
+    }
+    .start()?;
+    args.extend([
+        "--clients".to_owned(),
+        clients.to_string(),
+        "--rates".to_owned(),
+        rate.to_string(),
+        "--seconds".to_owned(),
+        seconds.to_string(),
+    ]);
+    let load_before = load_average();
+    let cpu_before = server.proc.cpu_seconds();
+    let busy_before = box_busy_seconds();
+    let mut command = lab.client.command(&generator.to_string_lossy());
+    command.arg("rate").args(&args);
+    let mut proc = Proc::spawn("dhcp_load rate", command, lab.dir.join("rate.log"))?;
+    let exit = proc.wait_exit(Duration::from_secs(u64::from(seconds) + 60))?;
+    let busy = box_busy_seconds() - busy_before;
+    let server_cpu = server.proc.cpu_seconds() - cpu_before;
+    let text = proc.log_text();
+    if !exit.success() {
+        bail!("dhcp_load failed ({exit}):\n{text}");
+    }
+    let result = results(&text)
+        .into_iter()
+        .next()
+        .with_context(|| format!("no RESULT in:\n{text}"))?;
+    let generator_cpu = number(&result, "cpu_s");
+    let acked = number(&result, "acked");
+    let line = format!(
+        "| {label} | {} | {:.0} | {:.2} | {:.2} / {:.2} / {:.2} | {server_cpu:.2} | {generator_cpu:.2} | {busy:.2} | {:.1} | {load_before} → {} |\n",
+        if rate == 0 { "unbounded".to_owned() } else { format!("{rate}/s") },
+        number(&result, "per_second"),
+        number(&result, "loss_pct"),
+        number(&result, "dora_p50_ms"),
+        number(&result, "dora_p99_ms"),
+        number(&result, "dora_max_ms"),
+        (busy - generator_cpu) / acked.max(1.0) * 1e6,
+        load_average(),
+    );
+    Ok((line, result))
+}
+
+/// `bench generator`: dhcp_load against the reflector, no server: the generator's ceiling.
+pub fn generator(seconds: u32, window: usize, clients: u32) -> Result<()> {
+    let generator = build_generator(true)?;
+    let mut table = format!(
+        "dhcp_load against its reflector (precomputed OFFER/ACK frames, no server), unbounded, \
+         window {window} exchanges, {clients} clients, {seconds} s.\n\n\
+         | clients | DORA/s | loss % | frames/s through the generator | generator CPU s | generator CPU per DORA µs | reflector CPU s | DORA p50 / p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for relayed in [true, false] {
+        let (lab, relay_args) = relay_lab()?;
+        // No address on the server side: its kernel must not answer (ICMP) what the
+        // reflector answers.
+        lab.server.ip(&["addr", "flush", "dev", &lab.server_if])?;
+        let mut reflector = lab.server.command(&generator.to_string_lossy());
+        reflector.args([
+            "reflect",
+            "--interface",
+            &lab.server_if,
+            "--seconds",
+            &(seconds + 6).to_string(),
+        ]);
+        let mut reflector = Proc::spawn("reflector", reflector, lab.dir.join("reflect.log"))?;
+        std::thread::sleep(Duration::from_millis(300));
+        let mut args = if relayed {
+            let mut args = relay_args;
+            let at = args
+                .iter()
+                .position(|arg| arg == "--server-mac")
+                .map_or(0, |at| at + 1);
+            args[at] = REFLECTOR_MAC.to_owned();
+            args
+        } else {
+            vec!["--interface".to_owned(), lab.client_if.clone()]
+        };
+        args.extend([
+            "--clients".to_owned(),
+            clients.to_string(),
+            "--rates".to_owned(),
+            "0".to_owned(),
+            "--seconds".to_owned(),
+            seconds.to_string(),
+            "--window".to_owned(),
+            window.to_string(),
+        ]);
+        let mut command = lab.client.command(&generator.to_string_lossy());
+        command.arg("rate").args(&args);
+        let mut proc = Proc::spawn("dhcp_load rate", command, lab.dir.join("rate.log"))?;
+        proc.wait_exit(Duration::from_secs(u64::from(seconds) + 60))?;
+        reflector.wait_exit(Duration::from_secs(30))?;
+        let text = proc.log_text();
+        print!("{text}{}", reflector.log_text());
+        let result = results(&text).into_iter().next().context("no RESULT")?;
+        let reflected = results(&reflector.log_text())
+            .into_iter()
+            .next()
+            .context("no reflector RESULT")?;
+        let per_second = number(&result, "per_second");
+        let cpu = number(&result, "cpu_s");
+        let _ =
+            writeln!(
+            table,
+            "| {} | {per_second:.0} | {:.2} | {:.0} | {cpu:.2} | {:.2} | {:.2} | {:.2} / {:.2} |",
+            if relayed { "relayed" } else { "direct (broadcast)" },
+            number(&result, "loss_pct"),
+            4.0 * per_second,
+            cpu / number(&result, "acked").max(1.0) * 1e6,
+            number(&reflected, "cpu_s"),
+            number(&result, "dora_p50_ms"),
+            number(&result, "dora_p99_ms"),
+        );
+    }
+    println!("\n{table}");
+    let out = root().join("target/bench-generator.md");
+    std::fs::write(&out, &table)?;
+    println!("written to {}", out.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_acknowledged_to_two_clients_is_refused() {
+        let twice = "10.64.1.0 02:44:00:00:00:00\n10.64.1.0 02:44:00:00:00:01\n";
+        let error = acknowledged(twice, 2).unwrap_err().to_string();
+        assert!(error.contains("acknowledged to"), "{error}");
+        let fine = "10.64.1.0 02:44:00:00:00:00\n10.64.1.1 02:44:00:00:00:01\n";
+        assert_eq!(acknowledged(fine, 2).unwrap().len(), 2);
+        assert!(acknowledged(fine, 3).is_err(), "a client without a lease");
+    }
+
+    #[test]
+    fn result_lines_parse_into_fields() {
+        let text = "noise\nRESULT phase avalanche acked 10 seconds 1.5\n";
+        let results = results(text);
+        assert_eq!(results.len(), 1);
+        assert_eq!(number(&results[0], "acked"), 10.0);
+        assert!(number(&results[0], "missing").is_nan());
+    }
+}
