@@ -97,6 +97,7 @@ fn handle(engine: &Engine, state: &mut State, message: &Message) -> Option<Ipv4A
         message,
         source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
         interface_address: Some(INTERFACE),
+        raw: None,
     };
     let decision = engine.handle(
         NOW,

@@ -72,6 +72,7 @@ pub fn engine_decision(data: &[u8]) {
             message: &message,
             source: SocketAddrV4::new(message.ciaddr(), 68),
             interface_address: (flags & 1 == 0).then_some(Ipv4Addr::new(10, 0, 0, 1)),
+            raw: None,
         };
         let decision = engine.handle(now, &snapshot, &request, &mut store, &mut starvation);
         if let Some(reply) = decision.reply {
@@ -202,6 +203,7 @@ pub fn dhcp_packet(data: &[u8]) {
         message: &message,
         source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
         interface_address: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        raw: None,
     };
     for now in [1_795_836_305, 1_795_836_306] {
         let decision = engine.handle(

@@ -167,6 +167,7 @@ fn main() -> anyhow::Result<()> {
             message: &renew,
             source: SocketAddrV4::new(ADDRESS, 68),
             interface_address: Some(INTERFACE),
+            raw: None,
         },
         &mut store,
         &mut StarvationState::default(),

@@ -118,9 +118,16 @@ pub enum Expr {
     Variable(String),
     /// `defined(NAME)`: whether the variable has a value.
     Defined(String),
-    /// A call of a function the evaluator does not implement (`gethostname()`, `config-option`,
-    /// user-defined functions…): evaluation later, yields null.
+    /// A construct that always yields null (`null`, an option of a space xdhcpd does not
+    /// decode).
     Unsupported(String),
+    /// `NAME(ARGUMENTS)`: a call of the function a `define` bound to NAME (tree.c
+    /// `expr_funcall`); null when NAME is no function.
+    Call(String, Vec<Expr>),
+    /// `config-option NAME`: the value the configuration gives option NAME of the dhcp space
+    /// for this reply, from the option statements executed so far (tree.c
+    /// `expr_config_option`); null where no reply is being built (class matching).
+    ConfigOption(u8),
     /// `client-state`: the DHCP client's state, a number in ISC's client; the server has no
     /// client state and ISC's evaluation fails (tree.c `expr_client_state` with no
     /// `client_state`), so it is null.
@@ -153,7 +160,7 @@ impl Expr {
             | Expr::Binary(..)
             | Expr::LeaseTime
             | Expr::ClientState => ExprKind::Numeric,
-            Expr::Variable(_) | Expr::Unsupported(_) => ExprKind::Any,
+            Expr::Variable(_) | Expr::Unsupported(_) | Expr::Call(..) => ExprKind::Any,
             Expr::Data(_)
             | Expr::Option(_)
             | Expr::Substring(..)
@@ -170,6 +177,7 @@ impl Expr {
             | Expr::LeasedAddress
             | Expr::RequestFilename
             | Expr::RequestServerName
+            | Expr::ConfigOption(_)
             | Expr::HostDeclName => ExprKind::Data,
         }
     }
@@ -223,6 +231,10 @@ pub enum Value {
     Boolean(bool),
     Data(Vec<u8>),
     Number(u32),
+    /// A function a `define` bound (index into `Config::functions`); equal only to itself,
+    /// as ISC compares the definitions. Never written to the lease file (ISC logs
+    /// "persistent functions not supported").
+    Function(usize),
     /// Could not be computed (absent option, unsupported construct…).
     Null,
 }
@@ -285,6 +297,16 @@ pub trait PacketView {
     }
     /// The value of variable `name` in the lease's scope (ISC `binding_scope`).
     fn variable(&self, _name: &str) -> Option<Value> {
+        None
+    }
+    /// The value of calling the function bound to `name` with `arguments` (ISC
+    /// `expr_funcall`); null where no function can be bound (class matching: ISC looks in
+    /// its global scope, which statements of a reply do not fill).
+    fn call(&self, _name: &str, _arguments: &[Expr]) -> Value {
+        Value::Null
+    }
+    /// `config-option`: the configured value of option `code` for the reply being built.
+    fn config_option(&self, _code: u8) -> Option<Vec<u8>> {
         None
     }
 }
@@ -472,6 +494,8 @@ pub fn evaluate(expr: &Expr, packet: &dyn PacketView) -> Value {
             .map_or(Value::Null, |data| Value::Boolean(pattern.is_match(&data))),
         Expr::Variable(name) => packet.variable(name).unwrap_or(Value::Null),
         Expr::Defined(name) => Value::Boolean(packet.variable(name).is_some()),
+        Expr::Call(name, arguments) => packet.call(name, arguments),
+        Expr::ConfigOption(code) => packet.config_option(*code).map_or(Value::Null, Value::Data),
         Expr::Unsupported(_) | Expr::ClientState => Value::Null,
     }
 }

@@ -166,6 +166,32 @@ pub struct Scope {
     /// options of every form, `set`/`unset`, `log`, `execute`, `on`, `switch`, `if`, and where
     /// the parameters written after an `if` or `switch` take effect again ([`Step::Parameters`]).
     pub steps: Vec<Step>,
+    /// `define NAME (ARGS) { … }`: indices into [`Config::functions`]; executing one binds
+    /// the function to its name among the variables (ISC `define_statement`).
+    pub defines: Vec<usize>,
+    /// `return EXPR;` and `eval EXPR;`, evaluated where they stand.
+    pub evaluations: Vec<Evaluation>,
+    /// `add "CLASS";` (ISC `add_statement`): puts the request in that class when executed.
+    pub adds: Vec<ClassId>,
+}
+
+/// `return EXPR;` (`returns`) or `eval EXPR;`: ISC evaluates both; `return` inside a function
+/// call ends it with the value when the value is not null (execute.c `return_statement`; the
+/// statement loop stops once a result is set), elsewhere the value is dropped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub expression: crate::config::expr::Expr,
+    pub returns: bool,
+}
+
+/// A function of `define NAME (PARAMETERS) { BODY }` (dhcp-eval(5); ISC parse.c
+/// `define_statement`, tree.c `expr_funcall`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Function {
+    pub name: String,
+    pub parameters: Vec<String>,
+    /// The body's statements, a scope of the arena that no stack ever holds.
+    pub body: ScopeId,
 }
 
 /// One statement of a scope in execution order: an index into the scope's list of that kind.
@@ -180,6 +206,12 @@ pub enum Step {
     Event(usize),
     Switch(usize),
     Conditional(usize),
+    /// `define`: index into [`Scope::defines`].
+    Define(usize),
+    /// `return` / `eval`: index into [`Scope::evaluations`].
+    Evaluate(usize),
+    /// `add`: index into [`Scope::adds`].
+    Add(usize),
     /// `break;` (ISC `break_statement`): ends the statement list it is in (a `switch` case,
     /// an `if` body, a scope's statements); what follows it in that list never runs.
     Break,
@@ -267,6 +299,9 @@ impl Scope {
             || !self.events.is_empty()
             || !self.computed_options.is_empty()
             || !self.logs.is_empty()
+            || !self.defines.is_empty()
+            || !self.evaluations.is_empty()
+            || !self.adds.is_empty()
             || self.filename_expression.is_some()
             || self.server_name_expression.is_some()
             || self.ddns.hostname_expression.is_some()
@@ -610,9 +645,14 @@ pub struct Config {
     /// The hosts' `host-identifier option` statements, in declaration order.
     pub host_identifiers: Vec<HostIdentifier>,
     pub classes: Vec<Class>,
+    /// The functions of `define` statements, in the order read.
+    pub functions: Vec<Function>,
     /// Some class or subclass says `lease limit` (ISC `have_billing_classes`): only then are
     /// leases billed to classes at all (server/dhcp.c `ack_lease`).
     pub billing_classes: bool,
+    /// Some expression reads `packet(…)`: the daemon keeps each request's datagram for it
+    /// (`engine::Request::raw`).
+    pub reads_packet: bool,
     pub failover_peers: Vec<FailoverPeerConfig>,
     /// `interface NAME;` statements written in a shared network or one of its subnets
     /// (confpars.c): ISC listens on that interface and takes its packets as from that network.

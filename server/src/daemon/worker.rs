@@ -39,16 +39,19 @@ pub(super) fn worker(
         let now = unix_now();
         messages.clear();
         shared.metrics.packets_received.add(received as u64);
+        // `packet(…)` in the configuration reads the datagram as received.
+        let reads_packet = shared.engine.load().config().reads_packet;
         for (payload, source) in incoming.iter() {
             match crate::net::decode::decode_message(payload) {
                 Ok(message) => {
                     shared.metrics.count_received(&message);
                     // Renewal-shaped requests keep their bytes: the XDP template needs them.
-                    let raw = shared
-                        .fast_path
-                        .as_ref()
-                        .filter(|fast_path| fast_path.wants_payload(&message))
-                        .map(|_| payload.to_vec());
+                    let raw = (reads_packet
+                        || shared
+                            .fast_path
+                            .as_ref()
+                            .is_some_and(|fast_path| fast_path.wants_payload(&message)))
+                    .then(|| payload.to_vec());
                     messages.push((message, source, raw))
                 }
                 Err(error) => {
@@ -159,11 +162,12 @@ fn decide_batch(
     withdrawals: &mut Vec<usize>,
 ) -> Result<(), crate::lease::shards::Poisoned> {
     let request = |index: usize| {
-        let (message, source, _) = &messages[index];
+        let (message, source, raw) = &messages[index];
         Request {
             message,
             source: *source,
             interface_address: Some(interface.address),
+            raw: raw.as_deref(),
         }
     };
     let mut shard_of = vec![0usize; messages.len()];

@@ -264,6 +264,8 @@ pub(crate) struct RequestView<'a> {
     /// The request's fixed header and cookie as received, encoded on first use (`packet()`).
     header: std::cell::OnceCell<Vec<u8>>,
     message: &'a dhcproto::v4::Message,
+    /// The datagram as received, when the daemon kept it.
+    raw: Option<&'a [u8]>,
     /// Seconds left on the lease concerned (`lease-time`).
     lease_time: Option<u32>,
     /// Names of the classes the request is in (`check`): those matched so far while
@@ -336,6 +338,7 @@ impl<'a> RequestView<'a> {
             variables: Vec::new(),
             header: std::cell::OnceCell::new(),
             message: inbound.message,
+            raw: inbound.raw,
             lease_time: None,
             classes: Vec::new(),
         }
@@ -383,6 +386,9 @@ impl PacketView for RequestView<'_> {
     }
 
     fn raw_packet(&self) -> &[u8] {
+        if let Some(raw) = self.raw {
+            return raw;
+        }
         self.header.get_or_init(|| {
             // The header fields and the cookie encode exactly as received (RFC 2131 §2).
             let mut bytes = Vec::new();

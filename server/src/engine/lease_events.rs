@@ -176,18 +176,23 @@ pub(crate) fn run(
     }
     Kept::default().write_into(lease);
     let body = body?;
-    let mut env = Env::new(view);
-    let mut run_state = Run::default();
     match statement_of(config, &body) {
-        Some(id) => run_scope(config, id, &mut env, &mut run_state),
+        Some(id) => {
+            let env = Env::new(config, view);
+            let mut run_state = Run::default();
+            run_scope(config, id, &env, &mut run_state);
+            env.drain_into(&mut run_state.executed);
+            Some((run_state.executed, env.final_changes()))
+        }
         None => {
             let (parsed, id) = crate::config::parse_event_body(&body)?;
+            let env = Env::new(&parsed, view);
             let mut parsed_run = Run::default();
-            run_scope(&parsed, id, &mut env, &mut parsed_run);
-            run_state.executed = parsed_run.executed;
+            run_scope(&parsed, id, &env, &mut parsed_run);
+            env.drain_into(&mut parsed_run.executed);
+            Some((parsed_run.executed, env.final_changes()))
         }
     }
-    Some((run_state.executed, env.final_changes()))
 }
 
 /// The body of the configuration's `on` statement whose text is `body`.

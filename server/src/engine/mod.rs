@@ -110,6 +110,10 @@ pub struct Request<'a> {
     /// IPv4 address of the interface the packet arrived on (selects the subnet of a direct
     /// client; default server identifier); `None` when unknown (e.g. loopback tests).
     pub interface_address: Option<Ipv4Addr>,
+    /// The datagram as received, when the daemon kept it: `packet(OFFSET, LENGTH)` reads it
+    /// (tree.c `expr_packet`, over `packet->raw`). Without it `packet()` sees the BOOTP
+    /// header and cookie as they decode, and nothing past them.
+    pub raw: Option<&'a [u8]>,
 }
 
 /// What the engine decided for one request.

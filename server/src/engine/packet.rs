@@ -47,6 +47,8 @@ pub(crate) struct Inbound<'a> {
     pub stashed_agent_options: Option<Vec<u8>>,
     pub ciaddr: Ipv4Addr,
     pub giaddr: Ipv4Addr,
+    /// The datagram as received, when the daemon kept it (`engine::Request::raw`).
+    pub raw: Option<&'a [u8]>,
 }
 
 impl<'a> Inbound<'a> {
@@ -141,6 +143,7 @@ impl<'a> Inbound<'a> {
             stashed_agent_options: None,
             ciaddr: message.ciaddr(),
             giaddr: message.giaddr(),
+            raw: None,
         })
     }
 

@@ -54,6 +54,7 @@ pub(crate) fn handle(
         Ok(inbound) => inbound,
         Err(malformation) => return Decision::ignored(IgnoreReason::Malformed(malformation)),
     };
+    inbound.raw = request.raw;
     if let Some(sub_options) = stashed_agent_options(&inbound, leases, now) {
         inbound.stash_agent_options(&sub_options);
     }
@@ -454,7 +455,7 @@ impl<'e> Context<'e, '_> {
             leases.return_unused(candidate.address());
             return Decision::ignored(reason);
         }
-        if let Err(reason) = self.billing(&candidate, true, leases) {
+        if let Err(reason) = self.billing(&candidate, scopes.added_classes(), true, leases) {
             leases.return_unused(candidate.address());
             return Decision::ignored(reason);
         }

@@ -35,6 +35,12 @@ pub(crate) struct ScopeStack<'c> {
     /// and comes before every arena scope.
     dynamic_host: Option<Arc<DynamicHost>>,
     ids: Vec<ScopeId>,
+    /// How many of `ids`, at the end, are the base chain (pool or subnet up to the global
+    /// scope): the classes' scopes run after them.
+    base_len: usize,
+    /// The classes `add` statements put the request in (ISC `classify` from
+    /// `add_statement`), in order.
+    added_classes: Vec<crate::config::model::ClassId>,
     /// The options as ISC's execution leaves them, when a scope of the stack computes one
     /// (`None`: every option is a constant and the most specific scope's wins).
     resolved_options: Option<Vec<(u8, Vec<u8>)>>,
@@ -92,15 +98,19 @@ impl<'c> ScopeStack<'c> {
                 ids.push(*id);
             }
         }
+        let before_base = ids.len();
         for id in base_chain {
             if !ids.contains(&id) {
                 ids.push(id);
             }
         }
+        let base_len = ids.len() - before_base;
         Self {
             config,
             dynamic_host: None,
             ids,
+            base_len,
+            added_classes: Vec::new(),
             resolved_options: None,
             executed: Executed::default(),
             events: Vec::new(),
@@ -133,10 +143,22 @@ impl<'c> ScopeStack<'c> {
             return self;
         }
         let config = self.config;
-        let mut env = Env::new(request);
+        let env = Env::new(config, request);
         let mut run = Run::default();
-        for id in self.ids.iter().rev() {
-            run_scope(config, *id, &mut env, &mut run);
+        let (more_specific, base) = self.ids.split_at(self.ids.len() - self.base_len);
+        for id in base.iter().rev() {
+            run_scope(config, *id, &env, &mut run);
+        }
+        // server/dhcp.c `ack_lease` runs the packet's classes after the subnet's and pool's
+        // statements, the last one first: a class an `add` there appended runs before the
+        // classes matched; one added later (by a class or host) is only a member.
+        for class in env.added().iter().rev() {
+            if let Some(class) = config.classes.get(class.0 as usize) {
+                run_scope(config, class.scope, &env, &mut run);
+            }
+        }
+        for id in more_specific.iter().rev() {
+            run_scope(config, *id, &env, &mut run);
         }
         // An OMAPI host's statements come last: its scope is the most specific.
         let host = self.dynamic_host.clone();
@@ -150,6 +172,8 @@ impl<'c> ScopeStack<'c> {
             .chain(host_run.options.iter())
             .copied()
             .collect();
+        // `config-option` reads the statements of the configuration executed above (an OMAPI
+        // host's options are not among them).
         self.resolved_options = Some(fold_options(&steps, &env));
         run.scopes.reverse();
         self.ids = run.scopes;
@@ -186,10 +210,18 @@ impl<'c> ScopeStack<'c> {
                 )
             }),
         ];
+        env.drain_into(&mut run.executed);
         self.executed = run.executed;
         self.events = run.events;
-        self.variable_changes = env.changes;
+        self.added_classes = env.added();
+        self.variable_changes = env.changes.into_inner();
         self
+    }
+
+    /// The classes executed `add` statements put the request in, in order (billed as the
+    /// classes matched, ISC `ack_lease`).
+    pub fn added_classes(&self) -> &[crate::config::model::ClassId] {
+        &self.added_classes
     }
 
     /// What the executed `log` and `execute` statements produced for this reply.
@@ -215,9 +247,10 @@ impl<'c> ScopeStack<'c> {
         request: &dyn PacketView,
         event: impl Fn(&LeaseEvents) -> bool,
     ) -> (Executed, Vec<(String, Option<Value>)>) {
-        let mut env = Env::new(request);
-        env.changes = self.variable_changes.clone();
-        let executed = run_event(self.config, &self.events, event, &mut env);
+        let env = Env::new(self.config, request);
+        *env.changes.borrow_mut() = self.variable_changes.clone();
+        let mut executed = run_event(self.config, &self.events, event, &env);
+        env.drain_into(&mut executed);
         (executed, env.final_changes())
     }
 
@@ -414,7 +447,10 @@ impl Lazy<'_> {
 /// `supersede` replaces, `default` sets only an option no statement set yet, `prepend`/`append`
 /// concatenate with what was set), evaluated once all statements ran; an option whose value
 /// evaluates to null is not sent.
-fn fold_options(steps: &[OptionStep<'_>], request: &dyn PacketView) -> Vec<(u8, Vec<u8>)> {
+pub(crate) fn fold_options(
+    steps: &[OptionStep<'_>],
+    request: &dyn PacketView,
+) -> Vec<(u8, Vec<u8>)> {
     let mut state: Vec<(u8, Lazy<'_>)> = Vec::new();
     for step in steps {
         let (code, form, value, domain_list) = match step {

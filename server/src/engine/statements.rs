@@ -8,10 +8,12 @@
 //! (`execute_statements_in_scope`); so does [`run_scope`], following the scope's
 //! [`Scope::steps`], with the taken bodies of `if` and `switch` executed where they stand.
 
-use crate::config::expr::{evaluate, PacketView, Value};
+use std::cell::{Cell, RefCell};
+
+use crate::config::expr::{evaluate, Expr, PacketView, Value};
 use crate::config::model::{
-    ComputedOption, Config, EventStatement, LeaseEvents, LogPriority, Scope, ScopeId, SpaceOption,
-    Step, VariableStatement,
+    ClassId, ComputedOption, Config, EventStatement, LeaseEvents, LogPriority, Scope, ScopeId,
+    SpaceOption, Step, VariableStatement,
 };
 
 /// A command an `execute` statement asks the driver to start (never on the packet path).
@@ -40,25 +42,69 @@ impl Executed {
     }
 }
 
-/// The request seen through the variables the statements run so far have set or unset.
-pub(crate) struct Env<'a> {
-    pub request: &'a dyn PacketView,
-    /// Changes in order; the last entry of a name wins (`None`: unset).
-    pub changes: Vec<(String, Option<Value>)>,
+/// How deep function calls (and `config-option` lookups, which may evaluate expressions that
+/// look options up again) may nest. ISC has no bound and overflows its stack; a deeper call
+/// is null and logged once per reply.
+pub(crate) const MAX_CALL_DEPTH: usize = 64;
+
+/// What statements run inside function calls produced, handed to the caller.
+#[derive(Default)]
+pub(crate) struct Side {
+    pub executed: Executed,
+    /// Classes `add` statements put the request in, in order.
+    pub added: Vec<ClassId>,
+    /// A call went deeper than [`MAX_CALL_DEPTH`] (logged once).
+    too_deep: bool,
 }
 
-impl<'a> Env<'a> {
-    pub fn new(request: &'a dyn PacketView) -> Self {
+/// A function call's caller, as its frame sees it.
+trait Caller {
+    /// Assigns `name` where a binding of it exists along the chain (ISC `find_binding` walks
+    /// the outer scopes); false when none does.
+    fn assign(&self, name: &str, value: Option<Value>) -> bool;
+    /// Takes what a call produced.
+    fn absorb(&self, side: Side);
+}
+
+/// The request seen through the variables the statements run so far have set or unset: the
+/// lease's scope (ISC `lease->scope`), or a function call's argument scope whose outer scope
+/// is the caller's (tree.c `expr_funcall`).
+pub(crate) struct Env<'c, 'r> {
+    pub config: &'c Config,
+    pub request: &'r dyn PacketView,
+    /// Changes in order; the last entry of a name wins (`None`: unset). In a call's frame:
+    /// the arguments and the variables the body set that no outer scope has.
+    pub changes: RefCell<Vec<(String, Option<Value>)>>,
+    caller: Option<&'r dyn Caller>,
+    depth: usize,
+    /// The value of the `return` that ended this call.
+    returned: RefCell<Option<Value>>,
+    pub side: RefCell<Side>,
+    /// The option statements executed so far (for `config-option`).
+    pub options: RefCell<Vec<OptionStep<'c>>>,
+    /// How deep `config-option` lookups nest right now.
+    config_option_depth: Cell<usize>,
+}
+
+impl<'c, 'r> Env<'c, 'r> {
+    pub fn new(config: &'c Config, request: &'r dyn PacketView) -> Self {
         Self {
+            config,
             request,
-            changes: Vec::new(),
+            changes: RefCell::new(Vec::new()),
+            caller: None,
+            depth: 0,
+            returned: RefCell::new(None),
+            side: RefCell::new(Side::default()),
+            options: RefCell::new(Vec::new()),
+            config_option_depth: Cell::new(0),
         }
     }
 
     /// The final value of each variable changed, each name once.
     pub fn final_changes(&self) -> Vec<(String, Option<Value>)> {
         let mut out: Vec<(String, Option<Value>)> = Vec::new();
-        for (name, value) in &self.changes {
+        for (name, value) in self.changes.borrow().iter() {
             match out.iter_mut().find(|(have, _)| have == name) {
                 Some(slot) => slot.1 = value.clone(),
                 None => out.push((name.clone(), value.clone())),
@@ -66,9 +112,99 @@ impl<'a> Env<'a> {
         }
         out
     }
+
+    /// The binding of `name` in this scope itself (a frame's arguments and locals; the lease
+    /// scope's changes), `Some(None)` when it is bound without a value.
+    fn own(&self, name: &str) -> Option<Option<Value>> {
+        self.changes
+            .borrow()
+            .iter()
+            .rev()
+            .find(|(have, _)| have.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.clone())
+    }
+
+    /// `set NAME = …` / `define NAME …` (ISC: the binding found along the scopes, else a new
+    /// one in this scope).
+    fn set(&self, name: &str, value: Option<Value>) {
+        let assigned = self.own(name).is_none()
+            && self
+                .caller
+                .is_some_and(|caller| caller.assign(name, value.clone()));
+        if !assigned {
+            self.changes.borrow_mut().push((name.to_owned(), value));
+        }
+    }
+
+    /// `unset NAME` (ISC: clears the binding found along the scopes; none, nothing).
+    fn unset(&self, name: &str) {
+        if self.caller.is_none() || self.own(name).is_some() {
+            self.changes.borrow_mut().push((name.to_owned(), None));
+        } else if let Some(caller) = self.caller {
+            caller.assign(name, None);
+        }
+    }
+
+    fn has_returned(&self) -> bool {
+        self.returned.borrow().is_some()
+    }
+
+    fn log_error(&self, line: String) {
+        self.side
+            .borrow_mut()
+            .executed
+            .log_lines
+            .push((LogPriority::Error, line));
+    }
+
+    /// Moves what calls produced so far into `executed`, in order.
+    pub fn drain_into(&self, executed: &mut Executed) {
+        let side = std::mem::take(&mut self.side.borrow_mut().executed);
+        executed.extend(side);
+    }
+
+    /// Classes the executed `add` statements put the request in so far.
+    pub fn added(&self) -> Vec<ClassId> {
+        self.side.borrow().added.clone()
+    }
+
+    fn too_deep(&self, what: &str) {
+        let mut side = self.side.borrow_mut();
+        if !side.too_deep {
+            side.too_deep = true;
+            side.executed.log_lines.push((
+                LogPriority::Error,
+                format!("{what}: calls nested deeper than {MAX_CALL_DEPTH}; its value is null"),
+            ));
+        }
+    }
 }
 
-impl PacketView for Env<'_> {
+impl Caller for Env<'_, '_> {
+    fn assign(&self, name: &str, value: Option<Value>) -> bool {
+        if self.own(name).is_some() {
+            self.changes.borrow_mut().push((name.to_owned(), value));
+            return true;
+        }
+        match self.caller {
+            Some(caller) => caller.assign(name, value),
+            None if self.request.variable(name).is_some() => {
+                self.changes.borrow_mut().push((name.to_owned(), value));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn absorb(&self, other: Side) {
+        let mut side = self.side.borrow_mut();
+        side.executed.extend(other.executed);
+        side.added.extend(other.added);
+        side.too_deep |= other.too_deep;
+    }
+}
+
+impl PacketView for Env<'_, '_> {
     fn option(&self, code: u8) -> Option<&[u8]> {
         self.request.option(code)
     }
@@ -91,16 +227,112 @@ impl PacketView for Env<'_> {
         self.request.lease_time()
     }
     fn in_class(&self, name: &str) -> bool {
+        // ISC `classify` appends the class to the packet's: later `check`s see it.
         self.request.in_class(name)
+            || self.side.borrow().added.iter().any(|class| {
+                self.config
+                    .classes
+                    .get(class.0 as usize)
+                    .is_some_and(|class| class.name == name)
+            })
     }
     fn boot_field(&self, file: bool) -> Option<&[u8]> {
         self.request.boot_field(file)
     }
     fn variable(&self, name: &str) -> Option<Value> {
-        match self.changes.iter().rev().find(|(have, _)| have == name) {
-            Some((_, value)) => value.clone(),
+        match self.own(name) {
+            Some(value) => value,
             None => self.request.variable(name),
         }
+    }
+
+    /// tree.c `expr_funcall`: the arguments are evaluated in the caller's scope and bound in
+    /// a new scope whose outer scope is the caller's; the body runs until a `return` with a
+    /// value. ISC's error lines are logged, and the value is null.
+    fn call(&self, name: &str, arguments: &[Expr]) -> Value {
+        let function = match self.variable(name) {
+            Some(Value::Function(index)) => self.config.functions.get(index),
+            Some(_) => {
+                self.log_error(format!("{name}: not a function."));
+                return Value::Null;
+            }
+            None => None,
+        };
+        let Some(function) = function else {
+            self.log_error(format!("{name}: no such function."));
+            return Value::Null;
+        };
+        if self.depth >= MAX_CALL_DEPTH {
+            self.too_deep(name);
+            return Value::Null;
+        }
+        let mut locals = Vec::new();
+        for (parameter, argument) in function.parameters.iter().zip(arguments) {
+            let value = match evaluate(argument, self) {
+                Value::Null => None,
+                value => Some(value),
+            };
+            locals.push((parameter.clone(), value));
+        }
+        if arguments.len() > function.parameters.len() {
+            self.log_error(format!("{name}: too many arguments."));
+            return Value::Null;
+        }
+        if arguments.len() < function.parameters.len() {
+            self.log_error(format!("{name}: too few arguments."));
+            return Value::Null;
+        }
+        let frame = Env {
+            config: self.config,
+            request: self,
+            changes: RefCell::new(locals),
+            caller: Some(self),
+            depth: self.depth + 1,
+            returned: RefCell::new(None),
+            side: RefCell::new(Side::default()),
+            options: RefCell::new(Vec::new()),
+            config_option_depth: Cell::new(0),
+        };
+        let mut run = Run::default();
+        if let Some(body) = self.config.scopes.get(function.body.0 as usize) {
+            run_steps(self.config, body, &frame, &mut run);
+        }
+        let mut side = frame.side.take();
+        let mut executed = run.executed;
+        executed.extend(std::mem::take(&mut side.executed));
+        side.executed = executed;
+        let returned = frame.returned.take();
+        self.absorb(side);
+        // ISC: a body that ends without a value leaves the caller without one (it then reads
+        // a null pointer); here the value is null.
+        returned.unwrap_or(Value::Null)
+    }
+
+    /// tree.c `expr_config_option`: the option as the statements executed so far set it,
+    /// evaluated now.
+    fn config_option(&self, code: u8) -> Option<Vec<u8>> {
+        if self.caller.is_some() {
+            return self.request.config_option(code);
+        }
+        let steps: Vec<OptionStep<'_>> = self
+            .options
+            .borrow()
+            .iter()
+            .copied()
+            .filter(|step| step.code() == code)
+            .collect();
+        let depth = self.config_option_depth.get();
+        if depth >= MAX_CALL_DEPTH {
+            self.too_deep("config-option");
+            return None;
+        }
+        self.config_option_depth.set(depth + 1);
+        let value = super::scope::fold_options(&steps, self)
+            .into_iter()
+            .find(|(have, _)| *have == code)
+            .map(|(_, value)| value);
+        self.config_option_depth.set(depth);
+        value
     }
 }
 
@@ -169,9 +401,18 @@ pub(crate) enum OptionStep<'c> {
     Computed(&'c ComputedOption),
 }
 
+impl OptionStep<'_> {
+    pub fn code(&self) -> u8 {
+        match self {
+            OptionStep::Plain(code, _) => *code,
+            OptionStep::Computed(option) => option.code,
+        }
+    }
+}
+
 /// Runs scope `id`: its statements in file order (ISC `execute_statements`), the taken bodies
 /// of its `if` and `switch` statements where they stand.
-pub(crate) fn run_scope<'c>(config: &'c Config, id: ScopeId, env: &mut Env<'_>, run: &mut Run<'c>) {
+pub(crate) fn run_scope<'c>(config: &'c Config, id: ScopeId, env: &Env<'c, '_>, run: &mut Run<'c>) {
     let Some(scope) = config.scopes.get(id.0 as usize) else {
         return;
     };
@@ -205,93 +446,142 @@ fn push_option_step<'c>(scope: &'c Scope, step: Step, run: &mut Run<'c>) -> bool
     true
 }
 
-fn run_steps<'c>(config: &'c Config, scope: &'c Scope, env: &mut Env<'_>, run: &mut Run<'c>) {
+fn run_steps<'c>(config: &'c Config, scope: &'c Scope, env: &Env<'c, '_>, run: &mut Run<'c>) {
     for step in &scope.steps {
-        if push_option_step(scope, *step, run) {
-            continue;
+        run_step(config, scope, *step, env, run);
+        env.drain_into(&mut run.executed);
+        if *step == Step::Break || env.has_returned() {
+            return;
         }
-        match *step {
-            Step::Variable(index) => match scope.variables.get(index) {
-                Some(VariableStatement::Set(name, expression)) => {
-                    // ISC `set`: a value that cannot be computed leaves the variable unset.
-                    let value = match evaluate(expression, env) {
-                        Value::Null => None,
-                        value => Some(value),
-                    };
-                    env.changes.push((name.clone(), value));
-                }
-                Some(VariableStatement::Unset(name)) => env.changes.push((name.clone(), None)),
-                None => {}
-            },
-            Step::Log(index) => {
-                let Some(statement) = scope.logs.get(index) else {
-                    continue;
+    }
+}
+
+fn run_step<'c>(
+    config: &'c Config,
+    scope: &'c Scope,
+    step: Step,
+    env: &Env<'c, '_>,
+    run: &mut Run<'c>,
+) {
+    let options = run.options.len();
+    if push_option_step(scope, step, run) {
+        env.options
+            .borrow_mut()
+            .extend(run.options[options..].iter().copied());
+        return;
+    }
+    match step {
+        Step::Variable(index) => match scope.variables.get(index) {
+            Some(VariableStatement::Set(name, expression)) => {
+                // ISC `set`: a value that cannot be computed leaves the variable unset.
+                let value = match evaluate(expression, env) {
+                    Value::Null => None,
+                    value => Some(value),
                 };
-                if let Value::Data(text) = evaluate(&statement.text, env) {
-                    run.executed.log_lines.push((
-                        statement.priority,
-                        String::from_utf8_lossy(&text).into_owned(),
-                    ));
-                }
+                env.set(name, value);
             }
-            Step::Execute(index) => {
-                let Some(statement) = scope.executes.get(index) else {
-                    continue;
-                };
-                let arguments = statement
-                    .arguments
-                    .iter()
-                    .map(|argument| match evaluate(argument, env) {
-                        Value::Data(bytes) => bytes,
-                        Value::Number(number) => number.to_string().into_bytes(),
-                        Value::Boolean(flag) => flag.to_string().into_bytes(),
-                        // ISC passes an empty argument for a value it cannot compute.
-                        Value::Null => Vec::new(),
-                    })
-                    .collect();
-                run.executed.commands.push(Command {
-                    program: statement.command.clone(),
-                    arguments,
-                });
+            Some(VariableStatement::Unset(name)) => env.unset(name),
+            None => {}
+        },
+        Step::Define(index) => {
+            if let Some(function) = scope.defines.get(index).and_then(|index| {
+                config
+                    .functions
+                    .get(*index)
+                    .map(|function| (index, function))
+            }) {
+                env.set(&function.1.name, Some(Value::Function(*function.0)));
             }
-            Step::Event(index) => run.events.extend(scope.events.get(index)),
-            Step::Switch(index) => {
-                let Some(switch) = scope.switches.get(index) else {
-                    continue;
-                };
-                let mut segment = taken_case(switch, env);
-                while let Some(index) = segment {
-                    let Some(current) = switch.segments.get(index) else {
-                        break;
-                    };
-                    run_scope(config, current.body, env, run);
-                    segment = (!current.breaks).then_some(index + 1);
-                }
-            }
-            Step::Conditional(index) => {
-                let Some(conditional) = scope.conditionals.get(index) else {
-                    continue;
-                };
-                let taken = conditional.branches.iter().find(|branch| {
-                    branch
-                        .condition
-                        .as_ref()
-                        .is_none_or(|condition| evaluate(condition, env).is_true())
-                });
-                if let Some(branch) = taken {
-                    run_scope(config, branch.body, env, run);
-                }
-            }
-            Step::Parameters(id) => run_scope(config, id, env, run),
-            Step::Break => return,
-            Step::Option(_) | Step::ComputedOption(_) | Step::SpaceOption(_) => {}
         }
+        Step::Evaluate(index) => {
+            let Some(evaluation) = scope.evaluations.get(index) else {
+                return;
+            };
+            let value = evaluate(&evaluation.expression, env);
+            // execute.c: `return` stores the value only for a function call, and only a
+            // value that could be computed ends it.
+            if evaluation.returns && env.caller.is_some() && value != Value::Null {
+                *env.returned.borrow_mut() = Some(value);
+            }
+        }
+        Step::Add(index) => {
+            if let Some(class) = scope.adds.get(index) {
+                env.side.borrow_mut().added.push(*class);
+            }
+        }
+        Step::Log(index) => {
+            let Some(statement) = scope.logs.get(index) else {
+                return;
+            };
+            let text = evaluate(&statement.text, env);
+            env.drain_into(&mut run.executed);
+            if let Value::Data(text) = text {
+                run.executed.log_lines.push((
+                    statement.priority,
+                    String::from_utf8_lossy(&text).into_owned(),
+                ));
+            }
+        }
+        Step::Execute(index) => {
+            let Some(statement) = scope.executes.get(index) else {
+                return;
+            };
+            let arguments = statement
+                .arguments
+                .iter()
+                .map(|argument| match evaluate(argument, env) {
+                    Value::Data(bytes) => bytes,
+                    Value::Number(number) => number.to_string().into_bytes(),
+                    Value::Boolean(flag) => flag.to_string().into_bytes(),
+                    // ISC passes an empty argument for a value it cannot compute.
+                    Value::Null | Value::Function(_) => Vec::new(),
+                })
+                .collect();
+            env.drain_into(&mut run.executed);
+            run.executed.commands.push(Command {
+                program: statement.command.clone(),
+                arguments,
+            });
+        }
+        Step::Event(index) => run.events.extend(scope.events.get(index)),
+        Step::Switch(index) => {
+            let Some(switch) = scope.switches.get(index) else {
+                return;
+            };
+            let mut segment = taken_case(switch, env);
+            while let Some(index) = segment {
+                let Some(current) = switch.segments.get(index) else {
+                    break;
+                };
+                run_scope(config, current.body, env, run);
+                if env.has_returned() {
+                    break;
+                }
+                segment = (!current.breaks).then_some(index + 1);
+            }
+        }
+        Step::Conditional(index) => {
+            let Some(conditional) = scope.conditionals.get(index) else {
+                return;
+            };
+            let taken = conditional.branches.iter().find(|branch| {
+                branch
+                    .condition
+                    .as_ref()
+                    .is_none_or(|condition| evaluate(condition, env).is_true())
+            });
+            if let Some(branch) = taken {
+                run_scope(config, branch.body, env, run);
+            }
+        }
+        Step::Parameters(id) => run_scope(config, id, env, run),
+        Step::Break | Step::Option(_) | Step::ComputedOption(_) | Step::SpaceOption(_) => {}
     }
 }
 
 /// Where `switch` starts (ISC `find_matching_case`): the first `case` whose value equals the
 /// subject's, else `default`; a subject that evaluates to null takes `default`.
-fn taken_case(switch: &crate::config::model::Switch, env: &Env<'_>) -> Option<usize> {
+fn taken_case(switch: &crate::config::model::Switch, env: &Env<'_, '_>) -> Option<usize> {
     let subject = evaluate(&switch.subject, env);
     if subject != Value::Null {
         for (value, index) in &switch.cases {
@@ -306,11 +596,11 @@ fn taken_case(switch: &crate::config::model::Switch, env: &Env<'_>) -> Option<us
 /// Runs the body of the last `on` statement in `events` that names `event`, with the variables
 /// of `env`: each `on` statement executed replaces the body the lease keeps for the events it
 /// names (ISC `execute_statements`, `on_star`). `on` statements inside it are not run.
-pub(crate) fn run_event(
-    config: &Config,
-    events: &[&EventStatement],
+pub(crate) fn run_event<'c>(
+    config: &'c Config,
+    events: &[&'c EventStatement],
     event: impl Fn(&LeaseEvents) -> bool,
-    env: &mut Env<'_>,
+    env: &Env<'c, '_>,
 ) -> Executed {
     let mut run = Run::default();
     if let Some(statement) = events
@@ -337,7 +627,8 @@ pub fn written_form(value: &Value) -> Option<String> {
         }
         Value::Number(number) => out.extend_from_slice(format!("%{number}").as_bytes()),
         Value::Boolean(flag) => out.extend_from_slice(flag.to_string().as_bytes()),
-        Value::Null => return None,
+        // db.c `write_binding_scope`: "persistent functions not supported".
+        Value::Null | Value::Function(_) => return None,
     }
     Some(String::from_utf8_lossy(&out).into_owned())
 }

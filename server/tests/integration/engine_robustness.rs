@@ -176,6 +176,7 @@ fn mutated_requests_never_panic_the_engine() {
                 message: &message,
                 source,
                 interface_address: Some(Ipv4Addr::new(10, 0, 0, 1)),
+                raw: None,
             };
             let decision = engine.handle(
                 now,

@@ -61,6 +61,7 @@ impl Server {
                 message: &message,
                 source: SocketAddrV4::new(message.ciaddr(), 68),
                 interface_address: Some(INTERFACE),
+                raw: None,
             },
             &mut self.store,
             &mut self.starvation,

@@ -58,25 +58,28 @@ impl Parser {
         what: &str,
     ) -> ParseResult<()> {
         let kind = expr.kind();
-        if kind == wanted || kind == ExprKind::Any {
+        // ISC's `is_numeric_expression` takes neither variables nor function calls: a numeric
+        // operand must be numeric by its form ("expecting numeric expressions").
+        if kind == wanted || (kind == ExprKind::Any && wanted != ExprKind::Numeric) {
             Ok(())
         } else {
             Err(self.invalid(span, what, kind_name(kind)))
         }
     }
 
-    /// Skips the arguments of a call of an undefined function.
-    fn parse_call_arguments(&mut self) -> ParseResult<()> {
+    /// The arguments of a function call (ISC parse.c: any expressions, comma-separated).
+    fn parse_call_arguments(&mut self) -> ParseResult<Vec<Expr>> {
         self.expect_punct(b'(')?;
+        let mut arguments = Vec::new();
         if self.eat_punct(b')') {
-            return Ok(());
+            return Ok(arguments);
         }
-        self.parse_expression()?;
+        arguments.push(self.parse_expression()?);
         while self.eat_punct(b',') {
-            self.parse_expression()?;
+            arguments.push(self.parse_expression()?);
         }
         self.expect_punct(b')')?;
-        Ok(())
+        Ok(arguments)
     }
 
     /// An expression ISC evaluates and xdhcpd does not: refused rather than evaluated as null
@@ -300,6 +303,18 @@ impl Parser {
         }
     }
 
+    /// `config-option NAME` of the dhcp space (tree.c `expr_config_option`).
+    fn parse_config_option(&mut self, span: Span) -> ParseResult<Expr> {
+        match self.parse_option_reference()? {
+            Some(OptionRef::Dhcp(code)) => Ok(Expr::ConfigOption(code)),
+            _ => Err(self.invalid(
+                span,
+                "`config-option` of an option of the dhcp space",
+                "an option of another space (unsupported)",
+            )),
+        }
+    }
+
     /// `( A, B, … )` of data expressions (at least one).
     fn parse_data_list(&mut self) -> ParseResult<Vec<Expr>> {
         self.expect_punct(b'(')?;
@@ -426,7 +441,7 @@ impl Parser {
                 Some(option) => Expr::Option(option),
                 None => Expr::Unsupported("option".into()),
             },
-            "config-option" => return Err(self.unsupported_expression(span, word)),
+            "config-option" => self.parse_config_option(span)?,
             "known" => Expr::Known,
             "static" => Expr::Static,
             "hardware" => Expr::Hardware,
@@ -482,33 +497,16 @@ impl Parser {
                     data: Box::new(data),
                 }
             }
-            // The engine sees the decoded request: its fixed BOOTP header and magic cookie
-            // (the first 240 bytes) are exactly what was received, the options area is not
-            // (decoding does not keep their order). `packet()` is read within those bytes.
+            // tree.c `expr_packet`: bytes of the datagram as received (header, cookie and
+            // options area), cut at its end.
             "packet" => {
                 self.expect_punct(b'(')?;
                 let offset = self.parse_numeric_argument()?;
                 self.expect_punct(b',')?;
                 let length = self.parse_numeric_argument()?;
                 self.expect_punct(b')')?;
-                match (&offset, &length) {
-                    (Expr::Number(offset), Expr::Number(length))
-                        if u64::from(*offset) + u64::from(*length)
-                            <= super::PACKET_HEADER_LENGTH as u64 =>
-                    {
-                        Expr::Packet(
-                            Box::new(Expr::Number(*offset)),
-                            Box::new(Expr::Number(*length)),
-                        )
-                    }
-                    _ => {
-                        return Err(self.invalid(
-                            span,
-                            "`packet(OFFSET, LENGTH)` within the 240-byte header and cookie",
-                            "bytes of the options area (unsupported)",
-                        ))
-                    }
-                }
+                self.config.reads_packet = true;
+                Expr::Packet(Box::new(offset), Box::new(length))
             }
             "extract-int" => {
                 self.expect_punct(b'(')?;
@@ -559,10 +557,8 @@ impl Parser {
             }
             _ => {
                 if self.at_punct(b'(') {
-                    // A call of a function no `define` declared (xdhcpd refuses `define`):
-                    // ISC finds no such function and the value is null, as here.
-                    self.parse_call_arguments()?;
-                    Expr::Unsupported(word.into())
+                    // A call of the function a `define` binds to the name when it runs.
+                    Expr::Call(word.into(), self.parse_call_arguments()?)
                 } else {
                     Expr::Variable(word.into())
                 }
@@ -670,11 +666,9 @@ mod tests {
         );
         assert_eq!(evaluate(&expr, &Packet), Value::Data(b"d".to_vec()));
         // What xdhcpd does not evaluate is refused, not evaluated as null.
-        for unsupported in ["packet(238, 4)", "config-option domain-name"] {
-            let text = format!("class \"c\" {{ match {unsupported}; }}");
-            let errors = parse_str(&text, "t.conf").unwrap_err().to_string();
-            assert!(errors.contains("(unsupported)"), "{unsupported}: {errors}");
-        }
+        let text = "class \"c\" { match config-option agent.circuit-id; }";
+        let errors = parse_str(text, "t.conf").unwrap_err().to_string();
+        assert!(errors.contains("(unsupported)"), "{errors}");
         let expr = class_expr(
             "match if extract-int(option dhcp-client-identifier, 8) + 1 = 2 and 3 * 2 != 5;",
         );
@@ -698,6 +692,61 @@ mod tests {
             Value::Data(super::system_host_name())
         );
         assert!(!super::system_host_name().is_empty());
+    }
+
+    #[test]
+    fn calls_packet_and_config_option_parse() {
+        let expr = class_expr("match if myfn(option host-name, 2) = \"x\";");
+        assert!(matches!(
+            expr,
+            Expr::Binary(_, ref left, _)
+                if matches!(**left, Expr::Call(ref name, ref arguments)
+                    if name == "myfn" && arguments.len() == 2)
+        ));
+        assert_eq!(
+            class_expr("match packet(300, 4);"),
+            Expr::Packet(Box::new(Expr::Number(300)), Box::new(Expr::Number(4)))
+        );
+        let text = "option domain-name = config-option host-name;";
+        assert!(parse_str(text, "t.conf").is_ok());
+        // ISC's `is_numeric_expression` takes no variable or call ("expecting numeric
+        // expressions").
+        for numeric in ["v + 1", "myfn(1) * 2", "substring(\"ab\", v, 1) = \"b\""] {
+            let text = format!("class \"c\" {{ match if {numeric}; }}");
+            assert!(parse_str(&text, "t.conf").is_err(), "{numeric}");
+        }
+    }
+
+    #[test]
+    fn define_add_return_and_their_errors() {
+        let config = parse_str(
+            "class \"c\" { }\n\
+             define myfn (one, two) { if one = two { return \"same\"; } set x = one; return two; }\n\
+             subnet 10.0.0.0 netmask 255.0.0.0 { add \"c\"; eval myfn(1, 2); }",
+            "t.conf",
+        )
+        .unwrap_or_else(|errors| panic!("{errors}"));
+        assert_eq!(config.functions.len(), 1);
+        assert_eq!(config.functions[0].parameters, ["one", "two"]);
+        for (text, wanted) in [
+            (
+                "subnet 10.0.0.0 netmask 255.0.0.0 { add \"nosuch\"; }",
+                "class nosuch: not found",
+            ),
+            ("define myfn = \"x\";", "(unsupported)"),
+            (
+                "define myfn (a) { option domain-name \"x\"; }",
+                "(unsupported)",
+            ),
+            ("define myfn (a) { default-lease-time 5; }", "(unsupported)"),
+            (
+                "define myfn (a) { if true { on commit { } } }",
+                "(unsupported)",
+            ),
+        ] {
+            let errors = parse_str(text, "t.conf").unwrap_err().to_string();
+            assert!(errors.contains(wanted), "{text}: {errors}");
+        }
     }
 
     #[test]

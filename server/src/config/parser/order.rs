@@ -11,7 +11,7 @@ use crate::config::model::{Scope, ScopeId, Step};
 
 /// Lengths of a scope's statement lists before a statement is parsed.
 #[derive(Clone, Copy)]
-pub(super) struct Counts([usize; 9]);
+pub(super) struct Counts([usize; 12]);
 
 impl Counts {
     pub(super) fn of(scope: &Scope) -> Self {
@@ -25,6 +25,9 @@ impl Counts {
             scope.events.len(),
             scope.switches.len(),
             scope.conditionals.len(),
+            scope.defines.len(),
+            scope.evaluations.len(),
+            scope.adds.len(),
         ])
     }
 }
@@ -132,7 +135,7 @@ impl Parser {
     fn record_steps(&mut self, id: ScopeId, before: Counts) {
         let after = Counts::of(self.scope_mut(id));
         let scope = self.scope_mut(id);
-        let kinds: [fn(usize) -> Step; 9] = [
+        let kinds: [fn(usize) -> Step; 12] = [
             Step::Option,
             Step::ComputedOption,
             Step::SpaceOption,
@@ -142,6 +145,9 @@ impl Parser {
             Step::Event,
             Step::Switch,
             Step::Conditional,
+            Step::Define,
+            Step::Evaluate,
+            Step::Add,
         ];
         for (kind, (from, to)) in kinds.iter().zip(before.0.iter().zip(after.0.iter())) {
             for index in *from..*to {

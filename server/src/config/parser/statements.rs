@@ -727,17 +727,36 @@ impl Parser {
                 self.scope_mut(block.scope).steps.push(Step::Break);
                 return Ok(());
             }
-            // ISC evaluates the expression and drops the value: no effect. `return` outside a
-            // function is the same: ISC's `return_statement` stores the value only where a
-            // function call asked for it (`execute_statements` with a result), which the
-            // scopes' statements never do (server/dhcp.c passes none).
+            // ISC evaluates both where they stand (`eval_statement`, `return_statement`); the
+            // value of `return` ends a function call, elsewhere it is dropped.
             "eval" | "return" => {
-                self.parse_expression()?;
+                let expression = self.parse_expression()?;
                 self.expect_semicolon()?;
+                self.scope_mut(block.scope)
+                    .evaluations
+                    .push(crate::config::model::Evaluation {
+                        expression,
+                        returns: word == "return",
+                    });
                 return Ok(());
             }
-            // `add` (joins a class at run time) and `define` (functions): refused, not run
-            // differently.
+            // ISC `add_statement`: the class must be declared before ("class NAME: not found").
+            "add" => {
+                let name_span = self.peek().span;
+                let name = self.parse_string("a quoted class name")?;
+                let name = String::from_utf8_lossy(&name).into_owned();
+                let Some(class) = self.class_by_name(&name) else {
+                    return Err(self.invalid(
+                        name_span,
+                        "a class declared before",
+                        format!("class {name}: not found"),
+                    ));
+                };
+                self.expect_semicolon()?;
+                self.scope_mut(block.scope).adds.push(class);
+                return Ok(());
+            }
+            "define" => return self.parse_define(block, span),
             _ => {}
         }
         Err(self.invalid(
@@ -745,6 +764,59 @@ impl Parser {
             "a statement xdhcpd acts on",
             format!("`{word}` (unsupported)"),
         ))
+    }
+
+    /// `define NAME (PARAMETERS) { STATEMENTS }` (dhcp-eval(5), ISC parse.c `DEFINE`): the
+    /// function is bound to NAME among the variables when the statement is executed.
+    fn parse_define(&mut self, block: Block, span: Span) -> ParseResult<()> {
+        let name = self.parse_variable_name()?;
+        if !self.at_punct(b'(') {
+            // ISC takes `define NAME = EXPR;` and binds the expression's memory as if it were
+            // a function definition (execute.c `define_statement` reads `data.func` of any
+            // expression): nothing to do the same way.
+            return Err(self.invalid(
+                span,
+                "`define NAME (ARGUMENTS) { … }`",
+                "`define NAME = …` (unsupported)",
+            ));
+        }
+        self.bump();
+        let mut parameters = Vec::new();
+        if !self.eat_punct(b')') {
+            loop {
+                parameters.push(self.parse_name_or_string("an argument name")?);
+                if self.eat_punct(b')') {
+                    break;
+                }
+                self.expect_punct(b',')?;
+            }
+        }
+        let first_scope = self.config.scopes.len();
+        let body = self.parse_conditional_body(block, true)?;
+        // ISC runs a function's option statements into the reply being built at the moment
+        // of the call and its `on` statements into the lease: refused rather than run
+        // differently. The body and the scopes nested in it hold executable statements only.
+        let refused = (first_scope..self.config.scopes.len()).any(|index| {
+            self.config
+                .scopes
+                .get(index)
+                .is_some_and(|scope| !holds_only_function_statements(scope))
+        });
+        if refused {
+            return Err(self.invalid(
+                span,
+                "a function body of set, unset, log, execute, if, switch, return, eval, add, define and break",
+                "option statements, parameters or `on` in it (unsupported)",
+            ));
+        }
+        let index = self.config.functions.len();
+        self.config.functions.push(crate::config::model::Function {
+            name,
+            parameters,
+            body,
+        });
+        self.scope_mut(block.scope).defines.push(index);
+        Ok(())
     }
 
     /// The name after `set`, `unset` or inside `defined (…)`: ISC takes a plain name, and
@@ -770,5 +842,37 @@ impl Parser {
         self.expect_semicolon()?;
         self.open_include(&path, path_span);
         Ok(())
+    }
+}
+
+/// Whether `scope` holds nothing but the statements a function body may run (see
+/// `Parser::parse_define`).
+fn holds_only_function_statements(scope: &crate::config::model::Scope) -> bool {
+    let mut rest = scope.clone();
+    rest.variables.clear();
+    rest.logs.clear();
+    rest.executes.clear();
+    rest.switches.clear();
+    rest.conditionals.clear();
+    rest.defines.clear();
+    rest.evaluations.clear();
+    rest.adds.clear();
+    rest.steps.retain(|step| {
+        !matches!(
+            step,
+            Step::Variable(_)
+                | Step::Log(_)
+                | Step::Execute(_)
+                | Step::Switch(_)
+                | Step::Conditional(_)
+                | Step::Define(_)
+                | Step::Evaluate(_)
+                | Step::Add(_)
+                | Step::Break
+        )
+    });
+    rest == crate::config::model::Scope {
+        parent: scope.parent,
+        ..Default::default()
     }
 }

@@ -27,7 +27,7 @@ impl Context<'_, '_> {
         if !self.admitted(&scopes) {
             return Decision::ignored(IgnoreReason::Denied);
         }
-        let billing = match self.billing(&candidate, false, leases) {
+        let billing = match self.billing(&candidate, scopes.added_classes(), false, leases) {
             Ok(billing) => billing,
             Err(reason) => return Decision::ignored(reason),
         };

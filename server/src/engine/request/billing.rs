@@ -11,18 +11,35 @@ impl Context<'_, '_> {
     /// The billing of `candidate` for this client (`offer`: for a DHCPOFFER); `Ok(None)` for
     /// a fixed address (ISC skips `STATIC_LEASE`s) or a config without `lease limit`s. No room
     /// in any limited class of the client: no answer.
+    /// `added`: the classes `add` statements put the request in, billed after the classes
+    /// matched (ISC `ack_lease` bills from the packet's classes once the statements ran).
     pub(super) fn billing(
         &self,
         candidate: &Candidate,
+        added: &[crate::config::model::ClassId],
         offer: bool,
         leases: &LeaseStore,
     ) -> Result<Option<BillingDecision>, IgnoreReason> {
         let Candidate::Dynamic { existing, .. } = candidate else {
             return Ok(None);
         };
+        let with_added;
+        let classification = if added.is_empty() {
+            &self.classification
+        } else {
+            let mut classification = self.classification.clone();
+            for class in added {
+                if let Some(declared) = self.engine.config.classes.get(class.0 as usize) {
+                    classification.classes.push((*class, declared.scope));
+                    classification.subclass_data.push(None);
+                }
+            }
+            with_added = classification;
+            &with_added
+        };
         decide(
             &self.engine.config,
-            &self.classification,
+            classification,
             existing.as_ref(),
             offer,
             leases,

@@ -58,7 +58,7 @@ impl Context<'_, '_> {
             leases.return_unused(candidate.address());
             return Decision::ignored(reason);
         }
-        let billing = match self.billing(&candidate, false, leases) {
+        let billing = match self.billing(&candidate, scopes.added_classes(), false, leases) {
             Ok(billing) => billing,
             Err(reason) => {
                 leases.return_unused(candidate.address());

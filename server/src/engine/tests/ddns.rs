@@ -67,6 +67,7 @@ fn the_ack_answers_option_81_and_the_daemon_gets_the_name() {
             message: &request,
             source: std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
             interface_address: Some(INTERFACE),
+            raw: None,
         };
         let settings = harness
             .engine
@@ -117,6 +118,7 @@ fn no_option_81_without_updates_or_without_the_clients() {
         message: &request,
         source: std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
         interface_address: Some(INTERFACE),
+        raw: None,
     };
     let settings = harness
         .engine
@@ -145,6 +147,7 @@ fn ddns_hostname_from_an_expression_names_the_lease() {
         message: &request,
         source: std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
         interface_address: Some(INTERFACE),
+        raw: None,
     };
     let settings = harness
         .engine

@@ -248,6 +248,7 @@ fn inform_is_answered_at_the_clients_address_as_isc_does() {
         message: &anonymous,
         source: SocketAddrV4::new(relay, 67),
         interface_address: None,
+        raw: None,
     };
     let snapshot = harness.snapshot();
     let ack = harness.engine.handle(

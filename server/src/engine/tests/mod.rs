@@ -8,6 +8,7 @@ mod capture;
 mod ddns;
 mod decline;
 mod failover;
+mod functions;
 mod lease;
 mod lease_events;
 mod lease_policy;
@@ -192,10 +193,15 @@ impl Harness {
         } else {
             SocketAddrV4::new(message.ciaddr(), 68)
         };
+        // The datagram as the daemon keeps it for `packet(…)`.
+        let mut raw = Vec::new();
+        dhcproto::Encodable::encode(message, &mut dhcproto::Encoder::new(&mut raw))
+            .expect("test messages encode");
         let request = Request {
             message,
             source,
             interface_address,
+            raw: Some(&raw),
         };
         let snapshot = self.snapshot();
         self.engine.handle(

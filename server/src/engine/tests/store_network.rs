@@ -83,6 +83,7 @@ impl Twins {
             message: &step.message,
             source: step.source,
             interface_address: step.interface,
+            raw: None,
         };
         let reference = self.engine.handle(
             now,
@@ -252,6 +253,7 @@ fn a_client_back_on_a_network_finds_its_lease_of_that_network() {
             message: &step.message,
             source: step.source,
             interface_address: step.interface,
+            raw: None,
         };
         let shard = sharded.layout().of_network(engine.store_network(&request));
         let mut store = sharded.lock(shard).expect("shard");

@@ -168,6 +168,7 @@ impl Node {
             message,
             source: SocketAddrV4::new(message.ciaddr(), 68),
             interface_address: Some(interface(self.role)),
+            raw: None,
         };
         self.engine.handle(
             now,
