@@ -250,6 +250,13 @@ pub fn apply(targets: &ReloadTargets<'_>, new: Config) -> Result<ReloadSummary, 
     let ignored_interfaces = check_interfaces(&new, targets.interfaces)?;
     let running = targets.engine.load();
     let (config, needs_restart) = prepare(running.config(), new)?;
+    if config.releases_other_leases() && targets.leases.shard_count() > 1 {
+        return Err(ReloadError::NeedsRestart(
+            "one-lease-per-client needs the lease store in one shard (a client's leases in every \
+             shared network): restart to turn it on"
+                .to_string(),
+        ));
+    }
     for warning in &config.warnings {
         tracing::warn!("{}: {}", warning.location, warning.message);
     }

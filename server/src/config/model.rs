@@ -75,6 +75,10 @@ pub struct Scope {
     pub always_broadcast: Option<bool>,
     pub abandon_lease_time: Option<u32>,
     pub one_lease_per_client: Option<bool>,
+    /// `allow|deny|ignore duplicates;` (dhcpd.conf(5)): with `one-lease-per-client`, `deny`
+    /// also releases the other leases of a host-declared client's hardware address when its
+    /// host has no client identifier (ISC `ack_lease`); allow (the default) and ignore do not.
+    pub duplicates: Option<Permission>,
     /// `ping-check flag;` (dhcpd.conf(5), default true): an ICMP echo request to a new
     /// address before it is offered (`engine::ping_check`).
     pub ping_check: Option<bool>,
@@ -686,6 +690,15 @@ pub struct Config {
 impl Config {
     pub fn scope(&self, id: ScopeId) -> &Scope {
         &self.scopes[id.0 as usize]
+    }
+
+    /// Some scope says `one-lease-per-client true;`: a client's DHCPREQUEST may release its
+    /// leases in any shared network (ISC walks the client's hash chains over every lease), so
+    /// the lease store must be one shard (`lease::shards::shard_count`).
+    pub fn releases_other_leases(&self) -> bool {
+        self.scopes
+            .iter()
+            .any(|scope| scope.one_lease_per_client == Some(true))
     }
 
     /// The chain of scopes from `id` up to the global scope, most specific first.

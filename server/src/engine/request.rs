@@ -31,6 +31,7 @@ mod billing;
 mod bootp;
 mod ddns;
 mod notices;
+mod one_lease;
 
 #[cfg(test)]
 pub(crate) use bootp::bootp_lease_end;

@@ -35,9 +35,13 @@ pub const MAX_SHARDS: usize = 256;
 
 /// The number of shards for a config served by `workers` threads: one per shared network that
 /// has pools, but not more than 4 per worker (beyond that two workers seldom meet anyway), at
-/// least one, at most [`MAX_SHARDS`]. Fixed for the life of the process: a reload that adds
-/// shared networks maps them onto the same shards.
+/// least one, at most [`MAX_SHARDS`]; one with `one-lease-per-client`. Fixed for the life of
+/// the process: a reload that adds shared networks maps them onto the same shards.
 pub fn shard_count(config: &Config, workers: usize) -> usize {
+    // A client's other leases must all be in the store a worker holds.
+    if config.releases_other_leases() {
+        return 1;
+    }
     let networks = config
         .shared_networks
         .iter()

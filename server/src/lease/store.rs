@@ -135,8 +135,13 @@ const NOT_HELD: u32 = u32::MAX;
 pub struct LeaseStore {
     leases: Vec<Lease>,
     by_address: HashTable<Slot>,
-    by_client_id: HashTable<Slot>,
-    by_hardware: HashTable<Slot>,
+    /// Every lease with a client identifier / hardware address, several per client (ISC's
+    /// `lease_uid_hash` and `lease_hw_addr_hash` chains), each entry with the sequence number of
+    /// its linking: the most recently bound lease of a client is the one with the highest.
+    by_client_id: HashTable<(Slot, u64)>,
+    by_hardware: HashTable<(Slot, u64)>,
+    /// The sequence number of the last link into the client indices.
+    link_sequence: u64,
     hasher: DefaultHashBuilder,
     /// The pools this store holds (all of the config's, or one shard's: `lease::shards`), in
     /// config order.
@@ -357,10 +362,10 @@ impl LeaseStore {
         self.by_address.reserve(additional, |&slot| {
             hasher.hash_one(leases[slot as usize].address)
         });
-        self.by_client_id.reserve(additional, |&slot| {
+        self.by_client_id.reserve(additional, |&(slot, _)| {
             hasher.hash_one(leases[slot as usize].uid().unwrap_or_default())
         });
-        self.by_hardware.reserve(additional, |&slot| {
+        self.by_hardware.reserve(additional, |&(slot, _)| {
             hasher.hash_one(leases[slot as usize].hardware.unwrap_or_default())
         });
     }
@@ -380,22 +385,56 @@ impl LeaseStore {
 
     /// The lease most recently bound to this client identifier.
     pub fn find_by_client_id(&self, client_id: &[u8]) -> Option<&Lease> {
-        let leases = &self.leases;
-        self.by_client_id
-            .find(self.hasher.hash_one(client_id), |&slot| {
-                leases[slot as usize].uid() == Some(client_id)
-            })
-            .map(|&slot| &leases[slot as usize])
+        self.client_id_entries(client_id)
+            .max_by_key(|&(_, sequence)| sequence)
+            .map(|(slot, _)| &self.leases[slot as usize])
     }
 
     /// The lease most recently bound to this hardware address.
     pub fn find_by_hardware(&self, hardware: &Hardware) -> Option<&Lease> {
+        self.hardware_entries(hardware)
+            .max_by_key(|&(_, sequence)| sequence)
+            .map(|(slot, _)| &self.leases[slot as usize])
+    }
+
+    /// Every lease that carries this client identifier (ISC's uid hash chain).
+    pub fn leases_of_client_id<'a>(
+        &'a self,
+        client_id: &'a [u8],
+    ) -> impl Iterator<Item = &'a Lease> {
+        self.client_id_entries(client_id)
+            .map(|(slot, _)| &self.leases[slot as usize])
+    }
+
+    /// Every lease that carries this hardware address (ISC's hardware hash chain).
+    pub fn leases_of_hardware<'a>(
+        &'a self,
+        hardware: &'a Hardware,
+    ) -> impl Iterator<Item = &'a Lease> {
+        self.hardware_entries(hardware)
+            .map(|(slot, _)| &self.leases[slot as usize])
+    }
+
+    fn client_id_entries<'a>(
+        &'a self,
+        client_id: &'a [u8],
+    ) -> impl Iterator<Item = (Slot, u64)> + 'a {
+        let leases = &self.leases;
+        self.by_client_id
+            .iter_hash(self.hasher.hash_one(client_id))
+            .filter(move |&&(slot, _)| leases[slot as usize].uid() == Some(client_id))
+            .copied()
+    }
+
+    fn hardware_entries<'a>(
+        &'a self,
+        hardware: &'a Hardware,
+    ) -> impl Iterator<Item = (Slot, u64)> + 'a {
         let leases = &self.leases;
         self.by_hardware
-            .find(self.hasher.hash_one(hardware), |&slot| {
-                leases[slot as usize].hardware.as_ref() == Some(hardware)
-            })
-            .map(|&slot| &leases[slot as usize])
+            .iter_hash(self.hasher.hash_one(hardware))
+            .filter(move |&&(slot, _)| leases[slot as usize].hardware.as_ref() == Some(hardware))
+            .copied()
     }
 
     /// The client's lease by the shared key rule (see [`ClientKey`]).
@@ -557,13 +596,16 @@ impl LeaseStore {
                 .hardware
                 .as_ref()
                 .map(|hardware| self.hasher.hash_one(hardware));
+            if let Some(entry) = self.by_address.find_mut(address_hash, |&s| s == last) {
+                *entry = slot;
+            }
             for (table, hash) in [
-                (&mut self.by_address, Some(address_hash)),
                 (&mut self.by_client_id, uid_hash),
                 (&mut self.by_hardware, hardware_hash),
             ] {
-                if let Some(entry) = hash.and_then(|hash| table.find_mut(hash, |&s| s == last)) {
-                    *entry = slot;
+                if let Some(entry) = hash.and_then(|hash| table.find_mut(hash, |&(s, _)| s == last))
+                {
+                    entry.0 = slot;
                 }
             }
         }
@@ -628,7 +670,7 @@ impl LeaseStore {
         if let Some(uid) = lease.uid() {
             if let Ok(entry) = self
                 .by_client_id
-                .find_entry(self.hasher.hash_one(uid), |&other| other == slot)
+                .find_entry(self.hasher.hash_one(uid), |&(other, _)| other == slot)
             {
                 entry.remove();
             }
@@ -636,7 +678,7 @@ impl LeaseStore {
         if let Some(hardware) = &lease.hardware {
             if let Ok(entry) = self
                 .by_hardware
-                .find_entry(self.hasher.hash_one(hardware), |&other| other == slot)
+                .find_entry(self.hasher.hash_one(hardware), |&(other, _)| other == slot)
             {
                 entry.remove();
             }
@@ -662,34 +704,25 @@ impl LeaseStore {
     /// Points the client indices at `slot` (the most recent binding wins) and queues it.
     fn link(&mut self, slot: Slot) {
         self.count_billing(slot, 1);
+        self.link_sequence += 1;
+        let sequence = self.link_sequence;
         let (hasher, leases) = (&self.hasher, &self.leases);
         let lease = &leases[slot as usize];
+        // One entry per lease (`unlink` removed this slot's): a client's older leases keep
+        // theirs, as ISC's hash chains keep every lease of a client.
         if let Some(uid) = lease.uid() {
-            let hash = hasher.hash_one(uid);
-            match self
-                .by_client_id
-                .find_mut(hash, |&other| leases[other as usize].uid() == Some(uid))
-            {
-                Some(existing) => *existing = slot,
-                None => {
-                    self.by_client_id.insert_unique(hash, slot, |&other| {
-                        hasher.hash_one(leases[other as usize].uid().unwrap_or_default())
-                    });
-                }
-            }
+            self.by_client_id.insert_unique(
+                hasher.hash_one(uid),
+                (slot, sequence),
+                |&(other, _)| hasher.hash_one(leases[other as usize].uid().unwrap_or_default()),
+            );
         }
         if let Some(hardware) = &lease.hardware {
-            let hash = hasher.hash_one(hardware);
-            match self.by_hardware.find_mut(hash, |&other| {
-                leases[other as usize].hardware.as_ref() == Some(hardware)
-            }) {
-                Some(existing) => *existing = slot,
-                None => {
-                    self.by_hardware.insert_unique(hash, slot, |&other| {
-                        hasher.hash_one(leases[other as usize].hardware.unwrap_or_default())
-                    });
-                }
-            }
+            self.by_hardware.insert_unique(
+                hasher.hash_one(hardware),
+                (slot, sequence),
+                |&(other, _)| hasher.hash_one(leases[other as usize].hardware.unwrap_or_default()),
+            );
         }
         let address = u32::from(lease.address);
         let (state, ends, reserved) = (lease.binding_state, lease.ends, is_reserved(lease));

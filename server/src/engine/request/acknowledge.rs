@@ -59,7 +59,11 @@ impl Context<'_, '_> {
         } else {
             Default::default()
         };
-        let mut commit = Vec::new();
+        // `one-lease-per-client`: the client's other leases are released first (ISC does it
+        // before its permission checks; here after them, so that nothing is released for a
+        // request that is then ignored and commits nothing).
+        let (mut commit, released_executed) =
+            self.release_other_leases(candidate.address(), &scopes, leases);
         let threshold_line = match (&candidate, reused) {
             (Candidate::Dynamic { pool, .. }, None) => {
                 self.pool_threshold_line(*pool, address, &scopes, leases)
@@ -164,6 +168,7 @@ impl Context<'_, '_> {
             reply.cache_threshold = None;
         }
         reply.static_lease_dns = static_lease_dns;
+        reply.executed.extend(released_executed);
         reply.executed.extend(committed.0);
         reply
             .executed

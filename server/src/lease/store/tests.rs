@@ -114,9 +114,21 @@ fn indices_follow_a_client_to_another_address() {
         store.find_by_hardware(&mac(1)).unwrap().address,
         address("10.0.0.1")
     );
-    // Another client takes .1: the old client's hardware index entry for .1 goes away.
+    // Both leases are on the client's hardware chain (ISC's hash chains keep every lease).
+    let mut chain: Vec<Ipv4Addr> = store
+        .leases_of_hardware(&mac(1))
+        .map(|lease| lease.address)
+        .collect();
+    chain.sort_unstable();
+    assert_eq!(chain, vec![address("10.0.0.1"), address("10.0.0.2")]);
+    // Another client takes .1: the old client's hardware entry for .1 goes away, its lease on
+    // .2 is what the hardware address finds now.
     store.upsert(active("10.0.0.1", mac(7), None, 7000));
-    assert!(store.find_by_hardware(&mac(1)).is_none());
+    assert_eq!(
+        store.find_by_hardware(&mac(1)).unwrap().address,
+        address("10.0.0.2")
+    );
+    assert_eq!(store.leases_of_hardware(&mac(1)).count(), 1);
     assert_eq!(
         store.find_by_hardware(&mac(7)).unwrap().address,
         address("10.0.0.1")
