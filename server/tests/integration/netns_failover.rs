@@ -20,7 +20,7 @@ use crate::common;
 use crate::netns;
 
 use anyhow::{Context as _, Result};
-use netns::peers::{start_dhclient, ServerKind, ServerSetup};
+use netns::peers::{start_dhclient, Server, ServerKind, ServerSetup};
 use netns::{parse_lease_file, wait_for, DhcpConfig, Netns, Proc, TempDir};
 use std::path::Path;
 use std::time::Duration;
@@ -163,6 +163,58 @@ fn client_lease_text(path: &Path) -> Result<String> {
     })
 }
 
+/// xdhcpd in `netns` (namespace `a` or `b` of `lab`) with `conf`, its files in the lab's
+/// directory.
+fn start_xdhcpd(netns: &Netns, lab: &Triangle, xdp: bool, conf: String) -> Result<Server> {
+    ServerSetup {
+        netns,
+        dir: lab.dir.path(),
+        kind: ServerKind::Xdhcpd {
+            binary: env!("CARGO_BIN_EXE_xdhcpd").into(),
+            xdp,
+        },
+        config: DhcpConfig::lab_default(),
+        interface: "s0".into(),
+        relayed: false,
+        dhcpd_conf: Some(conf),
+    }
+    .start()
+}
+
+/// Both servers' logs and lease files, for a failure's context.
+fn pair_logs(lab: &Triangle, isc_dir: &Path) -> String {
+    logs(&[
+        ("xdhcpd log", &lab.dir.join("server.log")),
+        ("xdhcpd leases", &lab.dir.join("server.leases")),
+        ("ISC log", &isc_dir.join("isc.log")),
+        ("ISC leases", &isc_dir.join("isc.leases")),
+    ])
+}
+
+/// Waits until both peers' lease files say NORMAL (§5), and with `secondary_backup` until
+/// xdhcpd, the secondary, also holds BACKUP leases from ISC's pool balancing.
+fn wait_normal(
+    isc: &mut Proc,
+    xdhcpd: &mut Server,
+    isc_leases: &Path,
+    secondary_backup: bool,
+) -> Result<()> {
+    let what = if secondary_backup {
+        "both peers in NORMAL with BACKUP leases on the secondary"
+    } else {
+        "both peers in NORMAL"
+    };
+    wait_for(what, Duration::from_secs(40), || {
+        isc.check_running()?;
+        xdhcpd.proc.check_running()?;
+        let text = std::fs::read_to_string(&xdhcpd.lease_file).unwrap_or_default();
+        Ok((my_state(isc_leases).as_deref() == Some("normal")
+            && my_state(&xdhcpd.lease_file).as_deref() == Some("normal")
+            && (!secondary_backup || text.contains("binding state backup;")))
+        .then_some(()))
+    })
+}
+
 fn logs(parts: &[(&str, &Path)]) -> String {
     parts
         .iter()
@@ -189,38 +241,12 @@ fn xdhcpd_primary_and_isc_secondary_reach_normal_and_share_a_lease() -> Result<(
         &dhcpd_conf("secondary;", SECONDARY, PRIMARY),
     )?;
     let primary_conf = dhcpd_conf("primary;\n  mclt 300;\n  split 128;", PRIMARY, SECONDARY);
-    let mut xdhcpd = ServerSetup {
-        netns: &lab.a,
-        dir: lab.dir.path(),
-        kind: ServerKind::Xdhcpd {
-            binary: env!("CARGO_BIN_EXE_xdhcpd").into(),
-            xdp: false,
-        },
-        config: DhcpConfig::lab_default(),
-        interface: "s0".into(),
-        relayed: false,
-        dhcpd_conf: Some(primary_conf),
-    }
-    .start()?;
+    let mut xdhcpd = start_xdhcpd(&lab.a, &lab, false, primary_conf)?;
     let isc_leases = isc_dir.join("isc.leases");
-    let debug = || {
-        logs(&[
-            ("xdhcpd log", &lab.dir.join("server.log")),
-            ("xdhcpd leases", &xdhcpd.lease_file),
-            ("ISC log", &isc_dir.join("isc.log")),
-            ("ISC leases", &isc_leases),
-        ])
-    };
+    let debug = || pair_logs(&lab, isc_dir.path());
 
     // Both peers start in RECOVER (empty lease files), resynchronise and reach NORMAL (§5).
-    let reached = wait_for("both peers in NORMAL", Duration::from_secs(40), || {
-        isc.check_running()?;
-        xdhcpd.proc.check_running()?;
-        Ok((my_state(&isc_leases).as_deref() == Some("normal")
-            && my_state(&xdhcpd.lease_file).as_deref() == Some("normal"))
-        .then_some(()))
-    });
-    reached.with_context(debug)?;
+    wait_normal(&mut isc, &mut xdhcpd, &isc_leases, false).with_context(debug)?;
     let isc_log = std::fs::read_to_string(isc_dir.join("isc.log")).unwrap_or_default();
     assert!(
         isc_log.contains("I move from recover-done to normal") || isc_log.contains("to normal"),
@@ -309,35 +335,10 @@ fn xdp_renewals_of_a_failover_pool_reach_the_partner() -> Result<()> {
             4
         )
     );
-    let mut xdhcpd = ServerSetup {
-        netns: &lab.a,
-        dir: lab.dir.path(),
-        kind: ServerKind::Xdhcpd {
-            binary: env!("CARGO_BIN_EXE_xdhcpd").into(),
-            xdp: true,
-        },
-        config: DhcpConfig::lab_default(),
-        interface: "s0".into(),
-        relayed: false,
-        dhcpd_conf: Some(primary_conf),
-    }
-    .start()?;
+    let mut xdhcpd = start_xdhcpd(&lab.a, &lab, true, primary_conf)?;
     let isc_leases = isc_dir.join("isc.leases");
-    let debug = || {
-        logs(&[
-            ("xdhcpd log", &lab.dir.join("server.log")),
-            ("ISC log", &isc_dir.join("isc.log")),
-            ("ISC leases", &isc_leases),
-        ])
-    };
-    wait_for("both peers in NORMAL", Duration::from_secs(40), || {
-        isc.check_running()?;
-        xdhcpd.proc.check_running()?;
-        Ok((my_state(&isc_leases).as_deref() == Some("normal")
-            && my_state(&xdhcpd.lease_file).as_deref() == Some("normal"))
-        .then_some(()))
-    })
-    .with_context(debug)?;
+    let debug = || pair_logs(&lab, isc_dir.path());
+    wait_normal(&mut isc, &mut xdhcpd, &isc_leases, false).with_context(debug)?;
 
     let client_dir = TempDir::new("xdh-fo-client")?;
     let mac = bucket_mac(true);
@@ -467,47 +468,20 @@ fn isc_primary_and_xdhcpd_secondary_then_isc_dies_and_xdhcpd_keeps_renewing() ->
             4,
         ),
     )?;
-    let mut xdhcpd = ServerSetup {
-        netns: &lab.b,
-        dir: lab.dir.path(),
-        kind: ServerKind::Xdhcpd {
-            binary: env!("CARGO_BIN_EXE_xdhcpd").into(),
-            xdp: false,
-        },
-        config: DhcpConfig::lab_default(),
-        interface: "s0".into(),
-        relayed: false,
-        dhcpd_conf: Some(format!(
+    let mut xdhcpd = start_xdhcpd(
+        &lab.b,
+        &lab,
+        false,
+        format!(
             "{}key omapi_key {{ algorithm hmac-md5; secret \"{OMAPI_SECRET}\"; }};\n\
              omapi-port {OMAPI_PORT};\nomapi-key omapi_key;\n",
             dhcpd_conf_with_times("secondary;", SECONDARY, PRIMARY, 4, 4)
-        )),
-    }
-    .start()?;
+        ),
+    )?;
     let isc_leases = isc_dir.join("isc.leases");
-    let debug = || {
-        logs(&[
-            ("xdhcpd log", &lab.dir.join("server.log")),
-            ("xdhcpd leases", &xdhcpd.lease_file),
-            ("ISC log", &isc_dir.join("isc.log")),
-            ("ISC leases", &isc_leases),
-        ])
-    };
+    let debug = || pair_logs(&lab, isc_dir.path());
     // NORMAL on both sides, and ISC's pool balancing gave the secondary its BACKUP leases.
-    let reached = wait_for(
-        "both peers in NORMAL with BACKUP leases on the secondary",
-        Duration::from_secs(40),
-        || {
-            isc.check_running()?;
-            xdhcpd.proc.check_running()?;
-            let text = std::fs::read_to_string(&xdhcpd.lease_file).unwrap_or_default();
-            Ok((my_state(&isc_leases).as_deref() == Some("normal")
-                && my_state(&xdhcpd.lease_file).as_deref() == Some("normal")
-                && text.contains("binding state backup;"))
-            .then_some(()))
-        },
-    );
-    reached.with_context(debug)?;
+    wait_normal(&mut isc, &mut xdhcpd, &isc_leases, true).with_context(debug)?;
 
     let client_dir = TempDir::new("xdh-fo-client")?;
     let mac = bucket_mac(false);
@@ -637,42 +611,10 @@ fn a_partner_bndupd_that_releases_a_published_lease_takes_it_out_of_the_kernel()
         xdhcpd::config::xdhcpd::DEFINITIONS,
         dhcpd_conf_with_times("secondary;", SECONDARY, PRIMARY, 4, 4)
     );
-    let mut xdhcpd = ServerSetup {
-        netns: &lab.b,
-        dir: lab.dir.path(),
-        kind: ServerKind::Xdhcpd {
-            binary: env!("CARGO_BIN_EXE_xdhcpd").into(),
-            xdp: true,
-        },
-        config: DhcpConfig::lab_default(),
-        interface: "s0".into(),
-        relayed: false,
-        dhcpd_conf: Some(secondary_conf),
-    }
-    .start()?;
+    let mut xdhcpd = start_xdhcpd(&lab.b, &lab, true, secondary_conf)?;
     let isc_leases = isc_dir.join("isc.leases");
-    let debug = || {
-        logs(&[
-            ("xdhcpd log", &lab.dir.join("server.log")),
-            ("xdhcpd leases", &lab.dir.join("server.leases")),
-            ("ISC log", &isc_dir.join("isc.log")),
-            ("ISC leases", &isc_leases),
-        ])
-    };
-    wait_for(
-        "both peers in NORMAL with BACKUP leases on the secondary",
-        Duration::from_secs(40),
-        || {
-            isc.check_running()?;
-            xdhcpd.proc.check_running()?;
-            let text = std::fs::read_to_string(&xdhcpd.lease_file).unwrap_or_default();
-            Ok((my_state(&isc_leases).as_deref() == Some("normal")
-                && my_state(&xdhcpd.lease_file).as_deref() == Some("normal")
-                && text.contains("binding state backup;"))
-            .then_some(()))
-        },
-    )
-    .with_context(debug)?;
+    let debug = || pair_logs(&lab, isc_dir.path());
+    wait_normal(&mut isc, &mut xdhcpd, &isc_leases, true).with_context(debug)?;
 
     let client_dir = TempDir::new("xdh-fo-client")?;
     let mac = bucket_mac(false);

@@ -29,6 +29,15 @@ fn bind_relayed(harness: &mut Harness, now: u32, mac: [u8; 6], id: Option<&[u8]>
     harness.handle(now, &request)
 }
 
+/// DISCOVER then REQUEST on the local network with client identifier `id`.
+fn bind_local_as(harness: &mut Harness, mac: [u8; 6], id: &[u8]) -> Ipv4Addr {
+    let identified = |message| with(message, DhcpOption::ClientIdentifier(id.to_vec()));
+    let offer = harness.handle(NOW, &identified(client(MessageType::Discover, mac)));
+    let address = yiaddr(&offer).expect("an offer");
+    let ack = harness.handle(NOW, &identified(selecting(mac, address, INTERFACE)));
+    yiaddr(&ack).expect("bound")
+}
+
 fn state(harness: &Harness, address: Ipv4Addr) -> Option<BindingState> {
     harness.leases.get(address).map(|lease| lease.binding_state)
 }
@@ -68,21 +77,7 @@ fn a_client_identifier_selects_the_leases_by_identifier_not_hardware() {
     let mut harness = Harness::new(config(Some(true)));
     // The same MAC with identifier "a" locally, then identifier "b" through the relay: ISC
     // walks the uid chain only, so the lease of "a" stays.
-    let local = {
-        let offer = harness.handle(
-            NOW,
-            &with(
-                client(MessageType::Discover, MAC_A),
-                DhcpOption::ClientIdentifier(b"a".to_vec()),
-            ),
-        );
-        let address = yiaddr(&offer).expect("an offer");
-        let request = with(
-            selecting(MAC_A, address, INTERFACE),
-            DhcpOption::ClientIdentifier(b"a".to_vec()),
-        );
-        yiaddr(&harness.handle(NOW, &request)).expect("bound")
-    };
+    let local = bind_local_as(&mut harness, MAC_A, b"a");
     let ack = bind_relayed(&mut harness, NOW + 10, MAC_A, Some(b"b"));
     assert!(yiaddr(&ack).is_some());
     assert_eq!(state(&harness, local), Some(BindingState::Active));
@@ -112,19 +107,7 @@ fn deny_duplicates_walks_the_hardware_chain_for_a_host_without_identifier() {
     let mut harness = Harness::new(config);
     // The client binds locally with identifier "a", then through the relay with "b": the uid
     // chain of "b" has nothing else, but `deny duplicates` releases the lease of its hardware.
-    let offer = harness.handle(
-        NOW,
-        &with(
-            client(MessageType::Discover, MAC_A),
-            DhcpOption::ClientIdentifier(b"a".to_vec()),
-        ),
-    );
-    let address = yiaddr(&offer).expect("an offer");
-    let request = with(
-        selecting(MAC_A, address, INTERFACE),
-        DhcpOption::ClientIdentifier(b"a".to_vec()),
-    );
-    let local = yiaddr(&harness.handle(NOW, &request)).expect("bound");
+    let local = bind_local_as(&mut harness, MAC_A, b"a");
     let ack = bind_relayed(&mut harness, NOW + 10, MAC_A, Some(b"b"));
     assert!(yiaddr(&ack).is_some());
     assert_eq!(state(&harness, local), Some(BindingState::Free));
