@@ -71,6 +71,10 @@ pub struct Scope {
     pub bootp: Option<Permission>,
     pub booting: Option<Permission>,
     pub declines: Option<Permission>,
+    /// `allow|deny|ignore leasequery;` (dhcpd.conf(5) "allow leasequery"): whether a relay
+    /// agent in this scope may ask about leases (RFC 4388 DHCPLEASEQUERY). ISC's default is
+    /// deny (server/dhcpleasequery.c: "LEASEQUERY has some privacy concerns").
+    pub leasequery: Option<Permission>,
     pub use_host_decl_names: Option<bool>,
     pub always_broadcast: Option<bool>,
     pub abandon_lease_time: Option<u32>,

@@ -539,7 +539,8 @@ impl Parser {
             "booting" => self.scope_mut(scope).booting = Some(permission),
             "declines" => self.scope_mut(scope).declines = Some(permission),
             "client-updates" => self.scope_mut(scope).ddns.client_updates = Some(permission),
-            "duplicates" | "leasequery" => {
+            "leasequery" => self.scope_mut(scope).leasequery = Some(permission),
+            "duplicates" => {
                 self.warn(
                     flag.span,
                     format!("`{word} {name}` is not supported yet; ignored"),
