@@ -11,6 +11,7 @@ mod failover;
 mod functions;
 mod lease;
 mod lease_events;
+mod leasequery;
 mod lease_policy;
 mod options;
 mod ping_check;
