@@ -670,6 +670,10 @@ pub struct Config {
     /// `option xdhcpd.metrics-listen "ADDR:PORT";` (the Prometheus endpoint; `--metrics-listen`
     /// overrides it).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `option xdhcpd.bulk-leasequery-listen "ADDR:PORT";`: where RFC 6926 bulk leasequery
+    /// connections are accepted (TCP, normally port 67). ISC 4.4 has no bulk leasequery, so
+    /// it is off without this setting.
+    pub bulk_leasequery_listen: Option<std::net::SocketAddr>,
     /// `lease-id-format hex` (default octal) for `uid` in the lease file.
     pub lease_id_format_hex: bool,
     /// `db-time-format local` (default `default`): how times are written to the lease file.

@@ -28,6 +28,7 @@ option xdhcpd.metrics-listen code 10 = text;
 option xdhcpd.omapi-listen code 11 = ip-address;
 option xdhcpd.omapi-auth-timeout code 12 = unsigned integer 32;
 option xdhcpd.omapi-connections-per-source code 13 = unsigned integer 32;
+option xdhcpd.bulk-leasequery-listen code 14 = text;
 ";
 
 /// The OMAPI listener's settings beyond ISC (README, OMAPI; `omapi::admission`,
@@ -136,7 +137,7 @@ pub(crate) enum Kind {
 pub(crate) fn kind_of(name: &str) -> Option<Kind> {
     Some(match name {
         "starvation-defence" => Kind::Flag,
-        "metrics-listen" => Kind::SocketAddress,
+        "metrics-listen" | "bulk-leasequery-listen" => Kind::SocketAddress,
         "omapi-listen" => Kind::Address,
         "pool-reserve-percent" => Kind::Percent,
         "new-leases-per-mac"

@@ -47,7 +47,7 @@ use crate::lease::store::LeaseStore;
 pub use layout::OptionLayout;
 pub use options::EncodeError;
 pub use ping_check::PingCheck;
-pub use request::{answer_name, LeaseQueryTarget, MAX_ASSOCIATED_IPS};
+pub use request::{answer_name, BulkStatus, LeaseQueryTarget, MAX_ASSOCIATED_IPS};
 
 /// How long an OFFER holds its address for the client: ISC `dhcpdiscover` sets the offered
 /// lease to "really expire in 2 minutes" (`when = cur_time + 120`).
@@ -268,6 +268,8 @@ pub trait LeaseLookup {
     fn by_client_id(&self, client_id: &[u8]) -> Vec<Lease>;
     /// The leases whose hardware address is `hardware`, in address order.
     fn by_hardware(&self, hardware: &Hardware) -> Vec<Lease>;
+    /// Calls `visit` with every lease active at `now` (RFC 6926 bulk leasequery).
+    fn each_active(&self, now: UnixTime, visit: &mut dyn FnMut(&Lease));
 }
 
 impl LeaseLookup for LeaseStore {
@@ -293,6 +295,12 @@ impl LeaseLookup for LeaseStore {
             .collect();
         found.sort_by_key(|lease| lease.address);
         found
+    }
+
+    fn each_active(&self, now: UnixTime, visit: &mut dyn FnMut(&Lease)) {
+        self.iter()
+            .filter(|lease| lease.is_active_at(now))
+            .for_each(visit);
     }
 }
 
@@ -361,6 +369,20 @@ impl Engine {
         lookup: &dyn LeaseLookup,
     ) -> Decision {
         request::handle_lease_query(self, now, snapshot, request, lookup)
+    }
+
+    /// Answers an RFC 6926 DHCPBULKLEASEQUERY from the TCP peer `peer` (`crate::bulk_leasequery`
+    /// frames and sends it): the messages to stream, the last a DHCPLEASEQUERYDONE.
+    pub fn bulk_lease_query(
+        &self,
+        now: UnixTime,
+        snapshot: &Snapshot,
+        peer: Ipv4Addr,
+        server_id: Option<Ipv4Addr>,
+        query: &dhcproto::v4::Message,
+        lookup: &dyn LeaseLookup,
+    ) -> Vec<dhcproto::v4::Message> {
+        request::bulk_answer(self, now, snapshot, peer, server_id, query, lookup)
     }
 
     /// The DDNS settings (with the name) of `address`, just acknowledged to the client of

@@ -29,6 +29,7 @@ use super::{
 mod acknowledge;
 mod billing;
 mod bootp;
+mod bulk_leasequery;
 mod ddns;
 mod leasequery;
 mod notices;
@@ -36,6 +37,8 @@ mod notices;
 #[cfg(test)]
 pub(crate) use bootp::bootp_lease_end;
 pub(crate) use ddns::settings_for as ddns_settings_for;
+pub(crate) use bulk_leasequery::answer as bulk_answer;
+pub use bulk_leasequery::BulkStatus;
 pub use leasequery::{answer_name, LeaseQueryTarget, MAX_ASSOCIATED_IPS};
 pub(crate) use notices::abandoned;
 

@@ -440,4 +440,8 @@ impl crate::engine::LeaseLookup for ShardedStore {
         found.sort_by_key(|lease| lease.address);
         found
     }
+
+    fn each_active(&self, now: crate::lease::record::UnixTime, visit: &mut dyn FnMut(&Lease)) {
+        let _ = self.for_each(|_, shard| crate::engine::LeaseLookup::each_active(&*shard, now, visit));
+    }
 }

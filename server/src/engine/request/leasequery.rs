@@ -293,7 +293,7 @@ impl Context<'_, '_> {
 
     /// ISC's `relay_group`: the scopes of the subnet holding giaddr, else the global scope,
     /// with the request's classes inside (no host: ISC runs no host's statements here).
-    fn relay_scopes(&self, giaddr: Ipv4Addr) -> ScopeStack<'_> {
+    pub(super) fn relay_scopes(&self, giaddr: Ipv4Addr) -> ScopeStack<'_> {
         let engine = self.engine;
         let base = engine
             .network_of(giaddr)
