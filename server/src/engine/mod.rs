@@ -204,7 +204,10 @@ pub enum Outcome {
     /// A DHCPLEASEQUERY answered (RFC 4388): `answer` is the reply's message type (11
     /// unassigned, 12 unknown, 13 active), `associated` how many other active addresses the
     /// client holds.
-    LeaseQueried { answer: u8, associated: u16 },
+    LeaseQueried {
+        answer: u8,
+        associated: u16,
+    },
     Ignored(IgnoreReason),
 }
 

@@ -36,9 +36,9 @@ mod notices;
 
 #[cfg(test)]
 pub(crate) use bootp::bootp_lease_end;
-pub(crate) use ddns::settings_for as ddns_settings_for;
 pub(crate) use bulk_leasequery::answer as bulk_answer;
 pub use bulk_leasequery::BulkStatus;
+pub(crate) use ddns::settings_for as ddns_settings_for;
 pub use leasequery::{answer_name, LeaseQueryTarget, MAX_ASSOCIATED_IPS};
 pub(crate) use notices::abandoned;
 

@@ -442,6 +442,7 @@ impl crate::engine::LeaseLookup for ShardedStore {
     }
 
     fn each_active(&self, now: crate::lease::record::UnixTime, visit: &mut dyn FnMut(&Lease)) {
-        let _ = self.for_each(|_, shard| crate::engine::LeaseLookup::each_active(&*shard, now, visit));
+        let _ =
+            self.for_each(|_, shard| crate::engine::LeaseLookup::each_active(&*shard, now, visit));
     }
 }

@@ -85,10 +85,12 @@ fn query_by_relay_id(xid: u32, relay_id: &[u8]) -> Message {
         .xid(xid)
         .build();
     message.set_chaddr(&[]);
-    message.opts_mut().insert(DhcpOption::Unknown(UnknownOption::new(
-        OptionCode::RelayAgentInformation,
-        agent,
-    )));
+    message
+        .opts_mut()
+        .insert(DhcpOption::Unknown(UnknownOption::new(
+            OptionCode::RelayAgentInformation,
+            agent,
+        )));
     message
 }
 
@@ -120,7 +122,11 @@ fn bulk_query(port: u16, query: &Message) -> Vec<Message> {
         let mut body = vec![0u8; usize::from(u16::from_be_bytes(length))];
         stream.read_exact(&mut body).expect("a reply");
         let reply = Message::decode(&mut Decoder::new(&body)).expect("a DHCP message");
-        assert_eq!(reply.xid(), query.xid(), "every reply carries the query's xid");
+        assert_eq!(
+            reply.xid(),
+            query.xid(),
+            "every reply carries the query's xid"
+        );
         let done = reply.opts().msg_type() == Some(MessageType::LeaseQueryDone);
         replies.push(reply);
         if done {
@@ -147,7 +153,10 @@ fn by_relay_id_streams_every_lease_of_that_relay_and_none_of_another() {
 
     let replies = bulk_query(tcp_port, &query_by_relay_id(0xb1, RELAY_A));
     let (done, leases) = replies.split_last().unwrap();
-    assert!(done.opts().get(OptionCode::BulkLeaseQueryStatusCode).is_none());
+    assert!(done
+        .opts()
+        .get(OptionCode::BulkLeaseQueryStatusCode)
+        .is_none());
     assert_eq!(leases.len(), LEASES_A as usize);
     let addresses: BTreeSet<Ipv4Addr> = leases.iter().map(Message::ciaddr).collect();
     let expected: BTreeSet<Ipv4Addr> = (0..LEASES_A).map(address).collect();

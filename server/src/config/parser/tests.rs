@@ -409,7 +409,10 @@ subnet 10.0.0.0 netmask 255.0.0.0 {
     assert_eq!(subnet_scope.booting, Some(Permission::Allow));
     assert_eq!(subnet_scope.leasequery, Some(Permission::Allow));
     assert!(
-        config.warnings.iter().all(|w| !w.message.contains("leasequery")),
+        config
+            .warnings
+            .iter()
+            .all(|w| !w.message.contains("leasequery")),
         "`allow leasequery` is acted on, not warned about"
     );
 }

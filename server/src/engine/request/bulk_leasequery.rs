@@ -69,9 +69,7 @@ pub(crate) fn answer(
         if let Some((status, text)) = status {
             let mut value = vec![status as u8];
             value.extend_from_slice(text.as_bytes());
-            message
-                .opts_mut()
-                .insert(typed_option(STATUS_CODE, &value));
+            message.opts_mut().insert(typed_option(STATUS_CODE, &value));
         }
         message
     };
@@ -229,7 +227,12 @@ fn time_option(query: &Message, option: u8) -> Option<u32> {
 
 /// A reply's header: op 2, the query's xid (RFC 6926 §7.4: every message of the answer
 /// carries it), message type, server identifier and base-time (152, the server's now).
-fn header(query: &Message, now: UnixTime, server_id: Option<Ipv4Addr>, kind: MessageType) -> Message {
+fn header(
+    query: &Message,
+    now: UnixTime,
+    server_id: Option<Ipv4Addr>,
+    kind: MessageType,
+) -> Message {
     let mut message = Message::default();
     message
         .set_opcode(dhcproto::v4::Opcode::BootReply)
@@ -248,7 +251,12 @@ fn header(query: &Message, now: UnixTime, server_id: Option<Ipv4Addr>, kind: Mes
 
 /// One lease as RFC 6926 §7.4.2 reports it: ciaddr, chaddr, option 61, 51 (remaining),
 /// 91 (since cltt), and the stashed relay agent information.
-fn lease_message(query: &Message, now: UnixTime, server_id: Option<Ipv4Addr>, lease: &Lease) -> Message {
+fn lease_message(
+    query: &Message,
+    now: UnixTime,
+    server_id: Option<Ipv4Addr>,
+    lease: &Lease,
+) -> Message {
     let active = lease.binding_state == BindingState::Active;
     let kind = if active {
         MessageType::LeaseActive
@@ -275,9 +283,16 @@ fn lease_message(query: &Message, now: UnixTime, server_id: Option<Ipv4Addr>, le
         options.insert(typed_option(code::LEASE_TIME, &remaining.to_be_bytes()));
         if lease.cltt != 0 {
             let since = now.saturating_sub(lease.cltt);
-            options.insert(typed_option(CLIENT_LAST_TRANSACTION_TIME, &since.to_be_bytes()));
+            options.insert(typed_option(
+                CLIENT_LAST_TRANSACTION_TIME,
+                &since.to_be_bytes(),
+            ));
         }
-        if let Some(extra) = lease.extra.as_deref().filter(|extra| !extra.agent_options.is_empty()) {
+        if let Some(extra) = lease
+            .extra
+            .as_deref()
+            .filter(|extra| !extra.agent_options.is_empty())
+        {
             let value: Vec<u8> = extra
                 .agent_options
                 .iter()

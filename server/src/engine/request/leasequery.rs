@@ -133,11 +133,9 @@ impl Context<'_, '_> {
             LeaseQueryTarget::Address(address) => (
                 // ISC has a lease structure for every address of its ranges: one never used
                 // is FREE, so it is "unassigned", not "unknown".
-                lookup.by_address(*address).or_else(|| {
-                    self.engine
-                        .pool_of(*address)
-                        .map(|_| Lease::free(*address))
-                }),
+                lookup
+                    .by_address(*address)
+                    .or_else(|| self.engine.pool_of(*address).map(|_| Lease::free(*address))),
                 Vec::new(),
             ),
             LeaseQueryTarget::ClientId(id) => newest_and_associated(lookup.by_client_id(id)),
@@ -247,9 +245,7 @@ impl Context<'_, '_> {
         let (layout, stored) = lay_out(
             &order,
             value_of,
-            agent
-                .as_deref()
-                .map(|value| (code::AGENT_OPTIONS, value)),
+            agent.as_deref().map(|value| (code::AGENT_OPTIONS, value)),
             limit,
             Overload::default(),
         );
@@ -338,9 +334,7 @@ fn newest_and_associated(leases: Vec<Lease>) -> (Option<Lease>, Vec<Ipv4Addr>) {
     let associated = leases
         .iter()
         .enumerate()
-        .filter(|(index, lease)| {
-            *index != newest && lease.binding_state == BindingState::Active
-        })
+        .filter(|(index, lease)| *index != newest && lease.binding_state == BindingState::Active)
         .map(|(_, lease)| lease.address)
         .collect();
     (leases.into_iter().nth(newest), associated)

@@ -112,12 +112,17 @@ fn by_address_active_lease_carries_isc_options() {
     let duration = lease.ends - lease.starts;
     let be = |value: u32| value.to_be_bytes().to_vec();
     assert_eq!(option(&decision, 51), Some(be(lease.ends - later)));
-    assert_eq!(option(&decision, 58), Some(be(lease.starts + duration / 2 - later)));
+    assert_eq!(
+        option(&decision, 58),
+        Some(be(lease.starts + duration / 2 - later))
+    );
     assert_eq!(
         option(&decision, 59),
-        Some(be(
-            lease.starts + duration / 2 + duration / 4 + duration / 8 - later
-        ))
+        Some(be(lease.starts
+            + duration / 2
+            + duration / 4
+            + duration / 8
+            - later))
     );
     assert_eq!(option(&decision, 61), Some(b"\x01cpe-a".to_vec()));
     assert_eq!(option(&decision, 60), Some(b"docsis3.0".to_vec()));
@@ -130,7 +135,10 @@ fn by_address_active_lease_carries_isc_options() {
         Some(vec![1, 4, b'p', b'o', b'r', b't', 2, 2, 0xaa, 0xbb])
     );
     assert!(option(&decision, 92).is_none());
-    assert!(option(&decision, 1).is_none(), "no subnet mask: nothing of the scopes");
+    assert!(
+        option(&decision, 1).is_none(),
+        "no subnet mask: nothing of the scopes"
+    );
 }
 
 #[test]
@@ -196,7 +204,10 @@ fn by_client_id_and_mac_with_associated_addresses() {
         .build();
     let decision = harness.handle(NOW + 20, &unknown);
     assert_eq!(reply_type(&decision), Some(MessageType::LeaseUnknown));
-    assert_eq!(decision.reply.as_ref().unwrap().message.ciaddr(), Ipv4Addr::UNSPECIFIED);
+    assert_eq!(
+        decision.reply.as_ref().unwrap().message.ciaddr(),
+        Ipv4Addr::UNSPECIFIED
+    );
 }
 
 #[test]
@@ -212,4 +223,59 @@ fn released_lease_is_unassigned() {
     let decision = harness.handle(NOW + 6, &query().ciaddr(address).build());
     assert_eq!(reply_type(&decision), Some(MessageType::LeaseUnassigned));
     assert!(option(&decision, 51).is_none());
+}
+
+/// RFC 6926 bulk leasequery, the engine's half (the TCP framing and a 1,000-lease stream are in
+/// tests/integration/loopback_bulk_leasequery.rs): by remote-id, refused without
+/// `allow leasequery`, malformed with two query kinds.
+#[test]
+fn bulk_by_remote_id_permission_and_malformed() {
+    let mut harness = Harness::new(config(Some(Permission::Allow), GLOBAL));
+    let address = bind_relayed(&mut harness, NOW, MAC_A, b"\x01bulk");
+    let _ = bind_relayed(&mut harness, NOW, MAC_B, b"\x01other");
+    let query = |agent: &[u8], ciaddr: Ipv4Addr| {
+        dhcp_test_messages::ClientMessage::new(MessageType::BulkLeaseQuery, [0; 6])
+            .xid(77)
+            .ciaddr(ciaddr)
+            .raw_option(82, agent)
+            .build()
+    };
+    let snapshot = harness.snapshot();
+    let answer = |harness: &Harness, message: &dhcproto::v4::Message| {
+        harness.engine.bulk_lease_query(
+            NOW + 1,
+            &snapshot,
+            RELAY,
+            Some(INTERFACE),
+            message,
+            &harness.leases,
+        )
+    };
+    // Both clients came through the same relay with the same remote-id: both are streamed.
+    let replies = answer(&harness, &query(&[2, 2, 0xaa, 0xbb], Ipv4Addr::UNSPECIFIED));
+    assert_eq!(replies.len(), 3);
+    assert!(replies.iter().all(|reply| reply.xid() == 77));
+    assert_eq!(replies[0].opts().msg_type(), Some(MessageType::LeaseActive));
+    assert_eq!(
+        replies[2].opts().msg_type(),
+        Some(MessageType::LeaseQueryDone)
+    );
+    assert!(replies[..2].iter().any(|reply| reply.ciaddr() == address));
+    let replies = answer(&harness, &query(&[2, 1, 0xcc], Ipv4Addr::UNSPECIFIED));
+    assert_eq!(replies.len(), 1, "nobody has that remote-id");
+
+    let status = |reply: &dhcproto::v4::Message| {
+        reply
+            .opts()
+            .get(OptionCode::BulkLeaseQueryStatusCode)
+            .and_then(crate::engine::packet::option_value)
+            .and_then(|value| value.first().copied())
+    };
+    let replies = answer(&harness, &query(&[2, 2, 0xaa, 0xbb], address));
+    assert_eq!(replies.len(), 1);
+    assert_eq!(status(&replies[0]), Some(3), "MalformedQuery");
+
+    let denied = Harness::new(config(None, GLOBAL));
+    let replies = answer(&denied, &query(&[2, 2, 0xaa, 0xbb], Ipv4Addr::UNSPECIFIED));
+    assert_eq!(status(&replies[0]), Some(4), "NotAllowed");
 }
