@@ -375,6 +375,47 @@ pub fn icmp_reply(data: &[u8]) {
 
 pub type Entry = fn(&[u8]);
 
+/// `bulk_leasequery_stream`: any bytes as an RFC 6926 TCP stream; the frame decoder fed them
+/// in pieces (their size from the first byte) finds the same messages and error as fed them
+/// whole, never holds more than one message, and each message re-framed gives its bytes back.
+pub fn bulk_leasequery_stream(data: &[u8]) {
+    use xdhcpd::bulk_leasequery::framing::{frame, FrameDecoder};
+    let drain = |decoder: &mut FrameDecoder, out: &mut Vec<Vec<u8>>| loop {
+        match decoder.next_message() {
+            Ok(Some(message)) => out.push(message),
+            Ok(None) => return None,
+            Err(error) => return Some(error),
+        }
+    };
+    let mut whole = FrameDecoder::default();
+    whole.push(data);
+    let mut whole_messages = Vec::new();
+    let whole_error = drain(&mut whole, &mut whole_messages);
+    let piece = usize::from(data.first().copied().unwrap_or(1)).max(1);
+    let mut pieces = FrameDecoder::default();
+    let mut piece_messages = Vec::new();
+    let mut piece_error = None;
+    for chunk in data.chunks(piece) {
+        pieces.push(chunk);
+        if let Some(error) = drain(&mut pieces, &mut piece_messages) {
+            piece_error = Some(error);
+            break;
+        }
+        assert!(pieces.pending() <= 2 + usize::from(u16::MAX) + piece);
+    }
+    assert_eq!(whole_messages, piece_messages);
+    assert_eq!(whole_error, piece_error);
+    let mut reframed = Vec::new();
+    for message in &whole_messages {
+        reframed.extend(frame(message).expect("a decoded message fits a length field"));
+        // What the listener does next with each message.
+        let _ = <dhcproto::v4::Message as dhcproto::Decodable>::decode(
+            &mut dhcproto::Decoder::new(message),
+        );
+    }
+    assert_eq!(&data[..reframed.len()], &reframed[..]);
+}
+
 pub const TARGETS: &[(&str, Entry)] = &[
     ("config_parse", config_parse),
     ("lease_file", lease_file),
@@ -385,4 +426,5 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("failover_machine", failover_machine),
     ("ddns_answer", ddns_answer),
     ("icmp_reply", icmp_reply),
+    ("bulk_leasequery_stream", bulk_leasequery_stream),
 ];

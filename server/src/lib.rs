@@ -4,6 +4,7 @@
 //! protocol engine, `lease` is the lease store and its durable dhcpd.leases log, `net` is packet
 //! I/O, `xdp` loads the XDP program, `metrics` counts, `cli` is the ISC-compatible command line.
 
+pub mod bulk_leasequery;
 pub mod changes;
 pub mod cli;
 pub mod clock;

@@ -21,7 +21,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 
-use crate::engine::{IgnoreReason, Outcome};
+use crate::engine::{IgnoreReason, Malformation, Outcome};
 
 /// The target of the exchange summaries (`RUST_LOG=xdhcpd::exchange=off` silences them).
 pub const EXCHANGE_TARGET: &str = "xdhcpd::exchange";
@@ -335,6 +335,37 @@ pub fn exchange_lines(message: &Message, outcome: &Outcome, interface: &str) -> 
             }
         ),
         Some(MessageType::Inform) => format!("DHCPINFORM from {} via {via}", message.ciaddr()),
+        // server/dhcpleasequery.c: "DHCPLEASEQUERY from GIADDR for IP A" and its refusals.
+        Some(MessageType::LeaseQuery) => {
+            let giaddr = message.giaddr();
+            let target = crate::engine::LeaseQueryTarget::of(message);
+            return match (outcome, target) {
+                (Outcome::LeaseQueried { answer, associated }, Some(target)) => {
+                    let target = target.describe();
+                    vec![
+                        format!("DHCPLEASEQUERY from {giaddr} for {target}"),
+                        format!(
+                            "{} to {giaddr} for {target} ({associated} associated IPs)",
+                            crate::engine::answer_name(*answer)
+                        ),
+                    ]
+                }
+                (Outcome::Ignored(IgnoreReason::Denied), _) => vec![format!(
+                    "DHCPLEASEQUERY from {giaddr}: LEASEQUERY not allowed, query ignored"
+                )],
+                (Outcome::Ignored(IgnoreReason::Malformed(Malformation::MissingField(_))), _) => {
+                    vec![format!(
+                        "DHCPLEASEQUERY from {giaddr}: missing giaddr, ciaddr is {}, no reply sent",
+                        message.ciaddr()
+                    )]
+                }
+                (Outcome::Ignored(reason), _) => vec![format!(
+                    "DHCPLEASEQUERY from {giaddr}: {}",
+                    reason_text(reason)
+                )],
+                _ => vec![format!("DHCPLEASEQUERY from {giaddr}")],
+            };
+        }
         None => format!("BOOTREQUEST from {mac} via {via}"),
         Some(other) => format!("{other:?} from {mac} via {via}"),
     };
@@ -349,6 +380,7 @@ pub fn exchange_lines(message: &Message, outcome: &Outcome, interface: &str) -> 
         )),
         Outcome::Informed => Some(format!("DHCPACK to {} ({mac}) via {via}", message.ciaddr())),
         Outcome::BootReplied(address) => Some(format!("BOOTREPLY on {address} to {mac} via {via}")),
+        Outcome::LeaseQueried { .. } => None,
         Outcome::Released(_) | Outcome::Declined(_) => None,
         Outcome::Ignored(reason) => {
             let _ = write!(request, ": {}", reason_text(reason));

@@ -71,6 +71,10 @@ pub struct Scope {
     pub bootp: Option<Permission>,
     pub booting: Option<Permission>,
     pub declines: Option<Permission>,
+    /// `allow|deny|ignore leasequery;` (dhcpd.conf(5) "allow leasequery"): whether a relay
+    /// agent in this scope may ask about leases (RFC 4388 DHCPLEASEQUERY). ISC's default is
+    /// deny (server/dhcpleasequery.c: "LEASEQUERY has some privacy concerns").
+    pub leasequery: Option<Permission>,
     pub use_host_decl_names: Option<bool>,
     pub always_broadcast: Option<bool>,
     pub abandon_lease_time: Option<u32>,
@@ -670,6 +674,10 @@ pub struct Config {
     /// `option xdhcpd.metrics-listen "ADDR:PORT";` (the Prometheus endpoint; `--metrics-listen`
     /// overrides it).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `option xdhcpd.bulk-leasequery-listen "ADDR:PORT";`: where RFC 6926 bulk leasequery
+    /// connections are accepted (TCP, normally port 67). ISC 4.4 has no bulk leasequery, so
+    /// it is off without this setting.
+    pub bulk_leasequery_listen: Option<std::net::SocketAddr>,
     /// `lease-id-format hex` (default octal) for `uid` in the lease file.
     pub lease_id_format_hex: bool,
     /// `db-time-format local` (default `default`): how times are written to the lease file.

@@ -28,6 +28,7 @@ option xdhcpd.metrics-listen code 10 = text;
 option xdhcpd.omapi-listen code 11 = ip-address;
 option xdhcpd.omapi-auth-timeout code 12 = unsigned integer 32;
 option xdhcpd.omapi-connections-per-source code 13 = unsigned integer 32;
+option xdhcpd.bulk-leasequery-listen code 14 = text;
 ";
 
 /// The OMAPI listener's settings beyond ISC (README, OMAPI; `omapi::admission`,
@@ -126,7 +127,7 @@ pub(crate) enum Kind {
     Flag,
     Number,
     Percent,
-    /// A quoted `ADDRESS:PORT` (`metrics-listen`).
+    /// A quoted `ADDRESS:PORT` (`metrics-listen`, `bulk-leasequery-listen`).
     SocketAddress,
     /// A dotted-quad IPv4 address (`omapi-listen`).
     Address,
@@ -136,7 +137,7 @@ pub(crate) enum Kind {
 pub(crate) fn kind_of(name: &str) -> Option<Kind> {
     Some(match name {
         "starvation-defence" => Kind::Flag,
-        "metrics-listen" => Kind::SocketAddress,
+        "metrics-listen" | "bulk-leasequery-listen" => Kind::SocketAddress,
         "omapi-listen" => Kind::Address,
         "pool-reserve-percent" => Kind::Percent,
         "new-leases-per-mac"
@@ -211,6 +212,27 @@ mod tests {
             starvation.per_circuit,
             StarvationConfig::default().per_circuit
         );
+    }
+
+    /// Bulk leasequery (RFC 6926) is off by default: ISC 4.4 has none.
+    #[test]
+    fn bulk_leasequery_listens_only_when_configured() {
+        let text = format!(
+            "{DEFINITIONS}option xdhcpd.bulk-leasequery-listen \"10.0.0.1:67\";\n\
+             option xdhcpd.metrics-listen \"127.0.0.1:9167\";\n"
+        );
+        let config = crate::config::parse_str(&text, "test.conf").expect("parses");
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        assert_eq!(
+            config.bulk_leasequery_listen,
+            Some("10.0.0.1:67".parse().unwrap())
+        );
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9167".parse().unwrap())
+        );
+        let config = crate::config::parse_str(DEFINITIONS, "test.conf").expect("parses");
+        assert_eq!(config.bulk_leasequery_listen, None);
     }
 
     #[test]

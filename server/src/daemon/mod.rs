@@ -409,6 +409,29 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         tracing::info!("metrics on http://{listen}/metrics");
     }
 
+    // RFC 6926 bulk leasequery: only with `option xdhcpd.bulk-leasequery-listen` (ISC has none).
+    if let Some(listen) = config.bulk_leasequery_listen {
+        let engine_shared = shared.clone();
+        let snapshot_shared = shared.clone();
+        crate::bulk_leasequery::serve(
+            control_plane.handle(),
+            control_plane.token(),
+            listen,
+            crate::bulk_leasequery::Sources {
+                engine: Arc::new(move || engine_shared.engine.load()),
+                snapshot: Arc::new(move || crate::engine::Snapshot {
+                    failover: snapshot_shared.failover.view(),
+                    hosts: snapshot_shared.hosts.snapshot(),
+                    ping_checks: snapshot_shared.ping.is_some(),
+                    reverse_names: snapshot_shared.reverse_names.table(),
+                }),
+                leases: leases.clone(),
+                now: Arc::new(unix_now),
+            },
+        )?;
+        tracing::info!("bulk leasequery (RFC 6926) on tcp {listen}");
+    }
+
     let omapi_shared = shared.clone();
     let omapi_leases_shared = shared.clone();
     // `persist` takes dhcpd.leases host records; lease changes are applied like every other

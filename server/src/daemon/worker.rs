@@ -171,7 +171,28 @@ fn decide_batch(
         }
     };
     let mut shard_of = vec![0usize; messages.len()];
-    let mut pending: Vec<usize> = (0..messages.len()).collect();
+    // A DHCPLEASEQUERY (RFC 4388) may need every shard (by client identifier or hardware
+    // address): it is answered first, holding no shard, each shard locked in turn by the
+    // lookup. It changes no lease.
+    let is_lease_query = |index: usize| {
+        messages[index].0.opts().msg_type() == Some(dhcproto::v4::MessageType::LeaseQuery)
+    };
+    if (0..messages.len()).any(is_lease_query) {
+        let engine = shared.engine.load();
+        let snapshot = Snapshot {
+            failover: shared.failover.view(),
+            hosts: shared.hosts.snapshot(),
+            ping_checks: shared.ping.is_some(),
+            reverse_names: shared.reverse_names.table(),
+        };
+        for index in (0..messages.len()).filter(|&index| is_lease_query(index)) {
+            let decision = engine.lease_query(now, &snapshot, &request(index), &*shared.leases);
+            decisions[index] = Some((decision, None, Vec::new()));
+        }
+    }
+    let mut pending: Vec<usize> = (0..messages.len())
+        .filter(|&index| !is_lease_query(index))
+        .collect();
     while !pending.is_empty() {
         let engine = shared.engine.load();
         let layout = shared.leases.layout();

@@ -47,6 +47,7 @@ use crate::lease::store::LeaseStore;
 pub use layout::OptionLayout;
 pub use options::EncodeError;
 pub use ping_check::PingCheck;
+pub use request::{answer_name, BulkStatus, LeaseQueryTarget, MAX_ASSOCIATED_IPS};
 
 /// How long an OFFER holds its address for the client: ISC `dhcpdiscover` sets the offered
 /// lease to "really expire in 2 minutes" (`when = cur_time + 120`).
@@ -200,6 +201,13 @@ pub enum Outcome {
     Informed,
     /// A BOOTREPLY to a BOOTP client (no option 53).
     BootReplied(Ipv4Addr),
+    /// A DHCPLEASEQUERY answered (RFC 4388): `answer` is the reply's message type (11
+    /// unassigned, 12 unknown, 13 active), `associated` how many other active addresses the
+    /// client holds.
+    LeaseQueried {
+        answer: u8,
+        associated: u16,
+    },
     Ignored(IgnoreReason),
 }
 
@@ -254,6 +262,51 @@ pub enum Malformation {
     EmptyClientIdentifier,
 }
 
+/// The lease lookups a DHCPLEASEQUERY needs (RFC 4388 §6.4): by address, and every lease of
+/// a client identifier or hardware address (ISC walks its uid and hardware hash chains). The
+/// daemon implements it over every shard of its store; a test over one [`LeaseStore`].
+pub trait LeaseLookup {
+    fn by_address(&self, address: Ipv4Addr) -> Option<Lease>;
+    /// The leases whose client identifier is `client_id`, in address order.
+    fn by_client_id(&self, client_id: &[u8]) -> Vec<Lease>;
+    /// The leases whose hardware address is `hardware`, in address order.
+    fn by_hardware(&self, hardware: &Hardware) -> Vec<Lease>;
+    /// Calls `visit` with every lease active at `now` (RFC 6926 bulk leasequery).
+    fn each_active(&self, now: UnixTime, visit: &mut dyn FnMut(&Lease));
+}
+
+impl LeaseLookup for LeaseStore {
+    fn by_address(&self, address: Ipv4Addr) -> Option<Lease> {
+        self.get(address).cloned()
+    }
+
+    fn by_client_id(&self, client_id: &[u8]) -> Vec<Lease> {
+        let mut found: Vec<Lease> = self
+            .iter()
+            .filter(|lease| lease.uid() == Some(client_id))
+            .cloned()
+            .collect();
+        found.sort_by_key(|lease| lease.address);
+        found
+    }
+
+    fn by_hardware(&self, hardware: &Hardware) -> Vec<Lease> {
+        let mut found: Vec<Lease> = self
+            .iter()
+            .filter(|lease| lease.hardware.as_ref() == Some(hardware))
+            .cloned()
+            .collect();
+        found.sort_by_key(|lease| lease.address);
+        found
+    }
+
+    fn each_active(&self, now: UnixTime, visit: &mut dyn FnMut(&Lease)) {
+        self.iter()
+            .filter(|lease| lease.is_active_at(now))
+            .for_each(visit);
+    }
+}
+
 impl Engine {
     pub fn new(config: Arc<Config>) -> Self {
         Self {
@@ -306,6 +359,33 @@ impl Engine {
         billing: &crate::lease::billing::BillingTotals,
     ) -> Decision {
         request::handle(self, now, snapshot, request, leases, starvation, billing)
+    }
+
+    /// Answers a DHCPLEASEQUERY (RFC 4388) from `lookup` (ISC `dhcpleasequery`): the daemon
+    /// calls this with a lookup over every shard, holding none of them. Nothing changes: the
+    /// decision commits no lease.
+    pub fn lease_query(
+        &self,
+        now: UnixTime,
+        snapshot: &Snapshot,
+        request: &Request<'_>,
+        lookup: &dyn LeaseLookup,
+    ) -> Decision {
+        request::handle_lease_query(self, now, snapshot, request, lookup)
+    }
+
+    /// Answers an RFC 6926 DHCPBULKLEASEQUERY from the TCP peer `peer` (`crate::bulk_leasequery`
+    /// frames and sends it): the messages to stream, the last a DHCPLEASEQUERYDONE.
+    pub fn bulk_lease_query(
+        &self,
+        now: UnixTime,
+        snapshot: &Snapshot,
+        peer: Ipv4Addr,
+        server_id: Option<Ipv4Addr>,
+        query: &dhcproto::v4::Message,
+        lookup: &dyn LeaseLookup,
+    ) -> Vec<dhcproto::v4::Message> {
+        request::bulk_answer(self, now, snapshot, peer, server_id, query, lookup)
     }
 
     /// The DDNS settings (with the name) of `address`, just acknowledged to the client of

@@ -345,7 +345,7 @@ fn priority_list(
 /// client's option 57 minus the fixed headers, at least 312 (576-byte message, RFC 2131 §2), at
 /// most 1236; a BOOTP client gets the 64-byte vendor area. Relay agent information (`agent`, its
 /// value) comes on top.
-fn options_limit(inbound: &Inbound<'_>, agent: Option<&[u8]>) -> usize {
+pub(crate) fn options_limit(inbound: &Inbound<'_>, agent: Option<&[u8]>) -> usize {
     let base = match inbound.max_message_size.map(usize::from) {
         Some(size) if size < MINIMUM_MTU => MINIMUM_MTU - FIXED_LENGTH,
         Some(size) if size > MAXIMUM_MTU => MAXIMUM_MTU - FIXED_LENGTH,

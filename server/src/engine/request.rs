@@ -29,13 +29,18 @@ use super::{
 mod acknowledge;
 mod billing;
 mod bootp;
+mod bulk_leasequery;
 mod ddns;
+mod leasequery;
 mod notices;
 mod one_lease;
 
 #[cfg(test)]
 pub(crate) use bootp::bootp_lease_end;
+pub(crate) use bulk_leasequery::answer as bulk_answer;
+pub use bulk_leasequery::BulkStatus;
 pub(crate) use ddns::settings_for as ddns_settings_for;
+pub use leasequery::{answer_name, LeaseQueryTarget, MAX_ASSOCIATED_IPS};
 pub(crate) use notices::abandoned;
 
 /// Option 60 (RFC 2132 §9.13).
@@ -76,9 +81,38 @@ pub(crate) fn handle(
         Some(MessageType::Decline) => context.decline(leases, starvation),
         Some(MessageType::Release) => context.release(leases),
         Some(MessageType::Inform) => context.inform(leases),
-        // Server-to-client messages and lease queries are not requests this server answers.
+        Some(MessageType::LeaseQuery) => context.lease_query(&*leases),
+        // Server-to-client messages are not requests this server answers.
         Some(other) => Decision::ignored(IgnoreReason::UnsupportedMessageType(u8::from(other))),
     }
+}
+
+/// A DHCPLEASEQUERY (RFC 4388) answered from `lookup`, which may span every shard of the
+/// store: a query by client identifier or hardware address is not bound to one network.
+pub(crate) fn handle_lease_query(
+    engine: &Engine,
+    now: UnixTime,
+    snapshot: &Snapshot,
+    request: &Request<'_>,
+    lookup: &dyn super::LeaseLookup,
+) -> Decision {
+    let mut inbound = match Inbound::parse(request.message) {
+        Ok(inbound) => inbound,
+        Err(malformation) => return Decision::ignored(IgnoreReason::Malformed(malformation)),
+    };
+    inbound.raw = request.raw;
+    let billing = crate::lease::billing::BillingTotals::default();
+    let context = Context {
+        engine,
+        now,
+        snapshot,
+        request,
+        classification: classify(&engine.config, snapshot.hosts.as_deref(), &inbound),
+        inbound,
+        options: std::cell::OnceCell::new(),
+        billing: &billing,
+    };
+    context.lease_query(lookup)
 }
 
 /// Everything known about one request.

@@ -417,3 +417,36 @@ impl ShardedStore {
 #[cfg(test)]
 #[path = "shards_tests.rs"]
 mod tests;
+
+/// DHCPLEASEQUERY's lookups over every shard (`engine::LeaseLookup`), each shard locked only
+/// for its own part: the caller holds none. A query by client identifier or hardware address
+/// reads every lease (the client indices keep only the newest lease of a client, and RFC 4388
+/// §6.4.2 wants the others too); lease queries come from relay agents, rarely.
+impl crate::engine::LeaseLookup for ShardedStore {
+    fn by_address(&self, address: Ipv4Addr) -> Option<Lease> {
+        self.lock_address(address).ok()?.get(address).cloned()
+    }
+
+    fn by_client_id(&self, client_id: &[u8]) -> Vec<Lease> {
+        let mut found = Vec::new();
+        let _ = self.for_each(|_, shard| {
+            found.extend(crate::engine::LeaseLookup::by_client_id(&*shard, client_id))
+        });
+        found.sort_by_key(|lease| lease.address);
+        found
+    }
+
+    fn by_hardware(&self, hardware: &crate::lease::record::Hardware) -> Vec<Lease> {
+        let mut found = Vec::new();
+        let _ = self.for_each(|_, shard| {
+            found.extend(crate::engine::LeaseLookup::by_hardware(&*shard, hardware))
+        });
+        found.sort_by_key(|lease| lease.address);
+        found
+    }
+
+    fn each_active(&self, now: crate::lease::record::UnixTime, visit: &mut dyn FnMut(&Lease)) {
+        let _ =
+            self.for_each(|_, shard| crate::engine::LeaseLookup::each_active(&*shard, now, visit));
+    }
+}

@@ -174,6 +174,10 @@ declare_labels! {
         Nak => "nak",
         /// The BOOTREPLY to a BOOTP client.
         Bootreply => "bootreply",
+        /// The answers to a DHCPLEASEQUERY (RFC 4388 §6.1).
+        Leaseunassigned => "leaseunassigned",
+        Leaseunknown => "leaseunknown",
+        Leaseactive => "leaseactive",
     }
 }
 
@@ -379,6 +383,9 @@ impl Metrics {
             Outcome::Acked(_) | Outcome::Informed => SentType::Ack,
             Outcome::Nacked => SentType::Nak,
             Outcome::BootReplied(_) => SentType::Bootreply,
+            Outcome::LeaseQueried { answer: 11, .. } => SentType::Leaseunassigned,
+            Outcome::LeaseQueried { answer: 13, .. } => SentType::Leaseactive,
+            Outcome::LeaseQueried { .. } => SentType::Leaseunknown,
             Outcome::Released(_) | Outcome::Declined(_) => return,
             Outcome::Ignored(reason) => return self.count_drop(DropReason::of(reason)),
         };

@@ -28,6 +28,7 @@ mod failover_wire;
 mod fuzz_regressions;
 mod isc_config_acceptance;
 mod loopback;
+mod loopback_bulk_leasequery;
 mod loopback_decline;
 mod loopback_service;
 mod loopback_shards;

@@ -153,6 +153,7 @@ pub enum PortRange {
     OmapiLimits,
     OmapiOmshell,
     Statements,
+    BulkLeasequery,
 }
 
 /// Port `offset` of `range` on 127.0.0.1, placed by the process id so that two test runs on one

@@ -218,8 +218,9 @@ def run_step(name, fields):
     bootp += b"\xff"
     bootp = bootp.ljust(300, b"\0")
     # A client with an address (RENEWING, REBINDING, INFORM from a static address) holds it,
-    # whichever way the request goes.
-    hold(ciaddr)
+    # whichever way the request goes. A DHCPLEASEQUERY's ciaddr is the address asked about.
+    if int(fields["msg"]) != 10:
+        hold(ciaddr)
     ip_src = fields.get("ipsrc", "0")
     if ip_src == "ciaddr":
         ip_src = ciaddr

@@ -540,12 +540,7 @@ impl Parser {
             "declines" => self.scope_mut(scope).declines = Some(permission),
             "client-updates" => self.scope_mut(scope).ddns.client_updates = Some(permission),
             "duplicates" => self.scope_mut(scope).duplicates = Some(permission),
-            "leasequery" => {
-                self.warn(
-                    flag.span,
-                    format!("`{word} {name}` is not supported yet; ignored"),
-                );
-            }
+            "leasequery" => self.scope_mut(scope).leasequery = Some(permission),
             "known-clients" | "members" | "all" | "dynamic" | "after" | "known" | "unknown"
             | "authenticated" | "unauthenticated" => {
                 return Err(self.invalid(

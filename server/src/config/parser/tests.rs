@@ -378,7 +378,7 @@ subclass "vip" 1:00:11:22:33:44:55 { max-lease-time 100; }
 subclass "vip" "x";
 subnet 10.0.0.0 netmask 255.0.0.0 {
   pool { deny members of "vip"; allow known-clients, unknown clients; range 10.0.0.1 10.0.0.2; }
-  deny bootp; ignore declines; allow booting;
+  deny bootp; ignore declines; allow booting; allow leasequery;
 }
 "#,
     );
@@ -407,6 +407,14 @@ subnet 10.0.0.0 netmask 255.0.0.0 {
     assert_eq!(subnet_scope.bootp, Some(Permission::Deny));
     assert_eq!(subnet_scope.declines, Some(Permission::Ignore));
     assert_eq!(subnet_scope.booting, Some(Permission::Allow));
+    assert_eq!(subnet_scope.leasequery, Some(Permission::Allow));
+    assert!(
+        config
+            .warnings
+            .iter()
+            .all(|w| !w.message.contains("leasequery")),
+        "`allow leasequery` is acted on, not warned about"
+    );
 }
 
 #[test]

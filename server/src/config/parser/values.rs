@@ -299,6 +299,7 @@ impl Parser {
             }
             ("allow-booting", ServerValue::Permission(value)) => scope.booting = Some(value),
             ("declines", ServerValue::Permission(value)) => scope.declines = Some(value),
+            ("leasequery", ServerValue::Permission(value)) => scope.leasequery = Some(value),
             ("server-identifier", ServerValue::Address(value)) => {
                 scope.server_identifier = Some(value)
             }
@@ -760,7 +761,7 @@ pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
         | "server-id-check"
         | "infinite-is-reserved"
         | "get-lease-hostnames" => ServerKind::Flag,
-        "boot-unknown-clients" | "allow-bootp" | "allow-booting" | "declines" => {
+        "boot-unknown-clients" | "allow-bootp" | "allow-booting" | "declines" | "leasequery" => {
             ServerKind::Permission
         }
         "server-identifier" | "next-server" | "local-address" => ServerKind::Address,

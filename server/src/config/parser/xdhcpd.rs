@@ -61,7 +61,8 @@ impl Parser {
     }
 
     /// `option xdhcpd.metrics-listen "ADDR:PORT";`: the Prometheus endpoint (`--metrics-listen`
-    /// overrides it).
+    /// overrides it); `option xdhcpd.bulk-leasequery-listen "ADDR:PORT";`: the RFC 6926 TCP
+    /// listener (`crate::bulk_leasequery`).
     fn parse_xdhcpd_socket_address(
         &mut self,
         block: Block,
@@ -82,7 +83,11 @@ impl Parser {
                 )
             })?;
         if self.global_only(block, name, name_span) {
-            self.config.metrics_listen = Some(address);
+            if name.eq_ignore_ascii_case("bulk-leasequery-listen") {
+                self.config.bulk_leasequery_listen = Some(address);
+            } else {
+                self.config.metrics_listen = Some(address);
+            }
         }
         Ok(())
     }

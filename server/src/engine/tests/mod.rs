@@ -12,6 +12,7 @@ mod functions;
 mod lease;
 mod lease_events;
 mod lease_policy;
+mod leasequery;
 mod one_lease;
 mod options;
 mod ping_check;

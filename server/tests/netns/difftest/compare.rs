@@ -25,12 +25,13 @@ pub struct Difference {
 
 /// Options whose values are lease times: a second apart is the same answer (both servers
 /// count from their own clock reading).
-const TIME_OPTIONS: [u8; 3] = [51, 58, 59];
+/// 91 (RFC 4388 client-last-transaction-time) counts seconds since then.
+const TIME_OPTIONS: [u8; 4] = [51, 58, 59, 91];
 
 /// Options made of IPv4 addresses (dhcp-options(5)).
-const ADDRESS_OPTIONS: [u8; 27] = [
+const ADDRESS_OPTIONS: [u8; 28] = [
     1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16, 28, 32, 41, 42, 44, 45, 48, 49, 50, 54, 65, 68, 69, 70, 71,
-    118,
+    92, 118,
 ];
 
 fn ip(bytes: &[u8]) -> String {
@@ -96,6 +97,10 @@ pub fn message_name(message: u8) -> &'static str {
         6 => "DHCPNAK",
         7 => "DHCPRELEASE",
         8 => "DHCPINFORM",
+        10 => "DHCPLEASEQUERY",
+        11 => "DHCPLEASEUNASSIGNED",
+        12 => "DHCPLEASEUNKNOWN",
+        13 => "DHCPLEASEACTIVE",
         _ => "unknown",
     }
 }

@@ -8,7 +8,9 @@
 //! client NAME KEY=VALUE…               # a client identity
 //! exchange NAME client=NAME [KEY=VALUE…]   # a scripted exchange, its steps follow:
 //!   discover|request-selecting|request-init-reboot|request-renewing|request-rebinding|
-//!   inform|release|decline|bootp [KEY=VALUE…]      # bootp: a BOOTREQUEST without option 53
+//!   inform|release|decline|bootp|leasequery [KEY=VALUE…]   # bootp: a BOOTREQUEST without
+//!                                      # option 53; leasequery: a DHCPLEASEQUERY (RFC 4388)
+//!                                      # sent by the relay `via` names
 //!   sleep SECONDS
 //! ```
 //!
@@ -72,6 +74,9 @@ pub enum StepKind {
     Decline,
     /// RFC 951 BOOTREQUEST: no DHCP message type (option 53).
     Bootp,
+    /// RFC 4388 DHCPLEASEQUERY from the relay agent `via` (its giaddr): by `ciaddr` (an
+    /// address or `lease`), else by `client-id`, else by `mac` (chaddr).
+    LeaseQuery,
 }
 
 impl StepKind {
@@ -86,6 +91,7 @@ impl StepKind {
             "release" => Self::Release,
             "decline" => Self::Decline,
             "bootp" => Self::Bootp,
+            "leasequery" => Self::LeaseQuery,
             _ => return None,
         })
     }
@@ -102,6 +108,7 @@ impl StepKind {
             Self::Decline => 4,
             Self::Release => 7,
             Self::Inform => 8,
+            Self::LeaseQuery => 10,
         }
     }
 }
