@@ -280,22 +280,15 @@ impl LeaseLookup for LeaseStore {
         self.get(address).cloned()
     }
 
+    // The client indices keep every lease of a client (ISC's hash chains): no scan.
     fn by_client_id(&self, client_id: &[u8]) -> Vec<Lease> {
-        let mut found: Vec<Lease> = self
-            .iter()
-            .filter(|lease| lease.uid() == Some(client_id))
-            .cloned()
-            .collect();
+        let mut found: Vec<Lease> = self.leases_of_client_id(client_id).cloned().collect();
         found.sort_by_key(|lease| lease.address);
         found
     }
 
     fn by_hardware(&self, hardware: &Hardware) -> Vec<Lease> {
-        let mut found: Vec<Lease> = self
-            .iter()
-            .filter(|lease| lease.hardware.as_ref() == Some(hardware))
-            .cloned()
-            .collect();
+        let mut found: Vec<Lease> = self.leases_of_hardware(hardware).cloned().collect();
         found.sort_by_key(|lease| lease.address);
         found
     }

@@ -420,8 +420,8 @@ mod tests;
 
 /// DHCPLEASEQUERY's lookups over every shard (`engine::LeaseLookup`), each shard locked only
 /// for its own part: the caller holds none. A query by client identifier or hardware address
-/// reads every lease (the client indices keep only the newest lease of a client, and RFC 4388
-/// §6.4.2 wants the others too); lease queries come from relay agents, rarely.
+/// is one index lookup per shard (the client indices keep every lease of a client, as RFC 4388
+/// §6.4.2 wants them all).
 impl crate::engine::LeaseLookup for ShardedStore {
     fn by_address(&self, address: Ipv4Addr) -> Option<Lease> {
         self.lock_address(address).ok()?.get(address).cloned()
