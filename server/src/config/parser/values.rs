@@ -96,14 +96,9 @@ impl Parser {
             }
             bytes
         };
-        if space == OptionSpace::AGENT {
-            self.warn(
-                name_span,
-                format!("relay agent option `{full_name}` cannot be sent by a server; ignored"),
-            );
-            return Ok(());
-        }
-        if super::spaces::is_encapsulated_space(space) {
+        // The agent space (relay agent information sub-options) is kept like any other space;
+        // the engine builds option 82 from it (`engine::encapsulation::relay_agent_chain`).
+        if space != OptionSpace::DHCP {
             let value = match expression {
                 Some(expression) => OptionValue::Expression(expression),
                 None => OptionValue::Constant(bytes),
