@@ -267,6 +267,9 @@ impl Parser {
             ("ignore-client-uids", ServerValue::Flag(value)) => {
                 scope.ignore_client_uids = Some(value)
             }
+            ("stash-agent-options", ServerValue::Flag(value)) => {
+                scope.stash_agent_options = Some(value)
+            }
             ("boot-unknown-clients", ServerValue::Permission(value)) => {
                 scope.unknown_clients = Some(value)
             }
@@ -752,6 +755,7 @@ pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
         | "always-broadcast"
         | "echo-client-id"
         | "ignore-client-uids"
+        | "stash-agent-options"
         | "server-id-check"
         | "infinite-is-reserved"
         | "get-lease-hostnames" => ServerKind::Flag,

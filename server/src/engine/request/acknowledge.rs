@@ -342,11 +342,18 @@ impl Context<'_, '_> {
     /// renewals, which carry none (server/dhcp.c "cache them for renewal"): the list the
     /// reply's statements executed into when a scope sets an `agent` option (ISC shares that
     /// list between the request and the reply), else the sub-options as received. A request
-    /// without option 82 leaves the lease's sub-options as they were.
+    /// without option 82, or a scope's `stash-agent-options false`, leaves the lease's
+    /// sub-options as they were.
     pub(super) fn stash_relay_agent_information(&self, lease: &mut Lease, scopes: &ScopeStack<'_>) {
         let Some(echoed) = self.inbound.relay_agent.as_ref().and_then(option_value) else {
             return;
         };
+        if !scopes
+            .find(|scope| scope.stash_agent_options)
+            .unwrap_or(true)
+        {
+            return;
+        }
         let sub_options: Vec<(u8, Vec<u8>)> = match relay_agent_chain(scopes, Some(&echoed)) {
             Some(chain) => chain
                 .into_iter()

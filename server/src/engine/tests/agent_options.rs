@@ -264,3 +264,35 @@ fn without_agent_statements_option_82_is_echoed_as_received() {
     assert_eq!(reply_type(&direct), Some(MessageType::Offer));
     assert_eq!(wire_option(&direct, 82), None);
 }
+
+#[test]
+fn stash_agent_options_false_keeps_the_lease_without_the_relays_information() {
+    let mut harness = Harness::new(config(
+        "",
+        "stash-agent-options false; option agent.circuit-id \"subnet\";",
+    ));
+    let received = sub_options(&[(1, b"port-1"), (2, b"sub-1")]);
+    let discover = with_agent(
+        dhcp_test_messages::ClientMessage::new(MessageType::Discover, MAC_A).relayed_by(RELAY),
+        &received,
+    );
+    let address = yiaddr(&harness.handle_on(NOW, &discover, None)).unwrap();
+    let request = with_agent(
+        dhcp_test_messages::ClientMessage::new(MessageType::Request, MAC_A)
+            .relayed_by(RELAY)
+            .requested(address)
+            .server_id(INTERFACE),
+        &received,
+    );
+    let ack = harness.handle_on(NOW, &request, None);
+    assert_eq!(ack.outcome, Outcome::Acked(address));
+    // The reply is built as always; the lease keeps nothing for renewals.
+    assert_eq!(
+        wire_option(&ack, 82),
+        Some(sub_options(&[(1, b"subnet"), (2, b"sub-1"), AGENT_ID]))
+    );
+    assert!(ack.commit[0]
+        .extra
+        .as_ref()
+        .is_none_or(|extra| extra.agent_options.is_empty()));
+}
