@@ -105,6 +105,9 @@ pub struct Scope {
     pub dhcp_cache_threshold: Option<u8>,
     pub echo_client_id: Option<bool>,
     pub ignore_client_uids: Option<bool>,
+    /// `stash-agent-options` (dhcpd.conf(5)): whether a DHCPACK keeps the request's relay
+    /// agent information on the lease for unicast renewals (ISC `ack_lease`; on unless false).
+    pub stash_agent_options: Option<bool>,
     /// `check-secs-byte-order` (global in ISC): swap a little-endian `secs` before load
     /// balancing (docs/spec/failover.md §11.3).
     pub check_secs_byte_order: Option<bool>,

@@ -52,6 +52,11 @@ pub(crate) struct ResolvedSpaces {
     spaces: Vec<(OptionSpace, Buckets)>,
     vendor_space: Option<OptionSpace>,
     site_space: Option<OptionSpace>,
+    /// The `agent` space's statements in execution order (code, form, value): ISC keeps that
+    /// space as a list, not in buckets (server/stables.c `save_linked_option`), and the reply's
+    /// list may start from the request's sub-options ([`relay_agent_chain`]). `None` when no
+    /// statement set an agent option.
+    agent: Option<Vec<(u32, OptionForm, SpaceValue)>>,
 }
 
 impl ResolvedSpaces {
@@ -173,7 +178,14 @@ impl ScopeStack<'_> {
                     _ => None,
                 },
             };
-            resolved.set(option.space, option.code, option.form, value);
+            if option.space == OptionSpace::AGENT {
+                resolved
+                    .agent
+                    .get_or_insert_with(Vec::new)
+                    .push((option.code, option.form, value));
+            } else {
+                resolved.set(option.space, option.code, option.form, value);
+            }
         }
         for scope in outermost_first {
             if let Some(space) = scope.vendor_option_space {
@@ -255,6 +267,87 @@ pub(crate) fn add_space_options(scopes: &ScopeStack<'_>, available: &mut Vec<(u8
             available.push((code, bytes));
         }
     }
+}
+
+/// One relay agent sub-option of a reply: code and value (`None`: an expression that evaluated
+/// to null, which keeps its place and sends nothing).
+pub(crate) type AgentSubOption = (u32, SpaceValue);
+
+/// The relay agent sub-options of a reply when a scope in effect sets an `agent` option
+/// (dhcpd.conf(5) `option agent.NAME`), as ISC 4.4 builds them: the reply's agent list starts
+/// as the request's sub-options `echoed` (server/dhcp.c `maybe_return_agent_options`, called by
+/// `ack_lease` and `dhcpinform` before any statement runs; `None` when the request carried no
+/// option 82, or carried only what was stashed on its lease), and the statements execute into
+/// that same list in order (`set_option`, `save_linked_option`): `option`/`supersede` replaces
+/// the value of a sub-option already there, keeping its place, and appends a new one at the
+/// end; `default` only adds a missing one; `prepend`/`append` concatenate. `None` when no
+/// statement of the scopes set an agent option: the request's option 82 is then echoed as
+/// received (RFC 3046 §2.2).
+pub(crate) fn relay_agent_chain(
+    scopes: &ScopeStack<'_>,
+    echoed: Option<&[u8]>,
+) -> Option<Vec<AgentSubOption>> {
+    let statements = scopes.spaces.as_deref()?.agent.as_ref()?;
+    let mut chain: Vec<AgentSubOption> = echoed
+        .map(relay_sub_options)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(code, value)| (u32::from(code), Some(value)))
+        .collect();
+    for (code, form, value) in statements {
+        let position = chain.iter().position(|(have, _)| have == code);
+        match (form, position) {
+            (OptionForm::Supersede, Some(index)) => chain[index].1 = value.clone(),
+            (OptionForm::Default, Some(_)) => {}
+            (OptionForm::Prepend, Some(index)) => {
+                chain[index].1 = concat(value.clone(), chain[index].1.take());
+            }
+            (OptionForm::Append, Some(index)) => {
+                chain[index].1 = concat(chain[index].1.take(), value.clone());
+            }
+            (_, None) => chain.push((*code, value.clone())),
+        }
+    }
+    Some(chain)
+}
+
+/// ISC `linked_option_space_encapsulate`: option 82's payload from `chain`, each sub-option
+/// with a value as code and length in the agent space's widths (`append_option` leaves out an
+/// empty value unless the sub-option is `zerolen`). `None` when nothing was written: the reply
+/// then carries no option 82.
+pub(crate) fn encode_relay_agent_chain(
+    layouts: &OptionSpaces,
+    chain: &[AgentSubOption],
+) -> Option<Vec<u8>> {
+    let layout = layouts.layout(OptionSpace::AGENT)?;
+    let mut out = Vec::new();
+    for (code, value) in chain {
+        let Some(value) = value else {
+            continue;
+        };
+        if value.is_empty() && !layout.zero_length.contains(code) {
+            continue;
+        }
+        put_width(&mut out, *code, layout.code_width);
+        put_width(&mut out, value.len() as u32, layout.length_width);
+        out.extend_from_slice(value);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The sub-options of an option 82 payload (RFC 3046 §2.0: code, length, value), up to the
+/// first one that is cut short.
+pub(crate) fn relay_sub_options(payload: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut sub_options = Vec::new();
+    let mut rest = payload;
+    while let [code, length, tail @ ..] = rest {
+        let Some(data) = tail.get(..usize::from(*length)) else {
+            break;
+        };
+        sub_options.push((*code, data.to_vec()));
+        rest = &tail[usize::from(*length)..];
+    }
+    sub_options
 }
 
 fn set_available(available: &mut Vec<(u8, Vec<u8>)>, code: u8, value: Vec<u8>) {

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
+use super::encapsulation::{encode_relay_agent_chain, relay_agent_chain};
 use super::layout::{lay_out, Overload, FILE_LENGTH, MAGIC_COOKIE, SNAME_LENGTH};
 use super::packet::{option_value, Inbound};
 use super::scope::ScopeStack;
@@ -83,6 +84,9 @@ pub(crate) struct Assembly<'m> {
     pub may_overload: bool,
     /// Option 81 answering the client's (RFC 4702, ISC `ddns_updates`).
     pub fqdn: Option<Vec<u8>>,
+    /// The request's relay agent information is echoed (RFC 3046 §2.2): every reply but the
+    /// BOOTREPLY ISC's `bootp` builds for a fixed address (server/bootp.c echoes nothing).
+    pub echo_relay_agent: bool,
 }
 
 /// The BOOTREPLY header for `inbound` (RFC 2131 §4.3.1 table 3): xid, flags, giaddr, hops and
@@ -200,12 +204,7 @@ pub(crate) fn finish(
             )
         }),
     }
-    // RFC 3046 §2.2: the relay agent information option is echoed back, last.
-    let agent = inbound
-        .relay_agent
-        .as_ref()
-        .and_then(option_value)
-        .filter(|value| !value.is_empty());
+    let agent = relay_agent_information(inbound, scopes, assembly);
 
     // ISC `nak_lease` deletes the client's parameter request list before `cons_options`.
     let requested = match assembly.message_type {
@@ -236,8 +235,8 @@ pub(crate) fn finish(
     let options = message.opts_mut();
     for &code in &stored {
         if code == code::AGENT_OPTIONS {
-            if let Some(agent) = &inbound.relay_agent {
-                options.insert(agent.clone());
+            if let Some(agent) = &agent {
+                options.insert(typed_option(code, agent));
             }
         } else if let Some(value) = value_of(code) {
             options.insert(typed_option(code, value));
@@ -254,6 +253,35 @@ pub(crate) fn finish(
             .filter(|_| assembly.configured)
             .map(|scopes| scopes.executed().clone())
             .unwrap_or_default(),
+    }
+}
+
+/// Option 82 of a reply, which `cons_options` stores last (RFC 3046 §2.2: the relay agent
+/// information is echoed). What ISC 4.4 echoes: the request's option 82 in an OFFER, a
+/// DHCPACK and an INFORM's DHCPACK (server/dhcp.c `maybe_return_agent_options`), not the
+/// sub-options stashed on the lease for a unicast renewal; in a DHCPNAK what the request
+/// holds, stashed sub-options included (`nak_lease`); nothing in the BOOTREPLY for a fixed
+/// address (server/bootp.c; a dynamic BOOTP lease is answered by `ack_lease`, which echoes).
+/// When a scope in effect sets an `agent` option, the reply carries the list those statements
+/// built from the echoed sub-options instead, even when nothing was echoed
+/// ([`super::encapsulation::relay_agent_chain`]); a DHCPNAK runs no option statements.
+fn relay_agent_information(
+    inbound: &Inbound<'_>,
+    scopes: Option<&ScopeStack<'_>>,
+    assembly: &Assembly<'_>,
+) -> Option<Vec<u8>> {
+    let received = inbound.relay_agent.as_ref().and_then(option_value);
+    let echoed = match assembly.message_type {
+        _ if !assembly.echo_relay_agent => None,
+        Some(MessageType::Nak) => received.or_else(|| inbound.stashed_agent_options.clone()),
+        _ => received,
+    };
+    let configured = scopes
+        .filter(|_| assembly.configured)
+        .and_then(|scopes| Some((scopes, relay_agent_chain(scopes, echoed.as_deref())?)));
+    match configured {
+        Some((scopes, chain)) => encode_relay_agent_chain(&scopes.config.option_spaces, &chain),
+        None => echoed.filter(|value| !value.is_empty()),
     }
 }
 

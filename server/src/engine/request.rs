@@ -263,6 +263,7 @@ impl<'e> Context<'e, '_> {
             echo_client_id: true,
             may_overload: false,
             fqdn: None,
+            echo_relay_agent: true,
         }
     }
 
@@ -863,6 +864,7 @@ impl<'e> Context<'e, '_> {
                 message: Some(text),
                 configured: false,
                 echo_client_id: true,
+                echo_relay_agent: true,
                 ..Assembly::default()
             },
             destination,
@@ -915,23 +917,6 @@ enum PeerOwned {
     No,
     Ignore,
     Nak,
-}
-
-/// The relay agent sub-options as the lease file stashes them (code, bytes).
-fn relay_sub_options(agent: &dhcproto::v4::DhcpOption) -> Vec<(u8, Vec<u8>)> {
-    let Some(value) = option_value(agent) else {
-        return Vec::new();
-    };
-    let mut sub_options = Vec::new();
-    let mut rest = value.as_slice();
-    while let [code, length, tail @ ..] = rest {
-        let Some(data) = tail.get(..usize::from(*length)) else {
-            break;
-        };
-        sub_options.push((*code, data.to_vec()));
-        rest = &tail[usize::from(*length)..];
-    }
-    sub_options
 }
 
 /// `next-server`, `filename` and `server-name` of the innermost scope that sets each, into the

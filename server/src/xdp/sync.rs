@@ -134,7 +134,11 @@ impl std::fmt::Debug for Prepared {
 /// `infinite-is-reserved true` (the DHCPACK marks the lease reserved and logs a line). No
 /// `local-address`: a renewal's DHCPACK then leaves from that address (`net::local_address`),
 /// the kernel's from the server identifier. No `get-lease-hostnames true`: the name is looked
-/// up again while the lease runs (`crate::reverse_names`) and a missing one logs a line.
+/// up again while the lease runs (`crate::reverse_names`) and a missing one logs a line. No
+/// `agent` options: a DHCPACK's option 82 then comes from the configuration merged with what
+/// the relay sent, or with nothing for a renewal past the relay
+/// (`engine::encapsulation::relay_agent_chain`), and the lease's stashed sub-options change
+/// with it, none of which the kernel's template repeats.
 pub fn config_allows_fast_path(config: &Config) -> bool {
     config.classes.is_empty()
         && !config.billing_classes
@@ -149,6 +153,7 @@ pub fn config_allows_fast_path(config: &Config) -> bool {
                 && scope.get_lease_hostnames != Some(true)
                 && scope.space_options.iter().all(|option| {
                     matches!(option.value, crate::config::model::OptionValue::Constant(_))
+                        && option.space != crate::config::options::OptionSpace::AGENT
                 })
         })
 }

@@ -9,7 +9,7 @@ use super::{Block, BlockKind, ParseResult, Parser};
 use crate::config::expr::Expr;
 use crate::config::lexer::{Span, TokenKind};
 use crate::config::model::{OptionForm, OptionValue, ScopeId, SpaceOption};
-use crate::config::options::{OptionDefinition, OptionSpace, SpaceDefinition};
+use crate::config::options::{OptionDefinition, SpaceDefinition};
 use crate::config::spaces::OptionSpaces;
 
 /// Which of the two space parameters a statement set.
@@ -296,11 +296,6 @@ impl Parser {
         }
         self.config.option_spaces = OptionSpaces::from_table(&self.options);
     }
-}
-
-/// Whether `space` is one whose options `store_space_option` takes (not dhcp, agent, server).
-pub(super) fn is_encapsulated_space(space: OptionSpace) -> bool {
-    space != OptionSpace::DHCP && space != OptionSpace::AGENT
 }
 
 #[cfg(test)]

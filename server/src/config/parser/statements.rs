@@ -37,7 +37,6 @@ const ACCEPTED_PARAMETERS: &[&str] = &[
     "ddns-local-address6",
     "ddns-dual-stack-mixed-mode",
     "ddns-other-guard-is-dynamic",
-    "stash-agent-options",
 ];
 
 /// Declarations and statements of DHCPv6 or other unsupported areas: a block or a statement.
@@ -186,6 +185,7 @@ impl Parser {
             | "always-broadcast"
             | "echo-client-id"
             | "ignore-client-uids"
+            | "stash-agent-options"
             | "check-secs-byte-order"
             | "server-id-check" => {
                 self.bump();
@@ -200,6 +200,7 @@ impl Parser {
                     "echo-client-id" => target.echo_client_id = Some(value),
                     "check-secs-byte-order" => target.check_secs_byte_order = Some(value),
                     "server-id-check" => target.server_id_check = Some(value),
+                    "stash-agent-options" => target.stash_agent_options = Some(value),
                     _ => target.ignore_client_uids = Some(value),
                 }
             }

@@ -457,6 +457,31 @@ supersede domain-name "z"; prepend domain-name-servers 10.0.0.1;
 }
 
 #[test]
+fn agent_space_values_are_kept_for_option_82_without_a_warning() {
+    let config = parse(
+        r#"option agent.circuit-id "port-1";
+subnet 10.0.0.0 netmask 255.255.255.0 { default agent.agent-id 10.9.9.9; stash-agent-options false; }
+"#,
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let global = &config.scopes[0].space_options;
+    assert_eq!(global.len(), 1);
+    assert_eq!(global[0].space, crate::config::options::OptionSpace::AGENT);
+    assert_eq!(global[0].code, 1);
+    assert_eq!(
+        global[0].value,
+        crate::config::model::OptionValue::Constant(b"port-1".to_vec())
+    );
+    let subnet = config.scope(config.subnets[0].scope);
+    assert_eq!(subnet.space_options[0].code, 3);
+    assert_eq!(
+        subnet.space_options[0].form,
+        crate::config::model::OptionForm::Default
+    );
+    assert_eq!(subnet.stash_agent_options, Some(false));
+}
+
+#[test]
 fn include_is_textual_and_loops_are_caught() {
     let dir = std::env::temp_dir().join(format!("xdhcpd-config-include-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

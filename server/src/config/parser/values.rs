@@ -96,14 +96,9 @@ impl Parser {
             }
             bytes
         };
-        if space == OptionSpace::AGENT {
-            self.warn(
-                name_span,
-                format!("relay agent option `{full_name}` cannot be sent by a server; ignored"),
-            );
-            return Ok(());
-        }
-        if super::spaces::is_encapsulated_space(space) {
+        // The agent space (relay agent information sub-options) is kept like any other space;
+        // the engine builds option 82 from it (`engine::encapsulation::relay_agent_chain`).
+        if space != OptionSpace::DHCP {
             let value = match expression {
                 Some(expression) => OptionValue::Expression(expression),
                 None => OptionValue::Constant(bytes),
@@ -271,6 +266,9 @@ impl Parser {
             ("server-id-check", ServerValue::Flag(value)) => scope.server_id_check = Some(value),
             ("ignore-client-uids", ServerValue::Flag(value)) => {
                 scope.ignore_client_uids = Some(value)
+            }
+            ("stash-agent-options", ServerValue::Flag(value)) => {
+                scope.stash_agent_options = Some(value)
             }
             ("boot-unknown-clients", ServerValue::Permission(value)) => {
                 scope.unknown_clients = Some(value)
@@ -758,6 +756,7 @@ pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
         | "always-broadcast"
         | "echo-client-id"
         | "ignore-client-uids"
+        | "stash-agent-options"
         | "server-id-check"
         | "infinite-is-reserved"
         | "get-lease-hostnames" => ServerKind::Flag,

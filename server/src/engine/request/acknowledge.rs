@@ -3,6 +3,7 @@
 //! `request.rs`, which decides when to acknowledge.
 
 use super::*;
+use crate::engine::encapsulation::{relay_agent_chain, relay_sub_options};
 
 impl Context<'_, '_> {
     /// DHCPACK for `candidate`: builds the new lease (ISC `ack_lease`), upserts it and returns
@@ -338,16 +339,39 @@ impl Context<'_, '_> {
             inbound.client_id.as_deref()
         });
         lease.set_client_hostname(inbound.hostname.as_deref());
-        if let Some(agent) = inbound.relay_agent.as_ref() {
-            let sub_options = relay_sub_options(agent);
-            if !sub_options.is_empty() {
-                let extra = lease
-                    .extra
-                    .get_or_insert_with(|| Box::new(LeaseExtra::default()));
-                extra.agent_options = sub_options;
-            }
-        }
+        self.stash_relay_agent_information(&mut lease, scopes);
         lease
+    }
+
+    /// ISC `ack_lease` stashes the request's relay agent information on the lease for unicast
+    /// renewals, which carry none (server/dhcp.c "cache them for renewal"): the list the
+    /// reply's statements executed into when a scope sets an `agent` option (ISC shares that
+    /// list between the request and the reply), else the sub-options as received. A request
+    /// without option 82, or a scope's `stash-agent-options false`, leaves the lease's
+    /// sub-options as they were.
+    pub(super) fn stash_relay_agent_information(&self, lease: &mut Lease, scopes: &ScopeStack<'_>) {
+        let Some(echoed) = self.inbound.relay_agent.as_ref().and_then(option_value) else {
+            return;
+        };
+        if !scopes
+            .find(|scope| scope.stash_agent_options)
+            .unwrap_or(true)
+        {
+            return;
+        }
+        let sub_options: Vec<(u8, Vec<u8>)> = match relay_agent_chain(scopes, Some(&echoed)) {
+            Some(chain) => chain
+                .into_iter()
+                .filter_map(|(code, value)| Some((u8::try_from(code).ok()?, value?)))
+                .collect(),
+            None => relay_sub_options(&echoed),
+        };
+        if !sub_options.is_empty() {
+            let extra = lease
+                .extra
+                .get_or_insert_with(|| Box::new(LeaseExtra::default()));
+            extra.agent_options = sub_options;
+        }
     }
 }
 

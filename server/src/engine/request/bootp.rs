@@ -75,7 +75,18 @@ impl Context<'_, '_> {
             leases.upsert(lease.clone());
             commit.push(lease);
         }
-        let message = self.lease_header(address, &scopes);
+        let mut message = self.lease_header(address, &scopes);
+        // server/bootp.c: without `next-server`, siaddr is the server's own address (that of
+        // the interface the lease's shared network is attached to, else of the receiving
+        // interface; xdhcpd takes the receiving interface's). ISC `ack_lease`, which answers a
+        // dynamic BOOTP lease, leaves it 0.
+        if matches!(candidate, Candidate::Fixed { .. })
+            && scopes.find(|scope| scope.next_server).is_none()
+        {
+            if let Some(own) = self.request.interface_address {
+                message.set_siaddr(own);
+            }
+        }
         let destination = self.destination(&message, true);
         // ISC's `ack_lease` answers a dynamic BOOTP lease and looks its name up
         // (`get-lease-hostnames`); `bootp` itself answers a fixed address and does not.
@@ -93,6 +104,7 @@ impl Context<'_, '_> {
             &Assembly {
                 server_id: None,
                 may_overload: matches!(candidate, Candidate::Dynamic { .. }),
+                echo_relay_agent: matches!(candidate, Candidate::Dynamic { .. }),
                 reverse_name,
                 ..self.configured_assembly(&scopes, None, None, candidate.subnet())
             },
@@ -139,6 +151,8 @@ impl Context<'_, '_> {
             self.inbound.client_id.as_deref()
         });
         lease.set_client_hostname(self.inbound.hostname.as_deref());
+        // ISC answers a dynamic BOOTP lease with `ack_lease`, which stashes option 82 too.
+        self.stash_relay_agent_information(&mut lease, scopes);
         lease
     }
 }

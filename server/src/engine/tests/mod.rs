@@ -1,6 +1,7 @@
 //! Engine tests: hand-built configs, fixed packets and fixed times; one test per RFC 2131 / ISC
 //! rule, plus the golden capture of ISC dhcpd 4.4 (`capture.rs`).
 
+mod agent_options;
 mod billing;
 mod bootp;
 mod cache_threshold;
