@@ -2,7 +2,7 @@
 //! information option (82, RFC 3046) of a reply as ISC 4.4 builds it (server/dhcp.c
 //! `maybe_return_agent_options`, `ack_lease`, `dhcpinform`, `nak_lease`; server/bootp.c). The
 //! expected bytes are what ISC sends for the same configuration (the difftest corpus
-//! `testdata/difftest/66-agent-options` compares them with a live ISC dhcpd).
+//! `testdata/difftest/68-agent-options` compares them with a live ISC dhcpd).
 
 use dhcproto::{Decodable, Decoder};
 
