@@ -196,6 +196,7 @@ pub fn prepare(running: &Config, mut new: Config) -> Result<(Config, Vec<String>
     keep_global!(local_port, "local-port");
     keep_global!(remote_port, "remote-port");
     keep_global!(local_address, "local-address");
+    keep_global!(limited_broadcast_address, "limited-broadcast-address");
     // The interfaces listened on are chosen once, `interface NAME;` statements included
     // (`net::interfaces::requested`).
     let names = |config: &Config| -> Vec<String> {

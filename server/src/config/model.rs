@@ -79,6 +79,12 @@ pub struct Scope {
     pub always_broadcast: Option<bool>,
     pub abandon_lease_time: Option<u32>,
     pub one_lease_per_client: Option<bool>,
+    /// `use-lease-addr-for-default-route flag;` (ISC `ack_lease`): an OFFER or ACK without a
+    /// configured `routers` option names the leased address itself as the router.
+    pub use_lease_addr_for_default_route: Option<bool>,
+    /// `limited-broadcast-address A;` (global, read once at start, ISC `postconf_initialization`):
+    /// where broadcast replies go instead of 255.255.255.255.
+    pub limited_broadcast_address: Option<Ipv4Addr>,
     /// `allow|deny|ignore duplicates;` (dhcpd.conf(5)): with `one-lease-per-client`, `deny`
     /// also releases the other leases of a host-declared client's hardware address when its
     /// host has no client identifier (ISC `ack_lease`); allow (the default) and ignore do not.

@@ -74,6 +74,9 @@ struct Shared {
     /// `local-address` (global): the source of the replies ISC sends through its fallback
     /// socket (`net::local_address`).
     local_address: Option<std::net::Ipv4Addr>,
+    /// Where broadcast replies go: `limited-broadcast-address`, else 255.255.255.255 (ISC
+    /// `limited_broadcast`).
+    limited_broadcast: std::net::Ipv4Addr,
     file_format: FileFormat,
     /// The XDP fast path when attached (renewals answered in the kernel).
     fast_path: Option<Arc<crate::xdp::runtime::FastPathRuntime>>,
@@ -302,6 +305,11 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         committer,
         ports,
         local_address,
+        limited_broadcast: config
+            .scopes
+            .first()
+            .and_then(|global| global.limited_broadcast_address)
+            .unwrap_or(std::net::Ipv4Addr::BROADCAST),
         file_format,
         fast_path,
         failover: failover_hooks,

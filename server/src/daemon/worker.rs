@@ -438,7 +438,7 @@ fn route_destination(
         // Relay agents listen on the server port (ISC sends to the relay's `local_port`).
         Destination::Relay(giaddr) => SocketAddrV4::new(*giaddr, shared.ports.server),
         Destination::Unicast(address) => SocketAddrV4::new(*address, client_port),
-        Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port),
+        Destination::Broadcast => SocketAddrV4::new(shared.limited_broadcast, client_port),
         Destination::Hardware { address, hardware } => {
             match crate::net::arp::set_entry(
                 socket.raw_fd(),
@@ -447,7 +447,7 @@ fn route_destination(
                 hardware.address(),
             ) {
                 Ok(()) => SocketAddrV4::new(*address, client_port),
-                Err(_) => SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port),
+                Err(_) => SocketAddrV4::new(shared.limited_broadcast, client_port),
             }
         }
     }

@@ -155,6 +155,18 @@ pub(crate) fn finish(
         if let (Some(mask), false) = (assembly.subnet_mask, configured(code::SUBNET_MASK)) {
             put(code::SUBNET_MASK, mask.octets().to_vec());
         }
+        // ISC `ack_lease`: with `use-lease-addr-for-default-route`, the leased address is the
+        // router when none is configured ("makes Win95 machines ARP for all IP addresses").
+        let leased = message.yiaddr();
+        if assembly.may_overload
+            && !leased.is_unspecified()
+            && !configured(code::ROUTERS)
+            && scopes
+                .and_then(|scopes| scopes.find(|scope| scope.use_lease_addr_for_default_route))
+                .unwrap_or(false)
+        {
+            put(code::ROUTERS, leased.octets().to_vec());
+        }
         if !configured(code::HOST_NAME) {
             if let Some(name) = assembly.host_name {
                 put(code::HOST_NAME, name.as_bytes().to_vec());

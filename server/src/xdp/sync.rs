@@ -143,8 +143,15 @@ pub fn config_allows_fast_path(config: &Config) -> bool {
     config.classes.is_empty()
         && !config.billing_classes
         && crate::net::local_address::of(config).is_none()
+        // The kernel's replies go to 255.255.255.255 or the client, not to
+        // `limited-broadcast-address`.
+        && config
+            .scopes
+            .first()
+            .is_none_or(|global| global.limited_broadcast_address.is_none())
         && config.scopes.iter().all(|scope| {
             scope.min_secs.is_none()
+                && scope.use_lease_addr_for_default_route != Some(true)
                 && !scope.has_executable_statements()
                 && !scope
                     .adaptive_lease_time_threshold

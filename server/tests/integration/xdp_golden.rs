@@ -1198,6 +1198,20 @@ fn fast_path_off_for_executable_statements() {
         allows("local-address 10.0.0.1;"),
         "ISC ignores it in a subnet"
     );
+    // `limited-broadcast-address` (global): broadcast replies go there, the kernel's do not.
+    let config = config::parse_str(
+        &format!(
+            "limited-broadcast-address 10.0.0.255;\n{}",
+            subnet.replace("BODY", "")
+        ),
+        "golden.conf",
+    )
+    .expect("config");
+    assert!(!sync::config_allows_fast_path(&config));
+    // The lease's own address as router: a value per lease, which a pool's reply template
+    // cannot hold.
+    assert!(!allows("use-lease-addr-for-default-route true;"));
+    assert!(allows("use-lease-addr-for-default-route false;"));
     // Values that change nothing in ISC leave the fast path on.
     for body in [
         "adaptive-lease-time-threshold 0;",

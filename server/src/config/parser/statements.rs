@@ -322,6 +322,11 @@ impl Parser {
             _ if super::ddns::is_ddns_parameter(word) => {
                 self.parse_ddns_parameter(block, word, span)?;
             }
+            // Through the server option space's value syntax (`values::parse_server_option`).
+            "use-lease-addr-for-default-route" | "limited-broadcast-address" => {
+                self.bump();
+                self.parse_server_option(block, word, span)?;
+            }
             _ if ACCEPTED_PARAMETERS.contains(&word) => {
                 self.bump();
                 self.parse_loose_value()?;

@@ -257,6 +257,12 @@ impl Parser {
             ("one-lease-per-client", ServerValue::Flag(value)) => {
                 scope.one_lease_per_client = Some(value)
             }
+            ("limited-broadcast-address", ServerValue::Address(value)) => {
+                scope.limited_broadcast_address = Some(value)
+            }
+            ("use-lease-addr-for-default-route", ServerValue::Flag(value)) => {
+                scope.use_lease_addr_for_default_route = Some(value)
+            }
             ("ping-check", ServerValue::Flag(value)) => scope.ping_check = Some(value),
             ("ping-timeout", ServerValue::Number(value)) => scope.ping_timeout = Some(value),
             ("ping-timeout-ms", ServerValue::Number(value)) => scope.ping_timeout_ms = Some(value),
@@ -752,6 +758,7 @@ pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
         "authoritative"
         | "use-host-decl-names"
         | "one-lease-per-client"
+        | "use-lease-addr-for-default-route"
         | "ping-check"
         | "always-broadcast"
         | "echo-client-id"
@@ -763,7 +770,9 @@ pub(super) fn server_parameter_kind(name: &str) -> Option<ServerKind> {
         "boot-unknown-clients" | "allow-bootp" | "allow-booting" | "declines" | "leasequery" => {
             ServerKind::Permission
         }
-        "server-identifier" | "next-server" | "local-address" => ServerKind::Address,
+        "server-identifier" | "next-server" | "local-address" | "limited-broadcast-address" => {
+            ServerKind::Address
+        }
         "filename" | "server-name" => ServerKind::Text,
         _ => return None,
     })
