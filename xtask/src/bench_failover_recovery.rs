@@ -86,7 +86,7 @@ pub struct TakeoverArgs {
     #[arg(long, default_value_t = 3)]
     pub operator_delay: u32,
     /// Seconds of load after PARTNER-DOWN + MCLT.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 5)]
     pub after: u32,
 }
 
