@@ -708,7 +708,8 @@ fn recovery_table(rows: &[RecoveryRow], args: &RecoveryArgs) -> String {
         .iter()
         .find(|row| row.pair == PairKind::Isc && row.error.is_none());
     // A capped ISC run counts as the cap (the ratio is then a lower bound, marked ">").
-    let ratio = |isc_time: Option<f64>, isc_capped: bool, this: Option<f64>| match (isc_time, this) {
+    let ratio = |isc_time: Option<f64>, isc_capped: bool, this: Option<f64>| match (isc_time, this)
+    {
         (Some(isc), Some(this)) if this > 0.0 => format!("{:.1}×", isc / this),
         (None, Some(this)) if isc_capped && this > 0.0 => {
             format!("> {:.1}×", args.cap as f64 / this)

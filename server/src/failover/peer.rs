@@ -282,7 +282,11 @@ impl Driver {
             // would wait for a lull (measured: no pool balancing during a skewed burst,
             // netns_failover_balance).
             let now = now();
-            if self.machine.poll_timeout().is_some_and(|deadline| deadline <= now) {
+            if self
+                .machine
+                .poll_timeout()
+                .is_some_and(|deadline| deadline <= now)
+            {
                 self.with_bindings(|machine, bindings| machine.handle_timeout(now, bindings));
             }
             let was_linked = self.machine.is_linked();

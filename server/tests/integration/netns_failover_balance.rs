@@ -163,8 +163,12 @@ fn skewed_load_scenario(
     mut secondary: PairServer,
 ) -> Result<()> {
     let debug = |primary: &PairServer, secondary: &PairServer| debug(&[primary, secondary], lab);
-    wait_for_states(&mut [&mut primary, &mut secondary], "normal", NORMAL_TIMEOUT)
-        .with_context(|| debug(&primary, &secondary))?;
+    wait_for_states(
+        &mut [&mut primary, &mut secondary],
+        "normal",
+        NORMAL_TIMEOUT,
+    )
+    .with_context(|| debug(&primary, &secondary))?;
     // The primary's balancing on entering NORMAL gives the secondary about half.
     let mut start_stock = (0, 0);
     wait_for(
@@ -172,8 +176,10 @@ fn skewed_load_scenario(
         Duration::from_secs(20),
         || {
             start_stock = stock(&primary, &secondary);
-            Ok((start_stock.1 >= i64::from(POOL) * 2 / 5 && within_misbalance(start_stock))
-                .then_some(()))
+            Ok(
+                (start_stock.1 >= i64::from(POOL) * 2 / 5 && within_misbalance(start_stock))
+                    .then_some(()),
+            )
         },
     )
     .with_context(|| debug(&primary, &secondary))?;
@@ -222,7 +228,12 @@ fn skewed_load_scenario(
                 .map(|_| ()))
         },
     )
-    .with_context(|| format!("stock timeline {timeline:?}\n{}", debug(&primary, &secondary)))?;
+    .with_context(|| {
+        format!(
+            "stock timeline {timeline:?}\n{}",
+            debug(&primary, &secondary)
+        )
+    })?;
     let (burst_seconds, status) = finished.context("burst status")?;
     if !status.success() {
         bail!(
