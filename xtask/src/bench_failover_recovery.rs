@@ -31,9 +31,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-#[path = "../../server/tests/netns/failover.rs"]
-mod pair;
-
+use crate::bench_failover::pair;
 use pair::{PairLab, PairServer, ADDRESS_A, ADDRESS_B, RELATIONSHIP};
 
 const RELAY_CLIENT: &str = include_str!("../../server/tests/netns/relay_client.py");
@@ -263,10 +261,22 @@ fn write_pair_lease_file(path: &Path, primary: bool, layout: Layout, mclt: u32) 
     Ok(())
 }
 
-fn unix_now() -> u64 {
+/// The bench is a driver: it owns the clock. Wall-clock time, because relay_client.py stamps
+/// its transactions with it.
+#[expect(clippy::disallowed_methods, reason = "benchmark driver owns the clock")]
+fn system_now() -> SystemTime {
     SystemTime::now()
+}
+
+fn unix_now() -> u64 {
+    system_now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Seconds since the epoch, as relay_client.py writes them.
+fn wall_clock() -> f64 {
+    epoch_seconds(system_now())
 }
 
 fn epoch_seconds(time: SystemTime) -> f64 {
@@ -351,7 +361,7 @@ impl LeaseFollower {
                 if let Some(rest) = line.strip_prefix("my state ") {
                     let state = rest.split([' ', ';']).next().unwrap_or_default().to_owned();
                     if self.state.as_deref() != Some(&state) {
-                        self.transitions.push((Instant::now(), state.clone()));
+                        self.transitions.push((crate::netns::now(), state.clone()));
                     }
                     self.state = Some(state);
                 } else if line == "}" {
@@ -580,8 +590,8 @@ fn recovery_step(binary: &Path, pair: PairKind, args: &RecoveryArgs) -> Result<R
 
     secondary.proc.kill();
     std::fs::write(&file_b, "")?;
-    let restart = Instant::now();
-    let restart_epoch = epoch_seconds(SystemTime::now());
+    let restart = crate::netns::now();
+    let restart_epoch = wall_clock();
     let cpu_a_before = primary.proc.cpu_seconds();
     let mut secondary = start(secondary_kind, binary, &lab.b, &dir_b, &conf(false))?;
     let mut follow_b = LeaseFollower::new(&file_b);
@@ -876,7 +886,7 @@ fn takeover_step(binary: &Path, pair: PairKind, args: &TakeoverArgs) -> Result<T
             format!("02:50:00:{b:02x}:{c:02x}:{d:02x}\n")
         })
         .collect();
-    let load_epoch = epoch_seconds(SystemTime::now());
+    let load_epoch = wall_clock();
     let (mut load, load_output) = spawn_relay_client(
         &lab,
         "dora",
@@ -890,10 +900,10 @@ fn takeover_step(binary: &Path, pair: PairKind, args: &TakeoverArgs) -> Result<T
     )?;
     sleep_until(load_epoch + f64::from(args.before));
     primary.proc.kill();
-    let kill_epoch = epoch_seconds(SystemTime::now());
-    let kill_instant = Instant::now();
+    let kill_epoch = wall_clock();
+    let kill_instant = crate::netns::now();
     sleep_until(kill_epoch + f64::from(args.operator_delay));
-    let pd_epoch = epoch_seconds(SystemTime::now());
+    let pd_epoch = wall_clock();
     let transcript = lab.b.omshell(&format!(
         "server 127.0.0.1\nport {OMAPI_PORT}\nkey omapi_key {OMAPI_SECRET}\nconnect\n\
          new failover-state\nset name = \"{RELATIONSHIP}\"\nopen\n\
@@ -961,7 +971,7 @@ fn takeover_step(binary: &Path, pair: PairKind, args: &TakeoverArgs) -> Result<T
 }
 
 fn sleep_until(epoch: f64) {
-    let now = epoch_seconds(SystemTime::now());
+    let now = wall_clock();
     if epoch > now {
         std::thread::sleep(Duration::from_secs_f64(epoch - now));
     }
