@@ -130,6 +130,10 @@ pub enum Which {
         #[arg(long, default_value_t = 4_096)]
         pool: u32,
     },
+    /// A failover pair recovering a secondary that lost its disk (`bench_failover_recovery.rs`).
+    FailoverRecovery(crate::bench_failover_recovery::RecoveryArgs),
+    /// Partner-down takeover under load (`bench_failover_recovery.rs`).
+    FailoverTakeover(crate::bench_failover_recovery::TakeoverArgs),
 }
 
 pub fn run(which: Which) -> Result<()> {
@@ -184,6 +188,8 @@ pub fn run(which: Which) -> Result<()> {
             clients,
             pool,
         } => crate::bench_failover::run(&setups, &rates, seconds, clients, pool),
+        Which::FailoverRecovery(args) => crate::bench_failover_recovery::recovery(&args),
+        Which::FailoverTakeover(args) => crate::bench_failover_recovery::takeover(&args),
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 #[path = "../../server/tests/netns/failover.rs"]
-mod pair;
+pub(crate) mod pair;
 
 use pair::{FailoverConf, PairLab, PairServer};
 

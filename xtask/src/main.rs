@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_failover;
+mod bench_failover_recovery;
 mod bench_load;
 mod ci;
 mod demo;

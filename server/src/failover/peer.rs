@@ -274,12 +274,20 @@ impl Driver {
                     });
                 },
                 Some(command) = self.commands.recv() => self.handle_command(command),
-                () = tokio::time::sleep(wait) => {
-                    let now = now();
-                    if self.machine.poll_timeout().is_some_and(|deadline| deadline <= now) {
-                        self.with_bindings(|machine, bindings| machine.handle_timeout(now, bindings));
-                    }
-                },
+                () = tokio::time::sleep(wait) => {},
+            }
+            // Due timers fire whatever woke the loop: the sleep is re-armed every turn, so
+            // under steady traffic (lease changes, partner messages) it would never complete
+            // and the balancing timer, RECOVER-WAIT's end, STARTUP's end and auto-partner-down
+            // would wait for a lull (measured: no pool balancing during a skewed burst,
+            // netns_failover_balance).
+            let now = now();
+            if self
+                .machine
+                .poll_timeout()
+                .is_some_and(|deadline| deadline <= now)
+            {
+                self.with_bindings(|machine, bindings| machine.handle_timeout(now, bindings));
             }
             let was_linked = self.machine.is_linked();
             self.state_write_failed = false;

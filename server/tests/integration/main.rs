@@ -39,6 +39,7 @@ mod netns_ddns;
 mod netns_ddns_difftest;
 mod netns_difftest;
 mod netns_failover;
+mod netns_failover_balance;
 mod netns_failover_scenarios;
 mod netns_hostile;
 mod netns_lease_hostnames;
