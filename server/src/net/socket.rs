@@ -22,12 +22,17 @@ pub const MAX_DATAGRAM: usize = 4096;
 /// How many datagrams one `recvmmsg`/`sendmmsg` moves at most.
 pub const BATCH: usize = 32;
 
-/// Socket buffer size asked for, in bytes.
-const SOCKET_BUFFER: usize = 8 << 20;
+/// Send buffer size asked for, in bytes.
+const SEND_BUFFER: usize = 8 << 20;
+/// Receive buffer size asked for, in bytes: a reconnect storm (a CMTS or BNG reboot) arrives
+/// at once, and every DISCOVER the kernel drops costs its client RFC 2131's 4 s retransmission
+/// (BENCHMARKS.md "Receive buffer": 8 MiB dropped 2,055 of a 10,000-client avalanche on this
+/// machine). The memory is only used while requests wait.
+const RECEIVE_BUFFER: usize = 32 << 20;
 
 /// `SO_RCVBUFFORCE` / `SO_SNDBUFFORCE` (needs CAP_NET_ADMIN; without it the capped size stays).
-fn force_buffer(socket: &Socket, option: libc::c_int) {
-    let size = SOCKET_BUFFER as libc::c_int;
+fn force_buffer(socket: &Socket, option: libc::c_int, size: usize) {
+    let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
     // SAFETY: a valid socket fd and a pointer to an int of the size given.
     unsafe {
         libc::setsockopt(
@@ -61,12 +66,12 @@ impl DhcpSocket {
         }
         socket.set_read_timeout(Some(read_timeout))?;
         // Absorb bursts (a flood of DISCOVERs after a power cut, or workers briefly starved of
-        // CPU): 8 MiB. SO_RCVBUF is capped by net.core.rmem_max (208 KiB by default, ~150 DHCP
+        // CPU). SO_RCVBUF is capped by net.core.rmem_max (208 KiB by default, ~150 DHCP
         // datagrams); with CAP_NET_ADMIN the *FORCE variants go past that cap.
-        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-        let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-        force_buffer(&socket, libc::SO_RCVBUFFORCE);
-        force_buffer(&socket, libc::SO_SNDBUFFORCE);
+        let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
+        let _ = socket.set_send_buffer_size(SEND_BUFFER);
+        force_buffer(&socket, libc::SO_RCVBUFFORCE, RECEIVE_BUFFER);
+        force_buffer(&socket, libc::SO_SNDBUFFORCE, SEND_BUFFER);
         socket.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into())?;
         Ok(Self {
             socket,
