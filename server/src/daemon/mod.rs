@@ -102,6 +102,17 @@ struct Shared {
 }
 
 impl Shared {
+    /// What the engine reads of the failover drivers, OMAPI hosts, the ping driver and the
+    /// reverse-name table, copied for one batch (or one lease query).
+    fn snapshot(&self) -> crate::engine::Snapshot {
+        crate::engine::Snapshot {
+            failover: self.failover.view(),
+            hosts: self.hosts.snapshot(),
+            ping_checks: self.ping.is_some(),
+            reverse_names: self.reverse_names.table(),
+        }
+    }
+
     /// Every lease change the daemon makes or receives goes through here: one path, the
     /// source's effects ([`crate::changes`]). `token` is the reply that waits for the record.
     fn apply(&self, change: crate::changes::LeaseChange<'_>, token: Option<PendingReply>) -> bool {
@@ -427,12 +438,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             listen,
             crate::bulk_leasequery::Sources {
                 engine: Arc::new(move || engine_shared.engine.load()),
-                snapshot: Arc::new(move || crate::engine::Snapshot {
-                    failover: snapshot_shared.failover.view(),
-                    hosts: snapshot_shared.hosts.snapshot(),
-                    ping_checks: snapshot_shared.ping.is_some(),
-                    reverse_names: snapshot_shared.reverse_names.table(),
-                }),
+                snapshot: Arc::new(move || snapshot_shared.snapshot()),
                 leases: leases.clone(),
                 now: Arc::new(unix_now),
             },

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{unix_now, PendingReply, Shared};
-use crate::engine::{Decision, Destination, Engine, Outcome, Request, Snapshot};
+use crate::engine::{Decision, Destination, Engine, Outcome, Request};
 use crate::lease::record::UnixTime;
 use crate::net::interfaces::Interface;
 use crate::net::socket::{DhcpSocket, ReceiveBatch, SendBatch, Target};
@@ -174,25 +174,18 @@ fn decide_batch(
     // A DHCPLEASEQUERY (RFC 4388) may need every shard (by client identifier or hardware
     // address): it is answered first, holding no shard, each shard locked in turn by the
     // lookup. It changes no lease.
-    let is_lease_query = |index: usize| {
-        messages[index].0.opts().msg_type() == Some(dhcproto::v4::MessageType::LeaseQuery)
-    };
-    if (0..messages.len()).any(is_lease_query) {
+    let (lease_queries, mut pending): (Vec<usize>, Vec<usize>) =
+        (0..messages.len()).partition(|&index| {
+            messages[index].0.opts().msg_type() == Some(dhcproto::v4::MessageType::LeaseQuery)
+        });
+    if !lease_queries.is_empty() {
         let engine = shared.engine.load();
-        let snapshot = Snapshot {
-            failover: shared.failover.view(),
-            hosts: shared.hosts.snapshot(),
-            ping_checks: shared.ping.is_some(),
-            reverse_names: shared.reverse_names.table(),
-        };
-        for index in (0..messages.len()).filter(|&index| is_lease_query(index)) {
+        let snapshot = shared.snapshot();
+        for index in lease_queries {
             let decision = engine.lease_query(now, &snapshot, &request(index), &*shared.leases);
             decisions[index] = Some((decision, None, Vec::new()));
         }
     }
-    let mut pending: Vec<usize> = (0..messages.len())
-        .filter(|&index| !is_lease_query(index))
-        .collect();
     while !pending.is_empty() {
         let engine = shared.engine.load();
         let layout = shared.leases.layout();
@@ -218,12 +211,7 @@ fn decide_batch(
             let locked = crate::clock::monotonic();
             // What the engine reads of the failover drivers and OMAPI, copied for the group
             // under the shard's lock (a driver changes leases under it, then publishes).
-            let snapshot = Snapshot {
-                failover: shared.failover.view(),
-                hosts: shared.hosts.snapshot(),
-                ping_checks: shared.ping.is_some(),
-                reverse_names: shared.reverse_names.table(),
-            };
+            let snapshot = shared.snapshot();
             // The buckets are plain data: a panic elsewhere mid-update leaves them usable.
             let mut starvation = shared
                 .starvation
