@@ -181,6 +181,22 @@ fn start_xdhcpd(netns: &Netns, lab: &Triangle, xdp: bool, conf: String) -> Resul
     .start()
 }
 
+/// A dhclient on the bridge with a MAC of the primary's (`primary_bucket`) or the secondary's
+/// hash bucket, bound; `apply` puts the address on the bridge (for unicast renewals). Returns
+/// its directory (kept for the client's life), its MAC, the client and its address.
+fn bound_client(
+    lab: &Triangle,
+    primary_bucket: bool,
+    apply: bool,
+) -> Result<(TempDir, String, netns::peers::Client, std::net::Ipv4Addr)> {
+    let client_dir = TempDir::new("xdh-fo-client")?;
+    let mac = bucket_mac(primary_bucket);
+    lab.client.ip(&["link", "set", "br0", "address", &mac])?;
+    let mut client = start_dhclient(&lab.client, client_dir.path(), "br0", apply)?;
+    let address = client.wait_event(&["BOUND"], 1, Duration::from_secs(30))?;
+    Ok((client_dir, mac, client, address))
+}
+
 /// Both servers' logs and lease files, for a failure's context.
 fn pair_logs(lab: &Triangle, isc_dir: &Path) -> String {
     logs(&[
@@ -256,13 +272,8 @@ fn xdhcpd_primary_and_isc_secondary_reach_normal_and_share_a_lease() -> Result<(
 
     // A client in the primary's bucket: xdhcpd answers, ISC stays silent (§11.3), and the
     // binding reaches ISC through BNDUPD (§7.2).
-    let client_dir = TempDir::new("xdh-fo-client")?;
-    let mac = bucket_mac(true);
-    lab.client.ip(&["link", "set", "br0", "address", &mac])?;
-    let mut client = start_dhclient(&lab.client, client_dir.path(), "br0", false)?;
-    let address = client
-        .wait_event(&["BOUND"], 1, Duration::from_secs(30))
-        .with_context(debug)?;
+    let (_client_dir, mac, mut client, address) =
+        bound_client(&lab, true, false).with_context(debug)?;
     let shared = wait_for(
         "the client's lease in ISC's lease file",
         Duration::from_secs(20),
@@ -340,13 +351,8 @@ fn xdp_renewals_of_a_failover_pool_reach_the_partner() -> Result<()> {
     let debug = || pair_logs(&lab, isc_dir.path());
     wait_normal(&mut isc, &mut xdhcpd, &isc_leases, false).with_context(debug)?;
 
-    let client_dir = TempDir::new("xdh-fo-client")?;
-    let mac = bucket_mac(true);
-    lab.client.ip(&["link", "set", "br0", "address", &mac])?;
-    let mut client = start_dhclient(&lab.client, client_dir.path(), "br0", true)?;
-    let address = client
-        .wait_event(&["BOUND"], 1, Duration::from_secs(30))
-        .with_context(debug)?;
+    let (_client_dir, mac, mut client, address) =
+        bound_client(&lab, true, true).with_context(debug)?;
     // The first renewal is answered in userspace and published; the later ones in the kernel.
     client
         .wait_event(&["RENEW"], 4, Duration::from_secs(40))
@@ -483,13 +489,8 @@ fn isc_primary_and_xdhcpd_secondary_then_isc_dies_and_xdhcpd_keeps_renewing() ->
     // NORMAL on both sides, and ISC's pool balancing gave the secondary its BACKUP leases.
     wait_normal(&mut isc, &mut xdhcpd, &isc_leases, true).with_context(debug)?;
 
-    let client_dir = TempDir::new("xdh-fo-client")?;
-    let mac = bucket_mac(false);
-    lab.client.ip(&["link", "set", "br0", "address", &mac])?;
-    let mut client = start_dhclient(&lab.client, client_dir.path(), "br0", true)?;
-    let address = client
-        .wait_event(&["BOUND"], 1, Duration::from_secs(30))
-        .with_context(debug)?;
+    let (_client_dir, _mac, mut client, address) =
+        bound_client(&lab, false, true).with_context(debug)?;
     let client_lease = client_lease_text(&client.lease_file)?;
     assert!(
         client_lease.contains(&format!("dhcp-server-identifier {SECONDARY};")),
@@ -616,13 +617,8 @@ fn a_partner_bndupd_that_releases_a_published_lease_takes_it_out_of_the_kernel()
     let debug = || pair_logs(&lab, isc_dir.path());
     wait_normal(&mut isc, &mut xdhcpd, &isc_leases, true).with_context(debug)?;
 
-    let client_dir = TempDir::new("xdh-fo-client")?;
-    let mac = bucket_mac(false);
-    lab.client.ip(&["link", "set", "br0", "address", &mac])?;
-    let mut client = start_dhclient(&lab.client, client_dir.path(), "br0", true)?;
-    let address = client
-        .wait_event(&["BOUND"], 1, Duration::from_secs(30))
-        .with_context(debug)?;
+    let (_client_dir, _mac, mut client, address) =
+        bound_client(&lab, false, true).with_context(debug)?;
     let renewed = "xdhcpd_xdp_frames_total{outcome=\"renewed\"}";
     wait_for(
         "renewals answered in the kernel",
