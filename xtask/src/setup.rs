@@ -37,6 +37,12 @@ const PACKAGES: &[&str] = &[
     "bind9",
     "bind9-utils",
     "dnsutils",
+    // Kea's own control-channel client (kea-shell), which the JSON control API tests run
+    // against xdhcpd (server/tests/integration/control_api*.rs).
+    "python3-kea-connector",
+    // The lease database of the PostgreSQL backend and the lease history: tests start a
+    // private instance (initdb in a temporary folder, own socket), never the service.
+    "postgresql",
 ];
 
 const BPF_LINKER_VERSION: &str = "bpf-linker 0.13.0";
