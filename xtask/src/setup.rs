@@ -40,6 +40,7 @@ const PACKAGES: &[&str] = &[
     // Kea's own control-channel client (kea-shell), which the JSON control API tests run
     // against xdhcpd (server/tests/integration/control_api*.rs).
     "python3-kea-connector",
+    "kea-ctrl-agent", // ships /usr/sbin/kea-shell; policy-rc.d keeps the agent from starting
     // The lease database of the PostgreSQL backend and the lease history: tests start a
     // private instance (initdb in a temporary folder, own socket), never the service.
     "postgresql",
