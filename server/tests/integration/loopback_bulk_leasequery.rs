@@ -4,16 +4,19 @@
 //! two-octet length framing, RFC 6926 §6.1) asks by relay-id and must get every lease of A,
 //! none of B, then DHCPLEASEQUERYDONE. Without `allow leasequery` the answer is a
 //! DHCPLEASEQUERYDONE with status NotAllowed; without `xdhcpd.bulk-leasequery-listen` nothing
-//! listens.
+//! listens. A third test grants 10,000 leases through real relayed DORA exchanges (option 82
+//! with relay A's or relay B's relay-id) and asks by relay-id: every lease ACKed through A,
+//! none of B's.
 
 #![expect(
     clippy::disallowed_methods,
     reason = "drives the real server in real time"
 )]
 
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -21,6 +24,7 @@ use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode, UnknownOption};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 use crate::loopback_support::{self, PortRange, Server, TempDir};
+use dhcp_test_messages::ClientMessage;
 
 const RELAY_A: &[u8] = b"relay-a";
 const RELAY_B: &[u8] = b"relay-b";
@@ -56,7 +60,7 @@ fn write_files(dir: &Path, tcp_port: u16, allow: bool) {
              option space xdhcpd;\n\
              option xdhcpd.bulk-leasequery-listen code 14 = text;\n\
              option xdhcpd.bulk-leasequery-listen \"127.0.0.1:{tcp_port}\";\n\
-             subnet 127.0.0.0 netmask 255.0.0.0 {{\n  range 127.1.0.1 127.1.20.0;\n}}\n"
+             subnet 127.0.0.0 netmask 255.0.0.0 {{\n  range 127.1.0.1 127.1.64.0;\n}}\n"
         ),
     )
     .unwrap();
@@ -192,4 +196,149 @@ fn refused_without_allow_leasequery() {
     let mut wire = Vec::new();
     status.encode(&mut Encoder::new(&mut wire)).unwrap();
     assert_eq!(wire[2], 4, "NotAllowed (RFC 6926 §6.2.2)");
+}
+
+/// Relay agent information with `relay_id` as sub-option 12 (RFC 6925) and a circuit-id.
+fn agent_information(relay_id: &[u8], circuit: u32) -> Vec<u8> {
+    let circuit = format!("port-{circuit}");
+    let mut agent = vec![1, circuit.len() as u8];
+    agent.extend_from_slice(circuit.as_bytes());
+    agent.extend([12, relay_id.len() as u8]);
+    agent.extend_from_slice(relay_id);
+    agent
+}
+
+/// The client of `index`: relayed by relay A when `index` is a multiple of three, else by B.
+fn relay_of(index: u32) -> &'static [u8] {
+    if index % 3 == 0 {
+        RELAY_A
+    } else {
+        RELAY_B
+    }
+}
+
+fn relayed(kind: MessageType, index: u32, requested: Option<Ipv4Addr>) -> Vec<u8> {
+    let mac = [
+        0x02,
+        0x10,
+        0,
+        (index >> 16) as u8,
+        (index >> 8) as u8,
+        index as u8,
+    ];
+    let mut message = ClientMessage::new(kind, mac)
+        .xid(0x5000_0000 | index)
+        .relayed_by(loopback_support::RELAY)
+        .raw_option(82, &agent_information(relay_of(index), index));
+    if let Some(address) = requested {
+        message = message.requested(address).server_id(Ipv4Addr::LOCALHOST);
+    }
+    message.encode()
+}
+
+/// Sends the messages of `indices` built by `build`, then collects replies of type `expected`
+/// (by xid) until all came or `deadline` passed; sends the missing ones again every 500 ms.
+fn pipelined(
+    socket: &UdpSocket,
+    port: u16,
+    indices: &[u32],
+    build: impl Fn(u32) -> Vec<u8>,
+    expected: MessageType,
+    deadline: Duration,
+) -> BTreeMap<u32, Ipv4Addr> {
+    let server = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    let mut answered = BTreeMap::new();
+    let started = Instant::now();
+    let mut buffer = [0u8; 1500];
+    while answered.len() < indices.len() && started.elapsed() < deadline {
+        for &index in indices
+            .iter()
+            .filter(|index| !answered.contains_key(*index))
+        {
+            socket.send_to(&build(index), server).unwrap();
+        }
+        let round = Instant::now();
+        while answered.len() < indices.len() && round.elapsed() < Duration::from_millis(500) {
+            let Ok((length, _)) = socket.recv_from(&mut buffer) else {
+                continue;
+            };
+            let Ok(reply) = Message::decode(&mut Decoder::new(&buffer[..length])) else {
+                continue;
+            };
+            let index = reply.xid() & 0x00ff_ffff;
+            if reply.xid() & 0xff00_0000 == 0x5000_0000 && reply.opts().msg_type() == Some(expected)
+            {
+                answered.insert(index, reply.yiaddr());
+            }
+        }
+    }
+    answered
+}
+
+#[test]
+fn after_ten_thousand_relayed_leases_by_relay_id_streams_exactly_that_relays_leases() {
+    const CLIENTS: u32 = 10_000;
+    const WINDOW: usize = 500;
+    let dir = TempDir::new("bulk-leasequery-10k");
+    let (udp_port, tcp_port) = ports(2);
+    write_files(&dir.0, tcp_port, true);
+    std::fs::write(dir.0.join("dhcpd.leases"), "").unwrap();
+    let _server = Server::start(&dir.0, udp_port);
+    let socket = loopback_support::relay_socket(udp_port);
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+
+    // Windows of DISCOVERs then REQUESTs, so group commit sees batches and the socket's
+    // buffers never overflow.
+    let indices: Vec<u32> = (0..CLIENTS).collect();
+    let mut acked = BTreeMap::new();
+    for window in indices.chunks(WINDOW) {
+        let offers = pipelined(
+            &socket,
+            udp_port,
+            window,
+            |index| relayed(MessageType::Discover, index, None),
+            MessageType::Offer,
+            Duration::from_secs(20),
+        );
+        assert_eq!(offers.len(), window.len(), "every DISCOVER is offered");
+        let acks = pipelined(
+            &socket,
+            udp_port,
+            window,
+            |index| relayed(MessageType::Request, index, Some(offers[&index])),
+            MessageType::Ack,
+            Duration::from_secs(20),
+        );
+        assert_eq!(acks.len(), window.len(), "every REQUEST is acknowledged");
+        acked.extend(acks);
+    }
+    let expected = |relay: &[u8]| -> BTreeSet<Ipv4Addr> {
+        acked
+            .iter()
+            .filter(|(index, _)| relay_of(**index) == relay)
+            .map(|(_, address)| *address)
+            .collect()
+    };
+
+    for (xid, relay) in [(0xc1, RELAY_A), (0xc2, RELAY_B)] {
+        let replies = bulk_query(tcp_port, &query_by_relay_id(xid, relay));
+        let (done, leases) = replies.split_last().unwrap();
+        assert_eq!(done.opts().msg_type(), Some(MessageType::LeaseQueryDone));
+        let streamed: Vec<Ipv4Addr> = leases.iter().map(Message::ciaddr).collect();
+        let unique: BTreeSet<Ipv4Addr> = streamed.iter().copied().collect();
+        assert_eq!(streamed.len(), unique.len(), "each lease streamed once");
+        assert_eq!(
+            unique,
+            expected(relay),
+            "every lease of this relay, none of another's"
+        );
+        for lease in leases {
+            assert_eq!(lease.opts().msg_type(), Some(MessageType::LeaseActive));
+            assert!(agent_value(lease)
+                .windows(relay.len())
+                .any(|window| window == relay));
+        }
+    }
 }
