@@ -10,6 +10,17 @@
 //! Records of a batch are appended before a compaction's snapshot is taken, so the snapshot
 //! holds them; records submitted later are appended to the new file.
 //!
+//! A compaction does not stop the appends (issue 14: no stall while the lease file is
+//! rewritten; a million leases take seconds to copy, format and write): the snapshot is taken
+//! and written to `<file>.new` on a thread of its own while batches go on being appended, and
+//! made durable, in the current file. The committer keeps a copy of what it appended since the
+//! snapshot began (the tail); once the staged file is durable it appends the tail there, syncs
+//! it and renames it into place ([`LogFile::install`]). Every record made durable in the old
+//! file is therefore in the new one, after the snapshot (a lease in both: the later record
+//! wins, as when the file is read). Only a file that refuses appends (deleted, or a failed
+//! append not cut back) is rewritten in the committer's own thread: nothing can be appended
+//! until it is.
+//!
 //! Faults (README "Reliability under faults"):
 //! - a failed append is cut off by the next one ([`LeaseLog::append`]); only a file that cannot
 //!   be cut back, or that was deleted or replaced, needs a rewrite before appends resume;
@@ -45,7 +56,18 @@ pub trait LogFile: Send + 'static {
     fn is_detached(&self) -> bool;
     /// For the log lines.
     fn path(&self) -> &Path;
+    /// A compaction written beside the file, durable, not yet in place.
+    type Staged: Send + 'static;
+    /// What writes a compact snapshot beside the file on the compaction thread (it must not
+    /// touch the open file, which the committer goes on appending to).
+    fn stager(&self) -> Stager<Self::Staged>;
+    /// Appends `tail` (what was appended since the staged snapshot was taken) to `staged`,
+    /// makes it durable and puts it in place of the file, atomically.
+    fn install(&mut self, staged: Self::Staged, tail: &[u8]) -> Result<(), LeaseLogError>;
 }
+
+/// Writes a compact snapshot beside the lease file (see [`LogFile::stager`]).
+pub type Stager<P> = Box<dyn FnOnce(&[u8]) -> Result<P, LeaseLogError> + Send>;
 
 impl LogFile for LeaseLog {
     fn append(&mut self, records: &[u8]) -> Result<(), LeaseLogError> {
@@ -69,6 +91,14 @@ impl LogFile for LeaseLog {
     fn path(&self) -> &Path {
         LeaseLog::path(self)
     }
+    type Staged = crate::lease::log::StagedRewrite;
+    fn stager(&self) -> Stager<Self::Staged> {
+        let path = self.path().to_path_buf();
+        Box::new(move |snapshot| crate::lease::log::StagedRewrite::write(&path, snapshot))
+    }
+    fn install(&mut self, staged: Self::Staged, tail: &[u8]) -> Result<(), LeaseLogError> {
+        LeaseLog::install(self, staged, tail)
+    }
 }
 
 /// When the committer compacts.
@@ -90,6 +120,9 @@ pub struct GroupCommitConfig {
     /// The longest a batch waits for more records when the log is the bottleneck (see
     /// [`linger`]); zero turns the wait off.
     pub max_linger: Duration,
+    /// Compactions are written on a thread of their own while the appends go on (the module
+    /// documentation); false rewrites in the committer's thread, stopping the appends.
+    pub background_compaction: bool,
 }
 
 impl Default for GroupCommitConfig {
@@ -102,6 +135,7 @@ impl Default for GroupCommitConfig {
             urgent_retry_limit: Duration::from_secs(60),
             check_interval: Duration::from_secs(1),
             max_linger: Duration::from_millis(1),
+            background_compaction: true,
         }
     }
 }
@@ -123,6 +157,9 @@ pub fn linger(max_linger: Duration, previous_batch: u64, append_micros: u64) -> 
 static FAILED_BATCH_LOG: RateLimiter = RateLimiter::per_interval(10_000_000_000, 5);
 /// Failed rewrite lines (already spaced by the back-off): 5 at once, then one a minute.
 static FAILED_REWRITE_LOG: RateLimiter = RateLimiter::per_interval(60_000_000_000, 5);
+
+/// How often a committer with a compaction in progress looks whether it finished.
+const COMPACTION_POLL: Duration = Duration::from_millis(5);
 
 /// Buckets of the batch-size histogram: bucket `i` counts batches of `2^i ..= 2^(i+1) - 1`
 /// records, the last one everything larger.
@@ -251,6 +288,8 @@ enum Message<T> {
     Compact,
     /// Answered once everything submitted before it is durable or dropped.
     Flush(mpsc::SyncSender<()>),
+    /// As `Flush`, and once a compaction in progress is in place (or failed).
+    Settle(mpsc::SyncSender<()>),
 }
 
 /// Handle to the committer thread; `submit` may be called from any thread (`&self`).
@@ -276,7 +315,7 @@ impl<T: Send + 'static> GroupCommit<T> {
         L: LogFile,
         D: FnMut(Vec<T>) + Send + 'static,
         F: FnMut(Vec<T>) + Send + 'static,
-        S: FnMut(&mut Vec<u8>) -> bool + Send + 'static,
+        S: Fn(&mut Vec<u8>) -> bool + Send + Sync + 'static,
     {
         let (sender, receiver) = mpsc::sync_channel(COMMIT_QUEUE);
         let stats = Arc::new(CommitStats::default());
@@ -286,7 +325,8 @@ impl<T: Send + 'static> GroupCommit<T> {
             config,
             on_durable,
             on_dropped,
-            snapshot,
+            snapshot: Arc::new(snapshot),
+            compaction: None,
             receiver,
             stats: Arc::clone(&stats),
             buffer: Vec::new(),
@@ -326,10 +366,19 @@ impl<T: Send + 'static> GroupCommit<T> {
         self.send(Message::Compact)
     }
 
-    /// Waits until everything submitted so far is durable (or dropped after an error).
+    /// Waits until everything submitted so far is durable (or dropped after an error). A
+    /// compaction in progress is not waited for.
     pub fn flush(&self) -> Result<(), CommitClosed> {
         let (done, wait) = mpsc::sync_channel(1);
         self.send(Message::Flush(done))?;
+        wait.recv().map_err(|_| CommitClosed)
+    }
+
+    /// [`GroupCommit::flush`], then waits for a compaction in progress to be in place (or to
+    /// fail).
+    pub fn settle(&self) -> Result<(), CommitClosed> {
+        let (done, wait) = mpsc::sync_channel(1);
+        self.send(Message::Settle(done))?;
         wait.recv().map_err(|_| CommitClosed)
     }
 
@@ -361,12 +410,20 @@ impl<T> Drop for GroupCommit<T> {
     }
 }
 
-struct Committer<L, D, F, S, T> {
+/// A compaction being written on its own thread.
+struct Compaction<P> {
+    thread: JoinHandle<Result<P, String>>,
+    /// What was appended to the current file since the snapshot began.
+    tail: Vec<u8>,
+}
+
+struct Committer<L: LogFile, D, F, S, T> {
     log: L,
     config: GroupCommitConfig,
     on_durable: D,
     on_dropped: F,
-    snapshot: S,
+    snapshot: Arc<S>,
+    compaction: Option<Compaction<L::Staged>>,
     receiver: mpsc::Receiver<Message<T>>,
     stats: Arc<CommitStats>,
     buffer: Vec<u8>,
@@ -394,33 +451,50 @@ where
     L: LogFile,
     D: FnMut(Vec<T>),
     F: FnMut(Vec<T>),
-    S: FnMut(&mut Vec<u8>) -> bool,
+    S: Fn(&mut Vec<u8>) -> bool + Send + Sync + 'static,
 {
     fn run(mut self) {
         let mut tokens = Vec::new();
         let mut flushes = Vec::new();
+        let mut settles = Vec::new();
         loop {
             // At most `check_interval`, also once a compaction is overdue (a failed one waits
             // for its back-off: no busy loop).
             let until_compaction = self
                 .next_compaction
                 .saturating_duration_since(monotonic_now());
-            let timeout = if until_compaction.is_zero() {
+            let mut timeout = if until_compaction.is_zero() {
                 self.config.check_interval
             } else {
                 until_compaction.min(self.config.check_interval)
             };
+            if self.compaction.is_some() {
+                // Put a finished compaction in place soon, busy or idle.
+                timeout = timeout.min(COMPACTION_POLL);
+            }
             let mut compact = false;
             let mut disconnected = false;
             match self.receiver.recv_timeout(timeout) {
-                Ok(message) => self.take(message, &mut tokens, &mut flushes, &mut compact),
+                Ok(message) => self.take(
+                    message,
+                    &mut tokens,
+                    &mut flushes,
+                    &mut settles,
+                    &mut compact,
+                ),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => disconnected = true,
             }
             // Everything pending joins this batch.
             loop {
                 match self.receiver.try_recv() {
-                    Ok(message) => self.take(message, &mut tokens, &mut flushes, &mut compact),
+                    Ok(message) => self.take(
+                        message,
+                        &mut tokens,
+                        &mut flushes,
+                        &mut settles,
+                        &mut compact,
+                    ),
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
                         disconnected = true;
@@ -442,7 +516,13 @@ where
                         break;
                     }
                     match self.receiver.recv_timeout(left) {
-                        Ok(message) => self.take(message, &mut tokens, &mut flushes, &mut compact),
+                        Ok(message) => self.take(
+                            message,
+                            &mut tokens,
+                            &mut flushes,
+                            &mut settles,
+                            &mut compact,
+                        ),
                         Err(RecvTimeoutError::Timeout) => break,
                         Err(RecvTimeoutError::Disconnected) => {
                             disconnected = true;
@@ -465,10 +545,28 @@ where
             let urgent = self.log.needs_rewrite() || self.detachment_reported;
             let wanted =
                 compact || now >= self.next_compaction || self.log.appended_bytes() > threshold;
-            if (urgent || wanted) && self.rewrite_allowed(now, urgent) {
-                self.compact(now);
+            if urgent {
+                // Nothing can be appended until the file is rewritten: here, now.
+                if self.rewrite_allowed(now, true) {
+                    self.compact(now);
+                }
+            } else if self.compaction.is_some() {
+                if !settles.is_empty() || disconnected {
+                    self.finish_compaction(true);
+                } else {
+                    self.finish_compaction(false);
+                }
+            } else if wanted && self.rewrite_allowed(now, false) {
+                if self.config.background_compaction {
+                    self.start_compaction(now);
+                    if !settles.is_empty() || disconnected {
+                        self.finish_compaction(true);
+                    }
+                } else {
+                    self.compact(now);
+                }
             }
-            for flush in flushes.drain(..) {
+            for flush in flushes.drain(..).chain(settles.drain(..)) {
                 let _ = flush.send(());
             }
             if disconnected {
@@ -482,6 +580,7 @@ where
         message: Message<T>,
         tokens: &mut Vec<T>,
         flushes: &mut Vec<mpsc::SyncSender<()>>,
+        settles: &mut Vec<mpsc::SyncSender<()>>,
         compact: &mut bool,
     ) {
         match message {
@@ -491,6 +590,69 @@ where
             }
             Message::Compact => *compact = true,
             Message::Flush(done) => flushes.push(done),
+            Message::Settle(done) => settles.push(done),
+        }
+    }
+
+    /// Starts a compaction on a thread of its own: the snapshot, its formatting and the
+    /// staged file's write and fsync happen there while the appends go on.
+    fn start_compaction(&mut self, now: Instant) {
+        let snapshot = Arc::clone(&self.snapshot);
+        let stage = self.log.stager();
+        let spawned = std::thread::Builder::new()
+            .name("lease-compact".into())
+            .spawn(move || {
+                let mut buffer = Vec::new();
+                if !snapshot(&mut buffer) {
+                    return Err("no snapshot of the leases could be taken".to_string());
+                }
+                stage(&buffer).map_err(|error| error.to_string())
+            });
+        match spawned {
+            Ok(thread) => {
+                // Not again before this one is in place (or failed).
+                self.next_compaction = now + self.config.compaction_interval;
+                self.compaction = Some(Compaction {
+                    thread,
+                    tail: Vec::new(),
+                });
+            }
+            // No thread to spare: rewrite here, as without background compaction.
+            Err(_) => {
+                self.compact(now);
+            }
+        }
+    }
+
+    /// Puts a finished compaction in place (with `wait`, waits for it to finish).
+    fn finish_compaction(&mut self, wait: bool) {
+        let finished = self
+            .compaction
+            .as_ref()
+            .is_some_and(|compaction| compaction.thread.is_finished());
+        if !(finished || wait) {
+            return;
+        }
+        let Some(Compaction { thread, tail }) = self.compaction.take() else {
+            return;
+        };
+        let result = match thread.join() {
+            Ok(Ok(staged)) => self
+                .log
+                .install(staged, &tail)
+                .map_err(|error| error.to_string()),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err("the compaction thread panicked".to_string()),
+        };
+        self.compaction_done(monotonic_now(), result);
+    }
+
+    /// A compaction that an urgent rewrite makes useless: waited for, its file removed.
+    fn abandon_compaction(&mut self) {
+        if let Some(Compaction { thread, .. }) = self.compaction.take() {
+            if let Ok(Ok(staged)) = thread.join() {
+                drop(staged);
+            }
         }
     }
 
@@ -548,6 +710,11 @@ where
         } else {
             (self.append_micros * 7 + micros) / 8
         };
+        if result.is_ok() {
+            if let Some(compaction) = &mut self.compaction {
+                compaction.tail.extend_from_slice(&self.buffer);
+            }
+        }
         self.buffer.clear();
         match result {
             Ok(()) => {
@@ -569,8 +736,10 @@ where
         }
     }
 
-    /// Rewrites the file from a snapshot; true when it succeeded.
+    /// Rewrites the file from a snapshot in this thread; true when it succeeded. A compaction
+    /// in progress is superseded (waited for and dropped: both would write `<file>.new`).
     fn compact(&mut self, now: Instant) -> bool {
+        self.abandon_compaction();
         self.snapshot_buffer.clear();
         let result = if (self.snapshot)(&mut self.snapshot_buffer) {
             self.log
@@ -581,6 +750,11 @@ where
         };
         // Do not keep a huge snapshot buffer around for an hour.
         self.snapshot_buffer = Vec::new();
+        self.compaction_done(now, result)
+    }
+
+    /// Counts and logs a compaction's outcome; true when it succeeded.
+    fn compaction_done(&mut self, now: Instant, result: Result<(), String>) -> bool {
         match result {
             Ok(()) => {
                 self.stats.compactions.fetch_add(1, Ordering::Relaxed);

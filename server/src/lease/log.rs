@@ -83,6 +83,13 @@ fn write_and_install(
     temporary: &Path,
     contents: &[u8],
 ) -> Result<File, LeaseLogError> {
+    let file = write_staged(temporary, contents)?;
+    put_in_place(path, temporary)?;
+    Ok(file)
+}
+
+/// Creates `temporary` with `contents`, durably.
+fn write_staged(temporary: &Path, contents: &[u8]) -> Result<File, LeaseLogError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -92,6 +99,11 @@ fn write_and_install(
     file.write_all(contents)
         .map_err(io_error("write", temporary))?;
     file.sync_all().map_err(io_error("fsync", temporary))?;
+    Ok(file)
+}
+
+/// Keeps the current file as `<file>~` and renames the durable `temporary` over it.
+fn put_in_place(path: &Path, temporary: &Path) -> Result<(), LeaseLogError> {
     // Keep the previous file as `<file>~`, as ISC does; a missing previous file is fine.
     let backup = sibling(path, "~");
     match std::fs::remove_file(&backup) {
@@ -117,7 +129,45 @@ fn write_and_install(
     File::open(directory)
         .and_then(|directory| directory.sync_all())
         .map_err(io_error("fsync directory of", path))?;
-    Ok(file)
+    Ok(())
+}
+
+/// A compaction written to `<file>.new` and made durable on the compaction thread, waiting
+/// to be put in place ([`LeaseLog::install`]). Dropped without being installed, it removes
+/// its file: a partial or abandoned one would hold space the appends need.
+#[derive(Debug)]
+pub struct StagedRewrite {
+    file: File,
+    temporary: PathBuf,
+    length: u64,
+    installed: bool,
+}
+
+impl StagedRewrite {
+    /// Writes `snapshot` to `<path>.new` durably, without touching `path`.
+    pub fn write(path: &Path, snapshot: &[u8]) -> Result<Self, LeaseLogError> {
+        let temporary = sibling(path, ".new");
+        match write_staged(&temporary, snapshot) {
+            Ok(file) => Ok(Self {
+                file,
+                temporary,
+                length: snapshot.len() as u64,
+                installed: false,
+            }),
+            Err(error) => {
+                let _ = std::fs::remove_file(&temporary);
+                Err(error)
+            }
+        }
+    }
+}
+
+impl Drop for StagedRewrite {
+    fn drop(&mut self) {
+        if !self.installed {
+            let _ = std::fs::remove_file(&self.temporary);
+        }
+    }
 }
 
 impl LeaseLog {
@@ -216,6 +266,51 @@ impl LeaseLog {
         }
     }
 
+    /// Opens the lease file just read, as it is, for appending (no rewrite at start-up: the
+    /// committer compacts it in the background). For a file the reader found whole: a torn
+    /// tail must be rewritten away first ([`LeaseLog::open`]).
+    pub fn open_existing(path: &Path) -> Result<Self, LeaseLogError> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(io_error("open", path))?;
+        let length = file.metadata().map_err(io_error("stat", path))?.len();
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            length,
+            compact_length: length,
+            damaged: false,
+            unusable: false,
+        })
+    }
+
+    /// Puts a staged compaction in place: `tail` (what was appended here since its snapshot
+    /// was taken) is appended to it and made durable first, so that nothing durable in the
+    /// current file is missing from the new one.
+    pub fn install(&mut self, mut staged: StagedRewrite, tail: &[u8]) -> Result<(), LeaseLogError> {
+        staged
+            .file
+            .write_all(tail)
+            .map_err(io_error("write", &staged.temporary))?;
+        staged
+            .file
+            .sync_data()
+            .map_err(io_error("fsync", &staged.temporary))?;
+        put_in_place(&self.path, &staged.temporary)?;
+        staged.installed = true;
+        let file = staged
+            .file
+            .try_clone()
+            .map_err(io_error("reopen", &self.path))?;
+        self.file = file;
+        self.compact_length = staged.length;
+        self.length = staged.length + tail.len() as u64;
+        self.damaged = false;
+        self.unusable = false;
+        Ok(())
+    }
+
     /// Replaces the file with a compact `snapshot` atomically.
     pub fn rewrite(&mut self, snapshot: &[u8]) -> Result<(), LeaseLogError> {
         self.file = replace_file(&self.path, snapshot)?;
@@ -275,6 +370,41 @@ mod tests {
         let on_disk = std::fs::read(&path).unwrap();
         assert_eq!(on_disk, [snapshot.clone(), second].concat());
         assert_eq!(std::fs::read(sibling(&path, "~")).unwrap(), snapshot);
+        assert!(!sibling(&path, ".new").exists());
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+
+    /// The start-up path: the file read is appended to as it is; a compaction staged beside
+    /// it while appends go on is put in place with what was appended meanwhile, and appends
+    /// follow in the new file. A staged compaction dropped unused leaves no file.
+    #[test]
+    fn a_staged_compaction_takes_the_tail_appended_meanwhile() {
+        let directory = temp_dir("log-staged");
+        let path = directory.join("dhcpd.leases");
+        let mut header = Vec::new();
+        write_header(&mut header);
+        let [first, second, third] = [1, 2, 3].map(|index| {
+            let mut record = Vec::new();
+            write_lease(&lease(index), &mut record);
+            record
+        });
+        std::fs::write(&path, [header.clone(), first.clone()].concat()).unwrap();
+        let mut log = LeaseLog::open_existing(&path).unwrap();
+        let snapshot = [header.clone(), first.clone()].concat();
+        let staged = StagedRewrite::write(&path, &snapshot).unwrap();
+        log.append(&second).unwrap();
+        log.install(staged, &second).unwrap();
+        assert_eq!(log.appended_bytes(), second.len() as u64);
+        log.append(&third).unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(on_disk, [snapshot.clone(), second.clone(), third].concat());
+        assert_eq!(
+            std::fs::read(sibling(&path, "~")).unwrap(),
+            [header, first, second].concat()
+        );
+        let unused = StagedRewrite::write(&path, &snapshot).unwrap();
+        assert!(sibling(&path, ".new").exists());
+        drop(unused);
         assert!(!sibling(&path, ".new").exists());
         std::fs::remove_dir_all(&directory).unwrap();
     }

@@ -210,7 +210,7 @@ fn agent_information(relay_id: &[u8], circuit: u32) -> Vec<u8> {
 
 /// The client of `index`: relayed by relay A when `index` is a multiple of three, else by B.
 fn relay_of(index: u32) -> &'static [u8] {
-    if index % 3 == 0 {
+    if index.is_multiple_of(3) {
         RELAY_A
     } else {
         RELAY_B

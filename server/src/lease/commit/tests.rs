@@ -34,6 +34,8 @@ struct FakeLog {
     entered: Option<mpsc::Sender<()>>,
     faults: Arc<Mutex<Faults>>,
     appended: u64,
+    /// A compaction's staging waits here until released.
+    stage_gate: Option<Arc<Mutex<mpsc::Receiver<()>>>>,
 }
 
 impl LogFile for FakeLog {
@@ -97,6 +99,20 @@ impl LogFile for FakeLog {
     fn path(&self) -> &Path {
         Path::new("fake")
     }
+    type Staged = Vec<u8>;
+    fn stager(&self) -> Stager<Vec<u8>> {
+        let gate = self.stage_gate.clone();
+        Box::new(move |snapshot| {
+            if let Some(gate) = gate {
+                let _ = gate.lock().unwrap().recv();
+            }
+            Ok(snapshot.to_vec())
+        })
+    }
+    fn install(&mut self, mut staged: Vec<u8>, tail: &[u8]) -> Result<(), LeaseLogError> {
+        staged.extend_from_slice(tail);
+        self.rewrite(&staged)
+    }
 }
 
 struct Harness {
@@ -135,6 +151,7 @@ fn harness_with(
         entered,
         faults: Arc::clone(&faults),
         appended: 0,
+        stage_gate: None,
     };
     let durable_events = Arc::clone(&events);
     let dropped_events = Arc::clone(&events);
@@ -346,7 +363,16 @@ fn an_idle_committer_notices_a_deleted_file() {
 
 #[test]
 fn compaction_comes_after_the_batch_it_covers() {
-    let harness = harness(None, None);
+    // In the committer's thread (the rewrite of a file that refuses appends).
+    let harness = harness_with(
+        GroupCommitConfig {
+            min_compaction_bytes: u64::MAX,
+            background_compaction: false,
+            ..GroupCommitConfig::default()
+        },
+        None,
+        None,
+    );
     harness.commit.submit(b"r1".to_vec(), 1).unwrap();
     harness.commit.request_compaction().unwrap();
     harness.commit.flush().unwrap();
@@ -363,6 +389,118 @@ fn compaction_comes_after_the_batch_it_covers() {
             Event::Durable(vec![2]),
         ]
     );
+}
+
+/// Issue 14 (no stall while the lease file is rewritten): while a compaction's snapshot is
+/// being written, batches go on being appended and acknowledged; the new file is the snapshot
+/// followed by what was appended meanwhile, so nothing acknowledged is missing from it.
+#[test]
+fn appends_go_on_while_a_compaction_is_written_and_it_keeps_them() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let (release, gate) = mpsc::channel();
+    let log = FakeLog {
+        events: Arc::clone(&events),
+        gate: None,
+        entered: None,
+        faults: Arc::default(),
+        appended: 0,
+        stage_gate: Some(Arc::new(Mutex::new(gate))),
+    };
+    let durable_events = Arc::clone(&events);
+    let commit = GroupCommit::spawn(
+        log,
+        GroupCommitConfig {
+            min_compaction_bytes: u64::MAX,
+            ..GroupCommitConfig::default()
+        },
+        move |tokens| durable_events.lock().unwrap().push(Event::Durable(tokens)),
+        |_| panic!("nothing fails here"),
+        |out: &mut Vec<u8>| {
+            out.extend_from_slice(b"SNAPSHOT");
+            true
+        },
+    )
+    .unwrap();
+    commit.submit(b"r1".to_vec(), 1).unwrap();
+    commit.request_compaction().unwrap();
+    commit.flush().unwrap();
+    // The snapshot's write is held up: these are appended and acknowledged meanwhile.
+    for index in 2..=4u8 {
+        commit
+            .submit(vec![b'r', b'0' + index], u32::from(index))
+            .unwrap();
+        commit.flush().unwrap();
+    }
+    assert_eq!(commit.stats().snapshot().compactions, 0);
+    release.send(()).unwrap();
+    commit.settle().unwrap();
+    assert_eq!(commit.stats().snapshot().compactions, 1);
+    commit.submit(b"r5".to_vec(), 5).unwrap();
+    commit.shutdown();
+    let events = events.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        vec![
+            Event::Append(b"r1".to_vec()),
+            Event::Durable(vec![1]),
+            Event::Append(b"r2".to_vec()),
+            Event::Durable(vec![2]),
+            Event::Append(b"r3".to_vec()),
+            Event::Durable(vec![3]),
+            Event::Append(b"r4".to_vec()),
+            Event::Durable(vec![4]),
+            Event::Rewrite(b"SNAPSHOTr2r3r4".to_vec()),
+            Event::Append(b"r5".to_vec()),
+            Event::Durable(vec![5]),
+        ]
+    );
+}
+
+/// A file deleted while a compaction is being written: the committer cannot wait for it (no
+/// append can go anywhere); it rewrites at once and the staged compaction is dropped.
+#[test]
+fn a_deleted_file_during_a_compaction_is_recreated_at_once() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let faults: Arc<Mutex<Faults>> = Arc::default();
+    let (release, gate) = mpsc::channel();
+    let log = FakeLog {
+        events: Arc::clone(&events),
+        gate: None,
+        entered: None,
+        faults: Arc::clone(&faults),
+        appended: 0,
+        stage_gate: Some(Arc::new(Mutex::new(gate))),
+    };
+    let commit = GroupCommit::spawn(
+        log,
+        GroupCommitConfig {
+            min_compaction_bytes: u64::MAX,
+            ..GroupCommitConfig::default()
+        },
+        |_: Vec<u32>| {},
+        |_| {},
+        |out: &mut Vec<u8>| {
+            out.extend_from_slice(b"SNAPSHOT");
+            true
+        },
+    )
+    .unwrap();
+    commit.request_compaction().unwrap();
+    commit.flush().unwrap();
+    faults.lock().unwrap().detached = true;
+    // The abandoned compaction is waited for: let it finish.
+    release.send(()).unwrap();
+    commit.submit(b"r1".to_vec(), 1).unwrap();
+    commit.settle().unwrap();
+    commit.shutdown();
+    let rewrites: Vec<Event> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|event| matches!(event, Event::Rewrite(_)))
+        .cloned()
+        .collect();
+    assert_eq!(rewrites, vec![Event::Rewrite(b"SNAPSHOT".to_vec())]);
 }
 
 #[test]
@@ -431,7 +569,7 @@ fn real_log_rewrite_keeps_everything() {
     for index in 6..=8 {
         submit(index);
     }
-    commit.flush().unwrap();
+    commit.settle().unwrap();
     assert_eq!(*acked.lock().unwrap(), (1..=8).collect::<Vec<u8>>());
     let stats = commit.stats().snapshot();
     assert_eq!(stats.compactions, 1);
