@@ -623,9 +623,80 @@ fn leases(count: u32) -> Result<()> {
             rss as f64 * 1024.0 / f64::from(count.max(1))
         );
     }
+    report.push_str(
+        "\nStart-up: from exec to the line saying the server serves (xdhcpd: \"xdhcpd serving\"; \
+         ISC: \"Server starting service.\"), with the same lease file (a fresh copy each) and a \
+         loopback interface; both rewrite the file at start (xdhcpd in the background).\n\n\
+         | server | start-up s |\n|---|---:|\n",
+    );
+    let serving_config = dir.join("dhcpd-serving.conf");
+    std::fs::write(
+        &serving_config,
+        "authoritative;\nddns-update-style none;\nsubnet 10.0.0.0 netmask 255.0.0.0 {\n  range 10.64.0.0 10.127.255.255;\n}\nsubnet 127.0.0.0 netmask 255.0.0.0 {\n}\n",
+    )?;
+    for (label, program, extra) in [
+        (
+            "xdhcpd",
+            binary.to_string_lossy().into_owned(),
+            &["--no-xdp"][..],
+        ),
+        ("ISC dhcpd 4.4", "/usr/sbin/dhcpd".to_owned(), &[][..]),
+    ] {
+        let copy = dir.join("serving.leases");
+        std::fs::copy(&lease_file, &copy)?;
+        let seconds = time_to_serving(&program, &serving_config, &copy, extra)?;
+        let cell = seconds.map_or_else(
+            || "not serving after 180 s".to_owned(),
+            |s| format!("{s:.2}"),
+        );
+        println!("    {label}: start-up {cell}");
+        let _ = writeln!(report, "| {label} | {cell} |");
+        let _ = std::fs::remove_file(&copy);
+        let _ = std::fs::remove_file(dir.join("serving.leases~"));
+    }
     println!("\n{report}");
     std::fs::write(root().join("target/bench-leases.md"), &report)?;
     Ok(())
+}
+
+/// Starts `program` in the foreground on `lo` (port 20967, away from the tests' ports) and
+/// returns the seconds until its stderr says it serves, then stops it; `None` after 180 s.
+#[expect(clippy::disallowed_methods, reason = "benchmark driver owns the clock")]
+fn time_to_serving(
+    program: &str,
+    config: &Path,
+    leases: &Path,
+    extra: &[&str],
+) -> Result<Option<f64>> {
+    use std::io::BufRead as _;
+    const SERVING: [&str; 2] = ["xdhcpd serving", "Server starting service."];
+    let started = std::time::Instant::now();
+    let mut child = command(program)
+        .args(["-f", "-d", "-cf"])
+        .arg(config)
+        .arg("-lf")
+        .arg(leases)
+        .args(["-pf", "/tmp/xdhcpd-bench-startup.pid", "-p", "20967"])
+        .args(extra)
+        .arg("lo")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start {program}"))?;
+    let stderr = child.stderr.take().context("stderr")?;
+    let (seen, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if SERVING.iter().any(|marker| line.contains(marker)) {
+                let _ = seen.send(started.elapsed().as_secs_f64());
+            }
+        }
+    });
+    let seconds = wait.recv_timeout(Duration::from_secs(180)).ok();
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(seconds)
 }
 
 /// The renewal lab: direct clients on the server's own /16 (the fast path answers renewals
