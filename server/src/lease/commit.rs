@@ -413,6 +413,7 @@ impl<T> Drop for GroupCommit<T> {
 /// A compaction being written on its own thread.
 struct Compaction<P> {
     thread: JoinHandle<Result<P, String>>,
+    started: Instant,
     /// What was appended to the current file since the snapshot began.
     tail: Vec<u8>,
 }
@@ -614,6 +615,7 @@ where
                 self.next_compaction = now + self.config.compaction_interval;
                 self.compaction = Some(Compaction {
                     thread,
+                    started: now,
                     tail: Vec::new(),
                 });
             }
@@ -633,7 +635,12 @@ where
         if !(finished || wait) {
             return;
         }
-        let Some(Compaction { thread, tail }) = self.compaction.take() else {
+        let Some(Compaction {
+            thread,
+            started,
+            tail,
+        }) = self.compaction.take()
+        else {
             return;
         };
         let result = match thread.join() {
@@ -644,6 +651,16 @@ where
             Ok(Err(error)) => Err(error),
             Err(_) => Err("the compaction thread panicked".to_string()),
         };
+        if result.is_ok() {
+            tracing::info!(
+                "lease file {} compacted in {:.2} s, {} bytes appended meanwhile",
+                self.log.path().display(),
+                monotonic_now()
+                    .saturating_duration_since(started)
+                    .as_secs_f64(),
+                tail.len()
+            );
+        }
         self.compaction_done(monotonic_now(), result);
     }
 
