@@ -158,6 +158,19 @@ static FAILED_BATCH_LOG: RateLimiter = RateLimiter::per_interval(10_000_000_000,
 /// Failed rewrite lines (already spaced by the back-off): 5 at once, then one a minute.
 static FAILED_REWRITE_LOG: RateLimiter = RateLimiter::per_interval(60_000_000_000, 5);
 
+/// The compaction thread yields the CPU to the workers: seconds of formatting a million leases
+/// must not delay the replies that wait for a core (setpriority(2) on a thread id sets that
+/// thread's nice value on Linux). Best effort: at the default priority otherwise.
+fn lower_priority() {
+    const COMPACTION_NICE: libc::c_int = 10;
+    // SAFETY: gettid and setpriority take and return plain integers and touch no memory of
+    // ours.
+    unsafe {
+        let thread = libc::gettid();
+        let _ = libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, COMPACTION_NICE);
+    }
+}
+
 /// How often a committer with a compaction in progress looks whether it finished.
 const COMPACTION_POLL: Duration = Duration::from_millis(5);
 
@@ -603,6 +616,7 @@ where
         let spawned = std::thread::Builder::new()
             .name("lease-compact".into())
             .spawn(move || {
+                lower_priority();
                 let mut buffer = Vec::new();
                 if !snapshot(&mut buffer) {
                     return Err("no snapshot of the leases could be taken".to_string());

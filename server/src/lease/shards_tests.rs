@@ -367,3 +367,50 @@ fn loading_bills_only_what_the_classes_have_room_for() {
     assert_eq!(billed_leases, 2);
     let _ = std::fs::remove_dir_all(&directory);
 }
+
+/// The compaction's copy takes a shard's lock for a few thousand leases at a time; a shard
+/// larger than that is still copied whole, each lease once, while another thread changes
+/// leases in place and adds new ones between the holds.
+#[test]
+fn the_copy_of_a_large_shard_holds_its_lock_in_parts_and_misses_no_lease() {
+    let config = parse("subnet 10.0.0.0 netmask 255.0.0.0 { range 10.0.0.1 10.0.255.254; }");
+    let store = Arc::new(ShardedStore::new(config, 1));
+    for index in 0..20_000u32 {
+        let address = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 1)) + index);
+        store
+            .lock_address(address)
+            .expect("shard")
+            .upsert(active(address, (index % 250) as u8));
+    }
+    let writer = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            for index in 0..5_000u32 {
+                // In place (an existing address) and new (past the first 20,000).
+                for offset in [index, 20_000 + index] {
+                    let address = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 1)) + offset);
+                    store
+                        .lock_address(address)
+                        .expect("shard")
+                        .upsert(active(address, 7));
+                }
+            }
+        })
+    };
+    let copy = store.leases().expect("copy");
+    writer.join().expect("writer");
+    let mut addresses: Vec<Ipv4Addr> = copy.iter().map(|lease| lease.address).collect();
+    addresses.sort_unstable();
+    let before = addresses.len();
+    addresses.dedup();
+    assert_eq!(addresses.len(), before, "each lease once");
+    let first = u32::from(Ipv4Addr::new(10, 0, 0, 1));
+    for index in 0..20_000u32 {
+        assert!(
+            addresses
+                .binary_search(&Ipv4Addr::from(first + index))
+                .is_ok(),
+            "lease {index} copied"
+        );
+    }
+}

@@ -142,6 +142,8 @@ pub struct LeaseStore {
     by_hardware: HashTable<(Slot, u64)>,
     /// The sequence number of the last link into the client indices.
     link_sequence: u64,
+    /// Leases removed from the arena so far ([`LeaseStore::removals`]).
+    removals: u64,
     hasher: DefaultHashBuilder,
     /// The pools this store holds (all of the config's, or one shard's: `lease::shards`), in
     /// config order.
@@ -582,6 +584,7 @@ impl LeaseStore {
     /// arena stays dense) and the indices follow it.
     fn remove(&mut self, address: Ipv4Addr) -> Option<Lease> {
         let slot = self.slot(address)?;
+        self.removals += 1;
         self.unlink(slot);
         let hash = self.hasher.hash_one(address);
         if let Ok(entry) = self.by_address.find_entry(hash, |&other| other == slot) {
@@ -814,6 +817,20 @@ impl LeaseStore {
     /// Every lease, in the order first stored.
     pub fn iter(&self) -> impl Iterator<Item = &Lease> + '_ {
         self.leases.iter()
+    }
+
+    /// The leases of the arena's slots `range` (clamped to the arena).
+    pub fn slots(&self, range: std::ops::Range<usize>) -> &[Lease] {
+        let end = range.end.min(self.leases.len());
+        self.leases
+            .get(range.start.min(end)..end)
+            .unwrap_or_default()
+    }
+
+    /// How many leases this store ever removed from its arena (each moved another lease to a
+    /// new slot): a copy made across several lock holds starts over when it changes.
+    pub fn removals(&self) -> u64 {
+        self.removals
     }
 
     /// Memory the store holds, from sizes and capacities (heap blocks rounded as glibc does).
