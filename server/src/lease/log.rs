@@ -145,9 +145,24 @@ pub struct StagedRewrite {
 
 impl StagedRewrite {
     /// Writes `snapshot` to `<path>.new` durably, without touching `path`.
+    ///
+    /// Written and synced a few megabytes at a time: hundreds of megabytes of dirty pages
+    /// synced at once fill the device's queue, and the appends' `fdatasync` — which the
+    /// replies wait for — would queue behind them for as long.
     pub fn write(path: &Path, snapshot: &[u8]) -> Result<Self, LeaseLogError> {
+        /// Bytes written between two syncs of the staged file.
+        const PIECE: usize = 4 << 20;
         let temporary = sibling(path, ".new");
-        match write_staged(&temporary, snapshot) {
+        let written = write_staged(&temporary, &[]).and_then(|mut file| {
+            for piece in snapshot.chunks(PIECE) {
+                file.write_all(piece)
+                    .map_err(io_error("write", &temporary))?;
+                file.sync_data().map_err(io_error("fsync", &temporary))?;
+            }
+            file.sync_all().map_err(io_error("fsync", &temporary))?;
+            Ok(file)
+        });
+        match written {
             Ok(file) => Ok(Self {
                 file,
                 temporary,
