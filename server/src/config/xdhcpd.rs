@@ -294,6 +294,33 @@ mod tests {
 
     /// Bulk leasequery (RFC 6926) is off by default: ISC 4.4 has none.
     #[test]
+    fn the_control_api_is_off_unless_configured() {
+        let config = crate::config::parse_str(
+            &format!(
+                "{DEFINITIONS}option xdhcpd.control-api-listen \"127.0.0.1:8000\";\n\
+                 option xdhcpd.control-api-cert-file \"/etc/xdhcpd/api.pem\";\n\
+                 option xdhcpd.control-api-key-file \"/etc/xdhcpd/api.key\";\n\
+                 option xdhcpd.control-api-trust-anchor \"/etc/xdhcpd/ca.pem\";\n\
+                 option xdhcpd.control-api-cert-required false;\n\
+                 option xdhcpd.control-api-auth-file \"/etc/xdhcpd/api-users\";\n"
+            ),
+            "test.conf",
+        )
+        .expect("parses");
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let settings = &config.control_api;
+        assert_eq!(settings.listen, Some("127.0.0.1:8000".parse().expect("address")));
+        assert_eq!(settings.cert_file.as_deref(), Some("/etc/xdhcpd/api.pem"));
+        assert_eq!(settings.key_file.as_deref(), Some("/etc/xdhcpd/api.key"));
+        assert_eq!(settings.trust_anchor.as_deref(), Some("/etc/xdhcpd/ca.pem"));
+        assert!(!settings.cert_required);
+        assert_eq!(settings.auth_file.as_deref(), Some("/etc/xdhcpd/api-users"));
+        let default = crate::config::parse_str(DEFINITIONS, "test.conf").expect("parses");
+        assert_eq!(default.control_api, ControlApiSettings::default());
+        assert!(default.control_api.cert_required);
+    }
+
+    #[test]
     fn bulk_leasequery_listens_only_when_configured() {
         let text = format!(
             "{DEFINITIONS}option xdhcpd.bulk-leasequery-listen \"10.0.0.1:67\";\n\

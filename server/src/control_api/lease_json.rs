@@ -129,7 +129,11 @@ pub fn to_json(config: &Config, lease: &Lease) -> Value {
 /// acknowledges, docs/spec/failover.md §8.2) — without the client's identity, since the lease
 /// is deleted in Kea's sense.
 pub fn given_back(mut lease: Lease, failover_pool: bool, now: UnixTime) -> Lease {
-    if !is_listed(&lease) {
+    // Not a lease, or given back already and waiting for the partner's ack.
+    let waiting = lease.binding_state == BindingState::Released
+        && lease.hardware.is_none()
+        && lease.uid().is_none();
+    if !is_listed(&lease) || waiting {
         return lease;
     }
     lease.ends = now;
