@@ -209,9 +209,7 @@ pub(crate) enum Kind {
 pub(crate) fn kind_of(name: &str) -> Option<Kind> {
     Some(match name {
         "starvation-defence" | "control-api-cert-required" => Kind::Flag,
-        "metrics-listen" | "bulk-leasequery-listen" | "control-api-listen" => {
-            Kind::SocketAddress
-        }
+        "metrics-listen" | "bulk-leasequery-listen" | "control-api-listen" => Kind::SocketAddress,
         "control-api-cert-file"
         | "control-api-key-file"
         | "control-api-trust-anchor"
@@ -309,7 +307,10 @@ mod tests {
         .expect("parses");
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
         let settings = &config.control_api;
-        assert_eq!(settings.listen, Some("127.0.0.1:8000".parse().expect("address")));
+        assert_eq!(
+            settings.listen,
+            Some("127.0.0.1:8000".parse().expect("address"))
+        );
         assert_eq!(settings.cert_file.as_deref(), Some("/etc/xdhcpd/api.pem"));
         assert_eq!(settings.key_file.as_deref(), Some("/etc/xdhcpd/api.key"));
         assert_eq!(settings.trust_anchor.as_deref(), Some("/etc/xdhcpd/ca.pem"));

@@ -66,10 +66,9 @@ impl Credentials {
             .decode(encoded.trim_ascii())
             .map_err(|_| Refusal::Wrong)?;
         // Every client is compared, each in time independent of where they differ.
-        let matched = self
-            .clients
-            .iter()
-            .fold(false, |matched, client| matched | same_bytes(client, &decoded));
+        let matched = self.clients.iter().fold(false, |matched, client| {
+            matched | same_bytes(client, &decoded)
+        });
         if matched {
             Ok(())
         } else {
@@ -100,9 +99,8 @@ mod tests {
 
     #[test]
     fn only_a_configured_user_and_password_pass() {
-        let credentials =
-            Credentials::parse("# operators\nadmin:s3cret\nstork:pass:with:colons\n")
-                .expect("parses");
+        let credentials = Credentials::parse("# operators\nadmin:s3cret\nstork:pass:with:colons\n")
+            .expect("parses");
         assert_eq!(credentials.check(Some(&header("admin:s3cret"))), Ok(()));
         assert_eq!(
             credentials.check(Some(&header("stork:pass:with:colons"))),
@@ -117,10 +115,7 @@ mod tests {
             credentials.check(Some(b"Bearer abc")),
             Err(Refusal::Missing)
         );
-        assert_eq!(
-            credentials.check(Some(b"Basic !!!")),
-            Err(Refusal::Wrong)
-        );
+        assert_eq!(credentials.check(Some(b"Basic !!!")), Err(Refusal::Wrong));
     }
 
     #[test]

@@ -18,6 +18,9 @@ use crate::lease::record::{BindingState, Lease, UnixTime};
 use crate::lease::shards::ShardedStore;
 use crate::omapi::objects::Objects;
 
+/// `changes::apply` of a batch of leases; true once durable.
+pub type ApplyChanges = Box<dyn Fn(&[Lease]) -> bool + Send + Sync>;
+
 /// What the daemon lends the API.
 pub struct DaemonBackend {
     /// The running configuration (swapped by reloads).
@@ -26,7 +29,7 @@ pub struct DaemonBackend {
     /// The OMAPI host layer; its `persist` submits host records to the group commit.
     pub hosts: Objects,
     /// `changes::apply` with `ChangeSource::ControlApi`: true once the records are durable.
-    pub apply: Box<dyn Fn(&[Lease]) -> bool + Send + Sync>,
+    pub apply: ApplyChanges,
     /// Waits until everything submitted to the group commit is durable; false if it stopped.
     pub flush: Box<dyn Fn() -> bool + Send + Sync>,
     /// Whether an address is in a pool of a failover relationship.
@@ -62,7 +65,7 @@ impl Backend for DaemonBackend {
     fn change_leases(
         &self,
         addresses: &[Ipv4Addr],
-        decide: &mut dyn FnMut(Option<&Lease>) -> Result<Option<Lease>, Answer>,
+        decide: &mut super::commands::Decide<'_>,
     ) -> Result<Vec<Lease>, Answer> {
         let mut changed = Vec::new();
         let mut refused = None;
@@ -122,12 +125,13 @@ impl Backend for DaemonBackend {
     }
 
     fn test_config(&self, text: Option<&str>) -> Result<String, String> {
-        let parsed = match text {
-            Some(text) => crate::config::parse_str(text, "dhcpd-conf")
-                .map_err(|errors| errors.to_string())?,
-            None => crate::config::load_file(&self.config_path)
-                .map_err(|errors| errors.to_string())?,
-        };
+        let parsed =
+            match text {
+                Some(text) => crate::config::parse_str(text, "dhcpd-conf")
+                    .map_err(|errors| errors.to_string())?,
+                None => crate::config::load_file(&self.config_path)
+                    .map_err(|errors| errors.to_string())?,
+            };
         let (config, needs_restart) =
             crate::reload::prepare(&self.config(), parsed).map_err(|error| error.to_string())?;
         let mut summary = format!(
@@ -137,7 +141,10 @@ impl Backend for DaemonBackend {
             config.hosts.len()
         );
         for warning in &config.warnings {
-            summary.push_str(&format!("; warning: {}: {}", warning.location, warning.message));
+            summary.push_str(&format!(
+                "; warning: {}: {}",
+                warning.location, warning.message
+            ));
         }
         for note in needs_restart {
             summary.push_str(&format!("; needs a restart: {note}"));
@@ -153,12 +160,15 @@ impl Backend for DaemonBackend {
     }
 
     fn statistics(&self) -> Vec<(String, f64)> {
-        let mut statistics = subnet_statistics(&self.config(), &self.leases(&|lease| {
-            matches!(
-                lease.binding_state,
-                BindingState::Active | BindingState::Abandoned
-            )
-        }));
+        let mut statistics = subnet_statistics(
+            &self.config(),
+            &self.leases(&|lease| {
+                matches!(
+                    lease.binding_state,
+                    BindingState::Active | BindingState::Abandoned
+                )
+            }),
+        );
         statistics.extend(prometheus_samples(&(self.metrics_text)()));
         statistics
     }

@@ -18,6 +18,13 @@ use crate::config::model::Config;
 use crate::lease::file::HostRecord;
 use crate::lease::record::{Hardware, Lease, UnixTime};
 
+/// A command's decision on one address: the store's record in, the new record out
+/// (`Ok(None)`: no change).
+pub type Decide<'a> = dyn FnMut(Option<&Lease>) -> Result<Option<Lease>, Answer> + 'a;
+
+/// Which leases a selector matches.
+type LeaseMatch = Box<dyn Fn(&Lease) -> bool>;
+
 /// What the commands operate on.
 pub trait Backend {
     /// The running configuration.
@@ -34,7 +41,7 @@ pub trait Backend {
     fn change_leases(
         &self,
         addresses: &[Ipv4Addr],
-        decide: &mut dyn FnMut(Option<&Lease>) -> Result<Option<Lease>, Answer>,
+        decide: &mut Decide<'_>,
     ) -> Result<Vec<Lease>, Answer>;
     /// Whether `address` is in a pool of a failover relationship.
     fn in_failover_pool(&self, address: Ipv4Addr) -> bool;
@@ -106,9 +113,8 @@ fn run(backend: &dyn Backend, command: &Command, now: UnixTime) -> Answer {
         ),
         Command::LeaseGetPage { from, limit } => {
             let from = *from;
-            let mut page = backend.leases(&|lease| {
-                is_listed(lease) && from.is_none_or(|from| lease.address > from)
-            });
+            let mut page = backend
+                .leases(&|lease| is_listed(lease) && from.is_none_or(|from| lease.address > from));
             page.sort_unstable_by_key(|lease| lease.address);
             page.truncate(*limit);
             let count = page.len();
@@ -245,7 +251,7 @@ fn find_lease(
     config: &Config,
     selector: &LeaseSelector,
 ) -> Result<Option<Lease>, Answer> {
-    let (matches, subnet_id): (Box<dyn Fn(&Lease) -> bool>, u32) = match selector {
+    let (matches, subnet_id): (LeaseMatch, u32) = match selector {
         LeaseSelector::Address(address) => {
             return Ok(backend.lease(*address).filter(is_listed));
         }
@@ -370,9 +376,9 @@ fn delete_lease(
     let changed = backend.change_leases(&[lease.address], &mut |current| {
         // Checked again under the lock: the client may have changed it meanwhile.
         match current {
-            Some(current) if is_listed(current) && same_client(current, &lease) => Ok(Some(
-                lease_json::given_back(current.clone(), failover, now),
-            )),
+            Some(current) if is_listed(current) && same_client(current, &lease) => {
+                Ok(Some(lease_json::given_back(current.clone(), failover, now)))
+            }
             _ => Err(Answer::empty("IPv4 lease not found.")),
         }
     });
@@ -386,20 +392,14 @@ fn same_client(current: &Lease, seen: &Lease) -> bool {
     current.hardware == seen.hardware && current.uid() == seen.uid()
 }
 
-fn wipe(
-    backend: &dyn Backend,
-    config: &Config,
-    subnet_id: Option<u32>,
-    now: UnixTime,
-) -> Answer {
+fn wipe(backend: &dyn Backend, config: &Config, subnet_id: Option<u32>, now: UnixTime) -> Answer {
     if let Some(id) = subnet_id {
         if let Err(answer) = check_subnet(config, id) {
             return answer;
         }
     }
-    let in_scope = |address: Ipv4Addr| {
-        subnet_id.is_none_or(|id| lease_json::subnet_id(config, address) == id)
-    };
+    let in_scope =
+        |address: Ipv4Addr| subnet_id.is_none_or(|id| lease_json::subnet_id(config, address) == id);
     let mut addresses: Vec<Ipv4Addr> = backend
         .leases(&|lease| is_listed(lease) && in_scope(lease.address))
         .iter()
@@ -530,7 +530,11 @@ fn host_matches(config: &Config, host: &HostRecord, selector: &HostSelector) -> 
         })
 }
 
-fn find_host(backend: &dyn Backend, config: &Config, selector: &HostSelector) -> Option<HostRecord> {
+fn find_host(
+    backend: &dyn Backend,
+    config: &Config,
+    selector: &HostSelector,
+) -> Option<HostRecord> {
     backend
         .hosts()
         .into_iter()
@@ -572,7 +576,10 @@ fn add_host(backend: &dyn Backend, config: &Config, reservation: &Reservation) -
         ));
     }
     if let Some(address) = reservation.address {
-        if hosts.iter().any(|host| host.fixed_addresses.contains(&address)) {
+        if hosts
+            .iter()
+            .any(|host| host.fixed_addresses.contains(&address))
+        {
             return Answer::error(format!(
                 "Host with the reserved address {address} already exists."
             ));

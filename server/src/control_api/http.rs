@@ -179,9 +179,8 @@ async fn handle(service: &Service, request: Request<Incoming>) -> Response<Full<
     let now = (service.now)();
     let backend = service.backend.clone();
     // A change waits for its record's fsync: the runtime's other tasks move on meanwhile.
-    let answers = crate::control_plane::blocking(|| {
-        super::commands::answer(backend.as_ref(), &body, now)
-    });
+    let answers =
+        crate::control_plane::blocking(|| super::commands::answer(backend.as_ref(), &body, now));
     service.metrics.count_answers(&answers);
     json_response(StatusCode::OK, Answer::body(&answers))
 }
@@ -205,11 +204,7 @@ pub fn tls_config(
             return Ok(None);
         }
         (Some(cert), Some(key)) => (cert, key),
-        _ => {
-            return Err(
-                "control-api-cert-file and control-api-key-file go together".to_string(),
-            )
-        }
+        _ => return Err("control-api-cert-file and control-api-key-file go together".to_string()),
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
         .and_then(|certs| certs.collect())
@@ -217,7 +212,8 @@ pub fn tls_config(
     if certs.is_empty() {
         return Err(format!("{cert_file}: no certificate"));
     }
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|error| format!("{key_file}: {error}"))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key_file).map_err(|error| format!("{key_file}: {error}"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -233,8 +229,10 @@ pub fn tls_config(
                     .add(certificate)
                     .map_err(|error| format!("{anchor}: {error}"))?;
             }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            );
             let verifier = if settings.cert_required {
                 verifier
             } else {

@@ -93,10 +93,7 @@ pub fn to_json(config: &Config, lease: &Lease) -> Value {
     }
     map.insert("valid-lft".into(), json!(valid_lifetime));
     map.insert("cltt".into(), json!(cltt));
-    map.insert(
-        "subnet-id".into(),
-        json!(subnet_id(config, lease.address)),
-    );
+    map.insert("subnet-id".into(), json!(subnet_id(config, lease.address)));
     map.insert("fqdn-fwd".into(), json!(variable("ddns-fwd-name")));
     map.insert("fqdn-rev".into(), json!(variable("ddns-rev-name")));
     map.insert(
@@ -108,11 +105,12 @@ pub fn to_json(config: &Config, lease: &Lease) -> Value {
         json!(kea_state(lease.binding_state).unwrap_or(0)),
     );
     let mut isc = Map::new();
-    isc.insert(
-        "binding-state".into(),
-        json!(lease.binding_state.as_str()),
-    );
-    if let Some(extra) = lease.extra.as_ref().filter(|extra| !extra.variables.is_empty()) {
+    isc.insert("binding-state".into(), json!(lease.binding_state.as_str()));
+    if let Some(extra) = lease
+        .extra
+        .as_ref()
+        .filter(|extra| !extra.variables.is_empty())
+    {
         let variables: Map<String, Value> = extra
             .variables
             .iter()
@@ -153,7 +151,9 @@ pub fn given_back(mut lease: Lease, failover_pool: bool, now: UnixTime) -> Lease
     if let Some(extra) = lease.extra.as_mut() {
         extra.agent_options.clear();
         // The `ddns-*` names stay until the DNS removal they drive is done (`crate::ddns`).
-        extra.variables.retain(|(name, _)| name.starts_with("ddns-"));
+        extra
+            .variables
+            .retain(|(name, _)| name.starts_with("ddns-"));
     }
     lease.shrink_extra();
     lease
@@ -181,8 +181,11 @@ pub fn written(
         existing
             .filter(|_| listed_before)
             .map(|lease| {
-                crate::engine::fast_path::told_end(lease)
-                    .saturating_sub(if lease.cltt != 0 { lease.cltt } else { lease.starts })
+                crate::engine::fast_path::told_end(lease).saturating_sub(if lease.cltt != 0 {
+                    lease.cltt
+                } else {
+                    lease.starts
+                })
             })
             .filter(|lifetime| *lifetime > 0)
             .unwrap_or(default_lifetime)
@@ -285,8 +288,15 @@ mod tests {
             valid_lifetime: Some(600),
             ..LeaseArguments::default()
         };
-        let lease = written(&args, Ipv4Addr::new(10, 0, 0, 12), None, 43_200, false, 5_000)
-            .expect("written");
+        let lease = written(
+            &args,
+            Ipv4Addr::new(10, 0, 0, 12),
+            None,
+            43_200,
+            false,
+            5_000,
+        )
+        .expect("written");
         assert_eq!(
             (lease.starts, lease.cltt, lease.ends),
             (5_000, 5_000, 5_600)
@@ -297,8 +307,15 @@ mod tests {
             expire: Some(9_000),
             ..args
         };
-        let lease = written(&expire, Ipv4Addr::new(10, 0, 0, 12), None, 43_200, false, 5_000)
-            .expect("written");
+        let lease = written(
+            &expire,
+            Ipv4Addr::new(10, 0, 0, 12),
+            None,
+            43_200,
+            false,
+            5_000,
+        )
+        .expect("written");
         assert_eq!((lease.cltt, lease.ends), (8_400, 9_000));
     }
 

@@ -95,7 +95,8 @@ impl Listener {
         let tls = http::tls_config(settings)?;
         let credentials = match &settings.auth_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|error| format!("{path}: {error}"))?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|error| format!("{path}: {error}"))?;
                 Some(auth::Credentials::parse(&text).map_err(|error| format!("{path}: {error}"))?)
             }
             None => None,
@@ -116,7 +117,11 @@ pub fn start(
     backend: Arc<dyn commands::Backend + Send + Sync>,
     metrics: Arc<ControlApiMetrics>,
 ) -> std::io::Result<std::net::SocketAddr> {
-    let scheme = if listener.tls.is_some() { "https" } else { "http" };
+    let scheme = if listener.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     if listener.credentials.is_none() && !listener.mutual_tls {
         tracing::warn!(
             "the JSON control API has no control-api-auth-file: whoever reaches {} controls \
@@ -140,4 +145,3 @@ pub fn start(
     tracing::info!("JSON control API (Kea commands) on {scheme}://{bound}/");
     Ok(bound)
 }
-

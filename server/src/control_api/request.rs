@@ -185,9 +185,10 @@ pub fn parse(body: &[u8]) -> Result<Request, Answer> {
         "lease4-get-by-hw-address" => {
             Command::LeaseGetByHwAddress(hardware(&args.required_string("hw-address")?)?)
         }
-        "lease4-get-by-client-id" => {
-            Command::LeaseGetByClientId(hex_bytes("client-id", &args.required_string("client-id")?)?)
-        }
+        "lease4-get-by-client-id" => Command::LeaseGetByClientId(hex_bytes(
+            "client-id",
+            &args.required_string("client-id")?,
+        )?),
         "lease4-get-page" => lease_page(&args)?,
         "lease4-add" => Command::LeaseAdd(lease_arguments(&args, false)?),
         "lease4-update" => Command::LeaseUpdate(lease_arguments(&args, true)?),
@@ -284,7 +285,9 @@ pub fn hex_bytes(name: &str, text: &str) -> Result<Vec<u8>, Answer> {
             .collect()
     } else {
         let digits = text.strip_prefix("0x").unwrap_or(text);
-        (digits.len() % 2 == 0)
+        digits
+            .len()
+            .is_multiple_of(2)
             .then(|| {
                 (0..digits.len())
                     .step_by(2)
@@ -306,20 +309,19 @@ pub fn hex_bytes(name: &str, text: &str) -> Result<Vec<u8>, Answer> {
 /// An Ethernet hardware address (htype 1, as Kea's `HWAddr` from text).
 fn hardware(text: &str) -> Result<Hardware, Answer> {
     let bytes = hex_bytes("hw-address", text)?;
-    Hardware::new(1, &bytes).ok_or_else(|| {
-        Answer::error(format!(
-            "'hw-address' is longer than 16 octets: '{text}'"
-        ))
-    })
+    Hardware::new(1, &bytes)
+        .ok_or_else(|| Answer::error(format!("'hw-address' is longer than 16 octets: '{text}'")))
 }
 
 fn identifier_kind(text: &str) -> Result<IdentifierKind, Answer> {
     match text {
         "hw-address" => Ok(IdentifierKind::HwAddress),
         "client-id" => Ok(IdentifierKind::ClientId),
-        "address" | "duid" | "circuit-id" | "flex-id" | "remote-id" | "relay-id" => Err(
-            Answer::error(format!("identifier type '{text}' is not supported by xdhcpd")),
-        ),
+        "address" | "duid" | "circuit-id" | "flex-id" | "remote-id" | "relay-id" => {
+            Err(Answer::error(format!(
+                "identifier type '{text}' is not supported by xdhcpd"
+            )))
+        }
         other => Err(Answer::error(format!(
             "unknown identifier type '{other}' (hw-address or client-id)"
         ))),
@@ -451,10 +453,7 @@ fn reservation(args: &Args<'_>) -> Result<Reservation, Answer> {
     let hw = reservation.string("hw-address")?;
     let client_id = reservation.string("client-id")?;
     let (kind, identifier) = match (hw, client_id) {
-        (Some(hw), None) => (
-            IdentifierKind::HwAddress,
-            hardware(&hw)?.address().to_vec(),
-        ),
+        (Some(hw), None) => (IdentifierKind::HwAddress, hardware(&hw)?.address().to_vec()),
         (None, Some(id)) => (IdentifierKind::ClientId, hex_bytes("client-id", &id)?),
         (Some(_), Some(_)) => {
             return Err(Answer::error(
@@ -474,12 +473,14 @@ fn reservation(args: &Args<'_>) -> Result<Reservation, Answer> {
             )));
         }
     }
-    let hostname = reservation.string("hostname")?.filter(|name| !name.is_empty());
+    let hostname = reservation
+        .string("hostname")?
+        .filter(|name| !name.is_empty());
     if let Some(name) = &hostname {
         let valid = name.len() <= 255
-            && name
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'.' || byte == b'_');
+            && name.bytes().all(|byte| {
+                byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'.' || byte == b'_'
+            });
         if !valid {
             return Err(Answer::error(format!(
                 "'hostname' must be a host name (letters, digits, '-', '.', '_'): '{name}'"

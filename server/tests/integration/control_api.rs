@@ -43,7 +43,11 @@ fn tool(name: &str) -> bool {
 /// dhcpd.conf with the API on `api_port`, `extra` settings, and a lease file with one active
 /// lease (127.1.0.5 for 02:00:00:00:00:05, client id 01:02:00:00:00:00:05).
 fn write_files(dir: &Path, api_port: u16, extra: &str) {
-    std::fs::write(dir.join("api-users"), format!("# test\n{USER}:{PASSWORD}\n")).unwrap();
+    std::fs::write(
+        dir.join("api-users"),
+        format!("# test\n{USER}:{PASSWORD}\n"),
+    )
+    .unwrap();
     std::fs::write(
         dir.join("dhcpd.conf"),
         format!(
@@ -152,7 +156,9 @@ fn last_record(dir: &Path, address: &str) -> String {
     let start = text
         .rfind(&format!("lease {address} {{"))
         .unwrap_or_else(|| panic!("no record of {address} in\n{text}"));
-    let end = text[start..].find("\n}").map_or(text.len(), |end| start + end);
+    let end = text[start..]
+        .find("\n}")
+        .map_or(text.len(), |end| start + end);
     text[start..end].to_string()
 }
 
@@ -201,7 +207,10 @@ fn lease_commands_over_curl_are_durable_and_seen_by_dhcp_clients() {
     assert_eq!(added["result"], 0, "{added}");
     let record = last_record(&dir.0, "127.1.0.50");
     assert!(record.contains("binding state active;"), "{record}");
-    assert!(record.contains("hardware ethernet 02:00:00:00:00:50;"), "{record}");
+    assert!(
+        record.contains("hardware ethernet 02:00:00:00:00:50;"),
+        "{record}"
+    );
     let again = curl.command(
         "lease4-add",
         json!({ "ip-address": "127.1.0.50", "hw-address": "02:00:00:00:00:51" }),
@@ -247,7 +256,10 @@ fn lease_commands_over_curl_are_durable_and_seen_by_dhcp_clients() {
     assert_eq!(message_type(&ack), Some(MessageType::Ack));
     assert_eq!(ack.yiaddr(), address);
     let found = curl.command("lease4-get", json!({ "ip-address": "127.1.0.50" }));
-    assert_eq!(found["arguments"]["hw-address"], "02:00:00:00:00:52", "{found}");
+    assert_eq!(
+        found["arguments"]["hw-address"], "02:00:00:00:00:52",
+        "{found}"
+    );
 
     // lease4-wipe: nothing left.
     let wiped = curl.command("lease4-wipe", json!({ "subnet-id": 1 }));
@@ -326,16 +338,26 @@ fn unauthenticated_and_wrong_password_requests_change_nothing_and_are_counted() 
     assert_eq!(body["result"], 401);
     assert_eq!(curl.post(Some((USER, "wrong")), &add).0, 401);
     assert_eq!(curl.post(Some(("nobody", PASSWORD)), &wipe).0, 401);
-    assert_eq!(lease_file(&dir.0), before, "a refused request changed the leases");
+    assert_eq!(
+        lease_file(&dir.0),
+        before,
+        "a refused request changed the leases"
+    );
     let lease = curl.command("lease4-get", json!({ "ip-address": "127.1.0.60" }));
     assert_eq!(lease["result"], 3, "{lease}");
     // Two: this test's and the readiness probe's.
     assert_eq!(
-        statistic(&curl, "xdhcpd_control_api_unauthorized_total{reason=\"missing\"}"),
+        statistic(
+            &curl,
+            "xdhcpd_control_api_unauthorized_total{reason=\"missing\"}"
+        ),
         Some(2)
     );
     assert_eq!(
-        statistic(&curl, "xdhcpd_control_api_unauthorized_total{reason=\"wrong\"}"),
+        statistic(
+            &curl,
+            "xdhcpd_control_api_unauthorized_total{reason=\"wrong\"}"
+        ),
         Some(2)
     );
 }
@@ -399,7 +421,10 @@ fn kea_shell_drives_the_api() {
     assert_eq!(added["result"], 0, "{added}");
     assert!(last_record(&dir.0, "127.1.0.70").contains("binding state active;"));
     let found = kea_shell(&options, "lease4-get", "\"ip-address\": \"127.1.0.70\"");
-    assert_eq!(found["arguments"]["hw-address"], "02:00:00:00:00:70", "{found}");
+    assert_eq!(
+        found["arguments"]["hw-address"], "02:00:00:00:00:70",
+        "{found}"
+    );
     let deleted = kea_shell(&options, "lease4-del", "\"ip-address\": \"127.1.0.70\"");
     assert_eq!(deleted["result"], 0, "{deleted}");
 }
@@ -422,8 +447,7 @@ fn make_certificates(dir: &Path) {
     ] {
         let key = KeyPair::generate().unwrap();
         let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![purpose];
         let certificate = params.signed_by(&key, &ca).unwrap();
@@ -467,22 +491,35 @@ fn https_with_client_certificates_refuses_clients_without_one() {
         "arguments": { "ip-address": "127.1.0.61", "hw-address": "02:00:00:00:00:61" } })
     .to_string();
     let (status, _) = without_certificate.post(Some((USER, PASSWORD)), &add);
-    assert_eq!(status, 0, "the handshake must fail without a client certificate");
+    assert_eq!(
+        status, 0,
+        "the handshake must fail without a client certificate"
+    );
     assert_eq!(lease_file(&dir.0), before);
     let found = with_certificate.command("lease4-get", json!({ "ip-address": "127.1.0.5" }));
     assert_eq!(found["result"], 0, "{found}");
-    assert!(
-        statistic(
-            &with_certificate,
-            "xdhcpd_control_api_unauthorized_total{reason=\"tls_handshake\"}"
-        )
-        .is_some_and(|count| count >= 1)
-    );
+    assert!(statistic(
+        &with_certificate,
+        "xdhcpd_control_api_unauthorized_total{reason=\"tls_handshake\"}"
+    )
+    .is_some_and(|count| count >= 1));
     if tool("kea-shell") {
         let port = api_port.to_string();
         let options = [
-            "--host", "127.0.0.1", "--port", &port, "--ca", &ca, "--cert", &cert, "--key", &key,
-            "--auth-user", USER, "--auth-password", PASSWORD,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--ca",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--auth-user",
+            USER,
+            "--auth-password",
+            PASSWORD,
         ];
         let found = kea_shell(&options, "lease4-get", "\"ip-address\": \"127.1.0.5\"");
         assert_eq!(found["result"], 0, "{found}");

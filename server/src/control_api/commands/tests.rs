@@ -81,7 +81,7 @@ impl Backend for Memory {
     fn change_leases(
         &self,
         addresses: &[Ipv4Addr],
-        decide: &mut dyn FnMut(Option<&Lease>) -> Result<Option<Lease>, Answer>,
+        decide: &mut Decide<'_>,
     ) -> Result<Vec<Lease>, Answer> {
         let mut changed = Vec::new();
         let mut refused = None;
@@ -120,7 +120,11 @@ impl Backend for Memory {
 
     fn hosts(&self) -> Vec<HostRecord> {
         let dynamic = self.hosts.borrow();
-        let mut hosts: Vec<HostRecord> = dynamic.iter().filter(|host| !host.deleted).cloned().collect();
+        let mut hosts: Vec<HostRecord> = dynamic
+            .iter()
+            .filter(|host| !host.deleted)
+            .cloned()
+            .collect();
         for host in &self.config.hosts {
             if !dynamic.iter().any(|record| record.name == host.name) {
                 hosts.push(HostRecord {
@@ -192,7 +196,10 @@ fn lease4_get_finds_an_active_lease_by_address_and_by_identifier() {
     let missing = memory.ask(json!({
         "command": "lease4-get", "arguments": { "ip-address": "10.0.0.21" }
     }));
-    assert_eq!((missing.result, missing.text.as_str()), (3, "Lease not found."));
+    assert_eq!(
+        (missing.result, missing.text.as_str()),
+        (3, "Lease not found.")
+    );
 }
 
 #[test]
@@ -204,11 +211,19 @@ fn lease4_get_by_hw_address_and_client_id_list_every_match() {
         "command": "lease4-get-by-hw-address", "arguments": { "hw-address": "01:02:03:04:05:06" }
     }));
     assert_eq!(found.text, "2 IPv4 lease(s) found.");
-    assert_eq!(found.arguments.expect("leases")["leases"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        found.arguments.expect("leases")["leases"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
     let none = memory.ask(json!({
         "command": "lease4-get-by-client-id", "arguments": { "client-id": "01:02" }
     }));
-    assert_eq!((none.result, none.text.as_str()), (3, "0 IPv4 lease(s) found."));
+    assert_eq!(
+        (none.result, none.text.as_str()),
+        (3, "0 IPv4 lease(s) found.")
+    );
 }
 
 #[test]
@@ -260,7 +275,10 @@ fn lease4_add_stores_and_applies_a_lease_and_refuses_a_second() {
     assert_eq!((lease.starts, lease.ends), (NOW, NOW + 600));
     assert_eq!(lease.client_hostname(), Some("pc"));
     let again = memory.ask(add);
-    assert_eq!((again.result, again.text.as_str()), (4, "IPv4 lease already exists."));
+    assert_eq!(
+        (again.result, again.text.as_str()),
+        (4, "IPv4 lease already exists.")
+    );
     assert_eq!(memory.applied.borrow().len(), 1);
     let outside = memory.ask(json!({
         "command": "lease4-add",
@@ -281,8 +299,17 @@ fn lease4_update_needs_a_lease_unless_forced() {
         "command": "lease4-update",
         "arguments": { "ip-address": "10.0.0.20", "hw-address": "01:02:03:04:05:06", "valid-lft": 7200, "cltt": NOW }
     }));
-    assert_eq!((updated.result, updated.text.as_str()), (0, "IPv4 lease updated."));
-    assert_eq!(memory.lease(Ipv4Addr::new(10, 0, 0, 20)).expect("lease").ends, NOW + 7200);
+    assert_eq!(
+        (updated.result, updated.text.as_str()),
+        (0, "IPv4 lease updated.")
+    );
+    assert_eq!(
+        memory
+            .lease(Ipv4Addr::new(10, 0, 0, 20))
+            .expect("lease")
+            .ends,
+        NOW + 7200
+    );
     let missing = memory.ask(json!({
         "command": "lease4-update",
         "arguments": { "ip-address": "10.0.0.21", "hw-address": "01:02:03:04:05:06" }
@@ -294,7 +321,10 @@ fn lease4_update_needs_a_lease_unless_forced() {
     }));
     assert_eq!(forced.result, 0, "{forced:?}");
     assert_eq!(
-        memory.lease(Ipv4Addr::new(10, 0, 0, 21)).expect("lease").binding_state,
+        memory
+            .lease(Ipv4Addr::new(10, 0, 0, 21))
+            .expect("lease")
+            .binding_state,
         BindingState::Abandoned
     );
 }
@@ -308,7 +338,10 @@ fn lease4_del_and_wipe_give_the_addresses_back() {
     let deleted = memory.ask(json!({
         "command": "lease4-del", "arguments": { "ip-address": "10.0.0.20" }
     }));
-    assert_eq!((deleted.result, deleted.text.as_str()), (0, "IPv4 lease deleted."));
+    assert_eq!(
+        (deleted.result, deleted.text.as_str()),
+        (0, "IPv4 lease deleted.")
+    );
     let lease = memory.lease(Ipv4Addr::new(10, 0, 0, 20)).expect("record");
     assert_eq!((lease.binding_state, lease.ends), (BindingState::Free, NOW));
     let again = memory.ask(json!({
@@ -323,15 +356,24 @@ fn lease4_del_and_wipe_give_the_addresses_back() {
     );
     // Under failover the address waits for the partner's ack as RELEASED.
     assert_eq!(
-        memory.lease(Ipv4Addr::new(10, 0, 0, 21)).expect("record").binding_state,
+        memory
+            .lease(Ipv4Addr::new(10, 0, 0, 21))
+            .expect("record")
+            .binding_state,
         BindingState::Released
     );
     assert_eq!(
-        memory.lease(Ipv4Addr::new(10, 0, 1, 20)).expect("record").binding_state,
+        memory
+            .lease(Ipv4Addr::new(10, 0, 1, 20))
+            .expect("record")
+            .binding_state,
         BindingState::Active
     );
     let everything = memory.ask(json!({ "command": "lease4-wipe" }));
-    assert_eq!(everything.text, "Deleted 1 IPv4 lease(s) from subnet(s) 1 2");
+    assert_eq!(
+        everything.text,
+        "Deleted 1 IPv4 lease(s) from subnet(s) 1 2"
+    );
 }
 
 #[test]
@@ -347,7 +389,10 @@ fn reservations_are_isc_hosts() {
     let host = memory.hosts.borrow()[0].clone();
     assert_eq!(host.name, "camera");
     assert_eq!(host.fixed_addresses, vec![Ipv4Addr::new(10, 0, 0, 7)]);
-    assert_eq!(host.statements, vec!["option host-name \"camera\";".to_string()]);
+    assert_eq!(
+        host.statements,
+        vec!["option host-name \"camera\";".to_string()]
+    );
     let found = memory.ask(json!({
         "command": "reservation-get",
         "arguments": { "subnet-id": 1, "identifier-type": "hw-address", "identifier": "aa:bb:cc:dd:ee:ff" }
@@ -370,7 +415,10 @@ fn reservations_are_isc_hosts() {
     let deleted = memory.ask(json!({
         "command": "reservation-del", "arguments": { "subnet-id": 1, "ip-address": "10.0.0.5" }
     }));
-    assert_eq!((deleted.result, deleted.text.as_str()), (0, "Host deleted."));
+    assert_eq!(
+        (deleted.result, deleted.text.as_str()),
+        (0, "Host deleted.")
+    );
     assert!(memory
         .hosts
         .borrow()
@@ -406,7 +454,11 @@ fn malformed_requests_get_result_1_and_unknown_commands_result_2() {
         let answers = answer(&memory, body, NOW);
         assert_eq!(answers.len(), 1);
         assert_eq!(answers[0].result, 1, "{}", String::from_utf8_lossy(body));
-        assert!(answers[0].text.contains(text), "{:?} lacks {text}", answers[0].text);
+        assert!(
+            answers[0].text.contains(text),
+            "{:?} lacks {text}",
+            answers[0].text
+        );
     }
     let unknown = memory.ask(json!({ "command": "subnet4-list" }));
     assert_eq!(
@@ -434,7 +486,9 @@ fn daemon_commands_answer_in_keas_shapes() {
     let memory = Memory::new();
     let commands = memory.ask(json!({ "command": "list-commands" }));
     let list = commands.arguments.expect("list");
-    assert!(list.as_array().is_some_and(|list| list.contains(&json!("lease4-get-page"))));
+    assert!(list
+        .as_array()
+        .is_some_and(|list| list.contains(&json!("lease4-get-page"))));
     let statistics = memory.ask(json!({ "command": "statistic-get-all" }));
     let statistics = statistics.arguments.expect("statistics");
     assert_eq!(statistics["xdhcpd_datagrams_received_total"][0][0], 7);
