@@ -1,6 +1,8 @@
 //! The HTTP(S) listener of the control API: a task of the control plane, one task per
-//! connection (at most [`MAX_CONNECTIONS`]), HTTP/1.1 (hyper), optionally TLS (rustls with the
-//! ring provider) with or without client certificates, and basic authentication. Like Kea's
+//! connection, admitted as OMAPI's are (`omapi::admission`: at most 256 at once and
+//! [`PER_SOURCE`] per source address, so that one host's idle connections cannot lock the
+//! operators out), HTTP/1.1 (hyper), optionally TLS (rustls with the ring provider) with or
+//! without client certificates, and basic authentication. Like Kea's
 //! control agent it answers a request without valid credentials with HTTP 401 and
 //! `WWW-Authenticate`, and POSTs of a JSON command with a JSON list.
 
@@ -13,9 +15,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::{Mutex, PoisonError};
+
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+use crate::omapi::admission::Admission;
 
 use super::answer::Answer;
 use super::auth::Credentials;
@@ -23,10 +28,12 @@ use super::commands::Backend;
 use super::request::MAX_BODY;
 use super::ControlApiMetrics;
 
-/// Connections served at once; more wait in the kernel's backlog.
-pub const MAX_CONNECTIONS: usize = 32;
-/// A client must send a request's headers within this.
+/// Connections one source address may hold at once (an automation host needs a few).
+pub const PER_SOURCE: u32 = 8;
+/// A client must send a request's headers (and complete a TLS handshake) within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request's body must arrive within this once its headers did.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection (keep-alive included) ends after this.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(300);
 /// Kea's control agent realm (`kea-control-agent`).
@@ -67,11 +74,8 @@ async fn serve(
     token: CancellationToken,
 ) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let admission = Arc::new(Mutex::new(Admission::new(PER_SOURCE)));
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -79,6 +83,19 @@ async fn serve(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+        };
+        let admitted = admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(peer.ip());
+        if let Err(refusal) = admitted {
+            tracing::debug!("control API connection from {peer} refused: {refusal}");
+            service.metrics.count_refusal("connection_limit");
+            continue;
+        }
+        let slot = Slot {
+            admission: admission.clone(),
+            source: peer.ip(),
         };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
@@ -108,8 +125,23 @@ async fn serve(
                 _ = tokio::time::timeout(CONNECTION_TIMEOUT, served) => {}
                 () = token.cancelled() => {}
             }
-            drop(permit);
+            drop(slot);
         });
+    }
+}
+
+/// A connection's place in the [`Admission`], given back when the connection ends.
+struct Slot {
+    admission: Arc<Mutex<Admission>>,
+    source: std::net::IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .release(self.source);
     }
 }
 
@@ -172,9 +204,11 @@ async fn handle(service: &Service, request: Request<Incoming>) -> Response<Full<
     if request.method() != hyper::Method::POST {
         return http_error(StatusCode::METHOD_NOT_ALLOWED);
     }
-    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return http_error(StatusCode::PAYLOAD_TOO_LARGE),
+    let body = Limited::new(request.into_body(), MAX_BODY).collect();
+    let body = match tokio::time::timeout(BODY_TIMEOUT, body).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(_)) => return http_error(StatusCode::PAYLOAD_TOO_LARGE),
+        Err(_) => return http_error(StatusCode::REQUEST_TIMEOUT),
     };
     let now = (service.now)();
     let backend = service.backend.clone();

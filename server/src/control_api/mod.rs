@@ -35,7 +35,8 @@ pub struct ControlApiMetrics {
     /// conflict).
     answers: Family<Labels, Counter>,
     /// Requests refused before any command ran: `missing` or `wrong` basic-auth credentials,
-    /// or a failed TLS handshake (`tls_handshake`: no or a bad client certificate).
+    /// a failed TLS handshake (`tls_handshake`: no or a bad client certificate), or a
+    /// connection over the bounds (`connection_limit`).
     unauthorized: Family<Labels, Counter>,
 }
 
@@ -144,4 +145,36 @@ pub fn start(
     )?;
     tracing::info!("JSON control API (Kea commands) on {scheme}://{bound}/");
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(settings: &str) -> Config {
+        crate::config::parse_str(
+            &format!("{}{settings}", crate::config::xdhcpd::DEFINITIONS),
+            "test.conf",
+        )
+        .expect("parses")
+    }
+
+    #[test]
+    fn the_listener_is_off_without_an_address_and_refuses_files_it_cannot_use() {
+        assert!(Listener::of(&config("")).expect("off").is_none());
+        let missing_users = config(
+            "option xdhcpd.control-api-listen \"127.0.0.1:8000\";\n\
+             option xdhcpd.control-api-auth-file \"/nonexistent/api-users\";\n",
+        );
+        let error = Listener::of(&missing_users).err().expect("refused");
+        assert!(error.starts_with("/nonexistent/api-users"), "{error}");
+        let key_without_cert = config(
+            "option xdhcpd.control-api-listen \"127.0.0.1:8000\";\n\
+             option xdhcpd.control-api-key-file \"/etc/key.pem\";\n",
+        );
+        assert!(Listener::of(&key_without_cert).is_err());
+        let plain = config("option xdhcpd.control-api-listen \"127.0.0.1:8000\";\n");
+        let listener = Listener::of(&plain).expect("valid").expect("on");
+        assert!(listener.tls.is_none() && listener.credentials.is_none() && !listener.mutual_tls);
+    }
 }
