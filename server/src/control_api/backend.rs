@@ -40,6 +40,8 @@ pub struct DaemonBackend {
     pub reload: Box<dyn Fn() -> Result<String, String> + Send + Sync>,
     /// The Prometheus text exposition of the daemon's metrics.
     pub metrics_text: Box<dyn Fn() -> String + Send + Sync>,
+    /// The packet path's counters, for Kea's `pkt4-*` statistics.
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub started: UnixTime,
     pub last_reload: AtomicU32,
 }
@@ -169,6 +171,7 @@ impl Backend for DaemonBackend {
                 )
             }),
         );
+        statistics.extend(kea_packet_statistics(&self.metrics));
         statistics.extend(prometheus_samples(&(self.metrics_text)()));
         statistics
     }
@@ -248,6 +251,44 @@ pub fn subnet_statistics(config: &Config, leases: &[Lease]) -> Vec<(String, f64)
         ));
     }
     statistics
+}
+
+/// Kea's global packet statistics (Kea ARM "DHCPv4 Statistics") from the packet path's
+/// counters: `pkt4-received` counts decoded requests (Kea counts every packet it reads, and
+/// undecodable ones again in `pkt4-parse-failed`), `pkt4-receive-drop` the requests not
+/// answered for any reason (`xdhcpd_drops_total` without the send failures).
+pub fn kea_packet_statistics(metrics: &crate::metrics::Metrics) -> Vec<(String, f64)> {
+    use crate::metrics::{DropReason, ReceivedType, SentType};
+    let received = |kind| metrics.received(kind) as f64;
+    let sent = |kind| metrics.sent(kind) as f64;
+    let all_received: f64 = ReceivedType::ALL.iter().map(|kind| received(*kind)).sum();
+    let all_sent: f64 = SentType::ALL.iter().map(|kind| sent(*kind)).sum();
+    let dropped: f64 = DropReason::ALL
+        .iter()
+        .filter(|reason| !matches!(reason, DropReason::SendFailed | DropReason::Malformed))
+        .map(|reason| metrics.drops(*reason) as f64)
+        .sum();
+    [
+        ("pkt4-received", all_received),
+        ("pkt4-discover-received", received(ReceivedType::Discover)),
+        ("pkt4-request-received", received(ReceivedType::Request)),
+        ("pkt4-decline-received", received(ReceivedType::Decline)),
+        ("pkt4-release-received", received(ReceivedType::Release)),
+        ("pkt4-inform-received", received(ReceivedType::Inform)),
+        ("pkt4-unknown-received", received(ReceivedType::Other)),
+        (
+            "pkt4-parse-failed",
+            metrics.drops(DropReason::Malformed) as f64,
+        ),
+        ("pkt4-receive-drop", dropped),
+        ("pkt4-sent", all_sent),
+        ("pkt4-offer-sent", sent(SentType::Offer)),
+        ("pkt4-ack-sent", sent(SentType::Ack)),
+        ("pkt4-nak-sent", sent(SentType::Nak)),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect()
 }
 
 /// The samples of a Prometheus text exposition: `name{labels}` and value.

@@ -295,6 +295,7 @@ fn control_api_backend(
             Ok(text)
         }),
         metrics_text: Box::new(move || crate::metrics::render(&registry).unwrap_or_default()),
+        metrics: shared.metrics.clone(),
         started: unix_now(),
         last_reload: std::sync::atomic::AtomicU32::new(0),
     }

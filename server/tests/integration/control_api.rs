@@ -312,6 +312,8 @@ fn lease_commands_over_curl_are_durable_and_seen_by_dhcp_clients() {
         Some(100),
         "Kea's subnet statistics"
     );
+    // Kea's packet statistics: the two REQUESTs ACKed above.
+    assert_eq!(statistic(&curl, "pkt4-ack-sent"), Some(2));
     let unsupported = curl.command("subnet4-list", Value::Null);
     assert_eq!(unsupported["result"], 2, "{unsupported}");
     let (status, malformed) = curl.post(Some((USER, PASSWORD)), "{\"command\": \"lease4-get\",");
