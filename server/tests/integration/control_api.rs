@@ -354,6 +354,12 @@ fn unauthenticated_and_wrong_password_requests_change_nothing_and_are_counted() 
         before,
         "a refused request changed the leases"
     );
+    // Oversized bodies are refused before parsing; the server stays up.
+    let huge = format!(
+        "{{\"command\": \"list-commands\", \"pad\": \"{}\"}}",
+        "x".repeat(70_000)
+    );
+    assert_eq!(curl.post(Some((USER, PASSWORD)), &huge).0, 413);
     let lease = curl.command("lease4-get", json!({ "ip-address": "127.1.0.60" }));
     assert_eq!(lease["result"], 3, "{lease}");
     // Two: this test's and the readiness probe's.
