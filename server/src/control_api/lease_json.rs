@@ -222,9 +222,29 @@ pub fn written(
         BindingState::Active => BindingState::Free,
         other => other,
     };
+    let same_client = lease.hardware == args.hardware && lease.uid() == args.client_id.as_deref();
+    if !same_client {
+        // What belonged to the record's previous client goes: its relay agent options, its
+        // `on` statements, its class billing and its variables — but the `ddns-*` ones, which
+        // name DNS records still to be removed (`crate::ddns`).
+        if let Some(extra) = lease.extra.as_mut() {
+            extra.agent_options.clear();
+            extra.verbatim.clear();
+            extra.billing = None;
+            extra
+                .variables
+                .retain(|(name, _)| name.starts_with("ddns-"));
+        }
+        lease.shrink_extra();
+    }
     lease.hardware = args.hardware;
     lease.set_uid(args.client_id.as_deref());
     lease.set_client_hostname(args.hostname.as_deref());
+    if failover_pool {
+        // The potential expiration the partner is told (docs/spec/failover.md §7.1): the end
+        // the operator set.
+        lease.tstp = lease.ends;
+    }
     Ok(lease)
 }
 
@@ -317,6 +337,28 @@ mod tests {
         )
         .expect("written");
         assert_eq!((lease.cltt, lease.ends), (8_400, 9_000));
+    }
+
+    #[test]
+    fn a_record_written_for_another_client_forgets_the_previous_ones_bindings() {
+        let address = Ipv4Addr::new(10, 0, 0, 12);
+        let mut previous = active(address);
+        previous.extra_mut().variables = vec![
+            ("ddns-fwd-name".into(), "\"old.example.\"".into()),
+            ("note".into(), "\"x\"".into()),
+        ];
+        previous.extra_mut().agent_options = vec![(1, b"port-1".to_vec())];
+        let args = LeaseArguments {
+            address: Some(address),
+            hardware: Hardware::new(1, &[9, 9, 9, 9, 9, 9]),
+            ..LeaseArguments::default()
+        };
+        let lease = written(&args, address, Some(&previous), 600, false, 5_000).expect("written");
+        let extra = lease.extra.as_deref().expect("ddns variable kept");
+        assert_eq!(extra.variables.len(), 1);
+        assert_eq!(extra.variables[0].0, "ddns-fwd-name");
+        assert!(extra.agent_options.is_empty());
+        assert_eq!(lease.client_hostname(), None);
     }
 
     #[test]
