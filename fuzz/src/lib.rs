@@ -375,6 +375,44 @@ pub fn icmp_reply(data: &[u8]) {
 
 pub type Entry = fn(&[u8]);
 
+/// `control_api_request`: any bytes as a JSON control API request body. The decoder answers
+/// every input with a request or a Kea answer (result 1 or 2) that serializes; a decoded
+/// `lease4-add`/`lease4-update` is turned into the lease it would write, over no record and
+/// over an active one, without panicking.
+pub fn control_api_request(data: &[u8]) {
+    use xdhcpd::control_api::answer::Answer;
+    use xdhcpd::control_api::lease_json;
+    use xdhcpd::control_api::request::{parse, Command};
+    match parse(data) {
+        Err(answer) => {
+            assert!(answer.result == 1 || answer.result == 2, "{answer:?}");
+            assert!(!Answer::body(&[answer]).is_empty());
+        }
+        Ok(request) => {
+            if let Command::LeaseAdd(args) | Command::LeaseUpdate(args) = &request.command {
+                let address = args.address.unwrap_or(Ipv4Addr::new(10, 0, 0, 100));
+                let mut active = xdhcpd::lease::record::Lease::free(address);
+                active.binding_state = xdhcpd::lease::record::BindingState::Active;
+                active.ends = 2_000_000_000;
+                for existing in [None, Some(&active)] {
+                    for failover in [false, true] {
+                        if let Ok(lease) = lease_json::written(
+                            args,
+                            address,
+                            existing,
+                            600,
+                            failover,
+                            1_700_000_000,
+                        ) {
+                            assert_eq!(lease.address, address);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `bulk_leasequery_stream`: any bytes as an RFC 6926 TCP stream; the frame decoder fed them
 /// in pieces (their size from the first byte) finds the same messages and error as fed them
 /// whole, never holds more than one message, and each message re-framed gives its bytes back.
@@ -427,4 +465,5 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("ddns_answer", ddns_answer),
     ("icmp_reply", icmp_reply),
     ("bulk_leasequery_stream", bulk_leasequery_stream),
+    ("control_api_request", control_api_request),
 ];

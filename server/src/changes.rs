@@ -29,6 +29,10 @@ pub enum ChangeSource {
     Omapi,
     /// The failover partner's BNDUPD/BNDACK and reconciliation, applied by its driver.
     Partner,
+    /// A command of the JSON control API (`lease4-add`, `lease4-update`, `lease4-del`,
+    /// `lease4-wipe`, `crate::control_api`). Its HTTP answer says the change is done, so it
+    /// waits for the record to be durable.
+    ControlApi,
     /// The expiry ticker moved leases past their end.
     Expiry,
     /// A dynamic DNS update finished: the lease variables ISC keeps (`ddns-fwd-name`, …) were
@@ -68,13 +72,14 @@ pub struct Effects {
 }
 
 impl ChangeSource {
-    pub const ALL: [ChangeSource; 6] = [
+    pub const ALL: [ChangeSource; 7] = [
         ChangeSource::Engine,
         ChangeSource::KernelRenewal,
         ChangeSource::Omapi,
         ChangeSource::Partner,
         ChangeSource::Expiry,
         ChangeSource::Ddns,
+        ChangeSource::ControlApi,
     ];
 
     /// The effects of a change from this source.
@@ -108,6 +113,15 @@ impl ChangeSource {
                 reconcile_kernel: true,
                 dns: DnsEffect::Remove,
             },
+            // As OMAPI (an operator's change), but the answer promises durability: Kea's
+            // lease_cmds answers once the lease back end has stored the lease.
+            ChangeSource::ControlApi => Effects {
+                record: true,
+                wait_durable: true,
+                tell_partner: true,
+                reconcile_kernel: true,
+                dns: DnsEffect::Remove,
+            },
             // DNS: the partner's server updates the names of the leases it gives.
             ChangeSource::Partner => Effects {
                 record: true,
@@ -137,6 +151,7 @@ impl ChangeSource {
             ChangeSource::Partner => "partner",
             ChangeSource::Expiry => "expiry",
             ChangeSource::Ddns => "ddns",
+            ChangeSource::ControlApi => "control_api",
         }
     }
 }
@@ -284,7 +299,10 @@ mod tests {
                 effects.tell_partner,
                 !matches!(source, ChangeSource::Partner | ChangeSource::Ddns)
             );
-            assert_eq!(effects.wait_durable, source == ChangeSource::Partner);
+            assert_eq!(
+                effects.wait_durable,
+                matches!(source, ChangeSource::Partner | ChangeSource::ControlApi)
+            );
         }
     }
 
@@ -303,6 +321,7 @@ mod tests {
                 (ChangeSource::Partner, DnsEffect::None),
                 (ChangeSource::Expiry, DnsEffect::Remove),
                 (ChangeSource::Ddns, DnsEffect::None),
+                (ChangeSource::ControlApi, DnsEffect::Remove),
             ]
         );
     }
@@ -318,7 +337,8 @@ mod tests {
             [
                 ChangeSource::Omapi,
                 ChangeSource::Partner,
-                ChangeSource::Expiry
+                ChangeSource::Expiry,
+                ChangeSource::ControlApi
             ]
         );
     }

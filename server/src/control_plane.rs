@@ -1,8 +1,9 @@
 //! The control plane's one runtime: every service that talks to the outside world other than
-//! DHCP clients — failover peers, OMAPI, the metrics endpoint, dynamic DNS — runs as tasks of
-//! one tokio runtime with one cancellation token (DESIGN.md "Threads"). The DHCP workers, the
-//! group committer, the XDP consumer and the ping driver stay on threads of their own: they
-//! block on sockets, fsync and ring buffers, and must never wait behind an OMAPI client.
+//! DHCP clients — failover peers, OMAPI, the JSON control API, the metrics endpoint, dynamic
+//! DNS — runs as tasks of one tokio runtime with one cancellation token (DESIGN.md
+//! "Threads"). The DHCP workers, the group committer, the XDP consumer and the ping driver
+//! stay on threads of their own: they block on sockets, fsync and ring buffers, and must never
+//! wait behind an OMAPI client.
 //!
 //! Stopping is in two steps: [`ControlPlane::cancel`] tells every task to finish what it is
 //! doing (a task selects on [`ControlPlane::token`]); [`ControlPlane::shutdown`] then gives

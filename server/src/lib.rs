@@ -9,6 +9,7 @@ pub mod changes;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control_api;
 pub mod control_plane;
 pub mod daemon;
 pub mod ddns;

@@ -158,8 +158,8 @@ pub fn prepare(running: &Config, mut new: Config) -> Result<(Config, Vec<String>
     }
     if new.hosts != running.hosts {
         notes.push(
-            "host declarations changed: DHCP uses the new ones; OMAPI lookups see the start-up \
-             ones until a restart"
+            "host declarations changed: DHCP uses the new ones; OMAPI lookups and the JSON \
+             control API's reservations see the start-up ones until a restart"
                 .to_string(),
         );
     }
@@ -177,6 +177,10 @@ pub fn prepare(running: &Config, mut new: Config) -> Result<(Config, Vec<String>
     keep!(omapi_port, "omapi-port");
     keep!(omapi_key, "omapi-key");
     keep!(keys, "key statements (OMAPI)");
+    keep!(
+        control_api,
+        "the xdhcpd.control-api-* settings (JSON control API)"
+    );
     keep!(lease_id_format_hex, "lease-id-format");
     keep!(db_time_format_local, "db-time-format");
     // The sockets are bound once and the ports chosen with them (dhcpd.conf(5) `local-port`,

@@ -1,5 +1,6 @@
 //! The sans-IO boundary (DESIGN.md "The sans-IO boundary"): the protocol logic — the DHCP
-//! engine, the failover machine and its rules, the OMAPI session and the lease store — takes
+//! engine, the failover machine and its rules, the OMAPI session, the lease store and the
+//! control API's decoder and commands — takes
 //! time as an argument and returns effects as values. This test fails the test run when the
 //! non-test code of those modules names a runtime, a clock, a socket, a thread, a channel, a
 //! lock or an atomic, or the daemon's shared containers that hold them.
@@ -22,6 +23,11 @@ const PROTOCOL_MODULES: &[&str] = &[
     "omapi/session.rs",
     "lease/store.rs",
     "lease/store",
+    "control_api/request.rs",
+    "control_api/commands.rs",
+    "control_api/lease_json.rs",
+    "control_api/answer.rs",
+    "control_api/auth.rs",
 ];
 
 /// What protocol code may not name (as whole words or paths).

@@ -38,8 +38,9 @@ const PACKAGES: &[&str] = &[
     "bind9-utils",
     "dnsutils",
     // Kea's own control-channel client (kea-shell), which the JSON control API tests run
-    // against xdhcpd (server/tests/integration/control_api*.rs).
+    // against xdhcpd (server/tests/integration/control_api.rs).
     "python3-kea-connector",
+    "curl",           // the other client of the same tests
     "kea-ctrl-agent", // ships /usr/sbin/kea-shell; policy-rc.d keeps the agent from starting
     // The lease database of the PostgreSQL backend and the lease history: tests start a
     // private instance (initdb in a temporary folder, own socket), never the service.

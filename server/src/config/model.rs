@@ -695,6 +695,8 @@ pub struct Config {
     pub starvation: super::xdhcpd::StarvationConfig,
     /// `option xdhcpd.omapi-*` settings of the OMAPI listener (config/xdhcpd.rs).
     pub omapi: super::xdhcpd::OmapiSettings,
+    /// `option xdhcpd.control-api-*`: the JSON control API (`crate::control_api`).
+    pub control_api: super::xdhcpd::ControlApiSettings,
     /// `ddns-update-style`, the conflict flags and the `zone` declarations.
     pub ddns: DdnsGlobal,
     pub warnings: Vec<Warning>,

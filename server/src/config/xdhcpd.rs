@@ -29,7 +29,76 @@ option xdhcpd.omapi-listen code 11 = ip-address;
 option xdhcpd.omapi-auth-timeout code 12 = unsigned integer 32;
 option xdhcpd.omapi-connections-per-source code 13 = unsigned integer 32;
 option xdhcpd.bulk-leasequery-listen code 14 = text;
+option xdhcpd.control-api-listen code 20 = text;
+option xdhcpd.control-api-cert-file code 21 = text;
+option xdhcpd.control-api-key-file code 22 = text;
+option xdhcpd.control-api-trust-anchor code 23 = text;
+option xdhcpd.control-api-cert-required code 24 = boolean;
+option xdhcpd.control-api-auth-file code 25 = text;
 ";
+
+/// The JSON control API's settings (README "JSON control API (Kea commands)",
+/// `crate::control_api`), named after Kea's control agent: `http-host`/`http-port`,
+/// `cert-file`, `key-file`, `trust-anchor`, `cert-required`, and the basic-authentication
+/// clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControlApiSettings {
+    /// `xdhcpd.control-api-listen "ADDR:PORT"`: off without it.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `xdhcpd.control-api-cert-file`: the server's certificate chain (PEM); with the key,
+    /// the API speaks HTTPS.
+    pub cert_file: Option<String>,
+    /// `xdhcpd.control-api-key-file`: the server's private key (PEM).
+    pub key_file: Option<String>,
+    /// `xdhcpd.control-api-trust-anchor`: CA certificates (PEM) that client certificates must
+    /// chain to (mutual TLS).
+    pub trust_anchor: Option<String>,
+    /// `xdhcpd.control-api-cert-required` (default on, as Kea's `cert-required`): with a trust
+    /// anchor, a client without a certificate is refused during the handshake; off, a client
+    /// may also come without one (and then needs basic authentication if that is configured).
+    pub cert_required: bool,
+    /// `xdhcpd.control-api-auth-file`: `user:password` lines, one per client, as the files of
+    /// Kea's `password-file` without `user`; every request must carry one of them in HTTP
+    /// basic authentication (RFC 7617).
+    pub auth_file: Option<String>,
+}
+
+impl Default for ControlApiSettings {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            cert_file: None,
+            key_file: None,
+            trust_anchor: None,
+            cert_required: true,
+            auth_file: None,
+        }
+    }
+}
+
+impl ControlApiSettings {
+    /// Applies one parsed path-valued setting; false when `name` is not one.
+    pub(crate) fn set_path(&mut self, name: &str, path: String) -> bool {
+        let slot = match name {
+            "control-api-cert-file" => &mut self.cert_file,
+            "control-api-key-file" => &mut self.key_file,
+            "control-api-trust-anchor" => &mut self.trust_anchor,
+            "control-api-auth-file" => &mut self.auth_file,
+            _ => return false,
+        };
+        *slot = Some(path);
+        true
+    }
+
+    /// Applies one parsed flag; false when `name` is not one of these settings.
+    pub(crate) fn set(&mut self, name: &str, value: u32) -> bool {
+        match name {
+            "control-api-cert-required" => self.cert_required = value != 0,
+            _ => return false,
+        }
+        true
+    }
+}
 
 /// The OMAPI listener's settings beyond ISC (README, OMAPI; `omapi::admission`,
 /// `omapi::session::SessionPolicy`).
@@ -127,17 +196,24 @@ pub(crate) enum Kind {
     Flag,
     Number,
     Percent,
-    /// A quoted `ADDRESS:PORT` (`metrics-listen`, `bulk-leasequery-listen`).
+    /// A quoted `ADDRESS:PORT` (`metrics-listen`, `bulk-leasequery-listen`,
+    /// `control-api-listen`).
     SocketAddress,
     /// A dotted-quad IPv4 address (`omapi-listen`).
     Address,
+    /// A quoted file name (`control-api-cert-file`, …).
+    Path,
 }
 
 /// The kind of the xdhcpd option `name` (lower case), if it is one.
 pub(crate) fn kind_of(name: &str) -> Option<Kind> {
     Some(match name {
-        "starvation-defence" => Kind::Flag,
-        "metrics-listen" | "bulk-leasequery-listen" => Kind::SocketAddress,
+        "starvation-defence" | "control-api-cert-required" => Kind::Flag,
+        "metrics-listen" | "bulk-leasequery-listen" | "control-api-listen" => Kind::SocketAddress,
+        "control-api-cert-file"
+        | "control-api-key-file"
+        | "control-api-trust-anchor"
+        | "control-api-auth-file" => Kind::Path,
         "omapi-listen" => Kind::Address,
         "pool-reserve-percent" => Kind::Percent,
         "new-leases-per-mac"
@@ -215,6 +291,36 @@ mod tests {
     }
 
     /// Bulk leasequery (RFC 6926) is off by default: ISC 4.4 has none.
+    #[test]
+    fn the_control_api_is_off_unless_configured() {
+        let config = crate::config::parse_str(
+            &format!(
+                "{DEFINITIONS}option xdhcpd.control-api-listen \"127.0.0.1:8000\";\n\
+                 option xdhcpd.control-api-cert-file \"/etc/xdhcpd/api.pem\";\n\
+                 option xdhcpd.control-api-key-file \"/etc/xdhcpd/api.key\";\n\
+                 option xdhcpd.control-api-trust-anchor \"/etc/xdhcpd/ca.pem\";\n\
+                 option xdhcpd.control-api-cert-required false;\n\
+                 option xdhcpd.control-api-auth-file \"/etc/xdhcpd/api-users\";\n"
+            ),
+            "test.conf",
+        )
+        .expect("parses");
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let settings = &config.control_api;
+        assert_eq!(
+            settings.listen,
+            Some("127.0.0.1:8000".parse().expect("address"))
+        );
+        assert_eq!(settings.cert_file.as_deref(), Some("/etc/xdhcpd/api.pem"));
+        assert_eq!(settings.key_file.as_deref(), Some("/etc/xdhcpd/api.key"));
+        assert_eq!(settings.trust_anchor.as_deref(), Some("/etc/xdhcpd/ca.pem"));
+        assert!(!settings.cert_required);
+        assert_eq!(settings.auth_file.as_deref(), Some("/etc/xdhcpd/api-users"));
+        let default = crate::config::parse_str(DEFINITIONS, "test.conf").expect("parses");
+        assert_eq!(default.control_api, ControlApiSettings::default());
+        assert!(default.control_api.cert_required);
+    }
+
     #[test]
     fn bulk_leasequery_listens_only_when_configured() {
         let text = format!(

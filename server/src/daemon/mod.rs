@@ -24,6 +24,7 @@ use crate::net::interfaces;
 use crate::net::socket::{DhcpSocket, SendBatch};
 
 mod commands;
+mod control_api;
 mod ping;
 mod worker;
 
@@ -456,7 +457,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     let omapi_objects = crate::omapi::objects::Objects::new(
         config.clone(),
         leases.clone(),
-        dynamic_hosts,
+        dynamic_hosts.clone(),
         Box::new(move |record| {
             if omapi_shared
                 .committer
@@ -483,6 +484,26 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         )),
     );
     let _omapi = crate::omapi::start(&control_plane, &config, omapi_objects)?;
+
+    // The JSON control API (Kea's commands): only with `option xdhcpd.control-api-listen`.
+    if let Some(listener) = crate::control_api::Listener::of(&config)
+        .map_err(|error| DaemonError::Config(format!("control API: {error}")))?
+    {
+        let backend = control_api::backend(
+            &shared,
+            &config,
+            &leases,
+            &dynamic_hosts,
+            &config_path,
+            &chosen,
+        );
+        crate::control_api::start(
+            &control_plane,
+            listener,
+            Arc::new(backend),
+            metrics.control_api.clone(),
+        )?;
+    }
 
     // Bound last, right before the workers start: a client (or a readiness probe) that sees
     // the port open is answered at once, not after the XDP verifier and the lease-file rewrite.

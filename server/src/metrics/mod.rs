@@ -320,6 +320,8 @@ pub struct Metrics {
     pub ping_replies_ignored: Counter,
     /// The dynamic DNS updater's counters, queue depth and latency ([`crate::ddns`]).
     pub ddns: Arc<crate::ddns::DdnsMetrics>,
+    /// The JSON control API's answers and refusals ([`crate::control_api`]).
+    pub control_api: Arc<crate::control_api::ControlApiMetrics>,
     /// The DHCP sockets whose kernel counters are exported, by interface.
     sockets: Mutex<Vec<(String, Arc<DhcpSocket>)>>,
 }
@@ -345,6 +347,7 @@ impl Default for Metrics {
             log_lines_suppressed: counter(slots::LOG_LINES_SUPPRESSED),
             ping_replies_ignored: counter(slots::PING_REPLIES_IGNORED),
             ddns: Arc::default(),
+            control_api: Arc::default(),
             sockets: Mutex::default(),
             stripes,
         }
@@ -446,6 +449,7 @@ impl Metrics {
             metrics: self.clone(),
         }));
         self.ddns.register(&mut registry);
+        self.control_api.register(&mut registry);
         registry.register_collector(Box::new(socket::SocketCollector {
             metrics: self.clone(),
         }));

@@ -513,7 +513,17 @@ impl Objects {
 
     // ---- host (docs/spec/omapi.md §8.2) ----
 
-    fn host_record(&self, name: &str) -> Option<HostRecord> {
+    /// Every live host record, dynamic ones first (the JSON control API's reservations share
+    /// this host layer: `crate::control_api::backend`).
+    pub fn host_records(&self) -> Vec<HostRecord> {
+        self.host_names()
+            .iter()
+            .filter_map(|name| self.host_record(name))
+            .collect()
+    }
+
+    /// The record of host `name`: dynamic, else dhcpd.conf's unless a rubout hides it.
+    pub fn host_record(&self, name: &str) -> Option<HostRecord> {
         let set = self.hosts.current();
         if let Some(record) = set.record(name) {
             return Some(record.clone());
@@ -654,8 +664,9 @@ impl Objects {
         Ok(())
     }
 
-    /// Enters `record` into the table the engine reads, then persists it.
-    fn store_host(&self, record: HostRecord) {
+    /// Enters `record` (a host, or a rubout) into the table the engine reads, then persists
+    /// it through `persist`.
+    pub fn store_host(&self, record: HostRecord) {
         let configured = self
             .config
             .hosts

@@ -22,6 +22,7 @@ mod loopback_support;
 mod netns;
 
 mod config_samples;
+mod control_api;
 mod ddns_bind;
 mod engine_robustness;
 mod failover_wire;

@@ -27,6 +27,15 @@ impl Parser {
         if kind == Kind::SocketAddress {
             return self.parse_xdhcpd_socket_address(block, name, name_span);
         }
+        if kind == Kind::Path {
+            let path = self.parse_string("a quoted file name")?;
+            self.expect_semicolon()?;
+            if self.global_only(block, name, name_span) {
+                let path = String::from_utf8_lossy(&path).into_owned();
+                self.config.control_api.set_path(&lowered, path);
+            }
+            return Ok(());
+        }
         if kind == Kind::Address {
             let address = self.parse_ip()?;
             self.expect_semicolon()?;
@@ -36,13 +45,16 @@ impl Parser {
             return Ok(());
         }
         let value = match kind {
-            Kind::SocketAddress | Kind::Address => unreachable!("handled above"),
+            Kind::SocketAddress | Kind::Address | Kind::Path => unreachable!("handled above"),
             Kind::Flag => u32::from(self.parse_flag()?),
             Kind::Percent => self.parse_number_in("a percentage", 0, 100)? as u32,
             Kind::Number => self.parse_u32("an unsigned 32-bit integer")?,
         };
         self.expect_semicolon()?;
-        if self.global_only(block, name, name_span) && !self.config.omapi.set(&lowered, value) {
+        if self.global_only(block, name, name_span)
+            && !self.config.omapi.set(&lowered, value)
+            && !self.config.control_api.set(&lowered, value)
+        {
             self.config.starvation.set(&lowered, value);
         }
         Ok(())
@@ -85,6 +97,8 @@ impl Parser {
         if self.global_only(block, name, name_span) {
             if name.eq_ignore_ascii_case("bulk-leasequery-listen") {
                 self.config.bulk_leasequery_listen = Some(address);
+            } else if name.eq_ignore_ascii_case("control-api-listen") {
+                self.config.control_api.listen = Some(address);
             } else {
                 self.config.metrics_listen = Some(address);
             }
