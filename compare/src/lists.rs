@@ -1,6 +1,6 @@
 //! The two checked-in lists of the differential harness, in a small subset of TOML (an array of
-//! `[[difference]]` tables whose values are basic strings), read without a TOML crate because
-//! this module is shared with xtask, which links only std and anyhow:
+//! `[[difference]]` tables whose values are basic strings), read without a TOML crate so that
+//! this crate links only std and anyhow (xtask builds it):
 //!
 //! - `testdata/difftest/justified.toml`: differences that stay, each with its `reason` (xdhcpd
 //!   better per an RFC and harmless, or ISC nondeterminism);
