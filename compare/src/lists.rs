@@ -64,7 +64,7 @@ pub fn load_list(path: &Path, why_key: &str) -> Result<Vec<Entry>> {
     parse_list(&text, why_key).with_context(|| format!("in {}", path.display()))
 }
 
-fn parse_list(text: &str, why_key: &str) -> Result<Vec<Entry>> {
+pub fn parse_list(text: &str, why_key: &str) -> Result<Vec<Entry>> {
     let mut tables: Vec<BTreeMap<String, String>> = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
