@@ -432,7 +432,16 @@ impl Shadow {
             &self.justified,
             (isc, waiting.ours.as_ref()),
         );
+        let show = |reply: Option<&Reply>| {
+            reply.map_or_else(|| "no reply".to_owned(), dhcp_compare::replies::describe)
+        };
         if remaining.is_empty() {
+            tracing::debug!(
+                "shadow: {} identical; ISC: {}; xdhcpd: {}",
+                waiting.exchange,
+                show(isc),
+                show(waiting.ours.as_ref())
+            );
             return;
         }
         if let Some(suppressed) = self.log_limit.admit(now) {
@@ -448,9 +457,6 @@ impl Shadow {
                     )
                 })
                 .collect();
-            let show = |reply: Option<&Reply>| {
-                reply.map_or_else(|| "no reply".to_owned(), dhcp_compare::replies::describe)
-            };
             tracing::warn!(
                 "shadow: {} differs: {}; ISC: {}; xdhcpd: {}",
                 waiting.exchange,

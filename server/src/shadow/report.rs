@@ -236,10 +236,13 @@ impl Totals {
     /// The summary `xdhcpd --shadow-report` prints.
     pub fn render(&self) -> String {
         let mut text = String::new();
+        // ISC's lease-file date (`W YYYY/MM/DD HH:MM:SS`) without the weekday.
         let date = |time: UnixTime| {
             let mut out = Vec::new();
             crate::lease::file::date::write_date(time, &mut out);
-            String::from_utf8_lossy(&out).into_owned()
+            let text = String::from_utf8_lossy(&out).into_owned();
+            text.split_once(' ')
+                .map_or(text.clone(), |(_, date)| date.replace('/', "-"))
         };
         text.push_str(&format!(
             "xdhcpd shadow mode: replies computed beside ISC dhcpd, none sent\n\
