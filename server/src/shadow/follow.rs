@@ -81,17 +81,19 @@ impl FollowState {
     }
 }
 
-/// The leases of the records read, in file order; the other records (failover states, hosts,
-/// groups) are ISC's business and not used by the comparison.
+/// The leases and hosts (OMAPI's, which ISC keeps in its lease file) of the records read, in
+/// file order; the other records (failover states, groups) are not used by the comparison.
 #[derive(Default)]
-pub struct LeaseRecords(pub Vec<Lease>);
+pub struct LeaseRecords(pub Vec<Lease>, pub Vec<HostRecord>);
 
 impl RecordSink for LeaseRecords {
     fn lease(&mut self, lease: Lease) {
         self.0.push(lease);
     }
     fn failover_state(&mut self, _: FailoverStateRecord) {}
-    fn host(&mut self, _: HostRecord) {}
+    fn host(&mut self, record: HostRecord) {
+        self.1.push(record);
+    }
     fn group(&mut self, _: GroupRecord) {}
     fn server_duid(&mut self, _: Vec<u8>) {}
 }
@@ -100,6 +102,7 @@ impl RecordSink for LeaseRecords {
 #[derive(Debug, Default)]
 pub struct Followed {
     pub leases: Vec<Lease>,
+    pub hosts: Vec<HostRecord>,
     /// The file was read from its start again (first look, or ISC rewrote it).
     pub restarted: bool,
     /// Bytes read by this look.
@@ -161,6 +164,7 @@ impl Follower {
         let mut records = LeaseRecords::default();
         followed.errors = self.state.feed(&bytes, &mut records);
         followed.leases = records.0;
+        followed.hosts = records.1;
         Ok(followed)
     }
 }

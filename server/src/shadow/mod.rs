@@ -95,6 +95,9 @@ struct Waiting {
     exchange: String,
     kind: MessageKind,
     ours: Option<Reply>,
+    /// The engine holds the offered address as ISC does while it pings it (`ping-check`): the
+    /// probe ends when ISC's OFFER comes, or when ISC never answers.
+    ping: Option<crate::engine::PingCheck>,
 }
 
 /// The shadow run's state besides the sockets.
@@ -108,6 +111,10 @@ struct Shadow {
     ports: Ports,
     limited_broadcast: Ipv4Addr,
     follower: Follower,
+    /// OMAPI hosts from ISC's lease file (the last record of each name), and the engine's
+    /// view of them and of ping checks.
+    hosts: Vec<crate::lease::file::HostRecord>,
+    snapshot: Snapshot,
     /// ISC replied since the follower last looked: its lease records are in the file by now
     /// (ISC writes, then answers), and are read before the next message is decided.
     follow_due: bool,
@@ -171,6 +178,13 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         ports,
         limited_broadcast,
         follower: Follower::new(&leases_path),
+        hosts: Vec::new(),
+        // ISC's OFFER of a new address waits for its ping (ping-check, on by default): the
+        // engine then holds the address and ignores the client's retransmissions, as ISC does.
+        snapshot: Snapshot {
+            ping_checks: true,
+            ..Snapshot::default()
+        },
         follow_due: false,
         log_limit: LogLimit::default(),
     };
@@ -323,6 +337,16 @@ impl Shadow {
         for lease in followed.leases {
             self.store.upsert(lease);
         }
+        if !followed.hosts.is_empty() {
+            for record in followed.hosts {
+                match self.hosts.iter_mut().find(|host| host.name == record.name) {
+                    Some(host) => *host = record,
+                    None => self.hosts.push(record),
+                }
+            }
+            let table = crate::omapi::host_table(self.engine.config(), self.hosts.clone());
+            self.snapshot.hosts = table.snapshot();
+        }
         Ok(followed.bytes)
     }
 
@@ -344,11 +368,12 @@ impl Shadow {
                         tracing::warn!("shadow: {}: {error}", self.follower.path().display());
                     }
                 }
-                let ours = self.decide(frame, &message, interface_address);
+                let (ours, ping) = self.decide(frame, &message, interface_address);
                 let waiting = Waiting {
                     exchange: exchange_text(frame.payload, kind),
                     kind,
                     ours,
+                    ping,
                 };
                 if self.pairing.insert(now_ms, key, kind, waiting).is_some() {
                     self.totals().overflow += 1;
@@ -367,34 +392,37 @@ impl Shadow {
         }
     }
 
-    /// The reply xdhcpd would have sent, as it would have addressed it; `None` when it would
-    /// have said nothing. Nothing is sent, committed or executed.
+    /// The reply xdhcpd would have sent, as it would have addressed it (`None` when it would
+    /// have said nothing), and the ping check it would have made first. Nothing is sent,
+    /// committed or executed.
     fn decide(
         &mut self,
         frame: &Frame<'_>,
         message: &dhcproto::v4::Message,
         interface_address: Ipv4Addr,
-    ) -> Option<Reply> {
+    ) -> (Option<Reply>, Option<crate::engine::PingCheck>) {
         let request = Request {
             message,
             source: SocketAddrV4::new(frame.ip_source, frame.udp_source),
             interface_address: Some(interface_address),
             raw: self.engine.config().reads_packet.then_some(frame.payload),
         };
-        // No ping driver: the engine offers at once (ISC's OFFER comes after its ping).
         let decision = self.engine.handle(
             unix_now(),
-            &Snapshot::default(),
+            &self.snapshot,
             &request,
             &mut self.store,
             &mut self.starvation,
         );
-        let reply = decision.reply?;
+        let ping = decision.ping_check;
+        let Some(reply) = decision.reply else {
+            return (None, ping);
+        };
         let bootp = match reply.encode() {
             Ok(bytes) => bytes,
             Err(error) => {
                 tracing::warn!("shadow: cannot encode xdhcpd's reply: {error}");
-                return None;
+                return (None, ping);
             }
         };
         let (ip_dst, udp_dport, link) = match reply.destination {
@@ -403,12 +431,13 @@ impl Shadow {
             Destination::Broadcast => (self.limited_broadcast, self.ports.client, "broadcast"),
             Destination::Hardware { address, .. } => (address, self.ports.client, "chaddr"),
         };
-        Some(Reply {
+        let reply = Reply {
             link: link.to_owned(),
             ip_dst,
             udp_dport,
             bootp,
-        })
+        };
+        (Some(reply), ping)
     }
 
     /// Messages ISC did not answer in time: compared as ISC's silence.
@@ -422,6 +451,13 @@ impl Shadow {
     }
 
     fn compare(&mut self, waiting: Waiting, isc: Option<&Reply>) {
+        // ISC's ping of the address is over (it offered, or it never will): so is ours. When
+        // the address answered ISC's ping, ISC's lease file says it is abandoned.
+        if let Some(check) = &waiting.ping {
+            let _ = self
+                .engine
+                .ping_timed_out(unix_now(), check, &mut self.store);
+        }
         let key = report::key(&waiting.exchange);
         let differences = compare_replies(&key, isc, waiting.ours.as_ref());
         let now = unix_now();
