@@ -1,7 +1,7 @@
 //! Seeing DHCP on the wire without taking part: one AF_PACKET socket per interface
 //! (packet(7)), bound to `ETH_P_ALL` so that it sees the frames the host sends (ISC's replies,
 //! when it runs on this host) as well as those it receives (the clients' and relays'
-//! messages, or both directions on a mirror port). A classic BPF filter keeps IPv4 UDP to or
+//! messages, or both directions on a mirror port, hence promiscuous). A classic BPF filter keeps IPv4 UDP to or
 //! from the server and client ports, unfragmented. The socket is never written to: packet(7)
 //! sockets send only when asked, and shadow mode never asks.
 
@@ -148,6 +148,26 @@ impl PacketCapture {
             )
         };
         if bound < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // On a mirror port the frames between the clients and ISC are addressed to other
+        // hosts' MACs: take them in (packet(7) PACKET_MR_PROMISC, undone when the socket
+        // closes). Receiving only; on ISC's own host it changes nothing that is seen.
+        // SAFETY: an all-zero packet_mreq is valid; the fields that matter are set below.
+        let mut membership: libc::packet_mreq = unsafe { std::mem::zeroed() };
+        membership.mr_ifindex = index as i32;
+        membership.mr_type = libc::PACKET_MR_PROMISC as u16;
+        // SAFETY: `membership` is a valid packet_mreq of the given length.
+        let promiscuous = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_ADD_MEMBERSHIP,
+                std::ptr::from_ref(&membership).cast(),
+                std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
+            )
+        };
+        if promiscuous < 0 {
             return Err(std::io::Error::last_os_error());
         }
         Ok(Self { fd })

@@ -599,6 +599,59 @@ impl LogLimit {
 mod tests {
     use super::*;
 
+    /// A BOOTREPLY to a client `02:00:00:00:00:01` with `ciaddr` and `giaddr`.
+    fn bootreply(ciaddr: [u8; 4], giaddr: [u8; 4]) -> Vec<u8> {
+        let mut bootp = vec![0u8; 240];
+        bootp[..4].copy_from_slice(&[2, 1, 6, 0]);
+        bootp[4..8].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        bootp[12..16].copy_from_slice(&ciaddr);
+        bootp[24..28].copy_from_slice(&giaddr);
+        bootp[28..34].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        bootp
+    }
+
+    fn link(ethernet: [u8; 6], to: [u8; 4], bootp: &[u8]) -> String {
+        isc_reply(&Frame {
+            ethernet_destination: ethernet,
+            ip_source: Ipv4Addr::new(10, 0, 0, 1),
+            ip_destination: Ipv4Addr::from(to),
+            udp_source: 67,
+            udp_destination: 68,
+            payload: bootp,
+        })
+        .link
+    }
+
+    #[test]
+    fn names_isc_replies_links_as_the_differential_harness() {
+        let client = [2, 0, 0, 0, 0, 1];
+        let direct = bootreply([0; 4], [0; 4]);
+        assert_eq!(link([0xff; 6], [255; 4], &direct), "broadcast");
+        assert_eq!(link(client, [10, 0, 0, 5], &direct), "chaddr");
+        assert_eq!(
+            link([2, 0, 0, 0, 0, 9], [10, 0, 0, 5], &direct),
+            "02:00:00:00:00:09"
+        );
+        let renewing = bootreply([10, 0, 0, 5], [0; 4]);
+        assert_eq!(link(client, [10, 0, 0, 5], &renewing), "unicast");
+        let relayed = bootreply([0; 4], [10, 1, 0, 1]);
+        assert_eq!(link([2, 0, 0, 0, 0, 7], [10, 1, 0, 1], &relayed), "unicast");
+    }
+
+    #[test]
+    fn keys_and_names_an_exchange_by_its_header() {
+        let bootp = bootreply([0; 4], [10, 1, 0, 1]);
+        let key = pair_key(&bootp).unwrap();
+        assert_eq!(key.xid, 0xdead_beef);
+        assert_eq!(&key.chaddr[..7], &[2, 0, 0, 0, 0, 1, 0]);
+        assert_eq!(
+            exchange_text(&bootp, Some(3)),
+            "DHCPREQUEST xid 0xdeadbeef from 02:00:00:00:00:01 via 10.1.0.1"
+        );
+        assert!(pair_key(&bootp[..239]).is_none());
+        assert!(!expects_answer(Some(7)) && expects_answer(None));
+    }
+
     #[test]
     fn logs_ten_lines_a_minute_then_says_how_many_it_left_out() {
         let mut limit = LogLimit::default();
