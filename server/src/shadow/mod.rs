@@ -407,13 +407,20 @@ impl Shadow {
             interface_address: Some(interface_address),
             raw: self.engine.config().reads_packet.then_some(frame.payload),
         };
-        let decision = self.engine.handle(
-            unix_now(),
-            &self.snapshot,
-            &request,
-            &mut self.store,
-            &mut self.starvation,
-        );
+        // A DHCPLEASEQUERY (RFC 4388) is answered from the store without changing it, as the
+        // workers answer it (`Engine::lease_query`).
+        let decision = if message.opts().msg_type() == Some(dhcproto::v4::MessageType::LeaseQuery) {
+            self.engine
+                .lease_query(unix_now(), &self.snapshot, &request, &self.store)
+        } else {
+            self.engine.handle(
+                unix_now(),
+                &self.snapshot,
+                &request,
+                &mut self.store,
+                &mut self.starvation,
+            )
+        };
         let ping = decision.ping_check;
         let Some(reply) = decision.reply else {
             return (None, ping);

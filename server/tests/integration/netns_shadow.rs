@@ -277,6 +277,14 @@ fn nothing_is_sent_and_the_lease_file_is_left_alone() -> Result<()> {
             .trim()
             .parse()?)
     };
+    let files = |dir: &Path| -> Result<Vec<String>> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)?
+            .map(|entry| Ok(entry?.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_>>()?;
+        names.sort();
+        Ok(names)
+    };
+    let mut expected = files(lab.dir.path())?;
     let shadow = Shadow::start(&lab, &conf_path, &leases)?;
     assert!(!lab.server.udp_bound(67)?, "shadow mode bound UDP port 67");
     let before = tx_packets()?;
@@ -313,6 +321,10 @@ fn nothing_is_sent_and_the_lease_file_is_left_alone() -> Result<()> {
         text,
         "the lease file changed"
     );
+    // Beside the lease file, only its own state file (and the harness's log of it).
+    expected.extend(["shadow.log".to_owned(), "shadow.state".to_owned()]);
+    expected.sort();
+    assert_eq!(files(lab.dir.path())?, expected);
     // It computed the OFFERs it did not send: ISC's silence against them.
     assert!(count(&report, "exchanges compared") >= 4, "{report}");
     assert!(
