@@ -276,6 +276,10 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             let _ = shadow
                 .engine
                 .expire(now, &Default::default(), &mut shadow.store);
+            let dropped: u64 = captures.iter().map(|(capture, _)| capture.dropped()).sum();
+            if dropped > 0 {
+                shadow.totals().capture_drops += dropped;
+            }
             if let Err(error) = shadow.follow() {
                 tracing::warn!("shadow: {}: {error}", leases_path.display());
             }

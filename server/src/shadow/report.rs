@@ -49,6 +49,8 @@ pub struct Totals {
     pub unpaired_replies: u64,
     /// Messages pushed out of a full pairing table, not compared.
     pub overflow: u64,
+    /// Frames the kernel dropped before the capture read them (its buffer was full).
+    pub capture_drops: u64,
     /// Differences by field (`reply`, `yiaddr`, `option 51`, …).
     pub differences: BTreeMap<String, u64>,
     /// Differences the differential tests' justified list covers, by field.
@@ -138,6 +140,7 @@ impl Totals {
             ("isc-silent", self.isc_silent),
             ("unpaired-replies", self.unpaired_replies),
             ("overflow", self.overflow),
+            ("capture-drops", self.capture_drops),
         ] {
             text.push_str(&format!("{name}\t{value}\n"));
         }
@@ -192,6 +195,7 @@ impl Totals {
                         "isc-silent" => totals.isc_silent = value,
                         "unpaired-replies" => totals.unpaired_replies = value,
                         "overflow" => totals.overflow = value,
+                        "capture-drops" => totals.capture_drops = value,
                         _ => return Err(bad()),
                     }
                 }
@@ -280,6 +284,12 @@ impl Totals {
             text.push_str(&format!(
                 "{:>10} messages not compared (pairing table full)\n",
                 self.overflow
+            ));
+        }
+        if self.capture_drops > 0 {
+            text.push_str(&format!(
+                "{:>10} frames lost by the capture (socket buffer full)\n",
+                self.capture_drops
             ));
         }
         if !self.justified.is_empty() {
@@ -423,6 +433,12 @@ impl Collector for ShadowCollector {
             "client messages pushed out of the full pairing table.",
             plain(totals.overflow),
         )?;
+        counters(
+            &mut encoder,
+            "shadow_capture_drops",
+            "frames the kernel dropped before shadow mode read them (capture buffer full).",
+            plain(totals.capture_drops),
+        )?;
         Ok(())
     }
 }
@@ -508,6 +524,7 @@ mod tests {
     fn the_state_file_reads_back() {
         let mut totals = Totals::new(1_764_800_000);
         totals.isc_silent = 3;
+        totals.capture_drops = 7;
         let _ = totals.record(
             1_764_800_100,
             "DHCPREQUEST\txid",

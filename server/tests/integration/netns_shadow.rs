@@ -100,8 +100,9 @@ impl Shadow {
     }
 
     /// Waits until the compared count stops moving (every message answered or timed out: the
-    /// pairing timeout is 5 s), then stops shadow mode, which saves its state.
-    fn finish(mut self, lab: &Lab) -> Result<String> {
+    /// pairing timeout is 5 s), then stops shadow mode, which saves its state. Returns what
+    /// `--shadow-report` prints and the last scrape of the metrics.
+    fn finish(mut self, lab: &Lab) -> Result<(String, String)> {
         let mut last = u64::MAX;
         wait_for(
             "the shadow totals to settle",
@@ -114,6 +115,7 @@ impl Shadow {
                 Ok(settled.then_some(()))
             },
         )?;
+        let metrics = lab.server.scrape_metrics(METRICS)?;
         self.proc.check_running()?;
         self.proc.signal("TERM")?;
         self.proc.wait_exit(Duration::from_secs(10))?;
@@ -135,7 +137,7 @@ impl Shadow {
         if std::env::var_os("XDH_SHADOW_LOG").is_some() {
             eprintln!("{}", self.proc.log_text());
         }
-        Ok(report)
+        Ok((report, metrics))
     }
 }
 
@@ -214,7 +216,18 @@ fn same_config_gives_no_difference() -> Result<()> {
     .start()?;
     let shadow = Shadow::start(&lab, &isc.config_file, &isc.lease_file)?;
     clients(&lab, 200)?;
-    let report = shadow.finish(&lab)?;
+    let (report, metrics) = shadow.finish(&lab)?;
+    assert!(
+        metrics.contains(&format!(
+            "xdhcpd_shadow_compared_total {}",
+            count(&report, "exchanges compared")
+        )),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("xdhcpd_shadow_differences_total{"),
+        "{metrics}"
+    );
     let compared = count(&report, "exchanges compared");
     assert!(compared >= 400, "too few exchanges compared:\n{report}");
     assert!(report.contains("No differences."), "{report}");
@@ -236,7 +249,11 @@ fn another_lease_time_is_reported_on_option_51() -> Result<()> {
     std::fs::write(&ours, config(900).to_dhcpd_conf())?;
     let shadow = Shadow::start(&lab, &ours, &isc.lease_file)?;
     clients(&lab, 20)?;
-    let report = shadow.finish(&lab)?;
+    let (report, metrics) = shadow.finish(&lab)?;
+    assert!(
+        metrics.contains("xdhcpd_shadow_differences_total{field=\"option 51\"}"),
+        "{metrics}"
+    );
     let field_line = report
         .lines()
         .find(|line| line.trim().ends_with("option 51"))
@@ -314,7 +331,7 @@ fn nothing_is_sent_and_the_lease_file_is_left_alone() -> Result<()> {
     );
     let after = tx_packets()?;
     assert!(!lab.server.udp_bound(67)?, "shadow mode bound UDP port 67");
-    let report = shadow.finish(&lab)?;
+    let (report, _) = shadow.finish(&lab)?;
     assert_eq!(before, after, "packets left the server interface");
     assert_eq!(
         std::fs::read_to_string(&leases)?,
