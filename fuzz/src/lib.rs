@@ -373,6 +373,34 @@ pub fn icmp_reply(data: &[u8]) {
     }
 }
 
+/// `shadow_input`: what shadow mode reads from outside (server/src/shadow/): any bytes as a
+/// captured Ethernet frame, as its state file (`--shadow-report`), and as ISC's lease file
+/// followed while ISC appends it, cut in two where the first byte says.
+pub fn shadow_input(data: &[u8]) {
+    use xdhcpd::shadow::follow::{FollowState, LeaseRecords};
+    if let Some(frame) = xdhcpd::shadow::capture::parse_frame(data) {
+        assert!(frame.payload.len() <= data.len());
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(totals) = xdhcpd::shadow::report::Totals::from_text(text) {
+            let _ = totals.render();
+            assert_eq!(
+                xdhcpd::shadow::report::Totals::from_text(&totals.to_text()),
+                Ok(totals)
+            );
+        }
+    }
+    let split = data
+        .first()
+        .map_or(0, |&byte| usize::from(byte))
+        .min(data.len());
+    let mut records = LeaseRecords::default();
+    let mut state = FollowState::default();
+    let _ = state.feed(&data[..split], &mut records);
+    let _ = state.feed(&data[split..], &mut records);
+    assert!(state.pending() <= data.len());
+}
+
 pub type Entry = fn(&[u8]);
 
 /// `control_api_request`: any bytes as a JSON control API request body. The decoder answers
@@ -466,4 +494,5 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("icmp_reply", icmp_reply),
     ("bulk_leasequery_stream", bulk_leasequery_stream),
     ("control_api_request", control_api_request),
+    ("shadow_input", shadow_input),
 ];

@@ -82,6 +82,19 @@ pub struct Cli {
     #[arg(long = "threads", value_name = "N")]
     pub threads: Option<usize>,
 
+    /// Shadow mode: beside a running ISC dhcpd, follow its lease file, watch its replies on the
+    /// interfaces, compute xdhcpd's own and compare them; send nothing, write no lease file.
+    #[arg(long = "shadow", conflicts_with_all = ["test_config", "test_leases", "shadow_report"])]
+    pub shadow: bool,
+
+    /// Print the summary of what shadow mode found so far (its state file) and exit.
+    #[arg(long = "shadow-report")]
+    pub shadow_report: bool,
+
+    /// Shadow mode's state file; defaults to xdhcpd-shadow.state beside the lease file.
+    #[arg(long = "shadow-state", value_name = "FILE")]
+    pub shadow_state: Option<PathBuf>,
+
     /// ISC's -user/-group/-chroot/-tf/-play: accepted and ignored with a warning.
     #[arg(long = "isc-ignored", hide = true, value_name = "FLAG=VALUE")]
     pub isc_ignored: Vec<String>,
@@ -113,7 +126,11 @@ impl Cli {
     }
 
     pub fn foreground(&self) -> bool {
-        self.foreground || self.log_to_stderr || self.test_config || self.test_leases
+        self.foreground
+            || self.log_to_stderr
+            || self.test_config
+            || self.test_leases
+            || self.shadow_report
     }
 }
 
@@ -187,5 +204,17 @@ mod tests {
         assert!(cli.no_xdp);
         assert_eq!(cli.all_interfaces(), vec!["eth0"]);
         assert_eq!(cli.metrics_listen, Some("127.0.0.1:9167".parse().unwrap()));
+    }
+
+    #[test]
+    fn shadow_mode_with_isc_arguments() {
+        let cli =
+            parse("xdhcpd --shadow -cf /etc/dhcp/dhcpd.conf -lf /var/lib/dhcp/dhcpd.leases eth0");
+        assert!(cli.shadow && !cli.shadow_report);
+        assert_eq!(cli.all_interfaces(), vec!["eth0"]);
+        let report = parse("xdhcpd --shadow-report --shadow-state /tmp/s");
+        assert!(report.shadow_report && report.foreground());
+        assert_eq!(report.shadow_state, Some(PathBuf::from("/tmp/s")));
+        assert!(Cli::try_parse_from(["xdhcpd", "--shadow", "-t"]).is_err());
     }
 }

@@ -26,6 +26,7 @@ pub mod reverse_names;
 #[cfg(test)]
 mod sans_io;
 pub mod sd_notify;
+pub mod shadow;
 pub mod shutdown;
 pub mod signals;
 pub mod xdp;

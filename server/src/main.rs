@@ -11,6 +11,18 @@ fn main() -> ExitCode {
     if cli.test_config || cli.test_leases {
         return check(&cli);
     }
+    if cli.shadow_report {
+        return match xdhcpd::shadow::report_text(&cli) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("xdhcpd: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Read the config once before forking so that errors reach the terminal.
     let config = match config::load_file(&cli.config_path()) {
         Ok(config) => config,
@@ -34,8 +46,9 @@ fn main() -> ExitCode {
             }
             _ => {}
         }
-        // ISC binds its fallback socket to `local-address` before it forks too.
-        if let Some(address) = xdhcpd::net::local_address::of(&config) {
+        // ISC binds its fallback socket to `local-address` before it forks too (shadow mode
+        // binds nothing).
+        if let Some(address) = xdhcpd::net::local_address::of(&config).filter(|_| !cli.shadow) {
             if let Err(error) = xdhcpd::net::local_address::check(address) {
                 eprintln!("{error}");
                 return ExitCode::FAILURE;
@@ -56,8 +69,17 @@ fn main() -> ExitCode {
             env!("CARGO_PKG_VERSION")
         );
     }
-    let pid_file = daemon::write_pid_file(&cli, config.pid_file_name.as_deref());
-    let result = daemon::run(&cli);
+    // Shadow mode writes no PID file unless given one: the default is ISC's own.
+    let pid_file = if cli.shadow && cli.pid_file.is_none() {
+        None
+    } else {
+        daemon::write_pid_file(&cli, config.pid_file_name.as_deref())
+    };
+    let result = if cli.shadow {
+        xdhcpd::shadow::run(&cli)
+    } else {
+        daemon::run(&cli)
+    };
     if let Some(path) = pid_file {
         let _ = std::fs::remove_file(path);
     }

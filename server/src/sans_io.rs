@@ -28,6 +28,7 @@ const PROTOCOL_MODULES: &[&str] = &[
     "control_api/lease_json.rs",
     "control_api/answer.rs",
     "control_api/auth.rs",
+    "shadow/pairing.rs",
 ];
 
 /// What protocol code may not name (as whole words or paths).

@@ -54,7 +54,7 @@ impl Sources {
 type Column = (&'static str, &'static str, fn(&PoolUsage) -> u64);
 
 /// The label pairs of one sample.
-type Pairs = Vec<(&'static str, String)>;
+pub(crate) type Pairs = Vec<(&'static str, String)>;
 
 /// Writes one gauge family: a descriptor, then one sample per label set.
 pub(super) fn gauges(
@@ -71,7 +71,7 @@ pub(super) fn gauges(
 }
 
 /// Writes one counter family (the encoder adds `_total`).
-pub(super) fn counters(
+pub(crate) fn counters(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,

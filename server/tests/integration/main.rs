@@ -50,6 +50,7 @@ mod netns_overload;
 mod netns_perfdhcp;
 mod netns_ping_check;
 mod netns_service;
+mod netns_shadow;
 mod netns_xdp;
 mod omapi_capture;
 mod omapi_limits;

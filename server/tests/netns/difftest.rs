@@ -17,8 +17,8 @@
 //! directly attached clients on 10.220.0.0/24 and relayed ones on 10.230–10.232.0.0/24.
 
 pub mod compare;
-pub mod lists;
 pub mod script;
+pub use dhcp_compare::lists;
 
 use super::peers::{Server, ServerKind, ServerSetup};
 use super::{run, DhcpConfig, Lab, Proc};
