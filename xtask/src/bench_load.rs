@@ -658,10 +658,14 @@ fn dora_step(
     let load_before = load_average();
     let cpu_before = server.proc.cpu_seconds();
     let busy_before = box_busy_seconds();
+    let profile = profile_server(label, rate, server.proc.pid(), seconds)?;
     let mut command = lab.client.command(&generator.to_string_lossy());
     command.arg("rate").args(&args);
     let mut proc = Proc::spawn("dhcp_load rate", command, lab.dir.join("rate.log"))?;
     let exit = proc.wait_exit(Duration::from_secs(u64::from(seconds) + 60))?;
+    if let Some(profile) = profile {
+        profile.finish()?;
+    }
     let busy = box_busy_seconds() - busy_before;
     let server_cpu = server.proc.cpu_seconds() - cpu_before;
     let text = proc.log_text();
@@ -778,6 +782,78 @@ pub fn compaction(leases: u32, rate: u32, seconds: u32, clients: u32) -> Result<
     std::fs::write(&out, &table)?;
     println!("written to {}", out.display());
     Ok(())
+}
+
+/// A `perf record` of the server during one step (`XDH_BENCH_PERF=1`): where its CPU goes.
+struct Profile {
+    recorder: std::process::Child,
+    data: PathBuf,
+    report: PathBuf,
+}
+
+/// With `XDH_BENCH_PERF=1`, records the server (`pid`) with call graphs for `seconds` into
+/// `target/perf-LABEL-RATE.data`; [`Profile::finish`] writes the report's top entries next to
+/// it (`.txt`) — the figures BENCHMARKS.md quotes.
+fn profile_server(label: &str, rate: u32, pid: u32, seconds: u32) -> Result<Option<Profile>> {
+    if std::env::var_os("XDH_BENCH_PERF").is_none() {
+        return Ok(None);
+    }
+    let stem: String = format!("perf-{label}-{rate}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let data = root().join(format!("target/{stem}.data"));
+    let recorder = command("perf")
+        .args(["record", "-F", "999", "-g", "-p", &pid.to_string(), "-o"])
+        .arg(&data)
+        .args(["--", "sleep", &seconds.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("perf record (apt install linux-perf)")?;
+    Ok(Some(Profile {
+        recorder,
+        report: data.with_extension("txt"),
+        data,
+    }))
+}
+
+impl Profile {
+    fn finish(mut self) -> Result<()> {
+        self.recorder.wait()?;
+        let report = command("perf")
+            .args([
+                "report",
+                "--no-children",
+                "--percent-limit",
+                "0.7",
+                "--stdio",
+                "-g",
+                "none",
+                "-i",
+            ])
+            .arg(&self.data)
+            .output()?;
+        let text: String = String::from_utf8_lossy(&report.stdout)
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .take(40)
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(&self.report, &text)?;
+        println!(
+            "    profile: {} (top entries in {})",
+            self.data.display(),
+            self.report.display()
+        );
+        Ok(())
+    }
 }
 
 /// `bench generator`: dhcp_load against the reflector, no server: the generator's ceiling.
