@@ -542,7 +542,12 @@ pub fn dora(
     xdp: bool,
 ) -> Result<()> {
     let generator = build_generator(true)?;
-    let mut kinds = server_kinds(servers, &build_release)?;
+    // `XDH_BENCH_XDHCPD=path` runs a given binary instead of building the release one (A/B).
+    let xdhcpd = || match std::env::var_os("XDH_BENCH_XDHCPD") {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => build_release(),
+    };
+    let mut kinds = server_kinds(servers, &xdhcpd)?;
     for (_, kind) in &mut kinds {
         if let ServerKind::Xdhcpd { xdp: on, .. } = kind {
             *on = xdp;
