@@ -397,7 +397,11 @@ pub fn avalanche(
     debug: bool,
 ) -> Result<()> {
     let generator = build_generator(!debug)?;
-    let mut kinds = if debug {
+    // `XDH_BENCH_XDHCPD=path` runs a given binary instead of building one (A/B).
+    let given = std::env::var_os("XDH_BENCH_XDHCPD").map(PathBuf::from);
+    let mut kinds = if let Some(path) = given {
+        server_kinds(servers, &move || Ok(path.clone()))?
+    } else if debug {
         server_kinds(servers, &build_debug)?
     } else {
         server_kinds(servers, &build_release)?

@@ -27,8 +27,10 @@ const SEND_BUFFER: usize = 8 << 20;
 /// Receive buffer size asked for, in bytes: a reconnect storm (a CMTS or BNG reboot) arrives
 /// at once, and every DISCOVER the kernel drops costs its client RFC 2131's 4 s retransmission
 /// (BENCHMARKS.md "Receive buffer": 8 MiB dropped 2,055 of a 10,000-client avalanche on this
-/// machine). The memory is only used while requests wait.
-const RECEIVE_BUFFER: usize = 32 << 20;
+/// machine; 32 MiB still dropped 46,209 of a 100,000-client one, 128 MiB none). The memory is
+/// only used while requests wait: a DISCOVER costs about 1 KiB of it (the kernel's buffer
+/// accounting), so 128 MiB holds a storm of over 100,000 requests per interface.
+const RECEIVE_BUFFER: usize = 128 << 20;
 
 /// `SO_RCVBUFFORCE` / `SO_SNDBUFFORCE` (needs CAP_NET_ADMIN; without it the capped size stays).
 fn force_buffer(socket: &Socket, option: libc::c_int, size: usize) {
