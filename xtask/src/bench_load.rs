@@ -656,35 +656,18 @@ fn dora_step(
         dhcpd_conf: None,
     }
     .start()?;
-    args.extend([
-        "--clients".to_owned(),
-        clients.to_string(),
-        "--rates".to_owned(),
-        rate.to_string(),
-        "--seconds".to_owned(),
-        seconds.to_string(),
-    ]);
+    rate_args(&mut args, clients, rate, seconds);
     let load_before = load_average();
     let cpu_before = server.proc.cpu_seconds();
     let busy_before = box_busy_seconds();
     let profile = profile_server(label, rate, server.proc.pid(), seconds)?;
-    let mut command = lab.client.command(&generator.to_string_lossy());
-    command.arg("rate").args(&args);
-    let mut proc = Proc::spawn("dhcp_load rate", command, lab.dir.join("rate.log"))?;
-    let exit = proc.wait_exit(Duration::from_secs(u64::from(seconds) + 60))?;
+    let result = run_rate(generator, &lab, &args, seconds);
     if let Some(profile) = profile {
         profile.finish()?;
     }
+    let result = result?;
     let busy = box_busy_seconds() - busy_before;
     let server_cpu = server.proc.cpu_seconds() - cpu_before;
-    let text = proc.log_text();
-    if !exit.success() {
-        bail!("dhcp_load failed ({exit}):\n{text}");
-    }
-    let result = results(&text)
-        .into_iter()
-        .next()
-        .with_context(|| format!("no RESULT in:\n{text}"))?;
     let generator_cpu = number(&result, "cpu_s");
     let acked = number(&result, "acked");
     let line = format!(
@@ -741,27 +724,9 @@ pub fn compaction(leases: u32, rate: u32, seconds: u32, clients: u32) -> Result<
         dhcpd_conf: None,
     }
     .start()?;
-    args.extend([
-        "--clients".to_owned(),
-        clients.to_string(),
-        "--rates".to_owned(),
-        rate.to_string(),
-        "--seconds".to_owned(),
-        seconds.to_string(),
-    ]);
+    rate_args(&mut args, clients, rate, seconds);
     let load_before = load_average();
-    let mut command = lab.client.command(&generator.to_string_lossy());
-    command.arg("rate").args(&args);
-    let mut proc = Proc::spawn("dhcp_load rate", command, lab.dir.join("rate.log"))?;
-    let exit = proc.wait_exit(Duration::from_secs(u64::from(seconds) + 60))?;
-    let text = proc.log_text();
-    if !exit.success() {
-        bail!("dhcp_load failed ({exit}):\n{text}");
-    }
-    let result = results(&text)
-        .into_iter()
-        .next()
-        .with_context(|| format!("no RESULT in:\n{text}"))?;
+    let result = run_rate(&generator, &lab, &args, seconds)?;
     drop(server);
     let log = std::fs::read_to_string(lab.dir.join("server.log")).unwrap_or_default();
     let compacted = log
@@ -791,6 +756,38 @@ pub fn compaction(leases: u32, rate: u32, seconds: u32, clients: u32) -> Result<
     std::fs::write(&out, &table)?;
     println!("written to {}", out.display());
     Ok(())
+}
+
+fn rate_args(args: &mut Vec<String>, clients: u32, rate: u32, seconds: u32) {
+    args.extend([
+        "--clients".to_owned(),
+        clients.to_string(),
+        "--rates".to_owned(),
+        rate.to_string(),
+        "--seconds".to_owned(),
+        seconds.to_string(),
+    ]);
+}
+
+/// Runs `dhcp_load rate` with `args` from the lab's client side; its RESULT line.
+fn run_rate(
+    generator: &Path,
+    lab: &Lab,
+    args: &[String],
+    seconds: u32,
+) -> Result<HashMap<String, String>> {
+    let mut command = lab.client.command(&generator.to_string_lossy());
+    command.arg("rate").args(args);
+    let mut proc = Proc::spawn("dhcp_load rate", command, lab.dir.join("rate.log"))?;
+    let exit = proc.wait_exit(Duration::from_secs(u64::from(seconds) + 60))?;
+    let text = proc.log_text();
+    if !exit.success() {
+        bail!("dhcp_load failed ({exit}):\n{text}");
+    }
+    results(&text)
+        .into_iter()
+        .next()
+        .with_context(|| format!("no RESULT in:\n{text}"))
 }
 
 /// A `perf record` of the server during one step (`XDH_BENCH_PERF=1`): where its CPU goes.
