@@ -423,6 +423,26 @@ impl<T> Drop for GroupCommit<T> {
     }
 }
 
+/// What one turn of the committer's loop took from its queue (the records' bytes go straight
+/// into the committer's buffer).
+struct Gathered<T> {
+    tokens: Vec<T>,
+    flushes: Vec<mpsc::SyncSender<()>>,
+    settles: Vec<mpsc::SyncSender<()>>,
+    compact: bool,
+}
+
+impl<T> Default for Gathered<T> {
+    fn default() -> Self {
+        Self {
+            tokens: Vec::new(),
+            flushes: Vec::new(),
+            settles: Vec::new(),
+            compact: false,
+        }
+    }
+}
+
 /// A compaction being written on its own thread.
 struct Compaction<P> {
     thread: JoinHandle<Result<P, String>>,
@@ -468,9 +488,7 @@ where
     S: Fn(&mut Vec<u8>) -> bool + Send + Sync + 'static,
 {
     fn run(mut self) {
-        let mut tokens = Vec::new();
-        let mut flushes = Vec::new();
-        let mut settles = Vec::new();
+        let mut gathered = Gathered::default();
         loop {
             // At most `check_interval`, also once a compaction is overdue (a failed one waits
             // for its back-off: no busy loop).
@@ -486,29 +504,17 @@ where
                 // Put a finished compaction in place soon, busy or idle.
                 timeout = timeout.min(COMPACTION_POLL);
             }
-            let mut compact = false;
+            gathered.compact = false;
             let mut disconnected = false;
             match self.receiver.recv_timeout(timeout) {
-                Ok(message) => self.take(
-                    message,
-                    &mut tokens,
-                    &mut flushes,
-                    &mut settles,
-                    &mut compact,
-                ),
+                Ok(message) => self.take(message, &mut gathered),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => disconnected = true,
             }
             // Everything pending joins this batch.
             loop {
                 match self.receiver.try_recv() {
-                    Ok(message) => self.take(
-                        message,
-                        &mut tokens,
-                        &mut flushes,
-                        &mut settles,
-                        &mut compact,
-                    ),
+                    Ok(message) => self.take(message, &mut gathered),
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
                         disconnected = true;
@@ -522,7 +528,7 @@ where
                 self.previous_batch,
                 self.append_micros,
             );
-            if !tokens.is_empty() && !wait.is_zero() && !disconnected {
+            if !gathered.tokens.is_empty() && !wait.is_zero() && !disconnected {
                 let deadline = monotonic_now() + wait;
                 loop {
                     let left = deadline.saturating_duration_since(monotonic_now());
@@ -530,13 +536,7 @@ where
                         break;
                     }
                     match self.receiver.recv_timeout(left) {
-                        Ok(message) => self.take(
-                            message,
-                            &mut tokens,
-                            &mut flushes,
-                            &mut settles,
-                            &mut compact,
-                        ),
+                        Ok(message) => self.take(message, &mut gathered),
                         Err(RecvTimeoutError::Timeout) => break,
                         Err(RecvTimeoutError::Disconnected) => {
                             disconnected = true;
@@ -545,10 +545,10 @@ where
                     }
                 }
             }
-            self.previous_batch = tokens.len() as u64;
-            let committed = !tokens.is_empty();
+            self.previous_batch = gathered.tokens.len() as u64;
+            let committed = !gathered.tokens.is_empty();
             if committed {
-                self.commit_batch(std::mem::take(&mut tokens));
+                self.commit_batch(std::mem::take(&mut gathered.tokens));
             } else if self.log.is_detached() {
                 // Idle: nothing else would notice a deleted file before the next lease.
                 self.report_detachment();
@@ -557,31 +557,29 @@ where
             let threshold = (self.log.compact_bytes() * self.config.growth_factor)
                 .max(self.config.min_compaction_bytes);
             let urgent = self.log.needs_rewrite() || self.detachment_reported;
-            let wanted =
-                compact || now >= self.next_compaction || self.log.appended_bytes() > threshold;
+            let wanted = gathered.compact
+                || now >= self.next_compaction
+                || self.log.appended_bytes() > threshold;
+            let settle = !gathered.settles.is_empty() || disconnected;
             if urgent {
                 // Nothing can be appended until the file is rewritten: here, now.
                 if self.rewrite_allowed(now, true) {
                     self.compact(now);
                 }
             } else if self.compaction.is_some() {
-                if !settles.is_empty() || disconnected {
-                    self.finish_compaction(true);
-                } else {
-                    self.finish_compaction(false);
-                }
+                self.finish_compaction(settle);
             } else if wanted && self.rewrite_allowed(now, false) {
                 if self.config.background_compaction {
                     self.start_compaction(now);
-                    if !settles.is_empty() || disconnected {
+                    if settle {
                         self.finish_compaction(true);
                     }
                 } else {
                     self.compact(now);
                 }
             }
-            for flush in flushes.drain(..).chain(settles.drain(..)) {
-                let _ = flush.send(());
+            for done in gathered.flushes.drain(..).chain(gathered.settles.drain(..)) {
+                let _ = done.send(());
             }
             if disconnected {
                 return;
@@ -589,22 +587,15 @@ where
         }
     }
 
-    fn take(
-        &mut self,
-        message: Message<T>,
-        tokens: &mut Vec<T>,
-        flushes: &mut Vec<mpsc::SyncSender<()>>,
-        settles: &mut Vec<mpsc::SyncSender<()>>,
-        compact: &mut bool,
-    ) {
+    fn take(&mut self, message: Message<T>, gathered: &mut Gathered<T>) {
         match message {
             Message::Record(record, token) => {
                 self.buffer.extend_from_slice(&record);
-                tokens.push(token);
+                gathered.tokens.push(token);
             }
-            Message::Compact => *compact = true,
-            Message::Flush(done) => flushes.push(done),
-            Message::Settle(done) => settles.push(done),
+            Message::Compact => gathered.compact = true,
+            Message::Flush(done) => gathered.flushes.push(done),
+            Message::Settle(done) => gathered.settles.push(done),
         }
     }
 
