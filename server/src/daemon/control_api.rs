@@ -23,15 +23,7 @@ pub(super) fn backend(
         config.clone(),
         leases.clone(),
         dynamic_hosts.clone(),
-        Box::new(move |record| {
-            if persist_shared
-                .committer
-                .submit(record, crate::changes::Durable::nothing())
-                .is_err()
-            {
-                tracing::error!("control API host not persisted: the lease committer stopped");
-            }
-        }),
+        super::host_persister(persist_shared, "control API host"),
         Box::new(|_: &[crate::lease::record::Lease]| {}),
         Box::new(|| {}),
         Box::new(crate::omapi::objects::NoFailover),

@@ -458,15 +458,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         config.clone(),
         leases.clone(),
         dynamic_hosts.clone(),
-        Box::new(move |record| {
-            if omapi_shared
-                .committer
-                .submit(record, crate::changes::Durable::nothing())
-                .is_err()
-            {
-                tracing::error!("OMAPI change not persisted: the lease committer stopped");
-            }
-        }),
+        host_persister(omapi_shared, "OMAPI change"),
         Box::new(move |changed: &[crate::lease::record::Lease]| {
             let change =
                 crate::changes::LeaseChange::new(crate::changes::ChangeSource::Omapi, changed);
@@ -733,6 +725,23 @@ fn expire(shared: &Shared, now: UnixTime) {
             None,
         );
     }
+}
+
+/// How OMAPI's and the control API's host layer persists a host record: to the group commit,
+/// like any lease record (`what` names the caller in the error line).
+fn host_persister(
+    shared: Arc<Shared>,
+    what: &'static str,
+) -> Box<dyn Fn(Vec<u8>) + Send + Sync> {
+    Box::new(move |record| {
+        if shared
+            .committer
+            .submit(record, crate::changes::Durable::nothing())
+            .is_err()
+        {
+            tracing::error!("{what} not persisted: the lease committer stopped");
+        }
+    })
 }
 
 /// What a rewrite of the lease file is made of.
