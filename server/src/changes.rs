@@ -1,9 +1,9 @@
 //! The one path every lease change takes after it is decided: the engine's commits, OMAPI
 //! updates, the failover partner's binding updates, expiry and kernel renewals all end in
 //! [`apply`], which does what each source's [`Effects`] say — the lease-log record (group
-//! commit), the partner's BNDUPD, the kernel's copy, the dynamic DNS updates, the metrics. A
-//! new source of changes names its [`ChangeSource`] and gets the same five; it cannot forget
-//! one.
+//! commit), the partner's BNDUPD, the kernel's copy, the dynamic DNS updates, the lease
+//! history, the metrics. A new source of changes names its [`ChangeSource`] and gets the same
+//! six; it cannot forget one.
 //!
 //! Which effects a source has is a plain table ([`ChangeSource::effects`]), tested without I/O.
 //! The I/O itself — the committer, the failover drivers' channels, the BPF maps — belongs to the
@@ -65,6 +65,10 @@ pub struct Effects {
     pub reconcile_kernel: bool,
     /// Dynamic DNS updates, handed to the updater (never waited for).
     pub dns: DnsEffect,
+    /// Lease history events (`crate::history`), queued once the record is durable. Not for
+    /// the partner's updates (the partner records its own events) nor DNS results (no lease
+    /// event).
+    pub history: bool,
 }
 
 impl ChangeSource {
@@ -88,6 +92,7 @@ impl ChangeSource {
                 tell_partner: true,
                 reconcile_kernel: false,
                 dns: DnsEffect::AddAndRemove,
+                history: true,
             },
             // The kernel itself made the change; its entry moves on with the horizon. DNS: a
             // renewal keeps the name the DHCPACK registered (`update-optimization`).
@@ -97,6 +102,7 @@ impl ChangeSource {
                 tell_partner: true,
                 reconcile_kernel: false,
                 dns: DnsEffect::None,
+                history: true,
             },
             // DNS: ISC's OMAPI state change goes through `supersede_lease` and
             // `make_binding_state_transition`, which removes the names of a lease leaving
@@ -107,6 +113,7 @@ impl ChangeSource {
                 tell_partner: true,
                 reconcile_kernel: true,
                 dns: DnsEffect::Remove,
+                history: true,
             },
             // DNS: the partner's server updates the names of the leases it gives.
             ChangeSource::Partner => Effects {
@@ -115,6 +122,7 @@ impl ChangeSource {
                 tell_partner: false,
                 reconcile_kernel: true,
                 dns: DnsEffect::None,
+                history: false,
             },
             // Only the variables changed: nothing for the partner (ISC's failover does not
             // carry them), the kernel or DNS.
@@ -124,6 +132,7 @@ impl ChangeSource {
                 tell_partner: false,
                 reconcile_kernel: false,
                 dns: DnsEffect::None,
+                history: false,
             },
         }
     }
@@ -151,6 +160,9 @@ pub struct LeaseChange<'a> {
     pub failover_states: &'a [FailoverStateRecord],
     /// The DDNS settings of the engine's ACTIVE leases, by address (`Engine::ddns_settings`).
     pub dns_settings: &'a [(std::net::Ipv4Addr, crate::ddns::lease::DdnsSettings)],
+    /// The client's request that made an engine change (relay, option 82, message type),
+    /// for the lease history.
+    pub request: Option<&'a crate::history::RequestContext>,
 }
 
 impl<'a> LeaseChange<'a> {
@@ -160,6 +172,7 @@ impl<'a> LeaseChange<'a> {
             leases,
             failover_states: &[],
             dns_settings: &[],
+            request: None,
         }
     }
 }
@@ -173,6 +186,9 @@ impl<'a> LeaseChange<'a> {
 pub struct Durable<T> {
     pub reply: Option<T>,
     pub partner: Vec<std::net::Ipv4Addr>,
+    /// The lease history's events of the record, queued once it is durable (a record that
+    /// never reaches the disk made no event).
+    pub history: Vec<crate::history::Observed>,
 }
 
 impl<T> Durable<T> {
@@ -181,6 +197,7 @@ impl<T> Durable<T> {
         Self {
             reply: None,
             partner: Vec::new(),
+            history: Vec::new(),
         }
     }
 }
@@ -195,6 +212,8 @@ pub struct ChangeTargets<'a, T: Send + 'static> {
     pub metrics: &'a Metrics,
     /// The DDNS updater when `ddns-update-style` is not `none`, with the conflict flags.
     pub dns: Option<(&'a crate::ddns::Updater, crate::ddns::Policy)>,
+    /// The lease history's writer, when a history database is configured.
+    pub history: Option<&'a crate::history::writer::HistorySink>,
 }
 
 /// Applies one change with its source's effects. The record goes to the group commit with
@@ -238,9 +257,23 @@ pub fn apply<T: Send + 'static>(
         } else {
             Vec::new()
         };
+        let history = match (effects.history, targets.history) {
+            (true, Some(_)) => {
+                let at = crate::history::writer::now_micros();
+                change
+                    .leases
+                    .iter()
+                    .map(|lease| {
+                        crate::history::Observed::of(lease, change.source, change.request, at)
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         let waiting = Durable {
             reply: token,
             partner,
+            history,
         };
         durable = targets.committer.submit(record, waiting).is_ok();
         // `drops_total{reason="commit_failed"}` counts replies that were not sent (a batch
@@ -285,6 +318,11 @@ mod tests {
                 !matches!(source, ChangeSource::Partner | ChangeSource::Ddns)
             );
             assert_eq!(effects.wait_durable, source == ChangeSource::Partner);
+            assert_eq!(
+                effects.history,
+                !matches!(source, ChangeSource::Partner | ChangeSource::Ddns),
+                "{source:?}: every lease event of this server is in the history, once"
+            );
         }
     }
 

@@ -29,6 +29,9 @@ option xdhcpd.omapi-listen code 11 = ip-address;
 option xdhcpd.omapi-auth-timeout code 12 = unsigned integer 32;
 option xdhcpd.omapi-connections-per-source code 13 = unsigned integer 32;
 option xdhcpd.bulk-leasequery-listen code 14 = text;
+option xdhcpd.lease-database code 15 = text;
+option xdhcpd.history-database code 16 = text;
+option xdhcpd.history-retention-days code 17 = unsigned integer 32;
 ";
 
 /// The OMAPI listener's settings beyond ISC (README, OMAPI; `omapi::admission`,
@@ -131,6 +134,8 @@ pub(crate) enum Kind {
     SocketAddress,
     /// A dotted-quad IPv4 address (`omapi-listen`).
     Address,
+    /// A quoted PostgreSQL connection string (`lease-database`, `history-database`).
+    Database,
 }
 
 /// The kind of the xdhcpd option `name` (lower case), if it is one.
@@ -139,6 +144,7 @@ pub(crate) fn kind_of(name: &str) -> Option<Kind> {
         "starvation-defence" => Kind::Flag,
         "metrics-listen" | "bulk-leasequery-listen" => Kind::SocketAddress,
         "omapi-listen" => Kind::Address,
+        "lease-database" | "history-database" => Kind::Database,
         "pool-reserve-percent" => Kind::Percent,
         "new-leases-per-mac"
         | "new-leases-per-mac-window"
@@ -148,7 +154,8 @@ pub(crate) fn kind_of(name: &str) -> Option<Kind> {
         | "new-leases-per-relay-window"
         | "starvation-table-size"
         | "omapi-auth-timeout"
-        | "omapi-connections-per-source" => Kind::Number,
+        | "omapi-connections-per-source"
+        | "history-retention-days" => Kind::Number,
         _ => return None,
     })
 }
@@ -233,6 +240,32 @@ mod tests {
         );
         let config = crate::config::parse_str(DEFINITIONS, "test.conf").expect("parses");
         assert_eq!(config.bulk_leasequery_listen, None);
+    }
+
+    #[test]
+    fn database_settings_are_read_from_the_xdhcpd_space() {
+        let text = format!(
+            "{DEFINITIONS}option xdhcpd.lease-database \"postgresql://xdhcpd@db/leases\";\n\
+             option xdhcpd.history-database \"host=/run/postgresql dbname=history\";\n\
+             option xdhcpd.history-retention-days 400;\n"
+        );
+        let config = crate::config::parse_str(&text, "test.conf").expect("parses");
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        assert_eq!(
+            config.lease_database.as_deref(),
+            Some("postgresql://xdhcpd@db/leases")
+        );
+        assert_eq!(
+            config.history_database.as_deref(),
+            Some("host=/run/postgresql dbname=history")
+        );
+        assert_eq!(config.history_retention_days, Some(400));
+        let config = crate::config::parse_str(DEFINITIONS, "test.conf").expect("parses");
+        assert_eq!(config.history_database, None);
+        assert_eq!(config.history_retention_days, None);
+        // Not a string: a clear error, not a panic.
+        let text = format!("{DEFINITIONS}option xdhcpd.history-database 10.0.0.1;\n");
+        assert!(crate::config::parse_str(&text, "test.conf").is_err());
     }
 
     #[test]

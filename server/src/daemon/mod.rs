@@ -99,6 +99,8 @@ struct Shared {
     commands: commands::CommandRunner,
     /// `get-lease-hostnames`: the reverse names looked up off the packet path.
     reverse_names: Arc<crate::reverse_names::ReverseNames>,
+    /// The lease history's writer, with a history database (`crate::history`).
+    history: Option<crate::history::writer::HistorySink>,
 }
 
 impl Shared {
@@ -126,6 +128,7 @@ impl Shared {
                 .ddns
                 .as_ref()
                 .map(|ddns| (&ddns.updater, self.engine.load().config().ddns.policy())),
+            history: self.history.as_ref(),
         };
         crate::changes::apply(&targets, change, token)
     }
@@ -258,6 +261,17 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     let failover_saved = std::mem::take(&mut other_records.failover_states);
     let latest_failover_states = Arc::new(Mutex::new(failover_saved.clone()));
     let failover_hooks = Arc::new(crate::failover::hooks::FailoverHooks::new(&config));
+    // Failover, OMAPI, metrics, DNS updates and the lease history: tasks of one runtime
+    // (crate::control_plane).
+    let control_plane = crate::control_plane::ControlPlane::start()?;
+    let history = start_history(
+        cli,
+        &config,
+        &control_plane,
+        &leases,
+        &leases_path,
+        &expired,
+    )?;
     let committer = spawn_committer(
         &leases_path,
         Snapshot {
@@ -269,6 +283,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         &metrics,
         file_format,
         &failover_hooks,
+        history.clone(),
     )?;
     // XDP: the fast path; without it (no privilege, old kernel) userspace serves everything.
     let interface_names: Vec<String> = chosen
@@ -307,8 +322,6 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
 
     // ISC opens its ICMP socket at start-up whatever the config says (`icmp_startup`).
     let (ping_driver, ping_start) = ping::open(ping_check_wanted(&config)).unzip();
-    // Failover, OMAPI, metrics and DNS updates: tasks of one runtime (crate::control_plane).
-    let control_plane = crate::control_plane::ControlPlane::start()?;
     let shared = Arc::new(Shared {
         engine: crate::reload::EngineCell::new(Engine::new(config.clone())),
         leases: leases.clone(),
@@ -333,6 +346,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             crate::reverse_names::system,
             signals.shutdown_flag(),
         ),
+        history,
     });
     shared.reverse_names.start(&config)?;
     let ping_threads = match ping_start {
@@ -388,6 +402,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                             leases,
                             failover_states: states,
                             dns_settings: &[],
+                            request: None,
                         },
                         None,
                     )
@@ -418,6 +433,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         });
         if let Some(ddns) = &shared.ddns {
             ddns.metrics.register(&mut registry);
+        }
+        if let Some(history) = &shared.history {
+            history.metrics().register(&mut registry);
         }
         crate::metrics::serve(
             control_plane.handle(),
@@ -733,6 +751,7 @@ fn spawn_committer(
     metrics: &Arc<Metrics>,
     file_format: FileFormat,
     failover: &Arc<crate::failover::hooks::FailoverHooks>,
+    history: Option<crate::history::writer::HistorySink>,
 ) -> Result<GroupCommit<crate::changes::Durable<PendingReply>>, DaemonError> {
     let snapshot_leases = leases.clone();
     let snapshot_hosts = dynamic_hosts.clone();
@@ -786,10 +805,12 @@ fn spawn_committer(
     let on_durable = move |tokens: Vec<crate::changes::Durable<PendingReply>>| {
         metrics.leases_committed.add(tokens.len() as u64);
         let mut replies = Vec::with_capacity(tokens.len());
+        let mut events = Vec::new();
         for token in tokens {
             // The records are on disk: their BNDUPDs may go (`changes::Durable`).
             failover.addresses_changed(token.partner);
             replies.extend(token.reply);
+            events.extend(token.history);
         }
         // One sendmmsg per socket for the whole batch (almost always a single socket).
         while let Some(first) = replies.first() {
@@ -810,6 +831,12 @@ fn spawn_committer(
                 Err(_) => metrics.send_errors.add(queued),
             }
         }
+        // After the replies: the history never delays an ACK (`history::writer`).
+        if let Some(history) = &history {
+            if !events.is_empty() {
+                history.submit(events);
+            }
+        }
     };
     Ok(GroupCommit::spawn(
         log,
@@ -818,6 +845,65 @@ fn spawn_committer(
         on_dropped,
         snapshot,
     )?)
+}
+
+/// Starts the lease history's writer when a history database is configured: its classifier
+/// knows the holders of the store's ACTIVE leases, and the leases that expired while the
+/// server was down are its first events.
+fn start_history(
+    cli: &Cli,
+    config: &Config,
+    control_plane: &crate::control_plane::ControlPlane,
+    leases: &ShardedStore,
+    leases_path: &Path,
+    expired: &[crate::lease::record::Lease],
+) -> Result<Option<crate::history::writer::HistorySink>, DaemonError> {
+    if cli.lease_database.is_some() || config.lease_database.is_some() {
+        tracing::warn!(
+            "xdhcpd.lease-database: the PostgreSQL lease backend is not built yet; leases stay \
+             in {} and the database keeps the lease history",
+            leases_path.display()
+        );
+    }
+    let Some(settings) = cli.history_settings(config) else {
+        return Ok(None);
+    };
+    let mut classifier = crate::history::classify::Classifier::default();
+    leases
+        .for_each(|_, shard| classifier.seed_active(shard.iter()))
+        .map_err(|error| DaemonError::Leases {
+            path: leases_path.to_path_buf(),
+            message: error.to_string(),
+        })?;
+    for lease in expired {
+        classifier.seed(lease);
+    }
+    let spool =
+        crate::history::spool::Spool::new(crate::history::spool::Spool::beside(leases_path));
+    tracing::info!(
+        "lease history to PostgreSQL ({} days kept; {} holders known; spool {})",
+        settings.retention_days,
+        classifier.holders(),
+        spool.path().display()
+    );
+    let sink = crate::history::writer::spawn(
+        control_plane.handle(),
+        control_plane.token(),
+        settings,
+        crate::history::writer::server_name(),
+        spool,
+        classifier,
+    );
+    let at = crate::history::writer::now_micros();
+    sink.submit(
+        expired
+            .iter()
+            .map(|lease| {
+                crate::history::Observed::of(lease, crate::changes::ChangeSource::Expiry, None, at)
+            })
+            .collect(),
+    );
+    Ok(Some(sink))
 }
 
 /// Writes the PID file: `-pf`, else the config's `pid-file-name`, else /var/run/dhcpd.pid.

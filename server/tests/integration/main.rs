@@ -20,6 +20,9 @@ mod fuzz_entry;
 mod loopback_support;
 #[path = "../netns/mod.rs"]
 mod netns;
+/// A private PostgreSQL server (`pg_*` modules).
+#[path = "../pg/mod.rs"]
+mod pg;
 
 mod config_samples;
 mod ddns_bind;
@@ -54,4 +57,5 @@ mod omapi_capture;
 mod omapi_limits;
 mod omapi_omshell;
 mod option_overload;
+mod pg_history;
 mod xdp_golden;

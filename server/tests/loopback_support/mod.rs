@@ -154,6 +154,7 @@ pub enum PortRange {
     OmapiOmshell,
     Statements,
     BulkLeasequery,
+    PgHistory,
 }
 
 /// Port `offset` of `range` on 127.0.0.1, placed by the process id so that two test runs on one
