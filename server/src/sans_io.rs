@@ -22,6 +22,7 @@ const PROTOCOL_MODULES: &[&str] = &[
     "omapi/session.rs",
     "lease/store.rs",
     "lease/store",
+    "history/classify.rs",
 ];
 
 /// What protocol code may not name (as whole words or paths).
