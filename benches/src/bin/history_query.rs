@@ -93,7 +93,7 @@ fn main() -> anyhow::Result<()> {
             let starts = (at_micros / 1_000_000) as u32;
             rows.push(Row {
                 at_micros,
-                kind: if round % 10 == 0 {
+                kind: if round.is_multiple_of(10) {
                     EventKind::Grant
                 } else {
                     EventKind::Renew
