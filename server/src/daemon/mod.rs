@@ -215,7 +215,30 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         config.clone(),
         crate::lease::shards::shard_count(&config, threads),
     );
-    let mut other_records = load_leases(&store, &leases_path)?;
+    // `option xdhcpd.lease-database` / `--lease-database`: the leases live in PostgreSQL
+    // (`lease::pg`), and the file is not read.
+    let lease_database = cli
+        .lease_database
+        .clone()
+        .or_else(|| config.lease_database.clone());
+    let (mut other_records, mut database_log) = match &lease_database {
+        Some(database) => {
+            let mut log =
+                crate::lease::pg::PgLeaseLog::open(database, crate::history::writer::server_name())
+                    .map_err(|message| DaemonError::Leases {
+                        path: PathBuf::from("lease database"),
+                        message,
+                    })?;
+            let file = log
+                .load_into(&store)
+                .map_err(|message| DaemonError::Leases {
+                    path: PathBuf::from("lease database"),
+                    message,
+                })?;
+            (file, Some(log))
+        }
+        None => (load_leases(&store, &leases_path)?, None),
+    };
     let loaded = store.len();
     // Hosts, groups and failover states of the file are not the store's: keep them for rewrites.
     other_records.errors = Vec::new();
@@ -231,7 +254,11 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         })?;
     tracing::info!(
         "loaded {loaded} leases from {} ({} expired since; {} store shard(s))",
-        leases_path.display(),
+        if database_log.is_some() {
+            "the lease database".into()
+        } else {
+            leases_path.display().to_string()
+        },
         expired.len(),
         store.shard_count()
     );
@@ -284,6 +311,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         file_format,
         &failover_hooks,
         history.clone(),
+        database_log.take(),
     )?;
     // XDP: the fast path; without it (no privilege, old kernel) userspace serves everything.
     let interface_names: Vec<String> = chosen
@@ -752,6 +780,7 @@ fn spawn_committer(
     file_format: FileFormat,
     failover: &Arc<crate::failover::hooks::FailoverHooks>,
     history: Option<crate::history::writer::HistorySink>,
+    database: Option<crate::lease::pg::PgLeaseLog>,
 ) -> Result<GroupCommit<crate::changes::Durable<PendingReply>>, DaemonError> {
     let snapshot_leases = leases.clone();
     let snapshot_hosts = dynamic_hosts.clone();
@@ -786,10 +815,29 @@ fn spawn_committer(
             message: "the lease store is unusable".into(),
         });
     }
-    let log = LeaseLog::open(path, &initial).map_err(|error| DaemonError::Leases {
-        path: path.to_path_buf(),
-        message: error.to_string(),
-    })?;
+    // The file backend rewrites its file from the snapshot; the database backend writes it
+    // (the leases that expired while the server was down).
+    enum Backend {
+        File(LeaseLog),
+        Database(Box<crate::lease::pg::PgLeaseLog>),
+    }
+    let backend =
+        match database {
+            Some(mut log) => {
+                log.write_snapshot(&initial)
+                    .map_err(|error| DaemonError::Leases {
+                        path: path.to_path_buf(),
+                        message: error.to_string(),
+                    })?;
+                Backend::Database(Box::new(log))
+            }
+            None => Backend::File(LeaseLog::open(path, &initial).map_err(|error| {
+                DaemonError::Leases {
+                    path: path.to_path_buf(),
+                    message: error.to_string(),
+                }
+            })?),
+        };
     drop(initial);
     let dropped_metrics = metrics.clone();
     // README: `drops_total{reason="commit_failed"}` counts the replies that did not go out
@@ -838,13 +886,22 @@ fn spawn_committer(
             }
         }
     };
-    Ok(GroupCommit::spawn(
-        log,
-        GroupCommitConfig::default(),
-        on_durable,
-        on_dropped,
-        snapshot,
-    )?)
+    Ok(match backend {
+        Backend::File(log) => GroupCommit::spawn(
+            log,
+            GroupCommitConfig::default(),
+            on_durable,
+            on_dropped,
+            snapshot,
+        )?,
+        Backend::Database(log) => GroupCommit::spawn(
+            *log,
+            GroupCommitConfig::default(),
+            on_durable,
+            on_dropped,
+            snapshot,
+        )?,
+    })
 }
 
 /// Starts the lease history's writer when a history database is configured: its classifier
@@ -858,13 +915,6 @@ fn start_history(
     leases_path: &Path,
     expired: &[crate::lease::record::Lease],
 ) -> Result<Option<crate::history::writer::HistorySink>, DaemonError> {
-    if cli.lease_database.is_some() || config.lease_database.is_some() {
-        tracing::warn!(
-            "xdhcpd.lease-database: the PostgreSQL lease backend is not built yet; leases stay \
-             in {} and the database keeps the lease history",
-            leases_path.display()
-        );
-    }
     let Some(settings) = cli.history_settings(config) else {
         return Ok(None);
     };

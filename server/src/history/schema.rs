@@ -9,11 +9,18 @@
 use tokio_postgres::Client;
 
 /// The migrations, in order: (version, file name, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_lease_history.sql",
-    include_str!("../../migrations/0001_lease_history.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "0001_lease_history.sql",
+        include_str!("../../migrations/0001_lease_history.sql"),
+    ),
+    (
+        2,
+        "0002_leases.sql",
+        include_str!("../../migrations/0002_leases.sql"),
+    ),
+];
 
 /// The advisory-lock key of schema changes (any constant the database's other users do not
 /// take; "xdhcpd" in ASCII).

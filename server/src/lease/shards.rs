@@ -331,6 +331,20 @@ impl ShardedStore {
         Ok(file)
     }
 
+    /// Loads lease records held in memory (the PostgreSQL backend's rows, `lease::pg`) into
+    /// the shards, as [`ShardedStore::load_path`] loads a file.
+    pub fn load_bytes(&self, bytes: &[u8]) -> LeaseFile {
+        let mut file = crate::lease::file::parse(bytes, "lease database");
+        let layout = self.layout();
+        for lease in std::mem::take(&mut file.leases) {
+            if let Ok(mut shard) = self.lock(layout.of_address(lease.address)) {
+                shard.upsert(lease);
+            }
+        }
+        self.bill_loaded_leases();
+        file
+    }
+
     /// ISC `lease_instantiate` bills each lease of the file to its `billing` class with
     /// `bill_class`, which fails for a class not declared (any more), a limit of 0 and a
     /// class already full: those leases are not billed (their `billing` line is dropped).

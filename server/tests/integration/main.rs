@@ -58,4 +58,5 @@ mod omapi_limits;
 mod omapi_omshell;
 mod option_overload;
 mod pg_history;
+mod pg_leases;
 mod xdp_golden;

@@ -1,0 +1,302 @@
+//! The PostgreSQL lease backend, first step (DESIGN.md "Leases in PostgreSQL"): one server's
+//! leases in a database instead of dhcpd.leases. It is a [`LogFile`] for the group committer,
+//! so nothing else changes: the workers format records as for the file, the committer hands
+//! one batch to [`PgLeaseLog::append`], which reads the batch's records back
+//! (`lease::file::parse`) and upserts them in **one transaction**; only once it committed does
+//! `on_durable` send the batch's replies (a reply that promises a lease leaves only after its
+//! transaction committed). At start-up [`PgLeaseLog::load_into`] fills the store from the
+//! table.
+//!
+//! The committer thread blocks on the database as it blocks on fsync: the log owns a
+//! current-thread tokio runtime and drives the connection in `block_on`, so the log keeps
+//! working after the control plane stopped (the final flush at shutdown). A lost connection is
+//! reopened at the next batch; a batch that fails is not durable (its replies are dropped and
+//! counted, `drops_total{reason="commit_failed"}`), exactly as a failed fsync.
+//!
+//! Not yet: several servers on one database (the claim of DESIGN.md), the periodic rewrite
+//! (a no-op: the database compacts itself).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_postgres::Client;
+
+use super::commit::LogFile;
+use super::file::{FileFormat, LeaseFile};
+use super::log::LeaseLogError;
+use super::record::{Lease, NEVER};
+use super::shards::ShardedStore;
+
+/// The group committer's log in PostgreSQL.
+pub struct PgLeaseLog {
+    runtime: tokio::runtime::Runtime,
+    client: Option<Client>,
+    database: String,
+    server: String,
+    /// For the log lines (`LogFile::path`).
+    label: PathBuf,
+}
+
+fn failed(action: &'static str, label: &Path, error: impl std::fmt::Display) -> LeaseLogError {
+    LeaseLogError::Io {
+        action,
+        path: label.to_path_buf(),
+        source: std::io::Error::other(error.to_string()),
+    }
+}
+
+/// The rows of one batch, as `unnest` arrays.
+#[derive(Default)]
+struct LeaseRows {
+    address: Vec<IpAddr>,
+    state: Vec<&'static str>,
+    htype: Vec<Option<i16>>,
+    hardware: Vec<Option<Vec<u8>>>,
+    client_id: Vec<Option<Vec<u8>>>,
+    starts: Vec<Option<SystemTime>>,
+    ends: Vec<Option<SystemTime>>,
+    record: Vec<String>,
+}
+
+impl LeaseRows {
+    fn of(leases: &[Lease]) -> Self {
+        let time = |seconds: u32| UNIX_EPOCH + Duration::from_secs(u64::from(seconds));
+        let mut rows = Self::default();
+        for lease in leases {
+            let mut record = Vec::with_capacity(256);
+            super::file::write_lease_with(lease, FileFormat::default(), &mut record);
+            rows.address.push(IpAddr::V4(lease.address));
+            rows.state.push(lease.binding_state.as_str());
+            rows.htype
+                .push(lease.hardware.map(|hardware| i16::from(hardware.htype)));
+            rows.hardware
+                .push(lease.hardware.map(|hardware| hardware.address().to_vec()));
+            rows.client_id.push(lease.uid().map(<[u8]>::to_vec));
+            rows.starts
+                .push((lease.starts != 0).then(|| time(lease.starts)));
+            rows.ends
+                .push((lease.ends != 0 && lease.ends != NEVER).then(|| time(lease.ends)));
+            rows.record
+                .push(String::from_utf8_lossy(&record).into_owned());
+        }
+        rows
+    }
+}
+
+/// The non-lease records of `file`, by key.
+fn other_records(file: &LeaseFile) -> Vec<(String, String)> {
+    let mut records = Vec::new();
+    for state in &file.failover_states {
+        let mut text = Vec::new();
+        super::file::write_failover_state(state, FileFormat::default().times, &mut text);
+        records.push((
+            format!("failover peer {}", state.peer),
+            String::from_utf8_lossy(&text).into_owned(),
+        ));
+    }
+    for host in &file.hosts {
+        let mut text = Vec::new();
+        super::file::write_host(host, &mut text);
+        records.push((
+            format!("host {}", host.name),
+            String::from_utf8_lossy(&text).into_owned(),
+        ));
+    }
+    for group in &file.groups {
+        let mut text = Vec::new();
+        super::file::write_group(group, &mut text);
+        records.push((
+            format!("group {}", group.name),
+            String::from_utf8_lossy(&text).into_owned(),
+        ));
+    }
+    if let Some(duid) = &file.server_duid {
+        let mut text = Vec::new();
+        super::file::write_server_duid(duid, &mut text);
+        records.push((
+            "server-duid".into(),
+            String::from_utf8_lossy(&text).into_owned(),
+        ));
+    }
+    records
+}
+
+impl PgLeaseLog {
+    /// Connects and applies the migrations.
+    pub fn open(database: &str, server: String) -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| error.to_string())?;
+        let mut log = Self {
+            runtime,
+            client: None,
+            database: database.to_owned(),
+            server,
+            label: PathBuf::from("postgresql lease database"),
+        };
+        log.connect()?;
+        Ok(log)
+    }
+
+    /// Opens the connection when there is none (or it broke).
+    fn connect(&mut self) -> Result<(), String> {
+        if self
+            .client
+            .as_ref()
+            .is_some_and(|client| !client.is_closed())
+        {
+            return Ok(());
+        }
+        self.client = None;
+        let database = self.database.clone();
+        let client = self.runtime.block_on(async {
+            let mut client = crate::history::writer::connect(&database).await?;
+            crate::history::schema::migrate(&mut client)
+                .await
+                .map_err(|error| format!("migrations: {error}"))?;
+            Ok::<_, String>(client)
+        })?;
+        self.client = Some(client);
+        Ok(())
+    }
+
+    /// Fills `store` from the database; returns the non-lease records (for the daemon's
+    /// rewrites, as `load_leases` does for the file).
+    pub fn load_into(&mut self, store: &ShardedStore) -> Result<LeaseFile, String> {
+        self.connect()?;
+        let client = self.client.as_ref().ok_or("not connected")?;
+        let text = self.runtime.block_on(async {
+            let mut text = String::new();
+            for query in [
+                "SELECT record FROM lease_file_records ORDER BY key",
+                "SELECT record FROM leases ORDER BY address",
+            ] {
+                for row in client
+                    .query(query, &[])
+                    .await
+                    .map_err(|error| error.to_string())?
+                {
+                    text.push_str(row.get::<_, &str>(0));
+                }
+            }
+            Ok::<_, String>(text)
+        })?;
+        Ok(store.load_bytes(text.as_bytes()))
+    }
+
+    /// Writes `records` (dhcpd.leases text) in one transaction.
+    fn write(&mut self, records: &[u8]) -> Result<(), String> {
+        let file = super::file::parse(records, "batch");
+        if !file.errors.is_empty() {
+            // The committer only sees records the daemon formatted: a parse error is a bug,
+            // and the batch must not count as durable.
+            return Err(format!("unreadable batch: {:?}", file.errors[0]));
+        }
+        let rows = LeaseRows::of(&file.leases);
+        let others = other_records(&file);
+        let server = self.server.clone();
+        self.connect()?;
+        let client = self.client.as_ref().ok_or("not connected")?;
+        self.runtime.block_on(async {
+            // `Client::transaction` needs `&mut`; the statements are sent in order on the one
+            // connection, so BEGIN … COMMIT by hand is the same transaction.
+            client
+                .batch_execute("BEGIN")
+                .await
+                .map_err(|error| error.to_string())?;
+            let result = async {
+                if !rows.address.is_empty() {
+                    client
+                        .execute(
+                            "INSERT INTO leases (address, state, htype, hardware, client_id, \
+                               starts, ends, server, record, updated_at) \
+                             SELECT a, s, h, hw, c, st, en, $9, r, now() FROM unnest(\
+                               $1::inet[], $2::text[], $3::int2[], $4::bytea[], $5::bytea[], \
+                               $6::timestamptz[], $7::timestamptz[], $8::text[]) \
+                               AS t(a, s, h, hw, c, st, en, r) \
+                             ON CONFLICT (address) DO UPDATE SET state = EXCLUDED.state, \
+                               htype = EXCLUDED.htype, hardware = EXCLUDED.hardware, \
+                               client_id = EXCLUDED.client_id, starts = EXCLUDED.starts, \
+                               ends = EXCLUDED.ends, server = EXCLUDED.server, \
+                               record = EXCLUDED.record, updated_at = now()",
+                            &[
+                                &rows.address,
+                                &rows.state,
+                                &rows.htype,
+                                &rows.hardware,
+                                &rows.client_id,
+                                &rows.starts,
+                                &rows.ends,
+                                &rows.record,
+                                &server,
+                            ],
+                        )
+                        .await?;
+                }
+                for (key, record) in &others {
+                    client
+                        .execute(
+                            "INSERT INTO lease_file_records (key, record) VALUES ($1, $2) \
+                             ON CONFLICT (key) DO UPDATE SET record = EXCLUDED.record, \
+                               updated_at = now()",
+                            &[key, record],
+                        )
+                        .await?;
+                }
+                client.batch_execute("COMMIT").await
+            }
+            .await;
+            if let Err(error) = result {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(error.to_string());
+            }
+            Ok(())
+        })
+    }
+}
+
+impl LogFile for PgLeaseLog {
+    fn append(&mut self, records: &[u8]) -> Result<(), LeaseLogError> {
+        let result = self.write(records);
+        if result.is_err() {
+            // The next batch opens a new connection (the old one may be mid-transaction).
+            self.client = None;
+        }
+        result.map_err(|error| failed("commit to", &self.label, error))
+    }
+
+    /// The database compacts itself; the committer's hourly rewrite has nothing to do.
+    fn rewrite(&mut self, _snapshot: &[u8]) -> Result<(), LeaseLogError> {
+        Ok(())
+    }
+
+    fn appended_bytes(&self) -> u64 {
+        0
+    }
+
+    fn compact_bytes(&self) -> u64 {
+        0
+    }
+
+    fn needs_rewrite(&self) -> bool {
+        false
+    }
+
+    fn is_detached(&self) -> bool {
+        false
+    }
+
+    fn path(&self) -> &Path {
+        &self.label
+    }
+}
+
+impl PgLeaseLog {
+    /// Writes the start-up snapshot (the store after the expiry of what ended while the server
+    /// was down), as the file backend rewrites its file at start.
+    pub fn write_snapshot(&mut self, snapshot: &[u8]) -> Result<(), LeaseLogError> {
+        self.append(snapshot)
+    }
+}
