@@ -28,6 +28,16 @@ use super::log::LeaseLogError;
 use super::record::{Lease, NEVER};
 use super::shards::ShardedStore;
 
+/// The session advisory lock a server holds on its lease database while it serves from it
+/// ("xdhcpl" in ASCII). Until several servers can share one database (DESIGN.md, the claim),
+/// a second server on the same database would bind addresses the first one also binds: it is
+/// refused instead. PostgreSQL lets the lock go with the session, so a killed server's
+/// successor takes over once its connection is gone.
+const OWNER_LOCK: i64 = 0x7864_6863_706c;
+
+const ANOTHER_SERVER: &str = "another xdhcpd server serves from this lease database \
+     (several servers on one database are not supported yet)";
+
 /// The group committer's log in PostgreSQL.
 pub struct PgLeaseLog {
     runtime: tokio::runtime::Runtime,
@@ -136,8 +146,18 @@ impl PgLeaseLog {
             server,
             label: PathBuf::from("postgresql lease database"),
         };
-        log.connect()?;
-        Ok(log)
+        // A server killed a moment ago may still hold the lock until PostgreSQL notices.
+        let mut attempts = 0;
+        loop {
+            match log.connect() {
+                Ok(()) => return Ok(log),
+                Err(error) if error == ANOTHER_SERVER && attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Opens the connection when there is none (or it broke).
@@ -156,6 +176,14 @@ impl PgLeaseLog {
             crate::history::schema::migrate(&mut client)
                 .await
                 .map_err(|error| format!("migrations: {error}"))?;
+            let owner: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&OWNER_LOCK])
+                .await
+                .map_err(|error| error.to_string())?
+                .get(0);
+            if !owner {
+                return Err(ANOTHER_SERVER.to_owned());
+            }
             Ok::<_, String>(client)
         })?;
         self.client = Some(client);

@@ -1,6 +1,7 @@
 //! The PostgreSQL lease backend, one server (DESIGN.md "Leases in PostgreSQL"): the real
 //! `xdhcpd` on loopback with `option xdhcpd.lease-database` pointing at a private PostgreSQL.
-//! ACKed leases are rows of `leases` (and not in the lease file); after `kill -9` and a
+//! ACKed leases are rows of `leases` (and not in the lease file); a second server on the same
+//! database is refused; after `kill -9` and a
 //! restart the server knows them (a client is offered its own address again); with the
 //! database stopped (`pg_ctl stop -m immediate`) no lease is ACKed, and ACKs resume once it is
 //! back.
@@ -139,6 +140,24 @@ fn leases_live_in_the_database_across_a_kill_and_acks_wait_for_it() {
         0,
         "the lease file is not the backend"
     );
+
+    // A second server on the same database is refused (several servers on one database are
+    // not supported yet: it would bind the same addresses).
+    let other = TempDir::new("pg-leases-other");
+    write_config(&other.0, &url);
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_xdhcpd"))
+        .args(["-f", "-d", "-cf"])
+        .arg(other.0.join("dhcpd.conf"))
+        .arg("-lf")
+        .arg(other.0.join("dhcpd.leases"))
+        .arg("-pf")
+        .arg(other.0.join("dhcpd.pid"))
+        .args(["-p", &(port + 2).to_string(), "--no-xdp", "lo"])
+        .output()
+        .expect("second xdhcpd");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("another xdhcpd server"), "{stderr}");
 
     // kill -9, restart: the second client asks first and still gets its own address (a
     // server without the leases would offer the pool's first address).
