@@ -50,6 +50,7 @@ mod netns_local_address;
 mod netns_omapi_conformance;
 mod netns_overload;
 mod netns_perfdhcp;
+mod netns_pg_dora;
 mod netns_ping_check;
 mod netns_service;
 mod netns_xdp;
