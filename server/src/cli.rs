@@ -88,6 +88,11 @@ pub struct Cli {
     #[arg(long = "history-database", value_name = "URL")]
     pub history_database: Option<String>,
 
+    /// This server's name in the lease and history databases (default: the host name); each
+    /// server on one database needs its own.
+    #[arg(long = "server-name", value_name = "NAME")]
+    pub server_name: Option<String>,
+
     /// Apply the database schema migrations (lease and history databases) and exit.
     #[arg(long = "db-init")]
     pub db_init: bool,
@@ -132,6 +137,13 @@ impl Cli {
             || self.test_config
             || self.test_leases
             || self.db_init
+    }
+
+    /// `--server-name`, else the host name.
+    pub fn server_name(&self) -> String {
+        self.server_name
+            .clone()
+            .unwrap_or_else(crate::history::writer::server_name)
     }
 
     /// Where the lease history goes: `--history-database`, the config's

@@ -223,12 +223,12 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         .or_else(|| config.lease_database.clone());
     let (mut other_records, mut database_log) = match &lease_database {
         Some(database) => {
-            let mut log =
-                crate::lease::pg::PgLeaseLog::open(database, crate::history::writer::server_name())
-                    .map_err(|message| DaemonError::Leases {
-                        path: PathBuf::from("lease database"),
-                        message,
-                    })?;
+            let mut log = crate::lease::pg::PgLeaseLog::open(database, cli.server_name()).map_err(
+                |message| DaemonError::Leases {
+                    path: PathBuf::from("lease database"),
+                    message,
+                },
+            )?;
             let file = log
                 .load_into(&store)
                 .map_err(|message| DaemonError::Leases {
@@ -299,6 +299,18 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         &leases_path,
         &expired,
     )?;
+    // Several servers on one lease database: a lost claim refreshes the store, and the other
+    // servers' changes reach it every second (`lease::pg`).
+    if let (Some(log), Some(database)) = (database_log.as_mut(), &lease_database) {
+        log.attach_store(leases.clone());
+        crate::lease::pg::spawn_poller(
+            control_plane.handle(),
+            control_plane.token(),
+            database.clone(),
+            cli.server_name(),
+            leases.clone(),
+        );
+    }
     let committer = spawn_committer(
         &leases_path,
         Snapshot {
@@ -940,7 +952,7 @@ fn start_history(
         control_plane.handle(),
         control_plane.token(),
         settings,
-        crate::history::writer::server_name(),
+        cli.server_name(),
         spool,
         classifier,
     );

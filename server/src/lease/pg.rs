@@ -13,11 +13,15 @@
 //! reopened at the next batch; a batch that fails is not durable (its replies are dropped and
 //! counted, `drops_total{reason="commit_failed"}`), exactly as a failed fsync.
 //!
-//! Not yet: several servers on one database (the claim of DESIGN.md), the periodic rewrite
-//! (a no-op: the database compacts itself).
+//! Several servers may serve from one database (DESIGN.md "Leases in PostgreSQL"): each
+//! change claims its address in the upsert ([`UPSERT`]); a batch with a lost ACTIVE claim is
+//! not durable (its replies are dropped, the clients retransmit) and the lost rows replace the
+//! store's copies; [`spawn_poller`] brings the other servers' changes into the store. The
+//! periodic rewrite is a no-op: the database compacts itself.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_postgres::Client;
@@ -28,15 +32,31 @@ use super::log::LeaseLogError;
 use super::record::{Lease, NEVER};
 use super::shards::ShardedStore;
 
-/// The session advisory lock a server holds on its lease database while it serves from it
-/// ("xdhcpl" in ASCII). Until several servers can share one database (DESIGN.md, the claim),
-/// a second server on the same database would bind addresses the first one also binds: it is
-/// refused instead. PostgreSQL lets the lock go with the session, so a killed server's
-/// successor takes over once its connection is gone.
-const OWNER_LOCK: i64 = 0x7864_6863_706c;
+/// Why a batch failed when one of its ACTIVE leases lost its claim.
+pub const CLAIM_LOST: &str = "an address of the batch is held by another server's client";
 
-const ANOTHER_SERVER: &str = "another xdhcpd server serves from this lease database \
-     (several servers on one database are not supported yet)";
+/// The upsert of a batch's leases. A row is replaced only when the change may claim it: the
+/// address is not ACTIVE, its lease ended, or it is the same client's (a renewal, release or
+/// expiry of that client's lease, whichever server granted it). Not "the row is this server's
+/// own": a stale copy in this server's store (another server's row applied late by the
+/// poller) must not overwrite a newer binding. `RETURNING` names the rows
+/// written; an address missing from it lost its claim (DESIGN.md "Leases in PostgreSQL").
+const UPSERT: &str = "INSERT INTO leases (address, state, htype, hardware, client_id, \
+       starts, ends, server, record, updated_at) \
+     SELECT a, s, h, hw, c, st, en, $9, r, now() FROM unnest(\
+       $1::inet[], $2::text[], $3::int2[], $4::bytea[], $5::bytea[], \
+       $6::timestamptz[], $7::timestamptz[], $8::text[]) \
+       AS t(a, s, h, hw, c, st, en, r) \
+     ON CONFLICT (address) DO UPDATE SET state = EXCLUDED.state, \
+       htype = EXCLUDED.htype, hardware = EXCLUDED.hardware, \
+       client_id = EXCLUDED.client_id, starts = EXCLUDED.starts, \
+       ends = EXCLUDED.ends, server = EXCLUDED.server, \
+       record = EXCLUDED.record, updated_at = now() \
+     WHERE leases.state <> 'active' \
+        OR coalesce(leases.ends, 'infinity') < now() \
+        OR coalesce(leases.client_id, leases.hardware) \
+           IS NOT DISTINCT FROM coalesce(EXCLUDED.client_id, EXCLUDED.hardware) \
+     RETURNING address";
 
 /// The group committer's log in PostgreSQL.
 pub struct PgLeaseLog {
@@ -46,6 +66,7 @@ pub struct PgLeaseLog {
     server: String,
     /// For the log lines (`LogFile::path`).
     label: PathBuf,
+    store: Option<Arc<ShardedStore>>,
 }
 
 fn failed(action: &'static str, label: &Path, error: impl std::fmt::Display) -> LeaseLogError {
@@ -145,19 +166,15 @@ impl PgLeaseLog {
             database: database.to_owned(),
             server,
             label: PathBuf::from("postgresql lease database"),
+            store: None,
         };
-        // A server killed a moment ago may still hold the lock until PostgreSQL notices.
-        let mut attempts = 0;
-        loop {
-            match log.connect() {
-                Ok(()) => return Ok(log),
-                Err(error) if error == ANOTHER_SERVER && attempts < 50 => {
-                    attempts += 1;
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(error) => return Err(error),
-            }
-        }
+        log.connect()?;
+        Ok(log)
+    }
+
+    /// The store that learns the rows other servers won (a lost claim refreshes it).
+    pub fn attach_store(&mut self, store: Arc<ShardedStore>) {
+        self.store = Some(store);
     }
 
     /// Opens the connection when there is none (or it broke).
@@ -176,14 +193,6 @@ impl PgLeaseLog {
             crate::history::schema::migrate(&mut client)
                 .await
                 .map_err(|error| format!("migrations: {error}"))?;
-            let owner: bool = client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&OWNER_LOCK])
-                .await
-                .map_err(|error| error.to_string())?
-                .get(0);
-            if !owner {
-                return Err(ANOTHER_SERVER.to_owned());
-            }
             Ok::<_, String>(client)
         })?;
         self.client = Some(client);
@@ -227,28 +236,20 @@ impl PgLeaseLog {
         let server = self.server.clone();
         self.connect()?;
         let client = self.client.as_ref().ok_or("not connected")?;
-        self.runtime.block_on(async {
+        let outcome = self.runtime.block_on(async {
             // `Client::transaction` needs `&mut`; the statements are sent in order on the one
             // connection, so BEGIN … COMMIT by hand is the same transaction.
             client
                 .batch_execute("BEGIN")
                 .await
                 .map_err(|error| error.to_string())?;
-            let result = async {
+            type Lost = Vec<(IpAddr, bool)>;
+            let result: Result<Result<Lost, Lost>, tokio_postgres::Error> = async {
+                let mut lost = Vec::new();
                 if !rows.address.is_empty() {
-                    client
-                        .execute(
-                            "INSERT INTO leases (address, state, htype, hardware, client_id, \
-                               starts, ends, server, record, updated_at) \
-                             SELECT a, s, h, hw, c, st, en, $9, r, now() FROM unnest(\
-                               $1::inet[], $2::text[], $3::int2[], $4::bytea[], $5::bytea[], \
-                               $6::timestamptz[], $7::timestamptz[], $8::text[]) \
-                               AS t(a, s, h, hw, c, st, en, r) \
-                             ON CONFLICT (address) DO UPDATE SET state = EXCLUDED.state, \
-                               htype = EXCLUDED.htype, hardware = EXCLUDED.hardware, \
-                               client_id = EXCLUDED.client_id, starts = EXCLUDED.starts, \
-                               ends = EXCLUDED.ends, server = EXCLUDED.server, \
-                               record = EXCLUDED.record, updated_at = now()",
+                    let won: std::collections::HashSet<IpAddr> = client
+                        .query(
+                            UPSERT,
                             &[
                                 &rows.address,
                                 &rows.state,
@@ -261,7 +262,23 @@ impl PgLeaseLog {
                                 &server,
                             ],
                         )
-                        .await?;
+                        .await?
+                        .iter()
+                        .map(|row| row.get(0))
+                        .collect();
+                    lost = rows
+                        .address
+                        .iter()
+                        .zip(&rows.state)
+                        .filter(|(address, _)| !won.contains(address))
+                        .map(|(address, state)| (*address, *state == "active"))
+                        .collect();
+                }
+                if lost.iter().any(|(_, active)| *active) {
+                    // An ACTIVE lease of the batch is another server's client's: nothing of the
+                    // batch is durable, so none of its replies leave.
+                    client.batch_execute("ROLLBACK").await?;
+                    return Ok(Err(lost));
                 }
                 for (key, record) in &others {
                     client
@@ -273,22 +290,123 @@ impl PgLeaseLog {
                         )
                         .await?;
                 }
-                client.batch_execute("COMMIT").await
+                client.batch_execute("COMMIT").await?;
+                Ok(Ok(lost))
             }
             .await;
-            if let Err(error) = result {
-                let _ = client.batch_execute("ROLLBACK").await;
-                return Err(error.to_string());
+            match result {
+                Ok(outcome) => Ok(outcome),
+                Err(error) => {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    Err(error.to_string())
+                }
             }
-            Ok(())
-        })
+        })?;
+        // The rows other servers hold replace this server's copies, so the engine stops
+        // offering (or renewing) those addresses; the client's retransmission is then NAKed or
+        // offered another address.
+        let (lost, result) = match outcome {
+            Ok(lost) => (lost, Ok(())),
+            Err(lost) => (lost, Err(CLAIM_LOST.to_owned())),
+        };
+        if !lost.is_empty() {
+            let addresses: Vec<IpAddr> = lost.iter().map(|(address, _)| *address).collect();
+            if let Err(error) = self.refresh(&addresses) {
+                tracing::warn!("lease database: refresh after a lost claim failed: {error}");
+            }
+        }
+        result
     }
+
+    /// Reads the rows of `addresses` into the store.
+    fn refresh(&self, addresses: &[IpAddr]) -> Result<(), String> {
+        let (Some(store), Some(client)) = (&self.store, &self.client) else {
+            return Ok(());
+        };
+        let text = self.runtime.block_on(async {
+            let mut text = String::new();
+            for row in client
+                .query(
+                    "SELECT record FROM leases WHERE address = ANY($1::inet[])",
+                    &[&addresses],
+                )
+                .await
+                .map_err(|error| error.to_string())?
+            {
+                text.push_str(row.get::<_, &str>(0));
+            }
+            Ok::<_, String>(text)
+        })?;
+        store.upsert_each(super::file::parse(text.as_bytes(), "lease database").leases);
+        Ok(())
+    }
+}
+
+/// How often the poller reads the other servers' changes.
+pub const POLL: Duration = Duration::from_secs(1);
+/// How far back each poll looks past the newest change it saw: transactions commit out of the
+/// order of their `now()`, so a row may appear with a time before one already seen.
+const POLL_OVERLAP: Duration = Duration::from_secs(2);
+
+/// The other servers' changes into this server's store, every [`POLL`]: rows written by
+/// another server since the last look (the `leases_updated_at` index). A control-plane task
+/// with a connection of its own. Leases applied late are harmless: a claim made from a stale
+/// copy loses and refreshes it (`PgLeaseLog::write`).
+pub fn spawn_poller(
+    handle: &tokio::runtime::Handle,
+    token: tokio_util::sync::CancellationToken,
+    database: String,
+    server: String,
+    store: Arc<ShardedStore>,
+) {
+    handle.spawn(async move {
+        let mut client: Option<Client> = None;
+        let mut since = UNIX_EPOCH;
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(POLL) => {}
+            }
+            if client.as_ref().is_none_or(Client::is_closed) {
+                client = crate::history::writer::connect(&database).await.ok();
+            }
+            let Some(connection) = &client else {
+                continue;
+            };
+            let from = since.checked_sub(POLL_OVERLAP).unwrap_or(UNIX_EPOCH);
+            let rows = match connection
+                .query(
+                    "SELECT record, updated_at FROM leases \
+                     WHERE server <> $1 AND updated_at > $2 ORDER BY updated_at",
+                    &[&server, &from],
+                )
+                .await
+            {
+                Ok(rows) => rows,
+                Err(error) => {
+                    tracing::debug!("lease database poll: {error}");
+                    client = None;
+                    continue;
+                }
+            };
+            let mut text = String::new();
+            for row in &rows {
+                text.push_str(row.get::<_, &str>(0));
+                since = since.max(row.get::<_, SystemTime>(1));
+            }
+            if !text.is_empty() {
+                let leases = super::file::parse(text.as_bytes(), "lease database").leases;
+                let store = store.clone();
+                crate::control_plane::blocking(move || store.upsert_each(leases));
+            }
+        }
+    });
 }
 
 impl LogFile for PgLeaseLog {
     fn append(&mut self, records: &[u8]) -> Result<(), LeaseLogError> {
         let result = self.write(records);
-        if result.is_err() {
+        if result.as_ref().is_err_and(|error| error != CLAIM_LOST) {
             // The next batch opens a new connection (the old one may be mid-transaction).
             self.client = None;
         }

@@ -335,14 +335,20 @@ impl ShardedStore {
     /// the shards, as [`ShardedStore::load_path`] loads a file.
     pub fn load_bytes(&self, bytes: &[u8]) -> LeaseFile {
         let mut file = crate::lease::file::parse(bytes, "lease database");
+        self.upsert_each(std::mem::take(&mut file.leases));
+        self.bill_loaded_leases();
+        file
+    }
+
+    /// Puts leases another writer made (the other servers of a PostgreSQL lease database,
+    /// `lease::pg`) into their shards, one shard held at a time.
+    pub fn upsert_each(&self, leases: Vec<Lease>) {
         let layout = self.layout();
-        for lease in std::mem::take(&mut file.leases) {
+        for lease in leases {
             if let Ok(mut shard) = self.lock(layout.of_address(lease.address)) {
                 shard.upsert(lease);
             }
         }
-        self.bill_loaded_leases();
-        file
     }
 
     /// ISC `lease_instantiate` bills each lease of the file to its `billing` class with
