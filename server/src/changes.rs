@@ -34,6 +34,9 @@ pub enum ChangeSource {
     /// A dynamic DNS update finished: the lease variables ISC keeps (`ddns-fwd-name`, …) were
     /// set or unset on the lease (server/ddns.c `ddns_update_lease_text`).
     Ddns,
+    /// Another server of the same PostgreSQL lease database changed the lease (its row,
+    /// brought by `lease::pg`'s poller or after a lost claim); already durable there.
+    Database,
 }
 
 /// What a change asks of DNS (dhcpd.conf(5) "DYNAMIC DNS UPDATES").
@@ -72,13 +75,14 @@ pub struct Effects {
 }
 
 impl ChangeSource {
-    pub const ALL: [ChangeSource; 6] = [
+    pub const ALL: [ChangeSource; 7] = [
         ChangeSource::Engine,
         ChangeSource::KernelRenewal,
         ChangeSource::Omapi,
         ChangeSource::Partner,
         ChangeSource::Expiry,
         ChangeSource::Ddns,
+        ChangeSource::Database,
     ];
 
     /// The effects of a change from this source.
@@ -134,6 +138,16 @@ impl ChangeSource {
                 dns: DnsEffect::None,
                 history: false,
             },
+            // The row is the other server's, written and recorded in its history there; this
+            // server's kernel must stop answering for a lease it no longer backs.
+            ChangeSource::Database => Effects {
+                record: false,
+                wait_durable: false,
+                tell_partner: false,
+                reconcile_kernel: true,
+                dns: DnsEffect::None,
+                history: false,
+            },
         }
     }
 
@@ -146,6 +160,7 @@ impl ChangeSource {
             ChangeSource::Partner => "partner",
             ChangeSource::Expiry => "expiry",
             ChangeSource::Ddns => "ddns",
+            ChangeSource::Database => "database",
         }
     }
 }
@@ -312,15 +327,26 @@ mod tests {
     fn every_source_is_recorded_and_only_the_partner_is_not_told_back() {
         for source in ChangeSource::ALL {
             let effects = source.effects();
-            assert!(effects.record, "{source:?} must reach the lease log");
+            // Another server's change is durable in the database already.
+            assert_eq!(
+                effects.record,
+                source != ChangeSource::Database,
+                "{source:?} must reach the lease log"
+            );
             assert_eq!(
                 effects.tell_partner,
-                !matches!(source, ChangeSource::Partner | ChangeSource::Ddns)
+                !matches!(
+                    source,
+                    ChangeSource::Partner | ChangeSource::Ddns | ChangeSource::Database
+                )
             );
             assert_eq!(effects.wait_durable, source == ChangeSource::Partner);
             assert_eq!(
                 effects.history,
-                !matches!(source, ChangeSource::Partner | ChangeSource::Ddns),
+                !matches!(
+                    source,
+                    ChangeSource::Partner | ChangeSource::Ddns | ChangeSource::Database
+                ),
                 "{source:?}: every lease event of this server is in the history, once"
             );
         }
@@ -341,6 +367,7 @@ mod tests {
                 (ChangeSource::Partner, DnsEffect::None),
                 (ChangeSource::Expiry, DnsEffect::Remove),
                 (ChangeSource::Ddns, DnsEffect::None),
+                (ChangeSource::Database, DnsEffect::None),
             ]
         );
     }
@@ -356,7 +383,8 @@ mod tests {
             [
                 ChangeSource::Omapi,
                 ChangeSource::Partner,
-                ChangeSource::Expiry
+                ChangeSource::Expiry,
+                ChangeSource::Database
             ]
         );
     }

@@ -299,17 +299,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         &leases_path,
         &expired,
     )?;
-    // Several servers on one lease database: a lost claim refreshes the store, and the other
-    // servers' changes reach it every second (`lease::pg`).
-    if let (Some(log), Some(database)) = (database_log.as_mut(), &lease_database) {
+    // Several servers on one lease database: a lost claim refreshes the store (`lease::pg`).
+    if let Some(log) = database_log.as_mut() {
         log.attach_store(leases.clone());
-        crate::lease::pg::spawn_poller(
-            control_plane.handle(),
-            control_plane.token(),
-            database.clone(),
-            cli.server_name(),
-            leases.clone(),
-        );
     }
     let committer = spawn_committer(
         &leases_path,
@@ -416,6 +408,30 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                 ddns.updater.submit(operation);
             }
         }
+    }
+
+    // Several servers on one lease database: the others' changes reach the store every
+    // second and go the one path (`lease::pg`, `ChangeSource::Database`).
+    if let Some(database) = &lease_database {
+        let applier = Arc::downgrade(&shared);
+        crate::lease::pg::spawn_poller(
+            control_plane.handle(),
+            control_plane.token(),
+            database.clone(),
+            cli.server_name(),
+            leases.clone(),
+            Arc::new(move |changed: &[crate::lease::record::Lease]| {
+                if let Some(shared) = applier.upgrade() {
+                    shared.apply(
+                        crate::changes::LeaseChange::new(
+                            crate::changes::ChangeSource::Database,
+                            changed,
+                        ),
+                        None,
+                    );
+                }
+            }),
+        );
     }
 
     // Failover peers (docs/spec/failover.md): one driver thread, when the config declares a peer.

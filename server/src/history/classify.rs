@@ -122,7 +122,13 @@ impl Classifier {
             }
             (_, ChangeSource::Expiry) => held(&mut self.holders).then_some(EventKind::Expire),
             // Not events of this server (`changes::Effects::history` is false for them).
-            (_, ChangeSource::Partner | ChangeSource::Ddns | ChangeSource::KernelRenewal) => None,
+            (
+                _,
+                ChangeSource::Partner
+                | ChangeSource::Ddns
+                | ChangeSource::KernelRenewal
+                | ChangeSource::Database,
+            ) => None,
         }
     }
 

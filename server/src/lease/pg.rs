@@ -342,6 +342,9 @@ impl PgLeaseLog {
     }
 }
 
+/// Where the poller hands the leases it put in the store.
+pub type LeasesChanged = Arc<dyn Fn(&[Lease]) + Send + Sync>;
+
 /// How often the poller reads the other servers' changes.
 pub const POLL: Duration = Duration::from_secs(1);
 /// How far back each poll looks past the newest change it saw: transactions commit out of the
@@ -352,12 +355,15 @@ const POLL_OVERLAP: Duration = Duration::from_secs(2);
 /// another server since the last look (the `leases_updated_at` index). A control-plane task
 /// with a connection of its own. Leases applied late are harmless: a claim made from a stale
 /// copy loses and refreshes it (`PgLeaseLog::write`).
+/// `changed` gets the leases once they are in the store (the daemon applies them as
+/// `ChangeSource::Database` changes: the kernel's entries they no longer back go).
 pub fn spawn_poller(
     handle: &tokio::runtime::Handle,
     token: tokio_util::sync::CancellationToken,
     database: String,
     server: String,
     store: Arc<ShardedStore>,
+    changed: LeasesChanged,
 ) {
     handle.spawn(async move {
         let mut client: Option<Client> = None;
@@ -397,7 +403,11 @@ pub fn spawn_poller(
             if !text.is_empty() {
                 let leases = super::file::parse(text.as_bytes(), "lease database").leases;
                 let store = store.clone();
-                crate::control_plane::blocking(move || store.upsert_each(leases));
+                let changed = changed.clone();
+                crate::control_plane::blocking(move || {
+                    store.upsert_each(leases.clone());
+                    changed(&leases);
+                });
             }
         }
     });
