@@ -318,7 +318,9 @@ impl PgLeaseLog {
         result
     }
 
-    /// Reads the rows of `addresses` into the store.
+    /// Reads the rows of `addresses` into the store, and every row another server changed in
+    /// the last seconds: a lost claim says this server's store is behind, and the next
+    /// offers would lose again until the poller's next look.
     fn refresh(&self, addresses: &[IpAddr]) -> Result<(), String> {
         let (Some(store), Some(client)) = (&self.store, &self.client) else {
             return Ok(());
@@ -327,8 +329,9 @@ impl PgLeaseLog {
             let mut text = String::new();
             for row in client
                 .query(
-                    "SELECT record FROM leases WHERE address = ANY($1::inet[])",
-                    &[&addresses],
+                    "SELECT record FROM leases WHERE address = ANY($1::inet[]) \
+                     OR (server <> $2 AND updated_at > now() - interval '5 seconds')",
+                    &[&addresses, &self.server],
                 )
                 .await
                 .map_err(|error| error.to_string())?

@@ -192,19 +192,22 @@ fn leases_live_in_the_database_across_a_kill_and_acks_wait_for_it() {
 /// DISCOVER and REQUEST until a DHCPACK (a lost claim drops the first ACK, a NAK or a
 /// retransmission follows); the ACK and how many attempts it took.
 fn dora_until_acked(socket: &UdpSocket, port: u16, mac: [u8; 6], xid: u32) -> (Message, u32) {
+    dora_until_acked_within(socket, port, mac, xid, Duration::from_secs(2))
+}
+
+fn dora_until_acked_within(
+    socket: &UdpSocket,
+    port: u16,
+    mac: [u8; 6],
+    xid: u32,
+    wait: Duration,
+) -> (Message, u32) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut attempt = 0;
     loop {
         attempt += 1;
         let offer = offer(socket, port, mac, xid + attempt * 10);
-        if let Some(reply) = select(
-            socket,
-            port,
-            mac,
-            xid + attempt * 10 + 1,
-            &offer,
-            Duration::from_secs(2),
-        ) {
+        if let Some(reply) = select(socket, port, mac, xid + attempt * 10 + 1, &offer, wait) {
             if loopback_support::message_type(&reply) == Some(MessageType::Ack) {
                 return (reply, attempt);
             }
@@ -277,4 +280,66 @@ fn two_servers_on_one_database_never_bind_an_address_twice() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+#[test]
+fn three_servers_share_the_pool_through_a_kill_and_every_ack_is_a_row() {
+    let ports: Vec<u16> = (0..3)
+        .map(|index| loopback_support::port(PortRange::PgLeases, 30 + 5 * index))
+        .collect();
+    let Some(database) = PgServer::start(
+        "pg_leases_three",
+        loopback_support::port(PortRange::PgLeases, 52),
+    ) else {
+        return;
+    };
+    let url = database.url();
+    let dirs: Vec<TempDir> = (0..3)
+        .map(|index| TempDir::new(&format!("pg-leases-three-{index}")))
+        .collect();
+    let start = |index: usize| {
+        write_config(&dirs[index].0, &url);
+        Server::start_with(
+            &dirs[index].0,
+            ports[index],
+            &["--server-name", &format!("s{index}")],
+        )
+    };
+    let mut servers: Vec<Server> = (0..3).map(start).collect();
+    let sockets: Vec<UdpSocket> = ports.iter().map(|port| relay_socket(*port)).collect();
+    // 30 clients spread over the three servers; the first server is killed with SIGKILL after
+    // the first 15 and started again.
+    let mut acked: Vec<([u8; 6], Ipv4Addr)> = Vec::new();
+    for client in 0..30u8 {
+        if client == 15 {
+            servers[0].kill();
+            servers[0] = start(0);
+        }
+        let server = usize::from(client) % 3;
+        let mac = [0x02, 0x00, 0x5e, 0x13, 0x00, client];
+        let (ack, _) = dora_until_acked_within(
+            &sockets[server],
+            ports[server],
+            mac,
+            1_000 * u32::from(client),
+            Duration::from_millis(700),
+        );
+        acked.push((mac, ack.yiaddr()));
+    }
+    let mut addresses: Vec<Ipv4Addr> = acked.iter().map(|(_, address)| *address).collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(
+        addresses.len(),
+        acked.len(),
+        "an address ACKed twice: {acked:?}"
+    );
+    let rows = lease_rows(&url);
+    for (mac, address) in &acked {
+        assert!(
+            rows.contains(&(address.to_string(), "active".into(), Some(mac.to_vec()))),
+            "{mac:02x?} on {address} is not an active row: {rows:?}"
+        );
+    }
+    drop(servers);
 }
