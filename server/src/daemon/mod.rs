@@ -300,8 +300,10 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         &expired,
     )?;
     // Several servers on one lease database: a lost claim refreshes the store (`lease::pg`).
+    // Each server of one database starts its pools' never-used addresses elsewhere.
     if let Some(log) = database_log.as_mut() {
         log.attach_store(leases.clone());
+        let _ = leases.spread_never_used(crate::lease::pg::spread_seed(&cli.server_name()));
     }
     let committer = spawn_committer(
         &leases_path,

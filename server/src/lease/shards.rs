@@ -340,6 +340,11 @@ impl ShardedStore {
         file
     }
 
+    /// [`LeaseStore::spread_never_used`] in every shard.
+    pub fn spread_never_used(&self, seed: u64) -> Result<(), Poisoned> {
+        self.for_each(|_, shard| shard.spread_never_used(seed))
+    }
+
     /// Puts leases another writer made (the other servers of a PostgreSQL lease database,
     /// `lease::pg`) into their shards, one shard held at a time.
     pub fn upsert_each(&self, leases: Vec<Lease>) {

@@ -232,13 +232,16 @@ fn two_servers_on_one_database_never_bind_an_address_twice() {
     write_config(&first_dir.0, &url);
     write_config(&second_dir.0, &url);
     let mut first_server = Server::start_with(&first_dir.0, first_port, &["--server-name", "a"]);
-    let _second_server = Server::start_with(&second_dir.0, second_port, &["--server-name", "b"]);
+    // "a" and "b102" start their walks at the same address of the 50-address pool
+    // (`lease::pg::spread_seed` modulo 50 is 46 for both), as two servers would without the
+    // spread: the second offers what the first just bound.
+    let _second_server = Server::start_with(&second_dir.0, second_port, &["--server-name", "b102"]);
     let first_socket = relay_socket(first_port);
     let second_socket = relay_socket(second_port);
     let one = [0x02, 0x00, 0x5e, 0x12, 0x00, 0x01];
     let two = [0x02, 0x00, 0x5e, 0x12, 0x00, 0x02];
-    // Both servers start from the same empty pool: the second one offers the address the first
-    // just bound unless its poller already brought the row, and then loses the claim.
+    // The second server offers the address the first just bound unless its poller already
+    // brought the row, and then loses the claim.
     let (one_ack, _) = dora_until_acked(&first_socket, first_port, one, 100);
     let (two_ack, attempts) = dora_until_acked(&second_socket, second_port, two, 200);
     eprintln!("second server: ACK after {attempts} attempt(s)");
