@@ -211,6 +211,19 @@ fn dora_renew_release_are_in_the_history_and_survive_a_database_outage() {
     let dir = TempDir::new("pg-history");
     let metrics = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port + 1);
     write_config(&dir.0, &url, metrics);
+    // `--db-init` applies the migrations once, then finds the schema up to date.
+    let db_init = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_xdhcpd"))
+            .arg("--db-init")
+            .arg("-cf")
+            .arg(dir.0.join("dhcpd.conf"))
+            .output()
+            .expect("xdhcpd --db-init");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(db_init().contains("applied migrations [1, 2]"));
+    assert!(db_init().contains("up to date"));
     let socket = relay_socket(port);
     let _server = Server::start(&dir.0, port);
     let mac = [0x02, 0x00, 0x5e, 0x10, 0x00, 0x01];
@@ -262,6 +275,22 @@ fn dora_renew_release_are_in_the_history_and_survive_a_database_outage() {
     assert!(at_renewal.contains("\"ge-0/0/7\""), "{at_renewal}");
     let now = history_command(&url, &["--address", &address.to_string(), "--at", "now"]);
     assert!(now.contains("not held (last event: release"), "{now}");
+    // A time PostgreSQL cannot read: its message, exit status 1.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_xdhcpd"))
+        .args([
+            "history",
+            "--database",
+            &url,
+            "--address",
+            "127.0.40.1",
+            "--at",
+            "yesterday-ish",
+        ])
+        .output()
+        .expect("xdhcpd history");
+    assert!(!bad.status.success());
+    let message = String::from_utf8_lossy(&bad.stderr);
+    assert!(message.contains("invalid input syntax"), "{message}");
     let by_mac = history_command(&url, &["--hardware", "02:00:5e:10:00:01"]);
     let listed: Vec<&str> = by_mac
         .lines()
