@@ -301,6 +301,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     )?;
     // Several servers on one lease database: a lost claim refreshes the store (`lease::pg`).
     // Each server of one database starts its pools' never-used addresses elsewhere.
+    let claims_lost = database_log
+        .as_ref()
+        .map(crate::lease::pg::PgLeaseLog::claims_lost);
     if let Some(log) = database_log.as_mut() {
         log.attach_store(leases.clone());
         let _ = leases.spread_never_used(crate::lease::pg::spread_seed(&cli.server_name()));
@@ -494,6 +497,14 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         }
         if let Some(history) = &shared.history {
             history.metrics().register(&mut registry);
+        }
+        if let Some(claims_lost) = &claims_lost {
+            registry.register(
+                "lease_claims_lost",
+                "new leases not ACKed because another server of the lease database bound the \
+                 address first",
+                claims_lost.clone(),
+            );
         }
         crate::metrics::serve(
             control_plane.handle(),

@@ -67,6 +67,9 @@ pub struct PgLeaseLog {
     /// For the log lines (`LogFile::path`).
     label: PathBuf,
     store: Option<Arc<ShardedStore>>,
+    /// `xdhcpd_lease_claims_lost_total`: ACTIVE leases whose address another server's client
+    /// held (each failed its batch).
+    claims_lost: prometheus_client::metrics::counter::Counter,
 }
 
 fn failed(action: &'static str, label: &Path, error: impl std::fmt::Display) -> LeaseLogError {
@@ -167,9 +170,15 @@ impl PgLeaseLog {
             server,
             label: PathBuf::from("postgresql lease database"),
             store: None,
+            claims_lost: prometheus_client::metrics::counter::Counter::default(),
         };
         log.connect()?;
         Ok(log)
+    }
+
+    /// The lost-claims counter, for the metrics registry.
+    pub fn claims_lost(&self) -> prometheus_client::metrics::counter::Counter {
+        self.claims_lost.clone()
     }
 
     /// The store that learns the rows other servers won (a lost claim refreshes it).
@@ -307,7 +316,11 @@ impl PgLeaseLog {
         // offered another address.
         let (lost, result) = match outcome {
             Ok(lost) => (lost, Ok(())),
-            Err(lost) => (lost, Err(CLAIM_LOST.to_owned())),
+            Err(lost) => {
+                let active = lost.iter().filter(|(_, active)| *active).count();
+                self.claims_lost.inc_by(active as u64);
+                (lost, Err(CLAIM_LOST.to_owned()))
+            }
         };
         if !lost.is_empty() {
             let addresses: Vec<IpAddr> = lost.iter().map(|(address, _)| *address).collect();

@@ -235,7 +235,17 @@ fn two_servers_on_one_database_never_bind_an_address_twice() {
     // "a" and "b102" start their walks at the same address of the 50-address pool
     // (`lease::pg::spread_seed` modulo 50 is 46 for both), as two servers would without the
     // spread: the second offers what the first just bound.
-    let _second_server = Server::start_with(&second_dir.0, second_port, &["--server-name", "b102"]);
+    let second_metrics = std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, second_port + 1);
+    let _second_server = Server::start_with(
+        &second_dir.0,
+        second_port,
+        &[
+            "--server-name",
+            "b102",
+            "--metrics-listen",
+            &second_metrics.to_string(),
+        ],
+    );
     let first_socket = relay_socket(first_port);
     let second_socket = relay_socket(second_port);
     let one = [0x02, 0x00, 0x5e, 0x12, 0x00, 0x01];
@@ -245,6 +255,16 @@ fn two_servers_on_one_database_never_bind_an_address_twice() {
     let (one_ack, _) = dora_until_acked(&first_socket, first_port, one, 100);
     let (two_ack, attempts) = dora_until_acked(&second_socket, second_port, two, 200);
     eprintln!("second server: ACK after {attempts} attempt(s)");
+    if attempts > 1 {
+        // The first attempt lost its claim: counted.
+        let text = scrape(second_metrics);
+        assert!(
+            text.lines()
+                .any(|line| line.starts_with("xdhcpd_lease_claims_lost_total")
+                    && !line.ends_with(" 0")),
+            "{text}"
+        );
+    }
     assert_ne!(one_ack.yiaddr(), two_ack.yiaddr());
     let rows = lease_rows(&url);
     let active: Vec<_> = rows
@@ -345,4 +365,13 @@ fn three_servers_share_the_pool_through_a_kill_and_every_ack_is_a_row() {
         );
     }
     drop(servers);
+}
+
+fn scrape(address: std::net::SocketAddrV4) -> String {
+    use std::io::Read as _;
+    let mut stream = std::net::TcpStream::connect(address).expect("metrics endpoint");
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
 }
