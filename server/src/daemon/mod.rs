@@ -262,6 +262,19 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         expired.len(),
         store.shard_count()
     );
+    // With the lease database, only what changed at start-up is written (the file backend
+    // rewrites its whole file): another server's rows are not rewritten as this one's.
+    if let Some(log) = database_log.as_mut() {
+        let mut records = Vec::new();
+        for lease in &expired {
+            crate::lease::file::write_lease_with(lease, FileFormat::of(&config), &mut records);
+        }
+        log.write_snapshot(&records)
+            .map_err(|error| DaemonError::Leases {
+                path: PathBuf::from("lease database"),
+                message: error.to_string(),
+            })?;
+    }
     let leases = Arc::new(store);
     let metrics = Arc::new(Metrics::default());
 
@@ -856,22 +869,15 @@ fn spawn_committer(
             message: "the lease store is unusable".into(),
         });
     }
-    // The file backend rewrites its file from the snapshot; the database backend writes it
-    // (the leases that expired while the server was down).
+    // The file backend rewrites its file from the snapshot; the database backend has its
+    // rows already (`run` wrote the start-up expiry's changes).
     enum Backend {
         File(LeaseLog),
         Database(Box<crate::lease::pg::PgLeaseLog>),
     }
     let backend =
         match database {
-            Some(mut log) => {
-                log.write_snapshot(&initial)
-                    .map_err(|error| DaemonError::Leases {
-                        path: path.to_path_buf(),
-                        message: error.to_string(),
-                    })?;
-                Backend::Database(Box::new(log))
-            }
+            Some(log) => Backend::Database(Box::new(log)),
             None => Backend::File(LeaseLog::open(path, &initial).map_err(|error| {
                 DaemonError::Leases {
                     path: path.to_path_buf(),

@@ -475,8 +475,8 @@ impl LogFile for PgLeaseLog {
 }
 
 impl PgLeaseLog {
-    /// Writes the start-up snapshot (the store after the expiry of what ended while the server
-    /// was down), as the file backend rewrites its file at start.
+    /// Writes the start-up changes (the leases that ended while the server was down), as the
+    /// file backend rewrites its file at start.
     pub fn write_snapshot(&mut self, snapshot: &[u8]) -> Result<(), LeaseLogError> {
         self.append(snapshot)
     }
