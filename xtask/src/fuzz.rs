@@ -23,6 +23,7 @@ const TARGETS: &[&str] = &[
     "failover_machine",
     "ddns_answer",
     "icmp_reply",
+    "history_spool",
 ];
 
 pub fn run(minutes: u64) -> Result<()> {
