@@ -317,6 +317,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     let claims_lost = database_log
         .as_ref()
         .map(crate::lease::pg::PgLeaseLog::claims_lost);
+    let refreshed_hook = database_log
+        .as_ref()
+        .map(crate::lease::pg::PgLeaseLog::changed_hook);
     if let Some(log) = database_log.as_mut() {
         log.attach_store(leases.clone());
         let _ = leases.spread_never_used(crate::lease::pg::spread_seed(&cli.server_name()));
@@ -432,12 +435,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     // second and go the one path (`lease::pg`, `ChangeSource::Database`).
     if let Some(database) = &lease_database {
         let applier = Arc::downgrade(&shared);
-        crate::lease::pg::spawn_poller(
-            control_plane.handle(),
-            control_plane.token(),
-            database.clone(),
-            cli.server_name(),
-            leases.clone(),
+        let apply: crate::lease::pg::LeasesChanged =
             Arc::new(move |changed: &[crate::lease::record::Lease]| {
                 if let Some(shared) = applier.upgrade() {
                     shared.apply(
@@ -448,7 +446,19 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                         None,
                     );
                 }
-            }),
+            });
+        // A lost claim's refresh too (the committer thread calls it; `Database` changes are
+        // not recorded, so it never waits on itself).
+        if let Some(hook) = &refreshed_hook {
+            let _ = hook.set(apply.clone());
+        }
+        crate::lease::pg::spawn_poller(
+            control_plane.handle(),
+            control_plane.token(),
+            database.clone(),
+            cli.server_name(),
+            leases.clone(),
+            apply,
         );
     }
 

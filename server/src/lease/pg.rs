@@ -70,6 +70,9 @@ pub struct PgLeaseLog {
     /// `xdhcpd_lease_claims_lost_total`: ACTIVE leases whose address another server's client
     /// held (each failed its batch).
     claims_lost: prometheus_client::metrics::counter::Counter,
+    /// Where the leases a refresh put in the store go next (the daemon: `changes::apply` as
+    /// `ChangeSource::Database`); set once the daemon's shared state exists.
+    changed: Arc<std::sync::OnceLock<LeasesChanged>>,
 }
 
 fn failed(action: &'static str, label: &Path, error: impl std::fmt::Display) -> LeaseLogError {
@@ -171,9 +174,16 @@ impl PgLeaseLog {
             label: PathBuf::from("postgresql lease database"),
             store: None,
             claims_lost: prometheus_client::metrics::counter::Counter::default(),
+            changed: Arc::default(),
         };
         log.connect()?;
         Ok(log)
+    }
+
+    /// Where the leases of a lost claim's refresh go once they are in the store (set later by
+    /// the daemon, which builds its `changes::apply` after the committer).
+    pub fn changed_hook(&self) -> Arc<std::sync::OnceLock<LeasesChanged>> {
+        self.changed.clone()
     }
 
     /// The lost-claims counter, for the metrics registry.
@@ -353,7 +363,11 @@ impl PgLeaseLog {
             }
             Ok::<_, String>(text)
         })?;
-        store.upsert_each(super::file::parse(text.as_bytes(), "lease database").leases);
+        let leases = super::file::parse(text.as_bytes(), "lease database").leases;
+        store.upsert_each(leases.clone());
+        if let Some(changed) = self.changed.get() {
+            changed(&leases);
+        }
         Ok(())
     }
 }
