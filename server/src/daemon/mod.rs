@@ -24,6 +24,7 @@ use crate::net::interfaces;
 use crate::net::socket::{DhcpSocket, SendBatch};
 
 mod commands;
+mod databases;
 mod ping;
 mod worker;
 
@@ -217,28 +218,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     );
     // `option xdhcpd.lease-database` / `--lease-database`: the leases live in PostgreSQL
     // (`lease::pg`), and the file is not read.
-    let lease_database = cli
-        .lease_database
-        .clone()
-        .or_else(|| config.lease_database.clone());
-    let (mut other_records, mut database_log) = match &lease_database {
-        Some(database) => {
-            let mut log = crate::lease::pg::PgLeaseLog::open(database, cli.server_name()).map_err(
-                |message| DaemonError::Leases {
-                    path: PathBuf::from("lease database"),
-                    message,
-                },
-            )?;
-            let file = log
-                .load_into(&store)
-                .map_err(|message| DaemonError::Leases {
-                    path: PathBuf::from("lease database"),
-                    message,
-                })?;
-            (file, Some(log))
-        }
-        None => (load_leases(&store, &leases_path)?, None),
-    };
+    let lease_database = databases::lease_database(cli, &config);
+    let (mut other_records, mut database_log) =
+        databases::load(cli, lease_database.as_deref(), &store, &leases_path)?;
     let loaded = store.len();
     // Hosts, groups and failover states of the file are not the store's: keep them for rewrites.
     other_records.errors = Vec::new();
@@ -262,18 +244,8 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         expired.len(),
         store.shard_count()
     );
-    // With the lease database, only what changed at start-up is written (the file backend
-    // rewrites its whole file): another server's rows are not rewritten as this one's.
     if let Some(log) = database_log.as_mut() {
-        let mut records = Vec::new();
-        for lease in &expired {
-            crate::lease::file::write_lease_with(lease, FileFormat::of(&config), &mut records);
-        }
-        log.write_snapshot(&records)
-            .map_err(|error| DaemonError::Leases {
-                path: PathBuf::from("lease database"),
-                message: error.to_string(),
-            })?;
+        databases::write_expired(log, &expired, &config)?;
     }
     let leases = Arc::new(store);
     let metrics = Arc::new(Metrics::default());
@@ -304,7 +276,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     // Failover, OMAPI, metrics, DNS updates and the lease history: tasks of one runtime
     // (crate::control_plane).
     let control_plane = crate::control_plane::ControlPlane::start()?;
-    let history = start_history(
+    let history = databases::start_history(
         cli,
         &config,
         &control_plane,
@@ -312,18 +284,9 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         &leases_path,
         &expired,
     )?;
-    // Several servers on one lease database: a lost claim refreshes the store (`lease::pg`).
-    // Each server of one database starts its pools' never-used addresses elsewhere.
-    let claims_lost = database_log
-        .as_ref()
-        .map(crate::lease::pg::PgLeaseLog::claims_lost);
-    let refreshed_hook = database_log
-        .as_ref()
-        .map(crate::lease::pg::PgLeaseLog::changed_hook);
-    if let Some(log) = database_log.as_mut() {
-        log.attach_store(leases.clone());
-        let _ = leases.spread_never_used(crate::lease::pg::spread_seed(&cli.server_name()));
-    }
+    let database_hooks = database_log
+        .as_mut()
+        .map(|log| databases::share_store(log, &leases, cli));
     let committer = spawn_committer(
         &leases_path,
         Snapshot {
@@ -433,33 +396,8 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
 
     // Several servers on one lease database: the others' changes reach the store every
     // second and go the one path (`lease::pg`, `ChangeSource::Database`).
-    if let Some(database) = &lease_database {
-        let applier = Arc::downgrade(&shared);
-        let apply: crate::lease::pg::LeasesChanged =
-            Arc::new(move |changed: &[crate::lease::record::Lease]| {
-                if let Some(shared) = applier.upgrade() {
-                    shared.apply(
-                        crate::changes::LeaseChange::new(
-                            crate::changes::ChangeSource::Database,
-                            changed,
-                        ),
-                        None,
-                    );
-                }
-            });
-        // A lost claim's refresh too (the committer thread calls it; `Database` changes are
-        // not recorded, so it never waits on itself).
-        if let Some(hook) = &refreshed_hook {
-            let _ = hook.set(apply.clone());
-        }
-        crate::lease::pg::spawn_poller(
-            control_plane.handle(),
-            control_plane.token(),
-            database.clone(),
-            cli.server_name(),
-            leases.clone(),
-            apply,
-        );
+    if let (Some(database), Some(hooks)) = (&lease_database, &database_hooks) {
+        databases::start_poller(&shared, &control_plane, database, hooks, cli);
     }
 
     // Failover peers (docs/spec/failover.md): one driver thread, when the config declares a peer.
@@ -521,7 +459,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         if let Some(history) = &shared.history {
             history.metrics().register(&mut registry);
         }
-        if let Some(claims_lost) = &claims_lost {
+        if let Some(claims_lost) = database_hooks.as_ref().map(|hooks| &hooks.claims_lost) {
             registry.register(
                 "lease_claims_lost",
                 "new leases not ACKed because another server of the lease database bound the \
@@ -959,58 +897,6 @@ fn spawn_committer(
             snapshot,
         )?,
     })
-}
-
-/// Starts the lease history's writer when a history database is configured: its classifier
-/// knows the holders of the store's ACTIVE leases, and the leases that expired while the
-/// server was down are its first events.
-fn start_history(
-    cli: &Cli,
-    config: &Config,
-    control_plane: &crate::control_plane::ControlPlane,
-    leases: &ShardedStore,
-    leases_path: &Path,
-    expired: &[crate::lease::record::Lease],
-) -> Result<Option<crate::history::writer::HistorySink>, DaemonError> {
-    let Some(settings) = cli.history_settings(config) else {
-        return Ok(None);
-    };
-    let mut classifier = crate::history::classify::Classifier::default();
-    leases
-        .for_each(|_, shard| classifier.seed_active(shard.iter()))
-        .map_err(|error| DaemonError::Leases {
-            path: leases_path.to_path_buf(),
-            message: error.to_string(),
-        })?;
-    for lease in expired {
-        classifier.seed(lease);
-    }
-    let spool =
-        crate::history::spool::Spool::new(crate::history::spool::Spool::beside(leases_path));
-    tracing::info!(
-        "lease history to PostgreSQL ({} days kept; {} holders known; spool {})",
-        settings.retention_days,
-        classifier.holders(),
-        spool.path().display()
-    );
-    let sink = crate::history::writer::spawn(
-        control_plane.handle(),
-        control_plane.token(),
-        settings,
-        cli.server_name(),
-        spool,
-        classifier,
-    );
-    let at = crate::history::writer::now_micros();
-    sink.submit(
-        expired
-            .iter()
-            .map(|lease| {
-                crate::history::Observed::of(lease, crate::changes::ChangeSource::Expiry, None, at)
-            })
-            .collect(),
-    );
-    Ok(Some(sink))
 }
 
 /// Writes the PID file: `-pf`, else the config's `pid-file-name`, else /var/run/dhcpd.pid.
