@@ -1,8 +1,9 @@
 -- Lease history (README "Lease history in PostgreSQL", DESIGN.md "Lease history"): one row per
 -- lease event, appended by every xdhcpd server that points `xdhcpd.history-database` (or
 -- `xdhcpd.lease-database`) here. Range-partitioned by the event's time, one partition per UTC
--- day: the servers create partitions ahead and drop those past the retention
--- (`lease_history_YYYYMMDD`), so expiring months of history is a DROP TABLE, not a DELETE.
+-- week from Monday: the servers create partitions ahead and drop those past the retention
+-- (`lease_history_YYYYMMDD`, the week's first day), so expiring months of history is a DROP
+-- TABLE, not a DELETE.
 CREATE TABLE lease_history (
     at          timestamptz NOT NULL,
     event       text        NOT NULL

@@ -117,7 +117,7 @@ pub enum Which {
         /// Distinct addresses the events fall on.
         #[arg(long, default_value_t = 10_000)]
         addresses: u64,
-        /// Days (daily partitions) the events span.
+        /// Days the events span (one partition per week).
         #[arg(long, default_value_t = 30)]
         days: u64,
         #[arg(long, default_value_t = 1_000)]

@@ -9,7 +9,7 @@
 //! - [`classify`] (sans-IO): turns observations into [`Row`]s with their [`EventKind`].
 //! - [`spool`]: the local file that keeps rows while the database is unreachable.
 //! - [`writer`]: the control-plane task that batches rows into the database.
-//! - [`schema`]: the migrations shipped in `server/migrations/` and the daily partitions.
+//! - [`schema`]: the migrations shipped in `server/migrations/` and the weekly partitions.
 //! - [`query`]: `xdhcpd history --address A --at TIME` and `--hardware MAC`.
 
 pub mod classify;

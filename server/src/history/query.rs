@@ -10,7 +10,8 @@
 //! TIME is anything PostgreSQL reads as a `timestamptz` (`2026-03-03 14:02`, ISO 8601 with a
 //! zone, `now`); without a zone it is UTC. Times are printed in UTC.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use tokio_postgres::Client;
@@ -166,8 +167,32 @@ const SELECT: &str = "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:
        host(address), hardware, client_id, circuit_id, remote_id, host(relay), \
        to_char(starts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), \
        coalesce(to_char(ends AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), 'never'), server, \
-       (event IN ('grant', 'renew') AND (ends IS NULL OR ends > $2::text::timestamptz)) \
+       (event IN ('grant', 'renew') AND (ends IS NULL OR ends > $2)) \
      FROM lease_history";
+
+/// How far back a question looks, narrowest first. Planning a query over every partition of
+/// the retention can cost more than running it (it did with 181 daily partitions: 12 ms
+/// planned, 1 ms run), and a typed lower bound lets the planner leave out every partition
+/// before it. The
+/// newest events up to a time are in the narrowest window that has any (or enough), so
+/// widening only when it is empty gives the same answer: one query for an address with
+/// events in the last two days before the time asked (leases of hours renew well within it).
+pub const WINDOWS: [Option<Duration>; 3] = [
+    Some(Duration::from_secs(2 * 86_400)),
+    Some(Duration::from_secs(62 * 86_400)),
+    None,
+];
+
+/// TIME as PostgreSQL reads it (a `timestamptz`, in the session's zone, UTC).
+pub async fn resolve_time(
+    client: &Client,
+    text: &str,
+) -> Result<SystemTime, tokio_postgres::Error> {
+    Ok(client
+        .query_one("SELECT $1::text::timestamptz", &[&text])
+        .await?
+        .get(0))
+}
 
 fn event_line(row: &tokio_postgres::Row) -> EventLine {
     let text = |index: usize| -> String {
@@ -205,32 +230,62 @@ fn event_line(row: &tokio_postgres::Row) -> EventLine {
 pub async fn holder_at(
     client: &Client,
     address: Ipv4Addr,
-    at: &str,
+    at: SystemTime,
     limit: i64,
 ) -> Result<(Vec<EventLine>, bool), tokio_postgres::Error> {
-    let sql = format!(
-        "{SELECT} WHERE address = $1::text::inet AND at <= $2::text::timestamptz \
-         ORDER BY at DESC LIMIT $3"
-    );
-    let rows = client
-        .query(&sql, &[&address.to_string(), &at, &limit.max(1)])
-        .await?;
-    let held = rows.first().is_some_and(|row| row.get::<_, bool>(11));
-    Ok((rows.iter().map(event_line).collect(), held))
+    let address = IpAddr::V4(address);
+    let limit = limit.max(1);
+    for window in WINDOWS {
+        let rows = match window.and_then(|window| at.checked_sub(window)) {
+            Some(from) => {
+                let sql = format!(
+                    "{SELECT} WHERE address = $1 AND at <= $2 AND at > $4 \
+                     ORDER BY at DESC LIMIT $3"
+                );
+                client.query(&sql, &[&address, &at, &limit, &from]).await?
+            }
+            None => {
+                let sql =
+                    format!("{SELECT} WHERE address = $1 AND at <= $2 ORDER BY at DESC LIMIT $3");
+                client.query(&sql, &[&address, &at, &limit]).await?
+            }
+        };
+        if !rows.is_empty() || window.is_none() {
+            let held = rows.first().is_some_and(|row| row.get::<_, bool>(11));
+            return Ok((rows.iter().map(event_line).collect(), held));
+        }
+    }
+    Ok((Vec::new(), false))
 }
 
 /// The events of hardware address `hardware`, newest first.
 pub async fn of_hardware(
     client: &Client,
     hardware: &[u8],
+    now: SystemTime,
     limit: i64,
 ) -> Result<Vec<EventLine>, tokio_postgres::Error> {
-    let sql = format!("{SELECT} WHERE hardware = $1 ORDER BY at DESC LIMIT $3");
+    let limit = limit.max(1);
     // `$2` is only read by the `held` column, which this question ignores.
-    let rows = client
-        .query(&sql, &[&hardware, &"now", &limit.max(1)])
-        .await?;
-    Ok(rows.iter().map(event_line).collect())
+    for window in WINDOWS {
+        let rows = match window.and_then(|window| now.checked_sub(window)) {
+            Some(from) => {
+                let sql =
+                    format!("{SELECT} WHERE hardware = $1 AND at > $4 ORDER BY at DESC LIMIT $3");
+                client
+                    .query(&sql, &[&hardware, &now, &limit, &from])
+                    .await?
+            }
+            None => {
+                let sql = format!("{SELECT} WHERE hardware = $1 ORDER BY at DESC LIMIT $3");
+                client.query(&sql, &[&hardware, &now, &limit]).await?
+            }
+        };
+        if rows.len() as i64 >= limit || window.is_none() {
+            return Ok(rows.iter().map(event_line).collect());
+        }
+    }
+    Ok(Vec::new())
 }
 
 /// Runs the command; the text to print, or the error to report.
@@ -243,7 +298,10 @@ pub async fn run(cli: &HistoryCli, database: &str) -> Result<String, String> {
         .await
         .map_err(|error| error.to_string())?;
     if let (Some(address), Some(at)) = (cli.address, cli.at.as_deref()) {
-        let (lines, held) = holder_at(&client, address, at, cli.limit)
+        let time = resolve_time(&client, at)
+            .await
+            .map_err(|error| describe(&error))?;
+        let (lines, held) = holder_at(&client, address, time, cli.limit)
             .await
             .map_err(|error| describe(&error))?;
         let verdict = match lines.first() {
@@ -266,7 +324,8 @@ pub async fn run(cli: &HistoryCli, database: &str) -> Result<String, String> {
     if let Some(text) = &cli.hardware {
         let hardware =
             parse_hardware(text).ok_or_else(|| format!("--hardware {text}: not a MAC address"))?;
-        let lines = of_hardware(&client, &hardware, cli.limit)
+        let now = UNIX_EPOCH + Duration::from_micros(super::writer::now_micros().max(0) as u64);
+        let lines = of_hardware(&client, &hardware, now, cli.limit)
             .await
             .map_err(|error| describe(&error))?;
         return Ok(if lines.is_empty() {

@@ -214,7 +214,7 @@ pub async fn insert(
 ) -> Result<(), tokio_postgres::Error> {
     let mut days: Vec<i64> = rows
         .iter()
-        .map(|row| schema::day_of_micros(row.at_micros))
+        .map(|row| schema::partition_start(schema::day_of_micros(row.at_micros)))
         .filter(|day| !known_partitions.contains(day))
         .collect();
     days.sort_unstable();
@@ -413,10 +413,8 @@ impl Writer {
         self.next_maintenance = tokio::time::Instant::now() + MAINTENANCE;
         let today = schema::day_of_micros(now_micros());
         match schema::maintain(&mut connection.client, today, self.settings.retention_days).await {
-            Ok(dropped) => {
-                connection
-                    .partitions
-                    .extend(today..=today + schema::DAYS_AHEAD);
+            Ok((ensured, dropped)) => {
+                connection.partitions.extend(ensured);
                 for name in dropped {
                     if let Some(day) = schema::partition_day(&name) {
                         connection.partitions.remove(&day);
