@@ -441,6 +441,18 @@ pub fn control_api_request(data: &[u8]) {
     }
 }
 
+/// `history_spool`: any bytes as a line of the lease-history spool
+/// (`xdhcpd::history::spool::decode_line`); a line it accepts is written back the same way.
+pub fn history_spool(data: &[u8]) {
+    use xdhcpd::history::spool::{decode_line, encode_line};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Some(row) = decode_line(text) {
+        assert_eq!(decode_line(&encode_line(&row)), Some(row));
+    }
+}
+
 /// `bulk_leasequery_stream`: any bytes as an RFC 6926 TCP stream; the frame decoder fed them
 /// in pieces (their size from the first byte) finds the same messages and error as fed them
 /// whole, never holds more than one message, and each message re-framed gives its bytes back.
@@ -495,4 +507,5 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("bulk_leasequery_stream", bulk_leasequery_stream),
     ("control_api_request", control_api_request),
     ("shadow_input", shadow_input),
+    ("history_spool", history_spool),
 ];

@@ -1,9 +1,9 @@
 //! The one path every lease change takes after it is decided: the engine's commits, OMAPI
 //! updates, the failover partner's binding updates, expiry and kernel renewals all end in
 //! [`apply`], which does what each source's [`Effects`] say — the lease-log record (group
-//! commit), the partner's BNDUPD, the kernel's copy, the dynamic DNS updates, the metrics. A
-//! new source of changes names its [`ChangeSource`] and gets the same five; it cannot forget
-//! one.
+//! commit), the partner's BNDUPD, the kernel's copy, the dynamic DNS updates, the lease
+//! history, the metrics. A new source of changes names its [`ChangeSource`] and gets the same
+//! six; it cannot forget one.
 //!
 //! Which effects a source has is a plain table ([`ChangeSource::effects`]), tested without I/O.
 //! The I/O itself — the committer, the failover drivers' channels, the BPF maps — belongs to the
@@ -38,6 +38,9 @@ pub enum ChangeSource {
     /// A dynamic DNS update finished: the lease variables ISC keeps (`ddns-fwd-name`, …) were
     /// set or unset on the lease (server/ddns.c `ddns_update_lease_text`).
     Ddns,
+    /// Another server of the same PostgreSQL lease database changed the lease (its row,
+    /// brought by `lease::pg`'s poller or after a lost claim); already durable there.
+    Database,
 }
 
 /// What a change asks of DNS (dhcpd.conf(5) "DYNAMIC DNS UPDATES").
@@ -69,10 +72,14 @@ pub struct Effects {
     pub reconcile_kernel: bool,
     /// Dynamic DNS updates, handed to the updater (never waited for).
     pub dns: DnsEffect,
+    /// Lease history events (`crate::history`), queued once the record is durable. Not for
+    /// the partner's updates (the partner records its own events) nor DNS results (no lease
+    /// event).
+    pub history: bool,
 }
 
 impl ChangeSource {
-    pub const ALL: [ChangeSource; 7] = [
+    pub const ALL: [ChangeSource; 8] = [
         ChangeSource::Engine,
         ChangeSource::KernelRenewal,
         ChangeSource::Omapi,
@@ -80,6 +87,7 @@ impl ChangeSource {
         ChangeSource::Expiry,
         ChangeSource::Ddns,
         ChangeSource::ControlApi,
+        ChangeSource::Database,
     ];
 
     /// The effects of a change from this source.
@@ -93,6 +101,7 @@ impl ChangeSource {
                 tell_partner: true,
                 reconcile_kernel: false,
                 dns: DnsEffect::AddAndRemove,
+                history: true,
             },
             // The kernel itself made the change; its entry moves on with the horizon. DNS: a
             // renewal keeps the name the DHCPACK registered (`update-optimization`).
@@ -102,6 +111,7 @@ impl ChangeSource {
                 tell_partner: true,
                 reconcile_kernel: false,
                 dns: DnsEffect::None,
+                history: true,
             },
             // DNS: ISC's OMAPI state change goes through `supersede_lease` and
             // `make_binding_state_transition`, which removes the names of a lease leaving
@@ -112,6 +122,7 @@ impl ChangeSource {
                 tell_partner: true,
                 reconcile_kernel: true,
                 dns: DnsEffect::Remove,
+                history: true,
             },
             // As OMAPI (an operator's change), but the answer promises durability: Kea's
             // lease_cmds answers once the lease back end has stored the lease.
@@ -121,6 +132,7 @@ impl ChangeSource {
                 tell_partner: true,
                 reconcile_kernel: true,
                 dns: DnsEffect::Remove,
+                history: true,
             },
             // DNS: the partner's server updates the names of the leases it gives.
             ChangeSource::Partner => Effects {
@@ -129,6 +141,7 @@ impl ChangeSource {
                 tell_partner: false,
                 reconcile_kernel: true,
                 dns: DnsEffect::None,
+                history: false,
             },
             // Only the variables changed: nothing for the partner (ISC's failover does not
             // carry them), the kernel or DNS.
@@ -138,6 +151,17 @@ impl ChangeSource {
                 tell_partner: false,
                 reconcile_kernel: false,
                 dns: DnsEffect::None,
+                history: false,
+            },
+            // The row is the other server's, written and recorded in its history there; this
+            // server's kernel must stop answering for a lease it no longer backs.
+            ChangeSource::Database => Effects {
+                record: false,
+                wait_durable: false,
+                tell_partner: false,
+                reconcile_kernel: true,
+                dns: DnsEffect::None,
+                history: false,
             },
         }
     }
@@ -152,6 +176,7 @@ impl ChangeSource {
             ChangeSource::Expiry => "expiry",
             ChangeSource::Ddns => "ddns",
             ChangeSource::ControlApi => "control_api",
+            ChangeSource::Database => "database",
         }
     }
 }
@@ -166,6 +191,9 @@ pub struct LeaseChange<'a> {
     pub failover_states: &'a [FailoverStateRecord],
     /// The DDNS settings of the engine's ACTIVE leases, by address (`Engine::ddns_settings`).
     pub dns_settings: &'a [(std::net::Ipv4Addr, crate::ddns::lease::DdnsSettings)],
+    /// The client's request that made an engine change (relay, option 82, message type),
+    /// for the lease history.
+    pub request: Option<&'a crate::history::RequestContext>,
 }
 
 impl<'a> LeaseChange<'a> {
@@ -175,6 +203,7 @@ impl<'a> LeaseChange<'a> {
             leases,
             failover_states: &[],
             dns_settings: &[],
+            request: None,
         }
     }
 }
@@ -188,6 +217,9 @@ impl<'a> LeaseChange<'a> {
 pub struct Durable<T> {
     pub reply: Option<T>,
     pub partner: Vec<std::net::Ipv4Addr>,
+    /// The lease history's events of the record, queued once it is durable (a record that
+    /// never reaches the disk made no event).
+    pub history: Vec<crate::history::Observed>,
 }
 
 impl<T> Durable<T> {
@@ -196,6 +228,7 @@ impl<T> Durable<T> {
         Self {
             reply: None,
             partner: Vec::new(),
+            history: Vec::new(),
         }
     }
 }
@@ -210,6 +243,8 @@ pub struct ChangeTargets<'a, T: Send + 'static> {
     pub metrics: &'a Metrics,
     /// The DDNS updater when `ddns-update-style` is not `none`, with the conflict flags.
     pub dns: Option<(&'a crate::ddns::Updater, crate::ddns::Policy)>,
+    /// The lease history's writer, when a history database is configured.
+    pub history: Option<&'a crate::history::writer::HistorySink>,
 }
 
 /// Applies one change with its source's effects. The record goes to the group commit with
@@ -253,9 +288,23 @@ pub fn apply<T: Send + 'static>(
         } else {
             Vec::new()
         };
+        let history = match (effects.history, targets.history) {
+            (true, Some(_)) => {
+                let at = crate::history::writer::now_micros();
+                change
+                    .leases
+                    .iter()
+                    .map(|lease| {
+                        crate::history::Observed::of(lease, change.source, change.request, at)
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         let waiting = Durable {
             reply: token,
             partner,
+            history,
         };
         durable = targets.committer.submit(record, waiting).is_ok();
         // `drops_total{reason="commit_failed"}` counts replies that were not sent (a batch
@@ -294,14 +343,30 @@ mod tests {
     fn every_source_is_recorded_and_only_the_partner_is_not_told_back() {
         for source in ChangeSource::ALL {
             let effects = source.effects();
-            assert!(effects.record, "{source:?} must reach the lease log");
+            // Another server's change is durable in the database already.
+            assert_eq!(
+                effects.record,
+                source != ChangeSource::Database,
+                "{source:?} must reach the lease log"
+            );
             assert_eq!(
                 effects.tell_partner,
-                !matches!(source, ChangeSource::Partner | ChangeSource::Ddns)
+                !matches!(
+                    source,
+                    ChangeSource::Partner | ChangeSource::Ddns | ChangeSource::Database
+                )
             );
             assert_eq!(
                 effects.wait_durable,
                 matches!(source, ChangeSource::Partner | ChangeSource::ControlApi)
+            );
+            assert_eq!(
+                effects.history,
+                !matches!(
+                    source,
+                    ChangeSource::Partner | ChangeSource::Ddns | ChangeSource::Database
+                ),
+                "{source:?}: every lease event of this server is in the history, once"
             );
         }
     }
@@ -322,6 +387,7 @@ mod tests {
                 (ChangeSource::Expiry, DnsEffect::Remove),
                 (ChangeSource::Ddns, DnsEffect::None),
                 (ChangeSource::ControlApi, DnsEffect::Remove),
+                (ChangeSource::Database, DnsEffect::None),
             ]
         );
     }
@@ -338,7 +404,8 @@ mod tests {
                 ChangeSource::Omapi,
                 ChangeSource::Partner,
                 ChangeSource::Expiry,
-                ChangeSource::ControlApi
+                ChangeSource::ControlApi,
+                ChangeSource::Database
             ]
         );
     }

@@ -78,6 +78,25 @@ pub struct Cli {
     #[arg(long = "metrics-listen", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// The PostgreSQL database of the leases (a libpq connection string or postgresql://
+    /// URL); overrides the config's xdhcpd.lease-database.
+    #[arg(long = "lease-database", value_name = "URL")]
+    pub lease_database: Option<String>,
+
+    /// The PostgreSQL database of the lease history; overrides the config's
+    /// xdhcpd.history-database (default: the lease database, if any).
+    #[arg(long = "history-database", value_name = "URL")]
+    pub history_database: Option<String>,
+
+    /// This server's name in the lease and history databases (default: the host name); each
+    /// server on one database needs its own.
+    #[arg(long = "server-name", value_name = "NAME")]
+    pub server_name: Option<String>,
+
+    /// Apply the database schema migrations (lease and history databases) and exit.
+    #[arg(long = "db-init")]
+    pub db_init: bool,
+
     /// Worker threads (sockets per interface); defaults to the number of cores.
     #[arg(long = "threads", value_name = "N")]
     pub threads: Option<usize>,
@@ -131,6 +150,35 @@ impl Cli {
             || self.test_config
             || self.test_leases
             || self.shadow_report
+            || self.db_init
+    }
+
+    /// `--server-name`, else the host name.
+    pub fn server_name(&self) -> String {
+        self.server_name
+            .clone()
+            .unwrap_or_else(crate::history::writer::server_name)
+    }
+
+    /// Where the lease history goes: `--history-database`, the config's
+    /// `xdhcpd.history-database`, else the lease database (`--lease-database`, the config's
+    /// `xdhcpd.lease-database`); `None` keeps no history.
+    pub fn history_settings(
+        &self,
+        config: &crate::config::model::Config,
+    ) -> Option<crate::history::HistorySettings> {
+        let database = self
+            .history_database
+            .clone()
+            .or_else(|| config.history_database.clone())
+            .or_else(|| self.lease_database.clone())
+            .or_else(|| config.lease_database.clone())?;
+        Some(crate::history::HistorySettings {
+            database,
+            retention_days: config
+                .history_retention_days
+                .unwrap_or(crate::history::DEFAULT_RETENTION_DAYS),
+        })
     }
 }
 
@@ -204,6 +252,15 @@ mod tests {
         assert!(cli.no_xdp);
         assert_eq!(cli.all_interfaces(), vec!["eth0"]);
         assert_eq!(cli.metrics_listen, Some("127.0.0.1:9167".parse().unwrap()));
+        let cli = parse("xdhcpd --db-init --history-database postgresql://h/db -cf a");
+        assert!(cli.db_init && cli.foreground());
+        let config = crate::config::model::Config::default();
+        assert_eq!(
+            cli.history_settings(&config)
+                .map(|settings| settings.database),
+            Some("postgresql://h/db".into())
+        );
+        assert_eq!(parse("xdhcpd").history_settings(&config), None);
     }
 
     #[test]

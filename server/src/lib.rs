@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod ddns;
 pub mod engine;
 pub mod failover;
+pub mod history;
 pub mod host_table;
 pub mod lease;
 pub mod logging;

@@ -7,6 +7,10 @@ use xdhcpd::cli::Cli;
 use xdhcpd::{config, daemon, lease, logging};
 
 fn main() -> ExitCode {
+    // `xdhcpd history …` is a command of its own (a trailing name is otherwise an interface).
+    if std::env::args().nth(1).as_deref() == Some("history") {
+        return history(std::env::args().skip(1));
+    }
     let cli = Cli::from_env();
     if cli.test_config || cli.test_leases {
         return check(&cli);
@@ -22,6 +26,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if cli.db_init {
+        return db_init(&cli);
     }
     // Read the config once before forking so that errors reach the terminal.
     let config = match config::load_file(&cli.config_path()) {
@@ -136,6 +143,106 @@ fn check(cli: &Cli) -> ExitCode {
         // same file the same way. Only an unreadable file fails.
     }
     ExitCode::SUCCESS
+}
+
+/// A runtime for the one-shot database commands.
+fn command_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(error) => {
+            eprintln!("xdhcpd: {error}");
+            None
+        }
+    }
+}
+
+/// `xdhcpd --db-init`: applies the schema migrations and creates the history's partitions,
+/// then exits (0 when the database is ready).
+fn db_init(cli: &Cli) -> ExitCode {
+    let config = match config::load_file(&cli.config_path()) {
+        Ok(config) => config,
+        Err(errors) => return config_errors(&errors),
+    };
+    let Some(settings) = cli.history_settings(&config) else {
+        eprintln!(
+            "xdhcpd --db-init: no database configured (option xdhcpd.history-database, \
+             xdhcpd.lease-database, --history-database or --lease-database)"
+        );
+        return ExitCode::FAILURE;
+    };
+    let Some(runtime) = command_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let result = runtime.block_on(async {
+        let mut client = xdhcpd::history::writer::connect(&settings.database).await?;
+        let applied = xdhcpd::history::schema::migrate(&mut client)
+            .await
+            .map_err(|error| format!("migrations: {error}"))?;
+        let today = xdhcpd::history::schema::day_of_micros(xdhcpd::history::writer::now_micros());
+        xdhcpd::history::schema::maintain(&mut client, today, settings.retention_days)
+            .await
+            .map_err(|error| format!("partitions: {error}"))?;
+        Ok::<_, String>(applied)
+    });
+    match result {
+        Ok(applied) if applied.is_empty() => {
+            eprintln!("xdhcpd --db-init: the schema is up to date");
+            ExitCode::SUCCESS
+        }
+        Ok(applied) => {
+            eprintln!("xdhcpd --db-init: applied migrations {applied:?}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("xdhcpd --db-init: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `xdhcpd history --address A --at TIME | --hardware MAC`.
+fn history(arguments: impl Iterator<Item = String>) -> ExitCode {
+    use clap::Parser as _;
+    let cli = xdhcpd::history::query::HistoryCli::parse_from(arguments);
+    let database = match cli.database.clone() {
+        Some(database) => database,
+        None => {
+            let path = cli
+                .config
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from(xdhcpd::cli::DEFAULT_CONFIG_PATH));
+            let config = match config::load_file(&path) {
+                Ok(config) => config,
+                Err(errors) => return config_errors(&errors),
+            };
+            match config.history_database.or(config.lease_database) {
+                Some(database) => database,
+                None => {
+                    eprintln!(
+                        "xdhcpd history: {} names no history database; say --database URL",
+                        path.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    let Some(runtime) = command_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(xdhcpd::history::query::run(&cli, &database)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("xdhcpd history: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A configuration that cannot be used: every error, then ISC's closing lines. ISC's

@@ -29,6 +29,7 @@ const PROTOCOL_MODULES: &[&str] = &[
     "control_api/answer.rs",
     "control_api/auth.rs",
     "shadow/pairing.rs",
+    "history/classify.rs",
 ];
 
 /// What protocol code may not name (as whole words or paths).

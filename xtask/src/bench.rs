@@ -1,4 +1,4 @@
-//! `cargo xtask bench dora|renew|leases|micro|xdp|failover|avalanche|generator` (failover:
+//! `cargo xtask bench dora|renew|leases|micro|history|xdp|failover|avalanche|generator` (failover:
 //! `bench_failover.rs`; avalanche, generator and `dora --generator dhcp_load`: `bench_load.rs`).
 //!
 //! `dora` runs perfdhcp from a client namespace, acting as a relay (giaddr 10.214.0.1), against
@@ -9,6 +9,7 @@
 //! DHCPREQUESTs over AF_PACKET as fast as it can against xdhcpd with XDP, xdhcpd `--no-xdp` and
 //! Kea 2.2, counting DHCPACKs.
 //! `leases` measures loading a 1,000,000-lease dhcpd.leases. `micro` runs the Criterion benches.
+//! `history` fills a private PostgreSQL with lease history and times `xdhcpd history`'s queries.
 
 use crate::netns::peers::{Perfdhcp, PerfdhcpReport, ServerKind, ServerSetup};
 use crate::netns::{cpu_seconds, run as run_command, DhcpConfig, Lab, Proc, Subnet};
@@ -121,6 +122,20 @@ pub enum Which {
     },
     /// Criterion micro-benchmarks (`cargo bench -p benches`).
     Micro,
+    /// Lease history in a private PostgreSQL (root): insert rate and `xdhcpd history`
+    /// point-in-time and by-MAC query latency after EVENTS events (benches' `history_query`).
+    History {
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Distinct addresses the events fall on.
+        #[arg(long, default_value_t = 10_000)]
+        addresses: u64,
+        /// Days the events span (one partition per week).
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+        #[arg(long, default_value_t = 1_000)]
+        queries: u64,
+    },
     /// ns/packet of the XDP program through BPF_PROG_TEST_RUN (root): renew hit, miss,
     /// load-balancing drop, non-DHCP pass.
     Xdp,
@@ -190,6 +205,24 @@ pub fn run(which: Which) -> Result<()> {
         } => renew(&servers, clients, seconds, &rates),
         Which::Leases { count } => leases(count),
         Which::Micro => status(command("cargo").args(["bench", "-p", "benches"])),
+        Which::History {
+            events,
+            addresses,
+            days,
+            queries,
+        } => status(
+            command("cargo")
+                .args([
+                    "run",
+                    "--release",
+                    "-p",
+                    "benches",
+                    "--bin",
+                    "history_query",
+                    "--",
+                ])
+                .args([events, addresses, days, queries].map(|value| value.to_string())),
+        ),
         // The eBPF object is always built optimised (aya-build); the harness's own profile
         // does not enter the kernel's timing, so the debug build is enough.
         Which::Xdp => status(command("cargo").args([

@@ -24,6 +24,7 @@ const TARGETS: &[&str] = &[
     "ddns_answer",
     "icmp_reply",
     "shadow_input",
+    "history_spool",
 ];
 
 pub fn run(minutes: u64) -> Result<()> {

@@ -687,6 +687,16 @@ pub struct Config {
     /// connections are accepted (TCP, normally port 67). ISC 4.4 has no bulk leasequery, so
     /// it is off without this setting.
     pub bulk_leasequery_listen: Option<std::net::SocketAddr>,
+    /// `option xdhcpd.lease-database "postgresql://…";`: the PostgreSQL database of the
+    /// leases (`--lease-database` overrides it). The lease history goes there too unless
+    /// `history-database` names another.
+    pub lease_database: Option<String>,
+    /// `option xdhcpd.history-database "postgresql://…";`: where the lease history goes
+    /// (`crate::history`), whatever keeps the leases.
+    pub history_database: Option<String>,
+    /// `option xdhcpd.history-retention-days N;`: days of lease history kept (default
+    /// `crate::history::DEFAULT_RETENTION_DAYS`).
+    pub history_retention_days: Option<u32>,
     /// `lease-id-format hex` (default octal) for `uid` in the lease file.
     pub lease_id_format_hex: bool,
     /// `db-time-format local` (default `default`): how times are written to the lease file.

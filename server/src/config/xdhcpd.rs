@@ -35,6 +35,9 @@ option xdhcpd.control-api-key-file code 22 = text;
 option xdhcpd.control-api-trust-anchor code 23 = text;
 option xdhcpd.control-api-cert-required code 24 = boolean;
 option xdhcpd.control-api-auth-file code 25 = text;
+option xdhcpd.lease-database code 15 = text;
+option xdhcpd.history-database code 16 = text;
+option xdhcpd.history-retention-days code 17 = unsigned integer 32;
 ";
 
 /// The JSON control API's settings (README "JSON control API (Kea commands)",
@@ -203,6 +206,8 @@ pub(crate) enum Kind {
     Address,
     /// A quoted file name (`control-api-cert-file`, …).
     Path,
+    /// A quoted PostgreSQL connection string (`lease-database`, `history-database`).
+    Database,
 }
 
 /// The kind of the xdhcpd option `name` (lower case), if it is one.
@@ -215,6 +220,7 @@ pub(crate) fn kind_of(name: &str) -> Option<Kind> {
         | "control-api-trust-anchor"
         | "control-api-auth-file" => Kind::Path,
         "omapi-listen" => Kind::Address,
+        "lease-database" | "history-database" => Kind::Database,
         "pool-reserve-percent" => Kind::Percent,
         "new-leases-per-mac"
         | "new-leases-per-mac-window"
@@ -224,7 +230,8 @@ pub(crate) fn kind_of(name: &str) -> Option<Kind> {
         | "new-leases-per-relay-window"
         | "starvation-table-size"
         | "omapi-auth-timeout"
-        | "omapi-connections-per-source" => Kind::Number,
+        | "omapi-connections-per-source"
+        | "history-retention-days" => Kind::Number,
         _ => return None,
     })
 }
@@ -339,6 +346,32 @@ mod tests {
         );
         let config = crate::config::parse_str(DEFINITIONS, "test.conf").expect("parses");
         assert_eq!(config.bulk_leasequery_listen, None);
+    }
+
+    #[test]
+    fn database_settings_are_read_from_the_xdhcpd_space() {
+        let text = format!(
+            "{DEFINITIONS}option xdhcpd.lease-database \"postgresql://xdhcpd@db/leases\";\n\
+             option xdhcpd.history-database \"host=/run/postgresql dbname=history\";\n\
+             option xdhcpd.history-retention-days 400;\n"
+        );
+        let config = crate::config::parse_str(&text, "test.conf").expect("parses");
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        assert_eq!(
+            config.lease_database.as_deref(),
+            Some("postgresql://xdhcpd@db/leases")
+        );
+        assert_eq!(
+            config.history_database.as_deref(),
+            Some("host=/run/postgresql dbname=history")
+        );
+        assert_eq!(config.history_retention_days, Some(400));
+        let config = crate::config::parse_str(DEFINITIONS, "test.conf").expect("parses");
+        assert_eq!(config.history_database, None);
+        assert_eq!(config.history_retention_days, None);
+        // Not a string: a clear error, not a panic.
+        let text = format!("{DEFINITIONS}option xdhcpd.history-database 10.0.0.1;\n");
+        assert!(crate::config::parse_str(&text, "test.conf").is_err());
     }
 
     #[test]

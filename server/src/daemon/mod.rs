@@ -25,6 +25,7 @@ use crate::net::socket::{DhcpSocket, SendBatch};
 
 mod commands;
 mod control_api;
+mod databases;
 mod ping;
 mod worker;
 
@@ -100,6 +101,8 @@ struct Shared {
     commands: commands::CommandRunner,
     /// `get-lease-hostnames`: the reverse names looked up off the packet path.
     reverse_names: Arc<crate::reverse_names::ReverseNames>,
+    /// The lease history's writer, with a history database (`crate::history`).
+    history: Option<crate::history::writer::HistorySink>,
 }
 
 impl Shared {
@@ -127,6 +130,7 @@ impl Shared {
                 .ddns
                 .as_ref()
                 .map(|ddns| (&ddns.updater, self.engine.load().config().ddns.policy())),
+            history: self.history.as_ref(),
         };
         crate::changes::apply(&targets, change, token)
     }
@@ -213,7 +217,11 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         config.clone(),
         crate::lease::shards::shard_count(&config, threads),
     );
-    let mut other_records = load_leases(&store, &leases_path)?;
+    // `option xdhcpd.lease-database` / `--lease-database`: the leases live in PostgreSQL
+    // (`lease::pg`), and the file is not read.
+    let lease_database = databases::lease_database(cli, &config);
+    let (mut other_records, mut database_log) =
+        databases::load(cli, lease_database.as_deref(), &store, &leases_path)?;
     // A torn last record must be rewritten away before anything is appended after it.
     let rewrite_at_start = other_records.torn_tail;
     let loaded = store.len();
@@ -231,10 +239,17 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         })?;
     tracing::info!(
         "loaded {loaded} leases from {} ({} expired since; {} store shard(s))",
-        leases_path.display(),
+        if database_log.is_some() {
+            "the lease database".into()
+        } else {
+            leases_path.display().to_string()
+        },
         expired.len(),
         store.shard_count()
     );
+    if let Some(log) = database_log.as_mut() {
+        databases::write_expired(log, &expired, &config)?;
+    }
     let leases = Arc::new(store);
     let metrics = Arc::new(Metrics::default());
 
@@ -261,6 +276,20 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
     let failover_saved = std::mem::take(&mut other_records.failover_states);
     let latest_failover_states = Arc::new(Mutex::new(failover_saved.clone()));
     let failover_hooks = Arc::new(crate::failover::hooks::FailoverHooks::new(&config));
+    // Failover, OMAPI, metrics, DNS updates and the lease history: tasks of one runtime
+    // (crate::control_plane).
+    let control_plane = crate::control_plane::ControlPlane::start()?;
+    let history = databases::start_history(
+        cli,
+        &config,
+        &control_plane,
+        &leases,
+        &leases_path,
+        &expired,
+    )?;
+    let database_hooks = database_log
+        .as_mut()
+        .map(|log| databases::share_store(log, &leases, cli));
     let committer = spawn_committer(
         &leases_path,
         Snapshot {
@@ -272,7 +301,11 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         &metrics,
         file_format,
         &failover_hooks,
-        rewrite_at_start,
+        history.clone(),
+        match database_log.take() {
+            Some(log) => LeaseBacking::Database(Box::new(log)),
+            None => LeaseBacking::File { rewrite_at_start },
+        },
     )?;
     // XDP: the fast path; without it (no privilege, old kernel) userspace serves everything.
     let interface_names: Vec<String> = chosen
@@ -311,8 +344,6 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
 
     // ISC opens its ICMP socket at start-up whatever the config says (`icmp_startup`).
     let (ping_driver, ping_start) = ping::open(ping_check_wanted(&config)).unzip();
-    // Failover, OMAPI, metrics and DNS updates: tasks of one runtime (crate::control_plane).
-    let control_plane = crate::control_plane::ControlPlane::start()?;
     let shared = Arc::new(Shared {
         engine: crate::reload::EngineCell::new(Engine::new(config.clone())),
         leases: leases.clone(),
@@ -337,6 +368,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             crate::reverse_names::system,
             signals.shutdown_flag(),
         ),
+        history,
     });
     shared.reverse_names.start(&config)?;
     let ping_threads = match ping_start {
@@ -368,6 +400,12 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         }
     }
 
+    // Several servers on one lease database: the others' changes reach the store every
+    // second and go the one path (`lease::pg`, `ChangeSource::Database`).
+    if let (Some(database), Some(hooks)) = (&lease_database, &database_hooks) {
+        databases::start_poller(&shared, &control_plane, database, hooks, cli);
+    }
+
     // Failover peers (docs/spec/failover.md): one driver thread, when the config declares a peer.
     let _failover = crate::failover::peer::start(
         &control_plane,
@@ -392,6 +430,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
                             leases,
                             failover_states: states,
                             dns_settings: &[],
+                            request: None,
                         },
                         None,
                     )
@@ -422,6 +461,17 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         });
         if let Some(ddns) = &shared.ddns {
             ddns.metrics.register(&mut registry);
+        }
+        if let Some(history) = &shared.history {
+            history.metrics().register(&mut registry);
+        }
+        if let Some(claims_lost) = database_hooks.as_ref().map(|hooks| &hooks.claims_lost) {
+            registry.register(
+                "lease_claims_lost",
+                "new leases not ACKed because another server of the lease database bound the \
+                 address first",
+                claims_lost.clone(),
+            );
         }
         crate::metrics::serve(
             control_plane.handle(),
@@ -729,10 +779,7 @@ fn expire(shared: &Shared, now: UnixTime) {
 
 /// How OMAPI's and the control API's host layer persists a host record: to the group commit,
 /// like any lease record (`what` names the caller in the error line).
-fn host_persister(
-    shared: Arc<Shared>,
-    what: &'static str,
-) -> Box<dyn Fn(Vec<u8>) + Send + Sync> {
+fn host_persister(shared: Arc<Shared>, what: &'static str) -> Box<dyn Fn(Vec<u8>) + Send + Sync> {
     Box::new(move |record| {
         if shared
             .committer
@@ -742,6 +789,14 @@ fn host_persister(
             tracing::error!("{what} not persisted: the lease committer stopped");
         }
     })
+}
+
+/// Where the committer writes the leases.
+enum LeaseBacking {
+    /// dhcpd.leases; a torn last record is rewritten away before anything is appended.
+    File { rewrite_at_start: bool },
+    /// PostgreSQL (`option xdhcpd.lease-database`).
+    Database(Box<crate::lease::pg::PgLeaseLog>),
 }
 
 /// What a rewrite of the lease file is made of.
@@ -770,7 +825,8 @@ fn spawn_committer(
     metrics: &Arc<Metrics>,
     file_format: FileFormat,
     failover: &Arc<crate::failover::hooks::FailoverHooks>,
-    rewrite_at_start: bool,
+    history: Option<crate::history::writer::HistorySink>,
+    backing: LeaseBacking,
 ) -> Result<GroupCommit<crate::changes::Durable<PendingReply>>, DaemonError> {
     let snapshot_leases = leases.clone();
     let snapshot_hosts = dynamic_hosts.clone();
@@ -798,23 +854,40 @@ fn spawn_committer(
         }
         true
     };
-    let existing = !rewrite_at_start && path.exists();
-    let log = if existing {
-        LeaseLog::open_existing(path)
-    } else {
-        let mut initial = Vec::new();
-        if !snapshot(&mut initial) {
-            return Err(DaemonError::Leases {
-                path: path.to_path_buf(),
-                message: "the lease store is unusable".into(),
-            });
+    // The file backend appends to the file it read and rewrites it in the background (a
+    // torn one is rewritten first); the database backend has its rows already (`run` wrote
+    // the start-up expiry's changes).
+    let existing = matches!(
+        backing,
+        LeaseBacking::File {
+            rewrite_at_start: false
         }
-        LeaseLog::open(path, &initial)
+    ) && path.exists();
+    enum Backend {
+        File(LeaseLog),
+        Database(Box<crate::lease::pg::PgLeaseLog>),
     }
-    .map_err(|error| DaemonError::Leases {
-        path: path.to_path_buf(),
-        message: error.to_string(),
-    })?;
+    let backend = match backing {
+        LeaseBacking::Database(log) => Backend::Database(log),
+        LeaseBacking::File { .. } => {
+            let log = if existing {
+                LeaseLog::open_existing(path)
+            } else {
+                let mut initial = Vec::new();
+                if !snapshot(&mut initial) {
+                    return Err(DaemonError::Leases {
+                        path: path.to_path_buf(),
+                        message: "the lease store is unusable".into(),
+                    });
+                }
+                LeaseLog::open(path, &initial)
+            };
+            Backend::File(log.map_err(|error| DaemonError::Leases {
+                path: path.to_path_buf(),
+                message: error.to_string(),
+            })?)
+        }
+    };
     let dropped_metrics = metrics.clone();
     // README: `drops_total{reason="commit_failed"}` counts the replies that did not go out
     // because their lease could not be made durable.
@@ -829,10 +902,12 @@ fn spawn_committer(
     let on_durable = move |tokens: Vec<crate::changes::Durable<PendingReply>>| {
         metrics.leases_committed.add(tokens.len() as u64);
         let mut replies = Vec::with_capacity(tokens.len());
+        let mut events = Vec::new();
         for token in tokens {
             // The records are on disk: their BNDUPDs may go (`changes::Durable`).
             failover.addresses_changed(token.partner);
             replies.extend(token.reply);
+            events.extend(token.history);
         }
         // One sendmmsg per socket for the whole batch (almost always a single socket).
         while let Some(first) = replies.first() {
@@ -853,14 +928,29 @@ fn spawn_committer(
                 Err(_) => metrics.send_errors.add(queued),
             }
         }
+        // After the replies: the history never delays an ACK (`history::writer`).
+        if let Some(history) = &history {
+            if !events.is_empty() {
+                history.submit(events);
+            }
+        }
     };
-    let committer = GroupCommit::spawn(
-        log,
-        GroupCommitConfig::default(),
-        on_durable,
-        on_dropped,
-        snapshot,
-    )?;
+    let committer = match backend {
+        Backend::File(log) => GroupCommit::spawn(
+            log,
+            GroupCommitConfig::default(),
+            on_durable,
+            on_dropped,
+            snapshot,
+        )?,
+        Backend::Database(log) => GroupCommit::spawn(
+            *log,
+            GroupCommitConfig::default(),
+            on_durable,
+            on_dropped,
+            snapshot,
+        )?,
+    };
     if existing {
         // ISC's start-up rewrite (`new_lease_file` from `db_startup`), off the serving path.
         let _ = committer.request_compaction();

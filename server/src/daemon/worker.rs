@@ -349,9 +349,14 @@ fn dispatch(
         payload,
         target,
     });
+    let request = shared
+        .history
+        .is_some()
+        .then(|| crate::history::RequestContext::of(message));
     shared.apply(
         crate::changes::LeaseChange {
             dns_settings,
+            request: request.as_ref(),
             ..crate::changes::LeaseChange::new(
                 crate::changes::ChangeSource::Engine,
                 &decision.commit,

@@ -24,7 +24,7 @@ mod layout;
 mod lease_events;
 pub(crate) mod lease_time;
 mod options;
-mod packet;
+pub(crate) mod packet;
 pub mod ping_check;
 mod request;
 mod scope;

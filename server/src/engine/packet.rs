@@ -184,6 +184,20 @@ impl<'a> Inbound<'a> {
     }
 }
 
+/// The sub-options of a relay agent information value (RFC 3046 §2.0: code, length, value),
+/// up to the first that does not fit.
+pub(crate) fn agent_sub_options(mut rest: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut found = Vec::new();
+    while let [code, length, tail @ ..] = rest {
+        let Some(value) = tail.get(..usize::from(*length)) else {
+            break;
+        };
+        found.push((*code, value.to_vec()));
+        rest = &tail[usize::from(*length)..];
+    }
+    found
+}
+
 /// The wire value (without code and length) of a decoded option, re-encoded with dhcproto.
 /// Long options split in several chunks (RFC 3396) are concatenated.
 pub(crate) fn option_value(option: &DhcpOption) -> Option<Vec<u8>> {

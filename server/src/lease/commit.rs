@@ -56,6 +56,10 @@ pub trait LogFile: Send + 'static {
     fn is_detached(&self) -> bool;
     /// For the log lines.
     fn path(&self) -> &Path;
+    /// Whether the committer compacts this log at all (a database compacts itself).
+    fn compacts(&self) -> bool {
+        true
+    }
     /// A compaction written beside the file, durable, not yet in place.
     type Staged: Send + 'static;
     /// What writes a compact snapshot beside the file on the compaction thread (it must not
@@ -557,9 +561,10 @@ where
             let threshold = (self.log.compact_bytes() * self.config.growth_factor)
                 .max(self.config.min_compaction_bytes);
             let urgent = self.log.needs_rewrite() || self.detachment_reported;
-            let wanted = gathered.compact
-                || now >= self.next_compaction
-                || self.log.appended_bytes() > threshold;
+            let wanted = self.log.compacts()
+                && (gathered.compact
+                    || now >= self.next_compaction
+                    || self.log.appended_bytes() > threshold);
             let settle = !gathered.settles.is_empty() || disconnected;
             if urgent {
                 // Nothing can be appended until the file is rewritten: here, now.

@@ -5,6 +5,7 @@ pub mod billing;
 pub mod commit;
 pub mod file;
 pub mod log;
+pub mod pg;
 pub mod record;
 pub mod shards;
 pub mod store;

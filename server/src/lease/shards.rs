@@ -350,6 +350,31 @@ impl ShardedStore {
         Ok(file)
     }
 
+    /// Loads lease records held in memory (the PostgreSQL backend's rows, `lease::pg`) into
+    /// the shards, as [`ShardedStore::load_path`] loads a file.
+    pub fn load_bytes(&self, bytes: &[u8]) -> LeaseFile {
+        let mut file = crate::lease::file::parse(bytes, "lease database");
+        self.upsert_each(std::mem::take(&mut file.leases));
+        self.bill_loaded_leases();
+        file
+    }
+
+    /// [`LeaseStore::spread_never_used`] in every shard.
+    pub fn spread_never_used(&self, seed: u64) -> Result<(), Poisoned> {
+        self.for_each(|_, shard| shard.spread_never_used(seed))
+    }
+
+    /// Puts leases another writer made (the other servers of a PostgreSQL lease database,
+    /// `lease::pg`) into their shards, one shard held at a time.
+    pub fn upsert_each(&self, leases: Vec<Lease>) {
+        let layout = self.layout();
+        for lease in leases {
+            if let Ok(mut shard) = self.lock(layout.of_address(lease.address)) {
+                shard.upsert(lease);
+            }
+        }
+    }
+
     /// ISC `lease_instantiate` bills each lease of the file to its `billing` class with
     /// `bill_class`, which fails for a class not declared (any more), a limit of 0 and a
     /// class already full: those leases are not billed (their `billing` line is dropped).

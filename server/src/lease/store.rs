@@ -45,8 +45,11 @@ impl ClientKey {
 struct PoolState {
     /// Inclusive ranges as `u32`.
     ranges: Vec<(u32, u32)>,
-    /// Next never-touched candidate: (range index, offset in the range).
-    cursor: (usize, u64),
+    /// Where the walk through never-used addresses starts (a position among the pool's
+    /// addresses, ranges in order; 0 as ISC, see [`LeaseStore::spread_never_used`]) and how
+    /// many positions it has passed; it wraps around once.
+    start: u64,
+    walked: u64,
     /// The pool names a failover peer: its free-state leases are kept in one queue per owner
     /// (docs/spec/failover.md §7.1, ISC's `free`, `backup` and `expired` pool queues).
     failover: bool,
@@ -133,6 +136,8 @@ const NOT_HELD: u32 = u32::MAX;
 /// All leases.
 #[derive(Default)]
 pub struct LeaseStore {
+    /// [`LeaseStore::spread_never_used`]'s seed, kept for the pools a reload rebuilds.
+    never_used_seed: u64,
     leases: Vec<Lease>,
     by_address: HashTable<Slot>,
     /// Every lease with a client identifier / hardware address, several per client (ISC's
@@ -300,6 +305,19 @@ impl LeaseStore {
         store
     }
 
+    /// Starts each pool's walk through never-used addresses at `seed` modulo its size instead
+    /// of its first address. Several servers sharing one PostgreSQL lease database
+    /// (`lease::pg`) each start elsewhere, so they rarely offer the same address before they
+    /// see each other's leases; 0 (the default) is ISC's order. Call before allocating.
+    pub fn spread_never_used(&mut self, seed: u64) {
+        self.never_used_seed = seed;
+        for pool in &mut self.pools {
+            if pool.walked == 0 && pool.size > 0 {
+                pool.start = seed % pool.size;
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.leases.len()
     }
@@ -317,6 +335,7 @@ impl LeaseStore {
     pub fn reconfigure_with(&mut self, config: &Config, holds: impl Fn(PoolId) -> bool) {
         let fresh = Self::with_pools(config, holds);
         self.pools = fresh.pools;
+        self.spread_never_used(self.never_used_seed);
         self.pool_slots = fresh.pool_slots;
         self.ranges = fresh.ranges;
         for index in 0..self.leases.len() {

@@ -20,6 +20,9 @@ mod fuzz_entry;
 mod loopback_support;
 #[path = "../netns/mod.rs"]
 mod netns;
+/// A private PostgreSQL server (`pg_*` modules).
+#[path = "../pg/mod.rs"]
+mod pg;
 
 mod config_samples;
 mod control_api;
@@ -48,6 +51,7 @@ mod netns_local_address;
 mod netns_omapi_conformance;
 mod netns_overload;
 mod netns_perfdhcp;
+mod netns_pg_dora;
 mod netns_ping_check;
 mod netns_service;
 mod netns_shadow;
@@ -56,4 +60,6 @@ mod omapi_capture;
 mod omapi_limits;
 mod omapi_omshell;
 mod option_overload;
+mod pg_history;
+mod pg_leases;
 mod xdp_golden;

@@ -21,14 +21,14 @@ const RELAY_ADDRESS: &str = "10.214.0.1";
 /// each other.
 static LOAD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn load_turn() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn load_turn() -> std::sync::MutexGuard<'static, ()> {
     LOAD.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The server's own subnet (no pool: directly attached clients get nothing) plus a relayed
 /// 10.214.0.0/16 with `pool_size` addresses from 10.214.1.0.
-fn relayed_config(pool_size: u32) -> DhcpConfig {
+pub(crate) fn relayed_config(pool_size: u32) -> DhcpConfig {
     let first = Ipv4Addr::new(10, 214, 1, 0);
     let last = Ipv4Addr::from(u32::from(first) + pool_size - 1);
     DhcpConfig {
@@ -52,13 +52,13 @@ fn relayed_config(pool_size: u32) -> DhcpConfig {
     }
 }
 
-fn relayed_lab() -> anyhow::Result<Lab> {
+pub(crate) fn relayed_lab() -> anyhow::Result<Lab> {
     let lab = Lab::new(SERVER_CIDR)?;
     lab.route_relay(RELAY_ADDRESS, "10.214.0.0/16", "10.213.0.0/24")?;
     Ok(lab)
 }
 
-fn setup<'a>(lab: &'a Lab, config: DhcpConfig) -> ServerSetup<'a> {
+pub(crate) fn setup<'a>(lab: &'a Lab, config: DhcpConfig) -> ServerSetup<'a> {
     ServerSetup {
         netns: &lab.server,
         dir: lab.dir.path(),
@@ -70,7 +70,7 @@ fn setup<'a>(lab: &'a Lab, config: DhcpConfig) -> ServerSetup<'a> {
     }
 }
 
-fn perfdhcp(lab: &Lab) -> Perfdhcp<'_> {
+pub(crate) fn perfdhcp(lab: &Lab) -> Perfdhcp<'_> {
     Perfdhcp {
         netns: &lab.client,
         dir: lab.dir.path(),

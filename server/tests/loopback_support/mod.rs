@@ -155,6 +155,8 @@ pub enum PortRange {
     Statements,
     BulkLeasequery,
     ControlApi,
+    PgHistory,
+    PgLeases,
 }
 
 /// Port `offset` of `range` on 127.0.0.1, placed by the process id so that two test runs on one

@@ -36,6 +36,26 @@ impl Parser {
             }
             return Ok(());
         }
+        if kind == Kind::Database {
+            let value_span = self.peek().span;
+            let text = self.parse_string("a quoted PostgreSQL connection string")?;
+            self.expect_semicolon()?;
+            let text = String::from_utf8(text).map_err(|text| {
+                self.invalid(
+                    value_span,
+                    "a connection string, e.g. \"postgresql://xdhcpd@db/dhcp\"",
+                    format!("\"{}\"", String::from_utf8_lossy(text.as_bytes())),
+                )
+            })?;
+            if self.global_only(block, name, name_span) {
+                if lowered == "lease-database" {
+                    self.config.lease_database = Some(text);
+                } else {
+                    self.config.history_database = Some(text);
+                }
+            }
+            return Ok(());
+        }
         if kind == Kind::Address {
             let address = self.parse_ip()?;
             self.expect_semicolon()?;
@@ -45,17 +65,22 @@ impl Parser {
             return Ok(());
         }
         let value = match kind {
-            Kind::SocketAddress | Kind::Address | Kind::Path => unreachable!("handled above"),
+            Kind::SocketAddress | Kind::Address | Kind::Path | Kind::Database => {
+                unreachable!("handled above")
+            }
             Kind::Flag => u32::from(self.parse_flag()?),
             Kind::Percent => self.parse_number_in("a percentage", 0, 100)? as u32,
             Kind::Number => self.parse_u32("an unsigned 32-bit integer")?,
         };
         self.expect_semicolon()?;
-        if self.global_only(block, name, name_span)
-            && !self.config.omapi.set(&lowered, value)
-            && !self.config.control_api.set(&lowered, value)
-        {
-            self.config.starvation.set(&lowered, value);
+        if self.global_only(block, name, name_span) {
+            if lowered == "history-retention-days" {
+                self.config.history_retention_days = Some(value);
+            } else if !self.config.omapi.set(&lowered, value)
+                && !self.config.control_api.set(&lowered, value)
+            {
+                self.config.starvation.set(&lowered, value);
+            }
         }
         Ok(())
     }

@@ -196,16 +196,8 @@ fn selection(query: &Message) -> Result<Selection, &'static str> {
 }
 
 /// RFC 3046 sub-options of an option 82 value (a truncated tail is dropped).
-fn sub_options(mut rest: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut found = Vec::new();
-    while let [code, length, tail @ ..] = rest {
-        let Some(value) = tail.get(..usize::from(*length)) else {
-            break;
-        };
-        found.push((*code, value.to_vec()));
-        rest = &tail[usize::from(*length)..];
-    }
-    found
+fn sub_options(rest: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    super::super::packet::agent_sub_options(rest)
 }
 
 fn has_sub_option(lease: &Lease, code: u8, value: &[u8]) -> bool {

@@ -130,33 +130,30 @@ impl LeaseStore {
         None
     }
 
-    /// The next never-used address of held pool `index` (in `pools`) available to `client`, walking the pool's
-    /// cursor; each address is passed once.
+    /// The next never-used address of held pool `index` (in `pools`) available to `client`,
+    /// walking the pool's addresses (ranges in order) from its start, wrapping around once;
+    /// each address is passed once.
     fn next_never_used(
         &mut self,
         index: usize,
         client: &ClientKey,
         now: UnixTime,
     ) -> Option<Ipv4Addr> {
-        let (mut range_index, mut offset) = self.pools.get(index)?.cursor;
+        let pool = self.pools.get(index)?;
+        let (size, start, mut walked) = (pool.size, pool.start, pool.walked);
         let mut found = None;
-        while let Some(&(low, high)) = self.pools[index].ranges.get(range_index) {
-            let span = u64::from(high) - u64::from(low) + 1;
-            while offset < span {
-                let address = Ipv4Addr::from(low.wrapping_add(offset as u32));
-                offset += 1;
-                if self.slot(address).is_none() && self.is_available(address, client, now) {
-                    found = Some(address);
-                    break;
-                }
-            }
-            if found.is_some() {
+        while walked < size {
+            let position = (start + walked) % size;
+            walked += 1;
+            let Some(address) = address_at(&self.pools[index].ranges, position) else {
+                break;
+            };
+            if self.slot(address).is_none() && self.is_available(address, client, now) {
+                found = Some(address);
                 break;
             }
-            range_index += 1;
-            offset = 0;
         }
-        self.pools[index].cursor = (range_index, offset);
+        self.pools[index].walked = walked;
         found
     }
 
@@ -231,4 +228,16 @@ impl LeaseStore {
             .get(&address)
             .is_some_and(|offer| offer.until > now && &offer.client != client)
     }
+}
+
+/// The address at `position` among `ranges`' addresses, ranges in order.
+fn address_at(ranges: &[(u32, u32)], mut position: u64) -> Option<Ipv4Addr> {
+    for &(low, high) in ranges {
+        let span = u64::from(high.saturating_sub(low)) + 1;
+        if position < span {
+            return Some(Ipv4Addr::from(low.wrapping_add(position as u32)));
+        }
+        position -= span;
+    }
+    None
 }

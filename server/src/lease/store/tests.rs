@@ -424,3 +424,30 @@ fn abandoned_leases_queue_by_end_and_expire_to_free() {
     );
     assert_eq!(store.free_count(POOL), 2);
 }
+
+#[test]
+fn a_spread_walk_starts_at_its_seed_and_wraps_around_once() {
+    let pools = config(&[("10.0.0.1", "10.0.0.3"), ("10.0.1.1", "10.0.1.2")]);
+    let mut store = LeaseStore::new(&pools);
+    // Five addresses: seed 7 starts at the third (10.0.0.3).
+    store.spread_never_used(7);
+    let client = ClientKey::Hardware(mac(1));
+    let walk: Vec<Option<Ipv4Addr>> = (0..6).map(|_| store.allocate(POOL, &client, 100)).collect();
+    assert_eq!(
+        walk,
+        [
+            Some(address("10.0.0.3")),
+            Some(address("10.0.1.1")),
+            Some(address("10.0.1.2")),
+            Some(address("10.0.0.1")),
+            Some(address("10.0.0.2")),
+            None
+        ]
+    );
+    // A reload rebuilds the pools with the same start.
+    store.reconfigure(&pools);
+    assert_eq!(
+        store.allocate(POOL, &client, 100),
+        Some(address("10.0.0.3"))
+    );
+}
