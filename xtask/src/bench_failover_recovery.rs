@@ -21,6 +21,7 @@
 //! `server/tests/netns/relay_client.py`.
 
 use crate::netns::{wait_for, Netns, Proc};
+use crate::plot::{Mark, Series};
 use crate::util::{build_release, root};
 use anyhow::{bail, Context as _, Result};
 use std::collections::HashSet;
@@ -530,8 +531,58 @@ pub fn recovery(args: &RecoveryArgs) -> Result<()> {
     std::fs::write(&out, &table).with_context(|| format!("write {}", out.display()))?;
     let series = root().join("target/bench-failover-recovery.tsv");
     std::fs::write(&series, series_tsv(&rows))?;
-    println!("written to {} and {}", out.display(), series.display());
+    let chart = root().join("target/bench-failover-recovery.svg");
+    recovery_chart(&chart, &rows, args)?;
+    println!(
+        "written to {}, {} and {}",
+        out.display(),
+        series.display(),
+        chart.display()
+    );
     Ok(())
+}
+
+/// Leases the secondary has written against seconds since its restart, one line per pair; a
+/// sample is kept where the count changes (and the one before, so flat stretches stay flat).
+fn recovery_chart(path: &Path, rows: &[RecoveryRow], args: &RecoveryArgs) -> Result<()> {
+    let series: Vec<Series> = rows
+        .iter()
+        .filter(|row| row.error.is_none())
+        .map(|row| {
+            let mut points = Vec::new();
+            for (index, &(at, count)) in row.series.iter().enumerate() {
+                let changes_next = row
+                    .series
+                    .get(index + 1)
+                    .is_none_or(|&(_, next)| next != count);
+                let changed = index == 0 || row.series[index - 1].1 != count;
+                if changed || changes_next {
+                    points.push((at, count as f64));
+                }
+            }
+            let label = match (row.normal, row.capped) {
+                (Some(normal), _) => format!("{} (NORMAL at {normal:.1} s)", row.pair.label()),
+                (None, true) => format!("{} (capped at {} s)", row.pair.label(), args.cap),
+                (None, false) => row.pair.label().to_owned(),
+            };
+            Series {
+                name: label,
+                points,
+            }
+        })
+        .collect();
+    crate::plot::line_chart_marked(
+        path,
+        &format!(
+            "Secondary's recovery of {} leases (max-unacked-updates {}, mclt {})",
+            args.leases, args.max_unacked, args.mclt
+        ),
+        "seconds since the secondary's restart",
+        "active leases written by the secondary",
+        &series,
+        &[],
+        false,
+    )
 }
 
 fn recovery_step(binary: &Path, pair: PairKind, args: &RecoveryArgs) -> Result<RecoveryRow> {
@@ -809,6 +860,10 @@ struct TakeoverRow {
     /// Leases the secondary ACKed after the kill: from its BACKUP stock, from the primary's.
     after_kill_backup: u64,
     after_kill_primary: u64,
+    /// Seconds from the start of the load to the kill, to PARTNER-DOWN and to its + MCLT.
+    moments: [f64; 3],
+    /// Per second of the load (by start time): clients answered with a lease, refused.
+    per_second: Vec<(u64, u64)>,
 }
 
 pub fn takeover(args: &TakeoverArgs) -> Result<()> {
@@ -833,6 +888,8 @@ pub fn takeover(args: &TakeoverArgs) -> Result<()> {
             partner_down_seen: None,
             after_kill_backup: 0,
             after_kill_primary: 0,
+            moments: [0.0; 3],
+            per_second: Vec::new(),
         });
         if let Some(error) = &row.error {
             println!("    failed: {error}");
@@ -843,8 +900,83 @@ pub fn takeover(args: &TakeoverArgs) -> Result<()> {
     println!("\n{table}");
     let out = root().join("target/bench-failover-takeover.md");
     std::fs::write(&out, &table).with_context(|| format!("write {}", out.display()))?;
-    println!("written to {}", out.display());
+    let series = root().join("target/bench-failover-takeover.tsv");
+    std::fs::write(&series, takeover_tsv(&rows))?;
+    let chart = root().join("target/bench-failover-takeover.svg");
+    takeover_chart(&chart, &rows, args)?;
+    println!(
+        "written to {}, {} and {}",
+        out.display(),
+        series.display(),
+        chart.display()
+    );
     Ok(())
+}
+
+fn takeover_tsv(rows: &[TakeoverRow]) -> String {
+    let mut text = String::from("pair\tsecond\taccepted\trefused\n");
+    for row in rows.iter().filter(|row| row.error.is_none()) {
+        for (second, (accepted, refused)) in row.per_second.iter().enumerate() {
+            let _ = writeln!(
+                text,
+                "{}\t{second}\t{accepted}\t{refused}",
+                row.pair.label()
+            );
+        }
+    }
+    text
+}
+
+/// Clients per second answered with a lease and refused, one pair of lines per pair, with the
+/// kill, PARTNER-DOWN and PARTNER-DOWN + MCLT marked (the first pair's moments; every pair's
+/// are the same to a few milliseconds, set by the bench's clock).
+fn takeover_chart(path: &Path, rows: &[TakeoverRow], args: &TakeoverArgs) -> Result<()> {
+    let done: Vec<&TakeoverRow> = rows.iter().filter(|row| row.error.is_none()).collect();
+    let mut series = Vec::new();
+    for row in &done {
+        for (what, pick) in [
+            (
+                "accepted",
+                (|entry: &(u64, u64)| entry.0) as fn(&(u64, u64)) -> u64,
+            ),
+            ("refused", |entry: &(u64, u64)| entry.1),
+        ] {
+            series.push(Series {
+                name: format!("{}: {what}", row.pair.label()),
+                points: row
+                    .per_second
+                    .iter()
+                    .enumerate()
+                    .map(|(second, entry)| (second as f64 + 0.5, pick(entry) as f64))
+                    .collect(),
+            });
+        }
+    }
+    let marks: Vec<Mark> = done
+        .first()
+        .map(|row| {
+            ["kill", "PARTNER-DOWN", "+ MCLT"]
+                .iter()
+                .zip(row.moments)
+                .map(|(label, x)| Mark {
+                    x,
+                    label: (*label).to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::plot::line_chart_marked(
+        path,
+        &format!(
+            "Partner-down takeover: {} new clients/s, pool {}, mclt {}",
+            args.rate, args.pool, args.mclt
+        ),
+        "seconds since the load began",
+        "clients per second",
+        &series,
+        &marks,
+        true,
+    )
 }
 
 fn takeover_step(binary: &Path, pair: PairKind, args: &TakeoverArgs) -> Result<TakeoverRow> {
@@ -959,6 +1091,17 @@ fn takeover_step(binary: &Path, pair: PairKind, args: &TakeoverArgs) -> Result<T
             after_kill_backup += 1;
         }
     }
+    let mut per_second = vec![(0u64, 0u64); total_seconds as usize];
+    for transaction in &transactions {
+        let second = (transaction.start - load_epoch).max(0.0) as usize;
+        if let Some(entry) = per_second.get_mut(second) {
+            if transaction.result == "ack" {
+                entry.0 += 1;
+            } else {
+                entry.1 += 1;
+            }
+        }
+    }
     Ok(TakeoverRow {
         pair,
         error: None,
@@ -967,6 +1110,12 @@ fn takeover_step(binary: &Path, pair: PairKind, args: &TakeoverArgs) -> Result<T
         partner_down_seen,
         after_kill_backup,
         after_kill_primary,
+        moments: [
+            kill_epoch - load_epoch,
+            pd_epoch - load_epoch,
+            mclt_end - load_epoch,
+        ],
+        per_second,
     })
 }
 
