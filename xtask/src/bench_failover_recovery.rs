@@ -65,6 +65,19 @@ pub struct RecoveryArgs {
 }
 
 #[derive(clap::Args)]
+pub struct ChartArgs {
+    /// `LABEL=PATH` of a `target/bench-failover-recovery.tsv` kept from a run: every pair in
+    /// it becomes one line named `LABEL` (with the pair's name when the file holds several).
+    #[arg(long = "series", required = true)]
+    pub series: Vec<String>,
+    /// The SVG to write.
+    #[arg(long)]
+    pub output: PathBuf,
+    #[arg(long, default_value = "Secondary's recovery")]
+    pub title: String,
+}
+
+#[derive(clap::Args)]
 pub struct TakeoverArgs {
     /// Pairs, in order: xdhcpd, isc, mixed (xdhcpd primary + ISC secondary).
     #[arg(long, value_delimiter = ',', default_value = "xdhcpd,isc")]
@@ -542,6 +555,68 @@ pub fn recovery(args: &RecoveryArgs) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench failover-recovery-chart`: the series of earlier runs on one chart.
+pub fn chart(args: &ChartArgs) -> Result<()> {
+    let mut rows = Vec::new();
+    for spec in &args.series {
+        let (label, path) = spec
+            .split_once('=')
+            .with_context(|| format!("--series {spec}: expected LABEL=PATH"))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("read {path}"))?;
+        let mut by_pair: Vec<(String, Vec<(f64, u64)>)> = Vec::new();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let [pair, at, count] = fields[..] else {
+                continue;
+            };
+            let (Ok(at), Ok(count)) = (at.parse::<f64>(), count.parse::<u64>()) else {
+                continue;
+            };
+            match by_pair.iter_mut().find(|(name, _)| name == pair) {
+                Some((_, points)) => points.push((at, count)),
+                None => by_pair.push((pair.to_owned(), vec![(at, count)])),
+            }
+        }
+        let several = by_pair.len() > 1;
+        for (pair, points) in by_pair {
+            let name = if several {
+                format!("{label}: {pair}")
+            } else {
+                label.to_owned()
+            };
+            rows.push(Series {
+                name,
+                points: changes_only(&points),
+            });
+        }
+    }
+    crate::plot::line_chart_marked(
+        &args.output,
+        &args.title,
+        "seconds since the secondary's restart",
+        "active leases written by the secondary",
+        &rows,
+        &[],
+        false,
+    )?;
+    println!("chart: {}", args.output.display());
+    Ok(())
+}
+
+/// The samples where a count changes, and the one before each change (so flat stretches stay
+/// flat), and the last.
+fn changes_only(series: &[(f64, u64)]) -> Vec<(f64, f64)> {
+    let mut points = Vec::new();
+    for (index, &(at, count)) in series.iter().enumerate() {
+        let changes_next = series.get(index + 1).is_none_or(|&(_, next)| next != count);
+        let changed = index == 0 || series[index - 1].1 != count;
+        if changed || changes_next {
+            points.push((at, count as f64));
+        }
+    }
+    points
+}
+
 /// Leases the secondary has written against seconds since its restart, one line per pair; a
 /// sample is kept where the count changes (and the one before, so flat stretches stay flat).
 fn recovery_chart(path: &Path, rows: &[RecoveryRow], args: &RecoveryArgs) -> Result<()> {
@@ -549,17 +624,7 @@ fn recovery_chart(path: &Path, rows: &[RecoveryRow], args: &RecoveryArgs) -> Res
         .iter()
         .filter(|row| row.error.is_none())
         .map(|row| {
-            let mut points = Vec::new();
-            for (index, &(at, count)) in row.series.iter().enumerate() {
-                let changes_next = row
-                    .series
-                    .get(index + 1)
-                    .is_none_or(|&(_, next)| next != count);
-                let changed = index == 0 || row.series[index - 1].1 != count;
-                if changed || changes_next {
-                    points.push((at, count as f64));
-                }
-            }
+            let points = changes_only(&row.series);
             let label = match (row.normal, row.capped) {
                 (Some(normal), _) => format!("{} (NORMAL at {normal:.1} s)", row.pair.label()),
                 (None, true) => format!("{} (capped at {} s)", row.pair.label(), args.cap),
