@@ -598,6 +598,7 @@ pub fn chart(args: &ChartArgs) -> Result<()> {
         &rows,
         &[],
         false,
+        plotters::prelude::SeriesLabelPosition::LowerRight,
     )?;
     println!("chart: {}", args.output.display());
     Ok(())
@@ -647,6 +648,7 @@ fn recovery_chart(path: &Path, rows: &[RecoveryRow], args: &RecoveryArgs) -> Res
         &series,
         &[],
         false,
+        plotters::prelude::SeriesLabelPosition::LowerRight,
     )
 }
 
@@ -1041,6 +1043,7 @@ fn takeover_chart(path: &Path, rows: &[TakeoverRow], args: &TakeoverArgs) -> Res
         &series,
         &marks,
         true,
+        plotters::prelude::SeriesLabelPosition::MiddleRight,
     )
 }
 

@@ -34,11 +34,25 @@ pub fn line_chart(
     y_label: &str,
     series: &[Series],
 ) -> Result<()> {
-    line_chart_marked(path, title, x_label, y_label, series, &[], true)
+    line_chart_marked(
+        path,
+        title,
+        x_label,
+        y_label,
+        series,
+        &[],
+        true,
+        SeriesLabelPosition::UpperLeft,
+    )
 }
 
-/// [`line_chart`] with moments marked, and with or without a dot at each point (a series
-/// sampled every 0.1 s over minutes reads better as a bare line).
+/// [`line_chart`] with moments marked (their labels along the top), with or without a dot at
+/// each point (a series sampled every 0.1 s over minutes reads better as a bare line), and the
+/// legend where the lines leave room.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call per chart kind; a builder would be longer"
+)]
 pub fn line_chart_marked(
     path: &Path,
     title: &str,
@@ -47,6 +61,7 @@ pub fn line_chart_marked(
     series: &[Series],
     marks: &[Mark],
     dots: bool,
+    legend_at: SeriesLabelPosition,
 ) -> Result<()> {
     let max = |axis: fn(&(f64, f64)) -> f64| {
         series
@@ -131,7 +146,7 @@ pub fn line_chart_marked(
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend_at)
         .draw()
         .map_err(|error| anyhow!("{error:?}"))?;
     root.present().map_err(|error| anyhow!("{error:?}"))?;
