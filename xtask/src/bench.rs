@@ -162,6 +162,9 @@ pub enum Which {
     FailoverRecovery(crate::bench_failover_recovery::RecoveryArgs),
     /// Partner-down takeover under load (`bench_failover_recovery.rs`).
     FailoverTakeover(crate::bench_failover_recovery::TakeoverArgs),
+    /// One chart from several `failover-recovery` series files (e.g. one pair at several
+    /// sizes): no servers are run.
+    FailoverRecoveryChart(crate::bench_failover_recovery::ChartArgs),
 }
 
 pub fn run(which: Which) -> Result<()> {
@@ -242,6 +245,7 @@ pub fn run(which: Which) -> Result<()> {
         } => crate::bench_failover::run(&setups, &rates, seconds, clients, pool),
         Which::FailoverRecovery(args) => crate::bench_failover_recovery::recovery(&args),
         Which::FailoverTakeover(args) => crate::bench_failover_recovery::takeover(&args),
+        Which::FailoverRecoveryChart(args) => crate::bench_failover_recovery::chart(&args),
     }
 }
 

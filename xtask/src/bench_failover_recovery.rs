@@ -21,6 +21,7 @@
 //! `server/tests/netns/relay_client.py`.
 
 use crate::netns::{wait_for, Netns, Proc};
+use crate::plot::{Mark, Series};
 use crate::util::{build_release, root};
 use anyhow::{bail, Context as _, Result};
 use std::collections::HashSet;
@@ -61,6 +62,19 @@ pub struct RecoveryArgs {
     /// max-unacked-updates on both servers.
     #[arg(long, default_value_t = 10)]
     pub max_unacked: u32,
+}
+
+#[derive(clap::Args)]
+pub struct ChartArgs {
+    /// `LABEL=PATH` of a `target/bench-failover-recovery.tsv` kept from a run: every pair in
+    /// it becomes one line named `LABEL` (with the pair's name when the file holds several).
+    #[arg(long = "series", required = true)]
+    pub series: Vec<String>,
+    /// The SVG to write.
+    #[arg(long)]
+    pub output: PathBuf,
+    #[arg(long, default_value = "Secondary's recovery")]
+    pub title: String,
 }
 
 #[derive(clap::Args)]
@@ -530,8 +544,112 @@ pub fn recovery(args: &RecoveryArgs) -> Result<()> {
     std::fs::write(&out, &table).with_context(|| format!("write {}", out.display()))?;
     let series = root().join("target/bench-failover-recovery.tsv");
     std::fs::write(&series, series_tsv(&rows))?;
-    println!("written to {} and {}", out.display(), series.display());
+    let chart = root().join("target/bench-failover-recovery.svg");
+    recovery_chart(&chart, &rows, args)?;
+    println!(
+        "written to {}, {} and {}",
+        out.display(),
+        series.display(),
+        chart.display()
+    );
     Ok(())
+}
+
+/// `cargo xtask bench failover-recovery-chart`: the series of earlier runs on one chart.
+pub fn chart(args: &ChartArgs) -> Result<()> {
+    let mut rows = Vec::new();
+    for spec in &args.series {
+        let (label, path) = spec
+            .split_once('=')
+            .with_context(|| format!("--series {spec}: expected LABEL=PATH"))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("read {path}"))?;
+        let mut by_pair: Vec<(String, Vec<(f64, u64)>)> = Vec::new();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let [pair, at, count] = fields[..] else {
+                continue;
+            };
+            let (Ok(at), Ok(count)) = (at.parse::<f64>(), count.parse::<u64>()) else {
+                continue;
+            };
+            match by_pair.iter_mut().find(|(name, _)| name == pair) {
+                Some((_, points)) => points.push((at, count)),
+                None => by_pair.push((pair.to_owned(), vec![(at, count)])),
+            }
+        }
+        let several = by_pair.len() > 1;
+        for (pair, points) in by_pair {
+            let name = if several {
+                format!("{label}: {pair}")
+            } else {
+                label.to_owned()
+            };
+            rows.push(Series {
+                name,
+                points: changes_only(&points),
+            });
+        }
+    }
+    crate::plot::line_chart_marked(
+        &args.output,
+        &args.title,
+        "seconds since the secondary's restart",
+        "active leases written by the secondary",
+        &rows,
+        &[],
+        false,
+        plotters::prelude::SeriesLabelPosition::LowerRight,
+    )?;
+    println!("chart: {}", args.output.display());
+    Ok(())
+}
+
+/// The samples where a count changes, and the one before each change (so flat stretches stay
+/// flat), and the last.
+fn changes_only(series: &[(f64, u64)]) -> Vec<(f64, f64)> {
+    let mut points = Vec::new();
+    for (index, &(at, count)) in series.iter().enumerate() {
+        let changes_next = series.get(index + 1).is_none_or(|&(_, next)| next != count);
+        let changed = index == 0 || series[index - 1].1 != count;
+        if changed || changes_next {
+            points.push((at, count as f64));
+        }
+    }
+    points
+}
+
+/// Leases the secondary has written against seconds since its restart, one line per pair; a
+/// sample is kept where the count changes (and the one before, so flat stretches stay flat).
+fn recovery_chart(path: &Path, rows: &[RecoveryRow], args: &RecoveryArgs) -> Result<()> {
+    let series: Vec<Series> = rows
+        .iter()
+        .filter(|row| row.error.is_none())
+        .map(|row| {
+            let points = changes_only(&row.series);
+            let label = match (row.normal, row.capped) {
+                (Some(normal), _) => format!("{} (NORMAL at {normal:.1} s)", row.pair.label()),
+                (None, true) => format!("{} (capped at {} s)", row.pair.label(), args.cap),
+                (None, false) => row.pair.label().to_owned(),
+            };
+            Series {
+                name: label,
+                points,
+            }
+        })
+        .collect();
+    crate::plot::line_chart_marked(
+        path,
+        &format!(
+            "Secondary's recovery of {} leases (max-unacked-updates {}, mclt {})",
+            args.leases, args.max_unacked, args.mclt
+        ),
+        "seconds since the secondary's restart",
+        "active leases written by the secondary",
+        &series,
+        &[],
+        false,
+        plotters::prelude::SeriesLabelPosition::LowerRight,
+    )
 }
 
 fn recovery_step(binary: &Path, pair: PairKind, args: &RecoveryArgs) -> Result<RecoveryRow> {
@@ -809,6 +927,10 @@ struct TakeoverRow {
     /// Leases the secondary ACKed after the kill: from its BACKUP stock, from the primary's.
     after_kill_backup: u64,
     after_kill_primary: u64,
+    /// Seconds from the start of the load to the kill, to PARTNER-DOWN and to its + MCLT.
+    moments: [f64; 3],
+    /// Per second of the load (by start time): clients answered with a lease, refused.
+    per_second: Vec<(u64, u64)>,
 }
 
 pub fn takeover(args: &TakeoverArgs) -> Result<()> {
@@ -833,6 +955,8 @@ pub fn takeover(args: &TakeoverArgs) -> Result<()> {
             partner_down_seen: None,
             after_kill_backup: 0,
             after_kill_primary: 0,
+            moments: [0.0; 3],
+            per_second: Vec::new(),
         });
         if let Some(error) = &row.error {
             println!("    failed: {error}");
@@ -843,8 +967,84 @@ pub fn takeover(args: &TakeoverArgs) -> Result<()> {
     println!("\n{table}");
     let out = root().join("target/bench-failover-takeover.md");
     std::fs::write(&out, &table).with_context(|| format!("write {}", out.display()))?;
-    println!("written to {}", out.display());
+    let series = root().join("target/bench-failover-takeover.tsv");
+    std::fs::write(&series, takeover_tsv(&rows))?;
+    let chart = root().join("target/bench-failover-takeover.svg");
+    takeover_chart(&chart, &rows, args)?;
+    println!(
+        "written to {}, {} and {}",
+        out.display(),
+        series.display(),
+        chart.display()
+    );
     Ok(())
+}
+
+fn takeover_tsv(rows: &[TakeoverRow]) -> String {
+    let mut text = String::from("pair\tsecond\taccepted\trefused\n");
+    for row in rows.iter().filter(|row| row.error.is_none()) {
+        for (second, (accepted, refused)) in row.per_second.iter().enumerate() {
+            let _ = writeln!(
+                text,
+                "{}\t{second}\t{accepted}\t{refused}",
+                row.pair.label()
+            );
+        }
+    }
+    text
+}
+
+/// Clients per second answered with a lease and refused, one pair of lines per pair, with the
+/// kill, PARTNER-DOWN and PARTNER-DOWN + MCLT marked (the first pair's moments; every pair's
+/// are the same to a few milliseconds, set by the bench's clock).
+fn takeover_chart(path: &Path, rows: &[TakeoverRow], args: &TakeoverArgs) -> Result<()> {
+    let done: Vec<&TakeoverRow> = rows.iter().filter(|row| row.error.is_none()).collect();
+    let mut series = Vec::new();
+    for row in &done {
+        for (what, pick) in [
+            (
+                "accepted",
+                (|entry: &(u64, u64)| entry.0) as fn(&(u64, u64)) -> u64,
+            ),
+            ("refused", |entry: &(u64, u64)| entry.1),
+        ] {
+            series.push(Series {
+                name: format!("{}: {what}", row.pair.label()),
+                points: row
+                    .per_second
+                    .iter()
+                    .enumerate()
+                    .map(|(second, entry)| (second as f64 + 0.5, pick(entry) as f64))
+                    .collect(),
+            });
+        }
+    }
+    let marks: Vec<Mark> = done
+        .first()
+        .map(|row| {
+            ["kill", "PARTNER-DOWN", "+ MCLT"]
+                .iter()
+                .zip(row.moments)
+                .map(|(label, x)| Mark {
+                    x,
+                    label: (*label).to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::plot::line_chart_marked(
+        path,
+        &format!(
+            "Partner-down takeover: {} new clients/s, pool {}, mclt {}",
+            args.rate, args.pool, args.mclt
+        ),
+        "seconds since the load began",
+        "clients per second",
+        &series,
+        &marks,
+        true,
+        plotters::prelude::SeriesLabelPosition::MiddleRight,
+    )
 }
 
 fn takeover_step(binary: &Path, pair: PairKind, args: &TakeoverArgs) -> Result<TakeoverRow> {
@@ -959,6 +1159,17 @@ fn takeover_step(binary: &Path, pair: PairKind, args: &TakeoverArgs) -> Result<T
             after_kill_backup += 1;
         }
     }
+    let mut per_second = vec![(0u64, 0u64); total_seconds as usize];
+    for transaction in &transactions {
+        let second = (transaction.start - load_epoch).max(0.0) as usize;
+        if let Some(entry) = per_second.get_mut(second) {
+            if transaction.result == "ack" {
+                entry.0 += 1;
+            } else {
+                entry.1 += 1;
+            }
+        }
+    }
     Ok(TakeoverRow {
         pair,
         error: None,
@@ -967,6 +1178,12 @@ fn takeover_step(binary: &Path, pair: PairKind, args: &TakeoverArgs) -> Result<T
         partner_down_seen,
         after_kill_backup,
         after_kill_primary,
+        moments: [
+            kill_epoch - load_epoch,
+            pd_epoch - load_epoch,
+            mclt_end - load_epoch,
+        ],
+        per_second,
     })
 }
 

@@ -124,13 +124,16 @@ pub fn to_json(config: &Config, lease: &Lease) -> Value {
 
 /// How a lease is given back (`lease4-del`, `lease4-wipe`, state 2): as ISC's `release_lease`
 /// leaves it — ended now, FREE, or RELEASED in a failover pool (free once the partner
-/// acknowledges, docs/spec/failover.md §8.2) — without the client's identity, since the lease
-/// is deleted in Kea's sense.
+/// acknowledges, docs/spec/failover.md §8.2). A FREE record drops the client's identity, since
+/// the lease is deleted in Kea's sense; a RELEASED one keeps the hardware address and client
+/// identifier, as ISC's release does: the partner refuses a RELEASED BNDUPD without a
+/// client-hardware-address ("BNDUPD without CHADDR", reject reason 3, docs/spec/failover.md
+/// §7.3 step 4), and MAC address affinity (§7.2, §7.3) hashes them when the lease returns to
+/// FREE.
 pub fn given_back(mut lease: Lease, failover_pool: bool, now: UnixTime) -> Lease {
-    // Not a lease, or given back already and waiting for the partner's ack.
-    let waiting = lease.binding_state == BindingState::Released
-        && lease.hardware.is_none()
-        && lease.uid().is_none();
+    // Not a lease, or given back already (by the API or by the client) and waiting for the
+    // partner's ack.
+    let waiting = failover_pool && lease.binding_state == BindingState::Released;
     if !is_listed(&lease) || waiting {
         return lease;
     }
@@ -144,9 +147,9 @@ pub fn given_back(mut lease: Lease, failover_pool: bool, now: UnixTime) -> Lease
         lease.binding_state = BindingState::Free;
         lease.next_binding_state = BindingState::Free;
         lease.rewind_binding_state = BindingState::Free;
+        lease.hardware = None;
+        lease.set_uid(None);
     }
-    lease.hardware = None;
-    lease.set_uid(None);
     lease.set_client_hostname(None);
     if let Some(extra) = lease.extra.as_mut() {
         extra.agent_options.clear();
@@ -368,8 +371,15 @@ mod tests {
         assert_eq!(free.binding_state, BindingState::Free);
         assert_eq!(free.ends, 2_000);
         assert!(free.hardware.is_none() && free.uid().is_none());
-        let released = given_back(lease, true, 2_000);
+        let released = given_back(lease.clone(), true, 2_000);
         assert_eq!(released.binding_state, BindingState::Released);
         assert_eq!(released.next_binding_state, BindingState::Free);
+        assert_eq!(released.ends, 2_000);
+        // The partner's BNDUPD for RELEASED needs the chaddr (ISC refuses it without).
+        assert_eq!(released.hardware, lease.hardware);
+        assert_eq!(released.uid(), lease.uid());
+        assert_eq!(released.client_hostname(), None);
+        // Given back again while the partner has not acked: unchanged.
+        assert_eq!(given_back(released.clone(), true, 3_000), released);
     }
 }

@@ -14,6 +14,10 @@
 //! 2. The same with two ISC dhcpd 4.4 servers: the reference that validates the scenario and
 //!    the bound.
 //!
+//! 3. MAC address affinity: the primary's expired leases go to BACKUP when their client hashes
+//!    to the secondary, to FREE otherwise, in both lease files (xdhcpd primary + ISC secondary,
+//!    and two ISC servers as the reference; see the section further down).
+//!
 //! The clients are a relay agent's (server/tests/netns/relay_client.py): each DISCOVER is
 //! broadcast on the bridge to both servers, with giaddr, as in `failover_pair`.
 
@@ -25,7 +29,8 @@ use anyhow::{bail, Context as _, Result};
 use netns::leases::current_by_address;
 use netns::{parse_lease_file, wait_for, Proc};
 use pair::{
-    logs, start_isc, start_xdhcpd, wait_for_states, FailoverConf, PairLab, PairServer, POOL_FIRST,
+    logs, start_isc, start_xdhcpd, wait_for_states, FailoverConf, PairLab, PairServer, ADDRESS_B,
+    POOL_FIRST,
 };
 use server_common::loadbalance::bucket;
 use std::net::Ipv4Addr;
@@ -302,4 +307,270 @@ fn skewed_load_isc_pair_keeps_stock_balanced_reference() -> Result<()> {
     let primary = start_isc(&lab.a, &lab.server_dir("a")?, &conf(true), true)?;
     let secondary = start_isc(&lab.b, &lab.server_dir("b")?, &conf(false), true)?;
     skewed_load_scenario(&lab, primary, secondary)
+}
+
+// ---------------------------------------------------------------------------------------------
+// MAC address affinity (ISC failover.c `dhcp_failover_process_bind_ack` /
+// `dhcp_failover_process_bind_update`, `peer_wants_lease`, `secondary_not_hoarding`): when a
+// primary returns a lease to FREE from EXPIRED, RELEASED or RESET and the lease's last client
+// hashes to the secondary's half of the load balancing buckets (RFC 3074 over the hardware
+// address; these clients send no client identifier), the primary moves it on to BACKUP with a
+// BNDUPD, so that the client, if it comes back, is answered by the server that will see its
+// DISCOVERs. The others stay FREE.
+//
+// Clients of both halves bind through the pair (each answered by the server of its bucket),
+// their 10 s leases run out, the primary expires them (EXPIRED, BNDUPD, BNDACK, FREE), and then
+// every lease whose client hashes to the secondary must be `binding state backup` and every
+// other `binding state free`, in the primary's and the secondary's lease files alike.
+//
+// 1. xdhcpd primary + ISC secondary (`Machine::affinity` against ISC's view).
+// 2. ISC primary + ISC secondary: the reference, ISC's own behaviour in the same scenario.
+// ---------------------------------------------------------------------------------------------
+
+/// Addresses in the affinity scenario's pool (balanced 50 / 50 on entering NORMAL).
+const AFFINITY_POOL: u32 = 100;
+/// Clients of each half of the buckets.
+const AFFINITY_CLIENTS_PER_HALF: u32 = 12;
+/// Lease time of the affinity scenario (below MCLT, so granted whole).
+const AFFINITY_LEASE_SECONDS: u32 = 10;
+
+fn affinity_conf(primary: bool) -> String {
+    FailoverConf {
+        default_lease_time: AFFINITY_LEASE_SECONDS,
+        max_lease_time: AFFINITY_LEASE_SECONDS,
+        ..FailoverConf::new(primary, AFFINITY_POOL)
+    }
+    .dhcpd_conf()
+}
+
+/// The current binding state of `address` in a lease file (None: no record, i.e. FREE).
+fn binding_state(lease_file: &Path, address: Ipv4Addr) -> Option<String> {
+    let text = std::fs::read_to_string(lease_file).unwrap_or_default();
+    current_by_address(&parse_lease_file(&text))
+        .get(&address)
+        .and_then(|record| record.binding_state.clone())
+}
+
+/// Every bound client's lease whose state in `lease_file` is not the one affinity gives it:
+/// (address, MAC, expected, found).
+fn affinity_mismatches(
+    lease_file: &Path,
+    bound: &[(String, Ipv4Addr)],
+) -> Vec<(Ipv4Addr, String, &'static str, Option<String>)> {
+    bound
+        .iter()
+        .filter_map(|(mac, address)| {
+            let expected = expected_after_expiry(mac);
+            let found = binding_state(lease_file, *address);
+            (found.as_deref() != Some(expected)).then(|| (*address, mac.clone(), expected, found))
+        })
+        .collect()
+}
+
+/// `backup` when the MAC hashes to the secondary (bucket ≥ 128 with split 128), else `free`.
+fn expected_after_expiry(mac: &str) -> &'static str {
+    let bytes: Vec<u8> = mac
+        .split(':')
+        .filter_map(|part| u8::from_str_radix(part, 16).ok())
+        .collect();
+    if bucket(&bytes) < 128 {
+        "free"
+    } else {
+        "backup"
+    }
+}
+
+fn expired_leases_follow_their_clients_hash(
+    lab: &PairLab,
+    mut primary: PairServer,
+    mut secondary: PairServer,
+) -> Result<()> {
+    let debug = |primary: &PairServer, secondary: &PairServer| debug(&[primary, secondary], lab);
+    wait_for_states(
+        &mut [&mut primary, &mut secondary],
+        "normal",
+        NORMAL_TIMEOUT,
+    )
+    .with_context(|| debug(&primary, &secondary))?;
+    let half = i64::from(AFFINITY_POOL) * 2 / 5;
+    wait_for(
+        "the secondary to hold its half of the pool",
+        Duration::from_secs(20),
+        || {
+            let backup = count_in_state(&secondary.lease_file, "backup");
+            Ok((backup >= half).then_some(()))
+        },
+    )
+    .with_context(|| debug(&primary, &secondary))?;
+
+    // Alternating halves, so both servers hand out leases at the same pace.
+    let mut skip = 0;
+    let to_primary = macs(true, AFFINITY_CLIENTS_PER_HALF, &mut skip);
+    let to_secondary = macs(false, AFFINITY_CLIENTS_PER_HALF, &mut skip);
+    let list: String = to_primary
+        .iter()
+        .zip(&to_secondary)
+        .flat_map(|(first, second)| [first, second])
+        .map(|mac| format!("{mac}\n"))
+        .collect();
+    let script = lab.dir.join("relay_client.py");
+    std::fs::write(&script, RELAY_CLIENT)?;
+    let input = lab.dir.join("clients.in");
+    std::fs::write(&input, list)?;
+    let output = lab.dir.join("clients.out");
+    let mut command = lab.client.command("python3");
+    command
+        .arg(&script)
+        .arg("dora")
+        .arg(&input)
+        .arg(&output)
+        .args(["rate=10", "timeout=2", "secs=0"]);
+    let mut clients = Proc::spawn("relay client", command, lab.dir.join("clients.log"))?;
+    let status = clients.wait_exit(Duration::from_secs(30))?;
+    if !status.success() {
+        bail!(
+            "the relay client failed ({status}): {}\n{}",
+            clients.log_text(),
+            debug(&primary, &secondary)
+        );
+    }
+    // `START END MAC ack SERVER YIADDR` for each bound client.
+    let summary = std::fs::read_to_string(&output)?;
+    let bound: Vec<(String, Ipv4Addr, String)> = summary
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [_, _, mac, "ack", server, yiaddr] => Some((
+                    (*mac).to_owned(),
+                    yiaddr.parse().ok()?,
+                    (*server).to_owned(),
+                )),
+                _ => None,
+            }
+        })
+        .collect();
+    let served_by_secondary = bound
+        .iter()
+        .filter(|(mac, _, server)| {
+            expected_after_expiry(mac) == "backup" && server == &ADDRESS_B.to_string()
+        })
+        .count();
+    eprintln!(
+        "affinity: {} of {} clients bound, {served_by_secondary} of the secondary's half by the \
+         secondary",
+        bound.len(),
+        2 * AFFINITY_CLIENTS_PER_HALF
+    );
+    let bound: Vec<(String, Ipv4Addr)> = bound
+        .into_iter()
+        .map(|(mac, address, _)| (mac, address))
+        .collect();
+    for half in ["free", "backup"] {
+        let count = bound
+            .iter()
+            .filter(|(mac, _)| expected_after_expiry(mac) == half)
+            .count();
+        assert!(
+            count * 10 >= AFFINITY_CLIENTS_PER_HALF as usize * 8,
+            "most clients of the {half} half are bound: {count}\n{summary}\n{}",
+            debug(&primary, &secondary)
+        );
+    }
+    // Every bound lease is active on both sides (BNDUPD) before it expires.
+    for server in [&primary, &secondary] {
+        let active = pair::active_leases(&server.lease_file);
+        wait_for(
+            &format!("every bound lease active in the {}'s file", server.name),
+            Duration::from_secs(10),
+            || {
+                let active = pair::active_leases(&server.lease_file);
+                Ok(bound
+                    .iter()
+                    .all(|(mac, address)| active.get(address) == Some(mac))
+                    .then_some(()))
+            },
+        )
+        .with_context(|| format!("{active:?}\n{}", debug(&primary, &secondary)))?;
+    }
+
+    // The leases end (10 s), the primary expires them, and affinity decides FREE or BACKUP.
+    let mut last = (Vec::new(), Vec::new());
+    let settled = wait_for(
+        "every expired lease in the state its client's hash gives, on both servers",
+        Duration::from_secs(u64::from(AFFINITY_LEASE_SECONDS) + 40),
+        || {
+            primary.check_running()?;
+            secondary.check_running()?;
+            last = (
+                affinity_mismatches(&primary.lease_file, &bound),
+                affinity_mismatches(&secondary.lease_file, &bound),
+            );
+            Ok((last.0.is_empty() && last.1.is_empty()).then_some(()))
+        },
+    );
+    if settled.is_err() {
+        bail!(
+            "leases not in their affinity state (address, MAC, expected, found):\n  \
+             {} primary: {:?}\n  {} secondary: {:?}\n{}",
+            primary.name,
+            last.0,
+            secondary.name,
+            last.1,
+            debug(&primary, &secondary)
+        );
+    }
+    // And it stays so (no later move of these leases by a balancing run or a stray BNDUPD).
+    let steady = netns::now() + Duration::from_secs(3);
+    wait_for("a few seconds more", Duration::from_secs(10), || {
+        Ok((netns::now() >= steady).then_some(()))
+    })?;
+    let after = (
+        affinity_mismatches(&primary.lease_file, &bound),
+        affinity_mismatches(&secondary.lease_file, &bound),
+    );
+    assert!(
+        after.0.is_empty() && after.1.is_empty(),
+        "affinity states changed afterwards: {after:?}\n{}",
+        debug(&primary, &secondary)
+    );
+    let to_backup = bound
+        .iter()
+        .filter(|(mac, _)| expected_after_expiry(mac) == "backup")
+        .count();
+    eprintln!(
+        "affinity: {to_backup} expired leases went to BACKUP, {} to FREE, on both servers",
+        bound.len() - to_backup
+    );
+    Ok(())
+}
+
+#[test]
+fn expired_leases_of_an_xdhcpd_primary_follow_their_clients_hash_on_isc_secondary() -> Result<()> {
+    if !common::privileged(
+        "expired_leases_of_an_xdhcpd_primary_follow_their_clients_hash_on_isc_secondary",
+    ) {
+        return Ok(());
+    }
+    let lab = PairLab::new()?;
+    let primary = start_xdhcpd(
+        xdhcpd_binary(),
+        &lab.a,
+        &lab.server_dir("a")?,
+        affinity_conf(true),
+    )?;
+    let secondary = start_isc(&lab.b, &lab.server_dir("b")?, &affinity_conf(false), true)?;
+    expired_leases_follow_their_clients_hash(&lab, primary, secondary)
+}
+
+/// The reference: an ISC primary does the same with an ISC secondary.
+#[test]
+fn expired_leases_of_an_isc_primary_follow_their_clients_hash_reference() -> Result<()> {
+    if !common::privileged("expired_leases_of_an_isc_primary_follow_their_clients_hash_reference") {
+        return Ok(());
+    }
+    let lab = PairLab::new()?;
+    let primary = start_isc(&lab.a, &lab.server_dir("a")?, &affinity_conf(true), true)?;
+    let secondary = start_isc(&lab.b, &lab.server_dir("b")?, &affinity_conf(false), true)?;
+    expired_leases_follow_their_clients_hash(&lab, primary, secondary)
 }

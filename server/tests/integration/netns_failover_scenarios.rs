@@ -14,6 +14,9 @@
 //! 4. Two xdhcpd peers: perfdhcp at a steady rate while the secondary is killed and restarted;
 //!    no address ACKed to two clients (capture), none active for two MACs in the lease files,
 //!    perfdhcp's own uniqueness check (`-u`) reported.
+//! 5. xdhcpd primary + ISC secondary: the operator's control API (`lease4-add`, `lease4-update`,
+//!    `lease4-del`) and OMAPI (`set ends`, ISC's omshell) changes of a failover-pool lease each
+//!    reach ISC's lease file.
 
 use crate::common;
 use crate::failover_pair as pair;
@@ -434,6 +437,202 @@ fn two_xdhcpd_peers_partner_killed_and_restarted_under_load_no_duplicate() -> Re
         acks >= u64::from(seconds * rate) / 2,
         "the pair should answer most of the load: {acks} ACKs\n{}",
         report.raw
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Operator changes of failover-pool leases on an xdhcpd primary reach an ISC secondary
+//    (issue 17: "every OMAPI or API change of a failover-pool lease reaches the partner"; ISC
+//    queues a BNDUPD for every `supersede_lease` of a failover pool, OMAPI updates included,
+//    docs/spec/failover.md §7.1): the JSON control API's `lease4-add`, `lease4-update` and
+//    `lease4-del`, and an OMAPI `set ends` with ISC's omshell. After each, ISC's lease file holds
+//    the lease as xdhcpd's does (binding state and end).
+// ---------------------------------------------------------------------------------------------
+
+const OPERATOR_API_PORT: u16 = 8047;
+const OPERATOR_OMAPI_PORT: u16 = 7911;
+const OPERATOR_OMAPI_SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZg==";
+const OPERATOR_USER: &str = "operator";
+const OPERATOR_PASSWORD: &str = "s3cret";
+const OPERATOR_MAC: &str = "02:17:00:00:00:01";
+
+/// One control API command with curl inside `netns` (the API listens on its loopback): the one
+/// answer of Kea's list.
+fn api_command(
+    netns: &netns::Netns,
+    command: &str,
+    arguments: serde_json::Value,
+) -> Result<serde_json::Value> {
+    let body =
+        serde_json::json!({ "command": command, "service": ["dhcp4"], "arguments": arguments });
+    let output = netns
+        .command("curl")
+        .args(["-s", "--max-time", "10", "-X", "POST"])
+        .args(["-H", "Content-Type: application/json"])
+        .args(["-u", &format!("{OPERATOR_USER}:{OPERATOR_PASSWORD}")])
+        .args(["--data-binary", &body.to_string()])
+        .arg(format!("http://127.0.0.1:{OPERATOR_API_PORT}/"))
+        .output()
+        .context("curl")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let answer: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{command}: not JSON: {text}"))?;
+    Ok(answer[0].clone())
+}
+
+/// (binding state, ends) of the last record of `address` in a lease file.
+fn state_and_end(lease_file: &Path, address: Ipv4Addr) -> Option<(Option<String>, Option<u64>)> {
+    let text = std::fs::read_to_string(lease_file).unwrap_or_default();
+    netns::parse_lease_file(&text)
+        .into_iter()
+        .rev()
+        .find(|record| record.address == address)
+        .map(|record| (record.binding_state, record.ends))
+}
+
+/// Waits until xdhcpd's record of `address` passes `check` and ISC's has the same binding
+/// state and end.
+fn wait_for_partner_copy(
+    what: &str,
+    xdhcpd: &PairServer,
+    isc: &PairServer,
+    address: Ipv4Addr,
+    check: impl Fn(&(Option<String>, Option<u64>)) -> bool,
+) -> Result<(Option<String>, Option<u64>)> {
+    netns::wait_for(what, Duration::from_secs(20), || {
+        let ours = state_and_end(&xdhcpd.lease_file, address);
+        let partner = state_and_end(&isc.lease_file, address);
+        Ok(ours.filter(|ours| check(ours) && partner.as_ref() == Some(ours)))
+    })
+    .with_context(|| {
+        format!(
+            "xdhcpd has {:?}, ISC has {:?}\n{}",
+            state_and_end(&xdhcpd.lease_file, address),
+            state_and_end(&isc.lease_file, address),
+            debug_logs(&[xdhcpd, isc])
+        )
+    })
+}
+
+#[test]
+fn operator_changes_on_an_xdhcpd_primary_reach_the_isc_secondary() -> Result<()> {
+    if !common::privileged("operator_changes_on_an_xdhcpd_primary_reach_the_isc_secondary") {
+        return Ok(());
+    }
+    let lab = PairLab::new()?;
+    let xdhcpd_dir = lab.server_dir("xdhcpd")?;
+    let users = xdhcpd_dir.join("api-users");
+    std::fs::write(&users, format!("{OPERATOR_USER}:{OPERATOR_PASSWORD}\n"))?;
+    let primary_conf = format!(
+        "{}option xdhcpd.control-api-listen \"127.0.0.1:{OPERATOR_API_PORT}\";\n\
+         option xdhcpd.control-api-auth-file \"{}\";\n\
+         key omapi_key {{ algorithm hmac-md5; secret \"{OPERATOR_OMAPI_SECRET}\"; }};\n\
+         omapi-port {OPERATOR_OMAPI_PORT};\nomapi-key omapi_key;\n{}",
+        xdhcpd::config::xdhcpd::DEFINITIONS,
+        users.display(),
+        FailoverConf::new(true, 100).dhcpd_conf()
+    );
+    let isc_dir = lab.server_dir("isc")?;
+    let mut isc = start_isc(
+        &lab.b,
+        &isc_dir,
+        &FailoverConf::new(false, 100).dhcpd_conf(),
+        true,
+    )?;
+    let mut xdhcpd = start_xdhcpd(xdhcpd_binary(), &lab.a, &xdhcpd_dir, primary_conf)?;
+    wait_for_states(&mut [&mut xdhcpd, &mut isc], "normal", NORMAL_TIMEOUT)
+        .with_context(|| debug_logs(&[&xdhcpd, &isc]))?;
+    // The pool balancing on entering NORMAL has given ISC its BACKUP half; an address both
+    // files call FREE (or have no record of: never used, so FREE) is the primary's to hand out.
+    let free_in = |lease_file: &Path, address: Ipv4Addr| {
+        state_and_end(lease_file, address)
+            .is_none_or(|(state, _)| state.as_deref().is_none_or(|state| state == "free"))
+    };
+    let address = netns::wait_for(
+        "an address both servers hold FREE",
+        Duration::from_secs(20),
+        || {
+            Ok((0..100)
+                .map(|index| Ipv4Addr::from(u32::from(pair::POOL_FIRST) + index))
+                .find(|address| {
+                    free_in(&xdhcpd.lease_file, *address) && free_in(&isc.lease_file, *address)
+                }))
+        },
+    )
+    .with_context(|| debug_logs(&[&xdhcpd, &isc]))?;
+
+    // lease4-add: the new binding is active in ISC's file.
+    let added = api_command(
+        &lab.a,
+        "lease4-add",
+        serde_json::json!({ "ip-address": address.to_string(), "hw-address": OPERATOR_MAC,
+                            "valid-lft": 3600 }),
+    )?;
+    assert_eq!(added["result"], 0, "{added}");
+    let (_, added_end) = wait_for_partner_copy(
+        "lease4-add in ISC's lease file",
+        &xdhcpd,
+        &isc,
+        address,
+        |(state, _)| state.as_deref() == Some("active"),
+    )?;
+    let isc_mac = active_leases(&isc.lease_file).get(&address).cloned();
+    assert_eq!(isc_mac.as_deref(), Some(OPERATOR_MAC), "ISC's binding");
+
+    // lease4-update: a new lifetime, hence a new end, in ISC's file.
+    let updated = api_command(
+        &lab.a,
+        "lease4-update",
+        serde_json::json!({ "ip-address": address.to_string(), "hw-address": OPERATOR_MAC,
+                            "valid-lft": 1800 }),
+    )?;
+    assert_eq!(updated["result"], 0, "{updated}");
+    let (_, updated_end) = wait_for_partner_copy(
+        "lease4-update in ISC's lease file",
+        &xdhcpd,
+        &isc,
+        address,
+        |(state, ends)| state.as_deref() == Some("active") && *ends != added_end,
+    )?;
+
+    // OMAPI (ISC's omshell): `set ends` on the lease object.
+    let operator_end = updated_end.context("an end")? + 777;
+    let transcript = lab.a.omshell(&format!(
+        "server 127.0.0.1\nport {OPERATOR_OMAPI_PORT}\nkey omapi_key {OPERATOR_OMAPI_SECRET}\n\
+         connect\nnew lease\nset ip-address = {address}\nopen\nset ends = {operator_end}\nupdate\n"
+    ))?;
+    assert!(
+        transcript.contains("ip-address") && !transcript.contains("can't"),
+        "omshell:\n{transcript}"
+    );
+    wait_for_partner_copy(
+        "the OMAPI change in ISC's lease file",
+        &xdhcpd,
+        &isc,
+        address,
+        |(state, ends)| state.as_deref() == Some("active") && *ends == Some(operator_end),
+    )
+    .with_context(|| format!("omshell:\n{transcript}"))?;
+
+    // lease4-del: given back (RELEASED, then FREE or BACKUP once ISC acks), never active again
+    // on either side.
+    let deleted = api_command(
+        &lab.a,
+        "lease4-del",
+        serde_json::json!({ "ip-address": address.to_string() }),
+    )?;
+    assert_eq!(deleted["result"], 0, "{deleted}");
+    let given_back = wait_for_partner_copy(
+        "lease4-del in ISC's lease file",
+        &xdhcpd,
+        &isc,
+        address,
+        |(state, _)| matches!(state.as_deref(), Some("free" | "backup")),
+    )?;
+    eprintln!(
+        "operator changes reached ISC: add (end {added_end:?}), update (end {updated_end:?}), \
+         OMAPI (end {operator_end}), del ({given_back:?})"
     );
     Ok(())
 }
