@@ -726,7 +726,12 @@ pub fn compaction(leases: u32, rate: u32, seconds: u32, clients: u32) -> Result<
     .start()?;
     rate_args(&mut args, clients, rate, seconds);
     let load_before = load_average();
-    let result = run_rate(&generator, &lab, &args, seconds)?;
+    let profile = profile_server("compaction", rate, server.proc.pid(), seconds)?;
+    let result = run_rate(&generator, &lab, &args, seconds);
+    if let Some(profile) = profile {
+        profile.finish()?;
+    }
+    let result = result?;
     drop(server);
     let log = std::fs::read_to_string(lab.dir.join("server.log")).unwrap_or_default();
     let compacted = log
