@@ -699,7 +699,10 @@ pub fn compaction(leases: u32, rate: u32, seconds: u32, clients: u32) -> Result<
         bail!("at most {} leases", 1 << 20);
     }
     let generator = build_generator(true)?;
-    let binary = build_release()?;
+    let binary = match std::env::var_os("XDH_BENCH_XDHCPD") {
+        Some(path) => PathBuf::from(path),
+        None => build_release()?,
+    };
     let (lab, mut args) = relay_lab()?;
     println!("==> writing {leases} leases");
     crate::bench::write_lease_file(&lab.dir.join("server.leases"), leases, STORED_FIRST)?;
