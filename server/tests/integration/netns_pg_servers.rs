@@ -234,7 +234,7 @@ fn three_servers_one_database_through_a_sigkill() -> Result<()> {
         Duration::from_secs(20),
         || Ok((acks_sent(&labs[0]) >= 100).then_some(())),
     )?;
-    let before: Vec<u64> = labs[1..].iter().map(|lab| acks_sent(lab)).collect();
+    let before: Vec<u64> = labs[1..].iter().map(acks_sent).collect();
     servers[0].signal("KILL")?;
     servers[0].wait_exit(Duration::from_secs(10))?;
     // The survivors keep ACKing while the first is down.
