@@ -50,6 +50,11 @@ pub enum Which {
         /// AF_PACKET; `bench_load.rs`).
         #[arg(long, default_value = "perfdhcp")]
         generator: String,
+        /// `postgresql`: xdhcpd's leases in a private PostgreSQL, one and three servers on
+        /// one database, beside the lease file and Kea's PostgreSQL backend (dhcp_load only;
+        /// `--servers` is ignored; `bench_pg.rs`).
+        #[arg(long, default_value = "file")]
+        backend: String,
     },
     /// Reconnect storm: N relayed clients start at once and retransmit with RFC 2131 backoff
     /// until all are bound; time to the last ACK, then a lease-file check (`bench_load.rs`).
@@ -176,10 +181,15 @@ pub fn run(which: Which) -> Result<()> {
             clients,
             no_xdp,
             generator,
-        } => match generator.as_str() {
-            "perfdhcp" => dora(&servers, &rates, seconds, clients, !no_xdp),
-            "dhcp_load" => crate::bench_load::dora(&servers, &rates, seconds, clients, !no_xdp),
-            other => bail!("unknown generator {other} (perfdhcp, dhcp_load)"),
+            backend,
+        } => match (generator.as_str(), backend.as_str()) {
+            (_, "postgresql") => crate::bench_pg::dora(&rates, seconds, clients),
+            (_, other) if other != "file" => bail!("unknown backend {other} (file, postgresql)"),
+            ("perfdhcp", _) => dora(&servers, &rates, seconds, clients, !no_xdp),
+            ("dhcp_load", _) => {
+                crate::bench_load::dora(&servers, &rates, seconds, clients, !no_xdp)
+            }
+            (other, _) => bail!("unknown generator {other} (perfdhcp, dhcp_load)"),
         },
         Which::Avalanche {
             clients,

@@ -70,7 +70,7 @@ pub fn server_kinds(
 
 /// The server's link (declared so every server listens there, no pool) and the relayed
 /// network with `pool` addresses from 10.64.1.0.
-fn relayed_config(pool: u32) -> DhcpConfig {
+pub(crate) fn relayed_config(pool: u32) -> DhcpConfig {
     DhcpConfig {
         subnets: vec![
             Subnet {
@@ -134,7 +134,7 @@ const REFLECTOR_MAC: &str = "02:53:00:00:00:01";
 
 /// The lab with the relay's network routed from the server to the client end and giaddr's
 /// MAC pinned (nothing answers ARP for it).
-fn relay_lab() -> Result<(Lab, Vec<String>)> {
+pub(crate) fn relay_lab() -> Result<(Lab, Vec<String>)> {
     let lab = Lab::new(SERVER_CIDR)?;
     let network = format!("{RELAY_NETWORK}/{RELAY_PREFIX}");
     lab.server
@@ -184,7 +184,7 @@ pub fn results(text: &str) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
-fn number(result: &HashMap<String, String>, key: &str) -> f64 {
+pub(crate) fn number(result: &HashMap<String, String>, key: &str) -> f64 {
     result
         .get(key)
         .and_then(|value| value.parse().ok())
@@ -208,7 +208,7 @@ fn box_busy_seconds() -> f64 {
     (total - idle) as f64 / 100.0
 }
 
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|text| text.split_whitespace().next().map(str::to_owned))
@@ -766,7 +766,7 @@ pub fn compaction(leases: u32, rate: u32, seconds: u32, clients: u32) -> Result<
     Ok(())
 }
 
-fn rate_args(args: &mut Vec<String>, clients: u32, rate: u32, seconds: u32) {
+pub(crate) fn rate_args(args: &mut Vec<String>, clients: u32, rate: u32, seconds: u32) {
     args.extend([
         "--clients".to_owned(),
         clients.to_string(),

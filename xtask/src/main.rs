@@ -5,6 +5,7 @@ mod bench;
 mod bench_failover;
 mod bench_failover_recovery;
 mod bench_load;
+mod bench_pg;
 mod ci;
 mod demo;
 mod difftest;

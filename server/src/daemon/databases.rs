@@ -64,6 +64,8 @@ pub(super) fn write_expired(
 pub(super) struct DatabaseHooks {
     /// `xdhcpd_lease_claims_lost_total`.
     pub claims_lost: prometheus_client::metrics::counter::Counter,
+    /// `xdhcpd_lease_database_up`.
+    pub database_up: prometheus_client::metrics::gauge::Gauge,
     /// Where a lost claim's refresh goes (set by [`start_poller`]).
     refreshed: Arc<std::sync::OnceLock<LeasesChanged>>,
 }
@@ -79,6 +81,7 @@ pub(super) fn share_store(
     let _ = leases.spread_never_used(crate::lease::pg::spread_seed(&cli.server_name()));
     DatabaseHooks {
         claims_lost: log.claims_lost(),
+        database_up: log.database_up(),
         refreshed: log.changed_hook(),
     }
 }

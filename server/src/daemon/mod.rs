@@ -465,12 +465,18 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         if let Some(history) = &shared.history {
             history.metrics().register(&mut registry);
         }
-        if let Some(claims_lost) = database_hooks.as_ref().map(|hooks| &hooks.claims_lost) {
+        if let Some(hooks) = &database_hooks {
             registry.register(
                 "lease_claims_lost",
                 "new leases not ACKed because another server of the lease database bound the \
                  address first",
-                claims_lost.clone(),
+                hooks.claims_lost.clone(),
+            );
+            registry.register(
+                "lease_database_up",
+                "1 while the last lease commit reached the lease database, 0 after one failed \
+                 for want of it (nothing is ACKed until it returns)",
+                hooks.database_up.clone(),
             );
         }
         crate::metrics::serve(

@@ -70,6 +70,9 @@ pub struct PgLeaseLog {
     /// `xdhcpd_lease_claims_lost_total`: ACTIVE leases whose address another server's client
     /// held (each failed its batch).
     claims_lost: prometheus_client::metrics::counter::Counter,
+    /// `xdhcpd_lease_database_up`: 1 while the last commit attempt reached the database, 0
+    /// once one failed for want of it (no lease is ACKed then); logged at each change.
+    database_up: prometheus_client::metrics::gauge::Gauge,
     /// Where the leases a refresh put in the store go next (the daemon: `changes::apply` as
     /// `ChangeSource::Database`); set once the daemon's shared state exists.
     changed: Arc<std::sync::OnceLock<LeasesChanged>>,
@@ -174,9 +177,11 @@ impl PgLeaseLog {
             label: PathBuf::from("postgresql lease database"),
             store: None,
             claims_lost: prometheus_client::metrics::counter::Counter::default(),
+            database_up: prometheus_client::metrics::gauge::Gauge::default(),
             changed: Arc::default(),
         };
         log.connect()?;
+        log.database_up.set(1);
         Ok(log)
     }
 
@@ -189,6 +194,11 @@ impl PgLeaseLog {
     /// The lost-claims counter, for the metrics registry.
     pub fn claims_lost(&self) -> prometheus_client::metrics::counter::Counter {
         self.claims_lost.clone()
+    }
+
+    /// The database-up gauge, for the metrics registry.
+    pub fn database_up(&self) -> prometheus_client::metrics::gauge::Gauge {
+        self.database_up.clone()
     }
 
     /// The store that learns the rows other servers won (a lost claim refreshes it).
@@ -455,10 +465,22 @@ pub fn spawn_poller(
 impl LogFile for PgLeaseLog {
     fn append(&mut self, records: &[u8]) -> Result<(), LeaseLogError> {
         let result = self.write(records);
-        if result.as_ref().is_err_and(|error| error != CLAIM_LOST) {
+        let reached =
+            result.as_ref().is_ok() || result.as_ref().is_err_and(|error| error == CLAIM_LOST);
+        if !reached {
             // The next batch opens a new connection (the old one may be mid-transaction).
             self.client = None;
         }
+        // Logged once per change, not per batch: under load a lost database fails every batch.
+        match (self.database_up.get() == 1, reached) {
+            (true, false) => tracing::error!(
+                "lease database unreachable: no lease is ACKed until it returns ({})",
+                result.as_ref().err().map_or("", String::as_str)
+            ),
+            (false, true) => tracing::warn!("lease database reachable again: ACKs resume"),
+            _ => {}
+        }
+        self.database_up.set(i64::from(reached));
         result.map_err(|error| failed("commit to", &self.label, error))
     }
 

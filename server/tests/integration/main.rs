@@ -52,6 +52,7 @@ mod netns_omapi_conformance;
 mod netns_overload;
 mod netns_perfdhcp;
 mod netns_pg_dora;
+mod netns_pg_servers;
 mod netns_ping_check;
 mod netns_service;
 mod netns_shadow;

@@ -112,10 +112,13 @@ impl PgServer {
         command
     }
 
-    /// `pg_ctl start`, waiting until it accepts connections.
+    /// `pg_ctl start`, waiting until it accepts connections. `synchronous_commit` stays on: a
+    /// commit the server was told of is in the WAL before `pg_ctl stop -m immediate` (which
+    /// drops unwritten WAL buffers) can take it away; `fsync` is off, the machine does not
+    /// crash in a test.
     pub fn start_again(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.root.join("socket").display()
         );

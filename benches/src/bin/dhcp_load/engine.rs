@@ -115,9 +115,20 @@ pub struct Load {
     arp_requests: Vec<([u8; 6], Ipv4Addr, Ipv4Addr)>,
 }
 
+/// The second octet of every client's MAC (`--mac-site`): set once at start, before any
+/// frame is built.
+static MAC_SITE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0x44);
+
+/// Generators run side by side (one per server of a shared lease database) simulate
+/// different clients: `02:SITE:00:…`.
+pub fn set_mac_site(site: u8) {
+    MAC_SITE.store(site, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn client_mac(index: u32) -> [u8; 6] {
     let [_, a, b, c] = index.to_be_bytes();
-    [0x02, 0x44, 0x00, a, b, c]
+    let site = MAC_SITE.load(std::sync::atomic::Ordering::Relaxed);
+    [0x02, site, 0x00, a, b, c]
 }
 
 fn option_82(index: u32) -> [u8; 16] {

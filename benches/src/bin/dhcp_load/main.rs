@@ -115,6 +115,10 @@ struct Common {
     /// Write `address mac` of every bound client here.
     #[arg(long)]
     leases_out: Option<std::path::PathBuf>,
+    /// The second octet of the clients' MACs (02:SITE:…): generators run side by side
+    /// against the servers of one lease database simulate different clients.
+    #[arg(long, default_value_t = 0x44)]
+    mac_site: u8,
 }
 
 fn main() {
@@ -192,6 +196,7 @@ impl Common {
             }
             None => None,
         };
+        engine::set_mac_site(self.mac_site);
         Ok(engine::Options {
             interface: self.interface,
             clients: self.clients,
