@@ -44,25 +44,9 @@ pub fn partition_start(day: i64) -> i64 {
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
-/// The civil date (year, month, day) of day `days` since 1970-01-01 (proleptic Gregorian;
-/// H. Hinnant's `civil_from_days`).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+/// The civil date (year, month, day) of day `days` since 1970-01-01 (the lease file's own
+/// conversion).
+pub use crate::lease::file::date::civil_from_days;
 
 /// Day number (since 1970-01-01) of a time in microseconds since the epoch.
 pub fn day_of_micros(micros: i64) -> i64 {
@@ -84,14 +68,7 @@ pub fn partition_day(name: &str) -> Option<i64> {
     let year: i64 = digits[..4].parse().ok()?;
     let month: u32 = digits[4..6].parse().ok()?;
     let day: u32 = digits[6..].parse().ok()?;
-    // Days from the civil date (inverse of `civil_from_days`).
-    let shifted_year = if month <= 2 { year - 1 } else { year };
-    let era = shifted_year.div_euclid(400);
-    let year_of_era = shifted_year.rem_euclid(400);
-    let shifted_month = i64::from(if month > 2 { month - 3 } else { month + 9 });
-    let day_of_year = (153 * shifted_month + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
+    let days = crate::lease::file::date::days_from_civil(year, month, day);
     (partition_name(days) == name).then_some(days)
 }
 
