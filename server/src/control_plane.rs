@@ -9,6 +9,7 @@
 //! doing (a task selects on [`ControlPlane::token`]); [`ControlPlane::shutdown`] then gives
 //! them a bounded time and drops what is left.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::runtime::{Handle, Runtime};
@@ -73,6 +74,21 @@ pub fn blocking<R>(work: impl FnOnce() -> R) -> R {
     } else {
         work()
     }
+}
+
+/// Binds a TCP listener for a control-plane task (OMAPI, the JSON control API, metrics, bulk
+/// leasequery): bound before returning, so a busy port is a start-up error; SO_REUSEADDR, so a
+/// restart is not refused for the old connections' TIME_WAIT; registered with the runtime of
+/// `handle` without blocking on it.
+pub fn bind_tcp(handle: &Handle, address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    let _runtime = handle.enter();
+    tokio::net::TcpListener::from_std(socket.into())
 }
 
 #[cfg(test)]

@@ -38,12 +38,7 @@ pub fn serve(
     listen: SocketAddr,
     sources: Sources,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = std::net::TcpListener::bind(listen)?;
-    listener.set_nonblocking(true)?;
-    let listener = {
-        let _runtime = handle.enter();
-        tokio::net::TcpListener::from_std(listener)?
-    };
+    let listener = crate::control_plane::bind_tcp(handle, listen)?;
     let sources = Arc::new(sources);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     Ok(handle.spawn(async move {

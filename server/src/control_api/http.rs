@@ -56,7 +56,7 @@ pub fn spawn(
     tls: Option<Arc<rustls::ServerConfig>>,
     service: Arc<Service>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = handle.block_on(TcpListener::bind(address))?;
+    let listener = crate::control_plane::bind_tcp(handle, address)?;
     let bound = listener.local_addr()?;
     let task = handle.spawn(async move {
         tokio::select! {

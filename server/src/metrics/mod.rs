@@ -605,12 +605,7 @@ pub fn serve(
     listen: SocketAddr,
     registry: Registry,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = std::net::TcpListener::bind(listen)?;
-    listener.set_nonblocking(true)?;
-    let listener = {
-        let _runtime = handle.enter();
-        tokio::net::TcpListener::from_std(listener)?
-    };
+    let listener = crate::control_plane::bind_tcp(handle, listen)?;
     let registry = Arc::new(registry);
     Ok(handle.spawn(async move {
         loop {

@@ -41,7 +41,7 @@ pub fn spawn(
     limits: Limits,
     objects: Arc<Objects>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = handle.block_on(TcpListener::bind(address))?;
+    let listener = crate::control_plane::bind_tcp(handle, address.into())?;
     tracing::info!("OMAPI listening on {}", listener.local_addr()?);
     Ok(handle.spawn(async move {
         tokio::select! {
