@@ -290,6 +290,10 @@ impl LeaseLog {
             .open(path)
             .map_err(io_error("open", path))?;
         let length = file.metadata().map_err(io_error("stat", path))?.len();
+        // A file just copied or written by a tool may still be hundreds of MB of dirty page
+        // cache: its writeback belongs to start-up, not to the first group commit's fsync,
+        // which would hold the first ACKs for all of it (fsync(2) flushes the whole file).
+        file.sync_data().map_err(io_error("fsync", path))?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
