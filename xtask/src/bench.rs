@@ -120,7 +120,7 @@ pub enum Which {
         /// Offered DORA/s.
         #[arg(long, default_value_t = 2_000)]
         rate: u32,
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 20)]
         seconds: u32,
         #[arg(long, default_value_t = 20_000)]
         clients: u32,

@@ -705,7 +705,13 @@ pub fn compaction(leases: u32, rate: u32, seconds: u32, clients: u32) -> Result<
     };
     let (lab, mut args) = relay_lab()?;
     println!("==> writing {leases} leases");
-    crate::bench::write_lease_file(&lab.dir.join("server.leases"), leases, STORED_FIRST)?;
+    let lease_file = lab.dir.join("server.leases");
+    crate::bench::write_lease_file(&lease_file, leases, STORED_FIRST)?;
+    // The backup an earlier rewrite left (ISC's and ours, `<file>~`): the compaction replaces
+    // it, and freeing a file that size is disk work of its own.
+    let backup = lab.dir.join("server.leases~");
+    std::fs::copy(&lease_file, &backup)?;
+    std::fs::File::open(&backup)?.sync_all()?;
     let mut config = relayed_config(60_000);
     config.subnets.push(Subnet {
         network: STORED_FIRST,
@@ -737,26 +743,59 @@ pub fn compaction(leases: u32, rate: u32, seconds: u32, clients: u32) -> Result<
     let result = result?;
     drop(server);
     let log = std::fs::read_to_string(lab.dir.join("server.log")).unwrap_or_default();
-    let compacted = log
-        .lines()
-        .find(|line| line.contains("compacted in"))
-        .map_or_else(
-            || "no compaction finished during the run".to_owned(),
-            |line| line.split("INFO").last().unwrap_or(line).trim().to_owned(),
+    let compacted_line = log.lines().find(|line| line.contains("compacted in"));
+    let compacted = compacted_line.map_or_else(
+        || "no compaction finished during the run".to_owned(),
+        |line| line.split("INFO").last().unwrap_or(line).trim().to_owned(),
+    );
+    // The start-up compaction begins as the server starts serving, which is when the load
+    // starts: the seconds up to its duration are the ones it overlaps.
+    let compaction_seconds = compacted_line
+        .and_then(|line| line.split("compacted in ").nth(1))
+        .and_then(|rest| rest.split(" s").next())
+        .and_then(|value| value.trim().parse::<f64>().ok());
+    let rate_log = std::fs::read_to_string(lab.dir.join("rate.log")).unwrap_or_default();
+    let mut by_second = String::from(
+        "| second of the load | compacting | DORAs ACKed | DORA p50 / p99 / max ms |\n\
+         |---:|---|---:|---:|\n",
+    );
+    let (mut worst_p99, mut worst_max) = (0.0f64, 0.0f64);
+    for line in rate_log.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let ["SECOND", _, second, acked, p50, p99, max] = fields[..] else {
+            continue;
+        };
+        let Ok(index) = second.parse::<f64>() else {
+            continue;
+        };
+        let compacting = compaction_seconds.is_some_and(|duration| index < duration);
+        if compacting {
+            worst_p99 = worst_p99.max(p99.parse().unwrap_or(f64::NAN));
+            worst_max = worst_max.max(max.parse().unwrap_or(f64::NAN));
+        }
+        let _ = writeln!(
+            by_second,
+            "| {second} | {} | {acked} | {p50} / {p99} / {max} |",
+            if compacting { "yes" } else { "" }
         );
+    }
     let table = format!(
         "xdhcpd (release, XDP off) starting from {leases} leases, dhcp_load relayed DORA at \
          {rate}/s for {seconds} s from the moment it serves, {clients} clients; the start-up \
          compaction runs in the background meanwhile.\n\n\
-         | leases | offered | DORA/s | loss % | DORA p50 / p99 / max ms | load avg |\n\
-         |---:|---:|---:|---:|---:|---:|\n\
-         | {leases} | {rate}/s | {:.0} | {:.2} | {:.2} / {:.2} / {:.2} | {load_before} → {} |\n\n\
-         Server log: {compacted}\n",
+         | leases | offered | DORA/s | loss % | DORA p50 / p99 / max ms | DISCOVER→OFFER / REQUEST→ACK p99 ms | load avg |\n\
+         |---:|---:|---:|---:|---:|---:|---:|\n\
+         | {leases} | {rate}/s | {:.0} | {:.2} | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} | {load_before} → {} |\n\n\
+         Server log: {compacted}\n\n\
+         While it compacted: worst p99 of a second {worst_p99:.2} ms, worst reply \
+         {worst_max:.2} ms.\n\n{by_second}",
         number(&result, "per_second"),
         number(&result, "loss_pct"),
         number(&result, "dora_p50_ms"),
         number(&result, "dora_p99_ms"),
         number(&result, "dora_max_ms"),
+        number(&result, "do_p99_ms"),
+        number(&result, "ra_p99_ms"),
         load_average(),
     );
     println!("\n{table}");

@@ -165,7 +165,7 @@ static FAILED_REWRITE_LOG: RateLimiter = RateLimiter::per_interval(60_000_000_00
 /// The compaction thread yields the CPU to the workers: seconds of formatting a million leases
 /// must not delay the replies that wait for a core (setpriority(2) on a thread id sets that
 /// thread's nice value on Linux). Best effort: at the default priority otherwise.
-fn lower_priority() {
+pub(crate) fn lower_priority() {
     const COMPACTION_NICE: libc::c_int = 10;
     // SAFETY: gettid and setpriority take and return plain integers and touch no memory of
     // ours.

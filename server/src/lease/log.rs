@@ -11,6 +11,8 @@
 //! the unlinked inode and lose every lease at the next start. The log refuses to append there,
 //! and the committer recreates the file from memory.
 
+pub mod pacing;
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -106,6 +108,9 @@ fn write_staged(temporary: &Path, contents: &[u8]) -> Result<File, LeaseLogError
 fn put_in_place(path: &Path, temporary: &Path) -> Result<(), LeaseLogError> {
     // Keep the previous file as `<file>~`, as ISC does; a missing previous file is fine.
     let backup = sibling(path, "~");
+    // The previous backup is freed in the background, a step at a time (`pacing::retire`):
+    // held open here, its unlink frees nothing yet.
+    let previous_backup = File::options().write(true).open(&backup).ok();
     match std::fs::remove_file(&backup) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -129,6 +134,9 @@ fn put_in_place(path: &Path, temporary: &Path) -> Result<(), LeaseLogError> {
     File::open(directory)
         .and_then(|directory| directory.sync_all())
         .map_err(io_error("fsync directory of", path))?;
+    if let Some(file) = previous_backup {
+        pacing::retire(file);
+    }
     Ok(())
 }
 
@@ -146,18 +154,18 @@ pub struct StagedRewrite {
 impl StagedRewrite {
     /// Writes `snapshot` to `<path>.new` durably, without touching `path`.
     ///
-    /// Written and synced a few megabytes at a time: hundreds of megabytes of dirty pages
-    /// synced at once fill the device's queue, and the appends' `fdatasync` — which the
-    /// replies wait for — would queue behind them for as long.
+    /// Written and synced a megabyte at a time, at a bounded rate (`pacing`): hundreds of
+    /// megabytes of dirty pages synced at once fill the device's queue, and the appends'
+    /// `fdatasync` — which the replies wait for — would queue behind them for as long.
     pub fn write(path: &Path, snapshot: &[u8]) -> Result<Self, LeaseLogError> {
-        /// Bytes written between two syncs of the staged file.
-        const PIECE: usize = 4 << 20;
         let temporary = sibling(path, ".new");
         let written = write_staged(&temporary, &[]).and_then(|mut file| {
-            for piece in snapshot.chunks(PIECE) {
+            let mut pacer = pacing::Pacer::new(pacing::REWRITE_BYTES_PER_SECOND);
+            for piece in snapshot.chunks(pacing::PIECE) {
                 file.write_all(piece)
                     .map_err(io_error("write", &temporary))?;
                 file.sync_data().map_err(io_error("fsync", &temporary))?;
+                pacer.wrote(piece.len());
             }
             file.sync_all().map_err(io_error("fsync", &temporary))?;
             Ok(file)

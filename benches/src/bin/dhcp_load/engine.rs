@@ -428,7 +428,7 @@ impl Load {
                 let phase = self.phase(index);
                 phase.acked += 1;
                 report::record(&mut phase.request_ack, now.saturating_sub(client.sent));
-                report::record(&mut phase.dora, now.saturating_sub(client.started));
+                phase.record_exchange(now, now.saturating_sub(client.started));
                 let client = &mut self.clients[index as usize];
                 client.state = State::Bound;
                 client.offered = reply.yiaddr;
@@ -456,7 +456,7 @@ impl Load {
                 let phase = self.phase(index);
                 phase.acked += 1;
                 report::record(&mut phase.request_ack, now.saturating_sub(client.sent));
-                report::record(&mut phase.dora, now.saturating_sub(client.sent));
+                phase.record_exchange(now, now.saturating_sub(client.sent));
                 self.clients[index as usize].state = State::Bound;
                 self.in_flight -= 1;
                 self.last_ack = now;
@@ -485,7 +485,8 @@ impl Load {
     }
 
     fn begin_phase(&mut self, name: &str, rate: u32) -> u16 {
-        self.phases.push(Phase::new(name, rate));
+        let began = self.now();
+        self.phases.push(Phase::new(name, rate, began));
         self.queue.refused = 0;
         (self.phases.len() - 1) as u16
     }
@@ -496,6 +497,7 @@ impl Load {
         phase.cpu_seconds = report::cpu_seconds() - cpu_before;
         phase.refused = refused;
         phase.print();
+        phase.print_seconds();
     }
 
     /// One step of the ladder: DORAs started at `rate`/s (0: as fast as `window` allows) for

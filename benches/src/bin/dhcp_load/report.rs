@@ -49,10 +49,15 @@ pub struct Phase {
     pub discover_offer: Histogram<u64>,
     pub request_ack: Histogram<u64>,
     pub dora: Histogram<u64>,
+    /// When the phase began (the engine's clock, ns) and, by second since then, the whole
+    /// exchanges ACKed in that second: what a stall looks like over time (a lease file
+    /// rewrite under load is a few seconds of a longer step).
+    pub began: u64,
+    pub by_second: Vec<Histogram<u64>>,
 }
 
 impl Phase {
-    pub fn new(name: &str, rate: u32) -> Self {
+    pub fn new(name: &str, rate: u32, began: u64) -> Self {
         Self {
             name: name.to_owned(),
             rate,
@@ -70,6 +75,36 @@ impl Phase {
             discover_offer: histogram(),
             request_ack: histogram(),
             dora: histogram(),
+            began,
+            by_second: Vec::new(),
+        }
+    }
+
+    /// Records a whole exchange (first send → ACK) that ended at `now`.
+    pub fn record_exchange(&mut self, now: u64, nanos: u64) {
+        record(&mut self.dora, nanos);
+        let second = (now.saturating_sub(self.began) / 1_000_000_000) as usize;
+        // An avalanche can last minutes: one histogram per second up to an hour is plenty.
+        if second < 3600 {
+            if self.by_second.len() <= second {
+                self.by_second.resize_with(second + 1, histogram);
+            }
+            record(&mut self.by_second[second], nanos);
+        }
+    }
+
+    /// `SECOND phase index acked p50_ms p99_ms max_ms`, one line per second of the phase.
+    pub fn print_seconds(&self) {
+        for (index, histogram) in self.by_second.iter().enumerate() {
+            let ms = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
+            println!(
+                "SECOND {} {index} {} {:.3} {:.3} {:.3}",
+                self.name,
+                histogram.len(),
+                ms(0.5),
+                ms(0.99),
+                histogram.max() as f64 / 1000.0
+            );
         }
     }
 
