@@ -101,6 +101,28 @@ pub struct Cli {
     #[arg(long = "threads", value_name = "N")]
     pub threads: Option<usize>,
 
+    /// Group commit: the shortest time, in microseconds, between the starts of two lease
+    /// file syncs. Records that arrive meanwhile share the next sync, so under load one
+    /// `fdatasync` covers many ACKs; a client arriving after a quiet spell never waits. 0
+    /// syncs as soon as a record is pending.
+    #[arg(
+        long = "commit-interval-us",
+        value_name = "USEC",
+        default_value_t = 4000
+    )]
+    pub commit_interval_us: u64,
+
+    /// Receive coalescing, in microseconds: a worker whose last receive was a small batch that
+    /// came soon after the one before waits this long before receiving again, so that one
+    /// wake-up takes several requests (the software form of a NIC's interrupt moderation).
+    /// Sparse traffic is never delayed; 0 turns it off.
+    #[arg(
+        long = "receive-coalesce-us",
+        value_name = "USEC",
+        default_value_t = 500
+    )]
+    pub receive_coalesce_us: u64,
+
     /// Shadow mode: beside a running ISC dhcpd, follow its lease file, watch its replies on the
     /// interfaces, compute xdhcpd's own and compare them; send nothing, write no lease file.
     #[arg(long = "shadow", conflicts_with_all = ["test_config", "test_leases", "shadow_report"])]

@@ -307,26 +307,28 @@ struct Row {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct LockHold {
+pub(crate) struct LockHold {
     batches: u64,
     mean_us: f64,
     p99_le_us: f64,
     /// Group commits (write + fdatasync) per lease record made durable, from
     /// `xdhcpd_lease_commit_fsync_seconds_count` / `xdhcpd_lease_commit_batch_records_sum`.
-    fsyncs_per_record: Option<f64>,
+    pub(crate) fsyncs_per_record: Option<f64>,
+    /// Group commits in all (`xdhcpd_lease_commit_fsync_seconds_count`).
+    pub(crate) fsyncs: Option<f64>,
 }
 
 /// Where a benchmarked xdhcpd serves its metrics (its namespace's own loopback).
-const METRICS_LISTEN: &str = "127.0.0.1:9167";
+pub(crate) const METRICS_LISTEN: &str = "127.0.0.1:9167";
 
 /// The part of xdhcpd's option space the benchmark's config uses (the full block is
 /// `xdhcpd::config::xdhcpd::DEFINITIONS`; xtask does not link the server crate).
-fn xdhcpd_option_space() -> &'static str {
+pub(crate) fn xdhcpd_option_space() -> &'static str {
     "option space xdhcpd;\noption xdhcpd.metrics-listen code 10 = text;\n"
 }
 
 /// `xdhcpd_store_lock_hold_seconds` scraped in the server's namespace.
-fn lock_hold(lab: &Lab) -> Option<LockHold> {
+pub(crate) fn lock_hold(lab: &Lab) -> Option<LockHold> {
     let text = lab.server.scrape_metrics(METRICS_LISTEN).ok()?;
     let value = |line: &str, prefix: &str| -> Option<f64> {
         line.strip_prefix(prefix)?.trim().parse().ok()
@@ -370,6 +372,7 @@ fn lock_hold(lab: &Lab) -> Option<LockHold> {
         mean_us: sum / count * 1e6,
         p99_le_us: p99 * 1e6,
         fsyncs_per_record,
+        fsyncs,
     })
 }
 

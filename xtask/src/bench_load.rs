@@ -564,7 +564,7 @@ pub fn dora(
         if xdp { "on" } else { "off" }
     );
     table.push_str(
-        "| server | offered | DORA/s | loss % | DORA p50 / p99 / max ms | server CPU s | generator CPU s | box busy s | CPU per DORA µs | load avg |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| server | offered | DORA/s | loss % | DORA p50 / p99 / max ms | server CPU s | generator CPU s | box busy s | CPU per DORA µs | fsyncs per ACK | load avg |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut answered = Vec::new();
     let mut latency = Vec::new();
@@ -585,7 +585,7 @@ pub fn dora(
                     points.push(result);
                 }
                 Err(error) => table.push_str(&format!(
-                    "| {label} | {rate} | failed: {} | | | | | | | |\n",
+                    "| {label} | {rate} | failed: {} | | | | | | | | |\n",
                     format!("{error:#}").lines().next().unwrap_or("?")
                 )),
             }
@@ -646,14 +646,24 @@ fn dora_step(
     clients: u32,
 ) -> Result<(String, HashMap<String, String>)> {
     let (lab, mut args) = relay_lab()?;
+    let config = relayed_config(60_000);
+    // xdhcpd serves its metrics in its namespace: the group commit's fsync count.
+    let dhcpd_conf = matches!(kind, ServerKind::Xdhcpd { .. }).then(|| {
+        format!(
+            "{}option xdhcpd.metrics-listen \"{}\";\n{}",
+            crate::bench::xdhcpd_option_space(),
+            crate::bench::METRICS_LISTEN,
+            config.to_dhcpd_conf()
+        )
+    });
     let server = ServerSetup {
         netns: &lab.server,
         dir: lab.dir.path(),
         kind: kind.clone(),
-        config: relayed_config(60_000),
+        config,
         interface: lab.server_if.clone(),
         relayed: true,
-        dhcpd_conf: None,
+        dhcpd_conf,
     }
     .start()?;
     rate_args(&mut args, clients, rate, seconds);
@@ -670,8 +680,14 @@ fn dora_step(
     let server_cpu = server.proc.cpu_seconds() - cpu_before;
     let generator_cpu = number(&result, "cpu_s");
     let acked = number(&result, "acked");
+    let fsyncs_per_ack = crate::bench::lock_hold(&lab)
+        .and_then(|hold| hold.fsyncs)
+        .map_or_else(
+            || "–".to_owned(),
+            |fsyncs| format!("{:.3}", fsyncs / acked.max(1.0)),
+        );
     let line = format!(
-        "| {label} | {} | {:.0} | {:.2} | {:.2} / {:.2} / {:.2} | {server_cpu:.2} | {generator_cpu:.2} | {busy:.2} | {:.1} | {load_before} → {} |\n",
+        "| {label} | {} | {:.0} | {:.2} | {:.2} / {:.2} / {:.2} | {server_cpu:.2} | {generator_cpu:.2} | {busy:.2} | {:.1} | {fsyncs_per_ack} | {load_before} → {} |\n",
         if rate == 0 { "unbounded".to_owned() } else { format!("{rate}/s") },
         number(&result, "per_second"),
         number(&result, "loss_pct"),

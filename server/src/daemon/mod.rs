@@ -103,6 +103,8 @@ struct Shared {
     reverse_names: Arc<crate::reverse_names::ReverseNames>,
     /// The lease history's writer, with a history database (`crate::history`).
     history: Option<crate::history::writer::HistorySink>,
+    /// `--receive-coalesce-us` (`worker::ReceiveCoalescing`).
+    receive_coalesce: std::time::Duration,
 }
 
 impl Shared {
@@ -306,6 +308,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             Some(log) => LeaseBacking::Database(Box::new(log)),
             None => LeaseBacking::File { rewrite_at_start },
         },
+        std::time::Duration::from_micros(cli.commit_interval_us),
     )?;
     // XDP: the fast path; without it (no privilege, old kernel) userspace serves everything.
     let interface_names: Vec<String> = chosen
@@ -369,6 +372,7 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             signals.shutdown_flag(),
         ),
         history,
+        receive_coalesce: std::time::Duration::from_micros(cli.receive_coalesce_us),
     });
     shared.reverse_names.start(&config)?;
     let ping_threads = match ping_start {
@@ -833,7 +837,12 @@ fn spawn_committer(
     failover: &Arc<crate::failover::hooks::FailoverHooks>,
     history: Option<crate::history::writer::HistorySink>,
     backing: LeaseBacking,
+    commit_interval: std::time::Duration,
 ) -> Result<GroupCommit<crate::changes::Durable<PendingReply>>, DaemonError> {
+    let commit_config = GroupCommitConfig {
+        commit_interval,
+        ..GroupCommitConfig::default()
+    };
     let snapshot_leases = leases.clone();
     let snapshot_hosts = dynamic_hosts.clone();
     let snapshot_failover_states = failover_states.clone();
@@ -942,20 +951,12 @@ fn spawn_committer(
         }
     };
     let committer = match backend {
-        Backend::File(log) => GroupCommit::spawn(
-            log,
-            GroupCommitConfig::default(),
-            on_durable,
-            on_dropped,
-            snapshot,
-        )?,
-        Backend::Database(log) => GroupCommit::spawn(
-            *log,
-            GroupCommitConfig::default(),
-            on_durable,
-            on_dropped,
-            snapshot,
-        )?,
+        Backend::File(log) => {
+            GroupCommit::spawn(log, commit_config, on_durable, on_dropped, snapshot)?
+        }
+        Backend::Database(log) => {
+            GroupCommit::spawn(*log, commit_config, on_durable, on_dropped, snapshot)?
+        }
     };
     if existing {
         // ISC's start-up rewrite (`new_lease_file` from `db_startup`), off the serving path.

@@ -26,8 +26,12 @@ pub(super) fn worker(
     // Whether the engine in force declares a subnet for this interface, worked out again only
     // when a reload swaps the engine.
     let mut subnet_known: Option<(Arc<Engine>, bool)> = None;
+    let mut coalescing = ReceiveCoalescing::new(shared.receive_coalesce);
     while !signals.shutdown_requested() {
-        let received = match socket.receive_batch(&mut incoming) {
+        coalescing.before_receive();
+        let received = socket.receive_batch(&mut incoming);
+        coalescing.after_receive(received.as_ref().map_or(0, |&count| count));
+        let received = match received {
             Ok(0) => continue,
             Ok(count) => count,
             Err(error) => {
@@ -133,6 +137,62 @@ pub(super) fn worker(
             }
         }
     }
+}
+
+/// Receive coalescing (`--receive-coalesce-us`): at a few thousand requests a second, each
+/// request arrives at an idle worker, and the wake-up costs more CPU than the decision
+/// (BENCHMARKS.md, issue 14: `finish_task_switch` led the profile). A worker whose last
+/// receive was a small batch that had not waited long for its first datagram — requests are
+/// arriving faster than `wait` apart — waits `wait` before the next receive, so that one
+/// wake-up takes the requests of that time, as a NIC's interrupt moderation does. A request
+/// after a quiet spell finds the worker blocked in its receive and is taken at once; under
+/// heavy load batches are full and nothing waits.
+struct ReceiveCoalescing {
+    wait: Duration,
+    /// When the current receive call began.
+    receive_began: std::time::Instant,
+    /// Whether the next receive waits `wait` first.
+    coalesce_next: bool,
+}
+
+/// Batches smaller than this count as "small" (fewer than a quarter of [`BATCH`]).
+///
+/// [`BATCH`]: crate::net::socket::BATCH
+const SMALL_BATCH: usize = crate::net::socket::BATCH / 4;
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the worker's own pacing of its receive calls, not a protocol decision"
+)]
+fn monotonic_now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+impl ReceiveCoalescing {
+    fn new(wait: Duration) -> Self {
+        Self {
+            wait,
+            receive_began: monotonic_now(),
+            coalesce_next: false,
+        }
+    }
+
+    fn before_receive(&mut self) {
+        if self.coalesce_next {
+            std::thread::sleep(self.wait);
+        }
+        self.receive_began = monotonic_now();
+    }
+
+    fn after_receive(&mut self, received: usize) {
+        self.coalesce_next = coalesces(self.wait, received, self.receive_began.elapsed());
+    }
+}
+
+/// Whether a receive of `received` datagrams that blocked for `blocked` is followed by a
+/// wait of `wait` ([`ReceiveCoalescing`]).
+fn coalesces(wait: Duration, received: usize, blocked: Duration) -> bool {
+    !wait.is_zero() && (1..SMALL_BATCH).contains(&received) && blocked < wait
 }
 
 /// A received message: the decoded request, its source, and its bytes when the XDP fast path
@@ -443,5 +503,24 @@ fn route_destination(
                 Err(_) => SocketAddrV4::new(shared.limited_broadcast, client_port),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_small_batch_of_steady_traffic_is_coalesced() {
+        let wait = Duration::from_micros(500);
+        // Requests arriving 100 µs apart, one per receive: wait and take several at once.
+        assert!(coalesces(wait, 1, Duration::from_micros(100)));
+        // After a quiet spell the next request is taken at once, and so is its successor.
+        assert!(!coalesces(wait, 1, Duration::from_millis(20)));
+        // Heavy load: full batches never wait.
+        assert!(!coalesces(wait, crate::net::socket::BATCH, Duration::ZERO));
+        // A timed-out receive, or coalescing off.
+        assert!(!coalesces(wait, 0, Duration::ZERO));
+        assert!(!coalesces(Duration::ZERO, 1, Duration::ZERO));
     }
 }

@@ -641,13 +641,50 @@ fn real_log_recreates_a_deleted_file() {
 }
 
 #[test]
-fn a_batch_waits_only_under_load_and_at_most_max_linger() {
-    let max = Duration::from_millis(1);
-    // A lone client: its ACK waits for one fsync, no more.
-    assert_eq!(linger(max, 0, 400), Duration::ZERO);
-    assert_eq!(linger(max, 1, 400), Duration::ZERO);
-    // Under load: half the recent append time, bounded.
-    assert_eq!(linger(max, 3, 400), Duration::from_micros(200));
-    assert_eq!(linger(max, 3, 10_000), max);
-    assert_eq!(linger(Duration::ZERO, 3, 400), Duration::ZERO);
+fn a_commit_waits_only_until_the_interval_since_the_last_one_is_over() {
+    let interval = Duration::from_millis(4);
+    // After a quiet spell: at once.
+    assert_eq!(
+        commit_wait(interval, Duration::from_secs(1)),
+        Duration::ZERO
+    );
+    assert_eq!(commit_wait(interval, interval), Duration::ZERO);
+    // Under load: until the interval is over.
+    assert_eq!(
+        commit_wait(interval, Duration::from_millis(1)),
+        Duration::from_millis(3)
+    );
+    // Off.
+    assert_eq!(commit_wait(Duration::ZERO, Duration::ZERO), Duration::ZERO);
+}
+
+#[test]
+fn records_arriving_within_the_interval_share_one_fsync() {
+    let harness = harness_with(
+        GroupCommitConfig {
+            min_compaction_bytes: u64::MAX,
+            commit_interval: Duration::from_millis(200),
+            ..GroupCommitConfig::default()
+        },
+        None,
+        None,
+    );
+    // The first record after a quiet spell is committed at once…
+    harness.commit.submit(b"1".to_vec(), 1).unwrap();
+    let started = std::time::Instant::now();
+    while harness.commit.stats().snapshot().batches == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // …the ten that follow within the interval wait for it to end and share one commit.
+    for token in 2..=11 {
+        harness
+            .commit
+            .submit(token.to_string().into_bytes(), token)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    harness.commit.flush().unwrap();
+    let stats = harness.commit.stats().snapshot();
+    assert_eq!((stats.batches, stats.records, stats.max_batch), (2, 11, 10));
 }
