@@ -304,11 +304,13 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
         file_format,
         &failover_hooks,
         history.clone(),
-        match database_log.take() {
-            Some(log) => LeaseBacking::Database(Box::new(log)),
-            None => LeaseBacking::File { rewrite_at_start },
-        },
-        std::time::Duration::from_micros(cli.commit_interval_us),
+        (
+            match database_log.take() {
+                Some(log) => LeaseBacking::Database(Box::new(log)),
+                None => LeaseBacking::File { rewrite_at_start },
+            },
+            std::time::Duration::from_micros(cli.commit_interval_us),
+        ),
     )?;
     // XDP: the fast path; without it (no privilege, old kernel) userspace serves everything.
     let interface_names: Vec<String> = chosen
@@ -836,8 +838,7 @@ fn spawn_committer(
     file_format: FileFormat,
     failover: &Arc<crate::failover::hooks::FailoverHooks>,
     history: Option<crate::history::writer::HistorySink>,
-    backing: LeaseBacking,
-    commit_interval: std::time::Duration,
+    (backing, commit_interval): (LeaseBacking, std::time::Duration),
 ) -> Result<GroupCommit<crate::changes::Durable<PendingReply>>, DaemonError> {
     let commit_config = GroupCommitConfig {
         commit_interval,
