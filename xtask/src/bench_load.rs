@@ -879,7 +879,20 @@ fn profile_server(label: &str, rate: u32, pid: u32, seconds: u32) -> Result<Opti
         .collect();
     let data = root().join(format!("target/{stem}.data"));
     let recorder = command("perf")
-        .args(["record", "-F", "999", "-g", "-p", &pid.to_string(), "-o"])
+        .args([
+            "record",
+            "-F",
+            "999",
+            "--call-graph",
+            if std::env::var_os("XDH_BENCH_PERF_DWARF").is_some() {
+                "dwarf,16384"
+            } else {
+                "fp"
+            },
+            "-p",
+            &pid.to_string(),
+            "-o",
+        ])
         .arg(&data)
         .args(["--", "sleep", &seconds.to_string()])
         .stdout(std::process::Stdio::null())
