@@ -511,16 +511,7 @@ where
                 Err(RecvTimeoutError::Disconnected) => disconnected = true,
             }
             // Everything pending joins this batch.
-            loop {
-                match self.receiver.try_recv() {
-                    Ok(message) => self.take(message, &mut gathered),
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        disconnected = true;
-                        break;
-                    }
-                }
-            }
+            disconnected |= self.take_pending(&mut gathered);
             // Under load, records arriving until the interval is over share this batch's
             // fsync. Slept, not received: a wait that woke for every record would cost the
             // context switches the batching saves.
@@ -530,16 +521,7 @@ where
             );
             if !gathered.tokens.is_empty() && !wait.is_zero() && !disconnected {
                 std::thread::sleep(wait);
-                loop {
-                    match self.receiver.try_recv() {
-                        Ok(message) => self.take(message, &mut gathered),
-                        Err(mpsc::TryRecvError::Empty) => break,
-                        Err(mpsc::TryRecvError::Disconnected) => {
-                            disconnected = true;
-                            break;
-                        }
-                    }
-                }
+                disconnected |= self.take_pending(&mut gathered);
             }
             let committed = !gathered.tokens.is_empty();
             if committed {
@@ -579,6 +561,17 @@ where
             }
             if disconnected {
                 return;
+            }
+        }
+    }
+
+    /// Takes every message already queued; true when every sender is gone.
+    fn take_pending(&mut self, gathered: &mut Gathered<T>) -> bool {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(message) => self.take(message, gathered),
+                Err(mpsc::TryRecvError::Empty) => return false,
+                Err(mpsc::TryRecvError::Disconnected) => return true,
             }
         }
     }
