@@ -10,7 +10,7 @@ use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 
 use super::encapsulation::{encode_relay_agent_chain, relay_agent_chain};
 use super::layout::{lay_out, Overload, FILE_LENGTH, MAGIC_COOKIE, SNAME_LENGTH};
-use super::packet::{option_value, Inbound};
+use super::packet::{option_value, option_value_is, Inbound};
 use super::scope::ScopeStack;
 use super::{Destination, Reply};
 
@@ -405,15 +405,14 @@ fn encoded_length(length: usize) -> usize {
 /// The configured wire bytes as a typed dhcproto option when they decode and re-encode to the
 /// same bytes; otherwise kept verbatim.
 pub(crate) fn typed_option(code: u8, value: &[u8]) -> DhcpOption {
-    if value.len() <= 255 {
-        let mut wire = Vec::with_capacity(value.len() + 2);
-        wire.push(code);
-        wire.push(value.len() as u8);
-        wire.extend_from_slice(value);
-        if let Ok(option) = DhcpOption::decode(&mut Decoder::new(&wire)) {
-            if option_value(&option).as_deref() == Some(value)
-                && u8::from(OptionCode::from(&option)) == code
-            {
+    if let Ok(length) = u8::try_from(value.len()) {
+        // On the stack: this runs for every option of every reply.
+        let mut wire = [0u8; 2 + 255];
+        wire[0] = code;
+        wire[1] = length;
+        wire[2..2 + value.len()].copy_from_slice(value);
+        if let Ok(option) = DhcpOption::decode(&mut Decoder::new(&wire[..2 + value.len()])) {
+            if u8::from(OptionCode::from(&option)) == code && option_value_is(&option, value) {
                 return option;
             }
         }
@@ -426,11 +425,18 @@ impl Reply {
     /// they are overloaded), the magic cookie, the options as [`Reply::layout`] placed them, zero
     /// padding to the 300-byte BOOTP minimum (RFC 951, ISC `BOOTP_MIN_LEN`).
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        let mut header = self.message.clone();
-        header.opts_mut().clear();
-        let mut bytes = Vec::with_capacity(BOOTP_MINIMUM_LENGTH + self.layout.options.len());
-        header.encode(&mut Encoder::new(&mut bytes))?;
-        // dhcproto writes the header and cookie, then END for an empty option set.
+        // dhcproto writes the fixed header, the cookie and its own rendering of the options; the
+        // header is all that is kept (the options are `layout`'s, in ISC's order). Encoding the
+        // message as it is saves cloning every option to clear them; an option dhcproto cannot
+        // encode falls back to the header alone.
+        let mut bytes =
+            Vec::with_capacity(BOOTP_MINIMUM_LENGTH + 2 * self.layout.options.len() + 64);
+        if self.message.encode(&mut Encoder::new(&mut bytes)).is_err() {
+            bytes.clear();
+            let mut header = self.message.clone();
+            header.opts_mut().clear();
+            header.encode(&mut Encoder::new(&mut bytes))?;
+        }
         bytes.truncate(FILE_OFFSET + FILE_LENGTH);
         if let Some(file) = &self.layout.file {
             bytes[FILE_OFFSET..FILE_OFFSET + FILE_LENGTH].copy_from_slice(file);
