@@ -112,18 +112,23 @@ pub enum Which {
         #[arg(long, default_value_t = 1_000_000)]
         count: u32,
     },
-    /// DORA latency while the lease file of `--leases` leases is compacted (the start-up
-    /// compaction, in the background), with the dhcp_load generator.
+    /// DORA latency while the lease file of `--leases` leases is rewritten (the start-up
+    /// rewrite, then one asked for over the control API at `--rewrite-at`), with the dhcp_load
+    /// generator.
     Compaction {
         #[arg(long, default_value_t = 1_000_000)]
         leases: u32,
         /// Offered DORA/s.
         #[arg(long, default_value_t = 2_000)]
         rate: u32,
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 30)]
         seconds: u32,
         #[arg(long, default_value_t = 20_000)]
         clients: u32,
+        /// Seconds into the load at which the control API's `lease-file-rewrite` asks for a
+        /// second rewrite, once the start-up one is over (0: none).
+        #[arg(long, default_value_t = 15)]
+        rewrite_at: u32,
     },
     /// Criterion micro-benchmarks (`cargo bench -p benches`).
     Micro,
@@ -204,7 +209,8 @@ pub fn run(which: Which) -> Result<()> {
             rate,
             seconds,
             clients,
-        } => crate::bench_load::compaction(leases, rate, seconds, clients),
+            rewrite_at,
+        } => crate::bench_load::compaction(leases, rate, seconds, clients, rewrite_at),
         Which::Generator {
             seconds,
             window,

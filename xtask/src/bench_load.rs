@@ -700,16 +700,26 @@ fn dora_step(
     Ok((line, result))
 }
 
+/// Where `bench compaction`'s server serves the control API, in its own namespace.
+const CONTROL_API_LISTEN: &str = "127.0.0.1:8000";
+
 /// Where `bench compaction` puts its stored leases (a subnet of their own, not the relay's).
 const STORED_FIRST: Ipv4Addr = Ipv4Addr::new(10, 128, 0, 0);
 
 /// `bench compaction`: xdhcpd (release, XDP off) starts from a lease file of `leases` active
-/// leases and is loaded at `rate` DORA/s at once, while it compacts that file in the
-/// background (its start-up rewrite, ISC's `new_lease_file`). The generator's latency
-/// histogram says whether the compaction stalls replies (issue 14: p99 ≤ 10 ms, max ≤ 50 ms
-/// at 2,000/s with 1,000,000 leases); the server's log says how long the compaction took and
-/// that it overlapped the load.
-pub fn compaction(leases: u32, rate: u32, seconds: u32, clients: u32) -> Result<()> {
+/// leases (and a backup as large) and is loaded at `rate` DORA/s at once, while it rewrites
+/// that file in the background (its start-up rewrite, ISC's `new_lease_file`); `rewrite_at`
+/// seconds into the load the control API's `lease-file-rewrite` asks for another, in the middle
+/// of a steady load. The generator's latency per second says whether a rewrite stalls replies
+/// (issue 14: p99 ≤ 10 ms, max ≤ 50 ms at 2,000/s with 1,000,000 leases); the server's log
+/// says how long each rewrite took.
+pub fn compaction(
+    leases: u32,
+    rate: u32,
+    seconds: u32,
+    clients: u32,
+    rewrite_at: u32,
+) -> Result<()> {
     // 10.128.0.0/12 holds 1,048,576 addresses.
     if leases > 1 << 20 {
         bail!("at most {} leases", 1 << 20);
@@ -739,6 +749,12 @@ pub fn compaction(leases: u32, rate: u32, seconds: u32, clients: u32) -> Result<
         routers: None,
     });
     println!("==> xdhcpd with {leases} leases, {rate} DORA/s for {seconds} s");
+    // The control API in the server's namespace: `lease-file-rewrite` in the middle of the load.
+    let dhcpd_conf = format!(
+        "option space xdhcpd;\noption xdhcpd.control-api-listen code 20 = text;\n\
+         option xdhcpd.control-api-listen \"{CONTROL_API_LISTEN}\";\n{}",
+        config.to_dhcpd_conf()
+    );
     let server = ServerSetup {
         netns: &lab.server,
         dir: lab.dir.path(),
@@ -746,36 +762,83 @@ pub fn compaction(leases: u32, rate: u32, seconds: u32, clients: u32) -> Result<
         config,
         interface: lab.server_if.clone(),
         relayed: true,
-        dhcpd_conf: None,
+        dhcpd_conf: Some(dhcpd_conf),
     }
     .start()?;
     rate_args(&mut args, clients, rate, seconds);
     let load_before = load_average();
     let profile = profile_server("compaction", rate, server.proc.pid(), seconds)?;
+    let requester = (rewrite_at > 0 && rewrite_at < seconds).then(|| {
+        let mut curl = lab.server.command("curl");
+        curl.args([
+            "-sS",
+            "--max-time",
+            "5",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"command": "lease-file-rewrite"}"#,
+            &format!("http://{CONTROL_API_LISTEN}/"),
+        ]);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(u64::from(rewrite_at)));
+            curl.output()
+        })
+    });
     let result = run_rate(&generator, &lab, &args, seconds);
+    if let Some(requester) = requester {
+        match requester.join() {
+            Ok(Ok(output)) => println!(
+                "lease-file-rewrite at {rewrite_at} s: {}",
+                String::from_utf8_lossy(&output.stdout).trim()
+            ),
+            Ok(Err(error)) => println!("lease-file-rewrite at {rewrite_at} s: curl: {error}"),
+            Err(_) => println!("lease-file-rewrite at {rewrite_at} s: the request thread panicked"),
+        }
+    }
     if let Some(profile) = profile {
         profile.finish()?;
     }
     let result = result?;
     drop(server);
     let log = std::fs::read_to_string(lab.dir.join("server.log")).unwrap_or_default();
-    let compacted_line = log.lines().find(|line| line.contains("compacted in"));
-    let compacted = compacted_line.map_or_else(
-        || "no compaction finished during the run".to_owned(),
-        |line| line.split("INFO").last().unwrap_or(line).trim().to_owned(),
-    );
-    // The start-up compaction begins as the server starts serving, which is when the load
-    // starts: the seconds up to its duration are the ones it overlaps.
-    let compaction_seconds = compacted_line
-        .and_then(|line| line.split("compacted in ").nth(1))
-        .and_then(|rest| rest.split(" s").next())
-        .and_then(|value| value.trim().parse::<f64>().ok());
+    // "compacted in D s": the start-up rewrite (it starts as the server serves, which is when
+    // the load starts) and the requested one (it starts at `rewrite_at`).
+    let rewrites: Vec<(&str, f64)> = log
+        .lines()
+        .filter_map(|line| {
+            let rest = line.split("compacted in ").nth(1)?;
+            let duration = rest.split(" s").next()?.trim().parse::<f64>().ok()?;
+            Some((line.split("INFO").last().unwrap_or(line).trim(), duration))
+        })
+        .collect();
+    let mut windows = Vec::new();
+    if let Some(&(_, duration)) = rewrites.first() {
+        windows.push(("start-up", 0.0, duration));
+    }
+    if let (true, Some(&(_, duration))) = (rewrite_at > 0, rewrites.get(1)) {
+        windows.push((
+            "requested",
+            f64::from(rewrite_at),
+            f64::from(rewrite_at) + duration,
+        ));
+    }
+    let compacted = if rewrites.is_empty() {
+        "no compaction finished during the run".to_owned()
+    } else {
+        rewrites
+            .iter()
+            .map(|(line, _)| *line)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
     let rate_log = std::fs::read_to_string(lab.dir.join("rate.log")).unwrap_or_default();
     let mut by_second = String::from(
-        "| second of the load | compacting | DORAs ACKed | DORA p50 / p99 / max ms |\n\
+        "| second of the load | rewriting | DORAs ACKed | DORA p50 / p99 / max ms |\n\
          |---:|---|---:|---:|\n",
     );
-    let (mut worst_p99, mut worst_max) = (0.0f64, 0.0f64);
+    let mut worst = String::new();
+    let mut worst_by_window: Vec<(f64, f64)> = vec![(0.0, 0.0); windows.len()];
     for line in rate_log.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let ["SECOND", _, second, acked, p50, p99, max] = fields[..] else {
@@ -784,27 +847,38 @@ pub fn compaction(leases: u32, rate: u32, seconds: u32, clients: u32) -> Result<
         let Ok(index) = second.parse::<f64>() else {
             continue;
         };
-        let compacting = compaction_seconds.is_some_and(|duration| index < duration);
-        if compacting {
-            worst_p99 = worst_p99.max(p99.parse().unwrap_or(f64::NAN));
-            worst_max = worst_max.max(max.parse().unwrap_or(f64::NAN));
+        // A second overlaps a window when it starts before the window's end and ends after
+        // its start.
+        let window = windows
+            .iter()
+            .position(|&(_, start, end)| index < end && index + 1.0 > start);
+        if let Some(window) = window {
+            let (p99_worst, max_worst) = &mut worst_by_window[window];
+            *p99_worst = p99_worst.max(p99.parse().unwrap_or(f64::NAN));
+            *max_worst = max_worst.max(max.parse().unwrap_or(f64::NAN));
         }
         let _ = writeln!(
             by_second,
             "| {second} | {} | {acked} | {p50} / {p99} / {max} |",
-            if compacting { "yes" } else { "" }
+            window.map_or("", |window| windows[window].0)
+        );
+    }
+    for ((name, start, end), (p99, max)) in windows.iter().zip(&worst_by_window) {
+        let _ = write!(
+            worst,
+            "While the {name} rewrite ran ({start:.1}–{end:.1} s of the load): worst p99 of a \
+             second {p99:.2} ms, worst reply {max:.2} ms.\n\n"
         );
     }
     let table = format!(
         "xdhcpd (release, XDP off) starting from {leases} leases, dhcp_load relayed DORA at \
          {rate}/s for {seconds} s from the moment it serves, {clients} clients; the start-up \
-         compaction runs in the background meanwhile.\n\n\
+         rewrite runs in the background meanwhile, and `lease-file-rewrite` asks for another \
+         {rewrite_at} s into the load (0: none).\n\n\
          | leases | offered | DORA/s | loss % | DORA p50 / p99 / max ms | DISCOVER→OFFER / REQUEST→ACK p99 ms | load avg |\n\
          |---:|---:|---:|---:|---:|---:|---:|\n\
          | {leases} | {rate}/s | {:.0} | {:.2} | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} | {load_before} → {} |\n\n\
-         Server log: {compacted}\n\n\
-         While it compacted: worst p99 of a second {worst_p99:.2} ms, worst reply \
-         {worst_max:.2} ms.\n\n{by_second}",
+         Server log: {compacted}\n\n{worst}{by_second}",
         number(&result, "per_second"),
         number(&result, "loss_pct"),
         number(&result, "dora_p50_ms"),

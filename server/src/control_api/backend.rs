@@ -38,6 +38,8 @@ pub struct DaemonBackend {
     pub config_path: PathBuf,
     /// SIGHUP's reload: a summary, or why the running configuration was kept.
     pub reload: Box<dyn Fn() -> Result<String, String> + Send + Sync>,
+    /// Asks the group commit for a rewrite of the lease file now.
+    pub rewrite: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
     /// The Prometheus text exposition of the daemon's metrics.
     pub metrics_text: Box<dyn Fn() -> String + Send + Sync>,
     /// The packet path's counters, for Kea's `pkt4-*` statistics.
@@ -159,6 +161,10 @@ impl Backend for DaemonBackend {
         self.last_reload
             .store(crate::clock::unix_now(), Ordering::Relaxed);
         Ok(summary)
+    }
+
+    fn rewrite_lease_file(&self) -> Result<(), String> {
+        (self.rewrite)()
     }
 
     fn statistics(&self) -> Vec<(String, f64)> {

@@ -59,6 +59,8 @@ pub trait Backend {
     fn statistics(&self) -> Vec<(String, f64)>;
     /// The process id, and the seconds since start and since the last reload.
     fn status(&self, now: UnixTime) -> Value;
+    /// Starts a rewrite of the lease file; `Err` says why there is none to start.
+    fn rewrite_lease_file(&self) -> Result<(), String>;
 }
 
 /// Answers one request. Services other than `dhcp4` are not served (Kea's agent would forward
@@ -174,6 +176,12 @@ fn run(backend: &dyn Backend, command: &Command, now: UnixTime) -> Answer {
             Answer::with_arguments("", Value::Object(statistics))
         }
         Command::StatusGet => Answer::with_arguments("", backend.status(now)),
+        Command::LeaseFileRewrite => match backend.rewrite_lease_file() {
+            Ok(()) => Answer::success(
+                "Lease file rewrite started; the server log says when it is in place.",
+            ),
+            Err(why) => Answer::error(why),
+        },
         Command::VersionGet => Answer::with_arguments(
             env!("CARGO_PKG_VERSION"),
             json!({ "extended": format!(

@@ -15,7 +15,7 @@ use crate::lease::record::Hardware;
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// Every command the API serves, in `list-commands` order.
-pub const COMMANDS: [&str; 18] = [
+pub const COMMANDS: [&str; 19] = [
     "config-reload",
     "config-test",
     "lease4-add",
@@ -26,6 +26,7 @@ pub const COMMANDS: [&str; 18] = [
     "lease4-get-page",
     "lease4-update",
     "lease4-wipe",
+    "lease-file-rewrite",
     "list-commands",
     "reservation-add",
     "reservation-del",
@@ -71,6 +72,9 @@ pub enum Command {
     ConfigReload,
     StatisticGetAll,
     StatusGet,
+    /// Not Kea's: start the rewrite of the lease file now (ISC and xdhcpd rewrite it at start-up
+    /// and hourly), in the background beside the appends.
+    LeaseFileRewrite,
     VersionGet,
     BuildReport,
     ListCommands,
@@ -205,6 +209,7 @@ pub fn parse(body: &[u8]) -> Result<Request, Answer> {
         "config-reload" => Command::ConfigReload,
         "statistic-get-all" => Command::StatisticGetAll,
         "status-get" => Command::StatusGet,
+        "lease-file-rewrite" => Command::LeaseFileRewrite,
         "version-get" => Command::VersionGet,
         "build-report" => Command::BuildReport,
         "list-commands" => Command::ListCommands,

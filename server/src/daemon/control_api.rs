@@ -67,6 +67,22 @@ pub(super) fn backend(
             let shared = shared.clone();
             Box::new(move || shared.committer.flush().is_ok())
         },
+        rewrite: {
+            let shared = shared.clone();
+            Box::new(move || {
+                if !shared.committer.compacts() {
+                    return Err(
+                        "the leases are in a database: there is no lease file to rewrite"
+                            .to_owned(),
+                    );
+                }
+                tracing::info!("control API: lease file rewrite requested");
+                shared
+                    .committer
+                    .request_compaction()
+                    .map_err(|error| error.to_string())
+            })
+        },
         failover_pool: {
             let shared = shared.clone();
             Box::new(move |address| shared.failover.of_address(address).is_some())

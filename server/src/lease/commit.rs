@@ -312,6 +312,8 @@ pub struct GroupCommit<T> {
     sender: Option<mpsc::SyncSender<Message<T>>>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<CommitStats>,
+    /// Whether the log is a file this committer rewrites ([`LogFile::compacts`]).
+    compacts: bool,
 }
 
 impl<T: Send + 'static> GroupCommit<T> {
@@ -335,6 +337,7 @@ impl<T: Send + 'static> GroupCommit<T> {
         let (sender, receiver) = mpsc::sync_channel(COMMIT_QUEUE);
         let stats = Arc::new(CommitStats::default());
         let started = monotonic_now();
+        let compacts = log.compacts();
         let committer = Committer {
             log,
             config,
@@ -359,7 +362,13 @@ impl<T: Send + 'static> GroupCommit<T> {
             sender: Some(sender),
             thread: Some(thread),
             stats,
+            compacts,
         })
+    }
+
+    /// Whether [`Self::request_compaction`] rewrites anything (a database compacts itself).
+    pub fn compacts(&self) -> bool {
+        self.compacts
     }
 
     fn send(&self, message: Message<T>) -> Result<(), CommitClosed> {

@@ -19,6 +19,8 @@ struct Memory {
     /// Every batch handed to `changes::apply`.
     applied: RefCell<Vec<Vec<Lease>>>,
     failover: bool,
+    /// False for a backend whose leases are in a database.
+    lease_file: bool,
 }
 
 impl Memory {
@@ -37,6 +39,7 @@ impl Memory {
             hosts: RefCell::default(),
             applied: RefCell::default(),
             failover: false,
+            lease_file: true,
         }
     }
 
@@ -169,6 +172,30 @@ impl Backend for Memory {
     fn status(&self, now: UnixTime) -> Value {
         json!({ "pid": 1, "uptime": now - NOW })
     }
+
+    fn rewrite_lease_file(&self) -> Result<(), String> {
+        if self.lease_file {
+            Ok(())
+        } else {
+            Err("no lease file".into())
+        }
+    }
+}
+
+#[test]
+fn lease_file_rewrite_starts_one_or_says_why_not() {
+    let memory = Memory::new();
+    let started = memory.ask(json!({ "command": "lease-file-rewrite" }));
+    assert_eq!(started.result, 0, "{started:?}");
+    let without_file = Memory {
+        lease_file: false,
+        ..Memory::new()
+    };
+    let refused = without_file.ask(json!({ "command": "lease-file-rewrite" }));
+    assert_eq!(
+        (refused.result, refused.text.as_str()),
+        (1, "no lease file")
+    );
 }
 
 #[test]
