@@ -542,3 +542,61 @@ fn https_with_client_certificates_refuses_clients_without_one() {
         assert_eq!(found["result"], 0, "{found}");
     }
 }
+
+/// The inode of `path`.
+fn inode(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|metadata| metadata.ino())
+}
+
+#[test]
+fn lease_file_rewrite_replaces_the_file_and_keeps_every_lease() {
+    if !tool("curl") {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let (dhcp_port, api_port) = ports(4);
+    let dir = TempDir::new("control-api-rewrite");
+    write_files(&dir.0, api_port, "");
+    let _server = Server::start(&dir.0, dhcp_port);
+    let curl = Curl::http(api_port);
+    curl.wait_ready();
+    let path = dir.0.join("dhcpd.leases");
+    let backup = dir.0.join("dhcpd.leases~");
+    // The start-up rewrite (in the background) leaves the file it replaced as the backup.
+    let started = Instant::now();
+    while inode(&backup).is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no start-up rewrite"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let added = curl.command(
+        "lease4-add",
+        json!({ "ip-address": "127.1.0.61", "hw-address": "02:00:00:00:00:61" }),
+    );
+    assert_eq!(added["result"], 0, "{added}");
+    let before = inode(&path);
+    let appended = lease_file(&dir.0);
+    let rewrite = curl.command("lease-file-rewrite", Value::Null);
+    assert_eq!(rewrite["result"], 0, "{rewrite}");
+    let started = Instant::now();
+    while inode(&path) == before {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the file was not replaced"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The new file holds every lease once; the one it replaced is the backup.
+    let rewritten = lease_file(&dir.0);
+    for address in ["127.1.0.5", "127.1.0.61"] {
+        assert_eq!(
+            rewritten.matches(&format!("lease {address} {{")).count(),
+            1,
+            "{address} in\n{rewritten}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), appended);
+}
