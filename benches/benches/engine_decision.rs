@@ -109,7 +109,7 @@ fn handle(engine: &Engine, state: &mut State, message: &Message) -> Option<Ipv4A
     // The reply as the worker sends it: encoding is part of the per-packet cost.
     decision.reply.map(|reply| {
         std::hint::black_box(reply.encode().ok());
-        reply.message.yiaddr()
+        reply.header.yiaddr()
     })
 }
 

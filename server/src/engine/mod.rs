@@ -149,7 +149,12 @@ impl Decision {
 /// A reply and where it goes.
 #[derive(Clone, Debug)]
 pub struct Reply {
-    pub message: dhcproto::v4::Message,
+    /// The BOOTP header (RFC 2131 §2): xid, flags, the addresses, chaddr, and `sname` / `file`
+    /// when configured. Its option set is empty: the options exist once, as the wire bytes of
+    /// [`Reply::layout`], which [`Reply::encode`] copies after the header. Read them with
+    /// [`Reply::option`] and its typed accessors, or [`Reply::decoded`] for a whole dhcproto
+    /// message (tests, the shadow comparison), which is built only when asked for.
+    pub header: dhcproto::v4::Message,
     pub destination: Destination,
     /// Option codes in the order ISC's `cons_options` writes them (RFC 2131 leaves the order
     /// free; clients have come to expect ISC's). `dhcproto` itself sorts options by code, so

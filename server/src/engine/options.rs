@@ -3,10 +3,11 @@
 //! wire encoding that keeps that order ([`super::layout`] places the options, overloading `file`
 //! and `sname` when the options area is full).
 
+use std::borrow::Cow;
 use std::net::Ipv4Addr;
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode, UnknownOption};
-use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use dhcproto::{Decodable, Decoder};
 
 use super::encapsulation::{encode_relay_agent_chain, relay_agent_chain};
 use super::layout::{lay_out, Overload, FILE_LENGTH, MAGIC_COOKIE, SNAME_LENGTH};
@@ -48,12 +49,18 @@ const BOOTP_VENDOR_AREA: usize = 64;
 /// Offsets of `sname` and `file` in the BOOTP header (RFC 2131 §2).
 const SNAME_OFFSET: usize = 44;
 const FILE_OFFSET: usize = SNAME_OFFSET + SNAME_LENGTH;
+/// RFC 2132 §3.1 and §3.2.
+const PAD_OPTION: u8 = 0;
+const END_OPTION: u8 = 255;
 
 /// Errors while encoding a reply.
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
-    #[error("encoding the BOOTP header failed: {0}")]
-    Header(#[from] dhcproto::error::EncodeError),
+    /// `sname` (64 bytes) or `file` (128 bytes) holds more than its field (RFC 2131 §2).
+    /// dhcproto's setters already refuse such a value; the check keeps a header built some
+    /// other way from panicking the sender.
+    #[error("the {field} field holds {length} bytes, more than it can")]
+    FieldTooLong { field: &'static str, length: usize },
 }
 
 /// What goes into one reply's options besides the configured ones.
@@ -109,7 +116,7 @@ pub(crate) fn reply_header(inbound: &Inbound<'_>) -> Message {
 /// Fills `message`'s options from `assembly` and the scopes, in ISC's order, within the size
 /// limit, and wraps it into a [`Reply`].
 pub(crate) fn finish(
-    mut message: Message,
+    message: Message,
     inbound: &Inbound<'_>,
     scopes: Option<&ScopeStack<'_>>,
     assembly: &Assembly<'_>,
@@ -244,18 +251,8 @@ pub(crate) fn finish(
         limit,
         overload,
     );
-    let options = message.opts_mut();
-    for &code in &stored {
-        if code == code::AGENT_OPTIONS {
-            if let Some(agent) = &agent {
-                options.insert(typed_option(code, agent));
-            }
-        } else if let Some(value) = value_of(code) {
-            options.insert(typed_option(code, value));
-        }
-    }
     Reply {
-        message,
+        header: message,
         destination,
         option_order: stored,
         layout,
@@ -423,21 +420,14 @@ pub(crate) fn typed_option(code: u8, value: &[u8]) -> DhcpOption {
 impl Reply {
     /// The reply on the wire: the BOOTP header (with `file` and `sname` holding options when
     /// they are overloaded), the magic cookie, the options as [`Reply::layout`] placed them, zero
-    /// padding to the 300-byte BOOTP minimum (RFC 951, ISC `BOOTP_MIN_LEN`).
+    /// padding to the 300-byte BOOTP minimum (RFC 951, ISC `BOOTP_MIN_LEN`). Written straight
+    /// into one buffer: no option is decoded or encoded again.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        // dhcproto writes the fixed header, the cookie and its own rendering of the options; the
-        // header is all that is kept (the options are `layout`'s, in ISC's order). Encoding the
-        // message as it is saves cloning every option to clear them; an option dhcproto cannot
-        // encode falls back to the header alone.
-        let mut bytes =
-            Vec::with_capacity(BOOTP_MINIMUM_LENGTH + 2 * self.layout.options.len() + 64);
-        if self.message.encode(&mut Encoder::new(&mut bytes)).is_err() {
-            bytes.clear();
-            let mut header = self.message.clone();
-            header.opts_mut().clear();
-            header.encode(&mut Encoder::new(&mut bytes))?;
-        }
-        bytes.truncate(FILE_OFFSET + FILE_LENGTH);
+        let mut bytes = Vec::with_capacity(
+            (FILE_OFFSET + FILE_LENGTH + MAGIC_COOKIE.len() + self.layout.options.len())
+                .max(BOOTP_MINIMUM_LENGTH),
+        );
+        encode_header(&self.header, &mut bytes)?;
         if let Some(file) = &self.layout.file {
             bytes[FILE_OFFSET..FILE_OFFSET + FILE_LENGTH].copy_from_slice(file);
         }
@@ -451,6 +441,132 @@ impl Reply {
         }
         Ok(bytes)
     }
+
+    /// The value of option `code` as the client will read it: its pieces in the options area,
+    /// then in `file` and `sname` when those carry options, concatenated (RFC 3396 §7). Borrowed
+    /// when the option is one piece, as nearly every option is.
+    pub fn option(&self, code: u8) -> Option<Cow<'_, [u8]>> {
+        let areas = [
+            Some(self.layout.options.as_slice()),
+            self.layout.file.as_ref().map(|file| file.as_slice()),
+            self.layout.sname.as_ref().map(|sname| sname.as_slice()),
+        ];
+        let mut found: Option<Cow<'_, [u8]>> = None;
+        for piece in areas
+            .into_iter()
+            .flatten()
+            .flat_map(|area| option_pieces(area, code))
+        {
+            match &mut found {
+                None => found = Some(Cow::Borrowed(piece)),
+                Some(value) => value.to_mut().extend_from_slice(piece),
+            }
+        }
+        found
+    }
+
+    /// Option 53 (RFC 2132 §9.6); `None` for a BOOTREPLY.
+    pub fn message_type(&self) -> Option<MessageType> {
+        match self.option(code::MESSAGE_TYPE)?.as_ref() {
+            [kind] => Some(MessageType::from(*kind)),
+            _ => None,
+        }
+    }
+
+    /// Option 51 (RFC 2132 §9.2), seconds.
+    pub fn lease_time(&self) -> Option<u32> {
+        let value = self.option(code::LEASE_TIME)?;
+        <[u8; 4]>::try_from(value.as_ref())
+            .ok()
+            .map(u32::from_be_bytes)
+    }
+
+    /// Option 54 (RFC 2132 §9.7).
+    pub fn server_identifier(&self) -> Option<Ipv4Addr> {
+        let value = self.option(code::SERVER_IDENTIFIER)?;
+        <[u8; 4]>::try_from(value.as_ref()).ok().map(Ipv4Addr::from)
+    }
+
+    /// The reply as a dhcproto message: the header and every option it carries, typed where
+    /// dhcproto knows the option and its bytes round-trip ([`typed_option`]). Built on demand,
+    /// for tests and the shadow comparison; the packet path never needs it.
+    pub fn decoded(&self) -> Message {
+        let mut message = self.header.clone();
+        let options = message.opts_mut();
+        for &code in &self.option_order {
+            if let Some(value) = self.option(code) {
+                options.insert(typed_option(code, &value));
+            }
+        }
+        message
+    }
+}
+
+/// The BOOTP header (RFC 2131 §2, 236 bytes) of `header`, as dhcproto writes it: `sname` and
+/// `file` zero-padded, an over-long one refused.
+fn encode_header(header: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    out.push(u8::from(header.opcode()));
+    out.push(u8::from(header.htype()));
+    out.push(header.hlen().min(16));
+    out.push(header.hops());
+    out.extend_from_slice(&header.xid().to_be_bytes());
+    out.extend_from_slice(&header.secs().to_be_bytes());
+    out.extend_from_slice(&u16::from(header.flags()).to_be_bytes());
+    for address in [
+        header.ciaddr(),
+        header.yiaddr(),
+        header.siaddr(),
+        header.giaddr(),
+    ] {
+        out.extend_from_slice(&address.octets());
+    }
+    let mut chaddr = [0u8; 16];
+    let hardware = header.chaddr();
+    let length = hardware.len().min(16);
+    chaddr[..length].copy_from_slice(&hardware[..length]);
+    out.extend_from_slice(&chaddr);
+    for (field, size, name) in [
+        (header.sname(), SNAME_LENGTH, "sname"),
+        (header.fname(), FILE_LENGTH, "file"),
+    ] {
+        let value = field.unwrap_or_default();
+        if value.len() > size {
+            return Err(EncodeError::FieldTooLong {
+                field: name,
+                length: value.len(),
+            });
+        }
+        out.extend_from_slice(value);
+        out.resize(out.len() + size - value.len(), 0);
+    }
+    Ok(())
+}
+
+/// The values of every `code` piece in one options area (RFC 2132 §2: PAD and END have no
+/// length; a piece that runs past the area ends the walk, as END would).
+fn option_pieces(area: &[u8], code: u8) -> impl Iterator<Item = &[u8]> {
+    let mut rest = area;
+    std::iter::from_fn(move || loop {
+        match rest {
+            [] | [END_OPTION, ..] => return None,
+            [PAD_OPTION, tail @ ..] => rest = tail,
+            [have, length, tail @ ..] => {
+                let length = usize::from(*length);
+                let Some(value) = tail.get(..length) else {
+                    rest = &[];
+                    return None;
+                };
+                rest = &tail[length..];
+                if *have == code {
+                    return Some(value);
+                }
+            }
+            [_] => {
+                rest = &[];
+                return None;
+            }
+        }
+    })
 }
 
 /// Sets the broadcast bit of a reply's flags.

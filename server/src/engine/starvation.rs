@@ -652,7 +652,7 @@ mod tests {
         release.set_ciaddr(
             ack.reply
                 .as_ref()
-                .map(|reply| reply.message.yiaddr())
+                .map(|reply| reply.header.yiaddr())
                 .unwrap_or(Ipv4Addr::UNSPECIFIED),
         );
         let _ = harness.handle(NOW + 1, &release);

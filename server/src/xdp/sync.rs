@@ -176,19 +176,14 @@ pub fn prepare(payload: &[u8], request: &Message, reply: &Reply) -> Result<Prepa
     ) && !request.ciaddr().is_unspecified()
         && options.get(OptionCode::RequestedIpAddress).is_none()
         && options.get(OptionCode::ServerIdentifier).is_none();
-    if !renewal
-        || !matches!(
-            reply.message.opts().get(OptionCode::MessageType),
-            Some(DhcpOption::MessageType(MessageType::Ack))
-        )
-    {
+    if !renewal || reply.message_type() != Some(MessageType::Ack) {
         return Err(NotEligible::NotRenewal);
     }
     let cache_threshold = reply.cache_threshold.ok_or(NotEligible::Reused)?;
     if u8::from(request.htype()) != 1 || request.hlen() != 6 {
         return Err(NotEligible::NotEthernet);
     }
-    if request.flags().broadcast() || reply.message.flags().broadcast() {
+    if request.flags().broadcast() || reply.header.flags().broadcast() {
         return Err(NotEligible::Broadcast);
     }
     let routed = match reply.destination {
@@ -196,7 +191,7 @@ pub fn prepare(payload: &[u8], request: &Message, reply: &Reply) -> Result<Prepa
         Destination::Relay(giaddr) => giaddr == request.giaddr(),
         _ => false,
     };
-    if !routed || reply.message.yiaddr() != request.ciaddr() {
+    if !routed || reply.header.yiaddr() != request.ciaddr() {
         return Err(NotEligible::Destination);
     }
     if payload.len() < OPTIONS_OFFSET {
@@ -209,14 +204,11 @@ pub fn prepare(payload: &[u8], request: &Message, reply: &Reply) -> Result<Prepa
     if options.get(OptionCode::OptionOverload).is_some() || reply.layout.overload() != 0 {
         return Err(NotEligible::Overloaded);
     }
-    let lease_time = match reply.message.opts().get(OptionCode::AddressLeaseTime) {
-        Some(DhcpOption::AddressLeaseTime(seconds)) if *seconds != u32::MAX => *seconds,
+    let lease_time = match reply.lease_time() {
+        Some(seconds) if seconds != u32::MAX => seconds,
         _ => return Err(NotEligible::LeaseTime),
     };
-    let server_id = match reply.message.opts().get(OptionCode::ServerIdentifier) {
-        Some(DhcpOption::ServerIdentifier(address)) => *address,
-        _ => return Err(NotEligible::Destination),
-    };
+    let server_id = reply.server_identifier().ok_or(NotEligible::Destination)?;
     let key = match options.get(OptionCode::ClientIdentifier) {
         Some(DhcpOption::ClientIdentifier(id)) => LeaseKey::new(KEY_CLIENT_ID, 0, id),
         _ => {
@@ -233,7 +225,7 @@ pub fn prepare(payload: &[u8], request: &Message, reply: &Reply) -> Result<Prepa
     let mut template = Template::EMPTY;
     template.len = body.len() as u32;
     template.bytes[..body.len()].copy_from_slice(body);
-    template.siaddr = u32::from_ne_bytes(reply.message.siaddr().octets());
+    template.siaddr = u32::from_ne_bytes(reply.header.siaddr().octets());
     template.server_id = u32::from_ne_bytes(server_id.octets());
     template.checksum = checksum_partial(body);
     Ok(Prepared {

@@ -181,7 +181,7 @@ fn a_large_reply_spills_into_file_then_sname_and_decodes_back() {
     );
     assert_eq!(
         options_without_overload(&decoded),
-        options_without_overload(&reply.message)
+        options_without_overload(&reply.decoded())
     );
     assert_eq!((decoded.fname(), decoded.sname()), (None, None));
 
@@ -195,7 +195,7 @@ fn a_large_reply_spills_into_file_then_sname_and_decodes_back() {
     assert_eq!(reply.layout.overload(), 0);
     assert_eq!(
         options_without_overload(&decode_message(&reply.encode().unwrap()).unwrap()),
-        options_without_overload(&reply.message)
+        options_without_overload(&reply.decoded())
     );
 }
 
@@ -213,7 +213,7 @@ fn filename_and_server_name_keep_their_fields() {
     assert_eq!(decoded.fname(), Some(&b"pxelinux.0\0"[..]));
     assert_eq!(
         options_without_overload(&decoded),
-        options_without_overload(&reply.message)
+        options_without_overload(&reply.decoded())
     );
 
     // Both set: what does not fit is left out, as without overload.
@@ -236,7 +236,7 @@ fn overloaded_renewals_stay_out_of_the_fast_path() {
         Some(MessageType::Discover),
         small.to_vec(),
     )));
-    let address = offer.reply.expect("offer").message.yiaddr();
+    let address = offer.reply.expect("offer").decoded().yiaddr();
     let mut selecting = small.to_vec();
     selecting.push(DhcpOption::RequestedIpAddress(address));
     selecting.push(DhcpOption::ServerIdentifier(INTERFACE));

@@ -924,7 +924,7 @@ fn golden_table() {
                 .reply
                 .as_ref()
                 .expect("ack")
-                .message
+                .decoded()
                 .opts()
                 .get(OptionCode::AddressLeaseTime),
             Some(&DhcpOption::AddressLeaseTime(LEASE_TIME - age)),
@@ -990,7 +990,7 @@ fn golden_table() {
             .reply
             .as_ref()
             .expect("ack")
-            .message
+            .decoded()
             .opts()
             .get(OptionCode::AddressLeaseTime),
         Some(&DhcpOption::AddressLeaseTime(events[0].ends - fixture.now)),

@@ -31,7 +31,7 @@ use crate::config::model::{Permission, ScopeId};
 use crate::lease::record::{BindingState, Hardware, Lease, UnixTime, NEVER};
 
 use super::super::layout::{lay_out, Overload};
-use super::super::options::{code, options_limit, typed_option};
+use super::super::options::{code, options_limit};
 use super::super::scope::ScopeStack;
 use super::super::statements::value_of_written;
 use super::super::{LeaseLookup, Reply};
@@ -249,17 +249,6 @@ impl Context<'_, '_> {
             limit,
             Overload::default(),
         );
-        let options = message.opts_mut();
-        for &option in &stored {
-            let value = if option == code::AGENT_OPTIONS {
-                agent.as_deref()
-            } else {
-                value_of(option)
-            };
-            if let Some(value) = value {
-                options.insert(typed_option(option, value));
-            }
-        }
         let destination = if giaddr == Ipv4Addr::LOCALHOST {
             // ISC sends to `remote_port` for a giaddr of 127.0.0.1 ("For debugging").
             Destination::Unicast(giaddr)
@@ -269,7 +258,7 @@ impl Context<'_, '_> {
         let associated_count = associated.len().min(usize::from(u16::MAX)) as u16;
         Decision {
             reply: Some(Reply {
-                message,
+                header: message,
                 destination,
                 option_order: stored,
                 layout,

@@ -225,7 +225,7 @@ fn bootp_for_a_fixed_address_sends_only_the_configured_sub_options() {
         &received,
     );
     let reply = harness.handle_on(NOW, &request, Some(INTERFACE));
-    let message = &reply.reply.as_ref().expect("a BOOTREPLY").message;
+    let message = &reply.reply.as_ref().expect("a BOOTREPLY").decoded();
     assert_eq!(message.yiaddr(), Ipv4Addr::new(10, 1, 0, 7));
     // server/bootp.c echoes nothing; the statements' sub-options are sent.
     assert_eq!(

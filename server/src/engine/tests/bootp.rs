@@ -88,18 +88,18 @@ fn bootp_gets_an_infinite_lease_from_a_dynamic_bootp_range() {
     let address = Ipv4Addr::new(10, 0, 0, 100);
     assert_eq!(decision.outcome, Outcome::BootReplied(address));
     let reply = decision.reply.expect("reply");
-    assert_eq!(reply.message.opts().msg_type(), None, "no option 53");
+    assert_eq!(reply.decoded().opts().msg_type(), None, "no option 53");
     assert!(reply
-        .message
+        .decoded()
         .opts()
         .get(OptionCode::ServerIdentifier)
         .is_none());
     assert!(reply
-        .message
+        .decoded()
         .opts()
         .get(OptionCode::AddressLeaseTime)
         .is_none());
-    assert!(reply.message.opts().get(OptionCode::SubnetMask).is_some());
+    assert!(reply.decoded().opts().get(OptionCode::SubnetMask).is_some());
     assert_eq!(reply.encode().expect("encodes").len(), 300);
     let lease = &decision.commit[0];
     assert_eq!(lease.ends, NEVER);
@@ -112,7 +112,7 @@ fn bootp_gets_an_infinite_lease_from_a_dynamic_bootp_range() {
     // A DHCP client gets the plain ranges' pool first (it is first), BOOTP never does.
     let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_B));
     assert_eq!(
-        offer.reply.expect("offer").message.yiaddr(),
+        offer.reply.expect("offer").decoded().yiaddr(),
         Ipv4Addr::new(10, 0, 0, 10)
     );
 }

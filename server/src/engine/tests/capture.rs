@@ -232,7 +232,7 @@ fn isc_capture_dora_matches() {
             .reply
             .as_ref()
             .unwrap_or_else(|| panic!("packet {}: no reply ({:?})", index * 2, decision.outcome));
-        let ours = &reply.message;
+        let ours = &reply.decoded();
         assert_eq!(
             ours.opts().msg_type(),
             isc_reply.opts().msg_type(),

@@ -196,16 +196,16 @@ fn inform_acks_with_options_but_no_lease() {
     assert_eq!(decision.outcome, Outcome::Informed);
     assert!(decision.commit.is_empty());
     let reply = decision.reply.expect("ack");
-    assert_eq!(reply.message.opts().msg_type(), Some(MessageType::Ack));
-    assert_eq!(reply.message.yiaddr(), Ipv4Addr::UNSPECIFIED);
-    assert_eq!(reply.message.ciaddr(), Ipv4Addr::new(10, 0, 0, 20));
+    assert_eq!(reply.decoded().opts().msg_type(), Some(MessageType::Ack));
+    assert_eq!(reply.decoded().yiaddr(), Ipv4Addr::UNSPECIFIED);
+    assert_eq!(reply.decoded().ciaddr(), Ipv4Addr::new(10, 0, 0, 20));
     assert!(reply
-        .message
+        .decoded()
         .opts()
         .get(OptionCode::AddressLeaseTime)
         .is_none());
     assert_eq!(
-        reply.message.opts().get(OptionCode::Router),
+        reply.decoded().opts().get(OptionCode::Router),
         Some(&DhcpOption::Router(vec![Ipv4Addr::new(10, 0, 0, 1)]))
     );
     assert_eq!(
@@ -237,7 +237,7 @@ fn inform_is_answered_at_the_clients_address_as_isc_does() {
     );
     // ISC's INFORM path does not echo the client identifier.
     assert!(reply
-        .message
+        .decoded()
         .opts()
         .get(OptionCode::ClientIdentifier)
         .is_none());
@@ -260,7 +260,7 @@ fn inform_is_answered_at_the_clients_address_as_isc_does() {
     );
     let reply = ack.reply.expect("ack");
     assert_eq!(reply.destination, Destination::Relay(relay));
-    assert!(reply.message.flags().broadcast());
+    assert!(reply.decoded().flags().broadcast());
 }
 
 #[test]
@@ -291,7 +291,7 @@ fn offer_copies_the_discovers_ciaddr_as_isc_does() {
     discover.set_ciaddr(Ipv4Addr::new(10, 0, 0, 33));
     let offer = harness.handle(NOW, &discover);
     let reply = offer.reply.expect("offer");
-    assert_eq!(reply.message.ciaddr(), Ipv4Addr::new(10, 0, 0, 33));
+    assert_eq!(reply.decoded().ciaddr(), Ipv4Addr::new(10, 0, 0, 33));
     assert!(matches!(reply.destination, Destination::Hardware { .. }));
 }
 

@@ -48,7 +48,7 @@ fn query() -> dhcp_test_messages::ClientMessage {
 fn option(decision: &Decision, code: u8) -> Option<Vec<u8>> {
     let reply = decision.reply.as_ref()?;
     reply
-        .message
+        .decoded()
         .opts()
         .get(OptionCode::from(code))
         .and_then(crate::engine::packet::option_value)
@@ -106,8 +106,8 @@ fn by_address_active_lease_carries_isc_options() {
     );
     let reply = decision.reply.as_ref().unwrap();
     assert_eq!(reply.destination, Destination::Relay(RELAY));
-    assert_eq!(reply.message.chaddr(), &MAC_A);
-    assert_eq!(reply.message.ciaddr(), address);
+    assert_eq!(reply.decoded().chaddr(), &MAC_A);
+    assert_eq!(reply.decoded().ciaddr(), address);
     let lease = harness.leases.get(address).unwrap().clone();
     let duration = lease.ends - lease.starts;
     let be = |value: u32| value.to_be_bytes().to_vec();
@@ -156,7 +156,7 @@ fn by_address_unknown_and_unassigned() {
     // Outside every pool.
     let decision = harness.handle(NOW, &query().ciaddr(Ipv4Addr::new(10, 9, 0, 1)).build());
     assert_eq!(reply_type(&decision), Some(MessageType::LeaseUnknown));
-    assert_eq!(decision.reply.as_ref().unwrap().message.chaddr(), &[0; 6]);
+    assert_eq!(decision.reply.as_ref().unwrap().decoded().chaddr(), &[0; 6]);
 }
 
 /// By client identifier and by MAC: the newest active lease answers, ciaddr says which, and the
@@ -183,7 +183,7 @@ fn by_client_id_and_mac_with_associated_addresses() {
     let decision = harness.handle(NOW + 20, &query().client_id(b"\x01multi").build());
     assert_eq!(reply_type(&decision), Some(MessageType::LeaseActive));
     let reply = decision.reply.as_ref().unwrap();
-    assert_eq!(reply.message.ciaddr(), second, "the latest cltt answers");
+    assert_eq!(reply.decoded().ciaddr(), second, "the latest cltt answers");
     assert_eq!(option(&decision, 92), Some(first.octets().to_vec()));
     assert_eq!(
         decision.outcome,
@@ -205,7 +205,7 @@ fn by_client_id_and_mac_with_associated_addresses() {
     let decision = harness.handle(NOW + 20, &unknown);
     assert_eq!(reply_type(&decision), Some(MessageType::LeaseUnknown));
     assert_eq!(
-        decision.reply.as_ref().unwrap().message.ciaddr(),
+        decision.reply.as_ref().unwrap().decoded().ciaddr(),
         Ipv4Addr::UNSPECIFIED
     );
 }

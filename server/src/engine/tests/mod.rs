@@ -237,7 +237,7 @@ pub(super) fn selecting(mac: [u8; 6], address: Ipv4Addr, server: Ipv4Addr) -> Me
 
 /// The reply's message type.
 pub(super) fn reply_type(decision: &Decision) -> Option<MessageType> {
-    decision.reply.as_ref()?.message.opts().msg_type()
+    decision.reply.as_ref()?.decoded().opts().msg_type()
 }
 
 /// The reply's option 51.
@@ -245,7 +245,7 @@ pub(super) fn reply_lease_time(decision: &Decision) -> Option<u32> {
     match decision
         .reply
         .as_ref()?
-        .message
+        .decoded()
         .opts()
         .get(OptionCode::AddressLeaseTime)?
     {
@@ -256,7 +256,7 @@ pub(super) fn reply_lease_time(decision: &Decision) -> Option<u32> {
 
 /// The reply's yiaddr.
 pub(super) fn yiaddr(decision: &Decision) -> Option<Ipv4Addr> {
-    Some(decision.reply.as_ref()?.message.yiaddr())
+    Some(decision.reply.as_ref()?.decoded().yiaddr())
 }
 
 /// DISCOVER then REQUEST (SELECTING) for `mac`; returns the ACK decision.

@@ -92,7 +92,7 @@ fn more_specific_scope_wins_for_options() {
         offer
             .reply
             .expect("reply")
-            .message
+            .decoded()
             .opts()
             .get(OptionCode::DomainNameServer),
         Some(&DhcpOption::DomainNameServer(vec![Ipv4Addr::new(
@@ -123,7 +123,8 @@ fn host_scope_and_use_host_decl_names() {
     let mut harness = Harness::new(config);
     let offer = harness.handle(NOW, &client(MessageType::Discover, MAC_A));
     let reply = offer.reply.expect("reply");
-    let options = reply.message.opts();
+    let decoded = reply.decoded();
+    let options = decoded.opts();
     assert_eq!(
         options.get(OptionCode::DomainName),
         Some(&DhcpOption::DomainName("hosts.example.net".into()))
@@ -132,8 +133,8 @@ fn host_scope_and_use_host_decl_names() {
         options.get(OptionCode::Hostname),
         Some(&DhcpOption::Hostname("kiosk".into()))
     );
-    assert_eq!(reply.message.fname(), Some(&b"pxelinux.0"[..]));
-    assert_eq!(reply.message.siaddr(), Ipv4Addr::new(10, 0, 0, 9));
+    assert_eq!(reply.decoded().fname(), Some(&b"pxelinux.0"[..]));
+    assert_eq!(reply.decoded().siaddr(), Ipv4Addr::new(10, 0, 0, 9));
 }
 
 #[test]
@@ -178,7 +179,10 @@ fn relay_agent_information_is_echoed_last_and_stashed() {
     let reply = offer.reply.as_ref().expect("reply");
     assert_eq!(reply.option_order.last(), Some(&82));
     assert_eq!(
-        reply.message.opts().get(OptionCode::RelayAgentInformation),
+        reply
+            .decoded()
+            .opts()
+            .get(OptionCode::RelayAgentInformation),
         Some(&sent)
     );
     let bytes = reply.encode().expect("encodes");
@@ -228,6 +232,13 @@ fn options_beyond_576_bytes_are_dropped_unless_option_57_or_overload_allows() {
     let reply = offer.reply.expect("reply");
     assert_eq!(reply.layout.overload(), 1);
     assert!(reply.encode().expect("encodes").len() <= 576 - 28);
+    // Option 17 is split between the options area and `file`; read back, its pieces join
+    // (RFC 3396 §7), as the client joins them.
+    assert_eq!(reply.option(17).as_deref(), Some(&[b'b'; 200][..]));
+    assert_eq!(reply.option(15).as_deref(), Some(&[b'a'; 200][..]));
+    assert_eq!(reply.message_type(), Some(MessageType::Offer));
+    assert_eq!(reply.option(52).as_deref(), Some(&[1][..]));
+    assert_eq!(reply.option(18), None);
 
     let mut harness = Harness::new(config);
     let discover = with(
@@ -288,7 +299,8 @@ fn dynamic_host_statements_set_options_and_lease_time() {
     assert_eq!(reply_type(&ack), Some(MessageType::Ack));
     assert_eq!(reply_lease_time(&ack), Some(300));
     let reply = ack.reply.expect("reply");
-    let options = reply.message.opts();
+    let decoded = reply.decoded();
+    let options = decoded.opts();
     assert_eq!(
         options.get(OptionCode::Hostname),
         Some(&DhcpOption::Hostname("h2".into()))
@@ -307,9 +319,9 @@ fn dynamic_host_statements_set_options_and_lease_time() {
     let other = harness.handle(NOW, &with(client(MessageType::Discover, MAC_B), requested));
     assert_eq!(reply_lease_time(&other), Some(43_200));
     let other = other.reply.expect("reply");
-    assert_eq!(other.message.opts().get(OptionCode::Hostname), None);
+    assert_eq!(other.decoded().opts().get(OptionCode::Hostname), None);
     assert_eq!(
-        other.message.opts().get(OptionCode::DomainName),
+        other.decoded().opts().get(OptionCode::DomainName),
         Some(&DhcpOption::DomainName("example.net".into()))
     );
 }
@@ -364,7 +376,7 @@ fn host_client_identifier_option_is_sent_when_asked_for() {
         offer
             .reply
             .expect("reply")
-            .message
+            .decoded()
             .opts()
             .get(OptionCode::ClientIdentifier),
         Some(&DhcpOption::ClientIdentifier(b"thin-01".to_vec()))
@@ -392,7 +404,8 @@ fn nak_echoes_the_client_identifier_and_says_what_isc_says() {
     let reply = nak.reply.expect("nak");
     // ISC `nak_lease`: the PRL is ignored; the text is `find_lease`'s (RFC 6842 §3 for 61).
     assert_eq!(reply.option_order, vec![53, 54, 56, 61]);
-    let options = reply.message.opts();
+    let decoded = reply.decoded();
+    let options = decoded.opts();
     assert_eq!(
         options.get(OptionCode::Message),
         Some(&DhcpOption::Message(
@@ -402,5 +415,49 @@ fn nak_echoes_the_client_identifier_and_says_what_isc_says() {
     assert_eq!(
         options.get(OptionCode::ClientIdentifier),
         Some(&DhcpOption::ClientIdentifier(b"roamer-id".to_vec()))
+    );
+}
+
+/// `Reply::encode` writes the BOOTP header itself; it is dhcproto's encoding of the same
+/// header, byte for byte, and the options follow the cookie as laid out.
+#[test]
+fn the_encoded_header_is_dhcprotos_and_the_options_are_the_layouts() {
+    let mut config = configured();
+    config.scopes[0].filename = Some(b"pxelinux.0".to_vec());
+    config.scopes[0].server_name = Some(b"boot".to_vec());
+    let mut harness = Harness::new(config);
+    let mut discover = client(MessageType::Discover, MAC_A);
+    discover
+        .set_giaddr(Ipv4Addr::new(10, 0, 0, 1))
+        .set_hops(1)
+        .set_flags(dhcproto::v4::Flags::default().set_broadcast());
+    let offer = harness.handle(NOW, &discover);
+    let reply = offer.reply.expect("reply");
+    let bytes = reply.encode().expect("encodes");
+    let mut header = reply.header.clone();
+    header.opts_mut().clear();
+    let mut expected = Vec::new();
+    dhcproto::Encodable::encode(&header, &mut dhcproto::Encoder::new(&mut expected))
+        .expect("dhcproto encodes the header");
+    assert_eq!(&bytes[..236], &expected[..236]);
+    assert_eq!(&bytes[236..240], &[99, 130, 83, 99]);
+    assert_eq!(
+        &bytes[240..240 + reply.layout.options.len()],
+        &reply.layout.options[..]
+    );
+    // And the whole message decodes to what `decoded` says.
+    let decoded =
+        <dhcproto::v4::Message as dhcproto::Decodable>::decode(&mut dhcproto::Decoder::new(&bytes))
+            .expect("decodes");
+    assert_eq!(decoded.yiaddr(), reply.decoded().yiaddr());
+    assert!(decoded
+        .fname()
+        .is_some_and(|file| file.starts_with(b"pxelinux.0")));
+    assert_eq!(decoded.opts().msg_type(), Some(MessageType::Offer));
+    assert_eq!(
+        reply.decoded().opts().get(OptionCode::DomainNameServer),
+        Some(&DhcpOption::DomainNameServer(vec![Ipv4Addr::new(
+            192, 0, 2, 53
+        )]))
     );
 }

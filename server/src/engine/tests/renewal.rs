@@ -79,7 +79,7 @@ fn unicast_renewal_is_classified_with_the_relay_information_stashed_on_its_lease
     assert_eq!(reply.destination, Destination::Unicast(address));
     // The stashed information is not echoed (RFC 3046 §2.2 echoes what the relay sent).
     assert!(reply
-        .message
+        .decoded()
         .opts()
         .get(dhcproto::v4::OptionCode::RelayAgentInformation)
         .is_none());

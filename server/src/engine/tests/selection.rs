@@ -22,19 +22,19 @@ fn discover_offers_first_free_address_with_isc_defaults() {
     assert_eq!(reply_lease_time(&decision), Some(43_200));
     assert!(decision.commit.is_empty(), "an OFFER is not persisted");
     let reply = decision.reply.expect("reply");
-    assert_eq!(reply.message.opcode(), Opcode::BootReply);
-    assert_eq!(reply.message.xid(), 0x1234);
-    assert_eq!(reply.message.chaddr(), &MAC_A);
+    assert_eq!(reply.decoded().opcode(), Opcode::BootReply);
+    assert_eq!(reply.decoded().xid(), 0x1234);
+    assert_eq!(reply.decoded().chaddr(), &MAC_A);
     assert_eq!(
         reply
-            .message
+            .decoded()
             .opts()
             .get(dhcproto::v4::OptionCode::ServerIdentifier),
         Some(&DhcpOption::ServerIdentifier(INTERFACE))
     );
     assert_eq!(
         reply
-            .message
+            .decoded()
             .opts()
             .get(dhcproto::v4::OptionCode::SubnetMask),
         Some(&DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0)))
@@ -224,10 +224,10 @@ fn relayed_discover_uses_the_giaddr_subnet_and_goes_back_to_the_relay() {
         reply.destination,
         Destination::Relay(Ipv4Addr::new(10, 1, 0, 1))
     );
-    assert_eq!(reply.message.giaddr(), Ipv4Addr::new(10, 1, 0, 1));
-    assert_eq!(reply.message.hops(), 1);
+    assert_eq!(reply.decoded().giaddr(), Ipv4Addr::new(10, 1, 0, 1));
+    assert_eq!(reply.decoded().hops(), 1);
     assert!(
-        reply.message.flags().broadcast(),
+        reply.decoded().flags().broadcast(),
         "broadcast flag preserved"
     );
 }
@@ -341,8 +341,8 @@ fn init_reboot_on_wrong_network_is_nacked_when_authoritative() {
     let decision = harness.handle(NOW, &init_reboot(MAC_A, Ipv4Addr::new(10, 1, 0, 55)));
     assert_eq!(decision.outcome, Outcome::Nacked);
     let reply = decision.reply.expect("nak");
-    assert_eq!(reply.message.opts().msg_type(), Some(MessageType::Nak));
-    assert_eq!(reply.message.yiaddr(), Ipv4Addr::UNSPECIFIED);
+    assert_eq!(reply.decoded().opts().msg_type(), Some(MessageType::Nak));
+    assert_eq!(reply.decoded().yiaddr(), Ipv4Addr::UNSPECIFIED);
     assert_eq!(reply.destination, Destination::Broadcast);
     assert!(decision.commit.is_empty());
 }
@@ -410,7 +410,7 @@ fn renewal_extends_the_lease_and_unicasts_to_ciaddr() {
     assert_eq!(ack.commit[0].ends, later + 43_200);
     assert_eq!(ack.commit[0].starts, later);
     let reply = ack.reply.expect("ack");
-    assert_eq!(reply.message.ciaddr(), address);
+    assert_eq!(reply.decoded().ciaddr(), address);
     assert_eq!(reply.destination, Destination::Unicast(address));
 }
 
@@ -443,7 +443,7 @@ fn relayed_rebinding_from_wrong_network_is_nacked() {
         reply.destination,
         Destination::Relay(Ipv4Addr::new(10, 1, 0, 1))
     );
-    assert!(reply.message.flags().broadcast());
+    assert!(reply.decoded().flags().broadcast());
 }
 
 #[test]

@@ -38,7 +38,7 @@ fn discover(options: &[(u8, &[u8])]) -> Message {
 }
 
 fn option_bytes(decision: &Decision, code: u8) -> Option<Vec<u8>> {
-    let message = &decision.reply.as_ref().expect("a reply").message;
+    let message = &decision.reply.as_ref().expect("a reply").decoded();
     message.opts().get(OptionCode::from(code)).map(|option| {
         let mut bytes = Vec::new();
         let mut encoder = dhcproto::Encoder::new(&mut bytes);

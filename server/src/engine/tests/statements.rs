@@ -31,8 +31,8 @@ pub(super) fn discover(mac: [u8; 6], options: &[(u8, &[u8])]) -> Message {
     message
 }
 
-pub(super) fn reply(decision: &Decision) -> &Message {
-    &decision.reply.as_ref().expect("a reply").message
+pub(super) fn reply(decision: &Decision) -> Message {
+    decision.reply.as_ref().expect("a reply").decoded()
 }
 
 pub(super) fn option_bytes(decision: &Decision, code: u8) -> Option<Vec<u8>> {

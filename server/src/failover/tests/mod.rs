@@ -401,7 +401,7 @@ impl Pair {
             return None;
         };
         let server_id = offer.reply.as_ref().and_then(|reply| {
-            match reply.message.opts().get(OptionCode::ServerIdentifier) {
+            match reply.decoded().opts().get(OptionCode::ServerIdentifier) {
                 Some(DhcpOption::ServerIdentifier(id)) => Some(*id),
                 _ => None,
             }
