@@ -351,6 +351,24 @@ impl SendQueue {
         slot
     }
 
+    /// Takes back the slot [`SendQueue::next_slot`] handed out last (nothing was written to
+    /// send).
+    pub fn unqueue_last(&mut self) {
+        self.len = self.len.saturating_sub(1);
+    }
+
+    /// Hands every queued frame to `each` instead of a socket, as [`SendQueue::flush`]
+    /// would send them; returns how many.
+    pub fn drain_each(&mut self, mut each: impl FnMut(&[u8])) -> usize {
+        let count = self.len;
+        for slot in &self.slots[..count] {
+            each(slot);
+        }
+        self.sent += count as u64;
+        self.len = 0;
+        count
+    }
+
     pub fn push(&mut self, frame: &[u8]) {
         self.next_slot().extend_from_slice(frame);
     }

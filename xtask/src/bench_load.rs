@@ -1083,11 +1083,84 @@ pub fn generator(seconds: u32, window: usize, clients: u32) -> Result<()> {
             number(&result, "dora_p99_ms"),
         );
     }
+    table.push_str(&generator_loopback(&generator, seconds, window, clients)?);
     println!("\n{table}");
     let out = root().join("target/bench-generator.md");
     std::fs::write(&out, &table)?;
     println!("written to {}", out.display());
     Ok(())
+}
+
+/// The generator on its own loopback (`dhcp_load rate --loopback`): an in-process responder
+/// answers, no frame enters the kernel, so this is what the generator's code costs per DORA —
+/// its capacity on one core where a NIC (AF_XDP zero-copy) leaves the kernel nearly no
+/// per-frame work. The responder's patching runs on the same core and is counted in.
+fn generator_loopback(
+    generator: &Path,
+    seconds: u32,
+    window: usize,
+    clients: u32,
+) -> Result<String> {
+    let mut table = format!(
+        "\nThe same generator on its own loopback (`dhcp_load rate --loopback`, in-process \
+         responder, no kernel), unbounded, window {window}, {clients} clients, {seconds} s, one \
+         thread.\n\n\
+         | clients | DORA/s | loss % | generator CPU s | generator CPU per DORA µs | capacity on one core, DORA/s | DORA p50 / p99 ms |\n|---|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for relayed in [true, false] {
+        let mut command = std::process::Command::new(generator);
+        command.args([
+            "rate",
+            "--loopback",
+            "--clients",
+            &clients.to_string(),
+            "--rates",
+            "0",
+            "--seconds",
+            &seconds.to_string(),
+            "--window",
+            &window.to_string(),
+        ]);
+        if relayed {
+            command.args([
+                "--relay",
+                "10.64.0.1",
+                "--server",
+                "10.213.0.1",
+                "--server-mac",
+                REFLECTOR_MAC,
+                "--relay-mac",
+                "02:52:00:00:00:01",
+            ]);
+        }
+        let output = command.output().context("running dhcp_load --loopback")?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            bail!(
+                "dhcp_load --loopback failed: {}{text}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let result = results(&text).into_iter().next().context("no RESULT")?;
+        let acked = number(&result, "acked").max(1.0);
+        let cpu = number(&result, "cpu_s");
+        let _ = writeln!(
+            table,
+            "| {} | {:.0} | {:.2} | {cpu:.2} | {:.3} | {:.0} | {:.2} / {:.2} |",
+            if relayed {
+                "relayed"
+            } else {
+                "direct (broadcast)"
+            },
+            number(&result, "per_second"),
+            number(&result, "loss_pct"),
+            cpu / acked * 1e6,
+            acked / cpu.max(1e-9),
+            number(&result, "dora_p50_ms"),
+            number(&result, "dora_p99_ms"),
+        );
+    }
+    Ok(table)
 }
 
 #[cfg(test)]

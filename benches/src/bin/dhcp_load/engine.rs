@@ -4,9 +4,10 @@
 //! UDP checksum), so a DORA costs two small copies and two checksums, not an encoder; replies
 //! are read from a PACKET_RX_RING, no system call per frame.
 
+use crate::link::Link;
 use crate::report::{self, Phase};
 use anyhow::{Context as _, Result};
-use benches::packet_socket::{PacketSocket, Protocols, RxRing, SendQueue};
+use benches::packet_socket::SendQueue;
 use benches::wire::{self, Frame};
 use rand::{RngExt as _, SeedableRng as _};
 use std::cmp::Reverse;
@@ -32,7 +33,8 @@ pub struct Relay {
 }
 
 pub struct Options {
-    pub interface: String,
+    /// `None`: the generator's own loopback ([`Link::loopback`]).
+    pub interface: Option<String>,
     pub clients: u32,
     pub relay: Option<Relay>,
     pub renew: bool,
@@ -94,9 +96,8 @@ mod layout {
 
 pub struct Load {
     options: Options,
-    socket: PacketSocket,
+    link: Link,
     queue: SendQueue,
-    ring: RxRing,
     epoch: Instant,
     clients: Vec<Client>,
     timers: BinaryHeap<Reverse<(u64, u32, u32)>>,
@@ -140,8 +141,10 @@ fn option_82(index: u32) -> [u8; 16] {
 
 impl Load {
     pub fn new(options: &Options) -> Result<Self> {
-        let socket = PacketSocket::open(&options.interface, Protocols::All, None)?;
-        let ring = socket.rx_ring()?;
+        let link = match &options.interface {
+            Some(interface) => Link::packet(interface)?,
+            None => Link::loopback(),
+        };
         let template = |kind: u8| -> Vec<u8> {
             let mut body = vec![53, 1, kind];
             if kind == wire::REQUEST {
@@ -188,9 +191,8 @@ impl Load {
                 drain: options.drain,
                 leases_out: options.leases_out.clone(),
             },
-            socket,
+            link,
             queue: SendQueue::new(),
-            ring,
             epoch: now,
             clients: vec![
                 Client {
@@ -260,7 +262,7 @@ impl Load {
         }
         wire::fill_udp_checksum(slot);
         if self.queue.len() >= SEND_BATCH {
-            self.queue.flush(&self.socket);
+            self.link.flush(&mut self.queue);
         }
     }
 
@@ -357,7 +359,7 @@ impl Load {
             // Scratch vectors kept across batches: no allocation per batch once warm.
             let mut replies = std::mem::take(&mut self.replies);
             let mut arp = std::mem::take(&mut self.arp_requests);
-            let count = self.ring.receive(RECV_BATCH, |frame| {
+            let count = self.link.receive(RECV_BATCH, |frame| {
                 if let Some(reply) = wire::parse(frame) {
                     if reply.op == 2 && reply.xid & 0xff00_0000 == XID_TAG {
                         replies.push(reply);
@@ -388,7 +390,7 @@ impl Load {
             }
             self.replies = replies;
             self.arp_requests = arp;
-            self.queue.flush(&self.socket);
+            self.link.flush(&mut self.queue);
             if count < RECV_BATCH {
                 return total;
             }
@@ -479,7 +481,7 @@ impl Load {
             .map_or(u64::MAX, |Reverse((due, _, _))| *due);
         let until = until.min(next_timer);
         if until > now {
-            self.socket
+            self.link
                 .wait(Duration::from_nanos((until - now).min(10_000_000)));
         }
     }
@@ -537,7 +539,7 @@ impl Load {
                 budget -= 1;
             }
             self.fire_timers(now);
-            self.queue.flush(&self.socket);
+            self.link.flush(&mut self.queue);
             if self.receive() == 0 && (started >= due || self.in_flight >= window) {
                 // A full window waits for a reply or a timeout (the next timer), never for the
                 // pacing: behind schedule, the next start is already due and the loop would
@@ -561,7 +563,7 @@ impl Load {
         while self.in_flight > 0 && self.now() < until {
             let now = self.now();
             self.fire_timers(now);
-            self.queue.flush(&self.socket);
+            self.link.flush(&mut self.queue);
             if self.receive() == 0 {
                 self.wait_until(until);
             }
@@ -582,15 +584,15 @@ impl Load {
             let now = self.now();
             self.start(index, phase, now);
             if index % 1024 == 1023 {
-                self.queue.flush(&self.socket);
+                self.link.flush(&mut self.queue);
                 self.receive();
             }
         }
-        self.queue.flush(&self.socket);
+        self.link.flush(&mut self.queue);
         while self.bound < self.clients.len() && self.now() < end {
             let now = self.now();
             self.fire_timers(now);
-            self.queue.flush(&self.socket);
+            self.link.flush(&mut self.queue);
             if self.receive() == 0 {
                 self.wait_until(end);
             }
@@ -675,11 +677,11 @@ impl Load {
             self.phases[usize::from(phase)].started += 1;
             self.queue.push(&frame);
             if self.queue.len() >= SEND_BATCH {
-                self.queue.flush(&self.socket);
+                self.link.flush(&mut self.queue);
                 self.receive();
             }
         }
-        self.queue.flush(&self.socket);
+        self.link.flush(&mut self.queue);
         let sending = self.now() - begin;
         self.drain(self.now() + (self.options.drain * 1e9) as u64);
         let unanswered = self
@@ -708,10 +710,10 @@ impl Load {
             self.phases[usize::from(phase)].started += 1;
             self.queue.push(&frame);
             if self.queue.len() >= SEND_BATCH {
-                self.queue.flush(&self.socket);
+                self.link.flush(&mut self.queue);
             }
         }
-        self.queue.flush(&self.socket);
+        self.link.flush(&mut self.queue);
         self.addresses.clear();
         let seconds = (self.now() - begin) as f64 / 1e9;
         let phase_stats = &mut self.phases[usize::from(phase)];
@@ -719,5 +721,52 @@ impl Load {
         phase_stats.acked = phase_stats.started;
         phase_stats.seconds = seconds;
         self.end_phase(phase, cpu_before);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback(clients: u32, relay: Option<Relay>) -> Load {
+        Load::new(&Options {
+            interface: None,
+            clients,
+            relay,
+            renew: false,
+            release: false,
+            drain: 0.5,
+            leases_out: None,
+        })
+        .expect("the loopback needs no interface")
+    }
+
+    /// The loopback answers every exchange, relayed (giaddr and option 82) and direct: what
+    /// the generator measures there is its own cost, not losses.
+    #[test]
+    fn every_exchange_on_the_loopback_is_acknowledged() {
+        let relay = Relay {
+            giaddr: Ipv4Addr::new(10, 64, 0, 1),
+            server: crate::link::LOOPBACK_SERVER,
+            server_mac: [2, 0, 0, 0, 0, 1],
+            relay_mac: [2, 0, 0, 0, 0, 2],
+        };
+        for relay in [Some(relay), None] {
+            let mut load = loopback(1_000, relay);
+            load.rate_step(0, 0.2, 256, 1.0);
+            let phase = &load.phases[0];
+            assert!(phase.acked > 1_000, "acked {}", phase.acked);
+            assert_eq!(phase.acked, phase.started);
+            assert_eq!(phase.lost, 0);
+            assert_eq!(phase.naks, 0);
+        }
+    }
+
+    #[test]
+    fn an_avalanche_on_the_loopback_binds_every_client_once() {
+        let mut load = loopback(5_000, None);
+        assert!(load.avalanche(4.0, 10.0));
+        assert_eq!(load.bound, 5_000);
+        assert_eq!(load.phases[0].discover_retransmissions, 0);
     }
 }

@@ -21,6 +21,7 @@
 #![expect(clippy::disallowed_methods, reason = "driver owns the clock")]
 
 mod engine;
+mod link;
 mod reflect;
 mod report;
 
@@ -85,8 +86,12 @@ enum Mode {
 #[derive(Args, Clone)]
 struct Common {
     /// Interface to send on (the client end of the veth).
-    #[arg(long)]
-    interface: String,
+    #[arg(long, required_unless_present = "loopback")]
+    interface: Option<String>,
+    /// No interface: the generator's own loopback, where an in-process responder answers
+    /// (the generator's ceiling without the kernel's per-frame cost).
+    #[arg(long, conflicts_with = "interface")]
+    loopback: bool,
     /// Distinct simulated clients (MACs 02:44:…); a ladder reuses them round-robin.
     #[arg(long, default_value_t = 10_000)]
     clients: u32,

@@ -34,10 +34,59 @@ fn template(kind: u8, server_id: Ipv4Addr) -> Vec<u8> {
     wire::build(&frame)
 }
 
+/// The two precomputed replies and the patching that turns one into the answer to a request.
+pub struct Responder {
+    offer: Vec<u8>,
+    ack: Vec<u8>,
+}
+
+impl Responder {
+    pub fn new(server_id: Ipv4Addr) -> Self {
+        Self {
+            offer: template(wire::OFFER, server_id),
+            ack: template(wire::ACK, server_id),
+        }
+    }
+
+    /// Writes the answer to `request` into `slot` (cleared by the caller); false when the
+    /// request gets none (not a DISCOVER or REQUEST).
+    pub fn answer(&self, request: &wire::Dhcp, slot: &mut Vec<u8>) -> bool {
+        let template = match (request.op, request.kind) {
+            (1, wire::DISCOVER) => &self.offer,
+            (1, wire::REQUEST) => &self.ack,
+            _ => return false,
+        };
+        slot.extend_from_slice(template);
+        let relayed = !request.giaddr.is_unspecified();
+        // RFC 2131 §4.1: to the relay's port 67 at giaddr, else broadcast to port 68.
+        let (dst_mac, dst_ip, dst_port) = if relayed {
+            (request.src_mac, request.giaddr, 67u16)
+        } else {
+            (wire::BROADCAST_MAC, Ipv4Addr::BROADCAST, 68)
+        };
+        slot[0..6].copy_from_slice(&dst_mac);
+        slot[30..34].copy_from_slice(&dst_ip.octets());
+        slot[36..38].copy_from_slice(&dst_port.to_be_bytes());
+        slot[24..26].copy_from_slice(&[0, 0]);
+        let ip_sum = wire::checksum(&slot[14..34], 0);
+        slot[24..26].copy_from_slice(&ip_sum.to_be_bytes());
+        slot[40..42].copy_from_slice(&[0, 0]);
+        slot[wire::XID_OFFSET..wire::XID_OFFSET + 4].copy_from_slice(&request.xid.to_be_bytes());
+        let [_, a, b, c] =
+            u32::from_be_bytes([0, request.chaddr[3], request.chaddr[4], request.chaddr[5]])
+                .to_be_bytes();
+        let yiaddr = Ipv4Addr::from(u32::from(POOL) | u32::from_be_bytes([0, a, b, c]));
+        slot[wire::YIADDR_OFFSET..wire::YIADDR_OFFSET + 4].copy_from_slice(&yiaddr.octets());
+        slot[wire::BOOTP_OFFSET + 24..wire::BOOTP_OFFSET + 28]
+            .copy_from_slice(&request.giaddr.octets());
+        slot[wire::CHADDR_OFFSET..wire::CHADDR_OFFSET + 6].copy_from_slice(&request.chaddr);
+        true
+    }
+}
+
 pub fn run(interface: &str, server_id: Ipv4Addr, seconds: f64) -> Result<()> {
     let socket = PacketSocket::open(interface, Protocols::All, None)?;
-    let offer = template(wire::OFFER, server_id);
-    let ack = template(wire::ACK, server_id);
+    let responder = Responder::new(server_id);
     let mut ring = socket.rx_ring()?;
     let mut queue = SendQueue::new();
     let start = Instant::now();
@@ -45,45 +94,19 @@ pub fn run(interface: &str, server_id: Ipv4Addr, seconds: f64) -> Result<()> {
     let mut answered = 0u64;
     let cpu_before = crate::report::cpu_seconds();
     println!("reflecting on {interface}");
+    let mut requests = Vec::new();
     while start.elapsed() < end {
-        let mut requests = Vec::new();
+        requests.clear();
         if ring.receive(256, |frame| requests.extend(wire::parse(frame))) == 0 {
             socket.wait(Duration::from_millis(50));
             continue;
         }
-        for request in requests {
-            let template = match (request.op, request.kind) {
-                (1, wire::DISCOVER) => &offer,
-                (1, wire::REQUEST) => &ack,
-                _ => continue,
-            };
-            let slot = queue.next_slot();
-            slot.extend_from_slice(template);
-            let relayed = !request.giaddr.is_unspecified();
-            // RFC 2131 §4.1: to the relay's port 67 at giaddr, else broadcast to port 68.
-            let (dst_mac, dst_ip, dst_port) = if relayed {
-                (request.src_mac, request.giaddr, 67u16)
+        for request in &requests {
+            if responder.answer(request, queue.next_slot()) {
+                answered += 1;
             } else {
-                (wire::BROADCAST_MAC, Ipv4Addr::BROADCAST, 68)
-            };
-            slot[0..6].copy_from_slice(&dst_mac);
-            slot[30..34].copy_from_slice(&dst_ip.octets());
-            slot[36..38].copy_from_slice(&dst_port.to_be_bytes());
-            slot[24..26].copy_from_slice(&[0, 0]);
-            let ip_sum = wire::checksum(&slot[14..34], 0);
-            slot[24..26].copy_from_slice(&ip_sum.to_be_bytes());
-            slot[40..42].copy_from_slice(&[0, 0]);
-            slot[wire::XID_OFFSET..wire::XID_OFFSET + 4]
-                .copy_from_slice(&request.xid.to_be_bytes());
-            let [_, a, b, c] =
-                u32::from_be_bytes([0, request.chaddr[3], request.chaddr[4], request.chaddr[5]])
-                    .to_be_bytes();
-            let yiaddr = Ipv4Addr::from(u32::from(POOL) | u32::from_be_bytes([0, a, b, c]));
-            slot[wire::YIADDR_OFFSET..wire::YIADDR_OFFSET + 4].copy_from_slice(&yiaddr.octets());
-            slot[wire::BOOTP_OFFSET + 24..wire::BOOTP_OFFSET + 28]
-                .copy_from_slice(&request.giaddr.octets());
-            slot[wire::CHADDR_OFFSET..wire::CHADDR_OFFSET + 6].copy_from_slice(&request.chaddr);
-            answered += 1;
+                queue.unqueue_last();
+            }
         }
         queue.flush(&socket);
     }
