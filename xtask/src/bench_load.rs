@@ -5,7 +5,8 @@
 //!   Kea and ISC dhcpd in turn; afterwards the server's lease file must hold every client's
 //!   address, and no address may have been acknowledged to two clients.
 //! - `cargo xtask bench dora --generator dhcp_load`: the DORA ladder of `bench dora` with this
-//!   generator instead of perfdhcp; CPU per DORA = (box busy time − generator CPU) / ACKs.
+//!   generator instead of perfdhcp; CPU per DORA = (box busy time − generator CPU) / ACKs,
+//!   box busy without steal time (shown apart).
 //! - `cargo xtask bench generator`: the generator's own ceiling, against a reflector that
 //!   answers from precomputed frames (no server).
 //!
@@ -191,21 +192,41 @@ pub(crate) fn number(result: &HashMap<String, String>, key: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Busy seconds of the whole box so far (all CPUs, /proc/stat: everything but idle and
-/// iowait), in USER_HZ = 100 ticks.
-fn box_busy_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = stat.lines().next() else {
-        return 0.0;
-    };
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|field| field.parse().ok())
-        .collect();
-    let total: u64 = ticks.iter().take(8).sum();
-    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
-    (total - idle) as f64 / 100.0
+/// The whole box's CPU time so far (all CPUs, /proc/stat, USER_HZ = 100 ticks): busy is
+/// user + nice + system + irq + softirq; steal — time the hypervisor ran something else while
+/// a vCPU wanted to run — is counted apart. Steal is not work the box did (process CPU times
+/// leave it out too, so counting it as busy made "box busy − generator" exceed the server's
+/// own CPU by whole seconds on a busy host); the tables show it so a noisy step is visible.
+#[derive(Clone, Copy, Default)]
+struct BoxTime {
+    busy: f64,
+    steal: f64,
+}
+
+impl BoxTime {
+    fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|field| field.parse().ok())
+            .collect();
+        let field = |index: usize| ticks.get(index).copied().unwrap_or(0) as f64 / 100.0;
+        Self {
+            busy: field(0) + field(1) + field(2) + field(5) + field(6),
+            steal: field(7),
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            busy: self.busy - before.busy,
+            steal: self.steal - before.steal,
+        }
+    }
 }
 
 pub(crate) fn load_average() -> String {
@@ -564,10 +585,11 @@ pub fn dora(
         if xdp { "on" } else { "off" }
     );
     table.push_str(
-        "| server | offered | DORA/s | loss % | DORA p50 / p99 / max ms | server CPU s | generator CPU s | box busy s | CPU per DORA µs | fsyncs per ACK | load avg |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| server | offered | DORA/s | loss % | DORA p50 / p99 / max ms | server CPU s | generator CPU s | box busy s | steal s | CPU per DORA µs | fsyncs per ACK | load avg |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut answered = Vec::new();
     let mut latency = Vec::new();
+    let mut cpu = Vec::new();
     for (label, kind) in &kinds {
         let mut points = Vec::new();
         for &rate in rates {
@@ -585,7 +607,7 @@ pub fn dora(
                     points.push(result);
                 }
                 Err(error) => table.push_str(&format!(
-                    "| {label} | {rate} | failed: {} | | | | | | | | |\n",
+                    "| {label} | {rate} | failed: {} | | | | | | | | | |\n",
                     format!("{error:#}").lines().next().unwrap_or("?")
                 )),
             }
@@ -599,6 +621,13 @@ pub fn dora(
             points: points
                 .iter()
                 .map(|result| (offered(result), number(result, "per_second")))
+                .collect(),
+        });
+        cpu.push(Series {
+            name: label.clone(),
+            points: points
+                .iter()
+                .map(|result| (offered(result), number(result, "cpu_per_dora_us")))
                 .collect(),
         });
         for (quantile, key) in [("p50", "dora_p50_ms"), ("p99", "dora_p99_ms")] {
@@ -627,6 +656,12 @@ pub fn dora(
             "DORA latency vs offered (dhcp_load)",
             "ms, first DISCOVER to ACK",
             latency,
+        ),
+        (
+            "target/bench-dora-dhcp_load-cpu.svg",
+            "Box CPU per DORA vs offered (dhcp_load; box busy − generator, no steal)",
+            "µs per DORA",
+            cpu,
         ),
     ];
     for (path, title, y_label, series) in &charts {
@@ -669,14 +704,14 @@ fn dora_step(
     rate_args(&mut args, clients, rate, seconds);
     let load_before = load_average();
     let cpu_before = server.proc.cpu_seconds();
-    let busy_before = box_busy_seconds();
+    let box_before = BoxTime::now();
     let profile = profile_server(label, rate, server.proc.pid(), seconds)?;
     let result = run_rate(generator, &lab, &args, seconds);
     if let Some(profile) = profile {
         profile.finish()?;
     }
     let result = result?;
-    let busy = box_busy_seconds() - busy_before;
+    let BoxTime { busy, steal } = BoxTime::now().since(box_before);
     let server_cpu = server.proc.cpu_seconds() - cpu_before;
     let generator_cpu = number(&result, "cpu_s");
     let acked = number(&result, "acked");
@@ -686,17 +721,20 @@ fn dora_step(
             || "–".to_owned(),
             |fsyncs| format!("{:.3}", fsyncs / acked.max(1.0)),
         );
+    let cpu_per_dora = (busy - generator_cpu) / acked.max(1.0) * 1e6;
     let line = format!(
-        "| {label} | {} | {:.0} | {:.2} | {:.2} / {:.2} / {:.2} | {server_cpu:.2} | {generator_cpu:.2} | {busy:.2} | {:.1} | {fsyncs_per_ack} | {load_before} → {} |\n",
+        "| {label} | {} | {:.0} | {:.2} | {:.2} / {:.2} / {:.2} | {server_cpu:.2} | {generator_cpu:.2} | {busy:.2} | {steal:.2} | {:.1} | {fsyncs_per_ack} | {load_before} → {} |\n",
         if rate == 0 { "unbounded".to_owned() } else { format!("{rate}/s") },
         number(&result, "per_second"),
         number(&result, "loss_pct"),
         number(&result, "dora_p50_ms"),
         number(&result, "dora_p99_ms"),
         number(&result, "dora_max_ms"),
-        (busy - generator_cpu) / acked.max(1.0) * 1e6,
+        cpu_per_dora,
         load_average(),
     );
+    let mut result = result;
+    result.insert("cpu_per_dora_us".to_owned(), cpu_per_dora.to_string());
     Ok((line, result))
 }
 
