@@ -77,6 +77,20 @@ pub fn engine_decision(data: &[u8]) {
         let decision = engine.handle(now, &snapshot, &request, &mut store, &mut starvation);
         if let Some(reply) = decision.reply {
             let _ = reply.encode();
+            // The layout is the only copy of the options: every option it placed reads back
+            // from it (RFC 3396 pieces joined), and the on-demand dhcproto view builds.
+            for &code in &reply.option_order {
+                assert!(
+                    reply.option(code).is_some(),
+                    "option {code} placed but unreadable"
+                );
+            }
+            let _ = (
+                reply.message_type(),
+                reply.lease_time(),
+                reply.server_identifier(),
+            );
+            let _ = reply.decoded();
         }
         if flags & 2 != 0 {
             let _ = store.expire(now.wrapping_add(700));

@@ -23,6 +23,8 @@ const TARGETS: &[&str] = &[
     "failover_machine",
     "ddns_answer",
     "icmp_reply",
+    "bulk_leasequery_stream",
+    "control_api_request",
     "shadow_input",
     "history_spool",
 ];
@@ -234,4 +236,26 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         fs::copy(entry.path(), to.join(entry.file_name()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cargo xtask fuzz` runs every target `fuzz/fuzz_targets/` defines.
+    #[test]
+    fn every_fuzz_target_is_run() {
+        let directory = root().join("fuzz/fuzz_targets");
+        let mut defined: Vec<String> = std::fs::read_dir(&directory)
+            .expect("fuzz/fuzz_targets")
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                Some(name.strip_suffix(".rs")?.to_owned())
+            })
+            .collect();
+        defined.sort();
+        let mut run: Vec<String> = TARGETS.iter().map(|target| (*target).to_owned()).collect();
+        run.sort();
+        assert_eq!(defined, run);
+    }
 }
