@@ -153,7 +153,7 @@ pub struct Reply {
     /// when configured. Its option set is empty: the options exist once, as the wire bytes of
     /// [`Reply::layout`], which [`Reply::encode`] copies after the header. Read them with
     /// [`Reply::option`] and its typed accessors, or [`Reply::decoded`] for a whole dhcproto
-    /// message (tests, the shadow comparison), which is built only when asked for.
+    /// message (tests, diagnostics), which is built only when asked for.
     pub header: dhcproto::v4::Message,
     pub destination: Destination,
     /// Option codes in the order ISC's `cons_options` writes them (RFC 2131 leaves the order

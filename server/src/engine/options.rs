@@ -489,7 +489,7 @@ impl Reply {
 
     /// The reply as a dhcproto message: the header and every option it carries, typed where
     /// dhcproto knows the option and its bytes round-trip ([`typed_option`]). Built on demand,
-    /// for tests and the shadow comparison; the packet path never needs it.
+    /// for tests and diagnostics; the packet path never needs it.
     pub fn decoded(&self) -> Message {
         let mut message = self.header.clone();
         let options = message.opts_mut();
