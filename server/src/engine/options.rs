@@ -11,7 +11,7 @@ use dhcproto::{Decodable, Decoder};
 
 use super::encapsulation::{encode_relay_agent_chain, relay_agent_chain};
 use super::layout::{lay_out, Overload, FILE_LENGTH, MAGIC_COOKIE, SNAME_LENGTH};
-use super::packet::{option_value, option_value_is, Inbound};
+use super::packet::{option_value, Inbound};
 use super::scope::ScopeStack;
 use super::{Destination, Reply};
 
@@ -400,16 +400,18 @@ fn encoded_length(length: usize) -> usize {
 }
 
 /// The configured wire bytes as a typed dhcproto option when they decode and re-encode to the
-/// same bytes; otherwise kept verbatim.
+/// same bytes; otherwise kept verbatim. Not on the packet path: replies are sent from their
+/// layout ([`Reply::encode`]); this builds [`Reply::decoded`] and bulk leasequery's messages.
 pub(crate) fn typed_option(code: u8, value: &[u8]) -> DhcpOption {
     if let Ok(length) = u8::try_from(value.len()) {
-        // On the stack: this runs for every option of every reply.
-        let mut wire = [0u8; 2 + 255];
-        wire[0] = code;
-        wire[1] = length;
-        wire[2..2 + value.len()].copy_from_slice(value);
-        if let Ok(option) = DhcpOption::decode(&mut Decoder::new(&wire[..2 + value.len()])) {
-            if u8::from(OptionCode::from(&option)) == code && option_value_is(&option, value) {
+        let mut wire = Vec::with_capacity(value.len() + 2);
+        wire.push(code);
+        wire.push(length);
+        wire.extend_from_slice(value);
+        if let Ok(option) = DhcpOption::decode(&mut Decoder::new(&wire)) {
+            if u8::from(OptionCode::from(&option)) == code
+                && option_value(&option).as_deref() == Some(value)
+            {
                 return option;
             }
         }

@@ -201,53 +201,15 @@ pub(crate) fn agent_sub_options(mut rest: &[u8]) -> Vec<(u8, Vec<u8>)> {
 /// The wire value (without code and length) of a decoded option, re-encoded with dhcproto.
 /// Long options split in several chunks (RFC 3396) are concatenated.
 pub(crate) fn option_value(option: &DhcpOption) -> Option<Vec<u8>> {
-    let buffer = encode_option(option)?;
-    let mut value = Vec::with_capacity(buffer.len());
-    for_each_chunk(&buffer, |chunk| {
-        value.extend_from_slice(chunk);
-        true
-    })
-    .then_some(value)
-}
-
-/// Whether `option` re-encodes to exactly `value` (its wire value, chunks concatenated), without
-/// building the value: [`option_value`]'s comparison, for every option of every reply.
-pub(crate) fn option_value_is(option: &DhcpOption, value: &[u8]) -> bool {
-    let Some(buffer) = encode_option(option) else {
-        return false;
-    };
-    let mut rest = value;
-    let whole = for_each_chunk(&buffer, |chunk| match rest.strip_prefix(chunk) {
-        Some(after) => {
-            rest = after;
-            true
-        }
-        None => false,
-    });
-    whole && rest.is_empty()
-}
-
-/// One option on the wire, as dhcproto encodes it (sized for one chunk, so that the common
-/// option is encoded without growing the buffer).
-fn encode_option(option: &DhcpOption) -> Option<Vec<u8>> {
-    let mut buffer = Vec::with_capacity(2 + 255);
+    let mut buffer = Vec::new();
     option.encode(&mut Encoder::new(&mut buffer)).ok()?;
-    Some(buffer)
-}
-
-/// Calls `each` with the value of every `code length value` chunk of `wire` while it returns
-/// true; false when it said stop or a chunk runs past the end.
-fn for_each_chunk(wire: &[u8], mut each: impl FnMut(&[u8]) -> bool) -> bool {
-    let mut rest = wire;
+    let mut value = Vec::new();
+    let mut rest = buffer.as_slice();
     while let [_code, length, tail @ ..] = rest {
         let length = usize::from(*length);
-        let Some(chunk) = tail.get(..length) else {
-            return false;
-        };
-        if !each(chunk) {
-            return false;
-        }
+        let chunk = tail.get(..length)?;
+        value.extend_from_slice(chunk);
         rest = &tail[length..];
     }
-    true
+    Some(value)
 }
