@@ -327,10 +327,11 @@ pub(crate) struct LockHold {
 /// Where a benchmarked xdhcpd serves its metrics (its namespace's own loopback).
 pub(crate) const METRICS_LISTEN: &str = "127.0.0.1:9167";
 
-/// The part of xdhcpd's option space the benchmark's config uses (the full block is
+/// The part of xdhcpd's option space the benchmarks' configs use (the full block is
 /// `xdhcpd::config::xdhcpd::DEFINITIONS`; xtask does not link the server crate).
 pub(crate) fn xdhcpd_option_space() -> &'static str {
-    "option space xdhcpd;\noption xdhcpd.metrics-listen code 10 = text;\n"
+    "option space xdhcpd;\noption xdhcpd.metrics-listen code 10 = text;\n\
+     option xdhcpd.control-api-listen code 20 = text;\n"
 }
 
 /// `xdhcpd_store_lock_hold_seconds` scraped in the server's namespace.

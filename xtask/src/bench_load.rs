@@ -196,28 +196,18 @@ pub(crate) fn number(result: &HashMap<String, String>, key: &str) -> f64 {
 ///
 /// Busy time is the sum of the CPU time of every process on the box, kernel threads included
 /// (/proc/PID/stat utime + stime + the children's): the scheduler's exact runtime, without
-/// steal (`CONFIG_PARAVIRT_TIME_ACCOUNTING`). /proc/stat's own figures do not serve on this
-/// VM: its busy fields are sampled at the tick (`CONFIG_TICK_CPU_ACCOUNTING`) and miss most of
-/// a thread that wakes for 50 µs between ticks (`cpu_accounting 10000 20 10`: the process's
-/// own 2.30 s seen as 1.16 s), and on a busy host its idle and steal overlap (wall − idle −
-/// steal went below zero). Steal — time the hypervisor ran something else while a vCPU wanted
-/// to run — is shown apart so that a noisy step can be seen; the tick-sampled busy figure is
-/// printed beside the exact one. Softirq work done while a CPU was idle is charged to no
-/// process and is missed; the veth's delivery runs in the sending process's context and is
-/// counted.
+/// steal (`CONFIG_PARAVIRT_TIME_ACCOUNTING`). /proc/stat's own busy fields do not serve on this
+/// VM: they are sampled at the tick (`CONFIG_TICK_CPU_ACCOUNTING`) and miss most of a thread
+/// that wakes for 50 µs between ticks (`cargo run --release -p benches --bin cpu_accounting --
+/// 10000 20 10`: the process's own 2.30 s seen as 1.16 s), and on a busy host its idle and
+/// steal overlap. Steal — time the hypervisor ran something else while a vCPU wanted to run —
+/// is shown apart so that a noisy step can be seen. Softirq work done while a CPU was idle is
+/// charged to no process and is missed; the veth's delivery runs in the sending process's
+/// context and is counted.
 #[derive(Clone, Copy)]
 struct BoxTime {
     tasks: f64,
     steal: f64,
-    /// The tick-sampled busy fields of /proc/stat, kept to print beside the exact figure.
-    sampled_busy: f64,
-}
-
-/// Busy and steal seconds of the whole box between two [`BoxTime`] readings.
-struct BoxUse {
-    busy: f64,
-    steal: f64,
-    sampled_busy: f64,
 }
 
 /// CPU seconds used so far by every process on the box (kernel threads included), with
@@ -258,29 +248,23 @@ fn all_processes_cpu_seconds() -> f64 {
 
 impl BoxTime {
     fn now() -> Self {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let ticks: Vec<u64> = stat
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|field| field.parse().ok())
-            .collect();
-        let field = |index: usize| ticks.get(index).copied().unwrap_or(0) as f64 / 100.0;
+        // /proc/stat's first line: "cpu user nice system idle iowait irq softirq steal …".
+        let steal_ticks = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| stat.split_whitespace().nth(8)?.parse::<u64>().ok())
+            .unwrap_or(0);
         Self {
             tasks: all_processes_cpu_seconds(),
-            steal: field(7),
-            sampled_busy: field(0) + field(1) + field(2) + field(5) + field(6),
+            steal: steal_ticks as f64 / 100.0,
         }
     }
 
-    fn since(self, before: Self) -> BoxUse {
-        BoxUse {
-            busy: (self.tasks - before.tasks).max(0.0),
-            steal: self.steal - before.steal,
-            sampled_busy: self.sampled_busy - before.sampled_busy,
-        }
+    /// Busy and steal seconds since `before`.
+    fn since(self, before: Self) -> (f64, f64) {
+        (
+            (self.tasks - before.tasks).max(0.0),
+            self.steal - before.steal,
+        )
     }
 }
 
@@ -766,12 +750,7 @@ fn dora_step(
         profile.finish()?;
     }
     let result = result?;
-    let BoxUse {
-        busy,
-        steal,
-        sampled_busy,
-    } = BoxTime::now().since(box_before);
-    println!("box busy {busy:.2} s (tick-sampled fields: {sampled_busy:.2} s), steal {steal:.2} s");
+    let (busy, steal) = BoxTime::now().since(box_before);
     let server_cpu = server.proc.cpu_seconds() - cpu_before;
     let generator_cpu = number(&result, "cpu_s");
     let acked = number(&result, "acked");
@@ -850,8 +829,8 @@ pub fn compaction(
     println!("==> xdhcpd with {leases} leases, {rate} DORA/s for {seconds} s");
     // The control API in the server's namespace: `lease-file-rewrite` in the middle of the load.
     let dhcpd_conf = format!(
-        "option space xdhcpd;\noption xdhcpd.control-api-listen code 20 = text;\n\
-         option xdhcpd.control-api-listen \"{CONTROL_API_LISTEN}\";\n{}",
+        "{}option xdhcpd.control-api-listen \"{CONTROL_API_LISTEN}\";\n{}",
+        crate::bench::xdhcpd_option_space(),
         config.to_dhcpd_conf()
     );
     let server = ServerSetup {
