@@ -564,14 +564,10 @@ fn lease_file_rewrite_replaces_the_file_and_keeps_every_lease() {
     let path = dir.0.join("dhcpd.leases");
     let backup = dir.0.join("dhcpd.leases~");
     // The start-up rewrite (in the background) leaves the file it replaced as the backup.
-    let started = Instant::now();
-    while inode(&backup).is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no start-up rewrite"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::netns::wait_for("the start-up rewrite", Duration::from_secs(20), || {
+        Ok(inode(&backup))
+    })
+    .expect("no start-up rewrite");
     let added = curl.command(
         "lease4-add",
         json!({ "ip-address": "127.1.0.61", "hw-address": "02:00:00:00:00:61" }),
@@ -581,14 +577,10 @@ fn lease_file_rewrite_replaces_the_file_and_keeps_every_lease() {
     let appended = lease_file(&dir.0);
     let rewrite = curl.command("lease-file-rewrite", Value::Null);
     assert_eq!(rewrite["result"], 0, "{rewrite}");
-    let started = Instant::now();
-    while inode(&path) == before {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the file was not replaced"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::netns::wait_for("the requested rewrite", Duration::from_secs(20), || {
+        Ok((inode(&path) != before).then_some(()))
+    })
+    .expect("the file was not replaced");
     // The new file holds every lease once; the one it replaced is the backup.
     let rewritten = lease_file(&dir.0);
     for address in ["127.1.0.5", "127.1.0.61"] {
