@@ -6,60 +6,13 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use dhcproto::v4::{DhcpOption, Message, MessageType};
-use xdhcpd::config::model::{
-    AddressRange, Config, Pool, PoolId, Scope, ScopeId, SharedNetwork, SharedNetworkId, Subnet,
-    SubnetId,
-};
+use xdhcpd::config::model::Config;
 use xdhcpd::engine::starvation::StarvationState;
 use xdhcpd::engine::{Engine, Request, Snapshot};
 use xdhcpd::lease::store::LeaseStore;
 
 const INTERFACE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const NOW: u32 = 1_795_836_305;
-
-fn config() -> Config {
-    let child = |parent: u32| Scope {
-        parent: Some(ScopeId(parent)),
-        ..Scope::default()
-    };
-    Config {
-        scopes: vec![
-            Scope {
-                authoritative: Some(true),
-                options: vec![(3, vec![10, 0, 0, 1]), (6, vec![192, 0, 2, 53])],
-                ..Scope::default()
-            },
-            child(0),
-            child(1),
-            child(2),
-        ],
-        shared_networks: vec![SharedNetwork {
-            name: None,
-            scope: ScopeId(1),
-            subnets: vec![SubnetId(0)],
-            pools: vec![PoolId(0)],
-        }],
-        subnets: vec![Subnet {
-            network: Ipv4Addr::new(10, 0, 0, 0),
-            netmask: Ipv4Addr::new(255, 255, 0, 0),
-            scope: ScopeId(2),
-            shared_network: SharedNetworkId(0),
-        }],
-        pools: vec![Pool {
-            scope: ScopeId(3),
-            shared_network: SharedNetworkId(0),
-            subnet: Some(SubnetId(0)),
-            ranges: vec![AddressRange {
-                low: Ipv4Addr::new(10, 0, 1, 0),
-                high: Ipv4Addr::new(10, 0, 255, 254),
-                dynamic_bootp: false,
-            }],
-            permits: Vec::new(),
-            failover_peer: None,
-        }],
-        ..Config::default()
-    }
-}
 
 fn message(kind: MessageType, client: u32) -> Message {
     let mac = [
@@ -114,7 +67,7 @@ fn handle(engine: &Engine, state: &mut State, message: &Message) -> Option<Ipv4A
 }
 
 fn bench(criterion: &mut Criterion) {
-    let config = config();
+    let config = benches::engine_bench_config();
     let engine = Engine::new(Arc::new(config.clone()));
 
     criterion.bench_function("discover_to_offer", |bencher| {
