@@ -9,10 +9,12 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use dhcproto::v4::MessageType;
+use dhcp_test_messages::ClientMessage;
+use dhcproto::v4::{DhcpOption, MessageType, OptionCode};
 use xdhcpd::engine::starvation::StarvationState;
 use xdhcpd::engine::{Engine, Request, Snapshot};
 use xdhcpd::lease::store::LeaseStore;
+use xdhcpd::net::decode::{decode_message_with, DecodeScratch};
 
 struct Counting;
 
@@ -88,8 +90,9 @@ fn exchange(
     state: &mut (LeaseStore, StarvationState),
     bytes: &[u8],
     phases: &mut Phases,
+    scratch: &mut DecodeScratch,
 ) -> Option<(Ipv4Addr, usize)> {
-    let (message, allocations, size) = counted(|| xdhcpd::net::decode::decode_message(bytes));
+    let (message, allocations, size) = counted(|| decode_message_with(bytes, scratch));
     phases.add(0, (allocations, size));
     let message = message.ok()?;
     let request = Request {
@@ -118,6 +121,63 @@ fn exchange(
 const INTERFACE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const NOW: u32 = 1_795_836_305;
 
+/// What the clients send besides options 53, 50 and 54.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Nothing else (perfdhcp's default).
+    Bare,
+    /// As `dhcp_load` sends through its relay: a 6-code parameter request list, giaddr, and
+    /// option 82 with a circuit id and a remote id.
+    Relayed,
+    /// As dhclient sends: a 13-code parameter request list, a client identifier, a host name
+    /// and a maximum message size.
+    Dhclient,
+}
+
+impl Shape {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Bare => "bare (53, 50, 54)",
+            Self::Relayed => "relayed as dhcp_load (55, 82, giaddr)",
+            Self::Dhclient => "dhclient-like (55, 61, 12, 57)",
+        }
+    }
+
+    fn dress(self, client: ClientMessage, mac: [u8; 6]) -> ClientMessage {
+        let codes = |codes: &[u8]| {
+            codes
+                .iter()
+                .map(|&code| OptionCode::from(code))
+                .collect::<Vec<_>>()
+        };
+        match self {
+            Self::Bare => client,
+            Self::Relayed => client
+                .relayed_by(Ipv4Addr::new(10, 0, 0, 2))
+                .requesting(&codes(&[1, 3, 6, 15, 28, 51]))
+                .raw_option(82, &agent_information(mac)),
+            Self::Dhclient => {
+                let mut id = vec![1];
+                id.extend_from_slice(&mac);
+                client
+                    .requesting(&codes(&[1, 28, 2, 3, 15, 6, 119, 12, 44, 47, 26, 121, 42]))
+                    .client_id(&id)
+                    .hostname("laptop")
+                    .option(DhcpOption::MaxMessageSize(1500))
+            }
+        }
+    }
+}
+
+/// Option 82 as a relay sends it: a circuit id per subscriber line (one client per line here;
+/// the starvation defence limits new clients per circuit) and a remote id.
+fn agent_information(mac: [u8; 6]) -> Vec<u8> {
+    let mut value = vec![1, 6];
+    value.extend_from_slice(&mac);
+    value.extend_from_slice(&[2, 4, b'b', b'n', b'g', b'1']);
+    value
+}
+
 fn main() {
     let count: u32 = std::env::args()
         .nth(1)
@@ -126,29 +186,46 @@ fn main() {
     let config = benches::engine_bench_config();
     let engine = Engine::new(Arc::new(config.clone()));
     let mut state = (LeaseStore::new(&config), StarvationState::default());
-    let (mut offers, mut acks) = (Phases::default(), Phases::default());
-    for client in 0..count {
-        let mac = [
-            2,
-            0,
-            (client >> 24) as u8,
-            (client >> 16) as u8,
-            (client >> 8) as u8,
-            client as u8,
-        ];
-        let discover = dhcp_test_messages::ClientMessage::new(MessageType::Discover, mac)
-            .xid(client)
-            .encode();
-        let (offered, _) = exchange(&engine, &mut state, &discover, &mut offers).expect("an offer");
-        let request = dhcp_test_messages::ClientMessage::new(MessageType::Request, mac)
-            .xid(client)
-            .requested(offered)
-            .server_id(INTERFACE)
-            .encode();
-        let (_, records) = exchange(&engine, &mut state, &request, &mut acks).expect("an ack");
-        assert_eq!(records, 1, "an ACK commits its lease");
+    // The worker's decoder buffers, kept from one datagram to the next as the worker keeps them.
+    let mut scratch = DecodeScratch::default();
+    println!("{count} clients of each shape, heap allocations per packet");
+    for (index, shape) in [Shape::Bare, Shape::Relayed, Shape::Dhclient]
+        .into_iter()
+        .enumerate()
+    {
+        let (mut offers, mut acks) = (Phases::default(), Phases::default());
+        for client in 0..count {
+            let mac = [
+                2,
+                index as u8,
+                (client >> 24) as u8,
+                (client >> 16) as u8,
+                (client >> 8) as u8,
+                client as u8,
+            ];
+            let discover = shape
+                .dress(
+                    ClientMessage::new(MessageType::Discover, mac).xid(client),
+                    mac,
+                )
+                .encode();
+            let (offered, _) = exchange(&engine, &mut state, &discover, &mut offers, &mut scratch)
+                .expect("an offer");
+            let request = shape
+                .dress(
+                    ClientMessage::new(MessageType::Request, mac)
+                        .xid(client)
+                        .requested(offered)
+                        .server_id(INTERFACE),
+                    mac,
+                )
+                .encode();
+            let (_, records) =
+                exchange(&engine, &mut state, &request, &mut acks, &mut scratch).expect("an ack");
+            assert_eq!(records, 1, "an ACK commits its lease");
+        }
+        println!("{}", shape.name());
+        offers.print("  DISCOVER→OFFER", count);
+        acks.print("  REQUEST→ACK", count);
     }
-    println!("{count} clients, allocations per packet");
-    offers.print("DISCOVER→OFFER", count);
-    acks.print("REQUEST→ACK", count);
 }

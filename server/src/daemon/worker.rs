@@ -23,6 +23,7 @@ pub(super) fn worker(
     let mut outgoing = SendBatch::default();
     let mut messages = Vec::with_capacity(crate::net::socket::BATCH);
     let mut decisions = Vec::with_capacity(crate::net::socket::BATCH);
+    let mut scratch = crate::net::decode::DecodeScratch::default();
     // Whether the engine in force declares a subnet for this interface, worked out again only
     // when a reload swaps the engine.
     let mut subnet_known: Option<(Arc<Engine>, bool)> = None;
@@ -46,7 +47,7 @@ pub(super) fn worker(
         // `packet(…)` in the configuration reads the datagram as received.
         let reads_packet = shared.engine.load().config().reads_packet;
         for (payload, source) in incoming.iter() {
-            match crate::net::decode::decode_message(payload) {
+            match crate::net::decode::decode_message_with(payload, &mut scratch) {
                 Ok(message) => {
                     shared.metrics.count_received(&message);
                     // Renewal-shaped requests keep their bytes: the XDP template needs them.

@@ -90,7 +90,6 @@ fn find_dynamic_host(set: &HostSet, inbound: &Inbound<'_>) -> Option<Arc<Dynamic
     };
     let by_id = inbound
         .client_id
-        .as_deref()
         .and_then(|id| pick(&|host: &Host| host.client_id.as_deref() == Some(id)));
     by_id.or_else(|| {
         pick(&|host: &Host| {
@@ -109,7 +108,7 @@ fn find_dynamic_host(set: &HostSet, inbound: &Inbound<'_>) -> Option<Arc<Dynamic
 fn find_host(config: &Config, dynamic: Option<&HostSet>, inbound: &Inbound<'_>) -> Option<HostId> {
     // A dhcpd.conf host deleted over OMAPI no longer matches.
     let live = |host: &Host| dynamic.is_none_or(|set| !set.is_deleted(&host.name));
-    let by_id = inbound.client_id.as_deref().and_then(|id| {
+    let by_id = inbound.client_id.and_then(|id| {
         first_preferring_fixed(
             config
                 .hosts
@@ -144,9 +143,8 @@ fn find_host_by_identifier(
     }
     let agent = inbound
         .relay_agent
-        .as_ref()
-        .and_then(option_value)
-        .or_else(|| inbound.stashed_agent_options.clone());
+        .as_deref()
+        .or(inbound.stashed_agent_options.as_deref());
     config
         .host_identifiers
         .iter()
@@ -154,7 +152,6 @@ fn find_host_by_identifier(
             let value = match identifier.option {
                 OptionRef::Dhcp(code) => inbound.option_bytes(code),
                 OptionRef::Agent(code) => agent
-                    .as_deref()
                     .and_then(|agent| agent_suboption(agent, code))
                     .map(<[u8]>::to_vec),
                 // The parser takes host identifiers of the dhcp and agent spaces only.

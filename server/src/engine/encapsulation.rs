@@ -23,6 +23,7 @@ use crate::config::model::{OptionForm, OptionValue, Scope, SpaceOption};
 use crate::config::options::OptionSpace;
 use crate::config::spaces::{isc_option_hash, put_width, Encapsulated, OptionSpaces};
 
+use super::options::{ReplyOptions, ReplyValue};
 use super::scope::ScopeStack;
 
 /// ISC's option hash table size (includes/dhcpd.h `OPTION_HASH_SIZE`).
@@ -203,7 +204,7 @@ impl ScopeStack<'_> {
 /// Adds to `available` (the configured dhcp options of a reply, code and value) what the other
 /// spaces contribute: the site space's options in place of the dhcp options from its lowest
 /// code up, and each encapsulating option that has no value of its own, from its space.
-pub(crate) fn add_space_options(scopes: &ScopeStack<'_>, available: &mut Vec<(u8, Vec<u8>)>) {
+pub(crate) fn add_space_options(scopes: &ScopeStack<'_>, available: &mut ReplyOptions) {
     let Some(resolved) = scopes.spaces.as_deref() else {
         return;
     };
@@ -220,7 +221,7 @@ pub(crate) fn add_space_options(scopes: &ScopeStack<'_>, available: &mut Vec<(u8
                 continue;
             };
             if code >= minimum && !value.is_empty() {
-                set_available(available, code, value.clone());
+                set_available(available, code, ReplyValue::from_slice(value));
             }
         }
     }
@@ -264,7 +265,7 @@ pub(crate) fn add_space_options(scopes: &ScopeStack<'_>, available: &mut Vec<(u8
             continue;
         }
         if let Some(bytes) = encapsulate(layouts, resolved, carried, 0) {
-            available.push((code, bytes));
+            available.push((code, ReplyValue::from_vec(bytes)));
         }
     }
 }
@@ -350,7 +351,7 @@ pub(crate) fn relay_sub_options(payload: &[u8]) -> Vec<(u8, Vec<u8>)> {
     sub_options
 }
 
-fn set_available(available: &mut Vec<(u8, Vec<u8>)>, code: u8, value: Vec<u8>) {
+fn set_available(available: &mut ReplyOptions, code: u8, value: ReplyValue) {
     match available.iter_mut().find(|(have, _)| *have == code) {
         Some(slot) => slot.1 = value,
         None => available.push((code, value)),

@@ -30,6 +30,10 @@ pub(crate) struct Overload {
     pub sname: bool,
 }
 
+/// The largest options area a reply has (1,236 bytes after the fixed header less the cookie,
+/// ISC's `mb_size` cap): what `store_options` reserves at most.
+const MAXIMUM_AREA: usize = 1236;
+
 /// A reply's options as laid out for the wire.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OptionLayout {
@@ -97,8 +101,13 @@ fn store_options<'v>(
 ) -> (Areas, Vec<u8>) {
     let file_capacity = if overload.file { FILE_LENGTH } else { 0 };
     let sname_capacity = if overload.sname { SNAME_LENGTH } else { 0 };
-    let mut areas = Areas::default();
-    let mut stored = Vec::new();
+    // Sized once: the options area never grows past `capacity`, and each stored code is one
+    // of `priority` (a reply is built without reallocating either, issue 14).
+    let mut areas = Areas {
+        options: Vec::with_capacity(capacity.min(MAXIMUM_AREA)),
+        ..Areas::default()
+    };
+    let mut stored = Vec::with_capacity(priority.len() + 1);
     for (index, &code) in priority.iter().enumerate() {
         // ISC skips options whose value is empty (`if (!od.len) continue`).
         let Some(value) = value_of(code).filter(|value| !value.is_empty()) else {
@@ -202,6 +211,8 @@ pub(crate) fn lay_out<'v>(
         sname,
     };
     let overload_value = layout.overload();
+    // Room for option 52, the relay agent information and END without reallocating.
+    options.reserve(3 + agent_bytes.len() + 1);
     if overload_value != 0 {
         // `store_options` always leaves these 3 bytes when it spills.
         options.extend_from_slice(&[OPTION_OVERLOAD, 1, overload_value]);

@@ -222,15 +222,10 @@ pub(crate) fn reuse_for(
     let ignore_uids = scopes
         .find(|scope| scope.ignore_client_uids)
         .unwrap_or(false);
-    let uid = if ignore_uids {
-        None
-    } else {
-        inbound.client_id.as_deref()
-    };
+    let uid = if ignore_uids { None } else { inbound.client_id };
     let same_client = lease.uid() == uid && lease.hardware == Some(inbound.hardware);
     let hostname_kept = inbound
         .hostname
-        .as_deref()
         .is_none_or(|name| lease.client_hostname() == Some(name));
     if !same_client || !hostname_kept {
         return None;

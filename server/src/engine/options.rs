@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::net::Ipv4Addr;
 
+use super::scope::OptionCodes;
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Decodable, Decoder};
 
@@ -113,6 +114,13 @@ pub(crate) fn reply_header(inbound: &Inbound<'_>) -> Message {
     message
 }
 
+/// One option value of a reply in the making: values up to 16 bytes (addresses, times, a
+/// message type, most configured options) stay inline, so a reply costs no allocation for them.
+pub(crate) type ReplyValue = smallvec::SmallVec<[u8; 16]>;
+
+/// The options a reply may carry (code, value), before ISC's order and size limit pick them.
+pub(crate) type ReplyOptions = smallvec::SmallVec<[(u8, ReplyValue); 24]>;
+
 /// Fills `message`'s options from `assembly` and the scopes, in ISC's order, within the size
 /// limit, and wraps it into a [`Reply`].
 pub(crate) fn finish(
@@ -122,45 +130,45 @@ pub(crate) fn finish(
     assembly: &Assembly<'_>,
     destination: Destination,
 ) -> Reply {
-    let mut available: Vec<(u8, Vec<u8>)> = Vec::new();
+    let mut available = ReplyOptions::new();
     if let (Some(scopes), true) = (scopes, assembly.configured) {
         for code in scopes.option_codes() {
             if let Some(value) = scopes.option(code) {
-                available.push((code, value.to_vec()));
+                available.push((code, ReplyValue::from_slice(value)));
             }
         }
         super::encapsulation::add_space_options(scopes, &mut available);
     }
-    let mut put = |code: u8, value: Vec<u8>| {
+    let mut put = |code: u8, value: &[u8]| {
         if let Some(slot) = available.iter_mut().find(|(have, _)| *have == code) {
-            slot.1 = value;
+            slot.1 = ReplyValue::from_slice(value);
         } else {
-            available.push((code, value));
+            available.push((code, ReplyValue::from_slice(value)));
         }
     };
     if let Some(kind) = assembly.message_type {
-        put(code::MESSAGE_TYPE, vec![u8::from(kind)]);
+        put(code::MESSAGE_TYPE, &[u8::from(kind)]);
     }
     if let Some(server_id) = assembly.server_id {
-        put(code::SERVER_IDENTIFIER, server_id.octets().to_vec());
+        put(code::SERVER_IDENTIFIER, &server_id.octets());
     }
     if let Some(text) = assembly.message {
-        put(code::MESSAGE, text.as_bytes().to_vec());
+        put(code::MESSAGE, text.as_bytes());
     }
     if let Some(fqdn) = &assembly.fqdn {
-        put(code::FQDN, fqdn.clone());
+        put(code::FQDN, fqdn);
     }
     // RFC 3011 §3: the server echoes the client's subnet selection option (ISC `ack_lease`
     // copies it into the reply's options, for every reply it builds).
     if assembly.may_overload {
         if let Some(selection) = inbound.option_bytes(code::SUBNET_SELECTION) {
-            put(code::SUBNET_SELECTION, selection);
+            put(code::SUBNET_SELECTION, &selection);
         }
     }
     if assembly.configured {
         let configured = |code: u8| scopes.and_then(|scopes| scopes.option(code)).is_some();
         if let (Some(mask), false) = (assembly.subnet_mask, configured(code::SUBNET_MASK)) {
-            put(code::SUBNET_MASK, mask.octets().to_vec());
+            put(code::SUBNET_MASK, &mask.octets());
         }
         // ISC `ack_lease`: with `use-lease-addr-for-default-route`, the leased address is the
         // router when none is configured ("makes Win95 machines ARP for all IP addresses").
@@ -172,13 +180,13 @@ pub(crate) fn finish(
                 .and_then(|scopes| scopes.find(|scope| scope.use_lease_addr_for_default_route))
                 .unwrap_or(false)
         {
-            put(code::ROUTERS, leased.octets().to_vec());
+            put(code::ROUTERS, &leased.octets());
         }
         if !configured(code::HOST_NAME) {
             if let Some(name) = assembly.host_name {
-                put(code::HOST_NAME, name.as_bytes().to_vec());
+                put(code::HOST_NAME, name.as_bytes());
             } else if let Some(name) = &assembly.reverse_name {
-                put(code::HOST_NAME, name.clone());
+                put(code::HOST_NAME, name);
             }
         }
     }
@@ -190,7 +198,7 @@ pub(crate) fn finish(
             .unwrap_or(false);
     if echo {
         if let Some(id) = &inbound.client_id {
-            put(code::CLIENT_IDENTIFIER, id.clone());
+            put(code::CLIENT_IDENTIFIER, id);
         }
     }
     // Lease time and the configured T1/T2: ISC (`ack_lease`) sends renewal and rebinding times
@@ -198,9 +206,9 @@ pub(crate) fn finish(
     // time); clients then compute 0.5 / 0.875 (RFC 2131 §4.4.5).
     match assembly.lease_time {
         Some(lease_time) => {
-            put(code::LEASE_TIME, lease_time.to_be_bytes().to_vec());
+            put(code::LEASE_TIME, &lease_time.to_be_bytes());
             let mut limit = lease_time;
-            let read = |available: &Vec<(u8, Vec<u8>)>, code: u8| {
+            let read = |available: &ReplyOptions, code: u8| {
                 available
                     .iter()
                     .find(|(have, _)| *have == code)
@@ -274,22 +282,26 @@ pub(crate) fn finish(
 /// When a scope in effect sets an `agent` option, the reply carries the list those statements
 /// built from the echoed sub-options instead, even when nothing was echoed
 /// ([`super::encapsulation::relay_agent_chain`]); a DHCPNAK runs no option statements.
-fn relay_agent_information(
-    inbound: &Inbound<'_>,
+fn relay_agent_information<'a>(
+    inbound: &'a Inbound<'_>,
     scopes: Option<&ScopeStack<'_>>,
-    assembly: &Assembly<'_>,
-) -> Option<Vec<u8>> {
-    let received = inbound.relay_agent.as_ref().and_then(option_value);
+    assembly: &Assembly<'a>,
+) -> Option<Cow<'a, [u8]>> {
+    let received = inbound.relay_agent.as_deref().map(Cow::Borrowed);
     let echoed = match assembly.message_type {
         _ if !assembly.echo_relay_agent => None,
-        Some(MessageType::Nak) => received.or_else(|| inbound.stashed_agent_options.clone()),
+        Some(MessageType::Nak) => {
+            received.or_else(|| inbound.stashed_agent_options.as_deref().map(Cow::Borrowed))
+        }
         _ => received,
     };
     let configured = scopes
         .filter(|_| assembly.configured)
         .and_then(|scopes| Some((scopes, relay_agent_chain(scopes, echoed.as_deref())?)));
     match configured {
-        Some((scopes, chain)) => encode_relay_agent_chain(&scopes.config.option_spaces, &chain),
+        Some((scopes, chain)) => {
+            encode_relay_agent_chain(&scopes.config.option_spaces, &chain).map(Cow::Owned)
+        }
         None => echoed.filter(|value| !value.is_empty()),
     }
 }
@@ -304,9 +316,9 @@ fn priority_list(
     inbound: &Inbound<'_>,
     requested: Option<&[u8]>,
     echo: bool,
-    available: &[(u8, Vec<u8>)],
-) -> Vec<u8> {
-    let mut list = vec![
+    available: &[(u8, ReplyValue)],
+) -> OptionCodes {
+    let mut list = smallvec::smallvec![
         code::MESSAGE_TYPE,
         code::SERVER_IDENTIFIER,
         code::LEASE_TIME,

@@ -3,10 +3,9 @@
 
 use std::net::Ipv4Addr;
 
-use dhcproto::v4::{
-    relay::{RelayCode, RelayInfo},
-    DhcpOption, Message, MessageType, Opcode, OptionCode,
-};
+use std::borrow::Cow;
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Encodable, Encoder};
 
 use super::Malformation;
@@ -21,26 +20,27 @@ pub(crate) struct Inbound<'a> {
     pub message_type: Option<MessageType>,
     pub hardware: Hardware,
     /// Option 61, raw.
-    pub client_id: Option<Vec<u8>>,
+    pub client_id: Option<&'a [u8]>,
     /// Option 61 when present, else the hardware address (the rule ISC and the store share).
     pub key: ClientKey,
     /// Option 50.
     pub requested_address: Option<Ipv4Addr>,
     /// Option 54.
     pub server_id: Option<Ipv4Addr>,
-    /// Option 55, raw codes in the client's order.
-    pub parameter_request_list: Option<Vec<u8>>,
+    /// Option 55, raw codes in the client's order (held inline: no allocation per request).
+    pub parameter_request_list: Option<smallvec::SmallVec<[u8; 64]>>,
     /// Option 57.
     pub max_message_size: Option<u16>,
     /// Option 51.
     pub requested_lease_time: Option<u32>,
     /// Option 12.
-    pub hostname: Option<String>,
+    pub hostname: Option<&'a str>,
     /// Option 118 (RFC 3011) or relay sub-option 82.5 (RFC 3527); 82.5 wins as ISC's
     /// `locate_network` does.
     pub link_selection: Option<Ipv4Addr>,
-    /// Option 82 as received, echoed back unchanged (RFC 3046 §2.2).
-    pub relay_agent: Option<DhcpOption>,
+    /// The value of option 82 as received, echoed back unchanged (RFC 3046 §2.2): borrowed
+    /// from the request, which `net::decode` leaves undecoded.
+    pub relay_agent: Option<Cow<'a, [u8]>>,
     /// The relay agent information stashed on the client's lease (option 82 payload), standing
     /// in for the option 82 a unicast renewal lacks: classes and link selection read it, the
     /// reply does not echo it and the lease keeps it (ISC `agent_options_stashed`).
@@ -75,12 +75,12 @@ impl<'a> Inbound<'a> {
                 if id.is_empty() {
                     return Err(Malformation::EmptyClientIdentifier);
                 }
-                Some(id.clone())
+                Some(id.as_slice())
             }
             _ => None,
         };
-        let key = match &client_id {
-            Some(id) => ClientKey::ClientId(id.clone().into_boxed_slice()),
+        let key = match client_id {
+            Some(id) => ClientKey::ClientId(id.into()),
             None => ClientKey::Hardware(hardware),
         };
         let requested_address = match options.get(OptionCode::RequestedIpAddress) {
@@ -108,20 +108,22 @@ impl<'a> Inbound<'a> {
         let hostname = match options.get(OptionCode::Hostname) {
             // Some clients NUL-terminate (ISC `ms_nulltp`); the lease keeps the name without it.
             Some(DhcpOption::Hostname(name)) => {
-                Some(name.trim_end_matches('\0').to_owned()).filter(|name| !name.is_empty())
+                Some(name.trim_end_matches('\0')).filter(|name| !name.is_empty())
             }
             _ => None,
         };
-        let relay_agent = options.get(OptionCode::RelayAgentInformation).cloned();
-        let relay_link = match &relay_agent {
-            Some(DhcpOption::RelayAgentInformation(info)) => {
-                match info.get(RelayCode::LinkSelection) {
-                    Some(RelayInfo::LinkSelection(address)) => Some(*address),
-                    _ => None,
-                }
-            }
-            _ => None,
+        let relay_agent = match options.get(OptionCode::RelayAgentInformation) {
+            Some(DhcpOption::Unknown(raw)) => Some(Cow::Borrowed(raw.data())),
+            // A message built by hand (tests, bulk leasequery) may hold the decoded form.
+            Some(option) => option_value(option).map(Cow::Owned),
+            None => None,
         };
+        // RFC 3527 §3: sub-option 5, the link selection, is a 4-byte address.
+        let relay_link = relay_agent
+            .as_deref()
+            .and_then(|value| agent_sub_option(value, LINK_SELECTION))
+            .and_then(|address| <[u8; 4]>::try_from(address).ok())
+            .map(Ipv4Addr::from);
         let subnet_selection = match options.get(OptionCode::SubnetSelection) {
             Some(DhcpOption::SubnetSelection(address)) => Some(*address),
             _ => None,
@@ -182,6 +184,21 @@ impl<'a> Inbound<'a> {
             .get(OptionCode::from(code))
             .and_then(option_value)
     }
+}
+
+/// Relay agent sub-option 5, the link selection (RFC 3527 §3).
+const LINK_SELECTION: u8 = 5;
+
+/// The first sub-option `code` of a relay agent information value (RFC 3046 §2.0).
+pub(crate) fn agent_sub_option(mut rest: &[u8], code: u8) -> Option<&[u8]> {
+    while let [have, length, tail @ ..] = rest {
+        let value = tail.get(..usize::from(*length))?;
+        if *have == code {
+            return Some(value);
+        }
+        rest = &tail[usize::from(*length)..];
+    }
+    None
 }
 
 /// The sub-options of a relay agent information value (RFC 3046 §2.0: code, length, value),

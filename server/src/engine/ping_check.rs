@@ -115,11 +115,7 @@ fn same_client(lease: &Lease, inbound: &Inbound<'_>, scopes: &ScopeStack<'_>) ->
     let ignore_uids = scopes
         .find(|scope| scope.ignore_client_uids)
         .unwrap_or(false);
-    let uid = if ignore_uids {
-        None
-    } else {
-        inbound.client_id.as_deref()
-    };
+    let uid = if ignore_uids { None } else { inbound.client_id };
     lease.uid() == uid && lease.hardware == Some(inbound.hardware)
 }
 

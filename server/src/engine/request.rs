@@ -16,7 +16,7 @@ use super::lease_time::{
     cache_threshold, expiry, lease_time, reuse_for, LeaseTime, DEFAULT_ABANDON_LEASE_TIME, MAX_TIME,
 };
 use super::options::{finish, reply_header, with_broadcast, Assembly};
-use super::packet::{option_value, Inbound};
+use super::packet::Inbound;
 use super::scope::ScopeStack;
 use super::select::{Candidate, Network, PoolRules, Purpose, NOT_AVAILABLE};
 use super::starvation::StarvationState;
@@ -905,7 +905,7 @@ fn stashed_agent_options(
         return None;
     }
     let sender = match lease.uid() {
-        Some(uid) => inbound.client_id.as_deref() == Some(uid),
+        Some(uid) => inbound.client_id == Some(uid),
         None => lease.hardware == Some(inbound.hardware),
     };
     sender.then(|| sub_options.clone())

@@ -34,7 +34,7 @@ pub(crate) struct ScopeStack<'c> {
     /// A host added over OMAPI: its statements' scope lives outside the configuration's arena
     /// and comes before every arena scope.
     dynamic_host: Option<Arc<DynamicHost>>,
-    ids: Vec<ScopeId>,
+    ids: ScopeChain,
     /// How many of `ids`, at the end, are the base chain (pool or subnet up to the global
     /// scope): the classes' scopes run after them.
     base_len: usize,
@@ -82,7 +82,7 @@ impl<'c> ScopeStack<'c> {
         base: ScopeId,
     ) -> Self {
         let base_chain = chain_ids(config, base);
-        let mut ids = Vec::with_capacity(base_chain.len() + classes.len() + 4);
+        let mut ids = ScopeChain::new();
         if let Some(host) = host {
             for id in chain_ids(config, host) {
                 if base_chain.contains(&id) {
@@ -176,7 +176,7 @@ impl<'c> ScopeStack<'c> {
         // host's options are not among them).
         self.resolved_options = Some(fold_options(&steps, &env));
         run.scopes.reverse();
-        self.ids = run.scopes;
+        self.ids = ScopeChain::from_vec(run.scopes);
         self.space_steps = Some(run.space_options);
         self.resolved_filename = self.resolve_boot_field(&env, |scope| {
             (
@@ -365,13 +365,13 @@ impl<'c> ScopeStack<'c> {
     }
 
     /// Every configured option code, each once, in ascending code order.
-    pub fn option_codes(&self) -> Vec<u8> {
+    pub fn option_codes(&self) -> OptionCodes {
         if let Some(resolved) = &self.resolved_options {
-            let mut codes: Vec<u8> = resolved.iter().map(|(code, _)| *code).collect();
+            let mut codes: OptionCodes = resolved.iter().map(|(code, _)| *code).collect();
             codes.sort_unstable();
             return codes;
         }
-        let mut codes: Vec<u8> = self
+        let mut codes: OptionCodes = self
             .scopes()
             .flat_map(|scope| scope.options.iter().map(|(code, _)| *code))
             .collect();
@@ -381,8 +381,15 @@ impl<'c> ScopeStack<'c> {
     }
 }
 
-fn chain_ids(config: &Config, start: ScopeId) -> Vec<ScopeId> {
-    let mut ids = Vec::new();
+/// A request's scopes, most specific first: a host, its group, a few classes, the pool, the
+/// subnet, its shared network and the global scope fit without touching the heap.
+/// Option codes of a reply in the making; a configuration rarely sets more than a few dozen.
+pub(crate) type OptionCodes = smallvec::SmallVec<[u8; 64]>;
+
+type ScopeChain = smallvec::SmallVec<[ScopeId; 12]>;
+
+fn chain_ids(config: &Config, start: ScopeId) -> ScopeChain {
+    let mut ids = ScopeChain::new();
     let mut next = Some(start);
     while let Some(id) = next {
         // A cycle would be a validation bug; stop rather than loop.

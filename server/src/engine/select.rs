@@ -291,7 +291,6 @@ impl Engine {
         };
         let mut uid_lease = inbound
             .client_id
-            .as_deref()
             .and_then(|id| leases.find_by_client_id(id))
             .filter(|lease| usable(lease))
             .cloned();
@@ -304,7 +303,7 @@ impl Engine {
                     lease.binding_state,
                     BindingState::Free | BindingState::Backup
                 ) && lease.uid().is_some()
-                    && lease.uid() != inbound.client_id.as_deref();
+                    && lease.uid() != inbound.client_id;
                 !other_identifier && usable(lease)
             })
             .cloned();
@@ -322,7 +321,7 @@ impl Engine {
         }
         if let Some((lease, _)) = &ip_lease {
             let same_client = match lease.uid() {
-                Some(uid) => inbound.client_id.as_deref() == Some(uid),
+                Some(uid) => inbound.client_id == Some(uid),
                 None => lease.hardware == Some(inbound.hardware),
             }
                 // An abandoned lease carries no client (ISC `abandon_lease`); the allocator's
@@ -398,7 +397,7 @@ impl Engine {
             // ISC is lax with BOOTP clients (no identifier) whose lease has one.
             let fits = match lease.uid() {
                 None => true,
-                Some(uid) => match inbound.client_id.as_deref() {
+                Some(uid) => match inbound.client_id {
                     Some(id) => id == uid,
                     None => bootp,
                 },

@@ -80,7 +80,7 @@ use crate::lease::record::{Hardware, UnixTime};
 use crate::lease::store::LeaseStore;
 
 use super::classify::Classification;
-use super::packet::{option_value, Inbound};
+use super::packet::Inbound;
 use super::select::Candidate;
 use super::Engine;
 
@@ -378,17 +378,8 @@ fn in_reserve(config: &StarvationConfig, client: &NewClient<'_>) -> bool {
 }
 
 /// The relay agent circuit-id (sub-option 1 of option 82, RFC 3046 §2.0) of a request.
-fn circuit_id(inbound: &Inbound<'_>) -> Option<Vec<u8>> {
-    let value = option_value(inbound.relay_agent.as_ref()?)?;
-    let mut rest = value.as_slice();
-    while let [code, length, tail @ ..] = rest {
-        let data = tail.get(..usize::from(*length))?;
-        if *code == 1 {
-            return Some(data.to_vec());
-        }
-        rest = &tail[usize::from(*length)..];
-    }
-    None
+fn circuit_id<'a>(inbound: &'a Inbound<'_>) -> Option<&'a [u8]> {
+    crate::engine::packet::agent_sub_option(inbound.relay_agent.as_deref()?, 1)
 }
 
 impl Engine {
@@ -422,7 +413,7 @@ impl Engine {
         let client = NewClient {
             hardware: inbound.hardware,
             relay,
-            circuit_id: circuit.as_deref(),
+            circuit_id: circuit,
             known,
             pool_available: leases.available_count(*pool),
             pool_size: leases.pool_size(*pool),

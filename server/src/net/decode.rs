@@ -80,18 +80,37 @@ fn length_is_acceptable(code: u8, length: usize) -> bool {
     }
 }
 
-/// Option instances (code, value) in reading order.
-type Instances<'a> = Vec<(u8, &'a [u8])>;
+/// An option instance: its code and where its value lies in the datagram.
+#[derive(Clone, Debug)]
+struct Instance {
+    code: u8,
+    value: std::ops::Range<usize>,
+}
 
-/// ISC `parse_option_buffer`: the option instances of one area, in order, up to END or the end
-/// of the area (RFC 2132 §2: pad 0 and end 255 have no length byte).
-fn read_area<'a>(
+/// The buffers a decoder keeps from one datagram to the next, so that a worker decoding a
+/// stream of requests allocates nothing for them once they have grown (issue 14: decode into
+/// reused buffers). Only the decoded [`Message`] itself is new for each datagram.
+#[derive(Debug, Default)]
+pub struct DecodeScratch {
+    /// Option instances in reading order, then grouped by code.
+    found: Vec<Instance>,
+    /// The packet as dhcproto reads it.
+    canonical: Vec<u8>,
+}
+
+/// ISC `parse_option_buffer`: the option instances of the area `area_range` of `bytes`, in
+/// order, up to END or the end of the area (RFC 2132 §2: pad 0 and end 255 have no length
+/// byte).
+fn read_area(
     area: OptionArea,
-    bytes: &'a [u8],
-    found: &mut Instances<'a>,
+    bytes: &[u8],
+    area_range: std::ops::Range<usize>,
+    found: &mut Vec<Instance>,
 ) -> Result<(), DecodeError> {
-    let mut offset = 0;
-    while let Some(&code) = bytes.get(offset) {
+    let end = area_range.end.min(bytes.len());
+    let mut offset = area_range.start;
+    while offset < end {
+        let code = bytes[offset];
         offset += 1;
         match code {
             END => break,
@@ -99,82 +118,108 @@ fn read_area<'a>(
             _ => {}
         }
         let overrun = DecodeError::OptionOverrun { area, code };
-        let length = usize::from(*bytes.get(offset).ok_or(overrun)?);
+        if offset >= end {
+            return Err(overrun);
+        }
+        let length = usize::from(bytes[offset]);
         offset += 1;
-        let value = bytes.get(offset..offset + length).ok_or(overrun)?;
+        if offset + length > end {
+            return Err(overrun);
+        }
+        let value = offset..offset + length;
         offset += length;
         // ISC: "non-compliant clients can send it; we'll just drop it and go on".
         if code == HOST_NAME && value.is_empty() {
             continue;
         }
-        found.push((code, value));
+        found.push(Instance { code, value });
     }
     Ok(())
 }
 
 /// Every option instance of the packet, in ISC's reading order (options area, then `file`,
-/// then `sname`), and the fields that held options.
-fn read_options(bytes: &[u8]) -> Result<(Instances<'_>, u8), DecodeError> {
-    let mut found = Vec::new();
+/// then `sname`), into `found`; returns the fields that held options.
+fn read_options(bytes: &[u8], found: &mut Vec<Instance>) -> Result<u8, DecodeError> {
+    found.clear();
     // ISC `parse_options`: "If we don't see the magic cookie, there's nothing to parse."
     if bytes[HEADER_LENGTH..OPTIONS_OFFSET] != MAGIC_COOKIE {
-        return Ok((found, 0));
+        return Ok(0);
     }
-    read_area(OptionArea::Options, &bytes[OPTIONS_OFFSET..], &mut found)?;
+    read_area(
+        OptionArea::Options,
+        bytes,
+        OPTIONS_OFFSET..bytes.len(),
+        found,
+    )?;
     // ISC reads the first byte of option 52 as the options area left it (instances in `file`
     // would be concatenated behind it). An empty option 52 names no field.
     let overload = found
         .iter()
-        .filter(|(code, _)| *code == OPTION_OVERLOAD)
-        .find_map(|(_, value)| value.first().copied())
+        .filter(|instance| instance.code == OPTION_OVERLOAD)
+        .find_map(|instance| bytes.get(instance.value.clone())?.first().copied())
         .unwrap_or(0)
         & 3;
     if overload & 1 != 0 {
-        read_area(OptionArea::File, &bytes[FILE], &mut found)?;
+        read_area(OptionArea::File, bytes, FILE, found)?;
     }
     if overload & 2 != 0 {
-        read_area(OptionArea::Sname, &bytes[SNAME], &mut found)?;
+        read_area(OptionArea::Sname, bytes, SNAME, found)?;
     }
-    Ok((found, overload))
+    Ok(overload)
 }
 
 /// The packet as dhcproto should see it: the fixed header (`file` and `sname` zeroed when they
 /// held options), the cookie, and each option once, its instances adjacent in reading order
 /// (dhcproto concatenates adjacent instances, RFC 3396 §5), then END.
-/// The client FQDN option (RFC 4702): kept out of dhcproto, which reads its name in DNS wire
-/// form whatever the E flag says (an ASCII name, E clear, came out mangled); the engine reads
-/// the client's bytes (`crate::ddns::fqdn`).
-const CLIENT_FQDN: u8 = 81;
+/// Options kept out of dhcproto and handed to the engine as the client's bytes (an unknown
+/// option holding the instances joined):
+/// - the client FQDN option (RFC 4702): dhcproto reads its name in DNS wire form whatever the
+///   E flag says (an ASCII name, E clear, came out mangled); the engine reads the client's
+///   bytes (`crate::ddns::fqdn`);
+/// - the relay agent information (RFC 3046): echoed unchanged (§2.2), which dhcproto's map of
+///   sub-options by code cannot do (it sorts them and keeps one of each), and read in place by
+///   the engine without a decoded copy per request. A malformed sub-option list is kept as it
+///   came, as ISC keeps it (`parse_encapsulated_suboptions`' result is ignored).
+const KEPT_RAW: [u8; 2] = [81, 82];
 
-/// The canonical packet for dhcproto, and the value of option 81 (its instances joined).
-fn canonical_packet(bytes: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>), DecodeError> {
-    let (mut found, overload) = read_options(bytes)?;
-    // Group the instances by code, codes in order of first appearance, instances in order.
+/// Writes the canonical packet for dhcproto into `scratch.canonical`, and returns the options
+/// kept out of it (code, instances joined).
+fn canonical_packet(
+    bytes: &[u8],
+    scratch: &mut DecodeScratch,
+) -> Result<Vec<(u8, Vec<u8>)>, DecodeError> {
+    let overload = read_options(bytes, &mut scratch.found)?;
+    let found = &mut scratch.found;
+    // Group the instances by code, codes in order of first appearance, instances in order
+    // (a stable sort).
     let mut rank = [u16::MAX; 256];
     let mut next = 0u16;
-    for (code, _) in &found {
-        let slot = &mut rank[usize::from(*code)];
+    for instance in found.iter() {
+        let slot = &mut rank[usize::from(instance.code)];
         if *slot == u16::MAX {
             *slot = next;
             next += 1;
         }
     }
-    found.sort_by_key(|(code, _)| rank[usize::from(*code)]);
+    found.sort_by_key(|instance| rank[usize::from(instance.code)]);
     let mut total = 0;
-    for (index, (code, value)) in found.iter().enumerate() {
-        total += value.len();
-        let run_ends = found.get(index + 1).is_none_or(|(next, _)| next != code);
+    for (index, instance) in found.iter().enumerate() {
+        total += instance.value.len();
+        let run_ends = found
+            .get(index + 1)
+            .is_none_or(|next| next.code != instance.code);
         if run_ends {
-            if !length_is_acceptable(*code, total) {
+            if !length_is_acceptable(instance.code, total) {
                 return Err(DecodeError::OptionLength {
-                    code: *code,
+                    code: instance.code,
                     length: total,
                 });
             }
             total = 0;
         }
     }
-    let mut canonical = Vec::with_capacity(bytes.len().min(2048));
+    let canonical = &mut scratch.canonical;
+    canonical.clear();
     canonical.extend_from_slice(&bytes[..OPTIONS_OFFSET]);
     if overload & 1 != 0 {
         canonical[FILE].fill(0);
@@ -182,22 +227,35 @@ fn canonical_packet(bytes: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>), DecodeEr
     if overload & 2 != 0 {
         canonical[SNAME].fill(0);
     }
-    let mut fqdn: Option<Vec<u8>> = None;
-    for (code, value) in &found {
-        if *code == CLIENT_FQDN {
-            fqdn.get_or_insert_with(Vec::new).extend_from_slice(value);
+    let mut kept: Vec<(u8, Vec<u8>)> = Vec::new();
+    for instance in found.iter() {
+        let value = &bytes[instance.value.clone()];
+        if KEPT_RAW.contains(&instance.code) {
+            match kept.iter_mut().find(|(code, _)| *code == instance.code) {
+                Some((_, joined)) => joined.extend_from_slice(value),
+                None => kept.push((instance.code, value.to_vec())),
+            }
             continue;
         }
-        canonical.push(*code);
+        canonical.push(instance.code);
         canonical.push(value.len() as u8);
         canonical.extend_from_slice(value);
     }
     canonical.push(END);
-    Ok((canonical, fqdn))
+    Ok(kept)
 }
 
 /// Decodes `bytes` into a message, or says why not. Never panics.
 pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
+    decode_message_with(bytes, &mut DecodeScratch::default())
+}
+
+/// [`decode_message`] with the decoder's buffers kept in `scratch` (a worker's, reused for
+/// every datagram it receives).
+pub fn decode_message_with(
+    bytes: &[u8],
+    scratch: &mut DecodeScratch,
+) -> Result<Message, DecodeError> {
     if bytes.len() < HEADER_LENGTH {
         return Err(DecodeError::Short);
     }
@@ -205,13 +263,14 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
     if bytes.len() < OPTIONS_OFFSET {
         return Err(DecodeError::Undecodable);
     }
-    let (canonical, fqdn) = canonical_packet(bytes)?;
-    let mut message = std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(&canonical)))
+    let kept = canonical_packet(bytes, scratch)?;
+    let canonical = scratch.canonical.as_slice();
+    let mut message = std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(canonical)))
         .map_err(|_| DecodeError::Undecodable)?
         .map_err(|_| DecodeError::Undecodable)?;
-    if let Some(value) = fqdn {
+    for (code, value) in kept {
         message.opts_mut().insert(dhcproto::v4::DhcpOption::Unknown(
-            dhcproto::v4::UnknownOption::new(OptionCode::ClientFQDN, value),
+            dhcproto::v4::UnknownOption::new(OptionCode::from(code), value),
         ));
     }
     Ok(message)
@@ -458,5 +517,61 @@ mod tests {
     fn an_empty_host_name_is_ignored() {
         let message = decode_message(&with_options(&[53, 1, 1, 12, 0, 255])).unwrap();
         assert_eq!(message.opts().get(OptionCode::Hostname), None);
+    }
+
+    /// The value of an option kept as the client's bytes.
+    fn raw(message: &Message, code: u8) -> Option<Vec<u8>> {
+        match message.opts().get(OptionCode::from(code)) {
+            Some(DhcpOption::Unknown(option)) => Some(option.data().to_vec()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn relay_agent_information_is_kept_as_sent() {
+        // Sub-options out of code order, one repeated, and a second instance of option 82
+        // after another option: echoed as one value, in the client's order (RFC 3046 §2.2,
+        // RFC 3396 §7), not re-sorted by a decoded map.
+        let bytes = with_options(&[
+            53, 1, 1, 82, 6, 2, 1, b'r', 1, 1, b'c', 12, 1, b'h', 82, 3, 2, 1, b's', 255,
+        ]);
+        let message = decode_message(&bytes).unwrap();
+        assert_eq!(
+            raw(&message, 82),
+            Some(vec![2, 1, b'r', 1, 1, b'c', 2, 1, b's'])
+        );
+        // A sub-option list that runs past its option is kept as it came (ISC ignores
+        // `parse_encapsulated_suboptions`' failure), and the options after it still count.
+        let bytes = with_options(&[53, 1, 3, 82, 3, 1, 9, b'x', 12, 1, b'h', 255]);
+        let message = decode_message(&bytes).unwrap();
+        assert_eq!(raw(&message, 82), Some(vec![1, 9, b'x']));
+        assert_eq!(message_type(&message), Some(MessageType::Request));
+        assert!(message.opts().get(OptionCode::Hostname).is_some());
+    }
+
+    #[test]
+    fn a_reused_scratch_decodes_each_datagram_as_a_fresh_one() {
+        // A worker keeps one scratch for every datagram: nothing of one packet (its options,
+        // its overloaded fields, its option 82) may leak into the next.
+        let packets = [
+            overloaded(
+                &[53, 1, 1, 52, 1, 3, 255],
+                &[15, 1, b'f', 255],
+                &[17, 1, b's', 255],
+            ),
+            with_options(&[53, 1, 3, 82, 3, 1, 1, b'c', 81, 3, 0, 0, 0, 255]),
+            with_options(&[53, 1, 8, 255]),
+            with_options(&[53, 1, 1, 94, 2, 0, 0, 255]),
+            with_options(&[53, 1, 7, 61, 2, 1, 2, 255]),
+        ];
+        let mut scratch = DecodeScratch::default();
+        for _ in 0..2 {
+            for bytes in &packets {
+                assert_eq!(
+                    decode_message_with(bytes, &mut scratch),
+                    decode_message(bytes)
+                );
+            }
+        }
     }
 }

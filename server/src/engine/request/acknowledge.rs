@@ -333,12 +333,8 @@ impl Context<'_, '_> {
         let ignore_uids = scopes
             .find(|scope| scope.ignore_client_uids)
             .unwrap_or(false);
-        lease.set_uid(if ignore_uids {
-            None
-        } else {
-            inbound.client_id.as_deref()
-        });
-        lease.set_client_hostname(inbound.hostname.as_deref());
+        lease.set_uid(if ignore_uids { None } else { inbound.client_id });
+        lease.set_client_hostname(inbound.hostname);
         self.stash_relay_agent_information(&mut lease, scopes);
         lease
     }
@@ -350,7 +346,7 @@ impl Context<'_, '_> {
     /// without option 82, or a scope's `stash-agent-options false`, leaves the lease's
     /// sub-options as they were.
     pub(super) fn stash_relay_agent_information(&self, lease: &mut Lease, scopes: &ScopeStack<'_>) {
-        let Some(echoed) = self.inbound.relay_agent.as_ref().and_then(option_value) else {
+        let Some(echoed) = self.inbound.relay_agent.as_deref() else {
             return;
         };
         if !scopes
@@ -359,12 +355,12 @@ impl Context<'_, '_> {
         {
             return;
         }
-        let sub_options: Vec<(u8, Vec<u8>)> = match relay_agent_chain(scopes, Some(&echoed)) {
+        let sub_options: Vec<(u8, Vec<u8>)> = match relay_agent_chain(scopes, Some(echoed)) {
             Some(chain) => chain
                 .into_iter()
                 .filter_map(|(code, value)| Some((u8::try_from(code).ok()?, value?)))
                 .collect(),
-            None => relay_sub_options(&echoed),
+            None => relay_sub_options(echoed),
         };
         if !sub_options.is_empty() {
             let extra = lease

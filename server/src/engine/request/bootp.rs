@@ -148,9 +148,9 @@ impl Context<'_, '_> {
         lease.set_uid(if ignore_uids {
             None
         } else {
-            self.inbound.client_id.as_deref()
+            self.inbound.client_id
         });
-        lease.set_client_hostname(self.inbound.hostname.as_deref());
+        lease.set_client_hostname(self.inbound.hostname);
         // ISC answers a dynamic BOOTP lease with `ack_lease`, which stashes option 82 too.
         self.stash_relay_agent_information(&mut lease, scopes);
         lease

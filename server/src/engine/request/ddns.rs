@@ -54,7 +54,7 @@ impl Context<'_, '_> {
                 .find(|scope| scope.ddns.do_forward_updates)
                 .unwrap_or(true),
             ddns_hostname: ddns_hostname.as_deref(),
-            client_hostname: self.inbound.hostname.as_deref(),
+            client_hostname: self.inbound.hostname,
             configured_hostname: configured_hostname.as_deref(),
             domain_name: domain_name.as_deref(),
             fqdn_reply: scopes.find(|scope| scope.ddns.fqdn_reply).unwrap_or(true),
@@ -108,7 +108,7 @@ impl Context<'_, '_> {
         // ISC's mocked-up lease takes the client identifier and the hardware address from
         // the request (`ack_lease`), as a dynamic lease does.
         let hardware = &self.inbound.hardware;
-        let client = match self.inbound.client_id.as_deref() {
+        let client = match self.inbound.client_id {
             Some(client_id) if !client_id.is_empty() => ClientIdentity::ClientId(client_id),
             _ => ClientIdentity::Hardware {
                 htype: hardware.htype,

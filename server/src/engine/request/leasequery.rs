@@ -31,7 +31,7 @@ use crate::config::model::{Permission, ScopeId};
 use crate::lease::record::{BindingState, Hardware, Lease, UnixTime, NEVER};
 
 use super::super::layout::{lay_out, Overload};
-use super::super::options::{code, options_limit};
+use super::super::options::{code, options_limit, ReplyOptions, ReplyValue};
 use super::super::scope::ScopeStack;
 use super::super::statements::value_of_written;
 use super::super::{LeaseLookup, Reply};
@@ -162,7 +162,7 @@ impl Context<'_, '_> {
         if let (Some(lease), false) = (&lease, matches!(target, LeaseQueryTarget::Address(_))) {
             message.set_ciaddr(lease.address);
         }
-        let mut available: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut available = ReplyOptions::new();
         let mut agent = None;
         let server_id;
         match active {
@@ -175,19 +175,22 @@ impl Context<'_, '_> {
                         .set_chaddr(hardware.address());
                 }
                 if let Some(uid) = lease.uid().filter(|uid| !uid.is_empty()) {
-                    available.push((code::CLIENT_IDENTIFIER, uid.to_vec()));
+                    available.push((code::CLIENT_IDENTIFIER, ReplyValue::from_slice(uid)));
                 }
                 for (option, value) in lease_times(lease, self.now) {
-                    available.push((option, value.to_be_bytes().to_vec()));
+                    available.push((option, ReplyValue::from_slice(&value.to_be_bytes())));
                 }
                 if let Some(vendor) = saved_vendor_class(lease) {
-                    available.push((VENDOR_CLASS_IDENTIFIER, vendor));
+                    available.push((VENDOR_CLASS_IDENTIFIER, ReplyValue::from_vec(vendor)));
                 }
                 // ISC: "lease files that were saved before running a timestamp-aware version
                 // of the server" have no cltt.
                 if lease.cltt != 0 {
                     let since = self.now.saturating_sub(lease.cltt);
-                    available.push((CLIENT_LAST_TRANSACTION_TIME, since.to_be_bytes().to_vec()));
+                    available.push((
+                        CLIENT_LAST_TRANSACTION_TIME,
+                        ReplyValue::from_slice(&since.to_be_bytes()),
+                    ));
                 }
                 if !associated.is_empty() {
                     let addresses = associated
@@ -195,7 +198,7 @@ impl Context<'_, '_> {
                         .take(MAX_ASSOCIATED_IPS)
                         .flat_map(|address| address.octets())
                         .collect();
-                    available.push((code::ASSOCIATED_IP, addresses));
+                    available.push((code::ASSOCIATED_IP, ReplyValue::from_vec(addresses)));
                 }
                 agent = lease
                     .extra
@@ -219,20 +222,20 @@ impl Context<'_, '_> {
                 server_id = self.server_id(&relay_scopes);
                 for option in relay_scopes.option_codes() {
                     if let Some(value) = relay_scopes.option(option) {
-                        available.push((option, value.to_vec()));
+                        available.push((option, ReplyValue::from_slice(value)));
                     }
                 }
                 super::super::encapsulation::add_space_options(&relay_scopes, &mut available);
                 available.retain(|(option, _)| *option != code::AGENT_OPTIONS);
             }
         }
-        let mut put = |option: u8, value: Vec<u8>| {
+        let mut put = |option: u8, value: &[u8]| {
             available.retain(|(have, _)| *have != option);
-            available.push((option, value));
+            available.push((option, ReplyValue::from_slice(value)));
         };
-        put(code::MESSAGE_TYPE, vec![u8::from(answer)]);
+        put(code::MESSAGE_TYPE, &[u8::from(answer)]);
         if let Some(server_id) = server_id {
-            put(code::SERVER_IDENTIFIER, server_id.octets().to_vec());
+            put(code::SERVER_IDENTIFIER, &server_id.octets());
         }
         let order = priority_without_prl(&available);
         let limit = options_limit(inbound, agent.as_deref());
@@ -379,7 +382,7 @@ fn saved_vendor_class(lease: &Lease) -> Option<Vec<u8>> {
 /// ISC `cons_options` without a parameter request list: the protocol options, then 1, 3, 6,
 /// 12, 81, then every other option of the answer (ISC walks its option hash; code order here,
 /// as `options::priority_list` does), then 43. Option 82 is never in the list: it goes last.
-fn priority_without_prl(available: &[(u8, Vec<u8>)]) -> Vec<u8> {
+fn priority_without_prl(available: &[(u8, ReplyValue)]) -> Vec<u8> {
     let mut list = vec![
         code::MESSAGE_TYPE,
         code::SERVER_IDENTIFIER,

@@ -80,7 +80,7 @@ impl Context<'_, '_> {
         let bound_to_other = leases.get(address).is_some_and(|lease| {
             let sender = lease
                 .uid()
-                .is_some_and(|uid| inbound.client_id.as_deref() == Some(uid))
+                .is_some_and(|uid| inbound.client_id == Some(uid))
                 || lease.hardware == Some(inbound.hardware);
             lease.is_active_at(self.now) && !sender
         });
@@ -99,7 +99,6 @@ impl Context<'_, '_> {
         }
         let by_id = inbound
             .client_id
-            .as_deref()
             .and_then(|id| leases.find_by_client_id(id))
             .filter(|lease| lease.address == inbound.ciaddr);
         let Some(lease) = by_id.or_else(|| leases.get(inbound.ciaddr)) else {

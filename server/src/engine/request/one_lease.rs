@@ -40,7 +40,7 @@ impl Context<'_, '_> {
             {
                 None
             }
-            _ => self.inbound.client_id.clone(),
+            _ => self.inbound.client_id.map(<[u8]>::to_vec),
         };
         let deny_duplicates = host.is_some_and(|host| host.client_id.is_none())
             && scopes.find(|scope| scope.duplicates) == Some(Permission::Deny);
