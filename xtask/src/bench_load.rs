@@ -624,7 +624,7 @@ pub fn dora(
         if xdp { "on" } else { "off" }
     );
     table.push_str(
-        "| server | offered | DORA/s | loss % | DORA p50 / p99 / max ms | server CPU s | generator CPU s | box busy s | steal s | CPU per DORA µs | server CPU per DORA µs | fsyncs per ACK | load avg |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| server | offered | DORA/s | loss % | DORA p50 / p99 / max ms | DISCOVER→OFFER / REQUEST→ACK p99 ms | server CPU s | generator CPU s | box busy s | steal s | CPU per DORA µs | server CPU per DORA µs | fsyncs per ACK | load avg |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut answered = Vec::new();
     let mut latency = Vec::new();
@@ -646,7 +646,7 @@ pub fn dora(
                     points.push(result);
                 }
                 Err(error) => table.push_str(&format!(
-                    "| {label} | {rate} | failed: {} | | | | | | | | | | |\n",
+                    "| {label} | {rate} | failed: {} | | | | | | | | | | | |\n",
                     format!("{error:#}").lines().next().unwrap_or("?")
                 )),
             }
@@ -762,13 +762,15 @@ fn dora_step(
         );
     let cpu_per_dora = (busy - generator_cpu) / acked.max(1.0) * 1e6;
     let line = format!(
-        "| {label} | {} | {:.0} | {:.2} | {:.2} / {:.2} / {:.2} | {server_cpu:.2} | {generator_cpu:.2} | {busy:.2} | {steal:.2} | {:.1} | {:.1} | {fsyncs_per_ack} | {load_before} → {} |\n",
+        "| {label} | {} | {:.0} | {:.2} | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} | {server_cpu:.2} | {generator_cpu:.2} | {busy:.2} | {steal:.2} | {:.1} | {:.1} | {fsyncs_per_ack} | {load_before} → {} |\n",
         if rate == 0 { "unbounded".to_owned() } else { format!("{rate}/s") },
         number(&result, "per_second"),
         number(&result, "loss_pct"),
         number(&result, "dora_p50_ms"),
         number(&result, "dora_p99_ms"),
         number(&result, "dora_max_ms"),
+        number(&result, "do_p99_ms"),
+        number(&result, "ra_p99_ms"),
         cpu_per_dora,
         server_cpu / acked.max(1.0) * 1e6,
         load_average(),

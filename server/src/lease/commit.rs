@@ -442,6 +442,16 @@ struct Gathered<T> {
     compact: bool,
 }
 
+impl<T> Gathered<T> {
+    /// Nothing taken from the queue yet.
+    fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+            && self.flushes.is_empty()
+            && self.settles.is_empty()
+            && !self.compact
+    }
+}
+
 impl<T> Default for Gathered<T> {
     fn default() -> Self {
         Self {
@@ -497,6 +507,8 @@ where
 {
     fn run(mut self) {
         let mut gathered = Gathered::default();
+        // Whether the last turn committed records: the load is steady.
+        let mut under_load = false;
         loop {
             // At most `check_interval`, also once a compaction is overdue (a failed one waits
             // for its back-off: no busy loop).
@@ -514,13 +526,29 @@ where
             }
             gathered.compact = false;
             let mut disconnected = false;
-            match self.receiver.recv_timeout(timeout) {
-                Ok(message) => self.take(message, &mut gathered),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => disconnected = true,
+            // Under a steady load the next records arrive before the interval is over: sleep
+            // to its end and take them all then, rather than being woken by the first one and
+            // going back to sleep for the rest (a context switch less per commit). The first
+            // quiet interval falls back to waiting on the queue.
+            if under_load {
+                let wait = commit_wait(
+                    self.config.commit_interval,
+                    monotonic_now().saturating_duration_since(self.last_commit),
+                );
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
+                }
+                disconnected |= self.take_pending(&mut gathered);
             }
-            // Everything pending joins this batch.
-            disconnected |= self.take_pending(&mut gathered);
+            if gathered.is_empty() && !disconnected {
+                match self.receiver.recv_timeout(timeout) {
+                    Ok(message) => self.take(message, &mut gathered),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => disconnected = true,
+                }
+                // Everything pending joins this batch.
+                disconnected |= self.take_pending(&mut gathered);
+            }
             // Under load, records arriving until the interval is over share this batch's
             // fsync. Slept, not received: a wait that woke for every record would cost the
             // context switches the batching saves.
@@ -533,6 +561,7 @@ where
                 disconnected |= self.take_pending(&mut gathered);
             }
             let committed = !gathered.tokens.is_empty();
+            under_load = committed;
             if committed {
                 self.commit_batch(std::mem::take(&mut gathered.tokens));
             } else if self.log.is_detached() {
