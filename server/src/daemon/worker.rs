@@ -19,6 +19,7 @@ pub(super) fn worker(
     interface: &Interface,
     signals: &crate::signals::Signals,
 ) {
+    crate::lease::commit::tight_timer_slack();
     let mut incoming = ReceiveBatch::new();
     let mut outgoing = SendBatch::default();
     let mut messages = Vec::with_capacity(crate::net::socket::BATCH);
