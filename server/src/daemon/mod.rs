@@ -25,6 +25,7 @@ use crate::net::socket::{DhcpSocket, SendBatch};
 
 mod commands;
 mod control_api;
+mod crew;
 mod databases;
 mod ping;
 mod worker;
@@ -574,20 +575,28 @@ pub fn run(cli: &Cli) -> Result<(), DaemonError> {
             })?;
         let socket = Arc::new(socket);
         metrics.watch_socket(&interface.name, &socket);
-        for _ in 0..threads {
-            sockets.push((socket.clone(), interface.clone()));
+        // The first worker of a socket leads; with receive coalescing the others rest while
+        // traffic is light (`crew`).
+        let crew = Arc::new(crew::Crew::default());
+        for thread in 0..threads {
+            let role = if thread == 0 || shared.receive_coalesce.is_zero() {
+                crew::Role::Lead(crew.clone())
+            } else {
+                crew::Role::Helper(crew.clone(), crew::HelperPace::default())
+            };
+            sockets.push((socket.clone(), interface.clone(), role));
         }
     }
 
     let mut workers = Vec::new();
-    for (index, (socket, interface)) in sockets.into_iter().enumerate() {
+    for (index, (socket, interface, role)) in sockets.into_iter().enumerate() {
         let shared = shared.clone();
         workers.push(
             std::thread::Builder::new()
                 .name(format!("dhcp-{}-{index}", interface.name))
                 .spawn({
                     let signals = signals.clone();
-                    move || worker::worker(&shared, &socket, &interface, &signals)
+                    move || worker::worker(&shared, &socket, &interface, role, &signals)
                 })?,
         );
     }

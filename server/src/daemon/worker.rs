@@ -17,6 +17,7 @@ pub(super) fn worker(
     shared: &Shared,
     socket: &Arc<DhcpSocket>,
     interface: &Interface,
+    mut role: super::crew::Role,
     signals: &crate::signals::Signals,
 ) {
     crate::lease::commit::tight_timer_slack();
@@ -30,9 +31,12 @@ pub(super) fn worker(
     let mut subnet_known: Option<(Arc<Engine>, bool)> = None;
     let mut coalescing = ReceiveCoalescing::new(shared.receive_coalesce);
     while !signals.shutdown_requested() {
+        role.before_receive(&|| signals.shutdown_requested());
         coalescing.before_receive();
         let received = socket.receive_batch(&mut incoming);
-        coalescing.after_receive(received.as_ref().map_or(0, |&count| count));
+        let count = received.as_ref().map_or(0, |&count| count);
+        coalescing.after_receive(count);
+        role.after_receive(count);
         let received = match received {
             Ok(0) => continue,
             Ok(count) => count,

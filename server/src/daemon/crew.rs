@@ -1,0 +1,158 @@
+//! The workers that read one socket: while traffic is light, one of them is enough, and the
+//! others rest instead of competing for each datagram.
+//!
+//! Two workers blocked on one socket undo receive coalescing (`worker::ReceiveCoalescing`):
+//! while one waits out its coalescing interval, the kernel wakes the other for each datagram.
+//! At 5,000 DORA/s on the project's VM a thread's sleep and wake-up costs ~12 µs of CPU, and
+//! the wake-ups were a quarter of the server's CPU (BENCHMARKS.md, issue 14's fourth pass).
+//! So the first worker of a socket (the lead) always reads; a helper that has seen only
+//! small batches for a while goes to rest on a condition variable, where nothing wakes it per
+//! datagram, and the lead calls the helpers back as soon as one receive fills a whole batch —
+//! requests are then queued faster than one worker takes them, as in a reconnect storm.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use crate::net::socket::BATCH;
+
+/// Consecutive small receives (fewer than a quarter of a batch, or none) after which a helper
+/// rests: about 30 ms of light traffic at a 500 µs coalescing interval.
+const REST_AFTER: u32 = 64;
+
+/// How often a resting helper looks at the shutdown flag.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(250);
+
+/// What the workers of one socket share.
+#[derive(Debug, Default)]
+pub(super) struct Crew {
+    resting: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+impl Crew {
+    /// Called by the lead after each receive: a full batch calls resting helpers back.
+    pub(super) fn lead_received(&self, count: usize) {
+        if count >= BATCH && self.resting.load(Ordering::Acquire) {
+            let _guard = self
+                .lock
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.resting.store(false, Ordering::Release);
+            self.wake.notify_all();
+        }
+    }
+
+    /// Blocks a helper until the lead calls it back or shutdown is asked for.
+    fn rest(&self, shutdown: &dyn Fn() -> bool) {
+        let mut guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.resting.store(true, Ordering::Release);
+        while self.resting.load(Ordering::Acquire) && !shutdown() {
+            guard = match self.wake.wait_timeout(guard, SHUTDOWN_POLL) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+}
+
+/// A helper's count of small receives in a row.
+#[derive(Debug, Default)]
+pub(super) struct HelperPace {
+    small_in_a_row: u32,
+    /// Rest before the next receive (the datagrams of the last one are handled first).
+    rest_next: bool,
+}
+
+impl HelperPace {
+    /// After a helper's receive of `count` datagrams: true when it should rest now.
+    pub(super) fn received(&mut self, count: usize) -> bool {
+        if count < BATCH / 4 {
+            self.small_in_a_row += 1;
+        } else {
+            self.small_in_a_row = 0;
+        }
+        if self.small_in_a_row >= REST_AFTER {
+            self.small_in_a_row = 0;
+            return true;
+        }
+        false
+    }
+}
+
+/// A worker's place in its socket's crew.
+#[derive(Debug)]
+pub(super) enum Role {
+    /// Reads always; calls the helpers back when a receive fills a batch.
+    Lead(std::sync::Arc<Crew>),
+    /// Rests while traffic is light (only when the receive is coalesced: without it one
+    /// worker is not meant to carry the load alone).
+    Helper(std::sync::Arc<Crew>, HelperPace),
+}
+
+impl Role {
+    /// After a receive of `count` datagrams (0 on a timeout): the lead may call the helpers
+    /// back; a helper may decide to rest before its next receive.
+    pub(super) fn after_receive(&mut self, count: usize) {
+        match self {
+            Self::Lead(crew) => crew.lead_received(count),
+            Self::Helper(_, pace) => pace.rest_next = pace.received(count),
+        }
+    }
+
+    /// Before a receive: a helper that decided to rest does so now, its last datagrams
+    /// handled, until the lead calls it back or shutdown is asked for.
+    pub(super) fn before_receive(&mut self, shutdown: &dyn Fn() -> bool) {
+        if let Self::Helper(crew, pace) = self {
+            if std::mem::take(&mut pace.rest_next) {
+                crew.rest(shutdown);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_helper_rests_after_small_batches_and_a_full_batch_calls_it_back() {
+        let mut pace = HelperPace::default();
+        for _ in 1..REST_AFTER {
+            assert!(!pace.received(1));
+        }
+        // A batch that is not small starts the count again.
+        assert!(!pace.received(BATCH / 2));
+        for _ in 1..REST_AFTER {
+            assert!(!pace.received(0));
+        }
+        assert!(pace.received(0));
+
+        let crew = Arc::new(Crew::default());
+        let helper = std::thread::spawn({
+            let crew = crew.clone();
+            move || crew.rest(&|| false)
+        });
+        while !crew.resting.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        // Small batches leave it resting; a full one calls it back.
+        crew.lead_received(BATCH - 1);
+        assert!(crew.resting.load(Ordering::Acquire));
+        crew.lead_received(BATCH);
+        helper.join().unwrap();
+        assert!(!crew.resting.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn a_resting_helper_leaves_at_shutdown() {
+        let crew = Crew::default();
+        // Shutdown already asked for: `rest` returns at once instead of waiting for a call.
+        crew.rest(&|| true);
+    }
+}
