@@ -8,7 +8,9 @@
 //! So the first worker of a socket (the lead) always reads; a helper that has seen only
 //! small batches for a while goes to rest on a condition variable, where nothing wakes it per
 //! datagram, and the lead calls the helpers back as soon as one receive fills half a batch —
-//! requests are then queued faster than one worker takes them, as in a reconnect storm.
+//! requests are then queued faster than one worker takes them, as in a reconnect storm. A
+//! resting helper also takes a look at the socket itself every 20 ms, so that a lead held up
+//! elsewhere never leaves the socket unread for longer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -24,8 +26,11 @@ const REST_AFTER: u32 = 64;
 /// queued faster than the lead takes them (at 5,000 DORA/s it takes ~5 per receive).
 const CALL_BACK_AT: usize = BATCH / 2;
 
-/// How often a resting helper looks at the shutdown flag.
-const SHUTDOWN_POLL: Duration = Duration::from_millis(250);
+/// How long a helper rests at most before it takes one look at the socket itself: the lead
+/// calls it back only when it receives, so a lead held up elsewhere (a slow log sink, a lock)
+/// leaves the socket unread for no longer than this. Fifty looks a second cost far less than
+/// the wake-ups resting saves (one per datagram).
+const REST_AT_MOST: Duration = Duration::from_millis(20);
 
 /// What the workers of one socket share.
 #[derive(Debug, Default)]
@@ -48,19 +53,29 @@ impl Crew {
         }
     }
 
-    /// Blocks a helper until the lead calls it back or shutdown is asked for.
-    fn rest(&self, shutdown: &dyn Fn() -> bool) {
+    /// Blocks a helper until the lead calls it back, shutdown is asked for, or
+    /// [`REST_AT_MOST`] has passed; true when it was called back.
+    fn rest(&self, shutdown: &dyn Fn() -> bool) -> bool {
         let mut guard = self
             .lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.resting.store(true, Ordering::Release);
-        while self.resting.load(Ordering::Acquire) && !shutdown() {
-            guard = match self.wake.wait_timeout(guard, SHUTDOWN_POLL) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
+        let mut timed_out = false;
+        while self.resting.load(Ordering::Acquire) && !shutdown() && !timed_out {
+            guard = match self.wake.wait_timeout(guard, REST_AT_MOST) {
+                Ok((guard, result)) => {
+                    timed_out = result.timed_out();
+                    guard
+                }
+                Err(poisoned) => {
+                    let (guard, result) = poisoned.into_inner();
+                    timed_out = result.timed_out();
+                    guard
+                }
             };
         }
+        !self.resting.load(Ordering::Acquire)
     }
 }
 
@@ -73,6 +88,12 @@ pub(super) struct HelperPace {
 }
 
 impl HelperPace {
+    /// After a rest that ended without a call back: one more small receive, and the helper
+    /// rests again.
+    fn looked(&mut self) {
+        self.small_in_a_row = REST_AFTER - 1;
+    }
+
     /// After a helper's receive of `count` datagrams: true when it should rest now.
     pub(super) fn received(&mut self, count: usize) -> bool {
         if count < BATCH / 4 {
@@ -112,8 +133,8 @@ impl Role {
     /// handled, until the lead calls it back or shutdown is asked for.
     pub(super) fn before_receive(&mut self, shutdown: &dyn Fn() -> bool) {
         if let Self::Helper(crew, pace) = self {
-            if std::mem::take(&mut pace.rest_next) {
-                crew.rest(shutdown);
+            if std::mem::take(&mut pace.rest_next) && !crew.rest(shutdown) {
+                pace.looked();
             }
         }
     }
@@ -137,10 +158,15 @@ mod tests {
         }
         assert!(pace.received(0));
 
+        // After a rest that ended on its own, one small receive sends it back to rest.
+        pace.looked();
+        assert!(pace.received(1));
+
         let crew = Arc::new(Crew::default());
         let helper = std::thread::spawn({
             let crew = crew.clone();
-            move || crew.rest(&|| false)
+            // Called back before REST_AT_MOST, or rested out: rest until called.
+            move || while !crew.rest(&|| false) {}
         });
         while !crew.resting.load(Ordering::Acquire) {
             std::thread::yield_now();
@@ -157,6 +183,8 @@ mod tests {
     fn a_resting_helper_leaves_at_shutdown() {
         let crew = Crew::default();
         // Shutdown already asked for: `rest` returns at once instead of waiting for a call.
-        crew.rest(&|| true);
+        assert!(!crew.rest(&|| true));
+        // Nobody calls it back: it returns after REST_AT_MOST to take a look itself.
+        assert!(!crew.rest(&|| false));
     }
 }
