@@ -322,6 +322,9 @@ pub(crate) struct LockHold {
     pub(crate) fsyncs_per_record: Option<f64>,
     /// Group commits in all (`xdhcpd_lease_commit_fsync_seconds_count`).
     pub(crate) fsyncs: Option<f64>,
+    /// Appends (write + fdatasync) that took over 10 ms, and the bucket bound in seconds the
+    /// slowest stayed under: a reply waits for its batch's append.
+    pub(crate) slow_appends: Option<(f64, f64)>,
 }
 
 /// Where a benchmarked xdhcpd serves its metrics (its namespace's own loopback).
@@ -335,6 +338,22 @@ pub(crate) fn xdhcpd_option_space() -> &'static str {
 }
 
 /// `xdhcpd_store_lock_hold_seconds` scraped in the server's namespace.
+/// The cumulative buckets (upper bound, count) of histogram `name` in a metrics scrape.
+fn histogram_buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&format!("{name}_bucket{{le=\""))?;
+            let (bound, count) = rest.split_once("\"}")?;
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().ok()?
+            };
+            Some((bound, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 pub(crate) fn lock_hold(lab: &Lab) -> Option<LockHold> {
     let text = lab.server.scrape_metrics(METRICS_LISTEN).ok()?;
     let value = |line: &str, prefix: &str| -> Option<f64> {
@@ -347,19 +366,7 @@ pub(crate) fn lock_hold(lab: &Lab) -> Option<LockHold> {
     let count = text
         .lines()
         .find_map(|line| value(line, &format!("{name}_count ")))?;
-    let buckets: Vec<(f64, f64)> = text
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix(&format!("{name}_bucket{{le=\""))?;
-            let (bound, count) = rest.split_once("\"}")?;
-            let bound = if bound == "+Inf" {
-                f64::INFINITY
-            } else {
-                bound.parse().ok()?
-            };
-            Some((bound, count.trim().parse().ok()?))
-        })
-        .collect();
+    let buckets = histogram_buckets(&text, name);
     let p99 = buckets
         .iter()
         .find(|(_, cumulative)| *cumulative >= 0.99 * count)
@@ -374,12 +381,25 @@ pub(crate) fn lock_hold(lab: &Lab) -> Option<LockHold> {
         (Some(fsyncs), Some(records)) if records > 0.0 => Some(fsyncs / records),
         _ => None,
     };
+    let append_buckets = histogram_buckets(&text, "xdhcpd_lease_commit_fsync_seconds");
+    let slow_appends = fsyncs.and_then(|fsyncs| {
+        let within_10_ms = append_buckets
+            .iter()
+            .find(|(bound, _)| (*bound - 0.01).abs() < 1e-9)?
+            .1;
+        let slowest = append_buckets
+            .iter()
+            .find(|(_, cumulative)| *cumulative >= fsyncs)
+            .map_or(f64::INFINITY, |(bound, _)| *bound);
+        Some((fsyncs - within_10_ms, slowest))
+    });
     (count > 0.0).then_some(LockHold {
         batches: count as u64,
         mean_us: sum / count * 1e6,
         p99_le_us: p99 * 1e6,
         fsyncs_per_record,
         fsyncs,
+        slow_appends,
     })
 }
 

@@ -754,12 +754,18 @@ fn dora_step(
     let server_cpu = server.proc.cpu_seconds() - cpu_before;
     let generator_cpu = number(&result, "cpu_s");
     let acked = number(&result, "acked");
-    let fsyncs_per_ack = crate::bench::lock_hold(&lab)
-        .and_then(|hold| hold.fsyncs)
-        .map_or_else(
-            || "–".to_owned(),
-            |fsyncs| format!("{:.3}", fsyncs / acked.max(1.0)),
+    let hold = crate::bench::lock_hold(&lab);
+    // A stalled append holds every reply of its batch: say how many there were.
+    if let Some((slow, slowest)) = hold.as_ref().and_then(|hold| hold.slow_appends) {
+        println!(
+            "    appends (write + fdatasync) over 10 ms: {slow:.0}; the slowest under {} ms",
+            slowest * 1e3
         );
+    }
+    let fsyncs_per_ack = hold.and_then(|hold| hold.fsyncs).map_or_else(
+        || "–".to_owned(),
+        |fsyncs| format!("{:.3}", fsyncs / acked.max(1.0)),
+    );
     let cpu_per_dora = (busy - generator_cpu) / acked.max(1.0) * 1e6;
     let line = format!(
         "| {label} | {} | {:.0} | {:.2} | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} | {server_cpu:.2} | {generator_cpu:.2} | {busy:.2} | {steal:.2} | {:.1} | {:.1} | {fsyncs_per_ack} | {load_before} → {} |\n",
