@@ -176,18 +176,43 @@ fn read_options(bytes: &[u8], found: &mut Vec<Instance>) -> Result<u8, DecodeErr
 /// - the client FQDN option (RFC 4702): dhcproto reads its name in DNS wire form whatever the
 ///   E flag says (an ASCII name, E clear, came out mangled); the engine reads the client's
 ///   bytes (`crate::ddns::fqdn`);
-/// - the relay agent information (RFC 3046): echoed unchanged (§2.2), which dhcproto's map of
-///   sub-options by code cannot do (it sorts them and keeps one of each), and read in place by
-///   the engine without a decoded copy per request. A malformed sub-option list is kept as it
-///   came, as ISC keeps it (`parse_encapsulated_suboptions`' result is ignored).
-const KEPT_RAW: [u8; 2] = [81, 82];
+/// - the relay agent information (RFC 3046), as ISC reads it ([`agent_information_as_isc_reads`]):
+///   dhcproto's map of sub-options by code sorts them and keeps the last of each, where ISC
+///   keeps the relay's order and the first; and the engine reads it in place, without a
+///   decoded copy per request.
+const KEPT_RAW: [u8; 2] = [CLIENT_FQDN, RELAY_AGENT_INFORMATION];
+const CLIENT_FQDN: u8 = 81;
+const RELAY_AGENT_INFORMATION: u8 = 82;
+
+/// The options of [`KEPT_RAW`] a packet holds, by their place there: instances joined.
+type Kept = [Option<Vec<u8>>; KEPT_RAW.len()];
+
+/// Option 82 as ISC 4.4 reads it and then echoes and stashes it: parsed into the agent
+/// universe (`parse_encapsulated_suboptions`), whose failure on a sub-option cut short is
+/// ignored and keeps those before it, each code saved once — the first instance — then
+/// encoded again in that order (`cons_options`). Compared with a live ISC by the difftest
+/// corpus (05-isp-option82: a remote-id before the circuit-id and a second circuit-id; a list
+/// cut short).
+fn agent_information_as_isc_reads(joined: &[u8]) -> Vec<u8> {
+    let mut seen = [false; 256];
+    let mut read = Vec::with_capacity(joined.len());
+    let mut rest = joined;
+    while let [code, length, tail @ ..] = rest {
+        let Some(value) = tail.get(..usize::from(*length)) else {
+            break;
+        };
+        if !std::mem::replace(&mut seen[usize::from(*code)], true) {
+            read.extend_from_slice(&[*code, *length]);
+            read.extend_from_slice(value);
+        }
+        rest = &tail[value.len()..];
+    }
+    read
+}
 
 /// Writes the canonical packet for dhcproto into `scratch.canonical`, and returns the options
-/// kept out of it (code, instances joined).
-fn canonical_packet(
-    bytes: &[u8],
-    scratch: &mut DecodeScratch,
-) -> Result<Vec<(u8, Vec<u8>)>, DecodeError> {
+/// kept out of it.
+fn canonical_packet(bytes: &[u8], scratch: &mut DecodeScratch) -> Result<Kept, DecodeError> {
     let overload = read_options(bytes, &mut scratch.found)?;
     let found = &mut scratch.found;
     // Group the instances by code, codes in order of first appearance, instances in order
@@ -227,14 +252,13 @@ fn canonical_packet(
     if overload & 2 != 0 {
         canonical[SNAME].fill(0);
     }
-    let mut kept: Vec<(u8, Vec<u8>)> = Vec::new();
+    let mut kept = Kept::default();
     for instance in found.iter() {
         let value = &bytes[instance.value.clone()];
-        if KEPT_RAW.contains(&instance.code) {
-            match kept.iter_mut().find(|(code, _)| *code == instance.code) {
-                Some((_, joined)) => joined.extend_from_slice(value),
-                None => kept.push((instance.code, value.to_vec())),
-            }
+        if let Some(place) = KEPT_RAW.iter().position(|code| *code == instance.code) {
+            kept[place]
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(value);
             continue;
         }
         canonical.push(instance.code);
@@ -268,7 +292,14 @@ pub fn decode_message_with(
     let mut message = std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(canonical)))
         .map_err(|_| DecodeError::Undecodable)?
         .map_err(|_| DecodeError::Undecodable)?;
-    for (code, value) in kept {
+    for (code, value) in KEPT_RAW.into_iter().zip(kept) {
+        let Some(value) = value else {
+            continue;
+        };
+        let value = match code {
+            RELAY_AGENT_INFORMATION => agent_information_as_isc_reads(&value),
+            _ => value,
+        };
         message.opts_mut().insert(dhcproto::v4::DhcpOption::Unknown(
             dhcproto::v4::UnknownOption::new(OptionCode::from(code), value),
         ));
@@ -528,23 +559,21 @@ mod tests {
     }
 
     #[test]
-    fn relay_agent_information_is_kept_as_sent() {
+    fn relay_agent_information_is_read_as_isc_reads_it() {
         // Sub-options out of code order, one repeated, and a second instance of option 82
-        // after another option: echoed as one value, in the client's order (RFC 3046 §2.2,
-        // RFC 3396 §7), not re-sorted by a decoded map.
+        // after another option: one value (RFC 3396 §7), in the relay's order, the first
+        // instance of each code — what a live ISC dhcpd echoes (difftest 05-isp-option82).
         let bytes = with_options(&[
             53, 1, 1, 82, 6, 2, 1, b'r', 1, 1, b'c', 12, 1, b'h', 82, 3, 2, 1, b's', 255,
         ]);
         let message = decode_message(&bytes).unwrap();
-        assert_eq!(
-            raw(&message, 82),
-            Some(vec![2, 1, b'r', 1, 1, b'c', 2, 1, b's'])
-        );
-        // A sub-option list that runs past its option is kept as it came (ISC ignores
-        // `parse_encapsulated_suboptions`' failure), and the options after it still count.
-        let bytes = with_options(&[53, 1, 3, 82, 3, 1, 9, b'x', 12, 1, b'h', 255]);
+        assert_eq!(raw(&message, 82), Some(vec![2, 1, b'r', 1, 1, b'c']));
+        // A sub-option that runs past its option ends the list, the sub-options before it
+        // kept (ISC ignores `parse_encapsulated_suboptions`' failure), and the options after
+        // option 82 still count.
+        let bytes = with_options(&[53, 1, 3, 82, 6, 1, 1, b'p', 1, 9, b'x', 12, 1, b'h', 255]);
         let message = decode_message(&bytes).unwrap();
-        assert_eq!(raw(&message, 82), Some(vec![1, 9, b'x']));
+        assert_eq!(raw(&message, 82), Some(vec![1, 1, b'p']));
         assert_eq!(message_type(&message), Some(MessageType::Request));
         assert!(message.opts().get(OptionCode::Hostname).is_some());
     }
