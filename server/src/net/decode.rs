@@ -168,9 +168,6 @@ fn read_options(bytes: &[u8], found: &mut Vec<Instance>) -> Result<u8, DecodeErr
     Ok(overload)
 }
 
-/// The packet as dhcproto should see it: the fixed header (`file` and `sname` zeroed when they
-/// held options), the cookie, and each option once, its instances adjacent in reading order
-/// (dhcproto concatenates adjacent instances, RFC 3396 §5), then END.
 /// Options kept out of dhcproto and handed to the engine as the client's bytes (an unknown
 /// option holding the instances joined):
 /// - the client FQDN option (RFC 4702): dhcproto reads its name in DNS wire form whatever the
@@ -191,27 +188,29 @@ type Kept = [Option<Vec<u8>>; KEPT_RAW.len()];
 /// universe (`parse_encapsulated_suboptions`), whose failure on a sub-option cut short is
 /// ignored and keeps those before it, each code saved once — the first instance — then
 /// encoded again in that order (`cons_options`). Compared with a live ISC by the difftest
-/// corpus (05-isp-option82: a remote-id before the circuit-id and a second circuit-id; a list
-/// cut short).
-fn agent_information_as_isc_reads(joined: &[u8]) -> Vec<u8> {
+/// corpus (05-isp-option82: a remote-id before the circuit-id and a second circuit-id; lists
+/// cut short). In place: the result is never longer than what the relay sent.
+fn agent_information_as_isc_reads(value: &mut Vec<u8>) {
     let mut seen = [false; 256];
-    let mut read = Vec::with_capacity(joined.len());
-    let mut rest = joined;
-    while let [code, length, tail @ ..] = rest {
-        let Some(value) = tail.get(..usize::from(*length)) else {
+    let (mut read, mut written) = (0, 0);
+    while let [code, length, ..] = value[read..] {
+        let end = read + 2 + usize::from(length);
+        if end > value.len() {
             break;
-        };
-        if !std::mem::replace(&mut seen[usize::from(*code)], true) {
-            read.extend_from_slice(&[*code, *length]);
-            read.extend_from_slice(value);
         }
-        rest = &tail[value.len()..];
+        if !std::mem::replace(&mut seen[usize::from(code)], true) {
+            value.copy_within(read..end, written);
+            written += end - read;
+        }
+        read = end;
     }
-    read
+    value.truncate(written);
 }
 
-/// Writes the canonical packet for dhcproto into `scratch.canonical`, and returns the options
-/// kept out of it.
+/// Writes the packet as dhcproto should see it into `scratch.canonical` — the fixed header
+/// (`file` and `sname` zeroed when they held options), the cookie, and each option once, its
+/// instances adjacent in reading order (dhcproto concatenates adjacent instances, RFC 3396
+/// §5), then END — and returns the options kept out of it.
 fn canonical_packet(bytes: &[u8], scratch: &mut DecodeScratch) -> Result<Kept, DecodeError> {
     let overload = read_options(bytes, &mut scratch.found)?;
     let found = &mut scratch.found;
@@ -296,10 +295,10 @@ pub fn decode_message_with(
         let Some(value) = value else {
             continue;
         };
-        let value = match code {
-            RELAY_AGENT_INFORMATION => agent_information_as_isc_reads(&value),
-            _ => value,
-        };
+        let mut value = value;
+        if code == RELAY_AGENT_INFORMATION {
+            agent_information_as_isc_reads(&mut value);
+        }
         message.opts_mut().insert(dhcproto::v4::DhcpOption::Unknown(
             dhcproto::v4::UnknownOption::new(OptionCode::from(code), value),
         ));
