@@ -13,13 +13,14 @@
 //! elsewhere never leaves the socket unread for longer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+use super::worker::SMALL_BATCH;
 use crate::net::socket::BATCH;
 
-/// Consecutive small receives (fewer than a quarter of a batch, or none) after which a helper
-/// rests: about 30 ms of light traffic at a 500 µs coalescing interval.
+/// Consecutive small receives (fewer than [`SMALL_BATCH`] datagrams, or none) after which a
+/// helper rests: about 30 ms of light traffic at a 500 µs coalescing interval.
 const REST_AFTER: u32 = 64;
 
 /// A receive of this many datagrams calls the helpers back: half a batch means requests are
@@ -44,10 +45,7 @@ impl Crew {
     /// Called by the lead after each receive: half a batch or more calls resting helpers back.
     pub(super) fn lead_received(&self, count: usize) {
         if count >= CALL_BACK_AT && self.resting.load(Ordering::Acquire) {
-            let _guard = self
-                .lock
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
             self.resting.store(false, Ordering::Release);
             self.wake.notify_all();
         }
@@ -56,25 +54,14 @@ impl Crew {
     /// Blocks a helper until the lead calls it back, shutdown is asked for, or
     /// [`REST_AT_MOST`] has passed; true when it was called back.
     fn rest(&self, shutdown: &dyn Fn() -> bool) -> bool {
-        let mut guard = self
-            .lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.resting.store(true, Ordering::Release);
-        let mut timed_out = false;
-        while self.resting.load(Ordering::Acquire) && !shutdown() && !timed_out {
-            guard = match self.wake.wait_timeout(guard, REST_AT_MOST) {
-                Ok((guard, result)) => {
-                    timed_out = result.timed_out();
-                    guard
-                }
-                Err(poisoned) => {
-                    let (guard, result) = poisoned.into_inner();
-                    timed_out = result.timed_out();
-                    guard
-                }
-            };
-        }
+        let (_guard, _) = self
+            .wake
+            .wait_timeout_while(guard, REST_AT_MOST, |_| {
+                self.resting.load(Ordering::Acquire) && !shutdown()
+            })
+            .unwrap_or_else(PoisonError::into_inner);
         !self.resting.load(Ordering::Acquire)
     }
 }
@@ -96,7 +83,7 @@ impl HelperPace {
 
     /// After a helper's receive of `count` datagrams: true when it should rest now.
     pub(super) fn received(&mut self, count: usize) -> bool {
-        if count < BATCH / 4 {
+        if count < SMALL_BATCH {
             self.small_in_a_row += 1;
         } else {
             self.small_in_a_row = 0;
@@ -112,7 +99,7 @@ impl HelperPace {
 /// A worker's place in its socket's crew.
 #[derive(Debug)]
 pub(super) enum Role {
-    /// Reads always; calls the helpers back when a receive fills a batch.
+    /// Reads always; calls the helpers back when a receive brings half a batch.
     Lead(std::sync::Arc<Crew>),
     /// Rests while traffic is light (only when the receive is coalesced: without it one
     /// worker is not meant to carry the load alone).
@@ -130,7 +117,7 @@ impl Role {
     }
 
     /// Before a receive: a helper that decided to rest does so now, its last datagrams
-    /// handled, until the lead calls it back or shutdown is asked for.
+    /// handled, until the lead calls it back, shutdown is asked for, or it is time to look.
     pub(super) fn before_receive(&mut self, shutdown: &dyn Fn() -> bool) {
         if let Self::Helper(crew, pace) = self {
             if std::mem::take(&mut pace.rest_next) && !crew.rest(shutdown) {
@@ -171,7 +158,7 @@ mod tests {
         while !crew.resting.load(Ordering::Acquire) {
             std::thread::yield_now();
         }
-        // Small batches leave it resting; a full one calls it back.
+        // Smaller receives leave it resting; half a batch calls it back.
         crew.lead_received(CALL_BACK_AT - 1);
         assert!(crew.resting.load(Ordering::Acquire));
         crew.lead_received(CALL_BACK_AT);

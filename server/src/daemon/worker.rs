@@ -164,7 +164,7 @@ struct ReceiveCoalescing {
 /// Batches smaller than this count as "small" (fewer than a quarter of [`BATCH`]).
 ///
 /// [`BATCH`]: crate::net::socket::BATCH
-const SMALL_BATCH: usize = crate::net::socket::BATCH / 4;
+pub(super) const SMALL_BATCH: usize = crate::net::socket::BATCH / 4;
 
 #[expect(
     clippy::disallowed_methods,

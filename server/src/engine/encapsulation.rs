@@ -290,7 +290,7 @@ pub(crate) fn relay_agent_chain(
 ) -> Option<Vec<AgentSubOption>> {
     let statements = scopes.spaces.as_deref()?.agent.as_ref()?;
     let mut chain: Vec<AgentSubOption> = echoed
-        .map(relay_sub_options)
+        .map(super::packet::agent_sub_options)
         .unwrap_or_default()
         .into_iter()
         .map(|(code, value)| (u32::from(code), Some(value)))
@@ -334,21 +334,6 @@ pub(crate) fn encode_relay_agent_chain(
         out.extend_from_slice(value);
     }
     (!out.is_empty()).then_some(out)
-}
-
-/// The sub-options of an option 82 payload (RFC 3046 §2.0: code, length, value), up to the
-/// first one that is cut short.
-pub(crate) fn relay_sub_options(payload: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut sub_options = Vec::new();
-    let mut rest = payload;
-    while let [code, length, tail @ ..] = rest {
-        let Some(data) = tail.get(..usize::from(*length)) else {
-            break;
-        };
-        sub_options.push((*code, data.to_vec()));
-        rest = &tail[usize::from(*length)..];
-    }
-    sub_options
 }
 
 fn set_available(available: &mut ReplyOptions, code: u8, value: ReplyValue) {

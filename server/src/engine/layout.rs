@@ -30,10 +30,6 @@ pub(crate) struct Overload {
     pub sname: bool,
 }
 
-/// The largest options area a reply has (1,236 bytes after the fixed header less the cookie,
-/// ISC's `mb_size` cap): what `store_options` reserves at most.
-const MAXIMUM_AREA: usize = 1236;
-
 /// A reply's options as laid out for the wire.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OptionLayout {
@@ -101,10 +97,11 @@ fn store_options<'v>(
 ) -> (Areas, Vec<u8>) {
     let file_capacity = if overload.file { FILE_LENGTH } else { 0 };
     let sname_capacity = if overload.sname { SNAME_LENGTH } else { 0 };
-    // Sized once: the options area never grows past `capacity`, and each stored code is one
-    // of `priority` (a reply is built without reallocating either, issue 14).
+    // Sized once: the options area never grows past `capacity` (at most ISC's 1,236-byte
+    // `mb_size`, `options::options_limit`), and each stored code is one of `priority` (a reply
+    // is built without reallocating either, issue 14).
     let mut areas = Areas {
-        options: Vec::with_capacity(capacity.min(MAXIMUM_AREA)),
+        options: Vec::with_capacity(capacity),
         ..Areas::default()
     };
     let mut stored = Vec::with_capacity(priority.len() + 1);

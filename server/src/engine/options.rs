@@ -6,14 +6,13 @@
 use std::borrow::Cow;
 use std::net::Ipv4Addr;
 
-use super::scope::OptionCodes;
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Decodable, Decoder};
 
 use super::encapsulation::{encode_relay_agent_chain, relay_agent_chain};
 use super::layout::{lay_out, Overload, FILE_LENGTH, MAGIC_COOKIE, SNAME_LENGTH};
 use super::packet::{option_value, Inbound};
-use super::scope::ScopeStack;
+use super::scope::{OptionCodes, ScopeStack};
 use super::{Destination, Reply};
 
 /// Option codes of RFC 2132 used by the engine.

@@ -1,14 +1,14 @@
 //! A validated view of one client request: the fields and options the engine uses, extracted
 //! once, with the structural checks that turn bad input into an ignore reason instead of a panic.
 
-use std::net::Ipv4Addr;
-
 use std::borrow::Cow;
+use std::net::Ipv4Addr;
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Encodable, Encoder};
 
 use super::Malformation;
+use crate::config::expr::agent_suboption;
 use crate::lease::record::Hardware;
 use crate::lease::store::ClientKey;
 
@@ -121,7 +121,7 @@ impl<'a> Inbound<'a> {
         // RFC 3527 §3: sub-option 5, the link selection, is a 4-byte address.
         let relay_link = relay_agent
             .as_deref()
-            .and_then(|value| agent_sub_option(value, LINK_SELECTION))
+            .and_then(|value| agent_suboption(value, LINK_SELECTION))
             .and_then(|address| <[u8; 4]>::try_from(address).ok())
             .map(Ipv4Addr::from);
         let subnet_selection = match options.get(OptionCode::SubnetSelection) {
@@ -188,18 +188,6 @@ impl<'a> Inbound<'a> {
 
 /// Relay agent sub-option 5, the link selection (RFC 3527 §3).
 const LINK_SELECTION: u8 = 5;
-
-/// The first sub-option `code` of a relay agent information value (RFC 3046 §2.0).
-pub(crate) fn agent_sub_option(mut rest: &[u8], code: u8) -> Option<&[u8]> {
-    while let [have, length, tail @ ..] = rest {
-        let value = tail.get(..usize::from(*length))?;
-        if *have == code {
-            return Some(value);
-        }
-        rest = &tail[usize::from(*length)..];
-    }
-    None
-}
 
 /// The sub-options of a relay agent information value (RFC 3046 §2.0: code, length, value),
 /// up to the first that does not fit.

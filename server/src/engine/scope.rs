@@ -381,11 +381,11 @@ impl<'c> ScopeStack<'c> {
     }
 }
 
-/// A request's scopes, most specific first: a host, its group, a few classes, the pool, the
-/// subnet, its shared network and the global scope fit without touching the heap.
 /// Option codes of a reply in the making; a configuration rarely sets more than a few dozen.
 pub(crate) type OptionCodes = smallvec::SmallVec<[u8; 64]>;
 
+/// A request's scopes, most specific first: a host, its group, a few classes, the pool, the
+/// subnet, its shared network and the global scope fit without touching the heap.
 type ScopeChain = smallvec::SmallVec<[ScopeId; 12]>;
 
 fn chain_ids(config: &Config, start: ScopeId) -> ScopeChain {

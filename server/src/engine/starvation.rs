@@ -379,7 +379,7 @@ fn in_reserve(config: &StarvationConfig, client: &NewClient<'_>) -> bool {
 
 /// The relay agent circuit-id (sub-option 1 of option 82, RFC 3046 §2.0) of a request.
 fn circuit_id<'a>(inbound: &'a Inbound<'_>) -> Option<&'a [u8]> {
-    crate::engine::packet::agent_sub_option(inbound.relay_agent.as_deref()?, 1)
+    crate::config::expr::agent_suboption(inbound.relay_agent.as_deref()?, 1)
 }
 
 impl Engine {

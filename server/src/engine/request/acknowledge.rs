@@ -3,7 +3,8 @@
 //! `request.rs`, which decides when to acknowledge.
 
 use super::*;
-use crate::engine::encapsulation::{relay_agent_chain, relay_sub_options};
+use crate::engine::encapsulation::relay_agent_chain;
+use crate::engine::packet::agent_sub_options;
 
 impl Context<'_, '_> {
     /// DHCPACK for `candidate`: builds the new lease (ISC `ack_lease`), upserts it and returns
@@ -360,7 +361,7 @@ impl Context<'_, '_> {
                 .into_iter()
                 .filter_map(|(code, value)| Some((u8::try_from(code).ok()?, value?)))
                 .collect(),
-            None => relay_sub_options(echoed),
+            None => agent_sub_options(echoed),
         };
         if !sub_options.is_empty() {
             let extra = lease
