@@ -337,7 +337,6 @@ pub(crate) fn xdhcpd_option_space() -> &'static str {
      option xdhcpd.control-api-listen code 20 = text;\n"
 }
 
-/// `xdhcpd_store_lock_hold_seconds` scraped in the server's namespace.
 /// The cumulative buckets (upper bound, count) of histogram `name` in a metrics scrape.
 fn histogram_buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
     text.lines()
@@ -354,6 +353,7 @@ fn histogram_buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// `xdhcpd_store_lock_hold_seconds` scraped in the server's namespace.
 pub(crate) fn lock_hold(lab: &Lab) -> Option<LockHold> {
     let text = lab.server.scrape_metrics(METRICS_LISTEN).ok()?;
     let value = |line: &str, prefix: &str| -> Option<f64> {
